@@ -1,0 +1,15 @@
+//! OneHA command-line tools (`onezone`, `onedb`): an XML-RPC [`Client`] for
+//! OpenNebula's `/RPC2` API, parsers for the zone and Raft status documents,
+//! and the text layouts of `onezone show` / `onezone list`.
+
+pub mod client;
+pub mod format;
+pub mod onedb;
+pub mod onezone;
+pub mod xml;
+pub mod zone;
+
+pub use client::{resolve_endpoint, resolve_session, CallError, Client, DEFAULT_ENDPOINT};
+pub use format::{format_zone_list, format_zone_show};
+pub use xml::XmlError;
+pub use zone::{raft_state_name, RaftStatus, ZoneInfo, ZoneServer};

@@ -1,0 +1,16 @@
+//! openraft 0.9 glue: the `logdb` log store, the state machine over the SQL state tables, the
+//! authenticated peer network, and the proposer that batches concurrent writes into one entry.
+//! Nothing outside this crate names an openraft storage or network trait.
+
+mod blocking;
+mod log_store;
+pub mod network;
+mod proposer;
+mod state_machine;
+mod types;
+
+pub use log_store::LogStore;
+pub use network::{PeerAuth, PeerNetwork};
+pub use proposer::{Proposer, WriteError};
+pub use state_machine::StateMachine;
+pub use types::{Batch, BatchResult, Raft, ServerNode, TypeConfig};

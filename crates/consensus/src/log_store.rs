@@ -1,0 +1,374 @@
+//! The Raft log in the `logdb` table, with the vote and the purge marker in `raft_meta`, both in
+//! their own SQLite file (`raft.db`) so appends never wait on the state writer.
+//!
+//! Every write commits with `synchronous=FULL` before it returns (or before the flush callback
+//! fires): an acknowledged write is on disk on a majority.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::blocking::{s, Shared};
+use crate::types::TypeConfig;
+
+type SErr = StorageError<u64>;
+
+/// Replication reads are capped by bytes so one AppendEntries finishes within a heartbeat.
+const MAX_READ_BYTES: usize = 4 << 20;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS logdb (
+    log_index INTEGER PRIMARY KEY,
+    term INTEGER NOT NULL,
+    leader_node_id INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raft_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+";
+
+fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let conn = if read_only {
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+    } else {
+        let c = Connection::open(path)?;
+        c.pragma_update(None, "journal_mode", "WAL")?;
+        c.pragma_update(None, "synchronous", "FULL")?;
+        c.execute_batch(SCHEMA)?;
+        c
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    bincode::serialize(v).map_err(s)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    bincode::deserialize(b).map_err(|e| format!("corrupt log record: {e}"))
+}
+
+fn get_meta<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    key: &str,
+) -> Result<Option<T>, String> {
+    let raw: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM raft_meta WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(s)?;
+    raw.map(|b| decode(&b)).transpose()
+}
+
+fn put_meta<T: serde::Serialize>(conn: &Connection, key: &str, v: &T) -> Result<(), String> {
+    conn.execute(
+        "INSERT INTO raft_meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, encode(v)?],
+    )
+    .map_err(s)?;
+    Ok(())
+}
+
+/// Reads `[start, end)` of the log, stopping early once `MAX_READ_BYTES` is exceeded (but always
+/// returning at least one entry for a non-empty range that exists).
+fn read_range(
+    conn: &Connection,
+    start: u64,
+    end: Option<u64>,
+    limit_bytes: bool,
+) -> Result<Vec<Entry<TypeConfig>>, String> {
+    let end = end.map(|e| e as i64).unwrap_or(i64::MAX);
+    let mut st = conn
+        .prepare_cached(
+            "SELECT payload FROM logdb WHERE log_index >= ?1 AND log_index < ?2 ORDER BY log_index",
+        )
+        .map_err(s)?;
+    let mut rows = st.query(params![start as i64, end]).map_err(s)?;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next().map_err(s)? {
+        let raw: Vec<u8> = row.get(0).map_err(s)?;
+        bytes += raw.len();
+        out.push(decode(&raw)?);
+        if limit_bytes && bytes >= MAX_READ_BYTES {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, Option<u64>) {
+    let start = match range.start_bound() {
+        Bound::Included(x) => *x,
+        Bound::Excluded(x) => x + 1,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(x) => Some(x + 1),
+        Bound::Excluded(x) => Some(*x),
+        Bound::Unbounded => None,
+    };
+    (start, end)
+}
+
+/// The writer side of the log; openraft calls it from RaftCore only.
+pub struct LogStore {
+    path: PathBuf,
+    db: Shared,
+}
+
+impl LogStore {
+    pub fn open(path: &Path) -> Result<LogStore, String> {
+        let conn = open(path, false).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(LogStore {
+            path: path.to_path_buf(),
+            db: Shared::new(conn),
+        })
+    }
+
+    /// The server id this log belongs to, recorded at first start, so a copied var dir started
+    /// under another SERVER_ID is refused instead of silently impersonating a peer.
+    pub fn check_server_id(&self, id: u64) -> Result<(), String> {
+        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        match get_meta::<u64>(&conn, "server_id")? {
+            Some(stored) if stored != id => Err(format!(
+                "{} belongs to server {stored}, but oned.conf says SERVER_ID = {id}",
+                self.path.display()
+            )),
+            Some(_) => Ok(()),
+            None => put_meta(&conn, "server_id", &id),
+        }
+    }
+
+    /// Whether the log has ever held anything (a vote or an entry).
+    pub fn is_pristine(&self) -> Result<bool, String> {
+        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        let vote: Option<Vote<u64>> = get_meta(&conn, "vote")?;
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM logdb", [], |r| r.get(0))
+            .map_err(s)?;
+        Ok(vote.is_none() && n == 0)
+    }
+
+    /// A flag kept beside the vote: per server, never replicated, never in a backup.
+    pub fn flag(&self, key: &str) -> Result<bool, String> {
+        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        Ok(get_meta::<bool>(&conn, key)?.unwrap_or(false))
+    }
+
+    pub fn set_flag(&self, key: &str) -> Result<(), String> {
+        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        put_meta(&conn, key, &true)
+    }
+
+    fn reader(&self) -> LogReader {
+        LogReader {
+            path: self.path.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// A replication task's own read-only connection (WAL lets it read while the writer appends).
+pub struct LogReader {
+    path: PathBuf,
+    conn: Option<Shared>,
+}
+
+impl LogReader {
+    fn conn(&mut self) -> Result<Shared, SErr> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let c = open(&self.path, true).map_err(|e| StorageError::IO {
+            source: StorageIOError::read_logs(openraft::AnyError::error(e)),
+        })?;
+        let shared = Shared::new(c);
+        self.conn = Some(shared.clone());
+        Ok(shared)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        let (start, end) = bounds(&range);
+        self.conn()?
+            .run(StorageIOError::read_logs, move |c| {
+                read_range(c, start, end, false)
+            })
+            .await
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        self.conn()?
+            .run(StorageIOError::read_logs, move |c| {
+                read_range(c, start, Some(end), true)
+            })
+            .await
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        let (start, end) = bounds(&range);
+        self.db
+            .run(StorageIOError::read_logs, move |c| {
+                read_range(c, start, end, false)
+            })
+            .await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
+        self.db
+            .run(StorageIOError::read_logs, |c| {
+                let purged: Option<LogId<u64>> = get_meta(c, "last_purged")?;
+                let last_raw: Option<Vec<u8>> = c
+                    .query_row(
+                        "SELECT payload FROM logdb ORDER BY log_index DESC LIMIT 1",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(s)?;
+                let last = match last_raw {
+                    Some(raw) => Some(decode::<Entry<TypeConfig>>(&raw)?.log_id),
+                    None => purged,
+                };
+                Ok(LogState {
+                    last_purged_log_id: purged,
+                    last_log_id: last,
+                })
+            })
+            .await
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.reader()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), SErr> {
+        let vote = *vote;
+        self.db
+            .run(StorageIOError::write_vote, move |c| {
+                put_meta(c, "vote", &vote)
+            })
+            .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, SErr> {
+        self.db
+            .run(StorageIOError::read_vote, |c| get_meta(c, "vote"))
+            .await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), SErr> {
+        self.db
+            .run(StorageIOError::write_logs, move |c| {
+                put_meta(c, "committed", &committed)
+            })
+            .await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, SErr> {
+        self.db
+            .run(StorageIOError::read_logs, |c| {
+                Ok(get_meta::<Option<LogId<u64>>>(c, "committed")?.flatten())
+            })
+            .await
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut rows = Vec::new();
+        for e in entries {
+            let payload = encode(&e).map_err(|m| StorageError::IO {
+                source: StorageIOError::write_logs(openraft::AnyError::error(m)),
+            })?;
+            rows.push((
+                e.log_id.index as i64,
+                e.log_id.leader_id.term as i64,
+                e.log_id.leader_id.node_id as i64,
+                payload,
+            ));
+        }
+        let res = self
+            .db
+            .run(StorageIOError::write_logs, move |c| {
+                let tx = c.transaction().map_err(s)?;
+                {
+                    let mut st = tx
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO logdb (log_index, term, leader_node_id, payload)
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .map_err(s)?;
+                    for (i, t, n, p) in &rows {
+                        st.execute(params![i, t, n, p]).map_err(s)?;
+                    }
+                }
+                tx.commit().map_err(s)
+            })
+            .await;
+        match res {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
+        let idx = log_id.index as i64;
+        self.db
+            .run(StorageIOError::write_logs, move |c| {
+                c.execute("DELETE FROM logdb WHERE log_index >= ?1", params![idx])
+                    .map(|_| ())
+                    .map_err(s)
+            })
+            .await
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
+        let idx = log_id.index as i64;
+        self.db
+            .run(StorageIOError::write_logs, move |c| {
+                let tx = c.transaction().map_err(s)?;
+                // The marker first: a reader never asks below it, so a crash between the two
+                // leaves only unreachable rows behind.
+                put_meta(&tx, "last_purged", &log_id)?;
+                tx.execute("DELETE FROM logdb WHERE log_index <= ?1", params![idx])
+                    .map_err(s)?;
+                tx.commit().map_err(s)
+            })
+            .await
+    }
+}

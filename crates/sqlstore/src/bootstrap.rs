@@ -1,0 +1,48 @@
+//! The contents of a fresh database, as OpenNebula creates them on first start.
+
+use rusqlite::{params, Connection};
+
+pub struct BootstrapParams<'a> {
+    pub oneadmin_name: &'a str,
+    /// Already hashed: the database never sees a clear password.
+    pub oneadmin_password_hash: &'a str,
+    pub serveradmin_password_hash: &'a str,
+    pub zone_endpoint: &'a str,
+}
+
+pub fn is_bootstrapped(conn: &Connection) -> rusqlite::Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM system_attributes WHERE name = 'BOOTSTRAP'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Creates groups 0 and 1, users 0 (oneadmin) and 1 (serveradmin), zone 0 and the id counters.
+/// Runs once, locally, on a solo server's empty database: never through the log.
+pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin'), (1, 'users');
+         INSERT INTO pool_control (tablename, last_oid) VALUES
+            ('user_pool', 1), ('group_pool', 99), ('zone_pool', 99);",
+    )?;
+    tx.execute(
+        "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (0, ?1, ?2, 'core', 0)",
+        params![p.oneadmin_name, p.oneadmin_password_hash],
+    )?;
+    tx.execute(
+        "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (1, 'serveradmin', ?1, 'server_cipher', 0)",
+        params![p.serveradmin_password_hash],
+    )?;
+    tx.execute(
+        "INSERT INTO zone_pool (oid, name, state, endpoint) VALUES (0, 'OpenNebula', 0, ?1)",
+        params![p.zone_endpoint],
+    )?;
+    tx.execute(
+        "INSERT INTO system_attributes (name, body) VALUES ('BOOTSTRAP', '1')",
+        [],
+    )?;
+    tx.commit()
+}

@@ -1,0 +1,18 @@
+//! The SQL side of OneHA: the schema of the state tables, the replicated transaction format
+//! (`SqlTxn`) and how one is applied, reads for the API, and consistent copies of the state DB
+//! (snapshots, backups). It knows nothing of Raft: the consensus crate decides *when* to apply.
+
+mod bootstrap;
+mod open;
+mod pool;
+mod reads;
+mod txn;
+
+pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
+pub use open::{copy_into, open_state, restore_from, DbError};
+pub use pool::ReadPool;
+pub use reads::{
+    find_user_by_name, load_user, load_users, load_zone, load_zones, UserRow, ZoneRow,
+    ZoneServerRow,
+};
+pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome};

@@ -1,0 +1,123 @@
+//! Opening the state database and taking or installing consistent copies of it.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// Errors of the storage layer. Every one of them is an I/O or corruption problem: SQL that fails
+/// alike on every server is a [`crate::TxnOutcome`], never a `DbError`.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl DbError {
+    pub fn at(path: &Path) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
+        move |source| DbError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// The state tables. Objects keep OpenNebula's names (`user_pool`, `zone_pool`...) so an
+/// operator reading the database finds what OpenNebula would show.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS pool_control (tablename TEXT PRIMARY KEY, last_oid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS system_attributes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS group_pool (oid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS user_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password TEXT NOT NULL,
+    auth_driver TEXT NOT NULL,
+    gid INTEGER NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    template TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS zone_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    state INTEGER NOT NULL DEFAULT 0,
+    endpoint TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS zone_server (
+    zone_id INTEGER NOT NULL,
+    server_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    PRIMARY KEY (zone_id, server_id)
+);
+CREATE TABLE IF NOT EXISTS raft_sm_meta (id INTEGER PRIMARY KEY CHECK (id = 1), last_applied BLOB, membership BLOB);
+";
+
+fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // An applied entry must survive power loss together with `last_applied`.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+/// Opens (creating if needed) the state database read-write and makes sure the schema exists.
+pub fn open_state(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path).map_err(DbError::at(path))?;
+    pragmas(&conn).map_err(DbError::at(path))?;
+    conn.execute_batch(SCHEMA).map_err(DbError::at(path))?;
+    Ok(conn)
+}
+
+/// Opens the state database read-only, for the read pool.
+pub(crate) fn open_read(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(DbError::at(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(DbError::at(path))?;
+    Ok(conn)
+}
+
+/// Writes a consistent copy of the database behind `conn` to `dest` (which must not exist).
+/// `VACUUM INTO` reads inside one transaction, so writers may go on meanwhile.
+pub fn copy_into(conn: &Connection, dest: &Path) -> Result<(), DbError> {
+    let dest_str = dest
+        .to_str()
+        .ok_or_else(|| DbError::Corrupt(format!("path {} is not UTF-8", dest.display())))?;
+    conn.execute("VACUUM INTO ?1", [dest_str])
+        .map_err(DbError::at(dest))?;
+    Ok(())
+}
+
+/// Replaces the whole content of the database behind `conn` with the database file `src`, in one
+/// atomic, durable step (SQLite's online backup API). Readers keep working throughout.
+pub fn restore_from(conn: &mut Connection, src: &Path) -> Result<(), DbError> {
+    let check = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(DbError::at(src))?;
+    let ok: String = check
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(DbError::at(src))?;
+    if ok != "ok" {
+        return Err(DbError::Corrupt(format!(
+            "{} failed its integrity check: {ok}",
+            src.display()
+        )));
+    }
+    drop(check);
+    conn.restore(
+        rusqlite::DatabaseName::Main,
+        src,
+        None::<fn(rusqlite::backup::Progress)>,
+    )
+    .map_err(DbError::at(src))?;
+    Ok(())
+}

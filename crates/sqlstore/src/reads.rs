@@ -1,0 +1,118 @@
+//! Reads the API serves from the local database (possibly stale on a follower, as in OpenNebula).
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub oid: i64,
+    pub name: String,
+    pub password: String,
+    pub auth_driver: String,
+    pub gid: i64,
+    pub gname: String,
+    pub enabled: bool,
+    pub template: String,
+}
+
+const USER_COLS: &str = "u.oid, u.name, u.password, u.auth_driver, u.gid, COALESCE(g.name, ''), u.enabled, u.template
+     FROM user_pool u LEFT JOIN group_pool g ON g.oid = u.gid";
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        oid: r.get(0)?,
+        name: r.get(1)?,
+        password: r.get(2)?,
+        auth_driver: r.get(3)?,
+        gid: r.get(4)?,
+        gname: r.get(5)?,
+        enabled: r.get::<_, i64>(6)? != 0,
+        template: r.get(7)?,
+    })
+}
+
+pub fn load_user(conn: &Connection, oid: i64) -> rusqlite::Result<Option<UserRow>> {
+    conn.query_row(
+        &format!("SELECT {USER_COLS} WHERE u.oid = ?1"),
+        params![oid],
+        user_row,
+    )
+    .optional()
+}
+
+pub fn find_user_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<UserRow>> {
+    conn.query_row(
+        &format!("SELECT {USER_COLS} WHERE u.name = ?1"),
+        params![name],
+        user_row,
+    )
+    .optional()
+}
+
+pub fn load_users(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
+    let mut st = conn.prepare(&format!("SELECT {USER_COLS} ORDER BY u.oid"))?;
+    let rows = st.query_map([], user_row)?;
+    rows.collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneServerRow {
+    pub id: i64,
+    pub name: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneRow {
+    pub oid: i64,
+    pub name: String,
+    pub state: i64,
+    pub endpoint: String,
+    pub servers: Vec<ZoneServerRow>,
+}
+
+pub fn load_zone(conn: &Connection, oid: i64) -> rusqlite::Result<Option<ZoneRow>> {
+    let zone = conn
+        .query_row(
+            "SELECT oid, name, state, endpoint FROM zone_pool WHERE oid = ?1",
+            params![oid],
+            |r| {
+                Ok(ZoneRow {
+                    oid: r.get(0)?,
+                    name: r.get(1)?,
+                    state: r.get(2)?,
+                    endpoint: r.get(3)?,
+                    servers: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut zone) = zone else {
+        return Ok(None);
+    };
+    let mut st = conn.prepare(
+        "SELECT server_id, name, endpoint FROM zone_server WHERE zone_id = ?1 ORDER BY server_id",
+    )?;
+    let servers = st.query_map(params![oid], |r| {
+        Ok(ZoneServerRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            endpoint: r.get(2)?,
+        })
+    })?;
+    zone.servers = servers.collect::<rusqlite::Result<_>>()?;
+    Ok(Some(zone))
+}
+
+pub fn load_zones(conn: &Connection) -> rusqlite::Result<Vec<ZoneRow>> {
+    let mut st = conn.prepare("SELECT oid FROM zone_pool ORDER BY oid")?;
+    let ids: Vec<i64> = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut zones = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(z) = load_zone(conn, id)? {
+            zones.push(z);
+        }
+    }
+    Ok(zones)
+}

@@ -1,0 +1,248 @@
+//! The unit of replication: a `SqlTxn` is a list of parameterised statements with every value
+//! already bound by the leader, so applying it gives the same result on every server.
+
+use rusqlite::types::{ToSqlOutput, Value as RValue, ValueRef};
+use rusqlite::{ToSql, Transaction};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SqlValue {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            SqlValue::Null => ToSqlOutput::Owned(RValue::Null),
+            SqlValue::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            SqlValue::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            SqlValue::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+impl From<ValueRef<'_>> for SqlValue {
+    fn from(v: ValueRef<'_>) -> SqlValue {
+        match v {
+            ValueRef::Null => SqlValue::Null,
+            ValueRef::Integer(i) => SqlValue::Int(i),
+            ValueRef::Real(f) => SqlValue::Text(f.to_string()),
+            ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl SqlValue {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// One statement. A statement that returns rows contributes the first column of its first row
+/// to the outcome (`INSERT ... RETURNING oid`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlStmt {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+    /// When set, a statement that changes (or returns) no row fails the whole transaction with
+    /// `TxnErrorKind::NotFound`: the object disappeared between the leader's check and the apply.
+    pub must_match: bool,
+}
+
+impl SqlStmt {
+    pub fn new(sql: &str, params: Vec<SqlValue>) -> SqlStmt {
+        SqlStmt {
+            sql: sql.to_string(),
+            params,
+            must_match: false,
+        }
+    }
+
+    pub fn must_match(mut self) -> SqlStmt {
+        self.must_match = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SqlTxn {
+    pub stmts: Vec<SqlStmt>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnErrorKind {
+    /// A UNIQUE or CHECK constraint refused the change (e.g. a name already taken).
+    Constraint,
+    /// A `must_match` statement matched no row.
+    NotFound,
+    /// Any other statement error; deterministic, since every server runs the same SQL.
+    Sql,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnError {
+    pub kind: TxnErrorKind,
+    pub stmt: usize,
+    pub message: String,
+}
+
+/// What applying one `SqlTxn` gave. Errors here are results for the client, not failures of the
+/// server: every server reaches the same outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TxnOutcome {
+    Done { values: Vec<SqlValue> },
+    Failed(TxnError),
+}
+
+fn classify(e: &rusqlite::Error) -> TxnErrorKind {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => TxnErrorKind::Constraint,
+        _ => TxnErrorKind::Sql,
+    }
+}
+
+/// Applies `txn` inside a savepoint of `tx`: either all its statements take effect or none.
+/// Returns `Err` only for errors that are not the statement's fault (I/O, full disk, corruption):
+/// those must stop the server rather than let it diverge.
+pub fn apply_txn(tx: &Transaction<'_>, txn: &SqlTxn) -> Result<TxnOutcome, rusqlite::Error> {
+    tx.execute_batch("SAVEPOINT txn")?;
+    let mut values = Vec::new();
+    for (i, stmt) in txn.stmts.iter().enumerate() {
+        match run_stmt(tx, stmt) {
+            Ok(Some(v)) => values.push(v),
+            Ok(None) if stmt.must_match => {
+                tx.execute_batch("ROLLBACK TO txn; RELEASE txn")?;
+                return Ok(TxnOutcome::Failed(TxnError {
+                    kind: TxnErrorKind::NotFound,
+                    stmt: i,
+                    message: "no matching row".into(),
+                }));
+            }
+            Ok(None) => {}
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO txn; RELEASE txn")?;
+                return Ok(TxnOutcome::Failed(TxnError {
+                    kind: classify(&e),
+                    stmt: i,
+                    message: e.to_string(),
+                }));
+            }
+        }
+    }
+    tx.execute_batch("RELEASE txn")?;
+    Ok(TxnOutcome::Done { values })
+}
+
+/// Errors that depend on this machine rather than on the SQL.
+fn is_fatal(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            DiskFull
+                | SystemIoFailure
+                | DatabaseCorrupt
+                | CannotOpen
+                | NotADatabase
+                | OutOfMemory
+                | ReadOnly
+                | DatabaseBusy
+                | DatabaseLocked
+                | FileLockingProtocolFailed
+        )
+    )
+}
+
+/// Runs one statement; `Some(value)` when it produced or changed a row.
+fn run_stmt(tx: &Transaction<'_>, stmt: &SqlStmt) -> Result<Option<SqlValue>, rusqlite::Error> {
+    let mut prepared = tx.prepare_cached(&stmt.sql)?;
+    let params = rusqlite::params_from_iter(stmt.params.iter());
+    if prepared.column_count() > 0 {
+        let mut rows = prepared.query(params)?;
+        let first = match rows.next()? {
+            Some(row) => Some(SqlValue::from(row.get_ref(0)?)),
+            None => None,
+        };
+        // Drain so an INSERT ... RETURNING of several rows completes.
+        while rows.next()?.is_some() {}
+        Ok(first)
+    } else {
+        let changed = prepared.execute(params)?;
+        Ok((changed > 0).then_some(SqlValue::Int(changed as i64)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+            .unwrap();
+        c
+    }
+
+    #[test]
+    fn failing_statement_rolls_back_only_its_transaction() {
+        let mut c = db();
+        let tx = c.transaction().unwrap();
+        let ok = SqlTxn {
+            stmts: vec![SqlStmt::new(
+                "INSERT INTO t (name) VALUES (?1) RETURNING id",
+                vec![SqlValue::Text("a".into())],
+            )],
+        };
+        let dup = SqlTxn {
+            stmts: vec![
+                SqlStmt::new(
+                    "INSERT INTO t (name) VALUES (?1)",
+                    vec![SqlValue::Text("b".into())],
+                ),
+                SqlStmt::new(
+                    "INSERT INTO t (name) VALUES (?1)",
+                    vec![SqlValue::Text("a".into())],
+                ),
+            ],
+        };
+        assert_eq!(
+            apply_txn(&tx, &ok).unwrap(),
+            TxnOutcome::Done {
+                values: vec![SqlValue::Int(1)]
+            }
+        );
+        match apply_txn(&tx, &dup).unwrap() {
+            TxnOutcome::Failed(e) => {
+                assert_eq!(e.kind, TxnErrorKind::Constraint);
+                assert_eq!(e.stmt, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        tx.commit().unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "the first insert of the failed txn must be undone");
+    }
+
+    #[test]
+    fn must_match_statement_on_missing_row_is_not_found() {
+        let mut c = db();
+        let tx = c.transaction().unwrap();
+        let del = SqlTxn {
+            stmts: vec![SqlStmt::new("DELETE FROM t WHERE id = ?1", vec![SqlValue::Int(9)]).must_match()],
+        };
+        match apply_txn(&tx, &del).unwrap() {
+            TxnOutcome::Failed(e) => assert_eq!(e.kind, TxnErrorKind::NotFound),
+            other => panic!("{other:?}"),
+        }
+    }
+}

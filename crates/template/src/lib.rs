@@ -1,0 +1,508 @@
+//! Parser and printer for OpenNebula template syntax.
+//!
+//! The same syntax is used by `oned.conf` and by object templates (VM, host,
+//! user ... templates sent over the API):
+//!
+//! ```text
+//! # a comment
+//! PORT = 2633
+//! LISTEN_ADDRESS = "0.0.0.0"
+//! DB = [ BACKEND = "sqlite",
+//!        TIMEOUT = 2500 ]
+//! ```
+//!
+//! * Attribute names (and vector keys) consist of letters, digits, `_`, `-`
+//!   and `.`; they are case-insensitive and stored upper-cased.
+//! * A value is a double-quoted string (may span lines; `\"` and `\\` are
+//!   escapes, any other backslash is literal), an unquoted token (trimmed,
+//!   running to the end of the line, a `#`, or inside a vector to `,`/`]`),
+//!   or a vector `[ K = V, ... ]` whose pairs are separated by commas and/or
+//!   newlines.
+//! * `#` starts a comment outside quoted strings; blank lines are ignored and
+//!   CRLF line endings are accepted (normalised to `\n`).
+//! * Repeated attributes are kept in order.
+//!
+//! [`Template::to_text`] prints a form that [`Template::parse`] reads back
+//! unchanged; [`Template::to_xml`] prints OpenNebula's compact XML form.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The value of a template attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A plain (quoted or unquoted) value.
+    Single(String),
+    /// A vector of `KEY = value` pairs, in source order.
+    Vector(Vec<(String, String)>),
+}
+
+impl Value {
+    /// The string if this is a [`Value::Single`].
+    pub fn as_single(&self) -> Option<&str> {
+        match self {
+            Value::Single(s) => Some(s),
+            Value::Vector(_) => None,
+        }
+    }
+
+    /// The pairs if this is a [`Value::Vector`].
+    pub fn as_vector(&self) -> Option<&[(String, String)]> {
+        match self {
+            Value::Single(_) => None,
+            Value::Vector(v) => Some(v),
+        }
+    }
+}
+
+/// One `NAME = value` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// Upper-cased attribute name.
+    pub name: String,
+    /// The attribute's value.
+    pub value: Value,
+    /// 1-based line where the name appeared; 0 for attributes added by code.
+    pub line: usize,
+}
+
+impl Attribute {
+    /// Case-insensitive lookup of `key` inside a vector value (first match).
+    /// Returns `None` for single values.
+    pub fn vector_get(&self, key: &str) -> Option<&str> {
+        self.value
+            .as_vector()
+            .and_then(|pairs| vector_get(pairs, key))
+    }
+}
+
+/// Case-insensitive lookup of `key` in vector pairs (first match).
+pub fn vector_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A syntax error, with the 1-based line it was found on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was expected / what went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// An ordered list of attributes (repeats allowed).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Template {
+    /// Attributes in source / insertion order.
+    pub attrs: Vec<Attribute>,
+}
+
+impl Template {
+    /// Parses template text.
+    pub fn parse(text: &str) -> Result<Template, ParseError> {
+        let normalised = text.replace("\r\n", "\n");
+        let mut p = Parser {
+            chars: normalised.chars().collect(),
+            pos: 0,
+            line: 1,
+        };
+        let mut attrs = Vec::new();
+        while let Some(attr) = p.attribute()? {
+            attrs.push(attr);
+        }
+        Ok(Template { attrs })
+    }
+
+    /// First attribute called `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&Attribute> {
+        self.attrs
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// All attributes called `name` (case-insensitive), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Attribute> {
+        self.attrs
+            .iter()
+            .filter(move |a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Value of the first attribute called `name` that holds a single value.
+    pub fn single(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case(name))
+            .find_map(|a| a.value.as_single())
+    }
+
+    /// Pairs of the first attribute called `name` that holds a vector.
+    pub fn vector(&self, name: &str) -> Option<&[(String, String)]> {
+        self.attrs
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case(name))
+            .find_map(|a| a.value.as_vector())
+    }
+
+    /// Replaces every attribute called `name` with one attribute holding
+    /// `value`, placed where the first one was (or appended). The stored name
+    /// is upper-cased.
+    pub fn set(&mut self, name: &str, value: Value) {
+        let first = self
+            .attrs
+            .iter()
+            .position(|a| a.name.eq_ignore_ascii_case(name));
+        self.remove(name);
+        let attr = Attribute {
+            name: name.to_ascii_uppercase(),
+            value,
+            line: 0,
+        };
+        match first {
+            Some(i) => self.attrs.insert(i, attr),
+            None => self.attrs.push(attr),
+        }
+    }
+
+    /// Appends an attribute (the name is upper-cased).
+    pub fn push(&mut self, name: &str, value: Value) {
+        self.attrs.push(Attribute {
+            name: name.to_ascii_uppercase(),
+            value,
+            line: 0,
+        });
+    }
+
+    /// Removes every attribute called `name` (case-insensitive).
+    pub fn remove(&mut self, name: &str) {
+        self.attrs.retain(|a| !a.name.eq_ignore_ascii_case(name));
+    }
+
+    /// Prints the template as text: `KEY="value"` lines, vectors as
+    /// `KEY=[\n  A="b",\n  C="d" ]`. Round-trips through [`Template::parse`].
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for a in &self.attrs {
+            out.push_str(&a.name);
+            out.push('=');
+            match &a.value {
+                Value::Single(s) => push_quoted(&mut out, s),
+                Value::Vector(pairs) if pairs.is_empty() => out.push_str("[ ]"),
+                Value::Vector(pairs) => {
+                    out.push('[');
+                    for (i, (k, v)) in pairs.iter().enumerate() {
+                        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
+                        out.push_str(k);
+                        out.push('=');
+                        push_quoted(&mut out, v);
+                    }
+                    out.push_str(" ]");
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Prints OpenNebula's compact XML form:
+    /// `<TEMPLATE><KEY><![CDATA[v]]></KEY><VEC><A><![CDATA[b]]></A></VEC></TEMPLATE>`.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::from("<TEMPLATE>");
+        for a in &self.attrs {
+            match &a.value {
+                Value::Single(s) => push_xml_element(&mut out, &a.name, s),
+                Value::Vector(pairs) => {
+                    out.push('<');
+                    out.push_str(&a.name);
+                    out.push('>');
+                    for (k, v) in pairs {
+                        push_xml_element(&mut out, k, v);
+                    }
+                    out.push_str("</");
+                    out.push_str(&a.name);
+                    out.push('>');
+                }
+            }
+        }
+        out.push_str("</TEMPLATE>");
+        out
+    }
+}
+
+impl FromStr for Template {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Template::parse(s)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+fn push_xml_element(out: &mut String, name: &str, value: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push_str("><![CDATA[");
+    // "]]>" cannot appear inside CDATA: end the section after "]]" and
+    // start a new one for ">".
+    out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
+    out.push_str("]]></");
+    out.push_str(name);
+    out.push('>');
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+fn describe(c: Option<char>) -> String {
+    match c {
+        None => "end of input".to_string(),
+        Some('\n') => "end of line".to_string(),
+        Some(c) => format!("'{c}'"),
+    }
+}
+
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+    line: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += 1;
+        if c == '\n' {
+            self.line += 1;
+        }
+        Some(c)
+    }
+
+    fn err<T>(&self, line: usize, message: String) -> Result<T, ParseError> {
+        Err(ParseError { line, message })
+    }
+
+    /// Skips spaces, tabs and stray carriage returns (not newlines).
+    fn skip_hspace(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\t' | '\r')) {
+            self.bump();
+        }
+    }
+
+    /// Skips a `#` comment up to (not including) the newline.
+    fn skip_comment(&mut self) {
+        if self.peek() == Some('#') {
+            while !matches!(self.peek(), None | Some('\n')) {
+                self.bump();
+            }
+        }
+    }
+
+    /// Skips whitespace, newlines and comments.
+    fn skip_blank(&mut self) {
+        loop {
+            self.skip_hspace();
+            self.skip_comment();
+            if self.peek() == Some('\n') {
+                self.bump();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn name(&mut self) -> String {
+        let mut s = String::new();
+        while let Some(c) = self.peek().filter(|&c| is_name_char(c)) {
+            s.push(c.to_ascii_uppercase());
+            self.bump();
+        }
+        s
+    }
+
+    /// Reads a quoted string; the cursor is on the opening quote.
+    fn quoted(&mut self, what: &str) -> Result<String, ParseError> {
+        let start = self.line;
+        self.bump();
+        let mut s = String::new();
+        loop {
+            match self.bump() {
+                None => return self.err(start, format!("unterminated string in {what}")),
+                Some('"') => return Ok(s),
+                Some('\\') => match self.peek() {
+                    Some(c @ ('"' | '\\')) => {
+                        s.push(c);
+                        self.bump();
+                    }
+                    _ => s.push('\\'),
+                },
+                Some(c) => s.push(c),
+            }
+        }
+    }
+
+    /// Reads an unquoted token up to a newline, `#`, end of input or one of
+    /// `stops`; the result is trimmed.
+    fn unquoted(&mut self, stops: &[char]) -> String {
+        let mut s = String::new();
+        while let Some(c) = self.peek() {
+            if c == '\n' || c == '#' || stops.contains(&c) {
+                break;
+            }
+            s.push(c);
+            self.bump();
+        }
+        s.trim().to_string()
+    }
+
+    fn attribute(&mut self) -> Result<Option<Attribute>, ParseError> {
+        self.skip_blank();
+        if self.peek().is_none() {
+            return Ok(None);
+        }
+        let line = self.line;
+        let name = self.name();
+        if name.is_empty() {
+            let found = describe(self.peek());
+            return self.err(line, format!("expected attribute name, found {found}"));
+        }
+        self.skip_hspace();
+        if self.peek() != Some('=') {
+            return self.err(line, format!("expected '=' after \"{name}\""));
+        }
+        self.bump();
+        self.skip_hspace();
+        let value = match self.peek() {
+            Some('"') => Value::Single(self.quoted(&format!("attribute \"{name}\""))?),
+            Some('[') => Value::Vector(self.vector(&name)?),
+            None | Some('\n' | '#') => {
+                return self.err(
+                    line,
+                    format!("expected value after '=' in attribute \"{name}\""),
+                )
+            }
+            Some(_) => Value::Single(self.unquoted(&[])),
+        };
+        self.skip_hspace();
+        self.skip_comment();
+        match self.peek() {
+            None | Some('\n') => Ok(Some(Attribute { name, value, line })),
+            c => {
+                let (l, found) = (self.line, describe(c));
+                self.err(
+                    l,
+                    format!("expected end of line after value of \"{name}\", found {found}"),
+                )
+            }
+        }
+    }
+
+    /// Reads a vector; the cursor is on the opening bracket.
+    fn vector(&mut self, name: &str) -> Result<Vec<(String, String)>, ParseError> {
+        let start = self.line;
+        let unterminated = format!("unterminated vector \"{name}\"");
+        self.bump();
+        let mut pairs = Vec::new();
+        loop {
+            self.skip_blank();
+            match self.peek() {
+                None => return self.err(start, unterminated),
+                Some(']') => {
+                    self.bump();
+                    return Ok(pairs);
+                }
+                _ => {}
+            }
+            let key = self.name();
+            if key.is_empty() {
+                let found = describe(self.peek());
+                return self.err(
+                    self.line,
+                    format!("expected key or ']' in vector \"{name}\", found {found}"),
+                );
+            }
+            self.skip_hspace();
+            match self.peek() {
+                Some('=') => {
+                    self.bump();
+                }
+                None => return self.err(start, unterminated),
+                Some(_) => {
+                    return self.err(
+                        self.line,
+                        format!("expected '=' after \"{key}\" in vector \"{name}\""),
+                    )
+                }
+            }
+            self.skip_hspace();
+            let value = match self.peek() {
+                Some('"') => self.quoted(&format!("vector \"{name}\" key \"{key}\""))?,
+                Some('[') => {
+                    return self.err(
+                        self.line,
+                        format!("nested vector not allowed for \"{key}\" in vector \"{name}\""),
+                    )
+                }
+                None => return self.err(start, unterminated),
+                Some(',' | ']' | '\n' | '#') => {
+                    return self.err(
+                        self.line,
+                        format!("expected value for \"{key}\" in vector \"{name}\""),
+                    )
+                }
+                Some(_) => self.unquoted(&[',', ']']),
+            };
+            pairs.push((key.clone(), value));
+            self.skip_hspace();
+            self.skip_comment();
+            match self.peek() {
+                Some(',') => {
+                    self.bump();
+                }
+                Some(']' | '\n') => {}
+                None => return self.err(start, unterminated),
+                c => {
+                    let found = describe(c);
+                    return self.err(
+                        self.line,
+                        format!(
+                            "expected ',' or ']' after \"{key}\" in vector \"{name}\", found {found}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
