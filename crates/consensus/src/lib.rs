@@ -9,8 +9,8 @@ mod proposer;
 mod state_machine;
 mod types;
 
-pub use log_store::LogStore;
+pub use log_store::{last_log_term, LogStore};
 pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};
-pub use state_machine::StateMachine;
+pub use state_machine::{SoloWriter, StateMachine};
 pub use types::{Batch, BatchResult, Raft, ServerNode, TypeConfig};

@@ -372,3 +372,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
     }
 }
+
+/// The term of the newest log record, read on its own connection (for `one.zone.raftstatus`).
+pub fn last_log_term(path: &Path) -> Option<u64> {
+    let conn = open(path, true).ok()?;
+    conn.query_row(
+        "SELECT term FROM logdb ORDER BY log_index DESC LIMIT 1",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+    .map(|t| t as u64)
+}

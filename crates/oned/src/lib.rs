@@ -1,1 +1,14 @@
-//! placeholder
+//! `oned`: one server of an OpenNebula zone. It reads `oned.conf`, opens the state database,
+//! joins (or leads, or runs without) the zone's Raft group and serves OpenNebula's XML-RPC API.
+
+pub mod api;
+pub mod auth;
+pub mod cluster;
+pub mod config;
+pub mod credentials;
+pub mod http;
+pub mod membership;
+pub mod run;
+
+pub use config::{Config, Paths};
+pub use run::run;

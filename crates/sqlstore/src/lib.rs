@@ -2,6 +2,8 @@
 //! (`SqlTxn`) and how one is applied, reads for the API, and consistent copies of the state DB
 //! (snapshots, backups). It knows nothing of Raft: the consensus crate decides *when* to apply.
 
+pub use rusqlite;
+
 mod bootstrap;
 mod open;
 mod pool;

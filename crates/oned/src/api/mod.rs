@@ -1,0 +1,254 @@
+//! The `/RPC2` API: decode the call, authenticate the session, route it (locally, or to the
+//! leader for a write on a follower) and encode OpenNebula's answer.
+
+mod system;
+mod user;
+pub mod xml;
+mod zone;
+
+use std::sync::Arc;
+
+use consensus::WriteError;
+use sqlstore::{ReadPool, SqlTxn, TxnErrorKind, TxnOutcome};
+use tracing::{debug, warn};
+use xmlrpc::{one, Fault, MethodCall, Params, Value};
+
+use crate::auth::{authenticate, Session};
+use crate::cluster::{Cluster, Role};
+use crate::config::Config;
+
+/// OpenNebula's error codes (`include/Request.h`).
+pub mod code {
+    pub const AUTHENTICATION: i32 = 0x100;
+    pub const AUTHORIZATION: i32 = 0x200;
+    pub const NO_EXISTS: i32 = 0x400;
+    pub const ACTION: i32 = 0x800;
+    pub const XML_RPC_API: i32 = 0x1000;
+    pub const INTERNAL: i32 = 0x2000;
+    pub const ALLOCATE: i32 = 0x4000;
+}
+
+/// Header marking a call a follower already forwarded, so it is never forwarded twice.
+pub const FORWARDED_HEADER: &str = "x-oneha-forwarded";
+
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub pool: ReadPool,
+    pub cluster: Cluster,
+    pub http: reqwest::Client,
+}
+
+/// Why a method did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// `[false, "[method] message", code, ...]`
+    Api { code: i32, message: String },
+    /// A protocol-level XML-RPC fault (bad parameters).
+    Fault(Fault),
+    /// A write reached a server that is not (or no longer) the leader: forward it.
+    NotLeader,
+}
+
+impl From<Fault> for Failure {
+    fn from(f: Fault) -> Failure {
+        Failure::Fault(f)
+    }
+}
+
+pub fn fail(code: i32, message: impl Into<String>) -> Failure {
+    Failure::Api {
+        code,
+        message: message.into(),
+    }
+}
+
+pub type MethodResult = Result<Value, Failure>;
+
+impl Ctx {
+    /// Runs a blocking read on the read pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite_conn::Connection) -> Result<T, rusqlite_conn::Error> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| fail(code::INTERNAL, format!("read failed: {e}")))?
+            .map_err(|e| fail(code::INTERNAL, format!("database error: {e}")))
+    }
+
+    /// Replicates a transaction and maps its outcome; `Ok(values)` when it applied.
+    pub async fn write(&self, txn: SqlTxn) -> Result<Vec<sqlstore::SqlValue>, TxnFailure> {
+        match self.cluster.write(txn).await {
+            Ok(TxnOutcome::Done { values }) => Ok(values),
+            Ok(TxnOutcome::Failed(e)) => Err(TxnFailure::Txn(e.kind, e.message)),
+            Err(WriteError::NotLeader { .. }) => Err(TxnFailure::Route(Failure::NotLeader)),
+            Err(e @ WriteError::Timeout(_)) => Err(TxnFailure::Route(fail(
+                code::INTERNAL,
+                format!("Cannot process request, {e}"),
+            ))),
+            Err(e) => Err(TxnFailure::Route(fail(
+                code::INTERNAL,
+                format!("Cannot process request, {e}"),
+            ))),
+        }
+    }
+}
+
+/// A replicated write that did not apply: either the SQL refused it (the same on every server)
+/// or it never got to the log.
+pub enum TxnFailure {
+    Txn(TxnErrorKind, String),
+    Route(Failure),
+}
+
+/// Re-exported so method modules need no direct rusqlite dependency.
+pub mod rusqlite_conn {
+    pub use sqlstore::rusqlite::{Connection, Error};
+}
+
+/// Methods served from the local database on any server (OpenNebula's `leader_only = false`).
+fn is_local(method: &str) -> bool {
+    method.ends_with(".info") || method == "one.zone.raftstatus" || method == "one.system.version"
+}
+
+type Handler = for<'a> fn(
+    &'a Ctx,
+    &'a Session,
+    Params<'a>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = MethodResult> + Send + 'a>>;
+
+fn lookup(method: &str) -> Option<Handler> {
+    macro_rules! h {
+        ($f:path) => {
+            Some(|c, s, p| Box::pin($f(c, s, p)))
+        };
+    }
+    match method {
+        "one.system.version" => h!(system::version),
+        "one.system.config" => h!(system::config),
+        "one.zone.info" => h!(zone::info),
+        "one.zonepool.info" => h!(zone::pool_info),
+        "one.zone.raftstatus" => h!(zone::raftstatus),
+        "one.zone.addserver" => h!(zone::addserver),
+        "one.zone.delserver" => h!(zone::delserver),
+        "one.zone.resetserver" => h!(zone::resetserver),
+        "one.user.allocate" => h!(user::allocate),
+        "one.user.info" => h!(user::info),
+        "one.user.passwd" => h!(user::passwd),
+        "one.user.delete" => h!(user::delete),
+        "one.userpool.info" => h!(user::pool_info),
+        _ => None,
+    }
+}
+
+/// What to send back for one `/RPC2` request.
+pub enum Reply {
+    Xml(String),
+    /// The leader's answer to a forwarded call, byte for byte.
+    Forwarded(Vec<u8>),
+}
+
+fn failure_xml(method: &str, code: i32, message: &str) -> Reply {
+    Reply::Xml(xmlrpc::write_response(&one::failure(
+        &format!("[{method}] {message}"),
+        code,
+        -1,
+    )))
+}
+
+pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
+    let call: MethodCall = match xmlrpc::parse_call(body) {
+        Ok(c) => c,
+        Err(e) => return Reply::Xml(xmlrpc::write_fault(-503, &format!("Call XML not a proper XML-RPC call: {e}"))),
+    };
+    let method = call.method.as_str();
+    let Some(handler) = lookup(method) else {
+        return Reply::Xml(xmlrpc::write_fault(-506, &format!("Method '{method}' not defined")));
+    };
+    let params = Params(&call.params);
+    let session = match params.string(0) {
+        Ok(s) => s,
+        Err(f) => return Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
+    };
+    let Some(user) = authenticate(&ctx.pool, session).await else {
+        return failure_xml(method, code::AUTHENTICATION, "User couldn't be authenticated, aborting call.");
+    };
+    debug!(method, uid = user.uid, "call");
+
+    if !is_local(method) {
+        if let Some(reply) = route_write(ctx, method, body, forwarded).await {
+            return reply;
+        }
+    }
+    let rest = Params(call.params.get(1..).unwrap_or(&[]));
+    match handler(ctx, &user, rest).await {
+        Ok(v) => Reply::Xml(xmlrpc::write_response(&one::success(v))),
+        Err(Failure::Api { code, message }) => failure_xml(method, code, &message),
+        Err(Failure::Fault(f)) => Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
+        Err(Failure::NotLeader) => {
+            // Leadership moved while the call ran; nothing was written. Send it to the new leader.
+            match route_write(ctx, method, body, forwarded).await {
+                Some(reply) => reply,
+                None => failure_xml(method, code::INTERNAL, "Cannot process request, leadership changed"),
+            }
+        }
+    }
+}
+
+/// For a leader-only method: `None` to run it here, or the reply (forwarded, or an error).
+async fn route_write(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> Option<Reply> {
+    let role = match ctx.cluster.role() {
+        Role::Solo | Role::Leader => return None,
+        Role::Follower { leader: Some(_) } => ctx.cluster.role(),
+        // An election is running: wait a bounded time for its outcome instead of failing at once.
+        _ => ctx.cluster.wait_for_leader(ctx.config.leader_wait()).await,
+    };
+    match role {
+        Role::Solo | Role::Leader => None,
+        Role::Follower { leader: Some((id, endpoint)) } => {
+            if forwarded {
+                return Some(failure_xml(method, code::INTERNAL, "Cannot process request, leader changed while forwarding"));
+            }
+            Some(forward(ctx, method, body, id, &endpoint).await)
+        }
+        Role::Candidate => Some(failure_xml(method, code::INTERNAL, "Cannot process request, oned cluster in election mode")),
+        Role::Follower { leader: None } => Some(failure_xml(method, code::INTERNAL, "Cannot process request, no leader found")),
+    }
+}
+
+async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &str) -> Reply {
+    let timeout = ctx.config.write_deadline() + std::time::Duration::from_secs(2);
+    let sent = ctx
+        .http
+        .post(endpoint)
+        .header("content-type", "text/xml")
+        .header(FORWARDED_HEADER, "1")
+        .timeout(timeout)
+        .body(body.to_vec())
+        .send()
+        .await;
+    match sent {
+        Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+            Ok(b) => Reply::Forwarded(b.to_vec()),
+            Err(e) => failure_xml(method, code::INTERNAL, &format!("Cannot process request, error reading the leader's answer: {e}")),
+        },
+        Ok(resp) => failure_xml(method, code::INTERNAL, &format!("Cannot process request, leader {leader} answered HTTP {}", resp.status())),
+        Err(e) => {
+            warn!(leader, error = %e, "forwarding to the leader failed");
+            failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {e}"))
+        }
+    }
+}
+
+/// AUTHORIZATION for a non-admin on an admin-only action.
+pub fn require_admin(s: &Session, what: &str) -> Result<(), Failure> {
+    if s.is_admin() {
+        Ok(())
+    } else {
+        Err(fail(
+            code::AUTHORIZATION,
+            format!("User [{}] : Not authorized to perform ADMIN {what}.", s.uid),
+        ))
+    }
+}

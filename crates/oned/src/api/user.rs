@@ -1,0 +1,211 @@
+//! `one.user.*` and `one.userpool.info`: the first replicated object family.
+
+use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind, UserRow};
+use xmlrpc::{Params, Value};
+
+use super::xml::esc;
+use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use crate::auth::Session;
+use crate::credentials::sha256_hex;
+
+const QUOTAS: &str =
+    "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
+
+fn default_quotas() -> String {
+    format!("<DEFAULT_USER_QUOTAS>{QUOTAS}</DEFAULT_USER_QUOTAS>")
+}
+
+fn template_xml(text: &str) -> String {
+    template::Template::parse(text)
+        .map(|t| t.to_xml())
+        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string())
+}
+
+pub fn user_xml(u: &UserRow, with_quotas: bool) -> String {
+    format!(
+        "<USER><ID>{}</ID><GID>{}</GID><GROUPS><ID>{}</ID></GROUPS><GNAME>{}</GNAME><NAME>{}</NAME><PASSWORD>{}</PASSWORD><AUTH_DRIVER>{}</AUTH_DRIVER><ENABLED>{}</ENABLED><LOGIN_TOKEN></LOGIN_TOKEN>{}{}</USER>",
+        u.oid,
+        u.gid,
+        u.gid,
+        esc(&u.gname),
+        esc(&u.name),
+        esc(&u.password),
+        esc(&u.auth_driver),
+        u.enabled as i32,
+        template_xml(&u.template),
+        if with_quotas {
+            format!("{QUOTAS}{}", default_quotas())
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn no_user(id: i64) -> Failure {
+    fail(code::NO_EXISTS, format!("Error getting user [{id}]."))
+}
+
+fn not_authorized(s: &Session, what: &str) -> Failure {
+    fail(
+        code::AUTHORIZATION,
+        format!("User [{}] : Not authorized to perform {what}.", s.uid),
+    )
+}
+
+/// OpenNebula refuses names with spaces, quotes and a few separators.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | '"' | '\'' | '<' | '>' | '&' | '\\' | '/'))
+}
+
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let name = p.string(0)?.to_string();
+    let password = p.string(1)?.to_string();
+    let driver = match p.string(2)? {
+        "" => "core".to_string(),
+        d => d.to_string(),
+    };
+    let gids: Vec<i64> = match p.0.get(3) {
+        Some(_) => p.array(3)?.iter().filter_map(Value::as_i64).collect(),
+        None => Vec::new(),
+    };
+    if !s.is_admin() {
+        return Err(not_authorized(s, "CREATE USER"));
+    }
+    if !valid_name(&name) {
+        return Err(fail(code::INTERNAL, "Error allocating a new user. Invalid NAME"));
+    }
+    if password.is_empty() || password.contains(char::is_whitespace) {
+        return Err(fail(code::INTERNAL, "Error allocating a new user. Invalid password"));
+    }
+    if driver != "core" {
+        return Err(fail(code::INTERNAL, format!("Error allocating a new user. Auth driver {driver} is not enabled")));
+    }
+    let gid = gids.first().copied().unwrap_or(1);
+    let exists = ctx
+        .read(move |c| {
+            c.query_row("SELECT count(*) FROM group_pool WHERE oid = ?1", [gid], |r| r.get::<_, i64>(0))
+        })
+        .await?;
+    if exists == 0 {
+        return Err(fail(code::NO_EXISTS, format!("Error getting group [{gid}].")));
+    }
+    let txn = SqlTxn {
+        stmts: vec![
+            SqlStmt::new(
+                "INSERT INTO user_pool (oid, name, password, auth_driver, gid, enabled, template)
+                 SELECT last_oid + 1, ?1, ?2, ?3, ?4, 1, '' FROM pool_control WHERE tablename = 'user_pool'
+                 RETURNING oid",
+                vec![
+                    SqlValue::Text(name.clone()),
+                    SqlValue::Text(sha256_hex(&password)),
+                    SqlValue::Text(driver),
+                    SqlValue::Int(gid),
+                ],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'user_pool'",
+                vec![],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(values) => {
+            let id = values.first().and_then(SqlValue::as_i64).unwrap_or(-1);
+            Ok(Value::Int(id as i32))
+        }
+        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => {
+            let taken = name.clone();
+            let other = ctx
+                .read(move |c| sqlstore::find_user_by_name(c, &taken))
+                .await?
+                .map(|u| u.oid)
+                .unwrap_or(-1);
+            Err(fail(
+                code::INTERNAL,
+                format!("Error allocating a new user. NAME is already taken by USER {other}."),
+            ))
+        }
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, format!("Error allocating a new user. {m}"))),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+async fn load(ctx: &Ctx, id: i64) -> Result<UserRow, Failure> {
+    ctx.read(move |c| sqlstore::load_user(c, id))
+        .await?
+        .ok_or_else(|| no_user(id))
+}
+
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let mut id = p.int(0)? as i64;
+    if id == -1 {
+        id = s.uid;
+    }
+    if !s.is_admin() && id != s.uid {
+        return Err(not_authorized(s, &format!("USE USER [{id}]")));
+    }
+    Ok(Value::String(user_xml(&load(ctx, id).await?, true)))
+}
+
+pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    let users = ctx.read(sqlstore::load_users).await?;
+    let mut out = String::from("<USER_POOL>");
+    for u in users.iter().filter(|u| s.is_admin() || u.oid == s.uid) {
+        out.push_str(&user_xml(u, false));
+        out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", u.oid));
+    }
+    out.push_str(&default_quotas());
+    out.push_str("</USER_POOL>");
+    Ok(Value::String(out))
+}
+
+pub async fn passwd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let password = p.string(1)?.to_string();
+    if !s.is_admin() && id != s.uid {
+        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
+    }
+    if password.is_empty() || password.contains(char::is_whitespace) {
+        return Err(fail(code::INTERNAL, "Invalid password"));
+    }
+    let txn = SqlTxn {
+        stmts: vec![SqlStmt::new(
+            "UPDATE user_pool SET password = ?2 WHERE oid = ?1 AND auth_driver = 'core'",
+            vec![SqlValue::Int(id), SqlValue::Text(sha256_hex(&password))],
+        )
+        .must_match()],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_user(id)),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
+    }
+    if id == 0 || id == 1 {
+        return Err(fail(
+            code::ACTION,
+            "Cannot delete user. oneadmin and serveradmin cannot be deleted.",
+        ));
+    }
+    let txn = SqlTxn {
+        stmts: vec![SqlStmt::new("DELETE FROM user_pool WHERE oid = ?1", vec![SqlValue::Int(id)]).must_match()],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_user(id)),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::ACTION, format!("Cannot delete user. {m}"))),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}

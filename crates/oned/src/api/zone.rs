@@ -1,0 +1,175 @@
+//! `one.zone.*`: the zone, its servers, and this server's Raft status.
+
+use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind, ZoneRow};
+use xmlrpc::{Params, Value};
+
+use super::xml::{cdata, esc};
+use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
+use crate::auth::Session;
+
+pub fn zone_xml(z: &ZoneRow) -> String {
+    let mut out = format!(
+        "<ZONE><ID>{}</ID><NAME>{}</NAME><STATE>{}</STATE><TEMPLATE><ENDPOINT>{}</ENDPOINT></TEMPLATE>",
+        z.oid,
+        esc(&z.name),
+        z.state,
+        cdata(&z.endpoint)
+    );
+    if z.servers.is_empty() {
+        out.push_str("<SERVER_POOL/>");
+    } else {
+        out.push_str("<SERVER_POOL>");
+        for s in &z.servers {
+            out.push_str(&format!(
+                "<SERVER><ENDPOINT>{}</ENDPOINT><ID>{}</ID><NAME>{}</NAME></SERVER>",
+                cdata(&s.endpoint),
+                cdata(&s.id.to_string()),
+                cdata(&s.name)
+            ));
+        }
+        out.push_str("</SERVER_POOL>");
+    }
+    out.push_str("</ZONE>");
+    out
+}
+
+async fn load(ctx: &Ctx, id: i64) -> Result<ZoneRow, Failure> {
+    ctx.read(move |c| sqlstore::load_zone(c, id))
+        .await?
+        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting zone [{id}].")))
+}
+
+pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    Ok(Value::String(zone_xml(&load(ctx, id).await?)))
+}
+
+pub async fn pool_info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
+    let zones = ctx.read(sqlstore::load_zones).await?;
+    let body: String = zones.iter().map(zone_xml).collect();
+    Ok(Value::String(format!("<ZONE_POOL>{body}</ZONE_POOL>")))
+}
+
+pub async fn raftstatus(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    require_admin(s, "on zone")?;
+    let status = ctx.cluster.status(ctx.config.server_id).await;
+    Ok(Value::String(status.to_xml()))
+}
+
+fn check_zone(ctx: &Ctx, zone_id: i64, verb: &str) -> Result<(), Failure> {
+    if zone_id != ctx.config.zone_id {
+        return Err(fail(
+            code::ACTION,
+            format!("Servers have to be {verb} through the target zone endpoints"),
+        ));
+    }
+    Ok(())
+}
+
+fn valid_endpoint(e: &str) -> bool {
+    let rest = e
+        .strip_prefix("http://")
+        .or_else(|| e.strip_prefix("https://"));
+    match rest {
+        Some(r) => {
+            let host = r.split('/').next().unwrap_or("");
+            !host.is_empty() && !host.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let zone_id = p.int(0)? as i64;
+    let text = p.string(1)?;
+    check_zone(ctx, zone_id, "added")?;
+    require_admin(s, "on zone")?;
+    let t = template::Template::parse(text)
+        .map_err(|e| fail(code::ACTION, format!("Error parsing server template: {e}")))?;
+    let server = t
+        .vector("SERVER")
+        .ok_or_else(|| fail(code::ACTION, "SERVER not found in template"))?;
+    let name = template::vector_get(server, "NAME")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| fail(code::ACTION, "Missing NAME in SERVER"))?;
+    let endpoint = template::vector_get(server, "ENDPOINT")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| fail(code::ACTION, "Missing ENDPOINT in SERVER"))?;
+    if !valid_endpoint(endpoint) {
+        return Err(fail(
+            code::ACTION,
+            format!("ENDPOINT \"{endpoint}\" is not an http:// or https:// URL"),
+        ));
+    }
+    // The id is the largest existing one + 1, computed by the SQL itself so every server agrees.
+    let txn = SqlTxn {
+        stmts: vec![SqlStmt::new(
+            "INSERT INTO zone_server (zone_id, server_id, name, endpoint)
+             SELECT ?1, COALESCE((SELECT MAX(server_id) FROM zone_server WHERE zone_id = ?1), -1) + 1, ?2, ?3
+             FROM zone_pool WHERE oid = ?1 RETURNING server_id",
+            vec![
+                SqlValue::Int(zone_id),
+                SqlValue::Text(name.to_string()),
+                SqlValue::Text(endpoint.to_string()),
+            ],
+        )
+        .must_match()],
+    };
+    match ctx.write(txn).await {
+        Ok(values) => {
+            let sid = values.first().and_then(SqlValue::as_i64).unwrap_or(-1);
+            tracing::info!(zone = zone_id, server = sid, name, endpoint, "server added to the zone");
+            Ok(Value::Int(zone_id as i32))
+        }
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+            code::NO_EXISTS,
+            format!("Error getting zone [{zone_id}]."),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, format!("Cannot add server: {m}"))),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn delserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let zone_id = p.int(0)? as i64;
+    let sid = p.int(1)? as i64;
+    check_zone(ctx, zone_id, "deleted")?;
+    require_admin(s, "on zone")?;
+    load(ctx, zone_id).await?;
+    let txn = SqlTxn {
+        stmts: vec![SqlStmt::new(
+            "DELETE FROM zone_server WHERE zone_id = ?1 AND server_id = ?2",
+            vec![SqlValue::Int(zone_id), SqlValue::Int(sid)],
+        )
+        .must_match()],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => {
+            tracing::info!(zone = zone_id, server = sid, "server deleted from the zone");
+            Ok(Value::Int(zone_id as i32))
+        }
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => {
+            Err(fail(code::ACTION, "SERVER not found in zone"))
+        }
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, format!("Cannot delete server: {m}"))),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn resetserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let zone_id = p.int(0)? as i64;
+    let sid = p.int(1)? as i64;
+    check_zone(ctx, zone_id, "deleted")?;
+    require_admin(s, "on zone")?;
+    let zone = load(ctx, zone_id).await?;
+    if !zone.servers.iter().any(|x| x.id == sid) {
+        return Err(fail(code::ACTION, "SERVER not found in zone"));
+    }
+    // openraft re-walks a follower's log (or sends it a snapshot) by itself; a heartbeat now
+    // makes the leader notice a reset follower at once.
+    if let Some(raft) = ctx.cluster.raft() {
+        let _ = raft.trigger().heartbeat().await;
+    }
+    tracing::info!(zone = zone_id, server = sid, "server reset requested");
+    Ok(Value::Int(zone_id as i32))
+}

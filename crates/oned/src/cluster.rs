@@ -1,0 +1,178 @@
+//! This server's place in the zone: solo (no Raft) or a member of a Raft group, who leads, how
+//! writes reach the log, and the raftstatus it reports.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use consensus::{Proposer, Raft, SoloWriter, WriteError};
+use openraft::ServerState;
+use sqlstore::{SqlTxn, TxnOutcome};
+
+/// What this server is right now, as far as request routing cares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    Solo,
+    Leader,
+    /// Not the leader; `leader` is its id and `/RPC2` endpoint when known.
+    Follower { leader: Option<(u64, String)> },
+    Candidate,
+}
+
+/// `one.zone.raftstatus`, in OpenNebula's field order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaftStatus {
+    pub server_id: i64,
+    pub state: i64,
+    pub term: u64,
+    pub votedfor: i64,
+    pub commit: i64,
+    pub log_index: i64,
+    pub log_term: i64,
+    pub fedlog_index: i64,
+}
+
+impl RaftStatus {
+    pub fn to_xml(&self) -> String {
+        format!(
+            "<RAFT><SERVER_ID>{}</SERVER_ID><STATE>{}</STATE><TERM>{}</TERM><VOTEDFOR>{}</VOTEDFOR><COMMIT>{}</COMMIT><LOG_INDEX>{}</LOG_INDEX><LOG_TERM>{}</LOG_TERM><FEDLOG_INDEX>{}</FEDLOG_INDEX></RAFT>",
+            self.server_id, self.state, self.term, self.votedfor, self.commit, self.log_index, self.log_term, self.fedlog_index
+        )
+    }
+}
+
+#[derive(Clone)]
+pub enum Cluster {
+    Solo(SoloWriter),
+    Ha(Ha),
+}
+
+#[derive(Clone)]
+pub struct Ha {
+    pub raft: Raft,
+    pub proposer: Proposer,
+    pub server_id: u64,
+    pub raft_db: PathBuf,
+}
+
+impl Cluster {
+    pub fn raft(&self) -> Option<&Raft> {
+        match self {
+            Cluster::Solo(_) => None,
+            Cluster::Ha(ha) => Some(&ha.raft),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        let Cluster::Ha(ha) = self else {
+            return Role::Solo;
+        };
+        let m = ha.raft.metrics().borrow().clone();
+        match m.state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Candidate => Role::Candidate,
+            _ => {
+                let leader = m.current_leader.and_then(|id| {
+                    m.membership_config
+                        .membership()
+                        .get_node(&id)
+                        .map(|n| (id, n.rpc.clone()))
+                });
+                Role::Follower { leader }
+            }
+        }
+    }
+
+    /// Waits up to `within` for a known leader (or for this server to lead).
+    pub async fn wait_for_leader(&self, within: Duration) -> Role {
+        let Cluster::Ha(ha) = self else {
+            return Role::Solo;
+        };
+        let mut rx = ha.raft.metrics();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let role = self.role();
+            match &role {
+                Role::Leader | Role::Follower { leader: Some(_) } => return role,
+                _ => {}
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.role(),
+            }
+        }
+    }
+
+    /// Replicates `txn` (or applies it, solo) and returns its outcome.
+    pub async fn write(&self, txn: SqlTxn) -> Result<TxnOutcome, WriteError> {
+        match self {
+            Cluster::Solo(w) => {
+                let mut out = w.apply(vec![txn]).await.map_err(WriteError::Fatal)?;
+                out.pop()
+                    .ok_or_else(|| WriteError::Fatal("no outcome for the transaction".into()))
+            }
+            Cluster::Ha(ha) => {
+                if self.role() != Role::Leader {
+                    let m = ha.raft.metrics().borrow().clone();
+                    return Err(WriteError::NotLeader {
+                        leader: m.current_leader,
+                        node: None,
+                    });
+                }
+                ha.proposer.submit(txn).await
+            }
+        }
+    }
+
+    pub async fn status(&self, configured_id: i64) -> RaftStatus {
+        let Cluster::Ha(ha) = self else {
+            return RaftStatus {
+                server_id: configured_id,
+                state: 0,
+                term: 0,
+                votedfor: -1,
+                commit: 0,
+                log_index: -1,
+                log_term: -1,
+                fedlog_index: -1,
+            };
+        };
+        let m = ha.raft.metrics().borrow().clone();
+        let state = match m.state {
+            ServerState::Leader => 3,
+            ServerState::Candidate => 1,
+            _ => 2,
+        };
+        let committed = tokio::time::timeout(
+            Duration::from_millis(500),
+            ha.raft.with_raft_state(|st| st.committed),
+        )
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .flatten()
+        .or(m.last_applied);
+        let raft_db = ha.raft_db.clone();
+        let log_term = tokio::task::spawn_blocking(move || consensus::last_log_term(&raft_db))
+            .await
+            .ok()
+            .flatten();
+        RaftStatus {
+            server_id: ha.server_id as i64,
+            state,
+            term: m.current_term,
+            votedfor: if m.current_term == 0 {
+                -1
+            } else {
+                m.vote
+                    .leader_id()
+                    .voted_for()
+                    .map(|v| v as i64)
+                    .unwrap_or(-1)
+            },
+            commit: committed.map(|l| l.index as i64).unwrap_or(-1),
+            log_index: m.last_log_index.map(|i| i as i64).unwrap_or(-1),
+            log_term: log_term.map(|t| t as i64).unwrap_or(-1),
+            fedlog_index: -1,
+        }
+    }
+}

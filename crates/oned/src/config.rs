@@ -1,0 +1,386 @@
+//! `oned.conf`: where it lives, what it says, and the defaults OpenNebula ships.
+//!
+//! The file is parsed with the template crate into a raw template, then validated into
+//! [`Config`]. Every error names the file, the line and the attribute.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use template::{Template, Value};
+
+/// Where a server keeps its files: self-contained under `ONE_LOCATION`, or system-wide.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config: PathBuf,
+    pub var: PathBuf,
+    pub log: PathBuf,
+    pub remotes: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env() -> Paths {
+        match std::env::var_os("ONE_LOCATION") {
+            Some(loc) if !loc.is_empty() => {
+                let loc = PathBuf::from(loc);
+                Paths {
+                    config: loc.join("etc/oned.conf"),
+                    var: loc.join("var"),
+                    log: loc.join("var/oned.log"),
+                    remotes: loc.join("var/remotes"),
+                }
+            }
+            _ => Paths {
+                config: PathBuf::from("/etc/one/oned.conf"),
+                var: PathBuf::from("/var/lib/one"),
+                log: PathBuf::from("/var/log/one/oned.log"),
+                remotes: PathBuf::from("/var/lib/one/remotes"),
+            },
+        }
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.var.join("one.db")
+    }
+    pub fn raft_db(&self) -> PathBuf {
+        self.var.join("raft.db")
+    }
+    pub fn snapshots(&self) -> PathBuf {
+        self.var.join("snapshots")
+    }
+    pub fn one_auth(&self) -> PathBuf {
+        self.var.join(".one/one_auth")
+    }
+    pub fn one_key(&self) -> PathBuf {
+        self.var.join(".one/one_key")
+    }
+}
+
+/// OpenNebula's shipped RAFT defaults (`share/etc/oned.conf`), used per missing attribute.
+pub mod defaults {
+    pub const LIMIT_PURGE: u64 = 100_000;
+    pub const LOG_RETENTION: u64 = 250_000;
+    pub const LOG_PURGE_TIMEOUT_S: u64 = 60;
+    pub const ELECTION_TIMEOUT_MS: u64 = 5000;
+    pub const BROADCAST_TIMEOUT_MS: u64 = 500;
+    pub const XMLRPC_TIMEOUT_MS: u64 = 1000;
+    pub const PORT: u16 = 2633;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaftConfig {
+    pub limit_purge: u64,
+    pub log_retention: u64,
+    pub log_purge_timeout: Duration,
+    pub election_timeout: Duration,
+    pub broadcast_timeout: Duration,
+    pub xmlrpc_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    pub command: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub listen_address: String,
+    pub db_backend: String,
+    pub mode: String,
+    pub zone_id: i64,
+    /// -1 runs solo (no Raft).
+    pub server_id: i64,
+    pub master_oned: String,
+    pub raft: RaftConfig,
+    pub leader_hook: Option<Hook>,
+    pub follower_hook: Option<Hook>,
+    /// The whole file, for `one.system.config`.
+    pub raw: Template,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, line: usize, attr: &str, msg: impl std::fmt::Display) -> ConfigError {
+        ConfigError {
+            file: self.file.display().to_string(),
+            message: format!("line {line}: attribute {attr}: {msg}"),
+        }
+    }
+}
+
+fn parse_int<T: std::str::FromStr>(
+    ctx: &Ctx<'_>,
+    line: usize,
+    attr: &str,
+    raw: &str,
+    what: &str,
+) -> Result<T, ConfigError> {
+    raw.trim()
+        .parse::<T>()
+        .map_err(|_| ctx.err(line, attr, format!("expected {what}, got \"{raw}\"")))
+}
+
+/// A vector attribute such as `FEDERATION = [ ... ]`: its pairs and its line.
+fn vector<'a>(
+    ctx: &Ctx<'_>,
+    t: &'a Template,
+    name: &str,
+) -> Result<Option<(&'a [(String, String)], usize)>, ConfigError> {
+    match t.get(name) {
+        None => Ok(None),
+        Some(a) => match &a.value {
+            Value::Vector(v) => Ok(Some((v.as_slice(), a.line))),
+            Value::Single(_) => Err(ctx.err(a.line, name, "expected a vector value [ ... ]")),
+        },
+    }
+}
+
+fn hook(ctx: &Ctx<'_>, t: &Template, name: &str) -> Result<Option<Hook>, ConfigError> {
+    let Some((pairs, line)) = vector(ctx, t, name)? else {
+        return Ok(None);
+    };
+    let command = template::vector_get(pairs, "COMMAND").unwrap_or("").trim();
+    if command.is_empty() {
+        return Err(ctx.err(line, &format!("{name}/COMMAND"), "must not be empty"));
+    }
+    Ok(Some(Hook {
+        command: command.to_string(),
+        arguments: template::vector_get(pairs, "ARGUMENTS")
+            .unwrap_or("")
+            .to_string(),
+    }))
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let ctx = Ctx { file: path };
+        let t = Template::parse(text).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+
+        let port = match t.get("PORT") {
+            None => defaults::PORT,
+            Some(a) => {
+                let raw = a.value.as_single().unwrap_or("");
+                let p: u32 = parse_int(&ctx, a.line, "PORT", raw, "a port number 1-65535")?;
+                if p == 0 || p > 65535 {
+                    return Err(ctx.err(a.line, "PORT", format!("{p} is not a port number 1-65535")));
+                }
+                p as u16
+            }
+        };
+        let listen_address = t.single("LISTEN_ADDRESS").unwrap_or("0.0.0.0").to_string();
+        if let Some(a) = t.get("LISTEN_ADDRESS") {
+            if listen_address.parse::<std::net::IpAddr>().is_err() {
+                return Err(ctx.err(a.line, "LISTEN_ADDRESS", format!("\"{listen_address}\" is not an IP address")));
+            }
+        }
+
+        let db_backend = match vector(&ctx, &t, "DB")? {
+            None => "sqlite".to_string(),
+            Some((pairs, line)) => {
+                let b = template::vector_get(pairs, "BACKEND").unwrap_or("sqlite").to_lowercase();
+                if b != "sqlite" {
+                    return Err(ctx.err(line, "DB/BACKEND", format!("backend \"{b}\" is not supported yet (only sqlite)")));
+                }
+                b
+            }
+        };
+
+        let (mut mode, mut zone_id, mut server_id, mut master_oned) =
+            ("STANDALONE".to_string(), 0i64, -1i64, String::new());
+        if let Some((pairs, line)) = vector(&ctx, &t, "FEDERATION")? {
+            if let Some(m) = template::vector_get(pairs, "MODE") {
+                mode = m.to_uppercase();
+                if !["STANDALONE", "MASTER", "SLAVE"].contains(&mode.as_str()) {
+                    return Err(ctx.err(line, "FEDERATION/MODE", format!("\"{m}\" is not STANDALONE, MASTER or SLAVE")));
+                }
+            }
+            if let Some(z) = template::vector_get(pairs, "ZONE_ID") {
+                zone_id = parse_int(&ctx, line, "FEDERATION/ZONE_ID", z, "an integer")?;
+            }
+            if let Some(s) = template::vector_get(pairs, "SERVER_ID") {
+                server_id = parse_int(&ctx, line, "FEDERATION/SERVER_ID", s, "an integer")?;
+                if server_id < -1 {
+                    return Err(ctx.err(line, "FEDERATION/SERVER_ID", "must be -1 (solo) or a server id >= 0"));
+                }
+            }
+            master_oned = template::vector_get(pairs, "MASTER_ONED").unwrap_or("").to_string();
+        }
+        if mode == "STANDALONE" {
+            // As OpenNebula: a standalone zone is always zone 0.
+            zone_id = 0;
+        }
+
+        let mut raft = RaftConfig {
+            limit_purge: defaults::LIMIT_PURGE,
+            log_retention: defaults::LOG_RETENTION,
+            log_purge_timeout: Duration::from_secs(defaults::LOG_PURGE_TIMEOUT_S),
+            election_timeout: Duration::from_millis(defaults::ELECTION_TIMEOUT_MS),
+            broadcast_timeout: Duration::from_millis(defaults::BROADCAST_TIMEOUT_MS),
+            xmlrpc_timeout: Duration::from_millis(defaults::XMLRPC_TIMEOUT_MS),
+        };
+        let mut raft_line = 0;
+        if let Some((pairs, line)) = vector(&ctx, &t, "RAFT")? {
+            raft_line = line;
+            let get = |k: &str| -> Result<Option<u64>, ConfigError> {
+                template::vector_get(pairs, k)
+                    .map(|v| parse_int::<u64>(&ctx, line, &format!("RAFT/{k}"), v, "a non-negative integer"))
+                    .transpose()
+            };
+            if let Some(v) = get("LIMIT_PURGE")? {
+                raft.limit_purge = v;
+            }
+            if let Some(v) = get("LOG_RETENTION")? {
+                raft.log_retention = v;
+            }
+            if let Some(v) = get("LOG_PURGE_TIMEOUT")? {
+                raft.log_purge_timeout = Duration::from_secs(v);
+            }
+            if let Some(v) = get("ELECTION_TIMEOUT_MS")? {
+                raft.election_timeout = Duration::from_millis(v);
+            }
+            if let Some(v) = get("BROADCAST_TIMEOUT_MS")? {
+                raft.broadcast_timeout = Duration::from_millis(v);
+            }
+            if let Some(v) = get("XMLRPC_TIMEOUT_MS")? {
+                raft.xmlrpc_timeout = Duration::from_millis(v);
+            }
+        }
+        let line = raft_line;
+        if raft.broadcast_timeout.is_zero() {
+            return Err(ctx.err(line, "RAFT/BROADCAST_TIMEOUT_MS", "must be > 0"));
+        }
+        // The election timeout is drawn in [E/3, 2E/3) after a lease of 2E/3, and must stay
+        // above the heartbeat, or followers would campaign against a healthy leader.
+        if raft.election_timeout <= raft.broadcast_timeout * 3 {
+            return Err(ctx.err(
+                line,
+                "RAFT/ELECTION_TIMEOUT_MS",
+                format!(
+                    "{} ms must be more than 3 x BROADCAST_TIMEOUT_MS ({} ms)",
+                    raft.election_timeout.as_millis(),
+                    raft.broadcast_timeout.as_millis()
+                ),
+            ));
+        }
+        if raft.xmlrpc_timeout.is_zero() {
+            return Err(ctx.err(line, "RAFT/XMLRPC_TIMEOUT_MS", "must be > 0 (OneHA never waits forever)"));
+        }
+        if raft.log_retention == 0 {
+            return Err(ctx.err(line, "RAFT/LOG_RETENTION", "must be > 0"));
+        }
+
+        Ok(Config {
+            port,
+            listen_address,
+            db_backend,
+            mode,
+            zone_id,
+            server_id,
+            master_oned,
+            leader_hook: hook(&ctx, &t, "RAFT_LEADER_HOOK")?,
+            follower_hook: hook(&ctx, &t, "RAFT_FOLLOWER_HOOK")?,
+            raft,
+            raw: t,
+        })
+    }
+
+    pub fn is_solo(&self) -> bool {
+        self.server_id < 0
+    }
+
+    /// How long a write waits for its commit before the client is told the outcome is unknown.
+    pub fn write_deadline(&self) -> Duration {
+        self.raft.election_timeout * 2 + Duration::from_secs(1)
+    }
+
+    /// How long a follower waits for a leader before answering "no leader found".
+    pub fn leader_wait(&self) -> Duration {
+        self.raft.election_timeout * 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/one/oned.conf"))
+    }
+
+    #[test]
+    fn shipped_oned_conf_parses_with_opennebula_defaults() {
+        let text = include_str!("../../../share/etc/oned.conf");
+        let c = parse(text).unwrap();
+        assert_eq!(c.port, 2633);
+        assert_eq!(c.server_id, -1);
+        assert_eq!(c.raft.election_timeout, Duration::from_millis(5000));
+        assert_eq!(c.raft.log_retention, 250_000);
+        assert_eq!(c.leader_hook, None);
+    }
+
+    #[test]
+    fn missing_raft_attributes_take_opennebula_defaults() {
+        let c = parse("RAFT = [ ELECTION_TIMEOUT_MS = 3000 ]").unwrap();
+        assert_eq!(c.raft.election_timeout, Duration::from_millis(3000));
+        assert_eq!(c.raft.broadcast_timeout, Duration::from_millis(500));
+        assert_eq!(c.raft.xmlrpc_timeout, Duration::from_millis(1000));
+        assert_eq!(c.raft.limit_purge, 100_000);
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_attribute() {
+        let e = parse("# c\nPORT = \"abc\"\n").unwrap_err().to_string();
+        assert!(e.contains("/etc/one/oned.conf") && e.contains("line 2") && e.contains("PORT"), "{e}");
+        let e = parse("FEDERATION = [\n SERVER_ID = x ]").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("FEDERATION/SERVER_ID"), "{e}");
+        let e = parse("RAFT = [ ELECTION_TIMEOUT_MS = 100, BROADCAST_TIMEOUT_MS = 500 ]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ELECTION_TIMEOUT_MS"), "{e}");
+        let e = parse("RAFT_LEADER_HOOK = [ ARGUMENTS = \"x\" ]").unwrap_err().to_string();
+        assert!(e.contains("RAFT_LEADER_HOOK/COMMAND"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = parse("PORT = 1\nFEDERATION = [ MODE = \"STANDALONE\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn hooks_are_parsed() {
+        let c = parse(
+            "RAFT_LEADER_HOOK = [ COMMAND = \"raft/vip.sh\", ARGUMENTS = \"leader eth0 10.3.3.2/24\" ]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.leader_hook,
+            Some(Hook {
+                command: "raft/vip.sh".into(),
+                arguments: "leader eth0 10.3.3.2/24".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! Start-up and shut-down of one server.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use consensus::{LogStore, PeerAuth, PeerNetwork, Proposer, Raft, ServerNode, StateMachine};
+use openraft::{ServerState, SnapshotPolicy};
+use sqlstore::{BootstrapParams, ReadPool};
+use tracing::{info, warn};
+
+use crate::api::Ctx;
+use crate::cluster::{Cluster, Ha};
+use crate::config::{Config, Paths};
+use crate::credentials::{self, sha256_hex};
+use crate::http::{router, AppState};
+
+/// Per-server flag: the history a solo server wrote outside the log has been folded into a
+/// snapshot, so servers that join later receive it.
+const SEALED: &str = "solo_history_sealed";
+
+fn raft_config(c: &Config) -> anyhow::Result<openraft::Config> {
+    let e = c.raft.election_timeout.as_millis() as u64;
+    let hb = c.raft.broadcast_timeout.as_millis() as u64;
+    let cfg = openraft::Config {
+        cluster_name: format!("opennebula-zone-{}", c.zone_id),
+        heartbeat_interval: hb,
+        // A follower campaigns E..4E/3 after the last heartbeat: OpenNebula's timeout, randomised.
+        election_timeout_min: e / 3,
+        election_timeout_max: 2 * e / 3,
+        install_snapshot_timeout: (c.raft.xmlrpc_timeout.as_millis() as u64).max(10_000),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast((c.raft.log_retention / 2).max(1)),
+        max_in_snapshot_log_to_keep: c.raft.log_retention,
+        replication_lag_threshold: 1000,
+        ..Default::default()
+    };
+    cfg.validate().context("RAFT settings")
+}
+
+/// Runs the server on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    paths: Paths,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&paths.var)
+        .with_context(|| format!("creating {}", paths.var.display()))?;
+    let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
+    let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
+
+    let state_path = paths.state_db();
+    let mut conn = sqlstore::open_state(&state_path)?;
+    let bootstrapped = sqlstore::is_bootstrapped(&conn).context("reading the state database")?;
+    if !bootstrapped && config.is_solo() {
+        sqlstore::bootstrap(
+            &mut conn,
+            &BootstrapParams {
+                oneadmin_name: &admin_name,
+                oneadmin_password_hash: &sha256_hex(&admin_password),
+                serveradmin_password_hash: &sha256_hex(&credentials::random_hex(16)),
+                zone_endpoint: &format!("http://localhost:{}/RPC2", config.port),
+            },
+        )
+        .context("bootstrapping the database")?;
+        info!("bootstrapped a new database");
+    }
+    let pool = ReadPool::new(&state_path);
+    let sm = StateMachine::new(&state_path, conn, &paths.snapshots()).map_err(anyhow::Error::msg)?;
+
+    let (cluster, peers) = if config.is_solo() {
+        info!("oned started in solo mode");
+        (Cluster::Solo(sm.solo_writer()), None)
+    } else {
+        let id = config.server_id as u64;
+        let raft_db = paths.raft_db();
+        let log = LogStore::open(&raft_db).map_err(anyhow::Error::msg)?;
+        log.check_server_id(id).map_err(anyhow::Error::msg)?;
+        let pristine = log.is_pristine().map_err(anyhow::Error::msg)?;
+        let flags = LogStore::open(&raft_db).map_err(anyhow::Error::msg)?;
+        if !bootstrapped {
+            // Nothing here predates the log: whatever arrives comes from the leader.
+            flags.set_flag(SEALED).map_err(anyhow::Error::msg)?;
+        }
+        let net = PeerNetwork::new(zone_key.clone(), config.raft.xmlrpc_timeout);
+        let raft = Raft::new(id, Arc::new(raft_config(&config)?), net, log, sm)
+            .await
+            .context("starting Raft")?;
+        info!(server = id, "oned started in follower mode");
+
+        if pristine {
+            let zone = {
+                let pool = pool.clone();
+                let zid = config.zone_id;
+                tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::load_zone(c, zid)))
+                    .await??
+            };
+            let servers = zone.map(|z| z.servers).unwrap_or_default();
+            let me = servers.iter().find(|s| s.id == config.server_id);
+            match me {
+                Some(me) if bootstrapped && servers.len() == 1 => {
+                    let node = ServerNode { name: me.name.clone(), rpc: me.endpoint.clone() };
+                    info!(server = id, node = %node, "initializing a new zone with this server as its only member");
+                    raft.initialize(BTreeMap::from([(id, node)])).await.context("initializing Raft")?;
+                }
+                _ if bootstrapped && me.is_none() && servers.is_empty() => {
+                    bail!(
+                        "SERVER_ID = {} is not in zone {}'s server pool: run `onezone server-add {} --name <name> --rpc <endpoint>` on the solo server first",
+                        config.server_id, config.zone_id, config.zone_id
+                    );
+                }
+                _ => info!("waiting for the leader to add this server to the zone (onezone server-add)"),
+            }
+        }
+        if !flags.flag(SEALED).map_err(anyhow::Error::msg)? {
+            tokio::spawn(seal_solo_history(raft.clone(), flags));
+        }
+        crate::membership::spawn(raft.clone(), pool.clone(), config.zone_id);
+        spawn_state_logger(raft.clone());
+        let proposer = Proposer::start(raft.clone(), config.write_deadline());
+        let peers = Some((
+            raft.clone(),
+            PeerAuth { key: zone_key, server_id: id },
+        ));
+        (
+            Cluster::Ha(Ha { raft, proposer, server_id: id, raft_db }),
+            peers,
+        )
+    };
+
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .context("building the HTTP client")?;
+    let state = Arc::new(AppState {
+        ctx: Ctx { config: config.clone(), pool, cluster: cluster.clone(), http },
+        peers,
+    });
+    let addr = listener.local_addr().ok();
+    info!(address = ?addr, "serving /RPC2");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    info!("shutting down");
+    if let Some(raft) = cluster.raft() {
+        if tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await.is_err() {
+            warn!("Raft did not stop within 5 s");
+        }
+    }
+    Ok(())
+}
+
+/// Folds a solo server's history (written outside the log) into a snapshot and purges the log
+/// below it, so a server added later starts from that snapshot instead of an incomplete log.
+async fn seal_solo_history(raft: Raft, flags: LogStore) {
+    let leading = raft
+        .wait(None)
+        .metrics(|m| m.state == ServerState::Leader && m.last_applied.is_some(), "leader")
+        .await;
+    if leading.is_err() {
+        return;
+    }
+    if raft.trigger().snapshot().await.is_err() {
+        return;
+    }
+    let Ok(m) = raft.wait(None).metrics(|m| m.snapshot.is_some(), "snapshot").await else {
+        return;
+    };
+    let Some(snap) = m.snapshot else { return };
+    if raft.trigger().purge_log(snap.index).await.is_err() {
+        return;
+    }
+    let purged = raft
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= snap.index), "purged")
+        .await;
+    if purged.is_ok() {
+        match flags.set_flag(SEALED) {
+            Ok(()) => info!(index = snap.index, "solo history sealed into a snapshot"),
+            Err(e) => warn!(error = %e, "could not record the sealed snapshot"),
+        }
+    }
+}
+
+/// Logs leadership, term and membership changes at info: the story an operator reads in oned.log.
+fn spawn_state_logger(raft: Raft) {
+    tokio::spawn(async move {
+        let mut rx = raft.metrics();
+        let mut last: Option<(ServerState, u64, Option<u64>, String)> = None;
+        loop {
+            let (state, term, leader, members) = {
+                let m = rx.borrow_and_update();
+                (
+                    m.state,
+                    m.current_term,
+                    m.current_leader,
+                    m.membership_config.membership().to_string(),
+                )
+            };
+            let now = (state, term, leader, members.clone());
+            if last.as_ref() != Some(&now) {
+                let old = last.as_ref();
+                if old.map(|o| o.0) != Some(state) {
+                    info!(state = ?state, term, "state changed");
+                }
+                if old.map(|o| o.1) != Some(term) {
+                    info!(term, "term changed");
+                }
+                if old.map(|o| o.2) != Some(leader) {
+                    info!(leader = ?leader, term, "leader changed");
+                }
+                if old.map(|o| o.3.clone()) != Some(members.clone()) {
+                    info!(membership = %members, "membership changed");
+                }
+                last = Some(now);
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
