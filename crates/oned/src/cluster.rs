@@ -82,8 +82,8 @@ impl Cluster {
         }
     }
 
-    /// Waits up to `within` for a known leader (or for this server to lead).
-    pub async fn wait_for_leader(&self, within: Duration) -> Role {
+    /// Waits up to `within` for a known leader other than `not` (or for this server to lead).
+    pub async fn wait_for_new_leader(&self, within: Duration, not: Option<u64>) -> Role {
         let Cluster::Ha(ha) = self else {
             return Role::Solo;
         };
@@ -92,7 +92,8 @@ impl Cluster {
         loop {
             let role = self.role();
             match &role {
-                Role::Leader | Role::Follower { leader: Some(_) } => return role,
+                Role::Leader => return role,
+                Role::Follower { leader: Some((id, _)) } if Some(*id) != not => return role,
                 _ => {}
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {

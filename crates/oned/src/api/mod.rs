@@ -197,27 +197,50 @@ pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
 }
 
 /// For a leader-only method: `None` to run it here, or the reply (forwarded, or an error).
+///
+/// A leader that refuses the connection never saw the call, so it is safe to wait for the next
+/// leader and try again within the bounded wait; a call that timed out is never retried, since
+/// it may have been applied.
 async fn route_write(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> Option<Reply> {
-    let role = match ctx.cluster.role() {
-        Role::Solo | Role::Leader => return None,
-        Role::Follower { leader: Some(_) } => ctx.cluster.role(),
-        // An election is running: wait a bounded time for its outcome instead of failing at once.
-        _ => ctx.cluster.wait_for_leader(ctx.config.leader_wait()).await,
-    };
-    match role {
-        Role::Solo | Role::Leader => None,
-        Role::Follower { leader: Some((id, endpoint)) } => {
-            if forwarded {
-                return Some(failure_xml(method, code::INTERNAL, "Cannot process request, leader changed while forwarding"));
-            }
-            Some(forward(ctx, method, body, id, &endpoint).await)
+    let deadline = tokio::time::Instant::now() + ctx.config.leader_wait();
+    let mut dead_leader: Option<u64> = None;
+    loop {
+        let mut role = ctx.cluster.role();
+        let stale = matches!(&role, Role::Follower { leader: Some((id, _)) } if Some(*id) == dead_leader);
+        if stale || matches!(role, Role::Candidate | Role::Follower { leader: None }) {
+            // An election is running: wait a bounded time for its outcome instead of failing.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            role = ctx.cluster.wait_for_new_leader(left, dead_leader).await;
         }
-        Role::Candidate => Some(failure_xml(method, code::INTERNAL, "Cannot process request, oned cluster in election mode")),
-        Role::Follower { leader: None } => Some(failure_xml(method, code::INTERNAL, "Cannot process request, no leader found")),
+        match role {
+            Role::Solo | Role::Leader => return None,
+            Role::Follower { leader: Some((id, endpoint)) } if Some(id) != dead_leader => {
+                if forwarded {
+                    return Some(failure_xml(method, code::INTERNAL, "Cannot process request, leader changed while forwarding"));
+                }
+                match forward(ctx, method, body, id, &endpoint).await {
+                    Forwarded::Done(reply) => return Some(reply),
+                    Forwarded::Unreachable(reply) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Some(reply);
+                        }
+                        dead_leader = Some(id);
+                    }
+                }
+            }
+            Role::Candidate => return Some(failure_xml(method, code::INTERNAL, "Cannot process request, oned cluster in election mode")),
+            Role::Follower { .. } => return Some(failure_xml(method, code::INTERNAL, "Cannot process request, no leader found")),
+        }
     }
 }
 
-async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &str) -> Reply {
+enum Forwarded {
+    Done(Reply),
+    /// The leader could not be reached at all: the call never arrived there.
+    Unreachable(Reply),
+}
+
+async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &str) -> Forwarded {
     let timeout = ctx.config.write_deadline() + std::time::Duration::from_secs(2);
     let sent = ctx
         .http
@@ -230,13 +253,18 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
         .await;
     match sent {
         Ok(resp) if resp.status().is_success() => match resp.bytes().await {
-            Ok(b) => Reply::Forwarded(b.to_vec()),
-            Err(e) => failure_xml(method, code::INTERNAL, &format!("Cannot process request, error reading the leader's answer: {e}")),
+            Ok(b) => Forwarded::Done(Reply::Forwarded(b.to_vec())),
+            Err(e) => Forwarded::Done(failure_xml(method, code::INTERNAL, &format!("Cannot process request, error reading the leader's answer: {e}"))),
         },
-        Ok(resp) => failure_xml(method, code::INTERNAL, &format!("Cannot process request, leader {leader} answered HTTP {}", resp.status())),
+        Ok(resp) => Forwarded::Done(failure_xml(method, code::INTERNAL, &format!("Cannot process request, leader {leader} answered HTTP {}", resp.status()))),
         Err(e) => {
             warn!(leader, error = %e, "forwarding to the leader failed");
-            failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {e}"))
+            let reply = failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {e}"));
+            if e.is_connect() {
+                Forwarded::Unreachable(reply)
+            } else {
+                Forwarded::Done(reply)
+            }
         }
     }
 }
