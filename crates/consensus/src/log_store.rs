@@ -137,7 +137,11 @@ impl LogStore {
     /// The server id this log belongs to, recorded at first start, so a copied var dir started
     /// under another SERVER_ID is refused instead of silently impersonating a peer.
     pub fn check_server_id(&self, id: u64) -> Result<(), String> {
-        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        let conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "log mutex poisoned".to_string())?;
         match get_meta::<u64>(&conn, "server_id")? {
             Some(stored) if stored != id => Err(format!(
                 "{} belongs to server {stored}, but oned.conf says SERVER_ID = {id}",
@@ -150,7 +154,11 @@ impl LogStore {
 
     /// Whether the log has ever held anything (a vote or an entry).
     pub fn is_pristine(&self) -> Result<bool, String> {
-        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        let conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "log mutex poisoned".to_string())?;
         let vote: Option<Vote<u64>> = get_meta(&conn, "vote")?;
         let n: i64 = conn
             .query_row("SELECT count(*) FROM logdb", [], |r| r.get(0))
@@ -160,12 +168,20 @@ impl LogStore {
 
     /// A flag kept beside the vote: per server, never replicated, never in a backup.
     pub fn flag(&self, key: &str) -> Result<bool, String> {
-        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        let conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "log mutex poisoned".to_string())?;
         Ok(get_meta::<bool>(&conn, key)?.unwrap_or(false))
     }
 
     pub fn set_flag(&self, key: &str) -> Result<(), String> {
-        let conn = self.db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+        let conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "log mutex poisoned".to_string())?;
         put_meta(&conn, key, &true)
     }
 
@@ -184,6 +200,7 @@ pub struct LogReader {
 }
 
 impl LogReader {
+    #[allow(clippy::result_large_err)] // openraft's own error type
     fn conn(&mut self) -> Result<Shared, SErr> {
         if let Some(c) = &self.conn {
             return Ok(c.clone());

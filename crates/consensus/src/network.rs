@@ -93,10 +93,7 @@ pub async fn serve(raft: &Raft, call: &str, body: &[u8]) -> Result<Vec<u8>, Peer
 /// Base URL (`http://host:port`) of a server's peer calls, from its `/RPC2` endpoint.
 pub fn peer_base(rpc: &str) -> String {
     let trimmed = rpc.trim_end_matches('/');
-    trimmed
-        .strip_suffix("/RPC2")
-        .unwrap_or(trimmed)
-        .to_string()
+    trimmed.strip_suffix("/RPC2").unwrap_or(trimmed).to_string()
 }
 
 #[derive(Clone)]
@@ -271,7 +268,10 @@ mod tests {
 
     #[test]
     fn peer_base_strips_the_rpc_path() {
-        assert_eq!(peer_base("http://10.0.0.1:2633/RPC2"), "http://10.0.0.1:2633");
+        assert_eq!(
+            peer_base("http://10.0.0.1:2633/RPC2"),
+            "http://10.0.0.1:2633"
+        );
         assert_eq!(peer_base("http://h:1/RPC2/"), "http://h:1");
     }
 }

@@ -32,8 +32,11 @@ pub struct StateMachine {
     receiving: Option<PathBuf>,
 }
 
+/// The two blobs of `raft_sm_meta`, both absent before the first apply.
+type MetaRow = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 fn read_meta(conn: &Connection) -> Result<(Option<LogId<u64>>, Membership), String> {
-    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = conn
+    let row: Option<MetaRow> = conn
         .query_row(
             "SELECT last_applied, membership FROM raft_sm_meta WHERE id = 1",
             [],
@@ -96,7 +99,11 @@ fn fsync_dir(dir: &Path) -> Result<(), String> {
 
 impl StateMachine {
     /// `conn` is the state database's read-write connection; `snap_dir` keeps the current snapshot.
-    pub fn new(state_path: &Path, conn: Connection, snap_dir: &Path) -> Result<StateMachine, String> {
+    pub fn new(
+        state_path: &Path,
+        conn: Connection,
+        snap_dir: &Path,
+    ) -> Result<StateMachine, String> {
         std::fs::create_dir_all(snap_dir).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
         // Leftovers of a transfer interrupted by a crash.
         if let Ok(dir) = std::fs::read_dir(snap_dir) {
@@ -121,7 +128,11 @@ impl StateMachine {
 
     /// Runs `f` on the writer connection before Raft starts (bootstrap).
     pub fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> Result<T, String> {
-        let mut guard = self.db.0.lock().map_err(|_| "state mutex poisoned".to_string())?;
+        let mut guard = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "state mutex poisoned".to_string())?;
         Ok(f(&mut guard))
     }
 
@@ -163,25 +174,29 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
         let state_path = self.state_path.clone();
         let dir = self.snap_dir.clone();
-        let made = tokio::task::spawn_blocking(move || -> Result<(PathBuf, SnapshotMeta<u64, ServerNode>), String> {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let tmp = dir.join(format!("recv-build-{nanos}.db"));
-            let conn = Connection::open_with_flags(
-                &state_path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )
-            .map_err(s)?;
-            sqlstore::copy_into(&conn, &tmp).map_err(s)?;
-            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(s)?;
-            let meta = meta_of_file(&tmp)?;
-            let current = dir.join(CURRENT);
-            std::fs::rename(&tmp, &current).map_err(s)?;
-            fsync_dir(&dir)?;
-            Ok((current, meta))
-        })
+        let made = tokio::task::spawn_blocking(
+            move || -> Result<(PathBuf, SnapshotMeta<u64, ServerNode>), String> {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let tmp = dir.join(format!("recv-build-{nanos}.db"));
+                let conn = Connection::open_with_flags(
+                    &state_path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .map_err(s)?;
+                sqlstore::copy_into(&conn, &tmp).map_err(s)?;
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(s)?;
+                let meta = meta_of_file(&tmp)?;
+                let current = dir.join(CURRENT);
+                std::fs::rename(&tmp, &current).map_err(s)?;
+                fsync_dir(&dir)?;
+                Ok((current, meta))
+            },
+        )
         .await
         .map_err(s)
         .and_then(|r| r);
@@ -189,9 +204,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             source: StorageIOError::write_snapshot(None, openraft::AnyError::error(e)),
         })?;
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
-        let file = tokio::fs::File::open(&path).await.map_err(|e| StorageError::IO {
-            source: StorageIOError::read_snapshot(None, openraft::AnyError::new(&e)),
-        })?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StorageError::IO {
+                source: StorageIOError::read_snapshot(None, openraft::AnyError::new(&e)),
+            })?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(file),
@@ -279,7 +296,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Copy whatever handle we were given into a file of our own, durably.
         let incoming = self.snap_dir.join("recv-incoming.db");
         {
-            snapshot.seek(SeekFrom::Start(0)).await.map_err(|e| werr(e.to_string()))?;
+            snapshot
+                .seek(SeekFrom::Start(0))
+                .await
+                .map_err(|e| werr(e.to_string()))?;
             let mut out = tokio::fs::File::create(&incoming)
                 .await
                 .map_err(|e| werr(e.to_string()))?;
@@ -331,9 +351,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageError::IO {
                 source: StorageIOError::read_snapshot(None, openraft::AnyError::error(e)),
             })?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| StorageError::IO {
-            source: StorageIOError::read_snapshot(None, openraft::AnyError::new(&e)),
-        })?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StorageError::IO {
+                source: StorageIOError::read_snapshot(None, openraft::AnyError::new(&e)),
+            })?;
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(file),

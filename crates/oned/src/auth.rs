@@ -26,12 +26,11 @@ pub async fn authenticate(pool: &ReadPool, session: &str) -> Option<Session> {
         return None;
     }
     let (pool, lookup) = (pool.clone(), name.to_string());
-    let user: UserRow = tokio::task::spawn_blocking(move || {
-        pool.with(|c| sqlstore::find_user_by_name(c, &lookup))
-    })
-    .await
-    .ok()?
-    .ok()??;
+    let user: UserRow =
+        tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::find_user_by_name(c, &lookup)))
+            .await
+            .ok()?
+            .ok()??;
     if !user.enabled || user.auth_driver != "core" {
         return None;
     }

@@ -14,7 +14,9 @@ pub enum Role {
     Solo,
     Leader,
     /// Not the leader; `leader` is its id and `/RPC2` endpoint when known.
-    Follower { leader: Option<(u64, String)> },
+    Follower {
+        leader: Option<(u64, String)>,
+    },
     Candidate,
 }
 
@@ -93,7 +95,9 @@ impl Cluster {
             let role = self.role();
             match &role {
                 Role::Leader => return role,
-                Role::Follower { leader: Some((id, _)) } if Some(*id) != not => return role,
+                Role::Follower {
+                    leader: Some((id, _)),
+                } if Some(*id) != not => return role,
                 _ => {}
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {

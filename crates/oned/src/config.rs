@@ -131,12 +131,15 @@ fn parse_int<T: std::str::FromStr>(
         .map_err(|_| ctx.err(line, attr, format!("expected {what}, got \"{raw}\"")))
 }
 
+/// The pairs of a vector attribute and the line it starts on.
+type VectorAt<'a> = (&'a [(String, String)], usize);
+
 /// A vector attribute such as `FEDERATION = [ ... ]`: its pairs and its line.
 fn vector<'a>(
     ctx: &Ctx<'_>,
     t: &'a Template,
     name: &str,
-) -> Result<Option<(&'a [(String, String)], usize)>, ConfigError> {
+) -> Result<Option<VectorAt<'a>>, ConfigError> {
     match t.get(name) {
         None => Ok(None),
         Some(a) => match &a.value {
@@ -184,7 +187,11 @@ impl Config {
                 let raw = a.value.as_single().unwrap_or("");
                 let p: u32 = parse_int(&ctx, a.line, "PORT", raw, "a port number 1-65535")?;
                 if p == 0 || p > 65535 {
-                    return Err(ctx.err(a.line, "PORT", format!("{p} is not a port number 1-65535")));
+                    return Err(ctx.err(
+                        a.line,
+                        "PORT",
+                        format!("{p} is not a port number 1-65535"),
+                    ));
                 }
                 p as u16
             }
@@ -192,16 +199,26 @@ impl Config {
         let listen_address = t.single("LISTEN_ADDRESS").unwrap_or("0.0.0.0").to_string();
         if let Some(a) = t.get("LISTEN_ADDRESS") {
             if listen_address.parse::<std::net::IpAddr>().is_err() {
-                return Err(ctx.err(a.line, "LISTEN_ADDRESS", format!("\"{listen_address}\" is not an IP address")));
+                return Err(ctx.err(
+                    a.line,
+                    "LISTEN_ADDRESS",
+                    format!("\"{listen_address}\" is not an IP address"),
+                ));
             }
         }
 
         let db_backend = match vector(&ctx, &t, "DB")? {
             None => "sqlite".to_string(),
             Some((pairs, line)) => {
-                let b = template::vector_get(pairs, "BACKEND").unwrap_or("sqlite").to_lowercase();
+                let b = template::vector_get(pairs, "BACKEND")
+                    .unwrap_or("sqlite")
+                    .to_lowercase();
                 if b != "sqlite" {
-                    return Err(ctx.err(line, "DB/BACKEND", format!("backend \"{b}\" is not supported yet (only sqlite)")));
+                    return Err(ctx.err(
+                        line,
+                        "DB/BACKEND",
+                        format!("backend \"{b}\" is not supported yet (only sqlite)"),
+                    ));
                 }
                 b
             }
@@ -213,7 +230,11 @@ impl Config {
             if let Some(m) = template::vector_get(pairs, "MODE") {
                 mode = m.to_uppercase();
                 if !["STANDALONE", "MASTER", "SLAVE"].contains(&mode.as_str()) {
-                    return Err(ctx.err(line, "FEDERATION/MODE", format!("\"{m}\" is not STANDALONE, MASTER or SLAVE")));
+                    return Err(ctx.err(
+                        line,
+                        "FEDERATION/MODE",
+                        format!("\"{m}\" is not STANDALONE, MASTER or SLAVE"),
+                    ));
                 }
             }
             if let Some(z) = template::vector_get(pairs, "ZONE_ID") {
@@ -222,10 +243,16 @@ impl Config {
             if let Some(s) = template::vector_get(pairs, "SERVER_ID") {
                 server_id = parse_int(&ctx, line, "FEDERATION/SERVER_ID", s, "an integer")?;
                 if server_id < -1 {
-                    return Err(ctx.err(line, "FEDERATION/SERVER_ID", "must be -1 (solo) or a server id >= 0"));
+                    return Err(ctx.err(
+                        line,
+                        "FEDERATION/SERVER_ID",
+                        "must be -1 (solo) or a server id >= 0",
+                    ));
                 }
             }
-            master_oned = template::vector_get(pairs, "MASTER_ONED").unwrap_or("").to_string();
+            master_oned = template::vector_get(pairs, "MASTER_ONED")
+                .unwrap_or("")
+                .to_string();
         }
         if mode == "STANDALONE" {
             // As OpenNebula: a standalone zone is always zone 0.
@@ -245,7 +272,15 @@ impl Config {
             raft_line = line;
             let get = |k: &str| -> Result<Option<u64>, ConfigError> {
                 template::vector_get(pairs, k)
-                    .map(|v| parse_int::<u64>(&ctx, line, &format!("RAFT/{k}"), v, "a non-negative integer"))
+                    .map(|v| {
+                        parse_int::<u64>(
+                            &ctx,
+                            line,
+                            &format!("RAFT/{k}"),
+                            v,
+                            "a non-negative integer",
+                        )
+                    })
                     .transpose()
             };
             if let Some(v) = get("LIMIT_PURGE")? {
@@ -285,7 +320,11 @@ impl Config {
             ));
         }
         if raft.xmlrpc_timeout.is_zero() {
-            return Err(ctx.err(line, "RAFT/XMLRPC_TIMEOUT_MS", "must be > 0 (OneHA never waits forever)"));
+            return Err(ctx.err(
+                line,
+                "RAFT/XMLRPC_TIMEOUT_MS",
+                "must be > 0 (OneHA never waits forever)",
+            ));
         }
         if raft.log_retention == 0 {
             return Err(ctx.err(line, "RAFT/LOG_RETENTION", "must be > 0"));
@@ -352,20 +391,32 @@ mod tests {
     #[test]
     fn bad_values_name_file_line_and_attribute() {
         let e = parse("# c\nPORT = \"abc\"\n").unwrap_err().to_string();
-        assert!(e.contains("/etc/one/oned.conf") && e.contains("line 2") && e.contains("PORT"), "{e}");
-        let e = parse("FEDERATION = [\n SERVER_ID = x ]").unwrap_err().to_string();
-        assert!(e.contains("line 1") && e.contains("FEDERATION/SERVER_ID"), "{e}");
+        assert!(
+            e.contains("/etc/one/oned.conf") && e.contains("line 2") && e.contains("PORT"),
+            "{e}"
+        );
+        let e = parse("FEDERATION = [\n SERVER_ID = x ]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 1") && e.contains("FEDERATION/SERVER_ID"),
+            "{e}"
+        );
         let e = parse("RAFT = [ ELECTION_TIMEOUT_MS = 100, BROADCAST_TIMEOUT_MS = 500 ]")
             .unwrap_err()
             .to_string();
         assert!(e.contains("ELECTION_TIMEOUT_MS"), "{e}");
-        let e = parse("RAFT_LEADER_HOOK = [ ARGUMENTS = \"x\" ]").unwrap_err().to_string();
+        let e = parse("RAFT_LEADER_HOOK = [ ARGUMENTS = \"x\" ]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RAFT_LEADER_HOOK/COMMAND"), "{e}");
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let e = parse("PORT = 1\nFEDERATION = [ MODE = \"STANDALONE\"\n").unwrap_err().to_string();
+        let e = parse("PORT = 1\nFEDERATION = [ MODE = \"STANDALONE\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 

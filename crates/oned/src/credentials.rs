@@ -41,7 +41,8 @@ pub fn load_or_create_one_auth(path: &Path) -> anyhow::Result<(String, String)> 
     if !path.exists() {
         write_secret(path, &format!("oneadmin:{}\n", random_hex(16)))?;
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let line = text.lines().next().unwrap_or("").trim();
     match line.split_once(':') {
         Some((user, pass)) if !user.is_empty() && !pass.is_empty() => {

@@ -25,8 +25,14 @@ pub struct AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/RPC2", post(rpc).layer(DefaultBodyLimit::max(MAX_RPC_BODY)))
-        .route("/raft/:call", post(peer).layer(DefaultBodyLimit::max(MAX_PEER_BODY)))
+        .route(
+            "/RPC2",
+            post(rpc).layer(DefaultBodyLimit::max(MAX_RPC_BODY)),
+        )
+        .route(
+            "/raft/:call",
+            post(peer).layer(DefaultBodyLimit::max(MAX_PEER_BODY)),
+        )
         .with_state(state)
 }
 

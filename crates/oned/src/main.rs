@@ -78,7 +78,10 @@ fn main() -> ExitCode {
         eprintln!("oned: {e:#}");
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("oned: cannot start the runtime: {e}");

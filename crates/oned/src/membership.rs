@@ -96,7 +96,11 @@ async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), Str
         }
     }
 
-    let removed_voters: BTreeSet<u64> = voters.iter().copied().filter(|id| !want.contains_key(id)).collect();
+    let removed_voters: BTreeSet<u64> = voters
+        .iter()
+        .copied()
+        .filter(|id| !want.contains_key(id))
+        .collect();
     if !removed_voters.is_empty() {
         info!(servers = ?removed_voters, "removing servers from the zone");
         raft.change_membership(ChangeMembers::RemoveVoters(removed_voters), false)

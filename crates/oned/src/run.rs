@@ -69,7 +69,8 @@ pub async fn run(
         info!("bootstrapped a new database");
     }
     let pool = ReadPool::new(&state_path);
-    let sm = StateMachine::new(&state_path, conn, &paths.snapshots()).map_err(anyhow::Error::msg)?;
+    let sm =
+        StateMachine::new(&state_path, conn, &paths.snapshots()).map_err(anyhow::Error::msg)?;
 
     let (cluster, peers) = if config.is_solo() {
         info!("oned started in solo mode");
@@ -102,9 +103,14 @@ pub async fn run(
             let me = servers.iter().find(|s| s.id == config.server_id);
             match me {
                 Some(me) if bootstrapped && servers.len() == 1 => {
-                    let node = ServerNode { name: me.name.clone(), rpc: me.endpoint.clone() };
+                    let node = ServerNode {
+                        name: me.name.clone(),
+                        rpc: me.endpoint.clone(),
+                    };
                     info!(server = id, node = %node, "initializing a new zone with this server as its only member");
-                    raft.initialize(BTreeMap::from([(id, node)])).await.context("initializing Raft")?;
+                    raft.initialize(BTreeMap::from([(id, node)]))
+                        .await
+                        .context("initializing Raft")?;
                 }
                 _ if bootstrapped && me.is_none() && servers.is_empty() => {
                     bail!(
@@ -112,7 +118,9 @@ pub async fn run(
                         config.server_id, config.zone_id, config.zone_id
                     );
                 }
-                _ => info!("waiting for the leader to add this server to the zone (onezone server-add)"),
+                _ => info!(
+                    "waiting for the leader to add this server to the zone (onezone server-add)"
+                ),
             }
         }
         if !flags.flag(SEALED).map_err(anyhow::Error::msg)? {
@@ -123,10 +131,18 @@ pub async fn run(
         let proposer = Proposer::start(raft.clone(), config.write_deadline());
         let peers = Some((
             raft.clone(),
-            PeerAuth { key: zone_key, server_id: id },
+            PeerAuth {
+                key: zone_key,
+                server_id: id,
+            },
         ));
         (
-            Cluster::Ha(Ha { raft, proposer, server_id: id, raft_db }),
+            Cluster::Ha(Ha {
+                raft,
+                proposer,
+                server_id: id,
+                raft_db,
+            }),
             peers,
         )
     };
@@ -136,7 +152,12 @@ pub async fn run(
         .build()
         .context("building the HTTP client")?;
     let state = Arc::new(AppState {
-        ctx: Ctx { config: config.clone(), pool, cluster: cluster.clone(), http },
+        ctx: Ctx {
+            config: config.clone(),
+            pool,
+            cluster: cluster.clone(),
+            http,
+        },
         peers,
     });
     let addr = listener.local_addr().ok();
@@ -147,7 +168,10 @@ pub async fn run(
         .context("serving HTTP")?;
     info!("shutting down");
     if let Some(raft) = cluster.raft() {
-        if tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), raft.shutdown())
+            .await
+            .is_err()
+        {
             warn!("Raft did not stop within 5 s");
         }
     }
@@ -159,7 +183,10 @@ pub async fn run(
 async fn seal_solo_history(raft: Raft, flags: LogStore) {
     let leading = raft
         .wait(None)
-        .metrics(|m| m.state == ServerState::Leader && m.last_applied.is_some(), "leader")
+        .metrics(
+            |m| m.state == ServerState::Leader && m.last_applied.is_some(),
+            "leader",
+        )
         .await;
     if leading.is_err() {
         return;
@@ -167,7 +194,11 @@ async fn seal_solo_history(raft: Raft, flags: LogStore) {
     if raft.trigger().snapshot().await.is_err() {
         return;
     }
-    let Ok(m) = raft.wait(None).metrics(|m| m.snapshot.is_some(), "snapshot").await else {
+    let Ok(m) = raft
+        .wait(None)
+        .metrics(|m| m.snapshot.is_some(), "snapshot")
+        .await
+    else {
         return;
     };
     let Some(snap) = m.snapshot else { return };
@@ -176,7 +207,10 @@ async fn seal_solo_history(raft: Raft, flags: LogStore) {
     }
     let purged = raft
         .wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= snap.index), "purged")
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index >= snap.index),
+            "purged",
+        )
         .await;
     if purged.is_ok() {
         match flags.set_flag(SEALED) {

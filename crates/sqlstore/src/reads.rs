@@ -14,7 +14,8 @@ pub struct UserRow {
     pub template: String,
 }
 
-const USER_COLS: &str = "u.oid, u.name, u.password, u.auth_driver, u.gid, COALESCE(g.name, ''), u.enabled, u.template
+const USER_COLS: &str =
+    "u.oid, u.name, u.password, u.auth_driver, u.gid, COALESCE(g.name, ''), u.enabled, u.template
      FROM user_pool u LEFT JOIN group_pool g ON g.oid = u.gid";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {

@@ -238,7 +238,9 @@ mod tests {
         let mut c = db();
         let tx = c.transaction().unwrap();
         let del = SqlTxn {
-            stmts: vec![SqlStmt::new("DELETE FROM t WHERE id = ?1", vec![SqlValue::Int(9)]).must_match()],
+            stmts: vec![
+                SqlStmt::new("DELETE FROM t WHERE id = ?1", vec![SqlValue::Int(9)]).must_match(),
+            ],
         };
         match apply_txn(&tx, &del).unwrap() {
             TxnOutcome::Failed(e) => assert_eq!(e.kind, TxnErrorKind::NotFound),

@@ -116,7 +116,9 @@ type Handler = for<'a> fn(
     &'a Ctx,
     &'a Session,
     Params<'a>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = MethodResult> + Send + 'a>>;
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = MethodResult> + Send + 'a>,
+>;
 
 fn lookup(method: &str) -> Option<Handler> {
     macro_rules! h {
@@ -160,11 +162,19 @@ fn failure_xml(method: &str, code: i32, message: &str) -> Reply {
 pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
     let call: MethodCall = match xmlrpc::parse_call(body) {
         Ok(c) => c,
-        Err(e) => return Reply::Xml(xmlrpc::write_fault(-503, &format!("Call XML not a proper XML-RPC call: {e}"))),
+        Err(e) => {
+            return Reply::Xml(xmlrpc::write_fault(
+                -503,
+                &format!("Call XML not a proper XML-RPC call: {e}"),
+            ))
+        }
     };
     let method = call.method.as_str();
     let Some(handler) = lookup(method) else {
-        return Reply::Xml(xmlrpc::write_fault(-506, &format!("Method '{method}' not defined")));
+        return Reply::Xml(xmlrpc::write_fault(
+            -506,
+            &format!("Method '{method}' not defined"),
+        ));
     };
     let params = Params(&call.params);
     let session = match params.string(0) {
@@ -172,7 +182,11 @@ pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
         Err(f) => return Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
     };
     let Some(user) = authenticate(&ctx.pool, session).await else {
-        return failure_xml(method, code::AUTHENTICATION, "User couldn't be authenticated, aborting call.");
+        return failure_xml(
+            method,
+            code::AUTHENTICATION,
+            "User couldn't be authenticated, aborting call.",
+        );
     };
     debug!(method, uid = user.uid, "call");
 
@@ -190,7 +204,11 @@ pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
             // Leadership moved while the call ran; nothing was written. Send it to the new leader.
             match route_write(ctx, method, body, forwarded).await {
                 Some(reply) => reply,
-                None => failure_xml(method, code::INTERNAL, "Cannot process request, leadership changed"),
+                None => failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, leadership changed",
+                ),
             }
         }
     }
@@ -206,7 +224,8 @@ async fn route_write(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> O
     let mut dead_leader: Option<u64> = None;
     loop {
         let mut role = ctx.cluster.role();
-        let stale = matches!(&role, Role::Follower { leader: Some((id, _)) } if Some(*id) == dead_leader);
+        let stale =
+            matches!(&role, Role::Follower { leader: Some((id, _)) } if Some(*id) == dead_leader);
         if stale || matches!(role, Role::Candidate | Role::Follower { leader: None }) {
             // An election is running: wait a bounded time for its outcome instead of failing.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -214,9 +233,15 @@ async fn route_write(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> O
         }
         match role {
             Role::Solo | Role::Leader => return None,
-            Role::Follower { leader: Some((id, endpoint)) } if Some(id) != dead_leader => {
+            Role::Follower {
+                leader: Some((id, endpoint)),
+            } if Some(id) != dead_leader => {
                 if forwarded {
-                    return Some(failure_xml(method, code::INTERNAL, "Cannot process request, leader changed while forwarding"));
+                    return Some(failure_xml(
+                        method,
+                        code::INTERNAL,
+                        "Cannot process request, leader changed while forwarding",
+                    ));
                 }
                 match forward(ctx, method, body, id, &endpoint).await {
                     Forwarded::Done(reply) => return Some(reply),
@@ -228,8 +253,20 @@ async fn route_write(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> O
                     }
                 }
             }
-            Role::Candidate => return Some(failure_xml(method, code::INTERNAL, "Cannot process request, oned cluster in election mode")),
-            Role::Follower { .. } => return Some(failure_xml(method, code::INTERNAL, "Cannot process request, no leader found")),
+            Role::Candidate => {
+                return Some(failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, oned cluster in election mode",
+                ))
+            }
+            Role::Follower { .. } => {
+                return Some(failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, no leader found",
+                ))
+            }
         }
     }
 }
@@ -254,9 +291,20 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
     match sent {
         Ok(resp) if resp.status().is_success() => match resp.bytes().await {
             Ok(b) => Forwarded::Done(Reply::Forwarded(b.to_vec())),
-            Err(e) => Forwarded::Done(failure_xml(method, code::INTERNAL, &format!("Cannot process request, error reading the leader's answer: {e}"))),
+            Err(e) => Forwarded::Done(failure_xml(
+                method,
+                code::INTERNAL,
+                &format!("Cannot process request, error reading the leader's answer: {e}"),
+            )),
         },
-        Ok(resp) => Forwarded::Done(failure_xml(method, code::INTERNAL, &format!("Cannot process request, leader {leader} answered HTTP {}", resp.status()))),
+        Ok(resp) => Forwarded::Done(failure_xml(
+            method,
+            code::INTERNAL,
+            &format!(
+                "Cannot process request, leader {leader} answered HTTP {}",
+                resp.status()
+            ),
+        )),
         Err(e) => {
             warn!(leader, error = %e, "forwarding to the leader failed");
             let reply = failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {e}"));

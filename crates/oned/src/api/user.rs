@@ -56,9 +56,11 @@ fn not_authorized(s: &Session, what: &str) -> Failure {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | '"' | '\'' | '<' | '>' | '&' | '\\' | '/'))
+        && !name.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, ':' | '"' | '\'' | '<' | '>' | '&' | '\\' | '/')
+        })
 }
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -76,22 +78,38 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         return Err(not_authorized(s, "CREATE USER"));
     }
     if !valid_name(&name) {
-        return Err(fail(code::INTERNAL, "Error allocating a new user. Invalid NAME"));
+        return Err(fail(
+            code::INTERNAL,
+            "Error allocating a new user. Invalid NAME",
+        ));
     }
     if password.is_empty() || password.contains(char::is_whitespace) {
-        return Err(fail(code::INTERNAL, "Error allocating a new user. Invalid password"));
+        return Err(fail(
+            code::INTERNAL,
+            "Error allocating a new user. Invalid password",
+        ));
     }
     if driver != "core" {
-        return Err(fail(code::INTERNAL, format!("Error allocating a new user. Auth driver {driver} is not enabled")));
+        return Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new user. Auth driver {driver} is not enabled"),
+        ));
     }
     let gid = gids.first().copied().unwrap_or(1);
     let exists = ctx
         .read(move |c| {
-            c.query_row("SELECT count(*) FROM group_pool WHERE oid = ?1", [gid], |r| r.get::<_, i64>(0))
+            c.query_row(
+                "SELECT count(*) FROM group_pool WHERE oid = ?1",
+                [gid],
+                |r| r.get::<_, i64>(0),
+            )
         })
         .await?;
     if exists == 0 {
-        return Err(fail(code::NO_EXISTS, format!("Error getting group [{gid}].")));
+        return Err(fail(
+            code::NO_EXISTS,
+            format!("Error getting group [{gid}]."),
+        ));
     }
     let txn = SqlTxn {
         stmts: vec![
@@ -130,7 +148,10 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 format!("Error allocating a new user. NAME is already taken by USER {other}."),
             ))
         }
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, format!("Error allocating a new user. {m}"))),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new user. {m}"),
+        )),
         Err(TxnFailure::Route(f)) => Err(f),
     }
 }
@@ -200,7 +221,11 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let txn = SqlTxn {
-        stmts: vec![SqlStmt::new("DELETE FROM user_pool WHERE oid = ?1", vec![SqlValue::Int(id)]).must_match()],
+        stmts: vec![SqlStmt::new(
+            "DELETE FROM user_pool WHERE oid = ?1",
+            vec![SqlValue::Int(id)],
+        )
+        .must_match()],
     };
     match ctx.write(txn).await {
         Ok(_) => Ok(Value::Int(id as i32)),

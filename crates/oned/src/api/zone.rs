@@ -118,7 +118,13 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     match ctx.write(txn).await {
         Ok(values) => {
             let sid = values.first().and_then(SqlValue::as_i64).unwrap_or(-1);
-            tracing::info!(zone = zone_id, server = sid, name, endpoint, "server added to the zone");
+            tracing::info!(
+                zone = zone_id,
+                server = sid,
+                name,
+                endpoint,
+                "server added to the zone"
+            );
             Ok(Value::Int(zone_id as i32))
         }
         Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
@@ -151,7 +157,9 @@ pub async fn delserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => {
             Err(fail(code::ACTION, "SERVER not found in zone"))
         }
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, format!("Cannot delete server: {m}"))),
+        Err(TxnFailure::Txn(_, m)) => {
+            Err(fail(code::INTERNAL, format!("Cannot delete server: {m}")))
+        }
         Err(TxnFailure::Route(f)) => Err(f),
     }
 }
