@@ -14,3 +14,6 @@ pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};
 pub use state_machine::{SoloWriter, StateMachine};
 pub use types::{Batch, BatchResult, Raft, ServerNode, TypeConfig};
+
+#[cfg(test)]
+mod storage_suite;
