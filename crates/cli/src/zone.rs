@@ -135,6 +135,8 @@ pub fn raft_state_name(state: i64) -> &'static str {
         1 => "candidate",
         2 => "follower",
         3 => "leader",
+        // OneHA only: a server added to the zone that is still catching up, not yet a voter.
+        4 => "learner",
         _ => "error",
     }
 }

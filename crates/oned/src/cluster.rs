@@ -145,6 +145,9 @@ impl Cluster {
         let state = match m.state {
             ServerState::Leader => 3,
             ServerState::Candidate => 1,
+            // Not yet a voter: "follower" must mean the server counts in the quorum, because
+            // the guide has operators wait for it before going on.
+            ServerState::Learner => 4,
             _ => 2,
         };
         let committed = tokio::time::timeout(

@@ -1,0 +1,14 @@
+//! Multi-process integration tests of `oned`: real processes from
+//! `CARGO_BIN_EXE_oned` on 127.0.0.1, bootstrapped into a zone exactly as the
+//! OpenNebula HA guide says, driven over `/RPC2` and through the `onezone` CLI.
+//!
+//! Every wait is on a condition with a deadline; on failure the tail of each
+//! server's `oned.log` is printed. Set `ONEHA_KEEP_TEST_DIRS=1` to keep the
+//! servers' `ONE_LOCATION` directories for inspection.
+
+#![allow(clippy::unwrap_used)] // test code
+
+mod api;
+mod config;
+mod ha;
+mod zone;

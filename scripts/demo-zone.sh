@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# A local three-server OneHA zone on 127.0.0.1, bootstrapped exactly as the
+# OpenNebula HA guide says (solo start, server-add itself, restart with
+# SERVER_ID = 0, then add the other servers one at a time).
+#
+#   scripts/demo-zone.sh start    build, bootstrap (or restart) the zone, show it
+#   scripts/demo-zone.sh status   onezone show 0
+#   scripts/demo-zone.sh stop     SIGTERM every server of the demo
+#   scripts/demo-zone.sh clean    stop, then delete the demo directory
+#
+# Environment: ONEHA_DEMO_DIR (default <repo>/demo), ONEHA_PORT0/1/2 (default
+# 2633, 2643, 2653), ONEHA_DEMO_TIMEOUT (seconds per step, default 60),
+# ONEHA_NO_BUILD=1 to use already built target/release binaries.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEMO="${ONEHA_DEMO_DIR:-$ROOT/demo}"
+PORTS=("${ONEHA_PORT0:-2633}" "${ONEHA_PORT1:-2643}" "${ONEHA_PORT2:-2653}")
+TIMEOUT="${ONEHA_DEMO_TIMEOUT:-60}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+ONED="$TARGET/release/oned"
+ONEZONE="$TARGET/release/onezone"
+
+say() { printf '=== %s\n' "$*" >&2; }
+die() { printf 'demo-zone: %s\n' "$*" >&2; exit 1; }
+
+server_dir() { printf '%s/server-%s' "$DEMO" "$1"; }
+endpoint() { printf 'http://127.0.0.1:%s/RPC2' "${PORTS[$1]}"; }
+
+build() {
+  if [[ -n "${ONEHA_NO_BUILD:-}" && -x "$ONED" && -x "$ONEZONE" ]]; then
+    return
+  fi
+  say "cargo build --release -p oned -p cli"
+  (cd "$ROOT" && cargo build --release -p oned -p cli)
+  [[ -x "$ONED" && -x "$ONEZONE" ]] || die "no $ONED or $ONEZONE after the build"
+}
+
+# The onezone calls of the guide run against server 0 with its credentials.
+use_server0() {
+  export ONE_AUTH="$(server_dir 0)/var/.one/one_auth"
+  export ONE_XMLRPC="$(endpoint 0)"
+}
+
+write_conf() { # <index> <server id>
+  local dir
+  dir="$(server_dir "$1")"
+  mkdir -p "$dir/etc"
+  cat >"$dir/etc/oned.conf" <<EOF
+# OneHA demo server $1
+PORT = ${PORTS[$1]}
+LISTEN_ADDRESS = "127.0.0.1"
+DB = [ BACKEND = "sqlite" ]
+FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = $2, MASTER_ONED = "" ]
+RAFT = [ LIMIT_PURGE = 100000, LOG_RETENTION = 250000, LOG_PURGE_TIMEOUT = 60,
+         ELECTION_TIMEOUT_MS = 1000, BROADCAST_TIMEOUT_MS = 100, XMLRPC_TIMEOUT_MS = 500 ]
+EOF
+}
+
+# A live (not zombie) process.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null || true)"
+  [[ "${stat##*) }" != Z* ]]
+}
+
+pid_of() { cat "$(server_dir "$1")/oned.pid" 2>/dev/null || true; }
+
+running() { # <index>
+  local pid
+  pid="$(pid_of "$1")"
+  [[ -n "$pid" ]] && alive "$pid"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Polls "$@" until it succeeds; fails after $TIMEOUT seconds.
+wait_for() { # <description> <command...>
+  local what="$1" deadline=$((SECONDS + TIMEOUT))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      say "timed out after ${TIMEOUT}s waiting until $what"
+      for d in "$DEMO"/server-*; do
+        [[ -f "$d/var/oned.log" ]] && { say "tail of $d/var/oned.log"; tail -n 20 "$d/var/oned.log" >&2; }
+      done
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+start_oned() { # <index>; waits until its /RPC2 answers
+  local i="$1" dir pid
+  dir="$(server_dir "$i")"
+  if running "$i"; then
+    say "server $i already running (pid $(pid_of "$i"))"
+    return
+  fi
+  port_busy "${PORTS[$i]}" && die "port ${PORTS[$i]} is already in use (set ONEHA_PORT$i)"
+  say "start server $i on port ${PORTS[$i]}"
+  ONE_LOCATION="$dir" nohup "$ONED" -f </dev/null >>"$dir/stdout" 2>>"$dir/stderr" &
+  pid=$!
+  echo "$pid" >"$dir/oned.pid"
+  local deadline=$((SECONDS + TIMEOUT))
+  until [[ -s "$dir/var/.one/one_auth" ]] &&
+    "$ONEZONE" list --endpoint "$(endpoint "$i")" \
+      --user oneadmin --password "$(cut -d: -f2- <"$dir/var/.one/one_auth" | head -n1)" >/dev/null 2>&1; do
+    if ! alive "$pid"; then
+      say "server $i exited; stderr:"
+      tail -n 20 "$dir/stderr" >&2
+      exit 1
+    fi
+    ((SECONDS < deadline)) || die "server $i did not answer on $(endpoint "$i") within ${TIMEOUT}s"
+    sleep 0.2
+  done
+}
+
+stop_oned() { # <index>
+  local i="$1" pid
+  pid="$(pid_of "$i")"
+  [[ -n "$pid" ]] || return 0
+  if alive "$pid"; then
+    say "stop server $i (SIGTERM pid $pid)"
+    kill -TERM "$pid"
+    local deadline=$((SECONDS + TIMEOUT))
+    while alive "$pid"; do
+      ((SECONDS < deadline)) || die "server $i (pid $pid) did not exit within ${TIMEOUT}s of SIGTERM"
+      sleep 0.2
+    done
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(server_dir "$i")/oned.pid"
+}
+
+# Column <n> of server <id>'s row in the HA table of `onezone show 0`.
+ha_field() { # <id> <column>
+  "$ONEZONE" show 0 | awk -v id="$1" -v col="$2" '
+    /^HA & FEDERATION SYNC STATUS$/ { table = 1; getline; next }
+    table && NF == 0 { table = 0 }
+    table && $1 == id { print $col }'
+}
+
+has_state() { [[ "$(ha_field "$1" 3)" == "$2" ]]; }
+
+has_leader() {
+  "$ONEZONE" show 0 | awk '/^HA & FEDERATION/ {t=1; getline; next} t && NF==0 {t=0} t && $3=="leader" {found=1} END {exit !found}'
+}
+
+# Server <id> follows and its INDEX reached the leader's COMMIT.
+caught_up() { # <id>
+  local show leader_commit state index
+  show="$("$ONEZONE" show 0)" || return 1
+  leader_commit="$(awk '/^HA & FEDERATION/ {t=1; getline; next} t && NF==0 {t=0} t && $3=="leader" {print $6}' <<<"$show")"
+  read -r state index < <(awk -v id="$1" '/^HA & FEDERATION/ {t=1; getline; next} t && NF==0 {t=0} t && $1==id {print $3, $5}' <<<"$show")
+  [[ "$state" == follower && -n "$leader_commit" && "$index" =~ ^[0-9]+$ && "$index" -ge "$leader_commit" ]]
+}
+
+bootstrap() {
+  mkdir -p "$DEMO"
+  say "server 0: start solo (SERVER_ID = -1)"
+  write_conf 0 -1
+  start_oned 0
+  use_server0
+  say "onezone server-add 0 --name server-0 --rpc $(endpoint 0)"
+  "$ONEZONE" server-add 0 --name server-0 --rpc "$(endpoint 0)"
+  wait_for "server 0 is solo" has_state 0 solo
+  "$ONEZONE" show 0
+
+  say "server 0: stop, set SERVER_ID = 0, start"
+  stop_oned 0
+  write_conf 0 0
+  start_oned 0
+  wait_for "server 0 is the leader" has_state 0 leader
+  "$ONEZONE" show 0
+
+  for i in 1 2; do
+    say "server $i: copy server 0's var/.one, SERVER_ID = $i"
+    mkdir -p "$(server_dir "$i")/var"
+    rm -rf "$(server_dir "$i")/var/.one"
+    cp -a "$(server_dir 0)/var/.one" "$(server_dir "$i")/var/"
+    write_conf "$i" "$i"
+    say "onezone server-add 0 --name server-$i --rpc $(endpoint "$i")"
+    "$ONEZONE" server-add 0 --name "server-$i" --rpc "$(endpoint "$i")"
+    [[ "$(ha_field "$i" 3)" == error ]] && say "server $i is in the error state until it starts, as in the guide"
+    start_oned "$i"
+    wait_for "server $i follows and has caught up" caught_up "$i"
+  done
+  touch "$DEMO/.bootstrapped"
+}
+
+cmd_start() {
+  build
+  if [[ -f "$DEMO/.bootstrapped" ]]; then
+    say "restart the zone in $DEMO"
+    for i in 0 1 2; do
+      [[ -f "$(server_dir "$i")/etc/oned.conf" ]] && start_oned "$i"
+    done
+    use_server0
+    wait_for "the zone has a leader" has_leader
+  elif [[ -e "$DEMO" ]]; then
+    die "$DEMO exists but was not fully bootstrapped; run '$0 clean' first"
+  else
+    bootstrap
+  fi
+  say "onezone show 0"
+  "$ONEZONE" show 0
+  say "the zone is up; ONE_AUTH=$ONE_AUTH ONE_XMLRPC=$ONE_XMLRPC"
+}
+
+cmd_status() {
+  [[ -d "$DEMO" ]] || die "no demo in $DEMO; run '$0 start'"
+  [[ -x "$ONEZONE" ]] || die "no $ONEZONE; run '$0 start'"
+  for i in 0 1 2; do
+    if running "$i"; then
+      say "server $i: running, pid $(pid_of "$i"), $(endpoint "$i")"
+    else
+      say "server $i: not running"
+    fi
+  done
+  use_server0
+  for i in 0 1 2; do
+    if running "$i" && "$ONEZONE" show 0 --endpoint "$(endpoint "$i")"; then
+      return 0
+    fi
+  done
+  die "no server answers"
+}
+
+cmd_stop() {
+  for i in 0 1 2; do
+    stop_oned "$i"
+  done
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  status) cmd_status ;;
+  stop) cmd_stop ;;
+  clean)
+    cmd_stop
+    rm -rf "$DEMO"
+    ;;
+  *)
+    echo "usage: $0 start|status|stop|clean" >&2
+    exit 2
+    ;;
+esac
