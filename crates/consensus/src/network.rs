@@ -151,6 +151,11 @@ impl PeerConn {
         E: std::error::Error + DeserializeOwned,
     {
         let url = format!("{}/raft/{call}", self.base);
+        let ttl = if call == "snapshot" {
+            ttl
+        } else {
+            ttl.min(self.net.timeout)
+        };
         let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let sent = self
             .net
@@ -158,7 +163,7 @@ impl PeerConn {
             .post(&url)
             .header(KEY_HEADER, &self.net.key)
             .header(TARGET_HEADER, self.target.to_string())
-            .timeout(ttl.min(self.net.timeout))
+            .timeout(ttl)
             .body(body)
             .send()
             .await;
@@ -201,37 +206,8 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         InstallSnapshotResponse<u64>,
         RPCError<u64, ServerNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        // Snapshot chunks may take longer than a heartbeat; openraft's own TTL governs them.
-        let ttl = option.hard_ttl();
-        let url = format!("{}/raft/snapshot", self.base);
-        let body =
-            bincode::serialize(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let sent = self
-            .net
-            .client
-            .post(&url)
-            .header(KEY_HEADER, &self.net.key)
-            .header(TARGET_HEADER, self.target.to_string())
-            .timeout(ttl)
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
-            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
-        };
-        if !resp.status().is_success() {
-            let err = std::io::Error::other(format!("{url}: {}", resp.status()));
-            return Err(RPCError::Unreachable(Unreachable::new(&err)));
-        }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let result: Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> =
-            bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        // Snapshot chunks may take longer than XMLRPC_TIMEOUT_MS; openraft's own TTL governs them.
+        self.call("snapshot", &rpc, option.hard_ttl()).await
     }
 
     async fn vote(
