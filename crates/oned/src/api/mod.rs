@@ -83,10 +83,6 @@ impl Ctx {
             Ok(TxnOutcome::Done { values }) => Ok(values),
             Ok(TxnOutcome::Failed(e)) => Err(TxnFailure::Txn(e.kind, e.message)),
             Err(WriteError::NotLeader { .. }) => Err(TxnFailure::Route(Failure::NotLeader)),
-            Err(e @ WriteError::Timeout(_)) => Err(TxnFailure::Route(fail(
-                code::INTERNAL,
-                format!("Cannot process request, {e}"),
-            ))),
             Err(e) => Err(TxnFailure::Route(fail(
                 code::INTERNAL,
                 format!("Cannot process request, {e}"),
