@@ -23,6 +23,8 @@ pub enum CallError {
         url: String,
         /// What went wrong.
         message: String,
+        /// The connection could not even be made, so the server never saw the call.
+        not_sent: bool,
     },
     /// The endpoint answered something that is not an OpenNebula XML-RPC response.
     #[error("Invalid XML-RPC response from {url}: {message}")]
@@ -53,6 +55,7 @@ pub struct Client {
     endpoint: String,
     session: String,
     timeout: Duration,
+    headers: Vec<(String, String)>,
 }
 
 impl Client {
@@ -66,7 +69,14 @@ impl Client {
             endpoint: endpoint.into(),
             session: session.into(),
             timeout,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same client, sending `name: value` with every call (e.g. OneHA's `X-OneHA-Read`).
+    pub fn with_header(mut self, name: &str, value: &str) -> Client {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// The endpoint URL.
@@ -119,18 +129,25 @@ impl Client {
         let transport = |message: String| CallError::Transport {
             url: self.endpoint.clone(),
             message,
+            not_sent: false,
         };
         let agent = ureq::AgentBuilder::new().timeout(self.timeout).build();
-        let response = match agent
-            .post(&self.endpoint)
-            .set("Content-Type", "text/xml")
-            .send_string(body)
-        {
+        let mut request = agent.post(&self.endpoint).set("Content-Type", "text/xml");
+        for (name, value) in &self.headers {
+            request = request.set(name, value);
+        }
+        let response = match request.send_string(body) {
             Ok(r) => r,
             Err(ureq::Error::Status(code, r)) => {
                 return Err(transport(format!("HTTP {code} {}", r.status_text())))
             }
-            Err(ureq::Error::Transport(t)) => return Err(transport(describe_transport(&t))),
+            Err(ureq::Error::Transport(t)) => {
+                return Err(CallError::Transport {
+                    url: self.endpoint.clone(),
+                    message: describe_transport(&t),
+                    not_sent: t.kind() == ureq::ErrorKind::ConnectionFailed,
+                })
+            }
         };
         let mut raw = Vec::new();
         response

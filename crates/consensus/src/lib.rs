@@ -1,17 +1,20 @@
 //! openraft 0.9 glue: the `logdb` log store, the state machine over the SQL state tables, the
-//! authenticated peer network, and the proposer that batches concurrent writes into one entry.
+//! authenticated peer network, the proposer that batches concurrent writes into one entry, and the read barrier that makes the
+//! leader's reads linearizable.
 //! Nothing outside this crate names an openraft storage or network trait.
 
 mod blocking;
 mod log_store;
 pub mod network;
 mod proposer;
+mod read_barrier;
 mod state_machine;
 mod types;
 
 pub use log_store::{last_log_term, LogStore};
 pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};
+pub use read_barrier::{ReadBarrier, ReadError};
 pub use state_machine::{SoloWriter, StateMachine};
 pub use types::{Batch, BatchResult, Raft, ServerNode, TypeConfig};
 

@@ -20,6 +20,8 @@ use crate::types::{Raft, ServerNode, TypeConfig};
 
 pub const KEY_HEADER: &str = "x-oneha-zone-key";
 pub const TARGET_HEADER: &str = "x-oneha-target";
+/// The id of the server making the call: for logs, and for the fault suite's per-link proxy.
+pub const SOURCE_HEADER: &str = "x-oneha-source";
 
 /// The zone key and this server's id, checked on every incoming peer call.
 #[derive(Clone)]
@@ -99,13 +101,15 @@ pub fn peer_base(rpc: &str) -> String {
 #[derive(Clone)]
 pub struct PeerNetwork {
     pub key: String,
+    /// This server's id, sent with every call.
+    pub source: u64,
     /// XMLRPC_TIMEOUT_MS: the upper bound of any peer call.
     pub timeout: Duration,
     client: reqwest::Client,
 }
 
 impl PeerNetwork {
-    pub fn new(key: String, timeout: Duration) -> PeerNetwork {
+    pub fn new(key: String, source: u64, timeout: Duration) -> PeerNetwork {
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -114,6 +118,7 @@ impl PeerNetwork {
             .unwrap_or_default();
         PeerNetwork {
             key,
+            source,
             timeout,
             client,
         }
@@ -163,6 +168,7 @@ impl PeerConn {
             .post(&url)
             .header(KEY_HEADER, &self.net.key)
             .header(TARGET_HEADER, self.target.to_string())
+            .header(SOURCE_HEADER, self.net.source.to_string())
             .timeout(ttl)
             .body(body)
             .send()

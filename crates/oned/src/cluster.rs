@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use consensus::{Proposer, Raft, SoloWriter, WriteError};
+use consensus::{Proposer, Raft, ReadBarrier, ReadError, SoloWriter, WriteError};
 use openraft::ServerState;
 use sqlstore::{SqlTxn, TxnOutcome};
 
@@ -52,6 +52,7 @@ pub enum Cluster {
 pub struct Ha {
     pub raft: Raft,
     pub proposer: Proposer,
+    pub reads: ReadBarrier,
     pub server_id: u64,
     pub raft_db: PathBuf,
 }
@@ -104,6 +105,23 @@ impl Cluster {
                 Ok(Ok(())) => continue,
                 _ => return self.role(),
             }
+        }
+    }
+
+    /// The last log index applied to the local database (`None` when solo or nothing yet).
+    pub fn last_applied(&self) -> Option<u64> {
+        match self {
+            Cluster::Solo(_) => None,
+            Cluster::Ha(ha) => ha.raft.metrics().borrow().last_applied.map(|l| l.index),
+        }
+    }
+
+    /// Returns once the local database holds every write acknowledged before the call: always
+    /// when solo; on a leader after a quorum confirmed it still leads.
+    pub async fn confirm_read(&self) -> Result<(), ReadError> {
+        match self {
+            Cluster::Solo(_) => Ok(()),
+            Cluster::Ha(ha) => ha.reads.wait().await,
         }
     }
 

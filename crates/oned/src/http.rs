@@ -37,8 +37,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn rpc(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let forwarded = headers.contains_key(api::FORWARDED_HEADER);
-    let body = match api::handle(&st.ctx, &body, forwarded).await {
+    let origin = api::Origin {
+        forwarded: headers.contains_key(api::FORWARDED_HEADER),
+        leader_read: headers
+            .get(api::LEADER_READ_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"leader")),
+    };
+    let body = match api::handle(&st.ctx, &body, origin).await {
         Reply::Xml(s) => s.into_bytes(),
         Reply::Forwarded(b) => b,
     };

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use consensus::{LogStore, PeerAuth, PeerNetwork, Proposer, Raft, ServerNode, StateMachine};
+use consensus::{
+    LogStore, PeerAuth, PeerNetwork, Proposer, Raft, ReadBarrier, ServerNode, StateMachine,
+};
 use openraft::{ServerState, SnapshotPolicy};
 use sqlstore::{BootstrapParams, ReadPool};
 use tracing::{info, warn};
@@ -86,7 +88,7 @@ pub async fn run(
             // Nothing here predates the log: whatever arrives comes from the leader.
             flags.set_flag(SEALED).map_err(anyhow::Error::msg)?;
         }
-        let net = PeerNetwork::new(zone_key.clone(), config.raft.xmlrpc_timeout);
+        let net = PeerNetwork::new(zone_key.clone(), id, config.raft.xmlrpc_timeout);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), net, log, sm)
             .await
             .context("starting Raft")?;
@@ -129,6 +131,7 @@ pub async fn run(
         crate::membership::spawn(raft.clone(), pool.clone(), config.zone_id);
         spawn_state_logger(raft.clone());
         let proposer = Proposer::start(raft.clone(), config.write_deadline());
+        let reads = ReadBarrier::start(raft.clone(), config.write_deadline());
         let peers = Some((
             raft.clone(),
             PeerAuth {
@@ -140,6 +143,7 @@ pub async fn run(
             Cluster::Ha(Ha {
                 raft,
                 proposer,
+                reads,
                 server_id: id,
                 raft_db,
             }),

@@ -5,12 +5,14 @@
 pub use rusqlite;
 
 mod bootstrap;
+mod checksum;
 mod open;
 mod pool;
 mod reads;
 mod txn;
 
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
+pub use checksum::{checksum, Checksum};
 pub use open::{copy_into, open_state, restore_from, DbError};
 pub use pool::ReadPool;
 pub use reads::{

@@ -8,7 +8,7 @@ mod zone;
 
 use std::sync::Arc;
 
-use consensus::WriteError;
+use consensus::{ReadError, WriteError};
 use sqlstore::{ReadPool, SqlTxn, TxnErrorKind, TxnOutcome};
 use tracing::{debug, warn};
 use xmlrpc::{one, Fault, MethodCall, Params, Value};
@@ -30,6 +30,18 @@ pub mod code {
 
 /// Header marking a call a follower already forwarded, so it is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-oneha-forwarded";
+/// OneHA extension: `X-OneHA-Read: leader` on a read makes any server pass it to the leader, so
+/// the answer is linearizable wherever it was sent (a follower's own reads may be stale).
+pub const LEADER_READ_HEADER: &str = "x-oneha-read";
+
+/// Where an `/RPC2` request came from, as its headers tell.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin {
+    /// Already forwarded once by a follower.
+    pub forwarded: bool,
+    /// The client asked for a leader (linearizable) read.
+    pub leader_read: bool,
+}
 
 pub struct Ctx {
     pub config: Arc<Config>,
@@ -103,9 +115,28 @@ pub mod rusqlite_conn {
     pub use sqlstore::rusqlite::{Connection, Error};
 }
 
-/// Methods served from the local database on any server (OpenNebula's `leader_only = false`).
-fn is_local(method: &str) -> bool {
-    method.ends_with(".info") || method == "one.zone.raftstatus" || method == "one.system.version"
+/// How a method is routed in a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Zone and server status: always answered from the local server, even without a quorum,
+    /// so an operator can see a broken zone.
+    Status,
+    /// Object reads (OpenNebula's `leader_only = false`): any server answers from its own
+    /// database, which may be stale, even without a quorum. With `X-OneHA-Read: leader` the read
+    /// goes to the leader, which confirms its leadership first, so the answer includes every
+    /// write acknowledged before the call (linearizable) or the call fails.
+    Read,
+    /// Changes: only the leader runs them; followers forward them.
+    Write,
+}
+
+fn kind(method: &str) -> Kind {
+    match method {
+        "one.zone.raftstatus" | "one.zone.info" | "one.zonepool.info" | "one.system.version"
+        | "one.system.config" | "oneha.db.checksum" => Kind::Status,
+        m if m.ends_with(".info") => Kind::Read,
+        _ => Kind::Write,
+    }
 }
 
 type Handler = for<'a> fn(
@@ -131,10 +162,12 @@ fn lookup(method: &str) -> Option<Handler> {
         "one.zone.addserver" => h!(zone::addserver),
         "one.zone.delserver" => h!(zone::delserver),
         "one.zone.resetserver" => h!(zone::resetserver),
+        "oneha.db.checksum" => h!(system::checksum),
         "one.user.allocate" => h!(user::allocate),
         "one.user.info" => h!(user::info),
         "one.user.passwd" => h!(user::passwd),
         "one.user.delete" => h!(user::delete),
+        "one.user.update" => h!(user::update),
         "one.userpool.info" => h!(user::pool_info),
         _ => None,
     }
@@ -155,7 +188,7 @@ fn failure_xml(method: &str, code: i32, message: &str) -> Reply {
     )))
 }
 
-pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
+pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
     let call: MethodCall = match xmlrpc::parse_call(body) {
         Ok(c) => c,
         Err(e) => {
@@ -186,9 +219,20 @@ pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
     };
     debug!(method, uid = user.uid, "call");
 
-    if !is_local(method) {
-        if let Some(reply) = route_write(ctx, method, body, forwarded).await {
+    let kind = kind(method);
+    let on_leader = match kind {
+        Kind::Status => false,
+        Kind::Write => true,
+        Kind::Read => origin.leader_read,
+    };
+    if on_leader {
+        if let Some(reply) = route_to_leader(ctx, method, body, origin.forwarded).await {
             return reply;
+        }
+        if kind == Kind::Read {
+            if let Err(reply) = confirm_read(ctx, method, body, origin.forwarded).await {
+                return reply;
+            }
         }
     }
     let rest = Params(call.params.get(1..).unwrap_or(&[]));
@@ -198,7 +242,7 @@ pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
         Err(Failure::Fault(f)) => Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
         Err(Failure::NotLeader) => {
             // Leadership moved while the call ran; nothing was written. Send it to the new leader.
-            match route_write(ctx, method, body, forwarded).await {
+            match route_to_leader(ctx, method, body, origin.forwarded).await {
                 Some(reply) => reply,
                 None => failure_xml(
                     method,
@@ -210,12 +254,40 @@ pub async fn handle(ctx: &Ctx, body: &[u8], forwarded: bool) -> Reply {
     }
 }
 
+/// On the leader, before a read: `Ok` once the local database is known to hold every
+/// acknowledged write; otherwise the reply (the read passed on to a new leader, or an error).
+async fn confirm_read(
+    ctx: &Ctx,
+    method: &str,
+    body: &[u8],
+    forwarded: bool,
+) -> Result<(), Reply> {
+    match ctx.cluster.confirm_read().await {
+        Ok(()) => Ok(()),
+        Err(ReadError::NotLeader { .. }) => {
+            match route_to_leader(ctx, method, body, forwarded).await {
+                Some(reply) => Err(reply),
+                None => Err(failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, leadership changed",
+                )),
+            }
+        }
+        Err(e) => Err(failure_xml(
+            method,
+            code::INTERNAL,
+            &format!("Cannot process request, {e}"),
+        )),
+    }
+}
+
 /// For a leader-only method: `None` to run it here, or the reply (forwarded, or an error).
 ///
 /// A leader that refuses the connection never saw the call, so it is safe to wait for the next
 /// leader and try again within the bounded wait; a call that timed out is never retried, since
 /// it may have been applied.
-async fn route_write(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> Option<Reply> {
+async fn route_to_leader(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> Option<Reply> {
     let deadline = tokio::time::Instant::now() + ctx.config.leader_wait();
     let mut dead_leader: Option<u64> = None;
     loop {
@@ -280,6 +352,10 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
         .post(endpoint)
         .header("content-type", "text/xml")
         .header(FORWARDED_HEADER, "1")
+        .header(
+            consensus::network::SOURCE_HEADER,
+            ctx.config.server_id.to_string(),
+        )
         .timeout(timeout)
         .body(body.to_vec())
         .send()

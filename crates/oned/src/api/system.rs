@@ -2,7 +2,8 @@
 
 use xmlrpc::{Params, Value};
 
-use super::{Ctx, MethodResult};
+use super::xml::esc;
+use super::{require_admin, Ctx, MethodResult};
 use crate::auth::Session;
 
 /// The OpenNebula API level OneHA speaks.
@@ -25,5 +26,32 @@ pub async fn config(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
         .unwrap_or("");
     Ok(Value::String(format!(
         "<OPENNEBULA_CONFIGURATION>{body}</OPENNEBULA_CONFIGURATION>"
+    )))
+}
+
+/// `oneha.db.checksum` (OneHA extension): a digest of this server's state database and the
+/// last log index applied to it. Two servers at the same index must show the same digest; the
+/// index is read before and after, and the digest retaken until they agree.
+pub async fn checksum(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    require_admin(s, "DB CHECKSUM")?;
+    let applied = |c: &Ctx| c.cluster.last_applied().map(|i| i as i64).unwrap_or(-1);
+    let mut tries = 0;
+    let (index, sum) = loop {
+        let before = applied(ctx);
+        let sum = ctx.read(sqlstore::checksum).await?;
+        let after = applied(ctx);
+        tries += 1;
+        if before == after || tries >= 5 {
+            break (after, sum);
+        }
+    };
+    let tables: String = sum
+        .tables
+        .iter()
+        .map(|(name, rows)| format!("<TABLE><NAME>{}</NAME><ROWS>{rows}</ROWS></TABLE>", esc(name)))
+        .collect();
+    Ok(Value::String(format!(
+        "<DB_CHECKSUM><SERVER_ID>{}</SERVER_ID><LAST_APPLIED>{index}</LAST_APPLIED><SHA256>{}</SHA256><TABLES>{tables}</TABLES></DB_CHECKSUM>",
+        ctx.config.server_id, sum.sha256
     )))
 }

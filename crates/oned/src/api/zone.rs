@@ -101,19 +101,34 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("ENDPOINT \"{endpoint}\" is not an http:// or https:// URL"),
         ));
     }
-    // The id is the largest existing one + 1, computed by the SQL itself so every server agrees.
+    // A new id is one past every id this zone ever used, computed by the SQL itself so every
+    // server agrees. Ids are never reused: a deleted server that comes back must not pass for
+    // the new one (its log would conflict with what the leader sends the new member).
+    let counter = format!("zone_server/{zone_id}");
     let txn = SqlTxn {
-        stmts: vec![SqlStmt::new(
-            "INSERT INTO zone_server (zone_id, server_id, name, endpoint)
-             SELECT ?1, COALESCE((SELECT MAX(server_id) FROM zone_server WHERE zone_id = ?1), -1) + 1, ?2, ?3
-             FROM zone_pool WHERE oid = ?1 RETURNING server_id",
-            vec![
-                SqlValue::Int(zone_id),
-                SqlValue::Text(name.to_string()),
-                SqlValue::Text(endpoint.to_string()),
-            ],
-        )
-        .must_match()],
+        stmts: vec![
+            SqlStmt::new(
+                "INSERT INTO zone_server (zone_id, server_id, name, endpoint)
+                 SELECT ?1, MAX(
+                     COALESCE((SELECT MAX(server_id) FROM zone_server WHERE zone_id = ?1), -1),
+                     COALESCE((SELECT last_oid FROM pool_control WHERE tablename = ?4), -1)) + 1,
+                   ?2, ?3
+                 FROM zone_pool WHERE oid = ?1 RETURNING server_id",
+                vec![
+                    SqlValue::Int(zone_id),
+                    SqlValue::Text(name.to_string()),
+                    SqlValue::Text(endpoint.to_string()),
+                    SqlValue::Text(counter.clone()),
+                ],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "INSERT INTO pool_control (tablename, last_oid)
+                 SELECT ?2, MAX(server_id) FROM zone_server WHERE zone_id = ?1
+                 ON CONFLICT (tablename) DO UPDATE SET last_oid = excluded.last_oid",
+                vec![SqlValue::Int(zone_id), SqlValue::Text(counter)],
+            ),
+        ],
     };
     match ctx.write(txn).await {
         Ok(values) => {

@@ -1,0 +1,96 @@
+//! Linearizable reads on the leader. Before a read, the leader confirms with a quorum that it
+//! still leads (a heartbeat round) and waits until it has applied everything committed when the
+//! check began; only then can its local database not miss an acknowledged write. Reads that
+//! arrive together share one confirmation, so a burst of reads costs one round, not one each.
+
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, RaftError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::types::Raft;
+
+/// Reads waiting for a confirmation; past this a read is refused rather than queued.
+const QUEUE: usize = 8192;
+/// Pause between confirmation rounds that missed a quorum.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    /// Another server leads (or an election runs): nothing was read here.
+    #[error("not the leader")]
+    NotLeader { leader: Option<u64> },
+    /// No quorum confirmed the leadership within the deadline.
+    #[error("no quorum: no majority confirmed this server's leadership within {0:?}")]
+    NoQuorum(Duration),
+    #[error("too many reads waiting on this server")]
+    Overloaded,
+    #[error("consensus stopped: {0}")]
+    Fatal(String),
+}
+
+type Waiter = oneshot::Sender<Result<(), ReadError>>;
+
+#[derive(Clone)]
+pub struct ReadBarrier {
+    queue: mpsc::Sender<Waiter>,
+}
+
+impl ReadBarrier {
+    /// `deadline` bounds one confirmation (quorum round plus catching up the local apply).
+    pub fn start(raft: Raft, deadline: Duration) -> ReadBarrier {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(raft, rx, deadline));
+        ReadBarrier { queue }
+    }
+
+    /// Returns once a read of the local database is linearizable, or why it is not.
+    pub async fn wait(&self) -> Result<(), ReadError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .try_send(tx)
+            .map_err(|_| ReadError::Overloaded)?;
+        rx.await
+            .unwrap_or_else(|_| Err(ReadError::Fatal("read barrier stopped".into())))
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Waiter>, deadline: Duration) {
+    while let Some(first) = rx.recv().await {
+        // Every waiter taken here arrived before the confirmation starts, which is what makes
+        // sharing it sound; later arrivals wait for the next round.
+        let mut waiters = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            waiters.push(w);
+        }
+        let res = confirm(&raft, deadline).await;
+        for w in waiters {
+            let _ = w.send(res.clone());
+        }
+    }
+}
+
+/// One confirmation, retried while rounds miss a quorum (a lost heartbeat is not a lost
+/// leadership) until `deadline`.
+async fn confirm(raft: &Raft, deadline: Duration) -> Result<(), ReadError> {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        match tokio::time::timeout_at(until, raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                return Err(ReadError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                if tokio::time::Instant::now() >= until {
+                    return Err(ReadError::NoQuorum(deadline));
+                }
+                // Refused connections fail a round at once; do not spin on them.
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(RaftError::Fatal(f))) => return Err(ReadError::Fatal(f.to_string())),
+            Err(_) => return Err(ReadError::NoQuorum(deadline)),
+        }
+    }
+}

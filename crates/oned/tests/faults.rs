@@ -1,0 +1,40 @@
+//! The short, fixed-seed fault-injection suite CI runs: real zones of `oned` behind link
+//! proxies, clients on every server, kills, pauses, partitions and server replacements, then
+//! the history and replica checks. The long mode is `oneha-faults --minutes N`
+//! (`docs/fault-testing.md`).
+
+#![allow(clippy::unwrap_used)] // test code
+
+use std::time::Duration;
+
+use testkit::faults::{run_round, RoundConfig};
+
+fn round(seed: u64, servers: usize) {
+    let report = run_round(&RoundConfig {
+        seed,
+        duration: Duration::from_secs(40),
+        servers,
+    });
+    eprintln!("{}", report.summary);
+    assert!(
+        report.violations.is_empty(),
+        "seed {seed}, {servers} servers: {} violation(s):\n{}\nreplay: oneha-faults --seed {seed} --secs 40 --servers {servers}",
+        report.violations.len(),
+        report.violations.join("\n")
+    );
+}
+
+#[test]
+fn three_servers_keep_every_acknowledged_write_under_faults_seed_1() {
+    round(1, 3);
+}
+
+#[test]
+fn five_servers_keep_every_acknowledged_write_under_faults_seed_2() {
+    round(2, 5);
+}
+
+#[test]
+fn three_servers_keep_every_acknowledged_write_under_faults_seed_3() {
+    round(3, 3);
+}

@@ -1,0 +1,744 @@
+//! The harness: one [`Server`] per `oned` process (its own `ONE_LOCATION`
+//! directory, port and child process) and a [`Zone`] that bootstraps servers
+//! following the OpenNebula HA guide, finds the leader and waits on
+//! conditions with deadlines. With a [`Network`], servers register the
+//! address of their link proxy, so the fault suite can cut links between them.
+
+use std::cell::Cell;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use cli::xml::Element;
+use cli::{CallError, Client, RaftStatus, ZoneInfo};
+use tempfile::TempDir;
+use xmlrpc::Value;
+
+use crate::proxy::Network;
+
+/// Generous deadline for anything a healthy zone does (start, elect, replicate).
+pub const DEADLINE: Duration = Duration::from_secs(30);
+/// How often conditions are polled.
+pub const POLL: Duration = Duration::from_millis(50);
+/// `ELECTION_TIMEOUT_MS` of the test configuration.
+pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Timeout of status calls (`one.zone.raftstatus`, `one.system.version`).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of ordinary calls; larger than any wait oned does internally.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// OpenNebula error codes (`[false, message, code]`).
+pub const AUTHENTICATION: i32 = 0x0100;
+pub const AUTHORIZATION: i32 = 0x0200;
+pub const NO_EXISTS: i32 = 0x0400;
+pub const INTERNAL: i32 = 0x2000;
+
+/// Raft states of `one.zone.raftstatus`.
+pub const SOLO: i64 = 0;
+pub const FOLLOWER: i64 = 2;
+pub const LEADER: i64 = 3;
+
+/// The test `oned.conf`: the guide's settings with a short election timeout.
+pub fn oned_conf(port: u16, server_id: i64) -> String {
+    format!(
+        r#"# OneHA integration test configuration
+PORT = {port}
+LISTEN_ADDRESS = "127.0.0.1"
+DB = [ BACKEND = "sqlite" ]
+FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = {server_id}, MASTER_ONED = "" ]
+RAFT = [ LIMIT_PURGE = 100000, LOG_RETENTION = 250000, LOG_PURGE_TIMEOUT = 60,
+         ELECTION_TIMEOUT_MS = {election}, BROADCAST_TIMEOUT_MS = 100, XMLRPC_TIMEOUT_MS = 500 ]
+"#,
+        election = ELECTION_TIMEOUT.as_millis()
+    )
+}
+
+/// A free port on 127.0.0.1 (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh temporary directory, kept if `ONEHA_KEEP_TEST_DIRS` is set.
+pub fn temp_dir(prefix: &str) -> (PathBuf, Option<TempDir>) {
+    let tmp = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    if std::env::var_os("ONEHA_KEEP_TEST_DIRS").is_some() {
+        let path = tmp.keep();
+        eprintln!("keeping {}", path.display());
+        (path, None)
+    } else {
+        (tmp.path().to_path_buf(), Some(tmp))
+    }
+}
+
+/// Sends `signal` to `pid`.
+#[allow(unsafe_code)]
+fn send_signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own
+    // child, not yet reaped, so it cannot name another process.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// The last `n` lines of a file, or a note that it cannot be read.
+pub fn tail(path: &Path, n: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        }
+        Err(e) => format!("({}: {e})", path.display()),
+    }
+}
+
+/// Runs `oned` in `location` until it exits by itself (a bad configuration);
+/// panics if it is still running after [`DEADLINE`].
+pub fn run_oned_to_exit(location: &Path) -> (ExitStatus, String) {
+    let stderr_path = location.join("stderr");
+    let mut child = Command::new(crate::oned_binary())
+        .arg("-f")
+        .env("ONE_LOCATION", location)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "oned with a bad configuration in {} was still running after {DEADLINE:?}; stderr:\n{}\noned.log:\n{}",
+                location.display(),
+                tail(&stderr_path, 40),
+                tail(&location.join("var/oned.log"), 40)
+            );
+        }
+        std::thread::sleep(POLL);
+    };
+    (status, fs::read_to_string(&stderr_path).unwrap())
+}
+
+/// One `oned` process and its `ONE_LOCATION` directory.
+pub struct Server {
+    /// `SERVER_ID` in its `oned.conf` (-1 while solo).
+    pub id: i64,
+    pub port: u16,
+    /// Deleted from the zone with `onezone server-del`: no longer a member.
+    pub removed: bool,
+    /// The `/RPC2` endpoint registered in the zone, when it is not [`Server::endpoint`] (a
+    /// link proxy in front of the server).
+    pub advertised: Option<String>,
+    location: PathBuf,
+    _tmp: Option<TempDir>,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Server {
+    /// A new `ONE_LOCATION` with `etc/oned.conf` for `server_id`; not started.
+    pub fn new(server_id: i64) -> Server {
+        let (location, tmp) = temp_dir("oneha-server-");
+        fs::create_dir_all(location.join("etc")).unwrap();
+        let server = Server {
+            id: server_id,
+            port: free_port(),
+            removed: false,
+            advertised: None,
+            location,
+            _tmp: tmp,
+            child: None,
+            paused: false,
+        };
+        server.write_conf();
+        server
+    }
+
+    pub fn location(&self) -> &Path {
+        &self.location
+    }
+
+    pub fn conf_path(&self) -> PathBuf {
+        self.location.join("etc/oned.conf")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.location.join("var/oned.log")
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/RPC2", self.port)
+    }
+
+    /// The endpoint registered in the zone (`onezone server-add --rpc`): what other servers use.
+    pub fn rpc(&self) -> String {
+        self.advertised.clone().unwrap_or_else(|| self.endpoint())
+    }
+
+    /// Writes `etc/oned.conf` for the current `id` and `port`.
+    pub fn write_conf(&self) {
+        fs::write(self.conf_path(), oned_conf(self.port, self.id)).unwrap();
+    }
+
+    /// Changes `SERVER_ID` in `oned.conf` (the server must be stopped).
+    pub fn set_server_id(&mut self, id: i64) {
+        assert!(self.child.is_none(), "set_server_id on a running server");
+        self.id = id;
+        self.write_conf();
+    }
+
+    /// The process exists (it may be paused).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Running and not paused.
+    pub fn is_up(&self) -> bool {
+        self.child.is_some() && !self.paused
+    }
+
+    /// Starts the process without waiting for it.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server {} already running", self.id);
+        let append = |name: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.location.join(name))
+                .unwrap()
+        };
+        let child = Command::new(crate::oned_binary())
+            .arg("-f")
+            .env("ONE_LOCATION", &self.location)
+            .stdin(Stdio::null())
+            .stdout(append("stdout"))
+            .stderr(append("stderr"))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.paused = false;
+    }
+
+    /// Starts the process and waits until `/RPC2` answers an authenticated call.
+    pub fn start(&mut self) {
+        self.spawn();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!(
+                    "oned (server {}, port {}) exited with {status} while starting\n{}",
+                    self.id,
+                    self.port,
+                    self.tails()
+                );
+            }
+            if self.auth_file().exists() {
+                let version = self
+                    .client_with_timeout(STATUS_TIMEOUT)
+                    .call("one.system.version", vec![]);
+                if version.is_ok() {
+                    return;
+                }
+            }
+            if start.elapsed() > DEADLINE {
+                panic!(
+                    "oned (server {}, port {}) did not answer one.system.version within {DEADLINE:?}\n{}",
+                    self.id,
+                    self.port,
+                    self.tails()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            child.wait().unwrap();
+        }
+        self.paused = false;
+    }
+
+    /// SIGTERM, then waits for the exit, which must be 0.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if self.paused {
+            send_signal(child.id(), libc::SIGCONT);
+            self.paused = false;
+        }
+        send_signal(child.id(), libc::SIGTERM);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                child.wait().unwrap();
+                panic!(
+                    "oned (server {}) did not exit within {DEADLINE:?} of SIGTERM\n{}",
+                    self.id,
+                    self.tails()
+                );
+            }
+            std::thread::sleep(POLL);
+        };
+        assert!(
+            status.success(),
+            "oned (server {}) exited with {status} after SIGTERM\n{}",
+            self.id,
+            self.tails()
+        );
+    }
+
+    /// SIGSTOP.
+    pub fn pause(&mut self) {
+        let child = self.child.as_ref().expect("pause: server not running");
+        send_signal(child.id(), libc::SIGSTOP);
+        self.paused = true;
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self) {
+        let child = self.child.as_ref().expect("resume: server not running");
+        send_signal(child.id(), libc::SIGCONT);
+        self.paused = false;
+    }
+
+    pub fn auth_file(&self) -> PathBuf {
+        self.location.join("var/.one/one_auth")
+    }
+
+    /// `oneadmin:<password>` from `var/.one/one_auth`.
+    pub fn session(&self) -> String {
+        let text = fs::read_to_string(self.auth_file()).unwrap();
+        text.lines().next().unwrap_or("").trim().to_string()
+    }
+
+    /// The oneadmin password.
+    pub fn password(&self) -> String {
+        let session = self.session();
+        let (_, password) = session.split_once(':').unwrap();
+        password.to_string()
+    }
+
+    /// An oneadmin client with [`CALL_TIMEOUT`].
+    pub fn client(&self) -> Client {
+        self.client_with_timeout(CALL_TIMEOUT)
+    }
+
+    pub fn client_with_timeout(&self, timeout: Duration) -> Client {
+        Client::new(self.endpoint(), self.session(), timeout)
+    }
+
+    /// A client for another user.
+    pub fn client_as(&self, user: &str, password: &str) -> Client {
+        Client::new(self.endpoint(), format!("{user}:{password}"), CALL_TIMEOUT)
+    }
+
+    /// `one.zone.raftstatus`, `None` if the server does not answer.
+    pub fn raft_status(&self) -> Option<RaftStatus> {
+        if !self.is_up() {
+            return None;
+        }
+        let xml = self
+            .client_with_timeout(STATUS_TIMEOUT)
+            .call_xml("one.zone.raftstatus", vec![])
+            .ok()?;
+        Some(RaftStatus::from_xml(&xml).unwrap())
+    }
+
+    /// `one.zone.info(0)` as seen by this server.
+    pub fn zone_info(&self) -> Option<ZoneInfo> {
+        let xml = self
+            .client_with_timeout(STATUS_TIMEOUT)
+            .call_xml("one.zone.info", vec![Value::Int(0)])
+            .ok()?;
+        Some(ZoneInfo::from_xml(&xml).unwrap())
+    }
+
+    /// Tail of `oned.log` and of stderr.
+    pub fn tails(&self) -> String {
+        format!(
+            "===== server {} (port {}, {}) oned.log =====\n{}\n===== server {} stderr =====\n{}\n",
+            self.id,
+            self.port,
+            self.location.display(),
+            tail(&self.log_path(), 40),
+            self.id,
+            tail(&self.location.join("stderr"), 15)
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the real `onezone` CLI in-process; returns (exit code, stdout, stderr).
+pub fn onezone(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::onezone::run(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+/// `one.user.allocate(name, password, "")` → the new user id.
+pub fn allocate(client: &Client, name: &str) -> Result<i64, CallError> {
+    let id = client.call(
+        "one.user.allocate",
+        vec![
+            Value::String(name.to_string()),
+            Value::String(format!("pw-{name}")),
+            Value::String(String::new()),
+        ],
+    )?;
+    Ok(id
+        .as_i64()
+        .unwrap_or_else(|| panic!("one.user.allocate returned {id:?}")))
+}
+
+/// The NAME of user `id` from `one.user.info`, `None` if the call fails.
+pub fn user_name(client: &Client, id: i64) -> Option<String> {
+    let xml = client
+        .call_xml(
+            "one.user.info",
+            vec![Value::Int(i32::try_from(id).unwrap())],
+        )
+        .ok()?;
+    let user = Element::parse(&xml).unwrap().expect("USER").unwrap();
+    assert_eq!(user.int_of("ID").unwrap(), id, "{xml}");
+    Some(user.text_of("NAME").unwrap().to_string())
+}
+
+/// The names in `one.userpool.info`.
+pub fn user_pool(client: &Client) -> Result<Vec<String>, CallError> {
+    let xml = client.call_xml("one.userpool.info", vec![])?;
+    let pool = Element::parse(&xml).unwrap().expect("USER_POOL").unwrap();
+    Ok(pool
+        .children_named("USER")
+        .map(|u| u.text_of("NAME").unwrap().to_string())
+        .collect())
+}
+
+/// The OpenNebula error code and message of a failed call; panics on success
+/// or on a transport/fault error.
+pub fn one_error(result: Result<impl std::fmt::Debug, CallError>) -> (i32, String) {
+    match result {
+        Err(CallError::One(e)) => (e.code, e.message),
+        other => panic!("expected an OpenNebula failure [false, message, code], got {other:?}"),
+    }
+}
+
+/// A zone of `oned` servers; `servers[i]` was created as server `i`.
+pub struct Zone {
+    pub servers: Vec<Server>,
+    /// Link proxies between the servers, when the zone was built with them.
+    pub network: Option<Network>,
+    tails_shown: Cell<bool>,
+}
+
+impl Zone {
+    /// Server 0 started with `SERVER_ID = -1`, reporting solo.
+    pub fn solo() -> Zone {
+        Zone::solo_with(None)
+    }
+
+    /// [`Zone::solo`], with servers registered behind the link proxies of `network`.
+    pub fn solo_with(network: Option<Network>) -> Zone {
+        eprintln!("--- start server 0 solo (SERVER_ID = -1)");
+        let mut s0 = Server::new(-1);
+        if let Some(net) = &network {
+            s0.advertised = Some(net.add_server(0, s0.port));
+        }
+        s0.start();
+        let zone = Zone {
+            servers: vec![s0],
+            network,
+            tails_shown: Cell::new(false),
+        };
+        zone.wait_until(DEADLINE, "server 0 reports solo", || {
+            zone.servers[0]
+                .raft_status()
+                .is_some_and(|r| r.state == SOLO)
+        });
+        zone
+    }
+
+    /// A zone of `n` servers, bootstrapped as the guide says: solo, add
+    /// itself, restart as `SERVER_ID = 0` (leader), then add the others one
+    /// at a time.
+    pub fn bootstrap(n: usize) -> Zone {
+        Zone::bootstrap_with(n, None)
+    }
+
+    /// [`Zone::bootstrap`] with link proxies.
+    pub fn bootstrap_with(n: usize, network: Option<Network>) -> Zone {
+        let mut zone = Zone::solo_with(network);
+        zone.promote_solo_to_leader();
+        for _ in 1..n {
+            zone.add_server();
+        }
+        zone
+    }
+
+    /// `onezone server-add 0 --name server-0`, stop, `SERVER_ID = 0`, start;
+    /// waits until it is the leader.
+    pub fn promote_solo_to_leader(&mut self) {
+        eprintln!("--- onezone server-add 0 --name server-0");
+        let rpc = self.servers[0].rpc();
+        self.onezone_ok(0, &["server-add", "0", "--name", "server-0", "--rpc", &rpc]);
+        eprintln!("--- restart server 0 with SERVER_ID = 0");
+        self.servers[0].stop();
+        self.servers[0].set_server_id(0);
+        self.servers[0].start();
+        let leader = self.leader();
+        assert_eq!(leader, 0);
+    }
+
+    /// Creates the next server's `ONE_LOCATION` with a copy of server 0's
+    /// `var/.one/` and `SERVER_ID = i`; neither added nor started.
+    pub fn prepare_server(&mut self) -> usize {
+        let i = self.servers.len();
+        let mut server = Server::new(i as i64);
+        if let Some(net) = &self.network {
+            server.advertised = Some(net.add_server(i as u64, server.port));
+        }
+        let src = self.servers[0].location().join("var/.one");
+        let dst = server.location().join("var/.one");
+        fs::create_dir_all(&dst).unwrap();
+        for entry in fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+        }
+        self.servers.push(server);
+        i
+    }
+
+    /// `onezone server-add 0 --name server-i --rpc ...` against the leader;
+    /// checks the leader assigned id `i`.
+    pub fn server_add(&self, i: usize) {
+        let leader = self.leader();
+        eprintln!("--- onezone server-add 0 --name server-{i} (via leader {leader})");
+        let name = format!("server-{i}");
+        let rpc = self.servers[i].rpc();
+        self.onezone_ok(leader, &["server-add", "0", "--name", &name, "--rpc", &rpc]);
+        let zone = self.servers[leader].zone_info().unwrap();
+        let added = zone
+            .servers
+            .iter()
+            .find(|s| s.endpoint == rpc)
+            .unwrap_or_else(|| panic!("{rpc} not in zone info after server-add: {zone:?}"));
+        assert_eq!(
+            (added.id, added.name.as_str()),
+            (i as i64, name.as_str()),
+            "server id assigned by the leader"
+        );
+    }
+
+    /// Prepares, adds and starts the next server; waits until it follows
+    /// and has caught up with the leader's commit index.
+    pub fn add_server(&mut self) -> usize {
+        let i = self.prepare_server();
+        self.server_add(i);
+        eprintln!("--- start server {i}");
+        self.servers[i].start();
+        self.wait_caught_up();
+        self.wait_voter(i);
+        i
+    }
+
+    /// Waits until server `i` counts in the quorum: its raftstatus says
+    /// follower (a server still catching up as a learner reports STATE 4).
+    pub fn wait_voter(&self, i: usize) {
+        self.wait_until(
+            DEADLINE,
+            &format!("server {i} is a voter (raftstatus STATE follower or leader)"),
+            || {
+                self.servers[i]
+                    .raft_status()
+                    .is_some_and(|r| r.state == FOLLOWER || r.state == LEADER)
+            },
+        );
+    }
+
+    /// Indices of servers that are running, not paused and members.
+    pub fn up(&self) -> Vec<usize> {
+        (0..self.servers.len())
+            .filter(|&i| self.servers[i].is_up() && !self.servers[i].removed)
+            .collect()
+    }
+
+    /// Waits until exactly one running member reports leader; its index.
+    pub fn leader(&self) -> usize {
+        self.wait_for(DEADLINE, "exactly one leader among running servers", || {
+            let leaders: Vec<usize> = self
+                .up()
+                .into_iter()
+                .filter(|&i| {
+                    self.servers[i]
+                        .raft_status()
+                        .is_some_and(|r| r.state == LEADER)
+                })
+                .collect();
+            match leaders.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        })
+    }
+
+    /// Waits until every running member other than the leader is a follower
+    /// whose last log index reaches the leader's commit index.
+    pub fn wait_caught_up(&self) {
+        let leader = self.leader();
+        let commit = self.servers[leader].raft_status().unwrap().commit;
+        self.wait_until(
+            DEADLINE,
+            &format!("every follower follows and reaches the leader's COMMIT {commit}"),
+            || {
+                self.up().into_iter().filter(|&i| i != leader).all(|i| {
+                    self.servers[i]
+                        .raft_status()
+                        .is_some_and(|r| r.state == FOLLOWER && r.log_index >= commit)
+                })
+            },
+        );
+    }
+
+    /// Runs `onezone` against server `via` with oneadmin's credentials.
+    pub fn onezone(&self, via: usize, args: &[&str]) -> (i32, String, String) {
+        let endpoint = self.servers[via].endpoint();
+        let password = self.servers[0].password();
+        let mut all = args.to_vec();
+        all.extend([
+            "--endpoint",
+            &endpoint,
+            "--user",
+            "oneadmin",
+            "--password",
+            &password,
+        ]);
+        onezone(&all)
+    }
+
+    /// [`Zone::onezone`] that must succeed; returns stdout.
+    pub fn onezone_ok(&self, via: usize, args: &[&str]) -> String {
+        let (code, out, err) = self.onezone(via, args);
+        if code != 0 {
+            self.fail(&format!(
+                "onezone {} via server {via} exited with {code}\nstdout:\n{out}\nstderr:\n{err}",
+                args.join(" ")
+            ));
+        }
+        out
+    }
+
+    /// Polls `cond` every [`POLL`] until it holds; panics after `timeout`.
+    pub fn wait_until(&self, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+        self.wait_for(timeout, what, || cond().then_some(()));
+    }
+
+    /// Polls `f` every [`POLL`] until it returns `Some`; panics after `timeout`.
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if start.elapsed() > timeout {
+                self.fail(&format!("timed out after {timeout:?} waiting until {what}"));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Panics with `message`, the Raft status and the log tail of every server.
+    pub fn fail(&self, message: &str) -> ! {
+        self.tails_shown.set(true);
+        panic!("{message}\n{}", self.report());
+    }
+
+    /// Raft status and log tails of every server.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        for s in &self.servers {
+            out.push_str(&format!(
+                "server {} up={} removed={} raftstatus={:?}\n",
+                s.id,
+                s.is_up(),
+                s.removed,
+                s.raft_status()
+            ));
+        }
+        for s in &self.servers {
+            out.push_str(&s.tails());
+        }
+        out
+    }
+}
+
+impl Drop for Zone {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.tails_shown.get() {
+            eprintln!("{}", self.report());
+        }
+        for s in &mut self.servers {
+            s.kill();
+        }
+    }
+}
+
+/// POSTs `body` to `path` on 127.0.0.1:`port` with a hand-written HTTP/1.1 request; returns the
+/// status code and the response body.
+pub fn http_post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(CALL_TIMEOUT)).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = match text.split_once("\r\n\r\n") {
+        Some((_, b)) => b.to_string(),
+        None => String::new(),
+    };
+    (status, body)
+}
