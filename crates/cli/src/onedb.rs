@@ -1,7 +1,8 @@
-//! The `onedb` command. Only the help text exists so far; `backup` and
-//! `restore` report that they are not implemented yet.
+//! The `onedb` command. `checksum` works; `backup` and `restore` report that
+//! they are not implemented yet.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 /// Exit code of every failure.
 pub const EXIT_FAILURE: i32 = 255;
@@ -21,6 +22,11 @@ onedb <command> [<args>] [<options>]
 * restore <backup_file>
         Restores the OpenNebula DB from a backup file.
         valid options: force
+
+* checksum
+        Prints a SHA-256 digest of the DB's tables and their row counts (OneHA).
+        Two servers at the same LAST_APPLIED index must print the same digest.
+        valid options: sqlite
 
 ## OPTIONS
      -f, --force               Overwrite the existing file (backup) or database (restore)
@@ -53,6 +59,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .find(|a| !a.starts_with('-'))
         .map(String::as_str)
     {
+        Some("checksum") => return checksum(args, out, err),
         Some(cmd @ ("backup" | "restore")) => {
             writeln!(err, "onedb {cmd}: not implemented yet in OneHA")
         }
@@ -63,6 +70,51 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         None => writeln!(err, "No command given.\n\n{}", usage()),
     };
     EXIT_FAILURE
+}
+
+/// The SQLite file: `-s`/`--sqlite`, else `$ONE_LOCATION/var/one.db`, else OpenNebula's
+/// system-wide `/var/lib/one/one.db`.
+fn sqlite_file(args: &[String]) -> Result<PathBuf, String> {
+    if let Some(pos) = args.iter().position(|a| a == "-s" || a == "--sqlite") {
+        return args
+            .get(pos + 1)
+            .map(PathBuf::from)
+            .ok_or_else(|| "option -s requires a file".to_string());
+    }
+    Ok(match std::env::var_os("ONE_LOCATION") {
+        Some(loc) => PathBuf::from(loc).join("var/one.db"),
+        None => PathBuf::from("/var/lib/one/one.db"),
+    })
+}
+
+fn checksum(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let path = match sqlite_file(args) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if !path.is_file() {
+        let _ = writeln!(err, "{}: no such database file", path.display());
+        return EXIT_FAILURE;
+    }
+    let flags = sqlstore::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let sum = sqlstore::rusqlite::Connection::open_with_flags(&path, flags)
+        .and_then(|c| sqlstore::checksum(&c));
+    match sum {
+        Ok(sum) => {
+            let _ = writeln!(out, "sha256: {}", sum.sha256);
+            for (table, rows) in &sum.tables {
+                let _ = writeln!(out, "{table:<20} {rows} rows");
+            }
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{}: {e}", path.display());
+            EXIT_FAILURE
+        }
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +166,26 @@ mod tests {
             (255, "onedb restore: not implemented yet in OneHA\n")
         );
         assert_eq!(run_args(&["fsck"]).0, 255);
+    }
+
+    #[test]
+    fn checksum_digests_a_database_file_and_refuses_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("one.db");
+        let conn = sqlstore::rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE user_pool (oid INTEGER, name TEXT); INSERT INTO user_pool VALUES (0, 'oneadmin');")
+            .unwrap();
+        drop(conn);
+        let path = db.to_str().unwrap();
+        let (code, out, err) = run_args(&["checksum", "-s", path]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("sha256: "), "{out}");
+        assert!(out.contains("user_pool            1 rows"), "{out}");
+        let (again, out2, _) = run_args(&["checksum", "-s", path]);
+        assert_eq!((again, out2), (0, out));
+        let missing = dir.path().join("nope.db");
+        let (code, _, err) = run_args(&["checksum", "-s", missing.to_str().unwrap()]);
+        assert_eq!(code, 255);
+        assert!(err.contains("no such database file"), "{err}");
     }
 }

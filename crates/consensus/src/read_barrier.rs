@@ -47,9 +47,7 @@ impl ReadBarrier {
     /// Returns once a read of the local database is linearizable, or why it is not.
     pub async fn wait(&self) -> Result<(), ReadError> {
         let (tx, rx) = oneshot::channel();
-        self.queue
-            .try_send(tx)
-            .map_err(|_| ReadError::Overloaded)?;
+        self.queue.try_send(tx).map_err(|_| ReadError::Overloaded)?;
         rx.await
             .unwrap_or_else(|_| Err(ReadError::Fatal("read barrier stopped".into())))
     }

@@ -14,6 +14,7 @@ fn round(seed: u64, servers: usize) {
         seed,
         duration: Duration::from_secs(40),
         servers,
+        leader_reads: true,
     });
     eprintln!("{}", report.summary);
     assert!(

@@ -132,8 +132,12 @@ enum Kind {
 
 fn kind(method: &str) -> Kind {
     match method {
-        "one.zone.raftstatus" | "one.zone.info" | "one.zonepool.info" | "one.system.version"
-        | "one.system.config" | "oneha.db.checksum" => Kind::Status,
+        "one.zone.raftstatus"
+        | "one.zone.info"
+        | "one.zonepool.info"
+        | "one.system.version"
+        | "one.system.config"
+        | "oneha.db.checksum" => Kind::Status,
         m if m.ends_with(".info") => Kind::Read,
         _ => Kind::Write,
     }
@@ -256,12 +260,7 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
 
 /// On the leader, before a read: `Ok` once the local database is known to hold every
 /// acknowledged write; otherwise the reply (the read passed on to a new leader, or an error).
-async fn confirm_read(
-    ctx: &Ctx,
-    method: &str,
-    body: &[u8],
-    forwarded: bool,
-) -> Result<(), Reply> {
+async fn confirm_read(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> Result<(), Reply> {
     match ctx.cluster.confirm_read().await {
         Ok(()) => Ok(()),
         Err(ReadError::NotLeader { .. }) => {

@@ -48,7 +48,12 @@ pub async fn checksum(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     let tables: String = sum
         .tables
         .iter()
-        .map(|(name, rows)| format!("<TABLE><NAME>{}</NAME><ROWS>{rows}</ROWS></TABLE>", esc(name)))
+        .map(|(name, rows)| {
+            format!(
+                "<TABLE><NAME>{}</NAME><ROWS>{rows}</ROWS></TABLE>",
+                esc(name)
+            )
+        })
         .collect();
     Ok(Value::String(format!(
         "<DB_CHECKSUM><SERVER_ID>{}</SERVER_ID><LAST_APPLIED>{index}</LAST_APPLIED><SHA256>{}</SHA256><TABLES>{tables}</TABLES></DB_CHECKSUM>",

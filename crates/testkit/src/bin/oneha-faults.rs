@@ -24,17 +24,25 @@ struct Args {
     /// Keep running rounds with random seeds for this many minutes.
     #[arg(long)]
     minutes: Option<u64>,
+    /// Self-test of the checker: register reads go to any server's local (stale) state instead
+    /// of the leader, so a round with partitions must FAIL with a linearizability violation.
+    #[arg(long)]
+    unsafe_reads: bool,
 }
 
-fn round(seed: u64, secs: u64, servers: usize) -> bool {
+fn round(seed: u64, secs: u64, servers: usize, unsafe_reads: bool) -> bool {
     let cfg = RoundConfig {
         seed,
         duration: Duration::from_secs(secs),
         servers,
+        leader_reads: !unsafe_reads,
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| run_round(&cfg)));
-    let replay = format!("oneha-faults --seed {seed} --secs {secs} --servers {servers}");
+    let replay = format!(
+        "oneha-faults --seed {seed} --secs {secs} --servers {servers}{}",
+        if unsafe_reads { " --unsafe-reads" } else { "" }
+    );
     match outcome {
         Ok(report) if report.violations.is_empty() => {
             println!(
@@ -78,7 +86,12 @@ fn main() -> ExitCode {
     }
     match (args.seed, args.minutes) {
         (Some(seed), _) => {
-            if round(seed, args.secs, args.servers.unwrap_or(3)) {
+            if round(
+                seed,
+                args.secs,
+                args.servers.unwrap_or(3),
+                args.unsafe_reads,
+            ) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -89,9 +102,9 @@ fn main() -> ExitCode {
             let start = Instant::now();
             let mut n = 0usize;
             while start.elapsed() < budget {
-                let servers = args.servers.unwrap_or(if n % 2 == 0 { 3 } else { 5 });
+                let servers = args.servers.unwrap_or(if n.is_multiple_of(2) { 3 } else { 5 });
                 let seed = random_seed();
-                if !round(seed, args.secs, servers) {
+                if !round(seed, args.secs, servers, args.unsafe_reads) {
                     return ExitCode::FAILURE;
                 }
                 n += 1;

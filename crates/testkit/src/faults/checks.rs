@@ -29,7 +29,10 @@ fn checksum(zone: &Zone, i: usize) -> Option<(i64, String)> {
         .call_xml("oneha.db.checksum", vec![])
         .ok()?;
     let e = Element::parse(&xml).ok()?.expect("DB_CHECKSUM").ok()?;
-    Some((e.int_of("LAST_APPLIED").ok()?, e.text_of("SHA256").ok()?.to_string()))
+    Some((
+        e.int_of("LAST_APPLIED").ok()?,
+        e.text_of("SHA256").ok()?.to_string(),
+    ))
 }
 
 /// Waits for the healed zone to settle and checks the replicas.

@@ -19,6 +19,8 @@ pub struct RoundConfig {
     pub duration: Duration,
     /// 3 or 5.
     pub servers: usize,
+    /// Register reads through the leader; `false` is the checker's self-test (it must fail).
+    pub leader_reads: bool,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +115,10 @@ fn run_step(zone: &mut Zone, net: &Network, step: &Step, members_out: &Members, 
         Fault::Isolate(t) => {
             let i = resolve(zone, t);
             let others: Vec<usize> = members(zone).into_iter().filter(|&o| o != i).collect();
-            log(epoch, &format!("isolate server {i} ({t:?}) from {others:?}"));
+            log(
+                epoch,
+                &format!("isolate server {i} ({t:?}) from {others:?}"),
+            );
             net.partition(&ids(&[i]), &ids(&others));
             std::thread::sleep(step.hold);
             log(epoch, "heal the network");
@@ -160,10 +165,16 @@ fn replace(zone: &mut Zone, n: usize, hold: Duration, members_out: &Members, epo
     }
     let followers: Vec<usize> = members(zone).into_iter().filter(|&i| i != leader).collect();
     let f = followers[n % followers.len()];
-    log(epoch, &format!("onezone server-del 0 {f} (via leader {leader})"));
+    log(
+        epoch,
+        &format!("onezone server-del 0 {f} (via leader {leader})"),
+    );
     let (code, out, err) = zone.onezone(leader, &["server-del", "0", &f.to_string()]);
     if code != 0 {
-        log(epoch, &format!("server-del failed ({code}): {out}{err}; skipped"));
+        log(
+            epoch,
+            &format!("server-del failed ({code}): {out}{err}; skipped"),
+        );
         return;
     }
     zone.servers[f].kill();
@@ -225,6 +236,7 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
             keys: keys.clone(),
             session: zone.servers[0].session(),
             pace: Duration::from_millis(40),
+            leader_reads: cfg.leader_reads,
         },
         members_out.clone(),
         epoch,

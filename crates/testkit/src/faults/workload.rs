@@ -118,6 +118,9 @@ pub struct Spec {
     pub session: String,
     /// Pause between a client's operations, so long runs keep the pool small.
     pub pace: Duration,
+    /// Register reads go to the leader (`X-OneHA-Read: leader`). Turned off only to show the
+    /// checker catches the stale reads a follower serves.
+    pub leader_reads: bool,
 }
 
 struct Shared {
@@ -127,6 +130,7 @@ struct Shared {
     stop: Arc<AtomicBool>,
     epoch: Instant,
     pace: Duration,
+    leader_reads: bool,
 }
 
 impl Shared {
@@ -153,7 +157,9 @@ impl Shared {
 
     fn pause(&self, rng: &mut StdRng) {
         let p = self.pace.as_millis() as u64;
-        std::thread::sleep(Duration::from_millis(rng.gen_range(p / 2..=p.max(1) * 3 / 2)));
+        std::thread::sleep(Duration::from_millis(
+            rng.gen_range(p / 2..=p.max(1) * 3 / 2),
+        ));
     }
 }
 
@@ -162,7 +168,11 @@ impl Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let history = Arc::new(Mutex::new(History::default()));
         for &k in &spec.keys {
-            history.lock().unwrap().registers.insert(k as usize, Vec::new());
+            history
+                .lock()
+                .unwrap()
+                .registers
+                .insert(k as usize, Vec::new());
         }
         let shared = Arc::new(Shared {
             members,
@@ -171,6 +181,7 @@ impl Workload {
             stop: stop.clone(),
             epoch,
             pace: spec.pace,
+            leader_reads: spec.leader_reads,
         });
         let mut threads = Vec::new();
         let keys = Arc::new(spec.keys.clone());
@@ -253,7 +264,10 @@ fn register_client(sh: &Shared, c: usize, keys: &[i64], seed: u64) {
             sh.pause(&mut rng);
             continue;
         };
-        let client = sh.client(&endpoint).with_header("X-OneHA-Read", "leader");
+        let mut client = sh.client(&endpoint);
+        if sh.leader_reads {
+            client = client.with_header("X-OneHA-Read", "leader");
+        }
         let id = Value::Int(key as i32);
         let invoke = sh.now();
         let (op, outcome) = if rng.gen_bool(0.5) {
@@ -285,16 +299,13 @@ fn register_client(sh: &Shared, c: usize, keys: &[i64], seed: u64) {
             (RegOp::Read(_), _) => h.reads.failed += 1,
             _ => {}
         }
-        h.registers
-            .entry(key as usize)
-            .or_default()
-            .push(RegEvent {
-                client: c,
-                invoke,
-                complete,
-                op,
-                outcome,
-            });
+        h.registers.entry(key as usize).or_default().push(RegEvent {
+            client: c,
+            invoke,
+            complete,
+            op,
+            outcome,
+        });
         drop(h);
         sh.pause(&mut rng);
     }
@@ -353,9 +364,15 @@ mod tests {
     #[test]
     fn only_answers_given_before_the_log_count_as_failed() {
         assert_eq!(write_outcome(&Ok::<(), CallError>(())), Outcome::Ok);
-        assert_eq!(write_outcome(&one(0x400, "[one.user.update] Error getting user [9].")), Outcome::Failed);
         assert_eq!(
-            write_outcome(&one(INTERNAL, "[one.user.allocate] Cannot process request, oned cluster in election mode")),
+            write_outcome(&one(0x400, "[one.user.update] Error getting user [9].")),
+            Outcome::Failed
+        );
+        assert_eq!(
+            write_outcome(&one(
+                INTERNAL,
+                "[one.user.allocate] Cannot process request, oned cluster in election mode"
+            )),
             Outcome::Failed
         );
         assert_eq!(
