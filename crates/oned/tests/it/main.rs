@@ -11,4 +11,5 @@
 mod api;
 mod config;
 mod ha;
+mod reads;
 mod zone;

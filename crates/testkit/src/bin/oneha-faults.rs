@@ -102,7 +102,9 @@ fn main() -> ExitCode {
             let start = Instant::now();
             let mut n = 0usize;
             while start.elapsed() < budget {
-                let servers = args.servers.unwrap_or(if n.is_multiple_of(2) { 3 } else { 5 });
+                let servers = args
+                    .servers
+                    .unwrap_or(if n.is_multiple_of(2) { 3 } else { 5 });
                 let seed = random_seed();
                 if !round(seed, args.secs, servers, args.unsafe_reads) {
                     return ExitCode::FAILURE;
