@@ -9,6 +9,7 @@ pub mod network;
 mod proposer;
 mod read_barrier;
 mod state_machine;
+pub mod step_down;
 mod types;
 
 pub use log_store::{last_log_term, LogStore};

@@ -56,6 +56,11 @@ impl Proposer {
         Proposer { queue, deadline }
     }
 
+    /// How long a caller waits for its write to commit.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     pub async fn submit(&self, txn: SqlTxn) -> Result<TxnOutcome, WriteError> {
         let (reply, wait) = oneshot::channel();
         self.queue

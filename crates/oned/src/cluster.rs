@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use consensus::step_down::SteppedDown;
 use consensus::{Proposer, Raft, ReadBarrier, ReadError, SoloWriter, WriteError};
 use openraft::ServerState;
 use sqlstore::{SqlTxn, TxnOutcome};
+
+use crate::hooks::LeaderReady;
 
 /// What this server is right now, as far as request routing cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,8 +56,25 @@ pub struct Ha {
     pub raft: Raft,
     pub proposer: Proposer,
     pub reads: ReadBarrier,
+    /// Set by the step-down watchdog: the term in which this leader lost its majority.
+    pub stepped_down: SteppedDown,
+    /// The term in which this server leads and has run its leader hook.
+    pub leader_ready: LeaderReady,
     pub server_id: u64,
     pub raft_db: PathBuf,
+}
+
+impl Ha {
+    fn is_stepped_down(&self, term: u64) -> bool {
+        *self.stepped_down.borrow() == Some(term)
+    }
+
+    /// Waits (up to `within`) until the leader hook of `term` has run.
+    async fn ready_for_writes(&self, term: u64, within: Duration) -> bool {
+        let mut ready = self.leader_ready.clone();
+        let done = tokio::time::timeout(within, ready.wait_for(|r| *r == Some(term))).await;
+        matches!(done, Ok(Ok(_)))
+    }
 }
 
 impl Cluster {
@@ -71,6 +91,10 @@ impl Cluster {
         };
         let m = ha.raft.metrics().borrow().clone();
         match m.state {
+            // A leader without a majority has stepped down: it knows no leader to send calls to.
+            ServerState::Leader if ha.is_stepped_down(m.current_term) => {
+                Role::Follower { leader: None }
+            }
             ServerState::Leader => Role::Leader,
             ServerState::Candidate => Role::Candidate,
             _ => {
@@ -134,12 +158,20 @@ impl Cluster {
                     .ok_or_else(|| WriteError::Fatal("no outcome for the transaction".into()))
             }
             Cluster::Ha(ha) => {
+                let m = ha.raft.metrics().borrow().clone();
+                let not_leader = || WriteError::NotLeader {
+                    leader: m.current_leader,
+                    node: None,
+                };
                 if self.role() != Role::Leader {
-                    let m = ha.raft.metrics().borrow().clone();
-                    return Err(WriteError::NotLeader {
-                        leader: m.current_leader,
-                        node: None,
-                    });
+                    return Err(not_leader());
+                }
+                // The floating IP comes with the leader hook; take writes once it has run.
+                if !ha
+                    .ready_for_writes(m.current_term, ha.proposer.deadline())
+                    .await
+                {
+                    return Err(not_leader());
                 }
                 ha.proposer.submit(txn).await
             }
@@ -161,6 +193,7 @@ impl Cluster {
         };
         let m = ha.raft.metrics().borrow().clone();
         let state = match m.state {
+            ServerState::Leader if ha.is_stepped_down(m.current_term) => 2,
             ServerState::Leader => 3,
             ServerState::Candidate => 1,
             // Not yet a voter: "follower" must mean the server counts in the quorum, because

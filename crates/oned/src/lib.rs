@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod credentials;
+pub mod hooks;
 pub mod http;
 pub mod membership;
 pub mod run;

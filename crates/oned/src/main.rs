@@ -6,10 +6,11 @@ use oned::{Config, Paths};
 
 fn usage() {
     println!(
-        "Usage: oned [-f] [-h] [-v]\n\
+        "Usage: oned [-f] [--follower-cleanup] [-h] [-v]\n\
          Runs the OneHA server in the foreground.\n\
          Configuration: $ONE_LOCATION/etc/oned.conf, or /etc/one/oned.conf\n\
          \x20 -f  run in the foreground (always the case; kept for OpenNebula compatibility)\n\
+         \x20 --follower-cleanup  run RAFT_FOLLOWER_HOOK once and exit (systemd ExecStopPost)\n\
          \x20 -h  this help\n\
          \x20 -v  print the version"
     );
@@ -47,10 +48,40 @@ async fn shutdown_signal() {
     }
 }
 
+/// `oned --follower-cleanup`: runs RAFT_FOLLOWER_HOOK once and exits, for systemd's
+/// `ExecStopPost`, so a crashed leader's floating IP is released as OpenNebula's
+/// `follower_cleanup` does.
+fn run_follower_cleanup(config: &Config, paths: &Paths) -> ExitCode {
+    let Some(hook) = &config.follower_hook else {
+        return ExitCode::SUCCESS;
+    };
+    if config.server_id < 0 {
+        return ExitCode::SUCCESS;
+    }
+    let _ = init_logging(paths);
+    let cmd = oned::hooks::HookCmd::new("RAFT_FOLLOWER_HOOK", hook, &paths.remotes);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("oned: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cmd.run(oned::hooks::HOOK_TIMEOUT)) {
+        Some(0) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
 fn main() -> ExitCode {
+    let mut follower_cleanup = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "-f" => {}
+            "--follower-cleanup" => follower_cleanup = true,
             "-h" | "--help" => {
                 usage();
                 return ExitCode::SUCCESS;
@@ -74,6 +105,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if follower_cleanup {
+        return run_follower_cleanup(&config, &paths);
+    }
     if let Err(e) = init_logging(&paths) {
         eprintln!("oned: {e:#}");
         return ExitCode::from(1);

@@ -17,6 +17,7 @@ use crate::api::Ctx;
 use crate::cluster::{Cluster, Ha};
 use crate::config::{Config, Paths};
 use crate::credentials::{self, sha256_hex};
+use crate::hooks::Hooks;
 use crate::http::{router, AppState};
 
 /// Per-server flag: the history a solo server wrote outside the log has been folded into a
@@ -54,6 +55,11 @@ pub async fn run(
     let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
     let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
 
+    let hooks = Hooks::new(
+        config.leader_hook.as_ref(),
+        config.follower_hook.as_ref(),
+        &paths.remotes,
+    );
     let state_path = paths.state_db();
     let mut conn = sqlstore::open_state(&state_path)?;
     let bootstrapped = sqlstore::is_bootstrapped(&conn).context("reading the state database")?;
@@ -132,6 +138,12 @@ pub async fn run(
         spawn_state_logger(raft.clone());
         let proposer = Proposer::start(raft.clone(), config.write_deadline());
         let reads = ReadBarrier::start(raft.clone(), config.write_deadline());
+        let stepped_down = consensus::step_down::start(
+            raft.clone(),
+            config.raft.election_timeout,
+            config.raft.broadcast_timeout,
+        );
+        let leader_ready = crate::hooks::spawn(hooks.clone(), raft.clone(), stepped_down.clone());
         let peers = Some((
             raft.clone(),
             PeerAuth {
@@ -144,6 +156,8 @@ pub async fn run(
                 raft,
                 proposer,
                 reads,
+                stepped_down,
+                leader_ready,
                 server_id: id,
                 raft_db,
             }),
@@ -172,6 +186,8 @@ pub async fn run(
         .context("serving HTTP")?;
     info!("shutting down");
     if let Some(raft) = cluster.raft() {
+        // Release what the leader hook took (the floating IP) before going away.
+        hooks.run_follower().await;
         if tokio::time::timeout(Duration::from_secs(5), raft.shutdown())
             .await
             .is_err()

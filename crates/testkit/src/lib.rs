@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod faults;
+pub mod netns;
 pub mod proxy;
 pub mod zone;
 

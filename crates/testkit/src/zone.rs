@@ -43,10 +43,15 @@ pub const LEADER: i64 = 3;
 
 /// The test `oned.conf`: the guide's settings with a short election timeout.
 pub fn oned_conf(port: u16, server_id: i64) -> String {
+    oned_conf_on("127.0.0.1", port, server_id)
+}
+
+/// [`oned_conf`] listening on `listen`.
+pub fn oned_conf_on(listen: &str, port: u16, server_id: i64) -> String {
     format!(
         r#"# OneHA integration test configuration
 PORT = {port}
-LISTEN_ADDRESS = "127.0.0.1"
+LISTEN_ADDRESS = "{listen}"
 DB = [ BACKEND = "sqlite" ]
 FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = {server_id}, MASTER_ONED = "" ]
 RAFT = [ LIMIT_PURGE = 100000, LOG_RETENTION = 250000, LOG_PURGE_TIMEOUT = 60,
@@ -141,6 +146,12 @@ pub struct Server {
     /// The `/RPC2` endpoint registered in the zone, when it is not [`Server::endpoint`] (a
     /// link proxy in front of the server).
     pub advertised: Option<String>,
+    /// The address clients use (127.0.0.1, or the server's address in its network namespace).
+    pub host: String,
+    /// Run inside this network namespace (`ip netns exec`), listening on all addresses.
+    pub netns: Option<String>,
+    /// Appended to the generated `oned.conf` (hooks...).
+    pub extra_conf: String,
     location: PathBuf,
     _tmp: Option<TempDir>,
     child: Option<Child>,
@@ -157,6 +168,9 @@ impl Server {
             port: free_port(),
             removed: false,
             advertised: None,
+            host: "127.0.0.1".to_string(),
+            netns: None,
+            extra_conf: String::new(),
             location,
             _tmp: tmp,
             child: None,
@@ -179,7 +193,7 @@ impl Server {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/RPC2", self.port)
+        format!("http://{}:{}/RPC2", self.host, self.port)
     }
 
     /// The endpoint registered in the zone (`onezone server-add --rpc`): what other servers use.
@@ -189,7 +203,13 @@ impl Server {
 
     /// Writes `etc/oned.conf` for the current `id` and `port`.
     pub fn write_conf(&self) {
-        fs::write(self.conf_path(), oned_conf(self.port, self.id)).unwrap();
+        let listen = if self.netns.is_some() {
+            "0.0.0.0"
+        } else {
+            "127.0.0.1"
+        };
+        let conf = oned_conf_on(listen, self.port, self.id) + &self.extra_conf;
+        fs::write(self.conf_path(), conf).unwrap();
     }
 
     /// Changes `SERVER_ID` in `oned.conf` (the server must be stopped).
@@ -219,7 +239,15 @@ impl Server {
                 .open(self.location.join(name))
                 .unwrap()
         };
-        let child = Command::new(crate::oned_binary())
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(crate::oned_binary());
+                c
+            }
+            None => Command::new(crate::oned_binary()),
+        };
+        let child = command
             .arg("-f")
             .env("ONE_LOCATION", &self.location)
             .stdin(Stdio::null())
@@ -453,11 +481,16 @@ pub fn one_error(result: Result<impl std::fmt::Debug, CallError>) -> (i32, Strin
     }
 }
 
+/// Customises a new server of a zone: (index, server).
+pub type Setup = Box<dyn Fn(usize, &mut Server)>;
+
 /// A zone of `oned` servers; `servers[i]` was created as server `i`.
 pub struct Zone {
     pub servers: Vec<Server>,
     /// Link proxies between the servers, when the zone was built with them.
     pub network: Option<Network>,
+    /// Applied to every new server (index, server) before its configuration is written.
+    pub setup: Option<Setup>,
     tails_shown: Cell<bool>,
 }
 
@@ -469,15 +502,25 @@ impl Zone {
 
     /// [`Zone::solo`], with servers registered behind the link proxies of `network`.
     pub fn solo_with(network: Option<Network>) -> Zone {
+        Zone::solo_custom(network, None)
+    }
+
+    /// [`Zone::solo`] with link proxies and a per-server set-up.
+    pub fn solo_custom(network: Option<Network>, setup: Option<Setup>) -> Zone {
         eprintln!("--- start server 0 solo (SERVER_ID = -1)");
         let mut s0 = Server::new(-1);
         if let Some(net) = &network {
             s0.advertised = Some(net.add_server(0, s0.port));
         }
+        if let Some(f) = &setup {
+            f(0, &mut s0);
+            s0.write_conf();
+        }
         s0.start();
         let zone = Zone {
             servers: vec![s0],
             network,
+            setup,
             tails_shown: Cell::new(false),
         };
         zone.wait_until(DEADLINE, "server 0 reports solo", || {
@@ -497,7 +540,12 @@ impl Zone {
 
     /// [`Zone::bootstrap`] with link proxies.
     pub fn bootstrap_with(n: usize, network: Option<Network>) -> Zone {
-        let mut zone = Zone::solo_with(network);
+        Zone::bootstrap_custom(n, network, None)
+    }
+
+    /// [`Zone::bootstrap`] with link proxies and a per-server set-up.
+    pub fn bootstrap_custom(n: usize, network: Option<Network>, setup: Option<Setup>) -> Zone {
+        let mut zone = Zone::solo_custom(network, setup);
         zone.promote_solo_to_leader();
         for _ in 1..n {
             zone.add_server();
@@ -526,6 +574,10 @@ impl Zone {
         let mut server = Server::new(i as i64);
         if let Some(net) = &self.network {
             server.advertised = Some(net.add_server(i as u64, server.port));
+        }
+        if let Some(f) = &self.setup {
+            f(i, &mut server);
+            server.write_conf();
         }
         let src = self.servers[0].location().join("var/.one");
         let dst = server.location().join("var/.one");

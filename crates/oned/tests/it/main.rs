@@ -11,5 +11,6 @@
 mod api;
 mod config;
 mod ha;
+mod hooks;
 mod reads;
 mod zone;

@@ -1,0 +1,71 @@
+//! Check-quorum for openraft 0.9, which has none: a leader cut off from the majority would stay
+//! leader until it hears a higher term, holding the floating IP while the majority elects
+//! another leader. The watchdog probes the quorum (a heartbeat round that a majority must
+//! acknowledge) and, when no round succeeded for an election timeout, marks the leader as
+//! stepped down for its term: oned then refuses writes there and runs the follower hook. The
+//! mark lifts if a later round succeeds in the same term (the partition healed before anyone
+//! else was elected); a new term clears it.
+
+use std::time::Duration;
+
+use openraft::ServerState;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::types::Raft;
+
+/// The term in which this server, though openraft's leader, stepped down.
+pub type SteppedDown = watch::Receiver<Option<u64>>;
+
+/// Starts the watchdog; `election_timeout` is how long a leader may go without a majority, and
+/// `probe` how often it asks.
+pub fn start(raft: Raft, election_timeout: Duration, probe: Duration) -> SteppedDown {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let mut led: Option<(u64, Instant)> = None;
+        let mut ticker = tokio::time::interval(probe);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let (state, term) = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                (m.state, m.current_term)
+            };
+            if state != ServerState::Leader {
+                led = None;
+                tx.send_if_modified(|v| v.take().is_some());
+                continue;
+            }
+            // Winning the election was a majority's answer.
+            let mut last_ack = match led {
+                Some((t, at)) if t == term => at,
+                _ => Instant::now(),
+            };
+            let asked = Instant::now();
+            if let Ok(Ok(_)) = tokio::time::timeout(election_timeout, raft.get_read_log_id()).await
+            {
+                last_ack = asked;
+            }
+            led = Some((term, last_ack));
+            let down = last_ack.elapsed() > election_timeout;
+            let want = down.then_some(term);
+            tx.send_if_modified(|v| {
+                if *v != want {
+                    match want {
+                        Some(t) => tracing::warn!(
+                            term = t,
+                            "no majority answered for an election timeout: stepping down"
+                        ),
+                        None => tracing::info!(term, "a majority answers again"),
+                    }
+                    *v = want;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    });
+    rx
+}
