@@ -12,10 +12,16 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::blocking::{s, Shared};
 use crate::types::TypeConfig;
 
 type SErr = StorageError<u64>;
+
+/// Purged rows deleted per transaction.
+const DELETE_CHUNK: i64 = 1000;
 
 /// Replication reads are capped by bytes so one AppendEntries finishes within a heartbeat.
 const MAX_READ_BYTES: usize = 4 << 20;
@@ -88,7 +94,9 @@ fn read_range(
     let end = end.map(|e| e as i64).unwrap_or(i64::MAX);
     let mut st = conn
         .prepare_cached(
-            "SELECT payload FROM logdb WHERE log_index >= ?1 AND log_index < ?2 ORDER BY log_index",
+            "SELECT payload FROM logdb WHERE log_index >= ?1 AND log_index < ?2
+               AND log_index > COALESCE((SELECT value FROM raft_meta WHERE key = 'purged_index'), -1)
+             ORDER BY log_index",
         )
         .map_err(s)?;
     let mut rows = st.query(params![start as i64, end]).map_err(s)?;
@@ -123,6 +131,8 @@ fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, Option<u64>) {
 pub struct LogStore {
     path: PathBuf,
     db: Shared,
+    /// A background deletion of purged rows is running.
+    deleting: Arc<AtomicBool>,
 }
 
 impl LogStore {
@@ -131,7 +141,49 @@ impl LogStore {
         Ok(LogStore {
             path: path.to_path_buf(),
             db: Shared::new(conn),
+            deleting: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Deletes the rows at or below the purge marker, a chunk per transaction, on the blocking
+    /// pool: appends (and so heartbeats and writes) interleave with the chunks instead of
+    /// waiting for one large DELETE (OpenNebula issue #1927).
+    fn spawn_deleter(&self) {
+        if self.deleting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (db, deleting) = (self.db.clone(), self.deleting.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut total = 0usize;
+            loop {
+                let deleted = (|| -> Result<usize, String> {
+                    let conn = db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+                    let Some(marker) = get_meta::<LogId<u64>>(&conn, "last_purged")? else {
+                        return Ok(0);
+                    };
+                    conn.execute(
+                        "DELETE FROM logdb WHERE log_index IN
+                           (SELECT log_index FROM logdb WHERE log_index <= ?1
+                            ORDER BY log_index LIMIT ?2)",
+                        params![marker.index as i64, DELETE_CHUNK],
+                    )
+                    .map_err(s)
+                })();
+                match deleted {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleting purged log records failed; retried at the next purge");
+                        break;
+                    }
+                }
+                std::thread::yield_now();
+            }
+            deleting.store(false, Ordering::Release);
+            if total > 0 {
+                tracing::debug!(records = total, "purged log records deleted");
+            }
+        });
     }
 
     /// The server id this log belongs to, recorded at first start, so a copied var dir started
@@ -150,6 +202,25 @@ impl LogStore {
             Some(_) => Ok(()),
             None => put_meta(&conn, "server_id", &id),
         }
+    }
+
+    /// The newest index in the log, or the purge marker when nothing is above it.
+    pub fn last_index(&self) -> Result<Option<u64>, String> {
+        let conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "log mutex poisoned".to_string())?;
+        let purged: Option<LogId<u64>> = get_meta(&conn, "last_purged")?;
+        let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
+        let max: Option<i64> = conn
+            .query_row(
+                "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
+                [floor],
+                |r| r.get(0),
+            )
+            .map_err(s)?;
+        Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
     }
 
     /// Whether the log has ever held anything (a vote or an entry).
@@ -258,13 +329,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
+        // Rows a crash left below the purge marker go now.
+        self.spawn_deleter();
         self.db
             .run(StorageIOError::read_logs, |c| {
                 let purged: Option<LogId<u64>> = get_meta(c, "last_purged")?;
+                let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
                 let last_raw: Option<Vec<u8>> = c
                     .query_row(
-                        "SELECT payload FROM logdb ORDER BY log_index DESC LIMIT 1",
-                        [],
+                        "SELECT payload FROM logdb WHERE log_index > ?1 ORDER BY log_index DESC LIMIT 1",
+                        [floor],
                         |r| r.get(0),
                     )
                     .optional()
@@ -375,18 +449,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
-        let idx = log_id.index as i64;
+        // Only the marker, in RaftCore's path: nothing reads below it, and the rows themselves
+        // go in the background (and again after a restart if a crash interrupted that).
         self.db
             .run(StorageIOError::write_logs, move |c| {
                 let tx = c.transaction().map_err(s)?;
-                // The marker first: a reader never asks below it, so a crash between the two
-                // leaves only unreachable rows behind.
                 put_meta(&tx, "last_purged", &log_id)?;
-                tx.execute("DELETE FROM logdb WHERE log_index <= ?1", params![idx])
-                    .map_err(s)?;
+                // The same index as a plain integer, for SQL to hide the rows not yet deleted.
+                tx.execute(
+                    "INSERT INTO raft_meta (key, value) VALUES ('purged_index', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![log_id.index as i64],
+                )
+                .map_err(s)?;
                 tx.commit().map_err(s)
             })
-            .await
+            .await?;
+        self.spawn_deleter();
+        Ok(())
     }
 }
 

@@ -136,6 +136,42 @@ impl StateMachine {
         Ok(f(&mut guard))
     }
 
+    /// Makes the snapshot cover the state database when the state is ahead of the local log
+    /// (`log_last`): a database restored from a backup (`onedb restore`). openraft then purges
+    /// the log up to the state's last applied index, and requires a snapshot at least that far;
+    /// without one it would stop on its own invariant.
+    pub fn cover_restored_state(&self, log_last: Option<u64>) -> Result<bool, String> {
+        let conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "state mutex poisoned".to_string())?;
+        let (applied, _) = read_meta(&conn)?;
+        let Some(applied) = applied else {
+            return Ok(false);
+        };
+        if log_last.is_some_and(|l| l >= applied.index) {
+            return Ok(false);
+        }
+        let current = self.snap_dir.join(CURRENT);
+        if current.exists() {
+            let meta = meta_of_file(&current)?;
+            if meta.last_log_id.is_some_and(|l| l.index >= applied.index) {
+                return Ok(false);
+            }
+        }
+        let tmp = self.snap_dir.join("recv-restored.db");
+        let _ = std::fs::remove_file(&tmp);
+        sqlstore::copy_into(&conn, &tmp).map_err(s)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(s)?;
+        std::fs::rename(&tmp, &current).map_err(s)?;
+        fsync_dir(&self.snap_dir)?;
+        tracing::info!(index = applied.index, "the state database is ahead of the log (restored from a backup): took a snapshot of it");
+        Ok(true)
+    }
+
     fn builder(&self) -> SnapshotBuilder {
         SnapshotBuilder {
             state_path: self.state_path.clone(),

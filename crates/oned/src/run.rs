@@ -35,7 +35,8 @@ fn raft_config(c: &Config) -> anyhow::Result<openraft::Config> {
         election_timeout_max: 2 * e / 3,
         install_snapshot_timeout: (c.raft.xmlrpc_timeout.as_millis() as u64).max(10_000),
         snapshot_policy: SnapshotPolicy::LogsSinceLast((c.raft.log_retention / 2).max(1)),
-        max_in_snapshot_log_to_keep: c.raft.log_retention,
+        // Purging follows LOG_RETENTION / LIMIT_PURGE / LOG_PURGE_TIMEOUT (retention.rs).
+        max_in_snapshot_log_to_keep: u64::MAX,
         replication_lag_threshold: 1000,
         ..Default::default()
     };
@@ -52,6 +53,21 @@ pub async fn run(
     let config = Arc::new(config);
     std::fs::create_dir_all(&paths.var)
         .with_context(|| format!("creating {}", paths.var.display()))?;
+    // Held while this oned runs: a second oned, or `onedb restore`, on this directory refuses.
+    let lock_path = paths.var.join("oned.lock");
+    let _lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if _lock.try_lock().is_err() {
+        bail!(
+            "another oned runs on {} (lock {} is held)",
+            paths.var.display(),
+            lock_path.display()
+        );
+    }
     let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
     let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
 
@@ -94,6 +110,10 @@ pub async fn run(
             // Nothing here predates the log: whatever arrives comes from the leader.
             flags.set_flag(SEALED).map_err(anyhow::Error::msg)?;
         }
+        let log_last = log.last_index().map_err(anyhow::Error::msg)?;
+        sm.cover_restored_state(log_last)
+            .map_err(anyhow::Error::msg)
+            .context("snapshotting a restored database")?;
         let net = PeerNetwork::new(zone_key.clone(), id, config.raft.xmlrpc_timeout);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), net, log, sm)
             .await
@@ -135,6 +155,7 @@ pub async fn run(
             tokio::spawn(seal_solo_history(raft.clone(), flags));
         }
         crate::membership::spawn(raft.clone(), pool.clone(), config.zone_id);
+        crate::retention::spawn(raft.clone(), &config.raft);
         spawn_state_logger(raft.clone());
         let proposer = Proposer::start(raft.clone(), config.write_deadline());
         let reads = ReadBarrier::start(raft.clone(), config.write_deadline());

@@ -4,6 +4,7 @@
 
 pub use rusqlite;
 
+mod backup;
 mod bootstrap;
 mod checksum;
 mod open;
@@ -11,6 +12,7 @@ mod pool;
 mod reads;
 mod txn;
 
+pub use backup::{restore_backup, verify_backup, write_backup, BackupInfo};
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
 pub use checksum::{checksum, Checksum};
 pub use open::{copy_into, open_state, restore_from, DbError};

@@ -48,13 +48,41 @@ pub fn oned_conf(port: u16, server_id: i64) -> String {
 
 /// [`oned_conf`] listening on `listen`.
 pub fn oned_conf_on(listen: &str, port: u16, server_id: i64) -> String {
+    oned_conf_with(listen, port, server_id, LogRetention::default())
+}
+
+/// The RAFT section's log settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    pub limit_purge: u64,
+    pub log_retention: u64,
+    pub log_purge_timeout_s: u64,
+}
+
+impl Default for LogRetention {
+    fn default() -> LogRetention {
+        LogRetention {
+            limit_purge: 100_000,
+            log_retention: 250_000,
+            log_purge_timeout_s: 60,
+        }
+    }
+}
+
+/// [`oned_conf_on`] with the given log retention.
+pub fn oned_conf_with(listen: &str, port: u16, server_id: i64, log: LogRetention) -> String {
+    let LogRetention {
+        limit_purge,
+        log_retention,
+        log_purge_timeout_s,
+    } = log;
     format!(
         r#"# OneHA integration test configuration
 PORT = {port}
 LISTEN_ADDRESS = "{listen}"
 DB = [ BACKEND = "sqlite" ]
 FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = {server_id}, MASTER_ONED = "" ]
-RAFT = [ LIMIT_PURGE = 100000, LOG_RETENTION = 250000, LOG_PURGE_TIMEOUT = 60,
+RAFT = [ LIMIT_PURGE = {limit_purge}, LOG_RETENTION = {log_retention}, LOG_PURGE_TIMEOUT = {log_purge_timeout_s},
          ELECTION_TIMEOUT_MS = {election}, BROADCAST_TIMEOUT_MS = 100, XMLRPC_TIMEOUT_MS = 500 ]
 "#,
         election = ELECTION_TIMEOUT.as_millis()
@@ -152,6 +180,8 @@ pub struct Server {
     pub netns: Option<String>,
     /// Appended to the generated `oned.conf` (hooks...).
     pub extra_conf: String,
+    /// LIMIT_PURGE, LOG_RETENTION and LOG_PURGE_TIMEOUT of the generated `oned.conf`.
+    pub log: LogRetention,
     location: PathBuf,
     _tmp: Option<TempDir>,
     child: Option<Child>,
@@ -171,6 +201,7 @@ impl Server {
             host: "127.0.0.1".to_string(),
             netns: None,
             extra_conf: String::new(),
+            log: LogRetention::default(),
             location,
             _tmp: tmp,
             child: None,
@@ -208,7 +239,7 @@ impl Server {
         } else {
             "127.0.0.1"
         };
-        let conf = oned_conf_on(listen, self.port, self.id) + &self.extra_conf;
+        let conf = oned_conf_with(listen, self.port, self.id, self.log) + &self.extra_conf;
         fs::write(self.conf_path(), conf).unwrap();
     }
 

@@ -12,5 +12,6 @@ mod api;
 mod config;
 mod ha;
 mod hooks;
+mod ops;
 mod reads;
 mod zone;
