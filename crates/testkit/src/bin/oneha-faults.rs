@@ -28,20 +28,25 @@ struct Args {
     /// of the leader, so a round with partitions must FAIL with a linearizability violation.
     #[arg(long)]
     unsafe_reads: bool,
+    /// Crash-safety rounds: frequent SIGKILLs only, with a log window of 30 records.
+    #[arg(long)]
+    crash: bool,
 }
 
-fn round(seed: u64, secs: u64, servers: usize, unsafe_reads: bool) -> bool {
+fn round(seed: u64, secs: u64, servers: usize, unsafe_reads: bool, crash: bool) -> bool {
     let cfg = RoundConfig {
         seed,
         duration: Duration::from_secs(secs),
         servers,
         leader_reads: !unsafe_reads,
+        crash,
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| run_round(&cfg)));
     let replay = format!(
-        "oneha-faults --seed {seed} --secs {secs} --servers {servers}{}",
-        if unsafe_reads { " --unsafe-reads" } else { "" }
+        "oneha-faults --seed {seed} --secs {secs} --servers {servers}{}{}",
+        if unsafe_reads { " --unsafe-reads" } else { "" },
+        if crash { " --crash" } else { "" }
     );
     match outcome {
         Ok(report) if report.violations.is_empty() => {
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
                 args.secs,
                 args.servers.unwrap_or(3),
                 args.unsafe_reads,
+                args.crash,
             ) {
                 ExitCode::SUCCESS
             } else {
@@ -106,7 +112,9 @@ fn main() -> ExitCode {
                     .servers
                     .unwrap_or(if n.is_multiple_of(2) { 3 } else { 5 });
                 let seed = random_seed();
-                if !round(seed, args.secs, servers, args.unsafe_reads) {
+                // Every third random round is a crash-safety round unless asked otherwise.
+                let crash = args.crash || n % 3 == 2;
+                if !round(seed, args.secs, servers, args.unsafe_reads, crash) {
                     return ExitCode::FAILURE;
                 }
                 n += 1;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use xmlrpc::Value;
 
 use super::checks;
-use super::schedule::{schedule, Fault, Step, Target};
+use super::schedule::{crash_schedule, schedule, Fault, Step, Target};
 use super::workload::{Members, Spec, Workload};
 use crate::proxy::Network;
 use crate::zone::{allocate, Zone, FOLLOWER, LEADER};
@@ -21,6 +21,9 @@ pub struct RoundConfig {
     pub servers: usize,
     /// Register reads through the leader; `false` is the checker's self-test (it must fail).
     pub leader_reads: bool,
+    /// Crash safety: only kills, frequent, with a log window of a few dozen records so kills
+    /// land while servers purge and take or install snapshots.
+    pub crash: bool,
 }
 
 #[derive(Debug, Default)]
@@ -204,9 +207,14 @@ fn heal(zone: &mut Zone, net: &Network) {
 }
 
 pub fn run_round(cfg: &RoundConfig) -> RoundReport {
-    let steps = schedule(cfg.seed, cfg.duration);
+    let steps = if cfg.crash {
+        crash_schedule(cfg.seed, cfg.duration)
+    } else {
+        schedule(cfg.seed, cfg.duration)
+    };
     eprintln!(
-        "=== fault round: seed {} servers {} duration {:?}, {} steps",
+        "=== {} round: seed {} servers {} duration {:?}, {} steps",
+        if cfg.crash { "crash" } else { "fault" },
         cfg.seed,
         cfg.servers,
         cfg.duration,
@@ -216,7 +224,16 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
         eprintln!("  step {n}: {s}");
     }
     let net = Network::new();
-    let mut zone = Zone::bootstrap_with(cfg.servers, Some(net.clone()));
+    let setup: Option<crate::zone::Setup> = cfg.crash.then(|| {
+        Box::new(|_: usize, s: &mut crate::zone::Server| {
+            s.log = crate::zone::LogRetention {
+                limit_purge: 500,
+                log_retention: 30,
+                log_purge_timeout_s: 1,
+            };
+        }) as crate::zone::Setup
+    });
+    let mut zone = Zone::bootstrap_custom(cfg.servers, Some(net.clone()), setup);
     let leader = zone.leader();
     let client = zone.servers[leader].client();
     let keys: Vec<i64> = (0..KEYS)

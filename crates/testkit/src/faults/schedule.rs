@@ -91,6 +91,24 @@ pub fn schedule(seed: u64, duration: Duration) -> Vec<Step> {
     steps
 }
 
+/// Crash-safety steps: only SIGKILLs, short and frequent, so they land at random moments of
+/// appending, applying, purging and taking or installing snapshots (with a short log window).
+pub fn crash_schedule(seed: u64, duration: Duration) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut steps = Vec::new();
+    let mut total = Duration::ZERO;
+    while total < duration {
+        let step = Step {
+            fault: Fault::Kill(target(&mut rng)),
+            hold: ms(&mut rng, 50, 1500),
+            rest: ms(&mut rng, 100, 1000),
+        };
+        total += step.hold + step.rest;
+        steps.push(step);
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
