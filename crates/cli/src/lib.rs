@@ -6,6 +6,7 @@ pub mod client;
 pub mod format;
 pub mod onedb;
 pub mod onezone;
+pub mod serversync;
 pub mod xml;
 pub mod zone;
 

@@ -124,7 +124,7 @@ fn sqlite_db(o: &Opts) -> Result<PathBuf, String> {
 }
 
 /// `Y-M-D_h:m:s` in UTC without zero padding, as OpenNebula names backups.
-fn backup_stamp(unix: u64) -> String {
+pub fn backup_stamp(unix: u64) -> String {
     let (days, rem) = (unix / 86_400, unix % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;

@@ -51,6 +51,20 @@ const OPTIONS: &[Opt] = &[
         None,
         "Show the resource in xml format",
     ),
+    Opt(
+        "db",
+        None,
+        "--db",
+        None,
+        "Also replace the local database with the remote server's",
+    ),
+    Opt(
+        "keep_ha",
+        None,
+        "--keep-ha",
+        None,
+        "Keep the local RAFT section and RAFT hooks of oned.conf too",
+    ),
     Opt("verbose", Some("-v"), "--verbose", None, "Verbose mode"),
     Opt("help", Some("-h"), "--help", None, "Show this message"),
     Opt(
@@ -117,6 +131,12 @@ const COMMANDS: &[Cmd] = &[
         &["<zoneid>", "<serverid_of_failed_follower>"],
         "Reset follower log index. This should be trigger when a follower DB has been reset.",
         &[],
+    ),
+    Cmd(
+        "serversync",
+        &["<server>"],
+        "Replace this server's configuration files (and with --db its database) with those of <server> of the zone, keeping the local FEDERATION section of oned.conf.",
+        &["db", "keep_ha"],
     ),
 ];
 
@@ -384,6 +404,11 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
     }
     let pos = &args.positional[1..];
     let verbose = args.has("verbose");
+    if cmd.0 == "serversync" {
+        let local = crate::serversync::Local::from_env();
+        return crate::serversync::run(&local, &pos[0], args.has("db"), args.has("keep_ha"), out)
+            .map_err(|e| Failure(e, false));
+    }
 
     // Validate everything before looking for credentials or calling.
     let zone_id = match pos.first() {

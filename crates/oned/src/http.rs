@@ -21,7 +21,11 @@ const MAX_PEER_BODY: usize = 64 << 20;
 pub struct AppState {
     pub ctx: Ctx,
     pub peers: Option<(Raft, PeerAuth)>,
+    pub paths: crate::config::Paths,
 }
+
+/// Header naming the file `GET /oneha/sync/file` returns.
+pub const SYNC_PATH_HEADER: &str = "x-oneha-path";
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -29,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/RPC2",
             post(rpc).layer(DefaultBodyLimit::max(MAX_RPC_BODY)),
         )
+        .route("/oneha/sync/:what", axum::routing::get(sync))
         .route(
             "/raft/:call",
             post(peer).layer(DefaultBodyLimit::max(MAX_PEER_BODY)),
@@ -67,5 +72,60 @@ async fn peer(
     match network::serve(raft, &call, &body).await {
         Ok(out) => out.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// `onezone serversync` fetching from this server: the manifest of the guide's configuration
+/// files, one of them, or a fresh database backup. Only other servers of the zone (zone key,
+/// this server's id) may ask.
+async fn sync(
+    State(st): State<Arc<AppState>>,
+    Path(what): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((_, auth)) = &st.peers else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "this server runs solo").into_response();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = auth.check(header(network::KEY_HEADER), header(network::TARGET_HEADER)) {
+        tracing::warn!(error = %e, "refused a serversync call");
+        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+    }
+    let etc = st
+        .paths
+        .config
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    match what.as_str() {
+        "manifest" => crate::sync::manifest(&etc).into_response(),
+        "file" => match header(SYNC_PATH_HEADER).and_then(|p| crate::sync::file(&etc, p)) {
+            Some(bytes) => bytes.into_response(),
+            None => (StatusCode::NOT_FOUND, "no such file to sync").into_response(),
+        },
+        "db" => {
+            let db = st.paths.state_db();
+            let tmp = st
+                .paths
+                .var
+                .join(format!(".serversync-{}.bck", std::process::id()));
+            let made = tokio::task::spawn_blocking(move || {
+                let out = sqlstore::write_backup(&db, &tmp, |_, _| {})
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| std::fs::read(&tmp).map_err(|e| e.to_string()));
+                let _ = std::fs::remove_file(&tmp);
+                out
+            })
+            .await;
+            match made {
+                Ok(Ok(bytes)) => {
+                    tracing::info!(bytes = bytes.len(), "database backup sent for serversync");
+                    bytes.into_response()
+                }
+                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            }
+        }
+        _ => (StatusCode::NOT_FOUND, "unknown sync call").into_response(),
     }
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod membership;
 pub mod retention;
 pub mod run;
+pub mod sync;
 
 pub use config::{Config, Paths};
 pub use run::run;

@@ -198,6 +198,7 @@ pub async fn run(
             http,
         },
         peers,
+        paths: paths.clone(),
     });
     let addr = listener.local_addr().ok();
     info!(address = ?addr, "serving /RPC2");

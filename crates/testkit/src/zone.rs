@@ -89,13 +89,46 @@ RAFT = [ LIMIT_PURGE = {limit_purge}, LOG_RETENTION = {log_retention}, LOG_PURGE
     )
 }
 
-/// A free port on 127.0.0.1 (bound to port 0, then released).
+/// Ports servers listen on: below Linux's ephemeral range (32768-60999), so an outgoing
+/// connection can never take the port of a server that is down for a restart.
+const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port reserved for one server for as long as this lives: a lock file per port, held with
+/// `flock`, keeps other test processes from picking it while the server is stopped.
+pub struct PortLease {
+    pub port: u16,
+    _lock: File,
+}
+
+/// Reserves a free port on 127.0.0.1 for a server (see [`PortLease`]).
+pub fn lease_port() -> PortLease {
+    let dir = std::env::temp_dir().join("oneha-ports");
+    fs::create_dir_all(&dir).unwrap();
+    let span = u32::from(SERVER_PORTS.end - SERVER_PORTS.start);
+    let seed = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(Instant::now().elapsed().subsec_nanos());
+    for n in 0..span {
+        let port = SERVER_PORTS.start + ((seed.wrapping_add(n.wrapping_mul(7919))) % span) as u16;
+        let Ok(lock) = File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return PortLease { port, _lock: lock };
+        }
+    }
+    panic!("no free port in {SERVER_PORTS:?}");
+}
+
+/// A free port on 127.0.0.1, reserved for the life of the process (for one-off servers).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let lease = lease_port();
+    let port = lease.port;
+    std::mem::forget(lease);
+    port
 }
 
 /// A fresh temporary directory, kept if `ONEHA_KEEP_TEST_DIRS` is set.
@@ -184,6 +217,7 @@ pub struct Server {
     pub log: LogRetention,
     location: PathBuf,
     _tmp: Option<TempDir>,
+    _port: PortLease,
     child: Option<Child>,
     paused: bool,
 }
@@ -193,9 +227,10 @@ impl Server {
     pub fn new(server_id: i64) -> Server {
         let (location, tmp) = temp_dir("oneha-server-");
         fs::create_dir_all(location.join("etc")).unwrap();
+        let lease = lease_port();
         let server = Server {
             id: server_id,
-            port: free_port(),
+            port: lease.port,
             removed: false,
             advertised: None,
             host: "127.0.0.1".to_string(),
@@ -204,6 +239,7 @@ impl Server {
             log: LogRetention::default(),
             location,
             _tmp: tmp,
+            _port: lease,
             child: None,
             paused: false,
         };

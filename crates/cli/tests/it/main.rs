@@ -312,7 +312,7 @@ fn server_add_del_reset() {
 }
 
 #[test]
-fn onedb_help_and_stubs() {
+fn onedb_help_and_a_missing_backup_file() {
     let o = run(env!("CARGO_BIN_EXE_onedb"), &["-h"]);
     assert_eq!(o.status.code(), Some(0));
     let help = String::from_utf8(o.stdout).unwrap();
@@ -327,7 +327,7 @@ fn onedb_help_and_stubs() {
     assert_eq!(o.status.code(), Some(255));
     assert_eq!(
         String::from_utf8(o.stderr).unwrap(),
-        "onedb restore: not implemented yet in OneHA\n"
+        "File /tmp/x.sql doesn't exist, backup restoration aborted.\n"
     );
 }
 

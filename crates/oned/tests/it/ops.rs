@@ -196,3 +196,99 @@ fn a_follower_restored_from_a_fresh_backup_and_reset_follows_again() {
     zone.wait_caught_up();
     wait_identical(&zone);
 }
+
+fn serversync(zone: &Zone, on: usize, from: &str, db: bool) -> Result<String, String> {
+    let local = cli::serversync::Local {
+        etc: zone.servers[on].location().join("etc"),
+        var: zone.servers[on].location().join("var"),
+        zone_id: 0,
+    };
+    let mut out = Vec::new();
+    cli::serversync::run(&local, from, db, false, &mut out)
+        .map(|()| String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn serversync_copies_the_guides_files_keeps_federation_and_replaces_the_db() {
+    let mut zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let other = (0..3).find(|&i| i != leader).unwrap();
+    let etc = |i: usize| zone.servers[i].location().join("etc");
+
+    eprintln!("--- configuration differs on server {leader}");
+    std::fs::write(
+        etc(leader).join("monitord.conf"),
+        "MONITORING_INTERVAL = 30\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(etc(leader).join("hm")).unwrap();
+    std::fs::write(etc(leader).join("hm/hmrc"), "HOOKS=1\n").unwrap();
+    let leader_conf = std::fs::read_to_string(etc(leader).join("oned.conf")).unwrap();
+    std::fs::write(
+        etc(leader).join("oned.conf"),
+        format!("{leader_conf}DEFAULT_UMASK = 177\n"),
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(etc(other).join("oned.conf")).unwrap();
+
+    eprintln!("--- an unknown server or a wrong zone key changes nothing");
+    let err = serversync(&zone, other, "no-such-server", false).unwrap_err();
+    assert!(err.contains("is not in zone 0"), "{err}");
+    let key = zone.servers[other].location().join("var/.one/one_key");
+    let good_key = std::fs::read_to_string(&key).unwrap();
+    std::fs::write(&key, "wrong-key").unwrap();
+    let err = serversync(&zone, other, &leader.to_string(), false).unwrap_err();
+    assert!(err.contains("refused"), "{err}");
+    std::fs::write(&key, good_key).unwrap();
+    assert!(!etc(other).join("monitord.conf").exists());
+    assert_eq!(
+        std::fs::read_to_string(etc(other).join("oned.conf")).unwrap(),
+        before
+    );
+
+    eprintln!("--- serversync {leader} on server {other}");
+    let out = serversync(&zone, other, &format!("server-{leader}"), false).unwrap();
+    assert!(out.contains("oned.conf has been replaced by"), "{out}");
+    assert!(out.contains("Restart opennebula"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(etc(other).join("monitord.conf")).unwrap(),
+        "MONITORING_INTERVAL = 30\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc(other).join("hm/hmrc")).unwrap(),
+        "HOOKS=1\n"
+    );
+    let synced = std::fs::read_to_string(etc(other).join("oned.conf")).unwrap();
+    assert!(synced.contains("DEFAULT_UMASK = 177"), "{synced}");
+    assert!(
+        synced.contains(&format!("SERVER_ID = {other}")),
+        "the local FEDERATION stays: {synced}"
+    );
+    let copies = std::fs::read_dir(etc(other))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("oned.conf.")
+        })
+        .count();
+    assert_eq!(copies, 1, "a dated copy of the replaced oned.conf");
+    let again = serversync(&zone, other, &leader.to_string(), false).unwrap();
+    assert!(again.contains("Everything seems synchronized"), "{again}");
+
+    eprintln!("--- --db refuses while oned runs, then replaces the stopped server's database");
+    let err = serversync(&zone, other, &leader.to_string(), true).unwrap_err();
+    assert!(err.contains("stop it first"), "{err}");
+    zone.servers[other].stop();
+    let client = zone.servers[leader].client();
+    for n in 0..30 {
+        allocate(&client, &format!("while-down-{n}")).unwrap();
+    }
+    let out = serversync(&zone, other, &leader.to_string(), true).unwrap();
+    assert!(out.contains("database has been replaced"), "{out}");
+    zone.servers[other].start();
+    zone.wait_caught_up();
+    wait_identical(&zone);
+}

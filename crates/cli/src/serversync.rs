@@ -1,0 +1,345 @@
+//! `onezone serversync <server> [--db]`: make this server's configuration (and with `--db`, its
+//! database) the same as another server's of the zone, as the HA guide describes.
+//!
+//! Everything comes over OneHA's authenticated server-to-server channel (the zone key in
+//! `one_key`, the other server's id), so no ssh keys are needed. The other server is found in
+//! this server's own database, so this works whether the local oned runs or not.
+//!
+//! - A file that differs is replaced, after a dated copy of the local one is kept beside it.
+//! - `oned.conf` keeps its local FEDERATION section.
+//! - Files that exist only here are left alone.
+//! - Nothing is restarted; the operator is told which services to restart.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Local files: `oned.conf`'s directory, the var directory, the zone id.
+pub struct Local {
+    pub etc: PathBuf,
+    pub var: PathBuf,
+    pub zone_id: i64,
+}
+
+impl Local {
+    /// From `$ONE_LOCATION`, else OpenNebula's system-wide layout.
+    pub fn from_env() -> Local {
+        let (etc, var) = match std::env::var_os("ONE_LOCATION") {
+            Some(loc) if !loc.is_empty() => {
+                let loc = PathBuf::from(loc);
+                (loc.join("etc"), loc.join("var"))
+            }
+            _ => (PathBuf::from("/etc/one"), PathBuf::from("/var/lib/one")),
+        };
+        let zone_id = std::fs::read_to_string(etc.join("oned.conf"))
+            .ok()
+            .and_then(|t| template::Template::parse(&t).ok())
+            .and_then(|t| {
+                t.vector("FEDERATION")
+                    .and_then(|f| template::vector_get(f, "ZONE_ID"))
+                    .and_then(|z| z.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        Local { etc, var, zone_id }
+    }
+}
+
+/// A server of the zone, as the local database lists it.
+struct Remote {
+    id: i64,
+    name: String,
+    base: String,
+}
+
+fn find_server(local: &Local, which: &str) -> Result<Remote, String> {
+    let db = local.var.join("one.db");
+    let conn = sqlstore::rusqlite::Connection::open_with_flags(
+        &db,
+        sqlstore::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(|e| format!("cannot read {}: {e}", db.display()))?;
+    let zone = sqlstore::load_zone(&conn, local.zone_id)
+        .map_err(|e| format!("cannot read {}: {e}", db.display()))?
+        .ok_or_else(|| format!("zone {} not found in {}", local.zone_id, db.display()))?;
+    let host_of = |endpoint: &str| {
+        endpoint
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("")
+            .to_string()
+    };
+    zone.servers
+        .iter()
+        .find(|s| s.id.to_string() == which || s.name == which || host_of(&s.endpoint) == which)
+        .map(|s| Remote {
+            id: s.id,
+            name: s.name.clone(),
+            base: s
+                .endpoint
+                .trim_end_matches('/')
+                .trim_end_matches("/RPC2")
+                .to_string(),
+        })
+        .ok_or_else(|| {
+            format!(
+                "Server {which} is not in zone {}: give its id, name or host as `onezone show {}` lists them",
+                local.zone_id, local.zone_id
+            )
+        })
+}
+
+fn fetch(remote: &Remote, key: &str, what: &str, path: Option<&str>) -> Result<Vec<u8>, String> {
+    let url = format!("{}/oneha/sync/{what}", remote.base);
+    let mut req = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .get(&url)
+        .set("x-oneha-zone-key", key)
+        .set("x-oneha-target", &remote.id.to_string());
+    if let Some(p) = path {
+        req = req.set("x-oneha-path", p);
+    }
+    match req.call() {
+        Ok(resp) => {
+            let mut body = Vec::new();
+            resp.into_reader()
+                .read_to_end(&mut body)
+                .map_err(|e| format!("{url}: {e}"))?;
+            Ok(body)
+        }
+        Err(ureq::Error::Status(403, _)) => Err(format!(
+            "Server {} ({}) refused the call: this server's zone key ({}) is not the zone's",
+            remote.name, remote.base, "one_key"
+        )),
+        Err(ureq::Error::Status(code, r)) => Err(format!(
+            "Server {} ({}) answered HTTP {code}: {}",
+            remote.name,
+            remote.base,
+            r.into_string().unwrap_or_default()
+        )),
+        Err(e) => Err(format!(
+            "Cannot reach server {} at {}: {e}",
+            remote.name, remote.base
+        )),
+    }
+}
+
+/// Attributes of `oned.conf` that belong to one server and so stay local: OpenNebula keeps
+/// FEDERATION; OneHA also keeps where the server listens, which differs between servers that
+/// share a host.
+const KEEP_LOCAL: &[&str] = &["FEDERATION", "PORT", "LISTEN_ADDRESS"];
+
+/// With `--keep-ha`, as OpenNebula's option: the RAFT section and the leadership hooks too.
+const KEEP_HA: &[&str] = &["RAFT", "RAFT_LEADER_HOOK", "RAFT_FOLLOWER_HOOK"];
+
+/// The byte range of attribute `name` in an `oned.conf` text: `NAME = value` to the end of its
+/// line, or `NAME = [ ... ]` to the closing bracket.
+fn attribute_span(text: &str, name: &str) -> Option<(usize, usize)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = &line[indent..];
+        let is_it = trimmed.len() > name.len()
+            && trimmed[..name.len()].eq_ignore_ascii_case(name)
+            && trimmed[name.len()..].trim_start().starts_with('=');
+        if is_it {
+            let start = offset;
+            let value = trimmed[name.len()..].trim_start()[1..].trim_start();
+            if value.starts_with('[') {
+                let open = text[start..].find('[')? + start;
+                let close = text[open..].find(']')? + open + 1;
+                return Some((start, close));
+            }
+            return Some((start, offset + line.trim_end_matches('\n').len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// `remote` with the attributes named in `keep` taken from `local`.
+fn keep_local_attributes(local: &str, remote: &str, keep: &[&str]) -> String {
+    let mut out = remote.to_string();
+    for name in keep {
+        let Some((ls, le)) = attribute_span(local, name) else {
+            continue;
+        };
+        let mine = &local[ls..le];
+        out = match attribute_span(&out, name) {
+            Some((rs, re)) => format!("{}{mine}{}", &out[..rs], &out[re..]),
+            None => format!("{out}\n{mine}\n"),
+        };
+    }
+    out
+}
+
+fn stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    crate::onedb::backup_stamp(secs)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("serversync-tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs serversync against `which`; messages go to `out`.
+pub fn run(
+    local: &Local,
+    which: &str,
+    db: bool,
+    keep_ha: bool,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let remote = find_server(local, which)?;
+    let key_path = local.var.join(".one/one_key");
+    let key = std::fs::read_to_string(&key_path)
+        .map_err(|e| format!("cannot read the zone key {}: {e}", key_path.display()))?;
+    let key = key.trim();
+
+    // Everything is fetched before anything changes: a failure leaves the files as they were.
+    let manifest = String::from_utf8(fetch(&remote, key, "manifest", None)?)
+        .map_err(|_| "the manifest is not text".to_string())?;
+    let mut wanted = Vec::new();
+    for line in manifest.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(_), Some(service), Some(rel)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(format!(
+                "refusing the unsafe path {rel} from {}",
+                remote.name
+            ));
+        }
+        let theirs = fetch(&remote, key, "file", Some(rel))?;
+        wanted.push((rel.to_string(), service.to_string(), theirs));
+    }
+    let dump = if db {
+        let lock = local.var.join("oned.lock");
+        if let Ok(f) = std::fs::File::open(&lock) {
+            if matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)) {
+                return Err(format!(
+                    "oned runs on {}: stop it first (systemctl stop oned); --db replaces its database",
+                    local.var.display()
+                ));
+            }
+        }
+        Some(fetch(&remote, key, "db", None)?)
+    } else {
+        None
+    };
+
+    let mut restart = BTreeSet::new();
+    let when = stamp();
+    for (rel, service, theirs) in wanted {
+        let path = local.etc.join(&rel);
+        writeln!(out, "Checking {}", path.display()).map_err(|e| e.to_string())?;
+        let mine = std::fs::read(&path).ok();
+        let new = if rel == "oned.conf" {
+            let local_text = String::from_utf8_lossy(mine.as_deref().unwrap_or_default());
+            let mut keep = KEEP_LOCAL.to_vec();
+            if keep_ha {
+                keep.extend_from_slice(KEEP_HA);
+            }
+            keep_local_attributes(&local_text, &String::from_utf8_lossy(&theirs), &keep)
+                .into_bytes()
+        } else {
+            theirs
+        };
+        if mine.as_deref() == Some(&new[..]) {
+            continue;
+        }
+        if mine.is_some() {
+            let copy = PathBuf::from(format!("{}.{when}", path.display()));
+            std::fs::copy(&path, &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            replace_file(&path, &new)?;
+            writeln!(
+                out,
+                "{} has been replaced by {}:{}\nA copy of the old file is located here: {}",
+                path.display(),
+                remote.name,
+                rel,
+                copy.display()
+            )
+            .map_err(|e| e.to_string())?;
+        } else {
+            replace_file(&path, &new)?;
+            writeln!(out, "{} copied from {}:{rel}", path.display(), remote.name)
+                .map_err(|e| e.to_string())?;
+        }
+        restart.insert(service);
+    }
+
+    if let Some(bytes) = dump {
+        let file = local.var.join(format!("one.db.serversync.{when}.bck"));
+        std::fs::write(&file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+        let restored = sqlstore::restore_backup(&file, &local.var.join("one.db"));
+        let _ = std::fs::remove_file(&file);
+        restored.map_err(|e| {
+            format!(
+                "the database from {} was refused, nothing was changed: {e}",
+                remote.name
+            )
+        })?;
+        writeln!(
+            out,
+            "Local OpenNebula's database has been replaced by {}'s. It catches up with the zone when oned starts.",
+            remote.name
+        )
+        .map_err(|e| e.to_string())?;
+        restart.insert("opennebula".to_string());
+    }
+
+    if restart.is_empty() {
+        writeln!(out, "Everything seems synchronized, nothing was replaced.")
+            .map_err(|e| e.to_string())?;
+    } else {
+        for service in restart {
+            let unit = if service == "opennebula" {
+                "oned"
+            } else {
+                &service
+            };
+            writeln!(
+                out,
+                "Restart {service} to apply the changes: systemctl restart {unit}"
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oned_conf_keeps_the_local_federation_section_and_listening_address() {
+        let local = "PORT = 2633\nFEDERATION = [\n  MODE = \"STANDALONE\",\n  SERVER_ID = 1 ]\nX = 1\nRAFT = [ LOG_RETENTION = 5 ]\n";
+        let remote = "PORT = 2634\nFEDERATION = [ MODE = \"STANDALONE\", SERVER_ID = 0 ]\nX = 2\nRAFT = [ LOG_RETENTION = 9 ]\n";
+        assert_eq!(
+            keep_local_attributes(local, remote, KEEP_LOCAL),
+            "PORT = 2633\nFEDERATION = [\n  MODE = \"STANDALONE\",\n  SERVER_ID = 1 ]\nX = 2\nRAFT = [ LOG_RETENTION = 9 ]\n"
+        );
+        let mut ha = KEEP_LOCAL.to_vec();
+        ha.extend_from_slice(KEEP_HA);
+        assert!(keep_local_attributes(local, remote, &ha).contains("LOG_RETENTION = 5"));
+        assert_eq!(keep_local_attributes(local, local, KEEP_LOCAL), local);
+        assert_eq!(
+            attribute_span("PORTAL = 1\nPORT = 2\n", "PORT"),
+            Some((11, 19))
+        );
+    }
+}
