@@ -10,7 +10,8 @@
 #
 # Environment: ONEHA_DEMO_DIR (default <repo>/demo), ONEHA_PORT0/1/2 (default
 # 2633, 2643, 2653), ONEHA_DEMO_TIMEOUT (seconds per step, default 60),
-# ONEHA_NO_BUILD=1 to use already built target/release binaries.
+# ONEHA_NO_BUILD=1 to use already built binaries, ONEHA_BIN_DIR to take them from another
+# directory than target/release (e.g. target/debug).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,8 +19,9 @@ DEMO="${ONEHA_DEMO_DIR:-$ROOT/demo}"
 PORTS=("${ONEHA_PORT0:-2633}" "${ONEHA_PORT1:-2643}" "${ONEHA_PORT2:-2653}")
 TIMEOUT="${ONEHA_DEMO_TIMEOUT:-60}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-ONED="$TARGET/release/oned"
-ONEZONE="$TARGET/release/onezone"
+BIN="${ONEHA_BIN_DIR:-$TARGET/release}"
+ONED="$BIN/oned"
+ONEZONE="$BIN/onezone"
 
 say() { printf '=== %s\n' "$*" >&2; }
 die() { printf 'demo-zone: %s\n' "$*" >&2; exit 1; }

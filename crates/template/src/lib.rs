@@ -109,8 +109,17 @@ pub struct Template {
 }
 
 impl Template {
-    /// Parses template text.
+    /// Parses a template given either as text (`NAME = value`) or, as OpenNebula also accepts
+    /// and pyone sends for dict templates, as XML (`<TEMPLATE><NAME>value</NAME>...`).
     pub fn parse(text: &str) -> Result<Template, ParseError> {
+        if text.trim_start().starts_with('<') {
+            return xml::parse(text);
+        }
+        Template::parse_text(text)
+    }
+
+    /// Parses template text (`NAME = value` syntax only).
+    pub fn parse_text(text: &str) -> Result<Template, ParseError> {
         let normalised = text.replace("\r\n", "\n");
         let mut p = Parser {
             chars: normalised.chars().collect(),
@@ -262,6 +271,8 @@ fn push_quoted(out: &mut String, s: &str) {
     }
     out.push('"');
 }
+
+mod xml;
 
 fn push_xml_element(out: &mut String, name: &str, value: &str) {
     out.push('<');
