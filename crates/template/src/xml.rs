@@ -30,7 +30,7 @@ pub(crate) fn parse(text: &str) -> Result<Template, ParseError> {
     let mut open: Option<Open> = None;
     let line_of = |pos: u64| text[..(pos as usize).min(text.len())].matches('\n').count() + 1;
     loop {
-        let pos = reader.buffer_position() as u64;
+        let pos = reader.buffer_position();
         let event = reader
             .read_event()
             .map_err(|e| error(line_of(pos), format!("malformed XML template: {e}")))?;
