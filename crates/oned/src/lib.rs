@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod hooks;
 pub mod http;
 pub mod membership;
+pub mod monitor;
 pub mod retention;
 pub mod run;
 pub mod sync;

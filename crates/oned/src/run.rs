@@ -186,6 +186,7 @@ pub async fn run(
         )
     };
 
+    crate::monitor::spawn(cluster.clone(), pool.clone());
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .build()

@@ -25,8 +25,19 @@ pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Re
     let tx = conn.transaction()?;
     tx.execute_batch(
         "INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin'), (1, 'users');
+         INSERT INTO user_groups (uid, gid) VALUES (0, 0), (1, 0);
+         INSERT INTO cluster_pool (oid, name) VALUES (0, 'default');
          INSERT INTO pool_control (tablename, last_oid) VALUES
-            ('user_pool', 1), ('group_pool', 99), ('zone_pool', 99);",
+            ('user_pool', 1), ('group_pool', 99), ('zone_pool', 99), ('acl', 2),
+            ('host_pool', -1), ('cluster_pool', 99);",
+    )?;
+    // OpenNebula's three default rules (AclManager): users may create their own VMs, images,
+    // templates...; everyone may use the zone and the marketplaces.
+    tx.execute_batch(
+        "INSERT INTO acl (oid, user, resource, rights, zone) VALUES
+            (0, 0x200000001, 0x121429400000000, 0x8, 0x400000000),
+            (1, 0x400000000, 0x800400000000, 0x1, 0x400000000),
+            (2, 0x400000000, 0x18000400000000, 0x1, 0x400000000);",
     )?;
     tx.execute(
         "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (0, ?1, ?2, 'core', 0)",

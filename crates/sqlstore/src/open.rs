@@ -32,7 +32,37 @@ impl DbError {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pool_control (tablename TEXT PRIMARY KEY, last_oid INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS system_attributes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS group_pool (oid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS group_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    template TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS user_groups (uid INTEGER NOT NULL, gid INTEGER NOT NULL, PRIMARY KEY (uid, gid));
+CREATE TABLE IF NOT EXISTS group_admins (gid INTEGER NOT NULL, uid INTEGER NOT NULL, PRIMARY KEY (gid, uid));
+CREATE TABLE IF NOT EXISTS acl (
+    oid INTEGER PRIMARY KEY,
+    user INTEGER NOT NULL,
+    resource INTEGER NOT NULL,
+    rights INTEGER NOT NULL,
+    zone INTEGER NOT NULL,
+    UNIQUE (user, resource, rights, zone)
+);
+CREATE TABLE IF NOT EXISTS cluster_pool (oid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS host_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    state INTEGER NOT NULL,
+    prev_state INTEGER NOT NULL,
+    im_mad TEXT NOT NULL,
+    vm_mad TEXT NOT NULL,
+    cluster_id INTEGER NOT NULL,
+    total_cpu INTEGER NOT NULL DEFAULT 0,
+    total_mem INTEGER NOT NULL DEFAULT 0,
+    cpu_usage INTEGER NOT NULL DEFAULT 0,
+    mem_usage INTEGER NOT NULL DEFAULT 0,
+    running_vms INTEGER NOT NULL DEFAULT 0,
+    template TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS user_pool (
     oid INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,

@@ -12,6 +12,8 @@ pub struct UserRow {
     pub gname: String,
     pub enabled: bool,
     pub template: String,
+    /// Every group the user belongs to, the primary one included, ascending.
+    pub groups: Vec<i64>,
 }
 
 const USER_COLS: &str =
@@ -28,7 +30,16 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         gname: r.get(5)?,
         enabled: r.get::<_, i64>(6)? != 0,
         template: r.get(7)?,
+        groups: Vec::new(),
     })
+}
+
+fn with_groups(conn: &Connection, mut u: UserRow) -> rusqlite::Result<UserRow> {
+    let mut st = conn.prepare_cached("SELECT gid FROM user_groups WHERE uid = ?1 ORDER BY gid")?;
+    u.groups = st
+        .query_map(params![u.oid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(u)
 }
 
 pub fn load_user(conn: &Connection, oid: i64) -> rusqlite::Result<Option<UserRow>> {
@@ -37,7 +48,9 @@ pub fn load_user(conn: &Connection, oid: i64) -> rusqlite::Result<Option<UserRow
         params![oid],
         user_row,
     )
-    .optional()
+    .optional()?
+    .map(|u| with_groups(conn, u))
+    .transpose()
 }
 
 pub fn find_user_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<UserRow>> {
@@ -46,13 +59,15 @@ pub fn find_user_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Opti
         params![name],
         user_row,
     )
-    .optional()
+    .optional()?
+    .map(|u| with_groups(conn, u))
+    .transpose()
 }
 
 pub fn load_users(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
     let mut st = conn.prepare(&format!("SELECT {USER_COLS} ORDER BY u.oid"))?;
     let rows = st.query_map([], user_row)?;
-    rows.collect()
+    rows.map(|u| with_groups(conn, u?)).collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,9 @@
 //! The `/RPC2` API: decode the call, authenticate the session, route it (locally, or to the
 //! leader for a write on a follower) and encode OpenNebula's answer.
 
+mod acl;
+mod group;
+pub mod host;
 mod system;
 mod user;
 pub mod xml;
@@ -172,6 +175,24 @@ fn lookup(method: &str) -> Option<Handler> {
         "one.user.passwd" => h!(user::passwd),
         "one.user.delete" => h!(user::delete),
         "one.user.update" => h!(user::update),
+        "one.user.chgrp" => h!(user::chgrp),
+        "one.user.addgroup" => h!(user::addgroup),
+        "one.user.delgroup" => h!(user::delgroup),
+        "one.user.enable" => h!(user::enable),
+        "one.group.allocate" => h!(group::allocate),
+        "one.group.info" => h!(group::info),
+        "one.group.delete" => h!(group::delete),
+        "one.group.addadmin" => h!(group::addadmin),
+        "one.group.deladmin" => h!(group::deladmin),
+        "one.grouppool.info" => h!(group::pool_info),
+        "one.acl.addrule" => h!(acl::addrule),
+        "one.acl.delrule" => h!(acl::delrule),
+        "one.acl.info" => h!(acl::info),
+        "one.host.allocate" => h!(host::allocate),
+        "one.host.info" => h!(host::info),
+        "one.host.delete" => h!(host::delete),
+        "one.host.status" => h!(host::status),
+        "one.hostpool.info" => h!(host::pool_info),
         "one.userpool.info" => h!(user::pool_info),
         _ => None,
     }

@@ -23,10 +23,13 @@ fn template_xml(text: &str) -> String {
 
 pub fn user_xml(u: &UserRow, with_quotas: bool) -> String {
     format!(
-        "<USER><ID>{}</ID><GID>{}</GID><GROUPS><ID>{}</ID></GROUPS><GNAME>{}</GNAME><NAME>{}</NAME><PASSWORD>{}</PASSWORD><AUTH_DRIVER>{}</AUTH_DRIVER><ENABLED>{}</ENABLED><LOGIN_TOKEN></LOGIN_TOKEN>{}{}</USER>",
+        "<USER><ID>{}</ID><GID>{}</GID><GROUPS>{}</GROUPS><GNAME>{}</GNAME><NAME>{}</NAME><PASSWORD>{}</PASSWORD><AUTH_DRIVER>{}</AUTH_DRIVER><ENABLED>{}</ENABLED><LOGIN_TOKEN></LOGIN_TOKEN>{}{}</USER>",
         u.oid,
         u.gid,
-        u.gid,
+        u.groups
+            .iter()
+            .map(|g| format!("<ID>{g}</ID>"))
+            .collect::<String>(),
         esc(&u.gname),
         esc(&u.name),
         esc(&u.password),
@@ -129,6 +132,11 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'user_pool'",
                 vec![],
             ),
+            SqlStmt::new(
+                "INSERT INTO user_groups (uid, gid)
+                 SELECT last_oid, ?1 FROM pool_control WHERE tablename = 'user_pool'",
+                vec![SqlValue::Int(gid)],
+            ),
         ],
     };
     match ctx.write(txn).await {
@@ -221,11 +229,26 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let txn = SqlTxn {
-        stmts: vec![SqlStmt::new(
-            "DELETE FROM user_pool WHERE oid = ?1",
-            vec![SqlValue::Int(id)],
-        )
-        .must_match()],
+        stmts: vec![
+            SqlStmt::new(
+                "DELETE FROM user_pool WHERE oid = ?1",
+                vec![SqlValue::Int(id)],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "DELETE FROM user_groups WHERE uid = ?1",
+                vec![SqlValue::Int(id)],
+            ),
+            SqlStmt::new(
+                "DELETE FROM group_admins WHERE uid = ?1",
+                vec![SqlValue::Int(id)],
+            ),
+            // The user's own ACL rules (#uid) go with it, as in OpenNebula.
+            SqlStmt::new(
+                "DELETE FROM acl WHERE user = ?1",
+                vec![SqlValue::Int(0x1_0000_0000 | id)],
+            ),
+        ],
     };
     match ctx.write(txn).await {
         Ok(_) => Ok(Value::Int(id as i32)),
@@ -300,4 +323,132 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         code::INTERNAL,
         "Cannot update the template: it kept changing, try again",
     ))
+}
+
+async fn group_exists(ctx: &Ctx, gid: i64) -> Result<(), Failure> {
+    let n = ctx
+        .read(move |c| {
+            c.query_row(
+                "SELECT count(*) FROM group_pool WHERE oid = ?1",
+                [gid],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .await?;
+    if n == 0 {
+        return Err(fail(
+            code::NO_EXISTS,
+            format!("Error getting group [{gid}]."),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a membership change; NotFound means the user is gone.
+async fn membership(ctx: &Ctx, id: i64, stmts: Vec<SqlStmt>) -> MethodResult {
+    match ctx.write(SqlTxn { stmts }).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_user(id)),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+/// `one.user.chgrp(uid, gid)`: a new primary group (also made a membership).
+pub async fn chgrp(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
+    }
+    if id == 0 {
+        return Err(fail(
+            code::ACTION,
+            "Cannot change primary group of user oneadmin",
+        ));
+    }
+    group_exists(ctx, gid).await?;
+    membership(
+        ctx,
+        id,
+        vec![
+            SqlStmt::new(
+                "UPDATE user_pool SET gid = ?2 WHERE oid = ?1",
+                vec![SqlValue::Int(id), SqlValue::Int(gid)],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "INSERT OR IGNORE INTO user_groups (uid, gid) VALUES (?1, ?2)",
+                vec![SqlValue::Int(id), SqlValue::Int(gid)],
+            ),
+        ],
+    )
+    .await
+}
+
+/// `one.user.addgroup(uid, gid)`: a secondary group.
+pub async fn addgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
+    }
+    group_exists(ctx, gid).await?;
+    membership(
+        ctx,
+        id,
+        vec![
+            SqlStmt::new(
+                "SELECT oid FROM user_pool WHERE oid = ?1",
+                vec![SqlValue::Int(id)],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "INSERT OR IGNORE INTO user_groups (uid, gid) VALUES (?1, ?2)",
+                vec![SqlValue::Int(id), SqlValue::Int(gid)],
+            ),
+        ],
+    )
+    .await
+}
+
+/// `one.user.delgroup(uid, gid)`: leaves a secondary group (never the primary one).
+pub async fn delgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
+    }
+    let user = load(ctx, id).await?;
+    if user.gid == gid {
+        return Err(fail(
+            code::ACTION,
+            "Cannot remove user from group. Cannot remove user from primary group.",
+        ));
+    }
+    membership(
+        ctx,
+        id,
+        vec![SqlStmt::new(
+            "DELETE FROM user_groups WHERE uid = ?1 AND gid = ?2",
+            vec![SqlValue::Int(id), SqlValue::Int(gid)],
+        )],
+    )
+    .await
+}
+
+/// `one.user.enable(uid, enable)`: a disabled user cannot authenticate.
+pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let on = p.bool(1)?;
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
+    }
+    membership(
+        ctx,
+        id,
+        vec![SqlStmt::new(
+            "UPDATE user_pool SET enabled = ?2 WHERE oid = ?1",
+            vec![SqlValue::Int(id), SqlValue::Int(on as i64)],
+        )
+        .must_match()],
+    )
+    .await
 }

@@ -1,0 +1,280 @@
+//! `one.group.*` and `one.grouppool.info`. Groups 0 (`oneadmin`) and 1 (`users`) exist from the
+//! start; new ones get ids from 100.
+
+use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use xmlrpc::{Params, Value};
+
+use super::xml::esc;
+use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use crate::auth::Session;
+
+const QUOTAS: &str =
+    "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
+
+struct GroupRow {
+    oid: i64,
+    name: String,
+    template: String,
+    users: Vec<i64>,
+    admins: Vec<i64>,
+}
+
+fn ids(list: &[i64]) -> String {
+    list.iter().map(|i| format!("<ID>{i}</ID>")).collect()
+}
+
+fn template_xml(text: &str) -> String {
+    template::Template::parse(text)
+        .map(|t| t.to_xml())
+        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string())
+}
+
+fn group_xml(g: &GroupRow, with_quotas: bool) -> String {
+    format!(
+        "<GROUP><ID>{}</ID><NAME>{}</NAME>{}<USERS>{}</USERS><ADMINS>{}</ADMINS>{}</GROUP>",
+        g.oid,
+        esc(&g.name),
+        template_xml(&g.template),
+        ids(&g.users),
+        ids(&g.admins),
+        if with_quotas {
+            format!("{QUOTAS}<DEFAULT_GROUP_QUOTAS>{QUOTAS}</DEFAULT_GROUP_QUOTAS>")
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn load_groups(
+    c: &sqlstore::rusqlite::Connection,
+    only: Option<i64>,
+) -> Result<Vec<GroupRow>, sqlstore::rusqlite::Error> {
+    let mut st = c.prepare(
+        "SELECT oid, name, template FROM group_pool WHERE ?1 IS NULL OR oid = ?1 ORDER BY oid",
+    )?;
+    let mut groups: Vec<GroupRow> = st
+        .query_map([only], |r| {
+            Ok(GroupRow {
+                oid: r.get(0)?,
+                name: r.get(1)?,
+                template: r.get(2)?,
+                users: Vec::new(),
+                admins: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut users = c.prepare_cached("SELECT uid FROM user_groups WHERE gid = ?1 ORDER BY uid")?;
+    let mut admins =
+        c.prepare_cached("SELECT uid FROM group_admins WHERE gid = ?1 ORDER BY uid")?;
+    for g in &mut groups {
+        g.users = users
+            .query_map([g.oid], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        g.admins = admins
+            .query_map([g.oid], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(groups)
+}
+
+fn no_group(id: i64) -> Failure {
+    fail(code::NO_EXISTS, format!("Error getting group [{id}]."))
+}
+
+fn not_authorized(s: &Session, what: &str) -> Failure {
+    fail(
+        code::AUTHORIZATION,
+        format!("User [{}] : Not authorized to perform {what}.", s.uid),
+    )
+}
+
+/// Groups the caller belongs to.
+async fn my_groups(ctx: &Ctx, uid: i64) -> Result<Vec<i64>, Failure> {
+    ctx.read(move |c| {
+        let mut st = c.prepare("SELECT gid FROM user_groups WHERE uid = ?1")?;
+        let gids = st.query_map([uid], |r| r.get(0))?.collect();
+        gids
+    })
+    .await
+}
+
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let name = p.string(0)?.to_string();
+    if !s.is_admin() {
+        return Err(not_authorized(s, "CREATE GROUP"));
+    }
+    if name.is_empty()
+        || name.len() > 128
+        || name.contains(|c: char| {
+            c.is_control() || c == '\'' || c == '"' || c == '<' || c == '>' || c == '&'
+        })
+    {
+        return Err(fail(
+            code::INTERNAL,
+            "Error allocating a new group. Invalid NAME",
+        ));
+    }
+    let txn = SqlTxn {
+        stmts: vec![
+            SqlStmt::new(
+                "INSERT INTO group_pool (oid, name, template)
+                 SELECT last_oid + 1, ?1, '' FROM pool_control WHERE tablename = 'group_pool'
+                 RETURNING oid",
+                vec![SqlValue::Text(name.clone())],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'group_pool'",
+                vec![],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(values) => Ok(Value::Int(
+            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
+        )),
+        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new group. NAME is already taken by GROUP {name}."),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new group. {m}"),
+        )),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let mut id = p.int(0)? as i64;
+    if id == -1 {
+        id = s.gid;
+    }
+    if !s.is_admin() && !my_groups(ctx, s.uid).await?.contains(&id) {
+        return Err(not_authorized(s, &format!("USE GROUP [{id}]")));
+    }
+    let mut groups = ctx.read(move |c| load_groups(c, Some(id))).await?;
+    match groups.pop() {
+        Some(g) => Ok(Value::String(group_xml(&g, true))),
+        None => Err(no_group(id)),
+    }
+}
+
+pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    let mine = my_groups(ctx, s.uid).await?;
+    let groups = ctx.read(|c| load_groups(c, None)).await?;
+    let mut out = String::from("<GROUP_POOL>");
+    for g in groups
+        .iter()
+        .filter(|g| s.is_admin() || mine.contains(&g.oid))
+    {
+        out.push_str(&group_xml(g, false));
+        out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", g.oid));
+    }
+    out.push_str(&format!(
+        "<DEFAULT_GROUP_QUOTAS>{QUOTAS}</DEFAULT_GROUP_QUOTAS></GROUP_POOL>"
+    ));
+    Ok(Value::String(out))
+}
+
+pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE GROUP [{id}]")));
+    }
+    if id < 100 {
+        return Err(fail(
+            code::ACTION,
+            "Cannot delete group. System Groups (ID < 100) cannot be deleted.",
+        ));
+    }
+    let txn = SqlTxn {
+        stmts: vec![
+            // A group with users is kept, as in OpenNebula.
+            SqlStmt::new(
+                "SELECT 1 FROM group_pool
+                 WHERE oid = ?1 AND NOT EXISTS (SELECT 1 FROM user_groups WHERE gid = ?1)",
+                vec![SqlValue::Int(id)],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "DELETE FROM group_pool WHERE oid = ?1",
+                vec![SqlValue::Int(id)],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "DELETE FROM group_admins WHERE gid = ?1",
+                vec![SqlValue::Int(id)],
+            ),
+            SqlStmt::new(
+                "DELETE FROM acl WHERE user = ?1",
+                vec![SqlValue::Int(0x2_0000_0000 | id)],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => {
+            let exists = ctx.read(move |c| load_groups(c, Some(id))).await?;
+            if exists.is_empty() {
+                Err(no_group(id))
+            } else {
+                Err(fail(code::ACTION, "Cannot delete group. Group has users."))
+            }
+        }
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::ACTION, format!("Cannot delete group. {m}"))),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+/// `one.group.addadmin` / `deladmin`: `add` true adds.
+async fn admin(ctx: &Ctx, s: &Session, p: Params<'_>, add: bool) -> MethodResult {
+    let (gid, uid) = (p.int(0)? as i64, p.int(1)? as i64);
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE GROUP [{gid}]")));
+    }
+    let stmt = if add {
+        SqlStmt::new(
+            "INSERT OR IGNORE INTO group_admins (gid, uid)
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM user_groups WHERE uid = ?2 AND gid = ?1)
+             RETURNING uid",
+            vec![SqlValue::Int(gid), SqlValue::Int(uid)],
+        )
+    } else {
+        SqlStmt::new(
+            "DELETE FROM group_admins WHERE gid = ?1 AND uid = ?2 RETURNING uid",
+            vec![SqlValue::Int(gid), SqlValue::Int(uid)],
+        )
+    };
+    let txn = SqlTxn {
+        stmts: vec![
+            SqlStmt::new(
+                "SELECT oid FROM group_pool WHERE oid = ?1",
+                vec![SqlValue::Int(gid)],
+            )
+            .must_match(),
+            stmt.must_match(),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => Ok(Value::Int(gid as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+            code::ACTION,
+            format!(
+                "Cannot {} admin of group [{gid}]: user [{uid}] is not {}.",
+                if add { "add" } else { "remove" },
+                if add { "in the group" } else { "an admin" }
+            ),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn addadmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    admin(ctx, s, p, true).await
+}
+
+pub async fn deladmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    admin(ctx, s, p, false).await
+}
