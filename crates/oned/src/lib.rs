@@ -12,6 +12,7 @@ pub mod membership;
 pub mod monitor;
 pub mod retention;
 pub mod run;
+pub mod scheduler;
 pub mod sync;
 
 pub use config::{Config, Paths};

@@ -187,6 +187,7 @@ pub async fn run(
     };
 
     crate::monitor::spawn(cluster.clone(), pool.clone());
+    crate::scheduler::spawn(cluster.clone(), pool.clone());
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .build()

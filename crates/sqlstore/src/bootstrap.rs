@@ -29,7 +29,7 @@ pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Re
          INSERT INTO cluster_pool (oid, name) VALUES (0, 'default');
          INSERT INTO pool_control (tablename, last_oid) VALUES
             ('user_pool', 1), ('group_pool', 99), ('zone_pool', 99), ('acl', 2),
-            ('host_pool', -1), ('cluster_pool', 99);",
+            ('host_pool', -1), ('cluster_pool', 99), ('template_pool', -1), ('vm_pool', -1);",
     )?;
     // OpenNebula's three default rules (AclManager): users may create their own VMs, images,
     // templates...; everyone may use the zone and the marketplaces.

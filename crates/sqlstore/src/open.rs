@@ -48,6 +48,43 @@ CREATE TABLE IF NOT EXISTS acl (
     UNIQUE (user, resource, rights, zone)
 );
 CREATE TABLE IF NOT EXISTS cluster_pool (oid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS template_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    regtime INTEGER NOT NULL,
+    template TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vm_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    lcm_state INTEGER NOT NULL,
+    prev_state INTEGER NOT NULL,
+    prev_lcm_state INTEGER NOT NULL,
+    stime INTEGER NOT NULL,
+    etime INTEGER NOT NULL DEFAULT 0,
+    cpu REAL NOT NULL,
+    memory INTEGER NOT NULL,
+    hid INTEGER NOT NULL DEFAULT -1,
+    template TEXT NOT NULL,
+    user_template TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS history (
+    vid INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    hid INTEGER NOT NULL,
+    hostname TEXT NOT NULL,
+    vm_mad TEXT NOT NULL,
+    stime INTEGER NOT NULL,
+    etime INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (vid, seq)
+);
 CREATE TABLE IF NOT EXISTS host_pool (
     oid INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,

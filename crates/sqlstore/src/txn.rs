@@ -11,6 +11,8 @@ pub enum SqlValue {
     Int(i64),
     Text(String),
     Blob(Vec<u8>),
+    /// Last, so entries written before it existed still decode.
+    Real(f64),
 }
 
 impl ToSql for SqlValue {
@@ -20,6 +22,7 @@ impl ToSql for SqlValue {
             SqlValue::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
             SqlValue::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             SqlValue::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            SqlValue::Real(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
         })
     }
 }

@@ -4,8 +4,11 @@
 mod acl;
 mod group;
 pub mod host;
+mod perms;
 mod system;
 mod user;
+pub mod vm;
+mod vmtemplate;
 pub mod xml;
 mod zone;
 
@@ -193,6 +196,20 @@ fn lookup(method: &str) -> Option<Handler> {
         "one.host.delete" => h!(host::delete),
         "one.host.status" => h!(host::status),
         "one.hostpool.info" => h!(host::pool_info),
+        "one.vm.allocate" => h!(vm::allocate),
+        "one.vm.info" => h!(vm::info),
+        "one.vm.action" => h!(vm::action),
+        "one.vm.deploy" => h!(vm::deploy),
+        "one.vmpool.info" => h!(vm::pool_info),
+        "one.vmpool.infoextended" => h!(vm::pool_info),
+        "one.template.allocate" => h!(vmtemplate::allocate),
+        "one.template.info" => h!(vmtemplate::info),
+        "one.template.update" => h!(vmtemplate::update),
+        "one.template.delete" => h!(vmtemplate::delete),
+        "one.template.chmod" => h!(vmtemplate::chmod),
+        "one.template.clone" => h!(vmtemplate::clone),
+        "one.template.instantiate" => h!(vmtemplate::instantiate),
+        "one.templatepool.info" => h!(vmtemplate::pool_info),
         "one.userpool.info" => h!(user::pool_info),
         _ => None,
     }

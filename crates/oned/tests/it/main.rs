@@ -14,4 +14,5 @@ mod ha;
 mod hooks;
 mod ops;
 mod reads;
+mod vms;
 mod zone;

@@ -1,0 +1,545 @@
+//! `one.vm.*` and `one.vmpool.*`: virtual machines with OpenNebula's STATE and LCM_STATE numbers
+//! and the `dummy` virtualization driver. An action only records the transient state; the
+//! leader's driver task (`crate::scheduler`) moves VMs on, so every step is a replicated write.
+
+use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use xmlrpc::{Params, Value};
+
+use super::perms::{self, caller, not_authorized, Owned, PoolFilter, MANAGE, USE, VM};
+use super::xml::esc;
+use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use crate::auth::Session;
+
+pub mod state {
+    pub const PENDING: i64 = 1;
+    pub const HOLD: i64 = 2;
+    pub const ACTIVE: i64 = 3;
+    pub const STOPPED: i64 = 4;
+    pub const SUSPENDED: i64 = 5;
+    pub const DONE: i64 = 6;
+    pub const POWEROFF: i64 = 8;
+    pub const UNDEPLOYED: i64 = 9;
+}
+
+pub mod lcm {
+    pub const INIT: i64 = 0;
+    pub const PROLOG: i64 = 1;
+    pub const BOOT: i64 = 2;
+    pub const RUNNING: i64 = 3;
+    pub const SAVE_STOP: i64 = 5;
+    pub const SAVE_SUSPEND: i64 = 6;
+    pub const EPILOG_STOP: i64 = 10;
+    pub const EPILOG: i64 = 11;
+    pub const SHUTDOWN: i64 = 12;
+    pub const SHUTDOWN_POWEROFF: i64 = 18;
+    pub const BOOT_POWEROFF: i64 = 20;
+    pub const BOOT_SUSPENDED: i64 = 21;
+    pub const SHUTDOWN_UNDEPLOY: i64 = 29;
+    pub const EPILOG_UNDEPLOY: i64 = 30;
+}
+
+/// Recomputes every host's usage from the VMs placed on it: accounting can never drift.
+pub const RECOUNT_HOSTS: &str = "UPDATE host_pool SET
+    cpu_usage = (SELECT COALESCE(SUM(CAST(ROUND(cpu * 100) AS INTEGER)), 0) FROM vm_pool
+                 WHERE hid = host_pool.oid AND state IN (3, 5, 8)),
+    mem_usage = (SELECT COALESCE(SUM(memory * 1024), 0) FROM vm_pool
+                 WHERE hid = host_pool.oid AND state IN (3, 5, 8)),
+    running_vms = (SELECT count(*) FROM vm_pool WHERE hid = host_pool.oid AND state IN (3, 5, 8))";
+
+pub struct VmRow {
+    pub owned: Owned,
+    name: String,
+    uname: String,
+    gname: String,
+    state: i64,
+    lcm_state: i64,
+    prev_state: i64,
+    prev_lcm_state: i64,
+    stime: i64,
+    etime: i64,
+    cpu: f64,
+    memory: i64,
+    template: String,
+    user_template: String,
+    history: Vec<(i64, i64, String, String, i64, i64)>,
+}
+
+fn template_xml(text: &str, extra: &[(&str, String)]) -> String {
+    let mut t = template::Template::parse(text).unwrap_or_default();
+    for (k, v) in extra {
+        t.set(k, template::Value::Single(v.clone()));
+    }
+    t.to_xml()
+}
+
+fn vm_xml(v: &VmRow) -> String {
+    let deploy_id = if v.history.is_empty() {
+        String::new()
+    } else {
+        format!("one-{}", v.owned.oid)
+    };
+    let mut history = String::from("<HISTORY_RECORDS>");
+    for (seq, hid, hostname, vm_mad, stime, etime) in &v.history {
+        history.push_str(&format!(
+            "<HISTORY><OID>{oid}</OID><SEQ>{seq}</SEQ><HOSTNAME>{}</HOSTNAME><HID>{hid}</HID><CID>0</CID><STIME>{stime}</STIME><ETIME>{etime}</ETIME><VM_MAD>{}</VM_MAD><TM_MAD>dummy</TM_MAD><DS_ID>0</DS_ID><PLAN_ID>-1</PLAN_ID><ACTION_ID>-1</ACTION_ID><PSTIME>{stime}</PSTIME><PETIME>{stime}</PETIME><RSTIME>{stime}</RSTIME><RETIME>{etime}</RETIME><ESTIME>0</ESTIME><EETIME>0</EETIME><ACTION>0</ACTION><UID>{}</UID><GID>{}</GID><REQUEST_ID>-1</REQUEST_ID></HISTORY>",
+            esc(hostname),
+            esc(vm_mad),
+            v.owned.uid,
+            v.owned.gid,
+            oid = v.owned.oid,
+        ));
+    }
+    history.push_str("</HISTORY_RECORDS>");
+    format!(
+        "<VM><ID>{}</ID><UID>{}</UID><GID>{}</GID><UNAME>{}</UNAME><GNAME>{}</GNAME><NAME>{}</NAME>{}<LAST_POLL>0</LAST_POLL><STATE>{}</STATE><LCM_STATE>{}</LCM_STATE><PREV_STATE>{}</PREV_STATE><PREV_LCM_STATE>{}</PREV_LCM_STATE><RESCHED>0</RESCHED><STIME>{}</STIME><ETIME>{}</ETIME><DEPLOY_ID>{deploy_id}</DEPLOY_ID><MONITORING></MONITORING><SCHED_ACTIONS></SCHED_ACTIONS>{}{}{history}<BACKUPS><BACKUP_CONFIG></BACKUP_CONFIG><BACKUP_IDS></BACKUP_IDS></BACKUPS></VM>",
+        v.owned.oid,
+        v.owned.uid,
+        v.owned.gid,
+        esc(&v.uname),
+        esc(&v.gname),
+        esc(&v.name),
+        perms::permissions_xml(v.owned.perms),
+        v.state,
+        v.lcm_state,
+        v.prev_state,
+        v.prev_lcm_state,
+        v.stime,
+        v.etime,
+        template_xml(
+            &v.template,
+            &[
+                ("VMID", v.owned.oid.to_string()),
+                ("CPU", v.cpu.to_string()),
+                ("MEMORY", v.memory.to_string()),
+            ]
+        ),
+        template_xml(&v.user_template, &[]).replacen("TEMPLATE>", "USER_TEMPLATE>", 2),
+    )
+}
+
+pub fn load_vms(
+    c: &sqlstore::rusqlite::Connection,
+    only: Option<i64>,
+) -> Result<Vec<VmRow>, sqlstore::rusqlite::Error> {
+    let mut st = c.prepare(
+        "SELECT v.oid, v.uid, v.gid, v.perms, v.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+                v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu,
+                v.memory, v.template, v.user_template
+         FROM vm_pool v LEFT JOIN user_pool u ON u.oid = v.uid LEFT JOIN group_pool g ON g.oid = v.gid
+         WHERE ?1 IS NULL OR v.oid = ?1 ORDER BY v.oid",
+    )?;
+    let mut vms: Vec<VmRow> = st
+        .query_map([only], |r| {
+            Ok(VmRow {
+                owned: Owned {
+                    oid: r.get(0)?,
+                    uid: r.get(1)?,
+                    gid: r.get(2)?,
+                    perms: r.get(3)?,
+                },
+                name: r.get(4)?,
+                uname: r.get(5)?,
+                gname: r.get(6)?,
+                state: r.get(7)?,
+                lcm_state: r.get(8)?,
+                prev_state: r.get(9)?,
+                prev_lcm_state: r.get(10)?,
+                stime: r.get(11)?,
+                etime: r.get(12)?,
+                cpu: r.get(13)?,
+                memory: r.get(14)?,
+                template: r.get(15)?,
+                user_template: r.get(16)?,
+                history: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut hist = c.prepare_cached(
+        "SELECT seq, hid, hostname, vm_mad, stime, etime FROM history WHERE vid = ?1 ORDER BY seq",
+    )?;
+    for v in &mut vms {
+        v.history = hist
+            .query_map([v.owned.oid], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(vms)
+}
+
+fn no_vm(id: i64) -> Failure {
+    fail(
+        code::NO_EXISTS,
+        format!("Error getting virtual machine [{id}]."),
+    )
+}
+
+/// Seconds since the epoch, read on the leader and bound into the statements.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Checks a VM template the way oned does: MEMORY a positive integer, CPU a positive number.
+pub fn capacity(t: &template::Template) -> Result<(f64, i64, Option<String>), Failure> {
+    let memory = t
+        .single("MEMORY")
+        .and_then(|m| m.trim().parse::<i64>().ok())
+        .filter(|m| *m > 0)
+        .ok_or_else(|| {
+            fail(
+                code::INTERNAL,
+                "MEMORY attribute must be a positive integer value.",
+            )
+        })?;
+    let cpu = t
+        .single("CPU")
+        .and_then(|c| c.trim().parse::<f64>().ok())
+        .filter(|c| *c > 0.0 && c.is_finite())
+        .ok_or_else(|| {
+            fail(
+                code::INTERNAL,
+                "CPU attribute must be a positive float or integer value.",
+            )
+        })?;
+    Ok((cpu, memory, t.single("NAME").map(str::to_string)))
+}
+
+/// Creates a VM owned by the caller from template text; its id. Used by `one.vm.allocate`
+/// and `one.template.instantiate`.
+pub async fn create(
+    ctx: &Ctx,
+    s: &Session,
+    text: &str,
+    name: Option<String>,
+    hold: bool,
+) -> MethodResult {
+    let t = template::Template::parse(text)
+        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let (cpu, memory, tname) = capacity(&t)?;
+    let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
+    let state = if hold { state::HOLD } else { state::PENDING };
+    let txn = SqlTxn {
+        stmts: vec![
+            SqlStmt::new(
+                "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
+                                      prev_lcm_state, stime, cpu, memory, template)
+                 SELECT last_oid + 1, CASE WHEN ?1 = '' THEN 'one-' || (last_oid + 1) ELSE ?1 END,
+                        ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9
+                 FROM pool_control WHERE tablename = 'vm_pool' RETURNING oid",
+                vec![
+                    SqlValue::Text(name),
+                    SqlValue::Int(s.uid),
+                    SqlValue::Int(s.gid),
+                    SqlValue::Int(perms::DEFAULT_PERMS),
+                    SqlValue::Int(state),
+                    SqlValue::Int(now()),
+                    SqlValue::Real(cpu),
+                    SqlValue::Int(memory),
+                    SqlValue::Text(t.to_text()),
+                ],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'vm_pool'",
+                vec![],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(values) => Ok(Value::Int(
+            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new virtual machine. {m}"),
+        )),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let text = p.string(0)?.to_string();
+    let hold = p.opt_bool(1)?.unwrap_or(false);
+    let c = caller(ctx, s).await?;
+    if !c.may_create(VM) {
+        return Err(not_authorized(s, "CREATE VM"));
+    }
+    create(ctx, s, &text, None, hold).await
+}
+
+async fn load(ctx: &Ctx, id: i64) -> Result<VmRow, Failure> {
+    ctx.read(move |c| load_vms(c, Some(id)))
+        .await?
+        .pop()
+        .ok_or_else(|| no_vm(id))
+}
+
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let vm = load(ctx, id).await?;
+    let c = caller(ctx, s).await?;
+    if !c.may(VM, &vm.owned, USE) {
+        return Err(not_authorized(s, &format!("USE VM [{id}]")));
+    }
+    Ok(Value::String(vm_xml(&vm)))
+}
+
+/// `one.vmpool.info(filter, start, end, state)`; state -2 any, -1 any but DONE.
+pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let filter = PoolFilter::parse(&p)?;
+    let state = match p.0.get(3) {
+        Some(_) => p.int(3)? as i64,
+        None => -1,
+    };
+    let c = caller(ctx, s).await?;
+    let vms = ctx.read(|c| load_vms(c, None)).await?;
+    let vms: Vec<(Owned, VmRow)> = vms
+        .into_iter()
+        .filter(|v| match state {
+            -2 => true,
+            -1 => v.state != state::DONE,
+            st => v.state == st,
+        })
+        .map(|v| (v.owned, v))
+        .collect();
+    let body: String = filter.apply(&c, VM, vms).iter().map(vm_xml).collect();
+    Ok(Value::String(format!("<VM_POOL>{body}</VM_POOL>")))
+}
+
+/// One state change an action asks for: allowed (state, lcm) pairs and the new (state, lcm).
+struct Transition {
+    from: &'static [(i64, Option<i64>)],
+    to: (i64, i64),
+}
+
+fn transition(action: &str) -> Option<Transition> {
+    use lcm::*;
+    use state::*;
+    let running: &[(i64, Option<i64>)] = &[(ACTIVE, Some(RUNNING))];
+    Some(match action {
+        "terminate" | "terminate-hard" => Transition {
+            from: running,
+            to: (ACTIVE, SHUTDOWN),
+        },
+        "hold" => Transition {
+            from: &[(PENDING, None)],
+            to: (HOLD, INIT),
+        },
+        "release" => Transition {
+            from: &[(HOLD, None)],
+            to: (PENDING, INIT),
+        },
+        "poweroff" | "poweroff-hard" => Transition {
+            from: running,
+            to: (ACTIVE, SHUTDOWN_POWEROFF),
+        },
+        "suspend" => Transition {
+            from: running,
+            to: (ACTIVE, SAVE_SUSPEND),
+        },
+        "stop" => Transition {
+            from: running,
+            to: (ACTIVE, SAVE_STOP),
+        },
+        "undeploy" | "undeploy-hard" => Transition {
+            from: running,
+            to: (ACTIVE, SHUTDOWN_UNDEPLOY),
+        },
+        "reboot" | "reboot-hard" => Transition {
+            from: running,
+            to: (ACTIVE, RUNNING),
+        },
+        _ => return None,
+    })
+}
+
+pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    use lcm::*;
+    use state::*;
+    let action = p.string(0)?.to_string();
+    let id = p.int(1)? as i64;
+    let vm = load(ctx, id).await?;
+    let c = caller(ctx, s).await?;
+    if !c.may(VM, &vm.owned, MANAGE) {
+        return Err(not_authorized(s, &format!("MANAGE VM [{id}]")));
+    }
+    let (st, lc) = (vm.state, vm.lcm_state);
+    // Terminating a VM that is not running ends it at once; resume depends on where it was.
+    let to = match action.as_str() {
+        "terminate" | "terminate-hard"
+            if matches!(
+                st,
+                PENDING | HOLD | POWEROFF | SUSPENDED | STOPPED | UNDEPLOYED
+            ) =>
+        {
+            Some((DONE, INIT))
+        }
+        "resume" => match st {
+            POWEROFF => Some((ACTIVE, BOOT_POWEROFF)),
+            SUSPENDED => Some((ACTIVE, BOOT_SUSPENDED)),
+            STOPPED | UNDEPLOYED => Some((PENDING, INIT)),
+            _ => None,
+        },
+        other => match transition(other) {
+            None => {
+                return Err(fail(
+                    code::XML_RPC_API,
+                    format!("Virtual machine action \"{other}\" is not supported"),
+                ))
+            }
+            Some(t) => t
+                .from
+                .iter()
+                .any(|(fs, fl)| *fs == st && fl.is_none_or(|l| l == lc))
+                .then_some(t.to),
+        },
+    };
+    let Some((new_state, new_lcm)) = to else {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Error performing action \"{action}\": This action is not available for state {}",
+                state_name(st, lc)
+            ),
+        ));
+    };
+    let leaves_host = new_state == DONE || new_state == PENDING;
+    let mut stmts = vec![SqlStmt::new(
+        // Guarded by the state it was checked in: a concurrent change makes it a no-op.
+        "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?2,
+            lcm_state = ?3, etime = CASE WHEN ?2 = 6 THEN ?6 ELSE etime END,
+            hid = CASE WHEN ?7 THEN -1 ELSE hid END
+         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5",
+        vec![
+            SqlValue::Int(id),
+            SqlValue::Int(new_state),
+            SqlValue::Int(new_lcm),
+            SqlValue::Int(st),
+            SqlValue::Int(lc),
+            SqlValue::Int(now()),
+            SqlValue::Int(leaves_host as i64),
+        ],
+    )
+    .must_match()];
+    if leaves_host {
+        stmts.push(SqlStmt::new(
+            "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
+            vec![SqlValue::Int(id), SqlValue::Int(now())],
+        ));
+        stmts.push(SqlStmt::new(RECOUNT_HOSTS, vec![]));
+    }
+    match ctx.write(SqlTxn { stmts }).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+            code::ACTION,
+            format!("Error performing action \"{action}\": the VM changed state meanwhile"),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+fn state_name(st: i64, lc: i64) -> String {
+    let s = match st {
+        0 => "INIT",
+        1 => "PENDING",
+        2 => "HOLD",
+        3 => "ACTIVE",
+        4 => "STOPPED",
+        5 => "SUSPENDED",
+        6 => "DONE",
+        8 => "POWEROFF",
+        9 => "UNDEPLOYED",
+        _ => "UNKNOWN",
+    };
+    if st == state::ACTIVE {
+        format!("{s}/{lc}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// The statements that place VM `id` on host `hid` (PROLOG), if both still allow it.
+pub fn deploy_stmts(id: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = 3,
+                lcm_state = 1, hid = ?2
+             WHERE oid = ?1 AND state IN (1, 2)
+               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (0, 2)
+                 AND (?3 = 0 OR (h.total_cpu - h.cpu_usage >= CAST(ROUND(vm_pool.cpu * 100) AS INTEGER)
+                   AND h.total_mem - h.mem_usage >= vm_pool.memory * 1024)))",
+            vec![
+                SqlValue::Int(id),
+                SqlValue::Int(hid),
+                SqlValue::Int(check_capacity as i64),
+            ],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime)
+             SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
+                    h.oid, h.name, h.vm_mad, ?3
+             FROM host_pool h WHERE h.oid = ?2",
+            vec![SqlValue::Int(id), SqlValue::Int(hid), SqlValue::Int(now)],
+        ),
+        SqlStmt::new(RECOUNT_HOSTS, vec![]),
+    ]
+}
+
+/// `one.vm.deploy(id, hid [, enforce, ds])`: an administrator places a VM by hand.
+pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let hid = p.int(1)? as i64;
+    let enforce = p.opt_bool(2)?.unwrap_or(false);
+    super::require_admin(s, &format!("ADMIN VM [{id}]"))?;
+    let vm = load(ctx, id).await?;
+    if vm.state != state::PENDING && vm.state != state::HOLD {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Error deploying virtual machine. Wrong state {}",
+                state_name(vm.state, vm.lcm_state)
+            ),
+        ));
+    }
+    let host_exists = ctx
+        .read(move |c| {
+            c.query_row(
+                "SELECT count(*) FROM host_pool WHERE oid = ?1",
+                [hid],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .await?;
+    if host_exists == 0 {
+        return Err(fail(
+            code::NO_EXISTS,
+            format!("Error getting host [{hid}]."),
+        ));
+    }
+    match ctx
+        .write(SqlTxn {
+            stmts: deploy_stmts(id, hid, enforce, now()),
+        })
+        .await
+    {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+            code::ACTION,
+            "Error deploying virtual machine: the host is not enabled or has no capacity left",
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}

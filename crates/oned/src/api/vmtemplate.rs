@@ -1,0 +1,307 @@
+//! `one.template.*` and `one.templatepool.info`: VM templates, instantiated into VMs.
+
+use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use xmlrpc::{Params, Value};
+
+use super::perms::{self, caller, not_authorized, Owned, PoolFilter, MANAGE, TEMPLATE, USE, VM};
+use super::xml::esc;
+use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use crate::auth::Session;
+
+struct TemplateRow {
+    owned: Owned,
+    name: String,
+    uname: String,
+    gname: String,
+    regtime: i64,
+    template: String,
+}
+
+fn template_xml(t: &TemplateRow) -> String {
+    let body = template::Template::parse(&t.template)
+        .map(|t| t.to_xml())
+        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string());
+    format!(
+        "<VMTEMPLATE><ID>{}</ID><UID>{}</UID><GID>{}</GID><UNAME>{}</UNAME><GNAME>{}</GNAME><NAME>{}</NAME>{}<REGTIME>{}</REGTIME>{body}</VMTEMPLATE>",
+        t.owned.oid,
+        t.owned.uid,
+        t.owned.gid,
+        esc(&t.uname),
+        esc(&t.gname),
+        esc(&t.name),
+        perms::permissions_xml(t.owned.perms),
+        t.regtime,
+    )
+}
+
+fn load_templates(
+    c: &sqlstore::rusqlite::Connection,
+    only: Option<i64>,
+) -> Result<Vec<TemplateRow>, sqlstore::rusqlite::Error> {
+    let mut st = c.prepare(
+        "SELECT t.oid, t.uid, t.gid, t.perms, t.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+                t.regtime, t.template
+         FROM template_pool t LEFT JOIN user_pool u ON u.oid = t.uid
+              LEFT JOIN group_pool g ON g.oid = t.gid
+         WHERE ?1 IS NULL OR t.oid = ?1 ORDER BY t.oid",
+    )?;
+    let rows = st
+        .query_map([only], |r| {
+            Ok(TemplateRow {
+                owned: Owned {
+                    oid: r.get(0)?,
+                    uid: r.get(1)?,
+                    gid: r.get(2)?,
+                    perms: r.get(3)?,
+                },
+                name: r.get(4)?,
+                uname: r.get(5)?,
+                gname: r.get(6)?,
+                regtime: r.get(7)?,
+                template: r.get(8)?,
+            })
+        })?
+        .collect();
+    rows
+}
+
+fn no_template(id: i64) -> Failure {
+    fail(
+        code::NO_EXISTS,
+        format!("Error getting virtual machine template [{id}]."),
+    )
+}
+
+async fn load(ctx: &Ctx, id: i64) -> Result<TemplateRow, Failure> {
+    ctx.read(move |c| load_templates(c, Some(id)))
+        .await?
+        .pop()
+        .ok_or_else(|| no_template(id))
+}
+
+async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResult {
+    let txn = SqlTxn {
+        stmts: vec![
+            SqlStmt::new(
+                "INSERT INTO template_pool (oid, name, uid, gid, perms, regtime, template)
+                 SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM pool_control
+                 WHERE tablename = 'template_pool' RETURNING oid",
+                vec![
+                    SqlValue::Text(name.to_string()),
+                    SqlValue::Int(s.uid),
+                    SqlValue::Int(s.gid),
+                    SqlValue::Int(perms::DEFAULT_PERMS),
+                    SqlValue::Int(super::vm::now()),
+                    SqlValue::Text(text),
+                ],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'template_pool'",
+                vec![],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(values) => Ok(Value::Int(
+            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new virtual machine template. {m}"),
+        )),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let text = p.string(0)?.to_string();
+    let c = caller(ctx, s).await?;
+    if !c.may_create(TEMPLATE) {
+        return Err(not_authorized(s, "CREATE TEMPLATE"));
+    }
+    let t = template::Template::parse(&text)
+        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let name = t
+        .single("NAME")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?;
+    insert(ctx, s, &name, t.to_text()).await
+}
+
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let t = load(ctx, id).await?;
+    if !caller(ctx, s).await?.may(TEMPLATE, &t.owned, USE) {
+        return Err(not_authorized(s, &format!("USE TEMPLATE [{id}]")));
+    }
+    Ok(Value::String(template_xml(&t)))
+}
+
+pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let filter = PoolFilter::parse(&p)?;
+    let c = caller(ctx, s).await?;
+    let rows = ctx.read(|c| load_templates(c, None)).await?;
+    let rows: Vec<(Owned, TemplateRow)> = rows.into_iter().map(|t| (t.owned, t)).collect();
+    let body: String = filter
+        .apply(&c, TEMPLATE, rows)
+        .iter()
+        .map(template_xml)
+        .collect();
+    Ok(Value::String(format!(
+        "<VMTEMPLATE_POOL>{body}</VMTEMPLATE_POOL>"
+    )))
+}
+
+async fn managed(ctx: &Ctx, s: &Session, id: i64) -> Result<TemplateRow, Failure> {
+    let t = load(ctx, id).await?;
+    if !caller(ctx, s).await?.may(TEMPLATE, &t.owned, MANAGE) {
+        return Err(not_authorized(s, &format!("MANAGE TEMPLATE [{id}]")));
+    }
+    Ok(t)
+}
+
+async fn change(ctx: &Ctx, id: i64, stmt: SqlStmt) -> MethodResult {
+    match ctx
+        .write(SqlTxn {
+            stmts: vec![stmt.must_match()],
+        })
+        .await
+    {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_template(id)),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let merge = match p.0.get(2) {
+        Some(_) => match p.int(2)? {
+            0 => false,
+            1 => true,
+            _ => return Err(fail(code::XML_RPC_API, "Wrong update type")),
+        },
+        None => false,
+    };
+    let old = managed(ctx, s, id).await?;
+    let new = template::Template::parse(&text)
+        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+    let result = if merge {
+        let mut out = template::Template::parse(&old.template).unwrap_or_default();
+        for a in &new.attrs {
+            out.remove(&a.name);
+        }
+        for a in new.attrs {
+            out.push(&a.name, a.value);
+        }
+        out
+    } else {
+        new
+    };
+    change(
+        ctx,
+        id,
+        SqlStmt::new(
+            "UPDATE template_pool SET template = ?2 WHERE oid = ?1 AND template = ?3",
+            vec![
+                SqlValue::Int(id),
+                SqlValue::Text(result.to_text()),
+                SqlValue::Text(old.template),
+            ],
+        ),
+    )
+    .await
+}
+
+pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    managed(ctx, s, id).await?;
+    change(
+        ctx,
+        id,
+        SqlStmt::new(
+            "DELETE FROM template_pool WHERE oid = ?1",
+            vec![SqlValue::Int(id)],
+        ),
+    )
+    .await
+}
+
+pub async fn chmod(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let t = managed(ctx, s, id).await?;
+    let perms = perms::chmod(t.owned.perms, &p)?;
+    change(
+        ctx,
+        id,
+        SqlStmt::new(
+            "UPDATE template_pool SET perms = ?2 WHERE oid = ?1",
+            vec![SqlValue::Int(id), SqlValue::Int(perms)],
+        ),
+    )
+    .await
+}
+
+pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let name = p.string(1)?.to_string();
+    let t = load(ctx, id).await?;
+    let c = caller(ctx, s).await?;
+    if !c.may(TEMPLATE, &t.owned, USE) {
+        return Err(not_authorized(s, &format!("USE TEMPLATE [{id}]")));
+    }
+    if !c.may_create(TEMPLATE) {
+        return Err(not_authorized(s, "CREATE TEMPLATE"));
+    }
+    let mut body = template::Template::parse(&t.template).unwrap_or_default();
+    body.set("NAME", template::Value::Single(name.clone()));
+    insert(ctx, s, &name, body.to_text()).await
+}
+
+/// `one.template.instantiate(id, name, hold, extra, persistent)`: a VM owned by the caller.
+pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let name = match p.0.get(1) {
+        Some(_) => p.string(1)?.to_string(),
+        None => String::new(),
+    };
+    let hold = p.opt_bool(2)?.unwrap_or(false);
+    let extra = match p.0.get(3) {
+        Some(_) => p.string(3)?.to_string(),
+        None => String::new(),
+    };
+    let t = load(ctx, id).await?;
+    let c = caller(ctx, s).await?;
+    if !c.may(TEMPLATE, &t.owned, USE) {
+        return Err(not_authorized(s, &format!("USE TEMPLATE [{id}]")));
+    }
+    if !c.may_create(VM) {
+        return Err(not_authorized(s, "CREATE VM"));
+    }
+    let mut body = template::Template::parse(&t.template).unwrap_or_default();
+    if !extra.trim().is_empty() {
+        let more = template::Template::parse(&extra)
+            .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+        for a in &more.attrs {
+            body.remove(&a.name);
+        }
+        for a in more.attrs {
+            body.push(&a.name, a.value);
+        }
+    }
+    body.set("TEMPLATE_ID", template::Value::Single(id.to_string()));
+    let name = (!name.is_empty()).then_some(name);
+    // Without a name, OpenNebula calls the VM after the template and the VM id.
+    super::vm::create(
+        ctx,
+        s,
+        &body.to_text(),
+        name.or_else(|| Some(String::new())),
+        hold,
+    )
+    .await
+}

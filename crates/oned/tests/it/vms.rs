@@ -1,0 +1,100 @@
+//! Virtual machines in a zone: the leader's scheduler places pending VMs, and after a failover
+//! the new leader's scheduler carries on; no VM is deployed twice or lost from a host's
+//! accounting.
+
+use cli::xml::Element;
+use xmlrpc::Value;
+
+use crate::zone::{Zone, DEADLINE, LEADER};
+
+fn call_xml(zone: &Zone, i: usize, method: &str, params: Vec<Value>) -> Element {
+    let xml = zone.servers[i].client().call_xml(method, params).unwrap();
+    Element::parse(&xml).unwrap()
+}
+
+#[test]
+fn pending_vms_are_all_deployed_once_across_a_leader_failover() {
+    let mut zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let client = zone.servers[leader].client();
+    let hid = client
+        .call(
+            "one.host.allocate",
+            vec![
+                Value::String("node".into()),
+                Value::String("dummy".into()),
+                Value::String("dummy".into()),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    zone.wait_until(DEADLINE, "the host is monitored", || {
+        call_xml(&zone, leader, "one.host.info", vec![Value::Int(hid as i32)])
+            .int_of("STATE")
+            .unwrap()
+            == 2
+    });
+
+    eprintln!("--- 12 VMs, then kill the leader {leader} at once");
+    let vms: Vec<i64> = (0..12)
+        .map(|_| {
+            client
+                .call(
+                    "one.vm.allocate",
+                    vec![Value::String("MEMORY = 64\nCPU = 0.25".into())],
+                )
+                .unwrap()
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    zone.servers[leader].kill();
+    let new = zone.wait_for(DEADLINE, "a new leader", || {
+        (0..3).filter(|&i| i != leader).find(|&i| {
+            zone.servers[i]
+                .raft_status()
+                .is_some_and(|r| r.state == LEADER)
+        })
+    });
+    zone.wait_until(DEADLINE, "every VM runs", || {
+        let pool = call_xml(
+            &zone,
+            new,
+            "one.vmpool.info",
+            vec![
+                Value::Int(-2),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+            ],
+        );
+        let running = pool
+            .children_named("VM")
+            .filter(|v| v.int_of("STATE").unwrap() == 3 && v.int_of("LCM_STATE").unwrap() == 3)
+            .count();
+        running == vms.len()
+    });
+    zone.servers[leader].start();
+    zone.wait_caught_up();
+    for i in 0..3 {
+        for &vid in &vms {
+            let vm = call_xml(&zone, i, "one.vm.info", vec![Value::Int(vid as i32)]);
+            let history: Vec<&Element> = vm
+                .child("HISTORY_RECORDS")
+                .unwrap()
+                .children_named("HISTORY")
+                .collect();
+            assert_eq!(history.len(), 1, "VM {vid} deployed once (server {i})");
+        }
+        let host = call_xml(&zone, i, "one.host.info", vec![Value::Int(hid as i32)]);
+        let share = host.child("HOST_SHARE").unwrap();
+        assert_eq!(share.int_of("RUNNING_VMS").unwrap(), vms.len() as i64);
+        assert_eq!(share.int_of("CPU_USAGE").unwrap(), 25 * vms.len() as i64);
+        assert_eq!(
+            share.int_of("MEM_USAGE").unwrap(),
+            64 * 1024 * vms.len() as i64
+        );
+    }
+}
