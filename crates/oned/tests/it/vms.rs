@@ -98,3 +98,74 @@ fn pending_vms_are_all_deployed_once_across_a_leader_failover() {
         );
     }
 }
+
+fn one(zone: &Zone, kind: cli::objects::Kind, args: &[&str]) -> String {
+    let endpoint = zone.servers[0].endpoint();
+    let password = zone.servers[0].password();
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(
+        [
+            "--endpoint",
+            endpoint.as_str(),
+            "--user",
+            "oneadmin",
+            "--password",
+            password.as_str(),
+        ]
+        .map(String::from),
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::objects::run(kind, &all, &mut out, &mut err);
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
+    assert_eq!(code, 0, "{} {args:?}: {out}{err}", kind.command());
+    out
+}
+
+#[test]
+fn the_object_clis_create_list_act_and_delete() {
+    use cli::objects::Kind::*;
+    let zone = Zone::bootstrap(1);
+    let dir = zone.servers[0].location().to_path_buf();
+    assert_eq!(one(&zone, Host, &["create", "node1"]), "ID: 0\n");
+    zone.wait_until(DEADLINE, "onehost list shows the host on", || {
+        one(&zone, Host, &["list"]).contains(" on")
+    });
+    let file = dir.join("small.tpl");
+    std::fs::write(&file, "NAME = small\nCPU = 1\nMEMORY = 256\n").unwrap();
+    assert_eq!(
+        one(&zone, Template, &["create", file.to_str().unwrap()]),
+        "ID: 0\n"
+    );
+    assert!(one(&zone, Template, &["list"]).contains("small"));
+    assert_eq!(
+        one(&zone, Template, &["instantiate", "0", "--name", "web"]),
+        "VM ID: 0\n"
+    );
+    zone.wait_until(DEADLINE, "onevm list shows the VM running", || {
+        let list = one(&zone, Vm, &["list"]);
+        list.contains("web") && list.contains("runn") && list.contains("node1")
+    });
+    assert!(one(&zone, Vm, &["show", "0"]).contains("VIRTUAL MACHINE 0 INFORMATION"));
+    one(&zone, Vm, &["terminate", "0", "--hard"]);
+    zone.wait_until(DEADLINE, "the VM is gone from onevm list", || {
+        !one(&zone, Vm, &["list"]).contains("web")
+    });
+    assert_eq!(one(&zone, User, &["create", "bob", "pw"]), "ID: 2\n");
+    assert!(one(&zone, User, &["list"]).contains("bob"));
+    assert_eq!(one(&zone, Group, &["create", "devs"]), "ID: 100\n");
+    one(&zone, User, &["chgrp", "2", "100"]);
+    assert!(one(&zone, Group, &["list"]).contains("devs"));
+    assert_eq!(
+        one(&zone, Acl, &["create", "@100 VM+TEMPLATE/* USE"]),
+        "ID: 3\n"
+    );
+    assert!(one(&zone, Acl, &["list"]).contains("@100 VM+TEMPLATE/* USE #0"));
+    one(&zone, Acl, &["delete", "3"]);
+    one(&zone, Host, &["disable", "0"]);
+    assert!(one(&zone, Host, &["list"]).contains("dsbl"));
+    one(&zone, Host, &["delete", "0"]);
+    one(&zone, Template, &["delete", "0"]);
+}

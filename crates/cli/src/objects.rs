@@ -1,0 +1,699 @@
+//! `oneuser`, `onegroup`, `oneacl`, `onehost`, `onevm` and `onetemplate`: list (OpenNebula's
+//! table columns), show, create, delete and the common actions, over the same client and
+//! credential rules as `onezone`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use xmlrpc::Value;
+
+use crate::client::{resolve_endpoint, resolve_session, CallError, Client};
+use crate::xml::Element;
+
+/// Exit code of every failure, as OpenNebula's CLI.
+pub const EXIT_FAILURE: i32 = 255;
+
+/// Which command this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+    Acl,
+    Host,
+    Vm,
+    Template,
+}
+
+impl Kind {
+    pub fn command(self) -> &'static str {
+        match self {
+            Kind::User => "oneuser",
+            Kind::Group => "onegroup",
+            Kind::Acl => "oneacl",
+            Kind::Host => "onehost",
+            Kind::Vm => "onevm",
+            Kind::Template => "onetemplate",
+        }
+    }
+
+    fn usage(self) -> &'static str {
+        match self {
+            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id>",
+            Kind::Group => "onegroup list | show <id> | create <name> | delete <id>",
+            Kind::Acl => "oneacl list | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <id>",
+            Kind::Host => "onehost list | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete <id> | enable <id> | disable <id> | offline <id>",
+            Kind::Vm => "onevm list | show <id> | create <file> [--hold] | deploy <id> <host_id> | terminate|poweroff|undeploy|reboot <id> [--hard] | hold|release|resume|stop|suspend <id>",
+            Kind::Template => "onetemplate list | show <id> | create <file> | delete <id> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
+        }
+    }
+}
+
+struct Opts {
+    words: Vec<String>,
+    flags: Vec<(String, Option<String>)>,
+}
+
+impl Opts {
+    fn flag(&self, names: &[&str]) -> bool {
+        self.flags.iter().any(|(f, _)| names.contains(&f.as_str()))
+    }
+    fn value(&self, names: &[&str]) -> Option<String> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(f, _)| names.contains(&f.as_str()))
+            .and_then(|(_, v)| v.clone())
+    }
+}
+
+/// Flags that take a value.
+const VALUED: &[&str] = &[
+    "--user",
+    "--password",
+    "--endpoint",
+    "-i",
+    "--im",
+    "-v",
+    "--vm",
+    "-c",
+    "--cluster",
+    "--name",
+];
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        words: Vec::new(),
+        flags: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a.starts_with('-') && a.len() > 1 {
+            if VALUED.contains(&a.as_str()) {
+                let v = it
+                    .next()
+                    .ok_or_else(|| format!("option {a} requires a value"))?;
+                o.flags.push((a.clone(), Some(v.clone())));
+            } else {
+                o.flags.push((a.clone(), None));
+            }
+        } else {
+            o.words.push(a.clone());
+        }
+    }
+    Ok(o)
+}
+
+fn id(word: Option<&String>, what: &str) -> Result<i32, String> {
+    let w = word.ok_or_else(|| format!("missing {what}"))?;
+    w.parse().map_err(|_| format!("Invalid {what} '{w}'"))
+}
+
+fn err_text(e: CallError) -> String {
+    match e {
+        CallError::One(e) => e.message,
+        other => other.to_string(),
+    }
+}
+
+fn text<'a>(e: &'a Element, name: &str) -> &'a str {
+    e.text_of(name).unwrap_or("")
+}
+
+fn int(e: &Element, name: &str) -> i64 {
+    e.int_of(name).unwrap_or(-1)
+}
+
+/// OpenNebula's short VM state (`onevm list` STAT column).
+pub fn vm_stat(state: i64, lcm: i64) -> &'static str {
+    match (state, lcm) {
+        (0, _) => "init",
+        (1, _) => "pend",
+        (2, _) => "hold",
+        (3, 1) | (3, 8) | (3, 9) | (3, 31) => "prol",
+        (3, 2) | (3, 20) | (3, 21) | (3, 22) | (3, 32) => "boot",
+        (3, 3) => "runn",
+        (3, 5) | (3, 6) | (3, 7) => "save",
+        (3, 10) | (3, 11) | (3, 30) => "epil",
+        (3, 12) | (3, 18) | (3, 29) => "shut",
+        (3, _) => "actv",
+        (4, _) => "stop",
+        (5, _) => "susp",
+        (6, _) => "done",
+        (8, _) => "poff",
+        (9, _) => "unde",
+        _ => "unkn",
+    }
+}
+
+fn host_stat(state: i64) -> &'static str {
+    match state {
+        0 => "init",
+        2 => "on",
+        3 => "err",
+        4 => "dsbl",
+        8 => "off",
+        _ => "unkn",
+    }
+}
+
+fn mem(kib: i64) -> String {
+    if kib >= 1 << 20 {
+        format!("{}G", kib >> 20)
+    } else {
+        format!("{}M", kib >> 10)
+    }
+}
+
+fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> {
+    let pool_args = || vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)];
+    let (method, params, item) = match kind {
+        Kind::User => ("one.userpool.info", vec![], "USER"),
+        Kind::Group => ("one.grouppool.info", vec![], "GROUP"),
+        Kind::Acl => ("one.acl.info", vec![], "ACL"),
+        Kind::Host => ("one.hostpool.info", vec![], "HOST"),
+        Kind::Vm => {
+            let mut p = pool_args();
+            p.push(Value::Int(-1));
+            ("one.vmpool.info", p, "VM")
+        }
+        Kind::Template => ("one.templatepool.info", pool_args(), "VMTEMPLATE"),
+    };
+    let xml = client.call_xml(method, params).map_err(err_text)?;
+    let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
+    match kind {
+        Kind::User => {
+            w(
+                out,
+                format!(
+                    "{:>4} {:<20} {:<4} {:<8} {:<8}",
+                    "ID", "NAME", "ENAB", "GROUP", "AUTH"
+                ),
+            )?;
+            for u in pool.children_named(item) {
+                let enab = if int(u, "ENABLED") == 1 { "yes" } else { "no" };
+                w(
+                    out,
+                    format!(
+                        "{:>4} {:<20} {:<4} {:<8} {:<8}",
+                        int(u, "ID"),
+                        text(u, "NAME"),
+                        enab,
+                        text(u, "GNAME"),
+                        text(u, "AUTH_DRIVER")
+                    ),
+                )?;
+            }
+        }
+        Kind::Group => {
+            w(out, format!("{:>4} {:<20} {:>5}", "ID", "NAME", "USERS"))?;
+            for g in pool.children_named(item) {
+                let users = g
+                    .child("USERS")
+                    .map(|u| u.children_named("ID").count())
+                    .unwrap_or(0);
+                w(
+                    out,
+                    format!("{:>4} {:<20} {:>5}", int(g, "ID"), text(g, "NAME"), users),
+                )?;
+            }
+        }
+        Kind::Acl => {
+            w(out, format!("{:>4} {}", "ID", "RULE"))?;
+            for a in pool.children_named(item) {
+                w(out, format!("{:>4} {}", int(a, "ID"), text(a, "STRING")))?;
+            }
+        }
+        Kind::Host => {
+            w(
+                out,
+                format!(
+                    "{:>4} {:<18} {:<10} {:>3} {:>20} {:>20} {:<4}",
+                    "ID", "NAME", "CLUSTER", "TVM", "ALLOCATED_CPU", "ALLOCATED_MEM", "STAT"
+                ),
+            )?;
+            for h in pool.children_named(item) {
+                let share = h.child("HOST_SHARE");
+                let g = |n: &str| share.map(|s| int(s, n)).unwrap_or(0);
+                let pct = |a: i64, t: i64| if t > 0 { a * 100 / t } else { 0 };
+                w(
+                    out,
+                    format!(
+                        "{:>4} {:<18} {:<10} {:>3} {:>20} {:>20} {:<4}",
+                        int(h, "ID"),
+                        text(h, "NAME"),
+                        text(h, "CLUSTER"),
+                        g("RUNNING_VMS"),
+                        format!(
+                            "{} / {} ({}%)",
+                            g("CPU_USAGE"),
+                            g("TOTAL_CPU"),
+                            pct(g("CPU_USAGE"), g("TOTAL_CPU"))
+                        ),
+                        format!(
+                            "{} / {} ({}%)",
+                            mem(g("MEM_USAGE")),
+                            mem(g("TOTAL_MEM")),
+                            pct(g("MEM_USAGE"), g("TOTAL_MEM"))
+                        ),
+                        host_stat(int(h, "STATE")),
+                    ),
+                )?;
+            }
+        }
+        Kind::Vm => {
+            w(
+                out,
+                format!(
+                    "{:>6} {:<8} {:<8} {:<20} {:<4} {:>4} {:>7} {:<12}",
+                    "ID", "USER", "GROUP", "NAME", "STAT", "CPU", "MEM", "HOST"
+                ),
+            )?;
+            for v in pool.children_named(item) {
+                let t = v.child("TEMPLATE");
+                let host = v
+                    .child("HISTORY_RECORDS")
+                    .and_then(|h| h.children_named("HISTORY").last())
+                    .map(|h| text(h, "HOSTNAME").to_string())
+                    .unwrap_or_default();
+                let memory = t
+                    .map(|t| text(t, "MEMORY").parse::<i64>().unwrap_or(0))
+                    .unwrap_or(0);
+                w(
+                    out,
+                    format!(
+                        "{:>6} {:<8} {:<8} {:<20} {:<4} {:>4} {:>7} {:<12}",
+                        int(v, "ID"),
+                        text(v, "UNAME"),
+                        text(v, "GNAME"),
+                        text(v, "NAME"),
+                        vm_stat(int(v, "STATE"), int(v, "LCM_STATE")),
+                        t.map(|t| text(t, "CPU")).unwrap_or(""),
+                        mem(memory * 1024),
+                        host,
+                    ),
+                )?;
+            }
+        }
+        Kind::Template => {
+            w(
+                out,
+                format!("{:>4} {:<8} {:<8} {:<28}", "ID", "USER", "GROUP", "NAME"),
+            )?;
+            for t in pool.children_named(item) {
+                w(
+                    out,
+                    format!(
+                        "{:>4} {:<8} {:<8} {:<28}",
+                        int(t, "ID"),
+                        text(t, "UNAME"),
+                        text(t, "GNAME"),
+                        text(t, "NAME")
+                    ),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `show`: the object's fields, one per line, then its template, as `KEY=value`.
+fn show(
+    kind: Kind,
+    client: &Client,
+    oid: i32,
+    xml_out: bool,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let method = match kind {
+        Kind::User => "one.user.info",
+        Kind::Group => "one.group.info",
+        Kind::Host => "one.host.info",
+        Kind::Vm => "one.vm.info",
+        Kind::Template => "one.template.info",
+        Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
+    };
+    let xml = client
+        .call_xml(method, vec![Value::Int(oid)])
+        .map_err(err_text)?;
+    if xml_out {
+        return writeln!(out, "{xml}").map_err(|e| e.to_string());
+    }
+    let e = Element::parse(&xml).map_err(|e| e.to_string())?;
+    let title = match kind {
+        Kind::User => "USER",
+        Kind::Group => "GROUP",
+        Kind::Host => "HOST",
+        Kind::Vm => "VIRTUAL MACHINE",
+        Kind::Template => "TEMPLATE",
+        Kind::Acl => "ACL",
+    };
+    let mut lines = vec![format!("{title} {oid} INFORMATION")];
+    for c in &e.children {
+        if c.children.is_empty() {
+            lines.push(format!("{:<16}: {}", c.name, c.text));
+        }
+    }
+    if kind == Kind::Vm {
+        lines.push(format!(
+            "{:<16}: {}",
+            "STAT",
+            vm_stat(int(&e, "STATE"), int(&e, "LCM_STATE"))
+        ));
+    }
+    if let Some(t) = e.child("TEMPLATE") {
+        lines.push(String::new());
+        lines.push(format!("{title} TEMPLATE"));
+        for a in &t.children {
+            if a.children.is_empty() {
+                lines.push(format!("{}=\"{}\"", a.name, a.text));
+            } else {
+                let inner: Vec<String> = a
+                    .children
+                    .iter()
+                    .map(|p| format!("{}=\"{}\"", p.name, p.text))
+                    .collect();
+                lines.push(format!("{}=[ {} ]", a.name, inner.join(", ")));
+            }
+        }
+    }
+    writeln!(out, "{}", lines.join("\n")).map_err(|e| e.to_string())
+}
+
+fn file_text(path: Option<&String>) -> Result<String, String> {
+    let p = path.ok_or("missing the template file")?;
+    std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))
+}
+
+fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> {
+    let cmd = o.words.first().map(String::as_str).unwrap_or("");
+    let w1 = o.words.get(1);
+    let w2 = o.words.get(2);
+    let call = |method: &str, params: Vec<Value>| -> Result<Value, String> {
+        client.call(method, params).map_err(err_text)
+    };
+    let say_id = |out: &mut dyn Write, v: Value| -> Result<(), String> {
+        writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
+    };
+    match (kind, cmd) {
+        (_, "list") => list(kind, client, out),
+        (_, "show") => show(kind, client, id(w1, "id")?, o.flag(&["-x", "--xml"]), out),
+        (Kind::User, "create") => {
+            let name = w1.ok_or("missing the user name")?;
+            let pw = w2.ok_or("missing the password")?;
+            say_id(
+                out,
+                call(
+                    "one.user.allocate",
+                    vec![
+                        Value::String(name.clone()),
+                        Value::String(pw.clone()),
+                        Value::String(String::new()),
+                    ],
+                )?,
+            )
+        }
+        (Kind::User, "passwd") => {
+            let pw = w2.ok_or("missing the password")?;
+            call(
+                "one.user.passwd",
+                vec![Value::Int(id(w1, "id")?), Value::String(pw.clone())],
+            )
+            .map(drop)
+        }
+        (Kind::User, "chgrp") => call(
+            "one.user.chgrp",
+            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "group id")?)],
+        )
+        .map(drop),
+        (Kind::User, "enable" | "disable") => call(
+            "one.user.enable",
+            vec![Value::Int(id(w1, "id")?), Value::Bool(cmd == "enable")],
+        )
+        .map(drop),
+        (Kind::Group, "create") => {
+            let name = w1.ok_or("missing the group name")?;
+            say_id(
+                out,
+                call("one.group.allocate", vec![Value::String(name.clone())])?,
+            )
+        }
+        (Kind::Acl, "create") => {
+            let rule = w1.ok_or("missing the rule")?;
+            let (u, r, ri, z) = parse_rule(rule)?;
+            let mut params = vec![Value::String(u), Value::String(r), Value::String(ri)];
+            if let Some(z) = z {
+                params.push(Value::String(z));
+            }
+            say_id(out, call("one.acl.addrule", params)?)
+        }
+        (Kind::Acl, "delete") => call("one.acl.delrule", vec![Value::Int(id(w1, "id")?)]).map(drop),
+        (Kind::Host, "create") => {
+            let name = w1.ok_or("missing the host name")?;
+            let im = o.value(&["-i", "--im"]).unwrap_or_else(|| "dummy".into());
+            let vmm = o.value(&["-v", "--vm"]).unwrap_or_else(|| "dummy".into());
+            let cluster: i32 = o
+                .value(&["-c", "--cluster"])
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(-1);
+            say_id(
+                out,
+                call(
+                    "one.host.allocate",
+                    vec![
+                        Value::String(name.clone()),
+                        Value::String(im),
+                        Value::String(vmm),
+                        Value::Int(cluster),
+                    ],
+                )?,
+            )
+        }
+        (Kind::Host, "enable" | "disable" | "offline") => {
+            let status = match cmd {
+                "enable" => 0,
+                "disable" => 1,
+                _ => 2,
+            };
+            call(
+                "one.host.status",
+                vec![Value::Int(id(w1, "id")?), Value::Int(status)],
+            )
+            .map(drop)
+        }
+        (Kind::Vm, "create") => {
+            let text = file_text(w1)?;
+            say_id(
+                out,
+                call(
+                    "one.vm.allocate",
+                    vec![Value::String(text), Value::Bool(o.flag(&["--hold"]))],
+                )?,
+            )
+        }
+        (Kind::Vm, "deploy") => call(
+            "one.vm.deploy",
+            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "host id")?)],
+        )
+        .map(drop),
+        (
+            Kind::Vm,
+            a @ ("terminate" | "poweroff" | "undeploy" | "reboot" | "hold" | "release" | "resume"
+            | "stop" | "suspend"),
+        ) => {
+            let action = if o.flag(&["--hard"])
+                && matches!(a, "terminate" | "poweroff" | "undeploy" | "reboot")
+            {
+                format!("{a}-hard")
+            } else {
+                a.to_string()
+            };
+            call(
+                "one.vm.action",
+                vec![Value::String(action), Value::Int(id(w1, "id")?)],
+            )
+            .map(drop)
+        }
+        (Kind::Template, "create") => say_id(
+            out,
+            call("one.template.allocate", vec![Value::String(file_text(w1)?)])?,
+        ),
+        (Kind::Template, "clone") => {
+            let name = w2.ok_or("missing the new name")?;
+            say_id(
+                out,
+                call(
+                    "one.template.clone",
+                    vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+                )?,
+            )
+        }
+        (Kind::Template, "instantiate") => {
+            let name = o.value(&["--name"]).unwrap_or_default();
+            let v = call(
+                "one.template.instantiate",
+                vec![
+                    Value::Int(id(w1, "id")?),
+                    Value::String(name),
+                    Value::Bool(o.flag(&["--hold"])),
+                    Value::String(String::new()),
+                ],
+            )?;
+            writeln!(out, "VM ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
+        }
+        (Kind::User | Kind::Group | Kind::Host | Kind::Template, "delete") => {
+            let method = match kind {
+                Kind::User => "one.user.delete",
+                Kind::Group => "one.group.delete",
+                Kind::Host => "one.host.delete",
+                _ => "one.template.delete",
+            };
+            call(method, vec![Value::Int(id(w1, "id")?)]).map(drop)
+        }
+        (_, "") => Err(format!("No command given.\nusage: {}", kind.usage())),
+        (_, other) => Err(format!(
+            "Unknown command '{other}'.\nusage: {}",
+            kind.usage()
+        )),
+    }
+}
+
+/// `"<user> <resources>/<id> <rights> [<zone>]"` into the hex strings `one.acl.addrule` takes.
+pub fn parse_rule(rule: &str) -> Result<(String, String, String, Option<String>), String> {
+    let parts: Vec<&str> = rule.split_whitespace().collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return Err(format!(
+            "malformed rule '{rule}': expected \"<user> <resources>/<id> <rights> [<zone>]\""
+        ));
+    }
+    let selector = |s: &str| -> Result<u64, String> {
+        let num = |t: &str| {
+            t.parse::<u64>()
+                .map_err(|_| format!("malformed rule: bad id in '{s}'"))
+        };
+        match s.chars().next() {
+            Some('#') => Ok(0x1_0000_0000 | num(&s[1..])?),
+            Some('@') => Ok(0x2_0000_0000 | num(&s[1..])?),
+            Some('%') => Ok(0x8_0000_0000 | num(&s[1..])?),
+            Some('*') if s == "*" => Ok(0x4_0000_0000),
+            _ => Err(format!("malformed rule: bad selector '{s}'")),
+        }
+    };
+    const TYPES: &[(&str, u64)] = &[
+        ("VM", 0x10_0000_0000),
+        ("HOST", 0x20_0000_0000),
+        ("NET", 0x40_0000_0000),
+        ("IMAGE", 0x80_0000_0000),
+        ("USER", 0x100_0000_0000),
+        ("TEMPLATE", 0x200_0000_0000),
+        ("GROUP", 0x400_0000_0000),
+        ("DATASTORE", 0x1000_0000_0000),
+        ("CLUSTER", 0x2000_0000_0000),
+        ("DOCUMENT", 0x4000_0000_0000),
+        ("ZONE", 0x8000_0000_0000),
+        ("SECGROUP", 0x1_0000_0000_0000),
+        ("VDC", 0x2_0000_0000_0000),
+        ("VROUTER", 0x4_0000_0000_0000),
+        ("MARKETPLACE", 0x8_0000_0000_0000),
+        ("MARKETPLACEAPP", 0x10_0000_0000_0000),
+        ("VMGROUP", 0x20_0000_0000_0000),
+        ("VNTEMPLATE", 0x40_0000_0000_0000),
+        ("HOOK", 0x80_0000_0000_0000),
+        ("BACKUPJOB", 0x100_0000_0000_0000),
+    ];
+    let user = selector(parts[0])?;
+    let (types, rid) = parts[1]
+        .split_once('/')
+        .ok_or("malformed rule: resources need /<id>")?;
+    let mut resource = selector(rid)?;
+    for t in types.split('+') {
+        let bit = TYPES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(t))
+            .ok_or(format!("malformed rule: unknown resource {t}"))?;
+        resource |= bit.1;
+    }
+    let mut rights = 0u64;
+    for r in parts[2].split('+') {
+        rights |= match r.to_ascii_uppercase().as_str() {
+            "USE" => 1,
+            "MANAGE" => 2,
+            "ADMIN" => 4,
+            "CREATE" => 8,
+            other => return Err(format!("malformed rule: unknown right {other}")),
+        };
+    }
+    let zone = parts.get(3).map(|z| selector(z)).transpose()?;
+    Ok((
+        format!("0x{user:x}"),
+        format!("0x{resource:x}"),
+        format!("0x{rights:x}"),
+        zone.map(|z| format!("0x{z:x}")),
+    ))
+}
+
+/// Runs the command `kind` with `args` (without the program name); returns the exit code.
+pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        let _ = writeln!(out, "usage: {}", kind.usage());
+        return 0;
+    }
+    let o = match parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let session = match resolve_session(o.value(&["--user"]), o.value(&["--password"])) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "{e:#}");
+            return EXIT_FAILURE;
+        }
+    };
+    let client = Client::new(
+        resolve_endpoint(o.value(&["--endpoint"])),
+        session,
+        Duration::from_secs(30),
+    );
+    match execute(kind, &o, &client, out) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_rules_are_written_as_opennebula_parses_them() {
+        assert_eq!(
+            parse_rule("#5 HOST/* MANAGE").unwrap(),
+            (
+                "0x100000005".into(),
+                "0x2400000000".into(),
+                "0x2".into(),
+                None
+            )
+        );
+        assert_eq!(
+            parse_rule("@1 VM+TEMPLATE/@2 USE+CREATE #0").unwrap().3,
+            Some("0x100000000".into())
+        );
+        assert!(parse_rule("#5 HOST MANAGE").is_err());
+        assert!(parse_rule("5 HOST/* MANAGE").is_err());
+    }
+
+    #[test]
+    fn vm_states_have_opennebulas_short_names() {
+        assert_eq!(vm_stat(3, 3), "runn");
+        assert_eq!(vm_stat(1, 0), "pend");
+        assert_eq!(vm_stat(8, 0), "poff");
+        assert_eq!(vm_stat(3, 1), "prol");
+    }
+}
