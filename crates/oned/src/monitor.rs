@@ -1,5 +1,5 @@
-//! Host monitoring for the `dummy` information driver, run by the leader only: a host in INIT
-//! becomes MONITORED with a fixed capacity. The result enters the log like any write, so every
+//! The `dummy` drivers, run by the leader only: a host in INIT becomes MONITORED with a fixed
+//! capacity; a new image becomes READY, a new virtual network READY. The result enters the log like any write, so every
 //! server shows the same state, and after a failover the new leader carries on.
 
 use std::time::Duration;
@@ -25,25 +25,32 @@ pub fn spawn(cluster: Cluster, pool: ReadPool) {
                 continue;
             }
             let txn = SqlTxn {
-                stmts: vec![SqlStmt::new(
-                    "UPDATE host_pool SET prev_state = state, state = ?3,
+                stmts: vec![
+                    // The dummy datastore and network drivers finish at once.
+                    SqlStmt::new("UPDATE image_pool SET state = 1 WHERE state = 4", vec![]),
+                    SqlStmt::new("UPDATE vnet_pool SET state = 1 WHERE state = 2", vec![]),
+                    SqlStmt::new(
+                        "UPDATE host_pool SET prev_state = state, state = ?3,
                        total_cpu = ?1, total_mem = ?2,
                        template = 'HYPERVISOR = \"dummy\"'
                      WHERE state = ?4 AND im_mad = 'dummy'",
-                    vec![
-                        SqlValue::Int(DUMMY_CPU),
-                        SqlValue::Int(DUMMY_MEM),
-                        SqlValue::Int(MONITORED),
-                        SqlValue::Int(INIT),
-                    ],
-                )],
+                        vec![
+                            SqlValue::Int(DUMMY_CPU),
+                            SqlValue::Int(DUMMY_MEM),
+                            SqlValue::Int(MONITORED),
+                            SqlValue::Int(INIT),
+                        ],
+                    ),
+                ],
             };
             // Nothing to monitor is the usual case; skip the write then.
             let reader = pool.clone();
             let pending = tokio::task::spawn_blocking(move || {
                 reader.with(|c| {
                     c.query_row(
-                        "SELECT count(*) FROM host_pool WHERE state = 0 AND im_mad = 'dummy'",
+                        "SELECT (SELECT count(*) FROM host_pool WHERE state = 0 AND im_mad = 'dummy')
+                              + (SELECT count(*) FROM image_pool WHERE state = 4)
+                              + (SELECT count(*) FROM vnet_pool WHERE state = 2)",
                         [],
                         |r| r.get::<_, i64>(0),
                     )

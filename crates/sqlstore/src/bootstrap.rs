@@ -29,7 +29,12 @@ pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Re
          INSERT INTO cluster_pool (oid, name) VALUES (0, 'default');
          INSERT INTO pool_control (tablename, last_oid) VALUES
             ('user_pool', 1), ('group_pool', 99), ('zone_pool', 99), ('acl', 2),
-            ('host_pool', -1), ('cluster_pool', 99), ('template_pool', -1), ('vm_pool', -1);",
+            ('host_pool', -1), ('cluster_pool', 99), ('template_pool', -1), ('vm_pool', -1),
+            ('datastore_pool', 99), ('image_pool', -1), ('vnet_pool', -1);
+         INSERT INTO datastore_pool (oid, name, uid, gid, perms, type, ds_mad, tm_mad) VALUES
+            (0, 'system', 0, 0, 416, 1, '-', 'local'),
+            (1, 'default', 0, 0, 416, 0, 'fs', 'local'),
+            (2, 'files', 0, 0, 416, 2, 'fs', 'local');",
     )?;
     // OpenNebula's three default rules (AclManager): users may create their own VMs, images,
     // templates...; everyone may use the zone and the marketplaces.

@@ -75,6 +75,46 @@ CREATE TABLE IF NOT EXISTS vm_pool (
     template TEXT NOT NULL,
     user_template TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS datastore_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    ds_mad TEXT NOT NULL,
+    tm_mad TEXT NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    template TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS image_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    persistent INTEGER NOT NULL,
+    regtime INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    datastore_id INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    UNIQUE (name, uid)
+);
+CREATE TABLE IF NOT EXISTS vnet_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    vn_mad TEXT NOT NULL,
+    bridge TEXT NOT NULL,
+    template TEXT NOT NULL,
+    UNIQUE (name, uid)
+);
 CREATE TABLE IF NOT EXISTS history (
     vid INTEGER NOT NULL,
     seq INTEGER NOT NULL,

@@ -5,10 +5,12 @@ mod acl;
 mod group;
 pub mod host;
 mod perms;
+mod storage;
 mod system;
 mod user;
 pub mod vm;
 mod vmtemplate;
+mod vnet;
 pub mod xml;
 mod zone;
 
@@ -210,6 +212,18 @@ fn lookup(method: &str) -> Option<Handler> {
         "one.template.clone" => h!(vmtemplate::clone),
         "one.template.instantiate" => h!(vmtemplate::instantiate),
         "one.templatepool.info" => h!(vmtemplate::pool_info),
+        "one.datastore.allocate" => h!(storage::ds_allocate),
+        "one.datastore.info" => h!(storage::ds_info),
+        "one.datastore.delete" => h!(storage::ds_delete),
+        "one.datastorepool.info" => h!(storage::ds_pool_info),
+        "one.image.allocate" => h!(storage::image_allocate),
+        "one.image.info" => h!(storage::image_info),
+        "one.image.delete" => h!(storage::image_delete),
+        "one.imagepool.info" => h!(storage::image_pool_info),
+        "one.vn.allocate" => h!(vnet::allocate),
+        "one.vn.info" => h!(vnet::info),
+        "one.vn.delete" => h!(vnet::delete),
+        "one.vnpool.info" => h!(vnet::pool_info),
         "one.userpool.info" => h!(user::pool_info),
         _ => None,
     }

@@ -1,0 +1,470 @@
+//! `one.datastore.*`, `one.datastorepool.info`, `one.image.*` and `one.imagepool.info`.
+//! Datastores 0 `system`, 1 `default` and 2 `files` exist from the start. A new image is
+//! LOCKED until the leader's driver task (`crate::monitor`) makes it READY, as a replicated write.
+
+use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use xmlrpc::{Params, Value};
+
+use super::perms::{self, caller, not_authorized, Owned, PoolFilter, MANAGE, USE};
+use super::xml::esc;
+use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
+use crate::auth::Session;
+
+pub const DATASTORE: u64 = 0x1000_0000_0000;
+pub const IMAGE: u64 = 0x80_0000_0000;
+/// Image states.
+pub const READY: i64 = 1;
+pub const LOCKED: i64 = 4;
+const TYPES: &[&str] = &["OS", "CDROM", "DATABLOCK", "KERNEL", "RAMDISK", "CONTEXT"];
+/// Capacity the dummy datastores report, in MB.
+const DUMMY_TOTAL_MB: i64 = 1024 * 1024;
+
+fn tpl_xml(text: &str) -> String {
+    template::Template::parse(text)
+        .map(|t| t.to_xml())
+        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string())
+}
+
+struct DsRow {
+    owned: Owned,
+    name: String,
+    uname: String,
+    gname: String,
+    kind: i64,
+    ds_mad: String,
+    tm_mad: String,
+    state: i64,
+    template: String,
+    images: Vec<(i64, i64)>,
+}
+
+fn ds_xml(d: &DsRow) -> String {
+    let used: i64 = d.images.iter().map(|(_, size)| size).sum();
+    let images: String = d
+        .images
+        .iter()
+        .map(|(id, _)| format!("<ID>{id}</ID>"))
+        .collect();
+    format!(
+        "<DATASTORE><ID>{}</ID><UID>{}</UID><GID>{}</GID><UNAME>{}</UNAME><GNAME>{}</GNAME><NAME>{}</NAME>{}<DS_MAD>{}</DS_MAD><TM_MAD>{}</TM_MAD><BASE_PATH>/var/lib/one//datastores/{}</BASE_PATH><TYPE>{}</TYPE><DISK_TYPE>0</DISK_TYPE><STATE>{}</STATE><CLUSTERS><ID>0</ID></CLUSTERS><TOTAL_MB>{DUMMY_TOTAL_MB}</TOTAL_MB><FREE_MB>{}</FREE_MB><USED_MB>{used}</USED_MB><IMAGES>{images}</IMAGES>{}</DATASTORE>",
+        d.owned.oid,
+        d.owned.uid,
+        d.owned.gid,
+        esc(&d.uname),
+        esc(&d.gname),
+        esc(&d.name),
+        perms::permissions_xml(d.owned.perms),
+        esc(&d.ds_mad),
+        esc(&d.tm_mad),
+        d.owned.oid,
+        d.kind,
+        d.state,
+        DUMMY_TOTAL_MB - used,
+        tpl_xml(&d.template),
+    )
+}
+
+fn load_datastores(
+    c: &sqlstore::rusqlite::Connection,
+    only: Option<i64>,
+) -> Result<Vec<DsRow>, sqlstore::rusqlite::Error> {
+    let mut st = c.prepare(
+        "SELECT d.oid, d.uid, d.gid, d.perms, d.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+                d.type, d.ds_mad, d.tm_mad, d.state, d.template
+         FROM datastore_pool d LEFT JOIN user_pool u ON u.oid = d.uid
+              LEFT JOIN group_pool g ON g.oid = d.gid
+         WHERE ?1 IS NULL OR d.oid = ?1 ORDER BY d.oid",
+    )?;
+    let mut rows: Vec<DsRow> = st
+        .query_map([only], |r| {
+            Ok(DsRow {
+                owned: Owned {
+                    oid: r.get(0)?,
+                    uid: r.get(1)?,
+                    gid: r.get(2)?,
+                    perms: r.get(3)?,
+                },
+                name: r.get(4)?,
+                uname: r.get(5)?,
+                gname: r.get(6)?,
+                kind: r.get(7)?,
+                ds_mad: r.get(8)?,
+                tm_mad: r.get(9)?,
+                state: r.get(10)?,
+                template: r.get(11)?,
+                images: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut imgs =
+        c.prepare_cached("SELECT oid, size FROM image_pool WHERE datastore_id = ?1 ORDER BY oid")?;
+    for d in &mut rows {
+        d.images = imgs
+            .query_map([d.owned.oid], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(rows)
+}
+
+pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let text = p.string(0)?.to_string();
+    require_admin(s, "CREATE DATASTORE")?;
+    let t = template::Template::parse(&text)
+        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let name = t
+        .single("NAME")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
+        .to_string();
+    let kind = match t
+        .single("TYPE")
+        .unwrap_or("IMAGE_DS")
+        .to_uppercase()
+        .as_str()
+    {
+        "IMAGE_DS" => 0,
+        "SYSTEM_DS" => 1,
+        "FILE_DS" => 2,
+        other => {
+            return Err(fail(
+                code::INTERNAL,
+                format!("Error allocating a new datastore. Unknown TYPE {other}"),
+            ))
+        }
+    };
+    let tm_mad = t
+        .single("TM_MAD")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            fail(
+                code::INTERNAL,
+                "Error allocating a new datastore. No TM_MAD in template.",
+            )
+        })?
+        .to_string();
+    let ds_mad = t
+        .single("DS_MAD")
+        .unwrap_or(if kind == 1 { "-" } else { "fs" })
+        .to_string();
+    let txn = SqlTxn {
+        stmts: vec![
+            SqlStmt::new(
+                "INSERT INTO datastore_pool (oid, name, uid, gid, perms, type, ds_mad, tm_mad, template)
+                 SELECT last_oid + 1, ?1, ?2, ?3, 416, ?4, ?5, ?6, ?7 FROM pool_control
+                 WHERE tablename = 'datastore_pool' RETURNING oid",
+                vec![
+                    SqlValue::Text(name.clone()),
+                    SqlValue::Int(s.uid),
+                    SqlValue::Int(s.gid),
+                    SqlValue::Int(kind),
+                    SqlValue::Text(ds_mad),
+                    SqlValue::Text(tm_mad),
+                    SqlValue::Text(t.to_text()),
+                ],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'datastore_pool'",
+                vec![],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(v) => Ok(Value::Int(
+            v.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
+        )),
+        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new datastore. NAME is already taken by DATASTORE {name}."),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+pub async fn ds_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let d = ctx
+        .read(move |c| load_datastores(c, Some(id)))
+        .await?
+        .pop()
+        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting datastore [{id}].")))?;
+    if !caller(ctx, s).await?.may(DATASTORE, &d.owned, USE) {
+        return Err(not_authorized(s, &format!("USE DATASTORE [{id}]")));
+    }
+    Ok(Value::String(ds_xml(&d)))
+}
+
+pub async fn ds_pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    let c = caller(ctx, s).await?;
+    let rows = ctx.read(|c| load_datastores(c, None)).await?;
+    let body: String = rows
+        .iter()
+        .filter(|d| c.may(DATASTORE, &d.owned, USE))
+        .map(ds_xml)
+        .collect();
+    Ok(Value::String(format!(
+        "<DATASTORE_POOL>{body}</DATASTORE_POOL>"
+    )))
+}
+
+pub async fn ds_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    require_admin(s, &format!("MANAGE DATASTORE [{id}]"))?;
+    if id < 100 {
+        return Err(fail(
+            code::ACTION,
+            "Cannot delete datastore. System datastores (ID < 100) cannot be deleted.",
+        ));
+    }
+    let txn = SqlTxn {
+        stmts: vec![SqlStmt::new(
+            "DELETE FROM datastore_pool WHERE oid = ?1
+               AND NOT EXISTS (SELECT 1 FROM image_pool WHERE datastore_id = ?1)",
+            vec![SqlValue::Int(id)],
+        )
+        .must_match()],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+            code::ACTION,
+            format!("Cannot delete datastore [{id}]: it does not exist or holds images."),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+struct ImageRow {
+    owned: Owned,
+    name: String,
+    uname: String,
+    gname: String,
+    kind: i64,
+    persistent: i64,
+    regtime: i64,
+    path: String,
+    size: i64,
+    state: i64,
+    ds: i64,
+    ds_name: String,
+    template: String,
+}
+
+fn image_xml(i: &ImageRow) -> String {
+    format!(
+        "<IMAGE><ID>{}</ID><UID>{}</UID><GID>{}</GID><UNAME>{}</UNAME><GNAME>{}</GNAME><NAME>{}</NAME>{}<TYPE>{}</TYPE><DISK_TYPE>0</DISK_TYPE><PERSISTENT>{}</PERSISTENT><REGTIME>{}</REGTIME><MODTIME>{}</MODTIME><SOURCE>{}</SOURCE><PATH>{}</PATH><FORMAT>raw</FORMAT><FS></FS><SIZE>{}</SIZE><STATE>{}</STATE><PREV_STATE>{}</PREV_STATE><RUNNING_VMS>0</RUNNING_VMS><CLONING_OPS>0</CLONING_OPS><CLONING_ID>-1</CLONING_ID><TARGET_SNAPSHOT>-1</TARGET_SNAPSHOT><DATASTORE_ID>{}</DATASTORE_ID><DATASTORE>{}</DATASTORE><VMS></VMS><CLONES></CLONES><APP_CLONES></APP_CLONES>{}<SNAPSHOTS><ALLOW_ORPHANS>NO</ALLOW_ORPHANS><CURRENT_BASE>-1</CURRENT_BASE><NEXT_SNAPSHOT>0</NEXT_SNAPSHOT></SNAPSHOTS><BACKUP_INCREMENTS></BACKUP_INCREMENTS></IMAGE>",
+        i.owned.oid,
+        i.owned.uid,
+        i.owned.gid,
+        esc(&i.uname),
+        esc(&i.gname),
+        esc(&i.name),
+        perms::permissions_xml(i.owned.perms),
+        i.kind,
+        i.persistent,
+        i.regtime,
+        i.regtime,
+        if i.state == READY {
+            format!("/var/lib/one//datastores/{}/{}", i.ds, i.owned.oid)
+        } else {
+            String::new()
+        },
+        esc(&i.path),
+        i.size,
+        i.state,
+        i.state,
+        i.ds,
+        esc(&i.ds_name),
+        tpl_xml(&i.template),
+    )
+}
+
+fn load_images(
+    c: &sqlstore::rusqlite::Connection,
+    only: Option<i64>,
+) -> Result<Vec<ImageRow>, sqlstore::rusqlite::Error> {
+    let mut st = c.prepare(
+        "SELECT i.oid, i.uid, i.gid, i.perms, i.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+                i.type, i.persistent, i.regtime, i.path, i.size, i.state, i.datastore_id,
+                COALESCE(d.name, ''), i.template
+         FROM image_pool i LEFT JOIN user_pool u ON u.oid = i.uid
+              LEFT JOIN group_pool g ON g.oid = i.gid
+              LEFT JOIN datastore_pool d ON d.oid = i.datastore_id
+         WHERE ?1 IS NULL OR i.oid = ?1 ORDER BY i.oid",
+    )?;
+    let rows = st
+        .query_map([only], |r| {
+            Ok(ImageRow {
+                owned: Owned {
+                    oid: r.get(0)?,
+                    uid: r.get(1)?,
+                    gid: r.get(2)?,
+                    perms: r.get(3)?,
+                },
+                name: r.get(4)?,
+                uname: r.get(5)?,
+                gname: r.get(6)?,
+                kind: r.get(7)?,
+                persistent: r.get(8)?,
+                regtime: r.get(9)?,
+                path: r.get(10)?,
+                size: r.get(11)?,
+                state: r.get(12)?,
+                ds: r.get(13)?,
+                ds_name: r.get(14)?,
+                template: r.get(15)?,
+            })
+        })?
+        .collect();
+    rows
+}
+
+fn no_image(id: i64) -> Failure {
+    fail(code::NO_EXISTS, format!("Error getting image [{id}]."))
+}
+
+pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let text = p.string(0)?.to_string();
+    let ds = p.int(1)? as i64;
+    let c = caller(ctx, s).await?;
+    if !c.may_create(IMAGE) {
+        return Err(not_authorized(s, "CREATE IMAGE"));
+    }
+    let t = template::Template::parse(&text)
+        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let name = t
+        .single("NAME")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
+        .to_string();
+    let kind_name = t.single("TYPE").unwrap_or("OS").to_uppercase();
+    let kind = TYPES
+        .iter()
+        .position(|k| *k == kind_name)
+        .ok_or_else(|| fail(code::INTERNAL, format!("Unknown image TYPE {kind_name}")))?
+        as i64;
+    let path = t.single("PATH").unwrap_or("").to_string();
+    let size = t.single("SIZE").and_then(|v| v.trim().parse::<i64>().ok());
+    let size = match (kind_name.as_str(), size, path.is_empty()) {
+        ("DATABLOCK", Some(sz), _) if sz > 0 => sz,
+        ("DATABLOCK", _, true) => {
+            return Err(fail(
+                code::INTERNAL,
+                "A DATABLOCK image needs a positive SIZE or a PATH.",
+            ))
+        }
+        (_, _, true) => return Err(fail(code::INTERNAL, "No PATH in template.")),
+        (_, Some(sz), _) => sz,
+        // The dummy datastore driver reports every file as 1 GiB.
+        (_, None, false) => 1024,
+    };
+    let d = ctx
+        .read(move |c| load_datastores(c, Some(ds)))
+        .await?
+        .pop()
+        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting datastore [{ds}].")))?;
+    if !c.may(DATASTORE, &d.owned, USE) {
+        return Err(not_authorized(s, &format!("USE DATASTORE [{ds}]")));
+    }
+    if d.kind == 1 {
+        return Err(fail(
+            code::INTERNAL,
+            "Error allocating a new image. Images cannot be created in a system datastore.",
+        ));
+    }
+    let persistent = t
+        .single("PERSISTENT")
+        .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let txn = SqlTxn {
+        stmts: vec![
+            SqlStmt::new(
+                "INSERT INTO image_pool (oid, name, uid, gid, perms, type, persistent, regtime, path,
+                                         size, state, datastore_id, template)
+                 SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+                 FROM pool_control WHERE tablename = 'image_pool' RETURNING oid",
+                vec![
+                    SqlValue::Text(name.clone()),
+                    SqlValue::Int(s.uid),
+                    SqlValue::Int(s.gid),
+                    SqlValue::Int(perms::DEFAULT_PERMS),
+                    SqlValue::Int(kind),
+                    SqlValue::Int(persistent as i64),
+                    SqlValue::Int(super::vm::now()),
+                    SqlValue::Text(path),
+                    SqlValue::Int(size),
+                    SqlValue::Int(LOCKED),
+                    SqlValue::Int(ds),
+                    SqlValue::Text(t.to_text()),
+                ],
+            )
+            .must_match(),
+            SqlStmt::new(
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'image_pool'",
+                vec![],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(v) => Ok(Value::Int(
+            v.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
+        )),
+        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new image. NAME is already taken by IMAGE {name}."),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+async fn image(ctx: &Ctx, id: i64) -> Result<ImageRow, Failure> {
+    ctx.read(move |c| load_images(c, Some(id)))
+        .await?
+        .pop()
+        .ok_or_else(|| no_image(id))
+}
+
+pub async fn image_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let i = image(ctx, id).await?;
+    if !caller(ctx, s).await?.may(IMAGE, &i.owned, USE) {
+        return Err(not_authorized(s, &format!("USE IMAGE [{id}]")));
+    }
+    Ok(Value::String(image_xml(&i)))
+}
+
+pub async fn image_pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let filter = PoolFilter::parse(&p)?;
+    let c = caller(ctx, s).await?;
+    let rows = ctx.read(|c| load_images(c, None)).await?;
+    let rows: Vec<(Owned, ImageRow)> = rows.into_iter().map(|i| (i.owned, i)).collect();
+    let body: String = filter
+        .apply(&c, IMAGE, rows)
+        .iter()
+        .map(image_xml)
+        .collect();
+    Ok(Value::String(format!("<IMAGE_POOL>{body}</IMAGE_POOL>")))
+}
+
+pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let i = image(ctx, id).await?;
+    if !caller(ctx, s).await?.may(IMAGE, &i.owned, MANAGE) {
+        return Err(not_authorized(s, &format!("MANAGE IMAGE [{id}]")));
+    }
+    let txn = SqlTxn {
+        stmts: vec![SqlStmt::new(
+            "DELETE FROM image_pool WHERE oid = ?1",
+            vec![SqlValue::Int(id)],
+        )
+        .must_match()],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_image(id)),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::ACTION, format!("Cannot delete image. {m}"))),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
