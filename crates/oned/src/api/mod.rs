@@ -4,6 +4,7 @@
 mod acl;
 mod group;
 pub mod host;
+mod owned;
 mod perms;
 mod storage;
 mod system;
@@ -164,6 +165,51 @@ fn lookup(method: &str) -> Option<Handler> {
         ($f:path) => {
             Some(|c, s, p| Box::pin($f(c, s, p)))
         };
+    }
+    macro_rules! o {
+        ($f:path, $family:path) => {
+            Some(|c, s, p| Box::pin($f(c, s, p, &$family)))
+        };
+    }
+    let owned = method
+        .strip_prefix("one.")
+        .and_then(|m| m.split_once('.'))
+        .and_then(|(family, op)| {
+            let fam = match family {
+                "vm" => &owned::VM,
+                "template" => &owned::TEMPLATE,
+                "image" => &owned::IMAGE,
+                "vn" => &owned::NET,
+                "datastore" => &owned::DATASTORE,
+                _ => return None,
+            };
+            Some((fam.table, op))
+        });
+    if let Some((table, op)) = owned {
+        let handler: Option<Handler> = match (table, op) {
+            ("vm_pool", "chmod") => o!(owned::chmod, owned::VM),
+            ("vm_pool", "chown") => o!(owned::chown, owned::VM),
+            ("vm_pool", "rename") => o!(owned::rename, owned::VM),
+            ("vm_pool", "update") => o!(owned::update, owned::VM),
+            ("template_pool", "chown") => o!(owned::chown, owned::TEMPLATE),
+            ("template_pool", "rename") => o!(owned::rename, owned::TEMPLATE),
+            ("image_pool", "chmod") => o!(owned::chmod, owned::IMAGE),
+            ("image_pool", "chown") => o!(owned::chown, owned::IMAGE),
+            ("image_pool", "rename") => o!(owned::rename, owned::IMAGE),
+            ("image_pool", "update") => o!(owned::update, owned::IMAGE),
+            ("vnet_pool", "chmod") => o!(owned::chmod, owned::NET),
+            ("vnet_pool", "chown") => o!(owned::chown, owned::NET),
+            ("vnet_pool", "rename") => o!(owned::rename, owned::NET),
+            ("vnet_pool", "update") => o!(owned::update, owned::NET),
+            ("datastore_pool", "chmod") => o!(owned::chmod, owned::DATASTORE),
+            ("datastore_pool", "chown") => o!(owned::chown, owned::DATASTORE),
+            ("datastore_pool", "rename") => o!(owned::rename, owned::DATASTORE),
+            ("datastore_pool", "update") => o!(owned::update, owned::DATASTORE),
+            _ => None,
+        };
+        if handler.is_some() {
+            return handler;
+        }
     }
     match method {
         "one.system.version" => h!(system::version),
