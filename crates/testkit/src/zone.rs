@@ -34,6 +34,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const AUTHENTICATION: i32 = 0x0100;
 pub const AUTHORIZATION: i32 = 0x0200;
 pub const NO_EXISTS: i32 = 0x0400;
+pub const ACTION_CODE: i32 = 0x0800;
 pub const INTERNAL: i32 = 0x2000;
 
 /// Raft states of `one.zone.raftstatus`.

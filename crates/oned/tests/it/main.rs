@@ -10,6 +10,7 @@
 
 mod api;
 mod config;
+mod families;
 mod ha;
 mod hooks;
 mod ops;
