@@ -114,35 +114,13 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             "Error allocating a new group. Invalid NAME",
         ));
     }
-    let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO group_pool (oid, name, template)
-                 SELECT last_oid + 1, ?1, '' FROM pool_control WHERE tablename = 'group_pool'
-                 RETURNING oid",
-                vec![SqlValue::Text(name.clone())],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'group_pool'",
-                vec![],
-            ),
-        ],
-    };
-    match ctx.write(txn).await {
-        Ok(values) => Ok(Value::Int(
-            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new group. NAME is already taken by GROUP {name}."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new group. {m}"),
-        )),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    let insert = SqlStmt::new(
+        "INSERT INTO group_pool (oid, name, template)
+             SELECT last_oid + 1, ?1, '' FROM pool_control WHERE tablename = 'group_pool'
+             RETURNING oid",
+        vec![SqlValue::Text(name.clone())],
+    );
+    super::allocate_next(ctx, "group_pool", insert, "group", "GROUP", &name).await
 }
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -277,4 +255,37 @@ pub async fn addadmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 pub async fn deladmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     admin(ctx, s, p, false).await
+}
+
+/// `one.group.update(id, template, type)`.
+pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let merge = super::update_type(&p)?;
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("MANAGE GROUP [{id}]")));
+    }
+    let old = ctx
+        .read(move |c| load_groups(c, Some(id)))
+        .await?
+        .pop()
+        .ok_or_else(|| no_group(id))?
+        .template;
+    let new = super::merged(&old, &text, merge)?;
+    let txn = SqlTxn {
+        stmts: vec![SqlStmt::new(
+            "UPDATE group_pool SET template = ?2 WHERE oid = ?1 AND template = ?3",
+            vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
+        )
+        .must_match()],
+    };
+    match ctx.write(txn).await {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+            code::INTERNAL,
+            "Cannot update template: the group changed meanwhile, try again",
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
 }

@@ -129,40 +129,18 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("Error getting cluster [{cluster}]."),
         ));
     }
-    let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO host_pool (oid, name, state, prev_state, im_mad, vm_mad, cluster_id)
-                 SELECT last_oid + 1, ?1, 0, 0, ?2, ?3, ?4 FROM pool_control
-                 WHERE tablename = 'host_pool' RETURNING oid",
-                vec![
-                    SqlValue::Text(name.clone()),
-                    SqlValue::Text(im_mad),
-                    SqlValue::Text(vm_mad),
-                    SqlValue::Int(cluster),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'host_pool'",
-                vec![],
-            ),
+    let insert = SqlStmt::new(
+        "INSERT INTO host_pool (oid, name, state, prev_state, im_mad, vm_mad, cluster_id)
+             SELECT last_oid + 1, ?1, 0, 0, ?2, ?3, ?4 FROM pool_control
+             WHERE tablename = 'host_pool' RETURNING oid",
+        vec![
+            SqlValue::Text(name.clone()),
+            SqlValue::Text(im_mad),
+            SqlValue::Text(vm_mad),
+            SqlValue::Int(cluster),
         ],
-    };
-    match ctx.write(txn).await {
-        Ok(values) => Ok(Value::Int(
-            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new host. NAME is already taken by HOST {name}."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new host. {m}"),
-        )),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    );
+    super::allocate_next(ctx, "host_pool", insert, "host", "HOST", &name).await
 }
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -248,4 +226,58 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         "delete",
     )
     .await
+}
+
+/// `one.host.update(id, template, type)`: replace (0) or merge (1) the host's template.
+pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let merge = super::update_type(&p)?;
+    require_admin(s, &format!("MANAGE HOST [{id}]"))?;
+    let old = ctx
+        .read(move |c| load_hosts(c, Some(id)))
+        .await?
+        .pop()
+        .ok_or_else(|| no_host(id))?
+        .template;
+    let new = super::merged(&old, &text, merge)?;
+    change(
+        ctx,
+        id,
+        vec![SqlStmt::new(
+            "UPDATE host_pool SET template = ?2 WHERE oid = ?1 AND template = ?3",
+            vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
+        )
+        .must_match()],
+        "update",
+    )
+    .await
+}
+
+pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let name = p.string(1)?.to_string();
+    require_admin(s, &format!("MANAGE HOST [{id}]"))?;
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(fail(code::ACTION, "Cannot rename host: invalid NAME"));
+    }
+    match ctx
+        .write(SqlTxn {
+            stmts: vec![SqlStmt::new(
+                "UPDATE host_pool SET name = ?2 WHERE oid = ?1",
+                vec![SqlValue::Int(id), SqlValue::Text(name.clone())],
+            )
+            .must_match()],
+        })
+        .await
+    {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_host(id)),
+        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
+            code::ACTION,
+            format!("Cannot rename host. NAME is already taken by HOST {name}."),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
 }

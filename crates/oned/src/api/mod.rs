@@ -243,6 +243,9 @@ fn lookup(method: &str) -> Option<Handler> {
         "one.host.info" => h!(host::info),
         "one.host.delete" => h!(host::delete),
         "one.host.status" => h!(host::status),
+        "one.host.update" => h!(host::update),
+        "one.host.rename" => h!(host::rename),
+        "one.group.update" => h!(group::update),
         "one.hostpool.info" => h!(host::pool_info),
         "one.vm.allocate" => h!(vm::allocate),
         "one.vm.info" => h!(vm::info),
@@ -484,6 +487,74 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
             }
         }
     }
+}
+
+/// Inserts a new object whose id is the next one of the `pool` counter in `pool_control`:
+/// `insert` reads `last_oid + 1` from that row and returns the oid; the counter moves in the
+/// same transaction, so every server hands out the same id.
+pub async fn allocate_next(
+    ctx: &Ctx,
+    pool: &str,
+    insert: sqlstore::SqlStmt,
+    what: &str,
+    kind: &str,
+    name: &str,
+) -> MethodResult {
+    use sqlstore::{SqlStmt, SqlValue};
+    let txn = SqlTxn {
+        stmts: vec![
+            insert.must_match(),
+            SqlStmt::new(
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = ?1",
+                vec![SqlValue::Text(pool.to_string())],
+            ),
+        ],
+    };
+    match ctx.write(txn).await {
+        Ok(values) => Ok(Value::Int(
+            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
+        )),
+        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new {what}. NAME is already taken by {kind} {name}."),
+        )),
+        Err(TxnFailure::Txn(_, m)) => Err(fail(
+            code::INTERNAL,
+            format!("Error allocating a new {what}. {m}"),
+        )),
+        Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+/// The `type` of `one.<o>.update`: 0 replaces (the default), 1 merges, anything else is
+/// XML_RPC_API `Wrong update type`.
+pub fn update_type(p: &Params<'_>) -> Result<bool, Failure> {
+    match p.0.get(2) {
+        None => Ok(false),
+        Some(_) => match p.int(2)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(fail(code::XML_RPC_API, "Wrong update type")),
+        },
+    }
+}
+
+/// The template text an update leaves: `text` replacing `old`, or merged into it (each
+/// attribute named in `text` replaces all of that name).
+pub fn merged(old: &str, text: &str, merge: bool) -> Result<String, Failure> {
+    let new = template::Template::parse(text)
+        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+    if !merge {
+        return Ok(new.to_text());
+    }
+    let mut out = template::Template::parse(old).unwrap_or_default();
+    for a in &new.attrs {
+        out.remove(&a.name);
+    }
+    for a in new.attrs {
+        out.push(&a.name, a.value);
+    }
+    Ok(out.to_text())
 }
 
 /// AUTHORIZATION for a non-admin on an admin-only action.

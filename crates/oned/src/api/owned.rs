@@ -210,29 +210,9 @@ pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
-    let merge = match p.0.get(2) {
-        Some(_) => match p.int(2)? {
-            0 => false,
-            1 => true,
-            _ => return Err(fail(code::XML_RPC_API, "Wrong update type")),
-        },
-        None => false,
-    };
+    let merge = super::update_type(&p)?;
     let (_, old) = managed(ctx, s, f, id).await?;
-    let new = template::Template::parse(&text)
-        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
-    let result = if merge {
-        let mut out = template::Template::parse(&old).unwrap_or_default();
-        for a in &new.attrs {
-            out.remove(&a.name);
-        }
-        for a in new.attrs {
-            out.push(&a.name, a.value);
-        }
-        out
-    } else {
-        new
-    };
+    let new = super::merged(&old, &text, merge)?;
     // Written only over the template it was computed from (no lost concurrent update).
     let sql = format!(
         "UPDATE {} SET {col} = ?2 WHERE oid = ?1 AND {col} = ?3",
@@ -245,11 +225,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -
         id,
         vec![SqlStmt::new(
             &sql,
-            vec![
-                SqlValue::Int(id),
-                SqlValue::Text(result.to_text()),
-                SqlValue::Text(old),
-            ],
+            vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
         )
         .must_match()],
         "update",

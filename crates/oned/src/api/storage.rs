@@ -146,40 +146,29 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         .single("DS_MAD")
         .unwrap_or(if kind == 1 { "-" } else { "fs" })
         .to_string();
-    let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO datastore_pool (oid, name, uid, gid, perms, type, ds_mad, tm_mad, template)
-                 SELECT last_oid + 1, ?1, ?2, ?3, 416, ?4, ?5, ?6, ?7 FROM pool_control
-                 WHERE tablename = 'datastore_pool' RETURNING oid",
-                vec![
-                    SqlValue::Text(name.clone()),
-                    SqlValue::Int(s.uid),
-                    SqlValue::Int(s.gid),
-                    SqlValue::Int(kind),
-                    SqlValue::Text(ds_mad),
-                    SqlValue::Text(tm_mad),
-                    SqlValue::Text(t.to_text()),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'datastore_pool'",
-                vec![],
-            ),
+    let insert = SqlStmt::new(
+        "INSERT INTO datastore_pool (oid, name, uid, gid, perms, type, ds_mad, tm_mad, template)
+             SELECT last_oid + 1, ?1, ?2, ?3, 416, ?4, ?5, ?6, ?7 FROM pool_control
+             WHERE tablename = 'datastore_pool' RETURNING oid",
+        vec![
+            SqlValue::Text(name.clone()),
+            SqlValue::Int(s.uid),
+            SqlValue::Int(s.gid),
+            SqlValue::Int(kind),
+            SqlValue::Text(ds_mad),
+            SqlValue::Text(tm_mad),
+            SqlValue::Text(t.to_text()),
         ],
-    };
-    match ctx.write(txn).await {
-        Ok(v) => Ok(Value::Int(
-            v.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new datastore. NAME is already taken by DATASTORE {name}."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    );
+    super::allocate_next(
+        ctx,
+        "datastore_pool",
+        insert,
+        "datastore",
+        "DATASTORE",
+        &name,
+    )
+    .await
 }
 
 pub async fn ds_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -377,46 +366,27 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     let persistent = t
         .single("PERSISTENT")
         .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
-    let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO image_pool (oid, name, uid, gid, perms, type, persistent, regtime, path,
-                                         size, state, datastore_id, template)
-                 SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
-                 FROM pool_control WHERE tablename = 'image_pool' RETURNING oid",
-                vec![
-                    SqlValue::Text(name.clone()),
-                    SqlValue::Int(s.uid),
-                    SqlValue::Int(s.gid),
-                    SqlValue::Int(perms::DEFAULT_PERMS),
-                    SqlValue::Int(kind),
-                    SqlValue::Int(persistent as i64),
-                    SqlValue::Int(super::vm::now()),
-                    SqlValue::Text(path),
-                    SqlValue::Int(size),
-                    SqlValue::Int(LOCKED),
-                    SqlValue::Int(ds),
-                    SqlValue::Text(t.to_text()),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'image_pool'",
-                vec![],
-            ),
+    let insert = SqlStmt::new(
+        "INSERT INTO image_pool (oid, name, uid, gid, perms, type, persistent, regtime, path,
+                                     size, state, datastore_id, template)
+             SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+             FROM pool_control WHERE tablename = 'image_pool' RETURNING oid",
+        vec![
+            SqlValue::Text(name.clone()),
+            SqlValue::Int(s.uid),
+            SqlValue::Int(s.gid),
+            SqlValue::Int(perms::DEFAULT_PERMS),
+            SqlValue::Int(kind),
+            SqlValue::Int(persistent as i64),
+            SqlValue::Int(super::vm::now()),
+            SqlValue::Text(path),
+            SqlValue::Int(size),
+            SqlValue::Int(LOCKED),
+            SqlValue::Int(ds),
+            SqlValue::Text(t.to_text()),
         ],
-    };
-    match ctx.write(txn).await {
-        Ok(v) => Ok(Value::Int(
-            v.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new image. NAME is already taken by IMAGE {name}."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    );
+    super::allocate_next(ctx, "image_pool", insert, "image", "IMAGE", &name).await
 }
 
 async fn image(ctx: &Ctx, id: i64) -> Result<ImageRow, Failure> {

@@ -228,43 +228,25 @@ pub async fn create(
     let (cpu, memory, tname) = capacity(&t)?;
     let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
     let state = if hold { state::HOLD } else { state::PENDING };
-    let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
-                                      prev_lcm_state, stime, cpu, memory, template)
-                 SELECT last_oid + 1, CASE WHEN ?1 = '' THEN 'one-' || (last_oid + 1) ELSE ?1 END,
-                        ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9
-                 FROM pool_control WHERE tablename = 'vm_pool' RETURNING oid",
-                vec![
-                    SqlValue::Text(name),
-                    SqlValue::Int(s.uid),
-                    SqlValue::Int(s.gid),
-                    SqlValue::Int(perms::DEFAULT_PERMS),
-                    SqlValue::Int(state),
-                    SqlValue::Int(now()),
-                    SqlValue::Real(cpu),
-                    SqlValue::Int(memory),
-                    SqlValue::Text(t.to_text()),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'vm_pool'",
-                vec![],
-            ),
+    let insert = SqlStmt::new(
+        "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
+                                  prev_lcm_state, stime, cpu, memory, template)
+             SELECT last_oid + 1, CASE WHEN ?1 = '' THEN 'one-' || (last_oid + 1) ELSE ?1 END,
+                    ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9
+             FROM pool_control WHERE tablename = 'vm_pool' RETURNING oid",
+        vec![
+            SqlValue::Text(name),
+            SqlValue::Int(s.uid),
+            SqlValue::Int(s.gid),
+            SqlValue::Int(perms::DEFAULT_PERMS),
+            SqlValue::Int(state),
+            SqlValue::Int(now()),
+            SqlValue::Real(cpu),
+            SqlValue::Int(memory),
+            SqlValue::Text(t.to_text()),
         ],
-    };
-    match ctx.write(txn).await {
-        Ok(values) => Ok(Value::Int(
-            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new virtual machine. {m}"),
-        )),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    );
+    super::allocate_next(ctx, "vm_pool", insert, "virtual machine", "VM", "").await
 }
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

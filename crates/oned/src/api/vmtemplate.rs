@@ -80,38 +80,28 @@ async fn load(ctx: &Ctx, id: i64) -> Result<TemplateRow, Failure> {
 }
 
 async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResult {
-    let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO template_pool (oid, name, uid, gid, perms, regtime, template)
-                 SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM pool_control
-                 WHERE tablename = 'template_pool' RETURNING oid",
-                vec![
-                    SqlValue::Text(name.to_string()),
-                    SqlValue::Int(s.uid),
-                    SqlValue::Int(s.gid),
-                    SqlValue::Int(perms::DEFAULT_PERMS),
-                    SqlValue::Int(super::vm::now()),
-                    SqlValue::Text(text),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'template_pool'",
-                vec![],
-            ),
+    let insert = SqlStmt::new(
+        "INSERT INTO template_pool (oid, name, uid, gid, perms, regtime, template)
+             SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM pool_control
+             WHERE tablename = 'template_pool' RETURNING oid",
+        vec![
+            SqlValue::Text(name.to_string()),
+            SqlValue::Int(s.uid),
+            SqlValue::Int(s.gid),
+            SqlValue::Int(perms::DEFAULT_PERMS),
+            SqlValue::Int(super::vm::now()),
+            SqlValue::Text(text),
         ],
-    };
-    match ctx.write(txn).await {
-        Ok(values) => Ok(Value::Int(
-            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new virtual machine template. {m}"),
-        )),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    );
+    super::allocate_next(
+        ctx,
+        "template_pool",
+        insert,
+        "virtual machine template",
+        "TEMPLATE",
+        name,
+    )
+    .await
 }
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -179,29 +169,9 @@ async fn change(ctx: &Ctx, id: i64, stmt: SqlStmt) -> MethodResult {
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
-    let merge = match p.0.get(2) {
-        Some(_) => match p.int(2)? {
-            0 => false,
-            1 => true,
-            _ => return Err(fail(code::XML_RPC_API, "Wrong update type")),
-        },
-        None => false,
-    };
+    let merge = super::update_type(&p)?;
     let old = managed(ctx, s, id).await?;
-    let new = template::Template::parse(&text)
-        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
-    let result = if merge {
-        let mut out = template::Template::parse(&old.template).unwrap_or_default();
-        for a in &new.attrs {
-            out.remove(&a.name);
-        }
-        for a in new.attrs {
-            out.push(&a.name, a.value);
-        }
-        out
-    } else {
-        new
-    };
+    let new = super::merged(&old.template, &text, merge)?;
     change(
         ctx,
         id,
@@ -209,7 +179,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             "UPDATE template_pool SET template = ?2 WHERE oid = ?1 AND template = ?3",
             vec![
                 SqlValue::Int(id),
-                SqlValue::Text(result.to_text()),
+                SqlValue::Text(new),
                 SqlValue::Text(old.template),
             ],
         ),

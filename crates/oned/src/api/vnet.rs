@@ -159,42 +159,23 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
     }
     let bridge = t.single("BRIDGE").unwrap_or("").to_string();
-    let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO vnet_pool (oid, name, uid, gid, perms, state, vn_mad, bridge, template)
-                 SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6,
-                        CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, ?8
-                 FROM pool_control WHERE tablename = 'vnet_pool' RETURNING oid",
-                vec![
-                    SqlValue::Text(name.clone()),
-                    SqlValue::Int(s.uid),
-                    SqlValue::Int(s.gid),
-                    SqlValue::Int(perms::DEFAULT_PERMS),
-                    SqlValue::Int(LOCK_CREATE),
-                    SqlValue::Text(vn_mad),
-                    SqlValue::Text(bridge),
-                    SqlValue::Text(t.to_text()),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'vnet_pool'",
-                vec![],
-            ),
+    let insert = SqlStmt::new(
+        "INSERT INTO vnet_pool (oid, name, uid, gid, perms, state, vn_mad, bridge, template)
+             SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6,
+                    CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, ?8
+             FROM pool_control WHERE tablename = 'vnet_pool' RETURNING oid",
+        vec![
+            SqlValue::Text(name.clone()),
+            SqlValue::Int(s.uid),
+            SqlValue::Int(s.gid),
+            SqlValue::Int(perms::DEFAULT_PERMS),
+            SqlValue::Int(LOCK_CREATE),
+            SqlValue::Text(vn_mad),
+            SqlValue::Text(bridge),
+            SqlValue::Text(t.to_text()),
         ],
-    };
-    match ctx.write(txn).await {
-        Ok(v) => Ok(Value::Int(
-            v.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new virtual network. NAME is already taken by NET {name}."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    );
+    super::allocate_next(ctx, "vnet_pool", insert, "virtual network", "NET", &name).await
 }
 
 async fn vnet(ctx: &Ctx, id: i64) -> Result<VnetRow, Failure> {

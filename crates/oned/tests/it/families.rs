@@ -57,6 +57,15 @@ fn groups_acl_hosts_datastores_images_and_networks() {
     assert_eq!(code, INTERNAL);
     let (code, _) = one_error(c.call("one.group.delete", vec![Value::Int(1)]));
     assert_eq!(code, ACTION_CODE);
+    c.call(
+        "one.group.update",
+        vec![Value::Int(gid), s("DESCRIPTION = team"), Value::Int(1)],
+    )
+    .unwrap();
+    everywhere(&zone, "one.group.info", vec![Value::Int(gid)], |g| {
+        g.child("TEMPLATE")
+            .is_some_and(|t| t.text_of("DESCRIPTION").ok() == Some("team"))
+    });
 
     eprintln!("--- ACL rules");
     let rule = id(c.call(
@@ -84,6 +93,24 @@ fn groups_acl_hosts_datastores_images_and_networks() {
         vec![s("h2"), s("dummy"), s("dummy"), Value::Int(7)],
     ));
     assert_eq!(code, NO_EXISTS);
+    c.call("one.host.rename", vec![Value::Int(hid), s("node-a")])
+        .unwrap();
+    c.call(
+        "one.host.update",
+        vec![Value::Int(hid), s("RACK = 4"), Value::Int(1)],
+    )
+    .unwrap();
+    everywhere(&zone, "one.host.info", vec![Value::Int(hid)], |h| {
+        h.text_of("NAME").ok() == Some("node-a")
+            && h.child("TEMPLATE").is_some_and(|t| {
+                t.text_of("RACK").ok() == Some("4") && t.child("HYPERVISOR").is_some()
+            })
+    });
+    let (code, _) = one_error(c.call(
+        "one.host.update",
+        vec![Value::Int(hid), s("A = 1"), Value::Int(3)],
+    ));
+    assert_eq!(code, 0x1000);
 
     eprintln!("--- datastores and images");
     let pool = xml(&c, "one.datastorepool.info", vec![]);
