@@ -2,6 +2,7 @@
 //! leader for a write on a follower) and encode OpenNebula's answer.
 
 mod acl;
+mod family;
 mod group;
 pub mod host;
 mod owned;

@@ -5,7 +5,8 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
-use super::perms::{self, caller, not_authorized, Owned, PoolFilter, MANAGE, USE};
+use super::family::Family;
+use super::perms::{self, caller, not_authorized, Owned, MANAGE, USE};
 use super::xml::esc;
 use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
@@ -389,38 +390,27 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     super::allocate_next(ctx, "image_pool", insert, "image", "IMAGE", &name).await
 }
 
-async fn image(ctx: &Ctx, id: i64) -> Result<ImageRow, Failure> {
-    ctx.read(move |c| load_images(c, Some(id)))
-        .await?
-        .pop()
-        .ok_or_else(|| no_image(id))
-}
+const IMAGES: Family<ImageRow> = Family {
+    kind: IMAGE,
+    acl: "IMAGE",
+    pool: "IMAGE_POOL",
+    load: load_images,
+    owned: |i| i.owned,
+    xml: image_xml,
+    missing: no_image,
+};
 
 pub async fn image_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    let i = image(ctx, id).await?;
-    if !caller(ctx, s).await?.may(IMAGE, &i.owned, USE) {
-        return Err(not_authorized(s, &format!("USE IMAGE [{id}]")));
-    }
-    Ok(Value::String(image_xml(&i)))
+    IMAGES.info(ctx, s, p).await
 }
 
 pub async fn image_pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let filter = PoolFilter::parse(&p)?;
-    let c = caller(ctx, s).await?;
-    let rows = ctx.read(|c| load_images(c, None)).await?;
-    let rows: Vec<(Owned, ImageRow)> = rows.into_iter().map(|i| (i.owned, i)).collect();
-    let body: String = filter
-        .apply(&c, IMAGE, rows)
-        .iter()
-        .map(image_xml)
-        .collect();
-    Ok(Value::String(format!("<IMAGE_POOL>{body}</IMAGE_POOL>")))
+    IMAGES.pool_info(ctx, s, p, |_| true).await
 }
 
 pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let i = image(ctx, id).await?;
+    let i = IMAGES.get(ctx, id).await?;
     if !caller(ctx, s).await?.may(IMAGE, &i.owned, MANAGE) {
         return Err(not_authorized(s, &format!("MANAGE IMAGE [{id}]")));
     }

@@ -5,7 +5,8 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
-use super::perms::{self, caller, not_authorized, Owned, PoolFilter, MANAGE, USE, VM};
+use super::family::Family;
+use super::perms::{self, caller, not_authorized, Owned, MANAGE, VM};
 use super::xml::esc;
 use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
@@ -259,43 +260,36 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     create(ctx, s, &text, None, hold).await
 }
 
+const VMS: Family<VmRow> = Family {
+    kind: VM,
+    acl: "VM",
+    pool: "VM_POOL",
+    load: load_vms,
+    owned: |v| v.owned,
+    xml: vm_xml,
+    missing: no_vm,
+};
+
 async fn load(ctx: &Ctx, id: i64) -> Result<VmRow, Failure> {
-    ctx.read(move |c| load_vms(c, Some(id)))
-        .await?
-        .pop()
-        .ok_or_else(|| no_vm(id))
+    VMS.get(ctx, id).await
 }
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    let vm = load(ctx, id).await?;
-    let c = caller(ctx, s).await?;
-    if !c.may(VM, &vm.owned, USE) {
-        return Err(not_authorized(s, &format!("USE VM [{id}]")));
-    }
-    Ok(Value::String(vm_xml(&vm)))
+    VMS.info(ctx, s, p).await
 }
 
 /// `one.vmpool.info(filter, start, end, state)`; state -2 any, -1 any but DONE.
 pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let filter = PoolFilter::parse(&p)?;
     let state = match p.0.get(3) {
         Some(_) => p.int(3)? as i64,
         None => -1,
     };
-    let c = caller(ctx, s).await?;
-    let vms = ctx.read(|c| load_vms(c, None)).await?;
-    let vms: Vec<(Owned, VmRow)> = vms
-        .into_iter()
-        .filter(|v| match state {
-            -2 => true,
-            -1 => v.state != state::DONE,
-            st => v.state == st,
-        })
-        .map(|v| (v.owned, v))
-        .collect();
-    let body: String = filter.apply(&c, VM, vms).iter().map(vm_xml).collect();
-    Ok(Value::String(format!("<VM_POOL>{body}</VM_POOL>")))
+    VMS.pool_info(ctx, s, p, |v| match state {
+        -2 => true,
+        -1 => v.state != state::DONE,
+        st => v.state == st,
+    })
+    .await
 }
 
 /// One state change an action asks for: allowed (state, lcm) pairs and the new (state, lcm).

@@ -3,7 +3,8 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
-use super::perms::{self, caller, not_authorized, Owned, PoolFilter, MANAGE, TEMPLATE, USE, VM};
+use super::family::Family;
+use super::perms::{self, caller, not_authorized, Owned, MANAGE, TEMPLATE, USE, VM};
 use super::xml::esc;
 use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
@@ -72,11 +73,18 @@ fn no_template(id: i64) -> Failure {
     )
 }
 
+const TEMPLATES: Family<TemplateRow> = Family {
+    kind: TEMPLATE,
+    acl: "TEMPLATE",
+    pool: "VMTEMPLATE_POOL",
+    load: load_templates,
+    owned: |t| t.owned,
+    xml: template_xml,
+    missing: no_template,
+};
+
 async fn load(ctx: &Ctx, id: i64) -> Result<TemplateRow, Failure> {
-    ctx.read(move |c| load_templates(c, Some(id)))
-        .await?
-        .pop()
-        .ok_or_else(|| no_template(id))
+    TEMPLATES.get(ctx, id).await
 }
 
 async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResult {
@@ -121,27 +129,11 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    let t = load(ctx, id).await?;
-    if !caller(ctx, s).await?.may(TEMPLATE, &t.owned, USE) {
-        return Err(not_authorized(s, &format!("USE TEMPLATE [{id}]")));
-    }
-    Ok(Value::String(template_xml(&t)))
+    TEMPLATES.info(ctx, s, p).await
 }
 
 pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let filter = PoolFilter::parse(&p)?;
-    let c = caller(ctx, s).await?;
-    let rows = ctx.read(|c| load_templates(c, None)).await?;
-    let rows: Vec<(Owned, TemplateRow)> = rows.into_iter().map(|t| (t.owned, t)).collect();
-    let body: String = filter
-        .apply(&c, TEMPLATE, rows)
-        .iter()
-        .map(template_xml)
-        .collect();
-    Ok(Value::String(format!(
-        "<VMTEMPLATE_POOL>{body}</VMTEMPLATE_POOL>"
-    )))
+    TEMPLATES.pool_info(ctx, s, p, |_| true).await
 }
 
 async fn managed(ctx: &Ctx, s: &Session, id: i64) -> Result<TemplateRow, Failure> {

@@ -4,7 +4,8 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
-use super::perms::{self, caller, not_authorized, Owned, PoolFilter, MANAGE, USE};
+use super::family::Family;
+use super::perms::{self, caller, not_authorized, Owned, MANAGE};
 use super::xml::esc;
 use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
@@ -178,34 +179,27 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::allocate_next(ctx, "vnet_pool", insert, "virtual network", "NET", &name).await
 }
 
-async fn vnet(ctx: &Ctx, id: i64) -> Result<VnetRow, Failure> {
-    ctx.read(move |c| load_vnets(c, Some(id)))
-        .await?
-        .pop()
-        .ok_or_else(|| no_vnet(id))
-}
+const NETS: Family<VnetRow> = Family {
+    kind: NET,
+    acl: "NET",
+    pool: "VNET_POOL",
+    load: load_vnets,
+    owned: |v| v.owned,
+    xml: vnet_xml,
+    missing: no_vnet,
+};
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    let v = vnet(ctx, id).await?;
-    if !caller(ctx, s).await?.may(NET, &v.owned, USE) {
-        return Err(not_authorized(s, &format!("USE NET [{id}]")));
-    }
-    Ok(Value::String(vnet_xml(&v)))
+    NETS.info(ctx, s, p).await
 }
 
 pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let filter = PoolFilter::parse(&p)?;
-    let c = caller(ctx, s).await?;
-    let rows = ctx.read(|c| load_vnets(c, None)).await?;
-    let rows: Vec<(Owned, VnetRow)> = rows.into_iter().map(|v| (v.owned, v)).collect();
-    let body: String = filter.apply(&c, NET, rows).iter().map(vnet_xml).collect();
-    Ok(Value::String(format!("<VNET_POOL>{body}</VNET_POOL>")))
+    NETS.pool_info(ctx, s, p, |_| true).await
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let v = vnet(ctx, id).await?;
+    let v = NETS.get(ctx, id).await?;
     if !caller(ctx, s).await?.may(NET, &v.owned, MANAGE) {
         return Err(not_authorized(s, &format!("MANAGE NET [{id}]")));
     }
