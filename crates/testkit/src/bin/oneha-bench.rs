@@ -114,7 +114,7 @@ fn load(zone: &Zone, args: &Args) {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                latencies.lock().unwrap().extend(mine);
+                latencies.lock().expect("latency list").extend(mine);
             })
         })
         .collect();
@@ -124,7 +124,7 @@ fn load(zone: &Zone, args: &Args) {
         let _ = t.join();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().unwrap().clone();
+    let mut lat = latencies.lock().expect("latency list").clone();
     lat.sort_unstable();
     println!(
         "{} ops in {elapsed:.1}s = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; errors {}",
@@ -359,7 +359,7 @@ fn etcd_write(args: &Args) {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                latencies.lock().unwrap().extend(mine);
+                latencies.lock().expect("latency list").extend(mine);
             })
         })
         .collect();
@@ -369,7 +369,7 @@ fn etcd_write(args: &Args) {
         let _ = t.join();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().unwrap().clone();
+    let mut lat = latencies.lock().expect("latency list").clone();
     lat.sort_unstable();
     println!(
         "etcd: {} puts in {elapsed:.1}s = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; errors {}",
