@@ -223,6 +223,17 @@ impl LogStore {
         Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
     }
 
+    /// The purge marker's index, if anything was purged.
+    pub fn purged_index(&self) -> Result<Option<u64>, String> {
+        let conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "log mutex poisoned".to_string())?;
+        let purged: Option<LogId<u64>> = get_meta(&conn, "last_purged")?;
+        Ok(purged.map(|p| p.index))
+    }
+
     /// Whether the log has ever held anything (a vote or an entry).
     pub fn is_pristine(&self) -> Result<bool, String> {
         let conn = self

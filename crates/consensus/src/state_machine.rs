@@ -172,6 +172,37 @@ impl StateMachine {
         Ok(true)
     }
 
+    /// After a power loss the state database can be behind what it had applied (it is written
+    /// with `synchronous=NORMAL` in a zone: the fsynced log is what makes a write durable). If it
+    /// is even behind the log's purge point, the records to catch up are gone locally; the local
+    /// snapshot, fsynced when taken and never behind the purge point, is put back first.
+    pub fn recover_from_snapshot_if_behind(&self, purged: Option<u64>) -> Result<bool, String> {
+        let Some(purged) = purged else {
+            return Ok(false);
+        };
+        let mut conn = self
+            .db
+            .0
+            .lock()
+            .map_err(|_| "state mutex poisoned".to_string())?;
+        let (applied, _) = read_meta(&conn)?;
+        if applied.is_some_and(|a| a.index >= purged) {
+            return Ok(false);
+        }
+        let current = self.snap_dir.join(CURRENT);
+        if !current.exists() {
+            return Err(format!(
+                "the state database is behind the purged log (index {purged}) and there is no snapshot to recover from"
+            ));
+        }
+        sqlstore::restore_from(&mut conn, &current).map_err(s)?;
+        tracing::warn!(
+            purged,
+            "the state database was behind the purged log: restored the local snapshot"
+        );
+        Ok(true)
+    }
+
     fn builder(&self) -> SnapshotBuilder {
         SnapshotBuilder {
             state_path: self.state_path.clone(),

@@ -92,6 +92,13 @@ pub async fn run(
         .context("bootstrapping the database")?;
         info!("bootstrapped a new database");
     }
+    if !config.is_solo() {
+        // In a zone the fsynced log makes a write durable; the state database is rebuilt from it
+        // (or from the local snapshot) after a power loss, so applying need not fsync too.
+        // A solo server has no log: its database stays fully synchronous.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .context("setting the state database's synchronous mode")?;
+    }
     let pool = ReadPool::new(&state_path);
     let sm =
         StateMachine::new(&state_path, conn, &paths.snapshots()).map_err(anyhow::Error::msg)?;
@@ -110,6 +117,9 @@ pub async fn run(
             // Nothing here predates the log: whatever arrives comes from the leader.
             flags.set_flag(SEALED).map_err(anyhow::Error::msg)?;
         }
+        sm.recover_from_snapshot_if_behind(log.purged_index().map_err(anyhow::Error::msg)?)
+            .map_err(anyhow::Error::msg)
+            .context("recovering the state database")?;
         let log_last = log.last_index().map_err(anyhow::Error::msg)?;
         sm.cover_restored_state(log_last)
             .map_err(anyhow::Error::msg)

@@ -292,3 +292,50 @@ fn serversync_copies_the_guides_files_keeps_federation_and_replaces_the_db() {
     zone.wait_caught_up();
     wait_identical(&zone);
 }
+
+/// In a zone the state database is written without an fsync per apply (the log is durable), so
+/// after a power loss it can be behind, even behind the purged log. This puts an old copy of a
+/// follower's database back (what a power loss could leave) after its log was purged: the
+/// server restores its own snapshot, catches up from the log, and matches the others.
+#[test]
+fn a_state_database_behind_the_purged_log_recovers_from_the_local_snapshot() {
+    let mut zone = Zone::bootstrap_custom(3, None, Some(Box::new(short_log)));
+    let leader = zone.leader();
+    let f = (0..3).find(|&i| i != leader).unwrap();
+    let client = zone.servers[leader].client();
+    let old = zone.servers[f].location().join("old-one.db");
+    let (code, _, err) = onedb(&[
+        "backup",
+        "-s",
+        db(&zone.servers[f]).to_str().unwrap(),
+        old.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for n in 0..150 {
+        allocate(&client, &format!("later{n}")).unwrap();
+    }
+    let raft_db = zone.servers[f].location().join("var/raft.db");
+    zone.wait_until(DEADLINE, "the follower purged its own log", || {
+        log_has(&zone.servers[f], "purging obsolete log records")
+            && sqlite_rows(&raft_db, "SELECT count(*) FROM logdb") <= 40
+    });
+    zone.servers[f].kill();
+    let (code, _, err) = onedb(&[
+        "restore",
+        "-f",
+        "-s",
+        db(&zone.servers[f]).to_str().unwrap(),
+        old.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    zone.servers[f].start();
+    assert!(
+        log_has(&zone.servers[f], "restored the local snapshot"),
+        "{}",
+        zone.servers[f].tails()
+    );
+    zone.wait_caught_up();
+    allocate(&client, "after-recovery").unwrap();
+    zone.wait_caught_up();
+    wait_identical(&zone);
+}
