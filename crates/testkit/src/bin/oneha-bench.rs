@@ -70,45 +70,29 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-fn load(zone: &Zone, args: &Args) {
-    let leader = zone.leader();
-    let endpoints: Vec<String> = match args.via {
-        Via::Leader => vec![zone.servers[leader].endpoint()],
-        Via::All => zone.servers.iter().map(|s| s.endpoint()).collect(),
-    };
-    let session = zone.servers[0].session();
-    let reader_id = allocate(&zone.servers[leader].client(), "bench-reader").unwrap_or(0);
-    zone.wait_caught_up();
+/// Runs `op(client, n)` from `clients` threads for `secs` and prints throughput and latency;
+/// `op` returns whether the call succeeded.
+fn drive(
+    label: &str,
+    clients: usize,
+    secs: u64,
+    op: Arc<dyn Fn(usize, u64) -> bool + Send + Sync>,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
     let started = Instant::now();
-    let threads: Vec<_> = (0..args.clients)
+    let threads: Vec<_> = (0..clients)
         .map(|c| {
-            let mut client = Client::new(
-                endpoints[c % endpoints.len()].clone(),
-                session.clone(),
-                Duration::from_secs(30),
-            );
-            if args.leader_reads {
-                client = client.with_header("X-OneHA-Read", "leader");
-            }
-            let (stop, errors, latencies) = (stop.clone(), errors.clone(), latencies.clone());
-            let write = matches!(args.mode, Mode::Write);
+            let (stop, errors, latencies, op) =
+                (stop.clone(), errors.clone(), latencies.clone(), op.clone());
             std::thread::spawn(move || {
                 let mut mine = Vec::new();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    n += 1;
                     let t = Instant::now();
-                    let ok = if write {
-                        n += 1;
-                        allocate(&client, &format!("b{c}-{n}")).is_ok()
-                    } else {
-                        client
-                            .call("one.user.info", vec![Value::Int(reader_id as i32)])
-                            .is_ok()
-                    };
-                    if ok {
+                    if op(c, n) {
                         mine.push(t.elapsed().as_micros() as u64);
                     } else {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -118,7 +102,7 @@ fn load(zone: &Zone, args: &Args) {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(args.secs));
+    std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
@@ -127,7 +111,7 @@ fn load(zone: &Zone, args: &Args) {
     let mut lat = latencies.lock().expect("latency list").clone();
     lat.sort_unstable();
     println!(
-        "{} ops in {elapsed:.1}s = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; errors {}",
+        "{label}{} ops in {elapsed:.1}s = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; errors {}",
         lat.len(),
         lat.len() as f64 / elapsed,
         percentile(&lat, 0.5),
@@ -135,6 +119,46 @@ fn load(zone: &Zone, args: &Args) {
         percentile(&lat, 0.99),
         percentile(&lat, 1.0),
         errors.load(Ordering::Relaxed)
+    );
+}
+
+fn load(zone: &Zone, args: &Args) {
+    let leader = zone.leader();
+    let endpoints: Vec<String> = match args.via {
+        Via::Leader => vec![zone.servers[leader].endpoint()],
+        Via::All => zone.servers.iter().map(|s| s.endpoint()).collect(),
+    };
+    let session = zone.servers[0].session();
+    let reader_id = allocate(&zone.servers[leader].client(), "bench-reader").unwrap_or(0);
+    zone.wait_caught_up();
+    let clients: Vec<Client> = (0..args.clients)
+        .map(|c| {
+            let client = Client::new(
+                endpoints[c % endpoints.len()].clone(),
+                session.clone(),
+                Duration::from_secs(30),
+            );
+            if args.leader_reads {
+                client.with_header("X-OneHA-Read", "leader")
+            } else {
+                client
+            }
+        })
+        .collect();
+    let write = matches!(args.mode, Mode::Write);
+    drive(
+        "",
+        args.clients,
+        args.secs,
+        Arc::new(move |c, n| {
+            if write {
+                allocate(&clients[c], &format!("b{c}-{n}")).is_ok()
+            } else {
+                clients[c]
+                    .call("one.user.info", vec![Value::Int(reader_id as i32)])
+                    .is_ok()
+            }
+        }),
     );
 }
 
@@ -329,57 +353,20 @@ impl Drop for Etcd {
 }
 
 fn etcd_write(args: &Args) {
-    let etcd = Arc::new(Etcd::start());
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let etcd = Etcd::start();
     let leader = etcd.leader().unwrap_or(0);
-    let started = Instant::now();
-    let threads: Vec<_> = (0..args.clients)
-        .map(|c| {
-            let (etcd, stop, errors, latencies) = (
-                etcd.clone(),
-                stop.clone(),
-                errors.clone(),
-                latencies.clone(),
-            );
-            let member = match args.via {
+    let via = args.via;
+    drive(
+        "etcd: ",
+        args.clients,
+        args.secs,
+        Arc::new(move |c, n| {
+            let member = match via {
                 Via::Leader => leader,
                 Via::All => c % 3,
             };
-            std::thread::spawn(move || {
-                let mut mine = Vec::new();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let t = Instant::now();
-                    if etcd.put(member, &format!("b{c}-{n}"), "value") {
-                        mine.push(t.elapsed().as_micros() as u64);
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                latencies.lock().expect("latency list").extend(mine);
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(args.secs));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().expect("latency list").clone();
-    lat.sort_unstable();
-    println!(
-        "etcd: {} puts in {elapsed:.1}s = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; errors {}",
-        lat.len(),
-        lat.len() as f64 / elapsed,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.9),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0),
-        errors.load(Ordering::Relaxed)
+            etcd.put(member, &format!("b{c}-{n}"), "value")
+        }),
     );
 }
 
