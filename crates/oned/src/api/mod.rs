@@ -329,7 +329,8 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
     let on_leader = match kind {
         Kind::Status => false,
         Kind::Write => true,
-        Kind::Read => origin.leader_read,
+        // Only leader reads are ever forwarded: a forwarded read is one, whatever its headers.
+        Kind::Read => origin.leader_read || origin.forwarded,
     };
     if on_leader {
         if let Some(reply) = route_to_leader(ctx, method, body, origin.forwarded).await {
@@ -453,6 +454,7 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
         .post(endpoint)
         .header("content-type", "text/xml")
         .header(FORWARDED_HEADER, "1")
+        .header(LEADER_READ_HEADER, "leader")
         .header(
             consensus::network::SOURCE_HEADER,
             ctx.config.server_id.to_string(),

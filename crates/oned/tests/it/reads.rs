@@ -141,3 +141,33 @@ fn every_replica_reports_the_same_checksum_and_server_ids_are_never_reused() {
     let ids: Vec<i64> = info.servers.iter().map(|s| s.id).collect();
     assert_eq!(ids, vec![0, 1, 3], "{info:?}");
 }
+
+/// Regression (fault suite, seed 1795568728537764266, 5 servers): a follower forwarded a leader
+/// read without its `X-OneHA-Read` header, so the server it reached answered from its own
+/// database even when it was no longer the leader: a stale read. A forwarded read must get the
+/// leader's treatment, or an error.
+#[test]
+fn a_forwarded_read_reaching_a_non_leader_is_never_served_locally() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    let id = allocate(&zone.servers[leader].client(), "fwd").unwrap();
+    zone.wait_caught_up();
+    let as_if_forwarded = zone.servers[follower]
+        .client()
+        .with_header("x-oneha-forwarded", "1");
+    let (code, message) =
+        one_error(as_if_forwarded.call_xml("one.user.info", vec![Value::Int(id as i32)]));
+    assert_eq!(code, INTERNAL, "{message}");
+    assert!(
+        message.contains("leader changed while forwarding"),
+        "{message}"
+    );
+    // The same read, forwarded to the leader, is answered.
+    let at_leader = zone.servers[leader]
+        .client()
+        .with_header("x-oneha-forwarded", "1");
+    assert!(at_leader
+        .call_xml("one.user.info", vec![Value::Int(id as i32)])
+        .is_ok());
+}
