@@ -260,32 +260,8 @@ pub async fn deladmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// `one.group.update(id, template, type)`.
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let text = p.string(1)?.to_string();
-    let merge = super::update_type(&p)?;
     if !s.is_admin() {
         return Err(not_authorized(s, &format!("MANAGE GROUP [{id}]")));
     }
-    let old = ctx
-        .read(move |c| load_groups(c, Some(id)))
-        .await?
-        .pop()
-        .ok_or_else(|| no_group(id))?
-        .template;
-    let new = super::merged(&old, &text, merge)?;
-    let txn = SqlTxn {
-        stmts: vec![SqlStmt::new(
-            "UPDATE group_pool SET template = ?2 WHERE oid = ?1 AND template = ?3",
-            vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
-        )
-        .must_match()],
-    };
-    match ctx.write(txn).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
-            code::INTERNAL,
-            "Cannot update template: the group changed meanwhile, try again",
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    super::update_template(ctx, &p, "group_pool", "template", no_group).await
 }

@@ -231,27 +231,8 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// `one.host.update(id, template, type)`: replace (0) or merge (1) the host's template.
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let text = p.string(1)?.to_string();
-    let merge = super::update_type(&p)?;
     require_admin(s, &format!("MANAGE HOST [{id}]"))?;
-    let old = ctx
-        .read(move |c| load_hosts(c, Some(id)))
-        .await?
-        .pop()
-        .ok_or_else(|| no_host(id))?
-        .template;
-    let new = super::merged(&old, &text, merge)?;
-    change(
-        ctx,
-        id,
-        vec![SqlStmt::new(
-            "UPDATE host_pool SET template = ?2 WHERE oid = ?1 AND template = ?3",
-            vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
-        )
-        .must_match()],
-        "update",
-    )
-    .await
+    super::update_template(ctx, &p, "host_pool", "template", no_host).await
 }
 
 pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -542,6 +542,59 @@ pub fn update_type(p: &Params<'_>) -> Result<bool, Failure> {
     }
 }
 
+/// How often an update is recomputed when another write changed the template in between.
+const UPDATE_RETRIES: usize = 10;
+
+/// `one.<o>.update` for the template kept in `column` of `table` (`type` read from `p`, as
+/// OpenNebula): the new text is computed here, on the leader, from the stored one, and written
+/// only if the stored one is still the same; a concurrent change makes it start over. The log
+/// carries the result, never a merge to redo. `missing` is the family's NO_EXISTS.
+pub async fn update_template(
+    ctx: &Ctx,
+    p: &Params<'_>,
+    table: &'static str,
+    column: &'static str,
+    missing: impl Fn(i64) -> Failure,
+) -> MethodResult {
+    use sqlstore::{SqlStmt, SqlValue};
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let merge = update_type(p)?;
+    let read_sql = format!("SELECT {column} FROM {table} WHERE oid = ?1");
+    let write_sql = format!("UPDATE {table} SET {column} = ?2 WHERE oid = ?1 AND {column} = ?3");
+    for _ in 0..UPDATE_RETRIES {
+        let sql = read_sql.clone();
+        let old: Option<String> = ctx
+            .read(move |c| {
+                use sqlstore::rusqlite::OptionalExtension;
+                c.query_row(&sql, [id], |r| r.get(0)).optional()
+            })
+            .await?;
+        let Some(old) = old else {
+            return Err(missing(id));
+        };
+        let new = merged(&old, &text, merge)?;
+        let txn = SqlTxn {
+            stmts: vec![SqlStmt::new(
+                &write_sql,
+                vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
+            )
+            .must_match()],
+        };
+        match ctx.write(txn).await {
+            Ok(_) => return Ok(Value::Int(id as i32)),
+            // Changed or deleted meanwhile: the next read says which.
+            Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => continue,
+            Err(TxnFailure::Txn(_, m)) => return Err(fail(code::INTERNAL, m)),
+            Err(TxnFailure::Route(f)) => return Err(f),
+        }
+    }
+    Err(fail(
+        code::INTERNAL,
+        "Cannot update template: it kept changing, try again",
+    ))
+}
+
 /// The template text an update leaves: `text` replacing `old`, or merged into it (each
 /// attribute named in `text` replaces all of that name).
 pub fn merged(old: &str, text: &str, merge: bool) -> Result<String, Failure> {

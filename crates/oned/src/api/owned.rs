@@ -209,26 +209,9 @@ pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -
 
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -> MethodResult {
     let id = p.int(0)? as i64;
-    let text = p.string(1)?.to_string();
-    let merge = super::update_type(&p)?;
-    let (_, old) = managed(ctx, s, f, id).await?;
-    let new = super::merged(&old, &text, merge)?;
-    // Written only over the template it was computed from (no lost concurrent update).
-    let sql = format!(
-        "UPDATE {} SET {col} = ?2 WHERE oid = ?1 AND {col} = ?3",
-        f.table,
-        col = f.template
-    );
-    write(
-        ctx,
-        f,
-        id,
-        vec![SqlStmt::new(
-            &sql,
-            vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
-        )
-        .must_match()],
-        "update",
-    )
+    managed(ctx, s, f, id).await?;
+    super::update_template(ctx, &p, f.table, f.template, |id| {
+        fail(code::NO_EXISTS, format!("Error getting {} [{id}].", f.what))
+    })
     .await
 }

@@ -258,71 +258,13 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
 }
 
-/// OpenNebula's `one.*.update` merge: each attribute named in `new` replaces every attribute of
-/// that name in `old`; the others stay.
-fn merge_templates(old: &template::Template, new: template::Template) -> template::Template {
-    let mut out = old.clone();
-    for attr in &new.attrs {
-        out.remove(&attr.name);
-    }
-    for attr in new.attrs {
-        out.push(&attr.name, attr.value);
-    }
-    out
-}
-
-/// How often a merge is retried when another write changed the template in between.
-const MERGE_RETRIES: usize = 10;
-
 /// `one.user.update(id, template, type)`: type 0 replaces the template, 1 merges into it.
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let text = p.string(1)?.to_string();
-    let merge = match p.0.get(2) {
-        Some(_) => p.int(2)? == 1,
-        None => false,
-    };
     if !s.is_admin() && id != s.uid {
         return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
     }
-    let new = template::Template::parse(&text)
-        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
-    for _ in 0..MERGE_RETRIES {
-        // A merge is computed here, on the leader, and written only if the template is still the
-        // one it was computed from: the log carries the result, never a merge to redo.
-        let (stored, guard) = if merge {
-            let old = load(ctx, id).await?.template;
-            let parsed = template::Template::parse(&old).unwrap_or_default();
-            (merge_templates(&parsed, new.clone()).to_text(), Some(old))
-        } else {
-            (new.to_text(), None)
-        };
-        let mut params = vec![SqlValue::Int(id), SqlValue::Text(stored)];
-        let sql = match guard {
-            Some(old) => {
-                params.push(SqlValue::Text(old));
-                "UPDATE user_pool SET template = ?2 WHERE oid = ?1 AND template = ?3"
-            }
-            None => "UPDATE user_pool SET template = ?2 WHERE oid = ?1",
-        };
-        let txn = SqlTxn {
-            stmts: vec![SqlStmt::new(sql, params).must_match()],
-        };
-        match ctx.write(txn).await {
-            Ok(_) => return Ok(Value::Int(id as i32)),
-            Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) if merge => {
-                // Deleted meanwhile (the next load says so), or changed: compute again.
-                continue;
-            }
-            Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => return Err(no_user(id)),
-            Err(TxnFailure::Txn(_, m)) => return Err(fail(code::INTERNAL, m)),
-            Err(TxnFailure::Route(f)) => return Err(f),
-        }
-    }
-    Err(fail(
-        code::INTERNAL,
-        "Cannot update the template: it kept changing, try again",
-    ))
+    super::update_template(ctx, &p, "user_pool", "template", no_user).await
 }
 
 async fn group_exists(ctx: &Ctx, gid: i64) -> Result<(), Failure> {

@@ -160,23 +160,8 @@ async fn change(ctx: &Ctx, id: i64, stmt: SqlStmt) -> MethodResult {
 
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let text = p.string(1)?.to_string();
-    let merge = super::update_type(&p)?;
-    let old = managed(ctx, s, id).await?;
-    let new = super::merged(&old.template, &text, merge)?;
-    change(
-        ctx,
-        id,
-        SqlStmt::new(
-            "UPDATE template_pool SET template = ?2 WHERE oid = ?1 AND template = ?3",
-            vec![
-                SqlValue::Int(id),
-                SqlValue::Text(new),
-                SqlValue::Text(old.template),
-            ],
-        ),
-    )
-    .await
+    managed(ctx, s, id).await?;
+    super::update_template(ctx, &p, "template_pool", "template", no_template).await
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
