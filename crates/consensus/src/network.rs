@@ -13,6 +13,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{LogId, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -133,6 +134,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             base: peer_base(&node.rpc),
             net: self.clone(),
+            pending: None,
         }
     }
 }
@@ -141,6 +143,71 @@ pub struct PeerConn {
     target: u64,
     base: String,
     net: PeerNetwork,
+    /// An AppendEntries with entries still (or just) being sent; see [`PeerConn::append_entries`].
+    pending: Option<PendingAppend>,
+}
+
+type AppendResult = Result<AppendEntriesResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>>;
+
+/// A transfer that outlives openraft's wait for it.
+struct PendingAppend {
+    vote: Vote<u64>,
+    prev: Option<LogId<u64>>,
+    last: Option<LogId<u64>>,
+    task: tokio::task::JoinHandle<AppendResult>,
+}
+
+/// The slowest transfer a peer call's timeout allows for, on top of XMLRPC_TIMEOUT_MS: 1 MiB/s,
+/// which also covers a follower slow to write a large entry to its log.
+const MIN_BYTES_PER_MS: u64 = 1024 * 1024 / 1000;
+
+/// How long a peer call carrying `bytes` may take: XMLRPC_TIMEOUT_MS, plus the time the body takes
+/// at the slowest link we allow for, so a large but legal entry always gets through.
+pub fn ttl_for(base: Duration, bytes: usize) -> Duration {
+    base + Duration::from_millis(bytes as u64 / MIN_BYTES_PER_MS)
+}
+
+/// One peer call: POST `body` to `url` and decode the answer.
+async fn send<Resp, E>(
+    net: PeerNetwork,
+    target: u64,
+    url: String,
+    body: Vec<u8>,
+    ttl: Duration,
+) -> Result<Resp, RPCError<u64, ServerNode, RaftError<u64, E>>>
+where
+    Resp: DeserializeOwned,
+    E: std::error::Error + DeserializeOwned,
+{
+    let sent = net
+        .client
+        .post(&url)
+        .header(KEY_HEADER, &net.key)
+        .header(TARGET_HEADER, target.to_string())
+        .header(SOURCE_HEADER, net.source.to_string())
+        .timeout(ttl)
+        .body(body)
+        .send()
+        .await;
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+        Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+    };
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        // A peer that refuses us (wrong key, wrong server) will refuse again: back off.
+        let err = std::io::Error::other(format!("{url}: {status}: {text}"));
+        return Err(RPCError::Unreachable(Unreachable::new(&err)));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    let result: Result<Resp, RaftError<u64, E>> =
+        bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
 }
 
 impl PeerConn {
@@ -162,46 +229,68 @@ impl PeerConn {
             ttl.min(self.net.timeout)
         };
         let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let sent = self
-            .net
-            .client
-            .post(&url)
-            .header(KEY_HEADER, &self.net.key)
-            .header(TARGET_HEADER, self.target.to_string())
-            .header(SOURCE_HEADER, self.net.source.to_string())
-            .timeout(ttl)
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
-            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+        send(self.net.clone(), self.target, url, body, ttl).await
+    }
+
+    /// Waits for the pending transfer and turns its answer into one for a request that began at
+    /// the same place and went at least as far (`last`).
+    async fn join_pending(&mut self, last: Option<LogId<u64>>) -> AppendResult {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(RPCError::Network(NetworkError::new(
+                &std::io::Error::other("no transfer under way"),
+            )));
         };
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            // A peer that refuses us (wrong key, wrong server) will refuse again: back off.
-            let err = std::io::Error::other(format!("{url}: {status}: {text}"));
-            return Err(RPCError::Unreachable(Unreachable::new(&err)));
+        // Awaiting a `&mut JoinHandle` can be abandoned and resumed: if openraft gives up on this
+        // call, the transfer goes on and the next call joins it again.
+        let res = (&mut p.task).await;
+        let sent_last = p.last;
+        self.pending = None;
+        match res {
+            Ok(Ok(AppendEntriesResponse::Success)) if sent_last != last => {
+                Ok(AppendEntriesResponse::PartialSuccess(sent_last))
+            }
+            Ok(r) => r,
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let result: Result<Resp, RaftError<u64, E>> =
-            bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerConn {
+    /// openraft waits for an AppendEntries only one heartbeat interval (its own timeout, which a
+    /// network cannot change), then sends it again. An entry of a few MiB can take longer than
+    /// that, and resending it from the start every time means it never arrives: the zone stops
+    /// committing. So a call with entries runs in its own task with a timeout that grows with
+    /// its size, and openraft's next call for the same place in the log waits for that transfer
+    /// instead of starting another. Heartbeats (no entries) go on beside it.
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>> {
-        self.call("append", &rpc, option.hard_ttl()).await
+        if rpc.entries.is_empty() {
+            return self.call("append", &rpc, option.hard_ttl()).await;
+        }
+        let last = rpc.entries.last().map(|e| e.log_id);
+        if let Some(p) = &self.pending {
+            let same_start = p.vote == rpc.vote && p.prev == rpc.prev_log_id;
+            if same_start && p.last <= last {
+                return self.join_pending(last).await;
+            }
+            p.task.abort();
+            self.pending = None;
+        }
+        let body =
+            bincode::serialize(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let ttl = ttl_for(self.net.timeout, body.len());
+        let url = format!("{}/raft/append", self.base);
+        let task = tokio::spawn(send(self.net.clone(), self.target, url, body, ttl));
+        self.pending = Some(PendingAppend {
+            vote: rpc.vote,
+            prev: rpc.prev_log_id,
+            last,
+            task,
+        });
+        self.join_pending(last).await
     }
 
     async fn install_snapshot(
@@ -226,6 +315,15 @@ impl RaftNetwork<TypeConfig> for PeerConn {
 
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+impl Drop for PeerConn {
+    fn drop(&mut self) {
+        // A replication stream that ends (new term, removed server) stops its transfer too.
+        if let Some(p) = self.pending.take() {
+            p.task.abort();
+        }
     }
 }
 

@@ -8,12 +8,20 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use sqlstore::{SqlTxn, TxnOutcome};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use std::collections::VecDeque;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::types::{Batch, Raft, ServerNode};
 
 /// Most transactions one entry carries; keeps entries (and AppendEntries) small.
 const MAX_BATCH: usize = 256;
+/// Most bytes one entry carries when it holds more than one transaction. A transaction larger
+/// than this travels alone in its entry, so one client's large writes never pile up with others'
+/// into an entry that no peer call could carry within its timeout.
+pub const MAX_ENTRY_BYTES: usize = 1 << 20;
+/// Bytes of large writes waiting for their turn; past this a large write is refused at once.
+const MAX_QUEUED_LARGE_BYTES: usize = 128 << 20;
 /// Entries proposed but not yet committed; overlaps one batch's replication with the next's fsync.
 const IN_FLIGHT: usize = 4;
 /// Requests waiting for a batch; past this a write is refused rather than queued without bound.
@@ -33,12 +41,17 @@ pub enum WriteError {
     Timeout(Duration),
     #[error("too many writes queued on this server")]
     Overloaded,
+    /// The transaction alone is larger than an entry may be; nothing was proposed.
+    #[error("the change is too large to replicate: {size} bytes, the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
     #[error("consensus stopped: {0}")]
     Fatal(String),
 }
 
 struct Pending {
     txn: SqlTxn,
+    /// `txn.approx_bytes()`, computed once.
+    size: usize,
     reply: oneshot::Sender<Result<TxnOutcome, WriteError>>,
 }
 
@@ -46,14 +59,20 @@ struct Pending {
 pub struct Proposer {
     queue: mpsc::Sender<Pending>,
     deadline: Duration,
+    max_txn_bytes: usize,
 }
 
 impl Proposer {
-    /// `deadline` bounds how long a caller waits for its write to commit.
-    pub fn start(raft: Raft, deadline: Duration) -> Proposer {
+    /// `deadline` bounds how long a caller waits for its write to commit; `max_txn_bytes` is the
+    /// largest transaction proposed at all (larger ones are refused before they reach the log).
+    pub fn start(raft: Raft, deadline: Duration, max_txn_bytes: usize) -> Proposer {
         let (queue, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(raft, rx));
-        Proposer { queue, deadline }
+        Proposer {
+            queue,
+            deadline,
+            max_txn_bytes,
+        }
     }
 
     /// How long a caller waits for its write to commit.
@@ -62,9 +81,16 @@ impl Proposer {
     }
 
     pub async fn submit(&self, txn: SqlTxn) -> Result<TxnOutcome, WriteError> {
+        let size = txn.approx_bytes();
+        if size > self.max_txn_bytes {
+            return Err(WriteError::TooLarge {
+                size,
+                limit: self.max_txn_bytes,
+            });
+        }
         let (reply, wait) = oneshot::channel();
         self.queue
-            .try_send(Pending { txn, reply })
+            .try_send(Pending { txn, size, reply })
             .map_err(|_| WriteError::Overloaded)?;
         match tokio::time::timeout(self.deadline, wait).await {
             Ok(Ok(res)) => res,
@@ -74,52 +100,129 @@ impl Proposer {
     }
 }
 
+/// Requests sorted out of the queue: small ones share entries; large ones (a lone transaction
+/// over [`MAX_ENTRY_BYTES`]) go one entry at a time, one in flight at a time. Small writes are
+/// proposed first, so a small write waits behind at most one large entry: one client's large
+/// writes slow down only large writes.
+#[derive(Default)]
+struct Lanes {
+    small: VecDeque<Pending>,
+    large: VecDeque<Pending>,
+    large_bytes: usize,
+}
+
+impl Lanes {
+    fn sort(&mut self, p: Pending) {
+        if p.size <= MAX_ENTRY_BYTES {
+            self.small.push_back(p);
+        } else if self.large_bytes + p.size > MAX_QUEUED_LARGE_BYTES {
+            let _ = p.reply.send(Err(WriteError::Overloaded));
+        } else {
+            self.large_bytes += p.size;
+            self.large.push_back(p);
+        }
+    }
+
+    /// Up to one entry's worth of small requests.
+    fn small_batch(&mut self) -> Vec<Pending> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(p) = self.small.front() {
+            if !batch.is_empty() && (batch.len() >= MAX_BATCH || bytes + p.size > MAX_ENTRY_BYTES) {
+                break;
+            }
+            bytes += p.size;
+            if let Some(p) = self.small.pop_front() {
+                batch.push(p);
+            }
+        }
+        batch
+    }
+
+    fn next_large(&mut self) -> Option<Pending> {
+        let p = self.large.pop_front()?;
+        self.large_bytes -= p.size;
+        Some(p)
+    }
+}
+
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+    let large_slot = Arc::new(Semaphore::new(1));
+    let mut lanes = Lanes::default();
+    let mut open = true;
+    loop {
+        while lanes.small.len() < MAX_BATCH * IN_FLIGHT {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => lanes.sort(p),
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            let (txns, replies): (Vec<_>, Vec<_>) =
-                batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
-            let n = txns.len();
-            let res = raft.client_write(Batch { txns }).await;
-            drop(permit);
-            match res {
-                Ok(resp) => {
-                    let mut outcomes = resp.data.outcomes.into_iter();
-                    for reply in replies {
-                        let out = outcomes.next().ok_or_else(|| {
-                            WriteError::Fatal(format!("entry returned fewer than {n} outcomes"))
-                        });
-                        let _ = reply.send(out);
-                    }
-                }
-                Err(e) => {
-                    let err = match e {
-                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                            WriteError::NotLeader {
-                                leader: f.leader_id,
-                                node: f.leader_node,
-                            }
-                        }
-                        RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
-                        RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
-                    };
-                    for reply in replies {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                }
+        let large_ready = !lanes.large.is_empty() && large_slot.available_permits() > 0;
+        if lanes.small.is_empty() && !large_ready {
+            if !open && lanes.large.is_empty() {
+                return;
             }
-        });
+            tokio::select! {
+                p = rx.recv(), if open => match p {
+                    Some(p) => lanes.sort(p),
+                    None => open = false,
+                },
+                // Wakes up when the large entry in flight is done.
+                _ = large_slot.acquire(), if !lanes.large.is_empty() => {}
+            }
+            continue;
+        }
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if !lanes.small.is_empty() {
+            let batch = lanes.small_batch();
+            tokio::spawn(propose(raft.clone(), batch, permit, None));
+        } else if let Ok(large) = large_slot.clone().try_acquire_owned() {
+            if let Some(p) = lanes.next_large() {
+                tokio::spawn(propose(raft.clone(), vec![p], permit, Some(large)));
+            }
+        }
+    }
+}
+
+/// Proposes one entry and answers each of its requests.
+async fn propose(
+    raft: Raft,
+    batch: Vec<Pending>,
+    permit: OwnedSemaphorePermit,
+    large: Option<OwnedSemaphorePermit>,
+) {
+    let (txns, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
+    let n = txns.len();
+    let res = raft.client_write(Batch { txns }).await;
+    drop(permit);
+    drop(large);
+    match res {
+        Ok(resp) => {
+            let mut outcomes = resp.data.outcomes.into_iter();
+            for reply in replies {
+                let out = outcomes.next().ok_or_else(|| {
+                    WriteError::Fatal(format!("entry returned fewer than {n} outcomes"))
+                });
+                let _ = reply.send(out);
+            }
+        }
+        Err(e) => {
+            let err = match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    WriteError::NotLeader {
+                        leader: f.leader_id,
+                        node: f.leader_node,
+                    }
+                }
+                RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
+                RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
+            };
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
     }
 }

@@ -95,6 +95,8 @@ pub struct Config {
     pub raft: RaftConfig,
     pub leader_hook: Option<Hook>,
     pub follower_hook: Option<Hook>,
+    /// What one client may take of the server (connections, requests, sizes, time).
+    pub limits: crate::limits::Limits,
     /// The whole file, for `one.system.config`.
     pub raw: Template,
 }
@@ -340,6 +342,7 @@ impl Config {
             master_oned,
             leader_hook: hook(&ctx, &t, "RAFT_LEADER_HOOK")?,
             follower_hook: hook(&ctx, &t, "RAFT_FOLLOWER_HOOK")?,
+            limits: crate::limits::Limits::from_template(&t, &path.display().to_string())?,
             raft,
             raw: t,
         })

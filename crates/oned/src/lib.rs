@@ -8,6 +8,8 @@ pub mod config;
 pub mod credentials;
 pub mod hooks;
 pub mod http;
+pub mod limits;
+pub mod listener;
 pub mod membership;
 pub mod monitor;
 pub mod retention;

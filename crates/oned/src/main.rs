@@ -124,8 +124,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let addr = format!("{}:{}", config.listen_address, config.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
+        let listener = bind(&addr, config.limits.max_conn_backlog)
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         oned::run(config, paths, listener, shutdown_signal()).await
     });
@@ -137,4 +136,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Binds with MAX_CONN_BACKLOG as the listen backlog.
+fn bind(addr: &str, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let sock_addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+    let socket = if sock_addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(sock_addr)?;
+    socket.listen(backlog)
 }

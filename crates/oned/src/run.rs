@@ -167,7 +167,11 @@ pub async fn run(
         crate::membership::spawn(raft.clone(), pool.clone(), config.zone_id);
         crate::retention::spawn(raft.clone(), &config.raft);
         spawn_state_logger(raft.clone());
-        let proposer = Proposer::start(raft.clone(), config.write_deadline());
+        let proposer = Proposer::start(
+            raft.clone(),
+            config.write_deadline(),
+            config.limits.max_txn_bytes(),
+        );
         let reads = ReadBarrier::start(raft.clone(), config.write_deadline());
         let stepped_down = consensus::step_down::start(
             raft.clone(),
@@ -211,11 +215,13 @@ pub async fn run(
         },
         peers,
         paths: paths.clone(),
+        large_calls: Arc::new(tokio::sync::Semaphore::new(crate::http::LARGE_CALLS)),
     });
     let addr = listener.local_addr().ok();
     info!(address = ?addr, "serving /RPC2");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    crate::listener::check_fd_limit(&config.limits);
+    let gate = crate::listener::Gate::new(config.limits.clone());
+    crate::listener::serve(listener, router(state), gate, shutdown)
         .await
         .context("serving HTTP")?;
     info!("shutting down");

@@ -79,6 +79,28 @@ pub struct SqlTxn {
     pub stmts: Vec<SqlStmt>,
 }
 
+impl SqlTxn {
+    /// About what the transaction weighs in a log entry: its SQL text and bound values. The
+    /// proposer caps entries with it, so one entry never outgrows what a peer call can carry.
+    pub fn approx_bytes(&self) -> usize {
+        self.stmts
+            .iter()
+            .map(|st| {
+                st.sql.len()
+                    + st.params
+                        .iter()
+                        .map(|v| match v {
+                            SqlValue::Text(t) => t.len() + 8,
+                            SqlValue::Blob(b) => b.len() + 8,
+                            _ => 9,
+                        })
+                        .sum::<usize>()
+                    + 16
+            })
+            .sum()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnErrorKind {
     /// A UNIQUE or CHECK constraint refused the change (e.g. a name already taken).

@@ -13,6 +13,7 @@ mod config;
 mod families;
 mod ha;
 mod hooks;
+mod hostile;
 mod ops;
 mod reads;
 mod vms;

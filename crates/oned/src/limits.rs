@@ -1,0 +1,159 @@
+//! What one client may take of a server: connections, requests in flight, request size, and
+//! time. OpenNebula's own `oned.conf` names are read where they mean the same thing (`MAX_CONN`,
+//! `MAX_CONN_BACKLOG`, `KEEPALIVE_TIMEOUT`, `KEEPALIVE_MAX_CONN`, `TIMEOUT`, `MESSAGE_SIZE`);
+//! the per-address limits are OneHA's. The defaults differ from OpenNebula's where an
+//! asynchronous server can afford more (OpenNebula's `MAX_CONN = 15` is a thread count), or
+//! where OpenNebula's would let one request exhaust the server (`MESSAGE_SIZE = 1 GiB`).
+
+use std::time::Duration;
+
+use template::Template;
+
+use crate::config::ConfigError;
+
+/// Largest `MESSAGE_SIZE` honoured: a value copied from OpenNebula's oned.conf (1 GiB) would let
+/// one request take the server's memory and the zone's replication.
+pub const MESSAGE_SIZE_CEILING: usize = 64 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// `MAX_CONN`: client connections held at once, all addresses together.
+    pub max_conn: usize,
+    /// `MAX_CONN_PER_ADDRESS`: connections held at once from one IP address.
+    pub max_conn_per_address: usize,
+    /// `MAX_CONN_BACKLOG`: the listen backlog.
+    pub max_conn_backlog: u32,
+    /// `MAX_REQUESTS`: `/RPC2` calls being processed at once, all addresses together.
+    pub max_requests: usize,
+    /// `MAX_REQUESTS_PER_ADDRESS`: `/RPC2` calls being processed at once from one IP address.
+    pub max_requests_per_address: usize,
+    /// `KEEPALIVE_TIMEOUT`: how long a connection may stay idle between calls.
+    pub keepalive_timeout: Duration,
+    /// `KEEPALIVE_MAX_CONN`: calls served on one connection before it is closed.
+    pub keepalive_max_conn: u64,
+    /// `TIMEOUT`: how long a client may take to send a call's headers, and its body.
+    pub timeout: Duration,
+    /// `MESSAGE_SIZE`: the largest `/RPC2` request body, in bytes.
+    pub message_size: usize,
+}
+
+pub mod defaults {
+    pub const MAX_CONN: usize = 1000;
+    pub const MAX_CONN_PER_ADDRESS: usize = 200;
+    pub const MAX_CONN_BACKLOG: u32 = 1024;
+    pub const MAX_REQUESTS: usize = 512;
+    pub const MAX_REQUESTS_PER_ADDRESS: usize = 128;
+    pub const KEEPALIVE_TIMEOUT_S: u64 = 15;
+    pub const KEEPALIVE_MAX_CONN: u64 = 1000;
+    pub const TIMEOUT_S: u64 = 15;
+    pub const MESSAGE_SIZE: usize = 8 << 20;
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_conn: defaults::MAX_CONN,
+            max_conn_per_address: defaults::MAX_CONN_PER_ADDRESS,
+            max_conn_backlog: defaults::MAX_CONN_BACKLOG,
+            max_requests: defaults::MAX_REQUESTS,
+            max_requests_per_address: defaults::MAX_REQUESTS_PER_ADDRESS,
+            keepalive_timeout: Duration::from_secs(defaults::KEEPALIVE_TIMEOUT_S),
+            keepalive_max_conn: defaults::KEEPALIVE_MAX_CONN,
+            timeout: Duration::from_secs(defaults::TIMEOUT_S),
+            message_size: defaults::MESSAGE_SIZE,
+        }
+    }
+}
+
+impl Limits {
+    /// Reads the limits from `oned.conf`'s top-level attributes; absent ones keep their default.
+    pub fn from_template(t: &Template, file: &str) -> Result<Limits, ConfigError> {
+        let positive = |name: &str| -> Result<Option<u64>, ConfigError> {
+            let Some(a) = t.get(name) else {
+                return Ok(None);
+            };
+            let raw = a.value.as_single().unwrap_or("").trim();
+            match raw.parse::<u64>() {
+                Ok(v) if v > 0 => Ok(Some(v)),
+                _ => Err(ConfigError {
+                    file: file.to_string(),
+                    message: format!(
+                        "line {}: attribute {name}: expected a positive integer, got \"{raw}\"",
+                        a.line
+                    ),
+                }),
+            }
+        };
+        let d = Limits::default();
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        let message_size = match positive("MESSAGE_SIZE")? {
+            None => d.message_size,
+            Some(v) if size(v) > MESSAGE_SIZE_CEILING => {
+                tracing::warn!(
+                    configured = v,
+                    used = MESSAGE_SIZE_CEILING,
+                    "MESSAGE_SIZE is above what OneHA accepts in one request; using the ceiling"
+                );
+                MESSAGE_SIZE_CEILING
+            }
+            Some(v) => size(v),
+        };
+        Ok(Limits {
+            max_conn: positive("MAX_CONN")?.map_or(d.max_conn, size),
+            max_conn_per_address: positive("MAX_CONN_PER_ADDRESS")?
+                .map_or(d.max_conn_per_address, size),
+            max_conn_backlog: positive("MAX_CONN_BACKLOG")?
+                .map_or(d.max_conn_backlog, |v| u32::try_from(v).unwrap_or(u32::MAX)),
+            max_requests: positive("MAX_REQUESTS")?.map_or(d.max_requests, size),
+            max_requests_per_address: positive("MAX_REQUESTS_PER_ADDRESS")?
+                .map_or(d.max_requests_per_address, size),
+            keepalive_timeout: positive("KEEPALIVE_TIMEOUT")?
+                .map_or(d.keepalive_timeout, Duration::from_secs),
+            keepalive_max_conn: positive("KEEPALIVE_MAX_CONN")?.unwrap_or(d.keepalive_max_conn),
+            timeout: positive("TIMEOUT")?.map_or(d.timeout, Duration::from_secs),
+            message_size,
+        })
+    }
+
+    /// The largest replicated change a request may produce: the request's own size, with room
+    /// for what a method adds around the client's values (names, XML, ids).
+    pub fn max_txn_bytes(&self) -> usize {
+        self.message_size + (1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(text: &str) -> Result<Limits, ConfigError> {
+        let t = Template::parse(text).map_err(|e| ConfigError {
+            file: "oned.conf".into(),
+            message: e.to_string(),
+        })?;
+        Limits::from_template(&t, "oned.conf")
+    }
+
+    #[test]
+    fn opennebula_names_are_read_and_absent_ones_default() {
+        let l = limits("MAX_CONN = 50\nTIMEOUT = 3\nMESSAGE_SIZE = 1048576").unwrap();
+        assert_eq!(l.max_conn, 50);
+        assert_eq!(l.timeout, Duration::from_secs(3));
+        assert_eq!(l.message_size, 1 << 20);
+        assert_eq!(l.keepalive_timeout, Limits::default().keepalive_timeout);
+    }
+
+    #[test]
+    fn opennebulas_one_gib_message_size_is_capped() {
+        let l = limits("MESSAGE_SIZE = 1073741824").unwrap();
+        assert_eq!(l.message_size, MESSAGE_SIZE_CEILING);
+    }
+
+    #[test]
+    fn zero_or_garbage_names_the_attribute() {
+        let e = limits("MAX_CONN = 0").unwrap_err().to_string();
+        assert!(e.contains("MAX_CONN") && e.contains("line 1"), "{e}");
+        let e = limits("TIMEOUT = soon").unwrap_err().to_string();
+        assert!(e.contains("TIMEOUT"), "{e}");
+    }
+}
