@@ -285,3 +285,64 @@ fn connection_floods_and_slow_senders_are_bounded_and_the_zone_keeps_its_leader(
     assert_eq!(now.term, term, "an election happened under the flood");
     let _ = CALL_TIMEOUT;
 }
+
+/// Sends a whole `/RPC2` call on `c` and returns the raw HTTP answer.
+fn raw_call(c: &mut TcpStream, body: &str) -> String {
+    let req = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+/// Calls that hold their slot (a body that never ends) count against MAX_REQUESTS_PER_ADDRESS:
+/// past it, that address is told the server is busy, while other clients are served.
+#[test]
+fn calls_in_flight_are_limited_per_address() {
+    let setup = |_: usize, s: &mut crate::zone::Server| {
+        s.extra_conf
+            .push_str("TIMEOUT = 5\nMAX_REQUESTS_PER_ADDRESS = 10\n");
+        s.write_conf();
+    };
+    let zone = Zone::bootstrap_custom(3, None, Some(Box::new(setup)));
+    let leader = zone.leader();
+    let target: SocketAddr = format!("127.0.0.1:{}", zone.servers[leader].port)
+        .parse()
+        .unwrap();
+    let session = zone.servers[0].session();
+    let call = xmlrpc::write_call(&xmlrpc::MethodCall {
+        method: "one.userpool.info".into(),
+        params: vec![s(&session)],
+    });
+
+    eprintln!("--- 10 calls from 127.0.0.2 whose bodies never end");
+    let mut stalled = slow_connections("127.0.0.2", target, 10);
+    for c in &mut stalled {
+        c.write_all(b"Content-Length: 100000\r\n\r\n<?xml").unwrap();
+    }
+    let busy = zone.wait_for(DEADLINE, "the 11th call from 127.0.0.2 is refused", || {
+        let mut c = slow_connections("127.0.0.2", target, 1).pop()?;
+        // `slow_connections` sent half a head: finish it as a whole call.
+        let rest = format!(
+            "Content-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{call}",
+            call.len()
+        );
+        c.write_all(rest.as_bytes()).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out.contains("MAX_REQUESTS_PER_ADDRESS").then_some(out)
+    });
+    assert!(busy.contains("<fault>"), "{busy}");
+
+    eprintln!("--- another address is served meanwhile");
+    let mut other = TcpStream::connect(target).unwrap();
+    let answer = raw_call(&mut other, &call);
+    assert!(answer.contains("USER_POOL"), "{answer}");
+    let now = zone.servers[leader].raft_status().unwrap();
+    assert_eq!(now.state, crate::zone::LEADER);
+}
