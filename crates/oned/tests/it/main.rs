@@ -16,4 +16,5 @@ mod hooks;
 mod ops;
 mod reads;
 mod vms;
+mod wellformed;
 mod zone;
