@@ -241,6 +241,16 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         }
     }
     body.set("TEMPLATE_ID", template::Value::Single(id.to_string()));
+    // OpenNebula checks the name when it allocates the VM, and instantiate reports that as
+    // ALLOCATE for the template (`RequestManagerVMTemplate.cc`), not as vm.allocate's INTERNAL.
+    if !name.is_empty() {
+        super::validate::object_name(&name).map_err(|e| {
+            fail(
+                code::ALLOCATE,
+                format!("Error allocating a new virtual machine template. {e}"),
+            )
+        })?;
+    }
     let name = (!name.is_empty()).then_some(name);
     // Without a name, OpenNebula calls the VM after the template and the VM id.
     super::vm::create(

@@ -374,11 +374,12 @@ fn issue_10_bad_names_and_templates_are_refused_and_every_pool_stays_well_formed
             INTERNAL,
             says,
         );
+        // OpenNebula's instantiate reports a bad name as ALLOCATE (0x4000) for the template.
         raw.refused(
             "one.template.instantiate",
             &[Value::Int(tid), s(bad), Value::Bool(true), s("")],
-            INTERNAL,
-            says,
+            0x4000,
+            &format!("Error allocating a new virtual machine template. {says}"),
         );
         for (method, id) in [
             ("one.host.rename", hid),
