@@ -11,8 +11,12 @@
 //!        TIMEOUT = 2500 ]
 //! ```
 //!
-//! * Attribute names (and vector keys) consist of letters, digits, `_`, `-`
-//!   and `.`; they are case-insensitive and stored upper-cased.
+//! * Attribute names (and vector keys) are case-insensitive and stored
+//!   upper-cased. A valid name ([`is_attribute_name`]) starts with a letter or
+//!   `_` and holds letters, digits, `_`, `-` and `.`. The parser reads any
+//!   run of characters that cannot end a name (so that text stored before
+//!   names were checked still loads); [`Template::validate`], which every input
+//!   from a client goes through, refuses the rest.
 //! * A value is a double-quoted string (may span lines; `\"` and `\\` are
 //!   escapes, any other backslash is literal), an unquoted token (trimmed,
 //!   running to the end of the line, a `#`, or inside a vector to `,`/`]`),
@@ -23,7 +27,8 @@
 //! * Repeated attributes are kept in order.
 //!
 //! [`Template::to_text`] prints a form that [`Template::parse`] reads back
-//! unchanged; [`Template::to_xml`] prints OpenNebula's compact XML form.
+//! unchanged; [`Template::to_xml`] prints OpenNebula's compact XML form, which is
+//! well-formed XML 1.0 whatever the template holds (see [`Template::to_xml`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -116,6 +121,43 @@ impl Template {
             return xml::parse(text);
         }
         Template::parse_text(text)
+    }
+
+    /// Parses a template from a client: [`Template::parse`], then [`Template::validate`]. Use it
+    /// for every template that is going to be stored.
+    pub fn parse_checked(text: &str) -> Result<Template, ParseError> {
+        let t = Template::parse(text)?;
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// Checks what the parser lets through but must never be stored: every attribute name and
+    /// vector key is an [`is_attribute_name`], and no value holds a character that XML 1.0
+    /// cannot carry (control characters other than tab, newline and carriage return). Such a
+    /// template could not be shown as XML, so pyone (expat) would fail on it and on its pool.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        let bad_value = |line: usize, what: String, v: &str| -> Result<(), ParseError> {
+            match v.chars().find(|&c| !is_xml_char(c)) {
+                None => Ok(()),
+                Some(c) => Err(ParseError {
+                    line,
+                    message: format!("invalid character {} in the value of {what}", show_char(c)),
+                }),
+            }
+        };
+        for a in &self.attrs {
+            check_name(a.line, &a.name, "attribute name")?;
+            match &a.value {
+                Value::Single(v) => bad_value(a.line, format!("\"{}\"", a.name), v)?,
+                Value::Vector(pairs) => {
+                    for (k, v) in pairs {
+                        check_name(a.line, k, &format!("key in vector \"{}\"", a.name))?;
+                        bad_value(a.line, format!("\"{k}\" in vector \"{}\"", a.name), v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Parses template text (`NAME = value` syntax only).
@@ -225,16 +267,30 @@ impl Template {
 
     /// Prints OpenNebula's compact XML form:
     /// `<TEMPLATE><KEY><![CDATA[v]]></KEY><VEC><A><![CDATA[b]]></A></VEC></TEMPLATE>`.
+    ///
+    /// The result is well-formed XML 1.0 whatever the template holds, since one bad object
+    /// would otherwise make pyone fail on its whole pool for every user:
+    /// * an attribute or vector key that is not an [`is_attribute_name`] (stored before names
+    ///   were checked, e.g. `1BAD` or `A:B`) is skipped, never printed as a tag. Skipping rather
+    ///   than renaming is deterministic and cannot collide with a real attribute;
+    /// * a character XML 1.0 cannot carry is printed as U+FFFD (see [`xml_text`]);
+    /// * `]]>` inside a value is split across two CDATA sections.
     pub fn to_xml(&self) -> String {
-        let mut out = String::from("<TEMPLATE>");
-        for a in &self.attrs {
+        self.to_xml_as("TEMPLATE")
+    }
+
+    /// [`Template::to_xml`] with another root element (`USER_TEMPLATE`...). `root` must be a
+    /// valid element name; it is the caller's constant, not data.
+    pub fn to_xml_as(&self, root: &str) -> String {
+        let mut out = format!("<{root}>");
+        for a in self.attrs.iter().filter(|a| is_attribute_name(&a.name)) {
             match &a.value {
                 Value::Single(s) => push_xml_element(&mut out, &a.name, s),
                 Value::Vector(pairs) => {
                     out.push('<');
                     out.push_str(&a.name);
                     out.push('>');
-                    for (k, v) in pairs {
+                    for (k, v) in pairs.iter().filter(|(k, _)| is_attribute_name(k)) {
                         push_xml_element(&mut out, k, v);
                     }
                     out.push_str("</");
@@ -243,7 +299,9 @@ impl Template {
                 }
             }
         }
-        out.push_str("</TEMPLATE>");
+        out.push_str("</");
+        out.push_str(root);
+        out.push('>');
         out
     }
 }
@@ -280,14 +338,80 @@ fn push_xml_element(out: &mut String, name: &str, value: &str) {
     out.push_str("><![CDATA[");
     // "]]>" cannot appear inside CDATA: end the section after "]]" and
     // start a new one for ">".
-    out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
+    out.push_str(&xml_text(value).replace("]]>", "]]]]><![CDATA[>"));
     out.push_str("]]></");
     out.push_str(name);
     out.push('>');
 }
 
+/// Whether `c` may appear in an XML 1.0 document at all (the `Char` production): tab, newline,
+/// carriage return and everything from U+0020 but the surrogates (which a Rust `char` cannot
+/// be), U+FFFE and U+FFFF. Not even a character reference (`&#1;`) can carry the others.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `s` with every character XML 1.0 cannot carry replaced by U+FFFD (the Unicode replacement
+/// character). Replacing rather than dropping keeps a trace that something was there, so
+/// `a\u{1}b` never reads as another object's `ab`. Borrowed when nothing needs replacing.
+pub fn xml_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().all(is_xml_char) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(
+            s.chars()
+                .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
+                .collect(),
+        )
+    }
+}
+
+/// Whether `name` may be an attribute name or vector key: an ASCII letter or `_`, then ASCII
+/// letters, digits, `_`, `-` and `.`. This is the name syntax templates always had, minus
+/// names starting with a digit, `-` or `.`: those are not XML names, so they could never be
+/// printed as a tag. Every such name is also a valid XML 1.0 `NCName`, so namespace-aware
+/// parsers (pyone's minidom) accept it too; a `:` would make it a namespace prefix.
+pub fn is_attribute_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn check_name(line: usize, name: &str, what: &str) -> Result<(), ParseError> {
+    if is_attribute_name(name) {
+        return Ok(());
+    }
+    let shown: String = name.chars().map(show_char).collect();
+    Err(ParseError {
+        line,
+        message: format!(
+            "invalid {what} \"{shown}\": it must start with a letter or '_' and hold only letters, digits, '_', '-' and '.'"
+        ),
+    })
+}
+
+/// A character as an error message shows it: itself, or `\xNN` / `\u{NNNN}` when it is a
+/// control character or could not be carried by the XML answer.
+fn show_char(c: char) -> String {
+    if c.is_control() || !is_xml_char(c) {
+        let n = u32::from(c);
+        if n <= 0xff {
+            format!("\\x{n:02X}")
+        } else {
+            format!("\\u{{{n:04X}}}")
+        }
+    } else {
+        c.to_string()
+    }
+}
+
+/// Characters the parser reads as part of a name: anything that cannot end one. This is wider
+/// than [`is_attribute_name`] on purpose, so that a template stored with a bad name (before
+/// names were checked) still loads and the rest of it can be shown.
 fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+    !(c.is_whitespace() || matches!(c, '=' | '#' | '[' | ']' | ',' | '"'))
 }
 
 fn describe(c: Option<char>) -> String {
@@ -319,6 +443,9 @@ impl Parser {
     }
 
     fn err<T>(&self, line: usize, message: String) -> Result<T, ParseError> {
+        // Messages quote names and characters from the input; a control character among them
+        // would end up in the XML-RPC answer, so it is shown as `\xNN` instead.
+        let message = message.chars().map(show_char).collect();
         Err(ParseError { line, message })
     }
 

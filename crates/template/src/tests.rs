@@ -457,3 +457,168 @@ fn shipped_oned_conf_excerpt_parses() {
     assert_eq!(reparsed.to_text(), t.to_text());
     assert_eq!(reparsed.to_xml(), t.to_xml());
 }
+
+/// Checks `xml` as a strict, namespace-aware parser (expat, as pyone uses) would: only XML 1.0
+/// characters, balanced tags, and element names that are `NCName`s (no `:`, so no unbound
+/// namespace prefix, and no leading digit, `-` or `.`).
+fn assert_well_formed(xml: &str) {
+    use quick_xml::events::Event;
+    if let Some(c) = xml.chars().find(|&c| !is_xml_char(c)) {
+        panic!("character {c:?} is not allowed in XML 1.0: {xml:?}");
+    }
+    let mut reader = quick_xml::Reader::from_str(xml);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Err(e) => panic!("malformed XML ({e}): {xml:?}"),
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                assert!(is_attribute_name(&name), "element <{name}> in {xml:?}");
+                if matches!(reader.read_event(), Ok(Event::Eof)) {
+                    break;
+                }
+                depth += 1;
+            }
+            Ok(Event::Text(t)) => {
+                let s = t.unescape().unwrap();
+                assert!(s.chars().all(is_xml_char), "{xml:?}");
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(depth > 0, "no element in {xml:?}");
+}
+
+#[test]
+fn issue_10_attribute_names_that_are_not_xml_names_are_refused() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("A = 1\n1BAD = x", 2, "invalid attribute name \"1BAD\""),
+        ("-X = 1", 1, "invalid attribute name \"-X\""),
+        (".X = 1", 1, "invalid attribute name \".X\""),
+        ("A:B = 1", 1, "invalid attribute name \"A:B\""),
+        ("A\u{1}B = 1", 1, "invalid attribute name \"A\\x01B\""),
+        ("\u{1b}X = 1", 1, "invalid attribute name \"\\x1BX\""),
+        ("ÉTÉ = 1", 1, "invalid attribute name \"ÉTÉ\""),
+        (
+            "A = 1\nV = [ K = 1,\n 2K = 2 ]",
+            2,
+            "invalid key in vector \"V\" \"2K\"",
+        ),
+        (
+            "<TEMPLATE><A:B>x</A:B></TEMPLATE>",
+            1,
+            "invalid attribute name \"A:B\"",
+        ),
+        (
+            "<TEMPLATE><V><x:y>1</x:y></V></TEMPLATE>",
+            1,
+            "invalid key in vector \"V\" \"X:Y\"",
+        ),
+        ("<TEMPLATE><_1>x</_1><n.1>y</n.1></TEMPLATE>", 0, ""),
+    ];
+    for (text, line, message) in cases {
+        match Template::parse_checked(text) {
+            Ok(_) => assert!(message.is_empty(), "{text:?} was accepted"),
+            Err(e) => {
+                assert!(
+                    !message.is_empty() && e.message.starts_with(message),
+                    "{text:?}: {e}"
+                );
+                if !text.starts_with('<') {
+                    assert_eq!(e.line, *line, "{text:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        Template::parse("\u{1b}[31m = 1").unwrap_err().message,
+        "expected '=' after \"\\x1B\""
+    );
+    for good in ["A.B = 1", "X-Y = 1", "_A = 1", "a1 = [ k_2 = 1, k.3 = 2 ]"] {
+        Template::parse_checked(good).unwrap();
+    }
+}
+
+#[test]
+fn issue_10_values_with_characters_xml_cannot_carry_are_refused() {
+    for (text, shown) in [
+        ("A = \"x\u{1}y\"", "\\x01"),
+        ("A = x\u{1b}[31m", "\\x1B"),
+        ("A = \"\u{b}\"", "\\x0B"),
+        ("V = [ K = \"\u{0}\" ]", "\\x00"),
+        ("A = \"\u{FFFE}\"", "\\u{FFFE}"),
+        ("<TEMPLATE><A>&#1;</A></TEMPLATE>", "\\x01"),
+        ("<TEMPLATE><A><![CDATA[\u{7}]]></A></TEMPLATE>", "\\x07"),
+    ] {
+        let e = Template::parse_checked(text).unwrap_err();
+        assert!(
+            e.message
+                .starts_with(&format!("invalid character {shown} in the value of")),
+            "{text:?}: {e}"
+        );
+    }
+    // Everything XML can carry is kept as given, even what needs escaping or splitting.
+    let odd = "tab\tnl\ncr\r <b>&amp; ]]> \"q\" 'a' 😀 \u{7f}\u{85}";
+    let mut t = Template::default();
+    t.push("A", Value::Single(odd.to_string()));
+    let text = t.to_text();
+    assert_eq!(
+        Template::parse_checked(&text).unwrap().single("A"),
+        Some(odd)
+    );
+}
+
+#[test]
+fn issue_10_to_xml_is_well_formed_whatever_the_template_holds() {
+    // Text stored before names and values were checked still loads...
+    let stored = "1BAD = \"x\"\nA:B = \"y\"\nCTL = \"a\u{1}b\u{1b}c\"\n\
+                  V = [ -K = 1, OK = \"]]>\", .K = 2 ]\nGOOD = \"<&>\\\"'😀\"\n";
+    let t = Template::parse(stored).unwrap();
+    assert_eq!(t.attrs.len(), 5);
+    assert!(t.validate().is_err());
+    // ...and prints as XML that a strict parser reads: bad names are skipped, bad characters
+    // replaced, the rest kept.
+    let xml = t.to_xml();
+    assert_well_formed(&xml);
+    assert_eq!(
+        xml,
+        "<TEMPLATE><CTL><![CDATA[a\u{FFFD}b\u{FFFD}c]]></CTL>\
+         <V><OK><![CDATA[]]]]><![CDATA[>]]></OK></V>\
+         <GOOD><![CDATA[<&>\"'😀]]></GOOD></TEMPLATE>"
+    );
+    let back = Template::parse_checked(&xml).unwrap();
+    assert_eq!(back.single("CTL"), Some("a\u{FFFD}b\u{FFFD}c"));
+    assert_eq!(back.get("V").unwrap().vector_get("OK"), Some("]]>"));
+    assert_eq!(back.single("GOOD"), Some("<&>\"'😀"));
+    // A template built in code is printed the same way.
+    let mut built = Template::default();
+    built.push("9", Value::Single("x".into()));
+    built.push("K", Value::Single("\u{0}\u{FFFF}".into()));
+    assert_eq!(
+        built.to_xml_as("USER_TEMPLATE"),
+        "<USER_TEMPLATE><K><![CDATA[\u{FFFD}\u{FFFD}]]></K></USER_TEMPLATE>"
+    );
+}
+
+#[test]
+fn issue_10_xml_templates_parse_faithfully() {
+    let xml = "<TEMPLATE><NAME>a &amp; b</NAME><Q><![CDATA[x]]]]><![CDATA[>y]]></Q>\
+               <U>😀 &lt;&quot;&apos;</U><DISK><SIZE>1</SIZE><K>]]&gt;</K></DISK></TEMPLATE>";
+    let t = Template::parse_checked(xml).unwrap();
+    assert_eq!(t.single("NAME"), Some("a & b"));
+    assert_eq!(t.single("Q"), Some("x]]>y"));
+    assert_eq!(t.single("U"), Some("😀 <\"'"));
+    assert_eq!(t.get("DISK").unwrap().vector_get("K"), Some("]]>"));
+    // And what is stored (text) comes back the same.
+    let again = Template::parse_checked(&t.to_text()).unwrap();
+    assert_eq!(
+        again,
+        Template {
+            attrs: again.attrs.clone()
+        }
+    );
+    assert_eq!(again.to_xml(), t.to_xml());
+    assert_well_formed(&t.to_xml());
+}

@@ -442,6 +442,10 @@ pub fn parse_response(body: &[u8]) -> Result<Response, Error> {
 
 const HEADER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
+/// Escapes text for the XML body. A character XML 1.0 cannot carry at all (a control character
+/// other than tab, newline and carriage return, U+FFFE, U+FFFF) is written as U+FFFD: no
+/// reference can express it, and one such character in a string would make the whole answer
+/// unreadable for expat-based clients (pyone), whoever stored it and however.
 fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
@@ -449,7 +453,10 @@ fn escape_into(out: &mut String, s: &str) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '\r' => out.push_str("&#13;"),
-            c => out.push(c),
+            '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => {
+                out.push(c)
+            }
+            _ => out.push('\u{FFFD}'),
         }
     }
 }

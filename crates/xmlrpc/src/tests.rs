@@ -459,3 +459,27 @@ fn property_round_trip() {
         );
     }
 }
+
+/// Issue 10: a string holding characters XML 1.0 cannot carry (stored before names were
+/// checked, or in an error message quoting the input) must not make the answer unreadable.
+#[test]
+fn issue_10_characters_xml_cannot_carry_are_replaced_in_answers() {
+    let nasty = "a\u{1}b\u{1b}[0m\u{0}\u{b}\u{c}\u{7f}\u{FFFE}\u{FFFF}\t\n\r😀<&>]]>";
+    let out = write_response(&Value::Array(vec![
+        s(nasty),
+        Value::Struct(vec![(nasty.into(), s(nasty))]),
+    ]));
+    let legal = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    assert!(out.chars().all(legal), "{out:?}");
+    let expected =
+        "a\u{FFFD}b\u{FFFD}[0m\u{FFFD}\u{FFFD}\u{FFFD}\u{7f}\u{FFFD}\u{FFFD}\t\n\r😀<&>]]>";
+    assert_eq!(
+        parse_response(out.as_bytes()).unwrap(),
+        Response::Success(Value::Array(vec![
+            s(expected),
+            Value::Struct(vec![(expected.into(), s(expected))]),
+        ]))
+    );
+    let fault = write_fault(-503, nasty);
+    assert!(fault.chars().all(legal), "{fault:?}");
+}

@@ -103,17 +103,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() {
         return Err(not_authorized(s, "CREATE GROUP"));
     }
-    if name.is_empty()
-        || name.len() > 128
-        || name.contains(|c: char| {
-            c.is_control() || c == '\'' || c == '"' || c == '<' || c == '>' || c == '&'
-        })
-    {
-        return Err(fail(
-            code::INTERNAL,
-            "Error allocating a new group. Invalid NAME",
-        ));
-    }
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let insert = SqlStmt::new(
         "INSERT INTO group_pool (oid, name, template)
              SELECT last_oid + 1, ?1, '' FROM pool_control WHERE tablename = 'group_pool'

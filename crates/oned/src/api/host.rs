@@ -99,12 +99,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let vm_mad = p.string(2)?.to_string();
     let mut cluster = p.int(3)? as i64;
     require_admin(s, "CREATE HOST")?;
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(fail(
-            code::INTERNAL,
-            "Error allocating a new host. Invalid NAME",
-        ));
-    }
+    super::validate::host_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     if im_mad.is_empty() || vm_mad.is_empty() {
         return Err(fail(
             code::INTERNAL,
@@ -239,9 +234,8 @@ pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
     require_admin(s, &format!("MANAGE HOST [{id}]"))?;
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(fail(code::ACTION, "Cannot rename host: invalid NAME"));
-    }
+    // OpenNebula renames with `set_name`, which checks `name_is_valid` only.
+    super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     match ctx
         .write(SqlTxn {
             stmts: vec![SqlStmt::new(

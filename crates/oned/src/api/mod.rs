@@ -10,6 +10,7 @@ mod perms;
 mod storage;
 mod system;
 mod user;
+mod validate;
 pub mod vm;
 mod vmtemplate;
 mod vnet;
@@ -598,7 +599,7 @@ pub async fn update_template(
 /// The template text an update leaves: `text` replacing `old`, or merged into it (each
 /// attribute named in `text` replaces all of that name).
 pub fn merged(old: &str, text: &str, merge: bool) -> Result<String, Failure> {
-    let new = template::Template::parse(text)
+    let new = validate::template(text)
         .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
     if !merge {
         return Ok(new.to_text());

@@ -188,14 +188,8 @@ pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
     managed(ctx, s, f, id).await?;
-    if name.is_empty()
-        || name.contains(|c: char| c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '&'))
-    {
-        return Err(fail(
-            code::ACTION,
-            format!("Cannot rename {}: invalid NAME", f.what),
-        ));
-    }
+    // OpenNebula's `set_name`: ACTION with `name_is_valid`'s message.
+    super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     let sql = format!("UPDATE {} SET name = ?2 WHERE oid = ?1", f.table);
     write(
         ctx,

@@ -110,13 +110,13 @@ fn load_datastores(
 pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     require_admin(s, "CREATE DATASTORE")?;
-    let t = template::Template::parse(&text)
-        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let name = t
         .single("NAME")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
         .to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let kind = match t
         .single("TYPE")
         .unwrap_or("IMAGE_DS")
@@ -322,13 +322,13 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     if !c.may_create(IMAGE) {
         return Err(not_authorized(s, "CREATE IMAGE"));
     }
-    let t = template::Template::parse(&text)
-        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let name = t
         .single("NAME")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
         .to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let kind_name = t.single("TYPE").unwrap_or("OS").to_uppercase();
     let kind = TYPES
         .iter()

@@ -55,17 +55,6 @@ fn not_authorized(s: &Session, what: &str) -> Failure {
     )
 }
 
-/// OpenNebula refuses names with spaces, quotes and a few separators.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.chars().any(|c| {
-            c.is_whitespace()
-                || c.is_control()
-                || matches!(c, ':' | '"' | '\'' | '<' | '>' | '&' | '\\' | '/')
-        })
-}
-
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     let password = p.string(1)?.to_string();
@@ -80,12 +69,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() {
         return Err(not_authorized(s, "CREATE USER"));
     }
-    if !valid_name(&name) {
-        return Err(fail(
-            code::INTERNAL,
-            "Error allocating a new user. Invalid NAME",
-        ));
-    }
+    super::validate::user_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     if password.is_empty() || password.contains(char::is_whitespace) {
         return Err(fail(
             code::INTERNAL,

@@ -114,7 +114,9 @@ fn vm_xml(v: &VmRow) -> String {
                 ("MEMORY", v.memory.to_string()),
             ]
         ),
-        template_xml(&v.user_template, &[]).replacen("TEMPLATE>", "USER_TEMPLATE>", 2),
+        template::Template::parse(&v.user_template)
+            .unwrap_or_default()
+            .to_xml_as("USER_TEMPLATE"),
     )
 }
 
@@ -224,10 +226,13 @@ pub async fn create(
     name: Option<String>,
     hold: bool,
 ) -> MethodResult {
-    let t = template::Template::parse(text)
-        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let t = template::Template::parse(text).map_err(|e| fail(code::INTERNAL, e.to_string()))?;
     let (cpu, memory, tname) = capacity(&t)?;
     let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
+    // An empty name becomes `one-<id>` in the statement below.
+    if !name.is_empty() {
+        super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    }
     let state = if hold { state::HOLD } else { state::PENDING };
     let insert = SqlStmt::new(
         "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
@@ -257,6 +262,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !c.may_create(VM) {
         return Err(not_authorized(s, "CREATE VM"));
     }
+    super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     create(ctx, s, &text, None, hold).await
 }
 

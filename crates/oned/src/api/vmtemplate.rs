@@ -118,13 +118,13 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !c.may_create(TEMPLATE) {
         return Err(not_authorized(s, "CREATE TEMPLATE"));
     }
-    let t = template::Template::parse(&text)
-        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let name = t
         .single("NAME")
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?;
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     insert(ctx, s, &name, t.to_text()).await
 }
 
@@ -204,6 +204,7 @@ pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !c.may_create(TEMPLATE) {
         return Err(not_authorized(s, "CREATE TEMPLATE"));
     }
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let mut body = template::Template::parse(&t.template).unwrap_or_default();
     body.set("NAME", template::Value::Single(name.clone()));
     insert(ctx, s, &name, body.to_text()).await
@@ -231,8 +232,7 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     }
     let mut body = template::Template::parse(&t.template).unwrap_or_default();
     if !extra.trim().is_empty() {
-        let more = template::Template::parse(&extra)
-            .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+        let more = super::validate::template(&extra).map_err(|e| fail(code::INTERNAL, e))?;
         for a in &more.attrs {
             body.remove(&a.name);
         }
@@ -241,6 +241,16 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         }
     }
     body.set("TEMPLATE_ID", template::Value::Single(id.to_string()));
+    // OpenNebula checks the name when it allocates the VM, and instantiate reports that as
+    // ALLOCATE for the template (`RequestManagerVMTemplate.cc`), not as vm.allocate's INTERNAL.
+    if !name.is_empty() {
+        super::validate::object_name(&name).map_err(|e| {
+            fail(
+                code::ALLOCATE,
+                format!("Error allocating a new virtual machine template. {e}"),
+            )
+        })?;
+    }
     let name = (!name.is_empty()).then_some(name);
     // Without a name, OpenNebula calls the VM after the template and the VM id.
     super::vm::create(

@@ -125,13 +125,13 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !c.may_create(NET) {
         return Err(not_authorized(s, "CREATE NET"));
     }
-    let t = template::Template::parse(&text)
-        .map_err(|e| fail(code::INTERNAL, format!("Error parsing template: {e}")))?;
+    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let name = t
         .single("NAME")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
         .to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let vn_mad = t
         .single("VN_MAD")
         .filter(|n| !n.is_empty())

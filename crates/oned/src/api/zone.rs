@@ -84,7 +84,7 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(1)?;
     check_zone(ctx, zone_id, "added")?;
     require_admin(s, "on zone")?;
-    let t = template::Template::parse(text)
+    let t = super::validate::template(text)
         .map_err(|e| fail(code::ACTION, format!("Error parsing server template: {e}")))?;
     let server = t
         .vector("SERVER")

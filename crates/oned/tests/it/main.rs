@@ -17,4 +17,5 @@ mod hostile;
 mod ops;
 mod reads;
 mod vms;
+mod wellformed;
 mod zone;
