@@ -178,7 +178,7 @@ impl Config {
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let ctx = Ctx { file: path };
-        let t = Template::parse(text).map_err(|e| ConfigError {
+        let t = Template::parse_checked(text).map_err(|e| ConfigError {
             file: path.display().to_string(),
             message: e.to_string(),
         })?;
