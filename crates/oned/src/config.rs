@@ -380,6 +380,7 @@ mod tests {
         assert_eq!(c.raft.election_timeout, Duration::from_millis(5000));
         assert_eq!(c.raft.log_retention, 250_000);
         assert_eq!(c.leader_hook, None);
+        assert_eq!(c.limits, crate::limits::Limits::default());
     }
 
     #[test]
