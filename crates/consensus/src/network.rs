@@ -113,7 +113,9 @@ impl PeerNetwork {
     pub fn new(key: String, source: u64, timeout: Duration) -> PeerNetwork {
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below any sane KEEPALIVE_TIMEOUT of the peer, so an idle connection is dropped
+            // here before the peer closes it under a call.
+            .pool_idle_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();

@@ -204,6 +204,9 @@ pub async fn run(
     crate::scheduler::spawn(cluster.clone(), pool.clone());
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
+        // Below the leader's KEEPALIVE_TIMEOUT: a forwarded write never goes out on a connection
+        // the leader is closing as idle.
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
         .build()
         .context("building the HTTP client")?;
     let state = Arc::new(AppState {
