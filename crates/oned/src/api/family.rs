@@ -93,7 +93,12 @@ impl<R: Send + 'static> Family<R> {
         let c = caller(ctx, s).await?;
         let mut cond = only;
         let page = filter.sql(&c, self.kind, self.alias, &mut cond);
-        let mut sql = format!("{}{} ORDER BY {}.oid", self.select, cond.clause(), self.alias);
+        let mut sql = format!(
+            "{}{} ORDER BY {}.oid",
+            self.select,
+            cond.clause(),
+            self.alias
+        );
         let mut args = cond.args;
         if let Some((size, offset)) = page {
             sql.push_str(" LIMIT ? OFFSET ?");

@@ -356,35 +356,35 @@ mod tests {
     use super::*;
 
     impl PoolFilter {
-    /// The reference the SQL is checked against: keeps the objects the flag selects and the caller may see, then applies the range.
-    pub fn apply<T>(&self, c: &Caller<'_>, kind: u64, items: Vec<(Owned, T)>) -> Vec<T> {
-        let me = c.session;
-        let selected = items.into_iter().filter(|(o, _)| {
-            let owner_ok = match self.flag {
-                -4 => o.gid == me.gid,
-                -3 => o.uid == me.uid,
-                -2 => true,
-                -1 => o.uid == me.uid || c.groups.contains(&o.gid),
-                uid => o.uid == uid,
-            };
-            owner_ok && c.may(kind, o, USE)
-        });
-        let mut ranged: Vec<T> = Vec::new();
-        if self.end < -1 {
-            let (offset, size) = (self.start.max(0) as usize, (-self.end) as usize);
-            ranged.extend(selected.skip(offset).take(size).map(|(_, t)| t));
-        } else {
-            ranged.extend(
-                selected
-                    .filter(|(o, _)| {
-                        (self.start == -1 || o.oid >= self.start)
-                            && (self.end == -1 || o.oid <= self.end)
-                    })
-                    .map(|(_, t)| t),
-            );
+        /// The reference the SQL is checked against: keeps the objects the flag selects and the caller may see, then applies the range.
+        pub fn apply<T>(&self, c: &Caller<'_>, kind: u64, items: Vec<(Owned, T)>) -> Vec<T> {
+            let me = c.session;
+            let selected = items.into_iter().filter(|(o, _)| {
+                let owner_ok = match self.flag {
+                    -4 => o.gid == me.gid,
+                    -3 => o.uid == me.uid,
+                    -2 => true,
+                    -1 => o.uid == me.uid || c.groups.contains(&o.gid),
+                    uid => o.uid == uid,
+                };
+                owner_ok && c.may(kind, o, USE)
+            });
+            let mut ranged: Vec<T> = Vec::new();
+            if self.end < -1 {
+                let (offset, size) = (self.start.max(0) as usize, (-self.end) as usize);
+                ranged.extend(selected.skip(offset).take(size).map(|(_, t)| t));
+            } else {
+                ranged.extend(
+                    selected
+                        .filter(|(o, _)| {
+                            (self.start == -1 || o.oid >= self.start)
+                                && (self.end == -1 || o.oid <= self.end)
+                        })
+                        .map(|(_, t)| t),
+                );
+            }
+            ranged
         }
-        ranged
-    }
     }
 
     #[test]

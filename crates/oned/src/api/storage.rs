@@ -419,9 +419,7 @@ pub async fn image_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn image_pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    IMAGES
-        .pool_info(ctx, s, p, perms::Where::default())
-        .await
+    IMAGES.pool_info(ctx, s, p, perms::Where::default()).await
 }
 
 pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -190,8 +190,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    NETS.pool_info(ctx, s, p, perms::Where::default())
-        .await
+    NETS.pool_info(ctx, s, p, perms::Where::default()).await
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
