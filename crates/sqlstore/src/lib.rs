@@ -18,7 +18,7 @@ pub use checksum::{checksum, Checksum};
 pub use open::{copy_into, open_state, restore_from, DbError};
 pub use pool::ReadPool;
 pub use reads::{
-    find_user_by_name, load_user, load_users, load_zone, load_zones, UserRow, ZoneRow,
+    find_user_by_name, for_each_user, load_user, load_zone, load_zones, UserRow, ZoneRow,
     ZoneServerRow,
 };
 pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome};

@@ -64,10 +64,26 @@ pub fn find_user_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Opti
     .transpose()
 }
 
-pub fn load_users(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
-    let mut st = conn.prepare(&format!("SELECT {USER_COLS} ORDER BY u.oid"))?;
-    let rows = st.query_map([], user_row)?;
-    rows.map(|u| with_groups(conn, u?)).collect()
+/// Every user, or only user `only`, in oid order, handed to `each` one at a time: a pool answer
+/// is printed as the cursor moves and never holds every row.
+pub fn for_each_user(
+    conn: &Connection,
+    only: Option<i64>,
+    mut each: impl FnMut(&UserRow),
+) -> rusqlite::Result<()> {
+    let sql = match only {
+        Some(_) => format!("SELECT {USER_COLS} WHERE u.oid = ?1"),
+        None => format!("SELECT {USER_COLS} ORDER BY u.oid"),
+    };
+    let mut st = conn.prepare(&sql)?;
+    let mut rows = match only {
+        Some(oid) => st.query(params![oid])?,
+        None => st.query([])?,
+    };
+    while let Some(r) = rows.next()? {
+        each(&with_groups(conn, user_row(r)?)?);
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -287,6 +287,11 @@ impl Server {
         self.write_conf();
     }
 
+    /// The process id of the running `oned`, if it runs (for `/proc/<pid>/status` probes).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The process exists (it may be paused).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -4,6 +4,7 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
+use super::family::print_rows;
 use super::xml::esc;
 use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
@@ -45,6 +46,29 @@ fn group_xml(g: &GroupRow, with_quotas: bool) -> String {
     )
 }
 
+fn group_row(
+    c: &sqlstore::rusqlite::Connection,
+    r: &sqlstore::rusqlite::Row<'_>,
+) -> Result<GroupRow, sqlstore::rusqlite::Error> {
+    let oid: i64 = r.get(0)?;
+    let mut users = c.prepare_cached("SELECT uid FROM user_groups WHERE gid = ?1 ORDER BY uid")?;
+    let mut admins =
+        c.prepare_cached("SELECT uid FROM group_admins WHERE gid = ?1 ORDER BY uid")?;
+    let users = users
+        .query_map([oid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let admins = admins
+        .query_map([oid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(GroupRow {
+        oid,
+        name: r.get(1)?,
+        template: r.get(2)?,
+        users,
+        admins,
+    })
+}
+
 fn load_groups(
     c: &sqlstore::rusqlite::Connection,
     only: Option<i64>,
@@ -52,29 +76,8 @@ fn load_groups(
     let mut st = c.prepare(
         "SELECT oid, name, template FROM group_pool WHERE ?1 IS NULL OR oid = ?1 ORDER BY oid",
     )?;
-    let mut groups: Vec<GroupRow> = st
-        .query_map([only], |r| {
-            Ok(GroupRow {
-                oid: r.get(0)?,
-                name: r.get(1)?,
-                template: r.get(2)?,
-                users: Vec::new(),
-                admins: Vec::new(),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut users = c.prepare_cached("SELECT uid FROM user_groups WHERE gid = ?1 ORDER BY uid")?;
-    let mut admins =
-        c.prepare_cached("SELECT uid FROM group_admins WHERE gid = ?1 ORDER BY uid")?;
-    for g in &mut groups {
-        g.users = users
-            .query_map([g.oid], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        g.admins = admins
-            .query_map([g.oid], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-    }
-    Ok(groups)
+    let groups = st.query_map([only], |r| group_row(c, r))?.collect();
+    groups
 }
 
 fn no_group(id: i64) -> Failure {
@@ -128,20 +131,43 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
 }
 
+/// `one.grouppool.info()`: every group for an administrator, else the caller's groups; only
+/// those rows are read, and printed one at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let mine = my_groups(ctx, s.uid).await?;
-    let groups = ctx.read(|c| load_groups(c, None)).await?;
-    let mut out = String::from("<GROUP_POOL>");
-    for g in groups
-        .iter()
-        .filter(|g| s.is_admin() || mine.contains(&g.oid))
-    {
-        out.push_str(&group_xml(g, false));
-        out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", g.oid));
-    }
-    out.push_str(&format!(
-        "<DEFAULT_GROUP_QUOTAS>{QUOTAS}</DEFAULT_GROUP_QUOTAS></GROUP_POOL>"
-    ));
+    let mine = if s.is_admin() {
+        None
+    } else {
+        Some(my_groups(ctx, s.uid).await?)
+    };
+    let out = ctx
+        .read(move |c| {
+            let mut out = String::from("<GROUP_POOL>");
+            let (cond, args) = match mine {
+                None => (String::new(), Vec::new()),
+                Some(gids) => (
+                    format!(" WHERE oid IN ({})", vec!["?"; gids.len()].join(", ")),
+                    gids,
+                ),
+            };
+            // `oid IN ()` is false in SQLite: a user in no group sees none.
+            let sql = format!("SELECT oid, name, template FROM group_pool{cond} ORDER BY oid");
+            print_rows(
+                c,
+                &sql,
+                args,
+                group_row,
+                |g, out| {
+                    out.push_str(&group_xml(g, false));
+                    out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", g.oid));
+                },
+                &mut out,
+            )?;
+            out.push_str(&format!(
+                "<DEFAULT_GROUP_QUOTAS>{QUOTAS}</DEFAULT_GROUP_QUOTAS></GROUP_POOL>"
+            ));
+            Ok(out)
+        })
+        .await?;
     Ok(Value::String(out))
 }
 

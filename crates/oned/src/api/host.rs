@@ -5,6 +5,7 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
+use super::family::print_rows;
 use super::xml::esc;
 use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
@@ -55,37 +56,42 @@ fn host_xml(h: &HostRow) -> String {
     )
 }
 
+const SELECT_HOSTS: &str =
+    "SELECT h.oid, h.name, h.state, h.prev_state, h.im_mad, h.vm_mad, h.cluster_id,
+            COALESCE(c.name, ''), h.total_cpu, h.total_mem, h.cpu_usage, h.mem_usage,
+            h.running_vms, h.template
+     FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id";
+
+fn host_row(
+    _: &sqlstore::rusqlite::Connection,
+    r: &sqlstore::rusqlite::Row<'_>,
+) -> Result<HostRow, sqlstore::rusqlite::Error> {
+    Ok(HostRow {
+        oid: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        prev_state: r.get(3)?,
+        im_mad: r.get(4)?,
+        vm_mad: r.get(5)?,
+        cluster_id: r.get(6)?,
+        cluster: r.get(7)?,
+        total_cpu: r.get(8)?,
+        total_mem: r.get(9)?,
+        cpu_usage: r.get(10)?,
+        mem_usage: r.get(11)?,
+        running_vms: r.get(12)?,
+        template: r.get(13)?,
+    })
+}
+
 fn load_hosts(
     c: &sqlstore::rusqlite::Connection,
     only: Option<i64>,
 ) -> Result<Vec<HostRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare(
-        "SELECT h.oid, h.name, h.state, h.prev_state, h.im_mad, h.vm_mad, h.cluster_id,
-                COALESCE(c.name, ''), h.total_cpu, h.total_mem, h.cpu_usage, h.mem_usage,
-                h.running_vms, h.template
-         FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id
-         WHERE ?1 IS NULL OR h.oid = ?1 ORDER BY h.oid",
-    )?;
-    let rows = st
-        .query_map([only], |r| {
-            Ok(HostRow {
-                oid: r.get(0)?,
-                name: r.get(1)?,
-                state: r.get(2)?,
-                prev_state: r.get(3)?,
-                im_mad: r.get(4)?,
-                vm_mad: r.get(5)?,
-                cluster_id: r.get(6)?,
-                cluster: r.get(7)?,
-                total_cpu: r.get(8)?,
-                total_mem: r.get(9)?,
-                cpu_usage: r.get(10)?,
-                mem_usage: r.get(11)?,
-                running_vms: r.get(12)?,
-                template: r.get(13)?,
-            })
-        })?
-        .collect();
+    let mut st = c.prepare_cached(&format!(
+        "{SELECT_HOSTS} WHERE ?1 IS NULL OR h.oid = ?1 ORDER BY h.oid"
+    ))?;
+    let rows = st.query_map([only], |r| host_row(c, r))?.collect();
     rows
 }
 
@@ -148,14 +154,29 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .ok_or_else(|| no_host(id))
 }
 
+/// `one.hostpool.info()`: every host for an administrator (printed one row at a time), none
+/// for anyone else.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let hosts = if s.is_admin() {
-        ctx.read(|c| load_hosts(c, None)).await?
-    } else {
-        Vec::new()
-    };
-    let body: String = hosts.iter().map(host_xml).collect();
-    Ok(Value::String(format!("<HOST_POOL>{body}</HOST_POOL>")))
+    if !s.is_admin() {
+        return Ok(Value::String("<HOST_POOL></HOST_POOL>".to_string()));
+    }
+    let out = ctx
+        .read(|c| {
+            let mut out = String::from("<HOST_POOL>");
+            let sql = format!("{SELECT_HOSTS} ORDER BY h.oid");
+            print_rows(
+                c,
+                &sql,
+                Vec::new(),
+                host_row,
+                |h, out| out.push_str(&host_xml(h)),
+                &mut out,
+            )?;
+            out.push_str("</HOST_POOL>");
+            Ok(out)
+        })
+        .await?;
+    Ok(Value::String(out))
 }
 
 async fn change(ctx: &Ctx, id: i64, stmts: Vec<SqlStmt>, what: &str) -> MethodResult {

@@ -1,5 +1,7 @@
 //! Object ownership, OpenNebula's permission bits and ACL rules, and pool filters: who may see
-//! or change an object (`AuthManager`, `PoolSQL::usr_filter`).
+//! or change an object (`AuthManager`), and the same rules as SQL for pool calls
+//! (`PoolSQL::usr_filter`, `acl_filter`, `oid_filter`), so a pool call reads only the rows its
+//! caller will see.
 
 use xmlrpc::Params;
 
@@ -37,6 +39,21 @@ pub struct Caller<'a> {
     pub rules: Vec<(u64, u64, u64)>,
 }
 
+/// ACL rule bits for who (user) or what (resource) a rule names: `#id`, `@gid`, `*`.
+const ACL_INDIVIDUAL: u64 = 0x1_0000_0000;
+const ACL_GROUP: u64 = 0x2_0000_0000;
+const ACL_ALL: u64 = 0x4_0000_0000;
+
+/// The bit of `right` in the permission octet of a class (u m a = 4 2 1).
+fn right_octet_bit(right: u64) -> i64 {
+    match right {
+        USE => 0o4,
+        MANAGE => 0o2,
+        ADMIN => 0o1,
+        _ => 0,
+    }
+}
+
 fn perm_bit(perms: i64, class: u32, right: u64) -> bool {
     // class 0 owner, 1 group, 2 other; right USE/MANAGE/ADMIN = bit 2/1/0 of the class octet.
     let octet = (perms >> (3 * (2 - class))) & 0o7;
@@ -47,6 +64,50 @@ fn perm_bit(perms: i64, class: u32, right: u64) -> bool {
         _ => 0,
     };
     octet & bit != 0
+}
+
+/// `col IN (?, ?, ...)` for `n` values.
+fn in_list(col: &str, n: usize) -> String {
+    let marks = vec!["?"; n].join(", ");
+    format!("{col} IN ({marks})")
+}
+
+/// A SQL condition under construction: parts joined by AND, each with its `?` values in order.
+#[derive(Debug, Clone, Default)]
+pub struct Where {
+    parts: Vec<String>,
+    pub args: Vec<i64>,
+}
+
+impl Where {
+    /// Adds `cond` (with `?` placeholders for `args`), ANDed with what is there.
+    pub fn and(&mut self, cond: impl Into<String>, args: impl IntoIterator<Item = i64>) {
+        self.parts.push(cond.into());
+        self.args.extend(args);
+    }
+
+    /// ` WHERE (a) AND (b)`, or nothing.
+    pub fn clause(&self) -> String {
+        if self.parts.is_empty() {
+            return String::new();
+        }
+        let joined = self
+            .parts
+            .iter()
+            .map(|p| format!("({p})"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(" WHERE {joined}")
+    }
+}
+
+/// What the caller's ACL rules grant on a kind of object, as `AclManager::reverse_search`
+/// answers it: every object, or these objects and the objects of these groups.
+#[derive(Debug, Default)]
+struct AclScope {
+    all: bool,
+    oids: Vec<i64>,
+    gids: Vec<i64>,
 }
 
 impl Caller<'_> {
@@ -75,6 +136,67 @@ impl Caller<'_> {
                 None => false,
             }
         })
+    }
+
+    /// The rules granting `right` on objects of `kind` to the caller, as ids: the same rules
+    /// [`Caller::may`] applies one object at a time.
+    fn acl_scope(&self, kind: u64, right: u64) -> AclScope {
+        let mut scope = AclScope::default();
+        for &(user, resource, rights) in &self.rules {
+            if rights & right == 0 || resource & kind == 0 || !self.rule_applies_to_me(user) {
+                continue;
+            }
+            let id = (resource & 0xFFFF_FFFF) as i64;
+            if resource & ACL_ALL != 0 {
+                scope.all = true;
+            }
+            if resource & ACL_INDIVIDUAL != 0 {
+                scope.oids.push(id);
+            }
+            if resource & ACL_GROUP != 0 {
+                scope.gids.push(id);
+            }
+        }
+        scope
+    }
+
+    /// [`Caller::may`] as SQL over the columns `oid`, `uid`, `gid` and `perms` of the table
+    /// aliased `a`, with its values; `None` when the caller may on every object (an
+    /// administrator, or an ACL rule on `*`).
+    pub fn may_sql(&self, kind: u64, right: u64, a: &str) -> Option<(String, Vec<i64>)> {
+        if self.session.is_admin() {
+            return None;
+        }
+        let scope = self.acl_scope(kind, right);
+        if scope.all {
+            return None;
+        }
+        let bit = right_octet_bit(right);
+        let (owner, group, other) = (bit << 6, bit << 3, bit);
+        let mut ors = vec![format!("{a}.uid = ? AND {a}.perms & {owner} <> 0")];
+        let mut args = vec![self.session.uid];
+        if !self.groups.is_empty() {
+            ors.push(format!(
+                "{} AND {a}.perms & {group} <> 0",
+                in_list(&format!("{a}.gid"), self.groups.len())
+            ));
+            args.extend(&self.groups);
+        }
+        ors.push(format!("{a}.perms & {other} <> 0"));
+        if !scope.oids.is_empty() {
+            ors.push(in_list(&format!("{a}.oid"), scope.oids.len()));
+            args.extend(&scope.oids);
+        }
+        if !scope.gids.is_empty() {
+            ors.push(in_list(&format!("{a}.gid"), scope.gids.len()));
+            args.extend(&scope.gids);
+        }
+        let sql = ors
+            .iter()
+            .map(|o| format!("({o})"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        Some((sql, args))
     }
 
     /// Whether the caller may exercise `right` on `obj` (of ACL type `kind`).
@@ -192,40 +314,78 @@ impl PoolFilter {
         Ok(f)
     }
 
-    /// Keeps the objects the flag selects and the caller may see, then applies the range.
-    pub fn apply<T>(&self, c: &Caller<'_>, kind: u64, items: Vec<(Owned, T)>) -> Vec<T> {
+    /// The rows of a pool call, as SQL over the table aliased `a` (columns `oid`, `uid`, `gid`,
+    /// `perms`): the objects the flag selects and the caller may USE, then the oid range
+    /// (`oid >= start`, `oid <= end`, -1 open), or with `end < -1` a page of `-end` rows from
+    /// row `start` (`LIMIT ? OFFSET ?`, values last). Read in `oid` order, these are exactly
+    /// the rows OpenNebula's `where_filter` selects.
+    pub fn sql(&self, c: &Caller<'_>, kind: u64, a: &str, w: &mut Where) -> Option<(i64, i64)> {
         let me = c.session;
-        let selected = items.into_iter().filter(|(o, _)| {
-            let owner_ok = match self.flag {
-                -4 => o.gid == me.gid,
-                -3 => o.uid == me.uid,
-                -2 => true,
-                -1 => o.uid == me.uid || c.groups.contains(&o.gid),
-                uid => o.uid == uid,
-            };
-            owner_ok && c.may(kind, o, USE)
-        });
-        let mut ranged: Vec<T> = Vec::new();
-        if self.end < -1 {
-            let (offset, size) = (self.start.max(0) as usize, (-self.end) as usize);
-            ranged.extend(selected.skip(offset).take(size).map(|(_, t)| t));
-        } else {
-            ranged.extend(
-                selected
-                    .filter(|(o, _)| {
-                        (self.start == -1 || o.oid >= self.start)
-                            && (self.end == -1 || o.oid <= self.end)
-                    })
-                    .map(|(_, t)| t),
-            );
+        match self.flag {
+            -4 => w.and(format!("{a}.gid = ?"), [me.gid]),
+            -3 => w.and(format!("{a}.uid = ?"), [me.uid]),
+            -2 => {}
+            -1 if c.groups.is_empty() => w.and(format!("{a}.uid = ?"), [me.uid]),
+            -1 => w.and(
+                format!(
+                    "{a}.uid = ? OR {}",
+                    in_list(&format!("{a}.gid"), c.groups.len())
+                ),
+                std::iter::once(me.uid).chain(c.groups.iter().copied()),
+            ),
+            uid => w.and(format!("{a}.uid = ?"), [uid]),
         }
-        ranged
+        if let Some((sql, args)) = c.may_sql(kind, USE, a) {
+            w.and(sql, args);
+        }
+        if self.end < -1 {
+            return Some((-self.end, self.start.max(0)));
+        }
+        if self.start != -1 {
+            w.and(format!("{a}.oid >= ?"), [self.start]);
+        }
+        if self.end != -1 {
+            w.and(format!("{a}.oid <= ?"), [self.end]);
+        }
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl PoolFilter {
+        /// The reference the SQL is checked against: keeps the objects the flag selects and the caller may see, then applies the range.
+        pub fn apply<T>(&self, c: &Caller<'_>, kind: u64, items: Vec<(Owned, T)>) -> Vec<T> {
+            let me = c.session;
+            let selected = items.into_iter().filter(|(o, _)| {
+                let owner_ok = match self.flag {
+                    -4 => o.gid == me.gid,
+                    -3 => o.uid == me.uid,
+                    -2 => true,
+                    -1 => o.uid == me.uid || c.groups.contains(&o.gid),
+                    uid => o.uid == uid,
+                };
+                owner_ok && c.may(kind, o, USE)
+            });
+            let mut ranged: Vec<T> = Vec::new();
+            if self.end < -1 {
+                let (offset, size) = (self.start.max(0) as usize, (-self.end) as usize);
+                ranged.extend(selected.skip(offset).take(size).map(|(_, t)| t));
+            } else {
+                ranged.extend(
+                    selected
+                        .filter(|(o, _)| {
+                            (self.start == -1 || o.oid >= self.start)
+                                && (self.end == -1 || o.oid <= self.end)
+                        })
+                        .map(|(_, t)| t),
+                );
+            }
+            ranged
+        }
+    }
 
     #[test]
     fn the_default_umask_gives_owner_use_and_manage() {
@@ -235,5 +395,125 @@ mod tests {
         );
         assert!(perm_bit(DEFAULT_PERMS, 0, USE) && perm_bit(DEFAULT_PERMS, 0, MANAGE));
         assert!(!perm_bit(DEFAULT_PERMS, 0, ADMIN) && !perm_bit(DEFAULT_PERMS, 1, USE));
+    }
+
+    /// A small deterministic generator, so a failure replays.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+
+        fn pick(&mut self, from: &[i64]) -> i64 {
+            from[self.below(from.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn pool_filters_in_sql_select_what_the_per_object_check_selects() {
+        let c = sqlstore::rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (oid INTEGER PRIMARY KEY, uid INTEGER, gid INTEGER, perms INTEGER)",
+        )
+        .unwrap();
+        let mut rng = Lcg(7);
+        let mut objects = Vec::new();
+        for oid in 0..80i64 {
+            if rng.below(5) == 0 {
+                continue; // gaps, as deletes leave them
+            }
+            let o = Owned {
+                oid,
+                uid: rng.pick(&[0, 1, 2, 3, 4]),
+                gid: rng.pick(&[0, 1, 100, 101]),
+                perms: rng.below(512) as i64,
+            };
+            c.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
+                [o.oid, o.uid, o.gid, o.perms],
+            )
+            .unwrap();
+            objects.push(o);
+        }
+        let kinds = [TEMPLATE, VM];
+        // Cases whose answer is neither empty nor everything: the ones that test something.
+        let mut partial = 0;
+        for _ in 0..3000 {
+            let session = Session {
+                uid: rng.pick(&[0, 2, 3, 4]),
+                gid: rng.pick(&[0, 1, 1, 100]),
+                name: String::new(),
+            };
+            let mut groups = vec![session.gid];
+            for g in [1, 100, 101] {
+                if g != session.gid && rng.below(3) == 0 {
+                    groups.push(g);
+                }
+            }
+            if rng.below(10) == 0 {
+                groups.clear();
+            }
+            let rules = (0..rng.below(4))
+                .map(|_| {
+                    let user = match rng.below(3) {
+                        0 => ACL_ALL,
+                        1 => ACL_INDIVIDUAL | rng.pick(&[2, 3]) as u64,
+                        _ => ACL_GROUP | rng.pick(&[1, 100]) as u64,
+                    };
+                    let resource = kinds[rng.below(2) as usize]
+                        | match rng.below(4) {
+                            0 => ACL_ALL,
+                            1 => ACL_INDIVIDUAL | rng.below(80),
+                            2 => ACL_GROUP | rng.pick(&[0, 1, 100, 101]) as u64,
+                            _ => 0x8_0000_0000, // a cluster: never matches here
+                        };
+                    let rights = [USE, MANAGE, USE | MANAGE, CREATE][rng.below(4) as usize];
+                    (user, resource, rights)
+                })
+                .collect();
+            let caller = Caller {
+                session: &session,
+                groups,
+                rules,
+            };
+            let filter = PoolFilter {
+                flag: rng.pick(&[-4, -3, -2, -1, 0, 2, 3]),
+                start: rng.pick(&[-1, -1, 0, 3, 20, 79]),
+                end: rng.pick(&[-1, -1, 10, 50, -2, -7, -100]),
+            };
+            let expected: Vec<i64> = filter.apply(
+                &caller,
+                TEMPLATE,
+                objects.iter().map(|o| (*o, o.oid)).collect(),
+            );
+            if !expected.is_empty() && expected.len() < objects.len() {
+                partial += 1;
+            }
+            let mut cond = Where::default();
+            let page = filter.sql(&caller, TEMPLATE, "a", &mut cond);
+            let mut sql = format!("SELECT a.oid FROM t a{} ORDER BY a.oid", cond.clause());
+            let mut args = cond.args.clone();
+            if let Some((size, offset)) = page {
+                sql.push_str(" LIMIT ? OFFSET ?");
+                args.extend([size, offset]);
+            }
+            let mut st = c.prepare(&sql).unwrap();
+            let got: Vec<i64> = st
+                .query_map(sqlstore::rusqlite::params_from_iter(args), |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                got, expected,
+                "{filter:?} for {session:?} in {:?} with {:?}: {sql}",
+                caller.groups, caller.rules
+            );
+        }
+        assert!(partial > 1000, "only {partial} informative cases");
     }
 }

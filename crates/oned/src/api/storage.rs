@@ -5,7 +5,7 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
-use super::family::Family;
+use super::family::{print_rows, Family};
 use super::perms::{self, caller, not_authorized, Owned, MANAGE, USE};
 use super::xml::esc;
 use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
@@ -65,46 +65,50 @@ fn ds_xml(d: &DsRow) -> String {
     )
 }
 
+const SELECT_DATASTORES: &str =
+    "SELECT d.oid, d.uid, d.gid, d.perms, d.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+            d.type, d.ds_mad, d.tm_mad, d.state, d.template
+     FROM datastore_pool d LEFT JOIN user_pool u ON u.oid = d.uid
+          LEFT JOIN group_pool g ON g.oid = d.gid";
+
+fn datastore_row(
+    c: &sqlstore::rusqlite::Connection,
+    r: &sqlstore::rusqlite::Row<'_>,
+) -> Result<DsRow, sqlstore::rusqlite::Error> {
+    let oid: i64 = r.get(0)?;
+    let mut imgs =
+        c.prepare_cached("SELECT oid, size FROM image_pool WHERE datastore_id = ?1 ORDER BY oid")?;
+    let images = imgs
+        .query_map([oid], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(DsRow {
+        owned: Owned {
+            oid,
+            uid: r.get(1)?,
+            gid: r.get(2)?,
+            perms: r.get(3)?,
+        },
+        name: r.get(4)?,
+        uname: r.get(5)?,
+        gname: r.get(6)?,
+        kind: r.get(7)?,
+        ds_mad: r.get(8)?,
+        tm_mad: r.get(9)?,
+        state: r.get(10)?,
+        template: r.get(11)?,
+        images,
+    })
+}
+
 fn load_datastores(
     c: &sqlstore::rusqlite::Connection,
     only: Option<i64>,
 ) -> Result<Vec<DsRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare(
-        "SELECT d.oid, d.uid, d.gid, d.perms, d.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-                d.type, d.ds_mad, d.tm_mad, d.state, d.template
-         FROM datastore_pool d LEFT JOIN user_pool u ON u.oid = d.uid
-              LEFT JOIN group_pool g ON g.oid = d.gid
-         WHERE ?1 IS NULL OR d.oid = ?1 ORDER BY d.oid",
-    )?;
-    let mut rows: Vec<DsRow> = st
-        .query_map([only], |r| {
-            Ok(DsRow {
-                owned: Owned {
-                    oid: r.get(0)?,
-                    uid: r.get(1)?,
-                    gid: r.get(2)?,
-                    perms: r.get(3)?,
-                },
-                name: r.get(4)?,
-                uname: r.get(5)?,
-                gname: r.get(6)?,
-                kind: r.get(7)?,
-                ds_mad: r.get(8)?,
-                tm_mad: r.get(9)?,
-                state: r.get(10)?,
-                template: r.get(11)?,
-                images: Vec::new(),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut imgs =
-        c.prepare_cached("SELECT oid, size FROM image_pool WHERE datastore_id = ?1 ORDER BY oid")?;
-    for d in &mut rows {
-        d.images = imgs
-            .query_map([d.owned.oid], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-    }
-    Ok(rows)
+    let mut st = c.prepare_cached(&format!(
+        "{SELECT_DATASTORES} WHERE ?1 IS NULL OR d.oid = ?1 ORDER BY d.oid"
+    ))?;
+    let rows = st.query_map([only], |r| datastore_row(c, r))?.collect();
+    rows
 }
 
 pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -185,17 +189,31 @@ pub async fn ds_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::String(ds_xml(&d)))
 }
 
+/// `one.datastorepool.info()`: the datastores the caller may USE, filtered in SQL and printed
+/// row by row.
 pub async fn ds_pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     let c = caller(ctx, s).await?;
-    let rows = ctx.read(|c| load_datastores(c, None)).await?;
-    let body: String = rows
-        .iter()
-        .filter(|d| c.may(DATASTORE, &d.owned, USE))
-        .map(ds_xml)
-        .collect();
-    Ok(Value::String(format!(
-        "<DATASTORE_POOL>{body}</DATASTORE_POOL>"
-    )))
+    let mut cond = perms::Where::default();
+    if let Some((sql, args)) = c.may_sql(DATASTORE, USE, "d") {
+        cond.and(sql, args);
+    }
+    let sql = format!("{SELECT_DATASTORES}{} ORDER BY d.oid", cond.clause());
+    let body = ctx
+        .read(move |c| {
+            let mut out = String::from("<DATASTORE_POOL>");
+            print_rows(
+                c,
+                &sql,
+                cond.args,
+                datastore_row,
+                |d, out| out.push_str(&ds_xml(d)),
+                &mut out,
+            )?;
+            out.push_str("</DATASTORE_POOL>");
+            Ok(out)
+        })
+        .await?;
+    Ok(Value::String(body))
 }
 
 pub async fn ds_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -271,44 +289,38 @@ fn image_xml(i: &ImageRow) -> String {
     )
 }
 
-fn load_images(
-    c: &sqlstore::rusqlite::Connection,
-    only: Option<i64>,
-) -> Result<Vec<ImageRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare(
-        "SELECT i.oid, i.uid, i.gid, i.perms, i.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-                i.type, i.persistent, i.regtime, i.path, i.size, i.state, i.datastore_id,
-                COALESCE(d.name, ''), i.template
-         FROM image_pool i LEFT JOIN user_pool u ON u.oid = i.uid
-              LEFT JOIN group_pool g ON g.oid = i.gid
-              LEFT JOIN datastore_pool d ON d.oid = i.datastore_id
-         WHERE ?1 IS NULL OR i.oid = ?1 ORDER BY i.oid",
-    )?;
-    let rows = st
-        .query_map([only], |r| {
-            Ok(ImageRow {
-                owned: Owned {
-                    oid: r.get(0)?,
-                    uid: r.get(1)?,
-                    gid: r.get(2)?,
-                    perms: r.get(3)?,
-                },
-                name: r.get(4)?,
-                uname: r.get(5)?,
-                gname: r.get(6)?,
-                kind: r.get(7)?,
-                persistent: r.get(8)?,
-                regtime: r.get(9)?,
-                path: r.get(10)?,
-                size: r.get(11)?,
-                state: r.get(12)?,
-                ds: r.get(13)?,
-                ds_name: r.get(14)?,
-                template: r.get(15)?,
-            })
-        })?
-        .collect();
-    rows
+const SELECT_IMAGES: &str =
+    "SELECT i.oid, i.uid, i.gid, i.perms, i.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+            i.type, i.persistent, i.regtime, i.path, i.size, i.state, i.datastore_id,
+            COALESCE(d.name, ''), i.template
+     FROM image_pool i LEFT JOIN user_pool u ON u.oid = i.uid
+          LEFT JOIN group_pool g ON g.oid = i.gid
+          LEFT JOIN datastore_pool d ON d.oid = i.datastore_id";
+
+fn image_row(
+    _: &sqlstore::rusqlite::Connection,
+    r: &sqlstore::rusqlite::Row<'_>,
+) -> Result<ImageRow, sqlstore::rusqlite::Error> {
+    Ok(ImageRow {
+        owned: Owned {
+            oid: r.get(0)?,
+            uid: r.get(1)?,
+            gid: r.get(2)?,
+            perms: r.get(3)?,
+        },
+        name: r.get(4)?,
+        uname: r.get(5)?,
+        gname: r.get(6)?,
+        kind: r.get(7)?,
+        persistent: r.get(8)?,
+        regtime: r.get(9)?,
+        path: r.get(10)?,
+        size: r.get(11)?,
+        state: r.get(12)?,
+        ds: r.get(13)?,
+        ds_name: r.get(14)?,
+        template: r.get(15)?,
+    })
 }
 
 fn no_image(id: i64) -> Failure {
@@ -394,7 +406,9 @@ const IMAGES: Family<ImageRow> = Family {
     kind: IMAGE,
     acl: "IMAGE",
     pool: "IMAGE_POOL",
-    load: load_images,
+    select: SELECT_IMAGES,
+    alias: "i",
+    row: image_row,
     owned: |i| i.owned,
     xml: image_xml,
     missing: no_image,
@@ -405,7 +419,7 @@ pub async fn image_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn image_pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    IMAGES.pool_info(ctx, s, p, |_| true).await
+    IMAGES.pool_info(ctx, s, p, perms::Where::default()).await
 }
 
 pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -165,15 +165,22 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::String(user_xml(&load(ctx, id).await?, true)))
 }
 
+/// `one.userpool.info()`: every user for an administrator, else only the caller; read and
+/// printed one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let users = ctx.read(sqlstore::load_users).await?;
-    let mut out = String::from("<USER_POOL>");
-    for u in users.iter().filter(|u| s.is_admin() || u.oid == s.uid) {
-        out.push_str(&user_xml(u, false));
-        out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", u.oid));
-    }
-    out.push_str(&default_quotas());
-    out.push_str("</USER_POOL>");
+    let only = (!s.is_admin()).then_some(s.uid);
+    let out = ctx
+        .read(move |c| {
+            let mut out = String::from("<USER_POOL>");
+            sqlstore::for_each_user(c, only, |u| {
+                out.push_str(&user_xml(u, false));
+                out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", u.oid));
+            })?;
+            out.push_str(&default_quotas());
+            out.push_str("</USER_POOL>");
+            Ok(out)
+        })
+        .await?;
     Ok(Value::String(out))
 }
 

@@ -120,61 +120,54 @@ fn vm_xml(v: &VmRow) -> String {
     )
 }
 
-pub fn load_vms(
+const SELECT_VMS: &str =
+    "SELECT v.oid, v.uid, v.gid, v.perms, v.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+            v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu,
+            v.memory, v.template, v.user_template
+     FROM vm_pool v LEFT JOIN user_pool u ON u.oid = v.uid LEFT JOIN group_pool g ON g.oid = v.gid";
+
+fn vm_row(
     c: &sqlstore::rusqlite::Connection,
-    only: Option<i64>,
-) -> Result<Vec<VmRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare(
-        "SELECT v.oid, v.uid, v.gid, v.perms, v.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-                v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu,
-                v.memory, v.template, v.user_template
-         FROM vm_pool v LEFT JOIN user_pool u ON u.oid = v.uid LEFT JOIN group_pool g ON g.oid = v.gid
-         WHERE ?1 IS NULL OR v.oid = ?1 ORDER BY v.oid",
-    )?;
-    let mut vms: Vec<VmRow> = st
-        .query_map([only], |r| {
-            Ok(VmRow {
-                owned: Owned {
-                    oid: r.get(0)?,
-                    uid: r.get(1)?,
-                    gid: r.get(2)?,
-                    perms: r.get(3)?,
-                },
-                name: r.get(4)?,
-                uname: r.get(5)?,
-                gname: r.get(6)?,
-                state: r.get(7)?,
-                lcm_state: r.get(8)?,
-                prev_state: r.get(9)?,
-                prev_lcm_state: r.get(10)?,
-                stime: r.get(11)?,
-                etime: r.get(12)?,
-                cpu: r.get(13)?,
-                memory: r.get(14)?,
-                template: r.get(15)?,
-                user_template: r.get(16)?,
-                history: Vec::new(),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
+    r: &sqlstore::rusqlite::Row<'_>,
+) -> Result<VmRow, sqlstore::rusqlite::Error> {
+    let oid: i64 = r.get(0)?;
     let mut hist = c.prepare_cached(
         "SELECT seq, hid, hostname, vm_mad, stime, etime FROM history WHERE vid = ?1 ORDER BY seq",
     )?;
-    for v in &mut vms {
-        v.history = hist
-            .query_map([v.owned.oid], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-    }
-    Ok(vms)
+    let history = hist
+        .query_map([oid], |h| {
+            Ok((
+                h.get(0)?,
+                h.get(1)?,
+                h.get(2)?,
+                h.get(3)?,
+                h.get(4)?,
+                h.get(5)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(VmRow {
+        owned: Owned {
+            oid,
+            uid: r.get(1)?,
+            gid: r.get(2)?,
+            perms: r.get(3)?,
+        },
+        name: r.get(4)?,
+        uname: r.get(5)?,
+        gname: r.get(6)?,
+        state: r.get(7)?,
+        lcm_state: r.get(8)?,
+        prev_state: r.get(9)?,
+        prev_lcm_state: r.get(10)?,
+        stime: r.get(11)?,
+        etime: r.get(12)?,
+        cpu: r.get(13)?,
+        memory: r.get(14)?,
+        template: r.get(15)?,
+        user_template: r.get(16)?,
+        history,
+    })
 }
 
 fn no_vm(id: i64) -> Failure {
@@ -270,7 +263,9 @@ const VMS: Family<VmRow> = Family {
     kind: VM,
     acl: "VM",
     pool: "VM_POOL",
-    load: load_vms,
+    select: SELECT_VMS,
+    alias: "v",
+    row: vm_row,
     owned: |v| v.owned,
     xml: vm_xml,
     missing: no_vm,
@@ -290,12 +285,13 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(_) => p.int(3)? as i64,
         None => -1,
     };
-    VMS.pool_info(ctx, s, p, |v| match state {
-        -2 => true,
-        -1 => v.state != state::DONE,
-        st => v.state == st,
-    })
-    .await
+    let mut only = perms::Where::default();
+    match state {
+        -2 => {}
+        -1 => only.and("v.state <> ?", [state::DONE]),
+        st => only.and("v.state = ?", [st]),
+    }
+    VMS.pool_info(ctx, s, p, only).await
 }
 
 /// One state change an action asks for: allowed (state, lcm) pairs and the new (state, lcm).

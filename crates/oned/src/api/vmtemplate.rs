@@ -35,35 +35,29 @@ fn template_xml(t: &TemplateRow) -> String {
     )
 }
 
-fn load_templates(
-    c: &sqlstore::rusqlite::Connection,
-    only: Option<i64>,
-) -> Result<Vec<TemplateRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare(
-        "SELECT t.oid, t.uid, t.gid, t.perms, t.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-                t.regtime, t.template
-         FROM template_pool t LEFT JOIN user_pool u ON u.oid = t.uid
-              LEFT JOIN group_pool g ON g.oid = t.gid
-         WHERE ?1 IS NULL OR t.oid = ?1 ORDER BY t.oid",
-    )?;
-    let rows = st
-        .query_map([only], |r| {
-            Ok(TemplateRow {
-                owned: Owned {
-                    oid: r.get(0)?,
-                    uid: r.get(1)?,
-                    gid: r.get(2)?,
-                    perms: r.get(3)?,
-                },
-                name: r.get(4)?,
-                uname: r.get(5)?,
-                gname: r.get(6)?,
-                regtime: r.get(7)?,
-                template: r.get(8)?,
-            })
-        })?
-        .collect();
-    rows
+const SELECT_TEMPLATES: &str =
+    "SELECT t.oid, t.uid, t.gid, t.perms, t.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+            t.regtime, t.template
+     FROM template_pool t LEFT JOIN user_pool u ON u.oid = t.uid
+          LEFT JOIN group_pool g ON g.oid = t.gid";
+
+fn template_row(
+    _: &sqlstore::rusqlite::Connection,
+    r: &sqlstore::rusqlite::Row<'_>,
+) -> Result<TemplateRow, sqlstore::rusqlite::Error> {
+    Ok(TemplateRow {
+        owned: Owned {
+            oid: r.get(0)?,
+            uid: r.get(1)?,
+            gid: r.get(2)?,
+            perms: r.get(3)?,
+        },
+        name: r.get(4)?,
+        uname: r.get(5)?,
+        gname: r.get(6)?,
+        regtime: r.get(7)?,
+        template: r.get(8)?,
+    })
 }
 
 fn no_template(id: i64) -> Failure {
@@ -77,7 +71,9 @@ const TEMPLATES: Family<TemplateRow> = Family {
     kind: TEMPLATE,
     acl: "TEMPLATE",
     pool: "VMTEMPLATE_POOL",
-    load: load_templates,
+    select: SELECT_TEMPLATES,
+    alias: "t",
+    row: template_row,
     owned: |t| t.owned,
     xml: template_xml,
     missing: no_template,
@@ -133,7 +129,9 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    TEMPLATES.pool_info(ctx, s, p, |_| true).await
+    TEMPLATES
+        .pool_info(ctx, s, p, perms::Where::default())
+        .await
 }
 
 async fn managed(ctx: &Ctx, s: &Session, id: i64) -> Result<TemplateRow, Failure> {

@@ -79,37 +79,31 @@ fn vnet_xml(v: &VnetRow) -> String {
     )
 }
 
-fn load_vnets(
-    c: &sqlstore::rusqlite::Connection,
-    only: Option<i64>,
-) -> Result<Vec<VnetRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare(
-        "SELECT n.oid, n.uid, n.gid, n.perms, n.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-                n.state, n.vn_mad, n.bridge, n.template
-         FROM vnet_pool n LEFT JOIN user_pool u ON u.oid = n.uid
-              LEFT JOIN group_pool g ON g.oid = n.gid
-         WHERE ?1 IS NULL OR n.oid = ?1 ORDER BY n.oid",
-    )?;
-    let rows = st
-        .query_map([only], |r| {
-            Ok(VnetRow {
-                owned: Owned {
-                    oid: r.get(0)?,
-                    uid: r.get(1)?,
-                    gid: r.get(2)?,
-                    perms: r.get(3)?,
-                },
-                name: r.get(4)?,
-                uname: r.get(5)?,
-                gname: r.get(6)?,
-                state: r.get(7)?,
-                vn_mad: r.get(8)?,
-                bridge: r.get(9)?,
-                template: r.get(10)?,
-            })
-        })?
-        .collect();
-    rows
+const SELECT_VNETS: &str =
+    "SELECT n.oid, n.uid, n.gid, n.perms, n.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
+            n.state, n.vn_mad, n.bridge, n.template
+     FROM vnet_pool n LEFT JOIN user_pool u ON u.oid = n.uid
+          LEFT JOIN group_pool g ON g.oid = n.gid";
+
+fn vnet_row(
+    _: &sqlstore::rusqlite::Connection,
+    r: &sqlstore::rusqlite::Row<'_>,
+) -> Result<VnetRow, sqlstore::rusqlite::Error> {
+    Ok(VnetRow {
+        owned: Owned {
+            oid: r.get(0)?,
+            uid: r.get(1)?,
+            gid: r.get(2)?,
+            perms: r.get(3)?,
+        },
+        name: r.get(4)?,
+        uname: r.get(5)?,
+        gname: r.get(6)?,
+        state: r.get(7)?,
+        vn_mad: r.get(8)?,
+        bridge: r.get(9)?,
+        template: r.get(10)?,
+    })
 }
 
 fn no_vnet(id: i64) -> Failure {
@@ -183,7 +177,9 @@ const NETS: Family<VnetRow> = Family {
     kind: NET,
     acl: "NET",
     pool: "VNET_POOL",
-    load: load_vnets,
+    select: SELECT_VNETS,
+    alias: "n",
+    row: vnet_row,
     owned: |v| v.owned,
     xml: vnet_xml,
     missing: no_vnet,
@@ -194,7 +190,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    NETS.pool_info(ctx, s, p, |_| true).await
+    NETS.pool_info(ctx, s, p, perms::Where::default()).await
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -15,6 +15,7 @@ mod ha;
 mod hooks;
 mod hostile;
 mod ops;
+mod pools;
 mod reads;
 mod vms;
 mod wellformed;
