@@ -15,5 +15,6 @@ mod ha;
 mod hooks;
 mod ops;
 mod reads;
+mod secrets;
 mod vms;
 mod zone;
