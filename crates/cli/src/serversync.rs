@@ -200,7 +200,10 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mut tmp = sqlstore::files::temp_file_in(dir, &format!(".{name}."), ".serversync-tmp")
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)))
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+        })
         .map_err(|e| format!("{}: {e}", tmp.path().display()))?;
     tmp.persist(path)
         .map(|_| ())
@@ -298,9 +301,8 @@ pub fn run(
     if let Some(bytes) = dump {
         // A uniquely named 0600 file (removed when dropped): the fetched database is a copy of
         // the zone's state, and two fetches at once must not share a file.
-        let mut file =
-            sqlstore::files::temp_file_in(&local.var, ".one.db.serversync.", ".bck")
-                .map_err(|e| format!("{}: {e}", local.var.display()))?;
+        let mut file = sqlstore::files::temp_file_in(&local.var, ".one.db.serversync.", ".bck")
+            .map_err(|e| format!("{}: {e}", local.var.display()))?;
         file.write_all(&bytes)
             .and_then(|()| file.as_file().sync_all())
             .map_err(|e| format!("{}: {e}", file.path().display()))?;

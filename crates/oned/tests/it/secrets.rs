@@ -116,10 +116,7 @@ fn state_files_stay_private_through_snapshots_backups_and_serversync() {
         "one_auth",
         "one_key",
     ] {
-        assert!(
-            seen.iter().any(|n| n == expected),
-            "{expected} in {seen:?}"
-        );
+        assert!(seen.iter().any(|n| n == expected), "{expected} in {seen:?}");
     }
 
     eprintln!("--- onedb backup on server {leader}, while it runs");
