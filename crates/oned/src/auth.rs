@@ -21,9 +21,10 @@
 //!
 //! Secrets never reach a log line: neither passwords nor hashes are logged.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -47,6 +48,8 @@ pub const ARGON2_P_COST: u32 = 1;
 const SALT_BYTES: usize = 16;
 /// Verified sessions kept: one per active client is plenty.
 pub const CACHE_ENTRIES: usize = 4096;
+/// After a failed upgrade of a SHA-256 hash, the next login on the leader tries again after this.
+const UPGRADE_RETRY: Duration = Duration::from_secs(60);
 /// Checks allowed to wait for an argon2 slot; beyond that they are refused at once.
 pub const MAX_QUEUED_HASHES: usize = 64;
 
@@ -188,8 +191,10 @@ pub struct Authenticator {
     dummy: String,
     running: Semaphore,
     admitted: Semaphore,
-    /// Users whose legacy hash an upgrade is replacing now.
-    upgrading: Mutex<HashSet<i64>>,
+    /// Users whose legacy hash an upgrade is replacing now (`None`), or whose last upgrade
+    /// failed: not before that instant again, so a zone that cannot write does not pay a hash
+    /// per call of a cached legacy session.
+    upgrading: Mutex<HashMap<i64, Option<Instant>>>,
     verifications: AtomicU64,
 }
 
@@ -208,7 +213,7 @@ impl Authenticator {
             dummy,
             running: Semaphore::new(parallel),
             admitted: Semaphore::new(parallel + MAX_QUEUED_HASHES),
-            upgrading: Mutex::new(HashSet::new()),
+            upgrading: Mutex::new(HashMap::new()),
             verifications: AtomicU64::new(0),
         })
     }
@@ -355,7 +360,18 @@ impl Authenticator {
         let started = self
             .upgrading
             .lock()
-            .map(|mut s| s.insert(uid))
+            .map(|mut s| match s.get(&uid) {
+                Some(None) => false,
+                Some(Some(after)) if Instant::now() < *after => false,
+                _ => {
+                    if s.len() >= CACHE_ENTRIES {
+                        // Bounded like the cache; forgetting a back-off only means a retry.
+                        s.retain(|_, v| v.is_none());
+                    }
+                    s.insert(uid, None);
+                    true
+                }
+            })
             .unwrap_or(false);
         if !started {
             return;
@@ -379,13 +395,21 @@ impl Authenticator {
                 Some(Err(e)) => Err(e),
                 None => Err("too busy hashing".to_string()),
             };
-            match outcome {
-                Ok(()) => info!(uid, "upgraded a SHA-256 password hash to argon2id"),
-                // The next login on the leader tries again.
-                Err(e) => warn!(uid, error = %e, "could not upgrade a SHA-256 password hash"),
-            }
+            let retry = match outcome {
+                Ok(()) => {
+                    info!(uid, "upgraded a SHA-256 password hash to argon2id");
+                    None
+                }
+                Err(e) => {
+                    warn!(uid, error = %e, "could not upgrade a SHA-256 password hash");
+                    Some(Instant::now() + UPGRADE_RETRY)
+                }
+            };
             if let Ok(mut s) = me.upgrading.lock() {
-                s.remove(&uid);
+                match retry {
+                    None => s.remove(&uid),
+                    Some(after) => s.insert(uid, Some(after)),
+                };
             }
         });
     }
