@@ -196,6 +196,8 @@ pub struct Authenticator {
     /// per call of a cached legacy session.
     upgrading: Mutex<HashMap<i64, Option<Instant>>>,
     verifications: AtomicU64,
+    /// Checks refused because too many were waiting.
+    overloaded: AtomicU64,
 }
 
 impl Authenticator {
@@ -215,6 +217,7 @@ impl Authenticator {
             admitted: Semaphore::new(parallel + MAX_QUEUED_HASHES),
             upgrading: Mutex::new(HashMap::new()),
             verifications: AtomicU64::new(0),
+            overloaded: AtomicU64::new(0),
         })
     }
 
@@ -241,7 +244,11 @@ impl Authenticator {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let Ok(_admitted) = self.admitted.try_acquire() else {
-            warn!("too many password checks waiting: refused one");
+            // Logged at the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log too.
+            let n = self.overloaded.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                warn!(refused = n, "too many password checks waiting: refused");
+            }
             return None;
         };
         let _running = self.running.acquire().await.ok()?;
