@@ -198,6 +198,9 @@ pub struct Authenticator {
     verifications: AtomicU64,
     /// Checks refused because too many were waiting.
     overloaded: AtomicU64,
+    /// argon2 runs now, and the most seen at once (tests check the bound).
+    active: AtomicU64,
+    peak: AtomicU64,
 }
 
 impl Authenticator {
@@ -218,6 +221,8 @@ impl Authenticator {
             upgrading: Mutex::new(HashMap::new()),
             verifications: AtomicU64::new(0),
             overloaded: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
         })
     }
 
@@ -252,7 +257,11 @@ impl Authenticator {
             return None;
         };
         let _running = self.running.acquire().await.ok()?;
-        tokio::task::spawn_blocking(f).await.ok()
+        let active = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(active, Ordering::SeqCst);
+        let out = tokio::task::spawn_blocking(f).await.ok();
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        out
     }
 
     /// A new argon2id hash for `password`, within the CPU bound. `None` when overloaded.
@@ -574,6 +583,31 @@ mod tests {
         set_password(&db, "legacy", &hash_password_blocking("pw-legacy").unwrap());
         let checked = auth.check(&db.pool, "legacy:pw-legacy").await.unwrap();
         assert!(checked.legacy.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_checks_never_run_more_argon2_at_once_than_the_bound() {
+        let db = std::sync::Arc::new(db());
+        let auth = Arc::new(Authenticator::new().unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (auth, db) = (auth.clone(), db.clone());
+                tokio::spawn(async move {
+                    let session = if i % 2 == 0 { "nobody:x" } else { "oneadmin:x" };
+                    auth.check(&db.pool, session).await.is_none()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        let peak = auth.peak.load(Ordering::SeqCst);
+        assert!(
+            (1..=max_parallel_hashes() as u64).contains(&peak),
+            "{peak} > {}",
+            max_parallel_hashes()
+        );
+        assert_eq!(auth.verifications(), 8);
     }
 
     #[test]
