@@ -53,8 +53,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    sqlstore::files::private_dir(&paths.var)
+    std::fs::create_dir_all(&paths.var)
         .with_context(|| format!("creating {}", paths.var.display()))?;
+    // Before anything opens a state file; `var/` itself becomes 0700 here (and says so).
     tighten_var(&paths)?;
     // Held while this oned runs: a second oned, or `onedb restore`, on this directory refuses.
     let lock_path = paths.var.join("oned.lock");
@@ -265,7 +266,6 @@ fn tighten_var(paths: &Paths) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    fix(&paths.var, DIR_MODE)?;
     for dir in [paths.var.clone(), paths.snapshots(), paths.var.join(".one")] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
