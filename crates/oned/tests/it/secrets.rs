@@ -228,3 +228,60 @@ fn passwords_are_argon2id_and_opennebula_sha256_hashes_are_upgraded_at_login() {
     let (code, _) = one_error(wrong.call("one.user.info", vec![Value::Int(id as i32)]));
     assert_eq!(code, AUTHENTICATION);
 }
+
+/// In a zone the upgrade is a replicated write by the leader: a login on a follower leaves the
+/// old hash (followers never write), a login on the leader replaces it on every server alike.
+#[test]
+fn in_a_zone_the_leader_upgrades_a_sha256_hash_for_every_server() {
+    let mut zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let id = allocate(&zone.servers[leader].client(), "dave").unwrap();
+    zone.wait_caught_up();
+
+    eprintln!("--- every server's database gets dave's password as OpenNebula's SHA-256");
+    let legacy = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(b"dave-pw"))
+    };
+    for i in 0..3 {
+        zone.servers[i].stop();
+    }
+    for i in 0..3 {
+        let conn =
+            sqlstore::rusqlite::Connection::open(zone.servers[i].location().join("var/one.db"))
+                .unwrap();
+        conn.execute(
+            "UPDATE user_pool SET password = ?1 WHERE oid = ?2",
+            sqlstore::rusqlite::params![legacy, id],
+        )
+        .unwrap();
+    }
+    for i in 0..3 {
+        zone.servers[i].start();
+    }
+    let leader = zone.leader();
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+
+    eprintln!("--- dave logs in on follower {follower}: it answers, and writes nothing");
+    let on_follower = zone.servers[follower].client_as("dave", "dave-pw");
+    password_of(&on_follower, id);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let admin = zone.servers[leader].client();
+    assert_eq!(password_of(&admin, id), legacy);
+
+    eprintln!("--- dave logs in on leader {leader}: every server gets the same argon2id hash");
+    password_of(&zone.servers[leader].client_as("dave", "dave-pw"), id);
+    zone.wait_until(DEADLINE, "dave's hash upgraded on every server", || {
+        let hashes: Vec<String> = (0..3)
+            .map(|i| password_of(&zone.servers[i].client(), id))
+            .collect();
+        hashes[0].starts_with("$argon2id$") && hashes.iter().all(|h| h == &hashes[0])
+    });
+    password_of(&on_follower, id);
+    let (code, _) = one_error(
+        zone.servers[follower]
+            .client_as("dave", "wrong")
+            .call("one.user.info", vec![Value::Int(id as i32)]),
+    );
+    assert_eq!(code, AUTHENTICATION);
+}
