@@ -183,14 +183,31 @@ fn stamp() -> String {
     crate::onedb::backup_stamp(secs)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a uniquely named temporary file beside it and a rename, so
+/// two serversync runs never write the same temporary file. The file keeps the mode of the one
+/// it replaces (0640 if new: configuration files may hold database passwords).
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let tmp = path.with_extension("serversync-tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o640);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = sqlstore::files::temp_file_in(dir, &format!(".{name}."), ".serversync-tmp")
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+        })
+        .map_err(|e| format!("{}: {e}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {}", path.display(), e.error))
 }
 
 /// Runs serversync against `which`; messages go to `out`.
@@ -282,10 +299,15 @@ pub fn run(
     }
 
     if let Some(bytes) = dump {
-        let file = local.var.join(format!("one.db.serversync.{when}.bck"));
-        std::fs::write(&file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
-        let restored = sqlstore::restore_backup(&file, &local.var.join("one.db"));
-        let _ = std::fs::remove_file(&file);
+        // A uniquely named 0600 file (removed when dropped): the fetched database is a copy of
+        // the zone's state, and two fetches at once must not share a file.
+        let mut file = sqlstore::files::temp_file_in(&local.var, ".one.db.serversync.", ".bck")
+            .map_err(|e| format!("{}: {e}", local.var.display()))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.as_file().sync_all())
+            .map_err(|e| format!("{}: {e}", file.path().display()))?;
+        let restored = sqlstore::restore_backup(file.path(), &local.var.join("one.db"));
+        drop(file);
         restored.map_err(|e| {
             format!(
                 "the database from {} was refused, nothing was changed: {e}",

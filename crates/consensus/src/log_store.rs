@@ -137,6 +137,8 @@ pub struct LogStore {
 
 impl LogStore {
     pub fn open(path: &Path) -> Result<LogStore, String> {
+        // 0600 before SQLite opens it: its -wal and -shm files copy the database file's mode.
+        sqlstore::files::private_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let conn = open(path, false).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(LogStore {
             path: path.to_path_buf(),

@@ -104,7 +104,9 @@ impl StateMachine {
         conn: Connection,
         snap_dir: &Path,
     ) -> Result<StateMachine, String> {
-        std::fs::create_dir_all(snap_dir).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
+        // Snapshots are copies of the state database: as private as it is.
+        sqlstore::files::private_dir(snap_dir)
+            .map_err(|e| format!("{}: {e}", snap_dir.display()))?;
         // Leftovers of a transfer interrupted by a crash.
         if let Ok(dir) = std::fs::read_dir(snap_dir) {
             for f in dir.flatten() {
@@ -341,6 +343,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .truncate(true)
             .read(true)
             .write(true)
+            .mode(sqlstore::files::FILE_MODE)
             .open(&path)
             .await
             .map_err(|e| StorageError::IO {
@@ -367,7 +370,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .seek(SeekFrom::Start(0))
                 .await
                 .map_err(|e| werr(e.to_string()))?;
-            let mut out = tokio::fs::File::create(&incoming)
+            // 0600: it becomes the current snapshot, a copy of the state database.
+            let mut out = tokio::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(sqlstore::files::FILE_MODE)
+                .open(&incoming)
                 .await
                 .map_err(|e| werr(e.to_string()))?;
             tokio::io::copy(&mut *snapshot, &mut out)

@@ -255,19 +255,9 @@ async fn sync(
             None => (StatusCode::NOT_FOUND, "no such file to sync").into_response(),
         },
         "db" => {
-            let db = st.paths.state_db();
-            let tmp = st
-                .paths
-                .var
-                .join(format!(".serversync-{}.bck", std::process::id()));
-            let made = tokio::task::spawn_blocking(move || {
-                let out = sqlstore::write_backup(&db, &tmp, |_, _| {})
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| std::fs::read(&tmp).map_err(|e| e.to_string()));
-                let _ = std::fs::remove_file(&tmp);
-                out
-            })
-            .await;
+            let (db, var) = (st.paths.state_db(), st.paths.var.clone());
+            let made =
+                tokio::task::spawn_blocking(move || crate::sync::backup_bytes(&db, &var)).await;
             match made {
                 Ok(Ok(bytes)) => {
                     tracing::info!(bytes = bytes.len(), "database backup sent for serversync");

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ use sqlstore::{BootstrapParams, ReadPool};
 use tracing::{info, warn};
 
 use crate::api::Ctx;
+use crate::auth::{hash_password_blocking, Authenticator};
 use crate::cluster::{Cluster, Ha};
 use crate::config::{Config, Paths};
-use crate::credentials::{self, sha256_hex};
+use crate::credentials;
 use crate::hooks::Hooks;
 use crate::http::{router, AppState};
 
@@ -53,12 +55,15 @@ pub async fn run(
     let config = Arc::new(config);
     std::fs::create_dir_all(&paths.var)
         .with_context(|| format!("creating {}", paths.var.display()))?;
+    // Before anything opens a state file; `var/` itself becomes 0700 here (and says so).
+    tighten_var(&paths)?;
     // Held while this oned runs: a second oned, or `onedb restore`, on this directory refuses.
     let lock_path = paths.var.join("oned.lock");
     let _lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(sqlstore::files::FILE_MODE)
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
     if _lock.try_lock().is_err() {
@@ -80,12 +85,13 @@ pub async fn run(
     let mut conn = sqlstore::open_state(&state_path)?;
     let bootstrapped = sqlstore::is_bootstrapped(&conn).context("reading the state database")?;
     if !bootstrapped && config.is_solo() {
+        let hash = |p: &str| hash_password_blocking(p).map_err(anyhow::Error::msg);
         sqlstore::bootstrap(
             &mut conn,
             &BootstrapParams {
                 oneadmin_name: &admin_name,
-                oneadmin_password_hash: &sha256_hex(&admin_password),
-                serveradmin_password_hash: &sha256_hex(&credentials::random_hex(16)),
+                oneadmin_password_hash: &hash(&admin_password)?,
+                serveradmin_password_hash: &hash(&credentials::random_hex(16))?,
                 zone_endpoint: &format!("http://localhost:{}/RPC2", config.port),
             },
         )
@@ -209,12 +215,20 @@ pub async fn run(
         .pool_idle_timeout(std::time::Duration::from_secs(5))
         .build()
         .context("building the HTTP client")?;
+    let auth = Arc::new(
+        tokio::task::spawn_blocking(Authenticator::new)
+            .await
+            .context("preparing password checks")?
+            .map_err(anyhow::Error::msg)
+            .context("preparing password checks")?,
+    );
     let state = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),
             pool,
             cluster: cluster.clone(),
             http,
+            auth,
         },
         peers,
         paths: paths.clone(),
@@ -236,6 +250,40 @@ pub async fn run(
             .is_err()
         {
             warn!("Raft did not stop within 5 s");
+        }
+    }
+    Ok(())
+}
+
+/// Gives the state files a previous version (or an operator) left wider than 0600 the modes
+/// new ones get: `var/`, `var/snapshots` and `var/.one` 0700; the files directly in `var/`
+/// (`one.db`, `raft.db` and their `-wal`/`-shm`, `oned.log`, `oned.lock`, backups and temporary
+/// files) and in those two folders 0600. Other folders under `var/` (hook scripts in `remotes`)
+/// are left alone: they are not ours to narrow.
+fn tighten_var(paths: &Paths) -> anyhow::Result<()> {
+    use sqlstore::files::{tighten, DIR_MODE, FILE_MODE};
+    let fix = |path: &std::path::Path, allowed: u32| -> anyhow::Result<()> {
+        if let Some(old) = tighten(path, allowed)
+            .with_context(|| format!("changing the mode of {}", path.display()))?
+        {
+            info!(
+                path = %path.display(),
+                old = format!("{old:o}"),
+                new = format!("{:o}", old & allowed),
+                "tightened the mode of a state file"
+            );
+        }
+        Ok(())
+    };
+    for dir in [paths.var.clone(), paths.snapshots(), paths.var.join(".one")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        fix(&dir, DIR_MODE)?;
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                fix(&e.path(), FILE_MODE)?;
+            }
         }
     }
     Ok(())

@@ -88,6 +88,17 @@ pub fn file(etc: &Path, rel: &str) -> Option<Vec<u8>> {
     std::fs::read(etc.join(rel)).ok()
 }
 
+/// A fresh backup of the state database `db`, for `GET /oneha/sync/db`. It is written to a
+/// uniquely named 0600 temporary file in `var` (removed before returning), so any number of
+/// fetches can run at once: a name made of the process id alone made concurrent fetches write
+/// the same file ("table already exists", "disk I/O error").
+pub fn backup_bytes(db: &Path, var: &Path) -> Result<Vec<u8>, String> {
+    let tmp = sqlstore::files::temp_file_in(var, ".serversync-", ".bck")
+        .map_err(|e| format!("{}: {e}", var.display()))?;
+    sqlstore::write_backup(db, tmp.path(), |_, _| {}).map_err(|e| e.to_string())?;
+    std::fs::read(tmp.path()).map_err(|e| format!("{}: {e}", tmp.path().display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +118,35 @@ mod tests {
         assert_eq!(file(etc, "hm/hmrc").as_deref(), Some(&b"x"[..]));
         assert_eq!(file(etc, "secret.key"), None);
         assert_eq!(file(etc, "../etc/oned.conf"), None);
+    }
+
+    #[test]
+    fn concurrent_database_fetches_each_get_a_whole_backup_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let var = dir.path();
+        let db = var.join("one.db");
+        sqlstore::open_state(&db)
+            .unwrap()
+            .execute_batch("INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin')")
+            .unwrap();
+        let backups: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| backup_bytes(&db, var))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        for (i, bytes) in backups.iter().enumerate() {
+            let f = var.join(format!("got-{i}.bck"));
+            std::fs::write(&f, bytes).unwrap();
+            sqlstore::verify_backup(&f).unwrap();
+            std::fs::remove_file(&f).unwrap();
+        }
+        let left: Vec<_> = std::fs::read_dir(var)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("one.db"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

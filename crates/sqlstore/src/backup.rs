@@ -30,13 +30,19 @@ fn corrupt(path: &Path, what: impl std::fmt::Display) -> DbError {
     DbError::Corrupt(format!("{}: {what}", path.display()))
 }
 
-/// A sibling of `path` for work in progress, so the final rename stays on one file system.
-fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
+/// A new, uniquely named 0600 file beside `path` for work in progress: the final rename stays on
+/// one file system, and two backups (or restores) running at once never share a file.
+fn temp_sibling(path: &Path, tag: &str) -> Result<tempfile::NamedTempFile, DbError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{tag}.{}", std::process::id()))
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    crate::files::temp_file_in(dir, &format!(".{name}."), &format!(".{tag}"))
+        .map_err(DbError::io(dir))
 }
 
 fn sync_file(path: &Path) -> Result<(), DbError> {
@@ -72,15 +78,17 @@ pub fn write_backup(
             |r| r.get::<_, i64>(0),
         )
         .map_err(DbError::at(db))? as u64;
-    let tmp = temp_sibling(dest, "part");
-    let _ = fs::remove_file(&tmp);
+    // Removed on every early return (dropped); persisted over `dest` at the end.
+    let tmp_file = temp_sibling(dest, "part")?;
+    let tmp = tmp_file.path().to_path_buf();
     let tmp_str = tmp
         .to_str()
         .ok_or_else(|| corrupt(&tmp, "path is not UTF-8"))?
         .to_string();
 
     // VACUUM INTO reads in one transaction, so the copy is consistent while oned writes; its
-    // only sign of progress is the size of the file it writes.
+    // only sign of progress is the size of the file it writes. It accepts the empty file the
+    // temporary file is, and keeps its 0600 mode.
     let copy = std::thread::scope(|s| {
         let worker = s.spawn(move || src.execute("VACUUM INTO ?1", [&tmp_str]));
         while !worker.is_finished() {
@@ -92,14 +100,8 @@ pub fn write_backup(
     });
     match copy {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(DbError::at(db)(e));
-        }
-        Err(_) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(corrupt(db, "the copy thread panicked"));
-        }
+        Ok(Err(e)) => return Err(DbError::at(db)(e)),
+        Err(_) => return Err(corrupt(db, "the copy thread panicked")),
     }
     let info = {
         let conn = Connection::open(&tmp).map_err(DbError::at(&tmp))?;
@@ -121,7 +123,9 @@ pub fn write_backup(
         }
     };
     sync_file(&tmp)?;
-    fs::rename(&tmp, dest).map_err(|e| corrupt(dest, e))?;
+    tmp_file
+        .persist(dest)
+        .map_err(|e| DbError::io(dest)(e.error))?;
     sync_dir(dest);
     progress(expected, expected);
     Ok(info)
@@ -170,32 +174,28 @@ pub fn verify_backup(path: &Path) -> Result<BackupInfo, DbError> {
 /// oned must not be running on `db`.
 pub fn restore_backup(src: &Path, db: &Path) -> Result<BackupInfo, DbError> {
     let info = verify_backup(src)?;
-    let tmp = temp_sibling(db, "restore");
-    let _ = fs::remove_file(&tmp);
-    let staged = (|| {
-        fs::copy(src, &tmp).map_err(|e| corrupt(&tmp, e))?;
+    // Staged in a 0600 file of our own: copying `src` would also copy its mode, and the backup
+    // may have been left readable by others.
+    let tmp_file = temp_sibling(db, "restore")?;
+    let tmp = tmp_file.path().to_path_buf();
+    (|| {
+        let mut input = fs::File::open(src).map_err(|e| corrupt(src, e))?;
+        let mut out = tmp_file.as_file();
+        std::io::copy(&mut input, &mut out).map_err(|e| corrupt(&tmp, e))?;
+        out.flush().map_err(|e| corrupt(&tmp, e))?;
         let conn = Connection::open(&tmp).map_err(DbError::at(&tmp))?;
         conn.execute_batch(&format!("DROP TABLE {BACKUP_TABLE}"))
             .map_err(DbError::at(&tmp))?;
         drop(conn);
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(&tmp)
-            .map_err(|e| corrupt(&tmp, e))?;
-        f.flush().map_err(|e| corrupt(&tmp, e))?;
-        f.sync_all().map_err(|e| corrupt(&tmp, e))
-    })();
-    if let Err(e) = staged {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
+        tmp_file.as_file().sync_all().map_err(|e| corrupt(&tmp, e))
+    })()?;
     // A WAL left by the old database must never be applied to the new one.
     for suffix in ["-wal", "-shm"] {
         let mut side = db.as_os_str().to_owned();
         side.push(suffix);
         let _ = fs::remove_file(PathBuf::from(side));
     }
-    fs::rename(&tmp, db).map_err(|e| corrupt(db, e))?;
+    tmp_file.persist(db).map_err(|e| DbError::io(db)(e.error))?;
     sync_dir(db);
     Ok(info)
 }
@@ -265,5 +265,50 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a OneHA backup"));
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn backups_and_restored_databases_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = make_db(dir.path());
+        let bck = dir.path().join("one.bck");
+        write_backup(&db, &bck, |_, _| {}).unwrap();
+        assert_eq!(mode(&bck), 0o600);
+        // A backup someone made readable to all is restored into a private database anyway.
+        fs::set_permissions(&bck, fs::Permissions::from_mode(0o644)).unwrap();
+        let target = dir.path().join("restored.db");
+        restore_backup(&bck, &target).unwrap();
+        assert_eq!(mode(&target), 0o600);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    }
+
+    /// Issue 10: concurrent backups of one process to one destination shared a temporary file
+    /// named after the process id ("table already exists", "disk I/O error").
+    #[test]
+    fn concurrent_backups_to_the_same_destination_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = make_db(dir.path());
+        let bck = dir.path().join("same.bck");
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| write_backup(&db, &bck, |_, _| {})))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+        verify_backup(&bck).unwrap();
     }
 }

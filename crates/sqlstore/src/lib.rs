@@ -7,6 +7,7 @@ pub use rusqlite;
 mod backup;
 mod bootstrap;
 mod checksum;
+pub mod files;
 mod open;
 mod pool;
 mod reads;

@@ -14,6 +14,12 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Corrupt(String),
 }
@@ -21,6 +27,13 @@ pub enum DbError {
 impl DbError {
     pub fn at(path: &Path) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
         move |source| DbError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DbError + '_ {
+        move |source| DbError::Io {
             path: path.display().to_string(),
             source,
         }
@@ -176,6 +189,7 @@ fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Opens (creating if needed) the state database read-write and makes sure the schema exists.
 pub fn open_state(path: &Path) -> Result<Connection, DbError> {
+    crate::files::private_file(path).map_err(DbError::io(path))?;
     let conn = Connection::open(path).map_err(DbError::at(path))?;
     pragmas(&conn).map_err(DbError::at(path))?;
     conn.execute_batch(SCHEMA).map_err(DbError::at(path))?;
@@ -194,9 +208,11 @@ pub(crate) fn open_read(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-/// Writes a consistent copy of the database behind `conn` to `dest` (which must not exist).
-/// `VACUUM INTO` reads inside one transaction, so writers may go on meanwhile.
+/// Writes a consistent copy of the database behind `conn` to `dest` (which must not exist, or
+/// be empty). `VACUUM INTO` reads inside one transaction, so writers may go on meanwhile.
 pub fn copy_into(conn: &Connection, dest: &Path) -> Result<(), DbError> {
+    // VACUUM INTO accepts an empty file; creating it first makes the copy 0600 from the start.
+    crate::files::private_file(dest).map_err(DbError::io(dest))?;
     let dest_str = dest
         .to_str()
         .ok_or_else(|| DbError::Corrupt(format!("path {} is not UTF-8", dest.display())))?;

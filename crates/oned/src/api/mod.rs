@@ -24,7 +24,7 @@ use sqlstore::{ReadPool, SqlTxn, TxnErrorKind, TxnOutcome};
 use tracing::{debug, warn};
 use xmlrpc::{one, Fault, MethodCall, Params, Value};
 
-use crate::auth::{authenticate, Session};
+use crate::auth::{Authenticator, Session};
 use crate::cluster::{Cluster, Role};
 use crate::config::Config;
 
@@ -59,6 +59,8 @@ pub struct Ctx {
     pub pool: ReadPool,
     pub cluster: Cluster,
     pub http: reqwest::Client,
+    /// Password checks, their cache and their CPU bound (`auth.rs`).
+    pub auth: Arc<Authenticator>,
 }
 
 /// Why a method did not succeed.
@@ -317,7 +319,11 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         Ok(s) => s,
         Err(f) => return Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
     };
-    let Some(user) = authenticate(&ctx.pool, session).await else {
+    let Some(user) = ctx
+        .auth
+        .authenticate(&ctx.pool, &ctx.cluster, session)
+        .await
+    else {
         return failure_xml(
             method,
             code::AUTHENTICATION,

@@ -6,7 +6,6 @@ use xmlrpc::{Params, Value};
 use super::xml::esc;
 use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
-use crate::credentials::sha256_hex;
 
 const QUOTAS: &str =
     "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
@@ -98,6 +97,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("Error getting group [{gid}]."),
         ));
     }
+    let hash = password_hash(ctx, &password).await?;
     let txn = SqlTxn {
         stmts: vec![
             SqlStmt::new(
@@ -106,7 +106,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                  RETURNING oid",
                 vec![
                     SqlValue::Text(name.clone()),
-                    SqlValue::Text(sha256_hex(&password)),
+                    SqlValue::Text(hash),
                     SqlValue::Text(driver),
                     SqlValue::Int(gid),
                 ],
@@ -145,6 +145,23 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("Error allocating a new user. {m}"),
         )),
         Err(TxnFailure::Route(f)) => Err(f),
+    }
+}
+
+/// The argon2id hash to store for `password`, computed here (this runs on the leader: writes are
+/// routed before their handler runs) and bound into the transaction, so the log carries the
+/// hash, never the password, and no server hashes again.
+async fn password_hash(ctx: &Ctx, password: &str) -> Result<String, Failure> {
+    match ctx.auth.hash(password).await {
+        Some(Ok(hash)) => Ok(hash),
+        Some(Err(e)) => Err(fail(
+            code::INTERNAL,
+            format!("Cannot hash the password: {e}"),
+        )),
+        None => Err(fail(
+            code::INTERNAL,
+            "Cannot hash the password: the server is busy, try again",
+        )),
     }
 }
 
@@ -193,10 +210,11 @@ pub async fn passwd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if password.is_empty() || password.contains(char::is_whitespace) {
         return Err(fail(code::INTERNAL, "Invalid password"));
     }
+    let hash = password_hash(ctx, &password).await?;
     let txn = SqlTxn {
         stmts: vec![SqlStmt::new(
             "UPDATE user_pool SET password = ?2 WHERE oid = ?1 AND auth_driver = 'core'",
-            vec![SqlValue::Int(id), SqlValue::Text(sha256_hex(&password))],
+            vec![SqlValue::Int(id), SqlValue::Text(hash)],
         )
         .must_match()],
     };

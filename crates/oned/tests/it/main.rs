@@ -17,6 +17,7 @@ mod hostile;
 mod ops;
 mod pools;
 mod reads;
+mod secrets;
 mod vms;
 mod wellformed;
 mod zone;
