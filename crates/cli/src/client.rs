@@ -158,6 +158,11 @@ impl Client {
     }
 }
 
+/// The HTTP agent of every call the CLIs make.
+pub fn agent(timeout: Duration) -> Result<ureq::Agent, String> {
+    Ok(ureq::AgentBuilder::new().timeout(timeout).build())
+}
+
 /// A short, URL-free description of a ureq transport error (the URL is
 /// added by [`CallError::Transport`]).
 fn describe_transport(t: &ureq::Transport) -> String {

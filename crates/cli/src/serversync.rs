@@ -1,8 +1,9 @@
 //! `onezone serversync <server> [--db]`: make this server's configuration (and with `--db`, its
 //! database) the same as another server's of the zone, as the HA guide describes.
 //!
-//! Everything comes over OneHA's authenticated server-to-server channel (the zone key in
-//! `one_key`, the other server's id), so no ssh keys are needed. The other server is found in
+//! Everything comes over OneHA's authenticated server-to-server channel (calls signed with the
+//! zone key in `one_key` for the other server's id, answers checked against it: the key itself
+//! never travels, see `peerauth`), so no ssh keys are needed. The other server is found in
 //! this server's own database, so this works whether the local oned runs or not.
 //!
 //! - A file that differs is replaced, after a dated copy of the local one is kept beside it.
@@ -20,6 +21,8 @@ pub struct Local {
     pub etc: PathBuf,
     pub var: PathBuf,
     pub zone_id: i64,
+    /// This server's `SERVER_ID` (the source of the signed calls; -1 if unknown).
+    pub server_id: i64,
 }
 
 impl Local {
@@ -32,16 +35,24 @@ impl Local {
             }
             _ => (PathBuf::from("/etc/one"), PathBuf::from("/var/lib/one")),
         };
-        let zone_id = std::fs::read_to_string(etc.join("oned.conf"))
+        let conf = std::fs::read_to_string(etc.join("oned.conf"))
             .ok()
-            .and_then(|t| template::Template::parse(&t).ok())
-            .and_then(|t| {
+            .and_then(|t| template::Template::parse(&t).ok());
+        let federation = |name: &str| {
+            conf.as_ref().and_then(|t| {
                 t.vector("FEDERATION")
-                    .and_then(|f| template::vector_get(f, "ZONE_ID"))
+                    .and_then(|f| template::vector_get(f, name))
                     .and_then(|z| z.trim().parse().ok())
             })
-            .unwrap_or(0);
-        Local { etc, var, zone_id }
+        };
+        let zone_id = federation("ZONE_ID").unwrap_or(0);
+        let server_id = federation("SERVER_ID").unwrap_or(-1);
+        Local {
+            etc,
+            var,
+            zone_id,
+            server_id,
+        }
     }
 }
 
@@ -90,28 +101,60 @@ fn find_server(local: &Local, which: &str) -> Result<Remote, String> {
         })
 }
 
-fn fetch(remote: &Remote, key: &str, what: &str, path: Option<&str>) -> Result<Vec<u8>, String> {
+/// One signed `GET /oneha/sync/{what}`; the answer must be signed too, so a server that does
+/// not hold the zone key cannot hand this one its files or database.
+fn fetch(
+    remote: &Remote,
+    local: &Local,
+    key: &peerauth::ZoneKey,
+    what: &str,
+    path: Option<&str>,
+) -> Result<Vec<u8>, String> {
     let url = format!("{}/oneha/sync/{what}", remote.base);
-    let mut req = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .get(&url)
-        .set("x-oneha-zone-key", key)
-        .set("x-oneha-target", &remote.id.to_string());
+    let call_path = format!("/oneha/sync/{what}");
+    let signed = peerauth::sign(
+        key,
+        peerauth::Call {
+            method: "GET",
+            path: &call_path,
+            arg: path.unwrap_or(""),
+        },
+        u64::try_from(remote.id).unwrap_or(u64::MAX),
+        // A server that has not joined yet has no id of its own; the source is only informative.
+        u64::try_from(local.server_id).unwrap_or(u64::MAX),
+        &[],
+    );
+    let mut req = crate::client::agent(Duration::from_secs(600))?.get(&url);
+    for (name, value) in signed.headers() {
+        req = req.set(name, &value);
+    }
     if let Some(p) = path {
-        req = req.set("x-oneha-path", p);
+        req = req.set(peerauth::ARG_HEADER, p);
     }
     match req.call() {
         Ok(resp) => {
+            let status = resp.status();
+            let reply_mac = resp.header(peerauth::REPLY_MAC_HEADER).map(str::to_string);
             let mut body = Vec::new();
             resp.into_reader()
                 .read_to_end(&mut body)
                 .map_err(|e| format!("{url}: {e}"))?;
+            signed
+                .check_reply(key, status, &body, reply_mac.as_deref())
+                .map_err(|_| {
+                    format!(
+                        "Server {} ({}) did not prove it holds the zone key: its answer is refused",
+                        remote.name, remote.base
+                    )
+                })?;
             Ok(body)
         }
-        Err(ureq::Error::Status(403, _)) => Err(format!(
-            "Server {} ({}) refused the call: this server's zone key ({}) is not the zone's",
-            remote.name, remote.base, "one_key"
+        Err(ureq::Error::Status(403, r)) => Err(format!(
+            "Server {} ({}) refused the call: {} (is this server's zone key, one_key, the zone's? are the clocks within {}s?)",
+            remote.name,
+            remote.base,
+            r.into_string().unwrap_or_default(),
+            peerauth::MAX_SKEW.as_secs()
         )),
         Err(ureq::Error::Status(code, r)) => Err(format!(
             "Server {} ({}) answered HTTP {code}: {}",
@@ -205,10 +248,10 @@ pub fn run(
     let key_path = local.var.join(".one/one_key");
     let key = std::fs::read_to_string(&key_path)
         .map_err(|e| format!("cannot read the zone key {}: {e}", key_path.display()))?;
-    let key = key.trim();
+    let key = peerauth::ZoneKey::new(&key);
 
     // Everything is fetched before anything changes: a failure leaves the files as they were.
-    let manifest = String::from_utf8(fetch(&remote, key, "manifest", None)?)
+    let manifest = String::from_utf8(fetch(&remote, local, &key, "manifest", None)?)
         .map_err(|_| "the manifest is not text".to_string())?;
     let mut wanted = Vec::new();
     for line in manifest.lines() {
@@ -222,7 +265,7 @@ pub fn run(
                 remote.name
             ));
         }
-        let theirs = fetch(&remote, key, "file", Some(rel))?;
+        let theirs = fetch(&remote, local, &key, "file", Some(rel))?;
         wanted.push((rel.to_string(), service.to_string(), theirs));
     }
     let dump = if db {
@@ -235,7 +278,7 @@ pub fn run(
                 ));
             }
         }
-        Some(fetch(&remote, key, "db", None)?)
+        Some(fetch(&remote, local, &key, "db", None)?)
     } else {
         None
     };

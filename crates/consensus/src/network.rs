@@ -1,7 +1,9 @@
 //! Server-to-server calls. Each is an HTTP POST to `/raft/{append,vote,snapshot}` on the peer's
-//! `/RPC2` host and port, with a bincode body, the zone key and the id of the server it is meant
-//! for. A server refuses a call without the right key, or meant for another server id: a peer
-//! reached at the wrong address must never be mistaken for the one Raft wants.
+//! `/RPC2` host and port, with a bincode body, signed with the zone key for the id of the server
+//! it is meant for (`peerauth`: the key itself never travels). A server refuses a call without
+//! a valid MAC, or meant for another server id: a peer reached at the wrong address must never be
+//! mistaken for the one Raft wants. The caller refuses an answer not signed with the zone key, so
+//! a server without the key cannot ack entries or grant votes.
 
 use std::time::Duration;
 
@@ -18,50 +20,19 @@ use serde::Serialize;
 
 use crate::types::{Raft, ServerNode, TypeConfig};
 
-pub const KEY_HEADER: &str = "x-oneha-zone-key";
-pub const TARGET_HEADER: &str = "x-oneha-target";
-/// The id of the server making the call: for logs, and for the fault suite's per-link proxy.
-pub const SOURCE_HEADER: &str = "x-oneha-source";
+pub use peerauth::{SOURCE_HEADER, TARGET_HEADER};
 
-/// The zone key and this server's id, checked on every incoming peer call.
-#[derive(Clone)]
-pub struct PeerAuth {
-    pub key: String,
-    pub server_id: u64,
-}
+/// Checks incoming peer calls: the zone key's MAC, this server's id, the clock window, replays.
+pub type PeerAuth = peerauth::Verifier;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PeerReject {
-    #[error("peer call refused: bad or missing zone key")]
-    BadKey,
-    #[error("peer call meant for server {0}, this is server {1}")]
-    WrongServer(String, u64),
+    #[error(transparent)]
+    Auth(#[from] peerauth::Reject),
     #[error("unknown peer call {0}")]
     UnknownCall(String),
     #[error("undecodable peer call: {0}")]
     Malformed(String),
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a guess was right.
-fn same_key(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl PeerAuth {
-    pub fn check(&self, key: Option<&str>, target: Option<&str>) -> Result<(), PeerReject> {
-        if !key.is_some_and(|k| same_key(k, &self.key)) {
-            return Err(PeerReject::BadKey);
-        }
-        let target = target.unwrap_or("");
-        if target.parse::<u64>().ok() != Some(self.server_id) {
-            return Err(PeerReject::WrongServer(target.to_string(), self.server_id));
-        }
-        Ok(())
-    }
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerReject> {
@@ -73,7 +44,7 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serialize(v).unwrap_or_default()
 }
 
-/// Serves one peer call whose headers have already passed [`PeerAuth::check`].
+/// Serves one peer call that has already passed [`PeerAuth::verify`].
 pub async fn serve(raft: &Raft, call: &str, body: &[u8]) -> Result<Vec<u8>, PeerReject> {
     match call {
         "append" => {
@@ -100,7 +71,7 @@ pub fn peer_base(rpc: &str) -> String {
 
 #[derive(Clone)]
 pub struct PeerNetwork {
-    pub key: String,
+    pub key: peerauth::ZoneKey,
     /// This server's id, sent with every call.
     pub source: u64,
     /// XMLRPC_TIMEOUT_MS: the upper bound of any peer call.
@@ -109,7 +80,7 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    pub fn new(key: String, source: u64, timeout: Duration) -> PeerNetwork {
+    pub fn new(key: peerauth::ZoneKey, source: u64, timeout: Duration) -> PeerNetwork {
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -162,18 +133,22 @@ impl PeerConn {
             ttl.min(self.net.timeout)
         };
         let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let sent = self
-            .net
-            .client
-            .post(&url)
-            .header(KEY_HEADER, &self.net.key)
-            .header(TARGET_HEADER, self.target.to_string())
-            .header(SOURCE_HEADER, self.net.source.to_string())
-            .timeout(ttl)
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
+        let signed = peerauth::sign(
+            &self.net.key,
+            peerauth::Call {
+                method: "POST",
+                path: &format!("/raft/{call}"),
+                arg: "",
+            },
+            self.target,
+            self.net.source,
+            &body,
+        );
+        let mut req = self.net.client.post(&url).timeout(ttl);
+        for (name, value) in signed.headers() {
+            req = req.header(name, value);
+        }
+        let resp = match req.body(body).send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
             Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
@@ -185,10 +160,22 @@ impl PeerConn {
             let err = std::io::Error::other(format!("{url}: {status}: {text}"));
             return Err(RPCError::Unreachable(Unreachable::new(&err)));
         }
+        let status = resp.status().as_u16();
+        let reply_mac = resp
+            .headers()
+            .get(peerauth::REPLY_MAC_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if let Err(e) = signed.check_reply(&self.net.key, status, &bytes, reply_mac.as_deref()) {
+            // Whatever answers there does not hold the zone key: never believe it, and back off.
+            tracing::warn!(target = self.target, url = %url, error = %e, "refused a peer's answer");
+            let err = std::io::Error::other(format!("{url}: {e}"));
+            return Err(RPCError::Unreachable(Unreachable::new(&err)));
+        }
         let result: Result<Resp, RaftError<u64, E>> =
             bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -232,21 +219,6 @@ impl RaftNetwork<TypeConfig> for PeerConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn peer_calls_need_the_zone_key_and_this_servers_id() {
-        let auth = PeerAuth {
-            key: "k3y".into(),
-            server_id: 2,
-        };
-        assert_eq!(auth.check(Some("k3y"), Some("2")), Ok(()));
-        assert_eq!(auth.check(Some("bad"), Some("2")), Err(PeerReject::BadKey));
-        assert_eq!(auth.check(None, Some("2")), Err(PeerReject::BadKey));
-        assert!(matches!(
-            auth.check(Some("k3y"), Some("1")),
-            Err(PeerReject::WrongServer(..))
-        ));
-    }
 
     #[test]
     fn peer_base_strips_the_rpc_path() {

@@ -55,6 +55,33 @@ async fn rpc(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -
     ([("content-type", "text/xml")], body).into_response()
 }
 
+/// Checks a peer call's proof of the zone key (`peerauth`); the refusal to send if it fails.
+fn verify_peer(
+    auth: &PeerAuth,
+    call: peerauth::Call<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<peerauth::Verified, (StatusCode, String)> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    auth.verify(call, header, body, peerauth::now())
+        .map_err(|e| {
+            let source = header(peerauth::SOURCE_HEADER);
+            tracing::warn!(path = call.path, source = ?source, error = %e, "refused a peer call");
+            (StatusCode::FORBIDDEN, e.to_string())
+        })
+}
+
+/// An answer to a verified peer call, signed so the caller knows it comes from the zone.
+fn signed(
+    auth: &PeerAuth,
+    call: &peerauth::Verified,
+    status: StatusCode,
+    body: Vec<u8>,
+) -> Response {
+    let mac = call.reply_mac(&auth.key, status.as_u16(), &body);
+    (status, [(peerauth::REPLY_MAC_HEADER, mac)], body).into_response()
+}
+
 async fn peer(
     State(st): State<Arc<AppState>>,
     Path(call): Path<String>,
@@ -64,20 +91,30 @@ async fn peer(
     let Some((raft, auth)) = &st.peers else {
         return (StatusCode::SERVICE_UNAVAILABLE, "this server runs solo").into_response();
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = auth.check(header(network::KEY_HEADER), header(network::TARGET_HEADER)) {
-        tracing::warn!(error = %e, "refused a peer call");
-        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
-    }
+    let path = format!("/raft/{call}");
+    let what = peerauth::Call {
+        method: "POST",
+        path: &path,
+        arg: "",
+    };
+    let verified = match verify_peer(auth, what, &headers, &body) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
     match network::serve(raft, &call, &body).await {
-        Ok(out) => out.into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Ok(out) => signed(auth, &verified, StatusCode::OK, out),
+        Err(e) => signed(
+            auth,
+            &verified,
+            StatusCode::BAD_REQUEST,
+            e.to_string().into_bytes(),
+        ),
     }
 }
 
 /// `onezone serversync` fetching from this server: the manifest of the guide's configuration
-/// files, one of them, or a fresh database backup. Only other servers of the zone (zone key,
-/// this server's id) may ask.
+/// files, one of them, or a fresh database backup. Only holders of the zone key may ask (a MAC
+/// for this server's id), and every answer is signed with it.
 async fn sync(
     State(st): State<Arc<AppState>>,
     Path(what): Path<String>,
@@ -87,21 +124,32 @@ async fn sync(
         return (StatusCode::SERVICE_UNAVAILABLE, "this server runs solo").into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = auth.check(header(network::KEY_HEADER), header(network::TARGET_HEADER)) {
-        tracing::warn!(error = %e, "refused a serversync call");
-        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
-    }
+    let path = format!("/oneha/sync/{what}");
+    let call = peerauth::Call {
+        method: "GET",
+        path: &path,
+        arg: header(SYNC_PATH_HEADER).unwrap_or(""),
+    };
+    let verified = match verify_peer(auth, call, &headers, &[]) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let (status, body) = sync_answer(&st, &what, header(SYNC_PATH_HEADER)).await;
+    signed(auth, &verified, status, body)
+}
+
+async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCode, Vec<u8>) {
     let etc = st
         .paths
         .config
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    match what.as_str() {
-        "manifest" => crate::sync::manifest(&etc).into_response(),
-        "file" => match header(SYNC_PATH_HEADER).and_then(|p| crate::sync::file(&etc, p)) {
-            Some(bytes) => bytes.into_response(),
-            None => (StatusCode::NOT_FOUND, "no such file to sync").into_response(),
+    match what {
+        "manifest" => (StatusCode::OK, crate::sync::manifest(&etc).into_bytes()),
+        "file" => match path.and_then(|p| crate::sync::file(&etc, p)) {
+            Some(bytes) => (StatusCode::OK, bytes),
+            None => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
         },
         "db" => {
             let db = st.paths.state_db();
@@ -120,12 +168,15 @@ async fn sync(
             match made {
                 Ok(Ok(bytes)) => {
                     tracing::info!(bytes = bytes.len(), "database backup sent for serversync");
-                    bytes.into_response()
+                    (StatusCode::OK, bytes)
                 }
-                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
-                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.into_bytes()),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    e.to_string().into_bytes(),
+                ),
             }
         }
-        _ => (StatusCode::NOT_FOUND, "unknown sync call").into_response(),
+        _ => (StatusCode::NOT_FOUND, b"unknown sync call".to_vec()),
     }
 }

@@ -124,7 +124,11 @@ pub async fn run(
         sm.cover_restored_state(log_last)
             .map_err(anyhow::Error::msg)
             .context("snapshotting a restored database")?;
-        let net = PeerNetwork::new(zone_key.clone(), id, config.raft.xmlrpc_timeout);
+        let net = PeerNetwork::new(
+            peerauth::ZoneKey::new(&zone_key),
+            id,
+            config.raft.xmlrpc_timeout,
+        );
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), net, log, sm)
             .await
             .context("starting Raft")?;
@@ -177,10 +181,7 @@ pub async fn run(
         let leader_ready = crate::hooks::spawn(hooks.clone(), raft.clone(), stepped_down.clone());
         let peers = Some((
             raft.clone(),
-            PeerAuth {
-                key: zone_key,
-                server_id: id,
-            },
+            PeerAuth::new(peerauth::ZoneKey::new(&zone_key), id),
         ));
         (
             Cluster::Ha(Ha {

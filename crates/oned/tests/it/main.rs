@@ -14,6 +14,7 @@ mod families;
 mod ha;
 mod hooks;
 mod ops;
+mod peers;
 mod reads;
 mod vms;
 mod zone;
