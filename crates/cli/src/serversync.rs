@@ -23,6 +23,49 @@ pub struct Local {
     pub zone_id: i64,
     /// This server's `SERVER_ID` (the source of the signed calls; -1 if unknown).
     pub server_id: i64,
+    /// `oned.conf`'s `TLS` files: serversync then talks to the other server as a server does.
+    pub tls: Option<PeerTls>,
+}
+
+/// The files of `oned.conf`'s `TLS = [ CERT_FILE, KEY_FILE, CA_FILE ]`, relative to its
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_file: PathBuf,
+}
+
+impl PeerTls {
+    /// The other server is checked against the zone's CA only; this server's certificate is
+    /// presented, since `/oneha/sync/*` needs one when TLS is on.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |key: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| format!("TLS/{key}: cannot read {}: {e}", p.display()))
+        };
+        let certs = |key: &str, p: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
+            CertificateDer::pem_slice_iter(&read(key, p)?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("TLS/{key}: {}: {e}", p.display()))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in certs("CA_FILE", &self.ca_file)? {
+            roots
+                .add(ca)
+                .map_err(|e| format!("TLS/CA_FILE: {}: {e}", self.ca_file.display()))?;
+        }
+        let key = PrivateKeyDer::from_pem_slice(&read("KEY_FILE", &self.key_file)?)
+            .map_err(|e| format!("TLS/KEY_FILE: {}: {e}", self.key_file.display()))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs("CERT_FILE", &self.cert_file)?, key)
+            .map_err(|e| format!("TLS/KEY_FILE: {}: {e}", self.key_file.display()))
+    }
 }
 
 impl Local {
@@ -47,11 +90,21 @@ impl Local {
         };
         let zone_id = federation("ZONE_ID").unwrap_or(0);
         let server_id = federation("SERVER_ID").unwrap_or(-1);
+        let tls = conf.as_ref().and_then(|t| {
+            let tls = t.vector("TLS")?;
+            let file = |k: &str| Some(etc.join(template::vector_get(tls, k)?.trim()));
+            Some(PeerTls {
+                cert_file: file("CERT_FILE")?,
+                key_file: file("KEY_FILE")?,
+                ca_file: file("CA_FILE")?,
+            })
+        });
         Local {
             etc,
             var,
             zone_id,
             server_id,
+            tls,
         }
     }
 }
@@ -124,7 +177,11 @@ fn fetch(
         u64::try_from(local.server_id).unwrap_or(u64::MAX),
         &[],
     );
-    let mut req = crate::client::agent(Duration::from_secs(600))?.get(&url);
+    let mut agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(600));
+    if let Some(tls) = &local.tls {
+        agent = agent.tls_config(std::sync::Arc::new(tls.client_config()?));
+    }
+    let mut req = agent.build().get(&url);
     for (name, value) in signed.headers() {
         req = req.set(name, &value);
     }

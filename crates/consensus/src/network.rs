@@ -80,19 +80,29 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    pub fn new(key: peerauth::ZoneKey, source: u64, timeout: Duration) -> PeerNetwork {
-        let client = reqwest::Client::builder()
+    /// With `tls`, every call is HTTPS only (an `http://` endpoint is refused, so no entry ever
+    /// crosses the network in clear) and uses that configuration: the zone's CA, this server's
+    /// certificate.
+    pub fn new(
+        key: peerauth::ZoneKey,
+        source: u64,
+        timeout: Duration,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<PeerNetwork, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
-        PeerNetwork {
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            builder = builder.use_preconfigured_tls(tls).https_only(true);
+        }
+        let client = builder.build()?;
+        Ok(PeerNetwork {
             key,
             source,
             timeout,
             client,
-        }
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 use consensus::network::{self, PeerAuth};
 use consensus::Raft;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub ctx: Ctx,
     pub peers: Option<(Raft, PeerAuth)>,
     pub paths: crate::config::Paths,
+    /// TLS is on: peer calls need a client certificate signed by the zone's CA.
+    pub tls: bool,
 }
 
 /// Header naming the file `GET /oneha/sync/file` returns.
@@ -71,6 +74,22 @@ fn verify_peer(
         })
 }
 
+/// With TLS on, peer calls must come over a connection whose client certificate the zone's CA
+/// signed ([`crate::tls::ClientCert`], set per connection by [`crate::tls::serve`]).
+fn check_client_cert(
+    st: &AppState,
+    cert: Option<&Extension<crate::tls::ClientCert>>,
+) -> Result<(), (StatusCode, String)> {
+    if !st.tls || cert.is_some_and(|c| c.verified) {
+        return Ok(());
+    }
+    tracing::warn!("refused a peer call without a client certificate");
+    Err((
+        StatusCode::FORBIDDEN,
+        "peer calls need a client certificate signed by the zone's CA".to_string(),
+    ))
+}
+
 /// An answer to a verified peer call, signed so the caller knows it comes from the zone.
 fn signed(
     auth: &PeerAuth,
@@ -85,12 +104,16 @@ fn signed(
 async fn peer(
     State(st): State<Arc<AppState>>,
     Path(call): Path<String>,
+    cert: Option<Extension<crate::tls::ClientCert>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some((raft, auth)) = &st.peers else {
         return (StatusCode::SERVICE_UNAVAILABLE, "this server runs solo").into_response();
     };
+    if let Err(refused) = check_client_cert(&st, cert.as_ref()) {
+        return refused.into_response();
+    }
     let path = format!("/raft/{call}");
     let what = peerauth::Call {
         method: "POST",
@@ -118,11 +141,15 @@ async fn peer(
 async fn sync(
     State(st): State<Arc<AppState>>,
     Path(what): Path<String>,
+    cert: Option<Extension<crate::tls::ClientCert>>,
     headers: HeaderMap,
 ) -> Response {
     let Some((_, auth)) = &st.peers else {
         return (StatusCode::SERVICE_UNAVAILABLE, "this server runs solo").into_response();
     };
+    if let Err(refused) = check_client_cert(&st, cert.as_ref()) {
+        return refused.into_response();
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let path = format!("/oneha/sync/{what}");
     let call = peerauth::Call {

@@ -68,6 +68,12 @@ pub async fn run(
             lock_path.display()
         );
     }
+    // Bad certificates stop the start, before anything else happens.
+    let tls = match &config.tls {
+        Some(t) => Some((crate::tls::server_config(t)?, crate::tls::client_config(t)?)),
+        None => None,
+    };
+    let client_tls = tls.as_ref().map(|(_, client)| client.clone());
     let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
     let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
 
@@ -86,7 +92,11 @@ pub async fn run(
                 oneadmin_name: &admin_name,
                 oneadmin_password_hash: &sha256_hex(&admin_password),
                 serveradmin_password_hash: &sha256_hex(&credentials::random_hex(16)),
-                zone_endpoint: &format!("http://localhost:{}/RPC2", config.port),
+                zone_endpoint: &format!(
+                    "{}://localhost:{}/RPC2",
+                    if tls.is_some() { "https" } else { "http" },
+                    config.port
+                ),
             },
         )
         .context("bootstrapping the database")?;
@@ -128,7 +138,9 @@ pub async fn run(
             peerauth::ZoneKey::new(&zone_key),
             id,
             config.raft.xmlrpc_timeout,
-        );
+            client_tls.clone(),
+        )
+        .context("building the peer HTTP client")?;
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), net, log, sm)
             .await
             .context("starting Raft")?;
@@ -199,10 +211,12 @@ pub async fn run(
 
     crate::monitor::spawn(cluster.clone(), pool.clone());
     crate::scheduler::spawn(cluster.clone(), pool.clone());
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .context("building the HTTP client")?;
+    let mut http = reqwest::Client::builder().tcp_nodelay(true);
+    if let Some(t) = client_tls {
+        // Writes forwarded to the leader's /RPC2: HTTPS only, the leader checked against the CA.
+        http = http.use_preconfigured_tls(t).https_only(true);
+    }
+    let http = http.build().context("building the HTTP client")?;
     let state = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),
@@ -212,13 +226,22 @@ pub async fn run(
         },
         peers,
         paths: paths.clone(),
+        tls: tls.is_some(),
     });
     let addr = listener.local_addr().ok();
-    info!(address = ?addr, "serving /RPC2");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    match tls {
+        None => {
+            info!(address = ?addr, "serving /RPC2");
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("serving HTTP")?;
+        }
+        Some((server_tls, _)) => {
+            info!(address = ?addr, "serving /RPC2 over TLS");
+            crate::tls::serve(listener, server_tls, router(state), shutdown).await;
+        }
+    }
     info!("shutting down");
     if let Some(raft) = cluster.raft() {
         // Release what the leader hook took (the floating IP) before going away.
