@@ -187,6 +187,11 @@ pub async fn serve(
             let _ = tcp.set_nodelay(true);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    // Port probes, and clients that gave up.
+                    debug!(client = %remote, "connection closed during the TLS handshake");
+                    return;
+                }
                 Ok(Err(e)) => {
                     // A peer whose certificate the CA did not sign ends here.
                     warn!(client = %remote, error = %e, "TLS handshake refused");

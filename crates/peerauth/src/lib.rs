@@ -280,9 +280,7 @@ impl Verifier {
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or(Reject::Missing(name))
         };
-        let target_text = header(TARGET_HEADER).unwrap_or("");
-        let target = number(TARGET_HEADER)
-            .map_err(|_| Reject::WrongServer(target_text.to_string(), self.server_id))?;
+        let target = number(TARGET_HEADER)?;
         let source = number(SOURCE_HEADER)?;
         let time = number(TIME_HEADER)?;
         let nonce = header(NONCE_HEADER)
@@ -296,7 +294,7 @@ impl Verifier {
             .verify_slice(&given)
             .map_err(|_| Reject::BadMac)?;
         if target != self.server_id {
-            return Err(Reject::WrongServer(target_text.to_string(), self.server_id));
+            return Err(Reject::WrongServer(target.to_string(), self.server_id));
         }
         if time.abs_diff(now) > MAX_SKEW.as_secs() {
             return Err(Reject::Stale { time, now });

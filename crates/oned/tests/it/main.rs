@@ -16,5 +16,6 @@ mod hooks;
 mod ops;
 mod peers;
 mod reads;
+mod tls;
 mod vms;
 mod zone;
