@@ -216,6 +216,16 @@ fn add_pem_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize,
 ///
 /// No client certificate is sent: `/RPC2` needs none.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(trusted_roots(ca_file)?)
+        .with_no_client_auth())
+}
+
+/// The CAs of [`tls_config`].
+fn trusted_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     // Unreadable system files are skipped, as OpenSSL does.
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -237,12 +247,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String
             return Err(format!("{}: no CERTIFICATE in the file", f.display()));
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(roots)
 }
 
 /// A short, URL-free description of a ureq transport error (the URL is
@@ -327,6 +332,63 @@ pub fn resolve_session_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ca_pem(name: &str) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    /// One test for every variable, since they are process-wide.
+    #[test]
+    fn https_trusts_ssl_cert_file_one_cert_dir_and_the_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let system = file("system.pem", &ca_pem("system"));
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("extra.0"), ca_pem("extra")).unwrap();
+        std::fs::write(certs.join("README"), "not a certificate").unwrap();
+        let zone = file("zone-ca.crt", &ca_pem("zone"));
+
+        // SSL_CERT_FILE replaces the system's CAs, as with OpenSSL.
+        std::env::set_var("SSL_CERT_FILE", &system);
+        std::env::remove_var("SSL_CERT_DIR");
+        std::env::remove_var("ONE_CERT_DIR");
+        assert_eq!(trusted_roots(None).unwrap().len(), 1);
+        // ONE_CERT_DIR adds every certificate file in it, as OpenNebula's Ruby client.
+        std::env::set_var("ONE_CERT_DIR", &certs);
+        assert_eq!(trusted_roots(None).unwrap().len(), 2);
+        // --ca-file / ONE_CA_FILE add theirs.
+        assert_eq!(trusted_roots(Some(&zone)).unwrap().len(), 3);
+        assert!(tls_config(Some(&zone)).is_ok());
+        std::env::set_var("ONE_CA_FILE", &zone);
+        assert_eq!(resolve_ca_file(None), Some(zone.clone()));
+        assert_eq!(
+            resolve_ca_file(Some("/flag.crt".into())),
+            Some(PathBuf::from("/flag.crt"))
+        );
+        std::env::remove_var("ONE_CA_FILE");
+        std::env::remove_var("ONE_CERT_DIR");
+        std::env::remove_var("SSL_CERT_FILE");
+
+        let err = trusted_roots(Some(Path::new("/nonexistent/ca.crt"))).unwrap_err();
+        assert!(err.contains("/nonexistent/ca.crt"), "{err}");
+        let bad = file("bad.crt", "not a certificate");
+        let err = trusted_roots(Some(&bad)).unwrap_err();
+        assert!(err.contains("no CERTIFICATE"), "{err}");
+        // A plain-HTTP endpoint needs no CA at all.
+        assert!(agent(Duration::from_secs(1), "http://h/RPC2", Some(&bad)).is_ok());
+        assert!(agent(Duration::from_secs(1), "https://h/RPC2", Some(&bad)).is_err());
+    }
 
     #[test]
     fn endpoint_precedence() {

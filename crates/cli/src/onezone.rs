@@ -206,7 +206,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
 
 fn option_lines(keys: &[&str]) -> String {
     let mut out = String::new();
-    for key in keys {
+    // `--ca-file` is OneHA's: the help stays OpenNebula's, byte for byte.
+    for key in keys.iter().filter(|k| **k != "ca_file") {
         if let Some(o) = OPTIONS.iter().find(|o| o.0 == *key) {
             let mut flag = o.1.map(|s| format!("{s}, ")).unwrap_or_default() + o.2;
             if let (None, Some(arg)) = (o.1, o.3) {
