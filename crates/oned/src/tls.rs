@@ -157,7 +157,7 @@ pub fn client_config(c: &TlsConfig) -> Result<ClientConfig, TlsError> {
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves; then stops accepting and gives
-/// open connections [`DRAIN_TIMEOUT`] to finish.
+/// open connections 5 s to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<ServerConfig>,

@@ -51,6 +51,32 @@ fn tls_zone_commits_fails_over_and_refuses_a_server_outside_the_ca() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("missing or malformed x-oneha-"), "{body}");
 
+    eprintln!("--- serversync over TLS presents the local server's certificate");
+    let other = (0..3).find(|&i| i != leader).unwrap();
+    let files = zone.servers[other].tls.clone().unwrap();
+    let mut local = cli::serversync::Local {
+        etc: zone.servers[other].location().join("etc"),
+        var: zone.servers[other].location().join("var"),
+        zone_id: 0,
+        server_id: other as i64,
+        tls: Some(cli::serversync::PeerTls {
+            cert_file: files.cert_file,
+            key_file: files.key_file,
+            ca_file: files.ca_file,
+        }),
+    };
+    let mut out = Vec::new();
+    cli::serversync::run(&local, &leader.to_string(), false, false, &mut out).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out).contains("Checking"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    local.tls = None;
+    let err = cli::serversync::run(&local, &leader.to_string(), false, false, &mut Vec::new())
+        .unwrap_err();
+    assert!(err.contains("Cannot reach"), "{err}");
+
     eprintln!("--- a server whose certificate another CA signed never joins");
     let i = zone.prepare_server();
     zone.servers[i].tls = Some(rogue_ca.issue(&format!("server-{i}")));
