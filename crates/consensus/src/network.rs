@@ -230,6 +230,38 @@ impl RaftNetwork<TypeConfig> for PeerConn {
 mod tests {
     use super::*;
 
+    /// With TLS on, nothing is ever sent in clear, even to an endpoint registered as `http://`.
+    #[tokio::test]
+    async fn with_tls_an_http_endpoint_is_refused_before_anything_is_sent() {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut net = PeerNetwork::new(
+            peerauth::ZoneKey::new("zone key"),
+            1,
+            Duration::from_secs(1),
+            Some(tls),
+        )
+        .unwrap();
+        let node = ServerNode {
+            name: "server-2".into(),
+            rpc: format!("http://{addr}/RPC2"),
+        };
+        let conn = net.new_client(2, &node).await;
+        let vote = VoteRequest::new(openraft::Vote::new(1, 1), None);
+        let got: Result<VoteResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>> =
+            conn.call("vote", &vote, Duration::from_secs(1)).await;
+        let err = got.unwrap_err().to_string();
+        assert!(err.contains("scheme"), "{err}");
+        assert!(listener.accept().is_err(), "a connection was made");
+    }
+
     #[test]
     fn peer_base_strips_the_rpc_path() {
         assert_eq!(
