@@ -12,6 +12,8 @@
 # 2633, 2643, 2653), ONEHA_DEMO_TIMEOUT (seconds per step, default 60),
 # ONEHA_NO_BUILD=1 to use already built binaries, ONEHA_BIN_DIR to take them from another
 # directory than target/release (e.g. target/debug).
+# ONEHA_TLS_DIR: TLS on (https endpoints, oned.conf TLS section) with ca.crt and
+# server-N.crt / server-N.key from that directory; made there with openssl if absent.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +29,33 @@ say() { printf '=== %s\n' "$*" >&2; }
 die() { printf 'demo-zone: %s\n' "$*" >&2; exit 1; }
 
 server_dir() { printf '%s/server-%s' "$DEMO" "$1"; }
-endpoint() { printf 'http://127.0.0.1:%s/RPC2' "${PORTS[$1]}"; }
+TLS="${ONEHA_TLS_DIR:-}"
+scheme() { if [[ -n "$TLS" ]]; then printf https; else printf http; fi; }
+endpoint() { printf '%s://127.0.0.1:%s/RPC2' "$(scheme)" "${PORTS[$1]}"; }
+# The onezone calls trust the demo CA.
+if [[ -n "$TLS" ]]; then export ONE_CA_FILE="$TLS/ca.crt"; fi
+
+# A CA and a certificate per server (127.0.0.1, localhost; server and client use), if absent.
+make_certs() {
+  [[ -n "$TLS" ]] || return 0
+  mkdir -p "$TLS"
+  [[ -f "$TLS/ca.crt" ]] && return 0
+  command -v openssl >/dev/null || die "ONEHA_TLS_DIR needs openssl to make the demo certificates"
+  say "make a demo CA and server certificates in $TLS"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj "/CN=OneHA demo CA" -keyout "$TLS/ca.key" -out "$TLS/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth,clientAuth" >"$TLS/server.ext"
+  local i
+  for i in 0 1 2; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=server-$i" \
+      -keyout "$TLS/server-$i.key" -out "$TLS/server-$i.csr" 2>/dev/null
+    openssl x509 -req -in "$TLS/server-$i.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" \
+      -CAcreateserial -days 30 -extfile "$TLS/server.ext" -out "$TLS/server-$i.crt" 2>/dev/null
+  done
+  chmod 600 "$TLS"/*.key
+}
 
 build() {
   if [[ -n "${ONEHA_NO_BUILD:-}" && -x "$ONED" && -x "$ONEZONE" ]]; then
@@ -57,6 +85,11 @@ FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = $2, MASTER_ONED = "
 RAFT = [ LIMIT_PURGE = 100000, LOG_RETENTION = 250000, LOG_PURGE_TIMEOUT = 60,
          ELECTION_TIMEOUT_MS = 1000, BROADCAST_TIMEOUT_MS = 100, XMLRPC_TIMEOUT_MS = 500 ]
 EOF
+  if [[ -n "$TLS" ]]; then
+    cat >>"$dir/etc/oned.conf" <<EOF
+TLS = [ CERT_FILE = "$TLS/server-$1.crt", KEY_FILE = "$TLS/server-$1.key", CA_FILE = "$TLS/ca.crt" ]
+EOF
+  fi
 }
 
 # A live (not zombie) process.
@@ -161,6 +194,7 @@ caught_up() { # <id>
 
 bootstrap() {
   mkdir -p "$DEMO"
+  make_certs
   say "server 0: start solo (SERVER_ID = -1)"
   write_conf 0 -1
   start_oned 0

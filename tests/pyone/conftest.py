@@ -34,9 +34,12 @@ def _free_ports(n):
 
 
 class Zone:
-    def __init__(self, directory, ports):
+    def __init__(self, directory, ports, tls_dir=None):
         self.directory = directory
-        self.endpoints = [f"http://127.0.0.1:{p}/RPC2" for p in ports]
+        scheme = "https" if tls_dir else "http"
+        self.endpoints = [f"{scheme}://127.0.0.1:{p}/RPC2" for p in ports]
+        # The zone's CA certificate, with TLS on.
+        self.ca_file = os.path.join(tls_dir, "ca.crt") if tls_dir else None
         with open(os.path.join(directory, "server-0", "var", ".one", "one_auth")) as f:
             self.session = f.readline().strip()
 
@@ -61,23 +64,32 @@ class Zone:
         return [i for i in range(3) if i != leader]
 
 
-@pytest.fixture(scope="session")
-def zone():
-    directory = os.path.join(tempfile.mkdtemp(prefix="oneha-pyone-"), "zone")
+def start_zone(tls_dir=None):
+    """Starts a zone with scripts/demo-zone.sh; with `tls_dir`, over TLS with the demo CA made
+    there (see ONEHA_TLS_DIR). Yields the Zone, then removes it."""
+    top = tempfile.mkdtemp(prefix="oneha-pyone-")
+    directory = os.path.join(top, "zone")
     env = dict(os.environ)
     env.update(
         ONEHA_DEMO_DIR=directory,
         ONEHA_NO_BUILD="1",
         ONEHA_BIN_DIR=os.environ.get("ONEHA_BIN_DIR", os.path.join(ROOT, "target", "debug")),
     )
+    if tls_dir:
+        env["ONEHA_TLS_DIR"] = tls_dir
     ports = _free_ports(3)
     for n, p in enumerate(ports):
         env[f"ONEHA_PORT{n}"] = str(p)
     subprocess.run([SCRIPT, "start"], env=env, check=True, stdout=subprocess.DEVNULL)
     try:
-        yield Zone(directory, ports)
+        yield Zone(directory, ports, tls_dir)
     finally:
         subprocess.run([SCRIPT, "clean"], env=env, check=False, stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def zone():
+    yield from start_zone()
 
 
 def eventually(check, timeout=10.0):

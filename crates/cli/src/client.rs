@@ -1,9 +1,11 @@
 //! A blocking XML-RPC client for OpenNebula's `/RPC2` API, plus the rules the
-//! OpenNebula CLI uses to find the endpoint (`ONE_XMLRPC`) and the session
-//! (`ONE_AUTH`, `~/.one/one_auth`).
+//! OpenNebula CLI uses to find the endpoint (`ONE_XMLRPC`), the session
+//! (`ONE_AUTH`, `~/.one/one_auth`) and, for `https://` endpoints, the CAs to trust
+//! (the system's, or `SSL_CERT_FILE` / `SSL_CERT_DIR`; plus `ONE_CERT_DIR` and `--ca-file`).
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -56,6 +58,8 @@ pub struct Client {
     session: String,
     timeout: Duration,
     headers: Vec<(String, String)>,
+    /// A CA certificate file (PEM) trusted for `https://`, besides the system's.
+    ca_file: Option<PathBuf>,
 }
 
 impl Client {
@@ -70,7 +74,14 @@ impl Client {
             session: session.into(),
             timeout,
             headers: Vec::new(),
+            ca_file: None,
         }
+    }
+
+    /// The same client, also trusting the CA certificates in `ca_file` (PEM) for `https://`.
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> Client {
+        self.ca_file = ca_file;
+        self
     }
 
     /// The same client, sending `name: value` with every call (e.g. OneHA's `X-OneHA-Read`).
@@ -86,7 +97,7 @@ impl Client {
 
     /// The same credentials against another endpoint, with another timeout.
     pub fn with_endpoint(&self, endpoint: impl Into<String>, timeout: Duration) -> Client {
-        Client::new(endpoint, self.session.clone(), timeout)
+        Client::new(endpoint, self.session.clone(), timeout).with_ca_file(self.ca_file.clone())
     }
 
     /// Calls `method(session, params...)` and returns the value of a successful
@@ -131,7 +142,13 @@ impl Client {
             message,
             not_sent: false,
         };
-        let agent = ureq::AgentBuilder::new().timeout(self.timeout).build();
+        let agent = agent(self.timeout, &self.endpoint, self.ca_file.as_deref()).map_err(|e| {
+            CallError::Transport {
+                url: self.endpoint.clone(),
+                message: e,
+                not_sent: true,
+            }
+        })?;
         let mut request = agent.post(&self.endpoint).set("Content-Type", "text/xml");
         for (name, value) in &self.headers {
             request = request.set(name, value);
@@ -156,6 +173,81 @@ impl Client {
             .map_err(|e| transport(e.to_string()))?;
         Ok(raw)
     }
+}
+
+/// The HTTP agent of every call the CLIs make to `url`; for `https://`, with [`tls_config`].
+pub fn agent(timeout: Duration, url: &str, ca_file: Option<&Path>) -> Result<ureq::Agent, String> {
+    let mut builder = ureq::AgentBuilder::new().timeout(timeout);
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        builder = builder.tls_config(Arc::new(tls_config(ca_file)?));
+    }
+    Ok(builder.build())
+}
+
+/// `--ca-file`, else `ONE_CA_FILE`: a PEM file of CA certificates to trust (OneHA's).
+pub fn resolve_ca_file(flag: Option<String>) -> Option<PathBuf> {
+    flag.or_else(|| std::env::var("ONE_CA_FILE").ok())
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Adds every certificate of a PEM file to `roots`; how many.
+fn add_pem_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize, String> {
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut added = 0;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        added += 1;
+    }
+    Ok(added)
+}
+
+/// The CAs an `https://` endpoint is checked against, as OpenNebula's Ruby client finds them:
+/// - the system's (OpenSSL's default paths, or `SSL_CERT_FILE` / `SSL_CERT_DIR` instead when set);
+/// - every file in `ONE_CERT_DIR`;
+/// - `ca_file` (`--ca-file` / `ONE_CA_FILE`, a OneHA addition).
+///
+/// No client certificate is sent: `/RPC2` needs none.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(trusted_roots(ca_file)?)
+        .with_no_client_auth())
+}
+
+/// The CAs of [`tls_config`].
+fn trusted_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system files are skipped, as OpenSSL does.
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(dir) = std::env::var_os("ONE_CERT_DIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| format!("ONE_CERT_DIR: cannot read {}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            if entry.path().is_file() {
+                // Not every file of a certificate directory is a certificate (OpenSSL's CRLs).
+                let _ = add_pem_file(&mut roots, &entry.path());
+            }
+        }
+    }
+    if let Some(f) = ca_file {
+        if add_pem_file(&mut roots, f)? == 0 {
+            return Err(format!("{}: no CERTIFICATE in the file", f.display()));
+        }
+    }
+    Ok(roots)
 }
 
 /// A short, URL-free description of a ureq transport error (the URL is
@@ -240,6 +332,63 @@ pub fn resolve_session_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ca_pem(name: &str) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    /// One test for every variable, since they are process-wide.
+    #[test]
+    fn https_trusts_ssl_cert_file_one_cert_dir_and_the_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let system = file("system.pem", &ca_pem("system"));
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("extra.0"), ca_pem("extra")).unwrap();
+        std::fs::write(certs.join("README"), "not a certificate").unwrap();
+        let zone = file("zone-ca.crt", &ca_pem("zone"));
+
+        // SSL_CERT_FILE replaces the system's CAs, as with OpenSSL.
+        std::env::set_var("SSL_CERT_FILE", &system);
+        std::env::remove_var("SSL_CERT_DIR");
+        std::env::remove_var("ONE_CERT_DIR");
+        assert_eq!(trusted_roots(None).unwrap().len(), 1);
+        // ONE_CERT_DIR adds every certificate file in it, as OpenNebula's Ruby client.
+        std::env::set_var("ONE_CERT_DIR", &certs);
+        assert_eq!(trusted_roots(None).unwrap().len(), 2);
+        // --ca-file / ONE_CA_FILE add theirs.
+        assert_eq!(trusted_roots(Some(&zone)).unwrap().len(), 3);
+        assert!(tls_config(Some(&zone)).is_ok());
+        std::env::set_var("ONE_CA_FILE", &zone);
+        assert_eq!(resolve_ca_file(None), Some(zone.clone()));
+        assert_eq!(
+            resolve_ca_file(Some("/flag.crt".into())),
+            Some(PathBuf::from("/flag.crt"))
+        );
+        std::env::remove_var("ONE_CA_FILE");
+        std::env::remove_var("ONE_CERT_DIR");
+        std::env::remove_var("SSL_CERT_FILE");
+
+        let err = trusted_roots(Some(Path::new("/nonexistent/ca.crt"))).unwrap_err();
+        assert!(err.contains("/nonexistent/ca.crt"), "{err}");
+        let bad = file("bad.crt", "not a certificate");
+        let err = trusted_roots(Some(&bad)).unwrap_err();
+        assert!(err.contains("no CERTIFICATE"), "{err}");
+        // A plain-HTTP endpoint needs no CA at all.
+        assert!(agent(Duration::from_secs(1), "http://h/RPC2", Some(&bad)).is_ok());
+        assert!(agent(Duration::from_secs(1), "https://h/RPC2", Some(&bad)).is_err());
+    }
 
     #[test]
     fn endpoint_precedence() {

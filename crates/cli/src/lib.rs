@@ -11,7 +11,9 @@ pub mod serversync;
 pub mod xml;
 pub mod zone;
 
-pub use client::{resolve_endpoint, resolve_session, CallError, Client, DEFAULT_ENDPOINT};
+pub use client::{
+    resolve_ca_file, resolve_endpoint, resolve_session, CallError, Client, DEFAULT_ENDPOINT,
+};
 pub use format::{format_zone_list, format_zone_show};
 pub use xml::XmlError;
 pub use zone::{raft_state_name, RaftStatus, ZoneInfo, ZoneServer};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use xmlrpc::Value;
 
-use crate::client::{resolve_endpoint, resolve_session, CallError, Client};
+use crate::client::{resolve_ca_file, resolve_endpoint, resolve_session, CallError, Client};
 use crate::xml::Element;
 
 /// Exit code of every failure, as OpenNebula's CLI.
@@ -71,6 +71,7 @@ const VALUED: &[&str] = &[
     "--user",
     "--password",
     "--endpoint",
+    "--ca-file",
     "-i",
     "--im",
     "-v",
@@ -656,7 +657,8 @@ pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write
         resolve_endpoint(o.value(&["--endpoint"])),
         session,
         Duration::from_secs(30),
-    );
+    )
+    .with_ca_file(resolve_ca_file(o.value(&["--ca-file"])));
     match execute(kind, &o, &client, out) {
         Ok(()) => 0,
         Err(e) => {

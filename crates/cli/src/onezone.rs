@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use xmlrpc::Value;
 
-use crate::client::{resolve_endpoint, resolve_session, Client};
+use crate::client::{resolve_ca_file, resolve_endpoint, resolve_session, Client};
 use crate::format::{format_zone_list, format_zone_show};
 use crate::zone::{RaftStatus, ZoneInfo};
 
@@ -95,8 +95,17 @@ const OPTIONS: &[Opt] = &[
         Some("endpoint"),
         "URL of OpenNebula xmlrpc frontend",
     ),
+    Opt(
+        "ca_file",
+        None,
+        "--ca-file",
+        Some("file"),
+        "CA certificates (PEM) to trust for an https endpoint (also ONE_CA_FILE)",
+    ),
 ];
-const GLOBAL_OPTIONS: &[&str] = &["verbose", "help", "version", "user", "password", "endpoint"];
+const GLOBAL_OPTIONS: &[&str] = &[
+    "verbose", "help", "version", "user", "password", "endpoint", "ca_file",
+];
 
 /// A command: name, positional arguments, description, command-specific options.
 struct Cmd(
@@ -197,7 +206,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
 
 fn option_lines(keys: &[&str]) -> String {
     let mut out = String::new();
-    for key in keys {
+    // `--ca-file` is OneHA's: the help stays OpenNebula's, byte for byte.
+    for key in keys.iter().filter(|k| **k != "ca_file") {
         if let Some(o) = OPTIONS.iter().find(|o| o.0 == *key) {
             let mut flag = o.1.map(|s| format!("{s}, ")).unwrap_or_default() + o.2;
             if let (None, Some(arg)) = (o.1, o.3) {
@@ -446,7 +456,8 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok())
         .map_or(CALL_TIMEOUT, Duration::from_secs);
-    let client = Client::new(endpoint, session, timeout);
+    let client = Client::new(endpoint, session, timeout)
+        .with_ca_file(resolve_ca_file(args.value("ca_file")));
     let ids =
         |z: Option<i32>, s: Option<i32>| z.into_iter().chain(s).map(Value::Int).collect::<Vec<_>>();
 

@@ -1,8 +1,9 @@
 //! `onezone serversync <server> [--db]`: make this server's configuration (and with `--db`, its
 //! database) the same as another server's of the zone, as the HA guide describes.
 //!
-//! Everything comes over OneHA's authenticated server-to-server channel (the zone key in
-//! `one_key`, the other server's id), so no ssh keys are needed. The other server is found in
+//! Everything comes over OneHA's authenticated server-to-server channel (calls signed with the
+//! zone key in `one_key` for the other server's id, answers checked against it: the key itself
+//! never travels, see `peerauth`), so no ssh keys are needed. The other server is found in
 //! this server's own database, so this works whether the local oned runs or not.
 //!
 //! - A file that differs is replaced, after a dated copy of the local one is kept beside it.
@@ -20,6 +21,51 @@ pub struct Local {
     pub etc: PathBuf,
     pub var: PathBuf,
     pub zone_id: i64,
+    /// This server's `SERVER_ID` (the source of the signed calls; -1 if unknown).
+    pub server_id: i64,
+    /// `oned.conf`'s `TLS` files: serversync then talks to the other server as a server does.
+    pub tls: Option<PeerTls>,
+}
+
+/// The files of `oned.conf`'s `TLS = [ CERT_FILE, KEY_FILE, CA_FILE ]`, relative to its
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_file: PathBuf,
+}
+
+impl PeerTls {
+    /// The other server is checked against the zone's CA only; this server's certificate is
+    /// presented, since `/oneha/sync/*` needs one when TLS is on.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |key: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| format!("TLS/{key}: cannot read {}: {e}", p.display()))
+        };
+        let certs = |key: &str, p: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
+            CertificateDer::pem_slice_iter(&read(key, p)?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("TLS/{key}: {}: {e}", p.display()))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in certs("CA_FILE", &self.ca_file)? {
+            roots
+                .add(ca)
+                .map_err(|e| format!("TLS/CA_FILE: {}: {e}", self.ca_file.display()))?;
+        }
+        let key = PrivateKeyDer::from_pem_slice(&read("KEY_FILE", &self.key_file)?)
+            .map_err(|e| format!("TLS/KEY_FILE: {}: {e}", self.key_file.display()))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs("CERT_FILE", &self.cert_file)?, key)
+            .map_err(|e| format!("TLS/KEY_FILE: {}: {e}", self.key_file.display()))
+    }
 }
 
 impl Local {
@@ -32,16 +78,34 @@ impl Local {
             }
             _ => (PathBuf::from("/etc/one"), PathBuf::from("/var/lib/one")),
         };
-        let zone_id = std::fs::read_to_string(etc.join("oned.conf"))
+        let conf = std::fs::read_to_string(etc.join("oned.conf"))
             .ok()
-            .and_then(|t| template::Template::parse(&t).ok())
-            .and_then(|t| {
+            .and_then(|t| template::Template::parse(&t).ok());
+        let federation = |name: &str| {
+            conf.as_ref().and_then(|t| {
                 t.vector("FEDERATION")
-                    .and_then(|f| template::vector_get(f, "ZONE_ID"))
+                    .and_then(|f| template::vector_get(f, name))
                     .and_then(|z| z.trim().parse().ok())
             })
-            .unwrap_or(0);
-        Local { etc, var, zone_id }
+        };
+        let zone_id = federation("ZONE_ID").unwrap_or(0);
+        let server_id = federation("SERVER_ID").unwrap_or(-1);
+        let tls = conf.as_ref().and_then(|t| {
+            let tls = t.vector("TLS")?;
+            let file = |k: &str| Some(etc.join(template::vector_get(tls, k)?.trim()));
+            Some(PeerTls {
+                cert_file: file("CERT_FILE")?,
+                key_file: file("KEY_FILE")?,
+                ca_file: file("CA_FILE")?,
+            })
+        });
+        Local {
+            etc,
+            var,
+            zone_id,
+            server_id,
+            tls,
+        }
     }
 }
 
@@ -90,28 +154,64 @@ fn find_server(local: &Local, which: &str) -> Result<Remote, String> {
         })
 }
 
-fn fetch(remote: &Remote, key: &str, what: &str, path: Option<&str>) -> Result<Vec<u8>, String> {
+/// One signed `GET /oneha/sync/{what}`; the answer must be signed too, so a server that does
+/// not hold the zone key cannot hand this one its files or database.
+fn fetch(
+    remote: &Remote,
+    local: &Local,
+    key: &peerauth::ZoneKey,
+    what: &str,
+    path: Option<&str>,
+) -> Result<Vec<u8>, String> {
     let url = format!("{}/oneha/sync/{what}", remote.base);
-    let mut req = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .get(&url)
-        .set("x-oneha-zone-key", key)
-        .set("x-oneha-target", &remote.id.to_string());
+    let call_path = format!("/oneha/sync/{what}");
+    let signed = peerauth::sign(
+        key,
+        peerauth::Call {
+            method: "GET",
+            path: &call_path,
+            arg: path.unwrap_or(""),
+        },
+        u64::try_from(remote.id).unwrap_or(u64::MAX),
+        // A server that has not joined yet has no id of its own; the source is only informative.
+        u64::try_from(local.server_id).unwrap_or(u64::MAX),
+        &[],
+    );
+    let mut agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(600));
+    if let Some(tls) = &local.tls {
+        agent = agent.tls_config(std::sync::Arc::new(tls.client_config()?));
+    }
+    let mut req = agent.build().get(&url);
+    for (name, value) in signed.headers() {
+        req = req.set(name, &value);
+    }
     if let Some(p) = path {
-        req = req.set("x-oneha-path", p);
+        req = req.set(peerauth::ARG_HEADER, p);
     }
     match req.call() {
         Ok(resp) => {
+            let status = resp.status();
+            let reply_mac = resp.header(peerauth::REPLY_MAC_HEADER).map(str::to_string);
             let mut body = Vec::new();
             resp.into_reader()
                 .read_to_end(&mut body)
                 .map_err(|e| format!("{url}: {e}"))?;
+            signed
+                .check_reply(key, status, &body, reply_mac.as_deref())
+                .map_err(|_| {
+                    format!(
+                        "Server {} ({}) did not prove it holds the zone key: its answer is refused",
+                        remote.name, remote.base
+                    )
+                })?;
             Ok(body)
         }
-        Err(ureq::Error::Status(403, _)) => Err(format!(
-            "Server {} ({}) refused the call: this server's zone key ({}) is not the zone's",
-            remote.name, remote.base, "one_key"
+        Err(ureq::Error::Status(403, r)) => Err(format!(
+            "Server {} ({}) refused the call: {} (is this server's zone key, one_key, the zone's? are the clocks within {}s?)",
+            remote.name,
+            remote.base,
+            r.into_string().unwrap_or_default(),
+            peerauth::MAX_SKEW.as_secs()
         )),
         Err(ureq::Error::Status(code, r)) => Err(format!(
             "Server {} ({}) answered HTTP {code}: {}",
@@ -222,10 +322,10 @@ pub fn run(
     let key_path = local.var.join(".one/one_key");
     let key = std::fs::read_to_string(&key_path)
         .map_err(|e| format!("cannot read the zone key {}: {e}", key_path.display()))?;
-    let key = key.trim();
+    let key = peerauth::ZoneKey::new(&key);
 
     // Everything is fetched before anything changes: a failure leaves the files as they were.
-    let manifest = String::from_utf8(fetch(&remote, key, "manifest", None)?)
+    let manifest = String::from_utf8(fetch(&remote, local, &key, "manifest", None)?)
         .map_err(|_| "the manifest is not text".to_string())?;
     let mut wanted = Vec::new();
     for line in manifest.lines() {
@@ -239,7 +339,7 @@ pub fn run(
                 remote.name
             ));
         }
-        let theirs = fetch(&remote, key, "file", Some(rel))?;
+        let theirs = fetch(&remote, local, &key, "file", Some(rel))?;
         wanted.push((rel.to_string(), service.to_string(), theirs));
     }
     let dump = if db {
@@ -252,7 +352,7 @@ pub fn run(
                 ));
             }
         }
-        Some(fetch(&remote, key, "db", None)?)
+        Some(fetch(&remote, local, &key, "db", None)?)
     } else {
         None
     };

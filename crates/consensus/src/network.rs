@@ -1,7 +1,9 @@
 //! Server-to-server calls. Each is an HTTP POST to `/raft/{append,vote,snapshot}` on the peer's
-//! `/RPC2` host and port, with a bincode body, the zone key and the id of the server it is meant
-//! for. A server refuses a call without the right key, or meant for another server id: a peer
-//! reached at the wrong address must never be mistaken for the one Raft wants.
+//! `/RPC2` host and port, with a bincode body, signed with the zone key for the id of the server
+//! it is meant for (`peerauth`: the key itself never travels). A server refuses a call without
+//! a valid MAC, or meant for another server id: a peer reached at the wrong address must never be
+//! mistaken for the one Raft wants. The caller refuses an answer not signed with the zone key, so
+//! a server without the key cannot ack entries or grant votes.
 
 use std::time::Duration;
 
@@ -19,50 +21,19 @@ use serde::Serialize;
 
 use crate::types::{Raft, ServerNode, TypeConfig};
 
-pub const KEY_HEADER: &str = "x-oneha-zone-key";
-pub const TARGET_HEADER: &str = "x-oneha-target";
-/// The id of the server making the call: for logs, and for the fault suite's per-link proxy.
-pub const SOURCE_HEADER: &str = "x-oneha-source";
+pub use peerauth::{SOURCE_HEADER, TARGET_HEADER};
 
-/// The zone key and this server's id, checked on every incoming peer call.
-#[derive(Clone)]
-pub struct PeerAuth {
-    pub key: String,
-    pub server_id: u64,
-}
+/// Checks incoming peer calls: the zone key's MAC, this server's id, the clock window, replays.
+pub type PeerAuth = peerauth::Verifier;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PeerReject {
-    #[error("peer call refused: bad or missing zone key")]
-    BadKey,
-    #[error("peer call meant for server {0}, this is server {1}")]
-    WrongServer(String, u64),
+    #[error(transparent)]
+    Auth(#[from] peerauth::Reject),
     #[error("unknown peer call {0}")]
     UnknownCall(String),
     #[error("undecodable peer call: {0}")]
     Malformed(String),
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a guess was right.
-fn same_key(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl PeerAuth {
-    pub fn check(&self, key: Option<&str>, target: Option<&str>) -> Result<(), PeerReject> {
-        if !key.is_some_and(|k| same_key(k, &self.key)) {
-            return Err(PeerReject::BadKey);
-        }
-        let target = target.unwrap_or("");
-        if target.parse::<u64>().ok() != Some(self.server_id) {
-            return Err(PeerReject::WrongServer(target.to_string(), self.server_id));
-        }
-        Ok(())
-    }
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerReject> {
@@ -74,7 +45,7 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serialize(v).unwrap_or_default()
 }
 
-/// Serves one peer call whose headers have already passed [`PeerAuth::check`].
+/// Serves one peer call that has already passed [`PeerAuth::verify`].
 pub async fn serve(raft: &Raft, call: &str, body: &[u8]) -> Result<Vec<u8>, PeerReject> {
     match call {
         "append" => {
@@ -101,7 +72,7 @@ pub fn peer_base(rpc: &str) -> String {
 
 #[derive(Clone)]
 pub struct PeerNetwork {
-    pub key: String,
+    pub key: peerauth::ZoneKey,
     /// This server's id, sent with every call.
     pub source: u64,
     /// XMLRPC_TIMEOUT_MS: the upper bound of any peer call.
@@ -110,21 +81,31 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    pub fn new(key: String, source: u64, timeout: Duration) -> PeerNetwork {
-        let client = reqwest::Client::builder()
+    /// With `tls`, every call is HTTPS only (an `http://` endpoint is refused, so no entry ever
+    /// crosses the network in clear) and uses that configuration: the zone's CA, this server's
+    /// certificate.
+    pub fn new(
+        key: peerauth::ZoneKey,
+        source: u64,
+        timeout: Duration,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<PeerNetwork, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
             // Below any sane KEEPALIVE_TIMEOUT of the peer, so an idle connection is dropped
             // here before the peer closes it under a call.
             .pool_idle_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
-        PeerNetwork {
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            builder = builder.use_preconfigured_tls(tls).https_only(true);
+        }
+        let client = builder.build()?;
+        Ok(PeerNetwork {
             key,
             source,
             timeout,
             client,
-        }
+        })
     }
 }
 
@@ -164,16 +145,17 @@ struct PendingAppend {
 const MIN_BYTES_PER_MS: u64 = 1024 * 1024 / 1000;
 
 /// How long a peer call carrying `bytes` may take: XMLRPC_TIMEOUT_MS, plus the time the body takes
-/// at the slowest link we allow for, so a large but legal entry always gets through.
+/// at the slowest transfer we allow for, so a large but legal entry always gets through.
 pub fn ttl_for(base: Duration, bytes: usize) -> Duration {
     base + Duration::from_millis(bytes as u64 / MIN_BYTES_PER_MS)
 }
 
-/// One peer call: POST `body` to `url` and decode the answer.
+/// One signed peer call: POST `body` to `{base}/raft/{call}`, check the answer's MAC, decode it.
 async fn send<Resp, E>(
     net: PeerNetwork,
     target: u64,
-    url: String,
+    base: String,
+    call: &'static str,
     body: Vec<u8>,
     ttl: Duration,
 ) -> Result<Resp, RPCError<u64, ServerNode, RaftError<u64, E>>>
@@ -181,17 +163,23 @@ where
     Resp: DeserializeOwned,
     E: std::error::Error + DeserializeOwned,
 {
-    let sent = net
-        .client
-        .post(&url)
-        .header(KEY_HEADER, &net.key)
-        .header(TARGET_HEADER, target.to_string())
-        .header(SOURCE_HEADER, net.source.to_string())
-        .timeout(ttl)
-        .body(body)
-        .send()
-        .await;
-    let resp = match sent {
+    let url = format!("{base}/raft/{call}");
+    let signed = peerauth::sign(
+        &net.key,
+        peerauth::Call {
+            method: "POST",
+            path: &format!("/raft/{call}"),
+            arg: "",
+        },
+        target,
+        net.source,
+        &body,
+    );
+    let mut req = net.client.post(&url).timeout(ttl);
+    for (name, value) in signed.headers() {
+        req = req.header(name, value);
+    }
+    let resp = match req.body(body).send().await {
         Ok(r) => r,
         Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
         Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
@@ -203,10 +191,22 @@ where
         let err = std::io::Error::other(format!("{url}: {status}: {text}"));
         return Err(RPCError::Unreachable(Unreachable::new(&err)));
     }
+    let status = resp.status().as_u16();
+    let reply_mac = resp
+        .headers()
+        .get(peerauth::REPLY_MAC_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = resp
         .bytes()
         .await
         .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    if let Err(e) = signed.check_reply(&net.key, status, &bytes, reply_mac.as_deref()) {
+        // Whatever answers there does not hold the zone key: never believe it, and back off.
+        tracing::warn!(target, url = %url, error = %e, "refused a peer's answer");
+        let err = std::io::Error::other(format!("{url}: {e}"));
+        return Err(RPCError::Unreachable(Unreachable::new(&err)));
+    }
     let result: Result<Resp, RaftError<u64, E>> =
         bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
     result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
@@ -215,7 +215,7 @@ where
 impl PeerConn {
     async fn call<Req, Resp, E>(
         &self,
-        call: &str,
+        call: &'static str,
         req: &Req,
         ttl: Duration,
     ) -> Result<Resp, RPCError<u64, ServerNode, RaftError<u64, E>>>
@@ -224,14 +224,21 @@ impl PeerConn {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("{}/raft/{call}", self.base);
         let ttl = if call == "snapshot" {
             ttl
         } else {
             ttl.min(self.net.timeout)
         };
         let body = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        send(self.net.clone(), self.target, url, body, ttl).await
+        send(
+            self.net.clone(),
+            self.target,
+            self.base.clone(),
+            call,
+            body,
+            ttl,
+        )
+        .await
     }
 
     /// Waits for the pending transfer and turns its answer into one for a request that began at
@@ -284,8 +291,14 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         let body =
             bincode::serialize(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let ttl = ttl_for(self.net.timeout, body.len());
-        let url = format!("{}/raft/append", self.base);
-        let task = tokio::spawn(send(self.net.clone(), self.target, url, body, ttl));
+        let task = tokio::spawn(send(
+            self.net.clone(),
+            self.target,
+            self.base.clone(),
+            "append",
+            body,
+            ttl,
+        ));
         self.pending = Some(PendingAppend {
             vote: rpc.vote,
             prev: rpc.prev_log_id,
@@ -333,19 +346,36 @@ impl Drop for PeerConn {
 mod tests {
     use super::*;
 
-    #[test]
-    fn peer_calls_need_the_zone_key_and_this_servers_id() {
-        let auth = PeerAuth {
-            key: "k3y".into(),
-            server_id: 2,
+    /// With TLS on, nothing is ever sent in clear, even to an endpoint registered as `http://`.
+    #[tokio::test]
+    async fn with_tls_an_http_endpoint_is_refused_before_anything_is_sent() {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut net = PeerNetwork::new(
+            peerauth::ZoneKey::new("zone key"),
+            1,
+            Duration::from_secs(1),
+            Some(tls),
+        )
+        .unwrap();
+        let node = ServerNode {
+            name: "server-2".into(),
+            rpc: format!("http://{addr}/RPC2"),
         };
-        assert_eq!(auth.check(Some("k3y"), Some("2")), Ok(()));
-        assert_eq!(auth.check(Some("bad"), Some("2")), Err(PeerReject::BadKey));
-        assert_eq!(auth.check(None, Some("2")), Err(PeerReject::BadKey));
-        assert!(matches!(
-            auth.check(Some("k3y"), Some("1")),
-            Err(PeerReject::WrongServer(..))
-        ));
+        let conn = net.new_client(2, &node).await;
+        let vote = VoteRequest::new(openraft::Vote::new(1, 1), None);
+        let got: Result<VoteResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>> =
+            conn.call("vote", &vote, Duration::from_secs(1)).await;
+        let err = got.unwrap_err().to_string();
+        assert!(err.contains("scheme"), "{err}");
+        assert!(listener.accept().is_err(), "a connection was made");
     }
 
     #[test]

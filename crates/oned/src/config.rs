@@ -82,6 +82,20 @@ pub struct Hook {
     pub arguments: String,
 }
 
+/// `TLS = [ CERT_FILE, KEY_FILE, CA_FILE ]`: HTTPS for `/RPC2` and for every server-to-server
+/// call, with certificates checked against the zone's CA. Relative paths are relative to the
+/// directory of `oned.conf`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// This server's certificate chain (PEM), leaf first: presented to clients and, as a client
+    /// certificate, to the other servers.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// The CA certificate(s) (PEM) that sign every server's certificate of the zone.
+    pub ca_file: PathBuf,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub port: u16,
@@ -97,6 +111,8 @@ pub struct Config {
     pub follower_hook: Option<Hook>,
     /// What one client may take of the server (connections, requests, sizes, time).
     pub limits: crate::limits::Limits,
+    /// `None`: plain HTTP (the default).
+    pub tls: Option<TlsConfig>,
     /// The whole file, for `one.system.config`.
     pub raw: Template,
 }
@@ -164,6 +180,34 @@ fn hook(ctx: &Ctx<'_>, t: &Template, name: &str) -> Result<Option<Hook>, ConfigE
         arguments: template::vector_get(pairs, "ARGUMENTS")
             .unwrap_or("")
             .to_string(),
+    }))
+}
+
+/// The `TLS` vector: all three files must be given and readable.
+fn tls(ctx: &Ctx<'_>, t: &Template) -> Result<Option<TlsConfig>, ConfigError> {
+    let Some((pairs, line)) = vector(ctx, t, "TLS")? else {
+        return Ok(None);
+    };
+    let base = ctx.file.parent().unwrap_or(Path::new(""));
+    let file = |key: &str| -> Result<PathBuf, ConfigError> {
+        let attr = format!("TLS/{key}");
+        let raw = template::vector_get(pairs, key).unwrap_or("").trim();
+        if raw.is_empty() {
+            return Err(ctx.err(
+                line,
+                &attr,
+                "missing: TLS needs CERT_FILE, KEY_FILE and CA_FILE",
+            ));
+        }
+        let path = base.join(raw);
+        std::fs::File::open(&path)
+            .map_err(|e| ctx.err(line, &attr, format!("cannot read {}: {e}", path.display())))?;
+        Ok(path)
+    };
+    Ok(Some(TlsConfig {
+        cert_file: file("CERT_FILE")?,
+        key_file: file("KEY_FILE")?,
+        ca_file: file("CA_FILE")?,
     }))
 }
 
@@ -343,6 +387,7 @@ impl Config {
             leader_hook: hook(&ctx, &t, "RAFT_LEADER_HOOK")?,
             follower_hook: hook(&ctx, &t, "RAFT_FOLLOWER_HOOK")?,
             limits: crate::limits::Limits::from_template(&t, &path.display().to_string())?,
+            tls: tls(&ctx, &t)?,
             raft,
             raw: t,
         })
@@ -381,6 +426,7 @@ mod tests {
         assert_eq!(c.raft.log_retention, 250_000);
         assert_eq!(c.leader_hook, None);
         assert_eq!(c.limits, crate::limits::Limits::default());
+        assert_eq!(c.tls, None);
     }
 
     #[test]
@@ -437,5 +483,40 @@ mod tests {
                 arguments: "leader eth0 10.3.3.2/24".into()
             })
         );
+    }
+
+    #[test]
+    fn tls_files_are_relative_to_oned_conf_and_must_be_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["oned.crt", "oned.key", "ca.crt"] {
+            std::fs::write(dir.path().join(f), "pem").unwrap();
+        }
+        let conf = dir.path().join("oned.conf");
+        let text = "TLS = [ CERT_FILE = \"oned.crt\", KEY_FILE = \"oned.key\",\n  CA_FILE = \"ca.crt\" ]\n";
+        let c = Config::parse(text, &conf).unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                cert_file: dir.path().join("oned.crt"),
+                key_file: dir.path().join("oned.key"),
+                ca_file: dir.path().join("ca.crt"),
+            })
+        );
+
+        let missing = "TLS = [ CERT_FILE = \"oned.crt\", KEY_FILE = \"oned.key\" ]\n";
+        let err = Config::parse(missing, &conf).unwrap_err().to_string();
+        assert!(
+            err.contains("line 1: attribute TLS/CA_FILE: missing"),
+            "{err}"
+        );
+
+        let absent =
+            "TLS = [ CERT_FILE = \"nope.crt\", KEY_FILE = \"oned.key\", CA_FILE = \"ca.crt\" ]\n";
+        let err = Config::parse(absent, &conf).unwrap_err().to_string();
+        assert!(
+            err.contains("attribute TLS/CERT_FILE: cannot read"),
+            "{err}"
+        );
+        assert!(err.contains("nope.crt"), "{err}");
     }
 }

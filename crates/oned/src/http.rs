@@ -17,9 +17,9 @@ use http_body_util::BodyExt;
 use crate::api::{self, Ctx, Reply};
 use crate::listener::ConnInfo;
 
-/// Snapshot chunks are 3 MiB by default and one log entry at most the largest request plus its
-/// envelope; leave room for both.
-const MAX_PEER_BODY: usize = 128 << 20;
+/// Peer call bodies read at once before their MAC is checked: with [`max_peer_body`], what a
+/// client without the zone key can make the server hold.
+pub const PEER_READS: usize = 8;
 /// xmlrpc-c's code for a request over its size limit (`XMLRPC_LIMIT_EXCEEDED_ERROR`).
 const LIMIT_EXCEEDED: i32 = -509;
 
@@ -34,6 +34,10 @@ pub struct AppState {
     pub large_calls: Arc<tokio::sync::Semaphore>,
     pub peers: Option<(Raft, PeerAuth)>,
     pub paths: crate::config::Paths,
+    /// TLS is on: peer calls need a client certificate signed by the zone's CA.
+    pub tls: bool,
+    /// Turns for reading peer call bodies before their MAC is checked (it covers the body).
+    pub peer_reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// Header naming the file `GET /oneha/sync/file` returns.
@@ -189,29 +193,91 @@ async fn handle_large(st: Arc<AppState>, body: Bytes, origin: api::Origin) -> Re
     }
 }
 
+/// Checks a peer call's proof of the zone key (`peerauth`); the refusal to send if it fails.
+fn verify_peer(
+    auth: &PeerAuth,
+    call: peerauth::Call<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<peerauth::Verified, (StatusCode, String)> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    auth.verify(call, header, body, peerauth::now())
+        .map_err(|e| {
+            let source = header(peerauth::SOURCE_HEADER);
+            tracing::warn!(path = call.path, source = ?source, error = %e, "refused a peer call");
+            (StatusCode::FORBIDDEN, e.to_string())
+        })
+}
+
+/// With TLS on, peer calls must come over a connection whose client certificate the zone's CA
+/// signed ([`crate::tls::ClientCert`], set per connection by [`crate::tls::serve`]).
+fn check_client_cert(
+    st: &AppState,
+    cert: Option<&Extension<crate::tls::ClientCert>>,
+) -> Result<(), (StatusCode, String)> {
+    if !st.tls || cert.is_some_and(|c| c.verified) {
+        return Ok(());
+    }
+    tracing::warn!("refused a peer call without a client certificate");
+    Err((
+        StatusCode::FORBIDDEN,
+        "peer calls need a client certificate signed by the zone's CA".to_string(),
+    ))
+}
+
+/// An answer to a verified peer call, signed so the caller knows it comes from the zone.
+fn signed(
+    auth: &PeerAuth,
+    call: &peerauth::Verified,
+    status: StatusCode,
+    body: Vec<u8>,
+) -> Response {
+    let mac = call.reply_mac(&auth.key, status.as_u16(), &body);
+    (status, [(peerauth::REPLY_MAC_HEADER, mac)], body).into_response()
+}
+
+/// The largest peer call: an AppendEntries carries up to 4 MiB of entries plus one more entry,
+/// which holds at most one change of the largest request; snapshot chunks are 3 MiB.
+fn max_peer_body(st: &AppState) -> usize {
+    2 * st.ctx.config.limits.max_txn_bytes() + (8 << 20)
+}
+
 async fn peer(
     State(st): State<Arc<AppState>>,
     Path(call): Path<String>,
+    cert: Option<Extension<crate::tls::ClientCert>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let Some((raft, auth)) = &st.peers else {
         return (StatusCode::SERVICE_UNAVAILABLE, "this server runs solo").into_response();
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = auth.check(header(network::KEY_HEADER), header(network::TARGET_HEADER)) {
-        tracing::warn!(error = %e, "refused a peer call");
-        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+    if let Err(refused) = check_client_cert(&st, cert.as_ref()) {
+        return refused.into_response();
     }
-    // Only a caller holding the zone key gets here; its body may be large (an entry, a snapshot
-    // chunk) and slow on a busy link, so it has the peer calls' own bounds.
+    // The MAC covers the body, so the body is read first: a few at a time, within bounds, and
+    // only for calls that at least name this server and carry a MAC.
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header(peerauth::MAC_HEADER).is_none()
+        || header(peerauth::TARGET_HEADER) != Some(auth.server_id.to_string().as_str())
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "peer call refused: no MAC for this server",
+        )
+            .into_response();
+    }
+    let Ok(_turn) = st.peer_reads.clone().acquire_owned().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "server stopping").into_response();
+    };
     let time = st.ctx.config.limits.timeout.max(Duration::from_secs(60));
-    let body = match read_body(&headers, body, MAX_PEER_BODY, time).await {
+    let limit = max_peer_body(&st);
+    let body = match read_body(&headers, body, limit, time).await {
         Ok(b) => b,
         Err(BodyError::TooLarge(n)) => {
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("peer call of {n} bytes; the limit is {MAX_PEER_BODY}"),
+                format!("peer call of {n} bytes; the limit is {limit}"),
             )
                 .into_response()
         }
@@ -220,39 +286,70 @@ async fn peer(
         }
         Err(BodyError::Broken(e)) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
+    drop(_turn);
+    let path = format!("/raft/{call}");
+    let what = peerauth::Call {
+        method: "POST",
+        path: &path,
+        arg: "",
+    };
+    let verified = match verify_peer(auth, what, &headers, &body) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
     match network::serve(raft, &call, &body).await {
-        Ok(out) => out.into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Ok(out) => signed(auth, &verified, StatusCode::OK, out),
+        Err(e) => signed(
+            auth,
+            &verified,
+            StatusCode::BAD_REQUEST,
+            e.to_string().into_bytes(),
+        ),
     }
 }
 
 /// `onezone serversync` fetching from this server: the manifest of the guide's configuration
-/// files, one of them, or a fresh database backup. Only other servers of the zone (zone key,
-/// this server's id) may ask.
+/// files, one of them, or a fresh database backup. Only holders of the zone key may ask (a MAC
+/// for this server's id), and every answer is signed with it.
 async fn sync(
     State(st): State<Arc<AppState>>,
     Path(what): Path<String>,
+    cert: Option<Extension<crate::tls::ClientCert>>,
     headers: HeaderMap,
 ) -> Response {
     let Some((_, auth)) = &st.peers else {
         return (StatusCode::SERVICE_UNAVAILABLE, "this server runs solo").into_response();
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = auth.check(header(network::KEY_HEADER), header(network::TARGET_HEADER)) {
-        tracing::warn!(error = %e, "refused a serversync call");
-        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+    if let Err(refused) = check_client_cert(&st, cert.as_ref()) {
+        return refused.into_response();
     }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let path = format!("/oneha/sync/{what}");
+    let call = peerauth::Call {
+        method: "GET",
+        path: &path,
+        arg: header(SYNC_PATH_HEADER).unwrap_or(""),
+    };
+    let verified = match verify_peer(auth, call, &headers, &[]) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let (status, body) = sync_answer(&st, &what, header(SYNC_PATH_HEADER)).await;
+    signed(auth, &verified, status, body)
+}
+
+async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCode, Vec<u8>) {
     let etc = st
         .paths
         .config
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    match what.as_str() {
-        "manifest" => crate::sync::manifest(&etc).into_response(),
-        "file" => match header(SYNC_PATH_HEADER).and_then(|p| crate::sync::file(&etc, p)) {
-            Some(bytes) => bytes.into_response(),
-            None => (StatusCode::NOT_FOUND, "no such file to sync").into_response(),
+    match what {
+        "manifest" => (StatusCode::OK, crate::sync::manifest(&etc).into_bytes()),
+        "file" => match path.and_then(|p| crate::sync::file(&etc, p)) {
+            Some(bytes) => (StatusCode::OK, bytes),
+            None => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
         },
         "db" => {
             let (db, var) = (st.paths.state_db(), st.paths.var.clone());
@@ -261,12 +358,15 @@ async fn sync(
             match made {
                 Ok(Ok(bytes)) => {
                     tracing::info!(bytes = bytes.len(), "database backup sent for serversync");
-                    bytes.into_response()
+                    (StatusCode::OK, bytes)
                 }
-                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
-                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.into_bytes()),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    e.to_string().into_bytes(),
+                ),
             }
         }
-        _ => (StatusCode::NOT_FOUND, "unknown sync call").into_response(),
+        _ => (StatusCode::NOT_FOUND, b"unknown sync call".to_vec()),
     }
 }

@@ -16,6 +16,7 @@ pub mod retention;
 pub mod run;
 pub mod scheduler;
 pub mod sync;
+pub mod tls;
 
 pub use config::{Config, Paths};
 pub use run::run;

@@ -7,6 +7,9 @@
 //! the calls of the other servers of the zone (`/raft`, `/oneha`): a flood of client connections
 //! must never cut the heartbeats that keep the zone's leader. A connection past the reserve too
 //! gets a short `503` and is closed at once.
+//!
+//! With TLS on, each connection's handshake runs in its own task, bounded by `TIMEOUT`, and its
+//! calls learn whether the client presented a certificate the zone's CA signed ([`ClientCert`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,10 +31,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::limits::Limits;
+use crate::tls::ClientCert;
 
 /// Connections taken past the limits, for the zone's own servers only.
 const PEER_RESERVE: usize = 64;
@@ -319,6 +324,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     gate: Arc<Gate>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -349,6 +355,7 @@ pub async fn serve(
                     stream,
                     info,
                     app.clone(),
+                    tls.clone(),
                     stop_rx.clone(),
                     guard,
                 ));
@@ -364,6 +371,7 @@ pub async fn serve(
                     stream,
                     info,
                     app.clone(),
+                    tls.clone(),
                     stop_rx.clone(),
                     guard,
                 ));
@@ -401,21 +409,68 @@ async fn serve_conn(
     stream: TcpStream,
     info: ConnInfo,
     app: Router,
-    mut stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+    stop: watch::Receiver<bool>,
     _guard: ConnGuard,
 ) {
     let _ = stream.set_nodelay(true);
-    let limits = info.gate.limits().clone();
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked {
+    let tracked = Tracked {
         inner: stream,
         activity: activity.clone(),
-    });
+    };
+    let Some(acceptor) = tls else {
+        return drive(TokioIo::new(tracked), info, app, None, activity, stop).await;
+    };
+    let addr = info.addr;
+    // The handshake counts as sending the head: TIMEOUT bounds it.
+    let timeout = info.gate.limits().timeout;
+    let tls = match tokio::time::timeout(timeout, acceptor.accept(tracked)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            debug!(client = %addr, "connection closed during the TLS handshake");
+            return;
+        }
+        Ok(Err(e)) => {
+            // A peer whose certificate the CA did not sign ends here.
+            warn!(client = %addr, error = %e, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            debug!(client = %addr, "TLS handshake timed out (TIMEOUT)");
+            return;
+        }
+    };
+    let cert = ClientCert {
+        verified: tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .is_some_and(|c| !c.is_empty()),
+    };
+    drive(TokioIo::new(tls), info, app, Some(cert), activity, stop).await
+}
+
+/// Serves the calls of one connection until it ends, is idle too long, or the server stops.
+async fn drive<I>(
+    io: I,
+    info: ConnInfo,
+    app: Router,
+    cert: Option<ClientCert>,
+    activity: Arc<Activity>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let limits = info.gate.limits().clone();
     let served = Arc::new(AtomicU64::new(0));
     let max_calls = limits.keepalive_max_conn;
     let svc_activity = activity.clone();
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(info.clone());
+        if let Some(cert) = cert {
+            req.extensions_mut().insert(cert);
+        }
         let n = served.fetch_add(1, Ordering::Relaxed) + 1;
         let busy = CallInProgress::new(svc_activity.clone());
         let app = app.clone();

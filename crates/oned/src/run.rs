@@ -73,6 +73,12 @@ pub async fn run(
             lock_path.display()
         );
     }
+    // Bad certificates stop the start, before anything else happens.
+    let tls = match &config.tls {
+        Some(t) => Some((crate::tls::server_config(t)?, crate::tls::client_config(t)?)),
+        None => None,
+    };
+    let client_tls = tls.as_ref().map(|(_, client)| client.clone());
     let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
     let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
 
@@ -92,7 +98,11 @@ pub async fn run(
                 oneadmin_name: &admin_name,
                 oneadmin_password_hash: &hash(&admin_password)?,
                 serveradmin_password_hash: &hash(&credentials::random_hex(16))?,
-                zone_endpoint: &format!("http://localhost:{}/RPC2", config.port),
+                zone_endpoint: &format!(
+                    "{}://localhost:{}/RPC2",
+                    if tls.is_some() { "https" } else { "http" },
+                    config.port
+                ),
             },
         )
         .context("bootstrapping the database")?;
@@ -130,7 +140,13 @@ pub async fn run(
         sm.cover_restored_state(log_last)
             .map_err(anyhow::Error::msg)
             .context("snapshotting a restored database")?;
-        let net = PeerNetwork::new(zone_key.clone(), id, config.raft.xmlrpc_timeout);
+        let net = PeerNetwork::new(
+            peerauth::ZoneKey::new(&zone_key),
+            id,
+            config.raft.xmlrpc_timeout,
+            client_tls.clone(),
+        )
+        .context("building the peer HTTP client")?;
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), net, log, sm)
             .await
             .context("starting Raft")?;
@@ -187,10 +203,7 @@ pub async fn run(
         let leader_ready = crate::hooks::spawn(hooks.clone(), raft.clone(), stepped_down.clone());
         let peers = Some((
             raft.clone(),
-            PeerAuth {
-                key: zone_key,
-                server_id: id,
-            },
+            PeerAuth::new(peerauth::ZoneKey::new(&zone_key), id),
         ));
         (
             Cluster::Ha(Ha {
@@ -208,13 +221,16 @@ pub async fn run(
 
     crate::monitor::spawn(cluster.clone(), pool.clone());
     crate::scheduler::spawn(cluster.clone(), pool.clone());
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder()
         .tcp_nodelay(true)
         // Below the leader's KEEPALIVE_TIMEOUT: a forwarded write never goes out on a connection
         // the leader is closing as idle.
-        .pool_idle_timeout(std::time::Duration::from_secs(5))
-        .build()
-        .context("building the HTTP client")?;
+        .pool_idle_timeout(std::time::Duration::from_secs(5));
+    if let Some(t) = client_tls {
+        // Writes forwarded to the leader's /RPC2: HTTPS only, the leader checked against the CA.
+        http = http.use_preconfigured_tls(t).https_only(true);
+    }
+    let http = http.build().context("building the HTTP client")?;
     let auth = Arc::new(
         tokio::task::spawn_blocking(Authenticator::new)
             .await
@@ -233,12 +249,23 @@ pub async fn run(
         peers,
         paths: paths.clone(),
         large_calls: Arc::new(tokio::sync::Semaphore::new(crate::http::LARGE_CALLS)),
+        tls: tls.is_some(),
+        peer_reads: Arc::new(tokio::sync::Semaphore::new(crate::http::PEER_READS)),
     });
     let addr = listener.local_addr().ok();
-    info!(address = ?addr, "serving /RPC2");
     crate::listener::check_fd_limit(&config.limits);
     let gate = crate::listener::Gate::new(config.limits.clone());
-    crate::listener::serve(listener, router(state), gate, shutdown)
+    let acceptor = match tls {
+        None => {
+            info!(address = ?addr, "serving /RPC2");
+            None
+        }
+        Some((server_tls, _)) => {
+            info!(address = ?addr, "serving /RPC2 over TLS");
+            Some(tokio_rustls::TlsAcceptor::from(server_tls))
+        }
+    };
+    crate::listener::serve(listener, router(state), gate, acceptor, shutdown)
         .await
         .context("serving HTTP")?;
     info!("shutting down");

@@ -1,6 +1,7 @@
 //! The server side of `onezone serversync`: the configuration files the HA guide lists, and a
 //! fresh backup of the database, served to other servers of the zone over the authenticated
-//! peer channel (zone key and target server id), so no ssh set-up is needed.
+//! peer channel (calls signed with the zone key for the target server id, see `peerauth`), so
+//! no ssh set-up is needed.
 
 use std::path::{Path, PathBuf};
 

@@ -10,6 +10,7 @@
 pub mod faults;
 pub mod netns;
 pub mod proxy;
+pub mod tls;
 pub mod zone;
 
 use std::path::PathBuf;

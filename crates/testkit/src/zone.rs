@@ -216,6 +216,8 @@ pub struct Server {
     pub extra_conf: String,
     /// LIMIT_PURGE, LOG_RETENTION and LOG_PURGE_TIMEOUT of the generated `oned.conf`.
     pub log: LogRetention,
+    /// TLS on: the `TLS` section of `oned.conf`; endpoints are `https://`, clients trust its CA.
+    pub tls: Option<crate::tls::TlsFiles>,
     location: PathBuf,
     _tmp: Option<TempDir>,
     _port: PortLease,
@@ -238,6 +240,7 @@ impl Server {
             netns: None,
             extra_conf: String::new(),
             log: LogRetention::default(),
+            tls: None,
             location,
             _tmp: tmp,
             _port: lease,
@@ -261,7 +264,13 @@ impl Server {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}:{}/RPC2", self.host, self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}:{}/RPC2", self.host, self.port)
+    }
+
+    /// The CA file clients trust, with TLS on.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.ca_file.clone())
     }
 
     /// The endpoint registered in the zone (`onezone server-add --rpc`): what other servers use.
@@ -276,7 +285,10 @@ impl Server {
         } else {
             "127.0.0.1"
         };
-        let conf = oned_conf_with(listen, self.port, self.id, self.log) + &self.extra_conf;
+        let mut conf = oned_conf_with(listen, self.port, self.id, self.log) + &self.extra_conf;
+        if let Some(tls) = &self.tls {
+            conf.push_str(&tls.conf());
+        }
         fs::write(self.conf_path(), conf).unwrap();
     }
 
@@ -446,12 +458,13 @@ impl Server {
     }
 
     pub fn client_with_timeout(&self, timeout: Duration) -> Client {
-        Client::new(self.endpoint(), self.session(), timeout)
+        Client::new(self.endpoint(), self.session(), timeout).with_ca_file(self.ca_file())
     }
 
     /// A client for another user.
     pub fn client_as(&self, user: &str, password: &str) -> Client {
         Client::new(self.endpoint(), format!("{user}:{password}"), CALL_TIMEOUT)
+            .with_ca_file(self.ca_file())
     }
 
     /// `one.zone.raftstatus`, `None` if the server does not answer.
@@ -758,6 +771,7 @@ impl Zone {
     pub fn onezone(&self, via: usize, args: &[&str]) -> (i32, String, String) {
         let endpoint = self.servers[via].endpoint();
         let password = self.servers[0].password();
+        let ca_file = self.servers[via].ca_file().map(|f| f.display().to_string());
         let mut all = args.to_vec();
         all.extend([
             "--endpoint",
@@ -767,6 +781,9 @@ impl Zone {
             "--password",
             &password,
         ]);
+        if let Some(f) = &ca_file {
+            all.extend(["--ca-file", f]);
+        }
         onezone(&all)
     }
 

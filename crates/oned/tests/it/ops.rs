@@ -202,6 +202,8 @@ fn serversync(zone: &Zone, on: usize, from: &str, db: bool) -> Result<String, St
         etc: zone.servers[on].location().join("etc"),
         var: zone.servers[on].location().join("var"),
         zone_id: 0,
+        server_id: zone.servers[on].id,
+        tls: None,
     };
     let mut out = Vec::new();
     cli::serversync::run(&local, from, db, false, &mut out)

@@ -82,6 +82,8 @@ fn serversync_db(location: &Path, from: usize) -> Result<String, String> {
         etc: location.join("etc"),
         var: location.join("var"),
         zone_id: 0,
+        server_id: -1,
+        tls: None,
     };
     let mut out = Vec::new();
     cli::serversync::run(&local, &from.to_string(), true, false, &mut out)
