@@ -305,7 +305,7 @@ fn raw_call(c: &mut TcpStream, body: &str) -> String {
 fn calls_in_flight_are_limited_per_address() {
     let setup = |_: usize, s: &mut crate::zone::Server| {
         s.extra_conf
-            .push_str("TIMEOUT = 5\nMAX_REQUESTS_PER_ADDRESS = 10\n");
+            .push_str("TIMEOUT = 120\nMAX_REQUESTS_PER_ADDRESS = 10\n");
         s.write_conf();
     };
     let zone = Zone::bootstrap_custom(3, None, Some(Box::new(setup)));
