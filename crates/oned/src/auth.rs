@@ -189,8 +189,8 @@ pub struct Authenticator {
     cache_key: [u8; 32],
     /// An argon2id hash of a random password nobody knows, with the current parameters.
     dummy: String,
-    running: Semaphore,
-    admitted: Semaphore,
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
     /// Users whose legacy hash an upgrade is replacing now (`None`), or whose last upgrade
     /// failed: not before that instant again, so a zone that cannot write does not pay a hash
     /// per call of a cached legacy session.
@@ -199,8 +199,8 @@ pub struct Authenticator {
     /// Checks refused because too many were waiting.
     overloaded: AtomicU64,
     /// argon2 runs now, and the most seen at once (tests check the bound).
-    active: AtomicU64,
-    peak: AtomicU64,
+    active: Arc<AtomicU64>,
+    peak: Arc<AtomicU64>,
 }
 
 impl Authenticator {
@@ -216,13 +216,13 @@ impl Authenticator {
             cache: Mutex::new(ClockSet::new(CACHE_ENTRIES)),
             cache_key,
             dummy,
-            running: Semaphore::new(parallel),
-            admitted: Semaphore::new(parallel + MAX_QUEUED_HASHES),
+            running: Arc::new(Semaphore::new(parallel)),
+            admitted: Arc::new(Semaphore::new(parallel + MAX_QUEUED_HASHES)),
             upgrading: Mutex::new(HashMap::new()),
             verifications: AtomicU64::new(0),
             overloaded: AtomicU64::new(0),
-            active: AtomicU64::new(0),
-            peak: AtomicU64::new(0),
+            active: Arc::new(AtomicU64::new(0)),
+            peak: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -248,7 +248,7 @@ impl Authenticator {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        let Ok(_admitted) = self.admitted.try_acquire() else {
+        let Ok(admitted) = self.admitted.clone().try_acquire_owned() else {
             // Logged at the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log too.
             let n = self.overloaded.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -256,12 +256,20 @@ impl Authenticator {
             }
             return None;
         };
-        let _running = self.running.acquire().await.ok()?;
-        let active = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(active, Ordering::SeqCst);
-        let out = tokio::task::spawn_blocking(f).await.ok();
-        self.active.fetch_sub(1, Ordering::SeqCst);
-        out
+        let running = self.running.clone().acquire_owned().await.ok()?;
+        let (active, peak) = (self.active.clone(), self.peak.clone());
+        // The permits move into the blocking task: if the caller goes away (its client hung
+        // up), the argon2 run still holds its slot until it ends, so the bound holds anyway.
+        tokio::task::spawn_blocking(move || {
+            let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            let out = f();
+            active.fetch_sub(1, Ordering::SeqCst);
+            drop((running, admitted));
+            out
+        })
+        .await
+        .ok()
     }
 
     /// A new argon2id hash for `password`, within the CPU bound. `None` when overloaded.
@@ -608,6 +616,32 @@ mod tests {
             max_parallel_hashes()
         );
         assert_eq!(auth.verifications(), 8);
+    }
+
+    /// A client that hangs up cancels its check, not the argon2 run it started: that run keeps
+    /// its slot until it ends, or cancelled floods could exceed the bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cancelled_checks_keep_their_slot_until_their_argon2_run_ends() {
+        let db = std::sync::Arc::new(db());
+        let auth = Arc::new(Authenticator::new().unwrap());
+        let spawn = |n: usize| -> Vec<_> {
+            (0..n)
+                .map(|_| {
+                    let (auth, db) = (auth.clone(), db.clone());
+                    tokio::spawn(async move { auth.check(&db.pool, "nobody:x").await.is_none() })
+                })
+                .collect()
+        };
+        let cancelled = spawn(6);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for t in &cancelled {
+            t.abort();
+        }
+        for t in spawn(4) {
+            assert!(t.await.unwrap());
+        }
+        let peak = auth.peak.load(Ordering::SeqCst);
+        assert!(peak <= max_parallel_hashes() as u64, "{peak}");
     }
 
     #[test]
