@@ -191,6 +191,10 @@ pub struct Authenticator {
     dummy: String,
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
+    /// The threads that run argon2, one per slot of `running`. Each allocates its 19 MiB again
+    /// and again in its own malloc arena; on the blocking pool every new thread would keep its
+    /// own copy, and pool calls were seen taking 235 MiB that way.
+    workers: std::sync::mpsc::SyncSender<Job>,
     /// Users whose legacy hash an upgrade is replacing now (`None`), or whose last upgrade
     /// failed: not before that instant again, so a zone that cannot write does not pay a hash
     /// per call of a cached legacy session.
@@ -201,6 +205,31 @@ pub struct Authenticator {
     /// argon2 runs now, and the most seen at once (tests check the bound).
     active: Arc<AtomicU64>,
     peak: Arc<AtomicU64>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` threads that run argon2 jobs one at a time.
+fn start_workers(n: usize) -> Result<std::sync::mpsc::SyncSender<Job>, String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(n + MAX_QUEUED_HASHES);
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            })
+            .map_err(|e| format!("starting the password-check threads: {e}"))?;
+    }
+    Ok(tx)
 }
 
 impl Authenticator {
@@ -218,6 +247,7 @@ impl Authenticator {
             dummy,
             running: Arc::new(Semaphore::new(parallel)),
             admitted: Arc::new(Semaphore::new(parallel + MAX_QUEUED_HASHES)),
+            workers: start_workers(parallel)?,
             upgrading: Mutex::new(HashMap::new()),
             verifications: AtomicU64::new(0),
             overloaded: AtomicU64::new(0),
@@ -260,16 +290,17 @@ impl Authenticator {
         let (active, peak) = (self.active.clone(), self.peak.clone());
         // The permits move into the blocking task: if the caller goes away (its client hung
         // up), the argon2 run still holds its slot until it ends, so the bound holds anyway.
-        tokio::task::spawn_blocking(move || {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
             let now = active.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
             let out = f();
             active.fetch_sub(1, Ordering::SeqCst);
             drop((running, admitted));
-            out
-        })
-        .await
-        .ok()
+            let _ = tx.send(out);
+        });
+        self.workers.send(job).ok()?;
+        rx.await.ok()
     }
 
     /// A new argon2id hash for `password`, within the CPU bound. `None` when overloaded.

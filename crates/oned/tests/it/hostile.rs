@@ -319,25 +319,41 @@ fn calls_in_flight_are_limited_per_address() {
         params: vec![s(&session)],
     });
 
-    eprintln!("--- 10 calls from 127.0.0.2 whose bodies never end");
-    let mut stalled = slow_connections("127.0.0.2", target, 10);
+    eprintln!("--- 30 calls from 127.0.0.2 whose bodies never end: 10 hold a slot, 20 are refused");
+    let mut stalled = slow_connections("127.0.0.2", target, 30);
+    assert_eq!(stalled.len(), 30);
     for c in &mut stalled {
         c.write_all(b"Content-Length: 100000\r\n\r\n<?xml").unwrap();
     }
-    let busy = zone.wait_for(DEADLINE, "the 11th call from 127.0.0.2 is refused", || {
-        let mut c = slow_connections("127.0.0.2", target, 1).pop()?;
-        // `slow_connections` sent half a head: finish it as a whole call.
-        let rest = format!(
-            "Content-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{call}",
-            call.len()
-        );
-        c.write_all(rest.as_bytes()).ok()?;
-        c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        let mut out = String::new();
-        let _ = c.read_to_string(&mut out);
-        out.contains("MAX_REQUESTS_PER_ADDRESS").then_some(out)
-    });
-    assert!(busy.contains("<fault>"), "{busy}");
+    // Refusals come at once; the calls that hold a slot never answer while their body is open.
+    let mut answers = vec![String::new(); stalled.len()];
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline
+        && answers
+            .iter()
+            .filter(|a| a.contains("MAX_REQUESTS_PER_ADDRESS"))
+            .count()
+            < 20
+    {
+        for (c, answer) in stalled.iter().zip(answers.iter_mut()) {
+            c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut buf = [0u8; 4096];
+            let mut r = c;
+            if let Ok(n) = r.read(&mut buf) {
+                answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    }
+    let refused = answers
+        .iter()
+        .filter(|a| a.contains("MAX_REQUESTS_PER_ADDRESS") && a.contains("<fault>"))
+        .count();
+    let silent = answers.iter().filter(|a| a.is_empty()).count();
+    assert_eq!(
+        (silent, refused),
+        (10, 20),
+        "calls holding a slot, calls refused"
+    );
 
     eprintln!("--- another address is served meanwhile");
     let mut other = TcpStream::connect(target).unwrap();
