@@ -40,6 +40,8 @@ use crate::tls::ClientCert;
 
 /// Connections taken past the limits, for the zone's own servers only.
 const PEER_RESERVE: usize = 64;
+/// Header and idle time of a connection on the peers' reserve.
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Refusals being written at once; past this a connection is closed without a word.
 const REFUSERS: usize = 64;
 
@@ -462,7 +464,13 @@ async fn drive<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let limits = info.gate.limits().clone();
+    let mut limits = info.gate.limits().clone();
+    if info.peer_only {
+        // A reserve connection must show at once that it carries a zone server's call, and
+        // gives its place back soon: a flood that fills the reserve has to keep refilling it.
+        limits.timeout = limits.timeout.min(RESERVE_TIMEOUT);
+        limits.keepalive_timeout = limits.keepalive_timeout.min(RESERVE_TIMEOUT);
+    }
     let served = Arc::new(AtomicU64::new(0));
     let max_calls = limits.keepalive_max_conn;
     let svc_activity = activity.clone();
