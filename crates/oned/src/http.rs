@@ -263,7 +263,7 @@ async fn peer(
     {
         return (
             StatusCode::FORBIDDEN,
-            "peer call refused: no MAC for this server",
+            "peer call refused: missing or malformed x-oneha-mac or x-oneha-target (this server)",
         )
             .into_response();
     }
