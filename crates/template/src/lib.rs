@@ -274,6 +274,9 @@ fn push_quoted(out: &mut String, s: &str) {
 
 mod xml;
 
+#[cfg(test)]
+mod wellformed;
+
 fn push_xml_element(out: &mut String, name: &str, value: &str) {
     out.push('<');
     out.push_str(name);
@@ -517,3 +520,6 @@ impl Parser {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz_props;

@@ -745,3 +745,6 @@ pub mod one {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz_props;
