@@ -134,6 +134,9 @@ fn truncated_bodies_are_refused() {
 }
 
 proptest! {
+    // Failures are kept as files in fuzz/regressions/ by hand, not in proptest-regressions/.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn decoder_holds_on_arbitrary_bytes(call in 0usize..4, body in proptest::collection::vec(any::<u8>(), 0..400)) {
         let call = ["append", "vote", "snapshot", "other"][call];

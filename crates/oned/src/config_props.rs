@@ -63,6 +63,9 @@ fn config_token() -> impl Strategy<Value = &'static str> {
 }
 
 proptest! {
+    // Failures are kept as files in fuzz/regressions/ by hand, not in proptest-regressions/.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn config_parser_holds_on_token_soup(tokens in proptest::collection::vec(config_token(), 0..60)) {
         parse_holds(&tokens.concat());

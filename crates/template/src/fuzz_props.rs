@@ -37,7 +37,7 @@ fn template_of(attrs: Vec<(String, Result<String, Vec<(String, String)>>)>) -> T
 }
 
 /// Attribute names as the text parser reads them.
-const NAME: &str = "[A-Za-z_][A-Za-z0-9_.-]{0,12}";
+const NAME: &str = "[A-Z_][A-Z0-9_.-]{0,12}";
 
 fn template(
     name: &'static str,
@@ -95,10 +95,13 @@ fn template_token() -> impl Strategy<Value = &'static str> {
 }
 
 proptest! {
+    // Failures are kept as files in fuzz/regressions/ by hand, not in proptest-regressions/.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn printed_templates_parse_back_unchanged(t in template(NAME, any::<String>())) {
         let printed = t.to_text();
-        let again = Template::parse(&printed).map_err(|e| e.to_string())?;
+        let again = Template::parse(&printed).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(contents(&again), contents(&t));
     }
 

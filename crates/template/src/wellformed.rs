@@ -58,6 +58,7 @@ pub fn check(xml: &str) -> Result<(), String> {
         let event = reader
             .read_event()
             .map_err(|e| format!("at byte {pos}: {e}"))?;
+        let is_start = matches!(event, Event::Start(_));
         match event {
             Event::Start(e) | Event::Empty(e) => {
                 let name = utf8(e.name().as_ref())?.to_string();
@@ -70,7 +71,7 @@ pub fn check(xml: &str) -> Result<(), String> {
                 if depth == 0 {
                     roots += 1;
                 }
-                if matches!(event, Event::Start(_)) {
+                if is_start {
                     depth += 1;
                 }
             }

@@ -119,6 +119,9 @@ fn xmlrpc_token() -> impl Strategy<Value = &'static str> {
 }
 
 proptest! {
+    // Failures are kept as files in fuzz/regressions/ by hand, not in proptest-regressions/.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn written_calls_parse_back_unchanged(
         method in "[a-z][a-z.]{0,20}",
