@@ -28,7 +28,10 @@ fn parse_holds(text: &str) {
     }
 }
 
-fn template_of(attrs: Vec<(String, Result<String, Vec<(String, String)>>)>) -> Template {
+/// Attributes as generated: a single value (`Ok`) or a vector (`Err`).
+type Attrs = Vec<(String, Result<String, Vec<(String, String)>>)>;
+
+fn template_of(attrs: Attrs) -> Template {
     let mut t = Template::default();
     for (name, value) in attrs {
         t.push(&name, value.map_or_else(Value::Vector, Value::Single));
@@ -173,4 +176,19 @@ fn fuzz_regressions_template_parse() {
             parse_holds(text);
         }
     }
+}
+
+/// Issue 10, fuzz target `template_parse`: "\r\r\n" inside a quoted value was read as "\r\n",
+/// which `to_text` printed and the next parse read as "\n".
+#[test]
+fn issue_10_fuzz_runs_of_cr_before_lf_are_one_line_end() {
+    let t = Template::parse("A = \"x\r\r\r\ny\"\r\nB = [ C = \"1\r\r\n2\" ]\r\r\n").unwrap();
+    assert_eq!(t.single("A"), Some("x\ny"));
+    assert_eq!(
+        t.vector("B").unwrap(),
+        [("C".to_string(), "1\n2".to_string())]
+    );
+    let lone = Template::parse("A = \"x\ry\r\"").unwrap();
+    assert_eq!(lone.single("A"), Some("x\ry\r"));
+    parse_holds("A = \"follower\r\r\r\n0\"");
 }
