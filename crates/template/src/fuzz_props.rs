@@ -142,6 +142,44 @@ proptest! {
     }
 }
 
+/// The kinds of ill-formed output the fuzz target `template_xml` and the proptest above find
+/// today, one case each: for issue 10 point 4 (XML-name validation and escaping in `to_xml`).
+#[test]
+#[ignore = "issue 10 point 4: to_xml writes any name as a tag and control characters as they are"]
+fn issue_10_point_4_xml_of_bad_names_and_control_characters_is_well_formed() {
+    let single = |name: &str, value: &str| {
+        let mut t = Template::default();
+        t.push(name, Value::Single(value.into()));
+        t
+    };
+    let vector = |key: &str| {
+        let mut t = Template::default();
+        t.push("V", Value::Vector(vec![(key.into(), "x".into())]));
+        t
+    };
+    let cases = [
+        single("", "x"),
+        single("1A", "x"),
+        single("A B", "x"),
+        single("A<B", "x"),
+        single("A/", "x"),
+        single("A", "\u{1}"),
+        single("A", "\u{FFFF}"),
+        vector("1K"),
+        vector(""),
+    ];
+    let bad: Vec<_> = cases
+        .iter()
+        .map(Template::to_xml)
+        .filter_map(|xml| {
+            wellformed::check(&xml)
+                .err()
+                .map(|e| format!("{xml:?}: {e}"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
 #[test]
 fn wellformed_check_refuses_what_quick_xml_lets_through() {
     assert_eq!(wellformed::check("<T><A>x</A><B/></T>"), Ok(()));
