@@ -25,6 +25,9 @@ if ! command -v c++ >/dev/null 2>&1; then
 fi
 
 cd fuzz
+# fuzz/ is its own workspace: the main fmt and clippy steps do not see it.
+cargo fmt -- --check
+cargo clippy --all-targets --target-dir "$target_dir" -- -D warnings
 # -s none: no sanitizer, so stable Rust builds it (coverage instrumentation uses stable flags).
 cargo fuzz build -s none --target-dir "$target_dir"
 
