@@ -6,6 +6,8 @@
 mod blocking;
 mod log_store;
 pub mod network;
+#[cfg(test)]
+mod network_props;
 mod proposer;
 mod read_barrier;
 mod state_machine;

@@ -40,6 +40,25 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerReject> {
     bincode::deserialize(body).map_err(|e| PeerReject::Malformed(e.to_string()))
 }
 
+/// A decoded peer call.
+#[derive(Debug)]
+pub enum PeerRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<u64>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// Decodes the body of the peer call `call`: what [`serve`] does before it hands the request to
+/// Raft, public for the fuzz target `peer_decode`.
+pub fn decode_request(call: &str, body: &[u8]) -> Result<PeerRequest, PeerReject> {
+    match call {
+        "append" => decode(body).map(PeerRequest::Append),
+        "vote" => decode(body).map(PeerRequest::Vote),
+        "snapshot" => decode(body).map(PeerRequest::Snapshot),
+        other => Err(PeerReject::UnknownCall(other.to_string())),
+    }
+}
+
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising our own in-memory values cannot fail with bincode's default options.
     bincode::serialize(v).unwrap_or_default()
@@ -47,21 +66,11 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// Serves one peer call that has already passed [`PeerAuth::verify`].
 pub async fn serve(raft: &Raft, call: &str, body: &[u8]) -> Result<Vec<u8>, PeerReject> {
-    match call {
-        "append" => {
-            let req: AppendEntriesRequest<TypeConfig> = decode(body)?;
-            Ok(encode(&raft.append_entries(req).await))
-        }
-        "vote" => {
-            let req: VoteRequest<u64> = decode(body)?;
-            Ok(encode(&raft.vote(req).await))
-        }
-        "snapshot" => {
-            let req: InstallSnapshotRequest<TypeConfig> = decode(body)?;
-            Ok(encode(&raft.install_snapshot(req).await))
-        }
-        other => Err(PeerReject::UnknownCall(other.to_string())),
-    }
+    Ok(match decode_request(call, body)? {
+        PeerRequest::Append(req) => encode(&raft.append_entries(req).await),
+        PeerRequest::Vote(req) => encode(&raft.vote(req).await),
+        PeerRequest::Snapshot(req) => encode(&raft.install_snapshot(req).await),
+    })
 }
 
 /// Base URL (`http://host:port`) of a server's peer calls, from its `/RPC2` endpoint.

@@ -5,6 +5,8 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+#[cfg(test)]
+mod config_props;
 pub mod credentials;
 pub mod hooks;
 pub mod http;

@@ -162,7 +162,7 @@ impl Template {
 
     /// Parses template text (`NAME = value` syntax only).
     pub fn parse_text(text: &str) -> Result<Template, ParseError> {
-        let normalised = text.replace("\r\n", "\n");
+        let normalised = normalise_line_ends(text);
         let mut p = Parser {
             chars: normalised.chars().collect(),
             pos: 0,
@@ -319,6 +319,30 @@ impl fmt::Display for Template {
     }
 }
 
+/// Reads CRLF, and any run of CRs before a LF, as LF. Whole runs go: replacing only "\r\n"
+/// turned "\r\r\n" into a "\r\n" inside a value, which `to_text` printed and the next parse
+/// read as "\n" (found by the fuzz target `template_parse`).
+fn normalise_line_ends(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut crs = 0usize;
+    for c in text.chars() {
+        match c {
+            '\r' => crs += 1,
+            '\n' => {
+                crs = 0;
+                out.push('\n');
+            }
+            c => {
+                out.extend(std::iter::repeat_n('\r', crs));
+                crs = 0;
+                out.push(c);
+            }
+        }
+    }
+    out.extend(std::iter::repeat_n('\r', crs));
+    out
+}
+
 fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
@@ -331,6 +355,9 @@ fn push_quoted(out: &mut String, s: &str) {
 }
 
 mod xml;
+
+#[cfg(test)]
+mod wellformed;
 
 fn push_xml_element(out: &mut String, name: &str, value: &str) {
     out.push('<');
@@ -644,3 +671,6 @@ impl Parser {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz_props;

@@ -752,3 +752,6 @@ pub mod one {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz_props;
