@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use crate::api::{self, Ctx, Reply};
 use crate::listener::ConnInfo;
 
-/// Peer call bodies read at once before their MAC is checked: with [`max_peer_body`], what a
+/// Peer call bodies read at once before their MAC is checked: with `max_peer_body`, what a
 /// client without the zone key can make the server hold.
 pub const PEER_READS: usize = 8;
 /// xmlrpc-c's code for a request over its size limit (`XMLRPC_LIMIT_EXCEEDED_ERROR`).
@@ -210,7 +210,7 @@ fn verify_peer(
 }
 
 /// With TLS on, peer calls must come over a connection whose client certificate the zone's CA
-/// signed ([`crate::tls::ClientCert`], set per connection by [`crate::tls::serve`]).
+/// signed ([`crate::tls::ClientCert`], set per connection by [`crate::listener`]).
 fn check_client_cert(
     st: &AppState,
     cert: Option<&Extension<crate::tls::ClientCert>>,

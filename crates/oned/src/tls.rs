@@ -10,8 +10,8 @@
 //!   server's certificate against the CA and the endpoint's host name, and presents this
 //!   server's certificate.
 //!
-//! The accept loop here ([`serve`]) is deliberately small: a TLS handshake, then hyper's
-//! `serve_connection` with the axum router, per connection.
+//! The handshake itself runs in `oned::listener`, per connection and within the same limits as
+//! plain HTTP (`TIMEOUT` bounds it).
 
 use std::path::Path;
 use std::sync::Arc;
