@@ -749,6 +749,29 @@ impl Zone {
         })
     }
 
+    /// Waits until every running member reports the same `oneha.db.checksum`.
+    pub fn wait_identical(&self) {
+        self.wait_until(
+            DEADLINE * 2,
+            "every server has the same database checksum",
+            || {
+                let sums: Vec<Option<String>> = self
+                    .up()
+                    .into_iter()
+                    .map(|i| {
+                        let xml = self.servers[i]
+                            .client()
+                            .call_xml("oneha.db.checksum", vec![])
+                            .ok()?;
+                        let e = Element::parse(&xml).ok()?;
+                        Some(e.text_of("SHA256").ok()?.to_string())
+                    })
+                    .collect();
+                sums.iter().all(|s| s.is_some() && *s == sums[0])
+            },
+        );
+    }
+
     /// Waits until every running member other than the leader is a follower
     /// whose last log index reaches the leader's commit index.
     pub fn wait_caught_up(&self) {

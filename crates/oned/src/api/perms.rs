@@ -31,6 +31,18 @@ pub struct Owned {
     pub perms: i64,
 }
 
+impl Owned {
+    /// The first four columns of every family's row query: `oid, uid, gid, perms`.
+    pub fn from_row(r: &sqlstore::rusqlite::Row<'_>) -> Result<Owned, sqlstore::rusqlite::Error> {
+        Ok(Owned {
+            oid: r.get(0)?,
+            uid: r.get(1)?,
+            gid: r.get(2)?,
+            perms: r.get(3)?,
+        })
+    }
+}
+
 /// A caller with its groups and the ACL rules that concern it.
 pub struct Caller<'a> {
     pub session: &'a Session,

@@ -82,12 +82,7 @@ fn datastore_row(
         .query_map([oid], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(DsRow {
-        owned: Owned {
-            oid,
-            uid: r.get(1)?,
-            gid: r.get(2)?,
-            perms: r.get(3)?,
-        },
+        owned: Owned::from_row(r)?,
         name: r.get(4)?,
         uname: r.get(5)?,
         gname: r.get(6)?,
@@ -302,12 +297,7 @@ fn image_row(
     r: &sqlstore::rusqlite::Row<'_>,
 ) -> Result<ImageRow, sqlstore::rusqlite::Error> {
     Ok(ImageRow {
-        owned: Owned {
-            oid: r.get(0)?,
-            uid: r.get(1)?,
-            gid: r.get(2)?,
-            perms: r.get(3)?,
-        },
+        owned: Owned::from_row(r)?,
         name: r.get(4)?,
         uname: r.get(5)?,
         gname: r.get(6)?,

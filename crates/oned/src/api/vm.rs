@@ -147,12 +147,7 @@ fn vm_row(
         })?
         .collect::<Result<_, _>>()?;
     Ok(VmRow {
-        owned: Owned {
-            oid,
-            uid: r.get(1)?,
-            gid: r.get(2)?,
-            perms: r.get(3)?,
-        },
+        owned: Owned::from_row(r)?,
         name: r.get(4)?,
         uname: r.get(5)?,
         gname: r.get(6)?,

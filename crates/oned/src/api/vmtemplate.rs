@@ -46,12 +46,7 @@ fn template_row(
     r: &sqlstore::rusqlite::Row<'_>,
 ) -> Result<TemplateRow, sqlstore::rusqlite::Error> {
     Ok(TemplateRow {
-        owned: Owned {
-            oid: r.get(0)?,
-            uid: r.get(1)?,
-            gid: r.get(2)?,
-            perms: r.get(3)?,
-        },
+        owned: Owned::from_row(r)?,
         name: r.get(4)?,
         uname: r.get(5)?,
         gname: r.get(6)?,

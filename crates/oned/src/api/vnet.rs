@@ -90,12 +90,7 @@ fn vnet_row(
     r: &sqlstore::rusqlite::Row<'_>,
 ) -> Result<VnetRow, sqlstore::rusqlite::Error> {
     Ok(VnetRow {
-        owned: Owned {
-            oid: r.get(0)?,
-            uid: r.get(1)?,
-            gid: r.get(2)?,
-            perms: r.get(3)?,
-        },
+        owned: Owned::from_row(r)?,
         name: r.get(4)?,
         uname: r.get(5)?,
         gname: r.get(6)?,

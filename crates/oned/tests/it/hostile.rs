@@ -29,29 +29,6 @@ fn ordinary_user(zone: &Zone, name: &str) -> Client {
     zone.servers[0].client_as(name, "pw")
 }
 
-/// Waits until every running server reports the same state checksum.
-fn wait_identical(zone: &Zone) {
-    zone.wait_until(
-        DEADLINE * 2,
-        "every server has the same database checksum",
-        || {
-            let sums: Vec<Option<String>> = zone
-                .up()
-                .into_iter()
-                .map(|i| {
-                    let xml = zone.servers[i]
-                        .client()
-                        .call_xml("oneha.db.checksum", vec![])
-                        .ok()?;
-                    let e = cli::xml::Element::parse(&xml).ok()?;
-                    Some(e.text_of("SHA256").ok()?.to_string())
-                })
-                .collect();
-            sums.iter().all(|s| s.is_some() && *s == sums[0])
-        },
-    );
-}
-
 /// The attack of issue 10: twelve concurrent `one.template.allocate` from a non-admin, each with
 /// a 7 MiB attribute. Before the fix the proposer put them in one 58 MB entry that no
 /// AppendEntries could carry within BROADCAST_TIMEOUT_MS: the zone stopped committing for good.
@@ -110,7 +87,7 @@ fn large_template_writes_of_one_user_never_stall_the_zone() {
         assert!(r.is_ok(), "7 MiB template {i} was not written: {r:?}");
     }
     zone.wait_caught_up();
-    wait_identical(&zone);
+    zone.wait_identical();
 
     eprintln!("--- a follower that missed large entries catches up by itself");
     let late = (zone.leader() + 1) % 3;
@@ -123,7 +100,7 @@ fn large_template_writes_of_one_user_never_stall_the_zone() {
     }
     zone.servers[late].start();
     zone.wait_caught_up();
-    wait_identical(&zone);
+    zone.wait_identical();
     zone.servers[zone.leader()]
         .client()
         .call(

@@ -43,29 +43,6 @@ fn sqlite_rows(path: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
-/// Waits until every running member reports the same database checksum.
-fn wait_identical(zone: &Zone) {
-    zone.wait_until(
-        DEADLINE,
-        "every server has the same database checksum",
-        || {
-            let sums: Vec<Option<String>> = zone
-                .up()
-                .into_iter()
-                .map(|i| {
-                    let xml = zone.servers[i]
-                        .client()
-                        .call_xml("oneha.db.checksum", vec![])
-                        .ok()?;
-                    let e = cli::xml::Element::parse(&xml).ok()?;
-                    Some(e.text_of("SHA256").ok()?.to_string())
-                })
-                .collect();
-            sums.iter().all(|s| s.is_some() && *s == sums[0])
-        },
-    );
-}
-
 #[test]
 fn the_log_keeps_log_retention_records_and_a_follower_out_of_the_window_catches_up_by_itself() {
     let mut zone = Zone::bootstrap_custom(3, None, Some(Box::new(short_log)));
@@ -98,7 +75,7 @@ fn the_log_keeps_log_retention_records_and_a_follower_out_of_the_window_catches_
     );
     allocate(&client, "after-catch-up").unwrap();
     zone.wait_caught_up();
-    wait_identical(&zone);
+    zone.wait_identical();
 }
 
 #[test]
@@ -137,7 +114,7 @@ fn a_server_added_from_a_leader_backup_follows_as_the_guide_says() {
     zone.servers[i].start();
     zone.wait_voter(i);
     zone.wait_caught_up();
-    wait_identical(&zone);
+    zone.wait_identical();
     assert!(
         !log_has(&zone.servers[i], "installed snapshot"),
         "the restored server needed a snapshot: {}",
@@ -194,7 +171,7 @@ fn a_follower_restored_from_a_fresh_backup_and_reset_follows_again() {
     zone.wait_caught_up();
     allocate(&client, "after-recovery").unwrap();
     zone.wait_caught_up();
-    wait_identical(&zone);
+    zone.wait_identical();
 }
 
 fn serversync(zone: &Zone, on: usize, from: &str, db: bool) -> Result<String, String> {
@@ -292,7 +269,7 @@ fn serversync_copies_the_guides_files_keeps_federation_and_replaces_the_db() {
     assert!(out.contains("database has been replaced"), "{out}");
     zone.servers[other].start();
     zone.wait_caught_up();
-    wait_identical(&zone);
+    zone.wait_identical();
 }
 
 /// In a zone the state database is written without an fsync per apply (the log is durable), so
@@ -339,5 +316,5 @@ fn a_state_database_behind_the_purged_log_recovers_from_the_local_snapshot() {
     zone.wait_caught_up();
     allocate(&client, "after-recovery").unwrap();
     zone.wait_caught_up();
-    wait_identical(&zone);
+    zone.wait_identical();
 }
