@@ -176,7 +176,14 @@ enum Against {
     Nobody,
 }
 
+/// An authentication that could not be decided (the database failed): INTERNAL, not
+/// AUTHENTICATION.
+#[derive(Debug, thiserror::Error)]
+#[error("Cannot authenticate: {0}")]
+pub struct AuthError(pub String);
+
 /// A successful check.
+#[derive(Debug)]
 struct Checked {
     session: Session,
     /// The stored SHA-256 hash when the user still has one (to be upgraded).
@@ -310,15 +317,19 @@ impl Authenticator {
             .await
     }
 
-    /// `None` for anything that must be refused with AUTHENTICATION. On the leader, a login
+    /// `Ok(None)` for anything that must be refused with AUTHENTICATION; `Err` when the check
+    /// itself could not run (the database failed), which the caller reports as INTERNAL: a
+    /// user must not be told their password is wrong because a disk is. On the leader, a login
     /// with an OpenNebula SHA-256 hash also starts the upgrade of that hash (not waited for).
     pub async fn authenticate(
         self: &Arc<Self>,
         pool: &ReadPool,
         cluster: &Cluster,
         session: &str,
-    ) -> Option<Session> {
-        let checked = self.check(pool, session).await?;
+    ) -> Result<Option<Session>, AuthError> {
+        let Some(checked) = self.check(pool, session).await? else {
+            return Ok(None);
+        };
         if let Some(old) = checked.legacy {
             // Only the leader writes. On a follower the user keeps the old hash until a login
             // reaches the leader (clients normally use the leader's floating IP): forwarding an
@@ -328,10 +339,10 @@ impl Authenticator {
                 self.spawn_upgrade(cluster.clone(), checked.session.uid, old, secret);
             }
         }
-        Some(checked.session)
+        Ok(Some(checked.session))
     }
 
-    async fn check(&self, pool: &ReadPool, session: &str) -> Option<Checked> {
+    async fn check(&self, pool: &ReadPool, session: &str) -> Result<Option<Checked>, AuthError> {
         // A malformed session goes down the same path as an unknown user.
         let (name, secret) = session.split_once(':').unwrap_or(("", ""));
         let user: Option<UserRow> = if name.is_empty() {
@@ -342,9 +353,11 @@ impl Authenticator {
                 pool.with(|c| sqlstore::find_user_by_name(c, &lookup))
             })
             .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
+            .map_err(|e| AuthError(format!("the user lookup failed: {e}")))?
+            .map_err(|e| {
+                warn!(error = %e, "database error while authenticating");
+                AuthError(format!("database error: {e}"))
+            })?
         };
         let user = user.filter(|u| u.enabled && u.auth_driver == "core");
         let against = match &user {
@@ -360,14 +373,14 @@ impl Authenticator {
         if !matches!(against, Against::Nobody) {
             let hit = self.cache.lock().map(|mut c| c.hit(&key)).unwrap_or(false);
             if hit {
-                return user.map(|u| Checked {
+                return Ok(user.map(|u| Checked {
                     legacy: is_legacy_sha256(&u.password).then(|| u.password.clone()),
                     session: Session {
                         uid: u.oid,
                         gid: u.gid,
                         name: u.name,
                     },
-                });
+                }));
             }
         }
 
@@ -378,13 +391,18 @@ impl Authenticator {
         };
         let candidate = secret.to_string();
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let argon_ok = self
+        let Some(argon_ok) = self
             .bounded(move || {
                 PasswordHash::new(&target)
                     .map(|h| argon2id().verify_password(candidate.as_bytes(), &h).is_ok())
                     .unwrap_or(false)
             })
-            .await?;
+            .await
+        else {
+            // Overloaded: refused as a failed login, as OpenNebula refuses when its auth
+            // driver queue is full.
+            return Ok(None);
+        };
         let ok = match against {
             Against::Argon2 => argon_ok,
             Against::Legacy => constant_time_eq(
@@ -394,19 +412,19 @@ impl Authenticator {
             Against::Nobody => false,
         };
         if !ok {
-            return None;
+            return Ok(None);
         }
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key);
         }
-        user.map(|u| Checked {
+        Ok(user.map(|u| Checked {
             legacy: matches!(against, Against::Legacy).then(|| u.password.clone()),
             session: Session {
                 uid: u.oid,
                 gid: u.gid,
                 name: u.name,
             },
-        })
+        }))
     }
 
     /// Replaces user `uid`'s SHA-256 hash `old` by an argon2id hash of `secret`: a replicated
@@ -530,10 +548,24 @@ mod tests {
         sqlstore::rusqlite::Connection::open(path).unwrap()
     }
 
+    #[tokio::test]
+    async fn issue_11_a_database_error_is_not_a_wrong_password() {
+        let db = db();
+        rusqlite_conn(&db.path)
+            .execute("ALTER TABLE user_pool RENAME TO user_pool_gone", [])
+            .unwrap();
+        let auth = Authenticator::new().unwrap();
+        let err = auth.check(&db.pool, "oneadmin:pw-oneadmin").await;
+        assert!(
+            matches!(&err, Err(AuthError(m)) if m.contains("database error")),
+            "{err:?}"
+        );
+    }
+
     /// Runs one check and returns (accepted, argon2 verifications it ran).
     async fn check(auth: &Authenticator, db: &Db, session: &str) -> (bool, u64) {
         let before = auth.verifications();
-        let ok = auth.check(&db.pool, session).await.is_some();
+        let ok = auth.check(&db.pool, session).await.unwrap().is_some();
         (ok, auth.verifications() - before)
     }
 
@@ -604,7 +636,7 @@ mod tests {
         let db = db();
         let auth = Authenticator::new().unwrap();
         let before = auth.verifications();
-        let checked = auth.check(&db.pool, "legacy:pw-legacy").await.unwrap();
+        let checked = auth.check(&db.pool, "legacy:pw-legacy").await.unwrap().unwrap();
         assert_eq!(
             auth.verifications() - before,
             1,
@@ -617,10 +649,10 @@ mod tests {
         );
         // Upper-case hex, as some tools write it, works too.
         set_password(&db, "legacy", &sha256_hex("pw-legacy").to_ascii_uppercase());
-        assert!(auth.check(&db.pool, "legacy:pw-legacy").await.is_some());
+        assert!(auth.check(&db.pool, "legacy:pw-legacy").await.unwrap().is_some());
         // Once upgraded, the argon2 hash is what counts.
         set_password(&db, "legacy", &hash_password_blocking("pw-legacy").unwrap());
-        let checked = auth.check(&db.pool, "legacy:pw-legacy").await.unwrap();
+        let checked = auth.check(&db.pool, "legacy:pw-legacy").await.unwrap().unwrap();
         assert!(checked.legacy.is_none());
     }
 
@@ -633,7 +665,7 @@ mod tests {
                 let (auth, db) = (auth.clone(), db.clone());
                 tokio::spawn(async move {
                     let session = if i % 2 == 0 { "nobody:x" } else { "oneadmin:x" };
-                    auth.check(&db.pool, session).await.is_none()
+                    auth.check(&db.pool, session).await.unwrap().is_none()
                 })
             })
             .collect();
@@ -659,7 +691,7 @@ mod tests {
             (0..n)
                 .map(|_| {
                     let (auth, db) = (auth.clone(), db.clone());
-                    tokio::spawn(async move { auth.check(&db.pool, "nobody:x").await.is_none() })
+                    tokio::spawn(async move { auth.check(&db.pool, "nobody:x").await.unwrap().is_none() })
                 })
                 .collect()
         };
@@ -706,7 +738,7 @@ mod tests {
         for _ in 0..N {
             for (i, session) in sessions.iter().enumerate() {
                 let t = std::time::Instant::now();
-                assert!(auth.check(&db.pool, session).await.is_none());
+                assert!(auth.check(&db.pool, session).await.unwrap().is_none());
                 times[i].push(t.elapsed());
             }
         }

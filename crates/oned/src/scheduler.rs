@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlstore::{ReadPool, SqlStmt, SqlTxn, SqlValue};
 use tracing::debug;
 
-use crate::api::vm::{deploy_stmts, lcm, now, state, RECOUNT_HOSTS};
+use crate::api::vm::{deploy_stmts, lcm, now, state};
 use crate::cluster::{Cluster, Role};
 
 const PERIOD: Duration = Duration::from_millis(300);
@@ -109,7 +109,7 @@ fn driver_txn(now: i64) -> SqlTxn {
             ],
         ));
     }
-    stmts.push(SqlStmt::new(RECOUNT_HOSTS, vec![]));
+    stmts.push(sqlstore::objects::vm::recount_hosts());
     SqlTxn { stmts }
 }
 

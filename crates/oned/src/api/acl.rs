@@ -4,9 +4,17 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
+use super::method::{Auth, Method};
 use super::xml::esc;
-use super::{code, fail, require_admin, Ctx, MethodResult, TxnFailure};
+use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.acl.addrule", Write, Auth::Admin("MANAGE ACL"), addrule),
+    method!("one.acl.delrule", Write, Auth::Admin("MANAGE ACL"), delrule),
+    method!("one.acl.info", Read, Auth::Admin("MANAGE ACL"), info),
+];
 
 const INDIVIDUAL: u64 = 0x1_0000_0000;
 const GROUP: u64 = 0x2_0000_0000;
@@ -119,8 +127,7 @@ fn malformed(user: u64, resource: u64, rights: u64, zone: u64) -> Option<&'stati
     None
 }
 
-pub async fn addrule(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    require_admin(s, "MANAGE ACL")?;
+pub async fn addrule(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let parse = |i: usize| -> Result<u64, super::Failure> {
         let text = p.string(i)?;
         hex(text).ok_or_else(|| {
@@ -158,39 +165,31 @@ pub async fn addrule(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ],
     };
-    match ctx.write(txn).await {
-        Ok(values) => Ok(Value::Int(
-            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => {
-            Err(fail(code::INTERNAL, "Rule already exists"))
-        }
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    let values = ctx
+        .commit(txn, |r| match r.kind {
+            TxnErrorKind::Constraint => fail(code::INTERNAL, "Rule already exists"),
+            _ => r.internal(),
+        })
+        .await?;
+    super::new_id(&values, "ACL rule")
 }
 
-pub async fn delrule(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    require_admin(s, "MANAGE ACL")?;
+pub async fn delrule(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let txn = SqlTxn {
         stmts: vec![
             SqlStmt::new("DELETE FROM acl WHERE oid = ?1", vec![SqlValue::Int(id)]).must_match(),
         ],
     };
-    match ctx.write(txn).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        // OpenNebula answers a missing rule with INTERNAL, not NO_EXISTS.
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => {
-            Err(fail(code::INTERNAL, format!("Rule {id} does not exist")))
-        }
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    // OpenNebula answers a missing rule with INTERNAL, not NO_EXISTS.
+    ctx.commit(txn, |r| {
+        r.missing(fail(code::INTERNAL, format!("Rule {id} does not exist")))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
-pub async fn info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    require_admin(s, "MANAGE ACL")?;
+pub async fn info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
     let rules: Vec<(i64, i64, i64, i64, i64)> = ctx
         .read(|c| {
             let mut st =

@@ -1,5 +1,8 @@
-//! `info` and `pool.info` for families of owned objects (VMs, templates, images, networks):
-//! read, authorize USE, print. Each family gives its query, row reader and XML writer.
+//! A family of owned objects: what OpenNebula calls a `PoolObjectSQL` with an owner, a group
+//! and permission bits (VMs, templates, images, networks, datastores...). A family is a
+//! description, not code: its table, names, ACL bit, row reader and XML writer. The calls
+//! every such object has are written once, here and in `owned.rs`: `info`, `pool.info`,
+//! `chmod`, `chown`, `rename`, `update`, and the checks a `delete` starts with.
 //!
 //! A pool call filters in SQL (the flag, the caller's permissions and ACL rules, the oid range or
 //! page: [`PoolFilter::sql`]) and prints the answer row by row from the SQLite cursor, so it reads
@@ -9,8 +12,8 @@
 use sqlstore::rusqlite::{params_from_iter, OptionalExtension};
 use xmlrpc::{Params, Value};
 
-use super::perms::{caller, not_authorized, Owned, PoolFilter, Where, USE};
-use super::{Ctx, Failure, MethodResult};
+use super::perms::{caller, PoolFilter, Where, USE};
+use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 
 type Conn = sqlstore::rusqlite::Connection;
@@ -19,22 +22,23 @@ type SqlError = sqlstore::rusqlite::Error;
 pub type RowReader<R> = fn(&Conn, &sqlstore::rusqlite::Row<'_>) -> Result<R, SqlError>;
 
 /// A family of owned objects.
-pub struct Family<R> {
+pub struct Family<R: 'static> {
+    /// Its table (`image_pool`).
+    pub table: &'static str,
     /// ACL resource bit.
     pub kind: u64,
     /// ACL name, for messages (`IMAGE`).
     pub acl: &'static str,
+    /// What OpenNebula's messages call one (`virtual machine template`).
+    pub what: &'static str,
     /// Root of the pool XML (`IMAGE_POOL`).
     pub pool: &'static str,
-    /// `SELECT <columns> FROM <table> <alias> LEFT JOIN ...`, without WHERE: what `row` reads.
-    pub select: &'static str,
-    /// The alias of the family's table in `select`, whose `oid`, `uid`, `gid` and `perms`
-    /// columns the pool filter reads.
-    pub alias: &'static str,
-    pub row: RowReader<R>,
-    pub owned: fn(&R) -> Owned,
-    pub xml: fn(&R) -> String,
-    pub missing: fn(i64) -> Failure,
+    /// The template column `update` edits.
+    pub template: &'static str,
+    /// The family's rows, as `sqlstore` reads them.
+    pub rows: &'static sqlstore::objects::Rows<R>,
+    /// Appends its body in OpenNebula's XML.
+    pub xml: fn(&R, &mut String),
 }
 
 /// Runs `sql` with `args` and appends `xml` of each row to `out`, one row at a time: only one
@@ -55,35 +59,58 @@ pub fn print_rows<R>(
     Ok(())
 }
 
-impl<R: Send + 'static> Family<R> {
+impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
+    /// NO_EXISTS: `Error getting <what> [<id>].`
+    pub fn missing(&self, id: i64) -> Failure {
+        fail(
+            code::NO_EXISTS,
+            format!("Error getting {} [{id}].", self.what),
+        )
+    }
+
     /// One object by id, or the family's NO_EXISTS.
-    pub async fn get(&self, ctx: &Ctx, id: i64) -> Result<R, Failure> {
-        let (select, alias, row) = (self.select, self.alias, self.row);
+    pub async fn get(&'static self, ctx: &Ctx, id: i64) -> Result<R, Failure> {
+        let rows = self.rows;
         ctx.read(move |c| {
-            let mut st = c.prepare_cached(&format!("{select} WHERE {alias}.oid = ?1"))?;
-            st.query_row([id], |r| row(c, r)).optional()
+            let mut st = c.prepare_cached(&rows.by_id())?;
+            st.query_row([id], |r| (rows.read)(c, r)).optional()
         })
         .await?
-        .ok_or_else(|| (self.missing)(id))
+        .ok_or_else(|| self.missing(id))
+    }
+
+    /// The object, if the caller may exercise `right` on it; else AUTHORIZATION
+    /// `<RIGHT> <ACL> [<id>]`.
+    pub async fn authorized(
+        &'static self,
+        ctx: &Ctx,
+        s: &Session,
+        id: i64,
+        right: u64,
+    ) -> Result<R, Failure> {
+        let row = self.get(ctx, id).await?;
+        if !caller(ctx, s).await?.may(self.kind, &row.owner(), right) {
+            return Err(not_authorized(
+                s,
+                &format!("{} {} [{id}]", super::perms::right_name(right), self.acl),
+            ));
+        }
+        Ok(row)
     }
 
     /// `one.<o>.info(id)`: the object, if the caller may USE it.
-    pub async fn info(&self, ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    pub async fn info(&'static self, ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let id = p.int(0)? as i64;
-        let row = self.get(ctx, id).await?;
-        if !caller(ctx, s)
-            .await?
-            .may(self.kind, &(self.owned)(&row), USE)
-        {
-            return Err(not_authorized(s, &format!("USE {} [{id}]", self.acl)));
-        }
-        Ok(Value::String((self.xml)(&row)))
+        let row = self.authorized(ctx, s, id, USE).await?;
+        let mut out = String::new();
+        (self.xml)(&row, &mut out);
+        Ok(Value::String(out))
     }
 
     /// `one.<o>pool.info(filter, start, end)`, keeping only rows that also meet `only` (SQL
     /// over the family's `select`, e.g. a VM state), in oid order.
     pub async fn pool_info(
-        &self,
+        &'static self,
         ctx: &Ctx,
         s: &Session,
         p: Params<'_>,
@@ -92,23 +119,43 @@ impl<R: Send + 'static> Family<R> {
         let filter = PoolFilter::parse(&p)?;
         let c = caller(ctx, s).await?;
         let mut cond = only;
-        let page = filter.sql(&c, self.kind, self.alias, &mut cond);
+        let page = filter.sql(&c, self.kind, self.rows.alias, &mut cond);
+        self.print_pool(ctx, cond, page).await
+    }
+
+    /// Every object the caller may USE, for pools that take no filter (`datastorepool.info`).
+    pub async fn pool_all(&'static self, ctx: &Ctx, s: &Session) -> MethodResult {
+        let c = caller(ctx, s).await?;
+        let mut cond = Where::default();
+        if let Some((sql, args)) = c.may_sql(self.kind, USE, self.rows.alias) {
+            cond.and(sql, args);
+        }
+        self.print_pool(ctx, cond, None).await
+    }
+
+    async fn print_pool(
+        &'static self,
+        ctx: &Ctx,
+        cond: Where,
+        page: Option<(i64, i64)>,
+    ) -> MethodResult {
+        let rows = self.rows;
         let mut sql = format!(
             "{}{} ORDER BY {}.oid",
-            self.select,
+            rows.select,
             cond.clause(),
-            self.alias
+            rows.alias
         );
         let mut args = cond.args;
         if let Some((size, offset)) = page {
             sql.push_str(" LIMIT ? OFFSET ?");
             args.extend([size, offset]);
         }
-        let (row, xml, pool) = (self.row, self.xml, self.pool);
+        let (xml, pool) = (self.xml, self.pool);
         let body = ctx
             .read(move |c| {
                 let mut out = format!("<{pool}>");
-                print_rows(c, &sql, args, row, |r, out| out.push_str(&xml(r)), &mut out)?;
+                print_rows(c, &sql, args, rows.read, xml, &mut out)?;
                 out.push_str(&format!("</{pool}>"));
                 Ok(out)
             })

@@ -5,9 +5,21 @@ use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
+use super::method::{Auth, Method};
 use super::xml::esc;
-use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.group.allocate", Write, Auth::Admin("CREATE GROUP"), allocate),
+    method!("one.group.info", Read, Auth::Object, info),
+    method!("one.group.delete", Write, Auth::AdminOn("MANAGE GROUP"), delete),
+    method!("one.group.addadmin", Write, Auth::AdminOn("MANAGE GROUP"), addadmin),
+    method!("one.group.deladmin", Write, Auth::AdminOn("MANAGE GROUP"), deladmin),
+    method!("one.group.update", Write, Auth::AdminOn("MANAGE GROUP"), update),
+    method!("one.grouppool.info", Read, Auth::Object, pool_info),
+];
 
 const QUOTAS: &str =
     "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
@@ -84,13 +96,6 @@ fn no_group(id: i64) -> Failure {
     fail(code::NO_EXISTS, format!("Error getting group [{id}]."))
 }
 
-fn not_authorized(s: &Session, what: &str) -> Failure {
-    fail(
-        code::AUTHORIZATION,
-        format!("User [{}] : Not authorized to perform {what}.", s.uid),
-    )
-}
-
 /// Groups the caller belongs to.
 async fn my_groups(ctx: &Ctx, uid: i64) -> Result<Vec<i64>, Failure> {
     ctx.read(move |c| {
@@ -101,11 +106,8 @@ async fn my_groups(ctx: &Ctx, uid: i64) -> Result<Vec<i64>, Failure> {
     .await
 }
 
-pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
-    if !s.is_admin() {
-        return Err(not_authorized(s, "CREATE GROUP"));
-    }
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let insert = SqlStmt::new(
         "INSERT INTO group_pool (oid, name, template)
@@ -171,11 +173,8 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     Ok(Value::String(out))
 }
 
-pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE GROUP [{id}]")));
-    }
     if id < 100 {
         return Err(fail(
             code::ACTION,
@@ -206,27 +205,27 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ],
     };
-    match ctx.write(txn).await {
+    let mut kept = false;
+    let deleted = ctx
+        .commit(txn, |r| {
+            kept = r.kind == TxnErrorKind::NotFound;
+            fail(code::ACTION, format!("Cannot delete group. {}", r.message))
+        })
+        .await;
+    match deleted {
         Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => {
-            let exists = ctx.read(move |c| load_groups(c, Some(id))).await?;
-            if exists.is_empty() {
-                Err(no_group(id))
-            } else {
-                Err(fail(code::ACTION, "Cannot delete group. Group has users."))
-            }
+        // Either gone, or kept for its users: the group's row says which.
+        Err(_) if kept => {
+            super::must_exist(ctx, sqlstore::objects::Table::Group, id).await?;
+            Err(fail(code::ACTION, "Cannot delete group. Group has users."))
         }
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::ACTION, format!("Cannot delete group. {m}"))),
-        Err(TxnFailure::Route(f)) => Err(f),
+        Err(f) => Err(f),
     }
 }
 
 /// `one.group.addadmin` / `deladmin`: `add` true adds.
-async fn admin(ctx: &Ctx, s: &Session, p: Params<'_>, add: bool) -> MethodResult {
+async fn admin(ctx: &Ctx, p: Params<'_>, add: bool) -> MethodResult {
     let (gid, uid) = (p.int(0)? as i64, p.int(1)? as i64);
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE GROUP [{gid}]")));
-    }
     let stmt = if add {
         SqlStmt::new(
             "INSERT OR IGNORE INTO group_admins (gid, uid)
@@ -250,34 +249,29 @@ async fn admin(ctx: &Ctx, s: &Session, p: Params<'_>, add: bool) -> MethodResult
             stmt.must_match(),
         ],
     };
-    match ctx.write(txn).await {
-        Ok(_) => Ok(Value::Int(gid as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+    ctx.commit(txn, |r| {
+        r.missing(fail(
             code::ACTION,
             format!(
                 "Cannot {} admin of group [{gid}]: user [{uid}] is not {}.",
                 if add { "add" } else { "remove" },
                 if add { "in the group" } else { "an admin" }
             ),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+        ))
+    })
+    .await?;
+    Ok(Value::Int(gid as i32))
 }
 
-pub async fn addadmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    admin(ctx, s, p, true).await
+pub async fn addadmin(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    admin(ctx, p, true).await
 }
 
-pub async fn deladmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    admin(ctx, s, p, false).await
+pub async fn deladmin(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    admin(ctx, p, false).await
 }
 
 /// `one.group.update(id, template, type)`.
-pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE GROUP [{id}]")));
-    }
+pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     super::update_template(ctx, &p, "group_pool", "template", no_group).await
 }

@@ -6,9 +6,22 @@ use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
+use super::method::{Auth, Method};
 use super::xml::esc;
-use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.host.allocate", Write, Auth::Admin("CREATE HOST"), allocate),
+    method!("one.host.info", Read, Auth::AdminOn("USE HOST"), info),
+    method!("one.host.delete", Write, Auth::AdminOn("MANAGE HOST"), delete),
+    method!("one.host.status", Write, Auth::AdminOn("MANAGE HOST"), status),
+    method!("one.host.update", Write, Auth::AdminOn("MANAGE HOST"), update),
+    method!("one.host.rename", Write, Auth::AdminOn("MANAGE HOST"), rename),
+    // Every host for an administrator, none for anyone else.
+    method!("one.hostpool.info", Read, Auth::Object, pool_info),
+];
 
 pub const INIT: i64 = 0;
 pub const MONITORED: i64 = 2;
@@ -99,12 +112,11 @@ fn no_host(id: i64) -> Failure {
     fail(code::NO_EXISTS, format!("Error getting host [{id}]."))
 }
 
-pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     let im_mad = p.string(1)?.to_string();
     let vm_mad = p.string(2)?.to_string();
     let mut cluster = p.int(3)? as i64;
-    require_admin(s, "CREATE HOST")?;
     super::validate::host_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     if im_mad.is_empty() || vm_mad.is_empty() {
         return Err(fail(
@@ -144,9 +156,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::allocate_next(ctx, "host_pool", insert, "host", "HOST", &name).await
 }
 
-pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    require_admin(s, &format!("USE HOST [{id}]"))?;
     let mut hosts = ctx.read(move |c| load_hosts(c, Some(id))).await?;
     hosts
         .pop()
@@ -180,19 +191,18 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 }
 
 async fn change(ctx: &Ctx, id: i64, stmts: Vec<SqlStmt>, what: &str) -> MethodResult {
-    match ctx.write(SqlTxn { stmts }).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_host(id)),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::ACTION, format!("Cannot {what} host. {m}"))),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    ctx.commit(SqlTxn { stmts }, |r| match r.kind {
+        TxnErrorKind::NotFound => no_host(id),
+        _ => fail(code::ACTION, format!("Cannot {what} host. {}", r.message)),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
 /// `one.host.status(id, status)`: 0 enabled, 1 disabled, 2 offline.
-pub async fn status(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn status(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let status = p.int(1)?;
-    require_admin(s, &format!("MANAGE HOST [{id}]"))?;
     let state = match status {
         0 => INIT,
         1 => DISABLED,
@@ -217,9 +227,8 @@ pub async fn status(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     .await
 }
 
-pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    require_admin(s, &format!("MANAGE HOST [{id}]"))?;
     let hosts = ctx.read(move |c| load_hosts(c, Some(id))).await?;
     match hosts.first() {
         None => return Err(no_host(id)),
@@ -245,35 +254,26 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.host.update(id, template, type)`: replace (0) or merge (1) the host's template.
-pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    require_admin(s, &format!("MANAGE HOST [{id}]"))?;
+pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     super::update_template(ctx, &p, "host_pool", "template", no_host).await
 }
 
-pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
-    require_admin(s, &format!("MANAGE HOST [{id}]"))?;
     // OpenNebula renames with `set_name`, which checks `name_is_valid` only.
     super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
-    match ctx
-        .write(SqlTxn {
-            stmts: vec![SqlStmt::new(
-                "UPDATE host_pool SET name = ?2 WHERE oid = ?1",
-                vec![SqlValue::Int(id), SqlValue::Text(name.clone())],
-            )
-            .must_match()],
-        })
-        .await
-    {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_host(id)),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
+    let txn = SqlTxn {
+        stmts: vec![sqlstore::objects::set_name("host_pool", id, &name)],
+    };
+    ctx.commit(txn, |r| match r.kind {
+        TxnErrorKind::NotFound => no_host(id),
+        TxnErrorKind::Constraint => fail(
             code::ACTION,
             format!("Cannot rename host. NAME is already taken by HOST {name}."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+        ),
+        _ => r.internal(),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }

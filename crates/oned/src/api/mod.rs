@@ -2,7 +2,9 @@
 //! leader for a write on a follower) and encode OpenNebula's answer.
 
 mod acl;
+mod error;
 mod family;
+pub mod method;
 mod group;
 pub mod host;
 mod owned;
@@ -20,24 +22,16 @@ mod zone;
 use std::sync::Arc;
 
 use consensus::{ReadError, WriteError};
-use sqlstore::{ReadPool, SqlTxn, TxnErrorKind, TxnOutcome};
+use sqlstore::{ReadPool, SqlTxn, SqlValue, TxnOutcome};
 use tracing::{debug, warn};
-use xmlrpc::{one, Fault, MethodCall, Params, Value};
+use xmlrpc::{MethodCall, Params, Value};
 
-use crate::auth::{Authenticator, Session};
+pub use error::{code, fail, not_authorized, require_admin, Failure, Refused};
+use method::{Auth, Kind};
+
+use crate::auth::Authenticator;
 use crate::cluster::{Cluster, Role};
 use crate::config::Config;
-
-/// OpenNebula's error codes (`include/Request.h`).
-pub mod code {
-    pub const AUTHENTICATION: i32 = 0x100;
-    pub const AUTHORIZATION: i32 = 0x200;
-    pub const NO_EXISTS: i32 = 0x400;
-    pub const ACTION: i32 = 0x800;
-    pub const XML_RPC_API: i32 = 0x1000;
-    pub const INTERNAL: i32 = 0x2000;
-    pub const ALLOCATE: i32 = 0x4000;
-}
 
 /// Header marking a call a follower already forwarded, so it is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-oneha-forwarded";
@@ -63,30 +57,6 @@ pub struct Ctx {
     pub auth: Arc<Authenticator>,
 }
 
-/// Why a method did not succeed.
-#[derive(Debug)]
-pub enum Failure {
-    /// `[false, "[method] message", code, ...]`
-    Api { code: i32, message: String },
-    /// A protocol-level XML-RPC fault (bad parameters).
-    Fault(Fault),
-    /// A write reached a server that is not (or no longer) the leader: forward it.
-    NotLeader,
-}
-
-impl From<Fault> for Failure {
-    fn from(f: Fault) -> Failure {
-        Failure::Fault(f)
-    }
-}
-
-pub fn fail(code: i32, message: impl Into<String>) -> Failure {
-    Failure::Api {
-        code,
-        message: message.into(),
-    }
-}
-
 pub type MethodResult = Result<Value, Failure>;
 
 impl Ctx {
@@ -102,184 +72,30 @@ impl Ctx {
             .map_err(|e| fail(code::INTERNAL, format!("database error: {e}")))
     }
 
-    /// Replicates a transaction and maps its outcome; `Ok(values)` when it applied.
-    pub async fn write(&self, txn: SqlTxn) -> Result<Vec<sqlstore::SqlValue>, TxnFailure> {
+    /// Replicates a transaction; `Ok(values)` (what its `RETURNING` statements returned) once
+    /// it applied. A refusal by the SQL becomes `refused(..)`, the method's own wording of it;
+    /// a write that never reached the log is `NotLeader` (dispatch forwards the call) or
+    /// INTERNAL.
+    pub async fn commit(
+        &self,
+        txn: SqlTxn,
+        refused: impl FnOnce(Refused) -> Failure,
+    ) -> Result<Vec<SqlValue>, Failure> {
         match self.cluster.write(txn).await {
             Ok(TxnOutcome::Done { values }) => Ok(values),
-            Ok(TxnOutcome::Failed(e)) => Err(TxnFailure::Txn(e.kind, e.message)),
-            Err(WriteError::NotLeader { .. }) => Err(TxnFailure::Route(Failure::NotLeader)),
-            Err(e) => Err(TxnFailure::Route(fail(
-                code::INTERNAL,
-                format!("Cannot process request, {e}"),
-            ))),
+            Ok(TxnOutcome::Failed(e)) => Err(refused(Refused {
+                kind: e.kind,
+                message: e.message,
+            })),
+            Err(WriteError::NotLeader { .. }) => Err(Failure::NotLeader),
+            Err(e) => Err(fail(code::INTERNAL, format!("Cannot process request, {e}"))),
         }
     }
-}
-
-/// A replicated write that did not apply: either the SQL refused it (the same on every server)
-/// or it never got to the log.
-pub enum TxnFailure {
-    Txn(TxnErrorKind, String),
-    Route(Failure),
 }
 
 /// Re-exported so method modules need no direct rusqlite dependency.
 pub mod rusqlite_conn {
     pub use sqlstore::rusqlite::{Connection, Error};
-}
-
-/// How a method is routed in a zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// Zone and server status: always answered from the local server, even without a quorum,
-    /// so an operator can see a broken zone.
-    Status,
-    /// Object reads (OpenNebula's `leader_only = false`): any server answers from its own
-    /// database, which may be stale, even without a quorum. With `X-OneHA-Read: leader` the read
-    /// goes to the leader, which confirms its leadership first, so the answer includes every
-    /// write acknowledged before the call (linearizable) or the call fails.
-    Read,
-    /// Changes: only the leader runs them; followers forward them.
-    Write,
-}
-
-fn kind(method: &str) -> Kind {
-    match method {
-        "one.zone.raftstatus"
-        | "one.zone.info"
-        | "one.zonepool.info"
-        | "one.system.version"
-        | "one.system.config"
-        | "oneha.db.checksum" => Kind::Status,
-        m if m.ends_with(".info") => Kind::Read,
-        _ => Kind::Write,
-    }
-}
-
-type Handler = for<'a> fn(
-    &'a Ctx,
-    &'a Session,
-    Params<'a>,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = MethodResult> + Send + 'a>,
->;
-
-fn lookup(method: &str) -> Option<Handler> {
-    macro_rules! h {
-        ($f:path) => {
-            Some(|c, s, p| Box::pin($f(c, s, p)))
-        };
-    }
-    macro_rules! o {
-        ($f:path, $family:path) => {
-            Some(|c, s, p| Box::pin($f(c, s, p, &$family)))
-        };
-    }
-    let owned = method
-        .strip_prefix("one.")
-        .and_then(|m| m.split_once('.'))
-        .and_then(|(family, op)| {
-            let fam = match family {
-                "vm" => &owned::VM,
-                "template" => &owned::TEMPLATE,
-                "image" => &owned::IMAGE,
-                "vn" => &owned::NET,
-                "datastore" => &owned::DATASTORE,
-                _ => return None,
-            };
-            Some((fam.table, op))
-        });
-    if let Some((table, op)) = owned {
-        let handler: Option<Handler> = match (table, op) {
-            ("vm_pool", "chmod") => o!(owned::chmod, owned::VM),
-            ("vm_pool", "chown") => o!(owned::chown, owned::VM),
-            ("vm_pool", "rename") => o!(owned::rename, owned::VM),
-            ("vm_pool", "update") => o!(owned::update, owned::VM),
-            ("template_pool", "chown") => o!(owned::chown, owned::TEMPLATE),
-            ("template_pool", "rename") => o!(owned::rename, owned::TEMPLATE),
-            ("image_pool", "chmod") => o!(owned::chmod, owned::IMAGE),
-            ("image_pool", "chown") => o!(owned::chown, owned::IMAGE),
-            ("image_pool", "rename") => o!(owned::rename, owned::IMAGE),
-            ("image_pool", "update") => o!(owned::update, owned::IMAGE),
-            ("vnet_pool", "chmod") => o!(owned::chmod, owned::NET),
-            ("vnet_pool", "chown") => o!(owned::chown, owned::NET),
-            ("vnet_pool", "rename") => o!(owned::rename, owned::NET),
-            ("vnet_pool", "update") => o!(owned::update, owned::NET),
-            ("datastore_pool", "chmod") => o!(owned::chmod, owned::DATASTORE),
-            ("datastore_pool", "chown") => o!(owned::chown, owned::DATASTORE),
-            ("datastore_pool", "rename") => o!(owned::rename, owned::DATASTORE),
-            ("datastore_pool", "update") => o!(owned::update, owned::DATASTORE),
-            _ => None,
-        };
-        if handler.is_some() {
-            return handler;
-        }
-    }
-    match method {
-        "one.system.version" => h!(system::version),
-        "one.system.config" => h!(system::config),
-        "one.zone.info" => h!(zone::info),
-        "one.zonepool.info" => h!(zone::pool_info),
-        "one.zone.raftstatus" => h!(zone::raftstatus),
-        "one.zone.addserver" => h!(zone::addserver),
-        "one.zone.delserver" => h!(zone::delserver),
-        "one.zone.resetserver" => h!(zone::resetserver),
-        "oneha.db.checksum" => h!(system::checksum),
-        "one.user.allocate" => h!(user::allocate),
-        "one.user.info" => h!(user::info),
-        "one.user.passwd" => h!(user::passwd),
-        "one.user.delete" => h!(user::delete),
-        "one.user.update" => h!(user::update),
-        "one.user.chgrp" => h!(user::chgrp),
-        "one.user.addgroup" => h!(user::addgroup),
-        "one.user.delgroup" => h!(user::delgroup),
-        "one.user.enable" => h!(user::enable),
-        "one.group.allocate" => h!(group::allocate),
-        "one.group.info" => h!(group::info),
-        "one.group.delete" => h!(group::delete),
-        "one.group.addadmin" => h!(group::addadmin),
-        "one.group.deladmin" => h!(group::deladmin),
-        "one.grouppool.info" => h!(group::pool_info),
-        "one.acl.addrule" => h!(acl::addrule),
-        "one.acl.delrule" => h!(acl::delrule),
-        "one.acl.info" => h!(acl::info),
-        "one.host.allocate" => h!(host::allocate),
-        "one.host.info" => h!(host::info),
-        "one.host.delete" => h!(host::delete),
-        "one.host.status" => h!(host::status),
-        "one.host.update" => h!(host::update),
-        "one.host.rename" => h!(host::rename),
-        "one.group.update" => h!(group::update),
-        "one.hostpool.info" => h!(host::pool_info),
-        "one.vm.allocate" => h!(vm::allocate),
-        "one.vm.info" => h!(vm::info),
-        "one.vm.action" => h!(vm::action),
-        "one.vm.deploy" => h!(vm::deploy),
-        "one.vmpool.info" => h!(vm::pool_info),
-        "one.vmpool.infoextended" => h!(vm::pool_info),
-        "one.template.allocate" => h!(vmtemplate::allocate),
-        "one.template.info" => h!(vmtemplate::info),
-        "one.template.update" => h!(vmtemplate::update),
-        "one.template.delete" => h!(vmtemplate::delete),
-        "one.template.chmod" => h!(vmtemplate::chmod),
-        "one.template.clone" => h!(vmtemplate::clone),
-        "one.template.instantiate" => h!(vmtemplate::instantiate),
-        "one.templatepool.info" => h!(vmtemplate::pool_info),
-        "one.datastore.allocate" => h!(storage::ds_allocate),
-        "one.datastore.info" => h!(storage::ds_info),
-        "one.datastore.delete" => h!(storage::ds_delete),
-        "one.datastorepool.info" => h!(storage::ds_pool_info),
-        "one.image.allocate" => h!(storage::image_allocate),
-        "one.image.info" => h!(storage::image_info),
-        "one.image.delete" => h!(storage::image_delete),
-        "one.imagepool.info" => h!(storage::image_pool_info),
-        "one.vn.allocate" => h!(vnet::allocate),
-        "one.vn.info" => h!(vnet::info),
-        "one.vn.delete" => h!(vnet::delete),
-        "one.vnpool.info" => h!(vnet::pool_info),
-        "one.userpool.info" => h!(user::pool_info),
-        _ => None,
-    }
 }
 
 /// What to send back for one `/RPC2` request.
@@ -290,11 +106,7 @@ pub enum Reply {
 }
 
 fn failure_xml(method: &str, code: i32, message: &str) -> Reply {
-    Reply::Xml(xmlrpc::write_response(&one::failure(
-        &format!("[{method}] {message}"),
-        code,
-        -1,
-    )))
+    Reply::Xml(error::api_failure(method, code, message))
 }
 
 pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
@@ -308,7 +120,7 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         }
     };
     let method = call.method.as_str();
-    let Some(handler) = lookup(method) else {
+    let Some(entry) = method::lookup(method) else {
         return Reply::Xml(xmlrpc::write_fault(
             -506,
             &format!("Method '{method}' not defined"),
@@ -319,20 +131,24 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         Ok(s) => s,
         Err(f) => return Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
     };
-    let Some(user) = ctx
+    let user = match ctx
         .auth
         .authenticate(&ctx.pool, &ctx.cluster, session)
         .await
-    else {
-        return failure_xml(
-            method,
-            code::AUTHENTICATION,
-            "User couldn't be authenticated, aborting call.",
-        );
+    {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return failure_xml(
+                method,
+                code::AUTHENTICATION,
+                "User couldn't be authenticated, aborting call.",
+            )
+        }
+        Err(e) => return failure_xml(method, code::INTERNAL, &e.to_string()),
     };
     debug!(method, uid = user.uid, "call");
 
-    let kind = kind(method);
+    let kind = entry.kind;
     let on_leader = match kind {
         Kind::Status => false,
         Kind::Write => true,
@@ -350,10 +166,12 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         }
     }
     let rest = Params(call.params.get(1..).unwrap_or(&[]));
-    match handler(ctx, &user, rest).await {
-        Ok(v) => Reply::Xml(xmlrpc::write_response(&one::success(v))),
-        Err(Failure::Api { code, message }) => failure_xml(method, code, &message),
-        Err(Failure::Fault(f)) => Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
+    let result = match authorize(entry.auth, &user, &rest) {
+        Ok(()) => (entry.handler)(ctx, &user, rest).await,
+        Err(f) => Err(f),
+    };
+    match result {
+        Ok(v) => Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v))),
         Err(Failure::NotLeader) => {
             // Leadership moved while the call ran; nothing was written. Send it to the new leader.
             match route_to_leader(ctx, method, body, origin.forwarded).await {
@@ -365,6 +183,21 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
                 ),
             }
         }
+        Err(f) => Reply::Xml(error::failure_body(method, &f)),
+    }
+}
+
+/// The table's authorization for a method, before its handler runs.
+fn authorize(auth: Auth, s: &crate::auth::Session, p: &Params<'_>) -> Result<(), Failure> {
+    match auth {
+        Auth::Object => Ok(()),
+        _ if s.is_admin() => Ok(()),
+        Auth::Admin(what) => Err(not_authorized(s, what)),
+        // A first parameter that is not an id is the handler's fault to report.
+        Auth::AdminOn(what) => match p.int(0) {
+            Ok(id) => Err(not_authorized(s, &format!("{what} [{id}]"))),
+            Err(_) => Ok(()),
+        },
     }
 }
 
@@ -510,7 +343,7 @@ pub async fn allocate_next(
     kind: &str,
     name: &str,
 ) -> MethodResult {
-    use sqlstore::{SqlStmt, SqlValue};
+    use sqlstore::{SqlStmt, TxnErrorKind};
     let txn = SqlTxn {
         stmts: vec![
             insert.must_match(),
@@ -520,20 +353,54 @@ pub async fn allocate_next(
             ),
         ],
     };
-    match ctx.write(txn).await {
-        Ok(values) => Ok(Value::Int(
-            values.first().and_then(SqlValue::as_i64).unwrap_or(-1) as i32,
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new {what}. NAME is already taken by {kind} {name}."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new {what}. {m}"),
-        )),
-        Err(TxnFailure::Route(f)) => Err(f),
+    let values = ctx
+        .commit(txn, |r| match r.kind {
+            TxnErrorKind::Constraint => fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. NAME is already taken by {kind} {name}."),
+            ),
+            _ => fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. {}", r.message),
+            ),
+        })
+        .await?;
+    new_id(&values, what)
+}
+
+/// The id an allocation's `RETURNING` gave back. Its absence is a bug worth an error, never an
+/// id of -1 that a client would take for an object.
+pub fn new_id(values: &[SqlValue], what: &str) -> MethodResult {
+    values
+        .first()
+        .and_then(SqlValue::as_i64)
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Value::Int)
+        .ok_or_else(|| {
+            warn!(what, "an allocation returned no id");
+            fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. The database returned no id."),
+            )
+        })
+}
+
+/// NO_EXISTS `Error getting <user|group|host|datastore> [<id>].` unless `table` holds `id`.
+pub async fn must_exist(ctx: &Ctx, table: sqlstore::objects::Table, id: i64) -> Result<(), Failure> {
+    use sqlstore::objects::Table;
+    if ctx
+        .read(move |c| sqlstore::objects::exists(c, table, id))
+        .await?
+    {
+        return Ok(());
     }
+    let what = match table {
+        Table::User => "user",
+        Table::Group => "group",
+        Table::Host => "host",
+        Table::Datastore => "datastore",
+    };
+    Err(fail(code::NO_EXISTS, format!("Error getting {what} [{id}].")))
 }
 
 /// The `type` of `one.<o>.update`: 0 replaces (the default), 1 merges, anything else is
@@ -563,37 +430,34 @@ pub async fn update_template(
     column: &'static str,
     missing: impl Fn(i64) -> Failure,
 ) -> MethodResult {
-    use sqlstore::{SqlStmt, SqlValue};
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
     let merge = update_type(p)?;
-    let read_sql = format!("SELECT {column} FROM {table} WHERE oid = ?1");
-    let write_sql = format!("UPDATE {table} SET {column} = ?2 WHERE oid = ?1 AND {column} = ?3");
     for _ in 0..UPDATE_RETRIES {
-        let sql = read_sql.clone();
-        let old: Option<String> = ctx
-            .read(move |c| {
-                use sqlstore::rusqlite::OptionalExtension;
-                c.query_row(&sql, [id], |r| r.get(0)).optional()
-            })
+        let old = ctx
+            .read(move |c| sqlstore::objects::template_text(c, table, column, id))
             .await?;
         let Some(old) = old else {
             return Err(missing(id));
         };
         let new = merged(&old, &text, merge)?;
         let txn = SqlTxn {
-            stmts: vec![SqlStmt::new(
-                &write_sql,
-                vec![SqlValue::Int(id), SqlValue::Text(new), SqlValue::Text(old)],
-            )
-            .must_match()],
+            stmts: vec![sqlstore::objects::replace_template(
+                table, column, id, new, old,
+            )],
         };
-        match ctx.write(txn).await {
+        let mut changed = false;
+        let written = ctx
+            .commit(txn, |r| {
+                changed = r.kind == sqlstore::TxnErrorKind::NotFound;
+                r.internal()
+            })
+            .await;
+        match written {
             Ok(_) => return Ok(Value::Int(id as i32)),
             // Changed or deleted meanwhile: the next read says which.
-            Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => continue,
-            Err(TxnFailure::Txn(_, m)) => return Err(fail(code::INTERNAL, m)),
-            Err(TxnFailure::Route(f)) => return Err(f),
+            Err(_) if changed => continue,
+            Err(f) => return Err(f),
         }
     }
     Err(fail(
@@ -610,24 +474,25 @@ pub fn merged(old: &str, text: &str, merge: bool) -> Result<String, Failure> {
     if !merge {
         return Ok(new.to_text());
     }
-    let mut out = template::Template::parse(old).unwrap_or_default();
-    for a in &new.attrs {
-        out.remove(&a.name);
-    }
-    for a in new.attrs {
-        out.push(&a.name, a.value);
-    }
+    // A stored template that no longer parses must not be merged into: that would drop its
+    // attributes. A replace (type 0) still repairs it.
+    let mut out = template::Template::parse(old).map_err(|e| {
+        warn!(error = %e, "a stored template does not parse; refusing to merge into it");
+        fail(
+            code::INTERNAL,
+            format!("Cannot update template. The stored template does not parse: {e}"),
+        )
+    })?;
+    merge_attrs(&mut out, new);
     Ok(out.to_text())
 }
 
-/// AUTHORIZATION for a non-admin on an admin-only action.
-pub fn require_admin(s: &Session, what: &str) -> Result<(), Failure> {
-    if s.is_admin() {
-        Ok(())
-    } else {
-        Err(fail(
-            code::AUTHORIZATION,
-            format!("User [{}] : Not authorized to perform ADMIN {what}.", s.uid),
-        ))
+/// Merges `new` into `into`: each attribute named in `new` replaces all of that name.
+pub fn merge_attrs(into: &mut template::Template, new: template::Template) {
+    for a in &new.attrs {
+        into.remove(&a.name);
+    }
+    for a in new.attrs {
+        into.push(&a.name, a.value);
     }
 }

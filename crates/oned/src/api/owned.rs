@@ -1,140 +1,102 @@
 //! The calls every owned object has (`RequestManagerChmod`, `Chown`, `Rename`,
-//! `UpdateTemplate`): `chmod`, `chown`, `rename` and `update`, for VMs, templates, images,
-//! virtual networks and datastores.
+//! `UpdateTemplate`): `chmod`, `chown`, `rename` and `update`, written once for every
+//! [`Family`], with OpenNebula's checks: MANAGE on the object, ADMIN bits and owner changes for
+//! administrators only, a new group the caller belongs to.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use sqlstore::objects::{self, HasOwner, Table};
+use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
-use super::perms::{self, caller, not_authorized, Owned, MANAGE};
-use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use super::family::Family;
+use super::perms::{self, caller, MANAGE};
+use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 
-/// Where a family lives and how its messages name it.
-pub struct Family {
-    pub table: &'static str,
-    /// ACL resource bit.
-    pub kind: u64,
-    /// `virtual machine`, `image`...
-    pub what: &'static str,
-    /// ACL name: `VM`, `IMAGE`...
-    pub acl: &'static str,
-    /// The column `update` edits.
-    pub template: &'static str,
+/// The table entries of the owned-object calls of a family: `owned_methods!("one.image",
+/// &storage::IMAGES)` gives `one.image.chmod`, `chown`, `rename` and `update`.
+#[macro_export]
+macro_rules! owned_methods {
+    ($prefix:literal, $family:expr) => {
+        [
+            $crate::method!(
+                concat!($prefix, ".chmod"),
+                Write,
+                $crate::api::method::Auth::Object,
+                $crate::api::owned::chmod,
+                $family
+            ),
+            $crate::method!(
+                concat!($prefix, ".chown"),
+                Write,
+                $crate::api::method::Auth::Object,
+                $crate::api::owned::chown,
+                $family
+            ),
+            $crate::method!(
+                concat!($prefix, ".rename"),
+                Write,
+                $crate::api::method::Auth::Object,
+                $crate::api::owned::rename,
+                $family
+            ),
+            $crate::method!(
+                concat!($prefix, ".update"),
+                Write,
+                $crate::api::method::Auth::Object,
+                $crate::api::owned::update,
+                $family
+            ),
+        ]
+    };
 }
 
-pub const VM: Family = Family {
-    table: "vm_pool",
-    kind: perms::VM,
-    what: "virtual machine",
-    acl: "VM",
-    template: "user_template",
-};
-pub const TEMPLATE: Family = Family {
-    table: "template_pool",
-    kind: perms::TEMPLATE,
-    what: "virtual machine template",
-    acl: "TEMPLATE",
-    template: "template",
-};
-pub const IMAGE: Family = Family {
-    table: "image_pool",
-    kind: super::storage::IMAGE,
-    what: "image",
-    acl: "IMAGE",
-    template: "template",
-};
-pub const NET: Family = Family {
-    table: "vnet_pool",
-    kind: super::vnet::NET,
-    what: "virtual network",
-    acl: "NET",
-    template: "template",
-};
-pub const DATASTORE: Family = Family {
-    table: "datastore_pool",
-    kind: super::storage::DATASTORE,
-    what: "datastore",
-    acl: "DATASTORE",
-    template: "template",
-};
-
-async fn load(ctx: &Ctx, f: &'static Family, id: i64) -> Result<(Owned, String), Failure> {
-    let sql = format!(
-        "SELECT oid, uid, gid, perms, {} FROM {} WHERE oid = ?1",
-        f.template, f.table
-    );
-    let row = ctx
-        .read(move |c| {
-            use sqlstore::rusqlite::OptionalExtension;
-            c.query_row(&sql, [id], |r| {
-                Ok((
-                    Owned {
-                        oid: r.get(0)?,
-                        uid: r.get(1)?,
-                        gid: r.get(2)?,
-                        perms: r.get(3)?,
-                    },
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .optional()
-        })
-        .await?;
-    row.ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting {} [{id}].", f.what)))
-}
-
-async fn managed(
+/// Replicates `stmts` changing object `id` of `f`: NO_EXISTS if it went away meanwhile, ACTION
+/// if its new name is taken.
+async fn write<R: HasOwner + Send + 'static>(
     ctx: &Ctx,
-    s: &Session,
-    f: &'static Family,
+    f: &'static Family<R>,
     id: i64,
-) -> Result<(Owned, String), Failure> {
-    let (o, t) = load(ctx, f, id).await?;
-    if !caller(ctx, s).await?.may(f.kind, &o, MANAGE) {
-        return Err(not_authorized(s, &format!("MANAGE {} [{id}]", f.acl)));
-    }
-    Ok((o, t))
-}
-
-async fn write(ctx: &Ctx, f: &Family, id: i64, stmts: Vec<SqlStmt>, action: &str) -> MethodResult {
-    match ctx.write(SqlTxn { stmts }).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
-            code::NO_EXISTS,
-            format!("Error getting {} [{id}].", f.what),
-        )),
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => Err(fail(
+    stmts: Vec<SqlStmt>,
+    action: &str,
+) -> MethodResult {
+    ctx.commit(SqlTxn { stmts }, |r| match r.kind {
+        TxnErrorKind::NotFound => f.missing(id),
+        TxnErrorKind::Constraint => fail(
             code::ACTION,
             format!("Cannot {action} {}: NAME is already taken.", f.what),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(fl)) => Err(fl),
-    }
+        ),
+        _ => r.internal(),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
-pub async fn chmod(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -> MethodResult {
+pub async fn chmod<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
     let id = p.int(0)? as i64;
-    let (o, _) = managed(ctx, s, f, id).await?;
+    let o = f.authorized(ctx, s, id, MANAGE).await?.owner();
     let new = perms::chmod(o.perms, &p)?;
     // The ADMIN bits (owner, group, other) are for administrators to grant.
     if !s.is_admin() && (new ^ o.perms) & 0o111 != 0 {
         return Err(not_authorized(s, &format!("ADMIN {} [{id}]", f.acl)));
     }
-    let sql = format!("UPDATE {} SET perms = ?2 WHERE oid = ?1", f.table);
-    write(
-        ctx,
-        f,
-        id,
-        vec![SqlStmt::new(&sql, vec![SqlValue::Int(id), SqlValue::Int(new)]).must_match()],
-        "change permissions of",
-    )
-    .await
+    let stmt = objects::set_perms(f.table, id, new);
+    write(ctx, f, id, vec![stmt], "change permissions of").await
 }
 
-pub async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -> MethodResult {
+pub async fn chown<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
     let id = p.int(0)? as i64;
     let (uid, gid) = (p.int(1)? as i64, p.int(2)? as i64);
-    let (o, _) = managed(ctx, s, f, id).await?;
+    let o = f.authorized(ctx, s, id, MANAGE).await?.owner();
     if uid >= 0 && uid != o.uid && !s.is_admin() {
         return Err(not_authorized(s, &format!("ADMIN {} [{id}]", f.acl)));
     }
@@ -146,66 +108,44 @@ pub async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) ->
         if uid >= 0 { uid } else { o.uid },
         if gid >= 0 { gid } else { o.gid },
     );
-    let exists = ctx
-        .read(move |c| {
-            let u: i64 =
-                c.query_row("SELECT count(*) FROM user_pool WHERE oid = ?1", [nu], |r| {
-                    r.get(0)
-                })?;
-            let g: i64 = c.query_row(
-                "SELECT count(*) FROM group_pool WHERE oid = ?1",
-                [ng],
-                |r| r.get(0),
-            )?;
-            Ok((u > 0, g > 0))
-        })
-        .await?;
-    if !exists.0 {
-        return Err(fail(code::NO_EXISTS, format!("Error getting user [{nu}].")));
-    }
-    if !exists.1 {
-        return Err(fail(
-            code::NO_EXISTS,
-            format!("Error getting group [{ng}]."),
-        ));
-    }
-    let sql = format!("UPDATE {} SET uid = ?2, gid = ?3 WHERE oid = ?1", f.table);
-    write(
-        ctx,
-        f,
-        id,
-        vec![SqlStmt::new(
-            &sql,
-            vec![SqlValue::Int(id), SqlValue::Int(nu), SqlValue::Int(ng)],
-        )
-        .must_match()],
-        "change the owner of",
-    )
-    .await
+    super::must_exist(ctx, Table::User, nu).await?;
+    super::must_exist(ctx, Table::Group, ng).await?;
+    let stmt = objects::set_owner(f.table, id, nu, ng);
+    write(ctx, f, id, vec![stmt], "change the owner of").await
 }
 
-pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -> MethodResult {
+pub async fn rename<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
-    managed(ctx, s, f, id).await?;
+    f.authorized(ctx, s, id, MANAGE).await?;
     // OpenNebula's `set_name`: ACTION with `name_is_valid`'s message.
     super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
-    let sql = format!("UPDATE {} SET name = ?2 WHERE oid = ?1", f.table);
-    write(
-        ctx,
-        f,
-        id,
-        vec![SqlStmt::new(&sql, vec![SqlValue::Int(id), SqlValue::Text(name)]).must_match()],
-        "rename",
-    )
-    .await
+    let stmt = objects::set_name(f.table, id, &name);
+    write(ctx, f, id, vec![stmt], "rename").await
 }
 
-pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>, f: &'static Family) -> MethodResult {
+pub async fn update<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
     let id = p.int(0)? as i64;
-    managed(ctx, s, f, id).await?;
-    super::update_template(ctx, &p, f.table, f.template, |id| {
-        fail(code::NO_EXISTS, format!("Error getting {} [{id}].", f.what))
-    })
-    .await
+    f.authorized(ctx, s, id, MANAGE).await?;
+    super::update_template(ctx, &p, f.table, f.template, |id| f.missing(id)).await
+}
+
+/// The check every `delete` starts with: the object, if the caller may MANAGE it.
+pub async fn deletable<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    f: &'static Family<R>,
+    id: i64,
+) -> Result<R, Failure> {
+    f.authorized(ctx, s, id, MANAGE).await
 }

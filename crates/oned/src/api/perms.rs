@@ -21,25 +21,16 @@ pub const TEMPLATE: u64 = 0x200_0000_0000;
 /// other, most significant first).
 pub const DEFAULT_PERMS: i64 = 0o600;
 
-/// What authorization needs to know about an object.
-#[derive(Debug, Clone, Copy)]
-pub struct Owned {
-    pub oid: i64,
-    pub uid: i64,
-    pub gid: i64,
-    /// Nine bits: owner u m a, group u m a, other u m a.
-    pub perms: i64,
-}
+pub use sqlstore::Owned;
 
-impl Owned {
-    /// The first four columns of every family's row query: `oid, uid, gid, perms`.
-    pub fn from_row(r: &sqlstore::rusqlite::Row<'_>) -> Result<Owned, sqlstore::rusqlite::Error> {
-        Ok(Owned {
-            oid: r.get(0)?,
-            uid: r.get(1)?,
-            gid: r.get(2)?,
-            perms: r.get(3)?,
-        })
+/// A right's name in OpenNebula's messages (`USE`, `MANAGE`, `ADMIN`, `CREATE`).
+pub fn right_name(right: u64) -> &'static str {
+    match right {
+        USE => "USE",
+        MANAGE => "MANAGE",
+        ADMIN => "ADMIN",
+        CREATE => "CREATE",
+        _ => "UNKNOWN",
     }
 }
 
@@ -256,27 +247,7 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
     })
 }
 
-pub fn not_authorized(s: &Session, what: &str) -> Failure {
-    fail(
-        code::AUTHORIZATION,
-        format!("User [{}] : Not authorized to perform {what}.", s.uid),
-    )
-}
-
-/// The `PERMISSIONS` element.
-pub fn permissions_xml(perms: i64) -> String {
-    let names = [
-        "OWNER_U", "OWNER_M", "OWNER_A", "GROUP_U", "GROUP_M", "GROUP_A", "OTHER_U", "OTHER_M",
-        "OTHER_A",
-    ];
-    let mut out = String::from("<PERMISSIONS>");
-    for (i, n) in names.iter().enumerate() {
-        let bit = (perms >> (8 - i)) & 1;
-        out.push_str(&format!("<{n}>{bit}</{n}>"));
-    }
-    out.push_str("</PERMISSIONS>");
-    out
-}
+pub use super::not_authorized;
 
 /// `one.<o>.chmod` arguments applied to `perms` (-1 keeps a bit).
 pub fn chmod(perms: i64, p: &Params<'_>) -> Result<i64, Failure> {
@@ -402,7 +373,7 @@ mod tests {
     #[test]
     fn the_default_umask_gives_owner_use_and_manage() {
         assert_eq!(
-            permissions_xml(DEFAULT_PERMS),
+            crate::api::xml::build(|x| crate::api::xml::permissions(x, DEFAULT_PERMS)),
             "<PERMISSIONS><OWNER_U>1</OWNER_U><OWNER_M>1</OWNER_M><OWNER_A>0</OWNER_A><GROUP_U>0</GROUP_U><GROUP_M>0</GROUP_M><GROUP_A>0</GROUP_A><OTHER_U>0</OTHER_U><OTHER_M>0</OTHER_M><OTHER_A>0</OTHER_A></PERMISSIONS>"
         );
         assert!(perm_bit(DEFAULT_PERMS, 0, USE) && perm_bit(DEFAULT_PERMS, 0, MANAGE));

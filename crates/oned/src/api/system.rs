@@ -2,9 +2,17 @@
 
 use xmlrpc::{Params, Value};
 
+use super::method::{Auth, Method};
 use super::xml::esc;
-use super::{require_admin, Ctx, MethodResult};
+use super::{Ctx, MethodResult};
 use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.system.version", Status, Auth::Object, version),
+    method!("one.system.config", Status, Auth::Object, config),
+    method!("oneha.db.checksum", Status, Auth::Admin("ADMIN DB CHECKSUM"), checksum),
+];
 
 /// The OpenNebula API level OneHA speaks.
 pub const API_VERSION: &str = "7.0.2";
@@ -32,8 +40,7 @@ pub async fn config(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 /// `oneha.db.checksum` (OneHA extension): a digest of this server's state database and the
 /// last log index applied to it. Two servers at the same index must show the same digest; the
 /// index is read before and after, and the digest retaken until they agree.
-pub async fn checksum(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    require_admin(s, "DB CHECKSUM")?;
+pub async fn checksum(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
     let applied = |c: &Ctx| c.cluster.last_applied().map(|i| i as i64).unwrap_or(-1);
     let mut tries = 0;
     let (index, sum) = loop {

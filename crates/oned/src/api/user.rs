@@ -3,9 +3,25 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind, UserRow};
 use xmlrpc::{Params, Value};
 
+use super::method::{Auth, Method};
 use super::xml::esc;
-use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
+use crate::method;
+use sqlstore::objects::Table;
+
+pub const METHODS: &[Method] = &[
+    method!("one.user.allocate", Write, Auth::Admin("CREATE USER"), allocate),
+    method!("one.user.info", Read, Auth::Object, info),
+    method!("one.user.passwd", Write, Auth::Object, passwd),
+    method!("one.user.delete", Write, Auth::AdminOn("MANAGE USER"), delete),
+    method!("one.user.update", Write, Auth::Object, update),
+    method!("one.user.chgrp", Write, Auth::AdminOn("MANAGE USER"), chgrp),
+    method!("one.user.addgroup", Write, Auth::AdminOn("MANAGE USER"), addgroup),
+    method!("one.user.delgroup", Write, Auth::AdminOn("MANAGE USER"), delgroup),
+    method!("one.user.enable", Write, Auth::AdminOn("MANAGE USER"), enable),
+    method!("one.userpool.info", Read, Auth::Object, pool_info),
+];
 
 const QUOTAS: &str =
     "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
@@ -47,14 +63,7 @@ fn no_user(id: i64) -> Failure {
     fail(code::NO_EXISTS, format!("Error getting user [{id}]."))
 }
 
-fn not_authorized(s: &Session, what: &str) -> Failure {
-    fail(
-        code::AUTHORIZATION,
-        format!("User [{}] : Not authorized to perform {what}.", s.uid),
-    )
-}
-
-pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     let password = p.string(1)?.to_string();
     let driver = match p.string(2)? {
@@ -65,9 +74,6 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(_) => p.array(3)?.iter().filter_map(Value::as_i64).collect(),
         None => Vec::new(),
     };
-    if !s.is_admin() {
-        return Err(not_authorized(s, "CREATE USER"));
-    }
     super::validate::user_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     if password.is_empty() || password.contains(char::is_whitespace) {
         return Err(fail(
@@ -82,21 +88,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let gid = gids.first().copied().unwrap_or(1);
-    let exists = ctx
-        .read(move |c| {
-            c.query_row(
-                "SELECT count(*) FROM group_pool WHERE oid = ?1",
-                [gid],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .await?;
-    if exists == 0 {
-        return Err(fail(
-            code::NO_EXISTS,
-            format!("Error getting group [{gid}]."),
-        ));
-    }
+    super::must_exist(ctx, Table::Group, gid).await?;
     let hash = password_hash(ctx, &password).await?;
     let txn = SqlTxn {
         stmts: vec![
@@ -123,28 +115,29 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ],
     };
-    match ctx.write(txn).await {
-        Ok(values) => {
-            let id = values.first().and_then(SqlValue::as_i64).unwrap_or(-1);
-            Ok(Value::Int(id as i32))
-        }
-        Err(TxnFailure::Txn(TxnErrorKind::Constraint, _)) => {
-            let taken = name.clone();
+    let mut taken = false;
+    let written = ctx
+        .commit(txn, |r| {
+            taken = r.kind == TxnErrorKind::Constraint;
+            fail(
+                code::INTERNAL,
+                format!("Error allocating a new user. {}", r.message),
+            )
+        })
+        .await;
+    match written {
+        Ok(values) => super::new_id(&values, "user"),
+        Err(_) if taken => {
             let other = ctx
-                .read(move |c| sqlstore::find_user_by_name(c, &taken))
+                .read(move |c| sqlstore::find_user_by_name(c, &name))
                 .await?
-                .map(|u| u.oid)
-                .unwrap_or(-1);
+                .map_or_else(|| "?".to_string(), |u| u.oid.to_string());
             Err(fail(
                 code::INTERNAL,
                 format!("Error allocating a new user. NAME is already taken by USER {other}."),
             ))
         }
-        Err(TxnFailure::Txn(_, m)) => Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new user. {m}"),
-        )),
-        Err(TxnFailure::Route(f)) => Err(f),
+        Err(f) => Err(f),
     }
 }
 
@@ -218,19 +211,12 @@ pub async fn passwd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         )
         .must_match()],
     };
-    match ctx.write(txn).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_user(id)),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    ctx.commit(txn, |r| r.missing(no_user(id))).await?;
+    Ok(Value::Int(id as i32))
 }
 
-pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
-    }
     if id == 0 || id == 1 {
         return Err(fail(
             code::ACTION,
@@ -259,12 +245,12 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ],
     };
-    match ctx.write(txn).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_user(id)),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::ACTION, format!("Cannot delete user. {m}"))),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    ctx.commit(txn, |r| match r.kind {
+        TxnErrorKind::NotFound => no_user(id),
+        _ => fail(code::ACTION, format!("Cannot delete user. {}", r.message)),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
 /// `one.user.update(id, template, type)`: type 0 replaces the template, 1 merges into it.
@@ -276,48 +262,23 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::update_template(ctx, &p, "user_pool", "template", no_user).await
 }
 
-async fn group_exists(ctx: &Ctx, gid: i64) -> Result<(), Failure> {
-    let n = ctx
-        .read(move |c| {
-            c.query_row(
-                "SELECT count(*) FROM group_pool WHERE oid = ?1",
-                [gid],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .await?;
-    if n == 0 {
-        return Err(fail(
-            code::NO_EXISTS,
-            format!("Error getting group [{gid}]."),
-        ));
-    }
-    Ok(())
-}
-
 /// Runs a membership change; NotFound means the user is gone.
 async fn membership(ctx: &Ctx, id: i64, stmts: Vec<SqlStmt>) -> MethodResult {
-    match ctx.write(SqlTxn { stmts }).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_user(id)),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    ctx.commit(SqlTxn { stmts }, |r| r.missing(no_user(id)))
+        .await?;
+    Ok(Value::Int(id as i32))
 }
 
 /// `one.user.chgrp(uid, gid)`: a new primary group (also made a membership).
-pub async fn chgrp(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn chgrp(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
-    }
     if id == 0 {
         return Err(fail(
             code::ACTION,
             "Cannot change primary group of user oneadmin",
         ));
     }
-    group_exists(ctx, gid).await?;
+    super::must_exist(ctx, Table::Group, gid).await?;
     membership(
         ctx,
         id,
@@ -337,12 +298,9 @@ pub async fn chgrp(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.user.addgroup(uid, gid)`: a secondary group.
-pub async fn addgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn addgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
-    }
-    group_exists(ctx, gid).await?;
+    super::must_exist(ctx, Table::Group, gid).await?;
     membership(
         ctx,
         id,
@@ -362,11 +320,8 @@ pub async fn addgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.user.delgroup(uid, gid)`: leaves a secondary group (never the primary one).
-pub async fn delgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn delgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
-    }
     let user = load(ctx, id).await?;
     if user.gid == gid {
         return Err(fail(
@@ -386,12 +341,9 @@ pub async fn delgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.user.enable(uid, enable)`: a disabled user cannot authenticate.
-pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn enable(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let on = p.bool(1)?;
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
-    }
     membership(
         ctx,
         id,

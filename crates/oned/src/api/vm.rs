@@ -2,14 +2,49 @@
 //! and the `dummy` virtualization driver. An action only records the transient state; the
 //! leader's driver task (`crate::scheduler`) moves VMs on, so every step is a replicated write.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use sqlstore::objects::vm::{self as rows, Move, NewVm, VmRow};
+use sqlstore::objects::Table;
+use sqlstore::SqlTxn;
 use xmlrpc::{Params, Value};
 
 use super::family::Family;
-use super::perms::{self, caller, not_authorized, Owned, MANAGE, VM};
-use super::xml::esc;
-use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use super::method::{Auth, Method};
+use super::perms::{self, caller, not_authorized, MANAGE, VM};
+use super::xml::{self, Xml};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
+use crate::method;
+
+pub use sqlstore::objects::vm::deploy_stmts;
+
+pub static VMS: Family<VmRow> = Family {
+    table: rows::TABLE,
+    kind: VM,
+    acl: "VM",
+    what: "virtual machine",
+    pool: "VM_POOL",
+    template: "user_template",
+    rows: &rows::ROWS,
+    xml: vm_xml,
+};
+
+pub const METHODS: &[Method] = &{
+    // A VM's chmod, chown, rename and update are the owned-object calls; VMs have no
+    // `one.vm.delete` (terminate is an action).
+    let owned = crate::owned_methods!("one.vm", &VMS);
+    [
+        method!("one.vm.allocate", Write, Auth::Object, allocate),
+        method!("one.vm.info", Read, Auth::Object, info),
+        method!("one.vm.action", Write, Auth::Object, action),
+        method!("one.vm.deploy", Write, Auth::AdminOn("ADMIN VM"), deploy),
+        method!("one.vmpool.info", Read, Auth::Object, pool_info),
+        method!("one.vmpool.infoextended", Read, Auth::Object, pool_info),
+        owned[0],
+        owned[1],
+        owned[2],
+        owned[3],
+    ]
+};
 
 pub mod state {
     pub const PENDING: i64 = 1;
@@ -39,137 +74,78 @@ pub mod lcm {
     pub const EPILOG_UNDEPLOY: i64 = 30;
 }
 
-/// Recomputes every host's usage from the VMs placed on it: accounting can never drift.
-pub const RECOUNT_HOSTS: &str = "UPDATE host_pool SET
-    cpu_usage = (SELECT COALESCE(SUM(CAST(ROUND(cpu * 100) AS INTEGER)), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND state IN (3, 5, 8)),
-    mem_usage = (SELECT COALESCE(SUM(memory * 1024), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND state IN (3, 5, 8)),
-    running_vms = (SELECT count(*) FROM vm_pool WHERE hid = host_pool.oid AND state IN (3, 5, 8))";
-
-pub struct VmRow {
-    pub owned: Owned,
-    name: String,
-    uname: String,
-    gname: String,
-    state: i64,
-    lcm_state: i64,
-    prev_state: i64,
-    prev_lcm_state: i64,
-    stime: i64,
-    etime: i64,
-    cpu: f64,
-    memory: i64,
-    template: String,
-    user_template: String,
-    history: Vec<(i64, i64, String, String, i64, i64)>,
-}
-
-fn template_xml(text: &str, extra: &[(&str, String)]) -> String {
-    let mut t = template::Template::parse(text).unwrap_or_default();
-    for (k, v) in extra {
-        t.set(k, template::Value::Single(v.clone()));
-    }
-    t.to_xml()
-}
-
-fn vm_xml(v: &VmRow) -> String {
+fn vm_xml(v: &VmRow, out: &mut String) {
+    let oid = v.head.owned.oid;
     let deploy_id = if v.history.is_empty() {
         String::new()
     } else {
-        format!("one-{}", v.owned.oid)
+        format!("one-{oid}")
     };
-    let mut history = String::from("<HISTORY_RECORDS>");
-    for (seq, hid, hostname, vm_mad, stime, etime) in &v.history {
-        history.push_str(&format!(
-            "<HISTORY><OID>{oid}</OID><SEQ>{seq}</SEQ><HOSTNAME>{}</HOSTNAME><HID>{hid}</HID><CID>0</CID><STIME>{stime}</STIME><ETIME>{etime}</ETIME><VM_MAD>{}</VM_MAD><TM_MAD>dummy</TM_MAD><DS_ID>0</DS_ID><PLAN_ID>-1</PLAN_ID><ACTION_ID>-1</ACTION_ID><PSTIME>{stime}</PSTIME><PETIME>{stime}</PETIME><RSTIME>{stime}</RSTIME><RETIME>{etime}</RETIME><ESTIME>0</ESTIME><EETIME>0</EETIME><ACTION>0</ACTION><UID>{}</UID><GID>{}</GID><REQUEST_ID>-1</REQUEST_ID></HISTORY>",
-            esc(hostname),
-            esc(vm_mad),
-            v.owned.uid,
-            v.owned.gid,
-            oid = v.owned.oid,
-        ));
+    let mut t = match template::Template::parse(&v.template) {
+        Ok(t) => t,
+        Err(e) => {
+            xml::corrupt_template(&e);
+            template::Template::default()
+        }
+    };
+    for (k, val) in [
+        ("VMID", oid.to_string()),
+        ("CPU", v.cpu.to_string()),
+        ("MEMORY", v.memory.to_string()),
+    ] {
+        t.set(k, template::Value::Single(val));
     }
-    history.push_str("</HISTORY_RECORDS>");
-    format!(
-        "<VM><ID>{}</ID><UID>{}</UID><GID>{}</GID><UNAME>{}</UNAME><GNAME>{}</GNAME><NAME>{}</NAME>{}<LAST_POLL>0</LAST_POLL><STATE>{}</STATE><LCM_STATE>{}</LCM_STATE><PREV_STATE>{}</PREV_STATE><PREV_LCM_STATE>{}</PREV_LCM_STATE><RESCHED>0</RESCHED><STIME>{}</STIME><ETIME>{}</ETIME><DEPLOY_ID>{deploy_id}</DEPLOY_ID><MONITORING></MONITORING><SCHED_ACTIONS></SCHED_ACTIONS>{}{}{history}<BACKUPS><BACKUP_CONFIG></BACKUP_CONFIG><BACKUP_IDS></BACKUP_IDS></BACKUPS></VM>",
-        v.owned.oid,
-        v.owned.uid,
-        v.owned.gid,
-        esc(&v.uname),
-        esc(&v.gname),
-        esc(&v.name),
-        perms::permissions_xml(v.owned.perms),
-        v.state,
-        v.lcm_state,
-        v.prev_state,
-        v.prev_lcm_state,
-        v.stime,
-        v.etime,
-        template_xml(
-            &v.template,
-            &[
-                ("VMID", v.owned.oid.to_string()),
-                ("CPU", v.cpu.to_string()),
-                ("MEMORY", v.memory.to_string()),
-            ]
-        ),
-        template::Template::parse(&v.user_template)
-            .unwrap_or_default()
-            .to_xml_as("USER_TEMPLATE"),
-    )
+    Xml::new(out).elem("VM", |x| {
+        xml::owned_head(x, &v.head);
+        x.num("LAST_POLL", 0)
+            .num("STATE", v.state)
+            .num("LCM_STATE", v.lcm_state)
+            .num("PREV_STATE", v.prev_state)
+            .num("PREV_LCM_STATE", v.prev_lcm_state)
+            .num("RESCHED", 0)
+            .num("STIME", v.stime)
+            .num("ETIME", v.etime)
+            .text("DEPLOY_ID", &deploy_id)
+            .empty("MONITORING")
+            .empty("SCHED_ACTIONS")
+            .raw(&t.to_xml())
+            .raw(&xml::template(&v.user_template, "USER_TEMPLATE"))
+            .elem("HISTORY_RECORDS", |x| {
+                for h in &v.history {
+                    history_xml(x, v, h);
+                }
+            })
+            .elem("BACKUPS", |x| {
+                x.empty("BACKUP_CONFIG").empty("BACKUP_IDS");
+            });
+    });
 }
 
-const SELECT_VMS: &str =
-    "SELECT v.oid, v.uid, v.gid, v.perms, v.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-            v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu,
-            v.memory, v.template, v.user_template
-     FROM vm_pool v LEFT JOIN user_pool u ON u.oid = v.uid LEFT JOIN group_pool g ON g.oid = v.gid";
-
-fn vm_row(
-    c: &sqlstore::rusqlite::Connection,
-    r: &sqlstore::rusqlite::Row<'_>,
-) -> Result<VmRow, sqlstore::rusqlite::Error> {
-    let oid: i64 = r.get(0)?;
-    let mut hist = c.prepare_cached(
-        "SELECT seq, hid, hostname, vm_mad, stime, etime FROM history WHERE vid = ?1 ORDER BY seq",
-    )?;
-    let history = hist
-        .query_map([oid], |h| {
-            Ok((
-                h.get(0)?,
-                h.get(1)?,
-                h.get(2)?,
-                h.get(3)?,
-                h.get(4)?,
-                h.get(5)?,
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(VmRow {
-        owned: Owned::from_row(r)?,
-        name: r.get(4)?,
-        uname: r.get(5)?,
-        gname: r.get(6)?,
-        state: r.get(7)?,
-        lcm_state: r.get(8)?,
-        prev_state: r.get(9)?,
-        prev_lcm_state: r.get(10)?,
-        stime: r.get(11)?,
-        etime: r.get(12)?,
-        cpu: r.get(13)?,
-        memory: r.get(14)?,
-        template: r.get(15)?,
-        user_template: r.get(16)?,
-        history,
-    })
-}
-
-fn no_vm(id: i64) -> Failure {
-    fail(
-        code::NO_EXISTS,
-        format!("Error getting virtual machine [{id}]."),
-    )
+fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
+    x.elem("HISTORY", |x| {
+        x.num("OID", v.head.owned.oid)
+            .num("SEQ", h.seq)
+            .text("HOSTNAME", &h.hostname)
+            .num("HID", h.hid)
+            .num("CID", 0)
+            .num("STIME", h.stime)
+            .num("ETIME", h.etime)
+            .text("VM_MAD", &h.vm_mad)
+            .text("TM_MAD", "dummy")
+            .num("DS_ID", 0)
+            .num("PLAN_ID", -1)
+            .num("ACTION_ID", -1)
+            .num("PSTIME", h.stime)
+            .num("PETIME", h.stime)
+            .num("RSTIME", h.stime)
+            .num("RETIME", h.etime)
+            .num("ESTIME", 0)
+            .num("EETIME", 0)
+            .num("ACTION", 0)
+            .num("UID", v.head.owned.uid)
+            .num("GID", v.head.owned.gid)
+            .num("REQUEST_ID", -1);
+    });
 }
 
 /// Seconds since the epoch, read on the leader and bound into the statements.
@@ -222,25 +198,18 @@ pub async fn create(
         super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     }
     let state = if hold { state::HOLD } else { state::PENDING };
-    let insert = SqlStmt::new(
-        "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
-                                  prev_lcm_state, stime, cpu, memory, template)
-             SELECT last_oid + 1, CASE WHEN ?1 = '' THEN 'one-' || (last_oid + 1) ELSE ?1 END,
-                    ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9
-             FROM pool_control WHERE tablename = 'vm_pool' RETURNING oid",
-        vec![
-            SqlValue::Text(name),
-            SqlValue::Int(s.uid),
-            SqlValue::Int(s.gid),
-            SqlValue::Int(perms::DEFAULT_PERMS),
-            SqlValue::Int(state),
-            SqlValue::Int(now()),
-            SqlValue::Real(cpu),
-            SqlValue::Int(memory),
-            SqlValue::Text(t.to_text()),
-        ],
-    );
-    super::allocate_next(ctx, "vm_pool", insert, "virtual machine", "VM", "").await
+    let insert = rows::insert(NewVm {
+        name,
+        uid: s.uid,
+        gid: s.gid,
+        perms: perms::DEFAULT_PERMS,
+        state,
+        stime: now(),
+        cpu,
+        memory,
+        template: t.to_text(),
+    });
+    super::allocate_next(ctx, rows::TABLE, insert, "virtual machine", "VM", "").await
 }
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -252,22 +221,6 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     create(ctx, s, &text, None, hold).await
-}
-
-const VMS: Family<VmRow> = Family {
-    kind: VM,
-    acl: "VM",
-    pool: "VM_POOL",
-    select: SELECT_VMS,
-    alias: "v",
-    row: vm_row,
-    owned: |v| v.owned,
-    xml: vm_xml,
-    missing: no_vm,
-};
-
-async fn load(ctx: &Ctx, id: i64) -> Result<VmRow, Failure> {
-    VMS.get(ctx, id).await
 }
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -341,11 +294,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     use state::*;
     let action = p.string(0)?.to_string();
     let id = p.int(1)? as i64;
-    let vm = load(ctx, id).await?;
-    let c = caller(ctx, s).await?;
-    if !c.may(VM, &vm.owned, MANAGE) {
-        return Err(not_authorized(s, &format!("MANAGE VM [{id}]")));
-    }
+    let vm = VMS.authorized(ctx, s, id, MANAGE).await?;
     let (st, lc) = (vm.state, vm.lcm_state);
     // Terminating a VM that is not running ends it at once; resume depends on where it was.
     let to = match action.as_str() {
@@ -386,40 +335,21 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ));
     };
-    let leaves_host = new_state == DONE || new_state == PENDING;
-    let mut stmts = vec![SqlStmt::new(
-        // Guarded by the state it was checked in: a concurrent change makes it a no-op.
-        "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?2,
-            lcm_state = ?3, etime = CASE WHEN ?2 = 6 THEN ?6 ELSE etime END,
-            hid = CASE WHEN ?7 THEN -1 ELSE hid END
-         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5",
-        vec![
-            SqlValue::Int(id),
-            SqlValue::Int(new_state),
-            SqlValue::Int(new_lcm),
-            SqlValue::Int(st),
-            SqlValue::Int(lc),
-            SqlValue::Int(now()),
-            SqlValue::Int(leaves_host as i64),
-        ],
-    )
-    .must_match()];
-    if leaves_host {
-        stmts.push(SqlStmt::new(
-            "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
-            vec![SqlValue::Int(id), SqlValue::Int(now())],
-        ));
-        stmts.push(SqlStmt::new(RECOUNT_HOSTS, vec![]));
-    }
-    match ctx.write(SqlTxn { stmts }).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+    let stmts = rows::move_stmts(&Move {
+        oid: id,
+        from: (st, lc),
+        to: (new_state, new_lcm),
+        now: now(),
+        leaves_host: new_state == DONE || new_state == PENDING,
+    });
+    ctx.commit(SqlTxn { stmts }, |r| {
+        r.missing(fail(
             code::ACTION,
             format!("Error performing action \"{action}\": the VM changed state meanwhile"),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+        ))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
 fn state_name(st: i64, lc: i64) -> String {
@@ -442,41 +372,12 @@ fn state_name(st: i64, lc: i64) -> String {
     }
 }
 
-/// The statements that place VM `id` on host `hid` (PROLOG), if both still allow it.
-pub fn deploy_stmts(id: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<SqlStmt> {
-    vec![
-        SqlStmt::new(
-            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = 3,
-                lcm_state = 1, hid = ?2
-             WHERE oid = ?1 AND state IN (1, 2)
-               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (0, 2)
-                 AND (?3 = 0 OR (h.total_cpu - h.cpu_usage >= CAST(ROUND(vm_pool.cpu * 100) AS INTEGER)
-                   AND h.total_mem - h.mem_usage >= vm_pool.memory * 1024)))",
-            vec![
-                SqlValue::Int(id),
-                SqlValue::Int(hid),
-                SqlValue::Int(check_capacity as i64),
-            ],
-        )
-        .must_match(),
-        SqlStmt::new(
-            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime)
-             SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
-                    h.oid, h.name, h.vm_mad, ?3
-             FROM host_pool h WHERE h.oid = ?2",
-            vec![SqlValue::Int(id), SqlValue::Int(hid), SqlValue::Int(now)],
-        ),
-        SqlStmt::new(RECOUNT_HOSTS, vec![]),
-    ]
-}
-
 /// `one.vm.deploy(id, hid [, enforce, ds])`: an administrator places a VM by hand.
-pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+pub async fn deploy(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let hid = p.int(1)? as i64;
     let enforce = p.opt_bool(2)?.unwrap_or(false);
-    super::require_admin(s, &format!("ADMIN VM [{id}]"))?;
-    let vm = load(ctx, id).await?;
+    let vm = VMS.get(ctx, id).await?;
     if vm.state != state::PENDING && vm.state != state::HOLD {
         return Err(fail(
             code::ACTION,
@@ -486,33 +387,16 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ));
     }
-    let host_exists = ctx
-        .read(move |c| {
-            c.query_row(
-                "SELECT count(*) FROM host_pool WHERE oid = ?1",
-                [hid],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .await?;
-    if host_exists == 0 {
-        return Err(fail(
-            code::NO_EXISTS,
-            format!("Error getting host [{hid}]."),
-        ));
-    }
-    match ctx
-        .write(SqlTxn {
-            stmts: deploy_stmts(id, hid, enforce, now()),
-        })
-        .await
-    {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+    super::must_exist(ctx, Table::Host, hid).await?;
+    let txn = SqlTxn {
+        stmts: deploy_stmts(id, hid, enforce, now()),
+    };
+    ctx.commit(txn, |r| {
+        r.missing(fail(
             code::ACTION,
             "Error deploying virtual machine: the host is not enabled or has no capacity left",
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+        ))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }

@@ -1,100 +1,64 @@
 //! `one.template.*` and `one.templatepool.info`: VM templates, instantiated into VMs.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use sqlstore::objects::{self, template::TemplateRow};
+use sqlstore::SqlTxn;
 use xmlrpc::{Params, Value};
 
 use super::family::Family;
-use super::perms::{self, caller, not_authorized, Owned, MANAGE, TEMPLATE, USE, VM};
-use super::xml::esc;
-use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use super::method::{Auth, Method};
+use super::perms::{self, caller, not_authorized, TEMPLATE, USE, VM};
+use super::xml::{self, Xml};
+use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
+use crate::{method, owned_methods};
 
-struct TemplateRow {
-    owned: Owned,
-    name: String,
-    uname: String,
-    gname: String,
-    regtime: i64,
-    template: String,
-}
-
-fn template_xml(t: &TemplateRow) -> String {
-    let body = template::Template::parse(&t.template)
-        .map(|t| t.to_xml())
-        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string());
-    format!(
-        "<VMTEMPLATE><ID>{}</ID><UID>{}</UID><GID>{}</GID><UNAME>{}</UNAME><GNAME>{}</GNAME><NAME>{}</NAME>{}<REGTIME>{}</REGTIME>{body}</VMTEMPLATE>",
-        t.owned.oid,
-        t.owned.uid,
-        t.owned.gid,
-        esc(&t.uname),
-        esc(&t.gname),
-        esc(&t.name),
-        perms::permissions_xml(t.owned.perms),
-        t.regtime,
-    )
-}
-
-const SELECT_TEMPLATES: &str =
-    "SELECT t.oid, t.uid, t.gid, t.perms, t.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-            t.regtime, t.template
-     FROM template_pool t LEFT JOIN user_pool u ON u.oid = t.uid
-          LEFT JOIN group_pool g ON g.oid = t.gid";
-
-fn template_row(
-    _: &sqlstore::rusqlite::Connection,
-    r: &sqlstore::rusqlite::Row<'_>,
-) -> Result<TemplateRow, sqlstore::rusqlite::Error> {
-    Ok(TemplateRow {
-        owned: Owned::from_row(r)?,
-        name: r.get(4)?,
-        uname: r.get(5)?,
-        gname: r.get(6)?,
-        regtime: r.get(7)?,
-        template: r.get(8)?,
-    })
-}
-
-fn no_template(id: i64) -> Failure {
-    fail(
-        code::NO_EXISTS,
-        format!("Error getting virtual machine template [{id}]."),
-    )
-}
-
-const TEMPLATES: Family<TemplateRow> = Family {
+pub static TEMPLATES: Family<TemplateRow> = Family {
+    table: objects::template::TABLE,
     kind: TEMPLATE,
     acl: "TEMPLATE",
+    what: "virtual machine template",
     pool: "VMTEMPLATE_POOL",
-    select: SELECT_TEMPLATES,
-    alias: "t",
-    row: template_row,
-    owned: |t| t.owned,
+    template: "template",
+    rows: &objects::template::ROWS,
     xml: template_xml,
-    missing: no_template,
 };
 
-async fn load(ctx: &Ctx, id: i64) -> Result<TemplateRow, Failure> {
-    TEMPLATES.get(ctx, id).await
+pub const METHODS: &[Method] = &{
+    let owned = owned_methods!("one.template", &TEMPLATES);
+    [
+        method!("one.template.allocate", Write, Auth::Object, allocate),
+        method!("one.template.info", Read, Auth::Object, info),
+        method!("one.template.delete", Write, Auth::Object, delete),
+        method!("one.template.clone", Write, Auth::Object, clone),
+        method!("one.template.instantiate", Write, Auth::Object, instantiate),
+        method!("one.templatepool.info", Read, Auth::Object, pool_info),
+        owned[0],
+        owned[1],
+        owned[2],
+        owned[3],
+    ]
+};
+
+fn template_xml(t: &TemplateRow, out: &mut String) {
+    Xml::new(out).elem("VMTEMPLATE", |x| {
+        xml::owned_head(x, &t.head);
+        x.num("REGTIME", t.regtime)
+            .raw(&xml::template(&t.template, "TEMPLATE"));
+    });
 }
 
 async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResult {
-    let insert = SqlStmt::new(
-        "INSERT INTO template_pool (oid, name, uid, gid, perms, regtime, template)
-             SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM pool_control
-             WHERE tablename = 'template_pool' RETURNING oid",
-        vec![
-            SqlValue::Text(name.to_string()),
-            SqlValue::Int(s.uid),
-            SqlValue::Int(s.gid),
-            SqlValue::Int(perms::DEFAULT_PERMS),
-            SqlValue::Int(super::vm::now()),
-            SqlValue::Text(text),
-        ],
+    let insert = objects::template::insert(
+        name,
+        s.uid,
+        s.gid,
+        perms::DEFAULT_PERMS,
+        super::vm::now(),
+        text,
     );
     super::allocate_next(
         ctx,
-        "template_pool",
+        objects::template::TABLE,
         insert,
         "virtual machine template",
         "TEMPLATE",
@@ -129,76 +93,38 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .await
 }
 
-async fn managed(ctx: &Ctx, s: &Session, id: i64) -> Result<TemplateRow, Failure> {
-    let t = load(ctx, id).await?;
-    if !caller(ctx, s).await?.may(TEMPLATE, &t.owned, MANAGE) {
-        return Err(not_authorized(s, &format!("MANAGE TEMPLATE [{id}]")));
-    }
-    Ok(t)
-}
-
-async fn change(ctx: &Ctx, id: i64, stmt: SqlStmt) -> MethodResult {
-    match ctx
-        .write(SqlTxn {
-            stmts: vec![stmt.must_match()],
-        })
-        .await
-    {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(no_template(id)),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
-}
-
-pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    managed(ctx, s, id).await?;
-    super::update_template(ctx, &p, "template_pool", "template", no_template).await
-}
-
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    managed(ctx, s, id).await?;
-    change(
-        ctx,
-        id,
-        SqlStmt::new(
-            "DELETE FROM template_pool WHERE oid = ?1",
-            vec![SqlValue::Int(id)],
-        ),
-    )
-    .await
+    super::owned::deletable(ctx, s, &TEMPLATES, id).await?;
+    let txn = SqlTxn {
+        stmts: vec![objects::delete(objects::template::TABLE, id)],
+    };
+    ctx.commit(txn, |r| r.missing(TEMPLATES.missing(id)))
+        .await?;
+    Ok(Value::Int(id as i32))
 }
 
-pub async fn chmod(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    let t = managed(ctx, s, id).await?;
-    let perms = perms::chmod(t.owned.perms, &p)?;
-    change(
-        ctx,
-        id,
-        SqlStmt::new(
-            "UPDATE template_pool SET perms = ?2 WHERE oid = ?1",
-            vec![SqlValue::Int(id), SqlValue::Int(perms)],
-        ),
-    )
-    .await
+/// The stored template of `t`, parsed: a corrupt one is an error, never an empty template
+/// that would silently lose its attributes in the copy.
+fn stored(t: &TemplateRow) -> Result<template::Template, super::Failure> {
+    template::Template::parse(&t.template).map_err(|e| {
+        xml::corrupt_template(&e);
+        fail(
+            code::INTERNAL,
+            format!("The stored template does not parse: {e}"),
+        )
+    })
 }
 
 pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
-    let t = load(ctx, id).await?;
-    let c = caller(ctx, s).await?;
-    if !c.may(TEMPLATE, &t.owned, USE) {
-        return Err(not_authorized(s, &format!("USE TEMPLATE [{id}]")));
-    }
-    if !c.may_create(TEMPLATE) {
+    let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
+    if !caller(ctx, s).await?.may_create(TEMPLATE) {
         return Err(not_authorized(s, "CREATE TEMPLATE"));
     }
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
-    let mut body = template::Template::parse(&t.template).unwrap_or_default();
+    let mut body = stored(&t)?;
     body.set("NAME", template::Value::Single(name.clone()));
     insert(ctx, s, &name, body.to_text()).await
 }
@@ -215,23 +141,15 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         Some(_) => p.string(3)?.to_string(),
         None => String::new(),
     };
-    let t = load(ctx, id).await?;
-    let c = caller(ctx, s).await?;
-    if !c.may(TEMPLATE, &t.owned, USE) {
-        return Err(not_authorized(s, &format!("USE TEMPLATE [{id}]")));
-    }
-    if !c.may_create(VM) {
+    let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
+    if !caller(ctx, s).await?.may_create(VM) {
         return Err(not_authorized(s, "CREATE VM"));
     }
-    let mut body = template::Template::parse(&t.template).unwrap_or_default();
+    let mut body = stored(&t)?;
     if !extra.trim().is_empty() {
+        // The extra template merges into the stored one as an update of type 1 would.
         let more = super::validate::template(&extra).map_err(|e| fail(code::INTERNAL, e))?;
-        for a in &more.attrs {
-            body.remove(&a.name);
-        }
-        for a in more.attrs {
-            body.push(&a.name, a.value);
-        }
+        super::merge_attrs(&mut body, more);
     }
     body.set("TEMPLATE_ID", template::Value::Single(id.to_string()));
     // OpenNebula checks the name when it allocates the VM, and instantiate reports that as
@@ -244,14 +162,6 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             )
         })?;
     }
-    let name = (!name.is_empty()).then_some(name);
     // Without a name, OpenNebula calls the VM after the template and the VM id.
-    super::vm::create(
-        ctx,
-        s,
-        &body.to_text(),
-        name.or_else(|| Some(String::new())),
-        hold,
-    )
-    .await
+    super::vm::create(ctx, s, &body.to_text(), Some(name), hold).await
 }

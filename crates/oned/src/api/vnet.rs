@@ -1,29 +1,46 @@
 //! `one.vn.*` and `one.vnpool.info`: virtual networks with address ranges. A new network is in
 //! LOCK_CREATE until the leader's driver task (`crate::monitor`) makes it READY.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use sqlstore::objects::vnet::{self, NewVnet, VnetRow};
+use sqlstore::SqlTxn;
 use xmlrpc::{Params, Value};
 
 use super::family::Family;
-use super::perms::{self, caller, not_authorized, Owned, MANAGE};
-use super::xml::esc;
-use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
+use super::method::{Auth, Method};
+use super::perms::{self, caller, not_authorized};
+use super::xml::{self, Xml};
+use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
+use crate::{method, owned_methods};
 
 pub const NET: u64 = 0x40_0000_0000;
 pub const READY: i64 = 1;
 pub const LOCK_CREATE: i64 = 2;
 
-struct VnetRow {
-    owned: Owned,
-    name: String,
-    uname: String,
-    gname: String,
-    state: i64,
-    vn_mad: String,
-    bridge: String,
-    template: String,
-}
+pub static NETS: Family<VnetRow> = Family {
+    table: vnet::TABLE,
+    kind: NET,
+    acl: "NET",
+    what: "virtual network",
+    pool: "VNET_POOL",
+    template: "template",
+    rows: &vnet::ROWS,
+    xml: vnet_xml,
+};
+
+pub const METHODS: &[Method] = &{
+    let owned = owned_methods!("one.vn", &NETS);
+    [
+        method!("one.vn.allocate", Write, Auth::Object, allocate),
+        method!("one.vn.info", Read, Auth::Object, info),
+        method!("one.vn.delete", Write, Auth::Object, delete),
+        method!("one.vnpool.info", Read, Auth::Object, pool_info),
+        owned[0],
+        owned[1],
+        owned[2],
+        owned[3],
+    ]
+};
 
 /// The MAC OpenNebula derives for an IPv4 address: its `MAC_PREFIX` 02:00 then the address.
 fn mac_for(ip: &str) -> String {
@@ -34,78 +51,76 @@ fn mac_for(ip: &str) -> String {
     }
 }
 
-fn ar_pool(t: &template::Template) -> String {
-    let mut out = String::from("<AR_POOL>");
-    for (n, ar) in t.get_all("AR").enumerate() {
-        let Some(pairs) = ar.value.as_vector() else {
-            continue;
-        };
-        let get = |k: &str| template::vector_get(pairs, k).unwrap_or("").to_string();
-        let ip = get("IP");
-        let mac = match get("MAC") {
-            m if !m.is_empty() => m,
-            _ => mac_for(&ip),
-        };
-        out.push_str(&format!(
-            "<AR><AR_ID>{n}</AR_ID>{}<MAC>{}</MAC><SIZE>{}</SIZE><TYPE>{}</TYPE><USED_LEASES>0</USED_LEASES><LEASES></LEASES></AR>",
-            if ip.is_empty() { String::new() } else { format!("<IP>{}</IP>", esc(&ip)) },
-            esc(&mac),
-            get("SIZE").parse::<i64>().unwrap_or(0),
-            esc(&get("TYPE")),
-        ));
-    }
-    out.push_str("</AR_POOL>");
-    out
+fn ar_pool(x: &mut Xml<'_>, t: &template::Template) {
+    x.elem("AR_POOL", |x| {
+        for (n, ar) in t.get_all("AR").enumerate() {
+            let Some(pairs) = ar.value.as_vector() else {
+                continue;
+            };
+            let get = |k: &str| template::vector_get(pairs, k).unwrap_or("").to_string();
+            let ip = get("IP");
+            let mac = match get("MAC") {
+                m if !m.is_empty() => m,
+                _ => mac_for(&ip),
+            };
+            x.elem("AR", |x| {
+                x.num("AR_ID", n);
+                if !ip.is_empty() {
+                    x.text("IP", &ip);
+                }
+                x.text("MAC", &mac)
+                    .num("SIZE", get("SIZE").parse::<i64>().unwrap_or(0))
+                    .text("TYPE", &get("TYPE"))
+                    .num("USED_LEASES", 0)
+                    .empty("LEASES");
+            });
+        }
+    });
 }
 
-fn vnet_xml(v: &VnetRow) -> String {
-    let t = template::Template::parse(&v.template).unwrap_or_default();
+fn vnet_xml(v: &VnetRow, out: &mut String) {
+    let t = match template::Template::parse(&v.template) {
+        Ok(t) => t,
+        Err(e) => {
+            xml::corrupt_template(&e);
+            template::Template::default()
+        }
+    };
     let mut shown = t.clone();
     shown.remove("AR");
-    format!(
-        "<VNET><ID>{}</ID><UID>{}</UID><GID>{}</GID><UNAME>{}</UNAME><GNAME>{}</GNAME><NAME>{}</NAME>{}<CLUSTERS><ID>0</ID></CLUSTERS><BRIDGE>{}</BRIDGE><BRIDGE_TYPE>linux</BRIDGE_TYPE><STATE>{}</STATE><PREV_STATE>0</PREV_STATE><PARENT_NETWORK_ID></PARENT_NETWORK_ID><VN_MAD>{}</VN_MAD><PHYDEV></PHYDEV><VLAN_ID></VLAN_ID><OUTER_VLAN_ID></OUTER_VLAN_ID><VLAN_ID_AUTOMATIC>0</VLAN_ID_AUTOMATIC><OUTER_VLAN_ID_AUTOMATIC>0</OUTER_VLAN_ID_AUTOMATIC><USED_LEASES>0</USED_LEASES><VROUTERS></VROUTERS><UPDATED_VMS></UPDATED_VMS><OUTDATED_VMS></OUTDATED_VMS><UPDATING_VMS></UPDATING_VMS><ERROR_VMS></ERROR_VMS>{}{}</VNET>",
-        v.owned.oid,
-        v.owned.uid,
-        v.owned.gid,
-        esc(&v.uname),
-        esc(&v.gname),
-        esc(&v.name),
-        perms::permissions_xml(v.owned.perms),
-        esc(&v.bridge),
-        v.state,
-        esc(&v.vn_mad),
-        shown.to_xml(),
-        ar_pool(&t),
-    )
-}
-
-const SELECT_VNETS: &str =
-    "SELECT n.oid, n.uid, n.gid, n.perms, n.name, COALESCE(u.name, ''), COALESCE(g.name, ''),
-            n.state, n.vn_mad, n.bridge, n.template
-     FROM vnet_pool n LEFT JOIN user_pool u ON u.oid = n.uid
-          LEFT JOIN group_pool g ON g.oid = n.gid";
-
-fn vnet_row(
-    _: &sqlstore::rusqlite::Connection,
-    r: &sqlstore::rusqlite::Row<'_>,
-) -> Result<VnetRow, sqlstore::rusqlite::Error> {
-    Ok(VnetRow {
-        owned: Owned::from_row(r)?,
-        name: r.get(4)?,
-        uname: r.get(5)?,
-        gname: r.get(6)?,
-        state: r.get(7)?,
-        vn_mad: r.get(8)?,
-        bridge: r.get(9)?,
-        template: r.get(10)?,
-    })
-}
-
-fn no_vnet(id: i64) -> Failure {
-    fail(
-        code::NO_EXISTS,
-        format!("Error getting virtual network [{id}]."),
-    )
+    Xml::new(out).elem("VNET", |x| {
+        xml::owned_head(x, &v.head);
+        x.elem("CLUSTERS", |x| {
+            x.num("ID", 0);
+        })
+        .text("BRIDGE", &v.bridge)
+        .text("BRIDGE_TYPE", "linux")
+        .num("STATE", v.state)
+        .num("PREV_STATE", 0)
+        .empty("PARENT_NETWORK_ID")
+        .text("VN_MAD", &v.vn_mad);
+        for e in [
+            "PHYDEV",
+            "VLAN_ID",
+            "OUTER_VLAN_ID",
+        ] {
+            x.empty(e);
+        }
+        x.num("VLAN_ID_AUTOMATIC", 0)
+            .num("OUTER_VLAN_ID_AUTOMATIC", 0)
+            .num("USED_LEASES", 0);
+        for e in [
+            "VROUTERS",
+            "UPDATED_VMS",
+            "OUTDATED_VMS",
+            "UPDATING_VMS",
+            "ERROR_VMS",
+        ] {
+            x.empty(e);
+        }
+        x.raw(&shown.to_xml());
+        ar_pool(x, &t);
+    });
 }
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -149,36 +164,18 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
     }
     let bridge = t.single("BRIDGE").unwrap_or("").to_string();
-    let insert = SqlStmt::new(
-        "INSERT INTO vnet_pool (oid, name, uid, gid, perms, state, vn_mad, bridge, template)
-             SELECT last_oid + 1, ?1, ?2, ?3, ?4, ?5, ?6,
-                    CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, ?8
-             FROM pool_control WHERE tablename = 'vnet_pool' RETURNING oid",
-        vec![
-            SqlValue::Text(name.clone()),
-            SqlValue::Int(s.uid),
-            SqlValue::Int(s.gid),
-            SqlValue::Int(perms::DEFAULT_PERMS),
-            SqlValue::Int(LOCK_CREATE),
-            SqlValue::Text(vn_mad),
-            SqlValue::Text(bridge),
-            SqlValue::Text(t.to_text()),
-        ],
-    );
-    super::allocate_next(ctx, "vnet_pool", insert, "virtual network", "NET", &name).await
+    let insert = vnet::insert(NewVnet {
+        name: name.clone(),
+        uid: s.uid,
+        gid: s.gid,
+        perms: perms::DEFAULT_PERMS,
+        state: LOCK_CREATE,
+        vn_mad,
+        bridge,
+        template: t.to_text(),
+    });
+    super::allocate_next(ctx, vnet::TABLE, insert, "virtual network", "NET", &name).await
 }
-
-const NETS: Family<VnetRow> = Family {
-    kind: NET,
-    acl: "NET",
-    pool: "VNET_POOL",
-    select: SELECT_VNETS,
-    alias: "n",
-    row: vnet_row,
-    owned: |v| v.owned,
-    xml: vnet_xml,
-    missing: no_vnet,
-};
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     NETS.info(ctx, s, p).await
@@ -190,24 +187,16 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let v = NETS.get(ctx, id).await?;
-    if !caller(ctx, s).await?.may(NET, &v.owned, MANAGE) {
-        return Err(not_authorized(s, &format!("MANAGE NET [{id}]")));
-    }
+    super::owned::deletable(ctx, s, &NETS, id).await?;
     let txn = SqlTxn {
-        stmts: vec![SqlStmt::new(
-            "DELETE FROM vnet_pool WHERE oid = ?1 AND state = ?2",
-            vec![SqlValue::Int(id), SqlValue::Int(READY)],
-        )
-        .must_match()],
+        stmts: vec![vnet::delete_in_state(id, READY)],
     };
-    match ctx.write(txn).await {
-        Ok(_) => Ok(Value::Int(id as i32)),
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
+    ctx.commit(txn, |r| {
+        r.missing(fail(
             code::ACTION,
             "Cannot delete virtual network. It is not in state READY.",
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, m)),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+        ))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }

@@ -31,9 +31,130 @@ pub fn cdata(s: &str) -> String {
     )
 }
 
+/// Writes OpenNebula's compact XML into a string, element by element: every name is written
+/// once, next to its value, in the order OpenNebula's XSDs give, and every text is escaped.
+pub struct Xml<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Xml<'a> {
+    pub fn new(out: &'a mut String) -> Xml<'a> {
+        Xml { out }
+    }
+
+    /// `<name>`, then `body`'s elements, then `</name>`.
+    pub fn elem(&mut self, name: &str, body: impl FnOnce(&mut Xml<'_>)) -> &mut Self {
+        self.open(name);
+        body(&mut Xml { out: self.out });
+        self.close(name)
+    }
+
+    pub fn open(&mut self, name: &str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// `<name>value</name>` for a number (or anything whose text needs no escaping).
+    pub fn num(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+        use std::fmt::Write;
+        // Writing into a String cannot fail.
+        let _ = write!(self.out, "<{name}>{value}</{name}>");
+        self
+    }
+
+    /// `<name>text</name>`, escaped.
+    pub fn text(&mut self, name: &str, value: &str) -> &mut Self {
+        self.open(name);
+        self.out.push_str(&esc(value));
+        self.close(name)
+    }
+
+    /// `<name/>`-like empty element, written as OpenNebula does: `<name></name>`.
+    pub fn empty(&mut self, name: &str) -> &mut Self {
+        self.open(name).close(name)
+    }
+
+    /// An already well-formed fragment (a template's XML).
+    pub fn raw(&mut self, fragment: &str) -> &mut Self {
+        self.out.push_str(fragment);
+        self
+    }
+}
+
+/// Builds one XML body.
+pub fn build(body: impl FnOnce(&mut Xml<'_>)) -> String {
+    let mut out = String::new();
+    body(&mut Xml::new(&mut out));
+    out
+}
+
+/// The head of every owned object: `ID`, `UID`, `GID`, `UNAME`, `GNAME`, `NAME`, `PERMISSIONS`.
+pub fn owned_head(x: &mut Xml<'_>, h: &sqlstore::Head) {
+    x.num("ID", h.owned.oid)
+        .num("UID", h.owned.uid)
+        .num("GID", h.owned.gid)
+        .text("UNAME", &h.uname)
+        .text("GNAME", &h.gname)
+        .text("NAME", &h.name);
+    permissions(x, h.owned.perms);
+}
+
+/// The `PERMISSIONS` element: nine bits, owner u m a, group u m a, other u m a.
+pub fn permissions(x: &mut Xml<'_>, perms: i64) {
+    const NAMES: [&str; 9] = [
+        "OWNER_U", "OWNER_M", "OWNER_A", "GROUP_U", "GROUP_M", "GROUP_A", "OTHER_U", "OTHER_M",
+        "OTHER_A",
+    ];
+    x.elem("PERMISSIONS", |x| {
+        for (i, n) in NAMES.iter().enumerate() {
+            x.num(n, (perms >> (8 - i)) & 1);
+        }
+    });
+}
+
+/// A stored template as `<root>...</root>`. A template that no longer parses is shown empty,
+/// with a warning and a count ([`CORRUPT_TEMPLATES`]): one bad row must not make a whole pool
+/// unreadable, and an update refuses to merge into it (`api::merged`).
+pub fn template(text: &str, root: &str) -> String {
+    match template::Template::parse(text) {
+        Ok(t) => t.to_xml_as(root),
+        Err(e) => {
+            corrupt_template(&e);
+            format!("<{root}></{root}>")
+        }
+    }
+}
+
+/// Stored templates that did not parse when shown, since start.
+pub static CORRUPT_TEMPLATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn corrupt_template(e: &dyn std::fmt::Display) {
+    CORRUPT_TEMPLATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(error = %e, "a stored template does not parse; shown empty");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builder_escapes_and_nests() {
+        let body = build(|x| {
+            x.elem("A", |x| {
+                x.num("ID", 3).text("NAME", "a<b").empty("E");
+            });
+        });
+        assert_eq!(body, "<A><ID>3</ID><NAME>a&lt;b</NAME><E></E></A>");
+    }
 
     #[test]
     fn issue_10_escaped_text_is_always_legal_xml() {

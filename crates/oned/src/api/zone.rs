@@ -3,9 +3,22 @@
 use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind, ZoneRow};
 use xmlrpc::{Params, Value};
 
+use super::method::{Auth, Method};
 use super::xml::{cdata, esc};
-use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
+use super::{code, fail, require_admin, Ctx, Failure, MethodResult};
 use crate::auth::Session;
+use crate::method;
+
+/// Zone status stays local to every server, even without a quorum, so an operator can see a
+/// broken zone. Server changes check the zone before the caller, as OpenNebula.
+pub const METHODS: &[Method] = &[
+    method!("one.zone.info", Status, Auth::Object, info),
+    method!("one.zonepool.info", Status, Auth::Object, pool_info),
+    method!("one.zone.raftstatus", Status, Auth::Object, raftstatus),
+    method!("one.zone.addserver", Write, Auth::Object, addserver),
+    method!("one.zone.delserver", Write, Auth::Object, delserver),
+    method!("one.zone.resetserver", Write, Auth::Object, resetserver),
+];
 
 pub fn zone_xml(z: &ZoneRow) -> String {
     let mut out = format!(
@@ -130,25 +143,27 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ],
     };
-    match ctx.write(txn).await {
-        Ok(values) => {
-            let sid = values.first().and_then(SqlValue::as_i64).unwrap_or(-1);
-            tracing::info!(
-                zone = zone_id,
-                server = sid,
-                name,
-                endpoint,
-                "server added to the zone"
-            );
-            Ok(Value::Int(zone_id as i32))
-        }
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => Err(fail(
-            code::NO_EXISTS,
-            format!("Error getting zone [{zone_id}]."),
-        )),
-        Err(TxnFailure::Txn(_, m)) => Err(fail(code::INTERNAL, format!("Cannot add server: {m}"))),
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    let values = ctx
+        .commit(txn, |r| match r.kind {
+            TxnErrorKind::NotFound => fail(
+                code::NO_EXISTS,
+                format!("Error getting zone [{zone_id}]."),
+            ),
+            _ => fail(
+                code::INTERNAL,
+                format!("Cannot add server: {}", r.message),
+            ),
+        })
+        .await?;
+    let sid = super::new_id(&values, "zone server")?;
+    tracing::info!(
+        zone = zone_id,
+        server = ?sid,
+        name,
+        endpoint,
+        "server added to the zone"
+    );
+    Ok(Value::Int(zone_id as i32))
 }
 
 pub async fn delserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -164,19 +179,16 @@ pub async fn delserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         )
         .must_match()],
     };
-    match ctx.write(txn).await {
-        Ok(_) => {
-            tracing::info!(zone = zone_id, server = sid, "server deleted from the zone");
-            Ok(Value::Int(zone_id as i32))
-        }
-        Err(TxnFailure::Txn(TxnErrorKind::NotFound, _)) => {
-            Err(fail(code::ACTION, "SERVER not found in zone"))
-        }
-        Err(TxnFailure::Txn(_, m)) => {
-            Err(fail(code::INTERNAL, format!("Cannot delete server: {m}")))
-        }
-        Err(TxnFailure::Route(f)) => Err(f),
-    }
+    ctx.commit(txn, |r| match r.kind {
+        TxnErrorKind::NotFound => fail(code::ACTION, "SERVER not found in zone"),
+        _ => fail(
+            code::INTERNAL,
+            format!("Cannot delete server: {}", r.message),
+        ),
+    })
+    .await?;
+    tracing::info!(zone = zone_id, server = sid, "server deleted from the zone");
+    Ok(Value::Int(zone_id as i32))
 }
 
 pub async fn resetserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -191,7 +203,9 @@ pub async fn resetserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     // openraft re-walks a follower's log (or sends it a snapshot) by itself; a heartbeat now
     // makes the leader notice a reset follower at once.
     if let Some(raft) = ctx.cluster.raft() {
-        let _ = raft.trigger().heartbeat().await;
+        if let Err(e) = raft.trigger().heartbeat().await {
+            tracing::warn!(error = %e, "could not trigger a heartbeat after a server reset");
+        }
     }
     tracing::info!(zone = zone_id, server = sid, "server reset requested");
     Ok(Value::Int(zone_id as i32))

@@ -1,0 +1,100 @@
+//! How a method fails, and the one place a failure becomes OpenNebula's answer
+//! (`[false, "[method] message", code, -1]`) or an XML-RPC fault.
+
+use sqlstore::TxnErrorKind;
+use xmlrpc::{one, Fault};
+
+use crate::auth::Session;
+
+/// OpenNebula's error codes (`include/Request.h`).
+pub mod code {
+    pub const AUTHENTICATION: i32 = 0x100;
+    pub const AUTHORIZATION: i32 = 0x200;
+    pub const NO_EXISTS: i32 = 0x400;
+    pub const ACTION: i32 = 0x800;
+    pub const XML_RPC_API: i32 = 0x1000;
+    pub const INTERNAL: i32 = 0x2000;
+    pub const ALLOCATE: i32 = 0x4000;
+}
+
+/// Why a method did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// `[false, "[method] message", code, ...]`
+    Api { code: i32, message: String },
+    /// A protocol-level XML-RPC fault (bad parameters).
+    Fault(Fault),
+    /// A write reached a server that is not (or no longer) the leader: forward it.
+    NotLeader,
+}
+
+impl From<Fault> for Failure {
+    fn from(f: Fault) -> Failure {
+        Failure::Fault(f)
+    }
+}
+
+pub fn fail(code: i32, message: impl Into<String>) -> Failure {
+    Failure::Api {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The answer for a failure of `method`. `NotLeader` never gets here: dispatch forwards it.
+pub fn failure_body(method: &str, f: &Failure) -> String {
+    match f {
+        Failure::Api { code, message } => api_failure(method, *code, message),
+        Failure::Fault(f) => xmlrpc::write_fault(f.code, &f.message),
+        Failure::NotLeader => api_failure(
+            method,
+            code::INTERNAL,
+            "Cannot process request, leadership changed",
+        ),
+    }
+}
+
+/// `[false, "[method] message", code, -1]`.
+pub fn api_failure(method: &str, code: i32, message: &str) -> String {
+    xmlrpc::write_response(&one::failure(&format!("[{method}] {message}"), code, -1))
+}
+
+/// A replicated transaction the SQL refused (a guard that matched no row, a name already
+/// taken...): the same outcome on every server, which each method words its own way.
+#[derive(Debug)]
+pub struct Refused {
+    pub kind: TxnErrorKind,
+    pub message: String,
+}
+
+impl Refused {
+    /// INTERNAL with the database's message: for refusals the method did not expect.
+    pub fn internal(self) -> Failure {
+        fail(code::INTERNAL, self.message)
+    }
+
+    /// `missing` when a guarded statement matched nothing, INTERNAL otherwise.
+    pub fn missing(self, missing: Failure) -> Failure {
+        match self.kind {
+            TxnErrorKind::NotFound => missing,
+            _ => self.internal(),
+        }
+    }
+}
+
+/// AUTHORIZATION: `User [uid] : Not authorized to perform <what>.`
+pub fn not_authorized(s: &Session, what: &str) -> Failure {
+    fail(
+        code::AUTHORIZATION,
+        format!("User [{}] : Not authorized to perform {what}.", s.uid),
+    )
+}
+
+/// AUTHORIZATION for a non-admin on an admin-only action.
+pub fn require_admin(s: &Session, what: &str) -> Result<(), Failure> {
+    if s.is_admin() {
+        Ok(())
+    } else {
+        Err(not_authorized(s, &format!("ADMIN {what}")))
+    }
+}

@@ -1,0 +1,108 @@
+//! Datastores (`datastore_pool`), with the images each holds.
+
+use rusqlite::{Connection, Row};
+
+use super::{insert_next, owned_select, Head, HasOwner, Owned, Rows, HEAD_COLUMNS};
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "datastore_pool";
+
+/// An image a datastore holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldImage {
+    pub oid: i64,
+    /// MB.
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatastoreRow {
+    pub head: Head,
+    /// 0 image, 1 system, 2 file datastore.
+    pub kind: i64,
+    pub ds_mad: String,
+    pub tm_mad: String,
+    pub state: i64,
+    pub template: String,
+    pub images: Vec<HeldImage>,
+}
+
+impl HasOwner for DatastoreRow {
+    fn owner(&self) -> Owned {
+        self.head.owned
+    }
+}
+
+fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<DatastoreRow> {
+    let head = Head::from_row(r)?;
+    let mut imgs =
+        c.prepare_cached("SELECT oid, size FROM image_pool WHERE datastore_id = ?1 ORDER BY oid")?;
+    let images = imgs
+        .query_map([head.owned.oid], |r| {
+            Ok(HeldImage {
+                oid: r.get(0)?,
+                size: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let c = HEAD_COLUMNS;
+    Ok(DatastoreRow {
+        head,
+        kind: r.get(c)?,
+        ds_mad: r.get(c + 1)?,
+        tm_mad: r.get(c + 2)?,
+        state: r.get(c + 3)?,
+        template: r.get(c + 4)?,
+        images,
+    })
+}
+
+pub static ROWS: Rows<DatastoreRow> = Rows {
+    select: owned_select!(
+        "datastore_pool",
+        "d",
+        "d.type, d.ds_mad, d.tm_mad, d.state, d.template"
+    ),
+    alias: "d",
+    read,
+};
+
+/// What a new datastore is made of.
+pub struct NewDatastore {
+    pub name: String,
+    pub uid: i64,
+    pub gid: i64,
+    pub perms: i64,
+    pub kind: i64,
+    pub ds_mad: String,
+    pub tm_mad: String,
+    pub template: String,
+}
+
+pub fn insert(d: NewDatastore) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, uid, gid, perms, type, ds_mad, tm_mad, template",
+        "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8",
+        vec![
+            SqlValue::Text(d.name),
+            SqlValue::Int(d.uid),
+            SqlValue::Int(d.gid),
+            SqlValue::Int(d.perms),
+            SqlValue::Int(d.kind),
+            SqlValue::Text(d.ds_mad),
+            SqlValue::Text(d.tm_mad),
+            SqlValue::Text(d.template),
+        ],
+    )
+}
+
+/// Deletes datastore `oid` only while it holds no image.
+pub fn delete_if_empty(oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM datastore_pool WHERE oid = ?1
+           AND NOT EXISTS (SELECT 1 FROM image_pool WHERE datastore_id = ?1)",
+        vec![SqlValue::Int(oid)],
+    )
+    .must_match()
+}

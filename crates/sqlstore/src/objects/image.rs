@@ -1,0 +1,95 @@
+//! Images (`image_pool`).
+
+use rusqlite::{Connection, Row};
+
+use super::{insert_next, owned_select, Head, HasOwner, Owned, Rows, HEAD_COLUMNS};
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "image_pool";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRow {
+    pub head: Head,
+    pub kind: i64,
+    pub persistent: bool,
+    pub regtime: i64,
+    pub path: String,
+    pub size: i64,
+    pub state: i64,
+    pub datastore_id: i64,
+    pub datastore: String,
+    pub template: String,
+}
+
+impl HasOwner for ImageRow {
+    fn owner(&self) -> Owned {
+        self.head.owned
+    }
+}
+
+fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<ImageRow> {
+    let c = HEAD_COLUMNS;
+    Ok(ImageRow {
+        head: Head::from_row(r)?,
+        kind: r.get(c)?,
+        persistent: r.get::<_, i64>(c + 1)? != 0,
+        regtime: r.get(c + 2)?,
+        path: r.get(c + 3)?,
+        size: r.get(c + 4)?,
+        state: r.get(c + 5)?,
+        datastore_id: r.get(c + 6)?,
+        datastore: r.get(c + 7)?,
+        template: r.get(c + 8)?,
+    })
+}
+
+pub static ROWS: Rows<ImageRow> = Rows {
+    select: owned_select!(
+        "image_pool",
+        "i",
+        "i.type, i.persistent, i.regtime, i.path, i.size, i.state, i.datastore_id, \
+         COALESCE(d.name, ''), i.template",
+        " LEFT JOIN datastore_pool d ON d.oid = i.datastore_id"
+    ),
+    alias: "i",
+    read,
+};
+
+/// What a new image is made of.
+pub struct NewImage {
+    pub name: String,
+    pub uid: i64,
+    pub gid: i64,
+    pub perms: i64,
+    pub kind: i64,
+    pub persistent: bool,
+    pub regtime: i64,
+    pub path: String,
+    pub size: i64,
+    pub state: i64,
+    pub datastore_id: i64,
+    pub template: String,
+}
+
+pub fn insert(i: NewImage) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, uid, gid, perms, type, persistent, regtime, path, size, state, datastore_id, \
+         template",
+        "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12",
+        vec![
+            SqlValue::Text(i.name),
+            SqlValue::Int(i.uid),
+            SqlValue::Int(i.gid),
+            SqlValue::Int(i.perms),
+            SqlValue::Int(i.kind),
+            SqlValue::Int(i.persistent as i64),
+            SqlValue::Int(i.regtime),
+            SqlValue::Text(i.path),
+            SqlValue::Int(i.size),
+            SqlValue::Int(i.state),
+            SqlValue::Int(i.datastore_id),
+            SqlValue::Text(i.template),
+        ],
+    )
+}

@@ -1,0 +1,203 @@
+//! The owned object families' rows and statements (VMs, templates, images, datastores,
+//! virtual networks): typed rows, the query each is read with, and the statements that change
+//! them. `oned::api` authorizes, builds the transaction from these and formats the XML; another
+//! SQL backend implements this module a second time.
+
+pub mod datastore;
+pub mod image;
+pub mod template;
+pub mod vm;
+pub mod vnet;
+
+use rusqlite::{Connection, Row};
+
+use crate::{SqlStmt, SqlValue};
+
+/// What authorization needs to know about an object: its id, owner, group and the nine
+/// permission bits (owner u m a, group u m a, other u m a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owned {
+    pub oid: i64,
+    pub uid: i64,
+    pub gid: i64,
+    pub perms: i64,
+}
+
+/// The columns every owned row starts with: owner, group, permissions, name, and the owner's
+/// and group's names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub owned: Owned,
+    pub name: String,
+    pub uname: String,
+    pub gname: String,
+}
+
+/// How many columns [`Head`] reads: a family's own columns start at this index.
+pub const HEAD_COLUMNS: usize = 7;
+
+impl Head {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Head> {
+        Ok(Head {
+            owned: Owned {
+                oid: r.get(0)?,
+                uid: r.get(1)?,
+                gid: r.get(2)?,
+                perms: r.get(3)?,
+            },
+            name: r.get(4)?,
+            uname: r.get(5)?,
+            gname: r.get(6)?,
+        })
+    }
+}
+
+/// A row that has an owner, group and permissions.
+pub trait HasOwner {
+    fn owner(&self) -> Owned;
+}
+
+/// Reads one row of a family's `select` (the connection serves sub-queries).
+pub type RowReader<R> = fn(&Connection, &Row<'_>) -> rusqlite::Result<R>;
+
+/// How a family's rows are read.
+pub struct Rows<R> {
+    /// `SELECT <head>, <own columns> FROM <table> <alias> LEFT JOIN ...`, without WHERE.
+    pub select: &'static str,
+    /// The alias of the family's table in `select`, whose `oid`, `uid`, `gid` and `perms`
+    /// columns pool filters read.
+    pub alias: &'static str,
+    pub read: RowReader<R>,
+}
+
+impl<R> Rows<R> {
+    /// The query for one row by oid (`?1`).
+    pub fn by_id(&self) -> String {
+        format!("{} WHERE {}.oid = ?1", self.select, self.alias)
+    }
+}
+
+/// `SELECT` of a family's [`Head`] followed by its own columns, joined with the owner's and
+/// group's names: `owned_select!(table, alias, "own columns" [, "more joins"])`.
+macro_rules! owned_select {
+    ($table:literal, $a:literal, $cols:literal) => {
+        owned_select!($table, $a, $cols, "")
+    };
+    ($table:literal, $a:literal, $cols:literal, $joins:literal) => {
+        concat!(
+            "SELECT ", $a, ".oid, ", $a, ".uid, ", $a, ".gid, ", $a, ".perms, ", $a, ".name, ",
+            "COALESCE(u.name, ''), COALESCE(g.name, ''), ", $cols,
+            " FROM ", $table, " ", $a,
+            " LEFT JOIN user_pool u ON u.oid = ", $a, ".uid",
+            " LEFT JOIN group_pool g ON g.oid = ", $a, ".gid", $joins
+        )
+    };
+}
+pub(crate) use owned_select;
+
+/// An insert whose oid is the next one of `table`'s `pool_control` counter: `columns` (after
+/// `oid`) take `values` (SQL over `pool_control`, `last_oid + 1` being the new oid), returning
+/// the oid. The counter itself moves in [`next_oid`], in the same transaction.
+pub fn insert_next(table: &str, columns: &str, values: &str, args: Vec<SqlValue>) -> SqlStmt {
+    SqlStmt::new(
+        &format!(
+            "INSERT INTO {table} (oid, {columns}) SELECT last_oid + 1, {values} FROM pool_control
+             WHERE tablename = '{table}' RETURNING oid"
+        ),
+        args,
+    )
+    .must_match()
+}
+
+/// Moves `table`'s oid counter past the oid [`insert_next`] took.
+pub fn next_oid(table: &str) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = ?1",
+        vec![SqlValue::Text(table.to_string())],
+    )
+}
+
+/// `chmod`: the object's nine permission bits.
+pub fn set_perms(table: &str, oid: i64, perms: i64) -> SqlStmt {
+    SqlStmt::new(
+        &format!("UPDATE {table} SET perms = ?2 WHERE oid = ?1"),
+        vec![SqlValue::Int(oid), SqlValue::Int(perms)],
+    )
+    .must_match()
+}
+
+/// `chown`: owner and group.
+pub fn set_owner(table: &str, oid: i64, uid: i64, gid: i64) -> SqlStmt {
+    SqlStmt::new(
+        &format!("UPDATE {table} SET uid = ?2, gid = ?3 WHERE oid = ?1"),
+        vec![SqlValue::Int(oid), SqlValue::Int(uid), SqlValue::Int(gid)],
+    )
+    .must_match()
+}
+
+/// `rename`.
+pub fn set_name(table: &str, oid: i64, name: &str) -> SqlStmt {
+    SqlStmt::new(
+        &format!("UPDATE {table} SET name = ?2 WHERE oid = ?1"),
+        vec![SqlValue::Int(oid), SqlValue::Text(name.to_string())],
+    )
+    .must_match()
+}
+
+/// The text of template column `column` of object `oid`, if it exists.
+pub fn template_text(
+    c: &Connection,
+    table: &str,
+    column: &str,
+    oid: i64,
+) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    c.prepare_cached(&format!("SELECT {column} FROM {table} WHERE oid = ?1"))?
+        .query_row([oid], |r| r.get(0))
+        .optional()
+}
+
+/// Sets template column `column` to `new` only if it still holds `old` (read-compute-write:
+/// a concurrent change makes it match nothing).
+pub fn replace_template(table: &str, column: &str, oid: i64, new: String, old: String) -> SqlStmt {
+    SqlStmt::new(
+        &format!("UPDATE {table} SET {column} = ?2 WHERE oid = ?1 AND {column} = ?3"),
+        vec![SqlValue::Int(oid), SqlValue::Text(new), SqlValue::Text(old)],
+    )
+    .must_match()
+}
+
+/// `DELETE` of object `oid` of `table`.
+pub fn delete(table: &str, oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        &format!("DELETE FROM {table} WHERE oid = ?1"),
+        vec![SqlValue::Int(oid)],
+    )
+    .must_match()
+}
+
+/// The tables an id may be checked against before it is written into another row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    User,
+    Group,
+    Host,
+    Datastore,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::User => "user_pool",
+            Table::Group => "group_pool",
+            Table::Host => "host_pool",
+            Table::Datastore => "datastore_pool",
+        }
+    }
+}
+
+/// Whether `table` holds object `oid`.
+pub fn exists(c: &Connection, table: Table, oid: i64) -> rusqlite::Result<bool> {
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE oid = ?1)", table.name());
+    c.prepare_cached(&sql)?.query_row([oid], |r| r.get(0))
+}

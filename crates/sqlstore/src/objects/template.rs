@@ -1,0 +1,53 @@
+//! VM templates (`template_pool`).
+
+use rusqlite::{Connection, Row};
+
+use super::{insert_next, owned_select, Head, HasOwner, Owned, Rows, HEAD_COLUMNS};
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "template_pool";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateRow {
+    pub head: Head,
+    pub regtime: i64,
+    pub template: String,
+}
+
+impl HasOwner for TemplateRow {
+    fn owner(&self) -> Owned {
+        self.head.owned
+    }
+}
+
+fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<TemplateRow> {
+    let c = HEAD_COLUMNS;
+    Ok(TemplateRow {
+        head: Head::from_row(r)?,
+        regtime: r.get(c)?,
+        template: r.get(c + 1)?,
+    })
+}
+
+pub static ROWS: Rows<TemplateRow> = Rows {
+    select: owned_select!("template_pool", "t", "t.regtime, t.template"),
+    alias: "t",
+    read,
+};
+
+/// A new template; the oid comes from the counter ([`super::next_oid`]).
+pub fn insert(name: &str, uid: i64, gid: i64, perms: i64, regtime: i64, text: String) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, uid, gid, perms, regtime, template",
+        "?1, ?2, ?3, ?4, ?5, ?6",
+        vec![
+            SqlValue::Text(name.to_string()),
+            SqlValue::Int(uid),
+            SqlValue::Int(gid),
+            SqlValue::Int(perms),
+            SqlValue::Int(regtime),
+            SqlValue::Text(text),
+        ],
+    )
+}

@@ -1,0 +1,211 @@
+//! Virtual machines (`vm_pool`) and their placement records (`history`).
+
+use rusqlite::{Connection, Row};
+
+use super::{insert_next, owned_select, Head, HasOwner, Owned, Rows, HEAD_COLUMNS};
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "vm_pool";
+
+/// VM states (`VirtualMachine::VmState`) a host's usage counts: ACTIVE, SUSPENDED, POWEROFF.
+const ON_HOST: &str = "state IN (3, 5, 8)";
+
+/// One placement of a VM on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub seq: i64,
+    pub hid: i64,
+    pub hostname: String,
+    pub vm_mad: String,
+    pub stime: i64,
+    pub etime: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmRow {
+    pub head: Head,
+    pub state: i64,
+    pub lcm_state: i64,
+    pub prev_state: i64,
+    pub prev_lcm_state: i64,
+    pub stime: i64,
+    pub etime: i64,
+    pub cpu: f64,
+    /// MB.
+    pub memory: i64,
+    pub template: String,
+    pub user_template: String,
+    pub history: Vec<History>,
+}
+
+impl HasOwner for VmRow {
+    fn owner(&self) -> Owned {
+        self.head.owned
+    }
+}
+
+fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<VmRow> {
+    let head = Head::from_row(r)?;
+    let mut hist = c.prepare_cached(
+        "SELECT seq, hid, hostname, vm_mad, stime, etime FROM history WHERE vid = ?1 ORDER BY seq",
+    )?;
+    let history = hist
+        .query_map([head.owned.oid], |h| {
+            Ok(History {
+                seq: h.get(0)?,
+                hid: h.get(1)?,
+                hostname: h.get(2)?,
+                vm_mad: h.get(3)?,
+                stime: h.get(4)?,
+                etime: h.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let c = HEAD_COLUMNS;
+    Ok(VmRow {
+        head,
+        state: r.get(c)?,
+        lcm_state: r.get(c + 1)?,
+        prev_state: r.get(c + 2)?,
+        prev_lcm_state: r.get(c + 3)?,
+        stime: r.get(c + 4)?,
+        etime: r.get(c + 5)?,
+        cpu: r.get(c + 6)?,
+        memory: r.get(c + 7)?,
+        template: r.get(c + 8)?,
+        user_template: r.get(c + 9)?,
+        history,
+    })
+}
+
+pub static ROWS: Rows<VmRow> = Rows {
+    select: owned_select!(
+        "vm_pool",
+        "v",
+        "v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu, \
+         v.memory, v.template, v.user_template"
+    ),
+    alias: "v",
+    read,
+};
+
+/// What a new VM is made of.
+pub struct NewVm {
+    /// Empty: `one-<oid>`.
+    pub name: String,
+    pub uid: i64,
+    pub gid: i64,
+    pub perms: i64,
+    pub state: i64,
+    pub stime: i64,
+    pub cpu: f64,
+    pub memory: i64,
+    pub template: String,
+}
+
+pub fn insert(v: NewVm) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, uid, gid, perms, state, lcm_state, prev_state, prev_lcm_state, stime, cpu, \
+         memory, template",
+        "CASE WHEN ?1 = '' THEN 'one-' || (last_oid + 1) ELSE ?1 END, \
+         ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9",
+        vec![
+            SqlValue::Text(v.name),
+            SqlValue::Int(v.uid),
+            SqlValue::Int(v.gid),
+            SqlValue::Int(v.perms),
+            SqlValue::Int(v.state),
+            SqlValue::Int(v.stime),
+            SqlValue::Real(v.cpu),
+            SqlValue::Int(v.memory),
+            SqlValue::Text(v.template),
+        ],
+    )
+}
+
+/// Recomputes every host's usage from the VMs placed on it: accounting can never drift.
+pub fn recount_hosts() -> SqlStmt {
+    SqlStmt::new(
+        &format!(
+            "UPDATE host_pool SET
+    cpu_usage = (SELECT COALESCE(SUM(CAST(ROUND(cpu * 100) AS INTEGER)), 0) FROM vm_pool
+                 WHERE hid = host_pool.oid AND {ON_HOST}),
+    mem_usage = (SELECT COALESCE(SUM(memory * 1024), 0) FROM vm_pool
+                 WHERE hid = host_pool.oid AND {ON_HOST}),
+    running_vms = (SELECT count(*) FROM vm_pool WHERE hid = host_pool.oid AND {ON_HOST})"
+        ),
+        vec![],
+    )
+}
+
+/// A state change of VM `oid` from exactly (`from_state`, `from_lcm`): a concurrent change
+/// makes it match nothing. `done` stamps ETIME at `now`; `leaves_host` unplaces the VM and
+/// closes its open history record.
+pub struct Move {
+    pub oid: i64,
+    pub from: (i64, i64),
+    pub to: (i64, i64),
+    pub now: i64,
+    pub leaves_host: bool,
+}
+
+/// DONE (`VirtualMachine::DONE`), the state that stamps ETIME.
+const DONE: i64 = 6;
+
+pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
+    let mut stmts = vec![SqlStmt::new(
+        "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?2,
+            lcm_state = ?3, etime = CASE WHEN ?2 = ?8 THEN ?6 ELSE etime END,
+            hid = CASE WHEN ?7 THEN -1 ELSE hid END
+         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5",
+        vec![
+            SqlValue::Int(m.oid),
+            SqlValue::Int(m.to.0),
+            SqlValue::Int(m.to.1),
+            SqlValue::Int(m.from.0),
+            SqlValue::Int(m.from.1),
+            SqlValue::Int(m.now),
+            SqlValue::Int(m.leaves_host as i64),
+            SqlValue::Int(DONE),
+        ],
+    )
+    .must_match()];
+    if m.leaves_host {
+        stmts.push(SqlStmt::new(
+            "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
+            vec![SqlValue::Int(m.oid), SqlValue::Int(m.now)],
+        ));
+        stmts.push(recount_hosts());
+    }
+    stmts
+}
+
+/// The statements that place VM `oid` on host `hid` (PROLOG), if both still allow it: the VM
+/// PENDING or HOLD, the host INIT or MONITORED, with room unless `check_capacity` is off.
+pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = 3,
+                lcm_state = 1, hid = ?2
+             WHERE oid = ?1 AND state IN (1, 2)
+               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (0, 2)
+                 AND (?3 = 0 OR (h.total_cpu - h.cpu_usage >= CAST(ROUND(vm_pool.cpu * 100) AS INTEGER)
+                   AND h.total_mem - h.mem_usage >= vm_pool.memory * 1024)))",
+            vec![
+                SqlValue::Int(oid),
+                SqlValue::Int(hid),
+                SqlValue::Int(check_capacity as i64),
+            ],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime)
+             SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
+                    h.oid, h.name, h.vm_mad, ?3
+             FROM host_pool h WHERE h.oid = ?2",
+            vec![SqlValue::Int(oid), SqlValue::Int(hid), SqlValue::Int(now)],
+        ),
+        recount_hosts(),
+    ]
+}

@@ -1,0 +1,80 @@
+//! Virtual networks (`vnet_pool`).
+
+use rusqlite::{Connection, Row};
+
+use super::{insert_next, owned_select, Head, HasOwner, Owned, Rows, HEAD_COLUMNS};
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "vnet_pool";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VnetRow {
+    pub head: Head,
+    pub state: i64,
+    pub vn_mad: String,
+    pub bridge: String,
+    pub template: String,
+}
+
+impl HasOwner for VnetRow {
+    fn owner(&self) -> Owned {
+        self.head.owned
+    }
+}
+
+fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<VnetRow> {
+    let c = HEAD_COLUMNS;
+    Ok(VnetRow {
+        head: Head::from_row(r)?,
+        state: r.get(c)?,
+        vn_mad: r.get(c + 1)?,
+        bridge: r.get(c + 2)?,
+        template: r.get(c + 3)?,
+    })
+}
+
+pub static ROWS: Rows<VnetRow> = Rows {
+    select: owned_select!("vnet_pool", "n", "n.state, n.vn_mad, n.bridge, n.template"),
+    alias: "n",
+    read,
+};
+
+/// What a new network is made of.
+pub struct NewVnet {
+    pub name: String,
+    pub uid: i64,
+    pub gid: i64,
+    pub perms: i64,
+    pub state: i64,
+    pub vn_mad: String,
+    /// Empty: `onebr<oid>`.
+    pub bridge: String,
+    pub template: String,
+}
+
+pub fn insert(n: NewVnet) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, uid, gid, perms, state, vn_mad, bridge, template",
+        "?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, ?8",
+        vec![
+            SqlValue::Text(n.name),
+            SqlValue::Int(n.uid),
+            SqlValue::Int(n.gid),
+            SqlValue::Int(n.perms),
+            SqlValue::Int(n.state),
+            SqlValue::Text(n.vn_mad),
+            SqlValue::Text(n.bridge),
+            SqlValue::Text(n.template),
+        ],
+    )
+}
+
+/// Deletes network `oid` only while it is in `state`.
+pub fn delete_in_state(oid: i64, state: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM vnet_pool WHERE oid = ?1 AND state = ?2",
+        vec![SqlValue::Int(oid), SqlValue::Int(state)],
+    )
+    .must_match()
+}
