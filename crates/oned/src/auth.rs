@@ -636,7 +636,11 @@ mod tests {
         let db = db();
         let auth = Authenticator::new().unwrap();
         let before = auth.verifications();
-        let checked = auth.check(&db.pool, "legacy:pw-legacy").await.unwrap().unwrap();
+        let checked = auth
+            .check(&db.pool, "legacy:pw-legacy")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             auth.verifications() - before,
             1,
@@ -649,10 +653,18 @@ mod tests {
         );
         // Upper-case hex, as some tools write it, works too.
         set_password(&db, "legacy", &sha256_hex("pw-legacy").to_ascii_uppercase());
-        assert!(auth.check(&db.pool, "legacy:pw-legacy").await.unwrap().is_some());
+        assert!(auth
+            .check(&db.pool, "legacy:pw-legacy")
+            .await
+            .unwrap()
+            .is_some());
         // Once upgraded, the argon2 hash is what counts.
         set_password(&db, "legacy", &hash_password_blocking("pw-legacy").unwrap());
-        let checked = auth.check(&db.pool, "legacy:pw-legacy").await.unwrap().unwrap();
+        let checked = auth
+            .check(&db.pool, "legacy:pw-legacy")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(checked.legacy.is_none());
     }
 
@@ -691,7 +703,9 @@ mod tests {
             (0..n)
                 .map(|_| {
                     let (auth, db) = (auth.clone(), db.clone());
-                    tokio::spawn(async move { auth.check(&db.pool, "nobody:x").await.unwrap().is_none() })
+                    tokio::spawn(async move {
+                        auth.check(&db.pool, "nobody:x").await.unwrap().is_none()
+                    })
                 })
                 .collect()
         };

@@ -12,12 +12,37 @@ use crate::auth::Session;
 use crate::method;
 
 pub const METHODS: &[Method] = &[
-    method!("one.group.allocate", Write, Auth::Admin("CREATE GROUP"), allocate),
+    method!(
+        "one.group.allocate",
+        Write,
+        Auth::Admin("CREATE GROUP"),
+        allocate
+    ),
     method!("one.group.info", Read, Auth::Object, info),
-    method!("one.group.delete", Write, Auth::AdminOn("MANAGE GROUP"), delete),
-    method!("one.group.addadmin", Write, Auth::AdminOn("MANAGE GROUP"), addadmin),
-    method!("one.group.deladmin", Write, Auth::AdminOn("MANAGE GROUP"), deladmin),
-    method!("one.group.update", Write, Auth::AdminOn("MANAGE GROUP"), update),
+    method!(
+        "one.group.delete",
+        Write,
+        Auth::AdminOn("MANAGE GROUP"),
+        delete
+    ),
+    method!(
+        "one.group.addadmin",
+        Write,
+        Auth::AdminOn("MANAGE GROUP"),
+        addadmin
+    ),
+    method!(
+        "one.group.deladmin",
+        Write,
+        Auth::AdminOn("MANAGE GROUP"),
+        deladmin
+    ),
+    method!(
+        "one.group.update",
+        Write,
+        Auth::AdminOn("MANAGE GROUP"),
+        update
+    ),
     method!("one.grouppool.info", Read, Auth::Object, pool_info),
 ];
 

@@ -13,12 +13,37 @@ use crate::auth::Session;
 use crate::method;
 
 pub const METHODS: &[Method] = &[
-    method!("one.host.allocate", Write, Auth::Admin("CREATE HOST"), allocate),
+    method!(
+        "one.host.allocate",
+        Write,
+        Auth::Admin("CREATE HOST"),
+        allocate
+    ),
     method!("one.host.info", Read, Auth::AdminOn("USE HOST"), info),
-    method!("one.host.delete", Write, Auth::AdminOn("MANAGE HOST"), delete),
-    method!("one.host.status", Write, Auth::AdminOn("MANAGE HOST"), status),
-    method!("one.host.update", Write, Auth::AdminOn("MANAGE HOST"), update),
-    method!("one.host.rename", Write, Auth::AdminOn("MANAGE HOST"), rename),
+    method!(
+        "one.host.delete",
+        Write,
+        Auth::AdminOn("MANAGE HOST"),
+        delete
+    ),
+    method!(
+        "one.host.status",
+        Write,
+        Auth::AdminOn("MANAGE HOST"),
+        status
+    ),
+    method!(
+        "one.host.update",
+        Write,
+        Auth::AdminOn("MANAGE HOST"),
+        update
+    ),
+    method!(
+        "one.host.rename",
+        Write,
+        Auth::AdminOn("MANAGE HOST"),
+        rename
+    ),
     // Every host for an administrator, none for anyone else.
     method!("one.hostpool.info", Read, Auth::Object, pool_info),
 ];

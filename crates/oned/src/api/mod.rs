@@ -4,9 +4,9 @@
 mod acl;
 mod error;
 mod family;
-pub mod method;
 mod group;
 pub mod host;
+pub mod method;
 mod owned;
 mod perms;
 mod storage;
@@ -386,7 +386,11 @@ pub fn new_id(values: &[SqlValue], what: &str) -> MethodResult {
 }
 
 /// NO_EXISTS `Error getting <user|group|host|datastore> [<id>].` unless `table` holds `id`.
-pub async fn must_exist(ctx: &Ctx, table: sqlstore::objects::Table, id: i64) -> Result<(), Failure> {
+pub async fn must_exist(
+    ctx: &Ctx,
+    table: sqlstore::objects::Table,
+    id: i64,
+) -> Result<(), Failure> {
     use sqlstore::objects::Table;
     if ctx
         .read(move |c| sqlstore::objects::exists(c, table, id))
@@ -400,7 +404,10 @@ pub async fn must_exist(ctx: &Ctx, table: sqlstore::objects::Table, id: i64) -> 
         Table::Host => "host",
         Table::Datastore => "datastore",
     };
-    Err(fail(code::NO_EXISTS, format!("Error getting {what} [{id}].")))
+    Err(fail(
+        code::NO_EXISTS,
+        format!("Error getting {what} [{id}]."),
+    ))
 }
 
 /// The `type` of `one.<o>.update`: 0 replaces (the default), 1 merges, anything else is

@@ -2,9 +2,9 @@
 //! Datastores 0 `system`, 1 `default` and 2 `files` exist from the start. A new image is
 //! LOCKED until the leader's driver task (`crate::monitor`) makes it READY, as a replicated write.
 
+use sqlstore::objects;
 use sqlstore::objects::datastore::{self as ds, DatastoreRow, NewDatastore};
 use sqlstore::objects::image::{self, ImageRow, NewImage};
-use sqlstore::objects;
 use sqlstore::SqlTxn;
 use xmlrpc::{Params, Value};
 
@@ -165,15 +165,7 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         tm_mad,
         template: t.to_text(),
     });
-    super::allocate_next(
-        ctx,
-        ds::TABLE,
-        insert,
-        "datastore",
-        "DATASTORE",
-        &name,
-    )
-    .await
+    super::allocate_next(ctx, ds::TABLE, insert, "datastore", "DATASTORE", &name).await
 }
 
 pub async fn ds_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -209,7 +201,10 @@ pub async fn ds_delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 
 fn image_xml(i: &ImageRow, out: &mut String) {
     let source = if i.state == READY {
-        format!("/var/lib/one//datastores/{}/{}", i.datastore_id, i.head.owned.oid)
+        format!(
+            "/var/lib/one//datastores/{}/{}",
+            i.datastore_id, i.head.owned.oid
+        )
     } else {
         String::new()
     };

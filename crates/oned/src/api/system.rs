@@ -11,7 +11,12 @@ use crate::method;
 pub const METHODS: &[Method] = &[
     method!("one.system.version", Status, Auth::Object, version),
     method!("one.system.config", Status, Auth::Object, config),
-    method!("oneha.db.checksum", Status, Auth::Admin("ADMIN DB CHECKSUM"), checksum),
+    method!(
+        "oneha.db.checksum",
+        Status,
+        Auth::Admin("ADMIN DB CHECKSUM"),
+        checksum
+    ),
 ];
 
 /// The OpenNebula API level OneHA speaks.

@@ -11,15 +11,40 @@ use crate::method;
 use sqlstore::objects::Table;
 
 pub const METHODS: &[Method] = &[
-    method!("one.user.allocate", Write, Auth::Admin("CREATE USER"), allocate),
+    method!(
+        "one.user.allocate",
+        Write,
+        Auth::Admin("CREATE USER"),
+        allocate
+    ),
     method!("one.user.info", Read, Auth::Object, info),
     method!("one.user.passwd", Write, Auth::Object, passwd),
-    method!("one.user.delete", Write, Auth::AdminOn("MANAGE USER"), delete),
+    method!(
+        "one.user.delete",
+        Write,
+        Auth::AdminOn("MANAGE USER"),
+        delete
+    ),
     method!("one.user.update", Write, Auth::Object, update),
     method!("one.user.chgrp", Write, Auth::AdminOn("MANAGE USER"), chgrp),
-    method!("one.user.addgroup", Write, Auth::AdminOn("MANAGE USER"), addgroup),
-    method!("one.user.delgroup", Write, Auth::AdminOn("MANAGE USER"), delgroup),
-    method!("one.user.enable", Write, Auth::AdminOn("MANAGE USER"), enable),
+    method!(
+        "one.user.addgroup",
+        Write,
+        Auth::AdminOn("MANAGE USER"),
+        addgroup
+    ),
+    method!(
+        "one.user.delgroup",
+        Write,
+        Auth::AdminOn("MANAGE USER"),
+        delgroup
+    ),
+    method!(
+        "one.user.enable",
+        Write,
+        Auth::AdminOn("MANAGE USER"),
+        enable
+    ),
     method!("one.userpool.info", Read, Auth::Object, pool_info),
 ];
 

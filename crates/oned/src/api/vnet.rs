@@ -99,11 +99,7 @@ fn vnet_xml(v: &VnetRow, out: &mut String) {
         .num("PREV_STATE", 0)
         .empty("PARENT_NETWORK_ID")
         .text("VN_MAD", &v.vn_mad);
-        for e in [
-            "PHYDEV",
-            "VLAN_ID",
-            "OUTER_VLAN_ID",
-        ] {
+        for e in ["PHYDEV", "VLAN_ID", "OUTER_VLAN_ID"] {
             x.empty(e);
         }
         x.num("VLAN_ID_AUTOMATIC", 0)

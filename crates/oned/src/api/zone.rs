@@ -145,14 +145,10 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     let values = ctx
         .commit(txn, |r| match r.kind {
-            TxnErrorKind::NotFound => fail(
-                code::NO_EXISTS,
-                format!("Error getting zone [{zone_id}]."),
-            ),
-            _ => fail(
-                code::INTERNAL,
-                format!("Cannot add server: {}", r.message),
-            ),
+            TxnErrorKind::NotFound => {
+                fail(code::NO_EXISTS, format!("Error getting zone [{zone_id}]."))
+            }
+            _ => fail(code::INTERNAL, format!("Cannot add server: {}", r.message)),
         })
         .await?;
     let sid = super::new_id(&values, "zone server")?;

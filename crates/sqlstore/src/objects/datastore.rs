@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, Head, HasOwner, Owned, Rows, HEAD_COLUMNS};
+use super::{insert_next, owned_select, HasOwner, Head, Owned, Rows, HEAD_COLUMNS};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "datastore_pool";

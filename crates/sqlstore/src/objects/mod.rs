@@ -85,11 +85,30 @@ macro_rules! owned_select {
     };
     ($table:literal, $a:literal, $cols:literal, $joins:literal) => {
         concat!(
-            "SELECT ", $a, ".oid, ", $a, ".uid, ", $a, ".gid, ", $a, ".perms, ", $a, ".name, ",
-            "COALESCE(u.name, ''), COALESCE(g.name, ''), ", $cols,
-            " FROM ", $table, " ", $a,
-            " LEFT JOIN user_pool u ON u.oid = ", $a, ".uid",
-            " LEFT JOIN group_pool g ON g.oid = ", $a, ".gid", $joins
+            "SELECT ",
+            $a,
+            ".oid, ",
+            $a,
+            ".uid, ",
+            $a,
+            ".gid, ",
+            $a,
+            ".perms, ",
+            $a,
+            ".name, ",
+            "COALESCE(u.name, ''), COALESCE(g.name, ''), ",
+            $cols,
+            " FROM ",
+            $table,
+            " ",
+            $a,
+            " LEFT JOIN user_pool u ON u.oid = ",
+            $a,
+            ".uid",
+            " LEFT JOIN group_pool g ON g.oid = ",
+            $a,
+            ".gid",
+            $joins
         )
     };
 }
@@ -198,6 +217,9 @@ impl Table {
 
 /// Whether `table` holds object `oid`.
 pub fn exists(c: &Connection, table: Table, oid: i64) -> rusqlite::Result<bool> {
-    let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE oid = ?1)", table.name());
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE oid = ?1)",
+        table.name()
+    );
     c.prepare_cached(&sql)?.query_row([oid], |r| r.get(0))
 }

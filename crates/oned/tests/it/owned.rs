@@ -1,0 +1,187 @@
+//! The owned-object path, family by family (VMs, templates, images, networks, datastores): an
+//! owner who is not an administrator cannot grant the ADMIN bits, and another user can neither
+//! see nor change the object without a permission bit or an ACL rule.
+
+use cli::Client;
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, AUTHORIZATION};
+
+struct Family {
+    /// `one.<prefix>.chmod`...
+    prefix: &'static str,
+    pool: &'static str,
+    /// `allocate`'s parameters after the session.
+    allocate: fn() -> Vec<Value>,
+    /// ACL resource bit.
+    bit: u64,
+}
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        prefix: "one.vm",
+        pool: "one.vmpool.info",
+        allocate: || vec![s("NAME = v1\nCPU = 1\nMEMORY = 64"), Value::Bool(true)],
+        bit: 0x10_0000_0000,
+    },
+    Family {
+        prefix: "one.template",
+        pool: "one.templatepool.info",
+        allocate: || vec![s("NAME = t1\nCPU = 1\nMEMORY = 64")],
+        bit: 0x200_0000_0000,
+    },
+    Family {
+        prefix: "one.image",
+        pool: "one.imagepool.info",
+        allocate: || vec![s("NAME = i1\nPATH = /tmp/i1"), Value::Int(1)],
+        bit: 0x80_0000_0000,
+    },
+    Family {
+        prefix: "one.vn",
+        pool: "one.vnpool.info",
+        allocate: || vec![s("NAME = n1\nVN_MAD = dummy")],
+        bit: 0x40_0000_0000,
+    },
+    Family {
+        prefix: "one.datastore",
+        pool: "one.datastorepool.info",
+        allocate: || vec![s("NAME = d1\nTM_MAD = dummy\nDS_MAD = dummy")],
+        bit: 0x1000_0000_0000,
+    },
+];
+
+/// `chmod` parameters: the id, then owner u m a, group u m a, other u m a (-1 keeps a bit).
+fn chmod(id: i32, bits: [i32; 9]) -> Vec<Value> {
+    std::iter::once(id).chain(bits).map(Value::Int).collect()
+}
+
+const KEEP: [i32; 9] = [-1; 9];
+
+fn with(bits: &[(usize, i32)]) -> [i32; 9] {
+    let mut out = KEEP;
+    for &(i, v) in bits {
+        out[i] = v;
+    }
+    out
+}
+
+fn user(admin: &Client, name: &str) -> i32 {
+    let id = admin
+        .call(
+            "one.user.allocate",
+            vec![
+                s(name),
+                s(&format!("pw-{name}")),
+                s(""),
+                Value::Array(vec![]),
+            ],
+        )
+        .unwrap();
+    id.as_i64().unwrap() as i32
+}
+
+fn is_denied(result: Result<Value, cli::CallError>, what: &str) {
+    let (code, message) = one_error(result);
+    assert_eq!(code, AUTHORIZATION, "{what}: {message}");
+}
+
+fn pool_lists(c: &Client, pool: &str, id: i32) -> bool {
+    let params = if pool == "one.datastorepool.info" {
+        vec![]
+    } else {
+        vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)]
+    };
+    let body = c.call_xml(pool, params).unwrap();
+    body.contains(&format!("<ID>{id}</ID><UID>"))
+}
+
+#[test]
+fn issue_11_every_owned_family_keeps_admin_bits_and_other_users_out() {
+    let zone = Zone::solo();
+    let server = &zone.servers[0];
+    let admin = server.client();
+    let a_id = user(&admin, "alice");
+    let b_id = user(&admin, "bob");
+    let alice = server.client_as("alice", "pw-alice");
+    let bob = server.client_as("bob", "pw-bob");
+
+    for f in FAMILIES {
+        eprintln!("--- {}", f.prefix);
+        let m = |op: &str| format!("{}.{op}", f.prefix);
+        let id = admin
+            .call(&m("allocate"), (f.allocate)())
+            .unwrap()
+            .as_i64()
+            .unwrap() as i32;
+        // Alice's, group users, nothing for the group or others.
+        admin
+            .call(
+                &m("chown"),
+                vec![Value::Int(id), Value::Int(a_id), Value::Int(1)],
+            )
+            .unwrap();
+        admin
+            .call(&m("chmod"), chmod(id, [1, 1, 0, 0, 0, 0, 0, 0, 0]))
+            .unwrap();
+
+        // The owner may change the use and manage bits, never the ADMIN ones.
+        alice.call(&m("chmod"), chmod(id, with(&[(3, 1)]))).unwrap();
+        alice.call(&m("chmod"), chmod(id, with(&[(3, 0)]))).unwrap();
+        for admin_bit in [2, 5, 8] {
+            is_denied(
+                alice.call(&m("chmod"), chmod(id, with(&[(admin_bit, 1)]))),
+                &format!("{} chmod of ADMIN bit {admin_bit} by its owner", f.prefix),
+            );
+        }
+
+        // Bob sees and changes nothing of it.
+        is_denied(bob.call(&m("info"), vec![Value::Int(id)]), "info");
+        assert!(!pool_lists(&bob, f.pool, id), "{} listed to bob", f.pool);
+        is_denied(
+            bob.call(&m("rename"), vec![Value::Int(id), s("mine")]),
+            "rename",
+        );
+        is_denied(
+            bob.call(
+                &m("update"),
+                vec![Value::Int(id), s("A = 1"), Value::Int(1)],
+            ),
+            "update",
+        );
+        is_denied(bob.call(&m("chmod"), chmod(id, with(&[(6, 1)]))), "chmod");
+        is_denied(
+            bob.call(
+                &m("chown"),
+                vec![Value::Int(id), Value::Int(b_id), Value::Int(-1)],
+            ),
+            "chown",
+        );
+
+        // OTHER_U lets him see it, not change it.
+        alice.call(&m("chmod"), chmod(id, with(&[(6, 1)]))).unwrap();
+        bob.call(&m("info"), vec![Value::Int(id)]).unwrap();
+        assert!(pool_lists(&bob, f.pool, id), "{} hides it from bob", f.pool);
+        is_denied(
+            bob.call(&m("rename"), vec![Value::Int(id), s("mine")]),
+            "rename",
+        );
+
+        // An ACL rule granting MANAGE on this object lets him rename it.
+        let user_sel = format!("{:x}", 0x1_0000_0000u64 | b_id as u64);
+        let resource = format!("{:x}", f.bit | 0x1_0000_0000 | id as u64);
+        admin
+            .call("one.acl.addrule", vec![s(&user_sel), s(&resource), s("2")])
+            .unwrap();
+        bob.call(&m("rename"), vec![Value::Int(id), s(&format!("bobs-{id}"))])
+            .unwrap();
+        // Still not the ADMIN bits.
+        is_denied(
+            bob.call(&m("chmod"), chmod(id, with(&[(8, 1)]))),
+            "chmod of ADMIN bits through an ACL rule",
+        );
+    }
+}
