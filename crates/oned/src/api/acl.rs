@@ -1,11 +1,12 @@
 //! `one.acl.addrule`, `delrule` and `info`: OpenNebula's ACL rules, stored as its bit masks
 //! (`include/AclRule.h`) and shown with its text form (`@1 VM+IMAGE/* CREATE *`).
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use sqlstore::objects::acl::{self as rows, AclRow};
+use sqlstore::{SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::method::{Auth, Method};
-use super::xml::esc;
+use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -146,24 +147,7 @@ pub async fn addrule(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         return Err(fail(code::INTERNAL, format!("Error parsing rule: {why}")));
     }
     let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO acl (oid, user, resource, rights, zone)
-                 SELECT last_oid + 1, ?1, ?2, ?3, ?4 FROM pool_control WHERE tablename = 'acl'
-                 RETURNING oid",
-                vec![
-                    SqlValue::Int(user as i64),
-                    SqlValue::Int(resource as i64),
-                    SqlValue::Int(rights as i64),
-                    SqlValue::Int(zone as i64),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'acl'",
-                vec![],
-            ),
-        ],
+        stmts: rows::insert(user, resource, rights, zone),
     };
     let values = ctx
         .commit(txn, |r| match r.kind {
@@ -177,9 +161,7 @@ pub async fn addrule(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 pub async fn delrule(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new("DELETE FROM acl WHERE oid = ?1", vec![SqlValue::Int(id)]).must_match(),
-        ],
+        stmts: vec![sqlstore::objects::delete(rows::TABLE, id)],
     };
     // OpenNebula answers a missing rule with INTERNAL, not NO_EXISTS.
     ctx.commit(txn, |r| {
@@ -190,28 +172,25 @@ pub async fn delrule(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
-    let rules: Vec<(i64, i64, i64, i64, i64)> = ctx
-        .read(|c| {
-            let mut st =
-                c.prepare("SELECT oid, user, resource, rights, zone FROM acl ORDER BY oid")?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect();
-            rows
-        })
-        .await?;
-    let mut out = String::from("<ACL_POOL>");
-    for (id, user, resource, rights, zone) in rules {
-        let (u, r, ri, z) = (user as u64, resource as u64, rights as u64, zone as u64);
-        out.push_str(&format!(
-            "<ACL><ID>{id}</ID><USER>{u:x}</USER><RESOURCE>{r:x}</RESOURCE><RIGHTS>{ri:x}</RIGHTS><ZONE>{z:x}</ZONE><STRING>{}</STRING></ACL>",
-            esc(&rule_string(u, r, ri, z))
-        ));
-    }
-    out.push_str("</ACL_POOL>");
-    Ok(Value::String(out))
+    let rules = ctx.read(rows::load_all).await?;
+    Ok(Value::String(xml::build_with(|out| {
+        Xml::new(out).elem("ACL_POOL", |x| {
+            for a in &rules {
+                acl_xml(x, a);
+            }
+        });
+    })))
+}
+
+fn acl_xml(x: &mut Xml<'_>, a: &AclRow) {
+    x.elem("ACL", |x| {
+        x.num("ID", a.oid)
+            .num("USER", format_args!("{:x}", a.user))
+            .num("RESOURCE", format_args!("{:x}", a.resource))
+            .num("RIGHTS", format_args!("{:x}", a.rights))
+            .num("ZONE", format_args!("{:x}", a.zone))
+            .text("STRING", &rule_string(a.user, a.resource, a.rights, a.zone));
+    });
 }
 
 #[cfg(test)]

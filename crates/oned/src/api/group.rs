@@ -1,12 +1,13 @@
 //! `one.group.*` and `one.grouppool.info`. Groups 0 (`oneadmin`) and 1 (`users`) exist from the
 //! start; new ones get ids from 100.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use sqlstore::objects::group::{self as rows, GroupRow};
+use sqlstore::{SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
 use super::method::{Auth, Method};
-use super::xml::esc;
+use super::xml::{self, Xml};
 use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -46,75 +47,37 @@ pub const METHODS: &[Method] = &[
     method!("one.grouppool.info", Read, Auth::Object, pool_info),
 ];
 
-const QUOTAS: &str =
-    "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
-
-struct GroupRow {
-    oid: i64,
-    name: String,
-    template: String,
-    users: Vec<i64>,
-    admins: Vec<i64>,
+/// The four quota elements, empty: OneHA enforces no quotas yet.
+pub(super) fn empty_quotas(x: &mut Xml<'_>) {
+    for q in [
+        "DATASTORE_QUOTA",
+        "NETWORK_QUOTA",
+        "VM_QUOTA",
+        "IMAGE_QUOTA",
+    ] {
+        x.empty(q);
+    }
 }
 
-fn ids(list: &[i64]) -> String {
-    list.iter().map(|i| format!("<ID>{i}</ID>")).collect()
+fn ids(x: &mut Xml<'_>, list: &[i64]) {
+    for i in list {
+        x.num("ID", i);
+    }
 }
 
-fn template_xml(text: &str) -> String {
-    template::Template::parse(text)
-        .map(|t| t.to_xml())
-        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string())
-}
-
-fn group_xml(g: &GroupRow, with_quotas: bool) -> String {
-    format!(
-        "<GROUP><ID>{}</ID><NAME>{}</NAME>{}<USERS>{}</USERS><ADMINS>{}</ADMINS>{}</GROUP>",
-        g.oid,
-        esc(&g.name),
-        template_xml(&g.template),
-        ids(&g.users),
-        ids(&g.admins),
+/// A group; `with_quotas` for `one.group.info` (a pool lists quotas apart).
+pub(super) fn group_xml(g: &GroupRow, with_quotas: bool, out: &mut String) {
+    Xml::new(out).elem("GROUP", |x| {
+        x.num("ID", g.oid)
+            .text("NAME", &g.name)
+            .raw(&xml::template(&g.template, "TEMPLATE"))
+            .elem("USERS", |x| ids(x, &g.users))
+            .elem("ADMINS", |x| ids(x, &g.admins));
         if with_quotas {
-            format!("{QUOTAS}<DEFAULT_GROUP_QUOTAS>{QUOTAS}</DEFAULT_GROUP_QUOTAS>")
-        } else {
-            String::new()
+            empty_quotas(x);
+            x.elem("DEFAULT_GROUP_QUOTAS", empty_quotas);
         }
-    )
-}
-
-fn group_row(
-    c: &sqlstore::rusqlite::Connection,
-    r: &sqlstore::rusqlite::Row<'_>,
-) -> Result<GroupRow, sqlstore::rusqlite::Error> {
-    let oid: i64 = r.get(0)?;
-    let mut users = c.prepare_cached("SELECT uid FROM user_groups WHERE gid = ?1 ORDER BY uid")?;
-    let mut admins =
-        c.prepare_cached("SELECT uid FROM group_admins WHERE gid = ?1 ORDER BY uid")?;
-    let users = users
-        .query_map([oid], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let admins = admins
-        .query_map([oid], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(GroupRow {
-        oid,
-        name: r.get(1)?,
-        template: r.get(2)?,
-        users,
-        admins,
-    })
-}
-
-fn load_groups(
-    c: &sqlstore::rusqlite::Connection,
-    only: Option<i64>,
-) -> Result<Vec<GroupRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare(
-        "SELECT oid, name, template FROM group_pool WHERE ?1 IS NULL OR oid = ?1 ORDER BY oid",
-    )?;
-    let groups = st.query_map([only], |r| group_row(c, r))?.collect();
-    groups
+    });
 }
 
 fn no_group(id: i64) -> Failure {
@@ -123,24 +86,14 @@ fn no_group(id: i64) -> Failure {
 
 /// Groups the caller belongs to.
 async fn my_groups(ctx: &Ctx, uid: i64) -> Result<Vec<i64>, Failure> {
-    ctx.read(move |c| {
-        let mut st = c.prepare("SELECT gid FROM user_groups WHERE uid = ?1")?;
-        let gids = st.query_map([uid], |r| r.get(0))?.collect();
-        gids
-    })
-    .await
+    ctx.read(move |c| rows::of_user(c, uid)).await
 }
 
 pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
-    let insert = SqlStmt::new(
-        "INSERT INTO group_pool (oid, name, template)
-             SELECT last_oid + 1, ?1, '' FROM pool_control WHERE tablename = 'group_pool'
-             RETURNING oid",
-        vec![SqlValue::Text(name.clone())],
-    );
-    super::allocate_next(ctx, "group_pool", insert, "group", "GROUP", &name).await
+    let insert = rows::insert(&name);
+    super::allocate_next(ctx, rows::TABLE, insert, "group", "GROUP", &name).await
 }
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -151,11 +104,13 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() && !my_groups(ctx, s.uid).await?.contains(&id) {
         return Err(not_authorized(s, &format!("USE GROUP [{id}]")));
     }
-    let mut groups = ctx.read(move |c| load_groups(c, Some(id))).await?;
-    match groups.pop() {
-        Some(g) => Ok(Value::String(group_xml(&g, true))),
-        None => Err(no_group(id)),
-    }
+    let g = ctx
+        .read(move |c| rows::load(c, id))
+        .await?
+        .ok_or_else(|| no_group(id))?;
+    Ok(Value::String(xml::build_with(|out| {
+        group_xml(&g, true, out)
+    })))
 }
 
 /// `one.grouppool.info()`: every group for an administrator, else the caller's groups; only
@@ -177,21 +132,18 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
                 ),
             };
             // `oid IN ()` is false in SQLite: a user in no group sees none.
-            let sql = format!("SELECT oid, name, template FROM group_pool{cond} ORDER BY oid");
-            print_rows(
-                c,
-                &sql,
-                args,
-                group_row,
-                |g, out| {
-                    out.push_str(&group_xml(g, false));
-                    out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", g.oid));
-                },
-                &mut out,
-            )?;
-            out.push_str(&format!(
-                "<DEFAULT_GROUP_QUOTAS>{QUOTAS}</DEFAULT_GROUP_QUOTAS></GROUP_POOL>"
-            ));
+            let sql = format!("{}{cond} ORDER BY oid", rows::SELECT);
+            let each = |g: &GroupRow, out: &mut String| {
+                group_xml(g, false, out);
+                Xml::new(out).elem("QUOTAS", |x| {
+                    x.num("ID", g.oid);
+                    empty_quotas(x);
+                });
+            };
+            print_rows(c, &sql, args, rows::read, each, &mut out)?;
+            Xml::new(&mut out)
+                .elem("DEFAULT_GROUP_QUOTAS", empty_quotas)
+                .close("GROUP_POOL");
             Ok(out)
         })
         .await?;
@@ -207,28 +159,7 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let txn = SqlTxn {
-        stmts: vec![
-            // A group with users is kept, as in OpenNebula.
-            SqlStmt::new(
-                "SELECT 1 FROM group_pool
-                 WHERE oid = ?1 AND NOT EXISTS (SELECT 1 FROM user_groups WHERE gid = ?1)",
-                vec![SqlValue::Int(id)],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "DELETE FROM group_pool WHERE oid = ?1",
-                vec![SqlValue::Int(id)],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "DELETE FROM group_admins WHERE gid = ?1",
-                vec![SqlValue::Int(id)],
-            ),
-            SqlStmt::new(
-                "DELETE FROM acl WHERE user = ?1",
-                vec![SqlValue::Int(0x2_0000_0000 | id)],
-            ),
-        ],
+        stmts: rows::delete_if_empty(id),
     };
     let mut kept = false;
     let deleted = ctx
@@ -251,28 +182,8 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 /// `one.group.addadmin` / `deladmin`: `add` true adds.
 async fn admin(ctx: &Ctx, p: Params<'_>, add: bool) -> MethodResult {
     let (gid, uid) = (p.int(0)? as i64, p.int(1)? as i64);
-    let stmt = if add {
-        SqlStmt::new(
-            "INSERT OR IGNORE INTO group_admins (gid, uid)
-             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM user_groups WHERE uid = ?2 AND gid = ?1)
-             RETURNING uid",
-            vec![SqlValue::Int(gid), SqlValue::Int(uid)],
-        )
-    } else {
-        SqlStmt::new(
-            "DELETE FROM group_admins WHERE gid = ?1 AND uid = ?2 RETURNING uid",
-            vec![SqlValue::Int(gid), SqlValue::Int(uid)],
-        )
-    };
     let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "SELECT oid FROM group_pool WHERE oid = ?1",
-                vec![SqlValue::Int(gid)],
-            )
-            .must_match(),
-            stmt.must_match(),
-        ],
+        stmts: rows::set_admin(gid, uid, add),
     };
     ctx.commit(txn, |r| {
         r.missing(fail(

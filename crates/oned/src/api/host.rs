@@ -2,12 +2,13 @@
 //! DISABLED 4, OFFLINE 8). Hosts with the `dummy` information driver are monitored by the
 //! leader (`crate::monitor`), which records a fixed capacity as a replicated write.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use sqlstore::objects::host::{self as rows, HostRow};
+use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
 use super::method::{Auth, Method};
-use super::xml::esc;
+use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -53,84 +54,33 @@ pub const MONITORED: i64 = 2;
 pub const DISABLED: i64 = 4;
 pub const OFFLINE: i64 = 8;
 
-struct HostRow {
-    oid: i64,
-    name: String,
-    state: i64,
-    prev_state: i64,
-    im_mad: String,
-    vm_mad: String,
-    cluster_id: i64,
-    cluster: String,
-    total_cpu: i64,
-    total_mem: i64,
-    cpu_usage: i64,
-    mem_usage: i64,
-    running_vms: i64,
-    template: String,
-}
-
-fn host_xml(h: &HostRow) -> String {
-    let template = template::Template::parse(&h.template)
-        .map(|t| t.to_xml())
-        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string());
-    format!(
-        "<HOST><ID>{}</ID><NAME>{}</NAME><STATE>{}</STATE><PREV_STATE>{}</PREV_STATE><IM_MAD>{}</IM_MAD><VM_MAD>{}</VM_MAD><CLUSTER_ID>{}</CLUSTER_ID><CLUSTER>{}</CLUSTER><HOST_SHARE><MEM_USAGE>{}</MEM_USAGE><CPU_USAGE>{}</CPU_USAGE><TOTAL_MEM>{}</TOTAL_MEM><TOTAL_CPU>{}</TOTAL_CPU><MAX_MEM>{}</MAX_MEM><MAX_CPU>{}</MAX_CPU><RUNNING_VMS>{}</RUNNING_VMS><VMS_THREAD>1</VMS_THREAD><DATASTORES></DATASTORES><PCI_DEVICES></PCI_DEVICES><NUMA_NODES></NUMA_NODES></HOST_SHARE><VMS></VMS>{template}<MONITORING></MONITORING></HOST>",
-        h.oid,
-        esc(&h.name),
-        h.state,
-        h.prev_state,
-        esc(&h.im_mad),
-        esc(&h.vm_mad),
-        h.cluster_id,
-        esc(&h.cluster),
-        h.mem_usage,
-        h.cpu_usage,
-        h.total_mem,
-        h.total_cpu,
-        h.total_mem,
-        h.total_cpu,
-        h.running_vms,
-    )
-}
-
-const SELECT_HOSTS: &str =
-    "SELECT h.oid, h.name, h.state, h.prev_state, h.im_mad, h.vm_mad, h.cluster_id,
-            COALESCE(c.name, ''), h.total_cpu, h.total_mem, h.cpu_usage, h.mem_usage,
-            h.running_vms, h.template
-     FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id";
-
-fn host_row(
-    _: &sqlstore::rusqlite::Connection,
-    r: &sqlstore::rusqlite::Row<'_>,
-) -> Result<HostRow, sqlstore::rusqlite::Error> {
-    Ok(HostRow {
-        oid: r.get(0)?,
-        name: r.get(1)?,
-        state: r.get(2)?,
-        prev_state: r.get(3)?,
-        im_mad: r.get(4)?,
-        vm_mad: r.get(5)?,
-        cluster_id: r.get(6)?,
-        cluster: r.get(7)?,
-        total_cpu: r.get(8)?,
-        total_mem: r.get(9)?,
-        cpu_usage: r.get(10)?,
-        mem_usage: r.get(11)?,
-        running_vms: r.get(12)?,
-        template: r.get(13)?,
-    })
-}
-
-fn load_hosts(
-    c: &sqlstore::rusqlite::Connection,
-    only: Option<i64>,
-) -> Result<Vec<HostRow>, sqlstore::rusqlite::Error> {
-    let mut st = c.prepare_cached(&format!(
-        "{SELECT_HOSTS} WHERE ?1 IS NULL OR h.oid = ?1 ORDER BY h.oid"
-    ))?;
-    let rows = st.query_map([only], |r| host_row(c, r))?.collect();
-    rows
+pub(super) fn host_xml(h: &HostRow, out: &mut String) {
+    Xml::new(out).elem("HOST", |x| {
+        x.num("ID", h.oid)
+            .text("NAME", &h.name)
+            .num("STATE", h.state)
+            .num("PREV_STATE", h.prev_state)
+            .text("IM_MAD", &h.im_mad)
+            .text("VM_MAD", &h.vm_mad)
+            .num("CLUSTER_ID", h.cluster_id)
+            .text("CLUSTER", &h.cluster)
+            .elem("HOST_SHARE", |x| {
+                x.num("MEM_USAGE", h.mem_usage)
+                    .num("CPU_USAGE", h.cpu_usage)
+                    .num("TOTAL_MEM", h.total_mem)
+                    .num("TOTAL_CPU", h.total_cpu)
+                    .num("MAX_MEM", h.total_mem)
+                    .num("MAX_CPU", h.total_cpu)
+                    .num("RUNNING_VMS", h.running_vms)
+                    .num("VMS_THREAD", 1)
+                    .empty("DATASTORES")
+                    .empty("PCI_DEVICES")
+                    .empty("NUMA_NODES");
+            })
+            .empty("VMS")
+            .raw(&xml::template(&h.template, "TEMPLATE"))
+            .empty("MONITORING");
+    });
 }
 
 fn no_host(id: i64) -> Failure {
@@ -152,42 +102,23 @@ pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     if cluster == -1 {
         cluster = 0;
     }
-    let exists = ctx
-        .read(move |c| {
-            c.query_row(
-                "SELECT count(*) FROM cluster_pool WHERE oid = ?1",
-                [cluster],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .await?;
-    if exists == 0 {
+    if !ctx.read(move |c| rows::cluster_exists(c, cluster)).await? {
         return Err(fail(
             code::NO_EXISTS,
             format!("Error getting cluster [{cluster}]."),
         ));
     }
-    let insert = SqlStmt::new(
-        "INSERT INTO host_pool (oid, name, state, prev_state, im_mad, vm_mad, cluster_id)
-             SELECT last_oid + 1, ?1, 0, 0, ?2, ?3, ?4 FROM pool_control
-             WHERE tablename = 'host_pool' RETURNING oid",
-        vec![
-            SqlValue::Text(name.clone()),
-            SqlValue::Text(im_mad),
-            SqlValue::Text(vm_mad),
-            SqlValue::Int(cluster),
-        ],
-    );
-    super::allocate_next(ctx, "host_pool", insert, "host", "HOST", &name).await
+    let insert = rows::insert(&name, INIT, &im_mad, &vm_mad, cluster);
+    super::allocate_next(ctx, rows::TABLE, insert, "host", "HOST", &name).await
 }
 
 pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let mut hosts = ctx.read(move |c| load_hosts(c, Some(id))).await?;
-    hosts
-        .pop()
-        .map(|h| Value::String(host_xml(&h)))
-        .ok_or_else(|| no_host(id))
+    let h = ctx
+        .read(move |c| rows::load(c, id))
+        .await?
+        .ok_or_else(|| no_host(id))?;
+    Ok(Value::String(xml::build_with(|out| host_xml(&h, out))))
 }
 
 /// `one.hostpool.info()`: every host for an administrator (printed one row at a time), none
@@ -199,15 +130,8 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     let out = ctx
         .read(|c| {
             let mut out = String::from("<HOST_POOL>");
-            let sql = format!("{SELECT_HOSTS} ORDER BY h.oid");
-            print_rows(
-                c,
-                &sql,
-                Vec::new(),
-                host_row,
-                |h, out| out.push_str(&host_xml(h)),
-                &mut out,
-            )?;
+            let sql = format!("{} ORDER BY h.oid", rows::SELECT);
+            print_rows(c, &sql, Vec::new(), rows::read, host_xml, &mut out)?;
             out.push_str("</HOST_POOL>");
             Ok(out)
         })
@@ -242,11 +166,7 @@ pub async fn status(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     change(
         ctx,
         id,
-        vec![SqlStmt::new(
-            "UPDATE host_pool SET prev_state = state, state = ?2 WHERE oid = ?1",
-            vec![SqlValue::Int(id), SqlValue::Int(state)],
-        )
-        .must_match()],
+        vec![rows::set_state(id, state)],
         "change the status of",
     )
     .await
@@ -254,8 +174,8 @@ pub async fn status(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let hosts = ctx.read(move |c| load_hosts(c, Some(id))).await?;
-    match hosts.first() {
+    let host = ctx.read(move |c| rows::load(c, id)).await?;
+    match host {
         None => return Err(no_host(id)),
         Some(h) if h.running_vms > 0 => {
             return Err(fail(
@@ -265,22 +185,12 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         }
         Some(_) => {}
     }
-    change(
-        ctx,
-        id,
-        vec![SqlStmt::new(
-            "DELETE FROM host_pool WHERE oid = ?1 AND running_vms = 0",
-            vec![SqlValue::Int(id)],
-        )
-        .must_match()],
-        "delete",
-    )
-    .await
+    change(ctx, id, vec![rows::delete_if_idle(id)], "delete").await
 }
 
 /// `one.host.update(id, template, type)`: replace (0) or merge (1) the host's template.
 pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    super::update_template(ctx, &p, "host_pool", "template", no_host).await
+    super::update_template(ctx, &p, rows::TABLE, "template", no_host).await
 }
 
 pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
@@ -289,7 +199,7 @@ pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     // OpenNebula renames with `set_name`, which checks `name_is_valid` only.
     super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     let txn = SqlTxn {
-        stmts: vec![sqlstore::objects::set_name("host_pool", id, &name)],
+        stmts: vec![sqlstore::objects::set_name(rows::TABLE, id, &name)],
     };
     ctx.commit(txn, |r| match r.kind {
         TxnErrorKind::NotFound => no_host(id),

@@ -343,15 +343,9 @@ pub async fn allocate_next(
     kind: &str,
     name: &str,
 ) -> MethodResult {
-    use sqlstore::{SqlStmt, TxnErrorKind};
+    use sqlstore::TxnErrorKind;
     let txn = SqlTxn {
-        stmts: vec![
-            insert.must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = ?1",
-                vec![SqlValue::Text(pool.to_string())],
-            ),
-        ],
+        stmts: vec![insert.must_match(), sqlstore::objects::next_oid(pool)],
     };
     let values = ctx
         .commit(txn, |r| match r.kind {

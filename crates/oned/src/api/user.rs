@@ -1,10 +1,12 @@
 //! `one.user.*` and `one.userpool.info`: the first replicated object family.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind, UserRow};
+use sqlstore::objects::user as rows;
+use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind, UserRow};
 use xmlrpc::{Params, Value};
 
+use super::group::empty_quotas;
 use super::method::{Auth, Method};
-use super::xml::esc;
+use super::xml::{self, Xml};
 use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -48,40 +50,28 @@ pub const METHODS: &[Method] = &[
     method!("one.userpool.info", Read, Auth::Object, pool_info),
 ];
 
-const QUOTAS: &str =
-    "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
-
-fn default_quotas() -> String {
-    format!("<DEFAULT_USER_QUOTAS>{QUOTAS}</DEFAULT_USER_QUOTAS>")
-}
-
-fn template_xml(text: &str) -> String {
-    template::Template::parse(text)
-        .map(|t| t.to_xml())
-        .unwrap_or_else(|_| "<TEMPLATE></TEMPLATE>".to_string())
-}
-
-pub fn user_xml(u: &UserRow, with_quotas: bool) -> String {
-    format!(
-        "<USER><ID>{}</ID><GID>{}</GID><GROUPS>{}</GROUPS><GNAME>{}</GNAME><NAME>{}</NAME><PASSWORD>{}</PASSWORD><AUTH_DRIVER>{}</AUTH_DRIVER><ENABLED>{}</ENABLED><LOGIN_TOKEN></LOGIN_TOKEN>{}{}</USER>",
-        u.oid,
-        u.gid,
-        u.groups
-            .iter()
-            .map(|g| format!("<ID>{g}</ID>"))
-            .collect::<String>(),
-        esc(&u.gname),
-        esc(&u.name),
-        esc(&u.password),
-        esc(&u.auth_driver),
-        u.enabled as i32,
-        template_xml(&u.template),
+/// A user; `with_quotas` for `one.user.info` (a pool lists quotas apart).
+pub fn user_xml(u: &UserRow, with_quotas: bool, out: &mut String) {
+    Xml::new(out).elem("USER", |x| {
+        x.num("ID", u.oid)
+            .num("GID", u.gid)
+            .elem("GROUPS", |x| {
+                for g in &u.groups {
+                    x.num("ID", g);
+                }
+            })
+            .text("GNAME", &u.gname)
+            .text("NAME", &u.name)
+            .text("PASSWORD", &u.password)
+            .text("AUTH_DRIVER", &u.auth_driver)
+            .num("ENABLED", u.enabled as i32)
+            .empty("LOGIN_TOKEN")
+            .raw(&xml::template(&u.template, "TEMPLATE"));
         if with_quotas {
-            format!("{QUOTAS}{}", default_quotas())
-        } else {
-            String::new()
+            empty_quotas(x);
+            x.elem("DEFAULT_USER_QUOTAS", empty_quotas);
         }
-    )
+    });
 }
 
 fn no_user(id: i64) -> Failure {
@@ -116,29 +106,7 @@ pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     super::must_exist(ctx, Table::Group, gid).await?;
     let hash = password_hash(ctx, &password).await?;
     let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO user_pool (oid, name, password, auth_driver, gid, enabled, template)
-                 SELECT last_oid + 1, ?1, ?2, ?3, ?4, 1, '' FROM pool_control WHERE tablename = 'user_pool'
-                 RETURNING oid",
-                vec![
-                    SqlValue::Text(name.clone()),
-                    SqlValue::Text(hash),
-                    SqlValue::Text(driver),
-                    SqlValue::Int(gid),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = 'user_pool'",
-                vec![],
-            ),
-            SqlStmt::new(
-                "INSERT INTO user_groups (uid, gid)
-                 SELECT last_oid, ?1 FROM pool_control WHERE tablename = 'user_pool'",
-                vec![SqlValue::Int(gid)],
-            ),
-        ],
+        stmts: rows::insert(&name, hash, &driver, gid),
     };
     let mut taken = false;
     let written = ctx
@@ -197,7 +165,10 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() && id != s.uid {
         return Err(not_authorized(s, &format!("USE USER [{id}]")));
     }
-    Ok(Value::String(user_xml(&load(ctx, id).await?, true)))
+    let u = load(ctx, id).await?;
+    Ok(Value::String(xml::build_with(|out| {
+        user_xml(&u, true, out)
+    })))
 }
 
 /// `one.userpool.info()`: every user for an administrator, else only the caller; read and
@@ -208,11 +179,15 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
         .read(move |c| {
             let mut out = String::from("<USER_POOL>");
             sqlstore::for_each_user(c, only, |u| {
-                out.push_str(&user_xml(u, false));
-                out.push_str(&format!("<QUOTAS><ID>{}</ID>{QUOTAS}</QUOTAS>", u.oid));
+                user_xml(u, false, &mut out);
+                Xml::new(&mut out).elem("QUOTAS", |x| {
+                    x.num("ID", u.oid);
+                    empty_quotas(x);
+                });
             })?;
-            out.push_str(&default_quotas());
-            out.push_str("</USER_POOL>");
+            Xml::new(&mut out)
+                .elem("DEFAULT_USER_QUOTAS", empty_quotas)
+                .close("USER_POOL");
             Ok(out)
         })
         .await?;
@@ -230,11 +205,7 @@ pub async fn passwd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     let hash = password_hash(ctx, &password).await?;
     let txn = SqlTxn {
-        stmts: vec![SqlStmt::new(
-            "UPDATE user_pool SET password = ?2 WHERE oid = ?1 AND auth_driver = 'core'",
-            vec![SqlValue::Int(id), SqlValue::Text(hash)],
-        )
-        .must_match()],
+        stmts: vec![rows::set_password(id, hash)],
     };
     ctx.commit(txn, |r| r.missing(no_user(id))).await?;
     Ok(Value::Int(id as i32))
@@ -249,26 +220,7 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "DELETE FROM user_pool WHERE oid = ?1",
-                vec![SqlValue::Int(id)],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "DELETE FROM user_groups WHERE uid = ?1",
-                vec![SqlValue::Int(id)],
-            ),
-            SqlStmt::new(
-                "DELETE FROM group_admins WHERE uid = ?1",
-                vec![SqlValue::Int(id)],
-            ),
-            // The user's own ACL rules (#uid) go with it, as in OpenNebula.
-            SqlStmt::new(
-                "DELETE FROM acl WHERE user = ?1",
-                vec![SqlValue::Int(0x1_0000_0000 | id)],
-            ),
-        ],
+        stmts: rows::delete(id),
     };
     ctx.commit(txn, |r| match r.kind {
         TxnErrorKind::NotFound => no_user(id),
@@ -284,7 +236,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() && id != s.uid {
         return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
     }
-    super::update_template(ctx, &p, "user_pool", "template", no_user).await
+    super::update_template(ctx, &p, rows::TABLE, "template", no_user).await
 }
 
 /// Runs a membership change; NotFound means the user is gone.
@@ -304,22 +256,7 @@ pub async fn chgrp(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     super::must_exist(ctx, Table::Group, gid).await?;
-    membership(
-        ctx,
-        id,
-        vec![
-            SqlStmt::new(
-                "UPDATE user_pool SET gid = ?2 WHERE oid = ?1",
-                vec![SqlValue::Int(id), SqlValue::Int(gid)],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "INSERT OR IGNORE INTO user_groups (uid, gid) VALUES (?1, ?2)",
-                vec![SqlValue::Int(id), SqlValue::Int(gid)],
-            ),
-        ],
-    )
-    .await
+    membership(ctx, id, rows::set_primary_group(id, gid)).await
 }
 
 /// `one.user.addgroup(uid, gid)`: a secondary group.
@@ -329,17 +266,7 @@ pub async fn addgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     membership(
         ctx,
         id,
-        vec![
-            SqlStmt::new(
-                "SELECT oid FROM user_pool WHERE oid = ?1",
-                vec![SqlValue::Int(id)],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "INSERT OR IGNORE INTO user_groups (uid, gid) VALUES (?1, ?2)",
-                vec![SqlValue::Int(id), SqlValue::Int(gid)],
-            ),
-        ],
+        vec![rows::must_exist(id), rows::join_group(id, gid)],
     )
     .await
 }
@@ -354,29 +281,12 @@ pub async fn delgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             "Cannot remove user from group. Cannot remove user from primary group.",
         ));
     }
-    membership(
-        ctx,
-        id,
-        vec![SqlStmt::new(
-            "DELETE FROM user_groups WHERE uid = ?1 AND gid = ?2",
-            vec![SqlValue::Int(id), SqlValue::Int(gid)],
-        )],
-    )
-    .await
+    membership(ctx, id, vec![rows::leave_group(id, gid)]).await
 }
 
 /// `one.user.enable(uid, enable)`: a disabled user cannot authenticate.
 pub async fn enable(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let on = p.bool(1)?;
-    membership(
-        ctx,
-        id,
-        vec![SqlStmt::new(
-            "UPDATE user_pool SET enabled = ?2 WHERE oid = ?1",
-            vec![SqlValue::Int(id), SqlValue::Int(on as i64)],
-        )
-        .must_match()],
-    )
-    .await
+    membership(ctx, id, vec![rows::set_enabled(id, on)]).await
 }

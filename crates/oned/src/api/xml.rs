@@ -97,6 +97,13 @@ pub fn build(body: impl FnOnce(&mut Xml<'_>)) -> String {
     out
 }
 
+/// Builds one XML body with a writer that appends to a string (the shape pool printing uses).
+pub fn build_with(body: impl FnOnce(&mut String)) -> String {
+    let mut out = String::new();
+    body(&mut out);
+    out
+}
+
 /// The head of every owned object: `ID`, `UID`, `GID`, `UNAME`, `GNAME`, `NAME`, `PERMISSIONS`.
 pub fn owned_head(x: &mut Xml<'_>, h: &sqlstore::Head) {
     x.num("ID", h.owned.oid)

@@ -1,10 +1,10 @@
 //! `one.zone.*`: the zone, its servers, and this server's Raft status.
 
-use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind, ZoneRow};
+use sqlstore::{SqlTxn, TxnErrorKind, ZoneRow};
 use xmlrpc::{Params, Value};
 
 use super::method::{Auth, Method};
-use super::xml::{cdata, esc};
+use super::xml::{self, cdata, Xml};
 use super::{code, fail, require_admin, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -20,30 +20,37 @@ pub const METHODS: &[Method] = &[
     method!("one.zone.resetserver", Write, Auth::Object, resetserver),
 ];
 
-pub fn zone_xml(z: &ZoneRow) -> String {
-    let mut out = format!(
-        "<ZONE><ID>{}</ID><NAME>{}</NAME><STATE>{}</STATE><TEMPLATE><ENDPOINT>{}</ENDPOINT></TEMPLATE>",
-        z.oid,
-        esc(&z.name),
-        z.state,
-        cdata(&z.endpoint)
-    );
-    if z.servers.is_empty() {
-        out.push_str("<SERVER_POOL/>");
-    } else {
-        out.push_str("<SERVER_POOL>");
-        for s in &z.servers {
-            out.push_str(&format!(
-                "<SERVER><ENDPOINT>{}</ENDPOINT><ID>{}</ID><NAME>{}</NAME></SERVER>",
-                cdata(&s.endpoint),
-                cdata(&s.id.to_string()),
-                cdata(&s.name)
-            ));
+pub fn zone_xml(z: &ZoneRow, out: &mut String) {
+    Xml::new(out).elem("ZONE", |x| {
+        x.num("ID", z.oid)
+            .text("NAME", &z.name)
+            .num("STATE", z.state)
+            .elem("TEMPLATE", |x| {
+                x.open("ENDPOINT")
+                    .raw(&cdata(&z.endpoint))
+                    .close("ENDPOINT");
+            });
+        if z.servers.is_empty() {
+            // As OpenNebula prints an empty server pool.
+            x.raw("<SERVER_POOL/>");
+            return;
         }
-        out.push_str("</SERVER_POOL>");
-    }
-    out.push_str("</ZONE>");
-    out
+        x.elem("SERVER_POOL", |x| {
+            for s in &z.servers {
+                x.elem("SERVER", |x| {
+                    x.open("ENDPOINT")
+                        .raw(&cdata(&s.endpoint))
+                        .close("ENDPOINT")
+                        .open("ID")
+                        .raw(&cdata(&s.id.to_string()))
+                        .close("ID")
+                        .open("NAME")
+                        .raw(&cdata(&s.name))
+                        .close("NAME");
+                });
+            }
+        });
+    });
 }
 
 async fn load(ctx: &Ctx, id: i64) -> Result<ZoneRow, Failure> {
@@ -54,12 +61,17 @@ async fn load(ctx: &Ctx, id: i64) -> Result<ZoneRow, Failure> {
 
 pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    Ok(Value::String(zone_xml(&load(ctx, id).await?)))
+    let z = load(ctx, id).await?;
+    Ok(Value::String(xml::build_with(|out| zone_xml(&z, out))))
 }
 
 pub async fn pool_info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
     let zones = ctx.read(sqlstore::load_zones).await?;
-    let body: String = zones.iter().map(zone_xml).collect();
+    let body = xml::build_with(|out| {
+        for z in &zones {
+            zone_xml(z, out);
+        }
+    });
     Ok(Value::String(format!("<ZONE_POOL>{body}</ZONE_POOL>")))
 }
 
@@ -114,34 +126,8 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("ENDPOINT \"{endpoint}\" is not an http:// or https:// URL"),
         ));
     }
-    // A new id is one past every id this zone ever used, computed by the SQL itself so every
-    // server agrees. Ids are never reused: a deleted server that comes back must not pass for
-    // the new one (its log would conflict with what the leader sends the new member).
-    let counter = format!("zone_server/{zone_id}");
     let txn = SqlTxn {
-        stmts: vec![
-            SqlStmt::new(
-                "INSERT INTO zone_server (zone_id, server_id, name, endpoint)
-                 SELECT ?1, MAX(
-                     COALESCE((SELECT MAX(server_id) FROM zone_server WHERE zone_id = ?1), -1),
-                     COALESCE((SELECT last_oid FROM pool_control WHERE tablename = ?4), -1)) + 1,
-                   ?2, ?3
-                 FROM zone_pool WHERE oid = ?1 RETURNING server_id",
-                vec![
-                    SqlValue::Int(zone_id),
-                    SqlValue::Text(name.to_string()),
-                    SqlValue::Text(endpoint.to_string()),
-                    SqlValue::Text(counter.clone()),
-                ],
-            )
-            .must_match(),
-            SqlStmt::new(
-                "INSERT INTO pool_control (tablename, last_oid)
-                 SELECT ?2, MAX(server_id) FROM zone_server WHERE zone_id = ?1
-                 ON CONFLICT (tablename) DO UPDATE SET last_oid = excluded.last_oid",
-                vec![SqlValue::Int(zone_id), SqlValue::Text(counter)],
-            ),
-        ],
+        stmts: sqlstore::objects::zone::add_server(zone_id, name, endpoint),
     };
     let values = ctx
         .commit(txn, |r| match r.kind {
@@ -169,11 +155,7 @@ pub async fn delserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     require_admin(s, "on zone")?;
     load(ctx, zone_id).await?;
     let txn = SqlTxn {
-        stmts: vec![SqlStmt::new(
-            "DELETE FROM zone_server WHERE zone_id = ?1 AND server_id = ?2",
-            vec![SqlValue::Int(zone_id), SqlValue::Int(sid)],
-        )
-        .must_match()],
+        stmts: vec![sqlstore::objects::zone::del_server(zone_id, sid)],
     };
     ctx.commit(txn, |r| match r.kind {
         TxnErrorKind::NotFound => fail(code::ACTION, "SERVER not found in zone"),

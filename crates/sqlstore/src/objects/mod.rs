@@ -1,13 +1,18 @@
-//! The owned object families' rows and statements (VMs, templates, images, datastores,
-//! virtual networks): typed rows, the query each is read with, and the statements that change
+//! Every object family's rows and statements (VMs, templates, images, datastores, virtual
+//! networks, hosts, groups): typed rows, the query each is read with, and the statements that change
 //! them. `oned::api` authorizes, builds the transaction from these and formats the XML; another
 //! SQL backend implements this module a second time.
 
+pub mod acl;
 pub mod datastore;
+pub mod group;
+pub mod host;
 pub mod image;
 pub mod template;
+pub mod user;
 pub mod vm;
 pub mod vnet;
+pub mod zone;
 
 use rusqlite::{Connection, Row};
 

@@ -1,0 +1,54 @@
+//! ACL rules (`acl`), stored as OpenNebula's bit masks.
+
+use rusqlite::Connection;
+
+use super::insert_next;
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "acl";
+
+/// One rule: who (`user`), on what (`resource`), which rights, in which zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclRow {
+    pub oid: i64,
+    pub user: u64,
+    pub resource: u64,
+    pub rights: u64,
+    pub zone: u64,
+}
+
+/// Every rule, in oid order.
+pub fn load_all(c: &Connection) -> rusqlite::Result<Vec<AclRow>> {
+    let mut st =
+        c.prepare_cached("SELECT oid, user, resource, rights, zone FROM acl ORDER BY oid")?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(AclRow {
+                oid: r.get(0)?,
+                user: r.get::<_, i64>(1)? as u64,
+                resource: r.get::<_, i64>(2)? as u64,
+                rights: r.get::<_, i64>(3)? as u64,
+                zone: r.get::<_, i64>(4)? as u64,
+            })
+        })?
+        .collect();
+    rows
+}
+
+/// A new rule; a rule equal to an existing one is a constraint failure.
+pub fn insert(user: u64, resource: u64, rights: u64, zone: u64) -> Vec<SqlStmt> {
+    vec![
+        insert_next(
+            TABLE,
+            "user, resource, rights, zone",
+            "?1, ?2, ?3, ?4",
+            vec![
+                SqlValue::Int(user as i64),
+                SqlValue::Int(resource as i64),
+                SqlValue::Int(rights as i64),
+                SqlValue::Int(zone as i64),
+            ],
+        ),
+        super::next_oid(TABLE),
+    ]
+}

@@ -1,0 +1,118 @@
+//! Groups (`group_pool`), their members (`user_groups`) and administrators (`group_admins`).
+
+use rusqlite::{Connection, Row};
+
+use super::insert_next;
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "group_pool";
+
+/// ACL rule selector of a group (`@gid`), as rules store it.
+const ACL_GROUP: i64 = 0x2_0000_0000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub oid: i64,
+    pub name: String,
+    pub template: String,
+    pub users: Vec<i64>,
+    pub admins: Vec<i64>,
+}
+
+pub const SELECT: &str = "SELECT oid, name, template FROM group_pool";
+
+pub fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    let oid: i64 = r.get(0)?;
+    let mut users = c.prepare_cached("SELECT uid FROM user_groups WHERE gid = ?1 ORDER BY uid")?;
+    let mut admins =
+        c.prepare_cached("SELECT uid FROM group_admins WHERE gid = ?1 ORDER BY uid")?;
+    let users = users
+        .query_map([oid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let admins = admins
+        .query_map([oid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(GroupRow {
+        oid,
+        name: r.get(1)?,
+        template: r.get(2)?,
+        users,
+        admins,
+    })
+}
+
+/// Group `oid`, if it exists.
+pub fn load(c: &Connection, oid: i64) -> rusqlite::Result<Option<GroupRow>> {
+    use rusqlite::OptionalExtension;
+    c.prepare_cached(&format!("{SELECT} WHERE oid = ?1"))?
+        .query_row([oid], |r| read(c, r))
+        .optional()
+}
+
+/// The groups user `uid` belongs to.
+pub fn of_user(c: &Connection, uid: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut st = c.prepare_cached("SELECT gid FROM user_groups WHERE uid = ?1")?;
+    let gids = st.query_map([uid], |r| r.get(0))?.collect();
+    gids
+}
+
+pub fn insert(name: &str) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, template",
+        "?1, ''",
+        vec![SqlValue::Text(name.to_string())],
+    )
+}
+
+/// Deletes group `oid` with its administrators and its own ACL rules (`@oid`), only while it
+/// has no members: a group with users is kept, as in OpenNebula.
+pub fn delete_if_empty(oid: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "SELECT 1 FROM group_pool
+             WHERE oid = ?1 AND NOT EXISTS (SELECT 1 FROM user_groups WHERE gid = ?1)",
+            vec![SqlValue::Int(oid)],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "DELETE FROM group_pool WHERE oid = ?1",
+            vec![SqlValue::Int(oid)],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "DELETE FROM group_admins WHERE gid = ?1",
+            vec![SqlValue::Int(oid)],
+        ),
+        SqlStmt::new(
+            "DELETE FROM acl WHERE user = ?1",
+            vec![SqlValue::Int(ACL_GROUP | oid)],
+        ),
+    ]
+}
+
+/// Makes member `uid` an administrator of `gid` (`add`), or no longer one; matches nothing
+/// when the group is gone or the user is not a member (not an administrator).
+pub fn set_admin(gid: i64, uid: i64, add: bool) -> Vec<SqlStmt> {
+    let change = if add {
+        SqlStmt::new(
+            "INSERT OR IGNORE INTO group_admins (gid, uid)
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM user_groups WHERE uid = ?2 AND gid = ?1)
+             RETURNING uid",
+            vec![SqlValue::Int(gid), SqlValue::Int(uid)],
+        )
+    } else {
+        SqlStmt::new(
+            "DELETE FROM group_admins WHERE gid = ?1 AND uid = ?2 RETURNING uid",
+            vec![SqlValue::Int(gid), SqlValue::Int(uid)],
+        )
+    };
+    vec![
+        SqlStmt::new(
+            "SELECT oid FROM group_pool WHERE oid = ?1",
+            vec![SqlValue::Int(gid)],
+        )
+        .must_match(),
+        change.must_match(),
+    ]
+}

@@ -1,0 +1,101 @@
+//! Hosts (`host_pool`): not owned objects (only administrators see them), with the capacity
+//! the monitor records and the usage recounted from their VMs.
+
+use rusqlite::{Connection, Row};
+
+use super::insert_next;
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "host_pool";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRow {
+    pub oid: i64,
+    pub name: String,
+    pub state: i64,
+    pub prev_state: i64,
+    pub im_mad: String,
+    pub vm_mad: String,
+    pub cluster_id: i64,
+    pub cluster: String,
+    /// CPU in hundredths of a core, memory in KB, as OpenNebula's HOST_SHARE.
+    pub total_cpu: i64,
+    pub total_mem: i64,
+    pub cpu_usage: i64,
+    pub mem_usage: i64,
+    pub running_vms: i64,
+    pub template: String,
+}
+
+pub const SELECT: &str =
+    "SELECT h.oid, h.name, h.state, h.prev_state, h.im_mad, h.vm_mad, h.cluster_id,
+            COALESCE(c.name, ''), h.total_cpu, h.total_mem, h.cpu_usage, h.mem_usage,
+            h.running_vms, h.template
+     FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id";
+
+pub fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<HostRow> {
+    Ok(HostRow {
+        oid: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        prev_state: r.get(3)?,
+        im_mad: r.get(4)?,
+        vm_mad: r.get(5)?,
+        cluster_id: r.get(6)?,
+        cluster: r.get(7)?,
+        total_cpu: r.get(8)?,
+        total_mem: r.get(9)?,
+        cpu_usage: r.get(10)?,
+        mem_usage: r.get(11)?,
+        running_vms: r.get(12)?,
+        template: r.get(13)?,
+    })
+}
+
+/// Host `oid`, if it exists.
+pub fn load(c: &Connection, oid: i64) -> rusqlite::Result<Option<HostRow>> {
+    use rusqlite::OptionalExtension;
+    c.prepare_cached(&format!("{SELECT} WHERE h.oid = ?1"))?
+        .query_row([oid], |r| read(c, r))
+        .optional()
+}
+
+/// Whether cluster `oid` exists.
+pub fn cluster_exists(c: &Connection, oid: i64) -> rusqlite::Result<bool> {
+    c.prepare_cached("SELECT EXISTS (SELECT 1 FROM cluster_pool WHERE oid = ?1)")?
+        .query_row([oid], |r| r.get(0))
+}
+
+/// A new host in state `state` (INIT), in cluster `cluster`.
+pub fn insert(name: &str, state: i64, im_mad: &str, vm_mad: &str, cluster: i64) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, state, prev_state, im_mad, vm_mad, cluster_id",
+        "?1, ?2, ?2, ?3, ?4, ?5",
+        vec![
+            SqlValue::Text(name.to_string()),
+            SqlValue::Int(state),
+            SqlValue::Text(im_mad.to_string()),
+            SqlValue::Text(vm_mad.to_string()),
+            SqlValue::Int(cluster),
+        ],
+    )
+}
+
+/// A new state, the old one kept as PREV_STATE.
+pub fn set_state(oid: i64, state: i64) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE host_pool SET prev_state = state, state = ?2 WHERE oid = ?1",
+        vec![SqlValue::Int(oid), SqlValue::Int(state)],
+    )
+    .must_match()
+}
+
+/// Deletes host `oid` only while no VM runs on it.
+pub fn delete_if_idle(oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM host_pool WHERE oid = ?1 AND running_vms = 0",
+        vec![SqlValue::Int(oid)],
+    )
+    .must_match()
+}

@@ -1,0 +1,43 @@
+//! Zone servers (`zone_server`): ids handed out by a per-zone counter so they are never reused.
+
+use crate::{SqlStmt, SqlValue};
+
+/// Adds server `name` at `endpoint` to zone `zone_id`, returning its id: one past every id the
+/// zone ever used, computed by the SQL itself so every server agrees. Ids are never reused: a
+/// deleted server that comes back must not pass for the new one (its log would conflict with
+/// what the leader sends the new member). Matches nothing if the zone does not exist.
+pub fn add_server(zone_id: i64, name: &str, endpoint: &str) -> Vec<SqlStmt> {
+    let counter = format!("zone_server/{zone_id}");
+    vec![
+        SqlStmt::new(
+            "INSERT INTO zone_server (zone_id, server_id, name, endpoint)
+             SELECT ?1, MAX(
+                 COALESCE((SELECT MAX(server_id) FROM zone_server WHERE zone_id = ?1), -1),
+                 COALESCE((SELECT last_oid FROM pool_control WHERE tablename = ?4), -1)) + 1,
+               ?2, ?3
+             FROM zone_pool WHERE oid = ?1 RETURNING server_id",
+            vec![
+                SqlValue::Int(zone_id),
+                SqlValue::Text(name.to_string()),
+                SqlValue::Text(endpoint.to_string()),
+                SqlValue::Text(counter.clone()),
+            ],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "INSERT INTO pool_control (tablename, last_oid)
+             SELECT ?2, MAX(server_id) FROM zone_server WHERE zone_id = ?1
+             ON CONFLICT (tablename) DO UPDATE SET last_oid = excluded.last_oid",
+            vec![SqlValue::Int(zone_id), SqlValue::Text(counter)],
+        ),
+    ]
+}
+
+/// Removes server `server_id` from zone `zone_id`; matches nothing if it is not there.
+pub fn del_server(zone_id: i64, server_id: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM zone_server WHERE zone_id = ?1 AND server_id = ?2",
+        vec![SqlValue::Int(zone_id), SqlValue::Int(server_id)],
+    )
+    .must_match()
+}
