@@ -2,7 +2,7 @@
 //! between servers and from the CLIs, the files of a server's `var/`, `one.zone.raftstatus`,
 //! OpenNebula's ACL bits and its object state enums.
 //!
-//! Pure: no I/O, no async. `cli`, `oned`, `consensus`, `peerauth`, `sqlstore` and `testkit` sit
+//! Pure: no I/O, no async (it reads one environment variable, `ONE_LOCATION`). `cli`, `oned`, `consensus`, `peerauth`, `sqlstore` and `testkit` sit
 //! above it, so none of them types one of these strings or numbers again.
 
 pub mod acl;

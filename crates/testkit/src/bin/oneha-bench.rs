@@ -139,7 +139,7 @@ fn load(zone: &Zone, args: &Args) {
                 Duration::from_secs(30),
             );
             if args.leader_reads {
-                client.with_header("X-OneHA-Read", "leader")
+                client.with_header(wire::header::LEADER_READ, wire::header::LEADER_READ_VALUE)
             } else {
                 client
             }
