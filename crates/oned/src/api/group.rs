@@ -202,7 +202,7 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
             SqlStmt::new(
                 "DELETE FROM acl WHERE user = ?1",
-                vec![SqlValue::Int(0x2_0000_0000 | id)],
+                vec![SqlValue::Int(wire::acl::GROUP_ID as i64 | id)],
             ),
         ],
     };

@@ -11,8 +11,7 @@ use super::xml::esc;
 use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
 
-pub const DATASTORE: u64 = 0x1000_0000_0000;
-pub const IMAGE: u64 = 0x80_0000_0000;
+pub use wire::acl::{DATASTORE, IMAGE};
 /// Image states.
 pub const READY: i64 = 1;
 pub const LOCKED: i64 = 4;

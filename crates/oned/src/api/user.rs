@@ -255,7 +255,7 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             // The user's own ACL rules (#uid) go with it, as in OpenNebula.
             SqlStmt::new(
                 "DELETE FROM acl WHERE user = ?1",
-                vec![SqlValue::Int(0x1_0000_0000 | id)],
+                vec![SqlValue::Int(wire::acl::INDIVIDUAL_ID as i64 | id)],
             ),
         ],
     };

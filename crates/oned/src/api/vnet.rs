@@ -10,7 +10,7 @@ use super::xml::esc;
 use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
 
-pub const NET: u64 = 0x40_0000_0000;
+pub use wire::acl::NET;
 pub const READY: i64 = 1;
 pub const LOCK_CREATE: i64 = 2;
 
