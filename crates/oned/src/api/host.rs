@@ -10,10 +10,10 @@ use super::xml::esc;
 use super::{code, fail, require_admin, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
 
-pub const INIT: i64 = 0;
-pub const MONITORED: i64 = 2;
-pub const DISABLED: i64 = 4;
-pub const OFFLINE: i64 = 8;
+pub const INIT: i64 = wire::HostState::Init.as_i64();
+pub const MONITORED: i64 = wire::HostState::Monitored.as_i64();
+pub const DISABLED: i64 = wire::HostState::Disabled.as_i64();
+pub const OFFLINE: i64 = wire::HostState::Offline.as_i64();
 
 struct HostRow {
     oid: i64,
@@ -131,9 +131,11 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let insert = SqlStmt::new(
-        "INSERT INTO host_pool (oid, name, state, prev_state, im_mad, vm_mad, cluster_id)
-             SELECT last_oid + 1, ?1, 0, 0, ?2, ?3, ?4 FROM pool_control
-             WHERE tablename = 'host_pool' RETURNING oid",
+        &format!(
+            "INSERT INTO host_pool (oid, name, state, prev_state, im_mad, vm_mad, cluster_id)
+             SELECT last_oid + 1, ?1, {INIT}, {INIT}, ?2, ?3, ?4 FROM pool_control
+             WHERE tablename = 'host_pool' RETURNING oid"
+        ),
         vec![
             SqlValue::Text(name.clone()),
             SqlValue::Text(im_mad),

@@ -12,40 +12,55 @@ use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
 
 pub mod state {
-    pub const PENDING: i64 = 1;
-    pub const HOLD: i64 = 2;
-    pub const ACTIVE: i64 = 3;
-    pub const STOPPED: i64 = 4;
-    pub const SUSPENDED: i64 = 5;
-    pub const DONE: i64 = 6;
-    pub const POWEROFF: i64 = 8;
-    pub const UNDEPLOYED: i64 = 9;
+    use wire::VmState;
+    pub const PENDING: i64 = VmState::Pending.as_i64();
+    pub const HOLD: i64 = VmState::Hold.as_i64();
+    pub const ACTIVE: i64 = VmState::Active.as_i64();
+    pub const STOPPED: i64 = VmState::Stopped.as_i64();
+    pub const SUSPENDED: i64 = VmState::Suspended.as_i64();
+    pub const DONE: i64 = VmState::Done.as_i64();
+    pub const POWEROFF: i64 = VmState::Poweroff.as_i64();
+    pub const UNDEPLOYED: i64 = VmState::Undeployed.as_i64();
 }
 
 pub mod lcm {
-    pub const INIT: i64 = 0;
-    pub const PROLOG: i64 = 1;
-    pub const BOOT: i64 = 2;
-    pub const RUNNING: i64 = 3;
-    pub const SAVE_STOP: i64 = 5;
-    pub const SAVE_SUSPEND: i64 = 6;
-    pub const EPILOG_STOP: i64 = 10;
-    pub const EPILOG: i64 = 11;
-    pub const SHUTDOWN: i64 = 12;
-    pub const SHUTDOWN_POWEROFF: i64 = 18;
-    pub const BOOT_POWEROFF: i64 = 20;
-    pub const BOOT_SUSPENDED: i64 = 21;
-    pub const SHUTDOWN_UNDEPLOY: i64 = 29;
-    pub const EPILOG_UNDEPLOY: i64 = 30;
+    use wire::LcmState;
+    pub const INIT: i64 = LcmState::LcmInit.as_i64();
+    pub const PROLOG: i64 = LcmState::Prolog.as_i64();
+    pub const BOOT: i64 = LcmState::Boot.as_i64();
+    pub const RUNNING: i64 = LcmState::Running.as_i64();
+    pub const SAVE_STOP: i64 = LcmState::SaveStop.as_i64();
+    pub const SAVE_SUSPEND: i64 = LcmState::SaveSuspend.as_i64();
+    pub const EPILOG_STOP: i64 = LcmState::EpilogStop.as_i64();
+    pub const EPILOG: i64 = LcmState::Epilog.as_i64();
+    pub const SHUTDOWN: i64 = LcmState::Shutdown.as_i64();
+    pub const SHUTDOWN_POWEROFF: i64 = LcmState::ShutdownPoweroff.as_i64();
+    pub const BOOT_POWEROFF: i64 = LcmState::BootPoweroff.as_i64();
+    pub const BOOT_SUSPENDED: i64 = LcmState::BootSuspended.as_i64();
+    pub const SHUTDOWN_UNDEPLOY: i64 = LcmState::ShutdownUndeploy.as_i64();
+    pub const EPILOG_UNDEPLOY: i64 = LcmState::EpilogUndeploy.as_i64();
 }
 
-/// Recomputes every host's usage from the VMs placed on it: accounting can never drift.
-pub const RECOUNT_HOSTS: &str = "UPDATE host_pool SET
+/// Recomputes every host's usage from the VMs placed on it (ACTIVE, SUSPENDED, POWEROFF):
+/// accounting can never drift.
+pub static RECOUNT_HOSTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let on_host = wire::state::sql_list(
+        &[
+            wire::VmState::Active,
+            wire::VmState::Suspended,
+            wire::VmState::Poweroff,
+        ],
+        wire::VmState::as_i64,
+    );
+    format!(
+        "UPDATE host_pool SET
     cpu_usage = (SELECT COALESCE(SUM(CAST(ROUND(cpu * 100) AS INTEGER)), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND state IN (3, 5, 8)),
+                 WHERE hid = host_pool.oid AND state IN ({on_host})),
     mem_usage = (SELECT COALESCE(SUM(memory * 1024), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND state IN (3, 5, 8)),
-    running_vms = (SELECT count(*) FROM vm_pool WHERE hid = host_pool.oid AND state IN (3, 5, 8))";
+                 WHERE hid = host_pool.oid AND state IN ({on_host})),
+    running_vms = (SELECT count(*) FROM vm_pool WHERE hid = host_pool.oid AND state IN ({on_host}))"
+    )
+});
 
 pub struct VmRow {
     pub owned: Owned,
@@ -389,10 +404,12 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let leaves_host = new_state == DONE || new_state == PENDING;
     let mut stmts = vec![SqlStmt::new(
         // Guarded by the state it was checked in: a concurrent change makes it a no-op.
-        "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?2,
-            lcm_state = ?3, etime = CASE WHEN ?2 = 6 THEN ?6 ELSE etime END,
+        &format!(
+            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?2,
+            lcm_state = ?3, etime = CASE WHEN ?2 = {DONE} THEN ?6 ELSE etime END,
             hid = CASE WHEN ?7 THEN -1 ELSE hid END
-         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5",
+         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5"
+        ),
         vec![
             SqlValue::Int(id),
             SqlValue::Int(new_state),
@@ -409,7 +426,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
             vec![SqlValue::Int(id), SqlValue::Int(now())],
         ));
-        stmts.push(SqlStmt::new(RECOUNT_HOSTS, vec![]));
+        stmts.push(SqlStmt::new(&RECOUNT_HOSTS, vec![]));
     }
     match ctx.write(SqlTxn { stmts }).await {
         Ok(_) => Ok(Value::Int(id as i32)),
@@ -423,18 +440,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 fn state_name(st: i64, lc: i64) -> String {
-    let s = match st {
-        0 => "INIT",
-        1 => "PENDING",
-        2 => "HOLD",
-        3 => "ACTIVE",
-        4 => "STOPPED",
-        5 => "SUSPENDED",
-        6 => "DONE",
-        8 => "POWEROFF",
-        9 => "UNDEPLOYED",
-        _ => "UNKNOWN",
-    };
+    let s = wire::VmState::from_i64(st).map_or("UNKNOWN", wire::VmState::name);
     if st == state::ACTIVE {
         format!("{s}/{lc}")
     } else {
@@ -446,12 +452,20 @@ fn state_name(st: i64, lc: i64) -> String {
 pub fn deploy_stmts(id: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<SqlStmt> {
     vec![
         SqlStmt::new(
-            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = 3,
-                lcm_state = 1, hid = ?2
-             WHERE oid = ?1 AND state IN (1, 2)
-               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (0, 2)
+            &format!(
+                "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = {},
+                lcm_state = {}, hid = ?2
+             WHERE oid = ?1 AND state IN ({}, {})
+               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN ({}, {})
                  AND (?3 = 0 OR (h.total_cpu - h.cpu_usage >= CAST(ROUND(vm_pool.cpu * 100) AS INTEGER)
                    AND h.total_mem - h.mem_usage >= vm_pool.memory * 1024)))",
+                state::ACTIVE,
+                lcm::PROLOG,
+                state::PENDING,
+                state::HOLD,
+                wire::HostState::Init.as_i64(),
+                wire::HostState::Monitored.as_i64(),
+            ),
             vec![
                 SqlValue::Int(id),
                 SqlValue::Int(hid),
@@ -466,7 +480,7 @@ pub fn deploy_stmts(id: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<Sq
              FROM host_pool h WHERE h.oid = ?2",
             vec![SqlValue::Int(id), SqlValue::Int(hid), SqlValue::Int(now)],
         ),
-        SqlStmt::new(RECOUNT_HOSTS, vec![]),
+        SqlStmt::new(&RECOUNT_HOSTS, vec![]),
     ]
 }
 

@@ -11,8 +11,8 @@ use super::{code, fail, Ctx, Failure, MethodResult, TxnFailure};
 use crate::auth::Session;
 
 pub use wire::acl::NET;
-pub const READY: i64 = 1;
-pub const LOCK_CREATE: i64 = 2;
+pub const READY: i64 = wire::VnetState::Ready.as_i64();
+pub const LOCK_CREATE: i64 = wire::VnetState::LockCreate.as_i64();
 
 struct VnetRow {
     owned: Owned,
