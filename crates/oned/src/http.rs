@@ -263,7 +263,11 @@ async fn peer(
     {
         return (
             StatusCode::FORBIDDEN,
-            "peer call refused: missing or malformed x-oneha-mac or x-oneha-target (this server)",
+            format!(
+                "peer call refused: missing or malformed {} or {} (this server)",
+                peerauth::MAC_HEADER,
+                peerauth::TARGET_HEADER
+            ),
         )
             .into_response();
     }

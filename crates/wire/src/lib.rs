@@ -13,4 +13,4 @@ pub mod route;
 pub mod state;
 
 pub use raft::{RaftState, RaftStatus, RaftStatusError};
-pub use state::{DatastoreState, HostState, ImageState, LcmState, VmState, VnetState};
+pub use state::{DatastoreState, HostState, ImageState, LcmState, VmState, VnetState, ZoneState};

@@ -197,6 +197,14 @@ states! {
     }
 }
 
+states! {
+    /// `Zone::ZoneState` (`include/Zone.h`).
+    ZoneState {
+        Enabled = 0, "ENABLED", "on";
+        Disabled = 1, "DISABLED", "off";
+    }
+}
+
 /// A VM's STAT in `onevm list`, as the Ruby OCA's `VirtualMachine#status`: the short name of
 /// its state, or of its LCM state while ACTIVE; `unkn` for numbers OpenNebula has no state for.
 pub fn vm_short_name(state: i64, lcm_state: i64) -> &'static str {

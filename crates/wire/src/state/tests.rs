@@ -128,6 +128,9 @@ const VNET_STATE: &[(i64, &str)] = &[
     (6, "UPDATE_FAILURE"),
 ];
 
+/// `include/Zone.h`, `enum ZoneState`.
+const ZONE_STATE: &[(i64, &str)] = &[(0, "ENABLED"), (1, "DISABLED")];
+
 /// The Ruby OCA's short names (`src/oca/ruby/opennebula/*.rb`, `SHORT_*_STATES`), by full name.
 const SHORT: &[(&str, &[(&str, &str)])] = &[
     (
@@ -265,6 +268,7 @@ const SHORT: &[(&str, &[(&str, &str)])] = &[
             ("UPDATE_FAILURE", "fail"),
         ],
     ),
+    ("ZoneState", &[("ENABLED", "on"), ("DISABLED", "off")]),
 ];
 
 fn short_of(kind: &str, name: &str) -> &'static str {
@@ -305,6 +309,7 @@ fn states_are_opennebulas() {
     check!(ImageState, IMAGE_STATE);
     check!(DatastoreState, DATASTORE_STATE);
     check!(VnetState, VNET_STATE);
+    check!(ZoneState, ZONE_STATE);
 }
 
 #[test]
