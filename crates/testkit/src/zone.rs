@@ -38,9 +38,9 @@ pub const ACTION_CODE: i32 = 0x0800;
 pub const INTERNAL: i32 = 0x2000;
 
 /// Raft states of `one.zone.raftstatus`.
-pub const SOLO: i64 = 0;
-pub const FOLLOWER: i64 = 2;
-pub const LEADER: i64 = 3;
+pub const SOLO: i64 = wire::RaftState::Solo.as_i64();
+pub const FOLLOWER: i64 = wire::RaftState::Follower.as_i64();
+pub const LEADER: i64 = wire::RaftState::Leader.as_i64();
 
 /// The test `oned.conf`: the guide's settings with a short election timeout.
 pub fn oned_conf(port: u16, server_id: i64) -> String {

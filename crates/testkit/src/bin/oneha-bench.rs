@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use cli::Client;
-use testkit::zone::{allocate, Zone, LEADER};
+use testkit::zone::{allocate, Zone, FOLLOWER, LEADER};
 use xmlrpc::Value;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -193,7 +193,7 @@ fn failover(zone: &mut Zone, rounds: usize) {
             zone.up().iter().all(|&i| {
                 zone.servers[i]
                     .raft_status()
-                    .is_some_and(|s| s.state == LEADER || s.state == 2)
+                    .is_some_and(|s| s.state == LEADER || s.state == FOLLOWER)
             })
         });
     }
