@@ -311,7 +311,7 @@ pub fn resolve_session_from(
     }
     let file = match (one_auth.filter(|p| !p.as_os_str().is_empty()), home) {
         (Some(f), _) => f,
-        (None, Some(h)) => h.join(".one").join("one_auth"),
+        (None, Some(h)) => h.join(wire::files::ONE_AUTH),
         (None, None) => bail!("No credentials: set ONE_AUTH or HOME, or use --user and --password"),
     };
     let text = std::fs::read_to_string(&file)

@@ -151,11 +151,7 @@ pub fn format_zone_list(
             .copied()
             .flatten()
             .map_or("-".to_string(), |f| f.to_string());
-        let stat = match z.state {
-            0 => "on",
-            1 => "off",
-            _ => "-",
-        };
+        let stat = wire::ZoneState::from_i64(z.state).map_or("-", wire::ZoneState::short_name);
         let cells = [
             (current, 1, L),
             (id.as_str(), 5, R),

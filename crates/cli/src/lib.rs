@@ -16,4 +16,4 @@ pub use client::{
 };
 pub use format::{format_zone_list, format_zone_show};
 pub use xml::XmlError;
-pub use zone::{raft_state_name, RaftStatus, ZoneInfo, ZoneServer};
+pub use zone::{RaftState, RaftStatus, ZoneInfo, ZoneServer};

@@ -126,35 +126,12 @@ fn int(e: &Element, name: &str) -> i64 {
 
 /// OpenNebula's short VM state (`onevm list` STAT column).
 pub fn vm_stat(state: i64, lcm: i64) -> &'static str {
-    match (state, lcm) {
-        (0, _) => "init",
-        (1, _) => "pend",
-        (2, _) => "hold",
-        (3, 1) | (3, 8) | (3, 9) | (3, 31) => "prol",
-        (3, 2) | (3, 20) | (3, 21) | (3, 22) | (3, 32) => "boot",
-        (3, 3) => "runn",
-        (3, 5) | (3, 6) | (3, 7) => "save",
-        (3, 10) | (3, 11) | (3, 30) => "epil",
-        (3, 12) | (3, 18) | (3, 29) => "shut",
-        (3, _) => "actv",
-        (4, _) => "stop",
-        (5, _) => "susp",
-        (6, _) => "done",
-        (8, _) => "poff",
-        (9, _) => "unde",
-        _ => "unkn",
-    }
+    wire::state::vm_short_name(state, lcm)
 }
 
+/// OpenNebula's short host state (`onehost list` STAT column).
 fn host_stat(state: i64) -> &'static str {
-    match state {
-        0 => "init",
-        2 => "on",
-        3 => "err",
-        4 => "dsbl",
-        8 => "off",
-        _ => "unkn",
-    }
+    wire::HostState::from_i64(state).map_or("unkn", wire::HostState::short_name)
 }
 
 fn mem(kib: i64) -> String {
@@ -568,61 +545,24 @@ pub fn parse_rule(rule: &str) -> Result<(String, String, String, Option<String>)
         ));
     }
     let selector = |s: &str| -> Result<u64, String> {
-        let num = |t: &str| {
-            t.parse::<u64>()
-                .map_err(|_| format!("malformed rule: bad id in '{s}'"))
-        };
-        match s.chars().next() {
-            Some('#') => Ok(0x1_0000_0000 | num(&s[1..])?),
-            Some('@') => Ok(0x2_0000_0000 | num(&s[1..])?),
-            Some('%') => Ok(0x8_0000_0000 | num(&s[1..])?),
-            Some('*') if s == "*" => Ok(0x4_0000_0000),
-            _ => Err(format!("malformed rule: bad selector '{s}'")),
-        }
+        wire::acl::parse_selector(s).map_err(|e| match e {
+            wire::acl::SelectorError::BadId => format!("malformed rule: bad id in '{s}'"),
+            wire::acl::SelectorError::BadSelector => format!("malformed rule: bad selector '{s}'"),
+        })
     };
-    const TYPES: &[(&str, u64)] = &[
-        ("VM", 0x10_0000_0000),
-        ("HOST", 0x20_0000_0000),
-        ("NET", 0x40_0000_0000),
-        ("IMAGE", 0x80_0000_0000),
-        ("USER", 0x100_0000_0000),
-        ("TEMPLATE", 0x200_0000_0000),
-        ("GROUP", 0x400_0000_0000),
-        ("DATASTORE", 0x1000_0000_0000),
-        ("CLUSTER", 0x2000_0000_0000),
-        ("DOCUMENT", 0x4000_0000_0000),
-        ("ZONE", 0x8000_0000_0000),
-        ("SECGROUP", 0x1_0000_0000_0000),
-        ("VDC", 0x2_0000_0000_0000),
-        ("VROUTER", 0x4_0000_0000_0000),
-        ("MARKETPLACE", 0x8_0000_0000_0000),
-        ("MARKETPLACEAPP", 0x10_0000_0000_0000),
-        ("VMGROUP", 0x20_0000_0000_0000),
-        ("VNTEMPLATE", 0x40_0000_0000_0000),
-        ("HOOK", 0x80_0000_0000_0000),
-        ("BACKUPJOB", 0x100_0000_0000_0000),
-    ];
     let user = selector(parts[0])?;
     let (types, rid) = parts[1]
         .split_once('/')
         .ok_or("malformed rule: resources need /<id>")?;
     let mut resource = selector(rid)?;
     for t in types.split('+') {
-        let bit = TYPES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(t))
-            .ok_or(format!("malformed rule: unknown resource {t}"))?;
-        resource |= bit.1;
+        resource |=
+            wire::acl::resource_bit(t).ok_or(format!("malformed rule: unknown resource {t}"))?;
     }
     let mut rights = 0u64;
     for r in parts[2].split('+') {
-        rights |= match r.to_ascii_uppercase().as_str() {
-            "USE" => 1,
-            "MANAGE" => 2,
-            "ADMIN" => 4,
-            "CREATE" => 8,
-            other => return Err(format!("malformed rule: unknown right {other}")),
-        };
+        rights |= wire::acl::right_bit(r)
+            .ok_or_else(|| format!("malformed rule: unknown right {}", r.to_ascii_uppercase()))?;
     }
     let zone = parts.get(3).map(|z| selector(z)).transpose()?;
     Ok((

@@ -86,16 +86,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 
 /// `oned.conf` and the var directory: under `$ONE_LOCATION`, else system-wide.
 fn one_paths() -> (PathBuf, PathBuf) {
-    match std::env::var_os("ONE_LOCATION") {
-        Some(loc) if !loc.is_empty() => {
-            let loc = PathBuf::from(loc);
-            (loc.join("etc/oned.conf"), loc.join("var"))
-        }
-        _ => (
-            PathBuf::from("/etc/one/oned.conf"),
-            PathBuf::from("/var/lib/one"),
-        ),
-    }
+    let layout = wire::files::Layout::from_env();
+    (layout.oned_conf(), layout.var)
 }
 
 /// The SQLite file to work on, from the options or, as OpenNebula's onedb, from `oned.conf`.
@@ -120,7 +112,9 @@ fn sqlite_db(o: &Opts) -> Result<PathBuf, String> {
             "the {backend} backend is not supported by OneHA's onedb yet; use -s <file> for SQLite"
         ));
     }
-    Ok(o.sqlite.clone().unwrap_or_else(|| var.join("one.db")))
+    Ok(o.sqlite
+        .clone()
+        .unwrap_or_else(|| var.join(wire::files::ONE_DB)))
 }
 
 /// `Y-M-D_h:m:s` in UTC without zero padding, as OpenNebula names backups.
@@ -148,7 +142,7 @@ pub fn backup_stamp(unix: u64) -> String {
 pub fn lock_file(db: &std::path::Path) -> PathBuf {
     db.parent()
         .unwrap_or(std::path::Path::new("."))
-        .join("oned.lock")
+        .join(wire::files::LOCK)
 }
 
 /// Whether an oned holds the lock next to `db`.

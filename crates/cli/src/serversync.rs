@@ -71,14 +71,8 @@ impl PeerTls {
 impl Local {
     /// From `$ONE_LOCATION`, else OpenNebula's system-wide layout.
     pub fn from_env() -> Local {
-        let (etc, var) = match std::env::var_os("ONE_LOCATION") {
-            Some(loc) if !loc.is_empty() => {
-                let loc = PathBuf::from(loc);
-                (loc.join("etc"), loc.join("var"))
-            }
-            _ => (PathBuf::from("/etc/one"), PathBuf::from("/var/lib/one")),
-        };
-        let conf = std::fs::read_to_string(etc.join("oned.conf"))
+        let wire::files::Layout { etc, var, .. } = wire::files::Layout::from_env();
+        let conf = std::fs::read_to_string(etc.join(wire::files::ONED_CONF))
             .ok()
             .and_then(|t| template::Template::parse(&t).ok());
         let federation = |name: &str| {
@@ -117,7 +111,7 @@ struct Remote {
 }
 
 fn find_server(local: &Local, which: &str) -> Result<Remote, String> {
-    let db = local.var.join("one.db");
+    let db = local.var.join(wire::files::ONE_DB);
     let conn = sqlstore::rusqlite::Connection::open_with_flags(
         &db,
         sqlstore::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -163,8 +157,8 @@ fn fetch(
     what: &str,
     path: Option<&str>,
 ) -> Result<Vec<u8>, String> {
-    let url = format!("{}/oneha/sync/{what}", remote.base);
-    let call_path = format!("/oneha/sync/{what}");
+    let call_path = wire::route::sync(what);
+    let url = format!("{}{call_path}", remote.base);
     let signed = peerauth::sign(
         key,
         peerauth::Call {
@@ -319,14 +313,20 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let remote = find_server(local, which)?;
-    let key_path = local.var.join(".one/one_key");
+    let key_path = local.var.join(wire::files::ONE_KEY);
     let key = std::fs::read_to_string(&key_path)
         .map_err(|e| format!("cannot read the zone key {}: {e}", key_path.display()))?;
     let key = peerauth::ZoneKey::new(&key);
 
     // Everything is fetched before anything changes: a failure leaves the files as they were.
-    let manifest = String::from_utf8(fetch(&remote, local, &key, "manifest", None)?)
-        .map_err(|_| "the manifest is not text".to_string())?;
+    let manifest = String::from_utf8(fetch(
+        &remote,
+        local,
+        &key,
+        wire::route::SYNC_MANIFEST,
+        None,
+    )?)
+    .map_err(|_| "the manifest is not text".to_string())?;
     let mut wanted = Vec::new();
     for line in manifest.lines() {
         let mut parts = line.splitn(3, ' ');
@@ -339,11 +339,11 @@ pub fn run(
                 remote.name
             ));
         }
-        let theirs = fetch(&remote, local, &key, "file", Some(rel))?;
+        let theirs = fetch(&remote, local, &key, wire::route::SYNC_FILE, Some(rel))?;
         wanted.push((rel.to_string(), service.to_string(), theirs));
     }
     let dump = if db {
-        let lock = local.var.join("oned.lock");
+        let lock = local.var.join(wire::files::LOCK);
         if let Ok(f) = std::fs::File::open(&lock) {
             if matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)) {
                 return Err(format!(
@@ -352,7 +352,7 @@ pub fn run(
                 ));
             }
         }
-        Some(fetch(&remote, local, &key, "db", None)?)
+        Some(fetch(&remote, local, &key, wire::route::SYNC_DB, None)?)
     } else {
         None
     };
@@ -363,7 +363,7 @@ pub fn run(
         let path = local.etc.join(&rel);
         writeln!(out, "Checking {}", path.display()).map_err(|e| e.to_string())?;
         let mine = std::fs::read(&path).ok();
-        let new = if rel == "oned.conf" {
+        let new = if rel == wire::files::ONED_CONF {
             let local_text = String::from_utf8_lossy(mine.as_deref().unwrap_or_default());
             let mut keep = KEEP_LOCAL.to_vec();
             if keep_ha {
@@ -406,7 +406,7 @@ pub fn run(
         file.write_all(&bytes)
             .and_then(|()| file.as_file().sync_all())
             .map_err(|e| format!("{}: {e}", file.path().display()))?;
-        let restored = sqlstore::restore_backup(file.path(), &local.var.join("one.db"));
+        let restored = sqlstore::restore_backup(file.path(), &local.var.join(wire::files::ONE_DB));
         drop(file);
         restored.map_err(|e| {
             format!(

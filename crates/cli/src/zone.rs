@@ -1,7 +1,8 @@
 //! Zone and Raft status documents returned by `one.zone.info`,
-//! `one.zonepool.info` and `one.zone.raftstatus`.
+//! `one.zonepool.info` and `one.zone.raftstatus` (the latter is `wire`'s, shared with oned).
 
 use crate::xml::{Element, XmlError};
+pub use wire::{RaftState, RaftStatus};
 
 /// One server of a zone's `SERVER_POOL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,62 +86,6 @@ impl ZoneInfo {
     }
 }
 
-/// The Raft status of one server (`<RAFT>` from `one.zone.raftstatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RaftStatus {
-    /// Id of the answering server (-1 on a solo server).
-    pub server_id: i64,
-    /// 0 solo, 1 candidate, 2 follower, 3 leader.
-    pub state: i64,
-    /// Current term.
-    pub term: i64,
-    /// Server voted for in the current term (-1 if none).
-    pub votedfor: i64,
-    /// Commit index.
-    pub commit: i64,
-    /// Index of the last log record.
-    pub log_index: i64,
-    /// Term of the last log record.
-    pub log_term: i64,
-    /// Last federation log index (-1 unless federated).
-    pub fedlog_index: i64,
-}
-
-impl RaftStatus {
-    /// Parses a `<RAFT>` document; every field is required.
-    pub fn from_xml(xml: &str) -> Result<RaftStatus, XmlError> {
-        let el = Element::parse(xml)?.expect("RAFT")?;
-        Ok(RaftStatus {
-            server_id: el.int_of("SERVER_ID")?,
-            state: el.int_of("STATE")?,
-            term: el.int_of("TERM")?,
-            votedfor: el.int_of("VOTEDFOR")?,
-            commit: el.int_of("COMMIT")?,
-            log_index: el.int_of("LOG_INDEX")?,
-            log_term: el.int_of("LOG_TERM")?,
-            fedlog_index: el.int_of("FEDLOG_INDEX")?,
-        })
-    }
-
-    /// Name of [`RaftStatus::state`], see [`raft_state_name`].
-    pub fn state_name(&self) -> &'static str {
-        raft_state_name(self.state)
-    }
-}
-
-/// `solo`, `candidate`, `follower`, `leader` for 0..=3, `error` for anything else.
-pub fn raft_state_name(state: i64) -> &'static str {
-    match state {
-        0 => "solo",
-        1 => "candidate",
-        2 => "follower",
-        3 => "leader",
-        // OneHA only: a server added to the zone that is still catching up, not yet a voter.
-        4 => "learner",
-        _ => "error",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,8 +163,8 @@ mod tests {
             }
         );
         assert_eq!(r.state_name(), "leader");
-        assert_eq!(raft_state_name(0), "solo");
-        assert_eq!(raft_state_name(7), "error");
+        assert_eq!(RaftState::name_of(0), "solo");
+        assert_eq!(RaftState::name_of(7), "error");
         assert!(RaftStatus::from_xml("<RAFT><SERVER_ID>0</SERVER_ID></RAFT>").is_err());
     }
 }

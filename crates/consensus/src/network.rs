@@ -172,12 +172,13 @@ where
     Resp: DeserializeOwned,
     E: std::error::Error + DeserializeOwned,
 {
-    let url = format!("{base}/raft/{call}");
+    let path = wire::route::raft(call);
+    let url = format!("{base}{path}");
     let signed = peerauth::sign(
         &net.key,
         peerauth::Call {
             method: "POST",
-            path: &format!("/raft/{call}"),
+            path: &path,
             arg: "",
         },
         target,

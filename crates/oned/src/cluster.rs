@@ -23,27 +23,8 @@ pub enum Role {
     Candidate,
 }
 
-/// `one.zone.raftstatus`, in OpenNebula's field order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RaftStatus {
-    pub server_id: i64,
-    pub state: i64,
-    pub term: u64,
-    pub votedfor: i64,
-    pub commit: i64,
-    pub log_index: i64,
-    pub log_term: i64,
-    pub fedlog_index: i64,
-}
-
-impl RaftStatus {
-    pub fn to_xml(&self) -> String {
-        format!(
-            "<RAFT><SERVER_ID>{}</SERVER_ID><STATE>{}</STATE><TERM>{}</TERM><VOTEDFOR>{}</VOTEDFOR><COMMIT>{}</COMMIT><LOG_INDEX>{}</LOG_INDEX><LOG_TERM>{}</LOG_TERM><FEDLOG_INDEX>{}</FEDLOG_INDEX></RAFT>",
-            self.server_id, self.state, self.term, self.votedfor, self.commit, self.log_index, self.log_term, self.fedlog_index
-        )
-    }
-}
+/// `one.zone.raftstatus`, in OpenNebula's field order (the `<RAFT>` document `onezone` reads).
+pub use wire::{RaftState, RaftStatus};
 
 #[derive(Clone)]
 pub enum Cluster {
@@ -182,7 +163,7 @@ impl Cluster {
         let Cluster::Ha(ha) = self else {
             return RaftStatus {
                 server_id: configured_id,
-                state: 0,
+                state: RaftState::Solo.as_i64(),
                 term: 0,
                 votedfor: -1,
                 commit: 0,
@@ -193,14 +174,15 @@ impl Cluster {
         };
         let m = ha.raft.metrics().borrow().clone();
         let state = match m.state {
-            ServerState::Leader if ha.is_stepped_down(m.current_term) => 2,
-            ServerState::Leader => 3,
-            ServerState::Candidate => 1,
+            ServerState::Leader if ha.is_stepped_down(m.current_term) => RaftState::Follower,
+            ServerState::Leader => RaftState::Leader,
+            ServerState::Candidate => RaftState::Candidate,
             // Not yet a voter: "follower" must mean the server counts in the quorum, because
             // the guide has operators wait for it before going on.
-            ServerState::Learner => 4,
-            _ => 2,
-        };
+            ServerState::Learner => RaftState::Learner,
+            _ => RaftState::Follower,
+        }
+        .as_i64();
         let committed = tokio::time::timeout(
             Duration::from_millis(500),
             ha.raft.with_raft_state(|st| st.committed),
@@ -218,7 +200,7 @@ impl Cluster {
         RaftStatus {
             server_id: ha.server_id as i64,
             state,
-            term: m.current_term,
+            term: i64::try_from(m.current_term).unwrap_or(i64::MAX),
             votedfor: if m.current_term == 0 {
                 -1
             } else {

@@ -19,39 +19,29 @@ pub struct Paths {
 
 impl Paths {
     pub fn from_env() -> Paths {
-        match std::env::var_os("ONE_LOCATION") {
-            Some(loc) if !loc.is_empty() => {
-                let loc = PathBuf::from(loc);
-                Paths {
-                    config: loc.join("etc/oned.conf"),
-                    var: loc.join("var"),
-                    log: loc.join("var/oned.log"),
-                    remotes: loc.join("var/remotes"),
-                }
-            }
-            _ => Paths {
-                config: PathBuf::from("/etc/one/oned.conf"),
-                var: PathBuf::from("/var/lib/one"),
-                log: PathBuf::from("/var/log/one/oned.log"),
-                remotes: PathBuf::from("/var/lib/one/remotes"),
-            },
+        let layout = wire::files::Layout::from_env();
+        Paths {
+            config: layout.oned_conf(),
+            var: layout.var,
+            log: layout.log,
+            remotes: layout.remotes,
         }
     }
 
     pub fn state_db(&self) -> PathBuf {
-        self.var.join("one.db")
+        self.var.join(wire::files::ONE_DB)
     }
     pub fn raft_db(&self) -> PathBuf {
-        self.var.join("raft.db")
+        self.var.join(wire::files::RAFT_DB)
     }
     pub fn snapshots(&self) -> PathBuf {
-        self.var.join("snapshots")
+        self.var.join(wire::files::SNAPSHOTS_DIR)
     }
     pub fn one_auth(&self) -> PathBuf {
-        self.var.join(".one/one_auth")
+        self.var.join(wire::files::ONE_AUTH)
     }
     pub fn one_key(&self) -> PathBuf {
-        self.var.join(".one/one_key")
+        self.var.join(wire::files::ONE_KEY)
     }
 }
 

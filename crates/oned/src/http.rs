@@ -40,14 +40,13 @@ pub struct AppState {
     pub peer_reads: Arc<tokio::sync::Semaphore>,
 }
 
-/// Header naming the file `GET /oneha/sync/file` returns.
-pub const SYNC_PATH_HEADER: &str = "x-oneha-path";
+pub use wire::header::SYNC_PATH as SYNC_PATH_HEADER;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/RPC2", post(rpc))
-        .route("/oneha/sync/:what", axum::routing::get(sync))
-        .route("/raft/:call", post(peer))
+        .route(wire::route::RPC2, post(rpc))
+        .route(&wire::route::sync_pattern(), axum::routing::get(sync))
+        .route(&wire::route::raft_pattern(), post(peer))
         .with_state(state)
 }
 
@@ -160,9 +159,10 @@ async fn rpc(
     };
     let origin = api::Origin {
         forwarded: headers.contains_key(api::FORWARDED_HEADER),
-        leader_read: headers
-            .get(api::LEADER_READ_HEADER)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"leader")),
+        leader_read: headers.get(api::LEADER_READ_HEADER).is_some_and(|v| {
+            v.as_bytes()
+                .eq_ignore_ascii_case(wire::header::LEADER_READ_VALUE.as_bytes())
+        }),
     };
     let reply = if body.len() >= LARGE_REQUEST {
         handle_large(st.clone(), body, origin).await
@@ -263,7 +263,11 @@ async fn peer(
     {
         return (
             StatusCode::FORBIDDEN,
-            "peer call refused: missing or malformed x-oneha-mac or x-oneha-target (this server)",
+            format!(
+                "peer call refused: missing or malformed {} or {} (this server)",
+                peerauth::MAC_HEADER,
+                peerauth::TARGET_HEADER
+            ),
         )
             .into_response();
     }
@@ -287,7 +291,7 @@ async fn peer(
         Err(BodyError::Broken(e)) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     drop(_turn);
-    let path = format!("/raft/{call}");
+    let path = wire::route::raft(&call);
     let what = peerauth::Call {
         method: "POST",
         path: &path,
@@ -324,7 +328,7 @@ async fn sync(
         return refused.into_response();
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let path = format!("/oneha/sync/{what}");
+    let path = wire::route::sync(&what);
     let call = peerauth::Call {
         method: "GET",
         path: &path,
@@ -346,12 +350,12 @@ async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCo
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
     match what {
-        "manifest" => (StatusCode::OK, crate::sync::manifest(&etc).into_bytes()),
-        "file" => match path.and_then(|p| crate::sync::file(&etc, p)) {
+        wire::route::SYNC_MANIFEST => (StatusCode::OK, crate::sync::manifest(&etc).into_bytes()),
+        wire::route::SYNC_FILE => match path.and_then(|p| crate::sync::file(&etc, p)) {
             Some(bytes) => (StatusCode::OK, bytes),
             None => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
         },
-        "db" => {
+        wire::route::SYNC_DB => {
             let (db, var) = (st.paths.state_db(), st.paths.var.clone());
             let made =
                 tokio::task::spawn_blocking(move || crate::sync::backup_bytes(&db, &var)).await;

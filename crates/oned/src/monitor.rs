@@ -9,6 +9,7 @@ use tracing::debug;
 
 use crate::api::host::{INIT, MONITORED};
 use crate::cluster::{Cluster, Role};
+use wire::{ImageState, VnetState};
 
 /// What the dummy driver reports: 8 CPUs (OpenNebula counts 100 per CPU) and 16 GiB (in KiB).
 pub const DUMMY_CPU: i64 = 800;
@@ -27,8 +28,22 @@ pub fn spawn(cluster: Cluster, pool: ReadPool) {
             let txn = SqlTxn {
                 stmts: vec![
                     // The dummy datastore and network drivers finish at once.
-                    SqlStmt::new("UPDATE image_pool SET state = 1 WHERE state = 4", vec![]),
-                    SqlStmt::new("UPDATE vnet_pool SET state = 1 WHERE state = 2", vec![]),
+                    SqlStmt::new(
+                        &format!(
+                            "UPDATE image_pool SET state = {} WHERE state = {}",
+                            ImageState::Ready.as_i64(),
+                            ImageState::Locked.as_i64()
+                        ),
+                        vec![],
+                    ),
+                    SqlStmt::new(
+                        &format!(
+                            "UPDATE vnet_pool SET state = {} WHERE state = {}",
+                            VnetState::Ready.as_i64(),
+                            VnetState::LockCreate.as_i64()
+                        ),
+                        vec![],
+                    ),
                     SqlStmt::new(
                         "UPDATE host_pool SET prev_state = state, state = ?3,
                        total_cpu = ?1, total_mem = ?2,
@@ -48,9 +63,13 @@ pub fn spawn(cluster: Cluster, pool: ReadPool) {
             let pending = tokio::task::spawn_blocking(move || {
                 reader.with(|c| {
                     c.query_row(
-                        "SELECT (SELECT count(*) FROM host_pool WHERE state = 0 AND im_mad = 'dummy')
-                              + (SELECT count(*) FROM image_pool WHERE state = 4)
-                              + (SELECT count(*) FROM vnet_pool WHERE state = 2)",
+                        &format!(
+                            "SELECT (SELECT count(*) FROM host_pool WHERE state = {INIT} AND im_mad = 'dummy')
+                              + (SELECT count(*) FROM image_pool WHERE state = {})
+                              + (SELECT count(*) FROM vnet_pool WHERE state = {})",
+                            ImageState::Locked.as_i64(),
+                            VnetState::LockCreate.as_i64()
+                        ),
                         [],
                         |r| r.get::<_, i64>(0),
                     )

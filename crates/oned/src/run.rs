@@ -58,7 +58,7 @@ pub async fn run(
     // Before anything opens a state file; `var/` itself becomes 0700 here (and says so).
     tighten_var(&paths)?;
     // Held while this oned runs: a second oned, or `onedb restore`, on this directory refuses.
-    let lock_path = paths.var.join("oned.lock");
+    let lock_path = paths.var.join(wire::files::LOCK);
     let _lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

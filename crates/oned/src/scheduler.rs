@@ -13,6 +13,7 @@ use std::time::Duration;
 use sqlstore::{ReadPool, SqlStmt, SqlTxn, SqlValue};
 use tracing::debug;
 
+use crate::api::host::MONITORED;
 use crate::api::vm::{deploy_stmts, lcm, now, state};
 use crate::cluster::{Cluster, Role};
 
@@ -95,10 +96,13 @@ fn driver_txn(now: i64) -> SqlTxn {
             ));
         }
         stmts.push(SqlStmt::new(
-            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?3,
+            &format!(
+                "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?3,
                 lcm_state = ?4, hid = CASE WHEN ?5 THEN -1 ELSE hid END,
-                etime = CASE WHEN ?3 = 6 THEN ?6 ELSE etime END
+                etime = CASE WHEN ?3 = {} THEN ?6 ELSE etime END
              WHERE state = ?1 AND lcm_state = ?2",
+                state::DONE
+            ),
             vec![
                 SqlValue::Int(fs),
                 SqlValue::Int(fl),
@@ -118,21 +122,26 @@ type Plan = (Vec<(i64, f64, i64)>, Vec<(i64, i64, i64, i64)>);
 
 fn read_plan(pool: &ReadPool) -> Option<(Plan, bool)> {
     pool.with(|c| {
-        let mut st = c.prepare(
-            "SELECT oid, cpu, memory FROM vm_pool WHERE state = 1 ORDER BY oid LIMIT ?1",
-        )?;
+        let mut st = c.prepare(&format!(
+            "SELECT oid, cpu, memory FROM vm_pool WHERE state = {} ORDER BY oid LIMIT ?1",
+            state::PENDING
+        ))?;
         let vms: Vec<(i64, f64, i64)> = st
             .query_map([BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
-        let mut st = c.prepare(
+        let mut st = c.prepare(&format!(
             "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms
-             FROM host_pool WHERE state = 2 ORDER BY running_vms, oid",
-        )?;
+             FROM host_pool WHERE state = {MONITORED} ORDER BY running_vms, oid"
+        ))?;
         let hosts: Vec<(i64, i64, i64, i64)> = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         let moving: i64 = c.query_row(
-            "SELECT count(*) FROM vm_pool WHERE state = 3 AND lcm_state != 3",
+            &format!(
+                "SELECT count(*) FROM vm_pool WHERE state = {} AND lcm_state != {}",
+                state::ACTIVE,
+                lcm::RUNNING
+            ),
             [],
             |r| r.get(0),
         )?;

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 /// Files under the configuration directory the guide lists, with the service that reads them.
 const FILES: &[(&str, &str)] = &[
-    ("oned.conf", "opennebula"),
+    (wire::files::ONED_CONF, "opennebula"),
     ("az_driver.conf", "opennebula"),
     ("az_driver.default", "opennebula"),
     ("ec2_driver.conf", "opennebula"),

@@ -22,20 +22,11 @@ use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The server id the call is meant for.
-pub const TARGET_HEADER: &str = "x-oneha-target";
-/// The id of the server making the call (the fault suite's link proxies also route on it).
-pub const SOURCE_HEADER: &str = "x-oneha-source";
-/// Unix time in seconds when the call was signed.
-pub const TIME_HEADER: &str = "x-oneha-time";
-/// 16 random bytes, hex.
-pub const NONCE_HEADER: &str = "x-oneha-nonce";
-/// The request's HMAC, hex.
-pub const MAC_HEADER: &str = "x-oneha-mac";
-/// The answer's HMAC, hex.
-pub const REPLY_MAC_HEADER: &str = "x-oneha-reply-mac";
-/// Extra argument of a call bound by the MAC (the file `GET /oneha/sync/file` returns).
-pub const ARG_HEADER: &str = "x-oneha-path";
+// The headers a signed call carries; their names are shared with every caller (`wire`).
+pub use wire::header::{
+    MAC as MAC_HEADER, NONCE as NONCE_HEADER, REPLY_MAC as REPLY_MAC_HEADER,
+    SOURCE as SOURCE_HEADER, SYNC_PATH as ARG_HEADER, TARGET as TARGET_HEADER, TIME as TIME_HEADER,
+};
 
 /// How far a call's timestamp may be from the receiver's clock, either way. Servers of a zone
 /// must keep their clocks within this of each other (NTP does far better).

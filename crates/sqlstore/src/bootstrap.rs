@@ -38,12 +38,27 @@ pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Re
     )?;
     // OpenNebula's three default rules (AclManager): users may create their own VMs, images,
     // templates...; everyone may use the zone and the marketplaces.
-    tx.execute_batch(
-        "INSERT INTO acl (oid, user, resource, rights, zone) VALUES
-            (0, 0x200000001, 0x121429400000000, 0x8, 0x400000000),
-            (1, 0x400000000, 0x800400000000, 0x1, 0x400000000),
-            (2, 0x400000000, 0x18000400000000, 0x1, 0x400000000);",
-    )?;
+    {
+        use wire::acl::*;
+        let users_create = VM | IMAGE | TEMPLATE | DOCUMENT | SECGROUP | VMGROUP | BACKUPJOB;
+        let rules = [
+            (0, GROUP_ID | 1, users_create | ALL_ID, CREATE),
+            (1, ALL_ID, ZONE | ALL_ID, USE),
+            (2, ALL_ID, MARKETPLACE | MARKETPLACEAPP | ALL_ID, USE),
+        ];
+        for (oid, user, resource, rights) in rules {
+            tx.execute(
+                "INSERT INTO acl (oid, user, resource, rights, zone) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    oid,
+                    user as i64,
+                    resource as i64,
+                    rights as i64,
+                    ALL_ID as i64
+                ],
+            )?;
+        }
+    }
     tx.execute(
         "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (0, ?1, ?2, 'core', 0)",
         params![p.oneadmin_name, p.oneadmin_password_hash],
@@ -53,8 +68,8 @@ pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Re
         params![p.serveradmin_password_hash],
     )?;
     tx.execute(
-        "INSERT INTO zone_pool (oid, name, state, endpoint) VALUES (0, 'OpenNebula', 0, ?1)",
-        params![p.zone_endpoint],
+        "INSERT INTO zone_pool (oid, name, state, endpoint) VALUES (0, 'OpenNebula', ?1, ?2)",
+        params![wire::ZoneState::Enabled.as_i64(), p.zone_endpoint],
     )?;
     tx.execute(
         "INSERT INTO system_attributes (name, body) VALUES ('BOOTSTRAP', '1')",

@@ -25,3 +25,5 @@ pub use reads::{
     ZoneServerRow,
 };
 pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome};
+/// OpenNebula's object states, the numbers the state tables store.
+pub use wire::state;

@@ -20,7 +20,7 @@ use axum::Router;
 const HOLD: Duration = Duration::from_secs(5);
 /// Peer calls carry snapshot chunks of a few MiB.
 const MAX_BODY: usize = 64 << 20;
-const SOURCE_HEADER: &str = "x-oneha-source";
+use wire::header::SOURCE as SOURCE_HEADER;
 
 /// The proxies of one zone and which links are cut. Cheap to clone.
 #[derive(Clone)]

@@ -38,9 +38,9 @@ pub const ACTION_CODE: i32 = 0x0800;
 pub const INTERNAL: i32 = 0x2000;
 
 /// Raft states of `one.zone.raftstatus`.
-pub const SOLO: i64 = 0;
-pub const FOLLOWER: i64 = 2;
-pub const LEADER: i64 = 3;
+pub const SOLO: i64 = wire::RaftState::Solo.as_i64();
+pub const FOLLOWER: i64 = wire::RaftState::Follower.as_i64();
+pub const LEADER: i64 = wire::RaftState::Leader.as_i64();
 
 /// The test `oned.conf`: the guide's settings with a short election timeout.
 pub fn oned_conf(port: u16, server_id: i64) -> String {
@@ -190,7 +190,7 @@ pub fn run_oned_to_exit(location: &Path) -> (ExitStatus, String) {
                 "oned with a bad configuration in {} was still running after {DEADLINE:?}; stderr:\n{}\noned.log:\n{}",
                 location.display(),
                 tail(&stderr_path, 40),
-                tail(&location.join("var/oned.log"), 40)
+                tail(&layout(location).log, 40)
             );
         }
         std::thread::sleep(POLL);
@@ -256,11 +256,11 @@ impl Server {
     }
 
     pub fn conf_path(&self) -> PathBuf {
-        self.location.join("etc/oned.conf")
+        layout(&self.location).oned_conf()
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.location.join("var/oned.log")
+        layout(&self.location).log
     }
 
     pub fn endpoint(&self) -> String {
@@ -436,7 +436,7 @@ impl Server {
     }
 
     pub fn auth_file(&self) -> PathBuf {
-        self.location.join("var/.one/one_auth")
+        layout(&self.location).var.join(wire::files::ONE_AUTH)
     }
 
     /// `oneadmin:<password>` from `var/.one/one_auth`.
@@ -906,4 +906,9 @@ pub fn http_post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
         None => String::new(),
     };
     (status, body)
+}
+
+/// The files of the server whose `ONE_LOCATION` is `location`, as oned finds them.
+fn layout(location: &Path) -> wire::files::Layout {
+    wire::files::Layout::new(Some(location.as_os_str()))
 }

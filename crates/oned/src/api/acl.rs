@@ -17,77 +17,11 @@ pub const METHODS: &[Method] = &[
     method!("one.acl.info", Read, Auth::Admin("MANAGE ACL"), info),
 ];
 
-const INDIVIDUAL: u64 = 0x1_0000_0000;
-const GROUP: u64 = 0x2_0000_0000;
-const ALL: u64 = 0x4_0000_0000;
-const CLUSTER: u64 = 0x8_0000_0000;
-const SELECTORS: u64 = INDIVIDUAL | GROUP | ALL | CLUSTER;
-const ID_MASK: u64 = 0xFFFF_FFFF;
+use wire::acl::{
+    CLUSTER_ID as CLUSTER, GROUP_ID as GROUP, ID_MASK, RESOURCES, RIGHTS_MASK, SELECTORS,
+};
 
-/// Resource type bits and their names, in OpenNebula's order.
-const RESOURCES: &[(u64, &str)] = &[
-    (0x10_0000_0000, "VM"),
-    (0x20_0000_0000, "HOST"),
-    (0x40_0000_0000, "NET"),
-    (0x80_0000_0000, "IMAGE"),
-    (0x100_0000_0000, "USER"),
-    (0x200_0000_0000, "TEMPLATE"),
-    (0x400_0000_0000, "GROUP"),
-    (0x1000_0000_0000, "DATASTORE"),
-    (0x2000_0000_0000, "CLUSTER"),
-    (0x4000_0000_0000, "DOCUMENT"),
-    (0x8000_0000_0000, "ZONE"),
-    (0x1_0000_0000_0000, "SECGROUP"),
-    (0x2_0000_0000_0000, "VDC"),
-    (0x4_0000_0000_0000, "VROUTER"),
-    (0x8_0000_0000_0000, "MARKETPLACE"),
-    (0x10_0000_0000_0000, "MARKETPLACEAPP"),
-    (0x20_0000_0000_0000, "VMGROUP"),
-    (0x40_0000_0000_0000, "VNTEMPLATE"),
-    (0x80_0000_0000_0000, "HOOK"),
-    (0x100_0000_0000_0000, "BACKUPJOB"),
-];
-const RIGHTS: &[(u64, &str)] = &[
-    (0x1, "USE"),
-    (0x2, "MANAGE"),
-    (0x4, "ADMIN"),
-    (0x8, "CREATE"),
-];
-
-fn selector(v: u64) -> String {
-    let id = v & ID_MASK;
-    if v & INDIVIDUAL != 0 {
-        format!("#{id}")
-    } else if v & GROUP != 0 {
-        format!("@{id}")
-    } else if v & CLUSTER != 0 {
-        format!("%{id}")
-    } else {
-        "*".to_string()
-    }
-}
-
-/// The text form of a rule, as `AclRule::to_str`.
-pub fn rule_string(user: u64, resource: u64, rights: u64, zone: u64) -> String {
-    let kinds: Vec<&str> = RESOURCES
-        .iter()
-        .filter(|(bit, _)| resource & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    let rights: Vec<&str> = RIGHTS
-        .iter()
-        .filter(|(bit, _)| rights & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    format!(
-        "{} {}/{} {} {}",
-        selector(user),
-        kinds.join("+"),
-        selector(resource),
-        rights.join("+"),
-        selector(zone)
-    )
-}
+pub use wire::acl::rule_string;
 
 /// A hex string, with or without `0x`, as C++ `>> hex` reads it.
 fn hex(text: &str) -> Option<u64> {
@@ -119,7 +53,7 @@ fn malformed(user: u64, resource: u64, rights: u64, zone: u64) -> Option<&'stati
     if resource & !(types | SELECTORS | ID_MASK) != 0 {
         return Some("wrong [resource] type");
     }
-    if rights == 0 || rights & !0xF != 0 {
+    if rights == 0 || rights & !RIGHTS_MASK != 0 {
         return Some("wrong [rights], it must be USE, MANAGE, ADMIN or CREATE");
     }
     if !one_selector(zone) || zone & (GROUP | CLUSTER) != 0 {
@@ -141,7 +75,7 @@ pub async fn addrule(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let (user, resource, rights) = (parse(0)?, parse(1)?, parse(2)?);
     let zone = match p.0.get(3) {
         Some(_) => parse(3)?,
-        None => INDIVIDUAL | ctx.config.zone_id as u64,
+        None => wire::acl::INDIVIDUAL_ID | ctx.config.zone_id as u64,
     };
     if let Some(why) = malformed(user, resource, rights, zone) {
         return Err(fail(code::INTERNAL, format!("Error parsing rule: {why}")));
@@ -196,6 +130,7 @@ fn acl_xml(x: &mut Xml<'_>, a: &AclRow) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wire::acl::ALL_ID as ALL;
 
     #[test]
     fn default_rules_print_as_opennebula_prints_them() {

@@ -49,10 +49,10 @@ pub const METHODS: &[Method] = &[
     method!("one.hostpool.info", Read, Auth::Object, pool_info),
 ];
 
-pub const INIT: i64 = 0;
-pub const MONITORED: i64 = 2;
-pub const DISABLED: i64 = 4;
-pub const OFFLINE: i64 = 8;
+pub const INIT: i64 = wire::HostState::Init.as_i64();
+pub const MONITORED: i64 = wire::HostState::Monitored.as_i64();
+pub const DISABLED: i64 = wire::HostState::Disabled.as_i64();
+pub const OFFLINE: i64 = wire::HostState::Offline.as_i64();
 
 pub(super) fn host_xml(h: &HostRow, out: &mut String) {
     Xml::new(out).elem("HOST", |x| {

@@ -33,11 +33,7 @@ use crate::auth::Authenticator;
 use crate::cluster::{Cluster, Role};
 use crate::config::Config;
 
-/// Header marking a call a follower already forwarded, so it is never forwarded twice.
-pub const FORWARDED_HEADER: &str = "x-oneha-forwarded";
-/// OneHA extension: `X-OneHA-Read: leader` on a read makes any server pass it to the leader, so
-/// the answer is linearizable wherever it was sent (a follower's own reads may be stale).
-pub const LEADER_READ_HEADER: &str = "x-oneha-read";
+pub use wire::header::{FORWARDED as FORWARDED_HEADER, LEADER_READ as LEADER_READ_HEADER};
 
 /// Where an `/RPC2` request came from, as its headers tell.
 #[derive(Debug, Clone, Copy, Default)]
@@ -294,7 +290,7 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
         .post(endpoint)
         .header("content-type", "text/xml")
         .header(FORWARDED_HEADER, "1")
-        .header(LEADER_READ_HEADER, "leader")
+        .header(LEADER_READ_HEADER, wire::header::LEADER_READ_VALUE)
         .header(
             consensus::network::SOURCE_HEADER,
             ctx.config.server_id.to_string(),

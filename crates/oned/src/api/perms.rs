@@ -8,14 +8,10 @@ use xmlrpc::Params;
 use super::{code, fail, Ctx, Failure};
 use crate::auth::Session;
 
-pub const USE: u64 = 0x1;
-pub const MANAGE: u64 = 0x2;
-pub const ADMIN: u64 = 0x4;
-pub const CREATE: u64 = 0x8;
+pub use wire::acl::{ADMIN, CREATE, MANAGE, USE};
 
 /// ACL resource bits of the object types checked here.
-pub const VM: u64 = 0x10_0000_0000;
-pub const TEMPLATE: u64 = 0x200_0000_0000;
+pub use wire::acl::{TEMPLATE, VM};
 
 /// `DEFAULT_UMASK = 177`: owner use and manage, nothing else (bits u m a for owner, group,
 /// other, most significant first).
@@ -43,9 +39,9 @@ pub struct Caller<'a> {
 }
 
 /// ACL rule bits for who (user) or what (resource) a rule names: `#id`, `@gid`, `*`.
-const ACL_INDIVIDUAL: u64 = 0x1_0000_0000;
-const ACL_GROUP: u64 = 0x2_0000_0000;
-const ACL_ALL: u64 = 0x4_0000_0000;
+use wire::acl::{
+    ALL_ID as ACL_ALL, GROUP_ID as ACL_GROUP, ID_MASK, INDIVIDUAL_ID as ACL_INDIVIDUAL,
+};
 
 /// The bit of `right` in the permission octet of a class (u m a = 4 2 1).
 fn right_octet_bit(right: u64) -> i64 {
@@ -115,10 +111,10 @@ struct AclScope {
 
 impl Caller<'_> {
     fn rule_applies_to_me(&self, user: u64) -> bool {
-        let id = (user & 0xFFFF_FFFF) as i64;
-        (user & 0x4_0000_0000 != 0)
-            || (user & 0x1_0000_0000 != 0 && id == self.session.uid)
-            || (user & 0x2_0000_0000 != 0 && self.groups.contains(&id))
+        let id = (user & ID_MASK) as i64;
+        (user & ACL_ALL != 0)
+            || (user & ACL_INDIVIDUAL != 0 && id == self.session.uid)
+            || (user & ACL_GROUP != 0 && self.groups.contains(&id))
     }
 
     /// Whether an ACL rule grants `right` on objects of `kind`, for `obj` (None: creating).
@@ -127,14 +123,14 @@ impl Caller<'_> {
             if rights & right == 0 || resource & kind == 0 || !self.rule_applies_to_me(user) {
                 return false;
             }
-            let id = (resource & 0xFFFF_FFFF) as i64;
-            if resource & 0x4_0000_0000 != 0 {
+            let id = (resource & ID_MASK) as i64;
+            if resource & ACL_ALL != 0 {
                 return true;
             }
             match obj {
                 Some(o) => {
-                    (resource & 0x1_0000_0000 != 0 && id == o.oid)
-                        || (resource & 0x2_0000_0000 != 0 && id == o.gid)
+                    (resource & ACL_INDIVIDUAL != 0 && id == o.oid)
+                        || (resource & ACL_GROUP != 0 && id == o.gid)
                 }
                 None => false,
             }
@@ -149,7 +145,7 @@ impl Caller<'_> {
             if rights & right == 0 || resource & kind == 0 || !self.rule_applies_to_me(user) {
                 continue;
             }
-            let id = (resource & 0xFFFF_FFFF) as i64;
+            let id = (resource & ID_MASK) as i64;
             if resource & ACL_ALL != 0 {
                 scope.all = true;
             }
@@ -453,7 +449,7 @@ mod tests {
                             0 => ACL_ALL,
                             1 => ACL_INDIVIDUAL | rng.below(80),
                             2 => ACL_GROUP | rng.pick(&[0, 1, 100, 101]) as u64,
-                            _ => 0x8_0000_0000, // a cluster: never matches here
+                            _ => wire::acl::CLUSTER_ID, // a cluster: never matches here
                         };
                     let rights = [USE, MANAGE, USE | MANAGE, CREATE][rng.below(4) as usize];
                     (user, resource, rights)

@@ -16,11 +16,10 @@ use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
 use crate::{method, owned_methods};
 
-pub const DATASTORE: u64 = 0x1000_0000_0000;
-pub const IMAGE: u64 = 0x80_0000_0000;
+pub use wire::acl::{DATASTORE, IMAGE};
 /// Image states.
-pub const READY: i64 = 1;
-pub const LOCKED: i64 = 4;
+pub const READY: i64 = wire::ImageState::Ready.as_i64();
+pub const LOCKED: i64 = wire::ImageState::Locked.as_i64();
 const TYPES: &[&str] = &["OS", "CDROM", "DATABLOCK", "KERNEL", "RAMDISK", "CONTEXT"];
 /// Capacity the dummy datastores report, in MB.
 const DUMMY_TOTAL_MB: i64 = 1024 * 1024;

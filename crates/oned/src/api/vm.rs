@@ -47,31 +47,33 @@ pub const METHODS: &[Method] = &{
 };
 
 pub mod state {
-    pub const PENDING: i64 = 1;
-    pub const HOLD: i64 = 2;
-    pub const ACTIVE: i64 = 3;
-    pub const STOPPED: i64 = 4;
-    pub const SUSPENDED: i64 = 5;
-    pub const DONE: i64 = 6;
-    pub const POWEROFF: i64 = 8;
-    pub const UNDEPLOYED: i64 = 9;
+    use wire::VmState;
+    pub const PENDING: i64 = VmState::Pending.as_i64();
+    pub const HOLD: i64 = VmState::Hold.as_i64();
+    pub const ACTIVE: i64 = VmState::Active.as_i64();
+    pub const STOPPED: i64 = VmState::Stopped.as_i64();
+    pub const SUSPENDED: i64 = VmState::Suspended.as_i64();
+    pub const DONE: i64 = VmState::Done.as_i64();
+    pub const POWEROFF: i64 = VmState::Poweroff.as_i64();
+    pub const UNDEPLOYED: i64 = VmState::Undeployed.as_i64();
 }
 
 pub mod lcm {
-    pub const INIT: i64 = 0;
-    pub const PROLOG: i64 = 1;
-    pub const BOOT: i64 = 2;
-    pub const RUNNING: i64 = 3;
-    pub const SAVE_STOP: i64 = 5;
-    pub const SAVE_SUSPEND: i64 = 6;
-    pub const EPILOG_STOP: i64 = 10;
-    pub const EPILOG: i64 = 11;
-    pub const SHUTDOWN: i64 = 12;
-    pub const SHUTDOWN_POWEROFF: i64 = 18;
-    pub const BOOT_POWEROFF: i64 = 20;
-    pub const BOOT_SUSPENDED: i64 = 21;
-    pub const SHUTDOWN_UNDEPLOY: i64 = 29;
-    pub const EPILOG_UNDEPLOY: i64 = 30;
+    use wire::LcmState;
+    pub const INIT: i64 = LcmState::LcmInit.as_i64();
+    pub const PROLOG: i64 = LcmState::Prolog.as_i64();
+    pub const BOOT: i64 = LcmState::Boot.as_i64();
+    pub const RUNNING: i64 = LcmState::Running.as_i64();
+    pub const SAVE_STOP: i64 = LcmState::SaveStop.as_i64();
+    pub const SAVE_SUSPEND: i64 = LcmState::SaveSuspend.as_i64();
+    pub const EPILOG_STOP: i64 = LcmState::EpilogStop.as_i64();
+    pub const EPILOG: i64 = LcmState::Epilog.as_i64();
+    pub const SHUTDOWN: i64 = LcmState::Shutdown.as_i64();
+    pub const SHUTDOWN_POWEROFF: i64 = LcmState::ShutdownPoweroff.as_i64();
+    pub const BOOT_POWEROFF: i64 = LcmState::BootPoweroff.as_i64();
+    pub const BOOT_SUSPENDED: i64 = LcmState::BootSuspended.as_i64();
+    pub const SHUTDOWN_UNDEPLOY: i64 = LcmState::ShutdownUndeploy.as_i64();
+    pub const EPILOG_UNDEPLOY: i64 = LcmState::EpilogUndeploy.as_i64();
 }
 
 fn vm_xml(v: &VmRow, out: &mut String) {
@@ -353,18 +355,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 fn state_name(st: i64, lc: i64) -> String {
-    let s = match st {
-        0 => "INIT",
-        1 => "PENDING",
-        2 => "HOLD",
-        3 => "ACTIVE",
-        4 => "STOPPED",
-        5 => "SUSPENDED",
-        6 => "DONE",
-        8 => "POWEROFF",
-        9 => "UNDEPLOYED",
-        _ => "UNKNOWN",
-    };
+    let s = wire::VmState::from_i64(st).map_or("UNKNOWN", wire::VmState::name);
     if st == state::ACTIVE {
         format!("{s}/{lc}")
     } else {

@@ -13,9 +13,9 @@ use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
 use crate::{method, owned_methods};
 
-pub const NET: u64 = 0x40_0000_0000;
-pub const READY: i64 = 1;
-pub const LOCK_CREATE: i64 = 2;
+pub use wire::acl::NET;
+pub const READY: i64 = wire::VnetState::Ready.as_i64();
+pub const LOCK_CREATE: i64 = wire::VnetState::LockCreate.as_i64();
 
 pub static NETS: Family<VnetRow> = Family {
     table: vnet::TABLE,

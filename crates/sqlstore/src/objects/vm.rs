@@ -7,8 +7,10 @@ use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "vm_pool";
 
-/// VM states (`VirtualMachine::VmState`) a host's usage counts: ACTIVE, SUSPENDED, POWEROFF.
-const ON_HOST: &str = "state IN (3, 5, 8)";
+use wire::state::{HostState, LcmState, VmState};
+
+/// The VM states a host's usage counts (bound as `?1, ?2, ?3`).
+const ON_HOST: [VmState; 3] = [VmState::Active, VmState::Suspended, VmState::Poweroff];
 
 /// One placement of a VM on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,15 +129,14 @@ pub fn insert(v: NewVm) -> SqlStmt {
 /// Recomputes every host's usage from the VMs placed on it: accounting can never drift.
 pub fn recount_hosts() -> SqlStmt {
     SqlStmt::new(
-        &format!(
-            "UPDATE host_pool SET
+        "UPDATE host_pool SET
     cpu_usage = (SELECT COALESCE(SUM(CAST(ROUND(cpu * 100) AS INTEGER)), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND {ON_HOST}),
+                 WHERE hid = host_pool.oid AND state IN (?1, ?2, ?3)),
     mem_usage = (SELECT COALESCE(SUM(memory * 1024), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND {ON_HOST}),
-    running_vms = (SELECT count(*) FROM vm_pool WHERE hid = host_pool.oid AND {ON_HOST})"
-        ),
-        vec![],
+                 WHERE hid = host_pool.oid AND state IN (?1, ?2, ?3)),
+    running_vms = (SELECT count(*) FROM vm_pool
+                   WHERE hid = host_pool.oid AND state IN (?1, ?2, ?3))",
+        ON_HOST.iter().map(|s| SqlValue::Int(s.as_i64())).collect(),
     )
 }
 
@@ -149,9 +150,6 @@ pub struct Move {
     pub now: i64,
     pub leaves_host: bool,
 }
-
-/// DONE (`VirtualMachine::DONE`), the state that stamps ETIME.
-const DONE: i64 = 6;
 
 pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
     let mut stmts = vec![SqlStmt::new(
@@ -167,7 +165,7 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
             SqlValue::Int(m.from.1),
             SqlValue::Int(m.now),
             SqlValue::Int(m.leaves_host as i64),
-            SqlValue::Int(DONE),
+            SqlValue::Int(VmState::Done.as_i64()),
         ],
     )
     .must_match()];
@@ -186,16 +184,22 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
 pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<SqlStmt> {
     vec![
         SqlStmt::new(
-            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = 3,
-                lcm_state = 1, hid = ?2
-             WHERE oid = ?1 AND state IN (1, 2)
-               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (0, 2)
+            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?4,
+                lcm_state = ?5, hid = ?2
+             WHERE oid = ?1 AND state IN (?6, ?7)
+               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (?8, ?9)
                  AND (?3 = 0 OR (h.total_cpu - h.cpu_usage >= CAST(ROUND(vm_pool.cpu * 100) AS INTEGER)
                    AND h.total_mem - h.mem_usage >= vm_pool.memory * 1024)))",
             vec![
                 SqlValue::Int(oid),
                 SqlValue::Int(hid),
                 SqlValue::Int(check_capacity as i64),
+                SqlValue::Int(VmState::Active.as_i64()),
+                SqlValue::Int(LcmState::Prolog.as_i64()),
+                SqlValue::Int(VmState::Pending.as_i64()),
+                SqlValue::Int(VmState::Hold.as_i64()),
+                SqlValue::Int(HostState::Init.as_i64()),
+                SqlValue::Int(HostState::Monitored.as_i64()),
             ],
         )
         .must_match(),

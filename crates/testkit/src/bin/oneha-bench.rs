@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use cli::Client;
-use testkit::zone::{allocate, Zone, LEADER};
+use testkit::zone::{allocate, Zone, FOLLOWER, LEADER};
 use xmlrpc::Value;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,7 +139,7 @@ fn load(zone: &Zone, args: &Args) {
                 Duration::from_secs(30),
             );
             if args.leader_reads {
-                client.with_header("X-OneHA-Read", "leader")
+                client.with_header(wire::header::LEADER_READ, wire::header::LEADER_READ_VALUE)
             } else {
                 client
             }
@@ -193,7 +193,7 @@ fn failover(zone: &mut Zone, rounds: usize) {
             zone.up().iter().all(|&i| {
                 zone.servers[i]
                     .raft_status()
-                    .is_some_and(|s| s.state == LEADER || s.state == 2)
+                    .is_some_and(|s| s.state == LEADER || s.state == FOLLOWER)
             })
         });
     }

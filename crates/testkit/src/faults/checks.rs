@@ -106,7 +106,7 @@ pub fn check_history(zone: &Zone, h: &History, report: &mut RoundReport) {
     let leader = zone.leader();
     let reader = zone.servers[leader]
         .client()
-        .with_header("X-OneHA-Read", "leader");
+        .with_header(wire::header::LEADER_READ, wire::header::LEADER_READ_VALUE);
     let present = reader
         .call_xml("one.userpool.info", vec![])
         .ok()

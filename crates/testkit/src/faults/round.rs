@@ -276,7 +276,7 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
     let leader = zone.leader();
     let reader = zone.servers[leader]
         .client()
-        .with_header("X-OneHA-Read", "leader");
+        .with_header(wire::header::LEADER_READ, wire::header::LEADER_READ_VALUE);
     for &k in &keys {
         let invoke = epoch.elapsed().as_nanos() as u64;
         let xml = reader

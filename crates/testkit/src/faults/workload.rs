@@ -266,7 +266,7 @@ fn register_client(sh: &Shared, c: usize, keys: &[i64], seed: u64) {
         };
         let mut client = sh.client(&endpoint);
         if sh.leader_reads {
-            client = client.with_header("X-OneHA-Read", "leader");
+            client = client.with_header(wire::header::LEADER_READ, wire::header::LEADER_READ_VALUE);
         }
         let id = Value::Int(key as i32);
         let invoke = sh.now();

@@ -1,0 +1,26 @@
+//! HTTP header names OneHA adds to OpenNebula's calls, lower case as HTTP/2 and `http` spell
+//! them (HTTP header names are case-insensitive).
+
+/// Marks a `/RPC2` call a follower already forwarded, so it is never forwarded twice.
+pub const FORWARDED: &str = "x-oneha-forwarded";
+/// `X-OneHA-Read: leader` on a read makes any server pass it to the leader, so the answer is
+/// linearizable wherever it was sent (a follower's own reads may be stale).
+pub const LEADER_READ: &str = "x-oneha-read";
+/// The only value of [`LEADER_READ`] that asks for a leader read.
+pub const LEADER_READ_VALUE: &str = "leader";
+
+/// Peer calls: the server id the call is meant for.
+pub const TARGET: &str = "x-oneha-target";
+/// Peer calls: the id of the server making the call (the fault suite's link proxies also route
+/// on it).
+pub const SOURCE: &str = "x-oneha-source";
+/// Peer calls: Unix time in seconds when the call was signed.
+pub const TIME: &str = "x-oneha-time";
+/// Peer calls: 16 random bytes, hex.
+pub const NONCE: &str = "x-oneha-nonce";
+/// Peer calls: the request's HMAC, hex.
+pub const MAC: &str = "x-oneha-mac";
+/// Peer calls: the answer's HMAC, hex.
+pub const REPLY_MAC: &str = "x-oneha-reply-mac";
+/// Peer calls: an extra argument bound by the MAC (the file `GET /oneha/sync/file` returns).
+pub const SYNC_PATH: &str = "x-oneha-path";
