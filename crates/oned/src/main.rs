@@ -58,7 +58,10 @@ fn run_follower_cleanup(config: &Config, paths: &Paths) -> ExitCode {
     if config.server_id < 0 {
         return ExitCode::SUCCESS;
     }
-    let _ = init_logging(paths);
+    if let Err(e) = init_logging(paths) {
+        // The hook still runs: releasing the floating IP matters more than its log lines.
+        eprintln!("oned: {e:#}; RAFT_FOLLOWER_HOOK runs without a log");
+    }
     let cmd = oned::hooks::HookCmd::new("RAFT_FOLLOWER_HOOK", hook, &paths.remotes);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -126,7 +129,9 @@ fn main() -> ExitCode {
         let addr = format!("{}:{}", config.listen_address, config.port);
         let listener = bind(&addr, config.limits.max_conn_backlog)
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        oned::run(config, paths, listener, shutdown_signal()).await
+        oned::run(config, paths, listener, shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
