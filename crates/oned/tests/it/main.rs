@@ -19,6 +19,7 @@ mod peers;
 mod pools;
 mod reads;
 mod secrets;
+mod shutdown;
 mod tls;
 mod vms;
 mod wellformed;
