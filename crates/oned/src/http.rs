@@ -345,11 +345,22 @@ async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCo
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
+    let unreadable = |e: crate::sync::SyncError| {
+        tracing::warn!(error = %e, "serversync: a configuration file cannot be read");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string().into_bytes(),
+        )
+    };
     match what {
-        "manifest" => (StatusCode::OK, crate::sync::manifest(&etc).into_bytes()),
-        "file" => match path.and_then(|p| crate::sync::file(&etc, p)) {
-            Some(bytes) => (StatusCode::OK, bytes),
-            None => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
+        "manifest" => match crate::sync::manifest(&etc) {
+            Ok(m) => (StatusCode::OK, m.into_bytes()),
+            Err(e) => unreadable(e),
+        },
+        "file" => match path.map(|p| crate::sync::file(&etc, p)) {
+            Some(Ok(Some(bytes))) => (StatusCode::OK, bytes),
+            Some(Err(e)) => unreadable(e),
+            None | Some(Ok(None)) => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
         },
         "db" => {
             let (db, var) = (st.paths.state_db(), st.paths.var.clone());
@@ -360,11 +371,17 @@ async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCo
                     tracing::info!(bytes = bytes.len(), "database backup sent for serversync");
                     (StatusCode::OK, bytes)
                 }
-                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.into_bytes()),
-                Err(e) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    e.to_string().into_bytes(),
-                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "serversync: the database backup failed");
+                    (StatusCode::INTERNAL_SERVER_ERROR, e.into_bytes())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "serversync: the database backup failed");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        e.to_string().into_bytes(),
+                    )
+                }
             }
         }
         _ => (StatusCode::NOT_FOUND, b"unknown sync call".to_vec()),

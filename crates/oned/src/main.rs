@@ -26,8 +26,14 @@ fn init_logging(paths: &Paths) -> anyhow::Result<()> {
         .append(true)
         .open(&paths.log)
         .with_context(|| format!("opening {}", paths.log.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let default = || tracing_subscriber::EnvFilter::new("info,openraft=warn");
+    let filter = match std::env::var("RUST_LOG") {
+        Err(_) => default(),
+        Ok(spec) => tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("oned: RUST_LOG=\"{spec}\" is not a log filter ({e}); logging at info");
+            default()
+        }),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
@@ -44,7 +50,11 @@ async fn shutdown_signal() {
         (Ok(mut t), Ok(mut i)) => {
             tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
         }
-        _ => std::future::pending::<()>().await,
+        (Err(e), _) | (_, Err(e)) => {
+            // Serving on matters more; only SIGKILL stops this server now.
+            tracing::error!(error = %e, "cannot watch SIGTERM and SIGINT: no orderly shutdown");
+            std::future::pending::<()>().await
+        }
     }
 }
 
