@@ -64,11 +64,6 @@ impl Leadership {
         (leader == Some(m.id)).then_some(m.current_term)
     }
 
-    /// Whether the watchdog marked this server as stepped down in `term`.
-    pub fn stepped_down_in(&self, term: u64) -> bool {
-        *self.stepped_down.borrow() == Some(term)
-    }
-
     /// A follower of both sources, for a task that reacts to every change.
     pub fn watch(&self) -> LeadershipWatch {
         LeadershipWatch {
