@@ -373,7 +373,10 @@ async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCo
                 }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "serversync: the database backup failed");
-                    (StatusCode::INTERNAL_SERVER_ERROR, e.into_bytes())
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        e.to_string().into_bytes(),
+                    )
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "serversync: the database backup failed");

@@ -18,6 +18,19 @@ pub struct SyncError {
     pub source: std::io::Error,
 }
 
+/// The database backup for serversync could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] sqlstore::DbError),
+}
+
 /// `Ok(None)` when `path` does not exist (the guide's files are optional).
 fn absent_is_none<T>(path: &Path, read: std::io::Result<T>) -> Result<Option<T>, SyncError> {
     match read {
@@ -130,11 +143,14 @@ pub fn file(etc: &Path, rel: &str) -> Result<Option<Vec<u8>>, SyncError> {
 /// uniquely named 0600 temporary file in `var` (removed before returning), so any number of
 /// fetches can run at once: a name made of the process id alone made concurrent fetches write
 /// the same file ("table already exists", "disk I/O error").
-pub fn backup_bytes(db: &Path, var: &Path) -> Result<Vec<u8>, String> {
-    let tmp = sqlstore::files::temp_file_in(var, ".serversync-", ".bck")
-        .map_err(|e| format!("{}: {e}", var.display()))?;
-    sqlstore::write_backup(db, tmp.path(), |_, _| {}).map_err(|e| e.to_string())?;
-    std::fs::read(tmp.path()).map_err(|e| format!("{}: {e}", tmp.path().display()))
+pub fn backup_bytes(db: &Path, var: &Path) -> Result<Vec<u8>, BackupError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BackupError::Io { path, source }
+    };
+    let tmp = sqlstore::files::temp_file_in(var, ".serversync-", ".bck").map_err(io(var))?;
+    sqlstore::write_backup(db, tmp.path(), |_, _| {})?;
+    std::fs::read(tmp.path()).map_err(io(tmp.path()))
 }
 
 #[cfg(test)]
