@@ -1,4 +1,4 @@
-//! Why a server could not start, or stopped serving: what [`crate::run`] returns.
+//! Why a server could not start, or stopped serving: what [`crate::run()`] returns.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
-//! Start-up and shut-down of one server, in phases that [`run`] lists: [`open_state`], then
-//! [`start_raft`] in a zone, [`start_tasks`], [`serve`] and [`shut_down`].
+//! Start-up and shut-down of one server, in phases that [`run`] lists: `open_state`, then
+//! `start_solo` or `start_raft`, `start_tasks`, `serve` and `shut_down`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -60,13 +60,8 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
     let (state, sm) = open_state(&config, &paths)?;
-    let zone = if config.is_solo() {
-        info!("oned started in solo mode");
-        Zone {
-            cluster: Cluster::Solo(sm.solo_writer()),
-            peers: None,
-            ha: None,
-        }
+    let Zone { cluster, peers, ha } = if config.is_solo() {
+        start_solo(sm)
     } else {
         start_raft(&config, &paths, &state, sm).await?
     };
@@ -75,7 +70,6 @@ pub async fn run(
         config.follower_hook.as_ref(),
         &paths.remotes,
     );
-    let Zone { cluster, peers, ha } = zone;
     let tasks = Supervisor::new();
     start_tasks(&tasks, &config, &state.pool, &hooks, &cluster, ha.as_ref());
     let served = serve(&config, &paths, &state, &cluster, peers, listener, shutdown).await;
@@ -201,6 +195,16 @@ struct HaTasks {
     /// The solo history is already in a snapshot (or there was none).
     sealed: bool,
     leader_ready: LeaderReadySender,
+}
+
+/// Phase 2, solo: writes go straight to the state database.
+fn start_solo(sm: StateMachine) -> Zone {
+    info!("oned started in solo mode");
+    Zone {
+        cluster: Cluster::Solo(sm.solo_writer()),
+        peers: None,
+        ha: None,
+    }
 }
 
 /// Phase 2, in a zone: the log (`raft.db`, opened once and shared with Raft), the state
