@@ -127,7 +127,9 @@ fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, Option<u64>) {
     (start, end)
 }
 
-/// The writer side of the log; openraft calls it from RaftCore only.
+/// The writer side of the log; openraft calls it from RaftCore only. A clone shares the same
+/// connection (oned reads and sets its per-server flags through one).
+#[derive(Clone)]
 pub struct LogStore {
     path: PathBuf,
     db: Shared,

@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use consensus::step_down::SteppedDown;
 use consensus::{Proposer, Raft, ReadBarrier, ReadError, SoloWriter, WriteError};
 use openraft::ServerState;
 use sqlstore::{SqlTxn, TxnOutcome};
+use tracing::warn;
 
 use crate::hooks::LeaderReady;
+use crate::leadership::Leadership;
 
 /// What this server is right now, as far as request routing cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,11 +35,10 @@ pub enum Cluster {
 
 #[derive(Clone)]
 pub struct Ha {
-    pub raft: Raft,
+    /// Raft and the step-down watchdog's mark: who leads ([`crate::leadership`]).
+    pub leadership: Leadership,
     pub proposer: Proposer,
     pub reads: ReadBarrier,
-    /// Set by the step-down watchdog: the term in which this leader lost its majority.
-    pub stepped_down: SteppedDown,
     /// The term in which this server leads and has run its leader hook.
     pub leader_ready: LeaderReady,
     pub server_id: u64,
@@ -46,10 +46,6 @@ pub struct Ha {
 }
 
 impl Ha {
-    fn is_stepped_down(&self, term: u64) -> bool {
-        *self.stepped_down.borrow() == Some(term)
-    }
-
     /// Waits (up to `within`) until the leader hook of `term` has run.
     async fn ready_for_writes(&self, term: u64, within: Duration) -> bool {
         let mut ready = self.leader_ready.clone();
@@ -58,11 +54,32 @@ impl Ha {
     }
 }
 
+/// The commit index as RaftCore knows it, if it answers within half a second; raftstatus shows
+/// the applied index instead otherwise.
+async fn committed_index(raft: &Raft) -> Option<openraft::LogId<u64>> {
+    let asked = tokio::time::timeout(
+        Duration::from_millis(500),
+        raft.with_raft_state(|st| st.committed),
+    )
+    .await;
+    match asked {
+        Ok(Ok(committed)) => committed,
+        Ok(Err(e)) => {
+            warn!(error = %e, "Raft did not report its commit index");
+            None
+        }
+        Err(_) => {
+            warn!("Raft did not report its commit index within 500 ms");
+            None
+        }
+    }
+}
+
 impl Cluster {
     pub fn raft(&self) -> Option<&Raft> {
         match self {
             Cluster::Solo(_) => None,
-            Cluster::Ha(ha) => Some(&ha.raft),
+            Cluster::Ha(ha) => Some(ha.leadership.raft()),
         }
     }
 
@@ -70,24 +87,20 @@ impl Cluster {
         let Cluster::Ha(ha) = self else {
             return Role::Solo;
         };
-        let m = ha.raft.metrics().borrow().clone();
-        match m.state {
-            // A leader without a majority has stepped down: it knows no leader to send calls to.
-            ServerState::Leader if ha.is_stepped_down(m.current_term) => {
-                Role::Follower { leader: None }
-            }
-            ServerState::Leader => Role::Leader,
-            ServerState::Candidate => Role::Candidate,
-            _ => {
-                let leader = m.current_leader.and_then(|id| {
-                    m.membership_config
-                        .membership()
-                        .get_node(&id)
-                        .map(|n| (id, n.rpc.clone()))
-                });
-                Role::Follower { leader }
-            }
+        let (m, leader) = ha.leadership.now();
+        if leader == Some(m.id) {
+            return Role::Leader;
         }
+        if m.state == ServerState::Candidate {
+            return Role::Candidate;
+        }
+        let leader = leader.and_then(|id| {
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| (id, n.rpc.clone()))
+        });
+        Role::Follower { leader }
     }
 
     /// Waits up to `within` for a known leader other than `not` (or for this server to lead).
@@ -95,7 +108,7 @@ impl Cluster {
         let Cluster::Ha(ha) = self else {
             return Role::Solo;
         };
-        let mut rx = ha.raft.metrics();
+        let mut rx = ha.leadership.watch();
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let role = self.role();
@@ -117,7 +130,13 @@ impl Cluster {
     pub fn last_applied(&self) -> Option<u64> {
         match self {
             Cluster::Solo(_) => None,
-            Cluster::Ha(ha) => ha.raft.metrics().borrow().last_applied.map(|l| l.index),
+            Cluster::Ha(ha) => ha
+                .leadership
+                .raft()
+                .metrics()
+                .borrow()
+                .last_applied
+                .map(|l| l.index),
         }
     }
 
@@ -139,12 +158,9 @@ impl Cluster {
                     .ok_or_else(|| WriteError::Fatal("no outcome for the transaction".into()))
             }
             Cluster::Ha(ha) => {
-                let m = ha.raft.metrics().borrow().clone();
-                let not_leader = || WriteError::NotLeader {
-                    leader: m.current_leader,
-                    node: None,
-                };
-                if self.role() != Role::Leader {
+                let (m, leader) = ha.leadership.now();
+                let not_leader = || WriteError::NotLeader { leader, node: None };
+                if leader != Some(m.id) {
                     return Err(not_leader());
                 }
                 // The floating IP comes with the leader hook; take writes once it has run.
@@ -172,31 +188,29 @@ impl Cluster {
                 fedlog_index: -1,
             };
         };
-        let m = ha.raft.metrics().borrow().clone();
+        let (m, leader) = ha.leadership.now();
         let state = match m.state {
-            ServerState::Leader if ha.is_stepped_down(m.current_term) => RaftState::Follower,
-            ServerState::Leader => RaftState::Leader,
+            _ if leader == Some(m.id) => RaftState::Leader,
             ServerState::Candidate => RaftState::Candidate,
             // Not yet a voter: "follower" must mean the server counts in the quorum, because
             // the guide has operators wait for it before going on.
             ServerState::Learner => RaftState::Learner,
+            // A follower, or a leader that stepped down.
             _ => RaftState::Follower,
         }
         .as_i64();
-        let committed = tokio::time::timeout(
-            Duration::from_millis(500),
-            ha.raft.with_raft_state(|st| st.committed),
-        )
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .flatten()
-        .or(m.last_applied);
-        let raft_db = ha.raft_db.clone();
-        let log_term = tokio::task::spawn_blocking(move || consensus::last_log_term(&raft_db))
+        let committed = committed_index(ha.leadership.raft())
             .await
-            .ok()
-            .flatten();
+            .or(m.last_applied);
+        let raft_db = ha.raft_db.clone();
+        let log_term =
+            match tokio::task::spawn_blocking(move || consensus::last_log_term(&raft_db)).await {
+                Ok(term) => term,
+                Err(e) => {
+                    warn!(error = %e, "reading the last log term failed; raftstatus shows -1");
+                    None
+                }
+            };
         RaftStatus {
             server_id: ha.server_id as i64,
             state,

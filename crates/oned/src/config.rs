@@ -90,12 +90,9 @@ pub struct TlsConfig {
 pub struct Config {
     pub port: u16,
     pub listen_address: String,
-    pub db_backend: String,
-    pub mode: String,
     pub zone_id: i64,
     /// -1 runs solo (no Raft).
     pub server_id: i64,
-    pub master_oned: String,
     pub raft: RaftConfig,
     pub leader_hook: Option<Hook>,
     pub follower_hook: Option<Hook>,
@@ -243,25 +240,23 @@ impl Config {
             }
         }
 
-        let db_backend = match vector(&ctx, &t, "DB")? {
-            None => "sqlite".to_string(),
-            Some((pairs, line)) => {
-                let b = template::vector_get(pairs, "BACKEND")
-                    .unwrap_or("sqlite")
-                    .to_lowercase();
-                if b != "sqlite" {
-                    return Err(ctx.err(
-                        line,
-                        "DB/BACKEND",
-                        format!("backend \"{b}\" is not supported yet (only sqlite)"),
-                    ));
-                }
-                b
+        // Only SQLite is served; the attribute is checked so a MySQL set-up is refused, not
+        // silently run on SQLite.
+        if let Some((pairs, line)) = vector(&ctx, &t, "DB")? {
+            let b = template::vector_get(pairs, "BACKEND")
+                .unwrap_or("sqlite")
+                .to_lowercase();
+            if b != "sqlite" {
+                return Err(ctx.err(
+                    line,
+                    "DB/BACKEND",
+                    format!("backend \"{b}\" is not supported yet (only sqlite)"),
+                ));
             }
-        };
+        }
 
-        let (mut mode, mut zone_id, mut server_id, mut master_oned) =
-            ("STANDALONE".to_string(), 0i64, -1i64, String::new());
+        // MODE is checked and decides the zone id; MASTER_ONED (federation) is not used.
+        let (mut mode, mut zone_id, mut server_id) = ("STANDALONE".to_string(), 0i64, -1i64);
         if let Some((pairs, line)) = vector(&ctx, &t, "FEDERATION")? {
             if let Some(m) = template::vector_get(pairs, "MODE") {
                 mode = m.to_uppercase();
@@ -286,9 +281,6 @@ impl Config {
                     ));
                 }
             }
-            master_oned = template::vector_get(pairs, "MASTER_ONED")
-                .unwrap_or("")
-                .to_string();
         }
         if mode == "STANDALONE" {
             // As OpenNebula: a standalone zone is always zone 0.
@@ -369,11 +361,8 @@ impl Config {
         Ok(Config {
             port,
             listen_address,
-            db_backend,
-            mode,
             zone_id,
             server_id,
-            master_oned,
             leader_hook: hook(&ctx, &t, "RAFT_LEADER_HOOK")?,
             follower_hook: hook(&ctx, &t, "RAFT_FOLLOWER_HOOK")?,
             limits: crate::limits::Limits::from_template(&t, &path.display().to_string())?,
@@ -450,6 +439,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("RAFT_LEADER_HOOK/COMMAND"), "{e}");
+    }
+
+    #[test]
+    fn only_sqlite_and_opennebulas_federation_modes_are_accepted() {
+        let e = parse("DB = [ BACKEND = \"mysql\" ]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("DB/BACKEND") && e.contains("backend \"mysql\" is not supported yet"),
+            "{e}"
+        );
+        assert!(parse("DB = [ BACKEND = \"sqlite\" ]").is_ok());
+        let e = parse("FEDERATION = [ MODE = \"PEER\" ]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("FEDERATION/MODE")
+                && e.contains("\"PEER\" is not STANDALONE, MASTER or SLAVE"),
+            "{e}"
+        );
+        // A standalone zone is zone 0 whatever ZONE_ID says; a federated one keeps its id.
+        let c = parse("FEDERATION = [ MODE = \"STANDALONE\", ZONE_ID = 3 ]").unwrap();
+        assert_eq!(c.zone_id, 0);
+        let c =
+            parse("FEDERATION = [ MODE = \"SLAVE\", ZONE_ID = 3, MASTER_ONED = \"x\" ]").unwrap();
+        assert_eq!(c.zone_id, 3);
     }
 
     #[test]

@@ -4,11 +4,30 @@
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: expected a first line USER:PASSWORD", .0.display())]
+    NotUserPassword(PathBuf),
+    #[error("{}: the zone key is too short", .0.display())]
+    KeyTooShort(PathBuf),
+}
+
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CredentialsError {
+    let path = path.to_path_buf();
+    move |source| CredentialsError::Io { what, path, source }
+}
 
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
@@ -20,49 +39,49 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
+fn write_secret(path: &Path, content: &str) -> Result<(), CredentialsError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_error("changing the mode of", dir))?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+        .map_err(io_error("creating", path))?;
     f.write_all(content.as_bytes())
         .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
+        .map_err(io_error("writing", path))
 }
 
 /// oneadmin's user name and password from `one_auth`, created with a random password if absent.
-pub fn load_or_create_one_auth(path: &Path) -> anyhow::Result<(String, String)> {
+pub fn load_or_create_one_auth(path: &Path) -> Result<(String, String), CredentialsError> {
     if !path.exists() {
         write_secret(path, &format!("oneadmin:{}\n", random_hex(16)))?;
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(io_error("reading", path))?;
     let line = text.lines().next().unwrap_or("").trim();
     match line.split_once(':') {
         Some((user, pass)) if !user.is_empty() && !pass.is_empty() => {
             Ok((user.to_string(), pass.to_string()))
         }
-        _ => bail!("{}: expected a first line USER:PASSWORD", path.display()),
+        _ => Err(CredentialsError::NotUserPassword(path.to_path_buf())),
     }
 }
 
 /// The zone key, created at random if absent.
-pub fn load_or_create_one_key(path: &Path) -> anyhow::Result<String> {
+pub fn load_or_create_one_key(path: &Path) -> Result<String, CredentialsError> {
     if !path.exists() {
         write_secret(path, &format!("{}\n", random_hex(32)))?;
     }
     let key = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?
+        .map_err(io_error("reading", path))?
         .trim()
         .to_string();
     if key.len() < 16 {
-        bail!("{}: the zone key is too short", path.display());
+        return Err(CredentialsError::KeyTooShort(path.to_path_buf()));
     }
     Ok(key)
 }

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use consensus::step_down::SteppedDown;
-use consensus::Raft;
-use openraft::ServerState;
+use std::sync::Arc;
+
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::config::Hook;
+use crate::leadership::{Leadership, LeadershipGone};
 
 /// A hook still running after this is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,8 +93,15 @@ impl HookCmd {
                 None
             }
             Err(_) => {
-                let _ = child.kill().await;
-                error!(hook, program, timeout = ?timeout, "hook timed out and was killed");
+                match child.kill().await {
+                    Ok(()) => {
+                        error!(hook, program, timeout = ?timeout, "hook timed out and was killed")
+                    }
+                    Err(e) => error!(
+                        hook, program, timeout = ?timeout, error = %e,
+                        "hook timed out and could not be killed"
+                    ),
+                }
                 None
             }
         }
@@ -105,7 +112,10 @@ impl HookCmd {
 async fn read_pipe<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> String {
     let mut buf = Vec::new();
     if let Some(p) = pipe {
-        let _ = p.take(MAX_OUTPUT).read_to_end(&mut buf).await;
+        // What was read before the error is still logged; the exit status tells the outcome.
+        if let Err(e) = p.take(MAX_OUTPUT).read_to_end(&mut buf).await {
+            warn!(error = %e, "reading a hook's output failed");
+        }
     }
     String::from_utf8_lossy(&buf).trim_end().to_string()
 }
@@ -141,50 +151,51 @@ impl Hooks {
 /// The term this server leads in and is ready for writes (its leader hook has run).
 pub type LeaderReady = watch::Receiver<Option<u64>>;
 
-/// Effective leadership: openraft's leader that has not stepped down; its term.
-fn leading_term(raft: &Raft, stepped_down: &SteppedDown) -> Option<u64> {
-    let m = raft.metrics();
-    let m = m.borrow();
-    let down = *stepped_down.borrow() == Some(m.current_term);
-    (m.state == ServerState::Leader && !down).then_some(m.current_term)
+/// The hook task's side of [`LeaderReady`]; kept across restarts of the task.
+pub type LeaderReadySender = Arc<watch::Sender<Option<u64>>>;
+
+/// The channel the hook task publishes [`LeaderReady`] on: nothing is ready at first.
+pub fn leader_ready() -> (LeaderReadySender, LeaderReady) {
+    let (tx, rx) = watch::channel(None);
+    (Arc::new(tx), rx)
 }
 
-/// Starts the hook task of an HA server: runs the follower hook now, then reacts to leadership.
-pub fn spawn(hooks: Hooks, raft: Raft, mut stepped_down: SteppedDown) -> LeaderReady {
-    let (ready, rx) = watch::channel(None);
-    tokio::spawn(async move {
-        // A crash may have left the floating IP here.
-        hooks.run_follower().await;
-        let mut metrics = raft.metrics();
-        let mut acted: Option<u64> = None;
-        loop {
-            match (acted, leading_term(&raft, &stepped_down)) {
-                (a, Some(term)) if a != Some(term) => {
-                    info!(
-                        term,
-                        "leading: running the leader hook before taking writes"
-                    );
-                    hooks.run_leader().await;
-                    acted = Some(term);
-                    ready.send_replace(Some(term));
-                    continue;
-                }
-                (Some(term), None) => {
-                    info!(term, "no longer leading: running the follower hook");
-                    ready.send_replace(None);
-                    hooks.run_follower().await;
-                    acted = None;
-                    continue;
-                }
-                _ => {}
+/// The hook task of an HA server: runs the follower hook at once (a crash may have left the
+/// floating IP here), then reacts to every change of effective leadership. It ends only with an
+/// error, when Raft or the step-down watchdog stopped.
+pub async fn run(
+    hooks: Hooks,
+    leadership: Leadership,
+    ready: LeaderReadySender,
+) -> Result<(), LeadershipGone> {
+    // A restarted task knows nothing of what the previous one did: start from follower.
+    ready.send_replace(None);
+    hooks.run_follower().await;
+    let mut changes = leadership.watch();
+    let mut acted: Option<u64> = None;
+    loop {
+        match (acted, leadership.leading_term()) {
+            (a, Some(term)) if a != Some(term) => {
+                info!(
+                    term,
+                    "leading: running the leader hook before taking writes"
+                );
+                hooks.run_leader().await;
+                acted = Some(term);
+                ready.send_replace(Some(term));
+                continue;
             }
-            tokio::select! {
-                r = metrics.changed() => if r.is_err() { return },
-                r = stepped_down.changed() => if r.is_err() { warn!("step-down watchdog stopped"); return },
+            (Some(term), None) => {
+                info!(term, "no longer leading: running the follower hook");
+                ready.send_replace(None);
+                hooks.run_follower().await;
+                acted = None;
+                continue;
             }
+            _ => {}
         }
-    });
-    rx
+        changes.changed().await?;
+    }
 }
 
 #[cfg(test)]

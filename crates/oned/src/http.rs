@@ -349,11 +349,22 @@ async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCo
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
+    let unreadable = |e: crate::sync::SyncError| {
+        tracing::warn!(error = %e, "serversync: a configuration file cannot be read");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string().into_bytes(),
+        )
+    };
     match what {
-        wire::route::SYNC_MANIFEST => (StatusCode::OK, crate::sync::manifest(&etc).into_bytes()),
-        wire::route::SYNC_FILE => match path.and_then(|p| crate::sync::file(&etc, p)) {
-            Some(bytes) => (StatusCode::OK, bytes),
-            None => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
+        wire::route::SYNC_MANIFEST => match crate::sync::manifest(&etc) {
+            Ok(m) => (StatusCode::OK, m.into_bytes()),
+            Err(e) => unreadable(e),
+        },
+        wire::route::SYNC_FILE => match path.map(|p| crate::sync::file(&etc, p)) {
+            Some(Ok(Some(bytes))) => (StatusCode::OK, bytes),
+            Some(Err(e)) => unreadable(e),
+            None | Some(Ok(None)) => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
         },
         wire::route::SYNC_DB => {
             let (db, var) = (st.paths.state_db(), st.paths.var.clone());
@@ -364,11 +375,20 @@ async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCo
                     tracing::info!(bytes = bytes.len(), "database backup sent for serversync");
                     (StatusCode::OK, bytes)
                 }
-                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.into_bytes()),
-                Err(e) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    e.to_string().into_bytes(),
-                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "serversync: the database backup failed");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        e.to_string().into_bytes(),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "serversync: the database backup failed");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        e.to_string().into_bytes(),
+                    )
+                }
             }
         }
         _ => (StatusCode::NOT_FOUND, b"unknown sync call".to_vec()),

@@ -8,8 +8,10 @@ pub mod config;
 #[cfg(test)]
 mod config_props;
 pub mod credentials;
+pub mod error;
 pub mod hooks;
 pub mod http;
+pub mod leadership;
 pub mod limits;
 pub mod listener;
 pub mod membership;
@@ -18,7 +20,9 @@ pub mod retention;
 pub mod run;
 pub mod scheduler;
 pub mod sync;
+pub mod tasks;
 pub mod tls;
 
 pub use config::{Config, Paths};
+pub use error::StartError;
 pub use run::run;

@@ -385,7 +385,7 @@ pub async fn serve(
             Admission::Drop => drop(stream),
         }
     }
-    let _ = stop_tx.send(true);
+    stop_tx.send_replace(true);
     let deadline = Instant::now() + Duration::from_secs(5);
     while gate.connections() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -400,11 +400,17 @@ async fn refuse(mut stream: TcpStream, why: String, _guard: RefuseGuard) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let written = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(resp.as_bytes()).await?;
         stream.shutdown().await
     })
     .await;
+    // The client over the limits went away or stopped reading: nothing for the server to do.
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(error = %e, "the refusal could not be written"),
+        Err(_) => debug!("the refusal was not read within 1 s"),
+    }
 }
 
 async fn serve_conn(
@@ -415,7 +421,10 @@ async fn serve_conn(
     stop: watch::Receiver<bool>,
     _guard: ConnGuard,
 ) {
-    let _ = stream.set_nodelay(true);
+    if let Err(e) = stream.set_nodelay(true) {
+        // Only on a connection already reset: the call that follows fails on its own.
+        debug!(client = %info.addr, error = %e, "TCP_NODELAY could not be set");
+    }
     let activity = Arc::new(Activity::new());
     let tracked = Tracked {
         inner: stream,
@@ -534,13 +543,18 @@ async fn drive<I>(
 /// Warns when the process may open fewer descriptors than the connection limits need: the
 /// limits must be reached before the descriptors run out, or the API stops answering everyone.
 pub fn check_fd_limit(limits: &Limits) {
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
-        })
+    let text = match std::fs::read_to_string("/proc/self/limits") {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(error = %e, "cannot read /proc/self/limits: the descriptor limit is not checked");
+            return;
+        }
+    };
+    // "unlimited" parses as no number: nothing to warn about.
+    let soft = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse::<usize>().ok());
     let needed = limits.max_conn + PEER_RESERVE + REFUSERS + 256;
     match soft {

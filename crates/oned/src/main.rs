@@ -26,8 +26,14 @@ fn init_logging(paths: &Paths) -> anyhow::Result<()> {
         .append(true)
         .open(&paths.log)
         .with_context(|| format!("opening {}", paths.log.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let default = || tracing_subscriber::EnvFilter::new("info,openraft=warn");
+    let filter = match std::env::var("RUST_LOG") {
+        Err(_) => default(),
+        Ok(spec) => tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("oned: RUST_LOG=\"{spec}\" is not a log filter ({e}); logging at info");
+            default()
+        }),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
@@ -44,7 +50,11 @@ async fn shutdown_signal() {
         (Ok(mut t), Ok(mut i)) => {
             tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
         }
-        _ => std::future::pending::<()>().await,
+        (Err(e), _) | (_, Err(e)) => {
+            // Serving on matters more; only SIGKILL stops this server now.
+            tracing::error!(error = %e, "cannot watch SIGTERM and SIGINT: no orderly shutdown");
+            std::future::pending::<()>().await
+        }
     }
 }
 
@@ -58,7 +68,10 @@ fn run_follower_cleanup(config: &Config, paths: &Paths) -> ExitCode {
     if config.server_id < 0 {
         return ExitCode::SUCCESS;
     }
-    let _ = init_logging(paths);
+    if let Err(e) = init_logging(paths) {
+        // The hook still runs: releasing the floating IP matters more than its log lines.
+        eprintln!("oned: {e:#}; RAFT_FOLLOWER_HOOK runs without a log");
+    }
     let cmd = oned::hooks::HookCmd::new("RAFT_FOLLOWER_HOOK", hook, &paths.remotes);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -126,7 +139,9 @@ fn main() -> ExitCode {
         let addr = format!("{}:{}", config.listen_address, config.port);
         let listener = bind(&addr, config.limits.max_conn_backlog)
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        oned::run(config, paths, listener, shutdown_signal()).await
+        oned::run(config, paths, listener, shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,59 +7,87 @@
 //! change that a previous leader left half done.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 use std::time::Duration;
 
 use consensus::{Raft, ServerNode};
-use openraft::{ChangeMembers, ServerState};
+use openraft::ChangeMembers;
 use sqlstore::ReadPool;
-use tracing::{info, warn};
+use tracing::info;
+
+use crate::leadership::Leadership;
+use crate::tasks::TaskCtx;
 
 /// A learner within this many entries of the leader's log is promoted.
 const CATCH_UP_GAP: u64 = 64;
 const PERIOD: Duration = Duration::from_millis(200);
 
-pub fn spawn(raft: Raft, pool: ReadPool, zone_id: i64) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if raft.metrics().borrow().state != ServerState::Leader {
-                continue;
-            }
-            if let Err(e) = reconcile(&raft, &pool, zone_id).await {
-                warn!(error = %e, "membership change failed; will retry");
-            }
-        }
-    });
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error("reading zone {zone}'s server pool: {reason}")]
+    ReadPool { zone: i64, reason: String },
+    #[error("zone {0} is not in the database")]
+    NoZone(i64),
+    #[error("changing the Raft membership: {0}")]
+    Change(String),
 }
 
-async fn desired(pool: &ReadPool, zone_id: i64) -> Result<BTreeMap<u64, ServerNode>, String> {
+fn change_failed(e: impl std::fmt::Display) -> MembershipError {
+    MembershipError::Change(e.to_string())
+}
+
+/// The membership task: while this server is the effective leader, converges Raft towards the
+/// server pool every period. A failed step is logged, counted and tried again.
+pub async fn run(
+    ctx: TaskCtx,
+    leadership: Leadership,
+    pool: ReadPool,
+    zone_id: i64,
+) -> Result<(), Infallible> {
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if leadership.leading_term().is_none() {
+            continue;
+        }
+        if let Err(e) = reconcile(leadership.raft(), &pool, zone_id).await {
+            ctx.warn("membership change failed; will retry", &e);
+        }
+    }
+}
+
+async fn desired(
+    pool: &ReadPool,
+    zone_id: i64,
+) -> Result<BTreeMap<u64, ServerNode>, MembershipError> {
     let pool = pool.clone();
+    let read_failed = |reason: String| MembershipError::ReadPool {
+        zone: zone_id,
+        reason,
+    };
     let zone = tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::load_zone(c, zone_id)))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| read_failed(e.to_string()))?
+        .map_err(|e| read_failed(e.to_string()))?
+        .ok_or(MembershipError::NoZone(zone_id))?;
     Ok(zone
-        .map(|z| {
-            z.servers
-                .into_iter()
-                .filter(|s| s.id >= 0)
-                .map(|s| {
-                    (
-                        s.id as u64,
-                        ServerNode {
-                            name: s.name,
-                            rpc: s.endpoint,
-                        },
-                    )
-                })
-                .collect()
+        .servers
+        .into_iter()
+        .filter(|s| s.id >= 0)
+        .map(|s| {
+            (
+                s.id as u64,
+                ServerNode {
+                    name: s.name,
+                    rpc: s.endpoint,
+                },
+            )
         })
-        .unwrap_or_default())
+        .collect())
 }
 
-async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), String> {
+async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), MembershipError> {
     let want = desired(pool, zone_id).await?;
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
@@ -72,17 +100,14 @@ async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), Str
         return Ok(());
     }
 
-    if membership.get_joint_config().len() > 1 {
+    let joint = membership.get_joint_config();
+    if let (true, Some(target)) = (joint.len() > 1, joint.last()) {
         // A previous leader died between the joint and the final config: finish it.
-        let target: BTreeSet<u64> = membership
-            .get_joint_config()
-            .last()
-            .cloned()
-            .unwrap_or_default();
+        let target: BTreeSet<u64> = target.clone();
         info!(voters = ?target, "finishing an interrupted membership change");
         raft.change_membership(ChangeMembers::ReplaceAllVoters(target), true)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(change_failed)?;
         return Ok(());
     }
 
@@ -91,7 +116,7 @@ async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), Str
             info!(server = id, node = %node, "adding server as a learner");
             raft.add_learner(*id, node.clone(), false)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(change_failed)?;
             return Ok(());
         }
     }
@@ -105,7 +130,7 @@ async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), Str
         info!(servers = ?removed_voters, "removing servers from the zone");
         raft.change_membership(ChangeMembers::RemoveVoters(removed_voters), false)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(change_failed)?;
         return Ok(());
     }
     let removed_learners: BTreeSet<u64> = nodes
@@ -117,7 +142,7 @@ async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), Str
         info!(servers = ?removed_learners, "removing learners from the zone");
         raft.change_membership(ChangeMembers::RemoveNodes(removed_learners), false)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(change_failed)?;
         return Ok(());
     }
 
@@ -140,7 +165,7 @@ async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), Str
         info!(servers = ?ready, "promoting caught-up learners to voters");
         raft.change_membership(ChangeMembers::AddVoterIds(ready), false)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(change_failed)?;
     }
     // Keep endpoints in step with the pool (an operator may re-add a server at a new address).
     Ok(())

@@ -33,39 +33,50 @@ pub fn purge_upto(
     (upto >= first && purged.is_none_or(|p| upto > p)).then_some(upto)
 }
 
-pub fn spawn(raft: Raft, cfg: &RaftConfig) {
+/// The purge could not be asked for: Raft has stopped (the supervisor restarts the task).
+#[derive(Debug, thiserror::Error)]
+#[error("asking Raft to purge the log up to {upto}: {reason}")]
+pub struct PurgeError {
+    pub upto: u64,
+    pub reason: String,
+}
+
+/// The retention task: every LOG_PURGE_TIMEOUT, asks Raft to purge what [`purge_upto`] allows.
+pub async fn run(raft: Raft, cfg: RaftConfig) -> Result<(), PurgeError> {
     let (retention, limit, every) = (cfg.log_retention, cfg.limit_purge, cfg.log_purge_timeout);
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
         ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            let (applied, purged, snapshot, last) = {
-                let m = raft.metrics();
-                let m = m.borrow();
-                (
-                    m.last_applied.map(|l| l.index),
-                    m.purged.map(|l| l.index),
-                    m.snapshot.map(|l| l.index),
-                    m.last_log_index,
-                )
-            };
-            let Some(upto) = purge_upto(applied, purged, snapshot, retention, limit) else {
-                continue;
-            };
-            if raft.trigger().purge_log(upto).await.is_err() {
-                return;
-            }
-            let from = purged.map(|p| p + 1).unwrap_or(0);
-            info!(
-                records = upto + 1 - from,
-                log_from = upto + 1,
-                log_to = ?last,
-                "purging obsolete log records"
-            );
-        }
-    });
+        let (applied, purged, snapshot, last) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (
+                m.last_applied.map(|l| l.index),
+                m.purged.map(|l| l.index),
+                m.snapshot.map(|l| l.index),
+                m.last_log_index,
+            )
+        };
+        let Some(upto) = purge_upto(applied, purged, snapshot, retention, limit) else {
+            continue;
+        };
+        raft.trigger()
+            .purge_log(upto)
+            .await
+            .map_err(|e| PurgeError {
+                upto,
+                reason: e.to_string(),
+            })?;
+        let from = purged.map(|p| p + 1).unwrap_or(0);
+        info!(
+            records = upto + 1 - from,
+            log_from = upto + 1,
+            log_to = ?last,
+            "purging obsolete log records"
+        );
+    }
 }
 
 #[cfg(test)]

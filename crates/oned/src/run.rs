@@ -1,4 +1,5 @@
-//! Start-up and shut-down of one server.
+//! Start-up and shut-down of one server, in phases that [`run`] lists: `open_state`, then
+//! `start_solo` or `start_raft`, `start_tasks`, `serve` and `shut_down`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -6,7 +7,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use consensus::{
     LogStore, PeerAuth, PeerNetwork, Proposer, Raft, ReadBarrier, ServerNode, StateMachine,
 };
@@ -19,14 +19,19 @@ use crate::auth::{hash_password_blocking, Authenticator};
 use crate::cluster::{Cluster, Ha};
 use crate::config::{Config, Paths};
 use crate::credentials;
-use crate::hooks::Hooks;
+use crate::error::StartError;
+use crate::hooks::{Hooks, LeaderReadySender};
 use crate::http::{router, AppState};
+use crate::leadership::{Leadership, LeadershipGone};
+use crate::tasks::{Restart, Supervisor};
 
 /// Per-server flag: the history a solo server wrote outside the log has been folded into a
 /// snapshot, so servers that join later receive it.
 const SEALED: &str = "solo_history_sealed";
+/// How long an orderly shutdown waits for the background tasks, then again for Raft.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 
-fn raft_config(c: &Config) -> anyhow::Result<openraft::Config> {
+fn raft_config(c: &Config) -> Result<openraft::Config, StartError> {
     let e = c.raft.election_timeout.as_millis() as u64;
     let hb = c.raft.broadcast_timeout.as_millis() as u64;
     let cfg = openraft::Config {
@@ -42,7 +47,8 @@ fn raft_config(c: &Config) -> anyhow::Result<openraft::Config> {
         replication_lag_threshold: 1000,
         ..Default::default()
     };
-    cfg.validate().context("RAFT settings")
+    cfg.validate()
+        .map_err(|e| StartError::RaftSettings(Box::new(e)))
 }
 
 /// Runs the server on `listener` until `shutdown` resolves.
@@ -51,47 +57,86 @@ pub async fn run(
     paths: Paths,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     let config = Arc::new(config);
-    std::fs::create_dir_all(&paths.var)
-        .with_context(|| format!("creating {}", paths.var.display()))?;
-    // Before anything opens a state file; `var/` itself becomes 0700 here (and says so).
-    tighten_var(&paths)?;
-    // Held while this oned runs: a second oned, or `onedb restore`, on this directory refuses.
-    let lock_path = paths.var.join(wire::files::LOCK);
-    let _lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(sqlstore::files::FILE_MODE)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    if _lock.try_lock().is_err() {
-        bail!(
-            "another oned runs on {} (lock {} is held)",
-            paths.var.display(),
-            lock_path.display()
-        );
-    }
-    // Bad certificates stop the start, before anything else happens.
-    let tls = match &config.tls {
-        Some(t) => Some((crate::tls::server_config(t)?, crate::tls::client_config(t)?)),
-        None => None,
+    let (state, sm) = open_state(&config, &paths)?;
+    let Zone { cluster, peers, ha } = if config.is_solo() {
+        start_solo(sm)
+    } else {
+        start_raft(&config, &paths, &state, sm).await?
     };
-    let client_tls = tls.as_ref().map(|(_, client)| client.clone());
-    let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
-    let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
-
     let hooks = Hooks::new(
         config.leader_hook.as_ref(),
         config.follower_hook.as_ref(),
         &paths.remotes,
     );
+    let tasks = Supervisor::new();
+    start_tasks(&tasks, &config, &state.pool, &hooks, &cluster, ha.as_ref());
+    let served = serve(&config, &paths, &state, &cluster, peers, listener, shutdown).await;
+    shut_down(&tasks, &cluster, &hooks).await;
+    served
+}
+
+/// HTTPS for the listener and for the calls this server makes.
+struct Tls {
+    server: Arc<rustls::ServerConfig>,
+    client: rustls::ClientConfig,
+}
+
+/// The state directory, locked for this process, with what the later phases read from it.
+struct OpenState {
+    /// Held while this oned runs: a second oned, or `onedb restore`, on this directory refuses.
+    _lock: std::fs::File,
+    tls: Option<Tls>,
+    zone_key: String,
+    /// The state database had been bootstrapped before this start.
+    bootstrapped: bool,
+    pool: ReadPool,
+}
+
+/// Phase 1: the state directory (created, its modes tightened, locked), the certificates, the
+/// credentials, and the state database (bootstrapped if solo and new). Returns the state
+/// machine over that database apart, for Raft to take.
+fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine), StartError> {
+    std::fs::create_dir_all(&paths.var).map_err(StartError::io("creating", &paths.var))?;
+    // Before anything opens a state file; `var/` itself becomes 0700 here (and says so).
+    tighten_var(paths)?;
+    let lock_path = paths.var.join(wire::files::LOCK);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(sqlstore::files::FILE_MODE)
+        .open(&lock_path)
+        .map_err(StartError::io("opening", &lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(StartError::Locked {
+            var: paths.var.clone(),
+            lock: lock_path,
+        });
+    }
+    // Bad certificates stop the start, before anything else happens.
+    let tls = match &config.tls {
+        Some(t) => Some(Tls {
+            server: crate::tls::server_config(t)?,
+            client: crate::tls::client_config(t)?,
+        }),
+        None => None,
+    };
+    let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
+    let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
+
     let state_path = paths.state_db();
-    let mut conn = sqlstore::open_state(&state_path)?;
-    let bootstrapped = sqlstore::is_bootstrapped(&conn).context("reading the state database")?;
+    let mut conn = sqlstore::open_state(&state_path).map_err(|source| StartError::Database {
+        what: "opening the state database",
+        source,
+    })?;
+    let bootstrapped = sqlstore::is_bootstrapped(&conn).map_err(|source| StartError::Sql {
+        what: "reading the state database",
+        source,
+    })?;
     if !bootstrapped && config.is_solo() {
-        let hash = |p: &str| hash_password_blocking(p).map_err(anyhow::Error::msg);
+        let hash = |p: &str| hash_password_blocking(p).map_err(StartError::PasswordChecks);
         sqlstore::bootstrap(
             &mut conn,
             &BootstrapParams {
@@ -105,7 +150,10 @@ pub async fn run(
                 ),
             },
         )
-        .context("bootstrapping the database")?;
+        .map_err(|source| StartError::Sql {
+            what: "bootstrapping the database",
+            source,
+        })?;
         info!("bootstrapped a new database");
     }
     if !config.is_solo() {
@@ -113,173 +161,312 @@ pub async fn run(
         // (or from the local snapshot) after a power loss, so applying need not fsync too.
         // A solo server has no log: its database stays fully synchronous.
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .context("setting the state database's synchronous mode")?;
+            .map_err(|source| StartError::Sql {
+                what: "setting the state database's synchronous mode",
+                source,
+            })?;
     }
     let pool = ReadPool::new(&state_path);
-    let sm =
-        StateMachine::new(&state_path, conn, &paths.snapshots()).map_err(anyhow::Error::msg)?;
-
-    let (cluster, peers) = if config.is_solo() {
-        info!("oned started in solo mode");
-        (Cluster::Solo(sm.solo_writer()), None)
-    } else {
-        let id = config.server_id as u64;
-        let raft_db = paths.raft_db();
-        let log = LogStore::open(&raft_db).map_err(anyhow::Error::msg)?;
-        log.check_server_id(id).map_err(anyhow::Error::msg)?;
-        let pristine = log.is_pristine().map_err(anyhow::Error::msg)?;
-        let flags = LogStore::open(&raft_db).map_err(anyhow::Error::msg)?;
-        if !bootstrapped {
-            // Nothing here predates the log: whatever arrives comes from the leader.
-            flags.set_flag(SEALED).map_err(anyhow::Error::msg)?;
-        }
-        sm.recover_from_snapshot_if_behind(log.purged_index().map_err(anyhow::Error::msg)?)
-            .map_err(anyhow::Error::msg)
-            .context("recovering the state database")?;
-        let log_last = log.last_index().map_err(anyhow::Error::msg)?;
-        sm.cover_restored_state(log_last)
-            .map_err(anyhow::Error::msg)
-            .context("snapshotting a restored database")?;
-        let net = PeerNetwork::new(
-            peerauth::ZoneKey::new(&zone_key),
-            id,
-            config.raft.xmlrpc_timeout,
-            client_tls.clone(),
-        )
-        .context("building the peer HTTP client")?;
-        let raft = Raft::new(id, Arc::new(raft_config(&config)?), net, log, sm)
-            .await
-            .context("starting Raft")?;
-        info!(server = id, "oned started in follower mode");
-
-        if pristine {
-            let zone = {
-                let pool = pool.clone();
-                let zid = config.zone_id;
-                tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::load_zone(c, zid)))
-                    .await??
-            };
-            let servers = zone.map(|z| z.servers).unwrap_or_default();
-            let me = servers.iter().find(|s| s.id == config.server_id);
-            match me {
-                Some(me) if bootstrapped && servers.len() == 1 => {
-                    let node = ServerNode {
-                        name: me.name.clone(),
-                        rpc: me.endpoint.clone(),
-                    };
-                    info!(server = id, node = %node, "initializing a new zone with this server as its only member");
-                    raft.initialize(BTreeMap::from([(id, node)]))
-                        .await
-                        .context("initializing Raft")?;
-                }
-                _ if bootstrapped && me.is_none() && servers.is_empty() => {
-                    bail!(
-                        "SERVER_ID = {} is not in zone {}'s server pool: run `onezone server-add {} --name <name> --rpc <endpoint>` on the solo server first",
-                        config.server_id, config.zone_id, config.zone_id
-                    );
-                }
-                _ => info!(
-                    "waiting for the leader to add this server to the zone (onezone server-add)"
-                ),
-            }
-        }
-        if !flags.flag(SEALED).map_err(anyhow::Error::msg)? {
-            tokio::spawn(seal_solo_history(raft.clone(), flags));
-        }
-        crate::membership::spawn(raft.clone(), pool.clone(), config.zone_id);
-        crate::retention::spawn(raft.clone(), &config.raft);
-        spawn_state_logger(raft.clone());
-        let proposer = Proposer::start(
-            raft.clone(),
-            config.write_deadline(),
-            config.limits.max_txn_bytes(),
-        );
-        let reads = ReadBarrier::start(raft.clone(), config.write_deadline());
-        let stepped_down = consensus::step_down::start(
-            raft.clone(),
-            config.raft.election_timeout,
-            config.raft.broadcast_timeout,
-        );
-        let leader_ready = crate::hooks::spawn(hooks.clone(), raft.clone(), stepped_down.clone());
-        let peers = Some((
-            raft.clone(),
-            PeerAuth::new(peerauth::ZoneKey::new(&zone_key), id),
-        ));
-        (
-            Cluster::Ha(Ha {
-                raft,
-                proposer,
-                reads,
-                stepped_down,
-                leader_ready,
-                server_id: id,
-                raft_db,
-            }),
-            peers,
-        )
+    let sm = StateMachine::new(&state_path, conn, &paths.snapshots())
+        .map_err(|e| StartError::consensus("opening the state machine", e))?;
+    let state = OpenState {
+        _lock: lock,
+        tls,
+        zone_key,
+        bootstrapped,
+        pool,
     };
+    Ok((state, sm))
+}
 
-    crate::monitor::spawn(cluster.clone(), pool.clone());
-    crate::scheduler::spawn(cluster.clone(), pool.clone());
+/// This server's place in the zone, and what its zone tasks need.
+struct Zone {
+    cluster: Cluster,
+    /// Raft and the zone key's check, for `/raft` and `/oneha` (none when solo).
+    peers: Option<(Raft, PeerAuth)>,
+    ha: Option<HaTasks>,
+}
+
+/// What the tasks of a server in a zone share with Raft.
+struct HaTasks {
+    leadership: Leadership,
+    /// `raft.db`, the same store Raft writes: its per-server flags.
+    log: LogStore,
+    /// The solo history is already in a snapshot (or there was none).
+    sealed: bool,
+    leader_ready: LeaderReadySender,
+}
+
+/// Phase 2, solo: writes go straight to the state database.
+fn start_solo(sm: StateMachine) -> Zone {
+    info!("oned started in solo mode");
+    Zone {
+        cluster: Cluster::Solo(sm.solo_writer()),
+        peers: None,
+        ha: None,
+    }
+}
+
+/// Phase 2, in a zone: the log (`raft.db`, opened once and shared with Raft), the state
+/// database brought level with it, Raft itself, and a new zone initialized if this server is
+/// its only member. Also starts consensus's own workers (proposer, read barrier, step-down
+/// watchdog), which end with Raft.
+async fn start_raft(
+    config: &Config,
+    paths: &Paths,
+    state: &OpenState,
+    sm: StateMachine,
+) -> Result<Zone, StartError> {
+    let id = config.server_id as u64;
+    let raft_db = paths.raft_db();
+    let log = LogStore::open(&raft_db).map_err(|e| StartError::consensus("opening the log", e))?;
+    log.check_server_id(id)
+        .map_err(|e| StartError::consensus("checking the log's server", e))?;
+    let pristine = log
+        .is_pristine()
+        .map_err(|e| StartError::consensus("reading the log", e))?;
+    if !state.bootstrapped {
+        // Nothing here predates the log: whatever arrives comes from the leader.
+        log.set_flag(SEALED)
+            .map_err(|e| StartError::consensus("writing the log's flags", e))?;
+    }
+    let sealed = log
+        .flag(SEALED)
+        .map_err(|e| StartError::consensus("reading the log's flags", e))?;
+    let purged = log
+        .purged_index()
+        .map_err(|e| StartError::consensus("reading the log", e))?;
+    sm.recover_from_snapshot_if_behind(purged)
+        .map_err(|e| StartError::consensus("recovering the state database", e))?;
+    let log_last = log
+        .last_index()
+        .map_err(|e| StartError::consensus("reading the log", e))?;
+    sm.cover_restored_state(log_last)
+        .map_err(|e| StartError::consensus("snapshotting a restored database", e))?;
+    let net = PeerNetwork::new(
+        peerauth::ZoneKey::new(&state.zone_key),
+        id,
+        config.raft.xmlrpc_timeout,
+        state.tls.as_ref().map(|t| t.client.clone()),
+    )
+    .map_err(|e| StartError::consensus("building the peer HTTP client", e))?;
+    let raft = Raft::new(id, Arc::new(raft_config(config)?), net, log.clone(), sm)
+        .await
+        .map_err(|e| StartError::consensus("starting Raft", e))?;
+    info!(server = id, "oned started in follower mode");
+    if pristine {
+        initialize_if_alone(config, &raft, &state.pool, state.bootstrapped).await?;
+    }
+
+    let proposer = Proposer::start(
+        raft.clone(),
+        config.write_deadline(),
+        config.limits.max_txn_bytes(),
+    );
+    let reads = ReadBarrier::start(raft.clone(), config.write_deadline());
+    let stepped_down = consensus::step_down::start(
+        raft.clone(),
+        config.raft.election_timeout,
+        config.raft.broadcast_timeout,
+    );
+    let leadership = Leadership::new(raft.clone(), stepped_down);
+    let (ready_sender, leader_ready) = crate::hooks::leader_ready();
+    Ok(Zone {
+        cluster: Cluster::Ha(Ha {
+            leadership: leadership.clone(),
+            proposer,
+            reads,
+            leader_ready,
+            server_id: id,
+            raft_db,
+        }),
+        peers: Some((
+            raft,
+            PeerAuth::new(peerauth::ZoneKey::new(&state.zone_key), id),
+        )),
+        ha: Some(HaTasks {
+            leadership,
+            log,
+            sealed,
+            leader_ready: ready_sender,
+        }),
+    })
+}
+
+/// A server whose log never held anything: it starts a new zone if the (restored or
+/// bootstrapped) database lists it as the zone's only server, refuses to start if the database
+/// lists no server at all, and otherwise waits for the leader to add it.
+async fn initialize_if_alone(
+    config: &Config,
+    raft: &Raft,
+    pool: &ReadPool,
+    bootstrapped: bool,
+) -> Result<(), StartError> {
+    let zone = {
+        let pool = pool.clone();
+        let zid = config.zone_id;
+        tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::load_zone(c, zid)))
+            .await
+            .map_err(|source| StartError::Blocking {
+                what: "reading the zone",
+                source,
+            })?
+            .map_err(|source| StartError::Database {
+                what: "reading the zone",
+                source,
+            })?
+    };
+    let servers = zone.map(|z| z.servers).unwrap_or_default();
+    let me = servers.iter().find(|s| s.id == config.server_id);
+    match me {
+        Some(me) if bootstrapped && servers.len() == 1 => {
+            let id = config.server_id as u64;
+            let node = ServerNode {
+                name: me.name.clone(),
+                rpc: me.endpoint.clone(),
+            };
+            info!(server = id, node = %node, "initializing a new zone with this server as its only member");
+            raft.initialize(BTreeMap::from([(id, node)]))
+                .await
+                .map_err(|e| StartError::consensus("initializing Raft", e))
+        }
+        _ if bootstrapped && me.is_none() && servers.is_empty() => Err(StartError::NotInZone {
+            server_id: config.server_id,
+            zone_id: config.zone_id,
+        }),
+        _ => {
+            info!("waiting for the leader to add this server to the zone (onezone server-add)");
+            Ok(())
+        }
+    }
+}
+
+/// Phase 3: every background task, under the supervisor.
+fn start_tasks(
+    tasks: &Supervisor,
+    config: &Arc<Config>,
+    pool: &ReadPool,
+    hooks: &Hooks,
+    cluster: &Cluster,
+    ha: Option<&HaTasks>,
+) {
+    if let Some(ha) = ha {
+        let raft = ha.leadership.raft().clone();
+        if !ha.sealed {
+            let (leadership, log) = (ha.leadership.clone(), ha.log.clone());
+            tasks.spawn("seal-solo-history", Restart::Never, move |_| {
+                seal_solo_history(leadership.clone(), log.clone())
+            });
+        }
+        let r = raft.clone();
+        tasks.spawn("state-logger", Restart::WithBackoff, move |_| {
+            log_state_changes(r.clone())
+        });
+        let (leadership, pool, zone_id) = (ha.leadership.clone(), pool.clone(), config.zone_id);
+        tasks.spawn("membership", Restart::WithBackoff, move |ctx| {
+            crate::membership::run(ctx, leadership.clone(), pool.clone(), zone_id)
+        });
+        let settings = config.raft.clone();
+        tasks.spawn("retention", Restart::WithBackoff, move |_| {
+            crate::retention::run(raft.clone(), settings.clone())
+        });
+        let (hooks, leadership, ready) = (
+            hooks.clone(),
+            ha.leadership.clone(),
+            ha.leader_ready.clone(),
+        );
+        tasks.spawn("hooks", Restart::WithBackoff, move |_| {
+            crate::hooks::run(hooks.clone(), leadership.clone(), ready.clone())
+        });
+    }
+    let (on, reads) = (cluster.clone(), pool.clone());
+    tasks.spawn("monitor", Restart::WithBackoff, move |ctx| {
+        crate::monitor::run(ctx, on.clone(), reads.clone())
+    });
+    let (on, reads) = (cluster.clone(), pool.clone());
+    tasks.spawn("scheduler", Restart::WithBackoff, move |ctx| {
+        crate::scheduler::run(ctx, on.clone(), reads.clone())
+    });
+}
+
+/// Phase 4: the HTTP client for forwarded calls, password checks, and the listener, until
+/// `shutdown` resolves.
+async fn serve(
+    config: &Arc<Config>,
+    paths: &Paths,
+    state: &OpenState,
+    cluster: &Cluster,
+    peers: Option<(Raft, PeerAuth)>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let mut http = reqwest::Client::builder()
         .tcp_nodelay(true)
         // Below the leader's KEEPALIVE_TIMEOUT: a forwarded write never goes out on a connection
         // the leader is closing as idle.
         .pool_idle_timeout(std::time::Duration::from_secs(5));
-    if let Some(t) = client_tls {
+    if let Some(t) = &state.tls {
         // Writes forwarded to the leader's /RPC2: HTTPS only, the leader checked against the CA.
-        http = http.use_preconfigured_tls(t).https_only(true);
+        http = http
+            .use_preconfigured_tls(t.client.clone())
+            .https_only(true);
     }
-    let http = http.build().context("building the HTTP client")?;
-    let auth = Arc::new(
-        tokio::task::spawn_blocking(Authenticator::new)
-            .await
-            .context("preparing password checks")?
-            .map_err(anyhow::Error::msg)
-            .context("preparing password checks")?,
-    );
-    let state = Arc::new(AppState {
+    let http = http.build().map_err(StartError::HttpClient)?;
+    let auth = tokio::task::spawn_blocking(Authenticator::new)
+        .await
+        .map_err(|source| StartError::Blocking {
+            what: "preparing password checks",
+            source,
+        })?
+        .map_err(|e| StartError::PasswordChecks(e.to_string()))?;
+    let app = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),
-            pool,
+            pool: state.pool.clone(),
             cluster: cluster.clone(),
             http,
-            auth,
+            auth: Arc::new(auth),
         },
         peers,
         paths: paths.clone(),
         large_calls: Arc::new(tokio::sync::Semaphore::new(crate::http::LARGE_CALLS)),
-        tls: tls.is_some(),
+        tls: state.tls.is_some(),
         peer_reads: Arc::new(tokio::sync::Semaphore::new(crate::http::PEER_READS)),
     });
-    let addr = listener.local_addr().ok();
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
     crate::listener::check_fd_limit(&config.limits);
     let gate = crate::listener::Gate::new(config.limits.clone());
-    let acceptor = match tls {
+    let acceptor = match &state.tls {
         None => {
-            info!(address = ?addr, "serving /RPC2");
+            info!(address = %addr, "serving /RPC2");
             None
         }
-        Some((server_tls, _)) => {
-            info!(address = ?addr, "serving /RPC2 over TLS");
-            Some(tokio_rustls::TlsAcceptor::from(server_tls))
+        Some(t) => {
+            info!(address = %addr, "serving /RPC2 over TLS");
+            Some(tokio_rustls::TlsAcceptor::from(t.server.clone()))
         }
     };
-    crate::listener::serve(listener, router(state), gate, acceptor, shutdown)
+    crate::listener::serve(listener, router(app), gate, acceptor, shutdown)
         .await
-        .context("serving HTTP")?;
+        .map_err(StartError::Serve)
+}
+
+/// Phase 5: stops the background tasks (waiting for them), releases what the leader hook took
+/// (the floating IP), and stops Raft.
+async fn shut_down(tasks: &Supervisor, cluster: &Cluster, hooks: &Hooks) {
     info!("shutting down");
+    let late = tasks.shutdown(STOP_WITHIN).await;
+    if late.is_empty() {
+        info!("background tasks stopped");
+    }
     if let Some(raft) = cluster.raft() {
-        // Release what the leader hook took (the floating IP) before going away.
         hooks.run_follower().await;
-        if tokio::time::timeout(Duration::from_secs(5), raft.shutdown())
-            .await
-            .is_err()
-        {
-            warn!("Raft did not stop within 5 s");
+        match tokio::time::timeout(STOP_WITHIN, raft.shutdown()).await {
+            Ok(Ok(())) => info!("Raft stopped"),
+            Ok(Err(e)) => warn!(error = %e, "Raft stopped with an error"),
+            Err(_) => warn!(within = ?STOP_WITHIN, "Raft did not stop in time"),
         }
     }
-    Ok(())
 }
 
 /// Gives the state files a previous version (or an operator) left wider than 0600 the modes
@@ -287,11 +474,11 @@ pub async fn run(
 /// (`one.db`, `raft.db` and their `-wal`/`-shm`, `oned.log`, `oned.lock`, backups and temporary
 /// files) and in those two folders 0600. Other folders under `var/` (hook scripts in `remotes`)
 /// are left alone: they are not ours to narrow.
-fn tighten_var(paths: &Paths) -> anyhow::Result<()> {
+fn tighten_var(paths: &Paths) -> Result<(), StartError> {
     use sqlstore::files::{tighten, DIR_MODE, FILE_MODE};
-    let fix = |path: &std::path::Path, allowed: u32| -> anyhow::Result<()> {
-        if let Some(old) = tighten(path, allowed)
-            .with_context(|| format!("changing the mode of {}", path.display()))?
+    let fix = |path: &std::path::Path, allowed: u32| -> Result<(), StartError> {
+        if let Some(old) =
+            tighten(path, allowed).map_err(StartError::io("changing the mode of", path))?
         {
             info!(
                 path = %path.display(),
@@ -316,83 +503,98 @@ fn tighten_var(paths: &Paths) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why the solo history could not be sealed (it is tried again at the next start).
+#[derive(Debug, thiserror::Error)]
+enum SealError {
+    #[error(transparent)]
+    Leadership(#[from] LeadershipGone),
+    #[error("{what}: {reason}")]
+    Raft { what: &'static str, reason: String },
+    #[error("recording the sealed snapshot: {0}")]
+    Flag(String),
+}
+
+fn raft_failed(what: &'static str) -> impl FnOnce(String) -> SealError {
+    move |reason| SealError::Raft { what, reason }
+}
+
 /// Folds a solo server's history (written outside the log) into a snapshot and purges the log
 /// below it, so a server added later starts from that snapshot instead of an incomplete log.
-async fn seal_solo_history(raft: Raft, flags: LogStore) {
-    let leading = raft
-        .wait(None)
-        .metrics(
-            |m| m.state == ServerState::Leader && m.last_applied.is_some(),
-            "leader",
-        )
-        .await;
-    if leading.is_err() {
-        return;
+async fn seal_solo_history(leadership: Leadership, log: LogStore) -> Result<(), SealError> {
+    let raft = leadership.raft();
+    let mut changes = leadership.watch();
+    loop {
+        let (m, leader) = leadership.now();
+        if leader == Some(m.id) && m.last_applied.is_some() {
+            break;
+        }
+        changes.changed().await?;
     }
-    if raft.trigger().snapshot().await.is_err() {
-        return;
-    }
-    let Ok(m) = raft
+    raft.trigger()
+        .snapshot()
+        .await
+        .map_err(|e| raft_failed("asking for a snapshot")(e.to_string()))?;
+    let m = raft
         .wait(None)
         .metrics(|m| m.snapshot.is_some(), "snapshot")
         .await
-    else {
-        return;
+        .map_err(|e| raft_failed("waiting for the snapshot")(e.to_string()))?;
+    let Some(snap) = m.snapshot else {
+        return Err(raft_failed("waiting for the snapshot")(
+            "no snapshot in the metrics".into(),
+        ));
     };
-    let Some(snap) = m.snapshot else { return };
-    if raft.trigger().purge_log(snap.index).await.is_err() {
-        return;
-    }
-    let purged = raft
-        .wait(Some(Duration::from_secs(30)))
+    raft.trigger()
+        .purge_log(snap.index)
+        .await
+        .map_err(|e| raft_failed("asking for a purge")(e.to_string()))?;
+    raft.wait(Some(Duration::from_secs(30)))
         .metrics(
             |m| m.purged.is_some_and(|p| p.index >= snap.index),
             "purged",
         )
-        .await;
-    if purged.is_ok() {
-        match flags.set_flag(SEALED) {
-            Ok(()) => info!(index = snap.index, "solo history sealed into a snapshot"),
-            Err(e) => warn!(error = %e, "could not record the sealed snapshot"),
-        }
-    }
+        .await
+        .map_err(|e| raft_failed("waiting for the purge")(e.to_string()))?;
+    log.set_flag(SEALED)
+        .map_err(|e| SealError::Flag(e.to_string()))?;
+    info!(index = snap.index, "solo history sealed into a snapshot");
+    Ok(())
 }
 
 /// Logs leadership, term and membership changes at info: the story an operator reads in oned.log.
-fn spawn_state_logger(raft: Raft) {
-    tokio::spawn(async move {
-        let mut rx = raft.metrics();
-        let mut last: Option<(ServerState, u64, Option<u64>, String)> = None;
-        loop {
-            let (state, term, leader, members) = {
-                let m = rx.borrow_and_update();
-                (
-                    m.state,
-                    m.current_term,
-                    m.current_leader,
-                    m.membership_config.membership().to_string(),
-                )
-            };
-            let now = (state, term, leader, members.clone());
-            if last.as_ref() != Some(&now) {
-                let old = last.as_ref();
-                if old.map(|o| o.0) != Some(state) {
-                    info!(state = ?state, term, "state changed");
-                }
-                if old.map(|o| o.1) != Some(term) {
-                    info!(term, "term changed");
-                }
-                if old.map(|o| o.2) != Some(leader) {
-                    info!(leader = ?leader, term, "leader changed");
-                }
-                if old.map(|o| o.3.clone()) != Some(members.clone()) {
-                    info!(membership = %members, "membership changed");
-                }
-                last = Some(now);
+/// Ends only when Raft stops publishing its metrics.
+async fn log_state_changes(raft: Raft) -> Result<(), LeadershipGone> {
+    let mut rx = raft.metrics();
+    let mut last: Option<(ServerState, u64, Option<u64>, String)> = None;
+    loop {
+        let (state, term, leader, members) = {
+            let m = rx.borrow_and_update();
+            (
+                m.state,
+                m.current_term,
+                m.current_leader,
+                m.membership_config.membership().to_string(),
+            )
+        };
+        let now = (state, term, leader, members.clone());
+        if last.as_ref() != Some(&now) {
+            let old = last.as_ref();
+            if old.map(|o| o.0) != Some(state) {
+                info!(state = ?state, term, "state changed");
             }
-            if rx.changed().await.is_err() {
-                return;
+            if old.map(|o| o.1) != Some(term) {
+                info!(term, "term changed");
             }
+            if old.map(|o| o.2) != Some(leader) {
+                info!(leader = ?leader, term, "leader changed");
+            }
+            if old.map(|o| o.3.clone()) != Some(members.clone()) {
+                info!(membership = %members, "membership changed");
+            }
+            last = Some(now);
         }
-    });
+        rx.changed()
+            .await
+            .map_err(|_| LeadershipGone::RaftStopped)?;
+    }
 }

@@ -8,14 +8,17 @@
 //! Every change is a replicated write whose statements re-check the state they expect, so a new
 //! leader carries on where the old one stopped and no VM is ever deployed twice.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
+use consensus::WriteError;
 use sqlstore::{ReadPool, SqlStmt, SqlTxn, SqlValue};
 use tracing::debug;
 
 use crate::api::host::MONITORED;
 use crate::api::vm::{deploy_stmts, lcm, now, state};
 use crate::cluster::{Cluster, Role};
+use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(300);
 /// VMs placed per period.
@@ -120,7 +123,7 @@ fn driver_txn(now: i64) -> SqlTxn {
 /// (pending VMs in id order with their cpu and memory, monitored hosts with free capacity).
 type Plan = (Vec<(i64, f64, i64)>, Vec<(i64, i64, i64, i64)>);
 
-fn read_plan(pool: &ReadPool) -> Option<(Plan, bool)> {
+fn read_plan(pool: &ReadPool) -> Result<(Plan, bool), sqlstore::DbError> {
     pool.with(|c| {
         let mut st = c.prepare(&format!(
             "SELECT oid, cpu, memory FROM vm_pool WHERE state = {} ORDER BY oid LIMIT ?1",
@@ -147,7 +150,6 @@ fn read_plan(pool: &ReadPool) -> Option<(Plan, bool)> {
         )?;
         Ok(((vms, hosts), moving > 0))
     })
-    .ok()
 }
 
 /// Chooses a host for each pending VM that fits somewhere, least loaded first.
@@ -171,37 +173,53 @@ fn place(plan: Plan) -> Vec<(i64, i64)> {
     out
 }
 
-pub fn spawn(cluster: Cluster, pool: ReadPool) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(PERIOD);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if !matches!(cluster.role(), Role::Leader | Role::Solo) {
+/// The scheduler task: every period, on the leader (or solo), moves VMs one driver step and
+/// places pending ones. A failed read or write is logged, counted and tried again next period.
+pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), Infallible> {
+    let mut ticker = tokio::time::interval(PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if !matches!(cluster.role(), Role::Leader | Role::Solo) {
+            continue;
+        }
+        let reader = pool.clone();
+        let (plan, moving) = match tokio::task::spawn_blocking(move || read_plan(&reader)).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                ctx.warn("reading pending VMs and hosts failed", &e);
                 continue;
             }
-            let reader = pool.clone();
-            let Ok(Some((plan, moving))) =
-                tokio::task::spawn_blocking(move || read_plan(&reader)).await
-            else {
+            Err(e) => {
+                ctx.warn("reading pending VMs and hosts failed", &e);
                 continue;
-            };
-            if moving {
-                if let Err(e) = cluster.write(driver_txn(now())).await {
-                    debug!(error = %e, "driver step failed; retried next period");
-                }
             }
-            for (vid, hid) in place(plan) {
-                // Each placement re-checks the VM is still pending and the host still has room.
-                let txn = SqlTxn {
-                    stmts: deploy_stmts(vid, hid, true, now()),
-                };
-                if let Err(e) = cluster.write(txn).await {
-                    debug!(vm = vid, host = hid, error = %e, "placement failed; retried next period");
-                }
+        };
+        if moving {
+            if let Err(e) = cluster.write(driver_txn(now())).await {
+                write_failed(&ctx, "driver step failed; retried next period", &e);
             }
         }
-    });
+        for (vid, hid) in place(plan) {
+            // Each placement re-checks the VM is still pending and the host still has room.
+            let txn = SqlTxn {
+                stmts: deploy_stmts(vid, hid, true, now()),
+            };
+            if let Err(e) = cluster.write(txn).await {
+                let what = format!("placing VM {vid} on host {hid} failed; retried next period");
+                write_failed(&ctx, &what, &e);
+            }
+        }
+    }
+}
+
+/// A write refused because leadership moved is expected (the new leader carries on); any other
+/// failure is a warning.
+fn write_failed(ctx: &TaskCtx, what: &str, e: &WriteError) {
+    match e {
+        WriteError::NotLeader { .. } => debug!(error = %e, "{what}: not the leader any more"),
+        _ => ctx.warn(what, e),
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod peers;
 mod pools;
 mod reads;
 mod secrets;
+mod shutdown;
 mod table;
 mod tls;
 mod vms;
