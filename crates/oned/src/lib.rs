@@ -8,6 +8,7 @@ pub mod config;
 #[cfg(test)]
 mod config_props;
 pub mod credentials;
+pub mod db;
 pub mod error;
 pub mod hooks;
 pub mod http;

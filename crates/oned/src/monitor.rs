@@ -6,13 +6,11 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use consensus::WriteError;
-use sqlstore::{ReadPool, SqlStmt, SqlTxn, SqlValue};
+use sqlstore::objects::host;
+use sqlstore::{ReadPool, SqlTxn};
 use tracing::debug;
 
-use crate::api::host::{INIT, MONITORED};
 use crate::cluster::{Cluster, Role};
-use wire::{ImageState, VnetState};
-
 use crate::tasks::TaskCtx;
 
 /// What the dummy driver reports: 8 CPUs (OpenNebula counts 100 per CPU) and 16 GiB (in KiB).
@@ -30,68 +28,20 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
         if !matches!(cluster.role(), Role::Leader | Role::Solo) {
             continue;
         }
-        let txn = SqlTxn {
-            stmts: vec![
-                // The dummy datastore and network drivers finish at once.
-                SqlStmt::new(
-                    "UPDATE image_pool SET state = ?1 WHERE state = ?2",
-                    vec![
-                        SqlValue::Int(ImageState::Ready.as_i64()),
-                        SqlValue::Int(ImageState::Locked.as_i64()),
-                    ],
-                ),
-                SqlStmt::new(
-                    "UPDATE vnet_pool SET state = ?1 WHERE state = ?2",
-                    vec![
-                        SqlValue::Int(VnetState::Ready.as_i64()),
-                        SqlValue::Int(VnetState::LockCreate.as_i64()),
-                    ],
-                ),
-                SqlStmt::new(
-                    "UPDATE host_pool SET prev_state = state, state = ?3,
-                   total_cpu = ?1, total_mem = ?2,
-                   template = 'HYPERVISOR = \"dummy\"'
-                 WHERE state = ?4 AND im_mad = 'dummy'",
-                    vec![
-                        SqlValue::Int(DUMMY_CPU),
-                        SqlValue::Int(DUMMY_MEM),
-                        SqlValue::Int(MONITORED),
-                        SqlValue::Int(INIT),
-                    ],
-                ),
-            ],
-        };
         // Nothing to monitor is the usual case; skip the write then.
-        let reader = pool.clone();
-        let pending = tokio::task::spawn_blocking(move || {
-            reader.with(|c| {
-                c.query_row(
-                    "SELECT (SELECT count(*) FROM host_pool WHERE state = ?1 AND im_mad = 'dummy')
-                          + (SELECT count(*) FROM image_pool WHERE state = ?2)
-                          + (SELECT count(*) FROM vnet_pool WHERE state = ?3)",
-                    [
-                        INIT,
-                        ImageState::Locked.as_i64(),
-                        VnetState::LockCreate.as_i64(),
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-        })
-        .await;
+        let pending = crate::db::read(&pool, host::dummy_pending).await;
         match pending {
-            Ok(Ok(n)) if n > 0 => {}
+            Ok(n) if n > 0 => {}
             // Nothing pending.
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => {
-                ctx.warn("reading what the dummy drivers have pending failed", &e);
-                continue;
-            }
+            Ok(_) => continue,
             Err(e) => {
                 ctx.warn("reading what the dummy drivers have pending failed", &e);
                 continue;
             }
         }
+        let txn = SqlTxn {
+            stmts: host::dummy_monitor(DUMMY_CPU, DUMMY_MEM),
+        };
         match cluster.write(txn).await {
             Ok(_) => {}
             // Leadership moved since the check: the new leader carries on.

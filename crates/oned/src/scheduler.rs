@@ -12,10 +12,12 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use consensus::WriteError;
-use sqlstore::{ReadPool, SqlStmt, SqlTxn, SqlValue};
+use sqlstore::objects::host::HostRoom;
+use sqlstore::objects::vm;
+use sqlstore::rusqlite::Connection;
+use sqlstore::{ReadPool, SqlTxn};
 use tracing::debug;
 
-use crate::api::host::MONITORED;
 use crate::api::vm::{deploy_stmts, lcm, now, state};
 use crate::cluster::{Cluster, Role};
 use crate::tasks::TaskCtx;
@@ -24,12 +26,12 @@ const PERIOD: Duration = Duration::from_millis(300);
 /// VMs placed per period.
 const BATCH: usize = 16;
 
+/// (STATE, LCM_STATE) of a VM.
+type VmStates = (i64, i64);
+
 /// Driver steps, latest stage first so a VM moves one step per period: (state, lcm) -> (state,
 /// lcm), and whether the VM leaves its host.
-/// (STATE, LCM_STATE) of a VM.
-type VmState = (i64, i64);
-
-const STEPS: &[(VmState, VmState, bool)] = &[
+const STEPS: &[(VmStates, VmStates, bool)] = &[
     (
         (state::ACTIVE, lcm::BOOT),
         (state::ACTIVE, lcm::RUNNING),
@@ -90,84 +92,44 @@ const STEPS: &[(VmState, VmState, bool)] = &[
 
 fn driver_txn(now: i64) -> SqlTxn {
     let mut stmts = Vec::new();
-    for &((fs, fl), (ts, tl), leaves) in STEPS {
-        if leaves {
-            stmts.push(SqlStmt::new(
-                "UPDATE history SET etime = ?3 WHERE etime = 0 AND vid IN
-                   (SELECT oid FROM vm_pool WHERE state = ?1 AND lcm_state = ?2)",
-                vec![SqlValue::Int(fs), SqlValue::Int(fl), SqlValue::Int(now)],
-            ));
-        }
-        stmts.push(SqlStmt::new(
-            &format!(
-                "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?3,
-                lcm_state = ?4, hid = CASE WHEN ?5 THEN -1 ELSE hid END,
-                etime = CASE WHEN ?3 = {} THEN ?6 ELSE etime END
-             WHERE state = ?1 AND lcm_state = ?2",
-                state::DONE
-            ),
-            vec![
-                SqlValue::Int(fs),
-                SqlValue::Int(fl),
-                SqlValue::Int(ts),
-                SqlValue::Int(tl),
-                SqlValue::Int(leaves as i64),
-                SqlValue::Int(now),
-            ],
-        ));
+    for &(from, to, leaves_host) in STEPS {
+        stmts.extend(vm::step_all(from, to, leaves_host, now));
     }
-    stmts.push(sqlstore::objects::vm::recount_hosts());
+    stmts.push(vm::recount_hosts());
     SqlTxn { stmts }
 }
 
-/// (pending VMs in id order with their cpu and memory, monitored hosts with free capacity).
-type Plan = (Vec<(i64, f64, i64)>, Vec<(i64, i64, i64, i64)>);
+/// Pending VMs in id order, monitored hosts with their room, and whether a driver step has
+/// VMs to move.
+struct Plan {
+    vms: Vec<vm::PendingVm>,
+    hosts: Vec<HostRoom>,
+    moving: bool,
+}
 
-fn read_plan(pool: &ReadPool) -> Result<(Plan, bool), sqlstore::DbError> {
-    pool.with(|c| {
-        let mut st = c.prepare(&format!(
-            "SELECT oid, cpu, memory FROM vm_pool WHERE state = {} ORDER BY oid LIMIT ?1",
-            state::PENDING
-        ))?;
-        let vms: Vec<(i64, f64, i64)> = st
-            .query_map([BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        let mut st = c.prepare(&format!(
-            "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms
-             FROM host_pool WHERE state = {MONITORED} ORDER BY running_vms, oid"
-        ))?;
-        let hosts: Vec<(i64, i64, i64, i64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<Result<_, _>>()?;
-        let moving: i64 = c.query_row(
-            &format!(
-                "SELECT count(*) FROM vm_pool WHERE state = {} AND lcm_state != {}",
-                state::ACTIVE,
-                lcm::RUNNING
-            ),
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(((vms, hosts), moving > 0))
+fn read_plan(c: &Connection) -> Result<Plan, sqlstore::rusqlite::Error> {
+    Ok(Plan {
+        vms: vm::pending(c, BATCH)?,
+        hosts: sqlstore::objects::host::with_room(c)?,
+        moving: vm::any_moving(c)?,
     })
 }
 
 /// Chooses a host for each pending VM that fits somewhere, least loaded first.
-fn place(plan: Plan) -> Vec<(i64, i64)> {
-    let (vms, mut hosts) = plan;
+fn place(vms: &[vm::PendingVm], mut hosts: Vec<HostRoom>) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
-    for (vid, cpu, memory) in vms {
-        let need_cpu = (cpu * 100.0).round() as i64;
-        let need_mem = memory * 1024;
-        hosts.sort_by_key(|h| (h.3, h.0));
+    for v in vms {
+        let need_cpu = (v.cpu * 100.0).round() as i64;
+        let need_mem = v.memory * 1024;
+        hosts.sort_by_key(|h| (h.running_vms, h.oid));
         if let Some(h) = hosts
             .iter_mut()
-            .find(|h| h.1 >= need_cpu && h.2 >= need_mem)
+            .find(|h| h.free_cpu >= need_cpu && h.free_mem >= need_mem)
         {
-            h.1 -= need_cpu;
-            h.2 -= need_mem;
-            h.3 += 1;
-            out.push((vid, h.0));
+            h.free_cpu -= need_cpu;
+            h.free_mem -= need_mem;
+            h.running_vms += 1;
+            out.push((v.oid, h.oid));
         }
     }
     out
@@ -183,24 +145,19 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
         if !matches!(cluster.role(), Role::Leader | Role::Solo) {
             continue;
         }
-        let reader = pool.clone();
-        let (plan, moving) = match tokio::task::spawn_blocking(move || read_plan(&reader)).await {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => {
-                ctx.warn("reading pending VMs and hosts failed", &e);
-                continue;
-            }
+        let plan = match crate::db::read(&pool, read_plan).await {
+            Ok(plan) => plan,
             Err(e) => {
                 ctx.warn("reading pending VMs and hosts failed", &e);
                 continue;
             }
         };
-        if moving {
+        if plan.moving {
             if let Err(e) = cluster.write(driver_txn(now())).await {
                 write_failed(&ctx, "driver step failed; retried next period", &e);
             }
         }
-        for (vid, hid) in place(plan) {
+        for (vid, hid) in place(&plan.vms, plan.hosts) {
             // Each placement re-checks the VM is still pending and the host still has room.
             let txn = SqlTxn {
                 stmts: deploy_stmts(vid, hid, true, now()),
@@ -228,13 +185,20 @@ mod tests {
 
     #[test]
     fn pending_vms_go_to_the_least_loaded_host_that_fits() {
-        let vms = vec![
-            (0, 1.0, 1024),
-            (1, 4.0, 1024),
-            (2, 8.0, 1024),
-            (3, 0.5, 512),
+        let vm = |oid, cpu, memory| vm::PendingVm { oid, cpu, memory };
+        let vms = [
+            vm(0, 1.0, 1024),
+            vm(1, 4.0, 1024),
+            vm(2, 8.0, 1024),
+            vm(3, 0.5, 512),
         ];
-        let hosts = vec![(0, 800, 16 << 20, 0), (1, 300, 16 << 20, 0)];
-        assert_eq!(place((vms, hosts)), vec![(0, 0), (1, 0), (3, 1)]);
+        let host = |oid, free_cpu| HostRoom {
+            oid,
+            free_cpu,
+            free_mem: 16 << 20,
+            running_vms: 0,
+        };
+        let hosts = vec![host(0, 800), host(1, 300)];
+        assert_eq!(place(&vms, hosts), vec![(0, 0), (1, 0), (3, 1)]);
     }
 }

@@ -61,11 +61,10 @@ impl Ctx {
         &self,
         f: impl FnOnce(&rusqlite_conn::Connection) -> Result<T, rusqlite_conn::Error> + Send + 'static,
     ) -> Result<T, Failure> {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || pool.with(f))
-            .await
-            .map_err(|e| fail(code::INTERNAL, format!("read failed: {e}")))?
-            .map_err(|e| fail(code::INTERNAL, format!("database error: {e}")))
+        crate::db::read(&self.pool, f).await.map_err(|e| match e {
+            crate::db::ReadError::Db(e) => fail(code::INTERNAL, format!("database error: {e}")),
+            crate::db::ReadError::Task(e) => fail(code::INTERNAL, format!("read failed: {e}")),
+        })
     }
 
     /// Replicates a transaction; `Ok(values)` (what its `RETURNING` statements returned) once

@@ -17,36 +17,18 @@ use crate::auth::Session;
 #[macro_export]
 macro_rules! owned_methods {
     ($prefix:literal, $family:expr) => {
-        [
+        $crate::owned_methods!(@each $prefix, $family, [chmod, chown, rename, update])
+    };
+    (@each $prefix:literal, $family:expr, [$($op:ident),*]) => {
+        [$(
             $crate::method!(
-                concat!($prefix, ".chmod"),
+                concat!($prefix, ".", stringify!($op)),
                 Write,
                 $crate::api::method::Auth::Object,
-                $crate::api::owned::chmod,
+                $crate::api::owned::$op,
                 $family
-            ),
-            $crate::method!(
-                concat!($prefix, ".chown"),
-                Write,
-                $crate::api::method::Auth::Object,
-                $crate::api::owned::chown,
-                $family
-            ),
-            $crate::method!(
-                concat!($prefix, ".rename"),
-                Write,
-                $crate::api::method::Auth::Object,
-                $crate::api::owned::rename,
-                $family
-            ),
-            $crate::method!(
-                concat!($prefix, ".update"),
-                Write,
-                $crate::api::method::Auth::Object,
-                $crate::api::owned::update,
-                $family
-            ),
-        ]
+            )
+        ),*]
     };
 }
 
@@ -140,12 +122,18 @@ pub async fn update<R: HasOwner + Send + 'static>(
     super::update_template(ctx, &p, f.table, f.template, |id| f.missing(id)).await
 }
 
-/// The check every `delete` starts with: the object, if the caller may MANAGE it.
-pub async fn deletable<R: HasOwner + Send + 'static>(
+/// `one.<o>.delete(id)`: the caller must MANAGE the object; `stmts` delete it, and a
+/// refusal (a guard that matched nothing: the object is in use, in the wrong state...) is worded
+/// by `refused`.
+pub async fn delete<R: HasOwner + Send + 'static>(
     ctx: &Ctx,
     s: &Session,
     f: &'static Family<R>,
     id: i64,
-) -> Result<R, Failure> {
-    f.authorized(ctx, s, id, MANAGE).await
+    stmts: Vec<SqlStmt>,
+    refused: impl FnOnce(super::Refused) -> Failure,
+) -> MethodResult {
+    f.authorized(ctx, s, id, MANAGE).await?;
+    ctx.commit(SqlTxn { stmts }, refused).await?;
+    Ok(Value::Int(id as i32))
 }

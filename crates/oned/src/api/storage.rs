@@ -312,14 +312,10 @@ pub async fn image_pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodRes
 
 pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    super::owned::deletable(ctx, s, &IMAGES, id).await?;
-    let txn = SqlTxn {
-        stmts: vec![objects::delete(image::TABLE, id)],
-    };
-    ctx.commit(txn, |r| match r.kind {
+    let stmts = vec![objects::delete(image::TABLE, id)];
+    super::owned::delete(ctx, s, &IMAGES, id, stmts, |r| match r.kind {
         sqlstore::TxnErrorKind::NotFound => IMAGES.missing(id),
         _ => fail(code::ACTION, format!("Cannot delete image. {}", r.message)),
     })
-    .await?;
-    Ok(Value::Int(id as i32))
+    .await
 }

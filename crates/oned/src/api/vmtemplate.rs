@@ -1,8 +1,7 @@
 //! `one.template.*` and `one.templatepool.info`: VM templates, instantiated into VMs.
 
 use sqlstore::objects::{self, template::TemplateRow};
-use sqlstore::SqlTxn;
-use xmlrpc::{Params, Value};
+use xmlrpc::Params;
 
 use super::family::Family;
 use super::method::{Auth, Method};
@@ -95,13 +94,11 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    super::owned::deletable(ctx, s, &TEMPLATES, id).await?;
-    let txn = SqlTxn {
-        stmts: vec![objects::delete(objects::template::TABLE, id)],
-    };
-    ctx.commit(txn, |r| r.missing(TEMPLATES.missing(id)))
-        .await?;
-    Ok(Value::Int(id as i32))
+    let stmts = vec![objects::delete(objects::template::TABLE, id)];
+    super::owned::delete(ctx, s, &TEMPLATES, id, stmts, |r| {
+        r.missing(TEMPLATES.missing(id))
+    })
+    .await
 }
 
 /// The stored template of `t`, parsed: a corrupt one is an error, never an empty template

@@ -2,8 +2,7 @@
 //! LOCK_CREATE until the leader's driver task (`crate::monitor`) makes it READY.
 
 use sqlstore::objects::vnet::{self, NewVnet, VnetRow};
-use sqlstore::SqlTxn;
-use xmlrpc::{Params, Value};
+use xmlrpc::Params;
 
 use super::family::Family;
 use super::method::{Auth, Method};
@@ -183,16 +182,12 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    super::owned::deletable(ctx, s, &NETS, id).await?;
-    let txn = SqlTxn {
-        stmts: vec![vnet::delete_in_state(id, READY)],
-    };
-    ctx.commit(txn, |r| {
+    let stmts = vec![vnet::delete_in_state(id, READY)];
+    super::owned::delete(ctx, s, &NETS, id, stmts, |r| {
         r.missing(fail(
             code::ACTION,
             "Cannot delete virtual network. It is not in state READY.",
         ))
     })
-    .await?;
-    Ok(Value::Int(id as i32))
+    .await
 }

@@ -3,6 +3,8 @@
 
 use rusqlite::{Connection, Row};
 
+use wire::state::{HostState, ImageState, VnetState};
+
 use super::insert_next;
 use crate::{SqlStmt, SqlValue};
 
@@ -98,4 +100,83 @@ pub fn delete_if_idle(oid: i64) -> SqlStmt {
         vec![SqlValue::Int(oid)],
     )
     .must_match()
+}
+
+/// A MONITORED host's free capacity and load, as the scheduler weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostRoom {
+    pub oid: i64,
+    /// Hundredths of a core.
+    pub free_cpu: i64,
+    /// KB.
+    pub free_mem: i64,
+    pub running_vms: i64,
+}
+
+/// Every MONITORED host with its room, least loaded first.
+pub fn with_room(c: &Connection) -> rusqlite::Result<Vec<HostRoom>> {
+    let mut st = c.prepare_cached(
+        "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms
+         FROM host_pool WHERE state = ?1 ORDER BY running_vms, oid",
+    )?;
+    let hosts = st
+        .query_map([HostState::Monitored.as_i64()], |r| {
+            Ok(HostRoom {
+                oid: r.get(0)?,
+                free_cpu: r.get(1)?,
+                free_mem: r.get(2)?,
+                running_vms: r.get(3)?,
+            })
+        })?
+        .collect();
+    hosts
+}
+
+/// What the `dummy` drivers have pending: hosts to monitor, images and networks to finish.
+pub fn dummy_pending(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "SELECT (SELECT count(*) FROM host_pool WHERE state = ?1 AND im_mad = 'dummy')
+              + (SELECT count(*) FROM image_pool WHERE state = ?2)
+              + (SELECT count(*) FROM vnet_pool WHERE state = ?3)",
+    )?
+    .query_row(
+        [
+            HostState::Init.as_i64(),
+            ImageState::Locked.as_i64(),
+            VnetState::LockCreate.as_i64(),
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// The `dummy` drivers' work, done at once: hosts in INIT become MONITORED with `cpu` and
+/// `mem` as their capacity, LOCKED images READY, networks in LOCK_CREATE READY.
+pub fn dummy_monitor(cpu: i64, mem: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "UPDATE image_pool SET state = ?1 WHERE state = ?2",
+            vec![
+                SqlValue::Int(ImageState::Ready.as_i64()),
+                SqlValue::Int(ImageState::Locked.as_i64()),
+            ],
+        ),
+        SqlStmt::new(
+            "UPDATE vnet_pool SET state = ?1 WHERE state = ?2",
+            vec![
+                SqlValue::Int(VnetState::Ready.as_i64()),
+                SqlValue::Int(VnetState::LockCreate.as_i64()),
+            ],
+        ),
+        SqlStmt::new(
+            "UPDATE host_pool SET prev_state = state, state = ?3,
+               total_cpu = ?1, total_mem = ?2, template = 'HYPERVISOR = \"dummy\"'
+             WHERE state = ?4 AND im_mad = 'dummy'",
+            vec![
+                SqlValue::Int(cpu),
+                SqlValue::Int(mem),
+                SqlValue::Int(HostState::Monitored.as_i64()),
+                SqlValue::Int(HostState::Init.as_i64()),
+            ],
+        ),
+    ]
 }

@@ -213,3 +213,69 @@ pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<S
         recount_hosts(),
     ]
 }
+
+/// A PENDING VM waiting for a host.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PendingVm {
+    pub oid: i64,
+    pub cpu: f64,
+    /// MB.
+    pub memory: i64,
+}
+
+/// Up to `limit` PENDING VMs, lowest id first.
+pub fn pending(c: &Connection, limit: usize) -> rusqlite::Result<Vec<PendingVm>> {
+    let mut st = c.prepare_cached(
+        "SELECT oid, cpu, memory FROM vm_pool WHERE state = ?1 ORDER BY oid LIMIT ?2",
+    )?;
+    let vms = st
+        .query_map([VmState::Pending.as_i64(), limit as i64], |r| {
+            Ok(PendingVm {
+                oid: r.get(0)?,
+                cpu: r.get(1)?,
+                memory: r.get(2)?,
+            })
+        })?
+        .collect();
+    vms
+}
+
+/// Whether any VM is in a transient ACTIVE state (anything but RUNNING) a driver step moves.
+pub fn any_moving(c: &Connection) -> rusqlite::Result<bool> {
+    c.prepare_cached("SELECT EXISTS (SELECT 1 FROM vm_pool WHERE state = ?1 AND lcm_state != ?2)")?
+        .query_row(
+            [VmState::Active.as_i64(), LcmState::Running.as_i64()],
+            |r| r.get(0),
+        )
+}
+
+/// Moves every VM in `from` to `to` (a driver step), with the same rules as [`move_stmts`]
+/// for one VM.
+pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -> Vec<SqlStmt> {
+    let (fs, fl) = from;
+    let (ts, tl) = to;
+    let mut stmts = Vec::new();
+    if leaves_host {
+        stmts.push(SqlStmt::new(
+            "UPDATE history SET etime = ?3 WHERE etime = 0 AND vid IN
+               (SELECT oid FROM vm_pool WHERE state = ?1 AND lcm_state = ?2)",
+            vec![SqlValue::Int(fs), SqlValue::Int(fl), SqlValue::Int(now)],
+        ));
+    }
+    stmts.push(SqlStmt::new(
+        "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?3,
+            lcm_state = ?4, hid = CASE WHEN ?5 THEN -1 ELSE hid END,
+            etime = CASE WHEN ?3 = ?7 THEN ?6 ELSE etime END
+         WHERE state = ?1 AND lcm_state = ?2",
+        vec![
+            SqlValue::Int(fs),
+            SqlValue::Int(fl),
+            SqlValue::Int(ts),
+            SqlValue::Int(tl),
+            SqlValue::Int(leaves_host as i64),
+            SqlValue::Int(now),
+            SqlValue::Int(VmState::Done.as_i64()),
+        ],
+    ));
+    stmts
+}
