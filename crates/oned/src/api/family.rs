@@ -68,6 +68,15 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         )
     }
 
+    /// AUTHORIZATION `CREATE <ACL>` unless the caller may create objects of this family.
+    pub async fn may_create(&self, ctx: &Ctx, s: &Session) -> Result<(), Failure> {
+        if caller(ctx, s).await?.may_create(self.kind) {
+            Ok(())
+        } else {
+            Err(not_authorized(s, &format!("CREATE {}", self.acl)))
+        }
+    }
+
     /// One object by id, or the family's NO_EXISTS.
     pub async fn get(&'static self, ctx: &Ctx, id: i64) -> Result<R, Failure> {
         let rows = self.rows;
@@ -162,4 +171,17 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
             .await?;
         Ok(Value::String(body))
     }
+}
+
+/// An allocate's template: well-formed, with a valid NAME (both INTERNAL otherwise, as
+/// OpenNebula's allocate answers).
+pub fn named_template(text: &str) -> Result<(template::Template, String), Failure> {
+    let t = super::validate::template(text).map_err(|e| fail(code::INTERNAL, e))?;
+    let name = t
+        .single("NAME")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
+        .to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    Ok((t, name))
 }

@@ -32,6 +32,26 @@ macro_rules! owned_methods {
     };
 }
 
+/// `one.<o>.info(id)`: the object, if the caller may USE it.
+pub async fn info<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
+    f.info(ctx, s, p).await
+}
+
+/// `one.<o>pool.info(filter, start, end)`: the objects the caller may USE.
+pub async fn pool_info<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
+    f.pool_info(ctx, s, p, super::perms::Where::default()).await
+}
+
 /// Replicates `stmts` changing object `id` of `f`: NO_EXISTS if it went away meanwhile, ACTION
 /// if its new name is taken.
 async fn write<R: HasOwner + Send + 'static>(

@@ -243,8 +243,6 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
     })
 }
 
-pub use super::not_authorized;
-
 /// `one.<o>.chmod` arguments applied to `perms` (-1 keeps a bit).
 pub fn chmod(perms: i64, p: &Params<'_>) -> Result<i64, Failure> {
     let mut out = perms;

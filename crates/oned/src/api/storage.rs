@@ -10,7 +10,8 @@ use xmlrpc::{Params, Value};
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::perms::{self, caller, not_authorized, USE};
+use super::owned;
+use super::perms::{self, USE};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
@@ -58,7 +59,13 @@ pub const DATASTORE_METHODS: &[Method] = &{
             Auth::Admin("CREATE DATASTORE"),
             ds_allocate
         ),
-        method!("one.datastore.info", Read, Auth::Object, ds_info),
+        method!(
+            "one.datastore.info",
+            Read,
+            Auth::Object,
+            owned::info,
+            &DATASTORES
+        ),
         method!(
             "one.datastore.delete",
             Write,
@@ -77,9 +84,15 @@ pub const IMAGE_METHODS: &[Method] = &{
     let owned = owned_methods!("one.image", &IMAGES);
     [
         method!("one.image.allocate", Write, Auth::Object, image_allocate),
-        method!("one.image.info", Read, Auth::Object, image_info),
+        method!("one.image.info", Read, Auth::Object, owned::info, &IMAGES),
         method!("one.image.delete", Write, Auth::Object, image_delete),
-        method!("one.imagepool.info", Read, Auth::Object, image_pool_info),
+        method!(
+            "one.imagepool.info",
+            Read,
+            Auth::Object,
+            owned::pool_info,
+            &IMAGES
+        ),
         owned[0],
         owned[1],
         owned[2],
@@ -117,13 +130,7 @@ fn ds_xml(d: &DatastoreRow, out: &mut String) {
 
 pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
-    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    let name = t
-        .single("NAME")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
-        .to_string();
-    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    let (t, name) = super::family::named_template(&text)?;
     let kind = match t
         .single("TYPE")
         .unwrap_or("IMAGE_DS")
@@ -165,10 +172,6 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         template: t.to_text(),
     });
     super::allocate_next(ctx, ds::TABLE, insert, "datastore", "DATASTORE", &name).await
-}
-
-pub async fn ds_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    DATASTORES.info(ctx, s, p).await
 }
 
 /// `one.datastorepool.info()`: the datastores the caller may USE, filtered in SQL and printed
@@ -243,17 +246,8 @@ fn image_xml(i: &ImageRow, out: &mut String) {
 pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let ds = p.int(1)? as i64;
-    let c = caller(ctx, s).await?;
-    if !c.may_create(IMAGE) {
-        return Err(not_authorized(s, "CREATE IMAGE"));
-    }
-    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    let name = t
-        .single("NAME")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
-        .to_string();
-    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    IMAGES.may_create(ctx, s).await?;
+    let (t, name) = super::family::named_template(&text)?;
     let kind_name = t.single("TYPE").unwrap_or("OS").to_uppercase();
     let kind = TYPES
         .iter()
@@ -300,14 +294,6 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         template: t.to_text(),
     });
     super::allocate_next(ctx, image::TABLE, insert, "image", "IMAGE", &name).await
-}
-
-pub async fn image_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    IMAGES.info(ctx, s, p).await
-}
-
-pub async fn image_pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    IMAGES.pool_info(ctx, s, p, perms::Where::default()).await
 }
 
 pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -9,7 +9,7 @@ use xmlrpc::{Params, Value};
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::perms::{self, caller, not_authorized, MANAGE, VM};
+use super::perms::{self, MANAGE, VM};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -34,7 +34,7 @@ pub const METHODS: &[Method] = &{
     let owned = crate::owned_methods!("one.vm", &VMS);
     [
         method!("one.vm.allocate", Write, Auth::Object, allocate),
-        method!("one.vm.info", Read, Auth::Object, info),
+        method!("one.vm.info", Read, Auth::Object, super::owned::info, &VMS),
         method!("one.vm.action", Write, Auth::Object, action),
         method!("one.vm.deploy", Write, Auth::AdminOn("ADMIN VM"), deploy),
         method!("one.vmpool.info", Read, Auth::Object, pool_info),
@@ -217,16 +217,9 @@ pub async fn create(
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let hold = p.opt_bool(1)?.unwrap_or(false);
-    let c = caller(ctx, s).await?;
-    if !c.may_create(VM) {
-        return Err(not_authorized(s, "CREATE VM"));
-    }
+    VMS.may_create(ctx, s).await?;
     super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     create(ctx, s, &text, None, hold).await
-}
-
-pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    VMS.info(ctx, s, p).await
 }
 
 /// `one.vmpool.info(filter, start, end, state)`; state -2 any, -1 any but DONE.

@@ -5,7 +5,8 @@ use xmlrpc::Params;
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::perms::{self, caller, not_authorized, TEMPLATE, USE, VM};
+use super::owned;
+use super::perms::{self, TEMPLATE, USE};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
@@ -26,11 +27,23 @@ pub const METHODS: &[Method] = &{
     let owned = owned_methods!("one.template", &TEMPLATES);
     [
         method!("one.template.allocate", Write, Auth::Object, allocate),
-        method!("one.template.info", Read, Auth::Object, info),
+        method!(
+            "one.template.info",
+            Read,
+            Auth::Object,
+            owned::info,
+            &TEMPLATES
+        ),
         method!("one.template.delete", Write, Auth::Object, delete),
         method!("one.template.clone", Write, Auth::Object, clone),
         method!("one.template.instantiate", Write, Auth::Object, instantiate),
-        method!("one.templatepool.info", Read, Auth::Object, pool_info),
+        method!(
+            "one.templatepool.info",
+            Read,
+            Auth::Object,
+            owned::pool_info,
+            &TEMPLATES
+        ),
         owned[0],
         owned[1],
         owned[2],
@@ -68,28 +81,9 @@ async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResul
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
-    let c = caller(ctx, s).await?;
-    if !c.may_create(TEMPLATE) {
-        return Err(not_authorized(s, "CREATE TEMPLATE"));
-    }
-    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    let name = t
-        .single("NAME")
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?;
-    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    TEMPLATES.may_create(ctx, s).await?;
+    let (t, name) = super::family::named_template(&text)?;
     insert(ctx, s, &name, t.to_text()).await
-}
-
-pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    TEMPLATES.info(ctx, s, p).await
-}
-
-pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    TEMPLATES
-        .pool_info(ctx, s, p, perms::Where::default())
-        .await
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -117,9 +111,7 @@ pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
     let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
-    if !caller(ctx, s).await?.may_create(TEMPLATE) {
-        return Err(not_authorized(s, "CREATE TEMPLATE"));
-    }
+    TEMPLATES.may_create(ctx, s).await?;
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let mut body = stored(&t)?;
     body.set("NAME", template::Value::Single(name.clone()));
@@ -139,9 +131,7 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         None => String::new(),
     };
     let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
-    if !caller(ctx, s).await?.may_create(VM) {
-        return Err(not_authorized(s, "CREATE VM"));
-    }
+    super::vm::VMS.may_create(ctx, s).await?;
     let mut body = stored(&t)?;
     if !extra.trim().is_empty() {
         // The extra template merges into the stored one as an update of type 1 would.

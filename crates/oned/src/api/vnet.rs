@@ -6,7 +6,8 @@ use xmlrpc::Params;
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::perms::{self, caller, not_authorized};
+use super::owned;
+use super::perms;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
@@ -31,9 +32,15 @@ pub const METHODS: &[Method] = &{
     let owned = owned_methods!("one.vn", &NETS);
     [
         method!("one.vn.allocate", Write, Auth::Object, allocate),
-        method!("one.vn.info", Read, Auth::Object, info),
+        method!("one.vn.info", Read, Auth::Object, owned::info, &NETS),
         method!("one.vn.delete", Write, Auth::Object, delete),
-        method!("one.vnpool.info", Read, Auth::Object, pool_info),
+        method!(
+            "one.vnpool.info",
+            Read,
+            Auth::Object,
+            owned::pool_info,
+            &NETS
+        ),
         owned[0],
         owned[1],
         owned[2],
@@ -120,17 +127,8 @@ fn vnet_xml(v: &VnetRow, out: &mut String) {
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
-    let c = caller(ctx, s).await?;
-    if !c.may_create(NET) {
-        return Err(not_authorized(s, "CREATE NET"));
-    }
-    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    let name = t
-        .single("NAME")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
-        .to_string();
-    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    NETS.may_create(ctx, s).await?;
+    let (t, name) = super::family::named_template(&text)?;
     let vn_mad = t
         .single("VN_MAD")
         .filter(|n| !n.is_empty())
@@ -170,14 +168,6 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         template: t.to_text(),
     });
     super::allocate_next(ctx, vnet::TABLE, insert, "virtual network", "NET", &name).await
-}
-
-pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    NETS.info(ctx, s, p).await
-}
-
-pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    NETS.pool_info(ctx, s, p, perms::Where::default()).await
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
