@@ -63,6 +63,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Waiter>, deadline: Duration) {
         }
         let res = confirm(&raft, deadline).await;
         for w in waiters {
+            // A failed send means that reader stopped waiting: nobody is left to tell.
             let _ = w.send(res.clone());
         }
     }
