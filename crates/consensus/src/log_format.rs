@@ -59,7 +59,11 @@ pub enum DecodeError {
     #[error("text is not UTF-8 (byte {at})")]
     Utf8 { at: usize },
     #[error("unknown {what} tag {tag} (byte {at})")]
-    Tag { what: &'static str, tag: u8, at: usize },
+    Tag {
+        what: &'static str,
+        tag: u8,
+        at: usize,
+    },
     #[error("starts with format {found}, but was stored as format {expected}")]
     Format { found: u64, expected: u64 },
     #[error("format 0: {0}")]

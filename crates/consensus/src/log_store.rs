@@ -243,12 +243,11 @@ impl LogStore {
         let conn = self.db.lock()?;
         let purged: Option<LogId<u64>> = get_meta(&conn, "last_purged")?;
         let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
-        let max: Option<i64> = conn
-            .query_row(
-                "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
-                [floor],
-                |r| r.get(0),
-            )?;
+        let max: Option<i64> = conn.query_row(
+            "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
+            [floor],
+            |r| r.get(0),
+        )?;
         Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
     }
 

@@ -435,7 +435,13 @@ mod tests {
         assert_eq!(parse_call_path(&call_path("append")), Ok("append"));
         // What a server of format 0 (before formats were numbered) calls.
         let old = parse_call_path("append").unwrap_err();
-        assert_eq!(old, PeerReject::Format { peer: 0, ours: FORMAT });
+        assert_eq!(
+            old,
+            PeerReject::Format {
+                peer: 0,
+                ours: FORMAT
+            }
+        );
         let msg = old.to_string();
         assert!(msg.contains("log format 0") && msg.contains(&format!("log format {FORMAT}")));
         let newer = format!("vote.v{}", FORMAT + 1);

@@ -46,6 +46,13 @@ pub enum WriteError {
     Fatal(String),
 }
 
+impl From<crate::Error> for WriteError {
+    /// A solo server's apply failed: the database, not the request.
+    fn from(e: crate::Error) -> WriteError {
+        WriteError::Fatal(e.to_string())
+    }
+}
+
 struct Pending {
     txn: SqlTxn,
     /// `txn.approx_bytes()`, computed once.

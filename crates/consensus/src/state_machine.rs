@@ -168,11 +168,7 @@ async fn discard(path: PathBuf) {
 
 impl StateMachine {
     /// `conn` is the state database's read-write connection; `snap_dir` keeps the current snapshot.
-    pub fn new(
-        state_path: &Path,
-        conn: Connection,
-        snap_dir: &Path,
-    ) -> Result<StateMachine> {
+    pub fn new(state_path: &Path, conn: Connection, snap_dir: &Path) -> Result<StateMachine> {
         // Snapshots are copies of the state database: as private as it is.
         sqlstore::files::private_dir(snap_dir).map_err(Error::io(snap_dir))?;
         // Leftovers of a transfer interrupted by a crash.
@@ -314,8 +310,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .await
         .map_err(Error::from)
         .and_then(|r| r);
-        let (path, meta) =
-            made.map_err(|e| storage(StorageIOError::write_snapshot_none, &e))?;
+        let (path, meta) = made.map_err(|e| storage(StorageIOError::write_snapshot_none, &e))?;
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
         let file = tokio::fs::File::open(&path)
             .await

@@ -13,8 +13,8 @@ use consensus::{Batch, LogStore, ServerNode, StateMachine, TypeConfig};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::{
-    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftLogReader,
-    RaftSnapshotBuilder, StoredMembership, Vote,
+    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftLogReader, RaftSnapshotBuilder,
+    StoredMembership, Vote,
 };
 use sqlstore::{SqlStmt, SqlTxn, SqlValue};
 
@@ -115,7 +115,11 @@ fn check_current(name: &str, bytes: &[u8]) {
     if std::env::var_os("ONEHA_BLESS").is_some() {
         std::fs::write(&path, bytes).unwrap();
     }
-    assert_eq!(read(FORMAT, name), bytes, "{name} changed: that is a new format");
+    assert_eq!(
+        read(FORMAT, name),
+        bytes,
+        "{name} changed: that is a new format"
+    );
 }
 
 #[test]
@@ -140,10 +144,7 @@ fn format_0_entries_decode_to_what_was_written() {
 fn raft_meta_values_keep_their_bytes() {
     let vote: Vote<u64> = bincode::deserialize(&read(0, "meta-vote.bin")).unwrap();
     assert_eq!(vote, Vote::<u64>::new_committed(4, 2));
-    assert_eq!(
-        bincode::serialize(&vote).unwrap(),
-        read(0, "meta-vote.bin")
-    );
+    assert_eq!(bincode::serialize(&vote).unwrap(), read(0, "meta-vote.bin"));
     let id: LogId<u64> = bincode::deserialize(&read(0, "meta-log-id.bin")).unwrap();
     assert_eq!(id, log_id(3, 1, 11));
 }
@@ -308,7 +309,12 @@ async fn state_meta_of_format_0_reads_and_a_newer_snapshot_is_refused() {
         .unwrap();
     assert_eq!(format, FORMAT as i64);
 
-    let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let snap = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     assert_eq!(snap.meta.last_log_id, Some(log_id(4, 2, 12)));
     rusqlite::Connection::open(snaps.join("current.db"))
         .unwrap()

@@ -153,25 +153,21 @@ impl Cluster {
     pub async fn write(&self, txn: SqlTxn) -> Result<TxnOutcome, WriteError> {
         match self {
             Cluster::Solo(w) => {
-                let mut out = w.apply(vec![txn]).await.map_err(WriteError::Fatal)?;
+                let mut out = w.apply(vec![txn]).await.map_err(WriteError::from)?;
                 out.pop()
                     .ok_or_else(|| WriteError::Fatal("no outcome for the transaction".into()))
             }
             Cluster::Ha(ha) => {
                 let m = ha.raft.metrics().borrow().clone();
-                let not_leader = || WriteError::NotLeader {
-                    leader: m.current_leader,
-                    node: None,
-                };
                 if self.role() != Role::Leader {
-                    return Err(not_leader());
+                    return Err(WriteError::NotLeader);
                 }
                 // The floating IP comes with the leader hook; take writes once it has run.
                 if !ha
                     .ready_for_writes(m.current_term, ha.proposer.deadline())
                     .await
                 {
-                    return Err(not_leader());
+                    return Err(WriteError::NotLeader);
                 }
                 ha.proposer.submit(txn).await
             }
@@ -211,10 +207,18 @@ impl Cluster {
         .flatten()
         .or(m.last_applied);
         let raft_db = ha.raft_db.clone();
-        let log_term = tokio::task::spawn_blocking(move || consensus::last_log_term(&raft_db))
-            .await
-            .ok()
-            .flatten();
+        let log_term =
+            match tokio::task::spawn_blocking(move || consensus::last_log_term(&raft_db)).await {
+                Ok(Ok(term)) => term,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "raftstatus: reading the last log term failed");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "raftstatus: reading the last log term failed");
+                    None
+                }
+            };
         RaftStatus {
             server_id: ha.server_id as i64,
             state,

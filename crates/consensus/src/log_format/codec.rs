@@ -162,9 +162,15 @@ mod tests {
     #[test]
     fn a_varint_past_64_bits_is_refused() {
         let mut r = Reader::new(&[0xff; 10]);
-        assert!(matches!(r.varint(), Err(DecodeError::VarintOverflow { .. })));
+        assert!(matches!(
+            r.varint(),
+            Err(DecodeError::VarintOverflow { .. })
+        ));
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
-        assert!(matches!(r.varint(), Err(DecodeError::VarintOverflow { .. })));
+        assert!(matches!(
+            r.varint(),
+            Err(DecodeError::VarintOverflow { .. })
+        ));
     }
 
     #[test]

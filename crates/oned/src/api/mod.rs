@@ -107,7 +107,7 @@ impl Ctx {
         match self.cluster.write(txn).await {
             Ok(TxnOutcome::Done { values }) => Ok(values),
             Ok(TxnOutcome::Failed(e)) => Err(TxnFailure::Txn(e.kind, e.message)),
-            Err(WriteError::NotLeader { .. }) => Err(TxnFailure::Route(Failure::NotLeader)),
+            Err(WriteError::NotLeader) => Err(TxnFailure::Route(Failure::NotLeader)),
             Err(e) => Err(TxnFailure::Route(fail(
                 code::INTERNAL,
                 format!("Cannot process request, {e}"),
