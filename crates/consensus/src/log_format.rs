@@ -23,10 +23,9 @@ use crate::error::Error;
 use crate::types::{Batch, ServerNode, TypeConfig};
 use codec::{Reader, Writer};
 
-/// The format this server writes, and the newest it reads.
+/// The format this server writes, and the newest it reads. It reads every older one from its
+/// own files (log, snapshot, state database): today format 0.
 pub const FORMAT: u64 = 1;
-/// The oldest format this server reads from its own files (log, snapshot, state database).
-pub const OLDEST_READ: u64 = 0;
 
 /// Entry kinds.
 const ENTRY_BLANK: u8 = 1;

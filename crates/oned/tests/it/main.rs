@@ -20,6 +20,7 @@ mod pools;
 mod reads;
 mod secrets;
 mod tls;
+mod upgrade;
 mod vms;
 mod wellformed;
 mod zone;
