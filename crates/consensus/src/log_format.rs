@@ -12,6 +12,8 @@
 //! Format 0 is the bincode of the types as they were before (read only, [`v0`]).
 
 mod codec;
+#[cfg(test)]
+mod props;
 mod v0;
 
 use std::collections::{BTreeMap, BTreeSet};
