@@ -1,22 +1,46 @@
 //! rusqlite blocks; RaftCore must not. Every database call runs on the blocking pool.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::{AnyError, StorageError, StorageIOError};
 use rusqlite::Connection;
 
+use crate::error::{Error, Result};
+
 /// A connection owned by one logical writer. The mutex only serialises calls that openraft
 /// already issues one at a time; it is never held across an await.
 #[derive(Clone)]
-pub(crate) struct Shared(pub Arc<Mutex<Connection>>);
+pub(crate) struct Shared {
+    conn: Arc<Mutex<Connection>>,
+    /// Named in the error when an earlier panic poisoned the mutex.
+    name: &'static str,
+}
 
 impl Shared {
-    pub fn new(conn: Connection) -> Shared {
-        Shared(Arc::new(Mutex::new(conn)))
+    pub fn new(conn: Connection, name: &'static str) -> Shared {
+        Shared {
+            conn: Arc::new(Mutex::new(conn)),
+            name,
+        }
     }
 
-    /// Runs `f` with the connection on the blocking pool; `mk` turns a failure into the kind of
-    /// storage error openraft expects for this call.
+    /// The connection, for a short synchronous call outside the async path.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| Error::Poisoned(self.name))
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut *this.lock()?)).await?
+    }
+
+    /// [`Shared::call`] for openraft: `mk` turns a failure into the kind of storage error
+    /// openraft expects for this call.
     pub async fn run<T, F>(
         &self,
         mk: fn(AnyError) -> StorageIOError<u64>,
@@ -24,28 +48,15 @@ impl Shared {
     ) -> Result<T, StorageError<u64>>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, String> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.0.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| "database mutex poisoned by an earlier panic".to_string())?;
-            f(&mut guard)
-        })
-        .await;
-        match joined {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(msg)) => Err(StorageError::IO {
-                source: mk(AnyError::error(msg)),
-            }),
-            Err(join) => Err(StorageError::IO {
-                source: mk(AnyError::error(format!("database task failed: {join}"))),
-            }),
-        }
+        self.call(f).await.map_err(|e| storage(mk, &e))
     }
 }
 
-pub(crate) fn s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
+/// `e` as the storage error openraft expects, `mk` saying which kind.
+pub(crate) fn storage(mk: fn(AnyError) -> StorageIOError<u64>, e: &Error) -> StorageError<u64> {
+    StorageError::IO {
+        source: mk(AnyError::new(e)),
+    }
 }

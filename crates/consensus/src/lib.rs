@@ -4,6 +4,8 @@
 //! Nothing outside this crate names an openraft storage or network trait.
 
 mod blocking;
+mod error;
+pub mod log_format;
 mod log_store;
 pub mod network;
 #[cfg(test)]
@@ -14,6 +16,7 @@ mod state_machine;
 pub mod step_down;
 mod types;
 
+pub use error::{logged_errors, Error};
 pub use log_store::{last_log_term, LogStore};
 pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};

@@ -15,7 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::blocking::{s, Shared};
+use crate::blocking::{storage, Shared};
+use crate::error::{log_and_count, Error, Result};
+use crate::log_format::{self, FORMAT};
 use crate::types::TypeConfig;
 
 type SErr = StorageError<u64>;
@@ -31,56 +33,88 @@ CREATE TABLE IF NOT EXISTS logdb (
     log_index INTEGER PRIMARY KEY,
     term INTEGER NOT NULL,
     leader_node_id INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    format INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS raft_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 ";
 
-fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
-    let conn = if read_only {
-        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
-    } else {
-        let c = Connection::open(path)?;
-        c.pragma_update(None, "journal_mode", "WAL")?;
-        c.pragma_update(None, "synchronous", "FULL")?;
-        c.execute_batch(SCHEMA)?;
-        c
-    };
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
+fn open(path: &Path, read_only: bool) -> Result<Connection> {
+    let at = Error::db(path);
+    (|| {
+        let conn = if read_only {
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+        } else {
+            let c = Connection::open(path)?;
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "FULL")?;
+            c.execute_batch(SCHEMA)?;
+            add_format_column(&c)?;
+            c
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    })()
+    .map_err(at)
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
-    bincode::serialize(v).map_err(s)
+/// A log written before formats were numbered has no `format` column: its rows are format 0.
+fn add_format_column(c: &Connection) -> rusqlite::Result<()> {
+    let has: bool = c.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('logdb') WHERE name = 'format'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        c.execute_batch("ALTER TABLE logdb ADD COLUMN format INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-    bincode::deserialize(b).map_err(|e| format!("corrupt log record: {e}"))
+/// `raft_meta` values (the vote, log ids, flags): bincode of plain structs without enums, never
+/// replicated; `tests/golden` pins their bytes.
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    bincode::serialize(v).map_err(|source| Error::Encode {
+        what: "raft_meta value",
+        source,
+    })
 }
 
-fn get_meta<T: serde::de::DeserializeOwned>(
-    conn: &Connection,
-    key: &str,
-) -> Result<Option<T>, String> {
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    bincode::deserialize(b).map_err(|e| Error::Decode {
+        what: "raft_meta value",
+        source: e.into(),
+    })
+}
+
+fn get_meta<T: serde::de::DeserializeOwned>(conn: &Connection, key: &str) -> Result<Option<T>> {
     let raw: Option<Vec<u8>> = conn
         .query_row(
             "SELECT value FROM raft_meta WHERE key = ?1",
             params![key],
             |r| r.get(0),
         )
-        .optional()
-        .map_err(s)?;
+        .optional()?;
     raw.map(|b| decode(&b)).transpose()
 }
 
-fn put_meta<T: serde::Serialize>(conn: &Connection, key: &str, v: &T) -> Result<(), String> {
+fn put_meta<T: serde::Serialize>(conn: &Connection, key: &str, v: &T) -> Result<()> {
     conn.execute(
         "INSERT INTO raft_meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         params![key, encode(v)?],
-    )
-    .map_err(s)?;
+    )?;
     Ok(())
+}
+
+/// A row's entry, from its `format` and `payload` columns.
+fn entry_of(format: i64, raw: &[u8]) -> Result<Entry<TypeConfig>> {
+    let format = u64::try_from(format).map_err(|_| Error::NewerFormat {
+        what: "log entry",
+        found: u64::MAX,
+        known: FORMAT,
+    })?;
+    log_format::decode_entry(format, raw)
 }
 
 /// Reads `[start, end)` of the log, stopping early once `MAX_READ_BYTES` is exceeded (but always
@@ -90,22 +124,21 @@ fn read_range(
     start: u64,
     end: Option<u64>,
     limit_bytes: bool,
-) -> Result<Vec<Entry<TypeConfig>>, String> {
+) -> Result<Vec<Entry<TypeConfig>>> {
     let end = end.map(|e| e as i64).unwrap_or(i64::MAX);
-    let mut st = conn
-        .prepare_cached(
-            "SELECT payload FROM logdb WHERE log_index >= ?1 AND log_index < ?2
-               AND log_index > COALESCE((SELECT value FROM raft_meta WHERE key = 'purged_index'), -1)
-             ORDER BY log_index",
-        )
-        .map_err(s)?;
-    let mut rows = st.query(params![start as i64, end]).map_err(s)?;
+    let mut st = conn.prepare_cached(
+        "SELECT format, payload FROM logdb WHERE log_index >= ?1 AND log_index < ?2
+           AND log_index > COALESCE((SELECT value FROM raft_meta WHERE key = 'purged_index'), -1)
+         ORDER BY log_index",
+    )?;
+    let mut rows = st.query(params![start as i64, end])?;
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    while let Some(row) = rows.next().map_err(s)? {
-        let raw: Vec<u8> = row.get(0).map_err(s)?;
+    while let Some(row) = rows.next()? {
+        let format: i64 = row.get(0)?;
+        let raw = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
         bytes += raw.len();
-        out.push(decode(&raw)?);
+        out.push(entry_of(format, raw)?);
         if limit_bytes && bytes >= MAX_READ_BYTES {
             break;
         }
@@ -138,13 +171,13 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    pub fn open(path: &Path) -> Result<LogStore, String> {
+    pub fn open(path: &Path) -> Result<LogStore> {
         // 0600 before SQLite opens it: its -wal and -shm files copy the database file's mode.
-        sqlstore::files::private_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let conn = open(path, false).map_err(|e| format!("{}: {e}", path.display()))?;
+        sqlstore::files::private_file(path).map_err(Error::io(path))?;
+        let conn = open(path, false)?;
         Ok(LogStore {
             path: path.to_path_buf(),
-            db: Shared::new(conn),
+            db: Shared::new(conn, "log"),
             deleting: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -160,24 +193,26 @@ impl LogStore {
         tokio::task::spawn_blocking(move || {
             let mut total = 0usize;
             loop {
-                let deleted = (|| -> Result<usize, String> {
-                    let conn = db.0.lock().map_err(|_| "log mutex poisoned".to_string())?;
+                let deleted = (|| -> Result<usize> {
+                    let conn = db.lock()?;
                     let Some(marker) = get_meta::<LogId<u64>>(&conn, "last_purged")? else {
                         return Ok(0);
                     };
-                    conn.execute(
+                    Ok(conn.execute(
                         "DELETE FROM logdb WHERE log_index IN
                            (SELECT log_index FROM logdb WHERE log_index <= ?1
                             ORDER BY log_index LIMIT ?2)",
                         params![marker.index as i64, DELETE_CHUNK],
-                    )
-                    .map_err(s)
+                    )?)
                 })();
                 match deleted {
                     Ok(0) => break,
                     Ok(n) => total += n,
                     Err(e) => {
-                        tracing::warn!(error = %e, "deleting purged log records failed; retried at the next purge");
+                        log_and_count(
+                            "deleting purged log records failed; retried at the next purge",
+                            &e,
+                        );
                         break;
                     }
                 }
@@ -192,82 +227,55 @@ impl LogStore {
 
     /// The server id this log belongs to, recorded at first start, so a copied var dir started
     /// under another SERVER_ID is refused instead of silently impersonating a peer.
-    pub fn check_server_id(&self, id: u64) -> Result<(), String> {
-        let conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "log mutex poisoned".to_string())?;
+    pub fn check_server_id(&self, id: u64) -> Result<()> {
+        let conn = self.db.lock()?;
         match get_meta::<u64>(&conn, "server_id")? {
-            Some(stored) if stored != id => Err(format!(
-                "{} belongs to server {stored}, but oned.conf says SERVER_ID = {id}",
-                self.path.display()
-            )),
+            Some(stored) if stored != id => Err(Error::ServerIdMismatch {
+                path: self.path.clone(),
+                stored,
+                configured: id,
+            }),
             Some(_) => Ok(()),
             None => put_meta(&conn, "server_id", &id),
         }
     }
 
     /// The newest index in the log, or the purge marker when nothing is above it.
-    pub fn last_index(&self) -> Result<Option<u64>, String> {
-        let conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "log mutex poisoned".to_string())?;
+    pub fn last_index(&self) -> Result<Option<u64>> {
+        let conn = self.db.lock()?;
         let purged: Option<LogId<u64>> = get_meta(&conn, "last_purged")?;
         let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
-        let max: Option<i64> = conn
-            .query_row(
-                "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
-                [floor],
-                |r| r.get(0),
-            )
-            .map_err(s)?;
+        let max: Option<i64> = conn.query_row(
+            "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
+            [floor],
+            |r| r.get(0),
+        )?;
         Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
     }
 
     /// The purge marker's index, if anything was purged.
-    pub fn purged_index(&self) -> Result<Option<u64>, String> {
-        let conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "log mutex poisoned".to_string())?;
+    pub fn purged_index(&self) -> Result<Option<u64>> {
+        let conn = self.db.lock()?;
         let purged: Option<LogId<u64>> = get_meta(&conn, "last_purged")?;
         Ok(purged.map(|p| p.index))
     }
 
     /// Whether the log has ever held anything (a vote or an entry).
-    pub fn is_pristine(&self) -> Result<bool, String> {
-        let conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "log mutex poisoned".to_string())?;
+    pub fn is_pristine(&self) -> Result<bool> {
+        let conn = self.db.lock()?;
         let vote: Option<Vote<u64>> = get_meta(&conn, "vote")?;
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM logdb", [], |r| r.get(0))
-            .map_err(s)?;
+        let n: i64 = conn.query_row("SELECT count(*) FROM logdb", [], |r| r.get(0))?;
         Ok(vote.is_none() && n == 0)
     }
 
     /// A flag kept beside the vote: per server, never replicated, never in a backup.
-    pub fn flag(&self, key: &str) -> Result<bool, String> {
-        let conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "log mutex poisoned".to_string())?;
+    pub fn flag(&self, key: &str) -> Result<bool> {
+        let conn = self.db.lock()?;
         Ok(get_meta::<bool>(&conn, key)?.unwrap_or(false))
     }
 
-    pub fn set_flag(&self, key: &str) -> Result<(), String> {
-        let conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "log mutex poisoned".to_string())?;
+    pub fn set_flag(&self, key: &str) -> Result<()> {
+        let conn = self.db.lock()?;
         put_meta(&conn, key, &true)
     }
 
@@ -291,10 +299,8 @@ impl LogReader {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
-        let c = open(&self.path, true).map_err(|e| StorageError::IO {
-            source: StorageIOError::read_logs(openraft::AnyError::error(e)),
-        })?;
-        let shared = Shared::new(c);
+        let c = open(&self.path, true).map_err(|e| storage(StorageIOError::read_logs, &e))?;
+        let shared = Shared::new(c, "log reader");
         self.conn = Some(shared.clone());
         Ok(shared)
     }
@@ -350,16 +356,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .run(StorageIOError::read_logs, |c| {
                 let purged: Option<LogId<u64>> = get_meta(c, "last_purged")?;
                 let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
-                let last_raw: Option<Vec<u8>> = c
+                let last_raw: Option<(i64, Vec<u8>)> = c
                     .query_row(
-                        "SELECT payload FROM logdb WHERE log_index > ?1 ORDER BY log_index DESC LIMIT 1",
+                        "SELECT format, payload FROM logdb WHERE log_index > ?1
+                         ORDER BY log_index DESC LIMIT 1",
                         [floor],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
-                    .optional()
-                    .map_err(s)?;
+                    .optional()?;
                 let last = match last_raw {
-                    Some(raw) => Some(decode::<Entry<TypeConfig>>(&raw)?.log_id),
+                    Some((format, raw)) => Some(entry_of(format, &raw)?.log_id),
                     None => purged,
                 };
                 Ok(LogState {
@@ -412,9 +418,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut rows = Vec::new();
         for e in entries {
-            let payload = encode(&e).map_err(|m| StorageError::IO {
-                source: StorageIOError::write_logs(openraft::AnyError::error(m)),
-            })?;
+            let payload = log_format::encode_entry(&e);
             rows.push((
                 e.log_id.index as i64,
                 e.log_id.leader_id.term as i64,
@@ -425,19 +429,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let res = self
             .db
             .run(StorageIOError::write_logs, move |c| {
-                let tx = c.transaction().map_err(s)?;
+                let tx = c.transaction()?;
                 {
-                    let mut st = tx
-                        .prepare_cached(
-                            "INSERT OR REPLACE INTO logdb (log_index, term, leader_node_id, payload)
-                             VALUES (?1, ?2, ?3, ?4)",
-                        )
-                        .map_err(s)?;
+                    let mut st = tx.prepare_cached(
+                        "INSERT OR REPLACE INTO logdb (log_index, term, leader_node_id, payload, format)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?;
                     for (i, t, n, p) in &rows {
-                        st.execute(params![i, t, n, p]).map_err(s)?;
+                        st.execute(params![i, t, n, p, FORMAT as i64])?;
                     }
                 }
-                tx.commit().map_err(s)
+                Ok(tx.commit()?)
             })
             .await;
         match res {
@@ -456,9 +458,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let idx = log_id.index as i64;
         self.db
             .run(StorageIOError::write_logs, move |c| {
-                c.execute("DELETE FROM logdb WHERE log_index >= ?1", params![idx])
-                    .map(|_| ())
-                    .map_err(s)
+                c.execute("DELETE FROM logdb WHERE log_index >= ?1", params![idx])?;
+                Ok(())
             })
             .await
     }
@@ -468,16 +469,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // go in the background (and again after a restart if a crash interrupted that).
         self.db
             .run(StorageIOError::write_logs, move |c| {
-                let tx = c.transaction().map_err(s)?;
+                let tx = c.transaction()?;
                 put_meta(&tx, "last_purged", &log_id)?;
                 // The same index as a plain integer, for SQL to hide the rows not yet deleted.
                 tx.execute(
                     "INSERT INTO raft_meta (key, value) VALUES ('purged_index', ?1)
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     params![log_id.index as i64],
-                )
-                .map_err(s)?;
-                tx.commit().map_err(s)
+                )?;
+                Ok(tx.commit()?)
             })
             .await?;
         self.spawn_deleter();
@@ -485,16 +485,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// The term of the newest log record, read on its own connection (for `one.zone.raftstatus`).
-pub fn last_log_term(path: &Path) -> Option<u64> {
-    let conn = open(path, true).ok()?;
-    conn.query_row(
-        "SELECT term FROM logdb ORDER BY log_index DESC LIMIT 1",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .optional()
-    .ok()
-    .flatten()
-    .map(|t| t as u64)
+/// The term of the newest log record, read on its own connection (for `one.zone.raftstatus`);
+/// `None` for an empty log.
+pub fn last_log_term(path: &Path) -> Result<Option<u64>> {
+    let conn = open(path, true)?;
+    let term = conn
+        .query_row(
+            "SELECT term FROM logdb ORDER BY log_index DESC LIMIT 1",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(Error::db(path))?;
+    Ok(term.map(|t| t as u64))
 }

@@ -1,5 +1,6 @@
-//! Server-to-server calls. Each is an HTTP POST to `/raft/{append,vote,snapshot}` on the peer's
-//! `/RPC2` host and port, with a bincode body, signed with the zone key for the id of the server
+//! Server-to-server calls. Each is an HTTP POST to `/raft/{append,vote,snapshot}.v{FORMAT}` on
+//! the peer's `/RPC2` host and port, with a bincode body (whose entries' batches are in the log
+//! format, [`crate::log_format`]), signed with the zone key for the id of the server
 //! it is meant for (`peerauth`: the key itself never travels). A server refuses a call without
 //! a valid MAC, or meant for another server id: a peer reached at the wrong address must never be
 //! mistaken for the one Raft wants. The caller refuses an answer not signed with the zone key, so
@@ -19,6 +20,7 @@ use openraft::{LogId, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::log_format::FORMAT;
 use crate::types::{Raft, ServerNode, TypeConfig};
 
 pub use peerauth::{SOURCE_HEADER, TARGET_HEADER};
@@ -34,6 +36,38 @@ pub enum PeerReject {
     UnknownCall(String),
     #[error("undecodable peer call: {0}")]
     Malformed(String),
+    /// Peers exchange only their own format: see ARCHITECTURE.md, "Log format and upgrades".
+    #[error(
+        "the peer speaks log format {peer}, this server log format {ours}: every server of a \
+         zone must run the same log format (stop them all, upgrade them all, start them)"
+    )]
+    Format { peer: u64, ours: u64 },
+    #[error("the answer could not be encoded: {0}")]
+    Encode(String),
+}
+
+/// The last segment of a peer call's path: the call and the log format the caller speaks.
+pub fn call_path(call: &str) -> String {
+    format!("{call}.v{FORMAT}")
+}
+
+/// The call named by a path segment made by [`call_path`], refused unless the caller speaks
+/// this server's format. A call without a format comes from a server of format 0.
+pub fn parse_call_path(segment: &str) -> Result<&str, PeerReject> {
+    let (call, peer) = match segment.rsplit_once(".v") {
+        Some((call, v)) => match v.parse::<u64>() {
+            Ok(v) => (call, v),
+            Err(_) => return Err(PeerReject::UnknownCall(segment.to_string())),
+        },
+        None => (segment, 0),
+    };
+    if !matches!(call, "append" | "vote" | "snapshot") {
+        return Err(PeerReject::UnknownCall(segment.to_string()));
+    }
+    if peer != FORMAT {
+        return Err(PeerReject::Format { peer, ours: FORMAT });
+    }
+    Ok(call)
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, PeerReject> {
@@ -59,18 +93,18 @@ pub fn decode_request(call: &str, body: &[u8]) -> Result<PeerRequest, PeerReject
     }
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serialising our own in-memory values cannot fail with bincode's default options.
-    bincode::serialize(v).unwrap_or_default()
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, PeerReject> {
+    bincode::serialize(v).map_err(|e| PeerReject::Encode(e.to_string()))
 }
 
-/// Serves one peer call that has already passed [`PeerAuth::verify`].
-pub async fn serve(raft: &Raft, call: &str, body: &[u8]) -> Result<Vec<u8>, PeerReject> {
-    Ok(match decode_request(call, body)? {
+/// Serves one peer call that has already passed [`PeerAuth::verify`]; `segment` is the last
+/// segment of its path ([`call_path`]).
+pub async fn serve(raft: &Raft, segment: &str, body: &[u8]) -> Result<Vec<u8>, PeerReject> {
+    match decode_request(parse_call_path(segment)?, body)? {
         PeerRequest::Append(req) => encode(&raft.append_entries(req).await),
         PeerRequest::Vote(req) => encode(&raft.vote(req).await),
         PeerRequest::Snapshot(req) => encode(&raft.install_snapshot(req).await),
-    })
+    }
 }
 
 /// Base URL (`http://host:port`) of a server's peer calls, from its `/RPC2` endpoint.
@@ -172,7 +206,7 @@ where
     Resp: DeserializeOwned,
     E: std::error::Error + DeserializeOwned,
 {
-    let path = wire::route::raft(call);
+    let path = wire::route::raft(&call_path(call));
     let url = format!("{base}{path}");
     let signed = peerauth::sign(
         &net.key,
@@ -196,8 +230,16 @@ where
     };
     if !resp.status().is_success() {
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        // A peer that refuses us (wrong key, wrong server) will refuse again: back off.
+        let text = match resp.text().await {
+            Ok(t) if t.starts_with("unknown peer call") => format!(
+                "{t} (the peer does not speak log format {FORMAT}: it runs an older oned; \
+                 every server of a zone must run the same log format)"
+            ),
+            Ok(t) => t,
+            Err(e) => format!("(the answer's body could not be read: {e})"),
+        };
+        // A peer that refuses us (wrong key, wrong server, another format) will refuse again:
+        // back off.
         let err = std::io::Error::other(format!("{url}: {status}: {text}"));
         return Err(RPCError::Unreachable(Unreachable::new(&err)));
     }
@@ -386,6 +428,38 @@ mod tests {
         let err = got.unwrap_err().to_string();
         assert!(err.contains("scheme"), "{err}");
         assert!(listener.accept().is_err(), "a connection was made");
+    }
+
+    #[test]
+    fn a_call_of_another_log_format_is_refused_naming_both_formats() {
+        assert_eq!(parse_call_path(&call_path("append")), Ok("append"));
+        // What a server of format 0 (before formats were numbered) calls.
+        let old = parse_call_path("append").unwrap_err();
+        assert_eq!(
+            old,
+            PeerReject::Format {
+                peer: 0,
+                ours: FORMAT
+            }
+        );
+        let msg = old.to_string();
+        assert!(msg.contains("log format 0") && msg.contains(&format!("log format {FORMAT}")));
+        let newer = format!("vote.v{}", FORMAT + 1);
+        assert_eq!(
+            parse_call_path(&newer),
+            Err(PeerReject::Format {
+                peer: FORMAT + 1,
+                ours: FORMAT
+            })
+        );
+        assert!(matches!(
+            parse_call_path("purge.v1"),
+            Err(PeerReject::UnknownCall(_))
+        ));
+        assert!(matches!(
+            parse_call_path("append.vx"),
+            Err(PeerReject::UnknownCall(_))
+        ));
     }
 
     #[test]

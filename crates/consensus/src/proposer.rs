@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::types::{Batch, Raft, ServerNode};
+use crate::types::{Batch, Raft};
 
 /// Most transactions one entry carries; keeps entries (and AppendEntries) small.
 const MAX_BATCH: usize = 256;
@@ -29,12 +29,10 @@ const QUEUE: usize = 8192;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
-    /// This server is not the leader (any more); nothing was written.
+    /// This server is not the leader (any more); nothing was written. Who leads is for the
+    /// caller to read from the metrics, where the election result is.
     #[error("not the leader")]
-    NotLeader {
-        leader: Option<u64>,
-        node: Option<ServerNode>,
-    },
+    NotLeader,
     /// No commit within the deadline: a majority may be unreachable. The write may still commit
     /// later, so its outcome is unknown to the client.
     #[error("no quorum: the write was not committed within {0:?}; its outcome is unknown")]
@@ -46,6 +44,13 @@ pub enum WriteError {
     TooLarge { size: usize, limit: usize },
     #[error("consensus stopped: {0}")]
     Fatal(String),
+}
+
+impl From<crate::Error> for WriteError {
+    /// A solo server's apply failed: the database, not the request.
+    fn from(e: crate::Error) -> WriteError {
+        WriteError::Fatal(e.to_string())
+    }
 }
 
 struct Pending {
@@ -116,6 +121,7 @@ impl Lanes {
         if p.size <= MAX_ENTRY_BYTES {
             self.small.push_back(p);
         } else if self.large_bytes + p.size > MAX_QUEUED_LARGE_BYTES {
+            // A failed send means the caller stopped waiting: nobody is left to tell.
             let _ = p.reply.send(Err(WriteError::Overloaded));
         } else {
             self.large_bytes += p.size;
@@ -206,21 +212,18 @@ async fn propose(
                 let out = outcomes.next().ok_or_else(|| {
                     WriteError::Fatal(format!("entry returned fewer than {n} outcomes"))
                 });
+                // A failed send means the caller timed out: nobody is left to tell.
                 let _ = reply.send(out);
             }
         }
         Err(e) => {
             let err = match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                    WriteError::NotLeader {
-                        leader: f.leader_id,
-                        node: f.leader_node,
-                    }
-                }
+                RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NotLeader,
                 RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
                 RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
             };
             for reply in replies {
+                // As above: a caller that timed out is not waiting any more.
                 let _ = reply.send(Err(err.clone()));
             }
         }

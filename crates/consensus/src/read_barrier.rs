@@ -19,7 +19,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 pub enum ReadError {
     /// Another server leads (or an election runs): nothing was read here.
     #[error("not the leader")]
-    NotLeader { leader: Option<u64> },
+    NotLeader,
     /// No quorum confirmed the leadership within the deadline.
     #[error("no quorum: no majority confirmed this server's leadership within {0:?}")]
     NoQuorum(Duration),
@@ -63,6 +63,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Waiter>, deadline: Duration) {
         }
         let res = confirm(&raft, deadline).await;
         for w in waiters {
+            // A failed send means that reader stopped waiting: nobody is left to tell.
             let _ = w.send(res.clone());
         }
     }
@@ -75,10 +76,8 @@ async fn confirm(raft: &Raft, deadline: Duration) -> Result<(), ReadError> {
     loop {
         match tokio::time::timeout_at(until, raft.ensure_linearizable()).await {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                return Err(ReadError::NotLeader {
-                    leader: f.leader_id,
-                })
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                return Err(ReadError::NotLeader)
             }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
                 if tokio::time::Instant::now() >= until {

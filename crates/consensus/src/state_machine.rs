@@ -7,6 +7,7 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -17,7 +18,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sqlstore::{apply_txn, SqlTxn, TxnOutcome};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::blocking::{s, Shared};
+use crate::blocking::{storage, Shared};
+use crate::error::{log_and_count, Error, Result};
+use crate::log_format::{self, FORMAT};
 use crate::types::{BatchResult, ServerNode, TypeConfig};
 
 type SErr = StorageError<u64>;
@@ -32,25 +35,55 @@ pub struct StateMachine {
     receiving: Option<PathBuf>,
 }
 
-/// The two blobs of `raft_sm_meta`, both absent before the first apply.
-type MetaRow = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// A state database written before formats were numbered has no `raft_sm_meta.format`: its
+/// meta is format 0. Added on open and after installing a copy (a snapshot, a backup).
+fn add_format_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('raft_sm_meta') WHERE name = 'format'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE raft_sm_meta ADD COLUMN format INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
+}
 
-fn read_meta(conn: &Connection) -> Result<(Option<LogId<u64>>, Membership), String> {
+/// The format and the two blobs of `raft_sm_meta`, all absent before the first apply.
+type MetaRow = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// `what` names the database in an error: the state database or a snapshot.
+fn read_meta(conn: &Connection, what: &'static str) -> Result<(Option<LogId<u64>>, Membership)> {
     let row: Option<MetaRow> = conn
-        .query_row(
-            "SELECT last_applied, membership FROM raft_sm_meta WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(s)?;
-    let (applied, membership) = row.unwrap_or((None, None));
+        .prepare_cached("SELECT * FROM raft_sm_meta WHERE id = 1")?
+        .query_row([], |r| {
+            // A copy made before formats were numbered has no such column.
+            let format = match r.get::<_, i64>("format") {
+                Ok(f) => u64::try_from(f).unwrap_or(u64::MAX),
+                Err(rusqlite::Error::InvalidColumnName(_)) => 0,
+                Err(e) => return Err(e),
+            };
+            Ok((format, r.get("last_applied")?, r.get("membership")?))
+        })
+        .optional()?;
+    let Some((format, applied, membership)) = row else {
+        return Ok((None, Membership::default()));
+    };
+    if format > FORMAT {
+        return Err(Error::NewerFormat {
+            what,
+            found: format,
+            known: FORMAT,
+        });
+    }
     let applied = match applied {
-        Some(b) => bincode::deserialize(&b).map_err(|e| format!("corrupt last_applied: {e}"))?,
+        Some(b) => log_format::decode_applied(format, &b)?,
         None => None,
     };
     let membership = match membership {
-        Some(b) => bincode::deserialize(&b).map_err(|e| format!("corrupt membership: {e}"))?,
+        Some(b) => log_format::decode_membership(format, &b)?,
         None => Membership::default(),
     };
     Ok((applied, membership))
@@ -60,16 +93,17 @@ fn write_meta(
     conn: &Connection,
     applied: &Option<LogId<u64>>,
     membership: &Membership,
-) -> Result<(), String> {
-    conn.execute(
-        "INSERT INTO raft_sm_meta (id, last_applied, membership) VALUES (1, ?1, ?2)
-         ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied, membership = excluded.membership",
-        params![
-            bincode::serialize(applied).map_err(s)?,
-            bincode::serialize(membership).map_err(s)?
-        ],
-    )
-    .map_err(s)?;
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO raft_sm_meta (id, last_applied, membership, format) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied,
+           membership = excluded.membership, format = excluded.format",
+    )?
+    .execute(params![
+        log_format::encode_applied(applied),
+        log_format::encode_membership(membership),
+        FORMAT as i64
+    ])?;
     Ok(())
 }
 
@@ -80,10 +114,11 @@ fn snapshot_id(applied: &Option<LogId<u64>>) -> String {
     }
 }
 
-fn meta_of_file(path: &Path) -> Result<SnapshotMeta<u64, ServerNode>, String> {
+/// The meta of a snapshot file; refuses one of a format newer than this server's.
+fn meta_of_file(path: &Path) -> Result<SnapshotMeta<u64, ServerNode>> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let (applied, membership) = read_meta(&conn)?;
+        .map_err(Error::db(path))?;
+    let (applied, membership) = read_meta(&conn, "snapshot")?;
     Ok(SnapshotMeta {
         last_log_id: applied,
         last_membership: membership,
@@ -91,34 +126,66 @@ fn meta_of_file(path: &Path) -> Result<SnapshotMeta<u64, ServerNode>, String> {
     })
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), String> {
+fn fsync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| format!("fsync {}: {e}", dir.display()))
+        .map_err(Error::io(dir))
+}
+
+fn fsync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io(path))
+}
+
+/// Removes `path` if it is there.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A name for a temporary snapshot file, unique in this process; leftovers of earlier
+/// processes (`recv-*`) are removed at start.
+fn temp_name(kind: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("recv-{kind}-{}.db", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Removes a temporary file nobody needs any more; a failure leaves only litter, removed at the
+/// next start, so it is logged and counted.
+async fn discard(path: PathBuf) {
+    if let Err(e) = tokio::fs::remove_file(&path).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log_and_count(
+                "could not remove a temporary snapshot file",
+                &Error::io(&path)(e),
+            );
+        }
+    }
 }
 
 impl StateMachine {
     /// `conn` is the state database's read-write connection; `snap_dir` keeps the current snapshot.
-    pub fn new(
-        state_path: &Path,
-        conn: Connection,
-        snap_dir: &Path,
-    ) -> Result<StateMachine, String> {
+    pub fn new(state_path: &Path, conn: Connection, snap_dir: &Path) -> Result<StateMachine> {
         // Snapshots are copies of the state database: as private as it is.
-        sqlstore::files::private_dir(snap_dir)
-            .map_err(|e| format!("{}: {e}", snap_dir.display()))?;
+        sqlstore::files::private_dir(snap_dir).map_err(Error::io(snap_dir))?;
         // Leftovers of a transfer interrupted by a crash.
-        if let Ok(dir) = std::fs::read_dir(snap_dir) {
-            for f in dir.flatten() {
-                if f.file_name().to_string_lossy().starts_with("recv-") {
-                    let _ = std::fs::remove_file(f.path());
+        let dir = std::fs::read_dir(snap_dir).map_err(Error::io(snap_dir))?;
+        for f in dir {
+            let f = f.map_err(Error::io(snap_dir))?;
+            if f.file_name().to_string_lossy().starts_with("recv-") {
+                if let Err(e) = remove_if_present(&f.path()) {
+                    log_and_count("could not remove an interrupted snapshot transfer", &e);
                 }
             }
         }
+        add_format_column(&conn).map_err(Error::db(state_path))?;
         Ok(StateMachine {
             state_path: state_path.to_path_buf(),
             snap_dir: snap_dir.to_path_buf(),
-            db: Shared::new(conn),
+            db: Shared::new(conn, "state"),
             receiving: None,
         })
     }
@@ -128,27 +195,13 @@ impl StateMachine {
         SoloWriter(self.db.clone())
     }
 
-    /// Runs `f` on the writer connection before Raft starts (bootstrap).
-    pub fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> Result<T, String> {
-        let mut guard = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "state mutex poisoned".to_string())?;
-        Ok(f(&mut guard))
-    }
-
     /// Makes the snapshot cover the state database when the state is ahead of the local log
     /// (`log_last`): a database restored from a backup (`onedb restore`). openraft then purges
     /// the log up to the state's last applied index, and requires a snapshot at least that far;
     /// without one it would stop on its own invariant.
-    pub fn cover_restored_state(&self, log_last: Option<u64>) -> Result<bool, String> {
-        let conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "state mutex poisoned".to_string())?;
-        let (applied, _) = read_meta(&conn)?;
+    pub fn cover_restored_state(&self, log_last: Option<u64>) -> Result<bool> {
+        let conn = self.db.lock()?;
+        let (applied, _) = read_meta(&conn, "state database")?;
         let Some(applied) = applied else {
             return Ok(false);
         };
@@ -163,12 +216,10 @@ impl StateMachine {
             }
         }
         let tmp = self.snap_dir.join("recv-restored.db");
-        let _ = std::fs::remove_file(&tmp);
-        sqlstore::copy_into(&conn, &tmp).map_err(s)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(s)?;
-        std::fs::rename(&tmp, &current).map_err(s)?;
+        remove_if_present(&tmp)?;
+        sqlstore::copy_into(&conn, &tmp)?;
+        fsync_file(&tmp)?;
+        std::fs::rename(&tmp, &current).map_err(Error::io(&current))?;
         fsync_dir(&self.snap_dir)?;
         tracing::info!(index = applied.index, "the state database is ahead of the log (restored from a backup): took a snapshot of it");
         Ok(true)
@@ -178,26 +229,23 @@ impl StateMachine {
     /// with `synchronous=NORMAL` in a zone: the fsynced log is what makes a write durable). If it
     /// is even behind the log's purge point, the records to catch up are gone locally; the local
     /// snapshot, fsynced when taken and never behind the purge point, is put back first.
-    pub fn recover_from_snapshot_if_behind(&self, purged: Option<u64>) -> Result<bool, String> {
+    pub fn recover_from_snapshot_if_behind(&self, purged: Option<u64>) -> Result<bool> {
         let Some(purged) = purged else {
             return Ok(false);
         };
-        let mut conn = self
-            .db
-            .0
-            .lock()
-            .map_err(|_| "state mutex poisoned".to_string())?;
-        let (applied, _) = read_meta(&conn)?;
+        let mut conn = self.db.lock()?;
+        let (applied, _) = read_meta(&conn, "state database")?;
         if applied.is_some_and(|a| a.index >= purged) {
             return Ok(false);
         }
         let current = self.snap_dir.join(CURRENT);
         if !current.exists() {
-            return Err(format!(
-                "the state database is behind the purged log (index {purged}) and there is no snapshot to recover from"
-            ));
+            return Err(Error::NoSnapshotToRecover { purged });
         }
-        sqlstore::restore_from(&mut conn, &current).map_err(s)?;
+        // Refuses a snapshot of a newer format before anything is overwritten.
+        meta_of_file(&current)?;
+        sqlstore::restore_from(&mut conn, &current)?;
+        add_format_column(&conn)?;
         tracing::warn!(
             purged,
             "the state database was behind the purged log: restored the local snapshot"
@@ -218,19 +266,18 @@ impl StateMachine {
 pub struct SoloWriter(Shared);
 
 impl SoloWriter {
-    pub async fn apply(&self, txns: Vec<SqlTxn>) -> Result<Vec<TxnOutcome>, String> {
+    pub async fn apply(&self, txns: Vec<SqlTxn>) -> Result<Vec<TxnOutcome>> {
         self.0
-            .run(StorageIOError::write_state_machine, move |c| {
-                let tx = c.transaction().map_err(s)?;
+            .call(move |c| {
+                let tx = c.transaction()?;
                 let mut out = Vec::with_capacity(txns.len());
                 for t in &txns {
-                    out.push(apply_txn(&tx, t).map_err(s)?);
+                    out.push(apply_txn(&tx, t)?);
                 }
-                tx.commit().map_err(s)?;
+                tx.commit()?;
                 Ok(out)
             })
             .await
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -244,34 +291,26 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let state_path = self.state_path.clone();
         let dir = self.snap_dir.clone();
         let made = tokio::task::spawn_blocking(
-            move || -> Result<(PathBuf, SnapshotMeta<u64, ServerNode>), String> {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                let tmp = dir.join(format!("recv-build-{nanos}.db"));
+            move || -> Result<(PathBuf, SnapshotMeta<u64, ServerNode>)> {
+                let tmp = dir.join(temp_name("build"));
                 let conn = Connection::open_with_flags(
                     &state_path,
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
                 )
-                .map_err(s)?;
-                sqlstore::copy_into(&conn, &tmp).map_err(s)?;
-                std::fs::File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(s)?;
+                .map_err(Error::db(&state_path))?;
+                sqlstore::copy_into(&conn, &tmp)?;
+                fsync_file(&tmp)?;
                 let meta = meta_of_file(&tmp)?;
                 let current = dir.join(CURRENT);
-                std::fs::rename(&tmp, &current).map_err(s)?;
+                std::fs::rename(&tmp, &current).map_err(Error::io(&current))?;
                 fsync_dir(&dir)?;
                 Ok((current, meta))
             },
         )
         .await
-        .map_err(s)
+        .map_err(Error::from)
         .and_then(|r| r);
-        let (path, meta) = made.map_err(|e| StorageError::IO {
-            source: StorageIOError::write_snapshot(None, openraft::AnyError::error(e)),
-        })?;
+        let (path, meta) = made.map_err(|e| storage(StorageIOError::write_snapshot_none, &e))?;
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
         let file = tokio::fs::File::open(&path)
             .await
@@ -290,7 +329,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), SErr> {
         self.db
-            .run(StorageIOError::read_state_machine, |c| read_meta(c))
+            .run(StorageIOError::read_state_machine, |c| {
+                read_meta(c, "state database")
+            })
             .await
     }
 
@@ -302,8 +343,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         self.db
             .run(StorageIOError::write_state_machine, move |c| {
-                let (mut applied, mut membership) = read_meta(c)?;
-                let tx = c.transaction().map_err(s)?;
+                let (mut applied, mut membership) = read_meta(c, "state database")?;
+                let tx = c.transaction()?;
                 let mut results = Vec::with_capacity(entries.len());
                 for entry in &entries {
                     let mut outcomes = Vec::new();
@@ -311,7 +352,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         EntryPayload::Blank => {}
                         EntryPayload::Normal(batch) => {
                             for t in &batch.txns {
-                                outcomes.push(apply_txn(&tx, t).map_err(s)?);
+                                outcomes.push(apply_txn(&tx, t)?);
                             }
                         }
                         EntryPayload::Membership(m) => {
@@ -322,7 +363,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     results.push(BatchResult { outcomes });
                 }
                 write_meta(&tx, &applied, &membership)?;
-                tx.commit().map_err(s)?;
+                tx.commit()?;
                 Ok(results)
             })
             .await
@@ -333,11 +374,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, SErr> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = self.snap_dir.join(format!("recv-{nanos}.db"));
+        let path = self.snap_dir.join(temp_name("receive"));
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -350,7 +387,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 source: StorageIOError::write_snapshot(None, openraft::AnyError::new(&e)),
             })?;
         if let Some(old) = self.receiving.replace(path) {
-            let _ = tokio::fs::remove_file(old).await;
+            discard(old).await;
         }
         Ok(Box::new(file))
     }
@@ -360,16 +397,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<u64, ServerNode>,
         mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), SErr> {
-        let werr = |e: String| StorageError::IO {
-            source: StorageIOError::write_snapshot(None, openraft::AnyError::error(e)),
-        };
+        let werr = |e: Error| storage(StorageIOError::write_snapshot_none, &e);
         // Copy whatever handle we were given into a file of our own, durably.
         let incoming = self.snap_dir.join("recv-incoming.db");
+        let ioerr = |e| werr(Error::io(&incoming)(e));
         {
-            snapshot
-                .seek(SeekFrom::Start(0))
-                .await
-                .map_err(|e| werr(e.to_string()))?;
+            snapshot.seek(SeekFrom::Start(0)).await.map_err(ioerr)?;
             // 0600: it becomes the current snapshot, a copy of the state database.
             let mut out = tokio::fs::OpenOptions::new()
                 .create(true)
@@ -378,35 +411,38 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .mode(sqlstore::files::FILE_MODE)
                 .open(&incoming)
                 .await
-                .map_err(|e| werr(e.to_string()))?;
+                .map_err(ioerr)?;
             tokio::io::copy(&mut *snapshot, &mut out)
                 .await
-                .map_err(|e| werr(e.to_string()))?;
-            out.flush().await.map_err(|e| werr(e.to_string()))?;
-            out.sync_all().await.map_err(|e| werr(e.to_string()))?;
+                .map_err(ioerr)?;
+            out.flush().await.map_err(ioerr)?;
+            out.sync_all().await.map_err(ioerr)?;
         }
         if let Some(p) = self.receiving.take() {
-            let _ = tokio::fs::remove_file(p).await;
+            discard(p).await;
         }
         let file_meta = {
             let p = incoming.clone();
             tokio::task::spawn_blocking(move || meta_of_file(&p))
                 .await
-                .map_err(|e| werr(e.to_string()))?
+                .map_err(|e| werr(e.into()))?
                 .map_err(werr)?
         };
         if file_meta.last_log_id != meta.last_log_id {
-            return Err(werr(format!(
-                "snapshot {} holds state at {:?}, not {:?}",
-                meta.snapshot_id, file_meta.last_log_id, meta.last_log_id
-            )));
+            return Err(werr(Error::SnapshotMismatch {
+                id: meta.snapshot_id.clone(),
+                found: format!("{:?}", file_meta.last_log_id),
+                expected: format!("{:?}", meta.last_log_id),
+            }));
         }
         let dir = self.snap_dir.clone();
         let src = incoming.clone();
         self.db
             .run(StorageIOError::write_snapshot_none, move |c| {
-                sqlstore::restore_from(c, &src).map_err(s)?;
-                std::fs::rename(&src, dir.join(CURRENT)).map_err(s)?;
+                sqlstore::restore_from(c, &src)?;
+                add_format_column(c)?;
+                let current = dir.join(CURRENT);
+                std::fs::rename(&src, &current).map_err(Error::io(&current))?;
                 fsync_dir(&dir)
             })
             .await?;
@@ -422,11 +458,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let p = path.clone();
         let meta = tokio::task::spawn_blocking(move || meta_of_file(&p))
             .await
-            .map_err(s)
+            .map_err(Error::from)
             .and_then(|r| r)
-            .map_err(|e| StorageError::IO {
-                source: StorageIOError::read_snapshot(None, openraft::AnyError::error(e)),
-            })?;
+            .map_err(|e| storage(StorageIOError::read_snapshot_none, &e))?;
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| StorageError::IO {
@@ -439,12 +473,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-trait WriteSnapshotNone {
+/// The snapshot kinds of `StorageIOError` as plain functions, for [`storage`].
+trait SnapshotNone {
     fn write_snapshot_none(e: openraft::AnyError) -> Self;
+    fn read_snapshot_none(e: openraft::AnyError) -> Self;
 }
 
-impl WriteSnapshotNone for StorageIOError<u64> {
+impl SnapshotNone for StorageIOError<u64> {
     fn write_snapshot_none(e: openraft::AnyError) -> Self {
         StorageIOError::write_snapshot(None, e)
+    }
+
+    fn read_snapshot_none(e: openraft::AnyError) -> Self {
+        StorageIOError::read_snapshot(None, e)
     }
 }

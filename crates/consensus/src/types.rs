@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sqlstore::{SqlTxn, TxnOutcome};
 
+use crate::log_format;
+
 /// A zone server as Raft knows it: its OpenNebula name and its `/RPC2` endpoint. Peers reach the
 /// `/raft/*` calls at the same host and port.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,9 +22,47 @@ impl fmt::Display for ServerNode {
 }
 
 /// The payload of one normal entry: transactions from concurrent requests, applied in order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Its serde form is the bytes of [`crate::log_format::encode_batch`], so the entries inside
+/// AppendEntries carry the versioned format rather than the derive's variant indexes.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     pub txns: Vec<SqlTxn>,
+}
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&log_format::encode_batch(self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Batch, D::Error> {
+        d.deserialize_bytes(BatchVisitor)
+    }
+}
+
+struct BatchVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BatchVisitor {
+    type Value = Batch;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a batch in the versioned log format")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Batch, E> {
+        log_format::decode_batch(v).map_err(E::custom)
+    }
+
+    /// Formats without a byte string (JSON) give a sequence of numbers.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Batch, A::Error> {
+        let mut raw = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(b) = seq.next_element::<u8>()? {
+            raw.push(b);
+        }
+        self.visit_bytes(&raw)
+    }
 }
 
 impl fmt::Display for Batch {

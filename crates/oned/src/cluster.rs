@@ -153,13 +153,13 @@ impl Cluster {
     pub async fn write(&self, txn: SqlTxn) -> Result<TxnOutcome, WriteError> {
         match self {
             Cluster::Solo(w) => {
-                let mut out = w.apply(vec![txn]).await.map_err(WriteError::Fatal)?;
+                let mut out = w.apply(vec![txn]).await.map_err(WriteError::from)?;
                 out.pop()
                     .ok_or_else(|| WriteError::Fatal("no outcome for the transaction".into()))
             }
             Cluster::Ha(ha) => {
                 let (m, leader) = ha.leadership.now();
-                let not_leader = || WriteError::NotLeader { leader, node: None };
+                let not_leader = || WriteError::NotLeader;
                 if leader != Some(m.id) {
                     return Err(not_leader());
                 }
@@ -168,7 +168,7 @@ impl Cluster {
                     .ready_for_writes(m.current_term, ha.proposer.deadline())
                     .await
                 {
-                    return Err(not_leader());
+                    return Err(WriteError::NotLeader);
                 }
                 ha.proposer.submit(txn).await
             }
@@ -205,7 +205,11 @@ impl Cluster {
         let raft_db = ha.raft_db.clone();
         let log_term =
             match tokio::task::spawn_blocking(move || consensus::last_log_term(&raft_db)).await {
-                Ok(term) => term,
+                Ok(Ok(term)) => term,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "reading the last log term failed; raftstatus shows -1");
+                    None
+                }
                 Err(e) => {
                     warn!(error = %e, "reading the last log term failed; raftstatus shows -1");
                     None

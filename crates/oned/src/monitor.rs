@@ -45,7 +45,7 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
         match cluster.write(txn).await {
             Ok(_) => {}
             // Leadership moved since the check: the new leader carries on.
-            Err(e @ WriteError::NotLeader { .. }) => {
+            Err(e @ WriteError::NotLeader) => {
                 debug!(error = %e, "dummy monitoring write refused: not the leader any more")
             }
             Err(e) => ctx.warn("dummy monitoring write failed; retried next period", &e),

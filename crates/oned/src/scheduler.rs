@@ -174,7 +174,7 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
 /// failure is a warning.
 fn write_failed(ctx: &TaskCtx, what: &str, e: &WriteError) {
     match e {
-        WriteError::NotLeader { .. } => debug!(error = %e, "{what}: not the leader any more"),
+        WriteError::NotLeader => debug!(error = %e, "{what}: not the leader any more"),
         _ => ctx.warn(what, e),
     }
 }

@@ -218,6 +218,8 @@ pub struct Server {
     pub log: LogRetention,
     /// TLS on: the `TLS` section of `oned.conf`; endpoints are `https://`, clients trust its CA.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The binary to run instead of [`crate::oned_binary`] (an older release, for upgrades).
+    pub oned: Option<PathBuf>,
     location: PathBuf,
     _tmp: Option<TempDir>,
     _port: PortLease,
@@ -241,6 +243,7 @@ impl Server {
             extra_conf: String::new(),
             log: LogRetention::default(),
             tls: None,
+            oned: None,
             location,
             _tmp: tmp,
             _port: lease,
@@ -324,13 +327,14 @@ impl Server {
                 .open(self.location.join(name))
                 .unwrap()
         };
+        let binary = self.oned.clone().unwrap_or_else(crate::oned_binary);
         let mut command = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(crate::oned_binary());
+                c.args(["netns", "exec", ns]).arg(binary);
                 c
             }
-            None => Command::new(crate::oned_binary()),
+            None => Command::new(binary),
         };
         let child = command
             .arg("-f")

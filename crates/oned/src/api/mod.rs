@@ -82,7 +82,7 @@ impl Ctx {
                 kind: e.kind,
                 message: e.message,
             })),
-            Err(WriteError::NotLeader { .. }) => Err(Failure::NotLeader),
+            Err(WriteError::NotLeader) => Err(Failure::NotLeader),
             Err(e) => Err(fail(code::INTERNAL, format!("Cannot process request, {e}"))),
         }
     }
@@ -201,16 +201,14 @@ fn authorize(auth: Auth, s: &crate::auth::Session, p: &Params<'_>) -> Result<(),
 async fn confirm_read(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> Result<(), Reply> {
     match ctx.cluster.confirm_read().await {
         Ok(()) => Ok(()),
-        Err(ReadError::NotLeader { .. }) => {
-            match route_to_leader(ctx, method, body, forwarded).await {
-                Some(reply) => Err(reply),
-                None => Err(failure_xml(
-                    method,
-                    code::INTERNAL,
-                    "Cannot process request, leadership changed",
-                )),
-            }
-        }
+        Err(ReadError::NotLeader) => match route_to_leader(ctx, method, body, forwarded).await {
+            Some(reply) => Err(reply),
+            None => Err(failure_xml(
+                method,
+                code::INTERNAL,
+                "Cannot process request, leadership changed",
+            )),
+        },
         Err(e) => Err(failure_xml(
             method,
             code::INTERNAL,

@@ -23,6 +23,7 @@ mod secrets;
 mod shutdown;
 mod table;
 mod tls;
+mod upgrade;
 mod vms;
 mod wellformed;
 mod zone;
