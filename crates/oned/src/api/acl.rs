@@ -116,7 +116,7 @@ pub async fn info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
     })))
 }
 
-fn acl_xml(x: &mut Xml<'_>, a: &AclRow) {
+pub(super) fn acl_xml(x: &mut Xml<'_>, a: &AclRow) {
     x.elem("ACL", |x| {
         x.num("ID", a.oid)
             .num("USER", format_args!("{:x}", a.user))

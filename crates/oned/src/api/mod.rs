@@ -4,6 +4,8 @@
 mod acl;
 mod error;
 mod family;
+#[cfg(test)]
+mod golden;
 mod group;
 pub mod host;
 pub mod method;

@@ -100,7 +100,7 @@ pub const IMAGE_METHODS: &[Method] = &{
     ]
 };
 
-fn ds_xml(d: &DatastoreRow, out: &mut String) {
+pub(super) fn ds_xml(d: &DatastoreRow, out: &mut String) {
     let used: i64 = d.images.iter().map(|i| i.size).sum();
     Xml::new(out).elem("DATASTORE", |x| {
         xml::owned_head(x, &d.head);
@@ -201,7 +201,7 @@ pub async fn ds_delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-fn image_xml(i: &ImageRow, out: &mut String) {
+pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
     let source = if i.state == READY {
         format!(
             "/var/lib/one//datastores/{}/{}",

@@ -76,7 +76,7 @@ pub mod lcm {
     pub const EPILOG_UNDEPLOY: i64 = LcmState::EpilogUndeploy.as_i64();
 }
 
-fn vm_xml(v: &VmRow, out: &mut String) {
+pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
     let oid = v.head.owned.oid;
     let deploy_id = if v.history.is_empty() {
         String::new()

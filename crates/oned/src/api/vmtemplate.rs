@@ -51,7 +51,7 @@ pub const METHODS: &[Method] = &{
     ]
 };
 
-fn template_xml(t: &TemplateRow, out: &mut String) {
+pub(super) fn template_xml(t: &TemplateRow, out: &mut String) {
     Xml::new(out).elem("VMTEMPLATE", |x| {
         xml::owned_head(x, &t.head);
         x.num("REGTIME", t.regtime)

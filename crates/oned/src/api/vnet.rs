@@ -84,7 +84,7 @@ fn ar_pool(x: &mut Xml<'_>, t: &template::Template) {
     });
 }
 
-fn vnet_xml(v: &VnetRow, out: &mut String) {
+pub(super) fn vnet_xml(v: &VnetRow, out: &mut String) {
     let t = match template::Template::parse(&v.template) {
         Ok(t) => t,
         Err(e) => {
