@@ -32,7 +32,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlstore::{ReadPool, SqlStmt, SqlTxn, SqlValue, TxnOutcome, UserRow};
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cluster::{Cluster, Role};
 use crate::credentials::sha256_hex;
@@ -293,7 +293,10 @@ impl Authenticator {
             }
             return None;
         };
-        let running = self.running.clone().acquire_owned().await.ok()?;
+        let Ok(running) = self.running.clone().acquire_owned().await else {
+            error!("the password-check slots are closed: refusing the check");
+            return None;
+        };
         let (active, peak) = (self.active.clone(), self.peak.clone());
         // The permits move into the blocking task: if the caller goes away (its client hung
         // up), the argon2 run still holds its slot until it ends, so the bound holds anyway.
@@ -306,8 +309,17 @@ impl Authenticator {
             drop((running, admitted));
             let _ = tx.send(out);
         });
-        self.workers.send(job).ok()?;
-        rx.await.ok()
+        if self.workers.send(job).is_err() {
+            error!("the password-check workers are gone: refusing the check");
+            return None;
+        }
+        match rx.await {
+            Ok(out) => Some(out),
+            Err(_) => {
+                error!("a password check ended without an answer (its worker failed)");
+                None
+            }
+        }
     }
 
     /// A new argon2id hash for `password`, within the CPU bound. `None` when overloaded.

@@ -3,7 +3,7 @@
 use xmlrpc::{Params, Value};
 
 use super::method::{Auth, Method};
-use super::xml::esc;
+use super::xml::{self, Xml};
 use super::{Ctx, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -57,18 +57,18 @@ pub async fn checksum(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
             break (after, sum);
         }
     };
-    let tables: String = sum
-        .tables
-        .iter()
-        .map(|(name, rows)| {
-            format!(
-                "<TABLE><NAME>{}</NAME><ROWS>{rows}</ROWS></TABLE>",
-                esc(name)
-            )
-        })
-        .collect();
-    Ok(Value::String(format!(
-        "<DB_CHECKSUM><SERVER_ID>{}</SERVER_ID><LAST_APPLIED>{index}</LAST_APPLIED><SHA256>{}</SHA256><TABLES>{tables}</TABLES></DB_CHECKSUM>",
-        ctx.config.server_id, sum.sha256
-    )))
+    Ok(Value::String(xml::build_with(|out| {
+        Xml::new(out).elem("DB_CHECKSUM", |x| {
+            x.num("SERVER_ID", ctx.config.server_id)
+                .num("LAST_APPLIED", index)
+                .text("SHA256", &sum.sha256)
+                .elem("TABLES", |x| {
+                    for (name, rows) in &sum.tables {
+                        x.elem("TABLE", |x| {
+                            x.text("NAME", name).num("ROWS", rows);
+                        });
+                    }
+                });
+        });
+    })))
 }
