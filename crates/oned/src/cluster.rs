@@ -235,3 +235,28 @@ impl Cluster {
         }
     }
 }
+
+/// Ticks every `period` while this server leads (or runs solo): the pace of the leader-only
+/// duties, which a follower never runs.
+pub struct LeaderTicks {
+    ticker: tokio::time::Interval,
+    cluster: Cluster,
+}
+
+impl LeaderTicks {
+    pub fn new(period: Duration, cluster: Cluster) -> LeaderTicks {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        LeaderTicks { ticker, cluster }
+    }
+
+    /// The next tick at which this server leads.
+    pub async fn next(&mut self) {
+        loop {
+            self.ticker.tick().await;
+            if matches!(self.cluster.role(), Role::Leader | Role::Solo) {
+                return;
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use sqlstore::objects::host;
 use sqlstore::{ReadPool, SqlTxn};
 use tracing::debug;
 
-use crate::cluster::{Cluster, Role};
+use crate::cluster::{Cluster, LeaderTicks};
 use crate::tasks::TaskCtx;
 
 /// What the dummy driver reports: 8 CPUs (OpenNebula counts 100 per CPU) and 16 GiB (in KiB).
@@ -21,13 +21,9 @@ const PERIOD: Duration = Duration::from_millis(500);
 /// The monitor task: every period, on the leader (or solo), finishes what the dummy drivers
 /// have pending. A failed read or write is logged, counted and tried again next period.
 pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), Infallible> {
-    let mut ticker = tokio::time::interval(PERIOD);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     loop {
-        ticker.tick().await;
-        if !matches!(cluster.role(), Role::Leader | Role::Solo) {
-            continue;
-        }
+        ticks.next().await;
         // Nothing to monitor is the usual case; skip the write then.
         let pending = crate::db::read(&pool, host::dummy_pending).await;
         match pending {

@@ -19,7 +19,7 @@ use sqlstore::{ReadPool, SqlTxn};
 use tracing::debug;
 
 use crate::api::vm::{deploy_stmts, lcm, now, state};
-use crate::cluster::{Cluster, Role};
+use crate::cluster::{Cluster, LeaderTicks};
 use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(300);
@@ -138,13 +138,9 @@ fn place(vms: &[vm::PendingVm], mut hosts: Vec<HostRoom>) -> Vec<(i64, i64)> {
 /// The scheduler task: every period, on the leader (or solo), moves VMs one driver step and
 /// places pending ones. A failed read or write is logged, counted and tried again next period.
 pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), Infallible> {
-    let mut ticker = tokio::time::interval(PERIOD);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     loop {
-        ticker.tick().await;
-        if !matches!(cluster.role(), Role::Leader | Role::Solo) {
-            continue;
-        }
+        ticks.next().await;
         let plan = match crate::db::read(&pool, read_plan).await {
             Ok(plan) => plan,
             Err(e) => {

@@ -173,6 +173,15 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
     }
 }
 
+/// ACTION `message` for ids below 100: OpenNebula's own objects (system groups, datastores...)
+/// are never deleted.
+pub fn deletable_id(id: i64, message: &'static str) -> Result<(), Failure> {
+    if id < 100 {
+        return Err(fail(code::ACTION, message));
+    }
+    Ok(())
+}
+
 /// An allocate's template: well-formed, with a valid NAME (both INTERNAL otherwise, as
 /// OpenNebula's allocate answers).
 pub fn named_template(text: &str) -> Result<(template::Template, String), Failure> {

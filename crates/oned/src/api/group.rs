@@ -152,12 +152,10 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    if id < 100 {
-        return Err(fail(
-            code::ACTION,
-            "Cannot delete group. System Groups (ID < 100) cannot be deleted.",
-        ));
-    }
+    super::family::deletable_id(
+        id,
+        "Cannot delete group. System Groups (ID < 100) cannot be deleted.",
+    )?;
     let txn = SqlTxn {
         stmts: rows::delete_if_empty(id),
     };

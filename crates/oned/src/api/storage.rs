@@ -182,12 +182,10 @@ pub async fn ds_pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult
 
 pub async fn ds_delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    if id < 100 {
-        return Err(fail(
-            code::ACTION,
-            "Cannot delete datastore. System datastores (ID < 100) cannot be deleted.",
-        ));
-    }
+    super::family::deletable_id(
+        id,
+        "Cannot delete datastore. System datastores (ID < 100) cannot be deleted.",
+    )?;
     let txn = SqlTxn {
         stmts: vec![ds::delete_if_empty(id)],
     };
