@@ -145,16 +145,16 @@ fn mem(kib: i64) -> String {
 fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> {
     let pool_args = || vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)];
     let (method, params, item) = match kind {
-        Kind::User => ("one.userpool.info", vec![], "USER"),
-        Kind::Group => ("one.grouppool.info", vec![], "GROUP"),
-        Kind::Acl => ("one.acl.info", vec![], "ACL"),
-        Kind::Host => ("one.hostpool.info", vec![], "HOST"),
+        Kind::User => (wire::method::USERPOOL_INFO, vec![], "USER"),
+        Kind::Group => (wire::method::GROUPPOOL_INFO, vec![], "GROUP"),
+        Kind::Acl => (wire::method::ACL_INFO, vec![], "ACL"),
+        Kind::Host => (wire::method::HOSTPOOL_INFO, vec![], "HOST"),
         Kind::Vm => {
             let mut p = pool_args();
             p.push(Value::Int(-1));
-            ("one.vmpool.info", p, "VM")
+            (wire::method::VMPOOL_INFO, p, "VM")
         }
-        Kind::Template => ("one.templatepool.info", pool_args(), "VMTEMPLATE"),
+        Kind::Template => (wire::method::TEMPLATEPOOL_INFO, pool_args(), "VMTEMPLATE"),
     };
     let xml = client.call_xml(method, params).map_err(err_text)?;
     let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
@@ -304,11 +304,11 @@ fn show(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let method = match kind {
-        Kind::User => "one.user.info",
-        Kind::Group => "one.group.info",
-        Kind::Host => "one.host.info",
-        Kind::Vm => "one.vm.info",
-        Kind::Template => "one.template.info",
+        Kind::User => wire::method::USER_INFO,
+        Kind::Group => wire::method::GROUP_INFO,
+        Kind::Host => wire::method::HOST_INFO,
+        Kind::Vm => wire::method::VM_INFO,
+        Kind::Template => wire::method::TEMPLATE_INFO,
         Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
     };
     let xml = client
@@ -382,7 +382,7 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             say_id(
                 out,
                 call(
-                    "one.user.allocate",
+                    wire::method::USER_ALLOCATE,
                     vec![
                         Value::String(name.clone()),
                         Value::String(pw.clone()),
@@ -394,18 +394,18 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
         (Kind::User, "passwd") => {
             let pw = w2.ok_or("missing the password")?;
             call(
-                "one.user.passwd",
+                wire::method::USER_PASSWD,
                 vec![Value::Int(id(w1, "id")?), Value::String(pw.clone())],
             )
             .map(drop)
         }
         (Kind::User, "chgrp") => call(
-            "one.user.chgrp",
+            wire::method::USER_CHGRP,
             vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "group id")?)],
         )
         .map(drop),
         (Kind::User, "enable" | "disable") => call(
-            "one.user.enable",
+            wire::method::USER_ENABLE,
             vec![Value::Int(id(w1, "id")?), Value::Bool(cmd == "enable")],
         )
         .map(drop),
@@ -413,7 +413,10 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             let name = w1.ok_or("missing the group name")?;
             say_id(
                 out,
-                call("one.group.allocate", vec![Value::String(name.clone())])?,
+                call(
+                    wire::method::GROUP_ALLOCATE,
+                    vec![Value::String(name.clone())],
+                )?,
             )
         }
         (Kind::Acl, "create") => {
@@ -423,9 +426,11 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             if let Some(z) = z {
                 params.push(Value::String(z));
             }
-            say_id(out, call("one.acl.addrule", params)?)
+            say_id(out, call(wire::method::ACL_ADDRULE, params)?)
         }
-        (Kind::Acl, "delete") => call("one.acl.delrule", vec![Value::Int(id(w1, "id")?)]).map(drop),
+        (Kind::Acl, "delete") => {
+            call(wire::method::ACL_DELRULE, vec![Value::Int(id(w1, "id")?)]).map(drop)
+        }
         (Kind::Host, "create") => {
             let name = w1.ok_or("missing the host name")?;
             let im = o.value(&["-i", "--im"]).unwrap_or_else(|| "dummy".into());
@@ -437,7 +442,7 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             say_id(
                 out,
                 call(
-                    "one.host.allocate",
+                    wire::method::HOST_ALLOCATE,
                     vec![
                         Value::String(name.clone()),
                         Value::String(im),
@@ -454,7 +459,7 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
                 _ => 2,
             };
             call(
-                "one.host.status",
+                wire::method::HOST_STATUS,
                 vec![Value::Int(id(w1, "id")?), Value::Int(status)],
             )
             .map(drop)
@@ -464,13 +469,13 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             say_id(
                 out,
                 call(
-                    "one.vm.allocate",
+                    wire::method::VM_ALLOCATE,
                     vec![Value::String(text), Value::Bool(o.flag(&["--hold"]))],
                 )?,
             )
         }
         (Kind::Vm, "deploy") => call(
-            "one.vm.deploy",
+            wire::method::VM_DEPLOY,
             vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "host id")?)],
         )
         .map(drop),
@@ -487,21 +492,24 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
                 a.to_string()
             };
             call(
-                "one.vm.action",
+                wire::method::VM_ACTION,
                 vec![Value::String(action), Value::Int(id(w1, "id")?)],
             )
             .map(drop)
         }
         (Kind::Template, "create") => say_id(
             out,
-            call("one.template.allocate", vec![Value::String(file_text(w1)?)])?,
+            call(
+                wire::method::TEMPLATE_ALLOCATE,
+                vec![Value::String(file_text(w1)?)],
+            )?,
         ),
         (Kind::Template, "clone") => {
             let name = w2.ok_or("missing the new name")?;
             say_id(
                 out,
                 call(
-                    "one.template.clone",
+                    wire::method::TEMPLATE_CLONE,
                     vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
                 )?,
             )
@@ -509,7 +517,7 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
         (Kind::Template, "instantiate") => {
             let name = o.value(&["--name"]).unwrap_or_default();
             let v = call(
-                "one.template.instantiate",
+                wire::method::TEMPLATE_INSTANTIATE,
                 vec![
                     Value::Int(id(w1, "id")?),
                     Value::String(name),
@@ -521,10 +529,10 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
         }
         (Kind::User | Kind::Group | Kind::Host | Kind::Template, "delete") => {
             let method = match kind {
-                Kind::User => "one.user.delete",
-                Kind::Group => "one.group.delete",
-                Kind::Host => "one.host.delete",
-                _ => "one.template.delete",
+                Kind::User => wire::method::USER_DELETE,
+                Kind::Group => wire::method::GROUP_DELETE,
+                Kind::Host => wire::method::HOST_DELETE,
+                _ => wire::method::TEMPLATE_DELETE,
             };
             call(method, vec![Value::Int(id(w1, "id")?)]).map(drop)
         }

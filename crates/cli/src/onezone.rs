@@ -463,7 +463,7 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
 
     match cmd.0 {
         "list" => {
-            let xml = client.call_xml("one.zonepool.info", vec![])?;
+            let xml = client.call_xml(wire::method::ZONEPOOL_INFO, vec![])?;
             if args.has("xml") {
                 writeln!(out, "{xml}")?;
                 return Ok(());
@@ -477,7 +477,7 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
             write!(out, "{}", format_zone_list(&zones, &fed, client.endpoint()))?;
         }
         "show" => {
-            let xml = client.call_xml("one.zone.info", ids(zone_id, None))?;
+            let xml = client.call_xml(wire::method::ZONE_INFO, ids(zone_id, None))?;
             if args.has("xml") {
                 writeln!(out, "{xml}")?;
                 return Ok(());
@@ -492,13 +492,21 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
                 "server-add" => {
                     let template = add.unwrap_or_default();
                     (
-                        "one.zone.addserver",
+                        wire::method::ZONE_ADDSERVER,
                         vec![Value::Int(zone_id.unwrap_or(0)), Value::String(template)],
                         "added",
                     )
                 }
-                "server-del" => ("one.zone.delserver", ids(zone_id, server_id), "deleted"),
-                _ => ("one.zone.resetserver", ids(zone_id, server_id), "reset"),
+                "server-del" => (
+                    wire::method::ZONE_DELSERVER,
+                    ids(zone_id, server_id),
+                    "deleted",
+                ),
+                _ => (
+                    wire::method::ZONE_RESETSERVER,
+                    ids(zone_id, server_id),
+                    "reset",
+                ),
             };
             client.call(method, params)?;
             if verbose {
@@ -523,7 +531,7 @@ pub fn raft_statuses(client: &Client, endpoints: &[&str]) -> Vec<Option<RaftStat
                     }
                     let xml = client
                         .with_endpoint(*ep, RAFT_TIMEOUT)
-                        .call_xml("one.zone.raftstatus", vec![])
+                        .call_xml(wire::method::ZONE_RAFTSTATUS, vec![])
                         .ok()?;
                     RaftStatus::from_xml(&xml).ok()
                 })

@@ -365,7 +365,7 @@ impl Server {
             if self.auth_file().exists() {
                 let version = self
                     .client_with_timeout(STATUS_TIMEOUT)
-                    .call("one.system.version", vec![]);
+                    .call(wire::method::SYSTEM_VERSION, vec![]);
                 if version.is_ok() {
                     return;
                 }
@@ -478,7 +478,7 @@ impl Server {
         }
         let xml = self
             .client_with_timeout(STATUS_TIMEOUT)
-            .call_xml("one.zone.raftstatus", vec![])
+            .call_xml(wire::method::ZONE_RAFTSTATUS, vec![])
             .ok()?;
         Some(RaftStatus::from_xml(&xml).unwrap())
     }
@@ -487,7 +487,7 @@ impl Server {
     pub fn zone_info(&self) -> Option<ZoneInfo> {
         let xml = self
             .client_with_timeout(STATUS_TIMEOUT)
-            .call_xml("one.zone.info", vec![Value::Int(0)])
+            .call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
             .ok()?;
         Some(ZoneInfo::from_xml(&xml).unwrap())
     }
@@ -527,7 +527,7 @@ pub fn onezone(args: &[&str]) -> (i32, String, String) {
 /// `one.user.allocate(name, password, "")` → the new user id.
 pub fn allocate(client: &Client, name: &str) -> Result<i64, CallError> {
     let id = client.call(
-        "one.user.allocate",
+        wire::method::USER_ALLOCATE,
         vec![
             Value::String(name.to_string()),
             Value::String(format!("pw-{name}")),
@@ -543,7 +543,7 @@ pub fn allocate(client: &Client, name: &str) -> Result<i64, CallError> {
 pub fn user_name(client: &Client, id: i64) -> Option<String> {
     let xml = client
         .call_xml(
-            "one.user.info",
+            wire::method::USER_INFO,
             vec![Value::Int(i32::try_from(id).unwrap())],
         )
         .ok()?;
@@ -554,7 +554,7 @@ pub fn user_name(client: &Client, id: i64) -> Option<String> {
 
 /// The names in `one.userpool.info`.
 pub fn user_pool(client: &Client) -> Result<Vec<String>, CallError> {
-    let xml = client.call_xml("one.userpool.info", vec![])?;
+    let xml = client.call_xml(wire::method::USERPOOL_INFO, vec![])?;
     let pool = Element::parse(&xml).unwrap().expect("USER_POOL").unwrap();
     Ok(pool
         .children_named("USER")
@@ -765,7 +765,7 @@ impl Zone {
                     .map(|i| {
                         let xml = self.servers[i]
                             .client()
-                            .call_xml("oneha.db.checksum", vec![])
+                            .call_xml(wire::method::ONEHA_DB_CHECKSUM, vec![])
                             .ok()?;
                         let e = Element::parse(&xml).ok()?;
                         Some(e.text_of("SHA256").ok()?.to_string())

@@ -8,6 +8,7 @@
 pub mod acl;
 pub mod files;
 pub mod header;
+pub mod method;
 pub mod raft;
 pub mod route;
 pub mod state;

@@ -12,9 +12,24 @@ use crate::auth::Session;
 use crate::method;
 
 pub const METHODS: &[Method] = &[
-    method!("one.acl.addrule", Write, Auth::Admin("MANAGE ACL"), addrule),
-    method!("one.acl.delrule", Write, Auth::Admin("MANAGE ACL"), delrule),
-    method!("one.acl.info", Read, Auth::Admin("MANAGE ACL"), info),
+    method!(
+        wire::method::ACL_ADDRULE,
+        Write,
+        Auth::Admin("MANAGE ACL"),
+        addrule
+    ),
+    method!(
+        wire::method::ACL_DELRULE,
+        Write,
+        Auth::Admin("MANAGE ACL"),
+        delrule
+    ),
+    method!(
+        wire::method::ACL_INFO,
+        Read,
+        Auth::Admin("MANAGE ACL"),
+        info
+    ),
 ];
 
 use wire::acl::{

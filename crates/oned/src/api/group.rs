@@ -14,14 +14,14 @@ use crate::method;
 
 pub const METHODS: &[Method] = &[
     method!(
-        "one.group.allocate",
+        wire::method::GROUP_ALLOCATE,
         Write,
         Auth::Admin("CREATE GROUP"),
         allocate
     ),
-    method!("one.group.info", Read, Auth::Object, info),
+    method!(wire::method::GROUP_INFO, Read, Auth::Object, info),
     method!(
-        "one.group.delete",
+        wire::method::GROUP_DELETE,
         Write,
         Auth::AdminOn("MANAGE GROUP"),
         delete
@@ -44,7 +44,7 @@ pub const METHODS: &[Method] = &[
         Auth::AdminOn("MANAGE GROUP"),
         update
     ),
-    method!("one.grouppool.info", Read, Auth::Object, pool_info),
+    method!(wire::method::GROUPPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
 /// The four quota elements, empty: OneHA enforces no quotas yet.

@@ -15,20 +15,25 @@ use crate::method;
 
 pub const METHODS: &[Method] = &[
     method!(
-        "one.host.allocate",
+        wire::method::HOST_ALLOCATE,
         Write,
         Auth::Admin("CREATE HOST"),
         allocate
     ),
-    method!("one.host.info", Read, Auth::AdminOn("USE HOST"), info),
     method!(
-        "one.host.delete",
+        wire::method::HOST_INFO,
+        Read,
+        Auth::AdminOn("USE HOST"),
+        info
+    ),
+    method!(
+        wire::method::HOST_DELETE,
         Write,
         Auth::AdminOn("MANAGE HOST"),
         delete
     ),
     method!(
-        "one.host.status",
+        wire::method::HOST_STATUS,
         Write,
         Auth::AdminOn("MANAGE HOST"),
         status
@@ -46,7 +51,7 @@ pub const METHODS: &[Method] = &[
         rename
     ),
     // Every host for an administrator, none for anyone else.
-    method!("one.hostpool.info", Read, Auth::Object, pool_info),
+    method!(wire::method::HOSTPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
 pub const INIT: i64 = wire::HostState::Init.as_i64();

@@ -9,10 +9,10 @@ use crate::auth::Session;
 use crate::method;
 
 pub const METHODS: &[Method] = &[
-    method!("one.system.version", Status, Auth::Object, version),
+    method!(wire::method::SYSTEM_VERSION, Status, Auth::Object, version),
     method!("one.system.config", Status, Auth::Object, config),
     method!(
-        "oneha.db.checksum",
+        wire::method::ONEHA_DB_CHECKSUM,
         Status,
         Auth::Admin("ADMIN DB CHECKSUM"),
         checksum

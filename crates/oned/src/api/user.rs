@@ -14,21 +14,26 @@ use sqlstore::objects::Table;
 
 pub const METHODS: &[Method] = &[
     method!(
-        "one.user.allocate",
+        wire::method::USER_ALLOCATE,
         Write,
         Auth::Admin("CREATE USER"),
         allocate
     ),
-    method!("one.user.info", Read, Auth::Object, info),
-    method!("one.user.passwd", Write, Auth::Object, passwd),
+    method!(wire::method::USER_INFO, Read, Auth::Object, info),
+    method!(wire::method::USER_PASSWD, Write, Auth::Object, passwd),
     method!(
-        "one.user.delete",
+        wire::method::USER_DELETE,
         Write,
         Auth::AdminOn("MANAGE USER"),
         delete
     ),
-    method!("one.user.update", Write, Auth::Object, update),
-    method!("one.user.chgrp", Write, Auth::AdminOn("MANAGE USER"), chgrp),
+    method!(wire::method::USER_UPDATE, Write, Auth::Object, update),
+    method!(
+        wire::method::USER_CHGRP,
+        Write,
+        Auth::AdminOn("MANAGE USER"),
+        chgrp
+    ),
     method!(
         "one.user.addgroup",
         Write,
@@ -42,12 +47,12 @@ pub const METHODS: &[Method] = &[
         delgroup
     ),
     method!(
-        "one.user.enable",
+        wire::method::USER_ENABLE,
         Write,
         Auth::AdminOn("MANAGE USER"),
         enable
     ),
-    method!("one.userpool.info", Read, Auth::Object, pool_info),
+    method!(wire::method::USERPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
 /// A user; `with_quotas` for `one.user.info` (a pool lists quotas apart).

@@ -33,11 +33,22 @@ pub const METHODS: &[Method] = &{
     // `one.vm.delete` (terminate is an action).
     let owned = crate::owned_methods!("one.vm", &VMS);
     [
-        method!("one.vm.allocate", Write, Auth::Object, allocate),
-        method!("one.vm.info", Read, Auth::Object, super::owned::info, &VMS),
-        method!("one.vm.action", Write, Auth::Object, action),
-        method!("one.vm.deploy", Write, Auth::AdminOn("ADMIN VM"), deploy),
-        method!("one.vmpool.info", Read, Auth::Object, pool_info),
+        method!(wire::method::VM_ALLOCATE, Write, Auth::Object, allocate),
+        method!(
+            wire::method::VM_INFO,
+            Read,
+            Auth::Object,
+            super::owned::info,
+            &VMS
+        ),
+        method!(wire::method::VM_ACTION, Write, Auth::Object, action),
+        method!(
+            wire::method::VM_DEPLOY,
+            Write,
+            Auth::AdminOn("ADMIN VM"),
+            deploy
+        ),
+        method!(wire::method::VMPOOL_INFO, Read, Auth::Object, pool_info),
         method!("one.vmpool.infoextended", Read, Auth::Object, pool_info),
         owned[0],
         owned[1],

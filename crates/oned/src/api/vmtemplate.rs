@@ -26,19 +26,29 @@ pub static TEMPLATES: Family<TemplateRow> = Family {
 pub const METHODS: &[Method] = &{
     let owned = owned_methods!("one.template", &TEMPLATES);
     [
-        method!("one.template.allocate", Write, Auth::Object, allocate),
         method!(
-            "one.template.info",
+            wire::method::TEMPLATE_ALLOCATE,
+            Write,
+            Auth::Object,
+            allocate
+        ),
+        method!(
+            wire::method::TEMPLATE_INFO,
             Read,
             Auth::Object,
             owned::info,
             &TEMPLATES
         ),
-        method!("one.template.delete", Write, Auth::Object, delete),
-        method!("one.template.clone", Write, Auth::Object, clone),
-        method!("one.template.instantiate", Write, Auth::Object, instantiate),
+        method!(wire::method::TEMPLATE_DELETE, Write, Auth::Object, delete),
+        method!(wire::method::TEMPLATE_CLONE, Write, Auth::Object, clone),
         method!(
-            "one.templatepool.info",
+            wire::method::TEMPLATE_INSTANTIATE,
+            Write,
+            Auth::Object,
+            instantiate
+        ),
+        method!(
+            wire::method::TEMPLATEPOOL_INFO,
             Read,
             Auth::Object,
             owned::pool_info,

@@ -12,12 +12,22 @@ use crate::method;
 /// Zone status stays local to every server, even without a quorum, so an operator can see a
 /// broken zone. Server changes check the zone before the caller, as OpenNebula.
 pub const METHODS: &[Method] = &[
-    method!("one.zone.info", Status, Auth::Object, info),
-    method!("one.zonepool.info", Status, Auth::Object, pool_info),
-    method!("one.zone.raftstatus", Status, Auth::Object, raftstatus),
-    method!("one.zone.addserver", Write, Auth::Object, addserver),
-    method!("one.zone.delserver", Write, Auth::Object, delserver),
-    method!("one.zone.resetserver", Write, Auth::Object, resetserver),
+    method!(wire::method::ZONE_INFO, Status, Auth::Object, info),
+    method!(wire::method::ZONEPOOL_INFO, Status, Auth::Object, pool_info),
+    method!(
+        wire::method::ZONE_RAFTSTATUS,
+        Status,
+        Auth::Object,
+        raftstatus
+    ),
+    method!(wire::method::ZONE_ADDSERVER, Write, Auth::Object, addserver),
+    method!(wire::method::ZONE_DELSERVER, Write, Auth::Object, delserver),
+    method!(
+        wire::method::ZONE_RESETSERVER,
+        Write,
+        Auth::Object,
+        resetserver
+    ),
 ];
 
 pub fn zone_xml(z: &ZoneRow, out: &mut String) {

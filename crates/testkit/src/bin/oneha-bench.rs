@@ -155,7 +155,7 @@ fn load(zone: &Zone, args: &Args) {
                 allocate(&clients[c], &format!("b{c}-{n}")).is_ok()
             } else {
                 clients[c]
-                    .call("one.user.info", vec![Value::Int(reader_id as i32)])
+                    .call(wire::method::USER_INFO, vec![Value::Int(reader_id as i32)])
                     .is_ok()
             }
         }),

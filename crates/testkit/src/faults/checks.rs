@@ -26,7 +26,7 @@ fn members(zone: &Zone) -> Vec<usize> {
 fn checksum(zone: &Zone, i: usize) -> Option<(i64, String)> {
     let xml = zone.servers[i]
         .client_with_timeout(STATUS_TIMEOUT)
-        .call_xml("oneha.db.checksum", vec![])
+        .call_xml(wire::method::ONEHA_DB_CHECKSUM, vec![])
         .ok()?;
     let e = Element::parse(&xml).ok()?.expect("DB_CHECKSUM").ok()?;
     Some((
@@ -108,7 +108,7 @@ pub fn check_history(zone: &Zone, h: &History, report: &mut RoundReport) {
         .client()
         .with_header(wire::header::LEADER_READ, wire::header::LEADER_READ_VALUE);
     let present = reader
-        .call_xml("one.userpool.info", vec![])
+        .call_xml(wire::method::USERPOOL_INFO, vec![])
         .ok()
         .and_then(|x| set_names(&x));
     let adds: Vec<SetAdd> = h.adds.iter().map(|(_, _, a)| a.clone()).collect();

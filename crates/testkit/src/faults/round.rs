@@ -280,7 +280,7 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
     for &k in &keys {
         let invoke = epoch.elapsed().as_nanos() as u64;
         let xml = reader
-            .call_xml("one.user.info", vec![Value::Int(k as i32)])
+            .call_xml(wire::method::USER_INFO, vec![Value::Int(k as i32)])
             .unwrap();
         let value = super::workload::register_value(&xml).expect("USER answer");
         history

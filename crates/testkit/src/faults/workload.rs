@@ -236,7 +236,7 @@ fn set_client(sh: &Shared, c: usize, seed: u64) {
         n += 1;
         let invoke = sh.now();
         let r = sh.client(&endpoint).call(
-            "one.user.allocate",
+            wire::method::USER_ALLOCATE,
             vec![
                 Value::String(name.clone()),
                 Value::String("pw".into()),
@@ -274,7 +274,7 @@ fn register_client(sh: &Shared, c: usize, keys: &[i64], seed: u64) {
             let value = format!("c{c}-{n}");
             n += 1;
             let r = client.call(
-                "one.user.update",
+                wire::method::USER_UPDATE,
                 vec![
                     id,
                     Value::String(format!("{REGISTER} = \"{value}\"")),
@@ -283,7 +283,7 @@ fn register_client(sh: &Shared, c: usize, keys: &[i64], seed: u64) {
             );
             (RegOp::Write(value), write_outcome(&r))
         } else {
-            match client.call_xml("one.user.info", vec![id]) {
+            match client.call_xml(wire::method::USER_INFO, vec![id]) {
                 Ok(xml) => match register_value(&xml) {
                     Some(v) => (RegOp::Read(v), Outcome::Ok),
                     None => (RegOp::Read(None), Outcome::Failed),
@@ -319,7 +319,7 @@ fn follower_reader(sh: &Shared, c: usize, keys: &[i64], seed: u64) {
             continue;
         };
         let client = sh.client(&endpoint);
-        if let Ok(xml) = client.call_xml("one.userpool.info", vec![]) {
+        if let Ok(xml) = client.call_xml(wire::method::USERPOOL_INFO, vec![]) {
             if let Some(names) = set_names(&xml) {
                 sh.history
                     .lock()
@@ -331,7 +331,7 @@ fn follower_reader(sh: &Shared, c: usize, keys: &[i64], seed: u64) {
             }
         }
         let key = keys[rng.gen_range(0..keys.len())];
-        if let Ok(xml) = client.call_xml("one.user.info", vec![Value::Int(key as i32)]) {
+        if let Ok(xml) = client.call_xml(wire::method::USER_INFO, vec![Value::Int(key as i32)]) {
             if let Some(v) = register_value(&xml) {
                 sh.history
                     .lock()
