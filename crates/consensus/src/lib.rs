@@ -17,6 +17,10 @@ pub mod step_down;
 mod types;
 
 pub use error::{logged_errors, Error};
+/// A background loop of this crate, for the caller to run and supervise; it ends only when
+/// what feeds it is dropped.
+pub type Worker = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
 pub use log_store::{last_log_term, LogStore};
 pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};

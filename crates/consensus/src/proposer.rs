@@ -70,14 +70,17 @@ pub struct Proposer {
 impl Proposer {
     /// `deadline` bounds how long a caller waits for its write to commit; `max_txn_bytes` is the
     /// largest transaction proposed at all (larger ones are refused before they reach the log).
-    pub fn start(raft: Raft, deadline: Duration, max_txn_bytes: usize) -> Proposer {
+    ///
+    /// The returned worker batches and proposes what callers queue: the caller runs it (oned's
+    /// task supervisor); writes wait until it does.
+    pub fn new(raft: Raft, deadline: Duration, max_txn_bytes: usize) -> (Proposer, crate::Worker) {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx));
-        Proposer {
+        let proposer = Proposer {
             queue,
             deadline,
             max_txn_bytes,
-        }
+        };
+        (proposer, Box::pin(run(raft, rx)))
     }
 
     /// How long a caller waits for its write to commit.

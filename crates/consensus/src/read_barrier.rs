@@ -38,10 +38,12 @@ pub struct ReadBarrier {
 
 impl ReadBarrier {
     /// `deadline` bounds one confirmation (quorum round plus catching up the local apply).
-    pub fn start(raft: Raft, deadline: Duration) -> ReadBarrier {
+    ///
+    /// The returned worker runs the confirmation rounds: the caller runs it (oned's task
+    /// supervisor); reads wait until it does.
+    pub fn new(raft: Raft, deadline: Duration) -> (ReadBarrier, crate::Worker) {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx, deadline));
-        ReadBarrier { queue }
+        (ReadBarrier { queue }, Box::pin(run(raft, rx, deadline)))
     }
 
     /// Returns once a read of the local database is linearizable, or why it is not.

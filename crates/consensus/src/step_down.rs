@@ -17,11 +17,16 @@ use crate::types::Raft;
 /// The term in which this server, though openraft's leader, stepped down.
 pub type SteppedDown = watch::Receiver<Option<u64>>;
 
-/// Starts the watchdog; `election_timeout` is how long a leader may go without a majority, and
-/// `probe` how often it asks.
-pub fn start(raft: Raft, election_timeout: Duration, probe: Duration) -> SteppedDown {
+/// The watchdog, for the caller to run (oned's task supervisor), and what it reports;
+/// `election_timeout` is how long a leader may go without a majority, and `probe` how often it
+/// asks.
+pub fn watchdog(
+    raft: Raft,
+    election_timeout: Duration,
+    probe: Duration,
+) -> (SteppedDown, crate::Worker) {
     let (tx, rx) = watch::channel(None);
-    tokio::spawn(async move {
+    let worker = Box::pin(async move {
         let mut led: Option<(u64, Instant)> = None;
         let mut ticker = tokio::time::interval(probe);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -67,5 +72,5 @@ pub fn start(raft: Raft, election_timeout: Duration, probe: Duration) -> Stepped
             });
         }
     });
-    rx
+    (rx, worker)
 }

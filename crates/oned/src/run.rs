@@ -71,7 +71,7 @@ pub async fn run(
         &paths.remotes,
     );
     let tasks = Supervisor::new();
-    start_tasks(&tasks, &config, &state.pool, &hooks, &cluster, ha.as_ref());
+    start_tasks(&tasks, &config, &state.pool, &hooks, &cluster, ha);
     let served = serve(&config, &paths, &state, &cluster, peers, listener, shutdown).await;
     shut_down(&tasks, &cluster, &hooks).await;
     served
@@ -195,6 +195,9 @@ struct HaTasks {
     /// The solo history is already in a snapshot (or there was none).
     sealed: bool,
     leader_ready: LeaderReadySender,
+    /// Consensus's own loops (batching writes, confirming reads, the check-quorum watchdog),
+    /// run under the supervisor like every other task.
+    workers: Vec<(&'static str, consensus::Worker)>,
 }
 
 /// Phase 2, solo: writes go straight to the state database.
@@ -258,13 +261,13 @@ async fn start_raft(
         initialize_if_alone(config, &raft, &state.pool, state.bootstrapped).await?;
     }
 
-    let proposer = Proposer::start(
+    let (proposer, proposing) = Proposer::new(
         raft.clone(),
         config.write_deadline(),
         config.limits.max_txn_bytes(),
     );
-    let reads = ReadBarrier::start(raft.clone(), config.write_deadline());
-    let stepped_down = consensus::step_down::start(
+    let (reads, confirming) = ReadBarrier::new(raft.clone(), config.write_deadline());
+    let (stepped_down, watching) = consensus::step_down::watchdog(
         raft.clone(),
         config.raft.election_timeout,
         config.raft.broadcast_timeout,
@@ -289,6 +292,11 @@ async fn start_raft(
             log,
             sealed,
             leader_ready: ready_sender,
+            workers: vec![
+                ("proposer", proposing),
+                ("read-barrier", confirming),
+                ("step-down", watching),
+            ],
         }),
     })
 }
@@ -348,9 +356,12 @@ fn start_tasks(
     pool: &ReadPool,
     hooks: &Hooks,
     cluster: &Cluster,
-    ha: Option<&HaTasks>,
+    ha: Option<HaTasks>,
 ) {
-    if let Some(ha) = ha {
+    if let Some(mut ha) = ha {
+        for (name, worker) in ha.workers.drain(..) {
+            tasks.spawn_worker(name, worker);
+        }
         let raft = ha.leadership.raft().clone();
         if !ha.sealed {
             let (leadership, log) = (ha.leadership.clone(), ha.log.clone());

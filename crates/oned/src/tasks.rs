@@ -136,6 +136,26 @@ impl Supervisor {
         });
     }
 
+    /// Starts `worker`, a loop that cannot be started again (it owns the receiving end of a
+    /// queue): its end before shutdown is a failure, logged and counted like any task's.
+    pub fn spawn_worker(
+        &self,
+        name: &'static str,
+        worker: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let mut once = Some(worker);
+        self.spawn(name, Restart::Never, move |_| {
+            let worker = once.take();
+            async move {
+                match worker {
+                    Some(w) => w.await,
+                    None => return Err("it cannot be started twice"),
+                }
+                Err("it stopped before shutdown")
+            }
+        });
+    }
+
     /// Each task's name and counters, in the order they were started.
     pub fn stats(&self) -> Vec<(&'static str, TaskStats)> {
         self.entries()
@@ -364,6 +384,21 @@ mod tests {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_ends_before_shutdown_is_a_failure_and_a_running_one_stops() {
+        let s = Supervisor::new();
+        s.spawn_worker("ends", async {});
+        s.spawn_worker("runs", std::future::pending());
+        let ended = eventually(Duration::from_secs(10), || {
+            stats_of(&s, "ends").failures == 1
+        })
+        .await;
+        assert!(ended, "{:?}", stats_of(&s, "ends"));
+        assert_eq!(stats_of(&s, "ends").starts, 1);
+        assert_eq!(stats_of(&s, "runs").failures, 0);
+        assert!(s.shutdown(Duration::from_secs(5)).await.is_empty());
     }
 
     #[tokio::test]
