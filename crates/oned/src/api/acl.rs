@@ -148,22 +148,6 @@ mod tests {
     use wire::acl::ALL_ID as ALL;
 
     #[test]
-    fn default_rules_print_as_opennebula_prints_them() {
-        assert_eq!(
-            rule_string(0x200000001, 0x121429400000000, 0x8, 0x400000000),
-            "@1 VM+IMAGE+TEMPLATE+DOCUMENT+SECGROUP+VMGROUP+BACKUPJOB/* CREATE *"
-        );
-        assert_eq!(
-            rule_string(0x400000000, 0x800400000000, 0x1, 0x400000000),
-            "* ZONE/* USE *"
-        );
-        assert_eq!(
-            rule_string(0x400000000, 0x18000400000000, 0x1, 0x400000000),
-            "* MARKETPLACE+MARKETPLACEAPP/* USE *"
-        );
-    }
-
-    #[test]
     fn rules_are_hex_with_or_without_0x_and_malformed_ones_are_named() {
         assert_eq!(hex("0x100000005"), Some(0x100000005));
         assert_eq!(hex("100000005"), Some(0x100000005));
