@@ -17,7 +17,7 @@ mod txn;
 pub use backup::{restore_backup, verify_backup, write_backup, BackupInfo};
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
 pub use checksum::{checksum, Checksum};
-pub use objects::{HasOwner, Head, Owned};
+pub use objects::{HasOwner, Head, Lock, Owned};
 pub use open::{copy_into, open_state, restore_from, DbError};
 pub use pool::ReadPool;
 pub use reads::{

@@ -68,7 +68,11 @@ CREATE TABLE IF NOT EXISTS template_pool (
     gid INTEGER NOT NULL,
     perms INTEGER NOT NULL,
     regtime INTEGER NOT NULL,
-    template TEXT NOT NULL
+    template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1
 );
 CREATE TABLE IF NOT EXISTS vm_pool (
     oid INTEGER PRIMARY KEY,
@@ -86,7 +90,11 @@ CREATE TABLE IF NOT EXISTS vm_pool (
     memory INTEGER NOT NULL,
     hid INTEGER NOT NULL DEFAULT -1,
     template TEXT NOT NULL,
-    user_template TEXT NOT NULL DEFAULT ''
+    user_template TEXT NOT NULL DEFAULT '',
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1
 );
 CREATE TABLE IF NOT EXISTS datastore_pool (
     oid INTEGER PRIMARY KEY,
@@ -114,6 +122,10 @@ CREATE TABLE IF NOT EXISTS image_pool (
     state INTEGER NOT NULL,
     datastore_id INTEGER NOT NULL,
     template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1,
     UNIQUE (name, uid)
 );
 CREATE TABLE IF NOT EXISTS vnet_pool (
@@ -126,6 +138,10 @@ CREATE TABLE IF NOT EXISTS vnet_pool (
     vn_mad TEXT NOT NULL,
     bridge TEXT NOT NULL,
     template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1,
     UNIQUE (name, uid)
 );
 CREATE TABLE IF NOT EXISTS history (
@@ -187,12 +203,41 @@ fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The tables of lockable objects (OpenNebula's `LockableObject`) and the columns their lock
+/// takes, added to a database written before locks existed.
+const LOCKABLE: [&str; 4] = ["template_pool", "vm_pool", "image_pool", "vnet_pool"];
+const LOCK_COLUMNS: [(&str, &str); 4] = [
+    ("lock_level", "INTEGER NOT NULL DEFAULT 0"),
+    ("lock_owner", "INTEGER NOT NULL DEFAULT -1"),
+    ("lock_time", "INTEGER NOT NULL DEFAULT 0"),
+    ("lock_req", "INTEGER NOT NULL DEFAULT -1"),
+];
+
+/// Creates what is missing of the schema: the tables, and the columns later versions added
+/// (appended, as `CREATE TABLE` lists them, so every server's tables are alike).
+fn ensure_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    for table in LOCKABLE {
+        let has: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'lock_level')",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !has {
+            for (column, kind) in LOCK_COLUMNS {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Opens (creating if needed) the state database read-write and makes sure the schema exists.
 pub fn open_state(path: &Path) -> Result<Connection, DbError> {
     crate::files::private_file(path).map_err(DbError::io(path))?;
     let conn = Connection::open(path).map_err(DbError::at(path))?;
     pragmas(&conn).map_err(DbError::at(path))?;
-    conn.execute_batch(SCHEMA).map_err(DbError::at(path))?;
+    ensure_schema(&conn).map_err(DbError::at(path))?;
     Ok(conn)
 }
 
@@ -242,5 +287,58 @@ pub fn restore_from(conn: &mut Connection, src: &Path) -> Result<(), DbError> {
         None::<fn(rusqlite::backup::Progress)>,
     )
     .map_err(DbError::at(src))?;
+    // A copy written by an older version lacks what this one added; every server adds it alike.
+    ensure_schema(conn).map_err(DbError::at(src))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+
+    fn columns(c: &Connection, table: &str) -> Vec<String> {
+        let mut st = c
+            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+            .unwrap();
+        let names = st.query_map([table], |r| r.get(0)).unwrap();
+        names.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_database_from_before_locks_gets_the_lock_columns_in_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.execute_batch(
+                "CREATE TABLE template_pool (oid INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                   uid INTEGER NOT NULL, gid INTEGER NOT NULL, perms INTEGER NOT NULL,
+                   regtime INTEGER NOT NULL, template TEXT NOT NULL);
+                 INSERT INTO template_pool VALUES (0, 't', 0, 0, 384, 1, 'A = 1');",
+            )
+            .unwrap();
+        }
+        let upgraded = open_state(&old).unwrap();
+        let fresh = open_state(&dir.path().join("new.db")).unwrap();
+        for table in LOCKABLE {
+            assert_eq!(columns(&upgraded, table), columns(&fresh, table), "{table}");
+        }
+        let lock: (i64, i64) = upgraded
+            .query_row(
+                "SELECT lock_level, lock_owner FROM template_pool WHERE oid = 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(lock, (0, -1));
+        // Opening again changes nothing.
+        drop(upgraded);
+        let again = open_state(&old).unwrap();
+        assert_eq!(
+            columns(&again, "template_pool"),
+            columns(&fresh, "template_pool")
+        );
+    }
 }

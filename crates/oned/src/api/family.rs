@@ -12,7 +12,7 @@
 use sqlstore::rusqlite::{params_from_iter, OptionalExtension};
 use xmlrpc::{Params, Value};
 
-use super::perms::{caller, PoolFilter, Where, USE};
+use super::perms::{caller, Caller, PoolFilter, Where, NO_LOCK, USE};
 use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 
@@ -88,8 +88,10 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         .ok_or_else(|| self.missing(id))
     }
 
-    /// The object, if the caller may exercise `right` on it; else AUTHORIZATION
-    /// `<RIGHT> <ACL> [<id>]`.
+    /// The object, if the caller may exercise `right` on it (and its lock allows that, unless
+    /// `right` carries [`NO_LOCK`]); else AUTHORIZATION `Not authorized to perform <RIGHT> <ACL>
+    /// [<id>]`, or for an administrator held back by a lock `<ACL> is locked. [<id>]`, as
+    /// OpenNebula's `AuthRequest::add_auth` words them.
     pub async fn authorized(
         &'static self,
         ctx: &Ctx,
@@ -98,19 +100,40 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         right: u64,
     ) -> Result<R, Failure> {
         let row = self.get(ctx, id).await?;
-        if !caller(ctx, s).await?.may(self.kind, &row.owner(), right) {
-            return Err(not_authorized(
-                s,
-                &format!("{} {} [{id}]", super::perms::right_name(right), self.acl),
+        let c = caller(ctx, s).await?;
+        match self.refusal(&c, &row, right) {
+            None => Ok(row),
+            Some(why) => Err(fail(
+                code::AUTHORIZATION,
+                format!("User [{}] : {why}.", s.uid),
+            )),
+        }
+    }
+
+    /// Why `c` may not exercise `right` on `row` (OpenNebula's words, without the `User [uid]
+    /// :` prefix), or `None` if it may.
+    pub fn refusal(&self, c: &Caller<'_>, row: &R, right: u64) -> Option<String> {
+        let op = right & !NO_LOCK;
+        let o = row.owner();
+        let locked = right & NO_LOCK == 0 && row.lock().is_some_and(|l| l.blocks(op));
+        if locked && c.session.is_admin() {
+            return Some(format!("{} is locked. [{}]", self.acl, o.oid));
+        }
+        if locked || !c.may(self.kind, &o, op) {
+            return Some(format!(
+                "Not authorized to perform {} {} [{}]",
+                super::perms::right_name(op),
+                self.acl,
+                o.oid
             ));
         }
-        Ok(row)
+        None
     }
 
     /// `one.<o>.info(id)`: the object, if the caller may USE it.
     pub async fn info(&'static self, ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let id = p.int(0)? as i64;
-        let row = self.authorized(ctx, s, id, USE).await?;
+        let row = self.authorized(ctx, s, id, USE | NO_LOCK).await?;
         let mut out = String::new();
         (self.xml)(&row, &mut out);
         Ok(Value::String(out))

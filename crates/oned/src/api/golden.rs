@@ -13,7 +13,7 @@ use sqlstore::objects::image::ImageRow;
 use sqlstore::objects::template::TemplateRow;
 use sqlstore::objects::vm::{History, VmRow};
 use sqlstore::objects::vnet::VnetRow;
-use sqlstore::{Head, Owned, UserRow, ZoneRow, ZoneServerRow};
+use sqlstore::{Head, Lock, Owned, UserRow, ZoneRow, ZoneServerRow};
 
 use super::xml::{self, Xml};
 
@@ -189,6 +189,16 @@ const ZONE: &[&str] = &["ID", "NAME", "STATE", "TEMPLATE", "SERVER_POOL"];
 /// `acl_pool.xsd`'s ACL element.
 const ACL: &[&str] = &["ID", "USER", "RESOURCE", "RIGHTS", "ZONE", "STRING"];
 
+/// A MANAGE lock taken by user 2.
+fn locked() -> Lock {
+    Lock {
+        level: 2,
+        owner: 2,
+        time: 1_700_000_100,
+        req_id: -1,
+    }
+}
+
 fn head() -> Head {
     Head {
         owned: Owned {
@@ -281,6 +291,7 @@ fn body(write: impl FnOnce(&mut String)) -> String {
 fn vm() {
     let row = VmRow {
         head: head(),
+        lock: locked(),
         state: 3,
         lcm_state: 3,
         prev_state: 3,
@@ -307,6 +318,7 @@ fn vm() {
 fn vmtemplate() {
     let row = TemplateRow {
         head: head(),
+        lock: locked(),
         regtime: 1_700_000_000,
         template: TEMPLATE.to_string(),
     };
@@ -318,6 +330,7 @@ fn vmtemplate() {
 fn image() {
     let row = ImageRow {
         head: head(),
+        lock: Lock::default(),
         kind: 0,
         persistent: true,
         regtime: 1_700_000_000,
@@ -355,6 +368,7 @@ fn datastore() {
 fn vnet() {
     let row = VnetRow {
         head: head(),
+        lock: Lock::default(),
         state: 1,
         vn_mad: "bridge".to_string(),
         bridge: "br0".to_string(),

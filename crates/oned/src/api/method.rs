@@ -79,7 +79,7 @@ macro_rules! method {
 }
 
 /// Every family's table.
-fn tables() -> [&'static [Method]; 11] {
+fn tables() -> [&'static [Method]; 16] {
     use super::*;
     [
         system::METHODS,
@@ -89,10 +89,15 @@ fn tables() -> [&'static [Method]; 11] {
         acl::METHODS,
         host::METHODS,
         vm::METHODS,
+        vm::OWNED,
         vmtemplate::METHODS,
+        vmtemplate::OWNED,
         storage::DATASTORE_METHODS,
+        storage::DATASTORE_OWNED,
         storage::IMAGE_METHODS,
+        storage::IMAGE_OWNED,
         vnet::METHODS,
+        vnet::OWNED,
     ]
 }
 

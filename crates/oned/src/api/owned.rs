@@ -1,23 +1,28 @@
 //! The calls every owned object has (`RequestManagerChmod`, `Chown`, `Rename`,
-//! `UpdateTemplate`): `chmod`, `chown`, `rename` and `update`, written once for every
-//! [`Family`], with OpenNebula's checks: MANAGE on the object, ADMIN bits and owner changes for
-//! administrators only, a new group the caller belongs to.
+//! `UpdateTemplate`, `Lock`, `Unlock`, `Delete`): written once for every [`Family`], with
+//! OpenNebula's checks and messages.
 
-use sqlstore::objects::{self, HasOwner, Table};
+use sqlstore::objects::{self, HasOwner, Lock, Table};
 use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::Family;
-use super::perms::{self, caller, MANAGE};
-use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
+use super::perms::{self, caller, ADMIN, MANAGE, NO_LOCK, USE};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 
 /// The table entries of the owned-object calls of a family: `owned_methods!("one.image",
-/// &storage::IMAGES)` gives `one.image.chmod`, `chown`, `rename` and `update`.
+/// &storage::IMAGES)` gives `one.image.chmod`, `chown`, `rename` and `update`;
+/// `owned_methods!(lockable ...)` also `lock` and `unlock`.
 #[macro_export]
 macro_rules! owned_methods {
     ($prefix:literal, $family:expr) => {
         $crate::owned_methods!(@each $prefix, $family, [chmod, chown, rename, update])
+    };
+    (lockable $prefix:literal, $family:expr) => {
+        $crate::owned_methods!(
+            @each $prefix, $family, [chmod, chown, rename, update, lock, unlock]
+        )
     };
     (@each $prefix:literal, $family:expr, [$($op:ident),*]) => {
         [$(
@@ -73,6 +78,9 @@ async fn write<R: HasOwner + Send + 'static>(
     Ok(Value::Int(id as i32))
 }
 
+/// `one.<o>.chmod(id, ou, om, oa, gu, gm, ga, xu, xm, xa)` (-1 keeps a bit), as
+/// `RequestManagerChmod`: MANAGE on the object, ADMIN when an ADMIN bit changes, and the
+/// `other` bits only where `ENABLE_OTHER_PERMISSIONS` allows (always for administrators).
 pub async fn chmod<R: HasOwner + Send + 'static>(
     ctx: &Ctx,
     s: &Session,
@@ -80,16 +88,46 @@ pub async fn chmod<R: HasOwner + Send + 'static>(
     f: &'static Family<R>,
 ) -> MethodResult {
     let id = p.int(0)? as i64;
-    let o = f.authorized(ctx, s, id, MANAGE).await?.owner();
-    let new = perms::chmod(o.perms, &p)?;
-    // The ADMIN bits (owner, group, other) are for administrators to grant.
-    if !s.is_admin() && (new ^ o.perms) & 0o111 != 0 {
-        return Err(not_authorized(s, &format!("ADMIN {} [{id}]", f.acl)));
+    let row = f.get(ctx, id).await?;
+    let old = row.owner().perms;
+    let new = perms::chmod(old, &p)?;
+    let changed = new ^ old;
+    let op = if changed & 0o111 != 0 { ADMIN } else { MANAGE };
+    if changed & 0o007 != 0 && !s.is_admin() && !other_permissions(ctx) {
+        return Err(fail(
+            code::AUTHORIZATION,
+            format!(
+                "User [{}] : 'other' permissions is disabled in oned.conf.",
+                s.uid
+            ),
+        ));
+    }
+    if let Some(why) = f.refusal(&caller(ctx, s).await?, &row, op) {
+        return Err(refused(s, &[why]));
     }
     let stmt = objects::set_perms(f.table, id, new);
     write(ctx, f, id, vec![stmt], "change permissions of").await
 }
 
+/// `ENABLE_OTHER_PERMISSIONS` of oned.conf; OpenNebula's default is YES.
+fn other_permissions(ctx: &Ctx) -> bool {
+    ctx.config
+        .raw
+        .single("ENABLE_OTHER_PERMISSIONS")
+        .is_none_or(|v| v.trim().eq_ignore_ascii_case("yes"))
+}
+
+/// AUTHORIZATION with every reason, joined as `AuthRequest` joins them.
+fn refused(s: &Session, why: &[String]) -> Failure {
+    fail(
+        code::AUTHORIZATION,
+        format!("User [{}] : {}.", s.uid, why.join("; ")),
+    )
+}
+
+/// `one.<o>.chown(id, uid, gid)` (-1 keeps either), as `RequestManagerChown`: the new user and
+/// group must exist, then MANAGE on the object, MANAGE on the new user and USE on the new group,
+/// every refusal named.
 pub async fn chown<R: HasOwner + Send + 'static>(
     ctx: &Ctx,
     s: &Session,
@@ -98,22 +136,109 @@ pub async fn chown<R: HasOwner + Send + 'static>(
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     let (uid, gid) = (p.int(1)? as i64, p.int(2)? as i64);
-    let o = f.authorized(ctx, s, id, MANAGE).await?.owner();
-    if uid >= 0 && uid != o.uid && !s.is_admin() {
-        return Err(not_authorized(s, &format!("ADMIN {} [{id}]", f.acl)));
+    if uid > -1 {
+        super::must_exist(ctx, Table::User, uid).await?;
     }
+    if gid > -1 {
+        super::must_exist(ctx, Table::Group, gid).await?;
+    }
+    let row = f.get(ctx, id).await?;
+    let o = row.owner();
+    // A change to the same owner or group is no change.
+    let uid = if uid == o.uid { -1 } else { uid };
+    let gid = if gid == o.gid { -1 } else { gid };
     let c = caller(ctx, s).await?;
-    if gid >= 0 && gid != o.gid && !s.is_admin() && !c.groups.contains(&gid) {
-        return Err(not_authorized(s, &format!("USE GROUP [{gid}]")));
+    let mut why: Vec<String> = f.refusal(&c, &row, MANAGE).into_iter().collect();
+    if uid > -1 && !c.may_on(wire::acl::USER, uid, -1, MANAGE) {
+        why.push(format!("Not authorized to perform MANAGE USER [{uid}]"));
+    }
+    if gid > -1 && !c.groups.contains(&gid) && !c.may_on(wire::acl::GROUP, gid, gid, USE) {
+        why.push(format!("Not authorized to perform USE GROUP [{gid}]"));
+    }
+    if !why.is_empty() {
+        return Err(refused(s, &why));
     }
     let (nu, ng) = (
-        if uid >= 0 { uid } else { o.uid },
-        if gid >= 0 { gid } else { o.gid },
+        if uid > -1 { uid } else { o.uid },
+        if gid > -1 { gid } else { o.gid },
     );
-    super::must_exist(ctx, Table::User, nu).await?;
-    super::must_exist(ctx, Table::Group, ng).await?;
     let stmt = objects::set_owner(f.table, id, nu, ng);
     write(ctx, f, id, vec![stmt], "change the owner of").await
+}
+
+/// `one.<o>.lock(id, level, test)`, as `RequestManagerLock`: MANAGE on the object (whatever
+/// its lock), level 1 USE (and 4, ALL), 2 MANAGE or 3 ADMIN. A lock held by another user is
+/// only taken over by an administrator; with `test`, a locked object answers ACTION with the
+/// time it was locked.
+pub async fn lock<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let level = p.int(1)?;
+    let test = p.opt_bool(2)?.unwrap_or(false);
+    let row = f.authorized(ctx, s, id, MANAGE | NO_LOCK).await?;
+    let level = match level {
+        1 | 4 => 1,
+        2 => 2,
+        3 => 3,
+        _ => return Err(fail(code::ACTION, "Wrong lock level specified")),
+    };
+    let was = row.lock().copied().unwrap_or_default();
+    if test && was.level != 0 {
+        return Err(fail(code::ACTION, was.time.to_string()));
+    }
+    if was.level != 0 && was.owner != s.uid && !s.is_admin() {
+        return Err(fail(code::ACTION, "Error trying to lock the resource."));
+    }
+    let lock = Lock {
+        level,
+        owner: s.uid,
+        time: super::vm::now(),
+        req_id: -1,
+    };
+    let stmt = objects::set_lock(f.table, id, lock, was);
+    ctx.commit(SqlTxn { stmts: vec![stmt] }, |r| {
+        r.missing(fail(code::ACTION, "Error trying to lock the resource."))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// `one.<o>.unlock(id)`, as `RequestManagerUnlock`: MANAGE on the object; the lock's owner
+/// or an administrator releases it.
+pub async fn unlock<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let row = f.authorized(ctx, s, id, MANAGE | NO_LOCK).await?;
+    let was = row.lock().copied().unwrap_or_default();
+    if !s.is_admin() && s.uid != was.owner {
+        return Err(fail(
+            code::ACTION,
+            "Cannot unlock: Lock is owned by another user",
+        ));
+    }
+    let free = Lock {
+        level: 0,
+        owner: -1,
+        time: super::vm::now(),
+        req_id: -1,
+    };
+    let stmt = objects::set_lock(f.table, id, free, was);
+    ctx.commit(SqlTxn { stmts: vec![stmt] }, |r| {
+        r.missing(fail(
+            code::ACTION,
+            "Cannot unlock: the lock changed meanwhile, try again",
+        ))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
 pub async fn rename<R: HasOwner + Send + 'static>(

@@ -19,6 +19,10 @@ pub const DEFAULT_PERMS: i64 = 0o600;
 
 pub use sqlstore::Owned;
 
+/// Added to a right, an operation a lock does not refuse (OpenNebula's `*_NO_LCK`): reading an
+/// object, and taking or releasing its lock.
+pub const NO_LOCK: u64 = 0x10;
+
 /// A right's name in OpenNebula's messages (`USE`, `MANAGE`, `ADMIN`, `CREATE`).
 pub fn right_name(right: u64) -> &'static str {
     match right {
@@ -207,6 +211,18 @@ impl Caller<'_> {
             || (self.groups.contains(&obj.gid) && perm_bit(obj.perms, 1, right))
             || perm_bit(obj.perms, 2, right);
         by_perms || self.acl_allows(kind, Some(obj), right)
+    }
+
+    /// [`Caller::may`] for an object known only by its id and group (users, groups): only ACL
+    /// rules can grant it to a non-administrator.
+    pub fn may_on(&self, kind: u64, oid: i64, gid: i64, right: u64) -> bool {
+        let obj = Owned {
+            oid,
+            uid: -1,
+            gid,
+            perms: 0,
+        };
+        self.session.is_admin() || self.acl_allows(kind, Some(&obj), right)
     }
 
     pub fn may_create(&self, kind: u64) -> bool {

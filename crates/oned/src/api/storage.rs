@@ -50,60 +50,52 @@ pub static IMAGES: Family<ImageRow> = Family {
     xml: image_xml,
 };
 
-pub const DATASTORE_METHODS: &[Method] = &{
-    let owned = owned_methods!("one.datastore", &DATASTORES);
-    [
-        method!(
-            "one.datastore.allocate",
-            Write,
-            Auth::Admin("CREATE DATASTORE"),
-            ds_allocate
-        ),
-        method!(
-            "one.datastore.info",
-            Read,
-            Auth::Object,
-            owned::info,
-            &DATASTORES
-        ),
-        method!(
-            "one.datastore.delete",
-            Write,
-            Auth::AdminOn("MANAGE DATASTORE"),
-            ds_delete
-        ),
-        method!("one.datastorepool.info", Read, Auth::Object, ds_pool_info),
-        owned[0],
-        owned[1],
-        owned[2],
-        owned[3],
-    ]
-};
+pub const DATASTORE_METHODS: &[Method] = &[
+    method!(
+        "one.datastore.allocate",
+        Write,
+        Auth::Admin("CREATE DATASTORE"),
+        ds_allocate
+    ),
+    method!(
+        "one.datastore.info",
+        Read,
+        Auth::Object,
+        owned::info,
+        &DATASTORES
+    ),
+    method!(
+        "one.datastore.delete",
+        Write,
+        Auth::AdminOn("MANAGE DATASTORE"),
+        ds_delete
+    ),
+    method!("one.datastorepool.info", Read, Auth::Object, ds_pool_info),
+];
 
-pub const IMAGE_METHODS: &[Method] = &{
-    let owned = owned_methods!("one.image", &IMAGES);
-    [
-        method!("one.image.allocate", Write, Auth::Object, image_allocate),
-        method!("one.image.info", Read, Auth::Object, owned::info, &IMAGES),
-        method!("one.image.delete", Write, Auth::Object, image_delete),
-        method!(
-            "one.imagepool.info",
-            Read,
-            Auth::Object,
-            owned::pool_info,
-            &IMAGES
-        ),
-        owned[0],
-        owned[1],
-        owned[2],
-        owned[3],
-    ]
-};
+/// The owned-object calls: chmod, chown, rename, update.
+pub const DATASTORE_OWNED: &[Method] = &owned_methods!("one.datastore", &DATASTORES);
+
+pub const IMAGE_METHODS: &[Method] = &[
+    method!("one.image.allocate", Write, Auth::Object, image_allocate),
+    method!("one.image.info", Read, Auth::Object, owned::info, &IMAGES),
+    method!("one.image.delete", Write, Auth::Object, image_delete),
+    method!(
+        "one.imagepool.info",
+        Read,
+        Auth::Object,
+        owned::pool_info,
+        &IMAGES
+    ),
+];
+
+/// The owned-object calls: chmod, chown, rename, update, lock, unlock.
+pub const IMAGE_OWNED: &[Method] = &owned_methods!(lockable "one.image", &IMAGES);
 
 pub(super) fn ds_xml(d: &DatastoreRow, out: &mut String) {
     let used: i64 = d.images.iter().map(|i| i.size).sum();
     Xml::new(out).elem("DATASTORE", |x| {
-        xml::owned_head(x, &d.head);
+        xml::owned_head(x, &d.head, None);
         x.text("DS_MAD", &d.ds_mad)
             .text("TM_MAD", &d.tm_mad)
             .text(
@@ -209,7 +201,7 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
         String::new()
     };
     Xml::new(out).elem("IMAGE", |x| {
-        xml::owned_head(x, &i.head);
+        xml::owned_head(x, &i.head, Some(&i.lock));
         x.num("TYPE", i.kind)
             .num("DISK_TYPE", 0)
             .num("PERSISTENT", i.persistent as i64)

@@ -13,7 +13,7 @@ use super::perms::{self, MANAGE, VM};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
-use crate::method;
+use crate::{method, owned_methods};
 
 pub use sqlstore::objects::vm::deploy_stmts;
 
@@ -28,34 +28,28 @@ pub static VMS: Family<VmRow> = Family {
     xml: vm_xml,
 };
 
-pub const METHODS: &[Method] = &{
-    // A VM's chmod, chown, rename and update are the owned-object calls; VMs have no
-    // `one.vm.delete` (terminate is an action).
-    let owned = crate::owned_methods!("one.vm", &VMS);
-    [
-        method!(wire::method::VM_ALLOCATE, Write, Auth::Object, allocate),
-        method!(
-            wire::method::VM_INFO,
-            Read,
-            Auth::Object,
-            super::owned::info,
-            &VMS
-        ),
-        method!(wire::method::VM_ACTION, Write, Auth::Object, action),
-        method!(
-            wire::method::VM_DEPLOY,
-            Write,
-            Auth::AdminOn("ADMIN VM"),
-            deploy
-        ),
-        method!(wire::method::VMPOOL_INFO, Read, Auth::Object, pool_info),
-        method!("one.vmpool.infoextended", Read, Auth::Object, pool_info),
-        owned[0],
-        owned[1],
-        owned[2],
-        owned[3],
-    ]
-};
+pub const METHODS: &[Method] = &[
+    method!(wire::method::VM_ALLOCATE, Write, Auth::Object, allocate),
+    method!(
+        wire::method::VM_INFO,
+        Read,
+        Auth::Object,
+        super::owned::info,
+        &VMS
+    ),
+    method!(wire::method::VM_ACTION, Write, Auth::Object, action),
+    method!(
+        wire::method::VM_DEPLOY,
+        Write,
+        Auth::AdminOn("ADMIN VM"),
+        deploy
+    ),
+    method!(wire::method::VMPOOL_INFO, Read, Auth::Object, pool_info),
+    method!("one.vmpool.infoextended", Read, Auth::Object, pool_info),
+];
+
+/// The owned-object calls: chmod, chown, rename, update, lock, unlock.
+pub const OWNED: &[Method] = &owned_methods!(lockable "one.vm", &VMS);
 
 pub mod state {
     use wire::VmState;
@@ -109,7 +103,7 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
         t.set(k, template::Value::Single(val));
     }
     Xml::new(out).elem("VM", |x| {
-        xml::owned_head(x, &v.head);
+        xml::owned_head(x, &v.head, None);
         x.num("LAST_POLL", 0)
             .num("STATE", v.state)
             .num("LCM_STATE", v.lcm_state)
@@ -118,8 +112,9 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
             .num("RESCHED", 0)
             .num("STIME", v.stime)
             .num("ETIME", v.etime)
-            .text("DEPLOY_ID", &deploy_id)
-            .empty("MONITORING")
+            .text("DEPLOY_ID", &deploy_id);
+        xml::lock(x, &v.lock);
+        x.empty("MONITORING")
             .empty("SCHED_ACTIONS")
             .raw(&t.to_xml())
             .raw(&xml::template(&v.user_template, "USER_TEMPLATE"))
@@ -368,11 +363,11 @@ fn state_name(st: i64, lc: i64) -> String {
 }
 
 /// `one.vm.deploy(id, hid [, enforce, ds])`: an administrator places a VM by hand.
-pub async fn deploy(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let hid = p.int(1)? as i64;
     let enforce = p.opt_bool(2)?.unwrap_or(false);
-    let vm = VMS.get(ctx, id).await?;
+    let vm = VMS.authorized(ctx, s, id, perms::ADMIN).await?;
     if vm.state != state::PENDING && vm.state != state::HOLD {
         return Err(fail(
             code::ACTION,

@@ -23,47 +23,43 @@ pub static TEMPLATES: Family<TemplateRow> = Family {
     xml: template_xml,
 };
 
-pub const METHODS: &[Method] = &{
-    let owned = owned_methods!("one.template", &TEMPLATES);
-    [
-        method!(
-            wire::method::TEMPLATE_ALLOCATE,
-            Write,
-            Auth::Object,
-            allocate
-        ),
-        method!(
-            wire::method::TEMPLATE_INFO,
-            Read,
-            Auth::Object,
-            owned::info,
-            &TEMPLATES
-        ),
-        method!(wire::method::TEMPLATE_DELETE, Write, Auth::Object, delete),
-        method!(wire::method::TEMPLATE_CLONE, Write, Auth::Object, clone),
-        method!(
-            wire::method::TEMPLATE_INSTANTIATE,
-            Write,
-            Auth::Object,
-            instantiate
-        ),
-        method!(
-            wire::method::TEMPLATEPOOL_INFO,
-            Read,
-            Auth::Object,
-            owned::pool_info,
-            &TEMPLATES
-        ),
-        owned[0],
-        owned[1],
-        owned[2],
-        owned[3],
-    ]
-};
+pub const METHODS: &[Method] = &[
+    method!(
+        wire::method::TEMPLATE_ALLOCATE,
+        Write,
+        Auth::Object,
+        allocate
+    ),
+    method!(
+        wire::method::TEMPLATE_INFO,
+        Read,
+        Auth::Object,
+        owned::info,
+        &TEMPLATES
+    ),
+    method!(wire::method::TEMPLATE_DELETE, Write, Auth::Object, delete),
+    method!(wire::method::TEMPLATE_CLONE, Write, Auth::Object, clone),
+    method!(
+        wire::method::TEMPLATE_INSTANTIATE,
+        Write,
+        Auth::Object,
+        instantiate
+    ),
+    method!(
+        wire::method::TEMPLATEPOOL_INFO,
+        Read,
+        Auth::Object,
+        owned::pool_info,
+        &TEMPLATES
+    ),
+];
+
+/// The owned-object calls: chmod, chown, rename, update, lock, unlock.
+pub const OWNED: &[Method] = &owned_methods!(lockable "one.template", &TEMPLATES);
 
 pub(super) fn template_xml(t: &TemplateRow, out: &mut String) {
     Xml::new(out).elem("VMTEMPLATE", |x| {
-        xml::owned_head(x, &t.head);
+        xml::owned_head(x, &t.head, Some(&t.lock));
         x.num("REGTIME", t.regtime)
             .raw(&xml::template(&t.template, "TEMPLATE"));
     });

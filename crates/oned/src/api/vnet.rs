@@ -28,25 +28,21 @@ pub static NETS: Family<VnetRow> = Family {
     xml: vnet_xml,
 };
 
-pub const METHODS: &[Method] = &{
-    let owned = owned_methods!("one.vn", &NETS);
-    [
-        method!("one.vn.allocate", Write, Auth::Object, allocate),
-        method!("one.vn.info", Read, Auth::Object, owned::info, &NETS),
-        method!("one.vn.delete", Write, Auth::Object, delete),
-        method!(
-            "one.vnpool.info",
-            Read,
-            Auth::Object,
-            owned::pool_info,
-            &NETS
-        ),
-        owned[0],
-        owned[1],
-        owned[2],
-        owned[3],
-    ]
-};
+pub const METHODS: &[Method] = &[
+    method!("one.vn.allocate", Write, Auth::Object, allocate),
+    method!("one.vn.info", Read, Auth::Object, owned::info, &NETS),
+    method!("one.vn.delete", Write, Auth::Object, delete),
+    method!(
+        "one.vnpool.info",
+        Read,
+        Auth::Object,
+        owned::pool_info,
+        &NETS
+    ),
+];
+
+/// The owned-object calls: chmod, chown, rename, update, lock, unlock.
+pub const OWNED: &[Method] = &owned_methods!(lockable "one.vn", &NETS);
 
 /// The MAC OpenNebula derives for an IPv4 address: its `MAC_PREFIX` 02:00 then the address.
 fn mac_for(ip: &str) -> String {
@@ -95,7 +91,7 @@ pub(super) fn vnet_xml(v: &VnetRow, out: &mut String) {
     let mut shown = t.clone();
     shown.remove("AR");
     Xml::new(out).elem("VNET", |x| {
-        xml::owned_head(x, &v.head);
+        xml::owned_head(x, &v.head, Some(&v.lock));
         x.elem("CLUSTERS", |x| {
             x.num("ID", 0);
         })

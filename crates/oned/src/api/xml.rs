@@ -104,15 +104,33 @@ pub fn build_with(body: impl FnOnce(&mut String)) -> String {
     out
 }
 
-/// The head of every owned object: `ID`, `UID`, `GID`, `UNAME`, `GNAME`, `NAME`, `PERMISSIONS`.
-pub fn owned_head(x: &mut Xml<'_>, h: &sqlstore::Head) {
+/// The head of every owned object: `ID`, `UID`, `GID`, `UNAME`, `GNAME`, `NAME`, the `LOCK`
+/// of a lockable family that has it there (`lock`), `PERMISSIONS`.
+pub fn owned_head(x: &mut Xml<'_>, h: &sqlstore::Head, lock: Option<&sqlstore::Lock>) {
     x.num("ID", h.owned.oid)
         .num("UID", h.owned.uid)
         .num("GID", h.owned.gid)
         .text("UNAME", &h.uname)
         .text("GNAME", &h.gname)
         .text("NAME", &h.name);
+    if let Some(l) = lock {
+        self::lock(x, l);
+    }
     permissions(x, h.owned.perms);
+}
+
+/// `LOCK` (`LOCKED`, `OWNER`, `TIME`, `REQ_ID`) while the object is locked, nothing otherwise
+/// (`PoolObjectSQL::lock_db_to_xml`).
+pub fn lock(x: &mut Xml<'_>, l: &sqlstore::Lock) {
+    if l.level == 0 {
+        return;
+    }
+    x.elem("LOCK", |x| {
+        x.num("LOCKED", l.level)
+            .num("OWNER", l.owner)
+            .num("TIME", l.time)
+            .num("REQ_ID", l.req_id);
+    });
 }
 
 /// The `PERMISSIONS` element: nine bits, owner u m a, group u m a, other u m a.

@@ -5,7 +5,7 @@
 use cli::Client;
 use xmlrpc::Value;
 
-use crate::zone::{one_error, Zone, AUTHORIZATION};
+use crate::zone::{one_error, Zone, ACTION_CODE, AUTHORIZATION};
 
 struct Family {
     /// `one.<prefix>.chmod`...
@@ -184,4 +184,132 @@ fn issue_11_every_owned_family_keeps_admin_bits_and_other_users_out() {
             "chmod of ADMIN bits through an ACL rule",
         );
     }
+}
+
+/// `one.<o>.lock` / `unlock` on every lockable family (OpenNebula's `RequestManagerLock`): a
+/// lock refuses what its level covers, to its owner and to oneadmin alike, never a read; only
+/// its owner or oneadmin releases it.
+#[test]
+fn issue_11_locks_hold_back_every_lockable_family_as_opennebula() {
+    let zone = Zone::solo();
+    let server = &zone.servers[0];
+    let admin = server.client();
+    let a_id = user(&admin, "alice");
+    user(&admin, "bob");
+    let alice = server.client_as("alice", "pw-alice");
+    let bob = server.client_as("bob", "pw-bob");
+
+    for f in FAMILIES.iter().filter(|f| f.prefix != "one.datastore") {
+        eprintln!("--- {}", f.prefix);
+        let m = |op: &str| format!("{}.{op}", f.prefix);
+        let id = admin
+            .call(&m("allocate"), (f.allocate)())
+            .unwrap()
+            .as_i64()
+            .unwrap() as i32;
+        admin
+            .call(
+                &m("chown"),
+                vec![Value::Int(id), Value::Int(a_id), Value::Int(1)],
+            )
+            .unwrap();
+
+        let (code, message) =
+            one_error(alice.call(&m("lock"), vec![Value::Int(id), Value::Int(7)]));
+        assert_eq!(code, ACTION_CODE, "{message}");
+        assert!(message.contains("Wrong lock level specified"), "{message}");
+
+        // A MANAGE lock: reads go on, changes stop, for oneadmin too.
+        alice
+            .call(&m("lock"), vec![Value::Int(id), Value::Int(2)])
+            .unwrap();
+        let body = alice.call_xml(&m("info"), vec![Value::Int(id)]).unwrap();
+        assert!(
+            body.contains(&format!("<LOCK><LOCKED>2</LOCKED><OWNER>{a_id}</OWNER>")),
+            "{body}"
+        );
+        let (code, message) = one_error(alice.call(&m("rename"), vec![Value::Int(id), s("x")]));
+        assert_eq!(code, AUTHORIZATION, "{message}");
+        assert!(
+            message.contains("Not authorized to perform MANAGE"),
+            "{message}"
+        );
+        let (code, message) = one_error(admin.call(&m("rename"), vec![Value::Int(id), s("x")]));
+        assert_eq!(code, AUTHORIZATION, "{message}");
+        assert!(
+            message.ends_with(&format!("is locked. [{id}].")),
+            "{message}"
+        );
+
+        // Testing a held lock answers when it was taken; bob may not even try.
+        let (code, _) = one_error(alice.call(
+            &m("lock"),
+            vec![Value::Int(id), Value::Int(1), Value::Bool(true)],
+        ));
+        assert_eq!(code, ACTION_CODE);
+        is_denied(
+            bob.call(&m("unlock"), vec![Value::Int(id)]),
+            "unlock by bob",
+        );
+
+        // Only the owner of the lock, or oneadmin, releases it.
+        alice.call(&m("unlock"), vec![Value::Int(id)]).unwrap();
+        alice
+            .call(&m("rename"), vec![Value::Int(id), s(&format!("free-{id}"))])
+            .unwrap();
+        admin
+            .call(&m("lock"), vec![Value::Int(id), Value::Int(3)])
+            .unwrap();
+        let (code, message) = one_error(alice.call(&m("unlock"), vec![Value::Int(id)]));
+        assert_eq!(code, ACTION_CODE, "{message}");
+        assert!(
+            message.contains("Lock is owned by another user"),
+            "{message}"
+        );
+        // An ADMIN lock leaves MANAGE alone.
+        alice
+            .call(
+                &m("rename"),
+                vec![Value::Int(id), s(&format!("still-{id}"))],
+            )
+            .unwrap();
+        admin.call(&m("unlock"), vec![Value::Int(id)]).unwrap();
+    }
+
+    // Datastores are not lockable objects: OpenNebula has no such call.
+    let fault = admin.call("one.datastore.lock", vec![Value::Int(1), Value::Int(1)]);
+    assert!(format!("{fault:?}").contains("not defined"), "{fault:?}");
+}
+
+/// `chmod` asks ADMIN, not oneadmin, when an ADMIN bit changes: an owner given OWNER_A may set
+/// the others, as in OpenNebula.
+#[test]
+fn issue_11_chmod_of_admin_bits_needs_the_admin_right_not_the_admin_group() {
+    let zone = Zone::solo();
+    let server = &zone.servers[0];
+    let admin = server.client();
+    user(&admin, "alice");
+    let alice = server.client_as("alice", "pw-alice");
+    let id = alice
+        .call(
+            "one.template.allocate",
+            vec![s("NAME = t1\nCPU = 1\nMEMORY = 64")],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    is_denied(
+        alice.call("one.template.chmod", chmod(id, with(&[(5, 1)]))),
+        "GROUP_A without ADMIN",
+    );
+    admin
+        .call("one.template.chmod", chmod(id, with(&[(2, 1)])))
+        .unwrap();
+    alice
+        .call("one.template.chmod", chmod(id, with(&[(5, 1)])))
+        .unwrap();
+    let body = alice
+        .call_xml("one.template.info", vec![Value::Int(id)])
+        .unwrap();
+    assert!(body.contains("<GROUP_A>1</GROUP_A>"), "{body}");
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Owned, Rows, HEAD_COLUMNS};
+use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "image_pool";
@@ -10,6 +10,7 @@ pub const TABLE: &str = "image_pool";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRow {
     pub head: Head,
+    pub lock: Lock,
     pub kind: i64,
     pub persistent: bool,
     pub regtime: i64,
@@ -25,12 +26,17 @@ impl HasOwner for ImageRow {
     fn owner(&self) -> Owned {
         self.head.owned
     }
+
+    fn lock(&self) -> Option<&Lock> {
+        Some(&self.lock)
+    }
 }
 
 fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<ImageRow> {
-    let c = HEAD_COLUMNS;
+    let (head, lock, c) = Lock::head_and_lock(r)?;
     Ok(ImageRow {
-        head: Head::from_row(r)?,
+        head,
+        lock,
         kind: r.get(c)?,
         persistent: r.get::<_, i64>(c + 1)? != 0,
         regtime: r.get(c + 2)?,
@@ -45,7 +51,7 @@ fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<ImageRow> {
 
 pub static ROWS: Rows<ImageRow> = Rows {
     select: owned_select!(
-        "image_pool",
+        lockable "image_pool",
         "i",
         "i.type, i.persistent, i.regtime, i.path, i.size, i.state, i.datastore_id, \
          COALESCE(d.name, ''), i.template",

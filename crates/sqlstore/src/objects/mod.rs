@@ -60,6 +60,72 @@ impl Head {
 /// A row that has an owner, group and permissions.
 pub trait HasOwner {
     fn owner(&self) -> Owned;
+
+    /// Its lock, for families OpenNebula lets lock (VMs, templates, images, networks...).
+    fn lock(&self) -> Option<&Lock> {
+        None
+    }
+}
+
+/// OpenNebula's object lock (`PoolObjectSQL::lock_db`): a level, who took it, when, and the
+/// request that did. Level 0 is unlocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lock {
+    /// 0 none, 1 USE, 2 MANAGE, 3 ADMIN (`PoolObjectSQL::LockStates`).
+    pub level: i64,
+    pub owner: i64,
+    pub time: i64,
+    pub req_id: i64,
+}
+
+/// How many columns a lock takes after [`Head`] in a lockable family's `select`.
+pub const LOCK_COLUMNS: usize = 4;
+
+impl Lock {
+    fn from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Lock> {
+        Ok(Lock {
+            level: r.get(at)?,
+            owner: r.get(at + 1)?,
+            time: r.get(at + 2)?,
+            req_id: r.get(at + 3)?,
+        })
+    }
+
+    /// Whether this lock refuses an operation needing `op` (USE 1, MANAGE 2, ADMIN 4), as
+    /// OpenNebula's `AclManager::authorize`: a level at or below the operation's number.
+    pub fn blocks(&self, op: u64) -> bool {
+        self.level > 0 && self.level as u64 <= op
+    }
+
+    /// The head and lock of a lockable row, and the index its own columns start at.
+    pub fn head_and_lock(r: &Row<'_>) -> rusqlite::Result<(Head, Lock, usize)> {
+        Ok((
+            Head::from_row(r)?,
+            Lock::from_row(r, HEAD_COLUMNS)?,
+            HEAD_COLUMNS + LOCK_COLUMNS,
+        ))
+    }
+}
+
+/// Takes (or, by its owner or an administrator, retakes) the lock of object `oid`, if it is
+/// still `was` (read before): a concurrent change makes it match nothing.
+pub fn set_lock(table: &str, oid: i64, lock: Lock, was: Lock) -> SqlStmt {
+    SqlStmt::new(
+        &format!(
+            "UPDATE {table} SET lock_level = ?2, lock_owner = ?3, lock_time = ?4, lock_req = ?5
+             WHERE oid = ?1 AND lock_level = ?6 AND lock_owner = ?7"
+        ),
+        vec![
+            SqlValue::Int(oid),
+            SqlValue::Int(lock.level),
+            SqlValue::Int(lock.owner),
+            SqlValue::Int(lock.time),
+            SqlValue::Int(lock.req_id),
+            SqlValue::Int(was.level),
+            SqlValue::Int(was.owner),
+        ],
+    )
+    .must_match()
 }
 
 /// Reads one row of a family's `select` (the connection serves sub-queries).
@@ -85,10 +151,46 @@ impl<R> Rows<R> {
 /// `SELECT` of a family's [`Head`] followed by its own columns, joined with the owner's and
 /// group's names: `owned_select!(table, alias, "own columns" [, "more joins"])`.
 macro_rules! owned_select {
-    ($table:literal, $a:literal, $cols:literal) => {
+    (lockable $table:literal, $a:literal, $cols:literal) => {
+        owned_select!(
+            $table,
+            $a,
+            concat!(
+                $a,
+                ".lock_level, ",
+                $a,
+                ".lock_owner, ",
+                $a,
+                ".lock_time, ",
+                $a,
+                ".lock_req, ",
+                $cols
+            ),
+            ""
+        )
+    };
+    (lockable $table:literal, $a:literal, $cols:literal, $joins:literal) => {
+        owned_select!(
+            $table,
+            $a,
+            concat!(
+                $a,
+                ".lock_level, ",
+                $a,
+                ".lock_owner, ",
+                $a,
+                ".lock_time, ",
+                $a,
+                ".lock_req, ",
+                $cols
+            ),
+            $joins
+        )
+    };
+    ($table:literal, $a:literal, $cols:expr) => {
         owned_select!($table, $a, $cols, "")
     };
-    ($table:literal, $a:literal, $cols:literal, $joins:literal) => {
+    ($table:literal, $a:literal, $cols:expr, $joins:expr) => {
         concat!(
             "SELECT ",
             $a,

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Owned, Rows, HEAD_COLUMNS};
+use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "template_pool";
@@ -10,6 +10,7 @@ pub const TABLE: &str = "template_pool";
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemplateRow {
     pub head: Head,
+    pub lock: Lock,
     pub regtime: i64,
     pub template: String,
 }
@@ -18,19 +19,24 @@ impl HasOwner for TemplateRow {
     fn owner(&self) -> Owned {
         self.head.owned
     }
+
+    fn lock(&self) -> Option<&Lock> {
+        Some(&self.lock)
+    }
 }
 
 fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<TemplateRow> {
-    let c = HEAD_COLUMNS;
+    let (head, lock, c) = Lock::head_and_lock(r)?;
     Ok(TemplateRow {
-        head: Head::from_row(r)?,
+        head,
+        lock,
         regtime: r.get(c)?,
         template: r.get(c + 1)?,
     })
 }
 
 pub static ROWS: Rows<TemplateRow> = Rows {
-    select: owned_select!("template_pool", "t", "t.regtime, t.template"),
+    select: owned_select!(lockable "template_pool", "t", "t.regtime, t.template"),
     alias: "t",
     read,
 };

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Owned, Rows, HEAD_COLUMNS};
+use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "vm_pool";
@@ -26,6 +26,7 @@ pub struct History {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmRow {
     pub head: Head,
+    pub lock: Lock,
     pub state: i64,
     pub lcm_state: i64,
     pub prev_state: i64,
@@ -44,10 +45,14 @@ impl HasOwner for VmRow {
     fn owner(&self) -> Owned {
         self.head.owned
     }
+
+    fn lock(&self) -> Option<&Lock> {
+        Some(&self.lock)
+    }
 }
 
 fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<VmRow> {
-    let head = Head::from_row(r)?;
+    let (head, lock, col) = Lock::head_and_lock(r)?;
     let mut hist = c.prepare_cached(
         "SELECT seq, hid, hostname, vm_mad, stime, etime FROM history WHERE vid = ?1 ORDER BY seq",
     )?;
@@ -63,9 +68,10 @@ fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<VmRow> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let c = HEAD_COLUMNS;
+    let c = col;
     Ok(VmRow {
         head,
+        lock,
         state: r.get(c)?,
         lcm_state: r.get(c + 1)?,
         prev_state: r.get(c + 2)?,
@@ -82,7 +88,7 @@ fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<VmRow> {
 
 pub static ROWS: Rows<VmRow> = Rows {
     select: owned_select!(
-        "vm_pool",
+        lockable "vm_pool",
         "v",
         "v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu, \
          v.memory, v.template, v.user_template"

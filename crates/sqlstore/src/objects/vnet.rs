@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Owned, Rows, HEAD_COLUMNS};
+use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "vnet_pool";
@@ -10,6 +10,7 @@ pub const TABLE: &str = "vnet_pool";
 #[derive(Debug, Clone, PartialEq)]
 pub struct VnetRow {
     pub head: Head,
+    pub lock: Lock,
     pub state: i64,
     pub vn_mad: String,
     pub bridge: String,
@@ -20,12 +21,17 @@ impl HasOwner for VnetRow {
     fn owner(&self) -> Owned {
         self.head.owned
     }
+
+    fn lock(&self) -> Option<&Lock> {
+        Some(&self.lock)
+    }
 }
 
 fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<VnetRow> {
-    let c = HEAD_COLUMNS;
+    let (head, lock, c) = Lock::head_and_lock(r)?;
     Ok(VnetRow {
-        head: Head::from_row(r)?,
+        head,
+        lock,
         state: r.get(c)?,
         vn_mad: r.get(c + 1)?,
         bridge: r.get(c + 2)?,
@@ -34,7 +40,11 @@ fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<VnetRow> {
 }
 
 pub static ROWS: Rows<VnetRow> = Rows {
-    select: owned_select!("vnet_pool", "n", "n.state, n.vn_mad, n.bridge, n.template"),
+    select: owned_select!(
+        lockable "vnet_pool",
+        "n",
+        "n.state, n.vn_mad, n.bridge, n.template"
+    ),
     alias: "n",
     read,
 };
