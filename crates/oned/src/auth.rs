@@ -30,7 +30,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlstore::{ReadPool, SqlStmt, SqlTxn, SqlValue, TxnOutcome, UserRow};
+use sqlstore::{ReadPool, SqlTxn, TxnOutcome, UserRow};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
@@ -69,15 +69,27 @@ fn argon2id() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Why a password could not be hashed, or the password checks not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("argon2: {0}")]
+    Argon2(String),
+    #[error("starting the password-check threads: {0}")]
+    Threads(#[source] std::io::Error),
+    #[error("the server is busy checking passwords, try again")]
+    Busy,
+}
+
 /// A new argon2id PHC string for `password`. Slow on purpose: call it off the async workers.
-pub fn hash_password_blocking(password: &str) -> Result<String, String> {
+pub fn hash_password_blocking(password: &str) -> Result<String, HashError> {
     let mut salt = [0u8; SALT_BYTES];
     rand::thread_rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    // The argon2 crates' errors are not `std::error::Error` here: kept as their text.
+    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Argon2(e.to_string()))?;
     argon2id()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| HashError::Argon2(e.to_string()))
 }
 
 /// OpenNebula's `core` driver stores SHA-256 as 64 hex digits.
@@ -217,7 +229,7 @@ pub struct Authenticator {
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Starts `n` threads that run argon2 jobs one at a time.
-fn start_workers(n: usize) -> Result<std::sync::mpsc::SyncSender<Job>, String> {
+fn start_workers(n: usize) -> Result<std::sync::mpsc::SyncSender<Job>, HashError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(n + MAX_QUEUED_HASHES);
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..n {
@@ -234,14 +246,14 @@ fn start_workers(n: usize) -> Result<std::sync::mpsc::SyncSender<Job>, String> {
                     Err(_) => return,
                 }
             })
-            .map_err(|e| format!("starting the password-check threads: {e}"))?;
+            .map_err(HashError::Threads)?;
     }
     Ok(tx)
 }
 
 impl Authenticator {
     /// Computes the dummy hash: one argon2 run.
-    pub fn new() -> Result<Authenticator, String> {
+    pub fn new() -> Result<Authenticator, HashError> {
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
         let dummy = hash_password_blocking(&hex::encode(secret))?;
@@ -323,7 +335,7 @@ impl Authenticator {
     }
 
     /// A new argon2id hash for `password`, within the CPU bound. `None` when overloaded.
-    pub async fn hash(&self, password: &str) -> Option<Result<String, String>> {
+    pub async fn hash(&self, password: &str) -> Option<Result<String, HashError>> {
         let password = password.to_string();
         self.bounded(move || hash_password_blocking(&password))
             .await
@@ -466,10 +478,7 @@ impl Authenticator {
             let outcome = match me.hash(&secret).await {
                 Some(Ok(new)) => {
                     let txn = SqlTxn {
-                        stmts: vec![SqlStmt::new(
-                            "UPDATE user_pool SET password = ?3 WHERE oid = ?1 AND password = ?2",
-                            vec![SqlValue::Int(uid), SqlValue::Text(old), SqlValue::Text(new)],
-                        )],
+                        stmts: vec![sqlstore::objects::user::upgrade_password(uid, old, new)],
                     };
                     match cluster.write(txn).await {
                         Ok(TxnOutcome::Done { .. }) => Ok(()),
@@ -477,8 +486,8 @@ impl Authenticator {
                         Err(e) => Err(e.to_string()),
                     }
                 }
-                Some(Err(e)) => Err(e),
-                None => Err("too busy hashing".to_string()),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err(HashError::Busy.to_string()),
             };
             let retry = match outcome {
                 Ok(()) => {

@@ -42,8 +42,8 @@ pub enum StartError {
         "SERVER_ID = {server_id} is not in zone {zone_id}'s server pool: run `onezone server-add {zone_id} --name <name> --rpc <endpoint>` on the solo server first"
     )]
     NotInZone { server_id: i64, zone_id: i64 },
-    #[error("preparing password checks: {0}")]
-    PasswordChecks(String),
+    #[error("preparing password checks")]
+    PasswordChecks(#[source] crate::auth::HashError),
     #[error("building the HTTP client")]
     HttpClient(#[source] reqwest::Error),
     /// A start-up step run on the blocking pool panicked or was cancelled.

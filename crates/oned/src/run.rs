@@ -429,7 +429,7 @@ async fn serve(
             what: "preparing password checks",
             source,
         })?
-        .map_err(|e| StartError::PasswordChecks(e.to_string()))?;
+        .map_err(StartError::PasswordChecks)?;
     let app = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),

@@ -42,6 +42,15 @@ pub fn set_password(oid: i64, hash: String) -> SqlStmt {
     .must_match()
 }
 
+/// Replaces user `oid`'s password hash `old` (OpenNebula's SHA-256) by `new` (argon2id), only if
+/// it is still `old`: a password changed meanwhile is never overwritten.
+pub fn upgrade_password(oid: i64, old: String, new: String) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE user_pool SET password = ?3 WHERE oid = ?1 AND password = ?2",
+        vec![SqlValue::Int(oid), SqlValue::Text(old), SqlValue::Text(new)],
+    )
+}
+
 /// Deletes user `oid` with its memberships, group administrations and own ACL rules
 /// (`#oid`), as OpenNebula does.
 pub fn delete(oid: i64) -> Vec<SqlStmt> {
