@@ -84,6 +84,22 @@ fn user(admin: &Client, name: &str) -> i32 {
     id.as_i64().unwrap() as i32
 }
 
+/// A new object of family `f`, made by oneadmin and given to user `uid` (group users).
+fn owned_by(admin: &Client, f: &Family, uid: i32) -> i32 {
+    let id = admin
+        .call(&format!("{}.allocate", f.prefix), (f.allocate)())
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    admin
+        .call(
+            &format!("{}.chown", f.prefix),
+            vec![Value::Int(id), Value::Int(uid), Value::Int(1)],
+        )
+        .unwrap();
+    id
+}
+
 fn is_denied(result: Result<Value, cli::CallError>, what: &str) {
     let (code, message) = one_error(result);
     assert_eq!(code, AUTHORIZATION, "{what}: {message}");
@@ -112,18 +128,8 @@ fn issue_11_every_owned_family_keeps_admin_bits_and_other_users_out() {
     for f in FAMILIES {
         eprintln!("--- {}", f.prefix);
         let m = |op: &str| format!("{}.{op}", f.prefix);
-        let id = admin
-            .call(&m("allocate"), (f.allocate)())
-            .unwrap()
-            .as_i64()
-            .unwrap() as i32;
         // Alice's, group users, nothing for the group or others.
-        admin
-            .call(
-                &m("chown"),
-                vec![Value::Int(id), Value::Int(a_id), Value::Int(1)],
-            )
-            .unwrap();
+        let id = owned_by(&admin, f, a_id);
         admin
             .call(&m("chmod"), chmod(id, [1, 1, 0, 0, 0, 0, 0, 0, 0]))
             .unwrap();
@@ -202,17 +208,7 @@ fn issue_11_locks_hold_back_every_lockable_family_as_opennebula() {
     for f in FAMILIES.iter().filter(|f| f.prefix != "one.datastore") {
         eprintln!("--- {}", f.prefix);
         let m = |op: &str| format!("{}.{op}", f.prefix);
-        let id = admin
-            .call(&m("allocate"), (f.allocate)())
-            .unwrap()
-            .as_i64()
-            .unwrap() as i32;
-        admin
-            .call(
-                &m("chown"),
-                vec![Value::Int(id), Value::Int(a_id), Value::Int(1)],
-            )
-            .unwrap();
+        let id = owned_by(&admin, f, a_id);
 
         let (code, message) =
             one_error(alice.call(&m("lock"), vec![Value::Int(id), Value::Int(7)]));

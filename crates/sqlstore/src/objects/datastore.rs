@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Owned, Rows, HEAD_COLUMNS};
+use super::{has_owner, insert_next, owned_select, Head, Rows, HEAD_COLUMNS};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "datastore_pool";
@@ -27,11 +27,7 @@ pub struct DatastoreRow {
     pub images: Vec<HeldImage>,
 }
 
-impl HasOwner for DatastoreRow {
-    fn owner(&self) -> Owned {
-        self.head.owned
-    }
-}
+has_owner!(DatastoreRow);
 
 fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<DatastoreRow> {
     let head = Head::from_row(r)?;

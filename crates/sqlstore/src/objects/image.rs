@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
+use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "image_pool";
@@ -22,15 +22,7 @@ pub struct ImageRow {
     pub template: String,
 }
 
-impl HasOwner for ImageRow {
-    fn owner(&self) -> Owned {
-        self.head.owned
-    }
-
-    fn lock(&self) -> Option<&Lock> {
-        Some(&self.lock)
-    }
-}
+has_owner!(lockable ImageRow);
 
 fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<ImageRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;

@@ -151,40 +151,15 @@ impl<R> Rows<R> {
 /// `SELECT` of a family's [`Head`] followed by its own columns, joined with the owner's and
 /// group's names: `owned_select!(table, alias, "own columns" [, "more joins"])`.
 macro_rules! owned_select {
-    (lockable $table:literal, $a:literal, $cols:literal) => {
+    (lockable $table:literal, $a:literal, $cols:literal $(, $joins:literal)?) => {
         owned_select!(
             $table,
             $a,
             concat!(
-                $a,
-                ".lock_level, ",
-                $a,
-                ".lock_owner, ",
-                $a,
-                ".lock_time, ",
-                $a,
-                ".lock_req, ",
+                $a, ".lock_level, ", $a, ".lock_owner, ", $a, ".lock_time, ", $a, ".lock_req, ",
                 $cols
             ),
-            ""
-        )
-    };
-    (lockable $table:literal, $a:literal, $cols:literal, $joins:literal) => {
-        owned_select!(
-            $table,
-            $a,
-            concat!(
-                $a,
-                ".lock_level, ",
-                $a,
-                ".lock_owner, ",
-                $a,
-                ".lock_time, ",
-                $a,
-                ".lock_req, ",
-                $cols
-            ),
-            $joins
+            concat!("" $(, $joins)?)
         )
     };
     ($table:literal, $a:literal, $cols:expr) => {
@@ -220,6 +195,29 @@ macro_rules! owned_select {
     };
 }
 pub(crate) use owned_select;
+
+/// `HasOwner` for a row with a `head` (and, for `lockable` rows, a `lock`).
+macro_rules! has_owner {
+    ($row:ty) => {
+        impl $crate::objects::HasOwner for $row {
+            fn owner(&self) -> $crate::objects::Owned {
+                self.head.owned
+            }
+        }
+    };
+    (lockable $row:ty) => {
+        impl $crate::objects::HasOwner for $row {
+            fn owner(&self) -> $crate::objects::Owned {
+                self.head.owned
+            }
+
+            fn lock(&self) -> Option<&$crate::objects::Lock> {
+                Some(&self.lock)
+            }
+        }
+    };
+}
+pub(crate) use has_owner;
 
 /// An insert whose oid is the next one of `table`'s `pool_control` counter: `columns` (after
 /// `oid`) take `values` (SQL over `pool_control`, `last_oid + 1` being the new oid), returning

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
+use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "template_pool";
@@ -15,15 +15,7 @@ pub struct TemplateRow {
     pub template: String,
 }
 
-impl HasOwner for TemplateRow {
-    fn owner(&self) -> Owned {
-        self.head.owned
-    }
-
-    fn lock(&self) -> Option<&Lock> {
-        Some(&self.lock)
-    }
-}
+has_owner!(lockable TemplateRow);
 
 fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<TemplateRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
+use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "vm_pool";
@@ -41,15 +41,7 @@ pub struct VmRow {
     pub history: Vec<History>,
 }
 
-impl HasOwner for VmRow {
-    fn owner(&self) -> Owned {
-        self.head.owned
-    }
-
-    fn lock(&self) -> Option<&Lock> {
-        Some(&self.lock)
-    }
-}
+has_owner!(lockable VmRow);
 
 fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<VmRow> {
     let (head, lock, col) = Lock::head_and_lock(r)?;

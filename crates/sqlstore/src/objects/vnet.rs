@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{insert_next, owned_select, HasOwner, Head, Lock, Owned, Rows};
+use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "vnet_pool";
@@ -17,15 +17,7 @@ pub struct VnetRow {
     pub template: String,
 }
 
-impl HasOwner for VnetRow {
-    fn owner(&self) -> Owned {
-        self.head.owned
-    }
-
-    fn lock(&self) -> Option<&Lock> {
-        Some(&self.lock)
-    }
-}
+has_owner!(lockable VnetRow);
 
 fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<VnetRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;
