@@ -46,3 +46,26 @@ def test_template_and_image_rename_and_network_update(zone):
     nid = one.vn.allocate(f'NAME = "{uniq("n")}"\nVN_MAD = dummy', -1)
     one.vn.update(nid, 'DESCRIPTION = "lab"', 1)
     assert one.vn.info(nid).TEMPLATE["DESCRIPTION"] == "lab"
+
+
+def test_issue_11_locks_parse_in_pyone_and_hold_back_changes(zone):
+    one = zone.server(zone.leader())
+    tid = one.template.allocate(f'NAME = "{uniq("locked")}"\nCPU = 1\nMEMORY = 64')
+    vid = one.vm.allocate("MEMORY = 32\nCPU = 0.1", True)
+    one.template.lock(tid, 2)
+    one.vm.lock(vid, 1, False)
+    t = one.template.info(tid)
+    assert (t.LOCK.LOCKED, t.LOCK.OWNER) == (2, 0)
+    assert one.vm.info(vid).LOCK.LOCKED == 1
+    # Locked for oneadmin too, and the pools still parse.
+    with pytest.raises(pyone.OneAuthorizationException):
+        one.template.rename(tid, uniq("no"))
+    assert any(x.ID == tid for x in one.templatepool.info(-2, -1, -1).VMTEMPLATE)
+    assert any(v.ID == vid for v in one.vmpool.info(-2, -1, -1, -2).VM)
+    with pytest.raises(pyone.OneActionException):
+        one.vm.lock(vid, 9)
+    one.template.unlock(tid)
+    one.vm.unlock(vid)
+    assert one.template.info(tid).LOCK is None
+    one.template.rename(tid, uniq("free"))
+    one.vm.action("terminate", vid)
