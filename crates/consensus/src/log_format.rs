@@ -9,7 +9,7 @@
 //! entry is about as compact as bincode's and takes one pass to write. A change to what is
 //! written is a new format number (ARCHITECTURE.md, "Log format and upgrades").
 //!
-//! Format 0 is the bincode of the types as they were before (read only, [`v0`]).
+//! Format 0 is the bincode of the types as they were before (read only, `log_format::v0`).
 
 mod codec;
 #[cfg(test)]
