@@ -38,6 +38,15 @@ enum Via {
     All,
 }
 
+/// What `write` creates.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Object {
+    /// `one.user.allocate`: includes an argon2id hash of the password on the leader.
+    User,
+    /// `one.template.allocate`: the replication path alone.
+    Template,
+}
+
 #[derive(Parser)]
 #[command(name = "oneha-bench", about = "OneHA load and failover measurements")]
 struct Args {
@@ -56,6 +65,9 @@ struct Args {
     /// Failover rounds.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// What `write` creates.
+    #[arg(long, value_enum, default_value_t = Object::User)]
+    object: Object,
 }
 
 /// Per-attempt timeout of the failover client, the same for both systems: a client that gives
@@ -146,12 +158,18 @@ fn load(zone: &Zone, args: &Args) {
         })
         .collect();
     let write = matches!(args.mode, Mode::Write);
+    let object = args.object;
     drive(
         "",
         args.clients,
         args.secs,
         Arc::new(move |c, n| {
-            if write {
+            if write && object == Object::Template {
+                let text = format!("NAME = \"b{c}-{n}\"\nCPU = 1\nMEMORY = 64");
+                clients[c]
+                    .call(wire::method::TEMPLATE_ALLOCATE, vec![Value::String(text)])
+                    .is_ok()
+            } else if write {
                 allocate(&clients[c], &format!("b{c}-{n}")).is_ok()
             } else {
                 clients[c]
