@@ -1,0 +1,147 @@
+//! Routing by the method table's kind: a write (or a leader read) reaching a follower goes to
+//! the leader, byte for byte; a leader read on the leader waits for the read barrier.
+
+use consensus::ReadError;
+use tracing::warn;
+
+use super::{code, failure_xml, Ctx, Reply, FORWARDED_HEADER, LEADER_READ_HEADER};
+use crate::cluster::Role;
+
+/// On the leader, before a read: `Ok` once the local database is known to hold every
+/// acknowledged write; otherwise the reply (the read passed on to a new leader, or an error).
+pub(super) async fn confirm_read(
+    ctx: &Ctx,
+    method: &str,
+    body: &[u8],
+    forwarded: bool,
+) -> Result<(), Reply> {
+    match ctx.cluster.confirm_read().await {
+        Ok(()) => Ok(()),
+        Err(ReadError::NotLeader) => match route_to_leader(ctx, method, body, forwarded).await {
+            Some(reply) => Err(reply),
+            None => Err(failure_xml(
+                method,
+                code::INTERNAL,
+                "Cannot process request, leadership changed",
+            )),
+        },
+        Err(e) => Err(failure_xml(
+            method,
+            code::INTERNAL,
+            &format!("Cannot process request, {e}"),
+        )),
+    }
+}
+
+/// For a leader-only method: `None` to run it here, or the reply (forwarded, or an error).
+///
+/// A leader that refuses the connection never saw the call, so it is safe to wait for the next
+/// leader and try again within the bounded wait; a call that timed out is never retried, since
+/// it may have been applied.
+pub(super) async fn route_to_leader(
+    ctx: &Ctx,
+    method: &str,
+    body: &[u8],
+    forwarded: bool,
+) -> Option<Reply> {
+    let deadline = tokio::time::Instant::now() + ctx.config.leader_wait();
+    let mut dead_leader: Option<u64> = None;
+    loop {
+        let mut role = ctx.cluster.role();
+        let stale =
+            matches!(&role, Role::Follower { leader: Some((id, _)) } if Some(*id) == dead_leader);
+        if stale || matches!(role, Role::Candidate | Role::Follower { leader: None }) {
+            // An election is running: wait a bounded time for its outcome instead of failing.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            role = ctx.cluster.wait_for_new_leader(left, dead_leader).await;
+        }
+        match role {
+            Role::Solo | Role::Leader => return None,
+            Role::Follower {
+                leader: Some((id, endpoint)),
+            } if Some(id) != dead_leader => {
+                if forwarded {
+                    return Some(failure_xml(
+                        method,
+                        code::INTERNAL,
+                        "Cannot process request, leader changed while forwarding",
+                    ));
+                }
+                match forward(ctx, method, body, id, &endpoint).await {
+                    Forwarded::Done(reply) => return Some(reply),
+                    Forwarded::Unreachable(reply) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Some(reply);
+                        }
+                        dead_leader = Some(id);
+                    }
+                }
+            }
+            Role::Candidate => {
+                return Some(failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, oned cluster in election mode",
+                ))
+            }
+            Role::Follower { .. } => {
+                return Some(failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, no leader found",
+                ))
+            }
+        }
+    }
+}
+
+enum Forwarded {
+    Done(Reply),
+    /// The leader could not be reached at all: the call never arrived there.
+    Unreachable(Reply),
+}
+
+async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &str) -> Forwarded {
+    let timeout = ctx.config.write_deadline() + std::time::Duration::from_secs(2);
+    let sent = ctx
+        .http
+        .post(endpoint)
+        .header("content-type", "text/xml")
+        .header(FORWARDED_HEADER, "1")
+        .header(LEADER_READ_HEADER, wire::header::LEADER_READ_VALUE)
+        .header(
+            consensus::network::SOURCE_HEADER,
+            ctx.config.server_id.to_string(),
+        )
+        .timeout(timeout)
+        .body(body.to_vec())
+        .send()
+        .await;
+    match sent {
+        Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+            Ok(b) => Forwarded::Done(Reply::Forwarded(b.to_vec())),
+            Err(e) => Forwarded::Done(failure_xml(
+                method,
+                code::INTERNAL,
+                &format!("Cannot process request, error reading the leader's answer: {e}"),
+            )),
+        },
+        Ok(resp) => Forwarded::Done(failure_xml(
+            method,
+            code::INTERNAL,
+            &format!(
+                "Cannot process request, leader {leader} answered HTTP {}",
+                resp.status()
+            ),
+        )),
+        Err(e) => {
+            warn!(leader, error = %e, "forwarding to the leader failed");
+            let reply = failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {e}"));
+            if e.is_connect() {
+                Forwarded::Unreachable(reply)
+            } else {
+                Forwarded::Done(reply)
+            }
+        }
+    }
+}

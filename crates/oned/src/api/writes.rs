@@ -1,0 +1,174 @@
+//! What many write handlers share: new ids from the pool counters, existence checks, and the
+//! read-compute-write of template updates.
+
+use sqlstore::{SqlTxn, SqlValue};
+use tracing::warn;
+use xmlrpc::{Params, Value};
+
+use super::{code, fail, validate, Ctx, Failure, MethodResult};
+
+/// Inserts a new object whose id is the next one of the `pool` counter in `pool_control`:
+/// `insert` reads `last_oid + 1` from that row and returns the oid; the counter moves in the
+/// same transaction, so every server hands out the same id.
+pub async fn allocate_next(
+    ctx: &Ctx,
+    pool: &str,
+    insert: sqlstore::SqlStmt,
+    what: &str,
+    kind: &str,
+    name: &str,
+) -> MethodResult {
+    use sqlstore::TxnErrorKind;
+    let txn = SqlTxn {
+        stmts: vec![insert.must_match(), sqlstore::objects::next_oid(pool)],
+    };
+    let values = ctx
+        .commit(txn, |r| match r.kind {
+            TxnErrorKind::Constraint => fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. NAME is already taken by {kind} {name}."),
+            ),
+            _ => fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. {}", r.message),
+            ),
+        })
+        .await?;
+    new_id(&values, what)
+}
+
+/// The id an allocation's `RETURNING` gave back. Its absence is a bug worth an error, never an
+/// id of -1 that a client would take for an object.
+pub fn new_id(values: &[SqlValue], what: &str) -> MethodResult {
+    values
+        .first()
+        .and_then(SqlValue::as_i64)
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Value::Int)
+        .ok_or_else(|| {
+            warn!(what, "an allocation returned no id");
+            fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. The database returned no id."),
+            )
+        })
+}
+
+/// NO_EXISTS `Error getting <user|group|host|datastore> [<id>].` unless `table` holds `id`.
+pub async fn must_exist(
+    ctx: &Ctx,
+    table: sqlstore::objects::Table,
+    id: i64,
+) -> Result<(), Failure> {
+    use sqlstore::objects::Table;
+    if ctx
+        .read(move |c| sqlstore::objects::exists(c, table, id))
+        .await?
+    {
+        return Ok(());
+    }
+    let what = match table {
+        Table::User => "user",
+        Table::Group => "group",
+        Table::Host => "host",
+        Table::Datastore => "datastore",
+    };
+    Err(fail(
+        code::NO_EXISTS,
+        format!("Error getting {what} [{id}]."),
+    ))
+}
+
+/// The `type` of `one.<o>.update`: 0 replaces (the default), 1 merges, anything else is
+/// XML_RPC_API `Wrong update type`.
+pub fn update_type(p: &Params<'_>) -> Result<bool, Failure> {
+    match p.0.get(2) {
+        None => Ok(false),
+        Some(_) => match p.int(2)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(fail(code::XML_RPC_API, "Wrong update type")),
+        },
+    }
+}
+
+/// How often an update is recomputed when another write changed the template in between.
+const UPDATE_RETRIES: usize = 10;
+
+/// `one.<o>.update` for the template kept in `column` of `table` (`type` read from `p`, as
+/// OpenNebula): the new text is computed here, on the leader, from the stored one, and written
+/// only if the stored one is still the same; a concurrent change makes it start over. The log
+/// carries the result, never a merge to redo. `missing` is the family's NO_EXISTS.
+pub async fn update_template(
+    ctx: &Ctx,
+    p: &Params<'_>,
+    table: &'static str,
+    column: &'static str,
+    missing: impl Fn(i64) -> Failure,
+) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let merge = update_type(p)?;
+    for _ in 0..UPDATE_RETRIES {
+        let old = ctx
+            .read(move |c| sqlstore::objects::template_text(c, table, column, id))
+            .await?;
+        let Some(old) = old else {
+            return Err(missing(id));
+        };
+        let new = merged(&old, &text, merge)?;
+        let txn = SqlTxn {
+            stmts: vec![sqlstore::objects::replace_template(
+                table, column, id, new, old,
+            )],
+        };
+        let mut changed = false;
+        let written = ctx
+            .commit(txn, |r| {
+                changed = r.kind == sqlstore::TxnErrorKind::NotFound;
+                r.internal()
+            })
+            .await;
+        match written {
+            Ok(_) => return Ok(Value::Int(id as i32)),
+            // Changed or deleted meanwhile: the next read says which.
+            Err(_) if changed => continue,
+            Err(f) => return Err(f),
+        }
+    }
+    Err(fail(
+        code::INTERNAL,
+        "Cannot update template: it kept changing, try again",
+    ))
+}
+
+/// The template text an update leaves: `text` replacing `old`, or merged into it (each
+/// attribute named in `text` replaces all of that name).
+pub fn merged(old: &str, text: &str, merge: bool) -> Result<String, Failure> {
+    let new = validate::template(text)
+        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+    if !merge {
+        return Ok(new.to_text());
+    }
+    // A stored template that no longer parses must not be merged into: that would drop its
+    // attributes. A replace (type 0) still repairs it.
+    let mut out = template::Template::parse(old).map_err(|e| {
+        warn!(error = %e, "a stored template does not parse; refusing to merge into it");
+        fail(
+            code::INTERNAL,
+            format!("Cannot update template. The stored template does not parse: {e}"),
+        )
+    })?;
+    merge_attrs(&mut out, new);
+    Ok(out.to_text())
+}
+
+/// Merges `new` into `into`: each attribute named in `new` replaces all of that name.
+pub fn merge_attrs(into: &mut template::Template, new: template::Template) {
+    for a in &new.attrs {
+        into.remove(&a.name);
+    }
+    for a in new.attrs {
+        into.push(&a.name, a.value);
+    }
+}
