@@ -309,3 +309,40 @@ fn issue_11_chmod_of_admin_bits_needs_the_admin_right_not_the_admin_group() {
         .unwrap();
     assert!(body.contains("<GROUP_A>1</GROUP_A>"), "{body}");
 }
+
+/// `ENABLE_OTHER_PERMISSIONS = "NO"`: a user may no longer open an object to others; oneadmin
+/// still may (`RequestManagerChmod`).
+#[test]
+fn issue_11_other_permissions_can_be_disabled_for_users() {
+    let zone = Zone::solo_custom(
+        None,
+        Some(Box::new(|_, s| {
+            s.extra_conf = "ENABLE_OTHER_PERMISSIONS = \"NO\"\n".to_string();
+        })),
+    );
+    let server = &zone.servers[0];
+    let admin = server.client();
+    user(&admin, "alice");
+    let alice = server.client_as("alice", "pw-alice");
+    let id = alice
+        .call(
+            "one.template.allocate",
+            vec![s("NAME = t1\nCPU = 1\nMEMORY = 64")],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    let (code, message) = one_error(alice.call("one.template.chmod", chmod(id, with(&[(6, 1)]))));
+    assert_eq!(code, AUTHORIZATION, "{message}");
+    assert!(
+        message.contains("'other' permissions is disabled in oned.conf"),
+        "{message}"
+    );
+    // The group bits stay the owner's to set, and oneadmin sets the other bits.
+    alice
+        .call("one.template.chmod", chmod(id, with(&[(3, 1)])))
+        .unwrap();
+    admin
+        .call("one.template.chmod", chmod(id, with(&[(6, 1)])))
+        .unwrap();
+}
