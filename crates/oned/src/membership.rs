@@ -61,15 +61,12 @@ async fn desired(
     pool: &ReadPool,
     zone_id: i64,
 ) -> Result<BTreeMap<u64, ServerNode>, MembershipError> {
-    let pool = pool.clone();
-    let read_failed = |reason: String| MembershipError::ReadPool {
-        zone: zone_id,
-        reason,
-    };
-    let zone = tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::load_zone(c, zone_id)))
+    let zone = crate::db::read(pool, move |c| sqlstore::load_zone(c, zone_id))
         .await
-        .map_err(|e| read_failed(e.to_string()))?
-        .map_err(|e| read_failed(e.to_string()))?
+        .map_err(|e| MembershipError::ReadPool {
+            zone: zone_id,
+            reason: e.to_string(),
+        })?
         .ok_or(MembershipError::NoZone(zone_id))?;
     Ok(zone
         .servers

@@ -310,20 +310,19 @@ async fn initialize_if_alone(
     pool: &ReadPool,
     bootstrapped: bool,
 ) -> Result<(), StartError> {
-    let zone = {
-        let pool = pool.clone();
-        let zid = config.zone_id;
-        tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::load_zone(c, zid)))
-            .await
-            .map_err(|source| StartError::Blocking {
+    let zid = config.zone_id;
+    let zone = crate::db::read(pool, move |c| sqlstore::load_zone(c, zid))
+        .await
+        .map_err(|e| match e {
+            crate::db::ReadError::Db(source) => StartError::Database {
                 what: "reading the zone",
                 source,
-            })?
-            .map_err(|source| StartError::Database {
+            },
+            crate::db::ReadError::Task(source) => StartError::Blocking {
                 what: "reading the zone",
                 source,
-            })?
-    };
+            },
+        })?;
     let servers = zone.map(|z| z.servers).unwrap_or_default();
     let me = servers.iter().find(|s| s.id == config.server_id);
     match me {

@@ -277,11 +277,8 @@ fn issue_11_locks_hold_back_every_lockable_family_as_opennebula() {
     assert!(format!("{fault:?}").contains("not defined"), "{fault:?}");
 }
 
-/// `chmod` asks ADMIN, not oneadmin, when an ADMIN bit changes: an owner given OWNER_A may set
-/// the others, as in OpenNebula.
-#[test]
-fn issue_11_chmod_of_admin_bits_needs_the_admin_right_not_the_admin_group() {
-    let zone = Zone::solo();
+/// oneadmin's client, alice's (a new user) and a template alice made.
+fn alices_template(zone: &Zone) -> (Client, Client, i32) {
     let server = &zone.servers[0];
     let admin = server.client();
     user(&admin, "alice");
@@ -294,6 +291,15 @@ fn issue_11_chmod_of_admin_bits_needs_the_admin_right_not_the_admin_group() {
         .unwrap()
         .as_i64()
         .unwrap() as i32;
+    (admin, alice, id)
+}
+
+/// `chmod` asks ADMIN, not oneadmin, when an ADMIN bit changes: an owner given OWNER_A may set
+/// the others, as in OpenNebula.
+#[test]
+fn issue_11_chmod_of_admin_bits_needs_the_admin_right_not_the_admin_group() {
+    let zone = Zone::solo();
+    let (admin, alice, id) = alices_template(&zone);
     is_denied(
         alice.call("one.template.chmod", chmod(id, with(&[(5, 1)]))),
         "GROUP_A without ADMIN",
@@ -320,18 +326,7 @@ fn issue_11_other_permissions_can_be_disabled_for_users() {
             s.extra_conf = "ENABLE_OTHER_PERMISSIONS = \"NO\"\n".to_string();
         })),
     );
-    let server = &zone.servers[0];
-    let admin = server.client();
-    user(&admin, "alice");
-    let alice = server.client_as("alice", "pw-alice");
-    let id = alice
-        .call(
-            "one.template.allocate",
-            vec![s("NAME = t1\nCPU = 1\nMEMORY = 64")],
-        )
-        .unwrap()
-        .as_i64()
-        .unwrap() as i32;
+    let (admin, alice, id) = alices_template(&zone);
     let (code, message) = one_error(alice.call("one.template.chmod", chmod(id, with(&[(6, 1)]))));
     assert_eq!(code, AUTHORIZATION, "{message}");
     assert!(
