@@ -9,15 +9,23 @@ use crate::error::{Error, Result};
 
 /// A connection owned by one logical writer. The mutex only serialises calls that openraft
 /// already issues one at a time; it is never held across an await.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    conn: Arc<Mutex<Connection>>,
+pub(crate) struct Shared<C = Connection> {
+    conn: Arc<Mutex<C>>,
     /// Named in the error when an earlier panic poisoned the mutex.
     name: &'static str,
 }
 
-impl Shared {
-    pub fn new(conn: Connection, name: &'static str) -> Shared {
+impl<C> Clone for Shared<C> {
+    fn clone(&self) -> Self {
+        Shared {
+            conn: self.conn.clone(),
+            name: self.name,
+        }
+    }
+}
+
+impl<C: Send + 'static> Shared<C> {
+    pub fn new(conn: C, name: &'static str) -> Shared<C> {
         Shared {
             conn: Arc::new(Mutex::new(conn)),
             name,
@@ -25,7 +33,7 @@ impl Shared {
     }
 
     /// The connection, for a short synchronous call outside the async path.
-    pub fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+    pub fn lock(&self) -> Result<MutexGuard<'_, C>> {
         self.conn.lock().map_err(|_| Error::Poisoned(self.name))
     }
 
@@ -33,7 +41,7 @@ impl Shared {
     pub async fn call<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut C) -> Result<T> + Send + 'static,
     {
         let this = self.clone();
         tokio::task::spawn_blocking(move || f(&mut *this.lock()?)).await?
@@ -48,7 +56,7 @@ impl Shared {
     ) -> Result<T, StorageError<u64>>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut C) -> Result<T> + Send + 'static,
     {
         self.call(f).await.map_err(|e| storage(mk, &e))
     }

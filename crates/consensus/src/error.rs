@@ -28,6 +28,9 @@ pub enum Error {
     },
     #[error("state database: {0}")]
     State(#[from] sqlstore::DbError),
+    /// A statement on the state database's connection.
+    #[error("state database: {0}")]
+    StateSql(#[from] sqlstore::SqlError),
     #[error("corrupt {what}: {source}")]
     Decode {
         what: &'static str,
@@ -88,6 +91,18 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The state database's server went away (MySQL): the work can be retried on a new
+    /// connection once it is back.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::StateSql(e) => e.is_connection_lost(),
+            Error::State(e) => e.is_connection_lost(),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 static LOGGED: AtomicU64 = AtomicU64::new(0);
@@ -96,6 +111,11 @@ static LOGGED: AtomicU64 = AtomicU64::new(0);
 /// could act on, e.g. a leftover snapshot file that could not be removed.
 pub fn logged_errors() -> u64 {
     LOGGED.load(Ordering::Relaxed)
+}
+
+/// Counts an error already logged by its caller.
+pub(crate) fn count_logged() {
+    LOGGED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Logs `err` at warn with `what` was being done, and counts it.

@@ -44,6 +44,10 @@ pub enum WriteError {
     TooLarge { size: usize, limit: usize },
     #[error("consensus stopped: {0}")]
     Fatal(String),
+    /// The entry was applied, but the state database's connection was lost as it committed,
+    /// and with it what the transaction answered.
+    #[error("the state database connection was lost as the change committed: it is applied, but its result is unknown")]
+    OutcomeLost,
 }
 
 impl From<crate::Error> for WriteError {
@@ -204,7 +208,6 @@ async fn propose(
     large: Option<OwnedSemaphorePermit>,
 ) {
     let (txns, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
-    let n = txns.len();
     let res = raft.client_write(Batch { txns }).await;
     drop(permit);
     drop(large);
@@ -212,9 +215,7 @@ async fn propose(
         Ok(resp) => {
             let mut outcomes = resp.data.outcomes.into_iter();
             for reply in replies {
-                let out = outcomes.next().ok_or_else(|| {
-                    WriteError::Fatal(format!("entry returned fewer than {n} outcomes"))
-                });
+                let out = outcomes.next().ok_or(WriteError::OutcomeLost);
                 // A failed send means the caller timed out: nobody is left to tell.
                 let _ = reply.send(out);
             }

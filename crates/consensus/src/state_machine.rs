@@ -8,14 +8,15 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
     StorageIOError, StoredMembership,
 };
-use rusqlite::{params, Connection, OptionalExtension};
-use sqlstore::{apply_txn, SqlTxn, TxnOutcome};
+use sqlstore::{apply_txn, params, Conn, Location, Optional, SqlTxn, TxnOutcome};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::blocking::{storage, Shared};
@@ -29,43 +30,53 @@ type Membership = StoredMembership<u64, ServerNode>;
 const CURRENT: &str = "current.db";
 
 pub struct StateMachine {
-    state_path: PathBuf,
+    location: Location,
     snap_dir: PathBuf,
-    db: Shared,
+    db: Shared<Conn>,
     receiving: Option<PathBuf>,
+    health: DbHealth,
 }
 
-/// A state database written before formats were numbered has no `raft_sm_meta.format`: its
-/// meta is format 0. Added on open and after installing a copy (a snapshot, a backup).
-fn add_format_column(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('raft_sm_meta') WHERE name = 'format'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
-        conn.execute_batch(
-            "ALTER TABLE raft_sm_meta ADD COLUMN format INTEGER NOT NULL DEFAULT 0",
-        )?;
+/// Whether the state database answers: set while the apply waits for a lost MySQL server to
+/// come back, so the server can refuse writes and say why (raftstatus, `oned.log`).
+#[derive(Clone, Default)]
+pub struct DbHealth(Arc<Mutex<Option<String>>>);
+
+impl DbHealth {
+    /// Why the state database cannot be written now, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|p| p.clone())
     }
-    Ok(())
+
+    fn set(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.0.lock() {
+            *p = problem;
+        }
+    }
 }
 
 /// The format and the two blobs of `raft_sm_meta`, all absent before the first apply.
 type MetaRow = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// `what` names the database in an error: the state database or a snapshot.
-fn read_meta(conn: &Connection, what: &'static str) -> Result<(Option<LogId<u64>>, Membership)> {
-    let row: Option<MetaRow> = conn
-        .prepare_cached("SELECT * FROM raft_sm_meta WHERE id = 1")?
-        .query_row([], |r| {
-            // A copy made before formats were numbered has no such column.
-            let format = match r.get::<_, i64>("format") {
-                Ok(f) => u64::try_from(f).unwrap_or(u64::MAX),
-                Err(rusqlite::Error::InvalidColumnName(_)) => 0,
-                Err(e) => return Err(e),
+fn read_meta(conn: &Conn, what: &'static str) -> Result<(Option<LogId<u64>>, Membership)> {
+    let mut st = conn.prepare_cached("SELECT * FROM raft_sm_meta WHERE id = 1")?;
+    let names = st.column_names();
+    let at = |name: &str| names.iter().position(|n| n == name);
+    let (applied_at, membership_at) = (at("last_applied"), at("membership"));
+    // A copy made before formats were numbered has no such column: format 0.
+    let format_at = at("format");
+    let row: Option<MetaRow> = st
+        .query_row((), |r| {
+            let format = match format_at {
+                Some(i) => u64::try_from(r.get::<i64>(i)?).unwrap_or(u64::MAX),
+                None => 0,
             };
-            Ok((format, r.get("last_applied")?, r.get("membership")?))
+            let blob = |i: Option<usize>| match i {
+                Some(i) => r.get::<Option<Vec<u8>>>(i),
+                None => Ok(None),
+            };
+            Ok((format, blob(applied_at)?, blob(membership_at)?))
         })
         .optional()?;
     let Some((format, applied, membership)) = row else {
@@ -90,7 +101,7 @@ fn read_meta(conn: &Connection, what: &'static str) -> Result<(Option<LogId<u64>
 }
 
 fn write_meta(
-    conn: &Connection,
+    conn: &Conn,
     applied: &Option<LogId<u64>>,
     membership: &Membership,
 ) -> Result<()> {
@@ -116,9 +127,12 @@ fn snapshot_id(applied: &Option<LogId<u64>>) -> String {
 
 /// The meta of a snapshot file; refuses one of a format newer than this server's.
 fn meta_of_file(path: &Path) -> Result<SnapshotMeta<u64, ServerNode>> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(Error::db(path))?;
-    let (applied, membership) = read_meta(&conn, "snapshot")?;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(Error::db(path))?;
+    let (applied, membership) = read_meta(&Conn::from(conn), "snapshot")?;
     Ok(SnapshotMeta {
         last_log_id: applied,
         last_membership: membership,
@@ -167,8 +181,9 @@ async fn discard(path: PathBuf) {
 }
 
 impl StateMachine {
-    /// `conn` is the state database's read-write connection; `snap_dir` keeps the current snapshot.
-    pub fn new(state_path: &Path, conn: Connection, snap_dir: &Path) -> Result<StateMachine> {
+    /// `conn` is the state database's read-write connection (opened by `sqlstore::open_state`
+    /// on `location`); `snap_dir` keeps the current snapshot.
+    pub fn new(location: &Location, conn: Conn, snap_dir: &Path) -> Result<StateMachine> {
         // Snapshots are copies of the state database: as private as it is.
         sqlstore::files::private_dir(snap_dir).map_err(Error::io(snap_dir))?;
         // Leftovers of a transfer interrupted by a crash.
@@ -181,13 +196,18 @@ impl StateMachine {
                 }
             }
         }
-        add_format_column(&conn).map_err(Error::db(state_path))?;
         Ok(StateMachine {
-            state_path: state_path.to_path_buf(),
+            location: location.clone(),
             snap_dir: snap_dir.to_path_buf(),
             db: Shared::new(conn, "state"),
             receiving: None,
+            health: DbHealth::default(),
         })
+    }
+
+    /// Whether the state database answers (see [`DbHealth`]).
+    pub fn health(&self) -> DbHealth {
+        self.health.clone()
     }
 
     /// A handle to apply transactions directly, for a solo server (no Raft, no log).
@@ -245,7 +265,6 @@ impl StateMachine {
         // Refuses a snapshot of a newer format before anything is overwritten.
         meta_of_file(&current)?;
         sqlstore::restore_from(&mut conn, &current)?;
-        add_format_column(&conn)?;
         tracing::warn!(
             purged,
             "the state database was behind the purged log: restored the local snapshot"
@@ -255,7 +274,7 @@ impl StateMachine {
 
     fn builder(&self) -> SnapshotBuilder {
         SnapshotBuilder {
-            state_path: self.state_path.clone(),
+            location: self.location.clone(),
             snap_dir: self.snap_dir.clone(),
         }
     }
@@ -263,7 +282,7 @@ impl StateMachine {
 
 /// Applies transactions on a solo server, where the database is the only copy.
 #[derive(Clone)]
-pub struct SoloWriter(Shared);
+pub struct SoloWriter(Shared<Conn>);
 
 impl SoloWriter {
     pub async fn apply(&self, txns: Vec<SqlTxn>) -> Result<Vec<TxnOutcome>> {
@@ -282,22 +301,18 @@ impl SoloWriter {
 }
 
 pub struct SnapshotBuilder {
-    state_path: PathBuf,
+    location: Location,
     snap_dir: PathBuf,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
-        let state_path = self.state_path.clone();
+        let location = self.location.clone();
         let dir = self.snap_dir.clone();
         let made = tokio::task::spawn_blocking(
             move || -> Result<(PathBuf, SnapshotMeta<u64, ServerNode>)> {
                 let tmp = dir.join(temp_name("build"));
-                let conn = Connection::open_with_flags(
-                    &state_path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .map_err(Error::db(&state_path))?;
+                let conn = sqlstore::open_read(&location)?;
                 sqlstore::copy_into(&conn, &tmp)?;
                 fsync_file(&tmp)?;
                 let meta = meta_of_file(&tmp)?;
@@ -341,30 +356,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let location = self.location.clone();
+        let health = self.health.clone();
         self.db
             .run(StorageIOError::write_state_machine, move |c| {
-                let (mut applied, mut membership) = read_meta(c, "state database")?;
-                let tx = c.transaction()?;
-                let mut results = Vec::with_capacity(entries.len());
-                for entry in &entries {
-                    let mut outcomes = Vec::new();
-                    match &entry.payload {
-                        EntryPayload::Blank => {}
-                        EntryPayload::Normal(batch) => {
-                            for t in &batch.txns {
-                                outcomes.push(apply_txn(&tx, t)?);
-                            }
-                        }
-                        EntryPayload::Membership(m) => {
-                            membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                        }
-                    }
-                    applied = Some(entry.log_id);
-                    results.push(BatchResult { outcomes });
-                }
-                write_meta(&tx, &applied, &membership)?;
-                tx.commit()?;
-                Ok(results)
+                apply_until_done(c, &location, &health, &entries)
             })
             .await
     }
@@ -440,7 +436,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.db
             .run(StorageIOError::write_snapshot_none, move |c| {
                 sqlstore::restore_from(c, &src)?;
-                add_format_column(c)?;
                 let current = dir.join(CURRENT);
                 std::fs::rename(&src, &current).map_err(Error::io(&current))?;
                 fsync_dir(&dir)
@@ -470,6 +465,98 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(file),
         }))
+    }
+}
+
+/// Applies `entries` and records the last one's id in one transaction.
+fn apply_entries(c: &mut Conn, entries: &[Entry<TypeConfig>]) -> Result<Vec<BatchResult>> {
+    let (mut applied, mut membership) = read_meta(c, "state database")?;
+    let tx = c.transaction()?;
+    let mut results = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut outcomes = Vec::new();
+        match &entry.payload {
+            EntryPayload::Blank => {}
+            EntryPayload::Normal(batch) => {
+                for t in &batch.txns {
+                    outcomes.push(apply_txn(&tx, t)?);
+                }
+            }
+            EntryPayload::Membership(m) => {
+                membership = StoredMembership::new(Some(entry.log_id), m.clone());
+            }
+        }
+        applied = Some(entry.log_id);
+        results.push(BatchResult { outcomes });
+    }
+    write_meta(&tx, &applied, &membership)?;
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Longest wait between two attempts to reach a lost database server.
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// [`apply_entries`], waiting out a lost connection to the database server (MySQL): the
+/// server rolled back the transaction in flight, so the entries are applied again on a new
+/// connection, from the first one its `last_applied` does not cover. Meanwhile `health` says
+/// why writes are refused. Runs on the blocking pool, so waiting here holds no runtime thread.
+fn apply_until_done(
+    c: &mut Conn,
+    location: &Location,
+    health: &DbHealth,
+    entries: &[Entry<TypeConfig>],
+) -> Result<Vec<BatchResult>> {
+    let mut skipped = 0;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let err = match apply_entries(c, &entries[skipped..]) {
+            Ok(mut results) => {
+                if health.problem().is_some() {
+                    tracing::warn!(%location, "the state database is back: applying again");
+                    health.set(None);
+                }
+                let mut all = vec![unknown_outcome(); skipped];
+                all.append(&mut results);
+                return Ok(all);
+            }
+            Err(e) if e.is_connection_lost() => e,
+            Err(e) => return Err(e),
+        };
+        if health.problem().is_none() {
+            tracing::error!(%location, error = %err, "lost the state database: writes wait until it is back");
+            crate::error::count_logged();
+        }
+        health.set(Some(format!("state database {location} unavailable: {err}")));
+        loop {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(RECONNECT_MAX);
+            match sqlstore::open_state(location) {
+                Ok(fresh) => {
+                    *c = fresh;
+                    break;
+                }
+                Err(e) => tracing::debug!(error = %e, "state database still unavailable"),
+            }
+        }
+        // A commit whose answer was lost with the connection may have gone through.
+        let Ok((applied, _)) = read_meta(c, "state database") else {
+            continue;
+        };
+        let done = applied.map_or(0, |a| a.index);
+        skipped = entries
+            .iter()
+            .take_while(|e| e.log_id.index <= done)
+            .count()
+            .max(skipped);
+    }
+}
+
+/// The result of an entry that committed while the connection that carried it was lost: it is
+/// applied, but what each transaction answered is gone.
+fn unknown_outcome() -> BatchResult {
+    BatchResult {
+        outcomes: vec![],
     }
 }
 

@@ -280,7 +280,7 @@ async fn a_log_written_before_formats_were_numbered_reads_after_the_upgrade() {
 #[tokio::test]
 async fn state_meta_of_format_0_reads_and_a_newer_snapshot_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("one.db");
+    let state = sqlstore::Location::Sqlite(dir.path().join("one.db"));
     let conn = sqlstore::open_state(&state).unwrap();
     conn.execute(
         "INSERT INTO raft_sm_meta (id, last_applied, membership) VALUES (1, ?1, ?2)",
@@ -303,7 +303,7 @@ async fn state_meta_of_format_0_reads_and_a_newer_snapshot_is_refused() {
         sm.applied_state().await.unwrap(),
         (Some(log_id(4, 2, 12)), stored_membership())
     );
-    let format: i64 = rusqlite::Connection::open(&state)
+    let format: i64 = rusqlite::Connection::open(dir.path().join("one.db"))
         .unwrap()
         .query_row("SELECT format FROM raft_sm_meta", [], |r| r.get(0))
         .unwrap();

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::sql::Conn;
+
 use crate::checksum::checksum_except;
 use crate::open::DbError;
 
@@ -104,7 +106,7 @@ pub fn write_backup(
         Err(_) => return Err(corrupt(db, "the copy thread panicked")),
     }
     let info = {
-        let conn = Connection::open(&tmp).map_err(DbError::at(&tmp))?;
+        let conn = Conn::from(Connection::open(&tmp).map_err(DbError::at(&tmp))?);
         let sum = checksum_except(&conn, &[BACKUP_TABLE]).map_err(DbError::at(&tmp))?;
         conn.execute_batch(&format!(
             "CREATE TABLE {BACKUP_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -155,7 +157,7 @@ pub fn verify_backup(path: &Path) -> Result<BackupInfo, DbError> {
         return Err(corrupt(path, format!("unknown backup format {format}")));
     }
     let stored = read("sha256")?;
-    let sum = checksum_except(&conn, &[BACKUP_TABLE])
+    let sum = checksum_except(&Conn::from(conn), &[BACKUP_TABLE])
         .map_err(|e| corrupt(path, format!("unreadable ({e})")))?;
     if sum.sha256 != stored {
         return Err(corrupt(
@@ -206,7 +208,7 @@ mod tests {
 
     fn make_db(dir: &Path) -> PathBuf {
         let path = dir.join("one.db");
-        let conn = crate::open_state(&path).unwrap();
+        let conn = crate::open_state(&crate::Location::Sqlite(path.clone())).unwrap();
         conn.execute_batch(
             "INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin'), (1, 'users');",
         )
@@ -218,7 +220,7 @@ mod tests {
     fn a_backup_restores_the_same_rows_and_carries_no_digest_table_into_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let db = make_db(dir.path());
-        let before = crate::checksum(&Connection::open(&db).unwrap()).unwrap();
+        let before = crate::checksum(&Conn::from(Connection::open(&db).unwrap())).unwrap();
         let bck = dir.path().join("one.bck");
         let mut calls = 0;
         let info = write_backup(&db, &bck, |_, _| calls += 1).unwrap();
@@ -228,7 +230,7 @@ mod tests {
 
         let target = dir.path().join("restored.db");
         restore_backup(&bck, &target).unwrap();
-        let after = crate::checksum(&Connection::open(&target).unwrap()).unwrap();
+        let after = crate::checksum(&Conn::from(Connection::open(&target).unwrap())).unwrap();
         assert_eq!(after, before);
     }
 

@@ -1,6 +1,7 @@
 //! The contents of a fresh database, as OpenNebula creates them on first start.
 
-use rusqlite::{params, Connection};
+use crate::sql::{Conn};
+use crate::params;
 
 pub struct BootstrapParams<'a> {
     pub oneadmin_name: &'a str,
@@ -10,10 +11,10 @@ pub struct BootstrapParams<'a> {
     pub zone_endpoint: &'a str,
 }
 
-pub fn is_bootstrapped(conn: &Connection) -> rusqlite::Result<bool> {
+pub fn is_bootstrapped(conn: &Conn) -> crate::sql::Result<bool> {
     let n: i64 = conn.query_row(
         "SELECT count(*) FROM system_attributes WHERE name = 'BOOTSTRAP'",
-        [],
+        (),
         |r| r.get(0),
     )?;
     Ok(n > 0)
@@ -21,7 +22,7 @@ pub fn is_bootstrapped(conn: &Connection) -> rusqlite::Result<bool> {
 
 /// Creates groups 0 and 1, users 0 (oneadmin) and 1 (serveradmin), zone 0 and the id counters.
 /// Runs once, locally, on a solo server's empty database: never through the log.
-pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Result<()> {
+pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result<()> {
     let tx = conn.transaction()?;
     tx.execute_batch(
         "INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin'), (1, 'users');
@@ -73,7 +74,7 @@ pub fn bootstrap(conn: &mut Connection, p: &BootstrapParams<'_>) -> rusqlite::Re
     )?;
     tx.execute(
         "INSERT INTO system_attributes (name, body) VALUES ('BOOTSTRAP', '1')",
-        [],
+        (),
     )?;
     tx.commit()
 }

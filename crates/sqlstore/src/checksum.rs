@@ -2,9 +2,10 @@
 //! hold the same rows. Operators and the fault suite compare it across servers to prove the
 //! replicas never diverged.
 
-use rusqlite::types::ValueRef;
-use rusqlite::Connection;
 use sha2::{Digest, Sha256};
+
+use crate::sql::{quote, Conn, Result};
+use crate::SqlValue;
 
 /// The digest and what went into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,53 +19,49 @@ pub struct Checksum {
 /// Hashes every table of `conn` in one read transaction.
 ///
 /// Rows are taken in the order of their values, not of their rowids: `VACUUM INTO` (snapshots)
-/// may renumber rowids, and two replicas with the same rows must still agree.
-pub fn checksum(conn: &Connection) -> rusqlite::Result<Checksum> {
+/// may renumber rowids, and two replicas with the same rows must still agree. Both backends
+/// give the same digest for the same rows: tables in byte order of their names, columns in
+/// their order, text compared byte by byte (MySQL's binary no-pad collation), and each value
+/// hashed by its kind (integer, real, text, blob, NULL).
+pub fn checksum(conn: &Conn) -> Result<Checksum> {
     checksum_except(conn, &[])
 }
 
 /// [`checksum`] of every table but those named in `skip`.
-pub fn checksum_except(conn: &Connection, skip: &[&str]) -> rusqlite::Result<Checksum> {
-    let tx = conn.unchecked_transaction()?;
-    let names: Vec<String> = {
-        let mut stmt = tx.prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
+pub fn checksum_except(conn: &Conn, skip: &[&str]) -> Result<Checksum> {
+    let tx = conn.read_transaction()?;
+    let names = tx.tables()?;
     let mut hash = Sha256::new();
     let mut tables = Vec::with_capacity(names.len());
     for name in names.into_iter().filter(|n| !skip.contains(&n.as_str())) {
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        let mut stmt = tx.prepare(&format!("SELECT * FROM {quoted} LIMIT 0"))?;
-        let ncols = stmt.column_count();
-        let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
+        let quoted = quote(&name);
+        let columns = tx.columns(&name)?;
+        let ncols = columns.len();
         field(&mut hash, b't', name.as_bytes());
-        for col in stmt.column_names() {
+        for col in &columns {
             field(&mut hash, b'c', col.as_bytes());
         }
+        let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
         let sql = if ncols == 0 {
             format!("SELECT * FROM {quoted}")
         } else {
             format!("SELECT * FROM {quoted} ORDER BY {}", order.join(", "))
         };
-        stmt = tx.prepare(&sql)?;
-        let mut rows = stmt.query([])?;
         let mut count = 0u64;
-        while let Some(row) = rows.next()? {
+        tx.prepare(&sql)?.for_each((), |row| {
             hash.update(b"r");
-            for i in 0..ncols {
-                match row.get_ref(i)? {
-                    ValueRef::Null => hash.update(b"n"),
-                    ValueRef::Integer(v) => field(&mut hash, b'i', &v.to_le_bytes()),
-                    ValueRef::Real(v) => field(&mut hash, b'f', &v.to_bits().to_le_bytes()),
-                    ValueRef::Text(v) => field(&mut hash, b's', v),
-                    ValueRef::Blob(v) => field(&mut hash, b'b', v),
+            for v in row.values() {
+                match v {
+                    SqlValue::Null => hash.update(b"n"),
+                    SqlValue::Int(v) => field(&mut hash, b'i', &v.to_le_bytes()),
+                    SqlValue::Real(v) => field(&mut hash, b'f', &v.to_bits().to_le_bytes()),
+                    SqlValue::Text(v) => field(&mut hash, b's', v.as_bytes()),
+                    SqlValue::Blob(v) => field(&mut hash, b'b', v),
                 }
             }
             count += 1;
-        }
+            Ok(())
+        })?;
         tables.push((name, count));
     }
     Ok(Checksum {
@@ -84,12 +81,12 @@ fn field(hash: &mut Sha256, tag: u8, bytes: &[u8]) {
 mod tests {
     use super::*;
 
-    fn db(rows: &[(i64, &str)]) -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+    fn db(rows: &[(i64, &str)]) -> Conn {
+        let conn = Conn::from(rusqlite::Connection::open_in_memory().unwrap());
         conn.execute_batch("CREATE TABLE t (id INTEGER, name TEXT); CREATE TABLE u (x BLOB);")
             .unwrap();
         for (id, name) in rows {
-            conn.execute("INSERT INTO t VALUES (?1, ?2)", (id, name))
+            conn.execute("INSERT INTO t VALUES (?1, ?2)", (*id, *name))
                 .unwrap();
         }
         conn

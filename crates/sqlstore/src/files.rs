@@ -111,7 +111,7 @@ mod tests {
     fn sqlite_side_files_take_the_private_mode_of_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("one.db");
-        let conn = crate::open_state(&db).unwrap();
+        let conn = crate::open_state(&crate::Location::Sqlite(db.clone())).unwrap();
         conn.execute_batch("INSERT INTO group_pool (oid, name) VALUES (5, 'g')")
             .unwrap();
         for side in ["one.db", "one.db-wal", "one.db-shm"] {

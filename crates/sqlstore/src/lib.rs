@@ -5,20 +5,25 @@
 pub use rusqlite;
 
 mod backup;
+pub mod sql;
 mod bootstrap;
 mod checksum;
+mod copy;
 pub mod files;
 pub mod objects;
 mod open;
 mod pool;
 mod reads;
+#[doc(hidden)]
+pub mod testing;
 mod txn;
 
 pub use backup::{restore_backup, verify_backup, write_backup, BackupInfo};
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
 pub use checksum::{checksum, Checksum};
 pub use objects::{HasOwner, Head, Lock, Owned};
-pub use open::{copy_into, open_state, restore_from, DbError};
+pub use open::{copy_into, open_read, open_state, restore_from, DbError};
+pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, Row, SqlError};
 pub use pool::ReadPool;
 pub use reads::{
     find_user_by_name, for_each_user, load_user, load_zone, load_zones, UserRow, ZoneRow,

@@ -4,15 +4,17 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::sql::{self, Backend, Conn, Location, SqlError};
+
 /// Errors of the storage layer. Every one of them is an I/O or corruption problem: SQL that fails
 /// alike on every server is a [`crate::TxnOutcome`], never a `DbError`.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database {path}: {source}")]
-    Sqlite {
+    Sql {
         path: String,
         #[source]
-        source: rusqlite::Error,
+        source: SqlError,
     },
     #[error("{path}: {source}")]
     Io {
@@ -25,11 +27,24 @@ pub enum DbError {
 }
 
 impl DbError {
-    pub fn at(path: &Path) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
-        move |source| DbError::Sqlite {
+    pub fn at<E: Into<SqlError>>(path: &Path) -> impl FnOnce(E) -> DbError + '_ {
+        move |source| DbError::Sql {
             path: path.display().to_string(),
-            source,
+            source: source.into(),
         }
+    }
+
+    /// [`DbError::at`] for a database of either backend.
+    pub fn on<E: Into<SqlError>>(loc: &Location) -> impl FnOnce(E) -> DbError + '_ {
+        move |source| DbError::Sql {
+            path: loc.to_string(),
+            source: source.into(),
+        }
+    }
+
+    /// The database connection was lost (MySQL); retrying on a new one may succeed.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, DbError::Sql { source, .. } if source.is_connection_lost())
     }
 
     pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DbError + '_ {
@@ -41,13 +56,14 @@ impl DbError {
 }
 
 /// The state tables. Objects keep OpenNebula's names (`user_pool`, `zone_pool`...) so an
-/// operator reading the database finds what OpenNebula would show.
+/// operator reading the database finds what OpenNebula would show. Written for SQLite; `{key}`
+/// marks text that is (part of) a key, which MySQL must index (`sql::dialect::schema`).
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS pool_control (tablename TEXT PRIMARY KEY, last_oid INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS system_attributes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pool_control (tablename {key} PRIMARY KEY, last_oid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS system_attributes (name {key} PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS group_pool (
     oid INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name {key} NOT NULL UNIQUE,
     template TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS user_groups (uid INTEGER NOT NULL, gid INTEGER NOT NULL, PRIMARY KEY (uid, gid));
@@ -60,7 +76,7 @@ CREATE TABLE IF NOT EXISTS acl (
     zone INTEGER NOT NULL,
     UNIQUE (user, resource, rights, zone)
 );
-CREATE TABLE IF NOT EXISTS cluster_pool (oid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS cluster_pool (oid INTEGER PRIMARY KEY, name {key} NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS template_pool (
     oid INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -98,7 +114,7 @@ CREATE TABLE IF NOT EXISTS vm_pool (
 );
 CREATE TABLE IF NOT EXISTS datastore_pool (
     oid INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name {key} NOT NULL UNIQUE,
     uid INTEGER NOT NULL,
     gid INTEGER NOT NULL,
     perms INTEGER NOT NULL,
@@ -110,7 +126,7 @@ CREATE TABLE IF NOT EXISTS datastore_pool (
 );
 CREATE TABLE IF NOT EXISTS image_pool (
     oid INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
+    name {key} NOT NULL,
     uid INTEGER NOT NULL,
     gid INTEGER NOT NULL,
     perms INTEGER NOT NULL,
@@ -130,7 +146,7 @@ CREATE TABLE IF NOT EXISTS image_pool (
 );
 CREATE TABLE IF NOT EXISTS vnet_pool (
     oid INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
+    name {key} NOT NULL,
     uid INTEGER NOT NULL,
     gid INTEGER NOT NULL,
     perms INTEGER NOT NULL,
@@ -156,7 +172,7 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE TABLE IF NOT EXISTS host_pool (
     oid INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name {key} NOT NULL UNIQUE,
     state INTEGER NOT NULL,
     prev_state INTEGER NOT NULL,
     im_mad TEXT NOT NULL,
@@ -171,7 +187,7 @@ CREATE TABLE IF NOT EXISTS host_pool (
 );
 CREATE TABLE IF NOT EXISTS user_pool (
     oid INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name {key} NOT NULL UNIQUE,
     password TEXT NOT NULL,
     auth_driver TEXT NOT NULL,
     gid INTEGER NOT NULL,
@@ -180,7 +196,7 @@ CREATE TABLE IF NOT EXISTS user_pool (
 );
 CREATE TABLE IF NOT EXISTS zone_pool (
     oid INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name {key} NOT NULL UNIQUE,
     state INTEGER NOT NULL DEFAULT 0,
     endpoint TEXT NOT NULL
 );
@@ -191,7 +207,12 @@ CREATE TABLE IF NOT EXISTS zone_server (
     endpoint TEXT NOT NULL,
     PRIMARY KEY (zone_id, server_id)
 );
-CREATE TABLE IF NOT EXISTS raft_sm_meta (id INTEGER PRIMARY KEY CHECK (id = 1), last_applied BLOB, membership BLOB);
+CREATE TABLE IF NOT EXISTS raft_sm_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_applied BLOB,
+    membership BLOB,
+    format INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
@@ -213,10 +234,22 @@ const LOCK_COLUMNS: [(&str, &str); 4] = [
     ("lock_req", "INTEGER NOT NULL DEFAULT -1"),
 ];
 
+/// The schema as `backend` creates it.
+fn schema_for(conn: &Conn) -> String {
+    match conn.backend() {
+        Backend::Sqlite => SCHEMA.replace("{key}", "TEXT"),
+        Backend::Mysql => sql::mysql_schema(conn, SCHEMA),
+    }
+}
+
 /// Creates what is missing of the schema: the tables, and the columns later versions added
 /// (appended, as `CREATE TABLE` lists them, so every server's tables are alike).
-fn ensure_schema(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)?;
+fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
+    conn.execute_batch(&schema_for(conn))?;
+    if conn.backend() == Backend::Mysql {
+        // MySQL state databases were created with every column.
+        return Ok(());
+    }
     for table in LOCKABLE {
         let has: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'lock_level')",
@@ -229,46 +262,71 @@ fn ensure_schema(conn: &Connection) -> rusqlite::Result<()> {
             }
         }
     }
+    let has_format: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('raft_sm_meta') WHERE name = 'format')",
+        (),
+        |r| r.get(0),
+    )?;
+    if !has_format {
+        conn.execute_batch(
+            "ALTER TABLE raft_sm_meta ADD COLUMN format INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
     Ok(())
 }
 
 /// Opens (creating if needed) the state database read-write and makes sure the schema exists.
-pub fn open_state(path: &Path) -> Result<Connection, DbError> {
-    crate::files::private_file(path).map_err(DbError::io(path))?;
-    let conn = Connection::open(path).map_err(DbError::at(path))?;
-    pragmas(&conn).map_err(DbError::at(path))?;
-    ensure_schema(&conn).map_err(DbError::at(path))?;
-    Ok(conn)
+pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
+    match loc {
+        Location::Sqlite(path) => {
+            crate::files::private_file(path).map_err(DbError::io(path))?;
+            let conn = Connection::open(path).map_err(DbError::at(path))?;
+            pragmas(&conn).map_err(DbError::at(path))?;
+            let conn = Conn::from(conn);
+            ensure_schema(&conn).map_err(DbError::at(path))?;
+            Ok(conn)
+        }
+        Location::Mysql(_) => {
+            let conn = Conn::open(loc, false).map_err(DbError::on(loc))?;
+            ensure_schema(&conn).map_err(DbError::on(loc))?;
+            Ok(conn)
+        }
+    }
 }
 
-/// Opens the state database read-only, for the read pool.
-pub(crate) fn open_read(path: &Path) -> Result<Connection, DbError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(DbError::at(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(DbError::at(path))?;
-    Ok(conn)
+/// Opens the state database read-only, for the read pool and snapshots.
+pub fn open_read(loc: &Location) -> Result<Conn, DbError> {
+    Conn::open(loc, true).map_err(DbError::on(loc))
 }
 
-/// Writes a consistent copy of the database behind `conn` to `dest` (which must not exist, or
-/// be empty). `VACUUM INTO` reads inside one transaction, so writers may go on meanwhile.
-pub fn copy_into(conn: &Connection, dest: &Path) -> Result<(), DbError> {
+/// Writes a consistent copy of the database behind `conn` to the SQLite file `dest` (which
+/// must not exist, or be empty), while writers go on. From SQLite, `VACUUM INTO`; from MySQL,
+/// every table read in one consistent-snapshot transaction. Either way the copy is a SQLite
+/// state database: snapshots and `serversync` files look the same whatever the backend.
+pub fn copy_into(conn: &Conn, dest: &Path) -> Result<(), DbError> {
     // VACUUM INTO accepts an empty file; creating it first makes the copy 0600 from the start.
     crate::files::private_file(dest).map_err(DbError::io(dest))?;
-    let dest_str = dest
-        .to_str()
-        .ok_or_else(|| DbError::Corrupt(format!("path {} is not UTF-8", dest.display())))?;
-    conn.execute("VACUUM INTO ?1", [dest_str])
-        .map_err(DbError::at(dest))?;
-    Ok(())
+    match conn.sqlite() {
+        Some(c) => {
+            let dest_str = dest.to_str().ok_or_else(|| {
+                DbError::Corrupt(format!("path {} is not UTF-8", dest.display()))
+            })?;
+            c.execute("VACUUM INTO ?1", [dest_str])
+                .map_err(DbError::at(dest))?;
+            Ok(())
+        }
+        None => {
+            let mut out = Conn::from(Connection::open(dest).map_err(DbError::at(dest))?);
+            ensure_schema(&out).map_err(DbError::at(dest))?;
+            crate::copy::copy_rows(conn, &mut out).map_err(DbError::at(dest))
+        }
+    }
 }
 
-/// Replaces the whole content of the database behind `conn` with the database file `src`, in one
-/// atomic, durable step (SQLite's online backup API). Readers keep working throughout.
-pub fn restore_from(conn: &mut Connection, src: &Path) -> Result<(), DbError> {
+/// Replaces the whole content of the database behind `conn` with the SQLite state database
+/// `src`, in one atomic, durable step. Readers keep working throughout (SQLite's online backup
+/// API; on MySQL, one transaction that empties and refills every table).
+pub fn restore_from(conn: &mut Conn, src: &Path) -> Result<(), DbError> {
     let check = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(DbError::at(src))?;
     let ok: String = check
@@ -281,15 +339,29 @@ pub fn restore_from(conn: &mut Connection, src: &Path) -> Result<(), DbError> {
         )));
     }
     drop(check);
-    conn.restore(
-        rusqlite::DatabaseName::Main,
-        src,
-        None::<fn(rusqlite::backup::Progress)>,
+    if let Some(c) = conn.sqlite_mut() {
+        c.restore(
+            rusqlite::DatabaseName::Main,
+            src,
+            None::<fn(rusqlite::backup::Progress)>,
+        )
+        .map_err(DbError::at(src))?;
+        // A copy written by an older version lacks what this one added; every server adds it
+        // alike.
+        return ensure_schema(conn).map_err(DbError::at(src));
+    }
+    // The copy may come from an older version: brought up to this schema first, in a staging
+    // copy, so `src` itself is never changed.
+    let staged = crate::files::temp_file_in(
+        src.parent().unwrap_or(Path::new(".")),
+        ".install.",
+        ".db",
     )
-    .map_err(DbError::at(src))?;
-    // A copy written by an older version lacks what this one added; every server adds it alike.
-    ensure_schema(conn).map_err(DbError::at(src))?;
-    Ok(())
+    .map_err(DbError::io(src))?;
+    std::fs::copy(src, staged.path()).map_err(DbError::io(staged.path()))?;
+    let from = Conn::from(Connection::open(staged.path()).map_err(DbError::at(staged.path()))?);
+    ensure_schema(&from).map_err(DbError::at(staged.path()))?;
+    crate::copy::copy_rows(&from, conn).map_err(DbError::at(src))
 }
 
 #[cfg(test)]
@@ -298,12 +370,12 @@ mod tests {
 
     use super::*;
 
-    fn columns(c: &Connection, table: &str) -> Vec<String> {
-        let mut st = c
-            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
-            .unwrap();
-        let names = st.query_map([table], |r| r.get(0)).unwrap();
-        names.collect::<Result<_, _>>().unwrap()
+    fn columns(c: &Conn, table: &str) -> Vec<String> {
+        c.columns(table).unwrap()
+    }
+
+    fn open(p: &Path) -> Conn {
+        open_state(&Location::Sqlite(p.to_path_buf())).unwrap()
     }
 
     #[test]
@@ -320,22 +392,22 @@ mod tests {
             )
             .unwrap();
         }
-        let upgraded = open_state(&old).unwrap();
-        let fresh = open_state(&dir.path().join("new.db")).unwrap();
+        let upgraded = open(&old);
+        let fresh = open(&dir.path().join("new.db"));
         for table in LOCKABLE {
             assert_eq!(columns(&upgraded, table), columns(&fresh, table), "{table}");
         }
         let lock: (i64, i64) = upgraded
             .query_row(
                 "SELECT lock_level, lock_owner FROM template_pool WHERE oid = 0",
-                [],
+                (),
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
         assert_eq!(lock, (0, -1));
         // Opening again changes nothing.
         drop(upgraded);
-        let again = open_state(&old).unwrap();
+        let again = open(&old);
         assert_eq!(
             columns(&again, "template_pool"),
             columns(&fresh, "template_pool")

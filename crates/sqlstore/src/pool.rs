@@ -1,45 +1,56 @@
 //! A small pool of read-only connections, so API reads never queue behind the writer.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
-
 use crate::open::{open_read, DbError};
+use crate::sql::{Conn, Location, SqlError};
 
 /// Most reads finish in microseconds; a few idle connections are plenty.
 const MAX_IDLE: usize = 8;
 
 #[derive(Clone)]
 pub struct ReadPool {
-    path: PathBuf,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    loc: Location,
+    idle: Arc<Mutex<Vec<Conn>>>,
+    max_idle: usize,
 }
 
 impl ReadPool {
-    pub fn new(path: &Path) -> ReadPool {
+    pub fn new(loc: &Location) -> ReadPool {
+        // A MySQL server counts every connection against CONNECTIONS: the pool keeps room for
+        // the writer and a snapshot.
+        let max_idle = match loc {
+            Location::Sqlite(_) => MAX_IDLE,
+            Location::Mysql(m) => (m.connections.saturating_sub(2) as usize).clamp(1, MAX_IDLE),
+        };
         ReadPool {
-            path: path.to_path_buf(),
+            loc: loc.clone(),
             idle: Arc::new(Mutex::new(Vec::new())),
+            max_idle,
         }
     }
 
+    pub fn location(&self) -> &Location {
+        &self.loc
+    }
+
     /// Runs `f` on a read-only connection. Blocking: call it from `spawn_blocking`.
-    pub fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
-    ) -> Result<T, DbError> {
+    pub fn with<T>(&self, f: impl FnOnce(&Conn) -> Result<T, SqlError>) -> Result<T, DbError> {
         let taken = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         let conn = match taken {
             Some(c) => c,
-            None => open_read(&self.path)?,
+            None => open_read(&self.loc)?,
         };
-        let out = f(&conn).map_err(DbError::at(&self.path));
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
+        let out = f(&conn);
+        // A connection the server dropped is not kept for the next read.
+        let broken = matches!(&out, Err(e) if e.is_connection_lost());
+        if !broken {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < self.max_idle {
+                    idle.push(conn);
+                }
             }
         }
-        out
+        out.map_err(DbError::on(&self.loc))
     }
 }

@@ -1,6 +1,7 @@
 //! Reads the API serves from the local database (possibly stale on a follower, as in OpenNebula).
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::sql::{Conn, Optional, Row};
+use crate::params;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRow {
@@ -20,7 +21,7 @@ const USER_COLS: &str =
     "u.oid, u.name, u.password, u.auth_driver, u.gid, COALESCE(g.name, ''), u.enabled, u.template
      FROM user_pool u LEFT JOIN group_pool g ON g.oid = u.gid";
 
-fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+fn user_row(r: &Row) -> crate::sql::Result<UserRow> {
     Ok(UserRow {
         oid: r.get(0)?,
         name: r.get(1)?,
@@ -28,13 +29,13 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         auth_driver: r.get(3)?,
         gid: r.get(4)?,
         gname: r.get(5)?,
-        enabled: r.get::<_, i64>(6)? != 0,
+        enabled: r.get::<i64>(6)? != 0,
         template: r.get(7)?,
         groups: Vec::new(),
     })
 }
 
-fn with_groups(conn: &Connection, mut u: UserRow) -> rusqlite::Result<UserRow> {
+fn with_groups(conn: &Conn, mut u: UserRow) -> crate::sql::Result<UserRow> {
     let mut st = conn.prepare_cached("SELECT gid FROM user_groups WHERE uid = ?1 ORDER BY gid")?;
     u.groups = st
         .query_map(params![u.oid], |r| r.get(0))?
@@ -42,7 +43,7 @@ fn with_groups(conn: &Connection, mut u: UserRow) -> rusqlite::Result<UserRow> {
     Ok(u)
 }
 
-pub fn load_user(conn: &Connection, oid: i64) -> rusqlite::Result<Option<UserRow>> {
+pub fn load_user(conn: &Conn, oid: i64) -> crate::sql::Result<Option<UserRow>> {
     conn.query_row(
         &format!("SELECT {USER_COLS} WHERE u.oid = ?1"),
         params![oid],
@@ -53,7 +54,7 @@ pub fn load_user(conn: &Connection, oid: i64) -> rusqlite::Result<Option<UserRow
     .transpose()
 }
 
-pub fn find_user_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<UserRow>> {
+pub fn find_user_by_name(conn: &Conn, name: &str) -> crate::sql::Result<Option<UserRow>> {
     conn.query_row(
         &format!("SELECT {USER_COLS} WHERE u.name = ?1"),
         params![name],
@@ -67,10 +68,10 @@ pub fn find_user_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Opti
 /// Every user, or only user `only`, in oid order, handed to `each` one at a time: a pool answer
 /// is printed as the cursor moves and never holds every row.
 pub fn for_each_user(
-    conn: &Connection,
+    conn: &Conn,
     only: Option<i64>,
     mut each: impl FnMut(&UserRow),
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     let sql = match only {
         Some(_) => format!("SELECT {USER_COLS} WHERE u.oid = ?1"),
         None => format!("SELECT {USER_COLS} ORDER BY u.oid"),
@@ -78,7 +79,7 @@ pub fn for_each_user(
     let mut st = conn.prepare(&sql)?;
     let mut rows = match only {
         Some(oid) => st.query(params![oid])?,
-        None => st.query([])?,
+        None => st.query(())?,
     };
     while let Some(r) = rows.next()? {
         each(&with_groups(conn, user_row(r)?)?);
@@ -102,7 +103,7 @@ pub struct ZoneRow {
     pub servers: Vec<ZoneServerRow>,
 }
 
-pub fn load_zone(conn: &Connection, oid: i64) -> rusqlite::Result<Option<ZoneRow>> {
+pub fn load_zone(conn: &Conn, oid: i64) -> crate::sql::Result<Option<ZoneRow>> {
     let zone = conn
         .query_row(
             "SELECT oid, name, state, endpoint FROM zone_pool WHERE oid = ?1",
@@ -131,15 +132,15 @@ pub fn load_zone(conn: &Connection, oid: i64) -> rusqlite::Result<Option<ZoneRow
             endpoint: r.get(2)?,
         })
     })?;
-    zone.servers = servers.collect::<rusqlite::Result<_>>()?;
+    zone.servers = servers.collect::<crate::sql::Result<_>>()?;
     Ok(Some(zone))
 }
 
-pub fn load_zones(conn: &Connection) -> rusqlite::Result<Vec<ZoneRow>> {
+pub fn load_zones(conn: &Conn) -> crate::sql::Result<Vec<ZoneRow>> {
     let mut st = conn.prepare("SELECT oid FROM zone_pool ORDER BY oid")?;
     let ids: Vec<i64> = st
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .query_map((), |r| r.get(0))?
+        .collect::<crate::sql::Result<_>>()?;
     let mut zones = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(z) = load_zone(conn, id)? {

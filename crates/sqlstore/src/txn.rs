@@ -2,8 +2,10 @@
 //! already bound by the leader, so applying it gives the same result on every server.
 
 use rusqlite::types::{ToSqlOutput, Value as RValue, ValueRef};
-use rusqlite::{ToSql, Transaction};
+use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
+
+use crate::sql::{Conn, SqlError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SqlValue {
@@ -126,24 +128,30 @@ pub enum TxnOutcome {
     Failed(TxnError),
 }
 
-fn classify(e: &rusqlite::Error) -> TxnErrorKind {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => TxnErrorKind::Constraint,
-        _ => TxnErrorKind::Sql,
+fn classify(e: &SqlError) -> TxnErrorKind {
+    if e.is_constraint() {
+        TxnErrorKind::Constraint
+    } else {
+        TxnErrorKind::Sql
     }
 }
 
-/// Applies `txn` inside a savepoint of `tx`: either all its statements take effect or none.
-/// Returns `Err` only for errors that are not the statement's fault (I/O, full disk, corruption):
-/// those must stop the server rather than let it diverge.
-pub fn apply_txn(tx: &Transaction<'_>, txn: &SqlTxn) -> Result<TxnOutcome, rusqlite::Error> {
+/// Applies `txn` inside a savepoint of the transaction open on `tx`: either all its statements
+/// take effect or none. Returns `Err` only for errors that are not the statement's fault (I/O,
+/// full disk, corruption, a lost database connection): those must stop the apply rather than
+/// let the server diverge.
+pub fn apply_txn(tx: &Conn, txn: &SqlTxn) -> Result<TxnOutcome, SqlError> {
     tx.execute_batch("SAVEPOINT txn")?;
+    let undo = |tx: &Conn| -> Result<(), SqlError> {
+        tx.execute_batch("ROLLBACK TO SAVEPOINT txn")?;
+        tx.execute_batch("RELEASE SAVEPOINT txn")
+    };
     let mut values = Vec::new();
     for (i, stmt) in txn.stmts.iter().enumerate() {
         match run_stmt(tx, stmt) {
             Ok(Some(v)) => values.push(v),
             Ok(None) if stmt.must_match => {
-                tx.execute_batch("ROLLBACK TO txn; RELEASE txn")?;
+                undo(tx)?;
                 return Ok(TxnOutcome::Failed(TxnError {
                     kind: TxnErrorKind::NotFound,
                     stmt: i,
@@ -151,9 +159,9 @@ pub fn apply_txn(tx: &Transaction<'_>, txn: &SqlTxn) -> Result<TxnOutcome, rusql
                 }));
             }
             Ok(None) => {}
-            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) if e.is_fatal() => return Err(e),
             Err(e) => {
-                tx.execute_batch("ROLLBACK TO txn; RELEASE txn")?;
+                undo(tx)?;
                 return Ok(TxnOutcome::Failed(TxnError {
                     kind: classify(&e),
                     stmt: i,
@@ -162,45 +170,21 @@ pub fn apply_txn(tx: &Transaction<'_>, txn: &SqlTxn) -> Result<TxnOutcome, rusql
             }
         }
     }
-    tx.execute_batch("RELEASE txn")?;
+    tx.execute_batch("RELEASE SAVEPOINT txn")?;
     Ok(TxnOutcome::Done { values })
 }
 
-/// Errors that depend on this machine rather than on the SQL.
-fn is_fatal(e: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode::*;
-    matches!(
-        e.sqlite_error_code(),
-        Some(
-            DiskFull
-                | SystemIoFailure
-                | DatabaseCorrupt
-                | CannotOpen
-                | NotADatabase
-                | OutOfMemory
-                | ReadOnly
-                | DatabaseBusy
-                | DatabaseLocked
-                | FileLockingProtocolFailed
-        )
-    )
-}
-
 /// Runs one statement; `Some(value)` when it produced or changed a row.
-fn run_stmt(tx: &Transaction<'_>, stmt: &SqlStmt) -> Result<Option<SqlValue>, rusqlite::Error> {
+fn run_stmt(tx: &Conn, stmt: &SqlStmt) -> Result<Option<SqlValue>, SqlError> {
     let mut prepared = tx.prepare_cached(&stmt.sql)?;
-    let params = rusqlite::params_from_iter(stmt.params.iter());
     if prepared.column_count() > 0 {
-        let mut rows = prepared.query(params)?;
-        let first = match rows.next()? {
-            Some(row) => Some(SqlValue::from(row.get_ref(0)?)),
-            None => None,
-        };
-        // Drain so an INSERT ... RETURNING of several rows completes.
+        let mut rows = prepared.query(stmt.params.as_slice())?;
+        // Every row is read, so an INSERT ... RETURNING of several rows completes.
+        let first = rows.next()?.map(|r| r.get_ref(0).cloned()).transpose()?;
         while rows.next()?.is_some() {}
         Ok(first)
     } else {
-        let changed = prepared.execute(params)?;
+        let changed = prepared.execute(stmt.params.as_slice())?;
         Ok((changed > 0).then_some(SqlValue::Int(changed as i64)))
     }
 }
@@ -209,8 +193,8 @@ fn run_stmt(tx: &Transaction<'_>, stmt: &SqlStmt) -> Result<Option<SqlValue>, ru
 mod tests {
     use super::*;
 
-    fn db() -> rusqlite::Connection {
-        let c = rusqlite::Connection::open_in_memory().unwrap();
+    fn db() -> Conn {
+        let c = Conn::from(rusqlite::Connection::open_in_memory().unwrap());
         c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
             .unwrap();
         c
@@ -253,7 +237,7 @@ mod tests {
         }
         tx.commit().unwrap();
         let n: i64 = c
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM t", (), |r| r.get(0))
             .unwrap();
         assert_eq!(n, 1, "the first insert of the failed txn must be undone");
     }

@@ -1,6 +1,6 @@
 //! ACL rules (`acl`), stored as OpenNebula's bit masks.
 
-use rusqlite::Connection;
+use crate::sql::Conn;
 
 use super::insert_next;
 use crate::{SqlStmt, SqlValue};
@@ -18,17 +18,17 @@ pub struct AclRow {
 }
 
 /// Every rule, in oid order.
-pub fn load_all(c: &Connection) -> rusqlite::Result<Vec<AclRow>> {
+pub fn load_all(c: &Conn) -> crate::sql::Result<Vec<AclRow>> {
     let mut st =
         c.prepare_cached("SELECT oid, user, resource, rights, zone FROM acl ORDER BY oid")?;
     let rows = st
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok(AclRow {
                 oid: r.get(0)?,
-                user: r.get::<_, i64>(1)? as u64,
-                resource: r.get::<_, i64>(2)? as u64,
-                rights: r.get::<_, i64>(3)? as u64,
-                zone: r.get::<_, i64>(4)? as u64,
+                user: r.get::<i64>(1)? as u64,
+                resource: r.get::<i64>(2)? as u64,
+                rights: r.get::<i64>(3)? as u64,
+                zone: r.get::<i64>(4)? as u64,
             })
         })?
         .collect();

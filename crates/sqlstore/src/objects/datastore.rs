@@ -1,6 +1,6 @@
 //! Datastores (`datastore_pool`), with the images each holds.
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use super::{has_owner, insert_next, owned_select, Head, Rows, HEAD_COLUMNS};
 use crate::{SqlStmt, SqlValue};
@@ -29,7 +29,7 @@ pub struct DatastoreRow {
 
 has_owner!(DatastoreRow);
 
-fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<DatastoreRow> {
+fn read(c: &Conn, r: &Row) -> crate::sql::Result<DatastoreRow> {
     let head = Head::from_row(r)?;
     let mut imgs =
         c.prepare_cached("SELECT oid, size FROM image_pool WHERE datastore_id = ?1 ORDER BY oid")?;

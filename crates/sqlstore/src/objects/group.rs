@@ -1,6 +1,6 @@
 //! Groups (`group_pool`), their members (`user_groups`) and administrators (`group_admins`).
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use super::insert_next;
 use crate::{SqlStmt, SqlValue};
@@ -21,7 +21,7 @@ pub struct GroupRow {
 
 pub const SELECT: &str = "SELECT oid, name, template FROM group_pool";
 
-pub fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<GroupRow> {
+pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<GroupRow> {
     let oid: i64 = r.get(0)?;
     let mut users = c.prepare_cached("SELECT uid FROM user_groups WHERE gid = ?1 ORDER BY uid")?;
     let mut admins =
@@ -42,15 +42,15 @@ pub fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<GroupRow> {
 }
 
 /// Group `oid`, if it exists.
-pub fn load(c: &Connection, oid: i64) -> rusqlite::Result<Option<GroupRow>> {
-    use rusqlite::OptionalExtension;
+pub fn load(c: &Conn, oid: i64) -> crate::sql::Result<Option<GroupRow>> {
+    use crate::sql::Optional;
     c.prepare_cached(&format!("{SELECT} WHERE oid = ?1"))?
         .query_row([oid], |r| read(c, r))
         .optional()
 }
 
 /// The groups user `uid` belongs to.
-pub fn of_user(c: &Connection, uid: i64) -> rusqlite::Result<Vec<i64>> {
+pub fn of_user(c: &Conn, uid: i64) -> crate::sql::Result<Vec<i64>> {
     let mut st = c.prepare_cached("SELECT gid FROM user_groups WHERE uid = ?1")?;
     let gids = st.query_map([uid], |r| r.get(0))?.collect();
     gids

@@ -1,7 +1,7 @@
 //! Hosts (`host_pool`): not owned objects (only administrators see them), with the capacity
 //! the monitor records and the usage recounted from their VMs.
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use wire::state::{HostState, ImageState, VnetState};
 
@@ -35,7 +35,7 @@ pub const SELECT: &str =
             h.running_vms, h.template
      FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id";
 
-pub fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<HostRow> {
+pub fn read(_: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
     Ok(HostRow {
         oid: r.get(0)?,
         name: r.get(1)?,
@@ -55,15 +55,15 @@ pub fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<HostRow> {
 }
 
 /// Host `oid`, if it exists.
-pub fn load(c: &Connection, oid: i64) -> rusqlite::Result<Option<HostRow>> {
-    use rusqlite::OptionalExtension;
+pub fn load(c: &Conn, oid: i64) -> crate::sql::Result<Option<HostRow>> {
+    use crate::sql::Optional;
     c.prepare_cached(&format!("{SELECT} WHERE h.oid = ?1"))?
         .query_row([oid], |r| read(c, r))
         .optional()
 }
 
 /// Whether cluster `oid` exists.
-pub fn cluster_exists(c: &Connection, oid: i64) -> rusqlite::Result<bool> {
+pub fn cluster_exists(c: &Conn, oid: i64) -> crate::sql::Result<bool> {
     c.prepare_cached("SELECT EXISTS (SELECT 1 FROM cluster_pool WHERE oid = ?1)")?
         .query_row([oid], |r| r.get(0))
 }
@@ -114,7 +114,7 @@ pub struct HostRoom {
 }
 
 /// Every MONITORED host with its room, least loaded first.
-pub fn with_room(c: &Connection) -> rusqlite::Result<Vec<HostRoom>> {
+pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
     let mut st = c.prepare_cached(
         "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms
          FROM host_pool WHERE state = ?1 ORDER BY running_vms, oid",
@@ -133,7 +133,7 @@ pub fn with_room(c: &Connection) -> rusqlite::Result<Vec<HostRoom>> {
 }
 
 /// What the `dummy` drivers have pending: hosts to monitor, images and networks to finish.
-pub fn dummy_pending(c: &Connection) -> rusqlite::Result<i64> {
+pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
     c.prepare_cached(
         "SELECT (SELECT count(*) FROM host_pool WHERE state = ?1 AND im_mad = 'dummy')
               + (SELECT count(*) FROM image_pool WHERE state = ?2)

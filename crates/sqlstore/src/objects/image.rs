@@ -1,6 +1,6 @@
 //! Images (`image_pool`).
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
@@ -24,13 +24,13 @@ pub struct ImageRow {
 
 has_owner!(lockable ImageRow);
 
-fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<ImageRow> {
+fn read(_: &Conn, r: &Row) -> crate::sql::Result<ImageRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;
     Ok(ImageRow {
         head,
         lock,
         kind: r.get(c)?,
-        persistent: r.get::<_, i64>(c + 1)? != 0,
+        persistent: r.get::<i64>(c + 1)? != 0,
         regtime: r.get(c + 2)?,
         path: r.get(c + 3)?,
         size: r.get(c + 4)?,

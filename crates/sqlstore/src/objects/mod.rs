@@ -14,7 +14,7 @@ pub mod vm;
 pub mod vnet;
 pub mod zone;
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use crate::{SqlStmt, SqlValue};
 
@@ -42,7 +42,7 @@ pub struct Head {
 pub const HEAD_COLUMNS: usize = 7;
 
 impl Head {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<Head> {
+    fn from_row(r: &Row) -> crate::sql::Result<Head> {
         Ok(Head {
             owned: Owned {
                 oid: r.get(0)?,
@@ -82,7 +82,7 @@ pub struct Lock {
 pub const LOCK_COLUMNS: usize = 4;
 
 impl Lock {
-    fn from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Lock> {
+    fn from_row(r: &Row, at: usize) -> crate::sql::Result<Lock> {
         Ok(Lock {
             level: r.get(at)?,
             owner: r.get(at + 1)?,
@@ -98,7 +98,7 @@ impl Lock {
     }
 
     /// The head and lock of a lockable row, and the index its own columns start at.
-    pub fn head_and_lock(r: &Row<'_>) -> rusqlite::Result<(Head, Lock, usize)> {
+    pub fn head_and_lock(r: &Row) -> crate::sql::Result<(Head, Lock, usize)> {
         Ok((
             Head::from_row(r)?,
             Lock::from_row(r, HEAD_COLUMNS)?,
@@ -129,7 +129,7 @@ pub fn set_lock(table: &str, oid: i64, lock: Lock, was: Lock) -> SqlStmt {
 }
 
 /// Reads one row of a family's `select` (the connection serves sub-queries).
-pub type RowReader<R> = fn(&Connection, &Row<'_>) -> rusqlite::Result<R>;
+pub type RowReader<R> = fn(&Conn, &Row) -> crate::sql::Result<R>;
 
 /// How a family's rows are read.
 pub struct Rows<R> {
@@ -270,12 +270,12 @@ pub fn set_name(table: &str, oid: i64, name: &str) -> SqlStmt {
 
 /// The text of template column `column` of object `oid`, if it exists.
 pub fn template_text(
-    c: &Connection,
+    c: &Conn,
     table: &str,
     column: &str,
     oid: i64,
-) -> rusqlite::Result<Option<String>> {
-    use rusqlite::OptionalExtension;
+) -> crate::sql::Result<Option<String>> {
+    use crate::sql::Optional;
     c.prepare_cached(&format!("SELECT {column} FROM {table} WHERE oid = ?1"))?
         .query_row([oid], |r| r.get(0))
         .optional()
@@ -321,7 +321,7 @@ impl Table {
 }
 
 /// Whether `table` holds object `oid`.
-pub fn exists(c: &Connection, table: Table, oid: i64) -> rusqlite::Result<bool> {
+pub fn exists(c: &Conn, table: Table, oid: i64) -> crate::sql::Result<bool> {
     let sql = format!(
         "SELECT EXISTS (SELECT 1 FROM {} WHERE oid = ?1)",
         table.name()

@@ -1,6 +1,6 @@
 //! VM templates (`template_pool`).
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
@@ -17,7 +17,7 @@ pub struct TemplateRow {
 
 has_owner!(lockable TemplateRow);
 
-fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<TemplateRow> {
+fn read(_: &Conn, r: &Row) -> crate::sql::Result<TemplateRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;
     Ok(TemplateRow {
         head,

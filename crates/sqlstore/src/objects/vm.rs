@@ -1,6 +1,6 @@
 //! Virtual machines (`vm_pool`) and their placement records (`history`).
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
@@ -43,7 +43,7 @@ pub struct VmRow {
 
 has_owner!(lockable VmRow);
 
-fn read(c: &Connection, r: &Row<'_>) -> rusqlite::Result<VmRow> {
+fn read(c: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
     let (head, lock, col) = Lock::head_and_lock(r)?;
     let mut hist = c.prepare_cached(
         "SELECT seq, hid, hostname, vm_mad, stime, etime FROM history WHERE vid = ?1 ORDER BY seq",
@@ -222,7 +222,7 @@ pub struct PendingVm {
 }
 
 /// Up to `limit` PENDING VMs, lowest id first.
-pub fn pending(c: &Connection, limit: usize) -> rusqlite::Result<Vec<PendingVm>> {
+pub fn pending(c: &Conn, limit: usize) -> crate::sql::Result<Vec<PendingVm>> {
     let mut st = c.prepare_cached(
         "SELECT oid, cpu, memory FROM vm_pool WHERE state = ?1 ORDER BY oid LIMIT ?2",
     )?;
@@ -239,7 +239,7 @@ pub fn pending(c: &Connection, limit: usize) -> rusqlite::Result<Vec<PendingVm>>
 }
 
 /// Whether any VM is in a transient ACTIVE state (anything but RUNNING) a driver step moves.
-pub fn any_moving(c: &Connection) -> rusqlite::Result<bool> {
+pub fn any_moving(c: &Conn) -> crate::sql::Result<bool> {
     c.prepare_cached("SELECT EXISTS (SELECT 1 FROM vm_pool WHERE state = ?1 AND lcm_state != ?2)")?
         .query_row(
             [VmState::Active.as_i64(), LcmState::Running.as_i64()],

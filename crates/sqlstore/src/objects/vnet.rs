@@ -1,6 +1,6 @@
 //! Virtual networks (`vnet_pool`).
 
-use rusqlite::{Connection, Row};
+use crate::sql::{Conn, Row};
 
 use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
@@ -19,7 +19,7 @@ pub struct VnetRow {
 
 has_owner!(lockable VnetRow);
 
-fn read(_: &Connection, r: &Row<'_>) -> rusqlite::Result<VnetRow> {
+fn read(_: &Conn, r: &Row) -> crate::sql::Result<VnetRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;
     Ok(VnetRow {
         head,
