@@ -1,5 +1,6 @@
-//! The `onedb` command: `backup` and `restore` of the SQLite state database (MySQL is not
-//! supported yet), and `checksum`, OneHA's digest of a database file.
+//! The `onedb` command on either backend: `backup` and `restore` of the state database (a
+//! SQLite file, or a MySQL dump the `mysql` client loads), `checksum` (OneHA's digest of the
+//! state, equal on both backends for the same state) and `sqlite2mysql`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,7 +27,11 @@ onedb <command> [<args>] [<options>]
 * checksum
         Prints a SHA-256 digest of the DB's tables and their row counts (OneHA).
         Two servers at the same LAST_APPLIED index must print the same digest.
-        valid options: sqlite
+        valid options: sqlite, server, port, username, password, dbname, type
+
+* sqlite2mysql
+        Migrates a SQLite DB (-s, else oned's) to the MySQL DB given by the MySQL options
+        (else oned.conf's DB section). The MySQL tables are replaced.
 
 ## OPTIONS
      -f, --force               Overwrite the existing file (backup) or database (restore)
@@ -54,6 +59,11 @@ struct Opts {
     backend: Option<String>,
     /// Any of -S -P -u -p -d: OpenNebula then assumes MySQL.
     mysql_flags: bool,
+    server: Option<String>,
+    port: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    dbname: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -70,11 +80,11 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "-v" | "--verbose" => {}
             "-s" | "--sqlite" => o.sqlite = Some(PathBuf::from(value(a)?)),
             "-t" | "--type" => o.backend = Some(value(a)?.to_lowercase()),
-            "-S" | "--server" | "-P" | "--port" | "-u" | "--username" | "-p" | "--password"
-            | "-d" | "--dbname" => {
-                value(a)?;
-                o.mysql_flags = true;
-            }
+            "-S" | "--server" => (o.server, o.mysql_flags) = (Some(value(a)?), true),
+            "-P" | "--port" => (o.port, o.mysql_flags) = (Some(value(a)?), true),
+            "-u" | "--username" => (o.user, o.mysql_flags) = (Some(value(a)?), true),
+            "-p" | "--password" => (o.password, o.mysql_flags) = (Some(value(a)?), true),
+            "-d" | "--dbname" => (o.dbname, o.mysql_flags) = (Some(value(a)?), true),
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             word if o.command.is_none() => o.command = Some(word.to_string()),
             word if o.file.is_none() => o.file = Some(word.to_string()),
@@ -90,31 +100,75 @@ fn one_paths() -> (PathBuf, PathBuf) {
     (layout.oned_conf(), layout.var)
 }
 
-/// The SQLite file to work on, from the options or, as OpenNebula's onedb, from `oned.conf`.
-fn sqlite_db(o: &Opts) -> Result<PathBuf, String> {
-    let (conf, var) = one_paths();
+/// `oned.conf`'s `DB` section, if the file is there.
+fn conf_db() -> Result<Vec<(String, String)>, String> {
+    let (conf, _) = one_paths();
+    let Ok(text) = std::fs::read_to_string(&conf) else {
+        return Ok(Vec::new());
+    };
+    Ok(template::Template::parse(&text)
+        .map_err(|e| format!("{}: {e}", conf.display()))?
+        .vector("DB")
+        .map(<[(String, String)]>::to_vec)
+        .unwrap_or_default())
+}
+
+/// The SQLite file of `-s`, else oned's.
+fn sqlite_file(o: &Opts) -> PathBuf {
+    let (_, var) = one_paths();
+    o.sqlite
+        .clone()
+        .unwrap_or_else(|| var.join(wire::files::ONE_DB))
+}
+
+/// The MySQL database of the options, each one not given taken from `oned.conf` (or
+/// OpenNebula's default).
+fn mysql_db(o: &Opts) -> Result<sqlstore::MysqlConfig, String> {
+    let mut pairs = conf_db()?;
+    pairs.retain(|(k, _)| k != "BACKEND");
+    pairs.push(("BACKEND".into(), "mysql".into()));
+    for (key, value) in [
+        ("SERVER", &o.server),
+        ("PORT", &o.port),
+        ("USER", &o.user),
+        ("PASSWD", &o.password),
+        ("DB_NAME", &o.dbname),
+    ] {
+        if let Some(v) = value {
+            pairs.retain(|(k, _)| k != key);
+            pairs.push((key.to_string(), v.clone()));
+        }
+    }
+    sqlstore::MysqlConfig::from_db_section(|k| template::vector_get(&pairs, k))
+        .map_err(|(attr, msg)| format!("{attr}: {msg}"))?
+        .ok_or_else(|| "no MySQL database given".to_string())
+}
+
+/// The database to work on, as OpenNebula's onedb picks it: `-t`, else MySQL if any MySQL
+/// option is given, else SQLite with `-s`, else `oned.conf`'s backend.
+fn target(o: &Opts) -> Result<sqlstore::Location, String> {
     let backend = match (&o.backend, o.mysql_flags, &o.sqlite) {
         (Some(b), _, _) => b.clone(),
         (None, true, _) => "mysql".to_string(),
         (None, false, Some(_)) => "sqlite".to_string(),
-        (None, false, None) => match std::fs::read_to_string(&conf) {
-            Ok(text) => template::Template::parse(&text)
-                .map_err(|e| format!("{}: {e}", conf.display()))?
-                .vector("DB")
-                .and_then(|db| template::vector_get(db, "BACKEND"))
-                .unwrap_or("sqlite")
-                .to_lowercase(),
-            Err(_) => "sqlite".to_string(),
-        },
+        (None, false, None) => conf_db()?
+            .iter()
+            .find(|(k, _)| k == "BACKEND")
+            .map_or("sqlite".to_string(), |(_, v)| v.to_lowercase()),
     };
-    if backend != "sqlite" {
-        return Err(format!(
-            "the {backend} backend is not supported by OneHA's onedb yet; use -s <file> for SQLite"
-        ));
+    match sqlstore::Backend::parse(&backend) {
+        Some(sqlstore::Backend::Sqlite) => Ok(sqlstore::Location::Sqlite(sqlite_file(o))),
+        Some(sqlstore::Backend::Mysql) => Ok(sqlstore::Location::Mysql(mysql_db(o)?)),
+        None => Err(format!("Unknown backend {backend}: sqlite or mysql")),
     }
-    Ok(o.sqlite
-        .clone()
-        .unwrap_or_else(|| var.join(wire::files::ONE_DB)))
+}
+
+/// Whether the MySQL database at `loc` has any table yet.
+fn mysql_has_tables(loc: &sqlstore::Location) -> Result<bool, String> {
+    sqlstore::Conn::open(loc, true)
+        .and_then(|c| c.tables())
+        .map(|t| !t.is_empty())
+        .map_err(|e| format!("{loc}: {e}"))
 }
 
 /// `Y-M-D_h:m:s` in UTC without zero padding, as OpenNebula names backups.
@@ -145,9 +199,9 @@ pub fn lock_file(db: &std::path::Path) -> PathBuf {
         .join(wire::files::LOCK)
 }
 
-/// Whether an oned holds the lock next to `db`.
-fn oned_running(db: &std::path::Path) -> bool {
-    let Ok(f) = std::fs::File::open(lock_file(db)) else {
+/// Whether an oned holds the lock file `lock`.
+fn oned_running(lock: &std::path::Path) -> bool {
+    let Ok(f) = std::fs::File::open(lock) else {
         return false;
     };
     matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
@@ -155,44 +209,61 @@ fn oned_running(db: &std::path::Path) -> bool {
 
 fn backup(o: &Opts, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
     use std::io::IsTerminal;
-    let db = sqlite_db(o)?;
-    if !db.is_file() {
-        return Err(format!("Database file {} not found", db.display()));
-    }
-    let dest = match &o.file {
-        Some(f) => PathBuf::from(f),
-        None => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+    let loc = target(o)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let default_dest = match &loc {
+        sqlstore::Location::Sqlite(db) => {
+            if !db.is_file() {
+                return Err(format!("Database file {} not found", db.display()));
+            }
             PathBuf::from(format!("{}_{}.bck", db.display(), backup_stamp(now)))
         }
+        sqlstore::Location::Mysql(m) => one_paths().1.join(format!(
+            "mysql_{}_{}_{}.sql",
+            m.server,
+            m.db_name,
+            backup_stamp(now)
+        )),
     };
+    let dest = o.file.as_ref().map_or(default_dest, PathBuf::from);
     if dest.exists() && !o.force {
         return Err(format!(
             "File {} exists, backup aborted. Use -f to overwrite.",
             dest.display()
         ));
     }
-    let tty = std::io::stderr().is_terminal();
-    let mut shown = false;
-    let info = sqlstore::write_backup(&db, &dest, |done, total| {
-        if tty && total > 0 {
-            shown = true;
-            let _ = write!(
-                err,
-                "\rbackup: {:.1} of {:.1} MiB",
-                done as f64 / 1048576.0,
-                total as f64 / 1048576.0
-            );
+    let info = match &loc {
+        sqlstore::Location::Sqlite(_) => {
+            let tty = std::io::stderr().is_terminal();
+            let mut shown = false;
+            let info = sqlstore::write_backup(&loc, &dest, |done, total| {
+                if tty && total > 0 {
+                    shown = true;
+                    let _ = write!(
+                        err,
+                        "\rbackup: {:.1} of {:.1} MiB",
+                        done as f64 / 1048576.0,
+                        total as f64 / 1048576.0
+                    );
+                }
+            })
+            .map_err(|e| e.to_string())?;
+            if shown {
+                let _ = writeln!(err);
+            }
+            let _ = writeln!(out, "Sqlite database backup stored in {}", dest.display());
+            info
         }
-    })
-    .map_err(|e| e.to_string())?;
-    if shown {
-        let _ = writeln!(err);
-    }
-    let _ = writeln!(out, "Sqlite database backup stored in {}", dest.display());
+        sqlstore::Location::Mysql(_) => {
+            let conn = sqlstore::open_read(&loc).map_err(|e| e.to_string())?;
+            let info = sqlstore::write_dump(&conn, &dest).map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "MySQL dump stored in {}", dest.display());
+            info
+        }
+    };
     let _ = writeln!(out, "Use 'onedb restore' to restore the DB.");
     let _ = writeln!(out, "sha256: {}", info.sha256);
     Ok(())
@@ -208,37 +279,103 @@ fn restore(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
             "File {file} doesn't exist, backup restoration aborted."
         ));
     }
-    let db = sqlite_db(o)?;
-    if oned_running(&db) {
+    let loc = target(o)?;
+    let var_lock = match &loc {
+        sqlstore::Location::Sqlite(db) => lock_file(db),
+        sqlstore::Location::Mysql(_) => one_paths().1.join(wire::files::LOCK),
+    };
+    if oned_running(&var_lock) {
         return Err(format!(
             "First stop OpenNebula. Lock file found: {}",
-            lock_file(&db).display()
+            var_lock.display()
         ));
     }
-    if db.exists() && !o.force {
-        return Err(format!(
-            "File {} exists, use -f to overwrite.",
-            db.display()
-        ));
-    }
-    match sqlstore::restore_backup(&src, &db) {
-        Ok(_) => {
-            let _ = writeln!(out, "Sqlite database backup restored in {}", db.display());
+    let restored = match &loc {
+        sqlstore::Location::Sqlite(db) => {
+            if db.exists() && !o.force {
+                return Err(format!(
+                    "File {} exists, use -f to overwrite.",
+                    db.display()
+                ));
+            }
+            sqlstore::restore_backup(&src, &loc).map(|_| {
+                format!("Sqlite database backup restored in {}", db.display())
+            })
+        }
+        sqlstore::Location::Mysql(m) => {
+            if !o.force && mysql_has_tables(&loc)? {
+                return Err(format!(
+                    "MySQL database {} at {} exists, use -f to overwrite.",
+                    m.db_name, m.server
+                ));
+            }
+            // A MySQL dump, or a SQLite backup (serversync's, another server's).
+            let done = if sqlstore::is_dump(&src) {
+                sqlstore::restore_dump(&src, &loc)
+            } else {
+                sqlstore::restore_backup(&src, &loc)
+            };
+            done.map(|_| format!("MySQL DB {} at {} restored.", m.db_name, m.server))
+        }
+    };
+    match restored {
+        Ok(msg) => {
+            let _ = writeln!(out, "{msg}");
             Ok(())
+        }
+        Err(e @ sqlstore::DbError::Corrupt(_)) if e.to_string().contains("part-way") => {
+            Err(format!("Backup {file}: {e}"))
         }
         Err(e) => Err(format!("Backup {file} refused, nothing was changed: {e}")),
     }
 }
 
-fn checksum(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
-    let path = sqlite_db(o)?;
-    if !path.is_file() {
-        return Err(format!("{}: no such database file", path.display()));
+/// `onedb sqlite2mysql`: the SQLite state (`-s`, else oned's) into the MySQL database.
+fn sqlite2mysql(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
+    let src = sqlite_file(o);
+    if !src.is_file() {
+        return Err(format!("Database file {} not found", src.display()));
     }
-    let flags = sqlstore::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let sum = sqlstore::rusqlite::Connection::open_with_flags(&path, flags)
+    let loc = sqlstore::Location::Mysql(mysql_db(o)?);
+    if oned_running(&lock_file(&src)) {
+        return Err(format!(
+            "First stop OpenNebula. Lock file found: {}",
+            lock_file(&src).display()
+        ));
+    }
+    let from = sqlstore::open_read(&sqlstore::Location::Sqlite(src.clone()))
+        .and_then(|c| sqlstore::checksum(&c).map_err(sqlstore::DbError::at(&src)))
+        .map_err(|e| e.to_string())?;
+    let mut conn = sqlstore::open_state(&loc).map_err(|e| e.to_string())?;
+    sqlstore::restore_from(&mut conn, &src).map_err(|e| e.to_string())?;
+    let to = sqlstore::checksum(&conn).map_err(|e| format!("{loc}: {e}"))?;
+    if to.sha256 != from.sha256 {
+        return Err(format!(
+            "{loc} does not hold the state of {} after the copy ({} != {})",
+            src.display(),
+            to.sha256,
+            from.sha256
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "Database {} migrated to {loc}\nsha256: {}",
+        src.display(),
+        to.sha256
+    );
+    Ok(())
+}
+
+fn checksum(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
+    let loc = target(o)?;
+    if let sqlstore::Location::Sqlite(path) = &loc {
+        if !path.is_file() {
+            return Err(format!("{}: no such database file", path.display()));
+        }
+    }
+    let sum = sqlstore::Conn::open(&loc, true)
         .and_then(|c| sqlstore::checksum(&c))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("{loc}: {e}"))?;
     let _ = writeln!(out, "sha256: {}", sum.sha256);
     for (table, rows) in &sum.tables {
         let _ = writeln!(out, "{table:<20} {rows} rows");
@@ -267,6 +404,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Some("checksum") => checksum(&opts, out),
         Some("backup") => backup(&opts, out, err),
         Some("restore") => restore(&opts, out),
+        Some("sqlite2mysql") => sqlite2mysql(&opts, out),
         Some(other) => Err(format!(
             "Unknown command '{other}'. Run 'onedb -h' for the list of commands."
         )),
@@ -321,10 +459,10 @@ mod tests {
     fn backup_and_restore_round_trip_with_opennebulas_messages() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("one.db");
-        let conn = sqlstore::open_state(&db).unwrap();
+        let conn = sqlstore::open_state(&sqlstore::Location::Sqlite(db.clone())).unwrap();
         conn.execute(
             "INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin')",
-            [],
+            (),
         )
         .unwrap();
         drop(conn);
@@ -371,9 +509,6 @@ mod tests {
         );
         drop(lock);
 
-        let (code, _, err) = run_args(&["backup", "-u", "oneadmin", "-p", "x", "-d", "opennebula"]);
-        assert_eq!(code, 255);
-        assert!(err.contains("mysql backend is not supported"), "{err}");
         assert_eq!(run_args(&["fsck"]).0, 255);
     }
 
@@ -381,7 +516,7 @@ mod tests {
     fn a_corrupt_backup_is_refused_and_the_database_kept() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("one.db");
-        drop(sqlstore::open_state(&db).unwrap());
+        drop(sqlstore::open_state(&sqlstore::Location::Sqlite(db.clone())).unwrap());
         let before = std::fs::read(&db).unwrap();
         let bad = dir.path().join("bad.bck");
         std::fs::write(&bad, b"SQLite format 3\0 truncated").unwrap();

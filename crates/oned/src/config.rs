@@ -28,6 +28,14 @@ impl Paths {
         }
     }
 
+    /// Where the state lives: `DB` of `oned.conf`, or `var/one.db`.
+    pub fn state_location(&self, config: &Config) -> sqlstore::Location {
+        match &config.mysql {
+            Some(m) => sqlstore::Location::Mysql(m.clone()),
+            None => sqlstore::Location::Sqlite(self.state_db()),
+        }
+    }
+
     pub fn state_db(&self) -> PathBuf {
         self.var.join(wire::files::ONE_DB)
     }
@@ -100,6 +108,8 @@ pub struct Config {
     pub limits: crate::limits::Limits,
     /// `None`: plain HTTP (the default).
     pub tls: Option<TlsConfig>,
+    /// `DB = [ BACKEND = "mysql", ... ]`; `None`: the embedded SQLite database in `var/`.
+    pub mysql: Option<sqlstore::MysqlConfig>,
     /// The whole file, for `one.system.config`.
     pub raw: Template,
 }
@@ -122,6 +132,16 @@ impl Ctx<'_> {
             message: format!("line {line}: attribute {attr}: {msg}"),
         }
     }
+}
+
+/// `DB = [ ... ]`: SQLite (`None`) or MySQL, as `sqlstore::MysqlConfig::from_db_section` reads it.
+fn db_section(
+    ctx: &Ctx<'_>,
+    pairs: &[(String, String)],
+    line: usize,
+) -> Result<Option<sqlstore::MysqlConfig>, ConfigError> {
+    sqlstore::MysqlConfig::from_db_section(|k| template::vector_get(pairs, k))
+        .map_err(|(attr, msg)| ctx.err(line, attr, msg))
 }
 
 fn parse_int<T: std::str::FromStr>(
@@ -240,20 +260,10 @@ impl Config {
             }
         }
 
-        // Only SQLite is served; the attribute is checked so a MySQL set-up is refused, not
-        // silently run on SQLite.
-        if let Some((pairs, line)) = vector(&ctx, &t, "DB")? {
-            let b = template::vector_get(pairs, "BACKEND")
-                .unwrap_or("sqlite")
-                .to_lowercase();
-            if b != "sqlite" {
-                return Err(ctx.err(
-                    line,
-                    "DB/BACKEND",
-                    format!("backend \"{b}\" is not supported yet (only sqlite)"),
-                ));
-            }
-        }
+        let mysql = match vector(&ctx, &t, "DB")? {
+            Some((pairs, line)) => db_section(&ctx, pairs, line)?,
+            None => None,
+        };
 
         // MODE is checked and decides the zone id; MASTER_ONED (federation) is not used.
         let (mut mode, mut zone_id, mut server_id) = ("STANDALONE".to_string(), 0i64, -1i64);
@@ -368,6 +378,7 @@ impl Config {
             limits: crate::limits::Limits::from_template(&t, &path.display().to_string())?,
             tls: tls(&ctx, &t)?,
             raft,
+            mysql,
             raw: t,
         })
     }
@@ -442,15 +453,37 @@ mod tests {
     }
 
     #[test]
-    fn only_sqlite_and_opennebulas_federation_modes_are_accepted() {
-        let e = parse("DB = [ BACKEND = \"mysql\" ]")
+    fn db_backends_and_opennebulas_federation_modes_are_accepted() {
+        let e = parse("DB = [ BACKEND = \"postgresql\" ]")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("DB/BACKEND") && e.contains("backend \"mysql\" is not supported yet"),
+            e.contains("DB/BACKEND") && e.contains("DB BACKEND must be sqlite or mysql"),
             "{e}"
         );
-        assert!(parse("DB = [ BACKEND = \"sqlite\" ]").is_ok());
+        assert_eq!(parse("DB = [ BACKEND = \"sqlite\" ]").unwrap().mysql, None);
+        // OpenNebula's defaults for what is left out.
+        let m = parse("DB = [ BACKEND = \"mysql\" ]").unwrap().mysql.unwrap();
+        assert_eq!(
+            (m.server.as_str(), m.port, m.user.as_str(), m.passwd.as_str()),
+            ("localhost", 0, "oneadmin", "oneadmin")
+        );
+        assert_eq!((m.db_name.as_str(), m.connections), ("opennebula", 25));
+        let m = parse(
+            "DB = [ BACKEND = \"mysql\", SERVER = \"db1\", PORT = 3307, USER = \"one\",
+                    PASSWD = \"s3cret\", DB_NAME = \"one1\", CONNECTIONS = 8 ]",
+        )
+        .unwrap()
+        .mysql
+        .unwrap();
+        assert_eq!(m.to_string(), "mysql://one@db1:3307/one1");
+        assert!(!format!("{m:?}").contains("s3cret"), "{m:?}");
+        for bad in ["PORT = 70000", "CONNECTIONS = 1", "CONNECTIONS = many"] {
+            let e = parse(&format!("DB = [ BACKEND = \"mysql\", {bad} ]"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("DB/"), "{bad}: {e}");
+        }
         let e = parse("FEDERATION = [ MODE = \"PEER\" ]")
             .unwrap_err()
             .to_string();

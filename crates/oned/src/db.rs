@@ -1,7 +1,7 @@
 //! Reads of the state database from async code: on the blocking pool, never on the runtime
 //! that carries heartbeats and commits.
 
-use sqlstore::rusqlite::{Connection, Error as SqlError};
+use sqlstore::{Conn, SqlError};
 use sqlstore::ReadPool;
 
 /// Why a read did not give an answer.
@@ -16,7 +16,7 @@ pub enum ReadError {
 /// Runs `f` on a pooled read connection, on a blocking thread.
 pub async fn read<T: Send + 'static>(
     pool: &ReadPool,
-    f: impl FnOnce(&Connection) -> Result<T, SqlError> + Send + 'static,
+    f: impl FnOnce(&Conn) -> Result<T, SqlError> + Send + 'static,
 ) -> Result<T, ReadError> {
     let pool = pool.clone();
     Ok(tokio::task::spawn_blocking(move || pool.with(f)).await??)

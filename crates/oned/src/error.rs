@@ -31,7 +31,7 @@ pub enum StartError {
     Sql {
         what: &'static str,
         #[source]
-        source: sqlstore::rusqlite::Error,
+        source: sqlstore::SqlError,
     },
     /// The log, the state machine or Raft refused (`reason` is consensus's error, as text).
     #[error("{what}: {reason}")]

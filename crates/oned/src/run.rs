@@ -126,8 +126,8 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
     let (admin_name, admin_password) = credentials::load_or_create_one_auth(&paths.one_auth())?;
     let zone_key = credentials::load_or_create_one_key(&paths.one_key())?;
 
-    let state_path = paths.state_db();
-    let mut conn = sqlstore::open_state(&state_path).map_err(|source| StartError::Database {
+    let location = paths.state_location(config);
+    let mut conn = sqlstore::open_state(&location).map_err(|source| StartError::Database {
         what: "opening the state database",
         source,
     })?;
@@ -156,18 +156,20 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
         })?;
         info!("bootstrapped a new database");
     }
-    if !config.is_solo() {
+    if let (false, Some(c)) = (config.is_solo(), conn.sqlite()) {
         // In a zone the fsynced log makes a write durable; the state database is rebuilt from it
         // (or from the local snapshot) after a power loss, so applying need not fsync too.
-        // A solo server has no log: its database stays fully synchronous.
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // A solo server has no log: its database stays fully synchronous. (A MySQL server
+        // keeps its own durability settings: OneHA needs no more of it than of SQLite here.)
+        c.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|source| StartError::Sql {
                 what: "setting the state database's synchronous mode",
-                source,
+                source: source.into(),
             })?;
     }
-    let pool = ReadPool::new(&state_path);
-    let sm = StateMachine::new(&state_path, conn, &paths.snapshots())
+    info!(database = %location, "state database open");
+    let pool = ReadPool::new(&location);
+    let sm = StateMachine::new(&location, conn, &paths.snapshots())
         .map_err(|e| StartError::consensus("opening the state machine", e))?;
     let state = OpenState {
         _lock: lock,

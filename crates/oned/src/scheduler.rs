@@ -14,7 +14,7 @@ use std::time::Duration;
 use consensus::WriteError;
 use sqlstore::objects::host::HostRoom;
 use sqlstore::objects::vm;
-use sqlstore::rusqlite::Connection;
+use sqlstore::Conn;
 use sqlstore::{ReadPool, SqlTxn};
 use tracing::debug;
 
@@ -107,7 +107,7 @@ struct Plan {
     moving: bool,
 }
 
-fn read_plan(c: &Connection) -> Result<Plan, sqlstore::rusqlite::Error> {
+fn read_plan(c: &Conn) -> Result<Plan, sqlstore::SqlError> {
     Ok(Plan {
         vms: vm::pending(c, BATCH)?,
         hosts: sqlstore::objects::host::with_room(c)?,

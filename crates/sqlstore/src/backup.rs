@@ -62,9 +62,53 @@ fn sync_dir(path: &Path) {
     }
 }
 
-/// Writes a backup of the database at `db` to `dest` (replaced if it exists). `progress` is
-/// called now and then with (bytes written, bytes expected).
+/// Writes a backup of the state database at `src` to `dest` (replaced if it exists). `progress`
+/// is called now and then with (bytes written, bytes expected). Whatever the backend, the
+/// backup is a SQLite file with its digest: what `serversync --db` carries between servers.
+/// (`onedb backup` of a MySQL server writes a SQL dump instead, see `dump`.)
 pub fn write_backup(
+    src: &crate::Location,
+    dest: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<BackupInfo, DbError> {
+    match src {
+        crate::Location::Sqlite(db) => write_sqlite_backup(db, dest, progress),
+        crate::Location::Mysql(_) => {
+            let conn = crate::open_read(src)?;
+            let tmp_file = temp_sibling(dest, "part")?;
+            crate::copy_into(&conn, tmp_file.path())?;
+            let info = seal(tmp_file.path())?;
+            sync_file(tmp_file.path())?;
+            tmp_file
+                .persist(dest)
+                .map_err(|e| DbError::io(dest)(e.error))?;
+            sync_dir(dest);
+            progress(1, 1);
+            Ok(info)
+        }
+    }
+}
+
+/// Adds the digest of the copy at `tmp` to it.
+fn seal(tmp: &Path) -> Result<BackupInfo, DbError> {
+    let conn = Conn::from(Connection::open(tmp).map_err(DbError::at(tmp))?);
+    let sum = checksum_except(&conn, &[BACKUP_TABLE]).map_err(DbError::at(tmp))?;
+    conn.execute_batch(&format!(
+        "CREATE TABLE {BACKUP_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+    ))
+    .map_err(DbError::at(tmp))?;
+    conn.execute(
+        &format!("INSERT INTO {BACKUP_TABLE} (key, value) VALUES ('format', ?1), ('sha256', ?2)"),
+        [FORMAT, &sum.sha256],
+    )
+    .map_err(DbError::at(tmp))?;
+    Ok(BackupInfo {
+        sha256: sum.sha256,
+        tables: sum.tables,
+    })
+}
+
+fn write_sqlite_backup(
     db: &Path,
     dest: &Path,
     mut progress: impl FnMut(u64, u64),
@@ -105,25 +149,7 @@ pub fn write_backup(
         Ok(Err(e)) => return Err(DbError::at(db)(e)),
         Err(_) => return Err(corrupt(db, "the copy thread panicked")),
     }
-    let info = {
-        let conn = Conn::from(Connection::open(&tmp).map_err(DbError::at(&tmp))?);
-        let sum = checksum_except(&conn, &[BACKUP_TABLE]).map_err(DbError::at(&tmp))?;
-        conn.execute_batch(&format!(
-            "CREATE TABLE {BACKUP_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        ))
-        .map_err(DbError::at(&tmp))?;
-        conn.execute(
-            &format!(
-                "INSERT INTO {BACKUP_TABLE} (key, value) VALUES ('format', ?1), ('sha256', ?2)"
-            ),
-            [FORMAT, &sum.sha256],
-        )
-        .map_err(DbError::at(&tmp))?;
-        BackupInfo {
-            sha256: sum.sha256,
-            tables: sum.tables,
-        }
-    };
+    let info = seal(&tmp)?;
     sync_file(&tmp)?;
     tmp_file
         .persist(dest)
@@ -171,10 +197,22 @@ pub fn verify_backup(path: &Path) -> Result<BackupInfo, DbError> {
     })
 }
 
-/// Replaces the database at `db` with the backup `src` after verifying it. The old database
-/// (and its WAL) is replaced in one rename; on any error before that nothing has changed.
-/// oned must not be running on `db`.
-pub fn restore_backup(src: &Path, db: &Path) -> Result<BackupInfo, DbError> {
+/// Replaces the state database at `target` with the backup `src` after verifying it. A SQLite
+/// database (and its WAL) is replaced in one rename; a MySQL one in one transaction. On any
+/// error before that nothing has changed. oned must not be running on `target`.
+pub fn restore_backup(src: &Path, target: &crate::Location) -> Result<BackupInfo, DbError> {
+    match target {
+        crate::Location::Sqlite(db) => restore_sqlite_backup(src, db),
+        crate::Location::Mysql(_) => {
+            let info = verify_backup(src)?;
+            let mut conn = crate::open_state(target)?;
+            crate::restore_from(&mut conn, src)?;
+            Ok(info)
+        }
+    }
+}
+
+fn restore_sqlite_backup(src: &Path, db: &Path) -> Result<BackupInfo, DbError> {
     let info = verify_backup(src)?;
     // Staged in a 0600 file of our own: copying `src` would also copy its mode, and the backup
     // may have been left readable by others.
@@ -223,13 +261,13 @@ mod tests {
         let before = crate::checksum(&Conn::from(Connection::open(&db).unwrap())).unwrap();
         let bck = dir.path().join("one.bck");
         let mut calls = 0;
-        let info = write_backup(&db, &bck, |_, _| calls += 1).unwrap();
+        let info = write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| calls += 1).unwrap();
         assert!(calls >= 1);
         assert_eq!(info.sha256, before.sha256);
         assert_eq!(verify_backup(&bck).unwrap(), info);
 
         let target = dir.path().join("restored.db");
-        restore_backup(&bck, &target).unwrap();
+        restore_backup(&bck, &crate::Location::Sqlite(target.clone())).unwrap();
         let after = crate::checksum(&Conn::from(Connection::open(&target).unwrap())).unwrap();
         assert_eq!(after, before);
     }
@@ -239,7 +277,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = make_db(dir.path());
         let bck = dir.path().join("one.bck");
-        write_backup(&db, &bck, |_, _| {}).unwrap();
+        write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| {}).unwrap();
         let target = dir.path().join("target.db");
         fs::copy(&db, &target).unwrap();
         let untouched = fs::read(&target).unwrap();
@@ -257,7 +295,7 @@ mod tests {
         fs::write(&garbage, b"not a database at all").unwrap();
 
         for bad in [&truncated, &modified, &garbage] {
-            let err = restore_backup(bad, &target).unwrap_err();
+            let err = restore_backup(bad, &crate::Location::Sqlite(target.clone())).unwrap_err();
             assert!(matches!(err, DbError::Corrupt(_)), "{bad:?}: {err}");
             assert_eq!(fs::read(&target).unwrap(), untouched, "{bad:?}");
         }
@@ -280,12 +318,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = make_db(dir.path());
         let bck = dir.path().join("one.bck");
-        write_backup(&db, &bck, |_, _| {}).unwrap();
+        write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| {}).unwrap();
         assert_eq!(mode(&bck), 0o600);
         // A backup someone made readable to all is restored into a private database anyway.
         fs::set_permissions(&bck, fs::Permissions::from_mode(0o644)).unwrap();
         let target = dir.path().join("restored.db");
-        restore_backup(&bck, &target).unwrap();
+        restore_backup(&bck, &crate::Location::Sqlite(target.clone())).unwrap();
         assert_eq!(mode(&target), 0o600);
         let left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -304,7 +342,7 @@ mod tests {
         let bck = dir.path().join("same.bck");
         let results: Vec<_> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| write_backup(&db, &bck, |_, _| {})))
+                .map(|_| s.spawn(|| write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| {})))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

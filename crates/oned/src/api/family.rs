@@ -9,17 +9,17 @@
 //! only the rows the caller will see and holds one parsed row at a time: its memory is bounded
 //! by its answer, not by the table.
 
-use sqlstore::rusqlite::{params_from_iter, OptionalExtension};
+use sqlstore::sql::params_from_iter;
+use sqlstore::Optional;
 use xmlrpc::{Params, Value};
 
 use super::perms::{caller, Caller, PoolFilter, Where, NO_LOCK, USE};
 use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 
-type Conn = sqlstore::rusqlite::Connection;
-type SqlError = sqlstore::rusqlite::Error;
+use sqlstore::{Conn, Row, SqlError};
 /// Reads one object from a row of the family's `select` (the connection serves sub-queries).
-pub type RowReader<R> = fn(&Conn, &sqlstore::rusqlite::Row<'_>) -> Result<R, SqlError>;
+pub type RowReader<R> = fn(&Conn, &Row) -> Result<R, SqlError>;
 
 /// A family of owned objects.
 pub struct Family<R: 'static> {

@@ -64,7 +64,7 @@ impl Ctx {
     /// Runs a blocking read on the read pool.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite_conn::Connection) -> Result<T, rusqlite_conn::Error> + Send + 'static,
+        f: impl FnOnce(&sqlstore::Conn) -> Result<T, sqlstore::SqlError> + Send + 'static,
     ) -> Result<T, Failure> {
         crate::db::read(&self.pool, f).await.map_err(|e| match e {
             crate::db::ReadError::Db(e) => fail(code::INTERNAL, format!("database error: {e}")),
@@ -93,10 +93,6 @@ impl Ctx {
     }
 }
 
-/// Re-exported so method modules need no direct rusqlite dependency.
-pub mod rusqlite_conn {
-    pub use sqlstore::rusqlite::{Connection, Error};
-}
 
 /// What to send back for one `/RPC2` request.
 pub enum Reply {

@@ -241,11 +241,11 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
                 .collect::<Result<_, _>>()?;
             let mut st = c.prepare("SELECT user, resource, rights FROM acl")?;
             let rules: Vec<(u64, u64, u64)> = st
-                .query_map([], |r| {
+                .query_map((), |r| {
                     Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        r.get::<_, i64>(1)? as u64,
-                        r.get::<_, i64>(2)? as u64,
+                        r.get::<i64>(0)? as u64,
+                        r.get::<i64>(1)? as u64,
+                        r.get::<i64>(2)? as u64,
                     ))
                 })?
                 .collect::<Result<_, _>>()?;

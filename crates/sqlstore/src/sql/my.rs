@@ -28,6 +28,58 @@ pub struct MysqlConfig {
 }
 
 impl MysqlConfig {
+    /// OpenNebula's `DB` section (`Nebula.cc`), its attributes read through `get`: BACKEND
+    /// `sqlite` (the default, `None`) or `mysql`, with SERVER, PORT, USER, PASSWD, DB_NAME and
+    /// CONNECTIONS and OpenNebula's defaults. ENCODING, COMPARE_BINARY and TIMEOUT are
+    /// accepted and not needed: OneHA always stores utf8mb4 and compares byte by byte, as
+    /// SQLite does. An error names the attribute.
+    pub fn from_db_section<'a>(
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Option<MysqlConfig>, (&'static str, String)> {
+        let backend = get("BACKEND").unwrap_or("sqlite").trim().to_lowercase();
+        match backend.as_str() {
+            "sqlite" => return Ok(None),
+            "mysql" => {}
+            other => {
+                return Err((
+                    "DB/BACKEND",
+                    format!("\"{other}\": DB BACKEND must be sqlite or mysql"),
+                ))
+            }
+        }
+        let port = match get("PORT") {
+            Some(p) => p
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| ("DB/PORT", format!("expected a port number (0: 3306), got \"{p}\"")))?,
+            None => 0,
+        };
+        let connections = match get("CONNECTIONS") {
+            Some(c) => c.trim().parse::<u32>().map_err(|_| {
+                (
+                    "DB/CONNECTIONS",
+                    format!("expected a number of connections, got \"{c}\""),
+                )
+            })?,
+            None => 25,
+        };
+        if connections < 2 {
+            return Err((
+                "DB/CONNECTIONS",
+                "at least 2: one to apply changes, one to read".to_string(),
+            ));
+        }
+        let text = |k: &str, default: &str| get(k).unwrap_or(default).to_string();
+        Ok(Some(MysqlConfig {
+            server: text("SERVER", "localhost"),
+            port,
+            user: text("USER", "oneadmin"),
+            passwd: text("PASSWD", "oneadmin"),
+            db_name: text("DB_NAME", "opennebula"),
+            connections,
+        }))
+    }
+
     pub fn port_or_default(&self) -> u16 {
         if self.port == 0 {
             3306

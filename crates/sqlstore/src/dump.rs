@@ -1,0 +1,228 @@
+//! `onedb backup` and `onedb restore` of a MySQL state database: as OpenNebula's, the backup
+//! is a SQL dump the `mysql` client loads (`mysql -u oneadmin -p opennebula < file`), one
+//! statement per line. Its last line carries OneHA's digests: of the state it holds (the same
+//! as `onedb checksum`) and of every byte before it, so a truncated or modified file is refused
+//! before anything is dropped, and a restore is checked against the state it must produce.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::open::DbError;
+use crate::sql::{quote, Conn, Location};
+use crate::{BackupInfo, SqlValue};
+
+/// Starts the digest line, the file's last.
+const TRAILER: &str = "-- oneha-backup ";
+/// Bumped if the layout of dumps changes.
+const FORMAT: &str = "oneha-mysql-1";
+/// An INSERT line grows to about this before the next one starts: far under MySQL's
+/// `max_allowed_packet` (16 MiB by default on MariaDB).
+const LINE_BYTES: usize = 1 << 20;
+
+fn corrupt(path: &Path, what: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(format!("{}: {what}", path.display()))
+}
+
+/// A value as a MySQL literal under the dump's session mode (backslash escapes on).
+fn literal(v: &SqlValue, out: &mut String) {
+    match v {
+        SqlValue::Null => out.push_str("NULL"),
+        SqlValue::Int(i) => out.push_str(&i.to_string()),
+        // Rust prints the shortest text that reads back as the same double.
+        SqlValue::Real(f) => out.push_str(&format!("{f:?}")),
+        SqlValue::Text(t) => {
+            out.push('\'');
+            for c in t.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\'' => out.push_str("\\'"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\0' => out.push_str("\\0"),
+                    '\u{1a}' => out.push_str("\\Z"),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+        }
+        SqlValue::Blob(b) if b.is_empty() => out.push_str("''"),
+        SqlValue::Blob(b) => {
+            out.push_str("X'");
+            out.push_str(&hex::encode(b));
+            out.push('\'');
+        }
+    }
+}
+
+/// Writes a dump of the MySQL state database behind `conn` to `dest` (replaced if it exists),
+/// from one consistent snapshot of its tables.
+pub fn write_dump(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
+    let sum = crate::checksum(conn).map_err(DbError::at(dest))?;
+    let tmp_file = crate::files::temp_file_in(
+        dest.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+        ".oneha-dump.",
+        ".part",
+    )
+    .map_err(DbError::io(dest))?;
+    let mut hash = Sha256::new();
+    {
+        let mut w = BufWriter::new(tmp_file.as_file());
+        let mut line = |text: &str| -> Result<(), DbError> {
+            hash.update(text.as_bytes());
+            hash.update(b"\n");
+            w.write_all(text.as_bytes())
+                .and_then(|()| w.write_all(b"\n"))
+                .map_err(DbError::io(dest))
+        };
+        line("-- OneHA state database (MySQL/MariaDB). Load it with: mysql -u <user> -p <db> < <this file>")?;
+        line("SET NAMES utf8mb4;")?;
+        line("SET SESSION sql_mode = 'PIPES_AS_CONCAT,ANSI_QUOTES,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';")?;
+        line("SET FOREIGN_KEY_CHECKS = 0;")?;
+        let tx = conn.read_transaction().map_err(DbError::at(dest))?;
+        for table in tx.tables().map_err(DbError::at(dest))? {
+            let create: String = tx
+                .query_row(&format!("SHOW CREATE TABLE {}", quote(&table)), (), |r| {
+                    r.get(1)
+                })
+                .map_err(DbError::at(dest))?;
+            line(&format!("DROP TABLE IF EXISTS {};", quote(&table)))?;
+            line(&format!("{};", create.replace('\n', " ")))?;
+            let head = format!("INSERT INTO {} VALUES ", quote(&table));
+            let mut pending = String::new();
+            let mut failed = None;
+            tx.prepare(&format!("SELECT * FROM {}", quote(&table)))
+                .and_then(|mut st| {
+                    st.for_each((), |row| {
+                        pending.push_str(if pending.is_empty() { &head } else { "," });
+                        pending.push('(');
+                        for (i, v) in row.values().iter().enumerate() {
+                            if i > 0 {
+                                pending.push(',');
+                            }
+                            literal(v, &mut pending);
+                        }
+                        pending.push(')');
+                        if pending.len() >= LINE_BYTES {
+                            pending.push(';');
+                            if let Err(e) = line(&pending) {
+                                failed = Some(e);
+                            }
+                            pending.clear();
+                        }
+                        Ok(())
+                    })
+                })
+                .map_err(DbError::at(dest))?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if !pending.is_empty() {
+                pending.push(';');
+                line(&pending)?;
+            }
+        }
+        line("SET FOREIGN_KEY_CHECKS = 1;")?;
+        w.flush().map_err(DbError::io(dest))?;
+    }
+    let digest = hex::encode(hash.finalize());
+    let mut f = tmp_file.as_file();
+    writeln!(
+        f,
+        "{TRAILER}format={FORMAT} state-sha256={} file-sha256={digest}",
+        sum.sha256
+    )
+    .and_then(|()| f.sync_all())
+    .map_err(DbError::io(dest))?;
+    tmp_file
+        .persist(dest)
+        .map_err(|e| DbError::io(dest)(e.error))?;
+    Ok(BackupInfo {
+        sha256: sum.sha256,
+        tables: sum.tables,
+    })
+}
+
+/// Whether `path` starts like a dump written by [`write_dump`] (rather than a SQLite backup).
+pub fn is_dump(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head.starts_with(b"-- OneHA state"))
+}
+
+/// Checks a dump's digest line against its content; returns its statements and the digest of
+/// the state they produce.
+fn verified(path: &Path) -> Result<(String, String), DbError> {
+    let bytes = fs::read(path).map_err(|e| corrupt(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|_| corrupt(path, "not a OneHA dump (not UTF-8)"))?;
+    let body_end = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let (body, last) = text.split_at(body_end);
+    let fields = last
+        .trim_end()
+        .strip_prefix(TRAILER)
+        .ok_or_else(|| corrupt(path, "no OneHA digest line at the end (truncated, or not a OneHA backup)"))?;
+    let field = |name: &str| {
+        fields
+            .split(' ')
+            .find_map(|f| f.strip_prefix(name))
+            .map(str::to_string)
+            .ok_or_else(|| corrupt(path, format!("digest line lacks {name}")))
+    };
+    let format = field("format=")?;
+    if format != FORMAT {
+        return Err(corrupt(path, format!("unknown backup format {format}")));
+    }
+    let file_sum = field("file-sha256=")?;
+    if hex::encode(Sha256::digest(body.as_bytes())) != file_sum {
+        return Err(corrupt(
+            path,
+            "content does not match its digest (modified or damaged)",
+        ));
+    }
+    Ok((body.to_string(), field("state-sha256=")?))
+}
+
+/// Checks that `path` is a complete, unmodified dump.
+pub fn verify_dump(path: &Path) -> Result<String, DbError> {
+    verified(path).map(|(_, state)| state)
+}
+
+/// Loads the dump `src` into the MySQL database `target` after verifying it, and checks the
+/// result against the state digest the dump carries. MySQL cannot drop and create tables inside
+/// a transaction: a failure after the first statement (the server lost, a full disk) leaves the
+/// database partly restored, and says so.
+pub fn restore_dump(src: &Path, target: &Location) -> Result<BackupInfo, DbError> {
+    let (body, state) = verified(src)?;
+    let conn = Conn::open(target, false).map_err(DbError::on(target))?;
+    for stmt in body.lines().filter(|l| !l.is_empty() && !l.starts_with("--")) {
+        conn.execute_batch(stmt).map_err(|e| {
+            DbError::Corrupt(format!(
+                "restoring {} into {target} failed part-way, the database must be restored again: {e}",
+                src.display()
+            ))
+        })?;
+    }
+    drop(conn);
+    // A fresh session, in OneHA's own mode, reads what the dump's session wrote.
+    let conn = crate::open_state(target)?;
+    let sum = crate::checksum(&conn).map_err(DbError::on(target))?;
+    if sum.sha256 != state {
+        return Err(DbError::Corrupt(format!(
+            "{} was loaded into {target}, but the state there ({}) is not the one the backup holds ({state})",
+            src.display(),
+            sum.sha256
+        )));
+    }
+    Ok(BackupInfo {
+        sha256: sum.sha256,
+        tables: sum.tables,
+    })
+}
