@@ -161,6 +161,16 @@ impl MariaDbEndpoint {
             db_name: name,
         }
     }
+
+    /// Drops a database of [`MariaDbEndpoint::create_database`] and its user.
+    pub fn drop_database(&self, db: &DbSpec) -> Result<(), String> {
+        self.sql(&format!(
+            "DROP DATABASE IF EXISTS `{}`; DROP USER IF EXISTS '{u}'@'127.0.0.1', '{u}'@'localhost';",
+            db.db_name,
+            u = db.user
+        ))
+        .map(drop)
+    }
 }
 
 /// `oneha_<pid>_<counter>_<random>`: the pid and counter keep names apart within a machine, the

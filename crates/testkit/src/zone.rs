@@ -258,6 +258,9 @@ pub struct Server {
     location: PathBuf,
     _tmp: Option<TempDir>,
     _port: PortLease,
+    /// The database `new` made on the shared MariaDB: dropped with the server, as its
+    /// `ONE_LOCATION` is, so that a long run does not fill a shared server.
+    made_db: Option<DbSpec>,
     child: Option<Child>,
     paused: bool,
 }
@@ -268,6 +271,8 @@ impl Server {
         let (location, tmp) = temp_dir("oneha-server-");
         fs::create_dir_all(location.join("etc")).unwrap();
         let lease = lease_port();
+        let db =
+            (test_backend() == Backend::Mysql).then(|| crate::mariadb::shared().create_database());
         let server = Server {
             id: server_id,
             port: lease.port,
@@ -279,9 +284,9 @@ impl Server {
             log: LogRetention::default(),
             tls: None,
             oned: None,
-            db: (test_backend() == Backend::Mysql)
-                .then(|| crate::mariadb::shared().create_database()),
+            db: db.clone(),
             location,
+            made_db: if tmp.is_some() { db } else { None },
             _tmp: tmp,
             _port: lease,
             child: None,
@@ -548,6 +553,14 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if let Some(db) = self.made_db.take() {
+            if let Err(e) = crate::mariadb::shared().drop_database(&db) {
+                eprintln!(
+                    "dropping database {} of server {}: {e}",
+                    db.db_name, self.id
+                );
+            }
+        }
     }
 }
 

@@ -124,6 +124,14 @@ fn shared_server_gives_each_caller_its_own_database() {
     sql_ok(&a, "CREATE TABLE t (x INT); INSERT INTO t VALUES (1)");
     assert_eq!(sql_ok(&a, "SELECT x FROM t").trim(), "1");
     assert!(b.sql(&format!("SELECT * FROM `{}`.t", a.db_name)).is_err());
+    for db in [&a, &b] {
+        endpoint.drop_database(db).unwrap();
+        assert!(
+            db.sql("SELECT 1").is_err(),
+            "{} after drop_database",
+            db.user
+        );
+    }
 }
 
 /// Run by [`private_server_dies_with_its_test_process`] in a process of its own: starts a private
@@ -209,7 +217,16 @@ fn server_conf_follows_the_test_backend() {
             sql_ok(&db, "CREATE TABLE t (x INT)");
             // Every server of a zone gets a database of its own.
             let other = Server::new(1);
-            assert_ne!(other.db.as_ref().unwrap().db_name, db.db_name);
+            let other_db = other.db.clone().unwrap();
+            assert_ne!(other_db.db_name, db.db_name);
+            // Dropped with its server, as an SQLite database is with its directory.
+            drop(other);
+            if std::env::var_os("ONEHA_KEEP_TEST_DIRS").is_none() {
+                let left = mariadb::shared()
+                    .sql_ok(&format!("SHOW DATABASES LIKE '{}'", other_db.db_name));
+                assert_eq!(left.trim(), "");
+                assert!(other_db.sql("SELECT 1").is_err(), "its user is gone too");
+            }
         }
     }
 }
