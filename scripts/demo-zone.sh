@@ -4,9 +4,15 @@
 # SERVER_ID = 0, then add the other servers one at a time).
 #
 #   scripts/demo-zone.sh start    build, bootstrap (or restart) the zone, show it
+#   scripts/demo-zone.sh start --mysql   the same on MySQL: a database and user per server
 #   scripts/demo-zone.sh status   onezone show 0
 #   scripts/demo-zone.sh stop     SIGTERM every server of the demo
 #   scripts/demo-zone.sh clean    stop, then delete the demo directory
+#
+# With --mysql (only when the zone is bootstrapped; a restart keeps the backend), the demo runs its
+# own mariadbd with its data in <demo>/mariadb on port ONEHA_MYSQL_PORT (default 3307); stop and
+# clean stop it too. With ONEHA_TEST_MYSQL=host:port (a server with a root user without password,
+# as .ci/run starts) it makes the databases there instead, and clean drops them.
 #
 # Environment: ONEHA_DEMO_DIR (default <repo>/demo), ONEHA_PORT0/1/2 (default
 # 2633, 2643, 2653), ONEHA_DEMO_TIMEOUT (seconds per step, default 60),
@@ -24,6 +30,12 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="${ONEHA_BIN_DIR:-$TARGET/release}"
 ONED="$BIN/oned"
 ONEZONE="$BIN/onezone"
+
+MYSQL_ENV="$DEMO/mysql.env"
+MYSQL_DIR="$DEMO/mariadb"
+MYSQL_HOST=""
+MYSQL_PORT=""
+MYSQL_PRIVATE=""
 
 say() { printf '=== %s\n' "$*" >&2; }
 die() { printf 'demo-zone: %s\n' "$*" >&2; exit 1; }
@@ -72,15 +84,166 @@ use_server0() {
   export ONE_XMLRPC="$(endpoint 0)"
 }
 
+# The first of the named programs on PATH or in an sbin directory (mariadbd lives in /usr/sbin).
+find_program() { # <name...>
+  local name dir
+  for name in "$@"; do
+    command -v "$name" 2>/dev/null && return 0
+    for dir in /usr/sbin /usr/local/sbin /sbin; do
+      [[ -x "$dir/$name" ]] && { printf '%s\n' "$dir/$name"; return 0; }
+    done
+  done
+  return 1
+}
+
+mysql_root() { # <sql>: as root without password, over TCP
+  "$(find_program mariadb mysql)" --no-defaults --protocol=TCP -h "$MYSQL_HOST" -P "$MYSQL_PORT" \
+    -uroot --batch --skip-column-names --connect-timeout=5 -e "$1"
+}
+
+# Loads the demo's MySQL settings, if it runs on MySQL.
+load_mysql() {
+  if [[ -f "$MYSQL_ENV" ]]; then
+    # shellcheck source=/dev/null
+    source "$MYSQL_ENV"
+  fi
+}
+
+# Chooses the server of a new MySQL demo: ONEHA_TEST_MYSQL, else a private mariadbd.
+init_mysql() {
+  if [[ -n "${ONEHA_TEST_MYSQL:-}" ]]; then
+    MYSQL_HOST="${ONEHA_TEST_MYSQL%:*}" MYSQL_PORT="${ONEHA_TEST_MYSQL##*:}" MYSQL_PRIVATE=""
+  else
+    MYSQL_HOST=127.0.0.1 MYSQL_PORT="${ONEHA_MYSQL_PORT:-3307}" MYSQL_PRIVATE=1
+  fi
+  printf 'MYSQL_HOST=%q MYSQL_PORT=%q MYSQL_PRIVATE=%q\n' "$MYSQL_HOST" "$MYSQL_PORT" "$MYSQL_PRIVATE" >"$MYSQL_ENV"
+}
+
+mariadb_pid() { cat "$MYSQL_DIR/demo.pid" 2>/dev/null || true; }
+
+mariadb_running() {
+  local pid
+  pid="$(mariadb_pid)"
+  [[ -n "$pid" ]] && alive "$pid"
+}
+
+# A socket path must fit in 108 bytes.
+mariadb_socket() {
+  local sock="$MYSQL_DIR/mysql.sock"
+  ((${#sock} < 100)) || sock="${TMPDIR:-/tmp}/oneha-demo-mariadb-$MYSQL_PORT.sock"
+  printf '%s' "$sock"
+}
+
+start_mariadb() { # the private mariadbd, if the demo has one; waits until it answers
+  [[ -n "$MYSQL_PRIVATE" ]] || return 0
+  if mariadb_running; then
+    say "mariadbd already running (pid $(mariadb_pid))"
+    return
+  fi
+  local mariadbd install root=() pid
+  mariadbd="$(find_program mariadbd mysqld)" || die "--mysql needs mariadbd (apt-get install mariadb-server mariadb-client)"
+  install="$(find_program mariadb-install-db mysql_install_db)" || die "--mysql needs mariadb-install-db"
+  find_program mariadb mysql >/dev/null || die "--mysql needs the mariadb client"
+  # mariadbd refuses to run as root unless told to.
+  [[ "$(id -u)" != 0 ]] || root=(--user=root)
+  local common=(--no-defaults --datadir="$MYSQL_DIR/data" --tmpdir="$MYSQL_DIR/tmp"
+    --innodb-log-file-size=16M --innodb-buffer-pool-size=64M --skip-log-bin "${root[@]}")
+  mkdir -p "$MYSQL_DIR/tmp"
+  if [[ ! -d "$MYSQL_DIR/data" ]]; then
+    say "mariadb-install-db in $MYSQL_DIR/data"
+    "$install" "${common[@]}" --auth-root-authentication-method=normal --skip-test-db \
+      >"$MYSQL_DIR/install.log" 2>&1 || { tail -n 20 "$MYSQL_DIR/install.log" >&2; die "mariadb-install-db failed"; }
+  fi
+  port_busy "$MYSQL_PORT" && die "port $MYSQL_PORT is already in use (set ONEHA_MYSQL_PORT)"
+  say "start mariadbd on port $MYSQL_PORT"
+  nohup "$mariadbd" "${common[@]}" --port="$MYSQL_PORT" --bind-address=127.0.0.1 \
+    --socket="$(mariadb_socket)" --pid-file="$MYSQL_DIR/mariadbd.pid" \
+    --log-error="$MYSQL_DIR/error.log" --skip-name-resolve </dev/null >>"$MYSQL_DIR/stdout" 2>&1 &
+  pid=$!
+  echo "$pid" >"$MYSQL_DIR/demo.pid"
+  local deadline=$((SECONDS + TIMEOUT))
+  until mysql_root "SELECT 1" >/dev/null 2>&1; do
+    if ! alive "$pid"; then
+      say "mariadbd exited; $MYSQL_DIR/error.log:"
+      tail -n 20 "$MYSQL_DIR/error.log" >&2
+      exit 1
+    fi
+    ((SECONDS < deadline)) || die "mariadbd did not answer on port $MYSQL_PORT within ${TIMEOUT}s"
+    sleep 0.2
+  done
+}
+
+stop_mariadb() {
+  [[ -n "$MYSQL_PRIVATE" ]] || return 0
+  local pid
+  pid="$(mariadb_pid)"
+  [[ -n "$pid" ]] || return 0
+  if alive "$pid"; then
+    say "stop mariadbd (SIGTERM pid $pid)"
+    kill -TERM "$pid"
+    local deadline=$((SECONDS + TIMEOUT))
+    while alive "$pid"; do
+      ((SECONDS < deadline)) || die "mariadbd (pid $pid) did not exit within ${TIMEOUT}s of SIGTERM"
+      sleep 0.2
+    done
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -f "$MYSQL_DIR/demo.pid"
+}
+
+# Creates server <index>'s database and user once; their names in <server>/mysql.db.
+create_db() { # <index>
+  local dir name user password suffix=""
+  dir="$(server_dir "$1")"
+  [[ -f "$dir/mysql.db" ]] && return 0
+  # On a server shared with others (CI), names must not collide with other demos'.
+  [[ -n "$MYSQL_PRIVATE" ]] || suffix="_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  name="opennebula_$1$suffix" user="oneadmin_$1$suffix"
+  password="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+  say "server $1: MySQL database $name, user $user"
+  mysql_root "CREATE DATABASE $name CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+    CREATE USER '$user'@'127.0.0.1' IDENTIFIED BY '$password';
+    CREATE USER '$user'@'localhost' IDENTIFIED BY '$password';
+    GRANT ALL PRIVILEGES ON $name.* TO '$user'@'127.0.0.1';
+    GRANT ALL PRIVILEGES ON $name.* TO '$user'@'localhost';"
+  printf '%s %s %s\n' "$name" "$user" "$password" >"$dir/mysql.db"
+}
+
+# Drops the databases and users of the demo on a server it does not own.
+drop_dbs() {
+  [[ -n "$MYSQL_HOST" && -z "$MYSQL_PRIVATE" ]] || return 0
+  local f name user _
+  for f in "$DEMO"/server-*/mysql.db; do
+    [[ -f "$f" ]] || continue
+    read -r name user _ <"$f"
+    say "drop MySQL database $name and user $user"
+    mysql_root "DROP DATABASE IF EXISTS $name; DROP USER IF EXISTS '$user'@'127.0.0.1', '$user'@'localhost';" ||
+      say "could not drop $name on $MYSQL_HOST:$MYSQL_PORT"
+  done
+}
+
+db_line() { # <index>
+  if [[ -z "$MYSQL_HOST" ]]; then
+    printf 'DB = [ BACKEND = "sqlite" ]'
+    return
+  fi
+  local name user password
+  create_db "$1"
+  read -r name user password <"$(server_dir "$1")/mysql.db"
+  printf 'DB = [ BACKEND = "mysql", SERVER = "%s", PORT = %s, USER = "%s", PASSWD = "%s", DB_NAME = "%s", CONNECTIONS = 8 ]' \
+    "$MYSQL_HOST" "$MYSQL_PORT" "$user" "$password" "$name"
+}
+
 write_conf() { # <index> <server id>
-  local dir
+  local dir db
   dir="$(server_dir "$1")"
   mkdir -p "$dir/etc"
+  db="$(db_line "$1")"
   cat >"$dir/etc/oned.conf" <<EOF
 # OneHA demo server $1
 PORT = ${PORTS[$1]}
 LISTEN_ADDRESS = "127.0.0.1"
-DB = [ BACKEND = "sqlite" ]
+$db
 FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = $2, MASTER_ONED = "" ]
 RAFT = [ LIMIT_PURGE = 100000, LOG_RETENTION = 250000, LOG_PURGE_TIMEOUT = 60,
          ELECTION_TIMEOUT_MS = 1000, BROADCAST_TIMEOUT_MS = 100, XMLRPC_TIMEOUT_MS = 500 ]
@@ -226,10 +389,21 @@ bootstrap() {
   touch "$DEMO/.bootstrapped"
 }
 
-cmd_start() {
+cmd_start() { # [--mysql]
+  local mysql=""
+  while (($#)); do
+    case "$1" in
+      --mysql) mysql=1 ;;
+      *) die "start: unknown option $1" ;;
+    esac
+    shift
+  done
   build
   if [[ -f "$DEMO/.bootstrapped" ]]; then
+    [[ -z "$mysql" || -f "$MYSQL_ENV" ]] || die "$DEMO runs on SQLite; run '$0 clean' before '$0 start --mysql'"
     say "restart the zone in $DEMO"
+    load_mysql
+    start_mariadb
     for i in 0 1 2; do
       [[ -f "$(server_dir "$i")/etc/oned.conf" ]] && start_oned "$i"
     done
@@ -238,6 +412,11 @@ cmd_start() {
   elif [[ -e "$DEMO" ]]; then
     die "$DEMO exists but was not fully bootstrapped; run '$0 clean' first"
   else
+    mkdir -p "$DEMO"
+    if [[ -n "$mysql" ]]; then
+      init_mysql
+      start_mariadb
+    fi
     bootstrap
   fi
   say "onezone show 0"
@@ -255,6 +434,16 @@ cmd_status() {
       say "server $i: not running"
     fi
   done
+  load_mysql
+  if [[ -n "$MYSQL_PRIVATE" ]]; then
+    if mariadb_running; then
+      say "mariadbd: running, pid $(mariadb_pid), port $MYSQL_PORT"
+    else
+      say "mariadbd: not running"
+    fi
+  elif [[ -n "$MYSQL_HOST" ]]; then
+    say "MySQL: $MYSQL_HOST:$MYSQL_PORT"
+  fi
   use_server0
   for i in 0 1 2; do
     if running "$i" && "$ONEZONE" show 0 --endpoint "$(endpoint "$i")"; then
@@ -268,18 +457,24 @@ cmd_stop() {
   for i in 0 1 2; do
     stop_oned "$i"
   done
+  load_mysql
+  stop_mariadb
 }
 
 case "${1:-}" in
-  start) cmd_start ;;
+  start)
+    shift
+    cmd_start "$@"
+    ;;
   status) cmd_status ;;
   stop) cmd_stop ;;
   clean)
     cmd_stop
+    drop_dbs
     rm -rf "$DEMO"
     ;;
   *)
-    echo "usage: $0 start|status|stop|clean" >&2
+    echo "usage: $0 start [--mysql]|status|stop|clean" >&2
     exit 2
     ;;
 esac

@@ -2,6 +2,8 @@
 
 The zone is bootstrapped by scripts/demo-zone.sh exactly as the HA guide says, in a temporary
 directory, from the binaries in $ONEHA_BIN_DIR (default target/debug, built by .ci/run).
+With ONEHA_TEST_BACKEND=mysql it runs on MySQL (demo-zone.sh start --mysql): a database per server
+on the server of ONEHA_TEST_MYSQL, else on a mariadbd of its own.
 """
 
 import os
@@ -17,11 +19,13 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPT = os.path.join(ROOT, "scripts", "demo-zone.sh")
 
 
-def _free_ports(n):
+def _free_ports(n, taken=()):
     # Below Linux's ephemeral range, so nothing else takes them while the zone starts.
     found = []
     start = 24000 + (os.getpid() % 500) * 13
     for port in list(range(start, 32000)) + list(range(24000, start)):
+        if port in taken:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -80,8 +84,15 @@ def start_zone(tls_dir=None):
     ports = _free_ports(3)
     for n, p in enumerate(ports):
         env[f"ONEHA_PORT{n}"] = str(p)
-    subprocess.run([SCRIPT, "start"], env=env, check=True, stdout=subprocess.DEVNULL)
+    start = [SCRIPT, "start"]
+    if os.environ.get("ONEHA_TEST_BACKEND", "").lower() == "mysql":
+        start.append("--mysql")
+        if not os.environ.get("ONEHA_TEST_MYSQL"):
+            # The zone's own mariadbd, on a port none of its servers takes.
+            env["ONEHA_MYSQL_PORT"] = str(_free_ports(1, taken=ports)[0])
     try:
+        # Inside the try: a failed start still stops what it started (mariadbd too).
+        subprocess.run(start, env=env, check=True, stdout=subprocess.DEVNULL)
         yield Zone(directory, ports, tls_dir)
     finally:
         subprocess.run([SCRIPT, "clean"], env=env, check=False, stdout=subprocess.DEVNULL)

@@ -17,6 +17,7 @@ use cli::{CallError, Client, RaftStatus, ZoneInfo};
 use tempfile::TempDir;
 use xmlrpc::Value;
 
+use crate::mariadb::DbSpec;
 use crate::proxy::Network;
 
 /// Generous deadline for anything a healthy zone does (start, elect, replicate).
@@ -72,6 +73,20 @@ impl Default for LogRetention {
 
 /// [`oned_conf_on`] with the given log retention.
 pub fn oned_conf_with(listen: &str, port: u16, server_id: i64, log: LogRetention) -> String {
+    oned_conf_db(listen, port, server_id, log, SQLITE_DB)
+}
+
+/// The `DB` section of the SQLite backend.
+pub const SQLITE_DB: &str = r#"DB = [ BACKEND = "sqlite" ]"#;
+
+/// [`oned_conf_with`] with the `DB` section `db` (see [`crate::mariadb::DbSpec::conf`]).
+pub fn oned_conf_db(
+    listen: &str,
+    port: u16,
+    server_id: i64,
+    log: LogRetention,
+    db: &str,
+) -> String {
     let LogRetention {
         limit_purge,
         log_retention,
@@ -81,13 +96,31 @@ pub fn oned_conf_with(listen: &str, port: u16, server_id: i64, log: LogRetention
         r#"# OneHA integration test configuration
 PORT = {port}
 LISTEN_ADDRESS = "{listen}"
-DB = [ BACKEND = "sqlite" ]
+{db}
 FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = {server_id}, MASTER_ONED = "" ]
 RAFT = [ LIMIT_PURGE = {limit_purge}, LOG_RETENTION = {log_retention}, LOG_PURGE_TIMEOUT = {log_purge_timeout_s},
          ELECTION_TIMEOUT_MS = {election}, BROADCAST_TIMEOUT_MS = 100, XMLRPC_TIMEOUT_MS = 500 ]
 "#,
         election = ELECTION_TIMEOUT.as_millis()
     )
+}
+
+/// The SQL backend of the servers a test starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `var/one.db` and `var/raft.db` in each server's `ONE_LOCATION`.
+    Sqlite,
+    /// A database of its own per server on a MariaDB server ([`crate::mariadb::shared`]).
+    Mysql,
+}
+
+/// `ONEHA_TEST_BACKEND=mysql` runs every [`Server`] on MySQL; unset or anything else, SQLite.
+/// Tests check it to skip what only holds for SQLite files.
+pub fn test_backend() -> Backend {
+    match std::env::var("ONEHA_TEST_BACKEND") {
+        Ok(v) if v.eq_ignore_ascii_case("mysql") => Backend::Mysql,
+        _ => Backend::Sqlite,
+    }
 }
 
 /// Ports servers listen on: below Linux's ephemeral range (32768-60999), so an outgoing
@@ -220,9 +253,14 @@ pub struct Server {
     pub tls: Option<crate::tls::TlsFiles>,
     /// The binary to run instead of [`crate::oned_binary`] (an older release, for upgrades).
     pub oned: Option<PathBuf>,
+    /// The MySQL database of its `DB` section; `None`: SQLite.
+    pub db: Option<DbSpec>,
     location: PathBuf,
     _tmp: Option<TempDir>,
     _port: PortLease,
+    /// The database `new` made on the shared MariaDB: dropped with the server, as its
+    /// `ONE_LOCATION` is, so that a long run does not fill a shared server.
+    made_db: Option<DbSpec>,
     child: Option<Child>,
     paused: bool,
 }
@@ -233,6 +271,8 @@ impl Server {
         let (location, tmp) = temp_dir("oneha-server-");
         fs::create_dir_all(location.join("etc")).unwrap();
         let lease = lease_port();
+        let db =
+            (test_backend() == Backend::Mysql).then(|| crate::mariadb::shared().create_database());
         let server = Server {
             id: server_id,
             port: lease.port,
@@ -244,7 +284,9 @@ impl Server {
             log: LogRetention::default(),
             tls: None,
             oned: None,
+            db: db.clone(),
             location,
+            made_db: if tmp.is_some() { db } else { None },
             _tmp: tmp,
             _port: lease,
             child: None,
@@ -288,7 +330,9 @@ impl Server {
         } else {
             "127.0.0.1"
         };
-        let mut conf = oned_conf_with(listen, self.port, self.id, self.log) + &self.extra_conf;
+        let db = self.db.as_ref().map(DbSpec::conf);
+        let db = db.as_deref().unwrap_or(SQLITE_DB);
+        let mut conf = oned_conf_db(listen, self.port, self.id, self.log, db) + &self.extra_conf;
         if let Some(tls) = &self.tls {
             conf.push_str(&tls.conf());
         }
@@ -509,6 +553,14 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if let Some(db) = self.made_db.take() {
+            if let Err(e) = crate::mariadb::shared().drop_database(&db) {
+                eprintln!(
+                    "dropping database {} of server {}: {e}",
+                    db.db_name, self.id
+                );
+            }
+        }
     }
 }
 
