@@ -298,9 +298,8 @@ fn restore(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
                     db.display()
                 ));
             }
-            sqlstore::restore_backup(&src, &loc).map(|_| {
-                format!("Sqlite database backup restored in {}", db.display())
-            })
+            sqlstore::restore_backup(&src, &loc)
+                .map(|_| format!("Sqlite database backup restored in {}", db.display()))
         }
         sqlstore::Location::Mysql(m) => {
             if !o.force && mysql_has_tables(&loc)? {

@@ -25,6 +25,18 @@ pub struct Local {
     pub server_id: i64,
     /// `oned.conf`'s `TLS` files: serversync then talks to the other server as a server does.
     pub tls: Option<PeerTls>,
+    /// `oned.conf`'s `DB` section when it names MySQL; else the state is `var/one.db`.
+    pub mysql: Option<sqlstore::MysqlConfig>,
+}
+
+impl Local {
+    /// Where this server's state lives.
+    pub fn state(&self) -> sqlstore::Location {
+        match &self.mysql {
+            Some(m) => sqlstore::Location::Mysql(m.clone()),
+            None => sqlstore::Location::Sqlite(self.var.join(wire::files::ONE_DB)),
+        }
+    }
 }
 
 /// The files of `oned.conf`'s `TLS = [ CERT_FILE, KEY_FILE, CA_FILE ]`, relative to its
@@ -71,7 +83,16 @@ impl PeerTls {
 impl Local {
     /// From `$ONE_LOCATION`, else OpenNebula's system-wide layout.
     pub fn from_env() -> Local {
-        let wire::files::Layout { etc, var, .. } = wire::files::Layout::from_env();
+        Local::of(wire::files::Layout::from_env())
+    }
+
+    /// The server installed under `one_location` (its `etc/oned.conf`, its `var/`).
+    pub fn at(one_location: &std::path::Path) -> Local {
+        Local::of(wire::files::Layout::new(Some(one_location.as_os_str())))
+    }
+
+    fn of(layout: wire::files::Layout) -> Local {
+        let wire::files::Layout { etc, var, .. } = layout;
         let conf = std::fs::read_to_string(etc.join(wire::files::ONED_CONF))
             .ok()
             .and_then(|t| template::Template::parse(&t).ok());
@@ -93,12 +114,18 @@ impl Local {
                 ca_file: file("CA_FILE")?,
             })
         });
+        let mysql = conf.as_ref().and_then(|t| t.vector("DB")).and_then(|db| {
+            sqlstore::MysqlConfig::from_db_section(|k| template::vector_get(db, k))
+                .ok()
+                .flatten()
+        });
         Local {
             etc,
             var,
             zone_id,
             server_id,
             tls,
+            mysql,
         }
     }
 }
@@ -111,15 +138,11 @@ struct Remote {
 }
 
 fn find_server(local: &Local, which: &str) -> Result<Remote, String> {
-    let db = local.var.join(wire::files::ONE_DB);
-    let conn = sqlstore::rusqlite::Connection::open_with_flags(
-        &db,
-        sqlstore::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .map_err(|e| format!("cannot read {}: {e}", db.display()))?;
+    let db = local.state();
+    let conn = sqlstore::open_read(&db).map_err(|e| format!("cannot read {db}: {e}"))?;
     let zone = sqlstore::load_zone(&conn, local.zone_id)
-        .map_err(|e| format!("cannot read {}: {e}", db.display()))?
-        .ok_or_else(|| format!("zone {} not found in {}", local.zone_id, db.display()))?;
+        .map_err(|e| format!("cannot read {db}: {e}"))?
+        .ok_or_else(|| format!("zone {} not found in {db}", local.zone_id))?;
     let host_of = |endpoint: &str| {
         endpoint
             .split("://")
@@ -406,7 +429,7 @@ pub fn run(
         file.write_all(&bytes)
             .and_then(|()| file.as_file().sync_all())
             .map_err(|e| format!("{}: {e}", file.path().display()))?;
-        let restored = sqlstore::restore_backup(file.path(), &local.var.join(wire::files::ONE_DB));
+        let restored = sqlstore::restore_backup(file.path(), &local.state());
         drop(file);
         restored.map_err(|e| {
             format!(

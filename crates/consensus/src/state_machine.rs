@@ -100,11 +100,7 @@ fn read_meta(conn: &Conn, what: &'static str) -> Result<(Option<LogId<u64>>, Mem
     Ok((applied, membership))
 }
 
-fn write_meta(
-    conn: &Conn,
-    applied: &Option<LogId<u64>>,
-    membership: &Membership,
-) -> Result<()> {
+fn write_meta(conn: &Conn, applied: &Option<LogId<u64>>, membership: &Membership) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO raft_sm_meta (id, last_applied, membership, format) VALUES (1, ?1, ?2, ?3)
          ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied,
@@ -127,11 +123,9 @@ fn snapshot_id(applied: &Option<LogId<u64>>) -> String {
 
 /// The meta of a snapshot file; refuses one of a format newer than this server's.
 fn meta_of_file(path: &Path) -> Result<SnapshotMeta<u64, ServerNode>> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .map_err(Error::db(path))?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(Error::db(path))?;
     let (applied, membership) = read_meta(&Conn::from(conn), "snapshot")?;
     Ok(SnapshotMeta {
         last_log_id: applied,
@@ -527,7 +521,9 @@ fn apply_until_done(
             tracing::error!(%location, error = %err, "lost the state database: writes wait until it is back");
             crate::error::count_logged();
         }
-        health.set(Some(format!("state database {location} unavailable: {err}")));
+        health.set(Some(format!(
+            "state database {location} unavailable: {err}"
+        )));
         loop {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(RECONNECT_MAX);
@@ -555,9 +551,7 @@ fn apply_until_done(
 /// The result of an entry that committed while the connection that carried it was lost: it is
 /// applied, but what each transaction answered is gone.
 fn unknown_outcome() -> BatchResult {
-    BatchResult {
-        outcomes: vec![],
-    }
+    BatchResult { outcomes: vec![] }
 }
 
 /// The snapshot kinds of `StorageIOError` as plain functions, for [`storage`].

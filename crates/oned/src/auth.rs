@@ -529,7 +529,8 @@ mod tests {
     fn db() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("one.db");
-        let mut conn = sqlstore::open_state(&path).unwrap();
+        let loc = sqlstore::Location::Sqlite(path.clone());
+        let mut conn = sqlstore::open_state(&loc).unwrap();
         sqlstore::bootstrap(
             &mut conn,
             &sqlstore::BootstrapParams {
@@ -548,7 +549,7 @@ mod tests {
             [sha256_hex("pw-legacy"), off.clone(), off],
         )
         .unwrap();
-        let pool = ReadPool::new(&path);
+        let pool = ReadPool::new(&loc);
         Db {
             _dir: dir,
             path,

@@ -463,9 +463,17 @@ mod tests {
         );
         assert_eq!(parse("DB = [ BACKEND = \"sqlite\" ]").unwrap().mysql, None);
         // OpenNebula's defaults for what is left out.
-        let m = parse("DB = [ BACKEND = \"mysql\" ]").unwrap().mysql.unwrap();
+        let m = parse("DB = [ BACKEND = \"mysql\" ]")
+            .unwrap()
+            .mysql
+            .unwrap();
         assert_eq!(
-            (m.server.as_str(), m.port, m.user.as_str(), m.passwd.as_str()),
+            (
+                m.server.as_str(),
+                m.port,
+                m.user.as_str(),
+                m.passwd.as_str()
+            ),
             ("localhost", 0, "oneadmin", "oneadmin")
         );
         assert_eq!((m.db_name.as_str(), m.connections), ("opennebula", 25));

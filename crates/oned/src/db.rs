@@ -1,8 +1,8 @@
 //! Reads of the state database from async code: on the blocking pool, never on the runtime
 //! that carries heartbeats and commits.
 
-use sqlstore::{Conn, SqlError};
 use sqlstore::ReadPool;
+use sqlstore::{Conn, SqlError};
 
 /// Why a read did not give an answer.
 #[derive(Debug, thiserror::Error)]

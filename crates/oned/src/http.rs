@@ -367,7 +367,7 @@ async fn sync_answer(st: &AppState, what: &str, path: Option<&str>) -> (StatusCo
             None | Some(Ok(None)) => (StatusCode::NOT_FOUND, b"no such file to sync".to_vec()),
         },
         wire::route::SYNC_DB => {
-            let (db, var) = (st.paths.state_db(), st.paths.var.clone());
+            let (db, var) = (st.ctx.pool.location().clone(), st.paths.var.clone());
             let made =
                 tokio::task::spawn_blocking(move || crate::sync::backup_bytes(&db, &var)).await;
             match made {

@@ -143,7 +143,7 @@ pub fn file(etc: &Path, rel: &str) -> Result<Option<Vec<u8>>, SyncError> {
 /// uniquely named 0600 temporary file in `var` (removed before returning), so any number of
 /// fetches can run at once: a name made of the process id alone made concurrent fetches write
 /// the same file ("table already exists", "disk I/O error").
-pub fn backup_bytes(db: &Path, var: &Path) -> Result<Vec<u8>, BackupError> {
+pub fn backup_bytes(db: &sqlstore::Location, var: &Path) -> Result<Vec<u8>, BackupError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BackupError::Io { path, source }
@@ -189,7 +189,7 @@ mod tests {
     fn concurrent_database_fetches_each_get_a_whole_backup_and_leave_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let var = dir.path();
-        let db = var.join("one.db");
+        let db = sqlstore::Location::Sqlite(var.join("one.db"));
         sqlstore::open_state(&db)
             .unwrap()
             .execute_batch("INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin')")

@@ -261,7 +261,10 @@ mod tests {
         let before = crate::checksum(&Conn::from(Connection::open(&db).unwrap())).unwrap();
         let bck = dir.path().join("one.bck");
         let mut calls = 0;
-        let info = write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| calls += 1).unwrap();
+        let info = write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| {
+            calls += 1
+        })
+        .unwrap();
         assert!(calls >= 1);
         assert_eq!(info.sha256, before.sha256);
         assert_eq!(verify_backup(&bck).unwrap(), info);
@@ -342,7 +345,9 @@ mod tests {
         let bck = dir.path().join("same.bck");
         let results: Vec<_> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| {})))
+                .map(|_| {
+                    s.spawn(|| write_backup(&crate::Location::Sqlite(db.clone()), &bck, |_, _| {}))
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

@@ -1,7 +1,7 @@
 //! The contents of a fresh database, as OpenNebula creates them on first start.
 
-use crate::sql::{Conn};
 use crate::params;
+use crate::sql::Conn;
 
 pub struct BootstrapParams<'a> {
     pub oneadmin_name: &'a str,

@@ -159,16 +159,16 @@ pub fn is_dump(path: &Path) -> bool {
 /// the state they produce.
 fn verified(path: &Path) -> Result<(String, String), DbError> {
     let bytes = fs::read(path).map_err(|e| corrupt(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| corrupt(path, "not a OneHA dump (not UTF-8)"))?;
-    let body_end = text
-        .trim_end_matches('\n')
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
+    let text =
+        String::from_utf8(bytes).map_err(|_| corrupt(path, "not a OneHA dump (not UTF-8)"))?;
+    let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
     let (body, last) = text.split_at(body_end);
-    let fields = last
-        .trim_end()
-        .strip_prefix(TRAILER)
-        .ok_or_else(|| corrupt(path, "no OneHA digest line at the end (truncated, or not a OneHA backup)"))?;
+    let fields = last.trim_end().strip_prefix(TRAILER).ok_or_else(|| {
+        corrupt(
+            path,
+            "no OneHA digest line at the end (truncated, or not a OneHA backup)",
+        )
+    })?;
     let field = |name: &str| {
         fields
             .split(' ')
@@ -202,7 +202,10 @@ pub fn verify_dump(path: &Path) -> Result<String, DbError> {
 pub fn restore_dump(src: &Path, target: &Location) -> Result<BackupInfo, DbError> {
     let (body, state) = verified(src)?;
     let conn = Conn::open(target, false).map_err(DbError::on(target))?;
-    for stmt in body.lines().filter(|l| !l.is_empty() && !l.starts_with("--")) {
+    for stmt in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+    {
         conn.execute_batch(stmt).map_err(|e| {
             DbError::Corrupt(format!(
                 "restoring {} into {target} failed part-way, the database must be restored again: {e}",

@@ -5,7 +5,6 @@
 pub use rusqlite;
 
 mod backup;
-pub mod sql;
 mod bootstrap;
 mod checksum;
 mod copy;
@@ -15,6 +14,7 @@ pub mod objects;
 mod open;
 mod pool;
 mod reads;
+pub mod sql;
 #[doc(hidden)]
 pub mod testing;
 mod txn;
@@ -25,12 +25,12 @@ pub use checksum::{checksum, Checksum};
 pub use dump::{is_dump, restore_dump, verify_dump, write_dump};
 pub use objects::{HasOwner, Head, Lock, Owned};
 pub use open::{copy_into, open_read, open_state, restore_from, DbError};
-pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, Row, SqlError};
 pub use pool::ReadPool;
 pub use reads::{
     find_user_by_name, for_each_user, load_user, load_zone, load_zones, UserRow, ZoneRow,
     ZoneServerRow,
 };
+pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, Row, SqlError};
 pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome};
 /// OpenNebula's object states, the numbers the state tables store.
 pub use wire::state;

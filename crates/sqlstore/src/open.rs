@@ -308,9 +308,9 @@ pub fn copy_into(conn: &Conn, dest: &Path) -> Result<(), DbError> {
     crate::files::private_file(dest).map_err(DbError::io(dest))?;
     match conn.sqlite() {
         Some(c) => {
-            let dest_str = dest.to_str().ok_or_else(|| {
-                DbError::Corrupt(format!("path {} is not UTF-8", dest.display()))
-            })?;
+            let dest_str = dest
+                .to_str()
+                .ok_or_else(|| DbError::Corrupt(format!("path {} is not UTF-8", dest.display())))?;
             c.execute("VACUUM INTO ?1", [dest_str])
                 .map_err(DbError::at(dest))?;
             Ok(())
@@ -352,12 +352,9 @@ pub fn restore_from(conn: &mut Conn, src: &Path) -> Result<(), DbError> {
     }
     // The copy may come from an older version: brought up to this schema first, in a staging
     // copy, so `src` itself is never changed.
-    let staged = crate::files::temp_file_in(
-        src.parent().unwrap_or(Path::new(".")),
-        ".install.",
-        ".db",
-    )
-    .map_err(DbError::io(src))?;
+    let staged =
+        crate::files::temp_file_in(src.parent().unwrap_or(Path::new(".")), ".install.", ".db")
+            .map_err(DbError::io(src))?;
     std::fs::copy(src, staged.path()).map_err(DbError::io(staged.path()))?;
     let from = Conn::from(Connection::open(staged.path()).map_err(DbError::at(staged.path()))?);
     ensure_schema(&from).map_err(DbError::at(staged.path()))?;

@@ -1,7 +1,7 @@
 //! Reads the API serves from the local database (possibly stale on a follower, as in OpenNebula).
 
-use crate::sql::{Conn, Optional, Row};
 use crate::params;
+use crate::sql::{Conn, Optional, Row};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRow {

@@ -47,4 +47,3 @@ fn rand_suffix() -> u64 {
         .map(|d| u64::from(d.subsec_nanos()))
         .unwrap_or(0)
 }
-

@@ -93,7 +93,6 @@ impl Ctx {
     }
 }
 
-
 /// What to send back for one `/RPC2` request.
 pub enum Reply {
     Xml(String),

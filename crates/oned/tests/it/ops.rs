@@ -176,11 +176,10 @@ fn a_follower_restored_from_a_fresh_backup_and_reset_follows_again() {
 
 fn serversync(zone: &Zone, on: usize, from: &str, db: bool) -> Result<String, String> {
     let local = cli::serversync::Local {
-        etc: zone.servers[on].location().join("etc"),
-        var: zone.servers[on].location().join("var"),
         zone_id: 0,
         server_id: zone.servers[on].id,
         tls: None,
+        ..cli::serversync::Local::at(zone.servers[on].location())
     };
     let mut out = Vec::new();
     cli::serversync::run(&local, from, db, false, &mut out)

@@ -79,11 +79,10 @@ fn onedb(args: &[&str]) -> (i32, String, String) {
 /// `onezone serversync <from> --db` on the server whose `ONE_LOCATION` is `location`.
 fn serversync_db(location: &Path, from: usize) -> Result<String, String> {
     let local = cli::serversync::Local {
-        etc: location.join("etc"),
-        var: location.join("var"),
         zone_id: 0,
         server_id: -1,
         tls: None,
+        ..cli::serversync::Local::at(location)
     };
     let mut out = Vec::new();
     cli::serversync::run(&local, &from.to_string(), true, false, &mut out)

@@ -55,8 +55,6 @@ fn tls_zone_commits_fails_over_and_refuses_a_server_outside_the_ca() {
     let other = (0..3).find(|&i| i != leader).unwrap();
     let files = zone.servers[other].tls.clone().unwrap();
     let mut local = cli::serversync::Local {
-        etc: zone.servers[other].location().join("etc"),
-        var: zone.servers[other].location().join("var"),
         zone_id: 0,
         server_id: other as i64,
         tls: Some(cli::serversync::PeerTls {
@@ -64,6 +62,7 @@ fn tls_zone_commits_fails_over_and_refuses_a_server_outside_the_ca() {
             key_file: files.key_file,
             ca_file: files.ca_file,
         }),
+        ..cli::serversync::Local::at(zone.servers[other].location())
     };
     let mut out = Vec::new();
     cli::serversync::run(&local, &leader.to_string(), false, false, &mut out).unwrap();

@@ -21,18 +21,16 @@ pub struct AclRow {
 pub fn load_all(c: &Conn) -> crate::sql::Result<Vec<AclRow>> {
     let mut st =
         c.prepare_cached("SELECT oid, user, resource, rights, zone FROM acl ORDER BY oid")?;
-    let rows = st
-        .query_map((), |r| {
-            Ok(AclRow {
-                oid: r.get(0)?,
-                user: r.get::<i64>(1)? as u64,
-                resource: r.get::<i64>(2)? as u64,
-                rights: r.get::<i64>(3)? as u64,
-                zone: r.get::<i64>(4)? as u64,
-            })
-        })?
-        .collect();
-    rows
+    st.query_map((), |r| {
+        Ok(AclRow {
+            oid: r.get(0)?,
+            user: r.get::<i64>(1)? as u64,
+            resource: r.get::<i64>(2)? as u64,
+            rights: r.get::<i64>(3)? as u64,
+            zone: r.get::<i64>(4)? as u64,
+        })
+    })?
+    .collect()
 }
 
 /// A new rule; a rule equal to an existing one is a constraint failure.

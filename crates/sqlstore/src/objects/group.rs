@@ -52,8 +52,7 @@ pub fn load(c: &Conn, oid: i64) -> crate::sql::Result<Option<GroupRow>> {
 /// The groups user `uid` belongs to.
 pub fn of_user(c: &Conn, uid: i64) -> crate::sql::Result<Vec<i64>> {
     let mut st = c.prepare_cached("SELECT gid FROM user_groups WHERE uid = ?1")?;
-    let gids = st.query_map([uid], |r| r.get(0))?.collect();
-    gids
+    st.query_map([uid], |r| r.get(0))?.collect()
 }
 
 pub fn insert(name: &str) -> SqlStmt {

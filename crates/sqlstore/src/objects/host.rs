@@ -119,17 +119,15 @@ pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
         "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms
          FROM host_pool WHERE state = ?1 ORDER BY running_vms, oid",
     )?;
-    let hosts = st
-        .query_map([HostState::Monitored.as_i64()], |r| {
-            Ok(HostRoom {
-                oid: r.get(0)?,
-                free_cpu: r.get(1)?,
-                free_mem: r.get(2)?,
-                running_vms: r.get(3)?,
-            })
-        })?
-        .collect();
-    hosts
+    st.query_map([HostState::Monitored.as_i64()], |r| {
+        Ok(HostRoom {
+            oid: r.get(0)?,
+            free_cpu: r.get(1)?,
+            free_mem: r.get(2)?,
+            running_vms: r.get(3)?,
+        })
+    })?
+    .collect()
 }
 
 /// What the `dummy` drivers have pending: hosts to monitor, images and networks to finish.

@@ -226,16 +226,14 @@ pub fn pending(c: &Conn, limit: usize) -> crate::sql::Result<Vec<PendingVm>> {
     let mut st = c.prepare_cached(
         "SELECT oid, cpu, memory FROM vm_pool WHERE state = ?1 ORDER BY oid LIMIT ?2",
     )?;
-    let vms = st
-        .query_map([VmState::Pending.as_i64(), limit as i64], |r| {
-            Ok(PendingVm {
-                oid: r.get(0)?,
-                cpu: r.get(1)?,
-                memory: r.get(2)?,
-            })
-        })?
-        .collect();
-    vms
+    st.query_map([VmState::Pending.as_i64(), limit as i64], |r| {
+        Ok(PendingVm {
+            oid: r.get(0)?,
+            cpu: r.get(1)?,
+            memory: r.get(2)?,
+        })
+    })?
+    .collect()
 }
 
 /// Whether any VM is in a transient ACTIVE state (anything but RUNNING) a driver step moves.

@@ -145,10 +145,14 @@ impl SqlError {
     /// a new one, and a transaction in flight was rolled back by the server.
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            SqlError::Mysql(e) => matches!(
-                e,
-                mysql::Error::IoError(_) | mysql::Error::CodecError(_) | mysql::Error::DriverError(_)
-            ) || self.mysql_code() == Some(1927),
+            SqlError::Mysql(e) => {
+                matches!(
+                    e,
+                    mysql::Error::IoError(_)
+                        | mysql::Error::CodecError(_)
+                        | mysql::Error::DriverError(_)
+                ) || self.mysql_code() == Some(1927)
+            }
             _ => false,
         }
     }
@@ -176,7 +180,9 @@ impl SqlError {
             ),
             SqlError::Mysql(_) => {
                 self.is_connection_lost()
-                    || self.mysql_code().is_some_and(|c| code::MACHINE.contains(&c))
+                    || self
+                        .mysql_code()
+                        .is_some_and(|c| code::MACHINE.contains(&c))
             }
             _ => false,
         }
@@ -447,9 +453,9 @@ impl Stmt<'_> {
     pub fn execute(&mut self, params: impl Params) -> Result<usize> {
         let values = params.into_values();
         match &mut self.inner {
-            StmtInner::Sqlite(s) => Ok(s
-                .get()
-                .execute(rusqlite::params_from_iter(values.iter()))?),
+            StmtInner::Sqlite(s) => {
+                Ok(s.get().execute(rusqlite::params_from_iter(values.iter()))?)
+            }
             StmtInner::Mysql(c, p) => Ok(c.borrow_mut().exec(p, values, false)?.affected as usize),
         }
     }

@@ -48,10 +48,12 @@ impl MysqlConfig {
             }
         }
         let port = match get("PORT") {
-            Some(p) => p
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| ("DB/PORT", format!("expected a port number (0: 3306), got \"{p}\"")))?,
+            Some(p) => p.trim().parse::<u16>().map_err(|_| {
+                (
+                    "DB/PORT",
+                    format!("expected a port number (0: 3306), got \"{p}\""),
+                )
+            })?,
             None => 0,
         };
         let connections = match get("CONNECTIONS") {

@@ -4,7 +4,6 @@
 
 use super::*;
 
-
 fn both() -> Vec<Conn> {
     let mut out = vec![Conn::from(rusqlite::Connection::open_in_memory().unwrap())];
     if let Some(loc) = crate::testing::fresh_mysql_database() {
@@ -41,9 +40,11 @@ fn numbered_parameters_upserts_and_returning_read_alike_on_both_backends() {
             "{b}"
         );
         let row = c
-            .query_row("SELECT k, v, f, t, b, v || 'x' FROM kv WHERE k = ?1", ["a"], |r| {
-                Ok(r.values().to_vec())
-            })
+            .query_row(
+                "SELECT k, v, f, t, b, v || 'x' FROM kv WHERE k = ?1",
+                ["a"],
+                |r| Ok(r.values().to_vec()),
+            )
             .unwrap();
         assert_eq!(
             row,
@@ -91,8 +92,11 @@ fn constraint_errors_are_told_from_machine_errors_on_both_backends() {
         assert!(e.is_constraint() && !e.is_fatal(), "{b}: {e}");
         // Names differing only by case or trailing spaces are different names, as in SQLite.
         for other in ["A", "a "] {
-            c.execute("INSERT INTO u VALUES ((SELECT MAX(id) + 1 FROM u), ?1)", [other])
-                .unwrap();
+            c.execute(
+                "INSERT INTO u VALUES ((SELECT MAX(id) + 1 FROM u), ?1)",
+                [other],
+            )
+            .unwrap();
         }
         let e = c.execute("INSERT INTO nowhere VALUES (1)", ()).unwrap_err();
         assert!(!e.is_constraint() && !e.is_fatal(), "{b}: {e}");
@@ -103,7 +107,8 @@ fn constraint_errors_are_told_from_machine_errors_on_both_backends() {
 fn a_transaction_not_committed_leaves_nothing() {
     for mut c in both() {
         let b = c.backend();
-        c.execute_batch("CREATE TABLE t (id BIGINT PRIMARY KEY)").unwrap();
+        c.execute_batch("CREATE TABLE t (id BIGINT PRIMARY KEY)")
+            .unwrap();
         {
             let tx = c.transaction().unwrap();
             tx.execute("INSERT INTO t VALUES (?1)", [1i64]).unwrap();
