@@ -176,17 +176,8 @@ pub fn apply_txn(tx: &Conn, txn: &SqlTxn) -> Result<TxnOutcome, SqlError> {
 
 /// Runs one statement; `Some(value)` when it produced or changed a row.
 fn run_stmt(tx: &Conn, stmt: &SqlStmt) -> Result<Option<SqlValue>, SqlError> {
-    let mut prepared = tx.prepare_cached(&stmt.sql)?;
-    if prepared.column_count() > 0 {
-        let mut rows = prepared.query(stmt.params.as_slice())?;
-        // Every row is read, so an INSERT ... RETURNING of several rows completes.
-        let first = rows.next()?.map(|r| r.get_ref(0).cloned()).transpose()?;
-        while rows.next()?.is_some() {}
-        Ok(first)
-    } else {
-        let changed = prepared.execute(stmt.params.as_slice())?;
-        Ok((changed > 0).then_some(SqlValue::Int(changed as i64)))
-    }
+    let (first, changed) = tx.prepare_cached(&stmt.sql)?.run(stmt.params.as_slice())?;
+    Ok(first.or((changed > 0).then_some(SqlValue::Int(changed as i64))))
 }
 
 #[cfg(test)]

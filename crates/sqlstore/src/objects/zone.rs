@@ -11,9 +11,10 @@ pub fn add_server(zone_id: i64, name: &str, endpoint: &str) -> Vec<SqlStmt> {
     vec![
         SqlStmt::new(
             "INSERT INTO zone_server (zone_id, server_id, name, endpoint)
-             SELECT ?1, MAX(
-                 COALESCE((SELECT MAX(server_id) FROM zone_server WHERE zone_id = ?1), -1),
-                 COALESCE((SELECT last_oid FROM pool_control WHERE tablename = ?4), -1)) + 1,
+             SELECT ?1, (SELECT MAX(id) + 1 FROM (
+                     SELECT server_id AS id FROM zone_server WHERE zone_id = ?1
+                     UNION ALL SELECT last_oid FROM pool_control WHERE tablename = ?4
+                     UNION ALL SELECT -1) AS used),
                ?2, ?3
              FROM zone_pool WHERE oid = ?1 RETURNING server_id",
             vec![

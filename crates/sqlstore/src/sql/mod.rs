@@ -460,6 +460,29 @@ impl Stmt<'_> {
         }
     }
 
+    /// Runs a statement of any kind: the first column of its first row if it returns rows (all
+    /// of them are read, so an `INSERT ... RETURNING` of several completes), and how many rows
+    /// it changed. (MariaDB does not announce the columns of `RETURNING` when it prepares a
+    /// statement, so [`Stmt::column_count`] cannot tell.)
+    pub fn run(&mut self, params: impl Params) -> Result<(Option<SqlValue>, usize)> {
+        let values = params.into_values();
+        let returns_rows = self.column_count() > 0;
+        match &mut self.inner {
+            StmtInner::Mysql(c, p) => {
+                let got = c.borrow_mut().exec(p, values, true)?;
+                let first = got.rows.first().map(|r| r.get_ref(0).cloned()).transpose()?;
+                Ok((first, got.affected as usize))
+            }
+            StmtInner::Sqlite(_) if returns_rows => {
+                let mut rows = self.query(values)?;
+                let first = rows.next()?.map(|r| r.get_ref(0).cloned()).transpose()?;
+                while rows.next()?.is_some() {}
+                Ok((first, 0))
+            }
+            StmtInner::Sqlite(_) => Ok((None, self.execute(values)?)),
+        }
+    }
+
     /// Runs a query; its rows are read one at a time (SQLite) or once the server has sent
     /// them all (MySQL, whose connection must be free for sub-queries while they are read).
     pub fn query(&mut self, params: impl Params) -> Result<Rows<'_>> {
