@@ -201,13 +201,14 @@ impl MyConn {
     pub fn exec(&mut self, p: &Prepared, values: Vec<SqlValue>, rows: bool) -> Result<Exec> {
         let params = bind(p, &values)?;
         let mut result = self.client.exec_iter(&p.stmt, params)?;
+        // Known from the server's OK packet before any row is read; gone once they are.
+        let affected = result.affected_rows();
         let mut out = Vec::new();
         if rows {
             for row in result.by_ref() {
                 out.push(from_mysql(row?)?);
             }
         }
-        let affected = result.affected_rows();
         drop(result);
         Ok(Exec {
             rows: out,

@@ -32,6 +32,11 @@ fn numbered_parameters_upserts_and_returning_read_alike_on_both_backends() {
             )
             .unwrap();
         assert!(n >= 1, "{b}");
+        // Every kind of statement says what it changed, through each way of running it.
+        let mut st = c.prepare_cached("UPDATE kv SET v = v WHERE k = ?1").unwrap();
+        assert_eq!(st.run(["a"]).unwrap(), (None, 1), "{b}");
+        assert_eq!(st.run(["none"]).unwrap(), (None, 0), "{b}");
+        drop(st);
         // An UPDATE that changes nothing still matches its row.
         assert_eq!(
             c.execute("UPDATE kv SET v = ?2 WHERE k = ?1", params!["a", 7i64])
