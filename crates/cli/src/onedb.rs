@@ -322,6 +322,7 @@ fn restore(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
             let _ = writeln!(out, "{msg}");
             Ok(())
         }
+        Err(e @ sqlstore::DbError::InUse(_)) => Err(format!("First stop OpenNebula. {e}")),
         Err(e @ sqlstore::DbError::Corrupt(_)) if e.to_string().contains("part-way") => {
             Err(format!("Backup {file}: {e}"))
         }
@@ -345,7 +346,10 @@ fn sqlite2mysql(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
     let from = sqlstore::open_read(&sqlstore::Location::Sqlite(src.clone()))
         .and_then(|c| sqlstore::checksum(&c).map_err(sqlstore::DbError::at(&src)))
         .map_err(|e| e.to_string())?;
-    let mut conn = sqlstore::open_state(&loc).map_err(|e| e.to_string())?;
+    let mut conn = sqlstore::open_state(&loc).map_err(|e| match e {
+        sqlstore::DbError::InUse(_) => format!("First stop OpenNebula. {e}"),
+        e => e.to_string(),
+    })?;
     sqlstore::restore_from(&mut conn, &src).map_err(|e| e.to_string())?;
     let to = sqlstore::checksum(&conn).map_err(|e| format!("{loc}: {e}"))?;
     if to.sha256 != from.sha256 {

@@ -201,7 +201,8 @@ pub fn verify_dump(path: &Path) -> Result<String, DbError> {
 /// database partly restored, and says so.
 pub fn restore_dump(src: &Path, target: &Location) -> Result<BackupInfo, DbError> {
     let (body, state) = verified(src)?;
-    let conn = Conn::open(target, false).map_err(DbError::on(target))?;
+    // Holds the database's lock: a restore never runs under a live oned, nor one under it.
+    let conn = crate::open_state(target)?;
     for stmt in body
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with("--"))
@@ -213,9 +214,12 @@ pub fn restore_dump(src: &Path, target: &Location) -> Result<BackupInfo, DbError
             ))
         })?;
     }
-    drop(conn);
-    // A fresh session, in OneHA's own mode, reads what the dump's session wrote.
-    let conn = crate::open_state(target)?;
+    // Back to OneHA's own session mode to read what the dump wrote.
+    conn.execute_batch(&format!(
+        "SET SESSION sql_mode = '{}'",
+        crate::sql::SESSION_MODE
+    ))
+    .map_err(DbError::on(target))?;
     let sum = crate::checksum(&conn).map_err(DbError::on(target))?;
     if sum.sha256 != state {
         return Err(DbError::Corrupt(format!(

@@ -24,6 +24,9 @@ pub enum DbError {
     },
     #[error("{0}")]
     Corrupt(String),
+    /// Another oned (or onedb) has this MySQL database open for writing.
+    #[error("{0} is in use by a running oned or onedb (it holds the database's lock)")]
+    InUse(String),
 }
 
 impl DbError {
@@ -288,6 +291,18 @@ pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
         }
         Location::Mysql(_) => {
             let conn = Conn::open(loc, false).map_err(DbError::on(loc))?;
+            // One writer per database, as the lock file of `var/` is for SQLite: held by this
+            // connection, so the server releases it when the connection ends, whatever ends it.
+            let got: Option<i64> = conn
+                .query_row(
+                    "SELECT GET_LOCK(CONCAT('oneha/', DATABASE()), 0)",
+                    (),
+                    |r| r.get(0),
+                )
+                .map_err(DbError::on(loc))?;
+            if got != Some(1) {
+                return Err(DbError::InUse(loc.to_string()));
+            }
             ensure_schema(&conn).map_err(DbError::on(loc))?;
             Ok(conn)
         }

@@ -2,7 +2,7 @@
 //! by itself, `onedb backup` / `restore` while the zone runs, and the guide's routes for adding a
 //! server from a backup and recovering one with a backup plus `onezone server-reset`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::zone::{allocate, LogRetention, Server, Zone, DEADLINE};
 
@@ -26,8 +26,28 @@ fn onedb(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn db(s: &Server) -> PathBuf {
-    s.location().join("var/one.db")
+/// `onedb` on server `s`'s state database: `args` is the command and its other arguments.
+fn onedb_on(s: &Server, args: &[&str]) -> (i32, String, String) {
+    let path = s.location().join("var/one.db");
+    let target: Vec<String> = match &s.db {
+        None => vec!["-s".into(), path.to_string_lossy().into_owned()],
+        Some(m) => vec![
+            "-S".into(),
+            m.host.clone(),
+            "-P".into(),
+            m.port.to_string(),
+            "-u".into(),
+            m.user.clone(),
+            "-p".into(),
+            m.password.clone(),
+            "-d".into(),
+            m.db_name.clone(),
+        ],
+    };
+    let mut all: Vec<&str> = vec![args[0]];
+    all.extend(target.iter().map(String::as_str));
+    all.extend(&args[1..]);
+    onedb(&all)
 }
 
 fn log_has(s: &Server, text: &str) -> bool {
@@ -89,12 +109,7 @@ fn a_server_added_from_a_leader_backup_follows_as_the_guide_says() {
 
     eprintln!("--- onedb backup on the leader while it runs");
     let bck = zone.servers[leader].location().join("one.db.bck");
-    let (code, out, err) = onedb(&[
-        "backup",
-        "-s",
-        db(&zone.servers[leader]).to_str().unwrap(),
-        bck.to_str().unwrap(),
-    ]);
+    let (code, out, err) = onedb_on(&zone.servers[leader], &["backup", bck.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     for n in 0..20 {
         allocate(&client, &format!("post{n}")).unwrap();
@@ -103,12 +118,7 @@ fn a_server_added_from_a_leader_backup_follows_as_the_guide_says() {
     eprintln!("--- restore it on a new server, server-add, start: it follows");
     let i = zone.prepare_server();
     std::fs::create_dir_all(zone.servers[i].location().join("var")).unwrap();
-    let (code, out, err) = onedb(&[
-        "restore",
-        "-s",
-        db(&zone.servers[i]).to_str().unwrap(),
-        bck.to_str().unwrap(),
-    ]);
+    let (code, out, err) = onedb_on(&zone.servers[i], &["restore", bck.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     zone.server_add(i);
     zone.servers[i].start();
@@ -135,36 +145,19 @@ fn a_follower_restored_from_a_fresh_backup_and_reset_follows_again() {
 
     eprintln!("--- restore refuses while oned runs on that directory");
     let bck = zone.servers[leader].location().join("fresh.bck");
-    let (code, _, err) = onedb(&[
-        "backup",
-        "-s",
-        db(&zone.servers[leader]).to_str().unwrap(),
-        bck.to_str().unwrap(),
-    ]);
+    let (code, _, err) = onedb_on(&zone.servers[leader], &["backup", bck.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = onedb(&[
-        "restore",
-        "-f",
-        "-s",
-        db(&zone.servers[leader]).to_str().unwrap(),
-        bck.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 255);
-    assert!(
-        err.starts_with("First stop OpenNebula. Lock file found"),
-        "{err}"
+    let (code, _, err) = onedb_on(
+        &zone.servers[leader],
+        &["restore", "-f", bck.to_str().unwrap()],
     );
+    assert_eq!(code, 255);
+    assert!(err.starts_with("First stop OpenNebula."), "{err}");
 
     eprintln!(
         "--- the guide's route: restore the backup on the stopped follower, server-reset, start"
     );
-    let (code, out, err) = onedb(&[
-        "restore",
-        "-f",
-        "-s",
-        db(&zone.servers[f]).to_str().unwrap(),
-        bck.to_str().unwrap(),
-    ]);
+    let (code, out, err) = onedb_on(&zone.servers[f], &["restore", "-f", bck.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     zone.onezone_ok(leader, &["server-reset", "0", &f.to_string()]);
     zone.servers[f].start();
@@ -282,12 +275,7 @@ fn a_state_database_behind_the_purged_log_recovers_from_the_local_snapshot() {
     let f = (0..3).find(|&i| i != leader).unwrap();
     let client = zone.servers[leader].client();
     let old = zone.servers[f].location().join("old-one.db");
-    let (code, _, err) = onedb(&[
-        "backup",
-        "-s",
-        db(&zone.servers[f]).to_str().unwrap(),
-        old.to_str().unwrap(),
-    ]);
+    let (code, _, err) = onedb_on(&zone.servers[f], &["backup", old.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     for n in 0..150 {
         allocate(&client, &format!("later{n}")).unwrap();
@@ -298,13 +286,7 @@ fn a_state_database_behind_the_purged_log_recovers_from_the_local_snapshot() {
             && sqlite_rows(&raft_db, "SELECT count(*) FROM logdb") <= 40
     });
     zone.servers[f].kill();
-    let (code, _, err) = onedb(&[
-        "restore",
-        "-f",
-        "-s",
-        db(&zone.servers[f]).to_str().unwrap(),
-        old.to_str().unwrap(),
-    ]);
+    let (code, _, err) = onedb_on(&zone.servers[f], &["restore", "-f", old.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     zone.servers[f].start();
     assert!(

@@ -17,7 +17,7 @@ mod value;
 use std::cell::RefCell;
 use std::path::PathBuf;
 
-pub use my::MysqlConfig;
+pub use my::{MysqlConfig, SQL_MODE as SESSION_MODE};
 pub use value::{FromSql, Optional, Params, Row};
 
 use crate::SqlValue;
@@ -470,7 +470,11 @@ impl Stmt<'_> {
         match &mut self.inner {
             StmtInner::Mysql(c, p) => {
                 let got = c.borrow_mut().exec(p, values, true)?;
-                let first = got.rows.first().map(|r| r.get_ref(0).cloned()).transpose()?;
+                let first = got
+                    .rows
+                    .first()
+                    .map(|r| r.get_ref(0).cloned())
+                    .transpose()?;
                 Ok((first, got.affected as usize))
             }
             StmtInner::Sqlite(_) if returns_rows => {

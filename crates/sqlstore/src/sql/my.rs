@@ -114,7 +114,7 @@ impl std::fmt::Display for MysqlConfig {
 /// The session mode every connection runs with, so OneHA's SQL means in MySQL what it means in
 /// SQLite: `||` concatenates, `"x"` is an identifier, a backslash is an ordinary character,
 /// a value that does not fit is an error rather than a warning, and 0 is a valid id.
-pub(crate) const SQL_MODE: &str = "PIPES_AS_CONCAT,ANSI_QUOTES,NO_BACKSLASH_ESCAPES,\
+pub const SQL_MODE: &str = "PIPES_AS_CONCAT,ANSI_QUOTES,NO_BACKSLASH_ESCAPES,\
 STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO";
 
 /// Statements translated so far, per connection; pool queries are built per call, so it is

@@ -33,7 +33,9 @@ fn numbered_parameters_upserts_and_returning_read_alike_on_both_backends() {
             .unwrap();
         assert!(n >= 1, "{b}");
         // Every kind of statement says what it changed, through each way of running it.
-        let mut st = c.prepare_cached("UPDATE kv SET v = v WHERE k = ?1").unwrap();
+        let mut st = c
+            .prepare_cached("UPDATE kv SET v = v WHERE k = ?1")
+            .unwrap();
         assert_eq!(st.run(["a"]).unwrap(), (None, 1), "{b}");
         assert_eq!(st.run(["none"]).unwrap(), (None, 0), "{b}");
         drop(st);
@@ -165,14 +167,16 @@ fn the_same_changes_give_the_same_checksum_on_both_backends() {
         let tx = c.transaction().unwrap();
         for stmts in txns {
             let out = crate::apply_txn(&tx, &crate::SqlTxn { stmts }).unwrap();
-            assert!(matches!(out, crate::TxnOutcome::Done { .. }), "{loc}: {out:?}");
+            assert!(
+                matches!(out, crate::TxnOutcome::Done { .. }),
+                "{loc}: {out:?}"
+            );
         }
         tx.commit().unwrap();
         let sum = crate::checksum(&c).unwrap();
         let copy = dir.path().join(format!("copy-{}.db", c.backend()));
         crate::copy_into(&c, &copy).unwrap();
-        let copied =
-            crate::checksum(&crate::open_read(&Location::Sqlite(copy)).unwrap()).unwrap();
+        let copied = crate::checksum(&crate::open_read(&Location::Sqlite(copy)).unwrap()).unwrap();
         assert_eq!(copied, sum, "{loc}: its copy");
         sums.push(sum);
     }
