@@ -121,6 +121,8 @@ pub struct PeerNetwork {
     /// XMLRPC_TIMEOUT_MS: the upper bound of any peer call.
     pub timeout: Duration,
     client: reqwest::Client,
+    /// This server's state backend, sent with every call (`wire::header::BACKEND`).
+    backend: &'static str,
 }
 
 impl PeerNetwork {
@@ -148,7 +150,14 @@ impl PeerNetwork {
             source,
             timeout,
             client,
+            backend: "sqlite",
         })
+    }
+
+    /// Says that this server keeps its state in `backend` (`sqlite` by default).
+    pub fn with_backend(mut self, backend: &'static str) -> PeerNetwork {
+        self.backend = backend;
+        self
     }
 }
 
@@ -193,6 +202,23 @@ pub fn ttl_for(base: Duration, bytes: usize) -> Duration {
     base + Duration::from_millis(bytes as u64 / MIN_BYTES_PER_MS)
 }
 
+/// Logs `what` at error, at most every 10 seconds: a refusal repeats at every heartbeat.
+pub fn warn_now_and_then(what: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!("{what}");
+    }
+}
+
 /// One signed peer call: POST `body` to `{base}/raft/{call}`, check the answer's MAC, decode it.
 async fn send<Resp, E>(
     net: PeerNetwork,
@@ -219,7 +245,11 @@ where
         net.source,
         &body,
     );
-    let mut req = net.client.post(&url).timeout(ttl);
+    let mut req = net
+        .client
+        .post(&url)
+        .timeout(ttl)
+        .header(wire::header::BACKEND, net.backend);
     for (name, value) in signed.headers() {
         req = req.header(name, value);
     }
@@ -238,8 +268,12 @@ where
             Ok(t) => t,
             Err(e) => format!("(the answer's body could not be read: {e})"),
         };
-        // A peer that refuses us (wrong key, wrong server, another format) will refuse again:
-        // back off.
+        if status == reqwest::StatusCode::CONFLICT {
+            // Another backend: nothing but the operator can fix it, so it is said loudly.
+            warn_now_and_then(&format!("server {target} refuses to join: {text}"));
+        }
+        // A peer that refuses us (wrong key, wrong server, another format, another backend)
+        // will refuse again: back off.
         let err = std::io::Error::other(format!("{url}: {status}: {text}"));
         return Err(RPCError::Unreachable(Unreachable::new(&err)));
     }

@@ -44,6 +44,9 @@ pub enum WriteError {
     TooLarge { size: usize, limit: usize },
     #[error("consensus stopped: {0}")]
     Fatal(String),
+    /// The state database is unavailable (a lost MySQL server): nothing was proposed.
+    #[error("{0}")]
+    Unavailable(String),
     /// The entry was applied, but the state database's connection was lost as it committed,
     /// and with it what the transaction answered.
     #[error("the state database connection was lost as the change committed: it is applied, but its result is unknown")]

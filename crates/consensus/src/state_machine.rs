@@ -48,7 +48,7 @@ impl DbHealth {
         self.0.lock().ok().and_then(|p| p.clone())
     }
 
-    fn set(&self, problem: Option<String>) {
+    pub fn set(&self, problem: Option<String>) {
         if let Ok(mut p) = self.0.lock() {
             *p = problem;
         }
@@ -206,7 +206,7 @@ impl StateMachine {
 
     /// A handle to apply transactions directly, for a solo server (no Raft, no log).
     pub fn solo_writer(&self) -> SoloWriter {
-        SoloWriter(self.db.clone())
+        SoloWriter(self.db.clone(), self.location.clone())
     }
 
     /// Makes the snapshot cover the state database when the state is ahead of the local log
@@ -276,19 +276,34 @@ impl StateMachine {
 
 /// Applies transactions on a solo server, where the database is the only copy.
 #[derive(Clone)]
-pub struct SoloWriter(Shared<Conn>);
+pub struct SoloWriter(Shared<Conn>, Location);
 
 impl SoloWriter {
+    /// A lost MySQL connection fails the call (its outcome is unknown if the commit was under
+    /// way) and is replaced for the next one.
     pub async fn apply(&self, txns: Vec<SqlTxn>) -> Result<Vec<TxnOutcome>> {
+        let location = self.1.clone();
         self.0
             .call(move |c| {
-                let tx = c.transaction()?;
-                let mut out = Vec::with_capacity(txns.len());
-                for t in &txns {
-                    out.push(apply_txn(&tx, t)?);
+                let applied = (|| -> Result<Vec<TxnOutcome>> {
+                    let tx = c.transaction()?;
+                    let mut out = Vec::with_capacity(txns.len());
+                    for t in &txns {
+                        out.push(apply_txn(&tx, t)?);
+                    }
+                    tx.commit()?;
+                    Ok(out)
+                })();
+                if let Err(e) = &applied {
+                    if e.is_connection_lost() {
+                        tracing::error!(%location, error = %e, "lost the state database");
+                        crate::error::count_logged();
+                        if let Ok(fresh) = sqlstore::open_state(&location) {
+                            *c = fresh;
+                        }
+                    }
                 }
-                tx.commit()?;
-                Ok(out)
+                applied
             })
             .await
     }

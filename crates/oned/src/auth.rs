@@ -224,7 +224,15 @@ pub struct Authenticator {
     /// argon2 runs now, and the most seen at once (tests check the bound).
     active: Arc<AtomicU64>,
     peak: Arc<AtomicU64>,
+    /// Administrators' sessions that verified lately, keyed on a keyed digest of the session:
+    /// while the state database cannot be read, they may still ask for the zone's status.
+    recent_admins: Mutex<HashMap<[u8; 32], (Session, Instant)>>,
 }
+
+/// How long a verified administrator's session is honoured for status calls while the
+/// database is unreachable, and how many are kept.
+const RECENT_ADMIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+const RECENT_ADMINS: usize = 16;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -272,7 +280,37 @@ impl Authenticator {
             overloaded: AtomicU64::new(0),
             active: Arc::new(AtomicU64::new(0)),
             peak: Arc::new(AtomicU64::new(0)),
+            recent_admins: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// An administrator's session that verified in the last [`RECENT_ADMIN_WINDOW`], for the
+    /// status calls that must answer while the state database is unreachable.
+    pub fn recent_admin(&self, session: &str) -> Option<Session> {
+        let (name, secret) = session.split_once(':')?;
+        let key = self.cache_digest(name, secret, "");
+        let recent = self.recent_admins.lock().ok()?;
+        let (s, at) = recent.get(&key)?;
+        (at.elapsed() < RECENT_ADMIN_WINDOW).then(|| s.clone())
+    }
+
+    fn remember_admin(&self, name: &str, secret: &str, s: &Session) {
+        if !s.is_admin() {
+            return;
+        }
+        let key = self.cache_digest(name, secret, "");
+        if let Ok(mut recent) = self.recent_admins.lock() {
+            if recent.len() >= RECENT_ADMINS && !recent.contains_key(&key) {
+                let oldest = recent
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    recent.remove(&k);
+                }
+            }
+            recent.insert(key, (s.clone(), Instant::now()));
+        }
     }
 
     /// argon2 verifications run so far (tests count them).
@@ -354,6 +392,8 @@ impl Authenticator {
         let Some(checked) = self.check(pool, session).await? else {
             return Ok(None);
         };
+        let (name, secret) = session.split_once(':').unwrap_or(("", ""));
+        self.remember_admin(name, secret, &checked.session);
         if let Some(old) = checked.legacy {
             // Only the leader writes. On a follower the user keeps the old hash until a login
             // reaches the leader (clients normally use the leader's floating IP): forwarding an

@@ -43,6 +43,8 @@ pub struct Ha {
     pub leader_ready: LeaderReady,
     pub server_id: u64,
     pub raft_db: PathBuf,
+    /// Whether the state database answers (a MySQL server can be lost and come back).
+    pub db_health: consensus::DbHealth,
 }
 
 impl Ha {
@@ -76,6 +78,14 @@ async fn committed_index(raft: &Raft) -> Option<openraft::LogId<u64>> {
 }
 
 impl Cluster {
+    /// Why the state database cannot be written now, if it cannot.
+    pub fn db_problem(&self) -> Option<String> {
+        match self {
+            Cluster::Solo(_) => None,
+            Cluster::Ha(ha) => ha.db_health.problem(),
+        }
+    }
+
     pub fn raft(&self) -> Option<&Raft> {
         match self {
             Cluster::Solo(_) => None,
@@ -162,6 +172,10 @@ impl Cluster {
                 let not_leader = || WriteError::NotLeader;
                 if leader != Some(m.id) {
                     return Err(not_leader());
+                }
+                // Entries would commit but not apply here, so the caller would only wait.
+                if let Some(problem) = ha.db_health.problem() {
+                    return Err(WriteError::Unavailable(problem));
                 }
                 // The floating IP comes with the leader hook; take writes once it has run.
                 if !ha

@@ -301,6 +301,18 @@ async fn peer(
         Ok(v) => v,
         Err(refused) => return refused.into_response(),
     };
+    let mine = st.ctx.pool.location().backend().name();
+    let theirs = header(wire::header::BACKEND).unwrap_or("sqlite");
+    if theirs != mine {
+        let why = format!(
+            "server {} keeps its state in {mine}, but server {} keeps it in {theirs}: \
+             every server of a zone must use the same DB BACKEND in oned.conf",
+            auth.server_id,
+            header(peerauth::SOURCE_HEADER).unwrap_or("?"),
+        );
+        consensus::network::warn_now_and_then(&format!("peer call refused: {why}"));
+        return signed(auth, &verified, StatusCode::CONFLICT, why.into_bytes());
+    }
     match network::serve(raft, &call, &body).await {
         Ok(out) => signed(auth, &verified, StatusCode::OK, out),
         Err(e) => signed(

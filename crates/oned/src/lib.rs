@@ -9,6 +9,7 @@ pub mod config;
 mod config_props;
 pub mod credentials;
 pub mod db;
+pub mod db_watch;
 pub mod error;
 pub mod hooks;
 pub mod http;

@@ -254,7 +254,9 @@ async fn start_raft(
         config.raft.xmlrpc_timeout,
         state.tls.as_ref().map(|t| t.client.clone()),
     )
-    .map_err(|e| StartError::consensus("building the peer HTTP client", e))?;
+    .map_err(|e| StartError::consensus("building the peer HTTP client", e))?
+    .with_backend(state.pool.location().backend().name());
+    let db_health = sm.health();
     let raft = Raft::new(id, Arc::new(raft_config(config)?), net, log.clone(), sm)
         .await
         .map_err(|e| StartError::consensus("starting Raft", e))?;
@@ -284,6 +286,7 @@ async fn start_raft(
             leader_ready,
             server_id: id,
             raft_db,
+            db_health,
         }),
         peers: Some((
             raft,
@@ -368,6 +371,12 @@ fn start_tasks(
             let (leadership, log) = (ha.leadership.clone(), ha.log.clone());
             tasks.spawn("seal-solo-history", Restart::Never, move |_| {
                 seal_solo_history(leadership.clone(), log.clone())
+            });
+        }
+        if let (sqlstore::Backend::Mysql, Cluster::Ha(h)) = (pool.location().backend(), cluster) {
+            let (pool, health) = (pool.clone(), h.db_health.clone());
+            tasks.spawn("db-watch", Restart::WithBackoff, move |_| {
+                crate::db_watch::run(pool.clone(), health.clone())
             });
         }
         let r = raft.clone();

@@ -24,3 +24,8 @@ pub const MAC: &str = "x-oneha-mac";
 pub const REPLY_MAC: &str = "x-oneha-reply-mac";
 /// Peer calls: an extra argument bound by the MAC (the file `GET /oneha/sync/file` returns).
 pub const SYNC_PATH: &str = "x-oneha-path";
+
+/// On peer calls: the sender's state backend (`sqlite`, `mysql`). A zone runs one backend on
+/// every server, so a server refuses calls from a server of the other kind. Absent: `sqlite`
+/// (servers from before MySQL existed).
+pub const BACKEND: &str = "x-oneha-backend";

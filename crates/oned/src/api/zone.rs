@@ -88,7 +88,13 @@ pub async fn pool_info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
 pub async fn raftstatus(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     require_admin(s, "on zone")?;
     let status = ctx.cluster.status(ctx.config.server_id).await;
-    Ok(Value::String(status.to_xml()))
+    let mut xml = status.to_xml();
+    // OneHA's own, after OpenNebula's fields and only while there is a problem.
+    if let Some(problem) = ctx.cluster.db_problem() {
+        let at = xml.len() - "</RAFT>".len();
+        xml.insert_str(at, &format!("<DB_ERROR>{}</DB_ERROR>", xml::esc(&problem)));
+    }
+    Ok(Value::String(xml))
 }
 
 fn check_zone(ctx: &Ctx, zone_id: i64, verb: &str) -> Result<(), Failure> {

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)] // test code
 
 mod api;
+mod backends;
 mod config;
 mod families;
 mod ha;
