@@ -64,7 +64,7 @@ fn a_zone_on_mariadb_waits_out_a_database_restart() {
     }
     let mut db = MariaDb::start_private();
     let endpoint = db.endpoint().clone();
-    let mut zone = Zone::bootstrap_custom(
+    let zone = Zone::bootstrap_custom(
         3,
         None,
         Some(Box::new(move |_, s| {
