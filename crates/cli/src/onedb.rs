@@ -563,3 +563,164 @@ mod tests {
         assert!(err.contains("no such database file"), "{err}");
     }
 }
+
+/// `onedb` against MySQL/MariaDB (`ONEHA_TEST_MYSQL`, skipped without it).
+#[cfg(test)]
+mod mysql_tests {
+    use super::tests_support::*;
+
+    /// `-S -P -u -p -d` of a MySQL location.
+    fn flags(loc: &sqlstore::Location) -> Vec<String> {
+        let sqlstore::Location::Mysql(m) = loc else {
+            panic!("not MySQL: {loc}")
+        };
+        [
+            "-S",
+            &m.server,
+            "-P",
+            &m.port.to_string(),
+            "-u",
+            &m.user,
+            "-p",
+            &m.passwd,
+            "-d",
+            &m.db_name,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn onedb(cmd: &str, loc: &sqlstore::Location, rest: &[&str]) -> (i32, String, String) {
+        let mut args = vec![cmd.to_string()];
+        args.extend(flags(loc));
+        args.extend(rest.iter().map(|s| s.to_string()));
+        run_strings(&args)
+    }
+
+    fn sha(out: &str) -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix("sha256: "))
+            .unwrap_or_else(|| panic!("no sha256 in {out}"))
+            .to_string()
+    }
+
+    /// A bootstrapped state with a user, on `loc`.
+    fn populate(loc: &sqlstore::Location) {
+        let mut c = sqlstore::open_state(loc).unwrap();
+        sqlstore::bootstrap(
+            &mut c,
+            &sqlstore::BootstrapParams {
+                oneadmin_name: "oneadmin",
+                oneadmin_password_hash: "h1",
+                serveradmin_password_hash: "h2",
+                zone_endpoint: "http://localhost:2633/RPC2",
+            },
+        )
+        .unwrap();
+        let stmts = sqlstore::objects::user::insert("it's a \\ test\nuser", "x".into(), "core", 1);
+        let tx = c.transaction().unwrap();
+        sqlstore::apply_txn(&tx, &sqlstore::SqlTxn { stmts }).unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_mysql_backup_is_a_dump_the_mysql_client_loads_and_a_damaged_one_is_refused() {
+        let (Some(src), Some(dst), Some(by_client)) = (
+            sqlstore::testing::fresh_mysql_database(),
+            sqlstore::testing::fresh_mysql_database(),
+            sqlstore::testing::fresh_mysql_database(),
+        ) else {
+            return;
+        };
+        populate(&src);
+        let dir = tempfile::tempdir().unwrap();
+        let dump = dir.path().join("one.sql");
+        let dumps = dump.to_str().unwrap();
+        let (code, out, err) = onedb("backup", &src, &[dumps]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.starts_with(&format!("MySQL dump stored in {dumps}\n")),
+            "{out}"
+        );
+        let state = sha(&out);
+        let (_, sum, _) = onedb("checksum", &src, &[]);
+        assert_eq!(sha(&sum), state);
+
+        let client = ["mariadb", "mysql"].into_iter().find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok()
+        });
+        if let (Some(client), sqlstore::Location::Mysql(m)) = (client, &by_client) {
+            let loaded = std::process::Command::new(client)
+                .args(["--no-defaults", "-h", &m.server, "-P", &m.port.to_string()])
+                .args(["-u", &m.user, &m.db_name])
+                .stdin(std::fs::File::open(&dump).unwrap())
+                .output()
+                .unwrap();
+            assert!(loaded.status.success(), "{loaded:?}");
+            let (_, sum, _) = onedb("checksum", &by_client, &[]);
+            assert_eq!(sha(&sum), state, "the state the mysql client loaded");
+        }
+
+        let (code, out, err) = onedb("restore", &dst, &[dumps]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("MySQL DB "), "{out}");
+        let (_, sum, _) = onedb("checksum", &dst, &[]);
+        assert_eq!(sha(&sum), state);
+        let (code, _, err) = onedb("restore", &dst, &[dumps]);
+        assert_eq!(code, 255);
+        assert!(err.contains("exists, use -f to overwrite"), "{err}");
+
+        let text = std::fs::read_to_string(&dump).unwrap();
+        let truncated = dir.path().join("truncated.sql");
+        std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
+        let modified = dir.path().join("modified.sql");
+        std::fs::write(&modified, text.replacen("oneadmin", "evil0000", 1)).unwrap();
+        for bad in [&truncated, &modified] {
+            let (code, _, err) = onedb("restore", &dst, &["-f", bad.to_str().unwrap()]);
+            assert_eq!(code, 255, "{bad:?}");
+            assert!(err.contains("refused, nothing was changed"), "{err}");
+            let (_, sum, _) = onedb("checksum", &dst, &[]);
+            assert_eq!(sha(&sum), state, "{bad:?} changed the database");
+        }
+    }
+
+    #[test]
+    fn sqlite2mysql_moves_the_state_and_the_checksums_agree() {
+        let Some(dst) = sqlstore::testing::fresh_mysql_database() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("one.db");
+        let sqlite = sqlstore::Location::Sqlite(file.clone());
+        populate(&sqlite);
+        let (code, out, err) = run_strings(&[
+            "checksum".to_string(),
+            "-s".to_string(),
+            file.to_str().unwrap().to_string(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let state = sha(&out);
+        let (code, out, err) = onedb("sqlite2mysql", &dst, &["-s", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(sha(&out), state, "{out}");
+        let (_, sum, _) = onedb("checksum", &dst, &[]);
+        assert_eq!(sha(&sum), state);
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    pub fn run_strings(args: &[String]) -> (i32, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = super::run(args, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+}
