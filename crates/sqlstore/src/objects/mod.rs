@@ -1,7 +1,7 @@
 //! Every object family's rows and statements (VMs, templates, images, datastores, virtual
 //! networks, hosts, groups): typed rows, the query each is read with, and the statements that change
-//! them. `oned::api` authorizes, builds the transaction from these and formats the XML; another
-//! SQL backend implements this module a second time.
+//! them. `oned::api` authorizes, builds the transaction from these and formats the XML. The SQL
+//! is written once for both backends (`crate::sql`).
 
 pub mod acl;
 pub mod datastore;
