@@ -24,6 +24,9 @@ pub enum DbError {
     },
     #[error("{0}")]
     Corrupt(String),
+    /// Every connection of a bounded read pool stayed busy.
+    #[error("{0}")]
+    Busy(String),
     /// Another oned (or onedb) has this MySQL database open for writing.
     #[error("{0} is in use by a running oned or onedb (it holds the database's lock)")]
     InUse(String),
