@@ -245,8 +245,9 @@ fn fetch(
 
 /// Attributes of `oned.conf` that belong to one server and so stay local: OpenNebula keeps
 /// FEDERATION; OneHA also keeps where the server listens, which differs between servers that
-/// share a host.
-const KEEP_LOCAL: &[&str] = &["FEDERATION", "PORT", "LISTEN_ADDRESS"];
+/// share a host, and its DB section: every server writes a database of its own, and a copy of
+/// another server's would point this one at that server's database.
+const KEEP_LOCAL: &[&str] = &["FEDERATION", "PORT", "LISTEN_ADDRESS", "DB"];
 
 /// With `--keep-ha`, as OpenNebula's option: the RAFT section and the leadership hooks too.
 const KEEP_HA: &[&str] = &["RAFT", "RAFT_LEADER_HOOK", "RAFT_FOLLOWER_HOOK"];
@@ -482,6 +483,13 @@ mod tests {
         ha.extend_from_slice(KEEP_HA);
         assert!(keep_local_attributes(local, remote, &ha).contains("LOG_RETENTION = 5"));
         assert_eq!(keep_local_attributes(local, local, KEEP_LOCAL), local);
+        // Each server's own database.
+        let mine = "DB = [ BACKEND = \"mysql\", DB_NAME = \"one_1\" ]\nY = 1\n";
+        let theirs = "DB = [ BACKEND = \"mysql\", DB_NAME = \"one_0\" ]\nY = 2\n";
+        assert_eq!(
+            keep_local_attributes(mine, theirs, KEEP_LOCAL),
+            "DB = [ BACKEND = \"mysql\", DB_NAME = \"one_1\" ]\nY = 2\n"
+        );
         assert_eq!(
             attribute_span("PORTAL = 1\nPORT = 2\n", "PORT"),
             Some((11, 19))

@@ -30,6 +30,12 @@ pub fn checksum(conn: &Conn) -> Result<Checksum> {
 /// [`checksum`] of every table but those named in `skip`.
 pub fn checksum_except(conn: &Conn, skip: &[&str]) -> Result<Checksum> {
     let tx = conn.read_transaction()?;
+    checksum_in(&tx, skip)
+}
+
+/// [`checksum_except`] inside the read transaction already open on `tx`, so what else reads
+/// there (a dump) sees the same state.
+pub(crate) fn checksum_in(tx: &Conn, skip: &[&str]) -> Result<Checksum> {
     let names = tx.tables()?;
     let mut hash = Sha256::new();
     let mut tables = Vec::with_capacity(names.len());

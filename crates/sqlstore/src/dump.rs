@@ -60,7 +60,9 @@ fn literal(v: &SqlValue, out: &mut String) {
 /// Writes a dump of the MySQL state database behind `conn` to `dest` (replaced if it exists),
 /// from one consistent snapshot of its tables.
 pub fn write_dump(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
-    let sum = crate::checksum(conn).map_err(DbError::at(dest))?;
+    // The digest and the rows come from the same snapshot, while oned goes on writing.
+    let tx = conn.read_transaction().map_err(DbError::at(dest))?;
+    let sum = crate::checksum::checksum_in(&tx, &[]).map_err(DbError::at(dest))?;
     let tmp_file = crate::files::temp_file_in(
         dest.parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -83,7 +85,6 @@ pub fn write_dump(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
         line("SET NAMES utf8mb4;")?;
         line("SET SESSION sql_mode = 'PIPES_AS_CONCAT,ANSI_QUOTES,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';")?;
         line("SET FOREIGN_KEY_CHECKS = 0;")?;
-        let tx = conn.read_transaction().map_err(DbError::at(dest))?;
         for table in tx.tables().map_err(DbError::at(dest))? {
             let create: String = tx
                 .query_row(&format!("SHOW CREATE TABLE {}", quote(&table)), (), |r| {

@@ -296,9 +296,11 @@ pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
             let conn = Conn::open(loc, false).map_err(DbError::on(loc))?;
             // One writer per database, as the lock file of `var/` is for SQLite: held by this
             // connection, so the server releases it when the connection ends, whatever ends it.
+            // A few seconds of patience: the server may not have seen yet that the connection
+            // of an oned that just stopped is gone.
             let got: Option<i64> = conn
                 .query_row(
-                    "SELECT GET_LOCK(CONCAT('oneha/', DATABASE()), 0)",
+                    "SELECT GET_LOCK(CONCAT('oneha/', DATABASE()), 5)",
                     (),
                     |r| r.get(0),
                 )

@@ -182,3 +182,48 @@ fn the_same_changes_give_the_same_checksum_on_both_backends() {
     }
     assert_eq!(sums[0], sums[1]);
 }
+
+/// A dump taken while the writer goes on holds one state: the one its digest names, which a
+/// restore reproduces exactly.
+#[test]
+fn a_dump_taken_during_writes_restores_to_the_state_it_names() {
+    let (Some(src), Some(dst)) = (
+        crate::testing::fresh_mysql_database(),
+        crate::testing::fresh_mysql_database(),
+    ) else {
+        return;
+    };
+    let mut writer = crate::open_state(&src).unwrap();
+    crate::bootstrap(
+        &mut writer,
+        &crate::BootstrapParams {
+            oneadmin_name: "oneadmin",
+            oneadmin_password_hash: "h1",
+            serveradmin_password_hash: "h2",
+            zone_endpoint: "http://localhost:2633/RPC2",
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("one.sql");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let stmts = crate::objects::user::insert(&format!("u{n}"), "x".into(), "core", 1);
+                let tx = writer.transaction().unwrap();
+                crate::apply_txn(&tx, &crate::SqlTxn { stmts }).unwrap();
+                tx.commit().unwrap();
+                n += 1;
+            }
+        });
+        let reader = crate::open_read(&src).unwrap();
+        for _ in 0..3 {
+            crate::write_dump(&reader, &dump).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let info = crate::restore_dump(&dump, &dst).unwrap();
+    assert_eq!(Some(info.sha256), crate::verify_dump(&dump).ok());
+}
