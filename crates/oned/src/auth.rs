@@ -284,7 +284,7 @@ impl Authenticator {
         })
     }
 
-    /// An administrator's session that verified in the last [`RECENT_ADMIN_WINDOW`], for the
+    /// An administrator's session that verified in the last 15 minutes, for the
     /// status calls that must answer while the state database is unreachable.
     pub fn recent_admin(&self, session: &str) -> Option<Session> {
         let (name, secret) = session.split_once(':')?;
