@@ -835,15 +835,30 @@ impl Zone {
         let commit = self.servers[leader].raft_status().unwrap().commit;
         self.wait_until(
             DEADLINE,
-            &format!("every follower follows and reaches the leader's COMMIT {commit}"),
+            &format!(
+                "every follower follows, and reaches and applies the leader's COMMIT {commit}"
+            ),
             || {
                 self.up().into_iter().filter(|&i| i != leader).all(|i| {
                     self.servers[i]
                         .raft_status()
                         .is_some_and(|r| r.state == FOLLOWER && r.log_index >= commit)
+                        && self.applied(i).is_some_and(|a| a >= commit)
                 })
             },
         );
+    }
+
+    /// The last log index server `i` has applied to its state database (`oneha.db.checksum`'s
+    /// LAST_APPLIED): the commit index says what is replicated, this what reads can see. A
+    /// MySQL state database applies later than SQLite's, so tests that read right after
+    /// catching up wait on this.
+    pub fn applied(&self, i: usize) -> Option<i64> {
+        let xml = self.servers[i]
+            .client_with_timeout(STATUS_TIMEOUT)
+            .call_xml(wire::method::ONEHA_DB_CHECKSUM, vec![])
+            .ok()?;
+        Element::parse(&xml).ok()?.int_of("LAST_APPLIED").ok()
     }
 
     /// Runs `onezone` against server `via` with oneadmin's credentials.
