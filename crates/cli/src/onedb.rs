@@ -608,16 +608,7 @@ mod mysql_tests {
     /// A bootstrapped state with a user, on `loc`.
     fn populate(loc: &sqlstore::Location) {
         let mut c = sqlstore::open_state(loc).unwrap();
-        sqlstore::bootstrap(
-            &mut c,
-            &sqlstore::BootstrapParams {
-                oneadmin_name: "oneadmin",
-                oneadmin_password_hash: "h1",
-                serveradmin_password_hash: "h2",
-                zone_endpoint: "http://localhost:2633/RPC2",
-            },
-        )
-        .unwrap();
+        sqlstore::testing::bootstrap(&mut c);
         let stmts = sqlstore::objects::user::insert("it's a \\ test\nuser", "x".into(), "core", 1);
         let tx = c.transaction().unwrap();
         sqlstore::apply_txn(&tx, &sqlstore::SqlTxn { stmts }).unwrap();

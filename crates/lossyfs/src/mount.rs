@@ -84,6 +84,22 @@ impl Served {
         }
     }
 
+    /// Makes `name` in `parent` with `make` and answers with its entry.
+    fn make(
+        &self,
+        reply: ReplyEntry,
+        name: &OsStr,
+        make: impl FnOnce(&mut Fs, &str) -> Result<u64, FsError>,
+    ) {
+        match name_of(name) {
+            Ok(n) => {
+                let made = make(&mut self.fs(), n);
+                self.entry(reply, made)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn done(reply: ReplyEmpty, r: Result<(), FsError>) {
         match r {
             Ok(()) => reply.ok(),
@@ -156,13 +172,9 @@ impl Filesystem for Served {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match name_of(name) {
-            Ok(n) => {
-                let made = self.fs().mkdir(parent.0, n, mode & !umask & 0o7777);
-                self.entry(reply, made)
-            }
-            Err(e) => reply.error(e),
-        }
+        self.make(reply, name, |fs, n| {
+            fs.mkdir(parent.0, n, mode & !umask & 0o7777)
+        });
     }
 
     fn mknod(
@@ -179,13 +191,9 @@ impl Filesystem for Served {
         if mode & 0o170000 != 0 && mode & 0o170000 != 0o100000 {
             return reply.error(Errno::from_i32(1));
         }
-        match name_of(name) {
-            Ok(n) => {
-                let made = self.fs().create(parent.0, n, mode & !umask & 0o7777);
-                self.entry(reply, made)
-            }
-            Err(e) => reply.error(e),
-        }
+        self.make(reply, name, |fs, n| {
+            fs.create(parent.0, n, mode & !umask & 0o7777)
+        });
     }
 
     fn create(

@@ -47,3 +47,17 @@ fn rand_suffix() -> u64 {
         .map(|d| u64::from(d.subsec_nanos()))
         .unwrap_or(0)
 }
+
+/// Bootstraps `c` as a first start would (fixed hashes, for tests that compare states).
+pub fn bootstrap(c: &mut Conn) {
+    crate::bootstrap(
+        c,
+        &crate::BootstrapParams {
+            oneadmin_name: "oneadmin",
+            oneadmin_password_hash: "h1",
+            serveradmin_password_hash: "h2",
+            zone_endpoint: "http://localhost:2633/RPC2",
+        },
+    )
+    .expect("bootstrap");
+}

@@ -29,18 +29,6 @@ impl ToSql for SqlValue {
     }
 }
 
-impl From<ValueRef<'_>> for SqlValue {
-    fn from(v: ValueRef<'_>) -> SqlValue {
-        match v {
-            ValueRef::Null => SqlValue::Null,
-            ValueRef::Integer(i) => SqlValue::Int(i),
-            ValueRef::Real(f) => SqlValue::Text(f.to_string()),
-            ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
-            ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-        }
-    }
-}
-
 impl SqlValue {
     pub fn as_i64(&self) -> Option<i64> {
         match self {

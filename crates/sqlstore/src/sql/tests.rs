@@ -150,16 +150,7 @@ fn the_same_changes_give_the_same_checksum_on_both_backends() {
     let mut sums = Vec::new();
     for loc in [&sqlite, &mysql] {
         let mut c = crate::open_state(loc).unwrap();
-        crate::bootstrap(
-            &mut c,
-            &crate::BootstrapParams {
-                oneadmin_name: "oneadmin",
-                oneadmin_password_hash: "h1",
-                serveradmin_password_hash: "h2",
-                zone_endpoint: "http://localhost:2633/RPC2",
-            },
-        )
-        .unwrap();
+        crate::testing::bootstrap(&mut c);
         let txns = [
             crate::objects::user::insert("alice", "hash".into(), "core", 1),
             crate::objects::zone::add_server(0, "server-0", "http://a/RPC2"),
@@ -194,16 +185,7 @@ fn a_dump_taken_during_writes_restores_to_the_state_it_names() {
         return;
     };
     let mut writer = crate::open_state(&src).unwrap();
-    crate::bootstrap(
-        &mut writer,
-        &crate::BootstrapParams {
-            oneadmin_name: "oneadmin",
-            oneadmin_password_hash: "h1",
-            serveradmin_password_hash: "h2",
-            zone_endpoint: "http://localhost:2633/RPC2",
-        },
-    )
-    .unwrap();
+    crate::testing::bootstrap(&mut writer);
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("one.sql");
     let done = std::sync::atomic::AtomicBool::new(false);
