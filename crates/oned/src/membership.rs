@@ -13,6 +13,7 @@ use std::time::Duration;
 use consensus::{Raft, ServerNode};
 use openraft::ChangeMembers;
 use sqlstore::ReadPool;
+use tokio::sync::watch;
 use tracing::info;
 
 use crate::leadership::Leadership;
@@ -37,12 +38,15 @@ fn change_failed(e: impl std::fmt::Display) -> MembershipError {
 }
 
 /// The membership task: while this server is the effective leader, converges Raft towards the
-/// server pool every period. A failed step is logged, counted and tried again.
+/// server pool every period. A failed step is logged, counted and tried again. No server is
+/// added before `sealed` holds (a solo server's history is in a snapshot): see
+/// `run::seal_solo_history`.
 pub async fn run(
     ctx: TaskCtx,
     leadership: Leadership,
     pool: ReadPool,
     zone_id: i64,
+    sealed: watch::Receiver<bool>,
 ) -> Result<(), Infallible> {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -51,7 +55,8 @@ pub async fn run(
         if leadership.leading_term().is_none() {
             continue;
         }
-        if let Err(e) = reconcile(leadership.raft(), &pool, zone_id).await {
+        let may_add = *sealed.borrow();
+        if let Err(e) = reconcile(leadership.raft(), &pool, zone_id, may_add).await {
             ctx.warn("membership change failed; will retry", &e);
         }
     }
@@ -84,7 +89,12 @@ async fn desired(
         .collect())
 }
 
-async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), MembershipError> {
+async fn reconcile(
+    raft: &Raft,
+    pool: &ReadPool,
+    zone_id: i64,
+    may_add: bool,
+) -> Result<(), MembershipError> {
     let want = desired(pool, zone_id).await?;
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
@@ -108,7 +118,7 @@ async fn reconcile(raft: &Raft, pool: &ReadPool, zone_id: i64) -> Result<(), Mem
         return Ok(());
     }
 
-    for (id, node) in &want {
+    for (id, node) in want.iter().filter(|_| may_add) {
         if !nodes.contains_key(id) {
             info!(server = id, node = %node, "adding server as a learner");
             raft.add_learner(*id, node.clone(), false)

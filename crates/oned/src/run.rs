@@ -367,10 +367,11 @@ fn start_tasks(
             tasks.spawn_worker(name, worker);
         }
         let raft = ha.leadership.raft().clone();
+        let (sealed_tx, sealed) = tokio::sync::watch::channel(ha.sealed);
         if !ha.sealed {
             let (leadership, log) = (ha.leadership.clone(), ha.log.clone());
             tasks.spawn("seal-solo-history", Restart::Never, move |_| {
-                seal_solo_history(leadership.clone(), log.clone())
+                seal_solo_history(leadership.clone(), log.clone(), sealed_tx.clone())
             });
         }
         if let (sqlstore::Backend::Mysql, Cluster::Ha(h)) = (pool.location().backend(), cluster) {
@@ -385,7 +386,13 @@ fn start_tasks(
         });
         let (leadership, pool, zone_id) = (ha.leadership.clone(), pool.clone(), config.zone_id);
         tasks.spawn("membership", Restart::WithBackoff, move |ctx| {
-            crate::membership::run(ctx, leadership.clone(), pool.clone(), zone_id)
+            crate::membership::run(
+                ctx,
+                leadership.clone(),
+                pool.clone(),
+                zone_id,
+                sealed.clone(),
+            )
         });
         let settings = config.raft.clone();
         tasks.spawn("retention", Restart::WithBackoff, move |_| {
@@ -541,7 +548,13 @@ fn raft_failed(what: &'static str) -> impl FnOnce(String) -> SealError {
 
 /// Folds a solo server's history (written outside the log) into a snapshot and purges the log
 /// below it, so a server added later starts from that snapshot instead of an incomplete log.
-async fn seal_solo_history(leadership: Leadership, log: LogStore) -> Result<(), SealError> {
+/// Until `sealed` turns true no server is added to the Raft group: a learner replicated from
+/// the unpurged log would miss the solo history and never catch up.
+async fn seal_solo_history(
+    leadership: Leadership,
+    log: LogStore,
+    sealed: tokio::sync::watch::Sender<bool>,
+) -> Result<(), SealError> {
     let raft = leadership.raft();
     let mut changes = leadership.watch();
     loop {
@@ -578,6 +591,7 @@ async fn seal_solo_history(leadership: Leadership, log: LogStore) -> Result<(), 
         .map_err(|e| raft_failed("waiting for the purge")(e.to_string()))?;
     log.set_flag(SEALED)
         .map_err(|e| SealError::Flag(e.to_string()))?;
+    sealed.send_replace(true);
     info!(index = snap.index, "solo history sealed into a snapshot");
     Ok(())
 }

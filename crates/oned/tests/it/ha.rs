@@ -122,6 +122,15 @@ fn zone_grows_from_one_to_three_and_then_five() {
         assert_eq!(ids, expected, "{show}");
     };
     check(&zone, 3);
+    // Server 0 started alone: its solo history must be in a snapshot before anyone joins, or a
+    // learner replicated from the unpurged log misses it (and cannot authenticate anyone).
+    let log = std::fs::read_to_string(zone.servers[0].log_path()).unwrap();
+    let sealed = log.find("solo history sealed into a snapshot");
+    let first_add = log.find("adding server as a learner");
+    assert!(
+        sealed.is_some() && sealed < first_add,
+        "a server joined before the solo history was sealed:\n{log}"
+    );
     let user = allocate(&zone.servers[zone.leader()].client(), "before-growth").unwrap();
 
     eprintln!("--- grow to five");
