@@ -13,7 +13,7 @@
 //! renames a temporary file over another without syncing the directory may find the old one: a
 //! cut after each kind of sync is in the tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub type Ino = u64;
 
@@ -58,12 +58,63 @@ pub enum Kind {
     Dir,
 }
 
+/// Granularity of the dirty-range tracking: an fsync copies only the pages written since the
+/// last one, so that syncing a growing database stays cheap.
+const PAGE: usize = 4096;
+
+/// A file's two contents and the pages where they may differ.
+#[derive(Debug, Clone, Default)]
+struct FileData {
+    now: Vec<u8>,
+    durable: Vec<u8>,
+    dirty: BTreeSet<usize>,
+}
+
+impl FileData {
+    fn touch(&mut self, start: usize, end: usize) {
+        if end > start {
+            self.dirty.extend(start / PAGE..=(end - 1) / PAGE);
+        }
+    }
+
+    fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()> {
+        let end = start.checked_add(bytes.len()).ok_or(FsError::Invalid)?;
+        if self.now.len() < end {
+            let old = self.now.len();
+            self.now.resize(end, 0);
+            self.touch(old, end);
+        }
+        self.now[start..end].copy_from_slice(bytes);
+        self.touch(start, end);
+        Ok(())
+    }
+
+    fn truncate(&mut self, size: usize) {
+        let old = self.now.len();
+        self.now.resize(size, 0);
+        self.touch(old.min(size), old.max(size));
+    }
+
+    fn sync(&mut self) {
+        self.durable.resize(self.now.len(), 0);
+        for page in std::mem::take(&mut self.dirty) {
+            let start = page * PAGE;
+            let end = (start + PAGE).min(self.now.len());
+            if start < end {
+                self.durable[start..end].copy_from_slice(&self.now[start..end]);
+            }
+        }
+    }
+
+    fn revert(&mut self) {
+        self.now.clone_from(&self.durable);
+        self.dirty.clear();
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Body {
-    File {
-        now: Vec<u8>,
-        durable: Vec<u8>,
-    },
+    File(FileData),
     Dir {
         now: BTreeMap<String, Ino>,
         durable: BTreeMap<String, Ino>,
@@ -136,24 +187,24 @@ impl Fs {
     fn entries(&self, dir: Ino) -> Result<&BTreeMap<String, Ino>> {
         match &self.node(dir)?.body {
             Body::Dir { now, .. } => Ok(now),
-            Body::File { .. } => Err(FsError::NotDir),
+            Body::File(_) => Err(FsError::NotDir),
         }
     }
 
     fn entries_mut(&mut self, dir: Ino) -> Result<&mut BTreeMap<String, Ino>> {
         match &mut self.node_mut(dir)?.body {
             Body::Dir { now, .. } => Ok(now),
-            Body::File { .. } => Err(FsError::NotDir),
+            Body::File(_) => Err(FsError::NotDir),
         }
     }
 
     pub fn attr(&self, ino: Ino) -> Result<Attr> {
         let n = self.node(ino)?;
         Ok(match &n.body {
-            Body::File { now, .. } => Attr {
+            Body::File(f) => Attr {
                 ino,
                 kind: Kind::File,
-                size: now.len() as u64,
+                size: f.now.len() as u64,
                 perm: n.perm,
             },
             Body::Dir { .. } => Attr {
@@ -204,15 +255,7 @@ impl Fs {
 
     /// A new empty file; nothing of it is durable yet.
     pub fn create(&mut self, parent: Ino, name: &str, perm: u32) -> Result<Ino> {
-        self.add(
-            parent,
-            name,
-            Body::File {
-                now: Vec::new(),
-                durable: Vec::new(),
-            },
-            perm,
-        )
+        self.add(parent, name, Body::File(FileData::default()), perm)
     }
 
     pub fn mkdir(&mut self, parent: Ino, name: &str, perm: u32) -> Result<Ino> {
@@ -281,14 +324,14 @@ impl Fs {
 
     fn data(&self, ino: Ino) -> Result<&Vec<u8>> {
         match &self.node(ino)?.body {
-            Body::File { now, .. } => Ok(now),
+            Body::File(f) => Ok(&f.now),
             Body::Dir { .. } => Err(FsError::IsDir),
         }
     }
 
-    fn data_mut(&mut self, ino: Ino) -> Result<&mut Vec<u8>> {
+    fn file_mut(&mut self, ino: Ino) -> Result<&mut FileData> {
         match &mut self.node_mut(ino)?.body {
-            Body::File { now, .. } => Ok(now),
+            Body::File(f) => Ok(f),
             Body::Dir { .. } => Err(FsError::IsDir),
         }
     }
@@ -305,18 +348,13 @@ impl Fs {
 
     pub fn write(&mut self, ino: Ino, offset: u64, bytes: &[u8]) -> Result<usize> {
         let start = usize::try_from(offset).map_err(|_| FsError::Invalid)?;
-        let end = start.checked_add(bytes.len()).ok_or(FsError::Invalid)?;
-        let data = self.data_mut(ino)?;
-        if data.len() < end {
-            data.resize(end, 0);
-        }
-        data[start..end].copy_from_slice(bytes);
+        self.file_mut(ino)?.write(start, bytes)?;
         Ok(bytes.len())
     }
 
     pub fn truncate(&mut self, ino: Ino, size: u64) -> Result<()> {
         let size = usize::try_from(size).map_err(|_| FsError::Invalid)?;
-        self.data_mut(ino)?.resize(size, 0);
+        self.file_mut(ino)?.truncate(size);
         Ok(())
     }
 
@@ -324,7 +362,7 @@ impl Fs {
     /// durable.
     pub fn fsync(&mut self, ino: Ino) -> Result<()> {
         match &mut self.node_mut(ino)?.body {
-            Body::File { now, durable } => durable.clone_from(now),
+            Body::File(f) => f.sync(),
             Body::Dir { now, durable } => durable.clone_from(now),
         }
         Ok(())
@@ -356,7 +394,7 @@ impl Fs {
         for n in self.nodes.values_mut() {
             n.open = 0;
             match &mut n.body {
-                Body::File { now, durable } => now.clone_from(durable),
+                Body::File(f) => f.revert(),
                 Body::Dir { now, durable } => now.clone_from(durable),
             }
         }

@@ -255,6 +255,9 @@ pub struct Server {
     pub oned: Option<PathBuf>,
     /// The MySQL database of its `DB` section; `None`: SQLite.
     pub db: Option<DbSpec>,
+    /// `var/` on a lossy filesystem, for power cuts ([`Server::power_cut`]); declared before
+    /// `location` so that it is unmounted before the directory is removed.
+    disk: Option<lossyfs::Mount>,
     location: PathBuf,
     _tmp: Option<TempDir>,
     _port: PortLease,
@@ -285,6 +288,7 @@ impl Server {
             tls: None,
             oned: None,
             db: db.clone(),
+            disk: None,
             location,
             made_db: if tmp.is_some() { db } else { None },
             _tmp: tmp,
@@ -294,6 +298,34 @@ impl Server {
         };
         server.write_conf();
         server
+    }
+
+    /// Puts `var/` (the log, the SQLite state, `.one/`, backups) on its own lossy filesystem,
+    /// which forgets every write not made durable when the power is cut. Before the first
+    /// start; needs root and `/dev/fuse`.
+    pub fn put_var_on_lossy_disk(&mut self) -> std::io::Result<()> {
+        assert!(
+            self.child.is_none(),
+            "the disk is changed under a running server"
+        );
+        let var = layout(&self.location).var;
+        fs::create_dir_all(&var)?;
+        self.disk = Some(lossyfs::Mount::new(&var)?);
+        Ok(())
+    }
+
+    /// The lossy filesystem under `var/`, if it has one.
+    pub fn disk(&self) -> Option<&lossyfs::Mount> {
+        self.disk.as_ref()
+    }
+
+    /// A power cut: SIGKILL, then everything on its disk not made durable is forgotten.
+    pub fn power_cut(&mut self) {
+        self.kill();
+        self.disk
+            .as_ref()
+            .expect("a power cut needs the server's var/ on a lossy disk")
+            .cut();
     }
 
     pub fn location(&self) -> &Path {
@@ -727,6 +759,10 @@ impl Zone {
         for entry in fs::read_dir(&src).unwrap() {
             let entry = entry.unwrap();
             fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+        }
+        if let Some(disk) = server.disk() {
+            // The operator's copy had time to reach the disk before the server is started.
+            disk.sync_all();
         }
         self.servers.push(server);
         i

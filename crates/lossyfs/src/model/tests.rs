@@ -178,3 +178,42 @@ fn names_and_kinds_are_checked_as_posix_does() {
     assert_eq!(fs.lookup(f, "x"), Err(FsError::NotDir));
     assert_eq!(fs.rename(d, "f", ROOT, "d"), Err(FsError::IsDir));
 }
+
+/// An fsync copies only the pages written since the last one: every pattern of writes,
+/// truncates and syncs must still keep exactly the synced content, byte for byte.
+#[test]
+fn a_cut_keeps_exactly_the_last_synced_content_whatever_pages_were_written() {
+    let mut fs = Fs::new();
+    let a = file(&mut fs, ROOT, "a", &[1u8; 3 * PAGE + 17]);
+    fs.fsync(ROOT).unwrap();
+    fs.fsync(a).unwrap();
+    let mut expected = fs.read(a, 0, usize::MAX).unwrap();
+    let mut seed = 7u64;
+    for round in 0..200u64 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let at = (seed >> 33) as usize % (5 * PAGE);
+        let len = (seed >> 13) as usize % (2 * PAGE);
+        match round % 5 {
+            0 => fs.truncate(a, at as u64).unwrap(),
+            _ => {
+                fs.write(a, at as u64, &vec![round as u8; len]).unwrap();
+            }
+        }
+        if seed.is_multiple_of(3) {
+            fs.fsync(a).unwrap();
+            expected = fs.read(a, 0, usize::MAX).unwrap();
+        }
+        if seed.is_multiple_of(11) {
+            fs.cut();
+            assert_eq!(
+                fs.read(a, 0, usize::MAX).unwrap(),
+                expected,
+                "round {round}"
+            );
+        }
+    }
+    fs.cut();
+    assert_eq!(fs.read(a, 0, usize::MAX).unwrap(), expected);
+}

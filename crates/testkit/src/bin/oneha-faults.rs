@@ -31,32 +31,55 @@ struct Args {
     /// Crash-safety rounds: frequent SIGKILLs only, with a log window of 30 records.
     #[arg(long)]
     crash: bool,
+    /// Power-cut rounds: every server's var/ on a lossy filesystem, cuts of one server, a
+    /// minority and all of them, during backups and restores (needs root and /dev/fuse).
+    #[arg(long)]
+    power: bool,
+    /// The power-cut campaign: power-cut rounds with random seeds until this many cuts passed.
+    #[arg(long)]
+    trials: Option<usize>,
 }
 
-fn round(seed: u64, secs: u64, servers: usize, unsafe_reads: bool, crash: bool) -> bool {
+/// What a round is.
+#[derive(Clone, Copy)]
+struct Kind {
+    unsafe_reads: bool,
+    crash: bool,
+    power: bool,
+}
+
+/// Runs one round; the power cuts it made if it passed.
+fn round(seed: u64, secs: u64, servers: usize, kind: Kind) -> Option<usize> {
     let cfg = RoundConfig {
         seed,
         duration: Duration::from_secs(secs),
         servers,
-        leader_reads: !unsafe_reads,
-        crash,
+        leader_reads: !kind.unsafe_reads,
+        crash: kind.crash,
+        power: kind.power,
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| run_round(&cfg)));
     let replay = format!(
-        "oneha-faults --seed {seed} --secs {secs} --servers {servers}{}{}",
-        if unsafe_reads { " --unsafe-reads" } else { "" },
-        if crash { " --crash" } else { "" }
+        "oneha-faults --seed {seed} --secs {secs} --servers {servers}{}{}{}",
+        if kind.unsafe_reads {
+            " --unsafe-reads"
+        } else {
+            ""
+        },
+        if kind.crash { " --crash" } else { "" },
+        if kind.power { " --power" } else { "" }
     );
     match outcome {
         Ok(report) if report.violations.is_empty() => {
             println!(
-                "PASS seed {seed} servers {servers} {secs}s ({} steps, {:.0}s in all)\n{}",
+                "PASS seed {seed} servers {servers} {secs}s ({} steps, {} power cuts, {:.0}s in all)\n{}",
                 report.steps,
+                report.power_cuts,
                 started.elapsed().as_secs_f64(),
                 report.summary
             );
-            true
+            Some(report.power_cuts)
         }
         Ok(report) => {
             println!(
@@ -65,11 +88,11 @@ fn round(seed: u64, secs: u64, servers: usize, unsafe_reads: bool, crash: bool) 
                 report.violations.join("\n"),
                 report.summary
             );
-            false
+            None
         }
         Err(_) => {
             println!("FAIL seed {seed} servers {servers}: the round panicked (see above)\nreplay: {replay}");
-            false
+            None
         }
     }
 }
@@ -89,41 +112,61 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match (args.seed, args.minutes) {
-        (Some(seed), _) => {
-            if round(
-                seed,
-                args.secs,
-                args.servers.unwrap_or(3),
-                args.unsafe_reads,
-                args.crash,
-            ) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        (None, minutes) => {
-            let budget = Duration::from_secs(60 * minutes.unwrap_or(1));
-            let start = Instant::now();
-            let mut n = 0usize;
-            while start.elapsed() < budget {
-                let servers = args
-                    .servers
-                    .unwrap_or(if n.is_multiple_of(2) { 3 } else { 5 });
-                let seed = random_seed();
-                // Every third random round is a crash-safety round unless asked otherwise.
-                let crash = args.crash || n % 3 == 2;
-                if !round(seed, args.secs, servers, args.unsafe_reads, crash) {
-                    return ExitCode::FAILURE;
-                }
-                n += 1;
-            }
-            println!(
-                "all {n} rounds passed in {:.1} minutes",
-                start.elapsed().as_secs_f64() / 60.0
-            );
-            ExitCode::SUCCESS
+    let power = args.power || args.trials.is_some();
+    if power {
+        if let Err(e) = testkit::faults::lossy_disks_available() {
+            eprintln!("power-cut rounds need root and /dev/fuse: {e}");
+            return ExitCode::from(2);
         }
     }
+    let kind = Kind {
+        unsafe_reads: args.unsafe_reads,
+        crash: args.crash,
+        power,
+    };
+    if let Some(seed) = args.seed {
+        return match round(seed, args.secs, args.servers.unwrap_or(3), kind) {
+            Some(_) => ExitCode::SUCCESS,
+            None => ExitCode::FAILURE,
+        };
+    }
+    let budget =
+        args.minutes
+            .map(|m| Duration::from_secs(60 * m))
+            .unwrap_or(if args.trials.is_some() {
+                Duration::MAX
+            } else {
+                Duration::from_secs(60)
+            });
+    let start = Instant::now();
+    let (mut n, mut cuts) = (0usize, 0usize);
+    while start.elapsed() < budget && args.trials.is_none_or(|t| cuts < t) {
+        let servers = args
+            .servers
+            .unwrap_or(if n.is_multiple_of(2) { 3 } else { 5 });
+        let seed = random_seed();
+        // Every third random round is a crash-safety round unless asked otherwise.
+        let kind = Kind {
+            crash: kind.crash || (!power && n % 3 == 2),
+            ..kind
+        };
+        match round(seed, args.secs, servers, kind) {
+            Some(c) => cuts += c,
+            None => return ExitCode::FAILURE,
+        }
+        n += 1;
+        if power {
+            println!("campaign: {cuts} power cuts passed in {n} rounds");
+        }
+    }
+    println!(
+        "all {n} rounds passed in {:.1} minutes{}",
+        start.elapsed().as_secs_f64() / 60.0,
+        if power {
+            format!(", {cuts} power cuts")
+        } else {
+            String::new()
+        }
+    );
+    ExitCode::SUCCESS
 }

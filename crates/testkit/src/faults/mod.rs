@@ -3,8 +3,18 @@
 //! See `docs/fault-testing.md`.
 
 mod checks;
+mod power;
 mod round;
 pub mod schedule;
+mod votes;
 pub mod workload;
 
 pub use round::{run_round, RoundConfig, RoundReport};
+
+/// Whether power-cut rounds can run here: a lossy filesystem mounts (root and `/dev/fuse`).
+pub fn lossy_disks_available() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    lossyfs::Mount::new(dir.path())
+        .map(drop)
+        .map_err(|e| format!("mounting a lossy filesystem: {e}"))
+}

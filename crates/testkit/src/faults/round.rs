@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use xmlrpc::Value;
 
 use super::checks;
-use super::schedule::{crash_schedule, schedule, Fault, Step, Target};
+use super::power;
+use super::schedule::{crash_schedule, power_schedule, schedule, Fault, Step, Target};
+use super::votes::VoteWatch;
 use super::workload::{Members, Spec, Workload};
 use crate::proxy::Network;
 use crate::zone::{allocate, Zone, FOLLOWER, LEADER};
@@ -24,11 +26,16 @@ pub struct RoundConfig {
     /// Crash safety: only kills, frequent, with a log window of a few dozen records so kills
     /// land while servers purge and take or install snapshots.
     pub crash: bool,
+    /// Power cuts (issue 18): every server's `var/` on a lossy disk, cuts of one server, a
+    /// minority and all of them, during backups and restores; the short log window of `crash`.
+    pub power: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct RoundReport {
     pub steps: usize,
+    /// Steps that cut the power of one server or more: the campaign's trials.
+    pub power_cuts: usize,
     pub summary: String,
     /// Empty when the round passed.
     pub violations: Vec<String>,
@@ -38,7 +45,7 @@ pub struct RoundReport {
 const KEYS: usize = 4;
 
 /// The member indices of the zone.
-fn members(zone: &Zone) -> Vec<usize> {
+pub(super) fn members(zone: &Zone) -> Vec<usize> {
     (0..zone.servers.len())
         .filter(|&i| !zone.servers[i].removed)
         .collect()
@@ -53,7 +60,7 @@ fn publish(zone: &Zone, to: &Members) {
 }
 
 /// The member that reports leader, if exactly one does within `within`.
-fn find_leader(zone: &Zone, within: Duration) -> Option<usize> {
+pub(super) fn find_leader(zone: &Zone, within: Duration) -> Option<usize> {
     let start = Instant::now();
     loop {
         let leaders: Vec<usize> = zone
@@ -76,7 +83,7 @@ fn find_leader(zone: &Zone, within: Duration) -> Option<usize> {
 }
 
 /// The server a target names now.
-fn resolve(zone: &Zone, target: Target) -> usize {
+pub(super) fn resolve(zone: &Zone, target: Target) -> usize {
     let all = members(zone);
     let leader = find_leader(zone, Duration::from_secs(3));
     match (target, leader) {
@@ -90,13 +97,20 @@ fn resolve(zone: &Zone, target: Target) -> usize {
     }
 }
 
-fn log(epoch: Instant, what: &str) {
+pub(super) fn log(epoch: Instant, what: &str) {
     eprintln!("[{:>7.3}s] {what}", epoch.elapsed().as_secs_f64());
 }
 
 /// Runs one step; the zone is whole again when it returns (killed servers restarted, paused
-/// ones resumed, links healed), except for a replaced server, which is gone for good.
-fn run_step(zone: &mut Zone, net: &Network, step: &Step, members_out: &Members, epoch: Instant) {
+/// ones resumed, links healed), except for a replaced server, which is gone for good. Returns
+/// what went wrong that only the step can see (a backup that does not restore).
+fn run_step(
+    zone: &mut Zone,
+    net: &Network,
+    step: &Step,
+    members_out: &Members,
+    epoch: Instant,
+) -> Vec<String> {
     let ids = |v: &[usize]| v.iter().map(|&i| i as u64).collect::<Vec<u64>>();
     match step.fault {
         Fault::Kill(t) => {
@@ -144,7 +158,27 @@ fn run_step(zone: &mut Zone, net: &Network, step: &Step, members_out: &Members, 
             log(epoch, "calm");
             std::thread::sleep(step.hold);
         }
+        Fault::PowerCut(t) => {
+            let i = resolve(zone, t);
+            power::cut(zone, &[i], step.hold, epoch);
+        }
+        Fault::PowerCutMinority(n) => {
+            let some = power::minority(zone, n);
+            power::cut(zone, &some, step.hold, epoch);
+        }
+        Fault::PowerCutAll => {
+            let all = members(zone);
+            power::cut(zone, &all, step.hold, epoch);
+        }
+        Fault::PowerCutDuringElection => power::cut_during_election(zone, step.hold, epoch),
+        Fault::PowerCutDuringBackup(t) => {
+            return power::cut_during_backup(zone, t, step.hold, epoch);
+        }
+        Fault::PowerCutDuringRestore(n) => {
+            return power::cut_during_restore(zone, n, step.hold, epoch);
+        }
     }
+    Vec::new()
 }
 
 /// `onezone server-del` of a follower, then a fresh server added in its place, as an operator
@@ -207,14 +241,22 @@ fn heal(zone: &mut Zone, net: &Network) {
 }
 
 pub fn run_round(cfg: &RoundConfig) -> RoundReport {
-    let steps = if cfg.crash {
+    let steps = if cfg.power {
+        power_schedule(cfg.seed, cfg.duration)
+    } else if cfg.crash {
         crash_schedule(cfg.seed, cfg.duration)
     } else {
         schedule(cfg.seed, cfg.duration)
     };
     eprintln!(
         "=== {} round: seed {} servers {} duration {:?}, {} steps",
-        if cfg.crash { "crash" } else { "fault" },
+        if cfg.power {
+            "power-cut"
+        } else if cfg.crash {
+            "crash"
+        } else {
+            "fault"
+        },
         cfg.seed,
         cfg.servers,
         cfg.duration,
@@ -224,13 +266,18 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
         eprintln!("  step {n}: {s}");
     }
     let net = Network::new();
-    let setup: Option<crate::zone::Setup> = cfg.crash.then(|| {
-        Box::new(|_: usize, s: &mut crate::zone::Server| {
+    let lossy = cfg.power;
+    let setup: Option<crate::zone::Setup> = (cfg.crash || cfg.power).then(|| {
+        Box::new(move |_: usize, s: &mut crate::zone::Server| {
             s.log = crate::zone::LogRetention {
                 limit_purge: 500,
                 log_retention: 30,
                 log_purge_timeout_s: 1,
             };
+            if lossy {
+                s.put_var_on_lossy_disk()
+                    .expect("var/ on a lossy disk (needs root and /dev/fuse)");
+            }
         }) as crate::zone::Setup
     });
     let mut zone = Zone::bootstrap_custom(cfg.servers, Some(net.clone()), setup);
@@ -240,9 +287,16 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
         .map(|k| allocate(&client, &format!("reg-{k}")).unwrap())
         .collect();
     zone.wait_caught_up();
+    // Power cuts start from a zone that ran for a while: its installation is on disk.
+    for s in &zone.servers {
+        if let Some(disk) = s.disk() {
+            disk.sync_all();
+        }
+    }
 
     let members_out: Members = Arc::new(RwLock::new(Vec::new()));
     publish(&zone, &members_out);
+    let votes = VoteWatch::start(members_out.clone(), zone.servers[0].session());
     let epoch = Instant::now();
     let workload = Workload::start(
         Spec {
@@ -258,8 +312,9 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
         members_out.clone(),
         epoch,
     );
+    let mut step_violations = Vec::new();
     for step in &steps {
-        run_step(&mut zone, &net, step, &members_out, epoch);
+        step_violations.extend(run_step(&mut zone, &net, step, &members_out, epoch));
         std::thread::sleep(step.rest);
     }
     log(epoch, "stop the clients");
@@ -269,9 +324,14 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
 
     let mut report = RoundReport {
         steps: steps.len(),
+        power_cuts: steps.iter().filter(|s| s.fault.is_power_cut()).count(),
+        violations: step_violations,
         ..Default::default()
     };
     checks::settle(&zone, &mut report);
+    let (vote_violations, vote_summary) = votes.finish();
+    report.violations.extend(vote_violations);
+    report.summary.push_str(&vote_summary);
     // A last read of every register through the leader: a write lost at the very end shows.
     let leader = zone.leader();
     let reader = zone.servers[leader]

@@ -32,6 +32,35 @@ pub enum Fault {
     Replace(usize),
     /// No fault: the zone should just work.
     Calm,
+    /// Power cut of one server: SIGKILL, its disk forgets what was not synced, restart after
+    /// the hold.
+    PowerCut(Target),
+    /// Power cut of a minority at once (1 of 3, 2 of 5), starting with the n-th member.
+    PowerCutMinority(usize),
+    /// Power cut of every server at once: only what each fsynced survives.
+    PowerCutAll,
+    /// `onedb backup` on a server, and the power cut while it may still run (after the hold).
+    PowerCutDuringBackup(Target),
+    /// `onedb restore` of a leader's backup on the n-th follower, cut while it may still run.
+    PowerCutDuringRestore(usize),
+    /// Power cut of the leader, then of every server as soon as one asks for votes in a new
+    /// term: the votes just granted must survive.
+    PowerCutDuringElection,
+}
+
+impl Fault {
+    /// A power cut of one or more servers (a trial of the power-cut campaign).
+    pub fn is_power_cut(&self) -> bool {
+        matches!(
+            self,
+            Fault::PowerCut(_)
+                | Fault::PowerCutMinority(_)
+                | Fault::PowerCutAll
+                | Fault::PowerCutDuringBackup(_)
+                | Fault::PowerCutDuringRestore(_)
+                | Fault::PowerCutDuringElection
+        )
+    }
 }
 
 /// One step: the fault, how long it lasts, and the calm after it.
@@ -109,6 +138,35 @@ pub fn crash_schedule(seed: u64, duration: Duration) -> Vec<Step> {
     steps
 }
 
+/// Power-cut steps (issue 18): cuts of one server, a minority and every server, during
+/// backups and restores, and replacements (membership changes) among them; holds and rests
+/// short enough that cuts land while servers append, apply, purge, snapshot, vote and join.
+pub fn power_schedule(seed: u64, duration: Duration) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut steps = Vec::new();
+    let mut total = Duration::ZERO;
+    while total < duration {
+        let fault = match rng.gen_range(0..100) {
+            0..=24 => Fault::PowerCut(target(&mut rng)),
+            25..=39 => Fault::PowerCutMinority(rng.gen_range(0..8)),
+            40..=57 => Fault::PowerCutAll,
+            58..=69 => Fault::PowerCutDuringElection,
+            70..=79 => Fault::PowerCutDuringBackup(target(&mut rng)),
+            80..=91 => Fault::PowerCutDuringRestore(rng.gen_range(0..8)),
+            _ => Fault::Replace(rng.gen_range(0..8)),
+        };
+        // Holds past the election timeout (1 s in tests) let the others elect a new leader.
+        let step = Step {
+            fault,
+            hold: ms(&mut rng, 20, 3000),
+            rest: ms(&mut rng, 50, 1000),
+        };
+        total += step.hold + step.rest;
+        steps.push(step);
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +190,19 @@ mod tests {
         assert!(has(|f| matches!(f, Fault::Pause(_))));
         assert!(has(|f| matches!(f, Fault::Isolate(_))));
         assert!(has(|f| matches!(f, Fault::Split(..))));
+        assert!(has(|f| matches!(f, Fault::Replace(_))));
+    }
+
+    #[test]
+    fn a_power_schedule_cuts_one_a_minority_and_every_server_during_backups_and_restores() {
+        let steps = power_schedule(5, Duration::from_secs(120));
+        let has = |f: fn(&Fault) -> bool| steps.iter().any(|s| f(&s.fault));
+        assert!(has(|f| matches!(f, Fault::PowerCut(Target::Leader))));
+        assert!(has(|f| matches!(f, Fault::PowerCutMinority(_))));
+        assert!(has(|f| matches!(f, Fault::PowerCutAll)));
+        assert!(has(|f| matches!(f, Fault::PowerCutDuringBackup(_))));
+        assert!(has(|f| matches!(f, Fault::PowerCutDuringRestore(_))));
+        assert!(has(|f| matches!(f, Fault::PowerCutDuringElection)));
         assert!(has(|f| matches!(f, Fault::Replace(_))));
     }
 }
