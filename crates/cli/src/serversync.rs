@@ -322,10 +322,14 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
             tmp.as_file()
                 .set_permissions(std::fs::Permissions::from_mode(mode))
         })
+        .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| format!("{}: {e}", tmp.path().display()))?;
     tmp.persist(path)
-        .map(|_| ())
-        .map_err(|e| format!("{}: {}", path.display(), e.error))
+        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
+    // Durable before serversync says it is done: a power cut must not bring back the old file.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Runs serversync against `which`; messages go to `out`.

@@ -319,31 +319,29 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let location = self.location.clone();
         let dir = self.snap_dir.clone();
         let made = tokio::task::spawn_blocking(
-            move || -> Result<(PathBuf, SnapshotMeta<u64, ServerNode>)> {
+            move || -> Result<(std::fs::File, SnapshotMeta<u64, ServerNode>)> {
                 let tmp = dir.join(temp_name("build"));
                 let conn = sqlstore::open_read(&location)?;
                 sqlstore::copy_into(&conn, &tmp)?;
                 fsync_file(&tmp)?;
                 let meta = meta_of_file(&tmp)?;
+                // Opened before the rename: a later snapshot renamed over `current` must not
+                // swap the data under this meta.
+                let file = std::fs::File::open(&tmp).map_err(Error::io(&tmp))?;
                 let current = dir.join(CURRENT);
                 std::fs::rename(&tmp, &current).map_err(Error::io(&current))?;
                 fsync_dir(&dir)?;
-                Ok((current, meta))
+                Ok((file, meta))
             },
         )
         .await
         .map_err(Error::from)
         .and_then(|r| r);
-        let (path, meta) = made.map_err(|e| storage(StorageIOError::write_snapshot_none, &e))?;
+        let (file, meta) = made.map_err(|e| storage(StorageIOError::write_snapshot_none, &e))?;
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| StorageError::IO {
-                source: StorageIOError::read_snapshot(None, openraft::AnyError::new(&e)),
-            })?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
 }
@@ -456,24 +454,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
         let path = self.snap_dir.join(CURRENT);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let p = path.clone();
-        let meta = tokio::task::spawn_blocking(move || meta_of_file(&p))
+        let opened = tokio::task::spawn_blocking(move || open_current(&path))
             .await
             .map_err(Error::from)
             .and_then(|r| r)
             .map_err(|e| storage(StorageIOError::read_snapshot_none, &e))?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| StorageError::IO {
-                source: StorageIOError::read_snapshot(None, openraft::AnyError::new(&e)),
-            })?;
-        Ok(Some(Snapshot {
+        Ok(opened.map(|(file, meta)| Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         }))
+    }
+}
+
+/// The current snapshot's file and its meta, read from that same file: a snapshot built
+/// meanwhile is renamed over the path, so the meta is read between two checks that the path
+/// still names the opened file (found by the power-cut campaign: a learner was sent the meta of
+/// one snapshot with the data of the next, and refused it forever).
+fn open_current(path: &Path) -> Result<Option<(std::fs::File, SnapshotMeta<u64, ServerNode>)>> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path)(e)),
+        };
+        let opened = file.metadata().map_err(Error::io(path))?.ino();
+        let meta = meta_of_file(path)?;
+        let now = std::fs::metadata(path).map_err(Error::io(path))?.ino();
+        if now == opened {
+            return Ok(Some((file, meta)));
+        }
     }
 }
 

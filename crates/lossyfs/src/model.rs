@@ -146,6 +146,15 @@ pub struct Fs {
     next: Ino,
     /// Power cuts so far.
     pub cuts: u64,
+    /// A disk that acknowledges `fsync` without making anything durable (a volatile write cache
+    /// that lies): only [`Fs::sync_all`] does. For the checkers' self-test, which must then see
+    /// acknowledged writes lost.
+    pub lying: bool,
+    /// Metadata as a journaling filesystem keeps it (ext4 `data=ordered`, XFS): an `fsync` of
+    /// a file commits the journal, so every create, rename and unlink made so far is durable
+    /// with it, without a directory fsync. Off: strict POSIX, where only a directory's fsync
+    /// makes its entries durable. Programs written for ext4 (InnoDB) need it on.
+    pub journaled: bool,
 }
 
 impl Default for Fs {
@@ -173,6 +182,8 @@ impl Fs {
             nodes,
             next: ROOT + 1,
             cuts: 0,
+            lying: false,
+            journaled: false,
         }
     }
 
@@ -361,6 +372,25 @@ impl Fs {
     /// `fsync`/`fdatasync`: a file's content and size, or a directory's entries, become
     /// durable.
     pub fn fsync(&mut self, ino: Ino) -> Result<()> {
+        if self.lying {
+            self.node(ino)?;
+            return Ok(());
+        }
+        if self.journaled {
+            let dirs: Vec<Ino> = self
+                .nodes
+                .iter()
+                .filter(|(_, n)| matches!(n.body, Body::Dir { .. }))
+                .map(|(i, _)| *i)
+                .collect();
+            for dir in dirs {
+                self.make_durable(dir)?;
+            }
+        }
+        self.make_durable(ino)
+    }
+
+    fn make_durable(&mut self, ino: Ino) -> Result<()> {
         match &mut self.node_mut(ino)?.body {
             Body::File(f) => f.sync(),
             Body::Dir { now, durable } => durable.clone_from(now),
@@ -372,7 +402,7 @@ impl Fs {
     pub fn sync_all(&mut self) {
         let inos: Vec<Ino> = self.nodes.keys().copied().collect();
         for ino in inos {
-            let _ = self.fsync(ino);
+            let _ = self.make_durable(ino);
         }
     }
 

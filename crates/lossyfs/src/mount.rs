@@ -405,8 +405,27 @@ impl Mount {
     /// Mounts an empty lossy filesystem over `path` (an existing directory), owned by the
     /// directory's owner. Needs root and `/dev/fuse`.
     pub fn new(path: &Path) -> std::io::Result<Mount> {
+        Mount::with(path, Fs::new())
+    }
+
+    /// A mount whose `fsync` lies ([`Fs::lying`]): for self-tests that must see data lost.
+    pub fn lying(path: &Path) -> std::io::Result<Mount> {
+        let mut fs = Fs::new();
+        fs.lying = true;
+        Mount::with(path, fs)
+    }
+
+    /// A mount with a journaling filesystem's metadata rules ([`Fs::journaled`]), for programs
+    /// that rely on them (InnoDB).
+    pub fn journaled(path: &Path) -> std::io::Result<Mount> {
+        let mut fs = Fs::new();
+        fs.journaled = true;
+        Mount::with(path, fs)
+    }
+
+    fn with(path: &Path, fs: Fs) -> std::io::Result<Mount> {
         let meta = std::fs::metadata(path)?;
-        let fs = Arc::new(Mutex::new(Fs::new()));
+        let fs = Arc::new(Mutex::new(fs));
         let served = Served {
             fs: fs.clone(),
             uid: meta.uid(),

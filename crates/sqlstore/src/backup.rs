@@ -53,7 +53,7 @@ fn sync_file(path: &Path) -> Result<(), DbError> {
         .map_err(|e| corrupt(path, e))
 }
 
-fn sync_dir(path: &Path) {
+pub(crate) fn sync_dir(path: &Path) {
     // Best effort: makes the rename durable where the file system allows opening a directory.
     if let Some(dir) = path.parent() {
         if let Ok(d) = fs::File::open(dir) {

@@ -142,6 +142,9 @@ pub fn write_dump(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
     tmp_file
         .persist(dest)
         .map_err(|e| DbError::io(dest)(e.error))?;
+    // The rename is durable only with its directory (found by the power-cut campaign: a dump
+    // reported written was gone after a cut).
+    crate::backup::sync_dir(dest);
     Ok(BackupInfo {
         sha256: sum.sha256,
         tables: sum.tables,

@@ -367,6 +367,9 @@ fn alive(pid: u32) -> bool {
 pub struct MariaDb {
     endpoint: MariaDbEndpoint,
     dir: PathBuf,
+    /// Its data directory on a FUSE filesystem (a lossy disk), instead of `dir/data`: no
+    /// O_DIRECT there, so InnoDB flushes with fsync and without native AIO.
+    on_fuse: Option<PathBuf>,
     _tmp: Option<TempDir>,
     _port: PortLease,
     process: Option<Watched>,
@@ -380,6 +383,26 @@ impl MariaDb {
         let mut db = MariaDb {
             endpoint: MariaDbEndpoint::root("127.0.0.1", lease.port),
             dir,
+            on_fuse: None,
+            _tmp: tmp,
+            _port: lease,
+            process: None,
+        };
+        db.install();
+        db.start();
+        db
+    }
+
+    /// A new server with its data directory `data` (kept when dropped) on a lossy disk (FUSE):
+    /// a power cut of that disk is a power cut of this MariaDB. Its socket, logs and temporary
+    /// files are in a temporary directory (FUSE here has no sockets).
+    pub fn start_private_on_lossy_disk(data: PathBuf) -> MariaDb {
+        let (dir, tmp) = temp_dir("oneha-mariadb-");
+        let lease = lease_port();
+        let mut db = MariaDb {
+            endpoint: MariaDbEndpoint::root("127.0.0.1", lease.port),
+            dir,
+            on_fuse: Some(data),
             _tmp: tmp,
             _port: lease,
             process: None,
@@ -403,7 +426,9 @@ impl MariaDb {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        self.on_fuse
+            .clone()
+            .unwrap_or_else(|| self.dir.join("data"))
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -433,6 +458,10 @@ impl MariaDb {
             "--innodb-buffer-pool-size=32M".to_string(),
             "--skip-log-bin".to_string(),
         ];
+        if self.on_fuse.is_some() {
+            args.push("--innodb-flush-method=fsync".to_string());
+            args.push("--innodb-use-native-aio=0".to_string());
+        }
         if running_as_root() {
             args.push("--user=root".to_string());
         }

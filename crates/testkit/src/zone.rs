@@ -255,6 +255,11 @@ pub struct Server {
     pub oned: Option<PathBuf>,
     /// The MySQL database of its `DB` section; `None`: SQLite.
     pub db: Option<DbSpec>,
+    /// Its own MariaDB with its data on its own lossy disk (`mysql/`), cut with `var/`;
+    /// declared before the disks, so that it stops before they are unmounted.
+    own_mariadb: Option<crate::mariadb::MariaDb>,
+    /// The lossy disk of `own_mariadb`'s data, with a journaling filesystem's rules.
+    db_disk: Option<lossyfs::Mount>,
     /// `var/` on a lossy filesystem, for power cuts ([`Server::power_cut`]); declared before
     /// `location` so that it is unmounted before the directory is removed.
     disk: Option<lossyfs::Mount>,
@@ -288,6 +293,8 @@ impl Server {
             tls: None,
             oned: None,
             db: db.clone(),
+            own_mariadb: None,
+            db_disk: None,
             disk: None,
             location,
             made_db: if tmp.is_some() { db } else { None },
@@ -302,16 +309,44 @@ impl Server {
 
     /// Puts `var/` (the log, the SQLite state, `.one/`, backups) on its own lossy filesystem,
     /// which forgets every write not made durable when the power is cut. Before the first
-    /// start; needs root and `/dev/fuse`.
-    pub fn put_var_on_lossy_disk(&mut self) -> std::io::Result<()> {
+    /// start; needs root and `/dev/fuse`. With `lying`, the disk acknowledges fsync without
+    /// keeping anything (the checkers' self-test).
+    pub fn put_var_on_lossy_disk(&mut self, lying: bool) -> std::io::Result<()> {
         assert!(
             self.child.is_none(),
             "the disk is changed under a running server"
         );
         let var = layout(&self.location).var;
         fs::create_dir_all(&var)?;
-        self.disk = Some(lossyfs::Mount::new(&var)?);
+        self.disk = Some(if lying {
+            lossyfs::Mount::lying(&var)?
+        } else {
+            lossyfs::Mount::new(&var)?
+        });
         Ok(())
+    }
+
+    /// The MySQL backend with its own MariaDB whose data is on a second lossy disk of this
+    /// server (`mysql/`), cut with `var/` by [`Server::power_cut`]. That disk keeps metadata as
+    /// ext4 does: InnoDB creates its `.ibd` files without syncing their directory.
+    pub fn use_own_mariadb_on_disk(&mut self) -> std::io::Result<()> {
+        let dir = self.location.join("mysql");
+        fs::create_dir_all(&dir)?;
+        self.db_disk = Some(lossyfs::Mount::journaled(&dir)?);
+        let db = crate::mariadb::MariaDb::start_private_on_lossy_disk(dir.join("data"));
+        self.db = Some(db.endpoint().create_database());
+        self.own_mariadb = Some(db);
+        self.write_conf();
+        Ok(())
+    }
+
+    /// Starts its own MariaDB if it has one and that is down (for `onedb` on a stopped server).
+    pub fn start_own_mariadb(&mut self) {
+        if let Some(db) = &mut self.own_mariadb {
+            if !db.is_running() {
+                db.start();
+            }
+        }
     }
 
     /// The lossy filesystem under `var/`, if it has one.
@@ -319,9 +354,22 @@ impl Server {
         self.disk.as_ref()
     }
 
+    /// Makes everything on its lossy disks durable (the machine ran for a while).
+    pub fn sync_disks(&self) {
+        for disk in self.disk.iter().chain(self.db_disk.iter()) {
+            disk.sync_all();
+        }
+    }
+
     /// A power cut: SIGKILL, then everything on its disk not made durable is forgotten.
     pub fn power_cut(&mut self) {
         self.kill();
+        if let Some(db) = &mut self.own_mariadb {
+            db.kill();
+        }
+        if let Some(disk) = &self.db_disk {
+            disk.cut();
+        }
         self.disk
             .as_ref()
             .expect("a power cut needs the server's var/ on a lossy disk")
@@ -424,8 +472,10 @@ impl Server {
         self.paused = false;
     }
 
-    /// Starts the process and waits until `/RPC2` answers an authenticated call.
+    /// Starts the process and waits until `/RPC2` answers an authenticated call (its own
+    /// MariaDB first, if it has one and that is down).
     pub fn start(&mut self) {
+        self.start_own_mariadb();
         self.spawn();
         let start = Instant::now();
         loop {
@@ -760,10 +810,8 @@ impl Zone {
             let entry = entry.unwrap();
             fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
         }
-        if let Some(disk) = server.disk() {
-            // The operator's copy had time to reach the disk before the server is started.
-            disk.sync_all();
-        }
+        // The operator's copy had time to reach the disk before the server is started.
+        server.sync_disks();
         self.servers.push(server);
         i
     }

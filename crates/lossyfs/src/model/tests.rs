@@ -217,3 +217,36 @@ fn a_cut_keeps_exactly_the_last_synced_content_whatever_pages_were_written() {
     fs.cut();
     assert_eq!(fs.read(a, 0, usize::MAX).unwrap(), expected);
 }
+
+#[test]
+fn a_lying_disk_forgets_even_what_was_fsynced_but_keeps_a_full_sync() {
+    let mut fs = Fs::new();
+    fs.lying = true;
+    let a = file(&mut fs, ROOT, "a", b"old");
+    fs.sync_all();
+    fs.write(a, 0, b"new").unwrap();
+    fs.fsync(a).unwrap();
+    fs.fsync(ROOT).unwrap();
+    fs.cut();
+    assert_eq!(content(&fs, ROOT, "a"), Some(b"old".to_vec()));
+}
+
+#[test]
+fn a_journaled_disk_keeps_every_name_made_before_an_fsync_of_any_file() {
+    let mut fs = Fs::new();
+    fs.journaled = true;
+    let d = fs.mkdir(ROOT, "d", 0o700).unwrap();
+    let a = file(&mut fs, d, "a", b"data");
+    let b = file(&mut fs, ROOT, "b", b"unsynced");
+    fs.fsync(a).unwrap();
+    file(&mut fs, ROOT, "c", b"after");
+    fs.cut();
+    assert_eq!(content(&fs, d, "a"), Some(b"data".to_vec()));
+    assert_eq!(
+        content(&fs, ROOT, "b"),
+        Some(Vec::new()),
+        "its name is in the journal, its content was never synced"
+    );
+    assert_eq!(content(&fs, ROOT, "c"), None, "made after the last fsync");
+    let _ = b;
+}

@@ -38,6 +38,10 @@ struct Args {
     /// The power-cut campaign: power-cut rounds with random seeds until this many cuts passed.
     #[arg(long)]
     trials: Option<usize>,
+    /// Self-test of the power-cut checks: disks that acknowledge fsync and keep nothing, so a
+    /// round must FAIL with acknowledged writes lost. Implies --power.
+    #[arg(long)]
+    lying_disks: bool,
 }
 
 /// What a round is.
@@ -46,6 +50,7 @@ struct Kind {
     unsafe_reads: bool,
     crash: bool,
     power: bool,
+    lying_disks: bool,
 }
 
 /// Runs one round; the power cuts it made if it passed.
@@ -57,6 +62,7 @@ fn round(seed: u64, secs: u64, servers: usize, kind: Kind) -> Option<usize> {
         leader_reads: !kind.unsafe_reads,
         crash: kind.crash,
         power: kind.power,
+        lying_disks: kind.lying_disks,
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| run_round(&cfg)));
@@ -68,7 +74,13 @@ fn round(seed: u64, secs: u64, servers: usize, kind: Kind) -> Option<usize> {
             ""
         },
         if kind.crash { " --crash" } else { "" },
-        if kind.power { " --power" } else { "" }
+        if kind.lying_disks {
+            " --lying-disks"
+        } else if kind.power {
+            " --power"
+        } else {
+            ""
+        }
     );
     match outcome {
         Ok(report) if report.violations.is_empty() => {
@@ -112,7 +124,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let power = args.power || args.trials.is_some();
+    let power = args.power || args.trials.is_some() || args.lying_disks;
     if power {
         if let Err(e) = testkit::faults::lossy_disks_available() {
             eprintln!("power-cut rounds need root and /dev/fuse: {e}");
@@ -123,6 +135,7 @@ fn main() -> ExitCode {
         unsafe_reads: args.unsafe_reads,
         crash: args.crash,
         power,
+        lying_disks: args.lying_disks,
     };
     if let Some(seed) = args.seed {
         return match round(seed, args.secs, args.servers.unwrap_or(3), kind) {

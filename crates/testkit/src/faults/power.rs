@@ -179,7 +179,14 @@ pub(super) fn cut_during_backup(
     );
     zone.servers[i].power_cut();
     let mut violations = Vec::new();
-    if done == Some(true) && ok {
+    if done == Some(true) && ok && zone.servers[i].db.is_some() {
+        if let Err(e) = sqlstore::verify_dump(&file) {
+            violations.push(format!(
+                "a dump onedb reported done on server {i} ({}) is refused after a power cut: {e}",
+                out.trim()
+            ));
+        }
+    } else if done == Some(true) && ok {
         let scratch = match tempfile::tempdir() {
             Ok(d) => d,
             Err(e) => return vec![format!("a scratch directory: {e}")],
@@ -268,6 +275,7 @@ pub(super) fn cut_during_restore(
         &format!("power cut of follower {f}, then onedb restore on it"),
     );
     zone.servers[f].power_cut();
+    zone.servers[f].start_own_mariadb();
     let mut child = match onedb(
         &zone.servers[f],
         "restore",
@@ -294,6 +302,7 @@ pub(super) fn cut_during_restore(
     }
     zone.servers[f].power_cut();
     if done.is_none() && hold.as_millis().is_multiple_of(2) {
+        zone.servers[f].start_own_mariadb();
         log(
             epoch,
             &format!("onedb restore on server {f} again, to its end"),

@@ -29,6 +29,9 @@ pub struct RoundConfig {
     /// Power cuts (issue 18): every server's `var/` on a lossy disk, cuts of one server, a
     /// minority and all of them, during backups and restores; the short log window of `crash`.
     pub power: bool,
+    /// With `power`: disks that acknowledge fsync and keep nothing, the checkers' self-test
+    /// (the round must FAIL with acknowledged writes lost).
+    pub lying_disks: bool,
 }
 
 #[derive(Debug, Default)]
@@ -266,7 +269,7 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
         eprintln!("  step {n}: {s}");
     }
     let net = Network::new();
-    let lossy = cfg.power;
+    let (lossy, lying) = (cfg.power, cfg.lying_disks);
     let setup: Option<crate::zone::Setup> = (cfg.crash || cfg.power).then(|| {
         Box::new(move |_: usize, s: &mut crate::zone::Server| {
             s.log = crate::zone::LogRetention {
@@ -275,8 +278,12 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
                 log_purge_timeout_s: 1,
             };
             if lossy {
-                s.put_var_on_lossy_disk()
+                s.put_var_on_lossy_disk(lying)
                     .expect("var/ on a lossy disk (needs root and /dev/fuse)");
+                if s.db.is_some() {
+                    s.use_own_mariadb_on_disk()
+                        .expect("MariaDB's data on a lossy disk");
+                }
             }
         }) as crate::zone::Setup
     });
@@ -289,9 +296,7 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
     zone.wait_caught_up();
     // Power cuts start from a zone that ran for a while: its installation is on disk.
     for s in &zone.servers {
-        if let Some(disk) = s.disk() {
-            disk.sync_all();
-        }
+        s.sync_disks();
     }
 
     let members_out: Members = Arc::new(RwLock::new(Vec::new()));
