@@ -3,9 +3,8 @@
 //! survives it; a power cut does not. `model` is what such a disk keeps, by strict POSIX rules,
 //! with the tests of what survives a cut after each kind of sync.
 //!
-//! `mount` serves it over a directory with FUSE, for real processes.
-//!
-//! Not yet here (issue 18): the power-cut faults of the fault suite and their campaign.
+//! `mount` serves it over a directory with FUSE, for real processes: the fault suite's
+//! power-cut rounds put each server's `var/` on one (`testkit::faults`, `docs/fault-testing.md`).
 
 pub mod model;
 pub mod mount;
