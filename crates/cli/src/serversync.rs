@@ -475,6 +475,30 @@ pub fn run(
 mod tests {
     use super::*;
 
+    /// Issue 18: a file serversync reports replaced is the new one after a power cut (its
+    /// content and the rename were synced). Needs root and /dev/fuse; skipped otherwise unless
+    /// `ONEHA_REQUIRE_FUSE` is set.
+    #[test]
+    fn a_replaced_file_is_the_new_one_after_a_power_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = match lossyfs::Mount::new(dir.path()) {
+            Ok(m) => m,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("ONEHA_REQUIRE_FUSE").is_none(),
+                    "ONEHA_REQUIRE_FUSE is set but mounting failed: {e}"
+                );
+                return;
+            }
+        };
+        let path = dir.path().join("oned.conf");
+        std::fs::write(&path, "old").unwrap();
+        disk.sync_all();
+        replace_file(&path, b"new").unwrap();
+        disk.cut();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
+
     #[test]
     fn oned_conf_keeps_the_local_federation_section_and_listening_address() {
         let local = "PORT = 2633\nFEDERATION = [\n  MODE = \"STANDALONE\",\n  SERVER_ID = 1 ]\nX = 1\nRAFT = [ LOG_RETENTION = 5 ]\n";
