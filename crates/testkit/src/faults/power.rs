@@ -66,6 +66,12 @@ fn finish(child: Child) -> (bool, String) {
     }
 }
 
+/// When to cut during an `onedb` run: within its first 200 ms (a restore or backup of the
+/// test's databases takes about 50-150 ms), drawn from the step's hold.
+fn cut_delay(hold: Duration) -> Duration {
+    Duration::from_millis(hold.as_millis() as u64 % 200)
+}
+
 /// Waits up to `within` for `child`; `Some` with its outcome if it ended, else it still runs.
 fn ended_within(child: &mut Child, within: Duration) -> Option<bool> {
     let start = Instant::now();
@@ -161,7 +167,7 @@ pub(super) fn cut_during_backup(
         Ok(c) => c,
         Err(e) => return vec![format!("starting onedb backup: {e}")],
     };
-    let done = ended_within(&mut child, hold);
+    let done = ended_within(&mut child, cut_delay(hold));
     if done.is_none() {
         let _ = child.kill();
     }
@@ -215,7 +221,7 @@ pub(super) fn cut_during_backup(
             "onedb backup failed on a running server {i}: {out}"
         ));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    std::thread::sleep(hold);
     log(epoch, &format!("power back on server {i}"));
     zone.servers[i].start();
     violations
@@ -286,7 +292,7 @@ pub(super) fn cut_during_restore(
         Ok(c) => c,
         Err(e) => return vec![format!("starting onedb restore: {e}")],
     };
-    let done = ended_within(&mut child, hold);
+    let done = ended_within(&mut child, cut_delay(hold));
     if done.is_none() {
         let _ = child.kill();
     }
