@@ -66,10 +66,10 @@ fn finish(child: Child) -> (bool, String) {
     }
 }
 
-/// When to cut during an `onedb` run: within its first 200 ms (a restore or backup of the
-/// test's databases takes about 50-150 ms), drawn from the step's hold.
-fn cut_delay(hold: Duration) -> Duration {
-    Duration::from_millis(hold.as_millis() as u64 % 200)
+/// When to cut during an `onedb` run: within its first `span`, drawn from the step's hold (a
+/// restore of the test's databases takes about 50-150 ms, a backup of a busy server 200-600).
+fn cut_delay(hold: Duration, span: Duration) -> Duration {
+    Duration::from_millis(hold.as_millis() as u64 % span.as_millis().max(1) as u64)
 }
 
 /// Waits up to `within` for `child`; `Some` with its outcome if it ended, else it still runs.
@@ -167,7 +167,7 @@ pub(super) fn cut_during_backup(
         Ok(c) => c,
         Err(e) => return vec![format!("starting onedb backup: {e}")],
     };
-    let done = ended_within(&mut child, cut_delay(hold));
+    let done = ended_within(&mut child, cut_delay(hold, Duration::from_millis(800)));
     if done.is_none() {
         let _ = child.kill();
     }
@@ -292,7 +292,7 @@ pub(super) fn cut_during_restore(
         Ok(c) => c,
         Err(e) => return vec![format!("starting onedb restore: {e}")],
     };
-    let done = ended_within(&mut child, cut_delay(hold));
+    let done = ended_within(&mut child, cut_delay(hold, Duration::from_millis(200)));
     if done.is_none() {
         let _ = child.kill();
     }
