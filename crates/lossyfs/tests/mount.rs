@@ -10,14 +10,7 @@ use std::path::Path;
 use lossyfs::Mount;
 
 fn mounted(dir: &Path) -> Option<Mount> {
-    match Mount::new(dir) {
-        Ok(m) => Some(m),
-        Err(e) if std::env::var_os("ONEHA_REQUIRE_FUSE").is_none() => {
-            eprintln!("no FUSE mount here ({e}): skipped");
-            None
-        }
-        Err(e) => panic!("ONEHA_REQUIRE_FUSE is set but mounting failed: {e}"),
-    }
+    Mount::for_test(dir)
 }
 
 #[test]

@@ -7,17 +7,6 @@
 
 use sqlstore::Location;
 
-fn lossy_disk(dir: &std::path::Path) -> Option<lossyfs::Mount> {
-    match lossyfs::Mount::new(dir) {
-        Ok(m) => Some(m),
-        Err(e) if std::env::var_os("ONEHA_REQUIRE_FUSE").is_none() => {
-            eprintln!("no FUSE mount here ({e}): skipped");
-            None
-        }
-        Err(e) => panic!("ONEHA_REQUIRE_FUSE is set but mounting failed: {e}"),
-    }
-}
-
 #[test]
 fn a_sqlite_backup_written_before_a_power_cut_is_there_after_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,7 +15,7 @@ fn a_sqlite_backup_written_before_a_power_cut_is_there_after_it() {
     sqlstore::testing::bootstrap(&mut conn);
     let disk_dir = dir.path().join("disk");
     std::fs::create_dir(&disk_dir).unwrap();
-    let Some(disk) = lossy_disk(&disk_dir) else {
+    let Some(disk) = lossyfs::Mount::for_test(&disk_dir) else {
         return;
     };
     let dest = disk_dir.join("one.db.bck");
@@ -46,7 +35,7 @@ fn a_mysql_dump_written_before_a_power_cut_is_there_after_it() {
     let mut conn = sqlstore::open_state(&src).unwrap();
     sqlstore::testing::bootstrap(&mut conn);
     let dir = tempfile::tempdir().unwrap();
-    let Some(disk) = lossy_disk(dir.path()) else {
+    let Some(disk) = lossyfs::Mount::for_test(dir.path()) else {
         return;
     };
     let dest = dir.path().join("mysql_backup.sql");

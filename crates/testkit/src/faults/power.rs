@@ -72,18 +72,25 @@ fn cut_delay(hold: Duration, span: Duration) -> Duration {
     Duration::from_millis(hold.as_millis() as u64 % span.as_millis().max(1) as u64)
 }
 
-/// Waits up to `within` for `child`; `Some` with its outcome if it ended, else it still runs.
-fn ended_within(child: &mut Child, within: Duration) -> Option<bool> {
+/// Runs `command` until it ends or `cut` has passed, when it is killed (the power cut).
+/// `Some((succeeded, its output))` if it ended first, `None` if it was cut while running.
+fn run_until_cut(mut command: Command, cut: Duration) -> Result<Option<(bool, String)>, String> {
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("starting {command:?}: {e}"))?;
     let start = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status.success());
+    let ended = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break true;
         }
-        if start.elapsed() >= within {
-            return None;
+        if start.elapsed() >= cut {
+            let _ = child.kill();
+            break false;
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
+    let outcome = finish(child);
+    Ok(ended.then_some(outcome))
 }
 
 /// Cuts the power of `servers` at once (all killed before any disk forgets), restarts them
@@ -163,15 +170,13 @@ pub(super) fn cut_during_backup(
         FILES.fetch_add(1, Ordering::Relaxed)
     ));
     log(epoch, &format!("onedb backup on server {i} ({t:?})"));
-    let mut child = match onedb(&zone.servers[i], "backup", &[file.as_os_str()]).spawn() {
-        Ok(c) => c,
-        Err(e) => return vec![format!("starting onedb backup: {e}")],
+    let backup = onedb(&zone.servers[i], "backup", &[file.as_os_str()]);
+    let ended = match run_until_cut(backup, cut_delay(hold, Duration::from_millis(800))) {
+        Ok(ended) => ended,
+        Err(e) => return vec![e],
     };
-    let done = ended_within(&mut child, cut_delay(hold, Duration::from_millis(800)));
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let (ok, out) = finish(child);
+    let done = ended.as_ref().map(|(ok, _)| *ok);
+    let out = ended.map(|(_, out)| out).unwrap_or_default();
     log(
         epoch,
         &format!(
@@ -185,14 +190,14 @@ pub(super) fn cut_during_backup(
     );
     zone.servers[i].power_cut();
     let mut violations = Vec::new();
-    if done == Some(true) && ok && zone.servers[i].db.is_some() {
+    if done == Some(true) && zone.servers[i].db.is_some() {
         if let Err(e) = sqlstore::verify_dump(&file) {
             violations.push(format!(
                 "a dump onedb reported done on server {i} ({}) is refused after a power cut: {e}",
                 out.trim()
             ));
         }
-    } else if done == Some(true) && ok {
+    } else if done == Some(true) {
         let scratch = match tempfile::tempdir() {
             Ok(d) => d,
             Err(e) => return vec![format!("a scratch directory: {e}")],
@@ -282,32 +287,27 @@ pub(super) fn cut_during_restore(
     );
     zone.servers[f].power_cut();
     zone.servers[f].start_own_mariadb();
-    let mut child = match onedb(
+    let restore = onedb(
         &zone.servers[f],
         "restore",
         &["-f".as_ref(), file.as_os_str()],
-    )
-    .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return vec![format!("starting onedb restore: {e}")],
+    );
+    let ended = match run_until_cut(restore, cut_delay(hold, Duration::from_millis(200))) {
+        Ok(ended) => ended,
+        Err(e) => return vec![e],
     };
-    let done = ended_within(&mut child, cut_delay(hold, Duration::from_millis(200)));
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let (ok, out) = finish(child);
+    let done = ended.is_some();
     let mut violations = Vec::new();
-    match done {
-        Some(true) if ok => log(epoch, &format!("restore done on server {f}; power cut")),
-        Some(_) => violations.push(format!("onedb restore failed on server {f}: {out}")),
+    match ended {
+        Some((true, _)) => log(epoch, &format!("restore done on server {f}; power cut")),
+        Some((false, out)) => violations.push(format!("onedb restore failed on server {f}: {out}")),
         None => log(
             epoch,
             &format!("power cut of server {f} during its restore"),
         ),
     }
     zone.servers[f].power_cut();
-    if done.is_none() && hold.as_millis().is_multiple_of(2) {
+    if !done && hold.as_millis().is_multiple_of(2) {
         zone.servers[f].start_own_mariadb();
         log(
             epoch,
