@@ -292,14 +292,28 @@ pub(super) fn cut_during_restore(
         "restore",
         &["-f".as_ref(), file.as_os_str()],
     );
-    let ended = match run_until_cut(restore, cut_delay(hold, Duration::from_millis(200))) {
+    // A restore on MySQL is DDL (DROP and CREATE of every table), which MariaDB cannot make
+    // crash-safe without the kernel's writeback (see `Server::write_back_db_disk`): it runs to
+    // its end and has its writeback, and the cut comes after it.
+    let ddl = zone.servers[f].has_db_disk();
+    let cut_after = if ddl {
+        Duration::from_secs(600)
+    } else {
+        cut_delay(hold, Duration::from_millis(200))
+    };
+    let ended = match run_until_cut(restore, cut_after) {
         Ok(ended) => ended,
         Err(e) => return vec![e],
     };
     let done = ended.is_some();
     let mut violations = Vec::new();
     match ended {
-        Some((true, _)) => log(epoch, &format!("restore done on server {f}; power cut")),
+        Some((true, _)) => {
+            if ddl {
+                zone.servers[f].write_back_db_disk();
+            }
+            log(epoch, &format!("restore done on server {f}; power cut"))
+        }
         Some((false, out)) => violations.push(format!("onedb restore failed on server {f}: {out}")),
         None => log(
             epoch,

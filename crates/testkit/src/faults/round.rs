@@ -224,6 +224,9 @@ fn replace(zone: &mut Zone, n: usize, hold: Duration, members_out: &Members, epo
     log(epoch, &format!("onezone server-add server-{i}, start it"));
     zone.server_add(i);
     zone.servers[i].start();
+    // Its first start created the schema: DDL, which MariaDB makes crash-safe only with the
+    // kernel's writeback behind it.
+    zone.servers[i].write_back_db_disk();
     publish(zone, members_out);
     std::thread::sleep(hold);
 }
