@@ -108,15 +108,59 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub uid: i64,
+    /// The group new objects get: the user's primary group, or a scoped token's group.
     pub gid: i64,
     pub name: String,
+    /// The groups the session acts in, ascending: every group of the user, or only the group
+    /// of a login token scoped to one (OpenNebula's `group_ids`).
+    pub groups: Vec<i64>,
 }
 
 impl Session {
-    /// Members of group 0 (oneadmin) may do everything, as in OpenNebula.
-    pub fn is_admin(&self) -> bool {
-        self.uid == 0 || self.gid == 0
+    /// User `u` acting in every group it belongs to.
+    pub fn of(u: &UserRow) -> Session {
+        Session {
+            uid: u.oid,
+            gid: u.gid,
+            name: u.name.clone(),
+            groups: u.groups.clone(),
+        }
     }
+
+    /// User oneadmin and the members of group 0 (oneadmin) may do everything, as in
+    /// OpenNebula; a token scoped to another group takes that away.
+    pub fn is_admin(&self) -> bool {
+        self.uid == 0 || self.groups.contains(&0)
+    }
+}
+
+/// The session a login token opens for `u`, if `secret` is one of its tokens and still valid
+/// at `now`: scoped to the token's group when it has one, and refused when the user has left
+/// that group since. Every token is compared in constant time.
+fn token_session(u: &UserRow, secret: &str, now: i64) -> Option<Session> {
+    let mut found = None;
+    for t in &u.tokens {
+        if constant_time_eq(t.token.as_bytes(), secret.as_bytes()) {
+            found = Some(t);
+        }
+    }
+    let t = found.filter(|t| t.is_valid_at(now))?;
+    let mut session = Session::of(u);
+    if t.egid != -1 {
+        if !u.groups.contains(&t.egid) {
+            return None;
+        }
+        session.gid = t.egid;
+        session.groups = vec![t.egid];
+    }
+    Some(session)
+}
+
+/// Seconds since the epoch, as login tokens count their expiration.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A fixed-size set with CLOCK eviction (second chance): a hit sets the slot's bit, the hand
@@ -423,7 +467,19 @@ impl Authenticator {
                 AuthError(format!("database error: {e}"))
             })?
         };
-        let user = user.filter(|u| u.enabled && u.auth_driver == "core");
+        let user = user.filter(|u| u.enabled);
+        // A login token opens a session whatever the user's driver, as in OpenNebula, and
+        // costs no argon2 run: it is a random secret, compared as it is stored.
+        if let Some(session) = user
+            .as_ref()
+            .and_then(|u| token_session(u, secret, unix_now()))
+        {
+            return Ok(Some(Checked {
+                session,
+                legacy: None,
+            }));
+        }
+        let user = user.filter(|u| u.auth_driver == "core");
         let against = match &user {
             Some(u) if is_legacy_sha256(&u.password) => Against::Legacy,
             Some(u) if PasswordHash::new(&u.password).is_ok() => Against::Argon2,
@@ -439,11 +495,7 @@ impl Authenticator {
             if hit {
                 return Ok(user.map(|u| Checked {
                     legacy: is_legacy_sha256(&u.password).then(|| u.password.clone()),
-                    session: Session {
-                        uid: u.oid,
-                        gid: u.gid,
-                        name: u.name,
-                    },
+                    session: Session::of(&u),
                 }));
             }
         }
@@ -483,11 +535,7 @@ impl Authenticator {
         }
         Ok(user.map(|u| Checked {
             legacy: matches!(against, Against::Legacy).then(|| u.password.clone()),
-            session: Session {
-                uid: u.oid,
-                gid: u.gid,
-                name: u.name,
-            },
+            session: Session::of(&u),
         }))
     }
 
@@ -629,6 +677,87 @@ mod tests {
         let before = auth.verifications();
         let ok = auth.check(&db.pool, session).await.unwrap().is_some();
         (ok, auth.verifications() - before)
+    }
+
+    /// Gives `ldapuser` (uid 4, another driver) groups 1 and 100 and the tokens given as
+    /// (token, expiration, egid).
+    fn give_tokens(db: &Db, tokens: &[(&str, i64, i64)]) {
+        let c = rusqlite_conn(&db.path);
+        c.execute_batch("INSERT INTO user_groups (uid, gid) VALUES (4, 1), (4, 100)")
+            .unwrap();
+        for (t, exp, egid) in tokens {
+            c.execute(
+                "INSERT INTO user_login_tokens (uid, token, expiration, egid) VALUES (4, ?1, ?2, ?3)",
+                sqlstore::rusqlite::params![t, exp, egid],
+            )
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_token_opens_a_session_for_any_driver_without_argon2() {
+        let db = db();
+        let later = unix_now() + 3600;
+        give_tokens(&db, &[("tok-full", later, -1), ("tok-forever", -1, -1)]);
+        let auth = Authenticator::new().unwrap();
+        for session in ["ldapuser:tok-full", "ldapuser:tok-forever"] {
+            let checked = auth.check(&db.pool, session).await.unwrap();
+            let s = checked.expect(session).session;
+            assert_eq!((s.uid, s.gid, s.groups.clone()), (4, 1, vec![1, 100]));
+            assert!(!s.is_admin());
+        }
+        assert_eq!(auth.verifications(), 0, "tokens cost no argon2 run");
+        assert_eq!(check(&auth, &db, "ldapuser:tok-ful").await, (false, 1));
+        assert_eq!(check(&auth, &db, "oneadmin:tok-full").await, (false, 1));
+    }
+
+    #[tokio::test]
+    async fn a_scoped_token_acts_in_its_group_alone_while_the_user_is_in_it() {
+        let db = db();
+        let later = unix_now() + 3600;
+        give_tokens(&db, &[("tok-100", later, 100), ("tok-0", later, 0)]);
+        let auth = Authenticator::new().unwrap();
+        let s = auth
+            .check(&db.pool, "ldapuser:tok-100")
+            .await
+            .unwrap()
+            .unwrap()
+            .session;
+        assert_eq!((s.gid, s.groups.clone()), (100, vec![100]));
+        // Group 0 is not one of ldapuser's groups: its token opens nothing.
+        assert_eq!(check(&auth, &db, "ldapuser:tok-0").await, (false, 1));
+        rusqlite_conn(&db.path)
+            .execute("DELETE FROM user_groups WHERE uid = 4 AND gid = 100", [])
+            .unwrap();
+        assert_eq!(check(&auth, &db, "ldapuser:tok-100").await, (false, 1));
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_or_a_disabled_user_is_refused_with_one_argon2_run() {
+        let db = db();
+        give_tokens(&db, &[("tok-old", unix_now() - 1, -1)]);
+        rusqlite_conn(&db.path)
+            .execute(
+                "INSERT INTO user_login_tokens (uid, token, expiration, egid) VALUES (3, 'tok-off', -1, -1)",
+                [],
+            )
+            .unwrap();
+        let auth = Authenticator::new().unwrap();
+        assert_eq!(check(&auth, &db, "ldapuser:tok-old").await, (false, 1));
+        assert_eq!(check(&auth, &db, "off:tok-off").await, (false, 1));
+    }
+
+    #[test]
+    fn a_member_of_group_oneadmin_is_an_administrator_unless_scoped_out() {
+        let mut s = Session {
+            uid: 5,
+            gid: 1,
+            name: "ops".into(),
+            groups: vec![0, 1],
+        };
+        assert!(s.is_admin(), "group 0 as a secondary group");
+        s.groups = vec![1];
+        assert!(!s.is_admin(), "a token scoped to group 1");
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub use objects::{HasOwner, Head, Lock, Owned};
 pub use open::{copy_into, open_read, open_state, restore_from, DbError};
 pub use pool::ReadPool;
 pub use reads::{
-    find_user_by_name, for_each_user, load_user, load_zone, load_zones, UserRow, ZoneRow,
-    ZoneServerRow,
+    find_user_by_name, for_each_user, load_user, load_zone, load_zones, LoginToken, UserRow,
+    ZoneRow, ZoneServerRow,
 };
 pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, Row, SqlError};
 pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome};

@@ -74,6 +74,13 @@ CREATE TABLE IF NOT EXISTS group_pool (
 );
 CREATE TABLE IF NOT EXISTS user_groups (uid INTEGER NOT NULL, gid INTEGER NOT NULL, PRIMARY KEY (uid, gid));
 CREATE TABLE IF NOT EXISTS group_admins (gid INTEGER NOT NULL, uid INTEGER NOT NULL, PRIMARY KEY (gid, uid));
+CREATE TABLE IF NOT EXISTS user_login_tokens (
+    uid INTEGER NOT NULL,
+    token {key} NOT NULL,
+    expiration INTEGER NOT NULL,
+    egid INTEGER NOT NULL,
+    PRIMARY KEY (uid, token)
+);
 CREATE TABLE IF NOT EXISTS acl (
     oid INTEGER PRIMARY KEY,
     user INTEGER NOT NULL,

@@ -15,6 +15,25 @@ pub struct UserRow {
     pub template: String,
     /// Every group the user belongs to, the primary one included, ascending.
     pub groups: Vec<i64>,
+    /// Its login tokens (`one.user.login`), expired ones included until a new one is set, as
+    /// OpenNebula lists them.
+    pub tokens: Vec<LoginToken>,
+}
+
+/// A login token: the secret a session may give instead of the password, until `expiration`
+/// (seconds since the epoch; -1: never), acting as group `egid` alone (-1: every group).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginToken {
+    pub token: String,
+    pub expiration: i64,
+    pub egid: i64,
+}
+
+impl LoginToken {
+    /// Whether it still opens a session at `now` (OpenNebula's `SessionToken::is_valid`).
+    pub fn is_valid_at(&self, now: i64) -> bool {
+        self.expiration == -1 || now < self.expiration
+    }
 }
 
 const USER_COLS: &str =
@@ -32,13 +51,27 @@ fn user_row(r: &Row) -> crate::sql::Result<UserRow> {
         enabled: r.get::<i64>(6)? != 0,
         template: r.get(7)?,
         groups: Vec::new(),
+        tokens: Vec::new(),
     })
 }
 
+/// Completes a user row with its groups and login tokens.
 fn with_groups(conn: &Conn, mut u: UserRow) -> crate::sql::Result<UserRow> {
     let mut st = conn.prepare_cached("SELECT gid FROM user_groups WHERE uid = ?1 ORDER BY gid")?;
     u.groups = st
         .query_map(params![u.oid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut st = conn.prepare_cached(
+        "SELECT token, expiration, egid FROM user_login_tokens WHERE uid = ?1 ORDER BY token",
+    )?;
+    u.tokens = st
+        .query_map(params![u.oid], |r| {
+            Ok(LoginToken {
+                token: r.get(0)?,
+                expiration: r.get(1)?,
+                egid: r.get(2)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     Ok(u)
 }

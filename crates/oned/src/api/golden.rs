@@ -395,6 +395,11 @@ fn user() {
         enabled: true,
         template: "EMAIL = \"a@example.org\"".to_string(),
         groups: vec![1, 100],
+        tokens: vec![sqlstore::LoginToken {
+            token: "0f3c".to_string(),
+            expiration: 1_800_000_000,
+            egid: -1,
+        }],
     };
     check(
         "user",

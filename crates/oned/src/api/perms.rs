@@ -232,13 +232,8 @@ impl Caller<'_> {
 
 /// Loads the caller's groups and the ACL rules.
 pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure> {
-    let uid = s.uid;
-    let (groups, rules) = ctx
+    let rules = ctx
         .read(move |c| {
-            let mut st = c.prepare("SELECT gid FROM user_groups WHERE uid = ?1")?;
-            let groups: Vec<i64> = st
-                .query_map([uid], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
             let mut st = c.prepare("SELECT user, resource, rights FROM acl")?;
             let rules: Vec<(u64, u64, u64)> = st
                 .query_map((), |r| {
@@ -249,12 +244,14 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
                     ))
                 })?
                 .collect::<Result<_, _>>()?;
-            Ok((groups, rules))
+            Ok(rules)
         })
         .await?;
+    // The session's groups, not the user's: a login token scoped to one group acts in it
+    // alone.
     Ok(Caller {
         session: s,
-        groups,
+        groups: s.groups.clone(),
         rules,
     })
 }
@@ -437,20 +434,22 @@ mod tests {
         // Cases whose answer is neither empty nor everything: the ones that test something.
         let mut partial = 0;
         for _ in 0..3000 {
-            let session = Session {
-                uid: rng.pick(&[0, 2, 3, 4]),
-                gid: rng.pick(&[0, 1, 1, 100]),
-                name: String::new(),
-            };
-            let mut groups = vec![session.gid];
+            let (uid, gid) = (rng.pick(&[0, 2, 3, 4]), rng.pick(&[0, 1, 1, 100]));
+            let mut groups = vec![gid];
             for g in [1, 100, 101] {
-                if g != session.gid && rng.below(3) == 0 {
+                if g != gid && rng.below(3) == 0 {
                     groups.push(g);
                 }
             }
             if rng.below(10) == 0 {
                 groups.clear();
             }
+            let session = Session {
+                uid,
+                gid,
+                name: String::new(),
+                groups: groups.clone(),
+            };
             let rules = (0..rng.below(4))
                 .map(|_| {
                     let user = match rng.below(3) {

@@ -21,6 +21,13 @@ pub const METHODS: &[Method] = &[
     ),
     method!(wire::method::USER_INFO, Read, Auth::Object, info),
     method!(wire::method::USER_PASSWD, Write, Auth::Object, passwd),
+    method!(wire::method::USER_LOGIN, Write, Auth::Object, login),
+    method!(
+        wire::method::USER_CHAUTH,
+        Write,
+        Auth::AdminOn("ADMIN USER"),
+        chauth
+    ),
     method!(
         wire::method::USER_DELETE,
         Write,
@@ -69,9 +76,15 @@ pub fn user_xml(u: &UserRow, with_quotas: bool, out: &mut String) {
             .text("NAME", &u.name)
             .text("PASSWORD", &u.password)
             .text("AUTH_DRIVER", &u.auth_driver)
-            .num("ENABLED", u.enabled as i32)
-            .empty("LOGIN_TOKEN")
-            .raw(&xml::template(&u.template, "TEMPLATE"));
+            .num("ENABLED", u.enabled as i32);
+        for t in &u.tokens {
+            x.elem("LOGIN_TOKEN", |x| {
+                x.text("TOKEN", &t.token)
+                    .num("EXPIRATION_TIME", t.expiration)
+                    .num("EGID", t.egid);
+            });
+        }
+        x.raw(&xml::template(&u.template, "TEMPLATE"));
         if with_quotas {
             empty_quotas(x);
             x.elem("DEFAULT_USER_QUOTAS", empty_quotas);
@@ -208,12 +221,134 @@ pub async fn passwd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if password.is_empty() || password.contains(char::is_whitespace) {
         return Err(fail(code::INTERNAL, "Invalid password"));
     }
-    let hash = password_hash(ctx, &password).await?;
+    let user = load(ctx, id).await?;
+    let stored = stored_password(ctx, &user.auth_driver, &password).await?;
     let txn = SqlTxn {
-        stmts: vec![rows::set_password(id, hash)],
+        stmts: rows::set_password(id, stored),
     };
     ctx.commit(txn, |r| r.missing(no_user(id))).await?;
     Ok(Value::Int(id as i32))
+}
+
+/// What the user pool stores as the password of a user of `driver`: an argon2id hash for
+/// `core`; the secret itself for the other drivers, which check it their own way (OpenNebula
+/// keeps it so too).
+async fn stored_password(ctx: &Ctx, driver: &str, password: &str) -> Result<String, Failure> {
+    if driver == "core" {
+        password_hash(ctx, password).await
+    } else {
+        Ok(password.to_string())
+    }
+}
+
+/// OpenNebula's `User::pass_is_valid` for a password given to `one.user.chauth`.
+fn check_new_password(password: &str) -> Result<(), Failure> {
+    if password.is_empty() {
+        return Err(fail(code::ACTION, "Invalid password, it cannot be empty"));
+    }
+    match password.chars().find(|c| " \t\n\x0b\x0c\r".contains(*c)) {
+        Some(c) => Err(fail(
+            code::ACTION,
+            format!("Invalid password, character '{c}' is not allowed"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `one.user.chauth(id, driver, password)`: a new authentication driver, and a new password
+/// when one is given (stored as the new driver keeps it). Ends the user's login tokens when
+/// the password changes, as a password change does.
+pub async fn chauth(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let driver = p.string(1)?.to_string();
+    let password = p.string(2)?.to_string();
+    let stored = if password.is_empty() {
+        None
+    } else {
+        check_new_password(&password)?;
+        Some(stored_password(ctx, &driver, &password).await?)
+    };
+    let txn = SqlTxn {
+        stmts: rows::set_auth_driver(id, &driver, stored),
+    };
+    ctx.commit(txn, |r| r.missing(no_user(id))).await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// Longest token a client may choose: it is a key column, and 10 of them per user are kept.
+const MAX_TOKEN_LEN: usize = 255;
+
+/// `one.user.login(username, token, valid, [egid])`, as OpenNebula's `UserLogin`: `valid` > 0
+/// sets a token for that many seconds, -1 for ever, 0 resets one token (or every token, when
+/// `token` is empty). An empty token to set gets a random one. A token scoped to group `egid`
+/// acts in that group alone. Answers the token.
+pub async fn login(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let name = p.string(0)?.to_string();
+    let mut token = p.string(1)?.to_string();
+    let valid = i64::from(p.int(2)?);
+    let egid = if p.len() > 3 {
+        i64::from(p.int(3)?)
+    } else {
+        -1
+    };
+    let user = {
+        let name = name.clone();
+        ctx.read(move |c| sqlstore::find_user_by_name(c, &name))
+            .await?
+            .ok_or_else(|| fail(code::NO_EXISTS, "Error getting user Pool."))?
+    };
+    if !s.is_admin() && user.oid != s.uid {
+        return Err(not_authorized(s, &format!("MANAGE USER [{}]", user.oid)));
+    }
+    let id = user.oid;
+    let token_error = |m: String| fail(code::XML_RPC_API, m);
+    let stmts = if valid == 0 {
+        if token.is_empty() {
+            vec![rows::reset_login_tokens(id)]
+        } else if user.tokens.iter().any(|t| t.token == token) {
+            vec![rows::reset_login_token(id, token.clone())]
+        } else {
+            return Err(token_error(format!("Could not find token: {token}")));
+        }
+    } else if valid > 0 || valid == -1 {
+        if egid != -1
+            && !s.is_admin()
+            && (!user.groups.contains(&egid) || !s.groups.contains(&egid))
+        {
+            return Err(token_error("EGID is not in user group list".into()));
+        }
+        if egid == -1 && user.groups != s.groups {
+            return Err(token_error(
+                "Cannot create a full token with a specific group token".into(),
+            ));
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(token_error(format!(
+                "Token is longer than {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        if token.is_empty() {
+            token = crate::credentials::random_hex(32);
+        }
+        if user.tokens.iter().any(|t| t.token == token) {
+            // OpenNebula keeps a token set twice as it was.
+            return Ok(Value::String(token));
+        }
+        let now = crate::auth::unix_now();
+        let expiration = if valid == -1 { -1 } else { now + valid };
+        rows::add_login_token(id, token.clone(), expiration, egid, now)
+    } else {
+        return Err(token_error("Wrong valid period for token".into()));
+    };
+    ctx.commit(SqlTxn { stmts }, |r| match r.kind {
+        TxnErrorKind::NotFound if valid == 0 => {
+            token_error(format!("Could not find token: {token}"))
+        }
+        TxnErrorKind::NotFound => token_error("Max number of tokens limit reached.".into()),
+        _ => fail(code::INTERNAL, r.message.clone()),
+    })
+    .await?;
+    Ok(Value::String(token))
 }
 
 pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {

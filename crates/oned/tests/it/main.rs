@@ -21,6 +21,7 @@ mod peers;
 mod pools;
 mod reads;
 mod secrets;
+mod sessions;
 mod shutdown;
 mod table;
 mod tls;

@@ -1,5 +1,6 @@
-//! Users (`user_pool`) and their group memberships (`user_groups`). Rows are read by
-//! `crate::reads` (`UserRow`), which authentication shares.
+//! Users (`user_pool`), their group memberships (`user_groups`) and login tokens
+//! (`user_login_tokens`). Rows are read by `crate::reads` (`UserRow`), which authentication
+//! shares.
 
 use super::insert_next;
 use crate::{SqlStmt, SqlValue};
@@ -33,11 +34,86 @@ pub fn insert(name: &str, password_hash: String, driver: &str, gid: i64) -> Vec<
     ]
 }
 
-/// A new password hash, for users of the `core` driver only.
-pub fn set_password(oid: i64, hash: String) -> SqlStmt {
+/// How many login tokens a user may hold, as OpenNebula's `LoginTokenPool::MAX_TOKENS`.
+pub const MAX_LOGIN_TOKENS: i64 = 10;
+
+/// A new password (`stored`: a hash for `core`, the secret itself for other drivers, as
+/// OpenNebula keeps it). A new password ends every login token, as in OpenNebula.
+pub fn set_password(oid: i64, stored: String) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "UPDATE user_pool SET password = ?2 WHERE oid = ?1",
+            vec![SqlValue::Int(oid), SqlValue::Text(stored)],
+        )
+        .must_match(),
+        reset_login_tokens(oid),
+    ]
+}
+
+/// A new authentication driver, with a new password when `stored` is given
+/// (`one.user.chauth`).
+pub fn set_auth_driver(oid: i64, driver: &str, stored: Option<String>) -> Vec<SqlStmt> {
+    let mut stmts = vec![SqlStmt::new(
+        "UPDATE user_pool SET auth_driver = ?2 WHERE oid = ?1",
+        vec![SqlValue::Int(oid), SqlValue::Text(driver.to_string())],
+    )
+    .must_match()];
+    if let Some(stored) = stored {
+        stmts.extend(set_password(oid, stored));
+    }
+    stmts
+}
+
+/// A login token of user `oid` (`one.user.login`): its expired tokens go first (expired at
+/// `now`, the leader's clock bound into the log), and the insert matches nothing when the user
+/// already holds [`MAX_LOGIN_TOKENS`], so the limit holds whatever runs concurrently.
+pub fn add_login_token(
+    oid: i64,
+    token: String,
+    expiration: i64,
+    egid: i64,
+    now: i64,
+) -> Vec<SqlStmt> {
+    vec![
+        drop_expired_login_tokens(oid, now),
+        SqlStmt::new(
+            "INSERT INTO user_login_tokens (uid, token, expiration, egid)
+             SELECT oid, ?2, ?3, ?4 FROM user_pool WHERE oid = ?1
+               AND (SELECT COUNT(*) FROM user_login_tokens WHERE uid = ?1) < ?5",
+            vec![
+                SqlValue::Int(oid),
+                SqlValue::Text(token),
+                SqlValue::Int(expiration),
+                SqlValue::Int(egid),
+                SqlValue::Int(MAX_LOGIN_TOKENS),
+            ],
+        )
+        .must_match(),
+    ]
+}
+
+/// The tokens of user `oid` that expired before `now` (OpenNebula collects them when a new
+/// one is set).
+pub fn drop_expired_login_tokens(oid: i64, now: i64) -> SqlStmt {
     SqlStmt::new(
-        "UPDATE user_pool SET password = ?2 WHERE oid = ?1 AND auth_driver = 'core'",
-        vec![SqlValue::Int(oid), SqlValue::Text(hash)],
+        "DELETE FROM user_login_tokens WHERE uid = ?1 AND expiration <> -1 AND expiration < ?2",
+        vec![SqlValue::Int(oid), SqlValue::Int(now)],
+    )
+}
+
+/// Every login token of user `oid`.
+pub fn reset_login_tokens(oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM user_login_tokens WHERE uid = ?1",
+        vec![SqlValue::Int(oid)],
+    )
+}
+
+/// One login token of user `oid`; matches nothing when the user has no such token.
+pub fn reset_login_token(oid: i64, token: String) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM user_login_tokens WHERE uid = ?1 AND token = ?2",
+        vec![SqlValue::Int(oid), SqlValue::Text(token)],
     )
     .must_match()
 }
@@ -64,6 +140,7 @@ pub fn delete(oid: i64) -> Vec<SqlStmt> {
             "DELETE FROM group_admins WHERE uid = ?1",
             vec![SqlValue::Int(oid)],
         ),
+        reset_login_tokens(oid),
         SqlStmt::new(
             "DELETE FROM acl WHERE user = ?1",
             vec![SqlValue::Int(ACL_INDIVIDUAL | oid)],
