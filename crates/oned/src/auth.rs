@@ -32,7 +32,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlstore::{ReadPool, SqlTxn, TxnOutcome, UserRow};
 use tokio::sync::Semaphore;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, Role};
 use crate::credentials::sha256_hex;
@@ -479,6 +479,14 @@ impl Authenticator {
                 legacy: None,
             }));
         }
+        if let Some(server) = user.as_ref().filter(|u| u.auth_driver == "server_cipher") {
+            if let Some(session) = self.proxied_session(pool, server, secret).await? {
+                return Ok(Some(Checked {
+                    session,
+                    legacy: None,
+                }));
+            }
+        }
         let user = user.filter(|u| u.auth_driver == "core");
         let against = match &user {
             Some(u) if is_legacy_sha256(&u.password) => Against::Legacy,
@@ -537,6 +545,56 @@ impl Authenticator {
             legacy: matches!(against, Against::Legacy).then(|| u.password.clone()),
             session: Session::of(&u),
         }))
+    }
+
+    /// The session of the user a `server_cipher` proxy (FireEdge, OneFlow, OneGate) calls for:
+    /// `secret` is `<user>:<token>` or `<user>:<egid>:<token>`, the token encrypted with the
+    /// proxy's password (see `peerauth::server_cipher`). The user acts in group `egid` alone
+    /// when one is given, as OpenNebula lets its trusted servers ask. `None` for any refusal.
+    async fn proxied_session(
+        &self,
+        pool: &ReadPool,
+        server: &UserRow,
+        secret: &str,
+    ) -> Result<Option<Session>, AuthError> {
+        let Some((target, rest)) = secret.split_once(':') else {
+            return Ok(None);
+        };
+        let (egid, token) = match rest.split_once(':') {
+            Some((egid, token)) => match egid.parse::<i64>() {
+                Ok(egid) => (Some(egid), token),
+                Err(_) => return Ok(None),
+            },
+            None => (None, rest),
+        };
+        if let Err(why) =
+            peerauth::server_cipher::verify(&server.name, &server.password, token, unix_now())
+        {
+            // Refusals are answered, not logged at info: a flood of bad tokens must not flood
+            // the log.
+            debug!(server = %server.name, reason = %why, "proxied session refused");
+            return Ok(None);
+        }
+        let (pool, lookup) = (pool.clone(), target.to_string());
+        let user = tokio::task::spawn_blocking(move || {
+            pool.with(|c| sqlstore::find_user_by_name(c, &lookup))
+        })
+        .await
+        .map_err(|e| AuthError(format!("the user lookup failed: {e}")))?
+        .map_err(|e| {
+            warn!(error = %e, "database error while authenticating");
+            AuthError(format!("database error: {e}"))
+        })?;
+        // A disabled user stays out, whoever vouches for it.
+        let Some(user) = user.filter(|u| u.enabled) else {
+            return Ok(None);
+        };
+        let mut session = Session::of(&user);
+        if let Some(egid) = egid.filter(|&g| g != -1) {
+            session.gid = egid;
+            session.groups = vec![egid];
+        }
+        Ok(Some(session))
     }
 
     /// Replaces user `uid`'s SHA-256 hash `old` by an argon2id hash of `secret`: a replicated
@@ -745,6 +803,61 @@ mod tests {
         let auth = Authenticator::new().unwrap();
         assert_eq!(check(&auth, &db, "ldapuser:tok-old").await, (false, 1));
         assert_eq!(check(&auth, &db, "off:tok-off").await, (false, 1));
+    }
+
+    #[tokio::test]
+    async fn a_server_cipher_proxy_acts_for_the_user_its_token_names() {
+        let db = db();
+        set_password(
+            &db,
+            "serveradmin",
+            &peerauth::server_cipher::stored_form("srv-pw"),
+        );
+        rusqlite_conn(&db.path)
+            .execute_batch("INSERT INTO user_groups (uid, gid) VALUES (2, 1), (2, 100)")
+            .unwrap();
+        let auth = Authenticator::new().unwrap();
+        let later = unix_now() + 60;
+        let session =
+            peerauth::server_cipher::login_session("serveradmin", "srv-pw", "legacy", later);
+        let s = auth
+            .check(&db.pool, &session)
+            .await
+            .unwrap()
+            .unwrap()
+            .session;
+        assert_eq!(
+            (s.uid, s.name.as_str(), s.groups.clone()),
+            (2, "legacy", vec![1, 100])
+        );
+        // With an effective group: `serveradmin:<user>:<egid>:<token>`.
+        let (head, token) = session.rsplit_once(':').unwrap();
+        let scoped = format!("{head}:100:{token}");
+        let s = auth
+            .check(&db.pool, &scoped)
+            .await
+            .unwrap()
+            .unwrap()
+            .session;
+        assert_eq!((s.gid, s.groups.clone()), (100, vec![100]));
+        assert_eq!(auth.verifications(), 0);
+
+        let refused = [
+            peerauth::server_cipher::login_session(
+                "serveradmin",
+                "srv-pw",
+                "legacy",
+                unix_now() - 1,
+            ),
+            peerauth::server_cipher::login_session("serveradmin", "wrong", "legacy", later),
+            peerauth::server_cipher::login_session("serveradmin", "srv-pw", "off", later),
+            peerauth::server_cipher::login_session("serveradmin", "srv-pw", "nobody", later),
+            format!("{head}:x:{token}"),
+            "serveradmin:legacy".to_string(),
+        ];
+        for session in refused {
+            assert_eq!(check(&auth, &db, &session).await, (false, 1), "{session}");
+        }
     }
 
     #[test]

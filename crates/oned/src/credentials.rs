@@ -82,6 +82,33 @@ pub fn load_or_create_one_auth(path: &Path) -> Result<(String, String), Credenti
     }
 }
 
+/// serveradmin's password, for a database being bootstrapped: written to every file of
+/// [`wire::files::SERVER_AUTH`] as `serveradmin:<password>`, random (64 hex digits, like
+/// OpenNebula's) unless a start that stopped before the bootstrap already wrote one.
+pub fn create_server_auth(var: &Path) -> Result<String, CredentialsError> {
+    let first = var.join(wire::files::SERVER_AUTH[0]);
+    let existing = std::fs::read_to_string(&first).ok().and_then(|t| {
+        t.lines()
+            .next()
+            .and_then(|l| l.trim().strip_prefix("serveradmin:").map(str::to_string))
+            .filter(|p| !p.is_empty())
+    });
+    let password = existing.unwrap_or_else(|| random_hex(32));
+    for file in wire::files::SERVER_AUTH {
+        let path = var.join(file);
+        let content = format!("serveradmin:{password}\n");
+        match std::fs::read_to_string(&path) {
+            Ok(now) if now == content => {}
+            Ok(_) => {
+                std::fs::remove_file(&path).map_err(io_error("replacing", &path))?;
+                write_secret(&path, &content)?;
+            }
+            Err(_) => write_secret(&path, &content)?,
+        }
+    }
+    Ok(password)
+}
+
 /// The zone key, created at random if absent.
 pub fn load_or_create_one_key(path: &Path) -> Result<String, CredentialsError> {
     if !path.exists() {

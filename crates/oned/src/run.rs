@@ -142,7 +142,11 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
             &BootstrapParams {
                 oneadmin_name: &admin_name,
                 oneadmin_password_hash: &hash(&admin_password)?,
-                serveradmin_password_hash: &hash(&credentials::random_hex(16))?,
+                // As OpenNebula stores it for the `server_cipher` driver: the hex SHA-256, whose
+                // first characters are the AES key proxies encrypt their tokens with.
+                serveradmin_password_hash: &peerauth::server_cipher::stored_form(
+                    &credentials::create_server_auth(&paths.var)?,
+                ),
                 zone_endpoint: &format!(
                     "{}://localhost:{}/RPC2",
                     if tls.is_some() { "https" } else { "http" },

@@ -305,5 +305,7 @@ impl Verifier {
     }
 }
 
+pub mod server_cipher;
+
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,13 @@ pub const SNAPSHOTS_DIR: &str = "snapshots";
 pub const ONE_AUTH: &str = ".one/one_auth";
 /// The zone key that signs server-to-server calls.
 pub const ONE_KEY: &str = ".one/one_key";
+/// serveradmin's credentials, `serveradmin:password`, one file per service that proxies user
+/// calls with OpenNebula's `server_cipher` driver (FireEdge/Sunstone, OneGate, OneFlow).
+pub const SERVER_AUTH: [&str; 3] = [
+    ".one/sunstone_auth",
+    ".one/onegate_auth",
+    ".one/oneflow_auth",
+];
 /// Held (flock) while `oned` runs on the directory.
 pub const LOCK: &str = "oned.lock";
 /// `oned`'s log when `ONE_LOCATION` is set.

@@ -299,3 +299,58 @@ fn chauth_is_for_administrators_and_a_member_of_group_oneadmin_is_one() {
     let (code, _) = one_error(user_name_result(&with_token, id));
     assert_eq!(code, AUTHENTICATION);
 }
+
+#[test]
+fn a_server_cipher_proxy_acts_for_users_on_every_server() {
+    let zone = Zone::bootstrap(3);
+    let read = |i: usize| {
+        std::fs::read_to_string(zone.servers[i].location().join("var/.one/sunstone_auth")).unwrap()
+    };
+    let first = read(0);
+    let password = first
+        .trim()
+        .strip_prefix("serveradmin:")
+        .unwrap_or_else(|| panic!("sunstone_auth holds serveradmin:<password>: {first:?}"))
+        .to_string();
+    for i in 1..3 {
+        assert_eq!(read(i), first, "the guide copies .one/ to every server");
+    }
+    for file in ["onegate_auth", "oneflow_auth"] {
+        let other = zone.servers[0].location().join("var/.one").join(file);
+        assert_eq!(std::fs::read_to_string(other).unwrap(), first);
+    }
+    let leader = zone.leader();
+    let id = allocate(&zone.servers[leader].client(), "proxied").unwrap();
+    let expire = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 600;
+    let session =
+        peerauth::server_cipher::login_session("serveradmin", &password, "proxied", expire);
+    for i in 0..3 {
+        let c = Client::new(zone.servers[i].endpoint(), session.clone(), DEADLINE);
+        zone.wait_until(
+            DEADLINE,
+            &format!("server {i} takes the proxied session"),
+            || user_name(&c, id).as_deref() == Some("proxied"),
+        );
+    }
+    // A write through a follower, as the proxied user.
+    let follower = (leader + 1) % 3;
+    let c = Client::new(zone.servers[follower].endpoint(), session, DEADLINE);
+    call(
+        &c,
+        wire::method::USER_UPDATE,
+        vec![
+            Value::Int(id as i32),
+            Value::String("VIA = \"fireedge\"".into()),
+            Value::Int(1),
+        ],
+    )
+    .unwrap();
+    let forged = peerauth::server_cipher::login_session("serveradmin", "guess", "oneadmin", expire);
+    let c = Client::new(zone.servers[leader].endpoint(), forged, DEADLINE);
+    let (code, _) = one_error(user_name_result(&c, 0));
+    assert_eq!(code, AUTHENTICATION);
+}
