@@ -10,6 +10,13 @@
 //! written is a new format number (ARCHITECTURE.md, "Log format and upgrades").
 //!
 //! Format 0 is the bincode of the types as they were before (read only, `log_format::v0`).
+//!
+//! Format 2 writes exactly what format 1 writes; its number says that the statements inside
+//! may use the state schema of format 2 (`user_login_tokens`), which a format 1 server lacks:
+//! applied there, they would fail where they succeed on the others. A server therefore reads
+//! formats 1 and 2 with the same code, and peers of formats 1 and 2 refuse each other
+//! (ARCHITECTURE.md, "Log format and upgrades": a release that adds to the schema is a new
+//! format).
 
 mod codec;
 #[cfg(test)]
@@ -26,8 +33,8 @@ use crate::types::{Batch, ServerNode, TypeConfig};
 use codec::{Reader, Writer};
 
 /// The format this server writes, and the newest it reads. It reads every older one from its
-/// own files (log, snapshot, state database): today format 0.
-pub const FORMAT: u64 = 1;
+/// own files (log, snapshot, state database): today formats 0 and 1.
+pub const FORMAT: u64 = 2;
 
 /// Entry kinds.
 const ENTRY_BLANK: u8 = 1;
@@ -75,8 +82,8 @@ fn decode_err(what: &'static str) -> impl FnOnce(DecodeError) -> Error {
     move |source| Error::Decode { what, source }
 }
 
-/// A format 1 record's body, after checking the format it starts with against `format` (the
-/// one it was stored as).
+/// A format 1 or 2 record's body (the two are written alike), after checking the format it
+/// starts with against `format` (the one it was stored as).
 fn body<'a>(what: &'static str, format: u64, raw: &'a [u8]) -> Result<Reader<'a>, Error> {
     if format > FORMAT {
         return Err(Error::NewerFormat {

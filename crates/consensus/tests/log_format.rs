@@ -1,7 +1,8 @@
 //! The log format's compatibility, held by golden files: `golden/v0` was captured from the code
 //! before formats were numbered (commit 17d7381) and must decode forever (or until the upgrade
-//! rule in ARCHITECTURE.md drops format 0); `golden/v1` is what this code writes, so a change to
-//! the encoding fails here and has to come with a new format number.
+//! rule in ARCHITECTURE.md drops format 0); `golden/v1` was written by format 1 and must decode
+//! too; `golden/v2` is what this code writes, so a change to the encoding fails here and has to
+//! come with a new format number.
 //! `ONEHA_BLESS=1` rewrites the files of the current format, never those of format 0.
 #![allow(clippy::unwrap_used)]
 
@@ -138,6 +139,28 @@ fn format_0_entries_decode_to_what_was_written() {
     );
 }
 
+/// Format 1 wrote what format 2 writes, under another number: a log, snapshot or state
+/// database of a format 1 server reads after its upgrade.
+#[test]
+fn format_1_records_decode_to_what_was_written() {
+    for (name, entry) in entries() {
+        let got = log_format::decode_entry(1, &read(1, name)).unwrap();
+        assert_eq!(got, entry, "{name}");
+    }
+    assert_eq!(
+        log_format::decode_applied(1, &read(1, "sm-last-applied.bin")).unwrap(),
+        applied()
+    );
+    assert_eq!(
+        log_format::decode_membership(1, &read(1, "sm-membership.bin")).unwrap(),
+        stored_membership()
+    );
+    // Only the format number differs.
+    let v1 = read(1, "entry-normal.bin");
+    let v2 = log_format::encode_entry(&entries()[0].1);
+    assert_eq!((v1[0], v2[0]), (1, 2));
+}
+
 /// `raft_meta` (vote, log ids) stays bincode of openraft's plain structs: an openraft upgrade
 /// that changed them would fail here.
 #[test]
@@ -203,7 +226,7 @@ fn a_record_of_a_newer_format_is_refused_naming_both_formats() {
 
 #[test]
 fn a_record_whose_bytes_disagree_with_its_stored_format_is_refused() {
-    // A format 1 payload in a row that says format 0, and the other way round.
+    // A current payload in a row that says format 0, and a format 0 one in a row that says 1.
     let (_, entry) = entries().into_iter().next().unwrap();
     assert!(log_format::decode_entry(0, &log_format::encode_entry(&entry)).is_err());
     assert!(log_format::decode_entry(1, &read(0, "entry-normal.bin")).is_err());
@@ -221,7 +244,7 @@ CREATE TABLE raft_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 ";
 
 /// An upgraded server starts on the log the previous version wrote, and reads it on; entries
-/// it appends later are format 1, in the same table.
+/// it appends later are of the current format, in the same table.
 #[tokio::test]
 async fn a_log_written_before_formats_were_numbered_reads_after_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
@@ -248,7 +271,7 @@ async fn a_log_written_before_formats_were_numbered_reads_after_the_upgrade() {
         .unwrap();
     }
     let mut log = LogStore::open(&path).unwrap();
-    // What a format 1 server appends next, stored beside them.
+    // What an upgraded server appends next, stored beside them.
     let next = Entry::<TypeConfig> {
         log_id: log_id(4, 2, 13),
         payload: EntryPayload::Normal(batch()),

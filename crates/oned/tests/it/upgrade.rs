@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use consensus::log_format::FORMAT;
 use testkit::zone::{allocate, user_pool, Zone, DEADLINE};
 
 fn old_oned() -> PathBuf {
@@ -56,23 +57,21 @@ fn issue_11_a_format_0_zone_upgrades_by_full_restart_and_a_server_left_on_format
     assert!(leader_log > before, "the leader wrote nothing new");
     // The leader has tried to send it the new entries, and says why that failed.
     let log_path = zone.servers[leader].log_path();
+    let said = format!("does not speak log format {FORMAT}");
     zone.wait_until(
         DEADLINE,
-        "the leader logs that the server does not speak log format 1",
-        || {
-            std::fs::read_to_string(&log_path)
-                .is_ok_and(|l| l.contains("does not speak log format 1"))
-        },
+        &format!("the leader logs that the server {said}"),
+        || std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains(&said)),
     );
     let status = zone.servers[back].raft_status().unwrap();
     assert!(
         status.log_index <= before,
-        "the format 0 server took entries of format 1: {status:?} (was at {before})"
+        "the format 0 server took entries of format {FORMAT}: {status:?} (was at {before})"
     );
     let users = user_pool(&zone.servers[back].client()).unwrap();
     assert!(
         !users.iter().any(|u| u.starts_with("after-")),
-        "the format 0 server applied format 1 writes: {users:?}"
+        "the format 0 server applied format {FORMAT} writes: {users:?}"
     );
     assert_eq!(
         zone.leader(),
