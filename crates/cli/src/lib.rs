@@ -8,6 +8,7 @@ pub mod objects;
 pub mod onedb;
 pub mod onezone;
 pub mod serversync;
+pub mod tokens;
 pub mod xml;
 pub mod zone;
 

@@ -38,7 +38,7 @@ impl Kind {
 
     fn usage(self) -> &'static str {
         match self {
-            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id>",
+            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name>",
             Kind::Group => "onegroup list | show <id> | create <name> | delete <id>",
             Kind::Acl => "oneacl list | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <id>",
             Kind::Host => "onehost list | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete <id> | enable <id> | disable <id> | offline <id>",
@@ -79,6 +79,10 @@ const VALUED: &[&str] = &[
     "-c",
     "--cluster",
     "--name",
+    "--time",
+    "--group",
+    "--token",
+    "--driver",
 ];
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -109,7 +113,7 @@ fn id(word: Option<&String>, what: &str) -> Result<i32, String> {
     w.parse().map_err(|_| format!("Invalid {what} '{w}'"))
 }
 
-fn err_text(e: CallError) -> String {
+pub(crate) fn err_text(e: CallError) -> String {
     match e {
         CallError::One(e) => e.message,
         other => other.to_string(),
@@ -398,6 +402,57 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
                 vec![Value::Int(id(w1, "id")?), Value::String(pw.clone())],
             )
             .map(drop)
+        }
+        (Kind::User, "chauth") => {
+            let driver = match (o.value(&["--driver"]), w2) {
+                (Some(d), _) => d,
+                (None, Some(d)) => d.clone(),
+                // OpenNebula's oneuser says so and exits 0.
+                (None, None) => {
+                    return writeln!(out, "An Auth driver should be specified")
+                        .map_err(|e| e.to_string())
+                }
+            };
+            let pw = o.words.get(3).cloned().unwrap_or_default();
+            call(
+                wire::method::USER_CHAUTH,
+                vec![
+                    Value::Int(id(w1, "id")?),
+                    Value::String(driver),
+                    Value::String(pw),
+                ],
+            )
+            .map(drop)
+        }
+        (Kind::User, "login" | "token-create") => crate::tokens::login(
+            client,
+            crate::tokens::Login {
+                user: w1.cloned(),
+                time: o.value(&["--time"]),
+                group: o.value(&["--group"]),
+                force: o.flag(&["--force"]),
+                auth_file: crate::tokens::one_auth_path(
+                    std::env::var_os("ONE_AUTH").map(std::path::PathBuf::from),
+                    crate::tokens::home(),
+                ),
+            },
+            &mut std::io::stdin().lock(),
+            out,
+        ),
+        (Kind::User, "token-set") => crate::tokens::set(
+            client,
+            o.value(&["--token"]),
+            o.value(&["--group"]),
+            o.flag(&["--global"]),
+            crate::tokens::home(),
+            out,
+        ),
+        (Kind::User, "token-delete") => {
+            let hint = w2.or(w1).ok_or("missing the token")?;
+            crate::tokens::delete(client, hint, crate::tokens::home(), out)
+        }
+        (Kind::User, "token-delete-all") => {
+            crate::tokens::delete_all(client, w1.ok_or("missing the user name")?)
         }
         (Kind::User, "chgrp") => call(
             wire::method::USER_CHGRP,

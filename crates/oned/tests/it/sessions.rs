@@ -354,3 +354,118 @@ fn a_server_cipher_proxy_acts_for_users_on_every_server() {
     let (code, _) = one_error(user_name_result(&c, 0));
     assert_eq!(code, AUTHENTICATION);
 }
+
+/// `oneuser` runs in-process with the session of `--user`/`--password`.
+fn oneuser(zone: &Zone, user: &str, password: &str, args: &[&str]) -> (i32, String, String) {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let endpoint = zone.servers[0].endpoint();
+    all.extend(
+        [
+            "--endpoint",
+            &endpoint,
+            "--user",
+            user,
+            "--password",
+            password,
+        ]
+        .map(String::from),
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::objects::run(cli::objects::Kind::User, &all, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn oneuser_creates_sets_and_deletes_tokens_and_changes_drivers() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    let id = allocate(&admin, "cliuser").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth_file = dir.path().join("one_auth");
+    std::fs::write(&auth_file, "old:contents").unwrap();
+
+    // login: a token written to the ONE_AUTH file, replaced after a "n" only with --force.
+    let c = zone.servers[0].client_as("cliuser", "pw-cliuser");
+    let login = |force: bool, answer: &str| {
+        let mut out = Vec::new();
+        let r = cli::tokens::login(
+            &c,
+            cli::tokens::Login {
+                user: None,
+                time: Some("600".into()),
+                group: None,
+                force,
+                auth_file: auth_file.clone(),
+            },
+            &mut answer.as_bytes(),
+            &mut out,
+        );
+        (r, String::from_utf8(out).unwrap())
+    };
+    let (r, out) = login(false, "n\n");
+    r.unwrap();
+    assert!(
+        out.contains("exists, use --force to overwrite.\nAuthentication Token is:\ncliuser:"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&auth_file).unwrap(), "old:contents");
+    let (r, out) = login(true, "");
+    r.unwrap();
+    let written = std::fs::read_to_string(&auth_file).unwrap();
+    assert!(out.ends_with(&format!("{written}\n")), "{out}");
+    let token = written.strip_prefix("cliuser:").unwrap().to_string();
+    assert_eq!(
+        user_name(&zone.servers[0].client_as("cliuser", &token), id).as_deref(),
+        Some("cliuser")
+    );
+    assert_eq!(tokens(&admin, id).len(), 2, "both logins made a token");
+
+    // token-delete by prefix: two tokens may share no prefix of 10 hex digits.
+    let (code, out, err) = oneuser(
+        &zone,
+        "cliuser",
+        "pw-cliuser",
+        &["token-delete", &token[..10]],
+    );
+    assert_eq!((code, out.as_str()), (0, "Token removed.\n"), "{err}");
+    assert_eq!(tokens(&admin, id).len(), 1);
+    let (code, _, err) = oneuser(&zone, "cliuser", "pw-cliuser", &["token-delete", "zz"]);
+    assert_ne!(code, 0);
+    assert_eq!(err, "No tokens found.\n");
+
+    // token-delete-all takes a name, not an id.
+    let (code, _, err) = oneuser(
+        &zone,
+        "cliuser",
+        "pw-cliuser",
+        &["token-delete-all", &id.to_string()],
+    );
+    assert_ne!(code, 0);
+    assert_eq!(err, "The argument should be the username, not the ID.\n");
+    let (code, _, err) = oneuser(
+        &zone,
+        "cliuser",
+        "pw-cliuser",
+        &["token-delete-all", "cliuser"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(tokens(&admin, id).is_empty());
+
+    // chauth, by oneadmin.
+    let pw = zone.servers[0].password();
+    let (code, _, err) = oneuser(
+        &zone,
+        "oneadmin",
+        &pw,
+        &["chauth", &id.to_string(), "core", "cli-new"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        user_name(&zone.servers[0].client_as("cliuser", "cli-new"), id).as_deref(),
+        Some("cliuser")
+    );
+}
