@@ -35,7 +35,8 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
          INSERT INTO datastore_pool (oid, name, uid, gid, perms, type, ds_mad, tm_mad) VALUES
             (0, 'system', 0, 0, 416, 1, '-', 'local'),
             (1, 'default', 0, 0, 416, 0, 'fs', 'local'),
-            (2, 'files', 0, 0, 416, 2, 'fs', 'local');",
+            (2, 'files', 0, 0, 416, 2, 'fs', 'local');
+         INSERT INTO cluster_datastore_relation (cid, oid) VALUES (0, 0), (0, 1), (0, 2);",
     )?;
     // OpenNebula's three default rules (AclManager): users may create their own VMs, images,
     // templates...; everyone may use the zone and the marketplaces.

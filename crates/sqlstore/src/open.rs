@@ -89,7 +89,21 @@ CREATE TABLE IF NOT EXISTS acl (
     zone INTEGER NOT NULL,
     UNIQUE (user, resource, rights, zone)
 );
-CREATE TABLE IF NOT EXISTS cluster_pool (oid INTEGER PRIMARY KEY, name {key} NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS cluster_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL UNIQUE,
+    template TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS cluster_datastore_relation (
+    cid INTEGER NOT NULL,
+    oid INTEGER NOT NULL,
+    PRIMARY KEY (cid, oid)
+);
+CREATE TABLE IF NOT EXISTS cluster_network_relation (
+    cid INTEGER NOT NULL,
+    oid INTEGER NOT NULL,
+    PRIMARY KEY (cid, oid)
+);
 CREATE TABLE IF NOT EXISTS template_pool (
     oid INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -258,9 +272,35 @@ fn schema_for(conn: &Conn) -> String {
 /// Creates what is missing of the schema: the tables, and the columns later versions added
 /// (appended, as `CREATE TABLE` lists them, so every server's tables are alike).
 fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
+    let before = conn.tables()?;
     conn.execute_batch(&schema_for(conn))?;
+    // Before clusters held datastores and networks, every one of them was shown in cluster 0:
+    // a database from then gets them there. Every server does the same to the same rows, so
+    // replicas stay alike.
+    for (table, pool) in [
+        ("cluster_datastore_relation", "datastore_pool"),
+        ("cluster_network_relation", "vnet_pool"),
+    ] {
+        if !before.is_empty() && !before.iter().any(|t| t == table) {
+            conn.execute_batch(&format!(
+                "INSERT INTO {table} (cid, oid) SELECT 0, oid FROM {pool}"
+            ))?;
+        }
+    }
+    // Both backends: cluster templates came with the cluster methods.
+    if !conn
+        .columns("cluster_pool")?
+        .iter()
+        .any(|c| c == "template")
+    {
+        let add = "ALTER TABLE cluster_pool ADD COLUMN template TEXT NOT NULL DEFAULT ''";
+        conn.execute_batch(&match conn.backend() {
+            Backend::Sqlite => add.to_string(),
+            Backend::Mysql => sql::mysql_schema(conn, add),
+        })?;
+    }
     if conn.backend() == Backend::Mysql {
-        // MySQL state databases were created with every column.
+        // MySQL state databases were created with every column but the cluster template.
         return Ok(());
     }
     for table in LOCKABLE {

@@ -159,6 +159,8 @@ const USER: &[&str] = &[
     "IMAGE_QUOTA",
     "DEFAULT_USER_QUOTAS",
 ];
+/// `Cluster::to_xml` (PLAN only while a placement plan exists).
+const CLUSTER: &[&str] = &["ID", "NAME", "HOSTS", "DATASTORES", "VNETS", "TEMPLATE"];
 const GROUP: &[&str] = &[
     "ID",
     "NAME",
@@ -359,6 +361,7 @@ fn datastore() {
         state: 0,
         template: TEMPLATE.to_string(),
         images: vec![HeldImage { oid: 7, size: 1024 }],
+        clusters: vec![0],
     };
     let b = body(|o| super::storage::ds_xml(&row, o));
     check("datastore", "DATASTORE", DATASTORE, &b);
@@ -374,6 +377,7 @@ fn vnet() {
         bridge: "br0".to_string(),
         template: "AR = [ TYPE = \"IP4\", IP = \"10.0.0.1\", SIZE = \"8\" ]\nDNS = \"1.1.1.1\""
             .to_string(),
+        clusters: vec![0],
     };
     check(
         "vnet",
@@ -406,6 +410,24 @@ fn user() {
         "USER",
         USER,
         &body(|o| super::user::user_xml(&row, true, o)),
+    );
+}
+
+#[test]
+fn cluster() {
+    let row = sqlstore::objects::cluster::ClusterRow {
+        oid: 100,
+        name: "edge".to_string(),
+        template: "RESERVED_CPU = \"0\"".to_string(),
+        hosts: vec![3, 4],
+        datastores: vec![0, 100],
+        vnets: vec![],
+    };
+    check(
+        "cluster",
+        "CLUSTER",
+        CLUSTER,
+        &body(|o| super::clusters::cluster_xml(&row, o)),
     );
 }
 

@@ -79,7 +79,7 @@ macro_rules! method {
 }
 
 /// Every family's table.
-fn tables() -> [&'static [Method]; 16] {
+fn tables() -> [&'static [Method]; 17] {
     use super::*;
     [
         system::METHODS,
@@ -88,6 +88,7 @@ fn tables() -> [&'static [Method]; 16] {
         group::METHODS,
         acl::METHODS,
         host::METHODS,
+        clusters::METHODS,
         vm::METHODS,
         vm::OWNED,
         vmtemplate::METHODS,

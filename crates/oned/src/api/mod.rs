@@ -2,6 +2,7 @@
 //! leader for a write on a follower) and encode OpenNebula's answer.
 
 mod acl;
+mod clusters;
 mod error;
 mod family;
 #[cfg(test)]
@@ -202,5 +203,6 @@ fn authorize(auth: Auth, s: &crate::auth::Session, p: &Params<'_>) -> Result<(),
 }
 
 pub use writes::{
-    allocate_next, merge_attrs, merged, must_exist, new_id, update_template, update_type,
+    allocate_next, allocate_next_with, merge_attrs, merged, must_exist, new_id, update_template,
+    update_type,
 };

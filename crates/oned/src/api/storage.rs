@@ -3,6 +3,7 @@
 //! LOCKED until the leader's driver task (`crate::monitor`) makes it READY, as a replicated write.
 
 use sqlstore::objects;
+use sqlstore::objects::cluster::{self as cluster_rows, Member};
 use sqlstore::objects::datastore::{self as ds, DatastoreRow, NewDatastore};
 use sqlstore::objects::image::{self, ImageRow, NewImage};
 use sqlstore::SqlTxn;
@@ -106,7 +107,9 @@ pub(super) fn ds_xml(d: &DatastoreRow, out: &mut String) {
             .num("DISK_TYPE", 0)
             .num("STATE", d.state)
             .elem("CLUSTERS", |x| {
-                x.num("ID", 0);
+                for c in &d.clusters {
+                    x.num("ID", c);
+                }
             })
             .num("TOTAL_MB", DUMMY_TOTAL_MB)
             .num("FREE_MB", DUMMY_TOTAL_MB - used)
@@ -163,7 +166,17 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         tm_mad,
         template: t.to_text(),
     });
-    super::allocate_next(ctx, ds::TABLE, insert, "datastore", "DATASTORE", &name).await
+    let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
+    super::allocate_next_with(
+        ctx,
+        ds::TABLE,
+        insert,
+        vec![cluster_rows::add_new(Member::Datastore, cluster)],
+        "datastore",
+        "DATASTORE",
+        &name,
+    )
+    .await
 }
 
 /// `one.datastorepool.info()`: the datastores the caller may USE, filtered in SQL and printed
@@ -179,7 +192,7 @@ pub async fn ds_delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         "Cannot delete datastore. System datastores (ID < 100) cannot be deleted.",
     )?;
     let txn = SqlTxn {
-        stmts: vec![ds::delete_if_empty(id)],
+        stmts: ds::delete_if_empty(id),
     };
     ctx.commit(txn, |r| {
         r.missing(fail(

@@ -1,6 +1,7 @@
 //! `one.vn.*` and `one.vnpool.info`: virtual networks with address ranges. A new network is in
 //! LOCK_CREATE until the leader's driver task (`crate::monitor`) makes it READY.
 
+use sqlstore::objects::cluster::{self as cluster_rows, Member};
 use sqlstore::objects::vnet::{self, NewVnet, VnetRow};
 use xmlrpc::Params;
 
@@ -93,7 +94,9 @@ pub(super) fn vnet_xml(v: &VnetRow, out: &mut String) {
     Xml::new(out).elem("VNET", |x| {
         xml::owned_head(x, &v.head, Some(&v.lock));
         x.elem("CLUSTERS", |x| {
-            x.num("ID", 0);
+            for c in &v.clusters {
+                x.num("ID", c);
+            }
         })
         .text("BRIDGE", &v.bridge)
         .text("BRIDGE_TYPE", "linux")
@@ -163,12 +166,22 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         bridge,
         template: t.to_text(),
     });
-    super::allocate_next(ctx, vnet::TABLE, insert, "virtual network", "NET", &name).await
+    let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
+    super::allocate_next_with(
+        ctx,
+        vnet::TABLE,
+        insert,
+        vec![cluster_rows::add_new(Member::Network, cluster)],
+        "virtual network",
+        "NET",
+        &name,
+    )
+    .await
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let stmts = vec![vnet::delete_in_state(id, READY)];
+    let stmts = vnet::delete_in_state(id, READY);
     super::owned::delete(ctx, s, &NETS, id, stmts, |r| {
         r.missing(fail(
             code::ACTION,

@@ -18,10 +18,25 @@ pub async fn allocate_next(
     kind: &str,
     name: &str,
 ) -> MethodResult {
+    allocate_next_with(ctx, pool, insert, Vec::new(), what, kind, name).await
+}
+
+/// [`allocate_next`] with statements about the new object (its next oid is still
+/// `last_oid + 1`) run between its insert and the counter's move.
+pub async fn allocate_next_with(
+    ctx: &Ctx,
+    pool: &str,
+    insert: sqlstore::SqlStmt,
+    with: Vec<sqlstore::SqlStmt>,
+    what: &str,
+    kind: &str,
+    name: &str,
+) -> MethodResult {
     use sqlstore::TxnErrorKind;
-    let txn = SqlTxn {
-        stmts: vec![insert.must_match(), sqlstore::objects::next_oid(pool)],
-    };
+    let mut stmts = vec![insert.must_match()];
+    stmts.extend(with);
+    stmts.push(sqlstore::objects::next_oid(pool));
+    let txn = SqlTxn { stmts };
     let values = ctx
         .commit(txn, |r| match r.kind {
             TxnErrorKind::Constraint => fail(

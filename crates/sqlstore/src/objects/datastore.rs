@@ -25,6 +25,8 @@ pub struct DatastoreRow {
     pub state: i64,
     pub template: String,
     pub images: Vec<HeldImage>,
+    /// The clusters it belongs to, ascending.
+    pub clusters: Vec<i64>,
 }
 
 has_owner!(DatastoreRow);
@@ -41,9 +43,12 @@ fn read(c: &Conn, r: &Row) -> crate::sql::Result<DatastoreRow> {
             })
         })?
         .collect::<Result<_, _>>()?;
+    let clusters =
+        super::cluster::clusters_of(c, super::cluster::Member::Datastore, head.owned.oid)?;
     let c = HEAD_COLUMNS;
     Ok(DatastoreRow {
         head,
+        clusters,
         kind: r.get(c)?,
         ds_mad: r.get(c + 1)?,
         tm_mad: r.get(c + 2)?,
@@ -94,11 +99,14 @@ pub fn insert(d: NewDatastore) -> SqlStmt {
 }
 
 /// Deletes datastore `oid` only while it holds no image.
-pub fn delete_if_empty(oid: i64) -> SqlStmt {
-    SqlStmt::new(
-        "DELETE FROM datastore_pool WHERE oid = ?1
-           AND NOT EXISTS (SELECT 1 FROM image_pool WHERE datastore_id = ?1)",
-        vec![SqlValue::Int(oid)],
-    )
-    .must_match()
+pub fn delete_if_empty(oid: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "DELETE FROM datastore_pool WHERE oid = ?1
+               AND NOT EXISTS (SELECT 1 FROM image_pool WHERE datastore_id = ?1)",
+            vec![SqlValue::Int(oid)],
+        )
+        .must_match(),
+        super::cluster::forget(super::cluster::Member::Datastore, oid),
+    ]
 }

@@ -4,6 +4,7 @@
 //! is written once for both backends (`crate::sql`).
 
 pub mod acl;
+pub mod cluster;
 pub mod datastore;
 pub mod group;
 pub mod host;

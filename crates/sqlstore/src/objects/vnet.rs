@@ -15,15 +15,20 @@ pub struct VnetRow {
     pub vn_mad: String,
     pub bridge: String,
     pub template: String,
+    /// The clusters it belongs to, ascending.
+    pub clusters: Vec<i64>,
 }
 
 has_owner!(lockable VnetRow);
 
-fn read(_: &Conn, r: &Row) -> crate::sql::Result<VnetRow> {
+fn read(conn: &Conn, r: &Row) -> crate::sql::Result<VnetRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;
+    let clusters =
+        super::cluster::clusters_of(conn, super::cluster::Member::Network, head.owned.oid)?;
     Ok(VnetRow {
         head,
         lock,
+        clusters,
         state: r.get(c)?,
         vn_mad: r.get(c + 1)?,
         bridge: r.get(c + 2)?,
@@ -73,10 +78,13 @@ pub fn insert(n: NewVnet) -> SqlStmt {
 }
 
 /// Deletes network `oid` only while it is in `state`.
-pub fn delete_in_state(oid: i64, state: i64) -> SqlStmt {
-    SqlStmt::new(
-        "DELETE FROM vnet_pool WHERE oid = ?1 AND state = ?2",
-        vec![SqlValue::Int(oid), SqlValue::Int(state)],
-    )
-    .must_match()
+pub fn delete_in_state(oid: i64, state: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "DELETE FROM vnet_pool WHERE oid = ?1 AND state = ?2",
+            vec![SqlValue::Int(oid), SqlValue::Int(state)],
+        )
+        .must_match(),
+        super::cluster::forget(super::cluster::Member::Network, oid),
+    ]
 }

@@ -1,0 +1,324 @@
+//! `one.cluster.*` and `one.clusterpool.info`: clusters of hosts (each host in one), datastores
+//! and virtual networks (each in any number). Cluster 0 `default` exists from the start; new
+//! ones get ids from 100. Only administrators see or change them, as with hosts.
+
+use sqlstore::objects::cluster::{self as rows, ClusterRow, Member};
+use sqlstore::objects::host;
+use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
+use xmlrpc::{Params, Value};
+
+use super::family::print_rows;
+use super::method::{Auth, Method};
+use super::xml::{self, Xml};
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!(
+        "one.cluster.allocate",
+        Write,
+        Auth::Admin("CREATE CLUSTER"),
+        allocate
+    ),
+    method!(
+        "one.cluster.delete",
+        Write,
+        Auth::AdminOn("MANAGE CLUSTER"),
+        delete
+    ),
+    method!(
+        "one.cluster.update",
+        Write,
+        Auth::AdminOn("MANAGE CLUSTER"),
+        update
+    ),
+    method!(
+        "one.cluster.rename",
+        Write,
+        Auth::AdminOn("MANAGE CLUSTER"),
+        rename
+    ),
+    method!("one.cluster.info", Read, Auth::AdminOn("USE CLUSTER"), info),
+    method!(
+        "one.cluster.addhost",
+        Write,
+        Auth::AdminOn("ADMIN CLUSTER"),
+        addhost
+    ),
+    method!(
+        "one.cluster.delhost",
+        Write,
+        Auth::AdminOn("ADMIN CLUSTER"),
+        delhost
+    ),
+    method!(
+        "one.cluster.adddatastore",
+        Write,
+        Auth::AdminOn("ADMIN CLUSTER"),
+        adddatastore
+    ),
+    method!(
+        "one.cluster.deldatastore",
+        Write,
+        Auth::AdminOn("ADMIN CLUSTER"),
+        deldatastore
+    ),
+    method!(
+        "one.cluster.addvnet",
+        Write,
+        Auth::AdminOn("ADMIN CLUSTER"),
+        addvnet
+    ),
+    method!(
+        "one.cluster.delvnet",
+        Write,
+        Auth::AdminOn("ADMIN CLUSTER"),
+        delvnet
+    ),
+    // Every cluster for an administrator, none for anyone else.
+    method!("one.clusterpool.info", Read, Auth::Object, pool_info),
+];
+
+fn ids(x: &mut Xml<'_>, list: &[i64]) {
+    for i in list {
+        x.num("ID", i);
+    }
+}
+
+/// A cluster, in OpenNebula's element order (no PLAN: OneHA makes no placement plans).
+pub(super) fn cluster_xml(c: &ClusterRow, out: &mut String) {
+    Xml::new(out).elem("CLUSTER", |x| {
+        x.num("ID", c.oid)
+            .text("NAME", &c.name)
+            .elem("HOSTS", |x| ids(x, &c.hosts))
+            .elem("DATASTORES", |x| ids(x, &c.datastores))
+            .elem("VNETS", |x| ids(x, &c.vnets))
+            .raw(&xml::template(&c.template, "TEMPLATE"));
+    });
+}
+
+fn no_cluster(id: i64) -> Failure {
+    fail(code::NO_EXISTS, format!("Error getting cluster [{id}]."))
+}
+
+/// The cluster an allocation names in parameter `at` (-1 or absent: the default cluster),
+/// which must exist.
+pub(super) async fn allocation_cluster(
+    ctx: &Ctx,
+    p: &Params<'_>,
+    at: usize,
+) -> Result<i64, Failure> {
+    let id = if p.len() > at {
+        i64::from(p.int(at)?)
+    } else {
+        -1
+    };
+    let id = if id == -1 { rows::DEFAULT } else { id };
+    if !ctx.read(move |c| host::cluster_exists(c, id)).await? {
+        return Err(no_cluster(id));
+    }
+    Ok(id)
+}
+
+pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let name = p.string(0)?.to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    super::allocate_next(
+        ctx,
+        rows::TABLE,
+        rows::insert(&name),
+        "cluster",
+        "CLUSTER",
+        &name,
+    )
+    .await
+}
+
+async fn load(ctx: &Ctx, id: i64) -> Result<ClusterRow, Failure> {
+    ctx.read(move |c| rows::load(c, id))
+        .await?
+        .ok_or_else(|| no_cluster(id))
+}
+
+pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let c = load(ctx, i64::from(p.int(0)?)).await?;
+    Ok(Value::String(xml::build_with(|out| cluster_xml(&c, out))))
+}
+
+/// `one.clusterpool.info()`: every cluster for an administrator, printed one row at a time.
+pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    if !s.is_admin() {
+        return Ok(Value::String("<CLUSTER_POOL></CLUSTER_POOL>".to_string()));
+    }
+    let out = ctx
+        .read(|c| {
+            let mut out = String::from("<CLUSTER_POOL>");
+            let sql = format!("{} ORDER BY oid", rows::SELECT);
+            print_rows(c, &sql, Vec::new(), rows::read, cluster_xml, &mut out)?;
+            out.push_str("</CLUSTER_POOL>");
+            Ok(out)
+        })
+        .await?;
+    Ok(Value::String(out))
+}
+
+pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    super::family::deletable_id(
+        id,
+        "Cannot delete cluster. System Clusters (ID < 100) cannot be deleted.",
+    )?;
+    // OpenNebula's check_drop, in its order; the transaction's guard holds it if something
+    // joined meanwhile.
+    let c = load(ctx, id).await?;
+    let not_empty = |n: usize, what: &str| {
+        fail(
+            code::ACTION,
+            format!("Cannot delete cluster. Cluster {id} is not empty, it contains {n} {what}."),
+        )
+    };
+    for (list, what) in [
+        (&c.hosts, "hosts"),
+        (&c.datastores, "datastores"),
+        (&c.vnets, "vnets"),
+    ] {
+        if !list.is_empty() {
+            return Err(not_empty(list.len(), what));
+        }
+    }
+    ctx.commit(
+        SqlTxn {
+            stmts: rows::delete_if_empty(id),
+        },
+        |r| match r.kind {
+            TxnErrorKind::NotFound => fail(
+                code::ACTION,
+                format!("Cannot delete cluster. Cluster {id} is not empty."),
+            ),
+            _ => fail(
+                code::ACTION,
+                format!("Cannot delete cluster. {}", r.message),
+            ),
+        },
+    )
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// `one.cluster.update(id, template, type)`.
+pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    super::update_template(ctx, &p, rows::TABLE, "template", no_cluster).await
+}
+
+pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let name = p.string(1)?.to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
+    let txn = SqlTxn {
+        stmts: vec![sqlstore::objects::set_name(rows::TABLE, id, &name)],
+    };
+    ctx.commit(txn, |r| match r.kind {
+        TxnErrorKind::NotFound => no_cluster(id),
+        TxnErrorKind::Constraint => fail(
+            code::ACTION,
+            format!("Cannot rename cluster. NAME is already taken by CLUSTER {name}."),
+        ),
+        _ => r.internal(),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// Runs a membership change of cluster `cid`; NotFound means the cluster or the object went.
+async fn membership(
+    ctx: &Ctx,
+    cid: i64,
+    stmts: Vec<SqlStmt>,
+    gone: impl FnOnce() -> Failure,
+) -> MethodResult {
+    ctx.commit(SqlTxn { stmts }, |r| r.missing(gone())).await?;
+    Ok(Value::Int(cid as i32))
+}
+
+/// Moves host `hid` to cluster `cid` (a host is in one cluster only).
+async fn move_host(ctx: &Ctx, cid: i64, hid: i64) -> MethodResult {
+    load(ctx, cid).await?;
+    let h = ctx
+        .read(move |c| host::load(c, hid))
+        .await?
+        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting host [{hid}].")))?;
+    if h.cluster_id == cid {
+        return Ok(Value::Int(cid as i32));
+    }
+    membership(ctx, cid, rows::move_host(cid, hid), || no_cluster(cid)).await
+}
+
+/// `one.cluster.addhost(cid, hid)`.
+pub async fn addhost(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    move_host(ctx, i64::from(p.int(0)?), i64::from(p.int(1)?)).await
+}
+
+/// `one.cluster.delhost(cid, hid)`: the host goes back to the default cluster, whichever
+/// cluster the call names (OpenNebula ignores it: a host is in exactly one).
+pub async fn delhost(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    move_host(ctx, rows::DEFAULT, i64::from(p.int(1)?)).await
+}
+
+fn member_name(m: Member) -> &'static str {
+    match m {
+        Member::Datastore => "datastore",
+        Member::Network => "virtual network",
+    }
+}
+
+/// Adds (`add`) or removes datastore or network `oid` to or from cluster `cid`: both must
+/// exist; being there already, or not being there, is no error.
+async fn change(ctx: &Ctx, p: Params<'_>, m: Member, add: bool) -> MethodResult {
+    let (cid, oid) = (i64::from(p.int(0)?), i64::from(p.int(1)?));
+    load(ctx, cid).await?;
+    let table = match m {
+        Member::Datastore => "datastore_pool",
+        Member::Network => "vnet_pool",
+    };
+    let exists = ctx
+        .read(move |c| {
+            c.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE oid = ?1)"),
+                [oid],
+                |r| r.get::<bool>(0),
+            )
+        })
+        .await?;
+    let gone = move || {
+        fail(
+            code::NO_EXISTS,
+            format!("Error getting {} [{oid}].", member_name(m)),
+        )
+    };
+    if !exists {
+        return Err(gone());
+    }
+    let stmts = if add {
+        rows::add(m, cid, oid)
+    } else {
+        vec![rows::remove(m, cid, oid)]
+    };
+    membership(ctx, cid, stmts, gone).await
+}
+
+pub async fn adddatastore(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, p, Member::Datastore, true).await
+}
+
+pub async fn deldatastore(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, p, Member::Datastore, false).await
+}
+
+pub async fn addvnet(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, p, Member::Network, true).await
+}
+
+pub async fn delvnet(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, p, Member::Network, false).await
+}

@@ -1,0 +1,200 @@
+//! Clusters (`cluster_pool`): groups of hosts, datastores and virtual networks. A host is in
+//! exactly one cluster (`host_pool.cluster_id`); a datastore or a network in any number
+//! (`cluster_datastore_relation`, `cluster_network_relation`, OpenNebula's table names).
+//! Cluster 0 `default` exists from the start and cannot be deleted.
+
+use crate::sql::{Conn, Row};
+
+use super::insert_next;
+use crate::{SqlStmt, SqlValue};
+
+pub const TABLE: &str = "cluster_pool";
+pub const DATASTORES: &str = "cluster_datastore_relation";
+pub const NETWORKS: &str = "cluster_network_relation";
+
+/// The cluster new hosts, datastores and networks go to when none is named.
+pub const DEFAULT: i64 = 0;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRow {
+    pub oid: i64,
+    pub name: String,
+    pub template: String,
+    pub hosts: Vec<i64>,
+    pub datastores: Vec<i64>,
+    pub vnets: Vec<i64>,
+}
+
+/// What a datastore or a network belongs to, as the relation tables hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member {
+    Datastore,
+    Network,
+}
+
+impl Member {
+    fn table(self) -> &'static str {
+        match self {
+            Member::Datastore => DATASTORES,
+            Member::Network => NETWORKS,
+        }
+    }
+
+    fn pool(self) -> &'static str {
+        match self {
+            Member::Datastore => "datastore_pool",
+            Member::Network => "vnet_pool",
+        }
+    }
+}
+
+pub const SELECT: &str = "SELECT oid, name, template FROM cluster_pool";
+
+fn ids(c: &Conn, sql: &str, oid: i64) -> crate::sql::Result<Vec<i64>> {
+    c.prepare_cached(sql)?
+        .query_map([oid], |r| r.get(0))?
+        .collect()
+}
+
+pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<ClusterRow> {
+    let oid: i64 = r.get(0)?;
+    Ok(ClusterRow {
+        oid,
+        name: r.get(1)?,
+        template: r.get(2)?,
+        hosts: ids(
+            c,
+            "SELECT oid FROM host_pool WHERE cluster_id = ?1 ORDER BY oid",
+            oid,
+        )?,
+        datastores: ids(
+            c,
+            "SELECT oid FROM cluster_datastore_relation WHERE cid = ?1 ORDER BY oid",
+            oid,
+        )?,
+        vnets: ids(
+            c,
+            "SELECT oid FROM cluster_network_relation WHERE cid = ?1 ORDER BY oid",
+            oid,
+        )?,
+    })
+}
+
+/// Cluster `oid`, if it exists.
+pub fn load(c: &Conn, oid: i64) -> crate::sql::Result<Option<ClusterRow>> {
+    use crate::sql::Optional;
+    c.prepare_cached(&format!("{SELECT} WHERE oid = ?1"))?
+        .query_row([oid], |r| read(c, r))
+        .optional()
+}
+
+/// The clusters datastore or network `oid` belongs to, ascending.
+pub fn clusters_of(c: &Conn, member: Member, oid: i64) -> crate::sql::Result<Vec<i64>> {
+    ids(
+        c,
+        &format!(
+            "SELECT cid FROM {} WHERE oid = ?1 ORDER BY cid",
+            member.table()
+        ),
+        oid,
+    )
+}
+
+pub fn insert(name: &str) -> SqlStmt {
+    insert_next(
+        TABLE,
+        "name, template",
+        "?1, ''",
+        vec![SqlValue::Text(name.to_string())],
+    )
+}
+
+/// Deletes cluster `oid` only while it holds no host, datastore or network: the guard matches
+/// nothing otherwise, whatever ran since the leader looked.
+pub fn delete_if_empty(oid: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "SELECT 1 FROM cluster_pool WHERE oid = ?1
+               AND NOT EXISTS (SELECT 1 FROM host_pool WHERE cluster_id = ?1)
+               AND NOT EXISTS (SELECT 1 FROM cluster_datastore_relation WHERE cid = ?1)
+               AND NOT EXISTS (SELECT 1 FROM cluster_network_relation WHERE cid = ?1)",
+            vec![SqlValue::Int(oid)],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "DELETE FROM cluster_pool WHERE oid = ?1",
+            vec![SqlValue::Int(oid)],
+        )
+        .must_match(),
+    ]
+}
+
+/// Moves host `hid` to cluster `cid`; matches nothing when either is gone.
+pub fn move_host(cid: i64, hid: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "SELECT oid FROM cluster_pool WHERE oid = ?1",
+            vec![SqlValue::Int(cid)],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "UPDATE host_pool SET cluster_id = ?1 WHERE oid = ?2",
+            vec![SqlValue::Int(cid), SqlValue::Int(hid)],
+        )
+        .must_match(),
+    ]
+}
+
+/// Puts `member` `oid` in cluster `cid` (kept if already there); matches nothing when either
+/// is gone.
+pub fn add(member: Member, cid: i64, oid: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            &format!(
+                "SELECT 1 FROM cluster_pool WHERE oid = ?1
+                   AND EXISTS (SELECT 1 FROM {} WHERE oid = ?2)",
+                member.pool()
+            ),
+            vec![SqlValue::Int(cid), SqlValue::Int(oid)],
+        )
+        .must_match(),
+        SqlStmt::new(
+            &format!(
+                "INSERT OR IGNORE INTO {} (cid, oid) VALUES (?1, ?2)",
+                member.table()
+            ),
+            vec![SqlValue::Int(cid), SqlValue::Int(oid)],
+        ),
+    ]
+}
+
+/// Takes `member` `oid` out of cluster `cid` (nothing to do if it was not in it).
+pub fn remove(member: Member, cid: i64, oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        &format!("DELETE FROM {} WHERE cid = ?1 AND oid = ?2", member.table()),
+        vec![SqlValue::Int(cid), SqlValue::Int(oid)],
+    )
+}
+
+/// Takes `member` `oid` out of every cluster (it is being deleted).
+pub fn forget(member: Member, oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        &format!("DELETE FROM {} WHERE oid = ?1", member.table()),
+        vec![SqlValue::Int(oid)],
+    )
+}
+
+/// Puts the `member` an allocation in the same transaction is creating (the next oid of its
+/// pool) in cluster `cid`. Runs before the pool's counter moves.
+pub fn add_new(member: Member, cid: i64) -> SqlStmt {
+    SqlStmt::new(
+        &format!(
+            "INSERT INTO {} (cid, oid) SELECT ?1, last_oid + 1 FROM pool_control
+             WHERE tablename = '{}'",
+            member.table(),
+            member.pool()
+        ),
+        vec![SqlValue::Int(cid)],
+    )
+    .must_match()
+}
