@@ -10,6 +10,7 @@
 
 mod api;
 mod backends;
+mod clusters;
 mod config;
 mod families;
 mod ha;

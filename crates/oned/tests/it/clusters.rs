@@ -1,0 +1,304 @@
+//! Clusters as OpenNebula keeps them: cluster 0 `default` from the start, hosts in exactly one
+//! cluster, datastores and networks in any number, replicated to every server.
+
+use cli::client::{CallError, Client};
+use cli::xml::Element;
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, AUTHORIZATION, DEADLINE, NO_EXISTS};
+
+const ACTION: i32 = 0x0800;
+
+fn call(c: &Client, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
+    c.call(method, params)
+}
+
+fn id_of(v: Value) -> i32 {
+    v.as_i64().unwrap_or_else(|| panic!("an id, got {v:?}")) as i32
+}
+
+fn info(c: &Client, method: &str, id: i32, root: &str) -> Element {
+    let xml = c.call_xml(method, vec![Value::Int(id)]).unwrap();
+    Element::parse(&xml).unwrap().expect(root).unwrap()
+}
+
+fn ids(e: &Element, list: &str) -> Vec<i64> {
+    e.child(list)
+        .map(|l| {
+            l.children_named("ID")
+                .map(|i| i.text.parse().unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn clusters_hold_hosts_datastores_and_networks_on_every_server() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let c = zone.servers[leader].client();
+
+    let default = info(&c, "one.cluster.info", 0, "CLUSTER");
+    assert_eq!(default.text_of("NAME").unwrap(), "default");
+    assert_eq!(ids(&default, "DATASTORES"), [0, 1, 2]);
+
+    let edge = id_of(
+        call(
+            &c,
+            "one.cluster.allocate",
+            vec![Value::String("edge".into())],
+        )
+        .unwrap(),
+    );
+    assert_eq!(edge, 100);
+    let (code, msg) = one_error(call(
+        &c,
+        "one.cluster.allocate",
+        vec![Value::String("edge".into())],
+    ));
+    assert!(
+        code == 0x2000 && msg.contains("NAME is already taken"),
+        "{code} {msg}"
+    );
+
+    // A host allocated into the cluster, then moved out and back.
+    let host = id_of(
+        call(
+            &c,
+            wire::method::HOST_ALLOCATE,
+            vec![
+                Value::String("node-edge".into()),
+                Value::String("dummy".into()),
+                Value::String("dummy".into()),
+                Value::Int(edge),
+            ],
+        )
+        .unwrap(),
+    );
+    let h = info(&c, wire::method::HOST_INFO, host, "HOST");
+    assert_eq!(
+        (
+            h.int_of("CLUSTER_ID").unwrap(),
+            h.text_of("CLUSTER").unwrap()
+        ),
+        (100, "edge")
+    );
+    call(
+        &c,
+        "one.cluster.delhost",
+        vec![Value::Int(edge), Value::Int(host)],
+    )
+    .unwrap();
+    assert_eq!(
+        info(&c, wire::method::HOST_INFO, host, "HOST")
+            .int_of("CLUSTER_ID")
+            .unwrap(),
+        0
+    );
+    call(
+        &c,
+        "one.cluster.addhost",
+        vec![Value::Int(edge), Value::Int(host)],
+    )
+    .unwrap();
+
+    // A datastore in the cluster at allocate, then in cluster 0 as well, then only there.
+    let ds = id_of(
+        call(
+            &c,
+            "one.datastore.allocate",
+            vec![
+                Value::String("NAME = \"edge-images\"\nTM_MAD = \"ssh\"".into()),
+                Value::Int(edge),
+            ],
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        ids(&info(&c, "one.datastore.info", ds, "DATASTORE"), "CLUSTERS"),
+        [100]
+    );
+    call(
+        &c,
+        "one.cluster.adddatastore",
+        vec![Value::Int(0), Value::Int(ds)],
+    )
+    .unwrap();
+    // Adding twice is no error and changes nothing.
+    call(
+        &c,
+        "one.cluster.adddatastore",
+        vec![Value::Int(0), Value::Int(ds)],
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&info(&c, "one.datastore.info", ds, "DATASTORE"), "CLUSTERS"),
+        [0, 100]
+    );
+    call(
+        &c,
+        "one.cluster.deldatastore",
+        vec![Value::Int(edge), Value::Int(ds)],
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&info(&c, "one.datastore.info", ds, "DATASTORE"), "CLUSTERS"),
+        [0]
+    );
+
+    // A network in the default cluster, added to the new one.
+    let vn = id_of(
+        call(
+            &c,
+            "one.vn.allocate",
+            vec![Value::String(
+                "NAME = \"edge-net\"\nVN_MAD = \"bridge\"".into(),
+            )],
+        )
+        .unwrap(),
+    );
+    call(
+        &c,
+        "one.cluster.addvnet",
+        vec![Value::Int(edge), Value::Int(vn)],
+    )
+    .unwrap();
+    let (code, msg) = one_error(call(
+        &c,
+        "one.cluster.addvnet",
+        vec![Value::Int(edge), Value::Int(999)],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            NO_EXISTS,
+            "[one.cluster.addvnet] Error getting virtual network [999]."
+        )
+    );
+
+    call(
+        &c,
+        "one.cluster.update",
+        vec![
+            Value::Int(edge),
+            Value::String("RESERVED_CPU = \"10\"".into()),
+            Value::Int(1),
+        ],
+    )
+    .unwrap();
+    call(
+        &c,
+        "one.cluster.rename",
+        vec![Value::Int(edge), Value::String("edge-1".into())],
+    )
+    .unwrap();
+
+    // The same on a follower, once it has applied everything.
+    let follower = zone.servers[(leader + 1) % 3].client();
+    zone.wait_until(DEADLINE, "a follower shows the renamed cluster", || {
+        follower
+            .call_xml("one.cluster.info", vec![Value::Int(edge)])
+            .is_ok_and(|x| x.contains("<NAME>edge-1</NAME>"))
+    });
+    let e = info(&follower, "one.cluster.info", edge, "CLUSTER");
+    assert_eq!(ids(&e, "HOSTS"), [i64::from(host)]);
+    assert_eq!(ids(&e, "DATASTORES"), Vec::<i64>::new());
+    assert_eq!(ids(&e, "VNETS"), [i64::from(vn)]);
+    assert_eq!(
+        e.child("TEMPLATE")
+            .unwrap()
+            .text_of("RESERVED_CPU")
+            .unwrap(),
+        "10"
+    );
+    let h = info(&follower, wire::method::HOST_INFO, host, "HOST");
+    assert_eq!(h.text_of("CLUSTER").unwrap(), "edge-1");
+    let pool = Element::parse(&follower.call_xml("one.clusterpool.info", vec![]).unwrap()).unwrap();
+    let names: Vec<&str> = pool
+        .children_named("CLUSTER")
+        .map(|c| c.text_of("NAME").unwrap())
+        .collect();
+    assert_eq!(names, ["default", "edge-1"]);
+
+    // Deleting: never cluster 0, and a cluster only once it is empty, as OpenNebula says.
+    let (code, msg) = one_error(call(&c, "one.cluster.delete", vec![Value::Int(0)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (ACTION, "[one.cluster.delete] Cannot delete cluster. System Clusters (ID < 100) cannot be deleted.")
+    );
+    let (code, msg) = one_error(call(&c, "one.cluster.delete", vec![Value::Int(edge)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (ACTION, "[one.cluster.delete] Cannot delete cluster. Cluster 100 is not empty, it contains 1 hosts.")
+    );
+    call(
+        &c,
+        "one.cluster.delhost",
+        vec![Value::Int(edge), Value::Int(host)],
+    )
+    .unwrap();
+    let (_, msg) = one_error(call(&c, "one.cluster.delete", vec![Value::Int(edge)]));
+    assert!(msg.ends_with("it contains 1 vnets."), "{msg}");
+    call(
+        &c,
+        "one.cluster.delvnet",
+        vec![Value::Int(edge), Value::Int(vn)],
+    )
+    .unwrap();
+    call(&c, "one.cluster.delete", vec![Value::Int(edge)]).unwrap();
+    let (code, msg) = one_error(call(&c, "one.cluster.info", vec![Value::Int(edge)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (NO_EXISTS, "[one.cluster.info] Error getting cluster [100].")
+    );
+
+    // Deleting a datastore takes it out of its clusters.
+    call(&c, "one.datastore.delete", vec![Value::Int(ds)]).unwrap();
+    assert_eq!(
+        ids(&info(&c, "one.cluster.info", 0, "CLUSTER"), "DATASTORES"),
+        [0, 1, 2]
+    );
+}
+
+#[test]
+fn only_administrators_see_or_change_clusters() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    crate::zone::allocate(&admin, "plain").unwrap();
+    let plain = zone.servers[0].client_as("plain", "pw-plain");
+    let (code, _) = one_error(call(
+        &plain,
+        "one.cluster.allocate",
+        vec![Value::String("mine".into())],
+    ));
+    assert_eq!(code, AUTHORIZATION);
+    let (code, _) = one_error(call(&plain, "one.cluster.info", vec![Value::Int(0)]));
+    assert_eq!(code, AUTHORIZATION);
+    assert_eq!(
+        plain.call_xml("one.clusterpool.info", vec![]).unwrap(),
+        "<CLUSTER_POOL></CLUSTER_POOL>"
+    );
+    let (code, msg) = one_error(call(
+        &admin,
+        wire::method::HOST_ALLOCATE,
+        vec![
+            Value::String("nowhere".into()),
+            Value::String("dummy".into()),
+            Value::String("dummy".into()),
+            Value::Int(42),
+        ],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (NO_EXISTS, "[one.host.allocate] Error getting cluster [42].")
+    );
+    let (code, _) = one_error(call(
+        &admin,
+        "one.vn.allocate",
+        vec![
+            Value::String("NAME = \"n\"\nVN_MAD = \"bridge\"".into()),
+            Value::Int(42),
+        ],
+    ));
+    assert_eq!(code, NO_EXISTS);
+}
