@@ -12,7 +12,8 @@
 //! Format 0 is the bincode of the types as they were before (read only, `log_format::v0`).
 //!
 //! Format 2 writes exactly what format 1 writes; its number says that the statements inside
-//! may use the state schema of format 2 (`user_login_tokens`), which a format 1 server lacks:
+//! may use the state schema of format 2 (`user_login_tokens`, the cluster relations and
+//! templates), which a format 1 server lacks:
 //! applied there, they would fail where they succeed on the others. A server therefore reads
 //! formats 1 and 2 with the same code, and peers of formats 1 and 2 refuse each other
 //! (ARCHITECTURE.md, "Log format and upgrades": a release that adds to the schema is a new
