@@ -1,7 +1,8 @@
 //! Leader-only duties for virtual machines, as OpenNebula's scheduler and the `dummy` driver:
 //!
 //! - the scheduler places PENDING VMs on MONITORED hosts with free capacity, lowest id first, on
-//!   the least loaded host;
+//!   the least loaded host whose cluster holds the datastores of the VM's images and its
+//!   networks (OpenNebula's automatic requirements);
 //! - the driver moves VMs through the transient states an action or a deployment left
 //!   (PROLOG -> BOOT -> RUNNING, SHUTDOWN -> EPILOG -> DONE...), one step per period.
 //!
@@ -102,29 +103,57 @@ fn driver_txn(now: i64) -> SqlTxn {
 /// Pending VMs in id order, monitored hosts with their room, and whether a driver step has
 /// VMs to move.
 struct Plan {
-    vms: Vec<vm::PendingVm>,
+    vms: Vec<Pending>,
     hosts: Vec<HostRoom>,
     moving: bool,
 }
 
+/// A pending VM and the clusters it may run in (`None`: any).
+struct Pending {
+    vm: vm::PendingVm,
+    clusters: Option<Vec<i64>>,
+}
+
+/// The ids a VM's `DISK`s (`IMAGE_ID`) and `NIC`s (`NETWORK_ID`) name.
+fn images_and_networks(template: &str) -> (Vec<i64>, Vec<i64>) {
+    let Ok(t) = template::Template::parse(template) else {
+        return (Vec::new(), Vec::new());
+    };
+    let ids = |attr: &str, key: &str| -> Vec<i64> {
+        t.get_all(attr)
+            .filter_map(|a| a.vector_get(key))
+            .filter_map(|v| v.trim().parse().ok())
+            .collect()
+    };
+    (ids("DISK", "IMAGE_ID"), ids("NIC", "NETWORK_ID"))
+}
+
 fn read_plan(c: &Conn) -> Result<Plan, sqlstore::SqlError> {
+    let mut vms = Vec::new();
+    for v in vm::pending(c, BATCH)? {
+        let (images, nets) = images_and_networks(&v.template);
+        let clusters = sqlstore::objects::cluster::allowed_for(c, &images, &nets)?;
+        vms.push(Pending { vm: v, clusters });
+    }
     Ok(Plan {
-        vms: vm::pending(c, BATCH)?,
+        vms,
         hosts: sqlstore::objects::host::with_room(c)?,
         moving: vm::any_moving(c)?,
     })
 }
 
-/// Chooses a host for each pending VM that fits somewhere, least loaded first.
-fn place(vms: &[vm::PendingVm], mut hosts: Vec<HostRoom>) -> Vec<(i64, i64)> {
+/// Chooses a host for each pending VM that fits somewhere in a cluster it may use, least
+/// loaded first.
+fn place(vms: &[Pending], mut hosts: Vec<HostRoom>) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
-    for v in vms {
+    for Pending { vm: v, clusters } in vms {
         let need_cpu = (v.cpu * 100.0).round() as i64;
         let need_mem = v.memory * 1024;
         hosts.sort_by_key(|h| (h.running_vms, h.oid));
+        let allowed = |h: &HostRoom| clusters.as_ref().is_none_or(|c| c.contains(&h.cluster_id));
         if let Some(h) = hosts
             .iter_mut()
-            .find(|h| h.free_cpu >= need_cpu && h.free_mem >= need_mem)
+            .find(|h| allowed(h) && h.free_cpu >= need_cpu && h.free_mem >= need_mem)
         {
             h.free_cpu -= need_cpu;
             h.free_mem -= need_mem;
@@ -179,9 +208,21 @@ fn write_failed(ctx: &TaskCtx, what: &str, e: &WriteError) {
 mod tests {
     use super::*;
 
+    fn pending(oid: i64, cpu: f64, memory: i64, clusters: Option<Vec<i64>>) -> Pending {
+        Pending {
+            vm: vm::PendingVm {
+                oid,
+                cpu,
+                memory,
+                template: String::new(),
+            },
+            clusters,
+        }
+    }
+
     #[test]
     fn pending_vms_go_to_the_least_loaded_host_that_fits() {
-        let vm = |oid, cpu, memory| vm::PendingVm { oid, cpu, memory };
+        let vm = |oid, cpu, memory| pending(oid, cpu, memory, None);
         let vms = [
             vm(0, 1.0, 1024),
             vm(1, 4.0, 1024),
@@ -193,8 +234,35 @@ mod tests {
             free_cpu,
             free_mem: 16 << 20,
             running_vms: 0,
+            cluster_id: 0,
         };
         let hosts = vec![host(0, 800), host(1, 300)];
         assert_eq!(place(&vms, hosts), vec![(0, 0), (1, 0), (3, 1)]);
+    }
+
+    #[test]
+    fn a_vm_runs_only_in_a_cluster_that_holds_its_datastores_and_networks() {
+        let host = |oid, cluster_id, running_vms| HostRoom {
+            oid,
+            free_cpu: 800,
+            free_mem: 16 << 20,
+            running_vms,
+            cluster_id,
+        };
+        // Host 0 is the least loaded but in cluster 0; the VMs need cluster 100 or nothing.
+        let hosts = vec![host(0, 0, 0), host(1, 100, 5)];
+        let vms = [
+            pending(7, 1.0, 64, Some(vec![100])),
+            pending(8, 1.0, 64, Some(vec![])),
+            pending(9, 1.0, 64, None),
+        ];
+        assert_eq!(place(&vms, hosts), vec![(7, 1), (9, 0)]);
+    }
+
+    #[test]
+    fn disks_and_nics_name_their_images_and_networks_by_id() {
+        let t = "DISK = [ IMAGE_ID = \"3\" ]\nDISK = [ IMAGE = \"by-name\" ]\nNIC = [ NETWORK_ID = \"5\" ]\nCPU = \"1\"";
+        assert_eq!(images_and_networks(t), (vec![3], vec![5]));
+        assert_eq!(images_and_networks("not a template ["), (vec![], vec![]));
     }
 }

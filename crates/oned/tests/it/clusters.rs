@@ -302,3 +302,133 @@ fn only_administrators_see_or_change_clusters() {
     ));
     assert_eq!(code, NO_EXISTS);
 }
+
+fn host_in(c: &Client, name: &str, cluster: i32) -> i32 {
+    id_of(
+        call(
+            c,
+            wire::method::HOST_ALLOCATE,
+            vec![
+                Value::String(name.into()),
+                Value::String("dummy".into()),
+                Value::String("dummy".into()),
+                Value::Int(cluster),
+            ],
+        )
+        .unwrap(),
+    )
+}
+
+/// The host a VM was deployed on, once it has one.
+fn placed_on(c: &Client, vid: i32) -> Option<i64> {
+    let vm = info(c, "one.vm.info", vid, "VM");
+    let history = vm.child("HISTORY_RECORDS")?;
+    let last = history.children_named("HISTORY").last()?;
+    last.int_of("HID").ok()
+}
+
+#[test]
+fn the_scheduler_places_a_vm_only_where_its_image_and_network_are() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let edge = id_of(
+        call(
+            &c,
+            "one.cluster.allocate",
+            vec![Value::String("edge".into())],
+        )
+        .unwrap(),
+    );
+    // The host of cluster 0 comes first and stays the least loaded: without the rule, every VM
+    // would go there.
+    let plain = host_in(&c, "plain", -1);
+    let remote = host_in(&c, "remote", edge);
+    for h in [plain, remote] {
+        zone.wait_until(DEADLINE, "the hosts are monitored", || {
+            info(&c, wire::method::HOST_INFO, h, "HOST")
+                .int_of("STATE")
+                .unwrap()
+                == 2
+        });
+    }
+    let ds = id_of(
+        call(
+            &c,
+            "one.datastore.allocate",
+            vec![
+                Value::String("NAME = \"edge-ds\"\nTM_MAD = \"ssh\"".into()),
+                Value::Int(edge),
+            ],
+        )
+        .unwrap(),
+    );
+    let image = id_of(
+        call(
+            &c,
+            "one.image.allocate",
+            vec![
+                Value::String("NAME = \"edge-img\"\nTYPE = \"DATABLOCK\"\nSIZE = \"16\"".into()),
+                Value::Int(ds),
+            ],
+        )
+        .unwrap(),
+    );
+    let net = id_of(
+        call(
+            &c,
+            "one.vn.allocate",
+            vec![
+                Value::String("NAME = \"edge-net\"\nVN_MAD = \"bridge\"".into()),
+                Value::Int(edge),
+            ],
+        )
+        .unwrap(),
+    );
+    let vm = |template: String| {
+        id_of(call(&c, "one.vm.allocate", vec![Value::String(template)]).unwrap())
+    };
+    let with_disk = vm(format!(
+        "CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = \"{image}\" ]"
+    ));
+    let with_nic = vm(format!(
+        "CPU = 0.1\nMEMORY = 32\nNIC = [ NETWORK_ID = \"{net}\" ]"
+    ));
+    let free = vm("CPU = 0.1\nMEMORY = 32".to_string());
+    for (vid, host) in [(with_disk, remote), (with_nic, remote), (free, plain)] {
+        zone.wait_until(DEADLINE, &format!("VM {vid} is deployed"), || {
+            placed_on(&c, vid).is_some()
+        });
+        assert_eq!(placed_on(&c, vid), Some(i64::from(host)), "VM {vid}");
+    }
+
+    // A network in cluster 0 only and an image in cluster 100 only: no host will do.
+    let other = id_of(
+        call(
+            &c,
+            "one.vn.allocate",
+            vec![Value::String(
+                "NAME = \"plain-net\"\nVN_MAD = \"bridge\"".into(),
+            )],
+        )
+        .unwrap(),
+    );
+    let stuck = vm(format!(
+        "CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = \"{image}\" ]\nNIC = [ NETWORK_ID = \"{other}\" ]"
+    ));
+    let later = vm("CPU = 0.1\nMEMORY = 32".to_string());
+    zone.wait_until(DEADLINE, "a later VM is deployed", || {
+        placed_on(&c, later).is_some()
+    });
+    assert_eq!(
+        placed_on(&c, stuck),
+        None,
+        "no cluster holds both its image and its network"
+    );
+    assert_eq!(
+        info(&c, "one.vm.info", stuck, "VM")
+            .int_of("STATE")
+            .unwrap(),
+        1,
+        "PENDING"
+    );
+}

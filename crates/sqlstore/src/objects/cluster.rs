@@ -198,3 +198,39 @@ pub fn add_new(member: Member, cid: i64) -> SqlStmt {
     )
     .must_match()
 }
+
+/// The clusters a VM may run in: those that hold the datastore of every image in `images` and
+/// every network in `vnets` (OpenNebula's automatic requirements). `None` when it names none,
+/// so any cluster will do. An image or network that does not exist constrains nothing.
+pub fn allowed_for(
+    c: &Conn,
+    images: &[i64],
+    vnets: &[i64],
+) -> crate::sql::Result<Option<Vec<i64>>> {
+    use crate::sql::Optional;
+    let mut allowed: Option<Vec<i64>> = None;
+    let mut narrow = |found: Vec<i64>| {
+        allowed = Some(match allowed.take() {
+            None => found,
+            Some(now) => now.into_iter().filter(|c| found.contains(c)).collect(),
+        });
+    };
+    for &image in images {
+        let ds: Option<i64> = c
+            .prepare_cached("SELECT datastore_id FROM image_pool WHERE oid = ?1")?
+            .query_row([image], |r| r.get(0))
+            .optional()?;
+        if let Some(ds) = ds {
+            narrow(clusters_of(c, Member::Datastore, ds)?);
+        }
+    }
+    for &vnet in vnets {
+        let exists: bool = c
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM vnet_pool WHERE oid = ?1)")?
+            .query_row([vnet], |r| r.get(0))?;
+        if exists {
+            narrow(clusters_of(c, Member::Network, vnet)?);
+        }
+    }
+    Ok(allowed)
+}

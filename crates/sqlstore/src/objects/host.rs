@@ -111,12 +111,13 @@ pub struct HostRoom {
     /// KB.
     pub free_mem: i64,
     pub running_vms: i64,
+    pub cluster_id: i64,
 }
 
 /// Every MONITORED host with its room, least loaded first.
 pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
     let mut st = c.prepare_cached(
-        "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms
+        "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms, cluster_id
          FROM host_pool WHERE state = ?1 ORDER BY running_vms, oid",
     )?;
     st.query_map([HostState::Monitored.as_i64()], |r| {
@@ -125,6 +126,7 @@ pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
             free_cpu: r.get(1)?,
             free_mem: r.get(2)?,
             running_vms: r.get(3)?,
+            cluster_id: r.get(4)?,
         })
     })?
     .collect()

@@ -213,24 +213,27 @@ pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<S
 }
 
 /// A PENDING VM waiting for a host.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PendingVm {
     pub oid: i64,
     pub cpu: f64,
     /// MB.
     pub memory: i64,
+    /// Its template, where its disks and NICs name their images and networks.
+    pub template: String,
 }
 
 /// Up to `limit` PENDING VMs, lowest id first.
 pub fn pending(c: &Conn, limit: usize) -> crate::sql::Result<Vec<PendingVm>> {
     let mut st = c.prepare_cached(
-        "SELECT oid, cpu, memory FROM vm_pool WHERE state = ?1 ORDER BY oid LIMIT ?2",
+        "SELECT oid, cpu, memory, template FROM vm_pool WHERE state = ?1 ORDER BY oid LIMIT ?2",
     )?;
     st.query_map([VmState::Pending.as_i64(), limit as i64], |r| {
         Ok(PendingVm {
             oid: r.get(0)?,
             cpu: r.get(1)?,
             memory: r.get(2)?,
+            template: r.get(3)?,
         })
     })?
     .collect()
