@@ -22,6 +22,7 @@ pub enum Kind {
     Host,
     Vm,
     Template,
+    Cluster,
 }
 
 impl Kind {
@@ -33,6 +34,7 @@ impl Kind {
             Kind::Host => "onehost",
             Kind::Vm => "onevm",
             Kind::Template => "onetemplate",
+            Kind::Cluster => "onecluster",
         }
     }
 
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Host => "onehost list | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete <id> | enable <id> | disable <id> | offline <id>",
             Kind::Vm => "onevm list | show <id> | create <file> [--hold] | deploy <id> <host_id> | terminate|poweroff|undeploy|reboot <id> [--hard] | hold|release|resume|stop|suspend <id>",
             Kind::Template => "onetemplate list | show <id> | create <file> | delete <id> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
+            Kind::Cluster => "onecluster list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host_id> | adddatastore|deldatastore <id> <datastore_id> | addvnet|delvnet <id> <vnet_id>",
         }
     }
 }
@@ -159,6 +162,7 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
             (wire::method::VMPOOL_INFO, p, "VM")
         }
         Kind::Template => (wire::method::TEMPLATEPOOL_INFO, pool_args(), "VMTEMPLATE"),
+        Kind::Cluster => ("one.clusterpool.info", vec![], "CLUSTER"),
     };
     let xml = client.call_xml(method, params).map_err(err_text)?;
     let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
@@ -295,6 +299,30 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
                 )?;
             }
         }
+        Kind::Cluster => {
+            // onecluster_helper's default columns.
+            w(
+                out,
+                format!(
+                    "{:>5} {:<25} {:>5} {:>5} {:>10}",
+                    "ID", "NAME", "HOSTS", "VNETS", "DATASTORES"
+                ),
+            )?;
+            for c in pool.children_named(item) {
+                let n = |list: &str| c.child(list).map_or(0, |l| l.children_named("ID").count());
+                w(
+                    out,
+                    format!(
+                        "{:>5} {:<25} {:>5} {:>5} {:>10}",
+                        int(c, "ID"),
+                        text(c, "NAME"),
+                        n("HOSTS"),
+                        n("VNETS"),
+                        n("DATASTORES")
+                    ),
+                )?;
+            }
+        }
     }
     Ok(())
 }
@@ -313,6 +341,7 @@ fn show(
         Kind::Host => wire::method::HOST_INFO,
         Kind::Vm => wire::method::VM_INFO,
         Kind::Template => wire::method::TEMPLATE_INFO,
+        Kind::Cluster => "one.cluster.info",
         Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
     };
     let xml = client
@@ -328,6 +357,7 @@ fn show(
         Kind::Host => "HOST",
         Kind::Vm => "VIRTUAL MACHINE",
         Kind::Template => "TEMPLATE",
+        Kind::Cluster => "CLUSTER",
         Kind::Acl => "ACL",
     };
     let mut lines = vec![format!("{title} {oid} INFORMATION")];
@@ -582,11 +612,45 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             )?;
             writeln!(out, "VM ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
         }
-        (Kind::User | Kind::Group | Kind::Host | Kind::Template, "delete") => {
+        (Kind::Cluster, "create") => {
+            let name = w1.ok_or("missing the cluster name")?;
+            say_id(
+                out,
+                call("one.cluster.allocate", vec![Value::String(name.clone())])?,
+            )
+        }
+        (Kind::Cluster, "rename") => {
+            let name = w2.ok_or("missing the new name")?;
+            call(
+                "one.cluster.rename",
+                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+            )
+            .map(drop)
+        }
+        (Kind::Cluster, "update") => call(
+            "one.cluster.update",
+            vec![
+                Value::Int(id(w1, "id")?),
+                Value::String(file_text(w2)?),
+                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+            ],
+        )
+        .map(drop),
+        (
+            Kind::Cluster,
+            verb
+            @ ("addhost" | "delhost" | "adddatastore" | "deldatastore" | "addvnet" | "delvnet"),
+        ) => call(
+            &format!("one.cluster.{verb}"),
+            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "object id")?)],
+        )
+        .map(drop),
+        (Kind::User | Kind::Group | Kind::Host | Kind::Template | Kind::Cluster, "delete") => {
             let method = match kind {
                 Kind::User => wire::method::USER_DELETE,
                 Kind::Group => wire::method::GROUP_DELETE,
                 Kind::Host => wire::method::HOST_DELETE,
+                Kind::Cluster => "one.cluster.delete",
                 _ => wire::method::TEMPLATE_DELETE,
             };
             call(method, vec![Value::Int(id(w1, "id")?)]).map(drop)

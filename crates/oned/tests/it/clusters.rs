@@ -432,3 +432,58 @@ fn the_scheduler_places_a_vm_only_where_its_image_and_network_are() {
         "PENDING"
     );
 }
+
+/// `onecluster` in-process as oneadmin: (exit code, stdout, stderr).
+fn onecluster(zone: &Zone, args: &[&str]) -> (i32, String, String) {
+    let endpoint = zone.servers[0].endpoint();
+    let password = zone.servers[0].password();
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(
+        [
+            "--endpoint",
+            &endpoint,
+            "--user",
+            "oneadmin",
+            "--password",
+            &password,
+        ]
+        .map(String::from),
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::objects::run(cli::objects::Kind::Cluster, &all, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn onecluster_creates_lists_moves_and_deletes() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    assert_eq!(onecluster(&zone, &["create", "edge"]).1, "ID: 100\n");
+    let host = host_in(&c, "n1", -1);
+    let (code, _, err) = onecluster(&zone, &["addhost", "100", &host.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let (_, list, _) = onecluster(&zone, &["list"]);
+    assert_eq!(
+        list,
+        "   ID NAME                      HOSTS VNETS DATASTORES\n    \
+         0 default                       0     0          3\n  \
+         100 edge                          1     0          0\n"
+    );
+    let (_, shown, _) = onecluster(&zone, &["show", "100"]);
+    assert!(shown.contains("NAME") && shown.contains("edge"), "{shown}");
+    onecluster(&zone, &["rename", "100", "edge-2"]);
+    let (code, _, err) = onecluster(&zone, &["delete", "100"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Cluster 100 is not empty, it contains 1 hosts."),
+        "{err}"
+    );
+    onecluster(&zone, &["delhost", "100", &host.to_string()]);
+    let (code, _, err) = onecluster(&zone, &["delete", "100"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!onecluster(&zone, &["list"]).1.contains("edge"));
+}
