@@ -141,6 +141,14 @@ const COMMANDS: &[Cmd] = &[
         "Reset follower log index. This should be trigger when a follower DB has been reset.",
         &[],
     ),
+    Cmd("enable", &["<zoneid>"], "Enables the given Zone", &[]),
+    Cmd(
+        "disable",
+        &["<zoneid>"],
+        "Disables the given Zone: it answers reads only until enabled again",
+        &[],
+    ),
+    Cmd("rename", &["<zoneid>", "<name>"], "Renames the Zone", &[]),
     Cmd(
         "serversync",
         &["<server>"],
@@ -426,8 +434,8 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
         None => None,
     };
     let server_id = match pos.get(1) {
-        Some(s) => Some(parse_id("server id", s)?),
-        None => None,
+        Some(s) if cmd.0 != "rename" => Some(parse_id("server id", s)?),
+        _ => None,
     };
     let add = if cmd.0 == "server-add" {
         let name = args.value("server_name").filter(|n| !n.is_empty());
@@ -502,6 +510,26 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
                     ids(zone_id, server_id),
                     "deleted",
                 ),
+                "enable" | "disable" => (
+                    wire::method::ZONE_ENABLE,
+                    vec![
+                        Value::Int(zone_id.unwrap_or(0)),
+                        Value::Bool(name == "enable"),
+                    ],
+                    if name == "enable" {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
+                ),
+                "rename" => (
+                    wire::method::ZONE_RENAME,
+                    vec![
+                        Value::Int(zone_id.unwrap_or(0)),
+                        Value::String(pos.get(1).cloned().unwrap_or_default()),
+                    ],
+                    "renamed",
+                ),
                 _ => (
                     wire::method::ZONE_RESETSERVER,
                     ids(zone_id, server_id),
@@ -510,7 +538,12 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
             };
             client.call(method, params)?;
             if verbose {
-                writeln!(out, "ZONE {}: server {done}", zone_id.unwrap_or(0))?;
+                let what = if name.starts_with("server-") {
+                    format!("server {done}")
+                } else {
+                    done.to_string()
+                };
+                writeln!(out, "ZONE {}: {what}", zone_id.unwrap_or(0))?;
             }
         }
     }

@@ -166,6 +166,25 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
             }
         }
     }
+    // OpenNebula's `zone_disabled`: a disabled zone answers reads and status, and takes no
+    // change but the one that enables it again.
+    if kind == Kind::Write && method != wire::method::ZONE_ENABLE {
+        let zone = ctx.config.zone_id;
+        match ctx
+            .read(move |c| sqlstore::objects::zone::is_disabled(c, zone))
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => {
+                return failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, zone disabled",
+                )
+            }
+            Err(f) => return Reply::Xml(error::failure_body(method, &f)),
+        }
+    }
     let rest = Params(call.params.get(1..).unwrap_or(&[]));
     let result = match authorize(entry.auth, &user, &rest) {
         Ok(()) => (entry.handler)(ctx, &user, rest).await,

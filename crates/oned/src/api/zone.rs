@@ -28,6 +28,25 @@ pub const METHODS: &[Method] = &[
         Auth::Object,
         resetserver
     ),
+    // Zones are created on a federation's master, and OneHA runs no federation yet.
+    method!(
+        wire::method::ZONE_ALLOCATE,
+        Write,
+        Auth::Admin("CREATE ZONE"),
+        allocate
+    ),
+    method!(
+        wire::method::ZONE_ENABLE,
+        Write,
+        Auth::AdminOn("ADMIN ZONE"),
+        enable
+    ),
+    method!(
+        wire::method::ZONE_RENAME,
+        Write,
+        Auth::AdminOn("MANAGE ZONE"),
+        rename
+    ),
 ];
 
 pub fn zone_xml(z: &ZoneRow, out: &mut String) {
@@ -203,4 +222,60 @@ pub async fn resetserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     }
     tracing::info!(zone = zone_id, server = sid, "server reset requested");
     Ok(Value::Int(zone_id as i32))
+}
+
+/// `one.zone.allocate(template)`: refused outside a federation's master, as OpenNebula refuses.
+pub async fn allocate(_: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    p.string(0)?;
+    Err(fail(
+        code::ALLOCATE,
+        "Error allocating a new zone. New zones can only be created at federation master",
+    ))
+}
+
+/// `one.zone.enable(id, enable)`: a disabled zone refuses every call but reads, status and
+/// this one (dispatch checks, as OpenNebula's `Request::execute`). Only the zone a server
+/// belongs to can be switched through it.
+pub async fn enable(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let on = p.bool(1)?;
+    if id != ctx.config.zone_id {
+        return Err(fail(
+            code::ACTION,
+            "Enable/disable mode have to be set through the target zone endpoints",
+        ));
+    }
+    let state = if on {
+        wire::ZoneState::Enabled
+    } else {
+        wire::ZoneState::Disabled
+    };
+    let txn = SqlTxn {
+        stmts: vec![sqlstore::objects::zone::set_state(id, state.as_i64())],
+    };
+    ctx.commit(txn, |r| {
+        r.missing(fail(code::NO_EXISTS, format!("Error getting zone [{id}].")))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// `one.zone.rename(id, name)`.
+pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let name = p.string(1)?.to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
+    let txn = SqlTxn {
+        stmts: vec![sqlstore::objects::set_name("zone_pool", id, &name)],
+    };
+    ctx.commit(txn, |r| match r.kind {
+        TxnErrorKind::NotFound => fail(code::NO_EXISTS, format!("Error getting zone [{id}].")),
+        TxnErrorKind::Constraint => fail(
+            code::ACTION,
+            format!("Cannot rename zone. NAME is already taken by ZONE {name}."),
+        ),
+        _ => r.internal(),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }

@@ -30,3 +30,4 @@ mod upgrade;
 mod vms;
 mod wellformed;
 mod zone;
+mod zone_state;

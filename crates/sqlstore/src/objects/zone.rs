@@ -42,3 +42,18 @@ pub fn del_server(zone_id: i64, server_id: i64) -> SqlStmt {
     )
     .must_match()
 }
+
+/// Enables (`ZoneState::Enabled`) or disables zone `oid`.
+pub fn set_state(oid: i64, state: i64) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE zone_pool SET state = ?2 WHERE oid = ?1",
+        vec![SqlValue::Int(oid), SqlValue::Int(state)],
+    )
+    .must_match()
+}
+
+/// Whether zone `oid` is disabled (a zone that does not exist is not).
+pub fn is_disabled(c: &crate::sql::Conn, oid: i64) -> crate::sql::Result<bool> {
+    c.prepare_cached("SELECT EXISTS (SELECT 1 FROM zone_pool WHERE oid = ?1 AND state = ?2)")?
+        .query_row([oid, wire::ZoneState::Disabled.as_i64()], |r| r.get(0))
+}
