@@ -266,6 +266,22 @@ impl StateMachine {
         Ok(true)
     }
 
+    /// The indexes recovery decides on: the state database's last applied entry and the
+    /// local snapshot's, for the start-up log line and for an error that stops the start.
+    pub fn recovery_view(&self) -> Result<(Option<u64>, Option<u64>)> {
+        let applied = {
+            let conn = self.db.lock()?;
+            read_meta(&conn, "state database")?.0.map(|l| l.index)
+        };
+        let current = self.snap_dir.join(CURRENT);
+        let snapshot = if current.exists() {
+            meta_of_file(&current)?.last_log_id.map(|l| l.index)
+        } else {
+            None
+        };
+        Ok((applied, snapshot))
+    }
+
     fn builder(&self) -> SnapshotBuilder {
         SnapshotBuilder {
             location: self.location.clone(),

@@ -31,6 +31,11 @@ const SEALED: &str = "solo_history_sealed";
 /// How long an orderly shutdown waits for the background tasks, then again for Raft.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 
+/// An index as the recovery line shows it.
+fn shown(index: Option<u64>) -> String {
+    index.map_or_else(|| "none".to_string(), |i| i.to_string())
+}
+
 fn raft_config(c: &Config) -> Result<openraft::Config, StartError> {
     let e = c.raft.election_timeout.as_millis() as u64;
     let hb = c.raft.broadcast_timeout.as_millis() as u64;
@@ -252,6 +257,19 @@ async fn start_raft(
         .map_err(|e| StartError::consensus("reading the log", e))?;
     sm.cover_restored_state(log_last)
         .map_err(|e| StartError::consensus("snapshotting a restored database", e))?;
+    // What openraft starts from. A start that fails on them says them too: after a power cut
+    // the lines logged before it may be gone with the log file.
+    let view = match sm.recovery_view() {
+        Ok((applied, snapshot)) => format!(
+            "log purged to {}, last {}; local snapshot at {}; state applied to {}",
+            shown(purged),
+            shown(log_last),
+            shown(snapshot),
+            shown(applied)
+        ),
+        Err(e) => format!("the recovery indexes could not be read: {e}"),
+    };
+    info!(%view, "recovering");
     let net = PeerNetwork::new(
         peerauth::ZoneKey::new(&state.zone_key),
         id,
@@ -263,7 +281,7 @@ async fn start_raft(
     let db_health = sm.health();
     let raft = Raft::new(id, Arc::new(raft_config(config)?), net, log.clone(), sm)
         .await
-        .map_err(|e| StartError::consensus("starting Raft", e))?;
+        .map_err(|e| StartError::consensus("starting Raft", format!("{e} ({view})")))?;
     info!(server = id, "oned started in follower mode");
     if pristine {
         initialize_if_alone(config, &raft, &state.pool, state.bootstrapped).await?;
