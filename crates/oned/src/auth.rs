@@ -156,6 +156,19 @@ fn token_session(u: &UserRow, secret: &str, now: i64) -> Option<Session> {
     Some(session)
 }
 
+/// User `name` read on the blocking pool; a database failure is an [`AuthError`], never a
+/// refusal.
+async fn find_user(pool: &ReadPool, name: &str) -> Result<Option<UserRow>, AuthError> {
+    let (pool, lookup) = (pool.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || pool.with(|c| sqlstore::find_user_by_name(c, &lookup)))
+        .await
+        .map_err(|e| AuthError(format!("the user lookup failed: {e}")))?
+        .map_err(|e| {
+            warn!(error = %e, "database error while authenticating");
+            AuthError(format!("database error: {e}"))
+        })
+}
+
 /// Seconds since the epoch, as login tokens count their expiration.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -456,16 +469,7 @@ impl Authenticator {
         let user: Option<UserRow> = if name.is_empty() {
             None
         } else {
-            let (pool, lookup) = (pool.clone(), name.to_string());
-            tokio::task::spawn_blocking(move || {
-                pool.with(|c| sqlstore::find_user_by_name(c, &lookup))
-            })
-            .await
-            .map_err(|e| AuthError(format!("the user lookup failed: {e}")))?
-            .map_err(|e| {
-                warn!(error = %e, "database error while authenticating");
-                AuthError(format!("database error: {e}"))
-            })?
+            find_user(pool, name).await?
         };
         let user = user.filter(|u| u.enabled);
         // A login token opens a session whatever the user's driver, as in OpenNebula, and
@@ -575,16 +579,7 @@ impl Authenticator {
             debug!(server = %server.name, reason = %why, "proxied session refused");
             return Ok(None);
         }
-        let (pool, lookup) = (pool.clone(), target.to_string());
-        let user = tokio::task::spawn_blocking(move || {
-            pool.with(|c| sqlstore::find_user_by_name(c, &lookup))
-        })
-        .await
-        .map_err(|e| AuthError(format!("the user lookup failed: {e}")))?
-        .map_err(|e| {
-            warn!(error = %e, "database error while authenticating");
-            AuthError(format!("database error: {e}"))
-        })?;
+        let user = find_user(pool, target).await?;
         // A disabled user stays out, whoever vouches for it.
         let Some(user) = user.filter(|u| u.enabled) else {
             return Ok(None);

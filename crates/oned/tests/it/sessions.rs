@@ -137,6 +137,16 @@ fn login_tokens_follow_opennebulas_rules() {
         (code, msg.as_str()),
         (XML_RPC_API, "[one.user.login] Wrong valid period for token")
     );
+    // A token a client chooses is bounded: it is a key column, and ten are kept per user.
+    let long = "t".repeat(256);
+    let (code, msg) = one_error(login(&user, "rules", &long, 60, None));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            XML_RPC_API,
+            "[one.user.login] Token is longer than 255 bytes"
+        )
+    );
     let (code, msg) = one_error(login(&user, "rules", "nope", 0, None));
     assert_eq!(
         (code, msg.as_str()),
