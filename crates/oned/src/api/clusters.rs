@@ -4,6 +4,7 @@
 
 use sqlstore::objects::cluster::{self as rows, ClusterRow, Member};
 use sqlstore::objects::host;
+use sqlstore::objects::Table;
 use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
@@ -278,27 +279,16 @@ async fn change(ctx: &Ctx, p: Params<'_>, m: Member, add: bool) -> MethodResult 
     let (cid, oid) = (i64::from(p.int(0)?), i64::from(p.int(1)?));
     load(ctx, cid).await?;
     let table = match m {
-        Member::Datastore => "datastore_pool",
-        Member::Network => "vnet_pool",
+        Member::Datastore => Table::Datastore,
+        Member::Network => Table::Vnet,
     };
-    let exists = ctx
-        .read(move |c| {
-            c.query_row(
-                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE oid = ?1)"),
-                [oid],
-                |r| r.get::<bool>(0),
-            )
-        })
-        .await?;
+    super::must_exist(ctx, table, oid).await?;
     let gone = move || {
         fail(
             code::NO_EXISTS,
             format!("Error getting {} [{oid}].", member_name(m)),
         )
     };
-    if !exists {
-        return Err(gone());
-    }
     let stmts = if add {
         rows::add(m, cid, oid)
     } else {

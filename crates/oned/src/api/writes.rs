@@ -87,6 +87,7 @@ pub async fn must_exist(
         Table::Group => "group",
         Table::Host => "host",
         Table::Datastore => "datastore",
+        Table::Vnet => "virtual network",
     };
     Err(fail(
         code::NO_EXISTS,

@@ -308,6 +308,7 @@ pub enum Table {
     Group,
     Host,
     Datastore,
+    Vnet,
 }
 
 impl Table {
@@ -317,6 +318,7 @@ impl Table {
             Table::Group => "group_pool",
             Table::Host => "host_pool",
             Table::Datastore => "datastore_pool",
+            Table::Vnet => "vnet_pool",
         }
     }
 }
