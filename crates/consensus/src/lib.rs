@@ -25,7 +25,7 @@ pub use log_store::{last_log_term, LogStore};
 pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};
 pub use read_barrier::{ReadBarrier, ReadError};
-pub use state_machine::{DbHealth, SoloWriter, StateMachine};
+pub use state_machine::{DbHealth, SnapshotFloor, SoloWriter, StateMachine};
 pub use types::{Batch, BatchResult, Raft, ServerNode, TypeConfig};
 
 #[cfg(test)]

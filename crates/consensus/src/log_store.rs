@@ -168,6 +168,9 @@ pub struct LogStore {
     db: Shared,
     /// A background deletion of purged rows is running.
     deleting: Arc<AtomicBool>,
+    /// The durable snapshot, beyond which no purge is persisted (see
+    /// [`crate::state_machine::SnapshotFloor`]); unset in tests of the log alone.
+    floor: Option<crate::state_machine::SnapshotFloor>,
 }
 
 impl LogStore {
@@ -179,7 +182,14 @@ impl LogStore {
             path: path.to_path_buf(),
             db: Shared::new(conn, "log"),
             deleting: Arc::new(AtomicBool::new(false)),
+            floor: None,
         })
+    }
+
+    /// Persists no purge beyond the state machine's durable snapshot: a crash then always
+    /// finds, at or above the purge marker, a snapshot to rebuild the state from.
+    pub fn guard_purges_with(&mut self, floor: crate::state_machine::SnapshotFloor) {
+        self.floor = Some(floor);
     }
 
     /// Deletes the rows at or below the purge marker, a chunk per transaction, on the blocking
@@ -465,6 +475,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
+        // openraft may ask before the snapshot that covers the purge is on disk (it purges as
+        // soon as it decides to install one from the leader): the marker then stops at the
+        // durable snapshot, and the rest waits for the next purge. openraft itself reads
+        // nothing below what it asked for, so the rows kept are only kept.
+        let log_id = match self.floor.as_ref().map(|f| f.get()) {
+            None => log_id,
+            Some(Some(durable)) if durable.index < log_id.index => {
+                tracing::debug!(
+                    asked = log_id.index,
+                    kept_from = durable.index,
+                    "purge held at the durable snapshot"
+                );
+                durable
+            }
+            Some(Some(_)) => log_id,
+            Some(None) => {
+                tracing::debug!(asked = log_id.index, "purge held: no durable snapshot yet");
+                return Ok(());
+            }
+        };
         // Only the marker, in RaftCore's path: nothing reads below it, and the rows themselves
         // go in the background (and again after a restart if a crash interrupted that).
         self.db

@@ -35,6 +35,31 @@ pub struct StateMachine {
     db: Shared<Conn>,
     receiving: Option<PathBuf>,
     health: DbHealth,
+    floor: SnapshotFloor,
+}
+
+/// The log id of the snapshot that is on disk for good (`snapshots/current.db`, its rename
+/// synced), shared with the log store, which never persists a purge beyond it.
+///
+/// openraft 0.9 purges the log the moment it decides to install a snapshot from the leader,
+/// while the state machine installs it in the background: a crash or a power cut in between
+/// left a log purged past both the state database and the local snapshot, from which the
+/// server could not start (seen in CI: purged to 666, local snapshot at 524). The purge
+/// marker a crash can leave is now never ahead of a snapshot that can replace what it purged.
+#[derive(Clone, Default)]
+pub struct SnapshotFloor(Arc<Mutex<Option<LogId<u64>>>>);
+
+impl SnapshotFloor {
+    /// The durable snapshot's log id, if there is one.
+    pub fn get(&self) -> Option<LogId<u64>> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+
+    fn set(&self, id: Option<LogId<u64>>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = id;
+        }
+    }
 }
 
 /// Whether the state database answers: set while the apply waits for a lost MySQL server to
@@ -190,13 +215,24 @@ impl StateMachine {
                 }
             }
         }
+        let floor = SnapshotFloor::default();
+        let current = snap_dir.join(CURRENT);
+        if current.exists() {
+            floor.set(meta_of_file(&current)?.last_log_id);
+        }
         Ok(StateMachine {
             location: location.clone(),
             snap_dir: snap_dir.to_path_buf(),
             db: Shared::new(conn, "state"),
             receiving: None,
             health: DbHealth::default(),
+            floor,
         })
+    }
+
+    /// What the log store must not purge beyond (see [`SnapshotFloor`]).
+    pub fn snapshot_floor(&self) -> SnapshotFloor {
+        self.floor.clone()
     }
 
     /// Whether the state database answers (see [`DbHealth`]).
@@ -235,6 +271,7 @@ impl StateMachine {
         fsync_file(&tmp)?;
         std::fs::rename(&tmp, &current).map_err(Error::io(&current))?;
         fsync_dir(&self.snap_dir)?;
+        self.floor.set(Some(applied));
         tracing::info!(index = applied.index, "the state database is ahead of the log (restored from a backup): took a snapshot of it");
         Ok(true)
     }
@@ -286,6 +323,7 @@ impl StateMachine {
         SnapshotBuilder {
             location: self.location.clone(),
             snap_dir: self.snap_dir.clone(),
+            floor: self.floor.clone(),
         }
     }
 }
@@ -328,12 +366,14 @@ impl SoloWriter {
 pub struct SnapshotBuilder {
     location: Location,
     snap_dir: PathBuf,
+    floor: SnapshotFloor,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
         let location = self.location.clone();
         let dir = self.snap_dir.clone();
+        let floor = self.floor.clone();
         let made = tokio::task::spawn_blocking(
             move || -> Result<(std::fs::File, SnapshotMeta<u64, ServerNode>)> {
                 let tmp = dir.join(temp_name("build"));
@@ -347,6 +387,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 let current = dir.join(CURRENT);
                 std::fs::rename(&tmp, &current).map_err(Error::io(&current))?;
                 fsync_dir(&dir)?;
+                floor.set(meta.last_log_id);
                 Ok((file, meta))
             },
         )
@@ -464,6 +505,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 fsync_dir(&dir)
             })
             .await?;
+        self.floor.set(meta.last_log_id);
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
         Ok(())
     }
@@ -658,5 +700,43 @@ mod tests {
         }
         builder.join().unwrap();
         assert!(checked > 0);
+    }
+
+    fn at(index: u64) -> LogId<u64> {
+        LogId::new(CommittedLeaderId::new(1, 0), index)
+    }
+
+    /// Found by CI's MySQL power round: openraft purged the log to a snapshot from the leader
+    /// before the state machine had installed it; a cut in between left the log purged to 666
+    /// with the local snapshot at 524, and the server could not start. The purge marker now
+    /// stops at the durable snapshot until a newer one is on disk.
+    #[tokio::test]
+    async fn no_purge_is_persisted_beyond_the_snapshot_on_disk() {
+        use openraft::storage::RaftLogStorage;
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = dir.path().join("snapshots");
+        std::fs::create_dir(&snaps).unwrap();
+        let loc = Location::Sqlite(dir.path().join("one.db"));
+        let new_sm =
+            || StateMachine::new(&loc, sqlstore::open_state(&loc).unwrap(), &snaps).unwrap();
+
+        // No snapshot yet: a purge asked for is not persisted at all.
+        let mut log = crate::LogStore::open(&dir.path().join("raft.db")).unwrap();
+        log.guard_purges_with(new_sm().snapshot_floor());
+        log.purge(at(10)).await.unwrap();
+        assert_eq!(log.purged_index().unwrap(), None);
+
+        // A snapshot at 524 on disk; openraft asks for 666 (a leader's snapshot not installed yet).
+        snapshot_at(&snaps.join(CURRENT), 524);
+        let sm = new_sm();
+        let mut log = crate::LogStore::open(&dir.path().join("raft.db")).unwrap();
+        log.guard_purges_with(sm.snapshot_floor());
+        log.purge(at(666)).await.unwrap();
+        assert_eq!(log.purged_index().unwrap(), Some(524));
+
+        // Once a snapshot at 700 is on disk, the next purge goes through.
+        sm.snapshot_floor().set(Some(at(700)));
+        log.purge(at(690)).await.unwrap();
+        assert_eq!(log.purged_index().unwrap(), Some(690));
     }
 }

@@ -233,7 +233,9 @@ async fn start_raft(
 ) -> Result<Zone, StartError> {
     let id = config.server_id as u64;
     let raft_db = paths.raft_db();
-    let log = LogStore::open(&raft_db).map_err(|e| StartError::consensus("opening the log", e))?;
+    let mut log =
+        LogStore::open(&raft_db).map_err(|e| StartError::consensus("opening the log", e))?;
+    log.guard_purges_with(sm.snapshot_floor());
     log.check_server_id(id)
         .map_err(|e| StartError::consensus("checking the log's server", e))?;
     let pristine = log
