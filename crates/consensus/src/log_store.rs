@@ -13,7 +13,7 @@ use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageI
 use rusqlite::{params, Connection, OptionalExtension};
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::blocking::{storage, Shared};
 use crate::error::{log_and_count, Error, Result};
@@ -171,6 +171,9 @@ pub struct LogStore {
     /// The durable snapshot, beyond which no purge is persisted (see
     /// [`crate::state_machine::SnapshotFloor`]); unset in tests of the log alone.
     floor: Option<crate::state_machine::SnapshotFloor>,
+    /// A purge openraft asked for before the snapshot covering it was on disk: persisted with
+    /// the first append (or purge) after that snapshot is. Shared by every clone.
+    pending: Arc<Mutex<Option<LogId<u64>>>>,
 }
 
 impl LogStore {
@@ -183,7 +186,30 @@ impl LogStore {
             db: Shared::new(conn, "log"),
             deleting: Arc::new(AtomicBool::new(false)),
             floor: None,
+            pending: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Whether a purge to `log_id` may be persisted now: always without a guard, else only up
+    /// to the durable snapshot.
+    fn covered(&self, log_id: &LogId<u64>) -> bool {
+        match &self.floor {
+            None => true,
+            Some(f) => f.get().is_some_and(|d| d.index >= log_id.index),
+        }
+    }
+
+    /// The pending purge, if the snapshot covering it is now on disk (it is then no longer
+    /// pending).
+    fn take_covered_pending(&self) -> Option<LogId<u64>> {
+        let mut pending = self.pending.lock().ok()?;
+        let p = (*pending)?;
+        if self.covered(&p) {
+            *pending = None;
+            Some(p)
+        } else {
+            None
+        }
     }
 
     /// Persists no purge beyond the state machine's durable snapshot: a crash then always
@@ -436,10 +462,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 payload,
             ));
         }
+        let marker = self.take_covered_pending();
         let res = self
             .db
             .run(StorageIOError::write_logs, move |c| {
                 let tx = c.transaction()?;
+                if let Some(m) = &marker {
+                    put_purge_marker(&tx, m)?;
+                }
                 {
                     let mut st = tx.prepare_cached(
                         "INSERT OR REPLACE INTO logdb (log_index, term, leader_node_id, payload, format)
@@ -454,6 +484,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await;
         match res {
             Ok(()) => {
+                if marker.is_some() {
+                    self.spawn_deleter();
+                }
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -475,44 +508,52 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
-        // openraft may ask before the snapshot that covers the purge is on disk (it purges as
-        // soon as it decides to install one from the leader): the marker then stops at the
-        // durable snapshot, and the rest waits for the next purge. openraft itself reads
-        // nothing below what it asked for, so the rows kept are only kept.
-        let log_id = match self.floor.as_ref().map(|f| f.get()) {
-            None => log_id,
-            Some(Some(durable)) if durable.index < log_id.index => {
-                tracing::debug!(
-                    asked = log_id.index,
-                    kept_from = durable.index,
-                    "purge held at the durable snapshot"
-                );
-                durable
+        // openraft asks as soon as it decides to install a snapshot from the leader, before the
+        // state machine has it on disk. Persisted then, a crash would leave the log purged past
+        // both the state and the local snapshot. So the marker waits for that snapshot: openraft
+        // reads nothing at or below what it asked for anyway, and a restart before the marker
+        // is written finds the log as it was, or (once installed) the state ahead of the log,
+        // which openraft's start-up purge covers.
+        if !self.covered(&log_id) {
+            if let Ok(mut pending) = self.pending.lock() {
+                if pending.is_none_or(|p| p.index < log_id.index) {
+                    *pending = Some(log_id);
+                }
             }
-            Some(Some(_)) => log_id,
-            Some(None) => {
-                tracing::debug!(asked = log_id.index, "purge held: no durable snapshot yet");
-                return Ok(());
+            tracing::debug!(
+                asked = log_id.index,
+                "purge waits for the snapshot covering it to be on disk"
+            );
+            return Ok(());
+        }
+        if let Ok(mut pending) = self.pending.lock() {
+            if pending.is_some_and(|p| p.index <= log_id.index) {
+                *pending = None;
             }
-        };
-        // Only the marker, in RaftCore's path: nothing reads below it, and the rows themselves
-        // go in the background (and again after a restart if a crash interrupted that).
+        }
         self.db
             .run(StorageIOError::write_logs, move |c| {
                 let tx = c.transaction()?;
-                put_meta(&tx, "last_purged", &log_id)?;
-                // The same index as a plain integer, for SQL to hide the rows not yet deleted.
-                tx.execute(
-                    "INSERT INTO raft_meta (key, value) VALUES ('purged_index', ?1)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![log_id.index as i64],
-                )?;
+                put_purge_marker(&tx, &log_id)?;
                 Ok(tx.commit()?)
             })
             .await?;
         self.spawn_deleter();
         Ok(())
     }
+}
+
+/// Writes the purge marker (only the marker, in RaftCore's path: nothing reads below it, and
+/// the rows themselves go in the background, again after a restart if a crash interrupted it).
+fn put_purge_marker(tx: &rusqlite::Transaction<'_>, log_id: &LogId<u64>) -> Result<()> {
+    put_meta(tx, "last_purged", log_id)?;
+    // The same index as a plain integer, for SQL to hide the rows not yet deleted.
+    tx.execute(
+        "INSERT INTO raft_meta (key, value) VALUES ('purged_index', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![log_id.index as i64],
+    )?;
+    Ok(())
 }
 
 /// The term of the newest log record, read on its own connection (for `one.zone.raftstatus`);

@@ -708,8 +708,8 @@ mod tests {
 
     /// Found by CI's MySQL power round: openraft purged the log to a snapshot from the leader
     /// before the state machine had installed it; a cut in between left the log purged to 666
-    /// with the local snapshot at 524, and the server could not start. The purge marker now
-    /// stops at the durable snapshot until a newer one is on disk.
+    /// with the local snapshot at 524, and the server could not start. A purge is now persisted
+    /// only once a snapshot covering it is on disk.
     #[tokio::test]
     async fn no_purge_is_persisted_beyond_the_snapshot_on_disk() {
         use openraft::storage::RaftLogStorage;
@@ -719,22 +719,26 @@ mod tests {
         let loc = Location::Sqlite(dir.path().join("one.db"));
         let new_sm =
             || StateMachine::new(&loc, sqlstore::open_state(&loc).unwrap(), &snaps).unwrap();
+        let raft_db = dir.path().join("raft.db");
 
-        // No snapshot yet: a purge asked for is not persisted at all.
-        let mut log = crate::LogStore::open(&dir.path().join("raft.db")).unwrap();
+        // No snapshot yet: nothing is persisted.
+        let mut log = crate::LogStore::open(&raft_db).unwrap();
         log.guard_purges_with(new_sm().snapshot_floor());
         log.purge(at(10)).await.unwrap();
         assert_eq!(log.purged_index().unwrap(), None);
 
-        // A snapshot at 524 on disk; openraft asks for 666 (a leader's snapshot not installed yet).
+        // A snapshot at 524 on disk; openraft asks for 666 (a leader's snapshot being
+        // installed): still nothing, as a crash now must find the log as it was.
         snapshot_at(&snaps.join(CURRENT), 524);
         let sm = new_sm();
-        let mut log = crate::LogStore::open(&dir.path().join("raft.db")).unwrap();
+        let mut log = crate::LogStore::open(&raft_db).unwrap();
         log.guard_purges_with(sm.snapshot_floor());
+        log.purge(at(500)).await.unwrap();
+        assert_eq!(log.purged_index().unwrap(), Some(500), "covered: persisted");
         log.purge(at(666)).await.unwrap();
-        assert_eq!(log.purged_index().unwrap(), Some(524));
+        assert_eq!(log.purged_index().unwrap(), Some(500), "not covered: held");
 
-        // Once a snapshot at 700 is on disk, the next purge goes through.
+        // Once the snapshot at 700 is on disk, purges go through again.
         sm.snapshot_floor().set(Some(at(700)));
         log.purge(at(690)).await.unwrap();
         assert_eq!(log.purged_index().unwrap(), Some(690));
