@@ -125,6 +125,7 @@ fn main() -> ExitCode {
         eprintln!("oned: {e:#}");
         return ExitCode::from(1);
     }
+    log_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,6 +152,21 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A panic in a task (openraft's RaftCore runs in one) goes to `oned.log` as well as stderr:
+/// operators read the log, and the default hook alone prints only to stderr.
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            "panicked"
+        );
+        default(info);
+    }));
 }
 
 /// Binds with MAX_CONN_BACKLOG as the listen backlog.

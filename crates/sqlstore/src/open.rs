@@ -117,6 +117,19 @@ CREATE TABLE IF NOT EXISTS template_pool (
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1
 );
+CREATE TABLE IF NOT EXISTS document_pool (
+    oid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1
+);
 CREATE TABLE IF NOT EXISTS vm_pool (
     oid INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -287,6 +300,13 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
             ))?;
         }
     }
+    // A bootstrapped database from before documents gets their id counter (a fresh one gets it
+    // from the bootstrap).
+    conn.execute_batch(
+        "INSERT INTO pool_control (tablename, last_oid)
+         SELECT 'document_pool', -1 FROM pool_control WHERE tablename = 'user_pool'
+         AND NOT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'document_pool')",
+    )?;
     // Both backends: cluster templates came with the cluster methods.
     if !conn
         .columns("cluster_pool")?
@@ -476,5 +496,55 @@ mod tests {
             columns(&again, "template_pool"),
             columns(&fresh, "template_pool")
         );
+    }
+
+    fn counter(c: &Conn, table: &str) -> Option<i64> {
+        use crate::Optional;
+        c.query_row(
+            "SELECT last_oid FROM pool_control WHERE tablename = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_database_from_before_documents_gets_their_table_and_counter_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut c = open(&path);
+            crate::testing::bootstrap(&mut c);
+            c.execute_batch(
+                "DROP TABLE document_pool;
+                 DELETE FROM pool_control WHERE tablename = 'document_pool'",
+            )
+            .unwrap();
+        }
+        let upgraded = open(&path);
+        assert_eq!(counter(&upgraded, "document_pool"), Some(-1));
+        let fresh_path = dir.path().join("new.db");
+        let mut fresh = open(&fresh_path);
+        assert_eq!(
+            counter(&fresh, "document_pool"),
+            None,
+            "not before bootstrap"
+        );
+        crate::testing::bootstrap(&mut fresh);
+        assert_eq!(
+            columns(&upgraded, "document_pool"),
+            columns(&fresh, "document_pool")
+        );
+        drop(upgraded);
+        let again = open(&path);
+        let n: i64 = again
+            .query_row(
+                "SELECT COUNT(*) FROM pool_control WHERE tablename = 'document_pool'",
+                (),
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
     }
 }

@@ -187,6 +187,23 @@ fn send_signal(pid: u32, signal: libc::c_int) {
     assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
 }
 
+/// Every panic a server's stderr recorded, with the lines of its message, however long ago:
+/// a panic is the cause to look for, and later lines push it out of the tail.
+pub fn panics(path: &Path) -> String {
+    let Ok(bytes) = fs::read(path) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains(" panicked at ") && found.len() < 10 {
+            found.push(lines[i..(i + 3).min(lines.len())].join("\n"));
+        }
+    }
+    found.join("\n")
+}
+
 /// The last `n` lines of a file, or a note that it cannot be read.
 pub fn tail(path: &Path, n: usize) -> String {
     match fs::read(path) {
@@ -636,16 +653,23 @@ impl Server {
         Some(ZoneInfo::from_xml(&xml).unwrap())
     }
 
-    /// Tail of `oned.log` and of stderr.
+    /// Tail of `oned.log` and of stderr, and every panic stderr recorded.
     pub fn tails(&self) -> String {
+        let stderr = self.location.join("stderr");
+        let panics = panics(&stderr);
+        let panics = if panics.is_empty() {
+            String::new()
+        } else {
+            format!("===== server {} panics =====\n{panics}\n", self.id)
+        };
         format!(
-            "===== server {} (port {}, {}) oned.log =====\n{}\n===== server {} stderr =====\n{}\n",
+            "===== server {} (port {}, {}) oned.log =====\n{}\n===== server {} stderr =====\n{}\n{panics}",
             self.id,
             self.port,
             self.location.display(),
             tail(&self.log_path(), 40),
             self.id,
-            tail(&self.location.join("stderr"), 15)
+            tail(&stderr, 15)
         )
     }
 }

@@ -160,6 +160,18 @@ const USER: &[&str] = &[
     "DEFAULT_USER_QUOTAS",
 ];
 /// `Cluster::to_xml` (PLAN only while a placement plan exists).
+const DOCUMENT: &[&str] = &[
+    "ID",
+    "UID",
+    "GID",
+    "UNAME",
+    "GNAME",
+    "NAME",
+    "TYPE",
+    "PERMISSIONS",
+    "LOCK",
+    "TEMPLATE",
+];
 const CLUSTER: &[&str] = &["ID", "NAME", "HOSTS", "DATASTORES", "VNETS", "TEMPLATE"];
 const GROUP: &[&str] = &[
     "ID",
@@ -326,6 +338,18 @@ fn vmtemplate() {
     };
     let b = body(|o| super::vmtemplate::template_xml(&row, o));
     check("vmtemplate", "VMTEMPLATE", VMTEMPLATE, &b);
+}
+
+#[test]
+fn document() {
+    let row = sqlstore::objects::document::DocumentRow {
+        head: head(),
+        lock: locked(),
+        kind: 100,
+        template: TEMPLATE.to_string(),
+    };
+    let b = body(|o| super::document::document_xml(&row, o));
+    check("document", "DOCUMENT", DOCUMENT, &b);
 }
 
 #[test]

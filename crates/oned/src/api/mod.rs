@@ -3,6 +3,7 @@
 
 mod acl;
 mod clusters;
+mod document;
 mod error;
 mod family;
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod api;
 mod backends;
 mod clusters;
 mod config;
+mod documents;
 mod families;
 mod ha;
 mod hooks;

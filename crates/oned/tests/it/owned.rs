@@ -1,4 +1,5 @@
-//! The owned-object path, family by family (VMs, templates, images, networks, datastores): an
+//! The owned-object path, family by family (VMs, templates, images, networks, datastores,
+//! documents): an
 //! owner who is not an administrator cannot grant the ADMIN bits, and another user can neither
 //! see nor change the object without a permission bit or an ACL rule.
 
@@ -51,6 +52,12 @@ const FAMILIES: &[Family] = &[
         pool: "one.datastorepool.info",
         allocate: || vec![s("NAME = d1\nTM_MAD = dummy\nDS_MAD = dummy")],
         bit: 0x1000_0000_0000,
+    },
+    Family {
+        prefix: "one.document",
+        pool: "one.documentpool.info",
+        allocate: || vec![s("NAME = svc\nDESCRIPTION = x"), Value::Int(100)],
+        bit: 0x4000_0000_0000,
     },
 ];
 
@@ -108,6 +115,13 @@ fn is_denied(result: Result<Value, cli::CallError>, what: &str) {
 fn pool_lists(c: &Client, pool: &str, id: i32) -> bool {
     let params = if pool == "one.datastorepool.info" {
         vec![]
+    } else if pool == "one.documentpool.info" {
+        vec![
+            Value::Int(-2),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(100),
+        ]
     } else {
         vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)]
     };

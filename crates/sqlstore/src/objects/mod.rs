@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod cluster;
 pub mod datastore;
+pub mod document;
 pub mod group;
 pub mod host;
 pub mod image;
