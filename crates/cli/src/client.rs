@@ -270,9 +270,26 @@ fn describe_transport(t: &ureq::Transport) -> String {
     msg
 }
 
-/// The endpoint: `--endpoint`, else `$ONE_XMLRPC`, else [`DEFAULT_ENDPOINT`].
+/// The endpoint: `--endpoint`, else `$ONE_XMLRPC`, else the first line of
+/// `$HOME/.one/one_endpoint` (which `onezone set` writes), else [`DEFAULT_ENDPOINT`], in the
+/// order of OpenNebula's Ruby client.
 pub fn resolve_endpoint(flag: Option<String>) -> String {
-    resolve_endpoint_from(flag, std::env::var("ONE_XMLRPC").ok())
+    let from_file = || {
+        let text = std::fs::read_to_string(endpoint_file()?).ok()?;
+        text.lines().next().map(str::to_string)
+    };
+    resolve_endpoint_from(
+        flag,
+        std::env::var("ONE_XMLRPC")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(from_file),
+    )
+}
+
+/// `$HOME/.one/one_endpoint`: the endpoint `onezone set` chose for this user's shell sessions.
+pub fn endpoint_file() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".one").join("one_endpoint"))
 }
 
 /// [`resolve_endpoint`] with the environment passed in (empty values count as unset).

@@ -65,6 +65,20 @@ const OPTIONS: &[Opt] = &[
         None,
         "Keep the local RAFT section and RAFT hooks of oned.conf too",
     ),
+    Opt(
+        "append",
+        Some("-a"),
+        "--append",
+        None,
+        "Append new attributes to the current template",
+    ),
+    Opt(
+        "keep",
+        Some("-k"),
+        "--keep",
+        None,
+        "Don't overwrite endpoint file located in home folder, use it as a temporary zone.",
+    ),
     Opt("verbose", Some("-v"), "--verbose", None, "Verbose mode"),
     Opt("help", Some("-h"), "--help", None, "Show this message"),
     Opt(
@@ -149,6 +163,25 @@ const COMMANDS: &[Cmd] = &[
         &[],
     ),
     Cmd("rename", &["<zoneid>", "<name>"], "Renames the Zone", &[]),
+    Cmd(
+        "create",
+        &["<file>"],
+        "Creates a new Zone (only a federation master does)",
+        &[],
+    ),
+    Cmd(
+        "update",
+        &["<zoneid>", "[<file>]"],
+        "Update the template contents. If a path is not provided the editor will be launched to modify the current content.",
+        &["append"],
+    ),
+    Cmd("delete", &["<range|zoneid_list>"], "Deletes the given Zone", &[]),
+    Cmd(
+        "set",
+        &["<zoneid>"],
+        "Set shell session access point for the CLI to the given Zone",
+        &["keep"],
+    ),
     Cmd(
         "serversync",
         &["<server>"],
@@ -393,7 +426,11 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 }
 
 fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
-    let (expected, given) = (cmd.1.len(), args.positional.len() - 1);
+    let (expected, given) = (
+        cmd.1.iter().filter(|a| !a.starts_with('[')).count(),
+        args.positional.len() - 1,
+    );
+    let most = cmd.1.len();
     if given < expected {
         let msg = match expected {
             1 => format!("Command {} requires one parameter to run", cmd.0),
@@ -401,8 +438,8 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
         };
         return Err(Failure(msg, true));
     }
-    if given > expected {
-        let msg = match expected {
+    if given > most {
+        let msg = match most {
             0 => format!("Command {} takes no parameters", cmd.0),
             1 => format!("Command {} takes only one parameter", cmd.0),
             n => format!("Command {} takes only {n} parameters", cmd.0),
@@ -429,12 +466,18 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
     }
 
     // Validate everything before looking for credentials or calling.
+    let ranged = cmd.0 == "delete";
+    let zone_ids = if ranged {
+        parse_range(&pos[0])?
+    } else {
+        Vec::new()
+    };
     let zone_id = match pos.first() {
-        Some(z) => Some(parse_id("zone id", z)?),
-        None => None,
+        Some(z) if !ranged && cmd.0 != "create" => Some(parse_id("zone id", z)?),
+        _ => None,
     };
     let server_id = match pos.get(1) {
-        Some(s) if cmd.0 != "rename" => Some(parse_id("server id", s)?),
+        Some(s) if cmd.0.starts_with("server-") => Some(parse_id("server id", s)?),
         _ => None,
     };
     let add = if cmd.0 == "server-add" {
@@ -455,6 +498,15 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
         Some(server_template(&name, &rpc))
     } else {
         None
+    };
+
+    // A template from a file is read before any call, as OpenNebula's CLI reads it.
+    let file_text = match (cmd.0, pos.get(if cmd.0 == "create" { 0 } else { 1 })) {
+        ("create" | "update", Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure(format!("Cannot read {path}: {e}"), false))?,
+        ),
+        _ => None,
     };
 
     let endpoint = resolve_endpoint(args.value("endpoint"));
@@ -494,6 +546,75 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
             let endpoints: Vec<&str> = zone.servers.iter().map(|s| s.endpoint.as_str()).collect();
             let raft = raft_statuses(&client, &endpoints);
             write!(out, "{}", format_zone_show(&zone, &raft))?;
+        }
+        "create" => {
+            let id = client.call(
+                "one.zone.allocate",
+                vec![Value::String(file_text.unwrap_or_default())],
+            )?;
+            writeln!(out, "ID: {}", id.as_i64().unwrap_or(-1))?;
+        }
+        "delete" => {
+            for id in zone_ids {
+                client.call("one.zone.delete", vec![Value::Int(id)])?;
+                if verbose {
+                    writeln!(out, "ZONE {id}: deleted")?;
+                }
+            }
+        }
+        "update" => {
+            let id = zone_id.unwrap_or(0);
+            let append = args.has("append");
+            let text = match file_text {
+                Some(t) => t,
+                None => {
+                    // As OpenNebula's CLI: the editor on the current template (empty to append).
+                    let current = if append {
+                        String::new()
+                    } else {
+                        let xml = client.call_xml(wire::method::ZONE_INFO, vec![Value::Int(id)])?;
+                        template_text_of(&xml)?
+                    };
+                    edit_in_editor(&current)?
+                }
+            };
+            client.call(
+                "one.zone.update",
+                vec![
+                    Value::Int(id),
+                    Value::String(text),
+                    Value::Int(i32::from(append)),
+                ],
+            )?;
+            if verbose {
+                writeln!(out, "ZONE {id}: modified")?;
+            }
+        }
+        "set" => {
+            let id = zone_id.unwrap_or(0);
+            let xml = client.call_xml(wire::method::ZONE_INFO, vec![Value::Int(id)])?;
+            let zone = ZoneInfo::from_xml(&xml)?;
+            let Some(endpoint) = zone.endpoint().filter(|e| !e.is_empty()) else {
+                return Err(Failure(format!("No Endpoint defined for Zone {id}"), false));
+            };
+            if args.has("keep") {
+                writeln!(out, "Type: export ONE_XMLRPC={endpoint}")?;
+            } else {
+                let path = crate::client::endpoint_file()
+                    .ok_or_else(|| Failure("HOME is not set".into(), false))?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Failure(format!("Cannot create {}: {e}", dir.display()), false)
+                    })?;
+                }
+                std::fs::write(&path, format!("{endpoint}\n"))
+                    .map_err(|e| Failure(format!("Cannot write {}: {e}", path.display()), false))?;
+                writeln!(
+                    out,
+                    "Endpoint changed to \"{endpoint}\" in {}",
+                    path.display()
+                )?;
+            }
         }
         name => {
             let (method, params, done) = match name {
@@ -548,6 +669,65 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The `TEMPLATE` of a `<ZONE>` document in OpenNebula's template syntax, vector attributes
+/// included, for the editor.
+fn template_text_of(xml: &str) -> Result<String, Failure> {
+    let body = xml
+        .find("<TEMPLATE>")
+        .zip(xml.find("</TEMPLATE>"))
+        .map(|(a, b)| &xml[a..b + "</TEMPLATE>".len()])
+        .unwrap_or("<TEMPLATE/>");
+    template::Template::parse(body)
+        .map(|t| t.to_text())
+        .map_err(|e| Failure(format!("The zone's template does not parse: {e}"), false))
+}
+
+/// Zone ids as OpenNebula's CLI takes a range: `3`, `1,4,7` or `2..5`.
+fn parse_range(text: &str) -> Result<Vec<i32>, Failure> {
+    let mut ids = Vec::new();
+    for part in text.split(',') {
+        match part.split_once("..") {
+            Some((a, b)) => {
+                let (a, b) = (parse_id("zone id", a)?, parse_id("zone id", b)?);
+                if b < a || b - a > 10_000 {
+                    return Err(Failure(format!("Invalid range '{part}'"), false));
+                }
+                ids.extend(a..=b);
+            }
+            None => ids.push(parse_id("zone id", part)?),
+        }
+    }
+    Ok(ids)
+}
+
+/// Lets the user edit `text` in `$EDITOR` (else `vi`), as OpenNebula's CLI does, and returns
+/// what was saved.
+fn edit_in_editor(text: &str) -> Result<String, Failure> {
+    let io = |what: &str, e: std::io::Error| Failure(format!("{what}: {e}"), false);
+    let mut file = tempfile::Builder::new()
+        .prefix("onezone-")
+        .suffix(".tmpl")
+        .tempfile()
+        .map_err(|e| io("Cannot create a temporary file", e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| io("Cannot write the temporary file", e))?;
+    let editor = std::env::var("EDITOR")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".to_string());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .map_err(|e| io(&format!("Cannot run the editor {editor}"), e))?;
+    if !status.success() {
+        return Err(Failure(format!("Editor {editor} failed: {status}"), false));
+    }
+    std::fs::read_to_string(file.path()).map_err(|e| io("Cannot read the edited template", e))
 }
 
 /// Asks every endpoint for its `one.zone.raftstatus` concurrently, with the

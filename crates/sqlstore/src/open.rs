@@ -238,7 +238,8 @@ CREATE TABLE IF NOT EXISTS zone_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
     state INTEGER NOT NULL DEFAULT 0,
-    endpoint TEXT NOT NULL
+    endpoint TEXT NOT NULL,
+    template TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS zone_server (
     zone_id INTEGER NOT NULL,
@@ -307,17 +308,16 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
          SELECT 'document_pool', -1 FROM pool_control WHERE tablename = 'user_pool'
          AND NOT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'document_pool')",
     )?;
-    // Both backends: cluster templates came with the cluster methods.
-    if !conn
-        .columns("cluster_pool")?
-        .iter()
-        .any(|c| c == "template")
-    {
-        let add = "ALTER TABLE cluster_pool ADD COLUMN template TEXT NOT NULL DEFAULT ''";
-        conn.execute_batch(&match conn.backend() {
-            Backend::Sqlite => add.to_string(),
-            Backend::Mysql => sql::mysql_schema(conn, add),
-        })?;
+    // Both backends: cluster templates came with the cluster methods, zone templates with
+    // `one.zone.update`.
+    for table in ["cluster_pool", "zone_pool"] {
+        if !conn.columns(table)?.iter().any(|c| c == "template") {
+            let add = format!("ALTER TABLE {table} ADD COLUMN template TEXT NOT NULL DEFAULT ''");
+            conn.execute_batch(&match conn.backend() {
+                Backend::Sqlite => add,
+                Backend::Mysql => sql::mysql_schema(conn, &add),
+            })?;
+        }
     }
     if conn.backend() == Backend::Mysql {
         // MySQL state databases were created with every column but the cluster template.

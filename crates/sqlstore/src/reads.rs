@@ -133,13 +133,15 @@ pub struct ZoneRow {
     pub name: String,
     pub state: i64,
     pub endpoint: String,
+    /// The template `one.zone.update` wrote, ENDPOINT included; empty until then.
+    pub template: String,
     pub servers: Vec<ZoneServerRow>,
 }
 
 pub fn load_zone(conn: &Conn, oid: i64) -> crate::sql::Result<Option<ZoneRow>> {
     let zone = conn
         .query_row(
-            "SELECT oid, name, state, endpoint FROM zone_pool WHERE oid = ?1",
+            "SELECT oid, name, state, endpoint, template FROM zone_pool WHERE oid = ?1",
             params![oid],
             |r| {
                 Ok(ZoneRow {
@@ -147,6 +149,7 @@ pub fn load_zone(conn: &Conn, oid: i64) -> crate::sql::Result<Option<ZoneRow>> {
                     name: r.get(1)?,
                     state: r.get(2)?,
                     endpoint: r.get(3)?,
+                    template: r.get(4)?,
                     servers: Vec::new(),
                 })
             },

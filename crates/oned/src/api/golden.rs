@@ -505,6 +505,7 @@ fn zone() {
         name: "OpenNebula".to_string(),
         state: 0,
         endpoint: "http://localhost:2633/RPC2".to_string(),
+        template: String::new(),
         servers: vec![ZoneServerRow {
             id: 0,
             name: "server-0".to_string(),

@@ -47,6 +47,18 @@ pub const METHODS: &[Method] = &[
         Auth::AdminOn("MANAGE ZONE"),
         rename
     ),
+    method!(
+        "one.zone.update",
+        Write,
+        Auth::AdminOn("MANAGE ZONE"),
+        update
+    ),
+    method!(
+        "one.zone.delete",
+        Write,
+        Auth::AdminOn("ADMIN ZONE"),
+        delete
+    ),
 ];
 
 pub fn zone_xml(z: &ZoneRow, out: &mut String) {
@@ -54,11 +66,7 @@ pub fn zone_xml(z: &ZoneRow, out: &mut String) {
         x.num("ID", z.oid)
             .text("NAME", &z.name)
             .num("STATE", z.state)
-            .elem("TEMPLATE", |x| {
-                x.open("ENDPOINT")
-                    .raw(&cdata(&z.endpoint))
-                    .close("ENDPOINT");
-            });
+            .raw(&xml::template(&template_text(z), "TEMPLATE"));
         if z.servers.is_empty() {
             // As OpenNebula prints an empty server pool.
             x.raw("<SERVER_POOL/>");
@@ -80,6 +88,16 @@ pub fn zone_xml(z: &ZoneRow, out: &mut String) {
             }
         });
     });
+}
+
+/// The zone's template: the one `one.zone.update` stored, or its ENDPOINT alone.
+fn template_text(z: &ZoneRow) -> String {
+    if !z.template.is_empty() {
+        return z.template.clone();
+    }
+    let mut t = template::Template::default();
+    t.set("ENDPOINT", template::Value::Single(z.endpoint.clone()));
+    t.to_text()
 }
 
 async fn load(ctx: &Ctx, id: i64) -> Result<ZoneRow, Failure> {
@@ -275,6 +293,77 @@ pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             format!("Cannot rename zone. NAME is already taken by ZONE {name}."),
         ),
         _ => r.internal(),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// How often an update is recomputed when another write changed the zone in between.
+const UPDATE_RETRIES: usize = 10;
+
+/// `one.zone.update(id, template, type)`, as `Zone::post_update_template`: an empty ENDPOINT
+/// becomes `-`, SERVER attributes are dropped (servers change through `addserver`).
+pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let text = p.string(1)?.to_string();
+    let merge = super::update_type(&p)?;
+    for _ in 0..UPDATE_RETRIES {
+        let zone = load(ctx, id).await?;
+        let merged = super::merged(&template_text(&zone), &text, merge)?;
+        let mut t = template::Template::parse(&merged)
+            .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+        t.remove("SERVER");
+        let endpoint = match t.single("ENDPOINT") {
+            Some(e) if !e.is_empty() => e.to_string(),
+            _ => {
+                t.set("ENDPOINT", template::Value::Single("-".into()));
+                "-".to_string()
+            }
+        };
+        let txn = SqlTxn {
+            stmts: vec![sqlstore::objects::zone::set_template(
+                id,
+                t.to_text(),
+                &endpoint,
+                zone.template,
+            )],
+        };
+        let mut changed = false;
+        let written = ctx
+            .commit(txn, |r| {
+                changed = r.kind == TxnErrorKind::NotFound;
+                r.internal()
+            })
+            .await;
+        match written {
+            Ok(_) => return Ok(Value::Int(id as i32)),
+            // Changed or deleted meanwhile: the next read says which.
+            Err(_) if changed => continue,
+            Err(f) => return Err(f),
+        }
+    }
+    Err(fail(
+        code::INTERNAL,
+        "Cannot update template: it kept changing, try again",
+    ))
+}
+
+/// `one.zone.delete(id)`: the zones a server can have (below 100) are never deleted, as
+/// `ZonePool::drop` refuses.
+pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    load(ctx, id).await?;
+    if id < 100 {
+        return Err(fail(
+            code::ACTION,
+            "Cannot delete zone. System Zones (ID < 100) cannot be deleted.",
+        ));
+    }
+    let txn = SqlTxn {
+        stmts: vec![sqlstore::objects::delete("zone_pool", id)],
+    };
+    ctx.commit(txn, |r| {
+        r.missing(fail(code::NO_EXISTS, format!("Error getting zone [{id}].")))
     })
     .await?;
     Ok(Value::Int(id as i32))

@@ -96,3 +96,126 @@ fn zones_are_renamed_but_not_created_outside_a_federation() {
         )
     );
 }
+
+/// `onezone update` (a file, `--append`), `set`, `delete` and `create`, as OpenNebula's: the
+/// zone's template on every server, its ENDPOINT written to `~/.one/one_endpoint` and used by
+/// the next command, system zones never deleted.
+#[test]
+fn zone_templates_are_updated_and_set_as_the_cli_endpoint() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let follower = (leader + 1) % 3;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zone.tmpl");
+    std::fs::write(
+        &file,
+        "ONEFLOW_ENDPOINT = \"http://127.0.0.1:2474\"\nSERVER = [ ID = 7 ]",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    // Through a follower, forwarded like any change.
+    let (code, out, err) = zone.onezone(follower, &["update", "0", path, "--append", "--verbose"]);
+    assert_eq!((code, out.as_str()), (0, "ZONE 0: modified\n"), "{err}");
+    let endpoint = zone.servers[leader].endpoint();
+    for i in 0..3 {
+        let c = zone.servers[i].client();
+        zone.wait_until(
+            DEADLINE,
+            &format!("server {i} has the new template"),
+            || {
+                c.call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
+                    .unwrap()
+                    .contains(
+                        "<ONEFLOW_ENDPOINT><![CDATA[http://127.0.0.1:2474]]></ONEFLOW_ENDPOINT>",
+                    )
+            },
+        );
+        let body = c
+            .call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
+            .unwrap();
+        assert!(body.contains("<ENDPOINT><![CDATA[http://"), "kept: {body}");
+        assert!(!body.contains("<SERVER><ID>7"), "SERVER is dropped: {body}");
+    }
+    // A replace without ENDPOINT leaves "-", as Zone::post_update_template.
+    let c = zone.servers[leader].client();
+    c.call(
+        "one.zone.update",
+        vec![Value::Int(0), Value::String("A = 1".into()), Value::Int(0)],
+    )
+    .unwrap();
+    let body = c
+        .call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
+        .unwrap();
+    assert!(
+        body.contains(
+            "<TEMPLATE><A><![CDATA[1]]></A><ENDPOINT><![CDATA[-]]></ENDPOINT></TEMPLATE>"
+        ),
+        "{body}"
+    );
+    c.call(
+        "one.zone.update",
+        vec![
+            Value::Int(0),
+            Value::String(format!("ENDPOINT = \"{endpoint}\"")),
+            Value::Int(1),
+        ],
+    )
+    .unwrap();
+
+    // `onezone set` writes the endpoint where the next command finds it.
+    let home = tempfile::tempdir().unwrap();
+    let onezone = |args: &[&str]| {
+        let bin = testkit::oned_binary().with_file_name("onezone");
+        let o = std::process::Command::new(bin)
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("ONE_XMLRPC")
+            .env("ONE_AUTH", zone.servers[0].auth_file())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = onezone(&["set", "0", "--endpoint", &endpoint]);
+    assert_eq!(code, Some(0), "{err}");
+    let written = home.path().join(".one/one_endpoint");
+    assert_eq!(
+        out,
+        format!(
+            "Endpoint changed to \"{endpoint}\" in {}\n",
+            written.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        format!("{endpoint}\n")
+    );
+    let (code, out, err) = onezone(&["show", "0"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("ZONE 0 INFORMATION"), "{out}");
+    let (code, out, _) = onezone(&["set", "0", "--keep"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, format!("Type: export ONE_XMLRPC={endpoint}\n"));
+
+    // System zones stay; new ones come only from a federation master.
+    let (code, _, err) = onezone(&["delete", "0"]);
+    assert_eq!(code, Some(255));
+    assert_eq!(
+        err,
+        "[one.zone.delete] Cannot delete zone. System Zones (ID < 100) cannot be deleted.\n"
+    );
+    let (code, msg) = one_error(c.call("one.zone.delete", vec![Value::Int(100)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (0x0400, "[one.zone.delete] Error getting zone [100].")
+    );
+    let (code, _, err) = onezone(&["create", path]);
+    assert_eq!(code, Some(255));
+    assert!(
+        err.contains("New zones can only be created at federation master"),
+        "{err}"
+    );
+}

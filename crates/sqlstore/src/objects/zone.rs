@@ -52,6 +52,20 @@ pub fn set_state(oid: i64, state: i64) -> SqlStmt {
     .must_match()
 }
 
+/// `one.zone.update`: the zone's template and its ENDPOINT, if the template is still `old`.
+pub fn set_template(oid: i64, template: String, endpoint: &str, old: String) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE zone_pool SET template = ?2, endpoint = ?3 WHERE oid = ?1 AND template = ?4",
+        vec![
+            SqlValue::Int(oid),
+            SqlValue::Text(template),
+            SqlValue::Text(endpoint.to_string()),
+            SqlValue::Text(old),
+        ],
+    )
+    .must_match()
+}
+
 /// Whether zone `oid` is disabled (a zone that does not exist is not).
 pub fn is_disabled(c: &crate::sql::Conn, oid: i64) -> crate::sql::Result<bool> {
     c.prepare_cached("SELECT EXISTS (SELECT 1 FROM zone_pool WHERE oid = ?1 AND state = ?2)")?
