@@ -130,6 +130,15 @@ CREATE TABLE IF NOT EXISTS document_pool (
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1
 );
+CREATE TABLE IF NOT EXISTS quota_limits (
+    owner VARCHAR(16) NOT NULL,
+    oid INTEGER NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    rid INTEGER NOT NULL,
+    metric VARCHAR(32) NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (owner, oid, kind, rid, metric)
+);
 CREATE TABLE IF NOT EXISTS vm_pool (
     oid INTEGER PRIMARY KEY,
     name TEXT NOT NULL,

@@ -64,6 +64,8 @@ pub fn api_failure(method: &str, code: i32, message: &str) -> String {
 #[derive(Debug)]
 pub struct Refused {
     pub kind: TxnErrorKind,
+    /// Which statement of the transaction refused it.
+    pub stmt: usize,
     pub message: String,
 }
 

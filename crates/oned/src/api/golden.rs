@@ -433,7 +433,7 @@ fn user() {
         "user",
         "USER",
         USER,
-        &body(|o| super::user::user_xml(&row, true, o)),
+        &body(|o| super::user::user_xml(&row, Some((&Default::default(), &Default::default())), o)),
     );
 }
 
@@ -468,7 +468,9 @@ fn group() {
         "group",
         "GROUP",
         GROUP,
-        &body(|o| super::group::group_xml(&row, true, o)),
+        &body(|o| {
+            super::group::group_xml(&row, Some((&Default::default(), &Default::default())), o)
+        }),
     );
 }
 

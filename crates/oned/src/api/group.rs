@@ -7,10 +7,12 @@ use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
 use super::method::{Auth, Method};
+use super::quota::{self, Quotas};
 use super::xml::{self, Xml};
 use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use sqlstore::objects::quota::{Owner, DEFAULTS};
 
 pub const METHODS: &[Method] = &[
     method!(
@@ -47,35 +49,23 @@ pub const METHODS: &[Method] = &[
     method!(wire::method::GROUPPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
-/// The four quota elements, empty: OneHA enforces no quotas yet.
-pub(super) fn empty_quotas(x: &mut Xml<'_>) {
-    for q in [
-        "DATASTORE_QUOTA",
-        "NETWORK_QUOTA",
-        "VM_QUOTA",
-        "IMAGE_QUOTA",
-    ] {
-        x.empty(q);
-    }
-}
-
 fn ids(x: &mut Xml<'_>, list: &[i64]) {
     for i in list {
         x.num("ID", i);
     }
 }
 
-/// A group; `with_quotas` for `one.group.info` (a pool lists quotas apart).
-pub(super) fn group_xml(g: &GroupRow, with_quotas: bool, out: &mut String) {
+/// A group; with its quotas and the defaults for `one.group.info` (a pool lists quotas apart).
+pub(super) fn group_xml(g: &GroupRow, quotas: Option<(&Quotas, &Quotas)>, out: &mut String) {
     Xml::new(out).elem("GROUP", |x| {
         x.num("ID", g.oid)
             .text("NAME", &g.name)
             .raw(&xml::template(&g.template, "TEMPLATE"))
             .elem("USERS", |x| ids(x, &g.users))
             .elem("ADMINS", |x| ids(x, &g.admins));
-        if with_quotas {
-            empty_quotas(x);
-            x.elem("DEFAULT_GROUP_QUOTAS", empty_quotas);
+        if let Some((mine, defaults)) = quotas {
+            mine.write(x);
+            quota::write_defaults(x, Owner::Group, defaults);
         }
     });
 }
@@ -104,12 +94,18 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() && !my_groups(ctx, s.uid).await?.contains(&id) {
         return Err(not_authorized(s, &format!("USE GROUP [{id}]")));
     }
-    let g = ctx
-        .read(move |c| rows::load(c, id))
-        .await?
-        .ok_or_else(|| no_group(id))?;
+    let (g, mine, defaults) = ctx
+        .read(move |c| {
+            Ok((
+                rows::load(c, id)?,
+                quota::load(c, Owner::Group, id)?,
+                quota::load(c, Owner::Group, DEFAULTS)?,
+            ))
+        })
+        .await?;
+    let g = g.ok_or_else(|| no_group(id))?;
     Ok(Value::String(xml::build_with(|out| {
-        group_xml(&g, true, out)
+        group_xml(&g, Some((&mine, &defaults)), out)
     })))
 }
 
@@ -133,17 +129,18 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
             };
             // `oid IN ()` is false in SQLite: a user in no group sees none.
             let sql = format!("{}{cond} ORDER BY oid", rows::SELECT);
+            let all = quota::AllQuotas::load(c, Owner::Group)?;
             let each = |g: &GroupRow, out: &mut String| {
-                group_xml(g, false, out);
+                group_xml(g, None, out);
                 Xml::new(out).elem("QUOTAS", |x| {
                     x.num("ID", g.oid);
-                    empty_quotas(x);
+                    all.of(g.oid).write(x);
                 });
             };
             print_rows(c, &sql, args, rows::read, each, &mut out)?;
-            Xml::new(&mut out)
-                .elem("DEFAULT_GROUP_QUOTAS", empty_quotas)
-                .close("GROUP_POOL");
+            let mut x = Xml::new(&mut out);
+            quota::write_defaults(&mut x, Owner::Group, &all.of(DEFAULTS));
+            x.close("GROUP_POOL");
             Ok(out)
         })
         .await?;
@@ -157,7 +154,11 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         "Cannot delete group. System Groups (ID < 100) cannot be deleted.",
     )?;
     let txn = SqlTxn {
-        stmts: rows::delete_if_empty(id),
+        stmts: {
+            let mut stmts = rows::delete_if_empty(id);
+            stmts.push(sqlstore::objects::quota::drop_all(Owner::Group, id));
+            stmts
+        },
     };
     let mut kept = false;
     let deleted = ctx

@@ -79,7 +79,7 @@ macro_rules! method {
 }
 
 /// Every family's table.
-fn tables() -> [&'static [Method]; 19] {
+fn tables() -> [&'static [Method]; 20] {
     use super::*;
     [
         system::METHODS,
@@ -101,6 +101,7 @@ fn tables() -> [&'static [Method]; 19] {
         vnet::OWNED,
         document::METHODS,
         document::OWNED,
+        quota::METHODS,
     ]
 }
 

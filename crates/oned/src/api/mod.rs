@@ -13,6 +13,7 @@ pub mod host;
 pub mod method;
 mod owned;
 mod perms;
+pub mod quota;
 mod route;
 mod storage;
 mod system;
@@ -87,6 +88,7 @@ impl Ctx {
             Ok(TxnOutcome::Done { values }) => Ok(values),
             Ok(TxnOutcome::Failed(e)) => Err(refused(Refused {
                 kind: e.kind,
+                stmt: e.stmt,
                 message: e.message,
             })),
             Err(WriteError::NotLeader) => Err(Failure::NotLeader),

@@ -296,7 +296,8 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         datastore_id: ds,
         template: t.to_text(),
     });
-    super::allocate_next(ctx, image::TABLE, insert, "image", "IMAGE", &name).await
+    let ask = super::quota::Ask::new_image(ds, size as f64);
+    super::quota::allocate(ctx, s, &ask, image::TABLE, insert, "image", "IMAGE", &name).await
 }
 
 pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -4,12 +4,13 @@ use sqlstore::objects::user as rows;
 use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind, UserRow};
 use xmlrpc::{Params, Value};
 
-use super::group::empty_quotas;
 use super::method::{Auth, Method};
+use super::quota::{self, Quotas};
 use super::xml::{self, Xml};
 use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use sqlstore::objects::quota::{Owner, DEFAULTS};
 use sqlstore::objects::Table;
 
 pub const METHODS: &[Method] = &[
@@ -62,8 +63,8 @@ pub const METHODS: &[Method] = &[
     method!(wire::method::USERPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
-/// A user; `with_quotas` for `one.user.info` (a pool lists quotas apart).
-pub fn user_xml(u: &UserRow, with_quotas: bool, out: &mut String) {
+/// A user; with its quotas and the defaults for `one.user.info` (a pool lists quotas apart).
+pub fn user_xml(u: &UserRow, quotas: Option<(&Quotas, &Quotas)>, out: &mut String) {
     Xml::new(out).elem("USER", |x| {
         x.num("ID", u.oid)
             .num("GID", u.gid)
@@ -85,9 +86,9 @@ pub fn user_xml(u: &UserRow, with_quotas: bool, out: &mut String) {
             });
         }
         x.raw(&xml::template(&u.template, "TEMPLATE"));
-        if with_quotas {
-            empty_quotas(x);
-            x.elem("DEFAULT_USER_QUOTAS", empty_quotas);
+        if let Some((mine, defaults)) = quotas {
+            mine.write(x);
+            quota::write_defaults(x, Owner::User, defaults);
         }
     });
 }
@@ -184,8 +185,16 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         return Err(not_authorized(s, &format!("USE USER [{id}]")));
     }
     let u = load(ctx, id).await?;
+    let (mine, defaults) = ctx
+        .read(move |c| {
+            Ok((
+                quota::load(c, Owner::User, id)?,
+                quota::load(c, Owner::User, DEFAULTS)?,
+            ))
+        })
+        .await?;
     Ok(Value::String(xml::build_with(|out| {
-        user_xml(&u, true, out)
+        user_xml(&u, Some((&mine, &defaults)), out)
     })))
 }
 
@@ -196,16 +205,17 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     let out = ctx
         .read(move |c| {
             let mut out = String::from("<USER_POOL>");
+            let all = quota::AllQuotas::load(c, Owner::User)?;
             sqlstore::for_each_user(c, only, |u| {
-                user_xml(u, false, &mut out);
+                user_xml(u, None, &mut out);
                 Xml::new(&mut out).elem("QUOTAS", |x| {
                     x.num("ID", u.oid);
-                    empty_quotas(x);
+                    all.of(u.oid).write(x);
                 });
             })?;
-            Xml::new(&mut out)
-                .elem("DEFAULT_USER_QUOTAS", empty_quotas)
-                .close("USER_POOL");
+            let mut x = Xml::new(&mut out);
+            quota::write_defaults(&mut x, Owner::User, &all.of(DEFAULTS));
+            x.close("USER_POOL");
             Ok(out)
         })
         .await?;
@@ -359,9 +369,9 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             "Cannot delete user. oneadmin and serveradmin cannot be deleted.",
         ));
     }
-    let txn = SqlTxn {
-        stmts: rows::delete(id),
-    };
+    let mut stmts = rows::delete(id);
+    stmts.push(sqlstore::objects::quota::drop_all(Owner::User, id));
+    let txn = SqlTxn { stmts };
     ctx.commit(txn, |r| match r.kind {
         TxnErrorKind::NotFound => no_user(id),
         _ => fail(code::ACTION, format!("Cannot delete user. {}", r.message)),

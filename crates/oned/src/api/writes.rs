@@ -32,21 +32,42 @@ pub async fn allocate_next_with(
     kind: &str,
     name: &str,
 ) -> MethodResult {
+    allocate_next_refused(ctx, pool, insert, with, what, kind, name, |_| {}).await
+}
+
+/// [`allocate_next_with`], telling `seen` of a refusal before it is worded (which statement
+/// refused: a guard among `with` is statement 1 on).
+#[allow(clippy::too_many_arguments)]
+pub async fn allocate_next_refused(
+    ctx: &Ctx,
+    pool: &str,
+    insert: sqlstore::SqlStmt,
+    with: Vec<sqlstore::SqlStmt>,
+    what: &str,
+    kind: &str,
+    name: &str,
+    seen: impl FnOnce(&super::Refused),
+) -> MethodResult {
     use sqlstore::TxnErrorKind;
     let mut stmts = vec![insert.must_match()];
     stmts.extend(with);
     stmts.push(sqlstore::objects::next_oid(pool));
     let txn = SqlTxn { stmts };
     let values = ctx
-        .commit(txn, |r| match r.kind {
-            TxnErrorKind::Constraint => fail(
-                code::INTERNAL,
-                format!("Error allocating a new {what}. NAME is already taken by {kind} {name}."),
-            ),
-            _ => fail(
-                code::INTERNAL,
-                format!("Error allocating a new {what}. {}", r.message),
-            ),
+        .commit(txn, |r| {
+            seen(&r);
+            match r.kind {
+                TxnErrorKind::Constraint => fail(
+                    code::INTERNAL,
+                    format!(
+                        "Error allocating a new {what}. NAME is already taken by {kind} {name}."
+                    ),
+                ),
+                _ => fail(
+                    code::INTERNAL,
+                    format!("Error allocating a new {what}. {}", r.message),
+                ),
+            }
         })
         .await?;
     new_id(&values, what)

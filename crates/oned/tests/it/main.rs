@@ -21,6 +21,7 @@ mod ops;
 mod owned;
 mod peers;
 mod pools;
+mod quotas;
 mod reads;
 mod secrets;
 mod sessions;

@@ -10,6 +10,7 @@ pub mod document;
 pub mod group;
 pub mod host;
 pub mod image;
+pub mod quota;
 pub mod template;
 pub mod user;
 pub mod vm;

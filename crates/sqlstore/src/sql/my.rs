@@ -231,7 +231,16 @@ impl MyConn {
     }
 
     pub fn batch(&mut self, sql: &str) -> Result<()> {
-        Ok(self.client.query_drop(sql)?)
+        // `query_drop` reports only the first statement's error: a later statement of the
+        // batch that fails (a key too long in a `CREATE TABLE`) would pass unseen, and the
+        // statements after it would silently not run. Each result set is read for its error.
+        let mut result = self.client.query_iter(sql)?;
+        while let Some(set) = result.iter() {
+            for row in set {
+                row?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,640 @@
+//! Quotas, as OpenNebula's (`Quota*.cc`): limits per user and per group, and their defaults;
+//! `one.user.quota`, `one.group.quota`, `one.userquota.*`, `one.groupquota.*`; the `*_QUOTA`
+//! elements of users and groups; the checks of VM and image creation and of VM resume.
+//!
+//! Unlike OpenNebula, usage is never stored: it is read from the VMs and images themselves
+//! (`sqlstore::objects::quota`), and each checked change carries a guard that re-reads it in
+//! its own replicated transaction. So usage cannot drift across failovers, crashes or restores,
+//! and two concurrent creations cannot both pass a limit that only one of them fits in.
+
+use std::collections::BTreeMap;
+
+use sqlstore::objects::quota::{self as rows, Bound, Limit, Owner, VmUsage, DEFAULTS};
+use sqlstore::objects::Table;
+use sqlstore::{SqlStmt, SqlTxn};
+use xmlrpc::{Params, Value};
+
+use super::method::{Auth, Method};
+use super::xml::{cdata, Xml};
+use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.user.quota", Write, Auth::Object, user_quota),
+    method!("one.group.quota", Write, Auth::Object, group_quota),
+    method!("one.userquota.info", Read, Auth::Object, userquota_info),
+    method!(
+        "one.userquota.update",
+        Write,
+        Auth::Object,
+        userquota_update
+    ),
+    method!("one.groupquota.info", Read, Auth::Object, groupquota_info),
+    method!(
+        "one.groupquota.update",
+        Write,
+        Auth::Object,
+        groupquota_update
+    ),
+];
+
+/// Each entry kind, its container element and its metrics in the order OpenNebula checks
+/// them (`Quota*.cc`).
+const KINDS: [(&str, &str, &[&str]); 4] = [
+    ("DATASTORE", "DATASTORE_QUOTA", &["SIZE", "IMAGES"]),
+    ("NETWORK", "NETWORK_QUOTA", &["LEASES"]),
+    (
+        "VM",
+        "VM_QUOTA",
+        &[
+            "VMS",
+            "RUNNING_VMS",
+            "CPU",
+            "RUNNING_CPU",
+            "MEMORY",
+            "RUNNING_MEMORY",
+            "SYSTEM_DISK_SIZE",
+        ],
+    ),
+    ("IMAGE", "IMAGE_QUOTA", &["RVMS"]),
+];
+
+const DEFAULT: f64 = -1.0;
+const UNLIMITED: f64 = -2.0;
+
+fn metrics_of(kind: &str) -> &'static [&'static str] {
+    KINDS.iter().find(|k| k.0 == kind).map_or(&[], |k| k.2)
+}
+
+/// `one_util::float_to_str`: a whole number without decimals, anything else with two.
+pub fn float_to_str(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A limit as C++'s `ostream << float` prints it in a refusal (`%g`: 1, 0.5, 2.048e+06).
+fn float_g(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let exp = v.abs().log10().floor() as i32;
+    if !(-5..6).contains(&exp) {
+        let mantissa = v / 10f64.powi(exp);
+        let m = trim_zeros(format!("{mantissa:.5}"));
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", exp.abs());
+    }
+    let decimals = (5 - exp).max(0) as usize;
+    trim_zeros(format!("{v:.decimals$}"))
+}
+
+fn trim_zeros(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn parse_number(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a user or group has: its limits and what it uses.
+
+/// The quotas of one user or group (or the defaults): its limits, and what it uses.
+#[derive(Default)]
+pub struct Quotas {
+    limits: Vec<Limit>,
+    vm: Option<VmUsage>,
+    /// (images, size) by datastore.
+    datastores: BTreeMap<i64, (f64, f64)>,
+    /// The defaults print `_USED` as 0 and leave out nothing.
+    defaults: bool,
+}
+
+impl Quotas {
+    fn limit(&self, kind: &str, rid: i64, metric: &str) -> Option<&str> {
+        self.limits
+            .iter()
+            .find(|l| l.kind == kind && l.rid == rid && l.metric == metric)
+            .map(|l| l.value.as_str())
+    }
+
+    fn used(&self, kind: &str, rid: i64, metric: &str) -> f64 {
+        match kind {
+            "VM" => self.vm.map_or(0.0, |u| u.get(metric)),
+            "DATASTORE" => self.datastores.get(&rid).map_or(0.0, |(images, size)| {
+                if metric == "IMAGES" {
+                    *images
+                } else {
+                    *size
+                }
+            }),
+            _ => 0.0,
+        }
+    }
+
+    /// The entries to print for `kind`: those with limits, and those with usage.
+    fn entries(&self, kind: &str) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .limits
+            .iter()
+            .filter(|l| l.kind == kind)
+            .map(|l| l.rid)
+            .collect();
+        match kind {
+            "VM" if self.vm.is_some_and(|u| u.vms > 0.0) => ids.push(-1),
+            "DATASTORE" => ids.extend(self.datastores.keys()),
+            _ => {}
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The four containers, in OpenNebula's order, each entry's fields in alphabetical order.
+    pub fn write(&self, x: &mut Xml<'_>) {
+        let implicit = if self.defaults { "-2" } else { "-1" };
+        for (kind, container, metrics) in KINDS {
+            x.elem(container, |x| {
+                for rid in self.entries(kind) {
+                    let mut fields: Vec<(String, String)> = Vec::new();
+                    if kind != "VM" {
+                        fields.push(("ID".into(), rid.to_string()));
+                    }
+                    for m in metrics {
+                        let limit = self.limit(kind, rid, m).unwrap_or(implicit);
+                        let used = if self.defaults {
+                            0.0
+                        } else {
+                            self.used(kind, rid, m)
+                        };
+                        fields.push((m.to_string(), limit.to_string()));
+                        fields.push((format!("{m}_USED"), float_to_str(used)));
+                    }
+                    fields.sort();
+                    x.elem(kind, |x| {
+                        for (k, v) in &fields {
+                            x.open(k).raw(&cdata(v)).close(k);
+                        }
+                    });
+                }
+            });
+        }
+    }
+}
+
+/// The quotas of `owner` `oid` as OpenNebula shows them: oneadmin (user or group 0) uses
+/// nothing that counts.
+pub fn load(c: &sqlstore::Conn, owner: Owner, oid: i64) -> Result<Quotas, sqlstore::SqlError> {
+    let mut q = Quotas {
+        limits: rows::limits(c, owner, oid)?,
+        defaults: oid == DEFAULTS,
+        ..Quotas::default()
+    };
+    if oid > 0 {
+        q.vm = rows::vm_usage(c, owner, Some(oid))?.remove(&oid);
+        q.datastores = rows::datastore_usage(c, owner, Some(oid))?
+            .into_iter()
+            .map(|((_, ds), u)| (ds, u))
+            .collect();
+    }
+    Ok(q)
+}
+
+/// The quotas of every `owner`, for a pool listing: three queries, whatever the pool holds.
+pub struct AllQuotas {
+    limits: BTreeMap<i64, Vec<Limit>>,
+    vm: BTreeMap<i64, VmUsage>,
+    datastores: BTreeMap<(i64, i64), (f64, f64)>,
+}
+
+impl AllQuotas {
+    pub fn load(c: &sqlstore::Conn, owner: Owner) -> Result<AllQuotas, sqlstore::SqlError> {
+        let mut limits: BTreeMap<i64, Vec<Limit>> = BTreeMap::new();
+        for (oid, l) in rows::all_limits(c, owner)? {
+            limits.entry(oid).or_default().push(l);
+        }
+        Ok(AllQuotas {
+            limits,
+            vm: rows::vm_usage(c, owner, None)?,
+            datastores: rows::datastore_usage(c, owner, None)?,
+        })
+    }
+
+    /// The quotas of `oid`.
+    pub fn of(&self, oid: i64) -> Quotas {
+        let mut q = Quotas {
+            limits: self.limits.get(&oid).cloned().unwrap_or_default(),
+            defaults: oid == DEFAULTS,
+            ..Quotas::default()
+        };
+        if oid > 0 {
+            q.vm = self.vm.get(&oid).copied();
+            q.datastores = self
+                .datastores
+                .range((oid, i64::MIN)..=(oid, i64::MAX))
+                .map(|((_, ds), u)| (*ds, *u))
+                .collect();
+        }
+        q
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setting limits.
+
+/// The statements that set `text`'s entries on `owner` `oid` (`Quotas::set`): each entry named
+/// is rewritten whole, a metric left out becoming the implicit value (-1, or -2 for defaults).
+fn set_stmts(owner: Owner, oid: i64, text: &str) -> Result<Vec<SqlStmt>, Failure> {
+    let defaults = oid == DEFAULTS;
+    let t = super::validate::template(text).map_err(|e| fail(code::ACTION, e))?;
+    let mut stmts = Vec::new();
+    if defaults && t.get_all("VM").count() > 1 {
+        return Err(fail(
+            code::ACTION,
+            "Only one default VM quota can be defined",
+        ));
+    }
+    for (kind, _, metrics) in KINDS {
+        for attr in t.get_all(kind) {
+            let Some(v) = attr.value.as_vector() else {
+                continue;
+            };
+            let get = |k: &str| template::vector_get(v, k);
+            if kind == "VM" && get("CLUSTER_IDS").is_some_and(|c| !c.trim().is_empty()) {
+                return Err(fail(
+                    code::ACTION,
+                    if defaults {
+                        "CLUSTER_IDS attribute is not allowed for default VM quota"
+                    } else {
+                        "CLUSTER_IDS quotas (per cluster) are not supported by OneHA yet"
+                    },
+                ));
+            }
+            let bad = || {
+                let mut pairs: Vec<String> =
+                    v.iter().map(|(k, val)| format!("{k}={val}")).collect();
+                if kind == "VM" && !defaults {
+                    let who = match owner {
+                        Owner::User => "UID",
+                        Owner::Group => "GID",
+                    };
+                    pairs.push(format!("{who}={oid}"));
+                }
+                pairs.sort();
+                fail(
+                    code::ACTION,
+                    format!(
+                        "Negative limits or bad format in quota {kind} = [ {} ]",
+                        pairs.join(",")
+                    ),
+                )
+            };
+            let rid = if kind == "VM" {
+                -1
+            } else {
+                match get("ID").and_then(|i| i.trim().parse::<i64>().ok()) {
+                    Some(i) => i,
+                    None => return Err(bad()),
+                }
+            };
+            let implicit = if defaults { UNLIMITED } else { DEFAULT };
+            let mut values = Vec::new();
+            for m in metrics {
+                let value = get(m).and_then(parse_number).unwrap_or(implicit);
+                let allowed = value >= 0.0 || value == UNLIMITED || (value == DEFAULT && !defaults);
+                if !allowed {
+                    return Err(bad());
+                }
+                values.push((*m, value));
+            }
+            // An entry left at its implicit values holds nothing (`cleanup_quota`).
+            let metrics: Vec<(&str, String)> = if values.iter().all(|(_, v)| *v == implicit) {
+                Vec::new()
+            } else {
+                values
+                    .into_iter()
+                    .map(|(m, v)| (m, float_to_str(v)))
+                    .collect()
+            };
+            stmts.extend(rows::set_entry(owner, oid, kind, rid, &metrics));
+        }
+    }
+    Ok(stmts)
+}
+
+async fn commit_set(ctx: &Ctx, stmts: Vec<SqlStmt>) -> Result<(), Failure> {
+    if stmts.is_empty() {
+        return Ok(());
+    }
+    ctx.commit(SqlTxn { stmts }, |r| r.internal()).await?;
+    Ok(())
+}
+
+/// `one.user.quota(id, template)`: ADMIN on the user; never oneadmin.
+pub async fn user_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let text = p.string(1)?.to_string();
+    super::must_exist(ctx, Table::User, id).await?;
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("ADMIN USER [{id}]")));
+    }
+    if id == 0 {
+        return Err(fail(code::ACTION, "Cannot set quotas for oneadmin user"));
+    }
+    commit_set(ctx, set_stmts(Owner::User, id, &text)?).await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// `one.group.quota(id, template)`: never oneadmin's group; ADMIN on the group.
+pub async fn group_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let text = p.string(1)?.to_string();
+    if id == 0 {
+        return Err(fail(code::ACTION, "Cannot set quotas for oneadmin group"));
+    }
+    super::must_exist(ctx, Table::Group, id).await?;
+    if !s.is_admin() {
+        return Err(not_authorized(s, &format!("ADMIN GROUP [{id}]")));
+    }
+    commit_set(ctx, set_stmts(Owner::Group, id, &text)?).await?;
+    Ok(Value::Int(id as i32))
+}
+
+fn defaults_root(owner: Owner) -> &'static str {
+    match owner {
+        Owner::User => "DEFAULT_USER_QUOTAS",
+        Owner::Group => "DEFAULT_GROUP_QUOTAS",
+    }
+}
+
+/// `<DEFAULT_USER_QUOTAS>` or `<DEFAULT_GROUP_QUOTAS>`, as user and group bodies end.
+pub fn write_defaults(x: &mut Xml<'_>, owner: Owner, q: &Quotas) {
+    x.elem(defaults_root(owner), |x| q.write(x));
+}
+
+async fn defaults_xml(ctx: &Ctx, owner: Owner) -> MethodResult {
+    let q = ctx.read(move |c| load(c, owner, DEFAULTS)).await?;
+    Ok(Value::String(super::xml::build_with(|out| {
+        write_defaults(&mut Xml::new(out), owner, &q)
+    })))
+}
+
+pub async fn userquota_info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
+    defaults_xml(ctx, Owner::User).await
+}
+
+pub async fn groupquota_info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
+    defaults_xml(ctx, Owner::Group).await
+}
+
+/// `one.{user,group}quota.update(template)`: only members of oneadmin's group by their
+/// primary group, as OpenNebula checks; answers the new defaults.
+async fn update_defaults(ctx: &Ctx, s: &Session, p: Params<'_>, owner: Owner) -> MethodResult {
+    let text = p.string(0)?.to_string();
+    if s.gid != 0 {
+        return Err(fail(
+            code::AUTHORIZATION,
+            format!(
+                "User [{}] : The default quotas can only be updated by users in the oneadmin group.",
+                s.uid
+            ),
+        ));
+    }
+    commit_set(ctx, set_stmts(owner, DEFAULTS, &text)?).await?;
+    defaults_xml(ctx, owner).await
+}
+
+pub async fn userquota_update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    update_defaults(ctx, s, p, Owner::User).await
+}
+
+pub async fn groupquota_update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    update_defaults(ctx, s, p, Owner::Group).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking a change.
+
+/// What a change asks of one entry: `amounts` of its metrics.
+pub struct Ask {
+    pub kind: &'static str,
+    /// The datastore (or network, image) id; -1 for the VM entry.
+    pub rid: i64,
+    pub amounts: Vec<(&'static str, f64)>,
+}
+
+impl Ask {
+    /// A new VM: everything it counts for, running included (a VM on hold counts as running,
+    /// as in OpenNebula).
+    pub fn new_vm(cpu: f64, memory: f64) -> Ask {
+        Ask {
+            kind: "VM",
+            rid: -1,
+            amounts: vec![
+                ("VMS", 1.0),
+                ("RUNNING_VMS", 1.0),
+                ("CPU", cpu),
+                ("RUNNING_CPU", cpu),
+                ("MEMORY", memory),
+                ("RUNNING_MEMORY", memory),
+                ("SYSTEM_DISK_SIZE", 0.0),
+            ],
+        }
+    }
+
+    /// A VM that runs again (`resume`).
+    pub fn running_vm(cpu: f64, memory: f64) -> Ask {
+        Ask {
+            kind: "VM",
+            rid: -1,
+            amounts: vec![
+                ("RUNNING_VMS", 1.0),
+                ("RUNNING_CPU", cpu),
+                ("RUNNING_MEMORY", memory),
+                ("SYSTEM_DISK_SIZE", 0.0),
+            ],
+        }
+    }
+
+    /// A new image of `size` MB in datastore `ds`.
+    pub fn new_image(ds: i64, size: f64) -> Ask {
+        Ask {
+            kind: "DATASTORE",
+            rid: ds,
+            amounts: vec![("SIZE", size), ("IMAGES", 1.0)],
+        }
+    }
+}
+
+/// A quota the change would pass: `<who> [<id>] limit of <L> reached for <M> quota in <KIND>`.
+pub struct Exceeded(pub String);
+
+/// Checks `ask` against the quotas of user `uid` then group `gid` (oneadmin's are never
+/// checked), as `Request::quota_authorization`; the bounds the change must keep.
+pub async fn check(
+    ctx: &Ctx,
+    uid: i64,
+    gid: i64,
+    ask: &Ask,
+) -> Result<Result<Vec<Bound>, Exceeded>, Failure> {
+    let mut bounds = Vec::new();
+    for (owner, oid) in [(Owner::User, uid), (Owner::Group, gid)] {
+        if oid <= 0 {
+            continue;
+        }
+        let (mine, defaults) = ctx
+            .read(move |c| Ok((load(c, owner, oid)?, load(c, owner, DEFAULTS)?)))
+            .await?;
+        for (metric, amount) in &ask.amounts {
+            let own = mine
+                .limit(ask.kind, ask.rid, metric)
+                .and_then(parse_number)
+                .unwrap_or(DEFAULT);
+            let limit = if own == DEFAULT {
+                defaults
+                    .limit(ask.kind, ask.rid, metric)
+                    .and_then(parse_number)
+                    .unwrap_or(UNLIMITED)
+            } else {
+                own
+            };
+            if limit == UNLIMITED || limit < 0.0 {
+                continue;
+            }
+            let used = mine.used(ask.kind, ask.rid, metric);
+            if used + amount > limit {
+                let with_id = if ask.kind == "VM" {
+                    String::new()
+                } else {
+                    format!(" with ID: {}", ask.rid)
+                };
+                return Ok(Err(Exceeded(format!(
+                    "{} [{oid}] limit of {} reached for {metric} quota in {}{with_id}",
+                    owner.as_str(),
+                    float_g(limit),
+                    ask.kind
+                ))));
+            }
+            if let Some(metric) = metrics_of(ask.kind).iter().find(|m| *m == metric) {
+                bounds.push(Bound {
+                    owner,
+                    oid,
+                    kind: ask.kind,
+                    rid: ask.rid,
+                    metric,
+                    limit,
+                });
+            }
+        }
+    }
+    Ok(Ok(bounds))
+}
+
+/// AUTHORIZATION, as allocate and instantiate refuse: `User [<caller>] : <exceeded>.`
+pub fn refused(s: &Session, e: Exceeded) -> Failure {
+    fail(code::AUTHORIZATION, format!("User [{}] : {}.", s.uid, e.0))
+}
+
+/// Creates an object under the quotas: checks `ask` for the caller, then inserts with a guard
+/// after the insert, so that the check holds where the change is applied, on every server.
+#[allow(clippy::too_many_arguments)]
+pub async fn allocate(
+    ctx: &Ctx,
+    s: &Session,
+    ask: &Ask,
+    pool: &str,
+    insert: SqlStmt,
+    what: &str,
+    kind: &str,
+    name: &str,
+) -> MethodResult {
+    let bounds = check(ctx, s.uid, s.gid, ask)
+        .await?
+        .map_err(|e| refused(s, e))?;
+    let Some(guard) = rows::guard(&bounds) else {
+        return super::allocate_next(ctx, pool, insert, what, kind, name).await;
+    };
+    let mut raced = false;
+    let result = super::writes::allocate_next_refused(
+        ctx,
+        pool,
+        insert,
+        vec![guard],
+        what,
+        kind,
+        name,
+        |r| {
+            raced = r.stmt == 1;
+        },
+    )
+    .await;
+    match result {
+        Err(_) if raced => Err(lost_race(ctx, s, s.uid, s.gid, ask).await),
+        other => other,
+    }
+}
+
+/// The refusal of a change whose guard found the quota used up by a concurrent one.
+pub async fn lost_race(ctx: &Ctx, s: &Session, uid: i64, gid: i64, ask: &Ask) -> Failure {
+    match check(ctx, uid, gid, ask).await {
+        Ok(Err(e)) => refused(s, e),
+        Ok(Ok(_)) => fail(
+            code::AUTHORIZATION,
+            format!(
+                "User [{}] : a quota was reached by another request meanwhile, try again.",
+                s.uid
+            ),
+        ),
+        Err(f) => f,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_as_opennebula_prints_them() {
+        assert_eq!(float_to_str(-1.0), "-1");
+        assert_eq!(float_to_str(1024.0), "1024");
+        assert_eq!(float_to_str(0.5), "0.50");
+        assert_eq!(float_to_str(1.234), "1.23");
+        assert_eq!(float_g(1.0), "1");
+        assert_eq!(float_g(0.5), "0.5");
+        assert_eq!(float_g(2_048_000.0), "2.048e+06");
+        assert_eq!(float_g(8192.0), "8192");
+        assert_eq!(float_g(123456.0), "123456");
+    }
+
+    #[test]
+    fn a_quota_entry_is_rewritten_whole_and_bad_limits_are_named() {
+        let stmts = set_stmts(Owner::User, 2, "VM = [ VMS = 5 ]").unwrap();
+        // The entry goes, then each metric comes back: VMS 5, the others -1.
+        assert_eq!(stmts.len(), 1 + 7);
+        assert!(stmts[1..]
+            .iter()
+            .any(|s| s.params.contains(&sqlstore::SqlValue::Text("5".into()))));
+        let Err(Failure::Api { message, .. }) =
+            set_stmts(Owner::User, 2, "DATASTORE = [ ID = 1, SIZE = -5 ]")
+        else {
+            panic!("a negative limit was taken");
+        };
+        assert_eq!(
+            message,
+            "Negative limits or bad format in quota DATASTORE = [ ID=1,SIZE=-5 ]"
+        );
+        // Defaults take -2 or a limit, never -1.
+        assert!(set_stmts(Owner::User, DEFAULTS, "VM = [ VMS = -1 ]").is_err());
+        // Every metric at -1: the entry is cleared.
+        let stmts = set_stmts(Owner::Group, 100, "VM = [ VMS = -1 ]").unwrap();
+        assert_eq!(stmts.len(), 1);
+    }
+}
