@@ -40,8 +40,8 @@ impl Kind {
 
     fn usage(self) -> &'static str {
         match self {
-            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name>",
-            Kind::Group => "onegroup list | show <id> | create <name> | delete <id>",
+            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file>",
+            Kind::Group => "onegroup list | show <id> | create <name> | delete <id> | quota <id> <file> | defaultquota <file>",
             Kind::Acl => "oneacl list | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <id>",
             Kind::Host => "onehost list | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete <id> | enable <id> | disable <id> | offline <id>",
             Kind::Vm => "onevm list | show <id> | create <file> [--hold] | deploy <id> <host_id> | terminate|poweroff|undeploy|reboot <id> [--hard] | hold|release|resume|stop|suspend <id>",
@@ -598,6 +598,26 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
                     vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
                 )?,
             )
+        }
+        (Kind::User | Kind::Group, "quota") => {
+            let method = if kind == Kind::User {
+                "one.user.quota"
+            } else {
+                "one.group.quota"
+            };
+            call(
+                method,
+                vec![Value::Int(id(w1, "id")?), Value::String(file_text(w2)?)],
+            )
+            .map(drop)
+        }
+        (Kind::User | Kind::Group, "defaultquota") => {
+            let method = if kind == Kind::User {
+                "one.userquota.update"
+            } else {
+                "one.groupquota.update"
+            };
+            call(method, vec![Value::String(file_text(w1)?)]).map(drop)
         }
         (Kind::Template, "instantiate") => {
             let name = o.value(&["--name"]).unwrap_or_default();

@@ -135,8 +135,10 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
             ),
         )),
         Err(e) => {
-            warn!(leader, error = %e, "forwarding to the leader failed");
-            let reply = failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {e}"));
+            // reqwest's own text says only "error sending request": the causes say why.
+            let why = error_chain(&e);
+            warn!(leader, error = %why, "forwarding to the leader failed");
+            let reply = failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {why}"));
             if e.is_connect() {
                 Forwarded::Unreachable(reply)
             } else {
@@ -144,4 +146,18 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
             }
         }
     }
+}
+
+/// An error and its causes, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
 }
