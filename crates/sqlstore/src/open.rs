@@ -130,6 +130,23 @@ CREATE TABLE IF NOT EXISTS document_pool (
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1
 );
+CREATE TABLE IF NOT EXISTS vdc_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL UNIQUE,
+    template TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS vdc_group (
+    vdc INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    PRIMARY KEY (vdc, gid)
+);
+CREATE TABLE IF NOT EXISTS vdc_resource (
+    vdc INTEGER NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    zone INTEGER NOT NULL,
+    rid INTEGER NOT NULL,
+    PRIMARY KEY (vdc, kind, zone, rid)
+);
 CREATE TABLE IF NOT EXISTS quota_limits (
     owner VARCHAR(16) NOT NULL,
     oid INTEGER NOT NULL,
@@ -317,6 +334,20 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
          SELECT 'document_pool', -1 FROM pool_control WHERE tablename = 'user_pool'
          AND NOT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'document_pool')",
     )?;
+    // A bootstrapped database from before VDCs gets VDC 0, as a new one does.
+    let bootstrapped: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'user_pool')",
+        (),
+        |r| r.get(0),
+    )?;
+    let has_vdcs: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'vdc_pool')",
+        (),
+        |r| r.get(0),
+    )?;
+    if bootstrapped && !has_vdcs {
+        crate::txn::run_all(conn, &crate::objects::vdc::bootstrap_default(0))?;
+    }
     // Both backends: cluster templates came with the cluster methods, zone templates with
     // `one.zone.update`.
     for table in ["cluster_pool", "zone_pool"] {

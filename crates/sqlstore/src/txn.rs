@@ -174,6 +174,14 @@ pub fn apply_txn(tx: &Conn, txn: &SqlTxn) -> Result<TxnOutcome, SqlError> {
     Ok(TxnOutcome::Done { values })
 }
 
+/// Runs `stmts` on `conn` as they are, outside any savepoint (schema upgrades at open).
+pub fn run_all(conn: &Conn, stmts: &[SqlStmt]) -> Result<(), SqlError> {
+    for stmt in stmts {
+        run_stmt(conn, stmt)?;
+    }
+    Ok(())
+}
+
 /// Runs one statement; `Some(value)` when it produced or changed a row.
 fn run_stmt(tx: &Conn, stmt: &SqlStmt) -> Result<Option<SqlValue>, SqlError> {
     let (first, changed) = tx.prepare_cached(&stmt.sql)?.run(stmt.params.as_slice())?;

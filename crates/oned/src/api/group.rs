@@ -83,7 +83,14 @@ pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let insert = rows::insert(&name);
-    super::allocate_next(ctx, rows::TABLE, insert, "group", "GROUP", &name).await
+    // Every new group joins VDC 0 with the rules it grants, as OpenNebula's GroupAllocate.
+    let default = ctx
+        .read(|c| sqlstore::objects::vdc::load(c, sqlstore::objects::vdc::DEFAULT))
+        .await?;
+    let with = default.map_or_else(Vec::new, |v| {
+        sqlstore::objects::vdc::new_group_joins_default(&v.resources)
+    });
+    super::allocate_next_with(ctx, rows::TABLE, insert, with, "group", "GROUP", &name).await
 }
 
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -79,7 +79,7 @@ macro_rules! method {
 }
 
 /// Every family's table.
-fn tables() -> [&'static [Method]; 20] {
+fn tables() -> [&'static [Method]; 22] {
     use super::*;
     [
         system::METHODS,
@@ -102,6 +102,8 @@ fn tables() -> [&'static [Method]; 20] {
         document::METHODS,
         document::OWNED,
         quota::METHODS,
+        vdc::METHODS,
+        vdc::RESOURCE_METHODS,
     ]
 }
 

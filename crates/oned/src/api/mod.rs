@@ -19,6 +19,7 @@ mod storage;
 mod system;
 mod user;
 mod validate;
+mod vdc;
 pub mod vm;
 mod vmtemplate;
 mod vnet;

@@ -232,11 +232,14 @@ impl Caller<'_> {
 
 /// Loads the caller's groups and the ACL rules.
 pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure> {
+    // A rule for another zone (`#1`) grants nothing here, as AclManager matches the zone.
+    let here = (wire::acl::INDIVIDUAL_ID | ctx.config.zone_id as u64) as i64;
     let rules = ctx
         .read(move |c| {
-            let mut st = c.prepare("SELECT user, resource, rights FROM acl")?;
+            let mut st =
+                c.prepare("SELECT user, resource, rights FROM acl WHERE zone = ?1 OR zone = ?2")?;
             let rules: Vec<(u64, u64, u64)> = st
-                .query_map((), |r| {
+                .query_map([wire::acl::ALL_ID as i64, here], |r| {
                     Ok((
                         r.get::<i64>(0)? as u64,
                         r.get::<i64>(1)? as u64,

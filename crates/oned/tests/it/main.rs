@@ -29,6 +29,7 @@ mod shutdown;
 mod table;
 mod tls;
 mod upgrade;
+mod vdcs;
 mod vms;
 mod wellformed;
 mod zone;

@@ -87,6 +87,11 @@ pub fn delete_if_empty(oid: i64) -> Vec<SqlStmt> {
             "DELETE FROM acl WHERE user = ?1",
             vec![SqlValue::Int(ACL_GROUP | oid)],
         ),
+        // Out of every VDC (its rules went with the line above).
+        SqlStmt::new(
+            "DELETE FROM vdc_group WHERE gid = ?1",
+            vec![SqlValue::Int(oid)],
+        ),
     ]
 }
 

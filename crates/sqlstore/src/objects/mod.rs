@@ -13,6 +13,7 @@ pub mod image;
 pub mod quota;
 pub mod template;
 pub mod user;
+pub mod vdc;
 pub mod vm;
 pub mod vnet;
 pub mod zone;
