@@ -234,11 +234,12 @@ impl Caller<'_> {
 pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure> {
     // A rule for another zone (`#1`) grants nothing here, as AclManager matches the zone.
     let here = (wire::acl::INDIVIDUAL_ID | ctx.config.zone_id as u64) as i64;
+    let (uid, groups) = (s.uid, s.groups.clone());
     let rules = ctx
         .read(move |c| {
             let mut st =
                 c.prepare("SELECT user, resource, rights FROM acl WHERE zone = ?1 OR zone = ?2")?;
-            let rules: Vec<(u64, u64, u64)> = st
+            let mut rules: Vec<(u64, u64, u64)> = st
                 .query_map([wire::acl::ALL_ID as i64, here], |r| {
                     Ok((
                         r.get::<i64>(0)? as u64,
@@ -247,6 +248,20 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
                     ))
                 })?
                 .collect::<Result<_, _>>()?;
+            let mine = |user: u64| {
+                let id = (user & ID_MASK) as i64;
+                user & ACL_ALL != 0
+                    || (user & ACL_INDIVIDUAL != 0 && id == uid)
+                    || (user & ACL_GROUP != 0 && groups.contains(&id))
+            };
+            let by_cluster: Vec<(u64, u64, u64)> = rules
+                .iter()
+                .copied()
+                .filter(|&(user, resource, _)| resource & wire::acl::CLUSTER_ID != 0 && mine(user))
+                .collect();
+            for (user, resource, rights) in by_cluster {
+                rules.extend(cluster_rule_as_objects(c, user, resource, rights)?);
+            }
             Ok(rules)
         })
         .await?;
@@ -257,6 +272,46 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
         groups: s.groups.clone(),
         rules,
     })
+}
+
+/// A rule on the hosts, networks or datastores of a cluster (`HOST/%100`), as rules on each
+/// of them by id: what the cluster holds when the call is made, which is when OpenNebula's
+/// `AclManager` looks at an object's clusters too.
+fn cluster_rule_as_objects(
+    c: &sqlstore::Conn,
+    user: u64,
+    resource: u64,
+    rights: u64,
+) -> Result<Vec<(u64, u64, u64)>, sqlstore::SqlError> {
+    let cid = (resource & ID_MASK) as i64;
+    let mut out = Vec::new();
+    for (kind, sql) in [
+        (
+            wire::acl::HOST,
+            "SELECT oid FROM host_pool WHERE cluster_id = ?1",
+        ),
+        (
+            wire::acl::NET,
+            "SELECT oid FROM cluster_network_relation WHERE cid = ?1",
+        ),
+        (
+            wire::acl::DATASTORE,
+            "SELECT oid FROM cluster_datastore_relation WHERE cid = ?1",
+        ),
+    ] {
+        if resource & kind == 0 {
+            continue;
+        }
+        let ids: Vec<i64> = c
+            .prepare_cached(sql)?
+            .query_map([cid], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        out.extend(
+            ids.into_iter()
+                .map(|oid| (user, kind | ACL_INDIVIDUAL | oid as u64, rights)),
+        );
+    }
+    Ok(out)
 }
 
 /// `one.<o>.chmod` arguments applied to `perms` (-1 keeps a bit).

@@ -155,3 +155,69 @@ fn the_default_vdc_grants_every_group_its_rules_on_every_server() {
         .unwrap()
         .contains(&format!("<ID>{gid}</ID>")));
 }
+
+/// A VDC's cluster grants its groups the datastores and networks the cluster holds, as
+/// OpenNebula's `%cluster` rules do, and no others.
+#[test]
+fn a_vdc_cluster_grants_what_the_cluster_holds_and_nothing_else() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    let gid = admin
+        .call("one.group.allocate", vec![s("edge-users")])
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    // Out of VDC 0, which grants every datastore of the zone.
+    admin
+        .call("one.vdc.delgroup", vec![int(0), int(gid)])
+        .unwrap();
+    let dave = crate::zone::allocate(&admin, "dave").unwrap();
+    admin
+        .call("one.user.chgrp", vec![int(dave), int(gid)])
+        .unwrap();
+    // As OpenNebula's chgrp: the old primary group (users) is left.
+    let body = admin.call_xml("one.user.info", vec![int(dave)]).unwrap();
+    assert!(
+        body.contains(&format!("<GROUPS><ID>{gid}</ID></GROUPS>")),
+        "{body}"
+    );
+    let cid = admin
+        .call("one.cluster.allocate", vec![s("edge")])
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let ds = admin
+        .call(
+            "one.datastore.allocate",
+            vec![s("NAME = edge-ds\nTM_MAD = ssh\nDS_MAD = fs"), int(cid)],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let vdc = admin
+        .call("one.vdc.allocate", vec![s("NAME = edge")])
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    admin
+        .call("one.vdc.addgroup", vec![int(vdc), int(gid)])
+        .unwrap();
+    let c = zone.servers[0].client_as("dave", "pw-dave");
+    let denied = |id: i64| {
+        let (code, msg) = one_error(c.call("one.datastore.info", vec![int(id)]));
+        assert_eq!(code, crate::zone::AUTHORIZATION, "datastore {id}: {msg}");
+    };
+    denied(ds);
+    admin
+        .call("one.vdc.addcluster", vec![int(vdc), int(0), int(cid)])
+        .unwrap();
+    c.call_xml("one.datastore.info", vec![int(ds)]).unwrap();
+    let pool = c.call_xml("one.datastorepool.info", vec![]).unwrap();
+    assert!(pool.contains(&format!("<ID>{ds}</ID>")), "{pool}");
+    denied(1);
+    // Out of the cluster, out of reach.
+    admin
+        .call("one.cluster.deldatastore", vec![int(cid), int(ds)])
+        .unwrap();
+    denied(ds);
+}

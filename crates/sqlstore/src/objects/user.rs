@@ -160,6 +160,15 @@ pub fn must_exist(oid: i64) -> SqlStmt {
 /// A new primary group, also made a membership.
 pub fn set_primary_group(oid: i64, gid: i64) -> Vec<SqlStmt> {
     vec![
+        // As OpenNebula's chgrp: the old primary group is left, unless the new one was a
+        // secondary group already (then both stay).
+        SqlStmt::new(
+            "DELETE FROM user_groups WHERE uid = ?1 AND gid <> ?2
+               AND gid = (SELECT gid FROM user_pool WHERE oid = ?1)
+               AND NOT EXISTS (SELECT 1 FROM (SELECT uid, gid FROM user_groups) AS mine
+                               WHERE mine.uid = ?1 AND mine.gid = ?2)",
+            vec![SqlValue::Int(oid), SqlValue::Int(gid)],
+        ),
         SqlStmt::new(
             "UPDATE user_pool SET gid = ?2 WHERE oid = ?1",
             vec![SqlValue::Int(oid), SqlValue::Int(gid)],
