@@ -190,7 +190,15 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     }
     ctx.commit(
         SqlTxn {
-            stmts: rows::delete_if_empty(id),
+            stmts: {
+                let mut stmts = rows::delete_if_empty(id);
+                stmts.extend(sqlstore::objects::vdc::forget_resource(
+                    sqlstore::objects::vdc::Kind::Cluster,
+                    ctx.config.zone_id,
+                    id,
+                ));
+                stmts
+            },
         },
         |r| match r.kind {
             TxnErrorKind::NotFound => fail(

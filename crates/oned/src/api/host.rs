@@ -3,6 +3,7 @@
 //! leader (`crate::monitor`), which records a fixed capacity as a replicated write.
 
 use sqlstore::objects::host::{self as rows, HostRow};
+use sqlstore::objects::vdc::{self, Kind};
 use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
@@ -190,7 +191,9 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         }
         Some(_) => {}
     }
-    change(ctx, id, vec![rows::delete_if_idle(id)], "delete").await
+    let mut stmts = vec![rows::delete_if_idle(id)];
+    stmts.extend(vdc::forget_resource(Kind::Host, ctx.config.zone_id, id));
+    change(ctx, id, stmts, "delete").await
 }
 
 /// `one.host.update(id, template, type)`: replace (0) or merge (1) the host's template.

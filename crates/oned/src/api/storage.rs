@@ -191,9 +191,13 @@ pub async fn ds_delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         id,
         "Cannot delete datastore. System datastores (ID < 100) cannot be deleted.",
     )?;
-    let txn = SqlTxn {
-        stmts: ds::delete_if_empty(id),
-    };
+    let mut stmts = ds::delete_if_empty(id);
+    stmts.extend(sqlstore::objects::vdc::forget_resource(
+        sqlstore::objects::vdc::Kind::Datastore,
+        ctx.config.zone_id,
+        id,
+    ));
+    let txn = SqlTxn { stmts };
     ctx.commit(txn, |r| {
         r.missing(fail(
             code::ACTION,

@@ -181,7 +181,12 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let stmts = vnet::delete_in_state(id, READY);
+    let mut stmts = vnet::delete_in_state(id, READY);
+    stmts.extend(sqlstore::objects::vdc::forget_resource(
+        sqlstore::objects::vdc::Kind::Vnet,
+        ctx.config.zone_id,
+        id,
+    ));
     super::owned::delete(ctx, s, &NETS, id, stmts, |r| {
         r.missing(fail(
             code::ACTION,

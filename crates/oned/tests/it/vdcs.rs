@@ -220,4 +220,12 @@ fn a_vdc_cluster_grants_what_the_cluster_holds_and_nothing_else() {
         .call("one.cluster.deldatastore", vec![int(cid), int(ds)])
         .unwrap();
     denied(ds);
+
+    // A deleted cluster leaves every VDC, with the rules on it.
+    let cluster_rule = format!("<RESOURCE>{:x}</RESOURCE>", 0x28_0000_0000u64 | cid as u64);
+    assert!(rules(&admin).contains(&cluster_rule));
+    admin.call("one.cluster.delete", vec![int(cid)]).unwrap();
+    assert!(!rules(&admin).contains(&cluster_rule), "{}", rules(&admin));
+    let body = admin.call_xml("one.vdc.info", vec![int(vdc)]).unwrap();
+    assert!(body.contains("<CLUSTERS></CLUSTERS>"), "{body}");
 }

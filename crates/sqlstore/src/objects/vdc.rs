@@ -357,3 +357,39 @@ pub fn new_group_joins_default(resources: &[(Kind, i64, i64)]) -> Vec<SqlStmt> {
     }
     stmts
 }
+
+/// What deleting resource `rid` of `kind` (of this zone `zone`) does to VDCs, as OpenNebula's
+/// deletes: out of every VDC (not a network: OpenNebula leaves those), and the ACL rules naming
+/// it go (`del_resource_rules`; for a cluster every `%cluster` rule, `del_cid_rules`).
+pub fn forget_resource(kind: Kind, zone: i64, rid: i64) -> Vec<SqlStmt> {
+    let mut stmts = Vec::new();
+    if kind != Kind::Vnet {
+        stmts.push(SqlStmt::new(
+            "DELETE FROM vdc_resource WHERE kind = ?1 AND zone = ?2 AND rid = ?3",
+            vec![
+                SqlValue::Text(kind.as_str().into()),
+                SqlValue::Int(zone),
+                SqlValue::Int(rid),
+            ],
+        ));
+    }
+    let (mask, value) = match kind {
+        Kind::Cluster => (
+            (wire::acl::SELECTORS | wire::acl::ID_MASK) as i64,
+            (CLUSTER_ID | rid as u64) as i64,
+        ),
+        k => {
+            let t = match k {
+                Kind::Host => HOST,
+                Kind::Datastore => DATASTORE,
+                _ => NET,
+            };
+            (-1, (t | INDIVIDUAL_ID | rid as u64) as i64)
+        }
+    };
+    stmts.push(SqlStmt::new(
+        "DELETE FROM acl WHERE (resource & ?1) = ?2",
+        vec![SqlValue::Int(mask), SqlValue::Int(value)],
+    ));
+    stmts
+}
