@@ -23,6 +23,7 @@ pub enum Kind {
     Vm,
     Template,
     Cluster,
+    Vdc,
 }
 
 impl Kind {
@@ -35,6 +36,7 @@ impl Kind {
             Kind::Vm => "onevm",
             Kind::Template => "onetemplate",
             Kind::Cluster => "onecluster",
+            Kind::Vdc => "onevdc",
         }
     }
 
@@ -47,6 +49,7 @@ impl Kind {
             Kind::Vm => "onevm list | show <id> | create <file> [--hold] | deploy <id> <host_id> | terminate|poweroff|undeploy|reboot <id> [--hard] | hold|release|resume|stop|suspend <id>",
             Kind::Template => "onetemplate list | show <id> | create <file> | delete <id> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
             Kind::Cluster => "onecluster list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host_id> | adddatastore|deldatastore <id> <datastore_id> | addvnet|delvnet <id> <vnet_id>",
+            Kind::Vdc => "onevdc list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <id> <group_id> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <id> <zone_id> <id|ALL>",
         }
     }
 }
@@ -163,6 +166,7 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
         }
         Kind::Template => (wire::method::TEMPLATEPOOL_INFO, pool_args(), "VMTEMPLATE"),
         Kind::Cluster => ("one.clusterpool.info", vec![], "CLUSTER"),
+        Kind::Vdc => ("one.vdcpool.info", vec![], "VDC"),
     };
     let xml = client.call_xml(method, params).map_err(err_text)?;
     let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
@@ -299,6 +303,34 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
                 )?;
             }
         }
+        Kind::Vdc => {
+            // onevdc_helper's default columns.
+            w(
+                out,
+                format!(
+                    "{:>5} {:<30} {:>6} {:>8} {:>5} {:>5} {:>10}",
+                    "ID", "NAME", "GROUPS", "CLUSTERS", "HOSTS", "VNETS", "DATASTORES"
+                ),
+            )?;
+            for v in pool.children_named(item) {
+                let n = |list: &str, each: &str| {
+                    v.child(list).map_or(0, |l| l.children_named(each).count())
+                };
+                w(
+                    out,
+                    format!(
+                        "{:>5} {:<30} {:>6} {:>8} {:>5} {:>5} {:>10}",
+                        int(v, "ID"),
+                        text(v, "NAME"),
+                        n("GROUPS", "ID"),
+                        n("CLUSTERS", "CLUSTER"),
+                        n("HOSTS", "HOST"),
+                        n("VNETS", "VNET"),
+                        n("DATASTORES", "DATASTORE")
+                    ),
+                )?;
+            }
+        }
         Kind::Cluster => {
             // onecluster_helper's default columns.
             w(
@@ -342,6 +374,7 @@ fn show(
         Kind::Vm => wire::method::VM_INFO,
         Kind::Template => wire::method::TEMPLATE_INFO,
         Kind::Cluster => "one.cluster.info",
+        Kind::Vdc => "one.vdc.info",
         Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
     };
     let xml = client
@@ -358,6 +391,7 @@ fn show(
         Kind::Vm => "VIRTUAL MACHINE",
         Kind::Template => "TEMPLATE",
         Kind::Cluster => "CLUSTER",
+        Kind::Vdc => "VDC",
         Kind::Acl => "ACL",
     };
     let mut lines = vec![format!("{title} {oid} INFORMATION")];
@@ -665,12 +699,66 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "object id")?)],
         )
         .map(drop),
-        (Kind::User | Kind::Group | Kind::Host | Kind::Template | Kind::Cluster, "delete") => {
+        (Kind::Vdc, "create") => {
+            let name = w1.ok_or("missing the VDC name")?;
+            let text = format!(
+                "NAME = \"{}\"",
+                name.replace('\\', "\\\\").replace('"', "\\\"")
+            );
+            say_id(out, call("one.vdc.allocate", vec![Value::String(text)])?)
+        }
+        (Kind::Vdc, "rename") => {
+            let name = w2.ok_or("missing the new name")?;
+            call(
+                "one.vdc.rename",
+                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+            )
+            .map(drop)
+        }
+        (Kind::Vdc, "update") => call(
+            "one.vdc.update",
+            vec![
+                Value::Int(id(w1, "id")?),
+                Value::String(file_text(w2)?),
+                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+            ],
+        )
+        .map(drop),
+        (Kind::Vdc, verb @ ("addgroup" | "delgroup")) => call(
+            &format!("one.vdc.{verb}"),
+            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "group id")?)],
+        )
+        .map(drop),
+        (
+            Kind::Vdc,
+            verb @ ("addcluster" | "delcluster" | "addhost" | "delhost" | "adddatastore"
+            | "deldatastore" | "addvnet" | "delvnet"),
+        ) => {
+            // OpenNebula's CLI takes ALL for every resource of the kind (id -10).
+            let rid = match o.words.get(3).map(String::as_str) {
+                Some("ALL") => -10,
+                other => id(other.map(String::from).as_ref(), "resource id")?,
+            };
+            call(
+                &format!("one.vdc.{verb}"),
+                vec![
+                    Value::Int(id(w1, "id")?),
+                    Value::Int(id(w2, "zone id")?),
+                    Value::Int(rid),
+                ],
+            )
+            .map(drop)
+        }
+        (
+            Kind::User | Kind::Group | Kind::Host | Kind::Template | Kind::Cluster | Kind::Vdc,
+            "delete",
+        ) => {
             let method = match kind {
                 Kind::User => wire::method::USER_DELETE,
                 Kind::Group => wire::method::GROUP_DELETE,
                 Kind::Host => wire::method::HOST_DELETE,
                 Kind::Cluster => "one.cluster.delete",
+                Kind::Vdc => "one.vdc.delete",
                 _ => wire::method::TEMPLATE_DELETE,
             };
             call(method, vec![Value::Int(id(w1, "id")?)]).map(drop)

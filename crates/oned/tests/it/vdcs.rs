@@ -229,3 +229,36 @@ fn a_vdc_cluster_grants_what_the_cluster_holds_and_nothing_else() {
     let body = admin.call_xml("one.vdc.info", vec![int(vdc)]).unwrap();
     assert!(body.contains("<CLUSTERS></CLUSTERS>"), "{body}");
 }
+
+/// `onevdc`, as OpenNebula's: create by name, groups and resources (`ALL` for every one of a
+/// kind), list with its counts, show, delete.
+#[test]
+fn onevdc_creates_fills_lists_and_deletes() {
+    let zone = Zone::solo();
+    let endpoint = zone.servers[0].endpoint();
+    let password = zone.servers[0].password();
+    let onevdc = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(
+            ["--endpoint", &endpoint, "--user", "oneadmin", "--password", &password]
+                .map(String::from),
+        );
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = cli::objects::run(cli::objects::Kind::Vdc, &all, &mut out, &mut err);
+        let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+        assert_eq!(code, 0, "onevdc {args:?}: {out}{err}");
+        out
+    };
+    assert_eq!(onevdc(&["create", "edge"]), "ID: 100\n");
+    onevdc(&["addgroup", "100", "1"]);
+    onevdc(&["adddatastore", "100", "0", "ALL"]);
+    onevdc(&["addhost", "100", "0", "ALL"]);
+    let list = onevdc(&["list"]);
+    assert!(
+        list.contains("  100 edge                                1        0     1     0          1"),
+        "{list}"
+    );
+    assert!(onevdc(&["show", "100"]).starts_with("VDC 100 INFORMATION"));
+    onevdc(&["delete", "100"]);
+    assert!(!onevdc(&["list"]).contains("edge"));
+}
