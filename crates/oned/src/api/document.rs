@@ -25,6 +25,7 @@ pub static DOCUMENTS: Family<DocumentRow> = Family {
     template: "template",
     rows: &objects::document::ROWS,
     xml: document_xml,
+    quota: None,
 };
 
 pub const METHODS: &[Method] = &[

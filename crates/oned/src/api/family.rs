@@ -39,6 +39,9 @@ pub struct Family<R: 'static> {
     pub rows: &'static sqlstore::objects::Rows<R>,
     /// Appends its body in OpenNebula's XML.
     pub xml: fn(&R, &mut String),
+    /// What an object counts for in its owner's quotas, for the families that have them
+    /// (VMs, images): a `chown` checks the new owner's.
+    pub quota: Option<fn(&R) -> Option<super::quota::Ask>>,
 }
 
 /// Runs `sql` with `args` and appends `xml` of each row to `out`, one row at a time: only one

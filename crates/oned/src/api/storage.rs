@@ -38,6 +38,7 @@ pub static DATASTORES: Family<DatastoreRow> = Family {
     template: "template",
     rows: &ds::ROWS,
     xml: ds_xml,
+    quota: None,
 };
 
 pub static IMAGES: Family<ImageRow> = Family {
@@ -49,6 +50,7 @@ pub static IMAGES: Family<ImageRow> = Family {
     template: "template",
     rows: &image::ROWS,
     xml: image_xml,
+    quota: Some(|i| Some(super::quota::Ask::new_image(i.datastore_id, i.size as f64))),
 };
 
 pub const DATASTORE_METHODS: &[Method] = &[

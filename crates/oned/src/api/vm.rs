@@ -26,6 +26,7 @@ pub static VMS: Family<VmRow> = Family {
     template: "user_template",
     rows: &rows::ROWS,
     xml: vm_xml,
+    quota: Some(vm_quota),
 };
 
 pub const METHODS: &[Method] = &[
@@ -50,6 +51,22 @@ pub const METHODS: &[Method] = &[
 
 /// The owned-object calls: chmod, chown, rename, update, lock, unlock.
 pub const OWNED: &[Method] = &owned_methods!(lockable "one.vm", &VMS);
+
+/// What a VM counts for in its owner's quotas: nothing once DONE, the RUNNING_* figures only
+/// while it runs.
+fn vm_quota(v: &VmRow) -> Option<super::quota::Ask> {
+    if v.state == state::DONE {
+        return None;
+    }
+    let running = sqlstore::objects::quota::RUNNING_STATES
+        .split(", ")
+        .any(|r| r == v.state.to_string());
+    let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64);
+    if !running {
+        ask.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
+    }
+    Some(ask)
+}
 
 pub mod state {
     use wire::VmState;

@@ -21,6 +21,7 @@ pub static TEMPLATES: Family<TemplateRow> = Family {
     template: "template",
     rows: &objects::template::ROWS,
     xml: template_xml,
+    quota: None,
 };
 
 pub const METHODS: &[Method] = &[

@@ -27,6 +27,7 @@ pub static NETS: Family<VnetRow> = Family {
     template: "template",
     rows: &vnet::ROWS,
     xml: vnet_xml,
+    quota: None,
 };
 
 pub const METHODS: &[Method] = &[

@@ -115,6 +115,23 @@ fn vm_quotas_hold_on_every_server_and_free_what_a_terminated_vm_used() {
         admin.call_xml("one.userquota.info", vec![]).unwrap(),
         defaults
     );
+    // Nor may a VM be given to her past her quota.
+    let given = vm(&admin, "given").unwrap();
+    let (code, msg) = one_error(admin.call(
+        "one.vm.chown",
+        vec![
+            Value::Int(given as i32),
+            Value::Int(alice as i32),
+            Value::Int(-1),
+        ],
+    ));
+    assert_eq!(code, AUTHORIZATION, "{msg}");
+    assert!(
+        msg.ends_with(&format!(
+            "user [{alice}] limit of 3 reached for VMS quota in VM."
+        )),
+        "{msg}"
+    );
 
     // Only oneadmin's group sets defaults; nobody sets oneadmin's quotas.
     let (code, msg) = one_error(c.call("one.userquota.update", vec![s("VM = [ VMS = 9 ]")]));

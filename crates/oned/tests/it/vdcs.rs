@@ -240,12 +240,22 @@ fn onevdc_creates_fills_lists_and_deletes() {
     let onevdc = |args: &[&str]| {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         all.extend(
-            ["--endpoint", &endpoint, "--user", "oneadmin", "--password", &password]
-                .map(String::from),
+            [
+                "--endpoint",
+                &endpoint,
+                "--user",
+                "oneadmin",
+                "--password",
+                &password,
+            ]
+            .map(String::from),
         );
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = cli::objects::run(cli::objects::Kind::Vdc, &all, &mut out, &mut err);
-        let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+        let (out, err) = (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        );
         assert_eq!(code, 0, "onevdc {args:?}: {out}{err}");
         out
     };
@@ -255,7 +265,9 @@ fn onevdc_creates_fills_lists_and_deletes() {
     onevdc(&["addhost", "100", "0", "ALL"]);
     let list = onevdc(&["list"]);
     assert!(
-        list.contains("  100 edge                                1        0     1     0          1"),
+        list.contains(
+            "  100 edge                                1        0     1     0          1"
+        ),
         "{list}"
     );
     assert!(onevdc(&["show", "100"]).starts_with("VDC 100 INFORMATION"));
