@@ -42,8 +42,8 @@ impl Kind {
 
     fn usage(self) -> &'static str {
         match self {
-            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file>",
-            Kind::Group => "onegroup list | show <id> | create <name> | delete <id> | quota <id> <file> | defaultquota <file>",
+            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <id> <group_id>",
+            Kind::Group => "onegroup list | show <id> | create <name> | delete <id> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addadmin|deladmin <id> <user_id>",
             Kind::Acl => "oneacl list | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <id>",
             Kind::Host => "onehost list | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete <id> | enable <id> | disable <id> | offline <id>",
             Kind::Vm => "onevm list | show <id> | create <file> [--hold] | deploy <id> <host_id> | terminate|poweroff|undeploy|reboot <id> [--hard] | hold|release|resume|stop|suspend <id>",
@@ -633,6 +633,32 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
                 )?,
             )
         }
+        (Kind::User | Kind::Group, "update") => {
+            let method = if kind == Kind::User {
+                "one.user.update"
+            } else {
+                "one.group.update"
+            };
+            call(
+                method,
+                vec![
+                    Value::Int(id(w1, "id")?),
+                    Value::String(file_text(w2)?),
+                    Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+                ],
+            )
+            .map(drop)
+        }
+        (Kind::User, verb @ ("addgroup" | "delgroup")) => call(
+            &format!("one.user.{verb}"),
+            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "group id")?)],
+        )
+        .map(drop),
+        (Kind::Group, verb @ ("addadmin" | "deladmin")) => call(
+            &format!("one.group.{verb}"),
+            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "user id")?)],
+        )
+        .map(drop),
         (Kind::User | Kind::Group, "quota") => {
             let method = if kind == Kind::User {
                 "one.user.quota"

@@ -206,6 +206,84 @@ fn group_and_datastore_quotas_refuse_images_past_their_limit() {
         body.contains("<DATASTORE_QUOTA><DATASTORE><ID><![CDATA[1]]></ID><IMAGES><![CDATA[5]]></IMAGES><IMAGES_USED><![CDATA[2]]></IMAGES_USED><SIZE><![CDATA[2048]]></SIZE><SIZE_USED><![CDATA[2048]]></SIZE_USED></DATASTORE></DATASTORE_QUOTA>"),
         "{body}"
     );
+    // onegroup quota / defaultquota / update / addadmin / deladmin, from files as
+    // OpenNebula's CLI takes them.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.tmpl");
+    std::fs::write(&file, "VM = [ VMS = 7 ]").unwrap();
+    let path = file.to_str().unwrap();
+    let endpoint = zone.servers[0].endpoint();
+    let password = zone.servers[0].password();
+    let run = |kind: cli::objects::Kind, args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(
+            [
+                "--endpoint",
+                &endpoint,
+                "--user",
+                "oneadmin",
+                "--password",
+                &password,
+            ]
+            .map(String::from),
+        );
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = cli::objects::run(kind, &all, &mut out, &mut err);
+        assert_eq!(code, 0, "{args:?}: {}", String::from_utf8_lossy(&err));
+    };
+    let cli = |args: &[&str]| run(cli::objects::Kind::Group, args);
+    cli(&["quota", "1", path]);
+    cli(&["defaultquota", path]);
+    let body = admin
+        .call_xml("one.group.info", vec![Value::Int(1)])
+        .unwrap();
+    assert_eq!(
+        body.matches("<VMS><![CDATA[7]]></VMS>").count(),
+        2,
+        "{body}"
+    );
+    let more = dir.path().join("more.tmpl");
+    std::fs::write(&more, "DESCRIPTION = \"everyone\"").unwrap();
+    cli(&["update", "1", more.to_str().unwrap(), "--append"]);
+    cli(&["addadmin", "1", &alice.to_string()]);
+    let body = admin
+        .call_xml("one.group.info", vec![Value::Int(1)])
+        .unwrap();
+    assert!(
+        body.contains("<DESCRIPTION><![CDATA[everyone]]></DESCRIPTION>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<ADMINS><ID>{alice}</ID></ADMINS>")),
+        "{body}"
+    );
+    cli(&["deladmin", "1", &alice.to_string()]);
+    assert!(admin
+        .call_xml("one.group.info", vec![Value::Int(1)])
+        .unwrap()
+        .contains("<ADMINS></ADMINS>"));
+    // oneuser update / addgroup / delgroup.
+    let user = |args: &[&str]| run(cli::objects::Kind::User, args);
+    let a = alice.to_string();
+    user(&["update", &a, more.to_str().unwrap(), "--append"]);
+    user(&["addgroup", &a, "0"]);
+    let body = admin
+        .call_xml("one.user.info", vec![Value::Int(alice as i32)])
+        .unwrap();
+    assert!(
+        body.contains("<GROUPS><ID>0</ID><ID>1</ID></GROUPS>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<DESCRIPTION><![CDATA[everyone]]></DESCRIPTION>"),
+        "{body}"
+    );
+    user(&["delgroup", &a, "0"]);
+    assert!(admin
+        .call_xml("one.user.info", vec![Value::Int(alice as i32)])
+        .unwrap()
+        .contains("<GROUPS><ID>1</ID></GROUPS>"));
+
     let (code, msg) = one_error(admin.call(
         "one.group.quota",
         vec![Value::Int(0), s("VM = [ VMS = 1 ]")],
