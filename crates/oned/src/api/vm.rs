@@ -58,9 +58,7 @@ fn vm_quota(v: &VmRow) -> Option<super::quota::Ask> {
     if v.state == state::DONE {
         return None;
     }
-    let running = sqlstore::objects::quota::RUNNING_STATES
-        .split(", ")
-        .any(|r| r == v.state.to_string());
+    let running = sqlstore::objects::quota::counts_as_running(v.state);
     let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64);
     if !running {
         ask.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
@@ -373,11 +371,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     });
     // A VM that runs again counts for its owner's RUNNING_* quotas once more: checked as
     // OpenNebula's resume checks them (ACTION, no final period), and guarded where applied.
-    let running = |s: i64| {
-        sqlstore::objects::quota::RUNNING_STATES
-            .split(", ")
-            .any(|r| r == s.to_string())
-    };
+    let running = sqlstore::objects::quota::counts_as_running;
     let quota = if !running(st) && running(new_state) {
         let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
         let (uid, gid) = (vm.head.owned.uid, vm.head.owned.gid);

@@ -133,6 +133,12 @@ fn vm_quotas_hold_on_every_server_and_free_what_a_terminated_vm_used() {
         "{msg}"
     );
 
+    // A user may not raise her own limits.
+    let (code, msg) = one_error(c.call(
+        "one.user.quota",
+        vec![Value::Int(alice as i32), s("VM = [ VMS = 100 ]")],
+    ));
+    assert_eq!(code, AUTHORIZATION, "{msg}");
     // Only oneadmin's group sets defaults; nobody sets oneadmin's quotas.
     let (code, msg) = one_error(c.call("one.userquota.update", vec![s("VM = [ VMS = 9 ]")]));
     assert_eq!(code, AUTHORIZATION, "{msg}");

@@ -48,6 +48,15 @@ fn the_default_vdc_grants_every_group_its_rules_on_every_server() {
     crate::zone::allocate(&admin, "carol").unwrap();
     let carol = zone.servers[leader].client_as("carol", "pw-carol");
     carol.call_xml("one.datastore.info", vec![int(1)]).unwrap();
+    // VDCs are oneadmin's: a plain user neither sees nor makes one.
+    assert_eq!(
+        carol.call_xml("one.vdcpool.info", vec![]).unwrap(),
+        "<VDC_POOL></VDC_POOL>"
+    );
+    let (code, msg) = one_error(carol.call("one.vdc.allocate", vec![s("NAME = mine")]));
+    assert_eq!(code, crate::zone::AUTHORIZATION, "{msg}");
+    let (code, msg) = one_error(carol.call("one.vdc.addgroup", vec![int(0), int(1)]));
+    assert_eq!(code, crate::zone::AUTHORIZATION, "{msg}");
 
     // A new group joins VDC 0, with its three rules, on every server.
     let gid = admin

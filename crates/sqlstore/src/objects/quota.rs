@@ -128,6 +128,12 @@ pub fn drop_all(owner: Owner, oid: i64) -> SqlStmt {
 /// VM states whose VMs count for the RUNNING_* quotas (`VirtualMachine::is_running_quota`):
 /// PENDING, HOLD, ACTIVE, CLONING and CLONING_FAILURE.
 pub const RUNNING_STATES: &str = "1, 2, 3, 10, 11";
+const RUNNING: [i64; 5] = [1, 2, 3, 10, 11];
+
+/// Whether a VM in `state` counts for the RUNNING_* quotas ([`RUNNING_STATES`]).
+pub fn counts_as_running(state: i64) -> bool {
+    RUNNING.contains(&state)
+}
 /// The VM state whose VMs count for nothing (DONE).
 const DONE: i64 = 6;
 
@@ -331,4 +337,16 @@ pub fn guard(bounds: &[Bound]) -> Option<SqlStmt> {
         )
         .must_match(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_running_states_are_one_list() {
+        let listed: Vec<i64> = super::RUNNING_STATES
+            .split(", ")
+            .map(|s| s.parse().unwrap_or(-1))
+            .collect();
+        assert_eq!(listed, super::RUNNING);
+    }
 }
