@@ -106,12 +106,18 @@ pub fn add_rule(rule: Rule) -> Vec<SqlStmt> {
                                AND rights = ?3 AND zone = ?4)",
             p,
         ),
-        SqlStmt::new(
-            "UPDATE pool_control SET last_oid = (SELECT MAX(oid) FROM acl)
-             WHERE tablename = 'acl' AND (SELECT MAX(oid) FROM acl) > last_oid",
-            vec![],
-        ),
+        acl_counter_past_new_rule(),
     ]
+}
+
+/// Moves the ACL id counter past a rule an insert above may have added (none if it was
+/// there already: ids are taken only by rules made).
+fn acl_counter_past_new_rule() -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE pool_control SET last_oid = (SELECT MAX(oid) FROM acl)
+         WHERE tablename = 'acl' AND (SELECT MAX(oid) FROM acl) > last_oid",
+        vec![],
+    )
 }
 
 /// Removes `rule`, if it is there.
@@ -352,7 +358,7 @@ pub fn new_group_joins_default(resources: &[(Kind, i64, i64)]) -> Vec<SqlStmt> {
                     SqlValue::Int(zone as i64),
                 ],
             ));
-            stmts.push(add_rule((0, 0, 0, 0)).swap_remove(1));
+            stmts.push(acl_counter_past_new_rule());
         }
     }
     stmts
