@@ -110,6 +110,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// `DB = [ BACKEND = "mysql", ... ]`; `None`: the embedded SQLite database in `var/`.
     pub mysql: Option<sqlstore::MysqlConfig>,
+    /// `HOOK_LOG_CONF = [ LOG_RETENTION ]`: execution records kept per hook (20).
+    pub hook_log_retention: i64,
     /// The whole file, for `one.system.config`.
     pub raw: Template,
 }
@@ -188,6 +190,22 @@ fn hook(ctx: &Ctx<'_>, t: &Template, name: &str) -> Result<Option<Hook>, ConfigE
             .unwrap_or("")
             .to_string(),
     }))
+}
+
+/// `HOOK_LOG_CONF/LOG_RETENTION`: at least one record per hook; 20 when not given.
+fn hook_log_retention(ctx: &Ctx<'_>, t: &Template) -> Result<i64, ConfigError> {
+    let Some((pairs, line)) = vector(ctx, t, "HOOK_LOG_CONF")? else {
+        return Ok(20);
+    };
+    let Some(raw) = template::vector_get(pairs, "LOG_RETENTION") else {
+        return Ok(20);
+    };
+    let attr = "HOOK_LOG_CONF/LOG_RETENTION";
+    let n: i64 = parse_int(ctx, line, attr, raw, "a number of records")?;
+    if n < 1 {
+        return Err(ctx.err(line, attr, "must be > 0"));
+    }
+    Ok(n)
 }
 
 /// The `TLS` vector: all three files must be given and readable.
@@ -377,6 +395,7 @@ impl Config {
             follower_hook: hook(&ctx, &t, "RAFT_FOLLOWER_HOOK")?,
             limits: crate::limits::Limits::from_template(&t, &path.display().to_string())?,
             tls: tls(&ctx, &t)?,
+            hook_log_retention: hook_log_retention(&ctx, &t)?,
             raft,
             mysql,
             raw: t,

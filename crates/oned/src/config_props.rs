@@ -25,6 +25,7 @@ fn config_token() -> impl Strategy<Value = &'static str> {
         "RAFT",
         "LIMIT_PURGE",
         "LOG_RETENTION",
+        "HOOK_LOG_CONF",
         "LOG_PURGE_TIMEOUT",
         "ELECTION_TIMEOUT_MS",
         "BROADCAST_TIMEOUT_MS",

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod db;
 pub mod db_watch;
 pub mod error;
+pub mod hook_runner;
 pub mod hooks;
 pub mod http;
 pub mod leadership;

@@ -36,7 +36,7 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
             }
         }
         let txn = SqlTxn {
-            stmts: host::dummy_monitor(DUMMY_CPU, DUMMY_MEM),
+            stmts: host::dummy_monitor(DUMMY_CPU, DUMMY_MEM, crate::api::vm::now()),
         };
         match cluster.write(txn).await {
             Ok(_) => {}

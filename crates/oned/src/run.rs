@@ -76,7 +76,15 @@ pub async fn run(
         &paths.remotes,
     );
     let tasks = Supervisor::new();
-    start_tasks(&tasks, &config, &state.pool, &hooks, &cluster, ha);
+    start_tasks(
+        &tasks,
+        &config,
+        &state.pool,
+        &hooks,
+        &cluster,
+        ha,
+        &paths.remotes,
+    );
     let served = serve(&config, &paths, &state, &cluster, peers, listener, shutdown).await;
     shut_down(&tasks, &cluster, &hooks).await;
     served
@@ -385,6 +393,7 @@ fn start_tasks(
     hooks: &Hooks,
     cluster: &Cluster,
     ha: Option<HaTasks>,
+    remotes: &std::path::Path,
 ) {
     if let Some(mut ha) = ha {
         for (name, worker) in ha.workers.drain(..) {
@@ -438,6 +447,15 @@ fn start_tasks(
     let (on, reads) = (cluster.clone(), pool.clone());
     tasks.spawn("scheduler", Restart::WithBackoff, move |ctx| {
         crate::scheduler::run(ctx, on.clone(), reads.clone())
+    });
+    let runner = Arc::new(crate::hook_runner::Runner {
+        cluster: cluster.clone(),
+        pool: pool.clone(),
+        remotes: remotes.to_path_buf(),
+        retention: config.hook_log_retention,
+    });
+    tasks.spawn("hook-runner", Restart::WithBackoff, move |ctx| {
+        crate::hook_runner::run(ctx, runner.clone())
     });
 }
 

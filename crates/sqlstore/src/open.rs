@@ -130,6 +130,29 @@ CREATE TABLE IF NOT EXISTS document_pool (
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1
 );
+CREATE TABLE IF NOT EXISTS hook_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL UNIQUE,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    hook_key TEXT NOT NULL,
+    template TEXT NOT NULL,
+    last_exeid INTEGER NOT NULL DEFAULT -1,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE IF NOT EXISTS hook_log (
+    hkid INTEGER NOT NULL,
+    exeid INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    rc INTEGER,
+    body TEXT NOT NULL,
+    PRIMARY KEY (hkid, exeid)
+);
 CREATE TABLE IF NOT EXISTS vdc_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
@@ -327,13 +350,15 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
             ))?;
         }
     }
-    // A bootstrapped database from before documents gets their id counter (a fresh one gets it
-    // from the bootstrap).
-    conn.execute_batch(
-        "INSERT INTO pool_control (tablename, last_oid)
-         SELECT 'document_pool', -1 FROM pool_control WHERE tablename = 'user_pool'
-         AND NOT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'document_pool')",
-    )?;
+    // A bootstrapped database from before documents or hooks gets their id counters (a fresh
+    // one gets them from the bootstrap).
+    for table in ["document_pool", "hook_pool"] {
+        conn.execute_batch(&format!(
+            "INSERT INTO pool_control (tablename, last_oid)
+             SELECT '{table}', -1 FROM pool_control WHERE tablename = 'user_pool'
+             AND NOT EXISTS (SELECT 1 FROM pool_control WHERE tablename = '{table}')"
+        ))?;
+    }
     // A bootstrapped database from before VDCs gets VDC 0, as a new one does.
     let bootstrapped: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'user_pool')",

@@ -172,7 +172,7 @@ pub async fn status(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     change(
         ctx,
         id,
-        vec![rows::set_state(id, state)],
+        rows::set_state(id, state, super::vm::now()),
         "change the status of",
     )
     .await

@@ -79,7 +79,7 @@ macro_rules! method {
 }
 
 /// Every family's table.
-fn tables() -> [&'static [Method]; 22] {
+fn tables() -> [&'static [Method]; 24] {
     use super::*;
     [
         system::METHODS,
@@ -104,6 +104,8 @@ fn tables() -> [&'static [Method]; 22] {
         quota::METHODS,
         vdc::METHODS,
         vdc::RESOURCE_METHODS,
+        hook::METHODS,
+        hook::OWNED,
     ]
 }
 

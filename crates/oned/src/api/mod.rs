@@ -9,6 +9,7 @@ mod family;
 #[cfg(test)]
 mod golden;
 mod group;
+pub mod hook;
 pub mod host;
 pub mod method;
 mod owned;
@@ -172,20 +173,26 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
     }
     // OpenNebula's `zone_disabled`: a disabled zone answers reads and status, and takes no
     // change but the one that enables it again.
-    if kind == Kind::Write && method != wire::method::ZONE_ENABLE {
+    // The same read tells whether an API hook waits for this call.
+    let mut hooked = false;
+    if kind == Kind::Write {
         let zone = ctx.config.zone_id;
+        let name = method.to_string();
         match ctx
-            .read(move |c| sqlstore::objects::zone::is_disabled(c, zone))
+            .read(move |c| {
+                let disabled = sqlstore::objects::zone::is_disabled(c, zone)?;
+                Ok((disabled, sqlstore::objects::hook::api_hooked(c, &name)?))
+            })
             .await
         {
-            Ok(false) => {}
-            Ok(true) => {
+            Ok((true, _)) if method != wire::method::ZONE_ENABLE => {
                 return failure_xml(
                     method,
                     code::INTERNAL,
                     "Cannot process request, zone disabled",
                 )
             }
+            Ok((_, h)) => hooked = h,
             Err(f) => return Reply::Xml(error::failure_body(method, &f)),
         }
     }
@@ -194,6 +201,9 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         Ok(()) => (entry.handler)(ctx, &user, rest).await,
         Err(f) => Err(f),
     };
+    if hooked && !matches!(result, Err(Failure::NotLeader)) {
+        record_api_event(ctx, method, &call.params, &result).await;
+    }
     match result {
         Ok(v) => Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v))),
         Err(Failure::NotLeader) => {
@@ -208,6 +218,25 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
             }
         }
         Err(f) => Reply::Xml(error::failure_body(method, &f)),
+    }
+}
+
+/// Writes the API hooks' executions of a call that ran here, before it is answered: a call
+/// whose answer reached its client has its hooks' event in the log. A failure is logged and
+/// counted; the call's own answer stands.
+async fn record_api_event(
+    ctx: &Ctx,
+    method: &str,
+    params: &[xmlrpc::Value],
+    result: &MethodResult,
+) {
+    let message = hook::api_message(method, params, result);
+    let txn = SqlTxn {
+        stmts: sqlstore::objects::hook::api_events(method, &message, vm::now()),
+    };
+    if let Err(f) = ctx.commit(txn, |r| r.internal()).await {
+        hook::LOST_EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(method, error = ?f, "an API hook event could not be written; its hooks will not run");
     }
 }
 

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)] // test code
 
 mod api;
+mod api_hooks;
 mod backends;
 mod clusters;
 mod config;

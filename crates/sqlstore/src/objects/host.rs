@@ -85,12 +85,43 @@ pub fn insert(name: &str, state: i64, im_mad: &str, vm_mad: &str, cluster: i64) 
 }
 
 /// A new state, the old one kept as PREV_STATE.
-pub fn set_state(oid: i64, state: i64) -> SqlStmt {
-    SqlStmt::new(
+pub fn set_state(oid: i64, state: i64, now: i64) -> Vec<SqlStmt> {
+    let mut stmts = vec![SqlStmt::new(
         "UPDATE host_pool SET prev_state = state, state = ?2 WHERE oid = ?1",
         vec![SqlValue::Int(oid), SqlValue::Int(state)],
     )
-    .must_match()
+    .must_match()];
+    let name = HostState::from_i64(state).map_or("UNKNOWN", HostState::name);
+    stmts.extend(events(
+        "HOST",
+        "host_pool",
+        name,
+        "o.oid = ?6",
+        vec![SqlValue::Int(oid)],
+        now,
+    ));
+    stmts
+}
+
+/// The state hooks' executions objects of `table` that `which` chooses start by moving to
+/// state `state` (a resource without LCM states).
+fn events(
+    resource: &str,
+    table: &str,
+    state: &str,
+    which: &str,
+    params: Vec<SqlValue>,
+    now: i64,
+) -> Vec<SqlStmt> {
+    super::hook::state_events(super::hook::StateChange {
+        resource,
+        table,
+        state,
+        lcm_state: "",
+        which,
+        params,
+        now,
+    })
 }
 
 /// Deletes host `oid` only while no VM runs on it.
@@ -151,8 +182,16 @@ pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
 
 /// The `dummy` drivers' work, done at once: hosts in INIT become MONITORED with `cpu` and
 /// `mem` as their capacity, LOCKED images READY, networks in LOCK_CREATE READY.
-pub fn dummy_monitor(cpu: i64, mem: i64) -> Vec<SqlStmt> {
-    vec![
+pub fn dummy_monitor(cpu: i64, mem: i64, now: i64) -> Vec<SqlStmt> {
+    let chosen = |state: i64| ("o.state = ?6", vec![SqlValue::Int(state)]);
+    let (images, i) = chosen(ImageState::Locked.as_i64());
+    let (nets, n) = chosen(VnetState::LockCreate.as_i64());
+    let (hosts, h) = chosen(HostState::Init.as_i64());
+    let hosts = format!("{hosts} AND o.im_mad = 'dummy'");
+    let mut stmts = events("IMAGE", "image_pool", "READY", images, i, now);
+    stmts.extend(events("NET", "vnet_pool", "READY", nets, n, now));
+    stmts.extend(events("HOST", "host_pool", "MONITORED", &hosts, h, now));
+    stmts.extend([
         SqlStmt::new(
             "UPDATE image_pool SET state = ?1 WHERE state = ?2",
             vec![
@@ -178,5 +217,6 @@ pub fn dummy_monitor(cpu: i64, mem: i64) -> Vec<SqlStmt> {
                 SqlValue::Int(HostState::Init.as_i64()),
             ],
         ),
-    ]
+    ]);
+    stmts
 }

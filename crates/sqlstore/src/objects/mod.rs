@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod datastore;
 pub mod document;
 pub mod group;
+pub mod hook;
 pub mod host;
 pub mod image;
 pub mod quota;

@@ -167,6 +167,12 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
         ],
     )
     .must_match()];
+    stmts.extend(events(
+        m.to,
+        "o.oid = ?6",
+        vec![SqlValue::Int(m.oid)],
+        m.now,
+    ));
     if m.leaves_host {
         stmts.push(SqlStmt::new(
             "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
@@ -180,7 +186,8 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
 /// The statements that place VM `oid` on host `hid` (PROLOG), if both still allow it: the VM
 /// PENDING or HOLD, the host INIT or MONITORED, with room unless `check_capacity` is off.
 pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<SqlStmt> {
-    vec![
+    let prolog = (VmState::Active.as_i64(), LcmState::Prolog.as_i64());
+    let mut stmts = vec![
         SqlStmt::new(
             "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?4,
                 lcm_state = ?5, hid = ?2
@@ -209,7 +216,24 @@ pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<S
             vec![SqlValue::Int(oid), SqlValue::Int(hid), SqlValue::Int(now)],
         ),
         recount_hosts(),
-    ]
+    ];
+    stmts.extend(events(prolog, "o.oid = ?6", vec![SqlValue::Int(oid)], now));
+    stmts
+}
+
+/// The state hooks' executions VMs `which` chooses (SQL over `o`, with `?6`...) start by
+/// moving to `to`.
+fn events(to: (i64, i64), which: &str, params: Vec<SqlValue>, now: i64) -> Vec<SqlStmt> {
+    let name = |s: Option<&'static str>| s.unwrap_or("UNKNOWN");
+    super::hook::state_events(super::hook::StateChange {
+        resource: "VM",
+        table: "vm_pool",
+        state: name(VmState::from_i64(to.0).map(VmState::name)),
+        lcm_state: name(LcmState::from_i64(to.1).map(LcmState::name)),
+        which,
+        params,
+        now,
+    })
 }
 
 /// A PENDING VM waiting for a host.
@@ -261,6 +285,12 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
             vec![SqlValue::Int(fs), SqlValue::Int(fl), SqlValue::Int(now)],
         ));
     }
+    stmts.extend(events(
+        to,
+        "o.state = ?6 AND o.lcm_state = ?7",
+        vec![SqlValue::Int(fs), SqlValue::Int(fl)],
+        now,
+    ));
     stmts.push(SqlStmt::new(
         "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?3,
             lcm_state = ?4, hid = CASE WHEN ?5 THEN -1 ELSE hid END,
@@ -277,4 +307,12 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
         ],
     ));
     stmts
+}
+
+/// The name of the host VM `oid` was last placed on, if it ever was.
+pub fn last_hostname(c: &Conn, oid: i64) -> crate::sql::Result<Option<String>> {
+    use crate::sql::Optional;
+    c.prepare_cached("SELECT hostname FROM history WHERE vid = ?1 ORDER BY seq DESC LIMIT 1")?
+        .query_row([oid], |r| r.get(0))
+        .optional()
 }
