@@ -1,5 +1,6 @@
 //! The `dummy` drivers, run by the leader only: a host in INIT becomes MONITORED with a fixed
-//! capacity; a new image becomes READY, a new virtual network READY. The result enters the log like any write, so every
+//! capacity; a new image becomes READY, a new virtual network READY, a marketplace app being
+//! imported READY (or in ERROR if its image went away). The result enters the log like any write, so every
 //! server shows the same state, and after a failover the new leader carries on.
 
 use std::convert::Infallible;
@@ -35,9 +36,12 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
                 continue;
             }
         }
-        let txn = SqlTxn {
-            stmts: host::dummy_monitor(DUMMY_CPU, DUMMY_MEM, crate::api::vm::now()),
-        };
+        let mut stmts = host::dummy_monitor(DUMMY_CPU, DUMMY_MEM, crate::api::vm::now());
+        match crate::db::read(&pool, sqlstore::objects::market::importing).await {
+            Ok(apps) => stmts.extend(apps.iter().map(crate::api::market::import_result)),
+            Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),
+        }
+        let txn = SqlTxn { stmts };
         match cluster.write(txn).await {
             Ok(_) => {}
             // Leadership moved since the check: the new leader carries on.

@@ -63,6 +63,7 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
         }
     }
     crate::txn::run_all(&tx, &crate::objects::vdc::bootstrap_default(0))?;
+    crate::txn::run_all(&tx, &crate::objects::market::bootstrap_default(0))?;
     tx.execute(
         "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (0, ?1, ?2, 'core', 0)",
         params![p.oneadmin_name, p.oneadmin_password_hash],

@@ -153,6 +153,46 @@ CREATE TABLE IF NOT EXISTS hook_log (
     body TEXT NOT NULL,
     PRIMARY KEY (hkid, exeid)
 );
+CREATE TABLE IF NOT EXISTS marketplace_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL UNIQUE,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    market_mad TEXT NOT NULL,
+    zone_id INTEGER NOT NULL,
+    total_mb INTEGER NOT NULL DEFAULT 0,
+    free_mb INTEGER NOT NULL DEFAULT 0,
+    used_mb INTEGER NOT NULL DEFAULT 0,
+    template TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marketplaceapp_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    regtime INTEGER NOT NULL,
+    zone_id INTEGER NOT NULL,
+    origin_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    md5 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    version TEXT NOT NULL,
+    format TEXT NOT NULL,
+    apptemplate64 TEXT NOT NULL,
+    market_id INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1,
+    UNIQUE (name, uid)
+);
 CREATE TABLE IF NOT EXISTS vdc_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
@@ -372,6 +412,15 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     )?;
     if bootstrapped && !has_vdcs {
         crate::txn::run_all(conn, &crate::objects::vdc::bootstrap_default(0))?;
+    }
+    // ...and OpenNebula's default marketplaces.
+    let has_markets: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'marketplace_pool')",
+        (),
+        |r| r.get(0),
+    )?;
+    if bootstrapped && !has_markets {
+        crate::txn::run_all(conn, &crate::objects::market::bootstrap_default(0))?;
     }
     // Both backends: cluster templates came with the cluster methods, zone templates with
     // `one.zone.update`.

@@ -79,7 +79,7 @@ macro_rules! method {
 }
 
 /// Every family's table.
-fn tables() -> [&'static [Method]; 24] {
+fn tables() -> [&'static [Method]; 26] {
     use super::*;
     [
         system::METHODS,
@@ -106,6 +106,8 @@ fn tables() -> [&'static [Method]; 24] {
         vdc::RESOURCE_METHODS,
         hook::METHODS,
         hook::OWNED,
+        market::METHODS,
+        market::OWNED,
     ]
 }
 

@@ -11,6 +11,7 @@ mod golden;
 mod group;
 pub mod hook;
 pub mod host;
+pub mod market;
 pub mod method;
 mod owned;
 mod perms;

@@ -256,7 +256,8 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     let text = p.string(0)?.to_string();
     let ds = p.int(1)? as i64;
     IMAGES.may_create(ctx, s).await?;
-    let (t, name) = super::family::named_template(&text)?;
+    let (mut t, name) = super::family::named_template(&text)?;
+    let from_app = from_app(ctx, &mut t).await?;
     let kind_name = t.single("TYPE").unwrap_or("OS").to_uppercase();
     let kind = TYPES
         .iter()
@@ -265,7 +266,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         as i64;
     let path = t.single("PATH").unwrap_or("").to_string();
     let size = t.single("SIZE").and_then(|v| v.trim().parse::<i64>().ok());
-    let size = match (kind_name.as_str(), size, path.is_empty()) {
+    let size = match (kind_name.as_str(), from_app.or(size), path.is_empty()) {
         ("DATABLOCK", Some(sz), _) if sz > 0 => sz,
         ("DATABLOCK", _, true) => {
             return Err(fail(
@@ -304,6 +305,31 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     });
     let ask = super::quota::Ask::new_image(ds, size as f64);
     super::quota::allocate(ctx, s, &ask, image::TABLE, insert, "image", "IMAGE", &name).await
+}
+
+/// An image made from a marketplace app (`FROM_APP`) takes its file, format and size from the
+/// app (`MarketPlaceApp::to_template`); the size, if so.
+async fn from_app(ctx: &Ctx, t: &mut template::Template) -> Result<Option<i64>, super::Failure> {
+    let Some(app_id) = t.single("FROM_APP") else {
+        return Ok(None);
+    };
+    let app_id = app_id.trim().parse::<i64>().unwrap_or(-1);
+    let app = super::market::APPS
+        .get(ctx, app_id)
+        .await
+        .map_err(|_| fail(code::INTERNAL, "Cannot determine image SIZE."))?;
+    super::market::MARKETS
+        .get(ctx, app.market_id)
+        .await
+        .map_err(|_| fail(code::INTERNAL, "Could not get the appliance's market."))?;
+    let set = |t: &mut template::Template, k: &str, v: &str| {
+        t.set(k, template::Value::Single(v.to_string()))
+    };
+    set(t, "FROM_APP_NAME", &app.head.name);
+    set(t, "PATH", &app.source);
+    set(t, "FORMAT", &app.format);
+    set(t, "FROM_APP_MD5", &app.md5);
+    Ok(Some(app.size))
 }
 
 pub async fn image_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -18,6 +18,7 @@ mod families;
 mod ha;
 mod hooks;
 mod hostile;
+mod markets;
 mod ops;
 mod owned;
 mod peers;

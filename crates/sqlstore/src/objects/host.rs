@@ -163,18 +163,21 @@ pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
     .collect()
 }
 
-/// What the `dummy` drivers have pending: hosts to monitor, images and networks to finish.
+/// What the `dummy` drivers have pending: hosts to monitor, images, networks and marketplace
+/// apps to finish.
 pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
     c.prepare_cached(
         "SELECT (SELECT count(*) FROM host_pool WHERE state = ?1 AND im_mad = 'dummy')
               + (SELECT count(*) FROM image_pool WHERE state = ?2)
-              + (SELECT count(*) FROM vnet_pool WHERE state = ?3)",
+              + (SELECT count(*) FROM vnet_pool WHERE state = ?3)
+              + (SELECT count(*) FROM marketplaceapp_pool WHERE state = ?4)",
     )?
     .query_row(
         [
             HostState::Init.as_i64(),
             ImageState::Locked.as_i64(),
             VnetState::LockCreate.as_i64(),
+            super::market::app_state::LOCKED,
         ],
         |r| r.get(0),
     )

@@ -11,6 +11,7 @@ pub mod group;
 pub mod hook;
 pub mod host;
 pub mod image;
+pub mod market;
 pub mod quota;
 pub mod template;
 pub mod user;
