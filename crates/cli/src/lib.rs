@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod format;
+pub mod hook;
 pub mod objects;
 pub mod onedb;
 pub mod onezone;

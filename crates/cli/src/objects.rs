@@ -24,6 +24,7 @@ pub enum Kind {
     Template,
     Cluster,
     Vdc,
+    Hook,
 }
 
 impl Kind {
@@ -37,6 +38,7 @@ impl Kind {
             Kind::Template => "onetemplate",
             Kind::Cluster => "onecluster",
             Kind::Vdc => "onevdc",
+            Kind::Hook => "onehook",
         }
     }
 
@@ -50,6 +52,7 @@ impl Kind {
             Kind::Template => "onetemplate list | show <id> | create <file> | delete <id> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
             Kind::Cluster => "onecluster list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host_id> | adddatastore|deldatastore <id> <datastore_id> | addvnet|delvnet <id> <vnet_id>",
             Kind::Vdc => "onevdc list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <id> <group_id> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <id> <zone_id> <id|ALL>",
+            Kind::Hook => "onehook list | show <id> [-x] [-e <exec_id>] | create <file> [--dry] | delete <id> | update <id> <file> [--append] | rename <id> <name> | lock <id> [--use|--manage|--admin|--all] | unlock <id> | retry <id> <exec_id> | log [--success|--error] [--hook-id <id>] [--since <date>] [--until <date>] [-x|--xml]",
         }
     }
 }
@@ -89,6 +92,11 @@ const VALUED: &[&str] = &[
     "--group",
     "--token",
     "--driver",
+    "-e",
+    "--execution",
+    "--hook-id",
+    "--since",
+    "--until",
 ];
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -126,7 +134,7 @@ pub(crate) fn err_text(e: CallError) -> String {
     }
 }
 
-fn text<'a>(e: &'a Element, name: &str) -> &'a str {
+pub(crate) fn text<'a>(e: &'a Element, name: &str) -> &'a str {
     e.text_of(name).unwrap_or("")
 }
 
@@ -167,6 +175,11 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
         Kind::Template => (wire::method::TEMPLATEPOOL_INFO, pool_args(), "VMTEMPLATE"),
         Kind::Cluster => ("one.clusterpool.info", vec![], "CLUSTER"),
         Kind::Vdc => ("one.vdcpool.info", vec![], "VDC"),
+        Kind::Hook => (
+            "one.hookpool.info",
+            vec![Value::Int(-1), Value::Int(-1), Value::Int(-1)],
+            "HOOK",
+        ),
     };
     let xml = client.call_xml(method, params).map_err(err_text)?;
     let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
@@ -355,16 +368,22 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
                 )?;
             }
         }
+        Kind::Hook => {
+            let hooks: Vec<&Element> = pool.children_named(item).collect();
+            crate::hook::list(&hooks, out)?;
+        }
     }
     Ok(())
 }
 
-/// `show`: the object's fields, one per line, then its template, as `KEY=value`.
+/// `show`: the object's fields, one per line, then its template, as `KEY=value`; a hook's
+/// own layout, or with `execution` one of its execution records.
 fn show(
     kind: Kind,
     client: &Client,
     oid: i32,
     xml_out: bool,
+    execution: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let method = match kind {
@@ -375,6 +394,7 @@ fn show(
         Kind::Template => wire::method::TEMPLATE_INFO,
         Kind::Cluster => "one.cluster.info",
         Kind::Vdc => "one.vdc.info",
+        Kind::Hook => "one.hook.info",
         Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
     };
     let xml = client
@@ -384,6 +404,9 @@ fn show(
         return writeln!(out, "{xml}").map_err(|e| e.to_string());
     }
     let e = Element::parse(&xml).map_err(|e| e.to_string())?;
+    if kind == Kind::Hook {
+        return crate::hook::show(&e, execution, out);
+    }
     let title = match kind {
         Kind::User => "USER",
         Kind::Group => "GROUP",
@@ -392,6 +415,7 @@ fn show(
         Kind::Template => "TEMPLATE",
         Kind::Cluster => "CLUSTER",
         Kind::Vdc => "VDC",
+        Kind::Hook => "HOOK",
         Kind::Acl => "ACL",
     };
     let mut lines = vec![format!("{title} {oid} INFORMATION")];
@@ -443,7 +467,14 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
     };
     match (kind, cmd) {
         (_, "list") => list(kind, client, out),
-        (_, "show") => show(kind, client, id(w1, "id")?, o.flag(&["-x", "--xml"]), out),
+        (_, "show") => show(
+            kind,
+            client,
+            id(w1, "id")?,
+            o.flag(&["-x", "--xml"]),
+            o.value(&["-e", "--execution"]).as_deref(),
+            out,
+        ),
         (Kind::User, "create") => {
             let name = w1.ok_or("missing the user name")?;
             let pw = w2.ok_or("missing the password")?;
@@ -775,8 +806,91 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             )
             .map(drop)
         }
+        (Kind::Hook, "create") => {
+            let text = file_text(Some(w1.ok_or("No hook template provided")?))?;
+            if o.flag(&["--dry"]) {
+                // As Ruby's `puts`: one final line break.
+                let end = if text.ends_with('\n') { "" } else { "\n" };
+                return write!(out, "{text}{end}").map_err(|e| e.to_string());
+            }
+            say_id(out, call("one.hook.allocate", vec![Value::String(text)])?)
+        }
+        (Kind::Hook, "update") => call(
+            "one.hook.update",
+            vec![
+                Value::Int(id(w1, "id")?),
+                Value::String(file_text(w2)?),
+                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+            ],
+        )
+        .map(drop),
+        (Kind::Hook, "rename") => {
+            let name = w2.ok_or("missing the new name")?;
+            call(
+                "one.hook.rename",
+                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+            )
+            .map(drop)
+        }
+        (Kind::Hook, "lock") => {
+            // onehook's levels, the first flag given winning in this order; USE by default.
+            let level = [("--use", 1), ("--manage", 2), ("--admin", 3), ("--all", 4)]
+                .into_iter()
+                .find(|(flag, _)| o.flag(&[flag]))
+                .map_or(1, |(_, level)| level);
+            call(
+                "one.hook.lock",
+                vec![
+                    Value::Int(id(w1, "id")?),
+                    Value::Int(level),
+                    Value::Bool(false),
+                ],
+            )
+            .map(drop)
+        }
+        (Kind::Hook, "unlock") => {
+            call("one.hook.unlock", vec![Value::Int(id(w1, "id")?)]).map(drop)
+        }
+        (Kind::Hook, "retry") => call(
+            "one.hook.retry",
+            vec![
+                Value::Int(id(w1, "id")?),
+                Value::Int(id(w2, "execution id")?),
+            ],
+        )
+        .map(drop),
+        (Kind::Hook, "log") => {
+            let date = |names: &[&str]| {
+                o.value(names)
+                    .map_or(Ok(-1), |d| crate::hook::parse_date(&d))
+            };
+            let hook = match o.value(&["--hook-id"]) {
+                Some(h) => id(Some(&h), "hook id")?,
+                None => -1,
+            };
+            // one.hooklog.info's rc: 1 successes only, -1 failures only, 0 both.
+            let rc = if o.flag(&["--success"]) {
+                1
+            } else if o.flag(&["--error"]) {
+                -1
+            } else {
+                0
+            };
+            crate::hook::log(
+                client,
+                [date(&["--since"])?, date(&["--until"])?, hook, rc],
+                o.flag(&["-x", "--xml"]),
+                out,
+            )
+        }
         (
-            Kind::User | Kind::Group | Kind::Host | Kind::Template | Kind::Cluster | Kind::Vdc,
+            Kind::User
+            | Kind::Group
+            | Kind::Host
+            | Kind::Template
+            | Kind::Cluster
+            | Kind::Vdc
+            | Kind::Hook,
             "delete",
         ) => {
             let method = match kind {
@@ -785,6 +899,7 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
                 Kind::Host => wire::method::HOST_DELETE,
                 Kind::Cluster => "one.cluster.delete",
                 Kind::Vdc => "one.vdc.delete",
+                Kind::Hook => "one.hook.delete",
                 _ => wire::method::TEMPLATE_DELETE,
             };
             call(method, vec![Value::Int(id(w1, "id")?)]).map(drop)

@@ -45,12 +45,13 @@ pub struct Runner {
 
 /// The runner task: every period, on the leader, starts the pending executions not running yet.
 pub async fn run(ctx: TaskCtx, runner: std::sync::Arc<Runner>) -> Result<(), Infallible> {
-    let mut running: HashMap<(i64, i64), tokio::task::JoinHandle<()>> = HashMap::new();
+    // Dropped with the task (at shutdown, or a restart after a panic): its hooks are killed.
+    let mut running: HashMap<(i64, i64), Running> = HashMap::new();
     let mut ticker = tokio::time::interval(PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        running.retain(|_, h| !h.is_finished());
+        running.retain(|_, h| !h.0.is_finished());
         if !matches!(runner.cluster.role(), Role::Leader | Role::Solo) {
             if !running.is_empty() {
                 info!(
@@ -58,9 +59,7 @@ pub async fn run(ctx: TaskCtx, runner: std::sync::Arc<Runner>) -> Result<(), Inf
                     "no longer the leader: stopping the hooks running here"
                 );
             }
-            for (_, h) in running.drain() {
-                h.abort();
-            }
+            running.clear();
             continue;
         }
         if running.len() >= CONCURRENCY {
@@ -99,8 +98,20 @@ pub async fn run(ctx: TaskCtx, runner: std::sync::Arc<Runner>) -> Result<(), Inf
                 break;
             }
             let (r, ctx) = (runner.clone(), ctx.clone());
-            running.insert(key, tokio::spawn(async move { r.execute(&ctx, p).await }));
+            running.insert(
+                key,
+                Running(tokio::spawn(async move { r.execute(&ctx, p).await })),
+            );
         }
+    }
+}
+
+/// One execution's task, aborted when dropped (its hook process is killed on drop).
+struct Running(tokio::task::JoinHandle<()>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

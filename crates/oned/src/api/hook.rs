@@ -521,19 +521,27 @@ pub async fn log_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     )))
 }
 
-/// The `HOOK_MESSAGE` of an API call, as `HookAPI::format_message`: the session hidden, every
-/// other parameter in order, then the answer's values.
-pub fn api_message(call: &str, params: &[xmlrpc::Value], result: &MethodResult) -> String {
+/// The `HOOK_MESSAGE` of an API call, as `HookAPI::format_message`: the session and passwords
+/// hidden, every other parameter in order, the answer's values, then `extra` (the object an
+/// allocate made or a delete removed).
+pub fn api_message(
+    call: &str,
+    params: &[xmlrpc::Value],
+    result: &MethodResult,
+    extra: &str,
+) -> String {
     fn value_text(v: &xmlrpc::Value) -> String {
         match v {
             xmlrpc::Value::Int(i) => i.to_string(),
             xmlrpc::Value::I8(i) => i.to_string(),
             xmlrpc::Value::Bool(b) => (*b as i32).to_string(),
             xmlrpc::Value::Double(d) => d.to_string(),
-            xmlrpc::Value::String(s) => s.clone(),
-            other => format!("{other:?}"),
+            xmlrpc::Value::String(s) | xmlrpc::Value::DateTime(s) => s.clone(),
+            // `ParamList::get_value_as_string` prints nothing for arrays and the rest.
+            _ => String::new(),
         }
     }
+    let hidden = hidden_params(call);
     xml::build(|x| {
         x.elem("HOOK_MESSAGE", |x| {
             x.text("HOOK_TYPE", "API").text("CALL", call);
@@ -548,7 +556,7 @@ pub fn api_message(call: &str, params: &[xmlrpc::Value], result: &MethodResult) 
                         });
                     };
                     for (i, v) in params.iter().enumerate() {
-                        let shown = if i == 0 {
+                        let shown = if i == 0 || hidden.contains(&i) {
                             "****".to_string()
                         } else {
                             value_text(v)
@@ -574,10 +582,20 @@ pub fn api_message(call: &str, params: &[xmlrpc::Value], result: &MethodResult) 
                         }
                     }
                 });
-                x.empty("EXTRA");
+                x.raw(&format!("<EXTRA>{extra}</EXTRA>"));
             });
         });
     })
+}
+
+/// The parameters (0 being the session) a method's `hidden_params` keep out of logs and hook
+/// messages: passwords and tokens.
+fn hidden_params(call: &str) -> &'static [usize] {
+    match call {
+        "one.user.allocate" | "one.user.passwd" | "one.user.login" => &[2],
+        "one.user.chauth" => &[3],
+        _ => &[],
+    }
 }
 
 /// `$API`'s value: the message's `CALL_INFO`, base64.
@@ -710,8 +728,18 @@ mod tests {
             xmlrpc::Value::String("oneadmin:secret".into()),
             xmlrpc::Value::Int(7),
         ];
-        let m = api_message("one.vm.deploy", &params, &Ok(Value::Int(7)));
+        let m = api_message("one.vm.deploy", &params, &Ok(Value::Int(7)), "");
         assert!(!m.contains("secret"));
+        let params = vec![
+            xmlrpc::Value::String("oneadmin:secret".into()),
+            xmlrpc::Value::String("u1".into()),
+            xmlrpc::Value::String("pw".into()),
+            xmlrpc::Value::String(String::new()),
+            xmlrpc::Value::Array(vec![]),
+        ];
+        let user = api_message("one.user.allocate", &params, &Ok(Value::Int(3)), "");
+        assert!(!user.contains("<VALUE>pw</VALUE>"), "{user}");
+        assert!(!user.contains("Array"), "{user}");
         assert!(m.contains("<VALUE>****</VALUE>"));
         assert!(m.contains("<RESULT>1</RESULT>"));
         assert!(!call_info_b64(&m).is_empty());

@@ -198,12 +198,23 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         }
     }
     let rest = Params(call.params.get(1..).unwrap_or(&[]));
+    // A hooked delete tells its hooks what it deleted: read before it goes.
+    let deleted = match (hooked && method.ends_with(".delete"), rest.int(0)) {
+        (true, Ok(id)) => object_xml(ctx, &user, method, id).await,
+        _ => None,
+    };
     let result = match authorize(entry.auth, &user, &rest) {
         Ok(()) => (entry.handler)(ctx, &user, rest).await,
         Err(f) => Err(f),
     };
     if hooked && !matches!(result, Err(Failure::NotLeader)) {
-        record_api_event(ctx, method, &call.params, &result).await;
+        let extra = match &result {
+            Ok(Value::Int(id)) if method.ends_with(".allocate") => {
+                object_xml(ctx, &user, method, *id).await
+            }
+            _ => deleted,
+        };
+        record_api_event(ctx, method, &call.params, &result, extra.as_deref()).await;
     }
     match result {
         Ok(v) => Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v))),
@@ -230,14 +241,27 @@ async fn record_api_event(
     method: &str,
     params: &[xmlrpc::Value],
     result: &MethodResult,
+    extra: Option<&str>,
 ) {
-    let message = hook::api_message(method, params, result);
+    let message = hook::api_message(method, params, result, extra.unwrap_or_default());
     let txn = SqlTxn {
         stmts: sqlstore::objects::hook::api_events(method, &message, vm::now()),
     };
     if let Err(f) = ctx.commit(txn, |r| r.internal()).await {
         hook::LOST_EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(method, error = ?f, "an API hook event could not be written; its hooks will not run");
+    }
+}
+
+/// The XML of object `id` of the family `method` belongs to (`one.user.delete` -> `one.user.info`),
+/// as the caller may read it: the `EXTRA` of an allocate's or a delete's hook event.
+async fn object_xml(ctx: &Ctx, s: &crate::auth::Session, method: &str, id: i32) -> Option<String> {
+    let family = method.rsplit_once('.')?.0;
+    let info = method::lookup(&format!("{family}.info"))?;
+    let id = [Value::Int(id)];
+    match (info.handler)(ctx, s, Params(&id)).await {
+        Ok(Value::String(xml)) => Some(xml),
+        _ => None,
     }
 }
 

@@ -19,6 +19,7 @@ mod ha;
 mod hooks;
 mod hostile;
 mod markets;
+mod onehook;
 mod ops;
 mod owned;
 mod peers;
