@@ -162,41 +162,29 @@ pub async fn chown<R: HasOwner + Send + 'static>(
         if uid > -1 { uid } else { o.uid },
         if gid > -1 { gid } else { o.gid },
     );
-    let mut stmts = vec![objects::set_owner(f.table, id, nu, ng)];
+    let stmts = vec![objects::set_owner(f.table, id, nu, ng)];
     // The new owner's quotas take what the object counts for (OpenNebula's chown checks them
-    // too); the guard holds them where the change is applied.
+    // too, for the owner and group that change); the guard holds them where it is applied.
     let ask = f.quota.and_then(|q| q(&row));
-    if let Some(ask) = &ask {
-        let (cu, cg) = (uid.max(0), gid.max(0));
-        let bounds = super::quota::check(ctx, cu, cg, ask)
-            .await?
-            .map_err(|e| super::quota::refused(s, e))?;
-        stmts.extend(sqlstore::objects::quota::guard(&bounds));
-    }
-    let mut raced = false;
-    let result = ctx
-        .commit(SqlTxn { stmts }, |r| {
-            raced = r.kind == TxnErrorKind::NotFound && r.stmt == 1;
-            match r.kind {
-                TxnErrorKind::NotFound => f.missing(id),
-                TxnErrorKind::Constraint => fail(
-                    code::ACTION,
-                    format!(
-                        "Cannot change the owner of {}: NAME is already taken.",
-                        f.what
-                    ),
-                ),
-                _ => r.internal(),
-            }
-        })
-        .await;
-    match (result, ask) {
-        (Err(_), Some(ask)) if raced => {
-            Err(super::quota::lost_race(ctx, s, uid.max(0), gid.max(0), &ask).await)
-        }
-        (Err(e), _) => Err(e),
-        (Ok(_), _) => Ok(Value::Int(id as i32)),
-    }
+    let charge = ask.as_ref().map(|ask| super::quota::Charge {
+        ask,
+        uid: uid.max(0),
+        gid: gid.max(0),
+        wording: super::quota::Wording::Caller(s.uid),
+    });
+    super::quota::commit_charged(ctx, stmts, charge, |r| match r.kind {
+        TxnErrorKind::NotFound => f.missing(id),
+        TxnErrorKind::Constraint => fail(
+            code::ACTION,
+            format!(
+                "Cannot change the owner of {}: NAME is already taken.",
+                f.what
+            ),
+        ),
+        _ => r.internal(),
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
 /// `one.<o>.lock(id, level, test)`, as `RequestManagerLock`: MANAGE on the object (whatever

@@ -538,9 +538,85 @@ pub async fn check(
     Ok(Ok(bounds))
 }
 
+/// How a quota refusal is worded: as allocate, instantiate and chown word it (AUTHORIZATION,
+/// `User [<caller>] : <exceeded>.`), or as a VM action does (ACTION, the bare text).
+#[derive(Debug, Clone, Copy)]
+pub enum Wording {
+    Caller(i64),
+    Action,
+}
+
+impl Wording {
+    fn word(self, text: &str) -> Failure {
+        match self {
+            Wording::Caller(uid) => fail(code::AUTHORIZATION, format!("User [{uid}] : {text}.")),
+            Wording::Action => fail(code::ACTION, text.to_string()),
+        }
+    }
+}
+
 /// AUTHORIZATION, as allocate and instantiate refuse: `User [<caller>] : <exceeded>.`
 pub fn refused(s: &Session, e: Exceeded) -> Failure {
-    fail(code::AUTHORIZATION, format!("User [{}] : {}.", s.uid, e.0))
+    Wording::Caller(s.uid).word(&e.0)
+}
+
+/// A change that counts for the quotas of user `uid` and group `gid`.
+pub struct Charge<'a> {
+    pub ask: &'a Ask,
+    pub uid: i64,
+    pub gid: i64,
+    pub wording: Wording,
+}
+
+impl Charge<'_> {
+    /// Checks the charge on the leader, for OpenNebula's message: the guard statement that
+    /// holds the quotas where the change is applied, `None` when no limit applies.
+    pub async fn guard(&self, ctx: &Ctx) -> Result<Option<SqlStmt>, Failure> {
+        let bounds = check(ctx, self.uid, self.gid, self.ask)
+            .await?
+            .map_err(|e| self.wording.word(&e.0))?;
+        Ok(rows::guard(&bounds))
+    }
+
+    /// The refusal of a change whose guard refused it: the limit a concurrent change used up,
+    /// checked again.
+    pub async fn lost_race(&self, ctx: &Ctx) -> Failure {
+        match check(ctx, self.uid, self.gid, self.ask).await {
+            Ok(Err(e)) => self.wording.word(&e.0),
+            Ok(Ok(_)) => self
+                .wording
+                .word("a quota was reached by another request meanwhile, try again"),
+            Err(f) => f,
+        }
+    }
+}
+
+/// Commits `stmts` followed by the guard of `charge`, if any: a refusal by the guard is the
+/// quota's (re-checked); any other is worded by `refused`.
+pub async fn commit_charged(
+    ctx: &Ctx,
+    mut stmts: Vec<SqlStmt>,
+    charge: Option<Charge<'_>>,
+    refused: impl FnOnce(super::Refused) -> Failure,
+) -> Result<(), Failure> {
+    let guard = match &charge {
+        Some(c) => c.guard(ctx).await?,
+        None => None,
+    };
+    let guard_at = stmts.len();
+    let guarded = guard.is_some();
+    stmts.extend(guard);
+    let mut raced = false;
+    let result = ctx
+        .commit(SqlTxn { stmts }, |r| {
+            raced = guarded && r.stmt == guard_at;
+            refused(r)
+        })
+        .await;
+    match (result, charge) {
+        (Err(_), Some(c)) if raced => Err(c.lost_race(ctx).await),
+        (result, _) => result.map(drop),
+    }
 }
 
 /// Creates an object under the quotas: checks `ask` for the caller, then inserts with a guard
@@ -556,10 +632,13 @@ pub async fn allocate(
     kind: &str,
     name: &str,
 ) -> MethodResult {
-    let bounds = check(ctx, s.uid, s.gid, ask)
-        .await?
-        .map_err(|e| refused(s, e))?;
-    let Some(guard) = rows::guard(&bounds) else {
+    let charge = Charge {
+        ask,
+        uid: s.uid,
+        gid: s.gid,
+        wording: Wording::Caller(s.uid),
+    };
+    let Some(guard) = charge.guard(ctx).await? else {
         return super::allocate_next(ctx, pool, insert, what, kind, name).await;
     };
     let mut raced = false;
@@ -577,23 +656,8 @@ pub async fn allocate(
     )
     .await;
     match result {
-        Err(_) if raced => Err(lost_race(ctx, s, s.uid, s.gid, ask).await),
+        Err(_) if raced => Err(charge.lost_race(ctx).await),
         other => other,
-    }
-}
-
-/// The refusal of a change whose guard found the quota used up by a concurrent one.
-pub async fn lost_race(ctx: &Ctx, s: &Session, uid: i64, gid: i64, ask: &Ask) -> Failure {
-    match check(ctx, uid, gid, ask).await {
-        Ok(Err(e)) => refused(s, e),
-        Ok(Ok(_)) => fail(
-            code::AUTHORIZATION,
-            format!(
-                "User [{}] : a quota was reached by another request meanwhile, try again.",
-                s.uid
-            ),
-        ),
-        Err(f) => f,
     }
 }
 

@@ -362,7 +362,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ));
     };
-    let mut stmts = rows::move_stmts(&Move {
+    let stmts = rows::move_stmts(&Move {
         oid: id,
         from: (st, lc),
         to: (new_state, new_lcm),
@@ -372,43 +372,21 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     // A VM that runs again counts for its owner's RUNNING_* quotas once more: checked as
     // OpenNebula's resume checks them (ACTION, no final period), and guarded where applied.
     let running = sqlstore::objects::quota::counts_as_running;
-    let quota = if !running(st) && running(new_state) {
-        let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
-        let (uid, gid) = (vm.head.owned.uid, vm.head.owned.gid);
-        let bounds = super::quota::check(ctx, uid, gid, &ask)
-            .await?
-            .map_err(|e| fail(code::ACTION, e.0))?;
-        sqlstore::objects::quota::guard(&bounds).map(|g| (g, ask, uid, gid))
-    } else {
-        None
-    };
-    let guard_at = stmts.len();
-    let mut raced = false;
-    if let Some((g, ..)) = &quota {
-        stmts.push(g.clone());
-    }
-    let result = ctx
-        .commit(SqlTxn { stmts }, |r| {
-            raced = r.stmt == guard_at;
-            r.missing(fail(
-                code::ACTION,
-                format!("Error performing action \"{action}\": the VM changed state meanwhile"),
-            ))
-        })
-        .await;
-    match (result, quota) {
-        (Err(_), Some((_, ask, uid, gid))) if raced => {
-            Err(match super::quota::check(ctx, uid, gid, &ask).await? {
-                Err(e) => fail(code::ACTION, e.0),
-                Ok(_) => fail(
-                    code::ACTION,
-                    "a quota was reached by another request meanwhile, try again",
-                ),
-            })
-        }
-        (Err(f), _) => Err(f),
-        (Ok(_), _) => Ok(Value::Int(id as i32)),
-    }
+    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
+    let charge = (!running(st) && running(new_state)).then_some(super::quota::Charge {
+        ask: &ask,
+        uid: vm.head.owned.uid,
+        gid: vm.head.owned.gid,
+        wording: super::quota::Wording::Action,
+    });
+    super::quota::commit_charged(ctx, stmts, charge, |r| {
+        r.missing(fail(
+            code::ACTION,
+            format!("Error performing action \"{action}\": the VM changed state meanwhile"),
+        ))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
 }
 
 fn state_name(st: i64, lc: i64) -> String {

@@ -219,3 +219,49 @@ fn zone_templates_are_updated_and_set_as_the_cli_endpoint() {
         "{err}"
     );
 }
+
+/// Only administrators change the zone: a plain user may USE it (everyone's ACL rule), and
+/// is refused MANAGE (rename, update) and ADMIN (enable, delete) as OpenNebula's words it.
+#[test]
+fn a_plain_user_may_not_change_the_zone() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let uid = allocate(&c, "plain").unwrap();
+    let user = zone.servers[0].client_as("plain", "pw-plain");
+    assert!(user
+        .call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
+        .is_ok());
+    let calls = [
+        (
+            wire::method::ZONE_RENAME,
+            vec![Value::Int(0), Value::String("mine".into())],
+            "MANAGE",
+        ),
+        (
+            "one.zone.update",
+            vec![Value::Int(0), Value::String("A = b".into())],
+            "MANAGE",
+        ),
+        (
+            wire::method::ZONE_ENABLE,
+            vec![Value::Int(0), Value::Bool(false)],
+            "ADMIN",
+        ),
+        ("one.zone.delete", vec![Value::Int(0)], "ADMIN"),
+    ];
+    for (method, params, right) in calls {
+        let (code, msg) = one_error(user.call(method, params));
+        assert_eq!(code, 0x0200, "{method}");
+        assert_eq!(
+            msg,
+            format!("[{method}] User [{uid}] : Not authorized to perform {right} ZONE [0].")
+        );
+    }
+    let body = c
+        .call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
+        .unwrap();
+    assert!(
+        body.contains("<NAME>OpenNebula</NAME><STATE>0</STATE>"),
+        "{body}"
+    );
+}
