@@ -399,25 +399,26 @@ fn check_update(kind: i64, resource: &str, t: &mut Template) -> Result<(), Strin
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
-    let row = HOOKS.authorized(ctx, s, id, MANAGE).await?;
+    HOOKS.authorized(ctx, s, id, MANAGE).await?;
     let merge = super::update_type(&p)?;
-    let new = super::merged(&row.template, &text, merge)?;
-    let mut t = Template::parse(&new)
-        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
-    let old = Template::parse(&row.template).unwrap_or_default();
-    check_update(row.kind, &single(&old, "RESOURCE"), &mut t)
-        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
-    let t = sorted(t);
-    let stmt = rows::set_template(id, &key_of(row.kind, &t), t.to_text(), row.template);
-    ctx.commit(SqlTxn { stmts: vec![stmt] }, |r| match r.kind {
-        TxnErrorKind::NotFound => fail(
-            code::INTERNAL,
-            "Cannot update template. The hook changed meanwhile, try again.",
-        ),
-        _ => r.internal(),
+    let text = &text;
+    super::writes::write_computed(ctx, id, move || async move {
+        let row = HOOKS.get(ctx, id).await?;
+        let new = super::merged(&row.template, text, merge)?;
+        let mut t = Template::parse(&new)
+            .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+        let old = Template::parse(&row.template).unwrap_or_default();
+        check_update(row.kind, &single(&old, "RESOURCE"), &mut t)
+            .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+        let t = sorted(t);
+        Ok(vec![rows::set_template(
+            id,
+            &key_of(row.kind, &t),
+            t.to_text(),
+            row.template,
+        )])
     })
-    .await?;
-    Ok(Value::Int(id as i32))
+    .await
 }
 
 /// `one.hook.rename(id, name)`.

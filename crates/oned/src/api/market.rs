@@ -309,29 +309,30 @@ fn no_apps_guard(id: i64) -> sqlstore::SqlStmt {
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
-    let m = MARKETS.authorized(ctx, s, id, MANAGE).await?;
+    MARKETS.authorized(ctx, s, id, MANAGE).await?;
     let merge = super::update_type(&p)?;
-    let new = super::merged(&m.template, &text, merge)?;
-    let mut t = parse(&new)?;
-    let given = single(&t, "MARKET_MAD");
-    let mad = if given.is_empty() {
-        m.market_mad.clone()
-    } else {
-        check_driver(&given, &t)
-            .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
-        given
-    };
-    t.set("MARKET_MAD", TValue::Single(mad.clone()));
-    let stmt = rows::set_market_template(id, &mad, t.to_text(), m.template);
-    ctx.commit(SqlTxn { stmts: vec![stmt] }, |r| match r.kind {
-        TxnErrorKind::NotFound => fail(
-            code::INTERNAL,
-            "Cannot update template. The marketplace changed meanwhile, try again.",
-        ),
-        _ => r.internal(),
+    let text = &text;
+    super::writes::write_computed(ctx, id, move || async move {
+        let m = MARKETS.get(ctx, id).await?;
+        let new = super::merged(&m.template, text, merge)?;
+        let mut t = parse(&new)?;
+        let given = single(&t, "MARKET_MAD");
+        let mad = if given.is_empty() {
+            m.market_mad.clone()
+        } else {
+            check_driver(&given, &t)
+                .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+            given
+        };
+        t.set("MARKET_MAD", TValue::Single(mad.clone()));
+        Ok(vec![rows::set_market_template(
+            id,
+            &mad,
+            t.to_text(),
+            m.template,
+        )])
     })
-    .await?;
-    Ok(Value::Int(id as i32))
+    .await
 }
 
 /// `RequestManagerRename` for a family whose names `lookup` finds (among the owner's objects,
@@ -592,30 +593,26 @@ pub async fn app_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 pub async fn app_update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
-    let app = APPS.authorized(ctx, s, id, MANAGE).await?;
+    APPS.authorized(ctx, s, id, MANAGE).await?;
     let merge = super::update_type(&p)?;
-    let new = super::merged(&app.template, &text, merge)?;
-    let mut t = parse(&new)?;
-    for attr in ["SOURCE", "SIZE", "MD5", "FORMAT", "REGTIME", "ORIGIN_ID"] {
-        t.remove(attr);
-    }
-    let stmt = rows::set_app_template(
-        id,
-        &single(&t, "DESCRIPTION"),
-        &single(&t, "VERSION"),
-        &single(&t, "APPTEMPLATE64"),
-        t.to_text(),
-        app.template,
-    );
-    ctx.commit(SqlTxn { stmts: vec![stmt] }, |r| match r.kind {
-        TxnErrorKind::NotFound => fail(
-            code::INTERNAL,
-            "Cannot update template. The app changed meanwhile, try again.",
-        ),
-        _ => r.internal(),
+    let text = &text;
+    super::writes::write_computed(ctx, id, move || async move {
+        let app = APPS.get(ctx, id).await?;
+        let new = super::merged(&app.template, text, merge)?;
+        let mut t = parse(&new)?;
+        for attr in ["SOURCE", "SIZE", "MD5", "FORMAT", "REGTIME", "ORIGIN_ID"] {
+            t.remove(attr);
+        }
+        Ok(vec![rows::set_app_template(
+            id,
+            &single(&t, "DESCRIPTION"),
+            &single(&t, "VERSION"),
+            &single(&t, "APPTEMPLATE64"),
+            t.to_text(),
+            app.template,
+        )])
     })
-    .await?;
-    Ok(Value::Int(id as i32))
+    .await
 }
 
 pub async fn app_rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -146,18 +146,33 @@ pub async fn update_template(
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
     let merge = update_type(p)?;
-    for _ in 0..UPDATE_RETRIES {
+    let (missing, text) = (&missing, &text);
+    write_computed(ctx, id, move || async move {
         let old = ctx
             .read(move |c| sqlstore::objects::template_text(c, table, column, id))
             .await?;
         let Some(old) = old else {
             return Err(missing(id));
         };
-        let new = merged(&old, &text, merge)?;
+        let new = merged(&old, text, merge)?;
+        Ok(vec![sqlstore::objects::replace_template(
+            table, column, id, new, old,
+        )])
+    })
+    .await
+}
+
+/// Writes the statements `compute` makes from the stored state of object `id` (read-compute-
+/// write), and computes them again while a concurrent write changed that state first (a guard
+/// of theirs matched nothing), a bounded number of times. Answers `id`.
+pub async fn write_computed<F, Fut>(ctx: &Ctx, id: i64, mut compute: F) -> MethodResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<sqlstore::SqlStmt>, Failure>>,
+{
+    for _ in 0..UPDATE_RETRIES {
         let txn = SqlTxn {
-            stmts: vec![sqlstore::objects::replace_template(
-                table, column, id, new, old,
-            )],
+            stmts: compute().await?,
         };
         let mut changed = false;
         let written = ctx

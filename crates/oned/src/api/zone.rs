@@ -298,18 +298,16 @@ pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-/// How often an update is recomputed when another write changed the zone in between.
-const UPDATE_RETRIES: usize = 10;
-
 /// `one.zone.update(id, template, type)`, as `Zone::post_update_template`: an empty ENDPOINT
 /// becomes `-`, SERVER attributes are dropped (servers change through `addserver`).
 pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = i64::from(p.int(0)?);
     let text = p.string(1)?.to_string();
     let merge = super::update_type(&p)?;
-    for _ in 0..UPDATE_RETRIES {
+    let text = &text;
+    super::writes::write_computed(ctx, id, move || async move {
         let zone = load(ctx, id).await?;
-        let merged = super::merged(&template_text(&zone), &text, merge)?;
+        let merged = super::merged(&template_text(&zone), text, merge)?;
         let mut t = template::Template::parse(&merged)
             .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
         t.remove("SERVER");
@@ -320,32 +318,14 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
                 "-".to_string()
             }
         };
-        let txn = SqlTxn {
-            stmts: vec![sqlstore::objects::zone::set_template(
-                id,
-                t.to_text(),
-                &endpoint,
-                zone.template,
-            )],
-        };
-        let mut changed = false;
-        let written = ctx
-            .commit(txn, |r| {
-                changed = r.kind == TxnErrorKind::NotFound;
-                r.internal()
-            })
-            .await;
-        match written {
-            Ok(_) => return Ok(Value::Int(id as i32)),
-            // Changed or deleted meanwhile: the next read says which.
-            Err(_) if changed => continue,
-            Err(f) => return Err(f),
-        }
-    }
-    Err(fail(
-        code::INTERNAL,
-        "Cannot update template: it kept changing, try again",
-    ))
+        Ok(vec![sqlstore::objects::zone::set_template(
+            id,
+            t.to_text(),
+            &endpoint,
+            zone.template,
+        )])
+    })
+    .await
 }
 
 /// `one.zone.delete(id)`: the zones a server can have (below 100) are never deleted, as
