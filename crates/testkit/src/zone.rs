@@ -632,6 +632,42 @@ impl Server {
             .with_ca_file(self.ca_file())
     }
 
+    /// An object CLI (`onevm`, `onehook`...) run in-process against this server as oneadmin.
+    pub fn cli(&self, kind: cli::objects::Kind, args: &[&str]) -> CliRun {
+        self.cli_as(kind, "oneadmin", &self.password(), args)
+    }
+
+    /// [`Server::cli`] with the session of another user.
+    pub fn cli_as(
+        &self,
+        kind: cli::objects::Kind,
+        user: &str,
+        password: &str,
+        args: &[&str],
+    ) -> CliRun {
+        let endpoint = self.endpoint();
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(
+            [
+                "--endpoint",
+                &endpoint,
+                "--user",
+                user,
+                "--password",
+                password,
+            ]
+            .map(String::from),
+        );
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = cli::objects::run(kind, &all, &mut out, &mut err);
+        CliRun {
+            command: format!("{} {}", kind.command(), args.join(" ")),
+            code,
+            out: String::from_utf8_lossy(&out).into_owned(),
+            err: String::from_utf8_lossy(&err).into_owned(),
+        }
+    }
+
     /// `one.zone.raftstatus`, `None` if the server does not answer.
     pub fn raft_status(&self) -> Option<RaftStatus> {
         if !self.is_up() {
@@ -698,6 +734,32 @@ pub fn onezone(args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out).unwrap(),
         String::from_utf8(err).unwrap(),
     )
+}
+
+/// What a CLI run printed and its exit code.
+#[derive(Debug, Clone)]
+pub struct CliRun {
+    pub command: String,
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+impl CliRun {
+    /// Its stdout, once it exited 0 (panics with what it printed otherwise).
+    pub fn ok(self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "{} exited {}: {}{}",
+            self.command, self.code, self.out, self.err
+        );
+        self.out
+    }
+
+    /// (exit code, stdout, stderr).
+    pub fn parts(self) -> (i32, String, String) {
+        (self.code, self.out, self.err)
+    }
 }
 
 /// `one.user.allocate(name, password, "")` → the new user id.

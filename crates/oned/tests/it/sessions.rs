@@ -367,26 +367,9 @@ fn a_server_cipher_proxy_acts_for_users_on_every_server() {
 
 /// `oneuser` runs in-process with the session of `--user`/`--password`.
 fn oneuser(zone: &Zone, user: &str, password: &str, args: &[&str]) -> (i32, String, String) {
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let endpoint = zone.servers[0].endpoint();
-    all.extend(
-        [
-            "--endpoint",
-            &endpoint,
-            "--user",
-            user,
-            "--password",
-            password,
-        ]
-        .map(String::from),
-    );
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = cli::objects::run(cli::objects::Kind::User, &all, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    zone.servers[0]
+        .cli_as(cli::objects::Kind::User, user, password, args)
+        .parts()
 }
 
 #[test]

@@ -244,30 +244,7 @@ fn a_vdc_cluster_grants_what_the_cluster_holds_and_nothing_else() {
 #[test]
 fn onevdc_creates_fills_lists_and_deletes() {
     let zone = Zone::solo();
-    let endpoint = zone.servers[0].endpoint();
-    let password = zone.servers[0].password();
-    let onevdc = |args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        all.extend(
-            [
-                "--endpoint",
-                &endpoint,
-                "--user",
-                "oneadmin",
-                "--password",
-                &password,
-            ]
-            .map(String::from),
-        );
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = cli::objects::run(cli::objects::Kind::Vdc, &all, &mut out, &mut err);
-        let (out, err) = (
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        );
-        assert_eq!(code, 0, "onevdc {args:?}: {out}{err}");
-        out
-    };
+    let onevdc = |args: &[&str]| zone.servers[0].cli(cli::objects::Kind::Vdc, args).ok();
     assert_eq!(onevdc(&["create", "edge"]), "ID: 100\n");
     onevdc(&["addgroup", "100", "1"]);
     onevdc(&["adddatastore", "100", "0", "ALL"]);

@@ -100,28 +100,7 @@ fn pending_vms_are_all_deployed_once_across_a_leader_failover() {
 }
 
 fn one(zone: &Zone, kind: cli::objects::Kind, args: &[&str]) -> String {
-    let endpoint = zone.servers[0].endpoint();
-    let password = zone.servers[0].password();
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(
-        [
-            "--endpoint",
-            endpoint.as_str(),
-            "--user",
-            "oneadmin",
-            "--password",
-            password.as_str(),
-        ]
-        .map(String::from),
-    );
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = cli::objects::run(kind, &all, &mut out, &mut err);
-    let (out, err) = (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    );
-    assert_eq!(code, 0, "{} {args:?}: {out}{err}", kind.command());
-    out
+    zone.servers[0].cli(kind, args).ok()
 }
 
 #[test]
