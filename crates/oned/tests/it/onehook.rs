@@ -8,27 +8,7 @@ use crate::zone::{Zone, DEADLINE};
 
 /// `onehook` in-process as oneadmin: (exit code, stdout, stderr).
 fn onehook(zone: &Zone, args: &[&str]) -> (i32, String, String) {
-    let endpoint = zone.servers[0].endpoint();
-    let password = zone.servers[0].password();
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(
-        [
-            "--endpoint",
-            &endpoint,
-            "--user",
-            "oneadmin",
-            "--password",
-            &password,
-        ]
-        .map(String::from),
-    );
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = cli::objects::run(cli::objects::Kind::Hook, &all, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    zone.servers[0].cli(cli::objects::Kind::Hook, args).parts()
 }
 
 /// `onehook` that must succeed: its stdout.
