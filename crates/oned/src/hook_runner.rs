@@ -151,15 +151,16 @@ impl Runner {
             return;
         }
         let (code, out, err, command) = run_plan(&plan, p.exeid).await;
+        let (args, command) = (bounded(&plan.args), bounded(&command));
         let now = crate::api::vm::now();
         let body = xml::build(|x| {
             x.elem("HOOK_EXECUTION_RECORD", |x| {
                 x.num("HOOK_ID", p.hook)
                     .num("EXECUTION_ID", p.exeid)
                     .num("TIMESTAMP", now)
-                    .text("ARGUMENTS", &plan.args);
+                    .text("ARGUMENTS", args);
                 x.elem("EXECUTION_RESULT", |x| {
-                    x.text("COMMAND", &command)
+                    x.text("COMMAND", command)
                         .text("STDOUT", &encode64(&out))
                         .text("STDERR", &encode64(&err))
                         .num("CODE", code);
@@ -172,20 +173,30 @@ impl Runner {
                 }
             });
         });
-        let txn = SqlTxn {
-            stmts: rows::record(p.hook, p.exeid, now, code, &body, self.retention),
-        };
-        match self.cluster.write(txn).await {
-            Ok(sqlstore::TxnOutcome::Done { .. }) => {
-                info!(hook = p.hook, execution = p.exeid, code, "hook executed")
+        // The hook ran: its record is written until it lands or leadership moves, never by
+        // running the hook again.
+        let mut wait = Duration::from_millis(200);
+        loop {
+            let txn = SqlTxn {
+                stmts: rows::record(p.hook, p.exeid, now, code, &body, self.retention),
+            };
+            match self.cluster.write(txn).await {
+                Ok(sqlstore::TxnOutcome::Done { .. }) => {
+                    info!(hook = p.hook, execution = p.exeid, code, "hook executed");
+                    return;
+                }
+                Ok(sqlstore::TxnOutcome::Failed(e)) => {
+                    debug!(hook = p.hook, execution = p.exeid, error = %e.message, "hook execution already recorded or hook deleted");
+                    return;
+                }
+                Err(e @ WriteError::NotLeader) => {
+                    debug!(error = %e, "hook result not recorded: not the leader any more");
+                    return;
+                }
+                Err(e) => ctx.warn("recording a hook execution failed; trying again", &e),
             }
-            Ok(sqlstore::TxnOutcome::Failed(e)) => {
-                debug!(hook = p.hook, execution = p.exeid, error = %e.message, "hook execution already recorded or hook deleted")
-            }
-            Err(e @ WriteError::NotLeader) => {
-                debug!(error = %e, "hook result not recorded: not the leader any more")
-            }
-            Err(e) => ctx.warn("recording a hook execution failed", &e),
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(10));
         }
     }
 
@@ -325,6 +336,22 @@ async fn run_plan(plan: &Plan, exeid: i64) -> (i64, Vec<u8>, Vec<u8>, String) {
             command,
         ),
     }
+}
+
+/// Bytes of a hook's arguments (and so of its command line) kept in its record: `$API` of a
+/// call with a large template could otherwise make a record too large to replicate, and an
+/// execution that cannot be recorded would run again and again.
+const MAX_RECORDED_ARGS: usize = 64 * 1024;
+
+fn bounded(text: &str) -> &str {
+    if text.len() <= MAX_RECORDED_ARGS {
+        return text;
+    }
+    let mut end = MAX_RECORDED_ARGS;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
