@@ -18,14 +18,14 @@ use crate::xml::Element;
 
 /// One table column, as `CLIHelper::ShowTable` sizes it: `adjust` columns widen to fit their
 /// data, the others cut it.
-struct Column {
+pub(crate) struct Column {
     name: &'static str,
     size: usize,
     left: bool,
     adjust: bool,
 }
 
-const fn col(name: &'static str, size: usize, left: bool, adjust: bool) -> Column {
+pub(crate) const fn col(name: &'static str, size: usize, left: bool, adjust: bool) -> Column {
     Column {
         name,
         size,
@@ -35,7 +35,7 @@ const fn col(name: &'static str, size: usize, left: bool, adjust: bool) -> Colum
 }
 
 /// The table's lines, header first, each cell padded to its column and joined by one space.
-fn table(columns: &[Column], rows: &[Vec<String>]) -> Vec<String> {
+pub(crate) fn table(columns: &[Column], rows: &[Vec<String>]) -> Vec<String> {
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
@@ -141,7 +141,7 @@ fn field(s: &mut String, name: &str, value: &str) {
 }
 
 /// `OpenNebulaHelper.level_lock_to_str`.
-fn lock_name(level: &str) -> &'static str {
+pub(crate) fn lock_name(level: &str) -> &'static str {
     match level.trim().parse::<i64>().unwrap_or(0) {
         0 => "None",
         1 => "Use",
@@ -280,7 +280,7 @@ pub(crate) fn log(
     write_lines(out, &executions(&records, true))
 }
 
-fn write_lines(out: &mut dyn Write, lines: &[String]) -> Result<(), String> {
+pub(crate) fn write_lines(out: &mut dyn Write, lines: &[String]) -> Result<(), String> {
     lines
         .iter()
         .try_for_each(|l| writeln!(out, "{l}"))
@@ -299,7 +299,7 @@ fn looks_base64(s: &str) -> bool {
 
 /// Ruby's `Base64.decode64`, which skips line breaks and forgives missing padding; text that
 /// is not base64 at all is shown as it is.
-fn decode64(s: &str) -> Vec<u8> {
+pub(crate) fn decode64(s: &str) -> Vec<u8> {
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &alphabet::STANDARD,
         GeneralPurposeConfig::new()
@@ -329,7 +329,7 @@ fn time_str(epoch: &str, seconds: bool) -> String {
 }
 
 /// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod format;
 pub mod hook;
+pub mod market;
 pub mod objects;
 pub mod onedb;
 pub mod onezone;

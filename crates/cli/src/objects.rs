@@ -25,6 +25,8 @@ pub enum Kind {
     Cluster,
     Vdc,
     Hook,
+    Market,
+    MarketApp,
 }
 
 impl Kind {
@@ -39,10 +41,12 @@ impl Kind {
             Kind::Cluster => "onecluster",
             Kind::Vdc => "onevdc",
             Kind::Hook => "onehook",
+            Kind::Market => "onemarket",
+            Kind::MarketApp => "onemarketapp",
         }
     }
 
-    fn usage(self) -> &'static str {
+    pub(crate) fn usage(self) -> &'static str {
         match self {
             Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <id> <group_id>",
             Kind::Group => "onegroup list | show <id> | create <name> | delete <id> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addadmin|deladmin <id> <user_id>",
@@ -53,20 +57,22 @@ impl Kind {
             Kind::Cluster => "onecluster list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host_id> | adddatastore|deldatastore <id> <datastore_id> | addvnet|delvnet <id> <vnet_id>",
             Kind::Vdc => "onevdc list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <id> <group_id> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <id> <zone_id> <id|ALL>",
             Kind::Hook => "onehook list | show <id> [-x] [-e <exec_id>] | create <file> [--dry] | delete <id> | update <id> <file> [--append] | rename <id> <name> | lock <id> [--use|--manage|--admin|--all] | unlock <id> | retry <id> <exec_id> | log [--success|--error] [--hook-id <id>] [--since <date>] [--until <date>] [-x|--xml]",
+            Kind::Market => "onemarket list [-x] | show <id> [-x] | create <file> | delete <id> | update <id> <file> [--append] | rename <id> <name> | chgrp <id> <group_id> | chown <id> <user_id> [<group_id>] | chmod <id> <octet> | enable <id> | disable <id>",
+            Kind::MarketApp => "onemarketapp list [a|m|g|G|<user_id>] [-x] | show <id> [-x] | create [<file>] -m <market_id> [--name <name>] [--description <text>] [--image <image_id>] [--dry] | export <id> <name> -d <datastore_id> [--file-datastore <id>] [--vmname <name>] [--template <template_id>] [--no] | delete <id> | update <id> <file> [--append] | rename <id> <name> | chgrp <id> <group_id> | chown <id> <user_id> [<group_id>] | chmod <id> <octet> | enable <id> | disable <id> | lock <id> [--use|--manage|--admin|--all] | unlock <id>",
         }
     }
 }
 
-struct Opts {
-    words: Vec<String>,
-    flags: Vec<(String, Option<String>)>,
+pub(crate) struct Opts {
+    pub(crate) words: Vec<String>,
+    pub(crate) flags: Vec<(String, Option<String>)>,
 }
 
 impl Opts {
-    fn flag(&self, names: &[&str]) -> bool {
+    pub(crate) fn flag(&self, names: &[&str]) -> bool {
         self.flags.iter().any(|(f, _)| names.contains(&f.as_str()))
     }
-    fn value(&self, names: &[&str]) -> Option<String> {
+    pub(crate) fn value(&self, names: &[&str]) -> Option<String> {
         self.flags
             .iter()
             .rev()
@@ -97,6 +103,15 @@ const VALUED: &[&str] = &[
     "--hook-id",
     "--since",
     "--until",
+    "-m",
+    "--marketplace",
+    "--description",
+    "--image",
+    "-d",
+    "--datastore",
+    "--file-datastore",
+    "--vmname",
+    "--template",
 ];
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -122,7 +137,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-fn id(word: Option<&String>, what: &str) -> Result<i32, String> {
+pub(crate) fn id(word: Option<&String>, what: &str) -> Result<i32, String> {
     let w = word.ok_or_else(|| format!("missing {what}"))?;
     w.parse().map_err(|_| format!("Invalid {what} '{w}'"))
 }
@@ -175,6 +190,8 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
         Kind::Template => (wire::method::TEMPLATEPOOL_INFO, pool_args(), "VMTEMPLATE"),
         Kind::Cluster => ("one.clusterpool.info", vec![], "CLUSTER"),
         Kind::Vdc => ("one.vdcpool.info", vec![], "VDC"),
+        Kind::Market => ("one.marketpool.info", vec![], "MARKETPLACE"),
+        Kind::MarketApp => ("one.marketapppool.info", pool_args(), "MARKETPLACEAPP"),
         Kind::Hook => (
             "one.hookpool.info",
             vec![Value::Int(-1), Value::Int(-1), Value::Int(-1)],
@@ -372,6 +389,7 @@ fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> 
             let hooks: Vec<&Element> = pool.children_named(item).collect();
             crate::hook::list(&hooks, out)?;
         }
+        Kind::Market | Kind::MarketApp => crate::market::pool_table(kind, &pool, out)?,
     }
     Ok(())
 }
@@ -395,6 +413,9 @@ fn show(
         Kind::Cluster => "one.cluster.info",
         Kind::Vdc => "one.vdc.info",
         Kind::Hook => "one.hook.info",
+        Kind::Market | Kind::MarketApp => {
+            return crate::market::show(kind, client, oid, xml_out, out)
+        }
         Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
     };
     let xml = client
@@ -416,6 +437,8 @@ fn show(
         Kind::Cluster => "CLUSTER",
         Kind::Vdc => "VDC",
         Kind::Hook => "HOOK",
+        Kind::Market => "MARKETPLACE",
+        Kind::MarketApp => "MARKETPLACE APP",
         Kind::Acl => "ACL",
     };
     let mut lines = vec![format!("{title} {oid} INFORMATION")];
@@ -450,7 +473,7 @@ fn show(
     writeln!(out, "{}", lines.join("\n")).map_err(|e| e.to_string())
 }
 
-fn file_text(path: Option<&String>) -> Result<String, String> {
+pub(crate) fn file_text(path: Option<&String>) -> Result<String, String> {
     let p = path.ok_or("missing the template file")?;
     std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))
 }
@@ -466,6 +489,8 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
         writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
     };
     match (kind, cmd) {
+        // Every subcommand of these two, list and show included (`list` takes a filter there).
+        (Kind::Market | Kind::MarketApp, _) => crate::market::execute(kind, o, client, out),
         (_, "list") => list(kind, client, out),
         (_, "show") => show(
             kind,

@@ -265,7 +265,7 @@ impl Template {
         out
     }
 
-    /// Prints OpenNebula's compact XML form:
+    /// Prints OpenNebula's compact XML form, attributes and vector keys in name order:
     /// `<TEMPLATE><KEY><![CDATA[v]]></KEY><VEC><A><![CDATA[b]]></A></VEC></TEMPLATE>`.
     ///
     /// The result is well-formed XML 1.0 whatever the template holds, since one bad object
@@ -283,14 +283,25 @@ impl Template {
     /// valid element name; it is the caller's constant, not data.
     pub fn to_xml_as(&self, root: &str) -> String {
         let mut out = format!("<{root}>");
-        for a in self.attrs.iter().filter(|a| is_attribute_name(&a.name)) {
+        // OpenNebula keeps attributes in a multimap and a vector's in a map: both print in name
+        // order (attributes of one name in the order they came).
+        let mut attrs: Vec<&Attribute> = self
+            .attrs
+            .iter()
+            .filter(|a| is_attribute_name(&a.name))
+            .collect();
+        attrs.sort_by(|a, b| a.name.cmp(&b.name));
+        for a in attrs {
             match &a.value {
                 Value::Single(s) => push_xml_element(&mut out, &a.name, s),
                 Value::Vector(pairs) => {
                     out.push('<');
                     out.push_str(&a.name);
                     out.push('>');
-                    for (k, v) in pairs.iter().filter(|(k, _)| is_attribute_name(k)) {
+                    let mut pairs: Vec<&(String, String)> =
+                        pairs.iter().filter(|(k, _)| is_attribute_name(k)).collect();
+                    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                    for (k, v) in pairs {
                         push_xml_element(&mut out, k, v);
                     }
                     out.push_str("</");

@@ -286,12 +286,22 @@ fn to_text_round_trips_through_parse() {
 }
 
 #[test]
+fn to_xml_prints_attributes_and_vector_keys_in_name_order_as_opennebula() {
+    let t = Template::parse("B = 1\nA = [ Z = 1, Y = 2 ]\nB = 0\nC = 3").unwrap();
+    assert_eq!(
+        t.to_xml(),
+        "<TEMPLATE><A><Y><![CDATA[2]]></Y><Z><![CDATA[1]]></Z></A><B><![CDATA[1]]></B>\
+         <B><![CDATA[0]]></B><C><![CDATA[3]]></C></TEMPLATE>"
+    );
+}
+
+#[test]
 fn to_xml_uses_cdata_and_splits_end_markers() {
     let t = Template::parse("KEY = v\nVEC = [ A = b, C = \"x]]>y\" ]\nE = \"\"").unwrap();
     assert_eq!(
         t.to_xml(),
-        "<TEMPLATE><KEY><![CDATA[v]]></KEY><VEC><A><![CDATA[b]]></A>\
-         <C><![CDATA[x]]]]><![CDATA[>y]]></C></VEC><E><![CDATA[]]></E></TEMPLATE>"
+        "<TEMPLATE><E><![CDATA[]]></E><KEY><![CDATA[v]]></KEY><VEC><A><![CDATA[b]]></A>\
+         <C><![CDATA[x]]]]><![CDATA[>y]]></C></VEC></TEMPLATE>"
     );
     assert_eq!(Template::default().to_xml(), "<TEMPLATE></TEMPLATE>");
 }
@@ -585,8 +595,8 @@ fn issue_10_to_xml_is_well_formed_whatever_the_template_holds() {
     assert_eq!(
         xml,
         "<TEMPLATE><CTL><![CDATA[a\u{FFFD}b\u{FFFD}c]]></CTL>\
-         <V><OK><![CDATA[]]]]><![CDATA[>]]></OK></V>\
-         <GOOD><![CDATA[<&>\"'😀]]></GOOD></TEMPLATE>"
+         <GOOD><![CDATA[<&>\"'😀]]></GOOD>\
+         <V><OK><![CDATA[]]]]><![CDATA[>]]></OK></V></TEMPLATE>"
     );
     let back = Template::parse_checked(&xml).unwrap();
     assert_eq!(back.single("CTL"), Some("a\u{FFFD}b\u{FFFD}c"));

@@ -20,6 +20,7 @@ mod hooks;
 mod hostile;
 mod markets;
 mod onehook;
+mod onemarket;
 mod ops;
 mod owned;
 mod peers;

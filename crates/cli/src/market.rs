@@ -1,0 +1,925 @@
+//! `onemarket` and `onemarketapp`: their subcommands, and their layouts as OpenNebula's
+//! `OneMarketPlaceHelper` and `OneMarketPlaceAppHelper` print them when the output is not a
+//! terminal (no column expands; the padding at the end of a line is left out). `export` is
+//! OpenNebula's `MarketPlaceAppExt#export` for IMAGE apps: the image from the app, then the
+//! VM template the app carries.
+//!
+//! Ids are numeric, as in the other CLIs here: OpenNebula also takes names, ranges and lists.
+//! Times are shown in UTC: OpenNebula uses the local zone, which would need a time zone
+//! database this tool does not carry.
+
+use std::io::Write;
+
+use template::{Template, Value as TValue};
+use xmlrpc::Value;
+
+use crate::client::Client;
+use crate::hook::{civil, col, decode64, lock_name, table, write_lines};
+use crate::objects::{err_text, file_text, id, text, Kind, Opts};
+use crate::xml::Element;
+
+/// Runs one `onemarket` or `onemarketapp` subcommand.
+pub(crate) fn execute(
+    kind: Kind,
+    o: &Opts,
+    client: &Client,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let app = kind == Kind::MarketApp;
+    let prefix = if app { "one.marketapp" } else { "one.market" };
+    let cmd = o.words.first().map(String::as_str).unwrap_or("");
+    let (w1, w2) = (o.words.get(1), o.words.get(2));
+    let call = |verb: &str, params: Vec<Value>| -> Result<(), String> {
+        client
+            .call(&format!("{prefix}.{verb}"), params)
+            .map(drop)
+            .map_err(err_text)
+    };
+    match cmd {
+        "list" => {
+            let filter = match (app, w1) {
+                (true, Some(f)) => filter_flag(f)?,
+                _ => -2,
+            };
+            list(kind, client, filter, o.flag(&["-x", "--xml"]), out)
+        }
+        "show" => show(kind, client, id(w1, "id")?, o.flag(&["-x", "--xml"]), out),
+        "create" if app => create_app(o, client, out),
+        "create" => {
+            let v = client
+                .call("one.market.allocate", vec![Value::String(file_text(w1)?)])
+                .map_err(err_text)?;
+            say_id(out, &v)
+        }
+        "export" if app => export(o, client, out),
+        "delete" => call("delete", vec![Value::Int(id(w1, "id")?)]),
+        "unlock" if app => call("unlock", vec![Value::Int(id(w1, "id")?)]),
+        "update" => call(
+            "update",
+            vec![
+                Value::Int(id(w1, "id")?),
+                Value::String(file_text(w2)?),
+                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+            ],
+        ),
+        "rename" => {
+            let name = w2.ok_or("missing the new name")?;
+            call(
+                "rename",
+                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+            )
+        }
+        "chgrp" => call(
+            "chown",
+            vec![
+                Value::Int(id(w1, "id")?),
+                Value::Int(-1),
+                Value::Int(id(w2, "group id")?),
+            ],
+        ),
+        "chown" => {
+            let group = match o.words.get(3) {
+                Some(g) => id(Some(g), "group id")?,
+                None => -1,
+            };
+            call(
+                "chown",
+                vec![
+                    Value::Int(id(w1, "id")?),
+                    Value::Int(id(w2, "user id")?),
+                    Value::Int(group),
+                ],
+            )
+        }
+        "chmod" => {
+            let oid = id(w1, "id")?;
+            let bits = chmod_bits(&to_octet(w2.ok_or("missing the permissions octet")?)?);
+            let mut params = vec![Value::Int(oid)];
+            params.extend(bits.map(Value::Int));
+            call("chmod", params)
+        }
+        "enable" | "disable" => call(
+            "enable",
+            vec![Value::Int(id(w1, "id")?), Value::Bool(cmd == "enable")],
+        ),
+        "lock" if app => {
+            // onemarketapp's levels, the first flag given winning in this order; USE by default.
+            let level = [("--use", 1), ("--manage", 2), ("--admin", 3), ("--all", 4)]
+                .into_iter()
+                .find(|(flag, _)| o.flag(&[flag]))
+                .map_or(1, |(_, level)| level);
+            call(
+                "lock",
+                vec![
+                    Value::Int(id(w1, "id")?),
+                    Value::Int(level),
+                    Value::Bool(false),
+                ],
+            )
+        }
+        "" => Err(format!("No command given.\nusage: {}", kind.usage())),
+        other => Err(format!(
+            "Unknown command '{other}'.\nusage: {}",
+            kind.usage()
+        )),
+    }
+}
+
+fn say_id(out: &mut dyn Write, v: &Value) -> Result<(), String> {
+    writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
+}
+
+/// `OneHelper#filterflag_to_i`, user names aside: the pool filter of `onemarketapp list`.
+fn filter_flag(word: &str) -> Result<i32, String> {
+    match word {
+        "a" | "all" => Ok(-2),
+        "m" | "mine" => Ok(-3),
+        "g" | "group" => Ok(-1),
+        "G" | "primary group" => Ok(-4),
+        w if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) => w
+            .parse()
+            .map_err(|_| format!("Invalid filter flag '{word}'")),
+        _ => Err(format!("Invalid filter flag '{word}'")),
+    }
+}
+
+/// Ruby's `String#to_i`: the leading integer, 0 when there is none.
+fn to_i(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (sign, digits) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => (1, s),
+    };
+    let end = digits
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    sign * digits[..end].parse::<i64>().unwrap_or(0)
+}
+
+fn int(e: &Element, name: &str) -> i64 {
+    to_i(text(e, name))
+}
+
+/// `OpenNebulaHelper.unit_to_str`: divided by 1024 while above 1024 (so 1024M stays `1024M`
+/// and 1025M is `1G`), one decimal, none when it is 0.
+pub fn unit_to_str(value: i64, unit: &str) -> String {
+    const SUFFIX: [&str; 4] = ["K", "M", "G", "T"];
+    // Ruby's `index(unit).to_i`: an unknown unit counts as K.
+    let mut i = SUFFIX.iter().position(|s| *s == unit).unwrap_or(0);
+    if value <= 1024 || i >= 3 {
+        return format!("{value}{}", SUFFIX[i]);
+    }
+    let mut v = value as f64;
+    while v > 1024.0 && i < 3 {
+        v /= 1024.0;
+        i += 1;
+    }
+    let v = (v * 10.0).round() / 10.0;
+    if v == v.round() {
+        format!("{}{}", v as i64, SUFFIX[i])
+    } else {
+        format!("{v}{}", SUFFIX[i])
+    }
+}
+
+const MARKET_STATES: [&str; 2] = ["ENABLED", "DISABLED"];
+const APP_STATES: [&str; 5] = ["ini", "rdy", "lck", "err", "dis"];
+const APP_TYPES: [&str; 4] = ["UNKNOWN", "IMAGE", "VMTEMPLATE", "SERVICE_TEMPLATE"];
+const APP_SHORT_TYPES: [&str; 4] = ["unk", "img", "tpl", "srv"];
+
+/// The name at index `n`, or nothing (Ruby's `nil`) out of range.
+fn nth(names: &[&'static str], n: i64) -> &'static str {
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| names.get(i))
+        .copied()
+        .unwrap_or("")
+}
+
+/// The proleptic Gregorian date and the time of day of `epoch`, in UTC.
+fn utc(epoch: i64) -> ((i64, i64, i64), (i64, i64, i64)) {
+    let secs = epoch.rem_euclid(86_400);
+    (
+        civil(epoch.div_euclid(86_400)),
+        (secs / 3600, secs % 3600 / 60, secs % 60),
+    )
+}
+
+/// `strftime('%D')`: `mm/dd/yy`.
+fn date_short(epoch: i64) -> String {
+    let ((y, m, d), _) = utc(epoch);
+    format!("{m:02}/{d:02}/{:02}", y.rem_euclid(100))
+}
+
+/// `strftime('%c')`: `Mon Nov 30 19:45:17 2026`, the day padded with a space.
+fn date_long(epoch: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let ((y, mo, d), (h, mi, s)) = utc(epoch);
+    let weekday = DAYS[epoch.div_euclid(86_400).rem_euclid(7) as usize];
+    let month = MONTHS[(mo - 1).clamp(0, 11) as usize];
+    format!("{weekday} {month} {d:2} {h:02}:{mi:02}:{s:02} {y}")
+}
+
+/// `onemarket list` / `onemarketapp list`: the pool, as a table or (`-x`) as XML.
+pub(crate) fn list(
+    kind: Kind,
+    client: &Client,
+    filter: i32,
+    xml_out: bool,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let (method, params) = if kind == Kind::MarketApp {
+        (
+            "one.marketapppool.info",
+            vec![Value::Int(filter), Value::Int(-1), Value::Int(-1)],
+        )
+    } else {
+        ("one.marketpool.info", vec![])
+    };
+    let xml = client.call_xml(method, params).map_err(err_text)?;
+    if xml_out {
+        return writeln!(out, "{xml}").map_err(|e| e.to_string());
+    }
+    let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
+    pool_table(kind, &pool, out)
+}
+
+/// The list table of a `MARKETPLACE_POOL` or `MARKETPLACEAPP_POOL`.
+pub(crate) fn pool_table(kind: Kind, pool: &Element, out: &mut dyn Write) -> Result<(), String> {
+    let lines = if kind == Kind::MarketApp {
+        app_table(&pool.children_named("MARKETPLACEAPP").collect::<Vec<_>>())
+    } else {
+        market_table(&pool.children_named("MARKETPLACE").collect::<Vec<_>>())
+    };
+    write_lines(out, &lines)
+}
+
+/// onemarket.yaml's default columns over the helper's: ID NAME SIZE AVAIL APPS MAD ZONE STAT.
+fn market_table(markets: &[&Element]) -> Vec<String> {
+    let columns = [
+        col("ID", 4, false, true),
+        col("NAME", 15, true, false),
+        col("SIZE", 10, false, false),
+        col("AVAIL", 10, true, false),
+        col("APPS", 6, false, false),
+        col("MAD", 7, true, false),
+        col("ZONE", 4, false, false),
+        col("STAT", 4, true, false),
+    ];
+    let rows: Vec<Vec<String>> = markets
+        .iter()
+        .map(|m| {
+            let total = int(m, "TOTAL_MB");
+            let avail = if total == 0 {
+                "-".to_string()
+            } else {
+                let pct = (int(m, "FREE_MB") as f64 / total as f64 * 100.0).round() as i64;
+                format!("{pct}%")
+            };
+            let apps = m
+                .child("MARKETPLACEAPPS")
+                .map_or(0, |a| a.children_named("ID").count());
+            vec![
+                text(m, "ID").to_string(),
+                text(m, "NAME").to_string(),
+                unit_to_str(total, "M"),
+                avail,
+                apps.to_string(),
+                text(m, "MARKET_MAD").to_string(),
+                text(m, "ZONE_ID").to_string(),
+                nth(&["on", "off"], int(m, "STATE")).to_string(),
+            ]
+        })
+        .collect();
+    table(&columns, &rows)
+}
+
+/// onemarketapp.yaml's default columns over the helper's: ID NAME VERSION SIZE ARCH HYPERVISOR
+/// STAT TYPE REGTIME MARKET ZONE.
+fn app_table(apps: &[&Element]) -> Vec<String> {
+    let columns = [
+        col("ID", 4, false, true),
+        col("NAME", 20, true, false),
+        col("VERSION", 10, false, false),
+        col("SIZE", 5, false, false),
+        col("ARCH", 7, false, false),
+        col("HYPERVISOR", 10, true, false),
+        col("STAT", 4, false, false),
+        col("TYPE", 4, false, false),
+        col("REGTIME", 8, false, false),
+        col("MARKET", 10, true, false),
+        col("ZONE", 4, false, false),
+    ];
+    let rows: Vec<Vec<String>> = apps
+        .iter()
+        .map(|a| {
+            let t = |name: &str| a.child("TEMPLATE").map_or("", |t| text(t, name));
+            vec![
+                text(a, "ID").to_string(),
+                text(a, "NAME").to_string(),
+                text(a, "VERSION").to_string(),
+                unit_to_str(int(a, "SIZE"), "M"),
+                t("ARCHITECTURE").to_string(),
+                t("HYPERVISOR").to_string(),
+                nth(&APP_STATES, int(a, "STATE")).to_string(),
+                nth(&APP_SHORT_TYPES, int(a, "TYPE")).to_string(),
+                date_short(int(a, "REGTIME")),
+                text(a, "MARKETPLACE").to_string(),
+                text(a, "ZONE_ID").to_string(),
+            ]
+        })
+        .collect();
+    table(&columns, &rows)
+}
+
+/// `show`: the object in its own layout, or (`-x`) as XML.
+pub(crate) fn show(
+    kind: Kind,
+    client: &Client,
+    oid: i32,
+    xml_out: bool,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let method = if kind == Kind::MarketApp {
+        "one.marketapp.info"
+    } else {
+        "one.market.info"
+    };
+    let xml = client
+        .call_xml(method, vec![Value::Int(oid)])
+        .map_err(err_text)?;
+    if xml_out {
+        return writeln!(out, "{xml}").map_err(|e| e.to_string());
+    }
+    let e = Element::parse(&xml).map_err(|e| e.to_string())?;
+    let s = if kind == Kind::MarketApp {
+        app_layout(&e)
+    } else {
+        market_layout(&e)
+    };
+    out.write_all(s.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// Appends `line` and a line break, without the padding at its end.
+fn push(s: &mut String, line: &str) {
+    s.push_str(line.trim_end());
+    s.push('\n');
+}
+
+/// A `%-15s: %-20s` row.
+fn field(s: &mut String, name: &str, value: &str) {
+    push(s, &format!("{name:<15}: {value}"));
+}
+
+/// Ruby's `puts` of `text`: one line break at its end, and an empty text is an empty line.
+fn puts(s: &mut String, text: &str) {
+    s.push_str(text);
+    if !text.ends_with('\n') {
+        s.push('\n');
+    }
+}
+
+/// The OWNER, GROUP and OTHER rows, as `um-`.
+fn permissions(e: &Element, s: &mut String) {
+    push(s, "PERMISSIONS");
+    let p = e.child("PERMISSIONS");
+    for who in ["OWNER", "GROUP", "OTHER"] {
+        let mask: String = [('U', 'u'), ('M', 'm'), ('A', 'a')]
+            .iter()
+            .map(|(bit, c)| {
+                let on = p.is_some_and(|p| text(p, &format!("{who}_{bit}")) == "1");
+                if on {
+                    *c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        field(s, who, &mask);
+    }
+}
+
+/// `XMLElement#template_str`: `KEY="value"` lines, a vector as `KEY=[\n  A="x",\n  B="y" ]`;
+/// attributes without text are left out.
+fn template_str(e: &Element) -> String {
+    let quoted = |v: &str| format!("\"{}\"", v.replace('"', "\\\""));
+    let Some(t) = e.child("TEMPLATE") else {
+        return String::new();
+    };
+    let lines: Vec<String> = t
+        .children
+        .iter()
+        .filter_map(|a| {
+            if a.children.is_empty() {
+                (!a.text.is_empty()).then(|| format!("{}={}", a.name, quoted(&a.text)))
+            } else {
+                let inner: Vec<String> = a
+                    .children
+                    .iter()
+                    .filter(|p| !p.text.is_empty())
+                    .map(|p| format!("  {}={}", p.name, quoted(&p.text)))
+                    .collect();
+                Some(format!("{}=[\n{} ]", a.name, inner.join(",\n")))
+            }
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// `OneMarketPlaceHelper#format_resource`.
+fn market_layout(m: &Element) -> String {
+    let mut s = String::new();
+    push(
+        &mut s,
+        &format!("MARKETPLACE {} INFORMATION", text(m, "ID")),
+    );
+    field(&mut s, "ID", text(m, "ID"));
+    field(&mut s, "NAME", text(m, "NAME"));
+    field(&mut s, "USER", text(m, "UNAME"));
+    field(&mut s, "GROUP", text(m, "GNAME"));
+    field(&mut s, "STATE", nth(&MARKET_STATES, int(m, "STATE")));
+    field(&mut s, "MARKET_MAD", text(m, "MARKET_MAD"));
+    s.push('\n');
+    push(&mut s, "MARKETPLACE CAPACITY");
+    for (name, value) in [
+        ("TOTAL:", "TOTAL_MB"),
+        ("FREE:", "FREE_MB"),
+        ("USED: ", "USED_MB"),
+    ] {
+        field(&mut s, name, &unit_to_str(int(m, value), "M"));
+    }
+    s.push('\n');
+    permissions(m, &mut s);
+    s.push('\n');
+    push(&mut s, "MARKETPLACE TEMPLATE");
+    puts(&mut s, &template_str(m));
+    s.push('\n');
+    push(&mut s, "MARKETAPPS");
+    if let Some(apps) = m.child("MARKETPLACEAPPS") {
+        for a in apps.children_named("ID") {
+            push(&mut s, &a.text);
+        }
+    }
+    s
+}
+
+/// `OneMarketPlaceAppHelper#format_resource`.
+fn app_layout(a: &Element) -> String {
+    let mut s = String::new();
+    push(
+        &mut s,
+        &format!("MARKETPLACE APP {} INFORMATION", text(a, "ID")),
+    );
+    field(&mut s, "ID", text(a, "ID"));
+    field(&mut s, "NAME", text(a, "NAME"));
+    field(&mut s, "TYPE", nth(&APP_TYPES, int(a, "TYPE")));
+    field(&mut s, "USER", text(a, "UNAME"));
+    field(&mut s, "GROUP", text(a, "GNAME"));
+    field(&mut s, "MARKETPLACE", text(a, "MARKETPLACE"));
+    field(&mut s, "STATE", nth(&APP_STATES, int(a, "STATE")));
+    let locked = a.child("LOCK").map_or("", |l| text(l, "LOCKED"));
+    field(&mut s, "LOCK", lock_name(locked));
+    s.push('\n');
+    permissions(a, &mut s);
+    s.push('\n');
+    push(&mut s, "DETAILS");
+    field(&mut s, "SOURCE", text(a, "SOURCE"));
+    field(&mut s, "MD5", text(a, "MD5"));
+    field(&mut s, "PUBLISHER", text(a, "PUBLISHER"));
+    field(&mut s, "REGISTER TIME", &date_long(int(a, "REGTIME")));
+    field(&mut s, "VERSION", text(a, "VERSION"));
+    field(&mut s, "DESCRIPTION", text(a, "DESCRIPTION"));
+    field(&mut s, "SIZE", &unit_to_str(int(a, "SIZE"), "M"));
+    field(&mut s, "ORIGIN_ID", text(a, "ORIGIN_ID"));
+    field(&mut s, "FORMAT", text(a, "FORMAT"));
+    s.push('\n');
+    push(&mut s, "IMPORT TEMPLATE");
+    let import = decode64(text(a, "APPTEMPLATE64"));
+    puts(&mut s, &String::from_utf8_lossy(&import));
+    s.push('\n');
+    push(&mut s, "MARKETPLACE APP TEMPLATE");
+    puts(&mut s, &template_str(a));
+    s.push('\n');
+    s
+}
+
+/// `value` as a double-quoted template string. OpenNebula's CLI puts it between quotes as it
+/// is; escaping keeps a quote or backslash in a name from breaking the template.
+fn quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `onemarketapp create`: from a template file, or from `--name`, `--description` and
+/// `--image` (`--dry` prints that template).
+fn create_app(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> {
+    let Some(market) = o.value(&["-m", "--marketplace"]) else {
+        return Err("Marketplace to save the app is mandatory: \n\t -m marketplace_id".into());
+    };
+    let market = id(Some(&market), "marketplace id")?;
+    let mut conflicting: Vec<&str> = Vec::new();
+    for (flag, _) in &o.flags {
+        let name = match flag.as_str() {
+            "--name" => "name",
+            "--description" => "description",
+            "--image" => "image",
+            "--dry" => "dry",
+            _ => continue,
+        };
+        if !conflicting.contains(&name) {
+            conflicting.push(name);
+        }
+    }
+    let text = match o.words.get(1) {
+        Some(_) if !conflicting.is_empty() => {
+            return Err(format!(
+                "You cannot pass template on STDIN and use template creation options, conflicting options: {}.",
+                conflicting.join(", ")
+            ));
+        }
+        Some(file) => file_text(Some(file))?,
+        None => {
+            let mut t = String::new();
+            for (flag, key) in [("--name", "NAME"), ("--description", "DESCRIPTION")] {
+                if let Some(v) = o.value(&[flag]) {
+                    t.push_str(&format!("{key}={}\n", quote(&v)));
+                }
+            }
+            if let Some(image) = o.value(&["--image"]) {
+                t.push_str(&format!("ORIGIN_ID={}\n", id(Some(&image), "image id")?));
+            }
+            t.push_str("TYPE=image\n");
+            t
+        }
+    };
+    if o.flag(&["--dry"]) {
+        return write!(
+            out,
+            "{text}{}",
+            if text.ends_with('\n') { "" } else { "\n" }
+        )
+        .map_err(|e| e.to_string());
+    }
+    let v = client
+        .call(
+            "one.marketapp.allocate",
+            vec![Value::String(text), Value::Int(market)],
+        )
+        .map_err(err_text)?;
+    say_id(out, &v)
+}
+
+/// What `export` made, in OpenNebula's order: `IMAGE` then `VMTEMPLATE`, each an id or the
+/// refusal that stops the listing.
+type Made = Vec<(&'static str, Result<i64, String>)>;
+
+/// `export`'s options, read before anything is made, as OpenNebula's option parser does.
+struct ExportOpts {
+    file_ds: Option<i32>,
+    template: Option<i32>,
+    vmname: Option<String>,
+    no_template: bool,
+}
+
+/// `onemarketapp export <app> <name> -d <datastore>`.
+fn export(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> {
+    let app_id = id(o.words.get(1), "id")?;
+    let ds = o
+        .value(&["-d", "--datastore"])
+        .map(|d| id(Some(&d), "datastore id"))
+        .transpose()?;
+    let opts = ExportOpts {
+        file_ds: o
+            .value(&["--file-datastore"])
+            .map(|f| id(Some(&f), "file datastore id"))
+            .transpose()?,
+        template: o
+            .value(&["--template"])
+            .map(|t| id(Some(&t), "template id"))
+            .transpose()?,
+        vmname: o.value(&["--vmname"]),
+        no_template: o.flag(&["--no"]),
+    };
+    let xml = client
+        .call_xml("one.marketapp.info", vec![Value::Int(app_id)])
+        .map_err(err_text)?;
+    let app = Element::parse(&xml).map_err(|e| e.to_string())?;
+    if int(&app, "STATE") != 1 {
+        return Err("App is not READY".into());
+    }
+    let ds = ds.ok_or("Missing datastore id")?;
+    let name = o.words.get(2).ok_or("Missing name to export app")?;
+    let made = match int(&app, "TYPE") {
+        1 => export_image(&opts, client, &app, ds, name)?,
+        t @ (2 | 3) => {
+            return Err(format!(
+                "Exporting {} apps is not supported by this onemarketapp",
+                nth(&APP_TYPES, t)
+            ))
+        }
+        t => return Err(format!("App type {} not supported", nth(&APP_TYPES, t))),
+    };
+    for (key, result) in made {
+        writeln!(out, "{key}").map_err(|e| e.to_string())?;
+        let oid = result?;
+        writeln!(out, "    ID: {oid}").map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `MarketPlaceAppExt#export_image`: the image (`FROM_APP`), then, when the app carries a
+/// VMTEMPLATE64 and `--no` is not given, a VM template using it (or `--template`'s clone).
+fn export_image(
+    o: &ExportOpts,
+    client: &Client,
+    app: &Element,
+    ds: i32,
+    name: &str,
+) -> Result<Made, String> {
+    let mut tmpl = String::from_utf8_lossy(&decode64(text(app, "APPTEMPLATE64"))).into_owned();
+    // OpenNebula appends right after the decoded text; a line break keeps an import template
+    // without a final one from running into NAME.
+    if !tmpl.is_empty() && !tmpl.ends_with('\n') {
+        tmpl.push('\n');
+    }
+    tmpl.push_str(&format!(
+        "NAME     = {}\nFROM_APP = \"{}\"\n",
+        quote(name),
+        text(app, "ID")
+    ));
+    let mut dsid = ds;
+    if holds_files(&tmpl) {
+        dsid = match o.file_ds {
+            Some(f) => f,
+            None => match first_file_datastore(client) {
+                Ok(f) => f,
+                Err(e) => return Ok(vec![("IMAGE", Err(e))]),
+            },
+        };
+    }
+    let image = match client.call(
+        "one.image.allocate",
+        vec![Value::String(tmpl.clone()), Value::Int(dsid)],
+    ) {
+        Ok(v) => v.as_i64().unwrap_or(-1),
+        Err(e) => return Ok(vec![("IMAGE", Err(err_text(e)))]),
+    };
+    drop_format_and_driver(client, image);
+    let mut made: Made = vec![("IMAGE", Ok(image))];
+
+    let vmtemplate64 = app.child("TEMPLATE").and_then(|t| t.child("VMTEMPLATE64"));
+    let Some(vmtemplate64) = vmtemplate64 else {
+        return Ok(made);
+    };
+    if o.no_template || o.template == Some(-1) {
+        return Ok(made);
+    }
+    let vm_name = o.vmname.clone().unwrap_or_else(|| name.to_string());
+    let tail = format!(
+        "\nNAME = {}\nDISK = [ IMAGE_ID = \"{image}\" ]\n",
+        quote(&vm_name)
+    );
+    let template = match o.template {
+        Some(t) if t < 0 => return Err("Invalid option, template_id must be a valid ID".into()),
+        Some(t) => client
+            .call(
+                "one.template.clone",
+                vec![
+                    Value::Int(t),
+                    Value::String(vm_name.clone()),
+                    Value::Bool(false),
+                ],
+            )
+            .map_err(err_text)
+            .map(|v| {
+                let new = v.as_i64().unwrap_or(-1);
+                // As OpenNebula, the clone is merged with the image's template and the disk;
+                // its answer is not looked at.
+                let _ = client.call(
+                    "one.template.update",
+                    vec![
+                        Value::Int(i32::try_from(new).unwrap_or(-1)),
+                        Value::String(format!("{tmpl}{tail}")),
+                        Value::Int(1),
+                    ],
+                );
+                new
+            }),
+        None => {
+            let vm = String::from_utf8_lossy(&decode64(&vmtemplate64.text)).into_owned();
+            client
+                .call(
+                    "one.template.allocate",
+                    vec![Value::String(format!("{vm}{tail}"))],
+                )
+                .map(|v| v.as_i64().unwrap_or(-1))
+                .map_err(err_text)
+        }
+    };
+    made.push(("VMTEMPLATE", template));
+    Ok(made)
+}
+
+/// OpenNebula's `/^\s*TYPE\s*=\s*KERNEL|CONTEXT\s/i`: a KERNEL image, or CONTEXT followed by
+/// a blank anywhere; such images go to a files datastore.
+fn holds_files(tmpl: &str) -> bool {
+    let up = tmpl.to_ascii_uppercase();
+    let b = up.as_bytes();
+    let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let skip = |mut i: usize| {
+        while i < b.len() && blank(b[i]) {
+            i += 1;
+        }
+        i
+    };
+    let kernel_at = |start: usize| {
+        let i = skip(start);
+        if !b[i..].starts_with(b"TYPE") {
+            return false;
+        }
+        let i = skip(i + 4);
+        if b.get(i) != Some(&b'=') {
+            return false;
+        }
+        b[skip(i + 1)..].starts_with(b"KERNEL")
+    };
+    let line_starts = std::iter::once(0).chain(
+        b.iter()
+            .enumerate()
+            .filter_map(|(i, &c)| (c == b'\n').then_some(i + 1)),
+    );
+    let kernel = { line_starts }.any(kernel_at);
+    let context = up
+        .match_indices("CONTEXT")
+        .any(|(i, w)| b.get(i + w.len()).is_some_and(|&c| blank(c)));
+    kernel || context
+}
+
+/// The first files datastore (TYPE 2) in the pool.
+fn first_file_datastore(client: &Client) -> Result<i32, String> {
+    let xml = client
+        .call_xml("one.datastorepool.info", vec![])
+        .map_err(err_text)?;
+    let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
+    let found = pool
+        .children_named("DATASTORE")
+        .find(|d| int(d, "TYPE") == 2)
+        .and_then(|d| i32::try_from(int(d, "ID")).ok());
+    found.ok_or_else(|| "There is no files datastore for a KERNEL or CONTEXT image".to_string())
+}
+
+/// The new image's template without FORMAT and DRIVER, as OpenNebula's export leaves it. Its
+/// answers are not looked at, as OpenNebula's: the image is made either way.
+fn drop_format_and_driver(client: &Client, image: i64) {
+    let Ok(oid) = i32::try_from(image) else {
+        return;
+    };
+    let Ok(xml) = client.call_xml("one.image.info", vec![Value::Int(oid)]) else {
+        return;
+    };
+    let Some(t) = Element::parse(&xml)
+        .ok()
+        .and_then(|e| e.child("TEMPLATE").cloned())
+    else {
+        return;
+    };
+    let mut tpl = Template::default();
+    for a in &t.children {
+        let value = if a.children.is_empty() {
+            TValue::Single(a.text.clone())
+        } else {
+            TValue::Vector(
+                a.children
+                    .iter()
+                    .map(|p| (p.name.clone(), p.text.clone()))
+                    .collect(),
+            )
+        };
+        tpl.push(&a.name, value);
+    }
+    tpl.remove("FORMAT");
+    tpl.remove("DRIVER");
+    let _ = client.call(
+        "one.image.update",
+        vec![Value::Int(oid), Value::String(tpl.to_xml()), Value::Int(0)],
+    );
+}
+
+/// `OpenNebulaHelper.to_octet`: an integer as it is given, or `u=rw,g=r,o=` summed into one.
+fn to_octet(perm: &str) -> Result<String, String> {
+    if perm.trim().parse::<i64>().is_ok() {
+        return Ok(perm.to_string());
+    }
+    let mut sum = 0;
+    for part in perm.split(',') {
+        let kv: Vec<&str> = part.split('=').collect();
+        let [who, rights] = kv[..] else { continue };
+        let count = |c: char| rights.chars().filter(|&r| r == c).count();
+        let rwx = count('x') + 2 * count('w') + 4 * count('r');
+        sum += rwx
+            * match who {
+                "u" => 100,
+                "g" => 10,
+                _ => 1,
+            };
+    }
+    if sum == 0 {
+        return Err("Error in permissions format".into());
+    }
+    Ok(format!("{sum:03}"))
+}
+
+/// `PoolElement#chmod_octet`: each of the first three digits as use (4), manage (2) and
+/// admin (1) bits of owner, group and other.
+fn chmod_bits(octet: &str) -> [i32; 9] {
+    let digit = |i: usize| {
+        octet
+            .chars()
+            .nth(i)
+            .and_then(|c| c.to_digit(10))
+            .unwrap_or(0)
+    };
+    let mut bits = [0; 9];
+    for who in 0..3 {
+        for (k, mask) in [4, 2, 1].into_iter().enumerate() {
+            bits[who * 3 + k] = i32::from(digit(who) & mask != 0);
+        }
+    }
+    bits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_printed_as_opennebulas_unit_to_str() {
+        assert_eq!(unit_to_str(0, "M"), "0M");
+        assert_eq!(unit_to_str(512, "M"), "512M");
+        // Divided only while above 1024.
+        assert_eq!(unit_to_str(1024, "M"), "1024M");
+        assert_eq!(unit_to_str(1025, "M"), "1G");
+        assert_eq!(unit_to_str(1536, "M"), "1.5G");
+        assert_eq!(unit_to_str(2 * 1024 * 1024 + 1, "M"), "2T");
+        assert_eq!(unit_to_str(3 * 1024 * 1024 * 1024, "M"), "3072T");
+        assert_eq!(unit_to_str(-5, "M"), "-5M");
+    }
+
+    #[test]
+    fn times_are_printed_in_utc() {
+        assert_eq!(date_short(1_796_067_917), "11/30/26");
+        assert_eq!(date_long(1_796_067_917), "Mon Nov 30 19:45:17 2026");
+        assert_eq!(date_long(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(date_short(0), "01/01/70");
+    }
+
+    #[test]
+    fn permissions_are_read_as_opennebulas_cli() {
+        assert_eq!(to_octet("640").unwrap(), "640");
+        assert_eq!(to_octet("u=rw,g=r").unwrap(), "640");
+        assert_eq!(to_octet("o=x").unwrap(), "001");
+        assert!(to_octet("bad").is_err());
+        assert_eq!(chmod_bits("640"), [1, 1, 0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(chmod_bits("7"), [1, 1, 1, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn kernel_and_context_images_are_recognised() {
+        assert!(holds_files("TYPE = kernel\nNAME = \"k\"\n"));
+        assert!(holds_files("A=1\n  type=KERNEL\n"));
+        assert!(holds_files("TYPE=CONTEXT\nNAME=\"c\"\n"));
+        assert!(!holds_files(
+            "TYPE=OS\nNAME     = \"x\"\nFROM_APP = \"1\"\n"
+        ));
+        assert!(!holds_files("NAME=\"CONTEXTS\"\n"));
+    }
+
+    #[test]
+    fn filter_flags_are_opennebulas() {
+        assert_eq!(filter_flag("a"), Ok(-2));
+        assert_eq!(filter_flag("mine"), Ok(-3));
+        assert_eq!(filter_flag("g"), Ok(-1));
+        assert_eq!(filter_flag("G"), Ok(-4));
+        assert_eq!(filter_flag("7"), Ok(7));
+        assert!(filter_flag("bob").is_err());
+    }
+
+    #[test]
+    fn tables_cut_names_and_fit_ids() {
+        let m = Element::parse(
+            "<MARKETPLACE><ID>0</ID><NAME>OpenNebula Public</NAME><STATE>0</STATE><MARKET_MAD>one</MARKET_MAD><ZONE_ID>0</ZONE_ID><TOTAL_MB>2048</TOTAL_MB><FREE_MB>1024</FREE_MB><MARKETPLACEAPPS><ID>3</ID><ID>4</ID></MARKETPLACEAPPS></MARKETPLACE>",
+        )
+        .unwrap();
+        assert_eq!(
+            market_table(&[&m]),
+            [
+                "  ID NAME                  SIZE AVAIL        APPS MAD     ZONE STAT",
+                "   0 OpenNebula Publ         2G 50%             2 one        0 on"
+            ]
+        );
+    }
+}
