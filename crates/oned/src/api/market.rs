@@ -523,7 +523,8 @@ async fn import_refusal(ctx: &Ctx, kind: i64, origin: i64) -> Result<Option<Stri
     use wire::ImageState as I;
     Ok(match image.and_then(I::from_i64) {
         None => Some("Image does not exist.".into()),
-        Some(I::Ready | I::Used | I::Clone | I::UsedPers) => None,
+        // `Image::set_app_clone_state`: a persistent image in use cannot be copied.
+        Some(I::Ready | I::Used | I::Clone) => None,
         Some(_) => Some("Cannot clone image in current state".into()),
     })
 }
