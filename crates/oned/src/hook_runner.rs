@@ -29,6 +29,8 @@ use crate::cluster::{Cluster, Role};
 use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(200);
+/// How often hooks whose events are dropped are reported.
+const BACKLOG_CHECK: Duration = Duration::from_secs(60);
 /// Hooks running at once (OpenNebula's HEM runs 10).
 const CONCURRENCY: usize = 10;
 /// Bytes of a hook's output kept per stream.
@@ -48,6 +50,7 @@ pub async fn run(ctx: TaskCtx, runner: std::sync::Arc<Runner>) -> Result<(), Inf
     // Dropped with the task (at shutdown, or a restart after a panic): its hooks are killed.
     let mut running: HashMap<(i64, i64), Running> = HashMap::new();
     let mut ticker = tokio::time::interval(PERIOD);
+    let mut checked_backlog = tokio::time::Instant::now();
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
@@ -61,6 +64,10 @@ pub async fn run(ctx: TaskCtx, runner: std::sync::Arc<Runner>) -> Result<(), Inf
             }
             running.clear();
             continue;
+        }
+        if checked_backlog.elapsed() >= BACKLOG_CHECK {
+            checked_backlog = tokio::time::Instant::now();
+            runner.report_backlog(&ctx).await;
         }
         if running.len() >= CONCURRENCY {
             continue;
@@ -127,6 +134,22 @@ struct Plan {
 }
 
 impl Runner {
+    /// Warns (and counts) for every hook whose events are being dropped: too many of them wait.
+    async fn report_backlog(&self, ctx: &TaskCtx) {
+        match crate::db::read(&self.pool, rows::saturated).await {
+            Ok(hooks) => {
+                for hook in hooks {
+                    let why = format!(
+                        "hook {hook} has {} executions waiting; its new events are dropped",
+                        rows::MAX_PENDING
+                    );
+                    ctx.warn("a hook falls behind its events", &why);
+                }
+            }
+            Err(e) => ctx.warn("reading the hooks' backlog failed", &e),
+        }
+    }
+
     async fn pending(&self) -> Result<Vec<Pending>, crate::db::ReadError> {
         crate::db::read(&self.pool, |c| rows::pending(c, 64)).await
     }

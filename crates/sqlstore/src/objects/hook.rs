@@ -19,6 +19,10 @@ pub const TABLE: &str = "hook_pool";
 pub const STATE: i64 = 1;
 pub const API: i64 = 2;
 
+/// Pending executions a hook may have: events past it are not written (a hook slower than its
+/// events would otherwise grow the database without bound). The runner reports a hook there.
+pub const MAX_PENDING: i64 = 10_000;
+
 /// Hooks belong to oneadmin, who may only USE them through their bits (`owner_u = 1`):
 /// administrators pass anyway, others need ACL rules on HOOK.
 pub const PERMS: i64 = 0o400;
@@ -116,12 +120,14 @@ pub fn api_events(call: &str, message: &str, now: i64) -> Vec<SqlStmt> {
         SqlStmt::new(
             "INSERT INTO hook_log (hkid, exeid, timestamp, rc, body)
              SELECT h.oid, h.last_exeid + 1, ?1, NULL, ?3 FROM hook_pool h
-             WHERE h.type = ?4 AND h.hook_key = ?2",
+             WHERE h.type = ?4 AND h.hook_key = ?2
+               AND (SELECT COUNT(*) FROM hook_log p WHERE p.hkid = h.oid AND p.rc IS NULL) < ?5",
             vec![
                 SqlValue::Int(now),
                 SqlValue::Text(call.to_string()),
                 SqlValue::Text(message.to_string()),
                 SqlValue::Int(API),
+                SqlValue::Int(MAX_PENDING),
             ],
         ),
         advance_counters(API, call),
@@ -173,7 +179,8 @@ pub fn state_events(c: StateChange<'_>) -> Vec<SqlStmt> {
                  SELECT h.oid, h.last_exeid + ROW_NUMBER() OVER (PARTITION BY h.oid ORDER BY o.oid),
                         ?1, NULL, CONCAT(?3, o.oid, ?4)
                  FROM hook_pool h JOIN {} o ON {}
-                 WHERE h.type = ?5 AND h.hook_key = ?2",
+                 WHERE h.type = ?5 AND h.hook_key = ?2
+                   AND (SELECT COUNT(*) FROM hook_log p WHERE p.hkid = h.oid AND p.rc IS NULL) < {MAX_PENDING}",
                 c.table, c.which
             ),
             params,
@@ -302,8 +309,144 @@ pub fn log(c: &Conn, f: LogFilter) -> crate::sql::Result<Vec<String>> {
     .collect()
 }
 
+/// The hooks whose pending executions reached [`MAX_PENDING`].
+pub fn saturated(c: &Conn) -> crate::sql::Result<Vec<i64>> {
+    c.prepare_cached(
+        "SELECT hkid FROM hook_log WHERE rc IS NULL GROUP BY hkid HAVING COUNT(*) >= ?1",
+    )?
+    .query_map([MAX_PENDING], |r| r.get(0))?
+    .collect()
+}
+
 /// Whether an API hook is set on `call`.
 pub fn api_hooked(c: &Conn, call: &str) -> crate::sql::Result<bool> {
     c.prepare_cached("SELECT EXISTS (SELECT 1 FROM hook_pool WHERE type = ?1 AND hook_key = ?2)")?
         .query_row((API, call), |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use crate::sql::Location;
+
+    fn on_both_backends(test: impl Fn(&Conn)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut locations = vec![Location::Sqlite(dir.path().join("one.db"))];
+        locations.extend(crate::testing::fresh_mysql_database());
+        for loc in locations {
+            let mut c = crate::open_state(&loc).unwrap();
+            crate::testing::bootstrap(&mut c);
+            test(&c);
+        }
+    }
+
+    fn count(c: &Conn, sql: &str) -> i64 {
+        c.query_row(sql, (), |r| r.get(0)).unwrap()
+    }
+
+    fn allocate(c: &Conn, name: &str, kind: i64, key: &str) {
+        crate::txn::run_all(
+            c,
+            &[
+                insert(name, kind, key, String::new()),
+                super::super::next_oid(TABLE),
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn events_are_numbered_per_hook_recorded_once_and_capped() {
+        on_both_backends(|c| {
+            allocate(c, "a", API, "one.user.allocate");
+            allocate(c, "b", STATE, "VM/ACTIVE/RUNNING");
+            for _ in 0..3 {
+                crate::txn::run_all(c, &api_events("one.user.allocate", "<m/>", 5)).unwrap();
+            }
+            // Two VMs reaching RUNNING in one statement: one execution each, numbered in turn.
+            c.execute_batch(
+                "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
+                   prev_lcm_state, stime, cpu, memory, template)
+                 VALUES (1, 'a', 0, 0, 384, 3, 3, 3, 3, 0, 1, 64, ''),
+                        (2, 'b', 0, 0, 384, 3, 3, 3, 3, 0, 1, 64, '')",
+            )
+            .unwrap();
+            let vms = count(c, "SELECT COUNT(*) FROM vm_pool");
+            assert_eq!(vms, 2);
+            crate::txn::run_all(
+                c,
+                &state_events(StateChange {
+                    resource: "VM",
+                    table: "vm_pool",
+                    state: "ACTIVE",
+                    lcm_state: "RUNNING",
+                    which: "o.state = ?6",
+                    params: vec![SqlValue::Int(3)],
+                    now: 5,
+                }),
+            )
+            .unwrap();
+            let waiting = pending(c, 100).unwrap();
+            let ids = |hook: i64| -> Vec<i64> {
+                waiting
+                    .iter()
+                    .filter(|p| p.hook == hook)
+                    .map(|p| p.exeid)
+                    .collect()
+            };
+            assert_eq!(ids(0), vec![0, 1, 2]);
+            assert_eq!(ids(1), (0..vms).collect::<Vec<_>>());
+            // Recorded once: a second recording of the same execution matches nothing.
+            crate::txn::run_all(c, &record(0, 1, 9, 0, "<r/>", 20)).unwrap();
+            assert!(
+                crate::txn::run_all(c, &record(0, 1, 9, 0, "<r/>", 20)).is_err()
+                    || count(
+                        c,
+                        "SELECT COUNT(*) FROM hook_log WHERE hkid = 0 AND rc IS NOT NULL"
+                    ) == 1
+            );
+            assert_eq!(
+                log(
+                    c,
+                    LogFilter {
+                        min_ts: -1,
+                        max_ts: -1,
+                        hook: 0,
+                        rc: 0
+                    }
+                )
+                .unwrap(),
+                vec!["<r/>".to_string()]
+            );
+            // A retry continues the numbering.
+            crate::txn::run_all(c, &retry(0, "<retry/>", 6)).unwrap();
+            assert_eq!(
+                count(c, "SELECT MAX(exeid) FROM hook_log WHERE hkid = 0"),
+                3
+            );
+            // Past MAX_PENDING waiting executions, new events are not written.
+            c.execute_batch(&format!(
+                "UPDATE hook_pool SET last_exeid = {m} WHERE oid = 0",
+                m = MAX_PENDING + 10
+            ))
+            .unwrap();
+            for i in 0..MAX_PENDING {
+                c.execute_batch(&format!(
+                    "INSERT INTO hook_log (hkid, exeid, timestamp, rc, body)
+                     VALUES (0, {}, 0, NULL, '')",
+                    100 + i
+                ))
+                .unwrap();
+            }
+            let before = count(c, "SELECT COUNT(*) FROM hook_log WHERE hkid = 0");
+            crate::txn::run_all(c, &api_events("one.user.allocate", "<m/>", 7)).unwrap();
+            assert_eq!(
+                count(c, "SELECT COUNT(*) FROM hook_log WHERE hkid = 0"),
+                before
+            );
+            assert_eq!(saturated(c).unwrap(), vec![0]);
+        });
+    }
 }
