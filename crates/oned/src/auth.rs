@@ -259,6 +259,10 @@ struct Checked {
     legacy: Option<String>,
 }
 
+/// The server user `server_x509` tokens must name (`:srv_user:` of OpenNebula's
+/// `server_x509_auth.conf`).
+const X509_SERVER_USER: &str = "serveradmin";
+
 pub struct Authenticator {
     cache: Mutex<ClockSet>,
     /// Random per process: cache keys reveal nothing about passwords, even in a memory dump.
@@ -284,6 +288,8 @@ pub struct Authenticator {
     /// Administrators' sessions that verified lately, keyed on a keyed digest of the session:
     /// while the state database cannot be read, they may still ask for the zone's status.
     recent_admins: Mutex<HashMap<[u8; 32], (Session, Instant)>>,
+    /// The server certificate `server_x509` tokens are checked with (`etc/auth/cert.pem`).
+    server_cert: Option<std::path::PathBuf>,
 }
 
 /// How long a verified administrator's session is honoured for status calls while the
@@ -338,6 +344,7 @@ impl Authenticator {
             active: Arc::new(AtomicU64::new(0)),
             peak: Arc::new(AtomicU64::new(0)),
             recent_admins: Mutex::new(HashMap::new()),
+            server_cert: None,
         })
     }
 
@@ -491,6 +498,14 @@ impl Authenticator {
                 }));
             }
         }
+        if let Some(server) = user.as_ref().filter(|u| u.auth_driver == "server_x509") {
+            if let Some(session) = self.x509_session(pool, server, secret).await? {
+                return Ok(Some(Checked {
+                    session,
+                    legacy: None,
+                }));
+            }
+        }
         let user = user.filter(|u| u.auth_driver == "core");
         let against = match &user {
             Some(u) if is_legacy_sha256(&u.password) => Against::Legacy,
@@ -590,6 +605,54 @@ impl Authenticator {
             session.groups = vec![egid];
         }
         Ok(Some(session))
+    }
+
+    /// The session of the user a `server_x509` proxy calls for: `secret` is `<user>:<token>`,
+    /// the token made with the server certificate's private key
+    /// (`peerauth::server_x509`); the proxy's stored password is the certificate's subject.
+    /// `None` for any refusal, a missing or unreadable certificate included (logged).
+    async fn x509_session(
+        &self,
+        pool: &ReadPool,
+        server: &UserRow,
+        secret: &str,
+    ) -> Result<Option<Session>, AuthError> {
+        let Some((target, token)) = secret.split_once(':') else {
+            return Ok(None);
+        };
+        let Some(path) = &self.server_cert else {
+            return Ok(None);
+        };
+        let cert = match tokio::fs::read_to_string(path).await {
+            Ok(pem) => peerauth::server_x509::ServerCert::from_pem(&pem),
+            Err(e) => Err(e.to_string()),
+        };
+        let cert = match cert {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "server_x509 session refused: no usable server certificate");
+                return Ok(None);
+            }
+        };
+        let checked = cert.verify(
+            &server.name,
+            X509_SERVER_USER,
+            &server.password,
+            token,
+            unix_now(),
+        );
+        if let Err(why) = checked {
+            debug!(server = %server.name, reason = %why, "server_x509 session refused");
+            return Ok(None);
+        }
+        let user = find_user(pool, target).await?;
+        Ok(user.filter(|u| u.enabled).map(|u| Session::of(&u)))
+    }
+
+    /// Where `server_x509` sessions find the server certificate.
+    pub fn with_server_cert(mut self, path: std::path::PathBuf) -> Authenticator {
+        self.server_cert = Some(path);
+        self
     }
 
     /// Replaces user `uid`'s SHA-256 hash `old` by an argon2id hash of `secret`: a replicated
@@ -853,6 +916,62 @@ mod tests {
         for session in refused {
             assert_eq!(check(&auth, &db, &session).await, (false, 1), "{session}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_x509_proxy_acts_for_the_user_its_signed_token_names() {
+        const CERT: &str = include_str!("../../peerauth/src/testdata/x509-cert.pem");
+        const KEY: &str = include_str!("../../peerauth/src/testdata/x509-key.pem");
+        let db = db();
+        let dn = peerauth::server_x509::ServerCert::from_pem(CERT)
+            .unwrap()
+            .subject()
+            .to_string();
+        set_password(&db, "serveradmin", &dn);
+        rusqlite_conn(&db.path)
+            .execute(
+                "UPDATE user_pool SET auth_driver = 'server_x509' WHERE name = 'serveradmin'",
+                [],
+            )
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, CERT).unwrap();
+        let session = |target: &str, expires: i64| {
+            let token =
+                peerauth::server_x509::login_token(KEY, "serveradmin", target, expires).unwrap();
+            format!("serveradmin:{target}:{token}")
+        };
+        let later = unix_now() + 60;
+        // Without the certificate nothing is taken.
+        let without = Authenticator::new().unwrap();
+        assert_eq!(
+            check(&without, &db, &session("legacy", later)).await,
+            (false, 1)
+        );
+        let auth = Authenticator::new().unwrap().with_server_cert(cert);
+        let s = auth
+            .check(&db.pool, &session("legacy", later))
+            .await
+            .unwrap()
+            .unwrap()
+            .session;
+        assert_eq!((s.uid, s.name.as_str()), (2, "legacy"));
+        assert_eq!(auth.verifications(), 0);
+        for refused in [
+            session("legacy", unix_now() - 1),
+            session("off", later),
+            session("nobody", later),
+            "serveradmin:legacy:bm90IGEgdG9rZW4=".to_string(),
+        ] {
+            assert_eq!(check(&auth, &db, &refused).await, (false, 1), "{refused}");
+        }
+        // The stored subject must be the certificate's.
+        set_password(&db, "serveradmin", "/CN=someone-else");
+        assert_eq!(
+            check(&auth, &db, &session("legacy", later)).await,
+            (false, 1)
+        );
     }
 
     #[test]

@@ -489,6 +489,9 @@ async fn serve(
             source,
         })?
         .map_err(StartError::PasswordChecks)?;
+    // OpenNebula's server_x509 driver reads the server certificate from etc/auth/cert.pem.
+    let etc = paths.config.parent().unwrap_or(std::path::Path::new("."));
+    let auth = auth.with_server_cert(etc.join("auth").join("cert.pem"));
     let app = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),

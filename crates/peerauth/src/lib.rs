@@ -306,6 +306,7 @@ impl Verifier {
 }
 
 pub mod server_cipher;
+pub mod server_x509;
 
 #[cfg(test)]
 mod tests;
