@@ -213,14 +213,23 @@ mod tests {
             cert.verify(user, "serveradmin", stored, token, now)
         };
         assert_eq!(check("serveradmin", &dn, &token, 1_999), Ok(()));
-        assert_eq!(check("serveradmin", &dn, &token, 2_000), Err(Refused::Expired));
+        assert_eq!(
+            check("serveradmin", &dn, &token, 2_000),
+            Err(Refused::Expired)
+        );
         assert_eq!(
             check("serveradmin", "/CN=other", &token, 1_000),
             Err(Refused::WrongCertificate)
         );
-        assert_eq!(check("oneadmin", &dn, &token, 1_000), Err(Refused::WrongServer));
+        assert_eq!(
+            check("oneadmin", &dn, &token, 1_000),
+            Err(Refused::WrongServer)
+        );
         let other = login_token(KEY, "proxy", "alice", 2_000).unwrap();
-        assert_eq!(check("proxy", &dn, &other, 1_000), Err(Refused::WrongServer));
+        assert_eq!(
+            check("proxy", &dn, &other, 1_000),
+            Err(Refused::WrongServer)
+        );
         // Anything else is not a token of this key.
         let mut bytes = base64::engine::general_purpose::STANDARD
             .decode(&token)
