@@ -174,16 +174,7 @@ fn mysql_has_tables(loc: &sqlstore::Location) -> Result<bool, String> {
 /// `Y-M-D_h:m:s` in UTC without zero padding, as OpenNebula names backups.
 pub fn backup_stamp(unix: u64) -> String {
     let (days, rem) = (unix / 86_400, unix % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = wire::time::civil(days as i64);
     format!(
         "{year}-{month}-{day}_{}:{}:{}",
         rem / 3600,

@@ -12,6 +12,7 @@ pub mod method;
 pub mod raft;
 pub mod route;
 pub mod state;
+pub mod time;
 
 pub use raft::{RaftState, RaftStatus, RaftStatusError};
 pub use state::{DatastoreState, HostState, ImageState, LcmState, VmState, VnetState, ZoneState};

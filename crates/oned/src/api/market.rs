@@ -472,7 +472,7 @@ pub async fn app_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
     if let Some(why) = &refused {
         t.set(
             "ERROR",
-            TValue::Single(format!("{} : {why}", ctime(super::vm::now()))),
+            TValue::Single(format!("{} : {why}", wire::time::ctime(super::vm::now()))),
         );
     }
     let insert = rows::insert_app(rows::NewApp {
@@ -527,36 +527,6 @@ async fn import_refusal(ctx: &Ctx, kind: i64, origin: i64) -> Result<Option<Stri
         Some(I::Ready | I::Used | I::Clone) => None,
         Some(_) => Some("Cannot clone image in current state".into()),
     })
-}
-
-/// C's `ctime` without its line break: `Mon Nov 30 19:45:17 2026`.
-fn ctime(epoch: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-        year
-    )
 }
 
 /// `one.marketapp.delete(id)`: only through markets whose driver deletes apps.
@@ -678,7 +648,7 @@ pub fn import_result(app: &rows::Importing) -> sqlstore::SqlStmt {
         let mut t = Template::parse(&app.template).unwrap_or_default();
         let error = format!(
             "{} : Error importing app into marketplace: Image {} does not exist",
-            ctime(super::vm::now()),
+            wire::time::ctime(super::vm::now()),
             app.origin_id
         );
         t.set("ERROR", TValue::Single(error));
@@ -702,12 +672,6 @@ pub fn import_result(app: &rows::Importing) -> sqlstore::SqlStmt {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ctime_prints_as_c_does() {
-        assert_eq!(ctime(0), "Thu Jan  1 00:00:00 1970");
-        assert_eq!(ctime(1_796_067_917), "Mon Nov 30 19:45:17 2026");
-    }
 
     #[test]
     fn drivers_require_their_attributes() {
