@@ -13,70 +13,13 @@ use base64::Engine;
 use xmlrpc::Value;
 
 use crate::client::Client;
+use crate::listing::{col, table, write_lines, Table};
 use crate::objects::{err_text, text};
 use crate::xml::Element;
 
-/// One table column, as `CLIHelper::ShowTable` sizes it: `adjust` columns widen to fit their
-/// data, the others cut it.
-pub(crate) struct Column {
-    name: &'static str,
-    size: usize,
-    left: bool,
-    adjust: bool,
-}
-
-pub(crate) const fn col(name: &'static str, size: usize, left: bool, adjust: bool) -> Column {
-    Column {
-        name,
-        size,
-        left,
-        adjust,
-    }
-}
-
-/// The table's lines, header first, each cell padded to its column and joined by one space.
-pub(crate) fn table(columns: &[Column], rows: &[Vec<String>]) -> Vec<String> {
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let widest = rows.iter().map(|r| r[i].chars().count()).max();
-            match widest {
-                Some(w) if c.adjust => w.max(c.size),
-                _ => c.size,
-            }
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(columns.iter().zip(&widths))
-            .map(|(t, (c, &w))| {
-                let t: String = if c.adjust {
-                    t.to_string()
-                } else {
-                    t.chars().take(w).collect()
-                };
-                if c.left {
-                    format!("{t:<w$}")
-                } else {
-                    format!("{t:>w$}")
-                }
-            })
-            .collect();
-        padded.join(" ").trim_end().to_string()
-    };
-    let mut lines = vec![line(columns.iter().map(|c| c.name).collect())];
-    lines.extend(
-        rows.iter()
-            .map(|r| line(r.iter().map(String::as_str).collect())),
-    );
-    lines
-}
-
 /// `onehook list`: onehook.yaml's ID, NAME and TYPE columns.
-pub(crate) fn list(hooks: &[&Element], out: &mut dyn Write) -> Result<(), String> {
-    let columns = [
+pub(crate) fn list(hooks: &[&Element]) -> Table {
+    let columns = vec![
         col("ID", 4, false, true),
         col("NAME", 19, true, false),
         col("TYPE", 8, true, false),
@@ -89,7 +32,7 @@ pub(crate) fn list(hooks: &[&Element], out: &mut dyn Write) -> Result<(), String
                 .to_vec()
         })
         .collect();
-    write_lines(out, &table(&columns, &rows))
+    Table { columns, rows }
 }
 
 /// The execution records as a table; `log` adds the hook's id in front.
@@ -280,13 +223,6 @@ pub(crate) fn log(
     write_lines(out, &executions(&records, true))
 }
 
-pub(crate) fn write_lines(out: &mut dyn Write, lines: &[String]) -> Result<(), String> {
-    lines
-        .iter()
-        .try_for_each(|l| writeln!(out, "{l}"))
-        .map_err(|e| e.to_string())
-}
-
 /// `CLIHelper.base64?`: whole groups of four from the base64 alphabet, padding at the end.
 fn looks_base64(s: &str) -> bool {
     let body = s.trim_end_matches('=');
@@ -328,19 +264,7 @@ fn time_str(epoch: &str, seconds: bool) -> String {
     }
 }
 
-/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-pub(crate) fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+pub(crate) use wire::time::civil;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (`days_from_civil`).
 fn days(year: i64, month: i64, day: i64) -> i64 {

@@ -5,11 +5,16 @@
 pub mod client;
 pub mod format;
 pub mod hook;
+pub(crate) mod ids;
+pub(crate) mod json;
+pub(crate) mod listing;
 pub mod market;
 pub mod objects;
 pub mod onedb;
 pub mod onezone;
+pub(crate) mod search;
 pub mod serversync;
+pub(crate) mod tables;
 pub mod tokens;
 pub mod xml;
 pub mod zone;

@@ -4,7 +4,8 @@
 //! OpenNebula's `MarketPlaceAppExt#export` for IMAGE apps: the image from the app, then the
 //! VM template the app carries.
 //!
-//! Ids are numeric, as in the other CLIs here: OpenNebula also takes names, ranges and lists.
+//! Objects are named by id or name, several at once (`1..3`, `web,4`) where OpenNebula takes
+//! a range (`crate::ids`).
 //! Times are shown in UTC: OpenNebula uses the local zone, which would need a time zone
 //! database this tool does not carry.
 
@@ -14,7 +15,9 @@ use template::{Template, Value as TValue};
 use xmlrpc::Value;
 
 use crate::client::Client;
-use crate::hook::{civil, col, decode64, lock_name, table, write_lines};
+use crate::hook::{civil, decode64, lock_name};
+use crate::ids::{option_id, perform, Family, Resolver};
+use crate::listing::{col, Table};
 use crate::objects::{err_text, file_text, id, text, Kind, Opts};
 use crate::xml::Element;
 
@@ -26,97 +29,27 @@ pub(crate) fn execute(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let app = kind == Kind::MarketApp;
-    let prefix = if app { "one.marketapp" } else { "one.market" };
     let cmd = o.words.first().map(String::as_str).unwrap_or("");
-    let (w1, w2) = (o.words.get(1), o.words.get(2));
-    let call = |verb: &str, params: Vec<Value>| -> Result<(), String> {
-        client
-            .call(&format!("{prefix}.{verb}"), params)
-            .map(drop)
-            .map_err(err_text)
-    };
     match cmd {
-        "list" => {
-            let filter = match (app, w1) {
-                (true, Some(f)) => filter_flag(f)?,
-                _ => -2,
-            };
-            list(kind, client, filter, o.flag(&["-x", "--xml"]), out)
+        "list" => crate::listing::list(kind, o, client, out),
+        "show" => {
+            let oid = Resolver::own(client, kind).arg(o.words.get(1), "id")?;
+            show(kind, client, oid, o.flag(&["-x", "--xml"]), out)
         }
-        "show" => show(kind, client, id(w1, "id")?, o.flag(&["-x", "--xml"]), out),
         "create" if app => create_app(o, client, out),
         "create" => {
             let v = client
-                .call("one.market.allocate", vec![Value::String(file_text(w1)?)])
+                .call(
+                    "one.market.allocate",
+                    vec![Value::String(file_text(o.words.get(1))?)],
+                )
                 .map_err(err_text)?;
             say_id(out, &v)
         }
         "export" if app => export(o, client, out),
-        "delete" => call("delete", vec![Value::Int(id(w1, "id")?)]),
-        "unlock" if app => call("unlock", vec![Value::Int(id(w1, "id")?)]),
-        "update" => call(
-            "update",
-            vec![
-                Value::Int(id(w1, "id")?),
-                Value::String(file_text(w2)?),
-                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
-            ],
-        ),
-        "rename" => {
-            let name = w2.ok_or("missing the new name")?;
-            call(
-                "rename",
-                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
-            )
-        }
-        "chgrp" => call(
-            "chown",
-            vec![
-                Value::Int(id(w1, "id")?),
-                Value::Int(-1),
-                Value::Int(id(w2, "group id")?),
-            ],
-        ),
-        "chown" => {
-            let group = match o.words.get(3) {
-                Some(g) => id(Some(g), "group id")?,
-                None => -1,
-            };
-            call(
-                "chown",
-                vec![
-                    Value::Int(id(w1, "id")?),
-                    Value::Int(id(w2, "user id")?),
-                    Value::Int(group),
-                ],
-            )
-        }
-        "chmod" => {
-            let oid = id(w1, "id")?;
-            let bits = chmod_bits(&to_octet(w2.ok_or("missing the permissions octet")?)?);
-            let mut params = vec![Value::Int(oid)];
-            params.extend(bits.map(Value::Int));
-            call("chmod", params)
-        }
-        "enable" | "disable" => call(
-            "enable",
-            vec![Value::Int(id(w1, "id")?), Value::Bool(cmd == "enable")],
-        ),
-        "lock" if app => {
-            // onemarketapp's levels, the first flag given winning in this order; USE by default.
-            let level = [("--use", 1), ("--manage", 2), ("--admin", 3), ("--all", 4)]
-                .into_iter()
-                .find(|(flag, _)| o.flag(&[flag]))
-                .map_or(1, |(_, level)| level);
-            call(
-                "lock",
-                vec![
-                    Value::Int(id(w1, "id")?),
-                    Value::Int(level),
-                    Value::Bool(false),
-                ],
-            )
-        }
+        "update" | "rename" => single(kind, cmd, o, client),
+        "delete" | "chgrp" | "chown" | "chmod" | "enable" | "disable" => each(kind, cmd, o, client),
+        "lock" | "unlock" if app => each(kind, cmd, o, client),
         "" => Err(format!("No command given.\nusage: {}", kind.usage())),
         other => Err(format!(
             "Unknown command '{other}'.\nusage: {}",
@@ -125,22 +58,78 @@ pub(crate) fn execute(
     }
 }
 
-fn say_id(out: &mut dyn Write, v: &Value) -> Result<(), String> {
-    writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
+/// `<prefix>.<verb>` of the command's family.
+fn call(kind: Kind, client: &Client, verb: &str, params: Vec<Value>) -> Result<(), String> {
+    let prefix = if kind == Kind::MarketApp {
+        "one.marketapp"
+    } else {
+        "one.market"
+    };
+    client
+        .call(&format!("{prefix}.{verb}"), params)
+        .map(drop)
+        .map_err(err_text)
 }
 
-/// `OneHelper#filterflag_to_i`, user names aside: the pool filter of `onemarketapp list`.
-fn filter_flag(word: &str) -> Result<i32, String> {
-    match word {
-        "a" | "all" => Ok(-2),
-        "m" | "mine" => Ok(-3),
-        "g" | "group" => Ok(-1),
-        "G" | "primary group" => Ok(-4),
-        w if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) => w
-            .parse()
-            .map_err(|_| format!("Invalid filter flag '{word}'")),
-        _ => Err(format!("Invalid filter flag '{word}'")),
-    }
+/// `update` and `rename`: one object, by id or name.
+fn single(kind: Kind, cmd: &str, o: &Opts, client: &Client) -> Result<(), String> {
+    let oid = Resolver::own(client, kind).arg(o.words.get(1), "id")?;
+    let w2 = o.words.get(2);
+    let params = if cmd == "update" {
+        vec![
+            Value::Int(oid),
+            Value::String(file_text(w2)?),
+            Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+        ]
+    } else {
+        let name = w2.ok_or("missing the new name")?;
+        vec![Value::Int(oid), Value::String(name.clone())]
+    };
+    call(kind, client, cmd, params)
+}
+
+/// The `[:range, :<x>id_list]` commands: the arguments read once, then the call on each id.
+fn each(kind: Kind, cmd: &str, o: &Opts, client: &Client) -> Result<(), String> {
+    let ids = Resolver::own(client, kind).args(o.words.get(1), "id")?;
+    let (verb, rest) = action_args(cmd, o, client)?;
+    perform(&ids, |oid| {
+        let mut params = vec![Value::Int(oid)];
+        params.extend(rest.iter().cloned());
+        call(kind, client, verb, params)
+    })
+}
+
+/// The call and the arguments after the id of each `each` command.
+fn action_args(cmd: &str, o: &Opts, client: &Client) -> Result<(&'static str, Vec<Value>), String> {
+    let (w2, w3) = (o.words.get(2), o.words.get(3));
+    let group = |w| Resolver::other(client, Family::Group).arg(w, "group id");
+    Ok(match cmd {
+        "chgrp" => ("chown", vec![Value::Int(-1), Value::Int(group(w2)?)]),
+        "chown" => {
+            let user = Resolver::other(client, Family::User).arg(w2, "user id")?;
+            let group = if w3.is_some() { group(w3)? } else { -1 };
+            ("chown", vec![Value::Int(user), Value::Int(group)])
+        }
+        "chmod" => {
+            let octet = to_octet(w2.ok_or("missing the permissions octet")?)?;
+            ("chmod", chmod_bits(&octet).map(Value::Int).to_vec())
+        }
+        "enable" | "disable" => ("enable", vec![Value::Bool(cmd == "enable")]),
+        "lock" => {
+            // onemarketapp's levels, the first flag given winning in this order; USE by default.
+            let level = [("--use", 1), ("--manage", 2), ("--admin", 3), ("--all", 4)]
+                .into_iter()
+                .find(|(flag, _)| o.flag(&[flag]))
+                .map_or(1, |(_, level)| level);
+            ("lock", vec![Value::Int(level), Value::Bool(false)])
+        }
+        "unlock" => ("unlock", vec![]),
+        _ => ("delete", vec![]),
+    })
+}
+
+fn say_id(out: &mut dyn Write, v: &Value) -> Result<(), String> {
+    writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
 }
 
 /// Ruby's `String#to_i`: the leading integer, 0 when there is none.
@@ -225,43 +214,9 @@ fn date_long(epoch: i64) -> String {
     format!("{weekday} {month} {d:2} {h:02}:{mi:02}:{s:02} {y}")
 }
 
-/// `onemarket list` / `onemarketapp list`: the pool, as a table or (`-x`) as XML.
-pub(crate) fn list(
-    kind: Kind,
-    client: &Client,
-    filter: i32,
-    xml_out: bool,
-    out: &mut dyn Write,
-) -> Result<(), String> {
-    let (method, params) = if kind == Kind::MarketApp {
-        (
-            "one.marketapppool.info",
-            vec![Value::Int(filter), Value::Int(-1), Value::Int(-1)],
-        )
-    } else {
-        ("one.marketpool.info", vec![])
-    };
-    let xml = client.call_xml(method, params).map_err(err_text)?;
-    if xml_out {
-        return writeln!(out, "{xml}").map_err(|e| e.to_string());
-    }
-    let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
-    pool_table(kind, &pool, out)
-}
-
-/// The list table of a `MARKETPLACE_POOL` or `MARKETPLACEAPP_POOL`.
-pub(crate) fn pool_table(kind: Kind, pool: &Element, out: &mut dyn Write) -> Result<(), String> {
-    let lines = if kind == Kind::MarketApp {
-        app_table(&pool.children_named("MARKETPLACEAPP").collect::<Vec<_>>())
-    } else {
-        market_table(&pool.children_named("MARKETPLACE").collect::<Vec<_>>())
-    };
-    write_lines(out, &lines)
-}
-
 /// onemarket.yaml's default columns over the helper's: ID NAME SIZE AVAIL APPS MAD ZONE STAT.
-fn market_table(markets: &[&Element]) -> Vec<String> {
-    let columns = [
+pub(crate) fn market_table(markets: &[&Element]) -> Table {
+    let columns = vec![
         col("ID", 4, false, true),
         col("NAME", 15, true, false),
         col("SIZE", 10, false, false),
@@ -296,13 +251,13 @@ fn market_table(markets: &[&Element]) -> Vec<String> {
             ]
         })
         .collect();
-    table(&columns, &rows)
+    Table { columns, rows }
 }
 
 /// onemarketapp.yaml's default columns over the helper's: ID NAME VERSION SIZE ARCH HYPERVISOR
 /// STAT TYPE REGTIME MARKET ZONE.
-fn app_table(apps: &[&Element]) -> Vec<String> {
-    let columns = [
+pub(crate) fn app_table(apps: &[&Element]) -> Table {
+    let columns = vec![
         col("ID", 4, false, true),
         col("NAME", 20, true, false),
         col("VERSION", 10, false, false),
@@ -334,7 +289,7 @@ fn app_table(apps: &[&Element]) -> Vec<String> {
             ]
         })
         .collect();
-    table(&columns, &rows)
+    Table { columns, rows }
 }
 
 /// `show`: the object in its own layout, or (`-x`) as XML.
@@ -517,10 +472,17 @@ fn quote(value: &str) -> String {
 /// `onemarketapp create`: from a template file, or from `--name`, `--description` and
 /// `--image` (`--dry` prints that template).
 fn create_app(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> {
-    let Some(market) = o.value(&["-m", "--marketplace"]) else {
+    // The option procs (`rname_to_id`) run before the command, as OpenNebula's parser does.
+    let market = option_id(
+        client,
+        Family::Market,
+        o.value(&["-m", "--marketplace"]),
+        "marketplace",
+    )?;
+    let image = option_id(client, Family::Image, o.value(&["--image"]), "image")?;
+    let Some(market) = market else {
         return Err("Marketplace to save the app is mandatory: \n\t -m marketplace_id".into());
     };
-    let market = id(Some(&market), "marketplace id")?;
     let mut conflicting: Vec<&str> = Vec::new();
     for (flag, _) in &o.flags {
         let name = match flag.as_str() {
@@ -549,8 +511,8 @@ fn create_app(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), Stri
                     t.push_str(&format!("{key}={}\n", quote(&v)));
                 }
             }
-            if let Some(image) = o.value(&["--image"]) {
-                t.push_str(&format!("ORIGIN_ID={}\n", id(Some(&image), "image id")?));
+            if let Some(image) = image {
+                t.push_str(&format!("ORIGIN_ID={image}\n"));
             }
             t.push_str("TYPE=image\n");
             t
@@ -587,16 +549,11 @@ struct ExportOpts {
 
 /// `onemarketapp export <app> <name> -d <datastore>`.
 fn export(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> {
-    let app_id = id(o.words.get(1), "id")?;
-    let ds = o
-        .value(&["-d", "--datastore"])
-        .map(|d| id(Some(&d), "datastore id"))
-        .transpose()?;
+    let datastore =
+        |flags: &[&str], name| option_id(client, Family::Datastore, o.value(flags), name);
+    let ds = datastore(&["-d", "--datastore"], "datastore")?;
     let opts = ExportOpts {
-        file_ds: o
-            .value(&["--file-datastore"])
-            .map(|f| id(Some(&f), "file datastore id"))
-            .transpose()?,
+        file_ds: datastore(&["--file-datastore"], "file_datastore")?,
         template: o
             .value(&["--template"])
             .map(|t| id(Some(&t), "template id"))
@@ -604,6 +561,7 @@ fn export(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> 
         vmname: o.value(&["--vmname"]),
         no_template: o.flag(&["--no"]),
     };
+    let app_id = Resolver::own(client, Kind::MarketApp).arg(o.words.get(1), "id")?;
     let xml = client
         .call_xml("one.marketapp.info", vec![Value::Int(app_id)])
         .map_err(err_text)?;
@@ -899,23 +857,13 @@ mod tests {
     }
 
     #[test]
-    fn filter_flags_are_opennebulas() {
-        assert_eq!(filter_flag("a"), Ok(-2));
-        assert_eq!(filter_flag("mine"), Ok(-3));
-        assert_eq!(filter_flag("g"), Ok(-1));
-        assert_eq!(filter_flag("G"), Ok(-4));
-        assert_eq!(filter_flag("7"), Ok(7));
-        assert!(filter_flag("bob").is_err());
-    }
-
-    #[test]
     fn tables_cut_names_and_fit_ids() {
         let m = Element::parse(
             "<MARKETPLACE><ID>0</ID><NAME>OpenNebula Public</NAME><STATE>0</STATE><MARKET_MAD>one</MARKET_MAD><ZONE_ID>0</ZONE_ID><TOTAL_MB>2048</TOTAL_MB><FREE_MB>1024</FREE_MB><MARKETPLACEAPPS><ID>3</ID><ID>4</ID></MARKETPLACEAPPS></MARKETPLACE>",
         )
         .unwrap();
         assert_eq!(
-            market_table(&[&m]),
+            crate::listing::table(&market_table(&[&m]).columns, &market_table(&[&m]).rows),
             [
                 "  ID NAME                  SIZE AVAIL        APPS MAD     ZONE STAT",
                 "   0 OpenNebula Publ         2G 50%             2 one        0 on"

@@ -1,6 +1,7 @@
-//! `oneuser`, `onegroup`, `oneacl`, `onehost`, `onevm` and `onetemplate`: list (OpenNebula's
-//! table columns), show, create, delete and the common actions, over the same client and
-//! credential rules as `onezone`.
+//! `oneuser`, `onegroup`, `oneacl`, `onehost`, `onevm`, `onetemplate`, `onecluster`, `onevdc`
+//! and `onehook` (`onemarket` and `onemarketapp` in `crate::market`): show, create, delete and
+//! the common actions, over the same client and credential rules as `onezone`. Ids, names and
+//! ranges are read by `crate::ids`, `list` and its options by `crate::listing`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use xmlrpc::Value;
 
 use crate::client::{resolve_ca_file, resolve_endpoint, resolve_session, CallError, Client};
+use crate::ids::{perform, range_only, Family, Resolver};
 use crate::xml::Element;
 
 /// Exit code of every failure, as OpenNebula's CLI.
@@ -46,22 +48,29 @@ impl Kind {
         }
     }
 
-    pub(crate) fn usage(self) -> &'static str {
+    pub(crate) fn usage(self) -> String {
+        format!("{}\n{USAGE_NOTES}", self.commands())
+    }
+
+    fn commands(self) -> &'static str {
         match self {
-            Kind::User => "oneuser list | show <id> | create <name> <password> | delete <id> | passwd <id> <password> | chgrp <id> <gid> | enable <id> | disable <id> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <id> <group_id>",
-            Kind::Group => "onegroup list | show <id> | create <name> | delete <id> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addadmin|deladmin <id> <user_id>",
-            Kind::Acl => "oneacl list | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <id>",
-            Kind::Host => "onehost list | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete <id> | enable <id> | disable <id> | offline <id>",
-            Kind::Vm => "onevm list | show <id> | create <file> [--hold] | deploy <id> <host_id> | terminate|poweroff|undeploy|reboot <id> [--hard] | hold|release|resume|stop|suspend <id>",
-            Kind::Template => "onetemplate list | show <id> | create <file> | delete <id> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
-            Kind::Cluster => "onecluster list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host_id> | adddatastore|deldatastore <id> <datastore_id> | addvnet|delvnet <id> <vnet_id>",
-            Kind::Vdc => "onevdc list | show <id> | create <name> | delete <id> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <id> <group_id> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <id> <zone_id> <id|ALL>",
-            Kind::Hook => "onehook list | show <id> [-x] [-e <exec_id>] | create <file> [--dry] | delete <id> | update <id> <file> [--append] | rename <id> <name> | lock <id> [--use|--manage|--admin|--all] | unlock <id> | retry <id> <exec_id> | log [--success|--error] [--hook-id <id>] [--since <date>] [--until <date>] [-x|--xml]",
-            Kind::Market => "onemarket list [-x] | show <id> [-x] | create <file> | delete <id> | update <id> <file> [--append] | rename <id> <name> | chgrp <id> <group_id> | chown <id> <user_id> [<group_id>] | chmod <id> <octet> | enable <id> | disable <id>",
-            Kind::MarketApp => "onemarketapp list [a|m|g|G|<user_id>] [-x] | show <id> [-x] | create [<file>] -m <market_id> [--name <name>] [--description <text>] [--image <image_id>] [--dry] | export <id> <name> -d <datastore_id> [--file-datastore <id>] [--vmname <name>] [--template <template_id>] [--no] | delete <id> | update <id> <file> [--append] | rename <id> <name> | chgrp <id> <group_id> | chown <id> <user_id> [<group_id>] | chmod <id> <octet> | enable <id> | disable <id> | lock <id> [--use|--manage|--admin|--all] | unlock <id>",
+            Kind::User => "oneuser list [<list options>] | show <id> | create <name> <password> | delete <ids> | passwd <id> <password> | chgrp <ids> <group> | enable|disable <ids> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <ids> <group>",
+            Kind::Group => "onegroup list [<list options>] | show <id> | create <name> | delete <ids> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addadmin|deladmin <ids> <user>",
+            Kind::Acl => "oneacl list [<list options>] | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <range>",
+            Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids>",
+            Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend <ids>",
+            Kind::Template => "onetemplate list [a|m|g|G|<user>] [<list options>] | show <id> | create <file> | delete <ids> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
+            Kind::Cluster => "onecluster list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host> | adddatastore|deldatastore <id> <datastore> | addvnet|delvnet <id> <vnet>",
+            Kind::Vdc => "onevdc list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <ids> <zone> <id|name|ALL>",
+            Kind::Hook => "onehook list [<list options>] | show <id> [-x] [-e <exec_id>] | create <file> [--dry] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | retry <id> <exec_id> | log [--success|--error] [--hook-id <id>] [--since <date>] [--until <date>] [-x|--xml]",
+            Kind::Market => "onemarket list [<list options>] | show <id> [-x] | create <file> | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids>",
+            Kind::MarketApp => "onemarketapp list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] -m <market> [--name <name>] [--description <text>] [--image <image>] [--dry] | export <id> <name> -d <datastore> [--file-datastore <datastore>] [--vmname <name>] [--template <template_id>] [--no] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
         }
     }
 }
+
+/// What every usage line shares.
+const USAGE_NOTES: &str = "<id>, <group>, <user>, <host>...: an id or a name; <ids>: ids, names and ranges, as 1..3,web,7\n<list options>: -x|--xml -j|--json --csv [--csv-del <d>] -l|--list <COL,...> -f|--filter <COL=value,...> [--operator AND|OR] --no-header -n|--numeric -k|--kilobytes --adjust <COL,...> --size <COL=n,...>";
 
 pub(crate) struct Opts {
     pub(crate) words: Vec<String>,
@@ -112,6 +121,17 @@ const VALUED: &[&str] = &[
     "--file-datastore",
     "--vmname",
     "--template",
+    // The list options (`crate::listing`).
+    "-l",
+    "--list",
+    "-f",
+    "--filter",
+    "--operator",
+    "--csv-del",
+    "--search",
+    "--adjust",
+    "-s",
+    "--size",
 ];
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -121,6 +141,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        // OptionParser's `--name=value`.
+        if let Some((name, value)) = a.split_once('=').filter(|(n, _)| n.starts_with("--")) {
+            if VALUED.contains(&name) {
+                o.flags.push((name.to_string(), Some(value.to_string())));
+                continue;
+            }
+        }
         if a.starts_with('-') && a.len() > 1 {
             if VALUED.contains(&a.as_str()) {
                 let v = it
@@ -153,245 +180,13 @@ pub(crate) fn text<'a>(e: &'a Element, name: &str) -> &'a str {
     e.text_of(name).unwrap_or("")
 }
 
-fn int(e: &Element, name: &str) -> i64 {
+pub(crate) fn int(e: &Element, name: &str) -> i64 {
     e.int_of(name).unwrap_or(-1)
 }
 
 /// OpenNebula's short VM state (`onevm list` STAT column).
 pub fn vm_stat(state: i64, lcm: i64) -> &'static str {
     wire::state::vm_short_name(state, lcm)
-}
-
-/// OpenNebula's short host state (`onehost list` STAT column).
-fn host_stat(state: i64) -> &'static str {
-    wire::HostState::from_i64(state).map_or("unkn", wire::HostState::short_name)
-}
-
-fn mem(kib: i64) -> String {
-    if kib >= 1 << 20 {
-        format!("{}G", kib >> 20)
-    } else {
-        format!("{}M", kib >> 10)
-    }
-}
-
-fn list(kind: Kind, client: &Client, out: &mut dyn Write) -> Result<(), String> {
-    let pool_args = || vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)];
-    let (method, params, item) = match kind {
-        Kind::User => (wire::method::USERPOOL_INFO, vec![], "USER"),
-        Kind::Group => (wire::method::GROUPPOOL_INFO, vec![], "GROUP"),
-        Kind::Acl => (wire::method::ACL_INFO, vec![], "ACL"),
-        Kind::Host => (wire::method::HOSTPOOL_INFO, vec![], "HOST"),
-        Kind::Vm => {
-            let mut p = pool_args();
-            p.push(Value::Int(-1));
-            (wire::method::VMPOOL_INFO, p, "VM")
-        }
-        Kind::Template => (wire::method::TEMPLATEPOOL_INFO, pool_args(), "VMTEMPLATE"),
-        Kind::Cluster => ("one.clusterpool.info", vec![], "CLUSTER"),
-        Kind::Vdc => ("one.vdcpool.info", vec![], "VDC"),
-        Kind::Market => ("one.marketpool.info", vec![], "MARKETPLACE"),
-        Kind::MarketApp => ("one.marketapppool.info", pool_args(), "MARKETPLACEAPP"),
-        Kind::Hook => (
-            "one.hookpool.info",
-            vec![Value::Int(-1), Value::Int(-1), Value::Int(-1)],
-            "HOOK",
-        ),
-    };
-    let xml = client.call_xml(method, params).map_err(err_text)?;
-    let pool = Element::parse(&xml).map_err(|e| e.to_string())?;
-    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
-    match kind {
-        Kind::User => {
-            w(
-                out,
-                format!(
-                    "{:>4} {:<20} {:<4} {:<8} {:<8}",
-                    "ID", "NAME", "ENAB", "GROUP", "AUTH"
-                ),
-            )?;
-            for u in pool.children_named(item) {
-                let enab = if int(u, "ENABLED") == 1 { "yes" } else { "no" };
-                w(
-                    out,
-                    format!(
-                        "{:>4} {:<20} {:<4} {:<8} {:<8}",
-                        int(u, "ID"),
-                        text(u, "NAME"),
-                        enab,
-                        text(u, "GNAME"),
-                        text(u, "AUTH_DRIVER")
-                    ),
-                )?;
-            }
-        }
-        Kind::Group => {
-            w(out, format!("{:>4} {:<20} {:>5}", "ID", "NAME", "USERS"))?;
-            for g in pool.children_named(item) {
-                let users = g
-                    .child("USERS")
-                    .map(|u| u.children_named("ID").count())
-                    .unwrap_or(0);
-                w(
-                    out,
-                    format!("{:>4} {:<20} {:>5}", int(g, "ID"), text(g, "NAME"), users),
-                )?;
-            }
-        }
-        Kind::Acl => {
-            w(out, format!("{:>4} {}", "ID", "RULE"))?;
-            for a in pool.children_named(item) {
-                w(out, format!("{:>4} {}", int(a, "ID"), text(a, "STRING")))?;
-            }
-        }
-        Kind::Host => {
-            w(
-                out,
-                format!(
-                    "{:>4} {:<18} {:<10} {:>3} {:>20} {:>20} {:<4}",
-                    "ID", "NAME", "CLUSTER", "TVM", "ALLOCATED_CPU", "ALLOCATED_MEM", "STAT"
-                ),
-            )?;
-            for h in pool.children_named(item) {
-                let share = h.child("HOST_SHARE");
-                let g = |n: &str| share.map(|s| int(s, n)).unwrap_or(0);
-                let pct = |a: i64, t: i64| if t > 0 { a * 100 / t } else { 0 };
-                w(
-                    out,
-                    format!(
-                        "{:>4} {:<18} {:<10} {:>3} {:>20} {:>20} {:<4}",
-                        int(h, "ID"),
-                        text(h, "NAME"),
-                        text(h, "CLUSTER"),
-                        g("RUNNING_VMS"),
-                        format!(
-                            "{} / {} ({}%)",
-                            g("CPU_USAGE"),
-                            g("TOTAL_CPU"),
-                            pct(g("CPU_USAGE"), g("TOTAL_CPU"))
-                        ),
-                        format!(
-                            "{} / {} ({}%)",
-                            mem(g("MEM_USAGE")),
-                            mem(g("TOTAL_MEM")),
-                            pct(g("MEM_USAGE"), g("TOTAL_MEM"))
-                        ),
-                        host_stat(int(h, "STATE")),
-                    ),
-                )?;
-            }
-        }
-        Kind::Vm => {
-            w(
-                out,
-                format!(
-                    "{:>6} {:<8} {:<8} {:<20} {:<4} {:>4} {:>7} {:<12}",
-                    "ID", "USER", "GROUP", "NAME", "STAT", "CPU", "MEM", "HOST"
-                ),
-            )?;
-            for v in pool.children_named(item) {
-                let t = v.child("TEMPLATE");
-                let host = v
-                    .child("HISTORY_RECORDS")
-                    .and_then(|h| h.children_named("HISTORY").last())
-                    .map(|h| text(h, "HOSTNAME").to_string())
-                    .unwrap_or_default();
-                let memory = t
-                    .map(|t| text(t, "MEMORY").parse::<i64>().unwrap_or(0))
-                    .unwrap_or(0);
-                w(
-                    out,
-                    format!(
-                        "{:>6} {:<8} {:<8} {:<20} {:<4} {:>4} {:>7} {:<12}",
-                        int(v, "ID"),
-                        text(v, "UNAME"),
-                        text(v, "GNAME"),
-                        text(v, "NAME"),
-                        vm_stat(int(v, "STATE"), int(v, "LCM_STATE")),
-                        t.map(|t| text(t, "CPU")).unwrap_or(""),
-                        mem(memory * 1024),
-                        host,
-                    ),
-                )?;
-            }
-        }
-        Kind::Template => {
-            w(
-                out,
-                format!("{:>4} {:<8} {:<8} {:<28}", "ID", "USER", "GROUP", "NAME"),
-            )?;
-            for t in pool.children_named(item) {
-                w(
-                    out,
-                    format!(
-                        "{:>4} {:<8} {:<8} {:<28}",
-                        int(t, "ID"),
-                        text(t, "UNAME"),
-                        text(t, "GNAME"),
-                        text(t, "NAME")
-                    ),
-                )?;
-            }
-        }
-        Kind::Vdc => {
-            // onevdc_helper's default columns.
-            w(
-                out,
-                format!(
-                    "{:>5} {:<30} {:>6} {:>8} {:>5} {:>5} {:>10}",
-                    "ID", "NAME", "GROUPS", "CLUSTERS", "HOSTS", "VNETS", "DATASTORES"
-                ),
-            )?;
-            for v in pool.children_named(item) {
-                let n = |list: &str, each: &str| {
-                    v.child(list).map_or(0, |l| l.children_named(each).count())
-                };
-                w(
-                    out,
-                    format!(
-                        "{:>5} {:<30} {:>6} {:>8} {:>5} {:>5} {:>10}",
-                        int(v, "ID"),
-                        text(v, "NAME"),
-                        n("GROUPS", "ID"),
-                        n("CLUSTERS", "CLUSTER"),
-                        n("HOSTS", "HOST"),
-                        n("VNETS", "VNET"),
-                        n("DATASTORES", "DATASTORE")
-                    ),
-                )?;
-            }
-        }
-        Kind::Cluster => {
-            // onecluster_helper's default columns.
-            w(
-                out,
-                format!(
-                    "{:>5} {:<25} {:>5} {:>5} {:>10}",
-                    "ID", "NAME", "HOSTS", "VNETS", "DATASTORES"
-                ),
-            )?;
-            for c in pool.children_named(item) {
-                let n = |list: &str| c.child(list).map_or(0, |l| l.children_named("ID").count());
-                w(
-                    out,
-                    format!(
-                        "{:>5} {:<25} {:>5} {:>5} {:>10}",
-                        int(c, "ID"),
-                        text(c, "NAME"),
-                        n("HOSTS"),
-                        n("VNETS"),
-                        n("DATASTORES")
-                    ),
-                )?;
-            }
-        }
-        Kind::Hook => {
-            let hooks: Vec<&Element> = pool.children_named(item).collect();
-            crate::hook::list(&hooks, out)?;
-        }
-        Kind::Market | Kind::MarketApp => crate::market::pool_table(kind, &pool, out)?,
-    }
-    Ok(())
 }
 
 /// `show`: the object's fields, one per line, then its template, as `KEY=value`; a hook's
@@ -478,34 +273,137 @@ pub(crate) fn file_text(path: Option<&String>) -> Result<String, String> {
     std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))
 }
 
+/// One subcommand being run: its words, flags and client.
+struct Cmd<'a> {
+    kind: Kind,
+    o: &'a Opts,
+    client: &'a Client,
+    name: &'a str,
+}
+
+impl Cmd<'_> {
+    fn word(&self, i: usize) -> Option<&String> {
+        self.o.words.get(i)
+    }
+
+    fn value(&self, method: &str, params: Vec<Value>) -> Result<Value, String> {
+        self.client.call(method, params).map_err(err_text)
+    }
+
+    fn call(&self, method: &str, params: Vec<Value>) -> Result<(), String> {
+        self.value(method, params).map(drop)
+    }
+
+    /// Word `i` as one object of the command's family (`helper.to_id`).
+    fn one(&self, i: usize) -> Result<i32, String> {
+        Resolver::own(self.client, self.kind).arg(self.word(i), "id")
+    }
+
+    /// Word `i` as `[:range, :<x>id_list]`.
+    fn many(&self, i: usize) -> Result<Vec<i32>, String> {
+        Resolver::own(self.client, self.kind).args(self.word(i), "id")
+    }
+
+    /// Word `i` as an object of another family (`rname_to_id`).
+    fn other(&self, family: Family, i: usize, what: &str) -> Result<i32, String> {
+        Resolver::other(self.client, family).arg(self.word(i), what)
+    }
+
+    /// `method(id, rest...)` on each id of word 1.
+    fn each(&self, method: &str, rest: Vec<Value>) -> Result<(), String> {
+        self.each_of(self.many(1)?, method, rest)
+    }
+
+    fn each_of(&self, ids: Vec<i32>, method: &str, rest: Vec<Value>) -> Result<(), String> {
+        perform(&ids, |id| {
+            let mut params = vec![Value::Int(id)];
+            params.extend(rest.iter().cloned());
+            self.call(method, params)
+        })
+    }
+
+    fn append(&self) -> Value {
+        Value::Int(i32::from(self.o.flag(&["-a", "--append"])))
+    }
+
+    fn unknown(&self) -> Result<(), String> {
+        match self.name {
+            "" => Err(format!("No command given.\nusage: {}", self.kind.usage())),
+            other => Err(format!(
+                "Unknown command '{other}'.\nusage: {}",
+                self.kind.usage()
+            )),
+        }
+    }
+}
+
+fn say_id(out: &mut dyn Write, v: Value) -> Result<(), String> {
+    writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
+}
+
 fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> {
-    let cmd = o.words.first().map(String::as_str).unwrap_or("");
-    let w1 = o.words.get(1);
-    let w2 = o.words.get(2);
-    let call = |method: &str, params: Vec<Value>| -> Result<Value, String> {
-        client.call(method, params).map_err(err_text)
+    let c = Cmd {
+        kind,
+        o,
+        client,
+        name: o.words.first().map(String::as_str).unwrap_or(""),
     };
-    let say_id = |out: &mut dyn Write, v: Value| -> Result<(), String> {
-        writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
-    };
-    match (kind, cmd) {
-        // Every subcommand of these two, list and show included (`list` takes a filter there).
+    match (kind, c.name) {
+        // Every subcommand of these two, list and show included.
         (Kind::Market | Kind::MarketApp, _) => crate::market::execute(kind, o, client, out),
-        (_, "list") => list(kind, client, out),
+        (_, "list") => crate::listing::list(kind, o, client, out),
+        (Kind::Acl, "show") => Err("oneacl has no show; use oneacl list".into()),
         (_, "show") => show(
             kind,
             client,
-            id(w1, "id")?,
+            c.one(1)?,
             o.flag(&["-x", "--xml"]),
             o.value(&["-e", "--execution"]).as_deref(),
             out,
         ),
-        (Kind::User, "create") => {
-            let name = w1.ok_or("missing the user name")?;
-            let pw = w2.ok_or("missing the password")?;
+        (Kind::User, _) => user(&c, out),
+        (Kind::Group, _) => group(&c, out),
+        (Kind::Acl, _) => acl(&c, out),
+        (Kind::Host, _) => host(&c, out),
+        (Kind::Vm, _) => vm(&c, out),
+        (Kind::Template, _) => template(&c, out),
+        (Kind::Cluster, _) => cluster(&c, out),
+        (Kind::Vdc, _) => vdc(&c, out),
+        (Kind::Hook, _) => hook(&c, out),
+    }
+}
+
+/// `update` and `quota` of a user or group, and the `defaultquota` of all.
+fn owner_templates(c: &Cmd, family: &str) -> Result<(), String> {
+    match c.name {
+        "update" => c.call(
+            &format!("one.{family}.update"),
+            vec![
+                Value::Int(c.one(1)?),
+                Value::String(file_text(c.word(2))?),
+                c.append(),
+            ],
+        ),
+        "quota" => c.call(
+            &format!("one.{family}.quota"),
+            vec![Value::Int(c.one(1)?), Value::String(file_text(c.word(2))?)],
+        ),
+        _ => c.call(
+            &format!("one.{family}quota.update"),
+            vec![Value::String(file_text(c.word(1))?)],
+        ),
+    }
+}
+
+fn user(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    let o = c.o;
+    match c.name {
+        "create" => {
+            let name = c.word(1).ok_or("missing the user name")?;
+            let pw = c.word(2).ok_or("missing the password")?;
             say_id(
                 out,
-                call(
+                c.value(
                     wire::method::USER_ALLOCATE,
                     vec![
                         Value::String(name.clone()),
@@ -515,39 +413,19 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
                 )?,
             )
         }
-        (Kind::User, "passwd") => {
-            let pw = w2.ok_or("missing the password")?;
-            call(
+        "passwd" => {
+            let oid = c.one(1)?;
+            let pw = c.word(2).ok_or("missing the password")?;
+            c.call(
                 wire::method::USER_PASSWD,
-                vec![Value::Int(id(w1, "id")?), Value::String(pw.clone())],
+                vec![Value::Int(oid), Value::String(pw.clone())],
             )
-            .map(drop)
         }
-        (Kind::User, "chauth") => {
-            let driver = match (o.value(&["--driver"]), w2) {
-                (Some(d), _) => d,
-                (None, Some(d)) => d.clone(),
-                // OpenNebula's oneuser says so and exits 0.
-                (None, None) => {
-                    return writeln!(out, "An Auth driver should be specified")
-                        .map_err(|e| e.to_string())
-                }
-            };
-            let pw = o.words.get(3).cloned().unwrap_or_default();
-            call(
-                wire::method::USER_CHAUTH,
-                vec![
-                    Value::Int(id(w1, "id")?),
-                    Value::String(driver),
-                    Value::String(pw),
-                ],
-            )
-            .map(drop)
-        }
-        (Kind::User, "login" | "token-create") => crate::tokens::login(
-            client,
+        "chauth" => chauth(c, out),
+        "login" | "token-create" => crate::tokens::login(
+            c.client,
             crate::tokens::Login {
-                user: w1.cloned(),
+                user: c.word(1).cloned(),
                 time: o.value(&["--time"]),
                 group: o.value(&["--group"]),
                 force: o.flag(&["--force"]),
@@ -559,382 +437,370 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
             &mut std::io::stdin().lock(),
             out,
         ),
-        (Kind::User, "token-set") => crate::tokens::set(
-            client,
+        "token-set" => crate::tokens::set(
+            c.client,
             o.value(&["--token"]),
             o.value(&["--group"]),
             o.flag(&["--global"]),
             crate::tokens::home(),
             out,
         ),
-        (Kind::User, "token-delete") => {
-            let hint = w2.or(w1).ok_or("missing the token")?;
-            crate::tokens::delete(client, hint, crate::tokens::home(), out)
+        "token-delete" => {
+            let hint = c.word(2).or(c.word(1)).ok_or("missing the token")?;
+            crate::tokens::delete(c.client, hint, crate::tokens::home(), out)
         }
-        (Kind::User, "token-delete-all") => {
-            crate::tokens::delete_all(client, w1.ok_or("missing the user name")?)
+        "token-delete-all" => {
+            crate::tokens::delete_all(c.client, c.word(1).ok_or("missing the user name")?)
         }
-        (Kind::User, "chgrp") => call(
-            wire::method::USER_CHGRP,
-            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "group id")?)],
-        )
-        .map(drop),
-        (Kind::User, "enable" | "disable") => call(
+        "chgrp" | "addgroup" | "delgroup" => {
+            let ids = c.many(1)?;
+            let gid = c.other(Family::Group, 2, "group id")?;
+            c.each_of(ids, &format!("one.user.{}", c.name), vec![Value::Int(gid)])
+        }
+        "enable" | "disable" => c.each(
             wire::method::USER_ENABLE,
-            vec![Value::Int(id(w1, "id")?), Value::Bool(cmd == "enable")],
-        )
-        .map(drop),
-        (Kind::Group, "create") => {
-            let name = w1.ok_or("missing the group name")?;
+            vec![Value::Bool(c.name == "enable")],
+        ),
+        "delete" => c.each(wire::method::USER_DELETE, vec![]),
+        "update" | "quota" | "defaultquota" => owner_templates(c, "user"),
+        _ => c.unknown(),
+    }
+}
+
+fn chauth(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    let oid = c.one(1)?;
+    let driver = match (c.o.value(&["--driver"]), c.word(2)) {
+        (Some(d), _) => d,
+        (None, Some(d)) => d.clone(),
+        // OpenNebula's oneuser says so and exits 0.
+        (None, None) => {
+            return writeln!(out, "An Auth driver should be specified").map_err(|e| e.to_string())
+        }
+    };
+    let pw = c.word(3).cloned().unwrap_or_default();
+    c.call(
+        wire::method::USER_CHAUTH,
+        vec![Value::Int(oid), Value::String(driver), Value::String(pw)],
+    )
+}
+
+fn group(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    match c.name {
+        "create" => {
+            let name = c.word(1).ok_or("missing the group name")?;
             say_id(
                 out,
-                call(
+                c.value(
                     wire::method::GROUP_ALLOCATE,
                     vec![Value::String(name.clone())],
                 )?,
             )
         }
-        (Kind::Acl, "create") => {
-            let rule = w1.ok_or("missing the rule")?;
+        "addadmin" | "deladmin" => {
+            let ids = c.many(1)?;
+            let uid = c.other(Family::User, 2, "user id")?;
+            c.each_of(ids, &format!("one.group.{}", c.name), vec![Value::Int(uid)])
+        }
+        "delete" => c.each(wire::method::GROUP_DELETE, vec![]),
+        "update" | "quota" | "defaultquota" => owner_templates(c, "group"),
+        _ => c.unknown(),
+    }
+}
+
+fn acl(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    match c.name {
+        "create" => {
+            let rule = c.word(1).ok_or("missing the rule")?;
             let (u, r, ri, z) = parse_rule(rule)?;
             let mut params = vec![Value::String(u), Value::String(r), Value::String(ri)];
             if let Some(z) = z {
                 params.push(Value::String(z));
             }
-            say_id(out, call(wire::method::ACL_ADDRULE, params)?)
+            say_id(out, c.value(wire::method::ACL_ADDRULE, params)?)
         }
-        (Kind::Acl, "delete") => {
-            call(wire::method::ACL_DELRULE, vec![Value::Int(id(w1, "id")?)]).map(drop)
-        }
-        (Kind::Host, "create") => {
-            let name = w1.ok_or("missing the host name")?;
+        // `[:range]` only: rules have no names.
+        "delete" => c.each_of(
+            range_only(c.word(1), "delete")?,
+            wire::method::ACL_DELRULE,
+            vec![],
+        ),
+        _ => c.unknown(),
+    }
+}
+
+fn host(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    let o = c.o;
+    match c.name {
+        "create" => {
+            let cluster = crate::ids::option_id(
+                c.client,
+                Family::Cluster,
+                o.value(&["-c", "--cluster"]),
+                "cluster",
+            )?;
+            let name = c.word(1).ok_or("missing the host name")?;
             let im = o.value(&["-i", "--im"]).unwrap_or_else(|| "dummy".into());
             let vmm = o.value(&["-v", "--vm"]).unwrap_or_else(|| "dummy".into());
-            let cluster: i32 = o
-                .value(&["-c", "--cluster"])
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(-1);
             say_id(
                 out,
-                call(
+                c.value(
                     wire::method::HOST_ALLOCATE,
                     vec![
                         Value::String(name.clone()),
                         Value::String(im),
                         Value::String(vmm),
-                        Value::Int(cluster),
+                        Value::Int(cluster.unwrap_or(-1)),
                     ],
                 )?,
             )
         }
-        (Kind::Host, "enable" | "disable" | "offline") => {
-            let status = match cmd {
+        "enable" | "disable" | "offline" => {
+            let status = match c.name {
                 "enable" => 0,
                 "disable" => 1,
                 _ => 2,
             };
-            call(
-                wire::method::HOST_STATUS,
-                vec![Value::Int(id(w1, "id")?), Value::Int(status)],
-            )
-            .map(drop)
+            c.each(wire::method::HOST_STATUS, vec![Value::Int(status)])
         }
-        (Kind::Vm, "create") => {
-            let text = file_text(w1)?;
+        "delete" => c.each(wire::method::HOST_DELETE, vec![]),
+        _ => c.unknown(),
+    }
+}
+
+fn vm(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    match c.name {
+        "create" => {
+            let text = file_text(c.word(1))?;
             say_id(
                 out,
-                call(
+                c.value(
                     wire::method::VM_ALLOCATE,
-                    vec![Value::String(text), Value::Bool(o.flag(&["--hold"]))],
+                    vec![Value::String(text), Value::Bool(c.o.flag(&["--hold"]))],
                 )?,
             )
         }
-        (Kind::Vm, "deploy") => call(
-            wire::method::VM_DEPLOY,
-            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "host id")?)],
-        )
-        .map(drop),
-        (
-            Kind::Vm,
-            a @ ("terminate" | "poweroff" | "undeploy" | "reboot" | "hold" | "release" | "resume"
-            | "stop" | "suspend"),
-        ) => {
-            let action = if o.flag(&["--hard"])
-                && matches!(a, "terminate" | "poweroff" | "undeploy" | "reboot")
-            {
-                format!("{a}-hard")
-            } else {
-                a.to_string()
-            };
-            call(
-                wire::method::VM_ACTION,
-                vec![Value::String(action), Value::Int(id(w1, "id")?)],
-            )
-            .map(drop)
+        "deploy" => {
+            let ids = c.many(1)?;
+            let hid = c.other(Family::Host, 2, "host id")?;
+            c.each_of(ids, wire::method::VM_DEPLOY, vec![Value::Int(hid)])
         }
-        (Kind::Template, "create") => say_id(
+        a @ ("terminate" | "poweroff" | "undeploy" | "reboot" | "hold" | "release" | "resume"
+        | "stop" | "suspend") => {
+            let hard = c.o.flag(&["--hard"])
+                && matches!(a, "terminate" | "poweroff" | "undeploy" | "reboot");
+            let action = if hard { format!("{a}-hard") } else { a.into() };
+            perform(&c.many(1)?, |id| {
+                c.call(
+                    wire::method::VM_ACTION,
+                    vec![Value::String(action.clone()), Value::Int(id)],
+                )
+            })
+        }
+        _ => c.unknown(),
+    }
+}
+
+fn template(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    match c.name {
+        "create" => say_id(
             out,
-            call(
+            c.value(
                 wire::method::TEMPLATE_ALLOCATE,
-                vec![Value::String(file_text(w1)?)],
+                vec![Value::String(file_text(c.word(1))?)],
             )?,
         ),
-        (Kind::Template, "clone") => {
-            let name = w2.ok_or("missing the new name")?;
+        "clone" => {
+            let oid = c.one(1)?;
+            let name = c.word(2).ok_or("missing the new name")?;
             say_id(
                 out,
-                call(
+                c.value(
                     wire::method::TEMPLATE_CLONE,
-                    vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+                    vec![Value::Int(oid), Value::String(name.clone())],
                 )?,
             )
         }
-        (Kind::User | Kind::Group, "update") => {
-            let method = if kind == Kind::User {
-                "one.user.update"
-            } else {
-                "one.group.update"
-            };
-            call(
-                method,
-                vec![
-                    Value::Int(id(w1, "id")?),
-                    Value::String(file_text(w2)?),
-                    Value::Int(i32::from(o.flag(&["-a", "--append"]))),
-                ],
-            )
-            .map(drop)
-        }
-        (Kind::User, verb @ ("addgroup" | "delgroup")) => call(
-            &format!("one.user.{verb}"),
-            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "group id")?)],
-        )
-        .map(drop),
-        (Kind::Group, verb @ ("addadmin" | "deladmin")) => call(
-            &format!("one.group.{verb}"),
-            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "user id")?)],
-        )
-        .map(drop),
-        (Kind::User | Kind::Group, "quota") => {
-            let method = if kind == Kind::User {
-                "one.user.quota"
-            } else {
-                "one.group.quota"
-            };
-            call(
-                method,
-                vec![Value::Int(id(w1, "id")?), Value::String(file_text(w2)?)],
-            )
-            .map(drop)
-        }
-        (Kind::User | Kind::Group, "defaultquota") => {
-            let method = if kind == Kind::User {
-                "one.userquota.update"
-            } else {
-                "one.groupquota.update"
-            };
-            call(method, vec![Value::String(file_text(w1)?)]).map(drop)
-        }
-        (Kind::Template, "instantiate") => {
-            let name = o.value(&["--name"]).unwrap_or_default();
-            let v = call(
+        "instantiate" => {
+            let v = c.value(
                 wire::method::TEMPLATE_INSTANTIATE,
                 vec![
-                    Value::Int(id(w1, "id")?),
-                    Value::String(name),
-                    Value::Bool(o.flag(&["--hold"])),
+                    Value::Int(c.one(1)?),
+                    Value::String(c.o.value(&["--name"]).unwrap_or_default()),
+                    Value::Bool(c.o.flag(&["--hold"])),
                     Value::String(String::new()),
                 ],
             )?;
             writeln!(out, "VM ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
         }
-        (Kind::Cluster, "create") => {
-            let name = w1.ok_or("missing the cluster name")?;
+        "delete" => c.each(wire::method::TEMPLATE_DELETE, vec![]),
+        _ => c.unknown(),
+    }
+}
+
+/// `create <name>`, `rename <id> <name>` and `update <id> <file>` of a cluster or VDC.
+fn named(c: &Cmd, family: &str, out: &mut dyn Write) -> Result<(), String> {
+    match c.name {
+        "create" => {
+            let label = if family == "vdc" { "VDC" } else { family };
+            let name = c.word(1).ok_or(format!("missing the {label} name"))?;
+            let param = if family == "vdc" {
+                format!(
+                    "NAME = \"{}\"",
+                    name.replace('\\', "\\\\").replace('"', "\\\"")
+                )
+            } else {
+                name.clone()
+            };
             say_id(
                 out,
-                call("one.cluster.allocate", vec![Value::String(name.clone())])?,
+                c.value(
+                    &format!("one.{family}.allocate"),
+                    vec![Value::String(param)],
+                )?,
             )
         }
-        (Kind::Cluster, "rename") => {
-            let name = w2.ok_or("missing the new name")?;
-            call(
-                "one.cluster.rename",
-                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+        "rename" => {
+            let oid = c.one(1)?;
+            let name = c.word(2).ok_or("missing the new name")?;
+            c.call(
+                &format!("one.{family}.rename"),
+                vec![Value::Int(oid), Value::String(name.clone())],
             )
-            .map(drop)
         }
-        (Kind::Cluster, "update") => call(
-            "one.cluster.update",
+        _ => c.call(
+            &format!("one.{family}.update"),
             vec![
-                Value::Int(id(w1, "id")?),
-                Value::String(file_text(w2)?),
-                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+                Value::Int(c.one(1)?),
+                Value::String(file_text(c.word(2))?),
+                c.append(),
             ],
-        )
-        .map(drop),
-        (
-            Kind::Cluster,
-            verb
-            @ ("addhost" | "delhost" | "adddatastore" | "deldatastore" | "addvnet" | "delvnet"),
-        ) => call(
-            &format!("one.cluster.{verb}"),
-            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "object id")?)],
-        )
-        .map(drop),
-        (Kind::Vdc, "create") => {
-            let name = w1.ok_or("missing the VDC name")?;
-            let text = format!(
-                "NAME = \"{}\"",
-                name.replace('\\', "\\\\").replace('"', "\\\"")
-            );
-            say_id(out, call("one.vdc.allocate", vec![Value::String(text)])?)
+        ),
+    }
+}
+
+fn cluster(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    let family = match c.name {
+        "addhost" | "delhost" => Family::Host,
+        "adddatastore" | "deldatastore" => Family::Datastore,
+        "addvnet" | "delvnet" => Family::Vnet,
+        "create" | "rename" | "update" => return named(c, "cluster", out),
+        "delete" => return c.each("one.cluster.delete", vec![]),
+        _ => return c.unknown(),
+    };
+    let oid = c.one(1)?;
+    let object = c.other(family, 2, "object id")?;
+    c.call(
+        &format!("one.cluster.{}", c.name),
+        vec![Value::Int(oid), Value::Int(object)],
+    )
+}
+
+/// `Vdc::ALL_RESOURCES`, which `ALL` (any case) stands for.
+const ALL_RESOURCES: i32 = -10;
+
+fn vdc(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    let family = match c.name {
+        "addcluster" | "delcluster" => Family::Cluster,
+        "addhost" | "delhost" => Family::Host,
+        "adddatastore" | "deldatastore" => Family::Datastore,
+        "addvnet" | "delvnet" => Family::Vnet,
+        "addgroup" | "delgroup" => {
+            let ids = c.many(1)?;
+            let gid = c.other(Family::Group, 2, "group id")?;
+            return c.each_of(ids, &format!("one.vdc.{}", c.name), vec![Value::Int(gid)]);
         }
-        (Kind::Vdc, "rename") => {
-            let name = w2.ok_or("missing the new name")?;
-            call(
-                "one.vdc.rename",
-                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
-            )
-            .map(drop)
-        }
-        (Kind::Vdc, "update") => call(
-            "one.vdc.update",
-            vec![
-                Value::Int(id(w1, "id")?),
-                Value::String(file_text(w2)?),
-                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
-            ],
-        )
-        .map(drop),
-        (Kind::Vdc, verb @ ("addgroup" | "delgroup")) => call(
-            &format!("one.vdc.{verb}"),
-            vec![Value::Int(id(w1, "id")?), Value::Int(id(w2, "group id")?)],
-        )
-        .map(drop),
-        (
-            Kind::Vdc,
-            verb @ ("addcluster" | "delcluster" | "addhost" | "delhost" | "adddatastore"
-            | "deldatastore" | "addvnet" | "delvnet"),
-        ) => {
-            // OpenNebula's CLI takes ALL for every resource of the kind (id -10).
-            let rid = match o.words.get(3).map(String::as_str) {
-                Some("ALL") => -10,
-                other => id(other.map(String::from).as_ref(), "resource id")?,
-            };
-            call(
-                &format!("one.vdc.{verb}"),
-                vec![
-                    Value::Int(id(w1, "id")?),
-                    Value::Int(id(w2, "zone id")?),
-                    Value::Int(rid),
-                ],
-            )
-            .map(drop)
-        }
-        (Kind::Hook, "create") => {
-            let text = file_text(Some(w1.ok_or("No hook template provided")?))?;
+        "create" | "rename" | "update" => return named(c, "vdc", out),
+        "delete" => return c.each("one.vdc.delete", vec![]),
+        _ => return c.unknown(),
+    };
+    let ids = c.many(1)?;
+    let zone = c.other(Family::Zone, 2, "zone id")?;
+    let resource = match c.word(3) {
+        Some(all) if all.eq_ignore_ascii_case("ALL") => ALL_RESOURCES,
+        _ => c.other(family, 3, "resource id")?,
+    };
+    c.each_of(
+        ids,
+        &format!("one.vdc.{}", c.name),
+        vec![Value::Int(zone), Value::Int(resource)],
+    )
+}
+
+fn hook(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    let o = c.o;
+    match c.name {
+        "create" => {
+            let text = file_text(Some(c.word(1).ok_or("No hook template provided")?))?;
             if o.flag(&["--dry"]) {
                 // As Ruby's `puts`: one final line break.
                 let end = if text.ends_with('\n') { "" } else { "\n" };
                 return write!(out, "{text}{end}").map_err(|e| e.to_string());
             }
-            say_id(out, call("one.hook.allocate", vec![Value::String(text)])?)
+            say_id(
+                out,
+                c.value("one.hook.allocate", vec![Value::String(text)])?,
+            )
         }
-        (Kind::Hook, "update") => call(
+        "update" => c.call(
             "one.hook.update",
             vec![
-                Value::Int(id(w1, "id")?),
-                Value::String(file_text(w2)?),
-                Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+                Value::Int(c.one(1)?),
+                Value::String(file_text(c.word(2))?),
+                c.append(),
             ],
-        )
-        .map(drop),
-        (Kind::Hook, "rename") => {
-            let name = w2.ok_or("missing the new name")?;
-            call(
+        ),
+        "rename" => {
+            let oid = c.one(1)?;
+            let name = c.word(2).ok_or("missing the new name")?;
+            c.call(
                 "one.hook.rename",
-                vec![Value::Int(id(w1, "id")?), Value::String(name.clone())],
+                vec![Value::Int(oid), Value::String(name.clone())],
             )
-            .map(drop)
         }
-        (Kind::Hook, "lock") => {
+        "lock" => {
             // onehook's levels, the first flag given winning in this order; USE by default.
             let level = [("--use", 1), ("--manage", 2), ("--admin", 3), ("--all", 4)]
                 .into_iter()
                 .find(|(flag, _)| o.flag(&[flag]))
                 .map_or(1, |(_, level)| level);
-            call(
-                "one.hook.lock",
-                vec![
-                    Value::Int(id(w1, "id")?),
-                    Value::Int(level),
-                    Value::Bool(false),
-                ],
-            )
-            .map(drop)
+            c.each("one.hook.lock", vec![Value::Int(level), Value::Bool(false)])
         }
-        (Kind::Hook, "unlock") => {
-            call("one.hook.unlock", vec![Value::Int(id(w1, "id")?)]).map(drop)
+        "unlock" => c.each("one.hook.unlock", vec![]),
+        "delete" => c.each("one.hook.delete", vec![]),
+        "retry" => {
+            let oid = c.one(1)?;
+            let exec = id(c.word(2), "execution id")?;
+            c.call("one.hook.retry", vec![Value::Int(oid), Value::Int(exec)])
         }
-        (Kind::Hook, "retry") => call(
-            "one.hook.retry",
-            vec![
-                Value::Int(id(w1, "id")?),
-                Value::Int(id(w2, "execution id")?),
-            ],
-        )
-        .map(drop),
-        (Kind::Hook, "log") => {
-            let date = |names: &[&str]| {
-                o.value(names)
-                    .map_or(Ok(-1), |d| crate::hook::parse_date(&d))
-            };
-            let hook = match o.value(&["--hook-id"]) {
-                Some(h) => id(Some(&h), "hook id")?,
-                None => -1,
-            };
-            // one.hooklog.info's rc: 1 successes only, -1 failures only, 0 both.
-            let rc = if o.flag(&["--success"]) {
-                1
-            } else if o.flag(&["--error"]) {
-                -1
-            } else {
-                0
-            };
-            crate::hook::log(
-                client,
-                [date(&["--since"])?, date(&["--until"])?, hook, rc],
-                o.flag(&["-x", "--xml"]),
-                out,
-            )
-        }
-        (
-            Kind::User
-            | Kind::Group
-            | Kind::Host
-            | Kind::Template
-            | Kind::Cluster
-            | Kind::Vdc
-            | Kind::Hook,
-            "delete",
-        ) => {
-            let method = match kind {
-                Kind::User => wire::method::USER_DELETE,
-                Kind::Group => wire::method::GROUP_DELETE,
-                Kind::Host => wire::method::HOST_DELETE,
-                Kind::Cluster => "one.cluster.delete",
-                Kind::Vdc => "one.vdc.delete",
-                Kind::Hook => "one.hook.delete",
-                _ => wire::method::TEMPLATE_DELETE,
-            };
-            call(method, vec![Value::Int(id(w1, "id")?)]).map(drop)
-        }
-        (_, "") => Err(format!("No command given.\nusage: {}", kind.usage())),
-        (_, other) => Err(format!(
-            "Unknown command '{other}'.\nusage: {}",
-            kind.usage()
-        )),
+        "log" => hook_log(c, out),
+        _ => c.unknown(),
     }
+}
+
+fn hook_log(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
+    let o = c.o;
+    let date = |names: &[&str]| {
+        o.value(names)
+            .map_or(Ok(-1), |d| crate::hook::parse_date(&d))
+    };
+    let hook = match o.value(&["--hook-id"]) {
+        Some(h) => id(Some(&h), "hook id")?,
+        None => -1,
+    };
+    // one.hooklog.info's rc: 1 successes only, -1 failures only, 0 both.
+    let rc = if o.flag(&["--success"]) {
+        1
+    } else if o.flag(&["--error"]) {
+        -1
+    } else {
+        0
+    };
+    crate::hook::log(
+        c.client,
+        [date(&["--since"])?, date(&["--until"])?, hook, rc],
+        o.flag(&["-x", "--xml"]),
+        out,
+    )
 }
 
 /// `"<user> <resources>/<id> <rights> [<zone>]"` into the hex strings `one.acl.addrule` takes.

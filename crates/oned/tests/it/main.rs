@@ -11,6 +11,7 @@
 mod api;
 mod api_hooks;
 mod backends;
+mod cli_common;
 mod clusters;
 mod config;
 mod documents;
