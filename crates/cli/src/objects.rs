@@ -54,7 +54,7 @@ impl Kind {
 
     fn commands(self) -> &'static str {
         match self {
-            Kind::User => "oneuser list [<list options>] | show <id> | create <name> <password> | delete <ids> | passwd <id> <password> | chgrp <ids> <group> | enable|disable <ids> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <ids> <group>",
+            Kind::User => "oneuser list [<list options>] | show <id> | create <name> <password> | delete <ids> | passwd <id> <password> | chgrp <ids> <group> | enable|disable <ids> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | encode <user> [<password>] | umask <ids> [<mask>]",
             Kind::Group => "onegroup list [<list options>] | show <id> | create <name> | delete <ids> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addadmin|deladmin <ids> <user>",
             Kind::Acl => "oneacl list [<list options>] | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <range>",
             Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids>",
@@ -463,8 +463,59 @@ fn user(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
         ),
         "delete" => c.each(wire::method::USER_DELETE, vec![]),
         "update" | "quota" | "defaultquota" => owner_templates(c, "user"),
+        "encode" => {
+            let user = c.word(1).ok_or("missing the user name")?;
+            let parts: Vec<String> = std::iter::once(user)
+                .chain(c.word(2))
+                .map(|p| uri_escape(p))
+                .collect();
+            writeln!(out, "{}", parts.join(":")).map_err(|e| e.to_string())
+        }
+        "umask" => {
+            let ids = c.many(1)?;
+            let mask = c.word(2).filter(|m| !m.is_empty()).cloned();
+            perform(&ids, |id| set_umask(c, id, mask.as_deref()))
+        }
         _ => c.unknown(),
     }
+}
+
+/// `oneuser umask`: the user's template without UMASK, then with the new one if given,
+/// written whole (`one.user.update` type 0), as OpenNebula's CLI does.
+fn set_umask(c: &Cmd, id: i32, mask: Option<&str>) -> Result<(), String> {
+    let xml = c
+        .client
+        .call_xml(wire::method::USER_INFO, vec![Value::Int(id)])
+        .map_err(err_text)?;
+    let body = xml
+        .find("<TEMPLATE>")
+        .zip(xml.find("</TEMPLATE>"))
+        .map_or("<TEMPLATE/>", |(a, b)| &xml[a..b + "</TEMPLATE>".len()]);
+    let mut t = template::Template::parse(body)
+        .map_err(|e| format!("the user's template does not parse: {e}"))?;
+    t.remove("UMASK");
+    if let Some(m) = mask {
+        t.push("UMASK", template::Value::Single(m.to_string()));
+    }
+    c.call(
+        "one.user.update",
+        vec![Value::Int(id), Value::String(t.to_text()), Value::Int(0)],
+    )
+}
+
+/// Ruby's `URI::DEFAULT_PARSER.escape` (RFC 2396): `%XX` for every byte outside the
+/// unreserved and reserved characters.
+fn uri_escape(text: &str) -> String {
+    let kept = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]".contains(&b);
+    text.bytes()
+        .map(|b| {
+            if kept(b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn chauth(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {

@@ -260,3 +260,35 @@ fn list_options_shape_every_listing() {
         "NAME,HOSTS\ndefault,1\nedge,0\n"
     );
 }
+
+/// `oneuser encode` escapes as Ruby's URI parser; `oneuser umask` sets and unsets UMASK in
+/// the user's template, keeping the rest of it.
+#[test]
+fn oneuser_encodes_and_sets_the_umask() {
+    let zone = Zone::solo();
+    let server = &zone.servers[0];
+    let user = |args: &[&str]| server.cli(cli::objects::Kind::User, args).ok();
+    assert_eq!(
+        user(&["encode", "ann smith", "p@ss word%"]),
+        "ann%20smith:p@ss%20word%25\n"
+    );
+    let c = server.client();
+    let uid = crate::zone::allocate(&c, "masked").unwrap();
+    let id = uid.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.tmpl");
+    std::fs::write(&file, "LABEL = x").unwrap();
+    user(&["update", &id, file.to_str().unwrap()]);
+    user(&["umask", "masked", "117"]);
+    let body = c
+        .call_xml("one.user.info", vec![xmlrpc::Value::Int(uid as i32)])
+        .unwrap();
+    assert!(body.contains("<LABEL><![CDATA[x]]></LABEL>"), "{body}");
+    assert!(body.contains("<UMASK><![CDATA[117]]></UMASK>"), "{body}");
+    user(&["umask", &id]);
+    let body = c
+        .call_xml("one.user.info", vec![xmlrpc::Value::Int(uid as i32)])
+        .unwrap();
+    assert!(!body.contains("<UMASK>"), "{body}");
+    assert!(body.contains("<LABEL><![CDATA[x]]></LABEL>"), "{body}");
+}
