@@ -11,23 +11,25 @@ use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
 use crate::method;
 
+/// OpenNebula's `RequestManagerAcl`: MANAGE ACL, on no rule in particular. Only a rule on
+/// every ACL rule could grant it, and no rule may name ACL rules: group oneadmin alone passes.
 pub const METHODS: &[Method] = &[
     method!(
         wire::method::ACL_ADDRULE,
         Write,
-        Auth::Admin("MANAGE ACL"),
+        Auth::Pool(wire::acl::ACL, wire::acl::MANAGE),
         addrule
     ),
     method!(
         wire::method::ACL_DELRULE,
         Write,
-        Auth::Admin("MANAGE ACL"),
+        Auth::Pool(wire::acl::ACL, wire::acl::MANAGE),
         delrule
     ),
     method!(
         wire::method::ACL_INFO,
         Read,
-        Auth::Admin("MANAGE ACL"),
+        Auth::Pool(wire::acl::ACL, wire::acl::MANAGE),
         info
     ),
 ];

@@ -1,6 +1,6 @@
 //! `one.cluster.*` and `one.clusterpool.info`: clusters of hosts (each host in one), datastores
 //! and virtual networks (each in any number). Cluster 0 `default` exists from the start; new
-//! ones get ids from 100. Only administrators see or change them, as with hosts.
+//! ones get ids from 100. Group oneadmin sees and changes them, anyone else as ACL rules allow.
 
 use sqlstore::objects::cluster::{self as rows, ClusterRow, Member};
 use sqlstore::objects::host;
@@ -9,75 +9,79 @@ use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
-use super::method::{Auth, Method};
+use super::method::{self as table, Auth, Method, Need};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use wire::acl::{ADMIN, CLUSTER, HOST, MANAGE, USE};
 
+/// OpenNebula's rights: `ClusterAllocate` CREATE, `ClusterDelete` ADMIN, `ClusterUpdateTemplate`
+/// and `ClusterRename` MANAGE, `ClusterInfo` USE; adding or removing a host, datastore or
+/// network is ADMIN on the cluster and on the object (`RequestManagerCluster`).
 pub const METHODS: &[Method] = &[
     method!(
         "one.cluster.allocate",
         Write,
-        Auth::Admin("CREATE CLUSTER"),
+        Auth::Create(CLUSTER),
         allocate
     ),
     method!(
         "one.cluster.delete",
         Write,
-        Auth::AdminOn("MANAGE CLUSTER"),
+        Auth::On(CLUSTER, ADMIN),
         delete
     ),
     method!(
         "one.cluster.update",
         Write,
-        Auth::AdminOn("MANAGE CLUSTER"),
+        Auth::On(CLUSTER, MANAGE),
         update
     ),
     method!(
         "one.cluster.rename",
         Write,
-        Auth::AdminOn("MANAGE CLUSTER"),
+        Auth::On(CLUSTER, MANAGE),
         rename
     ),
-    method!("one.cluster.info", Read, Auth::AdminOn("USE CLUSTER"), info),
+    method!("one.cluster.info", Read, Auth::On(CLUSTER, USE), info),
     method!(
         "one.cluster.addhost",
         Write,
-        Auth::AdminOn("ADMIN CLUSTER"),
+        Auth::Deferred(CLUSTER, ADMIN),
         addhost
     ),
     method!(
         "one.cluster.delhost",
         Write,
-        Auth::AdminOn("ADMIN CLUSTER"),
+        Auth::Deferred(CLUSTER, ADMIN),
         delhost
     ),
     method!(
         "one.cluster.adddatastore",
         Write,
-        Auth::AdminOn("ADMIN CLUSTER"),
+        Auth::Deferred(CLUSTER, ADMIN),
         adddatastore
     ),
     method!(
         "one.cluster.deldatastore",
         Write,
-        Auth::AdminOn("ADMIN CLUSTER"),
+        Auth::Deferred(CLUSTER, ADMIN),
         deldatastore
     ),
     method!(
         "one.cluster.addvnet",
         Write,
-        Auth::AdminOn("ADMIN CLUSTER"),
+        Auth::Deferred(CLUSTER, ADMIN),
         addvnet
     ),
     method!(
         "one.cluster.delvnet",
         Write,
-        Auth::AdminOn("ADMIN CLUSTER"),
+        Auth::Deferred(CLUSTER, ADMIN),
         delvnet
     ),
-    // Every cluster for an administrator, none for anyone else.
+    // The clusters the caller may USE.
     method!("one.clusterpool.info", Read, Auth::Object, pool_info),
 ];
 
@@ -147,20 +151,22 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::String(xml::build_with(|out| cluster_xml(&c, out))))
 }
 
-/// `one.clusterpool.info()`: every cluster for an administrator, printed one row at a time.
+/// `one.clusterpool.info()`: the clusters the caller may USE (every one for group oneadmin),
+/// printed one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    if !s.is_admin() {
-        return Ok(Value::String("<CLUSTER_POOL></CLUSTER_POOL>".to_string()));
-    }
-    let out = ctx
-        .read(|c| {
-            let mut out = String::from("<CLUSTER_POOL>");
-            let sql = format!("{} ORDER BY oid", rows::SELECT);
-            print_rows(c, &sql, Vec::new(), rows::read, cluster_xml, &mut out)?;
-            out.push_str("</CLUSTER_POOL>");
-            Ok(out)
-        })
-        .await?;
+    let out = table::read_visible(ctx, s, CLUSTER, |c, may_use| {
+        let mut out = String::from("<CLUSTER_POOL>");
+        let sql = format!("{} ORDER BY oid", rows::SELECT);
+        let each = |cl: &ClusterRow, out: &mut String| {
+            if may_use(cl.oid) {
+                cluster_xml(cl, out);
+            }
+        };
+        print_rows(c, &sql, Vec::new(), rows::read, each, &mut out)?;
+        out.push_str("</CLUSTER_POOL>");
+        Ok(out)
+    })
+    .await?;
     Ok(Value::String(out))
 }
 
@@ -250,13 +256,16 @@ async fn membership(
     Ok(Value::Int(cid as i32))
 }
 
-/// Moves host `hid` to cluster `cid` (a host is in one cluster only).
-async fn move_host(ctx: &Ctx, cid: i64, hid: i64) -> MethodResult {
+/// Moves host `hid` to cluster `cid` (a host is in one cluster only), with ADMIN on both once
+/// both exist (`RequestManagerClusterHost::add_generic`).
+async fn move_host(ctx: &Ctx, s: &Session, cid: i64, hid: i64) -> MethodResult {
     load(ctx, cid).await?;
     let h = ctx
         .read(move |c| host::load(c, hid))
         .await?
         .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting host [{hid}].")))?;
+    let needs = [Need::on(CLUSTER, cid, ADMIN), Need::on(HOST, hid, ADMIN)];
+    table::require(ctx, s, &needs).await?;
     if h.cluster_id == cid {
         return Ok(Value::Int(cid as i32));
     }
@@ -264,14 +273,15 @@ async fn move_host(ctx: &Ctx, cid: i64, hid: i64) -> MethodResult {
 }
 
 /// `one.cluster.addhost(cid, hid)`.
-pub async fn addhost(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    move_host(ctx, i64::from(p.int(0)?), i64::from(p.int(1)?)).await
+pub async fn addhost(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    move_host(ctx, s, i64::from(p.int(0)?), i64::from(p.int(1)?)).await
 }
 
 /// `one.cluster.delhost(cid, hid)`: the host goes back to the default cluster, whichever
-/// cluster the call names (OpenNebula ignores it: a host is in exactly one).
-pub async fn delhost(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    move_host(ctx, rows::DEFAULT, i64::from(p.int(1)?)).await
+/// cluster the call names (OpenNebula ignores it: a host is in exactly one), with ADMIN on the
+/// default cluster.
+pub async fn delhost(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    move_host(ctx, s, rows::DEFAULT, i64::from(p.int(1)?)).await
 }
 
 fn member_name(m: Member) -> &'static str {
@@ -282,15 +292,21 @@ fn member_name(m: Member) -> &'static str {
 }
 
 /// Adds (`add`) or removes datastore or network `oid` to or from cluster `cid`: both must
-/// exist; being there already, or not being there, is no error.
-async fn change(ctx: &Ctx, p: Params<'_>, m: Member, add: bool) -> MethodResult {
+/// exist, and ADMIN on both (`RequestManagerCluster::action_generic`); being there already, or
+/// not being there, is no error.
+async fn change(ctx: &Ctx, s: &Session, p: Params<'_>, m: Member, add: bool) -> MethodResult {
     let (cid, oid) = (i64::from(p.int(0)?), i64::from(p.int(1)?));
     load(ctx, cid).await?;
-    let table = match m {
-        Member::Datastore => Table::Datastore,
-        Member::Network => Table::Vnet,
+    let (kind, pool) = match m {
+        Member::Datastore => (wire::acl::DATASTORE, Table::Datastore),
+        Member::Network => (wire::acl::NET, Table::Vnet),
     };
-    super::must_exist(ctx, table, oid).await?;
+    super::must_exist(ctx, pool, oid).await?;
+    if !s.is_admin() {
+        let obj = table::owned(ctx, pool, oid).await?;
+        let needs = [Need::on(CLUSTER, cid, ADMIN), Need::owned(kind, obj, ADMIN)];
+        table::require(ctx, s, &needs).await?;
+    }
     let gone = move || {
         fail(
             code::NO_EXISTS,
@@ -305,18 +321,18 @@ async fn change(ctx: &Ctx, p: Params<'_>, m: Member, add: bool) -> MethodResult 
     membership(ctx, cid, stmts, gone).await
 }
 
-pub async fn adddatastore(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    change(ctx, p, Member::Datastore, true).await
+pub async fn adddatastore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, s, p, Member::Datastore, true).await
 }
 
-pub async fn deldatastore(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    change(ctx, p, Member::Datastore, false).await
+pub async fn deldatastore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, s, p, Member::Datastore, false).await
 }
 
-pub async fn addvnet(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    change(ctx, p, Member::Network, true).await
+pub async fn addvnet(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, s, p, Member::Network, true).await
 }
 
-pub async fn delvnet(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    change(ctx, p, Member::Network, false).await
+pub async fn delvnet(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    change(ctx, s, p, Member::Network, false).await
 }

@@ -2,50 +2,57 @@
 //! start; new ones get ids from 100.
 
 use sqlstore::objects::group::{self as rows, GroupRow};
+use sqlstore::objects::Table;
 use sqlstore::{SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
-use super::method::{Auth, Method};
+use super::method::{self as table, Auth, Method, Need};
 use super::quota::{self, Quotas};
 use super::xml::{self, Xml};
-use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
 use sqlstore::objects::quota::{Owner, DEFAULTS};
+use wire::acl::{ADMIN, GROUP, MANAGE, USE};
 
+/// OpenNebula's rights: `GroupAllocate` CREATE, `GroupInfo` USE (a group's members may),
+/// `GroupDelete` ADMIN, `GroupEditAdmin` ADMIN on the group and on the user,
+/// `GroupUpdateTemplate` MANAGE.
 pub const METHODS: &[Method] = &[
     method!(
         wire::method::GROUP_ALLOCATE,
         Write,
-        Auth::Admin("CREATE GROUP"),
+        Auth::Create(GROUP),
         allocate
     ),
-    method!(wire::method::GROUP_INFO, Read, Auth::Object, info),
+    // Group -1 is the caller's.
+    method!(
+        wire::method::GROUP_INFO,
+        Read,
+        Auth::Deferred(GROUP, USE),
+        info
+    ),
     method!(
         wire::method::GROUP_DELETE,
         Write,
-        Auth::AdminOn("MANAGE GROUP"),
+        Auth::On(GROUP, ADMIN),
         delete
     ),
     method!(
         "one.group.addadmin",
         Write,
-        Auth::AdminOn("MANAGE GROUP"),
+        Auth::Deferred(GROUP, ADMIN),
         addadmin
     ),
     method!(
         "one.group.deladmin",
         Write,
-        Auth::AdminOn("MANAGE GROUP"),
+        Auth::Deferred(GROUP, ADMIN),
         deladmin
     ),
-    method!(
-        "one.group.update",
-        Write,
-        Auth::AdminOn("MANAGE GROUP"),
-        update
-    ),
+    method!("one.group.update", Write, Auth::On(GROUP, MANAGE), update),
+    // The groups the caller may USE: its own, and those ACL rules grant.
     method!(wire::method::GROUPPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
@@ -74,11 +81,6 @@ fn no_group(id: i64) -> Failure {
     fail(code::NO_EXISTS, format!("Error getting group [{id}]."))
 }
 
-/// Groups the caller belongs to.
-async fn my_groups(ctx: &Ctx, uid: i64) -> Result<Vec<i64>, Failure> {
-    ctx.read(move |c| rows::of_user(c, uid)).await
-}
-
 pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
@@ -98,9 +100,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if id == -1 {
         id = s.gid;
     }
-    if !s.is_admin() && !my_groups(ctx, s.uid).await?.contains(&id) {
-        return Err(not_authorized(s, &format!("USE GROUP [{id}]")));
-    }
+    table::require_on(ctx, s, GROUP, id, USE).await?;
     let (g, mine, defaults) = ctx
         .read(move |c| {
             Ok((
@@ -116,41 +116,30 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     })))
 }
 
-/// `one.grouppool.info()`: every group for an administrator, else the caller's groups; only
-/// those rows are read, and printed one at a time.
+/// `one.grouppool.info()`: the groups the caller may USE (every one for group oneadmin, else
+/// its own and those ACL rules grant), printed one at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let mine = if s.is_admin() {
-        None
-    } else {
-        Some(my_groups(ctx, s.uid).await?)
-    };
-    let out = ctx
-        .read(move |c| {
-            let mut out = String::from("<GROUP_POOL>");
-            let (cond, args) = match mine {
-                None => (String::new(), Vec::new()),
-                Some(gids) => (
-                    format!(" WHERE oid IN ({})", vec!["?"; gids.len()].join(", ")),
-                    gids,
-                ),
-            };
-            // `oid IN ()` is false in SQLite: a user in no group sees none.
-            let sql = format!("{}{cond} ORDER BY oid", rows::SELECT);
-            let all = quota::AllQuotas::load(c, Owner::Group)?;
-            let each = |g: &GroupRow, out: &mut String| {
-                group_xml(g, None, out);
-                Xml::new(out).elem("QUOTAS", |x| {
-                    x.num("ID", g.oid);
-                    all.of(g.oid).write(x);
-                });
-            };
-            print_rows(c, &sql, args, rows::read, each, &mut out)?;
-            let mut x = Xml::new(&mut out);
-            quota::write_defaults(&mut x, Owner::Group, &all.of(DEFAULTS));
-            x.close("GROUP_POOL");
-            Ok(out)
-        })
-        .await?;
+    let out = table::read_visible(ctx, s, GROUP, |c, may_use| {
+        let mut out = String::from("<GROUP_POOL>");
+        let sql = format!("{} ORDER BY oid", rows::SELECT);
+        let all = quota::AllQuotas::load(c, Owner::Group)?;
+        let each = |g: &GroupRow, out: &mut String| {
+            if !may_use(g.oid) {
+                return;
+            }
+            group_xml(g, None, out);
+            Xml::new(out).elem("QUOTAS", |x| {
+                x.num("ID", g.oid);
+                all.of(g.oid).write(x);
+            });
+        };
+        print_rows(c, &sql, Vec::new(), rows::read, each, &mut out)?;
+        let mut x = Xml::new(&mut out);
+        quota::write_defaults(&mut x, Owner::Group, &all.of(DEFAULTS));
+        x.close("GROUP_POOL");
+        Ok(out)
+    })
+    .await?;
     Ok(Value::String(out))
 }
 
@@ -178,16 +167,26 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         Ok(_) => Ok(Value::Int(id as i32)),
         // Either gone, or kept for its users: the group's row says which.
         Err(_) if kept => {
-            super::must_exist(ctx, sqlstore::objects::Table::Group, id).await?;
+            super::must_exist(ctx, Table::Group, id).await?;
             Err(fail(code::ACTION, "Cannot delete group. Group has users."))
         }
         Err(f) => Err(f),
     }
 }
 
-/// `one.group.addadmin` / `deladmin`: `add` true adds.
-async fn admin(ctx: &Ctx, p: Params<'_>, add: bool) -> MethodResult {
+/// `one.group.addadmin` / `deladmin`: `add` true adds. Anyone but group oneadmin needs ADMIN on
+/// the group and on the user, once both exist (`GroupEditAdmin`).
+async fn admin(ctx: &Ctx, s: &Session, p: Params<'_>, add: bool) -> MethodResult {
     let (gid, uid) = (p.int(0)? as i64, p.int(1)? as i64);
+    if !s.is_admin() {
+        super::must_exist(ctx, Table::Group, gid).await?;
+        let user = table::owned(ctx, Table::User, uid).await?;
+        let needs = [
+            Need::on(GROUP, gid, ADMIN),
+            Need::owned(wire::acl::USER, user, ADMIN),
+        ];
+        table::require(ctx, s, &needs).await?;
+    }
     let txn = SqlTxn {
         stmts: rows::set_admin(gid, uid, add),
     };
@@ -205,12 +204,12 @@ async fn admin(ctx: &Ctx, p: Params<'_>, add: bool) -> MethodResult {
     Ok(Value::Int(gid as i32))
 }
 
-pub async fn addadmin(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    admin(ctx, p, true).await
+pub async fn addadmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    admin(ctx, s, p, true).await
 }
 
-pub async fn deladmin(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    admin(ctx, p, false).await
+pub async fn deladmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    admin(ctx, s, p, false).await
 }
 
 /// `one.group.update(id, template, type)`.

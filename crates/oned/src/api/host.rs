@@ -8,50 +8,38 @@ use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
-use super::method::{Auth, Method};
+use super::method::{self as table, Auth, Method, Need};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use wire::acl::{ADMIN, CLUSTER, HOST, USE};
 
+/// OpenNebula's rights: `RequestManagerAllocate` (CREATE HOST, and ADMIN on its cluster),
+/// `HostInfo` USE, `HostDelete`, `HostStatus`, `HostUpdateTemplate` and `HostRename` ADMIN.
 pub const METHODS: &[Method] = &[
     method!(
         wire::method::HOST_ALLOCATE,
         Write,
-        Auth::Admin("CREATE HOST"),
+        Auth::Create(HOST),
         allocate
     ),
-    method!(
-        wire::method::HOST_INFO,
-        Read,
-        Auth::AdminOn("USE HOST"),
-        info
-    ),
+    method!(wire::method::HOST_INFO, Read, Auth::On(HOST, USE), info),
     method!(
         wire::method::HOST_DELETE,
         Write,
-        Auth::AdminOn("MANAGE HOST"),
+        Auth::On(HOST, ADMIN),
         delete
     ),
     method!(
         wire::method::HOST_STATUS,
         Write,
-        Auth::AdminOn("MANAGE HOST"),
+        Auth::On(HOST, ADMIN),
         status
     ),
-    method!(
-        "one.host.update",
-        Write,
-        Auth::AdminOn("MANAGE HOST"),
-        update
-    ),
-    method!(
-        "one.host.rename",
-        Write,
-        Auth::AdminOn("MANAGE HOST"),
-        rename
-    ),
-    // Every host for an administrator, none for anyone else.
+    method!("one.host.update", Write, Auth::On(HOST, ADMIN), update),
+    method!("one.host.rename", Write, Auth::On(HOST, ADMIN), rename),
+    // The hosts the caller may USE.
     method!(wire::method::HOSTPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
@@ -93,7 +81,7 @@ fn no_host(id: i64) -> Failure {
     fail(code::NO_EXISTS, format!("Error getting host [{id}]."))
 }
 
-pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     let im_mad = p.string(1)?.to_string();
     let vm_mad = p.string(2)?.to_string();
@@ -114,6 +102,8 @@ pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             format!("Error getting cluster [{cluster}]."),
         ));
     }
+    // With CREATE HOST (the table's), ADMIN on the cluster the host joins.
+    table::require(ctx, s, &[Need::on(CLUSTER, cluster, ADMIN)]).await?;
     let insert = rows::insert(&name, INIT, &im_mad, &vm_mad, cluster);
     super::allocate_next(ctx, rows::TABLE, insert, "host", "HOST", &name).await
 }
@@ -127,21 +117,22 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::String(xml::build_with(|out| host_xml(&h, out))))
 }
 
-/// `one.hostpool.info()`: every host for an administrator (printed one row at a time), none
-/// for anyone else.
+/// `one.hostpool.info()`: the hosts the caller may USE (every one for group oneadmin),
+/// printed one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    if !s.is_admin() {
-        return Ok(Value::String("<HOST_POOL></HOST_POOL>".to_string()));
-    }
-    let out = ctx
-        .read(|c| {
-            let mut out = String::from("<HOST_POOL>");
-            let sql = format!("{} ORDER BY h.oid", rows::SELECT);
-            print_rows(c, &sql, Vec::new(), rows::read, host_xml, &mut out)?;
-            out.push_str("</HOST_POOL>");
-            Ok(out)
-        })
-        .await?;
+    let out = table::read_visible(ctx, s, HOST, |c, may_use| {
+        let mut out = String::from("<HOST_POOL>");
+        let sql = format!("{} ORDER BY h.oid", rows::SELECT);
+        let each = |h: &HostRow, out: &mut String| {
+            if may_use(h.oid) {
+                host_xml(h, out);
+            }
+        };
+        print_rows(c, &sql, Vec::new(), rows::read, each, &mut out)?;
+        out.push_str("</HOST_POOL>");
+        Ok(out)
+    })
+    .await?;
     Ok(Value::String(out))
 }
 

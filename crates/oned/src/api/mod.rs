@@ -203,7 +203,7 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         (true, Ok(id)) => object_xml(ctx, &user, method, id).await,
         _ => None,
     };
-    let result = match authorize(entry.auth, &user, &rest) {
+    let result = match authorize(ctx, entry.auth, &user, &rest).await {
         Ok(()) => (entry.handler)(ctx, &user, rest).await,
         Err(f) => Err(f),
     };
@@ -265,15 +265,31 @@ async fn object_xml(ctx: &Ctx, s: &crate::auth::Session, method: &str, id: i32) 
     }
 }
 
-/// The table's authorization for a method, before its handler runs.
-fn authorize(auth: Auth, s: &crate::auth::Session, p: &Params<'_>) -> Result<(), Failure> {
+/// The table's authorization for a method, before its handler runs: group oneadmin passes,
+/// anyone else as the caller's ACL rules say (`method::require`).
+async fn authorize(
+    ctx: &Ctx,
+    auth: Auth,
+    s: &crate::auth::Session,
+    p: &Params<'_>,
+) -> Result<(), Failure> {
     match auth {
-        Auth::Object => Ok(()),
+        Auth::Object | Auth::Deferred(..) => Ok(()),
         _ if s.is_admin() => Ok(()),
         Auth::Admin(what) => Err(not_authorized(s, what)),
         // A first parameter that is not an id is the handler's fault to report.
         Auth::AdminOn(what) => match p.int(0) {
             Ok(id) => Err(not_authorized(s, &format!("{what} [{id}]"))),
+            Err(_) => Ok(()),
+        },
+        Auth::Create(kind) => {
+            method::require(ctx, s, &[method::Need::kind(kind, wire::acl::CREATE)]).await
+        }
+        Auth::Pool(kind, right) => {
+            method::require(ctx, s, &[method::Need::kind(kind, right)]).await
+        }
+        Auth::On(kind, right) => match p.int(0) {
+            Ok(id) => method::require_on(ctx, s, kind, i64::from(id), right).await,
             Err(_) => Ok(()),
         },
     }

@@ -1,7 +1,7 @@
 //! `one.vdc.*` and `one.vdcpool.info`: virtual data centers, as OpenNebula's `Vdc`. A VDC
 //! gives its groups clusters, hosts, datastores and networks of zones through ACL rules, made
-//! and removed in the same replicated transaction as the change. VDCs belong to oneadmin: only
-//! administrators see and change them here (OpenNebula also lets ACL rules on VDC grant that).
+//! and removed in the same replicated transaction as the change. VDCs belong to oneadmin: group
+//! oneadmin sees and changes them, anyone else as ACL rules on VDC allow.
 
 use sqlstore::objects::vdc::{self as rows, Kind, VdcRow, ALL};
 use sqlstore::objects::Table;
@@ -9,40 +9,40 @@ use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
 use super::family::print_rows;
-use super::method::{Auth, Method};
+use super::method::{self as table, Auth, Method, Need};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use wire::acl::{ADMIN, GROUP, MANAGE, USE, VDC, ZONE};
 
 macro_rules! resource_methods {
     ($($name:literal => $handler:ident),* $(,)?) => {
-        [$(method!($name, Write, Auth::AdminOn("ADMIN VDC"), $handler)),*]
+        [$(method!($name, Write, Auth::Deferred(VDC, ADMIN), $handler)),*]
     };
 }
 
+/// OpenNebula's rights: `VdcAllocate` CREATE, `VdcDelete` ADMIN, `VdcUpdateTemplate` and
+/// `VdcRename` MANAGE, `VdcInfo` USE; a group or resource change is ADMIN on the VDC and on
+/// the group, or on the zone and resource (`VdcEditGroup`, `VdcEditResource`).
 pub const METHODS: &[Method] = &[
-    method!(
-        "one.vdc.allocate",
-        Write,
-        Auth::Admin("CREATE VDC"),
-        allocate
-    ),
-    method!("one.vdc.delete", Write, Auth::AdminOn("ADMIN VDC"), delete),
-    method!("one.vdc.update", Write, Auth::AdminOn("MANAGE VDC"), update),
-    method!("one.vdc.rename", Write, Auth::AdminOn("MANAGE VDC"), rename),
-    method!("one.vdc.info", Read, Auth::AdminOn("USE VDC"), info),
+    method!("one.vdc.allocate", Write, Auth::Create(VDC), allocate),
+    method!("one.vdc.delete", Write, Auth::On(VDC, ADMIN), delete),
+    method!("one.vdc.update", Write, Auth::On(VDC, MANAGE), update),
+    method!("one.vdc.rename", Write, Auth::On(VDC, MANAGE), rename),
+    method!("one.vdc.info", Read, Auth::On(VDC, USE), info),
+    // The VDCs the caller may USE.
     method!("one.vdcpool.info", Read, Auth::Object, pool_info),
     method!(
         "one.vdc.addgroup",
         Write,
-        Auth::AdminOn("ADMIN VDC"),
+        Auth::Deferred(VDC, ADMIN),
         addgroup
     ),
     method!(
         "one.vdc.delgroup",
         Write,
-        Auth::AdminOn("ADMIN VDC"),
+        Auth::Deferred(VDC, ADMIN),
         delgroup
     ),
 ];
@@ -147,20 +147,22 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::String(xml::build_with(|out| vdc_xml(&v, out))))
 }
 
-/// `one.vdcpool.info()`: every VDC for an administrator, none for anyone else.
+/// `one.vdcpool.info()`: the VDCs the caller may USE (every one for group oneadmin), printed
+/// one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    if !s.is_admin() {
-        return Ok(Value::String("<VDC_POOL></VDC_POOL>".to_string()));
-    }
-    let out = ctx
-        .read(|c| {
-            let mut out = String::from("<VDC_POOL>");
-            let sql = format!("{} ORDER BY oid", rows::SELECT);
-            print_rows(c, &sql, Vec::new(), rows::read, vdc_xml, &mut out)?;
-            out.push_str("</VDC_POOL>");
-            Ok(out)
-        })
-        .await?;
+    let out = table::read_visible(ctx, s, VDC, |c, may_use| {
+        let mut out = String::from("<VDC_POOL>");
+        let sql = format!("{} ORDER BY oid", rows::SELECT);
+        let each = |v: &VdcRow, out: &mut String| {
+            if may_use(v.oid) {
+                vdc_xml(v, out);
+            }
+        };
+        print_rows(c, &sql, Vec::new(), rows::read, each, &mut out)?;
+        out.push_str("</VDC_POOL>");
+        Ok(out)
+    })
+    .await?;
     Ok(Value::String(out))
 }
 
@@ -223,11 +225,20 @@ async fn change(ctx: &Ctx, id: i64, stmts: Vec<SqlStmt>, refused: Failure) -> Me
     Ok(Value::Int(id as i32))
 }
 
-async fn group_change(ctx: &Ctx, p: Params<'_>, add: bool) -> MethodResult {
+/// `one.vdc.addgroup` / `delgroup(vdc, group)`: the VDC and (adding) the group must exist;
+/// anyone but group oneadmin needs ADMIN on the VDC and on the group (`VdcEditGroup`).
+async fn group_change(ctx: &Ctx, s: &Session, p: Params<'_>, add: bool) -> MethodResult {
     let (id, gid) = (i64::from(p.int(0)?), i64::from(p.int(1)?));
     let v = load(ctx, id).await?;
     if add {
         super::must_exist(ctx, Table::Group, gid).await?;
+    }
+    if !s.is_admin() {
+        let mut needs = vec![Need::on(VDC, id, ADMIN)];
+        if add || exists(ctx, Table::Group, gid).await? {
+            needs.push(Need::on(GROUP, gid, ADMIN));
+        }
+        table::require(ctx, s, &needs).await?;
     }
     let there = v.groups.contains(&gid);
     if add == there {
@@ -245,18 +256,25 @@ async fn group_change(ctx: &Ctx, p: Params<'_>, add: bool) -> MethodResult {
     change(ctx, id, stmts, no_vdc(id)).await
 }
 
-pub async fn addgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    group_change(ctx, p, true).await
+pub async fn addgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    group_change(ctx, s, p, true).await
 }
 
-pub async fn delgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    group_change(ctx, p, false).await
+pub async fn delgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    group_change(ctx, s, p, false).await
 }
 
 /// `one.vdc.add<kind>` / `del<kind>(vdc, zone, id)`, in OpenNebula's order of checks: the VDC,
 /// the zone and the resource (both only when adding, the resource only in this zone and for a
-/// real id), then the change itself.
-async fn resource_change(ctx: &Ctx, p: Params<'_>, kind: Kind, add: bool) -> MethodResult {
+/// real id), then, for anyone but group oneadmin, ADMIN on the VDC and on the zone and the
+/// resource that exist, then the change itself.
+async fn resource_change(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    kind: Kind,
+    add: bool,
+) -> MethodResult {
     let (id, zone, rid) = (
         i64::from(p.int(0)?),
         i64::from(p.int(1)?),
@@ -274,6 +292,20 @@ async fn resource_change(ctx: &Ctx, p: Params<'_>, kind: Kind, add: bool) -> Met
         if rid != ALL && zone == ctx.config.zone_id {
             resource_exists(ctx, kind, rid).await?;
         }
+    }
+    if !s.is_admin() {
+        let mut needs = vec![Need::on(VDC, id, ADMIN)];
+        if ctx
+            .read(move |c| sqlstore::load_zone(c, zone))
+            .await?
+            .is_some()
+        {
+            needs.push(Need::on(ZONE, zone, ADMIN));
+        }
+        if rid != ALL && zone == ctx.config.zone_id {
+            needs.extend(resource_need(ctx, kind, rid).await?);
+        }
+        table::require(ctx, s, &needs).await?;
     }
     let there = v.of(kind).any(|e| e == (zone, rid));
     let name = kind.object_name();
@@ -324,13 +356,40 @@ async fn resource_exists(ctx: &Ctx, kind: Kind, rid: i64) -> Result<(), Failure>
     }
 }
 
+/// Whether `table` holds object `oid`.
+async fn exists(ctx: &Ctx, table: Table, oid: i64) -> Result<bool, Failure> {
+    ctx.read(move |c| sqlstore::objects::exists(c, table, oid))
+        .await
+}
+
+/// ADMIN on resource `rid` of this zone, if it exists.
+async fn resource_need(ctx: &Ctx, kind: Kind, rid: i64) -> Result<Option<Need>, Failure> {
+    use wire::acl::{CLUSTER, DATASTORE, HOST, NET};
+    let (acl, pool) = match kind {
+        Kind::Cluster => {
+            let there = ctx
+                .read(move |c| sqlstore::objects::host::cluster_exists(c, rid))
+                .await?;
+            return Ok(there.then(|| Need::on(CLUSTER, rid, ADMIN)));
+        }
+        Kind::Host => (HOST, Table::Host),
+        Kind::Datastore => (DATASTORE, Table::Datastore),
+        Kind::Vnet => (NET, Table::Vnet),
+    };
+    if !exists(ctx, pool, rid).await? {
+        return Ok(None);
+    }
+    let obj = table::owned(ctx, pool, rid).await?;
+    Ok(Some(Need::owned(acl, obj, ADMIN)))
+}
+
 macro_rules! resource_handlers {
     ($($add:ident, $del:ident => $kind:expr);* $(;)?) => {$(
-        pub async fn $add(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-            resource_change(ctx, p, $kind, true).await
+        pub async fn $add(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+            resource_change(ctx, s, p, $kind, true).await
         }
-        pub async fn $del(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-            resource_change(ctx, p, $kind, false).await
+        pub async fn $del(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+            resource_change(ctx, s, p, $kind, false).await
         }
     )*};
 }

@@ -3,62 +3,62 @@
 use sqlstore::{SqlTxn, TxnErrorKind, ZoneRow};
 use xmlrpc::{Params, Value};
 
-use super::method::{Auth, Method};
+use super::method::{self as table, Auth, Method};
 use super::xml::{self, cdata, Xml};
-use super::{code, fail, require_admin, Ctx, Failure, MethodResult};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use wire::acl::{ADMIN, MANAGE, USE, ZONE};
 
 /// Zone status stays local to every server, even without a quorum, so an operator can see a
-/// broken zone. Server changes check the zone before the caller, as OpenNebula.
+/// broken zone. OpenNebula's rights: `ZoneInfo` USE, `RequestManagerZone` (server changes,
+/// raftstatus, enable) ADMIN, checked after the zone a change names is this one;
+/// `ZoneRename` and `ZoneUpdateTemplate` MANAGE, `ZoneDelete` ADMIN.
 pub const METHODS: &[Method] = &[
-    method!(wire::method::ZONE_INFO, Status, Auth::Object, info),
+    method!(wire::method::ZONE_INFO, Status, Auth::On(ZONE, USE), info),
+    // The zones the caller may USE.
     method!(wire::method::ZONEPOOL_INFO, Status, Auth::Object, pool_info),
     method!(
         wire::method::ZONE_RAFTSTATUS,
         Status,
-        Auth::Object,
+        Auth::Deferred(ZONE, ADMIN),
         raftstatus
     ),
-    method!(wire::method::ZONE_ADDSERVER, Write, Auth::Object, addserver),
-    method!(wire::method::ZONE_DELSERVER, Write, Auth::Object, delserver),
+    method!(
+        wire::method::ZONE_ADDSERVER,
+        Write,
+        Auth::Deferred(ZONE, ADMIN),
+        addserver
+    ),
+    method!(
+        wire::method::ZONE_DELSERVER,
+        Write,
+        Auth::Deferred(ZONE, ADMIN),
+        delserver
+    ),
     method!(
         wire::method::ZONE_RESETSERVER,
         Write,
-        Auth::Object,
+        Auth::Deferred(ZONE, ADMIN),
         resetserver
     ),
-    // Zones are created on a federation's master, and OneHA runs no federation yet.
-    method!(
-        wire::method::ZONE_ALLOCATE,
-        Write,
-        Auth::Admin("CREATE ZONE"),
-        allocate
-    ),
+    // Zones are created on a federation's master, and OneHA runs no federation yet:
+    // `ZoneAllocate` refuses everyone before it authorizes.
+    method!(wire::method::ZONE_ALLOCATE, Write, Auth::Object, allocate),
     method!(
         wire::method::ZONE_ENABLE,
         Write,
-        Auth::AdminOn("ADMIN ZONE"),
+        Auth::Deferred(ZONE, ADMIN),
         enable
     ),
     method!(
         wire::method::ZONE_RENAME,
         Write,
-        Auth::AdminOn("MANAGE ZONE"),
+        Auth::On(ZONE, MANAGE),
         rename
     ),
-    method!(
-        "one.zone.update",
-        Write,
-        Auth::AdminOn("MANAGE ZONE"),
-        update
-    ),
-    method!(
-        "one.zone.delete",
-        Write,
-        Auth::AdminOn("ADMIN ZONE"),
-        delete
-    ),
+    method!("one.zone.update", Write, Auth::On(ZONE, MANAGE), update),
+    method!("one.zone.delete", Write, Auth::On(ZONE, ADMIN), delete),
 ];
 
 pub fn zone_xml(z: &ZoneRow, out: &mut String) {
@@ -112,8 +112,15 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::String(xml::build_with(|out| zone_xml(&z, out))))
 }
 
-pub async fn pool_info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
-    let zones = ctx.read(sqlstore::load_zones).await?;
+/// `one.zonepool.info()`: the zones the caller may USE (everyone may, by the default rule
+/// `* ZONE/* USE *`).
+pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    let zones = table::read_visible(ctx, s, ZONE, |c, may_use| {
+        let mut zones = sqlstore::load_zones(c)?;
+        zones.retain(|z| may_use(z.oid));
+        Ok(zones)
+    })
+    .await?;
     let body = xml::build_with(|out| {
         for z in &zones {
             zone_xml(z, out);
@@ -122,8 +129,9 @@ pub async fn pool_info(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
     Ok(Value::String(format!("<ZONE_POOL>{body}</ZONE_POOL>")))
 }
 
+/// `one.zone.raftstatus()`: ADMIN on this server's zone.
 pub async fn raftstatus(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    require_admin(s, "on zone")?;
+    table::require_on(ctx, s, ZONE, ctx.config.zone_id, ADMIN).await?;
     let status = ctx.cluster.status(ctx.config.server_id).await;
     let mut xml = status.to_xml();
     // OneHA's own, after OpenNebula's fields and only while there is a problem.
@@ -161,7 +169,7 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let zone_id = p.int(0)? as i64;
     let text = p.string(1)?;
     check_zone(ctx, zone_id, "added")?;
-    require_admin(s, "on zone")?;
+    table::require_on(ctx, s, ZONE, zone_id, ADMIN).await?;
     let t = super::validate::template(text)
         .map_err(|e| fail(code::ACTION, format!("Error parsing server template: {e}")))?;
     let server = t
@@ -205,7 +213,7 @@ pub async fn delserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let zone_id = p.int(0)? as i64;
     let sid = p.int(1)? as i64;
     check_zone(ctx, zone_id, "deleted")?;
-    require_admin(s, "on zone")?;
+    table::require_on(ctx, s, ZONE, zone_id, ADMIN).await?;
     load(ctx, zone_id).await?;
     let txn = SqlTxn {
         stmts: vec![sqlstore::objects::zone::del_server(zone_id, sid)],
@@ -226,7 +234,7 @@ pub async fn resetserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let zone_id = p.int(0)? as i64;
     let sid = p.int(1)? as i64;
     check_zone(ctx, zone_id, "deleted")?;
-    require_admin(s, "on zone")?;
+    table::require_on(ctx, s, ZONE, zone_id, ADMIN).await?;
     let zone = load(ctx, zone_id).await?;
     if !zone.servers.iter().any(|x| x.id == sid) {
         return Err(fail(code::ACTION, "SERVER not found in zone"));
@@ -253,8 +261,8 @@ pub async fn allocate(_: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 
 /// `one.zone.enable(id, enable)`: a disabled zone refuses every call but reads, status and
 /// this one (dispatch checks, as OpenNebula's `Request::execute`). Only the zone a server
-/// belongs to can be switched through it.
-pub async fn enable(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+/// belongs to can be switched through it, with ADMIN on it.
+pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = i64::from(p.int(0)?);
     let on = p.bool(1)?;
     if id != ctx.config.zone_id {
@@ -263,6 +271,7 @@ pub async fn enable(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             "Enable/disable mode have to be set through the target zone endpoints",
         ));
     }
+    table::require_on(ctx, s, ZONE, id, ADMIN).await?;
     let state = if on {
         wire::ZoneState::Enabled
     } else {

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
+mod acl_rights;
 mod api;
 mod api_hooks;
 mod backends;
