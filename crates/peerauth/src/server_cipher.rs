@@ -76,19 +76,26 @@ pub fn verify(server_user: &str, stored: &str, token: &str, now: i64) -> Result<
         .decrypt_padded_vec_mut::<Pkcs7>(&sealed)
         .map_err(|_| Refused::Undecryptable)?;
     let text = String::from_utf8(text).map_err(|_| Refused::Undecryptable)?;
-    let mut parts = text.split(':');
-    if parts.next() != Some(server_user) {
+    let (user, expires) = token_fields(&text);
+    if user != server_user {
         return Err(Refused::WrongServer);
     }
-    let expires: i64 = text
-        .rsplit(':')
-        .next()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
     if now >= expires {
         return Err(Refused::Expired);
     }
     Ok(())
+}
+
+/// The server user and the expiry (0 if unreadable) of a proxy token's text,
+/// `<server user>:<target user>:<expiry>`, as OpenNebula's drivers split it.
+pub(crate) fn token_fields(text: &str) -> (&str, i64) {
+    let user = text.split(':').next().unwrap_or_default();
+    let expires = text
+        .rsplit(':')
+        .next()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    (user, expires)
 }
 
 #[cfg(test)]

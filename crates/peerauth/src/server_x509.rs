@@ -81,15 +81,10 @@ impl ServerCert {
         if stored != self.subject {
             return Err(Refused::WrongCertificate);
         }
-        let user = text.split(':').next().unwrap_or_default();
+        let (user, expires) = crate::server_cipher::token_fields(&text);
         if user != server_user || user != srv_user {
             return Err(Refused::WrongServer);
         }
-        let expires: i64 = text
-            .rsplit(':')
-            .next()
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
         if now >= expires {
             return Err(Refused::Expired);
         }

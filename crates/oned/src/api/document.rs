@@ -49,13 +49,8 @@ pub const OWNED: &[Method] = &owned_methods!(lockable "one.document", &DOCUMENTS
 pub(super) fn document_xml(d: &DocumentRow, out: &mut String) {
     let h = &d.head;
     Xml::new(out).elem("DOCUMENT", |x| {
-        x.num("ID", h.owned.oid)
-            .num("UID", h.owned.uid)
-            .num("GID", h.owned.gid)
-            .text("UNAME", &h.uname)
-            .text("GNAME", &h.gname)
-            .text("NAME", &h.name)
-            .num("TYPE", d.kind);
+        xml::owner_and_name(x, h);
+        x.num("TYPE", d.kind);
         xml::permissions(x, h.owned.perms);
         xml::lock(x, &d.lock);
         x.raw(&xml::template(&d.template, "TEMPLATE"));

@@ -162,15 +162,6 @@ fn normalize_remote(t: &mut Template) {
     );
 }
 
-/// `Hook::name_is_valid`'s refusal, which HookPool::allocate words `Invalid name.`.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name
-            .chars()
-            .any(|c| "&|:\\\";/'#{}$<>\t\n\x0b\x0c\r".contains(c))
-}
-
 const VM_STATES: &[wire::VmState] = wire::VmState::ALL;
 
 fn vm_state(name: &str) -> Option<&'static str> {
@@ -292,7 +283,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         _ => return Err(fail(code::INTERNAL, format!("Invalid Hook type: {given}"))),
     };
     let name = single(&t, "NAME");
-    if !valid_name(&name) {
+    // `HookPool::allocate` words any `name_is_valid` refusal this way.
+    if super::validate::object_name(&name).is_err() {
         return Err(fail(code::INTERNAL, "Invalid name."));
     }
     let taken = name.clone();

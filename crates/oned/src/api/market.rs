@@ -140,13 +140,8 @@ fn cdata(x: &mut Xml<'_>, name: &str, value: &str) {
 pub(super) fn market_xml(m: &MarketRow, out: &mut String) {
     let h = &m.head;
     Xml::new(out).elem("MARKETPLACE", |x| {
-        x.num("ID", h.owned.oid)
-            .num("UID", h.owned.uid)
-            .num("GID", h.owned.gid)
-            .text("UNAME", &h.uname)
-            .text("GNAME", &h.gname)
-            .text("NAME", &h.name)
-            .num("STATE", m.state);
+        xml::owner_and_name(x, h);
+        x.num("STATE", m.state);
         cdata(x, "MARKET_MAD", &m.market_mad);
         cdata(x, "ZONE_ID", &m.zone_id.to_string());
         x.num("TOTAL_MB", m.total_mb)

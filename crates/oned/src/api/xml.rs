@@ -107,16 +107,22 @@ pub fn build_with(body: impl FnOnce(&mut String)) -> String {
 /// The head of every owned object: `ID`, `UID`, `GID`, `UNAME`, `GNAME`, `NAME`, the `LOCK`
 /// of a lockable family that has it there (`lock`), `PERMISSIONS`.
 pub fn owned_head(x: &mut Xml<'_>, h: &sqlstore::Head, lock: Option<&sqlstore::Lock>) {
+    owner_and_name(x, h);
+    if let Some(l) = lock {
+        self::lock(x, l);
+    }
+    permissions(x, h.owned.perms);
+}
+
+/// `ID`, `UID`, `GID`, `UNAME`, `GNAME`, `NAME`: how every owned object starts, whatever
+/// its family puts next.
+pub fn owner_and_name(x: &mut Xml<'_>, h: &sqlstore::Head) {
     x.num("ID", h.owned.oid)
         .num("UID", h.owned.uid)
         .num("GID", h.owned.gid)
         .text("UNAME", &h.uname)
         .text("GNAME", &h.gname)
         .text("NAME", &h.name);
-    if let Some(l) = lock {
-        self::lock(x, l);
-    }
-    permissions(x, h.owned.perms);
 }
 
 /// `LOCK` (`LOCKED`, `OWNER`, `TIME`, `REQ_ID`) while the object is locked, nothing otherwise
