@@ -367,7 +367,7 @@ def test_an_app_comes_back_as_an_image(zone):
     assert image.SIZE == app.SIZE
     assert image.TEMPLATE["FROM_APP_NAME"] == app.NAME
     assert image.TEMPLATE["FROM_APP_MD5"] == app.MD5
-    assert image.TEMPLATE["FORMAT"] == app.FORMAT
+    assert image.FORMAT == app.FORMAT
     assert error_of(
         follower.image.allocate, pyone.OneInternalException, f'NAME = "{uniq("no")}"\nFROM_APP = 999999', 1
     ) == "[one.image.allocate] Cannot determine image SIZE."

@@ -27,10 +27,12 @@ pub(crate) enum Family {
     Hook,
     Market,
     MarketApp,
+    SecGroup,
     Datastore,
     Vnet,
     Zone,
     Image,
+    VnTemplate,
 }
 
 impl Family {
@@ -47,6 +49,8 @@ impl Family {
             Kind::Hook => Family::Hook,
             Kind::Market => Family::Market,
             Kind::MarketApp => Family::MarketApp,
+            Kind::SecGroup => Family::SecGroup,
+            Kind::VnTemplate => Family::VnTemplate,
         }
     }
 
@@ -64,10 +68,12 @@ impl Family {
             Family::Hook => "HOOK",
             Family::Market => "MARKETPLACE",
             Family::MarketApp => "MARKETPLACEAPP",
+            Family::SecGroup => "SECURITY_GROUP",
             Family::Datastore => "DATASTORE",
             Family::Vnet => "VNET",
             Family::Zone => "ZONE",
             Family::Image => "IMAGE",
+            Family::VnTemplate => "VNTEMPLATE",
         }
     }
 
@@ -99,10 +105,12 @@ impl Family {
             ),
             Family::Market => ("one.marketpool.info", vec![]),
             Family::MarketApp => filtered("one.marketapppool.info"),
+            Family::SecGroup => filtered("one.secgrouppool.info"),
             Family::Datastore => ("one.datastorepool.info", vec![]),
             Family::Vnet => filtered("one.vnpool.info"),
             Family::Zone => ("one.zonepool.info", vec![]),
             Family::Image => filtered("one.imagepool.info"),
+            Family::VnTemplate => filtered("one.vntemplatepool.info"),
         }
     }
 }

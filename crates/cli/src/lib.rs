@@ -13,9 +13,11 @@ pub mod objects;
 pub mod onedb;
 pub mod onezone;
 pub(crate) mod search;
+pub(crate) mod secgroup;
 pub mod serversync;
 pub(crate) mod tables;
 pub mod tokens;
+pub(crate) mod vntemplate;
 pub mod xml;
 pub mod zone;
 

@@ -118,7 +118,12 @@ fn ruby_to_i(s: &str) -> usize {
 fn takes_filter_flag(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Vm | Kind::Template | Kind::Hook | Kind::MarketApp
+        Kind::Vm
+            | Kind::Template
+            | Kind::Hook
+            | Kind::MarketApp
+            | Kind::VnTemplate
+            | Kind::SecGroup
     )
 }
 

@@ -100,7 +100,11 @@ fn each(kind: Kind, cmd: &str, o: &Opts, client: &Client) -> Result<(), String> 
 }
 
 /// The call and the arguments after the id of each `each` command.
-fn action_args(cmd: &str, o: &Opts, client: &Client) -> Result<(&'static str, Vec<Value>), String> {
+pub(crate) fn action_args(
+    cmd: &str,
+    o: &Opts,
+    client: &Client,
+) -> Result<(&'static str, Vec<Value>), String> {
     let (w2, w3) = (o.words.get(2), o.words.get(3));
     let group = |w| Resolver::other(client, Family::Group).arg(w, "group id");
     Ok(match cmd {
@@ -188,7 +192,7 @@ fn nth(names: &[&'static str], n: i64) -> &'static str {
 }
 
 /// The proleptic Gregorian date and the time of day of `epoch`, in UTC.
-fn utc(epoch: i64) -> ((i64, i64, i64), (i64, i64, i64)) {
+pub(crate) fn utc(epoch: i64) -> ((i64, i64, i64), (i64, i64, i64)) {
     let secs = epoch.rem_euclid(86_400);
     (
         civil(epoch.div_euclid(86_400)),
@@ -321,18 +325,18 @@ pub(crate) fn show(
 }
 
 /// Appends `line` and a line break, without the padding at its end.
-fn push(s: &mut String, line: &str) {
+pub(crate) fn push(s: &mut String, line: &str) {
     s.push_str(line.trim_end());
     s.push('\n');
 }
 
 /// A `%-15s: %-20s` row.
-fn field(s: &mut String, name: &str, value: &str) {
+pub(crate) fn field(s: &mut String, name: &str, value: &str) {
     push(s, &format!("{name:<15}: {value}"));
 }
 
 /// Ruby's `puts` of `text`: one line break at its end, and an empty text is an empty line.
-fn puts(s: &mut String, text: &str) {
+pub(crate) fn puts(s: &mut String, text: &str) {
     s.push_str(text);
     if !text.ends_with('\n') {
         s.push('\n');
@@ -340,7 +344,7 @@ fn puts(s: &mut String, text: &str) {
 }
 
 /// The OWNER, GROUP and OTHER rows, as `um-`.
-fn permissions(e: &Element, s: &mut String) {
+pub(crate) fn permissions(e: &Element, s: &mut String) {
     push(s, "PERMISSIONS");
     let p = e.child("PERMISSIONS");
     for who in ["OWNER", "GROUP", "OTHER"] {
@@ -361,7 +365,7 @@ fn permissions(e: &Element, s: &mut String) {
 
 /// `XMLElement#template_str`: `KEY="value"` lines, a vector as `KEY=[\n  A="x",\n  B="y" ]`;
 /// attributes without text are left out.
-fn template_str(e: &Element) -> String {
+pub(crate) fn template_str(e: &Element) -> String {
     let quoted = |v: &str| format!("\"{}\"", v.replace('"', "\\\""));
     let Some(t) = e.child("TEMPLATE") else {
         return String::new();

@@ -29,6 +29,8 @@ pub enum Kind {
     Hook,
     Market,
     MarketApp,
+    SecGroup,
+    VnTemplate,
 }
 
 impl Kind {
@@ -45,6 +47,8 @@ impl Kind {
             Kind::Hook => "onehook",
             Kind::Market => "onemarket",
             Kind::MarketApp => "onemarketapp",
+            Kind::SecGroup => "onesecgroup",
+            Kind::VnTemplate => "onevntemplate",
         }
     }
 
@@ -64,6 +68,8 @@ impl Kind {
             Kind::Vdc => "onevdc list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <ids> <zone> <id|name|ALL>",
             Kind::Hook => "onehook list [<list options>] | show <id> [-x] [-e <exec_id>] | create <file> [--dry] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | retry <id> <exec_id> | log [--success|--error] [--hook-id <id>] [--since <date>] [--until <date>] [-x|--xml]",
             Kind::Market => "onemarket list [<list options>] | show <id> [-x] | create <file> | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids>",
+            Kind::VnTemplate => "onevntemplate list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create <file> | clone <id> <name> | delete <ids> | instantiate <id> [<file>] [--name <name>] | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
+            Kind::SecGroup => "onesecgroup list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] | clone <id> <name> | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | commit <id> [-r|--recover]",
             Kind::MarketApp => "onemarketapp list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] -m <market> [--name <name>] [--description <text>] [--image <image>] [--dry] | export <id> <name> -d <datastore> [--file-datastore <datastore>] [--vmname <name>] [--template <template_id>] [--no] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
         }
     }
@@ -211,6 +217,8 @@ fn show(
         Kind::Market | Kind::MarketApp => {
             return crate::market::show(kind, client, oid, xml_out, out)
         }
+        Kind::SecGroup => return Err("onesecgroup shows through crate::secgroup".into()),
+        Kind::VnTemplate => return Err("onevntemplate shows through crate::vntemplate".into()),
         Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
     };
     let xml = client
@@ -234,6 +242,8 @@ fn show(
         Kind::Hook => "HOOK",
         Kind::Market => "MARKETPLACE",
         Kind::MarketApp => "MARKETPLACE APP",
+        Kind::SecGroup => "SECURITY GROUP",
+        Kind::VnTemplate => "TEMPLATE",
         Kind::Acl => "ACL",
     };
     let mut lines = vec![format!("{title} {oid} INFORMATION")];
@@ -351,6 +361,8 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
     match (kind, c.name) {
         // Every subcommand of these two, list and show included.
         (Kind::Market | Kind::MarketApp, _) => crate::market::execute(kind, o, client, out),
+        (Kind::SecGroup, _) => crate::secgroup::execute(o, client, out),
+        (Kind::VnTemplate, _) => crate::vntemplate::execute(o, client, out),
         (_, "list") => crate::listing::list(kind, o, client, out),
         (Kind::Acl, "show") => Err("oneacl has no show; use oneacl list".into()),
         (_, "show") => show(

@@ -21,6 +21,8 @@ pub(crate) fn pool_table(kind: Kind, pool: &Element, lo: &ListOpts) -> Table {
         Kind::Hook => crate::hook::list(&items),
         Kind::Market => crate::market::market_table(&items),
         Kind::MarketApp => crate::market::app_table(&items),
+        Kind::SecGroup => crate::secgroup::table(&items, lo),
+        Kind::VnTemplate => crate::vntemplate::table(&items, lo.numeric),
     }
 }
 

@@ -26,7 +26,11 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
     loop {
         ticks.next().await;
         // Nothing to monitor is the usual case; skip the write then.
-        let pending = crate::db::read(&pool, host::dummy_pending).await;
+        let pending = crate::db::read(&pool, |c| {
+            let sgs = sqlstore::objects::secgroup::dummy_pending(c)?;
+            Ok(host::dummy_pending(c)? + i64::from(sgs))
+        })
+        .await;
         match pending {
             Ok(n) if n > 0 => {}
             // Nothing pending.
@@ -36,7 +40,25 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
                 continue;
             }
         }
-        let mut stmts = host::dummy_monitor(DUMMY_CPU, DUMMY_MEM, crate::api::vm::now());
+        let now = crate::api::vm::now();
+        // Images first: the host driver's catch-all READY then finds none left to move.
+        let images = crate::db::read(&pool, |c| {
+            sqlstore::objects::image::driver_pending(c, crate::api::images::DRIVER_BATCH)
+        })
+        .await;
+        let mut stmts = match images {
+            Ok(images) => crate::api::images::driver_results(&images, now),
+            Err(e) => {
+                ctx.warn(
+                    "reading the images the datastore driver has work on failed",
+                    &e,
+                );
+                Vec::new()
+            }
+        };
+        stmts.extend(host::dummy_monitor(DUMMY_CPU, DUMMY_MEM, now));
+        // The dummy network driver brings outdated VMs to their security groups' rules at once.
+        stmts.push(sqlstore::objects::secgroup::dummy_update());
         match crate::db::read(&pool, sqlstore::objects::market::importing).await {
             Ok(apps) => stmts.extend(apps.iter().map(crate::api::market::import_result)),
             Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),

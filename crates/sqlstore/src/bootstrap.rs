@@ -32,7 +32,8 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
             ('user_pool', 1), ('group_pool', 99), ('zone_pool', 99), ('acl', 2),
             ('host_pool', -1), ('cluster_pool', 99), ('template_pool', -1), ('vm_pool', -1),
             ('datastore_pool', 99), ('image_pool', -1), ('vnet_pool', -1),
-            ('document_pool', -1), ('hook_pool', -1);
+            ('document_pool', -1), ('hook_pool', -1),
+            ('vn_template_pool', -1);
          INSERT INTO datastore_pool (oid, name, uid, gid, perms, type, ds_mad, tm_mad) VALUES
             (0, 'system', 0, 0, 416, 1, '-', 'local'),
             (1, 'default', 0, 0, 416, 0, 'fs', 'local'),
@@ -64,6 +65,7 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
     }
     crate::txn::run_all(&tx, &crate::objects::vdc::bootstrap_default(0))?;
     crate::txn::run_all(&tx, &crate::objects::market::bootstrap_default(0))?;
+    crate::txn::run_all(&tx, &crate::objects::secgroup::bootstrap_default())?;
     tx.execute(
         "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (0, ?1, ?2, 'core', 0)",
         params![p.oneadmin_name, p.oneadmin_password_hash],

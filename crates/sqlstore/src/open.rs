@@ -130,6 +130,20 @@ CREATE TABLE IF NOT EXISTS document_pool (
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1
 );
+CREATE TABLE IF NOT EXISTS vn_template_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    regtime INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1,
+    UNIQUE (name, uid)
+);
 CREATE TABLE IF NOT EXISTS hook_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
@@ -192,6 +206,21 @@ CREATE TABLE IF NOT EXISTS marketplaceapp_pool (
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1,
     UNIQUE (name, uid)
+);
+CREATE TABLE IF NOT EXISTS secgroup_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    UNIQUE (name, uid)
+);
+CREATE TABLE IF NOT EXISTS secgroup_vm (
+    sgid INTEGER NOT NULL,
+    vid INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    PRIMARY KEY (sgid, vid)
 );
 CREATE TABLE IF NOT EXISTS vdc_pool (
     oid INTEGER PRIMARY KEY,
@@ -271,7 +300,21 @@ CREATE TABLE IF NOT EXISTS image_pool (
     lock_owner INTEGER NOT NULL DEFAULT -1,
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1,
+    modtime INTEGER NOT NULL DEFAULT 0,
+    prev_state INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT '',
+    format TEXT NOT NULL DEFAULT '',
+    fs TEXT NOT NULL DEFAULT '',
+    cloning_id INTEGER NOT NULL DEFAULT -1,
+    target_snapshot INTEGER NOT NULL DEFAULT -1,
+    snapshots TEXT NOT NULL DEFAULT '',
+    op INTEGER NOT NULL DEFAULT 0,
     UNIQUE (name, uid)
+);
+CREATE TABLE IF NOT EXISTS image_vm (
+    oid INTEGER NOT NULL,
+    vid INTEGER NOT NULL,
+    PRIMARY KEY (oid, vid)
 );
 CREATE TABLE IF NOT EXISTS vnet_pool (
     oid INTEGER PRIMARY KEY,
@@ -283,11 +326,20 @@ CREATE TABLE IF NOT EXISTS vnet_pool (
     vn_mad TEXT NOT NULL,
     bridge TEXT NOT NULL,
     template TEXT NOT NULL,
+    parent INTEGER NOT NULL DEFAULT -1,
     lock_level INTEGER NOT NULL DEFAULT 0,
     lock_owner INTEGER NOT NULL DEFAULT -1,
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1,
     UNIQUE (name, uid)
+);
+CREATE TABLE IF NOT EXISTS vnet_lease (
+    vnet_oid INTEGER NOT NULL,
+    ar_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    owner INTEGER NOT NULL,
+    PRIMARY KEY (vnet_oid, ar_id, idx)
 );
 CREATE TABLE IF NOT EXISTS history (
     vid INTEGER NOT NULL,
@@ -392,7 +444,7 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     }
     // A bootstrapped database from before documents or hooks gets their id counters (a fresh
     // one gets them from the bootstrap).
-    for table in ["document_pool", "hook_pool"] {
+    for table in ["document_pool", "hook_pool", "vn_template_pool"] {
         conn.execute_batch(&format!(
             "INSERT INTO pool_control (tablename, last_oid)
              SELECT '{table}', -1 FROM pool_control WHERE tablename = 'user_pool'
@@ -422,8 +474,25 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     if bootstrapped && !has_markets {
         crate::txn::run_all(conn, &crate::objects::market::bootstrap_default(0))?;
     }
+    // ...and OpenNebula's default security group.
+    let has_secgroups: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pool_control WHERE tablename = 'secgroup_pool')",
+        (),
+        |r| r.get(0),
+    )?;
+    if bootstrapped && !has_secgroups {
+        crate::txn::run_all(conn, &crate::objects::secgroup::bootstrap_default())?;
+    }
     // Both backends: cluster templates came with the cluster methods, zone templates with
     // `one.zone.update`.
+    // ...and reservations (a network's parent) with address-range leases.
+    if !conn.columns("vnet_pool")?.iter().any(|c| c == "parent") {
+        let add = "ALTER TABLE vnet_pool ADD COLUMN parent INTEGER NOT NULL DEFAULT -1".to_string();
+        conn.execute_batch(&match conn.backend() {
+            Backend::Sqlite => add,
+            Backend::Mysql => sql::mysql_schema(conn, &add),
+        })?;
+    }
     for table in ["cluster_pool", "zone_pool"] {
         if !conn.columns(table)?.iter().any(|c| c == "template") {
             let add = format!("ALTER TABLE {table} ADD COLUMN template TEXT NOT NULL DEFAULT ''");
@@ -433,6 +502,7 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
             })?;
         }
     }
+    upgrade_images(conn)?;
     if conn.backend() == Backend::Mysql {
         // MySQL state databases were created with every column but the cluster template.
         return Ok(());
@@ -460,6 +530,41 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
         )?;
     }
     Ok(())
+}
+
+/// What images gained with their own methods (clone, snapshots, the driver's results), in the
+/// order `SCHEMA` lists them after the lock.
+const IMAGE_COLUMNS: [(&str, &str); 9] = [
+    ("modtime", "INTEGER NOT NULL DEFAULT 0"),
+    ("prev_state", "INTEGER NOT NULL DEFAULT 0"),
+    ("source", "TEXT NOT NULL DEFAULT ''"),
+    ("format", "TEXT NOT NULL DEFAULT ''"),
+    ("fs", "TEXT NOT NULL DEFAULT ''"),
+    ("cloning_id", "INTEGER NOT NULL DEFAULT -1"),
+    ("target_snapshot", "INTEGER NOT NULL DEFAULT -1"),
+    ("snapshots", "TEXT NOT NULL DEFAULT ''"),
+    ("op", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Both backends: a database from before the image methods gets their columns, and its images
+/// what they showed then (the driver's source once READY, a raw format, no update since
+/// registration). Every server does the same to the same rows.
+fn upgrade_images(conn: &Conn) -> Result<(), SqlError> {
+    if conn.columns("image_pool")?.iter().any(|c| c == "op") {
+        return Ok(());
+    }
+    for (column, kind) in IMAGE_COLUMNS {
+        let add = format!("ALTER TABLE image_pool ADD COLUMN {column} {kind}");
+        conn.execute_batch(&match conn.backend() {
+            Backend::Sqlite => add,
+            Backend::Mysql => sql::mysql_schema(conn, &add),
+        })?;
+    }
+    conn.execute_batch(
+        "UPDATE image_pool SET modtime = regtime, prev_state = state, format = 'raw',
+           source = CASE WHEN state = 4 THEN ''
+             ELSE '/var/lib/one//datastores/' || datastore_id || '/' || oid END",
+    )
 }
 
 /// Opens (creating if needed) the state database read-write and makes sure the schema exists.

@@ -366,6 +366,17 @@ fn image() {
         datastore_id: 1,
         datastore: "default".to_string(),
         template: TEMPLATE.to_string(),
+        modtime: 1_700_000_000,
+        prev_state: 1,
+        source: "/var/lib/one//datastores/1/7".to_string(),
+        format: "qcow2".to_string(),
+        fs: String::new(),
+        cloning_id: -1,
+        target_snapshot: -1,
+        snapshots: String::new(),
+        op: 0,
+        vms: vec![3],
+        clones: Vec::new(),
     };
     check(
         "image",
@@ -402,6 +413,8 @@ fn vnet() {
         template: "AR = [ TYPE = \"IP4\", IP = \"10.0.0.1\", SIZE = \"8\" ]\nDNS = \"1.1.1.1\""
             .to_string(),
         clusters: vec![0],
+        leases: Vec::new(),
+        parent: -1,
     };
     check(
         "vnet",
@@ -540,4 +553,43 @@ fn the_order_check_catches_a_swap() {
     let seen = vec!["ID".to_string(), "NAME".to_string(), "GID".to_string()];
     assert!(in_order(&seen, HOST).is_err());
     assert!(in_order(&["ID".to_string(), "NAME".to_string()], HOST).is_ok());
+}
+
+/// `vntemplate.xsd`: the same sequence as a VM template's.
+#[test]
+fn vntemplate() {
+    let row = sqlstore::objects::vntemplate::VnTemplateRow {
+        head: head(),
+        lock: locked(),
+        regtime: 1_700_000_000,
+        template: "VN_MAD = \"bridge\"\nDESCRIPTION = \"a ]]> b\"".to_string(),
+    };
+    let b = body(|o| super::vntemplate::vntemplate_xml(&row, o));
+    check("vntemplate", "VNTEMPLATE", VMTEMPLATE, &b);
+}
+
+/// `security_group.xsd`: the four VM sets between the permissions and the template.
+#[test]
+fn secgroup() {
+    const SECURITY_GROUP: &[&str] = &[
+        "ID",
+        "UID",
+        "GID",
+        "UNAME",
+        "GNAME",
+        "NAME",
+        "PERMISSIONS",
+        "UPDATED_VMS",
+        "OUTDATED_VMS",
+        "UPDATING_VMS",
+        "ERROR_VMS",
+        "TEMPLATE",
+    ];
+    let row = sqlstore::objects::secgroup::SecGroupRow {
+        head: head(),
+        template: "DESCRIPTION = \"d\"\nRULE = [ RULE_TYPE = \"inbound\", PROTOCOL = \"TCP\", RANGE = \"22\" ]".to_string(),
+        vms: [vec![3, 4], vec![], vec![5], vec![]],
+    };
+    let b = body(|o| super::secgroup::secgroup_xml(&row, o));
+    check("secgroup", "SECURITY_GROUP", SECURITY_GROUP, &b);
 }

@@ -639,7 +639,7 @@ pub async fn app_enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// and format (`raw` when it names none), a SOURCE under the market's BASE_URL named after the
 /// MD5.
 pub fn import_result(app: &rows::Importing) -> sqlstore::SqlStmt {
-    let Some((size, path, image)) = &app.image else {
+    let Some((size, path, format)) = &app.image else {
         let mut t = Template::parse(&app.template).unwrap_or_default();
         let error = format!(
             "{} : Error importing app into marketplace: Image {} does not exist",
@@ -650,10 +650,9 @@ pub fn import_result(app: &rows::Importing) -> sqlstore::SqlStmt {
         return rows::imported(app.oid, Err(&t.to_text()));
     };
     let market = Template::parse(&app.market_template).unwrap_or_default();
-    let image = Template::parse(image).unwrap_or_default();
-    let format = match single(&image, "FORMAT") {
-        f if f.is_empty() => "raw".to_string(),
-        f => f,
+    let format = match format.as_str() {
+        "" => "raw".to_string(),
+        f => f.to_string(),
     };
     // The dummy driver has no file to read: the digest is of what names the image's file.
     use md5::Digest;

@@ -129,6 +129,11 @@ fn tables() -> &'static [&'static [Method]] {
         hook::OWNED,
         market::METHODS,
         market::OWNED,
+        vntemplate::METHODS,
+        vntemplate::OWNED,
+        vnet_leases::METHODS,
+        secgroup::METHODS,
+        secgroup::OWNED,
         // New families: add their tables here, one line each.
     ]
 }

@@ -2,6 +2,7 @@
 //! leader for a write on a follower) and encode OpenNebula's answer.
 
 mod acl;
+mod address_range;
 mod clusters;
 mod document;
 mod error;
@@ -11,12 +12,14 @@ mod golden;
 mod group;
 pub mod hook;
 pub mod host;
+pub mod images;
 pub mod market;
 pub mod method;
 mod owned;
 mod perms;
 pub mod quota;
 mod route;
+mod secgroup;
 mod storage;
 mod system;
 mod user;
@@ -25,6 +28,8 @@ mod vdc;
 pub mod vm;
 mod vmtemplate;
 mod vnet;
+mod vnet_leases;
+mod vntemplate;
 mod writes;
 pub mod xml;
 mod zone;

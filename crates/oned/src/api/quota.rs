@@ -114,6 +114,8 @@ pub struct Quotas {
     vm: Option<VmUsage>,
     /// (images, size) by datastore.
     datastores: BTreeMap<i64, (f64, f64)>,
+    /// Leases by network.
+    networks: BTreeMap<i64, f64>,
     /// The defaults print `_USED` as 0 and leave out nothing.
     defaults: bool,
 }
@@ -136,6 +138,7 @@ impl Quotas {
                     *size
                 }
             }),
+            "NETWORK" => self.networks.get(&rid).copied().unwrap_or(0.0),
             _ => 0.0,
         }
     }
@@ -151,6 +154,7 @@ impl Quotas {
         match kind {
             "VM" if self.vm.is_some_and(|u| u.vms > 0.0) => ids.push(-1),
             "DATASTORE" => ids.extend(self.datastores.keys()),
+            "NETWORK" => ids.extend(self.networks.keys()),
             _ => {}
         }
         ids.sort_unstable();
@@ -204,6 +208,10 @@ pub fn load(c: &sqlstore::Conn, owner: Owner, oid: i64) -> Result<Quotas, sqlsto
             .into_iter()
             .map(|((_, ds), u)| (ds, u))
             .collect();
+        q.networks = rows::network_usage(c, owner, Some(oid))?
+            .into_iter()
+            .map(|((_, vn), u)| (vn, u))
+            .collect();
     }
     Ok(q)
 }
@@ -213,6 +221,7 @@ pub struct AllQuotas {
     limits: BTreeMap<i64, Vec<Limit>>,
     vm: BTreeMap<i64, VmUsage>,
     datastores: BTreeMap<(i64, i64), (f64, f64)>,
+    networks: BTreeMap<(i64, i64), f64>,
 }
 
 impl AllQuotas {
@@ -225,6 +234,7 @@ impl AllQuotas {
             limits,
             vm: rows::vm_usage(c, owner, None)?,
             datastores: rows::datastore_usage(c, owner, None)?,
+            networks: rows::network_usage(c, owner, None)?,
         })
     }
 
@@ -241,6 +251,11 @@ impl AllQuotas {
                 .datastores
                 .range((oid, i64::MIN)..=(oid, i64::MAX))
                 .map(|((_, ds), u)| (*ds, *u))
+                .collect();
+            q.networks = self
+                .networks
+                .range((oid, i64::MIN)..=(oid, i64::MAX))
+                .map(|((_, vn), u)| (*vn, *u))
                 .collect();
         }
         q
@@ -464,6 +479,15 @@ impl Ask {
         }
     }
 
+    /// `n` addresses of network `vnet` (the NETWORK entry).
+    pub fn leases(vnet: i64, n: f64) -> Ask {
+        Ask {
+            kind: "NETWORK",
+            rid: vnet,
+            amounts: vec![("LEASES", n)],
+        }
+    }
+
     /// A new image of `size` MB in datastore `ds`.
     pub fn new_image(ds: i64, size: f64) -> Ask {
         Ask {
@@ -658,6 +682,70 @@ pub async fn allocate(
     match result {
         Err(_) if raced => Err(charge.lost_race(ctx).await),
         other => other,
+    }
+}
+
+/// Why [`allocate_all`] did not create the object.
+pub enum Allocation {
+    /// One of the `with` statements matched nothing: what it relied on changed meanwhile.
+    Raced,
+    Failed(Failure),
+}
+
+/// Creates an object that counts for several quota entries (a VM with leases in networks):
+/// checks every `asks` for the caller, then inserts with `with` (statements that must match)
+/// and one guard holding every bound, where the change is applied.
+#[allow(clippy::too_many_arguments)]
+pub async fn allocate_all(
+    ctx: &Ctx,
+    s: &Session,
+    asks: &[Ask],
+    pool: &str,
+    insert: SqlStmt,
+    with: Vec<SqlStmt>,
+    what: &str,
+    kind: &str,
+) -> Result<Value, Allocation> {
+    let wording = Wording::Caller(s.uid);
+    let mut bounds = Vec::new();
+    for ask in asks {
+        match check(ctx, s.uid, s.gid, ask).await {
+            Ok(Ok(b)) => bounds.extend(b),
+            Ok(Err(e)) => return Err(Allocation::Failed(wording.word(&e.0))),
+            Err(f) => return Err(Allocation::Failed(f)),
+        }
+    }
+    let taken = with.len();
+    let mut stmts = with;
+    let guarded = match rows::guard(&bounds) {
+        Some(g) => {
+            stmts.push(g);
+            true
+        }
+        None => false,
+    };
+    let mut refused_at = None;
+    let result =
+        super::writes::allocate_next_refused(ctx, pool, insert, stmts, what, kind, "", |r| {
+            if r.kind == sqlstore::TxnErrorKind::NotFound {
+                refused_at = Some(r.stmt);
+            }
+        })
+        .await;
+    match (result, refused_at) {
+        (Ok(v), _) => Ok(v),
+        (Err(_), Some(at)) if (1..=taken).contains(&at) => Err(Allocation::Raced),
+        (Err(_), Some(at)) if guarded && at == taken + 1 => {
+            for ask in asks {
+                if let Ok(Err(e)) = check(ctx, s.uid, s.gid, ask).await {
+                    return Err(Allocation::Failed(wording.word(&e.0)));
+                }
+            }
+            Err(Allocation::Failed(wording.word(
+                "a quota was reached by another request meanwhile, try again",
+            )))
+        }
+        (Err(f), _) => Err(Allocation::Failed(f)),
     }
 }
 

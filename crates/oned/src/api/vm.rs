@@ -110,6 +110,19 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
             template::Template::default()
         }
     };
+    // A leased NIC's TARGET names the VM, whose id its lease was taken before knowing.
+    for a in t.attrs.iter_mut().filter(|a| a.name == "NIC") {
+        if let template::Value::Vector(pairs) = &mut a.value {
+            let has = |k: &str| pairs.iter().any(|(n, _)| n == k);
+            if has("NETWORK_ID") && !has("TARGET") {
+                let nic_id = template::vector_get(pairs, "NIC_ID")
+                    .unwrap_or("0")
+                    .to_string();
+                pairs.push(("TARGET".into(), format!("one-{oid}-{nic_id}")));
+                pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+        }
+    }
     for (k, val) in [
         ("VMID", oid.to_string()),
         ("CPU", v.cpu.to_string()),
@@ -213,38 +226,62 @@ pub async fn create(
     name: Option<String>,
     hold: bool,
 ) -> MethodResult {
-    let t = template::Template::parse(text).map_err(|e| fail(code::INTERNAL, e.to_string()))?;
-    let (cpu, memory, tname) = capacity(&t)?;
+    let base = template::Template::parse(text).map_err(|e| fail(code::INTERNAL, e.to_string()))?;
+    let (cpu, memory, tname) = capacity(&base)?;
     let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
     // An empty name becomes `one-<id>` in the statement below.
     if !name.is_empty() {
         super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     }
     let state = if hold { state::HOLD } else { state::PENDING };
-    let insert = rows::insert(NewVm {
-        name,
-        uid: s.uid,
-        gid: s.gid,
-        perms: perms::DEFAULT_PERMS,
-        state,
-        stime: now(),
-        cpu,
-        memory,
-        template: t.to_text(),
-    });
-    let ask = super::quota::Ask::new_vm(cpu, memory as f64);
-    super::quota::allocate(
-        ctx,
-        s,
-        &ask,
-        rows::TABLE,
-        insert,
-        "virtual machine",
-        "VM",
-        "",
-    )
-    .await
+    // The addresses of its NICs are picked from what the networks hold now; a concurrent
+    // lease of the same address refuses the write, and they are picked again.
+    for _ in 0..LEASE_RETRIES {
+        let mut t = base.clone();
+        let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
+        let insert = rows::insert(NewVm {
+            name: name.clone(),
+            uid: s.uid,
+            gid: s.gid,
+            perms: perms::DEFAULT_PERMS,
+            state,
+            stime: now(),
+            cpu,
+            memory,
+            template: t.to_text(),
+        });
+        let mut asks = vec![super::quota::Ask::new_vm(cpu, memory as f64)];
+        asks.extend(
+            leases
+                .per_network
+                .iter()
+                .map(|(vid, n)| super::quota::Ask::leases(*vid, *n)),
+        );
+        match super::quota::allocate_all(
+            ctx,
+            s,
+            &asks,
+            rows::TABLE,
+            insert,
+            leases.stmts,
+            "virtual machine",
+            "VM",
+        )
+        .await
+        {
+            Err(super::quota::Allocation::Raced) => continue,
+            Err(super::quota::Allocation::Failed(f)) => return Err(f),
+            Ok(v) => return Ok(v),
+        }
+    }
+    Err(fail(
+        code::INTERNAL,
+        "Error allocating a new virtual machine. Its networks' leases kept changing, try again",
+    ))
 }
+
+/// How often a new VM's leases are picked again after a concurrent lease took one.
+const LEASE_RETRIES: usize = 10;
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();

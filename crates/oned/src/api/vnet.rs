@@ -32,7 +32,7 @@ pub static NETS: Family<VnetRow> = Family {
 
 pub const METHODS: &[Method] = &[
     method!("one.vn.allocate", Write, Auth::Object, allocate),
-    method!("one.vn.info", Read, Auth::Object, owned::info, &NETS),
+    method!("one.vn.info", Read, Auth::Object, info),
     method!("one.vn.delete", Write, Auth::Object, delete),
     method!(
         "one.vnpool.info",
@@ -46,43 +46,30 @@ pub const METHODS: &[Method] = &[
 /// The owned-object calls: chmod, chown, rename, update, lock, unlock.
 pub const OWNED: &[Method] = &owned_methods!(lockable "one.vn", &NETS);
 
-/// The MAC OpenNebula derives for an IPv4 address: its `MAC_PREFIX` 02:00 then the address.
-fn mac_for(ip: &str) -> String {
-    let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
-    match octets.as_slice() {
-        [a, b, c, d] => format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}"),
-        _ => "02:00:00:00:00:00".to_string(),
-    }
-}
-
-fn ar_pool(x: &mut Xml<'_>, t: &template::Template) {
+/// `AddressRangePool::to_xml`: with the leases (`one.vn.info`), or as stored (pools).
+fn ar_pool(x: &mut Xml<'_>, v: &VnetRow, t: &template::Template, extended: bool) {
     x.elem("AR_POOL", |x| {
-        for (n, ar) in t.get_all("AR").enumerate() {
-            let Some(pairs) = ar.value.as_vector() else {
-                continue;
-            };
-            let get = |k: &str| template::vector_get(pairs, k).unwrap_or("").to_string();
-            let ip = get("IP");
-            let mac = match get("MAC") {
-                m if !m.is_empty() => m,
-                _ => mac_for(&ip),
-            };
-            x.elem("AR", |x| {
-                x.num("AR_ID", n);
-                if !ip.is_empty() {
-                    x.text("IP", &ip);
-                }
-                x.text("MAC", &mac)
-                    .num("SIZE", get("SIZE").parse::<i64>().unwrap_or(0))
-                    .text("TYPE", &get("TYPE"))
-                    .num("USED_LEASES", 0)
-                    .empty("LEASES");
-            });
+        for r in super::address_range::ranges(t) {
+            let leases: Vec<_> = v.leases.iter().filter(|l| l.ar_id == r.id).collect();
+            if extended {
+                r.xml_extended(x, &leases);
+            } else {
+                r.xml_stored(x, &leases);
+            }
         }
     });
 }
 
 pub(super) fn vnet_xml(v: &VnetRow, out: &mut String) {
+    render(v, out, false);
+}
+
+/// `VirtualNetwork::to_xml_extended`: the network with its leases.
+pub(super) fn vnet_xml_extended(v: &VnetRow, out: &mut String) {
+    render(v, out, true);
+}
+
+fn render(v: &VnetRow, out: &mut String, extended: bool) {
     let t = match template::Template::parse(&v.template) {
         Ok(t) => t,
         Err(e) => {
@@ -103,14 +90,18 @@ pub(super) fn vnet_xml(v: &VnetRow, out: &mut String) {
         .text("BRIDGE_TYPE", "linux")
         .num("STATE", v.state)
         .num("PREV_STATE", 0)
-        .empty("PARENT_NETWORK_ID")
+        .elem("PARENT_NETWORK_ID", |x| {
+            if v.parent >= 0 {
+                x.raw(&v.parent.to_string());
+            }
+        })
         .text("VN_MAD", &v.vn_mad);
         for e in ["PHYDEV", "VLAN_ID", "OUTER_VLAN_ID"] {
             x.empty(e);
         }
         x.num("VLAN_ID_AUTOMATIC", 0)
             .num("OUTER_VLAN_ID_AUTOMATIC", 0)
-            .num("USED_LEASES", 0);
+            .num("USED_LEASES", v.leases.len());
         for e in [
             "VROUTERS",
             "UPDATED_VMS",
@@ -121,7 +112,7 @@ pub(super) fn vnet_xml(v: &VnetRow, out: &mut String) {
             x.empty(e);
         }
         x.raw(&shown.to_xml());
-        ar_pool(x, &t);
+        ar_pool(x, v, &t, extended);
     });
 }
 
@@ -129,6 +120,33 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     NETS.may_create(ctx, s).await?;
     let (t, name) = super::family::named_template(&text)?;
+    let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
+    let with = vec![cluster_rows::add_new(Member::Network, cluster)];
+    create(ctx, s, t, &name, with).await
+}
+
+/// A new network of `s` from template `t`, called `name` (checked by the caller), with
+/// `with` (its clusters...) run after its insert: `one.vn.allocate`'s and
+/// `one.vntemplate.instantiate`'s.
+pub(super) async fn create(
+    ctx: &Ctx,
+    s: &Session,
+    t: template::Template,
+    name: &str,
+    with: Vec<sqlstore::SqlStmt>,
+) -> MethodResult {
+    create_child(ctx, s, t, name, with, -1).await
+}
+
+/// [`create`] of a reservation taken from network `parent` (-1: none).
+pub(super) async fn create_child(
+    ctx: &Ctx,
+    s: &Session,
+    t: template::Template,
+    name: &str,
+    with: Vec<sqlstore::SqlStmt>,
+    parent: i64,
+) -> MethodResult {
     let vn_mad = t
         .single("VN_MAD")
         .filter(|n| !n.is_empty())
@@ -139,26 +157,24 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             )
         })?
         .to_string();
-    for ar in t.get_all("AR") {
-        let pairs = ar.value.as_vector().unwrap_or_default();
-        let kind = template::vector_get(pairs, "TYPE").unwrap_or("");
-        let size = template::vector_get(pairs, "SIZE").and_then(|v| v.parse::<i64>().ok());
-        if !matches!(kind, "IP4" | "IP6" | "IP4_6" | "ETHER") || size.is_none_or(|s| s <= 0) {
-            return Err(fail(
-                code::INTERNAL,
-                "Error allocating a new virtual network. Every AR needs a TYPE (IP4, IP6, IP4_6, ETHER) and a positive SIZE.",
-            ));
-        }
-        if kind.starts_with("IP4") && template::vector_get(pairs, "IP").is_none() {
-            return Err(fail(
-                code::INTERNAL,
-                "Error allocating a new virtual network. An IP4 AR needs an IP.",
-            ));
-        }
+    // A reservation's range comes checked, marked with its parent's range.
+    let t = if parent >= 0 {
+        Ok(t)
+    } else {
+        normalized_ranges(&t)
     }
+    .map_err(|e| {
+        fail(
+            code::INTERNAL,
+            format!("Error allocating a new virtual network. {e}"),
+        )
+    })?;
+    // `VirtualNetwork::insert`: every network gets the default security group.
+    let mut t = t;
+    super::secgroup::with_default_group(&mut t);
     let bridge = t.single("BRIDGE").unwrap_or("").to_string();
     let insert = vnet::insert(NewVnet {
-        name: name.clone(),
+        name: name.to_string(),
         uid: s.uid,
         gid: s.gid,
         perms: perms::DEFAULT_PERMS,
@@ -166,33 +182,72 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         vn_mad,
         bridge,
         template: t.to_text(),
+        parent,
     });
-    let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
     super::allocate_next_with(
         ctx,
         vnet::TABLE,
         insert,
-        vec![cluster_rows::add_new(Member::Network, cluster)],
+        with,
         "virtual network",
         "NET",
-        &name,
+        name,
     )
     .await
 }
 
-pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+/// The template with each AR checked and numbered as `AddressRange::from_attr` does (AR_ID
+/// from 0, a MAC where none was given), or the first refusal.
+pub(super) fn normalized_ranges(t: &template::Template) -> Result<template::Template, String> {
+    let mut ranges = Vec::new();
+    for ar in t.get_all("AR") {
+        let pairs = ar.value.as_vector().unwrap_or_default().to_vec();
+        let id = ranges.len() as i64;
+        ranges.push(super::address_range::Range::create(
+            pairs,
+            id,
+            super::address_range::random_word(),
+        )?);
+    }
+    Ok(super::address_range::with_ranges(t, &ranges))
+}
+
+/// `one.vn.info(id)`: the network with its leases.
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let mut stmts = vnet::delete_in_state(id, READY);
+    let row = NETS
+        .authorized(ctx, s, id, perms::USE | perms::NO_LOCK)
+        .await?;
+    let mut out = String::new();
+    vnet_xml_extended(&row, &mut out);
+    Ok(xmlrpc::Value::String(out))
+}
+
+pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    use sqlstore::objects::lease;
+    let id = p.int(0)? as i64;
+    // `VirtualNetworkDelete::drop`: none of its addresses may be in use; a reservation's go
+    // back to its parent.
+    let mut stmts = vec![sqlstore::SqlStmt::new(
+        "SELECT 1 FROM (SELECT 1 AS one) AS unused WHERE NOT EXISTS
+         (SELECT 1 FROM vnet_lease WHERE vnet_oid = ?1)",
+        vec![sqlstore::SqlValue::Int(id)],
+    )
+    .must_match()];
+    stmts.extend(vnet::delete_in_state(id, READY));
+    stmts.push(lease::free_all_of(lease::Holder::Net, id));
     stmts.extend(sqlstore::objects::vdc::forget_resource(
         sqlstore::objects::vdc::Kind::Vnet,
         ctx.config.zone_id,
         id,
     ));
     super::owned::delete(ctx, s, &NETS, id, stmts, |r| {
-        r.missing(fail(
-            code::ACTION,
-            "Cannot delete virtual network. It is not in state READY.",
-        ))
+        let why = if r.stmt == 0 {
+            "Cannot delete virtual network. Can not remove a virtual network with leases in use"
+        } else {
+            "Cannot delete virtual network. It is not in state READY."
+        };
+        r.missing(fail(code::ACTION, why))
     })
     .await
 }

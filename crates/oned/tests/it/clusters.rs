@@ -152,7 +152,8 @@ fn clusters_hold_hosts_datastores_and_networks_on_every_server() {
             &c,
             "one.vn.allocate",
             vec![Value::String(
-                "NAME = \"edge-net\"\nVN_MAD = \"bridge\"".into(),
+                "NAME = \"edge-net\"\nVN_MAD = \"bridge\"\nAR = [ TYPE = \"ETHER\", SIZE = \"4\" ]"
+                    .into(),
             )],
         )
         .unwrap(),
@@ -378,7 +379,7 @@ fn the_scheduler_places_a_vm_only_where_its_image_and_network_are() {
             &c,
             "one.vn.allocate",
             vec![
-                Value::String("NAME = \"edge-net\"\nVN_MAD = \"bridge\"".into()),
+                Value::String("NAME = \"edge-net\"\nVN_MAD = \"bridge\"\nAR = [ TYPE = \"ETHER\", SIZE = \"4\" ]".into()),
                 Value::Int(edge),
             ],
         )
@@ -407,7 +408,7 @@ fn the_scheduler_places_a_vm_only_where_its_image_and_network_are() {
             &c,
             "one.vn.allocate",
             vec![Value::String(
-                "NAME = \"plain-net\"\nVN_MAD = \"bridge\"".into(),
+                "NAME = \"plain-net\"\nVN_MAD = \"bridge\"\nAR = [ TYPE = \"ETHER\", SIZE = \"4\" ]".into(),
             )],
         )
         .unwrap(),

@@ -59,6 +59,22 @@ const FAMILIES: &[Family] = &[
         allocate: || vec![s("NAME = svc\nDESCRIPTION = x"), Value::Int(100)],
         bit: 0x4000_0000_0000,
     },
+    Family {
+        prefix: "one.secgroup",
+        pool: "one.secgrouppool.info",
+        allocate: || {
+            vec![s(
+                "NAME = sg\nRULE = [ PROTOCOL = ALL, RULE_TYPE = inbound ]",
+            )]
+        },
+        bit: 0x1_0000_0000_0000,
+    },
+    Family {
+        prefix: "one.vntemplate",
+        pool: "one.vntemplatepool.info",
+        allocate: || vec![s("NAME = nt1\nVN_MAD = bridge")],
+        bit: 0x40_0000_0000_0000,
+    },
 ];
 
 /// `chmod` parameters: the id, then owner u m a, group u m a, other u m a (-1 keeps a bit).
@@ -224,7 +240,9 @@ fn issue_11_locks_hold_back_every_lockable_family_as_opennebula() {
     let alice = server.client_as("alice", "pw-alice");
     let bob = server.client_as("bob", "pw-bob");
 
-    for f in FAMILIES.iter().filter(|f| f.prefix != "one.datastore") {
+    // Datastores and security groups are not lockable objects.
+    let lockable = |f: &&Family| !matches!(f.prefix, "one.datastore" | "one.secgroup");
+    for f in FAMILIES.iter().filter(lockable) {
         eprintln!("--- {}", f.prefix);
         let m = |op: &str| format!("{}.{op}", f.prefix);
         let id = owned_by(&admin, f, a_id);

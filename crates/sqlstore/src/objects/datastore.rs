@@ -98,6 +98,15 @@ pub fn insert(d: NewDatastore) -> SqlStmt {
     )
 }
 
+/// `one.datastore.enable`: READY (0) or DISABLED (1).
+pub fn set_state(oid: i64, state: i64) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE datastore_pool SET state = ?2 WHERE oid = ?1",
+        vec![SqlValue::Int(oid), SqlValue::Int(state)],
+    )
+    .must_match()
+}
+
 /// Deletes datastore `oid` only while it holds no image.
 pub fn delete_if_empty(oid: i64) -> Vec<SqlStmt> {
     vec![

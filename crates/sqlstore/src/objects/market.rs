@@ -366,14 +366,14 @@ pub struct Importing {
     pub template: String,
     pub market_template: String,
     pub origin_id: i64,
-    /// The origin image's size (MB), path and template, if it still exists.
+    /// The origin image's size (MB), path and format, if it still exists.
     pub image: Option<(i64, String, String)>,
 }
 
 /// Apps being imported into markets whose driver can create them (`http`, `s3`).
 pub fn importing(c: &Conn) -> crate::sql::Result<Vec<Importing>> {
     c.prepare_cached(
-        "SELECT a.oid, m.template, a.origin_id, i.size, i.path, i.template, a.template
+        "SELECT a.oid, m.template, a.origin_id, i.size, i.path, i.format, a.template
          FROM marketplaceapp_pool a JOIN marketplace_pool m ON m.oid = a.market_id
          LEFT JOIN image_pool i ON i.oid = a.origin_id
          WHERE a.state = ?1 AND m.market_mad IN ('http', 's3') ORDER BY a.oid",

@@ -11,13 +11,16 @@ pub mod group;
 pub mod hook;
 pub mod host;
 pub mod image;
+pub mod lease;
 pub mod market;
 pub mod quota;
+pub mod secgroup;
 pub mod template;
 pub mod user;
 pub mod vdc;
 pub mod vm;
 pub mod vnet;
+pub mod vntemplate;
 pub mod zone;
 
 use crate::sql::{Conn, Row};

@@ -171,6 +171,16 @@ fn datastore_usage_sql(metric: &str, col: &str, param: usize) -> Option<String> 
     ))
 }
 
+/// What each `owner` holds in each network (the NETWORK entry's LEASES): leases by (owner id,
+/// network id).
+pub fn network_usage(
+    c: &Conn,
+    owner: Owner,
+    only: Option<i64>,
+) -> crate::sql::Result<BTreeMap<(i64, i64), f64>> {
+    super::lease::leases_usage(c, owner.column(), only)
+}
+
 /// What one user or group uses of the VM entry, read from its VMs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct VmUsage {
@@ -279,6 +289,10 @@ fn usage_sql(
         "VM" => Some((vm_usage_sql(metric, col, at)?, vec![SqlValue::Int(oid)])),
         "DATASTORE" => Some((
             datastore_usage_sql(metric, col, at)?,
+            vec![SqlValue::Int(oid), SqlValue::Int(rid)],
+        )),
+        "NETWORK" if metric == "LEASES" => Some((
+            super::lease::leases_usage_sql(col, at, at + 1),
             vec![SqlValue::Int(oid), SqlValue::Int(rid)],
         )),
         _ => None,

@@ -173,6 +173,10 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
         vec![SqlValue::Int(m.oid)],
         m.now,
     ));
+    if m.to.0 == VmState::Done.as_i64() {
+        stmts.push(super::lease::free_done_vms());
+        stmts.push(super::secgroup::release_done_vms());
+    }
     if m.leaves_host {
         stmts.push(SqlStmt::new(
             "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
@@ -306,6 +310,10 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
             SqlValue::Int(VmState::Done.as_i64()),
         ],
     ));
+    if ts == VmState::Done.as_i64() {
+        stmts.push(super::lease::free_done_vms());
+        stmts.push(super::secgroup::release_done_vms());
+    }
     stmts
 }
 

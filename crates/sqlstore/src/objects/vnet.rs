@@ -17,6 +17,10 @@ pub struct VnetRow {
     pub template: String,
     /// The clusters it belongs to, ascending.
     pub clusters: Vec<i64>,
+    /// The network a reservation was taken from; -1 for others.
+    pub parent: i64,
+    /// The addresses taken from its ranges.
+    pub leases: Vec<super::lease::Lease>,
 }
 
 has_owner!(lockable VnetRow);
@@ -25,7 +29,9 @@ fn read(conn: &Conn, r: &Row) -> crate::sql::Result<VnetRow> {
     let (head, lock, c) = Lock::head_and_lock(r)?;
     let clusters =
         super::cluster::clusters_of(conn, super::cluster::Member::Network, head.owned.oid)?;
+    let leases = super::lease::of_vnet(conn, head.owned.oid)?;
     Ok(VnetRow {
+        leases,
         head,
         lock,
         clusters,
@@ -33,6 +39,7 @@ fn read(conn: &Conn, r: &Row) -> crate::sql::Result<VnetRow> {
         vn_mad: r.get(c + 1)?,
         bridge: r.get(c + 2)?,
         template: r.get(c + 3)?,
+        parent: r.get(c + 4)?,
     })
 }
 
@@ -40,7 +47,7 @@ pub static ROWS: Rows<VnetRow> = Rows {
     select: owned_select!(
         lockable "vnet_pool",
         "n",
-        "n.state, n.vn_mad, n.bridge, n.template"
+        "n.state, n.vn_mad, n.bridge, n.template, n.parent"
     ),
     alias: "n",
     read,
@@ -57,13 +64,15 @@ pub struct NewVnet {
     /// Empty: `onebr<oid>`.
     pub bridge: String,
     pub template: String,
+    /// The network a reservation is taken from; -1 for others.
+    pub parent: i64,
 }
 
 pub fn insert(n: NewVnet) -> SqlStmt {
     insert_next(
         TABLE,
-        "name, uid, gid, perms, state, vn_mad, bridge, template",
-        "?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, ?8",
+        "name, uid, gid, perms, state, vn_mad, bridge, template, parent",
+        "?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, ?8, ?9",
         vec![
             SqlValue::Text(n.name),
             SqlValue::Int(n.uid),
@@ -73,6 +82,7 @@ pub fn insert(n: NewVnet) -> SqlStmt {
             SqlValue::Text(n.vn_mad),
             SqlValue::Text(n.bridge),
             SqlValue::Text(n.template),
+            SqlValue::Int(n.parent),
         ],
     )
 }
@@ -86,5 +96,6 @@ pub fn delete_in_state(oid: i64, state: i64) -> Vec<SqlStmt> {
         )
         .must_match(),
         super::cluster::forget(super::cluster::Member::Network, oid),
+        super::lease::free_vnet(oid),
     ]
 }

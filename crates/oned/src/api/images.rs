@@ -1,0 +1,1070 @@
+//! The image methods beyond the owned-object calls (`RequestManagerImage`): `clone`,
+//! `persistent`, `enable`, `chtype`, the snapshot calls, `restore`; `one.datastore.enable`;
+//! what `Image::insert` makes of an allocation's template; and the `dummy` datastore driver's
+//! results, which the leader's monitor task replicates.
+
+use sqlstore::objects::datastore::DatastoreRow;
+use sqlstore::objects::image::{self as rows, op, ImageRow};
+use sqlstore::{SqlStmt, SqlTxn, SqlValue, TxnErrorKind};
+use template::{Template, Value as TValue};
+use wire::ImageState as S;
+use xmlrpc::{Params, Value};
+
+use super::perms::{caller, MANAGE, USE};
+use super::storage::{DATASTORES, IMAGES};
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+
+/// `Image::ImageType`, by number.
+pub const TYPES: [&str; 7] = [
+    "OS",
+    "CDROM",
+    "DATABLOCK",
+    "KERNEL",
+    "RAMDISK",
+    "CONTEXT",
+    "BACKUP",
+];
+const OS: i64 = 0;
+const CDROM: i64 = 1;
+const DATABLOCK: i64 = 2;
+const BACKUP: i64 = 6;
+/// `Datastore::DatastoreType`.
+pub const IMAGE_DS: i64 = 0;
+pub const SYSTEM_DS: i64 = 1;
+
+/// `Image::state_to_str`: both USED states print `USED`, both LOCKED_USED ones `LOCKED_USED`.
+pub fn state_str(state: i64) -> &'static str {
+    match S::from_i64(state) {
+        Some(S::UsedPers) => "USED",
+        Some(S::LockedUsedPers) => "LOCKED_USED",
+        Some(s) => s.name(),
+        None => "",
+    }
+}
+
+/// A disk image type (OS, CDROM, DATABLOCK) rather than a file (KERNEL, RAMDISK, CONTEXT) or a
+/// backup.
+fn is_disk(kind: i64) -> bool {
+    (OS..=DATABLOCK).contains(&kind)
+}
+
+/// `Image::str_to_type`: an unknown name is OS, an empty one the default type.
+fn str_to_type(name: &str) -> i64 {
+    TYPES
+        .iter()
+        .position(|t| t.eq_ignore_ascii_case(name))
+        .map_or(OS, |i| i as i64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots: the `SNAPSHOTS` element, kept as a text template.
+
+/// The stored snapshots, or OpenNebula's empty set (`Snapshots(-1, DENY)`).
+pub fn snapshots_text(stored: &str) -> String {
+    if stored.trim().is_empty() {
+        "ALLOW_ORPHANS = \"NO\"\nCURRENT_BASE = \"-1\"\nNEXT_SNAPSHOT = \"0\"".to_string()
+    } else {
+        stored.to_string()
+    }
+}
+
+struct Snapshots(Template);
+
+impl Snapshots {
+    fn of(i: &ImageRow) -> Snapshots {
+        Snapshots(Template::parse(&snapshots_text(&i.snapshots)).unwrap_or_default())
+    }
+
+    fn count(&self) -> usize {
+        self.0.get_all("SNAPSHOT").count()
+    }
+
+    fn get(&self, sid: i64) -> Option<&[(String, String)]> {
+        self.0
+            .get_all("SNAPSHOT")
+            .filter_map(|a| a.value.as_vector())
+            .find(|v| field(v, "ID") == sid.to_string())
+    }
+
+    /// DENY or MIXED, where deletion keeps the tree (`ALLOW_ORPHANS`).
+    fn keeps_tree(&self) -> bool {
+        matches!(
+            self.0
+                .single("ALLOW_ORPHANS")
+                .unwrap_or("NO")
+                .to_uppercase()
+                .as_str(),
+            "NO" | "MIXED"
+        )
+    }
+
+    /// `Snapshots::test_delete_image`.
+    fn test_delete(&self, sid: i64) -> Result<(), &'static str> {
+        let snap = self.get(sid).ok_or("Snapshot does not exist")?;
+        if self.keeps_tree() {
+            if yes(field(snap, "ACTIVE")) {
+                return Err("Cannot delete the active snapshot");
+            }
+            if !field(snap, "CHILDREN").is_empty() {
+                return Err("Cannot delete snapshot with children");
+            }
+        }
+        Ok(())
+    }
+
+    fn edit(&mut self, sid: i64, f: impl Fn(&mut Vec<(String, String)>)) {
+        for a in &mut self.0.attrs {
+            if let TValue::Vector(v) = &mut a.value {
+                if a.name == "SNAPSHOT" && field(v, "ID") == sid.to_string() {
+                    f(v);
+                }
+            }
+        }
+    }
+
+    /// `Snapshots::delete_snapshot` (the driver removed it).
+    fn delete(&mut self, sid: i64) {
+        let Some(snap) = self.get(sid).map(<[_]>::to_vec) else {
+            return;
+        };
+        if self.keeps_tree() {
+            let parent: i64 = field(&snap, "PARENT").parse().unwrap_or(-1);
+            if parent != -1 {
+                let mine: Vec<String> = split(field(&snap, "CHILDREN"));
+                let was_active = yes(field(&snap, "ACTIVE"));
+                self.edit(parent, |v| {
+                    let mut children: Vec<String> = split(field(v, "CHILDREN"))
+                        .into_iter()
+                        .filter(|c| *c != sid.to_string())
+                        .collect();
+                    if mine.len() == 1 {
+                        children.push(mine[0].clone());
+                    }
+                    children.sort_by_key(|c| c.parse::<i64>().unwrap_or(0));
+                    children.dedup();
+                    set(
+                        v,
+                        "CHILDREN",
+                        (!children.is_empty()).then(|| children.join(",")),
+                    );
+                    if was_active {
+                        set(v, "ACTIVE", Some("YES".into()));
+                    }
+                });
+                if let [child] = mine.as_slice() {
+                    if let Ok(child) = child.parse() {
+                        self.edit(child, |v| set(v, "PARENT", Some(parent.to_string())));
+                    }
+                }
+            }
+        }
+        self.0.attrs.retain(|a| {
+            !(a.name == "SNAPSHOT"
+                && a.value
+                    .as_vector()
+                    .is_some_and(|v| field(v, "ID") == sid.to_string()))
+        });
+    }
+
+    /// `Snapshots::active_snapshot(sid, true)`: the image is now snapshot `sid`; its size.
+    fn revert(&mut self, sid: i64) -> Option<i64> {
+        let size = field(self.get(sid)?, "SIZE").parse().ok();
+        if self
+            .0
+            .single("ALLOW_ORPHANS")
+            .is_some_and(|o| o.eq_ignore_ascii_case("MIXED"))
+        {
+            self.0.set("CURRENT_BASE", TValue::Single(sid.to_string()));
+        }
+        for a in &mut self.0.attrs {
+            if let TValue::Vector(v) = &mut a.value {
+                let me = field(v, "ID") == sid.to_string();
+                set(v, "ACTIVE", me.then(|| "YES".to_string()));
+            }
+        }
+        size
+    }
+
+    fn text(&self) -> String {
+        self.0.to_text()
+    }
+}
+
+fn field<'a>(v: &'a [(String, String)], key: &str) -> &'a str {
+    template::vector_get(v, key).unwrap_or("")
+}
+
+fn set(v: &mut Vec<(String, String)>, key: &str, value: Option<String>) {
+    v.retain(|(k, _)| k != key);
+    if let Some(value) = value {
+        v.push((key.to_string(), value));
+    }
+}
+
+fn yes(v: &str) -> bool {
+    v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true")
+}
+
+fn split(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an allocation's template becomes (`Image::insert`).
+
+/// The columns `Image::insert` takes out of an image's template, which keeps the rest.
+pub struct Fields {
+    pub persistent: bool,
+    pub path: String,
+    pub source: String,
+    pub format: String,
+    pub fs: String,
+}
+
+fn conf<'a>(ctx: &'a Ctx, key: &str) -> Option<&'a str> {
+    ctx.config
+        .raw
+        .single(key)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// `Image::test_set_persistent` with oned.conf's `DEFAULT_IMAGE_PERSISTENT(_NEW)`: an
+/// allocation's own PERSISTENT wins; a clone follows the setting when there is one.
+pub fn test_set_persistent(ctx: &Ctx, t: &mut Template, allocate: bool) -> bool {
+    let own = t.single("PERSISTENT").map(yes);
+    let key = if allocate {
+        "DEFAULT_IMAGE_PERSISTENT_NEW"
+    } else {
+        "DEFAULT_IMAGE_PERSISTENT"
+    };
+    let persistent = match (allocate, own, conf(ctx, key)) {
+        (true, Some(own), _) => own,
+        (_, _, Some(setting)) => yes(setting),
+        (_, own, None) => own.unwrap_or(false),
+    };
+    t.set(
+        "PERSISTENT",
+        TValue::Single(if persistent { "YES" } else { "NO" }.into()),
+    );
+    if !persistent
+        && t.single("PERSISTENT_TYPE")
+            .is_some_and(|p| p.eq_ignore_ascii_case("SHAREABLE"))
+    {
+        t.remove("PERSISTENT_TYPE");
+    }
+    persistent
+}
+
+/// `Image::insert`: takes NAME, TYPE, PERSISTENT, SIZE, FS, DRIVER, PATH, SOURCE, FORMAT and
+/// TM_MAD out of the template, gives disks a DEV_PREFIX, and works out the format. `ds_driver`
+/// is the datastore's DRIVER. Errors are `insert`'s messages.
+pub fn take_fields(
+    ctx: &Ctx,
+    t: &mut Template,
+    kind: i64,
+    ds_driver: Option<&str>,
+    cloning: bool,
+) -> Result<Fields, String> {
+    let take = |t: &mut Template, k: &str| {
+        let v = t.single(k).unwrap_or("").to_string();
+        t.remove(k);
+        v
+    };
+    for k in ["NAME", "TYPE", "SIZE", "DRIVER", "TM_MAD"] {
+        t.remove(k);
+    }
+    let persistent_attr = take(t, "PERSISTENT");
+    let persistent = match kind {
+        OS | CDROM | DATABLOCK => {
+            if t.single("DEV_PREFIX").is_none_or(str::is_empty) {
+                let prefix = if kind == CDROM {
+                    conf(ctx, "DEFAULT_CDROM_DEVICE_PREFIX").unwrap_or("hd")
+                } else {
+                    conf(ctx, "DEFAULT_DEVICE_PREFIX").unwrap_or("sd")
+                };
+                t.set("DEV_PREFIX", TValue::Single(prefix.to_string()));
+            }
+            yes(&persistent_attr)
+        }
+        BACKUP => {
+            t.remove("DEV_PREFIX");
+            true
+        }
+        _ => {
+            t.remove("DEV_PREFIX");
+            false
+        }
+    };
+    let fs = take(t, "FS");
+    let path = take(t, "PATH");
+    let source = take(t, "SOURCE");
+    let mut format = take(t, "FORMAT");
+    if !cloning {
+        if !source.is_empty() {
+            if !path.is_empty() {
+                return Err("PATH and SOURCE cannot be both set.".into());
+            }
+            if format.is_empty() {
+                return Err("SOURCE needs FORMAT to be set.".into());
+            }
+        } else if kind == BACKUP {
+            return Err("SOURCE cannot be empty for BACKUP images".into());
+        } else if !path.is_empty() {
+            // The driver's `cp` reports the file's format; the dummy one takes the template's.
+            if format.is_empty() {
+                format = "raw".into();
+            }
+        } else if kind == DATABLOCK || kind == OS {
+            if let Some(driver) = ds_driver.filter(|d| !d.is_empty()) {
+                t.set("DRIVER", TValue::Single(driver.to_string()));
+                format = driver.to_string();
+            } else if format.is_empty() {
+                format = "raw".into();
+            }
+        } else {
+            return Err("No PATH nor SOURCE in template.".into());
+        }
+    }
+    Ok(Fields {
+        persistent,
+        path,
+        source,
+        format,
+        fs,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing an image in place.
+
+/// How often a change is recomputed when the image changed in between.
+const RETRIES: usize = 10;
+
+/// Reads image `id`, lets `change` decide (its statements guard what they read: a concurrent
+/// change makes one match nothing, and it is decided again), and answers `answer`. No
+/// statements: nothing to change.
+async fn change(
+    ctx: &Ctx,
+    id: i64,
+    answer: i64,
+    change: impl Fn(&ImageRow) -> Result<Vec<SqlStmt>, Failure>,
+) -> MethodResult {
+    for _ in 0..RETRIES {
+        let image = IMAGES.get(ctx, id).await?;
+        let stmts = change(&image)?;
+        if stmts.is_empty() {
+            return Ok(Value::Int(answer as i32));
+        }
+        let mut raced = false;
+        let done = ctx
+            .commit(SqlTxn { stmts }, |r| {
+                raced = r.kind == TxnErrorKind::NotFound;
+                r.internal()
+            })
+            .await;
+        match done {
+            Ok(_) => return Ok(Value::Int(answer as i32)),
+            Err(_) if raced => continue,
+            Err(f) => return Err(f),
+        }
+    }
+    Err(fail(
+        code::INTERNAL,
+        "Cannot change the image: it kept changing, try again",
+    ))
+}
+
+/// `one.image.enable(id, enable)`: DISABLED or ERROR images back to READY (or in use), READY
+/// or ERROR ones to DISABLED (`ImageManager::enable_image`).
+pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let on = p.bool(1)?;
+    IMAGES.authorized(ctx, s, id, MANAGE).await?;
+    let refuse = |why: String| {
+        let verb = if on { "enable" } else { "disable" };
+        fail(code::INTERNAL, format!("Could not {verb} image: {why}"))
+    };
+    change(ctx, id, id, |i| {
+        if i.kind == BACKUP {
+            return Err(refuse(
+                "Backup images cannot be enabled or disabled.".into(),
+            ));
+        }
+        let state = S::from_i64(i.state);
+        let to = match (on, state) {
+            (true, Some(S::Disabled)) => S::Ready,
+            (true, Some(S::Error)) if i.vms.is_empty() => S::Ready,
+            (true, Some(S::Error)) if i.persistent => S::UsedPers,
+            (true, Some(S::Error)) => S::Used,
+            (true, Some(S::Ready)) | (false, Some(S::Disabled)) => return Ok(vec![]),
+            (false, Some(S::Ready | S::Error)) => S::Disabled,
+            _ => {
+                return Err(refuse(format!(
+                    "Image cannot be in state {}.",
+                    state_str(i.state)
+                )))
+            }
+        };
+        Ok(vec![rows::set_state(id, i.state, to.as_i64(), "", vec![])])
+    })
+    .await
+}
+
+/// `lvm` datastores keep an image's persistency (`ImagePersistent`).
+fn is_lvm(ds_mad: &str) -> bool {
+    ds_mad.eq_ignore_ascii_case("lvm")
+}
+
+/// `DS_MAD_CONF`'s `PERSISTENT_ONLY` for `ds_mad`, from oned.conf, or OpenNebula's shipped
+/// configuration when oned.conf has none.
+pub fn persistent_only(ctx: &Ctx, ds_mad: &str) -> bool {
+    let confs: Vec<&[(String, String)]> = ctx
+        .config
+        .raw
+        .get_all("DS_MAD_CONF")
+        .filter_map(|a| a.value.as_vector())
+        .collect();
+    if confs.is_empty() {
+        return ["dev", "iscsi_libvirt", "restic", "rsync"].contains(&ds_mad);
+    }
+    confs
+        .iter()
+        .find(|c| template::vector_get(c, "NAME") == Some(ds_mad))
+        .and_then(|c| template::vector_get(c, "PERSISTENT_ONLY"))
+        .is_some_and(yes)
+}
+
+/// `one.image.persistent(id, persistent)` (`ImagePersistent::request_execute`).
+pub async fn persistent(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let on = p.bool(1)?;
+    IMAGES.authorized(ctx, s, id, MANAGE).await?;
+    let image = IMAGES.get(ctx, id).await?;
+    if image.persistent == on {
+        return Ok(Value::Int(id as i32));
+    }
+    let ds = DATASTORES
+        .get(ctx, image.datastore_id)
+        .await
+        .map_err(|_| fail(code::INTERNAL, "Datastore no longer exists."))?;
+    if is_lvm(&ds.ds_mad) {
+        return Err(fail(
+            code::INTERNAL,
+            "lvm datastores doesn't support change of image persistency.",
+        ));
+    }
+    let only = persistent_only(ctx, &ds.ds_mad);
+    change(ctx, id, id, |i| {
+        if i.persistent == on {
+            return Ok(vec![]);
+        }
+        match i.kind {
+            OS | CDROM | DATABLOCK => {}
+            BACKUP => return Err(fail(code::ACTION, "BACKUP images must be persistent")),
+            _ => {
+                return Err(fail(
+                    code::ACTION,
+                    "KERNEL, RAMDISK and CONTEXT must be non-persistent",
+                ))
+            }
+        }
+        if only && !on {
+            return Err(fail(
+                code::INTERNAL,
+                "This Datastore only accepts persistent images.",
+            ));
+        }
+        let verb = if on {
+            "Could not make image persistent"
+        } else {
+            "Could not make image non-persistent"
+        };
+        if !on && Snapshots::of(i).count() > 0 {
+            return Err(fail(
+                code::INTERNAL,
+                format!("{verb}: Image has snapshots."),
+            ));
+        }
+        if matches!(
+            S::from_i64(i.state),
+            Some(S::Used | S::Clone | S::UsedPers | S::LockedUsed | S::LockedUsedPers)
+        ) {
+            return Err(fail(
+                code::INTERNAL,
+                format!("{verb}: Image cannot be in state {}.", state_str(i.state)),
+            ));
+        }
+        Ok(vec![rows::set_persistent(id, on, i.state)])
+    })
+    .await
+}
+
+/// `one.image.chtype(id, type)` (`ImageChangeType`): within disks or within files.
+pub async fn chtype(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let name = p.string(1)?.to_uppercase();
+    IMAGES.authorized(ctx, s, id, MANAGE).await?;
+    let name = if name.is_empty() {
+        "OS".to_string()
+    } else {
+        name
+    };
+    let to = str_to_type(&name);
+    change(ctx, id, id, |i| {
+        if i.kind == BACKUP {
+            return Err(fail(code::ACTION, "Cannot change type for BACKUP images."));
+        }
+        if is_disk(i.kind) != is_disk(to) || to == BACKUP {
+            return Err(fail(
+                code::ACTION,
+                "Cannot change image type to an incompatible type for the current datastore.",
+            ));
+        }
+        if name != "OS" && name != "DATABLOCK" && Snapshots::of(i).count() > 0 {
+            return Err(fail(
+                code::INTERNAL,
+                "Image with snapshots can be only of type OS or DATABLOCK",
+            ));
+        }
+        if !TYPES.contains(&name.as_str()) {
+            // OpenNebula's `"Unknown type " + type` adds the enum to the literal's pointer:
+            // the message loses as many leading characters as the image's type number.
+            let msg = "Unknown type ";
+            return Err(fail(
+                code::INTERNAL,
+                msg.get(i.kind.clamp(0, msg.len() as i64) as usize..)
+                    .unwrap_or(""),
+            ));
+        }
+        Ok(vec![rows::set_type(id, to, &i.snapshots)])
+    })
+    .await
+}
+
+/// Which snapshot call, with `ImageManager`'s words for its state refusal.
+#[derive(Clone, Copy)]
+enum SnapOp {
+    Delete,
+    Revert,
+    Flatten,
+}
+
+async fn snapshot_call(ctx: &Ctx, s: &Session, p: Params<'_>, which: SnapOp) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let sid = p.int(1)? as i64;
+    IMAGES.authorized(ctx, s, id, MANAGE).await?;
+    let refuse = |why: &str| fail(code::ACTION, why.to_string());
+    change(ctx, id, sid, |i| {
+        if !matches!(i.kind, OS | DATABLOCK) {
+            return Err(refuse(
+                "IMAGES of type KERNEL, RAMDISK, BACKUP and CONTEXT does not have snapshots.",
+            ));
+        }
+        if i.state != S::Ready.as_i64() {
+            let verb = match which {
+                SnapOp::Delete => "delete snapshot",
+                SnapOp::Revert => "revert to snapshot",
+                SnapOp::Flatten => "flatten snapshot",
+            };
+            return Err(refuse(&format!(
+                "Cannot {verb} in state {}",
+                state_str(i.state)
+            )));
+        }
+        let snaps = Snapshots::of(i);
+        let (checked, driver_op) = match which {
+            SnapOp::Delete => (snaps.test_delete(sid), op::SNAP_DELETE),
+            SnapOp::Revert => (
+                snaps.get(sid).map(drop).ok_or("Snapshot does not exist"),
+                op::SNAP_REVERT,
+            ),
+            SnapOp::Flatten => (
+                snaps.get(sid).map(drop).ok_or("Snapshot does not exist"),
+                op::SNAP_FLATTEN,
+            ),
+        };
+        checked.map_err(refuse)?;
+        Ok(vec![rows::set_state(
+            id,
+            i.state,
+            S::Locked.as_i64(),
+            "target_snapshot = ?3, op = ?4",
+            vec![SqlValue::Int(sid), SqlValue::Int(driver_op)],
+        )])
+    })
+    .await
+}
+
+/// `one.image.snapshotdelete(id, snapshot)`.
+pub async fn snapshot_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    snapshot_call(ctx, s, p, SnapOp::Delete).await
+}
+
+/// `one.image.snapshotrevert(id, snapshot)`.
+pub async fn snapshot_revert(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    snapshot_call(ctx, s, p, SnapOp::Revert).await
+}
+
+/// `one.image.snapshotflatten(id, snapshot)`.
+pub async fn snapshot_flatten(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    snapshot_call(ctx, s, p, SnapOp::Flatten).await
+}
+
+/// `one.image.restore(id, datastore, options)`: only backup images restore, and OneHA has no
+/// backup datastores, so every image answers OpenNebula's refusal after the checks before it.
+pub async fn restore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let ds = p.int(1)? as i64;
+    let options = p.string(2)?.to_string();
+    let image = IMAGES.authorized(ctx, s, id, USE).await?;
+    DATASTORES.authorized(ctx, s, ds, USE).await?;
+    super::validate::template(&options).map_err(|e| fail(code::INTERNAL, e))?;
+    if image.kind != BACKUP {
+        return Err(fail(code::ACTION, "Can only restore images of type BACKUP"));
+    }
+    Err(fail(code::ACTION, "Could not get datastore driver"))
+}
+
+/// `one.datastore.enable(id, enable)`: only system datastores (`Datastore::enable`).
+pub async fn ds_enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let on = p.bool(1)?;
+    let ds = DATASTORES.authorized(ctx, s, id, MANAGE).await?;
+    if ds.kind != SYSTEM_DS {
+        return Err(fail(
+            code::INTERNAL,
+            "Only SYSTEM_DS can be disabled or enabled",
+        ));
+    }
+    let state = if on {
+        wire::DatastoreState::Ready
+    } else {
+        wire::DatastoreState::Disabled
+    };
+    let stmt = sqlstore::objects::datastore::set_state(id, state.as_i64());
+    ctx.commit(SqlTxn { stmts: vec![stmt] }, |r| {
+        r.missing(DATASTORES.missing(id))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clone and delete.
+
+/// `DATASTORE_CAPACITY_CHECK` (default yes) and the dummy datastore's free space.
+fn no_room(ctx: &Ctx, ds: &DatastoreRow, size: i64) -> bool {
+    let check = conf(ctx, "DATASTORE_CAPACITY_CHECK").is_none_or(yes);
+    let used: i64 = ds.images.iter().map(|i| i.size).sum();
+    check && size > super::storage::DUMMY_TOTAL_MB - used
+}
+
+/// `one.image.clone(id, name[, datastore])` (`ImageClone::request_execute`): a new image, LOCKED
+/// until the driver copied the source, which is cloning (USED, or CLONE if persistent) meanwhile.
+pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let name = p.string(1)?.to_string();
+    let ds_id = if p.0.len() > 2 { p.int(2)? as i64 } else { -1 };
+    let src = IMAGES.get(ctx, id).await?;
+    if !is_disk(src.kind) {
+        return Err(fail(
+            code::ACTION,
+            "KERNEL, RAMDISK, BACKUP and CONTEXT cannot be cloned.",
+        ));
+    }
+    if Snapshots::of(&src).count() > 0 {
+        return Err(fail(code::ACTION, "Cannot clone images with snapshots"));
+    }
+    // `Image::clone_template`.
+    let mut t = Template::parse(&src.template).unwrap_or_default();
+    let single = |v: &str| TValue::Single(v.to_string());
+    t.set("NAME", single(&name));
+    t.set("TYPE", single(TYPES[src.kind as usize]));
+    t.set("PATH", single(&src.source));
+    t.set("FORMAT", single(&src.format));
+    t.set("SIZE", single(&src.size.to_string()));
+    t.set(
+        "PERSISTENT",
+        single(if src.persistent { "YES" } else { "NO" }),
+    );
+    test_set_persistent(ctx, &mut t, false);
+    let ds_id = if ds_id == -1 { src.datastore_id } else { ds_id };
+    let only_image_ds = || fail(code::ACTION, "Clone only supported for IMAGE_DS Datastores");
+    let ds = DATASTORES.get(ctx, ds_id).await?;
+    if ds.kind != IMAGE_DS {
+        return Err(only_image_ds());
+    }
+    let orig = if ds_id != src.datastore_id {
+        let orig = DATASTORES.get(ctx, src.datastore_id).await?;
+        if orig.kind != IMAGE_DS {
+            return Err(only_image_ds());
+        }
+        if orig.ds_mad != ds.ds_mad {
+            return Err(fail(
+                code::ACTION,
+                "Clone only supported to same DS_MAD Datastores",
+            ));
+        }
+        Some(orig)
+    } else {
+        None
+    };
+    if no_room(ctx, &ds, src.size) {
+        return Err(fail(code::ACTION, "Not enough space in datastore"));
+    }
+    // One authorization request: create, USE the image, USE the datastore(s).
+    let c = caller(ctx, s).await?;
+    let mut why = Vec::new();
+    if !c.may_create(IMAGES.kind) {
+        why.push("Not authorized to perform CREATE IMAGE".to_string());
+    }
+    why.extend(IMAGES.refusal(&c, &src, USE));
+    why.extend(DATASTORES.refusal(&c, &ds, USE));
+    if let Some(orig) = &orig {
+        why.extend(DATASTORES.refusal(&c, orig, USE));
+    }
+    if !why.is_empty() {
+        return Err(fail(
+            code::AUTHORIZATION,
+            format!("User [{}] : {}.", s.uid, why.join("; ")),
+        ));
+    }
+    let allocate_error = |why: String| {
+        fail(
+            code::ALLOCATE,
+            format!("Error allocating a new image. {why}"),
+        )
+    };
+    super::validate::object_name(&name).map_err(allocate_error)?;
+    let (taken, uid) = (name.clone(), s.uid);
+    if let Some(oid) = ctx.read(move |c| rows::named(c, &taken, uid)).await? {
+        return Err(allocate_error(format!(
+            "NAME is already taken by IMAGE {oid}."
+        )));
+    }
+    // `ImageManager::can_clone_image`, then `set_clone_state` on the source.
+    let src_to = match S::from_i64(src.state) {
+        Some(S::Ready) if src.persistent => S::Clone,
+        Some(S::Ready) => S::Used,
+        Some(s @ (S::Used | S::Clone)) => s,
+        _ => {
+            return Err(allocate_error(format!(
+                "Cannot clone image in state: {}",
+                state_str(src.state)
+            )))
+        }
+    };
+    let fields = take_fields(ctx, &mut t, src.kind, None, true).map_err(allocate_error)?;
+    let insert = rows::insert(rows::NewImage {
+        name: name.clone(),
+        uid: s.uid,
+        gid: s.gid,
+        perms: super::perms::DEFAULT_PERMS,
+        kind: src.kind,
+        persistent: fields.persistent,
+        regtime: super::vm::now(),
+        path: fields.path,
+        size: src.size,
+        state: S::Locked.as_i64(),
+        datastore_id: ds_id,
+        template: t.to_text(),
+        source: String::new(),
+        format: fields.format,
+        fs: fields.fs,
+        cloning_id: id,
+    });
+    let ask = super::quota::Ask::new_image(ds_id, src.size as f64);
+    let source_state = rows::set_state(id, src.state, src_to.as_i64(), "", vec![]);
+    clone_insert(ctx, s, &ask, insert, source_state, &name).await
+}
+
+/// Inserts the clone with the source's move in the same transaction, under the quotas.
+async fn clone_insert(
+    ctx: &Ctx,
+    s: &Session,
+    ask: &super::quota::Ask,
+    insert: SqlStmt,
+    source_state: SqlStmt,
+    name: &str,
+) -> MethodResult {
+    let charge = super::quota::Charge {
+        ask,
+        uid: s.uid,
+        gid: s.gid,
+        wording: super::quota::Wording::Caller(s.uid),
+    };
+    let mut with = vec![source_state];
+    let guarded = match charge.guard(ctx).await? {
+        Some(g) => {
+            with.push(g);
+            true
+        }
+        None => false,
+    };
+    let mut refused_at = None;
+    let result = super::writes::allocate_next_refused(
+        ctx,
+        rows::TABLE,
+        insert,
+        with,
+        "image",
+        "IMAGE",
+        name,
+        |r| refused_at = Some((r.kind, r.stmt)),
+    )
+    .await;
+    match (result, refused_at) {
+        (Err(_), Some((_, 2))) if guarded => Err(charge.lost_race(ctx).await),
+        (Err(_), Some((TxnErrorKind::NotFound, 1))) => Err(fail(
+            code::ALLOCATE,
+            "Error allocating a new image. Cannot clone image in current state",
+        )),
+        (other, _) => other,
+    }
+}
+
+/// Why image `i` cannot be deleted now (`ImageManager::delete_image`), if it cannot.
+fn busy(i: &ImageRow) -> Option<String> {
+    let vms = || format!("There are {} VMs using it.", i.vms.len());
+    match S::from_i64(i.state) {
+        Some(S::Ready) if !i.vms.is_empty() && i.kind != BACKUP => Some(vms()),
+        Some(S::Clone) => Some(format!(
+            "There are {} active clone operations.",
+            i.clones.len()
+        )),
+        Some(S::Used | S::UsedPers | S::LockedUsed | S::LockedUsedPers) => Some(vms()),
+        _ => None,
+    }
+}
+
+/// `one.image.delete(id[, force])` (`ImageDelete`): a locked image only with `force`, and then
+/// only with ADMIN; never one in use or being cloned. A LOCKED clone releases its source.
+pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let force = p.opt_bool(1)?.unwrap_or(false);
+    let image = IMAGES.get(ctx, id).await?;
+    let mut right = MANAGE;
+    if image.lock.level != 0 {
+        right = super::perms::ADMIN;
+        if !force {
+            return Err(fail(
+                code::INTERNAL,
+                "Image locked, use --force flag to remove the image. \
+                 Force delete may leave some files on Datastore",
+            ));
+        }
+    }
+    IMAGES.authorized(ctx, s, id, right).await?;
+    change(ctx, id, id, |i| {
+        if let Some(why) = busy(i) {
+            return Err(fail(code::ACTION, format!("Cannot delete image. {why}")));
+        }
+        let mut stmts = vec![rows::delete_idle(id, i.state)];
+        if i.state == S::Locked.as_i64() && i.cloning_id >= 0 {
+            stmts.push(rows::release_cloning(i.cloning_id));
+        }
+        Ok(stmts)
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dummy datastore driver.
+
+/// What the leader's driver task finishes in one pass, at most.
+pub const DRIVER_BATCH: i64 = 256;
+
+/// The driver's results for the images it has work on (`ImageManager::_cp`, `_mkfs`,
+/// `_clone`, `_snap_*`): each image leaves its locked state as `set_state_unlock` does, with
+/// a source, and the sources of finished clones are released.
+pub fn driver_results(pending: &[ImageRow], now: i64) -> Vec<SqlStmt> {
+    let mut stmts = Vec::new();
+    let mut sources = Vec::new();
+    for i in pending {
+        let Some(to) = rows::UNLOCKS
+            .iter()
+            .find(|(from, _)| from.as_i64() == i.state)
+            .map(|(_, to)| *to)
+        else {
+            continue;
+        };
+        if to == S::Ready {
+            stmts.extend(rows::state_events(i.head.owned.oid, i.state, "READY", now));
+        }
+        let oid = i.head.owned.oid;
+        let (from, to_i) = (i.state, to.as_i64());
+        let source = if i.source.is_empty() {
+            format!("/var/lib/one//datastores/{}/{oid}", i.datastore_id)
+        } else {
+            i.source.clone()
+        };
+        let format = if i.format.is_empty() {
+            "raw".to_string()
+        } else {
+            i.format.clone()
+        };
+        let stmt = match i.op {
+            op::CLONE => {
+                sources.push(i.cloning_id);
+                rows::driver_done(
+                    oid,
+                    from,
+                    to_i,
+                    op::CLONE,
+                    "source = ?5, cloning_id = -1",
+                    vec![SqlValue::Text(source)],
+                )
+            }
+            op::SNAP_DELETE | op::SNAP_REVERT | op::SNAP_FLATTEN => {
+                let mut snaps = Snapshots::of(i);
+                let mut size = i.size;
+                match i.op {
+                    op::SNAP_DELETE => snaps.delete(i.target_snapshot),
+                    op::SNAP_REVERT => size = snaps.revert(i.target_snapshot).unwrap_or(size),
+                    _ => snaps = Snapshots(Template::default()),
+                }
+                let text = if snaps.0.attrs.is_empty() {
+                    String::new()
+                } else {
+                    snaps.text()
+                };
+                rows::driver_done(
+                    oid,
+                    from,
+                    to_i,
+                    i.op,
+                    "snapshots = ?5, size = ?6",
+                    vec![SqlValue::Text(text), SqlValue::Int(size)],
+                )
+            }
+            _ => rows::driver_done(
+                oid,
+                from,
+                to_i,
+                op::REGISTER,
+                "source = ?5, format = ?6",
+                vec![SqlValue::Text(source), SqlValue::Text(format)],
+            ),
+        };
+        stmts.push(stmt);
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    stmts.extend(sources.into_iter().map(rows::release_cloning));
+    stmts
+}
+
+// ---------------------------------------------------------------------------------------------
+// For the VM side: taking and releasing an image as a disk.
+
+/// `ImageManager::acquire_image`: the statements that make VM `vid` use image `i` (read just
+/// before; they match nothing if its state changed meanwhile, which fails the caller's
+/// transaction), or OpenNebula's refusal. `attach` is a hot-plug, which a locked image refuses.
+pub fn acquire(i: &ImageRow, vid: i64, attach: bool) -> Result<Vec<SqlStmt>, String> {
+    let oid = i.head.owned.oid;
+    if !is_disk(i.kind) {
+        return Err(format!(
+            "Image {oid} ({}) of type {} cannot be used as DISK.",
+            i.head.name,
+            TYPES.get(i.kind as usize).copied().unwrap_or("")
+        ));
+    }
+    let shareable = Template::parse(&i.template)
+        .ok()
+        .and_then(|t| {
+            t.single("PERSISTENT_TYPE")
+                .map(|p| p.eq_ignore_ascii_case("SHAREABLE"))
+        })
+        .unwrap_or(false);
+    let locked = || format!("Cannot acquire image {oid}, it is locked");
+    let in_use = || format!("Cannot acquire image {oid}, it is persistent and already in use");
+    let to = match S::from_i64(i.state) {
+        Some(S::Ready) if i.persistent => S::UsedPers,
+        Some(S::Ready) => S::Used,
+        Some(S::Locked) if attach => return Err(locked()),
+        Some(S::Locked) if i.persistent => S::LockedUsedPers,
+        Some(S::Locked) => S::LockedUsed,
+        Some(S::UsedPers) if !shareable => return Err(in_use()),
+        Some(S::LockedUsedPers) if !shareable => return Err(in_use()),
+        Some(S::LockedUsed | S::LockedUsedPers) if attach => return Err(locked()),
+        Some(s @ (S::Used | S::UsedPers | S::LockedUsed | S::LockedUsedPers)) => s,
+        _ => {
+            return Err(format!(
+                "Cannot acquire image {oid}, it is in state: {}",
+                state_str(i.state)
+            ))
+        }
+    };
+    Ok(vec![
+        rows::set_state(oid, i.state, to.as_i64(), "", vec![]),
+        rows::add_vm(oid, vid),
+    ])
+}
+
+/// `ImageManager::release_image`: the statements that end VM `vid`'s use of image `i`; the
+/// image is READY (or LOCKED, if the driver is still at it) once no VM uses it, or in ERROR
+/// when the VM's disk `failed`. Nothing for an image in a state nothing uses.
+pub fn release(i: &ImageRow, vid: i64, failed: bool, now: i64) -> Vec<SqlStmt> {
+    let oid = i.head.owned.oid;
+    let (persistent, to) = match S::from_i64(i.state) {
+        Some(S::UsedPers) => (true, S::Ready),
+        Some(S::LockedUsedPers) => (true, S::Locked),
+        Some(S::Used) => (false, S::Ready),
+        Some(S::LockedUsed) => (false, S::Locked),
+        _ => return Vec::new(),
+    };
+    let mut stmts = vec![rows::remove_vm(oid, vid)];
+    if persistent && failed {
+        let mut to_error = rows::set_state(
+            oid,
+            i.state,
+            S::Error.as_i64(),
+            "modtime = ?3",
+            vec![SqlValue::Int(now)],
+        );
+        // The VM's transaction goes on whatever the image's state became meanwhile.
+        to_error.must_match = false;
+        stmts.push(to_error);
+    } else {
+        let modtime = persistent.then_some(now);
+        stmts.push(rows::release_if_unused(oid, i.state, to.as_i64(), modtime));
+    }
+    stmts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_delete_and_revert_as_opennebula() {
+        let text = "ALLOW_ORPHANS = \"NO\"\nCURRENT_BASE = \"-1\"\nNEXT_SNAPSHOT = \"3\"\n\
+            SNAPSHOT = [ ID = \"0\", PARENT = \"-1\", CHILDREN = \"1\", SIZE = \"10\", DATE = \"1\" ]\n\
+            SNAPSHOT = [ ID = \"1\", PARENT = \"0\", CHILDREN = \"2\", SIZE = \"20\", DATE = \"2\" ]\n\
+            SNAPSHOT = [ ID = \"2\", PARENT = \"1\", ACTIVE = \"YES\", SIZE = \"30\", DATE = \"3\" ]";
+        let mut s = Snapshots(Template::parse(text).unwrap_or_default());
+        assert_eq!(s.test_delete(2), Err("Cannot delete the active snapshot"));
+        assert_eq!(
+            s.test_delete(1),
+            Err("Cannot delete snapshot with children")
+        );
+        assert_eq!(s.test_delete(7), Err("Snapshot does not exist"));
+        assert_eq!(s.revert(0), Some(10));
+        assert_eq!(s.test_delete(2), Ok(()));
+        s.delete(2);
+        assert_eq!(s.count(), 2);
+        assert_eq!(
+            s.get(1).map(|v| field(v, "CHILDREN").to_string()),
+            Some(String::new())
+        );
+        assert_eq!(s.test_delete(1), Ok(()));
+        assert_eq!(state_str(S::UsedPers.as_i64()), "USED");
+        assert_eq!(str_to_type("nonsense"), OS);
+    }
+}

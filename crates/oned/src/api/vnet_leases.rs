@@ -1,0 +1,891 @@
+//! The address-range and lease calls of `one.vn.*` (`RequestManagerVirtualNetwork`): add_ar,
+//! rm_ar, free_ar, update_ar, hold, release, reserve, recover. Each reads the network, computes
+//! its new ranges and leases on the leader, and writes them guarded by what it read (the
+//! template the ranges live in, the leases it takes), computing again when a concurrent write
+//! came first.
+
+use sqlstore::objects::lease::{self, Holder, OwnerRef};
+use sqlstore::objects::vnet::{self, VnetRow};
+use sqlstore::{Optional, SqlStmt, SqlValue};
+use template::Template;
+use xmlrpc::{Params, Value};
+
+use super::address_range::{self as ar, Range};
+use super::method::{Auth, Method};
+use super::perms::{ADMIN, MANAGE, USE};
+use super::vnet::NETS;
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.vn.add_ar", Write, Auth::Object, add_ar),
+    method!("one.vn.rm_ar", Write, Auth::Object, rm_ar),
+    method!("one.vn.free_ar", Write, Auth::Object, free_ar),
+    method!("one.vn.update_ar", Write, Auth::Object, update_ar),
+    method!("one.vn.hold", Write, Auth::Object, hold),
+    method!("one.vn.release", Write, Auth::Object, release),
+    method!("one.vn.reserve", Write, Auth::Object, reserve),
+    method!("one.vn.recover", Write, Auth::Object, recover),
+];
+
+fn state_name(state: i64) -> &'static str {
+    wire::VnetState::from_i64(state).map_or("UNKNOWN", wire::VnetState::name)
+}
+
+fn parsed(t: &str) -> Result<Template, String> {
+    Template::parse(t).map_err(|e| e.to_string())
+}
+
+/// The stored template of a network, parsed: a corrupt one is an error, never an empty one
+/// that would drop its ranges.
+fn stored(v: &VnetRow) -> Result<Template, Failure> {
+    parsed(&v.template).map_err(|e| {
+        fail(
+            code::INTERNAL,
+            format!("The stored template does not parse: {e}"),
+        )
+    })
+}
+
+/// The leases of range `ar_id`, their indexes ascending.
+fn taken(v: &VnetRow, ar_id: i64) -> Vec<i64> {
+    v.leases
+        .iter()
+        .filter(|l| l.ar_id == ar_id)
+        .map(|l| l.idx)
+        .collect()
+}
+
+/// The template `v` would have with `ranges`, and the statement that writes it if the template
+/// is still the one read.
+fn write_ranges(v: &VnetRow, t: &Template, ranges: &[Range]) -> SqlStmt {
+    let new = ar::with_ranges(t, ranges).to_text();
+    sqlstore::objects::replace_template(
+        vnet::TABLE,
+        "template",
+        v.head.owned.oid,
+        new,
+        v.template.clone(),
+    )
+}
+
+/// What `RequestManagerVirtualNetwork::request_execute` shares: authorize `right` on the
+/// network, parse the template (INTERNAL), require READY or UPDATE_FAILURE (ACTION), then
+/// write what `action` computes from the network and the template (INTERNAL on its refusal).
+async fn leases_call(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    name: &str,
+    right: u64,
+    action: impl Fn(&VnetRow, &Template) -> Result<Vec<SqlStmt>, String>,
+) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    NETS.authorized(ctx, s, id, right).await?;
+    let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let (action, tmpl) = (&action, &tmpl);
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = NETS.authorized(ctx, s, id, right).await?;
+        if v.state != super::vnet::READY && v.state != wire::VnetState::UpdateFailure.as_i64() {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not execute {name}Virtual Network is in wrong state: {}",
+                    state_name(v.state)
+                ),
+            ));
+        }
+        action(&v, tmpl).map_err(|e| fail(code::INTERNAL, e))
+    })
+    .await
+}
+
+/// `one.vn.add_ar(id, template)`: the first AR of the template becomes a new range.
+pub async fn add_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    leases_call(ctx, s, p, "one.vn.add_ar", ADMIN, |v, tmpl| {
+        let Some(pairs) = tmpl.get_all("AR").find_map(|a| a.value.as_vector()) else {
+            return Err("Wrong AR definition. AR vector attribute is missing.".into());
+        };
+        let t = parsed(&v.template)?;
+        let mut ranges = ar::ranges(&t);
+        let mut pairs = pairs.to_vec();
+        if let Some(ipam) = t.single("IPAM_MAD").filter(|m| !m.is_empty()) {
+            if !pairs.iter().any(|(k, _)| k == "IPAM_MAD") {
+                pairs.push(("IPAM_MAD".into(), ipam.to_string()));
+            }
+        }
+        ranges.push(Range::create(
+            pairs,
+            ar::next_id(&ranges),
+            ar::random_word(),
+        )?);
+        Ok(vec![write_ranges(v, &t, &ranges)])
+    })
+    .await
+}
+
+/// Attributes `update_ar` never takes from the caller: kept as the range has them.
+const KEPT: [&str; 3] = ["TYPE", "MAC", "AR_ID"];
+/// Attributes computed when shown, never stored.
+const SHOWN: [&str; 10] = [
+    "MAC_END",
+    "IP_END",
+    "IP6_END",
+    "IP6_ULA",
+    "IP6_ULA_END",
+    "IP6_GLOBAL",
+    "IP6_GLOBAL_END",
+    "USED_LEASES",
+    "LEASES",
+    "ALLOCATED",
+];
+
+/// `one.vn.update_ar(id, template)`: each AR (by AR_ID) takes the attributes given, as
+/// `AddressRange::update_attributes`: its type, MAC and first addresses stay; SIZE may shrink
+/// only above its last lease.
+pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    leases_call(ctx, s, p, "one.vn.update_ar", MANAGE, |v, tmpl| {
+        let ups: Vec<_> = tmpl
+            .get_all("AR")
+            .filter_map(|a| a.value.as_vector())
+            .collect();
+        if ups.is_empty() {
+            return Err("Wrong AR definition. AR vector attribute is missing.".into());
+        }
+        let t = parsed(&v.template)?;
+        let mut ranges = ar::ranges(&t);
+        let mut guards = Vec::new();
+        for up in ups {
+            let get = |k: &str| template::vector_get(up, k).unwrap_or("").trim().to_string();
+            let Ok(arid) = get("AR_ID").parse::<i64>() else {
+                return Err("AR/AR_ID attribute is missing.".into());
+            };
+            let Some(r) = ranges.iter_mut().find(|r| r.id == arid) else {
+                return Err(format!("Address Range with ID {arid} was not found."));
+            };
+            let reservation = !r.get("PARENT_NETWORK_AR_ID").is_empty();
+            let mut attrs = r.attrs.clone();
+            for (k, val) in up {
+                let k = k.to_ascii_uppercase();
+                if KEPT.contains(&k.as_str())
+                    || SHOWN.contains(&k.as_str())
+                    || matches!(k.as_str(), "IP" | "IP6" | "PARENT_NETWORK_AR_ID")
+                {
+                    continue;
+                }
+                attrs.retain(|(n, _)| *n != k);
+                attrs.push((k, val.clone()));
+            }
+            let size = template::vector_get(&attrs, "SIZE").unwrap_or("").trim();
+            let Ok(new_size) = size.parse::<u64>() else {
+                return Err("Unable to read the SIZE attribute, it must be number >= 0".into());
+            };
+            if reservation && new_size != r.size {
+                return Err("The SIZE of a reservation cannot be changed.".into());
+            }
+            if taken(v, arid).iter().any(|i| *i as u64 >= new_size) {
+                return Err("New SIZE cannot be applied. There are used leases that would fall outside the range.".into());
+            }
+            let updated = Range::stored(attrs.clone(), arid).ok_or_else(|| {
+                if template::vector_get(&attrs, "GLOBAL_PREFIX")
+                    .is_some_and(|g| !g.is_empty() && g.parse::<std::net::Ipv6Addr>().is_err())
+                {
+                    "Wrong format for IP6 global address prefix".to_string()
+                } else {
+                    "Wrong format for IP6 unique local address prefix".to_string()
+                }
+            })?;
+            guards.push(none_from(v.head.owned.oid, arid, new_size));
+            *r = updated;
+        }
+        let mut stmts = vec![write_ranges(v, &t, &ranges)];
+        stmts.extend(guards);
+        Ok(stmts)
+    })
+    .await
+}
+
+/// Matches only while range `ar_id` of `vnet` has no lease at index `size` or above.
+fn none_from(vnet: i64, ar_id: i64, size: u64) -> SqlStmt {
+    SqlStmt::new(
+        "SELECT 1 FROM (SELECT 1 AS one) AS fits WHERE NOT EXISTS
+         (SELECT 1 FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND idx >= ?3)",
+        vec![
+            SqlValue::Int(vnet),
+            SqlValue::Int(ar_id),
+            SqlValue::Int(size as i64),
+        ],
+    )
+    .must_match()
+}
+
+/// `one.vn.rm_ar(id, ar_id [, force])` (ADMIN) and `one.vn.free_ar(id, ar_id)` (MANAGE): the
+/// range goes, with its leases when forced; a reservation's addresses go back to its parent.
+async fn remove_range(ctx: &Ctx, s: &Session, p: Params<'_>, right: u64) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let arid = p.int(1)? as i64;
+    let force = right == ADMIN && p.0.len() > 2 && p.opt_bool(2)?.unwrap_or(false);
+    NETS.authorized(ctx, s, id, right).await?;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = NETS.authorized(ctx, s, id, right).await?;
+        if v.state != super::vnet::READY && v.state != wire::VnetState::UpdateFailure.as_i64() {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not remove Adress Range, Virtual Network is in wrong state: {}",
+                    state_name(v.state)
+                ),
+            ));
+        }
+        let t = stored(&v)?;
+        let mut ranges = ar::ranges(&t);
+        let Some(at) = ranges.iter().position(|r| r.id == arid) else {
+            return Err(fail(code::INTERNAL, "Address Range does not exist"));
+        };
+        if !force && !taken(&v, arid).is_empty() {
+            return Err(fail(code::INTERNAL, "Address Range has leases in use"));
+        }
+        let gone = ranges.remove(at);
+        let mut stmts = vec![write_ranges(&v, &t, &ranges)];
+        if force {
+            stmts.push(lease::free_range(id, arid));
+        } else {
+            stmts.push(lease::none_in_range(id, arid));
+        }
+        let parent_ar: Option<i64> = gone.get("PARENT_NETWORK_AR_ID").trim().parse().ok();
+        if let (true, Some(parent_ar)) = (v.parent >= 0, parent_ar) {
+            // `free_addr_by_range`: only this range's addresses, found from its first MAC.
+            let parent = NETS.get(ctx, v.parent).await?;
+            let first = ar::ranges(&stored(&parent)?)
+                .into_iter()
+                .find(|r| r.id == parent_ar)
+                .and_then(|r| r.index_of_mac(gone.get("MAC")));
+            if let Some(first) = first {
+                stmts.push(SqlStmt::new(
+                    "DELETE FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND kind = ?3
+                     AND owner = ?4 AND idx >= ?5 AND idx < ?6",
+                    vec![
+                        SqlValue::Int(v.parent),
+                        SqlValue::Int(parent_ar),
+                        SqlValue::Int(Holder::Net.code()),
+                        SqlValue::Int(id),
+                        SqlValue::Int(first as i64),
+                        SqlValue::Int((first + gone.size) as i64),
+                    ],
+                ));
+            }
+        }
+        Ok(stmts)
+    })
+    .await
+}
+
+pub async fn rm_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    remove_range(ctx, s, p, ADMIN).await
+}
+
+pub async fn free_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    remove_range(ctx, s, p, MANAGE).await
+}
+
+/// The one address a `LEASES` vector (or a NIC) names, as `hold_leases` reads it.
+#[derive(Debug, Clone)]
+pub enum Named {
+    Ip(String),
+    Ip6(String),
+    Mac(String),
+}
+
+impl Named {
+    /// Its index in range `r`, if it is one of its addresses.
+    pub fn index_in(&self, r: &Range) -> Option<u64> {
+        match self {
+            Named::Ip(ip) => r.index_of_ip(ip),
+            Named::Ip6(ip6) => r.index_of_ip6(ip6),
+            Named::Mac(mac) => r.index_of_mac(mac),
+        }
+    }
+}
+
+/// The address a vector names: none, one, or an error when several are given.
+pub fn named(pairs: &[(String, String)]) -> Result<Option<Named>, String> {
+    let get = |k: &str| {
+        template::vector_get(pairs, k)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let (ip, ip6, mac) = (get("IP"), get("IP6"), get("MAC"));
+    let given = [&ip, &ip6, &mac].iter().filter(|v| !v.is_empty()).count();
+    if given > 1 {
+        return Err("Only one attribute MAC, IP or IP6 can be set.".into());
+    }
+    Ok(if !ip.is_empty() {
+        Some(Named::Ip(ip))
+    } else if !ip6.is_empty() {
+        Some(Named::Ip6(ip6))
+    } else if !mac.is_empty() {
+        Some(Named::Mac(mac))
+    } else {
+        None
+    })
+}
+
+/// The `LEASES` vector of a hold or release: its address and its AR_ID, if any.
+fn lease_request(tmpl: &Template) -> Result<(Named, Option<i64>), String> {
+    let Some(pairs) = tmpl.get_all("LEASES").find_map(|a| a.value.as_vector()) else {
+        return Err("Empty lease description.".into());
+    };
+    let addr = named(pairs)?.ok_or_else(|| "Missing MAC, IP or IP6.".to_string())?;
+    let arid = template::vector_get(pairs, "AR_ID").and_then(|a| a.trim().parse().ok());
+    Ok((addr, arid))
+}
+
+/// `one.vn.hold(id, template)`: an address kept from use, held by VM -1.
+pub async fn hold(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    leases_call(ctx, s, p, "one.vn.hold", MANAGE, |v, tmpl| {
+        let (addr, arid) = lease_request(tmpl)?;
+        let t = parsed(&v.template)?;
+        let found = ar::ranges(&t)
+            .iter()
+            .filter(|r| arid.is_none_or(|a| a == r.id))
+            .find_map(|r| {
+                let idx = addr.index_in(r)? as i64;
+                (!taken(v, r.id).contains(&idx)).then_some((r.id, idx))
+            });
+        let Some((arid, idx)) = found else {
+            return Err("Address is not part of the address range or in use.".into());
+        };
+        Ok(vec![lease::take(
+            v.head.owned.oid,
+            arid,
+            idx,
+            Holder::Vm,
+            OwnerRef::Id(-1),
+            &v.template,
+        )])
+    })
+    .await
+}
+
+/// `one.vn.release(id, template)`: an address on hold is free again; anything else is left
+/// as it is, and the call still succeeds, as OpenNebula's.
+pub async fn release(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    leases_call(ctx, s, p, "one.vn.release", MANAGE, |v, tmpl| {
+        let (addr, arid) = lease_request(tmpl)?;
+        let t = parsed(&v.template)?;
+        let mut stmts = Vec::new();
+        for r in ar::ranges(&t)
+            .iter()
+            .filter(|r| arid.is_none_or(|a| a == r.id))
+        {
+            if let Some(idx) = addr.index_in(r) {
+                stmts.push(SqlStmt::new(
+                    "DELETE FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND idx = ?3
+                     AND kind = ?4 AND owner = -1",
+                    vec![
+                        SqlValue::Int(v.head.owned.oid),
+                        SqlValue::Int(r.id),
+                        SqlValue::Int(idx as i64),
+                        SqlValue::Int(Holder::Vm.code()),
+                    ],
+                ));
+            }
+        }
+        // Nothing to free still writes (a no-op), so the answer waits for the log as others.
+        stmts.push(SqlStmt::new(
+            "UPDATE vnet_pool SET oid = oid WHERE oid = ?1",
+            vec![SqlValue::Int(v.head.owned.oid)],
+        ));
+        Ok(stmts)
+    })
+    .await
+}
+
+/// `one.vn.recover(id, operation)`: 0 failure, 1 success, 2 delete, 3 retry, from the states
+/// OpenNebula allows.
+pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    use wire::VnetState as St;
+    let id = p.int(0)? as i64;
+    let op = p.int(1)?;
+    let names = ["failure", "success", "delete", "retry"];
+    let Some(name) = usize::try_from(op).ok().and_then(|o| names.get(o)) else {
+        return Err(fail(code::ACTION, "Wrong recovery operation code"));
+    };
+    let v = NETS.authorized(ctx, s, id, MANAGE).await?;
+    let st = St::from_i64(v.state);
+    let to = match (op, st) {
+        (0, Some(St::Init | St::LockCreate | St::LockDelete)) => Some(St::Error),
+        (1, Some(St::Init | St::LockCreate | St::Error | St::UpdateFailure)) => Some(St::Ready),
+        (1, Some(St::LockDelete))
+        | (2, Some(St::Init | St::LockCreate | St::LockDelete | St::Error)) => None,
+        _ => {
+            return Err(fail(
+                code::INTERNAL,
+                format!(
+                    "Could not perform 'recover {name}' on VN {id}, wrong state {}.",
+                    state_name(v.state)
+                ),
+            ))
+        }
+    };
+    let stmts = match to {
+        Some(to) => vec![SqlStmt::new(
+            "UPDATE vnet_pool SET state = ?2 WHERE oid = ?1 AND state = ?3",
+            vec![
+                SqlValue::Int(id),
+                SqlValue::Int(to.as_i64()),
+                SqlValue::Int(v.state),
+            ],
+        )
+        .must_match()],
+        None => {
+            let mut stmts = vnet::delete_in_state(id, v.state);
+            stmts.extend(sqlstore::objects::vdc::forget_resource(
+                sqlstore::objects::vdc::Kind::Vnet,
+                ctx.config.zone_id,
+                id,
+            ));
+            stmts
+        }
+    };
+    ctx.commit(sqlstore::SqlTxn { stmts }, |r| {
+        r.missing(fail(
+            code::INTERNAL,
+            format!("Could not perform 'recover {name}' on VN {id}: its state changed meanwhile."),
+        ))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// `one.vn.reserve(id, template)`: SIZE addresses of network `id` for the caller, in a new
+/// network (NAME) or added to a reservation of it (NETWORK_ID), from one range (AR_ID, at an
+/// IP/IP6/MAC when given) or the first with room.
+pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let tmpl = super::validate::template(&text).map_err(|e| fail(code::ACTION, e))?;
+    let int = |k: &str| tmpl.single(k).and_then(|v| v.trim().parse::<i64>().ok());
+    let size = int("SIZE")
+        .filter(|s| *s > 0)
+        .ok_or_else(|| fail(code::ACTION, "Reservation SIZE must be a greater than 0"))?;
+    let onto = int("NETWORK_ID");
+    if let Some(rid) = onto {
+        if rid < 0 {
+            return Err(fail(
+                code::ACTION,
+                "NETWORK_ID must be equal or greater than 0",
+            ));
+        }
+        if rid == id {
+            return Err(fail(
+                code::ACTION,
+                "Cannot add a reservation from the same network",
+            ));
+        }
+        let r = NETS.authorized(ctx, s, rid, MANAGE).await?;
+        if r.parent == -1 {
+            return Err(fail(
+                code::ACTION,
+                "Cannot add reservations to a non-reservation VNET",
+            ));
+        }
+        if r.parent != id {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "New reservations for virtual network {rid} have to be from network {}",
+                    r.parent
+                ),
+            ));
+        }
+    }
+    let name = tmpl.single("NAME").unwrap_or("").to_string();
+    if name.is_empty() && onto.is_none() {
+        return Err(fail(code::ACTION, "NAME for reservation has to be set"));
+    }
+    let arid = int("AR_ID");
+    if arid.is_some_and(|a| a < 0) {
+        return Err(fail(code::ACTION, "AR_ID must be equal or greater than 0"));
+    }
+    let at = named(
+        tmpl.attrs
+            .iter()
+            .filter_map(|a| a.value.as_single().map(|v| (a.name.clone(), v.to_string())))
+            .collect::<Vec<_>>()
+            .as_slice(),
+    )
+    .map_err(|e| fail(code::ACTION, e))?;
+    if arid.is_none() && at.is_some() {
+        return Err(fail(
+            code::ACTION,
+            "AR_ID must be specified for IP/MAC based reservations",
+        ));
+    }
+    let parent = NETS.authorized(ctx, s, id, USE).await?;
+    if parent.parent != -1 {
+        return Err(fail(
+            code::ACTION,
+            "Cannot reserve addresses from a reserved VNET",
+        ));
+    }
+    // One attempt: a concurrent change of the parent (its template or the addresses picked)
+    // refuses this write, and the caller may ask again.
+    let v = parent;
+    let t = stored(&v)?;
+    let Some((range, first)) = pick_run(&v, &t, arid, at.as_ref(), size as u64) else {
+        let msg = match arid {
+            Some(a) => {
+                format!("Not enough free addresses in address range {a}, or it does not exist")
+            }
+            None => "Not enough free addresses in an address range".into(),
+        };
+        return Err(fail(code::ACTION, msg));
+    };
+    let mut child = range.attrs.clone();
+    let addr = range.address(first);
+    for (k, val) in [
+        ("MAC", Some(addr.mac.clone())),
+        ("IP", addr.ip.clone()),
+        ("IP6", addr.ip6.clone()),
+    ] {
+        if let Some(val) = val {
+            child.retain(|(n, _)| n != k);
+            child.push((k.to_string(), val));
+        }
+    }
+    child.retain(|(n, _)| !matches!(n.as_str(), "SIZE" | "IPAM_MAD" | "AR_ID"));
+    child.push(("SIZE".into(), size.to_string()));
+    let parent_ar = range.id;
+    let owner = match onto {
+        Some(rid) => OwnerRef::Id(rid),
+        None => OwnerRef::NextOf(vnet::TABLE),
+    };
+    let takes: Vec<SqlStmt> = (first..first + size as u64)
+        .map(|i| lease::take(id, range.id, i as i64, Holder::Net, owner, &v.template))
+        .collect();
+    match onto {
+        Some(rid) => add_to_reservation(ctx, s, rid, child, parent_ar, takes).await,
+        None => {
+            let mut rt = t.clone();
+            rt.remove("AR");
+            rt.set("NAME", template::Value::Single(name.clone()));
+            let r = reservation_range(child, 0, parent_ar)?;
+            let rt = ar::with_ranges(&rt, &[r]);
+            let mut with = takes;
+            for c in &v.clusters {
+                with.push(sqlstore::objects::cluster::add_new(
+                    sqlstore::objects::cluster::Member::Network,
+                    *c,
+                ));
+            }
+            super::vnet::create_child(ctx, s, rt, &name, with, id).await
+        }
+    }
+}
+
+/// The range and first index of `size` free addresses: in range `arid` (at `at` when given),
+/// or the first range with room.
+fn pick_run(
+    v: &VnetRow,
+    t: &Template,
+    arid: Option<i64>,
+    at: Option<&Named>,
+    size: u64,
+) -> Option<(Range, u64)> {
+    ar::ranges(t)
+        .into_iter()
+        .filter(|r| arid.is_none_or(|a| a == r.id))
+        .find_map(|r| {
+            let taken = taken(v, r.id);
+            let first = match at {
+                Some(a) => {
+                    let i = a.index_in(&r)?;
+                    let free = (i..i + size).all(|j| j < r.size && !taken.contains(&(j as i64)));
+                    free.then_some(i)?
+                }
+                None => r.first_free_run(&taken, size)?,
+            };
+            Some((r, first))
+        })
+}
+
+/// The range of a reservation: `pairs` checked as a new range numbered `id`, then marked with
+/// the range of its parent it was taken from (`PARENT_NETWORK_AR_ID`, after the check, which
+/// clears it, as OpenNebula sets it).
+fn reservation_range(
+    pairs: Vec<(String, String)>,
+    id: i64,
+    parent_ar: i64,
+) -> Result<Range, Failure> {
+    let mut r = Range::create(pairs, id, 0).map_err(|e| fail(code::ACTION, e))?;
+    r.attrs
+        .push(("PARENT_NETWORK_AR_ID".into(), parent_ar.to_string()));
+    Ok(r)
+}
+
+/// Adds range `child` to reservation `rid`, with the leases `takes` in its parent.
+async fn add_to_reservation(
+    ctx: &Ctx,
+    s: &Session,
+    rid: i64,
+    child: Vec<(String, String)>,
+    parent_ar: i64,
+    takes: Vec<SqlStmt>,
+) -> MethodResult {
+    let r = NETS.authorized(ctx, s, rid, MANAGE).await?;
+    let t = stored(&r)?;
+    let mut ranges = ar::ranges(&t);
+    let new = reservation_range(child, ar::next_id(&ranges), parent_ar)?;
+    ranges.push(new);
+    let mut stmts = takes;
+    stmts.push(write_ranges(&r, &t, &ranges));
+    ctx.commit(sqlstore::SqlTxn { stmts }, |r| {
+        r.missing(fail(
+            code::ACTION,
+            "The networks changed while reserving, try again",
+        ))
+    })
+    .await?;
+    Ok(Value::Int(rid as i32))
+}
+
+/// What leasing a new VM's NICs makes: the statements that take the addresses (the VM being
+/// the one its insert creates), and the addresses each network gives (for the NETWORK quota).
+pub struct NicLeases {
+    pub stmts: Vec<SqlStmt>,
+    pub per_network: Vec<(i64, f64)>,
+}
+
+/// Gives each NIC of a new VM's template that names a network (NETWORK_ID, or NETWORK with
+/// NETWORK_UNAME / NETWORK_UID, the caller's by default) an address from it, as
+/// `VirtualNetwork::nic_attribute`: the one the NIC asks for (IP, IP6 or MAC), or the first
+/// free one of its first range with room; the NIC gets the network's attributes. The caller
+/// must USE each network. Refusals are worded as `VirtualMachine::insert`'s.
+pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicLeases, Failure> {
+    let mut out = NicLeases {
+        stmts: Vec::new(),
+        per_network: Vec::new(),
+    };
+    // Addresses picked for earlier NICs of this VM, by (network, range).
+    let mut picked: Vec<(i64, i64, i64)> = Vec::new();
+    let mut nics: Vec<Vec<(String, String)>> = t
+        .get_all("NIC")
+        .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
+        .collect();
+    let alloc_err = |e: String| {
+        fail(
+            code::INTERNAL,
+            format!("Error allocating a new virtual machine. {e}"),
+        )
+    };
+    for (nic_id, nic) in nics.iter_mut().enumerate() {
+        let get = |k: &str| {
+            template::vector_get(nic, k)
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        let vid = if !get("NETWORK_ID").is_empty() {
+            let raw = get("NETWORK_ID");
+            raw.parse::<i64>()
+                .map_err(|_| alloc_err(format!("Virtual network with ID: {raw} does not exist")))?
+        } else if !get("NETWORK").is_empty() {
+            network_by_name(
+                ctx,
+                s,
+                &get("NETWORK"),
+                &get("NETWORK_UNAME"),
+                &get("NETWORK_UID"),
+            )
+            .await
+            .map_err(alloc_err)?
+        } else {
+            set_attr(nic, "NIC_ID", nic_id.to_string());
+            continue;
+        };
+        let v = match NETS.authorized(ctx, s, vid, USE).await {
+            Ok(v) => v,
+            Err(Failure::Api { code: c, .. }) if c == code::NO_EXISTS => {
+                return Err(alloc_err(format!(
+                    "Virtual network with ID: {vid} does not exist"
+                )))
+            }
+            Err(f) => return Err(f),
+        };
+        let vt = stored(&v)?;
+        let want = named(nic).map_err(|_| {
+            alloc_err(format!(
+                "Cannot get IP/MAC lease from virtual network {vid}."
+            ))
+        })?;
+        let mine: Vec<(i64, i64)> = picked
+            .iter()
+            .filter(|(n, _, _)| *n == vid)
+            .map(|(_, a, i)| (*a, *i))
+            .collect();
+        let found = ar::ranges(&vt).into_iter().find_map(|r| {
+            let mut used = taken(&v, r.id);
+            used.extend(mine.iter().filter(|(a, _)| *a == r.id).map(|(_, i)| *i));
+            used.sort_unstable();
+            let idx = match &want {
+                Some(w) => w.index_in(&r).filter(|i| !used.contains(&(*i as i64)))?,
+                None => r.first_free(&used)?,
+            };
+            Some((r, idx))
+        });
+        let Some((range, idx)) = found else {
+            return Err(alloc_err(format!(
+                "Cannot get IP/MAC lease from virtual network {vid}."
+            )));
+        };
+        picked.push((vid, range.id, idx as i64));
+        fill_nic(nic, nic_id, &v, &vt, &range, idx);
+        out.stmts.push(lease::take(
+            vid,
+            range.id,
+            idx as i64,
+            Holder::Vm,
+            OwnerRef::NextOf("vm_pool"),
+            &v.template,
+        ));
+        match out.per_network.iter_mut().find(|(n, _)| *n == vid) {
+            Some((_, count)) => *count += 1.0,
+            None => out.per_network.push((vid, 1.0)),
+        }
+    }
+    // `SecurityGroupPool::get_security_group_rules`: the VM joins the groups of its NICs.
+    let mut groups: Vec<i64> = nics
+        .iter()
+        .flat_map(|n| {
+            template::vector_get(n, "SECURITY_GROUPS")
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|g| g.trim().parse::<i64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    out.stmts.extend(
+        groups
+            .into_iter()
+            .map(sqlstore::objects::secgroup::add_new_vm),
+    );
+    if !nics.is_empty() {
+        t.remove("NIC");
+        for nic in nics {
+            t.push("NIC", template::Value::Vector(nic));
+        }
+    }
+    Ok(out)
+}
+
+fn set_attr(pairs: &mut Vec<(String, String)>, k: &str, v: String) {
+    pairs.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+    pairs.push((k.to_string(), v));
+}
+
+/// The NIC attributes a lease gives (`VirtualNetwork::nic_attribute`, `set_vnet`).
+fn fill_nic(
+    nic: &mut Vec<(String, String)>,
+    nic_id: usize,
+    v: &VnetRow,
+    vt: &Template,
+    r: &Range,
+    idx: u64,
+) {
+    let oid = v.head.owned.oid;
+    for k in ["IP", "IP6", "MAC", "IP6_GLOBAL", "IP6_ULA", "IP6_LINK"] {
+        nic.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+    }
+    for (k, val) in r.address(idx).attrs() {
+        set_attr(nic, k, val);
+    }
+    set_attr(nic, "AR_ID", r.id.to_string());
+    set_attr(nic, "NIC_ID", nic_id.to_string());
+    set_attr(nic, "NETWORK", v.head.name.clone());
+    set_attr(nic, "NETWORK_ID", oid.to_string());
+    set_attr(nic, "NETWORK_UNAME", v.head.uname.clone());
+    set_attr(nic, "BRIDGE", v.bridge.clone());
+    set_attr(nic, "BRIDGE_TYPE", "linux".into());
+    set_attr(nic, "VN_MAD", v.vn_mad.clone());
+    let clusters: Vec<String> = v.clusters.iter().map(i64::to_string).collect();
+    set_attr(nic, "CLUSTER_ID", clusters.join(","));
+    if v.parent >= 0 {
+        set_attr(nic, "PARENT_NETWORK_ID", v.parent.to_string());
+    }
+    if template::vector_get(nic, "NAME").is_none_or(str::is_empty) {
+        set_attr(nic, "NAME", format!("NIC{nic_id}"));
+    }
+    let mut sgs: Vec<i64> = Vec::new();
+    for list in [
+        template::vector_get(nic, "SECURITY_GROUPS").unwrap_or(""),
+        vt.single("SECURITY_GROUPS").unwrap_or(""),
+        r.get("SECURITY_GROUPS"),
+    ] {
+        sgs.extend(list.split(',').filter_map(|x| x.trim().parse::<i64>().ok()));
+    }
+    sgs.sort_unstable();
+    sgs.dedup();
+    if !sgs.is_empty() {
+        let list: Vec<String> = sgs.iter().map(i64::to_string).collect();
+        set_attr(nic, "SECURITY_GROUPS", list.join(","));
+    }
+    for k in ["VLAN_ID", "PHYDEV", "OUTER_VLAN_ID"] {
+        if let Some(val) = vt.single(k).filter(|x| !x.is_empty()) {
+            set_attr(nic, k, val.to_string());
+        }
+    }
+    nic.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+/// The network a NIC names (`get_nic_by_name`): owned by NETWORK_UID, or the user called
+/// NETWORK_UNAME, or the caller.
+async fn network_by_name(
+    ctx: &Ctx,
+    s: &Session,
+    name: &str,
+    uname: &str,
+    uid: &str,
+) -> Result<i64, String> {
+    let owner = if let Ok(uid) = uid.parse::<i64>() {
+        uid
+    } else if !uname.is_empty() {
+        let u = uname.to_string();
+        let found = ctx
+            .read(move |c| {
+                c.query_row(
+                    "SELECT oid FROM user_pool WHERE name = ?1",
+                    [SqlValue::Text(u)],
+                    |r| r.get::<i64>(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(|_| "Cannot read the user pool".to_string())?;
+        found.ok_or_else(|| format!("User {uname} does not exist"))?
+    } else {
+        s.uid
+    };
+    let n = name.to_string();
+    let found = ctx
+        .read(move |c| {
+            c.query_row(
+                "SELECT oid FROM vnet_pool WHERE name = ?1 AND uid = ?2",
+                [SqlValue::Text(n), SqlValue::Int(owner)],
+                |r| r.get::<i64>(0),
+            )
+            .optional()
+        })
+        .await
+        .map_err(|_| "Cannot read the network pool".to_string())?;
+    found.ok_or_else(|| {
+        format!(
+            "User {owner} does not own a network with name: {name} . Set NETWORK_UNAME or NETWORK_UID of owner in NIC."
+        )
+    })
+}

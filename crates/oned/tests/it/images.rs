@@ -1,0 +1,242 @@
+//! Images beyond the owned-object calls (`one.image.clone`, `persistent`, `enable`, `chtype`,
+//! the snapshot calls, `restore`) and `one.datastore.enable`, with OpenNebula's states,
+//! refusals and body, through a follower.
+
+use xmlrpc::Value;
+
+use crate::zone::{allocate, one_error, Zone, ACTION_CODE, AUTHORIZATION, DEADLINE, INTERNAL};
+
+const ALLOCATE: i32 = 0x4000;
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn id(v: Value) -> i32 {
+    v.as_i64().unwrap() as i32
+}
+
+/// The text of the first `<name>` element of `xml` (CDATA unwrapped).
+fn elem(xml: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let Some(start) = xml.find(&open).map(|i| i + open.len()) else {
+        return String::new();
+    };
+    let end = xml[start..].find(&format!("</{name}>")).unwrap() + start;
+    let v = &xml[start..end];
+    v.strip_prefix("<![CDATA[")
+        .and_then(|v| v.strip_suffix("]]>"))
+        .unwrap_or(v)
+        .to_string()
+}
+
+fn info(c: &cli::Client, image: i32) -> String {
+    c.call_xml("one.image.info", vec![Value::Int(image)])
+        .unwrap_or_default()
+}
+
+#[test]
+fn image_methods_move_states_and_refuse_as_opennebula() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let follower = (leader + 1) % 3;
+    let c = zone.servers[follower].client();
+    let lc = zone.servers[leader].client();
+    let ready = |image: i32| {
+        zone.wait_until(DEADLINE, &format!("image {image} is READY"), || {
+            elem(&info(&lc, image), "STATE") == "1"
+        });
+    };
+
+    // `Image::insert`'s defaults: PATH, FORMAT and PERSISTENT leave the template.
+    let base = id(c
+        .call(
+            "one.image.allocate",
+            vec![
+                s("NAME = base\nPATH = /tmp/base.qcow2\nFORMAT = qcow2\nPERSISTENT_TYPE = SHAREABLE"),
+                Value::Int(1),
+            ],
+        )
+        .unwrap());
+    let body = info(&lc, base);
+    assert_eq!(
+        elem(&body, "PREV_STATE"),
+        "0",
+        "INIT until its first update"
+    );
+    ready(base);
+    let body = info(&lc, base);
+    assert_eq!(elem(&body, "PATH"), "/tmp/base.qcow2");
+    assert_eq!(elem(&body, "FORMAT"), "qcow2");
+    assert_eq!(
+        elem(&body, "SOURCE"),
+        format!("/var/lib/one//datastores/1/{base}")
+    );
+    assert_eq!(elem(&body, "DEV_PREFIX"), "sd");
+    let template = elem(&body, "TEMPLATE");
+    for gone in ["PATH", "FORMAT", "PERSISTENT", "PERSISTENT_TYPE", "NAME"] {
+        assert!(!template.contains(&format!("<{gone}>")), "{gone}: {body}");
+    }
+    assert!(body.ends_with(
+        "<BACKUP_INCREMENTS></BACKUP_INCREMENTS><BACKUP_DISK_IDS></BACKUP_DISK_IDS></IMAGE>"
+    ));
+
+    // clone: a new image from the source's file, READY once the driver copied it.
+    let copy = id(c
+        .call("one.image.clone", vec![Value::Int(base), s("copy")])
+        .unwrap());
+    ready(copy);
+    ready(base);
+    let body = info(&lc, copy);
+    assert_eq!(
+        elem(&body, "PATH"),
+        format!("/var/lib/one//datastores/1/{base}")
+    );
+    assert_eq!(elem(&body, "CLONING_ID"), "-1");
+    assert_eq!(elem(&body, "FORMAT"), "qcow2");
+    assert_eq!(elem(&info(&lc, base), "CLONING_OPS"), "0");
+    let (code, msg) = one_error(c.call("one.image.clone", vec![Value::Int(base), s("copy")]));
+    assert_eq!(code, ALLOCATE);
+    assert_eq!(
+        msg,
+        format!("[one.image.clone] Error allocating a new image. NAME is already taken by IMAGE {copy}.")
+    );
+    let (code, msg) = one_error(c.call(
+        "one.image.clone",
+        vec![Value::Int(base), s("x"), Value::Int(0)],
+    ));
+    assert_eq!(code, ACTION_CODE);
+    assert_eq!(
+        msg,
+        "[one.image.clone] Clone only supported for IMAGE_DS Datastores"
+    );
+
+    // persistent, enable, chtype.
+    c.call(
+        "one.image.persistent",
+        vec![Value::Int(copy), Value::Bool(true)],
+    )
+    .unwrap();
+    c.call(
+        "one.image.enable",
+        vec![Value::Int(copy), Value::Bool(false)],
+    )
+    .unwrap();
+    zone.wait_until(DEADLINE, "the copy is persistent and DISABLED", || {
+        let b = info(&lc, copy);
+        elem(&b, "PERSISTENT") == "1" && elem(&b, "STATE") == "3"
+    });
+    let (code, msg) = one_error(c.call("one.image.clone", vec![Value::Int(copy), s("y")]));
+    assert_eq!(code, ALLOCATE);
+    assert_eq!(
+        msg,
+        "[one.image.clone] Error allocating a new image. Cannot clone image in state: DISABLED"
+    );
+    let (code, msg) = one_error(c.call(
+        "one.image.snapshotdelete",
+        vec![Value::Int(copy), Value::Int(0)],
+    ));
+    assert_eq!(code, ACTION_CODE);
+    assert_eq!(
+        msg,
+        "[one.image.snapshotdelete] Cannot delete snapshot in state DISABLED"
+    );
+    c.call(
+        "one.image.enable",
+        vec![Value::Int(copy), Value::Bool(true)],
+    )
+    .unwrap();
+    let (code, msg) = one_error(c.call("one.image.chtype", vec![Value::Int(copy), s("KERNEL")]));
+    assert_eq!(code, ACTION_CODE);
+    assert_eq!(
+        msg,
+        "[one.image.chtype] Cannot change image type to an incompatible type for the current datastore."
+    );
+    c.call("one.image.chtype", vec![Value::Int(copy), s("datablock")])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the copy is a READY DATABLOCK", || {
+        let b = info(&lc, copy);
+        elem(&b, "TYPE") == "2" && elem(&b, "STATE") == "1"
+    });
+    for method in ["one.image.snapshotrevert", "one.image.snapshotflatten"] {
+        let (code, msg) = one_error(c.call(method, vec![Value::Int(copy), Value::Int(3)]));
+        assert_eq!(
+            (code, msg),
+            (ACTION_CODE, format!("[{method}] Snapshot does not exist"))
+        );
+    }
+    let (code, msg) = one_error(c.call(
+        "one.image.restore",
+        vec![Value::Int(copy), Value::Int(1), s("")],
+    ));
+    assert_eq!(code, ACTION_CODE);
+    assert_eq!(
+        msg,
+        "[one.image.restore] Can only restore images of type BACKUP"
+    );
+
+    // Another user: USE is not enough to change an image.
+    let admin = zone.servers[leader].client();
+    let bob = allocate(&admin, "bob").unwrap();
+    let b = zone.servers[follower].client_as("bob", "pw-bob");
+    admin
+        .call(
+            "one.image.chmod",
+            vec![
+                Value::Int(copy),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(1),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(1),
+                Value::Int(-1),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap();
+    let (code, msg) = one_error(b.call(
+        "one.image.enable",
+        vec![Value::Int(copy), Value::Bool(false)],
+    ));
+    assert_eq!(code, AUTHORIZATION);
+    assert_eq!(
+        msg,
+        format!(
+            "[one.image.enable] User [{bob}] : Not authorized to perform MANAGE IMAGE [{copy}]."
+        )
+    );
+
+    // Datastores: only system datastores are enabled or disabled.
+    let (code, msg) = one_error(c.call(
+        "one.datastore.enable",
+        vec![Value::Int(1), Value::Bool(false)],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            INTERNAL,
+            "[one.datastore.enable] Only SYSTEM_DS can be disabled or enabled"
+        )
+    );
+    c.call(
+        "one.datastore.enable",
+        vec![Value::Int(0), Value::Bool(false)],
+    )
+    .unwrap();
+    zone.wait_until(DEADLINE, "datastore 0 is DISABLED", || {
+        lc.call_xml("one.datastore.info", vec![Value::Int(0)])
+            .is_ok_and(|b| elem(&b, "STATE") == "1")
+    });
+
+    // Delete: the copy goes, on every server.
+    c.call("one.image.delete", vec![Value::Int(copy)]).unwrap();
+    for i in 0..3 {
+        let c = zone.servers[i].client();
+        zone.wait_until(DEADLINE, &format!("server {i} forgot the copy"), || {
+            c.call_xml("one.image.info", vec![Value::Int(copy)])
+                .is_err()
+        });
+    }
+}

@@ -1,0 +1,358 @@
+//! Address ranges and their leases (`one.vn.add_ar/rm_ar/free_ar/update_ar/hold/release/
+//! reserve/recover`), and NICs leasing addresses at VM allocate and freeing them when the VM
+//! ends, with the NETWORK quota's LEASES: as OpenNebula's `AddressRange`, on a real zone.
+
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, DEADLINE, INTERNAL};
+
+const ACTION: i32 = 0x800;
+const AUTHORIZATION: i32 = 0x200;
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn id(v: Value) -> i32 {
+    v.as_i64().unwrap() as i32
+}
+
+fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i32 {
+    id(c.call(method, params).unwrap())
+}
+
+fn info(c: &cli::Client, method: &str, oid: i32) -> String {
+    c.call_xml(method, vec![Value::Int(oid)]).unwrap()
+}
+
+/// The `<LEASE>` elements of a network's info.
+fn leases(c: &cli::Client, vn: i32) -> Vec<String> {
+    let body = info(c, "one.vn.info", vn);
+    body.split("<LEASE>")
+        .skip(1)
+        .map(|l| l.split("</LEASE>").next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn ready_network(zone: &Zone, c: &cli::Client, text: &str) -> i32 {
+    let vn = ok(c, "one.vn.allocate", vec![s(text)]);
+    zone.wait_until(DEADLINE, "the network is READY", || {
+        c.call_xml("one.vn.info", vec![Value::Int(vn)])
+            .is_ok_and(|b| b.contains("<STATE>1</STATE>"))
+    });
+    vn
+}
+
+#[test]
+fn nics_lease_addresses_from_ranges_and_give_them_back_when_their_vm_ends() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    // Everything is written through a follower and read on the leader.
+    let w = zone.servers[(leader + 1) % 3].client();
+    let c = zone.servers[leader].client();
+    let vn = ready_network(
+        &zone,
+        &w,
+        "NAME = net\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 3 ]",
+    );
+    let body = info(&c, "one.vn.info", vn);
+    assert!(
+        body.contains(
+            "<AR><AR_ID>0</AR_ID><IP>10.0.0.1</IP><MAC>02:00:0a:00:00:01</MAC><SIZE>3</SIZE>\
+             <TYPE>IP4</TYPE><MAC_END>02:00:0a:00:00:03</MAC_END><IP_END>10.0.0.3</IP_END>\
+             <USED_LEASES>0</USED_LEASES><LEASES></LEASES></AR>"
+        ),
+        "{body}"
+    );
+
+    // An address on hold is taken by VM -1.
+    ok(
+        &w,
+        "one.vn.hold",
+        vec![Value::Int(vn), s("LEASES = [ IP = 10.0.0.1 ]")],
+    );
+    assert_eq!(
+        leases(&c, vn),
+        vec!["<IP>10.0.0.1</IP><MAC>02:00:0a:00:00:01</MAC><VM>-1</VM>".to_string()]
+    );
+    let (code, msg) = one_error(w.call(
+        "one.vn.hold",
+        vec![Value::Int(vn), s("LEASES = [ IP = 10.0.0.1 ]")],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            INTERNAL,
+            "[one.vn.hold] Address is not part of the address range or in use."
+        )
+    );
+
+    // A NIC gets the first free address, and the network's attributes.
+    let vm = ok(
+        &w,
+        "one.vm.allocate",
+        vec![s("NAME = a\nCPU = 1\nMEMORY = 64\nNIC = [ NETWORK = net ]")],
+    );
+    let body = info(&c, "one.vm.info", vm);
+    assert!(body.contains("<IP><![CDATA[10.0.0.2]]></IP>"), "{body}");
+    assert!(
+        body.contains("<MAC><![CDATA[02:00:0a:00:00:02]]></MAC>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<NETWORK_ID><![CDATA[{vn}]]></NETWORK_ID>")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<TARGET><![CDATA[one-{vm}-0]]></TARGET>")),
+        "{body}"
+    );
+    assert!(leases(&c, vn).contains(&format!(
+        "<IP>10.0.0.2</IP><MAC>02:00:0a:00:00:02</MAC><VM>{vm}</VM>"
+    )));
+
+    // Two NICs where one address is left: the VM is refused and takes nothing.
+    let vms_before = c
+        .call_xml(
+            "one.vmpool.info",
+            vec![
+                Value::Int(-2),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap()
+        .matches("<VM>")
+        .count();
+    let (code, msg) = one_error(w.call(
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nNIC = [ NETWORK_ID = {vn} ]\nNIC = [ NETWORK_ID = {vn} ]"
+        ))],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            INTERNAL,
+            format!(
+                "[one.vm.allocate] Error allocating a new virtual machine. Cannot get IP/MAC lease from virtual network {vn}."
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(leases(&c, vn).len(), 2);
+    let vms_after = c
+        .call_xml(
+            "one.vmpool.info",
+            vec![
+                Value::Int(-2),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap()
+        .matches("<VM>")
+        .count();
+    assert_eq!(vms_before, vms_after);
+
+    // A range with leases is not removed.
+    let (code, msg) = one_error(w.call("one.vn.rm_ar", vec![Value::Int(vn), Value::Int(0)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (INTERNAL, "[one.vn.rm_ar] Address Range has leases in use")
+    );
+
+    // Released and ended: the addresses are free again, on every server.
+    ok(
+        &w,
+        "one.vn.release",
+        vec![Value::Int(vn), s("LEASES = [ IP = 10.0.0.1 ]")],
+    );
+    ok(
+        &w,
+        "one.vm.action",
+        vec![s("terminate-hard"), Value::Int(vm)],
+    );
+    for i in 0..3 {
+        let c = zone.servers[i].client();
+        zone.wait_until(DEADLINE, &format!("server {i} freed the leases"), || {
+            leases(&c, vn).is_empty()
+        });
+        assert!(info(&c, "one.vn.info", vn).contains("<USED_LEASES>0</USED_LEASES>"));
+    }
+
+    // Ranges added, updated and removed.
+    ok(
+        &w,
+        "one.vn.add_ar",
+        vec![
+            Value::Int(vn),
+            s("AR = [ TYPE = ETHER, MAC = \"02:00:00:00:10:00\", SIZE = 4 ]"),
+        ],
+    );
+    ok(
+        &w,
+        "one.vn.update_ar",
+        vec![
+            Value::Int(vn),
+            s("AR = [ AR_ID = 1, SIZE = 8, TYPE = IP4 ]"),
+        ],
+    );
+    let body = info(&c, "one.vn.info", vn);
+    assert!(
+        body.contains(
+            "<AR><AR_ID>1</AR_ID><MAC>02:00:00:00:10:00</MAC><SIZE>8</SIZE><TYPE>ETHER</TYPE>\
+             <MAC_END>02:00:00:00:10:07</MAC_END>"
+        ),
+        "{body}"
+    );
+    let (code, msg) = one_error(w.call(
+        "one.vn.update_ar",
+        vec![Value::Int(vn), s("AR = [ AR_ID = 9, SIZE = 8 ]")],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            INTERNAL,
+            "[one.vn.update_ar] Address Range with ID 9 was not found."
+        )
+    );
+    let (code, msg) = one_error(w.call(
+        "one.vn.add_ar",
+        vec![Value::Int(vn), s("AR = [ TYPE = IP4, SIZE = 2 ]")],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (INTERNAL, "[one.vn.add_ar] Wrong or empty IP attribute")
+    );
+    ok(&w, "one.vn.rm_ar", vec![Value::Int(vn), Value::Int(1)]);
+    assert!(!info(&c, "one.vn.info", vn).contains("<AR_ID>1</AR_ID>"));
+
+    // A reservation: a new network holding two addresses of its parent.
+    let res = ok(
+        &w,
+        "one.vn.reserve",
+        vec![Value::Int(vn), s("SIZE = 2\nNAME = mine")],
+    );
+    let body = info(&c, "one.vn.info", res);
+    assert!(
+        body.contains(&format!("<PARENT_NETWORK_ID>{vn}</PARENT_NETWORK_ID>")),
+        "{body}"
+    );
+    assert!(
+        body.contains("<IP>10.0.0.1</IP><MAC>02:00:0a:00:00:01</MAC><PARENT_NETWORK_AR_ID>0</PARENT_NETWORK_AR_ID><SIZE>2</SIZE>"),
+        "{body}"
+    );
+    assert_eq!(
+        leases(&c, vn),
+        vec![
+            format!("<IP>10.0.0.1</IP><MAC>02:00:0a:00:00:01</MAC><VNET>{res}</VNET>"),
+            format!("<IP>10.0.0.2</IP><MAC>02:00:0a:00:00:02</MAC><VNET>{res}</VNET>"),
+        ]
+    );
+    let (code, msg) = one_error(w.call(
+        "one.vn.reserve",
+        vec![Value::Int(res), s("SIZE = 1\nNAME = again")],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            "[one.vn.reserve] Cannot reserve addresses from a reserved VNET"
+        )
+    );
+    let (code, msg) = one_error(w.call(
+        "one.vn.reserve",
+        vec![Value::Int(vn), s("SIZE = 5\nNAME = big")],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            "[one.vn.reserve] Not enough free addresses in an address range"
+        )
+    );
+    // Freeing the reservation's range gives its addresses back to the parent.
+    zone.wait_until(DEADLINE, "the reservation is READY", || {
+        info(&c, "one.vn.info", res).contains("<STATE>1</STATE>")
+    });
+    ok(&w, "one.vn.free_ar", vec![Value::Int(res), Value::Int(0)]);
+    assert!(leases(&c, vn).is_empty());
+
+    // recover refuses a READY network with OpenNebula's words.
+    let (code, msg) = one_error(w.call("one.vn.recover", vec![Value::Int(vn), Value::Int(1)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            INTERNAL,
+            format!(
+                "[one.vn.recover] Could not perform 'recover success' on VN {vn}, wrong state READY."
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn the_network_quota_counts_the_leases_of_a_users_vms() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = shared\nVN_MAD = dummy\nAR = [ TYPE = ETHER, SIZE = 10 ]",
+    );
+    // Everyone may use the network.
+    ok(
+        &c,
+        "one.vn.chmod",
+        vec![
+            Value::Int(vn),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(0),
+            Value::Int(1),
+            Value::Int(0),
+            Value::Int(0),
+            Value::Int(1),
+            Value::Int(0),
+            Value::Int(0),
+        ],
+    );
+    let alice = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("alice"), s("pw-alice"), s("core"), Value::Array(vec![])],
+    );
+    ok(
+        &c,
+        "one.user.quota",
+        vec![
+            Value::Int(alice),
+            s(&format!("NETWORK = [ ID = {vn}, LEASES = 1 ]")),
+        ],
+    );
+    let a = zone.servers[0].client_as("alice", "pw-alice");
+    let nic = format!("CPU = 1\nMEMORY = 64\nNIC = [ NETWORK_ID = {vn} ]");
+    ok(&a, "one.vm.allocate", vec![s(&nic)]);
+    let (code, msg) = one_error(a.call("one.vm.allocate", vec![s(&nic)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            AUTHORIZATION,
+            format!(
+                "[one.vm.allocate] User [{alice}] : user [{alice}] limit of 1 reached for LEASES quota in NETWORK with ID: {vn}."
+            )
+            .as_str()
+        )
+    );
+    let body = info(&c, "one.user.info", alice);
+    assert!(
+        body.contains(&format!(
+            "<NETWORK_QUOTA><NETWORK><ID><![CDATA[{vn}]]></ID><LEASES><![CDATA[1]]></LEASES><LEASES_USED><![CDATA[1]]></LEASES_USED></NETWORK></NETWORK_QUOTA>"
+        )),
+        "{body}"
+    );
+}
