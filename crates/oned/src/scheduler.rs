@@ -89,6 +89,16 @@ const STEPS: &[(VmStates, VmStates, bool)] = &[
         (state::ACTIVE, lcm::EPILOG_UNDEPLOY),
         false,
     ),
+    (
+        (state::ACTIVE, lcm::HOTPLUG_NIC),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::HOTPLUG_RESIZE),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
 ];
 
 fn driver_txn(now: i64) -> SqlTxn {

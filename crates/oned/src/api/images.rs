@@ -967,6 +967,15 @@ pub fn driver_results(pending: &[ImageRow], now: i64) -> Vec<SqlStmt> {
 /// before; they match nothing if its state changed meanwhile, which fails the caller's
 /// transaction), or OpenNebula's refusal. `attach` is a hot-plug, which a locked image refuses.
 pub fn acquire(i: &ImageRow, vid: i64, attach: bool) -> Result<Vec<SqlStmt>, String> {
+    acquire_as(i, attach, rows::add_vm(i.head.owned.oid, vid))
+}
+
+/// [`acquire`] by the VM the same transaction creates.
+pub fn acquire_new(i: &ImageRow) -> Result<Vec<SqlStmt>, String> {
+    acquire_as(i, false, rows::add_new_vm(i.head.owned.oid))
+}
+
+fn acquire_as(i: &ImageRow, attach: bool, add: SqlStmt) -> Result<Vec<SqlStmt>, String> {
     let oid = i.head.owned.oid;
     if !is_disk(i.kind) {
         return Err(format!(
@@ -1001,10 +1010,7 @@ pub fn acquire(i: &ImageRow, vid: i64, attach: bool) -> Result<Vec<SqlStmt>, Str
             ))
         }
     };
-    Ok(vec![
-        rows::set_state(oid, i.state, to.as_i64(), "", vec![]),
-        rows::add_vm(oid, vid),
-    ])
+    Ok(vec![rows::set_state(oid, i.state, to.as_i64(), "", vec![]), add])
 }
 
 /// `ImageManager::release_image`: the statements that end VM `vid`'s use of image `i`; the

@@ -132,6 +132,8 @@ fn tables() -> &'static [&'static [Method]] {
         vntemplate::METHODS,
         vntemplate::OWNED,
         vnet_leases::METHODS,
+        vm_nics::METHODS,
+        vm_resize::METHODS,
         secgroup::METHODS,
         secgroup::OWNED,
         // New families: add their tables here, one line each.

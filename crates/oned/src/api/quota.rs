@@ -116,6 +116,8 @@ pub struct Quotas {
     datastores: BTreeMap<i64, (f64, f64)>,
     /// Leases by network.
     networks: BTreeMap<i64, f64>,
+    /// VMs by image.
+    images: BTreeMap<i64, f64>,
     /// The defaults print `_USED` as 0 and leave out nothing.
     defaults: bool,
 }
@@ -139,6 +141,7 @@ impl Quotas {
                 }
             }),
             "NETWORK" => self.networks.get(&rid).copied().unwrap_or(0.0),
+            "IMAGE" => self.images.get(&rid).copied().unwrap_or(0.0),
             _ => 0.0,
         }
     }
@@ -155,6 +158,7 @@ impl Quotas {
             "VM" if self.vm.is_some_and(|u| u.vms > 0.0) => ids.push(-1),
             "DATASTORE" => ids.extend(self.datastores.keys()),
             "NETWORK" => ids.extend(self.networks.keys()),
+            "IMAGE" => ids.extend(self.images.keys()),
             _ => {}
         }
         ids.sort_unstable();
@@ -212,6 +216,10 @@ pub fn load(c: &sqlstore::Conn, owner: Owner, oid: i64) -> Result<Quotas, sqlsto
             .into_iter()
             .map(|((_, vn), u)| (vn, u))
             .collect();
+        q.images = rows::image_usage(c, owner, Some(oid))?
+            .into_iter()
+            .map(|((_, im), u)| (im, u))
+            .collect();
     }
     Ok(q)
 }
@@ -222,6 +230,7 @@ pub struct AllQuotas {
     vm: BTreeMap<i64, VmUsage>,
     datastores: BTreeMap<(i64, i64), (f64, f64)>,
     networks: BTreeMap<(i64, i64), f64>,
+    images: BTreeMap<(i64, i64), f64>,
 }
 
 impl AllQuotas {
@@ -235,6 +244,7 @@ impl AllQuotas {
             vm: rows::vm_usage(c, owner, None)?,
             datastores: rows::datastore_usage(c, owner, None)?,
             networks: rows::network_usage(c, owner, None)?,
+            images: rows::image_usage(c, owner, None)?,
         })
     }
 
@@ -256,6 +266,11 @@ impl AllQuotas {
                 .networks
                 .range((oid, i64::MIN)..=(oid, i64::MAX))
                 .map(|((_, vn), u)| (*vn, *u))
+                .collect();
+            q.images = self
+                .images
+                .range((oid, i64::MIN)..=(oid, i64::MAX))
+                .map(|((_, im), u)| (*im, *u))
                 .collect();
         }
         q
@@ -476,6 +491,15 @@ impl Ask {
                 ("RUNNING_MEMORY", memory),
                 ("SYSTEM_DISK_SIZE", 0.0),
             ],
+        }
+    }
+
+    /// One more VM using image `image` (the IMAGE entry).
+    pub fn image_vm(image: i64) -> Ask {
+        Ask {
+            kind: "IMAGE",
+            rid: image,
+            amounts: vec![("RVMS", 1.0)],
         }
     }
 

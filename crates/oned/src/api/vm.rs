@@ -76,6 +76,9 @@ pub mod state {
     pub const DONE: i64 = VmState::Done.as_i64();
     pub const POWEROFF: i64 = VmState::Poweroff.as_i64();
     pub const UNDEPLOYED: i64 = VmState::Undeployed.as_i64();
+    pub const VM_INIT: i64 = VmState::Init.as_i64();
+    pub const CLONING: i64 = VmState::Cloning.as_i64();
+    pub const CLONING_FAILURE: i64 = VmState::CloningFailure.as_i64();
 }
 
 pub mod lcm {
@@ -94,6 +97,8 @@ pub mod lcm {
     pub const BOOT_SUSPENDED: i64 = LcmState::BootSuspended.as_i64();
     pub const SHUTDOWN_UNDEPLOY: i64 = LcmState::ShutdownUndeploy.as_i64();
     pub const EPILOG_UNDEPLOY: i64 = LcmState::EpilogUndeploy.as_i64();
+    pub const HOTPLUG_NIC: i64 = LcmState::HotplugNic.as_i64();
+    pub const HOTPLUG_RESIZE: i64 = LcmState::HotplugResize.as_i64();
 }
 
 pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
@@ -234,10 +239,11 @@ pub async fn create(
         super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     }
     let state = if hold { state::HOLD } else { state::PENDING };
-    // The addresses of its NICs are picked from what the networks hold now; a concurrent
-    // lease of the same address refuses the write, and they are picked again.
+    // Its images and the addresses of its NICs are taken as they are now; a concurrent change
+    // of one refuses the write, and they are taken again.
     for _ in 0..LEASE_RETRIES {
         let mut t = base.clone();
+        let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
         let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
         let insert = rows::insert(NewVm {
             name: name.clone(),
@@ -257,13 +263,16 @@ pub async fn create(
                 .iter()
                 .map(|(vid, n)| super::quota::Ask::leases(*vid, *n)),
         );
+        asks.extend(disks.asks);
+        let mut with = disks.stmts;
+        with.extend(leases.stmts);
         match super::quota::allocate_all(
             ctx,
             s,
             &asks,
             rows::TABLE,
             insert,
-            leases.stmts,
+            with,
             "virtual machine",
             "VM",
         )
@@ -280,7 +289,7 @@ pub async fn create(
     ))
 }
 
-/// How often a new VM's leases are picked again after a concurrent lease took one.
+/// How often a new VM's leases and images are picked again after a concurrent change of them.
 const LEASE_RETRIES: usize = 10;
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -666,23 +666,47 @@ pub struct NicLeases {
 /// free one of its first range with room; the NIC gets the network's attributes. The caller
 /// must USE each network. Refusals are worded as `VirtualMachine::insert`'s.
 pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicLeases, Failure> {
+    let mut nics: Vec<Vec<(String, String)>> = t
+        .get_all("NIC")
+        .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
+        .collect();
+    let out = lease_list(
+        ctx,
+        s,
+        &mut nics,
+        0,
+        OwnerRef::NextOf("vm_pool"),
+        "Error allocating a new virtual machine. ",
+    )
+    .await?;
+    if !nics.is_empty() {
+        t.remove("NIC");
+        for nic in nics {
+            t.push("NIC", template::Value::Vector(nic));
+        }
+    }
+    Ok(out)
+}
+
+/// Leases an address for each of `nics` (numbered from `first_id`) held by `owner`, as
+/// [`lease_nics`] does; refusals start with `prefix`.
+pub async fn lease_list(
+    ctx: &Ctx,
+    s: &Session,
+    nics: &mut [Vec<(String, String)>],
+    first_id: usize,
+    owner: OwnerRef<'static>,
+    prefix: &str,
+) -> Result<NicLeases, Failure> {
     let mut out = NicLeases {
         stmts: Vec::new(),
         per_network: Vec::new(),
     };
     // Addresses picked for earlier NICs of this VM, by (network, range).
     let mut picked: Vec<(i64, i64, i64)> = Vec::new();
-    let mut nics: Vec<Vec<(String, String)>> = t
-        .get_all("NIC")
-        .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
-        .collect();
-    let alloc_err = |e: String| {
-        fail(
-            code::INTERNAL,
-            format!("Error allocating a new virtual machine. {e}"),
-        )
-    };
-    for (nic_id, nic) in nics.iter_mut().enumerate() {
+    let alloc_err = |e: String| fail(code::INTERNAL, format!("{prefix}{e}"));
+    for (n, nic) in nics.iter_mut().enumerate() {
+        let nic_id = first_id + n;
         let get = |k: &str| {
             template::vector_get(nic, k)
                 .unwrap_or("")
@@ -749,7 +773,7 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
             range.id,
             idx as i64,
             Holder::Vm,
-            OwnerRef::NextOf("vm_pool"),
+            owner,
             &v.template,
         ));
         match out.per_network.iter_mut().find(|(n, _)| *n == vid) {
@@ -770,17 +794,10 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
         .collect();
     groups.sort_unstable();
     groups.dedup();
-    out.stmts.extend(
-        groups
-            .into_iter()
-            .map(sqlstore::objects::secgroup::add_new_vm),
-    );
-    if !nics.is_empty() {
-        t.remove("NIC");
-        for nic in nics {
-            t.push("NIC", template::Value::Vector(nic));
-        }
-    }
+    out.stmts.extend(groups.into_iter().map(|g| match owner {
+        OwnerRef::Id(vid) => sqlstore::objects::secgroup::add_vm(g, vid),
+        OwnerRef::NextOf(_) => sqlstore::objects::secgroup::add_new_vm(g),
+    }));
     Ok(out)
 }
 

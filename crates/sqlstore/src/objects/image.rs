@@ -268,6 +268,48 @@ pub fn add_vm(oid: i64, vid: i64) -> SqlStmt {
     )
 }
 
+/// [`add_vm`] for the VM the same transaction creates (its id is the counter's next).
+pub fn add_new_vm(oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "INSERT INTO image_vm (oid, vid)
+         SELECT ?1, last_oid + 1 FROM pool_control WHERE tablename = 'vm_pool'",
+        vec![SqlValue::Int(oid)],
+    )
+}
+
+/// Every VM that is DONE stops using its images, and each image no VM uses any more is free
+/// again, as `ImageManager::release_image` leaves it (placed after the statements that end
+/// VMs, one or a driver step's many): persistent ones READY (or LOCKED while the driver works
+/// on them), others too once nothing is cloned from them.
+pub fn release_done_vms(now: i64) -> Vec<SqlStmt> {
+    let unused = "NOT EXISTS (SELECT 1 FROM image_vm v WHERE v.oid = image_pool.oid)";
+    let no_clones = "NOT EXISTS (SELECT 1 FROM image_pool c WHERE c.cloning_id = image_pool.oid)";
+    let mut stmts = vec![SqlStmt::new(
+        "DELETE FROM image_vm WHERE vid IN (SELECT oid FROM vm_pool WHERE state = 6)",
+        vec![],
+    )];
+    for (from, to, persistent) in [
+        (ImageState::UsedPers, ImageState::Ready, true),
+        (ImageState::LockedUsedPers, ImageState::Locked, true),
+        (ImageState::Used, ImageState::Ready, false),
+        (ImageState::LockedUsed, ImageState::Locked, false),
+    ] {
+        let (modtime, clones) = if persistent {
+            (format!(", modtime = {now}"), String::new())
+        } else {
+            (String::new(), format!(" AND {no_clones}"))
+        };
+        stmts.push(SqlStmt::new(
+            &format!(
+                "UPDATE image_pool SET state = ?2, prev_state = ?2{modtime}
+                 WHERE state = ?1 AND {unused}{clones}"
+            ),
+            vec![SqlValue::Int(from.as_i64()), SqlValue::Int(to.as_i64())],
+        ));
+    }
+    stmts
+}
+
 /// VM `vid` no longer uses image `oid` (`Image::dec_running`).
 pub fn remove_vm(oid: i64, vid: i64) -> SqlStmt {
     SqlStmt::new(

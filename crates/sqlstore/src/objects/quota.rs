@@ -171,6 +171,34 @@ fn datastore_usage_sql(metric: &str, col: &str, param: usize) -> Option<String> 
     ))
 }
 
+/// How many of each `owner`'s VMs use each image (the IMAGE entry's RVMS): by (owner id,
+/// image id).
+pub fn image_usage(
+    c: &Conn,
+    owner: Owner,
+    only: Option<i64>,
+) -> crate::sql::Result<BTreeMap<(i64, i64), f64>> {
+    let col = owner.column();
+    let filter = if only.is_some() {
+        format!(" WHERE v.{col} = ?1")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT v.{col}, i.oid, COUNT(*) FROM image_vm AS i JOIN vm_pool AS v ON v.oid = i.vid
+         {filter} GROUP BY v.{col}, i.oid"
+    );
+    let mut st = c.prepare(&sql)?;
+    let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
+    let rows = st.query_map(params.as_slice(), |r| {
+        Ok((
+            (r.get::<i64>(0)?, r.get::<i64>(1)?),
+            r.get::<i64>(2)? as f64,
+        ))
+    })?;
+    rows.collect()
+}
+
 /// What each `owner` holds in each network (the NETWORK entry's LEASES): leases by (owner id,
 /// network id).
 pub fn network_usage(
@@ -289,6 +317,14 @@ fn usage_sql(
         "VM" => Some((vm_usage_sql(metric, col, at)?, vec![SqlValue::Int(oid)])),
         "DATASTORE" => Some((
             datastore_usage_sql(metric, col, at)?,
+            vec![SqlValue::Int(oid), SqlValue::Int(rid)],
+        )),
+        "IMAGE" if metric == "RVMS" => Some((
+            format!(
+                "(SELECT COUNT(*) FROM image_vm AS i JOIN vm_pool AS v ON v.oid = i.vid
+                  WHERE i.oid = ?{} AND v.{col} = ?{at})",
+                at + 1
+            ),
             vec![SqlValue::Int(oid), SqlValue::Int(rid)],
         )),
         "NETWORK" if metric == "LEASES" => Some((

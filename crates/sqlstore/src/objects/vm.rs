@@ -176,6 +176,7 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
     if m.to.0 == VmState::Done.as_i64() {
         stmts.push(super::lease::free_done_vms());
         stmts.push(super::secgroup::release_done_vms());
+        stmts.extend(super::image::release_done_vms(m.now));
     }
     if m.leaves_host {
         stmts.push(SqlStmt::new(
@@ -313,6 +314,7 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
     if ts == VmState::Done.as_i64() {
         stmts.push(super::lease::free_done_vms());
         stmts.push(super::secgroup::release_done_vms());
+        stmts.extend(super::image::release_done_vms(now));
     }
     stmts
 }

@@ -1,0 +1,215 @@
+//! `one.vm.attachnic` and `one.vm.detachnic`, as OpenNebula's `DispatchManager::attach_nic` /
+//! `detach_nic`: on a RUNNING VM the NIC is hot-plugged (HOTPLUG_NIC until the leader's dummy
+//! driver finishes, `crate::scheduler`), on a POWEROFF one it is attached or detached at once.
+//! An attached NIC leases its address in the same write; a detached one frees it.
+
+use sqlstore::objects::lease::{self, Holder, OwnerRef};
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use sqlstore::SqlStmt;
+use template::Template;
+use xmlrpc::Params;
+
+use super::method::{Auth, Method};
+use super::perms::MANAGE;
+use super::quota::{Ask, Wording};
+use super::vm::{lcm, now, state, VMS};
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.vm.attachnic", Write, Auth::Object, attach),
+    method!("one.vm.detachnic", Write, Auth::Object, detach),
+];
+
+/// `VirtualMachine::state_str`: the LCM state of an ACTIVE VM, the VM state otherwise.
+pub fn state_str(v: &VmRow) -> &'static str {
+    if v.state == state::ACTIVE {
+        wire::LcmState::from_i64(v.lcm_state).map_or("UNKNOWN", wire::LcmState::name)
+    } else {
+        wire::VmState::from_i64(v.state).map_or("UNKNOWN", wire::VmState::name)
+    }
+}
+
+/// RUNNING (hot-plug) or POWEROFF (at once): the states a NIC is attached or detached in.
+fn nic_states(v: &VmRow) -> Option<bool> {
+    match (v.state, v.lcm_state) {
+        (state::ACTIVE, lcm::RUNNING) => Some(true),
+        (state::POWEROFF, lcm::INIT) => Some(false),
+        _ => None,
+    }
+}
+
+fn stored(v: &VmRow) -> Result<Template, Failure> {
+    Template::parse(&v.template).map_err(|e| {
+        fail(
+            code::INTERNAL,
+            format!("The stored template does not parse: {e}"),
+        )
+    })
+}
+
+/// The template's write, guarded by the text read, and the hot-plug state move of a running
+/// VM (a concurrent change of either refuses the write, which is then computed again).
+fn write_vm(v: &VmRow, t: &Template, running: bool) -> Vec<SqlStmt> {
+    let mut stmts = vec![sqlstore::objects::replace_template(
+        rows::TABLE,
+        "template",
+        v.head.owned.oid,
+        t.to_text(),
+        v.template.clone(),
+    )];
+    if running {
+        stmts.extend(rows::move_stmts(&Move {
+            oid: v.head.owned.oid,
+            from: (v.state, v.lcm_state),
+            to: (state::ACTIVE, wire::LcmState::HotplugNic.as_i64()),
+            now: now(),
+            leaves_host: false,
+        }));
+    }
+    stmts
+}
+
+/// `one.vm.attachnic(id, template)`: the template's NIC (or NIC_ALIAS) joins the VM with the
+/// next NIC_ID and an address of its network, under the owner's NETWORK quota.
+pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    VMS.authorized(ctx, s, id, MANAGE).await?;
+    let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let (kind, pairs) = ["NIC", "NIC_ALIAS"]
+        .iter()
+        .find_map(|k| {
+            tmpl.get_all(k)
+                .find_map(|a| a.value.as_vector())
+                .map(|p| (*k, p.to_vec()))
+        })
+        .ok_or_else(|| {
+            fail(
+                code::ACTION,
+                "Could not add a new NIC: the template has no NIC or NIC_ALIAS.",
+            )
+        })?;
+    let (kind, pairs) = (&kind, &pairs);
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let Some(running) = nic_states(&v) else {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not add a new NIC to VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        };
+        let mut t = stored(&v)?;
+        let next = ["NIC", "NIC_ALIAS"]
+            .iter()
+            .flat_map(|k| t.get_all(k))
+            .filter_map(|a| a.vector_get("NIC_ID"))
+            .filter_map(|n| n.trim().parse::<usize>().ok())
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0);
+        let mut nics = vec![pairs.clone()];
+        let leases = super::vnet_leases::lease_list(ctx, s, &mut nics, next, OwnerRef::Id(id), "")
+            .await
+            .map_err(|f| match f {
+                Failure::Api { message, .. } => fail(code::ACTION, message),
+                other => other,
+            })?;
+        let [nic] = <[_; 1]>::try_from(nics).map_err(|_| {
+            fail(
+                code::INTERNAL,
+                "Could not add a new NIC: nothing was leased",
+            )
+        })?;
+        t.push(kind, template::Value::Vector(nic));
+        let mut stmts = write_vm(&v, &t, running);
+        stmts.extend(leases.stmts);
+        let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
+        for (vnet, n) in leases.per_network {
+            let ask = Ask::leases(vnet, n);
+            let charge = super::quota::Charge {
+                ask: &ask,
+                uid,
+                gid,
+                wording: Wording::Caller(s.uid),
+            };
+            stmts.extend(charge.guard(ctx).await?);
+        }
+        Ok(stmts)
+    })
+    .await
+}
+
+/// `one.vm.detachnic(id, nic_id)`: the NIC leaves the VM and its address is free again.
+pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let nic_id = p.int(1)? as i64;
+    VMS.authorized(ctx, s, id, MANAGE).await?;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let Some(running) = nic_states(&v) else {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not detach NIC from VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        };
+        let t = stored(&v)?;
+        let is_it = |a: &template::Attribute| {
+            (a.name == "NIC" || a.name == "NIC_ALIAS")
+                && a.vector_get("NIC_ID")
+                    .and_then(|n| n.trim().parse::<i64>().ok())
+                    == Some(nic_id)
+        };
+        let Some(nic) = t.attrs.iter().find(|a| is_it(a)).cloned() else {
+            return Err(fail(
+                code::ACTION,
+                format!("Could not detach NIC with NIC_ID {nic_id}, it does not exist."),
+            ));
+        };
+        let mut kept = t.clone();
+        kept.attrs.retain(|a| !is_it(a));
+        let mut stmts = write_vm(&v, &kept, running);
+        if let Some(free) = free_nic(ctx, id, &nic).await? {
+            stmts.push(free);
+        }
+        Ok(stmts)
+    })
+    .await
+}
+
+/// The statement that frees the address NIC `nic` of VM `vid` holds, if its network still
+/// has the range it came from.
+async fn free_nic(
+    ctx: &Ctx,
+    vid: i64,
+    nic: &template::Attribute,
+) -> Result<Option<SqlStmt>, Failure> {
+    let num = |k: &str| nic.vector_get(k).and_then(|n| n.trim().parse::<i64>().ok());
+    let (Some(vnet), Some(arid)) = (num("NETWORK_ID"), num("AR_ID")) else {
+        return Ok(None);
+    };
+    let Ok(v) = super::vnet::NETS.get(ctx, vnet).await else {
+        return Ok(None);
+    };
+    let Ok(t) = Template::parse(&v.template) else {
+        return Ok(None);
+    };
+    let mac = nic.vector_get("MAC").unwrap_or("").to_string();
+    let idx = super::address_range::ranges(&t)
+        .into_iter()
+        .find(|r| r.id == arid)
+        .and_then(|r| r.index_of_mac(&mac));
+    Ok(idx.map(|idx| {
+        let mut stmt = lease::free(vnet, arid, idx as i64, Holder::Vm, vid);
+        // Already free (a forced range removal): nothing to undo.
+        stmt.must_match = false;
+        stmt
+    }))
+}

@@ -1,0 +1,212 @@
+//! `one.vm.resize(id, template, enforce)`, as OpenNebula's `VirtualMachineResize` and
+//! `DispatchManager::resize`: CPU, VCPU and MEMORY change under the owner's VM quotas (the
+//! deltas, RUNNING_* too for a VM that counts as running), on its host's capacity when it is
+//! placed (checked unless an administrator turns `enforce` off); a RUNNING VM is resized live
+//! (HOTPLUG_RESIZE until the leader's dummy driver is done).
+
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use sqlstore::{SqlStmt, SqlValue};
+use template::Template;
+use xmlrpc::Params;
+
+use super::method::{Auth, Method};
+use super::perms::MANAGE;
+use super::quota::{Ask, Charge, Wording};
+use super::vm::{lcm, now, state, VMS};
+use super::vm_nics::state_str;
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[method!("one.vm.resize", Write, Auth::Object, resize)];
+
+/// A number the template gives, 0 when absent (OpenNebula's `tmpl.get` leaves it so).
+fn number<T: std::str::FromStr + Default>(t: &Template, k: &str) -> Result<T, ()> {
+    match t.single(k).map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(T::default()),
+        Some(v) => v.parse().map_err(|_| ()),
+    }
+}
+
+pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let admin = s.is_admin();
+    let enforce = match (admin, p.0.len() > 2) {
+        (true, true) => p.opt_bool(2)?.unwrap_or(true),
+        _ => !admin,
+    };
+    let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let cpu: f64 = number(&tmpl, "CPU")
+        .ok()
+        .filter(|c: &f64| *c >= 0.0 && c.is_finite())
+        .ok_or_else(|| {
+            fail(
+                code::INTERNAL,
+                "CPU must be a positive float or integer value.",
+            )
+        })?;
+    let memory: i64 = number(&tmpl, "MEMORY")
+        .ok()
+        .filter(|m: &i64| *m >= 0)
+        .ok_or_else(|| fail(code::INTERNAL, "MEMORY must be a positive integer value."))?;
+    let vcpu: i64 = number(&tmpl, "VCPU")
+        .ok()
+        .filter(|v: &i64| *v >= 0)
+        .ok_or_else(|| fail(code::INTERNAL, "VCPU must be a positive integer value."))?;
+    let (cpu, memory) = (
+        if cpu == 0.0 { v.cpu } else { cpu },
+        if memory == 0 { v.memory } else { memory },
+    );
+    let old = Template::parse(&v.template).unwrap_or_default();
+    let old_vcpu: i64 = number(&old, "VCPU").unwrap_or(0);
+    let vcpu = if vcpu == 0 { old_vcpu } else { vcpu };
+
+    let running_quota = matches!(v.state, state::PENDING | state::HOLD)
+        || (v.state == state::ACTIVE && v.lcm_state == lcm::RUNNING);
+    let (dcpu, dmem) = (cpu - v.cpu, (memory - v.memory) as f64);
+    let mut amounts = vec![("CPU", dcpu), ("MEMORY", dmem)];
+    if running_quota {
+        amounts.extend([("RUNNING_CPU", dcpu), ("RUNNING_MEMORY", dmem)]);
+    }
+    let ask = Ask {
+        kind: "VM",
+        rid: -1,
+        amounts,
+    };
+    let charge = Charge {
+        ask: &ask,
+        uid: v.head.owned.uid,
+        gid: v.head.owned.gid,
+        wording: Wording::Caller(s.uid),
+    };
+
+    let (placed, live) = match (v.state, v.lcm_state) {
+        (
+            state::PENDING
+            | state::HOLD
+            | state::UNDEPLOYED
+            | state::CLONING
+            | state::CLONING_FAILURE
+            | state::VM_INIT,
+            _,
+        ) => (false, false),
+        (state::POWEROFF, _) => (true, false),
+        (state::ACTIVE, lcm::RUNNING) => {
+            if v.cpu == cpu && v.memory == memory && old_vcpu == vcpu {
+                // "Nothing to resize": OpenNebula answers success and changes nothing.
+                return Ok(xmlrpc::Value::Int(id as i32));
+            }
+            (true, true)
+        }
+        _ => {
+            return Err(fail(
+                code::ACTION,
+                format!("Cannot resize a VM in state {}", state_str(&v)),
+            ))
+        }
+    };
+    if placed && enforce {
+        room(ctx, &v, cpu, memory).await?;
+    }
+    let mut stmts = vec![SqlStmt::new(
+        "UPDATE vm_pool SET cpu = ?2, memory = ?3
+         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5 AND cpu = ?6 AND memory = ?7",
+        vec![
+            SqlValue::Int(id),
+            SqlValue::Real(cpu),
+            SqlValue::Int(memory),
+            SqlValue::Int(v.state),
+            SqlValue::Int(v.lcm_state),
+            SqlValue::Real(v.cpu),
+            SqlValue::Int(v.memory),
+        ],
+    )
+    .must_match()];
+    if vcpu != old_vcpu {
+        let mut t = old.clone();
+        t.set("VCPU", template::Value::Single(vcpu.to_string()));
+        stmts.push(sqlstore::objects::replace_template(
+            rows::TABLE,
+            "template",
+            id,
+            t.to_text(),
+            v.template.clone(),
+        ));
+    }
+    if placed {
+        stmts.push(rows::recount_hosts());
+        if enforce {
+            stmts.push(host_fits(id));
+        }
+    }
+    if live {
+        stmts.extend(rows::move_stmts(&Move {
+            oid: id,
+            from: (v.state, v.lcm_state),
+            to: (state::ACTIVE, lcm::HOTPLUG_RESIZE),
+            now: now(),
+            leaves_host: false,
+        }));
+    }
+    super::quota::commit_charged(ctx, stmts, Some(charge), |r| {
+        r.missing(fail(
+            code::ACTION,
+            "Cannot resize the VM: it or its host changed meanwhile, try again",
+        ))
+    })
+    .await?;
+    Ok(xmlrpc::Value::Int(id as i32))
+}
+
+/// `HostShare::test_compute` for the VM's host once the VM has its new size: OpenNebula's
+/// `Not enough CPU: <asked>/<free>` (CPU in hundredths) or `Not enough memory: ...` (KB).
+async fn room(ctx: &Ctx, v: &VmRow, cpu: f64, memory: i64) -> Result<(), Failure> {
+    let Some(hid) = v.history.last().map(|h| h.hid) else {
+        return Ok(());
+    };
+    let free = ctx
+        .read(move |c| {
+            use sqlstore::Optional;
+            c.query_row(
+                "SELECT total_cpu - cpu_usage, total_mem - mem_usage FROM host_pool WHERE oid = ?1",
+                [SqlValue::Int(hid)],
+                |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+            )
+            .optional()
+        })
+        .await?;
+    let Some((free_cpu, free_mem)) = free else {
+        return Err(fail(code::ACTION, "Could not update host"));
+    };
+    // What the VM holds now is given back before the new size is tested.
+    let (want_cpu, want_mem) = ((cpu * 100.0).round() as i64, memory * 1024);
+    let (free_cpu, free_mem) = (
+        free_cpu + (v.cpu * 100.0).round() as i64,
+        free_mem + v.memory * 1024,
+    );
+    if want_cpu > free_cpu {
+        return Err(fail(
+            code::ACTION,
+            format!("Not enough CPU: {want_cpu}/{free_cpu}"),
+        ));
+    }
+    if want_mem > free_mem {
+        return Err(fail(
+            code::ACTION,
+            format!("Not enough memory: {want_mem}/{free_mem}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Matches only while VM `vid`'s host is within its capacity (after the recount).
+fn host_fits(vid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "SELECT 1 FROM host_pool h WHERE h.oid = (SELECT hid FROM vm_pool WHERE oid = ?1)
+         AND h.cpu_usage <= h.total_cpu AND h.mem_usage <= h.total_mem",
+        vec![SqlValue::Int(vid)],
+    )
+    .must_match()
+}

@@ -1,0 +1,165 @@
+//! A VM's disks take their images when it is created and give them back when it ends: a
+//! persistent image serves one VM at a time, an image in use is not deleted, and the IMAGE
+//! quota's RVMS counts the VMs using each image, as OpenNebula's `ImageManager`.
+
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, DEADLINE, INTERNAL};
+
+const ACTION: i32 = 0x800;
+const AUTHORIZATION: i32 = 0x200;
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i32 {
+    c.call(method, params).unwrap().as_i64().unwrap() as i32
+}
+
+fn info(c: &cli::Client, method: &str, oid: i32) -> String {
+    c.call_xml(method, vec![Value::Int(oid)]).unwrap()
+}
+
+fn ready_image(zone: &Zone, c: &cli::Client, name: &str) -> i32 {
+    let image = ok(
+        c,
+        "one.image.allocate",
+        vec![
+            s(&format!("NAME = {name}\nTYPE = DATABLOCK\nSIZE = 16")),
+            Value::Int(1),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        info(c, "one.image.info", image).contains("<STATE>1</STATE>")
+    });
+    image
+}
+
+#[test]
+fn a_persistent_image_serves_one_vm_and_is_free_again_when_it_ends() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let w = zone.servers[(leader + 1) % 3].client();
+    let c = zone.servers[leader].client();
+    let image = ready_image(&zone, &c, "root");
+    ok(
+        &w,
+        "one.image.persistent",
+        vec![Value::Int(image), Value::Bool(true)],
+    );
+
+    let vm = ok(
+        &w,
+        "one.vm.allocate",
+        vec![s("CPU = 1\nMEMORY = 64\nDISK = [ IMAGE = root ]")],
+    );
+    let body = info(&c, "one.vm.info", vm);
+    for attr in [
+        "<DISK_ID><![CDATA[0]]></DISK_ID>".to_string(),
+        format!("<IMAGE_ID><![CDATA[{image}]]></IMAGE_ID>"),
+        "<PERSISTENT><![CDATA[YES]]></PERSISTENT>".to_string(),
+        "<SAVE><![CDATA[YES]]></SAVE>".to_string(),
+    ] {
+        assert!(body.contains(&attr), "{attr} in {body}");
+    }
+    let body = info(&c, "one.image.info", image);
+    assert!(body.contains("<STATE>8</STATE>"), "{body}");
+    assert!(body.contains("<RUNNING_VMS>1</RUNNING_VMS>"), "{body}");
+    assert!(
+        body.contains(&format!("<VMS><ID>{vm}</ID></VMS>")),
+        "{body}"
+    );
+
+    // Persistent: a second VM is refused, and takes nothing else either.
+    let (code, msg) = one_error(w.call(
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {image} ]"
+        ))],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            INTERNAL,
+            format!(
+                "[one.vm.allocate] Error allocating a new virtual machine. Cannot acquire image {image}, it is persistent and already in use"
+            )
+            .as_str()
+        )
+    );
+    let (code, msg) = one_error(w.call("one.image.delete", vec![Value::Int(image)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            "[one.image.delete] Cannot delete image. There are 1 VMs using it."
+        )
+    );
+
+    // The VM ends: the image is READY again on every server, and serves another VM.
+    ok(
+        &w,
+        "one.vm.action",
+        vec![s("terminate-hard"), Value::Int(vm)],
+    );
+    for i in 0..3 {
+        let c = zone.servers[i].client();
+        zone.wait_until(DEADLINE, &format!("server {i} freed the image"), || {
+            let body = info(&c, "one.image.info", image);
+            body.contains("<STATE>1</STATE>") && body.contains("<RUNNING_VMS>0</RUNNING_VMS>")
+        });
+    }
+    ok(
+        &w,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {image} ]"
+        ))],
+    );
+}
+
+#[test]
+fn the_image_quota_counts_the_vms_using_an_image() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    let image = ready_image(&zone, &c, "base");
+    // Everyone may use it.
+    let mut modes = vec![Value::Int(image)];
+    modes.extend([1, 1, 0, 1, 0, 0, 1, 0, 0].map(Value::Int));
+    ok(&c, "one.image.chmod", modes);
+    let alice = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("alice"), s("pw-alice"), s("core"), Value::Array(vec![])],
+    );
+    ok(
+        &c,
+        "one.user.quota",
+        vec![
+            Value::Int(alice),
+            s(&format!("IMAGE = [ ID = {image}, RVMS = 1 ]")),
+        ],
+    );
+    let a = zone.servers[0].client_as("alice", "pw-alice");
+    let vm = format!("CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {image} ]");
+    ok(&a, "one.vm.allocate", vec![s(&vm)]);
+    let (code, msg) = one_error(a.call("one.vm.allocate", vec![s(&vm)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            AUTHORIZATION,
+            format!(
+                "[one.vm.allocate] User [{alice}] : user [{alice}] limit of 1 reached for RVMS quota in IMAGE with ID: {image}."
+            )
+            .as_str()
+        )
+    );
+    let body = info(&c, "one.user.info", alice);
+    assert!(
+        body.contains(&format!(
+            "<IMAGE_QUOTA><IMAGE><ID><![CDATA[{image}]]></ID><RVMS><![CDATA[1]]></RVMS><RVMS_USED><![CDATA[1]]></RVMS_USED></IMAGE></IMAGE_QUOTA>"
+        )),
+        "{body}"
+    );
+}

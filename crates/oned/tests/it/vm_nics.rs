@@ -1,0 +1,162 @@
+//! `one.vm.attachnic` / `one.vm.detachnic`: a running VM hot-plugs NICs (HOTPLUG_NIC, then
+//! RUNNING again), a powered-off one takes them at once; addresses are leased and freed with
+//! them, and the calls refuse other states with OpenNebula's words.
+
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, DEADLINE};
+
+const ACTION: i32 = 0x800;
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i32 {
+    c.call(method, params).unwrap().as_i64().unwrap() as i32
+}
+
+fn info(c: &cli::Client, method: &str, oid: i32) -> String {
+    c.call_xml(method, vec![Value::Int(oid)]).unwrap()
+}
+
+fn states(c: &cli::Client, vm: i32) -> (String, String) {
+    let body = info(c, "one.vm.info", vm);
+    let get = |tag: &str| {
+        body.split(&format!("<{tag}>"))
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    (get("STATE"), get("LCM_STATE"))
+}
+
+fn used_leases(c: &cli::Client, vn: i32) -> usize {
+    info(c, "one.vn.info", vn).matches("<LEASE>").count()
+}
+
+#[test]
+fn nics_are_hot_plugged_into_running_vms_and_their_addresses_follow_them() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let w = zone.servers[(leader + 1) % 3].client();
+    let c = zone.servers[leader].client();
+    let host = ok(
+        &w,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let vn = ok(
+        &w,
+        "one.vn.allocate",
+        vec![s(
+            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 172.16.0.1, SIZE = 4 ]",
+        )],
+    );
+    let vm = ok(
+        &w,
+        "one.vm.allocate",
+        vec![s("NAME = web\nCPU = 0.1\nMEMORY = 32")],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || {
+        states(&c, vm) == ("3".into(), "3".into())
+    });
+    assert!(info(&c, "one.host.info", host).contains("<NAME>node</NAME>"));
+
+    assert_eq!(
+        ok(
+            &w,
+            "one.vm.attachnic",
+            vec![Value::Int(vm), s(&format!("NIC = [ NETWORK_ID = {vn} ]"))],
+        ),
+        vm
+    );
+    // Hot-plugged: HOTPLUG_NIC (25) until the driver is done, then RUNNING again.
+    zone.wait_until(DEADLINE, "the NIC is plugged", || {
+        states(&c, vm) == ("3".into(), "3".into())
+    });
+    ok(
+        &w,
+        "one.vm.attachnic",
+        vec![Value::Int(vm), s("NIC = [ NETWORK = lan ]")],
+    );
+    zone.wait_until(DEADLINE, "the second NIC is plugged", || {
+        states(&c, vm) == ("3".into(), "3".into())
+    });
+    let body = info(&c, "one.vm.info", vm);
+    assert!(
+        body.contains("<IP><![CDATA[172.16.0.1]]></IP>")
+            && body.contains("<NIC_ID><![CDATA[0]]></NIC_ID>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<IP><![CDATA[172.16.0.2]]></IP>")
+            && body.contains("<NIC_ID><![CDATA[1]]></NIC_ID>"),
+        "{body}"
+    );
+    assert_eq!(used_leases(&c, vn), 2);
+
+    // While it hot-plugs, or while it is not running nor off, the calls refuse.
+    let (code, msg) = one_error(w.call("one.vm.detachnic", vec![Value::Int(vm), Value::Int(7)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            "[one.vm.detachnic] Could not detach NIC with NIC_ID 7, it does not exist."
+        )
+    );
+    ok(&w, "one.vm.detachnic", vec![Value::Int(vm), Value::Int(0)]);
+    zone.wait_until(DEADLINE, "the NIC is unplugged", || {
+        states(&c, vm) == ("3".into(), "3".into())
+    });
+    let body = info(&c, "one.vm.info", vm);
+    assert!(!body.contains("172.16.0.1"), "{body}");
+    assert_eq!(used_leases(&c, vn), 1);
+
+    // Powered off: attached at once, no hot-plug.
+    ok(
+        &w,
+        "one.vm.action",
+        vec![s("poweroff-hard"), Value::Int(vm)],
+    );
+    zone.wait_until(DEADLINE, "the VM is off", || {
+        states(&c, vm) == ("8".into(), "0".into())
+    });
+    ok(
+        &w,
+        "one.vm.attachnic",
+        vec![
+            Value::Int(vm),
+            s(&format!("NIC = [ NETWORK_ID = {vn}, IP = 172.16.0.4 ]")),
+        ],
+    );
+    assert_eq!(states(&c, vm), ("8".into(), "0".into()));
+    assert!(info(&c, "one.vm.info", vm).contains("<IP><![CDATA[172.16.0.4]]></IP>"));
+
+    let held = ok(
+        &w,
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 32"), Value::Bool(true)],
+    );
+    let (code, msg) = one_error(w.call(
+        "one.vm.attachnic",
+        vec![Value::Int(held), s(&format!("NIC = [ NETWORK_ID = {vn} ]"))],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            format!("[one.vm.attachnic] Could not add a new NIC to VM {held}, wrong state HOLD.")
+                .as_str()
+        )
+    );
+
+    // Ending the VM frees what its NICs still hold.
+    ok(
+        &w,
+        "one.vm.action",
+        vec![s("terminate-hard"), Value::Int(vm)],
+    );
+    zone.wait_until(DEADLINE, "the leases are free", || used_leases(&c, vn) == 0);
+}
