@@ -99,6 +99,21 @@ const STEPS: &[(VmStates, VmStates, bool)] = &[
         (state::ACTIVE, lcm::RUNNING),
         false,
     ),
+    (
+        (state::ACTIVE, lcm::HOTPLUG),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::HOTPLUG_PROLOG_POWEROFF),
+        (state::POWEROFF, lcm::INIT),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::HOTPLUG_EPILOG_POWEROFF),
+        (state::POWEROFF, lcm::INIT),
+        false,
+    ),
 ];
 
 fn driver_txn(now: i64) -> SqlTxn {

@@ -133,6 +133,7 @@ fn tables() -> &'static [&'static [Method]] {
         vntemplate::OWNED,
         vnet_leases::METHODS,
         vm_nics::METHODS,
+        vm_disk_attach::METHODS,
         vm_resize::METHODS,
         secgroup::METHODS,
         secgroup::OWNED,

@@ -26,6 +26,7 @@ mod user;
 mod validate;
 mod vdc;
 pub mod vm;
+mod vm_disk_attach;
 mod vm_disks;
 mod vm_nics;
 mod vm_resize;

@@ -398,32 +398,9 @@ async fn from_app(ctx: &Ctx, t: &mut template::Template) -> Result<Option<i64>, 
     Ok(Some(app.size))
 }
 
-/// For the VM side (disks): the statements, for the VM's own transaction, that make VM `vid`
-/// use image `image_id` as a disk (`ImageManager::acquire_image`: READY becomes USED, or
-/// USED_PERS for a persistent image, which no second VM may take unless its PERSISTENT_TYPE is
-/// SHAREABLE), or OpenNebula's refusal (`Cannot acquire image 3, it is persistent and already
-/// in use`). `attach` for a hot-plug. The statements match nothing if the image changed since
-/// this read, which fails the caller's transaction: read and try again.
-#[allow(dead_code)] // VMs do not reference images yet.
-pub async fn take_image(
-    ctx: &Ctx,
-    image_id: i64,
-    vid: i64,
-    attach: bool,
-) -> Result<Vec<sqlstore::SqlStmt>, super::Failure> {
-    let i = IMAGES.get(ctx, image_id).await.map_err(|_| {
-        fail(
-            code::ACTION,
-            format!("Image with ID: {image_id} does not exist"),
-        )
-    })?;
-    super::images::acquire(&i, vid, attach).map_err(|e| fail(code::ACTION, e))
-}
-
 /// For the VM side: the statements that end VM `vid`'s use of image `image_id`
 /// (`ImageManager::release_image`): READY again once no VM uses it, ERROR for a persistent
 /// image whose disk `failed`. Nothing if the image is gone.
-#[allow(dead_code)] // VMs do not reference images yet.
 pub async fn release_image(
     ctx: &Ctx,
     image_id: i64,

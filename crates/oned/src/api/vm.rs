@@ -98,6 +98,9 @@ pub mod lcm {
     pub const SHUTDOWN_UNDEPLOY: i64 = LcmState::ShutdownUndeploy.as_i64();
     pub const EPILOG_UNDEPLOY: i64 = LcmState::EpilogUndeploy.as_i64();
     pub const HOTPLUG_NIC: i64 = LcmState::HotplugNic.as_i64();
+    pub const HOTPLUG: i64 = LcmState::Hotplug.as_i64();
+    pub const HOTPLUG_PROLOG_POWEROFF: i64 = LcmState::HotplugPrologPoweroff.as_i64();
+    pub const HOTPLUG_EPILOG_POWEROFF: i64 = LcmState::HotplugEpilogPoweroff.as_i64();
     pub const HOTPLUG_RESIZE: i64 = LcmState::HotplugResize.as_i64();
 }
 

@@ -19,30 +19,54 @@ pub struct Disks {
     pub asks: Vec<Ask>,
 }
 
-fn alloc_err(e: impl std::fmt::Display) -> Failure {
-    fail(
-        code::INTERNAL,
-        format!("Error allocating a new virtual machine. {e}"),
-    )
-}
-
 /// Takes the image of each DISK of a new VM's template that names one (IMAGE_ID, or IMAGE with
 /// IMAGE_UNAME / IMAGE_UID, the caller's by default), which the caller must USE, and gives the
 /// disk the image's attributes; other disks (volatile) only get their DISK_ID.
 pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disks, Failure> {
-    let mut out = Disks {
-        stmts: Vec::new(),
-        asks: Vec::new(),
-    };
     let mut disks: Vec<Vec<(String, String)>> = t
         .get_all("DISK")
         .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
         .collect();
     if disks.is_empty() {
-        return Ok(out);
+        return Ok(Disks {
+            stmts: Vec::new(),
+            asks: Vec::new(),
+        });
     }
+    let out = take_list(
+        ctx,
+        s,
+        &mut disks,
+        0,
+        None,
+        "Error allocating a new virtual machine. ",
+    )
+    .await?;
+    t.remove("DISK");
+    for d in disks {
+        t.push("DISK", template::Value::Vector(d));
+    }
+    Ok(out)
+}
+
+/// Takes the images of `disks` (numbered from `first_id`) for VM `vid` (hot-plugged), or for
+/// the VM being created (`None`), as [`take_disks`]; refusals start with `prefix`.
+pub async fn take_list(
+    ctx: &Ctx,
+    s: &Session,
+    disks: &mut [Vec<(String, String)>],
+    first_id: usize,
+    vid: Option<i64>,
+    prefix: &str,
+) -> Result<Disks, Failure> {
+    let alloc_err = |e: String| fail(code::INTERNAL, format!("{prefix}{e}"));
+    let mut out = Disks {
+        stmts: Vec::new(),
+        asks: Vec::new(),
+    };
     let mut taken: Vec<i64> = Vec::new();
-    for (disk_id, disk) in disks.iter_mut().enumerate() {
+    for (n, disk) in disks.iter_mut().enumerate() {
+        let disk_id = first_id + n;
         set(disk, "DISK_ID", disk_id.to_string());
         let get = |k: &str| {
             template::vector_get(disk, k)
@@ -79,15 +103,15 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
             }
             Err(f) => return Err(f),
         };
-        let stmts = super::images::acquire_new(&i).map_err(alloc_err)?;
+        let stmts = match vid {
+            Some(vid) => super::images::acquire(&i, vid, true),
+            None => super::images::acquire_new(&i),
+        }
+        .map_err(alloc_err)?;
         out.stmts.extend(stmts.into_iter().map(SqlStmt::must_match));
         out.asks.push(Ask::image_vm(image));
         taken.push(image);
         fill_disk(disk, &i);
-    }
-    t.remove("DISK");
-    for d in disks {
-        t.push("DISK", template::Value::Vector(d));
     }
     Ok(out)
 }

@@ -163,3 +163,92 @@ fn the_image_quota_counts_the_vms_using_an_image() {
         "{body}"
     );
 }
+
+fn lcm(c: &cli::Client, vm: i32) -> (bool, bool) {
+    let body = info(c, "one.vm.info", vm);
+    (
+        body.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>"),
+        body.contains("<STATE>8</STATE><LCM_STATE>0</LCM_STATE>"),
+    )
+}
+
+#[test]
+fn disks_are_hot_plugged_and_unplugged_with_their_images() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let w = zone.servers[(leader + 1) % 3].client();
+    let c = zone.servers[leader].client();
+    ok(
+        &w,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let image = ready_image(&zone, &c, "data");
+    let vm = ok(
+        &w,
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 10 ]")],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || lcm(&c, vm).0);
+
+    ok(
+        &w,
+        "one.vm.attach",
+        vec![Value::Int(vm), s(&format!("DISK = [ IMAGE_ID = {image} ]"))],
+    );
+    zone.wait_until(DEADLINE, "the disk is plugged", || lcm(&c, vm).0);
+    let body = info(&c, "one.vm.info", vm);
+    assert!(body.contains("<DISK_ID><![CDATA[1]]></DISK_ID>"), "{body}");
+    assert!(body.contains("<IMAGE><![CDATA[data]]></IMAGE>"), "{body}");
+    assert!(info(&c, "one.image.info", image).contains("<STATE>2</STATE>"));
+
+    let (code, msg) = one_error(w.call("one.vm.detach", vec![Value::Int(vm), Value::Int(9)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            "[one.vm.detach] Could not detach disk with DISK_ID 9, it does not exist."
+        )
+    );
+    ok(&w, "one.vm.detach", vec![Value::Int(vm), Value::Int(1)]);
+    zone.wait_until(DEADLINE, "the disk is unplugged", || lcm(&c, vm).0);
+    zone.wait_until(DEADLINE, "the image is free", || {
+        info(&c, "one.image.info", image).contains("<STATE>1</STATE>")
+    });
+
+    // Powered off: HOTPLUG_PROLOG_POWEROFF, then POWEROFF again.
+    ok(
+        &w,
+        "one.vm.action",
+        vec![s("poweroff-hard"), Value::Int(vm)],
+    );
+    zone.wait_until(DEADLINE, "the VM is off", || lcm(&c, vm).1);
+    ok(
+        &w,
+        "one.vm.attach",
+        vec![Value::Int(vm), s("DISK = [ IMAGE = data ]")],
+    );
+    zone.wait_until(DEADLINE, "the disk is attached", || lcm(&c, vm).1);
+    assert!(info(&c, "one.image.info", image).contains("<RUNNING_VMS>1</RUNNING_VMS>"));
+
+    let held = ok(
+        &w,
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 32"), Value::Bool(true)],
+    );
+    let (code, msg) = one_error(w.call(
+        "one.vm.attach",
+        vec![
+            Value::Int(held),
+            s(&format!("DISK = [ IMAGE_ID = {image} ]")),
+        ],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            format!("[one.vm.attach] Could not attach a new disk to VM {held}, wrong state HOLD.")
+                .as_str()
+        )
+    );
+}

@@ -1,0 +1,163 @@
+//! `one.vm.attach` and `one.vm.detach`: disks hot-plugged into a RUNNING VM (HOTPLUG until the
+//! leader's dummy driver is done) or into a POWEROFF one (HOTPLUG_PROLOG_POWEROFF /
+//! HOTPLUG_EPILOG_POWEROFF, then POWEROFF again), as OpenNebula's `DispatchManager::attach` /
+//! `detach`. An attached disk takes its image in the same write; a detached one gives it back.
+
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use sqlstore::SqlStmt;
+use template::Template;
+use xmlrpc::Params;
+
+use super::method::{Auth, Method};
+use super::perms::MANAGE;
+use super::quota::{Charge, Wording};
+use super::vm::{lcm, now, state, VMS};
+use super::vm_nics::state_str;
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.vm.attach", Write, Auth::Object, attach),
+    method!("one.vm.detach", Write, Auth::Object, detach),
+];
+
+fn stored(v: &VmRow) -> Result<Template, Failure> {
+    Template::parse(&v.template).map_err(|e| {
+        fail(
+            code::INTERNAL,
+            format!("The stored template does not parse: {e}"),
+        )
+    })
+}
+
+/// The hot-plug state a disk change moves the VM to: HOTPLUG when RUNNING, the POWEROFF
+/// variant `off` when powered off; `None` in any other state.
+fn hotplug(v: &VmRow, off: i64) -> Option<(i64, i64)> {
+    match (v.state, v.lcm_state) {
+        (state::ACTIVE, lcm::RUNNING) => Some((state::ACTIVE, lcm::HOTPLUG)),
+        (state::POWEROFF, _) => Some((state::ACTIVE, off)),
+        _ => None,
+    }
+}
+
+/// The template's write, guarded by the text read, and the VM's move to `to`.
+fn write_vm(v: &VmRow, t: &Template, to: (i64, i64)) -> Vec<SqlStmt> {
+    let mut stmts = vec![sqlstore::objects::replace_template(
+        rows::TABLE,
+        "template",
+        v.head.owned.oid,
+        t.to_text(),
+        v.template.clone(),
+    )];
+    stmts.extend(rows::move_stmts(&Move {
+        oid: v.head.owned.oid,
+        from: (v.state, v.lcm_state),
+        to,
+        now: now(),
+        leaves_host: false,
+    }));
+    stmts
+}
+
+/// `one.vm.attach(id, template)`: the template's DISK joins the VM with the next DISK_ID,
+/// taking its image (which the caller must USE) under the owner's IMAGE quota.
+pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    VMS.authorized(ctx, s, id, MANAGE).await?;
+    let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let disk = tmpl
+        .get_all("DISK")
+        .find_map(|a| a.value.as_vector())
+        .map(<[_]>::to_vec)
+        .ok_or_else(|| fail(code::INTERNAL, "No DISK in template."))?;
+    let disk = &disk;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let Some(to) = hotplug(&v, lcm::HOTPLUG_PROLOG_POWEROFF) else {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not attach a new disk to VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        };
+        let mut t = stored(&v)?;
+        let next = t
+            .get_all("DISK")
+            .filter_map(|a| a.vector_get("DISK_ID"))
+            .filter_map(|n| n.trim().parse::<usize>().ok())
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0);
+        let mut disks = vec![disk.clone()];
+        let taken = super::vm_disks::take_list(ctx, s, &mut disks, next, Some(id), "")
+            .await
+            .map_err(|f| match f {
+                Failure::Api { message, .. } => fail(code::ACTION, message),
+                other => other,
+            })?;
+        for d in disks {
+            t.push("DISK", template::Value::Vector(d));
+        }
+        let mut stmts = write_vm(&v, &t, to);
+        stmts.extend(taken.stmts);
+        let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
+        for ask in &taken.asks {
+            let charge = Charge {
+                ask,
+                uid,
+                gid,
+                wording: Wording::Caller(s.uid),
+            };
+            stmts.extend(charge.guard(ctx).await?);
+        }
+        Ok(stmts)
+    })
+    .await
+}
+
+/// `one.vm.detach(id, disk_id)`: the disk leaves the VM and its image is given back.
+pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let disk_id = p.int(1)? as i64;
+    VMS.authorized(ctx, s, id, MANAGE).await?;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let Some(to) = hotplug(&v, lcm::HOTPLUG_EPILOG_POWEROFF) else {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not detach disk from VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        };
+        let t = stored(&v)?;
+        let is_it = |a: &template::Attribute| {
+            a.name == "DISK"
+                && a.vector_get("DISK_ID")
+                    .and_then(|n| n.trim().parse::<i64>().ok())
+                    == Some(disk_id)
+        };
+        let Some(disk) = t.attrs.iter().find(|a| is_it(a)).cloned() else {
+            return Err(fail(
+                code::ACTION,
+                format!("Could not detach disk with DISK_ID {disk_id}, it does not exist."),
+            ));
+        };
+        let mut kept = t.clone();
+        kept.attrs.retain(|a| !is_it(a));
+        let mut stmts = write_vm(&v, &kept, to);
+        let image = disk
+            .vector_get("IMAGE_ID")
+            .and_then(|i| i.trim().parse::<i64>().ok());
+        if let Some(image) = image {
+            stmts.extend(super::storage::release_image(ctx, image, id, false).await?);
+        }
+        Ok(stmts)
+    })
+    .await
+}
