@@ -134,6 +134,7 @@ fn tables() -> &'static [&'static [Method]] {
         vnet_leases::METHODS,
         vm_nics::METHODS,
         vm_disk_attach::METHODS,
+        vm_sgs::METHODS,
         vm_resize::METHODS,
         secgroup::METHODS,
         secgroup::OWNED,

@@ -30,6 +30,7 @@ mod vm_disk_attach;
 mod vm_disks;
 mod vm_nics;
 mod vm_resize;
+mod vm_sgs;
 mod vmtemplate;
 mod vnet;
 mod vnet_leases;

@@ -160,3 +160,98 @@ fn nics_are_hot_plugged_into_running_vms_and_their_addresses_follow_them() {
     );
     zone.wait_until(DEADLINE, "the leases are free", || used_leases(&c, vn) == 0);
 }
+
+#[test]
+fn security_groups_join_and_leave_a_nic_and_the_group_lists_the_vm_meanwhile() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let vn = ok(
+        &c,
+        "one.vn.allocate",
+        vec![s(
+            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = ETHER, SIZE = 4 ]",
+        )],
+    );
+    let sg = ok(
+        &c,
+        "one.secgroup.allocate",
+        vec![s(
+            "NAME = web\nRULE = [ PROTOCOL = TCP, RULE_TYPE = inbound, RANGE = 80 ]",
+        )],
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.1\nMEMORY = 32\nNIC = [ NETWORK_ID = {vn} ]"
+        ))],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || {
+        states(&c, vm) == ("3".into(), "3".into())
+    });
+    assert!(
+        info(&c, "one.vm.info", vm).contains("<SECURITY_GROUPS><![CDATA[0]]></SECURITY_GROUPS>")
+    );
+
+    ok(
+        &c,
+        "one.vm.attachsg",
+        vec![Value::Int(vm), Value::Int(0), Value::Int(sg)],
+    );
+    assert!(info(&c, "one.vm.info", vm).contains(&format!(
+        "<SECURITY_GROUPS><![CDATA[0,{sg}]]></SECURITY_GROUPS>"
+    )));
+    zone.wait_until(DEADLINE, "the group's rules reach the VM", || {
+        info(&c, "one.secgroup.info", sg)
+            .contains(&format!("<UPDATED_VMS><ID>{vm}</ID></UPDATED_VMS>"))
+    });
+    let refused = |method: &str, nic: i32, group: i32| {
+        one_error(c.call(
+            method,
+            vec![Value::Int(vm), Value::Int(nic), Value::Int(group)],
+        ))
+    };
+    assert_eq!(
+        refused("one.vm.attachsg", 0, sg),
+        (
+            ACTION,
+            format!("[one.vm.attachsg] VM {vm} SG {sg} already in NIC 0")
+        )
+    );
+    assert_eq!(
+        refused("one.vm.attachsg", 5, sg),
+        (
+            ACTION,
+            format!("[one.vm.attachsg] VM {vm} doesn't have NIC id 5")
+        )
+    );
+    assert_eq!(
+        refused("one.vm.attachsg", 0, 999),
+        (
+            ACTION,
+            "[one.vm.attachsg] Could not attach SG 999 to VM, SG does not exist".to_string()
+        )
+    );
+
+    ok(
+        &c,
+        "one.vm.detachsg",
+        vec![Value::Int(vm), Value::Int(0), Value::Int(sg)],
+    );
+    assert!(
+        info(&c, "one.vm.info", vm).contains("<SECURITY_GROUPS><![CDATA[0]]></SECURITY_GROUPS>")
+    );
+    assert!(!info(&c, "one.secgroup.info", sg).contains(&format!("<ID>{vm}</ID>")));
+    assert_eq!(
+        refused("one.vm.detachsg", 0, sg),
+        (
+            ACTION,
+            format!("[one.vm.detachsg] VM {vm} NIC 0 doesn't contain SG {sg}")
+        )
+    );
+}

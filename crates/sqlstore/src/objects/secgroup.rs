@@ -161,6 +161,26 @@ pub fn add_vm(sgid: i64, vid: i64) -> SqlStmt {
     )
 }
 
+/// VM `vid` is in group `sgid` in `state` (replacing whatever state it had there).
+pub fn set_vm(sgid: i64, vid: i64, state: i64) -> Vec<SqlStmt> {
+    vec![
+        remove_vm(sgid, vid),
+        SqlStmt::new(
+            "INSERT INTO secgroup_vm (sgid, vid, state) SELECT oid, ?2, ?3 FROM secgroup_pool
+             WHERE oid = ?1",
+            vec![SqlValue::Int(sgid), SqlValue::Int(vid), SqlValue::Int(state)],
+        ),
+    ]
+}
+
+/// VM `vid` leaves group `sgid`.
+pub fn remove_vm(sgid: i64, vid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM secgroup_vm WHERE sgid = ?1 AND vid = ?2",
+        vec![SqlValue::Int(sgid), SqlValue::Int(vid)],
+    )
+}
+
 /// [`add_vm`] for the VM the same transaction creates (its id is the counter's next).
 pub fn add_new_vm(sgid: i64) -> SqlStmt {
     SqlStmt::new(
@@ -187,14 +207,15 @@ pub fn release_vm(vid: i64) -> SqlStmt {
     )
 }
 
-/// What the `dummy` network driver does with the outdated VMs of every group: it updates their
-/// rules at once, so they are updated.
+/// What the `dummy` network driver does with the outdated (or updating) VMs of every group: it
+/// updates their rules at once, so they are updated.
 pub fn dummy_update() -> SqlStmt {
     SqlStmt::new(
-        "UPDATE secgroup_vm SET state = ?1 WHERE state = ?2",
+        "UPDATE secgroup_vm SET state = ?1 WHERE state IN (?2, ?3)",
         vec![
             SqlValue::Int(vm_state::UPDATED),
             SqlValue::Int(vm_state::OUTDATED),
+            SqlValue::Int(vm_state::UPDATING),
         ],
     )
 }
@@ -202,8 +223,8 @@ pub fn dummy_update() -> SqlStmt {
 /// Whether some VM waits for the dummy driver ([`dummy_update`]).
 pub fn dummy_pending(c: &Conn) -> crate::sql::Result<bool> {
     c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM secgroup_vm WHERE state = ?1)",
-        [vm_state::OUTDATED],
+        "SELECT EXISTS (SELECT 1 FROM secgroup_vm WHERE state IN (?1, ?2))",
+        [vm_state::OUTDATED, vm_state::UPDATING],
         |r| r.get(0),
     )
 }
