@@ -20,6 +20,7 @@ use crate::method;
 pub const METHODS: &[Method] = &[
     method!("one.vm.attachnic", Write, Auth::Object, attach),
     method!("one.vm.detachnic", Write, Auth::Object, detach),
+    method!("one.vm.updatenic", Write, Auth::Object, update),
 ];
 
 /// `VirtualMachine::state_str`: the LCM state of an ACTIVE VM, the VM state otherwise.
@@ -212,4 +213,114 @@ async fn free_nic(
         stmt.must_match = false;
         stmt
     }))
+}
+
+/// The NIC attributes `one.vm.updatenic` changes (`VirtualMachine::nic_update`).
+const UPDATE_ATTRIBUTES: [&str; 6] = [
+    "INBOUND_AVG_BW",
+    "INBOUND_PEAK_BW",
+    "INBOUND_PEAK_KB",
+    "OUTBOUND_AVG_BW",
+    "OUTBOUND_PEAK_BW",
+    "OUTBOUND_PEAK_KB",
+];
+
+/// `one.vm.updatenic(id, nic_id, template, append)`: the NIC's bandwidth attributes take the
+/// template's (merged into them with `append`); a RUNNING VM applies them live (HOTPLUG_NIC).
+pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let nic_id = p.int(1)? as i64;
+    let text = p.string(2)?.to_string();
+    let append = match p.0.get(3) {
+        Some(_) => p.int(3)? != 0,
+        None => false,
+    };
+    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let find = |t: &Template| {
+        t.attrs
+            .iter()
+            .find(|a| {
+                (a.name == "NIC" || a.name == "NIC_ALIAS")
+                    && a.vector_get("NIC_ID")
+                        .and_then(|n| n.trim().parse::<i64>().ok())
+                        == Some(nic_id)
+            })
+            .map(|a| a.name.clone())
+    };
+    match find(&stored(&v)?).as_deref() {
+        None => {
+            return Err(fail(
+                code::ACTION,
+                format!("VM {id}: NIC {nic_id} does not exists"),
+            ))
+        }
+        Some("NIC_ALIAS") => return Err(fail(code::ACTION, "Action not supported for NIC_ALIAS")),
+        Some(_) => {}
+    }
+    let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let prefix = format!("Error updating NIC ({nic_id}) for VM {id}: ");
+    let Some(new) = tmpl.get_all("NIC").find_map(|a| a.value.as_vector()) else {
+        return Err(fail(
+            code::ACTION,
+            format!("{prefix}Wrong NIC definition, attribute is missing"),
+        ));
+    };
+    let (new, prefix) = (&new.to_vec(), &prefix);
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let live = match (v.state, v.lcm_state) {
+            (state::ACTIVE, lcm::RUNNING) => true,
+            (state::ACTIVE, _) => {
+                return Err(fail(
+                    code::ACTION,
+                    format!("{prefix}Wrong state {}", state_str(&v)),
+                ))
+            }
+            _ => false,
+        };
+        let mut t = stored(&v)?;
+        let Some(a) = t.attrs.iter_mut().find(|a| {
+            a.name == "NIC"
+                && a.vector_get("NIC_ID")
+                    .and_then(|n| n.trim().parse::<i64>().ok())
+                    == Some(nic_id)
+        }) else {
+            return Err(fail(code::ACTION, format!("{prefix}NIC does not exist")));
+        };
+        let template::Value::Vector(pairs) = &mut a.value else {
+            return Err(fail(code::ACTION, format!("{prefix}NIC does not exist")));
+        };
+        let wanted: Vec<(String, String)> = if append {
+            let mut merged: Vec<(String, String)> = pairs.clone();
+            for (k, val) in new {
+                merged.retain(|(n, _)| n != k);
+                merged.push((k.clone(), val.clone()));
+            }
+            merged
+        } else {
+            new.clone()
+        };
+        let mut changed = 0;
+        for k in UPDATE_ATTRIBUTES {
+            let old = template::vector_get(pairs, k).map(str::to_string);
+            let want = template::vector_get(&wanted, k).map(str::to_string);
+            if old != want {
+                changed += 1;
+                pairs.retain(|(n, _)| n != k);
+                if let Some(want) = want {
+                    pairs.push((k.to_string(), want));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        if changed == 0 {
+            // Nothing to change: OpenNebula answers success and leaves the VM as it is.
+            return Ok(vec![sqlstore::SqlStmt::new(
+                "UPDATE vm_pool SET oid = oid WHERE oid = ?1",
+                vec![sqlstore::SqlValue::Int(id)],
+            )]);
+        }
+        Ok(write_vm(&v, &t, live))
+    })
+    .await
 }

@@ -114,6 +114,43 @@ fn nics_are_hot_plugged_into_running_vms_and_their_addresses_follow_them() {
     assert!(!body.contains("172.16.0.1"), "{body}");
     assert_eq!(used_leases(&c, vn), 1);
 
+    // Bandwidth limits are updated live on the remaining NIC.
+    ok(
+        &w,
+        "one.vm.updatenic",
+        vec![
+            Value::Int(vm),
+            Value::Int(1),
+            s("NIC = [ INBOUND_AVG_BW = 1000, MODEL = e1000 ]"),
+            Value::Int(1),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the NIC is updated", || {
+        states(&c, vm) == ("3".into(), "3".into())
+    });
+    let body = info(&c, "one.vm.info", vm);
+    assert!(
+        body.contains("<INBOUND_AVG_BW><![CDATA[1000]]></INBOUND_AVG_BW>"),
+        "{body}"
+    );
+    // Only the bandwidth attributes change.
+    assert!(!body.contains("e1000"), "{body}");
+    let (code, msg) = one_error(w.call(
+        "one.vm.updatenic",
+        vec![
+            Value::Int(vm),
+            Value::Int(0),
+            s("NIC = [ INBOUND_AVG_BW = 1 ]"),
+        ],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ACTION,
+            format!("[one.vm.updatenic] VM {vm}: NIC 0 does not exists").as_str()
+        )
+    );
+
     // Powered off: attached at once, no hot-plug.
     ok(
         &w,
