@@ -89,3 +89,38 @@ def test_a_disk_takes_its_image_until_the_vm_ends(sides):
     follower.vm.action("terminate-hard", vm)
     until(lambda: leader.image.info(image).STATE == 1)
     follower.image.delete(image)
+
+
+def test_disks_and_security_groups_are_hot_plugged(sides):
+    follower, leader = sides
+    name = f"d-{uuid.uuid4().hex[:6]}"
+    image = follower.image.allocate(f'NAME = "{name}"\nTYPE = DATABLOCK\nSIZE = 8', 1)
+    until(lambda: leader.image.info(image).STATE == 1)
+    vn = follower.vn.allocate(
+        f'NAME = "n-{name}"\nVN_MAD = "dummy"\nAR = [ TYPE = ETHER, SIZE = 2 ]', -1
+    )
+    sg = follower.secgroup.allocate(
+        f'NAME = "sg-{name}"\nRULE = [ PROTOCOL = TCP, RULE_TYPE = inbound ]'
+    )
+    vm = follower.vm.allocate(f"CPU = 0.1\nMEMORY = 32\nNIC = [ NETWORK_ID = {vn} ]")
+    until(lambda: _running(leader, vm))
+
+    assert follower.vm.attach(vm, f"DISK = [ IMAGE_ID = {image} ]") == vm
+    until(lambda: _running(leader, vm))
+    assert leader.image.info(image).RUNNING_VMS == 1
+    with pytest.raises(pyone.OneActionException, match="DISK_ID 9, it does not exist"):
+        follower.vm.detach(vm, 9)
+    follower.vm.detach(vm, 0)
+    until(lambda: _running(leader, vm) and leader.image.info(image).STATE == 1)
+
+    assert follower.vm.attachsg(vm, 0, sg) == vm
+    assert _nics(leader, vm)[0]["SECURITY_GROUPS"] == f"0,{sg}"
+    with pytest.raises(pyone.OneActionException, match="already in NIC 0"):
+        follower.vm.attachsg(vm, 0, sg)
+    follower.vm.detachsg(vm, 0, sg)
+    assert _nics(leader, vm)[0]["SECURITY_GROUPS"] == "0"
+
+    assert follower.vm.updatenic(vm, 0, "NIC = [ INBOUND_AVG_BW = 100 ]", 1) == vm
+    until(lambda: _running(leader, vm) and _nics(leader, vm)[0].get("INBOUND_AVG_BW") == "100")
+    with pytest.raises(pyone.OneActionException, match="NIC 4 does not exists"):
+        follower.vm.updatenic(vm, 4, "NIC = [ INBOUND_AVG_BW = 1 ]", 0)
