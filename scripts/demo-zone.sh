@@ -20,6 +20,7 @@
 # directory than target/release (e.g. target/debug).
 # ONEHA_TLS_DIR: TLS on (https endpoints, oned.conf TLS section) with ca.crt and
 # server-N.crt / server-N.key from that directory; made there with openssl if absent.
+# ONEHA_EXTRA_CONF: lines appended to every server's oned.conf (tests' faster periods).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -252,6 +253,9 @@ EOF
     cat >>"$dir/etc/oned.conf" <<EOF
 TLS = [ CERT_FILE = "$TLS/server-$1.crt", KEY_FILE = "$TLS/server-$1.key", CA_FILE = "$TLS/ca.crt" ]
 EOF
+  fi
+  if [[ -n "${ONEHA_EXTRA_CONF:-}" ]]; then
+    printf '%s\n' "$ONEHA_EXTRA_CONF" >>"$dir/etc/oned.conf"
   fi
 }
 

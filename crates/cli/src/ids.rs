@@ -33,6 +33,7 @@ pub(crate) enum Family {
     Zone,
     Image,
     VnTemplate,
+    VmGroup,
 }
 
 impl Family {
@@ -51,6 +52,10 @@ impl Family {
             Kind::MarketApp => Family::MarketApp,
             Kind::SecGroup => Family::SecGroup,
             Kind::VnTemplate => Family::VnTemplate,
+            Kind::VmGroup => Family::VmGroup,
+            Kind::Image => Family::Image,
+            Kind::Datastore => Family::Datastore,
+            Kind::Vnet => Family::Vnet,
         }
     }
 
@@ -74,6 +79,7 @@ impl Family {
             Family::Zone => "ZONE",
             Family::Image => "IMAGE",
             Family::VnTemplate => "VNTEMPLATE",
+            Family::VmGroup => "VM_GROUP",
         }
     }
 
@@ -111,6 +117,7 @@ impl Family {
             Family::Zone => ("one.zonepool.info", vec![]),
             Family::Image => filtered("one.imagepool.info"),
             Family::VnTemplate => filtered("one.vntemplatepool.info"),
+            Family::VmGroup => filtered("one.vmgrouppool.info"),
         }
     }
 }

@@ -2,21 +2,33 @@
 //! OpenNebula's `/RPC2` API, parsers for the zone and Raft status documents,
 //! and the text layouts of `onezone show` / `onezone list`.
 
+pub mod acct;
 pub mod client;
+pub(crate) mod datastore;
 pub mod format;
 pub mod hook;
+pub(crate) mod host_monitoring;
 pub(crate) mod ids;
+pub(crate) mod image;
+pub(crate) mod image_create;
 pub(crate) mod json;
 pub(crate) mod listing;
 pub mod market;
 pub mod objects;
 pub mod onedb;
+pub(crate) mod onevm;
+pub(crate) mod onevm_ops;
+pub(crate) mod onevm_snap;
+pub(crate) mod onevm_snap_list;
 pub mod onezone;
 pub(crate) mod search;
 pub(crate) mod secgroup;
 pub mod serversync;
 pub(crate) mod tables;
 pub mod tokens;
+pub(crate) mod vmgroup;
+pub(crate) mod vnet;
+pub(crate) mod vnet_show;
 pub(crate) mod vntemplate;
 pub mod xml;
 pub mod zone;

@@ -21,6 +21,8 @@ pub(crate) struct Column {
     pub(crate) size: usize,
     pub(crate) left: bool,
     pub(crate) adjust: bool,
+    /// Shown only when `-l` names it: not among the command's default columns.
+    pub(crate) hidden: bool,
 }
 
 pub(crate) const fn col(name: &'static str, size: usize, left: bool, adjust: bool) -> Column {
@@ -29,7 +31,13 @@ pub(crate) const fn col(name: &'static str, size: usize, left: bool, adjust: boo
         size,
         left,
         adjust,
+        hidden: false,
     }
+}
+
+/// A column left out of the default ones (`-l` shows it).
+pub(crate) const fn hidden(c: Column) -> Column {
+    Column { hidden: true, ..c }
 }
 
 /// A pool as a table: every column the command defines and one row of cells per object.
@@ -123,6 +131,9 @@ fn takes_filter_flag(kind: Kind) -> bool {
             | Kind::Hook
             | Kind::MarketApp
             | Kind::VnTemplate
+            | Kind::VmGroup
+            | Kind::Image
+            | Kind::Vnet
             | Kind::SecGroup
     )
 }
@@ -197,7 +208,12 @@ pub(crate) fn render(table: &Table, lo: &ListOpts) -> Result<Vec<String>, String
 /// `-l`'s columns (or all), each with its index in the rows.
 fn chosen_columns(columns: &[Column], lo: &ListOpts) -> Result<Vec<(usize, Column)>, String> {
     let Some(names) = &lo.columns else {
-        return Ok(columns.iter().copied().enumerate().collect());
+        return Ok(columns
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, c)| !c.hidden)
+            .collect());
     };
     names
         .iter()

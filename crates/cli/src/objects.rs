@@ -31,6 +31,10 @@ pub enum Kind {
     MarketApp,
     SecGroup,
     VnTemplate,
+    VmGroup,
+    Vnet,
+    Image,
+    Datastore,
 }
 
 impl Kind {
@@ -49,6 +53,10 @@ impl Kind {
             Kind::MarketApp => "onemarketapp",
             Kind::SecGroup => "onesecgroup",
             Kind::VnTemplate => "onevntemplate",
+            Kind::VmGroup => "onevmgroup",
+            Kind::Image => "oneimage",
+            Kind::Datastore => "onedatastore",
+            Kind::Vnet => "onevnet",
         }
     }
 
@@ -61,14 +69,18 @@ impl Kind {
             Kind::User => "oneuser list [<list options>] | show <id> | create <name> <password> | delete <ids> | passwd <id> <password> | chgrp <ids> <group> | enable|disable <ids> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | encode <user> [<password>] | umask <ids> [<mask>]",
             Kind::Group => "onegroup list [<list options>] | show <id> | create <name> | delete <ids> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addadmin|deladmin <ids> <user>",
             Kind::Acl => "oneacl list [<list options>] | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <range>",
-            Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids>",
+            Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids> | monitoring <id> <attr> [--start <date>] [--end <date>] [--unit K|M|G|T] [--n <n>] --table|--csv <separator>",
             Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend <ids>",
             Kind::Template => "onetemplate list [a|m|g|G|<user>] [<list options>] | show <id> | create <file> | delete <ids> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
             Kind::Cluster => "onecluster list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host> | adddatastore|deldatastore <id> <datastore> | addvnet|delvnet <id> <vnet>",
             Kind::Vdc => "onevdc list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <ids> <zone> <id|name|ALL>",
             Kind::Hook => "onehook list [<list options>] | show <id> [-x] [-e <exec_id>] | create <file> [--dry] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | retry <id> <exec_id> | log [--success|--error] [--hook-id <id>] [--since <date>] [--until <date>] [-x|--xml]",
             Kind::Market => "onemarket list [<list options>] | show <id> [-x] | create <file> | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids>",
+            Kind::VmGroup => "onevmgroup list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | role-add <id> [<file>] | role-delete <id> <role> | role-update <id> <role> <file>",
             Kind::VnTemplate => "onevntemplate list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create <file> | clone <id> <name> | delete <ids> | instantiate <id> [<file>] [--name <name>] | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
+            Kind::Vnet => "onevnet list [a|m|g|G|<user>] [<list options>] | show <id> [-x|-j] [--show-ar] | create [<file>] [-c <cluster>] | delete <ids> | addar <id> [<file>] [-s <size>] [-i <ip>] [-m <mac>] [-6 <ip6/prefix>] [-g <prefix>] [-u <prefix>] [--gateway <ip>] [--netmask <mask>] [--vn_mad <mad>] [--vlanid <id>] | rmar <id> <ar_id> [--force] | free <id> <ar_id> | updatear <id> <ar_id> <file> [--append] | hold|release <id> <address> [-a <ar_id>] | reserve <id> [<target>] -s <size> [-n <name>] [-a <ar_id>] [-i <ip>|-m <mac>|-6 <ip6>] | recover <ids> --success|--failure|--delete|--retry | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | orphans",
+            Kind::Image => "oneimage list [a|m|g|G|<user>] [<list options>] [--backup] | show <id> [-x] | create [<file>] -d <datastore> [--name <name>] [--path <path>|--source <source>] [--size <size>] [--type <type>] [--persistent] [--prefix <prefix>] [--target <target>] [--format <format>] [--fs <fs>] [--disk_type <type>] [--description <text>] [--no_check_capacity] [--dry] | clone <id> <name> [-d <datastore>] | delete <ids> [--force] | persistent|nonpersistent|enable|disable <ids> | chtype <ids> <type> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | snapshot-delete|snapshot-revert|snapshot-flatten <id> <snapshot> | restore <id> -d <datastore> [--no_nic] [--no_ip] [--name <name>] [--increment <id>] [--disk-id <id>] | orphans",
+            Kind::Datastore => "onedatastore list [<list options>] | show <id> [-x] | create [<file>] [-c <cluster>] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids>",
             Kind::SecGroup => "onesecgroup list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] | clone <id> <name> | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | commit <id> [-r|--recover]",
             Kind::MarketApp => "onemarketapp list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] -m <market> [--name <name>] [--description <text>] [--image <image>] [--dry] | export <id> <name> -d <datastore> [--file-datastore <datastore>] [--vmname <name>] [--template <template_id>] [--no] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
         }
@@ -140,7 +152,8 @@ const VALUED: &[&str] = &[
     "--size",
 ];
 
-fn parse(args: &[String]) -> Result<Opts, String> {
+/// `args` as options and words; `extra` are the subcommand's own options that take a value.
+fn parse(args: &[String], extra: &[&str]) -> Result<Opts, String> {
     let mut o = Opts {
         words: Vec::new(),
         flags: Vec::new(),
@@ -149,13 +162,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     while let Some(a) = it.next() {
         // OptionParser's `--name=value`.
         if let Some((name, value)) = a.split_once('=').filter(|(n, _)| n.starts_with("--")) {
-            if VALUED.contains(&name) {
+            if VALUED.contains(&name) || extra.contains(&name) {
                 o.flags.push((name.to_string(), Some(value.to_string())));
                 continue;
             }
         }
         if a.starts_with('-') && a.len() > 1 {
-            if VALUED.contains(&a.as_str()) {
+            if VALUED.contains(&a.as_str()) || extra.contains(&a.as_str()) {
                 let v = it
                     .next()
                     .ok_or_else(|| format!("option {a} requires a value"))?;
@@ -219,6 +232,10 @@ fn show(
         }
         Kind::SecGroup => return Err("onesecgroup shows through crate::secgroup".into()),
         Kind::VnTemplate => return Err("onevntemplate shows through crate::vntemplate".into()),
+        Kind::VmGroup => return Err("onevmgroup shows through crate::vmgroup".into()),
+        Kind::Image => return Err("oneimage shows through crate::image".into()),
+        Kind::Datastore => return Err("onedatastore shows through crate::datastore".into()),
+        Kind::Vnet => return Err("onevnet shows through crate::vnet".into()),
         Kind::Acl => return Err("oneacl has no show; use oneacl list".into()),
     };
     let xml = client
@@ -244,6 +261,10 @@ fn show(
         Kind::MarketApp => "MARKETPLACE APP",
         Kind::SecGroup => "SECURITY GROUP",
         Kind::VnTemplate => "TEMPLATE",
+        Kind::VmGroup => "VM GROUP",
+        Kind::Image => "IMAGE",
+        Kind::Datastore => "DATASTORE",
+        Kind::Vnet => "VIRTUAL NETWORK",
         Kind::Acl => "ACL",
     };
     let mut lines = vec![format!("{title} {oid} INFORMATION")];
@@ -363,6 +384,11 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
         (Kind::Market | Kind::MarketApp, _) => crate::market::execute(kind, o, client, out),
         (Kind::SecGroup, _) => crate::secgroup::execute(o, client, out),
         (Kind::VnTemplate, _) => crate::vntemplate::execute(o, client, out),
+        (Kind::VmGroup, _) => crate::vmgroup::execute(o, client, out),
+        (Kind::Image, _) => crate::image::execute(o, client, out),
+        (Kind::Datastore, _) => crate::datastore::execute(o, client, out),
+        (Kind::Vnet, _) => crate::vnet::execute(o, client, out),
+        (Kind::Host, "monitoring") => crate::host_monitoring::execute(o, client, out),
         (_, "list") => crate::listing::list(kind, o, client, out),
         (Kind::Acl, "show") => Err("oneacl has no show; use oneacl list".into()),
         (_, "show") => show(
@@ -652,6 +678,9 @@ fn vm(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             let hard = c.o.flag(&["--hard"])
                 && matches!(a, "terminate" | "poweroff" | "undeploy" | "reboot");
             let action = if hard { format!("{a}-hard") } else { a.into() };
+            if c.o.value(&["--schedule"]).is_some() {
+                return crate::onevm_ops::schedule(c.o, c.client, &c.many(1)?, &action, out);
+            }
             perform(&c.many(1)?, |id| {
                 c.call(
                     wire::method::VM_ACTION,
@@ -659,6 +688,9 @@ fn vm(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
                 )
             })
         }
+        n if crate::onevm::handles(n) => crate::onevm::execute(c.o, c.client),
+        n if crate::onevm_ops::handles(n) => crate::onevm_ops::execute(c.o, c.client),
+        n if crate::onevm_snap::handles(n) => crate::onevm_snap::execute(c.o, c.client, out),
         _ => c.unknown(),
     }
 }
@@ -909,7 +941,24 @@ pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write
         let _ = writeln!(out, "usage: {}", kind.usage());
         return 0;
     }
-    let o = match parse(args) {
+    // A subcommand's own valued options (`onevnet reserve -n <name>`) are known once the
+    // subcommand is.
+    let parsed = parse(args, &[]).and_then(|o| match (kind, o.words.first()) {
+        (Kind::Vnet, Some(cmd)) => parse(args, crate::vnet::valued_flags(cmd)),
+        (Kind::Vm, Some(cmd)) if crate::onevm_snap::handles(cmd) => {
+            parse(args, crate::onevm_snap::valued_flags(cmd))
+        }
+        (Kind::Vm, Some(cmd)) if crate::onevm_ops::schedulable(cmd) => {
+            parse(args, crate::onevm_ops::SCHEDULE_VALUED)
+        }
+        (Kind::Vm, Some(cmd)) => parse(args, crate::onevm::valued_flags(cmd)),
+        (Kind::Image, Some(_)) => parse(args, crate::image::VALUED),
+        (Kind::Host, Some(cmd)) if cmd == "monitoring" => {
+            parse(args, crate::host_monitoring::VALUED)
+        }
+        _ => Ok(o),
+    });
+    let o = match parsed {
         Ok(o) => o,
         Err(e) => {
             let _ = writeln!(err, "{e}");
@@ -931,6 +980,8 @@ pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write
     .with_ca_file(resolve_ca_file(o.value(&["--ca-file"])));
     match execute(kind, &o, &client, out) {
         Ok(()) => 0,
+        // Already reported on stdout (`oneimage clone`'s `puts rc.message`).
+        Err(e) if e.is_empty() => EXIT_FAILURE,
         Err(e) => {
             let _ = writeln!(err, "{e}");
             EXIT_FAILURE

@@ -23,6 +23,10 @@ pub(crate) fn pool_table(kind: Kind, pool: &Element, lo: &ListOpts) -> Table {
         Kind::MarketApp => crate::market::app_table(&items),
         Kind::SecGroup => crate::secgroup::table(&items, lo),
         Kind::VnTemplate => crate::vntemplate::table(&items, lo.numeric),
+        Kind::VmGroup => crate::vmgroup::table(&items, lo),
+        Kind::Image => crate::image::table(&items, lo),
+        Kind::Datastore => crate::datastore::table(&items, lo),
+        Kind::Vnet => crate::vnet_show::table(&items, lo),
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Config {
     pub mysql: Option<sqlstore::MysqlConfig>,
     /// `HOOK_LOG_CONF = [ LOG_RETENTION ]`: execution records kept per hook (20).
     pub hook_log_retention: i64,
+    /// Monitoring records: how often they are taken, how long kept.
+    pub monitoring: crate::monitoring::Settings,
     /// The whole file, for `one.system.config`.
     pub raw: Template,
 }
@@ -396,6 +398,10 @@ impl Config {
             limits: crate::limits::Limits::from_template(&t, &path.display().to_string())?,
             tls: tls(&ctx, &t)?,
             hook_log_retention: hook_log_retention(&ctx, &t)?,
+            monitoring: crate::monitoring::Settings::from_template(
+                &t,
+                &path.display().to_string(),
+            )?,
             raft,
             mysql,
             raw: t,

@@ -444,9 +444,17 @@ fn start_tasks(
     tasks.spawn("monitor", Restart::WithBackoff, move |ctx| {
         crate::monitor::run(ctx, on.clone(), reads.clone())
     });
+    let (on, settings) = (cluster.clone(), config.monitoring.clone());
+    tasks.spawn("monitoring", Restart::WithBackoff, move |ctx| {
+        crate::monitoring::run(ctx, on.clone(), settings.clone())
+    });
     let (on, reads) = (cluster.clone(), pool.clone());
     tasks.spawn("scheduler", Restart::WithBackoff, move |ctx| {
         crate::scheduler::run(ctx, on.clone(), reads.clone())
+    });
+    let (on, reads) = (cluster.clone(), pool.clone());
+    tasks.spawn("sched-actions", Restart::WithBackoff, move |ctx| {
+        crate::sched_runner::run(ctx, on.clone(), reads.clone())
     });
     let runner = Arc::new(crate::hook_runner::Runner {
         cluster: cluster.clone(),

@@ -114,6 +114,41 @@ const STEPS: &[(VmStates, VmStates, bool)] = &[
         (state::POWEROFF, lcm::INIT),
         false,
     ),
+    (
+        (state::ACTIVE, lcm::MIGRATE),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::BOOT_MIGRATE),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::PROLOG_MIGRATE),
+        (state::ACTIVE, lcm::BOOT_MIGRATE),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::PROLOG_MIGRATE_UNKNOWN),
+        (state::ACTIVE, lcm::BOOT_MIGRATE),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::SAVE_MIGRATE),
+        (state::ACTIVE, lcm::PROLOG_MIGRATE),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::PROLOG_MIGRATE_POWEROFF),
+        (state::POWEROFF, lcm::INIT),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::PROLOG_MIGRATE_SUSPEND),
+        (state::SUSPENDED, lcm::INIT),
+        false,
+    ),
 ];
 
 fn driver_txn(now: i64) -> SqlTxn {
@@ -206,6 +241,9 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
             if let Err(e) = cluster.write(driver_txn(now())).await {
                 write_failed(&ctx, "driver step failed; retried next period", &e);
             }
+        }
+        if plan.moving {
+            crate::api::vm_snap_driver::pass(&ctx, &cluster, &pool).await;
         }
         for (vid, hid) in place(&plan.vms, plan.hosts) {
             // Each placement re-checks the VM is still pending and the host still has room.

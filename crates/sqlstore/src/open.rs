@@ -144,6 +144,20 @@ CREATE TABLE IF NOT EXISTS vn_template_pool (
     lock_req INTEGER NOT NULL DEFAULT -1,
     UNIQUE (name, uid)
 );
+CREATE TABLE IF NOT EXISTS vmgroup_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    roles TEXT NOT NULL,
+    template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1,
+    UNIQUE (name, uid)
+);
 CREATE TABLE IF NOT EXISTS hook_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
@@ -351,6 +365,37 @@ CREATE TABLE IF NOT EXISTS history (
     etime INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (vid, seq)
 );
+CREATE TABLE IF NOT EXISTS vm_monitoring (
+    vmid INTEGER NOT NULL,
+    last_poll INTEGER NOT NULL,
+    cpu INTEGER NOT NULL,
+    memory INTEGER NOT NULL,
+    netrx INTEGER NOT NULL,
+    nettx INTEGER NOT NULL,
+    diskrdbytes INTEGER NOT NULL,
+    diskwrbytes INTEGER NOT NULL,
+    diskrdiops INTEGER NOT NULL,
+    diskwriops INTEGER NOT NULL,
+    PRIMARY KEY (vmid, last_poll)
+);
+CREATE TABLE IF NOT EXISTS host_monitoring (
+    hid INTEGER NOT NULL,
+    last_mon_time INTEGER NOT NULL,
+    free_cpu INTEGER NOT NULL,
+    used_cpu INTEGER NOT NULL,
+    free_mem INTEGER NOT NULL,
+    used_mem INTEGER NOT NULL,
+    netrx INTEGER NOT NULL,
+    nettx INTEGER NOT NULL,
+    PRIMARY KEY (hid, last_mon_time)
+);
+CREATE TABLE IF NOT EXISTS vm_showback (
+    vmid INTEGER NOT NULL,
+    year INTEGER NOT NULL,
+    month INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (vmid, year, month)
+);
 CREATE TABLE IF NOT EXISTS host_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
@@ -444,7 +489,12 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     }
     // A bootstrapped database from before documents or hooks gets their id counters (a fresh
     // one gets them from the bootstrap).
-    for table in ["document_pool", "hook_pool", "vn_template_pool"] {
+    for table in [
+        "document_pool",
+        "hook_pool",
+        "vn_template_pool",
+        "vmgroup_pool",
+    ] {
         conn.execute_batch(&format!(
             "INSERT INTO pool_control (tablename, last_oid)
              SELECT '{table}', -1 FROM pool_control WHERE tablename = 'user_pool'

@@ -324,6 +324,7 @@ fn vm() {
             stime: 1_700_000_010,
             etime: 0,
         }],
+        monitoring: None,
     };
     check("vm", "VM", VM, &body(|o| super::vm::vm_xml(&row, o)));
 }
@@ -504,6 +505,7 @@ fn host() {
         mem_usage: 512 << 10,
         running_vms: 1,
         template: "HYPERVISOR = \"dummy\"".to_string(),
+        monitoring: None,
     };
     check(
         "host",

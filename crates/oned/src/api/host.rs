@@ -72,8 +72,8 @@ pub(super) fn host_xml(h: &HostRow, out: &mut String) {
                     .empty("NUMA_NODES");
             })
             .empty("VMS")
-            .raw(&xml::template(&h.template, "TEMPLATE"))
-            .empty("MONITORING");
+            .raw(&xml::template(&h.template, "TEMPLATE"));
+        super::monitoring::last_host_xml(x, h.monitoring.as_ref());
     });
 }
 

@@ -1010,7 +1010,10 @@ fn acquire_as(i: &ImageRow, attach: bool, add: SqlStmt) -> Result<Vec<SqlStmt>, 
             ))
         }
     };
-    Ok(vec![rows::set_state(oid, i.state, to.as_i64(), "", vec![]), add])
+    Ok(vec![
+        rows::set_state(oid, i.state, to.as_i64(), "", vec![]),
+        add,
+    ])
 }
 
 /// `ImageManager::release_image`: the statements that end VM `vid`'s use of image `i`; the

@@ -136,8 +136,19 @@ fn tables() -> &'static [&'static [Method]] {
         vm_disk_attach::METHODS,
         vm_sgs::METHODS,
         vm_resize::METHODS,
+        vm_migrate::METHODS,
+        vm_recover::METHODS,
+        vm_updateconf::METHODS,
+        vm_sched::METHODS,
         secgroup::METHODS,
         secgroup::OWNED,
+        vmgroup::METHODS,
+        vm_snapshots::METHODS,
+        vm_disk_ops::METHODS,
+        vm_disk_saveas::METHODS,
+        monitoring::METHODS,
+        accounting::METHODS,
+        showback::METHODS,
         // New families: add their tables here, one line each.
     ]
 }

@@ -1,6 +1,7 @@
 //! The `/RPC2` API: decode the call, authenticate the session, route it (locally, or to the
 //! leader for a write on a follower) and encode OpenNebula's answer.
 
+mod accounting;
 mod acl;
 mod address_range;
 mod clusters;
@@ -15,11 +16,13 @@ pub mod host;
 pub mod images;
 pub mod market;
 pub mod method;
+mod monitoring;
 mod owned;
 mod perms;
 pub mod quota;
 mod route;
 mod secgroup;
+mod showback;
 mod storage;
 mod system;
 mod user;
@@ -27,10 +30,20 @@ mod validate;
 mod vdc;
 pub mod vm;
 mod vm_disk_attach;
+mod vm_disk_ops;
+mod vm_disk_saveas;
+mod vm_disk_snaps;
 mod vm_disks;
+mod vm_migrate;
 mod vm_nics;
+mod vm_recover;
 mod vm_resize;
+pub mod vm_sched;
 mod vm_sgs;
+pub mod vm_snap_driver;
+mod vm_snapshots;
+mod vm_updateconf;
+pub mod vmgroup;
 mod vmtemplate;
 mod vnet;
 mod vnet_leases;

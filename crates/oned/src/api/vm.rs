@@ -102,6 +102,14 @@ pub mod lcm {
     pub const HOTPLUG_PROLOG_POWEROFF: i64 = LcmState::HotplugPrologPoweroff.as_i64();
     pub const HOTPLUG_EPILOG_POWEROFF: i64 = LcmState::HotplugEpilogPoweroff.as_i64();
     pub const HOTPLUG_RESIZE: i64 = LcmState::HotplugResize.as_i64();
+    pub const MIGRATE: i64 = LcmState::Migrate.as_i64();
+    pub const SAVE_MIGRATE: i64 = LcmState::SaveMigrate.as_i64();
+    pub const PROLOG_MIGRATE: i64 = LcmState::PrologMigrate.as_i64();
+    pub const BOOT_MIGRATE: i64 = LcmState::BootMigrate.as_i64();
+    pub const PROLOG_MIGRATE_POWEROFF: i64 = LcmState::PrologMigratePoweroff.as_i64();
+    pub const PROLOG_MIGRATE_SUSPEND: i64 = LcmState::PrologMigrateSuspend.as_i64();
+    pub const PROLOG_MIGRATE_UNKNOWN: i64 = LcmState::PrologMigrateUnknown.as_i64();
+    pub const UNKNOWN: i64 = LcmState::Unknown.as_i64();
 }
 
 pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
@@ -118,6 +126,8 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
             template::Template::default()
         }
     };
+    let disk_snapshots = super::vm_disk_snaps::take_xml(&mut t);
+    let sched = super::vm_sched::take_xml(&mut t, oid);
     // A leased NIC's TARGET names the VM, whose id its lease was taken before knowing.
     for a in t.attrs.iter_mut().filter(|a| a.name == "NIC") {
         if let template::Value::Vector(pairs) = &mut a.value {
@@ -140,7 +150,8 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
     }
     Xml::new(out).elem("VM", |x| {
         xml::owned_head(x, &v.head, None);
-        x.num("LAST_POLL", 0)
+        let last_poll = v.monitoring.as_ref().map_or(0, |m| m.timestamp);
+        x.num("LAST_POLL", last_poll)
             .num("STATE", v.state)
             .num("LCM_STATE", v.lcm_state)
             .num("PREV_STATE", v.prev_state)
@@ -150,22 +161,23 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
             .num("ETIME", v.etime)
             .text("DEPLOY_ID", &deploy_id);
         xml::lock(x, &v.lock);
-        x.empty("MONITORING")
-            .empty("SCHED_ACTIONS")
-            .raw(&t.to_xml())
+        super::monitoring::last_vm_xml(x, v.monitoring.as_ref());
+        x.raw(&sched.ids)
+            .raw(&sched.template(&t))
             .raw(&xml::template(&v.user_template, "USER_TEMPLATE"))
             .elem("HISTORY_RECORDS", |x| {
                 for h in &v.history {
                     history_xml(x, v, h);
                 }
             })
+            .raw(&disk_snapshots)
             .elem("BACKUPS", |x| {
                 x.empty("BACKUP_CONFIG").empty("BACKUP_IDS");
             });
     });
 }
 
-fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
+pub(super) fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
     x.elem("HISTORY", |x| {
         x.num("OID", v.head.owned.oid)
             .num("SEQ", h.seq)
@@ -246,6 +258,8 @@ pub async fn create(
     // of one refuses the write, and they are taken again.
     for _ in 0..LEASE_RETRIES {
         let mut t = base.clone();
+        super::vm_disk_snaps::strip(&mut t);
+        super::vm_sched::from_allocate(&mut t, now())?;
         let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
         let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
         let insert = rows::insert(NewVm {

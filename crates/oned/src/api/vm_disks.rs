@@ -3,7 +3,7 @@
 //! creates the VM; a VM that ends gives its images back
 //! (`sqlstore::objects::image::release_done_vms`).
 
-use sqlstore::{Optional, SqlStmt, SqlValue};
+use sqlstore::SqlStmt;
 use template::Template;
 
 use super::perms::USE;
@@ -186,37 +186,8 @@ async fn image_by_name(
     uname: &str,
     uid: &str,
 ) -> Result<i64, String> {
-    let owner = if let Ok(uid) = uid.parse::<i64>() {
-        uid
-    } else if !uname.is_empty() {
-        let u = uname.to_string();
-        let found = ctx
-            .read(move |c| {
-                c.query_row(
-                    "SELECT oid FROM user_pool WHERE name = ?1",
-                    [SqlValue::Text(u)],
-                    |r| r.get::<i64>(0),
-                )
-                .optional()
-            })
-            .await
-            .map_err(|_| "Cannot read the user pool".to_string())?;
-        found.ok_or_else(|| format!("User {uname} does not exist"))?
-    } else {
-        s.uid
-    };
-    let n = name.to_string();
-    let found = ctx
-        .read(move |c| {
-            c.query_row(
-                "SELECT oid FROM image_pool WHERE name = ?1 AND uid = ?2",
-                [SqlValue::Text(n), SqlValue::Int(owner)],
-                |r| r.get::<i64>(0),
-            )
-            .optional()
-        })
-        .await
-        .map_err(|_| "Cannot read the image pool".to_string())?;
+    let owner = super::writes::named_owner(ctx, s, uname, uid).await?;
+    let found = super::writes::oid_by_name(ctx, "image_pool", name, owner).await?;
     found.ok_or_else(|| {
         format!(
             "User {owner} does not own an image with name: {name} . Set IMAGE_UNAME or IMAGE_UID of owner in DISK."

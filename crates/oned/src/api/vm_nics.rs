@@ -315,10 +315,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         if changed == 0 {
             // Nothing to change: OpenNebula answers success and leaves the VM as it is.
-            return Ok(vec![sqlstore::SqlStmt::new(
-                "UPDATE vm_pool SET oid = oid WHERE oid = ?1",
-                vec![sqlstore::SqlValue::Int(id)],
-            )]);
+            return Ok(vec![sqlstore::objects::touch(rows::TABLE, id)]);
         }
         Ok(write_vm(&v, &t, live))
     })

@@ -5,7 +5,7 @@
 //! (HOTPLUG_RESIZE until the leader's dummy driver is done).
 
 use sqlstore::objects::vm::{self as rows, Move, VmRow};
-use sqlstore::{SqlStmt, SqlValue};
+
 use template::Template;
 use xmlrpc::Params;
 
@@ -110,20 +110,12 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if placed && enforce {
         room(ctx, &v, cpu, memory).await?;
     }
-    let mut stmts = vec![SqlStmt::new(
-        "UPDATE vm_pool SET cpu = ?2, memory = ?3
-         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5 AND cpu = ?6 AND memory = ?7",
-        vec![
-            SqlValue::Int(id),
-            SqlValue::Real(cpu),
-            SqlValue::Int(memory),
-            SqlValue::Int(v.state),
-            SqlValue::Int(v.lcm_state),
-            SqlValue::Real(v.cpu),
-            SqlValue::Int(v.memory),
-        ],
-    )
-    .must_match()];
+    let mut stmts = vec![rows::resize_stmt(
+        id,
+        (v.state, v.lcm_state),
+        (v.cpu, v.memory),
+        (cpu, memory),
+    )];
     if vcpu != old_vcpu {
         let mut t = old.clone();
         t.set("VCPU", template::Value::Single(vcpu.to_string()));
@@ -138,7 +130,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if placed {
         stmts.push(rows::recount_hosts());
         if enforce {
-            stmts.push(host_fits(id));
+            stmts.push(rows::host_fits(id));
         }
     }
     if live {
@@ -167,15 +159,7 @@ async fn room(ctx: &Ctx, v: &VmRow, cpu: f64, memory: i64) -> Result<(), Failure
         return Ok(());
     };
     let free = ctx
-        .read(move |c| {
-            use sqlstore::Optional;
-            c.query_row(
-                "SELECT total_cpu - cpu_usage, total_mem - mem_usage FROM host_pool WHERE oid = ?1",
-                [SqlValue::Int(hid)],
-                |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
-            )
-            .optional()
-        })
+        .read(move |c| sqlstore::objects::host::free_capacity(c, hid))
         .await?;
     let Some((free_cpu, free_mem)) = free else {
         return Err(fail(code::ACTION, "Could not update host"));
@@ -199,14 +183,4 @@ async fn room(ctx: &Ctx, v: &VmRow, cpu: f64, memory: i64) -> Result<(), Failure
         ));
     }
     Ok(())
-}
-
-/// Matches only while VM `vid`'s host is within its capacity (after the recount).
-fn host_fits(vid: i64) -> SqlStmt {
-    SqlStmt::new(
-        "SELECT 1 FROM host_pool h WHERE h.oid = (SELECT hid FROM vm_pool WHERE oid = ?1)
-         AND h.cpu_usage <= h.total_cpu AND h.mem_usage <= h.total_mem",
-        vec![SqlValue::Int(vid)],
-    )
-    .must_match()
 }

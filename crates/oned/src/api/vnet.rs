@@ -228,12 +228,7 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     // `VirtualNetworkDelete::drop`: none of its addresses may be in use; a reservation's go
     // back to its parent.
-    let mut stmts = vec![sqlstore::SqlStmt::new(
-        "SELECT 1 FROM (SELECT 1 AS one) AS unused WHERE NOT EXISTS
-         (SELECT 1 FROM vnet_lease WHERE vnet_oid = ?1)",
-        vec![sqlstore::SqlValue::Int(id)],
-    )
-    .must_match()];
+    let mut stmts = vec![lease::none_in_vnet(id)];
     stmts.extend(vnet::delete_in_state(id, READY));
     stmts.push(lease::free_all_of(lease::Holder::Net, id));
     stmts.extend(sqlstore::objects::vdc::forget_resource(

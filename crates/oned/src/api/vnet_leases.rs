@@ -6,7 +6,7 @@
 
 use sqlstore::objects::lease::{self, Holder, OwnerRef};
 use sqlstore::objects::vnet::{self, VnetRow};
-use sqlstore::{Optional, SqlStmt, SqlValue};
+use sqlstore::SqlStmt;
 use template::Template;
 use xmlrpc::{Params, Value};
 
@@ -197,7 +197,7 @@ pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                     "Wrong format for IP6 unique local address prefix".to_string()
                 }
             })?;
-            guards.push(none_from(v.head.owned.oid, arid, new_size));
+            guards.push(lease::none_from(v.head.owned.oid, arid, new_size as i64));
             *r = updated;
         }
         let mut stmts = vec![write_ranges(v, &t, &ranges)];
@@ -205,20 +205,6 @@ pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Ok(stmts)
     })
     .await
-}
-
-/// Matches only while range `ar_id` of `vnet` has no lease at index `size` or above.
-fn none_from(vnet: i64, ar_id: i64, size: u64) -> SqlStmt {
-    SqlStmt::new(
-        "SELECT 1 FROM (SELECT 1 AS one) AS fits WHERE NOT EXISTS
-         (SELECT 1 FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND idx >= ?3)",
-        vec![
-            SqlValue::Int(vnet),
-            SqlValue::Int(ar_id),
-            SqlValue::Int(size as i64),
-        ],
-    )
-    .must_match()
 }
 
 /// `one.vn.rm_ar(id, ar_id [, force])` (ADMIN) and `one.vn.free_ar(id, ar_id)` (MANAGE): the
@@ -263,17 +249,12 @@ async fn remove_range(ctx: &Ctx, s: &Session, p: Params<'_>, right: u64) -> Meth
                 .find(|r| r.id == parent_ar)
                 .and_then(|r| r.index_of_mac(gone.get("MAC")));
             if let Some(first) = first {
-                stmts.push(SqlStmt::new(
-                    "DELETE FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND kind = ?3
-                     AND owner = ?4 AND idx >= ?5 AND idx < ?6",
-                    vec![
-                        SqlValue::Int(v.parent),
-                        SqlValue::Int(parent_ar),
-                        SqlValue::Int(Holder::Net.code()),
-                        SqlValue::Int(id),
-                        SqlValue::Int(first as i64),
-                        SqlValue::Int((first + gone.size) as i64),
-                    ],
+                stmts.push(lease::free_reserved(
+                    v.parent,
+                    parent_ar,
+                    id,
+                    first as i64,
+                    gone.size as i64,
                 ));
             }
         }
@@ -382,23 +363,11 @@ pub async fn release(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             .filter(|r| arid.is_none_or(|a| a == r.id))
         {
             if let Some(idx) = addr.index_in(r) {
-                stmts.push(SqlStmt::new(
-                    "DELETE FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND idx = ?3
-                     AND kind = ?4 AND owner = -1",
-                    vec![
-                        SqlValue::Int(v.head.owned.oid),
-                        SqlValue::Int(r.id),
-                        SqlValue::Int(idx as i64),
-                        SqlValue::Int(Holder::Vm.code()),
-                    ],
-                ));
+                stmts.push(lease::release_held(v.head.owned.oid, r.id, idx as i64));
             }
         }
         // Nothing to free still writes (a no-op), so the answer waits for the log as others.
-        stmts.push(SqlStmt::new(
-            "UPDATE vnet_pool SET oid = oid WHERE oid = ?1",
-            vec![SqlValue::Int(v.head.owned.oid)],
-        ));
+        stmts.push(sqlstore::objects::touch(vnet::TABLE, v.head.owned.oid));
         Ok(stmts)
     })
     .await
@@ -432,15 +401,7 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
     };
     let stmts = match to {
-        Some(to) => vec![SqlStmt::new(
-            "UPDATE vnet_pool SET state = ?2 WHERE oid = ?1 AND state = ?3",
-            vec![
-                SqlValue::Int(id),
-                SqlValue::Int(to.as_i64()),
-                SqlValue::Int(v.state),
-            ],
-        )
-        .must_match()],
+        Some(to) => vec![vnet::set_state(id, v.state, to.as_i64())],
         None => {
             let mut stmts = vnet::delete_in_state(id, v.state);
             stmts.extend(sqlstore::objects::vdc::forget_resource(
@@ -869,37 +830,8 @@ async fn network_by_name(
     uname: &str,
     uid: &str,
 ) -> Result<i64, String> {
-    let owner = if let Ok(uid) = uid.parse::<i64>() {
-        uid
-    } else if !uname.is_empty() {
-        let u = uname.to_string();
-        let found = ctx
-            .read(move |c| {
-                c.query_row(
-                    "SELECT oid FROM user_pool WHERE name = ?1",
-                    [SqlValue::Text(u)],
-                    |r| r.get::<i64>(0),
-                )
-                .optional()
-            })
-            .await
-            .map_err(|_| "Cannot read the user pool".to_string())?;
-        found.ok_or_else(|| format!("User {uname} does not exist"))?
-    } else {
-        s.uid
-    };
-    let n = name.to_string();
-    let found = ctx
-        .read(move |c| {
-            c.query_row(
-                "SELECT oid FROM vnet_pool WHERE name = ?1 AND uid = ?2",
-                [SqlValue::Text(n), SqlValue::Int(owner)],
-                |r| r.get::<i64>(0),
-            )
-            .optional()
-        })
-        .await
-        .map_err(|_| "Cannot read the network pool".to_string())?;
+    let owner = super::writes::named_owner(ctx, s, uname, uid).await?;
+    let found = super::writes::oid_by_name(ctx, vnet::TABLE, name, owner).await?;
     found.ok_or_else(|| {
         format!(
             "User {owner} does not own a network with name: {name} . Set NETWORK_UNAME or NETWORK_UID of owner in NIC."

@@ -53,23 +53,35 @@ pub async fn allocate_next_refused(
     stmts.extend(with);
     stmts.push(sqlstore::objects::next_oid(pool));
     let txn = SqlTxn { stmts };
-    let values = ctx
+    let mut collided = false;
+    let committed = ctx
         .commit(txn, |r| {
             seen(&r);
-            match r.kind {
-                TxnErrorKind::Constraint => fail(
-                    code::INTERNAL,
-                    format!(
-                        "Error allocating a new {what}. NAME is already taken by {kind} {name}."
-                    ),
-                ),
-                _ => fail(
-                    code::INTERNAL,
-                    format!("Error allocating a new {what}. {}", r.message),
-                ),
-            }
+            collided = r.kind == TxnErrorKind::Constraint;
+            fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. {}", r.message),
+            )
         })
-        .await?;
+        .await;
+    let values = match committed {
+        Ok(values) => values,
+        Err(_) if collided => {
+            // OpenNebula names the object the name belongs to by its id.
+            let (table, named) = (pool.to_string(), name.to_string());
+            let holder = ctx
+                .read(move |c| sqlstore::objects::oid_named(c, &table, &named))
+                .await
+                .ok()
+                .flatten()
+                .map_or_else(|| name.to_string(), |oid| oid.to_string());
+            return Err(fail(
+                code::INTERNAL,
+                format!("Error allocating a new {what}. NAME is already taken by {kind} {holder}."),
+            ));
+        }
+        Err(f) => return Err(f),
+    };
     new_id(&values, what)
 }
 
@@ -223,4 +235,39 @@ pub fn merge_attrs(into: &mut template::Template, new: template::Template) {
     for a in new.attrs {
         into.push(&a.name, a.value);
     }
+}
+
+/// The owner a NIC's or DISK's object is looked up under (`get_nic_by_name`,
+/// `get_disk` by name): the `*_UID` given, or the user called `*_UNAME`, or the caller.
+pub async fn named_owner(
+    ctx: &Ctx,
+    s: &crate::auth::Session,
+    uname: &str,
+    uid: &str,
+) -> Result<i64, String> {
+    if let Ok(uid) = uid.trim().parse::<i64>() {
+        return Ok(uid);
+    }
+    if uname.is_empty() {
+        return Ok(s.uid);
+    }
+    let u = uname.to_string();
+    let found = ctx
+        .read(move |c| sqlstore::objects::user::oid_of(c, &u))
+        .await
+        .map_err(|_| "Cannot read the user pool".to_string())?;
+    found.ok_or_else(|| format!("User {uname} does not exist"))
+}
+
+/// The id of the object of `table` called `name` that `owner` owns.
+pub async fn oid_by_name(
+    ctx: &Ctx,
+    table: &'static str,
+    name: &str,
+    owner: i64,
+) -> Result<Option<i64>, String> {
+    let n = name.to_string();
+    ctx.read(move |c| sqlstore::objects::oid_by_name(c, table, &n, owner))
+        .await
+        .map_err(|_| format!("Cannot read {table}"))
 }

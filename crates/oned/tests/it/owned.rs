@@ -75,6 +75,12 @@ const FAMILIES: &[Family] = &[
         allocate: || vec![s("NAME = nt1\nVN_MAD = bridge")],
         bit: 0x40_0000_0000_0000,
     },
+    Family {
+        prefix: "one.vmgroup",
+        pool: "one.vmgrouppool.info",
+        allocate: || vec![s("NAME = vg1\nROLE = [ NAME = web ]")],
+        bit: 0x20_0000_0000_0000,
+    },
 ];
 
 /// `chmod` parameters: the id, then owner u m a, group u m a, other u m a (-1 keeps a bit).

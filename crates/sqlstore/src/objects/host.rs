@@ -27,6 +27,8 @@ pub struct HostRow {
     pub mem_usage: i64,
     pub running_vms: i64,
     pub template: String,
+    /// Its newest monitoring record (the body's MONITORING).
+    pub monitoring: Option<super::monitoring::HostRecord>,
 }
 
 pub const SELECT: &str =
@@ -35,7 +37,8 @@ pub const SELECT: &str =
             h.running_vms, h.template
      FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id";
 
-pub fn read(_: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
+pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
+    let oid: i64 = r.get(0)?;
     Ok(HostRow {
         oid: r.get(0)?,
         name: r.get(1)?,
@@ -51,6 +54,7 @@ pub fn read(_: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
         mem_usage: r.get(11)?,
         running_vms: r.get(12)?,
         template: r.get(13)?,
+        monitoring: super::monitoring::last_host_record(c, oid)?,
     })
 }
 
@@ -222,4 +226,15 @@ pub fn dummy_monitor(cpu: i64, mem: i64, now: i64) -> Vec<SqlStmt> {
         ),
     ]);
     stmts
+}
+
+/// What host `oid` has free: CPU in hundredths, memory in KB.
+pub fn free_capacity(c: &crate::Conn, oid: i64) -> crate::sql::Result<Option<(i64, i64)>> {
+    use crate::Optional;
+    c.query_row(
+        "SELECT total_cpu - cpu_usage, total_mem - mem_usage FROM host_pool WHERE oid = ?1",
+        [SqlValue::Int(oid)],
+        |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+    )
+    .optional()
 }

@@ -241,3 +241,60 @@ pub fn leases_usage(
     })?;
     rows.collect()
 }
+
+/// Matches only while range `ar_id` of `vnet` has no lease at index `size` or above (a range
+/// that shrinks to `size`).
+pub fn none_from(vnet: i64, ar_id: i64, size: i64) -> SqlStmt {
+    SqlStmt::new(
+        "SELECT 1 FROM (SELECT 1 AS one) AS fits WHERE NOT EXISTS
+         (SELECT 1 FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND idx >= ?3)",
+        vec![
+            SqlValue::Int(vnet),
+            SqlValue::Int(ar_id),
+            SqlValue::Int(size),
+        ],
+    )
+    .must_match()
+}
+
+/// Matches only while network `vnet` has no lease at all (it may be deleted).
+pub fn none_in_vnet(vnet: i64) -> SqlStmt {
+    SqlStmt::new(
+        "SELECT 1 FROM (SELECT 1 AS one) AS unused WHERE NOT EXISTS
+         (SELECT 1 FROM vnet_lease WHERE vnet_oid = ?1)",
+        vec![SqlValue::Int(vnet)],
+    )
+    .must_match()
+}
+
+/// Frees address `idx` of range `ar_id` of `vnet` if it is on hold (held by VM -1); nothing
+/// otherwise, as `one.vn.release` leaves other addresses alone.
+pub fn release_held(vnet: i64, ar_id: i64, idx: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND idx = ?3
+         AND kind = ?4 AND owner = -1",
+        vec![
+            SqlValue::Int(vnet),
+            SqlValue::Int(ar_id),
+            SqlValue::Int(idx),
+            SqlValue::Int(VM),
+        ],
+    )
+}
+
+/// Gives back to range `ar_id` of network `parent` the `size` addresses from index `first`
+/// that reservation `owner` held (`free_addr_by_range`).
+pub fn free_reserved(parent: i64, ar_id: i64, owner: i64, first: i64, size: i64) -> SqlStmt {
+    SqlStmt::new(
+        "DELETE FROM vnet_lease WHERE vnet_oid = ?1 AND ar_id = ?2 AND kind = ?3
+         AND owner = ?4 AND idx >= ?5 AND idx < ?6",
+        vec![
+            SqlValue::Int(parent),
+            SqlValue::Int(ar_id),
+            SqlValue::Int(NET),
+            SqlValue::Int(owner),
+            SqlValue::Int(first),
+            SqlValue::Int(first + size),
+        ],
+    )
+}

@@ -13,12 +13,14 @@ pub mod host;
 pub mod image;
 pub mod lease;
 pub mod market;
+pub mod monitoring;
 pub mod quota;
 pub mod secgroup;
 pub mod template;
 pub mod user;
 pub mod vdc;
 pub mod vm;
+pub mod vmgroup;
 pub mod vnet;
 pub mod vntemplate;
 pub mod zone;
@@ -338,4 +340,37 @@ pub fn exists(c: &Conn, table: Table, oid: i64) -> crate::sql::Result<bool> {
         table.name()
     );
     c.prepare_cached(&sql)?.query_row([oid], |r| r.get(0))
+}
+
+/// The id of the object of `table` called `name` owned by `uid` (names are unique per owner in
+/// the tables OpenNebula looks objects up by name in: networks, images, templates).
+pub fn oid_by_name(c: &Conn, table: &str, name: &str, uid: i64) -> crate::sql::Result<Option<i64>> {
+    use crate::Optional;
+    c.query_row(
+        &format!("SELECT oid FROM {table} WHERE name = ?1 AND uid = ?2"),
+        [SqlValue::Text(name.to_string()), SqlValue::Int(uid)],
+        |r| r.get::<i64>(0),
+    )
+    .optional()
+}
+
+/// A write of object `oid` of `table` that changes nothing: a call that has nothing to change
+/// still answers once the log has its turn, as every write does.
+pub fn touch(table: &str, oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        &format!("UPDATE {table} SET oid = oid WHERE oid = ?1"),
+        vec![SqlValue::Int(oid)],
+    )
+}
+
+/// The lowest id of an object of `table` called `name` (which object an allocation collided
+/// with; OpenNebula's refusal names it).
+pub fn oid_named(c: &Conn, table: &str, name: &str) -> crate::sql::Result<Option<i64>> {
+    use crate::Optional;
+    c.query_row(
+        &format!("SELECT MIN(oid) FROM {table} WHERE name = ?1 HAVING COUNT(*) > 0"),
+        [SqlValue::Text(name.to_string())],
+        |r| r.get::<i64>(0),
+    )
+    .optional()
 }

@@ -168,7 +168,11 @@ pub fn set_vm(sgid: i64, vid: i64, state: i64) -> Vec<SqlStmt> {
         SqlStmt::new(
             "INSERT INTO secgroup_vm (sgid, vid, state) SELECT oid, ?2, ?3 FROM secgroup_pool
              WHERE oid = ?1",
-            vec![SqlValue::Int(sgid), SqlValue::Int(vid), SqlValue::Int(state)],
+            vec![
+                SqlValue::Int(sgid),
+                SqlValue::Int(vid),
+                SqlValue::Int(state),
+            ],
         ),
     ]
 }

@@ -200,3 +200,14 @@ pub fn set_enabled(oid: i64, on: bool) -> SqlStmt {
     )
     .must_match()
 }
+
+/// The id of the user called `name`.
+pub fn oid_of(c: &crate::Conn, name: &str) -> crate::sql::Result<Option<i64>> {
+    use crate::Optional;
+    c.query_row(
+        "SELECT oid FROM user_pool WHERE name = ?1",
+        [SqlValue::Text(name.to_string())],
+        |r| r.get::<i64>(0),
+    )
+    .optional()
+}

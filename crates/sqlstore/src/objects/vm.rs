@@ -39,6 +39,8 @@ pub struct VmRow {
     pub template: String,
     pub user_template: String,
     pub history: Vec<History>,
+    /// Its newest monitoring record (the body's MONITORING).
+    pub monitoring: Option<super::monitoring::VmRecord>,
 }
 
 has_owner!(lockable VmRow);
@@ -60,6 +62,7 @@ fn read(c: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
             })
         })?
         .collect::<Result<_, _>>()?;
+    let monitoring = super::monitoring::last_vm_record(c, head.owned.oid)?;
     let c = col;
     Ok(VmRow {
         head,
@@ -75,6 +78,7 @@ fn read(c: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
         template: r.get(c + 8)?,
         user_template: r.get(c + 9)?,
         history,
+        monitoring,
     })
 }
 
@@ -325,4 +329,33 @@ pub fn last_hostname(c: &Conn, oid: i64) -> crate::sql::Result<Option<String>> {
     c.prepare_cached("SELECT hostname FROM history WHERE vid = ?1 ORDER BY seq DESC LIMIT 1")?
         .query_row([oid], |r| r.get(0))
         .optional()
+}
+
+/// VM `oid` gets `cpu` and `memory` (`one.vm.resize`), only while it is still in `state` with
+/// the size it was resized from.
+pub fn resize_stmt(oid: i64, state: (i64, i64), from: (f64, i64), to: (f64, i64)) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE vm_pool SET cpu = ?2, memory = ?3
+         WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5 AND cpu = ?6 AND memory = ?7",
+        vec![
+            SqlValue::Int(oid),
+            SqlValue::Real(to.0),
+            SqlValue::Int(to.1),
+            SqlValue::Int(state.0),
+            SqlValue::Int(state.1),
+            SqlValue::Real(from.0),
+            SqlValue::Int(from.1),
+        ],
+    )
+    .must_match()
+}
+
+/// Matches only while VM `vid`'s host is within its capacity (after a recount).
+pub fn host_fits(vid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "SELECT 1 FROM host_pool h WHERE h.oid = (SELECT hid FROM vm_pool WHERE oid = ?1)
+         AND h.cpu_usage <= h.total_cpu AND h.mem_usage <= h.total_mem",
+        vec![SqlValue::Int(vid)],
+    )
+    .must_match()
 }

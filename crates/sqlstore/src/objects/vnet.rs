@@ -99,3 +99,12 @@ pub fn delete_in_state(oid: i64, state: i64) -> Vec<SqlStmt> {
         super::lease::free_vnet(oid),
     ]
 }
+
+/// Network `oid` moves from `from` to `to` (`one.vn.recover`), only if still in `from`.
+pub fn set_state(oid: i64, from: i64, to: i64) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE vnet_pool SET state = ?2 WHERE oid = ?1 AND state = ?3",
+        vec![SqlValue::Int(oid), SqlValue::Int(to), SqlValue::Int(from)],
+    )
+    .must_match()
+}

@@ -1,0 +1,7 @@
+//! `oneshowback`: OpenNebula's CLI of the same name (`cli::acct`).
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = cli::acct::oneshowback(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    std::process::exit(code);
+}

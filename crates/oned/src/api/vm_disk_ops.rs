@@ -1,0 +1,482 @@
+//! Disk snapshots and disk resize of a VM, as OpenNebula's `VirtualMachineDiskSnapshot*`,
+//! `VirtualMachineDiskResize` and `DispatchManager::disk_snapshot_*` / `disk_resize`: the
+//! disk's snapshots (`super::vm_disk_snaps`) change on RUNNING (DISK_SNAPSHOT*), POWEROFF
+//! (DISK_SNAPSHOT_*_POWEROFF) and SUSPENDED VMs; the leader's dummy driver finishes them
+//! (`super::vm_snap_driver`). A snapshot or a bigger disk is checked against the quotas it
+//! would count for: the image datastore's SIZE for a persistent disk (charged to the image's
+//! owner), the VM's SYSTEM_DISK_SIZE for a disk cloned into the system datastore.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use sqlstore::objects::vm::VmRow;
+use sqlstore::{SqlStmt, SqlValue};
+use template::{Template, Value};
+use wire::LcmState as L;
+use xmlrpc::Params;
+
+use super::method::{Auth, Method};
+use super::perms::{MANAGE, USE};
+use super::quota::{Ask, Charge, Wording};
+use super::storage::IMAGES;
+use super::vm::{lcm, now, state, VMS};
+use super::vm_disk_snaps::DiskSnaps;
+use super::vm_nics::state_str;
+use super::vm_snapshots::{stored, write_vm};
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!(
+        "one.vm.disksnapshotcreate",
+        Write,
+        Auth::Object,
+        snap_create
+    ),
+    method!(
+        "one.vm.disksnapshotrevert",
+        Write,
+        Auth::Object,
+        snap_revert
+    ),
+    method!(
+        "one.vm.disksnapshotdelete",
+        Write,
+        Auth::Object,
+        snap_delete
+    ),
+    method!(
+        "one.vm.disksnapshotrename",
+        Write,
+        Auth::Object,
+        snap_rename
+    ),
+    method!("one.vm.diskresize", Write, Auth::Object, resize),
+];
+
+/// The longest snapshot name accepted.
+const NAME_MAX: usize = 1024;
+
+type Pairs = Vec<(String, String)>;
+
+fn get(d: &[(String, String)], k: &str) -> String {
+    template::vector_get(d, k).unwrap_or("").trim().to_string()
+}
+
+fn put(d: &mut Pairs, k: &str, v: Option<String>) {
+    d.retain(|(n, _)| n != k);
+    if let Some(v) = v {
+        d.push((k.to_string(), v));
+        d.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
+/// DISK `disk_id` of `t`.
+pub fn disk(t: &Template, disk_id: i64) -> Option<Pairs> {
+    t.get_all("DISK")
+        .filter_map(|a| a.value.as_vector())
+        .find(|d| get(d, "DISK_ID").parse() == Ok(disk_id))
+        .map(<[_]>::to_vec)
+}
+
+/// Applies `f` to DISK `disk_id` of `t`.
+pub fn edit_disk(t: &mut Template, disk_id: i64, f: impl FnOnce(&mut Pairs)) {
+    for a in t.attrs.iter_mut().filter(|a| a.name == "DISK") {
+        if let Value::Vector(d) = &mut a.value {
+            if get(d, "DISK_ID").parse() == Ok(disk_id) {
+                f(d);
+                return;
+            }
+        }
+    }
+}
+
+fn is_volatile(d: &[(String, String)]) -> bool {
+    get(d, "IMAGE_ID").is_empty()
+}
+
+fn is_persistent(d: &[(String, String)]) -> bool {
+    get(d, "PERSISTENT").eq_ignore_ascii_case("YES")
+}
+
+/// `VirtualMachineDisk::resize_quotas` with the dummy TM (LN_TARGET NONE, CLONE_TARGET
+/// SYSTEM): what growing disk `d` by `delta` MB asks of the quotas, and of whom (the image's
+/// owner for a persistent disk, the VM's owner otherwise).
+async fn disk_charge(
+    ctx: &Ctx,
+    s: &Session,
+    v: &VmRow,
+    d: &[(String, String)],
+    delta: i64,
+) -> Result<Option<SqlStmt>, Failure> {
+    let (ask, uid, gid) = if !is_volatile(d) && is_persistent(d) {
+        let img: i64 = get(d, "IMAGE_ID").parse().unwrap_or(-1);
+        // A persistent disk's image must be USEd too (`vm_authorization` with its perms).
+        let i = IMAGES.authorized(ctx, s, img, USE).await?;
+        let ds: i64 = get(d, "DATASTORE_ID").parse().unwrap_or(i.datastore_id);
+        let ask = Ask {
+            kind: "DATASTORE",
+            rid: ds,
+            amounts: vec![("SIZE", delta as f64), ("IMAGES", 0.0)],
+        };
+        (ask, i.head.owned.uid, i.head.owned.gid)
+    } else {
+        let ask = Ask {
+            kind: "VM",
+            rid: -1,
+            amounts: vec![("SYSTEM_DISK_SIZE", delta as f64)],
+        };
+        (ask, v.head.owned.uid, v.head.owned.gid)
+    };
+    Charge {
+        ask: &ask,
+        uid,
+        gid,
+        wording: Wording::Caller(s.uid),
+    }
+    .guard(ctx)
+    .await
+}
+
+fn vm_disk(t: &Template, disk_id: i64) -> Result<Pairs, Failure> {
+    disk(t, disk_id).ok_or_else(|| fail(code::ACTION, "VM disk does not exist"))
+}
+
+/// Where a disk snapshot create or delete moves the VM from RUNNING, POWEROFF or SUSPENDED.
+fn snap_state(v: &VmRow, running: L, poweroff: L, suspended: L) -> Option<(i64, i64)> {
+    let to = match (v.state, v.lcm_state) {
+        (state::ACTIVE, lcm::RUNNING) => running,
+        (state::POWEROFF, lcm::INIT) => poweroff,
+        (state::SUSPENDED, lcm::INIT) => suspended,
+        _ => return None,
+    };
+    Some((state::ACTIVE, to.as_i64()))
+}
+
+/// `one.vm.disksnapshotcreate(id, disk_id, name)`: the new snapshot's id.
+pub async fn snap_create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let disk_id = p.int(1)? as i64;
+    let name = p.string(2)?.to_string();
+    if name.len() > NAME_MAX {
+        return Err(fail(code::ACTION, "Snapshot name is too long"));
+    }
+    let v = VMS.get(ctx, id).await?;
+    let d = vm_disk(&stored(&v)?, disk_id)?;
+    if is_volatile(&d) {
+        return Err(fail(
+            code::ACTION,
+            "Cannot make snapshots on volatile disks",
+        ));
+    }
+    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let size: i64 = get(&d, "SIZE").parse().unwrap_or(0);
+    // Checked first, as OpenNebula does before the state; again with each attempt below.
+    disk_charge(ctx, s, &v, &d, size).await?;
+    let made = AtomicI64::new(-1);
+    let (name, made_ref) = (&name, &made);
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let Some(to) = snap_state(
+            &v,
+            L::DiskSnapshot,
+            L::DiskSnapshotPoweroff,
+            L::DiskSnapshotSuspended,
+        ) else {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not create a new snapshot for VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        };
+        let mut t = stored(&v)?;
+        let d = vm_disk(&t, disk_id)?;
+        let size: i64 = get(&d, "SIZE")
+            .parse()
+            .map_err(|_| fail(code::ACTION, "Wrong size in disk"))?;
+        if get(&d, "READONLY").eq_ignore_ascii_case("YES") {
+            return Err(fail(
+                code::ACTION,
+                "Cannot make snapshots on readonly disks",
+            ));
+        }
+        let mut snaps = DiskSnaps::load(&t, disk_id).unwrap_or_else(|| DiskSnaps::new(disk_id));
+        let snap_id = snaps.create(name, size, now());
+        let total = snaps.total_size();
+        snaps.store(&mut t);
+        edit_disk(&mut t, disk_id, |d| {
+            put(d, "DISK_SNAPSHOT_ACTIVE", Some("YES".into()));
+            put(d, "DISK_SNAPSHOT_ID", Some(snap_id.to_string()));
+            put(d, "DISK_SNAPSHOT_TOTAL_SIZE", Some(total.to_string()));
+        });
+        made_ref.store(snap_id, Ordering::Relaxed);
+        let mut stmts = write_vm(&v, &t, to);
+        stmts.extend(disk_charge(ctx, s, &v, &d, size).await?);
+        Ok(stmts)
+    })
+    .await?;
+    Ok(xmlrpc::Value::Int(made.load(Ordering::Relaxed) as i32))
+}
+
+/// Marks the snapshot a revert or delete works on (`set_snapshot_disk`).
+fn mark(t: &mut Template, disk_id: i64, snap_id: i64) {
+    edit_disk(t, disk_id, |d| {
+        put(d, "DISK_SNAPSHOT_ACTIVE", Some("YES".into()));
+        put(d, "DISK_SNAPSHOT_ID", Some(snap_id.to_string()));
+    });
+}
+
+/// The disk's snapshots, or OpenNebula's `get_disk_snapshots` refusal.
+fn disk_snaps(t: &Template, disk_id: i64) -> Result<DiskSnaps, Failure> {
+    vm_disk(t, disk_id)?;
+    DiskSnaps::load(t, disk_id).ok_or_else(|| fail(code::ACTION, "Snapshot does not exist"))
+}
+
+/// `one.vm.disksnapshotrevert(id, disk_id, snap_id)`: POWEROFF only.
+pub async fn snap_revert(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let disk_id = p.int(1)? as i64;
+    let snap_id = p.int(2)? as i64;
+    VMS.authorized(ctx, s, id, MANAGE).await?;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        if (v.state, v.lcm_state) != (state::POWEROFF, lcm::INIT) {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not revert to disk snapshot for VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        }
+        let mut t = stored(&v)?;
+        let snaps = disk_snaps(&t, disk_id)?;
+        if snaps.get(snap_id).is_none() {
+            return Err(fail(
+                code::ACTION,
+                format!("Disk id ({disk_id}) or snapshot id ({snap_id}) is not valid."),
+            ));
+        }
+        mark(&mut t, disk_id, snap_id);
+        let to = (state::ACTIVE, L::DiskSnapshotRevertPoweroff.as_i64());
+        Ok(write_vm(&v, &t, to))
+    })
+    .await
+}
+
+/// `one.vm.disksnapshotdelete(id, disk_id, snap_id)`.
+pub async fn snap_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let disk_id = p.int(1)? as i64;
+    let snap_id = p.int(2)? as i64;
+    let v = VMS.get(ctx, id).await?;
+    let d = vm_disk(&stored(&v)?, disk_id)?;
+    if is_persistent(&d) {
+        let img: i64 = get(&d, "IMAGE_ID").parse().unwrap_or(-1);
+        IMAGES.get(ctx, img).await?;
+        VMS.authorized(ctx, s, id, MANAGE).await?;
+        IMAGES.authorized(ctx, s, img, USE).await?;
+    } else {
+        VMS.authorized(ctx, s, id, MANAGE).await?;
+    }
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let Some(to) = snap_state(
+            &v,
+            L::DiskSnapshotDelete,
+            L::DiskSnapshotDeletePoweroff,
+            L::DiskSnapshotDeleteSuspended,
+        ) else {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not delete disk snapshot from VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        };
+        let mut t = stored(&v)?;
+        let snaps = disk_snaps(&t, disk_id)?;
+        let d = vm_disk(&t, disk_id)?;
+        snaps
+            .test_delete(snap_id, is_persistent(&d))
+            .map_err(|e| fail(code::ACTION, e))?;
+        mark(&mut t, disk_id, snap_id);
+        Ok(write_vm(&v, &t, to))
+    })
+    .await
+}
+
+/// `one.vm.disksnapshotrename(id, disk_id, snap_id, new_name)`: in any state, at once.
+pub async fn snap_rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let disk_id = p.int(1)? as i64;
+    let snap_id = p.int(2)? as i64;
+    let name = p.string(3)?.to_string();
+    if name.len() > NAME_MAX {
+        return Err(fail(code::ACTION, "Snapshot name is too long"));
+    }
+    VMS.authorized(ctx, s, id, MANAGE).await?;
+    let name = &name;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let mut t = stored(&v)?;
+        vm_disk(&t, disk_id)?;
+        let mut snaps = DiskSnaps::load(&t, disk_id)
+            .ok_or_else(|| fail(code::ACTION, "The VM does not have any snapshot"))?;
+        snaps
+            .rename(snap_id, name)
+            .map_err(|e| fail(code::ACTION, e))?;
+        snaps.store(&mut t);
+        Ok(vec![sqlstore::objects::replace_template(
+            sqlstore::objects::vm::TABLE,
+            "template",
+            id,
+            t.to_text(),
+            v.template.clone(),
+        )])
+    })
+    .await
+}
+
+/// `one.vm.diskresize(id, disk_id, size)`: `size` (MB, a string) bigger than the disk's;
+/// answers the disk id.
+pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let disk_id = p.int(1)? as i64;
+    let size: i64 = p
+        .string(2)?
+        .parse()
+        .map_err(|_| fail(code::ACTION, "Disk SIZE is not a valid integer"))?;
+    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let d = vm_disk(&stored(&v)?, disk_id)?;
+    let current: i64 = get(&d, "SIZE").parse().unwrap_or(0);
+    if size <= current {
+        return Err(fail(
+            code::ACTION,
+            "New disk size has to be greater than current one",
+        ));
+    }
+    disk_charge(ctx, s, &v, &d, size - current).await?;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let to = match (v.state, v.lcm_state) {
+            (state::ACTIVE, lcm::RUNNING) => L::DiskResize,
+            (state::POWEROFF, lcm::INIT) => L::DiskResizePoweroff,
+            (state::UNDEPLOYED, lcm::INIT) => L::DiskResizeUndeployed,
+            _ => {
+                return Err(fail(
+                    code::ACTION,
+                    format!(
+                        "Could not resize disk for VM {id}, wrong state {}.",
+                        state_str(&v)
+                    ),
+                ))
+            }
+        };
+        let mut t = stored(&v)?;
+        let d = disk(&t, disk_id).ok_or_else(|| fail(code::ACTION, "Disk not found"))?;
+        let prev: i64 = get(&d, "SIZE")
+            .parse()
+            .map_err(|_| fail(code::ACTION, "Wrong format for disk SIZE"))?;
+        if size <= prev {
+            return Err(fail(
+                code::ACTION,
+                "New size has to be bigger than current one",
+            ));
+        }
+        edit_disk(&mut t, disk_id, |d| {
+            put(d, "SIZE_PREV", Some(prev.to_string()));
+            put(d, "SIZE", Some(size.to_string()));
+            put(d, "RESIZE", Some("YES".into()));
+        });
+        let mut stmts = write_vm(&v, &t, (state::ACTIVE, to.as_i64()));
+        stmts.extend(disk_charge(ctx, s, &v, &d, size - prev).await?);
+        Ok(stmts)
+    })
+    .await?;
+    Ok(xmlrpc::Value::Int(disk_id as i32))
+}
+
+/// The disk a snapshot operation works on and the snapshot: (DISK_ID, DISK_SNAPSHOT_ID).
+fn marked(t: &Template) -> Option<(i64, i64)> {
+    t.get_all("DISK")
+        .filter_map(|a| a.value.as_vector())
+        .find(|d| get(d, "DISK_SNAPSHOT_ACTIVE") == "YES")
+        .and_then(|d| {
+            Some((
+                get(d, "DISK_ID").parse().ok()?,
+                get(d, "DISK_SNAPSHOT_ID").parse().ok()?,
+            ))
+        })
+}
+
+/// The dummy driver's success for a VM in `from` (a DISK_SNAPSHOT*, DISK_RESIZE* or
+/// HOTPLUG_SAVEAS* state): `trigger_disk_snapshot_success`, `trigger_disk_resize_success`,
+/// `trigger_saveas_success` on the template; and the statements beyond the VM's (a resized
+/// persistent disk's image takes its new size, the dummy TM linking it in place).
+pub fn finish(t: &mut Template, from: L) -> Vec<SqlStmt> {
+    let mut stmts = Vec::new();
+    match from {
+        L::DiskResize | L::DiskResizePoweroff | L::DiskResizeUndeployed => {
+            for a in t.attrs.iter_mut().filter(|a| a.name == "DISK") {
+                if let Value::Vector(d) = &mut a.value {
+                    if get(d, "RESIZE") == "YES" {
+                        put(d, "RESIZE", None);
+                        put(d, "SIZE_PREV", None);
+                        let image = get(d, "IMAGE_ID").parse::<i64>().ok();
+                        let size = get(d, "SIZE").parse::<i64>().ok();
+                        if let (Some(image), Some(size), true) = (image, size, is_persistent(d)) {
+                            stmts.push(SqlStmt::new(
+                                "UPDATE image_pool SET size = ?2 WHERE oid = ?1",
+                                vec![SqlValue::Int(image), SqlValue::Int(size)],
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        L::HotplugSaveas | L::HotplugSaveasPoweroff | L::HotplugSaveasSuspended => {
+            for a in t.attrs.iter_mut().filter(|a| a.name == "DISK") {
+                if let Value::Vector(d) = &mut a.value {
+                    d.retain(|(k, _)| !k.starts_with("HOTPLUG_SAVE_AS"));
+                }
+            }
+        }
+        _ => {
+            let Some((disk_id, snap_id)) = marked(t) else {
+                return stmts;
+            };
+            let mut snaps = DiskSnaps::load(t, disk_id).unwrap_or_else(|| DiskSnaps::new(disk_id));
+            let mut size = None;
+            match from {
+                L::DiskSnapshotDelete
+                | L::DiskSnapshotDeletePoweroff
+                | L::DiskSnapshotDeleteSuspended => snaps.delete(snap_id),
+                L::DiskSnapshotRevertPoweroff => {
+                    size = Some(snaps.size_of(snap_id));
+                    snaps.activate(snap_id);
+                }
+                _ => snaps.activate(snap_id),
+            }
+            let total = snaps.total_size();
+            let left = !snaps.snaps.is_empty();
+            snaps.store(t);
+            edit_disk(t, disk_id, |d| {
+                put(d, "DISK_SNAPSHOT_ACTIVE", None);
+                put(d, "DISK_SNAPSHOT_ID", None);
+                put(
+                    d,
+                    "DISK_SNAPSHOT_TOTAL_SIZE",
+                    left.then(|| total.to_string()),
+                );
+                if let Some(size) = size.filter(|s| *s > 0) {
+                    put(d, "SIZE", Some(size.to_string()));
+                }
+            });
+        }
+    }
+    stmts
+}

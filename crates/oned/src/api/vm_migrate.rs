@@ -1,0 +1,202 @@
+//! `one.vm.migrate(id, hid, live, enforce, ds_id, poweroff)`, as OpenNebula's
+//! `VirtualMachineMigrate` and `DispatchManager::{migrate,live_migrate}`: an administrator
+//! moves a RUNNING, UNKNOWN, POWEROFF or SUSPENDED VM to another host. The VM gets a new
+//! history record at once (the old one closed), so the host usage moves with it when the
+//! hosts are recounted; the leader's dummy driver then walks it through MIGRATE (live) or
+//! SAVE_MIGRATE -> PROLOG_MIGRATE -> BOOT_MIGRATE (cold) back to where it was.
+
+use sqlstore::objects::host::HostRow;
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use sqlstore::objects::Table;
+use sqlstore::{SqlStmt, SqlTxn, SqlValue};
+use xmlrpc::{Params, Value};
+
+use super::method::{Auth, Method};
+use super::perms::ADMIN;
+use super::vm::{lcm, now, state, VMS};
+use super::vm_nics::state_str;
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[method!("one.vm.migrate", Write, Auth::Object, migrate)];
+
+/// The dummy driver's only system datastore: every history record names it.
+const SYSTEM_DS: i64 = 0;
+
+/// Where a migration starts: the (state, lcm) the VM goes to, or `None` when OpenNebula
+/// refuses the VM's state.
+pub fn first_state(v: &VmRow, live: bool) -> Option<(i64, i64)> {
+    match (v.state, v.lcm_state) {
+        (state::ACTIVE, lcm::RUNNING) if live => Some((state::ACTIVE, lcm::MIGRATE)),
+        (state::ACTIVE, lcm::RUNNING) => Some((state::ACTIVE, lcm::SAVE_MIGRATE)),
+        (state::ACTIVE, lcm::UNKNOWN) => Some((state::ACTIVE, lcm::PROLOG_MIGRATE_UNKNOWN)),
+        (state::POWEROFF, _) => Some((state::ACTIVE, lcm::PROLOG_MIGRATE_POWEROFF)),
+        (state::SUSPENDED, _) => Some((state::ACTIVE, lcm::PROLOG_MIGRATE_SUSPEND)),
+        _ => None,
+    }
+}
+
+pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let hid = p.int(1)? as i64;
+    let live = p.opt_bool(2)?.unwrap_or(false);
+    let enforce = p.opt_bool(3)?.unwrap_or(false);
+    let ds_id = match p.0.get(4) {
+        Some(_) => p.int(4)? as i64,
+        None => -1,
+    };
+    // 0 save, 1 poweroff, 2 poweroff-hard: the dummy driver does all three the same way.
+    let _poweroff = match p.0.get(5) {
+        Some(_) => p.int(5)?,
+        None => 0,
+    };
+    let host = ctx
+        .read(move |c| sqlstore::objects::host::load(c, hid))
+        .await?
+        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting host [{hid}].")))?;
+    if ds_id != -1 {
+        super::must_exist(ctx, Table::Datastore, ds_id).await?;
+    }
+    let v = VMS.authorized(ctx, s, id, ADMIN).await?;
+    let to = first_state(&v, live).ok_or_else(|| {
+        fail(
+            code::ACTION,
+            format!(
+                "Migrate action is not available for state {}",
+                state_str(&v)
+            ),
+        )
+    })?;
+    let c_hid = v.history.last().map_or(-1, |h| h.hid);
+    if c_hid == hid && (ds_id == -1 || ds_id == SYSTEM_DS) {
+        return Err(fail(
+            code::ACTION,
+            format!("VM is already running on host [{c_hid}] and datastore [{SYSTEM_DS}]"),
+        ));
+    }
+    if enforce {
+        fits(ctx, &v, hid).await?;
+    }
+    check_clusters(ctx, &v, &host, ds_id).await?;
+    let mut stmts = rows::move_stmts(&Move {
+        oid: id,
+        from: (v.state, v.lcm_state),
+        to,
+        now: now(),
+        leaves_host: false,
+    });
+    stmts.extend(new_host_stmts(id, c_hid, hid, now()));
+    if enforce {
+        stmts.push(rows::host_fits(id));
+    }
+    ctx.commit(SqlTxn { stmts }, |r| {
+        r.missing(fail(
+            code::ACTION,
+            "Cannot migrate the VM: it or its hosts changed meanwhile, try again",
+        ))
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// VM `vid`, still on `from`, moves to host `to`: its open history record is closed, a new
+/// one opened, and every host's usage recounted.
+pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
+    vec![
+        SqlStmt::new(
+            "UPDATE vm_pool SET hid = ?2 WHERE oid = ?1 AND hid = ?3",
+            vec![SqlValue::Int(vid), SqlValue::Int(to), SqlValue::Int(from)],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
+            vec![SqlValue::Int(vid), SqlValue::Int(now)],
+        ),
+        SqlStmt::new(
+            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime)
+             SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
+                    h.oid, h.name, h.vm_mad, ?3
+             FROM host_pool h WHERE h.oid = ?2",
+            vec![SqlValue::Int(vid), SqlValue::Int(to), SqlValue::Int(now)],
+        )
+        .must_match(),
+        rows::recount_hosts(),
+    ]
+}
+
+/// `RequestManagerVirtualMachine::check_host` with `enforce`: the whole VM fits in what the
+/// new host has free.
+async fn fits(ctx: &Ctx, v: &VmRow, hid: i64) -> Result<(), Failure> {
+    let free = ctx
+        .read(move |c| sqlstore::objects::host::free_capacity(c, hid))
+        .await?;
+    let Some((free_cpu, free_mem)) = free else {
+        return Err(fail(code::ACTION, "Host no longer exists"));
+    };
+    let (want_cpu, want_mem) = ((v.cpu * 100.0).round() as i64, v.memory * 1024);
+    let why = if want_cpu > free_cpu {
+        format!("Not enough CPU: {want_cpu}/{free_cpu}")
+    } else if want_mem > free_mem {
+        format!("Not enough memory: {want_mem}/{free_mem}")
+    } else {
+        return Ok(());
+    };
+    Err(fail(
+        code::ACTION,
+        format!(
+            "VM [{}] does not fit in Host [{hid}]. {why}",
+            v.head.owned.oid
+        ),
+    ))
+}
+
+/// The new host must be in a cluster the VM's images and networks allow, and that holds the
+/// system datastore.
+async fn check_clusters(ctx: &Ctx, v: &VmRow, host: &HostRow, ds_id: i64) -> Result<(), Failure> {
+    use sqlstore::objects::cluster::{allowed_for, clusters_of, Member};
+    let (vid, hid, cid) = (v.head.owned.oid, host.oid, host.cluster_id);
+    let template = v.template.clone();
+    let ds = if ds_id == -1 { SYSTEM_DS } else { ds_id };
+    let (allowed, ds_clusters) = ctx
+        .read(move |c| {
+            let t = template::Template::parse(&template).unwrap_or_default();
+            let ids = |attr: &str, key: &str| -> Vec<i64> {
+                t.get_all(attr)
+                    .filter_map(|a| a.vector_get(key))
+                    .filter_map(|v| v.trim().parse().ok())
+                    .collect()
+            };
+            let allowed = allowed_for(c, &ids("DISK", "IMAGE_ID"), &ids("NIC", "NETWORK_ID"))?;
+            Ok((allowed, clusters_of(c, Member::Datastore, ds)?))
+        })
+        .await?;
+    let join = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    if let Some(allowed) = allowed.filter(|a| !a.is_empty() && !a.contains(&cid)) {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Cannot migrate  VM [{vid}] to host [{hid}]. Host is in cluster [{cid}], and VM \
+                 requires to be placed on cluster [{}]",
+                join(&allowed)
+            ),
+        ));
+    }
+    if ds_id != -1 && ds_id != SYSTEM_DS {
+        return Err(fail(
+            code::ACTION,
+            "System datastore migration not supported by driver",
+        ));
+    }
+    if !ds_clusters.is_empty() && !ds_clusters.contains(&cid) {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Cannot migrate VM [{vid}] to host [{hid}] and system datastore [{ds}]. Host is \
+                 in cluster [{cid}], and the datastore is in cluster [{}]",
+                join(&ds_clusters)
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! `one.vm.snapshotcreate`, `snapshotrevert` and `snapshotdelete`, as OpenNebula's
+//! `DispatchManager::snapshot_*`: a RUNNING VM's SNAPSHOT vectors (SNAPSHOT_ID, NAME, TIME,
+//! HYPERVISOR_ID, SYSTEM_DISK_SIZE), the one being worked on ACTIVE with its ACTION while the
+//! VM is HOTPLUG_SNAPSHOT; the leader's dummy driver finishes it (`super::vm_snap_driver`).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use sqlstore::SqlStmt;
+use template::{Template, Value};
+use xmlrpc::Params;
+
+use super::method::{Auth, Method};
+use super::perms::MANAGE;
+use super::quota::{Ask, Charge, Wording};
+use super::vm::{lcm, now, state, VMS};
+use super::vm_nics::state_str;
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[
+    method!("one.vm.snapshotcreate", Write, Auth::Object, create),
+    method!("one.vm.snapshotrevert", Write, Auth::Object, revert),
+    method!("one.vm.snapshotdelete", Write, Auth::Object, delete),
+];
+
+/// The longest snapshot name accepted (OpenNebula has none; a client must not grow a
+/// template without bound).
+const NAME_MAX: usize = 1024;
+
+pub const HOTPLUG_SNAPSHOT: i64 = wire::LcmState::HotplugSnapshot.as_i64();
+
+pub fn stored(v: &VmRow) -> Result<Template, Failure> {
+    Template::parse(&v.template).map_err(|e| {
+        fail(
+            code::INTERNAL,
+            format!("The stored template does not parse: {e}"),
+        )
+    })
+}
+
+/// The template's write, guarded by the text read, and the VM's move to `to`.
+pub fn write_vm(v: &VmRow, t: &Template, to: (i64, i64)) -> Vec<SqlStmt> {
+    let mut stmts = vec![sqlstore::objects::replace_template(
+        rows::TABLE,
+        "template",
+        v.head.owned.oid,
+        t.to_text(),
+        v.template.clone(),
+    )];
+    stmts.extend(rows::move_stmts(&Move {
+        oid: v.head.owned.oid,
+        from: (v.state, v.lcm_state),
+        to,
+        now: now(),
+        leaves_host: false,
+    }));
+    stmts
+}
+
+fn running(v: &VmRow) -> bool {
+    v.state == state::ACTIVE && v.lcm_state == lcm::RUNNING
+}
+
+fn snap_id(a: &template::Attribute) -> Option<i64> {
+    a.vector_get("SNAPSHOT_ID")
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// oned.conf's VM_SNAPSHOT_FACTOR (0 unless set).
+fn snapshot_factor(ctx: &Ctx) -> f64 {
+    ctx.config
+        .raw
+        .single("VM_SNAPSHOT_FACTOR")
+        .and_then(|f| f.trim().parse::<f64>().ok())
+        .filter(|f| f.is_finite() && *f >= 0.0)
+        .unwrap_or(0.0)
+}
+
+/// `VirtualMachineDisks::system_ds_size(false)` with the dummy TM: the volatile disks and the
+/// images cloned into the system datastore (the non-persistent ones).
+fn system_ds_size(t: &Template) -> i64 {
+    t.get_all("DISK")
+        .filter(|d| {
+            let persistent = d
+                .vector_get("PERSISTENT")
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("YES"));
+            !persistent
+        })
+        .filter_map(|d| d.vector_get("SIZE"))
+        .filter_map(|s| s.trim().parse::<i64>().ok())
+        .sum()
+}
+
+/// `VirtualMachine::new_snapshot`: the SNAPSHOT vector and its id (one more than the
+/// highest); SYSTEM_DISK_SIZE is the memory plus the system datastore's disks times `factor`.
+fn new_snapshot(t: &Template, v: &VmRow, name: &str, factor: f64) -> (i64, Vec<(String, String)>) {
+    let id = t
+        .get_all("SNAPSHOT")
+        .filter_map(snap_id)
+        .max()
+        .map_or(0, |m| m + 1);
+    let name = if name.is_empty() {
+        format!("snapshot-{id}")
+    } else {
+        name.to_string()
+    };
+    let snap = vec![
+        ("ACTION".to_string(), "CREATE".to_string()),
+        ("ACTIVE".into(), "YES".into()),
+        ("HYPERVISOR_ID".into(), String::new()),
+        ("NAME".into(), name),
+        ("SNAPSHOT_ID".into(), id.to_string()),
+        (
+            "SYSTEM_DISK_SIZE".into(),
+            ((system_ds_size(t) as f64 * factor) as i64 + v.memory).to_string(),
+        ),
+        ("TIME".into(), now().to_string()),
+    ];
+    (id, snap)
+}
+
+/// `one.vm.snapshotcreate(id, name)`: the new snapshot's id.
+pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let name = p.string(1)?.to_string();
+    if name.len() > NAME_MAX {
+        return Err(fail(code::ACTION, "Snapshot name is too long"));
+    }
+    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    // The quota asks for what the new snapshot would hold, as OpenNebula checks it first.
+    let factor = snapshot_factor(ctx);
+    let (_, snap) = new_snapshot(&stored(&v)?, &v, &name, factor);
+    let size: f64 = template::vector_get(&snap, "SYSTEM_DISK_SIZE")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    let ask = Ask {
+        kind: "VM",
+        rid: -1,
+        amounts: vec![("SYSTEM_DISK_SIZE", size)],
+    };
+    let charge = Charge {
+        ask: &ask,
+        uid: v.head.owned.uid,
+        gid: v.head.owned.gid,
+        wording: Wording::Caller(s.uid),
+    };
+    // Checked first, as OpenNebula does before the state; again with each attempt below.
+    charge.guard(ctx).await?;
+    let made = AtomicI64::new(-1);
+    let (name, made_ref, charge) = (&name, &made, &charge);
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        if !running(&v) {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "Could not create a new snapshot for VM {id}, wrong state {}.",
+                    state_str(&v)
+                ),
+            ));
+        }
+        let mut t = stored(&v)?;
+        let (snap_id, snap) = new_snapshot(&t, &v, name, factor);
+        t.push("SNAPSHOT", Value::Vector(snap));
+        made_ref.store(snap_id, Ordering::Relaxed);
+        let mut stmts = write_vm(&v, &t, (state::ACTIVE, HOTPLUG_SNAPSHOT));
+        stmts.extend(charge.guard(ctx).await?);
+        Ok(stmts)
+    })
+    .await?;
+    Ok(xmlrpc::Value::Int(made.load(Ordering::Relaxed) as i32))
+}
+
+/// Marks snapshot `snap` ACTIVE with `action` (`set_active_snapshot`); false if it is not
+/// there.
+fn set_active(t: &mut Template, snap: i64, action: &str) -> bool {
+    let Some(a) = t
+        .attrs
+        .iter_mut()
+        .find(|a| a.name == "SNAPSHOT" && snap_id(a) == Some(snap))
+    else {
+        return false;
+    };
+    if let Value::Vector(pairs) = &mut a.value {
+        pairs.retain(|(k, _)| k != "ACTIVE" && k != "ACTION");
+        pairs.push(("ACTIVE".into(), "YES".into()));
+        pairs.push(("ACTION".into(), action.into()));
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    true
+}
+
+/// Revert and delete: the snapshot ACTIVE with `action` and the VM HOTPLUG_SNAPSHOT; `what`
+/// words OpenNebula's refusals (`revert VM 3 to snapshot 1`, `delete snapshot 1 for VM 3`).
+async fn mark(ctx: &Ctx, s: &Session, p: Params<'_>, action: &'static str) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let snap = p.int(1)? as i64;
+    let what = if action == "REVERT" {
+        format!("Could not revert VM {id} to snapshot {snap}")
+    } else {
+        format!("Could not delete snapshot {snap} for VM {id}")
+    };
+    VMS.authorized(ctx, s, id, MANAGE).await?;
+    let what = &what;
+    super::writes::write_computed(ctx, id, move || async move {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        if !running(&v) {
+            return Err(fail(
+                code::ACTION,
+                format!("{what}, wrong state {}.", state_str(&v)),
+            ));
+        }
+        let mut t = stored(&v)?;
+        if !set_active(&mut t, snap, action) {
+            return Err(fail(code::ACTION, format!("{what}, it does not exist.")));
+        }
+        Ok(write_vm(&v, &t, (state::ACTIVE, HOTPLUG_SNAPSHOT)))
+    })
+    .await?;
+    // OpenNebula answers its untouched `resp_id` here: -1, not the VM's id.
+    Ok(xmlrpc::Value::Int(-1))
+}
+
+/// `one.vm.snapshotrevert(id, snap_id)`.
+pub async fn revert(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    mark(ctx, s, p, "REVERT").await
+}
+
+/// `one.vm.snapshotdelete(id, snap_id)`.
+pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    mark(ctx, s, p, "DELETE").await
+}
+
+/// The dummy driver's success on a HOTPLUG_SNAPSHOT VM's template
+/// (`LifeCycleManager::trigger_snapshot_*_success`): a created snapshot gets the driver's
+/// HYPERVISOR_ID, a deleted one goes; the ACTIVE marker is cleared.
+pub fn finish(t: &mut Template) {
+    let Some(i) = t
+        .attrs
+        .iter()
+        .position(|a| a.name == "SNAPSHOT" && a.vector_get("ACTIVE") == Some("YES"))
+    else {
+        return;
+    };
+    let action = t.attrs[i].vector_get("ACTION").unwrap_or("").to_string();
+    if action == "DELETE" {
+        t.attrs.remove(i);
+        return;
+    }
+    if let Value::Vector(pairs) = &mut t.attrs[i].value {
+        pairs.retain(|(k, _)| k != "ACTIVE" && k != "ACTION");
+        if action == "CREATE" {
+            pairs.retain(|(k, _)| k != "HYPERVISOR_ID");
+            pairs.push(("HYPERVISOR_ID".into(), "dummy-snap".into()));
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! `one.vm.updateconf(id, template, type)`, as OpenNebula's `VirtualMachineUpdateConf` and
+//! `VirtualMachine::updateconf`: only the configuration sections (OS, FEATURES, INPUT,
+//! GRAPHICS, VIDEO, RAW, CPU_MODEL with their known keys, and CONTEXT) of the VM template
+//! change, replaced or merged; a RUNNING VM whose context changed is updated live (HOTPLUG
+//! until the leader's dummy driver is done).
+
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use template::{Template, Value as TValue};
+use xmlrpc::{Params, Value};
+
+use super::method::{Auth, Method};
+use super::perms::MANAGE;
+use super::vm::{lcm, now, state, VMS};
+use super::vm_nics::state_str;
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+use crate::method;
+
+pub const METHODS: &[Method] = &[method!(
+    "one.vm.updateconf",
+    Write,
+    Auth::Object,
+    updateconf
+)];
+
+/// `VirtualMachineTemplate::UPDATECONF_ATTRS`: the sections and the keys of each that
+/// updateconf keeps.
+const CONF: &[(&str, &[&str])] = &[
+    (
+        "OS",
+        &[
+            "ARCH",
+            "MACHINE",
+            "KERNEL",
+            "INITRD",
+            "BOOTLOADER",
+            "BOOT",
+            "KERNEL_CMD",
+            "ROOT",
+            "SD_DISK_BUS",
+            "UUID",
+            "FIRMWARE",
+            "FIRMWARE_FORMAT",
+        ],
+    ),
+    (
+        "FEATURES",
+        &[
+            "PAE",
+            "ACPI",
+            "APIC",
+            "LOCALTIME",
+            "HYPERV",
+            "GUEST_AGENT",
+            "VIRTIO_SCSI_QUEUES",
+            "VIRTIO_BLK_QUEUES",
+            "IOTHREADS",
+        ],
+    ),
+    ("INPUT", &["TYPE", "BUS"]),
+    (
+        "GRAPHICS",
+        &["TYPE", "LISTEN", "PASSWD", "KEYMAP", "COMMAND"],
+    ),
+    ("VIDEO", &["IOMMU", "ATS", "TYPE", "VRAM", "RESOLUTION"]),
+    ("RAW", &["TYPE", "DATA", "VALIDATE", "DATA_VMX"]),
+    ("CPU_MODEL", &["MODEL", "FEATURES"]),
+];
+
+/// How often the update is computed again after a concurrent change of the VM.
+const RETRIES: usize = 10;
+
+pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let append = match p.0.get(2) {
+        None => false,
+        Some(_) => match p.int(2)? {
+            0 => false,
+            1 => true,
+            _ => return Err(fail(code::XML_RPC_API, "Wrong update type")),
+        },
+    };
+    let given = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let conf = conf_template(&given);
+    for _ in 0..RETRIES {
+        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let old = Template::parse(&v.template).unwrap_or_default();
+        if !s.is_admin() {
+            if let Some(name) = restricted_change(ctx, &conf, &old) {
+                return Err(fail(
+                    code::AUTHORIZATION,
+                    format!("Template includes a restricted attribute {name}"),
+                ));
+            }
+        }
+        check_state(&v)?;
+        let (new, context_changed) = apply(&old, &conf, append)?;
+        let mut stmts = vec![sqlstore::objects::replace_template(
+            rows::TABLE,
+            "template",
+            id,
+            new.to_text(),
+            v.template.clone(),
+        )];
+        if context_changed && (v.state, v.lcm_state) == (state::ACTIVE, lcm::RUNNING) {
+            stmts.extend(rows::move_stmts(&Move {
+                oid: id,
+                from: (v.state, v.lcm_state),
+                to: (state::ACTIVE, lcm::HOTPLUG),
+                now: now(),
+                leaves_host: false,
+            }));
+        }
+        let mut changed = false;
+        let written = ctx
+            .commit(sqlstore::SqlTxn { stmts }, |r| {
+                changed = r.kind == sqlstore::TxnErrorKind::NotFound;
+                r.internal()
+            })
+            .await;
+        match written {
+            Ok(_) => return Ok(Value::Int(id as i32)),
+            Err(_) if changed => continue,
+            Err(f) => return Err(f),
+        }
+    }
+    Err(fail(
+        code::INTERNAL,
+        "Cannot update the VM configuration: it kept changing, try again",
+    ))
+}
+
+/// OpenNebula's default `VM_RESTRICTED_ATTR` entries that updateconf's sections hold.
+const RESTRICTED: &[&str] = &["CONTEXT/FILES", "RAW/DATA"];
+
+/// `Template::check_restricted(ra, base, append)` for a non-administrator: the first vector
+/// of `conf` whose restricted keys (`VM_RESTRICTED_ATTR`) differ from the VM's.
+fn restricted_change(ctx: &Ctx, conf: &Template, base: &Template) -> Option<String> {
+    let configured: Vec<String> = ctx
+        .config
+        .raw
+        .get_all("VM_RESTRICTED_ATTR")
+        .filter_map(|a| a.value.as_single().map(str::to_uppercase))
+        .collect();
+    let names: Vec<String> = if configured.is_empty() {
+        RESTRICTED.iter().map(|r| r.to_string()).collect()
+    } else {
+        configured
+    };
+    for r in names {
+        let Some((name, key)) = r.split_once('/') else {
+            if conf.single(&r).is_some() && conf.single(&r) != base.single(&r) {
+                return Some(r);
+            }
+            continue;
+        };
+        let Some(new) = conf.vector(name) else {
+            continue;
+        };
+        let old = base.vector(name).and_then(|p| template::vector_get(p, key));
+        if template::vector_get(new, key) != old {
+            return Some(name.to_string());
+        }
+    }
+    None
+}
+
+/// `VirtualMachine::updateconf`'s allowed states.
+fn check_state(v: &VmRow) -> Result<(), Failure> {
+    use wire::LcmState as L;
+    let ok = match v.state {
+        state::PENDING
+        | state::HOLD
+        | state::POWEROFF
+        | state::UNDEPLOYED
+        | state::CLONING
+        | state::CLONING_FAILURE => true,
+        state::ACTIVE => matches!(
+            L::from_i64(v.lcm_state),
+            Some(
+                L::LcmInit
+                    | L::Prolog
+                    | L::Running
+                    | L::Epilog
+                    | L::Shutdown
+                    | L::CleanupResubmit
+                    | L::ShutdownPoweroff
+                    | L::CleanupDelete
+                    | L::HotplugSaveasPoweroff
+                    | L::ShutdownUndeploy
+                    | L::EpilogUndeploy
+                    | L::PrologUndeploy
+                    | L::HotplugPrologPoweroff
+                    | L::HotplugEpilogPoweroff
+                    | L::BootFailure
+                    | L::PrologFailure
+                    | L::EpilogFailure
+                    | L::EpilogUndeployFailure
+                    | L::PrologMigratePoweroff
+                    | L::PrologMigratePoweroffFailure
+                    | L::BootUndeployFailure
+                    | L::PrologUndeployFailure
+                    | L::DiskSnapshotPoweroff
+                    | L::DiskSnapshotRevertPoweroff
+                    | L::DiskSnapshotDeletePoweroff
+            )
+        ),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(fail(
+            code::INTERNAL,
+            format!("configuration cannot be updated in state {}", state_str(v)),
+        ))
+    }
+}
+
+/// `get_updateconf_template`: the known keys of each section, and CONTEXT whole.
+fn conf_template(given: &Template) -> Template {
+    let mut out = Template::default();
+    for (name, keys) in CONF {
+        let Some(pairs) = given.vector(name) else {
+            continue;
+        };
+        let kept: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(k, v)| !v.is_empty() && keys.iter().any(|n| k.eq_ignore_ascii_case(n)))
+            .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+            .collect();
+        if !kept.is_empty() {
+            out.push(name, TValue::Vector(kept));
+        }
+    }
+    if let Some(ctx) = given.vector("CONTEXT") {
+        out.push("CONTEXT", TValue::Vector(ctx.to_vec()));
+    }
+    out
+}
+
+/// `replace_vector_values` for every section, then the context: the new template and
+/// whether the context changed.
+fn apply(old: &Template, conf: &Template, append: bool) -> Result<(Template, bool), Failure> {
+    let mut t = old.clone();
+    for (name, keys) in CONF {
+        match (conf.vector(name), t.vector(name).map(<[_]>::to_vec)) {
+            (None, _) => {
+                if !append {
+                    t.remove(name);
+                }
+            }
+            (Some(new), None) => t.push(name, TValue::Vector(new.to_vec())),
+            (Some(new), Some(mut cur)) => {
+                for key in keys.iter() {
+                    let found = template::vector_get(new, key).map(str::to_string);
+                    if found.is_some() || !append {
+                        cur.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+                    }
+                    if let Some(val) = found {
+                        cur.push((key.to_string(), val));
+                    }
+                }
+                t.set(name, TValue::Vector(cur));
+            }
+        }
+    }
+    let changed = match (
+        t.vector("CONTEXT").map(<[_]>::to_vec),
+        conf.vector("CONTEXT"),
+    ) {
+        (None, Some(_)) => {
+            return Err(fail(
+                code::INTERNAL,
+                "Virtual machine does not have context, cannot add a new one.",
+            ))
+        }
+        (Some(cur), Some(new)) => {
+            let (ctx, changed) = new_context(&cur, new, append)?;
+            t.set("CONTEXT", TValue::Vector(ctx));
+            changed
+        }
+        _ => false,
+    };
+    Ok((t, changed))
+}
+
+fn is_eth(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("ETH") else {
+        return false;
+    };
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    digits > 0
+        && rest[digits..].strip_prefix('_').is_some_and(|w| {
+            !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// The CONTEXT an update leaves: network (`ETH<n>_*`) values only change through the NIC;
+/// TARGET and DISK_ID stay the VM's.
+fn new_context(
+    cur: &[(String, String)],
+    new: &[(String, String)],
+    append: bool,
+) -> Result<(Vec<(String, String)>, bool), Failure> {
+    let upper = |pairs: &[(String, String)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+            .collect()
+    };
+    let (cur, new) = (upper(cur), upper(new));
+    let get = |pairs: &[(String, String)], k: &str| {
+        pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    };
+    let mut changed = false;
+    for (k, v) in &new {
+        if k == "TARGET" || k == "DISK_ID" {
+            continue;
+        }
+        match get(&cur, k) {
+            Some(old) if &old == v => {}
+            old => {
+                if is_eth(k) {
+                    let verb = if old.is_some() { "update" } else { "add" };
+                    return Err(fail(
+                        code::INTERNAL,
+                        format!("Unable to {verb} {k}, update NIC to update network context"),
+                    ));
+                }
+                changed = true;
+            }
+        }
+    }
+    if !append
+        && cur
+            .iter()
+            .any(|(k, _)| get(&new, k).is_none() && k != "TARGET" && k != "DISK_ID")
+    {
+        changed = true;
+    }
+    let mut out: Vec<(String, String)> = if append {
+        let mut out = cur.clone();
+        for (k, v) in &new {
+            out.retain(|(n, _)| n != k);
+            out.push((k.clone(), v.clone()));
+        }
+        out
+    } else {
+        new.clone()
+    };
+    for key in ["TARGET", "DISK_ID"] {
+        out.retain(|(n, _)| n != key);
+        if let Some(v) = get(&cur, key) {
+            out.push((key.to_string(), v));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> Template {
+        Template::parse(text).unwrap_or_default()
+    }
+
+    #[test]
+    fn only_known_sections_and_keys_are_kept() {
+        let c = conf_template(&t(
+            "OS = [ ARCH = \"x86_64\", BOGUS = \"1\" ]\nMEMORY = \"1024\"\nCONTEXT = [ A = \"b\" ]",
+        ));
+        assert_eq!(
+            c.vector("OS"),
+            Some(&[("ARCH".into(), "x86_64".into())][..])
+        );
+        assert!(c.single("MEMORY").is_none());
+        assert!(c.vector("CONTEXT").is_some());
+    }
+
+    #[test]
+    fn replace_drops_a_missing_section_and_merge_keeps_it() {
+        let old = t("OS = [ ARCH = \"x86_64\" ]\nFEATURES = [ ACPI = \"yes\" ]");
+        let conf = conf_template(&t("OS = [ MACHINE = \"q35\" ]"));
+        let (rep, _) = apply(&old, &conf, false)
+            .map_err(|_| ())
+            .unwrap_or_default();
+        assert!(rep.vector("FEATURES").is_none());
+        assert_eq!(
+            rep.vector("OS"),
+            Some(&[("MACHINE".into(), "q35".into())][..])
+        );
+        let (mer, _) = apply(&old, &conf, true).map_err(|_| ()).unwrap_or_default();
+        assert!(mer.vector("FEATURES").is_some());
+        assert_eq!(mer.vector("OS").map(<[_]>::len), Some(2));
+    }
+
+    #[test]
+    fn context_changes_but_not_its_network_values() {
+        let old = t("CONTEXT = [ A = \"1\", ETH0_IP = \"10.0.0.1\", TARGET = \"hda\" ]");
+        let (new, changed) = apply(
+            &old,
+            &conf_template(&t("CONTEXT = [ A = \"2\", ETH0_IP = \"10.0.0.1\" ]")),
+            false,
+        )
+        .map_err(|_| ())
+        .unwrap_or_default();
+        assert!(changed);
+        assert_eq!(
+            new.vector("CONTEXT")
+                .and_then(|c| template::vector_get(c, "TARGET")),
+            Some("hda")
+        );
+        assert!(apply(
+            &old,
+            &conf_template(&t("CONTEXT = [ ETH0_IP = \"10.0.0.9\" ]")),
+            false
+        )
+        .is_err());
+        assert!(apply(
+            &t("A = \"1\""),
+            &conf_template(&t("CONTEXT = [ B = \"1\" ]")),
+            false
+        )
+        .is_err());
+    }
+}
