@@ -24,8 +24,10 @@ fn info(c: &cli::Client, method: &str, oid: i32) -> String {
     c.call_xml(method, vec![Value::Int(oid)]).unwrap()
 }
 
+/// Whether the VM is in (`st`, `lcm`); false while a follower has not applied it yet.
 fn in_state(c: &cli::Client, vm: i32, st: i32, lcm: i32) -> bool {
-    info(c, "one.vm.info", vm).contains(&format!("<STATE>{st}</STATE><LCM_STATE>{lcm}</LCM_STATE>"))
+    c.call_xml("one.vm.info", vec![Value::Int(vm)])
+        .is_ok_and(|b| b.contains(&format!("<STATE>{st}</STATE><LCM_STATE>{lcm}</LCM_STATE>")))
 }
 
 fn running(c: &cli::Client, vm: i32) -> bool {
@@ -34,7 +36,9 @@ fn running(c: &cli::Client, vm: i32) -> bool {
 
 /// Whether the VM is in (`st`, `lcm`) with these history records' hosts, read in one body.
 fn at(c: &cli::Client, vm: i32, st: i32, lcm: i32, hosts: &[i32]) -> bool {
-    let body = info(c, "one.vm.info", vm);
+    let Ok(body) = c.call_xml("one.vm.info", vec![Value::Int(vm)]) else {
+        return false;
+    };
     body.contains(&format!("<STATE>{st}</STATE><LCM_STATE>{lcm}</LCM_STATE>"))
         && hosts_in(&body) == hosts
 }

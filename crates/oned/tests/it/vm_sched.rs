@@ -52,8 +52,10 @@ fn running_vm(zone: &Zone, c: &cli::Client) -> i32 {
         vec![s("node-h"), s("dummy"), s("dummy"), i(-1)],
     );
     let vm = ok(c, "one.vm.allocate", vec![s("CPU = 1\nMEMORY = 64")]);
+    // Through a follower the VM may not be there yet: not running either.
     zone.wait_until(DEADLINE, "the VM runs", || {
-        body(c, vm).contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>")
+        c.call_xml("one.vm.info", vec![i(vm)])
+            .is_ok_and(|b| b.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>"))
     });
     vm
 }
