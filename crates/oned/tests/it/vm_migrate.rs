@@ -20,8 +20,11 @@ fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i32 {
     c.call(method, params).unwrap().as_i64().unwrap() as i32
 }
 
+/// The object's body; empty while a follower has not applied its creation yet (reads through a
+/// follower are stale by design, and every use here waits or checks what it finds).
 fn info(c: &cli::Client, method: &str, oid: i32) -> String {
-    c.call_xml(method, vec![Value::Int(oid)]).unwrap()
+    c.call_xml(method, vec![Value::Int(oid)])
+        .unwrap_or_default()
 }
 
 /// Whether the VM is in (`st`, `lcm`); false while a follower has not applied it yet.
