@@ -74,6 +74,8 @@ fn a_vm_migrates_live_and_cold_and_its_host_usage_follows_it() {
     let zone = Zone::bootstrap(3);
     let leader = zone.leader();
     let w = zone.servers[(leader + 1) % 3].client();
+    // Reads go to the leader, which has every write the follower forwarded.
+    let c = zone.servers[leader].client();
     let a = ok(
         &w,
         "one.host.allocate",
@@ -84,13 +86,13 @@ fn a_vm_migrates_live_and_cold_and_its_host_usage_follows_it() {
         "one.vm.allocate",
         vec![s("NAME = m\nCPU = 0.5\nMEMORY = 64")],
     );
-    zone.wait_until(DEADLINE, "the VM runs", || running(&w, vm));
+    zone.wait_until(DEADLINE, "the VM runs", || running(&c, vm));
     let b = ok(
         &w,
         "one.host.allocate",
         vec![s("node-b"), s("dummy"), s("dummy"), i(-1)],
     );
-    assert_eq!(hosts_of(&w, vm), [a]);
+    assert_eq!(hosts_of(&c, vm), [a]);
 
     // Refusals: the same host, a missing one, a bad datastore.
     let (code, msg) = one_error(w.call("one.vm.migrate", vec![i(vm), i(a), Value::Bool(true)]));
@@ -109,7 +111,7 @@ fn a_vm_migrates_live_and_cold_and_its_host_usage_follows_it() {
     );
 
     zone.wait_until(DEADLINE, "b is monitored", || {
-        info(&w, "one.host.info", b).contains("<STATE>2</STATE>")
+        info(&c, "one.host.info", b).contains("<STATE>2</STATE>")
     });
     eprintln!("--- live: MIGRATE, then RUNNING on the new host");
     ok(
@@ -117,25 +119,25 @@ fn a_vm_migrates_live_and_cold_and_its_host_usage_follows_it() {
         "one.vm.migrate",
         vec![i(vm), i(b), Value::Bool(true), Value::Bool(true)],
     );
-    zone.wait_until(DEADLINE, "the VM runs on b", || at(&w, vm, 3, 3, &[a, b]));
+    zone.wait_until(DEADLINE, "the VM runs on b", || at(&c, vm, 3, 3, &[a, b]));
     zone.wait_until(DEADLINE, "b holds the VM, a is free", || {
-        cpu_usage(&w, b) == "50" && cpu_usage(&w, a) == "0"
+        cpu_usage(&c, b) == "50" && cpu_usage(&c, a) == "0"
     });
 
     eprintln!("--- cold: SAVE_MIGRATE -> PROLOG_MIGRATE -> BOOT_MIGRATE -> RUNNING");
     ok(&w, "one.vm.migrate", vec![i(vm), i(a), Value::Bool(false)]);
     zone.wait_until(DEADLINE, "the VM runs on a again", || {
-        at(&w, vm, 3, 3, &[a, b, a])
+        at(&c, vm, 3, 3, &[a, b, a])
     });
-    let body = info(&w, "one.vm.info", vm);
+    let body = info(&c, "one.vm.info", vm);
     assert!(body.contains("<SEQ>2</SEQ>"), "{body}");
 
     eprintln!("--- a powered-off VM moves and stays off");
     ok(&w, "one.vm.action", vec![s("poweroff"), i(vm)]);
-    zone.wait_until(DEADLINE, "POWEROFF", || in_state(&w, vm, 8, 0));
+    zone.wait_until(DEADLINE, "POWEROFF", || in_state(&c, vm, 8, 0));
     ok(&w, "one.vm.migrate", vec![i(vm), i(b), Value::Bool(false)]);
     zone.wait_until(DEADLINE, "POWEROFF on b", || {
-        let body = info(&w, "one.vm.info", vm);
+        let body = info(&c, "one.vm.info", vm);
         body.contains("<STATE>8</STATE><LCM_STATE>0</LCM_STATE>")
             && hosts_in(&body).last() == Some(&b)
     });
@@ -160,13 +162,15 @@ fn recover_ends_deletes_or_recreates_a_vm_as_opennebula() {
     let zone = Zone::bootstrap(3);
     let leader = zone.leader();
     let w = zone.servers[(leader + 1) % 3].client();
+    // Reads go to the leader, which has every write the follower forwarded.
+    let c = zone.servers[leader].client();
     let host = ok(
         &w,
         "one.host.allocate",
         vec![s("node-a"), s("dummy"), s("dummy"), i(-1)],
     );
     let vm = ok(&w, "one.vm.allocate", vec![s("CPU = 1\nMEMORY = 64")]);
-    zone.wait_until(DEADLINE, "the VM runs", || running(&w, vm));
+    zone.wait_until(DEADLINE, "the VM runs", || running(&c, vm));
 
     let (code, msg) = one_error(w.call("one.vm.recover", vec![i(vm), i(9)]));
     assert_eq!(
@@ -175,7 +179,7 @@ fn recover_ends_deletes_or_recreates_a_vm_as_opennebula() {
     );
     // Nothing to recover on a RUNNING VM: success, nothing changes.
     assert_eq!(ok(&w, "one.vm.recover", vec![i(vm), i(1)]), vm);
-    assert!(running(&w, vm));
+    assert!(running(&c, vm));
 
     let held = ok(
         &w,
@@ -204,14 +208,14 @@ fn recover_ends_deletes_or_recreates_a_vm_as_opennebula() {
     eprintln!("--- delete-recreate: back to PENDING, then scheduled again");
     ok(&w, "one.vm.recover", vec![i(vm), i(4)]);
     zone.wait_until(DEADLINE, "the VM runs again", || {
-        let b = info(&w, "one.vm.info", vm);
+        let b = info(&c, "one.vm.info", vm);
         b.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>") && hosts_in(&b).len() == 2
     });
 
     eprintln!("--- delete: DONE, the host freed");
     ok(&w, "one.vm.recover", vec![i(vm), i(3)]);
-    zone.wait_until(DEADLINE, "DONE", || in_state(&w, vm, 6, 0));
-    zone.wait_until(DEADLINE, "the host is free", || cpu_usage(&w, host) == "0");
+    zone.wait_until(DEADLINE, "DONE", || in_state(&c, vm, 6, 0));
+    zone.wait_until(DEADLINE, "the host is free", || cpu_usage(&c, host) == "0");
     let (code, msg) = one_error(w.call("one.vm.recover", vec![i(vm), i(4)]));
     assert_eq!(
         (code, msg.as_str()),
@@ -222,7 +226,7 @@ fn recover_ends_deletes_or_recreates_a_vm_as_opennebula() {
     );
     // delete-db of a held VM ends it at once.
     ok(&w, "one.vm.recover", vec![i(held), i(5)]);
-    zone.wait_until(DEADLINE, "the held VM is DONE", || in_state(&w, held, 6, 0));
+    zone.wait_until(DEADLINE, "the held VM is DONE", || in_state(&c, held, 6, 0));
 }
 
 #[test]
