@@ -74,7 +74,8 @@ def test_hold_release_and_a_nic_lease(sides):
     with pytest.raises(pyone.OneInternalException, match="Missing MAC, IP or IP6"):
         follower.vn.hold(vn, "LEASES = [ AR_ID = 0 ]")
 
-    vm = follower.vm.allocate(f'CPU = 1\nMEMORY = 32\nNIC = [ NETWORK = "{name}" ]')
+    # On hold: other tests' hosts must not deploy it meanwhile.
+    vm = follower.vm.allocate(f'CPU = 1\nMEMORY = 32\nNIC = [ NETWORK = "{name}" ]', True)
     nic = leader.vm.info(vm).TEMPLATE["NIC"]
     assert (nic["IP"], nic["NETWORK_ID"], nic["TARGET"]) == ("10.9.0.2", str(vn), f"one-{vm}-0")
     with pytest.raises(pyone.OneInternalException, match="Cannot get IP/MAC lease"):

@@ -58,3 +58,44 @@ def test_resume_past_the_running_quota_is_an_action_error(zone):
     user.vm.allocate('NAME = "r2"\nCPU = 0.1\nMEMORY = 64', True)
     with pytest.raises(pyone.OneActionException, match="limit of 1 reached for RUNNING_VMS quota in VM"):
         user.vm.action("resume", first)
+
+
+def test_system_disk_size_counts_volatile_disks(zone):
+    one, uid, user = _user(zone)
+    one.user.quota(uid, "VM = [ SYSTEM_DISK_SIZE = 100 ]")
+    vid = user.vm.allocate('NAME = "sd1"\nCPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 60 ]', True)
+    with pytest.raises(pyone.OneAuthorizationException, match="limit of 100 reached for SYSTEM_DISK_SIZE quota in VM"):
+        user.vm.allocate('NAME = "sd2"\nCPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 50 ]', True)
+    follower = zone.server(zone.followers()[0])
+
+    def used(n):
+        def check():
+            vm = follower.user.info(uid).VM_QUOTA.VM[0]
+            assert vm.SYSTEM_DISK_SIZE_USED == n, vm.SYSTEM_DISK_SIZE_USED
+            return vm
+
+        return check
+
+    assert eventually(used("60")).SYSTEM_DISK_SIZE == "100"
+    user.vm.action("terminate", vid)
+    eventually(used("0"))
+
+
+def test_a_reservation_counts_in_the_leases_quota_of_its_parent(zone):
+    one, uid, user = _user(zone)
+    vn = one.vn.allocate(
+        f'NAME = "qn-{uuid.uuid4().hex[:6]}"\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.77.0.1, SIZE = 8 ]', -1
+    )
+    eventually(lambda: _ready(one.vn.info(vn)))
+    one.vn.chmod(vn, -1, -1, -1, -1, -1, -1, 1, -1, -1)
+    one.user.quota(uid, f"NETWORK = [ ID = {vn}, LEASES = 3 ]")
+    user.vn.reserve(vn, f'SIZE = 2\nNAME = "r-{uuid.uuid4().hex[:6]}"')
+    with pytest.raises(pyone.OneAuthorizationException, match="limit of 3 reached for LEASES quota in NETWORK"):
+        user.vn.reserve(vn, f'SIZE = 2\nNAME = "r-{uuid.uuid4().hex[:6]}"')
+    net = one.user.info(uid).NETWORK_QUOTA.NETWORK[0]
+    assert (net.ID, net.LEASES, net.LEASES_USED) == (str(vn), "3", "2")
+
+
+def _ready(vn):
+    assert vn.STATE == 1
+    return vn

@@ -34,6 +34,8 @@ pub(crate) enum Family {
     Image,
     VnTemplate,
     VmGroup,
+    Vrouter,
+    BackupJob,
 }
 
 impl Family {
@@ -53,6 +55,8 @@ impl Family {
             Kind::SecGroup => Family::SecGroup,
             Kind::VnTemplate => Family::VnTemplate,
             Kind::VmGroup => Family::VmGroup,
+            Kind::Vrouter => Family::Vrouter,
+            Kind::BackupJob => Family::BackupJob,
             Kind::Image => Family::Image,
             Kind::Datastore => Family::Datastore,
             Kind::Vnet => Family::Vnet,
@@ -80,6 +84,8 @@ impl Family {
             Family::Image => "IMAGE",
             Family::VnTemplate => "VNTEMPLATE",
             Family::VmGroup => "VM_GROUP",
+            Family::Vrouter => "VROUTER",
+            Family::BackupJob => "BACKUPJOB",
         }
     }
 
@@ -118,6 +124,8 @@ impl Family {
             Family::Image => filtered("one.imagepool.info"),
             Family::VnTemplate => filtered("one.vntemplatepool.info"),
             Family::VmGroup => filtered("one.vmgrouppool.info"),
+            Family::Vrouter => filtered("one.vrouterpool.info"),
+            Family::BackupJob => filtered("one.backupjobpool.info"),
         }
     }
 }

@@ -3,10 +3,12 @@
 //! and the text layouts of `onezone show` / `onezone list`.
 
 pub mod acct;
+pub(crate) mod backupjob;
 pub mod client;
 pub(crate) mod datastore;
 pub mod format;
 pub mod hook;
+pub(crate) mod host_flush;
 pub(crate) mod host_monitoring;
 pub(crate) mod ids;
 pub(crate) mod image;
@@ -17,19 +19,23 @@ pub mod market;
 pub mod objects;
 pub mod onedb;
 pub(crate) mod onevm;
+pub(crate) mod onevm_backup;
 pub(crate) mod onevm_ops;
 pub(crate) mod onevm_snap;
 pub(crate) mod onevm_snap_list;
 pub mod onezone;
-pub(crate) mod search;
+pub(crate) mod owned_ops;
+pub(crate) mod quota;
 pub(crate) mod secgroup;
 pub mod serversync;
 pub(crate) mod tables;
+pub(crate) mod template_instantiate;
 pub mod tokens;
 pub(crate) mod vmgroup;
 pub(crate) mod vnet;
 pub(crate) mod vnet_show;
 pub(crate) mod vntemplate;
+pub(crate) mod vrouter;
 pub mod xml;
 pub mod zone;
 

@@ -132,6 +132,8 @@ fn takes_filter_flag(kind: Kind) -> bool {
             | Kind::MarketApp
             | Kind::VnTemplate
             | Kind::VmGroup
+            | Kind::Vrouter
+            | Kind::BackupJob
             | Kind::Image
             | Kind::Vnet
             | Kind::SecGroup
@@ -166,8 +168,8 @@ pub(crate) fn list(
     write_lines(out, &render(&table, &lo)?)
 }
 
-/// The pool document; with a `--search` query, only the objects it matches
-/// (`VirtualMachinePool#info_search`, whose query is also checked here).
+/// The pool document; with a `--search` query, the objects oned found it to match
+/// (`VirtualMachinePool#info_search`: the CLI trusts the server's answer).
 fn pool_xml(
     kind: Kind,
     client: &Client,
@@ -178,11 +180,7 @@ fn pool_xml(
     if let Some(query) = search {
         params.push(Value::String(query.to_string()));
     }
-    let xml = client.call_xml(method, params).map_err(err_text)?;
-    match search {
-        Some(query) => crate::search::filter_pool(&xml, query),
-        None => Ok(xml),
-    }
+    client.call_xml(method, params).map_err(err_text)
 }
 
 pub(crate) fn write_lines(out: &mut dyn Write, lines: &[String]) -> Result<(), String> {

@@ -16,7 +16,7 @@ use xmlrpc::Value;
 
 use crate::client::Client;
 use crate::hook::{civil, decode64, lock_name};
-use crate::ids::{option_id, perform, Family, Resolver};
+use crate::ids::{option_id, Family, Resolver};
 use crate::listing::{col, Table};
 use crate::objects::{err_text, file_text, id, text, Kind, Opts};
 use crate::xml::Element;
@@ -47,9 +47,10 @@ pub(crate) fn execute(
             say_id(out, &v)
         }
         "export" if app => export(o, client, out),
-        "update" | "rename" => single(kind, cmd, o, client),
-        "delete" | "chgrp" | "chown" | "chmod" | "enable" | "disable" => each(kind, cmd, o, client),
-        "lock" | "unlock" if app => each(kind, cmd, o, client),
+        "update" | "rename" | "delete" | "chgrp" | "chown" | "chmod" | "enable" | "disable" => {
+            crate::owned_ops::execute(kind, prefix(kind), cmd, o, client)
+        }
+        "lock" | "unlock" if app => crate::owned_ops::execute(kind, prefix(kind), cmd, o, client),
         "" => Err(format!("No command given.\nusage: {}", kind.usage())),
         other => Err(format!(
             "Unknown command '{other}'.\nusage: {}",
@@ -58,48 +59,16 @@ pub(crate) fn execute(
     }
 }
 
-/// `<prefix>.<verb>` of the command's family.
-fn call(kind: Kind, client: &Client, verb: &str, params: Vec<Value>) -> Result<(), String> {
-    let prefix = if kind == Kind::MarketApp {
+/// The method prefix of the command's family.
+fn prefix(kind: Kind) -> &'static str {
+    if kind == Kind::MarketApp {
         "one.marketapp"
     } else {
         "one.market"
-    };
-    client
-        .call(&format!("{prefix}.{verb}"), params)
-        .map(drop)
-        .map_err(err_text)
+    }
 }
 
-/// `update` and `rename`: one object, by id or name.
-fn single(kind: Kind, cmd: &str, o: &Opts, client: &Client) -> Result<(), String> {
-    let oid = Resolver::own(client, kind).arg(o.words.get(1), "id")?;
-    let w2 = o.words.get(2);
-    let params = if cmd == "update" {
-        vec![
-            Value::Int(oid),
-            Value::String(file_text(w2)?),
-            Value::Int(i32::from(o.flag(&["-a", "--append"]))),
-        ]
-    } else {
-        let name = w2.ok_or("missing the new name")?;
-        vec![Value::Int(oid), Value::String(name.clone())]
-    };
-    call(kind, client, cmd, params)
-}
-
-/// The `[:range, :<x>id_list]` commands: the arguments read once, then the call on each id.
-fn each(kind: Kind, cmd: &str, o: &Opts, client: &Client) -> Result<(), String> {
-    let ids = Resolver::own(client, kind).args(o.words.get(1), "id")?;
-    let (verb, rest) = action_args(cmd, o, client)?;
-    perform(&ids, |oid| {
-        let mut params = vec![Value::Int(oid)];
-        params.extend(rest.iter().cloned());
-        call(kind, client, verb, params)
-    })
-}
-
-/// The call and the arguments after the id of each `each` command.
+/// The call and the arguments after the id of each command on a list of objects.
 pub(crate) fn action_args(
     cmd: &str,
     o: &Opts,

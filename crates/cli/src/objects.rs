@@ -32,6 +32,8 @@ pub enum Kind {
     SecGroup,
     VnTemplate,
     VmGroup,
+    Vrouter,
+    BackupJob,
     Vnet,
     Image,
     Datastore,
@@ -54,6 +56,8 @@ impl Kind {
             Kind::SecGroup => "onesecgroup",
             Kind::VnTemplate => "onevntemplate",
             Kind::VmGroup => "onevmgroup",
+            Kind::Vrouter => "onevrouter",
+            Kind::BackupJob => "onebackupjob",
             Kind::Image => "oneimage",
             Kind::Datastore => "onedatastore",
             Kind::Vnet => "onevnet",
@@ -66,17 +70,19 @@ impl Kind {
 
     fn commands(self) -> &'static str {
         match self {
-            Kind::User => "oneuser list [<list options>] | show <id> | create <name> <password> | delete <ids> | passwd <id> <password> | chgrp <ids> <group> | enable|disable <ids> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | encode <user> [<password>] | umask <ids> [<mask>]",
-            Kind::Group => "onegroup list [<list options>] | show <id> | create <name> | delete <ids> | quota <id> <file> | defaultquota <file> | update <id> <file> [--append] | addadmin|deladmin <ids> <user>",
+            Kind::User => "oneuser list [<list options>] | show <id> | create <name> <password> | delete <ids> | passwd <id> <password> | chgrp <ids> <group> | enable|disable <ids> | chauth <id> <driver> [<password>] | login|token-create [<name>] [--time <s>] [--group <gid>] [--force] | token-set --token <prefix>|--group <gid>|--global | token-delete <prefix> | token-delete-all <name> | quota <id> [<file>] | batchquota <ids> [<file>] | defaultquota [<file>] | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | encode <user> [<password>] | umask <ids> [<mask>]",
+            Kind::Group => "onegroup list [<list options>] | show <id> | create <name> | delete <ids> | quota <id> [<file>] | batchquota <ids> [<file>] | defaultquota [<file>] | update <id> <file> [--append] | addadmin|deladmin <ids> <user>",
             Kind::Acl => "oneacl list [<list options>] | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <range>",
-            Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids> | monitoring <id> <attr> [--start <date>] [--end <date>] [--unit K|M|G|T] [--n <n>] --table|--csv <separator>",
-            Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend <ids>",
-            Kind::Template => "onetemplate list [a|m|g|G|<user>] [<list options>] | show <id> | create <file> | delete <ids> | clone <id> <name> | instantiate <id> [--name <name>] [--hold]",
-            Kind::Cluster => "onecluster list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host> | adddatastore|deldatastore <id> <datastore> | addvnet|delvnet <id> <vnet>",
+            Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids> | monitoring <id> <attr> [--start <date>] [--end <date>] [--unit K|M|G|T] [--n <n>] --table|--csv <separator> | rename <id> <name> | update <id> <file> [--append] | flush <ids>",
+            Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend|resched|unresched <ids> | rename <id> <name> | update <id> <file> [--append] | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
+            Kind::Template => "onetemplate list [a|m|g|G|<user>] [<list options>] | show <id> | create <file> | delete <ids> | clone <id> <name> | instantiate <id> [<file>] [--name <name>] [-m|--multiple <n>] [--prefix <prefix>] [--hold] [--persistent] [--cpu <cpu>] [--vcpu <n>] [--memory <mb|Ng>] [--disk <image,...>] [--nic <network,...>] [--raw <text>]",
+            Kind::Cluster => "onecluster list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host> | adddatastore|deldatastore <id> <datastore> | addvnet|delvnet <id> <vnet> | optimize|planexecute|plandelete <id>",
             Kind::Vdc => "onevdc list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <ids> <zone> <id|name|ALL>",
             Kind::Hook => "onehook list [<list options>] | show <id> [-x] [-e <exec_id>] | create <file> [--dry] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | retry <id> <exec_id> | log [--success|--error] [--hook-id <id>] [--since <date>] [--until <date>] [-x|--xml]",
             Kind::Market => "onemarket list [<list options>] | show <id> [-x] | create <file> | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | enable|disable <ids>",
             Kind::VmGroup => "onevmgroup list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | role-add <id> [<file>] | role-delete <id> <role> | role-update <id> <role> <file>",
+            Kind::Vrouter => "onevrouter list [a|m|g|G|<user>] [<list options>] | show <id> [-x] [--all] | create [<file>] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | instantiate <id> <template> [<file>] [--name <name>] [-m|--multiple <n>] [--hold] | nic-attach <id> [--file <file>] [--network <network>] [--ip <ip>] [--float] | nic-detach <id> <nic_id>",
+            Kind::BackupJob => "onebackupjob list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create [<file>] [--name <name>] [--vms <ids>] [--keep <n>] [--mode <full|increment>] | delete <ids> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | backup <ids> [--schedule <time>] | cancel <ids> | retry <ids> | priority <ids> <priority> | sched-delete <id> <sched_id> | sched-update <id> <sched_id> <file>",
             Kind::VnTemplate => "onevntemplate list [a|m|g|G|<user>] [<list options>] | show <id> [-x] | create <file> | clone <id> <name> | delete <ids> | instantiate <id> [<file>] [--name <name>] | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
             Kind::Vnet => "onevnet list [a|m|g|G|<user>] [<list options>] | show <id> [-x|-j] [--show-ar] | create [<file>] [-c <cluster>] | delete <ids> | addar <id> [<file>] [-s <size>] [-i <ip>] [-m <mac>] [-6 <ip6/prefix>] [-g <prefix>] [-u <prefix>] [--gateway <ip>] [--netmask <mask>] [--vn_mad <mad>] [--vlanid <id>] | rmar <id> <ar_id> [--force] | free <id> <ar_id> | updatear <id> <ar_id> <file> [--append] | hold|release <id> <address> [-a <ar_id>] | reserve <id> [<target>] -s <size> [-n <name>] [-a <ar_id>] [-i <ip>|-m <mac>|-6 <ip6>] | recover <ids> --success|--failure|--delete|--retry | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | orphans",
             Kind::Image => "oneimage list [a|m|g|G|<user>] [<list options>] [--backup] | show <id> [-x] | create [<file>] -d <datastore> [--name <name>] [--path <path>|--source <source>] [--size <size>] [--type <type>] [--persistent] [--prefix <prefix>] [--target <target>] [--format <format>] [--fs <fs>] [--disk_type <type>] [--description <text>] [--no_check_capacity] [--dry] | clone <id> <name> [-d <datastore>] | delete <ids> [--force] | persistent|nonpersistent|enable|disable <ids> | chtype <ids> <type> | update <id> <file> [--append] | rename <id> <name> | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | snapshot-delete|snapshot-revert|snapshot-flatten <id> <snapshot> | restore <id> -d <datastore> [--no_nic] [--no_ip] [--name <name>] [--increment <id>] [--disk-id <id>] | orphans",
@@ -233,6 +239,8 @@ fn show(
         Kind::SecGroup => return Err("onesecgroup shows through crate::secgroup".into()),
         Kind::VnTemplate => return Err("onevntemplate shows through crate::vntemplate".into()),
         Kind::VmGroup => return Err("onevmgroup shows through crate::vmgroup".into()),
+        Kind::Vrouter => return Err("onevrouter shows through crate::vrouter".into()),
+        Kind::BackupJob => return Err("onebackupjob shows through crate::backupjob".into()),
         Kind::Image => return Err("oneimage shows through crate::image".into()),
         Kind::Datastore => return Err("onedatastore shows through crate::datastore".into()),
         Kind::Vnet => return Err("onevnet shows through crate::vnet".into()),
@@ -262,6 +270,8 @@ fn show(
         Kind::SecGroup => "SECURITY GROUP",
         Kind::VnTemplate => "TEMPLATE",
         Kind::VmGroup => "VM GROUP",
+        Kind::Vrouter => "VIRTUAL ROUTER",
+        Kind::BackupJob => "BACKUP JOB",
         Kind::Image => "IMAGE",
         Kind::Datastore => "DATASTORE",
         Kind::Vnet => "VIRTUAL NETWORK",
@@ -385,6 +395,8 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
         (Kind::SecGroup, _) => crate::secgroup::execute(o, client, out),
         (Kind::VnTemplate, _) => crate::vntemplate::execute(o, client, out),
         (Kind::VmGroup, _) => crate::vmgroup::execute(o, client, out),
+        (Kind::Vrouter, _) => crate::vrouter::execute(o, client, out),
+        (Kind::BackupJob, _) => crate::backupjob::execute(o, client, out),
         (Kind::Image, _) => crate::image::execute(o, client, out),
         (Kind::Datastore, _) => crate::datastore::execute(o, client, out),
         (Kind::Vnet, _) => crate::vnet::execute(o, client, out),
@@ -411,8 +423,9 @@ fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result
     }
 }
 
-/// `update` and `quota` of a user or group, and the `defaultquota` of all.
+/// `update`, `quota` and `batchquota` of users or groups, and the `defaultquota` of all.
 fn owner_templates(c: &Cmd, family: &str) -> Result<(), String> {
+    use crate::quota::Whose;
     match c.name {
         "update" => c.call(
             &format!("one.{family}.update"),
@@ -422,14 +435,24 @@ fn owner_templates(c: &Cmd, family: &str) -> Result<(), String> {
                 c.append(),
             ],
         ),
-        "quota" => c.call(
-            &format!("one.{family}.quota"),
-            vec![Value::Int(c.one(1)?), Value::String(file_text(c.word(2))?)],
-        ),
-        _ => c.call(
-            &format!("one.{family}quota.update"),
-            vec![Value::String(file_text(c.word(1))?)],
-        ),
+        "quota" => {
+            let id = c.one(1)?;
+            let t = crate::quota::template(c.client, family, c.word(2), Whose::One(id))?;
+            c.call(
+                &format!("one.{family}.quota"),
+                vec![Value::Int(id), Value::String(t)],
+            )
+        }
+        // The batch is sent alone: the entries it does not name are kept anyway.
+        "batchquota" => {
+            let ids = c.many(1)?;
+            let t = crate::quota::template(c.client, family, c.word(2), Whose::Batch)?;
+            c.each_of(ids, &format!("one.{family}.quota"), vec![Value::String(t)])
+        }
+        _ => {
+            let t = crate::quota::template(c.client, family, c.word(1), Whose::Defaults)?;
+            c.call(&format!("one.{family}quota.update"), vec![Value::String(t)])
+        }
     }
 }
 
@@ -500,7 +523,7 @@ fn user(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             vec![Value::Bool(c.name == "enable")],
         ),
         "delete" => c.each(wire::method::USER_DELETE, vec![]),
-        "update" | "quota" | "defaultquota" => owner_templates(c, "user"),
+        "update" | "quota" | "batchquota" | "defaultquota" => owner_templates(c, "user"),
         "encode" => {
             let user = c.word(1).ok_or("missing the user name")?;
             let parts: Vec<String> = std::iter::once(user)
@@ -591,7 +614,7 @@ fn group(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             c.each_of(ids, &format!("one.group.{}", c.name), vec![Value::Int(uid)])
         }
         "delete" => c.each(wire::method::GROUP_DELETE, vec![]),
-        "update" | "quota" | "defaultquota" => owner_templates(c, "group"),
+        "update" | "quota" | "batchquota" | "defaultquota" => owner_templates(c, "group"),
         _ => c.unknown(),
     }
 }
@@ -652,6 +675,10 @@ fn host(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             c.each(wire::method::HOST_STATUS, vec![Value::Int(status)])
         }
         "delete" => c.each(wire::method::HOST_DELETE, vec![]),
+        "rename" | "update" => {
+            crate::owned_ops::execute(Kind::Host, "one.host", c.name, c.o, c.client)
+        }
+        "flush" => crate::host_flush::execute(c.o, c.client, &c.many(1)?),
         _ => c.unknown(),
     }
 }
@@ -674,7 +701,7 @@ fn vm(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             c.each_of(ids, wire::method::VM_DEPLOY, vec![Value::Int(hid)])
         }
         a @ ("terminate" | "poweroff" | "undeploy" | "reboot" | "hold" | "release" | "resume"
-        | "stop" | "suspend") => {
+        | "stop" | "suspend" | "resched" | "unresched") => {
             let hard = c.o.flag(&["--hard"])
                 && matches!(a, "terminate" | "poweroff" | "undeploy" | "reboot");
             let action = if hard { format!("{a}-hard") } else { a.into() };
@@ -689,8 +716,12 @@ fn vm(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             })
         }
         n if crate::onevm::handles(n) => crate::onevm::execute(c.o, c.client),
+        n if crate::onevm_backup::handles(n) => crate::onevm_backup::execute(c.o, c.client),
         n if crate::onevm_ops::handles(n) => crate::onevm_ops::execute(c.o, c.client),
         n if crate::onevm_snap::handles(n) => crate::onevm_snap::execute(c.o, c.client, out),
+        n if crate::owned_ops::handles(n) => {
+            crate::owned_ops::execute(Kind::Vm, "one.vm", n, c.o, c.client)
+        }
         _ => c.unknown(),
     }
 }
@@ -716,18 +747,11 @@ fn template(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             )
         }
         "instantiate" => {
-            let v = c.value(
-                wire::method::TEMPLATE_INSTANTIATE,
-                vec![
-                    Value::Int(c.one(1)?),
-                    Value::String(c.o.value(&["--name"]).unwrap_or_default()),
-                    Value::Bool(c.o.flag(&["--hold"])),
-                    Value::String(String::new()),
-                ],
-            )?;
-            writeln!(out, "VM ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
+            crate::template_instantiate::instantiate(c.o, c.client, c.one(1)?, c.word(2), out)
         }
-        "delete" => c.each(wire::method::TEMPLATE_DELETE, vec![]),
+        n if crate::owned_ops::handles(n) => {
+            crate::owned_ops::execute(Kind::Template, "one.template", n, c.o, c.client)
+        }
         _ => c.unknown(),
     }
 }
@@ -780,6 +804,11 @@ fn cluster(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
         "addvnet" | "delvnet" => Family::Vnet,
         "create" | "rename" | "update" => return named(c, "cluster", out),
         "delete" => return c.each("one.cluster.delete", vec![]),
+        // OpenNebula 7's DRS plans: each takes the cluster only.
+        "optimize" | "planexecute" | "plandelete" => {
+            let oid = c.one(1)?;
+            return c.call(&format!("one.cluster.{}", c.name), vec![Value::Int(oid)]);
+        }
         _ => return c.unknown(),
     };
     let oid = c.one(1)?;
@@ -948,11 +977,19 @@ pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write
         (Kind::Vm, Some(cmd)) if crate::onevm_snap::handles(cmd) => {
             parse(args, crate::onevm_snap::valued_flags(cmd))
         }
+        (Kind::Vm, Some(cmd)) if crate::onevm_backup::handles(cmd) => {
+            parse(args, crate::onevm_backup::valued_flags(cmd))
+        }
         (Kind::Vm, Some(cmd)) if crate::onevm_ops::schedulable(cmd) => {
             parse(args, crate::onevm_ops::SCHEDULE_VALUED)
         }
         (Kind::Vm, Some(cmd)) => parse(args, crate::onevm::valued_flags(cmd)),
         (Kind::Image, Some(_)) => parse(args, crate::image::VALUED),
+        (Kind::Vrouter, Some(_)) => parse(args, crate::vrouter::VALUED),
+        (Kind::BackupJob, Some(_)) => parse(args, crate::backupjob::VALUED),
+        (Kind::Template, Some(cmd)) if cmd == "instantiate" => {
+            parse(args, crate::template_instantiate::VALUED)
+        }
         (Kind::Host, Some(cmd)) if cmd == "monitoring" => {
             parse(args, crate::host_monitoring::VALUED)
         }

@@ -1,6 +1,6 @@
 //! `onevm`'s day-2 subcommands, with OpenNebula's arguments (`src/cli/onevm`):
 //! `disk-attach`, `disk-detach`, `nic-attach`, `nic-detach`, `nic-update`, `sg-attach`,
-//! `sg-detach`, `resize`. Each prints nothing on success, as OpenNebula's.
+//! `sg-detach`, `resize`, `pci-attach`, `pci-detach`. Each prints nothing on success, as OpenNebula's.
 
 use xmlrpc::Value;
 
@@ -15,6 +15,13 @@ pub(crate) fn valued_flags(subcommand: &str) -> &'static [&'static str] {
         "nic-attach" => &["--network", "--ip", "--ip6", "--mac", "--file", "--model"],
         "nic-update" => &["--file"],
         "resize" => &["--cpu", "--vcpu", "--memory", "--file"],
+        "pci-attach" => &[
+            "--file",
+            "--pci",
+            "--pci_device",
+            "--pci_class",
+            "--pci_vendor",
+        ],
         _ => &[],
     }
 }
@@ -31,6 +38,8 @@ pub(crate) fn handles(subcommand: &str) -> bool {
             | "sg-attach"
             | "sg-detach"
             | "resize"
+            | "pci-attach"
+            | "pci-detach"
     )
 }
 
@@ -125,6 +134,40 @@ pub(crate) fn execute(o: &Opts, client: &Client) -> Result<(), String> {
                 vec![Value::Int(vm), Value::String(text)],
             )
         }
+        "pci-attach" => {
+            let text = match o.value(&["--file"]) {
+                Some(f) => file_text(Some(&f))?,
+                None => {
+                    let mut pairs = Vec::new();
+                    for (flag, key) in [
+                        ("--pci", "SHORT_ADDRESS"),
+                        ("--pci_device", "DEVICE"),
+                        ("--pci_class", "CLASS"),
+                        ("--pci_vendor", "VENDOR"),
+                    ] {
+                        if let Some(v) = o.value(&[flag]) {
+                            pairs.push((key, v));
+                        }
+                    }
+                    if pairs.is_empty() {
+                        return Err("Provide a PCI description file with --file or the \
+                                    relevant pci options:"
+                            .into());
+                    }
+                    vector("PCI", &pairs)
+                }
+            };
+            call(
+                client,
+                "one.vm.attachpci",
+                vec![Value::Int(vm), Value::String(text)],
+            )
+        }
+        "pci-detach" => call(
+            client,
+            "one.vm.detachpci",
+            vec![Value::Int(vm), Value::Int(number(o, 2, "PCI id")?)],
+        ),
         "nic-detach" => call(
             client,
             "one.vm.detachnic",

@@ -8,9 +8,9 @@ use std::io::{IsTerminal, Read, Write};
 use xmlrpc::Value;
 
 use crate::client::Client;
-use crate::ids::{perform, Resolver};
+use crate::ids::Resolver;
 use crate::listing::{col, ListOpts, Table};
-use crate::market::{action_args, field, permissions, push, puts, template_str};
+use crate::market::{field, permissions, push, puts, template_str};
 use crate::objects::{err_text, file_text, text, Kind, Opts};
 use crate::xml::Element;
 
@@ -62,13 +62,7 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
             call("commit", vec![Value::Int(oid), Value::Bool(recover)]).map(drop)
         }
         "delete" | "chgrp" | "chown" | "chmod" => {
-            let ids = Resolver::own(client, kind).args(o.words.get(1), "id")?;
-            let (verb, rest) = action_args(cmd, o, client)?;
-            perform(&ids, |oid| {
-                let mut params = vec![Value::Int(oid)];
-                params.extend(rest.iter().cloned());
-                call(verb, params).map(drop)
-            })
+            crate::owned_ops::execute(kind, "one.secgroup", cmd, o, client)
         }
         "" => Err(format!("No command given.\nusage: {}", kind.usage())),
         other => Err(format!(

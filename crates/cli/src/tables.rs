@@ -24,6 +24,8 @@ pub(crate) fn pool_table(kind: Kind, pool: &Element, lo: &ListOpts) -> Table {
         Kind::SecGroup => crate::secgroup::table(&items, lo),
         Kind::VnTemplate => crate::vntemplate::table(&items, lo.numeric),
         Kind::VmGroup => crate::vmgroup::table(&items, lo),
+        Kind::Vrouter => crate::vrouter::table(&items, lo),
+        Kind::BackupJob => crate::backupjob::table(&items, lo),
         Kind::Image => crate::image::table(&items, lo),
         Kind::Datastore => crate::datastore::table(&items, lo),
         Kind::Vnet => crate::vnet_show::table(&items, lo),

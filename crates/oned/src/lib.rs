@@ -1,6 +1,7 @@
 //! `oned`: one server of an OpenNebula zone. It reads `oned.conf`, opens the state database,
 //! joins (or leads, or runs without) the zone's Raft group and serves OpenNebula's XML-RPC API.
 
+pub mod affinity;
 pub mod api;
 pub mod auth;
 pub mod cluster;
@@ -10,6 +11,7 @@ mod config_props;
 pub mod credentials;
 pub mod db;
 pub mod db_watch;
+pub mod drs;
 pub mod error;
 pub mod hook_runner;
 pub mod hooks;

@@ -35,6 +35,10 @@ pub struct Limits {
     pub timeout: Duration,
     /// `MESSAGE_SIZE`: the largest `/RPC2` request body, in bytes.
     pub message_size: usize,
+    /// `MAX_LEASES_PER_CALL`: addresses one call may take at once (`one.vn.reserve`'s SIZE). A
+    /// small request could otherwise make every server write millions of lease rows in one
+    /// transaction, stalling the zone's writes while it applies.
+    pub max_leases_per_call: u64,
 }
 
 pub mod defaults {
@@ -47,6 +51,8 @@ pub mod defaults {
     pub const KEEPALIVE_MAX_CONN: u64 = 1000;
     pub const TIMEOUT_S: u64 = 15;
     pub const MESSAGE_SIZE: usize = 8 << 20;
+    /// A /16 of IPv4 addresses.
+    pub const MAX_LEASES_PER_CALL: u64 = 1 << 16;
 }
 
 impl Default for Limits {
@@ -61,6 +67,7 @@ impl Default for Limits {
             keepalive_max_conn: defaults::KEEPALIVE_MAX_CONN,
             timeout: Duration::from_secs(defaults::TIMEOUT_S),
             message_size: defaults::MESSAGE_SIZE,
+            max_leases_per_call: defaults::MAX_LEASES_PER_CALL,
         }
     }
 }
@@ -112,6 +119,7 @@ impl Limits {
             keepalive_max_conn: positive("KEEPALIVE_MAX_CONN")?.unwrap_or(d.keepalive_max_conn),
             timeout: positive("TIMEOUT")?.map_or(d.timeout, Duration::from_secs),
             message_size,
+            max_leases_per_call: positive("MAX_LEASES_PER_CALL")?.unwrap_or(d.max_leases_per_call),
         })
     }
 
@@ -141,6 +149,14 @@ mod tests {
         assert_eq!(l.timeout, Duration::from_secs(3));
         assert_eq!(l.message_size, 1 << 20);
         assert_eq!(l.keepalive_timeout, Limits::default().keepalive_timeout);
+        assert_eq!(l.max_leases_per_call, defaults::MAX_LEASES_PER_CALL);
+        assert_eq!(
+            limits("MAX_LEASES_PER_CALL = 8")
+                .unwrap()
+                .max_leases_per_call,
+            8
+        );
+        assert!(limits("MAX_LEASES_PER_CALL = 0").is_err());
     }
 
     #[test]

@@ -166,6 +166,7 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
     let mut failed: HashMap<(i64, i64), Instant> = HashMap::new();
     loop {
         ticks.next().await;
+        crate::api::backupjob::pass(&ctx, &cluster, &pool).await;
         let vms = match crate::db::read(&pool, read_vms).await {
             Ok(v) => v,
             Err(e) => {

@@ -9,6 +9,7 @@
 //! Every change is a replicated write whose statements re-check the state they expect, so a new
 //! leader carries on where the old one stopped and no VM is ever deployed twice.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -166,12 +167,18 @@ struct Plan {
     vms: Vec<Pending>,
     hosts: Vec<HostRoom>,
     moving: bool,
+    /// Where the VM group peers of pending VMs are.
+    host_of: BTreeMap<i64, i64>,
+    /// VMs that are DONE or gone leaving their VM groups.
+    leavers: Vec<sqlstore::SqlStmt>,
 }
 
 /// A pending VM and the clusters it may run in (`None`: any).
 struct Pending {
     vm: vm::PendingVm,
     clusters: Option<Vec<i64>>,
+    /// Its VM group's rules, if it is in one.
+    rules: Option<crate::affinity::Rules>,
 }
 
 /// The ids a VM's `DISK`s (`IMAGE_ID`) and `NIC`s (`NETWORK_ID`) name.
@@ -190,35 +197,75 @@ fn images_and_networks(template: &str) -> (Vec<i64>, Vec<i64>) {
 
 fn read_plan(c: &Conn) -> Result<Plan, sqlstore::SqlError> {
     let mut vms = Vec::new();
+    let mut host_of = BTreeMap::new();
     for v in vm::pending(c, BATCH)? {
         let (images, nets) = images_and_networks(&v.template);
         let clusters = sqlstore::objects::cluster::allowed_for(c, &images, &nets)?;
-        vms.push(Pending { vm: v, clusters });
+        let rules = crate::affinity::read_rules(c, v.oid, &v.template, &mut host_of)?;
+        vms.push(Pending {
+            vm: v,
+            clusters,
+            rules,
+        });
     }
     Ok(Plan {
         vms,
         hosts: sqlstore::objects::host::with_room(c)?,
         moving: vm::any_moving(c)?,
+        host_of,
+        leavers: crate::affinity::leavers(c)?,
     })
 }
 
 /// Chooses a host for each pending VM that fits somewhere in a cluster it may use, least
 /// loaded first.
-fn place(vms: &[Pending], mut hosts: Vec<HostRoom>) -> Vec<(i64, i64)> {
-    let mut out = Vec::new();
-    for Pending { vm: v, clusters } in vms {
+#[cfg(test)]
+fn place(vms: &[Pending], hosts: Vec<HostRoom>) -> Vec<(i64, i64)> {
+    place_all(vms, hosts, BTreeMap::new()).placed
+}
+
+/// What one period decides: VMs placed (vm, host) and VMs left PENDING with why.
+struct Placement {
+    placed: Vec<(i64, i64)>,
+    unplaced: Vec<(i64, Option<String>)>,
+}
+
+/// [`place`], keeping each VM's group rules, `host_of` being where their peers are; a VM
+/// placed here counts as a peer's host for the next ones.
+fn place_all(
+    vms: &[Pending],
+    mut hosts: Vec<HostRoom>,
+    mut host_of: BTreeMap<i64, i64>,
+) -> Placement {
+    let mut out = Placement {
+        placed: Vec::new(),
+        unplaced: Vec::new(),
+    };
+    for Pending {
+        vm: v,
+        clusters,
+        rules,
+    } in vms
+    {
         let need_cpu = (v.cpu * 100.0).round() as i64;
         let need_mem = v.memory * 1024;
         hosts.sort_by_key(|h| (h.running_vms, h.oid));
         let allowed = |h: &HostRoom| clusters.as_ref().is_none_or(|c| c.contains(&h.cluster_id));
-        if let Some(h) = hosts
-            .iter_mut()
-            .find(|h| allowed(h) && h.free_cpu >= need_cpu && h.free_mem >= need_mem)
-        {
+        let fits = |h: &HostRoom| h.free_cpu >= need_cpu && h.free_mem >= need_mem;
+        let keeps = |h: &HostRoom| rules.as_ref().is_none_or(|r| r.allows(h.oid, &host_of));
+        if let Some(h) = hosts.iter_mut().find(|h| allowed(h) && fits(h) && keeps(h)) {
             h.free_cpu -= need_cpu;
             h.free_mem -= need_mem;
             h.running_vms += 1;
-            out.push((v.oid, h.oid));
+            out.placed.push((v.oid, h.oid));
+            host_of.insert(v.oid, h.oid);
+        } else {
+            let mut candidates: Vec<i64> =
+                hosts.iter().filter(|h| allowed(h)).map(|h| h.oid).collect();
+            candidates.sort_unstable();
+            let n_fits = hosts.iter().filter(|h| allowed(h) && fits(h)).count();
+            let why = crate::affinity::why_unplaced(&candidates, n_fits);
+            out.unplaced.push((v.oid, why));
         }
     }
     out
@@ -244,17 +291,60 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
         }
         if plan.moving {
             crate::api::vm_snap_driver::pass(&ctx, &cluster, &pool).await;
+            crate::api::vm_backup::pass(&ctx, &cluster, &pool).await;
         }
-        for (vid, hid) in place(&plan.vms, plan.hosts) {
-            // Each placement re-checks the VM is still pending and the host still has room.
-            let txn = SqlTxn {
-                stmts: deploy_stmts(vid, hid, true, now()),
-            };
+        crate::drs::pass(&ctx, &cluster, &pool).await;
+        if !plan.leavers.is_empty() {
+            // Each statement matches nothing if its group changed: read again next period.
+            for stmt in plan.leavers {
+                let _ = cluster.write(SqlTxn { stmts: vec![stmt] }).await;
+            }
+        }
+        let placement = place_all(&plan.vms, plan.hosts, plan.host_of);
+        sched_messages(&cluster, &pool, placement.unplaced).await;
+        for (vid, hid) in placement.placed {
+            // Each placement re-checks the VM is still pending and the host still has room; a
+            // SCHED_MESSAGE left by an earlier period goes, as OpenNebula clears it on deploy.
+            let mut stmts = clear_message(&pool, vid).await;
+            stmts.extend(deploy_stmts(vid, hid, true, now()));
+            let txn = SqlTxn { stmts };
             if let Err(e) = cluster.write(txn).await {
                 let what = format!("placing VM {vid} on host {hid} failed; retried next period");
                 write_failed(&ctx, &what, &e);
             }
         }
+    }
+}
+
+/// Writes the SCHED_MESSAGE of VMs left PENDING where it changed; a failed write is tried
+/// again next period.
+async fn sched_messages(cluster: &Cluster, pool: &ReadPool, unplaced: Vec<(i64, Option<String>)>) {
+    for (vid, why) in unplaced {
+        let Some(why) = why else { continue };
+        let Ok(Some(ut)) = crate::db::read(pool, move |c| {
+            sqlstore::objects::placement::user_template(c, vid)
+        })
+        .await
+        else {
+            continue;
+        };
+        if let Some(stmt) = crate::affinity::sched_message(vid, &ut, Some(&why), now()) {
+            let _ = cluster.write(SqlTxn { stmts: vec![stmt] }).await;
+        }
+    }
+}
+
+/// The statement clearing VM `vid`'s SCHED_MESSAGE, if it has one.
+async fn clear_message(pool: &ReadPool, vid: i64) -> Vec<sqlstore::SqlStmt> {
+    let read = crate::db::read(pool, move |c| {
+        sqlstore::objects::placement::user_template(c, vid)
+    })
+    .await;
+    match read {
+        Ok(Some(ut)) => crate::affinity::sched_message(vid, &ut, None, now())
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -280,6 +370,7 @@ mod tests {
                 template: String::new(),
             },
             clusters,
+            rules: None,
         }
     }
 

@@ -22,6 +22,7 @@ fn config(seed: u64, servers: usize, crash: bool, power: bool) -> RoundConfig {
         crash,
         power,
         lying_disks: false,
+        vm_clients: 2,
     }
 }
 
@@ -83,6 +84,7 @@ fn power_cuts_on_disks_that_ignore_fsync_are_caught_losing_writes_under_faults_s
     let cfg = RoundConfig {
         duration: Duration::from_secs(15),
         lying_disks: true,
+        vm_clients: 0,
         ..config(6, 3, false, true)
     };
     let outcome = std::panic::catch_unwind(|| run_round(&cfg));

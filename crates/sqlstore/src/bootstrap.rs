@@ -33,7 +33,8 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
             ('host_pool', -1), ('cluster_pool', 99), ('template_pool', -1), ('vm_pool', -1),
             ('datastore_pool', 99), ('image_pool', -1), ('vnet_pool', -1),
             ('document_pool', -1), ('hook_pool', -1),
-            ('vn_template_pool', -1), ('vmgroup_pool', -1);
+            ('vn_template_pool', -1), ('vmgroup_pool', -1), ('backupjob_pool', -1),
+            ('vrouter_pool', -1);
          INSERT INTO datastore_pool (oid, name, uid, gid, perms, type, ds_mad, tm_mad) VALUES
             (0, 'system', 0, 0, 416, 1, '-', 'local'),
             (1, 'default', 0, 0, 416, 0, 'fs', 'local'),

@@ -158,6 +158,55 @@ CREATE TABLE IF NOT EXISTS vmgroup_pool (
     lock_req INTEGER NOT NULL DEFAULT -1,
     UNIQUE (name, uid)
 );
+CREATE TABLE IF NOT EXISTS host_pci (
+    hid INTEGER NOT NULL,
+    short_address {key} NOT NULL,
+    vmid INTEGER NOT NULL,
+    PRIMARY KEY (hid, short_address)
+);
+CREATE TABLE IF NOT EXISTS plan_pool (
+    cid INTEGER PRIMARY KEY,
+    state INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS backupjob_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    last_time INTEGER NOT NULL,
+    last_duration INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE IF NOT EXISTS backupjob_vm (
+    job INTEGER NOT NULL,
+    vid INTEGER NOT NULL,
+    coll INTEGER NOT NULL,
+    PRIMARY KEY (job, vid)
+);
+CREATE TABLE IF NOT EXISTS vrouter_pool (
+    oid INTEGER PRIMARY KEY,
+    name {key} NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    lock_level INTEGER NOT NULL DEFAULT 0,
+    lock_owner INTEGER NOT NULL DEFAULT -1,
+    lock_time INTEGER NOT NULL DEFAULT 0,
+    lock_req INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE IF NOT EXISTS vrouter_vms (
+    vrouter_oid INTEGER NOT NULL,
+    vm_oid INTEGER NOT NULL,
+    PRIMARY KEY (vrouter_oid, vm_oid)
+);
 CREATE TABLE IF NOT EXISTS hook_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
@@ -282,7 +331,9 @@ CREATE TABLE IF NOT EXISTS vm_pool (
     lock_level INTEGER NOT NULL DEFAULT 0,
     lock_owner INTEGER NOT NULL DEFAULT -1,
     lock_time INTEGER NOT NULL DEFAULT 0,
-    lock_req INTEGER NOT NULL DEFAULT -1
+    lock_req INTEGER NOT NULL DEFAULT -1,
+    disk_size REAL NOT NULL DEFAULT 0,
+    resched INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS datastore_pool (
     oid INTEGER PRIMARY KEY,
@@ -494,6 +545,8 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
         "hook_pool",
         "vn_template_pool",
         "vmgroup_pool",
+        "backupjob_pool",
+        "vrouter_pool",
     ] {
         conn.execute_batch(&format!(
             "INSERT INTO pool_control (tablename, last_oid)
@@ -538,6 +591,16 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     // ...and reservations (a network's parent) with address-range leases.
     if !conn.columns("vnet_pool")?.iter().any(|c| c == "parent") {
         let add = "ALTER TABLE vnet_pool ADD COLUMN parent INTEGER NOT NULL DEFAULT -1".to_string();
+        conn.execute_batch(&match conn.backend() {
+            Backend::Sqlite => add,
+            Backend::Mysql => sql::mysql_schema(conn, &add),
+        })?;
+    }
+    // ...and VMs their system disk size (SYSTEM_DISK_SIZE), before `resched` as `SCHEMA` lists them.
+    crate::objects::quota::upgrade_disk_size(conn)?;
+    // ...and VMs their rescheduling flag with `resched`.
+    if !conn.columns("vm_pool")?.iter().any(|c| c == "resched") {
+        let add = "ALTER TABLE vm_pool ADD COLUMN resched INTEGER NOT NULL DEFAULT 0".to_string();
         conn.execute_batch(&match conn.backend() {
             Backend::Sqlite => add,
             Backend::Mysql => sql::mysql_schema(conn, &add),

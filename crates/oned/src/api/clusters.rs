@@ -91,7 +91,7 @@ fn ids(x: &mut Xml<'_>, list: &[i64]) {
     }
 }
 
-/// A cluster, in OpenNebula's element order (no PLAN: OneHA makes no placement plans).
+/// A cluster, in OpenNebula's element order; `one.cluster.info` adds its PLAN.
 pub(super) fn cluster_xml(c: &ClusterRow, out: &mut String) {
     Xml::new(out).elem("CLUSTER", |x| {
         x.num("ID", c.oid)
@@ -140,7 +140,7 @@ pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     .await
 }
 
-async fn load(ctx: &Ctx, id: i64) -> Result<ClusterRow, Failure> {
+pub(super) async fn load(ctx: &Ctx, id: i64) -> Result<ClusterRow, Failure> {
     ctx.read(move |c| rows::load(c, id))
         .await?
         .ok_or_else(|| no_cluster(id))
@@ -148,7 +148,9 @@ async fn load(ctx: &Ctx, id: i64) -> Result<ClusterRow, Failure> {
 
 pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let c = load(ctx, i64::from(p.int(0)?)).await?;
-    Ok(Value::String(xml::build_with(|out| cluster_xml(&c, out))))
+    let mut body = xml::build_with(|out| cluster_xml(&c, out));
+    super::cluster_plan::with_plan(&mut body, c.oid, c.plan.as_ref());
+    Ok(Value::String(body))
 }
 
 /// `one.clusterpool.info()`: the clusters the caller may USE (every one for group oneadmin),

@@ -178,9 +178,10 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 /// the group and on the user, once both exist (`GroupEditAdmin`).
 async fn admin(ctx: &Ctx, s: &Session, p: Params<'_>, add: bool) -> MethodResult {
     let (gid, uid) = (p.int(0)? as i64, p.int(1)? as i64);
+    // Both must exist, for group oneadmin too: a missing one is NO_EXISTS, not a refusal.
+    super::must_exist(ctx, Table::Group, gid).await?;
+    let user = table::owned(ctx, Table::User, uid).await?;
     if !s.is_admin() {
-        super::must_exist(ctx, Table::Group, gid).await?;
-        let user = table::owned(ctx, Table::User, uid).await?;
         let needs = [
             Need::on(GROUP, gid, ADMIN),
             Need::owned(wire::acl::USER, user, ADMIN),

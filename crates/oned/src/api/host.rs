@@ -68,7 +68,7 @@ pub(super) fn host_xml(h: &HostRow, out: &mut String) {
                     .num("RUNNING_VMS", h.running_vms)
                     .num("VMS_THREAD", 1)
                     .empty("DATASTORES")
-                    .empty("PCI_DEVICES")
+                    .raw(&super::vm_pci::devices_xml(&h.template, &h.pci_taken))
                     .empty("NUMA_NODES");
             })
             .empty("VMS")

@@ -110,6 +110,7 @@ fn tables() -> &'static [&'static [Method]] {
         acl::METHODS,
         host::METHODS,
         clusters::METHODS,
+        cluster_plan::METHODS,
         vm::METHODS,
         vm::OWNED,
         vmtemplate::METHODS,
@@ -133,6 +134,7 @@ fn tables() -> &'static [&'static [Method]] {
         vntemplate::OWNED,
         vnet_leases::METHODS,
         vm_nics::METHODS,
+        vm_pci::METHODS,
         vm_disk_attach::METHODS,
         vm_sgs::METHODS,
         vm_resize::METHODS,
@@ -141,6 +143,7 @@ fn tables() -> &'static [&'static [Method]] {
         vm_updateconf::METHODS,
         vm_sched::METHODS,
         secgroup::METHODS,
+        vrouter::METHODS,
         secgroup::OWNED,
         vmgroup::METHODS,
         vm_snapshots::METHODS,
@@ -149,6 +152,9 @@ fn tables() -> &'static [&'static [Method]] {
         monitoring::METHODS,
         accounting::METHODS,
         showback::METHODS,
+        vm_backup::METHODS,
+        backupjob::METHODS,
+        backupjob::OWNED,
         // New families: add their tables here, one line each.
     ]
 }

@@ -251,12 +251,11 @@ fn id_set(list: &str) -> std::collections::BTreeSet<u32> {
         .collect()
 }
 
-/// `one.vmpool.infoset(ids, extended)`: the VMs of the list the caller may USE, as
-/// `one.vmpool.infoextended` prints them.
+/// `one.vmpool.infoset(ids, extended)`: the VMs of the list the caller may USE, short as
+/// `one.vmpool.info` prints them, or as `one.vmpool.infoextended` with `extended`.
 pub async fn info_set(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let ids = id_set(p.string(0)?);
-    // The body is the same either way: `one.vmpool.info` prints the extended body here.
-    let _extended = p.opt_bool(1)?;
+    let extended = p.opt_bool(1)?.unwrap_or(false);
     if ids.is_empty() {
         return Ok(Value::String("<VM_POOL></VM_POOL>".into()));
     }
@@ -267,11 +266,7 @@ pub async fn info_set(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let list = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    let mut only = Where::default();
-    // Parsed numbers only, so the list is safe to write into the statement.
-    only.and(format!("v.oid IN ({list})"), []);
-    let all = [Value::Int(-2)];
-    VMS.pool_info(ctx, s, Params(&all), only).await
+    super::vm_body::info_set(ctx, s, &list, extended).await
 }
 
 #[cfg(test)]

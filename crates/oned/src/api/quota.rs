@@ -63,6 +63,43 @@ const KINDS: [(&str, &str, &[&str]); 4] = [
 const DEFAULT: f64 = -1.0;
 const UNLIMITED: f64 = -2.0;
 
+/// oned.conf's `QUOTA_VM_ATTRIBUTE`s: numeric VM attributes counted as VM quota metrics, each
+/// with its `RUNNING_` twin (`QuotaVirtualMachine::add_metric_generic`; a fixed metric or a
+/// repeated one is left out).
+pub fn generic_metrics(conf: &template::Template) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for a in conf.get_all("QUOTA_VM_ATTRIBUTE") {
+        let Some(name) = a.value.as_single().map(str::trim) else {
+            continue;
+        };
+        let running = format!("RUNNING_{name}");
+        if !template::is_attribute_name(name)
+            || metrics_of("VM").contains(&name)
+            || names.contains(&name)
+        {
+            continue;
+        }
+        names.push(intern(name));
+        names.push(intern(&running));
+    }
+    names
+}
+
+/// `name` as a `&'static str`, as the fixed metrics are. Only oned.conf's names are interned,
+/// never a client's, so the set stays as small as the configuration.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(n);
+    n
+}
+
 fn metrics_of(kind: &str) -> &'static [&'static str] {
     KINDS.iter().find(|k| k.0 == kind).map_or(&[], |k| k.2)
 }
@@ -118,6 +155,8 @@ pub struct Quotas {
     networks: BTreeMap<i64, f64>,
     /// VMs by image.
     images: BTreeMap<i64, f64>,
+    /// Generic VM metrics (`QUOTA_VM_ATTRIBUTE`) with a limit, and what is used of each.
+    generic: BTreeMap<String, f64>,
     /// The defaults print `_USED` as 0 and leave out nothing.
     defaults: bool,
 }
@@ -132,6 +171,9 @@ impl Quotas {
 
     fn used(&self, kind: &str, rid: i64, metric: &str) -> f64 {
         match kind {
+            "VM" if !metrics_of("VM").contains(&metric) => {
+                self.generic.get(metric).copied().unwrap_or(0.0)
+            }
             "VM" => self.vm.map_or(0.0, |u| u.get(metric)),
             "DATASTORE" => self.datastores.get(&rid).map_or(0.0, |(images, size)| {
                 if metric == "IMAGES" {
@@ -166,17 +208,57 @@ impl Quotas {
         ids
     }
 
+    /// The generic VM metrics (`QUOTA_VM_ATTRIBUTE`) a limit names.
+    fn generic_limits(&self) -> Vec<&str> {
+        let fixed = metrics_of("VM");
+        let mut names: Vec<&str> = self
+            .limits
+            .iter()
+            .filter(|l| l.kind == "VM" && !fixed.contains(&l.metric.as_str()))
+            .map(|l| l.metric.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// What is used of each generic metric a limit names.
+    fn load_generic(
+        &mut self,
+        c: &sqlstore::Conn,
+        owner: Owner,
+        oid: i64,
+    ) -> Result<(), sqlstore::SqlError> {
+        let names: Vec<String> = self
+            .generic_limits()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for m in names {
+            let used = rows::generic_usage(c, owner, Some(oid), &m)?
+                .remove(&oid)
+                .unwrap_or(0.0);
+            self.generic.insert(m, used);
+        }
+        Ok(())
+    }
+
     /// The four containers, in OpenNebula's order, each entry's fields in alphabetical order.
     pub fn write(&self, x: &mut Xml<'_>) {
         let implicit = if self.defaults { "-2" } else { "-1" };
-        for (kind, container, metrics) in KINDS {
+        for (kind, container, fixed) in KINDS {
+            // The generic VM metrics show where a limit names them.
+            let mut metrics: Vec<&str> = fixed.to_vec();
+            if kind == "VM" {
+                metrics.extend(self.generic_limits());
+            }
             x.elem(container, |x| {
                 for rid in self.entries(kind) {
                     let mut fields: Vec<(String, String)> = Vec::new();
                     if kind != "VM" {
                         fields.push(("ID".into(), rid.to_string()));
                     }
-                    for m in metrics {
+                    for m in &metrics {
                         let limit = self.limit(kind, rid, m).unwrap_or(implicit);
                         let used = if self.defaults {
                             0.0
@@ -220,6 +302,7 @@ pub fn load(c: &sqlstore::Conn, owner: Owner, oid: i64) -> Result<Quotas, sqlsto
             .into_iter()
             .map(|((_, im), u)| (im, u))
             .collect();
+        q.load_generic(c, owner, oid)?;
     }
     Ok(q)
 }
@@ -231,6 +314,8 @@ pub struct AllQuotas {
     datastores: BTreeMap<(i64, i64), (f64, f64)>,
     networks: BTreeMap<(i64, i64), f64>,
     images: BTreeMap<(i64, i64), f64>,
+    /// Generic VM metrics any limit names: (metric, owner id) -> used.
+    generic: BTreeMap<(String, i64), f64>,
 }
 
 impl AllQuotas {
@@ -239,7 +324,23 @@ impl AllQuotas {
         for (oid, l) in rows::all_limits(c, owner)? {
             limits.entry(oid).or_default().push(l);
         }
+        let fixed = metrics_of("VM");
+        let mut names: Vec<String> = limits
+            .values()
+            .flatten()
+            .filter(|l| l.kind == "VM" && !fixed.contains(&l.metric.as_str()))
+            .map(|l| l.metric.clone())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut generic = BTreeMap::new();
+        for m in names {
+            for (oid, used) in rows::generic_usage(c, owner, None, &m)? {
+                generic.insert((m.clone(), oid), used);
+            }
+        }
         Ok(AllQuotas {
+            generic,
             limits,
             vm: rows::vm_usage(c, owner, None)?,
             datastores: rows::datastore_usage(c, owner, None)?,
@@ -272,6 +373,11 @@ impl AllQuotas {
                 .range((oid, i64::MIN)..=(oid, i64::MAX))
                 .map(|((_, im), u)| (*im, *u))
                 .collect();
+            let names: Vec<String> = q.generic_limits().into_iter().map(str::to_string).collect();
+            for m in names {
+                let used = self.generic.get(&(m.clone(), oid)).copied();
+                q.generic.insert(m, used.unwrap_or(0.0));
+            }
         }
         q
     }
@@ -282,7 +388,12 @@ impl AllQuotas {
 
 /// The statements that set `text`'s entries on `owner` `oid` (`Quotas::set`): each entry named
 /// is rewritten whole, a metric left out becoming the implicit value (-1, or -2 for defaults).
-fn set_stmts(owner: Owner, oid: i64, text: &str) -> Result<Vec<SqlStmt>, Failure> {
+fn set_stmts(
+    owner: Owner,
+    oid: i64,
+    text: &str,
+    generic: &[&'static str],
+) -> Result<Vec<SqlStmt>, Failure> {
     let defaults = oid == DEFAULTS;
     let t = super::validate::template(text).map_err(|e| fail(code::ACTION, e))?;
     let mut stmts = Vec::new();
@@ -292,7 +403,11 @@ fn set_stmts(owner: Owner, oid: i64, text: &str) -> Result<Vec<SqlStmt>, Failure
             "Only one default VM quota can be defined",
         ));
     }
-    for (kind, _, metrics) in KINDS {
+    for (kind, _, fixed) in KINDS {
+        let mut metrics: Vec<&str> = fixed.to_vec();
+        if kind == "VM" {
+            metrics.extend(generic);
+        }
         for attr in t.get_all(kind) {
             let Some(v) = attr.value.as_vector() else {
                 continue;
@@ -337,7 +452,7 @@ fn set_stmts(owner: Owner, oid: i64, text: &str) -> Result<Vec<SqlStmt>, Failure
             };
             let implicit = if defaults { UNLIMITED } else { DEFAULT };
             let mut values = Vec::new();
-            for m in metrics {
+            for m in &metrics {
                 let value = get(m).and_then(parse_number).unwrap_or(implicit);
                 let allowed = value >= 0.0 || value == UNLIMITED || (value == DEFAULT && !defaults);
                 if !allowed {
@@ -379,7 +494,8 @@ pub async fn user_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if id == 0 {
         return Err(fail(code::ACTION, "Cannot set quotas for oneadmin user"));
     }
-    commit_set(ctx, set_stmts(Owner::User, id, &text)?).await?;
+    let generic = generic_metrics(&ctx.config.raw);
+    commit_set(ctx, set_stmts(Owner::User, id, &text, &generic)?).await?;
     Ok(Value::Int(id as i32))
 }
 
@@ -394,7 +510,8 @@ pub async fn group_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     if !s.is_admin() {
         return Err(not_authorized(s, &format!("ADMIN GROUP [{id}]")));
     }
-    commit_set(ctx, set_stmts(Owner::Group, id, &text)?).await?;
+    let generic = generic_metrics(&ctx.config.raw);
+    commit_set(ctx, set_stmts(Owner::Group, id, &text, &generic)?).await?;
     Ok(Value::Int(id as i32))
 }
 
@@ -438,7 +555,8 @@ async fn update_defaults(ctx: &Ctx, s: &Session, p: Params<'_>, owner: Owner) ->
             ),
         ));
     }
-    commit_set(ctx, set_stmts(owner, DEFAULTS, &text)?).await?;
+    let generic = generic_metrics(&ctx.config.raw);
+    commit_set(ctx, set_stmts(owner, DEFAULTS, &text, &generic)?).await?;
     defaults_xml(ctx, owner).await
 }
 
@@ -478,6 +596,32 @@ impl Ask {
                 ("SYSTEM_DISK_SIZE", 0.0),
             ],
         }
+    }
+
+    /// Adds what template `text` holds in the system datastore (SYSTEM_DISK_SIZE).
+    pub fn with_system_disk(mut self, text: &str) -> Ask {
+        let size = rows::system_disk_size(text);
+        for (m, amount) in &mut self.amounts {
+            if *m == "SYSTEM_DISK_SIZE" {
+                *amount = size;
+            }
+        }
+        self
+    }
+
+    /// Adds the generic metrics (`QUOTA_VM_ATTRIBUTE` of `conf`) a new VM's template `t`
+    /// holds, each also as its `RUNNING_` twin (a new VM counts as running).
+    pub fn with_generic(mut self, conf: &template::Template, t: &template::Template) -> Ask {
+        for m in generic_metrics(conf) {
+            if m.starts_with("RUNNING_") {
+                continue;
+            }
+            if let Some(v) = t.single(m).and_then(parse_number) {
+                self.amounts.push((m, v));
+                self.amounts.push((intern(&format!("RUNNING_{m}")), v));
+            }
+        }
+        self
     }
 
     /// A VM that runs again (`resume`).
@@ -522,6 +666,62 @@ impl Ask {
     }
 }
 
+/// The guard of a VM whose template grows in the system datastore (a disk attached): the
+/// growth from `old` to `new` charged to the VM's owner, `None` when it does not grow or no
+/// limit applies.
+pub async fn system_disk_guard(
+    ctx: &Ctx,
+    s: &Session,
+    (uid, gid): (i64, i64),
+    old: &str,
+    new: String,
+) -> Result<Option<SqlStmt>, Failure> {
+    let delta = rows::system_disk_size(&new) - rows::system_disk_size(old);
+    if delta <= 0.0 {
+        return Ok(None);
+    }
+    let ask = Ask {
+        kind: "VM",
+        rid: -1,
+        amounts: vec![("SYSTEM_DISK_SIZE", delta)],
+    };
+    Charge {
+        ask: &ask,
+        uid,
+        gid,
+        wording: Wording::Caller(s.uid),
+    }
+    .guard(ctx)
+    .await
+}
+
+/// The guard of `size` addresses of network `vnet` reserved (`one.vn.reserve`): charged to the
+/// reservation's owner, the caller for a new one or the owner of reservation `onto`, as
+/// OpenNebula charges its LEASES in the parent network.
+pub async fn reservation_guard(
+    ctx: &Ctx,
+    s: &Session,
+    onto: Option<i64>,
+    vnet: i64,
+    size: i64,
+) -> Result<Option<SqlStmt>, Failure> {
+    let (uid, gid) = match onto {
+        Some(rid) => {
+            let r = super::vnet::NETS.get(ctx, rid).await?;
+            (r.head.owned.uid, r.head.owned.gid)
+        }
+        None => (s.uid, s.gid),
+    };
+    Charge {
+        ask: &Ask::leases(vnet, size as f64),
+        uid,
+        gid,
+        wording: Wording::Caller(s.uid),
+    }
+    .guard(ctx)
+    .await
+}
+
 /// A quota the change would pass: `<who> [<id>] limit of <L> reached for <M> quota in <KIND>`.
 pub struct Exceeded(pub String);
 
@@ -538,8 +738,22 @@ pub async fn check(
         if oid <= 0 {
             continue;
         }
+        // A generic metric's use is read whether its limit is the owner's or the default's.
+        let generic: Vec<&'static str> = ask
+            .amounts
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(|m| ask.kind == "VM" && !metrics_of("VM").contains(m))
+            .collect();
         let (mine, defaults) = ctx
-            .read(move |c| Ok((load(c, owner, oid)?, load(c, owner, DEFAULTS)?)))
+            .read(move |c| {
+                let mut mine = load(c, owner, oid)?;
+                for m in generic {
+                    let used = rows::generic_usage(c, owner, Some(oid), m)?.remove(&oid);
+                    mine.generic.insert(m.to_string(), used.unwrap_or(0.0));
+                }
+                Ok((mine, load(c, owner, DEFAULTS)?))
+            })
             .await?;
         for (metric, amount) in &ask.amounts {
             let own = mine
@@ -571,16 +785,14 @@ pub async fn check(
                     ask.kind
                 ))));
             }
-            if let Some(metric) = metrics_of(ask.kind).iter().find(|m| *m == metric) {
-                bounds.push(Bound {
-                    owner,
-                    oid,
-                    kind: ask.kind,
-                    rid: ask.rid,
-                    metric,
-                    limit,
-                });
-            }
+            bounds.push(Bound {
+                owner,
+                oid,
+                kind: ask.kind,
+                rid: ask.rid,
+                metric,
+                limit,
+            });
         }
     }
     Ok(Ok(bounds))
@@ -791,15 +1003,33 @@ mod tests {
     }
 
     #[test]
+    fn quota_vm_attributes_are_metrics_with_running_twins() {
+        let conf = template::Template::parse(
+            "QUOTA_VM_ATTRIBUTE = \"VCPU\"\nQUOTA_VM_ATTRIBUTE = \"CPU\"\n\
+             QUOTA_VM_ATTRIBUTE = \"VCPU\"\nQUOTA_VM_ATTRIBUTE = \"BAD NAME\"",
+        )
+        .unwrap();
+        let generic = generic_metrics(&conf);
+        assert_eq!(generic, ["VCPU", "RUNNING_VCPU"]);
+        // A VM entry now sets them too: 1 delete, 7 fixed metrics and 2 generic ones.
+        let stmts = set_stmts(Owner::User, 2, "VM = [ VCPU = 8 ]", &generic).unwrap();
+        assert_eq!(stmts.len(), 1 + 7 + 2);
+        let t = template::Template::parse("CPU = 1\nMEMORY = 64\nVCPU = 4").unwrap();
+        let ask = Ask::new_vm(1.0, 64.0).with_generic(&conf, &t);
+        assert!(ask.amounts.contains(&("VCPU", 4.0)));
+        assert!(ask.amounts.contains(&("RUNNING_VCPU", 4.0)));
+    }
+
+    #[test]
     fn a_quota_entry_is_rewritten_whole_and_bad_limits_are_named() {
-        let stmts = set_stmts(Owner::User, 2, "VM = [ VMS = 5 ]").unwrap();
+        let stmts = set_stmts(Owner::User, 2, "VM = [ VMS = 5 ]", &[]).unwrap();
         // The entry goes, then each metric comes back: VMS 5, the others -1.
         assert_eq!(stmts.len(), 1 + 7);
         assert!(stmts[1..]
             .iter()
             .any(|s| s.params.contains(&sqlstore::SqlValue::Text("5".into()))));
         let Err(Failure::Api { message, .. }) =
-            set_stmts(Owner::User, 2, "DATASTORE = [ ID = 1, SIZE = -5 ]")
+            set_stmts(Owner::User, 2, "DATASTORE = [ ID = 1, SIZE = -5 ]", &[])
         else {
             panic!("a negative limit was taken");
         };
@@ -808,9 +1038,9 @@ mod tests {
             "Negative limits or bad format in quota DATASTORE = [ ID=1,SIZE=-5 ]"
         );
         // Defaults take -2 or a limit, never -1.
-        assert!(set_stmts(Owner::User, DEFAULTS, "VM = [ VMS = -1 ]").is_err());
+        assert!(set_stmts(Owner::User, DEFAULTS, "VM = [ VMS = -1 ]", &[]).is_err());
         // Every metric at -1: the entry is cleared.
-        let stmts = set_stmts(Owner::Group, 100, "VM = [ VMS = -1 ]").unwrap();
+        let stmts = set_stmts(Owner::Group, 100, "VM = [ VMS = -1 ]", &[]).unwrap();
         assert_eq!(stmts.len(), 1);
     }
 }

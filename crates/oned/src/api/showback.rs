@@ -422,6 +422,7 @@ mod tests {
             memory: 512,
             template: template.into(),
             user_template: String::new(),
+            resched: false,
             history: history
                 .into_iter()
                 .enumerate()

@@ -189,6 +189,7 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         "IMAGE_DS" => 0,
         "SYSTEM_DS" => 1,
         "FILE_DS" => 2,
+        "BACKUP_DS" => super::vm_backup::BACKUP_DS,
         other => {
             return Err(fail(
                 code::INTERNAL,

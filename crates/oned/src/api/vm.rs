@@ -45,8 +45,18 @@ pub const METHODS: &[Method] = &[
         Auth::AdminOn("ADMIN VM"),
         deploy
     ),
-    method!(wire::method::VMPOOL_INFO, Read, Auth::Object, pool_info),
-    method!("one.vmpool.infoextended", Read, Auth::Object, pool_info),
+    method!(
+        wire::method::VMPOOL_INFO,
+        Read,
+        Auth::Object,
+        super::vm_body::pool_info
+    ),
+    method!(
+        "one.vmpool.infoextended",
+        Read,
+        Auth::Object,
+        super::vm_body::pool_info_extended
+    ),
 ];
 
 /// The owned-object calls: chmod, chown, rename, update, lock, unlock.
@@ -59,7 +69,7 @@ fn vm_quota(v: &VmRow) -> Option<super::quota::Ask> {
         return None;
     }
     let running = sqlstore::objects::quota::counts_as_running(v.state);
-    let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64);
+    let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64).with_system_disk(&v.template);
     if !running {
         ask.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
     }
@@ -113,12 +123,15 @@ pub mod lcm {
 }
 
 pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
+    body_xml(v, out, super::vm_body::Body::Info)
+}
+
+/// The full body: `one.vm.info`'s, or the one pool calls print (`vm_body::Body`).
+pub(super) fn body_xml(v: &VmRow, out: &mut String, which: super::vm_body::Body) {
     let oid = v.head.owned.oid;
-    let deploy_id = if v.history.is_empty() {
-        String::new()
-    } else {
-        format!("one-{oid}")
-    };
+    let info = which == super::vm_body::Body::Info;
+    let skip = super::vm_body::history_skipped(v, which);
+    let deploy_id = super::vm_body::deploy_id(v);
     let mut t = match template::Template::parse(&v.template) {
         Ok(t) => t,
         Err(e) => {
@@ -128,6 +141,7 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
     };
     let disk_snapshots = super::vm_disk_snaps::take_xml(&mut t);
     let sched = super::vm_sched::take_xml(&mut t, oid);
+    let backups = super::vm_backup::take_xml(&mut t);
     // A leased NIC's TARGET names the VM, whose id its lease was taken before knowing.
     for a in t.attrs.iter_mut().filter(|a| a.name == "NIC") {
         if let template::Value::Vector(pairs) = &mut a.value {
@@ -156,24 +170,22 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
             .num("LCM_STATE", v.lcm_state)
             .num("PREV_STATE", v.prev_state)
             .num("PREV_LCM_STATE", v.prev_lcm_state)
-            .num("RESCHED", 0)
+            .num("RESCHED", i64::from(v.resched))
             .num("STIME", v.stime)
             .num("ETIME", v.etime)
             .text("DEPLOY_ID", &deploy_id);
         xml::lock(x, &v.lock);
         super::monitoring::last_vm_xml(x, v.monitoring.as_ref());
         x.raw(&sched.ids)
-            .raw(&sched.template(&t))
+            .raw(&if info { sched.template(&t) } else { t.to_xml() })
             .raw(&xml::template(&v.user_template, "USER_TEMPLATE"))
             .elem("HISTORY_RECORDS", |x| {
-                for h in &v.history {
+                for h in v.history.iter().skip(skip) {
                     history_xml(x, v, h);
                 }
             })
             .raw(&disk_snapshots)
-            .elem("BACKUPS", |x| {
-                x.empty("BACKUP_CONFIG").empty("BACKUP_IDS");
-            });
+            .raw(&backups);
     });
 }
 
@@ -262,6 +274,8 @@ pub async fn create(
         super::vm_sched::from_allocate(&mut t, now())?;
         let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
         let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
+        let join = super::vmgroup::join::for_new_vm(ctx, s, &mut t).await?;
+        let (system, user) = super::vm_body::split(&t)?;
         let insert = rows::insert(NewVm {
             name: name.clone(),
             uid: s.uid,
@@ -271,9 +285,12 @@ pub async fn create(
             stime: now(),
             cpu,
             memory,
-            template: t.to_text(),
+            template: system.to_text(),
+            user_template: user.to_text(),
         });
-        let mut asks = vec![super::quota::Ask::new_vm(cpu, memory as f64)];
+        let mut asks = vec![super::quota::Ask::new_vm(cpu, memory as f64)
+            .with_system_disk(&t.to_text())
+            .with_generic(&ctx.config.raw, &t)];
         asks.extend(
             leases
                 .per_network
@@ -283,6 +300,7 @@ pub async fn create(
         asks.extend(disks.asks);
         let mut with = disks.stmts;
         with.extend(leases.stmts);
+        with.extend(join);
         match super::quota::allocate_all(
             ctx,
             s,
@@ -315,21 +333,6 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     VMS.may_create(ctx, s).await?;
     super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     create(ctx, s, &text, None, hold).await
-}
-
-/// `one.vmpool.info(filter, start, end, state)`; state -2 any, -1 any but DONE.
-pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let state = match p.0.get(3) {
-        Some(_) => p.int(3)? as i64,
-        None => -1,
-    };
-    let mut only = perms::Where::default();
-    match state {
-        -2 => {}
-        -1 => only.and("v.state <> ?", [state::DONE]),
-        st => only.and("v.state = ?", [st]),
-    }
-    VMS.pool_info(ctx, s, p, only).await
 }
 
 /// One state change an action asks for: allowed (state, lcm) pairs and the new (state, lcm).
@@ -384,6 +387,9 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     use state::*;
     let action = p.string(0)?.to_string();
     let id = p.int(1)? as i64;
+    if matches!(action.as_str(), "resched" | "unresched") {
+        return super::vm_resched::resched(ctx, s, id, action == "resched").await;
+    }
     let vm = VMS.authorized(ctx, s, id, MANAGE).await?;
     let (st, lc) = (vm.state, vm.lcm_state);
     // Terminating a VM that is not running ends it at once; resume depends on where it was.
@@ -404,10 +410,11 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         },
         other => match transition(other) {
             None => {
+                // After the authorization and the VM's existence, as `VirtualMachineAction`.
                 return Err(fail(
-                    code::XML_RPC_API,
-                    format!("Virtual machine action \"{other}\" is not supported"),
-                ))
+                    code::ACTION,
+                    format!("Action \"{other}\" is not supported"),
+                ));
             }
             Some(t) => t
                 .from
@@ -452,13 +459,14 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-fn state_name(st: i64, lc: i64) -> String {
-    let s = wire::VmState::from_i64(st).map_or("UNKNOWN", wire::VmState::name);
+/// `VirtualMachine::state_str`: an ACTIVE VM is named by its LCM state.
+pub(super) fn state_name(st: i64, lc: i64) -> String {
     if st == state::ACTIVE {
-        format!("{s}/{lc}")
+        wire::LcmState::from_i64(lc).map_or("UNKNOWN", wire::LcmState::name)
     } else {
-        s.to_string()
+        wire::VmState::from_i64(st).map_or("UNKNOWN", wire::VmState::name)
     }
+    .to_string()
 }
 
 /// `one.vm.deploy(id, hid [, enforce, ds])`: an administrator places a VM by hand.

@@ -114,6 +114,8 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             };
             stmts.extend(charge.guard(ctx).await?);
         }
+        let grown = super::quota::system_disk_guard(ctx, s, (uid, gid), &v.template, t.to_text());
+        stmts.extend(grown.await?);
         Ok(stmts)
     })
     .await

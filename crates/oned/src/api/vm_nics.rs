@@ -18,9 +18,25 @@ use crate::auth::Session;
 use crate::method;
 
 pub const METHODS: &[Method] = &[
-    method!("one.vm.attachnic", Write, Auth::Object, attach),
-    method!("one.vm.detachnic", Write, Auth::Object, detach),
-    method!("one.vm.updatenic", Write, Auth::Object, update),
+    // A virtual router's VMs change their NICs through the router only.
+    method!(
+        "one.vm.attachnic",
+        Write,
+        Auth::Object,
+        super::vrouter::vm_attach_nic
+    ),
+    method!(
+        "one.vm.detachnic",
+        Write,
+        Auth::Object,
+        super::vrouter::vm_detach_nic
+    ),
+    method!(
+        "one.vm.updatenic",
+        Write,
+        Auth::Object,
+        super::vrouter::vm_update_nic
+    ),
 ];
 
 /// `VirtualMachine::state_str`: the LCM state of an ACTIVE VM, the VM state otherwise.

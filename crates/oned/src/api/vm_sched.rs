@@ -81,7 +81,7 @@ pub struct SchedAction {
 }
 
 impl SchedAction {
-    fn new(id: i64, parent: i64) -> SchedAction {
+    pub fn new(id: i64, parent: i64) -> SchedAction {
         SchedAction {
             id,
             parent,
@@ -142,10 +142,15 @@ impl SchedAction {
     }
 
     fn xml(&self, x: &mut Xml<'_>) {
+        self.xml_as(x, "VM");
+    }
+
+    /// The action's XML, of an object of `kind` (`VM`, `BACKUPJOB`).
+    pub fn xml_as(&self, x: &mut Xml<'_>, kind: &str) {
         x.elem("SCHED_ACTION", |x| {
             x.num("ID", self.id)
                 .num("PARENT_ID", self.parent)
-                .text("TYPE", "VM")
+                .text("TYPE", kind)
                 .text("ACTION", &self.action)
                 .text("ARGS", &self.args)
                 .num("TIME", self.time)
@@ -437,7 +442,7 @@ impl BodyXml {
 }
 
 /// The `SCHED_ACTION` vector of a call's template.
-fn given(text: &str, missing: i32) -> Result<Vec<(String, String)>, Failure> {
+pub(super) fn given(text: &str, missing: i32) -> Result<Vec<(String, String)>, Failure> {
     let t = super::validate::template(text).map_err(|e| fail(code::INTERNAL, e))?;
     t.vector("SCHED_ACTION")
         .map(<[_]>::to_vec)

@@ -137,6 +137,13 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         Some(_) => p.string(3)?.to_string(),
         None => String::new(),
     };
+    // OpenNebula refuses a virtual router template before it authorizes anything.
+    if super::vrouter::is_vrouter_template(&stored(&TEMPLATES.get(ctx, id).await?)?) {
+        return Err(fail(
+            code::ACTION,
+            "Virtual router templates cannot be instantiated",
+        ));
+    }
     let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
     super::vm::VMS.may_create(ctx, s).await?;
     let mut body = stored(&t)?;

@@ -102,13 +102,21 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
         x.num("VLAN_ID_AUTOMATIC", 0)
             .num("OUTER_VLAN_ID_AUTOMATIC", 0)
             .num("USED_LEASES", v.leases.len());
-        for e in [
-            "VROUTERS",
-            "UPDATED_VMS",
-            "OUTDATED_VMS",
-            "UPDATING_VMS",
-            "ERROR_VMS",
-        ] {
+        // The routers holding a floating address here (`VirtualNetwork::vrouters`).
+        let mut routers: Vec<i64> = v
+            .leases
+            .iter()
+            .filter(|l| l.holder == sqlstore::objects::lease::Holder::Vrouter)
+            .map(|l| l.owner)
+            .collect();
+        routers.sort_unstable();
+        routers.dedup();
+        x.elem("VROUTERS", |x| {
+            for r in &routers {
+                x.num("ID", r);
+            }
+        });
+        for e in ["UPDATED_VMS", "OUTDATED_VMS", "UPDATING_VMS", "ERROR_VMS"] {
             x.empty(e);
         }
         x.raw(&shown.to_xml());

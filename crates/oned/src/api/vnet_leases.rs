@@ -433,6 +433,16 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let size = int("SIZE")
         .filter(|s| *s > 0)
         .ok_or_else(|| fail(code::ACTION, "Reservation SIZE must be a greater than 0"))?;
+    let most = ctx.config.limits.max_leases_per_call;
+    if size as u64 > most {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Reservation SIZE {size} is above the {most} addresses one call may take \
+                 (MAX_LEASES_PER_CALL in oned.conf)"
+            ),
+        ));
+    }
     let onto = int("NETWORK_ID");
     if let Some(rid) = onto {
         if rid < 0 {
@@ -525,9 +535,16 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(rid) => OwnerRef::Id(rid),
         None => OwnerRef::NextOf(vnet::TABLE),
     };
-    let takes: Vec<SqlStmt> = (first..first + size as u64)
-        .map(|i| lease::take(id, range.id, i as i64, Holder::Net, owner, &v.template))
-        .collect();
+    let mut takes = vec![lease::take_run(
+        id,
+        range.id,
+        first as i64,
+        size,
+        Holder::Net,
+        owner,
+        &v.template,
+    )];
+    takes.extend(super::quota::reservation_guard(ctx, s, onto, id, size).await?);
     match onto {
         Some(rid) => add_to_reservation(ctx, s, rid, child, parent_ar, takes).await,
         None => {
@@ -659,6 +676,19 @@ pub async fn lease_list(
     owner: OwnerRef<'static>,
     prefix: &str,
 ) -> Result<NicLeases, Failure> {
+    lease_list_held(ctx, s, nics, first_id, Holder::Vm, owner, prefix).await
+}
+
+/// [`lease_list`] for a holder of kind `holder`: only a VM joins its NICs' security groups.
+pub async fn lease_list_held(
+    ctx: &Ctx,
+    s: &Session,
+    nics: &mut [Vec<(String, String)>],
+    first_id: usize,
+    holder: Holder,
+    owner: OwnerRef<'static>,
+    prefix: &str,
+) -> Result<NicLeases, Failure> {
     let mut out = NicLeases {
         stmts: Vec::new(),
         per_network: Vec::new(),
@@ -733,7 +763,7 @@ pub async fn lease_list(
             vid,
             range.id,
             idx as i64,
-            Holder::Vm,
+            holder,
             owner,
             &v.template,
         ));
@@ -741,6 +771,9 @@ pub async fn lease_list(
             Some((_, count)) => *count += 1.0,
             None => out.per_network.push((vid, 1.0)),
         }
+    }
+    if holder != Holder::Vm {
+        return Ok(out);
     }
     // `SecurityGroupPool::get_security_group_rules`: the VM joins the groups of its NICs.
     let mut groups: Vec<i64> = nics

@@ -339,3 +339,79 @@ fn calls_in_flight_are_limited_per_address() {
     let now = zone.servers[leader].raft_status().unwrap();
     assert_eq!(now.state, crate::zone::LEADER);
 }
+
+/// One `one.vn.reserve` of a user's own /8: before the limit, SIZE = 2^24 built 16 million
+/// guarded statements on the leader (gigabytes) and, had they replicated, 16 million rows on every
+/// server in one apply. Now a call takes at most MAX_LEASES_PER_CALL addresses, as one statement.
+#[test]
+fn one_reservation_cannot_take_millions_of_addresses_in_one_call() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let admin = zone.servers[leader].client();
+    let mallory = ordinary_user(&zone, "mallory");
+    let vn = admin
+        .call(
+            "one.vn.allocate",
+            vec![s(
+                "NAME = big\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 16777216 ]",
+            )],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let me = mallory
+        .call_xml("one.user.info", vec![Value::Int(-1)])
+        .unwrap();
+    let uid: i32 = me
+        .split("<ID>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    admin
+        .call(
+            "one.vn.chown",
+            vec![Value::Int(vn as i32), Value::Int(uid), Value::Int(-1)],
+        )
+        .unwrap();
+
+    let err = mallory
+        .call(
+            "one.vn.reserve",
+            vec![Value::Int(vn as i32), s("SIZE = 16777216\nNAME = all")],
+        )
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(
+            "Reservation SIZE 16777216 is above the 65536 addresses one call may take \
+             (MAX_LEASES_PER_CALL in oned.conf)"
+        ),
+        "{msg}"
+    );
+
+    let res = mallory
+        .call(
+            "one.vn.reserve",
+            vec![Value::Int(vn as i32), s("SIZE = 65536\nNAME = slash16")],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let body = admin
+        .call_xml("one.vn.info", vec![Value::Int(vn as i32)])
+        .unwrap();
+    assert!(
+        body.contains("<USED_LEASES>65536</USED_LEASES>"),
+        "{}",
+        &body[..2000.min(body.len())]
+    );
+    assert!(body.contains(&format!("<VNET>{res}</VNET>")));
+    // The zone writes on at once.
+    admin
+        .call(
+            "one.user.allocate",
+            vec![s("after"), s("pw"), s(""), Value::Array(vec![])],
+        )
+        .unwrap();
+}

@@ -23,6 +23,8 @@ pub struct ClusterRow {
     pub hosts: Vec<i64>,
     pub datastores: Vec<i64>,
     pub vnets: Vec<i64>,
+    /// Its optimization plan (state, body), if it has one ([`super::plan`]).
+    pub plan: Option<(i64, String)>,
 }
 
 /// What a datastore or a network belongs to, as the relation tables hold it.
@@ -77,6 +79,7 @@ pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<ClusterRow> {
             "SELECT oid FROM cluster_network_relation WHERE cid = ?1 ORDER BY oid",
             oid,
         )?,
+        plan: super::plan::load(c, oid)?.map(|(_, state, body)| (state, body)),
     })
 }
 

@@ -29,6 +29,8 @@ pub struct HostRow {
     pub template: String,
     /// Its newest monitoring record (the body's MONITORING).
     pub monitoring: Option<super::monitoring::HostRecord>,
+    /// Its PCI devices VMs hold: (SHORT_ADDRESS, VM id) ([`super::pci`]).
+    pub pci_taken: Vec<(String, i64)>,
 }
 
 pub const SELECT: &str =
@@ -55,6 +57,7 @@ pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
         running_vms: r.get(12)?,
         template: r.get(13)?,
         monitoring: super::monitoring::last_host_record(c, oid)?,
+        pci_taken: super::pci::held_on(c, oid)?,
     })
 }
 
@@ -214,14 +217,19 @@ pub fn dummy_monitor(cpu: i64, mem: i64, now: i64) -> Vec<SqlStmt> {
             ],
         ),
         SqlStmt::new(
+            // The probe's HYPERVISOR joins what `one.host.update` may have written while the
+            // host was still INIT; it never replaces it.
             "UPDATE host_pool SET prev_state = state, state = ?3,
-               total_cpu = ?1, total_mem = ?2, template = 'HYPERVISOR = \"dummy\"'
+               total_cpu = ?1, total_mem = ?2,
+               template = CASE WHEN template LIKE '%HYPERVISOR%' THEN template
+                               ELSE ?5 || template END
              WHERE state = ?4 AND im_mad = 'dummy'",
             vec![
                 SqlValue::Int(cpu),
                 SqlValue::Int(mem),
                 SqlValue::Int(HostState::Monitored.as_i64()),
                 SqlValue::Int(HostState::Init.as_i64()),
+                SqlValue::Text("HYPERVISOR = \"dummy\"\n".into()),
             ],
         ),
     ]);

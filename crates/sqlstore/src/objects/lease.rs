@@ -103,32 +103,62 @@ pub fn take(
     owner: OwnerRef,
     template: &str,
 ) -> SqlStmt {
-    let owner_sql = match owner {
-        OwnerRef::Id(_) => "?5".to_string(),
-        OwnerRef::NextOf(pool) => format!(
-            "(SELECT last_oid + 1 FROM pool_control WHERE tablename = '{}')",
-            pool.replace('\'', "")
-        ),
-    };
-    let owner_id = match owner {
-        OwnerRef::Id(id) => id,
-        OwnerRef::NextOf(_) => -1,
-    };
     SqlStmt::new(
         &format!(
             "INSERT INTO vnet_lease (vnet_oid, ar_id, idx, kind, owner)
-             SELECT ?1, ?2, ?3, ?4, {owner_sql} FROM vnet_pool
+             SELECT ?1, ?2, ?3, ?4, {} FROM vnet_pool
              WHERE oid = ?1 AND template = ?6
              AND NOT EXISTS (SELECT 1 FROM vnet_lease AS l
-                             WHERE l.vnet_oid = ?1 AND l.ar_id = ?2 AND l.idx = ?3)"
+                             WHERE l.vnet_oid = ?1 AND l.ar_id = ?2 AND l.idx = ?3)",
+            owner.sql()
         ),
         vec![
             SqlValue::Int(vnet),
             SqlValue::Int(ar_id),
             SqlValue::Int(idx),
             SqlValue::Int(holder.code()),
-            SqlValue::Int(owner_id),
+            SqlValue::Int(owner.id()),
             SqlValue::Text(template.to_string()),
+        ],
+    )
+    .must_match()
+}
+
+/// Takes the `size` addresses of range `ar_id` of `vnet` from index `first` for `owner`, all or
+/// none: only while the network's template is still `template` and none of them is taken. One
+/// statement whatever the size, so a reservation's log entry does not grow with it. The run
+/// is numbered as a binary tree (n -> 2n, 2n + 1), so its recursion is log2(size) deep:
+/// MariaDB stops a recursive query at `max_recursive_iterations` (1000 by default).
+pub fn take_run(
+    vnet: i64,
+    ar_id: i64,
+    first: i64,
+    size: i64,
+    holder: Holder,
+    owner: OwnerRef,
+    template: &str,
+) -> SqlStmt {
+    SqlStmt::new(
+        &format!(
+            "INSERT INTO vnet_lease (vnet_oid, ar_id, idx, kind, owner)
+             WITH RECURSIVE run (n) AS
+               (SELECT 1 UNION ALL SELECT run.n * 2 + b.bit
+                FROM run, (SELECT 0 AS bit UNION ALL SELECT 1) AS b
+                WHERE run.n * 2 + b.bit <= ?7)
+             SELECT ?1, ?2, ?3 + run.n - 1, ?4, {} FROM run
+             WHERE EXISTS (SELECT 1 FROM vnet_pool WHERE oid = ?1 AND template = ?6)
+             AND NOT EXISTS (SELECT 1 FROM vnet_lease AS l WHERE l.vnet_oid = ?1
+                             AND l.ar_id = ?2 AND l.idx >= ?3 AND l.idx < ?3 + ?7)",
+            owner.sql()
+        ),
+        vec![
+            SqlValue::Int(vnet),
+            SqlValue::Int(ar_id),
+            SqlValue::Int(first),
+            SqlValue::Int(holder.code()),
+            SqlValue::Int(owner.id()),
+            SqlValue::Text(template.to_string()),
+            SqlValue::Int(size),
         ],
     )
     .must_match()
@@ -140,6 +170,26 @@ pub enum OwnerRef<'a> {
     Id(i64),
     /// The object the same transaction is creating in this pool (its id is the counter's next).
     NextOf(&'a str),
+}
+
+impl OwnerRef<'_> {
+    /// The owner as SQL: parameter 5, or the id the same transaction is giving a new object.
+    fn sql(&self) -> String {
+        match self {
+            OwnerRef::Id(_) => "?5".to_string(),
+            OwnerRef::NextOf(pool) => format!(
+                "(SELECT last_oid + 1 FROM pool_control WHERE tablename = '{}')",
+                pool.replace('\'', "")
+            ),
+        }
+    }
+
+    fn id(&self) -> i64 {
+        match self {
+            OwnerRef::Id(id) => *id,
+            OwnerRef::NextOf(_) => -1,
+        }
+    }
 }
 
 /// Frees address `idx` of range `ar_id` of `vnet` only if `holder` `owner` holds it.
@@ -205,31 +255,41 @@ pub fn none_in_range(vnet: i64, ar_id: i64) -> SqlStmt {
     .must_match()
 }
 
-/// SQL of how many addresses of network `?N` the VMs of owner column `col` = `?M` hold (the
-/// NETWORK quota's LEASES).
+/// SQL of how many addresses of network `?N` the VMs and virtual routers of owner column
+/// `col` = `?M` hold (the NETWORK quota's LEASES; a router's are its floating addresses).
 pub fn leases_usage_sql(col: &str, owner_param: usize, vnet_param: usize) -> String {
     format!(
-        "(SELECT COUNT(*) FROM vnet_lease AS l JOIN vm_pool AS v ON v.oid = l.owner
-          WHERE l.kind = {vm} AND l.vnet_oid = ?{vnet_param} AND v.{col} = ?{owner_param})",
-        vm = Holder::Vm.code()
+        "((SELECT COUNT(*) FROM vnet_lease AS l JOIN vm_pool AS v ON v.oid = l.owner
+          WHERE l.kind = {vm} AND l.vnet_oid = ?{vnet_param} AND v.{col} = ?{owner_param})
+        + (SELECT COUNT(*) FROM vnet_lease AS l JOIN vrouter_pool AS r ON r.oid = l.owner
+          WHERE l.kind = {vr} AND l.vnet_oid = ?{vnet_param} AND r.{col} = ?{owner_param}))",
+        vm = Holder::Vm.code(),
+        vr = Holder::Vrouter.code()
     )
 }
 
-/// What each owner (`col` of `vm_pool`) holds in each network: leases by (owner, network).
+/// What each owner (`col` of `vm_pool` and `vrouter_pool`) holds in each network: leases by
+/// (owner, network).
 pub fn leases_usage(
     c: &Conn,
     col: &str,
     only: Option<i64>,
 ) -> crate::sql::Result<std::collections::BTreeMap<(i64, i64), f64>> {
     let filter = if only.is_some() {
-        format!(" AND v.{col} = ?1")
+        " WHERE u.who = ?1"
     } else {
-        String::new()
+        ""
     };
     let sql = format!(
-        "SELECT v.{col}, l.vnet_oid, COUNT(*) FROM vnet_lease AS l JOIN vm_pool AS v
-         ON v.oid = l.owner WHERE l.kind = {vm}{filter} GROUP BY v.{col}, l.vnet_oid",
-        vm = Holder::Vm.code()
+        "SELECT u.who, u.vnet, COUNT(*) FROM
+           (SELECT v.{col} AS who, l.vnet_oid AS vnet FROM vnet_lease AS l JOIN vm_pool AS v
+            ON v.oid = l.owner WHERE l.kind = {vm}
+            UNION ALL
+            SELECT r.{col} AS who, l.vnet_oid AS vnet FROM vnet_lease AS l
+            JOIN vrouter_pool AS r ON r.oid = l.owner WHERE l.kind = {vr}) AS u
+         {filter} GROUP BY u.who, u.vnet",
+        vm = Holder::Vm.code(),
+        vr = Holder::Vrouter.code()
     );
     let mut st = c.prepare(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();

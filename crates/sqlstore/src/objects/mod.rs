@@ -4,6 +4,8 @@
 //! is written once for both backends (`crate::sql`).
 
 pub mod acl;
+pub mod backup;
+pub mod backupjob;
 pub mod cluster;
 pub mod datastore;
 pub mod document;
@@ -14,6 +16,9 @@ pub mod image;
 pub mod lease;
 pub mod market;
 pub mod monitoring;
+pub mod pci;
+pub mod placement;
+pub mod plan;
 pub mod quota;
 pub mod secgroup;
 pub mod template;
@@ -23,6 +28,7 @@ pub mod vm;
 pub mod vmgroup;
 pub mod vnet;
 pub mod vntemplate;
+pub mod vrouter;
 pub mod zone;
 
 use crate::sql::{Conn, Row};
@@ -295,6 +301,9 @@ pub fn template_text(
 /// Sets template column `column` to `new` only if it still holds `old` (read-compute-write:
 /// a concurrent change makes it match nothing).
 pub fn replace_template(table: &str, column: &str, oid: i64, new: String, old: String) -> SqlStmt {
+    if table == vm::TABLE && column == "template" {
+        return quota::replace_vm_template(oid, new, old);
+    }
     SqlStmt::new(
         &format!("UPDATE {table} SET {column} = ?2 WHERE oid = ?1 AND {column} = ?3"),
         vec![SqlValue::Int(oid), SqlValue::Text(new), SqlValue::Text(old)],

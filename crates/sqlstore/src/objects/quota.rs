@@ -146,6 +146,7 @@ fn vm_usage_sql(metric: &str, col: &str, param: usize) -> Option<String> {
         "RUNNING_VMS" => ("COUNT(*)", true),
         "RUNNING_CPU" => ("SUM(cpu)", true),
         "RUNNING_MEMORY" => ("SUM(memory)", true),
+        "SYSTEM_DISK_SIZE" => ("SUM(disk_size)", false),
         _ => return None,
     };
     let states = if running {
@@ -206,7 +207,41 @@ pub fn network_usage(
     owner: Owner,
     only: Option<i64>,
 ) -> crate::sql::Result<BTreeMap<(i64, i64), f64>> {
-    super::lease::leases_usage(c, owner.column(), only)
+    let mut usage = super::lease::leases_usage(c, owner.column(), only)?;
+    for (key, n) in reservation_usage(c, owner, only)? {
+        *usage.entry(key).or_insert(0.0) += n;
+    }
+    Ok(usage)
+}
+
+/// The addresses of each network that `owner`'s reservations hold: they count for the
+/// reservation owner's LEASES in the parent network, as `one.vn.reserve` charges them.
+fn reservation_usage(
+    c: &Conn,
+    owner: Owner,
+    only: Option<i64>,
+) -> crate::sql::Result<BTreeMap<(i64, i64), f64>> {
+    let col = owner.column();
+    let filter = if only.is_some() {
+        format!(" AND n.{col} = ?1")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT n.{col}, l.vnet_oid, COUNT(*) FROM vnet_lease AS l
+         JOIN vnet_pool AS n ON n.oid = l.owner WHERE l.kind = {net}{filter}
+         GROUP BY n.{col}, l.vnet_oid",
+        net = super::lease::Holder::Net.code()
+    );
+    let mut st = c.prepare(&sql)?;
+    let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
+    let rows = st.query_map(params.as_slice(), |r| {
+        Ok((
+            (r.get::<i64>(0)?, r.get::<i64>(1)?),
+            r.get::<i64>(2)? as f64,
+        ))
+    })?;
+    rows.collect()
 }
 
 /// What one user or group uses of the VM entry, read from its VMs.
@@ -218,10 +253,11 @@ pub struct VmUsage {
     pub running_vms: f64,
     pub running_cpu: f64,
     pub running_memory: f64,
+    pub system_disk_size: f64,
 }
 
 impl VmUsage {
-    /// The figure of `metric`; metrics OneHA does not track yet (SYSTEM_DISK_SIZE) read 0.
+    /// The figure of `metric`; metrics OneHA does not track read 0.
     pub fn get(&self, metric: &str) -> f64 {
         match metric {
             "VMS" => self.vms,
@@ -230,6 +266,7 @@ impl VmUsage {
             "RUNNING_VMS" => self.running_vms,
             "RUNNING_CPU" => self.running_cpu,
             "RUNNING_MEMORY" => self.running_memory,
+            "SYSTEM_DISK_SIZE" => self.system_disk_size,
             _ => 0.0,
         }
     }
@@ -250,7 +287,7 @@ pub fn vm_usage(
     };
     let sql = format!(
         "SELECT {col}, COUNT(*), SUM(cpu), SUM(memory), SUM({running}), SUM({running} * cpu),
-                SUM({running} * memory)
+                SUM({running} * memory), SUM(disk_size)
          FROM vm_pool WHERE state <> {DONE}{filter} GROUP BY {col}"
     );
     let mut st = c.prepare(&sql)?;
@@ -266,6 +303,7 @@ pub fn vm_usage(
                 running_vms: f(4)?,
                 running_cpu: f(5)?,
                 running_memory: f(6)?,
+                system_disk_size: f(7)?,
             },
         ))
     })?;
@@ -314,7 +352,26 @@ fn usage_sql(
 ) -> Option<(String, Vec<SqlValue>)> {
     let col = owner.column();
     match kind {
-        "VM" => Some((vm_usage_sql(metric, col, at)?, vec![SqlValue::Int(oid)])),
+        "VM" => match vm_usage_sql(metric, col, at) {
+            Some(sql) => Some((sql, vec![SqlValue::Int(oid)])),
+            None => {
+                let (name, running) = generic_metric(metric);
+                let states = if running {
+                    format!("state IN ({RUNNING_STATES})")
+                } else {
+                    format!("state <> {DONE}")
+                };
+                let mut params = vec![SqlValue::Int(oid)];
+                params.extend(attribute_params(name));
+                Some((
+                    format!(
+                        "(SELECT COALESCE(SUM({}), 0) FROM vm_pool WHERE {col} = ?{at} AND {states})",
+                        attribute_value_sql(at + 1, at + 2, at + 3)
+                    ),
+                    params,
+                ))
+            }
+        },
         "DATASTORE" => Some((
             datastore_usage_sql(metric, col, at)?,
             vec![SqlValue::Int(oid), SqlValue::Int(rid)],
@@ -328,11 +385,168 @@ fn usage_sql(
             vec![SqlValue::Int(oid), SqlValue::Int(rid)],
         )),
         "NETWORK" if metric == "LEASES" => Some((
-            super::lease::leases_usage_sql(col, at, at + 1),
+            format!(
+                "({} + (SELECT COUNT(*) FROM vnet_lease AS l JOIN vnet_pool AS n
+                   ON n.oid = l.owner WHERE l.kind = {net} AND l.vnet_oid = ?{} AND n.{col} = ?{at}))",
+                super::lease::leases_usage_sql(col, at, at + 1),
+                at + 1,
+                net = super::lease::Holder::Net.code()
+            ),
             vec![SqlValue::Int(oid), SqlValue::Int(rid)],
         )),
         _ => None,
     }
+}
+
+/// What a VM's template holds in the system datastore, in MB (`VirtualMachineDisks::
+/// system_ds_size(true)` plus `VirtualMachine::get_snapshots_system_size`), kept in
+/// `vm_pool.disk_size` whenever the template is written so the SYSTEM_DISK_SIZE quota sums a
+/// column. With the dummy TM (CLONE_TARGET SYSTEM, LN_TARGET NONE) that is every volatile disk
+/// and every non-persistent image disk, with its disk snapshots, and the VM's snapshots.
+pub fn system_disk_size(text: &str) -> f64 {
+    let Ok(t) = template::Template::parse(text) else {
+        return 0.0;
+    };
+    let num = |v: Option<&str>| v.and_then(|s| s.trim().parse::<i64>().ok());
+    let disks: i64 = t
+        .get_all("DISK")
+        .filter_map(|d| {
+            let size = num(d.vector_get("SIZE"))?;
+            let image = d
+                .vector_get("IMAGE_ID")
+                .is_some_and(|i| !i.trim().is_empty());
+            let persistent = d
+                .vector_get("PERSISTENT")
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("YES"));
+            let snapshots = num(d.vector_get("DISK_SNAPSHOT_TOTAL_SIZE")).unwrap_or(0);
+            (!image || !persistent).then_some(size.saturating_add(snapshots))
+        })
+        .fold(0i64, i64::saturating_add);
+    let snapshots: i64 = t
+        .get_all("SNAPSHOT")
+        .filter_map(|s| num(s.vector_get("SYSTEM_DISK_SIZE")))
+        .fold(0i64, i64::saturating_add);
+    disks.saturating_add(snapshots) as f64
+}
+
+/// [`super::replace_template`] of a VM's template: its system disk size goes with it.
+pub(super) fn replace_vm_template(oid: i64, new: String, old: String) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE vm_pool SET template = ?3, disk_size = ?2 WHERE oid = ?1 AND template = ?4",
+        vec![
+            SqlValue::Int(oid),
+            SqlValue::Real(system_disk_size(&new)),
+            SqlValue::Text(new),
+            SqlValue::Text(old),
+        ],
+    )
+    .must_match()
+}
+
+/// A database from before SYSTEM_DISK_SIZE gets `vm_pool.disk_size`, computed from each VM's
+/// template: every server does the same to the same rows, so replicas stay alike.
+pub(crate) fn upgrade_disk_size(c: &Conn) -> crate::sql::Result<()> {
+    if c.columns(super::vm::TABLE)?
+        .iter()
+        .any(|col| col == "disk_size")
+    {
+        return Ok(());
+    }
+    let add = "ALTER TABLE vm_pool ADD COLUMN disk_size REAL NOT NULL DEFAULT 0".to_string();
+    c.execute_batch(&match c.backend() {
+        crate::sql::Backend::Sqlite => add,
+        crate::sql::Backend::Mysql => crate::sql::mysql_schema(c, &add),
+    })?;
+    let vms: Vec<(i64, String)> = {
+        let mut st = c.prepare(&format!(
+            "SELECT oid, template FROM vm_pool WHERE state <> {DONE}"
+        ))?;
+        let rows = st.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<crate::sql::Result<_>>()?
+    };
+    for (oid, text) in vms {
+        let size = system_disk_size(&text);
+        if size != 0.0 {
+            c.execute(
+                "UPDATE vm_pool SET disk_size = ?1 WHERE oid = ?2",
+                [SqlValue::Real(size), SqlValue::Int(oid)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The value of top-level attribute `?{needle}` (`\nNAME="`, `?{len}` characters) of a VM,
+/// read from the template text as `Template::to_text` writes it (a vector's keys are indented,
+/// so only a top-level attribute matches): from its template, else its user template, else 0.
+/// A generic VM quota (`QUOTA_VM_ATTRIBUTE`) sums it in SQL, so its guard reads it where the
+/// change is applied, as every other quota's.
+fn attribute_value_sql(needle: usize, len: usize, nl: usize) -> String {
+    let value = |col: &str| {
+        let text = format!("(?{nl} || {col})");
+        let pos = format!("INSTR({text}, ?{needle})");
+        let rest = format!("SUBSTR({text}, {pos} + ?{len})");
+        (
+            pos.clone(),
+            format!("(SUBSTR({rest}, 1, INSTR({rest}, '\"') - 1) + 0)"),
+        )
+    };
+    let (pos_t, val_t) = value("template");
+    let (pos_u, val_u) = value("user_template");
+    format!("CASE WHEN {pos_t} > 0 THEN {val_t} WHEN {pos_u} > 0 THEN {val_u} ELSE 0 END")
+}
+
+/// A generic metric of the VM entry: the attribute it counts, and whether only running VMs
+/// count (`RUNNING_<attribute>`).
+fn generic_metric(metric: &str) -> (&str, bool) {
+    match metric.strip_prefix("RUNNING_") {
+        Some(base) => (base, true),
+        None => (metric, false),
+    }
+}
+
+/// The parameters of [`attribute_value_sql`] for attribute `name`: needle, its length, newline.
+fn attribute_params(name: &str) -> Vec<SqlValue> {
+    let needle = format!("\n{name}=\"");
+    let len = needle.chars().count() as i64;
+    vec![
+        SqlValue::Text(needle),
+        SqlValue::Int(len),
+        SqlValue::Text("\n".into()),
+    ]
+}
+
+/// What each `owner` uses of generic VM metric `metric` (`QUOTA_VM_ATTRIBUTE`: an attribute,
+/// or `RUNNING_` and an attribute), by owner id (only `only`, when given).
+pub fn generic_usage(
+    c: &Conn,
+    owner: Owner,
+    only: Option<i64>,
+    metric: &str,
+) -> crate::sql::Result<BTreeMap<i64, f64>> {
+    let col = owner.column();
+    let (name, running) = generic_metric(metric);
+    let states = if running {
+        format!("state IN ({RUNNING_STATES})")
+    } else {
+        format!("state <> {DONE}")
+    };
+    let filter = if only.is_some() {
+        format!(" AND {col} = ?4")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT {col}, SUM({}) FROM vm_pool WHERE {states}{filter} GROUP BY {col}",
+        attribute_value_sql(1, 2, 3)
+    );
+    let mut params = attribute_params(name);
+    params.extend(only.map(SqlValue::Int));
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map(params.as_slice(), |r| {
+        Ok((r.get::<i64>(0)?, number(&r.get::<SqlValue>(1)?)))
+    })?;
+    rows.collect()
 }
 
 fn number(v: &SqlValue) -> f64 {
@@ -391,6 +605,102 @@ pub fn guard(bounds: &[Bound]) -> Option<SqlStmt> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_system_disk_size_counts_what_the_system_datastore_holds() {
+        let text = "DISK = [ TYPE = fs, SIZE = 10 ]
+DISK = [ IMAGE_ID = 1, SIZE = 20, DISK_SNAPSHOT_TOTAL_SIZE = 5 ]
+DISK = [ IMAGE_ID = 2, SIZE = 40, PERSISTENT = YES ]
+DISK = [ TYPE = fs ]
+SNAPSHOT = [ SNAPSHOT_ID = 0, SYSTEM_DISK_SIZE = 100 ]";
+        // The volatile disk, the non-persistent image with its snapshots, the VM snapshot.
+        assert_eq!(super::system_disk_size(text), 135.0);
+        assert_eq!(super::system_disk_size("not a [ template"), 0.0);
+    }
+
+    #[test]
+    fn the_disk_size_follows_the_template_and_is_filled_in_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut locations = vec![crate::sql::Location::Sqlite(dir.path().join("one.db"))];
+        locations.extend(crate::testing::fresh_mysql_database());
+        for loc in locations {
+            let mut c = crate::open_state(&loc).unwrap();
+            crate::testing::bootstrap(&mut c);
+            let size = |c: &crate::sql::Conn| -> f64 {
+                c.query_row("SELECT disk_size FROM vm_pool WHERE oid = 1", (), |r| {
+                    r.get(0)
+                })
+                .unwrap()
+            };
+            let vm = "DISK = [ TYPE = fs, SIZE = 30 ]";
+            c.execute_batch(&format!(
+                "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
+                   prev_lcm_state, stime, cpu, memory, template)
+                 VALUES (1, 'a', 2, 1, 384, 1, 0, 1, 0, 0, 1, 64, '{vm}')"
+            ))
+            .unwrap();
+            // A database from before the column gets it, with each VM's figure, when opened.
+            c.execute_batch("ALTER TABLE vm_pool DROP COLUMN disk_size")
+                .unwrap();
+            drop(c);
+            let c = crate::open_state(&loc).unwrap();
+            assert_eq!(size(&c), 30.0);
+            let grown = format!("{vm}\nDISK = [ TYPE = fs, SIZE = 12 ]");
+            let stmt = super::super::replace_template("vm_pool", "template", 1, grown, vm.into());
+            crate::txn::run_all(&c, &[stmt]).unwrap();
+            assert_eq!(size(&c), 42.0);
+            let usage = super::vm_usage(&c, super::Owner::User, Some(2)).unwrap();
+            assert_eq!(usage[&2].get("SYSTEM_DISK_SIZE"), 42.0);
+        }
+    }
+
+    #[test]
+    fn a_generic_metric_is_read_from_the_template_or_else_the_user_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut locations = vec![crate::sql::Location::Sqlite(dir.path().join("one.db"))];
+        locations.extend(crate::testing::fresh_mysql_database());
+        for loc in locations {
+            let mut c = crate::open_state(&loc).unwrap();
+            crate::testing::bootstrap(&mut c);
+            // VM 1 in its template (and a vector's VCPU that does not count), VM 2 in its
+            // user template, VM 3 not at all, VM 4 stopped (state 4: not running).
+            c.execute_batch(
+                "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
+                   prev_lcm_state, stime, cpu, memory, template, user_template)
+                 VALUES (1, 'a', 2, 1, 384, 1, 0, 1, 0, 0, 1, 64,
+                           'CPU=\"1\"\nTOPOLOGY=[\n  VCPU=\"9\" ]\nVCPU=\"4\"\n', ''),
+                        (2, 'b', 2, 1, 384, 2, 0, 2, 0, 0, 1, 64, 'CPU=\"1\"\n', 'VCPU=\"0.5\"\n'),
+                        (3, 'c', 2, 1, 384, 1, 0, 1, 0, 0, 1, 64, 'CPU=\"1\"\n', ''),
+                        (4, 'd', 2, 1, 384, 4, 0, 4, 0, 0, 1, 64, 'VCPU=\"2\"\n', '')",
+            )
+            .unwrap();
+            let user = super::Owner::User;
+            assert_eq!(
+                super::generic_usage(&c, user, None, "VCPU").unwrap()[&2],
+                6.5
+            );
+            let running = super::generic_usage(&c, user, Some(2), "RUNNING_VCPU").unwrap();
+            assert_eq!(running[&2], 4.5);
+            let bound = |limit: f64| super::Bound {
+                owner: user,
+                oid: 2,
+                kind: "VM",
+                rid: -1,
+                metric: "VCPU",
+                limit,
+            };
+            for (limit, holds) in [(6.5, true), (6.0, false)] {
+                let guard = super::guard(&[bound(limit)]).unwrap();
+                let matched = c
+                    .prepare(&guard.sql)
+                    .unwrap()
+                    .query_map(guard.params.as_slice(), |_| Ok(()))
+                    .unwrap()
+                    .count();
+                assert_eq!(matched == 1, holds, "{limit}");
+            }
+        }
+    }
+
     #[test]
     fn the_running_states_are_one_list() {
         let listed: Vec<i64> = super::RUNNING_STATES

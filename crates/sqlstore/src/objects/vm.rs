@@ -38,6 +38,8 @@ pub struct VmRow {
     pub memory: i64,
     pub template: String,
     pub user_template: String,
+    /// OpenNebula's RESCHED: the scheduler is asked to move the VM.
+    pub resched: bool,
     pub history: Vec<History>,
     /// Its newest monitoring record (the body's MONITORING).
     pub monitoring: Option<super::monitoring::VmRecord>,
@@ -77,6 +79,7 @@ fn read(c: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
         memory: r.get(c + 7)?,
         template: r.get(c + 8)?,
         user_template: r.get(c + 9)?,
+        resched: r.get::<i64>(c + 10)? != 0,
         history,
         monitoring,
     })
@@ -87,7 +90,7 @@ pub static ROWS: Rows<VmRow> = Rows {
         lockable "vm_pool",
         "v",
         "v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu, \
-         v.memory, v.template, v.user_template"
+         v.memory, v.template, v.user_template, v.resched"
     ),
     alias: "v",
     read,
@@ -105,15 +108,17 @@ pub struct NewVm {
     pub cpu: f64,
     pub memory: i64,
     pub template: String,
+    pub user_template: String,
 }
 
 pub fn insert(v: NewVm) -> SqlStmt {
+    let disk_size = super::quota::system_disk_size(&v.template);
     insert_next(
         TABLE,
         "name, uid, gid, perms, state, lcm_state, prev_state, prev_lcm_state, stime, cpu, \
-         memory, template",
+         memory, template, disk_size, user_template",
         "CASE WHEN ?1 = '' THEN 'one-' || (last_oid + 1) ELSE ?1 END, \
-         ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9",
+         ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11",
         vec![
             SqlValue::Text(v.name),
             SqlValue::Int(v.uid),
@@ -124,6 +129,8 @@ pub fn insert(v: NewVm) -> SqlStmt {
             SqlValue::Real(v.cpu),
             SqlValue::Int(v.memory),
             SqlValue::Text(v.template),
+            SqlValue::Real(disk_size),
+            SqlValue::Text(v.user_template),
         ],
     )
 }
@@ -356,6 +363,27 @@ pub fn host_fits(vid: i64) -> SqlStmt {
         "SELECT 1 FROM host_pool h WHERE h.oid = (SELECT hid FROM vm_pool WHERE oid = ?1)
          AND h.cpu_usage <= h.total_cpu AND h.mem_usage <= h.total_mem",
         vec![SqlValue::Int(vid)],
+    )
+    .must_match()
+}
+
+/// Sets VM `oid`'s rescheduling flag, only while it is in one of `states` ((state, lcm) pairs):
+/// a VM that moved on meanwhile is not flagged.
+pub fn set_resched(oid: i64, on: bool, states: &[(i64, i64)]) -> SqlStmt {
+    let mut params = vec![SqlValue::Int(oid), SqlValue::Int(i64::from(on))];
+    let mut alternatives = Vec::new();
+    for (st, lcm) in states {
+        let n = params.len();
+        alternatives.push(format!("(state = ?{} AND lcm_state = ?{})", n + 1, n + 2));
+        params.push(SqlValue::Int(*st));
+        params.push(SqlValue::Int(*lcm));
+    }
+    SqlStmt::new(
+        &format!(
+            "UPDATE vm_pool SET resched = ?2 WHERE oid = ?1 AND ({})",
+            alternatives.join(" OR ")
+        ),
+        params,
     )
     .must_match()
 }

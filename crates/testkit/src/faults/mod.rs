@@ -6,6 +6,7 @@ mod checks;
 mod power;
 mod round;
 pub mod schedule;
+pub mod vms;
 mod votes;
 pub mod workload;
 

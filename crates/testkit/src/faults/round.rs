@@ -9,6 +9,7 @@ use xmlrpc::Value;
 use super::checks;
 use super::power;
 use super::schedule::{crash_schedule, power_schedule, schedule, Fault, Step, Target};
+use super::vms::{self, VmWorkload};
 use super::votes::VoteWatch;
 use super::workload::{Members, Spec, Workload};
 use crate::proxy::Network;
@@ -32,6 +33,8 @@ pub struct RoundConfig {
     /// With `power`: disks that acknowledge fsync and keep nothing, the checkers' self-test
     /// (the round must FAIL with acknowledged writes lost).
     pub lying_disks: bool,
+    /// Clients of the VM workload (`vms.rs`); 0 runs none.
+    pub vm_clients: usize,
 }
 
 #[derive(Debug, Default)]
@@ -296,6 +299,7 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
     let keys: Vec<i64> = (0..KEYS)
         .map(|k| allocate(&client, &format!("reg-{k}")).unwrap())
         .collect();
+    let vm_setup = (cfg.vm_clients > 0).then(|| vms::prepare(&zone, leader));
     zone.wait_caught_up();
     // Power cuts start from a zone that ran for a while: its installation is on disk.
     for s in &zone.servers {
@@ -320,6 +324,16 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
         members_out.clone(),
         epoch,
     );
+    let vm_workload = vm_setup.clone().map(|setup| {
+        VmWorkload::start(
+            setup,
+            cfg.vm_clients,
+            zone.servers[0].session(),
+            cfg.seed,
+            members_out.clone(),
+            epoch,
+        )
+    });
     let mut step_violations = Vec::new();
     for step in &steps {
         step_violations.extend(run_step(&mut zone, &net, step, &members_out, epoch));
@@ -327,6 +341,7 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
     }
     log(epoch, "stop the clients");
     let mut history = workload.finish();
+    let vm_history = vm_workload.map(VmWorkload::finish);
     log(epoch, "heal everything");
     heal(&mut zone, &net);
 
@@ -362,6 +377,10 @@ pub fn run_round(cfg: &RoundConfig) -> RoundReport {
                 op: lincheck::RegOp::Read(value),
                 outcome: lincheck::Outcome::Ok,
             });
+    }
+    if let (Some(setup), Some(h)) = (&vm_setup, &vm_history) {
+        history.write_oks.extend(&h.write_oks);
+        vms::check(&zone, setup, h, &mut report);
     }
     checks::check_history(&zone, &history, &mut report);
     if !report.violations.is_empty() {

@@ -6,6 +6,7 @@
 //! VMs join a role through `VMGROUP = [ VMGROUP_ID | VMGROUP_NAME, ROLE ]` in their template:
 //! the VM side calls [`for_vm`] and [`membership`] inside its own transaction.
 
+pub mod join;
 pub mod roles;
 
 use sqlstore::objects::{self, vmgroup::VmGroupRow};

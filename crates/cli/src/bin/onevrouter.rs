@@ -1,0 +1,12 @@
+//! `onevrouter`: OpenNebula's CLI for this object family.
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = cli::objects::run(
+        cli::objects::Kind::Vrouter,
+        &args,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    std::process::exit(code);
+}

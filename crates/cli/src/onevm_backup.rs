@@ -1,0 +1,65 @@
+//! `onevm backup`, `onevm backup-cancel` and `onevm restore`, with OpenNebula's arguments
+//! (`src/cli/onevm`): `backup <vm> [-d|--datastore <ds>] [--reset]`, `backup-cancel <vm>`,
+//! `restore <vm> <image> [--disk-id <id>] [--increment <id>]`. Each prints nothing on success.
+
+use xmlrpc::Value;
+
+use crate::client::Client;
+use crate::ids::{Family, Resolver};
+use crate::objects::{err_text, Kind, Opts};
+
+/// The options of `subcommand` that take a value.
+pub(crate) fn valued_flags(subcommand: &str) -> &'static [&'static str] {
+    match subcommand {
+        "backup" => &["-d", "--datastore"],
+        "restore" => &["--disk-id", "--increment"],
+        _ => &[],
+    }
+}
+
+/// Whether `subcommand` is one of these.
+pub(crate) fn handles(subcommand: &str) -> bool {
+    matches!(subcommand, "backup" | "backup-cancel" | "restore")
+}
+
+fn number(v: Option<String>, what: &str) -> Result<i32, String> {
+    match v {
+        None => Ok(-1),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("argument {what} is not a number: {v}")),
+    }
+}
+
+pub(crate) fn execute(o: &Opts, client: &Client) -> Result<(), String> {
+    let cmd = o.words.first().map(String::as_str).unwrap_or("");
+    let vm = Resolver::own(client, Kind::Vm).arg(o.words.get(1), "VM id")?;
+    let (method, params) = match cmd {
+        "backup" => {
+            let ds = match o.value(&["-d", "--datastore"]) {
+                Some(d) => Resolver::other(client, Family::Datastore).arg(Some(&d), "datastore")?,
+                None => -1,
+            };
+            let reset = Value::Bool(o.flag(&["--reset"]));
+            ("one.vm.backup", vec![Value::Int(vm), Value::Int(ds), reset])
+        }
+        "backup-cancel" => ("one.vm.backupcancel", vec![Value::Int(vm)]),
+        "restore" => {
+            let image = Resolver::other(client, Family::Image).arg(o.words.get(2), "image")?;
+            let inc = number(o.value(&["--increment"]), "--increment")?;
+            let disk = number(o.value(&["--disk-id"]), "--disk-id")?;
+            (
+                "one.vm.restore",
+                vec![
+                    Value::Int(vm),
+                    Value::Int(image),
+                    Value::Int(inc),
+                    Value::Int(disk),
+                ],
+            )
+        }
+        other => return Err(format!("Unknown command '{other}'.")),
+    };
+    client.call(method, params).map(drop).map_err(err_text)
+}

@@ -1,0 +1,850 @@
+//! A VM's body as OpenNebula 7.0.2 keeps and prints it.
+//!
+//! * At allocate and instantiate, `VirtualMachine::insert` moves the attributes oned itself
+//!   interprets (capacity, OS, DISK, NIC, CONTEXT, GRAPHICS...) from the given template into
+//!   the VM's TEMPLATE, and leaves everything else in its USER_TEMPLATE, the part
+//!   `one.vm.update` edits: [`split`].
+//! * `one.vmpool.info` prints `VirtualMachine::to_xml_short` (the `short_body` column), while
+//!   `one.vmpool.infoextended` and `one.vmpool.infoset` with `extended` print the stored body
+//!   (`to_xml_extended(1, false)`: the last history record, no scheduled actions in TEMPLATE) and
+//!   `one.vm.info` the full one: [`short_xml`], [`Body`].
+//! * The pool calls' fifth parameter, `KEY=VALUE[&KEY=VALUE...]`, which OpenNebula runs as
+//!   `JSON_UNQUOTE(JSON_EXTRACT(body_json, '$.KEY')) LIKE '%VALUE%'` over the VM's JSON body:
+//!   [`Query`].
+
+use sqlstore::objects::vm::VmRow;
+use template::{Template, Value as TValue};
+use xmlrpc::{Params, Value};
+
+use super::perms::{caller, PoolFilter, Where};
+use super::vm::{state, VMS};
+use super::xml::{self, Xml};
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+
+/// The attributes `VirtualMachine::insert` (and the `parse_*` it calls) moves into TEMPLATE.
+/// SCHED_ACTION and BACKUP_CONFIG are kept there too: OpenNebula turns them into scheduled
+/// action objects and the BACKUPS element, which OneHA builds from the system template.
+const SYSTEM: &[&str] = &[
+    "TEMPLATE_ID",
+    "EMULATOR",
+    "MEMORY",
+    "MEMORY_RESIZE_MODE",
+    "MEMORY_MAX",
+    "MEMORY_SLOTS",
+    "CPU",
+    "VCPU",
+    "VCPU_MAX",
+    "CPU_COST",
+    "MEMORY_COST",
+    "DISK_COST",
+    "OS",
+    "CPU_MODEL",
+    "PCI",
+    "NIC_DEFAULT",
+    "VROUTER_ID",
+    "VROUTER_KEEPALIVED_ID",
+    "VROUTER_KEEPALIVED_PASSWORD",
+    "NIC",
+    "NIC_ALIAS",
+    "CONTEXT",
+    "DISK",
+    "TM_MAD_SYSTEM",
+    "SUBMIT_ON_HOLD",
+    "GRAPHICS",
+    "VIDEO",
+    "VMGROUP",
+    "SECURITY_GROUP_RULE",
+    "AUTOMATIC_REQUIREMENTS",
+    "AUTOMATIC_DS_REQUIREMENTS",
+    "AUTOMATIC_NIC_REQUIREMENTS",
+    // parse_well_known_attributes
+    "INPUT",
+    "FEATURES",
+    "RAW",
+    "CLONING_TEMPLATE_ID",
+    "TOPOLOGY",
+    "NUMA_NODE",
+    "HYPERV_OPTIONS",
+    "SPICE_OPTIONS",
+    "TPM",
+    // OneHA keeps these in the system template (see above).
+    "SCHED_ACTION",
+    "BACKUP_CONFIG",
+];
+
+/// Attributes `insert` takes out of the template altogether: the name (and the prefix of a
+/// generated one) becomes the VM's NAME, VMID is the VM's own id, printed at read.
+const DROPPED: &[&str] = &["NAME", "TEMPLATE_NAME", "VMID"];
+
+/// Attributes of which `insert` keeps only the first (`parse_graphics`, `parse_video`,
+/// `parse_cpu_model`).
+const FIRST_ONLY: &[&str] = &["GRAPHICS", "VIDEO", "CPU_MODEL"];
+
+/// Splits a new VM's template (its disks and NICs already taken) into its TEMPLATE and its
+/// USER_TEMPLATE, with `insert`'s checks of what it moves: the messages are OpenNebula's.
+pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
+    let mut system = Template::default();
+    let mut user = Template::default();
+    for a in &given.attrs {
+        let name = a.name.to_ascii_uppercase();
+        if DROPPED.contains(&name.as_str()) {
+            continue;
+        }
+        if SYSTEM.contains(&name.as_str()) {
+            if FIRST_ONLY.contains(&name.as_str()) && system.get(&name).is_some() {
+                continue;
+            }
+            system.attrs.push(a.clone());
+        } else {
+            user.attrs.push(a.clone());
+        }
+    }
+    check_numbers(&system)?;
+    if system.get_all("OS").count() > 1 {
+        return Err(fail(
+            code::INTERNAL,
+            "Only one OS attribute can be defined.",
+        ));
+    }
+    if system.get_all("NIC_DEFAULT").count() > 1 {
+        return Err(fail(
+            code::INTERNAL,
+            "Only one NIC_DEFAULT attribute can be defined.",
+        ));
+    }
+    os_uuid(&mut system);
+    // parse_requirements: the old REQUIREMENTS is read as SCHED_REQUIREMENTS.
+    if let Some(req) = user.single("REQUIREMENTS").map(str::to_string) {
+        user.remove("REQUIREMENTS");
+        if user.get("SCHED_REQUIREMENTS").is_none() {
+            user.push("SCHED_REQUIREMENTS", TValue::Single(req));
+        }
+    }
+    if user.get_all("SCHED_REQUIREMENTS").count() > 1 {
+        return Err(fail(
+            code::INTERNAL,
+            "Only one SCHED_REQUIREMENTS attribute can be defined.",
+        ));
+    }
+    Ok((system, user))
+}
+
+/// `insert`'s checks of VCPU and the cost attributes (CPU and MEMORY are `vm::capacity`'s).
+fn check_numbers(t: &Template) -> Result<(), Failure> {
+    if let Some(v) = t.single("VCPU") {
+        if !v.trim().parse::<i64>().is_ok_and(|n| n > 0) {
+            return Err(fail(
+                code::INTERNAL,
+                "VCPU attribute must be a positive integer value.",
+            ));
+        }
+    }
+    for cost in ["CPU_COST", "MEMORY_COST", "DISK_COST"] {
+        if let Some(v) = t.single(cost) {
+            // A value that is not a number is not a cost: `Template::get` fails and oned moves
+            // nothing; a negative one is refused.
+            if v.trim().parse::<f64>().is_ok_and(|n| n < 0.0) {
+                return Err(fail(
+                    code::INTERNAL,
+                    format!("{cost} attribute must be a positive float or integer value."),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `parse_os`: every VM has an OS vector with a UUID, chosen here on the leader when the
+/// template gives none, so every server stores the same one.
+fn os_uuid(t: &mut Template) {
+    let mut os: Vec<(String, String)> = t.vector("OS").map(<[_]>::to_vec).unwrap_or_default();
+    if template::vector_get(&os, "UUID").is_some_and(|u| !u.is_empty()) {
+        if t.get("OS").is_none() {
+            t.push("OS", TValue::Vector(os));
+        }
+        return;
+    }
+    os.retain(|(k, _)| !k.eq_ignore_ascii_case("UUID"));
+    os.push(("UUID".into(), uuid_v4()));
+    os.sort_by(|a, b| a.0.cmp(&b.0));
+    t.set("OS", TValue::Vector(os));
+}
+
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Which full body a call prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// `one.vm.info`: every history record, the scheduled actions in TEMPLATE.
+    Info,
+    /// The stored body of pool calls: the last history record, no scheduled actions in TEMPLATE.
+    Pool,
+}
+
+/// How many of `v`'s oldest history records `which` body leaves out: pool calls print the
+/// stored body, which holds only the last one.
+pub fn history_skipped(v: &VmRow, which: Body) -> usize {
+    match which {
+        Body::Info => 0,
+        Body::Pool => v.history.len().saturating_sub(1),
+    }
+}
+
+/// `VirtualMachine::to_xml_short`, what `one.vmpool.info` prints for each VM.
+pub fn short_xml(v: &VmRow, out: &mut String) {
+    let t = match Template::parse(&v.template) {
+        Ok(t) => t,
+        Err(e) => {
+            xml::corrupt_template(&e);
+            Template::default()
+        }
+    };
+    let user = Template::parse(&v.user_template).unwrap_or_default();
+    let oid = v.head.owned.oid;
+    Xml::new(out).elem("VM", |x| {
+        xml::owner_and_name(x, &v.head);
+        x.num(
+            "LAST_POLL",
+            v.monitoring.as_ref().map_or(0, |m| m.timestamp),
+        )
+        .num("STATE", v.state)
+        .num("LCM_STATE", v.lcm_state)
+        .num("RESCHED", i64::from(v.resched))
+        .num("STIME", v.stime)
+        .num("ETIME", v.etime)
+        .text("DEPLOY_ID", &deploy_id(v));
+        if v.lock.level != 0 {
+            x.elem("LOCK", |x| {
+                x.num("LOCKED", v.lock.level);
+            });
+        }
+        x.elem("TEMPLATE", |x| {
+            x.num("CPU", v.cpu)
+                .num("MEMORY", v.memory)
+                .text("VCPU", t.single("VCPU").unwrap_or(""));
+            for d in by_id(&t, &["DISK"], "DISK_ID") {
+                disk_short(x, d);
+            }
+            for n in by_id(&t, &["NIC", "NIC_ALIAS"], "NIC_ID") {
+                nic_short(x, n);
+            }
+            if let Some(g) = t.get("GRAPHICS") {
+                let mut one = Template::default();
+                one.attrs.push(g.clone());
+                let body = one.to_xml_as("T");
+                x.raw(strip_root(&body, "T"));
+            }
+        });
+        match &v.monitoring {
+            None => {
+                x.empty("MONITORING");
+            }
+            Some(m) => {
+                x.elem("MONITORING", |x| {
+                    x.num("CPU", m.cpu).num("MEMORY", m.memory).empty("STATE");
+                });
+            }
+        }
+        user_template_short(x, &user);
+        x.elem("HISTORY_RECORDS", |x| {
+            if let Some(h) = v.history.last() {
+                x.elem("HISTORY", |x| {
+                    x.num("OID", oid)
+                        .num("SEQ", h.seq)
+                        .text("HOSTNAME", &h.hostname)
+                        .num("HID", h.hid)
+                        .num("CID", 0)
+                        .num("DS_ID", 0)
+                        .text("VM_MAD", &h.vm_mad)
+                        .text("TM_MAD", "dummy")
+                        .num("ACTION", 0);
+                });
+            }
+        });
+    });
+}
+
+/// DEPLOY_ID: the dummy driver's `one-<id>` once the VM was placed.
+pub fn deploy_id(v: &VmRow) -> String {
+    if v.history.is_empty() {
+        String::new()
+    } else {
+        format!("one-{}", v.head.owned.oid)
+    }
+}
+
+/// `<TEMPLATE>...</TEMPLATE>`'s inside.
+fn strip_root<'a>(body: &'a str, root: &str) -> &'a str {
+    body.strip_prefix(&format!("<{root}>"))
+        .and_then(|b| b.strip_suffix(&format!("</{root}>")))
+        .unwrap_or("")
+}
+
+/// The vectors called `names`, in the order of their `id` key, as `VirtualMachineAttributeSet`
+/// holds them (a map by id: a repeated id is shown once).
+fn by_id<'a>(t: &'a Template, names: &[&str], id: &str) -> Vec<&'a [(String, String)]> {
+    let mut all: Vec<(i64, &[(String, String)])> = Vec::new();
+    for n in names {
+        for a in t.attrs.iter().filter(|a| a.name.eq_ignore_ascii_case(n)) {
+            if let Some(pairs) = a.value.as_vector() {
+                let Some(i) = template::vector_get(pairs, id).and_then(|i| i.trim().parse().ok())
+                else {
+                    continue;
+                };
+                if !all.iter().any(|(j, _)| *j == i) {
+                    all.push((i, pairs));
+                }
+            }
+        }
+    }
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, p)| p).collect()
+}
+
+fn disk_short(x: &mut Xml<'_>, d: &[(String, String)]) {
+    let get = |k: &str| template::vector_get(d, k).unwrap_or("");
+    x.elem("DISK", |x| {
+        for k in [
+            "DISK_ID",
+            "DATASTORE",
+            "DATASTORE_ID",
+            "IMAGE",
+            "IMAGE_ID",
+            "SIZE",
+            "TYPE",
+            "CLONE",
+            "CLONE_TARGET",
+            "LN_TARGET",
+            "DISK_SNAPSHOT_TOTAL_SIZE",
+        ] {
+            x.text(k, get(k));
+        }
+    });
+}
+
+fn nic_short(x: &mut Xml<'_>, n: &[(String, String)]) {
+    let get = |k: &str| template::vector_get(n, k).unwrap_or("");
+    x.elem("NIC", |x| {
+        // Printed only when set.
+        for k in [
+            "IP",
+            "EXTERNAL_IP",
+            "IP6",
+            "IP6_ULA",
+            "IP6_LINK",
+            "IP6_GLOBAL",
+            "NETWORK_MODE",
+            "SCHED_REQUIREMENTS",
+            "SCHED_RANK",
+        ] {
+            if !get(k).is_empty() {
+                x.text(k, get(k));
+            }
+        }
+        for k in ["MAC", "NETWORK", "NETWORK_ID", "NIC_ID", "SECURITY_GROUPS"] {
+            x.text(k, get(k));
+        }
+    });
+}
+
+/// `VirtualMachineTemplate::to_xml_short`: what Sunstone and the scheduler need of the user
+/// template.
+fn user_template_short(x: &mut Xml<'_>, t: &Template) {
+    if t.attrs.is_empty() {
+        x.empty("USER_TEMPLATE");
+        return;
+    }
+    x.elem("USER_TEMPLATE", |x| {
+        for (k, nonempty) in [
+            ("LABELS", true),
+            ("ERROR", true),
+            ("SCHED_MESSAGE", true),
+            ("SCHED_RANK", false),
+            ("SCHED_DS_RANK", false),
+            ("SCHED_REQUIREMENTS", false),
+            ("SCHED_DS_REQUIREMENTS", false),
+            ("USER_PRIORITY", false),
+        ] {
+            if let Some(v) = t.single(k) {
+                if !nonempty || !v.is_empty() {
+                    x.text(k, v);
+                }
+            }
+        }
+        let actions: Vec<_> = t
+            .attrs
+            .iter()
+            .filter(|a| a.name == "SCHED_ACTION" && a.value.as_vector().is_some())
+            .cloned()
+            .collect();
+        if !actions.is_empty() {
+            let body = Template { attrs: actions }.to_xml_as("T");
+            x.raw(strip_root(&body, "T"));
+        }
+    });
+}
+
+/// The most characters of a pool call's query: it is matched against every VM it reads.
+pub const QUERY_MAX: usize = 1024;
+
+/// A pool call's `KEY=VALUE&...` query: every term must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    terms: Vec<(Option<Vec<String>>, String)>,
+}
+
+impl Query {
+    /// Reads the query as OpenNebula splits it: terms on `&`, each on `=`; a term without `=`
+    /// searches the whole body. `None` for an empty query.
+    pub fn parse(q: &str) -> Result<Option<Query>, Failure> {
+        if q.is_empty() {
+            return Ok(None);
+        }
+        if q.chars().count() > QUERY_MAX {
+            return Err(fail(
+                code::XML_RPC_API,
+                format!("The search query is longer than {QUERY_MAX} characters"),
+            ));
+        }
+        let terms = q
+            .split('&')
+            .filter(|t| !t.is_empty())
+            .map(|term| {
+                let kv: Vec<&str> = term.split('=').filter(|p| !p.is_empty()).collect();
+                match kv.as_slice() {
+                    [] => (None, String::new()),
+                    [v] => (None, v.to_string()),
+                    [k, v, ..] => (
+                        Some(k.split('.').map(str::to_string).collect()),
+                        v.to_string(),
+                    ),
+                }
+            })
+            .collect();
+        Ok(Some(Query { terms }))
+    }
+
+    /// Whether VM `v` matches every term, over the body pool calls store (what OpenNebula's
+    /// `body_json` is made from).
+    pub fn matches(&self, v: &VmRow) -> bool {
+        let mut body = String::new();
+        full_xml(v, &mut body, Body::Pool);
+        let tree = Node::parse(&body);
+        self.terms.iter().all(|(key, pattern)| {
+            let text = match key {
+                None => Some(body.clone()),
+                Some(path) => tree.as_ref().and_then(|t| extract(t, path)),
+            };
+            text.is_some_and(|s| like(&s, pattern))
+        })
+    }
+}
+
+/// An element of a body: its name, text and children.
+#[derive(Debug, Default)]
+struct Node {
+    name: String,
+    text: String,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn parse(xml: &str) -> Option<Node> {
+        use quick_xml::events::Event;
+        let mut r = quick_xml::Reader::from_str(xml);
+        let mut stack: Vec<Node> = Vec::new();
+        loop {
+            match r.read_event().ok()? {
+                Event::Start(e) => stack.push(Node {
+                    name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                    ..Node::default()
+                }),
+                Event::Empty(e) => {
+                    let n = Node {
+                        name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                        ..Node::default()
+                    };
+                    stack.last_mut()?.children.push(n);
+                }
+                Event::Text(t) => {
+                    let text = t.unescape().ok()?;
+                    stack.last_mut()?.text.push_str(&text);
+                }
+                Event::CData(t) => {
+                    stack
+                        .last_mut()?
+                        .text
+                        .push_str(&String::from_utf8_lossy(&t.into_inner()));
+                }
+                Event::End(_) => {
+                    let done = stack.pop()?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(done),
+                        None => return Some(done),
+                    }
+                }
+                Event::Eof => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// What JSON_UNQUOTE gives for this element: a leaf's text, else its object's JSON text.
+    fn json(&self) -> String {
+        if self.children.is_empty() {
+            return self.text.clone();
+        }
+        let parts: Vec<String> = self
+            .children
+            .iter()
+            .map(|c| format!("\"{}\": \"{}\"", c.name, c.json()))
+            .collect();
+        format!("{{{}}}", parts.join(", "))
+    }
+}
+
+/// `JSON_UNQUOTE(JSON_EXTRACT(body_json, '$.<path>'))` over the body as `to_json` would write
+/// it: repeated elements are an array, which a plain name does not go into (`DISK.IMAGE` finds
+/// nothing with two disks: `DISK[*].IMAGE` or `DISK[1].IMAGE` does); `[n]` on a single element
+/// is that element; `*` is any name. `None` where nothing is found.
+fn extract(root: &Node, path: &[String]) -> Option<String> {
+    let mut nodes: Vec<&Node> = vec![root];
+    let mut wildcard = false;
+    for (depth, step) in path.iter().enumerate() {
+        let (name, index) = match step.split_once('[') {
+            Some((n, rest)) => (n, Some(rest.strip_suffix(']')?)),
+            None => (step.as_str(), None),
+        };
+        wildcard |= name == "*" || index == Some("*");
+        let mut next = Vec::new();
+        for n in &nodes {
+            // The root step names the document's root.
+            let same: Vec<&Node> = if depth == 0 {
+                vec![*n]
+                    .into_iter()
+                    .filter(|n| name == "*" || n.name == name)
+                    .collect()
+            } else {
+                n.children
+                    .iter()
+                    .filter(|c| name == "*" || c.name == name)
+                    .collect()
+            };
+            match index {
+                None if same.len() > 1 && name != "*" => {}
+                None => next.extend(same),
+                Some("*") => next.extend(same),
+                Some(i) => {
+                    if let Some(c) = i.trim().parse::<usize>().ok().and_then(|i| same.get(i)) {
+                        next.push(c);
+                    }
+                }
+            }
+        }
+        nodes = next;
+    }
+    match (nodes.as_slice(), wildcard) {
+        ([], _) => None,
+        ([one], false) => Some(one.json()),
+        (many, _) => Some(format!(
+            "[{}]",
+            many.iter()
+                .map(|n| format!("\"{}\"", n.json()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// `text LIKE '%pattern%'` as MySQL reads it over JSON_UNQUOTE's binary string: `%` any
+/// run, `_` any one character, `\` makes the next one literal; case matters.
+pub fn like(text: &str, pattern: &str) -> bool {
+    #[derive(Clone, Copy)]
+    enum P {
+        Any,
+        One,
+        Lit(char),
+    }
+    let mut toks = vec![P::Any];
+    let mut it = pattern.chars();
+    while let Some(c) = it.next() {
+        toks.push(match c {
+            '%' => P::Any,
+            '_' => P::One,
+            '\\' => P::Lit(it.next().unwrap_or('\\')),
+            c => P::Lit(c),
+        });
+    }
+    toks.push(P::Any);
+    // Segments between `%`s, each matched at its leftmost place: greedy is exact for LIKE.
+    let segments: Vec<Vec<P>> = toks
+        .split(|p| matches!(p, P::Any))
+        .map(<[P]>::to_vec)
+        .collect();
+    let text: Vec<char> = text.chars().collect();
+    let fits = |at: usize, seg: &[P]| {
+        seg.iter().enumerate().all(|(i, p)| match p {
+            P::One => true,
+            P::Lit(c) => text.get(at + i) == Some(c),
+            P::Any => false,
+        })
+    };
+    let mut at = 0;
+    for seg in segments.iter().filter(|s| !s.is_empty()) {
+        let last = text.len().checked_sub(seg.len());
+        let Some(found) = last.and_then(|last| (at..=last).find(|&i| fits(i, seg))) else {
+            return false;
+        };
+        at = found + seg.len();
+    }
+    true
+}
+
+/// The full body of `v` for `which` call.
+pub fn full_xml(v: &VmRow, out: &mut String, which: Body) {
+    super::vm::body_xml(v, out, which);
+}
+
+/// The state parameter of `one.vmpool.info[extended]`, as `VirtualMachinePoolInfo` checks it.
+fn state_filter(p: &Params<'_>) -> Result<Where, Failure> {
+    let st = match p.0.get(3) {
+        Some(_) => p.int(3)? as i64,
+        None => -1,
+    };
+    if !(-2..=state::CLONING_FAILURE).contains(&st) {
+        return Err(fail(code::XML_RPC_API, "Incorrect filter_flag, state"));
+    }
+    let mut only = Where::default();
+    match st {
+        -2 => {}
+        -1 => only.and("v.state <> ?", [state::DONE]),
+        st => only.and("v.state = ?", [st]),
+    }
+    Ok(only)
+}
+
+/// `one.vmpool.info(filter, start, end, state[, query])`: short bodies.
+pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let only = state_filter(&p)?;
+    let query = query_param(&p)?;
+    print(ctx, s, &p, only, query, short_xml).await
+}
+
+/// `one.vmpool.infoextended(filter, start, end, state[, query])`: the stored full bodies.
+pub async fn pool_info_extended(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let only = state_filter(&p)?;
+    let query = query_param(&p)?;
+    print(ctx, s, &p, only, query, pool_body).await
+}
+
+fn pool_body(v: &VmRow, out: &mut String) {
+    full_xml(v, out, Body::Pool)
+}
+
+/// The VMs of `ids` (numbers) the caller may USE, short or extended (`one.vmpool.infoset`).
+pub async fn info_set(ctx: &Ctx, s: &Session, list: &str, extended: bool) -> MethodResult {
+    let mut only = Where::default();
+    // Parsed numbers only, so the list is safe to write into the statement.
+    only.and(format!("v.oid IN ({list})"), []);
+    let all = [Value::Int(-2)];
+    let write = if extended { pool_body } else { short_xml };
+    print(ctx, s, &Params(&all), only, None, write).await
+}
+
+fn query_param(p: &Params<'_>) -> Result<Option<Query>, Failure> {
+    match p.0.get(4) {
+        Some(_) => Query::parse(p.string(4)?),
+        None => Ok(None),
+    }
+}
+
+/// Prints the pool. Without a query SQL pages it; with one the page is counted over the VMs
+/// that match, read one at a time, so memory stays bounded by the answer.
+async fn print(
+    ctx: &Ctx,
+    s: &Session,
+    p: &Params<'_>,
+    only: Where,
+    query: Option<Query>,
+    write: fn(&VmRow, &mut String),
+) -> MethodResult {
+    let filter = PoolFilter::parse(p)?;
+    let c = caller(ctx, s).await?;
+    let mut cond = only;
+    let rows = VMS.rows;
+    let page = filter.sql(&c, VMS.kind, rows.alias, &mut cond);
+    let mut sql = format!(
+        "{}{} ORDER BY {}.oid",
+        rows.select,
+        cond.clause(),
+        rows.alias
+    );
+    let mut args = cond.args;
+    if let (Some((size, offset)), None) = (page, &query) {
+        sql.push_str(" LIMIT ? OFFSET ?");
+        args.extend([size, offset]);
+    }
+    let body = ctx
+        .read(move |conn| {
+            let mut out = String::from("<VM_POOL>");
+            let (mut skip, mut left) = match page {
+                Some((size, offset)) => (offset, size),
+                None => (0, i64::MAX),
+            };
+            let mut st = conn.prepare(&sql)?;
+            let mut it = st.query(sqlstore::sql::params_from_iter(args))?;
+            while let Some(r) = it.next()? {
+                if left == 0 {
+                    break;
+                }
+                let v = (rows.read)(conn, r)?;
+                if let Some(q) = &query {
+                    if !q.matches(&v) {
+                        continue;
+                    }
+                    if skip > 0 {
+                        skip -= 1;
+                        continue;
+                    }
+                    left -= 1;
+                }
+                write(&v, &mut out);
+            }
+            out.push_str("</VM_POOL>");
+            Ok(out)
+        })
+        .await?;
+    Ok(Value::String(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> Template {
+        Template::parse(text).unwrap()
+    }
+
+    #[test]
+    fn allocate_keeps_what_oned_reads_in_template_and_the_rest_in_user_template() {
+        let (sys, user) = split(&t(
+            "NAME=a\nCPU=1\nMEMORY=64\nVCPU=2\nLABELS=x\nDISK=[IMAGE_ID=1]\nNIC=[NETWORK_ID=0]\n\
+             CONTEXT=[NETWORK=YES]\nGRAPHICS=[TYPE=VNC]\nGRAPHICS=[TYPE=SPICE]\n\
+             SCHED_REQUIREMENTS=\"ID=1\"\nSCHED_RANK=FREE_CPU\nDESCRIPTION=d\nVMID=9\n\
+             VMGROUP=[VMGROUP_ID=0,ROLE=r]\nFEATURES=[ACPI=YES]\nTEMPLATE_ID=3",
+        ))
+        .unwrap();
+        let names = |t: &Template| t.attrs.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&sys),
+            [
+                "CPU",
+                "MEMORY",
+                "VCPU",
+                "DISK",
+                "NIC",
+                "CONTEXT",
+                "GRAPHICS",
+                "VMGROUP",
+                "FEATURES",
+                "TEMPLATE_ID",
+                "OS"
+            ]
+        );
+        assert_eq!(sys.vector("GRAPHICS").unwrap()[0].1, "VNC");
+        assert_eq!(
+            names(&user),
+            ["LABELS", "SCHED_REQUIREMENTS", "SCHED_RANK", "DESCRIPTION"]
+        );
+        let uuid = template::vector_get(sys.vector("OS").unwrap(), "UUID").unwrap();
+        assert_eq!(uuid.len(), 36);
+    }
+
+    #[test]
+    fn allocate_refuses_what_insert_refuses() {
+        let msg = |text: &str| match split(&t(text)).unwrap_err() {
+            Failure::Api { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            msg("CPU=1\nMEMORY=1\nVCPU=0"),
+            "VCPU attribute must be a positive integer value."
+        );
+        assert_eq!(
+            msg("CPU=1\nMEMORY=1\nCPU_COST=-1"),
+            "CPU_COST attribute must be a positive float or integer value."
+        );
+        assert_eq!(
+            msg("OS=[ARCH=x86_64]\nOS=[ARCH=aarch64]"),
+            "Only one OS attribute can be defined."
+        );
+        let (_, user) = split(&t("REQUIREMENTS=\"ID=1\"")).unwrap();
+        assert_eq!(user.single("SCHED_REQUIREMENTS"), Some("ID=1"));
+        let (sys, _) = split(&t("OS=[ARCH=x86_64,UUID=u-1]")).unwrap();
+        assert_eq!(
+            sys.vector("OS").unwrap(),
+            [
+                ("ARCH".to_string(), "x86_64".to_string()),
+                ("UUID".into(), "u-1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn like_reads_wildcards_as_mysql() {
+        assert!(like("web-01", "%eb%"));
+        assert!(like("web-01", "%w_b%"));
+        assert!(like("web-01", "%%"));
+        assert!(!like("web-01", "%WEB%"));
+        assert!(like("a%b", "%a\\%b%"));
+        assert!(!like("axb", "%a\\%b%"));
+        assert!(like("abcabxd", "%ab_d%"));
+        assert!(!like("ab", "%abc%"));
+    }
+
+    #[test]
+    fn a_path_finds_what_json_extract_finds() {
+        let body = "<VM><NAME>web</NAME><TEMPLATE><DISK><IMAGE><![CDATA[a]]></IMAGE></DISK>\
+                    <DISK><IMAGE><![CDATA[b]]></IMAGE></DISK><OS><ARCH>x86</ARCH></OS></TEMPLATE></VM>";
+        let root = Node::parse(body).unwrap();
+        let at = |p: &str| extract(&root, &p.split('.').map(str::to_string).collect::<Vec<_>>());
+        assert_eq!(at("VM.NAME").as_deref(), Some("web"));
+        assert_eq!(at("VM.TEMPLATE.DISK.IMAGE"), None);
+        assert_eq!(at("VM.TEMPLATE.DISK[1].IMAGE").as_deref(), Some("b"));
+        assert_eq!(
+            at("VM.TEMPLATE.DISK[*].IMAGE").as_deref(),
+            Some("[\"a\", \"b\"]")
+        );
+        assert_eq!(at("VM.TEMPLATE.OS[0].ARCH").as_deref(), Some("x86"));
+        assert_eq!(at("VM.TEMPLATE.OS").as_deref(), Some("{\"ARCH\": \"x86\"}"));
+        assert_eq!(at("HOST.NAME"), None);
+    }
+
+    #[test]
+    fn a_query_is_split_as_opennebula_splits_it() {
+        assert_eq!(Query::parse("").unwrap(), None);
+        let q = Query::parse("VM.NAME=web&prod").unwrap().unwrap();
+        assert_eq!(
+            q.terms,
+            vec![
+                (Some(vec!["VM".into(), "NAME".into()]), "web".into()),
+                (None, "prod".into())
+            ]
+        );
+        assert!(Query::parse(&"x".repeat(QUERY_MAX + 1)).is_err());
+    }
+}
