@@ -185,13 +185,15 @@ def assert_not_in(a, b):
     assert a not in b, (a, b)
 
 
-def test_resched_flags_a_running_vm_for_administrators_only(zone):
+def test_resched_moves_a_running_vm_to_another_host_for_administrators_only(zone):
     one = follower(zone)
+    one.host.allocate(uniq("rh"), "dummy", "dummy", -1)
     one.host.allocate(uniq("rh"), "dummy", "dummy", -1)
     held = one.vm.allocate("NAME = held\nCPU = 0.1\nMEMORY = 16", True)
     vid = one.vm.allocate("NAME = moving\nCPU = 0.1\nMEMORY = 16", False)
     leader = zone.server(zone.leader())
     eventually(lambda: assert_equal(leader.vm.info(vid).LCM_STATE, 3), timeout=30)
+    first = leader.vm.info(vid).HISTORY_RECORDS.HISTORY[-1].HID
     with pytest.raises(pyone.OneActionException, match="This action is not available for state HOLD"):
         one.vm.action("resched", held)
     name = make_user(one)
@@ -200,11 +202,19 @@ def test_resched_flags_a_running_vm_for_administrators_only(zone):
     plain = zone.server(zone.followers()[0], session=f"{name}:pw")
     with pytest.raises(pyone.OneAuthorizationException):
         plain.vm.action("resched", vid)
-    one.vm.action("resched", vid)
-    assert leader.vm.info(vid).RESCHED == 1
-    one.vm.action("unresched", vid)
-    assert leader.vm.info(vid).RESCHED == 0
     with pytest.raises(pyone.OneActionException, match='Action "fly" is not supported'):
         one.vm.action("fly", vid)
+    one.vm.action("unresched", vid)
+    assert leader.vm.info(vid).RESCHED == 0
+
+    # The scheduler moves it to another host (a cold migration) and clears the flag.
+    one.vm.action("resched", vid)
+
+    def moved():
+        vm = leader.vm.info(vid)
+        assert (vm.STATE, vm.LCM_STATE, vm.RESCHED) == (3, 3, 0)
+        assert vm.HISTORY_RECORDS.HISTORY[-1].HID != first
+
+    eventually(moved, timeout=30)
     one.vm.action("terminate-hard", vid)
     one.vm.action("terminate-hard", held)

@@ -304,8 +304,12 @@ pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool) {
         }
     };
     for txn in txns {
-        // A refusal means the plan or a VM changed: the next period reads them again.
-        let _ = cluster.write(txn).await;
+        // A refusal means the plan or a VM changed: the next period reads them again. A write
+        // that failed is logged, unless leadership moved (the new leader carries on).
+        match cluster.write(txn).await {
+            Ok(_) | Err(consensus::WriteError::NotLeader) => {}
+            Err(e) => ctx.warn("applying an optimization plan step failed", &e),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod listener;
 pub mod membership;
 pub mod monitor;
 pub mod monitoring;
+pub mod resched;
 pub mod retention;
 pub mod run;
 pub mod sched_runner;

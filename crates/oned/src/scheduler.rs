@@ -182,7 +182,7 @@ struct Pending {
 }
 
 /// The ids a VM's `DISK`s (`IMAGE_ID`) and `NIC`s (`NETWORK_ID`) name.
-fn images_and_networks(template: &str) -> (Vec<i64>, Vec<i64>) {
+pub(crate) fn images_and_networks(template: &str) -> (Vec<i64>, Vec<i64>) {
     let Ok(t) = template::Template::parse(template) else {
         return (Vec::new(), Vec::new());
     };
@@ -294,18 +294,22 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
             crate::api::vm_backup::pass(&ctx, &cluster, &pool).await;
         }
         crate::drs::pass(&ctx, &cluster, &pool).await;
+        crate::resched::pass(&ctx, &cluster, &pool).await;
         if !plan.leavers.is_empty() {
-            // Each statement matches nothing if its group changed: read again next period.
+            // Each statement matches nothing if its group changed (a refusal, read again next
+            // period); a write that failed is logged.
             for stmt in plan.leavers {
-                let _ = cluster.write(SqlTxn { stmts: vec![stmt] }).await;
+                if let Err(e) = cluster.write(SqlTxn { stmts: vec![stmt] }).await {
+                    write_failed(&ctx, "a DONE VM leaving its group failed", &e);
+                }
             }
         }
         let placement = place_all(&plan.vms, plan.hosts, plan.host_of);
-        sched_messages(&cluster, &pool, placement.unplaced).await;
+        sched_messages(&ctx, &cluster, &pool, placement.unplaced).await;
         for (vid, hid) in placement.placed {
             // Each placement re-checks the VM is still pending and the host still has room; a
             // SCHED_MESSAGE left by an earlier period goes, as OpenNebula clears it on deploy.
-            let mut stmts = clear_message(&pool, vid).await;
+            let mut stmts = clear_message(&ctx, &pool, vid).await;
             stmts.extend(deploy_stmts(vid, hid, true, now()));
             let txn = SqlTxn { stmts };
             if let Err(e) = cluster.write(txn).await {
@@ -318,24 +322,38 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
 
 /// Writes the SCHED_MESSAGE of VMs left PENDING where it changed; a failed write is tried
 /// again next period.
-async fn sched_messages(cluster: &Cluster, pool: &ReadPool, unplaced: Vec<(i64, Option<String>)>) {
+async fn sched_messages(
+    ctx: &TaskCtx,
+    cluster: &Cluster,
+    pool: &ReadPool,
+    unplaced: Vec<(i64, Option<String>)>,
+) {
     for (vid, why) in unplaced {
         let Some(why) = why else { continue };
-        let Ok(Some(ut)) = crate::db::read(pool, move |c| {
+        let read = crate::db::read(pool, move |c| {
             sqlstore::objects::placement::user_template(c, vid)
         })
-        .await
-        else {
-            continue;
+        .await;
+        let ut = match read {
+            Ok(Some(ut)) => ut,
+            // Gone meanwhile: nothing to tell.
+            Ok(None) => continue,
+            Err(e) => {
+                ctx.warn("reading a pending VM's user template failed", &e);
+                continue;
+            }
         };
         if let Some(stmt) = crate::affinity::sched_message(vid, &ut, Some(&why), now()) {
-            let _ = cluster.write(SqlTxn { stmts: vec![stmt] }).await;
+            // A refusal means the VM changed meanwhile; a failed write is logged.
+            if let Err(e) = cluster.write(SqlTxn { stmts: vec![stmt] }).await {
+                write_failed(ctx, "writing a SCHED_MESSAGE failed", &e);
+            }
         }
     }
 }
 
 /// The statement clearing VM `vid`'s SCHED_MESSAGE, if it has one.
-async fn clear_message(pool: &ReadPool, vid: i64) -> Vec<sqlstore::SqlStmt> {
+async fn clear_message(ctx: &TaskCtx, pool: &ReadPool, vid: i64) -> Vec<sqlstore::SqlStmt> {
     let read = crate::db::read(pool, move |c| {
         sqlstore::objects::placement::user_template(c, vid)
     })
@@ -344,7 +362,15 @@ async fn clear_message(pool: &ReadPool, vid: i64) -> Vec<sqlstore::SqlStmt> {
         Ok(Some(ut)) => crate::affinity::sched_message(vid, &ut, None, now())
             .into_iter()
             .collect(),
-        _ => Vec::new(),
+        Ok(None) => Vec::new(),
+        // The VM is placed anyway; a message left behind is cleared at its next placement.
+        Err(e) => {
+            ctx.warn(
+                "reading a VM's user template to clear its SCHED_MESSAGE failed",
+                &e,
+            );
+            Vec::new()
+        }
     }
 }
 

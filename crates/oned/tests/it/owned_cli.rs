@@ -170,4 +170,20 @@ fn onehost_renames_updates_and_flushes_and_onevm_flags_vms_for_rescheduling() {
     assert!(info(&c, "one.vm.info", vm).contains("<RESCHED>1</RESCHED>"));
     let (code, _, err) = follower.cli(Kind::Vm, &["resched", "999"]).parts();
     assert_eq!(code, 255, "{err}");
+
+    // A host with room: the scheduler moves the flagged VM there and clears the flag.
+    let spare = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("spare"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    zone.wait_until(DEADLINE, "the VM runs on the spare host, unflagged", || {
+        let body = info(&c, "one.vm.info", vm);
+        body.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>")
+            && body.contains("<RESCHED>0</RESCHED>")
+            && body
+                .rsplit("<HISTORY>")
+                .next()
+                .is_some_and(|h| h.contains(&format!("<HID>{spare}</HID>")))
+    });
 }

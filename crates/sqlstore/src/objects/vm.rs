@@ -387,3 +387,30 @@ pub fn set_resched(oid: i64, on: bool, states: &[(i64, i64)]) -> SqlStmt {
     )
     .must_match()
 }
+
+/// Up to `limit` VMs flagged for rescheduling where the flag can be acted on: RUNNING, or
+/// POWEROFF (`resched` refuses the flag elsewhere, but a VM may have moved on since).
+pub fn rescheduled(c: &Conn, limit: usize) -> crate::sql::Result<Vec<VmRow>> {
+    let sql = format!(
+        "{} WHERE v.resched = 1 AND ((v.state = ?1 AND v.lcm_state = ?2) OR v.state = ?3) \
+         ORDER BY v.oid LIMIT {limit}",
+        ROWS.select
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let params = [
+        SqlValue::Int(VmState::Active.as_i64()),
+        SqlValue::Int(LcmState::Running.as_i64()),
+        SqlValue::Int(VmState::Poweroff.as_i64()),
+    ];
+    let found = st.query_map(params, |r| (ROWS.read)(c, r))?;
+    found.collect()
+}
+
+/// Clears VM `oid`'s rescheduling flag: the scheduler is moving it.
+pub fn resched_done(oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE vm_pool SET resched = 0 WHERE oid = ?1 AND resched = 1",
+        vec![SqlValue::Int(oid)],
+    )
+    .must_match()
+}

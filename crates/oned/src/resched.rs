@@ -1,0 +1,132 @@
+//! The scheduler's answer to RESCHED (`onevm resched`, `onehost flush`): a flagged VM is moved
+//! to another host that fits it, in a cluster it may use and within its VM group's rules, as
+//! OpenNebula's scheduler migrates rescheduled VMs. With OpenNebula's default
+//! `LIVE_RESCHEDS = 0` the move is a cold migration (SAVE_MIGRATE for a RUNNING VM,
+//! PROLOG_MIGRATE_POWEROFF for a powered-off one); the flag is cleared in the same write, which
+//! is guarded by the VM's state and host, so a leader change never moves a VM twice. A VM no
+//! other host takes keeps its flag and is tried again next period.
+
+use std::collections::BTreeMap;
+
+use sqlstore::objects::host::HostRoom;
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use sqlstore::{Conn, SqlTxn};
+
+use crate::api::vm::now;
+use crate::api::vm_migrate::{first_state, new_host_stmts};
+use crate::cluster::Cluster;
+use crate::tasks::TaskCtx;
+
+/// Flagged VMs looked at per period.
+const BATCH: usize = 64;
+
+/// A flagged VM and where it may go.
+struct Flagged {
+    vm: VmRow,
+    clusters: Option<Vec<i64>>,
+    rules: Option<crate::affinity::Rules>,
+}
+
+/// What a period reads: the flagged VMs, the hosts with their room, where group peers are.
+struct Found {
+    flagged: Vec<Flagged>,
+    hosts: Vec<HostRoom>,
+    host_of: BTreeMap<i64, i64>,
+}
+
+fn read(c: &Conn) -> Result<Found, sqlstore::SqlError> {
+    let mut host_of = BTreeMap::new();
+    let mut flagged = Vec::new();
+    for vm in rows::rescheduled(c, BATCH)? {
+        let (images, nets) = crate::scheduler::images_and_networks(&vm.template);
+        let clusters = sqlstore::objects::cluster::allowed_for(c, &images, &nets)?;
+        let rules = crate::affinity::read_rules(c, vm.head.owned.oid, &vm.template, &mut host_of)?;
+        flagged.push(Flagged {
+            vm,
+            clusters,
+            rules,
+        });
+    }
+    let hosts = if flagged.is_empty() {
+        Vec::new()
+    } else {
+        sqlstore::objects::host::with_room(c)?
+    };
+    Ok(Found {
+        flagged,
+        hosts,
+        host_of,
+    })
+}
+
+/// Where each flagged VM goes: (vm, its host now, the new host), least loaded host first.
+fn choose(
+    flagged: &[Flagged],
+    mut hosts: Vec<HostRoom>,
+    mut host_of: BTreeMap<i64, i64>,
+) -> Vec<(usize, i64, i64)> {
+    let mut out = Vec::new();
+    for (i, f) in flagged.iter().enumerate() {
+        let Some(now_on) = f.vm.history.last().map(|h| h.hid) else {
+            continue;
+        };
+        let need_cpu = (f.vm.cpu * 100.0).round() as i64;
+        let need_mem = f.vm.memory * 1024;
+        hosts.sort_by_key(|h| (h.running_vms, h.oid));
+        let allowed = |h: &HostRoom| {
+            f.clusters
+                .as_ref()
+                .is_none_or(|c| c.contains(&h.cluster_id))
+        };
+        let fits = |h: &HostRoom| h.free_cpu >= need_cpu && h.free_mem >= need_mem;
+        let keeps = |h: &HostRoom| f.rules.as_ref().is_none_or(|r| r.allows(h.oid, &host_of));
+        if let Some(h) = hosts
+            .iter_mut()
+            .find(|h| h.oid != now_on && allowed(h) && fits(h) && keeps(h))
+        {
+            h.free_cpu -= need_cpu;
+            h.free_mem -= need_mem;
+            h.running_vms += 1;
+            host_of.insert(f.vm.head.owned.oid, h.oid);
+            out.push((i, now_on, h.oid));
+        }
+    }
+    out
+}
+
+/// One period: moves the flagged VMs another host takes. A write refused because the VM or
+/// the host changed is tried again next period; a failed write is logged.
+pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool) {
+    let Found {
+        flagged,
+        hosts,
+        host_of,
+    } = match crate::db::read(pool, read).await {
+        Ok(found) => found,
+        Err(e) => {
+            ctx.warn("reading VMs flagged for rescheduling failed", &e);
+            return;
+        }
+    };
+    for (i, from, to) in choose(&flagged, hosts, host_of) {
+        let v = &flagged[i].vm;
+        let Some(first) = first_state(v, false) else {
+            continue;
+        };
+        let oid = v.head.owned.oid;
+        let mut stmts = rows::move_stmts(&Move {
+            oid,
+            from: (v.state, v.lcm_state),
+            to: first,
+            now: now(),
+            leaves_host: false,
+        });
+        stmts.extend(new_host_stmts(oid, from, to, now()));
+        stmts.push(rows::host_fits(oid));
+        stmts.push(rows::resched_done(oid));
+        match cluster.write(SqlTxn { stmts }).await {
+            Ok(_) | Err(consensus::WriteError::NotLeader) => {}
+            Err(e) => ctx.warn("moving a VM flagged for rescheduling failed", &e),
+        }
+    }
+}
