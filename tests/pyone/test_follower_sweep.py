@@ -59,6 +59,7 @@ def test_groups_are_updated_given_admins_and_quotas_with_their_defaults(zone):
     eventually(lambda: assert_equal(one.group.info(gid).TEMPLATE["LABEL"], "team"))
     name = uniq("u")
     uid = one.user.allocate(name, "pw", "", [gid])
+    eventually(lambda: one.user.info(uid))
     one.group.addadmin(gid, uid)
     eventually(lambda: assert_in(uid, ids(one.group.info(gid).ADMINS)))
     one.group.deladmin(gid, uid)
@@ -159,8 +160,10 @@ def test_the_zone_is_renamed_updated_disabled_and_enabled(zone):
 
 
 def make_user(one):
+    """A user in group users, once `one` (a follower) has applied it: it authenticates there."""
     name = uniq("plain")
-    one.user.allocate(name, "pw", "", [])
+    uid = one.user.allocate(name, "pw", "", [])
+    eventually(lambda: one.user.info(uid))
     return name
 
 

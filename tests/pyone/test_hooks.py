@@ -299,10 +299,14 @@ def _locked(hook):
 
 
 def _gone(one, hid):
-    with pytest.raises(
-        pyone.OneNoExistsException, match=message("one.hook.info", f"Error getting hook [{hid}].")
-    ):
+    # An AssertionError, not pytest.raises' Failed (a BaseException), so that `eventually`
+    # retries while a follower has not applied the delete yet.
+    try:
         one.hook.info(hid)
+    except pyone.OneNoExistsException as e:
+        assert f"Error getting hook [{hid}]." in str(e), str(e)
+        return
+    raise AssertionError(f"hook {hid} is still there")
 
 
 # --- executions, the log, retry ------------------------------------------------------------

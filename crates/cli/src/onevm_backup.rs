@@ -19,7 +19,10 @@ pub(crate) fn valued_flags(subcommand: &str) -> &'static [&'static str] {
 
 /// Whether `subcommand` is one of these.
 pub(crate) fn handles(subcommand: &str) -> bool {
-    matches!(subcommand, "backup" | "backup-cancel" | "restore")
+    matches!(
+        subcommand,
+        "backup" | "backup-cancel" | "restore" | "backupmode"
+    )
 }
 
 fn number(v: Option<String>, what: &str) -> Result<i32, String> {
@@ -57,6 +60,24 @@ pub(crate) fn execute(o: &Opts, client: &Client) -> Result<(), String> {
                     Value::Int(inc),
                     Value::Int(disk),
                 ],
+            )
+        }
+        // `OneVMHelper#set_backup_mode`: a whole new BACKUP_CONFIG with only MODE (the other
+        // settings go back to their defaults, as OpenNebula's CLI does).
+        "backupmode" => {
+            let mode = o.words.get(2).ok_or("missing the backup mode")?;
+            if !["FULL", "INCREMENT"]
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(mode))
+            {
+                return Err(format!(
+                    "Invalid backup mode: {mode}\nValid backup modes are: FULL,INCREMENT"
+                ));
+            }
+            let conf = format!("BACKUP_CONFIG = [\"MODE\"=\"{mode}\"]");
+            (
+                "one.vm.updateconf",
+                vec![Value::Int(vm), Value::String(conf), Value::Int(0)],
             )
         }
         other => return Err(format!("Unknown command '{other}'.")),

@@ -388,6 +388,11 @@ impl Config {
             return Err(ctx.err(line, "RAFT/LOG_RETENTION", "must be > 0"));
         }
 
+        // As oned, which refuses to start on an operation it does not know.
+        crate::api::vm_ops::check(&t).map_err(|message| ConfigError {
+            file: path.display().to_string(),
+            message,
+        })?;
         Ok(Config {
             port,
             listen_address,

@@ -517,9 +517,22 @@ impl Parser {
     }
 
     fn name(&mut self) -> String {
+        // OpenNebula's lexer drops a character no rule matches, so a quoted name stands for
+        // the name: its Ruby CLI sends `BACKUP_CONFIG = ["MODE"="FULL"]` (`onevm backupmode`).
+        let quoted = self.peek() == Some('"')
+            && self
+                .chars
+                .get(self.pos + 1)
+                .is_some_and(|&c| is_name_char(c));
+        if quoted {
+            self.bump();
+        }
         let mut s = String::new();
         while let Some(c) = self.peek().filter(|&c| is_name_char(c)) {
             s.push(c.to_ascii_uppercase());
+            self.bump();
+        }
+        if quoted && self.peek() == Some('"') {
             self.bump();
         }
         s

@@ -24,6 +24,17 @@ fn single_values_quoted_and_unquoted_are_parsed() {
 }
 
 #[test]
+fn quoted_names_and_keys_stand_for_the_name_as_in_opennebula() {
+    let t = Template::parse("BACKUP_CONFIG = [\"MODE\"=\"FULL\"]\n\"Label\" = x").unwrap();
+    assert_eq!(
+        t.get("BACKUP_CONFIG").unwrap().vector_get("MODE"),
+        Some("FULL")
+    );
+    assert_eq!(t.single("LABEL"), Some("x"));
+    assert!(Template::parse("V = [ \"\" = 1 ]").is_err());
+}
+
+#[test]
 fn lower_case_names_and_keys_are_uppercased() {
     let t = Template::parse("memory = 512\ndisk = [ image_id = 3 ]").unwrap();
     assert_eq!(t.attrs[0].name, "MEMORY");
@@ -159,8 +170,9 @@ fn errors_report_line_and_attribute_name() {
         ),
         ("A = 1\n\nPORT 2633", 3, "expected '=' after \"PORT\""),
         ("A = 1\n= 3", 2, "expected attribute name, found '='"),
+        // A quote before no name is still no name (a quoted name is the name: see above).
         (
-            "A = 1\n  \"x\" = 3",
+            "A = 1\n  \"\" = 3",
             2,
             "expected attribute name, found '\"'",
         ),

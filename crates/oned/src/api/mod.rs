@@ -40,6 +40,7 @@ mod vm_disk_snaps;
 mod vm_disks;
 pub mod vm_migrate;
 mod vm_nics;
+pub mod vm_ops;
 mod vm_pci;
 mod vm_recover;
 mod vm_resched;

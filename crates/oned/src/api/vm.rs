@@ -120,6 +120,8 @@ pub mod lcm {
     pub const PROLOG_MIGRATE_SUSPEND: i64 = LcmState::PrologMigrateSuspend.as_i64();
     pub const PROLOG_MIGRATE_UNKNOWN: i64 = LcmState::PrologMigrateUnknown.as_i64();
     pub const UNKNOWN: i64 = LcmState::Unknown.as_i64();
+    pub const BACKUP: i64 = LcmState::Backup.as_i64();
+    pub const BACKUP_POWEROFF: i64 = LcmState::BackupPoweroff.as_i64();
 }
 
 pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
@@ -275,7 +277,8 @@ pub async fn create(
         let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
         let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
         let join = super::vmgroup::join::for_new_vm(ctx, s, &mut t).await?;
-        let (system, user) = super::vm_body::split(&t)?;
+        let (mut system, user) = super::vm_body::split(&t)?;
+        super::vm_backup::parse_at_allocate(&mut system);
         let insert = rows::insert(NewVm {
             name: name.clone(),
             uid: s.uid,
@@ -390,7 +393,14 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if matches!(action.as_str(), "resched" | "unresched") {
         return super::vm_resched::resched(ctx, s, id, action == "resched").await;
     }
-    let vm = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let vm = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, &action, MANAGE).await?,
+        )
+        .await?;
     let (st, lc) = (vm.state, vm.lcm_state);
     // Terminating a VM that is not running ends it at once; resume depends on where it was.
     let to = match action.as_str() {
@@ -474,7 +484,14 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let hid = p.int(1)? as i64;
     let enforce = p.opt_bool(2)?.unwrap_or(false);
-    let vm = VMS.authorized(ctx, s, id, perms::ADMIN).await?;
+    let vm = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "deploy", perms::ADMIN).await?,
+        )
+        .await?;
     if vm.state != state::PENDING && vm.state != state::HOLD {
         return Err(fail(
             code::ACTION,

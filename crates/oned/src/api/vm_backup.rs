@@ -70,6 +70,99 @@ fn put(c: &mut Pairs, k: &str, v: Option<String>) {
     }
 }
 
+/// `Backups::parse`: the VM's BACKUP_CONFIG `old` after the BACKUP_CONFIG `given` (at
+/// allocate, or `one.vm.updateconf` with `append`), with OpenNebula's defaults and
+/// corrections. `can_increment` is `VirtualMachineDisks::backup_increment`: without it only
+/// FULL backups are kept. What the config holds besides (BACKUP_JOB_ID...) stays.
+pub fn parse_config(
+    old: &[(String, String)],
+    given: &[(String, String)],
+    can_increment: bool,
+    append: bool,
+) -> Pairs {
+    let mut c: Pairs = old.to_vec();
+    let upper = |k: &str| get(given, k).map(str::to_uppercase).unwrap_or_default();
+    match get(given, "KEEP_LAST").and_then(|v| v.parse::<i64>().ok()) {
+        Some(n) => put(&mut c, "KEEP_LAST", Some(n.max(0).to_string())),
+        None if !append => put(&mut c, "KEEP_LAST", None),
+        None => {}
+    }
+    match upper("BACKUP_VOLATILE").as_str() {
+        b @ ("YES" | "NO") => put(&mut c, "BACKUP_VOLATILE", Some(b.to_string())),
+        _ if !append => put(&mut c, "BACKUP_VOLATILE", Some("NO".into())),
+        _ => {}
+    }
+    let freeze = upper("FS_FREEZE");
+    if !freeze.is_empty() {
+        let freeze = match freeze.as_str() {
+            "NONE" | "AGENT" | "SUSPEND" => freeze,
+            _ => "NONE".to_string(),
+        };
+        put(&mut c, "FS_FREEZE", Some(freeze));
+    } else if !append {
+        put(&mut c, "FS_FREEZE", Some("NONE".into()));
+    }
+    let reset = |c: &mut Pairs| {
+        put(c, "INCREMENTAL_BACKUP_ID", Some("-1".into()));
+        put(c, "LAST_INCREMENT_ID", Some("-1".into()));
+    };
+    if !can_increment {
+        reset(&mut c);
+        put(&mut c, "MODE", Some("FULL".into()));
+        put(&mut c, "INCREMENT_MODE", None);
+        return c;
+    }
+    let mode = upper("MODE");
+    if !mode.is_empty() || !append {
+        let increment = mode == "INCREMENT";
+        let was_increment = get(&c, "MODE").is_some_and(|m| m.eq_ignore_ascii_case("INCREMENT"));
+        if !increment || !was_increment {
+            reset(&mut c);
+        }
+        put(
+            &mut c,
+            "MODE",
+            Some(if increment { "INCREMENT" } else { "FULL" }.into()),
+        );
+        let im = upper("INCREMENT_MODE");
+        if !im.is_empty() {
+            let im = if im == "CBT" || im == "SNAPSHOT" {
+                im
+            } else {
+                "CBT".to_string()
+            };
+            put(&mut c, "INCREMENT_MODE", Some(im));
+        } else if !append {
+            put(&mut c, "INCREMENT_MODE", Some("CBT".into()));
+        }
+    }
+    c
+}
+
+/// `VirtualMachineDisks::backup_increment` for the dummy TM: no QCOW2 disk (but swap, and
+/// volatile ones unless BACKUP_VOLATILE) with snapshots.
+pub fn can_increment(t: &Template, do_volatile: bool) -> bool {
+    t.get_all("DISK").all(|d| {
+        let up = |k: &str| d.vector_get(k).unwrap_or("").trim().to_uppercase();
+        let ty = up("TYPE");
+        if ty == "SWAP" || (ty == "FS" && !do_volatile) {
+            return true;
+        }
+        let id = d.vector_get("DISK_ID").unwrap_or("");
+        !(up("FORMAT") == "QCOW2" && super::vm_disk_snaps::disk_has_snapshots(t, id))
+    })
+}
+
+/// A new VM's BACKUP_CONFIG as `VirtualMachine::insert` parses it (nothing without one).
+pub fn parse_at_allocate(t: &mut Template) {
+    if t.get("BACKUP_CONFIG").is_none() {
+        return;
+    }
+    let given = config(t);
+    let c = parse_config(&[], &given, can_increment(t, true), false);
+    set_config(t, c);
+}
+
 /// Writes `c` back as the template's BACKUP_CONFIG (none if empty).
 pub fn set_config(t: &mut Template, c: Pairs) {
     t.remove("BACKUP_CONFIG");
@@ -228,7 +321,13 @@ pub async fn backup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     let size = backup_size(&t);
     check_datastore(ctx, ds_id, size).await?;
-    VMS.authorized(ctx, s, id, ADMIN).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "backup", ADMIN).await?,
+    )
+    .await?;
     DATASTORES.authorized(ctx, s, ds_id, USE).await?;
     // The owner's DATASTORE quota must take the backup image (OpenNebula reserves it; here
     // the image counts once the driver made it, so this checks there is room for it).
@@ -258,7 +357,13 @@ pub async fn backup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// (`trigger_backup_failure`): the VM back where it was, no image.
 pub async fn cancel(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    VMS.authorized(ctx, s, id, ADMIN).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "backup-cancel", ADMIN).await?,
+    )
+    .await?;
     cancel_backup(ctx, id).await
 }
 
@@ -300,7 +405,13 @@ pub async fn restore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if inc_id > -1 {
         return Err(fail(code::ACTION, "Wrong increment"));
     }
-    VMS.authorized(ctx, s, id, ADMIN).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "restore", ADMIN).await?,
+    )
+    .await?;
     IMAGES.authorized(ctx, s, image_id, USE).await?;
     super::writes::write_computed(ctx, id, move || async move {
         let v = VMS.get(ctx, id).await?;

@@ -65,7 +65,13 @@ fn write_vm(v: &VmRow, t: &Template, to: (i64, i64)) -> Vec<SqlStmt> {
 pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "disk-attach", MANAGE).await?,
+    )
+    .await?;
     let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let disk = tmpl
         .get_all("DISK")
@@ -74,7 +80,14 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .ok_or_else(|| fail(code::INTERNAL, "No DISK in template."))?;
     let disk = &disk;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "disk-attach", MANAGE).await?,
+            )
+            .await?;
         let Some(to) = hotplug(&v, lcm::HOTPLUG_PROLOG_POWEROFF) else {
             return Err(fail(
                 code::ACTION,
@@ -125,9 +138,22 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let disk_id = p.int(1)? as i64;
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "disk-detach", MANAGE).await?,
+    )
+    .await?;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "disk-detach", MANAGE).await?,
+            )
+            .await?;
         let Some(to) = hotplug(&v, lcm::HOTPLUG_EPILOG_POWEROFF) else {
             return Err(fail(
                 code::ACTION,

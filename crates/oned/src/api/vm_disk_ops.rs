@@ -169,14 +169,28 @@ pub async fn snap_create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             "Cannot make snapshots on volatile disks",
         ));
     }
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "disk-snapshot-create", MANAGE).await?,
+        )
+        .await?;
     let size: i64 = get(&d, "SIZE").parse().unwrap_or(0);
     // Checked first, as OpenNebula does before the state; again with each attempt below.
     disk_charge(ctx, s, &v, &d, size).await?;
     let made = AtomicI64::new(-1);
     let (name, made_ref) = (&name, &made);
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "disk-snapshot-create", MANAGE).await?,
+            )
+            .await?;
         let Some(to) = snap_state(
             &v,
             L::DiskSnapshot,
@@ -239,9 +253,22 @@ pub async fn snap_revert(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let id = p.int(0)? as i64;
     let disk_id = p.int(1)? as i64;
     let snap_id = p.int(2)? as i64;
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "disk-snapshot-revert", MANAGE).await?,
+    )
+    .await?;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "disk-snapshot-revert", MANAGE).await?,
+            )
+            .await?;
         if (v.state, v.lcm_state) != (state::POWEROFF, lcm::INIT) {
             return Err(fail(
                 code::ACTION,
@@ -276,13 +303,32 @@ pub async fn snap_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     if is_persistent(&d) {
         let img: i64 = get(&d, "IMAGE_ID").parse().unwrap_or(-1);
         IMAGES.get(ctx, img).await?;
-        VMS.authorized(ctx, s, id, MANAGE).await?;
+        VMS.authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "disk-snapshot-delete", MANAGE).await?,
+        )
+        .await?;
         IMAGES.authorized(ctx, s, img, USE).await?;
     } else {
-        VMS.authorized(ctx, s, id, MANAGE).await?;
+        VMS.authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "disk-snapshot-delete", MANAGE).await?,
+        )
+        .await?;
     }
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "disk-snapshot-delete", MANAGE).await?,
+            )
+            .await?;
         let Some(to) = snap_state(
             &v,
             L::DiskSnapshotDelete,
@@ -318,10 +364,23 @@ pub async fn snap_rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     if name.len() > NAME_MAX {
         return Err(fail(code::ACTION, "Snapshot name is too long"));
     }
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "disk-snapshot-rename", MANAGE).await?,
+    )
+    .await?;
     let name = &name;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "disk-snapshot-rename", MANAGE).await?,
+            )
+            .await?;
         let mut t = stored(&v)?;
         vm_disk(&t, disk_id)?;
         let mut snaps = DiskSnaps::load(&t, disk_id)
@@ -350,7 +409,14 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .string(2)?
         .parse()
         .map_err(|_| fail(code::ACTION, "Disk SIZE is not a valid integer"))?;
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "disk-resize", MANAGE).await?,
+        )
+        .await?;
     let d = vm_disk(&stored(&v)?, disk_id)?;
     let current: i64 = get(&d, "SIZE").parse().unwrap_or(0);
     if size <= current {
@@ -361,7 +427,14 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     disk_charge(ctx, s, &v, &d, size - current).await?;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "disk-resize", MANAGE).await?,
+            )
+            .await?;
         let to = match (v.state, v.lcm_state) {
             (state::ACTIVE, lcm::RUNNING) => L::DiskResize,
             (state::POWEROFF, lcm::INIT) => L::DiskResizePoweroff,

@@ -114,7 +114,13 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::images::test_set_persistent(ctx, &mut nt, false);
 
     // One authorization: MANAGE the VM, create an image, USE its datastore.
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "disk-saveas", MANAGE).await?,
+    )
+    .await?;
     let c = caller(ctx, s).await?;
     let mut why = Vec::new();
     if !c.may_create(IMAGES.kind) {

@@ -258,6 +258,12 @@ pub fn strip(t: &mut Template) {
     t.remove(SNAP);
 }
 
+/// Whether disk `disk` of the VM has snapshots.
+pub fn disk_has_snapshots(t: &Template, disk: &str) -> bool {
+    t.get_all(SNAP)
+        .any(|a| a.vector_get("DISK_ID").map(str::trim) == Some(disk.trim()))
+}
+
 /// Takes the disks' snapshots out of a VM template about to be shown, and answers their XML:
 /// one `<SNAPSHOTS>` per disk that has some, in disk order.
 pub fn take_xml(t: &mut Template) -> String {

@@ -58,7 +58,14 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if ds_id != -1 {
         super::must_exist(ctx, Table::Datastore, ds_id).await?;
     }
-    let v = VMS.authorized(ctx, s, id, ADMIN).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "migrate", ADMIN).await?,
+        )
+        .await?;
     let to = first_state(&v, live).ok_or_else(|| {
         fail(
             code::ACTION,

@@ -93,7 +93,13 @@ fn write_vm(v: &VmRow, t: &Template, running: bool) -> Vec<SqlStmt> {
 pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "nic-attach", MANAGE).await?,
+    )
+    .await?;
     let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let (kind, pairs) = ["NIC", "NIC_ALIAS"]
         .iter()
@@ -110,7 +116,14 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         })?;
     let (kind, pairs) = (&kind, &pairs);
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "nic-attach", MANAGE).await?,
+            )
+            .await?;
         let Some(running) = nic_states(&v) else {
             return Err(fail(
                 code::ACTION,
@@ -165,9 +178,22 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let nic_id = p.int(1)? as i64;
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "nic-detach", MANAGE).await?,
+    )
+    .await?;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "nic-detach", MANAGE).await?,
+            )
+            .await?;
         let Some(running) = nic_states(&v) else {
             return Err(fail(
                 code::ACTION,
@@ -251,7 +277,14 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(_) => p.int(3)? != 0,
         None => false,
     };
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "nic-update", MANAGE).await?,
+        )
+        .await?;
     let find = |t: &Template| {
         t.attrs
             .iter()
@@ -283,7 +316,14 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     let (new, prefix) = (&new.to_vec(), &prefix);
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "nic-update", MANAGE).await?,
+            )
+            .await?;
         let live = match (v.state, v.lcm_state) {
             (state::ACTIVE, lcm::RUNNING) => true,
             (state::ACTIVE, _) => {

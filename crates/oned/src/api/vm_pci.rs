@@ -164,7 +164,14 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         return Err(action("Use one.vm.attachnic to attach this PCI device"));
     }
     check(&mut pci).map_err(action)?;
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "pci-attach", MANAGE).await?,
+        )
+        .await?;
     // PCI is in VM_RESTRICTED_ATTR: only an administrator names devices.
     if !s.is_admin() {
         return Err(fail(
@@ -216,7 +223,14 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let which = p.int(1)? as i64;
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "pci-detach", MANAGE).await?,
+        )
+        .await?;
     powered_off(v.state, v.lcm_state)?;
     let mut t = Template::parse(&v.template).unwrap_or_default();
     let pci = pcis(&t)

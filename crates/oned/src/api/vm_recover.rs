@@ -105,7 +105,15 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !(0..=5).contains(&op) {
         return Err(fail(code::ACTION, "Wrong recovery operation code"));
     }
-    let v = VMS.authorized(ctx, s, id, ADMIN).await?;
+    // `VirtualMachineRecover`: the operation decides the action authorized.
+    let action = match op {
+        0 | 1 => "recover",
+        2 => "retry",
+        4 => "delete-recreate",
+        _ => "delete",
+    };
+    let right = super::vm_ops::right(ctx, s, action, ADMIN).await?;
+    let v = VMS.authorized(ctx, s, id, right).await?;
     let (st, lc) = (v.state, v.lcm_state);
     let to = match op {
         0 | 1 => match st {

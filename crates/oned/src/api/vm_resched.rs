@@ -22,7 +22,14 @@ fn allowed() -> [(i64, i64); 3] {
 
 pub async fn resched(ctx: &Ctx, s: &Session, id: i64, on: bool) -> MethodResult {
     let action = if on { "resched" } else { "unresched" };
-    let vm = VMS.authorized(ctx, s, id, ADMIN).await?;
+    let vm = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, action, ADMIN).await?,
+        )
+        .await?;
     let refused = |st: i64, lc: i64| {
         fail(
             code::ACTION,

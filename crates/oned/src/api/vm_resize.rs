@@ -37,7 +37,14 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         _ => !admin,
     };
     let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "resize", MANAGE).await?,
+        )
+        .await?;
     let cpu: f64 = number(&tmpl, "CPU")
         .ok()
         .filter(|c: &f64| *c >= 0.0 && c.is_finite())

@@ -459,7 +459,14 @@ async fn edit(
     mut change: impl FnMut(&sqlstore::objects::vm::VmRow, &mut Vec<SchedAction>) -> Result<i64, Failure>,
 ) -> MethodResult {
     for _ in 0..RETRIES {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "sched-action", MANAGE).await?,
+            )
+            .await?;
         let old = Template::parse(&v.template).unwrap_or_default();
         let mut list = actions(&old, id);
         let answer = change(&v, &mut list)?;
@@ -494,7 +501,14 @@ pub async fn schedadd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
     // The VM is checked first, as OpenNebula does, then the template.
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "sched-action", MANAGE).await?,
+        )
+        .await?;
     refuse_done(&v)?;
     let va = given(&text, code::ACTION)?;
     edit(ctx, s, id, |v, list| {
@@ -531,7 +545,13 @@ pub async fn schedupdate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let id = p.int(0)? as i64;
     let sa_id = p.int(1)? as i64;
     let text = p.string(2)?.to_string();
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "sched-action", MANAGE).await?,
+    )
+    .await?;
     let va = given(&text, code::INTERNAL)?;
     edit(ctx, s, id, |v, list| {
         let Some(a) = list.iter_mut().find(|a| a.id == sa_id) else {

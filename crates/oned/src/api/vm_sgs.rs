@@ -92,7 +92,14 @@ async fn change_nic(
 ) -> MethodResult {
     let change = &change;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "sg-attach", MANAGE).await?,
+            )
+            .await?;
         let is_update = update_now(&v).map_err(|e| fail(code::ACTION, e))?;
         let mut t = Template::parse(&v.template).map_err(|e| {
             fail(
@@ -158,7 +165,13 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let nic_id = p.int(1)? as i64;
     let sgid = p.int(2)? as i64;
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "sg-attach", MANAGE).await?,
+    )
+    .await?;
     match super::secgroup::SECGROUPS
         .authorized(ctx, s, sgid, USE)
         .await
@@ -190,7 +203,13 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let nic_id = p.int(1)? as i64;
     let sgid = p.int(2)? as i64;
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "sg-detach", MANAGE).await?,
+    )
+    .await?;
     change_nic(ctx, s, id, nic_id, sgid, |v, groups| {
         if !groups.contains(&sgid) {
             return Err(format!(

@@ -128,7 +128,14 @@ pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if name.len() > NAME_MAX {
         return Err(fail(code::ACTION, "Snapshot name is too long"));
     }
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    let v = VMS
+        .authorized(
+            ctx,
+            s,
+            id,
+            super::vm_ops::right(ctx, s, "snapshot-create", MANAGE).await?,
+        )
+        .await?;
     // The quota asks for what the new snapshot would hold, as OpenNebula checks it first.
     let factor = snapshot_factor(ctx);
     let (_, snap) = new_snapshot(&stored(&v)?, &v, &name, factor);
@@ -151,7 +158,14 @@ pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let made = AtomicI64::new(-1);
     let (name, made_ref, charge) = (&name, &made, &charge);
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "snapshot-create", MANAGE).await?,
+            )
+            .await?;
         if !running(&v) {
             return Err(fail(
                 code::ACTION,
@@ -202,10 +216,23 @@ async fn mark(ctx: &Ctx, s: &Session, p: Params<'_>, action: &'static str) -> Me
     } else {
         format!("Could not delete snapshot {snap} for VM {id}")
     };
-    VMS.authorized(ctx, s, id, MANAGE).await?;
+    VMS.authorized(
+        ctx,
+        s,
+        id,
+        super::vm_ops::right(ctx, s, "snapshot", MANAGE).await?,
+    )
+    .await?;
     let what = &what;
     super::writes::write_computed(ctx, id, move || async move {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "snapshot", MANAGE).await?,
+            )
+            .await?;
         if !running(&v) {
             return Err(fail(
                 code::ACTION,

@@ -84,7 +84,14 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let given = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let conf = conf_template(&given);
     for _ in 0..RETRIES {
-        let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+        let v = VMS
+            .authorized(
+                ctx,
+                s,
+                id,
+                super::vm_ops::right(ctx, s, "updateconf", MANAGE).await?,
+            )
+            .await?;
         let old = Template::parse(&v.template).unwrap_or_default();
         if !s.is_admin() {
             if let Some(name) = restricted_change(ctx, &conf, &old) {
@@ -95,7 +102,8 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             }
         }
         check_state(&v)?;
-        let (new, context_changed) = apply(&old, &conf, append)?;
+        let (mut new, context_changed) = apply(&old, &conf, append)?;
+        backup_config(&v, &given, &old, &mut new, append)?;
         let mut stmts = vec![sqlstore::objects::replace_template(
             rows::TABLE,
             "template",
@@ -358,6 +366,43 @@ fn new_context(
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((out, changed))
+}
+
+/// The BACKUP_CONFIG part of `VirtualMachine::updateconf` (not while a backup runs): MODE
+/// INCREMENT is refused where the VM could not do one, the rest as `Backups::parse`.
+fn backup_config(
+    v: &VmRow,
+    given: &Template,
+    old: &Template,
+    new: &mut Template,
+    append: bool,
+) -> Result<(), Failure> {
+    let Some(wanted) = given.vector("BACKUP_CONFIG") else {
+        return Ok(());
+    };
+    if v.state == state::ACTIVE && matches!(v.lcm_state, lcm::BACKUP | lcm::BACKUP_POWEROFF) {
+        return Ok(());
+    }
+    let current = super::vm_backup::config(old);
+    let do_volatile = template::vector_get(&current, "BACKUP_VOLATILE")
+        .is_some_and(|b| b.trim().eq_ignore_ascii_case("YES"));
+    let has_snapshots = old.get("SNAPSHOT").is_some();
+    let increment = super::vm_backup::can_increment(old, do_volatile) && !has_snapshots;
+    let mode = template::vector_get(wanted, "MODE").unwrap_or("").trim();
+    if !mode.is_empty() && !increment && mode.eq_ignore_ascii_case("INCREMENT") {
+        let why = if has_snapshots {
+            ", it has snapshots."
+        } else {
+            ", it has disks snapshots or disks are not qcow2."
+        };
+        return Err(fail(
+            code::INTERNAL,
+            format!("VM cannot use backup increment mode{why}"),
+        ));
+    }
+    let parsed = super::vm_backup::parse_config(&current, wanted, increment, append);
+    super::vm_backup::set_config(new, parsed);
+    Ok(())
 }
 
 #[cfg(test)]

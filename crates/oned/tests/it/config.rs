@@ -85,3 +85,18 @@ fn bad_config_stops_oned_with_file_line_and_attribute() {
         "ELECTION_TIMEOUT_MS",
     );
 }
+
+/// As oned, which refuses to start on a VM operation it does not know.
+#[test]
+fn an_unknown_vm_operation_stops_oned() {
+    let conf = format!(
+        "{}VM_MANAGE_OPERATIONS = \"poweroff, fly\"\n",
+        numbered_conf()
+    );
+    assert_rejected(
+        "an unknown VM operation",
+        &conf,
+        None,
+        "Unknown vm operation: fly",
+    );
+}

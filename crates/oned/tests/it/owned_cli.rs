@@ -187,3 +187,152 @@ fn onehost_renames_updates_and_flushes_and_onevm_flags_vms_for_rescheduling() {
                 .is_some_and(|h| h.contains(&format!("<HID>{spare}</HID>")))
     });
 }
+
+/// A VM's BACKUP_CONFIG as `Backups::parse` keeps it: corrected at allocate, replaced by
+/// `onevm backupmode` (as OpenNebula's CLI, a whole new config), merged by updateconf's append.
+#[test]
+fn backup_config_is_parsed_at_allocate_and_changed_by_backupmode_and_updateconf() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![
+            s("NAME = b\nCPU = 0.1\nMEMORY = 32\n\
+               BACKUP_CONFIG = [ KEEP_LAST = -3, FS_FREEZE = odd, MODE = increment ]"),
+            Value::Bool(true),
+        ],
+    );
+    let config = || {
+        let body = info(&c, "one.vm.info", vm);
+        body.split("<BACKUP_CONFIG>")
+            .nth(1)
+            .and_then(|r| r.split("</BACKUP_CONFIG>").next())
+            .unwrap_or("")
+            .replace("<![CDATA[", "")
+            .replace("]]>", "")
+    };
+    assert_eq!(
+        config(),
+        "<BACKUP_VOLATILE>NO</BACKUP_VOLATILE><FS_FREEZE>NONE</FS_FREEZE>\
+         <INCREMENTAL_BACKUP_ID>-1</INCREMENTAL_BACKUP_ID><INCREMENT_MODE>CBT</INCREMENT_MODE>\
+         <KEEP_LAST>0</KEEP_LAST><LAST_INCREMENT_ID>-1</LAST_INCREMENT_ID><MODE>INCREMENT</MODE>"
+    );
+    let v = vm.to_string();
+    zone.servers[0]
+        .cli(Kind::Vm, &["backupmode", &v, "full"])
+        .ok();
+    assert_eq!(
+        config(),
+        "<BACKUP_VOLATILE>NO</BACKUP_VOLATILE><FS_FREEZE>NONE</FS_FREEZE>\
+         <INCREMENTAL_BACKUP_ID>-1</INCREMENTAL_BACKUP_ID><INCREMENT_MODE>CBT</INCREMENT_MODE>\
+         <LAST_INCREMENT_ID>-1</LAST_INCREMENT_ID><MODE>FULL</MODE>"
+    );
+    let (code, _, err) = zone.servers[0]
+        .cli(Kind::Vm, &["backupmode", &v, "weekly"])
+        .parts();
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("Invalid backup mode: weekly\nValid backup modes are: FULL,INCREMENT"),
+        "{err}"
+    );
+    c.call(
+        "one.vm.updateconf",
+        vec![
+            Value::Int(vm),
+            s("BACKUP_CONFIG = [ KEEP_LAST = 4 ]"),
+            Value::Int(1),
+        ],
+    )
+    .unwrap();
+    assert!(
+        config().contains("<KEEP_LAST>4</KEEP_LAST>"),
+        "{}",
+        config()
+    );
+    assert!(config().contains("<MODE>FULL</MODE>"), "{}", config());
+}
+
+/// oned.conf's VM_*_OPERATIONS decide the right each VM operation needs: here poweroff needs
+/// only USE and terminate ADMIN, against OpenNebula's default MANAGE for both.
+#[test]
+fn vm_operations_need_the_right_oned_conf_gives_them() {
+    let setup = |_: usize, srv: &mut crate::zone::Server| {
+        srv.extra_conf.push_str(
+            "VM_USE_OPERATIONS = \"poweroff\"\nVM_ADMIN_OPERATIONS = \"terminate, migrate\"\n",
+        );
+        srv.write_conf();
+    };
+    let zone = Zone::bootstrap_custom(1, None, Some(Box::new(setup)));
+    let c = zone.servers[0].client();
+    ok(
+        &c,
+        "one.user.allocate",
+        vec![s("carol"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s("NAME = shared\nCPU = 0.1\nMEMORY = 32")],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || {
+        info(&c, "one.vm.info", vm).contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>")
+    });
+    // Everyone may USE it; nobody else may MANAGE it.
+    c.call(
+        "one.vm.chmod",
+        vec![
+            Value::Int(vm),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(1),
+            Value::Int(0),
+            Value::Int(0),
+        ],
+    )
+    .unwrap();
+    let carol = zone.servers[0].client_as("carol", "pw");
+    let (code, msg) = one_error(carol.call("one.vm.action", vec![s("terminate"), Value::Int(vm)]));
+    assert_eq!(code, 0x200, "{msg}");
+    assert!(msg.contains("ADMIN VM"), "{msg}");
+    // The user's own lists come first: oneadmin makes poweroff an ADMIN operation for carol.
+    let uid: i32 = carol
+        .call_xml("one.user.info", vec![Value::Int(-1)])
+        .unwrap()
+        .split("<ID>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    c.call(
+        "one.user.update",
+        vec![
+            Value::Int(uid),
+            s("VM_ADMIN_OPERATIONS = \"poweroff\""),
+            Value::Int(1),
+        ],
+    )
+    .unwrap();
+    let (code, msg) = one_error(carol.call("one.vm.action", vec![s("poweroff"), Value::Int(vm)]));
+    assert_eq!(code, 0x200, "{msg}");
+    c.call(
+        "one.user.update",
+        vec![Value::Int(uid), s("LABEL = \"x\""), Value::Int(0)],
+    )
+    .unwrap();
+    carol
+        .call("one.vm.action", vec![s("poweroff"), Value::Int(vm)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the VM is off", || {
+        info(&c, "one.vm.info", vm).contains("<STATE>8</STATE>")
+    });
+}
