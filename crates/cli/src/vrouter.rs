@@ -8,9 +8,9 @@ use std::io::{IsTerminal, Read, Write};
 use xmlrpc::Value;
 
 use crate::client::Client;
-use crate::ids::{perform, Family, Resolver};
+use crate::ids::{Family, Resolver};
 use crate::listing::{col, ListOpts, Table};
-use crate::market::{action_args, field, permissions, push, puts, template_str};
+use crate::market::{field, permissions, push, puts, template_str};
 use crate::objects::{err_text, file_text, text, Kind, Opts};
 use crate::xml::Element;
 
@@ -44,21 +44,6 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
             let text = given(o.words.get(1))?.unwrap_or_default();
             let v = call("allocate", vec![Value::String(text)])?;
             writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
-        }
-        "update" => {
-            let oid = one(1)?;
-            let append = i32::from(o.flag(&["-a", "--append"]));
-            let params = vec![
-                Value::Int(oid),
-                Value::String(file_text(o.words.get(2))?),
-                Value::Int(append),
-            ];
-            call("update", params).map(drop)
-        }
-        "rename" => {
-            let oid = one(1)?;
-            let name = o.words.get(2).ok_or("missing the new name")?;
-            call("rename", vec![Value::Int(oid), Value::String(name.clone())]).map(drop)
         }
         "instantiate" => {
             let oid = one(1)?;
@@ -98,14 +83,8 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
             let nic = crate::objects::id(o.words.get(2), "NIC id")?;
             call("detachnic", vec![Value::Int(oid), Value::Int(nic)]).map(drop)
         }
-        "delete" | "chgrp" | "chown" | "chmod" | "lock" | "unlock" => {
-            let ids = Resolver::own(client, kind).args(o.words.get(1), "id")?;
-            let (verb, rest) = action_args(cmd, o, client)?;
-            perform(&ids, |oid| {
-                let mut params = vec![Value::Int(oid)];
-                params.extend(rest.iter().cloned());
-                call(verb, params).map(drop)
-            })
+        c if crate::owned_ops::handles(c) => {
+            crate::owned_ops::execute(kind, "one.vrouter", c, o, client)
         }
         "" => Err(format!("No command given.\nusage: {}", kind.usage())),
         other => Err(format!(
