@@ -58,11 +58,14 @@ fn last_host(vm: &Element) -> Option<i64> {
         .ok()
 }
 
-/// POWEROFF (8), or ACTIVE (3) in RUNNING (3) or UNKNOWN (16): where `resched` is accepted.
+/// POWEROFF, or ACTIVE in RUNNING or UNKNOWN: where `resched` is accepted.
 fn movable(vm: &Element) -> bool {
-    match (vm.int_of("STATE"), vm.int_of("LCM_STATE")) {
-        (Ok(8), _) => true,
-        (Ok(3), Ok(lcm)) => lcm == 3 || lcm == 16,
+    use wire::{LcmState, VmState};
+    let state = vm.int_of("STATE").ok().and_then(VmState::from_i64);
+    let lcm = vm.int_of("LCM_STATE").ok().and_then(LcmState::from_i64);
+    match (state, lcm) {
+        (Some(VmState::Poweroff), _) => true,
+        (Some(VmState::Active), Some(lcm)) => matches!(lcm, LcmState::Running | LcmState::Unknown),
         _ => false,
     }
 }

@@ -106,7 +106,10 @@ impl Proposer {
         let (reply, wait) = oneshot::channel();
         self.queue
             .try_send(Pending { txn, size, reply })
-            .map_err(|_| WriteError::Overloaded)?;
+            .map_err(|_| {
+                telemetry::m::PROPOSER_OVERLOADED.inc();
+                WriteError::Overloaded
+            })?;
         match tokio::time::timeout(self.deadline, wait).await {
             Ok(Ok(res)) => res,
             Ok(Err(_)) => Err(WriteError::Fatal("proposer stopped".into())),
@@ -210,6 +213,7 @@ async fn propose(
     permit: OwnedSemaphorePermit,
     large: Option<OwnedSemaphorePermit>,
 ) {
+    telemetry::m::PROPOSER_BATCH.observe(batch.len() as f64);
     let (txns, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
     let res = raft.client_write(Batch { txns }).await;
     drop(permit);

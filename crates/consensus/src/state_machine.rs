@@ -395,6 +395,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .map_err(Error::from)
         .and_then(|r| r);
         let (file, meta) = made.map_err(|e| storage(StorageIOError::write_snapshot_none, &e))?;
+        telemetry::m::SNAPSHOTS_BUILT.inc();
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
         Ok(Snapshot {
             meta,
@@ -422,11 +423,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let location = self.location.clone();
         let health = self.health.clone();
-        self.db
+        let n = entries.len() as u64;
+        let started = std::time::Instant::now();
+        let res = self
+            .db
             .run(StorageIOError::write_state_machine, move |c| {
                 apply_until_done(c, &location, &health, &entries)
             })
-            .await
+            .await;
+        telemetry::m::APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
+        telemetry::m::APPLIED_ENTRIES.add(n);
+        res
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -506,6 +513,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
             .await?;
         self.floor.set(meta.last_log_id);
+        telemetry::m::SNAPSHOTS_INSTALLED.inc();
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
         Ok(())
     }

@@ -174,6 +174,11 @@ impl Runner {
             return;
         }
         let (code, out, err, command) = run_plan(&plan, p.exeid).await;
+        if code == 0 {
+            telemetry::m::HOOK_SUCCESSES.inc();
+        } else {
+            telemetry::m::HOOK_FAILURES.inc();
+        }
         let (args, command) = (bounded(&plan.args), bounded(&command));
         let now = crate::api::vm::now();
         let body = xml::build(|x| {

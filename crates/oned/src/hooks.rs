@@ -173,9 +173,16 @@ pub async fn run(
     hooks.run_follower().await;
     let mut changes = leadership.watch();
     let mut acted: Option<u64> = None;
+    let mut term_seen = leadership.now().0.current_term;
     loop {
+        let term_now = leadership.now().0.current_term;
+        if term_now > term_seen {
+            telemetry::m::TERMS_SEEN.add(term_now - term_seen);
+            term_seen = term_now;
+        }
         match (acted, leadership.leading_term()) {
             (a, Some(term)) if a != Some(term) => {
+                telemetry::m::BECAME_LEADER.inc();
                 info!(
                     term,
                     "leading: running the leader hook before taking writes"
@@ -186,6 +193,7 @@ pub async fn run(
                 continue;
             }
             (Some(term), None) => {
+                telemetry::m::STEP_DOWNS.inc();
                 info!(term, "no longer leading: running the follower hook");
                 ready.send_replace(None);
                 hooks.run_follower().await;

@@ -45,9 +45,16 @@ pub use wire::header::SYNC_PATH as SYNC_PATH_HEADER;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(wire::route::RPC2, post(rpc))
+        .route(wire::route::METRICS, axum::routing::get(metrics))
         .route(&wire::route::sync_pattern(), axum::routing::get(sync))
         .route(&wire::route::raft_pattern(), post(peer))
         .with_state(state)
+}
+
+/// `GET /metrics`: see [`crate::metrics`].
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let text = crate::metrics::render(&st.ctx.cluster, st.ctx.config.server_id).await;
+    ([("content-type", crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 fn xml(body: String) -> Response {

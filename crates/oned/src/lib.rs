@@ -20,6 +20,7 @@ pub mod leadership;
 pub mod limits;
 pub mod listener;
 pub mod membership;
+pub mod metrics;
 pub mod monitor;
 pub mod monitoring;
 pub mod resched;

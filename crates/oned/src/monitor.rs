@@ -18,6 +18,44 @@ use crate::tasks::TaskCtx;
 pub const DUMMY_CPU: i64 = 800;
 pub const DUMMY_MEM: i64 = 16 * 1024 * 1024;
 const PERIOD: Duration = Duration::from_millis(500);
+/// Hosts given their first monitoring in one write: a bound on the write's size.
+const HOSTS_PER_PERIOD: i64 = 256;
+
+/// What OpenNebula's dummy probe (`im_mad/remotes/dummy-probes.d/host/system`) reports, less the
+/// NUMA topology and PCI devices, which OpenNebula moves into HOST_SHARE rather than TEMPLATE.
+const PROBE: &[(&str, &str)] = &[
+    ("ARCH", "x86_64"),
+    ("HYPERVISOR", "dummy"),
+    ("MODELNAME", "Dummy(R) Core @ 3.2GHz"),
+    ("CPUSPEED", "3200"),
+    ("TOTALMEMORY", "16777216"),
+    ("TOTALCPU", "800"),
+    ("DS_LOCATION_USED_MB", "9720"),
+    ("DS_LOCATION_TOTAL_MB", "20480"),
+    ("DS_LOCATION_FREE_MB", "20480"),
+];
+
+/// The host template after the probe: as OpenNebula's `Template::merge`, every attribute the
+/// probe reports replaces those of the same name, so a value an operator set with
+/// `one.host.update` before the first monitoring yields to the probe's, and the rest is kept.
+/// A template that does not parse is kept as it is, with the probe's attributes added.
+fn probe_merged(template: &str, hostname: &str) -> String {
+    let Ok(mut t) = template::Template::parse(template) else {
+        let mut probe = template::Template::default();
+        push_probe(&mut probe, hostname);
+        return format!("{template}\n{}", probe.to_text());
+    };
+    push_probe(&mut t, hostname);
+    t.to_text()
+}
+
+fn push_probe(t: &mut template::Template, hostname: &str) {
+    let probe = PROBE.iter().copied().chain([("HOSTNAME", hostname)]);
+    for (name, value) in probe {
+        t.remove(name);
+        t.push(name, template::Value::Single(value.to_string()));
+    }
+}
 
 /// The monitor task: every period, on the leader (or solo), finishes what the dummy drivers
 /// have pending. A failed read or write is logged, counted and tried again next period.
@@ -56,7 +94,21 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
                 Vec::new()
             }
         };
-        stmts.extend(host::dummy_monitor(DUMMY_CPU, DUMMY_MEM, now));
+        let hosts = match crate::db::read(&pool, |c| host::unmonitored(c, HOSTS_PER_PERIOD)).await {
+            Ok(hosts) => hosts,
+            Err(e) => {
+                ctx.warn("reading the hosts waiting for monitoring failed", &e);
+                Vec::new()
+            }
+        };
+        let probed: Vec<_> = hosts
+            .into_iter()
+            .map(|h| {
+                let template = probe_merged(&h.template, &h.name);
+                (h, template)
+            })
+            .collect();
+        stmts.extend(host::dummy_monitor(&probed, DUMMY_CPU, DUMMY_MEM, now));
         // The dummy network driver brings outdated VMs to their security groups' rules at once.
         stmts.push(sqlstore::objects::secgroup::dummy_update());
         match crate::db::read(&pool, sqlstore::objects::market::importing).await {
@@ -72,5 +124,28 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
             }
             Err(e) => ctx.warn("dummy monitoring write failed; retried next period", &e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_replaces_its_attributes_and_keeps_the_rest() {
+        let merged = probe_merged("RACK = \"4\"\nHYPERVISOR = \"kvm\"\nCPUSPEED = 1", "h1");
+        let t = template::Template::parse(&merged).expect("the merged template parses");
+        assert_eq!(t.single("RACK"), Some("4"));
+        assert_eq!(t.single("HYPERVISOR"), Some("dummy"));
+        assert_eq!(t.single("CPUSPEED"), Some("3200"));
+        assert_eq!(t.single("HOSTNAME"), Some("h1"));
+        assert_eq!(t.attrs.iter().filter(|a| a.name == "HYPERVISOR").count(), 1);
+    }
+
+    #[test]
+    fn a_template_that_does_not_parse_is_kept_with_the_probe_added() {
+        let merged = probe_merged("A = [", "h1");
+        assert!(merged.starts_with("A = ["), "{merged}");
+        assert!(merged.contains("HOSTNAME=\"h1\""), "{merged}");
     }
 }

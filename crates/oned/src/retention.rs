@@ -70,6 +70,8 @@ pub async fn run(raft: Raft, cfg: RaftConfig) -> Result<(), PurgeError> {
                 reason: e.to_string(),
             })?;
         let from = purged.map(|p| p + 1).unwrap_or(0);
+        telemetry::m::PURGES.inc();
+        telemetry::m::PURGED_RECORDS.add(upto + 1 - from);
         info!(
             records = upto + 1 - from,
             log_from = upto + 1,

@@ -3,6 +3,8 @@
 
 /// OpenNebula's XML-RPC endpoint.
 pub const RPC2: &str = "/RPC2";
+/// Prometheus' scrape of a server's figures.
+pub const METRICS: &str = "/metrics";
 
 /// Prefix of the Raft peer calls, `POST /raft/{call}`.
 pub const RAFT_PREFIX: &str = "/raft/";

@@ -142,7 +142,34 @@ fn failure_xml(method: &str, code: i32, message: &str) -> Reply {
     Reply::Xml(error::api_failure(method, code, message))
 }
 
+/// What `/metrics` counts of one call: its method and kind once known, and whether it succeeded.
+struct CallTag {
+    method: Option<(&'static str, &'static str)>,
+    ok: bool,
+}
+
 pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
+    let started = std::time::Instant::now();
+    let mut tag = CallTag {
+        method: None,
+        ok: false,
+    };
+    let reply = handle_call(ctx, body, origin, &mut tag).await;
+    match tag.method {
+        Some((method, kind)) => {
+            let outcome = match (&reply, tag.ok) {
+                (Reply::Forwarded(_), _) => "forwarded",
+                (_, true) => "ok",
+                (_, false) => "error",
+            };
+            telemetry::m::CALLS.observe(&[method, kind, outcome], started.elapsed().as_secs_f64());
+        }
+        None => telemetry::m::BAD_CALLS.inc(),
+    }
+    reply
+}
+
+async fn handle_call(ctx: &Ctx, body: &[u8], origin: Origin, tag: &mut CallTag) -> Reply {
     let call: MethodCall = match xmlrpc::parse_call(body) {
         Ok(c) => c,
         Err(e) => {
@@ -159,6 +186,14 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
             &format!("Method '{method}' not defined"),
         ));
     };
+    tag.method = Some((
+        entry.name,
+        match entry.kind {
+            Kind::Read => "read",
+            Kind::Write => "write",
+            Kind::Status => "status",
+        },
+    ));
     let params = Params(&call.params);
     let session = match params.string(0) {
         Ok(s) => s,
@@ -248,7 +283,10 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
         record_api_event(ctx, method, &call.params, &result, extra.as_deref()).await;
     }
     match result {
-        Ok(v) => Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v))),
+        Ok(v) => {
+            tag.ok = true;
+            Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v)))
+        }
         Err(Failure::NotLeader) => {
             // Leadership moved while the call ran; nothing was written. Send it to the new leader.
             match route_to_leader(ctx, method, body, origin.forwarded).await {

@@ -103,6 +103,7 @@ enum Forwarded {
 
 async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &str) -> Forwarded {
     let timeout = ctx.config.write_deadline() + std::time::Duration::from_secs(2);
+    telemetry::m::FORWARDED.inc();
     let sent = ctx
         .http
         .post(endpoint)
@@ -137,6 +138,7 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
         Err(e) => {
             // reqwest's own text says only "error sending request": the causes say why.
             let why = error_chain(&e);
+            telemetry::m::FORWARD_FAILURES.inc();
             warn!(leader, error = %why, "forwarding to the leader failed");
             let reply = failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {why}"));
             if e.is_connect() {

@@ -24,6 +24,7 @@ mod hostile;
 mod images;
 mod leases;
 mod markets;
+mod metrics;
 mod monitoring;
 mod onehook;
 mod oneimage;

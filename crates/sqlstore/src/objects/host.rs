@@ -190,17 +190,45 @@ pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
     )
 }
 
-/// The `dummy` drivers' work, done at once: hosts in INIT become MONITORED with `cpu` and
-/// `mem` as their capacity, LOCKED images READY, networks in LOCK_CREATE READY.
-pub fn dummy_monitor(cpu: i64, mem: i64, now: i64) -> Vec<SqlStmt> {
+/// A `dummy` host waiting for its first monitoring: its id, name and template as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmonitored {
+    pub oid: i64,
+    pub name: String,
+    pub template: String,
+}
+
+/// The `dummy` hosts still in INIT, at most `limit` of them, by id.
+pub fn unmonitored(c: &Conn, limit: i64) -> crate::sql::Result<Vec<Unmonitored>> {
+    let mut st = c.prepare_cached(
+        "SELECT oid, name, template FROM host_pool WHERE state = ?1 AND im_mad = 'dummy'
+         ORDER BY oid LIMIT ?2",
+    )?;
+    st.query_map([HostState::Init.as_i64(), limit], |r| {
+        Ok(Unmonitored {
+            oid: r.get(0)?,
+            name: r.get(1)?,
+            template: r.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+/// The dummy drivers' results: new images and networks become READY; host `host` becomes
+/// MONITORED with the probe's capacity and `template` (the probe merged into what was read),
+/// guarded on the template read so a concurrent `one.host.update` is never overwritten (the
+/// host is then monitored next period). The hook events are chosen by the same guard.
+pub fn dummy_monitor(
+    hosts: &[(Unmonitored, String)],
+    cpu: i64,
+    mem: i64,
+    now: i64,
+) -> Vec<SqlStmt> {
     let chosen = |state: i64| ("o.state = ?6", vec![SqlValue::Int(state)]);
     let (images, i) = chosen(ImageState::Locked.as_i64());
     let (nets, n) = chosen(VnetState::LockCreate.as_i64());
-    let (hosts, h) = chosen(HostState::Init.as_i64());
-    let hosts = format!("{hosts} AND o.im_mad = 'dummy'");
     let mut stmts = events("IMAGE", "image_pool", "READY", images, i, now);
     stmts.extend(events("NET", "vnet_pool", "READY", nets, n, now));
-    stmts.extend(events("HOST", "host_pool", "MONITORED", &hosts, h, now));
     stmts.extend([
         SqlStmt::new(
             "UPDATE image_pool SET state = ?1 WHERE state = ?2",
@@ -216,23 +244,45 @@ pub fn dummy_monitor(cpu: i64, mem: i64, now: i64) -> Vec<SqlStmt> {
                 SqlValue::Int(VnetState::LockCreate.as_i64()),
             ],
         ),
-        SqlStmt::new(
-            // The probe's HYPERVISOR joins what `one.host.update` may have written while the
-            // host was still INIT; it never replaces it.
-            "UPDATE host_pool SET prev_state = state, state = ?3,
-               total_cpu = ?1, total_mem = ?2,
-               template = CASE WHEN template LIKE '%HYPERVISOR%' THEN template
-                               ELSE ?5 || template END
-             WHERE state = ?4 AND im_mad = 'dummy'",
-            vec![
-                SqlValue::Int(cpu),
-                SqlValue::Int(mem),
-                SqlValue::Int(HostState::Monitored.as_i64()),
-                SqlValue::Int(HostState::Init.as_i64()),
-                SqlValue::Text("HYPERVISOR = \"dummy\"\n".into()),
-            ],
-        ),
     ]);
+    for (host, template) in hosts {
+        let guard = |first: usize| {
+            format!(
+                "o.oid = ?{first} AND o.state = ?{} AND o.im_mad = 'dummy' AND o.template = ?{}",
+                first + 1,
+                first + 2
+            )
+        };
+        let guard_params = vec![
+            SqlValue::Int(host.oid),
+            SqlValue::Int(HostState::Init.as_i64()),
+            SqlValue::Text(host.template.clone()),
+        ];
+        stmts.extend(events(
+            "HOST",
+            "host_pool",
+            "MONITORED",
+            &guard(6),
+            guard_params.clone(),
+            now,
+        ));
+        let mut params = vec![
+            SqlValue::Int(cpu),
+            SqlValue::Int(mem),
+            SqlValue::Int(HostState::Monitored.as_i64()),
+            SqlValue::Text(template.clone()),
+        ];
+        params.extend(guard_params);
+        stmts.push(SqlStmt::new(
+            &format!(
+                "UPDATE host_pool SET prev_state = state, state = ?3,
+                   total_cpu = ?1, total_mem = ?2, template = ?4
+                 WHERE {}",
+                guard(5).replace("o.", "")
+            ),
+            params,
+        ));
+    }
     stmts
 }
 

@@ -1,0 +1,212 @@
+//! `GET /metrics`: the server's figures in Prometheus' text format, on every server of the zone.
+//!
+//! Raft's figures (state, term, indexes, each follower's replication lag on the leader) are read
+//! when scraped; the rest are the counters and histograms the code keeps as it works
+//! (`telemetry::m`). Served without credentials, as etcd serves its own: the figures name no
+//! object, user or secret, only methods and counts.
+
+use std::sync::atomic::Ordering;
+
+use telemetry::{m, Exposition};
+use wire::RaftState;
+
+use crate::cluster::Cluster;
+
+/// The content type Prometheus asks for (text exposition format 0.0.4).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The whole scrape.
+pub async fn render(cluster: &Cluster, server_id: i64) -> String {
+    let mut e = Exposition::new();
+    raft(&mut e, cluster, server_id).await;
+    api(&mut e);
+    consensus(&mut e);
+    duties(&mut e);
+    e.finish()
+}
+
+async fn raft(e: &mut Exposition, cluster: &Cluster, server_id: i64) {
+    let status = cluster.status(server_id).await;
+    e.gauge(
+        "oneha_server_id",
+        "This server's id in the zone.",
+        status.server_id as f64,
+    );
+    let states: Vec<(&str, f64)> = RaftState::ALL
+        .iter()
+        .map(|s| (s.name(), f64::from(u8::from(s.as_i64() == status.state))))
+        .collect();
+    let labels: Vec<[(&str, &str); 1]> = states.iter().map(|(n, _)| [("state", *n)]).collect();
+    let samples: Vec<_> = labels
+        .iter()
+        .zip(states.iter())
+        .map(|(l, (_, v))| (&l[..], *v))
+        .collect();
+    e.gauges(
+        "oneha_raft_state",
+        "1 for the Raft state this server is in (as raftstatus STATE), 0 for the others.",
+        &samples,
+    );
+    e.gauge("oneha_raft_term", "Current Raft term.", status.term as f64);
+    e.gauge(
+        "oneha_raft_commit_index",
+        "Index of the last committed log record.",
+        status.commit as f64,
+    );
+    e.gauge(
+        "oneha_raft_log_index",
+        "Index of the last log record.",
+        status.log_index as f64,
+    );
+    let Some(raft) = cluster.raft() else {
+        return;
+    };
+    let metrics = raft.metrics().borrow().clone();
+    let index = |l: Option<openraft::LogId<u64>>| l.map_or(-1.0, |l| l.index as f64);
+    e.gauge(
+        "oneha_raft_applied_index",
+        "Index of the last log record applied to the state database.",
+        index(metrics.last_applied),
+    );
+    e.gauge(
+        "oneha_raft_purged_index",
+        "Index of the last log record purged (-1: none).",
+        index(metrics.purged),
+    );
+    e.gauge(
+        "oneha_raft_snapshot_index",
+        "Index of the last log record in this server's snapshot (-1: none).",
+        index(metrics.snapshot),
+    );
+    e.gauge(
+        "oneha_raft_leader_id",
+        "Id of the server this one knows as leader (-1: none).",
+        metrics.current_leader.map_or(-1.0, |l| l as f64),
+    );
+    let last = metrics.last_log_index.unwrap_or(0);
+    let lags: Vec<(String, f64)> = metrics
+        .replication
+        .iter()
+        .flat_map(|r| r.iter())
+        .filter(|(id, _)| **id != metrics.id)
+        .map(|(id, matched)| {
+            let matched = matched.map_or(0, |l| l.index + 1);
+            (id.to_string(), (last + 1).saturating_sub(matched) as f64)
+        })
+        .collect();
+    let labels: Vec<[(&str, &str); 1]> =
+        lags.iter().map(|(id, _)| [("peer", id.as_str())]).collect();
+    let samples: Vec<_> = labels
+        .iter()
+        .zip(lags.iter())
+        .map(|(l, (_, v))| (&l[..], *v))
+        .collect();
+    e.gauges(
+        "oneha_raft_replication_lag",
+        "Log records the leader holds that a follower has not acknowledged (on the leader only).",
+        &samples,
+    );
+}
+
+fn api(e: &mut Exposition) {
+    e.histograms(
+        "oneha_rpc_duration_seconds",
+        "/RPC2 calls answered by this server, by method, kind and outcome, and the time to answer.",
+        &["method", "kind", "outcome"],
+        &m::CALLS.snapshot(),
+    );
+    e.counter(
+        "oneha_rpc_malformed_total",
+        "/RPC2 calls that did not parse or named no method.",
+        m::BAD_CALLS.get(),
+    );
+    e.counter(
+        "oneha_forwarded_total",
+        "Calls this server passed on to the leader.",
+        m::FORWARDED.get(),
+    );
+    e.counter(
+        "oneha_forward_failures_total",
+        "Calls this server could not pass on to the leader.",
+        m::FORWARD_FAILURES.get(),
+    );
+    e.counter(
+        "oneha_corrupt_templates_total",
+        "Stored templates that did not parse when an answer was built.",
+        crate::api::xml::CORRUPT_TEMPLATES.load(Ordering::Relaxed),
+    );
+}
+
+fn consensus(e: &mut Exposition) {
+    e.histogram(
+        "oneha_proposer_batch_size",
+        "Transactions carried by each log entry this server proposed.",
+        &m::PROPOSER_BATCH,
+    );
+    e.counter(
+        "oneha_proposer_overloaded_total",
+        "Writes refused at once because the proposer's queue was full.",
+        m::PROPOSER_OVERLOADED.get(),
+    );
+    e.histogram(
+        "oneha_apply_duration_seconds",
+        "Time the state database (SQLite or MySQL) took to apply each batch of committed records.",
+        &m::APPLY_SECONDS,
+    );
+    e.counter(
+        "oneha_applied_records_total",
+        "Committed log records applied to the state database.",
+        m::APPLIED_ENTRIES.get(),
+    );
+    e.counter(
+        "oneha_snapshots_built_total",
+        "Snapshots of the state database this server built.",
+        m::SNAPSHOTS_BUILT.get(),
+    );
+    e.counter(
+        "oneha_snapshots_installed_total",
+        "Snapshots this server installed from a leader.",
+        m::SNAPSHOTS_INSTALLED.get(),
+    );
+}
+
+fn duties(e: &mut Exposition) {
+    e.counter(
+        "oneha_elections_total",
+        "Terms this server saw begin: each is an election in the zone.",
+        m::TERMS_SEEN.get(),
+    );
+    e.counter(
+        "oneha_leader_wins_total",
+        "Times this server became leader (and ran its leader hook).",
+        m::BECAME_LEADER.get(),
+    );
+    e.counter(
+        "oneha_step_downs_total",
+        "Times this server stopped leading (and ran its follower hook).",
+        m::STEP_DOWNS.get(),
+    );
+    e.counter(
+        "oneha_log_purges_total",
+        "Log purges asked for by the retention task.",
+        m::PURGES.get(),
+    );
+    e.counter(
+        "oneha_log_purged_records_total",
+        "Log records those purges dropped.",
+        m::PURGED_RECORDS.get(),
+    );
+    e.counters(
+        "oneha_hook_runs_total",
+        "Hook executions run by this server, by outcome (exit code 0 or not).",
+        &[
+            (&[("outcome", "success")], m::HOOK_SUCCESSES.get()),
+            (&[("outcome", "failure")], m::HOOK_FAILURES.get()),
+        ],
+    );
+    e.counter(
+        "oneha_hook_events_lost_total",
+        "API hook events that could not be written (their hooks did not run).",
+        crate::api::hook::LOST_EVENTS.load(Ordering::Relaxed),
+    );
+}

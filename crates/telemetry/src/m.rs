@@ -1,0 +1,52 @@
+//! The figures a server keeps, by the crate that bumps them. Names are printed with the
+//! `oneha_` prefix by oned's `/metrics`.
+
+use std::sync::{Arc, LazyLock};
+
+use crate::{Counter, Histogram, Series, LATENCY_BUCKETS, SIZE_BUCKETS};
+
+/// Distinct (method, outcome) series kept: every method of the API answered three ways, with room.
+const MAX_CALL_SERIES: usize = 2048;
+static OTHER_CALL: &[&str] = &["other", "other", "other"];
+
+// ---- the API (oned) ----
+
+/// `/RPC2` calls answered here, by method, kind (`read`, `write`, `status`) and outcome (`ok`,
+/// `error`, `forwarded`), and how long each took to answer.
+pub static CALLS: Series = Series::new(LATENCY_BUCKETS, MAX_CALL_SERIES, OTHER_CALL);
+/// Calls that named no method of the table, or did not parse.
+pub static BAD_CALLS: Counter = Counter::new();
+/// Calls this follower passed on to the leader.
+pub static FORWARDED: Counter = Counter::new();
+/// Forwarded calls the leader could not be reached for.
+pub static FORWARD_FAILURES: Counter = Counter::new();
+
+// ---- consensus ----
+
+/// Transactions per log entry the proposer made.
+pub static PROPOSER_BATCH: LazyLock<Arc<Histogram>> =
+    LazyLock::new(|| Arc::new(Histogram::new(SIZE_BUCKETS)));
+/// Writes refused at once because the proposer's queue was full.
+pub static PROPOSER_OVERLOADED: Counter = Counter::new();
+/// Time the state database took to apply one batch of committed entries.
+pub static APPLY_SECONDS: LazyLock<Arc<Histogram>> =
+    LazyLock::new(|| Arc::new(Histogram::new(LATENCY_BUCKETS)));
+/// Committed entries applied to the state database.
+pub static APPLIED_ENTRIES: Counter = Counter::new();
+/// Snapshots this server built, and installed from a leader.
+pub static SNAPSHOTS_BUILT: Counter = Counter::new();
+pub static SNAPSHOTS_INSTALLED: Counter = Counter::new();
+
+// ---- oned's leader duties ----
+
+/// Times this server became leader, and stopped being one.
+pub static BECAME_LEADER: Counter = Counter::new();
+pub static STEP_DOWNS: Counter = Counter::new();
+/// Terms this server saw begin (each is an election somewhere in the zone).
+pub static TERMS_SEEN: Counter = Counter::new();
+/// Log purges asked for by the retention task, and the records they dropped.
+pub static PURGES: Counter = Counter::new();
+pub static PURGED_RECORDS: Counter = Counter::new();
+/// Hook executions run here, by outcome.
+pub static HOOK_SUCCESSES: Counter = Counter::new();
+pub static HOOK_FAILURES: Counter = Counter::new();
