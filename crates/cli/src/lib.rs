@@ -30,6 +30,7 @@ pub(crate) mod secgroup;
 pub mod serversync;
 pub(crate) mod tables;
 pub(crate) mod template_instantiate;
+pub(crate) mod top;
 pub mod tokens;
 pub(crate) mod vmgroup;
 pub(crate) mod vnet;

@@ -65,7 +65,12 @@ impl Kind {
     }
 
     pub(crate) fn usage(self) -> String {
-        format!("{}\n{USAGE_NOTES}", self.commands())
+        let top = if crate::top::KINDS.contains(&self) {
+            crate::top::USAGE
+        } else {
+            ""
+        };
+        format!("{}{top}\n{USAGE_NOTES}", self.commands())
     }
 
     fn commands(self) -> &'static str {
@@ -382,7 +387,12 @@ fn say_id(out: &mut dyn Write, v: Value) -> Result<(), String> {
     writeln!(out, "ID: {}", v.as_i64().unwrap_or(-1)).map_err(|e| e.to_string())
 }
 
-fn execute(kind: Kind, o: &Opts, client: &Client, out: &mut dyn Write) -> Result<(), String> {
+pub(crate) fn execute(
+    kind: Kind,
+    o: &Opts,
+    client: &Client,
+    out: &mut dyn Write,
+) -> Result<(), String> {
     let c = Cmd {
         kind,
         o,
@@ -966,6 +976,17 @@ pub fn parse_rule(rule: &str) -> Result<(String, String, String, Option<String>)
 
 /// Runs the command `kind` with `args` (without the program name); returns the exit code.
 pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    run_frames(kind, args, out, err, None)
+}
+
+/// [`run`], with `top` stopping after `frames` screens (tests; `None`: until interrupted).
+pub fn run_frames(
+    kind: Kind,
+    args: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    frames: Option<u64>,
+) -> i32 {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         let _ = writeln!(out, "usage: {}", kind.usage());
         return 0;
@@ -973,6 +994,7 @@ pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write
     // A subcommand's own valued options (`onevnet reserve -n <name>`) are known once the
     // subcommand is.
     let parsed = parse(args, &[]).and_then(|o| match (kind, o.words.first()) {
+        (_, Some(cmd)) if cmd == "top" => parse(args, crate::top::VALUED),
         (Kind::Vnet, Some(cmd)) => parse(args, crate::vnet::valued_flags(cmd)),
         (Kind::Vm, Some(cmd)) if crate::onevm_snap::handles(cmd) => {
             parse(args, crate::onevm_snap::valued_flags(cmd))
@@ -1015,6 +1037,9 @@ pub fn run(kind: Kind, args: &[String], out: &mut dyn Write, err: &mut dyn Write
         Duration::from_secs(30),
     )
     .with_ca_file(resolve_ca_file(o.value(&["--ca-file"])));
+    if crate::top::handles(kind, &o) {
+        return crate::top::run(kind, &o, &client, out, err, frames);
+    }
     match execute(kind, &o, &client, out) {
         Ok(()) => 0,
         // Already reported on stdout (`oneimage clone`'s `puts rc.message`).

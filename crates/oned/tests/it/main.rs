@@ -14,6 +14,7 @@ mod api_hooks;
 mod backends;
 mod backups;
 mod cli_common;
+mod cli_top;
 mod clusters;
 mod config;
 mod documents;
