@@ -12,7 +12,7 @@ use crate::client::Client;
 use crate::ids::{option_id, perform, Family, Resolver, INFO_ALL};
 use crate::listing::{col, Column, ListOpts, Table};
 use crate::market::{action_args, field, permissions, push, puts, template_str, unit_to_str};
-use crate::objects::{err_text, file_text, int, text, Kind, Opts};
+use crate::objects::{err_text, int, text, Kind, Opts};
 use crate::vntemplate::time_to_str;
 use crate::xml::Element;
 
@@ -111,16 +111,7 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
             }
             each(ids, "chtype", vec![Value::String(t)])
         }
-        "update" => {
-            let oid = one(1)?;
-            let append = i32::from(o.flag(&["-a", "--append"]));
-            let params = vec![
-                Value::Int(oid),
-                Value::String(file_text(o.words.get(2))?),
-                Value::Int(append),
-            ];
-            call("update", params).map(drop)
-        }
+        "update" => crate::owned_ops::execute(Kind::Image, "one.image", cmd, o, client),
         "rename" => {
             let oid = one(1)?;
             let name = o.words.get(2).ok_or("missing the new name")?;

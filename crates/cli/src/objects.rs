@@ -79,7 +79,7 @@ impl Kind {
             Kind::Group => "onegroup list [<list options>] | show <id> | create <name> | delete <ids> | quota <id> [<file>] | batchquota <ids> [<file>] | defaultquota [<file>] | update <id> <file> [--append] | addadmin|deladmin <ids> <user>",
             Kind::Acl => "oneacl list [<list options>] | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <range>",
             Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids> | monitoring <id> <attr> [--start <date>] [--end <date>] [--unit K|M|G|T] [--n <n>] --table|--csv <separator> | rename <id> <name> | update <id> <file> [--append] | flush <ids>",
-            Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend|resched|unresched <ids> | rename <id> <name> | update <id> <file> [--append] | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids>",
+            Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend|resched|unresched <ids> | rename <id> <name> | update <id> <file> [--append] | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | save <id> <name> [--persistent] | create-chart <id> | update-chart <id> <sched_id> [<file>] | delete-chart <id> <sched_id>",
             Kind::Template => "onetemplate list [a|m|g|G|<user>] [<list options>] | show <id> | create <file> | delete <ids> | clone <id> <name> | instantiate <id> [<file>] [--name <name>] [-m|--multiple <n>] [--prefix <prefix>] [--hold] [--persistent] [--cpu <cpu>] [--vcpu <n>] [--memory <mb|Ng>] [--disk <image,...>] [--nic <network,...>] [--raw <text>]",
             Kind::Cluster => "onecluster list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host> | adddatastore|deldatastore <id> <datastore> | addvnet|delvnet <id> <vnet> | optimize|planexecute|plandelete <id>",
             Kind::Vdc => "onevdc list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <ids> <zone> <id|name|ALL>",
@@ -368,10 +368,6 @@ impl Cmd<'_> {
         })
     }
 
-    fn append(&self) -> Value {
-        Value::Int(i32::from(self.o.flag(&["-a", "--append"])))
-    }
-
     fn unknown(&self) -> Result<(), String> {
         match self.name {
             "" => Err(format!("No command given.\nusage: {}", self.kind.usage())),
@@ -437,14 +433,9 @@ pub(crate) fn execute(
 fn owner_templates(c: &Cmd, family: &str) -> Result<(), String> {
     use crate::quota::Whose;
     match c.name {
-        "update" => c.call(
-            &format!("one.{family}.update"),
-            vec![
-                Value::Int(c.one(1)?),
-                Value::String(file_text(c.word(2))?),
-                c.append(),
-            ],
-        ),
+        "update" => {
+            crate::owned_ops::execute(c.kind, &format!("one.{family}"), "update", c.o, c.client)
+        }
         "quota" => {
             let id = c.one(1)?;
             let t = crate::quota::template(c.client, family, c.word(2), Whose::One(id))?;
@@ -796,14 +787,7 @@ fn named(c: &Cmd, family: &str, out: &mut dyn Write) -> Result<(), String> {
                 vec![Value::Int(oid), Value::String(name.clone())],
             )
         }
-        _ => c.call(
-            &format!("one.{family}.update"),
-            vec![
-                Value::Int(c.one(1)?),
-                Value::String(file_text(c.word(2))?),
-                c.append(),
-            ],
-        ),
+        _ => crate::owned_ops::execute(c.kind, &format!("one.{family}"), "update", c.o, c.client),
     }
 }
 
@@ -875,14 +859,7 @@ fn hook(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
                 c.value("one.hook.allocate", vec![Value::String(text)])?,
             )
         }
-        "update" => c.call(
-            "one.hook.update",
-            vec![
-                Value::Int(c.one(1)?),
-                Value::String(file_text(c.word(2))?),
-                c.append(),
-            ],
-        ),
+        "update" => crate::owned_ops::execute(Kind::Hook, "one.hook", "update", c.o, c.client),
         "rename" => {
             let oid = c.one(1)?;
             let name = c.word(2).ok_or("missing the new name")?;

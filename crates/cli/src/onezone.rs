@@ -575,7 +575,7 @@ fn execute(cmd: &Cmd, args: &Args, out: &mut dyn Write) -> Result<(), Failure> {
                         let xml = client.call_xml(wire::method::ZONE_INFO, vec![Value::Int(id)])?;
                         template_text_of(&xml)?
                     };
-                    edit_in_editor(&current)?
+                    crate::editor::edit(&current).map_err(|e| Failure(e, false))?
                 }
             };
             client.call(
@@ -700,34 +700,6 @@ fn parse_range(text: &str) -> Result<Vec<i32>, Failure> {
         }
     }
     Ok(ids)
-}
-
-/// Lets the user edit `text` in `$EDITOR` (else `vi`), as OpenNebula's CLI does, and returns
-/// what was saved.
-fn edit_in_editor(text: &str) -> Result<String, Failure> {
-    let io = |what: &str, e: std::io::Error| Failure(format!("{what}: {e}"), false);
-    let mut file = tempfile::Builder::new()
-        .prefix("onezone-")
-        .suffix(".tmpl")
-        .tempfile()
-        .map_err(|e| io("Cannot create a temporary file", e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| io("Cannot write the temporary file", e))?;
-    let editor = std::env::var("EDITOR")
-        .ok()
-        .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| "vi".to_string());
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(file.path())
-        .status()
-        .map_err(|e| io(&format!("Cannot run the editor {editor}"), e))?;
-    if !status.success() {
-        return Err(Failure(format!("Editor {editor} failed: {status}"), false));
-    }
-    std::fs::read_to_string(file.path()).map_err(|e| io("Cannot read the edited template", e))
 }
 
 /// Asks every endpoint for its `one.zone.raftstatus` concurrently, with the

@@ -8,7 +8,7 @@ use xmlrpc::Value;
 use crate::client::Client;
 use crate::ids::{perform, Resolver};
 use crate::market::action_args;
-use crate::objects::{err_text, file_text, Kind, Opts};
+use crate::objects::{err_text, Kind, Opts};
 
 /// Whether `cmd` is one of the shared subcommands [`execute`] runs.
 pub(crate) fn handles(cmd: &str) -> bool {
@@ -37,10 +37,13 @@ pub(crate) fn execute(
             let oid = Resolver::own(client, kind).arg(o.words.get(1), "id")?;
             let w2 = o.words.get(2);
             let params = if cmd == "update" {
+                let append = o.flag(&["-a", "--append"]);
+                let info = format!("{prefix}.info");
+                let text = crate::editor::update_text(client, &info, oid, w2, append)?;
                 vec![
                     Value::Int(oid),
-                    Value::String(file_text(w2)?),
-                    Value::Int(i32::from(o.flag(&["-a", "--append"]))),
+                    Value::String(text),
+                    Value::Int(i32::from(append)),
                 ]
             } else {
                 let name = w2.ok_or("missing the new name")?;

@@ -2,8 +2,6 @@
 //! `OneQuotaHelper` makes them: read from the file given, or edited in `$EDITOR` (else `vi`)
 //! over the help text and the quotas as they are.
 
-use std::io::Write;
-
 use xmlrpc::Value;
 
 use crate::client::Client;
@@ -116,7 +114,7 @@ pub(crate) fn template(
             text.push('\n');
         }
     }
-    edit(&text)
+    crate::editor::edit(&text)
 }
 
 fn info(client: &Client, method: &str, params: Vec<Value>) -> Result<Element, String> {
@@ -125,31 +123,6 @@ fn info(client: &Client, method: &str, params: Vec<Value>) -> Result<Element, St
         .map_err(crate::objects::err_text)?;
     let xml = xml.as_str().unwrap_or_default();
     Element::parse(xml).map_err(|e| e.0)
-}
-
-/// `text` edited in `$EDITOR` (else `vi`): what was saved.
-fn edit(text: &str) -> Result<String, String> {
-    let mut file = tempfile::Builder::new()
-        .prefix("one-cli")
-        .tempfile()
-        .map_err(|e| format!("Cannot create a temporary file: {e}"))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| format!("Cannot write the temporary file: {e}"))?;
-    let editor = std::env::var("EDITOR")
-        .ok()
-        .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| "/usr/bin/vi".to_string());
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(file.path())
-        .status()
-        .map_err(|e| format!("Cannot run the editor {editor}: {e}"))?;
-    if !status.success() {
-        return Err("Editor not defined".into());
-    }
-    std::fs::read_to_string(file.path()).map_err(|e| format!("Cannot read the quotas: {e}"))
 }
 
 #[cfg(test)]

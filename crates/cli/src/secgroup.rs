@@ -41,16 +41,7 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
             };
             writeln!(out, "{line}").map_err(|e| e.to_string())
         }
-        "update" => {
-            let oid = one(1)?;
-            let append = i32::from(o.flag(&["-a", "--append"]));
-            let params = vec![
-                Value::Int(oid),
-                Value::String(file_text(o.words.get(2))?),
-                Value::Int(append),
-            ];
-            call("update", params).map(drop)
-        }
+        "update" => crate::owned_ops::execute(Kind::SecGroup, "one.secgroup", cmd, o, client),
         "rename" => {
             let oid = one(1)?;
             let name = o.words.get(2).ok_or("missing the new name")?;

@@ -4,10 +4,10 @@
 //! range (`crate::ids`). The layouts are in `crate::vnet_show`.
 //!
 //! Templates are read from the file given or, where OpenNebula also reads a pipe, from stdin
-//! when it is not a terminal; `addar` with its address options does not read stdin, and there
-//! is no editor.
+//! when it is not a terminal; `addar` with its address options does not read stdin. `update`
+//! without either opens the editor (`crate::editor`).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Write;
 
 use xmlrpc::Value;
 
@@ -112,25 +112,12 @@ fn file_arg(o: &Opts, cmd: &str, i: usize) -> Result<Option<String>, String> {
         .map_err(|e| format!("{path}: {e}"))
 }
 
-/// What is piped in, or nothing when stdin is a terminal.
-fn stdin_text() -> Result<String, String> {
-    let input = std::io::stdin();
-    let mut text = String::new();
-    if !input.is_terminal() {
-        input
-            .lock()
-            .read_to_string(&mut text)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(text)
-}
-
 /// A file argument, else what is piped in.
 fn template_arg(o: &Opts, cmd: &str, i: usize) -> Result<Option<String>, String> {
     if let Some(text) = file_arg(o, cmd, i)? {
         return Ok(Some(text));
     }
-    let piped = stdin_text()?;
+    let piped = crate::editor::piped()?;
     Ok((!piped.is_empty()).then_some(piped))
 }
 
@@ -181,7 +168,7 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
             let ar = match file_arg(o, cmd, 2)? {
                 Some(text) => text,
                 None if quick => quick_ar(o)?,
-                None => match stdin_text()? {
+                None => match crate::editor::piped()? {
                     piped if !piped.is_empty() => piped,
                     _ => quick_ar(o)?,
                 },
@@ -214,10 +201,7 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
         "reserve" => reserve(&net, out),
         "update" => {
             need(o, cmd, 1, 2)?;
-            let oid = net.one(1)?;
-            let text = template_arg(o, cmd, 2)?.ok_or("missing the template file")?;
-            let append = Value::Int(i32::from(o.flag(&["-a", "--append"])));
-            net.call("update", vec![Value::Int(oid), Value::String(text), append])
+            crate::owned_ops::execute(Kind::Vnet, "one.vn", cmd, o, client)
         }
         "rename" => {
             need(o, cmd, 2, 2)?;
@@ -468,11 +452,17 @@ fn update_ar(net: &Net) -> Result<(), String> {
         .into_iter()
         .find(|r| text(r, "AR_ID").trim().parse::<i32>() == Ok(ar))
         .ok_or_else(|| format!("Address Range {ar} does not exist for Virtual Network {oid}"))?;
-    let given = template_arg(o, "updatear", 3)?.ok_or("missing the template file")?;
-    let text = if o.flag(&["-a", "--append"]) {
-        let mut kept = range.clone();
-        kept.children
-            .retain(|c| !UPDATE_AR_DROPS.contains(&c.name.as_str()));
+    let mut kept = range.clone();
+    kept.children
+        .retain(|c| !UPDATE_AR_DROPS.contains(&c.name.as_str()));
+    let append = o.flag(&["-a", "--append"]);
+    // Without a file or a pipe, the editor: on nothing to append, else on the range as it is.
+    let given = match template_arg(o, "updatear", 3)? {
+        Some(t) => t,
+        None if append => crate::editor::edit("")?,
+        None => crate::editor::edit(&like_str(&kept, true))?,
+    };
+    let text = if append {
         let pool = Element {
             name: "AR_POOL".into(),
             text: String::new(),

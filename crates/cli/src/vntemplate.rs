@@ -49,12 +49,7 @@ pub(crate) fn execute(o: &Opts, client: &Client, out: &mut dyn Write) -> Result<
             )?;
             say(out, "VN ID", &v)
         }
-        "update" => {
-            let oid = one(1)?;
-            let text = file_text(o.words.get(2))?;
-            let append = Value::Int(i32::from(o.flag(&["-a", "--append"])));
-            call("update", vec![Value::Int(oid), Value::String(text), append]).map(drop)
-        }
+        "update" => crate::owned_ops::execute(Kind::VnTemplate, "one.vntemplate", cmd, o, client),
         "rename" => {
             let oid = one(1)?;
             let name = o.words.get(2).ok_or("missing the new name")?;

@@ -22,16 +22,34 @@ pub fn oned_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("ONEHA_ONED") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().expect("current executable");
-    let mut dir = exe.parent().expect("executable directory").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let oned = dir.join("oned");
+    let oned = build_dir().join("oned");
     assert!(
         oned.exists(),
         "{} not found: build it (cargo build -p oned) or set ONEHA_ONED",
         oned.display()
     );
     oned
+}
+
+/// A CLI binary (`onevnet`...) of this build, for tests that need it as its own process (its
+/// environment, stdin or terminal): `cargo nextest run --workspace` builds them.
+pub fn cli_binary(name: &str) -> PathBuf {
+    let bin = build_dir().join(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build the CLIs (cargo build -p cli)",
+        bin.display()
+    );
+    bin
+}
+
+/// Where this build's binaries are: the running executable's directory (test binaries live
+/// one level deeper, in `deps/`).
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current executable");
+    let mut dir = exe.parent().expect("executable directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
 }

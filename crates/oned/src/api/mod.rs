@@ -54,6 +54,7 @@ pub mod vmgroup;
 mod vmtemplate;
 mod vnet;
 mod vnet_leases;
+mod vnet_update;
 mod vntemplate;
 mod vrouter;
 mod writes;

@@ -35,6 +35,13 @@ pub const METHODS: &[Method] = &[
     method!("one.vn.info", Read, Auth::Object, info),
     method!("one.vn.delete", Write, Auth::Object, delete),
     method!(
+        "one.vn.update",
+        Write,
+        Auth::Object,
+        super::vnet_update::update,
+        &NETS
+    ),
+    method!(
         "one.vnpool.info",
         Read,
         Auth::Object,
@@ -44,7 +51,8 @@ pub const METHODS: &[Method] = &[
 ];
 
 /// The owned-object calls: chmod, chown, rename, update, lock, unlock.
-pub const OWNED: &[Method] = &owned_methods!(lockable "one.vn", &NETS);
+pub const OWNED: &[Method] =
+    &owned_methods!(@each "one.vn", &NETS, [chmod, chown, rename, lock, unlock]);
 
 /// `AddressRangePool::to_xml`: with the leases (`one.vn.info`), or as stored (pools).
 fn ar_pool(x: &mut Xml<'_>, v: &VnetRow, t: &template::Template, extended: bool) {

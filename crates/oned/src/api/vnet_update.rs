@@ -1,0 +1,84 @@
+//! `one.vn.update`: the generic template update, less what the network's template carries that
+//! is not the user's to write. The address ranges live in the stored template as `AR` vectors
+//! (their leases point at them), so an update keeps the stored ones and ignores any `AR` it is
+//! given: ranges change through `add_ar`, `rm_ar` and `update_ar` only, with their checks. And
+//! `VN_MAD` stays the driver the network was made with, as `VirtualNetwork::post_update_template`
+//! puts it back.
+
+use sqlstore::objects::vnet::VnetRow;
+use template::Template;
+use xmlrpc::Params;
+
+use super::family::Family;
+use super::perms::MANAGE;
+use super::writes::{merged, update_type, write_computed};
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+
+/// Attributes an update never changes.
+const KEPT: &[&str] = &["AR", "VN_MAD"];
+
+pub async fn update(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<VnetRow>,
+) -> MethodResult {
+    let id = p.int(0)? as i64;
+    f.authorized(ctx, s, id, MANAGE).await?;
+    let text = p.string(1)?.to_string();
+    let merge = update_type(&p)?;
+    let text = &text;
+    write_computed(ctx, id, move || async move {
+        let old = ctx
+            .read(move |c| sqlstore::objects::template_text(c, f.table, f.template, id))
+            .await?;
+        let Some(old) = old else {
+            return Err(f.missing(id));
+        };
+        let new = kept(&old, &merged(&old, text, merge)?)?;
+        Ok(vec![sqlstore::objects::replace_template(
+            f.table, f.template, id, new, old,
+        )])
+    })
+    .await
+}
+
+/// `new` with the [`KEPT`] attributes of `old`, whatever `new` says of them.
+fn kept(old: &str, new: &str) -> Result<String, Failure> {
+    let bad = |e: template::ParseError| {
+        fail(
+            code::INTERNAL,
+            format!("Cannot update template. Parse error: {e}"),
+        )
+    };
+    let old = Template::parse(old).map_err(bad)?;
+    let mut new = Template::parse(new).map_err(bad)?;
+    for name in KEPT {
+        new.remove(name);
+        for a in old.get_all(name) {
+            new.push(name, a.value.clone());
+        }
+    }
+    Ok(new.to_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_the_driver_stay_whatever_the_update_says() {
+        let old = "NAME = n\nVN_MAD = bridge\nAR = [ AR_ID = 0, TYPE = ETHER, SIZE = 4 ]\n\
+                   AR = [ AR_ID = 1, TYPE = ETHER, SIZE = 2 ]\nCOLOR = red";
+        let new = "COLOR = blue\nVN_MAD = fw\nAR = [ AR_ID = 0, TYPE = ETHER, SIZE = 9999 ]";
+        let t = Template::parse(&kept(old, new).unwrap()).unwrap();
+        assert_eq!(t.single("COLOR"), Some("blue"));
+        assert_eq!(t.single("VN_MAD"), Some("bridge"));
+        let sizes: Vec<_> = t
+            .get_all("AR")
+            .filter_map(|a| a.vector_get("SIZE"))
+            .collect();
+        assert_eq!(sizes, ["4", "2"]);
+    }
+}
