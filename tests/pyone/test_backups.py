@@ -103,3 +103,52 @@ def test_a_backup_job_runs_now_and_on_schedule(sides):
     until(lambda: leader.vm.info(vm).BACKUPS.BACKUP_CONFIG.BACKUP_JOB_ID is None)
     with pytest.raises(pyone.OneNoExistsException):
         leader.backupjob.info(job)
+
+
+def _increments(body):
+    incs = body.BACKUP_INCREMENTS.INCREMENT if body.BACKUP_INCREMENTS is not None else []
+    return incs if isinstance(incs, list) else [incs]
+
+
+def test_an_increment_chain_grows_and_an_increment_restores(sides):
+    follower, leader, ds = sides
+    name = f"img-{uuid.uuid4().hex[:6]}"
+    image = follower.image.allocate(f'NAME = "{name}"\nTYPE = DATABLOCK\nSIZE = 16', 1)
+    until(lambda: leader.image.info(image).STATE == 1)
+    vm = follower.vm.allocate(
+        f"CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = {image} ]\n"
+        'BACKUP_CONFIG = [ MODE = "INCREMENT" ]'
+    )
+    until(lambda: _in(leader, vm, 3, 3))
+
+    def backed_up(last):
+        config = leader.vm.info(vm).BACKUPS.BACKUP_CONFIG
+        return _in(leader, vm, 3, 3) and config.LAST_INCREMENT_ID == last
+
+    assert follower.vm.backup(vm, ds, False) == vm
+    until(lambda: backed_up("0"))
+    config = leader.vm.info(vm).BACKUPS.BACKUP_CONFIG
+    chain = int(config.INCREMENTAL_BACKUP_ID)
+    assert follower.vm.backup(vm, ds, False) == vm
+    until(lambda: backed_up("1"))
+
+    # The chain as a follower shows it once it has caught up.
+    def shown():
+        body = follower.image.info(chain)
+        incs = _increments(body)
+        assert body.SIZE == 32
+        assert [(i.ID, i.TYPE, i.PARENT_ID) for i in incs] == [
+            ("0", "FULL", -1),
+            ("1", "INCREMENT", 0),
+        ]
+        return True
+
+    eventually(shown, 20.0)
+    assert _ids(leader.vm.info(vm).BACKUPS.BACKUP_IDS) == [chain]
+
+    follower.vm.action("poweroff", vm)
+    until(lambda: _in(leader, vm, 8, 0))
+    with pytest.raises(pyone.OneActionException, match="Wrong increment"):
+        follower.vm.restore(vm, chain, 2, -1)
+    assert follower.vm.restore(vm, chain, 0, -1) == vm
+    until(lambda: _in(leader, vm, 8, 0))

@@ -111,3 +111,55 @@ def test_datastore_enable(zone, one):
 
 def _assert(cond):
     assert cond
+
+
+def _snapshot_list(image):
+    snaps = image.SNAPSHOTS.SNAPSHOT
+    return snaps if isinstance(snaps, list) else ([snaps] if snaps is not None else [])
+
+
+def test_a_persistent_image_keeps_its_vm_disk_snapshots_through_a_follower(zone):
+    follower, leader = zone.server(zone.followers()[0]), zone.server(zone.leader())
+    leader.host.allocate(uniq("h"), "dummy", "dummy", -1)
+    image = follower.image.allocate(
+        f'NAME = "{uniq("pimg")}"\nTYPE = DATABLOCK\nSIZE = 16\nPERSISTENT = YES', 1
+    )
+    state(zone, image, 1)
+    vm = follower.vm.allocate(f"CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = {image} ]")
+
+    def running():
+        body = leader.vm.info(vm)
+        assert (body.STATE, body.LCM_STATE) == (3, 3)
+
+    eventually(running, 20.0)
+    assert follower.vm.disksnapshotcreate(vm, 0, "first") == 0
+    eventually(running, 20.0)
+    assert follower.vm.disksnapshotcreate(vm, 0, "second") == 1
+    eventually(running, 20.0)
+    follower.vm.action("terminate-hard", vm)
+
+    def handed_back():
+        body = follower.image.info(image)
+        assert body.STATE == 1 and body.RUNNING_VMS == 0
+        assert [s.NAME for s in _snapshot_list(body)] == ["first", "second"]
+        return body
+
+    body = eventually(handed_back, 20.0)
+    assert body.SNAPSHOTS.NEXT_SNAPSHOT == "2" or body.SNAPSHOTS.NEXT_SNAPSHOT == 2
+    assert error_of(follower.image.snapshotdelete, pyone.OneActionException, image, 1) == (
+        "[one.image.snapshotdelete] Cannot delete the active snapshot"
+    )
+    assert follower.image.snapshotrevert(image, 0) == 0
+    state(zone, image, 1)
+    assert follower.image.snapshotdelete(image, 1) == 1
+
+    def one_left():
+        assert [s.ID for s in _snapshot_list(follower.image.info(image))] == [0]
+
+    eventually(one_left, 20.0)
+    assert follower.image.snapshotflatten(image, 0) == 0
+
+    def none_left():
+        assert _snapshot_list(follower.image.info(image)) == []
+
+    eventually(none_left, 20.0)

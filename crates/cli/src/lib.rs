@@ -5,6 +5,7 @@
 pub mod acct;
 pub(crate) mod backupjob;
 pub mod client;
+pub(crate) mod cluster_show;
 pub(crate) mod datastore;
 pub(crate) mod editor;
 pub mod format;
@@ -22,6 +23,7 @@ pub mod onedb;
 pub(crate) mod onevm;
 pub(crate) mod onevm_backup;
 pub(crate) mod onevm_ops;
+pub(crate) mod onevm_save;
 pub(crate) mod onevm_snap;
 pub(crate) mod onevm_snap_list;
 pub mod onezone;

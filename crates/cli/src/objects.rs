@@ -235,7 +235,7 @@ fn show(
         Kind::Host => wire::method::HOST_INFO,
         Kind::Vm => wire::method::VM_INFO,
         Kind::Template => wire::method::TEMPLATE_INFO,
-        Kind::Cluster => "one.cluster.info",
+        Kind::Cluster => return crate::cluster_show::show(client, oid, xml_out, out),
         Kind::Vdc => "one.vdc.info",
         Kind::Hook => "one.hook.info",
         Kind::Market | Kind::MarketApp => {
@@ -717,8 +717,9 @@ fn vm(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             })
         }
         n if crate::onevm::handles(n) => crate::onevm::execute(c.o, c.client),
-        n if crate::onevm_backup::handles(n) => crate::onevm_backup::execute(c.o, c.client),
+        n if crate::onevm_backup::handles(n) => crate::onevm_backup::execute(c.o, c.client, out),
         n if crate::onevm_ops::handles(n) => crate::onevm_ops::execute(c.o, c.client),
+        n if crate::onevm_save::handles(n) => crate::onevm_save::execute(c.o, c.client, out),
         n if crate::onevm_snap::handles(n) => crate::onevm_snap::execute(c.o, c.client, out),
         n if crate::owned_ops::handles(n) => {
             crate::owned_ops::execute(Kind::Vm, "one.vm", n, c.o, c.client)

@@ -1,6 +1,8 @@
 //! `onevm backup`, `onevm backup-cancel` and `onevm restore`, with OpenNebula's arguments
 //! (`src/cli/onevm`): `backup <vm> [-d|--datastore <ds>] [--reset]`, `backup-cancel <vm>`,
-//! `restore <vm> <image> [--disk-id <id>] [--increment <id>]`. Each prints nothing on success.
+//! `restore <vm> <image> [--disk-id <id>] [--increment <id>]`. Each prints nothing on success,
+//! but `backup --schedule`, which schedules a `backup` action (ARGS `<ds>,<reset 0|1>`) and says
+//! so as the VM actions' `--schedule` does.
 
 use xmlrpc::Value;
 
@@ -8,10 +10,23 @@ use crate::client::Client;
 use crate::ids::{Family, Resolver};
 use crate::objects::{err_text, Kind, Opts};
 
+/// `backup`'s valued options: the datastore, and OpenNebula's `SCHEDULE_OPTIONS`.
+const BACKUP_VALUED: &[&str] = &[
+    "-d",
+    "--datastore",
+    "--schedule",
+    "--weekly",
+    "--monthly",
+    "--yearly",
+    "--hourly",
+    "--end",
+    "--args",
+];
+
 /// The options of `subcommand` that take a value.
 pub(crate) fn valued_flags(subcommand: &str) -> &'static [&'static str] {
     match subcommand {
-        "backup" => &["-d", "--datastore"],
+        "backup" => BACKUP_VALUED,
         "restore" => &["--disk-id", "--increment"],
         _ => &[],
     }
@@ -35,7 +50,11 @@ fn number(v: Option<String>, what: &str) -> Result<i32, String> {
     }
 }
 
-pub(crate) fn execute(o: &Opts, client: &Client) -> Result<(), String> {
+pub(crate) fn execute(
+    o: &Opts,
+    client: &Client,
+    out: &mut dyn std::io::Write,
+) -> Result<(), String> {
     let cmd = o.words.first().map(String::as_str).unwrap_or("");
     let vm = Resolver::own(client, Kind::Vm).arg(o.words.get(1), "VM id")?;
     let (method, params) = match cmd {
@@ -44,7 +63,18 @@ pub(crate) fn execute(o: &Opts, client: &Client) -> Result<(), String> {
                 Some(d) => Resolver::other(client, Family::Datastore).arg(Some(&d), "datastore")?,
                 None => -1,
             };
-            let reset = Value::Bool(o.flag(&["--reset"]));
+            let reset = o.flag(&["--reset"]);
+            if o.value(&["--schedule"]).is_some() {
+                let mut flags = o.flags.clone();
+                let args = format!("{ds},{}", i32::from(reset));
+                flags.push(("--args".into(), Some(args)));
+                let o = Opts {
+                    words: o.words.clone(),
+                    flags,
+                };
+                return crate::onevm_ops::schedule(&o, client, &[vm], "backup", out);
+            }
+            let reset = Value::Bool(reset);
             ("one.vm.backup", vec![Value::Int(vm), Value::Int(ds), reset])
         }
         "backup-cancel" => ("one.vm.backupcancel", vec![Value::Int(vm)]),

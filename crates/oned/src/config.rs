@@ -114,6 +114,8 @@ pub struct Config {
     pub hook_log_retention: i64,
     /// Monitoring records: how often they are taken, how long kept.
     pub monitoring: crate::monitoring::Settings,
+    /// `LIVE_RESCHEDS`: rescheduled VMs move live (`1`) or cold (OpenNebula's default `0`).
+    pub live_rescheds: bool,
     /// The whole file, for `one.system.config`.
     pub raw: Template,
 }
@@ -407,6 +409,7 @@ impl Config {
                 &t,
                 &path.display().to_string(),
             )?,
+            live_rescheds: crate::resched::live_rescheds(&t),
             raft,
             mysql,
             raw: t,

@@ -11,10 +11,11 @@
 //!
 //! Applying follows `PlanManager::execute_plan` with oned.conf's defaults: at most
 //! [`MAX_ACTIONS_PER_HOST`] running actions per target host and [`MAX_ACTIONS_PER_CLUSTER`]
-//! per cluster; a migration (cold, as `LIVE_RESCHEDS = 0`) starts in the same write that marks
-//! its action APPLYING; the action is DONE when the VM runs on its host again, ERROR if the VM
-//! cannot migrate or ends elsewhere, TIMEOUT after [`ACTION_TIMEOUT`] seconds; the plan is
-//! DONE, ERROR or TIMEOUT (`Plan::check_completed`) once no action is READY or APPLYING.
+//! per cluster; a migration (live with oned.conf's `LIVE_RESCHEDS = 1`, else cold) starts in
+//! the same write that marks its action APPLYING; the action is DONE when the VM runs on its
+//! host again, ERROR if the VM cannot migrate or ends elsewhere, TIMEOUT after
+//! [`ACTION_TIMEOUT`] seconds; the plan is DONE, ERROR or TIMEOUT (`Plan::check_completed`)
+//! once no action is READY or APPLYING. A VM moves only to a host its requirements keep.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -147,21 +148,37 @@ pub fn plan_xml(cid: i64, state: i64, body: &str) -> String {
 pub struct GroupRules {
     pub rules: BTreeMap<i64, crate::affinity::Rules>,
     pub host_of: BTreeMap<i64, i64>,
+    /// The hosts each VM's requirements keep (AUTOMATIC_REQUIREMENTS & SCHED_REQUIREMENTS,
+    /// OpenNebula's "Optimize:" matching); none for requirements that do not parse. A VM
+    /// not listed may go anywhere.
+    pub meets: BTreeMap<i64, BTreeSet<i64>>,
 }
 
 /// Reads the VM group rules of `vms`.
 pub fn group_rules(c: &Conn, vms: &[VmLoad]) -> Result<GroupRules, sqlstore::SqlError> {
     let mut g = GroupRules::default();
+    let bodies = if vms.is_empty() {
+        Vec::new()
+    } else {
+        crate::sched_expr::host_resources(c)?
+    };
     for v in vms {
         if let Some(r) = crate::affinity::read_rules(c, v.oid, &v.template, &mut g.host_of)? {
             g.rules.insert(v.oid, r);
         }
+        let ut = sqlstore::objects::placement::user_template(c, v.oid)?.unwrap_or_default();
+        let ask = crate::sched_expr::VmAsk::of(&v.template, &ut);
+        let meets = crate::sched_expr::match_hosts(&ask, &bodies)
+            .map(|m| m.hosts.into_keys().collect())
+            .unwrap_or_default();
+        g.meets.insert(v.oid, meets);
     }
     Ok(g)
 }
 
-/// The balancing policy described above: (vm, target host) moves, in order. A VM in a VM
-/// group moves only to a host its group's rules allow, as the scheduler places it.
+/// The balancing policy described above: (vm, target host) moves, in order. A VM moves only
+/// to a host its requirements keep and, in a VM group, its group's rules allow, as the
+/// scheduler places it.
 pub fn optimize(hosts: &[HostLoad], vms: &[VmLoad], groups: &GroupRules) -> Vec<(i64, i64)> {
     let mut usage: BTreeMap<i64, (i64, i64)> = hosts
         .iter()
@@ -190,6 +207,7 @@ pub fn optimize(hosts: &[HostLoad], vms: &[VmLoad], groups: &GroupRules) -> Vec<
             .filter(|v| v.cpu > 0 && dst_cpu + v.cpu < src_cpu)
             .filter(|v| dst_cpu + v.cpu <= dst_total_cpu && dst_mem + v.mem <= dst_total_mem)
             .filter(|v| groups.rules.get(&v.oid).is_none_or(|r| r.allows(dst, &at)))
+            .filter(|v| groups.meets.get(&v.oid).is_none_or(|m| m.contains(&dst)))
             .min_by_key(|v| (((src_cpu - v.cpu) - (dst_cpu + v.cpu)).abs(), v.oid));
         let Some(v) = best else { break };
         if let Some(u) = usage.get_mut(&src) {
@@ -229,7 +247,14 @@ pub fn new_plan(moves: &[(i64, i64)]) -> Plan {
 /// One period of an APPLYING plan (`PlanManager::execute_plan`): the statements that move
 /// its actions on and start new migrations, with the plan's new state and body; `None` if
 /// nothing changes.
-fn step(c: &Conn, cid: i64, body: &str, now: i64) -> Result<Option<SqlTxn>, sqlstore::SqlError> {
+/// `live`: oned.conf's `LIVE_RESCHEDS`, which `PlanManager` applies to every migration.
+fn step(
+    c: &Conn,
+    cid: i64,
+    body: &str,
+    now: i64,
+    live: bool,
+) -> Result<Option<SqlTxn>, sqlstore::SqlError> {
     let mut plan = Plan::parse(body);
     let before = plan.clone();
     let mut stmts = Vec::new();
@@ -258,7 +283,14 @@ fn step(c: &Conn, cid: i64, body: &str, now: i64) -> Result<Option<SqlTxn>, sqls
                 stmts.extend(vm_rows::move_stmts(&Move {
                     oid: a.vm,
                     from: (state::ACTIVE, lcm::RUNNING),
-                    to: (state::ACTIVE, lcm::SAVE_MIGRATE),
+                    to: (
+                        state::ACTIVE,
+                        if live {
+                            lcm::MIGRATE
+                        } else {
+                            lcm::SAVE_MIGRATE
+                        },
+                    ),
                     now,
                     leaves_host: false,
                 }));
@@ -287,11 +319,11 @@ fn step(c: &Conn, cid: i64, body: &str, now: i64) -> Result<Option<SqlTxn>, sqls
 
 /// The leader's pass over APPLYING plans, each a write that re-checks the plan and its VMs
 /// as read: one that changed meanwhile is read again next period.
-pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool) {
-    let read = crate::db::read(pool, |c| {
+pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool, live: bool) {
+    let read = crate::db::read(pool, move |c| {
         let mut txns = Vec::new();
         for (cid, _, body) in rows::in_state(c, APPLYING)? {
-            txns.extend(step(c, cid, &body, now())?);
+            txns.extend(step(c, cid, &body, now(), live)?);
         }
         Ok(txns)
     })
@@ -350,6 +382,21 @@ mod tests {
         let mut full = host(1, 0);
         full.total_cpu = 50;
         assert!(optimize(&[host(0, 400), full], &vms, &none).is_empty());
+    }
+
+    #[test]
+    fn requirements_keep_a_vm_off_the_hosts_they_exclude() {
+        let vms = [vm(0, 0, 100), vm(1, 0, 100), vm(2, 0, 100), vm(3, 0, 100)];
+        let mut groups = GroupRules::default();
+        for v in 0..4 {
+            groups.meets.insert(v, BTreeSet::from([0]));
+        }
+        assert!(optimize(&[host(0, 400), host(1, 0)], &vms, &groups).is_empty());
+        groups.meets.insert(2, BTreeSet::from([0, 1]));
+        assert_eq!(
+            optimize(&[host(0, 400), host(1, 0)], &vms, &groups),
+            vec![(2, 1)]
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(wire::route::METRICS, axum::routing::get(metrics))
         .route(&wire::route::sync_pattern(), axum::routing::get(sync))
         .route(&wire::route::raft_pattern(), post(peer))
+        .merge(crate::dashboard::router(&state))
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 #[cfg(test)]
 mod config_props;
 pub mod credentials;
+pub mod dashboard;
 pub mod db;
 pub mod db_watch;
 pub mod drs;
@@ -26,6 +27,7 @@ pub mod monitoring;
 pub mod resched;
 pub mod retention;
 pub mod run;
+pub mod sched_expr;
 pub mod sched_runner;
 pub mod scheduler;
 pub mod sync;

@@ -5,11 +5,21 @@
 //! asynchronous server can afford more (OpenNebula's `MAX_CONN = 15` is a thread count), or
 //! where OpenNebula's would let one request exhaust the server (`MESSAGE_SIZE = 1 GiB`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use template::Template;
 
 use crate::config::ConfigError;
+
+/// `MAX_LEASES_PER_ANSWER` of this process. Networks are printed by plain functions of their
+/// row (the pools' `Family::xml`), which see no configuration: [`Limits::publish`] sets it.
+static LEASES_PER_ANSWER: AtomicUsize = AtomicUsize::new(defaults::MAX_LEASES_PER_ANSWER as usize);
+
+/// Leases one network lists in an answer, at most.
+pub fn leases_per_answer() -> usize {
+    LEASES_PER_ANSWER.load(Ordering::Relaxed)
+}
 
 /// Largest `MESSAGE_SIZE` honoured: a value copied from OpenNebula's oned.conf (1 GiB) would let
 /// one request take the server's memory and the zone's replication.
@@ -39,6 +49,10 @@ pub struct Limits {
     /// small request could otherwise make every server write millions of lease rows in one
     /// transaction, stalling the zone's writes while it applies.
     pub max_leases_per_call: u64,
+    /// `MAX_LEASES_PER_ANSWER`: leases one network lists in an answer (`one.vn.info`'s LEASES,
+    /// the pools' ALLOCATED). Reservations of MAX_LEASES_PER_CALL each could otherwise fill a /8
+    /// and make every answer about that network hundreds of megabytes.
+    pub max_leases_per_answer: u64,
 }
 
 pub mod defaults {
@@ -53,6 +67,52 @@ pub mod defaults {
     pub const MESSAGE_SIZE: usize = 8 << 20;
     /// A /16 of IPv4 addresses.
     pub const MAX_LEASES_PER_CALL: u64 = 1 << 16;
+    /// One largest reservation, listed whole: about 7 MB of XML.
+    pub const MAX_LEASES_PER_ANSWER: u64 = 1 << 16;
+}
+
+/// Counts a client sets that OpenNebula leaves unbounded. Each is far above what an OpenNebula
+/// deployment uses, and below what would let one request of MESSAGE_SIZE multiply into
+/// hundreds of thousands of rows, leases or parsed vectors on every server.
+pub mod fixed {
+    /// Address ranges of one network (`one.vn.allocate`, `one.vn.add_ar`, reservations).
+    pub const MAX_RANGES_PER_NETWORK: usize = 1024;
+    /// NIC and NIC_ALIAS of one VM: without it one `one.vm.allocate` could take 400,000
+    /// leases, past MAX_LEASES_PER_CALL.
+    pub const MAX_NICS_PER_VM: usize = 1024;
+    /// DISKs of one VM.
+    pub const MAX_DISKS_PER_VM: usize = 1024;
+}
+
+/// Refuses a VM template with more NICs or DISKs than [`fixed`] allows; the message names
+/// the limit.
+pub fn vm_vectors(t: &Template) -> Result<(), String> {
+    let nics = t.get_all("NIC").count() + t.get_all("NIC_ALIAS").count();
+    if nics > fixed::MAX_NICS_PER_VM {
+        return Err(format!(
+            "A VM has at most {} NIC and NIC_ALIAS attributes, the template has {nics}",
+            fixed::MAX_NICS_PER_VM
+        ));
+    }
+    let disks = t.get_all("DISK").count();
+    if disks > fixed::MAX_DISKS_PER_VM {
+        return Err(format!(
+            "A VM has at most {} DISK attributes, the template has {disks}",
+            fixed::MAX_DISKS_PER_VM
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a network of more than [`fixed::MAX_RANGES_PER_NETWORK`] address ranges.
+pub fn ranges(n: usize) -> Result<(), String> {
+    if n > fixed::MAX_RANGES_PER_NETWORK {
+        return Err(format!(
+            "A virtual network has at most {} address ranges",
+            fixed::MAX_RANGES_PER_NETWORK
+        ));
+    }
+    Ok(())
 }
 
 impl Default for Limits {
@@ -68,6 +128,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(defaults::TIMEOUT_S),
             message_size: defaults::MESSAGE_SIZE,
             max_leases_per_call: defaults::MAX_LEASES_PER_CALL,
+            max_leases_per_answer: defaults::MAX_LEASES_PER_ANSWER,
         }
     }
 }
@@ -120,7 +181,16 @@ impl Limits {
             timeout: positive("TIMEOUT")?.map_or(d.timeout, Duration::from_secs),
             message_size,
             max_leases_per_call: positive("MAX_LEASES_PER_CALL")?.unwrap_or(d.max_leases_per_call),
+            max_leases_per_answer: positive("MAX_LEASES_PER_ANSWER")?
+                .unwrap_or(d.max_leases_per_answer),
         })
+    }
+
+    /// Makes the limits that printing code reads without a configuration at hand
+    /// ([`leases_per_answer`]) those of this server.
+    pub fn publish(&self) {
+        let n = usize::try_from(self.max_leases_per_answer).unwrap_or(usize::MAX);
+        LEASES_PER_ANSWER.store(n, Ordering::Relaxed);
     }
 
     /// The largest replicated change a request may produce: the request's own size, with room
@@ -157,6 +227,45 @@ mod tests {
             8
         );
         assert!(limits("MAX_LEASES_PER_CALL = 0").is_err());
+        assert_eq!(
+            limits("MAX_LEASES_PER_ANSWER = 3")
+                .unwrap()
+                .max_leases_per_answer,
+            3
+        );
+        assert_eq!(
+            Limits::default().max_leases_per_answer,
+            defaults::MAX_LEASES_PER_ANSWER
+        );
+    }
+
+    #[test]
+    fn vm_vectors_and_ranges_are_counted_up_to_their_limit() {
+        let many = |name: &str, n: usize| {
+            let text: String = (0..n).map(|_| format!("{name} = [ A = 1 ]\n")).collect();
+            Template::parse(&text).unwrap()
+        };
+        assert!(vm_vectors(&many("NIC", fixed::MAX_NICS_PER_VM)).is_ok());
+        let e = vm_vectors(&many("nic_alias", fixed::MAX_NICS_PER_VM + 1)).unwrap_err();
+        assert!(e.contains("NIC_ALIAS") && e.contains("1025"), "{e}");
+        assert!(vm_vectors(&many("DISK", fixed::MAX_DISKS_PER_VM)).is_ok());
+        assert!(vm_vectors(&many("DISK", fixed::MAX_DISKS_PER_VM + 1)).is_err());
+        assert!(ranges(fixed::MAX_RANGES_PER_NETWORK).is_ok());
+        assert!(ranges(fixed::MAX_RANGES_PER_NETWORK + 1).is_err());
+    }
+
+    /// Other tests of this process may print networks meanwhile: the value set stays above
+    /// any lease count they use.
+    #[test]
+    fn publish_sets_what_printing_code_reads() {
+        let l = limits("MAX_LEASES_PER_ANSWER = 1000000").unwrap();
+        l.publish();
+        assert_eq!(leases_per_answer(), 1_000_000);
+        Limits::default().publish();
+        assert_eq!(
+            leases_per_answer(),
+            defaults::MAX_LEASES_PER_ANSWER as usize
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The scheduler's answer to RESCHED (`onevm resched`, `onehost flush`): a flagged VM is moved
-//! to another host that fits it, in a cluster it may use and within its VM group's rules, as
-//! OpenNebula's scheduler migrates rescheduled VMs. With OpenNebula's default
-//! `LIVE_RESCHEDS = 0` the move is a cold migration (SAVE_MIGRATE for a RUNNING VM,
-//! PROLOG_MIGRATE_POWEROFF for a powered-off one); the flag is cleared in the same write, which
-//! is guarded by the VM's state and host, so a leader change never moves a VM twice. A VM no
-//! other host takes keeps its flag and is tried again next period.
+//! to another host that fits it, in a cluster it may use, meeting its requirements, by its
+//! rank and within its VM group's rules, as OpenNebula's scheduler migrates rescheduled VMs.
+//! oned.conf's `LIVE_RESCHEDS` (read as `PlanManager` reads it: `1` is live, anything else
+//! cold, OpenNebula's default `0`) chooses the move: live, a RUNNING VM goes through MIGRATE
+//! back to RUNNING; cold, through SAVE_MIGRATE, PROLOG_MIGRATE and BOOT_MIGRATE (a powered-off
+//! one through PROLOG_MIGRATE_POWEROFF either way). The flag is cleared in the same write,
+//! which is guarded by the VM's state and host, so a leader change never moves a VM twice. A
+//! VM no other host takes keeps its flag and is tried again next period.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,15 @@ struct Flagged {
     vm: VmRow,
     clusters: Option<Vec<i64>>,
     rules: Option<crate::affinity::Rules>,
+    /// The hosts its requirements keep (`None`: they do not parse, it stays where it is).
+    matched: Option<crate::sched_expr::Matched>,
+}
+
+/// `LIVE_RESCHEDS` of oned.conf: whether rescheduled VMs (and plan migrations) move live.
+pub fn live_rescheds(t: &template::Template) -> bool {
+    t.single("LIVE_RESCHEDS")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        == Some(1)
 }
 
 /// What a period reads: the flagged VMs, the hosts with their room, where group peers are.
@@ -37,14 +48,23 @@ struct Found {
 fn read(c: &Conn) -> Result<Found, sqlstore::SqlError> {
     let mut host_of = BTreeMap::new();
     let mut flagged = Vec::new();
-    for vm in rows::rescheduled(c, BATCH)? {
+    let found = rows::rescheduled(c, BATCH)?;
+    let bodies = if found.is_empty() {
+        Vec::new()
+    } else {
+        crate::sched_expr::host_resources(c)?
+    };
+    for vm in found {
         let (images, nets) = crate::scheduler::images_and_networks(&vm.template);
         let clusters = sqlstore::objects::cluster::allowed_for(c, &images, &nets)?;
         let rules = crate::affinity::read_rules(c, vm.head.owned.oid, &vm.template, &mut host_of)?;
+        let ask = crate::sched_expr::VmAsk::of(&vm.template, &vm.user_template);
+        let matched = crate::sched_expr::match_hosts(&ask, &bodies).ok();
         flagged.push(Flagged {
             vm,
             clusters,
             rules,
+            matched,
         });
     }
     let hosts = if flagged.is_empty() {
@@ -70,13 +90,17 @@ fn choose(
         let Some(now_on) = f.vm.history.last().map(|h| h.hid) else {
             continue;
         };
+        let Some(matched) = &f.matched else {
+            continue;
+        };
         let need_cpu = (f.vm.cpu * 100.0).round() as i64;
         let need_mem = f.vm.memory * 1024;
-        hosts.sort_by_key(|h| (h.running_vms, h.oid));
+        crate::scheduler::order_hosts(&mut hosts, Some(matched));
         let allowed = |h: &HostRoom| {
             f.clusters
                 .as_ref()
                 .is_none_or(|c| c.contains(&h.cluster_id))
+                && matched.hosts.contains_key(&h.oid)
         };
         let fits = |h: &HostRoom| h.free_cpu >= need_cpu && h.free_mem >= need_mem;
         let keeps = |h: &HostRoom| f.rules.as_ref().is_none_or(|r| r.allows(h.oid, &host_of));
@@ -96,7 +120,7 @@ fn choose(
 
 /// One period: moves the flagged VMs another host takes. A write refused because the VM or
 /// the host changed is tried again next period; a failed write is logged.
-pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool) {
+pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool, live: bool) {
     let Found {
         flagged,
         hosts,
@@ -110,7 +134,7 @@ pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool) {
     };
     for (i, from, to) in choose(&flagged, hosts, host_of) {
         let v = &flagged[i].vm;
-        let Some(first) = first_state(v, false) else {
+        let Some(first) = first_state(v, live) else {
             continue;
         };
         let oid = v.head.owned.oid;
@@ -128,5 +152,24 @@ pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool) {
             Ok(_) | Err(consensus::WriteError::NotLeader) => {}
             Err(e) => ctx.warn("moving a VM flagged for rescheduling failed", &e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+
+    #[test]
+    fn only_live_rescheds_1_moves_vms_live() {
+        let live = |text: &str| live_rescheds(&template::Template::parse(text).unwrap());
+        assert!(!live(""), "OpenNebula's default is cold");
+        assert!(!live("LIVE_RESCHEDS = 0"));
+        assert!(live("LIVE_RESCHEDS = 1"));
+        assert!(live("LIVE_RESCHEDS = \" 1 \""));
+        assert!(!live("LIVE_RESCHEDS = 2"), "PlanManager compares with 1");
+        assert!(!live("LIVE_RESCHEDS = yes"));
+        assert!(!live(include_str!("../../../share/etc/oned.conf")));
     }
 }

@@ -64,6 +64,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
+    config.limits.publish();
     let (state, sm) = open_state(&config, &paths)?;
     let Zone { cluster, peers, ha } = if config.is_solo() {
         start_solo(sm)
@@ -448,13 +449,13 @@ fn start_tasks(
     tasks.spawn("monitoring", Restart::WithBackoff, move |ctx| {
         crate::monitoring::run(ctx, on.clone(), settings.clone())
     });
-    let (on, reads) = (cluster.clone(), pool.clone());
+    let (on, reads, live) = (cluster.clone(), pool.clone(), config.live_rescheds);
     tasks.spawn("scheduler", Restart::WithBackoff, move |ctx| {
-        crate::scheduler::run(ctx, on.clone(), reads.clone())
+        crate::scheduler::run(ctx, on.clone(), reads.clone(), live)
     });
-    let (on, reads) = (cluster.clone(), pool.clone());
+    let (on, reads, conf) = (cluster.clone(), pool.clone(), config.clone());
     tasks.spawn("sched-actions", Restart::WithBackoff, move |ctx| {
-        crate::sched_runner::run(ctx, on.clone(), reads.clone())
+        crate::sched_runner::run(ctx, on.clone(), reads.clone(), conf.clone())
     });
     let runner = Arc::new(crate::hook_runner::Runner {
         cluster: cluster.clone(),

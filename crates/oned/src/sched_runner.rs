@@ -6,19 +6,28 @@
 //! (DONE, the next TIME of a repeating one) are one replicated write, guarded on the template
 //! text it was computed from and on the VM state. Once it applied, every leader reads the
 //! action as done; if it did not, the next leader finds it still due and runs it.
+//!
+//! Snapshots, disk snapshots and backups (`ScheduledActionManager::vm_action_call`) take their
+//! ARGS as OpenNebula parses them and are built by the methods' own code (`api::vm_snapshots`,
+//! `api::vm_disk_ops`, `api::vm_backup`) as oneadmin, quota guards included; a refusal is the
+//! action's MESSAGE, worded as OpenNebula's `Request::failure_message`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consensus::WriteError;
-use sqlstore::objects::vm::{self as rows, Move};
+use sqlstore::objects::vm::{self as rows, Move, VmRow};
 use sqlstore::{Conn, ReadPool, SqlStmt, SqlTxn};
 use tracing::{debug, info};
 
-use crate::api::vm::{lcm, now, state};
+use crate::api::quota::{Charge, Wording};
+use crate::api::vm::{lcm, now, state, VMS};
 use crate::api::vm_sched::{actions, with_actions, SchedAction};
+use crate::api::{vm_backup, vm_disk_ops, vm_snapshots, Failure};
 use crate::cluster::{Cluster, LeaderTicks};
+use crate::config::Config;
 use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(500);
@@ -141,8 +150,214 @@ fn run_stmts(vm: &WithActions, sa: &SchedAction, now: i64) -> (Vec<SqlStmt>, boo
     (stmts, to.is_some())
 }
 
+/// A VM call of a scheduled action, its ARGS parsed.
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    SnapshotCreate(String),
+    SnapshotRevert(i64),
+    SnapshotDelete(i64),
+    DiskSnapshotCreate(i64, String),
+    DiskSnapshotRevert(i64, i64),
+    DiskSnapshotDelete(i64, i64),
+    Backup(i64, bool),
+}
+
+/// One ARGS token as `one_util::str_cast` reads it: an integer with nothing after it.
+fn int(t: Option<&str>) -> Option<i64> {
+    t.map(str::trim_start).and_then(|t| t.parse().ok())
+}
+
+/// A bool token as `istream >> bool` reads it: 0 or 1.
+fn flag(t: Option<&str>) -> Option<bool> {
+    match int(t)? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+fn text(t: Option<&str>) -> Option<String> {
+    t.filter(|t| !t.is_empty()).map(str::to_string)
+}
+
+/// `vm_action_call`'s parse of `args` for `action`: None for the state actions, else the call
+/// or OpenNebula's refusal of malformed ARGS.
+fn parse_call(action: &str, args: &str) -> Option<Result<Call, String>> {
+    let mut toks: Vec<&str> = if args.is_empty() {
+        Vec::new()
+    } else {
+        args.split(',').collect()
+    };
+    let bad = |fmt: &str| format!("Missing or malformed ARGS for: {action}. Format: {fmt}");
+    let (a, b) = (toks.first().copied(), toks.get(1).copied());
+    let call = match action {
+        "snapshot-create" => text(a)
+            .map(Call::SnapshotCreate)
+            .ok_or_else(|| bad("snapshot-name")),
+        "snapshot-revert" => int(a)
+            .map(Call::SnapshotRevert)
+            .ok_or_else(|| bad("snapshot-id")),
+        "snapshot-delete" => int(a)
+            .map(Call::SnapshotDelete)
+            .ok_or_else(|| bad("snapshot-id")),
+        "disk-snapshot-create" => int(a)
+            .zip(text(b))
+            .map(|(d, n)| Call::DiskSnapshotCreate(d, n))
+            .ok_or_else(|| bad("disk-id, snapshot-name")),
+        "disk-snapshot-revert" => int(a)
+            .zip(int(b))
+            .map(|(d, n)| Call::DiskSnapshotRevert(d, n))
+            .ok_or_else(|| bad("disk-id, snapshot-id")),
+        "disk-snapshot-delete" => int(a)
+            .zip(int(b))
+            .map(|(d, n)| Call::DiskSnapshotDelete(d, n))
+            .ok_or_else(|| bad("disk-id, snapshot-id")),
+        "backup" => {
+            // A datastore alone means no reset, for backward compatibility.
+            if toks.len() == 1 {
+                toks.push("0");
+            }
+            int(toks.first().copied())
+                .zip(flag(toks.get(1).copied()))
+                .map(|(d, r)| Call::Backup(d, r))
+                .ok_or_else(|| bad("datastore-id, reset"))
+        }
+        _ => return None,
+    };
+    Some(call)
+}
+
+/// The write of call `call` of action `sa` on VM `v` as read (its template `t` with the action
+/// list `list` already recording the run): what the method writes, as oneadmin.
+async fn call_stmts(
+    pool: &ReadPool,
+    config: &Config,
+    v: &VmRow,
+    mut t: template::Template,
+    call: &Call,
+) -> Result<Vec<SqlStmt>, Failure> {
+    let hotplug = (state::ACTIVE, vm_snapshots::HOTPLUG_SNAPSHOT);
+    // The scheduler acts as oneadmin (`RequestAttributes(ONEADMIN_ID...)`).
+    let wording = Wording::Caller(0);
+    let charged = |ask, uid, gid| async move {
+        Charge {
+            ask: &ask,
+            uid,
+            gid,
+            wording,
+        }
+        .guard_in(pool)
+        .await
+    };
+    let (to, guard) = match call {
+        Call::SnapshotCreate(name) => {
+            let factor = vm_snapshots::factor_of(config);
+            let (_, size) = vm_snapshots::create_edit(v, &mut t, name, factor)?;
+            let ask = crate::api::quota::Ask {
+                kind: "VM",
+                rid: -1,
+                amounts: vec![("SYSTEM_DISK_SIZE", size)],
+            };
+            (
+                hotplug,
+                charged(ask, v.head.owned.uid, v.head.owned.gid).await?,
+            )
+        }
+        Call::SnapshotRevert(snap) => {
+            vm_snapshots::mark_edit(v, &mut t, *snap, "REVERT")?;
+            (hotplug, None)
+        }
+        Call::SnapshotDelete(snap) => {
+            vm_snapshots::mark_edit(v, &mut t, *snap, "DELETE")?;
+            (hotplug, None)
+        }
+        Call::DiskSnapshotCreate(disk, name) => {
+            let made = vm_disk_ops::snap_create_edit(v, &mut t, *disk, name)?;
+            let image = match vm_disk_ops::charged_image(&made.disk) {
+                Some(img) => Some(crate::api::storage::IMAGES.get_in(pool, img).await?),
+                None => None,
+            };
+            let (ask, uid, gid) = vm_disk_ops::disk_ask(v, &made.disk, made.size, image.as_ref());
+            (made.to, charged(ask, uid, gid).await?)
+        }
+        Call::DiskSnapshotRevert(disk, snap) => (
+            vm_disk_ops::snap_revert_edit(v, &mut t, *disk, *snap)?,
+            None,
+        ),
+        Call::DiskSnapshotDelete(disk, snap) => (
+            vm_disk_ops::snap_delete_edit(v, &mut t, *disk, *snap)?,
+            None,
+        ),
+        Call::Backup(ds_id, reset) => {
+            let job = vm_backup::job_id(&t);
+            if job != -1 {
+                return Err(crate::api::fail(
+                    crate::api::code::INTERNAL,
+                    format!(
+                        "Unable to launch scheduled backup for VM {}, the VM is part of \
+                         Backup Job ID {job}",
+                        v.head.owned.oid
+                    ),
+                ));
+            }
+            let ds_id = vm_backup::prepare(pool, &t, *ds_id, *reset).await?;
+            return vm_backup::start_write(pool, v, t, (ds_id, *reset, None), wording).await;
+        }
+    };
+    let mut stmts = vm_snapshots::write_vm(v, &t, to);
+    stmts.extend(guard);
+    Ok(stmts)
+}
+
+/// The write that runs action `sa` of `vm`, a snapshot, disk snapshot or backup call, at `now`:
+/// the call and the record of the run in one write, or the record of the refusal; guarded on
+/// the template read. None when the VM changed since it was read (the next period reads it
+/// again). Whether it runs.
+async fn call_write(
+    pool: &ReadPool,
+    config: &Config,
+    vm: &WithActions,
+    sa: &SchedAction,
+    parsed: Result<Call, String>,
+    now: i64,
+) -> Option<(Vec<SqlStmt>, bool)> {
+    let v = VMS.get_in(pool, vm.oid).await.ok()?;
+    if v.template != vm.template {
+        return None;
+    }
+    let t = template::Template::parse(&vm.template).unwrap_or_default();
+    let mut list = actions(&t, vm.oid);
+    let mut ran = list.clone();
+    for a in ran.iter_mut().filter(|a| a.id == sa.id) {
+        a.message.clear();
+        a.next_action(now);
+    }
+    let result = match &parsed {
+        Ok(call) => call_stmts(pool, config, &v, with_actions(&t, &ran), call)
+            .await
+            .map_err(|e| format!("[{}] {}", sa.action, vm_backup::message(&e))),
+        Err(why) => Err(why.clone()),
+    };
+    match result {
+        Ok(stmts) => Some((stmts, true)),
+        Err(why) => {
+            for a in list.iter_mut().filter(|a| a.id == sa.id) {
+                a.message = format!("{} : {why}", log_time(now));
+            }
+            let stmts = vec![sqlstore::objects::replace_template(
+                rows::TABLE,
+                "template",
+                vm.oid,
+                with_actions(&t, &list).to_text(),
+                vm.template.clone(),
+            )];
+            Some((stmts, false))
+        }
+    }
+}
+
 /// `one_util::log_time`: `Tue Dec 01 01:44:47 2026` (UTC here).
-fn log_time(t: i64) -> String {
+pub(crate) fn log_time(t: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -161,12 +376,19 @@ fn log_time(t: i64) -> String {
 }
 
 /// The task: every period, on the leader (or solo), runs the due actions, one write each.
-pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), Infallible> {
+pub async fn run(
+    ctx: TaskCtx,
+    cluster: Cluster,
+    pool: ReadPool,
+    config: Arc<Config>,
+) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut failed: HashMap<(i64, i64), Instant> = HashMap::new();
+    let mut jobs_failed: HashMap<(i64, i64), Instant> = HashMap::new();
     loop {
         ticks.next().await;
-        crate::api::backupjob::pass(&ctx, &cluster, &pool).await;
+        jobs_failed.retain(|_, at| at.elapsed() < RETRY_FAILED);
+        crate::api::backupjob::pass(&ctx, &cluster, &pool, &mut jobs_failed).await;
         let vms = match crate::db::read(&pool, read_vms).await {
             Ok(v) => v,
             Err(e) => {
@@ -185,7 +407,13 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
             else {
                 continue;
             };
-            let (stmts, runs) = run_stmts(vm, &sa, now);
+            let (stmts, runs) = match parse_call(&sa.action, &sa.args) {
+                None => run_stmts(vm, &sa, now),
+                Some(parsed) => match call_write(&pool, &config, vm, &sa, parsed, now).await {
+                    Some(w) => w,
+                    None => continue,
+                },
+            };
             if !runs {
                 failed.insert((vm.oid, sa.id), Instant::now());
             }
@@ -216,6 +444,34 @@ mod tests {
     fn log_time_is_opennebulas_format() {
         assert_eq!(log_time(0), "Thu Jan 01 00:00:00 1970");
         assert_eq!(log_time(1_795_907_087), "Sat Nov 28 23:04:47 2026");
+    }
+
+    #[test]
+    fn args_are_parsed_as_opennebula_does() {
+        let p = |a: &str, args: &str| parse_call(a, args);
+        assert_eq!(p("poweroff", ""), None);
+        assert_eq!(
+            p("disk-snapshot-create", "0,snap-name"),
+            Some(Ok(Call::DiskSnapshotCreate(0, "snap-name".into())))
+        );
+        assert_eq!(p("backup", "100"), Some(Ok(Call::Backup(100, false))));
+        assert_eq!(p("backup", "100,1"), Some(Ok(Call::Backup(100, true))));
+        assert_eq!(
+            p("backup", ""),
+            Some(Err(
+                "Missing or malformed ARGS for: backup. Format: datastore-id, reset".into()
+            ))
+        );
+        assert_eq!(
+            p("snapshot-revert", "1x"),
+            Some(Err(
+                "Missing or malformed ARGS for: snapshot-revert. Format: snapshot-id".into()
+            ))
+        );
+        assert_eq!(
+            p("snapshot-create", "a"),
+            Some(Ok(Call::SnapshotCreate("a".into())))
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Leader-only duties for virtual machines, as OpenNebula's scheduler and the `dummy` driver:
 //!
-//! - the scheduler places PENDING VMs on MONITORED hosts with free capacity, lowest id first, on
-//!   the least loaded host whose cluster holds the datastores of the VM's images and its
-//!   networks (OpenNebula's automatic requirements);
+//! - the scheduler places PENDING VMs on MONITORED hosts with free capacity, lowest id first,
+//!   among the hosts whose cluster holds the datastores of the VM's images and its networks
+//!   and that meet its AUTOMATIC_REQUIREMENTS and SCHED_REQUIREMENTS (`crate::sched_expr`):
+//!   the best by its SCHED_RANK, else the least loaded (OpenNebula's default striping policy);
 //! - the driver moves VMs through the transient states an action or a deployment left
 //!   (PROLOG -> BOOT -> RUNNING, SHUTDOWN -> EPILOG -> DONE...), one step per period.
 //!
@@ -22,6 +23,7 @@ use tracing::debug;
 
 use crate::api::vm::{deploy_stmts, lcm, now, state};
 use crate::cluster::{Cluster, LeaderTicks};
+use crate::sched_expr::{Matched, VmAsk};
 use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(300);
@@ -171,7 +173,12 @@ struct Plan {
     host_of: BTreeMap<i64, i64>,
     /// VMs that are DONE or gone leaving their VM groups.
     leavers: Vec<sqlstore::SqlStmt>,
+    /// The host bodies the requirements were evaluated against (empty if none was needed).
+    bodies: Bodies,
 }
+
+/// MONITORED hosts' bodies, shared between periods.
+type Bodies = std::sync::Arc<Vec<(i64, crate::sched_expr::Resource)>>;
 
 /// A pending VM and the clusters it may run in (`None`: any).
 struct Pending {
@@ -179,6 +186,9 @@ struct Pending {
     clusters: Option<Vec<i64>>,
     /// Its VM group's rules, if it is in one.
     rules: Option<crate::affinity::Rules>,
+    /// The hosts its requirements keep with its ranks, or why they do not parse (`None`:
+    /// every host, the default policy).
+    matched: Option<Result<Matched, String>>,
 }
 
 /// The ids a VM's `DISK`s (`IMAGE_ID`) and `NIC`s (`NETWORK_ID`) name.
@@ -195,17 +205,30 @@ pub(crate) fn images_and_networks(template: &str) -> (Vec<i64>, Vec<i64>) {
     (ids("DISK", "IMAGE_ID"), ids("NIC", "NETWORK_ID"))
 }
 
-fn read_plan(c: &Conn) -> Result<Plan, sqlstore::SqlError> {
+/// `groups`: whether to look for VMs leaving their groups (see [`LeaverWatch`]).
+/// `bodies`: the host bodies of an earlier read if the database has not changed since.
+fn read_plan(c: &Conn, groups: bool, bodies: Option<Bodies>) -> Result<Plan, sqlstore::SqlError> {
     let mut vms = Vec::new();
     let mut host_of = BTreeMap::new();
-    for v in vm::pending(c, BATCH)? {
+    let pending = vm::pending(c, BATCH)?;
+    // Host bodies are built only when some VM waits for one.
+    let bodies = match bodies {
+        Some(b) => b,
+        None if pending.is_empty() => Bodies::default(),
+        None => Bodies::new(crate::sched_expr::host_resources(c)?),
+    };
+    for v in pending {
         let (images, nets) = images_and_networks(&v.template);
         let clusters = sqlstore::objects::cluster::allowed_for(c, &images, &nets)?;
         let rules = crate::affinity::read_rules(c, v.oid, &v.template, &mut host_of)?;
+        let ut = sqlstore::objects::placement::user_template(c, v.oid)?.unwrap_or_default();
+        let ask = VmAsk::of(&v.template, &ut);
+        let matched = Some(crate::sched_expr::match_hosts(&ask, &bodies));
         vms.push(Pending {
             vm: v,
             clusters,
             rules,
+            matched,
         });
     }
     Ok(Plan {
@@ -213,7 +236,12 @@ fn read_plan(c: &Conn) -> Result<Plan, sqlstore::SqlError> {
         hosts: sqlstore::objects::host::with_room(c)?,
         moving: vm::any_moving(c)?,
         host_of,
-        leavers: crate::affinity::leavers(c)?,
+        bodies,
+        leavers: if groups {
+            crate::affinity::leavers(c)?
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -245,12 +273,24 @@ fn place_all(
         vm: v,
         clusters,
         rules,
+        matched,
     } in vms
     {
+        let matched: Option<&Matched> = match matched {
+            Some(Err(why)) => {
+                out.unplaced
+                    .push((v.oid, Some(format!("Cannot dispatch VM: {why}"))));
+                continue;
+            }
+            Some(Ok(m)) => Some(m),
+            None => None,
+        };
         let need_cpu = (v.cpu * 100.0).round() as i64;
         let need_mem = v.memory * 1024;
-        hosts.sort_by_key(|h| (h.running_vms, h.oid));
-        let allowed = |h: &HostRoom| clusters.as_ref().is_none_or(|c| c.contains(&h.cluster_id));
+        order_hosts(&mut hosts, matched);
+        let meets = |h: &HostRoom| matched.is_none_or(|m| m.hosts.contains_key(&h.oid));
+        let allowed =
+            |h: &HostRoom| clusters.as_ref().is_none_or(|c| c.contains(&h.cluster_id)) && meets(h);
         let fits = |h: &HostRoom| h.free_cpu >= need_cpu && h.free_mem >= need_mem;
         let keeps = |h: &HostRoom| rules.as_ref().is_none_or(|r| r.allows(h.oid, &host_of));
         if let Some(h) = hosts.iter_mut().find(|h| allowed(h) && fits(h) && keeps(h)) {
@@ -264,28 +304,114 @@ fn place_all(
                 hosts.iter().filter(|h| allowed(h)).map(|h| h.oid).collect();
             candidates.sort_unstable();
             let n_fits = hosts.iter().filter(|h| allowed(h) && fits(h)).count();
-            let why = crate::affinity::why_unplaced(&candidates, n_fits);
+            let why = match crate::affinity::why_unplaced(&candidates, n_fits) {
+                // Hosts there are, but the VM's requirements keep none of them.
+                None if !hosts.is_empty() && matched.is_some() => Some(format!(
+                    "Cannot dispatch VM: {}",
+                    crate::sched_expr::NO_HOST_MEETS
+                )),
+                why => why,
+            };
             out.unplaced.push((v.oid, why));
         }
     }
     out
 }
 
+/// When the groups are read for VMs that left them (`affinity::leavers`, up to 1,024 groups):
+/// a VM leaves only through a replicated write, so once a read found nothing to do at applied
+/// log index N, nothing changes until the local database applies past N, and the idle leader
+/// skips the read. Solo servers have no index and read every period.
+#[derive(Debug, Default)]
+struct LeaverWatch {
+    clean_at: Option<u64>,
+}
+
+impl LeaverWatch {
+    /// Whether to read the groups, the local database having applied up to `applied` (read
+    /// before the database, so the database holds at least that much).
+    fn due(&self, applied: Option<u64>) -> bool {
+        applied.is_none() || applied != self.clean_at
+    }
+
+    /// A read at `applied` found nothing to do.
+    fn clean_at(&mut self, applied: Option<u64>) {
+        self.clean_at = applied;
+    }
+}
+
+/// The host bodies of the last read, valid while the local database has applied nothing new:
+/// a VM that waits for a host no one offers (PENDING with a SCHED_MESSAGE) would otherwise
+/// have every host's body built and read every period. Solo servers have no index and build
+/// them every period.
+#[derive(Debug, Default)]
+struct BodyCache {
+    at: Option<u64>,
+    bodies: Bodies,
+}
+
+impl BodyCache {
+    fn get(&self, applied: Option<u64>) -> Option<Bodies> {
+        (applied.is_some() && applied == self.at).then(|| self.bodies.clone())
+    }
+
+    fn keep(&mut self, applied: Option<u64>, bodies: Bodies) {
+        self.at = applied;
+        self.bodies = bodies;
+    }
+}
+
+/// Puts `hosts` in the order a VM tries them: by its SCHED_RANK, highest first, when it has
+/// one, else least running VMs first; ties by id.
+pub(crate) fn order_hosts(hosts: &mut [HostRoom], matched: Option<&Matched>) {
+    let rank = |h: &HostRoom| {
+        matched
+            .and_then(|m| m.hosts.get(&h.oid).copied().flatten())
+            .map(std::cmp::Reverse)
+    };
+    let ranked = matched.is_some_and(|m| m.hosts.values().any(Option::is_some));
+    if ranked {
+        hosts.sort_by_key(|h| (rank(h), h.oid));
+    } else {
+        hosts.sort_by_key(|h| (h.running_vms, h.oid));
+    }
+}
+
 /// The scheduler task: every period, on the leader (or solo), moves VMs one driver step and
 /// places pending ones. A failed read or write is logged, counted and tried again next period.
-pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), Infallible> {
+pub async fn run(
+    ctx: TaskCtx,
+    cluster: Cluster,
+    pool: ReadPool,
+    live_rescheds: bool,
+) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
+    let mut watch = LeaverWatch::default();
+    let mut hosts = BodyCache::default();
     loop {
         ticks.next().await;
-        let plan = match crate::db::read(&pool, read_plan).await {
+        let applied = cluster.last_applied();
+        let groups = watch.due(applied);
+        let cached = hosts.get(applied);
+        let plan = match crate::db::read(&pool, move |c| read_plan(c, groups, cached)).await {
             Ok(plan) => plan,
             Err(e) => {
                 ctx.warn("reading pending VMs and hosts failed", &e);
                 continue;
             }
         };
+        if groups && plan.leavers.is_empty() {
+            watch.clean_at(applied);
+        }
+        if !plan.bodies.is_empty() {
+            hosts.keep(applied, plan.bodies.clone());
+        }
         if plan.moving {
-            if let Err(e) = cluster.write(driver_txn(now())).await {
+            let mut txn = driver_txn(now());
+            let epilog = (state::ACTIVE, lcm::EPILOG);
+            let handed = crate::api::image_snaps::epilog_hand_back(&pool, epilog).await;
+            txn.stmts.splice(0..0, handed);
+            if let Err(e) = cluster.write(txn).await {
                 write_failed(&ctx, "driver step failed; retried next period", &e);
             }
         }
@@ -293,8 +419,8 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
             crate::api::vm_snap_driver::pass(&ctx, &cluster, &pool).await;
             crate::api::vm_backup::pass(&ctx, &cluster, &pool).await;
         }
-        crate::drs::pass(&ctx, &cluster, &pool).await;
-        crate::resched::pass(&ctx, &cluster, &pool).await;
+        crate::drs::pass(&ctx, &cluster, &pool, live_rescheds).await;
+        crate::resched::pass(&ctx, &cluster, &pool, live_rescheds).await;
         if !plan.leavers.is_empty() {
             // Each statement matches nothing if its group changed (a refusal, read again next
             // period); a write that failed is logged.
@@ -397,6 +523,7 @@ mod tests {
             },
             clusters,
             rules: None,
+            matched: None,
         }
     }
 
@@ -437,6 +564,71 @@ mod tests {
             pending(9, 1.0, 64, None),
         ];
         assert_eq!(place(&vms, hosts), vec![(7, 1), (9, 0)]);
+    }
+
+    #[test]
+    fn groups_are_read_again_only_after_a_new_write() {
+        let mut w = LeaverWatch::default();
+        assert!(w.due(Some(7)));
+        w.clean_at(Some(7));
+        assert!(!w.due(Some(7)), "nothing applied since a clean read");
+        assert!(w.due(Some(8)));
+        assert!(w.due(None), "solo: no index, read every period");
+        let mut cache = BodyCache::default();
+        assert!(cache.get(Some(3)).is_none());
+        let bodies = Bodies::new(vec![(0, crate::sched_expr::Resource::default())]);
+        cache.keep(Some(3), bodies);
+        assert_eq!(cache.get(Some(3)).map(|b| b.len()), Some(1));
+        assert!(cache.get(Some(4)).is_none() && cache.get(None).is_none());
+    }
+
+    #[test]
+    fn a_vm_with_a_rank_goes_to_its_best_host_and_requirements_filter() {
+        let host = |oid, running_vms| HostRoom {
+            oid,
+            free_cpu: 800,
+            free_mem: 16 << 20,
+            running_vms,
+            cluster_id: 0,
+        };
+        let hosts = vec![host(0, 0), host(1, 5), host(2, 9)];
+        let ranked = |oid, ranks: &[(i64, i64)]| {
+            let mut p = pending(oid, 1.0, 64, None);
+            p.matched = Some(Ok(Matched {
+                hosts: ranks.iter().map(|&(h, r)| (h, Some(r))).collect(),
+            }));
+            p
+        };
+        let mut only_2 = pending(12, 1.0, 64, None);
+        only_2.matched = Some(Ok(Matched {
+            hosts: [(2, None)].into_iter().collect(),
+        }));
+        let mut none = pending(13, 1.0, 64, None);
+        none.matched = Some(Ok(Matched::default()));
+        let mut bad = pending(14, 1.0, 64, None);
+        bad.matched = Some(Err("Error in SCHED_REQUIREMENTS: 'x', error: e".into()));
+        let vms = [
+            ranked(10, &[(0, 1), (1, 50), (2, 3)]),
+            ranked(11, &[(0, 5), (2, 5)]),
+            only_2,
+            none,
+            bad,
+        ];
+        let out = place_all(&vms, hosts, BTreeMap::new());
+        assert_eq!(out.placed, vec![(10, 1), (11, 0), (12, 2)]);
+        assert_eq!(
+            out.unplaced,
+            vec![
+                (
+                    13,
+                    Some("Cannot dispatch VM: No host meets SCHED_REQUIREMENTS".into())
+                ),
+                (
+                    14,
+                    Some("Cannot dispatch VM: Error in SCHED_REQUIREMENTS: 'x', error: e".into())
+                ),
+            ]
+        );
     }
 
     #[test]

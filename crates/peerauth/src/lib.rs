@@ -64,6 +64,16 @@ impl ZoneKey {
         ZoneKey(text.trim().as_bytes().to_vec())
     }
 
+    /// A key for another use of the zone key (`domain` names it, e.g. the dashboard's session
+    /// cookies): every server of the zone derives the same one, and it reveals nothing of the
+    /// zone key nor of the keys of other domains.
+    pub fn derive(&self, domain: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        field(&mut mac, b"OneHA derived key v1");
+        field(&mut mac, domain.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC takes keys of any length; this cannot fail.
         <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())

@@ -207,6 +207,11 @@ CREATE TABLE IF NOT EXISTS vrouter_vms (
     vm_oid INTEGER NOT NULL,
     PRIMARY KEY (vrouter_oid, vm_oid)
 );
+CREATE TABLE IF NOT EXISTS vrouter_vnets (
+    vrouter_oid INTEGER NOT NULL,
+    vnet_oid INTEGER NOT NULL,
+    PRIMARY KEY (vrouter_oid, vnet_oid)
+);
 CREATE TABLE IF NOT EXISTS hook_pool (
     oid INTEGER PRIMARY KEY,
     name {key} NOT NULL UNIQUE,
@@ -374,7 +379,16 @@ CREATE TABLE IF NOT EXISTS image_pool (
     target_snapshot INTEGER NOT NULL DEFAULT -1,
     snapshots TEXT NOT NULL DEFAULT '',
     op INTEGER NOT NULL DEFAULT 0,
+    increments TEXT NOT NULL DEFAULT '',
     UNIQUE (name, uid)
+);
+CREATE TABLE IF NOT EXISTS backup_reserve (
+    vid INTEGER PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    datastore_id INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    images INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS image_vm (
     oid INTEGER NOT NULL,
@@ -538,6 +552,11 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
             ))?;
         }
     }
+    // Before a network listed every router with a NIC in it, it listed those leasing a
+    // floating address of it: a database from then keeps those.
+    if !before.is_empty() && !before.iter().any(|t| t == "vrouter_vnets") {
+        conn.execute_batch(&crate::objects::vrouter::backfill_networks())?;
+    }
     // A bootstrapped database from before documents or hooks gets their id counters (a fresh
     // one gets them from the bootstrap).
     for table in [
@@ -606,6 +625,8 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
             Backend::Mysql => sql::mysql_schema(conn, &add),
         })?;
     }
+    // ...and the scheduler, which looks for flagged VMs every period, an index on the flag.
+    ensure_index(conn, "vm_pool_resched", "vm_pool", "resched")?;
     for table in ["cluster_pool", "zone_pool"] {
         if !conn.columns(table)?.iter().any(|c| c == "template") {
             let add = format!("ALTER TABLE {table} ADD COLUMN template TEXT NOT NULL DEFAULT ''");
@@ -616,6 +637,19 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
         }
     }
     upgrade_images(conn)?;
+    // ...and backup images their increment chains with incremental backups.
+    if !conn
+        .columns("image_pool")?
+        .iter()
+        .any(|c| c == "increments")
+    {
+        let add =
+            "ALTER TABLE image_pool ADD COLUMN increments TEXT NOT NULL DEFAULT ''".to_string();
+        conn.execute_batch(&match conn.backend() {
+            Backend::Sqlite => add,
+            Backend::Mysql => sql::mysql_schema(conn, &add),
+        })?;
+    }
     if conn.backend() == Backend::Mysql {
         // MySQL state databases were created with every column but the cluster template.
         return Ok(());
@@ -643,6 +677,29 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
         )?;
     }
     Ok(())
+}
+
+/// Creates index `name` on `table (column)` where it is missing. MySQL has no
+/// `CREATE INDEX IF NOT EXISTS`, so its catalogue is asked first.
+fn ensure_index(conn: &Conn, name: &str, table: &str, column: &str) -> Result<(), SqlError> {
+    match conn.backend() {
+        Backend::Sqlite => conn.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"
+        )),
+        Backend::Mysql => {
+            let has: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.statistics
+                 WHERE table_schema = DATABASE() AND table_name = ?1 AND index_name = ?2)",
+                [table, name],
+                |r| r.get(0),
+            )?;
+            if has {
+                Ok(())
+            } else {
+                conn.execute_batch(&format!("CREATE INDEX {name} ON {table} ({column})"))
+            }
+        }
+    }
 }
 
 /// What images gained with their own methods (clone, snapshots, the driver's results), in the
@@ -792,6 +849,27 @@ mod tests {
 
     fn open(p: &Path) -> Conn {
         open_state(&Location::Sqlite(p.to_path_buf())).unwrap()
+    }
+
+    #[test]
+    fn the_scheduler_finds_flagged_vms_through_the_resched_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(&dir.path().join("one.db"));
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {} WHERE v.resched = 1 AND v.state = 3 ORDER BY v.oid LIMIT 64",
+            crate::objects::vm::ROWS.select
+        );
+        let plan: Vec<String> = c
+            .prepare_cached(&sql)
+            .unwrap()
+            .query_map((), |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter().any(|p| p.contains("vm_pool_resched")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -366,8 +366,9 @@ impl Range {
     }
 
     /// `AddressRange::to_xml` with its leases (`one.vn.info`): the stored attributes but
-    /// ALLOCATED in name order, the last addresses, USED_LEASES and LEASES.
-    pub fn xml_extended(&self, x: &mut Xml<'_>, leases: &[&Lease]) {
+    /// ALLOCATED in name order, the last addresses, USED_LEASES (`used`, every lease of the
+    /// range) and LEASES (`leases`, which the caller may have cut).
+    pub fn xml_extended(&self, x: &mut Xml<'_>, leases: &[&Lease], used: usize) {
         x.elem("AR", |x| {
             let mut attrs = self.attrs.clone();
             attrs.retain(|(k, _)| k != "ALLOCATED");
@@ -393,7 +394,7 @@ impl Range {
             if let Some(ip6) = &end.ip6 {
                 x.text("IP6_END", ip6);
             }
-            x.num("USED_LEASES", leases.len());
+            x.num("USED_LEASES", used);
             if leases.is_empty() {
                 x.empty("LEASES");
             } else {

@@ -622,17 +622,23 @@ pub async fn scheddelete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
 
 /// The write that runs job `j`'s first due action at `now`: a run started (or the reason it
 /// could not, in the action's MESSAGE) and the action marked done, guarded on the template.
-fn due_stmts(j: &BackupJobRow, now: i64) -> Option<Vec<SqlStmt>> {
+fn due_stmts(
+    j: &BackupJobRow,
+    now: i64,
+    retry: impl Fn(i64) -> bool,
+) -> Option<(Vec<SqlStmt>, bool, i64)> {
     let oid = j.head.owned.oid;
     let t = Template::parse(&j.template).ok()?;
     let mut list = actions(&t, oid);
-    let sa = list.iter_mut().find(|a| a.is_due(now))?;
+    let sa = list.iter_mut().find(|a| a.is_due(now) && retry(a.id))?;
+    let sa_id = sa.id;
     let run = if sa.action == "backup" {
         execute_stmts(j, now)
     } else {
         Err(format!("Action \"{}\" is not supported", sa.action))
     };
     let mut stmts = Vec::new();
+    let ran = run.is_ok();
     match run {
         Ok(s) => {
             sa.message.clear();
@@ -646,7 +652,7 @@ fn due_stmts(j: &BackupJobRow, now: i64) -> Option<Vec<SqlStmt>> {
             ));
         }
         Err(why) => {
-            sa.message = format!("{now} : {why}");
+            sa.message = format!("{} : {why}", crate::sched_runner::log_time(now));
             stmts.push(rows::set_template(
                 oid,
                 with_actions(&t, &list).to_text(),
@@ -654,7 +660,7 @@ fn due_stmts(j: &BackupJobRow, now: i64) -> Option<Vec<SqlStmt>> {
             ));
         }
     }
-    Some(stmts)
+    Some((stmts, ran, sa_id))
 }
 
 /// The job's BACKUP_CONFIG for its VMs (`BackupJob::get_backup_config`).
@@ -716,26 +722,34 @@ async fn next_vm(ctx: &Runner<'_>, j: &BackupJobRow) -> Option<(i64, Vec<SqlStmt
         }
         c.sort_by(|a, b| a.0.cmp(&b.0));
         vb::set_config(&mut vt, c);
-        let size = vb::backup_size(&vt);
-        let refused = ctx.datastore_ok(ds_id, size).await.err();
-        let started = refused
-            .is_none()
-            .then(|| vb::start_stmts_from(&v, vt, ds_id, reset, Some(oid)))
-            .flatten();
-        let Some(vm_stmts) = started else {
-            let why = refused.unwrap_or_else(|| {
-                format!(
-                    "Could not create a new backup for VM {vid}, wrong state {}.",
-                    super::vm_nics::state_str(&v)
-                )
-            });
-            let mut stmts = vec![rows::set_template(
-                oid,
-                with_error(&t, Some(&why)).to_text(),
-                j.template.clone(),
-            )];
-            stmts.extend(rows::put_vm(oid, vid, List::Error));
-            return Some((vid, stmts, false));
+        // `VirtualMachineBackup::request_execute` as oneadmin: the same checks, reservation
+        // and quota guard as `one.vm.backup`.
+        let started = match vb::prepare(ctx.pool, &vt, ds_id, reset).await {
+            Ok(ds) => {
+                let wording = super::quota::Wording::Caller(0);
+                vb::start_write(ctx.pool, &v, vt, (ds, reset, Some(oid)), wording).await
+            }
+            Err(e) => Err(e),
+        };
+        let vm_stmts = match started {
+            Ok(stmts) => stmts,
+            // The read failed: try again next pass.
+            Err(e @ super::Failure::Api { code, .. })
+                if code == super::code::INTERNAL
+                    && vb::message(&e).starts_with("database error") =>
+            {
+                return None
+            }
+            Err(e) => {
+                let why = vb::message(&e);
+                let mut stmts = vec![rows::set_template(
+                    oid,
+                    with_error(&t, Some(&why)).to_text(),
+                    j.template.clone(),
+                )];
+                stmts.extend(rows::put_vm(oid, vid, List::Error));
+                return Some((vid, stmts, false));
+            }
         };
         let mut stmts = vec![rows::vm_started(oid, vid)];
         stmts.extend(vm_stmts);
@@ -762,36 +776,19 @@ impl Runner<'_> {
         .ok()
         .flatten()
     }
-
-    /// `VirtualMachineBackup`'s datastore checks, in its words.
-    async fn datastore_ok(&self, ds_id: i64, size: i64) -> Result<(), String> {
-        let ds = crate::db::read(self.pool, move |c| {
-            use sqlstore::Optional;
-            let r = &sqlstore::objects::datastore::ROWS;
-            c.prepare_cached(&r.by_id())?
-                .query_row([ds_id], |row| (r.read)(c, row))
-                .optional()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let Some(ds) = ds else {
-            return Err(format!("Error getting datastore [{ds_id}]."));
-        };
-        if ds.kind != vb::BACKUP_DS {
-            return Err("Datastore needs to be of type BACKUP".into());
-        }
-        let used: i64 = ds.images.iter().map(|i| i.size).sum();
-        if super::storage::DUMMY_TOTAL_MB - used < size {
-            return Err("Not enough free space on target datastore".into());
-        }
-        Ok(())
-    }
 }
 
 /// One pass on the leader: the jobs' due scheduled actions run, then the OUTDATED VMs of the
 /// active jobs start their backups, highest priority first. A write refused because its job or
-/// VM changed meanwhile is computed again at the next pass.
-pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &ReadPool) {
+/// VM changed meanwhile is computed again at the next pass. A due action that could not run
+/// (the job still has backups pending, as a job whose schedule repeats faster than its VMs back
+/// up) is in `failed` and tried again once it leaves it, as OpenNebula tries each period.
+pub async fn pass(
+    ctx: &TaskCtx,
+    cluster: &Cluster,
+    pool: &ReadPool,
+    failed: &mut std::collections::HashMap<(i64, i64), std::time::Instant>,
+) {
     let at = now();
     let scheduled = match crate::db::read(pool, |c| rows::scheduled(c, BATCH)).await {
         Ok(j) => j,
@@ -801,9 +798,13 @@ pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &ReadPool) {
         }
     };
     for j in &scheduled {
-        let Some(stmts) = due_stmts(j, at) else {
+        let oid = j.head.owned.oid;
+        let Some((stmts, ran, sa)) = due_stmts(j, at, |sa| !failed.contains_key(&(oid, sa))) else {
             continue;
         };
+        if !ran {
+            failed.insert((oid, sa), std::time::Instant::now());
+        }
         match cluster.write(SqlTxn { stmts }).await {
             Ok(sqlstore::TxnOutcome::Done { .. }) => {
                 info!(job = j.head.owned.oid, "backup job scheduled action ran")
@@ -845,6 +846,51 @@ pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &ReadPool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_due_run_does_not_start_while_the_last_one_is_still_backing_up() {
+        use sqlstore::objects::{Head, Owned};
+        let job = |vms: Vec<(i64, i64)>| BackupJobRow {
+            head: Head {
+                owned: Owned {
+                    oid: 4,
+                    uid: 0,
+                    gid: 0,
+                    perms: 0o600,
+                },
+                name: "often".into(),
+                uname: "oneadmin".into(),
+                gname: "oneadmin".into(),
+            },
+            lock: Default::default(),
+            priority: 50,
+            last_time: 0,
+            last_duration: 0,
+            template: "BACKUP_VMS = \"3\"\nSCHED_ACTION = [ ACTION = \"backup\", ID = \"0\", \
+                       REPEAT = \"3\", DAYS = \"1\", END_TYPE = \"0\", TIME = \"10\" ]"
+                .into(),
+            vms,
+        };
+        let (stmts, ran, sa) = due_stmts(&job(vec![(3, List::BackingUp as i64)]), 11, |_| true)
+            .expect("the action is due");
+        assert!(!ran && sa == 0);
+        // Only the action's MESSAGE is written: no run, no VM put back OUTDATED.
+        assert_eq!(stmts.len(), 1);
+        let text = match &stmts[0].params[1] {
+            sqlstore::SqlValue::Text(t) => t.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            text.contains("pending backups in progress")
+                && text.contains("Thu Jan 01 00:00:11 1970"),
+            "{text}"
+        );
+        // A failed action waits for its retry.
+        assert!(due_stmts(&job(vec![(3, List::BackingUp as i64)]), 11, |_| false).is_none());
+        let (_, ran, _) = due_stmts(&job(vec![(3, List::Updated as i64)]), 11, |_| true)
+            .expect("the action is due");
+        assert!(ran);
+    }
 
     #[test]
     fn a_new_job_takes_opennebulas_defaults() {

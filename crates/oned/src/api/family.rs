@@ -82,8 +82,13 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
 
     /// One object by id, or the family's NO_EXISTS.
     pub async fn get(&'static self, ctx: &Ctx, id: i64) -> Result<R, Failure> {
+        self.get_in(&ctx.pool, id).await
+    }
+
+    /// [`Family::get`] on the read pool `pool`, for the leader's tasks.
+    pub async fn get_in(&'static self, pool: &sqlstore::ReadPool, id: i64) -> Result<R, Failure> {
         let rows = self.rows;
-        ctx.read(move |c| {
+        super::read_in(pool, move |c| {
             let mut st = c.prepare_cached(&rows.by_id())?;
             st.query_row([id], |r| (rows.read)(c, r)).optional()
         })

@@ -463,6 +463,7 @@ fn image() {
         target_snapshot: -1,
         snapshots: String::new(),
         op: 0,
+        increments: String::new(),
         vms: vec![3],
         clones: Vec::new(),
     };
@@ -502,6 +503,7 @@ fn vnet() {
             .to_string(),
         clusters: vec![0],
         leases: Vec::new(),
+        vrouters: Vec::new(),
         parent: -1,
     };
     check(

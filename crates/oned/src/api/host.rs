@@ -48,7 +48,7 @@ pub const MONITORED: i64 = wire::HostState::Monitored.as_i64();
 pub const DISABLED: i64 = wire::HostState::Disabled.as_i64();
 pub const OFFLINE: i64 = wire::HostState::Offline.as_i64();
 
-pub(super) fn host_xml(h: &HostRow, out: &mut String) {
+pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
     Xml::new(out).elem("HOST", |x| {
         x.num("ID", h.oid)
             .text("NAME", &h.name)

@@ -659,7 +659,7 @@ pub async fn ds_enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 // Clone and delete.
 
 /// `DATASTORE_CAPACITY_CHECK` (default yes) and the dummy datastore's free space.
-fn no_room(ctx: &Ctx, ds: &DatastoreRow, size: i64) -> bool {
+pub(super) fn no_room(ctx: &Ctx, ds: &DatastoreRow, size: i64) -> bool {
     let check = conf(ctx, "DATASTORE_CAPACITY_CHECK").is_none_or(yes);
     let used: i64 = ds.images.iter().map(|i| i.size).sum();
     check && size > super::storage::DUMMY_TOTAL_MB - used
@@ -671,6 +671,19 @@ pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
     let ds_id = if p.0.len() > 2 { p.int(2)? as i64 } else { -1 };
+    clone_image(ctx, s, id, name, ds_id, false).await
+}
+
+/// [`clone`], a `persistent` clone whatever the source (`ImageClone::request_execute`'s flag,
+/// which a template's persistent copy sets).
+pub async fn clone_image(
+    ctx: &Ctx,
+    s: &Session,
+    id: i64,
+    name: String,
+    ds_id: i64,
+    persistent: bool,
+) -> MethodResult {
     let src = IMAGES.get(ctx, id).await?;
     if !is_disk(src.kind) {
         return Err(fail(
@@ -689,11 +702,15 @@ pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     t.set("PATH", single(&src.source));
     t.set("FORMAT", single(&src.format));
     t.set("SIZE", single(&src.size.to_string()));
-    t.set(
-        "PERSISTENT",
-        single(if src.persistent { "YES" } else { "NO" }),
-    );
-    test_set_persistent(ctx, &mut t, false);
+    if persistent {
+        t.set("PERSISTENT", single("YES"));
+    } else {
+        t.set(
+            "PERSISTENT",
+            single(if src.persistent { "YES" } else { "NO" }),
+        );
+        test_set_persistent(ctx, &mut t, false);
+    }
     let ds_id = if ds_id == -1 { src.datastore_id } else { ds_id };
     let only_image_ds = || fail(code::ACTION, "Clone only supported for IMAGE_DS Datastores");
     let ds = DATASTORES.get(ctx, ds_id).await?;

@@ -113,6 +113,7 @@ fn tables() -> &'static [&'static [Method]] {
         cluster_plan::METHODS,
         vm::METHODS,
         vm::OWNED,
+        vm_ops::METHODS,
         vmtemplate::METHODS,
         vmtemplate::OWNED,
         storage::DATASTORE_METHODS,

@@ -4,6 +4,7 @@
 mod accounting;
 mod acl;
 mod address_range;
+mod backup_incs;
 pub mod backupjob;
 mod cluster_plan;
 mod clusters;
@@ -15,6 +16,7 @@ mod golden;
 mod group;
 pub mod hook;
 pub mod host;
+pub mod image_snaps;
 pub mod images;
 pub mod market;
 pub mod method;
@@ -25,7 +27,7 @@ pub mod quota;
 mod route;
 mod secgroup;
 mod showback;
-mod storage;
+pub(crate) mod storage;
 mod system;
 mod user;
 mod validate;
@@ -34,7 +36,7 @@ pub mod vm;
 pub mod vm_backup;
 mod vm_body;
 mod vm_disk_attach;
-mod vm_disk_ops;
+pub(crate) mod vm_disk_ops;
 mod vm_disk_saveas;
 mod vm_disk_snaps;
 mod vm_disks;
@@ -48,15 +50,17 @@ mod vm_resize;
 pub mod vm_sched;
 mod vm_sgs;
 pub mod vm_snap_driver;
-mod vm_snapshots;
+pub(crate) mod vm_snapshots;
 mod vm_updateconf;
 pub mod vmgroup;
 mod vmtemplate;
+mod vmtemplate_images;
 mod vnet;
 mod vnet_leases;
 mod vnet_update;
 mod vntemplate;
 mod vrouter;
+mod vrouter_nics;
 mod writes;
 pub mod xml;
 mod zone;
@@ -98,16 +102,24 @@ pub struct Ctx {
 
 pub type MethodResult = Result<Value, Failure>;
 
+/// [`Ctx::read`] on `pool`, for the leader's tasks that share the methods' code.
+pub async fn read_in<T: Send + 'static>(
+    pool: &sqlstore::ReadPool,
+    f: impl FnOnce(&sqlstore::Conn) -> Result<T, sqlstore::SqlError> + Send + 'static,
+) -> Result<T, Failure> {
+    crate::db::read(pool, f).await.map_err(|e| match e {
+        crate::db::ReadError::Db(e) => fail(code::INTERNAL, format!("database error: {e}")),
+        crate::db::ReadError::Task(e) => fail(code::INTERNAL, format!("read failed: {e}")),
+    })
+}
+
 impl Ctx {
     /// Runs a blocking read on the read pool.
     pub async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&sqlstore::Conn) -> Result<T, sqlstore::SqlError> + Send + 'static,
     ) -> Result<T, Failure> {
-        crate::db::read(&self.pool, f).await.map_err(|e| match e {
-            crate::db::ReadError::Db(e) => fail(code::INTERNAL, format!("database error: {e}")),
-            crate::db::ReadError::Task(e) => fail(code::INTERNAL, format!("read failed: {e}")),
-        })
+        read_in(&self.pool, f).await
     }
 
     /// Replicates a transaction; `Ok(values)` (what its `RETURNING` statements returned) once
@@ -150,12 +162,25 @@ struct CallTag {
 }
 
 pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
+    handle_as(ctx, body, origin, None).await
+}
+
+/// [`handle`] for a caller already authenticated otherwise (`user`: the dashboard's session
+/// cookie): the call's session parameter is ignored, and so is every other check but the
+/// authentication. Such a call is never forwarded (its body carries no credentials the leader
+/// could check): where it must run on the leader, the caller sends it there itself.
+pub async fn handle_as(
+    ctx: &Ctx,
+    body: &[u8],
+    origin: Origin,
+    user: Option<crate::auth::Session>,
+) -> Reply {
     let started = std::time::Instant::now();
     let mut tag = CallTag {
         method: None,
         ok: false,
     };
-    let reply = handle_call(ctx, body, origin, &mut tag).await;
+    let reply = handle_call(ctx, body, origin, user, &mut tag).await;
     match tag.method {
         Some((method, kind)) => {
             let outcome = match (&reply, tag.ok) {
@@ -170,7 +195,13 @@ pub async fn handle(ctx: &Ctx, body: &[u8], origin: Origin) -> Reply {
     reply
 }
 
-async fn handle_call(ctx: &Ctx, body: &[u8], origin: Origin, tag: &mut CallTag) -> Reply {
+async fn handle_call(
+    ctx: &Ctx,
+    body: &[u8],
+    origin: Origin,
+    preset: Option<crate::auth::Session>,
+    tag: &mut CallTag,
+) -> Reply {
     let call: MethodCall = match xmlrpc::parse_call(body) {
         Ok(c) => c,
         Err(e) => {
@@ -200,24 +231,29 @@ async fn handle_call(ctx: &Ctx, body: &[u8], origin: Origin, tag: &mut CallTag) 
         Ok(s) => s,
         Err(f) => return Reply::Xml(xmlrpc::write_fault(f.code, &f.message)),
     };
-    let user = match ctx
-        .auth
-        .authenticate(&ctx.pool, &ctx.cluster, session)
-        .await
-    {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            return failure_xml(
-                method,
-                code::AUTHENTICATION,
-                "User couldn't be authenticated, aborting call.",
-            )
-        }
-        // The database cannot be read: an administrator who logged in lately may still see
-        // the zone's status (raftstatus says what is wrong).
-        Err(e) => match (entry.kind, ctx.auth.recent_admin(session)) {
-            (Kind::Status, Some(user)) => user,
-            _ => return failure_xml(method, code::INTERNAL, &e.to_string()),
+    // Forwarding a call sent with a preset session would send the leader no credentials.
+    let no_forward = origin.forwarded || preset.is_some();
+    let user = match preset {
+        Some(user) => user,
+        None => match ctx
+            .auth
+            .authenticate(&ctx.pool, &ctx.cluster, session)
+            .await
+        {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                return failure_xml(
+                    method,
+                    code::AUTHENTICATION,
+                    "User couldn't be authenticated, aborting call.",
+                )
+            }
+            // The database cannot be read: an administrator who logged in lately may still see
+            // the zone's status (raftstatus says what is wrong).
+            Err(e) => match (entry.kind, ctx.auth.recent_admin(session)) {
+                (Kind::Status, Some(user)) => user,
+                _ => return failure_xml(method, code::INTERNAL, &e.to_string()),
+            },
         },
     };
     debug!(method, uid = user.uid, "call");
@@ -230,11 +266,11 @@ async fn handle_call(ctx: &Ctx, body: &[u8], origin: Origin, tag: &mut CallTag) 
         Kind::Read => origin.leader_read || origin.forwarded,
     };
     if on_leader {
-        if let Some(reply) = route_to_leader(ctx, method, body, origin.forwarded).await {
+        if let Some(reply) = route_to_leader(ctx, method, body, no_forward).await {
             return reply;
         }
         if kind == Kind::Read {
-            if let Err(reply) = confirm_read(ctx, method, body, origin.forwarded).await {
+            if let Err(reply) = confirm_read(ctx, method, body, no_forward).await {
                 return reply;
             }
         }
@@ -290,7 +326,7 @@ async fn handle_call(ctx: &Ctx, body: &[u8], origin: Origin, tag: &mut CallTag) 
         }
         Err(Failure::NotLeader) => {
             // Leadership moved while the call ran; nothing was written. Send it to the new leader.
-            match route_to_leader(ctx, method, body, origin.forwarded).await {
+            match route_to_leader(ctx, method, body, no_forward).await {
                 Some(reply) => reply,
                 None => failure_xml(
                     method,

@@ -268,9 +268,20 @@ pub async fn rename<R: HasOwner + Send + 'static>(
     p: Params<'_>,
     f: &'static Family<R>,
 ) -> MethodResult {
+    rename_as(ctx, s, p, f, MANAGE).await
+}
+
+/// `rename` needing `right` on the object (a VM's comes from `VM_*_OPERATIONS`).
+pub async fn rename_as<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+    right: u64,
+) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
-    f.authorized(ctx, s, id, MANAGE).await?;
+    f.authorized(ctx, s, id, right).await?;
     // OpenNebula's `set_name`: ACTION with `name_is_valid`'s message.
     super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     let stmt = objects::set_name(f.table, id, &name);
@@ -283,8 +294,19 @@ pub async fn update<R: HasOwner + Send + 'static>(
     p: Params<'_>,
     f: &'static Family<R>,
 ) -> MethodResult {
+    update_as(ctx, s, p, f, MANAGE).await
+}
+
+/// `update` needing `right` on the object (a VM's comes from `VM_*_OPERATIONS`).
+pub async fn update_as<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+    right: u64,
+) -> MethodResult {
     let id = p.int(0)? as i64;
-    f.authorized(ctx, s, id, MANAGE).await?;
+    f.authorized(ctx, s, id, right).await?;
     super::update_template(ctx, &p, f.table, f.template, |id| f.missing(id)).await
 }
 

@@ -733,6 +733,16 @@ pub async fn check(
     gid: i64,
     ask: &Ask,
 ) -> Result<Result<Vec<Bound>, Exceeded>, Failure> {
+    check_in(&ctx.pool, uid, gid, ask).await
+}
+
+/// [`check`] on the read pool `pool`, for the leader's tasks (scheduled actions).
+pub async fn check_in(
+    pool: &sqlstore::ReadPool,
+    uid: i64,
+    gid: i64,
+    ask: &Ask,
+) -> Result<Result<Vec<Bound>, Exceeded>, Failure> {
     let mut bounds = Vec::new();
     for (owner, oid) in [(Owner::User, uid), (Owner::Group, gid)] {
         if oid <= 0 {
@@ -745,16 +755,15 @@ pub async fn check(
             .map(|(m, _)| *m)
             .filter(|m| ask.kind == "VM" && !metrics_of("VM").contains(m))
             .collect();
-        let (mine, defaults) = ctx
-            .read(move |c| {
-                let mut mine = load(c, owner, oid)?;
-                for m in generic {
-                    let used = rows::generic_usage(c, owner, Some(oid), m)?.remove(&oid);
-                    mine.generic.insert(m.to_string(), used.unwrap_or(0.0));
-                }
-                Ok((mine, load(c, owner, DEFAULTS)?))
-            })
-            .await?;
+        let (mine, defaults) = super::read_in(pool, move |c| {
+            let mut mine = load(c, owner, oid)?;
+            for m in generic {
+                let used = rows::generic_usage(c, owner, Some(oid), m)?.remove(&oid);
+                mine.generic.insert(m.to_string(), used.unwrap_or(0.0));
+            }
+            Ok((mine, load(c, owner, DEFAULTS)?))
+        })
+        .await?;
         for (metric, amount) in &ask.amounts {
             let own = mine
                 .limit(ask.kind, ask.rid, metric)
@@ -832,7 +841,12 @@ impl Charge<'_> {
     /// Checks the charge on the leader, for OpenNebula's message: the guard statement that
     /// holds the quotas where the change is applied, `None` when no limit applies.
     pub async fn guard(&self, ctx: &Ctx) -> Result<Option<SqlStmt>, Failure> {
-        let bounds = check(ctx, self.uid, self.gid, self.ask)
+        self.guard_in(&ctx.pool).await
+    }
+
+    /// [`Charge::guard`] on the read pool `pool`.
+    pub async fn guard_in(&self, pool: &sqlstore::ReadPool) -> Result<Option<SqlStmt>, Failure> {
+        let bounds = check_in(pool, self.uid, self.gid, self.ask)
             .await?
             .map_err(|e| self.wording.word(&e.0))?;
         Ok(rows::guard(&bounds))

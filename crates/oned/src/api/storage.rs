@@ -293,7 +293,7 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
                 &super::images::snapshots_text(&i.snapshots),
                 "SNAPSHOTS",
             ))
-            .empty("BACKUP_INCREMENTS")
+            .raw(&xml::template(&i.increments, "BACKUP_INCREMENTS"))
             .empty("BACKUP_DISK_IDS");
     });
 }
@@ -339,6 +339,9 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
             code::INTERNAL,
             "Error allocating a new image. Images cannot be created in a system datastore.",
         ));
+    }
+    if super::images::no_room(ctx, &d, size) {
+        return Err(fail(code::ACTION, "Not enough space in datastore"));
     }
     let persistent = super::images::test_set_persistent(ctx, &mut t, true);
     if super::images::persistent_only(ctx, &d.ds_mad) && !persistent {

@@ -59,8 +59,8 @@ pub const METHODS: &[Method] = &[
     ),
 ];
 
-/// The owned-object calls: chmod, chown, rename, update, lock, unlock.
-pub const OWNED: &[Method] = &owned_methods!(lockable "one.vm", &VMS);
+/// The owned-object calls: chmod, chown, lock, unlock (rename and update: `vm_ops::METHODS`).
+pub const OWNED: &[Method] = &owned_methods!(@each "one.vm", &VMS, [chmod, chown, lock, unlock]);
 
 /// What a VM counts for in its owner's quotas: nothing once DONE, the RUNNING_* figures only
 /// while it runs.
@@ -141,6 +141,7 @@ pub(super) fn body_xml(v: &VmRow, out: &mut String, which: super::vm_body::Body)
             template::Template::default()
         }
     };
+    t.remove(super::vm_body::IMPORTED_DEPLOY_ID);
     let disk_snapshots = super::vm_disk_snaps::take_xml(&mut t);
     let sched = super::vm_sched::take_xml(&mut t, oid);
     let backups = super::vm_backup::take_xml(&mut t);
@@ -261,6 +262,7 @@ pub async fn create(
     hold: bool,
 ) -> MethodResult {
     let base = template::Template::parse(text).map_err(|e| fail(code::INTERNAL, e.to_string()))?;
+    crate::limits::vm_vectors(&base).map_err(|e| fail(code::INTERNAL, e))?;
     let (cpu, memory, tname) = capacity(&base)?;
     let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
     // An empty name becomes `one-<id>` in the statement below.
@@ -279,6 +281,7 @@ pub async fn create(
         let join = super::vmgroup::join::for_new_vm(ctx, s, &mut t).await?;
         let (mut system, user) = super::vm_body::split(&t)?;
         super::vm_backup::parse_at_allocate(&mut system);
+        crate::sched_expr::at_allocate(ctx, &mut system).await?;
         let insert = rows::insert(NewVm {
             name: name.clone(),
             uid: s.uid,
@@ -442,13 +445,16 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ));
     };
-    let stmts = rows::move_stmts(&Move {
+    let mut stmts = rows::move_stmts(&Move {
         oid: id,
         from: (st, lc),
         to: (new_state, new_lcm),
         now: now(),
         leaves_host: new_state == DONE || new_state == PENDING,
     });
+    if new_state == DONE {
+        stmts.splice(0..0, super::image_snaps::hand_back(&vm.template, id, None));
+    }
     // A VM that runs again counts for its owner's RUNNING_* quotas once more: checked as
     // OpenNebula's resume checks them (ACTION, no final period), and guarded where applied.
     let running = sqlstore::objects::quota::counts_as_running;

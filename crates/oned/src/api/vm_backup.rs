@@ -7,8 +7,18 @@
 //!
 //! The VM's `Backups` (BACKUP_CONFIG and BACKUP_IDS) live in its system template, so every
 //! change of them is one guarded template write; `take_xml` moves them into `<BACKUPS>`.
+//!
+//! MODE INCREMENT keeps a chain (`super::backup_incs`) in one BACKUP image: the first backup,
+//! or one with `reset`, makes the image with a FULL increment, later ones append INCREMENTs
+//! (the VM's INCREMENTAL_BACKUP_ID and LAST_INCREMENT_ID say where), each guarded on the chain
+//! as read. The write that starts a backup also reserves what it asks of the owner's DATASTORE
+//! quota and of the datastore (`backup_reserve`, guarded by the quota); the write that ends it
+//! (success, failure, cancel) drops the reservation, so a backup counts once, first reserved,
+//! then as the image. [`prepare`] and [`start_write`] are what `one.vm.backup`, the scheduled
+//! `backup` action (`crate::sched_runner`) and backup jobs share.
 
-use sqlstore::objects::image as irows;
+use sqlstore::objects::backup::Reservation;
+use sqlstore::objects::image::{self as irows, ImageRow};
 use sqlstore::objects::vm::{self as rows, VmRow};
 use sqlstore::{ReadPool, SqlStmt, SqlTxn};
 use template::{Template, Value};
@@ -16,6 +26,7 @@ use tracing::debug;
 use wire::LcmState as L;
 use xmlrpc::Params;
 
+use super::backup_incs as incs;
 use super::method::{Auth, Method};
 use super::perms::{ADMIN, USE};
 use super::quota::{Ask, Charge, Wording};
@@ -188,6 +199,21 @@ fn set_ids(t: &mut Template, ids: &[i64]) {
     }
 }
 
+fn num(c: &[(String, String)], k: &str) -> i64 {
+    get(c, k).and_then(|v| v.parse().ok()).unwrap_or(-1)
+}
+
+/// Whether the config keeps increment chains (MODE INCREMENT).
+pub fn is_increment(c: &[(String, String)]) -> bool {
+    get(c, "MODE").is_some_and(|m| m.eq_ignore_ascii_case("INCREMENT"))
+}
+
+/// Whether the backup this config starts makes a new image (`Backups::FULL` or no chain yet):
+/// what the DATASTORE quota's IMAGES counts.
+fn makes_image(c: &[(String, String)]) -> bool {
+    !is_increment(c) || num(c, "LAST_INCREMENT_ID") == -1 || num(c, "INCREMENTAL_BACKUP_ID") == -1
+}
+
 /// The backup job the VM belongs to, or -1.
 pub fn job_id(t: &Template) -> i64 {
     get(&config(t), "BACKUP_JOB_ID")
@@ -283,23 +309,106 @@ pub fn start_stmts_from(
 ) -> Option<Vec<SqlStmt>> {
     let to = backup_state(v)?;
     start_template(&mut t, ds_id, reset, job);
-    Some(write_vm(v, &t, to))
+    let c = config(&t);
+    let reservation = Reservation {
+        vid: v.head.owned.oid,
+        uid: v.head.owned.uid,
+        gid: v.head.owned.gid,
+        datastore_id: ds_id,
+        size: backup_size(&t),
+        images: makes_image(&c) as i64,
+    };
+    let mut stmts = write_vm(v, &t, to);
+    stmts.extend(sqlstore::objects::backup::reserve(&reservation));
+    Some(stmts)
+}
+
+/// Where the next backup of a VM with template `t` goes (`VirtualMachineBackup::request_execute`): `ds_id`, or the
+/// chain's datastore when it adds an increment to one.
+pub async fn target_datastore(
+    pool: &ReadPool,
+    t: &Template,
+    ds_id: i64,
+    reset: bool,
+) -> Result<i64, Failure> {
+    let c = config(t);
+    if is_increment(&c) && !reset && num(&c, "LAST_INCREMENT_ID") != -1 {
+        let chain = IMAGES
+            .get_in(pool, num(&c, "INCREMENTAL_BACKUP_ID"))
+            .await?;
+        return Ok(chain.datastore_id);
+    }
+    Ok(ds_id)
+}
+
+/// What starting the backup of a VM with template `t` asks of its owner's DATASTORE quota in
+/// `ds_id`.
+pub fn quota_ask(t: &Template, ds_id: i64, reset: bool) -> Ask {
+    let c = config(t);
+    let images = if reset || makes_image(&c) { 1.0 } else { 0.0 };
+    Ask {
+        kind: "DATASTORE",
+        rid: ds_id,
+        amounts: vec![("SIZE", backup_size(t) as f64), ("IMAGES", images)],
+    }
 }
 
 /// Checks datastore `ds_id` takes a backup of `size` MB: a BACKUP_DS with room for it.
-pub async fn check_datastore(ctx: &Ctx, ds_id: i64, size: i64) -> Result<(), Failure> {
-    let ds = DATASTORES.get(ctx, ds_id).await?;
+pub async fn check_datastore(pool: &ReadPool, ds_id: i64, size: i64) -> Result<(), Failure> {
+    let ds = DATASTORES.get_in(pool, ds_id).await?;
     if ds.kind != BACKUP_DS {
         return Err(fail(code::ACTION, "Datastore needs to be of type BACKUP"));
     }
     let used: i64 = ds.images.iter().map(|i| i.size).sum();
-    if super::storage::DUMMY_TOTAL_MB - used < size {
+    let reserved = super::read_in(pool, move |c| {
+        sqlstore::objects::backup::reserved_in(c, ds_id)
+    })
+    .await?;
+    if super::storage::DUMMY_TOTAL_MB - used - reserved < size {
         return Err(fail(
             code::ACTION,
             "Not enough free space on target datastore",
         ));
     }
     Ok(())
+}
+
+/// The checks before a backup of VM `v` starts, shared by `one.vm.backup` and the scheduled
+/// action and backup jobs, on the VM's template `t`: the datastore it goes to (see
+/// [`target_datastore`]), a BACKUP one with room for it.
+pub async fn prepare(
+    pool: &ReadPool,
+    t: &Template,
+    ds_id: i64,
+    reset: bool,
+) -> Result<i64, Failure> {
+    let ds_id = target_datastore(pool, t, ds_id, reset).await?;
+    check_datastore(pool, ds_id, backup_size(t)).await?;
+    Ok(ds_id)
+}
+
+/// The write that starts VM `v`'s backup into `ds_id` from its template `t` (the stored one,
+/// or the scheduled action's edit of it), guarded by the template read and by the owner's
+/// DATASTORE quota; shared by `one.vm.backup`, the scheduled action and backup jobs (`job`).
+pub async fn start_write(
+    pool: &ReadPool,
+    v: &VmRow,
+    t: Template,
+    (ds_id, reset, job): (i64, bool, Option<i64>),
+    wording: Wording,
+) -> Result<Vec<SqlStmt>, Failure> {
+    let ask = quota_ask(&t, ds_id, reset);
+    let charge = Charge {
+        ask: &ask,
+        uid: v.head.owned.uid,
+        gid: v.head.owned.gid,
+        wording,
+    };
+    let guard = charge.guard_in(pool).await?;
+    let id = v.head.owned.oid;
+    let mut stmts = start_stmts_from(v, t, ds_id, reset, job).ok_or_else(|| wrong(id, v))?;
+    stmts.extend(guard);
+    Ok(stmts)
 }
 
 /// `one.vm.backup(id, ds_id, reset)`.
@@ -319,8 +428,7 @@ pub async fn backup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ));
     }
-    let size = backup_size(&t);
-    check_datastore(ctx, ds_id, size).await?;
+    let ds_id = prepare(&ctx.pool, &t, ds_id, reset).await?;
     VMS.authorized(
         ctx,
         s,
@@ -329,26 +437,23 @@ pub async fn backup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     )
     .await?;
     DATASTORES.authorized(ctx, s, ds_id, USE).await?;
-    // The owner's DATASTORE quota must take the backup image (OpenNebula reserves it; here
-    // the image counts once the driver made it, so this checks there is room for it).
-    let ask = Ask {
-        kind: "DATASTORE",
-        rid: ds_id,
-        amounts: vec![("SIZE", size as f64), ("IMAGES", 1.0)],
-    };
-    let charge = Charge {
+    // The owner's DATASTORE quota holds the backup from its start: the write that starts it
+    // reserves it (`backup_reserve`), guarded by the quota, and the one that ends it turns the
+    // reservation into the image (or gives it back).
+    let wording = Wording::Caller(s.uid);
+    let ask = quota_ask(&t, ds_id, reset);
+    Charge {
         ask: &ask,
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
-        wording: Wording::Caller(s.uid),
-    };
-    charge.guard(ctx).await?;
-    let charge = &charge;
+        wording,
+    }
+    .guard(ctx)
+    .await?;
     super::writes::write_computed(ctx, id, move || async move {
         let v = VMS.get(ctx, id).await?;
-        let mut stmts = start_stmts(&v, ds_id, reset, None).ok_or_else(|| wrong(id, &v))?;
-        stmts.extend(charge.guard(ctx).await?);
-        Ok(stmts)
+        let t = stored(&v)?;
+        start_write(&ctx.pool, &v, t, (ds_id, reset, None), wording).await
     })
     .await
 }
@@ -381,6 +486,7 @@ pub async fn cancel_backup(ctx: &Ctx, id: i64) -> MethodResult {
         let job = job_id(&t);
         clear_last(&mut t);
         let mut stmts = write_vm(&v, &t, back_from(v.lcm_state));
+        stmts.push(sqlstore::objects::backup::release(id));
         stmts.extend(job_finished(job, id, false));
         Ok(stmts)
     })
@@ -402,7 +508,7 @@ pub async fn restore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         return Err(fail(code::ACTION, "Image has to be of type BACKUP"));
     }
     // A full backup has no increments: its last increment id is -1.
-    if inc_id > -1 {
+    if inc_id > super::backup_incs::last_id(&super::backup_incs::parse(&image.increments)) {
         return Err(fail(code::ACTION, "Wrong increment"));
     }
     VMS.authorized(
@@ -430,6 +536,15 @@ pub async fn restore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }))
     })
     .await
+}
+
+/// The text of a refusal, as a scheduled action or a backup job records it.
+pub fn message(f: &Failure) -> String {
+    match f {
+        Failure::Api { message, .. } => message.clone(),
+        Failure::Fault(f) => f.message.clone(),
+        Failure::NotLeader => "Cannot process request, leadership changed".into(),
+    }
 }
 
 /// Where a backup or restore returns the VM: RUNNING, or POWEROFF.
@@ -481,23 +596,68 @@ fn stamp(secs: i64) -> String {
     )
 }
 
-/// The write that finishes VM `v`'s backup (`next` is the image counter as read) or restore.
-fn finish_txn(v: &VmRow, next: i64, at: i64) -> Option<SqlTxn> {
+/// The write that ends VM `v`'s backup without an image (`trigger_backup_failure`): the VM
+/// back where it was, its reservation given back, its job told.
+fn failed_stmts(v: &VmRow, mut t: Template) -> Vec<SqlStmt> {
+    let vid = v.head.owned.oid;
+    clear_last(&mut t);
+    let mut stmts = write_vm(v, &t, back_from(v.lcm_state));
+    stmts.push(sqlstore::objects::backup::release(vid));
+    stmts.extend(job_finished(job_id(&t), vid, false));
+    stmts
+}
+
+/// The write that finishes VM `v`'s backup (`next` is the image counter as read, `chain` the
+/// image its increment goes to, if it adds one) or restore.
+fn finish_txn(v: &VmRow, next: i64, at: i64, chain: Option<&ImageRow>) -> Option<SqlTxn> {
     let mut t = Template::parse(&v.template).ok()?;
     let vid = v.head.owned.oid;
     if v.lcm_state == RESTORE {
         let stmts = write_vm(v, &t, (state::POWEROFF, lcm::INIT));
         return Some(SqlTxn { stmts });
     }
-    let c = config(&t);
+    let mut c = config(&t);
     let Some(ds_id) = get(&c, "LAST_DATASTORE_ID").and_then(|d| d.parse::<i64>().ok()) else {
         // No target recorded (the template was changed by hand): the backup fails.
-        clear_last(&mut t);
-        let mut stmts = write_vm(v, &t, back_from(v.lcm_state));
-        stmts.extend(job_finished(job_id(&t), vid, false));
-        return Some(SqlTxn { stmts });
+        return Some(SqlTxn {
+            stmts: failed_stmts(v, t),
+        });
     };
     let size = backup_size(&t);
+    let increment = is_increment(&c);
+    let chain_id = num(&c, "INCREMENTAL_BACKUP_ID");
+    let job = job_id(&t);
+    let keep = get(&c, "KEEP_LAST")
+        .and_then(|k| k.parse::<usize>().ok())
+        .filter(|k| *k > 0);
+    if increment && chain_id != -1 {
+        // `trigger_backup_success` adding an INCREMENT to the chain's image.
+        let Some(image) = chain.filter(|i| i.head.owned.oid == chain_id) else {
+            debug!(vm = vid, image = chain_id, "backup image does not exists");
+            return Some(SqlTxn {
+                stmts: failed_stmts(v, t),
+            });
+        };
+        let mut list = incs::parse(&image.increments);
+        let source = format!("dummy-backup/{vid}/{chain_id}/{}", incs::last_id(&list) + 1);
+        let last = incs::add(&mut list, source, size, at);
+        // KEEP_LAST on a chain merges its oldest increments (`flatten_increments`), here in
+        // the same write; without it the chain is still bounded.
+        incs::flatten(&mut list, keep.unwrap_or(incs::MAX));
+        put(&mut c, "LAST_INCREMENT_ID", Some(last.to_string()));
+        set_config(&mut t, c);
+        clear_last(&mut t);
+        let mut stmts = vec![sqlstore::objects::backup::set_increments(
+            chain_id,
+            incs::to_text(&list),
+            image.increments.clone(),
+            incs::total(&list),
+        )];
+        stmts.extend(write_vm(v, &t, back_from(v.lcm_state)));
+        stmts.push(sqlstore::objects::backup::release(vid));
+        stmts.extend(job_finished(job, vid, true));
+        return Some(SqlTxn { stmts });
+    }
     let image_id = next + 1;
     let mut it = Template::default();
     let single = |s: String| Value::Single(s);
@@ -506,7 +666,6 @@ fn finish_txn(v: &VmRow, next: i64, at: i64) -> Option<SqlTxn> {
     it.push("NAME", single(name.clone()));
     it.push("VM_ID", single(vid.to_string()));
     it.push("TYPE", single("BACKUP".into()));
-    let job = job_id(&t);
     if job >= 0 {
         it.push("BACKUP_JOB_ID", single(job.to_string()));
     }
@@ -524,7 +683,7 @@ fn finish_txn(v: &VmRow, next: i64, at: i64) -> Option<SqlTxn> {
         state: wire::ImageState::Ready.as_i64(),
         datastore_id: ds_id,
         template: it.to_text(),
-        source,
+        source: source.clone(),
         format: "raw".into(),
         fs: String::new(),
         cloning_id: -1,
@@ -532,24 +691,39 @@ fn finish_txn(v: &VmRow, next: i64, at: i64) -> Option<SqlTxn> {
     let mut ids = ids(&t);
     ids.push(image_id);
     // KEEP_LAST: the oldest backups beyond it are forgotten (`Backups::remove_last`).
-    let keep = get(&c, "KEEP_LAST")
-        .and_then(|k| k.parse::<usize>().ok())
-        .filter(|k| *k > 0)
-        .unwrap_or(IDS_MAX)
-        .min(IDS_MAX);
+    let keep = keep.unwrap_or(IDS_MAX).min(IDS_MAX);
     let dropped: Vec<i64> = if ids.len() > keep {
         ids.drain(..ids.len() - keep).collect()
     } else {
         Vec::new()
     };
     set_ids(&mut t, &ids);
+    let mut chain_text = None;
+    if increment {
+        // The chain's first backup: a FULL increment of a new image.
+        let mut list = Vec::new();
+        let first = incs::add(&mut list, source, size, at);
+        put(&mut c, "INCREMENTAL_BACKUP_ID", Some(image_id.to_string()));
+        put(&mut c, "LAST_INCREMENT_ID", Some(first.to_string()));
+        set_config(&mut t, c);
+        chain_text = Some(incs::to_text(&list));
+    }
     clear_last(&mut t);
     let mut stmts = vec![
         sqlstore::objects::backup::counter_is(irows::TABLE, next),
         insert,
     ];
+    if let Some(text) = chain_text {
+        stmts.push(sqlstore::objects::backup::set_increments(
+            image_id,
+            text,
+            String::new(),
+            size,
+        ));
+    }
     stmts.extend(write_vm(v, &t, back_from(v.lcm_state)));
     stmts.push(sqlstore::objects::next_oid(irows::TABLE));
+    stmts.push(sqlstore::objects::backup::release(vid));
     for old in dropped {
         // Not guarded: a backup the user deleted meanwhile is simply gone already.
         stmts.push(SqlStmt {
@@ -561,7 +735,10 @@ fn finish_txn(v: &VmRow, next: i64, at: i64) -> Option<SqlTxn> {
     Some(SqlTxn { stmts })
 }
 
-fn waiting(c: &sqlstore::Conn) -> Result<(Vec<VmRow>, i64), sqlstore::SqlError> {
+/// VMs waiting for the driver, the image counter, and the chain images their increments go to.
+type Waiting = (Vec<VmRow>, i64, Vec<ImageRow>);
+
+fn waiting(c: &sqlstore::Conn) -> Result<Waiting, sqlstore::SqlError> {
     let sql = format!(
         "{} WHERE v.state = ?1 AND v.lcm_state IN ({BACKUP}, {BACKUP_POWEROFF}, {RESTORE}) \
          ORDER BY v.oid LIMIT {BATCH}",
@@ -572,14 +749,30 @@ fn waiting(c: &sqlstore::Conn) -> Result<(Vec<VmRow>, i64), sqlstore::SqlError> 
         .query_map([state::ACTIVE], |r| (rows::ROWS.read)(c, r))?
         .collect::<Result<Vec<_>, _>>()?;
     let next = sqlstore::objects::backup::last_oid(c, irows::TABLE)?;
-    Ok((found, next))
+    let mut chains = Vec::new();
+    let mut by_id = c.prepare_cached(&irows::ROWS.by_id())?;
+    for v in &found {
+        let cfg = Template::parse(&v.template)
+            .map(|t| config(&t))
+            .unwrap_or_default();
+        let chain = num(&cfg, "INCREMENTAL_BACKUP_ID");
+        if v.lcm_state == RESTORE || !is_increment(&cfg) || chain == -1 {
+            continue;
+        }
+        let mut rows = by_id.query_map([chain], |r| (irows::ROWS.read)(c, r))?;
+        if let Some(image) = rows.next() {
+            chains.push(image?);
+        }
+    }
+    Ok((found, next, chains))
 }
 
 /// One pass of the dummy backup driver on the leader: every VM in BACKUP, BACKUP_POWEROFF or
 /// RESTORE (a batch) is finished, each by one write guarded by its state, its template and the
-/// image counter; a write refused because one changed is tried again next pass.
+/// image counter (or its chain's increments); a write refused because one changed is tried
+/// again next pass.
 pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &ReadPool) {
-    let (vms, mut next) = match crate::db::read(pool, waiting).await {
+    let (vms, mut next, chains) = match crate::db::read(pool, waiting).await {
         Ok(found) => found,
         Err(e) => {
             ctx.warn("reading VMs in backup or restore failed", &e);
@@ -587,13 +780,24 @@ pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &ReadPool) {
         }
     };
     for v in &vms {
-        let Some(txn) = finish_txn(v, next, now()) else {
+        let chain_id = Template::parse(&v.template)
+            .map(|t| num(&config(&t), "INCREMENTAL_BACKUP_ID"))
+            .unwrap_or(-1);
+        let chain = chains.iter().find(|i| i.head.owned.oid == chain_id);
+        let Some(txn) = finish_txn(v, next, now(), chain) else {
             continue;
         };
-        let made = v.lcm_state != RESTORE;
+        // Only a write that makes an image starts with the counter's guard.
+        let made =
+            txn.stmts.first() == Some(&sqlstore::objects::backup::counter_is(irows::TABLE, next));
         match cluster.write(txn).await {
-            Ok(_) if made => next += 1,
-            Ok(_) => {}
+            Ok(sqlstore::TxnOutcome::Done { .. }) if made => next += 1,
+            Ok(sqlstore::TxnOutcome::Done { .. }) => {}
+            Ok(sqlstore::TxnOutcome::Failed(e)) => {
+                // A chain another VM's write changed, or the counter moved: read again.
+                debug!(error = ?e, vm = v.head.owned.oid, "finishing a backup raced");
+                return;
+            }
             Err(consensus::WriteError::NotLeader) => return,
             Err(e) => {
                 debug!(error = %e, vm = v.head.owned.oid, "finishing a backup");

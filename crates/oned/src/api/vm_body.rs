@@ -27,6 +27,9 @@ use crate::auth::Session;
 /// action objects and the BACKUPS element, which OneHA builds from the system template.
 const SYSTEM: &[&str] = &[
     "TEMPLATE_ID",
+    // The disks' snapshots a new VM's images give it (`vm_disk_snaps`).
+    "ONEHA_SNAPSHOTS",
+    "ONEHA_DISK_SNAPSHOT",
     "EMULATOR",
     "MEMORY",
     "MEMORY_RESIZE_MODE",
@@ -101,6 +104,7 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
         }
     }
     check_numbers(&system)?;
+    imported(&mut system, &mut user)?;
     if system.get_all("OS").count() > 1 {
         return Err(fail(
             code::INTERNAL,
@@ -128,6 +132,34 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
         ));
     }
     Ok((system, user))
+}
+
+/// Where an imported VM's DEPLOY_ID is kept: in its system template, taken out when its body is
+/// printed (`vm::body_xml`), as OpenNebula keeps it in a column of its own.
+pub const IMPORTED_DEPLOY_ID: &str = "ONEHA_DEPLOY_ID";
+
+/// `insert`'s import of a VM running outside OpenNebula: a DEPLOY_ID in the template becomes
+/// the VM's own, and its TEMPLATE says IMPORTED = YES; a name OpenNebula gives its own VMs
+/// (`one-<n>`) is refused.
+fn imported(system: &mut Template, user: &mut Template) -> Result<(), Failure> {
+    let given = user.single("DEPLOY_ID").map(|d| d.trim().to_string());
+    user.remove("DEPLOY_ID");
+    user.remove(IMPORTED_DEPLOY_ID);
+    let Some(deploy_id) = given.filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    let one_vm = deploy_id
+        .strip_prefix("one-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if one_vm {
+        return Err(fail(
+            code::INTERNAL,
+            "Trying to import an OpenNebula VM: 'one-*'.",
+        ));
+    }
+    system.set("IMPORTED", TValue::Single("YES".into()));
+    system.set(IMPORTED_DEPLOY_ID, TValue::Single(deploy_id));
+    Ok(())
 }
 
 /// `insert`'s checks of VCPU and the cost attributes (CPU and MEMORY are `vm::capacity`'s).
@@ -278,8 +310,17 @@ pub fn short_xml(v: &VmRow, out: &mut String) {
     });
 }
 
-/// DEPLOY_ID: the dummy driver's `one-<id>` once the VM was placed.
+/// DEPLOY_ID: an imported VM's own, else the dummy driver's `one-<id>` once the VM was placed.
 pub fn deploy_id(v: &VmRow) -> String {
+    // Only an imported VM's template names it: most are not parsed again.
+    if v.template.contains(IMPORTED_DEPLOY_ID) {
+        if let Some(d) = Template::parse(&v.template)
+            .ok()
+            .and_then(|t| t.single(IMPORTED_DEPLOY_ID).map(str::to_string))
+        {
+            return d;
+        }
+    }
     if v.history.is_empty() {
         String::new()
     } else {

@@ -65,6 +65,7 @@ fn write_vm(v: &VmRow, t: &Template, to: (i64, i64)) -> Vec<SqlStmt> {
 pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
+    super::vrouter::refuse_disk_attach(ctx, id).await?;
     VMS.authorized(
         ctx,
         s,
@@ -115,6 +116,10 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         for d in disks {
             t.push("DISK", template::Value::Vector(d));
         }
+        crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;
+        for snaps in &taken.snaps {
+            snaps.store(&mut t);
+        }
         let mut stmts = write_vm(&v, &t, to);
         stmts.extend(taken.stmts);
         let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
@@ -145,6 +150,7 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         super::vm_ops::right(ctx, s, "disk-detach", MANAGE).await?,
     )
     .await?;
+    super::vrouter::refuse_disk_detach(ctx, id).await?;
     super::writes::write_computed(ctx, id, move || async move {
         let v = VMS
             .authorized(
@@ -178,11 +184,15 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         };
         let mut kept = t.clone();
         kept.attrs.retain(|a| !is_it(a));
+        // The disk's snapshots go with it (to its image, below), not to a later disk.
+        super::vm_disk_snaps::DiskSnaps::new(disk_id).store(&mut kept);
         let mut stmts = write_vm(&v, &kept, to);
         let image = disk
             .vector_get("IMAGE_ID")
             .and_then(|i| i.trim().parse::<i64>().ok());
         if let Some(image) = image {
+            let d = disk.value.as_vector().unwrap_or_default();
+            stmts.extend(super::image_snaps::hand_back_disk(&t, d, id, None));
             stmts.extend(super::storage::release_image(ctx, image, id, false).await?);
         }
         Ok(stmts)

@@ -109,25 +109,12 @@ async fn disk_charge(
     d: &[(String, String)],
     delta: i64,
 ) -> Result<Option<SqlStmt>, Failure> {
-    let (ask, uid, gid) = if !is_volatile(d) && is_persistent(d) {
-        let img: i64 = get(d, "IMAGE_ID").parse().unwrap_or(-1);
+    let image = match charged_image(d) {
         // A persistent disk's image must be USEd too (`vm_authorization` with its perms).
-        let i = IMAGES.authorized(ctx, s, img, USE).await?;
-        let ds: i64 = get(d, "DATASTORE_ID").parse().unwrap_or(i.datastore_id);
-        let ask = Ask {
-            kind: "DATASTORE",
-            rid: ds,
-            amounts: vec![("SIZE", delta as f64), ("IMAGES", 0.0)],
-        };
-        (ask, i.head.owned.uid, i.head.owned.gid)
-    } else {
-        let ask = Ask {
-            kind: "VM",
-            rid: -1,
-            amounts: vec![("SYSTEM_DISK_SIZE", delta as f64)],
-        };
-        (ask, v.head.owned.uid, v.head.owned.gid)
+        Some(img) => Some(IMAGES.authorized(ctx, s, img, USE).await?),
+        None => None,
     };
+    let (ask, uid, gid) = disk_ask(v, d, delta, image.as_ref());
     Charge {
         ask: &ask,
         uid,
@@ -191,47 +178,180 @@ pub async fn snap_create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
                 super::vm_ops::right(ctx, s, "disk-snapshot-create", MANAGE).await?,
             )
             .await?;
-        let Some(to) = snap_state(
-            &v,
-            L::DiskSnapshot,
-            L::DiskSnapshotPoweroff,
-            L::DiskSnapshotSuspended,
-        ) else {
-            return Err(fail(
-                code::ACTION,
-                format!(
-                    "Could not create a new snapshot for VM {id}, wrong state {}.",
-                    state_str(&v)
-                ),
-            ));
-        };
         let mut t = stored(&v)?;
-        let d = vm_disk(&t, disk_id)?;
-        let size: i64 = get(&d, "SIZE")
-            .parse()
-            .map_err(|_| fail(code::ACTION, "Wrong size in disk"))?;
-        if get(&d, "READONLY").eq_ignore_ascii_case("YES") {
-            return Err(fail(
-                code::ACTION,
-                "Cannot make snapshots on readonly disks",
-            ));
-        }
-        let mut snaps = DiskSnaps::load(&t, disk_id).unwrap_or_else(|| DiskSnaps::new(disk_id));
-        let snap_id = snaps.create(name, size, now());
-        let total = snaps.total_size();
-        snaps.store(&mut t);
-        edit_disk(&mut t, disk_id, |d| {
-            put(d, "DISK_SNAPSHOT_ACTIVE", Some("YES".into()));
-            put(d, "DISK_SNAPSHOT_ID", Some(snap_id.to_string()));
-            put(d, "DISK_SNAPSHOT_TOTAL_SIZE", Some(total.to_string()));
-        });
-        made_ref.store(snap_id, Ordering::Relaxed);
-        let mut stmts = write_vm(&v, &t, to);
-        stmts.extend(disk_charge(ctx, s, &v, &d, size).await?);
+        let made = snap_create_edit(&v, &mut t, disk_id, name)?;
+        made_ref.store(made.snap_id, Ordering::Relaxed);
+        let mut stmts = write_vm(&v, &t, made.to);
+        stmts.extend(disk_charge(ctx, s, &v, &made.disk, made.size).await?);
         Ok(stmts)
     })
     .await?;
     Ok(xmlrpc::Value::Int(made.load(Ordering::Relaxed) as i32))
+}
+
+/// What [`snap_create_edit`] did: the VM's move, the new snapshot, the disk and its size (what
+/// the quota is asked for, see [`disk_ask`]).
+pub struct SnapMade {
+    pub to: (i64, i64),
+    pub snap_id: i64,
+    pub disk: Pairs,
+    pub size: i64,
+}
+
+/// `DispatchManager::disk_snapshot_create` on VM `v`'s template `t`: the state and disk checks
+/// with OpenNebula's refusals, and the new snapshot marked active. Shared by the call and the
+/// scheduled action.
+pub fn snap_create_edit(
+    v: &VmRow,
+    t: &mut Template,
+    disk_id: i64,
+    name: &str,
+) -> Result<SnapMade, Failure> {
+    let id = v.head.owned.oid;
+    if name.len() > NAME_MAX {
+        return Err(fail(code::ACTION, "Snapshot name is too long"));
+    }
+    let d = vm_disk(t, disk_id)?;
+    if is_volatile(&d) {
+        return Err(fail(
+            code::ACTION,
+            "Cannot make snapshots on volatile disks",
+        ));
+    }
+    let Some(to) = snap_state(
+        v,
+        L::DiskSnapshot,
+        L::DiskSnapshotPoweroff,
+        L::DiskSnapshotSuspended,
+    ) else {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Could not create a new snapshot for VM {id}, wrong state {}.",
+                state_str(v)
+            ),
+        ));
+    };
+    let size: i64 = get(&d, "SIZE")
+        .parse()
+        .map_err(|_| fail(code::ACTION, "Wrong size in disk"))?;
+    if get(&d, "READONLY").eq_ignore_ascii_case("YES") {
+        return Err(fail(
+            code::ACTION,
+            "Cannot make snapshots on readonly disks",
+        ));
+    }
+    let mut snaps = DiskSnaps::load(t, disk_id).unwrap_or_else(|| DiskSnaps::new(disk_id));
+    let snap_id = snaps.create(name, size, now());
+    let total = snaps.total_size();
+    snaps.store(t);
+    edit_disk(t, disk_id, |d| {
+        put(d, "DISK_SNAPSHOT_ACTIVE", Some("YES".into()));
+        put(d, "DISK_SNAPSHOT_ID", Some(snap_id.to_string()));
+        put(d, "DISK_SNAPSHOT_TOTAL_SIZE", Some(total.to_string()));
+    });
+    Ok(SnapMade {
+        to,
+        snap_id,
+        disk: d,
+        size,
+    })
+}
+
+/// What a snapshot of `delta` MB of disk `d` of VM `v` asks of the quotas and of whom:
+/// `image` is the persistent disk's image (its owner pays in its datastore), None for a disk
+/// in the system datastore (the VM's owner pays SYSTEM_DISK_SIZE).
+pub fn disk_ask(
+    v: &VmRow,
+    d: &[(String, String)],
+    delta: i64,
+    image: Option<&sqlstore::objects::image::ImageRow>,
+) -> (Ask, i64, i64) {
+    match image {
+        Some(i) => {
+            let ds: i64 = get(d, "DATASTORE_ID").parse().unwrap_or(i.datastore_id);
+            let ask = Ask {
+                kind: "DATASTORE",
+                rid: ds,
+                amounts: vec![("SIZE", delta as f64), ("IMAGES", 0.0)],
+            };
+            (ask, i.head.owned.uid, i.head.owned.gid)
+        }
+        None => {
+            let ask = Ask {
+                kind: "VM",
+                rid: -1,
+                amounts: vec![("SYSTEM_DISK_SIZE", delta as f64)],
+            };
+            (ask, v.head.owned.uid, v.head.owned.gid)
+        }
+    }
+}
+
+/// The image of disk `d` whose owner its snapshots are charged to: a persistent disk's.
+pub fn charged_image(d: &[(String, String)]) -> Option<i64> {
+    (!is_volatile(d) && is_persistent(d)).then(|| get(d, "IMAGE_ID").parse().unwrap_or(-1))
+}
+
+/// `DispatchManager::disk_snapshot_revert` on VM `v`'s template `t` (POWEROFF only): the
+/// VM's move. Shared by the call and the scheduled action.
+pub fn snap_revert_edit(
+    v: &VmRow,
+    t: &mut Template,
+    disk_id: i64,
+    snap_id: i64,
+) -> Result<(i64, i64), Failure> {
+    let id = v.head.owned.oid;
+    if (v.state, v.lcm_state) != (state::POWEROFF, lcm::INIT) {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Could not revert to disk snapshot for VM {id}, wrong state {}.",
+                state_str(v)
+            ),
+        ));
+    }
+    let snaps = disk_snaps(t, disk_id)?;
+    if snaps.get(snap_id).is_none() {
+        return Err(fail(
+            code::ACTION,
+            format!("Disk id ({disk_id}) or snapshot id ({snap_id}) is not valid."),
+        ));
+    }
+    mark(t, disk_id, snap_id);
+    Ok((state::ACTIVE, L::DiskSnapshotRevertPoweroff.as_i64()))
+}
+
+/// `DispatchManager::disk_snapshot_delete` on VM `v`'s template `t`: the VM's move. Shared by
+/// the call and the scheduled action.
+pub fn snap_delete_edit(
+    v: &VmRow,
+    t: &mut Template,
+    disk_id: i64,
+    snap_id: i64,
+) -> Result<(i64, i64), Failure> {
+    let id = v.head.owned.oid;
+    let Some(to) = snap_state(
+        v,
+        L::DiskSnapshotDelete,
+        L::DiskSnapshotDeletePoweroff,
+        L::DiskSnapshotDeleteSuspended,
+    ) else {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Could not delete disk snapshot from VM {id}, wrong state {}.",
+                state_str(v)
+            ),
+        ));
+    };
+    let snaps = disk_snaps(t, disk_id)?;
+    let d = vm_disk(t, disk_id)?;
+    snaps
+        .test_delete(snap_id, is_persistent(&d))
+        .map_err(|e| fail(code::ACTION, e))?;
+    mark(t, disk_id, snap_id);
+    Ok(to)
 }
 
 /// Marks the snapshot a revert or delete works on (`set_snapshot_disk`).
@@ -269,25 +389,8 @@ pub async fn snap_revert(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
                 super::vm_ops::right(ctx, s, "disk-snapshot-revert", MANAGE).await?,
             )
             .await?;
-        if (v.state, v.lcm_state) != (state::POWEROFF, lcm::INIT) {
-            return Err(fail(
-                code::ACTION,
-                format!(
-                    "Could not revert to disk snapshot for VM {id}, wrong state {}.",
-                    state_str(&v)
-                ),
-            ));
-        }
         let mut t = stored(&v)?;
-        let snaps = disk_snaps(&t, disk_id)?;
-        if snaps.get(snap_id).is_none() {
-            return Err(fail(
-                code::ACTION,
-                format!("Disk id ({disk_id}) or snapshot id ({snap_id}) is not valid."),
-            ));
-        }
-        mark(&mut t, disk_id, snap_id);
-        let to = (state::ACTIVE, L::DiskSnapshotRevertPoweroff.as_i64());
+        let to = snap_revert_edit(&v, &mut t, disk_id, snap_id)?;
         Ok(write_vm(&v, &t, to))
     })
     .await
@@ -329,27 +432,8 @@ pub async fn snap_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
                 super::vm_ops::right(ctx, s, "disk-snapshot-delete", MANAGE).await?,
             )
             .await?;
-        let Some(to) = snap_state(
-            &v,
-            L::DiskSnapshotDelete,
-            L::DiskSnapshotDeletePoweroff,
-            L::DiskSnapshotDeleteSuspended,
-        ) else {
-            return Err(fail(
-                code::ACTION,
-                format!(
-                    "Could not delete disk snapshot from VM {id}, wrong state {}.",
-                    state_str(&v)
-                ),
-            ));
-        };
         let mut t = stored(&v)?;
-        let snaps = disk_snaps(&t, disk_id)?;
-        let d = vm_disk(&t, disk_id)?;
-        snaps
-            .test_delete(snap_id, is_persistent(&d))
-            .map_err(|e| fail(code::ACTION, e))?;
-        mark(&mut t, disk_id, snap_id);
+        let to = snap_delete_edit(&v, &mut t, disk_id, snap_id)?;
         Ok(write_vm(&v, &t, to))
     })
     .await

@@ -17,6 +17,8 @@ use crate::auth::Session;
 pub struct Disks {
     pub stmts: Vec<SqlStmt>,
     pub asks: Vec<Ask>,
+    /// The snapshots the disks start with, their images' (`ImagePool::acquire_disk`).
+    pub snaps: Vec<super::vm_disk_snaps::DiskSnaps>,
 }
 
 /// Takes the image of each DISK of a new VM's template that names one (IMAGE_ID, or IMAGE with
@@ -31,6 +33,7 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
         return Ok(Disks {
             stmts: Vec::new(),
             asks: Vec::new(),
+            snaps: Vec::new(),
         });
     }
     let out = take_list(
@@ -45,6 +48,9 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
     t.remove("DISK");
     for d in disks {
         t.push("DISK", template::Value::Vector(d));
+    }
+    for snaps in &out.snaps {
+        snaps.store(t);
     }
     Ok(out)
 }
@@ -63,6 +69,7 @@ pub async fn take_list(
     let mut out = Disks {
         stmts: Vec::new(),
         asks: Vec::new(),
+        snaps: Vec::new(),
     };
     let mut taken: Vec<i64> = Vec::new();
     for (n, disk) in disks.iter_mut().enumerate() {
@@ -112,6 +119,8 @@ pub async fn take_list(
         out.asks.push(Ask::image_vm(image));
         taken.push(image);
         fill_disk(disk, &i);
+        out.snaps
+            .extend(super::image_snaps::for_disk(&i, disk_id as i64));
     }
     Ok(out)
 }

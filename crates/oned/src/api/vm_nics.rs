@@ -156,6 +156,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             )
         })?;
         t.push(kind, template::Value::Vector(nic));
+        crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;
         let mut stmts = write_vm(&v, &t, running);
         stmts.extend(leases.stmts);
         let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);

@@ -7,10 +7,33 @@
 //! lists, which come first.
 
 use template::Template;
+use xmlrpc::Params;
 
+use super::method::{Auth, Method};
 use super::perms::{ADMIN, MANAGE, USE};
-use super::{Ctx, Failure};
+use super::vm::VMS;
+use super::{Ctx, Failure, MethodResult};
 use crate::auth::Session;
+use crate::method;
+
+/// `one.vm.rename` and `one.vm.update`, the owned-object calls OpenNebula gives a VM action
+/// (`RENAME_ACTION`, `UPDATE_ACTION`) and so a right from the lists. `chown`, `chmod`, `lock`
+/// and `unlock` have none in OpenNebula 7.0 (their names are refused in the lists) and keep
+/// the owned-object rights (`vm::OWNED`).
+pub const METHODS: &[Method] = &[
+    method!("one.vm.rename", Write, Auth::Object, rename),
+    method!("one.vm.update", Write, Auth::Object, update),
+];
+
+async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let right = right(ctx, s, "rename", MANAGE).await?;
+    super::owned::rename_as(ctx, s, p, &VMS, right).await
+}
+
+async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let right = right(ctx, s, "update", MANAGE).await?;
+    super::owned::update_as(ctx, s, p, &VMS, right).await
+}
 
 /// The names oned.conf's lists may hold.
 const NAMES: &[&str] = &[
@@ -103,23 +126,31 @@ pub fn right_in(conf: &Template, action: &str, default: u64) -> u64 {
 /// lists of the user's template, else of its group's, else of oned.conf, else `default`.
 pub async fn right(ctx: &Ctx, s: &Session, action: &str, default: u64) -> Result<u64, Failure> {
     let (uid, gid) = (s.uid, s.gid);
+    // One statement for both templates, and only those that may name the lists: most name
+    // none, and then nothing is parsed.
     let (user, group) = ctx
-        .read(move |c| {
-            let user = sqlstore::load_user(c, uid)?.map(|u| u.template);
-            let group = sqlstore::objects::group::load(c, gid)?.map(|g| g.template);
-            Ok((user, group))
-        })
+        .read(move |c| sqlstore::objects::user::vm_operation_templates(c, uid, gid))
         .await?;
-    for text in [user, group].into_iter().flatten() {
-        // Only a template that names the lists is parsed: most name none.
-        if !text.contains("_OPERATIONS") {
-            continue;
-        }
-        if let Some(right) = Template::parse(&text).ok().and_then(|t| listed(&t, action)) {
-            return Ok(right);
-        }
-    }
-    Ok(right_in(&ctx.config.raw, action, default))
+    Ok(right_of(
+        [user, group].into_iter().flatten(),
+        &ctx.config.raw,
+        action,
+        default,
+    ))
+}
+
+/// The right `action` needs given the caller's templates (`texts`: user's, then group's) and
+/// oned.conf `conf`: the first that lists it wins.
+fn right_of(
+    texts: impl IntoIterator<Item = String>,
+    conf: &Template,
+    action: &str,
+    default: u64,
+) -> u64 {
+    texts
+        .into_iter()
+        .find_map(|text| Template::parse(&text).ok().and_then(|t| listed(&t, action)))
+        .unwrap_or_else(|| right_in(conf, action, default))
 }
 
 /// `VMActions::set_auth_ops`' check of oned.conf: every listed name must be an operation.
@@ -164,6 +195,32 @@ mod tests {
         assert_eq!(
             check(&conf("VM_MANAGE_OPERATIONS = \"fly, poweroff\"")),
             Err("Unknown vm operation: fly".to_string())
+        );
+    }
+
+    #[test]
+    fn the_users_template_comes_before_its_groups_and_oned_conf() {
+        let shipped = conf("VM_MANAGE_OPERATIONS = \"rename, update\"");
+        let user = "VM_USE_OPERATIONS = \"rename\"".to_string();
+        let group = "VM_ADMIN_OPERATIONS = \"rename, update\"".to_string();
+        let none: [String; 0] = [];
+        assert_eq!(right_of(none, &shipped, "rename", ADMIN), MANAGE);
+        assert_eq!(right_of([group.clone()], &shipped, "rename", MANAGE), ADMIN);
+        assert_eq!(
+            right_of([user.clone(), group.clone()], &shipped, "rename", MANAGE),
+            USE
+        );
+        // The user's lists do not name update: the group's decide.
+        assert_eq!(right_of([user, group], &shipped, "update", MANAGE), ADMIN);
+        // chown, chmod and lock have no VM action in OpenNebula 7.0: naming them stops oned.
+        for op in ["chown", "chmod", "lock", "unlock"] {
+            let c = conf(&format!("VM_USE_OPERATIONS = \"{op}\""));
+            assert_eq!(check(&c), Err(format!("Unknown vm operation: {op}")));
+        }
+        // A template that does not parse is skipped, as one without the lists.
+        assert_eq!(
+            right_of(["A = [".to_string()], &shipped, "update", USE),
+            MANAGE
         );
     }
 

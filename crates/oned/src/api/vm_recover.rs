@@ -193,6 +193,11 @@ fn stmts_for(v: &VmRow, to: (i64, i64)) -> Result<Vec<SqlStmt>, Failure> {
         now: now(),
         leaves_host: leaves_host(to),
     });
+    // Into EPILOG too: the driver step that ends EPILOG VMs hands back only those it read
+    // before, and this VM may enter EPILOG in between (a second hand-back is the same).
+    if to.0 == state::DONE || to == (A, lcm::EPILOG) {
+        stmts.splice(0..0, super::image_snaps::hand_back(&v.template, id, None));
+    }
     let migrating = matches!(from.1, lcm::MIGRATE | lcm::SAVE_MIGRATE) && from.0 == A;
     if migrating && to == (A, lcm::RUNNING) && v.history.len() >= 2 {
         let n = v.history.len();

@@ -70,7 +70,12 @@ fn snap_id(a: &template::Attribute) -> Option<i64> {
 
 /// oned.conf's VM_SNAPSHOT_FACTOR (0 unless set).
 fn snapshot_factor(ctx: &Ctx) -> f64 {
-    ctx.config
+    factor_of(&ctx.config)
+}
+
+/// VM_SNAPSHOT_FACTOR of `config` (0 unless set).
+pub fn factor_of(config: &crate::config::Config) -> f64 {
+    config
         .raw
         .single("VM_SNAPSHOT_FACTOR")
         .and_then(|f| f.trim().parse::<f64>().ok())
@@ -166,18 +171,8 @@ pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 super::vm_ops::right(ctx, s, "snapshot-create", MANAGE).await?,
             )
             .await?;
-        if !running(&v) {
-            return Err(fail(
-                code::ACTION,
-                format!(
-                    "Could not create a new snapshot for VM {id}, wrong state {}.",
-                    state_str(&v)
-                ),
-            ));
-        }
         let mut t = stored(&v)?;
-        let (snap_id, snap) = new_snapshot(&t, &v, name, factor);
-        t.push("SNAPSHOT", Value::Vector(snap));
+        let (snap_id, _) = create_edit(&v, &mut t, name, factor)?;
         made_ref.store(snap_id, Ordering::Relaxed);
         let mut stmts = write_vm(&v, &t, (state::ACTIVE, HOTPLUG_SNAPSHOT));
         stmts.extend(charge.guard(ctx).await?);
@@ -185,6 +180,58 @@ pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     })
     .await?;
     Ok(xmlrpc::Value::Int(made.load(Ordering::Relaxed) as i32))
+}
+
+/// `DispatchManager::snapshot_create` on VM `v`'s template `t`: refused unless RUNNING, the new
+/// SNAPSHOT added (the VM goes to HOTPLUG_SNAPSHOT). Its id and its SYSTEM_DISK_SIZE, what the
+/// quota is asked for. Shared by the call and the scheduled action.
+pub fn create_edit(
+    v: &VmRow,
+    t: &mut Template,
+    name: &str,
+    factor: f64,
+) -> Result<(i64, f64), Failure> {
+    let id = v.head.owned.oid;
+    if name.len() > NAME_MAX {
+        return Err(fail(code::ACTION, "Snapshot name is too long"));
+    }
+    if !running(v) {
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Could not create a new snapshot for VM {id}, wrong state {}.",
+                state_str(v)
+            ),
+        ));
+    }
+    let (snap_id, snap) = new_snapshot(t, v, name, factor);
+    let size: f64 = template::vector_get(&snap, "SYSTEM_DISK_SIZE")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    t.push("SNAPSHOT", Value::Vector(snap));
+    Ok((snap_id, size))
+}
+
+/// Revert (`action` REVERT) or delete (DELETE) snapshot `snap` of VM `v` in its template `t`:
+/// refused unless RUNNING or if it does not exist; the VM goes to HOTPLUG_SNAPSHOT. Shared by
+/// the calls and the scheduled actions.
+pub fn mark_edit(v: &VmRow, t: &mut Template, snap: i64, action: &str) -> Result<(), Failure> {
+    let id = v.head.owned.oid;
+    let what = if action == "REVERT" {
+        format!("Could not revert VM {id} to snapshot {snap}")
+    } else {
+        format!("Could not delete snapshot {snap} for VM {id}")
+    };
+    if !running(v) {
+        return Err(fail(
+            code::ACTION,
+            format!("{what}, wrong state {}.", state_str(v)),
+        ));
+    }
+    if !set_active(t, snap, action) {
+        return Err(fail(code::ACTION, format!("{what}, it does not exist.")));
+    }
+    Ok(())
 }
 
 /// Marks snapshot `snap` ACTIVE with `action` (`set_active_snapshot`); false if it is not
@@ -211,11 +258,6 @@ fn set_active(t: &mut Template, snap: i64, action: &str) -> bool {
 async fn mark(ctx: &Ctx, s: &Session, p: Params<'_>, action: &'static str) -> MethodResult {
     let id = p.int(0)? as i64;
     let snap = p.int(1)? as i64;
-    let what = if action == "REVERT" {
-        format!("Could not revert VM {id} to snapshot {snap}")
-    } else {
-        format!("Could not delete snapshot {snap} for VM {id}")
-    };
     VMS.authorized(
         ctx,
         s,
@@ -223,7 +265,6 @@ async fn mark(ctx: &Ctx, s: &Session, p: Params<'_>, action: &'static str) -> Me
         super::vm_ops::right(ctx, s, "snapshot", MANAGE).await?,
     )
     .await?;
-    let what = &what;
     super::writes::write_computed(ctx, id, move || async move {
         let v = VMS
             .authorized(
@@ -233,16 +274,8 @@ async fn mark(ctx: &Ctx, s: &Session, p: Params<'_>, action: &'static str) -> Me
                 super::vm_ops::right(ctx, s, "snapshot", MANAGE).await?,
             )
             .await?;
-        if !running(&v) {
-            return Err(fail(
-                code::ACTION,
-                format!("{what}, wrong state {}.", state_str(&v)),
-            ));
-        }
         let mut t = stored(&v)?;
-        if !set_active(&mut t, snap, action) {
-            return Err(fail(code::ACTION, format!("{what}, it does not exist.")));
-        }
+        mark_edit(&v, &mut t, snap, action)?;
         Ok(write_vm(&v, &t, (state::ACTIVE, HOTPLUG_SNAPSHOT)))
     })
     .await?;

@@ -7,6 +7,7 @@ use super::family::Family;
 use super::method::{Auth, Method};
 use super::owned;
 use super::perms::{self, TEMPLATE, USE};
+use super::vmtemplate_images;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
@@ -39,6 +40,7 @@ pub const METHODS: &[Method] = &[
         &TEMPLATES
     ),
     method!(wire::method::TEMPLATE_DELETE, Write, Auth::Object, delete),
+    method!("one.template.chmod", Write, Auth::Object, chmod),
     method!(wire::method::TEMPLATE_CLONE, Write, Auth::Object, clone),
     method!(
         wire::method::TEMPLATE_INSTANTIATE,
@@ -55,8 +57,11 @@ pub const METHODS: &[Method] = &[
     ),
 ];
 
-/// The owned-object calls: chmod, chown, rename, update, lock, unlock.
-pub const OWNED: &[Method] = &owned_methods!(lockable "one.template", &TEMPLATES);
+/// The owned-object calls: chown, rename, update, lock, unlock (chmod, which may be recursive,
+/// is in `METHODS`).
+pub const OWNED: &[Method] = &owned_methods!(
+    @each "one.template", &TEMPLATES, [chown, rename, update, lock, unlock]
+);
 
 pub(super) fn template_xml(t: &TemplateRow, out: &mut String) {
     Xml::new(out).elem("VMTEMPLATE", |x| {
@@ -93,13 +98,38 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     insert(ctx, s, &name, t.to_text()).await
 }
 
+/// `one.template.delete(id[, recursive])`: with `recursive`, the images its disks name too
+/// (`TemplateDelete::drop`).
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
+    let recursive = p.opt_bool(1)?.unwrap_or(false);
+    // The disks are read before the template goes, as OpenNebula clones them first.
+    let images = if recursive {
+        Some(vmtemplate_images::images_of(ctx, s, id).await?)
+    } else {
+        None
+    };
     let stmts = vec![objects::delete(objects::template::TABLE, id)];
-    super::owned::delete(ctx, s, &TEMPLATES, id, stmts, |r| {
+    let done = super::owned::delete(ctx, s, &TEMPLATES, id, stmts, |r| {
         r.missing(TEMPLATES.missing(id))
     })
-    .await
+    .await?;
+    if let Some(images) = images {
+        vmtemplate_images::delete_images(ctx, s, id, images).await;
+    }
+    Ok(done)
+}
+
+/// `one.template.chmod(id, bits x 9[, recursive])`: with `recursive`, the same bits on the
+/// images its disks name (`TemplateChmod::chmod`).
+pub async fn chmod(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let recursive = p.opt_bool(10)?.unwrap_or(false);
+    let done = super::owned::chmod(ctx, s, Params(p.0), &TEMPLATES).await?;
+    if recursive {
+        vmtemplate_images::chmod_images(ctx, s, id, &p).await?;
+    }
+    Ok(done)
 }
 
 /// The stored template of `t`, parsed: a corrupt one is an error, never an empty template
@@ -114,15 +144,41 @@ fn stored(t: &TemplateRow) -> Result<template::Template, super::Failure> {
     })
 }
 
+/// `one.template.clone(id, name[, recursive])`: with `recursive`, copies of its images too
+/// (`VMTemplateClone::clone`).
 pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
+    let recursive = p.opt_bool(2)?.unwrap_or(false);
+    let copy = copy(ctx, s, id, &name, "").await?;
+    if recursive {
+        vmtemplate_images::clone_images(ctx, s, copy, &name, false).await?;
+    }
+    Ok(xmlrpc::Value::Int(copy as i32))
+}
+
+/// A copy of template `id` called `name`, with `extra` merged in (`RequestManagerClone::
+/// clone`): its id.
+async fn copy(
+    ctx: &Ctx,
+    s: &Session,
+    id: i64,
+    name: &str,
+    extra: &str,
+) -> Result<i64, super::Failure> {
     let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
     TEMPLATES.may_create(ctx, s).await?;
-    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    super::validate::object_name(name).map_err(|e| fail(code::INTERNAL, e))?;
     let mut body = stored(&t)?;
-    body.set("NAME", template::Value::Single(name.clone()));
-    insert(ctx, s, &name, body.to_text()).await
+    if !extra.trim().is_empty() {
+        let more = super::validate::template(extra).map_err(|e| fail(code::INTERNAL, e))?;
+        super::merge_attrs(&mut body, more);
+    }
+    body.set("NAME", template::Value::Single(name.to_string()));
+    match insert(ctx, s, name, body.to_text()).await? {
+        xmlrpc::Value::Int(new) => Ok(i64::from(new)),
+        _ => Err(fail(code::INTERNAL, "Cannot read the new template's id")),
+    }
 }
 
 /// `one.template.instantiate(id, name, hold, extra, persistent)`: a VM owned by the caller.
@@ -133,16 +189,32 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         None => String::new(),
     };
     let hold = p.opt_bool(2)?.unwrap_or(false);
-    let extra = match p.0.get(3) {
+    let mut extra = match p.0.get(3) {
         Some(_) => p.string(3)?.to_string(),
         None => String::new(),
     };
+    let persistent = p.opt_bool(4)?.unwrap_or(false);
     // OpenNebula refuses a virtual router template before it authorizes anything.
-    if super::vrouter::is_vrouter_template(&stored(&TEMPLATES.get(ctx, id).await?)?) {
+    let original = TEMPLATES.get(ctx, id).await?;
+    if super::vrouter::is_vrouter_template(&stored(&original)?) {
         return Err(fail(
             code::ACTION,
             "Virtual router templates cannot be instantiated",
         ));
+    }
+    let mut id = id;
+    if persistent {
+        // The private persistent copy (`VMTemplateInstantiate`): the extra attributes go into
+        // it, and the VM only records where it came from.
+        let copy_name = if name.is_empty() {
+            format!("{}-copy", original.head.name)
+        } else {
+            name.clone()
+        };
+        let copy = copy(ctx, s, id, &copy_name, &extra).await?;
+        vmtemplate_images::clone_images(ctx, s, copy, &copy_name, true).await?;
+        extra = format!("CLONING_TEMPLATE_ID={id}\n");
+        id = copy;
     }
     let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
     super::vm::VMS.may_create(ctx, s).await?;

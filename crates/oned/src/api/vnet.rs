@@ -54,15 +54,20 @@ pub const METHODS: &[Method] = &[
 pub const OWNED: &[Method] =
     &owned_methods!(@each "one.vn", &NETS, [chmod, chown, rename, lock, unlock]);
 
-/// `AddressRangePool::to_xml`: with the leases (`one.vn.info`), or as stored (pools).
+/// `AddressRangePool::to_xml`: with the leases (`one.vn.info`), or as stored (pools). Past
+/// MAX_LEASES_PER_ANSWER leases, the later ones are left out of the lists; USED_LEASES still
+/// counts them all, so a client sees that the list is cut.
 fn ar_pool(x: &mut Xml<'_>, v: &VnetRow, t: &template::Template, extended: bool) {
+    let mut left = crate::limits::leases_per_answer();
     x.elem("AR_POOL", |x| {
         for r in super::address_range::ranges(t) {
             let leases: Vec<_> = v.leases.iter().filter(|l| l.ar_id == r.id).collect();
+            let shown = &leases[..leases.len().min(left)];
+            left -= shown.len();
             if extended {
-                r.xml_extended(x, &leases);
+                r.xml_extended(x, shown, leases.len());
             } else {
-                r.xml_stored(x, &leases);
+                r.xml_stored(x, shown);
             }
         }
     });
@@ -110,17 +115,9 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
         x.num("VLAN_ID_AUTOMATIC", 0)
             .num("OUTER_VLAN_ID_AUTOMATIC", 0)
             .num("USED_LEASES", v.leases.len());
-        // The routers holding a floating address here (`VirtualNetwork::vrouters`).
-        let mut routers: Vec<i64> = v
-            .leases
-            .iter()
-            .filter(|l| l.holder == sqlstore::objects::lease::Holder::Vrouter)
-            .map(|l| l.owner)
-            .collect();
-        routers.sort_unstable();
-        routers.dedup();
+        // The routers with a NIC here (`VirtualNetwork::vrouters`).
         x.elem("VROUTERS", |x| {
-            for r in &routers {
+            for r in &v.vrouters {
                 x.num("ID", r);
             }
         });
@@ -215,6 +212,7 @@ pub(super) async fn create_child(
 /// The template with each AR checked and numbered as `AddressRange::from_attr` does (AR_ID
 /// from 0, a MAC where none was given), or the first refusal.
 pub(super) fn normalized_ranges(t: &template::Template) -> Result<template::Template, String> {
+    crate::limits::ranges(t.get_all("AR").count())?;
     let mut ranges = Vec::new();
     for ar in t.get_all("AR") {
         let pairs = ar.value.as_vector().unwrap_or_default().to_vec();
@@ -231,9 +229,10 @@ pub(super) fn normalized_ranges(t: &template::Template) -> Result<template::Temp
 /// `one.vn.info(id)`: the network with its leases.
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let row = NETS
+    let mut row = NETS
         .authorized(ctx, s, id, perms::USE | perms::NO_LOCK)
         .await?;
+    super::vrouter::only_visible_routers(ctx, s, &mut row).await;
     let mut out = String::new();
     vnet_xml_extended(&row, &mut out);
     Ok(xmlrpc::Value::String(out))

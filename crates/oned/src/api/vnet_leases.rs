@@ -121,6 +121,7 @@ pub async fn add_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ar::next_id(&ranges),
             ar::random_word(),
         )?);
+        crate::limits::ranges(ranges.len())?;
         Ok(vec![write_ranges(v, &t, &ranges)])
     })
     .await
@@ -619,6 +620,7 @@ async fn add_to_reservation(
     let mut ranges = ar::ranges(&t);
     let new = reservation_range(child, ar::next_id(&ranges), parent_ar)?;
     ranges.push(new);
+    crate::limits::ranges(ranges.len()).map_err(|e| fail(code::ACTION, e))?;
     let mut stmts = takes;
     stmts.push(write_ranges(&r, &t, &ranges));
     ctx.commit(sqlstore::SqlTxn { stmts }, |r| {
@@ -689,12 +691,31 @@ pub async fn lease_list_held(
     owner: OwnerRef<'static>,
     prefix: &str,
 ) -> Result<NicLeases, Failure> {
+    let mut picked = Vec::new();
+    lease_list_picking(ctx, s, nics, first_id, holder, owner, prefix, &mut picked).await
+}
+
+/// Addresses already picked for the same owner's earlier NICs: (network, range, index).
+pub type Picked = Vec<(i64, i64, i64)>;
+
+/// [`lease_list_held`] for NICs leased a few at a time into one write (a router's floating
+/// NICs among its others): `picked` carries the addresses taken by the earlier calls, so that
+/// no two NICs of the write pick the same one.
+#[allow(clippy::too_many_arguments)]
+pub async fn lease_list_picking(
+    ctx: &Ctx,
+    s: &Session,
+    nics: &mut [Vec<(String, String)>],
+    first_id: usize,
+    holder: Holder,
+    owner: OwnerRef<'static>,
+    prefix: &str,
+    picked: &mut Picked,
+) -> Result<NicLeases, Failure> {
     let mut out = NicLeases {
         stmts: Vec::new(),
         per_network: Vec::new(),
     };
-    // Addresses picked for earlier NICs of this VM, by (network, range).
-    let mut picked: Vec<(i64, i64, i64)> = Vec::new();
     let alloc_err = |e: String| fail(code::INTERNAL, format!("{prefix}{e}"));
     for (n, nic) in nics.iter_mut().enumerate() {
         let nic_id = first_id + n;
@@ -848,6 +869,13 @@ fn fill_nic(
     }
     for k in ["VLAN_ID", "PHYDEV", "OUTER_VLAN_ID"] {
         if let Some(val) = vt.single(k).filter(|x| !x.is_empty()) {
+            set_attr(nic, k, val.to_string());
+        }
+    }
+    // `AddressRange::set_vnet`: the range's own values win over the network's.
+    for k in ["VN_MAD", "BRIDGE", "PHYDEV", "VLAN_ID"] {
+        let val = r.get(k).trim();
+        if !val.is_empty() {
             set_attr(nic, k, val.to_string());
         }
     }

@@ -261,6 +261,11 @@ fn restricted(ctx: &Ctx) -> Vec<(String, Vec<String>)> {
     } else {
         conf
     };
+    grouped(names)
+}
+
+/// Restricted attribute names (`NAME` or `NAME/KEY`) grouped as OpenNebula keeps them.
+pub(super) fn grouped(names: Vec<String>) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for r in names {
         let (name, sub) = match r.split_once('/') {
@@ -304,19 +309,28 @@ fn restricted_values(t: &Template, name: &str, subs: &[String]) -> (bool, Vec<St
 /// `Template::check_restricted(ra, base, append = true)`: the first restricted attribute the
 /// user's template sets to something else than `base` has.
 fn restricted_change(ctx: &Ctx, user: &Template, base: &Template) -> Option<String> {
-    for (name, subs) in restricted(ctx) {
+    restricted_change_of(&restricted(ctx), user, base)
+}
+
+/// [`restricted_change`] against the grouped restricted attributes `ras`.
+pub(super) fn restricted_change_of(
+    ras: &[(String, Vec<String>)],
+    user: &Template,
+    base: &Template,
+) -> Option<String> {
+    for (name, subs) in ras {
         if subs.is_empty() {
-            if let Some(v) = user.single(&name) {
-                if base.single(&name).unwrap_or("") != v {
-                    return Some(name);
+            if let Some(v) = user.single(name) {
+                if base.single(name).unwrap_or("") != v {
+                    return Some(name.clone());
                 }
             }
             continue;
         }
-        let (new, values) = restricted_values(user, &name, &subs);
-        let (_, base_values) = restricted_values(base, &name, &subs);
+        let (new, values) = restricted_values(user, name, subs);
+        let (_, base_values) = restricted_values(base, name, subs);
         if new && values != base_values {
-            return Some(name);
+            return Some(name.clone());
         }
     }
     None

@@ -7,7 +7,11 @@
 //!
 //! As in OpenNebula, the steps on the router's VMs (create, release, attach, detach, end) are
 //! separate writes after the router's own: each re-checks the state it expects, so a leader
-//! change between two of them never runs one twice, and a failure leaves the VMs done so far.
+//! change between two of them never runs one twice. Each VM `instantiate` makes is one write
+//! with its leases and quota; when one fails, the call answers its error and ends those made
+//! before it, which never join the router (`VirtualRouterInstantiate`). A NIC failing on one
+//! VM at `attachnic`/`detachnic` leaves the router and the VMs done so far as they are.
+//! The router's NICs are built in [`super::vrouter_nics`].
 
 use sqlstore::objects::lease::{self, Holder, OwnerRef};
 use sqlstore::objects::{self, vrouter::VrouterRow};
@@ -18,7 +22,8 @@ use xmlrpc::{Params, Value};
 use super::family::Family;
 use super::method::{Auth, Method};
 use super::perms::{self, MANAGE, USE};
-use super::quota::{Ask, Charge, Wording};
+use super::quota::{Charge, Wording};
+use super::vrouter_nics::{self as vnics, get, lease_router_nics, nics, with_nics, Pairs};
 use super::xml::{self, Xml};
 use super::{code, fail, owned, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -123,147 +128,6 @@ fn stored(r: &VrouterRow) -> Result<Template, Failure> {
     })
 }
 
-type Pairs = Vec<(String, String)>;
-
-fn nics(t: &Template) -> Vec<Pairs> {
-    t.get_all("NIC")
-        .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
-        .collect()
-}
-
-fn set_attr(nic: &mut Pairs, k: &str, v: String) {
-    nic.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-    nic.push((k.to_string(), v));
-}
-
-fn get<'a>(nic: &'a [(String, String)], k: &str) -> &'a str {
-    template::vector_get(nic, k).unwrap_or("").trim()
-}
-
-fn floating(nic: &[(String, String)]) -> bool {
-    get(nic, "FLOATING_IP").eq_ignore_ascii_case("YES")
-}
-
-/// `prepare_nic_vm`: a floating NIC keeps its addresses as the router's (`VROUTER_IP`...), so
-/// that each VM takes its own from the network.
-fn prepare_nic_vm(nic: &mut Pairs) {
-    if !floating(nic) {
-        return;
-    }
-    for k in ["MAC", "IP", "IP6_LINK", "IP6_ULA", "IP6_GLOBAL", "VLAN_ID"] {
-        if let Some(v) = template::vector_get(nic, k).map(str::to_string) {
-            nic.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-            set_attr(nic, &format!("VROUTER_{k}"), v);
-        }
-    }
-}
-
-/// What leasing a router's NICs makes: the statements taking the floating addresses, and how
-/// many each network gives (the router owner's NETWORK quota, `QuotaNetworkVirtualRouter`).
-struct RouterLeases {
-    stmts: Vec<SqlStmt>,
-    asks: Vec<Ask>,
-}
-
-/// `VirtualNetworkPool::nic_attribute` for a router (`vrouter_nic_attribute`): each NIC gets
-/// its NIC_ID (from `first_id`); one naming a network gets NETWORK and NETWORK_ID, and a
-/// floating one an address of it held by `owner`. The caller must USE each network.
-async fn lease_router_nics(
-    ctx: &Ctx,
-    s: &Session,
-    nics: &mut [Pairs],
-    first_id: usize,
-    owner: OwnerRef<'static>,
-    prefix: &str,
-) -> Result<RouterLeases, Failure> {
-    let mut out = RouterLeases {
-        stmts: Vec::new(),
-        asks: Vec::new(),
-    };
-    let err = |e: String| fail(code::INTERNAL, format!("{prefix}{e}"));
-    for (n, nic) in nics.iter_mut().enumerate() {
-        let nic_id = first_id + n;
-        if get(nic, "NETWORK_MODE").eq_ignore_ascii_case("AUTO") {
-            return Err(err("Virtual Router is incompatible with auto mode".into()));
-        }
-        if floating(nic) {
-            let one = std::slice::from_mut(nic);
-            let leased = super::vnet_leases::lease_list_held(
-                ctx,
-                s,
-                one,
-                nic_id,
-                Holder::Vrouter,
-                owner,
-                prefix,
-            )
-            .await?;
-            out.stmts.extend(leased.stmts);
-            out.asks.extend(
-                leased
-                    .per_network
-                    .into_iter()
-                    .map(|(vnet, count)| Ask::leases(vnet, count)),
-            );
-        } else {
-            set_attr(nic, "NIC_ID", nic_id.to_string());
-            if let Some(vid) = network_of(ctx, s, nic).await.map_err(err)? {
-                let v = match super::vnet::NETS.authorized(ctx, s, vid, USE).await {
-                    Ok(v) => v,
-                    Err(Failure::Api { code: c, .. }) if c == code::NO_EXISTS => {
-                        return Err(err(format!(
-                            "Virtual network with ID: {vid} does not exist"
-                        )))
-                    }
-                    Err(f) => return Err(f),
-                };
-                set_attr(nic, "NETWORK", v.head.name.clone());
-                set_attr(nic, "NETWORK_ID", vid.to_string());
-            }
-        }
-        prepare_nic_vm(nic);
-    }
-    Ok(out)
-}
-
-/// The network a non-floating NIC names: NETWORK_ID, or NETWORK of NETWORK_UID /
-/// NETWORK_UNAME (the caller by default); `None` if it names none.
-async fn network_of(
-    ctx: &Ctx,
-    s: &Session,
-    nic: &[(String, String)],
-) -> Result<Option<i64>, String> {
-    let id = get(nic, "NETWORK_ID");
-    if !id.is_empty() {
-        return id
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| format!("Virtual network with ID: {id} does not exist"));
-    }
-    let name = get(nic, "NETWORK");
-    if name.is_empty() {
-        return Ok(None);
-    }
-    let owner =
-        super::writes::named_owner(ctx, s, get(nic, "NETWORK_UNAME"), get(nic, "NETWORK_UID"))
-            .await?;
-    let found = super::writes::oid_by_name(ctx, objects::vnet::TABLE, name, owner).await?;
-    found.map(Some).ok_or_else(|| {
-        format!(
-            "User {owner} does not own a network with name: {name} . Set NETWORK_UNAME or NETWORK_UID of owner in NIC."
-        )
-    })
-}
-
-/// The template with `nics` as its NIC attributes, in order.
-fn with_nics(mut t: Template, nics: Vec<Pairs>) -> Template {
-    t.remove("NIC");
-    for nic in nics {
-        t.push("NIC", TValue::Vector(nic));
-    }
-    t
-}
-
 /// `one.vrouter.allocate(template)`: CREATE VROUTER and USE of each NIC's network; a valid
 /// NAME; the floating addresses leased, under the caller's NETWORK quota.
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
@@ -273,6 +137,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let name = body.single("NAME").unwrap_or("").to_string();
     body.remove("NAME");
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    // As a VM's: a router with a million NICs would take as many leases in one write.
+    crate::limits::vm_vectors(&body).map_err(|e| fail(code::INTERNAL, e))?;
     // The addresses are picked as the networks are now; a concurrent lease of one refuses the
     // write, and they are picked again.
     for _ in 0..LEASE_RETRIES {
@@ -291,6 +157,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         } else {
             with_nics(body.clone(), list)
         };
+        let mut with = leases.stmts;
+        with.extend(objects::vrouter::set_networks(None, &vnics::networks(&t)));
         let insert =
             objects::vrouter::insert(&name, s.uid, s.gid, perms::DEFAULT_PERMS, t.to_text());
         match super::quota::allocate_all(
@@ -299,7 +167,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             &leases.asks,
             objects::vrouter::TABLE,
             insert,
-            leases.stmts,
+            with,
             "virtual router",
             "VROUTER",
         )
@@ -446,7 +314,7 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     } else {
         name
     };
-    let for_vms = vm_template(&r, &rt);
+    let for_vms = vm_template(&r, &rt, &vnics::restricted_nic(ctx));
     let mut vms: Vec<i64> = Vec::new();
     for i in 0..n.max(0) {
         let vm_name = pattern.replace("%i", &i.to_string());
@@ -503,11 +371,11 @@ async fn set_template_id(ctx: &Ctx, id: i64, tid: i64) -> Result<Option<SqlStmt>
 
 /// `VirtualRouter::get_vm_template`: the router's NICs, VROUTER_ID and the keepalived
 /// attributes, merged into each VM's template.
-fn vm_template(r: &VrouterRow, rt: &Template) -> Template {
+fn vm_template(r: &VrouterRow, rt: &Template, restricted: &[String]) -> Template {
     let oid = r.head.owned.oid;
     let mut t = Template::default();
     for mut nic in nics(rt) {
-        prepare_nic_vm(&mut nic);
+        vnics::prepare_nic_vm(&mut nic, restricted);
         t.push("NIC", TValue::Vector(nic));
     }
     t.set("VROUTER_ID", TValue::Single(oid.to_string()));
@@ -544,29 +412,64 @@ async fn instantiate_one(
     extra: &str,
     router: &Template,
 ) -> Result<i64, Failure> {
-    let t = super::vmtemplate::TEMPLATES
-        .authorized(ctx, s, tid, USE)
-        .await?;
-    super::vm::VMS.may_create(ctx, s).await?;
+    // `VMTemplateInstantiate::merge` comes before the rights: a user's extra template may not
+    // change a restricted attribute of the template.
+    let t = super::vmtemplate::TEMPLATES.get(ctx, tid).await?;
     let mut body = Template::parse(&t.template).map_err(|e| fail(code::INTERNAL, e.to_string()))?;
     if !extra.trim().is_empty() {
         let more = super::validate::template(extra).map_err(|e| fail(code::INTERNAL, e))?;
+        if !s.is_admin() {
+            let ras = super::vntemplate::grouped(vnics::vm_restricted(ctx));
+            if let Some(ra) = super::vntemplate::restricted_change_of(&ras, &more, &body) {
+                return Err(fail(
+                    code::AUTHORIZATION,
+                    format!(
+                        "User [{}] : User Template includes a restricted attribute {ra}.",
+                        s.uid
+                    ),
+                ));
+            }
+        }
         super::merge_attrs(&mut body, more);
     }
+    super::vmtemplate::TEMPLATES
+        .authorized(ctx, s, tid, USE)
+        .await?;
+    super::vm::VMS.may_create(ctx, s).await?;
     super::merge_attrs(&mut body, router.clone());
     body.set("TEMPLATE_ID", TValue::Single(tid.to_string()));
     if !name.is_empty() {
         super::validate::object_name(name).map_err(|e| {
             fail(
                 code::ALLOCATE,
-                format!("Error allocating a new virtual machine template. {e}"),
+                format!("Error allocating a new virtual router. {e}"),
             )
         })?;
     }
-    let made = super::vm::create(ctx, s, &body.to_text(), Some(name.to_string()), true).await?;
+    let made = super::vm::create(ctx, s, &body.to_text(), Some(name.to_string()), true)
+        .await
+        .map_err(allocation_of_router)?;
     match made {
         Value::Int(vm) => Ok(vm as i64),
         _ => Err(fail(code::INTERNAL, "A VM was created without an id")),
+    }
+}
+
+/// A VM that could not be made, as `VirtualRouterInstantiate` answers it: oned's VM pool
+/// refusal is ALLOCATE, worded after the request's object (`Request::failure_message`).
+fn allocation_of_router(f: Failure) -> Failure {
+    const VM: &str = "Error allocating a new virtual machine.";
+    match f {
+        Failure::Api { code: c, message } if c == code::INTERNAL && message.starts_with(VM) => {
+            fail(
+                code::ALLOCATE,
+                format!(
+                    "Error allocating a new virtual router.{}",
+                    &message[VM.len()..]
+                ),
+            )
+        }
+        other => other,
     }
 }
 
@@ -625,6 +528,10 @@ pub async fn attach_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             r.template.clone(),
         )];
         stmts.extend(leases.stmts);
+        stmts.extend(objects::vrouter::set_networks(
+            Some(id),
+            &vnics::networks(&t),
+        ));
         for ask in &leases.asks {
             let charge = Charge {
                 ask,
@@ -653,19 +560,31 @@ pub async fn attach_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let mut one = Template::default();
     one.push("NIC", TValue::Vector(nic));
     let text = one.to_text();
-    let admin = internal();
+    // As the caller (`VirtualMachineAttachNic::request_execute` with the router call's
+    // attributes): it must manage each VM too.
     for vm in vms {
         let args = [Value::Int(vm as i32), Value::String(text.clone())];
-        if let Err(f) = super::vm_nics::attach(ctx, &admin, Params(&args)).await {
+        if let Err(f) = super::vm_nics::attach(ctx, s, Params(&args)).await {
             return Err(as_action(f));
         }
     }
     Ok(Value::Int(id as i32))
 }
 
+/// A VM step's failure as the router call answers it: ACTION with the step's own message,
+/// without the `User [id] : ` an AUTHORIZATION answer starts with (oned adds that only when
+/// it answers AUTHORIZATION).
 fn as_action(f: Failure) -> Failure {
     match f {
-        Failure::Api { message, .. } => fail(code::ACTION, message),
+        Failure::Api { code: c, message } => {
+            let message = match message.split_once(" : ") {
+                Some((user, rest)) if c == code::AUTHORIZATION && user.starts_with("User [") => {
+                    rest.to_string()
+                }
+                _ => message,
+            };
+            fail(code::ACTION, message)
+        }
         other => other,
     }
 }
@@ -702,6 +621,10 @@ pub async fn detach_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             r.template.clone(),
         )];
         stmts.extend(free_floating(ctx, id, &gone).await?);
+        stmts.extend(objects::vrouter::set_networks(
+            Some(id),
+            &vnics::networks(&t),
+        ));
         if let Ok(mut v) = vms_ref.lock() {
             *v = r.vms.clone();
         }
@@ -709,10 +632,9 @@ pub async fn detach_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     })
     .await?;
     let vms = vms.lock().map(|v| v.clone()).unwrap_or_default();
-    let admin = internal();
     for vm in vms {
         let args = [Value::Int(vm as i32), Value::Int(nic_id as i32)];
-        if let Err(f) = super::vm_nics::detach(ctx, &admin, Params(&args)).await {
+        if let Err(f) = super::vm_nics::detach(ctx, s, Params(&args)).await {
             return Err(as_action(f));
         }
     }
@@ -749,22 +671,82 @@ async fn free_floating(
     }))
 }
 
+/// `VirtualNetworkInfo::to_xml`: a caller without MANAGE on the network sees in its VROUTERS
+/// only the routers it may use (`use_filter` of VROUTER).
+pub(super) async fn only_visible_routers(
+    ctx: &Ctx,
+    s: &Session,
+    v: &mut sqlstore::objects::vnet::VnetRow,
+) {
+    if v.vrouters.is_empty() || s.is_admin() {
+        return;
+    }
+    let oid = v.head.owned.oid;
+    let manages = super::vnet::NETS
+        .authorized(ctx, s, oid, MANAGE | perms::NO_LOCK)
+        .await
+        .is_ok();
+    if manages {
+        return;
+    }
+    let mut kept = Vec::new();
+    for r in &v.vrouters {
+        if VROUTERS
+            .authorized(ctx, s, *r, USE | perms::NO_LOCK)
+            .await
+            .is_ok()
+        {
+            kept.push(*r);
+        }
+    }
+    v.vrouters = kept;
+}
+
+/// `VirtualMachine::is_vrouter`: VROUTER_ID names a router.
+fn runs_a_router(vm: &sqlstore::objects::vm::VmRow) -> bool {
+    Template::parse(&vm.template)
+        .ok()
+        .and_then(|t| {
+            t.single("VROUTER_ID")
+                .map(|v| v.trim().parse::<i64>().is_ok_and(|id| id != -1))
+        })
+        .unwrap_or(false)
+}
+
+fn router_vm_refused() -> Failure {
+    fail(
+        code::ACTION,
+        "Action is not supported for virtual router VMs",
+    )
+}
+
 /// OpenNebula's refusal of a NIC call on one of a router's VMs (`VirtualMachineAttachNic`...):
 /// ACTION, after NO_EXISTS for a VM that is not there.
 async fn not_a_router_vm(ctx: &Ctx, p: &Params<'_>) -> Result<(), Failure> {
     let vm = super::vm::VMS.get(ctx, p.int(0)? as i64).await?;
-    let routed = Template::parse(&vm.template)
-        .ok()
-        .and_then(|t| {
-            t.single("VROUTER_ID")
-                .map(|v| v.trim().parse::<i64>().is_ok())
-        })
-        .unwrap_or(false);
-    if routed {
-        return Err(fail(
-            code::ACTION,
-            "Action is not supported for virtual router VMs",
-        ));
+    if runs_a_router(&vm) {
+        return Err(router_vm_refused());
+    }
+    Ok(())
+}
+
+/// `VirtualMachineAttach`'s first checks, before the caller's rights: NO_EXISTS, then for a
+/// router's VM "not running in any host" while it has no host, else the router refusal.
+pub(super) async fn refuse_disk_attach(ctx: &Ctx, vm: i64) -> Result<(), Failure> {
+    let v = super::vm::VMS.get(ctx, vm).await?;
+    if !runs_a_router(&v) {
+        return Ok(());
+    }
+    if v.history.is_empty() {
+        return Err(fail(code::ACTION, "VM is not running in any host"));
+    }
+    Err(router_vm_refused())
+}
+
+/// `VirtualMachineDetach`'s refusal of a router's VM, checked after the caller's rights.
+pub(super) async fn refuse_disk_detach(ctx: &Ctx, vm: i64) -> Result<(), Failure> {
+    if runs_a_router(&super::vm::VMS.get(ctx, vm).await?) {
+        return Err(router_vm_refused());
     }
     Ok(())
 }
@@ -785,28 +767,4 @@ pub async fn vm_detach_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResul
 pub async fn vm_update_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     not_a_router_vm(ctx, &p).await?;
     super::vm_nics::update(ctx, s, p).await
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)] // test code
-
-    use super::*;
-
-    #[test]
-    fn a_floating_nic_keeps_its_addresses_as_the_routers() {
-        let mut nic: Pairs = vec![
-            ("FLOATING_IP".into(), "yes".into()),
-            ("IP".into(), "10.0.0.1".into()),
-            ("MAC".into(), "02:00:0a:00:00:01".into()),
-            ("NETWORK_ID".into(), "0".into()),
-        ];
-        prepare_nic_vm(&mut nic);
-        assert_eq!(get(&nic, "VROUTER_IP"), "10.0.0.1");
-        assert_eq!(get(&nic, "VROUTER_MAC"), "02:00:0a:00:00:01");
-        assert_eq!(get(&nic, "IP"), "");
-        let mut plain: Pairs = vec![("IP".into(), "10.0.0.1".into())];
-        prepare_nic_vm(&mut plain);
-        assert_eq!(get(&plain, "IP"), "10.0.0.1");
-    }
 }

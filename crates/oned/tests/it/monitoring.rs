@@ -120,6 +120,28 @@ fn records_of_running_vms_and_hosts_appear_on_every_server_and_expire() {
 
     let info = xml(&f, "one.vm.info", vec![Value::Int(vm)]);
     assert!(info.contains("<MONITORING><CPU>"), "{info}");
+    // The short body's MONITORING (`VirtualMachineMonitorInfo::to_xml_short`): CPU, MEMORY
+    // and STATE, which the dummy probe does not report, so OpenNebula prints it empty.
+    let short = xml(
+        &f,
+        "one.vmpool.info",
+        vec![
+            Value::Int(-2),
+            Value::Int(vm),
+            Value::Int(vm),
+            Value::Int(-1),
+        ],
+    );
+    let mon = short
+        .split("<MONITORING>")
+        .nth(1)
+        .and_then(|r| r.split("</MONITORING>").next())
+        .unwrap_or_default();
+    assert!(mon.starts_with("<CPU>"), "{short}");
+    assert!(mon.contains("</CPU><MEMORY>"), "{short}");
+    assert!(mon.ends_with("</MEMORY><STATE></STATE>"), "{short}");
+    let cpu: i64 = values(mon, "CPU")[0].parse().unwrap();
+    assert!((5..=100).contains(&cpu), "{short}");
     let last = xml(
         &c,
         "one.vmpool.monitoring",

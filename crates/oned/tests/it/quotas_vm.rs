@@ -351,8 +351,13 @@ fn template_instantiate_builds_the_extra_template_from_its_options() {
             "{body}"
         );
         assert!(body.contains("<TARGET><![CDATA[vdb]]></TARGET>"), "{body}");
+        // --persistent: the disk is the private copy's persistent copy of the image.
         assert!(
-            body.contains(&format!("<IMAGE_ID><![CDATA[{image}]]></IMAGE_ID>")),
+            body.contains(&format!("<IMAGE><![CDATA[web-{i}-disk-0]]></IMAGE>")),
+            "{body}"
+        );
+        assert!(
+            body.contains("<PERSISTENT><![CDATA[YES]]></PERSISTENT>"),
             "{body}"
         );
     }

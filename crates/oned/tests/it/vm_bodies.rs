@@ -69,7 +69,17 @@ fn a_new_vms_template_is_split_and_printed_as_opennebula() {
     let t = body.child("TEMPLATE").unwrap();
     assert_eq!(
         names(t),
-        ["CONTEXT", "CPU", "FEATURES", "GRAPHICS", "MEMORY", "OS", "VCPU", "VMID"]
+        [
+            "AUTOMATIC_REQUIREMENTS",
+            "CONTEXT",
+            "CPU",
+            "FEATURES",
+            "GRAPHICS",
+            "MEMORY",
+            "OS",
+            "VCPU",
+            "VMID"
+        ]
     );
     assert_eq!(t.text_of("VMID").unwrap(), vm.to_string());
     let uuid = t.child("OS").unwrap().text_of("UUID").unwrap();
@@ -100,7 +110,7 @@ fn a_new_vms_template_is_split_and_printed_as_opennebula() {
         names(body.child("USER_TEMPLATE").unwrap()),
         ["LABELS", "OWNER"]
     );
-    assert_eq!(names(body.child("TEMPLATE").unwrap()).len(), 8);
+    assert_eq!(names(body.child("TEMPLATE").unwrap()).len(), 9);
 
     tracing::info!("--- vmpool.info prints to_xml_short, infoextended the stored body");
     let short = pool(&l, "one.vmpool.info", -1, "");
@@ -144,7 +154,7 @@ fn a_new_vms_template_is_split_and_printed_as_opennebula() {
         names(v.child("USER_TEMPLATE").unwrap()),
         ["LABELS", "OWNER"]
     );
-    assert_eq!(names(v.child("TEMPLATE").unwrap()).len(), 8);
+    assert_eq!(names(v.child("TEMPLATE").unwrap()).len(), 9);
 
     tracing::info!("--- a follower answers the short pool too");
     zone.wait_until(DEADLINE, "the follower has the update", || {

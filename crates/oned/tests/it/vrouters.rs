@@ -9,6 +9,9 @@ use xmlrpc::Value;
 
 use crate::zone::{one_error, Zone, ACTION_CODE, AUTHORIZATION, DEADLINE, INTERNAL, NO_EXISTS};
 
+/// OpenNebula's ALLOCATE error code.
+const ALLOCATE: i32 = 0x4000;
+
 fn s(v: &str) -> Value {
     Value::String(v.into())
 }
@@ -400,6 +403,21 @@ fn routers_need_create_manage_and_the_owners_network_quota() {
         vec![s(&format!("NAME = q\nNIC = [ NETWORK_ID = {vn} ]"))],
     );
     assert_eq!(leases(&admin, vn), 1);
+    // A user without MANAGE on the network sees in its list only the routers it may use.
+    let hidden = ok(
+        &admin,
+        "one.vrouter.allocate",
+        vec![s(&format!("NAME = h\nNIC = [ NETWORK_ID = {vn} ]"))],
+    );
+    assert_eq!(
+        routers_listed(&admin, vn),
+        format!("<ID>{mine}</ID><ID>{quiet}</ID><ID>{hidden}</ID>")
+    );
+    assert_eq!(
+        routers_listed(&a, vn),
+        format!("<ID>{mine}</ID><ID>{quiet}</ID>")
+    );
+    admin.call("one.vrouter.delete", vec![int(hidden)]).unwrap();
     let (code, _) = one_error(a.call(
         "one.vrouter.attachnic",
         vec![
@@ -434,6 +452,74 @@ fn routers_need_create_manage_and_the_owners_network_quota() {
             "{method}: {message}"
         );
     }
+    // A user's extra template may not set a restricted attribute; that comes before the right
+    // to use the template.
+    let vrt = ok(
+        &admin,
+        "one.template.allocate",
+        vec![s("NAME = vrt\nCPU = 0.1\nMEMORY = 32\nVROUTER = YES")],
+    );
+    let instantiate = |extra: &str| {
+        one_error(a.call(
+            "one.vrouter.instantiate",
+            vec![
+                int(mine),
+                int(1),
+                int(vrt),
+                s(""),
+                Value::Bool(true),
+                s(extra),
+            ],
+        ))
+    };
+    assert_eq!(
+        instantiate("CPU_COST = 1"),
+        (
+            AUTHORIZATION,
+            format!(
+                "[one.vrouter.instantiate] User [{alice}] : User Template includes a restricted attribute CPU_COST."
+            )
+        )
+    );
+    let (code, message) = instantiate("LABEL = x");
+    assert_eq!(code, AUTHORIZATION, "{message}");
+    assert!(
+        message.ends_with(&format!("Not authorized to perform USE TEMPLATE [{vrt}].")),
+        "{message}"
+    );
+
+    // The router's NIC steps on its VMs run as the caller, who must manage each VM: oneadmin's
+    // VM of alice's router refuses alice, and the router keeps the NIC (OpenNebula does no
+    // rollback).
+    admin
+        .call(
+            "one.vrouter.instantiate",
+            vec![int(mine), int(1), int(vrt), s(""), Value::Bool(true), s("")],
+        )
+        .unwrap();
+    let vm = vms_of(&admin, mine)[0];
+    assert_eq!(
+        one_error(a.call(
+            "one.vrouter.attachnic",
+            vec![int(mine), s(&format!("NIC = [ NETWORK_ID = {vn} ]"))],
+        )),
+        (
+            ACTION_CODE,
+            format!("[one.vrouter.attachnic] Not authorized to perform MANAGE VM [{vm}].")
+        )
+    );
+    assert_eq!(nic_attrs(&info(&admin, "one.vrouter.info", mine)).len(), 2);
+    assert_eq!(
+        one_error(a.call("one.vrouter.detachnic", vec![int(mine), int(1)])),
+        (
+            ACTION_CODE,
+            format!("[one.vrouter.detachnic] Not authorized to perform MANAGE VM [{vm}].")
+        )
+    );
+    admin
+        .call("one.vm.action", vec![s("terminate-hard"), int(vm)])
+        .unwrap();
+
     // A locked router refuses its owner's changes.
     a.call("one.vrouter.lock", vec![int(mine), int(4)]).unwrap();
     let (code, _) = one_error(a.call("one.vrouter.delete", vec![int(mine)]));
@@ -570,4 +656,372 @@ fn onevrouter_creates_instantiates_and_edits_routers_as_opennebula() {
         &["create", &bad],
         "[one.vrouter.allocate] Invalid NAME, it cannot be empty",
     );
+}
+
+/// The NICs of a body, each as its (element, text) pairs in order.
+fn nic_attrs(body: &str) -> Vec<Vec<(String, String)>> {
+    body.split("<NIC>")
+        .skip(1)
+        .map(|rest| {
+            let mut r = rest.split("</NIC>").next().unwrap_or("");
+            let mut out = Vec::new();
+            while let Some(open) = r.find('<') {
+                let after = &r[open + 1..];
+                let Some(end) = after.find('>') else { break };
+                let tag = &after[..end];
+                let close = format!("</{tag}>");
+                let inner = &after[end + 1..];
+                let Some(stop) = inner.find(&close) else {
+                    break;
+                };
+                let text = inner[..stop]
+                    .trim_start_matches("<![CDATA[")
+                    .trim_end_matches("]]>");
+                out.push((tag.to_string(), text.to_string()));
+                r = &inner[stop + close.len()..];
+            }
+            out
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn routers_listed(c: &cli::Client, vn: i32) -> String {
+    first(&info(c, "one.vn.info", vn), "VROUTERS")
+}
+
+#[test]
+fn router_nics_are_opennebulas_and_networks_list_every_router_in_them() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let w = zone.servers[(leader + 1) % 3].client();
+    let c = zone.servers[leader].client();
+    ok(
+        &w,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), int(-1)],
+    );
+    let vn = ok(
+        &w,
+        "one.vn.allocate",
+        vec![s(
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nGATEWAY = 10.0.0.254\n\
+             AR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 16, VN_MAD = dummy, BRIDGE = br7 ]",
+        )],
+    );
+    let vn2 = ok(
+        &w,
+        "one.vn.allocate",
+        vec![s(
+            "NAME = dmz\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 4 ]",
+        )],
+    );
+    // Through a follower: the floating NIC keeps what OpenNebula's router NIC keeps, its
+    // address as VROUTER_*, without the restricted attributes; the plain one keeps them all.
+    let vr = ok(
+        &w,
+        "one.vrouter.allocate",
+        vec![s(&format!(
+            "NAME = gw\n\
+             NIC = [ NETWORK_ID = {vn}, FLOATING_IP = YES, MODEL = virtio, FILTER = clean, \
+             INBOUND_AVG_BW = 10 ]\n\
+             NIC = [ NETWORK = lan, INBOUND_AVG_BW = 10 ]"
+        ))],
+    );
+    zone.wait_until(DEADLINE, "the leader has the router", || {
+        c.call_xml("one.vrouter.info", vec![int(vr)]).is_ok()
+    });
+    let body = info(&c, "one.vrouter.info", vr);
+    let vn_s = vn.to_string();
+    assert_eq!(
+        nic_attrs(&body),
+        vec![
+            pairs(&[
+                ("AR_ID", "0"),
+                ("FLOATING_IP", "YES"),
+                ("MODEL", "virtio"),
+                ("NETWORK", "lan"),
+                ("NETWORK_ID", &vn_s),
+                ("NIC_ID", "0"),
+                ("VN_MAD", "dummy"),
+                ("VROUTER_IP", "10.0.0.1"),
+                ("VROUTER_MAC", "02:00:0a:00:00:01"),
+            ]),
+            pairs(&[
+                ("INBOUND_AVG_BW", "10"),
+                ("NETWORK", "lan"),
+                ("NETWORK_ID", &vn_s),
+                ("NIC_ID", "1"),
+            ]),
+        ],
+        "{body}"
+    );
+
+    // A router whose only NIC is not floating is in its network's list too.
+    let quiet = ok(
+        &w,
+        "one.vrouter.allocate",
+        vec![s(&format!("NAME = q\nNIC = [ NETWORK_ID = {vn} ]"))],
+    );
+    zone.wait_until(DEADLINE, "the network lists both routers", || {
+        routers_listed(&c, vn) == format!("<ID>{vr}</ID><ID>{quiet}</ID>")
+    });
+    assert_eq!(routers_listed(&c, vn2), "");
+    // A NIC attached in another network puts the router in that one's list, its detach
+    // takes it out, and the router's delete takes it out of every list.
+    w.call(
+        "one.vrouter.attachnic",
+        vec![int(quiet), s(&format!("NIC = [ NETWORK_ID = {vn2} ]"))],
+    )
+    .unwrap();
+    assert_eq!(routers_listed(&c, vn2), format!("<ID>{quiet}</ID>"));
+    w.call("one.vrouter.detachnic", vec![int(quiet), int(1)])
+        .unwrap();
+    assert_eq!(routers_listed(&c, vn2), "");
+    w.call("one.vrouter.delete", vec![int(quiet)]).unwrap();
+    assert_eq!(routers_listed(&c, vn), format!("<ID>{vr}</ID>"));
+    // Detaching one of two NICs in the same network leaves the router listed.
+    w.call("one.vrouter.detachnic", vec![int(vr), int(1)])
+        .unwrap();
+    assert_eq!(routers_listed(&c, vn), format!("<ID>{vr}</ID>"));
+    w.call(
+        "one.vrouter.attachnic",
+        vec![int(vr), s("NIC = [ NETWORK = lan, INBOUND_AVG_BW = 10 ]")],
+    )
+    .unwrap();
+
+    // Each VM takes the router's NICs (the template's own are replaced), its own address,
+    // and the router's as VROUTER_*.
+    let vrt = ok(
+        &w,
+        "one.template.allocate",
+        vec![s(&format!(
+            "NAME = vrt\nCPU = 0.1\nMEMORY = 32\nVROUTER = YES\nNIC = [ NETWORK_ID = {vn2} ]"
+        ))],
+    );
+    w.call(
+        "one.vrouter.instantiate",
+        vec![int(vr), int(1), int(vrt), s(""), Value::Bool(true), s("")],
+    )
+    .unwrap();
+    let vm = vms_of(&c, vr)[0];
+    let body = info(&c, "one.vm.info", vm);
+    let nics = nic_attrs(&body);
+    assert_eq!(nics.len(), 2, "{body}");
+    let names = |n: &[(String, String)]| n.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&nics[0]),
+        [
+            "AR_ID",
+            "BRIDGE",
+            "BRIDGE_TYPE",
+            "CLUSTER_ID",
+            "FLOATING_IP",
+            "IP",
+            "MAC",
+            "MODEL",
+            "NAME",
+            "NETWORK",
+            "NETWORK_ID",
+            "NETWORK_UNAME",
+            "NIC_ID",
+            "SECURITY_GROUPS",
+            "TARGET",
+            "VN_MAD",
+            "VROUTER_IP",
+            "VROUTER_MAC",
+        ],
+        "{body}"
+    );
+    let get = |n: &[(String, String)], k: &str| {
+        n.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(get(&nics[0], "VROUTER_IP"), "10.0.0.1");
+    assert_eq!(get(&nics[0], "VROUTER_MAC"), "02:00:0a:00:00:01");
+    assert_eq!(get(&nics[0], "IP"), "10.0.0.2", "the VM's own address");
+    assert_eq!(get(&nics[0], "BRIDGE"), "br7", "the range's bridge");
+    assert!(!names(&nics[1]).contains(&"VROUTER_IP".to_string()));
+    assert_eq!(get(&nics[1], "INBOUND_AVG_BW"), "10");
+    assert_eq!(get(&nics[1], "NETWORK_ID"), vn_s);
+    assert!(
+        !body.contains(&format!("<NETWORK_ID><![CDATA[{vn2}]]></NETWORK_ID>")),
+        "the template's NIC is replaced: {body}"
+    );
+    assert!(
+        first(&body, "TEMPLATE").contains(&format!("<VROUTER_ID><![CDATA[{vr}]]></VROUTER_ID>")),
+        "{body}"
+    );
+
+    // Disks of a router's VM change through nothing: held (no host yet), then deployed.
+    let attach = |c: &cli::Client| {
+        one_error(c.call("one.vm.attach", vec![int(vm), s("DISK = [ IMAGE_ID = 0 ]")]))
+    };
+    assert_eq!(
+        attach(&w),
+        (
+            ACTION_CODE,
+            "[one.vm.attach] VM is not running in any host".into()
+        )
+    );
+    c.call("one.vm.action", vec![s("release"), int(vm)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the router VM runs", || {
+        state(&c, vm) == ("3".into(), "3".into())
+    });
+    assert_eq!(
+        attach(&w),
+        (
+            ACTION_CODE,
+            "[one.vm.attach] Action is not supported for virtual router VMs".into()
+        )
+    );
+    assert_eq!(
+        one_error(w.call("one.vm.detach", vec![int(vm), int(0)])),
+        (
+            ACTION_CODE,
+            "[one.vm.detach] Action is not supported for virtual router VMs".into()
+        )
+    );
+    assert_eq!(
+        one_error(w.call(
+            "one.vm.attach",
+            vec![int(999), s("DISK = [ IMAGE_ID = 0 ]")]
+        )),
+        (
+            NO_EXISTS,
+            "[one.vm.attach] Error getting virtual machine [999].".into()
+        )
+    );
+    w.call("one.vrouter.delete", vec![int(vr)]).unwrap();
+    assert_eq!(routers_listed(&c, vn), "");
+}
+
+#[test]
+fn router_instantiate_undoes_its_vms_when_one_fails_and_caps_a_call() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let w = zone.servers[(leader + 1) % 3].client();
+    let c = zone.servers[leader].client();
+    // Two addresses: the third VM finds none.
+    let vn = ok(
+        &w,
+        "one.vn.allocate",
+        vec![s(
+            "NAME = small\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.3.0.1, SIZE = 2 ]",
+        )],
+    );
+    let vr = ok(
+        &w,
+        "one.vrouter.allocate",
+        vec![s(&format!("NAME = gw\nNIC = [ NETWORK_ID = {vn} ]"))],
+    );
+    let vrt = ok(
+        &w,
+        "one.template.allocate",
+        vec![s("NAME = vrt\nCPU = 0.1\nMEMORY = 32\nVROUTER = YES")],
+    );
+    let instantiate = |c: &cli::Client, n: i32| {
+        c.call(
+            "one.vrouter.instantiate",
+            vec![int(vr), int(n), int(vrt), s(""), Value::Bool(false), s("")],
+        )
+    };
+    // As OpenNebula: the failing VM's error, the VMs made before it deleted, the router
+    // without them and without a default template.
+    assert_eq!(
+        one_error(instantiate(&w, 3)),
+        (
+            ALLOCATE,
+            format!(
+                "[one.vrouter.instantiate] Error allocating a new virtual router. Cannot get IP/MAC lease from virtual network {vn}."
+            )
+        )
+    );
+    for vm in [0, 1] {
+        zone.wait_until(DEADLINE, "the VM made before is done", || {
+            state(&c, vm).0 == "6"
+        });
+    }
+    zone.wait_until(DEADLINE, "their addresses are free", || leases(&c, vn) == 0);
+    assert!(vms_of(&c, vr).is_empty());
+    assert!(!info(&c, "one.vrouter.info", vr).contains("TEMPLATE_ID"));
+    let pool = || {
+        c.call_xml("one.vmpool.info", vec![int(-2), int(-1), int(-1), int(-1)])
+            .unwrap()
+            .matches("<VM>")
+            .count()
+    };
+    assert_eq!(pool(), 0, "no VM is left but DONE ones");
+
+    // Over the cap: refused before any VM is made.
+    assert_eq!(
+        one_error(instantiate(&w, 257)),
+        (
+            ACTION_CODE,
+            "[one.vrouter.instantiate] Cannot create more than 256 VMs in one call".into()
+        )
+    );
+    assert_eq!(pool(), 0);
+    assert!(!info(&c, "one.vrouter.info", vr).contains("TEMPLATE_ID"));
+    // Within it, the VMs are the router's.
+    instantiate(&w, 2).unwrap();
+    assert_eq!(vms_of(&c, vr).len(), 2);
+    assert_eq!(leases(&c, vn), 2);
+}
+
+#[test]
+fn a_router_with_several_floating_nics_on_one_network_leases_one_address_each() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ok(
+        &c,
+        "one.vn.allocate",
+        vec![s(
+            "NAME = \"many\"\nVN_MAD = \"bridge\"\nAR = [ TYPE = \"IP4\", IP = \"10.8.0.1\", SIZE = \"64\" ]",
+        )],
+    );
+    zone.wait_until(DEADLINE, "the network to be READY", || {
+        first(&info(&c, "one.vn.info", vn), "STATE") == "1"
+    });
+    let nics: String = (0..10)
+        .map(|_| format!("NIC = [ NETWORK_ID = \"{vn}\", FLOATING_IP = \"YES\" ]\n"))
+        .collect();
+    let vr = ok(
+        &c,
+        "one.vrouter.allocate",
+        vec![s(&format!("NAME = \"multi\"\n{nics}"))],
+    );
+    assert_eq!(leases(&c, vn), 10);
+    let body = info(&c, "one.vrouter.info", vr);
+    let mut ips: Vec<String> = body
+        .split("<VROUTER_IP>")
+        .skip(1)
+        .filter_map(|p| p.split("</VROUTER_IP>").next())
+        .map(|ip| {
+            ip.trim_start_matches("<![CDATA[")
+                .trim_end_matches("]]>")
+                .to_string()
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 10, "{body}");
+    // A router past the NIC limit is refused, and leases nothing.
+    let many: String = (0..1025)
+        .map(|_| format!("NIC = [ NETWORK_ID = \"{vn}\" ]\n"))
+        .collect();
+    let (code, message) = one_error(c.call(
+        "one.vrouter.allocate",
+        vec![s(&format!("NAME = \"too-many\"\n{many}"))],
+    ));
+    assert_eq!(code, INTERNAL, "{message}");
+    assert_eq!(leases(&c, vn), 10);
 }

@@ -69,6 +69,14 @@ pub fn load(c: &Conn, oid: i64) -> crate::sql::Result<Option<HostRow>> {
         .optional()
 }
 
+/// Every MONITORED host's row, by id: what the scheduler's requirement and rank expressions
+/// are evaluated against.
+pub fn monitored(c: &Conn) -> crate::sql::Result<Vec<HostRow>> {
+    let mut st = c.prepare_cached(&format!("{SELECT} WHERE h.state = ?1 ORDER BY h.oid"))?;
+    let rows = st.query_map([HostState::Monitored.as_i64()], |r| read(c, r))?;
+    rows.collect()
+}
+
 /// Whether cluster `oid` exists.
 pub fn cluster_exists(c: &Conn, oid: i64) -> crate::sql::Result<bool> {
     c.prepare_cached("SELECT EXISTS (SELECT 1 FROM cluster_pool WHERE oid = ?1)")?
@@ -175,7 +183,7 @@ pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
 pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
     c.prepare_cached(
         "SELECT (SELECT count(*) FROM host_pool WHERE state = ?1 AND im_mad = 'dummy')
-              + (SELECT count(*) FROM image_pool WHERE state = ?2)
+              + (SELECT count(*) FROM image_pool WHERE state IN (?2, ?5, ?6))
               + (SELECT count(*) FROM vnet_pool WHERE state = ?3)
               + (SELECT count(*) FROM marketplaceapp_pool WHERE state = ?4)",
     )?
@@ -185,6 +193,9 @@ pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
             ImageState::Locked.as_i64(),
             VnetState::LockCreate.as_i64(),
             super::market::app_state::LOCKED,
+            // A locked image a VM took meanwhile (a persistent copy's) is still pending.
+            ImageState::LockedUsed.as_i64(),
+            ImageState::LockedUsedPers.as_i64(),
         ],
         |r| r.get(0),
     )

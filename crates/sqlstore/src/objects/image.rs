@@ -54,6 +54,9 @@ pub struct ImageRow {
     pub snapshots: String,
     /// The driver operation in progress while locked ([`op`]).
     pub op: i64,
+    /// A backup image's `BACKUP_INCREMENTS` as a text template (`INCREMENT = [...]`); empty
+    /// for a full backup and every other image.
+    pub increments: String,
     /// The VMs using it, ascending.
     pub vms: Vec<i64>,
     /// The images being cloned from it, ascending.
@@ -102,6 +105,7 @@ fn read(c: &Conn, r: &Row) -> crate::sql::Result<ImageRow> {
         target_snapshot: r.get(at + 15)?,
         snapshots: r.get(at + 16)?,
         op: r.get(at + 17)?,
+        increments: r.get(at + 18)?,
     })
 }
 
@@ -111,7 +115,7 @@ pub static ROWS: Rows<ImageRow> = Rows {
         "i",
         "i.type, i.persistent, i.regtime, i.path, i.size, i.state, i.datastore_id, \
          COALESCE(d.name, ''), i.template, i.modtime, i.prev_state, i.source, i.format, i.fs, \
-         i.cloning_id, i.target_snapshot, i.snapshots, i.op",
+         i.cloning_id, i.target_snapshot, i.snapshots, i.op, i.increments",
         " LEFT JOIN datastore_pool d ON d.oid = i.datastore_id"
     ),
     alias: "i",
@@ -310,6 +314,53 @@ pub fn release_done_vms(now: i64) -> Vec<SqlStmt> {
     stmts
 }
 
+/// `ImageManager::set_image_snapshots` (and `set_image_size`, with a disk grown to `size`):
+/// VM `vid`, releasing image `oid`, leaves it `snapshots` (its disk's, or none). Only an OS or DATABLOCK image still USED_PERS by that VM
+/// takes them, so a replay after the release, or a non-persistent image, changes nothing;
+/// `vm_in` (STATE, LCM_STATE) also requires the VM still there, for a driver step that moves
+/// every VM in that state.
+pub fn set_snapshots_from_vm(
+    oid: i64,
+    vid: i64,
+    snapshots: &str,
+    size: Option<i64>,
+    vm_in: Option<(i64, i64)>,
+) -> SqlStmt {
+    let mut params = vec![
+        SqlValue::Int(oid),
+        SqlValue::Int(vid),
+        SqlValue::Text(snapshots.to_string()),
+        SqlValue::Int(ImageState::UsedPers.as_i64()),
+        size.map_or(SqlValue::Null, SqlValue::Int),
+    ];
+    let vm_guard = match vm_in {
+        Some((state, lcm)) => {
+            params.extend([SqlValue::Int(state), SqlValue::Int(lcm)]);
+            " AND EXISTS (SELECT 1 FROM vm_pool m WHERE m.oid = ?2 AND m.state = ?6 \
+               AND m.lcm_state = ?7)"
+        }
+        None => "",
+    };
+    SqlStmt::new(
+        &format!(
+            "UPDATE image_pool SET snapshots = ?3, size = COALESCE(?5, size)
+             WHERE oid = ?1 AND state = ?4 AND type IN (0, 2)
+               AND EXISTS (SELECT 1 FROM image_vm v WHERE v.oid = ?1 AND v.vid = ?2){vm_guard}"
+        ),
+        params,
+    )
+}
+
+/// The id and template of up to `limit` VMs in (STATE, LCM_STATE) `at`, lowest id first.
+pub fn vms_in(c: &Conn, at: (i64, i64), limit: i64) -> crate::sql::Result<Vec<(i64, String)>> {
+    c.prepare_cached(
+        "SELECT oid, template FROM vm_pool WHERE state = ?1 AND lcm_state = ?2
+         ORDER BY oid LIMIT ?3",
+    )?
+    .query_map([at.0, at.1, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
 /// VM `vid` no longer uses image `oid` (`Image::dec_running`).
 pub fn remove_vm(oid: i64, vid: i64) -> SqlStmt {
     SqlStmt::new(
@@ -451,6 +502,45 @@ mod tests {
     fn get(c: &Conn, oid: i64) -> ImageRow {
         let mut st = c.prepare(&ROWS.by_id()).unwrap();
         st.query_row([oid], |r| read(c, r)).unwrap()
+    }
+
+    #[test]
+    fn a_vm_leaves_its_snapshots_only_in_a_persistent_image_it_still_uses() {
+        on_both_backends(|c| {
+            let mut pers = new("p", -1, ImageState::UsedPers);
+            pers.persistent = true;
+            for (i, stmts) in [
+                vec![insert(pers), super::super::next_oid(TABLE)],
+                vec![
+                    insert(new("n", -1, ImageState::Used)),
+                    super::super::next_oid(TABLE),
+                ],
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                assert!(applied(c, stmts));
+                assert!(applied(c, vec![add_vm(i as i64, 7)]));
+            }
+            let text = "NEXT_SNAPSHOT = \"1\"";
+            let epilog = Some((3, 11));
+            assert!(applied(
+                c,
+                vec![
+                    set_snapshots_from_vm(0, 7, text, Some(64), epilog),
+                    set_snapshots_from_vm(1, 7, text, None, None),
+                    set_snapshots_from_vm(0, 8, "other VM", None, None),
+                ]
+            ));
+            assert_eq!(get(c, 0).snapshots, "", "VM 7 is not in EPILOG");
+            assert!(applied(
+                c,
+                vec![set_snapshots_from_vm(0, 7, text, Some(64), None)]
+            ));
+            assert_eq!((get(c, 0).snapshots.as_str(), get(c, 0).size), (text, 64));
+            assert_eq!(get(c, 1).snapshots, "", "not persistent");
+            assert!(vms_in(c, (3, 11), 10).unwrap().is_empty());
+        });
     }
 
     #[test]

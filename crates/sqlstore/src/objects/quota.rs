@@ -166,9 +166,19 @@ fn datastore_usage_sql(metric: &str, col: &str, param: usize) -> Option<String> 
         "SIZE" => "SUM(size)",
         _ => return None,
     };
+    // Backups in progress hold what they reserved (`backup_reserve`) until they end.
+    let reserved = if metric == "IMAGES" {
+        "SUM(r.images)"
+    } else {
+        "SUM(r.size)"
+    };
     Some(format!(
-        "(SELECT COALESCE({what}, 0) FROM image_pool WHERE {col} = ?{param} AND datastore_id = ?{})",
-        param + 1
+        "((SELECT COALESCE({what}, 0) FROM image_pool WHERE {col} = ?{param} AND datastore_id = ?{p1})
+          + (SELECT COALESCE({reserved}, 0) FROM backup_reserve AS r JOIN vm_pool AS v
+             ON v.oid = r.vid WHERE r.{col} = ?{param} AND r.datastore_id = ?{p1}
+             AND {in_backup}))",
+        p1 = param + 1,
+        in_backup = super::backup::IN_BACKUP,
     ))
 }
 
@@ -323,9 +333,19 @@ pub fn datastore_usage(
     } else {
         String::new()
     };
+    let rfilter = if only.is_some() {
+        format!(" AND r.{col} = ?1")
+    } else {
+        String::new()
+    };
     let sql = format!(
-        "SELECT {col}, datastore_id, COUNT(*), SUM(size) FROM image_pool{filter}
-         GROUP BY {col}, datastore_id"
+        "SELECT {col}, datastore_id, SUM(n), SUM(size) FROM
+           (SELECT {col}, datastore_id, 1 AS n, size FROM image_pool{filter}
+            UNION ALL SELECT r.{col}, r.datastore_id, r.images AS n, r.size
+              FROM backup_reserve AS r JOIN vm_pool AS v ON v.oid = r.vid
+              WHERE {in_backup}{rfilter})
+           AS u GROUP BY {col}, datastore_id",
+        in_backup = super::backup::IN_BACKUP,
     );
     let mut st = c.prepare(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();

@@ -211,3 +211,59 @@ pub fn oid_of(c: &crate::Conn, name: &str) -> crate::sql::Result<Option<i64>> {
     )
     .optional()
 }
+
+/// The templates of user `uid` and of group `gid` that may set `VM_*_OPERATIONS`, in one
+/// statement, as a VM operation's right is looked up in both (`None`: no such row, or its
+/// template names no such list, so the caller parses nothing).
+pub fn vm_operation_templates(
+    c: &crate::sql::Conn,
+    uid: i64,
+    gid: i64,
+) -> crate::sql::Result<(Option<String>, Option<String>)> {
+    use crate::sql::Optional;
+    let row = c
+        .prepare_cached(
+            "SELECT
+               (SELECT template FROM user_pool
+                 WHERE oid = ?1 AND template LIKE '%_OPERATIONS%'),
+               (SELECT template FROM group_pool
+                 WHERE oid = ?2 AND template LIKE '%_OPERATIONS%')",
+        )?
+        .query_row([uid, gid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.unwrap_or((None, None)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use crate::sql::Location;
+
+    #[test]
+    fn only_templates_that_may_name_vm_operation_lists_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut locations = vec![Location::Sqlite(dir.path().join("one.db"))];
+        locations.extend(crate::testing::fresh_mysql_database());
+        for loc in locations {
+            let mut c = crate::open_state(&loc).unwrap();
+            crate::testing::bootstrap(&mut c);
+            assert_eq!(vm_operation_templates(&c, 0, 1).unwrap(), (None, None));
+            c.execute_batch(
+                "UPDATE user_pool SET template = 'VM_USE_OPERATIONS = \"rename\"' WHERE oid = 0;
+                 UPDATE group_pool SET template = 'LABEL = x' WHERE oid = 0;
+                 UPDATE group_pool SET template = 'VM_ADMIN_OPERATIONS = \"update\"' WHERE oid = 1;",
+            )
+            .unwrap();
+            assert_eq!(
+                vm_operation_templates(&c, 0, 0).unwrap(),
+                (Some("VM_USE_OPERATIONS = \"rename\"".to_string()), None)
+            );
+            assert_eq!(
+                vm_operation_templates(&c, 99, 1).unwrap(),
+                (None, Some("VM_ADMIN_OPERATIONS = \"update\"".to_string()))
+            );
+        }
+    }
+}

@@ -21,6 +21,8 @@ pub struct VnetRow {
     pub parent: i64,
     /// The addresses taken from its ranges.
     pub leases: Vec<super::lease::Lease>,
+    /// The virtual routers with a NIC in it, ascending.
+    pub vrouters: Vec<i64>,
 }
 
 has_owner!(lockable VnetRow);
@@ -30,8 +32,10 @@ fn read(conn: &Conn, r: &Row) -> crate::sql::Result<VnetRow> {
     let clusters =
         super::cluster::clusters_of(conn, super::cluster::Member::Network, head.owned.oid)?;
     let leases = super::lease::of_vnet(conn, head.owned.oid)?;
+    let vrouters = super::vrouter::routers_in(conn, head.owned.oid)?;
     Ok(VnetRow {
         leases,
+        vrouters,
         head,
         lock,
         clusters,

@@ -77,15 +77,72 @@ pub fn add_vm(oid: i64, vm: i64) -> SqlStmt {
     )
 }
 
-/// Router `oid` goes with its list of VMs (the VMs themselves are ended by the caller).
+/// Router `oid` goes with its list of VMs (the VMs themselves are ended by the caller) and
+/// its place in its networks' lists.
 pub fn delete(oid: i64) -> Vec<SqlStmt> {
     vec![
         SqlStmt::new(
             "DELETE FROM vrouter_vms WHERE vrouter_oid = ?1",
             vec![SqlValue::Int(oid)],
         ),
+        SqlStmt::new(
+            "DELETE FROM vrouter_vnets WHERE vrouter_oid = ?1",
+            vec![SqlValue::Int(oid)],
+        ),
         super::delete(TABLE, oid),
     ]
+}
+
+/// The networks router `oid` has a NIC in become `vnets` (`VirtualNetwork::vrouters`);
+/// `None` is the router the same transaction is creating (its id is the counter's next). A
+/// router no longer there gets none.
+pub fn set_networks(oid: Option<i64>, vnets: &[i64]) -> Vec<SqlStmt> {
+    let mut stmts = Vec::new();
+    if let Some(oid) = oid {
+        stmts.push(SqlStmt::new(
+            "DELETE FROM vrouter_vnets WHERE vrouter_oid = ?1",
+            vec![SqlValue::Int(oid)],
+        ));
+    }
+    let mut vnets = vnets.to_vec();
+    vnets.sort_unstable();
+    vnets.dedup();
+    for vnet in vnets {
+        stmts.push(match oid {
+            Some(oid) => SqlStmt::new(
+                "INSERT INTO vrouter_vnets (vrouter_oid, vnet_oid)
+                 SELECT oid, ?2 FROM vrouter_pool WHERE oid = ?1",
+                vec![SqlValue::Int(oid), SqlValue::Int(vnet)],
+            ),
+            None => SqlStmt::new(
+                &format!(
+                    "INSERT INTO vrouter_vnets (vrouter_oid, vnet_oid)
+                     SELECT last_oid + 1, ?1 FROM pool_control WHERE tablename = '{TABLE}'"
+                ),
+                vec![SqlValue::Int(vnet)],
+            ),
+        });
+    }
+    stmts
+}
+
+/// The routers with a NIC in network `vnet`, ascending.
+pub fn routers_in(c: &Conn, vnet: i64) -> crate::sql::Result<Vec<i64>> {
+    let mut st = c.prepare_cached(
+        "SELECT vrouter_oid FROM vrouter_vnets WHERE vnet_oid = ?1 ORDER BY vrouter_oid",
+    )?;
+    let rows = st.query_map([vnet], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// The statement filling `vrouter_vnets` of a database from before it: the routers leasing a
+/// floating address of each network, all that was known of them then.
+pub(crate) fn backfill_networks() -> String {
+    format!(
+        "INSERT INTO vrouter_vnets (vrouter_oid, vnet_oid)
+         SELECT DISTINCT owner, vnet_oid FROM vnet_lease WHERE kind = {}",
+        super::lease::Holder::Vrouter.code()
+    )
 }
 
 #[cfg(test)]
@@ -139,8 +196,32 @@ mod tests {
                 "the DONE VM is gone, the missing router got none"
             );
             assert_eq!(r.template, "NIC=[\n  NIC_ID=\"0\" ]\n");
+            let mut nets = set_networks(Some(0), &[3, 1, 3]);
+            nets.extend(set_networks(Some(9), &[3]));
+            crate::txn::run_all(c, &nets).unwrap();
+            assert_eq!(routers_in(c, 3).unwrap(), vec![0], "router 9 is not there");
+            crate::txn::run_all(c, &set_networks(Some(0), &[1])).unwrap();
+            assert!(routers_in(c, 3).unwrap().is_empty(), "the NIC in 3 went");
             crate::txn::run_all(c, &delete(0)).unwrap();
             assert!(vms_of(c, 0).unwrap().is_empty());
+            assert!(routers_in(c, 1).unwrap().is_empty());
+            let mut new = vec![insert("vr", 2, 1, 0o600, String::new())];
+            new.extend(set_networks(None, &[4]));
+            new.push(super::super::next_oid(TABLE));
+            crate::txn::run_all(c, &new).unwrap();
+            assert_eq!(routers_in(c, 4).unwrap(), vec![2], "the new router's id");
+            // A database from before the list: the routers leasing a floating address.
+            c.execute_batch("DELETE FROM vrouter_vnets").unwrap();
+            c.execute_batch(&format!(
+                "INSERT INTO vnet_lease (vnet_oid, ar_id, idx, kind, owner)
+                 VALUES (5, 0, 0, {vr}, 2), (5, 0, 1, {vr}, 2), (6, 0, 0, {vm}, 2)",
+                vr = super::super::lease::Holder::Vrouter.code(),
+                vm = super::super::lease::Holder::Vm.code(),
+            ))
+            .unwrap();
+            c.execute_batch(&backfill_networks()).unwrap();
+            assert_eq!(routers_in(c, 5).unwrap(), vec![2]);
+            assert!(routers_in(c, 6).unwrap().is_empty(), "a VM's lease");
         });
     }
 }
