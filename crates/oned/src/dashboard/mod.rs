@@ -522,8 +522,25 @@ async fn status_value(st: &AppState, dash: &Dash) -> serde_json::Value {
         "replication": replication(st),
         "floating_ip": floating_ip(st.ctx.config.leader_hook.as_ref()),
         "timeline": dash.timeline.recent(),
+        "writes": writes_answered(),
         "now": crate::auth::unix_now(),
     })
+}
+
+/// The writes this server has answered (on a follower, passed to the leader and back): how
+/// many and their total seconds, from `/metrics`' call histograms. Two polls apart, the
+/// difference is the mean time a write took to commit, as its client saw it here.
+fn writes_answered() -> serde_json::Value {
+    let (mut count, mut seconds) = (0u64, 0f64);
+    for (labels, h) in telemetry::m::CALLS.snapshot() {
+        if labels.get(1).map(String::as_str) == Some("write")
+            && labels.get(2).map(String::as_str) != Some("error")
+        {
+            count += h.count();
+            seconds += h.sum();
+        }
+    }
+    json!({ "count": count, "seconds": seconds })
 }
 
 fn xml(status: StatusCode, body: impl Into<Body>) -> Response {

@@ -603,6 +603,16 @@ fn dashboard_cookie_is_httponly_strict_and_writes_need_the_csrf_token() {
     assert!(body.contains("<boolean>1</boolean>"), "{body}");
     let (status, _, _) = answer(ureq::get(&format!("{base}/api/zone")).call());
     assert_eq!(status, 401, "the zone without a session");
+    // The server's own status counts the write it answered, for the latency chart.
+    let (status, _, body) = answer(
+        ureq::get(&format!("{base}/api/status"))
+            .set("cookie", &session)
+            .call(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let told: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(told["writes"]["count"].as_u64().unwrap() >= 1, "{body}");
+    assert!(told["writes"]["seconds"].as_f64().unwrap() > 0.0, "{body}");
 
     eprintln!("--- a session opened with a login token ends when the token is deleted");
     let admin = s.client();

@@ -168,7 +168,7 @@ async function refreshZone() {
   answeredBy(zone.here);
   drawZone(zone, state.names, {
     table: $("servers"), leaderBox: $("leader-box"), timelineBox: $("timeline"),
-    commitChart: $("chart-commit"), writesChart: $("chart-writes"), actions: serverActions,
+    commitChart: $("chart-commit"), writesChart: $("chart-writes"), latencyChart: $("chart-latency"), actions: serverActions,
   });
   // Names change rarely; the zone's XML is read as the user may read it.
   const info = await call("one.zone.info", state.me.zone_id);

@@ -1,11 +1,12 @@
 // The zone view: each server's Raft state as it tells it, the leader and the floating IP, the
-// timeline, and the charts of commit progress drawn from successive polls.
+// timeline, and the charts of commit progress and write latency drawn from successive polls.
 
 import { lines } from "./charts.js";
 import { el } from "./tables.js";
 
 const HISTORY = 90; // samples kept per server (a minute and a half at one a second)
 const history = new Map(); // server id -> [[time, commit]]
+const latency = new Map(); // server id -> {last: {count, seconds}, points: [[time, ms]]}
 
 function remember(id, t, commit) {
   if (commit < 0) return;
@@ -15,8 +16,21 @@ function remember(id, t, commit) {
   history.set(id, h);
 }
 
+// The mean commit latency of the writes a server answered since the previous poll.
+function rememberWrites(id, t, writes) {
+  if (!writes) return;
+  const l = latency.get(id) || { last: null, points: [] };
+  if (l.last && writes.count > l.last.count) {
+    const ms = (1000 * (writes.seconds - l.last.seconds)) / (writes.count - l.last.count);
+    l.points.push([t, Math.max(0, ms)]);
+    while (l.points.length > HISTORY) l.points.shift();
+  }
+  l.last = writes;
+  latency.set(id, l);
+}
+
 /** Draws the servers table; `actions(id)` gives the buttons of a row. */
-export function drawZone(zone, names, { table, leaderBox, timelineBox, commitChart, writesChart, actions }) {
+export function drawZone(zone, names, { table, leaderBox, timelineBox, commitChart, writesChart, latencyChart, actions }) {
   const t = Date.now() / 1000;
   const told = zone.servers.map((s) => s.status).filter(Boolean);
   const leaders = told.filter((s) => s.role === "leader" || s.role === "solo");
@@ -31,6 +45,7 @@ export function drawZone(zone, names, { table, leaderBox, timelineBox, commitCha
   const data = zone.servers.map((s) => {
     const st = s.status;
     if (st) remember(s.id, t, st.commit);
+    if (st) rememberWrites(s.id, t, st.writes);
     const matched = leader?.replication?.[String(s.id)];
     const lag = !st || !leader ? "" : String(Math.max(0, leader.log_index - (matched ?? st.log_index)));
     const isLeader = st?.role === "leader" || st?.role === "solo";
@@ -57,6 +72,10 @@ export function drawZone(zone, names, { table, leaderBox, timelineBox, commitCha
     name: s.name,
     points: s.points.slice(1).map((p, i) => [p[0], Math.max(0, (p[1] - s.points[i][1]) / Math.max(0.001, p[0] - s.points[i][0]))]),
   })));
+  if (latencyChart) {
+    lines(latencyChart, "write commit latency per server (ms, mean per poll)",
+      [...latency.entries()].map(([id, l]) => ({ name: `server ${id}`, points: l.points })));
+  }
   const events = here?.timeline || [];
   timelineBox.replaceChildren(...events.slice(0, 40).map((e) => el("li", { class: `ev-${e.kind}` },
     el("time", {}, new Date(e.time * 1000).toLocaleTimeString()), ` ${e.kind}: ${e.text}`)));
