@@ -616,19 +616,32 @@ pub async fn snapshot_flatten(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodRe
     snapshot_call(ctx, s, p, SnapOp::Flatten).await
 }
 
-/// `one.image.restore(id, datastore, options)`: only backup images restore, and OneHA has no
-/// backup datastores, so every image answers OpenNebula's refusal after the checks before it.
+/// What OpenNebula's `dummy` datastore driver's `restore` prints (the restored template's id,
+/// then the images'): it restores nothing, and `ImageManager::_restore` answers its output.
+const DUMMY_RESTORE: &str = "0 dummy_image";
+
+/// `one.image.restore(id, datastore, options)`: `ImageRestore` and `ImageManager::restore_image`.
+/// Only BACKUP images restore, into an image datastore. The restore itself is the backup
+/// datastore's driver's; OneHA's drivers are OpenNebula's `dummy` ones, whose `restore` creates
+/// nothing and answers [`DUMMY_RESTORE`], so the call answers that after OpenNebula's checks,
+/// and writes nothing.
 pub async fn restore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let ds = p.int(1)? as i64;
     let options = p.string(2)?.to_string();
     let image = IMAGES.authorized(ctx, s, id, USE).await?;
-    DATASTORES.authorized(ctx, s, ds, USE).await?;
+    let dst = DATASTORES.authorized(ctx, s, ds, USE).await?;
     super::validate::template(&options).map_err(|e| fail(code::INTERNAL, e))?;
     if image.kind != BACKUP {
         return Err(fail(code::ACTION, "Can only restore images of type BACKUP"));
     }
-    Err(fail(code::ACTION, "Could not get datastore driver"))
+    if dst.kind != IMAGE_DS {
+        return Err(fail(
+            code::ACTION,
+            "Destination can be only an image datastore",
+        ));
+    }
+    Ok(Value::String(DUMMY_RESTORE.into()))
 }
 
 /// `one.datastore.enable(id, enable)`: only system datastores (`Datastore::enable`).

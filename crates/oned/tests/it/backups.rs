@@ -461,6 +461,25 @@ fn onevm_backup_and_onebackupjob_work_as_opennebulas() {
     zone.wait_until(DEADLINE, "the restore is done", || {
         in_state(&c, vms[0], 8, 0)
     });
+    // oneimage restore: the dummy datastore driver's answer (a template and an image of its
+    // own, creating nothing), after OpenNebula's checks.
+    let oneimage = |args: &[&str]| server.cli(Kind::Image, args).parts();
+    assert_eq!(
+        oneimage(&["restore", &image, "-d", "default"]),
+        (
+            0,
+            "VM Template: 0\nImages: dummy_image\n".to_string(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        oneimage(&["restore", &image, "-d", "system"]),
+        (
+            255,
+            "[one.image.restore] Destination can be only an image datastore\n".to_string(),
+            String::new()
+        )
+    );
 
     assert_eq!(
         job(&["create", "--name", "nightly", "--vms", &b, "--keep", "2"]),
