@@ -623,7 +623,7 @@ const DUMMY_RESTORE: &str = "0 dummy_image";
 /// `one.image.restore(id, datastore, options)`: `ImageRestore` and `ImageManager::restore_image`.
 /// Only BACKUP images restore, into an image datastore. The restore itself is the backup
 /// datastore's driver's; OneHA's drivers are OpenNebula's `dummy` ones, whose `restore` creates
-/// nothing and answers [`DUMMY_RESTORE`], so the call answers that after OpenNebula's checks,
+/// nothing and answers `DUMMY_RESTORE`, so the call answers that after OpenNebula's checks,
 /// and writes nothing.
 pub async fn restore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
