@@ -601,6 +601,21 @@ fn dashboard_cookie_is_httponly_strict_and_writes_need_the_csrf_token() {
     let (status, _, body) = post(&csrf);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("<boolean>1</boolean>"), "{body}");
+    // Bodies past their caps (4 KiB to log in, 64 KiB for a call) are refused unread.
+    let (status, _, _) = answer(
+        ureq::post(&format!("{base}/api/login"))
+            .set("x-oneha-csrf", "login")
+            .set("content-type", "application/json")
+            .send_string(&"x".repeat(5 << 10)),
+    );
+    assert_eq!(status, 413, "a 5 KiB login");
+    let (status, _, _) = answer(
+        ureq::post(&format!("{base}/api/rpc"))
+            .set("cookie", &session)
+            .set("x-oneha-csrf", &csrf)
+            .send_string(&"x".repeat(65 << 10)),
+    );
+    assert_eq!(status, 413, "a 65 KiB call");
     let (status, _, _) = answer(ureq::get(&format!("{base}/api/zone")).call());
     assert_eq!(status, 401, "the zone without a session");
     // The server's own status counts the write it answered, for the latency chart.
