@@ -1,8 +1,9 @@
 //! Histograms with fixed buckets, and families of them keyed by a bounded set of label values.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// Seconds, from a fraction of a millisecond (a local read) to a write that waited for a quorum.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -74,12 +75,34 @@ impl Histogram {
 /// Histograms keyed by label values (a method name and its outcome, say). At most `max`
 /// distinct keys are kept: past that, observations go to the key `overflow`, so a caller that
 /// makes up label values cannot grow the server's memory.
+///
+/// Every `/RPC2` call records into one, so the lookup of a known key takes a shared lock and
+/// allocates nothing: the key is written into a per-thread buffer, and only a key seen for the
+/// first time takes the exclusive lock.
 #[derive(Debug)]
 pub struct Series {
     bounds: &'static [f64],
     max: usize,
     overflow: &'static [&'static str],
-    map: Mutex<BTreeMap<Vec<String>, Arc<Histogram>>>,
+    /// Keyed by [`write_key`] of the labels; the value keeps the labels for the exposition.
+    map: RwLock<BTreeMap<String, Labelled>>,
+}
+
+/// A series' label values and its histogram.
+type Labelled = (Vec<String>, Arc<Histogram>);
+
+thread_local! {
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Each label as `<length>:<value>`, so no two label lists share a key whatever they contain.
+fn write_key(key: &mut String, labels: &[&str]) {
+    use std::fmt::Write;
+    key.clear();
+    for l in labels {
+        // Writing into a String cannot fail.
+        let _ = write!(key, "{}:{l}", l.len());
+    }
 }
 
 impl Series {
@@ -92,26 +115,39 @@ impl Series {
             bounds,
             max,
             overflow,
-            map: Mutex::new(BTreeMap::new()),
+            map: RwLock::new(BTreeMap::new()),
         }
     }
 
     /// The histogram of `labels` (created on first use, within the bound).
     pub fn with(&self, labels: &[&str]) -> Arc<Histogram> {
-        let key: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
-        // A poisoned lock only means a panic elsewhere while holding it; the map is still whole.
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = map.get(&key) {
-            return h.clone();
-        }
-        let key = if map.len() >= self.max {
-            self.overflow.iter().map(|l| l.to_string()).collect()
-        } else {
-            key
-        };
-        map.entry(key)
-            .or_insert_with(|| Arc::new(Histogram::new(self.bounds)))
-            .clone()
+        KEY.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            write_key(&mut buf, labels);
+            // A poisoned lock only means a panic elsewhere while holding it; the map is whole.
+            if let Some((_, h)) = self
+                .map
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(buf.as_str())
+            {
+                return h.clone();
+            }
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            let labels: Vec<&str> = if map.len() >= self.max && !map.contains_key(buf.as_str()) {
+                write_key(&mut buf, self.overflow);
+                self.overflow.to_vec()
+            } else {
+                labels.to_vec()
+            };
+            map.entry(buf.clone())
+                .or_insert_with(|| {
+                    let owned = labels.iter().map(|l| l.to_string()).collect();
+                    (owned, Arc::new(Histogram::new(self.bounds)))
+                })
+                .1
+                .clone()
+        })
     }
 
     pub fn observe(&self, labels: &[&str], v: f64) {
@@ -120,8 +156,10 @@ impl Series {
 
     /// Every series, in label order.
     pub fn snapshot(&self) -> Vec<(Vec<String>, Arc<Histogram>)> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = map.values().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 }
 

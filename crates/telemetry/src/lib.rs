@@ -4,8 +4,8 @@
 //! One oned process is one server of a zone, so a process-wide figure is the server's figure; the
 //! crates that do the work (consensus, oned) bump the statics of [`m`] where it happens, and oned
 //! prints them, with the gauges it reads at scrape time, on `GET /metrics`. Recording is a few
-//! relaxed atomic adds; a labelled series ([`Series`], the calls per method) is first found under
-//! a short mutex held for one map lookup, on every call.
+//! relaxed atomic adds; a labelled series ([`Series`], the calls per method) is found under a
+//! shared lock with no allocation, on every call.
 //!
 //! Written here rather than taken from a Prometheus client crate: the exposition format is a few
 //! lines of text, and a registry of our own keeps the label sets bounded by construction.
