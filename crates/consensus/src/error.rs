@@ -55,6 +55,9 @@ pub enum Error {
     },
     #[error("the {0} lock was poisoned by an earlier panic")]
     Poisoned(&'static str),
+    /// The thread that owns a connection is gone (it panicked, or the store was dropped).
+    #[error("the {0} writer thread stopped")]
+    WriterStopped(&'static str),
     #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("{path} belongs to server {stored}, but oned.conf says SERVER_ID = {configured}")]

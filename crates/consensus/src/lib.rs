@@ -5,6 +5,9 @@
 
 mod blocking;
 mod error;
+pub mod failover;
+pub mod handover;
+mod log_cache;
 pub mod log_format;
 mod log_store;
 pub mod network;

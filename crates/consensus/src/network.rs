@@ -20,6 +20,7 @@ use openraft::{LogId, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::handover::{self, Handover};
 use crate::log_format::FORMAT;
 use crate::types::{Raft, ServerNode, TypeConfig};
 
@@ -61,7 +62,10 @@ pub fn parse_call_path(segment: &str) -> Result<&str, PeerReject> {
         },
         None => (segment, 0),
     };
-    if !matches!(call, "append" | "vote" | "snapshot") {
+    if !matches!(
+        call,
+        "append" | "vote" | "snapshot" | "release" | "campaign"
+    ) {
         return Err(PeerReject::UnknownCall(segment.to_string()));
     }
     if peer != FORMAT {
@@ -80,6 +84,9 @@ pub enum PeerRequest {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<u64>),
     Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// The leader, stopping, asks for a campaign ([`crate::handover`]): once (`release`) or
+    /// twice (`campaign`).
+    Handover(Handover, u32),
 }
 
 /// Decodes the body of the peer call `call`: what [`serve`] does before it hands the request to
@@ -89,6 +96,8 @@ pub fn decode_request(call: &str, body: &[u8]) -> Result<PeerRequest, PeerReject
         "append" => decode(body).map(PeerRequest::Append),
         "vote" => decode(body).map(PeerRequest::Vote),
         "snapshot" => decode(body).map(PeerRequest::Snapshot),
+        "release" => decode(body).map(|h| PeerRequest::Handover(h, 1)),
+        "campaign" => decode(body).map(|h| PeerRequest::Handover(h, 2)),
         other => Err(PeerReject::UnknownCall(other.to_string())),
     }
 }
@@ -102,8 +111,15 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, PeerReject> {
 pub async fn serve(raft: &Raft, segment: &str, body: &[u8]) -> Result<Vec<u8>, PeerReject> {
     match decode_request(parse_call_path(segment)?, body)? {
         PeerRequest::Append(req) => encode(&raft.append_entries(req).await),
-        PeerRequest::Vote(req) => encode(&raft.vote(req).await),
+        PeerRequest::Vote(req) => {
+            crate::failover::saw_term(req.vote.leader_id().term);
+            match handover::refuse_during_handover(raft, &req).await {
+                Some(refused) => encode(&Ok::<_, RaftError<u64>>(refused)),
+                None => encode(&raft.vote(req).await),
+            }
+        }
         PeerRequest::Snapshot(req) => encode(&raft.install_snapshot(req).await),
+        PeerRequest::Handover(h, campaigns) => encode(&handover::serve(raft, h, campaigns).await),
     }
 }
 
@@ -152,6 +168,27 @@ impl PeerNetwork {
             client,
             backend: "sqlite",
         })
+    }
+
+    /// Sends `release` or `campaign` ([`crate::handover`]) to server `target`; whether it acted.
+    pub async fn handover_call(
+        &self,
+        target: u64,
+        node: &ServerNode,
+        call: &'static str,
+        h: Handover,
+    ) -> Result<bool, String> {
+        let body = bincode::serialize(&h).map_err(|e| e.to_string())?;
+        send::<bool, openraft::error::Infallible>(
+            self.clone(),
+            target,
+            peer_base(&node.rpc),
+            call,
+            body,
+            self.timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 
     /// Says that this server keeps its state in `backend` (`sqlite` by default).
@@ -411,7 +448,9 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>> {
-        self.call("vote", &rpc, option.hard_ttl()).await
+        let resp: VoteResponse<u64> = self.call("vote", &rpc, option.hard_ttl()).await?;
+        crate::failover::saw_vote_response(&rpc, &resp);
+        Ok(resp)
     }
 
     fn backoff(&self) -> Backoff {

@@ -95,6 +95,7 @@ fn sample_bodies_decode() {
             PeerRequest::Append(r) => ("append", r.entries.len()),
             PeerRequest::Vote(_) => ("vote", 0),
             PeerRequest::Snapshot(r) => ("snapshot", r.data.len()),
+            PeerRequest::Handover(..) => ("handover", 0),
         };
         let expected = match call {
             "append" => 3,

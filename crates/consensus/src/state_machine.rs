@@ -36,6 +36,8 @@ pub struct StateMachine {
     receiving: Option<PathBuf>,
     health: DbHealth,
     floor: SnapshotFloor,
+    /// Moved after each commit, for the caches in front of the state (`sqlstore::changes`).
+    changes: sqlstore::Changes,
 }
 
 /// The log id of the snapshot that is on disk for good (`snapshots/current.db`, its rename
@@ -223,10 +225,12 @@ impl StateMachine {
         Ok(StateMachine {
             location: location.clone(),
             snap_dir: snap_dir.to_path_buf(),
-            db: Shared::new(conn, "state"),
+            // Applies run on the state connection's own thread (see `blocking`).
+            db: Shared::with_thread(conn, "state")?,
             receiving: None,
             health: DbHealth::default(),
             floor,
+            changes: sqlstore::Changes::default(),
         })
     }
 
@@ -242,7 +246,12 @@ impl StateMachine {
 
     /// A handle to apply transactions directly, for a solo server (no Raft, no log).
     pub fn solo_writer(&self) -> SoloWriter {
-        SoloWriter(self.db.clone(), self.location.clone())
+        SoloWriter(self.db.clone(), self.location.clone(), self.changes.clone())
+    }
+
+    /// The generations this state machine moves as it applies (see `sqlstore::changes`).
+    pub fn changes(&self) -> sqlstore::Changes {
+        self.changes.clone()
     }
 
     /// Makes the snapshot cover the state database when the state is ahead of the local log
@@ -296,6 +305,7 @@ impl StateMachine {
         // Refuses a snapshot of a newer format before anything is overwritten.
         meta_of_file(&current)?;
         sqlstore::restore_from(&mut conn, &current)?;
+        self.changes.replaced();
         tracing::warn!(
             purged,
             "the state database was behind the purged log: restored the local snapshot"
@@ -330,13 +340,14 @@ impl StateMachine {
 
 /// Applies transactions on a solo server, where the database is the only copy.
 #[derive(Clone)]
-pub struct SoloWriter(Shared<Conn>, Location);
+pub struct SoloWriter(Shared<Conn>, Location, sqlstore::Changes);
 
 impl SoloWriter {
     /// A lost MySQL connection fails the call (its outcome is unknown if the commit was under
     /// way) and is replaced for the next one.
     pub async fn apply(&self, txns: Vec<SqlTxn>) -> Result<Vec<TxnOutcome>> {
         let location = self.1.clone();
+        let changes = self.2.clone();
         self.0
             .call(move |c| {
                 let applied = (|| -> Result<Vec<TxnOutcome>> {
@@ -346,6 +357,7 @@ impl SoloWriter {
                         out.push(apply_txn(&tx, t)?);
                     }
                     tx.commit()?;
+                    changes.applied(&txns);
                     Ok(out)
                 })();
                 if let Err(e) = &applied {
@@ -423,12 +435,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let location = self.location.clone();
         let health = self.health.clone();
+        let changes = self.changes.clone();
         let n = entries.len() as u64;
         let started = std::time::Instant::now();
         let res = self
             .db
             .run(StorageIOError::write_state_machine, move |c| {
-                apply_until_done(c, &location, &health, &entries)
+                let results = apply_until_done(c, &location, &health, &entries)?;
+                changes.applied(entries.iter().flat_map(|e| match &e.payload {
+                    EntryPayload::Normal(batch) => batch.txns.as_slice(),
+                    _ => &[],
+                }));
+                Ok(results)
             })
             .await;
         telemetry::m::APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
@@ -504,9 +522,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let dir = self.snap_dir.clone();
         let src = incoming.clone();
+        let changes = self.changes.clone();
         self.db
             .run(StorageIOError::write_snapshot_none, move |c| {
                 sqlstore::restore_from(c, &src)?;
+                changes.replaced();
                 let current = dir.join(CURRENT);
                 std::fs::rename(&src, &current).map_err(Error::io(&current))?;
                 fsync_dir(&dir)

@@ -15,6 +15,14 @@
 //!   of the user name, the password and the stored hash string: a password change (a new stored
 //!   hash) or a deletion makes the old entry unreachable. Ordinary calls of a logged-in client
 //!   therefore cost one read and one SHA-256, not an argon2 run. Only correct passwords enter it.
+//! - **Rows in memory.** The user rows of sessions that verified are kept (bounded, without
+//!   their templates) with the generation of the user tables they were read under
+//!   (`sqlstore::changes`, moved by the state machine after each commit that changes an
+//!   existing user, group membership or login token). While that generation is current, a
+//!   call of a logged-in client costs no database read and no thread hop: one SHA-256 and two
+//!   short mutex sections. A password change, a disabled or deleted user, a removed token
+//!   moves the generation when the entry is applied, before the apply returns: on every
+//!   server, the next call reads the row again.
 //! - **CPU bound.** At most [`max_parallel_hashes`] argon2 runs at a time, and at most
 //!   [`MAX_QUEUED_HASHES`] more waiting: beyond that a check is refused at once, so a flood of
 //!   wrong passwords cannot take every core (nor queue without limit).
@@ -30,7 +38,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlstore::{ReadPool, SqlTxn, TxnOutcome, UserRow};
+use sqlstore::{Changes, ReadPool, SqlTxn, TxnOutcome, UserRow, Watched};
 use tokio::sync::Semaphore;
 use tracing::{debug, error, info, warn};
 
@@ -176,6 +184,112 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A copy of something read from the state database, valid while the generation it was read
+/// under is current (see `sqlstore::changes`): shared by every call.
+pub struct Generational<T: Clone> {
+    slot: Mutex<Option<(u64, T)>>,
+}
+
+impl<T: Clone> Default for Generational<T> {
+    fn default() -> Self {
+        Generational {
+            slot: Mutex::new(None),
+        }
+    }
+}
+
+impl<T: Clone> Generational<T> {
+    /// The copy, if it was read under generation `now`.
+    pub fn get(&self, now: u64) -> Option<T> {
+        let slot = self.slot.lock().ok()?;
+        slot.as_ref()
+            .filter(|(g, _)| *g == now)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Keeps `value`, read under generation `read_at` (taken before the read).
+    pub fn put(&self, read_at: u64, value: T) {
+        if let Ok(mut slot) = self.slot.lock() {
+            // A slower reader must not replace a newer copy with an older one.
+            if slot.as_ref().is_none_or(|(g, _)| *g <= read_at) {
+                *slot = Some((read_at, value));
+            }
+        }
+    }
+}
+
+/// An ACL rule on a cluster's objects (user, resource, rights).
+type Rule = (u64, u64, u64);
+
+/// Expansions by rule, and the generation they were read under.
+type Expanded = (u64, HashMap<Rule, Arc<Vec<Rule>>>);
+
+/// ACL rules on a cluster's hosts, networks or datastores, each as the rules on those objects
+/// by id, valid while the generation of what clusters hold stands (`Watched::ClusterMembers`).
+#[derive(Default)]
+pub struct ClusterRules {
+    slot: Mutex<Expanded>,
+}
+
+/// Expanded cluster rules kept; beyond, they are all dropped (each is read again once).
+const CLUSTER_RULES: usize = 1024;
+
+impl ClusterRules {
+    /// The expansion of `rule`, if it was read under generation `now`.
+    pub fn get(&self, now: u64, rule: Rule) -> Option<Arc<Vec<Rule>>> {
+        let slot = self.slot.lock().ok()?;
+        (slot.0 == now)
+            .then(|| slot.1.get(&rule).cloned())
+            .flatten()
+    }
+
+    /// Keeps the expansion of `rule`, read under generation `read_at`.
+    pub fn put(&self, read_at: u64, rule: Rule, expanded: Arc<Vec<Rule>>) {
+        let Ok(mut slot) = self.slot.lock() else {
+            return;
+        };
+        if read_at < slot.0 {
+            return;
+        }
+        if read_at > slot.0 || slot.1.len() >= CLUSTER_RULES {
+            *slot = (read_at, HashMap::new());
+        }
+        slot.1.insert(rule, expanded);
+    }
+}
+
+/// A user row, and the generation of the user tables it was read under when it came from the
+/// database for this check (`None`: from memory), so a successful check can keep it.
+struct Found {
+    row: Arc<UserRow>,
+    read_at: Option<u64>,
+}
+
+/// User rows of sessions that verified, by name, with the generation each was read under.
+struct UserRows {
+    rows: HashMap<String, (u64, Arc<UserRow>)>,
+}
+
+impl UserRows {
+    fn get(&self, name: &str, now: u64) -> Option<Arc<UserRow>> {
+        self.rows
+            .get(name)
+            .filter(|(g, _)| *g == now)
+            .map(|(_, r)| r.clone())
+    }
+
+    fn put(&mut self, read_at: u64, row: Arc<UserRow>, now: u64) {
+        if self.rows.len() >= CACHE_ENTRIES && !self.rows.contains_key(&row.name) {
+            self.rows.retain(|_, (g, _)| *g == now);
+            if self.rows.len() >= CACHE_ENTRIES {
+                // Bounded; only active users come back, at the cost of one read each.
+                self.rows.clear();
+            }
+        }
+        self.rows.insert(row.name.clone(), (read_at, row));
+    }
+}
+
 /// A fixed-size set with CLOCK eviction (second chance): a hit sets the slot's bit, the hand
 /// clears bits until it finds a slot not used since its last pass.
 struct ClockSet {
@@ -290,6 +404,15 @@ pub struct Authenticator {
     recent_admins: Mutex<HashMap<[u8; 32], (Session, Instant)>>,
     /// The server certificate `server_x509` tokens are checked with (`etc/auth/cert.pem`).
     server_cert: Option<std::path::PathBuf>,
+    /// What the state machine applies; a fresh one (never moved) until [`Self::with_changes`].
+    changes: Changes,
+    users: Mutex<UserRows>,
+    /// The zone's ACL rules (user, resource, rights), for authorization (`api::perms`).
+    pub acl_rules: Generational<Arc<Vec<(u64, u64, u64)>>>,
+    /// The expansions of ACL rules on clusters (`api::perms`).
+    pub cluster_rules: ClusterRules,
+    /// Whether the zone is disabled, and the calls API hooks are set on (`api::write_gate`).
+    pub write_gate: Generational<Arc<(bool, std::collections::HashSet<String>)>>,
 }
 
 /// How long a verified administrator's session is honoured for status calls while the
@@ -345,6 +468,13 @@ impl Authenticator {
             peak: Arc::new(AtomicU64::new(0)),
             recent_admins: Mutex::new(HashMap::new()),
             server_cert: None,
+            changes: Changes::default(),
+            users: Mutex::new(UserRows {
+                rows: HashMap::new(),
+            }),
+            acl_rules: Generational::default(),
+            write_gate: Generational::default(),
+            cluster_rules: ClusterRules::default(),
         })
     }
 
@@ -473,24 +603,37 @@ impl Authenticator {
     async fn check(&self, pool: &ReadPool, session: &str) -> Result<Option<Checked>, AuthError> {
         // A malformed session goes down the same path as an unknown user.
         let (name, secret) = session.split_once(':').unwrap_or(("", ""));
-        let user: Option<UserRow> = if name.is_empty() {
+        let found = if name.is_empty() {
             None
         } else {
-            find_user(pool, name).await?
+            self.user(pool, name).await?
         };
+        let checked = self.check_row(pool, name, secret, found.as_ref()).await?;
+        if let (Some(_), Some(found)) = (&checked, &found) {
+            self.remember_user(found);
+        }
+        Ok(checked)
+    }
+
+    /// [`Self::check`] of `name:secret` against `found`, the user's row if there is one.
+    async fn check_row(
+        &self,
+        pool: &ReadPool,
+        name: &str,
+        secret: &str,
+        found: Option<&Found>,
+    ) -> Result<Option<Checked>, AuthError> {
+        let user: Option<&UserRow> = found.map(|f| f.row.as_ref());
         let user = user.filter(|u| u.enabled);
         // A login token opens a session whatever the user's driver, as in OpenNebula, and
         // costs no argon2 run: it is a random secret, compared as it is stored.
-        if let Some(session) = user
-            .as_ref()
-            .and_then(|u| token_session(u, secret, unix_now()))
-        {
+        if let Some(session) = user.and_then(|u| token_session(u, secret, unix_now())) {
             return Ok(Some(Checked {
                 session,
                 legacy: None,
             }));
         }
-        if let Some(server) = user.as_ref().filter(|u| u.auth_driver == "server_cipher") {
+        if let Some(server) = user.filter(|u| u.auth_driver == "server_cipher") {
             if let Some(session) = self.proxied_session(pool, server, secret).await? {
                 return Ok(Some(Checked {
                     session,
@@ -498,7 +641,7 @@ impl Authenticator {
                 }));
             }
         }
-        if let Some(server) = user.as_ref().filter(|u| u.auth_driver == "server_x509") {
+        if let Some(server) = user.filter(|u| u.auth_driver == "server_x509") {
             if let Some(session) = self.x509_session(pool, server, secret).await? {
                 return Ok(Some(Checked {
                     session,
@@ -507,22 +650,19 @@ impl Authenticator {
             }
         }
         let user = user.filter(|u| u.auth_driver == "core");
-        let against = match &user {
+        let against = match user {
             Some(u) if is_legacy_sha256(&u.password) => Against::Legacy,
             Some(u) if PasswordHash::new(&u.password).is_ok() => Against::Argon2,
             _ => Against::Nobody,
         };
-        let stored = user
-            .as_ref()
-            .map(|u| u.password.clone())
-            .unwrap_or_default();
+        let stored = user.map(|u| u.password.clone()).unwrap_or_default();
         let key = self.cache_digest(name, secret, &stored);
         if !matches!(against, Against::Nobody) {
             let hit = self.cache.lock().map(|mut c| c.hit(&key)).unwrap_or(false);
             if hit {
                 return Ok(user.map(|u| Checked {
                     legacy: is_legacy_sha256(&u.password).then(|| u.password.clone()),
-                    session: Session::of(&u),
+                    session: Session::of(u),
                 }));
             }
         }
@@ -562,7 +702,7 @@ impl Authenticator {
         }
         Ok(user.map(|u| Checked {
             legacy: matches!(against, Against::Legacy).then(|| u.password.clone()),
-            session: Session::of(&u),
+            session: Session::of(u),
         }))
     }
 
@@ -594,12 +734,13 @@ impl Authenticator {
             debug!(server = %server.name, reason = %why, "proxied session refused");
             return Ok(None);
         }
-        let user = find_user(pool, target).await?;
+        let found = self.user(pool, target).await?;
         // A disabled user stays out, whoever vouches for it.
-        let Some(user) = user.filter(|u| u.enabled) else {
+        let Some(found) = found.filter(|f| f.row.enabled) else {
             return Ok(None);
         };
-        let mut session = Session::of(&user);
+        self.remember_user(&found);
+        let mut session = Session::of(&found.row);
         if let Some(egid) = egid.filter(|&g| g != -1) {
             session.gid = egid;
             session.groups = vec![egid];
@@ -645,8 +786,56 @@ impl Authenticator {
             debug!(server = %server.name, reason = %why, "server_x509 session refused");
             return Ok(None);
         }
-        let user = find_user(pool, target).await?;
-        Ok(user.filter(|u| u.enabled).map(|u| Session::of(&u)))
+        let found = self.user(pool, target).await?;
+        let found = found.filter(|f| f.row.enabled);
+        if let Some(f) = &found {
+            self.remember_user(f);
+        }
+        Ok(found.map(|f| Session::of(&f.row)))
+    }
+
+    /// The generations the state machine moves: what tells the caches here that their copies
+    /// are stale. Without it nothing kept is ever found stale: tests move it by hand.
+    pub fn with_changes(mut self, changes: Changes) -> Authenticator {
+        self.changes = changes;
+        self
+    }
+
+    /// See [`Self::with_changes`].
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// User `name`: from memory when a check kept it under the current generation, else read
+    /// on the blocking pool.
+    async fn user(&self, pool: &ReadPool, name: &str) -> Result<Option<Found>, AuthError> {
+        let now = self.changes.get(Watched::Users);
+        if let Some(row) = self.users.lock().ok().and_then(|u| u.get(name, now)) {
+            return Ok(Some(Found { row, read_at: None }));
+        }
+        Ok(find_user(pool, name).await?.map(|mut u| {
+            // Sessions need neither; a template can be large.
+            u.template = String::new();
+            u.gname = String::new();
+            Found {
+                row: Arc::new(u),
+                read_at: Some(now),
+            }
+        }))
+    }
+
+    /// Keeps a row a successful check used, if it was read for it.
+    fn remember_user(&self, found: &Found) {
+        let Some(read_at) = found.read_at else {
+            return;
+        };
+        let now = self.changes.get(Watched::Users);
+        if read_at != now {
+            return;
+        }
+        if let Ok(mut u) = self.users.lock() {
+            u.put(read_at, found.row.clone(), now);
+        }
     }
 
     /// Where `server_x509` sessions find the server certificate.
@@ -726,6 +915,14 @@ mod tests {
         _dir: tempfile::TempDir,
         path: std::path::PathBuf,
         pool: ReadPool,
+        /// Moved by hand after each edit below, as the state machine does after an apply.
+        changes: Changes,
+    }
+
+    fn auth_for(db: &Db) -> Authenticator {
+        Authenticator::new()
+            .unwrap()
+            .with_changes(db.changes.clone())
     }
 
     /// A bootstrapped database with oneadmin (argon2id), plus `legacy` (OpenNebula SHA-256),
@@ -758,6 +955,7 @@ mod tests {
             _dir: dir,
             path,
             pool,
+            changes: Changes::default(),
         }
     }
 
@@ -768,6 +966,7 @@ mod tests {
                 [name, stored],
             )
             .unwrap();
+        db.changes.replaced();
     }
 
     fn rusqlite_conn(path: &std::path::Path) -> sqlstore::rusqlite::Connection {
@@ -780,7 +979,7 @@ mod tests {
         rusqlite_conn(&db.path)
             .execute("ALTER TABLE user_pool RENAME TO user_pool_gone", [])
             .unwrap();
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         let err = auth.check(&db.pool, "oneadmin:pw-oneadmin").await;
         assert!(
             matches!(&err, Err(AuthError(m)) if m.contains("database error")),
@@ -815,7 +1014,7 @@ mod tests {
         let db = db();
         let later = unix_now() + 3600;
         give_tokens(&db, &[("tok-full", later, -1), ("tok-forever", -1, -1)]);
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         for session in ["ldapuser:tok-full", "ldapuser:tok-forever"] {
             let checked = auth.check(&db.pool, session).await.unwrap();
             let s = checked.expect(session).session;
@@ -832,7 +1031,7 @@ mod tests {
         let db = db();
         let later = unix_now() + 3600;
         give_tokens(&db, &[("tok-100", later, 100), ("tok-0", later, 0)]);
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         let s = auth
             .check(&db.pool, "ldapuser:tok-100")
             .await
@@ -845,6 +1044,7 @@ mod tests {
         rusqlite_conn(&db.path)
             .execute("DELETE FROM user_groups WHERE uid = 4 AND gid = 100", [])
             .unwrap();
+        db.changes.replaced();
         assert_eq!(check(&auth, &db, "ldapuser:tok-100").await, (false, 1));
     }
 
@@ -858,7 +1058,7 @@ mod tests {
                 [],
             )
             .unwrap();
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         assert_eq!(check(&auth, &db, "ldapuser:tok-old").await, (false, 1));
         assert_eq!(check(&auth, &db, "off:tok-off").await, (false, 1));
     }
@@ -874,7 +1074,7 @@ mod tests {
         rusqlite_conn(&db.path)
             .execute_batch("INSERT INTO user_groups (uid, gid) VALUES (2, 1), (2, 100)")
             .unwrap();
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         let later = unix_now() + 60;
         let session =
             peerauth::server_cipher::login_session("serveradmin", "srv-pw", "legacy", later);
@@ -944,12 +1144,12 @@ mod tests {
         };
         let later = unix_now() + 60;
         // Without the certificate nothing is taken.
-        let without = Authenticator::new().unwrap();
+        let without = auth_for(&db);
         assert_eq!(
             check(&without, &db, &session("legacy", later)).await,
             (false, 1)
         );
-        let auth = Authenticator::new().unwrap().with_server_cert(cert);
+        let auth = auth_for(&db).with_server_cert(cert);
         let s = auth
             .check(&db.pool, &session("legacy", later))
             .await
@@ -1005,7 +1205,7 @@ mod tests {
     #[tokio::test]
     async fn every_refusal_runs_exactly_one_argon2_verification() {
         let db = db();
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         for session in [
             "nobody:pw-nobody",
             "oneadmin:wrong",
@@ -1024,7 +1224,7 @@ mod tests {
     #[tokio::test]
     async fn a_verified_session_is_cached_until_the_password_changes_or_the_user_goes() {
         let db = db();
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         assert_eq!(check(&auth, &db, "oneadmin:pw-oneadmin").await, (true, 1));
         assert_eq!(check(&auth, &db, "oneadmin:pw-oneadmin").await, (true, 0));
         assert_eq!(check(&auth, &db, "oneadmin:wrong").await, (false, 1));
@@ -1039,6 +1239,7 @@ mod tests {
         rusqlite_conn(&db.path)
             .execute("UPDATE user_pool SET enabled = 0 WHERE oid = 0", [])
             .unwrap();
+        db.changes.replaced();
         assert_eq!(check(&auth, &db, "oneadmin:new").await, (false, 1));
 
         // Deleted: refused.
@@ -1046,13 +1247,39 @@ mod tests {
         rusqlite_conn(&db.path)
             .execute("DELETE FROM user_pool WHERE name = 'legacy'", [])
             .unwrap();
+        db.changes.replaced();
         assert_eq!(check(&auth, &db, "legacy:pw-legacy").await, (false, 1));
+    }
+
+    /// Issue 16: a logged-in client's calls read no user row while the user tables' generation
+    /// stands; once it moves, the row is read again.
+    #[tokio::test]
+    async fn issue_16_a_verified_session_reads_no_row_until_the_users_generation_moves() {
+        let db = db();
+        let auth = auth_for(&db);
+        give_tokens(&db, &[("tok-full", -1, -1)]);
+        assert_eq!(check(&auth, &db, "oneadmin:pw-oneadmin").await, (true, 1));
+        assert!(check(&auth, &db, "ldapuser:tok-full").await.0);
+        // Any read of the user tables now fails: only memory can answer.
+        rusqlite_conn(&db.path)
+            .execute("ALTER TABLE user_pool RENAME TO user_pool_gone", [])
+            .unwrap();
+        assert_eq!(check(&auth, &db, "oneadmin:pw-oneadmin").await, (true, 0));
+        assert!(check(&auth, &db, "ldapuser:tok-full").await.0);
+        // A wrong password is still refused from memory, with its argon2 run.
+        assert_eq!(check(&auth, &db, "oneadmin:wrong").await, (false, 1));
+        db.changes.replaced();
+        let err = auth.check(&db.pool, "oneadmin:pw-oneadmin").await;
+        assert!(
+            matches!(&err, Err(AuthError(m)) if m.contains("database error")),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
     async fn an_opennebula_sha256_hash_still_logs_in_and_is_reported_for_upgrade() {
         let db = db();
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         let before = auth.verifications();
         let checked = auth
             .check(&db.pool, "legacy:pw-legacy")
@@ -1089,7 +1316,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_checks_never_run_more_argon2_at_once_than_the_bound() {
         let db = std::sync::Arc::new(db());
-        let auth = Arc::new(Authenticator::new().unwrap());
+        let auth = Arc::new(auth_for(&db));
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let (auth, db) = (auth.clone(), db.clone());
@@ -1116,7 +1343,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn cancelled_checks_keep_their_slot_until_their_argon2_run_ends() {
         let db = std::sync::Arc::new(db());
-        let auth = Arc::new(Authenticator::new().unwrap());
+        let auth = Arc::new(auth_for(&db));
         let spawn = |n: usize| -> Vec<_> {
             (0..n)
                 .map(|_| {
@@ -1163,7 +1390,7 @@ mod tests {
     async fn timing_unknown_user_and_wrong_password_take_comparable_time() {
         const N: usize = 50;
         let db = db();
-        let auth = Authenticator::new().unwrap();
+        let auth = auth_for(&db);
         let sessions = ["nobody:guess", "oneadmin:guess", "legacy:guess"];
         // Interleaved, so a change in the machine's load hits every kind alike.
         let mut times = vec![Vec::with_capacity(N); sessions.len()];

@@ -21,6 +21,7 @@ pub mod leadership;
 pub mod limits;
 pub mod listener;
 pub mod membership;
+pub mod memory;
 pub mod metrics;
 pub mod monitor;
 pub mod monitoring;

@@ -90,6 +90,7 @@ fn run_follower_cleanup(config: &Config, paths: &Paths) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    oned::memory::configure_allocator();
     let mut follower_cleanup = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {

@@ -187,6 +187,16 @@ fn duties(e: &mut Exposition) {
         m::STEP_DOWNS.get(),
     );
     e.counter(
+        "oneha_fast_elections_total",
+        "Campaigns this server started at once because its leader's port refused connections.",
+        consensus::failover::fast_elections(),
+    );
+    e.counter(
+        "oneha_handovers_total",
+        "Times this server, stopping as leader, handed leadership over to a follower.",
+        consensus::handover::handovers(),
+    );
+    e.counter(
         "oneha_log_purges_total",
         "Log purges asked for by the retention task.",
         m::PURGES.get(),

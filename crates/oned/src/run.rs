@@ -31,6 +31,11 @@ const SEALED: &str = "solo_history_sealed";
 /// How long an orderly shutdown waits for the background tasks, then again for Raft.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 
+/// Bounds of each wait of a handover at a stop: long enough for a follower a few entries
+/// behind, short enough that a stop never hangs on it.
+const HANDOVER_MIN: Duration = Duration::from_millis(500);
+const HANDOVER_MAX: Duration = Duration::from_secs(2);
+
 /// An index as the recovery line shows it.
 fn shown(index: Option<u64>) -> String {
     index.map_or_else(|| "none".to_string(), |i| i.to_string())
@@ -66,7 +71,12 @@ pub async fn run(
     let config = Arc::new(config);
     config.limits.publish();
     let (state, sm) = open_state(&config, &paths)?;
-    let Zone { cluster, peers, ha } = if config.is_solo() {
+    let Zone {
+        cluster,
+        peers,
+        ha,
+        handover,
+    } = if config.is_solo() {
         start_solo(sm)
     } else {
         start_raft(&config, &paths, &state, sm).await?
@@ -86,6 +96,14 @@ pub async fn run(
         ha,
         &paths.remotes,
     );
+    // A leader that is asked to stop hands leadership over first, while it still serves: the
+    // writes it holds meanwhile go to the new leader.
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(h) = handover {
+            h.run().await;
+        }
+    };
     let served = serve(&config, &paths, &state, &cluster, peers, listener, shutdown).await;
     shut_down(&tasks, &cluster, &hooks).await;
     served
@@ -106,6 +124,8 @@ struct OpenState {
     /// The state database had been bootstrapped before this start.
     bootstrapped: bool,
     pool: ReadPool,
+    /// What the state machine applies, for the caches in front of the state (`auth.rs`).
+    changes: sqlstore::Changes,
 }
 
 /// Phase 1: the state directory (created, its modes tightened, locked), the certificates, the
@@ -195,6 +215,7 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
         zone_key,
         bootstrapped,
         pool,
+        changes: sm.changes(),
     };
     Ok((state, sm))
 }
@@ -205,6 +226,36 @@ struct Zone {
     /// Raft and the zone key's check, for `/raft` and `/oneha` (none when solo).
     peers: Option<(Raft, PeerAuth)>,
     ha: Option<HaTasks>,
+    /// What an orderly stop of the leader needs to hand leadership over (none when solo).
+    handover: Option<Handover>,
+}
+
+/// A leader's handover at an orderly stop (`consensus::handover`).
+struct Handover {
+    raft: Raft,
+    net: PeerNetwork,
+    stop: consensus::step_down::StopLeading,
+    /// The bound of each wait: for a follower to catch up, for it to take over.
+    within: Duration,
+}
+
+impl Handover {
+    async fn run(self) {
+        let term = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            if m.state != ServerState::Leader {
+                return;
+            }
+            m.current_term
+        };
+        // New writes wait here for the next leader, then go to it, as during an election.
+        self.stop.stop_leading(term);
+        match consensus::handover::hand_over(&self.raft, &self.net, self.within).await {
+            Ok(to) => info!(leader = to, "handed leadership over"),
+            Err(e) => warn!(error = %e, "stopping without handing leadership over"),
+        }
+    }
 }
 
 /// What the tasks of a server in a zone share with Raft.
@@ -227,6 +278,7 @@ fn start_solo(sm: StateMachine) -> Zone {
         cluster: Cluster::Solo(sm.solo_writer()),
         peers: None,
         ha: None,
+        handover: None,
     }
 }
 
@@ -290,9 +342,15 @@ async fn start_raft(
     .map_err(|e| StartError::consensus("building the peer HTTP client", e))?
     .with_backend(state.pool.location().backend().name());
     let db_health = sm.health();
-    let raft = Raft::new(id, Arc::new(raft_config(config)?), net, log.clone(), sm)
-        .await
-        .map_err(|e| StartError::consensus("starting Raft", format!("{e} ({view})")))?;
+    let raft = Raft::new(
+        id,
+        Arc::new(raft_config(config)?),
+        net.clone(),
+        log.clone(),
+        sm,
+    )
+    .await
+    .map_err(|e| StartError::consensus("starting Raft", format!("{e} ({view})")))?;
     info!(server = id, "oned started in follower mode");
     if pristine {
         initialize_if_alone(config, &raft, &state.pool, state.bootstrapped).await?;
@@ -304,7 +362,7 @@ async fn start_raft(
         config.limits.max_txn_bytes(),
     );
     let (reads, confirming) = ReadBarrier::new(raft.clone(), config.write_deadline());
-    let (stepped_down, watching) = consensus::step_down::watchdog(
+    let (stepped_down, stop_leading, watching) = consensus::step_down::watchdog(
         raft.clone(),
         config.raft.election_timeout,
         config.raft.broadcast_timeout,
@@ -322,7 +380,7 @@ async fn start_raft(
             db_health,
         }),
         peers: Some((
-            raft,
+            raft.clone(),
             PeerAuth::new(peerauth::ZoneKey::new(&state.zone_key), id),
         )),
         ha: Some(HaTasks {
@@ -334,7 +392,20 @@ async fn start_raft(
                 ("proposer", proposing),
                 ("read-barrier", confirming),
                 ("step-down", watching),
+                (
+                    "fast-failover",
+                    consensus::failover::crash_watch(raft.clone(), config.raft.broadcast_timeout),
+                ),
             ],
+        }),
+        handover: Some(Handover {
+            raft,
+            net,
+            stop: stop_leading,
+            within: config
+                .raft
+                .election_timeout
+                .clamp(HANDOVER_MIN, HANDOVER_MAX),
         }),
     })
 }
@@ -500,7 +571,9 @@ async fn serve(
         .map_err(StartError::PasswordChecks)?;
     // OpenNebula's server_x509 driver reads the server certificate from etc/auth/cert.pem.
     let etc = paths.config.parent().unwrap_or(std::path::Path::new("."));
-    let auth = auth.with_server_cert(etc.join("auth").join("cert.pem"));
+    let auth = auth
+        .with_server_cert(etc.join("auth").join("cert.pem"))
+        .with_changes(state.changes.clone());
     let app = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),

@@ -6,6 +6,7 @@ pub use rusqlite;
 
 mod backup;
 mod bootstrap;
+pub mod changes;
 mod checksum;
 mod copy;
 mod dump;
@@ -21,6 +22,7 @@ mod txn;
 
 pub use backup::{restore_backup, verify_backup, write_backup, BackupInfo};
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
+pub use changes::{Changes, Watched};
 pub use checksum::{checksum, Checksum};
 pub use dump::{is_dump, restore_dump, verify_dump, write_dump};
 pub use objects::{HasOwner, Head, Lock, Owned};

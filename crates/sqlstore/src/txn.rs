@@ -133,12 +133,12 @@ pub fn apply_txn(tx: &Conn, txn: &SqlTxn) -> Result<TxnOutcome, SqlError> {
     // so it needs no savepoint: on MySQL that saves two round trips per write.
     let savepoint = txn.stmts.len() > 1;
     if savepoint {
-        tx.execute_batch("SAVEPOINT txn")?;
+        control(tx, "SAVEPOINT txn")?;
     }
     let undo = |tx: &Conn| -> Result<(), SqlError> {
         if savepoint {
-            tx.execute_batch("ROLLBACK TO SAVEPOINT txn")?;
-            tx.execute_batch("RELEASE SAVEPOINT txn")?;
+            control(tx, "ROLLBACK TO SAVEPOINT txn")?;
+            control(tx, "RELEASE SAVEPOINT txn")?;
         }
         Ok(())
     };
@@ -169,9 +169,18 @@ pub fn apply_txn(tx: &Conn, txn: &SqlTxn) -> Result<TxnOutcome, SqlError> {
     // MySQL replaces a savepoint by the next one of the same name, and the commit drops the
     // last: releasing it would be one more round trip. SQLite stacks them, so it releases.
     if savepoint && tx.backend() == crate::Backend::Sqlite {
-        tx.execute_batch("RELEASE SAVEPOINT txn")?;
+        control(tx, "RELEASE SAVEPOINT txn")?;
     }
     Ok(TxnOutcome::Done { values })
+}
+
+/// A savepoint statement: kept prepared on SQLite, which would otherwise parse it at every
+/// write; sent as text to MySQL, whose prepared-statement protocol need not accept it.
+fn control(tx: &Conn, sql: &str) -> Result<(), SqlError> {
+    match tx.backend() {
+        crate::Backend::Sqlite => tx.prepare_cached(sql)?.execute(()).map(|_| ()),
+        crate::Backend::Mysql => tx.execute_batch(sql),
+    }
 }
 
 /// Runs `stmts` on `conn` as they are, outside any savepoint (schema upgrades at open).

@@ -164,7 +164,7 @@ impl Template {
     pub fn parse_text(text: &str) -> Result<Template, ParseError> {
         let normalised = normalise_line_ends(text);
         let mut p = Parser {
-            chars: normalised.chars().collect(),
+            text: &normalised,
             pos: 0,
             line: 1,
         };
@@ -333,7 +333,11 @@ impl fmt::Display for Template {
 /// Reads CRLF, and any run of CRs before a LF, as LF. Whole runs go: replacing only "\r\n"
 /// turned "\r\r\n" into a "\r\n" inside a value, which `to_text` printed and the next parse
 /// read as "\n" (found by the fuzz target `template_parse`).
-fn normalise_line_ends(text: &str) -> String {
+fn normalise_line_ends(text: &str) -> std::borrow::Cow<'_, str> {
+    // Stored templates have no CR: pool answers parse thousands of them.
+    if !text.contains('\r') {
+        return std::borrow::Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     let mut crs = 0usize;
     for c in text.chars() {
@@ -351,7 +355,7 @@ fn normalise_line_ends(text: &str) -> String {
         }
     }
     out.extend(std::iter::repeat_n('\r', crs));
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 fn push_quoted(out: &mut String, s: &str) {
@@ -460,20 +464,22 @@ fn describe(c: Option<char>) -> String {
     }
 }
 
-struct Parser {
-    chars: Vec<char>,
+/// Walks the text itself (`pos` is a byte offset on a character boundary), rather than a copy
+/// of it as a `Vec<char>`: pool answers parse thousands of templates.
+struct Parser<'a> {
+    text: &'a str,
     pos: usize,
     line: usize,
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+        self.text.get(self.pos..)?.chars().next()
     }
 
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
-        self.pos += 1;
+        self.pos += c.len_utf8();
         if c == '\n' {
             self.line += 1;
         }
@@ -519,11 +525,13 @@ impl Parser {
     fn name(&mut self) -> String {
         // OpenNebula's lexer drops a character no rule matches, so a quoted name stands for
         // the name: its Ruby CLI sends `BACKUP_CONFIG = ["MODE"="FULL"]` (`onevm backupmode`).
+        // `"` is one byte: the character after it starts at `pos + 1`.
         let quoted = self.peek() == Some('"')
             && self
-                .chars
-                .get(self.pos + 1)
-                .is_some_and(|&c| is_name_char(c));
+                .text
+                .get(self.pos + 1..)
+                .and_then(|rest| rest.chars().next())
+                .is_some_and(is_name_char);
         if quoted {
             self.bump();
         }
@@ -538,14 +546,15 @@ impl Parser {
         s
     }
 
-    /// Reads a quoted string; the cursor is on the opening quote.
-    fn quoted(&mut self, what: &str) -> Result<String, ParseError> {
+    /// Reads a quoted string; the cursor is on the opening quote. `what` names it in the error,
+    /// built only then: a pool answer parses thousands of templates that have none.
+    fn quoted(&mut self, what: impl FnOnce() -> String) -> Result<String, ParseError> {
         let start = self.line;
         self.bump();
         let mut s = String::new();
         loop {
             match self.bump() {
-                None => return self.err(start, format!("unterminated string in {what}")),
+                None => return self.err(start, format!("unterminated string in {}", what())),
                 Some('"') => return Ok(s),
                 Some('\\') => match self.peek() {
                     Some(c @ ('"' | '\\')) => {
@@ -591,7 +600,7 @@ impl Parser {
         self.bump();
         self.skip_hspace();
         let value = match self.peek() {
-            Some('"') => Value::Single(self.quoted(&format!("attribute \"{name}\""))?),
+            Some('"') => Value::Single(self.quoted(|| format!("attribute \"{name}\""))?),
             Some('[') => Value::Vector(self.vector(&name)?),
             None | Some('\n' | '#') => {
                 return self.err(
@@ -618,13 +627,13 @@ impl Parser {
     /// Reads a vector; the cursor is on the opening bracket.
     fn vector(&mut self, name: &str) -> Result<Vec<(String, String)>, ParseError> {
         let start = self.line;
-        let unterminated = format!("unterminated vector \"{name}\"");
+        let unterminated = || format!("unterminated vector \"{name}\"");
         self.bump();
         let mut pairs = Vec::new();
         loop {
             self.skip_blank();
             match self.peek() {
-                None => return self.err(start, unterminated),
+                None => return self.err(start, unterminated()),
                 Some(']') => {
                     self.bump();
                     return Ok(pairs);
@@ -644,7 +653,7 @@ impl Parser {
                 Some('=') => {
                     self.bump();
                 }
-                None => return self.err(start, unterminated),
+                None => return self.err(start, unterminated()),
                 Some(_) => {
                     return self.err(
                         self.line,
@@ -654,14 +663,14 @@ impl Parser {
             }
             self.skip_hspace();
             let value = match self.peek() {
-                Some('"') => self.quoted(&format!("vector \"{name}\" key \"{key}\""))?,
+                Some('"') => self.quoted(|| format!("vector \"{name}\" key \"{key}\""))?,
                 Some('[') => {
                     return self.err(
                         self.line,
                         format!("nested vector not allowed for \"{key}\" in vector \"{name}\""),
                     )
                 }
-                None => return self.err(start, unterminated),
+                None => return self.err(start, unterminated()),
                 Some(',' | ']' | '\n' | '#') => {
                     return self.err(
                         self.line,
@@ -678,7 +687,7 @@ impl Parser {
                     self.bump();
                 }
                 Some(']' | '\n') => {}
-                None => return self.err(start, unterminated),
+                None => return self.err(start, unterminated()),
                 c => {
                     let found = describe(c);
                     return self.err(

@@ -446,19 +446,37 @@ const HEADER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 /// other than tab, newline and carriage return, U+FFFE, U+FFFF) is written as U+FFFD: no
 /// reference can express it, and one such character in a string would make the whole answer
 /// unreadable for expat-based clients (pyone), whoever stored it and however.
+///
+/// Scans bytes and copies the runs between replacements whole: a pool answer is megabytes of
+/// text of which only the markup needs escaping. Every byte replaced is ASCII, or the lead byte
+/// 0xEF of U+FFFE/U+FFFF (EF BF BE, EF BF BF), so every cut falls on a character boundary.
 fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => {
-                out.push(c)
+    let bytes = s.as_bytes();
+    out.reserve(s.len() + s.len() / 8);
+    let (mut from, mut i) = (0, 0);
+    while i < bytes.len() {
+        let (with, len) = match bytes[i] {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'\r' => ("&#13;", 1),
+            b'\t' | b'\n' => {
+                i += 1;
+                continue;
             }
-            _ => out.push('\u{FFFD}'),
-        }
+            0..=0x1f => ("\u{FFFD}", 1),
+            0xEF if matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) => ("\u{FFFD}", 3),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&s[from..i]);
+        out.push_str(with);
+        i += len;
+        from = i;
     }
+    out.push_str(&s[from..]);
 }
 
 fn write_value(out: &mut String, v: &Value) {

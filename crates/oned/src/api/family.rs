@@ -88,7 +88,7 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
     /// [`Family::get`] on the read pool `pool`, for the leader's tasks.
     pub async fn get_in(&'static self, pool: &sqlstore::ReadPool, id: i64) -> Result<R, Failure> {
         let rows = self.rows;
-        super::read_in(pool, move |c| {
+        super::read_row_in(pool, move |c| {
             let mut st = c.prepare_cached(&rows.by_id())?;
             st.query_row([id], |r| (rows.read)(c, r)).optional()
         })

@@ -113,6 +113,17 @@ pub async fn read_in<T: Send + 'static>(
     })
 }
 
+/// [`read_in`] for a short read by key (`crate::db::read_row`: no thread hop on SQLite).
+pub async fn read_row_in<T: Send + 'static>(
+    pool: &sqlstore::ReadPool,
+    f: impl FnOnce(&sqlstore::Conn) -> Result<T, sqlstore::SqlError> + Clone + Send + 'static,
+) -> Result<T, Failure> {
+    crate::db::read_row(pool, f).await.map_err(|e| match e {
+        crate::db::ReadError::Db(e) => fail(code::INTERNAL, format!("database error: {e}")),
+        crate::db::ReadError::Task(e) => fail(code::INTERNAL, format!("read failed: {e}")),
+    })
+}
+
 impl Ctx {
     /// Runs a blocking read on the read pool.
     pub async fn read<T: Send + 'static>(
@@ -280,15 +291,7 @@ async fn handle_call(
     // The same read tells whether an API hook waits for this call.
     let mut hooked = false;
     if kind == Kind::Write {
-        let zone = ctx.config.zone_id;
-        let name = method.to_string();
-        match ctx
-            .read(move |c| {
-                let disabled = sqlstore::objects::zone::is_disabled(c, zone)?;
-                Ok((disabled, sqlstore::objects::hook::api_hooked(c, &name)?))
-            })
-            .await
-        {
+        match write_gate(ctx, method).await {
             Ok((true, _)) if method != wire::method::ZONE_ENABLE => {
                 return failure_xml(
                     method,
@@ -337,6 +340,30 @@ async fn handle_call(
         }
         Err(f) => Reply::Xml(error::failure_body(method, &f)),
     }
+}
+
+/// Whether the zone is disabled and whether an API hook waits for `method`: from memory while
+/// no applied entry changed the zone or the hooks (`Authenticator::write_gate`).
+async fn write_gate(ctx: &Ctx, method: &str) -> Result<(bool, bool), Failure> {
+    let now = ctx.auth.changes().get(sqlstore::Watched::ZoneHooks);
+    let gate = match ctx.auth.write_gate.get(now) {
+        Some(gate) => gate,
+        None => {
+            let zone = ctx.config.zone_id;
+            let (disabled, calls) = ctx
+                .read(move |c| {
+                    Ok((
+                        sqlstore::objects::zone::is_disabled(c, zone)?,
+                        sqlstore::objects::hook::api_hooked_calls(c)?,
+                    ))
+                })
+                .await?;
+            let gate = Arc::new((disabled, calls.into_iter().collect()));
+            ctx.auth.write_gate.put(now, gate.clone());
+            gate
+        }
+    };
+    Ok((gate.0, gate.1.contains(method)))
 }
 
 /// Writes the API hooks' executions of a call that ran here, before it is answered: a call

@@ -230,41 +230,64 @@ impl Caller<'_> {
     }
 }
 
-/// Loads the caller's groups and the ACL rules.
+/// Loads the caller's groups and the ACL rules: from memory while no applied entry changed
+/// them (`Authenticator::acl_rules`), and a rule on a cluster's objects that concerns the
+/// caller as the rules on those objects, from memory while no applied entry changed what
+/// clusters hold (`Authenticator::cluster_rules`).
 pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure> {
     // A rule for another zone (`#1`) grants nothing here, as AclManager matches the zone.
     let here = (wire::acl::INDIVIDUAL_ID | ctx.config.zone_id as u64) as i64;
-    let (uid, groups) = (s.uid, s.groups.clone());
-    let rules = ctx
-        .read(move |c| {
-            let mut st =
-                c.prepare("SELECT user, resource, rights FROM acl WHERE zone = ?1 OR zone = ?2")?;
-            let mut rules: Vec<(u64, u64, u64)> = st
-                .query_map([wire::acl::ALL_ID as i64, here], |r| {
-                    Ok((
-                        r.get::<i64>(0)? as u64,
-                        r.get::<i64>(1)? as u64,
-                        r.get::<i64>(2)? as u64,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            let mine = |user: u64| {
-                let id = (user & ID_MASK) as i64;
-                user & ACL_ALL != 0
-                    || (user & ACL_INDIVIDUAL != 0 && id == uid)
-                    || (user & ACL_GROUP != 0 && groups.contains(&id))
-            };
-            let by_cluster: Vec<(u64, u64, u64)> = rules
-                .iter()
-                .copied()
-                .filter(|&(user, resource, _)| resource & wire::acl::CLUSTER_ID != 0 && mine(user))
-                .collect();
-            for (user, resource, rights) in by_cluster {
-                rules.extend(cluster_rule_as_objects(c, user, resource, rights)?);
-            }
-            Ok(rules)
-        })
-        .await?;
+    let now = ctx.auth.changes().get(sqlstore::Watched::Acl);
+    let all = match ctx.auth.acl_rules.get(now) {
+        Some(all) => all,
+        None => {
+            let all = std::sync::Arc::new(ctx.read(move |c| zone_rules(c, here)).await?);
+            ctx.auth.acl_rules.put(now, all.clone());
+            all
+        }
+    };
+    let (uid, groups) = (s.uid, &s.groups);
+    let mine = |user: u64| {
+        let id = (user & ID_MASK) as i64;
+        user & ACL_ALL != 0
+            || (user & ACL_INDIVIDUAL != 0 && id == uid)
+            || (user & ACL_GROUP != 0 && groups.contains(&id))
+    };
+    let by_cluster: Vec<(u64, u64, u64)> = all
+        .iter()
+        .copied()
+        .filter(|&(user, resource, _)| resource & wire::acl::CLUSTER_ID != 0 && mine(user))
+        .collect();
+    let mut rules = all.to_vec();
+    // Group users' default rule (`@1 HOST/%0 MANAGE`) is one: kept, as what clusters hold
+    // changes seldom (hosts added or moved), unlike the hosts themselves.
+    let members = ctx.auth.changes().get(sqlstore::Watched::ClusterMembers);
+    let mut missing = Vec::new();
+    for rule in by_cluster {
+        match ctx.auth.cluster_rules.get(members, rule) {
+            Some(expanded) => rules.extend(expanded.iter().copied()),
+            None => missing.push(rule),
+        }
+    }
+    if !missing.is_empty() {
+        let expanded = ctx
+            .read(move |c| {
+                missing
+                    .into_iter()
+                    .map(|(user, resource, rights)| {
+                        let objects = cluster_rule_as_objects(c, user, resource, rights)?;
+                        Ok(((user, resource, rights), objects))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        for (rule, objects) in expanded {
+            rules.extend(objects.iter().copied());
+            ctx.auth
+                .cluster_rules
+                .put(members, rule, std::sync::Arc::new(objects));
+        }
+    }
     // The session's groups, not the user's: a login token scoped to one group acts in it
     // alone.
     Ok(Caller {
@@ -272,6 +295,22 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
         groups: s.groups.clone(),
         rules,
     })
+}
+
+/// Every ACL rule of zone `here` or of all zones: (user, resource, rights).
+fn zone_rules(c: &sqlstore::Conn, here: i64) -> Result<Vec<(u64, u64, u64)>, sqlstore::SqlError> {
+    let mut st =
+        c.prepare("SELECT user, resource, rights FROM acl WHERE zone = ?1 OR zone = ?2")?;
+    let rules = st
+        .query_map([wire::acl::ALL_ID as i64, here], |r| {
+            Ok((
+                r.get::<i64>(0)? as u64,
+                r.get::<i64>(1)? as u64,
+                r.get::<i64>(2)? as u64,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rules)
 }
 
 /// A rule on the hosts, networks or datastores of a cluster (`HOST/%100`), as rules on each

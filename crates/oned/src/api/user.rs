@@ -184,15 +184,16 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() && id != s.uid {
         return Err(not_authorized(s, &format!("USE USER [{id}]")));
     }
-    let u = load(ctx, id).await?;
-    let (mine, defaults) = ctx
-        .read(move |c| {
-            Ok((
-                quota::load(c, Owner::User, id)?,
-                quota::load(c, Owner::User, DEFAULTS)?,
-            ))
-        })
-        .await?;
+    // One short read by key (no thread hop on SQLite), so the row and its quotas agree.
+    let (u, mine, defaults) = super::read_row_in(&ctx.pool, move |c| {
+        Ok((
+            sqlstore::load_user(c, id)?,
+            quota::load(c, Owner::User, id)?,
+            quota::load(c, Owner::User, DEFAULTS)?,
+        ))
+    })
+    .await?;
+    let u = u.ok_or_else(|| no_user(id))?;
     Ok(Value::String(xml::build_with(|out| {
         user_xml(&u, Some((&mine, &defaults)), out)
     })))

@@ -726,7 +726,9 @@ async fn print(
     let filter = PoolFilter::parse(p)?;
     let c = caller(ctx, s).await?;
     let mut cond = only;
-    let rows = VMS.rows;
+    // Pool bodies print only the last placement and the newest monitoring record: read
+    // with the row, not by two more queries per VM.
+    let rows = &sqlstore::objects::vm::POOL_ROWS;
     let page = filter.sql(&c, VMS.kind, rows.alias, &mut cond);
     let mut sql = format!(
         "{}{} ORDER BY {}.oid",

@@ -93,7 +93,11 @@ fn hooks_run_at_start_on_election_and_on_shutdown_and_writes_wait_for_the_leader
 
     eprintln!("--- an orderly stop of the leader runs its follower hook");
     zone.servers[new].stop();
-    assert_eq!(actions(&zone, new), ["follower", "leader", "follower"]);
+    // Handing leadership over at the stop ends its leadership first (the hook task may run the
+    // follower hook then), and the stop runs it again.
+    let ran = actions(&zone, new);
+    assert_eq!(ran[..3], ["follower", "leader", "follower"], "{ran:?}");
+    assert!(ran[3..].iter().all(|a| a == "follower"), "{ran:?}");
 }
 
 #[test]

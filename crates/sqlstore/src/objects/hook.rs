@@ -318,6 +318,13 @@ pub fn saturated(c: &Conn) -> crate::sql::Result<Vec<i64>> {
     .collect()
 }
 
+/// Every call an API hook is set on.
+pub fn api_hooked_calls(c: &Conn) -> crate::sql::Result<Vec<String>> {
+    c.prepare_cached("SELECT DISTINCT hook_key FROM hook_pool WHERE type = ?1")?
+        .query_map([API], |r| r.get(0))?
+        .collect()
+}
+
 /// Whether an API hook is set on `call`.
 pub fn api_hooked(c: &Conn, call: &str) -> crate::sql::Result<bool> {
     c.prepare_cached("SELECT EXISTS (SELECT 1 FROM hook_pool WHERE type = ?1 AND hook_key = ?2)")?

@@ -30,17 +30,22 @@ pub const VM_COLUMNS: &str = "m.vmid, m.last_poll, m.cpu, m.memory, m.netrx, m.n
      m.diskrdbytes, m.diskwrbytes, m.diskrdiops, m.diskwriops";
 
 pub fn read_vm(r: &Row) -> crate::sql::Result<VmRecord> {
+    read_vm_at(r, 0)
+}
+
+/// A record whose [`VM_COLUMNS`] start at column `at`.
+pub(crate) fn read_vm_at(r: &Row, at: usize) -> crate::sql::Result<VmRecord> {
     Ok(VmRecord {
-        vmid: r.get(0)?,
-        timestamp: r.get(1)?,
-        cpu: r.get(2)?,
-        memory: r.get(3)?,
-        netrx: r.get(4)?,
-        nettx: r.get(5)?,
-        diskrdbytes: r.get(6)?,
-        diskwrbytes: r.get(7)?,
-        diskrdiops: r.get(8)?,
-        diskwriops: r.get(9)?,
+        vmid: r.get(at)?,
+        timestamp: r.get(at + 1)?,
+        cpu: r.get(at + 2)?,
+        memory: r.get(at + 3)?,
+        netrx: r.get(at + 4)?,
+        nettx: r.get(at + 5)?,
+        diskrdbytes: r.get(at + 6)?,
+        diskwrbytes: r.get(at + 7)?,
+        diskrdiops: r.get(at + 8)?,
+        diskwriops: r.get(at + 9)?,
     })
 }
 

@@ -26,13 +26,14 @@ pub fn insert(name: &str, password_hash: String, driver: &str, gid: i64) -> Vec<
             ],
         ),
         super::next_oid(TABLE),
-        SqlStmt::new(
-            "INSERT INTO user_groups (uid, gid)
-             SELECT last_oid, ?1 FROM pool_control WHERE tablename = 'user_pool'",
-            vec![SqlValue::Int(gid)],
-        ),
+        SqlStmt::new(NEW_USER_GROUP, vec![SqlValue::Int(gid)]),
     ]
 }
+
+/// The membership of the user [`insert`] just made (`crate::changes` knows it changes no
+/// existing user).
+pub const NEW_USER_GROUP: &str = "INSERT INTO user_groups (uid, gid)
+             SELECT last_oid, ?1 FROM pool_control WHERE tablename = 'user_pool'";
 
 /// How many login tokens a user may hold, as OpenNebula's `LoginTokenPool::MAX_TOKENS`.
 pub const MAX_LOGIN_TOKENS: i64 = 10;

@@ -203,8 +203,15 @@ enum Inner {
     Mysql(RefCell<my::MyConn>),
 }
 
+/// Prepared statements kept per SQLite connection. rusqlite keeps 16, fewer than the distinct
+/// statements one round of writes of several kinds runs (each family's inserts and updates, the
+/// apply's meta row, the reads that authenticate): past that every statement was parsed again.
+/// The MySQL client keeps as many (`stmt_cache_size` in `my.rs`).
+const STMT_CACHE: usize = 256;
+
 impl From<rusqlite::Connection> for Conn {
     fn from(c: rusqlite::Connection) -> Conn {
+        c.set_prepared_statement_cache_capacity(STMT_CACHE);
         Conn {
             inner: Inner::Sqlite(c),
         }

@@ -28,7 +28,8 @@ impl Row {
 
     /// Column `i` as stored.
     pub fn get_ref(&self, i: usize) -> Result<&SqlValue> {
-        self.values.get(i).ok_or(SqlError::Type {
+        // Lazily: the message is built only for a missing column, not on every read.
+        self.values.get(i).ok_or_else(|| SqlError::Type {
             index: i,
             want: "a column",
             found: format!("a row of {} columns", self.values.len()),
@@ -56,7 +57,12 @@ pub(crate) fn sqlite_row(r: &rusqlite::Row<'_>, n: usize) -> Result<Row> {
             ValueRef::Null => SqlValue::Null,
             ValueRef::Integer(v) => SqlValue::Int(v),
             ValueRef::Real(v) => SqlValue::Real(v),
-            ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+            // `from_utf8` first: its check is much faster than the lossy decoder's, and text
+            // stored by OneHA is always valid.
+            ValueRef::Text(t) => SqlValue::Text(match std::str::from_utf8(t) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            }),
             ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
         });
     }

@@ -1,0 +1,312 @@
+//! Generations of the state a server keeps in memory in front of the database: the users and
+//! their groups and login tokens (authentication), the ACL rules (authorization), and the zone
+//! and API hooks a write checks first. Whoever applies transactions calls
+//! [`Changes::applied`] once they are committed; a cache remembers the generation it read
+//! under and trusts its copy only while that generation is still current.
+//!
+//! A statement moves a generation when it writes to one of the tables behind it, as its SQL
+//! text names the target (`INSERT [OR x] INTO t`, `UPDATE t`, `DELETE FROM t`,
+//! `REPLACE INTO t`); a statement of another form that names such a table moves it too. The
+//! state has no triggers or cascades, so a statement changes only its target. Two inserts are
+//! known not to change any row a cache can hold, and move nothing: a new user
+//! ([`crate::objects::user::insert`]), whose oid and name no remembered user has (a deleted
+//! one's remove moved the generation), and that new user's first group membership
+//! ([`crate::objects::user::NEW_USER_GROUP`]). Otherwise `one.user.allocate` under load would
+//! empty the authentication cache on every call.
+//!
+//! Ordering: the bump comes after the commit. A reader takes the generation *before* it reads
+//! the database, so a copy read before a commit carries the old generation and is never used
+//! after the bump; the bump itself happens before the apply returns, so before the write is
+//! acknowledged anywhere.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::{SqlStmt, SqlTxn};
+
+/// What a generation covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// `user_pool`, `user_groups`, `user_login_tokens`.
+    Users = 0,
+    /// `acl`.
+    Acl = 1,
+    /// `zone_pool` and `hook_pool` (a disabled zone; API hooks).
+    ZoneHooks = 2,
+    /// What a cluster holds: `host_pool.cluster_id` (hosts added, deleted or moved; the
+    /// monitor's updates of hosts move nothing), `cluster_network_relation`,
+    /// `cluster_datastore_relation` (ACL rules on a cluster's objects).
+    ClusterMembers = 3,
+}
+
+const WATCHED: [(Watched, &[&str]); 4] = [
+    (
+        Watched::Users,
+        &["user_pool", "user_groups", "user_login_tokens"],
+    ),
+    (Watched::Acl, &["acl"]),
+    (Watched::ZoneHooks, &["zone_pool", "hook_pool"]),
+    (
+        Watched::ClusterMembers,
+        &[
+            "host_pool",
+            crate::objects::cluster::NETWORKS,
+            crate::objects::cluster::DATASTORES,
+        ],
+    ),
+];
+
+/// The generations of one state database, shared by its writer and the caches of its readers.
+#[derive(Clone, Default)]
+pub struct Changes(Arc<[AtomicU64; WATCHED.len()]>);
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Changes")
+            .field(&self.get(Watched::Users))
+            .field(&self.get(Watched::Acl))
+            .field(&self.get(Watched::ZoneHooks))
+            .field(&self.get(Watched::ClusterMembers))
+            .finish()
+    }
+}
+
+impl Changes {
+    /// The current generation of `what`; take it before reading the rows it covers.
+    pub fn get(&self, what: Watched) -> u64 {
+        self.0[what as usize].load(Ordering::Acquire)
+    }
+
+    /// Call after `txns` committed: moves the generation of every watched set they wrote to.
+    pub fn applied<'a>(&self, txns: impl IntoIterator<Item = &'a SqlTxn>) {
+        let mut moved = [false; WATCHED.len()];
+        for stmt in txns.into_iter().flat_map(|t| &t.stmts) {
+            for (what, _) in WATCHED {
+                if !moved[what as usize] && writes_to(stmt, what) {
+                    moved[what as usize] = true;
+                }
+            }
+            if moved.iter().all(|m| *m) {
+                break;
+            }
+        }
+        for (i, m) in moved.iter().enumerate() {
+            if *m {
+                self.0[i].fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Call after the whole state was replaced (a snapshot installed, a backup restored) or
+    /// changed outside [`Changes::applied`]: every generation moves.
+    pub fn replaced(&self) {
+        for g in self.0.iter() {
+            g.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The table a data-changing statement writes to, by its leading words; `None` for any other
+/// form.
+fn target(sql: &str) -> Option<&str> {
+    let mut words = sql.split_ascii_whitespace();
+    let first = words.next()?;
+    let table = if first.eq_ignore_ascii_case("UPDATE") {
+        let mut t = words.next()?;
+        if t.eq_ignore_ascii_case("OR") {
+            words.next()?;
+            t = words.next()?;
+        }
+        t
+    } else if first.eq_ignore_ascii_case("DELETE") {
+        let from = words.next()?;
+        if !from.eq_ignore_ascii_case("FROM") {
+            return None;
+        }
+        words.next()?
+    } else if first.eq_ignore_ascii_case("INSERT") || first.eq_ignore_ascii_case("REPLACE") {
+        let mut w = words.next()?;
+        if w.eq_ignore_ascii_case("OR") {
+            words.next()?;
+            w = words.next()?;
+        }
+        if !w.eq_ignore_ascii_case("INTO") {
+            return None;
+        }
+        words.next()?
+    } else {
+        return None;
+    };
+    // `t(a, b)`, `"t"`, `` `t` ``.
+    let table = table.split('(').next().unwrap_or(table);
+    Some(table.trim_matches(|c| c == '"' || c == '`'))
+}
+
+/// A plain insert of new rows: no `OR REPLACE`, no upsert.
+fn inserts_only(sql: &str) -> bool {
+    let head = sql.trim_start();
+    head.get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("INSERT"))
+        && head.get(6..).is_some_and(|rest| {
+            rest.trim_start()
+                .get(..4)
+                .is_some_and(|w| w.eq_ignore_ascii_case("INTO"))
+        })
+        && !contains_ignore_case(sql, "ON CONFLICT")
+        && !contains_ignore_case(sql, "REPLACE")
+}
+
+fn first_word_is(sql: &str, word: &str) -> bool {
+    sql.split_ascii_whitespace()
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
+}
+
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn writes_to(stmt: &SqlStmt, what: Watched) -> bool {
+    let tables = WATCHED
+        .iter()
+        .find(|(w, _)| *w == what)
+        .map_or(&[][..], |(_, t)| *t);
+    let sql = stmt.sql.as_str();
+    match target(sql) {
+        Some(t) => {
+            if !tables.iter().any(|name| t.eq_ignore_ascii_case(name)) {
+                return false;
+            }
+            let new_user = what == Watched::Users
+                && ((t.eq_ignore_ascii_case(crate::objects::user::TABLE) && inserts_only(sql))
+                    || sql == crate::objects::user::NEW_USER_GROUP);
+            // An UPDATE names the columns it sets: one that does not name `cluster_id` leaves
+            // every host in its cluster (the monitor updates hosts all the time).
+            let host_stays = what == Watched::ClusterMembers
+                && t.eq_ignore_ascii_case("host_pool")
+                && first_word_is(sql, "UPDATE")
+                && !contains_ignore_case(sql, "cluster_id");
+            !new_user && !host_stays
+        }
+        // An unknown form: trusted only when it names none of the tables.
+        None => {
+            let lower = sql.to_ascii_lowercase();
+            tables.iter().any(|name| lower.contains(name))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use crate::SqlValue;
+
+    /// Whether (users, acl, zone and hooks) moved; cluster members are checked apart.
+    fn moved(stmts: Vec<SqlStmt>) -> [bool; 3] {
+        let c = Changes::default();
+        c.applied([&SqlTxn { stmts }]);
+        [
+            c.get(Watched::Users) == 1,
+            c.get(Watched::Acl) == 1,
+            c.get(Watched::ZoneHooks) == 1,
+        ]
+    }
+
+    fn members_moved(sql: &str) -> bool {
+        let c = Changes::default();
+        c.applied([&SqlTxn {
+            stmts: vec![s(sql)],
+        }]);
+        c.get(Watched::ClusterMembers) == 1
+    }
+
+    #[test]
+    fn only_hosts_added_deleted_or_moved_change_what_a_cluster_holds() {
+        for sql in [
+            "UPDATE host_pool SET cluster_id = ?1 WHERE oid = ?2",
+            "INSERT INTO host_pool (oid, cluster_id) VALUES (1, 0)",
+            "DELETE FROM host_pool WHERE oid = 1",
+            "INSERT INTO cluster_network_relation (cid, oid) VALUES (0, 1)",
+            "DELETE FROM cluster_datastore_relation WHERE oid = 1",
+        ] {
+            assert!(members_moved(sql), "{sql}");
+        }
+        for sql in [
+            "UPDATE host_pool SET template = ?2, state = 2 WHERE oid = ?1",
+            "UPDATE host_pool SET name = ?2 WHERE oid = ?1",
+            "UPDATE vm_pool SET cluster_id = 1",
+        ] {
+            assert!(!members_moved(sql), "{sql}");
+        }
+    }
+
+    fn s(sql: &str) -> SqlStmt {
+        SqlStmt::new(sql, vec![SqlValue::Int(1)])
+    }
+
+    #[test]
+    fn a_new_user_moves_nothing_but_a_change_of_an_existing_one_does() {
+        let new_user = crate::objects::user::insert("u", "h".into(), "core", 1);
+        assert_eq!(moved(new_user), [false; 3]);
+        assert_eq!(
+            moved(crate::objects::user::set_password(3, "x".into())),
+            [true, false, false]
+        );
+        for sql in [
+            "UPDATE user_pool SET enabled = 0 WHERE oid = 1",
+            "DELETE FROM user_pool WHERE oid = 1",
+            "INSERT OR IGNORE INTO user_groups (uid, gid) VALUES (?1, ?2)",
+            "DELETE FROM user_groups WHERE uid = ?1",
+            "INSERT INTO user_login_tokens (uid, token) SELECT oid, ?2 FROM user_pool",
+            "INSERT INTO user_pool (oid) VALUES (1) ON CONFLICT(oid) DO UPDATE SET gid = 2",
+            "INSERT OR REPLACE INTO user_pool (oid) VALUES (1)",
+            "REPLACE INTO user_pool (oid) VALUES (1)",
+            "  update \"user_pool\" set gid = 1",
+            "WITH x AS (SELECT 1) UPDATE user_pool SET gid = 1",
+        ] {
+            assert_eq!(moved(vec![s(sql)]), [true, false, false], "{sql}");
+        }
+    }
+
+    #[test]
+    fn reads_of_a_watched_table_inside_other_writes_move_nothing() {
+        for sql in [
+            "INSERT INTO vm_pool (oid, uid) SELECT 1, oid FROM user_pool WHERE oid = 1",
+            "UPDATE template_pool SET uid = (SELECT oid FROM user_pool) WHERE oid = 1",
+            "DELETE FROM image_pool WHERE uid IN (SELECT uid FROM user_groups)",
+            "UPDATE acl_extra SET x = 1",
+        ] {
+            assert_eq!(moved(vec![s(sql)]), [false; 3], "{sql}");
+        }
+    }
+
+    #[test]
+    fn acl_zone_and_hook_writes_move_their_own_generation() {
+        assert_eq!(
+            moved(vec![s("INSERT INTO acl (oid) VALUES (1)")]),
+            [false, true, false]
+        );
+        assert_eq!(
+            moved(vec![s("UPDATE zone_pool SET state = 1 WHERE oid = 0")]),
+            [false, false, true]
+        );
+        assert_eq!(
+            moved(vec![s("DELETE FROM hook_pool WHERE oid = 3")]),
+            [false, false, true]
+        );
+        let c = Changes::default();
+        c.replaced();
+        assert_eq!(
+            [
+                c.get(Watched::Users),
+                c.get(Watched::Acl),
+                c.get(Watched::ZoneHooks)
+            ],
+            [1, 1, 1]
+        );
+    }
+}
