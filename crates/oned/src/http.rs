@@ -180,6 +180,14 @@ async fn rpc(
     match reply {
         Reply::Xml(s) => xml(s),
         Reply::Forwarded(b) => ([("content-type", "text/xml")], b).into_response(),
+        Reply::NotProposed(s) => (
+            [
+                ("content-type", "text/xml"),
+                (wire::header::NOT_PROPOSED, "1"),
+            ],
+            s,
+        )
+            .into_response(),
     }
 }
 

@@ -8,6 +8,9 @@ pub const FORWARDED: &str = "x-oneha-forwarded";
 pub const LEADER_READ: &str = "x-oneha-read";
 /// The only value of [`LEADER_READ`] that asks for a leader read.
 pub const LEADER_READ_VALUE: &str = "leader";
+/// On the answer to a forwarded call: the server refused it before proposing it (it does not
+/// lead, or no longer), so the forwarding server may send it again to the next leader.
+pub const NOT_PROPOSED: &str = "x-oneha-not-proposed";
 
 /// Peer calls: the server id the call is meant for.
 pub const TARGET: &str = "x-oneha-target";

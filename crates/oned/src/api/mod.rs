@@ -142,7 +142,12 @@ impl Ctx {
         txn: SqlTxn,
         refused: impl FnOnce(Refused) -> Failure,
     ) -> Result<Vec<SqlValue>, Failure> {
-        match self.cluster.write(txn).await {
+        let written = self.cluster.write(txn).await;
+        if !matches!(written, Err(WriteError::NotLeader)) {
+            // Outside a call (a driver's write) there is nothing to count.
+            let _ = COMMITS.try_with(|n| n.set(n.get() + 1));
+        }
+        match written {
             Ok(TxnOutcome::Done { values }) => Ok(values),
             Ok(TxnOutcome::Failed(e)) => Err(refused(Refused {
                 kind: e.kind,
@@ -155,11 +160,20 @@ impl Ctx {
     }
 }
 
+tokio::task_local! {
+    /// Writes the call being handled sent to the log (or may have): a call that failed with
+    /// `NotLeader` after one of them cannot be run again elsewhere without running it twice.
+    static COMMITS: std::cell::Cell<u32>;
+}
+
 /// What to send back for one `/RPC2` request.
 pub enum Reply {
     Xml(String),
     /// The leader's answer to a forwarded call, byte for byte.
     Forwarded(Vec<u8>),
+    /// An error for a forwarded call this server refused before proposing it: sent with
+    /// [`wire::header::NOT_PROPOSED`], so the forwarding server may retry it elsewhere.
+    NotProposed(String),
 }
 
 fn failure_xml(method: &str, code: i32, message: &str) -> Reply {
@@ -309,10 +323,15 @@ async fn handle_call(
         (true, Ok(id)) => object_xml(ctx, &user, method, id).await,
         _ => None,
     };
-    let result = match authorize(ctx, entry.auth, &user, &rest).await {
-        Ok(()) => (entry.handler)(ctx, &user, rest).await,
-        Err(f) => Err(f),
-    };
+    let (result, commits) = COMMITS
+        .scope(std::cell::Cell::new(0), async {
+            let result = match authorize(ctx, entry.auth, &user, &rest).await {
+                Ok(()) => (entry.handler)(ctx, &user, rest).await,
+                Err(f) => Err(f),
+            };
+            (result, COMMITS.with(std::cell::Cell::get))
+        })
+        .await;
     if hooked && !matches!(result, Err(Failure::NotLeader)) {
         let extra = match &result {
             Ok(Value::Int(id)) if method.ends_with(".allocate") => {
@@ -327,6 +346,13 @@ async fn handle_call(
             tag.ok = true;
             Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v)))
         }
+        // Leadership moved after an earlier write of this call: running it again on the new
+        // leader would repeat that write.
+        Err(Failure::NotLeader) if commits > 0 => failure_xml(
+            method,
+            code::INTERNAL,
+            "Cannot process request, leadership changed",
+        ),
         Err(Failure::NotLeader) => {
             // Leadership moved while the call ran; nothing was written. Send it to the new leader.
             match route_to_leader(ctx, method, body, no_forward).await {

@@ -4,7 +4,7 @@
 use consensus::ReadError;
 use tracing::warn;
 
-use super::{code, failure_xml, Ctx, Reply, FORWARDED_HEADER, LEADER_READ_HEADER};
+use super::{code, error, failure_xml, Ctx, Reply, FORWARDED_HEADER, LEADER_READ_HEADER};
 use crate::cluster::Role;
 
 /// On the leader, before a read: `Ok` once the local database is known to hold every
@@ -35,9 +35,14 @@ pub(super) async fn confirm_read(
 
 /// For a leader-only method: `None` to run it here, or the reply (forwarded, or an error).
 ///
-/// A leader that refuses the connection never saw the call, so it is safe to wait for the next
-/// leader and try again within the bounded wait; a call that timed out is never retried, since
-/// it may have been applied.
+/// A leader that refuses the connection never saw the call, and one that answers
+/// [`wire::header::NOT_PROPOSED`] refused it before proposing it (it was handing leadership
+/// over, or had stepped down): either way it is safe to wait for the next leader and try again
+/// within the bounded wait. A call sent with no answer (a timeout, a connection lost) is never
+/// retried, since it may have been applied.
+///
+/// A call that was itself forwarded is never forwarded again: where this server does not lead,
+/// it answers at once that it did not propose the call, and the forwarding server retries.
 pub(super) async fn route_to_leader(
     ctx: &Ctx,
     method: &str,
@@ -48,6 +53,13 @@ pub(super) async fn route_to_leader(
     let mut dead_leader: Option<u64> = None;
     loop {
         let mut role = ctx.cluster.role();
+        if forwarded && !matches!(role, Role::Solo | Role::Leader) {
+            return Some(Reply::NotProposed(error::api_failure(
+                method,
+                code::INTERNAL,
+                "Cannot process request, leader changed while forwarding",
+            )));
+        }
         let stale =
             matches!(&role, Role::Follower { leader: Some((id, _)) } if Some(*id) == dead_leader);
         if stale || matches!(role, Role::Candidate | Role::Follower { leader: None }) {
@@ -59,24 +71,15 @@ pub(super) async fn route_to_leader(
             Role::Solo | Role::Leader => return None,
             Role::Follower {
                 leader: Some((id, endpoint)),
-            } if Some(id) != dead_leader => {
-                if forwarded {
-                    return Some(failure_xml(
-                        method,
-                        code::INTERNAL,
-                        "Cannot process request, leader changed while forwarding",
-                    ));
-                }
-                match forward(ctx, method, body, id, &endpoint).await {
-                    Forwarded::Done(reply) => return Some(reply),
-                    Forwarded::Unreachable(reply) => {
-                        if tokio::time::Instant::now() >= deadline {
-                            return Some(reply);
-                        }
-                        dead_leader = Some(id);
+            } if Some(id) != dead_leader => match forward(ctx, method, body, id, &endpoint).await {
+                Forwarded::Done(reply) => return Some(reply),
+                Forwarded::NotRun(reply) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Some(reply);
                     }
+                    dead_leader = Some(id);
                 }
-            }
+            },
             Role::Candidate => {
                 return Some(failure_xml(
                     method,
@@ -97,8 +100,9 @@ pub(super) async fn route_to_leader(
 
 enum Forwarded {
     Done(Reply),
-    /// The leader could not be reached at all: the call never arrived there.
-    Unreachable(Reply),
+    /// Certainly not applied: the leader could not be reached at all, or it answered that it
+    /// refused the call before proposing it.
+    NotRun(Reply),
 }
 
 async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &str) -> Forwarded {
@@ -119,14 +123,25 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
         .send()
         .await;
     match sent {
-        Ok(resp) if resp.status().is_success() => match resp.bytes().await {
-            Ok(b) => Forwarded::Done(Reply::Forwarded(b.to_vec())),
-            Err(e) => Forwarded::Done(failure_xml(
-                method,
-                code::INTERNAL,
-                &format!("Cannot process request, error reading the leader's answer: {e}"),
-            )),
-        },
+        Ok(resp) if resp.status().is_success() => {
+            let not_proposed = resp.headers().contains_key(wire::header::NOT_PROPOSED);
+            match resp.bytes().await {
+                Ok(b) if not_proposed => {
+                    telemetry::m::FORWARD_FAILURES.inc();
+                    warn!(
+                        leader,
+                        "the leader refused a forwarded call before proposing it"
+                    );
+                    Forwarded::NotRun(Reply::Forwarded(b.to_vec()))
+                }
+                Ok(b) => Forwarded::Done(Reply::Forwarded(b.to_vec())),
+                Err(e) => Forwarded::Done(failure_xml(
+                    method,
+                    code::INTERNAL,
+                    &format!("Cannot process request, error reading the leader's answer: {e}"),
+                )),
+            }
+        }
         Ok(resp) => Forwarded::Done(failure_xml(
             method,
             code::INTERNAL,
@@ -142,7 +157,7 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
             warn!(leader, error = %why, "forwarding to the leader failed");
             let reply = failure_xml(method, code::INTERNAL, &format!("Cannot process request, error forwarding to the leader {leader} ({endpoint}): {why}"));
             if e.is_connect() {
-                Forwarded::Unreachable(reply)
+                Forwarded::NotRun(reply)
             } else {
                 Forwarded::Done(reply)
             }

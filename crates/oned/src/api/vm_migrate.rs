@@ -108,7 +108,7 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// VM `vid`, still on `from`, moves to host `to`: its open history record is closed, a new
-/// one opened, and every host's usage recounted.
+/// one opened, and both hosts' usage recounted.
 pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
     vec![
         SqlStmt::new(
@@ -128,7 +128,7 @@ pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
             vec![SqlValue::Int(vid), SqlValue::Int(to), SqlValue::Int(now)],
         )
         .must_match(),
-        rows::recount_hosts(),
+        rows::recount_host_ids(&[from, to]),
     ]
 }
 

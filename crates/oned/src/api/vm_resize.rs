@@ -135,7 +135,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     if placed {
-        stmts.push(rows::recount_hosts());
+        stmts.push(rows::recount_vm_host(id));
         if enforce {
             stmts.push(rows::host_fits(id));
         }

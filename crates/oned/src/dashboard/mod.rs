@@ -592,6 +592,7 @@ async fn rpc(
     match api::handle_as(&st.ctx, &body, api::Origin::default(), Some(session)).await {
         api::Reply::Xml(s) => xml(StatusCode::OK, s),
         api::Reply::Forwarded(b) => xml(StatusCode::OK, b),
+        api::Reply::NotProposed(s) => xml(StatusCode::OK, s),
     }
 }
 

@@ -230,3 +230,88 @@ fn a_leader_cut_off_by_a_partition_gets_no_fast_election() {
         zone.leader() == new
     });
 }
+
+/// Writes sent through followers in a loop while the leader is stopped with SIGTERM: a write
+/// the old leader refuses before proposing it (it is handing over) is sent again to the next
+/// leader, so none fails, and none is applied twice.
+#[test]
+fn writes_forwarded_by_followers_survive_a_stop_of_the_leader() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut zone = Zone::bootstrap(3);
+    let old = zone.leader();
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = others
+        .iter()
+        .map(|&f| {
+            let client = zone.servers[f].client();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut done = Vec::new();
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let name = format!("through-{f}-{k}");
+                    let result = allocate(&client, &name).map_err(|e| e.to_string());
+                    done.push((name, result));
+                    k += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    // Writes flow through both followers before the stop.
+    zone.wait_until(DEADLINE, "writes flow through both followers", || {
+        let pool = zone.servers[old]
+            .client()
+            .call_xml("one.userpool.info", vec![])
+            .unwrap();
+        others
+            .iter()
+            .all(|f| pool.contains(&format!("through-{f}-")))
+    });
+
+    eprintln!("--- SIGTERM the leader (server {old}) while followers forward writes");
+    zone.servers[old].stop();
+    let new = zone.leader();
+    assert_ne!(new, old);
+    // A few more writes through both followers once the new leader leads.
+    let c = zone.servers[new].client();
+    let before = c.call_xml("one.userpool.info", vec![]).unwrap();
+    zone.wait_until(DEADLINE, "more writes after the stop", || {
+        let now = c.call_xml("one.userpool.info", vec![]).unwrap();
+        others.iter().all(|f| {
+            now.matches(&format!("through-{f}-")).count()
+                > before.matches(&format!("through-{f}-")).count() + 2
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    let done: Vec<(String, Result<i64, String>)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+
+    let failed: Vec<_> = done.iter().filter(|(_, r)| r.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} writes failed: {failed:?}\n{}",
+        failed.len(),
+        done.len(),
+        zone.servers[new].tails()
+    );
+    let pool = c.call_xml("one.userpool.info", vec![]).unwrap();
+    for (name, _) in &done {
+        let n = pool.matches(&format!("<NAME>{name}</NAME>")).count();
+        assert_eq!(n, 1, "user {name} appears {n} times");
+    }
+    let retried = others.iter().any(|&f| {
+        std::fs::read_to_string(zone.servers[f].log_path())
+            .unwrap_or_default()
+            .contains("refused a forwarded call before proposing it")
+    });
+    eprintln!(
+        "{} writes through followers; a refused forward was retried: {retried}",
+        done.len()
+    );
+}

@@ -199,17 +199,61 @@ pub fn insert(v: NewVm) -> SqlStmt {
     )
 }
 
-/// Recomputes every host's usage from the VMs placed on it: accounting can never drift.
+/// Recomputes every host's usage from the VMs placed on it: accounting can never drift. It
+/// reads every placed VM, so a write that moves one VM recounts only the hosts it touches
+/// (`recount_host_ids`, `recount_vm_host`, and the recount `move_stmts` does).
 pub fn recount_hosts() -> SqlStmt {
+    recount("", "1 = 1", Vec::new())
+}
+
+/// Recounts hosts `hids` (the figures `recount_hosts` gives them).
+pub fn recount_host_ids(hids: &[i64]) -> SqlStmt {
+    let marks: Vec<String> = (0..hids.len()).map(|i| format!("?{}", i + 4)).collect();
+    if marks.is_empty() {
+        return recount("WHERE 1 = 0", "1 = 1", Vec::new());
+    }
+    recount(
+        &format!("WHERE oid IN ({})", marks.join(", ")),
+        "1 = 1",
+        hids.iter().map(|&h| SqlValue::Int(h)).collect(),
+    )
+}
+
+/// Recounts the host VM `vid` is placed on now, if any.
+pub fn recount_vm_host(vid: i64) -> SqlStmt {
+    recount(
+        "WHERE oid = (SELECT hid FROM vm_pool WHERE oid = ?4)",
+        "1 = 1",
+        vec![SqlValue::Int(vid)],
+    )
+}
+
+/// Recounts, just before the VMs `leavers` (a condition over `vm_pool` with `?4`...) are
+/// unplaced, their hosts as they will be without them: once unplaced their host is no longer
+/// known. The unplacing statement must follow at once and move exactly these VMs.
+fn recount_before_leaving(leavers: &str, params: Vec<SqlValue>) -> SqlStmt {
+    recount(
+        &format!("WHERE oid IN (SELECT hid FROM vm_pool WHERE {leavers})"),
+        &format!("NOT ({leavers})"),
+        params,
+    )
+}
+
+/// Sets the usage of the hosts `hosts` (a WHERE clause over `host_pool`) from their placed VMs
+/// that satisfy `keep`; `params` are `?4`...
+fn recount(hosts: &str, keep: &str, params: Vec<SqlValue>) -> SqlStmt {
+    let placed = format!("hid = host_pool.oid AND state IN (?1, ?2, ?3) AND {keep}");
+    let mut all: Vec<SqlValue> = ON_HOST.iter().map(|s| SqlValue::Int(s.as_i64())).collect();
+    all.extend(params);
     SqlStmt::new(
-        "UPDATE host_pool SET
+        &format!(
+            "UPDATE host_pool SET
     cpu_usage = (SELECT COALESCE(SUM(CAST(ROUND(cpu * 100) AS INTEGER)), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND state IN (?1, ?2, ?3)),
-    mem_usage = (SELECT COALESCE(SUM(memory * 1024), 0) FROM vm_pool
-                 WHERE hid = host_pool.oid AND state IN (?1, ?2, ?3)),
-    running_vms = (SELECT count(*) FROM vm_pool
-                   WHERE hid = host_pool.oid AND state IN (?1, ?2, ?3))",
-        ON_HOST.iter().map(|s| SqlValue::Int(s.as_i64())).collect(),
+                 WHERE {placed}),
+    mem_usage = (SELECT COALESCE(SUM(memory * 1024), 0) FROM vm_pool WHERE {placed}),
+    running_vms = (SELECT count(*) FROM vm_pool WHERE {placed}) {hosts}"
+        ),
+        all,
     )
 }
 
@@ -225,23 +269,36 @@ pub struct Move {
 }
 
 pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
-    let mut stmts = vec![SqlStmt::new(
-        "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?2,
+    let mut stmts = Vec::new();
+    if m.leaves_host {
+        stmts.push(recount_before_leaving(
+            "oid = ?4 AND state = ?5 AND lcm_state = ?6",
+            vec![
+                SqlValue::Int(m.oid),
+                SqlValue::Int(m.from.0),
+                SqlValue::Int(m.from.1),
+            ],
+        ));
+    }
+    stmts.push(
+        SqlStmt::new(
+            "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?2,
             lcm_state = ?3, etime = CASE WHEN ?2 = ?8 THEN ?6 ELSE etime END,
             hid = CASE WHEN ?7 THEN -1 ELSE hid END
          WHERE oid = ?1 AND state = ?4 AND lcm_state = ?5",
-        vec![
-            SqlValue::Int(m.oid),
-            SqlValue::Int(m.to.0),
-            SqlValue::Int(m.to.1),
-            SqlValue::Int(m.from.0),
-            SqlValue::Int(m.from.1),
-            SqlValue::Int(m.now),
-            SqlValue::Int(m.leaves_host as i64),
-            SqlValue::Int(VmState::Done.as_i64()),
-        ],
-    )
-    .must_match()];
+            vec![
+                SqlValue::Int(m.oid),
+                SqlValue::Int(m.to.0),
+                SqlValue::Int(m.to.1),
+                SqlValue::Int(m.from.0),
+                SqlValue::Int(m.from.1),
+                SqlValue::Int(m.now),
+                SqlValue::Int(m.leaves_host as i64),
+                SqlValue::Int(VmState::Done.as_i64()),
+            ],
+        )
+        .must_match(),
+    );
     stmts.extend(events(
         m.to,
         "o.oid = ?6",
@@ -258,7 +315,6 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
             "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
             vec![SqlValue::Int(m.oid), SqlValue::Int(m.now)],
         ));
-        stmts.push(recount_hosts());
     }
     stmts
 }
@@ -295,7 +351,7 @@ pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<S
              FROM host_pool h WHERE h.oid = ?2",
             vec![SqlValue::Int(oid), SqlValue::Int(hid), SqlValue::Int(now)],
         ),
-        recount_hosts(),
+        recount_host_ids(&[hid]),
     ];
     stmts.extend(events(prolog, "o.oid = ?6", vec![SqlValue::Int(oid)], now));
     stmts
@@ -371,6 +427,12 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
         vec![SqlValue::Int(fs), SqlValue::Int(fl)],
         now,
     ));
+    if leaves_host {
+        stmts.push(recount_before_leaving(
+            "state = ?4 AND lcm_state = ?5",
+            vec![SqlValue::Int(fs), SqlValue::Int(fl)],
+        ));
+    }
     stmts.push(SqlStmt::new(
         "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?3,
             lcm_state = ?4, hid = CASE WHEN ?5 THEN -1 ELSE hid END,
@@ -485,6 +547,128 @@ mod tests {
 
     use super::*;
     use crate::sql::Location;
+
+    /// Every host's (cpu_usage, mem_usage, running_vms), by id.
+    fn shares(c: &Conn) -> Vec<(i64, i64, i64, i64)> {
+        let mut st = c
+            .prepare("SELECT oid, cpu_usage, mem_usage, running_vms FROM host_pool ORDER BY oid")
+            .unwrap();
+        st.query_map([] as [SqlValue; 0], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    /// Applies `stmts` as one write, then checks the hosts hold what a full recount gives.
+    fn write_then_compare(c: &Conn, stmts: Vec<SqlStmt>, what: &str) -> Vec<(i64, i64, i64, i64)> {
+        let out = crate::txn::apply_txn(c, &crate::SqlTxn { stmts }).unwrap();
+        assert!(
+            matches!(out, crate::TxnOutcome::Done { .. }),
+            "{what}: {out:?}"
+        );
+        let partial = shares(c);
+        crate::txn::run_all(c, &[recount_hosts()]).unwrap();
+        assert_eq!(partial, shares(c), "after {what}");
+        partial
+    }
+
+    #[test]
+    fn recounting_the_hosts_a_write_touches_gives_the_full_recount_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut locations = vec![Location::Sqlite(dir.path().join("one.db"))];
+        locations.extend(crate::testing::fresh_mysql_database());
+        let (active, running) = (VmState::Active.as_i64(), LcmState::Running.as_i64());
+        let (poweroff, init) = (VmState::Poweroff.as_i64(), LcmState::LcmInit.as_i64());
+        let epilog = LcmState::Epilog.as_i64();
+        for loc in locations {
+            let mut c = crate::open_state(&loc).unwrap();
+            crate::testing::bootstrap(&mut c);
+            let monitored = HostState::Monitored.as_i64();
+            let mut sql = String::new();
+            for h in 0..3 {
+                sql.push_str(&format!(
+                    "INSERT INTO host_pool (oid, name, state, prev_state, im_mad, vm_mad, \
+                       cluster_id, total_cpu, total_mem) \
+                     VALUES ({h}, 'h{h}', {monitored}, {monitored}, 'dummy', 'dummy', 0, 10000, \
+                       100000000);"
+                ));
+            }
+            // VM 6 stays PENDING: unplaced VMs count nowhere.
+            for v in 1..=6 {
+                sql.push_str(&format!(
+                    "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, \
+                       prev_state, prev_lcm_state, stime, cpu, memory, template) \
+                     VALUES ({v}, 'v{v}', 0, 0, 384, 1, 0, 1, 0, 0, 0.{v}5, {v}00, '');"
+                ));
+            }
+            c.execute_batch(&sql).unwrap();
+            for (v, h) in [(1, 0), (2, 0), (3, 1), (4, 2), (5, 2)] {
+                write_then_compare(&c, deploy_stmts(v, h, true, 10), "a deploy");
+            }
+            let placed = shares(&c);
+            assert_eq!(placed[0], (0, 15 + 25, 300 * 1024, 2), "{placed:?}");
+            for (from, to) in [
+                (LcmState::Prolog, LcmState::Boot),
+                (LcmState::Boot, LcmState::Running),
+            ] {
+                let step = step_all((active, from.as_i64()), (active, to.as_i64()), false, 11);
+                write_then_compare(&c, step, "a driver step");
+            }
+            // A migration as `one.vm.migrate` writes it: VM 2 from host 0 to host 1.
+            let migrate = vec![
+                SqlStmt::new(
+                    "UPDATE vm_pool SET hid = 1 WHERE oid = 2 AND hid = 0",
+                    Vec::new(),
+                )
+                .must_match(),
+                recount_host_ids(&[0, 1]),
+            ];
+            let moved = write_then_compare(&c, migrate, "a migration");
+            assert_eq!((moved[0].3, moved[1].3), (1, 2));
+            let resize = vec![
+                resize_stmt(3, (active, running), (0.35, 300), (2.0, 2048)),
+                recount_vm_host(3),
+            ];
+            let resized = write_then_compare(&c, resize, "a resize");
+            assert_eq!(resized[1], (1, 25 + 200, (200 + 2048) * 1024, 2));
+            let mv = |oid, from, to, leaves_host| {
+                move_stmts(&Move {
+                    oid,
+                    from,
+                    to,
+                    now: 12,
+                    leaves_host,
+                })
+            };
+            let done = (VmState::Done.as_i64(), init);
+            write_then_compare(&c, mv(1, (active, running), done, true), "a terminate");
+            write_then_compare(
+                &c,
+                mv(4, (active, running), (active, epilog), false),
+                "a shutdown",
+            );
+            let step = step_all((active, epilog), done, true, 13);
+            write_then_compare(&c, step, "an epilog ending");
+            write_then_compare(
+                &c,
+                mv(5, (active, running), (poweroff, init), false),
+                "a poweroff",
+            );
+            let undeployed = (VmState::Undeployed.as_i64(), init);
+            let end =
+                write_then_compare(&c, mv(5, (poweroff, init), undeployed, true), "an undeploy");
+            assert_eq!(
+                end,
+                vec![
+                    (0, 0, 0, 0),
+                    (1, 25 + 200, (200 + 2048) * 1024, 2),
+                    (2, 0, 0, 0)
+                ]
+            );
+        }
+    }
 
     #[test]
     fn pool_rows_hold_the_last_placement_and_newest_record_as_the_full_read_does() {
