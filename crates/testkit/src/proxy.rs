@@ -5,8 +5,13 @@
 //!
 //! A call on a cut link gets no answer until the sender gives up, as with a partition that
 //! drops packets; it is never delivered later. Clients of the API reach servers directly.
+//!
+//! A proxy can also be taken down while its server is dead ([`Network::down`]): its port then
+//! refuses connections, as the host of a crashed `oned` does, which is what lets the servers'
+//! fast failover see the crash (a proxy that accepts and answers 502 would hide it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +38,14 @@ struct Inner {
     /// Directed links `(from, to)` that drop calls.
     cut: Mutex<BTreeSet<(u64, u64)>>,
     client: reqwest::Client,
+    /// Each server's proxy: its address, and its accept loop while it is up.
+    proxies: Mutex<BTreeMap<u64, Proxy>>,
+}
+
+struct Proxy {
+    addr: SocketAddr,
+    link: Link,
+    serving: Option<tokio::task::AbortHandle>,
 }
 
 #[derive(Clone)]
@@ -59,6 +72,7 @@ impl Network {
                 runtime,
                 cut: Mutex::new(BTreeSet::new()),
                 client,
+                proxies: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -77,11 +91,85 @@ impl Network {
             to: id,
             upstream: format!("http://127.0.0.1:{port}"),
         };
-        let app = Router::new().fallback(relay).with_state(link);
-        self.inner.runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let serving = self.serve(listener, link.clone());
+        self.inner.proxies.lock().expect("proxies").insert(
+            id,
+            Proxy {
+                addr,
+                link,
+                serving: Some(serving),
+            },
+        );
         format!("http://{addr}/RPC2")
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener, link: Link) -> tokio::task::AbortHandle {
+        let app = Router::new().fallback(relay).with_state(link);
+        self.inner
+            .runtime
+            .spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            })
+            .abort_handle()
+    }
+
+    /// Closes server `id`'s proxy port, so new connections to it are refused (its server is
+    /// dead). Connections already open stay, and get 502 from the dead server.
+    pub fn down(&self, id: u64) {
+        let mut proxies = self.inner.proxies.lock().expect("proxies");
+        if let Some(task) = proxies.get_mut(&id).and_then(|p| p.serving.take()) {
+            task.abort();
+            // The listener is dropped when the aborted task is; wait until the port refuses.
+            let addr = proxies[&id].addr;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::net::TcpStream::connect(addr).is_ok() && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// Opens server `id`'s proxy port again, on the same address.
+    pub fn up(&self, id: u64) {
+        let mut proxies = self.inner.proxies.lock().expect("proxies");
+        let Some(p) = proxies.get_mut(&id) else {
+            return;
+        };
+        if p.serving.is_some() {
+            return;
+        }
+        let addr = p.addr;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match self
+                .inner
+                .runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+            {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("rebind proxy {addr}: {e}"),
+            }
+        };
+        p.serving = Some(self.serve(listener, p.link.clone()));
+    }
+
+    /// Opens every proxy port that is down.
+    pub fn up_all(&self) {
+        let ids: Vec<u64> = self
+            .inner
+            .proxies
+            .lock()
+            .expect("proxies")
+            .keys()
+            .copied()
+            .collect();
+        for id in ids {
+            self.up(id);
+        }
     }
 
     /// Cuts both directions between `a` and `b`.

@@ -123,8 +123,22 @@ fn run_step(
             let i = resolve(zone, t);
             log(epoch, &format!("kill -9 server {i} ({t:?})"));
             zone.servers[i].kill();
+            // Its port refuses from now on, as a crashed server's host does: the others' fast
+            // failover may see it.
+            net.down(i as u64);
             std::thread::sleep(step.hold);
             log(epoch, &format!("restart server {i}"));
+            net.up(i as u64);
+            zone.servers[i].start();
+        }
+        Fault::Stop(t) => {
+            let i = resolve(zone, t);
+            log(epoch, &format!("SIGTERM server {i} ({t:?})"));
+            zone.servers[i].stop();
+            net.down(i as u64);
+            std::thread::sleep(step.hold);
+            log(epoch, &format!("restart server {i}"));
+            net.up(i as u64);
             zone.servers[i].start();
         }
         Fault::Pause(t) => {
@@ -237,6 +251,7 @@ fn replace(zone: &mut Zone, n: usize, hold: Duration, members_out: &Members, epo
 /// Restarts, resumes and reconnects every member.
 fn heal(zone: &mut Zone, net: &Network) {
     net.heal();
+    net.up_all();
     for i in members(zone) {
         let s = &mut zone.servers[i];
         if !s.is_up() {

@@ -21,6 +21,8 @@ pub enum Target {
 pub enum Fault {
     /// SIGKILL, restart after the hold.
     Kill(Target),
+    /// SIGTERM (an orderly stop: a leader hands over), restart after the hold.
+    Stop(Target),
     /// SIGSTOP, SIGCONT after the hold.
     Pause(Target),
     /// Cut every link between the target and the other servers.
@@ -102,7 +104,8 @@ pub fn schedule(seed: u64, duration: Duration) -> Vec<Step> {
     let mut total = Duration::ZERO;
     while total < duration {
         let fault = match rng.gen_range(0..100) {
-            0..=24 => Fault::Kill(target(&mut rng)),
+            0..=17 => Fault::Kill(target(&mut rng)),
+            18..=24 => Fault::Stop(target(&mut rng)),
             25..=44 => Fault::Pause(target(&mut rng)),
             45..=69 => Fault::Isolate(target(&mut rng)),
             70..=81 => Fault::Split(target(&mut rng), rng.gen_range(0..8)),
@@ -187,6 +190,7 @@ mod tests {
         let steps = schedule(7, Duration::from_secs(600));
         let has = |f: fn(&Fault) -> bool| steps.iter().any(|s| f(&s.fault));
         assert!(has(|f| matches!(f, Fault::Kill(Target::Leader))));
+        assert!(has(|f| matches!(f, Fault::Stop(Target::Leader))));
         assert!(has(|f| matches!(f, Fault::Pause(_))));
         assert!(has(|f| matches!(f, Fault::Isolate(_))));
         assert!(has(|f| matches!(f, Fault::Split(..))));
