@@ -22,7 +22,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::{SqlStmt, SqlTxn};
+use crate::SqlTxn;
 
 /// What a generation covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,14 +78,11 @@ impl Changes {
     }
 
     /// Call after `txns` committed: moves the generation of every watched set they wrote to.
+    /// On the apply path of every entry, so each statement is parsed once.
     pub fn applied<'a>(&self, txns: impl IntoIterator<Item = &'a SqlTxn>) {
         let mut moved = [false; WATCHED.len()];
         for stmt in txns.into_iter().flat_map(|t| &t.stmts) {
-            for (what, _) in WATCHED {
-                if !moved[what as usize] && writes_to(stmt, what) {
-                    moved[what as usize] = true;
-                }
-            }
+            mark_writes(&stmt.sql, &mut moved);
             if moved.iter().all(|m| *m) {
                 break;
             }
@@ -168,32 +165,36 @@ fn contains_ignore_case(hay: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-fn writes_to(stmt: &SqlStmt, what: Watched) -> bool {
-    let tables = WATCHED
-        .iter()
-        .find(|(w, _)| *w == what)
-        .map_or(&[][..], |(_, t)| *t);
-    let sql = stmt.sql.as_str();
+/// Marks in `moved` every watched set `sql` writes to.
+fn mark_writes(sql: &str, moved: &mut [bool; WATCHED.len()]) {
     match target(sql) {
         Some(t) => {
-            if !tables.iter().any(|name| t.eq_ignore_ascii_case(name)) {
-                return false;
-            }
-            let new_user = what == Watched::Users
+            let Some((what, _)) = WATCHED
+                .iter()
+                .find(|(_, tables)| tables.iter().any(|name| t.eq_ignore_ascii_case(name)))
+            else {
+                return;
+            };
+            let new_user = *what == Watched::Users
                 && ((t.eq_ignore_ascii_case(crate::objects::user::TABLE) && inserts_only(sql))
                     || sql == crate::objects::user::NEW_USER_GROUP);
             // An UPDATE names the columns it sets: one that does not name `cluster_id` leaves
             // every host in its cluster (the monitor updates hosts all the time).
-            let host_stays = what == Watched::ClusterMembers
+            let host_stays = *what == Watched::ClusterMembers
                 && t.eq_ignore_ascii_case("host_pool")
                 && first_word_is(sql, "UPDATE")
                 && !contains_ignore_case(sql, "cluster_id");
-            !new_user && !host_stays
+            if !new_user && !host_stays {
+                moved[*what as usize] = true;
+            }
         }
         // An unknown form: trusted only when it names none of the tables.
         None => {
-            let lower = sql.to_ascii_lowercase();
-            tables.iter().any(|name| lower.contains(name))
+            for (what, tables) in WATCHED {
+                if tables.iter().any(|name| contains_ignore_case(sql, name)) {
+                    moved[what as usize] = true;
+                }
+            }
         }
     }
 }
@@ -203,7 +204,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code
 
     use super::*;
-    use crate::SqlValue;
+    use crate::{SqlStmt, SqlValue};
 
     /// Whether (users, acl, zone and hooks) moved; cluster members are checked apart.
     fn moved(stmts: Vec<SqlStmt>) -> [bool; 3] {

@@ -512,6 +512,13 @@ impl Server {
     pub fn start(&mut self) {
         self.start_own_mariadb();
         self.spawn();
+        self.wait_serving();
+    }
+
+    /// Waits until the spawned process answers an authenticated `/RPC2` call; panics if it
+    /// exits or does not answer within the deadline. For servers spawned together with
+    /// [`Server::spawn`] (a whole zone restarted at once).
+    pub fn wait_serving(&mut self) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {

@@ -363,18 +363,8 @@ fn full_restart_keeps_state_term_and_vote() {
         s.spawn();
     }
     for s in &mut zone.servers {
-        // Already spawned: wait for /RPC2 without spawning again.
-        let client = s.client_with_timeout(Duration::from_secs(2));
-        let started = Instant::now();
-        while client.call("one.system.version", vec![]).is_err() {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "server {} did not come back\n{}",
-                s.id,
-                s.tails()
-            );
-            std::thread::sleep(crate::zone::POLL);
-        }
+        // Already spawned together: wait for /RPC2 without spawning again.
+        s.wait_serving();
     }
     let leader = zone.leader();
     let after: Vec<_> = zone

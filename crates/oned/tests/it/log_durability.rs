@@ -2,9 +2,7 @@
 //! toward the quorum, while the committed index, the state database and the in-memory copy of
 //! the newest entries are rebuilt from the log after a crash.
 
-use std::time::{Duration, Instant};
-
-use crate::zone::{allocate, user_name, Zone, DEADLINE, POLL};
+use crate::zone::{allocate, user_name, Zone, DEADLINE};
 
 /// Clients writing at once, so that entries carry several writes and appends follow each
 /// other closely.
@@ -49,19 +47,9 @@ fn writes_acknowledged_just_before_every_server_is_killed_are_all_there_after_th
     for s in &mut zone.servers {
         s.spawn();
     }
-    for s in &zone.servers {
-        // Already spawned: wait for /RPC2 without spawning again.
-        let client = s.client_with_timeout(Duration::from_secs(2));
-        let started = Instant::now();
-        while client.call("one.system.version", vec![]).is_err() {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "server {} did not come back\n{}",
-                s.id,
-                s.tails()
-            );
-            std::thread::sleep(POLL);
-        }
+    for s in &mut zone.servers {
+        // Already spawned together: wait for /RPC2 without spawning again.
+        s.wait_serving();
     }
     let leader = zone.leader();
     for (i, s) in zone.servers.iter().enumerate() {
