@@ -32,14 +32,6 @@ use tokio::time::Instant;
 use crate::network::peer_base;
 use crate::types::Raft;
 
-/// Campaigns started on a refused probe of the leader (this process is one server).
-static FAST_ELECTIONS: AtomicU64 = AtomicU64::new(0);
-
-/// How many fast campaigns this server started since it started.
-pub fn fast_elections() -> u64 {
-    FAST_ELECTIONS.load(Ordering::Relaxed)
-}
-
 /// Campaigns after the first (which only lets go of the dead leader's lease).
 const RETRIES: u32 = 3;
 /// The most terms one retry skips to outrank another candidate.
@@ -153,7 +145,7 @@ pub fn crash_watch(raft: Raft, heartbeat: Duration) -> crate::Worker {
             if probe(&addr, heartbeat).await != Probe::Refused {
                 continue;
             }
-            FAST_ELECTIONS.fetch_add(1, Ordering::Relaxed);
+            telemetry::m::FAST_ELECTIONS.inc();
             tracing::info!(
                 leader,
                 silent_ms = silent.as_millis() as u64,

@@ -37,14 +37,6 @@ pub struct Handover {
     pub term: u64,
 }
 
-/// Handovers this server completed (this process is one server).
-static HANDOVERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many times this server handed leadership over at a stop.
-pub fn handovers() -> u64 {
-    HANDOVERS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// The handover under way in this process: (this server, its successor). One oned process is
 /// one server; the id makes a second Raft in the same process (a test) ignore it.
 static HANDING_TO: Mutex<Option<(u64, u64)>> = Mutex::new(None);
@@ -211,7 +203,7 @@ pub async fn hand_over(
     set_handing_to(None);
     match taken {
         Ok(m) => {
-            HANDOVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            telemetry::m::HANDOVERS.inc();
             Ok(m.current_leader.unwrap_or(to))
         }
         Err(_) => Err(HandoverError::NotTaken(to, within)),

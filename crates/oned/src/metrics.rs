@@ -189,12 +189,12 @@ fn duties(e: &mut Exposition) {
     e.counter(
         "oneha_fast_elections_total",
         "Campaigns this server started at once because its leader's port refused connections.",
-        consensus::failover::fast_elections(),
+        m::FAST_ELECTIONS.get(),
     );
     e.counter(
         "oneha_handovers_total",
         "Times this server, stopping as leader, handed leadership over to a follower.",
-        consensus::handover::handovers(),
+        m::HANDOVERS.get(),
     );
     e.counter(
         "oneha_log_purges_total",

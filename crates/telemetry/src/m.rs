@@ -37,6 +37,12 @@ pub static APPLIED_ENTRIES: Counter = Counter::new();
 pub static SNAPSHOTS_BUILT: Counter = Counter::new();
 pub static SNAPSHOTS_INSTALLED: Counter = Counter::new();
 
+/// Campaigns this server started at once because its leader's port refused connections
+/// (`consensus::failover`).
+pub static FAST_ELECTIONS: Counter = Counter::new();
+/// Times this server, stopping as leader, handed leadership over (`consensus::handover`).
+pub static HANDOVERS: Counter = Counter::new();
+
 // ---- oned's leader duties ----
 
 /// Times this server became leader, and stopped being one.
