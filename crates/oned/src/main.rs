@@ -90,7 +90,7 @@ fn run_follower_cleanup(config: &Config, paths: &Paths) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    oned::memory::configure_allocator();
+    let refused_malloc = oned::memory::configure_allocator();
     let mut follower_cleanup = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
@@ -127,6 +127,9 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     log_panics();
+    if !refused_malloc.is_empty() {
+        tracing::warn!(settings = ?refused_malloc, "glibc refused these malloc settings: kept its defaults (docs/memory.md)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -31,30 +31,38 @@ pub fn arenas(cores: usize) -> usize {
 }
 
 /// Applies the settings above, unless the environment sets the allocator's own. Call it first
-/// in `main`, before the runtime starts threads.
-pub fn configure_allocator() {
+/// in `main`, before the runtime starts threads. Returns the settings glibc refused (kept at
+/// its defaults), for `main` to log once logging is up.
+pub fn configure_allocator() -> Vec<&'static str> {
     if OPERATOR_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
-        return;
+        return Vec::new();
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    set(arenas(cores), MMAP_THRESHOLD, TRIM_THRESHOLD);
+    set(arenas(cores), MMAP_THRESHOLD, TRIM_THRESHOLD)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn set(arenas: usize, mmap: usize, trim: usize) {
+fn set(arenas: usize, mmap: usize, trim: usize) -> Vec<&'static str> {
     let int = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-    // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
-    // A refused value leaves glibc's default, which is harmless: the result is not needed.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, int(arenas));
-        libc::mallopt(libc::M_MMAP_THRESHOLD, int(mmap));
-        libc::mallopt(libc::M_TRIM_THRESHOLD, int(trim));
-    }
+    let settings = [
+        ("M_ARENA_MAX", libc::M_ARENA_MAX, arenas),
+        ("M_MMAP_THRESHOLD", libc::M_MMAP_THRESHOLD, mmap),
+        ("M_TRIM_THRESHOLD", libc::M_TRIM_THRESHOLD, trim),
+    ];
+    settings
+        .into_iter()
+        // SAFETY: mallopt only changes allocator parameters; called before other threads
+        // exist. It returns 0 when it refuses a value, which then keeps glibc's default.
+        .filter(|(_, param, value)| unsafe { libc::mallopt(*param, int(*value)) } == 0)
+        .map(|(name, _, _)| name)
+        .collect()
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set(_: usize, _: usize, _: usize) {}
+fn set(_: usize, _: usize, _: usize) -> Vec<&'static str> {
+    Vec::new()
+}
 
 #[cfg(test)]
 mod tests {
