@@ -184,6 +184,21 @@ async fn campaign(raft: &Raft, gone: u64, rank: u32, heartbeat: Duration) {
             tracing::info!("a voter has a longer log: leaving the election to it");
             return;
         }
+        // A vote this server gave another candidate in the current term means that candidate
+        // is collecting a majority (its first heartbeat may merely be late on a busy host):
+        // campaigning over it would depose it at once, a second election for nothing.
+        let Ok(voted_other) = raft
+            .with_raft_state(move |st| {
+                let v = st.vote_ref();
+                !v.is_committed() && v.leader_id().voted_for().is_some_and(|c| c != id)
+            })
+            .await
+        else {
+            return;
+        };
+        if voted_other {
+            continue;
+        }
         let term = raft.metrics().borrow().current_term;
         let above = SEEN_TERM.load(Ordering::Relaxed).max(term) + 1;
         let jump = (above - term).clamp(1, MAX_JUMP);

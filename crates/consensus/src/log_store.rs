@@ -12,12 +12,13 @@
 //! overlap; the entries are kept in memory meanwhile, see [`crate::log_cache`], which is what
 //! spares committing and replicating a database read.)
 //!
-//! The committed log id is saved durably (an fsync) before openraft applies up to it. Raft does
-//! not need it, but the reads a server serves from its own state do: the state database is
-//! written without fsync in a zone, and after a power cut openraft re-applies up to this id
-//! before the server answers anything, so that no server shows older state than it showed
-//! before the cut. (Written lazily with the next append instead, the fault suite's power round,
-//! seed 5, caught follower reads going backwards.)
+//! The committed log id openraft reports before applying is kept in memory and written with the
+//! next append's transaction, so committing costs no fsync of its own (Raft does not need it
+//! durable). After a power cut a server may then find a committed id older than what it had
+//! applied, while its state database (written without fsync in a zone) may have lost the tail
+//! too: it re-applies less than it once served. So it serves no local read until its state has
+//! caught up with the log it found at start (see [`crate::read_gate`]); written with an fsync of
+//! its own instead, it cost a second fsync per write on the leader.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -38,6 +39,7 @@ use crate::blocking::{storage, Shared};
 use crate::error::{log_and_count, Error, Result};
 use crate::log_cache::Recent;
 use crate::log_format::{self, FORMAT};
+use crate::read_gate::ReadGate;
 use crate::types::TypeConfig;
 
 type SErr = StorageError<u64>;
@@ -137,6 +139,23 @@ fn put_meta<T: serde::Serialize>(conn: &Connection, key: &str, v: &T) -> Result<
     Ok(())
 }
 
+/// The newest index in the log, or the purge marker when nothing is above it.
+fn last_index_of(conn: &Connection) -> Result<Option<u64>> {
+    let purged: Option<LogId<u64>> = get_meta(conn, "last_purged")?;
+    let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
+    let max: Option<i64> = conn.query_row(
+        "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
+        [floor],
+        |r| r.get(0),
+    )?;
+    Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
+}
+
+/// The committed log id last written (with an append).
+fn saved_committed(conn: &Connection) -> Result<Option<LogId<u64>>> {
+    Ok(get_meta::<Option<LogId<u64>>>(conn, "committed")?.flatten())
+}
+
 /// A row's entry, from its `format` and `payload` columns.
 fn entry_of(format: i64, raw: &[u8]) -> Result<Entry<TypeConfig>> {
     let format = u64::try_from(format).map_err(|_| Error::NewerFormat {
@@ -211,6 +230,10 @@ pub struct LogStore {
     /// A purge openraft asked for before the snapshot covering it was on disk: persisted with
     /// the first append (or purge) after that snapshot is. Shared by every clone.
     pending: Arc<Mutex<Option<LogId<u64>>>>,
+    /// The newest committed log id openraft reported; written with the next append.
+    committed: Arc<Mutex<Option<LogId<u64>>>>,
+    /// Closed until the state has applied the log found at open (see [`crate::read_gate`]).
+    gate: ReadGate,
 }
 
 impl LogStore {
@@ -218,6 +241,9 @@ impl LogStore {
         // 0600 before SQLite opens it: its -wal and -shm files copy the database file's mode.
         sqlstore::files::private_file(path).map_err(Error::io(path))?;
         let conn = open(path, false)?;
+        let committed: Option<LogId<u64>> = saved_committed(&conn)?;
+        let gate = ReadGate::at_boot(last_index_of(&conn)?);
+        let committed = Arc::new(Mutex::new(committed));
         let db = Shared::new(conn, "log");
         let deleting = Arc::new(AtomicBool::new(false));
         let recent = Arc::new(Mutex::new(Recent::default()));
@@ -226,6 +252,10 @@ impl LogStore {
             db: db.clone(),
             deleting: deleting.clone(),
             recent: recent.clone(),
+            committed: committed.clone(),
+            persisted: *committed
+                .lock()
+                .map_err(|_| Error::Poisoned("committed log id"))?,
         };
         std::thread::Builder::new()
             .name("raft-log-writer".into())
@@ -244,7 +274,15 @@ impl LogStore {
             deleting,
             floor: None,
             pending: Arc::new(Mutex::new(None)),
+            committed,
+            gate,
         })
+    }
+
+    /// The gate of local reads for this process, closed until the state has applied the log
+    /// found when this store was opened.
+    pub fn read_gate(&self) -> ReadGate {
+        self.gate.clone()
     }
 
     /// [`RaftLogStorage::append`] with `done` told when the entries are on disk: they are
@@ -355,14 +393,7 @@ impl LogStore {
     /// The newest index in the log, or the purge marker when nothing is above it.
     pub fn last_index(&self) -> Result<Option<u64>> {
         let conn = self.db.lock()?;
-        let purged: Option<LogId<u64>> = get_meta(&conn, "last_purged")?;
-        let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
-        let max: Option<i64> = conn.query_row(
-            "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
-            [floor],
-            |r| r.get(0),
-        )?;
-        Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
+        last_index_of(&conn)
     }
 
     /// The purge marker's index, if anything was purged.
@@ -534,17 +565,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), SErr> {
-        self.call(StorageIOError::write_logs, move |c| {
-            put_meta(c, "committed", &committed)
-        })
-        .await
+        // No fsync of its own: the next append writes it (see the module's comment).
+        let mut kept = self.committed.lock().map_err(|_| {
+            storage(
+                StorageIOError::write_logs,
+                &Error::Poisoned("committed log id"),
+            )
+        })?;
+        if committed > *kept {
+            *kept = committed;
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, SErr> {
-        self.call(StorageIOError::read_logs, |c| {
-            Ok(get_meta::<Option<LogId<u64>>>(c, "committed")?.flatten())
-        })
-        .await
+        let kept = self.committed.lock().map_err(|_| {
+            storage(
+                StorageIOError::read_logs,
+                &Error::Poisoned("committed log id"),
+            )
+        })?;
+        Ok(*kept)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
@@ -558,6 +599,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
         let idx = log_id.index;
+        self.gate.truncated_from(idx);
         self.recent()
             .map_err(|e| storage(StorageIOError::write_logs, &e))?
             .truncate(idx);
@@ -633,6 +675,10 @@ struct Writer {
     db: Shared,
     deleting: Arc<AtomicBool>,
     recent: Arc<Mutex<Recent>>,
+    /// The committed log id openraft reported last ([`LogStore::save_committed`]).
+    committed: Arc<Mutex<Option<LogId<u64>>>>,
+    /// The committed log id on disk.
+    persisted: Option<LogId<u64>>,
 }
 
 impl Writer {
@@ -681,11 +727,15 @@ impl Writer {
             .iter()
             .filter_map(|a| a.marker)
             .max_by_key(|m| m.index);
+        let committed = self.committed.lock().map_or(self.persisted, |c| *c);
         let res = (|| -> Result<()> {
             let mut c = self.db.lock()?;
             let tx = c.transaction()?;
             if let Some(m) = &marker {
                 put_purge_marker(&tx, m)?;
+            }
+            if committed != self.persisted {
+                put_meta(&tx, "committed", &committed)?;
             }
             {
                 let mut st = tx.prepare_cached(INSERT_ENTRY)?;
@@ -697,6 +747,7 @@ impl Writer {
         })();
         match res {
             Ok(()) => {
+                self.persisted = committed;
                 if let (Some(last), Ok(mut recent)) = (last, self.recent.lock()) {
                     recent.flushed(last);
                 }
@@ -898,5 +949,48 @@ mod tests {
             got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
             [10, 11]
         );
+    }
+
+    /// Committing costs no transaction of its own: the committed id reaches the disk with the
+    /// next append, and until then a reopened log reports the one written before.
+    #[tokio::test]
+    async fn the_committed_id_is_written_with_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.db");
+        let mut log = LogStore::open(&path).unwrap();
+        append(&mut log, 1, 3).await;
+        log.save_committed(Some(at(2))).await.unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), Some(at(2)));
+        // openraft never moves it back; a stale report does not either.
+        log.save_committed(Some(at(1))).await.unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), Some(at(2)));
+        drop(log);
+
+        let mut log = LogStore::open(&path).unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), None);
+        log.save_committed(Some(at(3))).await.unwrap();
+        append(&mut log, 4, 4).await;
+        drop(log);
+        let mut log = LogStore::open(&path).unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), Some(at(3)));
+    }
+
+    /// The read gate waits for the log found at open, less what a truncation removes (never
+    /// committed, so never applied).
+    #[tokio::test]
+    async fn the_read_gate_waits_for_the_log_found_at_open_less_a_truncated_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.db");
+        let mut log = LogStore::open(&path).unwrap();
+        assert_eq!(log.read_gate().waits_for(), None);
+        append(&mut log, 1, 8).await;
+        drop(log);
+        let mut log = LogStore::open(&path).unwrap();
+        let gate = log.read_gate();
+        assert_eq!(gate.waits_for(), Some(8));
+        log.truncate(at(6)).await.unwrap();
+        assert_eq!(gate.waits_for(), Some(5));
+        assert!(!gate.is_open(|| Some(4)));
+        assert!(gate.is_open(|| Some(5)));
     }
 }

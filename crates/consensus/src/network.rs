@@ -5,6 +5,8 @@
 //! a valid MAC, or meant for another server id: a peer reached at the wrong address must never be
 //! mistaken for the one Raft wants. The caller refuses an answer not signed with the zone key, so
 //! a server without the key cannot ack entries or grant votes.
+//! The same channel carries the calls of [`crate::handover`] (`release`, `campaign`) and of
+//! [`crate::follower_read`] (`readindex`).
 
 use std::time::Duration;
 
@@ -20,9 +22,11 @@ use openraft::{LogId, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::follower_read::{self, ReadIndex, ReadIndexAsk};
 use crate::handover::{self, Handover};
 use crate::log_format::FORMAT;
 use crate::types::{Raft, ServerNode, TypeConfig};
+use crate::{ReadBarrier, ReadError};
 
 pub use peerauth::{SOURCE_HEADER, TARGET_HEADER};
 
@@ -64,7 +68,7 @@ pub fn parse_call_path(segment: &str) -> Result<&str, PeerReject> {
     };
     if !matches!(
         call,
-        "append" | "vote" | "snapshot" | "release" | "campaign"
+        "append" | "vote" | "snapshot" | "release" | "campaign" | "readindex"
     ) {
         return Err(PeerReject::UnknownCall(segment.to_string()));
     }
@@ -87,6 +91,8 @@ pub enum PeerRequest {
     /// The leader, stopping, asks for a campaign ([`crate::handover`]): once (`release`) or
     /// twice (`campaign`).
     Handover(Handover, u32),
+    /// A follower asks the leader for a read index ([`crate::follower_read`]).
+    ReadIndex(ReadIndexAsk),
 }
 
 /// Decodes the body of the peer call `call`: what [`serve`] does before it hands the request to
@@ -98,6 +104,7 @@ pub fn decode_request(call: &str, body: &[u8]) -> Result<PeerRequest, PeerReject
         "snapshot" => decode(body).map(PeerRequest::Snapshot),
         "release" => decode(body).map(|h| PeerRequest::Handover(h, 1)),
         "campaign" => decode(body).map(|h| PeerRequest::Handover(h, 2)),
+        "readindex" => decode(body).map(PeerRequest::ReadIndex),
         other => Err(PeerReject::UnknownCall(other.to_string())),
     }
 }
@@ -107,8 +114,14 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, PeerReject> {
 }
 
 /// Serves one peer call that has already passed [`PeerAuth::verify`]; `segment` is the last
-/// segment of its path ([`call_path`]).
-pub async fn serve(raft: &Raft, segment: &str, body: &[u8]) -> Result<Vec<u8>, PeerReject> {
+/// segment of its path ([`call_path`]). `reads` answers `readindex` (none: this server never
+/// leads, and refuses it).
+pub async fn serve(
+    raft: &Raft,
+    reads: Option<&ReadBarrier>,
+    segment: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, PeerReject> {
     match decode_request(parse_call_path(segment)?, body)? {
         PeerRequest::Append(req) => encode(&raft.append_entries(req).await),
         PeerRequest::Vote(req) => {
@@ -120,6 +133,7 @@ pub async fn serve(raft: &Raft, segment: &str, body: &[u8]) -> Result<Vec<u8>, P
         }
         PeerRequest::Snapshot(req) => encode(&raft.install_snapshot(req).await),
         PeerRequest::Handover(h, campaigns) => encode(&handover::serve(raft, h, campaigns).await),
+        PeerRequest::ReadIndex(ask) => encode(&follower_read::serve(reads, ask).await),
     }
 }
 
@@ -189,6 +203,26 @@ impl PeerNetwork {
         )
         .await
         .map_err(|e| e.to_string())
+    }
+
+    /// Asks server `target`, the leader, for a read index ([`crate::follower_read`]).
+    pub async fn read_index_call(
+        &self,
+        target: u64,
+        node: &ServerNode,
+        ttl: Duration,
+    ) -> Result<ReadIndex, RPCError<u64, ServerNode, RaftError<u64, ReadError>>> {
+        let body = bincode::serialize(&ReadIndexAsk)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        send(
+            self.clone(),
+            target,
+            peer_base(&node.rpc),
+            "readindex",
+            body,
+            ttl,
+        )
+        .await
     }
 
     /// Says that this server keeps its state in `backend` (`sqlite` by default).

@@ -96,6 +96,7 @@ fn sample_bodies_decode() {
             PeerRequest::Vote(_) => ("vote", 0),
             PeerRequest::Snapshot(r) => ("snapshot", r.data.len()),
             PeerRequest::Handover(..) => ("handover", 0),
+            PeerRequest::ReadIndex(_) => ("readindex", 0),
         };
         let expected = match call {
             "append" => 3,

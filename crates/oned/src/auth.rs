@@ -44,6 +44,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, Role};
 use crate::credentials::sha256_hex;
+use crate::gencache::GenMap;
+pub use crate::gencache::Generational;
 
 /// argon2id memory cost: 19 MiB, OWASP's recommended minimum for argon2id (Password Storage
 /// Cheat Sheet), also the `argon2` crate's default.
@@ -56,6 +58,8 @@ pub const ARGON2_P_COST: u32 = 1;
 const SALT_BYTES: usize = 16;
 /// Verified sessions kept: one per active client is plenty.
 pub const CACHE_ENTRIES: usize = 4096;
+/// The bytes the user rows kept for verified sessions may take.
+const USER_ROWS_BYTES: usize = 8 << 20;
 /// After a failed upgrade of a SHA-256 hash, the next login on the leader tries again after this.
 const UPGRADE_RETRY: Duration = Duration::from_secs(60);
 /// Checks allowed to wait for an argon2 slot; beyond that they are refused at once.
@@ -184,78 +188,20 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A copy of something read from the state database, valid while the generation it was read
-/// under is current (see `sqlstore::changes`): shared by every call.
-pub struct Generational<T: Clone> {
-    slot: Mutex<Option<(u64, T)>>,
-}
-
-impl<T: Clone> Default for Generational<T> {
-    fn default() -> Self {
-        Generational {
-            slot: Mutex::new(None),
-        }
-    }
-}
-
-impl<T: Clone> Generational<T> {
-    /// The copy, if it was read under generation `now`.
-    pub fn get(&self, now: u64) -> Option<T> {
-        let slot = self.slot.lock().ok()?;
-        slot.as_ref()
-            .filter(|(g, _)| *g == now)
-            .map(|(_, v)| v.clone())
-    }
-
-    /// Keeps `value`, read under generation `read_at` (taken before the read).
-    pub fn put(&self, read_at: u64, value: T) {
-        if let Ok(mut slot) = self.slot.lock() {
-            // A slower reader must not replace a newer copy with an older one.
-            if slot.as_ref().is_none_or(|(g, _)| *g <= read_at) {
-                *slot = Some((read_at, value));
-            }
-        }
-    }
-}
-
 /// An ACL rule on a cluster's objects (user, resource, rights).
 type Rule = (u64, u64, u64);
 
-/// Expansions by rule, and the generation they were read under.
-type Expanded = (u64, HashMap<Rule, Arc<Vec<Rule>>>);
-
 /// ACL rules on a cluster's hosts, networks or datastores, each as the rules on those objects
 /// by id, valid while the generation of what clusters hold stands (`Watched::ClusterMembers`).
-#[derive(Default)]
-pub struct ClusterRules {
-    slot: Mutex<Expanded>,
-}
+pub type ClusterRules = GenMap<Rule, Arc<Vec<Rule>>>;
 
-/// Expanded cluster rules kept; beyond, they are all dropped (each is read again once).
+/// Expanded cluster rules kept, and the bytes they may take.
 const CLUSTER_RULES: usize = 1024;
+const CLUSTER_RULES_BYTES: usize = 16 << 20;
 
-impl ClusterRules {
-    /// The expansion of `rule`, if it was read under generation `now`.
-    pub fn get(&self, now: u64, rule: Rule) -> Option<Arc<Vec<Rule>>> {
-        let slot = self.slot.lock().ok()?;
-        (slot.0 == now)
-            .then(|| slot.1.get(&rule).cloned())
-            .flatten()
-    }
-
-    /// Keeps the expansion of `rule`, read under generation `read_at`.
-    pub fn put(&self, read_at: u64, rule: Rule, expanded: Arc<Vec<Rule>>) {
-        let Ok(mut slot) = self.slot.lock() else {
-            return;
-        };
-        if read_at < slot.0 {
-            return;
-        }
-        if read_at > slot.0 || slot.1.len() >= CLUSTER_RULES {
-            *slot = (read_at, HashMap::new());
-        }
-        slot.1.insert(rule, expanded);
-    }
+/// What an expansion of a cluster rule is counted as weighing in [`ClusterRules`].
+pub fn cluster_rule_bytes(expanded: &[Rule]) -> usize {
+    std::mem::size_of::<(Rule, Arc<Vec<Rule>>)>() + std::mem::size_of_val(expanded)
 }
 
 /// A user row, and the generation of the user tables it was read under when it came from the
@@ -265,29 +211,22 @@ struct Found {
     read_at: Option<u64>,
 }
 
-/// User rows of sessions that verified, by name, with the generation each was read under.
-struct UserRows {
-    rows: HashMap<String, (u64, Arc<UserRow>)>,
-}
+/// User rows of sessions that verified, by name.
+type UserRows = GenMap<String, Arc<UserRow>>;
 
-impl UserRows {
-    fn get(&self, name: &str, now: u64) -> Option<Arc<UserRow>> {
-        self.rows
-            .get(name)
-            .filter(|(g, _)| *g == now)
-            .map(|(_, r)| r.clone())
-    }
-
-    fn put(&mut self, read_at: u64, row: Arc<UserRow>, now: u64) {
-        if self.rows.len() >= CACHE_ENTRIES && !self.rows.contains_key(&row.name) {
-            self.rows.retain(|_, (g, _)| *g == now);
-            if self.rows.len() >= CACHE_ENTRIES {
-                // Bounded; only active users come back, at the cost of one read each.
-                self.rows.clear();
-            }
-        }
-        self.rows.insert(row.name.clone(), (read_at, row));
-    }
+/// The bytes a kept user row is counted as weighing (its template and group name are dropped).
+fn user_row_bytes(u: &UserRow) -> usize {
+    let tokens: usize = u
+        .tokens
+        .iter()
+        .map(|t| std::mem::size_of_val(t) + t.token.len())
+        .sum();
+    std::mem::size_of::<UserRow>()
+        + 2 * u.name.len()
+        + u.password.len()
+        + u.auth_driver.len()
+        + std::mem::size_of_val(u.groups.as_slice())
+        + tokens
 }
 
 /// A fixed-size set with CLOCK eviction (second chance): a hit sets the slot's bit, the hand
@@ -406,7 +345,7 @@ pub struct Authenticator {
     server_cert: Option<std::path::PathBuf>,
     /// What the state machine applies; a fresh one (never moved) until [`Self::with_changes`].
     changes: Changes,
-    users: Mutex<UserRows>,
+    users: UserRows,
     /// The zone's ACL rules (user, resource, rights), for authorization (`api::perms`).
     pub acl_rules: Generational<Arc<Vec<(u64, u64, u64)>>>,
     /// The expansions of ACL rules on clusters (`api::perms`).
@@ -469,12 +408,10 @@ impl Authenticator {
             recent_admins: Mutex::new(HashMap::new()),
             server_cert: None,
             changes: Changes::default(),
-            users: Mutex::new(UserRows {
-                rows: HashMap::new(),
-            }),
+            users: UserRows::new(CACHE_ENTRIES, USER_ROWS_BYTES),
             acl_rules: Generational::default(),
             write_gate: Generational::default(),
-            cluster_rules: ClusterRules::default(),
+            cluster_rules: ClusterRules::new(CLUSTER_RULES, CLUSTER_RULES_BYTES),
         })
     }
 
@@ -810,7 +747,7 @@ impl Authenticator {
     /// on the blocking pool.
     async fn user(&self, pool: &ReadPool, name: &str) -> Result<Option<Found>, AuthError> {
         let now = self.changes.get(Watched::Users);
-        if let Some(row) = self.users.lock().ok().and_then(|u| u.get(name, now)) {
+        if let Some(row) = self.users.get(now, name) {
             return Ok(Some(Found { row, read_at: None }));
         }
         Ok(find_user(pool, name).await?.map(|mut u| {
@@ -833,9 +770,9 @@ impl Authenticator {
         if read_at != now {
             return;
         }
-        if let Ok(mut u) = self.users.lock() {
-            u.put(read_at, found.row.clone(), now);
-        }
+        let bytes = user_row_bytes(&found.row);
+        self.users
+            .put(read_at, found.row.name.clone(), found.row.clone(), bytes);
     }
 
     /// Where `server_x509` sessions find the server certificate.

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use consensus::{Proposer, Raft, ReadBarrier, ReadError, SoloWriter, WriteError};
+use consensus::{
+    FollowerReadError, FollowerReads, Proposer, Raft, ReadBarrier, ReadError, SoloWriter,
+    WriteError,
+};
 use openraft::ServerState;
 use sqlstore::{SqlTxn, TxnOutcome};
 use tracing::warn;
@@ -39,12 +42,16 @@ pub struct Ha {
     pub leadership: Leadership,
     pub proposer: Proposer,
     pub reads: ReadBarrier,
+    /// Leader reads on a follower: a read index from the leader, then the local database.
+    pub follower_reads: FollowerReads,
     /// The term in which this server leads and has run its leader hook.
     pub leader_ready: LeaderReady,
     pub server_id: u64,
     pub raft_db: PathBuf,
     /// Whether the state database answers (a MySQL server can be lost and come back).
     pub db_health: consensus::DbHealth,
+    /// Closed after a restart until the state has applied the log found at start.
+    pub local_reads: consensus::ReadGate,
 }
 
 impl Ha {
@@ -136,6 +143,18 @@ impl Cluster {
         }
     }
 
+    /// Whether a plain read may be served from the local database. After a restart the state
+    /// can be behind what this server served before (the committed id is saved lazily and the
+    /// state written without fsync), so until it has applied the log found at start, reads
+    /// are served as leader reads (`consensus::ReadGate`). Solo needs no gate: its writes are
+    /// applied with an fsync before they are answered.
+    pub fn local_reads_ready(&self) -> bool {
+        match self {
+            Cluster::Solo(_) => true,
+            Cluster::Ha(ha) => ha.local_reads.is_open(|| self.last_applied()),
+        }
+    }
+
     /// The last log index applied to the local database (`None` when solo or nothing yet).
     pub fn last_applied(&self) -> Option<u64> {
         match self {
@@ -155,7 +174,16 @@ impl Cluster {
     pub async fn confirm_read(&self) -> Result<(), ReadError> {
         match self {
             Cluster::Solo(_) => Ok(()),
-            Cluster::Ha(ha) => ha.reads.wait().await,
+            Cluster::Ha(ha) => ha.reads.wait().await.map(|_| ()),
+        }
+    }
+
+    /// On a follower: returns once the local database holds every write acknowledged before
+    /// the call (the leader confirmed a read index and this server applied it), or why not.
+    pub async fn confirm_follower_read(&self) -> Result<(), FollowerReadError> {
+        match self {
+            Cluster::Solo(_) => Ok(()),
+            Cluster::Ha(ha) => ha.follower_reads.wait().await,
         }
     }
 

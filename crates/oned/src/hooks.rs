@@ -173,13 +173,8 @@ pub async fn run(
     hooks.run_follower().await;
     let mut changes = leadership.watch();
     let mut acted: Option<u64> = None;
-    let mut term_seen = leadership.now().0.current_term;
     loop {
-        let term_now = leadership.now().0.current_term;
-        if term_now > term_seen {
-            telemetry::m::TERMS_SEEN.add(term_now - term_seen);
-            term_seen = term_now;
-        }
+        leadership.count_terms_to(leadership.now().0.current_term);
         match (acted, leadership.leading_term()) {
             (a, Some(term)) if a != Some(term) => {
                 telemetry::m::BECAME_LEADER.inc();

@@ -329,7 +329,11 @@ async fn peer(
         consensus::network::warn_now_and_then(&format!("peer call refused: {why}"));
         return signed(auth, &verified, StatusCode::CONFLICT, why.into_bytes());
     }
-    match network::serve(raft, &call, &body).await {
+    let reads = match &st.ctx.cluster {
+        crate::cluster::Cluster::Ha(ha) => Some(&ha.reads),
+        crate::cluster::Cluster::Solo(_) => None,
+    };
+    match network::serve(raft, reads, &call, &body).await {
         Ok(out) => signed(auth, &verified, StatusCode::OK, out),
         Err(e) => signed(
             auth,

@@ -5,8 +5,12 @@
 //! leader until it hears a higher term. The step-down watchdog (`consensus::step_down`) marks
 //! such a leader for its term; from then on it is not the leader here either.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use consensus::step_down::SteppedDown;
 use consensus::{Raft, ServerNode};
+use openraft::metrics::RaftServerMetrics;
 use openraft::{RaftMetrics, ServerState};
 
 /// openraft's view of this server, as `Raft::metrics()` publishes it.
@@ -31,6 +35,9 @@ pub fn effective_leader(m: &Metrics, stepped_down: Option<u64>) -> Option<u64> {
 pub struct Leadership {
     raft: Raft,
     stepped_down: SteppedDown,
+    /// The newest term counted in `oneha_elections_total`: shared, so a restarted hook task
+    /// neither counts a term twice nor misses one that began before it started.
+    terms_counted: Arc<AtomicU64>,
 }
 
 /// Raft or the step-down watchdog has stopped: leadership cannot be followed any more.
@@ -43,8 +50,21 @@ pub enum LeadershipGone {
 }
 
 impl Leadership {
-    pub fn new(raft: Raft, stepped_down: SteppedDown) -> Leadership {
-        Leadership { raft, stepped_down }
+    /// `boot_term`: the term when Raft started, before this server could have campaigned.
+    pub fn new(raft: Raft, stepped_down: SteppedDown, boot_term: u64) -> Leadership {
+        Leadership {
+            raft,
+            stepped_down,
+            terms_counted: Arc::new(AtomicU64::new(boot_term)),
+        }
+    }
+
+    /// Counts the terms begun since the last count, up to `term` (`oneha_elections_total`).
+    pub fn count_terms_to(&self, term: u64) {
+        let before = self.terms_counted.fetch_max(term, Ordering::Relaxed);
+        if term > before {
+            telemetry::m::TERMS_SEEN.add(term - before);
+        }
     }
 
     pub fn raft(&self) -> &Raft {
@@ -67,26 +87,81 @@ impl Leadership {
     /// A follower of both sources, for a task that reacts to every change.
     pub fn watch(&self) -> LeadershipWatch {
         LeadershipWatch {
+            server: self.raft.server_metrics(),
             metrics: self.raft.metrics(),
             stepped_down: self.stepped_down.clone(),
+            progress: false,
+        }
+    }
+
+    /// [`Leadership::watch`], also woken by the log's progress (last log, commit, applied): for
+    /// a one-shot wait on those, never for a task that lives as long as the server.
+    pub fn watch_progress(&self) -> LeadershipWatch {
+        LeadershipWatch {
+            progress: true,
+            ..self.watch()
         }
     }
 }
 
-/// Waits for changes of openraft's metrics or of the step-down mark.
+/// openraft's server metrics: vote, state, leader and membership, published only when one of
+/// them changes.
+pub type ServerMetrics = RaftServerMetrics<u64, ServerNode>;
+
+/// Waits for changes of who leads (openraft's server metrics) or of the step-down mark.
+///
+/// Not on `Raft::metrics()`: openraft publishes those several times per write (log, replication,
+/// commit and apply progress), and a task woken each time costs the leader a thread wake-up or
+/// two per write for nothing (issue 16).
 pub struct LeadershipWatch {
+    server: tokio::sync::watch::Receiver<ServerMetrics>,
     metrics: tokio::sync::watch::Receiver<Metrics>,
     stepped_down: SteppedDown,
+    /// Woken by every change of the full metrics ([`Leadership::watch_progress`]).
+    progress: bool,
 }
 
 impl LeadershipWatch {
     /// Returns at the next change of either source.
     pub async fn changed(&mut self) -> Result<(), LeadershipGone> {
+        if self.progress {
+            return tokio::select! {
+                r = self.metrics.changed() => r.map_err(|_| LeadershipGone::RaftStopped),
+                r = self.stepped_down.changed() => r.map_err(|_| LeadershipGone::WatchdogStopped),
+            };
+        }
         tokio::select! {
-            r = self.metrics.changed() => r.map_err(|_| LeadershipGone::RaftStopped),
-            r = self.stepped_down.changed() => r.map_err(|_| LeadershipGone::WatchdogStopped),
+            r = self.server.changed() => r.map_err(|_| LeadershipGone::RaftStopped)?,
+            r = self.stepped_down.changed() => {
+                return r.map_err(|_| LeadershipGone::WatchdogStopped)
+            }
+        }
+        // openraft publishes the server metrics just before the full ones, and callers read the
+        // full ones ([`Leadership::now`]): return once those show the change too, or a caller
+        // could read the old state and then sleep through the change.
+        loop {
+            let caught_up = {
+                let s = self.server.borrow_and_update();
+                let m = self.metrics.borrow_and_update();
+                shows(&m, &s)
+            };
+            if caught_up {
+                return Ok(());
+            }
+            tokio::select! {
+                r = self.metrics.changed() => r.map_err(|_| LeadershipGone::RaftStopped)?,
+                r = self.server.changed() => r.map_err(|_| LeadershipGone::RaftStopped)?,
+            }
         }
     }
+}
+
+/// Whether the full metrics `m` hold what the server metrics `s` say.
+fn shows(m: &Metrics, s: &ServerMetrics) -> bool {
+    m.vote == s.vote
+        && m.state == s.state
+        && m.current_leader == s.current_leader
+        && m.membership_config == s.membership_config
 }
 
 #[cfg(test)]
@@ -99,6 +174,31 @@ mod tests {
         m.current_term = term;
         m.current_leader = leader;
         m
+    }
+
+    /// A leadership watch wakes on the server metrics, which openraft publishes just before the
+    /// full ones: it waits until the full ones show the same vote, state, leader and membership.
+    #[test]
+    fn a_server_metrics_change_is_shown_once_the_full_metrics_hold_it() {
+        let mut m = metrics(1, ServerState::Follower, 3, Some(2));
+        let s = ServerMetrics {
+            id: 1,
+            vote: m.vote,
+            state: m.state,
+            current_leader: m.current_leader,
+            membership_config: m.membership_config.clone(),
+        };
+        assert!(shows(&m, &s));
+        let mut leading = s.clone();
+        leading.vote = openraft::Vote::new_committed(4, 1);
+        leading.state = ServerState::Leader;
+        leading.current_leader = Some(1);
+        assert!(!shows(&m, &leading));
+        m.vote = leading.vote;
+        m.state = ServerState::Leader;
+        assert!(!shows(&m, &leading), "the leader is not published yet");
+        m.current_leader = Some(1);
+        assert!(shows(&m, &leading));
     }
 
     #[test]

@@ -131,6 +131,21 @@ fn api(e: &mut Exposition) {
         m::FORWARD_FAILURES.get(),
     );
     e.counter(
+        "oneha_follower_reads_total",
+        "Leader reads this follower answered itself, after the leader confirmed a read index.",
+        m::FOLLOWER_READS.get(),
+    );
+    e.counter(
+        "oneha_read_index_asked_total",
+        "Read index calls this follower made (one serves every leader read that arrived together).",
+        m::READ_INDEX_ASKED.get(),
+    );
+    e.counter(
+        "oneha_read_index_served_total",
+        "Read index calls of followers this server answered or refused.",
+        m::READ_INDEX_SERVED.get(),
+    );
+    e.counter(
         "oneha_corrupt_templates_total",
         "Stored templates that did not parse when an answer was built.",
         crate::api::xml::CORRUPT_TEMPLATES.load(Ordering::Relaxed),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consensus::{
-    LogStore, PeerAuth, PeerNetwork, Proposer, Raft, ReadBarrier, ServerNode, StateMachine,
+    FollowerReads, LogStore, PeerAuth, PeerNetwork, Proposer, Raft, ReadBarrier, ServerNode,
+    StateMachine,
 };
 use openraft::{ServerState, SnapshotPolicy};
 use sqlstore::{BootstrapParams, ReadPool};
@@ -352,6 +353,9 @@ async fn start_raft(
     .await
     .map_err(|e| StartError::consensus("starting Raft", format!("{e} ({view})")))?;
     info!(server = id, "oned started in follower mode");
+    // Terms that begin from here on are elections this process saw, the first one of a new
+    // zone included (it may be over before the hook task that counts them starts).
+    let boot_term = raft.metrics().borrow().current_term;
     if pristine {
         initialize_if_alone(config, &raft, &state.pool, state.bootstrapped).await?;
     }
@@ -361,23 +365,28 @@ async fn start_raft(
         config.write_deadline(),
         config.limits.max_txn_bytes(),
     );
-    let (reads, confirming) = ReadBarrier::new(raft.clone(), config.write_deadline());
+    let (reads, confirming) =
+        ReadBarrier::with_gate(raft.clone(), config.write_deadline(), log.read_gate());
+    let (follower_reads, asking) =
+        FollowerReads::new(raft.clone(), net.clone(), config.write_deadline());
     let (stepped_down, stop_leading, watching) = consensus::step_down::watchdog(
         raft.clone(),
         config.raft.election_timeout,
         config.raft.broadcast_timeout,
     );
-    let leadership = Leadership::new(raft.clone(), stepped_down);
+    let leadership = Leadership::new(raft.clone(), stepped_down, boot_term);
     let (ready_sender, leader_ready) = crate::hooks::leader_ready();
     Ok(Zone {
         cluster: Cluster::Ha(Ha {
             leadership: leadership.clone(),
             proposer,
             reads,
+            follower_reads,
             leader_ready,
             server_id: id,
             raft_db,
             db_health,
+            local_reads: log.read_gate(),
         }),
         peers: Some((
             raft.clone(),
@@ -391,6 +400,7 @@ async fn start_raft(
             workers: vec![
                 ("proposer", proposing),
                 ("read-barrier", confirming),
+                ("follower-reads", asking),
                 ("step-down", watching),
                 (
                     "fast-failover",
@@ -581,6 +591,7 @@ async fn serve(
             cluster: cluster.clone(),
             http,
             auth: Arc::new(auth),
+            quotas: Arc::default(),
         },
         peers,
         paths: paths.clone(),
@@ -683,7 +694,7 @@ async fn seal_solo_history(
     sealed: tokio::sync::watch::Sender<bool>,
 ) -> Result<(), SealError> {
     let raft = leadership.raft();
-    let mut changes = leadership.watch();
+    let mut changes = leadership.watch_progress();
     loop {
         let (m, leader) = leadership.now();
         if leader == Some(m.id) && m.last_applied.is_some() {
@@ -724,16 +735,17 @@ async fn seal_solo_history(
 }
 
 /// Logs leadership, term and membership changes at info: the story an operator reads in oned.log.
-/// Ends only when Raft stops publishing its metrics.
+/// Ends only when Raft stops publishing its metrics. Watches the server metrics, which change
+/// only with these, not the full metrics, which change several times per write.
 async fn log_state_changes(raft: Raft) -> Result<(), LeadershipGone> {
-    let mut rx = raft.metrics();
+    let mut rx = raft.server_metrics();
     let mut last: Option<(ServerState, u64, Option<u64>, String)> = None;
     loop {
         let (state, term, leader, members) = {
             let m = rx.borrow_and_update();
             (
                 m.state,
-                m.current_term,
+                m.vote.leader_id().get_term(),
                 m.current_leader,
                 m.membership_config.membership().to_string(),
             )

@@ -1,18 +1,20 @@
 //! Generations of the state a server keeps in memory in front of the database: the users and
-//! their groups and login tokens (authentication), the ACL rules (authorization), and the zone
-//! and API hooks a write checks first. Whoever applies transactions calls
+//! their groups and login tokens (authentication), the ACL rules (authorization), the zone
+//! and API hooks a write checks first, and the quotas of users and groups (their limits and
+//! what their usage is counted from). Whoever applies transactions calls
 //! [`Changes::applied`] once they are committed; a cache remembers the generation it read
 //! under and trusts its copy only while that generation is still current.
 //!
-//! A statement moves a generation when it writes to one of the tables behind it, as its SQL
-//! text names the target (`INSERT [OR x] INTO t`, `UPDATE t`, `DELETE FROM t`,
-//! `REPLACE INTO t`); a statement of another form that names such a table moves it too. The
-//! state has no triggers or cascades, so a statement changes only its target. Two inserts are
-//! known not to change any row a cache can hold, and move nothing: a new user
-//! ([`crate::objects::user::insert`]), whose oid and name no remembered user has (a deleted
-//! one's remove moved the generation), and that new user's first group membership
-//! ([`crate::objects::user::NEW_USER_GROUP`]). Otherwise `one.user.allocate` under load would
-//! empty the authentication cache on every call.
+//! A statement moves a generation when it writes to one of the tables behind it, as its SQL text
+//! names the target (`INSERT [OR x] INTO t`, `UPDATE t`, `DELETE FROM t`, `REPLACE INTO t`); a
+//! statement of another form that names such a table moves it too, but a `SELECT` (a guard that
+//! must match a row) writes nothing. A table may be behind several generations. The state has no
+//! triggers or cascades, so a statement changes only its target. Two inserts are known not to
+//! change any row a cache can hold, and move nothing: a new user
+//! ([`crate::objects::user::insert`]), whose oid and name no remembered user has (a deleted one's
+//! remove moved the generation), and that new user's first group membership
+//! ([`crate::objects::user::NEW_USER_GROUP`]). Otherwise `one.user.allocate` under load would empty
+//! the authentication cache on every call.
 //!
 //! Ordering: the bump comes after the commit. A reader takes the generation *before* it reads
 //! the database, so a copy read before a commit carries the old generation and is never used
@@ -37,9 +39,13 @@ pub enum Watched {
     /// monitor's updates of hosts move nothing), `cluster_network_relation`,
     /// `cluster_datastore_relation` (ACL rules on a cluster's objects).
     ClusterMembers = 3,
+    /// What the quotas of users and groups show: their limits (`quota_limits`) and everything
+    /// their usage is counted from (`crate::objects::quota`): `vm_pool`, `vrouter_pool`,
+    /// `image_pool`, `image_vm`, `vnet_pool`, `vnet_lease`, `backup_reserve`.
+    Quotas = 4,
 }
 
-const WATCHED: [(Watched, &[&str]); 4] = [
+const WATCHED: [(Watched, &[&str]); 5] = [
     (
         Watched::Users,
         &["user_pool", "user_groups", "user_login_tokens"],
@@ -52,6 +58,19 @@ const WATCHED: [(Watched, &[&str]); 4] = [
             "host_pool",
             crate::objects::cluster::NETWORKS,
             crate::objects::cluster::DATASTORES,
+        ],
+    ),
+    (
+        Watched::Quotas,
+        &[
+            crate::objects::quota::TABLE,
+            crate::objects::vm::TABLE,
+            crate::objects::vrouter::TABLE,
+            crate::objects::image::TABLE,
+            "image_vm",
+            crate::objects::vnet::TABLE,
+            crate::objects::lease::TABLE,
+            "backup_reserve",
         ],
     ),
 ];
@@ -67,6 +86,7 @@ impl std::fmt::Debug for Changes {
             .field(&self.get(Watched::Acl))
             .field(&self.get(Watched::ZoneHooks))
             .field(&self.get(Watched::ClusterMembers))
+            .field(&self.get(Watched::Quotas))
             .finish()
     }
 }
@@ -169,25 +189,14 @@ fn contains_ignore_case(hay: &str, needle: &str) -> bool {
 fn mark_writes(sql: &str, moved: &mut [bool; WATCHED.len()]) {
     match target(sql) {
         Some(t) => {
-            let Some((what, _)) = WATCHED
-                .iter()
-                .find(|(_, tables)| tables.iter().any(|name| t.eq_ignore_ascii_case(name)))
-            else {
-                return;
-            };
-            let new_user = *what == Watched::Users
-                && ((t.eq_ignore_ascii_case(crate::objects::user::TABLE) && inserts_only(sql))
-                    || sql == crate::objects::user::NEW_USER_GROUP);
-            // An UPDATE names the columns it sets: one that does not name `cluster_id` leaves
-            // every host in its cluster (the monitor updates hosts all the time).
-            let host_stays = *what == Watched::ClusterMembers
-                && t.eq_ignore_ascii_case("host_pool")
-                && first_word_is(sql, "UPDATE")
-                && !contains_ignore_case(sql, "cluster_id");
-            if !new_user && !host_stays {
-                moved[*what as usize] = true;
+            for (what, tables) in &WATCHED {
+                if tables.iter().any(|name| t.eq_ignore_ascii_case(name)) {
+                    mark_target(sql, t, *what, moved);
+                }
             }
         }
+        // A SELECT writes nothing (the guards that must match a row).
+        None if first_word_is(sql, "SELECT") => {}
         // An unknown form: trusted only when it names none of the tables.
         None => {
             for (what, tables) in WATCHED {
@@ -196,6 +205,23 @@ fn mark_writes(sql: &str, moved: &mut [bool; WATCHED.len()]) {
                 }
             }
         }
+    }
+}
+
+/// Marks `what` moved by `sql`, which writes to `t`, one of its tables, unless it is a write
+/// known to change no row a cache of `what` can hold.
+fn mark_target(sql: &str, t: &str, what: Watched, moved: &mut [bool; WATCHED.len()]) {
+    let new_user = what == Watched::Users
+        && ((t.eq_ignore_ascii_case(crate::objects::user::TABLE) && inserts_only(sql))
+            || sql == crate::objects::user::NEW_USER_GROUP);
+    // An UPDATE names the columns it sets: one that does not name `cluster_id` leaves
+    // every host in its cluster (the monitor updates hosts all the time).
+    let host_stays = what == Watched::ClusterMembers
+        && t.eq_ignore_ascii_case("host_pool")
+        && first_word_is(sql, "UPDATE")
+        && !contains_ignore_case(sql, "cluster_id");
+    if !new_user && !host_stays {
+        moved[what as usize] = true;
     }
 }
 
@@ -217,12 +243,17 @@ mod tests {
         ]
     }
 
-    fn members_moved(sql: &str) -> bool {
+    /// Whether applying `sql` alone moves `group`.
+    fn moves(sql: &str, group: Watched) -> bool {
         let c = Changes::default();
         c.applied([&SqlTxn {
             stmts: vec![s(sql)],
         }]);
-        c.get(Watched::ClusterMembers) == 1
+        c.get(group) == 1
+    }
+
+    fn members_moved(sql: &str) -> bool {
+        moves(sql, Watched::ClusterMembers)
     }
 
     #[test]
@@ -282,6 +313,36 @@ mod tests {
             "UPDATE acl_extra SET x = 1",
         ] {
             assert_eq!(moved(vec![s(sql)]), [false; 3], "{sql}");
+        }
+    }
+
+    fn quotas_moved(sql: &str) -> bool {
+        moves(sql, Watched::Quotas)
+    }
+
+    #[test]
+    fn issue_16_every_table_usage_is_counted_from_moves_the_quotas() {
+        for sql in [
+            "INSERT INTO vm_pool (oid, uid) VALUES (1, 2)",
+            "UPDATE vm_pool SET prev_state = state, state = 6 WHERE oid = 1",
+            "UPDATE vrouter_pool SET uid = 3 WHERE oid = 1",
+            "DELETE FROM image_pool WHERE oid = 1",
+            "INSERT INTO image_vm (oid, vid) VALUES (1, 2)",
+            "INSERT INTO vnet_lease (vnet_oid, idx) VALUES (1, 2)",
+            "UPDATE vnet_pool SET gid = 1 WHERE oid = 4",
+            "DELETE FROM backup_reserve WHERE vid = 1",
+            "INSERT INTO quota_limits (owner, oid) VALUES ('user', 2)",
+            "WITH x AS (SELECT 1) DELETE FROM vnet_lease WHERE idx = 1",
+        ] {
+            assert!(quotas_moved(sql), "{sql}");
+        }
+        // A guard reads those tables and writes nothing; other tables are not counted.
+        for sql in [
+            "SELECT 1 FROM (SELECT 1 AS one) AS quota WHERE (SELECT COUNT(*) FROM vm_pool) <= 2",
+            "UPDATE template_pool SET uid = 1 WHERE oid = 1",
+            "INSERT INTO user_pool (oid) VALUES (9)",
+        ] {
+            assert!(!quotas_moved(sql), "{sql}");
         }
     }
 

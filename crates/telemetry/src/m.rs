@@ -42,6 +42,12 @@ pub static SNAPSHOTS_INSTALLED: Counter = Counter::new();
 pub static FAST_ELECTIONS: Counter = Counter::new();
 /// Times this server, stopping as leader, handed leadership over (`consensus::handover`).
 pub static HANDOVERS: Counter = Counter::new();
+/// `readindex` calls this follower made, and those this leader answered or refused
+/// (`consensus::follower_read`); one call serves every leader read that arrived together.
+pub static READ_INDEX_ASKED: Counter = Counter::new();
+pub static READ_INDEX_SERVED: Counter = Counter::new();
+/// Leader reads this follower answered from its own database after a read index.
+pub static FOLLOWER_READS: Counter = Counter::new();
 
 // ---- oned's leader duties ----
 

@@ -291,6 +291,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// `GET /metrics` on this server: Prometheus' text format.
+    pub fn scrape_metrics(&self) -> String {
+        ureq::get(&format!("http://{}:{}/metrics", self.host, self.port))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
+    /// The value of the sample named exactly `series` (with its labels) in a scrape now.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = self.scrape_metrics();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample {series} on server {} in:\n{text}", self.id))
+    }
+
     /// A new `ONE_LOCATION` with `etc/oned.conf` for `server_id`; not started.
     pub fn new(server_id: i64) -> Server {
         let (location, tmp) = temp_dir("oneha-server-");

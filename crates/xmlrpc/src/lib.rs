@@ -450,7 +450,7 @@ const HEADER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 /// Scans bytes and copies the runs between replacements whole: a pool answer is megabytes of
 /// text of which only the markup needs escaping. Every byte replaced is ASCII, or the lead byte
 /// 0xEF of U+FFFE/U+FFFF (EF BF BE, EF BF BF), so every cut falls on a character boundary.
-fn escape_into(out: &mut String, s: &str) {
+pub fn escape_into(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(s.len() + s.len() / 8);
     let (mut from, mut i) = (0, 0);

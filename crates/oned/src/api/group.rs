@@ -9,6 +9,7 @@ use xmlrpc::{Params, Value};
 use super::family::print_rows;
 use super::method::{self as table, Auth, Method, Need};
 use super::quota::{self, Quotas};
+use super::quota_cache;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -101,28 +102,25 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         id = s.gid;
     }
     table::require_on(ctx, s, GROUP, id, USE).await?;
-    let (g, mine, defaults) = ctx
-        .read(move |c| {
-            Ok((
-                rows::load(c, id)?,
-                quota::load(c, Owner::Group, id)?,
-                quota::load(c, Owner::Group, DEFAULTS)?,
-            ))
-        })
+    let lookup = quota_cache::Lookup::start(ctx, Owner::Group, id);
+    let (g, q) = ctx
+        .read(move |c| Ok((rows::load(c, id)?, lookup.read(c)?)))
         .await?;
     let g = g.ok_or_else(|| no_group(id))?;
+    q.keep(ctx);
     Ok(Value::String(xml::build_with(|out| {
-        group_xml(&g, Some((&mine, &defaults)), out)
+        group_xml(&g, Some((&q.mine, &q.defaults)), out)
     })))
 }
 
 /// `one.grouppool.info()`: the groups the caller may USE (every one for group oneadmin, else
 /// its own and those ACL rules grant), printed one at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let out = table::read_visible(ctx, s, GROUP, |c, may_use| {
+    let (cache, now) = (ctx.quotas.clone(), quota_cache::pool_generation(ctx));
+    let out = table::read_visible(ctx, s, GROUP, move |c, may_use| {
         let mut out = String::from("<GROUP_POOL>");
         let sql = format!("{} ORDER BY oid", rows::SELECT);
-        let all = quota::AllQuotas::load(c, Owner::Group)?;
+        let all = quota_cache::pool(&cache, now, c, Owner::Group)?;
         let each = |g: &GroupRow, out: &mut String| {
             if !may_use(g.oid) {
                 return;

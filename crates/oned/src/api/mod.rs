@@ -24,6 +24,7 @@ mod monitoring;
 mod owned;
 mod perms;
 pub mod quota;
+pub mod quota_cache;
 mod route;
 mod secgroup;
 mod showback;
@@ -44,6 +45,7 @@ pub mod vm_migrate;
 mod vm_nics;
 pub mod vm_ops;
 mod vm_pci;
+mod vm_pool_cache;
 mod vm_recover;
 mod vm_resched;
 mod vm_resize;
@@ -74,7 +76,7 @@ use xmlrpc::{MethodCall, Params, Value};
 
 pub use error::{code, fail, not_authorized, require_admin, Failure, Refused};
 use method::{Auth, Kind};
-use route::{confirm_read, route_to_leader};
+use route::route_to_leader;
 
 use crate::auth::Authenticator;
 use crate::cluster::Cluster;
@@ -98,6 +100,8 @@ pub struct Ctx {
     pub http: reqwest::Client,
     /// Password checks, their cache and their CPU bound (`auth.rs`).
     pub auth: Arc<Authenticator>,
+    /// Users' and groups' quotas between reads (`quota_cache.rs`).
+    pub quotas: Arc<quota_cache::QuotaCache>,
 }
 
 pub type MethodResult = Result<Value, Failure>;
@@ -258,7 +262,7 @@ async fn handle_call(
     };
     // Forwarding a call sent with a preset session would send the leader no credentials.
     let no_forward = origin.forwarded || preset.is_some();
-    let user = match preset {
+    let mut user = match preset {
         Some(user) => user,
         None => match ctx
             .auth
@@ -267,11 +271,17 @@ async fn handle_call(
         {
             Ok(Some(user)) => user,
             Ok(None) => {
+                // A restarted server behind its log may not know the user yet: the leader does.
+                if !no_forward && !ctx.cluster.local_reads_ready() {
+                    if let Some(reply) = route_to_leader(ctx, method, body, false).await {
+                        return reply;
+                    }
+                }
                 return failure_xml(
                     method,
                     code::AUTHENTICATION,
                     "User couldn't be authenticated, aborting call.",
-                )
+                );
             }
             // The database cannot be read: an administrator who logged in lately may still see
             // the zone's status (raftstatus says what is wrong).
@@ -288,16 +298,29 @@ async fn handle_call(
         Kind::Status => false,
         Kind::Write => true,
         // Only leader reads are ever forwarded: a forwarded read is one, whatever its headers.
-        Kind::Read => origin.leader_read || origin.forwarded,
+        // A restarted server serves none from its own state before it caught up (see
+        // `Cluster::local_reads_ready`).
+        Kind::Read => origin.leader_read || origin.forwarded || !ctx.cluster.local_reads_ready(),
     };
     if on_leader {
-        if let Some(reply) = route_to_leader(ctx, method, body, no_forward).await {
+        if kind == Kind::Read {
+            match route::leader_read(ctx, method, body, no_forward, session).await {
+                Ok(Some(fresh)) => user = fresh,
+                Ok(None) => {}
+                Err(reply) => return reply,
+            }
+        } else if let Some(reply) = route_to_leader(ctx, method, body, no_forward).await {
             return reply;
         }
-        if kind == Kind::Read {
-            if let Err(reply) = confirm_read(ctx, method, body, no_forward).await {
-                return reply;
-            }
+    }
+    if kind == Kind::Write && !ctx.cluster.local_reads_ready() {
+        // A leader that restarted builds the write from its own state: it catches up first.
+        if let Err(e) = ctx.cluster.confirm_read().await {
+            return failure_xml(
+                method,
+                code::INTERNAL,
+                &format!("Cannot process request, {e}"),
+            );
         }
     }
     // OpenNebula's `zone_disabled`: a disabled zone answers reads and status, and takes no
@@ -323,14 +346,19 @@ async fn handle_call(
         (true, Ok(id)) => object_xml(ctx, &user, method, id).await,
         _ => None,
     };
-    let (result, commits) = COMMITS
-        .scope(std::cell::Cell::new(0), async {
-            let result = match authorize(ctx, entry.auth, &user, &rest).await {
-                Ok(()) => (entry.handler)(ctx, &user, rest).await,
-                Err(f) => Err(f),
-            };
-            (result, COMMITS.with(std::cell::Cell::get))
-        })
+    let run = async {
+        let result = match authorize(ctx, entry.auth, &user, &rest).await {
+            Ok(()) => (entry.handler)(ctx, &user, rest).await,
+            Err(f) => Err(f),
+        };
+        let prepared = vm_pool_cache::PREPARED.with(|p| p.take());
+        (result, COMMITS.with(std::cell::Cell::get), prepared)
+    };
+    let (result, commits, prepared) = COMMITS
+        .scope(
+            std::cell::Cell::new(0),
+            vm_pool_cache::PREPARED.scope(Default::default(), run),
+        )
         .await;
     if hooked && !matches!(result, Err(Failure::NotLeader)) {
         let extra = match &result {
@@ -344,7 +372,8 @@ async fn handle_call(
     match result {
         Ok(v) => {
             tag.ok = true;
-            Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v)))
+            // A pool read may hand over its answer already written (`vm_pool_cache`).
+            Reply::Xml(prepared.unwrap_or_else(|| xmlrpc::write_response(&xmlrpc::one::success(v))))
         }
         // Leadership moved after an earlier write of this call: running it again on the new
         // leader would repeat that write.

@@ -264,7 +264,7 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
     let members = ctx.auth.changes().get(sqlstore::Watched::ClusterMembers);
     let mut missing = Vec::new();
     for rule in by_cluster {
-        match ctx.auth.cluster_rules.get(members, rule) {
+        match ctx.auth.cluster_rules.get(members, &rule) {
             Some(expanded) => rules.extend(expanded.iter().copied()),
             None => missing.push(rule),
         }
@@ -283,9 +283,10 @@ pub async fn caller<'a>(ctx: &Ctx, s: &'a Session) -> Result<Caller<'a>, Failure
             .await?;
         for (rule, objects) in expanded {
             rules.extend(objects.iter().copied());
+            let bytes = crate::auth::cluster_rule_bytes(&objects);
             ctx.auth
                 .cluster_rules
-                .put(members, rule, std::sync::Arc::new(objects));
+                .put(members, rule, std::sync::Arc::new(objects), bytes);
         }
     }
     // The session's groups, not the user's: a login token scoped to one group acts in it

@@ -161,7 +161,32 @@ pub struct Quotas {
     defaults: bool,
 }
 
+/// What `limits` are counted as weighing in memory (`quota_cache`).
+fn limits_bytes(limits: &[Limit]) -> usize {
+    limits
+        .iter()
+        .map(|l| std::mem::size_of::<Limit>() + l.kind.len() + l.metric.len() + l.value.len())
+        .sum()
+}
+
+/// What a map of `n` entries of `K` to `V` is counted as weighing: a B-tree's nodes are about
+/// half full at worst.
+fn map_bytes<K, V>(m: &BTreeMap<K, V>) -> usize {
+    2 * m.len() * std::mem::size_of::<(K, V)>()
+}
+
 impl Quotas {
+    /// What it is counted as weighing in memory (`quota_cache`).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Quotas>()
+            + limits_bytes(&self.limits)
+            + map_bytes(&self.datastores)
+            + map_bytes(&self.networks)
+            + map_bytes(&self.images)
+            + map_bytes(&self.generic)
+            + self.generic.keys().map(String::len).sum::<usize>()
+    }
+
     fn limit(&self, kind: &str, rid: i64, metric: &str) -> Option<&str> {
         self.limits
             .iter()
@@ -349,6 +374,22 @@ impl AllQuotas {
         })
     }
 
+    /// What it is counted as weighing in memory (`quota_cache`).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<AllQuotas>()
+            + self
+                .limits
+                .values()
+                .map(|l| limits_bytes(l) + std::mem::size_of::<(i64, Vec<Limit>)>())
+                .sum::<usize>()
+            + map_bytes(&self.vm)
+            + map_bytes(&self.datastores)
+            + map_bytes(&self.networks)
+            + map_bytes(&self.images)
+            + map_bytes(&self.generic)
+            + self.generic.keys().map(|(m, _)| m.len()).sum::<usize>()
+    }
+
     /// The quotas of `oid`.
     pub fn of(&self, oid: i64) -> Quotas {
         let mut q = Quotas {
@@ -528,7 +569,7 @@ pub fn write_defaults(x: &mut Xml<'_>, owner: Owner, q: &Quotas) {
 }
 
 async fn defaults_xml(ctx: &Ctx, owner: Owner) -> MethodResult {
-    let q = ctx.read(move |c| load(c, owner, DEFAULTS)).await?;
+    let q = super::quota_cache::defaults(ctx, owner).await?;
     Ok(Value::String(super::xml::build_with(|out| {
         write_defaults(&mut Xml::new(out), owner, &q)
     })))

@@ -1,20 +1,66 @@
-//! Routing by the method table's kind: a write (or a leader read) reaching a follower goes to
-//! the leader, byte for byte; a leader read on the leader waits for the read barrier.
+//! Routing by the method table's kind: a write reaching a follower goes to the leader, byte for
+//! byte; a leader read on the leader waits for the read barrier, and on a follower for a read
+//! index from the leader and its own apply of it (`consensus::follower_read`), or goes to the
+//! leader when that cannot be had.
 
-use consensus::ReadError;
-use tracing::warn;
+use consensus::{FollowerReadError, ReadError};
+use tracing::{debug, warn};
 
 use super::{code, error, failure_xml, Ctx, Reply, FORWARDED_HEADER, LEADER_READ_HEADER};
 use crate::cluster::Role;
 
-/// On the leader, before a read: `Ok` once the local database is known to hold every
-/// acknowledged write; otherwise the reply (the read passed on to a new leader, or an error).
-pub(super) async fn confirm_read(
+/// Before a leader read: `Ok` once the local database is known to hold every acknowledged
+/// write, with the caller authenticated again on a follower (`Some`: its database moved on
+/// since the first check); otherwise the reply (the read passed on to the leader, or an error).
+pub(super) async fn leader_read(
     ctx: &Ctx,
     method: &str,
     body: &[u8],
     forwarded: bool,
-) -> Result<(), Reply> {
+    session: &str,
+) -> Result<Option<crate::auth::Session>, Reply> {
+    let follower = matches!(ctx.cluster.role(), Role::Follower { leader: Some(_) });
+    if follower && !forwarded {
+        match ctx.cluster.confirm_follower_read().await {
+            Ok(()) => {
+                telemetry::m::FOLLOWER_READS.inc();
+                return match ctx
+                    .auth
+                    .authenticate(&ctx.pool, &ctx.cluster, session)
+                    .await
+                {
+                    Ok(Some(user)) => Ok(Some(user)),
+                    Ok(None) => Err(failure_xml(
+                        method,
+                        code::AUTHENTICATION,
+                        "User couldn't be authenticated, aborting call.",
+                    )),
+                    Err(e) => Err(failure_xml(method, code::INTERNAL, &e.to_string())),
+                };
+            }
+            Err(FollowerReadError::Refused(e)) => {
+                return Err(failure_xml(
+                    method,
+                    code::INTERNAL,
+                    &format!("Cannot process request, {e}"),
+                ))
+            }
+            Err(FollowerReadError::Forward(why)) => {
+                debug!(%why, "a leader read goes to the leader");
+            }
+        }
+    }
+    if let Some(reply) = route_to_leader(ctx, method, body, forwarded).await {
+        return Err(reply);
+    }
+    confirm_read(ctx, method, body, forwarded)
+        .await
+        .map(|()| None)
+}
+
+/// On the leader, before a read: `Ok` once the local database is known to hold every
+/// acknowledged write; otherwise the reply (the read passed on to a new leader, or an error).
+async fn confirm_read(ctx: &Ctx, method: &str, body: &[u8], forwarded: bool) -> Result<(), Reply> {
     match ctx.cluster.confirm_read().await {
         Ok(()) => Ok(()),
         Err(ReadError::NotLeader) => match route_to_leader(ctx, method, body, forwarded).await {

@@ -6,6 +6,7 @@ use xmlrpc::{Params, Value};
 
 use super::method::{Auth, Method};
 use super::quota::{self, Quotas};
+use super::quota_cache;
 use super::xml::{self, Xml};
 use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -184,18 +185,17 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() && id != s.uid {
         return Err(not_authorized(s, &format!("USE USER [{id}]")));
     }
-    // One short read by key (no thread hop on SQLite), so the row and its quotas agree.
-    let (u, mine, defaults) = super::read_row_in(&ctx.pool, move |c| {
-        Ok((
-            sqlstore::load_user(c, id)?,
-            quota::load(c, Owner::User, id)?,
-            quota::load(c, Owner::User, DEFAULTS)?,
-        ))
+    // One short read by key (no thread hop on SQLite); the quotas from memory while no write
+    // changed them (`quota_cache`).
+    let lookup = quota_cache::Lookup::start(ctx, Owner::User, id);
+    let (u, q) = super::read_row_in(&ctx.pool, move |c| {
+        Ok((sqlstore::load_user(c, id)?, lookup.read(c)?))
     })
     .await?;
     let u = u.ok_or_else(|| no_user(id))?;
+    q.keep(ctx);
     Ok(Value::String(xml::build_with(|out| {
-        user_xml(&u, Some((&mine, &defaults)), out)
+        user_xml(&u, Some((&q.mine, &q.defaults)), out)
     })))
 }
 
@@ -203,10 +203,11 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// printed one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     let only = (!s.is_admin()).then_some(s.uid);
+    let (cache, now) = (ctx.quotas.clone(), quota_cache::pool_generation(ctx));
     let out = ctx
         .read(move |c| {
             let mut out = String::from("<USER_POOL>");
-            let all = quota::AllQuotas::load(c, Owner::User)?;
+            let all = quota_cache::pool(&cache, now, c, Owner::User)?;
             sqlstore::for_each_user(c, only, |u| {
                 user_xml(u, None, &mut out);
                 Xml::new(&mut out).elem("QUOTAS", |x| {

@@ -18,6 +18,7 @@ use xmlrpc::{Params, Value};
 
 use super::perms::{caller, PoolFilter, Where};
 use super::vm::{state, VMS};
+use super::vm_pool_cache::{self, Form, BODIES};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -682,14 +683,14 @@ fn state_filter(p: &Params<'_>) -> Result<Where, Failure> {
 pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let only = state_filter(&p)?;
     let query = query_param(&p)?;
-    print(ctx, s, &p, only, query, short_xml).await
+    print(ctx, s, &p, only, query, Form::Short).await
 }
 
 /// `one.vmpool.infoextended(filter, start, end, state[, query])`: the stored full bodies.
 pub async fn pool_info_extended(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let only = state_filter(&p)?;
     let query = query_param(&p)?;
-    print(ctx, s, &p, only, query, pool_body).await
+    print(ctx, s, &p, only, query, Form::Pool).await
 }
 
 fn pool_body(v: &VmRow, out: &mut String) {
@@ -702,8 +703,8 @@ pub async fn info_set(ctx: &Ctx, s: &Session, list: &str, extended: bool) -> Met
     // Parsed numbers only, so the list is safe to write into the statement.
     only.and(format!("v.oid IN ({list})"), []);
     let all = [Value::Int(-2)];
-    let write = if extended { pool_body } else { short_xml };
-    print(ctx, s, &Params(&all), only, None, write).await
+    let form = if extended { Form::Pool } else { Form::Short };
+    print(ctx, s, &Params(&all), only, None, form).await
 }
 
 fn query_param(p: &Params<'_>) -> Result<Option<Query>, Failure> {
@@ -721,7 +722,7 @@ async fn print(
     p: &Params<'_>,
     only: Where,
     query: Option<Query>,
-    write: fn(&VmRow, &mut String),
+    form: Form,
 ) -> MethodResult {
     let filter = PoolFilter::parse(p)?;
     let c = caller(ctx, s).await?;
@@ -741,9 +742,24 @@ async fn print(
         sql.push_str(" LIMIT ? OFFSET ?");
         args.extend([size, offset]);
     }
+    let render = match form {
+        Form::Short => short_xml,
+        Form::Pool => pool_body,
+    };
+    // Under the dispatcher the answer is written whole, from the bodies kept
+    // (`vm_pool_cache`); otherwise the pool is printed as a value.
+    let prepared = vm_pool_cache::can_prepare();
     let body = ctx
         .read(move |conn| {
-            let mut out = String::from("<VM_POOL>");
+            let mut out = String::new();
+            let mut bodies = BODIES.begin();
+            let mut scratch = String::new();
+            if prepared {
+                out.push_str(vm_pool_cache::ANSWER_HEAD);
+                xmlrpc::escape_into(&mut out, "<VM_POOL>");
+            } else {
+                out.push_str("<VM_POOL>");
+            }
             let (mut skip, mut left) = match page {
                 Some((size, offset)) => (offset, size),
                 None => (0, i64::MAX),
@@ -765,13 +781,30 @@ async fn print(
                     }
                     left -= 1;
                 }
-                write(&v, &mut out);
+                if prepared {
+                    bodies.write(&v, form, &mut out, &mut scratch, render);
+                } else {
+                    render(&v, &mut out);
+                }
             }
-            out.push_str("</VM_POOL>");
+            if prepared {
+                xmlrpc::escape_into(&mut out, "</VM_POOL>");
+                out.push_str(vm_pool_cache::ANSWER_TAIL);
+            } else {
+                out.push_str("</VM_POOL>");
+            }
             Ok(out)
         })
         .await?;
-    Ok(Value::String(body))
+    if !prepared {
+        return Ok(Value::String(body));
+    }
+    // The dispatcher sends the prepared answer and does not encode this value.
+    if vm_pool_cache::prepare(body) {
+        Ok(Value::Nil)
+    } else {
+        Err(fail(code::INTERNAL, "the pool answer was lost"))
+    }
 }
 
 #[cfg(test)]

@@ -7,19 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::zone::{allocate, user_name, Server, Zone, DEADLINE, ELECTION_TIMEOUT, LEADER};
 
-fn scrape(s: &Server) -> String {
-    ureq::get(&format!("http://{}:{}/metrics", s.host, s.port))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap()
-}
-
 fn counter(s: &Server, name: &str) -> u64 {
-    scrape(s)
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no {name} on server {}", s.id)) as u64
+    s.metric(name) as u64
 }
 
 fn fast_elections(s: &Server) -> u64 {

@@ -291,7 +291,7 @@ pub fn leases_usage(
         vm = Holder::Vm.code(),
         vr = Holder::Vrouter.code()
     );
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.prepare_cached(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
     let rows = st.query_map(params.as_slice(), |r| {
         Ok((

@@ -11,7 +11,7 @@ use crate::{SqlStmt, SqlValue};
 pub const TABLE: &str = "quota_limits";
 
 /// Whose quota: a user's or a group's. Defaults are stored under id [`DEFAULTS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Owner {
     User,
     Group,
@@ -199,7 +199,7 @@ pub fn image_usage(
         "SELECT v.{col}, i.oid, COUNT(*) FROM image_vm AS i JOIN vm_pool AS v ON v.oid = i.vid
          {filter} GROUP BY v.{col}, i.oid"
     );
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.prepare_cached(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
     let rows = st.query_map(params.as_slice(), |r| {
         Ok((
@@ -243,7 +243,7 @@ fn reservation_usage(
          GROUP BY n.{col}, l.vnet_oid",
         net = super::lease::Holder::Net.code()
     );
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.prepare_cached(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
     let rows = st.query_map(params.as_slice(), |r| {
         Ok((
@@ -300,7 +300,7 @@ pub fn vm_usage(
                 SUM({running} * memory), SUM(disk_size)
          FROM vm_pool WHERE state <> {DONE}{filter} GROUP BY {col}"
     );
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.prepare_cached(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
     let rows = st.query_map(params.as_slice(), |r| {
         let f = |i: usize| -> crate::sql::Result<f64> { Ok(number(&r.get::<SqlValue>(i)?)) };
@@ -347,7 +347,7 @@ pub fn datastore_usage(
            AS u GROUP BY {col}, datastore_id",
         in_backup = super::backup::IN_BACKUP,
     );
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.prepare_cached(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
     let rows = st.query_map(params.as_slice(), |r| {
         Ok((
@@ -562,7 +562,7 @@ pub fn generic_usage(
     );
     let mut params = attribute_params(name);
     params.extend(only.map(SqlValue::Int));
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.prepare_cached(&sql)?;
     let rows = st.query_map(params.as_slice(), |r| {
         Ok((r.get::<i64>(0)?, number(&r.get::<SqlValue>(1)?)))
     })?;

@@ -43,6 +43,8 @@ pub struct Rpc {
     leader_read: bool,
     timeout: Duration,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// From sending the last call to holding its whole answer, before parsing it.
+    answered_in: Option<Duration>,
 }
 
 impl Rpc {
@@ -54,7 +56,14 @@ impl Rpc {
             leader_read: false,
             timeout,
             sender: None,
+            answered_in: None,
         }
+    }
+
+    /// How long the last call took until its whole answer arrived, not counting this client's
+    /// parse of it (which, for an answer of megabytes, is no time the server spent).
+    pub fn answered_in(&self) -> Option<Duration> {
+        self.answered_in
     }
 
     /// Sends `X-OneHA-Read: leader` with every call (linearizable reads).
@@ -119,6 +128,7 @@ impl Rpc {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
+        let sent = std::time::Instant::now();
         let response = sender
             .send_request(request)
             .await
@@ -130,6 +140,7 @@ impl Rpc {
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
+        self.answered_in = Some(sent.elapsed());
         if self.conn == Conn::Keep {
             self.sender = Some(sender);
         }

@@ -541,12 +541,15 @@ pub fn oneha_pass(rt: &tokio::runtime::Runtime, plan: &Plan, results: &mut Resul
                     "`one.vmpool.info(-2,-1,-1,-1)` (short bodies)",
                 ),
             ] {
-                let mut ms = Vec::new();
+                let (mut ms, mut received) = (Vec::new(), Vec::new());
                 let (mut bytes, mut count) = (0, 0);
                 for _ in 0..plan.vmpool_calls {
                     let t = Instant::now();
                     if let Ok(v) = rt.block_on(rpc.call(method, all())) {
                         ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                        if let Some(d) = rpc.answered_in() {
+                            received.push(d.as_secs_f64() * 1000.0);
+                        }
                         let body = v.as_str().unwrap_or_default();
                         bytes = body.len();
                         count = body.matches("<VM>").count();
@@ -557,8 +560,10 @@ pub fn oneha_pass(rt: &tokio::runtime::Runtime, plan: &Plan, results: &mut Resul
                     continue;
                 }
                 let m = median(&mut ms);
+                let r = median(&mut received);
                 eprintln!(
-                    "    {method}: median {m:.1} ms over {} calls, {count} VMs, {bytes} bytes",
+                    "    {method}: median {m:.1} ms over {} calls ({r:.1} ms until the whole \
+                     answer arrived), {count} VMs, {bytes} bytes",
                     ms.len()
                 );
                 let title = format!(
@@ -569,10 +574,28 @@ pub fn oneha_pass(rt: &tokio::runtime::Runtime, plan: &Plan, results: &mut Resul
                 results.add(
                     "vmpool",
                     &title,
+                    &format!("{row}: median ms until the whole answer arrived (no parse)"),
+                    ONEHA,
+                    r,
+                );
+                results.add(
+                    "vmpool",
+                    &title,
                     &format!("{row}: MiB"),
                     ONEHA,
                     bytes as f64 / (1024.0 * 1024.0),
                 );
+            }
+            // What pool answers (and the bodies the leader keeps for them) add to memory.
+            let mut rss: Vec<f64> = pids(&zone)
+                .iter()
+                .filter_map(|&p| load::rss_mib(p))
+                .collect();
+            rss.sort_by(f64::total_cmp);
+            eprintln!("    after the pool calls: VmRSS MiB {rss:?}");
+            if let Some(hi) = rss.last() {
+                let title = "VmRSS after the `one.vmpool.info*` calls";
+                results.add("vmpool", title, "largest server MiB", ONEHA, *hi);
             }
         }
     }

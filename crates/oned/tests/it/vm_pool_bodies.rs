@@ -1,0 +1,108 @@
+//! Issue 16: the VM bodies a server keeps between pool calls (`api::vm_pool_cache`). A server
+//! that answered the pool before a change answers exactly what a server that never did prints:
+//! every change a body shows is seen, and a kept body is byte for byte a fresh one.
+
+use cli::client::Client;
+use xmlrpc::Value;
+
+use crate::zone::{Zone, DEADLINE};
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn int(v: i64) -> Value {
+    Value::Int(v as i32)
+}
+
+fn pool(c: &Client, method: &str) -> Option<String> {
+    c.call_xml(method, vec![int(-2), int(-1), int(-1), int(-2)])
+        .ok()
+}
+
+const METHODS: [&str; 2] = ["one.vmpool.info", "one.vmpool.infoextended"];
+
+#[test]
+fn pool_bodies_kept_between_calls_follow_every_change() {
+    let mut zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let follower = (leader + 1) % 3;
+    let l = zone.servers[leader].client();
+    let vm = |text: &str, hold: bool| {
+        l.call("one.vm.allocate", vec![s(text), Value::Bool(hold)])
+            .unwrap()
+            .as_i64()
+            .unwrap()
+    };
+    let web = vm(
+        "NAME = web\nCPU = 0.5\nMEMORY = 64\nVCPU = 2\nLABELS = \"prod,eu\"\n\
+         GRAPHICS = [ TYPE = VNC, LISTEN = \"0.0.0.0\" ]\nCONTEXT = [ NETWORK = YES ]\n\
+         SCHED_REQUIREMENTS = \"ID = 0\"\nDESCRIPTION = \"a <b> & 'c' ]]> d\"",
+        false,
+    );
+    let upd = vm("NAME = upd\nCPU = 1\nMEMORY = 16\nLABELS = a", false);
+    let own = vm("NAME = own\nCPU = 1\nMEMORY = 16", false);
+    let perm = vm("NAME = perm\nCPU = 1\nMEMORY = 16", false);
+    let held = vm("NAME = held\nCPU = 0.1\nMEMORY = 32\nLABELS = x", true);
+    let locked = vm("NAME = locked\nCPU = 0.1\nMEMORY = 32", false);
+    let user = l
+        .call("one.user.allocate", vec![s("ann"), s("pw-ann"), s("")])
+        .unwrap()
+        .as_i64()
+        .unwrap();
+
+    tracing::info!("--- the same answer twice: the second from the bodies kept");
+    let f = zone.servers[follower].client();
+    for c in [&l, &f] {
+        for m in METHODS {
+            let first = zone.wait_for(DEADLINE, "the pool answers with 6 VMs", || {
+                pool(c, m).filter(|p| p.matches("<VM>").count() == 6)
+            });
+            assert_eq!(pool(c, m).unwrap(), first);
+        }
+    }
+
+    tracing::info!("--- change each VM in one way");
+    let ok = |method: &str, params: Vec<Value>| {
+        l.call(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e:?}"));
+    };
+    ok("one.vm.rename", vec![int(web), s("web-renamed")]);
+    ok(
+        "one.vm.update",
+        vec![int(upd), s("LABELS = \"dev\""), int(1)],
+    );
+    ok("one.vm.chown", vec![int(own), int(user), int(-1)]);
+    let mut other_u = vec![int(perm)];
+    other_u.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(int));
+    ok("one.vm.chmod", other_u);
+    ok("one.vm.action", vec![s("release"), int(held)]);
+    ok("one.vm.lock", vec![int(locked), int(1), Value::Bool(false)]);
+    let short = pool(&l, METHODS[0]).unwrap();
+    for seen in [
+        "<NAME>web-renamed</NAME>",
+        "<LABELS>dev</LABELS>",
+        "<UNAME>ann</UNAME>",
+        "<LOCK><LOCKED>1</LOCKED></LOCK>",
+    ] {
+        assert!(short.contains(seen), "{seen} in {short}");
+    }
+    assert!(!short.contains("<STATE>2</STATE>"), "{short}");
+    let full = pool(&l, METHODS[1]).unwrap();
+    assert!(full.contains("<OTHER_U>1</OTHER_U>"), "{full}");
+
+    tracing::info!("--- a restarted follower, which kept nothing, prints the leader's answer");
+    zone.servers[follower].stop();
+    zone.servers[follower].start();
+    zone.servers[follower].wait_serving();
+    zone.wait_caught_up();
+    let f = zone.servers[follower].client();
+    for m in METHODS {
+        let want = pool(&l, m).unwrap();
+        zone.wait_until(
+            DEADLINE,
+            &format!("{m} of the follower is the leader's"),
+            || pool(&f, m).is_some_and(|p| p == want),
+        );
+    }
+}
