@@ -639,9 +639,8 @@ impl Ask {
         }
     }
 
-    /// Adds what template `text` holds in the system datastore (SYSTEM_DISK_SIZE).
-    pub fn with_system_disk(mut self, text: &str) -> Ask {
-        let size = rows::system_disk_size(text);
+    /// Sets what the VM holds in the system datastore (SYSTEM_DISK_SIZE), in MB.
+    pub fn with_system_disk(mut self, size: f64) -> Ask {
         for (m, amount) in &mut self.amounts {
             if *m == "SYSTEM_DISK_SIZE" {
                 *amount = size;

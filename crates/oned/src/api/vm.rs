@@ -2,6 +2,7 @@
 //! and the `dummy` virtualization driver. An action only records the transient state; the
 //! leader's driver task (`crate::scheduler`) moves VMs on, so every step is a replicated write.
 
+use sqlstore::objects::quota as quota_rows;
 use sqlstore::objects::vm::{self as rows, Move, NewVm, VmRow};
 use sqlstore::objects::Table;
 use sqlstore::SqlTxn;
@@ -69,7 +70,8 @@ fn vm_quota(v: &VmRow) -> Option<super::quota::Ask> {
         return None;
     }
     let running = sqlstore::objects::quota::counts_as_running(v.state);
-    let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64).with_system_disk(&v.template);
+    let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64)
+        .with_system_disk(quota_rows::system_disk_size(&v.template));
     if !running {
         ask.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
     }
@@ -252,16 +254,15 @@ pub fn capacity(t: &template::Template) -> Result<(f64, i64, Option<String>), Fa
     Ok((cpu, memory, t.single("NAME").map(str::to_string)))
 }
 
-/// Creates a VM owned by the caller from template text; its id. Used by `one.vm.allocate`
-/// and `one.template.instantiate`.
+/// Creates a VM owned by the caller from its template; its id. Used by `one.vm.allocate`,
+/// `one.template.instantiate` and `one.vrouter.instantiate`.
 pub async fn create(
     ctx: &Ctx,
     s: &Session,
-    text: &str,
+    base: template::Template,
     name: Option<String>,
     hold: bool,
 ) -> MethodResult {
-    let base = template::Template::parse(text).map_err(|e| fail(code::INTERNAL, e.to_string()))?;
     crate::limits::vm_vectors(&base).map_err(|e| fail(code::INTERNAL, e))?;
     let (cpu, memory, tname) = capacity(&base)?;
     let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
@@ -293,9 +294,10 @@ pub async fn create(
             memory,
             template: system.to_text(),
             user_template: user.to_text(),
+            disk_size: quota_rows::system_disk_size_of(&system),
         });
         let mut asks = vec![super::quota::Ask::new_vm(cpu, memory as f64)
-            .with_system_disk(&t.to_text())
+            .with_system_disk(quota_rows::system_disk_size_of(&t))
             .with_generic(&ctx.config.raw, &t)];
         asks.extend(
             leases
@@ -337,8 +339,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let hold = p.opt_bool(1)?.unwrap_or(false);
     VMS.may_create(ctx, s).await?;
-    super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    create(ctx, s, &text, None, hold).await
+    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    create(ctx, s, t, None, hold).await
 }
 
 /// One state change an action asks for: allowed (state, lcm) pairs and the new (state, lcm).

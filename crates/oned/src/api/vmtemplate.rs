@@ -236,5 +236,5 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         })?;
     }
     // Without a name, OpenNebula calls the VM after the template and the VM id.
-    super::vm::create(ctx, s, &body.to_text(), Some(name), hold).await
+    super::vm::create(ctx, s, body, Some(name), hold).await
 }

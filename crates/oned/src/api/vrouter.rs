@@ -446,7 +446,7 @@ async fn instantiate_one(
             )
         })?;
     }
-    let made = super::vm::create(ctx, s, &body.to_text(), Some(name.to_string()), true)
+    let made = super::vm::create(ctx, s, body, Some(name.to_string()), true)
         .await
         .map_err(allocation_of_router)?;
     match made {

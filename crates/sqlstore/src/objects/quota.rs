@@ -424,9 +424,11 @@ fn usage_sql(
 /// column. With the dummy TM (CLONE_TARGET SYSTEM, LN_TARGET NONE) that is every volatile disk
 /// and every non-persistent image disk, with its disk snapshots, and the VM's snapshots.
 pub fn system_disk_size(text: &str) -> f64 {
-    let Ok(t) = template::Template::parse(text) else {
-        return 0.0;
-    };
+    template::Template::parse(text).map_or(0.0, |t| system_disk_size_of(&t))
+}
+
+/// [`system_disk_size`] of a parsed template.
+pub fn system_disk_size_of(t: &template::Template) -> f64 {
     let num = |v: Option<&str>| v.and_then(|s| s.trim().parse::<i64>().ok());
     let disks: i64 = t
         .get_all("DISK")

@@ -173,10 +173,11 @@ pub struct NewVm {
     pub memory: i64,
     pub template: String,
     pub user_template: String,
+    /// [`super::quota::system_disk_size_of`] the template.
+    pub disk_size: f64,
 }
 
 pub fn insert(v: NewVm) -> SqlStmt {
-    let disk_size = super::quota::system_disk_size(&v.template);
     insert_next(
         TABLE,
         "name, uid, gid, perms, state, lcm_state, prev_state, prev_lcm_state, stime, cpu, \
@@ -193,7 +194,7 @@ pub fn insert(v: NewVm) -> SqlStmt {
             SqlValue::Real(v.cpu),
             SqlValue::Int(v.memory),
             SqlValue::Text(v.template),
-            SqlValue::Real(disk_size),
+            SqlValue::Real(v.disk_size),
             SqlValue::Text(v.user_template),
         ],
     )
