@@ -768,10 +768,17 @@ pub async fn at_allocate(
     ctx: &crate::api::Ctx,
     system: &mut template::Template,
 ) -> Result<(), crate::api::Failure> {
-    let (images, nets) = crate::scheduler::images_and_networks(&system.to_text());
-    let clusters = ctx
-        .read(move |c| sqlstore::objects::cluster::allowed_for(c, &images, &nets))
-        .await?;
+    let (images, nets) = crate::scheduler::images_and_networks_of(system);
+    // Most VMs name no image and no network: nothing to read then. Otherwise a few rows by
+    // key, read here rather than on a blocking thread.
+    let clusters = if images.is_empty() && nets.is_empty() {
+        None
+    } else {
+        crate::api::read_row_in(&ctx.pool, move |c| {
+            sqlstore::objects::cluster::allowed_for(c, &images, &nets)
+        })
+        .await?
+    };
     set_automatic(system, clusters.as_deref());
     Ok(())
 }

@@ -193,9 +193,12 @@ struct Pending {
 
 /// The ids a VM's `DISK`s (`IMAGE_ID`) and `NIC`s (`NETWORK_ID`) name.
 pub(crate) fn images_and_networks(template: &str) -> (Vec<i64>, Vec<i64>) {
-    let Ok(t) = template::Template::parse(template) else {
-        return (Vec::new(), Vec::new());
-    };
+    template::Template::parse(template)
+        .map_or_else(|_| (Vec::new(), Vec::new()), |t| images_and_networks_of(&t))
+}
+
+/// [`images_and_networks`] of a parsed template.
+pub(crate) fn images_and_networks_of(t: &template::Template) -> (Vec<i64>, Vec<i64>) {
     let ids = |attr: &str, key: &str| -> Vec<i64> {
         t.get_all(attr)
             .filter_map(|a| a.vector_get(key))

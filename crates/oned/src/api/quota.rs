@@ -795,15 +795,22 @@ pub async fn check_in(
             .map(|(m, _)| *m)
             .filter(|m| ask.kind == "VM" && !metrics_of("VM").contains(m))
             .collect();
-        let (mine, defaults) = super::read_in(pool, move |c| {
+        let keyed = generic.is_empty();
+        let read = move |c: &sqlstore::Conn| {
             let mut mine = load(c, owner, oid)?;
-            for m in generic {
+            for m in &generic {
                 let used = rows::generic_usage(c, owner, Some(oid), m)?.remove(&oid);
                 mine.generic.insert(m.to_string(), used.unwrap_or(0.0));
             }
             Ok((mine, load(c, owner, DEFAULTS)?))
-        })
-        .await?;
+        };
+        // Two rows by key, read here; a generic metric's use sums the owner's VMs, on a
+        // blocking thread.
+        let (mine, defaults) = if keyed {
+            super::read_row_in(pool, read).await?
+        } else {
+            super::read_in(pool, read).await?
+        };
         for (metric, amount) in &ask.amounts {
             let own = mine
                 .limit(ask.kind, ask.rid, metric)
