@@ -54,6 +54,11 @@ pub struct Ha {
     pub local_reads: consensus::ReadGate,
 }
 
+/// How far past the log's end (as the metrics last published it) a forwarded write's index may
+/// be and still be waited for: no follower applies beyond the leader's log, but the published
+/// figure trails the log by the batches RaftCore has not reported yet.
+const FORWARD_SLACK: u64 = 1024;
+
 impl Ha {
     /// Waits (up to `within`) until the leader hook of `term` has run.
     async fn ready_for_writes(&self, term: u64, within: Duration) -> bool {
@@ -176,6 +181,47 @@ impl Cluster {
             Cluster::Solo(_) => Ok(()),
             Cluster::Ha(ha) => ha.reads.wait().await.map(|_| ()),
         }
+    }
+
+    /// Before a write is judged on the local state: returns once that state is no older than
+    /// the log found at start (a restarted leader) and than `seen`, the index a forwarding
+    /// server had applied (its client may have been shown that state). An index well beyond
+    /// this server's log is no index a server of the zone applied: it is refused at once.
+    pub async fn catch_up_for_write(&self, seen: Option<u64>) -> Result<(), String> {
+        let Cluster::Ha(ha) = self else {
+            return Ok(());
+        };
+        if !self.local_reads_ready() {
+            ha.reads.wait().await.map_err(|e| e.to_string())?;
+        }
+        let Some(seen) = seen else {
+            return Ok(());
+        };
+        let raft = ha.leadership.raft();
+        let (applied, last_log) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (
+                m.last_applied.map_or(0, |l| l.index),
+                m.last_log_index.unwrap_or(0),
+            )
+        };
+        if seen <= applied {
+            return Ok(());
+        }
+        if seen > last_log.saturating_add(FORWARD_SLACK) {
+            return Err(format!(
+                "the forwarding server applied index {seen}, beyond this server's log ({last_log})"
+            ));
+        }
+        telemetry::m::WRITE_CATCH_UPS.inc();
+        raft.wait(Some(ha.proposer.deadline()))
+            .applied_index_at_least(Some(seen), "a forwarded write's index")
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!("index {seen}, applied by the forwarding server, not applied here: {e}")
+            })
     }
 
     /// On a follower: returns once the local database holds every write acknowledged before

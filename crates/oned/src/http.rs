@@ -165,13 +165,7 @@ async fn rpc(
                 .into_response()
         }
     };
-    let origin = api::Origin {
-        forwarded: headers.contains_key(api::FORWARDED_HEADER),
-        leader_read: headers.get(api::LEADER_READ_HEADER).is_some_and(|v| {
-            v.as_bytes()
-                .eq_ignore_ascii_case(wire::header::LEADER_READ_VALUE.as_bytes())
-        }),
-    };
+    let origin = api::Origin::of(&headers);
     let reply = if body.len() >= LARGE_REQUEST {
         handle_large(st.clone(), body, origin).await
     } else {

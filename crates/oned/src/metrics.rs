@@ -131,6 +131,11 @@ fn api(e: &mut Exposition) {
         m::FORWARD_FAILURES.get(),
     );
     e.counter(
+        "oneha_forwarded_write_catch_ups_total",
+        "Forwarded writes this leader held until it had applied what the forwarding server had.",
+        m::WRITE_CATCH_UPS.get(),
+    );
+    e.counter(
         "oneha_follower_reads_total",
         "Leader reads this follower answered itself, after the leader confirmed a read index.",
         m::FOLLOWER_READS.get(),

@@ -20,6 +20,8 @@ pub static BAD_CALLS: Counter = Counter::new();
 pub static FORWARDED: Counter = Counter::new();
 /// Forwarded calls the leader could not be reached for.
 pub static FORWARD_FAILURES: Counter = Counter::new();
+/// Forwarded writes the leader held until it had applied what the forwarding server had.
+pub static WRITE_CATCH_UPS: Counter = Counter::new();
 
 // ---- consensus ----
 

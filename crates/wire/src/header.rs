@@ -11,6 +11,10 @@ pub const LEADER_READ_VALUE: &str = "leader";
 /// On the answer to a forwarded call: the server refused it before proposing it (it does not
 /// lead, or no longer), so the forwarding server may send it again to the next leader.
 pub const NOT_PROPOSED: &str = "x-oneha-not-proposed";
+/// On a forwarded write: the last log index the forwarding server had applied. The leader runs
+/// the write on a state at least that new, so a client never sees a write judged on a state
+/// older than the one the server it called had already shown it.
+pub const APPLIED: &str = "x-oneha-applied";
 
 /// Peer calls: the server id the call is meant for.
 pub const TARGET: &str = "x-oneha-target";

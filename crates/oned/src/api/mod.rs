@@ -91,6 +91,30 @@ pub struct Origin {
     pub forwarded: bool,
     /// The client asked for a leader (linearizable) read.
     pub leader_read: bool,
+    /// The forwarding server's applied index ([`wire::header::APPLIED`]).
+    pub seen: Option<u64>,
+}
+
+impl Origin {
+    /// What `headers` of a call say of where it came from.
+    pub fn of(headers: &axum::http::HeaderMap) -> Origin {
+        Origin {
+            forwarded: headers.contains_key(FORWARDED_HEADER),
+            leader_read: headers.get(LEADER_READ_HEADER).is_some_and(|v| {
+                v.as_bytes()
+                    .eq_ignore_ascii_case(wire::header::LEADER_READ_VALUE.as_bytes())
+            }),
+            seen: seen_index(headers),
+        }
+    }
+}
+
+/// The [`wire::header::APPLIED`] index of a forwarded call, if it carries a well-formed one.
+pub fn seen_index(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(wire::header::APPLIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 pub struct Ctx {
@@ -313,9 +337,9 @@ async fn handle_call(
             return reply;
         }
     }
-    if kind == Kind::Write && !ctx.cluster.local_reads_ready() {
-        // A leader that restarted builds the write from its own state: it catches up first.
-        if let Err(e) = ctx.cluster.confirm_read().await {
+    if kind == Kind::Write {
+        // The write is judged on this server's state: no older than any the caller was shown.
+        if let Err(e) = ctx.cluster.catch_up_for_write(origin.seen).await {
             return failure_xml(
                 method,
                 code::INTERNAL,

@@ -154,9 +154,11 @@ enum Forwarded {
 async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &str) -> Forwarded {
     let timeout = ctx.config.write_deadline() + std::time::Duration::from_secs(2);
     telemetry::m::FORWARDED.inc();
-    let sent = ctx
-        .http
-        .post(endpoint)
+    let mut request = ctx.http.post(endpoint);
+    if let Some(applied) = ctx.cluster.last_applied() {
+        request = request.header(wire::header::APPLIED, applied.to_string());
+    }
+    let sent = request
         .header("content-type", "text/xml")
         .header(FORWARDED_HEADER, "1")
         .header(LEADER_READ_HEADER, wire::header::LEADER_READ_VALUE)

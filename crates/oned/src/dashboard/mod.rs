@@ -589,7 +589,11 @@ async fn rpc(
             return forward(&st, &endpoint, &headers, body).await;
         }
     }
-    match api::handle_as(&st.ctx, &body, api::Origin::default(), Some(session)).await {
+    let origin = api::Origin {
+        seen: api::seen_index(&headers),
+        ..api::Origin::default()
+    };
+    match api::handle_as(&st.ctx, &body, origin, Some(session)).await {
         api::Reply::Xml(s) => xml(StatusCode::OK, s),
         api::Reply::Forwarded(b) => xml(StatusCode::OK, b),
         api::Reply::NotProposed(s) => xml(StatusCode::OK, s),
@@ -623,10 +627,11 @@ async fn forward(st: &AppState, endpoint: &str, headers: &HeaderMap, body: Bytes
         .unwrap_or(endpoint)
         .trim_end_matches('/');
     let url = format!("{base}/dashboard/api/rpc");
-    let sent = st
-        .ctx
-        .http
-        .post(&url)
+    let mut request = st.ctx.http.post(&url);
+    if let Some(applied) = st.ctx.cluster.last_applied() {
+        request = request.header(wire::header::APPLIED, applied.to_string());
+    }
+    let sent = request
         .timeout(FORWARD_TIMEOUT)
         .header(header::COOKIE.as_str(), header_str(headers, header::COOKIE))
         .header(CSRF_HEADER, header_str(headers, CSRF_HEADER))
