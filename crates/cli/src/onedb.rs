@@ -18,11 +18,11 @@ onedb <command> [<args>] [<options>]
 
 * backup [<output_file>]
         Dumps the OpenNebula DB to a file.
-        valid options: force
+        valid options: force, federated
 
 * restore <backup_file>
         Restores the OpenNebula DB from a backup file.
-        valid options: force
+        valid options: force, federated
 
 * checksum
         Prints a SHA-256 digest of the DB's tables and their row counts (OneHA).
@@ -35,6 +35,7 @@ onedb <command> [<args>] [<options>]
 
 ## OPTIONS
      -f, --force               Overwrite the existing file (backup) or database (restore)
+     --federated               Limit backup/restore to federated tables
      -s, --sqlite file         SQLite DB file
      -S, --server host         MySQL server hostname or IP. Defaults to localhost
      -P, --port port           MySQL server port. Defaults to 3306
@@ -55,6 +56,8 @@ struct Opts {
     command: Option<String>,
     file: Option<String>,
     force: bool,
+    /// Only the tables a federation of zones shares (`sqlstore::FEDERATED_TABLES`).
+    federated: bool,
     sqlite: Option<PathBuf>,
     backend: Option<String>,
     /// Any of -S -P -u -p -d: OpenNebula then assumes MySQL.
@@ -77,6 +80,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         };
         match a.as_str() {
             "-f" | "--force" => o.force = true,
+            "--federated" => o.federated = true,
             "-v" | "--verbose" => {}
             "-s" | "--sqlite" => o.sqlite = Some(PathBuf::from(value(a)?)),
             "-t" | "--type" => o.backend = Some(value(a)?.to_lowercase()),
@@ -205,15 +209,16 @@ fn backup(o: &Opts, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Stri
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let fed = if o.federated { "federated_" } else { "" };
     let default_dest = match &loc {
         sqlstore::Location::Sqlite(db) => {
             if !db.is_file() {
                 return Err(format!("Database file {} not found", db.display()));
             }
-            PathBuf::from(format!("{}_{}.bck", db.display(), backup_stamp(now)))
+            PathBuf::from(format!("{}_{fed}{}.bck", db.display(), backup_stamp(now)))
         }
         sqlstore::Location::Mysql(m) => one_paths().1.join(format!(
-            "mysql_{}_{}_{}.sql",
+            "mysql_{}_{}_{fed}{}.sql",
             m.server,
             m.db_name,
             backup_stamp(now)
@@ -227,6 +232,21 @@ fn backup(o: &Opts, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Stri
         ));
     }
     let info = match &loc {
+        _ if o.federated => {
+            let conn = sqlstore::open_read(&loc).map_err(|e| e.to_string())?;
+            let info = sqlstore::write_federated(&conn, &dest).map_err(|e| e.to_string())?;
+            let _ = match &loc {
+                sqlstore::Location::Sqlite(_) => writeln!(
+                    out,
+                    "Sqlite database backup of federated tables stored in {}",
+                    dest.display()
+                ),
+                sqlstore::Location::Mysql(_) => {
+                    writeln!(out, "MySQL dump stored in {}", dest.display())
+                }
+            };
+            info
+        }
         sqlstore::Location::Sqlite(_) => {
             let tty = std::io::stderr().is_terminal();
             let mut shown = false;
@@ -281,7 +301,22 @@ fn restore(o: &Opts, out: &mut dyn Write) -> Result<(), String> {
             var_lock.display()
         ));
     }
+    if !o.federated && sqlstore::is_federated(&src) {
+        return Err(format!(
+            "{file} holds only the federated tables: restore it with --federated"
+        ));
+    }
     let restored = match &loc {
+        // Into the database that is there: only the shared tables change.
+        sqlstore::Location::Sqlite(db) if o.federated => {
+            if !db.is_file() {
+                return Err(format!("Database file {} not found", db.display()));
+            }
+            sqlstore::restore_federated(&src, &loc)
+                .map(|_| format!("Sqlite database backup restored in {}", db.display()))
+        }
+        sqlstore::Location::Mysql(m) if o.federated => sqlstore::restore_federated(&src, &loc)
+            .map(|_| format!("MySQL DB {} at {} restored.", m.db_name, m.server)),
         sqlstore::Location::Sqlite(db) => {
             if db.exists() && !o.force {
                 return Err(format!(
@@ -691,6 +726,172 @@ mod mysql_tests {
         assert_eq!(sha(&out), state, "{out}");
         let (_, sum, _) = onedb("checksum", &dst, &[]);
         assert_eq!(sha(&sum), state);
+    }
+}
+
+#[cfg(test)]
+mod federated_tests {
+    use super::tests_support::*;
+    use sqlstore::{Location, SqlTxn};
+
+    fn write(loc: &Location, stmts: Vec<sqlstore::SqlStmt>) {
+        let mut c = sqlstore::open_state(loc).unwrap();
+        let tx = c.transaction().unwrap();
+        sqlstore::apply_txn(&tx, &SqlTxn { stmts }).unwrap();
+        tx.commit().unwrap();
+    }
+
+    /// A bootstrapped zone with `user` and the local cluster `cluster`.
+    fn zone(loc: &Location, user: &str, cluster: &str) {
+        let mut c = sqlstore::open_state(loc).unwrap();
+        sqlstore::testing::bootstrap(&mut c);
+        c.execute(
+            "INSERT INTO cluster_pool (oid, name) VALUES (100, ?)",
+            [cluster],
+        )
+        .unwrap();
+        drop(c);
+        write(
+            loc,
+            sqlstore::objects::user::insert(user, "hash".into(), "core", 1),
+        );
+    }
+
+    fn names(loc: &Location, table: &str) -> Vec<String> {
+        let c = sqlstore::open_read(loc).unwrap();
+        let mut v: Vec<String> = c
+            .prepare(&format!("SELECT name FROM {table}"))
+            .unwrap()
+            .query_map((), |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        v.sort();
+        v
+    }
+
+    fn location_args(loc: &Location) -> Vec<String> {
+        match loc {
+            Location::Sqlite(db) => vec!["-s".into(), db.display().to_string()],
+            Location::Mysql(m) => [
+                "-S",
+                &m.server,
+                "-P",
+                &m.port.to_string(),
+                "-u",
+                &m.user,
+                "-p",
+                &m.passwd,
+                "-d",
+                &m.db_name,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        }
+    }
+
+    fn onedb(cmd: &str, loc: &Location, rest: &[&str]) -> (i32, String, String) {
+        let mut args = vec![cmd.to_string()];
+        args.extend(location_args(loc));
+        args.extend(rest.iter().map(|s| s.to_string()));
+        run_strings(&args)
+    }
+
+    /// The master's users, groups and zones replace the slave's; the slave keeps its own
+    /// clusters. A damaged file, or one restored without `--federated`, changes nothing.
+    fn master_to_slave(master: &Location, slave: &Location) {
+        zone(master, "alice", "master-cluster");
+        zone(slave, "bob", "slave-cluster");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fed.bck");
+        let files = file.to_str().unwrap();
+
+        let (code, out, err) = onedb("backup", master, &["--federated", files]);
+        assert_eq!(code, 0, "{err}");
+        let stored = match master {
+            Location::Sqlite(_) => "Sqlite database backup of federated tables stored in",
+            Location::Mysql(_) => "MySQL dump stored in",
+        };
+        assert!(out.starts_with(&format!("{stored} {files}\n")), "{out}");
+
+        let (code, _, err) = onedb("restore", slave, &[files]);
+        assert_eq!(code, 255);
+        assert_eq!(
+            err,
+            format!("{files} holds only the federated tables: restore it with --federated\n")
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        let damaged = dir.path().join("damaged.bck");
+        std::fs::write(&damaged, text.replacen("alice", "mallory", 1)).unwrap();
+        let (code, _, err) = onedb(
+            "restore",
+            slave,
+            &["--federated", damaged.to_str().unwrap()],
+        );
+        assert_eq!(code, 255);
+        assert!(err.contains("does not match its digest"), "{err}");
+        assert_eq!(
+            names(slave, "user_pool"),
+            ["bob", "oneadmin", "serveradmin"]
+        );
+
+        let (code, out, err) = onedb("restore", slave, &["--federated", files]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.ends_with(" restored.\n") || out.starts_with("Sqlite database backup restored in"),
+            "{out}"
+        );
+        assert_eq!(names(slave, "user_pool"), names(master, "user_pool"));
+        assert_eq!(names(slave, "group_pool"), names(master, "group_pool"));
+        assert_eq!(names(slave, "zone_pool"), names(master, "zone_pool"));
+        assert!(names(slave, "cluster_pool").contains(&"slave-cluster".to_string()));
+        assert!(!names(slave, "cluster_pool").contains(&"master-cluster".to_string()));
+
+        eprintln!("--- a second restore of the same file leaves the same rows");
+        assert_eq!(onedb("restore", slave, &["--federated", files]).0, 0);
+        assert_eq!(names(slave, "user_pool"), names(master, "user_pool"));
+    }
+
+    #[test]
+    fn a_federated_backup_replaces_only_the_shared_tables_of_another_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        master_to_slave(
+            &Location::Sqlite(dir.path().join("master.db")),
+            &Location::Sqlite(dir.path().join("slave.db")),
+        );
+    }
+
+    #[test]
+    fn a_federated_backup_of_sqlite_restores_into_mysql_and_back() {
+        let (Some(mysql_master), Some(mysql_slave)) = (
+            sqlstore::testing::fresh_mysql_database(),
+            sqlstore::testing::fresh_mysql_database(),
+        ) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        master_to_slave(
+            &Location::Sqlite(dir.path().join("master.db")),
+            &mysql_slave,
+        );
+        master_to_slave(
+            &mysql_master,
+            &Location::Sqlite(dir.path().join("slave.db")),
+        );
+    }
+
+    #[test]
+    fn a_full_backup_is_not_taken_for_a_federated_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Location::Sqlite(dir.path().join("one.db"));
+        zone(&db, "carol", "c");
+        let full = dir.path().join("full.bck");
+        assert_eq!(onedb("backup", &db, &[full.to_str().unwrap()]).0, 0);
+        let (code, _, err) = onedb("restore", &db, &["--federated", full.to_str().unwrap()]);
+        assert_eq!(code, 255);
+        assert!(err.contains("refused, nothing was changed"), "{err}");
+        assert!(names(&db, "user_pool").contains(&"carol".to_string()));
     }
 }
 

@@ -37,22 +37,38 @@ pub fn checksum_except(conn: &Conn, skip: &[&str]) -> Result<Checksum> {
 /// there (a dump) sees the same state.
 pub(crate) fn checksum_in(tx: &Conn, skip: &[&str]) -> Result<Checksum> {
     let names = tx.tables()?;
+    let whole: Vec<(&str, Option<&str>)> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !skip.contains(n))
+        .map(|n| (n, None))
+        .collect();
+    checksum_of(tx, &whole)
+}
+
+/// The digest of the rows of each `(table, filter)` (a SQL condition on the table's columns,
+/// or every row), in the order given, hashed as [`checksum`] hashes whole tables.
+pub(crate) fn checksum_of(tx: &Conn, selection: &[(&str, Option<&str>)]) -> Result<Checksum> {
     let mut hash = Sha256::new();
-    let mut tables = Vec::with_capacity(names.len());
-    for name in names.into_iter().filter(|n| !skip.contains(&n.as_str())) {
-        let quoted = quote(&name);
-        let columns = tx.columns(&name)?;
+    let mut tables = Vec::with_capacity(selection.len());
+    for &(name, filter) in selection {
+        let quoted = quote(name);
+        let columns = tx.columns(name)?;
         let ncols = columns.len();
         field(&mut hash, b't', name.as_bytes());
         for col in &columns {
             field(&mut hash, b'c', col.as_bytes());
         }
-        let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
-        let sql = if ncols == 0 {
-            format!("SELECT * FROM {quoted}")
-        } else {
-            format!("SELECT * FROM {quoted} ORDER BY {}", order.join(", "))
-        };
+        let mut sql = format!("SELECT * FROM {quoted}");
+        if let Some(cond) = filter {
+            sql.push_str(" WHERE ");
+            sql.push_str(cond);
+        }
+        if ncols > 0 {
+            let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&order.join(", "));
+        }
         let mut count = 0u64;
         tx.prepare(&sql)?.for_each((), |row| {
             hash.update(b"r");
@@ -68,7 +84,7 @@ pub(crate) fn checksum_in(tx: &Conn, skip: &[&str]) -> Result<Checksum> {
             count += 1;
             Ok(())
         })?;
-        tables.push((name, count));
+        tables.push((name.to_string(), count));
     }
     Ok(Checksum {
         sha256: hex::encode(hash.finalize()),

@@ -10,6 +10,7 @@ pub mod changes;
 mod checksum;
 mod copy;
 mod dump;
+mod federated;
 pub mod files;
 pub mod objects;
 mod open;
@@ -25,6 +26,9 @@ pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
 pub use changes::{Changes, Watched};
 pub use checksum::{checksum, Checksum};
 pub use dump::{is_dump, restore_dump, verify_dump, write_dump};
+pub use federated::{
+    is_federated, restore_federated, verify_federated, write_federated, FEDERATED_TABLES,
+};
 pub use objects::{HasOwner, Head, Lock, Owned};
 pub use open::{copy_into, open_read, open_state, restore_from, DbError};
 pub use pool::ReadPool;

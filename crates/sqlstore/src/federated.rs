@@ -1,0 +1,294 @@
+//! `onedb backup --federated` and `onedb restore --federated`: the tables a federation of zones
+//! shares (OpenNebula's `FEDERATED_TABLES`: users, groups, ACL rules, zones, VDCs, marketplaces
+//! and their apps), copied from the master zone's database into a slave zone's, whose own
+//! tables (hosts, VMs, images, networks, quotas...) stay as they are.
+//!
+//! The file is portable between the backends: a header line, then for each table a line naming
+//! it and its columns followed by one JSON array of values per row, and a last line with the
+//! digests of the rows it holds and of every byte before it. A truncated or edited file, or one
+//! from a schema with other columns, is refused before anything changes; the restore replaces
+//! every federated row in one transaction and checks the result against the file's digest
+//! before it commits.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::checksum::checksum_of;
+use crate::open::DbError;
+use crate::sql::{quote, Conn, Location};
+use crate::{BackupInfo, SqlValue};
+
+/// OneHA's tables that hold OpenNebula's federated pools: `user_pool` with its groups and login
+/// tokens, `group_pool` with its admins, `acl`, `zone_pool` with each zone's servers,
+/// `vdc_pool` with its groups and resources, `marketplace_pool`, `marketplaceapp_pool`.
+/// Quotas stay per zone, as OpenNebula keeps them.
+pub const FEDERATED_TABLES: &[&str] = &[
+    "acl",
+    "group_admins",
+    "group_pool",
+    "marketplace_pool",
+    "marketplaceapp_pool",
+    "user_groups",
+    "user_login_tokens",
+    "user_pool",
+    "vdc_group",
+    "vdc_pool",
+    "vdc_resource",
+    "zone_pool",
+    "zone_server",
+];
+
+/// The id counters of the federated pools, kept with them so a zone that becomes the master
+/// later allocates no id twice.
+const COUNTERS: (&str, &str) = (
+    "pool_control",
+    "tablename IN ('acl', 'group_pool', 'marketplace_pool', 'marketplaceapp_pool', \
+     'user_pool', 'vdc_pool', 'zone_pool')",
+);
+
+const HEADER: &str =
+    "-- OneHA federated tables (onedb backup --federated). Load them with: onedb restore --federated <this file>";
+const TABLE: &str = "-- table ";
+const TRAILER: &str = "-- oneha-backup ";
+/// Bumped if the layout of these files changes.
+const FORMAT: &str = "oneha-federated-1";
+
+fn selection() -> Vec<(&'static str, Option<&'static str>)> {
+    FEDERATED_TABLES
+        .iter()
+        .map(|t| (*t, None))
+        .chain([(COUNTERS.0, Some(COUNTERS.1))])
+        .collect()
+}
+
+fn corrupt(path: &Path, what: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(format!("{}: {what}", path.display()))
+}
+
+/// Whether `path` starts like a file written by [`write_federated`].
+pub fn is_federated(path: &Path) -> bool {
+    let mut head = vec![0u8; HEADER.len()];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head == HEADER.as_bytes())
+}
+
+/// Writes the federated tables of the database behind `conn` to `dest` (replaced if it
+/// exists), from one consistent snapshot, while oned goes on writing.
+pub fn write_federated(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
+    let tx = conn.read_transaction().map_err(DbError::at(dest))?;
+    let sum = checksum_of(&tx, &selection()).map_err(DbError::at(dest))?;
+    let tmp_file = crate::files::temp_file_in(
+        dest.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+        ".oneha-federated.",
+        ".part",
+    )
+    .map_err(DbError::io(dest))?;
+    let mut hash = Sha256::new();
+    {
+        let mut w = BufWriter::new(tmp_file.as_file());
+        let mut line = |text: &str| -> Result<(), DbError> {
+            hash.update(text.as_bytes());
+            hash.update(b"\n");
+            w.write_all(text.as_bytes())
+                .and_then(|()| w.write_all(b"\n"))
+                .map_err(DbError::io(dest))
+        };
+        line(HEADER)?;
+        for (table, filter) in selection() {
+            let columns = tx.columns(table).map_err(DbError::at(dest))?;
+            line(&format!("{TABLE}{table} {}", columns.join(",")))?;
+            let mut sql = format!("SELECT * FROM {}", quote(table));
+            if let Some(cond) = filter {
+                sql.push_str(" WHERE ");
+                sql.push_str(cond);
+            }
+            let mut failed = None;
+            tx.prepare(&sql)
+                .and_then(|mut st| {
+                    st.for_each((), |row| {
+                        let text = serde_json::to_string(row.values())
+                            .map_err(|e| DbError::Corrupt(format!("a row of {table}: {e}")))
+                            .and_then(|t| line(&t));
+                        if let Err(e) = text {
+                            failed.get_or_insert(e);
+                        }
+                        Ok(())
+                    })
+                })
+                .map_err(DbError::at(dest))?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        w.flush().map_err(DbError::io(dest))?;
+    }
+    let digest = hex::encode(hash.finalize());
+    let mut f = tmp_file.as_file();
+    writeln!(
+        f,
+        "{TRAILER}format={FORMAT} state-sha256={} file-sha256={digest}",
+        sum.sha256
+    )
+    .and_then(|()| f.sync_all())
+    .map_err(DbError::io(dest))?;
+    tmp_file
+        .persist(dest)
+        .map_err(|e| DbError::io(dest)(e.error))?;
+    crate::backup::sync_dir(dest);
+    Ok(BackupInfo {
+        sha256: sum.sha256,
+        tables: sum.tables,
+    })
+}
+
+/// One table of a federated backup: its columns and rows.
+struct Section {
+    table: String,
+    columns: Vec<String>,
+    rows: Vec<Vec<SqlValue>>,
+}
+
+/// The sections of a verified file and the digest of the rows they hold.
+fn read(path: &Path) -> Result<(Vec<Section>, String), DbError> {
+    let bytes = fs::read(path).map_err(|e| corrupt(path, e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| corrupt(path, "not a OneHA federated backup (not UTF-8)"))?;
+    let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+    let (body, last) = text.split_at(body_end);
+    let fields = last.trim_end().strip_prefix(TRAILER).ok_or_else(|| {
+        corrupt(
+            path,
+            "no OneHA digest line at the end (truncated, or not a OneHA backup)",
+        )
+    })?;
+    let field = |name: &str| {
+        fields
+            .split(' ')
+            .find_map(|f| f.strip_prefix(name))
+            .map(str::to_string)
+            .ok_or_else(|| corrupt(path, format!("digest line lacks {name}")))
+    };
+    let format = field("format=")?;
+    if format != FORMAT {
+        return Err(corrupt(
+            path,
+            format!("format {format}, not a federated backup ({FORMAT}): restore it without --federated"),
+        ));
+    }
+    if hex::encode(Sha256::digest(body.as_bytes())) != field("file-sha256=")? {
+        return Err(corrupt(
+            path,
+            "content does not match its digest (modified or damaged)",
+        ));
+    }
+    let mut lines = body.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(corrupt(path, "not a OneHA federated backup"));
+    }
+    let mut sections: Vec<Section> = Vec::new();
+    for (n, l) in lines.enumerate() {
+        if let Some(head) = l.strip_prefix(TABLE) {
+            let (table, columns) = head.split_once(' ').unwrap_or((head, ""));
+            sections.push(Section {
+                table: table.to_string(),
+                columns: columns.split(',').map(str::to_string).collect(),
+                rows: Vec::new(),
+            });
+            continue;
+        }
+        let section = sections
+            .last_mut()
+            .ok_or_else(|| corrupt(path, format!("line {}: a row before any table", n + 2)))?;
+        let row: Vec<SqlValue> =
+            serde_json::from_str(l).map_err(|e| corrupt(path, format!("line {}: {e}", n + 2)))?;
+        if row.len() != section.columns.len() {
+            return Err(corrupt(
+                path,
+                format!(
+                    "line {}: {} values for {} columns",
+                    n + 2,
+                    row.len(),
+                    section.columns.len()
+                ),
+            ));
+        }
+        section.rows.push(row);
+    }
+    let expected: Vec<&str> = selection().iter().map(|(t, _)| *t).collect();
+    let found: Vec<&str> = sections.iter().map(|s| s.table.as_str()).collect();
+    if found != expected {
+        return Err(corrupt(
+            path,
+            format!("holds the tables {found:?}, not the federated tables {expected:?}"),
+        ));
+    }
+    Ok((sections, field("state-sha256=")?))
+}
+
+/// Checks that `path` is a complete, unmodified federated backup; returns the digest of the
+/// rows it holds.
+pub fn verify_federated(path: &Path) -> Result<String, DbError> {
+    read(path).map(|(_, state)| state)
+}
+
+/// Replaces the federated rows of the state database at `target` with those of the file `src`,
+/// in one transaction, after checking the file and that the database's tables have the same
+/// columns. The database's other tables are left as they are.
+pub fn restore_federated(src: &Path, target: &Location) -> Result<BackupInfo, DbError> {
+    let (sections, state) = read(src)?;
+    // Holds the database's lock: a restore never runs under a live oned, nor one under it.
+    let mut conn = crate::open_state(target)?;
+    let tx = conn.transaction().map_err(DbError::on(target))?;
+    for (section, (_, filter)) in sections.iter().zip(selection()) {
+        let here = tx.columns(&section.table).map_err(DbError::on(target))?;
+        if here != section.columns {
+            return Err(DbError::Corrupt(format!(
+                "{}: table {} has the columns {:?} there, {:?} in the backup (another OneHA version): nothing was changed",
+                src.display(),
+                section.table,
+                here,
+                section.columns
+            )));
+        }
+        let table = quote(&section.table);
+        let delete = match filter {
+            Some(cond) => format!("DELETE FROM {table} WHERE {cond}"),
+            None => format!("DELETE FROM {table}"),
+        };
+        tx.execute(&delete, ()).map_err(DbError::on(target))?;
+        let marks: Vec<&str> = section.columns.iter().map(|_| "?").collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            section
+                .columns
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            marks.join(", ")
+        );
+        let mut st = tx.prepare(&insert).map_err(DbError::on(target))?;
+        for row in &section.rows {
+            st.execute(row).map_err(DbError::on(target))?;
+        }
+    }
+    let sum = checksum_of(&tx, &selection()).map_err(DbError::on(target))?;
+    if sum.sha256 != state {
+        return Err(DbError::Corrupt(format!(
+            "{}: the federated rows it would leave in {target} ({}) are not those it holds ({state}): nothing was changed",
+            src.display(),
+            sum.sha256
+        )));
+    }
+    tx.commit().map_err(DbError::on(target))?;
+    Ok(BackupInfo {
+        sha256: sum.sha256,
+        tables: sum.tables,
+    })
+}
