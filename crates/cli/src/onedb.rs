@@ -595,31 +595,9 @@ mod tests {
 mod mysql_tests {
     use super::tests_support::*;
 
-    /// `-S -P -u -p -d` of a MySQL location.
-    fn flags(loc: &sqlstore::Location) -> Vec<String> {
-        let sqlstore::Location::Mysql(m) = loc else {
-            panic!("not MySQL: {loc}")
-        };
-        [
-            "-S",
-            &m.server,
-            "-P",
-            &m.port.to_string(),
-            "-u",
-            &m.user,
-            "-p",
-            &m.passwd,
-            "-d",
-            &m.db_name,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-
     fn onedb(cmd: &str, loc: &sqlstore::Location, rest: &[&str]) -> (i32, String, String) {
         let mut args = vec![cmd.to_string()];
-        args.extend(flags(loc));
+        args.extend(location_args(loc));
         args.extend(rest.iter().map(|s| s.to_string()));
         run_strings(&args)
     }
@@ -770,27 +748,6 @@ mod federated_tests {
         v
     }
 
-    fn location_args(loc: &Location) -> Vec<String> {
-        match loc {
-            Location::Sqlite(db) => vec!["-s".into(), db.display().to_string()],
-            Location::Mysql(m) => [
-                "-S",
-                &m.server,
-                "-P",
-                &m.port.to_string(),
-                "-u",
-                &m.user,
-                "-p",
-                &m.passwd,
-                "-d",
-                &m.db_name,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        }
-    }
-
     fn onedb(cmd: &str, loc: &Location, rest: &[&str]) -> (i32, String, String) {
         let mut args = vec![cmd.to_string()];
         args.extend(location_args(loc));
@@ -897,6 +854,30 @@ mod federated_tests {
 
 #[cfg(test)]
 mod tests_support {
+    use sqlstore::Location;
+
+    /// `-s FILE`, or `-S -P -u -p -d` of a MySQL location.
+    pub fn location_args(loc: &Location) -> Vec<String> {
+        match loc {
+            Location::Sqlite(db) => vec!["-s".into(), db.display().to_string()],
+            Location::Mysql(m) => [
+                "-S",
+                &m.server,
+                "-P",
+                &m.port.to_string(),
+                "-u",
+                &m.user,
+                "-p",
+                &m.passwd,
+                "-d",
+                &m.db_name,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        }
+    }
+
     pub fn run_strings(args: &[String]) -> (i32, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = super::run(args, &mut out, &mut err);

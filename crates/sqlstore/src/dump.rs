@@ -5,26 +5,17 @@
 //! before anything is dropped, and a restore is checked against the state it must produce.
 
 use std::fs;
-use std::io::{BufWriter, Write};
 use std::path::Path;
-
-use sha2::{Digest, Sha256};
 
 use crate::open::DbError;
 use crate::sql::{quote, Conn, Location};
 use crate::{BackupInfo, SqlValue};
 
-/// Starts the digest line, the file's last.
-const TRAILER: &str = "-- oneha-backup ";
 /// Bumped if the layout of dumps changes.
 const FORMAT: &str = "oneha-mysql-1";
 /// An INSERT line grows to about this before the next one starts: far under MySQL's
 /// `max_allowed_packet` (16 MiB by default on MariaDB).
 const LINE_BYTES: usize = 1 << 20;
-
-fn corrupt(path: &Path, what: impl std::fmt::Display) -> DbError {
-    DbError::Corrupt(format!("{}: {what}", path.display()))
-}
 
 /// A value as a MySQL literal under the dump's session mode (backslash escapes on).
 fn literal(v: &SqlValue, out: &mut String) {
@@ -63,24 +54,9 @@ pub fn write_dump(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
     // The digest and the rows come from the same snapshot, while oned goes on writing.
     let tx = conn.read_transaction().map_err(DbError::at(dest))?;
     let sum = crate::checksum::checksum_in(&tx, &[]).map_err(DbError::at(dest))?;
-    let tmp_file = crate::files::temp_file_in(
-        dest.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-        ".oneha-dump.",
-        ".part",
-    )
-    .map_err(DbError::io(dest))?;
-    let mut hash = Sha256::new();
+    let mut out = crate::digested::Writer::create(dest, ".oneha-dump.")?;
     {
-        let mut w = BufWriter::new(tmp_file.as_file());
-        let mut line = |text: &str| -> Result<(), DbError> {
-            hash.update(text.as_bytes());
-            hash.update(b"\n");
-            w.write_all(text.as_bytes())
-                .and_then(|()| w.write_all(b"\n"))
-                .map_err(DbError::io(dest))
-        };
+        let mut line = |text: &str| out.line(text);
         line("-- OneHA state database (MySQL/MariaDB). Load it with: mysql -u <user> -p <db> < <this file>")?;
         line("SET NAMES utf8mb4;")?;
         line("SET SESSION sql_mode = 'PIPES_AS_CONCAT,ANSI_QUOTES,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';")?;
@@ -128,23 +104,8 @@ pub fn write_dump(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
             }
         }
         line("SET FOREIGN_KEY_CHECKS = 1;")?;
-        w.flush().map_err(DbError::io(dest))?;
     }
-    let digest = hex::encode(hash.finalize());
-    let mut f = tmp_file.as_file();
-    writeln!(
-        f,
-        "{TRAILER}format={FORMAT} state-sha256={} file-sha256={digest}",
-        sum.sha256
-    )
-    .and_then(|()| f.sync_all())
-    .map_err(DbError::io(dest))?;
-    tmp_file
-        .persist(dest)
-        .map_err(|e| DbError::io(dest)(e.error))?;
-    // The rename is durable only with its directory (found by the power-cut campaign: a dump
-    // reported written was gone after a cut).
-    crate::backup::sync_dir(dest);
+    out.finish(FORMAT, &sum.sha256)?;
     Ok(BackupInfo {
         sha256: sum.sha256,
         tables: sum.tables,
@@ -162,36 +123,7 @@ pub fn is_dump(path: &Path) -> bool {
 /// Checks a dump's digest line against its content; returns its statements and the digest of
 /// the state they produce.
 fn verified(path: &Path) -> Result<(String, String), DbError> {
-    let bytes = fs::read(path).map_err(|e| corrupt(path, e))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| corrupt(path, "not a OneHA dump (not UTF-8)"))?;
-    let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
-    let (body, last) = text.split_at(body_end);
-    let fields = last.trim_end().strip_prefix(TRAILER).ok_or_else(|| {
-        corrupt(
-            path,
-            "no OneHA digest line at the end (truncated, or not a OneHA backup)",
-        )
-    })?;
-    let field = |name: &str| {
-        fields
-            .split(' ')
-            .find_map(|f| f.strip_prefix(name))
-            .map(str::to_string)
-            .ok_or_else(|| corrupt(path, format!("digest line lacks {name}")))
-    };
-    let format = field("format=")?;
-    if format != FORMAT {
-        return Err(corrupt(path, format!("unknown backup format {format}")));
-    }
-    let file_sum = field("file-sha256=")?;
-    if hex::encode(Sha256::digest(body.as_bytes())) != file_sum {
-        return Err(corrupt(
-            path,
-            "content does not match its digest (modified or damaged)",
-        ));
-    }
-    Ok((body.to_string(), field("state-sha256=")?))
+    crate::digested::read(path, FORMAT, |f| format!("unknown backup format {f}"))
 }
 
 /// Checks that `path` is a complete, unmodified dump.

@@ -11,10 +11,7 @@
 //! before it commits.
 
 use std::fs;
-use std::io::{BufWriter, Write};
 use std::path::Path;
-
-use sha2::{Digest, Sha256};
 
 use crate::checksum::checksum_of;
 use crate::open::DbError;
@@ -52,7 +49,6 @@ const COUNTERS: (&str, &str) = (
 const HEADER: &str =
     "-- OneHA federated tables (onedb backup --federated). Load them with: onedb restore --federated <this file>";
 const TABLE: &str = "-- table ";
-const TRAILER: &str = "-- oneha-backup ";
 /// Bumped if the layout of these files changes.
 const FORMAT: &str = "oneha-federated-1";
 
@@ -81,24 +77,9 @@ pub fn is_federated(path: &Path) -> bool {
 pub fn write_federated(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> {
     let tx = conn.read_transaction().map_err(DbError::at(dest))?;
     let sum = checksum_of(&tx, &selection()).map_err(DbError::at(dest))?;
-    let tmp_file = crate::files::temp_file_in(
-        dest.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-        ".oneha-federated.",
-        ".part",
-    )
-    .map_err(DbError::io(dest))?;
-    let mut hash = Sha256::new();
+    let mut out = crate::digested::Writer::create(dest, ".oneha-federated.")?;
     {
-        let mut w = BufWriter::new(tmp_file.as_file());
-        let mut line = |text: &str| -> Result<(), DbError> {
-            hash.update(text.as_bytes());
-            hash.update(b"\n");
-            w.write_all(text.as_bytes())
-                .and_then(|()| w.write_all(b"\n"))
-                .map_err(DbError::io(dest))
-        };
+        let mut line = |text: &str| out.line(text);
         line(HEADER)?;
         for (table, filter) in selection() {
             let columns = tx.columns(table).map_err(DbError::at(dest))?;
@@ -126,21 +107,8 @@ pub fn write_federated(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> 
                 return Err(e);
             }
         }
-        w.flush().map_err(DbError::io(dest))?;
     }
-    let digest = hex::encode(hash.finalize());
-    let mut f = tmp_file.as_file();
-    writeln!(
-        f,
-        "{TRAILER}format={FORMAT} state-sha256={} file-sha256={digest}",
-        sum.sha256
-    )
-    .and_then(|()| f.sync_all())
-    .map_err(DbError::io(dest))?;
-    tmp_file
-        .persist(dest)
-        .map_err(|e| DbError::io(dest)(e.error))?;
-    crate::backup::sync_dir(dest);
+    out.finish(FORMAT, &sum.sha256)?;
     Ok(BackupInfo {
         sha256: sum.sha256,
         tables: sum.tables,
@@ -156,37 +124,9 @@ struct Section {
 
 /// The sections of a verified file and the digest of the rows they hold.
 fn read(path: &Path) -> Result<(Vec<Section>, String), DbError> {
-    let bytes = fs::read(path).map_err(|e| corrupt(path, e))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| corrupt(path, "not a OneHA federated backup (not UTF-8)"))?;
-    let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
-    let (body, last) = text.split_at(body_end);
-    let fields = last.trim_end().strip_prefix(TRAILER).ok_or_else(|| {
-        corrupt(
-            path,
-            "no OneHA digest line at the end (truncated, or not a OneHA backup)",
-        )
+    let (body, state) = crate::digested::read(path, FORMAT, |f| {
+        format!("format {f}, not a federated backup ({FORMAT}): restore it without --federated")
     })?;
-    let field = |name: &str| {
-        fields
-            .split(' ')
-            .find_map(|f| f.strip_prefix(name))
-            .map(str::to_string)
-            .ok_or_else(|| corrupt(path, format!("digest line lacks {name}")))
-    };
-    let format = field("format=")?;
-    if format != FORMAT {
-        return Err(corrupt(
-            path,
-            format!("format {format}, not a federated backup ({FORMAT}): restore it without --federated"),
-        ));
-    }
-    if hex::encode(Sha256::digest(body.as_bytes())) != field("file-sha256=")? {
-        return Err(corrupt(
-            path,
-            "content does not match its digest (modified or damaged)",
-        ));
-    }
     let mut lines = body.lines();
     if lines.next() != Some(HEADER) {
         return Err(corrupt(path, "not a OneHA federated backup"));
@@ -228,7 +168,7 @@ fn read(path: &Path) -> Result<(Vec<Section>, String), DbError> {
             format!("holds the tables {found:?}, not the federated tables {expected:?}"),
         ));
     }
-    Ok((sections, field("state-sha256=")?))
+    Ok((sections, state))
 }
 
 /// Checks that `path` is a complete, unmodified federated backup; returns the digest of the

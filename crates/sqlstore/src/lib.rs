@@ -9,6 +9,7 @@ mod bootstrap;
 pub mod changes;
 mod checksum;
 mod copy;
+mod digested;
 mod dump;
 mod federated;
 pub mod files;
