@@ -94,11 +94,22 @@ pub struct TlsConfig {
     pub ca_file: PathBuf,
 }
 
+/// A zone's place in a federation of zones (`FEDERATION/MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FederationMode {
+    Standalone,
+    /// Holds the tables every zone shares, and is the only zone that creates zones.
+    Master,
+    Slave,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub port: u16,
     pub listen_address: String,
     pub zone_id: i64,
+    /// `FEDERATION/MODE`.
+    pub federation: FederationMode,
     /// -1 runs solo (no Raft).
     pub server_id: i64,
     pub raft: RaftConfig,
@@ -399,6 +410,11 @@ impl Config {
             port,
             listen_address,
             zone_id,
+            federation: match mode.as_str() {
+                "MASTER" => FederationMode::Master,
+                "SLAVE" => FederationMode::Slave,
+                _ => FederationMode::Standalone,
+            },
             server_id,
             leader_hook: hook(&ctx, &t, "RAFT_LEADER_HOOK")?,
             follower_hook: hook(&ctx, &t, "RAFT_FOLLOWER_HOOK")?,

@@ -264,6 +264,8 @@ pub struct Server {
     pub netns: Option<String>,
     /// Appended to the generated `oned.conf` (hooks...).
     pub extra_conf: String,
+    /// `FEDERATION/MODE` of the generated `oned.conf`.
+    pub federation_mode: &'static str,
     /// LIMIT_PURGE, LOG_RETENTION and LOG_PURGE_TIMEOUT of the generated `oned.conf`.
     pub log: LogRetention,
     /// TLS on: the `TLS` section of `oned.conf`; endpoints are `https://`, clients trust its CA.
@@ -323,6 +325,7 @@ impl Server {
             host: "127.0.0.1".to_string(),
             netns: None,
             extra_conf: String::new(),
+            federation_mode: "STANDALONE",
             log: LogRetention::default(),
             tls: None,
             oned: None,
@@ -464,7 +467,11 @@ impl Server {
         };
         let db = self.db.as_ref().map(DbSpec::conf);
         let db = db.as_deref().unwrap_or(SQLITE_DB);
-        let mut conf = oned_conf_db(listen, self.port, self.id, self.log, db) + &self.extra_conf;
+        let mut conf = oned_conf_db(listen, self.port, self.id, self.log, db).replacen(
+            "MODE = \"STANDALONE\"",
+            &format!("MODE = \"{}\"", self.federation_mode),
+            1,
+        ) + &self.extra_conf;
         if let Some(tls) = &self.tls {
             conf.push_str(&tls.conf());
         }

@@ -42,8 +42,8 @@ pub const METHODS: &[Method] = &[
         Auth::Deferred(ZONE, ADMIN),
         resetserver
     ),
-    // Zones are created on a federation's master, and OneHA runs no federation yet:
-    // `ZoneAllocate` refuses everyone before it authorizes.
+    // Zones are created on a federation's master only: `ZoneAllocate` refuses anywhere else
+    // before it authorizes, so the handler authorizes.
     method!(wire::method::ZONE_ALLOCATE, Write, Auth::Object, allocate),
     method!(
         wire::method::ZONE_ENABLE,
@@ -250,13 +250,77 @@ pub async fn resetserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     Ok(Value::Int(zone_id as i32))
 }
 
-/// `one.zone.allocate(template)`: refused outside a federation's master, as OpenNebula refuses.
-pub async fn allocate(_: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    p.string(0)?;
-    Err(fail(
-        code::ALLOCATE,
-        "Error allocating a new zone. New zones can only be created at federation master",
-    ))
+/// `one.zone.allocate(template)`: only a federation's master creates zones (`ZoneAllocate`
+/// refuses anywhere else before it authorizes). The new zone needs a valid NAME and an
+/// ENDPOINT; SERVER entries are dropped, as `Zone::insert` drops them (servers are added with
+/// `one.zone.addserver`). Zone ids start at 100: the ids below are the system's.
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let text = p.string(0)?.to_string();
+    if ctx.config.federation != crate::config::FederationMode::Master {
+        return Err(fail(
+            code::ALLOCATE,
+            "Error allocating a new zone. New zones can only be created at federation master",
+        ));
+    }
+    if !s.is_admin() {
+        super::method::require(
+            ctx,
+            s,
+            &[super::method::Need::kind(ZONE, wire::acl::CREATE)],
+        )
+        .await?;
+    }
+    let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let name = t.single("NAME").unwrap_or_default().to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    let taken = |other: i64| {
+        fail(
+            code::INTERNAL,
+            format!("NAME is already taken by Zone {other}."),
+        )
+    };
+    if let Some(other) = zone_named(ctx, &name).await? {
+        return Err(taken(other));
+    }
+    t.remove("NAME");
+    t.remove("SERVER");
+    let endpoint = match t.single("ENDPOINT") {
+        Some(e) if !e.is_empty() => e.to_string(),
+        _ => return Err(fail(code::INTERNAL, "ENDPOINT not present in template.")),
+    };
+    let values = ctx
+        .commit(
+            SqlTxn {
+                stmts: vec![
+                    sqlstore::objects::zone::insert(&name, &endpoint, &t.to_text()),
+                    sqlstore::objects::next_oid("zone_pool"),
+                ],
+            },
+            |r| match r.kind {
+                sqlstore::TxnErrorKind::Constraint => taken(-1),
+                _ => fail(
+                    code::INTERNAL,
+                    format!("Error allocating a new zone. {}", r.message),
+                ),
+            },
+        )
+        .await?;
+    super::new_id(&values, "zone")
+}
+
+/// The zone called `name`, if any.
+async fn zone_named(ctx: &Ctx, name: &str) -> Result<Option<i64>, Failure> {
+    let name = name.to_string();
+    ctx.read(move |c| {
+        use sqlstore::Optional;
+        c.query_row(
+            "SELECT oid FROM zone_pool WHERE name = ?1",
+            [sqlstore::SqlValue::Text(name.clone())],
+            |r| r.get(0),
+        )
+        .optional()
+    })
+    .await
 }
 
 /// `one.zone.enable(id, enable)`: a disabled zone refuses every call but reads, status and

@@ -1,5 +1,6 @@
 //! The zone object itself: enabling and disabling it (a disabled zone answers reads and
-//! refuses changes, as OpenNebula's), renaming it, and zone creation outside a federation.
+//! refuses changes, as OpenNebula's), renaming it, and zone creation (on a federation's master
+//! only).
 
 use xmlrpc::Value;
 
@@ -263,5 +264,88 @@ fn a_plain_user_may_not_change_the_zone() {
     assert!(
         body.contains("<NAME>OpenNebula</NAME><STATE>0</STATE>"),
         "{body}"
+    );
+}
+
+/// A federation master (`FEDERATION/MODE = "MASTER"`) creates zones, from 100 on, as
+/// `ZoneAllocate` does: a valid NAME no other zone has, an ENDPOINT, SERVER entries dropped;
+/// CREATE on zones for anyone but oneadmin.
+#[test]
+fn a_federation_master_creates_zones_from_100() {
+    let setup: crate::zone::Setup = Box::new(|_, s| s.federation_mode = "MASTER");
+    let zone = Zone::solo_custom(None, Some(setup));
+    let c = zone.servers[0].client();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slave.tmpl");
+    std::fs::write(
+        &file,
+        "NAME = \"slave\"\nENDPOINT = \"http://127.0.0.1:2634/RPC2\"\nSERVER = [ NAME = \"x\" ]\n",
+    )
+    .unwrap();
+    let (code, out, err) = zone.onezone(0, &["create", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "ID: 100\n");
+    let body = c
+        .call_xml(wire::method::ZONE_INFO, vec![Value::Int(100)])
+        .unwrap();
+    assert!(body.contains("<NAME>slave</NAME>"), "{body}");
+    assert!(
+        body.contains("<ENDPOINT><![CDATA[http://127.0.0.1:2634/RPC2]]></ENDPOINT>"),
+        "{body}"
+    );
+    assert!(body.contains("</TEMPLATE><SERVER_POOL/></ZONE>"), "{body}");
+    let (code, out, err) = zone.onezone(0, &["list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" 100 slave"), "{out}");
+
+    let allocate_zone = |client: &cli::Client, text: &str| {
+        one_error(client.call(
+            wire::method::ZONE_ALLOCATE,
+            vec![Value::String(text.into())],
+        ))
+    };
+    assert_eq!(
+        allocate_zone(
+            &c,
+            "NAME = \"slave\"\nENDPOINT = \"http://127.0.0.1:2635/RPC2\""
+        ),
+        (
+            INTERNAL,
+            "[one.zone.allocate] NAME is already taken by Zone 100.".into()
+        )
+    );
+    assert_eq!(
+        allocate_zone(&c, "NAME = \"third\""),
+        (
+            INTERNAL,
+            "[one.zone.allocate] ENDPOINT not present in template.".into()
+        )
+    );
+    assert_eq!(
+        allocate_zone(&c, "ENDPOINT = \"http://127.0.0.1:2635/RPC2\""),
+        (
+            INTERNAL,
+            "[one.zone.allocate] Invalid NAME, it cannot be empty".into()
+        )
+    );
+    allocate(&c, "plain").unwrap();
+    let user = zone.servers[0].client_as("plain", "pw-plain");
+    assert_eq!(
+        allocate_zone(
+            &user,
+            "NAME = \"mine\"\nENDPOINT = \"http://127.0.0.1:2635/RPC2\""
+        ),
+        (
+            0x0200,
+            "[one.zone.allocate] User [2] : Not authorized to perform CREATE ZONE.".into()
+        )
+    );
+
+    let (code, _, err) = zone.onezone(0, &["delete", "100"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, msg) = one_error(c.call(wire::method::ZONE_INFO, vec![Value::Int(100)]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (0x0400, "[one.zone.info] Error getting zone [100].")
     );
 }

@@ -44,6 +44,21 @@ pub fn del_server(zone_id: i64, server_id: i64) -> SqlStmt {
 }
 
 /// Enables (`ZoneState::Enabled`) or disables zone `oid`.
+/// A new zone (`one.zone.allocate` on a federation's master): the next zone id, state
+/// enabled. Returns the id.
+pub fn insert(name: &str, endpoint: &str, template: &str) -> SqlStmt {
+    super::insert_next(
+        "zone_pool",
+        "name, state, endpoint, template",
+        "?1, 0, ?2, ?3",
+        vec![
+            SqlValue::Text(name.to_string()),
+            SqlValue::Text(endpoint.to_string()),
+            SqlValue::Text(template.to_string()),
+        ],
+    )
+}
+
 pub fn set_state(oid: i64, state: i64) -> SqlStmt {
     SqlStmt::new(
         "UPDATE zone_pool SET state = ?2 WHERE oid = ?1",
