@@ -16,7 +16,7 @@ use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
     StorageIOError, StoredMembership,
 };
-use sqlstore::{apply_txn, params, Conn, Location, Optional, SqlTxn, TxnOutcome};
+use sqlstore::{params, Conn, Location, Optional, SqlTxn, TxnOutcome};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::blocking::{storage, Shared};
@@ -38,6 +38,9 @@ pub struct StateMachine {
     floor: SnapshotFloor,
     /// Moved after each commit, for the caches in front of the state (`sqlstore::changes`).
     changes: sqlstore::Changes,
+    /// A federation's master: writes to the federated tables are also recorded in the
+    /// federated log (`sqlstore::apply_batch`).
+    federated: bool,
 }
 
 /// The log id of the snapshot that is on disk for good (`snapshots/current.db`, its rename
@@ -231,7 +234,15 @@ impl StateMachine {
             health: DbHealth::default(),
             floor,
             changes: sqlstore::Changes::default(),
+            federated: false,
         })
+    }
+
+    /// On a federation's master: every server of the zone records the writes to the federated
+    /// tables in the federated log as it applies them.
+    pub fn with_federated_log(mut self, on: bool) -> StateMachine {
+        self.federated = on;
+        self
     }
 
     /// What the log store must not purge beyond (see [`SnapshotFloor`]).
@@ -246,7 +257,12 @@ impl StateMachine {
 
     /// A handle to apply transactions directly, for a solo server (no Raft, no log).
     pub fn solo_writer(&self) -> SoloWriter {
-        SoloWriter(self.db.clone(), self.location.clone(), self.changes.clone())
+        SoloWriter(
+            self.db.clone(),
+            self.location.clone(),
+            self.changes.clone(),
+            self.federated,
+        )
     }
 
     /// The generations this state machine moves as it applies (see `sqlstore::changes`).
@@ -340,7 +356,7 @@ impl StateMachine {
 
 /// Applies transactions on a solo server, where the database is the only copy.
 #[derive(Clone)]
-pub struct SoloWriter(Shared<Conn>, Location, sqlstore::Changes);
+pub struct SoloWriter(Shared<Conn>, Location, sqlstore::Changes, bool);
 
 impl SoloWriter {
     /// A lost MySQL connection fails the call (its outcome is unknown if the commit was under
@@ -348,14 +364,12 @@ impl SoloWriter {
     pub async fn apply(&self, txns: Vec<SqlTxn>) -> Result<Vec<TxnOutcome>> {
         let location = self.1.clone();
         let changes = self.2.clone();
+        let federated = self.3;
         self.0
             .call(move |c| {
                 let applied = (|| -> Result<Vec<TxnOutcome>> {
                     let tx = c.transaction()?;
-                    let mut out = Vec::with_capacity(txns.len());
-                    for t in &txns {
-                        out.push(apply_txn(&tx, t)?);
-                    }
+                    let out = sqlstore::apply_batch(&tx, &txns, federated)?;
                     tx.commit()?;
                     changes.applied(&txns);
                     Ok(out)
@@ -436,12 +450,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let location = self.location.clone();
         let health = self.health.clone();
         let changes = self.changes.clone();
+        let federated = self.federated;
         let n = entries.len() as u64;
         let started = std::time::Instant::now();
         let res = self
             .db
             .run(StorageIOError::write_state_machine, move |c| {
-                let results = apply_until_done(c, &location, &health, &entries)?;
+                let results = apply_until_done(c, &location, &health, &entries, federated)?;
                 changes.applied(entries.iter().flat_map(|e| match &e.payload {
                     EntryPayload::Normal(batch) => batch.txns.as_slice(),
                     _ => &[],
@@ -574,7 +589,11 @@ fn open_current(path: &Path) -> Result<Option<(std::fs::File, SnapshotMeta<u64, 
 }
 
 /// Applies `entries` and records the last one's id in one transaction.
-fn apply_entries(c: &mut Conn, entries: &[Entry<TypeConfig>]) -> Result<Vec<BatchResult>> {
+fn apply_entries(
+    c: &mut Conn,
+    entries: &[Entry<TypeConfig>],
+    federated: bool,
+) -> Result<Vec<BatchResult>> {
     let (mut applied, mut membership) = read_meta(c, "state database")?;
     let tx = c.transaction()?;
     let mut results = Vec::with_capacity(entries.len());
@@ -583,9 +602,7 @@ fn apply_entries(c: &mut Conn, entries: &[Entry<TypeConfig>]) -> Result<Vec<Batc
         match &entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Normal(batch) => {
-                for t in &batch.txns {
-                    outcomes.push(apply_txn(&tx, t)?);
-                }
+                outcomes = sqlstore::apply_batch(&tx, &batch.txns, federated)?;
             }
             EntryPayload::Membership(m) => {
                 membership = StoredMembership::new(Some(entry.log_id), m.clone());
@@ -611,11 +628,12 @@ fn apply_until_done(
     location: &Location,
     health: &DbHealth,
     entries: &[Entry<TypeConfig>],
+    federated: bool,
 ) -> Result<Vec<BatchResult>> {
     let mut skipped = 0;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let err = match apply_entries(c, &entries[skipped..]) {
+        let err = match apply_entries(c, &entries[skipped..], federated) {
             Ok(mut results) => {
                 if health.problem().is_some() {
                     tracing::warn!(%location, "the state database is back: applying again");

@@ -209,7 +209,8 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
     info!(database = %location, "state database open");
     let pool = ReadPool::new(&location);
     let sm = StateMachine::new(&location, conn, &paths.snapshots())
-        .map_err(|e| StartError::consensus("opening the state machine", e))?;
+        .map_err(|e| StartError::consensus("opening the state machine", e))?
+        .with_federated_log(config.federation == crate::config::FederationMode::Master);
     let state = OpenState {
         _lock: lock,
         tls,

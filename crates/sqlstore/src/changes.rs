@@ -125,7 +125,7 @@ impl Changes {
 
 /// The table a data-changing statement writes to, by its leading words; `None` for any other
 /// form.
-fn target(sql: &str) -> Option<&str> {
+pub(crate) fn target(sql: &str) -> Option<&str> {
     let mut words = sql.split_ascii_whitespace();
     let first = words.next()?;
     let table = if first.eq_ignore_ascii_case("UPDATE") {

@@ -15,15 +15,19 @@ use std::path::Path;
 
 use crate::checksum::checksum_of;
 use crate::open::DbError;
+use crate::sql::SqlError;
 use crate::sql::{quote, Conn, Location};
-use crate::{BackupInfo, SqlValue};
+use crate::{BackupInfo, SqlStmt, SqlTxn, SqlValue, TxnOutcome};
 
 /// OneHA's tables that hold OpenNebula's federated pools: `user_pool` with its groups and login
 /// tokens, `group_pool` with its admins, `acl`, `zone_pool` with each zone's servers,
-/// `vdc_pool` with its groups and resources, `marketplace_pool`, `marketplaceapp_pool`.
+/// `vdc_pool` with its groups and resources, `marketplace_pool`, `marketplaceapp_pool`; and
+/// `fed_log`, the federated log, so a zone restored from the master's tables continues from
+/// the master's last record, as OpenNebula's federated backup carries its `logdb` rows.
 /// Quotas stay per zone, as OpenNebula keeps them.
 pub const FEDERATED_TABLES: &[&str] = &[
     "acl",
+    "fed_log",
     "group_admins",
     "group_pool",
     "marketplace_pool",
@@ -51,6 +55,69 @@ const HEADER: &str =
 const TABLE: &str = "-- table ";
 /// Bumped if the layout of these files changes.
 const FORMAT: &str = "oneha-federated-1";
+
+/// The pools whose id counters (`pool_control` rows) are federated.
+const FEDERATED_POOLS: &[&str] = &[
+    "acl",
+    "group_pool",
+    "marketplace_pool",
+    "marketplaceapp_pool",
+    "user_pool",
+    "vdc_pool",
+    "zone_pool",
+];
+
+/// Whether `stmt` writes a federated table (or a federated pool's id counter).
+pub fn is_federated_write(stmt: &SqlStmt) -> bool {
+    match crate::changes::target(&stmt.sql) {
+        Some("pool_control") => FEDERATED_POOLS.iter().any(|pool| {
+            stmt.sql.contains(&format!("'{pool}'"))
+                || stmt
+                    .params
+                    .iter()
+                    .any(|p| matches!(p, SqlValue::Text(t) if t == pool))
+        }),
+        Some("fed_log") => false,
+        Some(table) => FEDERATED_TABLES.contains(&table),
+        None => false,
+    }
+}
+
+/// Applies `txns` in the open transaction `tx`, as `apply_txn` does each. With `federated`
+/// (a federation's master), the statements of those that succeeded and wrote a federated
+/// table become the next record of the federated log (`fed_log`), in the same transaction:
+/// every server of the zone applies the same transactions in the same order, so every one
+/// holds the same federated log, numbered 1, 2, 3... without gaps.
+pub fn apply_batch(
+    tx: &Conn,
+    txns: &[SqlTxn],
+    federated: bool,
+) -> Result<Vec<TxnOutcome>, SqlError> {
+    let mut outcomes = Vec::with_capacity(txns.len());
+    let mut record: Vec<&SqlStmt> = Vec::new();
+    for t in txns {
+        let outcome = crate::apply_txn(tx, t)?;
+        if federated && matches!(outcome, TxnOutcome::Done { .. }) {
+            record.extend(t.stmts.iter().filter(|s| is_federated_write(s)));
+        }
+        outcomes.push(outcome);
+    }
+    if !record.is_empty() {
+        let body = serde_json::to_string(&record)
+            .map_err(|e| SqlError::Encode(format!("encoding a federated record: {e}")))?;
+        tx.prepare_cached(
+            "INSERT INTO fed_log (fed_index, body) \
+             SELECT COALESCE(MAX(fed_index), 0) + 1, ?1 FROM fed_log",
+        )?
+        .execute([SqlValue::Text(body)])?;
+    }
+    Ok(outcomes)
+}
+
+/// The index of the newest record of the federated log, if there is one.
+pub fn last_federated(c: &Conn) -> Result<Option<i64>, SqlError> {
+    c.query_row("SELECT MAX(fed_index) FROM fed_log", (), |r| r.get(0))
+}
 
 fn selection() -> Vec<(&'static str, Option<&'static str>)> {
     FEDERATED_TABLES
@@ -231,4 +298,94 @@ pub fn restore_federated(src: &Path, target: &Location) -> Result<BackupInfo, Db
         sha256: sum.sha256,
         tables: sum.tables,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stmt(sql: &str, params: Vec<SqlValue>) -> SqlStmt {
+        SqlStmt::new(sql, params)
+    }
+
+    #[test]
+    fn writes_to_shared_tables_and_their_counters_are_federated_and_no_others() {
+        let user = crate::objects::user::insert("u", "h".into(), "core", 1);
+        assert!(user.iter().any(is_federated_write));
+        for (sql, params) in [
+            ("UPDATE user_pool SET gid = 1 WHERE oid = 2", vec![]),
+            ("DELETE FROM acl WHERE oid = 3", vec![]),
+            ("INSERT INTO zone_server (zone_id) VALUES (1)", vec![]),
+            (
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = ?1",
+                vec![SqlValue::Text("group_pool".into())],
+            ),
+            (
+                "INSERT INTO vdc_pool (oid) SELECT last_oid + 1 FROM pool_control WHERE tablename = 'vdc_pool'",
+                vec![],
+            ),
+        ] {
+            assert!(is_federated_write(&stmt(sql, params)), "{sql}");
+        }
+        for (sql, params) in [
+            ("UPDATE vm_pool SET uid = 1 WHERE oid = 2", vec![]),
+            ("INSERT INTO quota_limits (owner) VALUES ('user')", vec![]),
+            (
+                "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = ?1",
+                vec![SqlValue::Text("vm_pool".into())],
+            ),
+            (
+                "INSERT INTO vm_pool (oid, uid) SELECT 1, oid FROM user_pool",
+                vec![],
+            ),
+            ("DELETE FROM fed_log WHERE fed_index < 3", vec![]),
+        ] {
+            assert!(!is_federated_write(&stmt(sql, params)), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_batch_records_the_federated_writes_of_what_succeeded_numbered_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::open_state(&Location::Sqlite(dir.path().join("one.db"))).unwrap();
+        crate::testing::bootstrap(&mut c);
+        let apply = |c: &mut Conn, txns: Vec<SqlTxn>, federated: bool| {
+            let tx = c.transaction().unwrap();
+            let out = apply_batch(&tx, &txns, federated).unwrap();
+            tx.commit().unwrap();
+            out
+        };
+        let user = |name: &str| SqlTxn {
+            stmts: crate::objects::user::insert(name, "h".into(), "core", 1),
+        };
+        let local = SqlTxn {
+            stmts: vec![stmt(
+                "INSERT INTO cluster_pool (oid, name) VALUES (100, 'c')",
+                vec![],
+            )],
+        };
+        let refused = SqlTxn {
+            stmts: vec![stmt("UPDATE user_pool SET gid = 1 WHERE oid = 99", vec![]).must_match()],
+        };
+        assert_eq!(last_federated(&c).unwrap(), None);
+        apply(&mut c, vec![user("a")], false);
+        assert_eq!(last_federated(&c).unwrap(), None, "not a master: no record");
+        apply(&mut c, vec![local.clone()], true);
+        assert_eq!(last_federated(&c).unwrap(), None, "nothing federated");
+        let out = apply(&mut c, vec![user("b"), refused, user("c")], true);
+        assert!(matches!(out[1], TxnOutcome::Failed(_)));
+        assert_eq!(last_federated(&c).unwrap(), Some(1));
+        apply(&mut c, vec![user("d")], true);
+        assert_eq!(last_federated(&c).unwrap(), Some(2));
+        let body: String = c
+            .query_row("SELECT body FROM fed_log WHERE fed_index = 1", (), |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let record: Vec<SqlStmt> = serde_json::from_str(&body).unwrap();
+        let mut expected = user("b").stmts;
+        expected.extend(user("c").stmts);
+        expected.retain(is_federated_write);
+        assert_eq!(record, expected);
+    }
 }

@@ -492,6 +492,7 @@ CREATE TABLE IF NOT EXISTS zone_pool (
     endpoint TEXT NOT NULL,
     template TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS fed_log (fed_index INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS zone_server (
     zone_id INTEGER NOT NULL,
     server_id INTEGER NOT NULL,

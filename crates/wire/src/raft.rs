@@ -158,10 +158,13 @@ impl RaftStatus {
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t)
                 .ok_or(RaftStatusError::Missing(name))?;
-            *slot = text
-                .trim()
-                .parse()
-                .map_err(|_| RaftStatusError::NotAnInteger(name, text.clone()))?;
+            let text = text.trim();
+            *slot = match (text.parse(), name) {
+                (Ok(v), _) => v,
+                // OpenNebula's "no federated record yet" is UINT64_MAX.
+                (Err(_), "FEDLOG_INDEX") if text.parse::<u64>().is_ok() => -1,
+                (Err(_), _) => return Err(RaftStatusError::NotAnInteger(name, text.to_string())),
+            };
         }
         Ok(RaftStatus::from_values(values))
     }
@@ -258,6 +261,17 @@ mod tests {
         let solo = RaftStatus::from_xml(SOLO).unwrap();
         assert_eq!(solo.to_xml(), SOLO);
         assert_eq!(solo.raft_state(), Some(RaftState::Solo));
+    }
+
+    #[test]
+    fn opennebulas_no_federated_record_reads_as_minus_one() {
+        let xml = LEADER.replace(
+            "<FEDLOG_INDEX>-1</FEDLOG_INDEX>",
+            "<FEDLOG_INDEX>18446744073709551615</FEDLOG_INDEX>",
+        );
+        assert_eq!(RaftStatus::from_xml(&xml).unwrap().fedlog_index, -1);
+        let bad = LEADER.replace("<TERM>1</TERM>", "<TERM>18446744073709551615</TERM>");
+        assert!(RaftStatus::from_xml(&bad).is_err());
     }
 
     #[test]

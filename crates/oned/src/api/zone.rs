@@ -132,7 +132,11 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 /// `one.zone.raftstatus()`: ADMIN on this server's zone.
 pub async fn raftstatus(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     table::require_on(ctx, s, ZONE, ctx.config.zone_id, ADMIN).await?;
-    let status = ctx.cluster.status(ctx.config.server_id).await;
+    let mut status = ctx.cluster.status(ctx.config.server_id).await;
+    if ctx.config.federation != crate::config::FederationMode::Standalone {
+        // OpenNebula prints its "no record" (UINT64_MAX) there; OneHA prints -1.
+        status.fedlog_index = ctx.read(sqlstore::last_federated).await?.unwrap_or(-1);
+    }
     let mut xml = status.to_xml();
     // OneHA's own, after OpenNebula's fields and only while there is a problem.
     if let Some(problem) = ctx.cluster.db_problem() {

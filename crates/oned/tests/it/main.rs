@@ -24,6 +24,7 @@ mod documents;
 mod families;
 mod fast_failover;
 mod follower_reads;
+mod federation;
 mod forwarded_writes;
 mod ha;
 mod hooks;

@@ -94,6 +94,9 @@ pub enum SqlError {
         want: &'static str,
         found: String,
     },
+    /// A value OneHA writes that could not be encoded.
+    #[error("{0}")]
+    Encode(String),
 }
 
 /// MySQL/MariaDB server error numbers OneHA tells apart.
