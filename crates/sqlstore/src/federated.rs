@@ -56,6 +56,11 @@ const TABLE: &str = "-- table ";
 /// Bumped if the layout of these files changes.
 const FORMAT: &str = "oneha-federated-1";
 
+/// The federated records a master keeps: a fixed number, not `LOG_RETENTION`, so that every
+/// server of the zone drops the same ones whatever its own configuration says. A slave zone
+/// further behind than this will need the federated tables whole (issue 17).
+pub const FED_LOG_RETENTION: i64 = 10_000;
+
 /// The pools whose id counters (`pool_control` rows) are federated.
 const FEDERATED_POOLS: &[&str] = &[
     "acl",
@@ -105,11 +110,13 @@ pub fn apply_batch(
     if !record.is_empty() {
         let body = serde_json::to_string(&record)
             .map_err(|e| SqlError::Encode(format!("encoding a federated record: {e}")))?;
-        tx.prepare_cached(
-            "INSERT INTO fed_log (fed_index, body) \
-             SELECT COALESCE(MAX(fed_index), 0) + 1, ?1 FROM fed_log",
-        )?
-        .execute([SqlValue::Text(body)])?;
+        let last = last_federated(tx)?.unwrap_or(0) + 1;
+        tx.prepare_cached("INSERT INTO fed_log (fed_index, body) VALUES (?1, ?2)")?
+            .execute((last, body))?;
+        if last > FED_LOG_RETENTION {
+            tx.prepare_cached("DELETE FROM fed_log WHERE fed_index <= ?1")?
+                .execute([last - FED_LOG_RETENTION])?;
+        }
     }
     Ok(outcomes)
 }
@@ -387,5 +394,24 @@ mod tests {
         expected.extend(user("c").stmts);
         expected.retain(is_federated_write);
         assert_eq!(record, expected);
+
+        eprintln!("--- past the retention, the oldest records go, on every server alike");
+        c.execute(
+            "INSERT INTO fed_log (fed_index, body) VALUES (?1, '[]')",
+            [FED_LOG_RETENTION + 5],
+        )
+        .unwrap();
+        apply(&mut c, vec![user("e")], true);
+        let (first, last): (i64, i64) = c
+            .query_row(
+                "SELECT MIN(fed_index), MAX(fed_index) FROM fed_log",
+                (),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (first, last),
+            (FED_LOG_RETENTION + 5, FED_LOG_RETENTION + 6)
+        );
     }
 }

@@ -16,10 +16,14 @@ fn fedlog_index(zone: &Zone, i: usize) -> i64 {
 /// Waits until every server has applied what the leader has, and returns their FEDLOG_INDEX.
 fn settled(zone: &Zone) -> Vec<i64> {
     let leader = zone.leader();
-    zone.wait_until(DEADLINE, "every server to apply the leader's writes", || {
-        let target = zone.applied(leader);
-        (0..zone.servers.len()).all(|i| zone.applied(i) == target)
-    });
+    zone.wait_until(
+        DEADLINE,
+        "every server to apply the leader's writes",
+        || {
+            let target = zone.applied(leader);
+            (0..zone.servers.len()).all(|i| zone.applied(i) == target)
+        },
+    );
     (0..zone.servers.len())
         .map(|i| fedlog_index(zone, i))
         .collect()
