@@ -705,12 +705,18 @@ pub mod one {
 
     /// `[false, message, code, resp_id, I8(0)]`.
     pub fn failure(message: &str, code: i32, resp_id: i32) -> Value {
+        failure_at(message, code, resp_id, 0)
+    }
+
+    /// [`failure`] with the replication index OpenNebula's answers carry last (the index a
+    /// federated record's sender resumes from).
+    pub fn failure_at(message: &str, code: i32, resp_id: i32, replication_idx: i64) -> Value {
         Value::Array(vec![
             Value::Bool(false),
             Value::String(message.to_string()),
             Value::Int(code),
             Value::Int(resp_id),
-            Value::I8(0),
+            Value::I8(replication_idx),
         ])
     }
 

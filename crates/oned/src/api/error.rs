@@ -15,6 +15,7 @@ pub mod code {
     pub const XML_RPC_API: i32 = 0x1000;
     pub const INTERNAL: i32 = 0x2000;
     pub const ALLOCATE: i32 = 0x4000;
+    pub const REPLICATION: i32 = 0x10000;
 }
 
 /// Why a method did not succeed.
@@ -26,6 +27,13 @@ pub enum Failure {
     Fault(Fault),
     /// A write reached a server that is not (or no longer) the leader: forward it.
     NotLeader,
+    /// A federated record refused (`one.zone.fedreplicate`): OpenNebula's answer carries the
+    /// index the sending zone must resume from as its fifth value (-1: none).
+    Replication {
+        code: i32,
+        message: String,
+        index: i64,
+    },
 }
 
 impl From<Fault> for Failure {
@@ -51,6 +59,16 @@ pub fn failure_body(method: &str, f: &Failure) -> String {
             code::INTERNAL,
             "Cannot process request, leadership changed",
         ),
+        Failure::Replication {
+            code,
+            message,
+            index,
+        } => xmlrpc::write_response(&one::failure_at(
+            &format!("[{method}] {message}"),
+            *code,
+            -1,
+            *index,
+        )),
     }
 }
 

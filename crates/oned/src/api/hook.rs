@@ -567,6 +567,9 @@ pub fn api_message(
                                 Failure::Api { code, message } => (*code, message.clone()),
                                 Failure::Fault(f) => (f.code, f.message.clone()),
                                 Failure::NotLeader => (code::INTERNAL, String::new()),
+                                Failure::Replication { code, message, .. } => {
+                                    (*code, message.clone())
+                                }
                             };
                             param(x, 1, "OUT", "false");
                             param(x, 2, "OUT", &message);

@@ -544,6 +544,7 @@ pub fn message(f: &Failure) -> String {
         Failure::Api { message, .. } => message.clone(),
         Failure::Fault(f) => f.message.clone(),
         Failure::NotLeader => "Cannot process request, leadership changed".into(),
+        Failure::Replication { message, .. } => message.clone(),
     }
 }
 

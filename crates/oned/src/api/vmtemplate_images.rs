@@ -126,6 +126,7 @@ fn message(f: &Failure) -> String {
         Failure::Api { message, .. } => message.clone(),
         Failure::Fault(fault) => format!("{fault:?}"),
         Failure::NotLeader => "not the leader".to_string(),
+        Failure::Replication { message, .. } => message.clone(),
     }
 }
 

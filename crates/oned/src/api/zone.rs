@@ -59,6 +59,9 @@ pub const METHODS: &[Method] = &[
     ),
     method!("one.zone.update", Write, Auth::On(ZONE, MANAGE), update),
     method!("one.zone.delete", Write, Auth::On(ZONE, ADMIN), delete),
+    // The master zone's records for a slave zone: oneadmin only, checked by the handler,
+    // which answers OpenNebula's replication index with each refusal.
+    method!("one.zone.fedreplicate", Write, Auth::Object, fedreplicate),
 ];
 
 pub fn zone_xml(z: &ZoneRow, out: &mut String) {
@@ -325,6 +328,81 @@ async fn zone_named(ctx: &Ctx, name: &str) -> Result<Option<i64>, Failure> {
         .optional()
     })
     .await
+}
+
+/// `one.zone.fedreplicate(index, prev, record)` on a slave zone: the master zone's federated
+/// record `index`, which follows `prev`, the slave's newest (0: none yet; OpenNebula's "none"
+/// is -1). The record is the JSON list of the statements the master applied to its federated
+/// tables (`sqlstore::apply_batch`); every one must write a federated table. It is proposed
+/// to this zone's log as one transaction with its `fed_log` row, whose insert is guarded by
+/// `prev`: a record applies once, in order, on every server of the slave zone. A record out
+/// of order is answered with the slave's newest index, which the master resumes from.
+pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let index = p.i8(0)?;
+    let prev = p.i8(1)?.max(0);
+    let body = p.string(2)?.to_string();
+    let refused = |code: i32, message: String, index: i64| Failure::Replication {
+        code,
+        message,
+        index,
+    };
+    if !s.is_admin() {
+        return Err(refused(
+            code::AUTHORIZATION,
+            format!("User [{}] : Not authorized to perform ADMIN ZONE.", s.uid),
+            -1,
+        ));
+    }
+    if body.is_empty() {
+        return Err(refused(
+            code::REPLICATION,
+            format!("Received an empty SQL command at index{index}"),
+            -1,
+        ));
+    }
+    if ctx.config.federation != crate::config::FederationMode::Slave {
+        return Err(refused(
+            code::REPLICATION,
+            "Cannot replicate federate log records on federation master".into(),
+            -1,
+        ));
+    }
+    let error = |why: String| {
+        refused(
+            code::REPLICATION,
+            format!("Error replicating log entry {index} in zone: {why}"),
+            index,
+        )
+    };
+    let stmts: Vec<sqlstore::SqlStmt> =
+        serde_json::from_str(&body).map_err(|e| error(format!("not a federated record: {e}")))?;
+    if let Some(bad) = stmts.iter().find(|st| !sqlstore::is_federated_write(st)) {
+        return Err(error(format!(
+            "a statement that writes no federated table: {}",
+            bad.sql
+        )));
+    }
+    let mut all = vec![sqlstore::objects::zone::fed_log_follows(index, prev, &body)];
+    all.extend(stmts);
+    let mut outdated = false;
+    let committed = ctx
+        .commit(SqlTxn { stmts: all }, |r| {
+            outdated = r.stmt == 0;
+            error(r.message)
+        })
+        .await;
+    match committed {
+        Ok(_) => Ok(Value::I8(index)),
+        Err(_) if outdated => {
+            let last = ctx.read(sqlstore::last_federated).await?.unwrap_or(0);
+            Err(refused(
+                code::REPLICATION,
+                format!("Zone log is outdated last log index is {last}"),
+                last,
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `one.zone.enable(id, enable)`: a disabled zone refuses every call but reads, status and

@@ -83,3 +83,111 @@ fn a_standalone_zone_keeps_no_federated_log() {
     allocate(&zone.servers[zone.leader()].client(), "alone").unwrap();
     assert_eq!(settled(&zone), vec![-1; 3]);
 }
+
+/// The master's record `index` as `one.zone.fedreplicate` carries it: the federated
+/// statements of a new user.
+fn user_record(name: &str) -> String {
+    let stmts: Vec<sqlstore::SqlStmt> =
+        sqlstore::objects::user::insert(name, "hash".into(), "core", 1)
+            .into_iter()
+            .filter(sqlstore::is_federated_write)
+            .collect();
+    serde_json::to_string(&stmts).unwrap()
+}
+
+fn fedreplicate(
+    client: &cli::Client,
+    index: i64,
+    prev: i64,
+    record: &str,
+) -> Result<Value, cli::CallError> {
+    client.call(
+        "one.zone.fedreplicate",
+        vec![
+            Value::I8(index),
+            Value::I8(prev),
+            Value::String(record.into()),
+        ],
+    )
+}
+
+/// A slave zone (`MODE = "SLAVE"`) applies the master's records in order, through its own
+/// log, on every server; a record out of order is answered with the index to resume from,
+/// and one that writes anything but the federated tables is refused whole.
+#[test]
+fn a_slave_zone_applies_the_masters_records_in_order_and_once() {
+    let setup: Setup = Box::new(|_, s| s.federation_mode = "SLAVE");
+    let zone = Zone::bootstrap_custom(3, None, Some(setup));
+    let follower = (zone.leader() + 1) % 3;
+    let c = zone.servers[follower].client();
+
+    eprintln!("--- record 1 through a follower: forwarded, applied on every server");
+    let done = fedreplicate(&c, 1, -1, &user_record("from-master")).unwrap();
+    assert_eq!(done.as_i64(), Some(1));
+    assert_eq!(settled(&zone), vec![1; 3]);
+    for s in &zone.servers {
+        assert!(crate::zone::user_pool(&s.client())
+            .unwrap()
+            .contains(&"from-master".to_string()));
+    }
+
+    eprintln!("--- the same record again, and one that skips ahead: the index to resume from");
+    for (index, prev) in [(1, 0), (3, 2)] {
+        let (code, message) = crate::zone::one_error(fedreplicate(
+            &c,
+            index,
+            prev,
+            &user_record(&format!("dup-{index}")),
+        ));
+        assert_eq!(
+            (code, message.as_str()),
+            (
+                0x10000,
+                "[one.zone.fedreplicate] Zone log is outdated last log index is 1"
+            )
+        );
+    }
+
+    eprintln!("--- a record that writes a local table is refused, nothing applied");
+    let local = serde_json::to_string(&vec![sqlstore::SqlStmt::new(
+        "DELETE FROM host_pool",
+        vec![],
+    )])
+    .unwrap();
+    let (code, message) = crate::zone::one_error(fedreplicate(&c, 2, 1, &local));
+    assert_eq!(code, 0x10000);
+    assert!(
+        message.starts_with("[one.zone.fedreplicate] Error replicating log entry 2 in zone: a statement that writes no federated table"),
+        "{message}"
+    );
+    assert_eq!(settled(&zone), vec![1; 3]);
+
+    eprintln!("--- record 2 follows record 1");
+    fedreplicate(&c, 2, 1, &user_record("second")).unwrap();
+    assert_eq!(settled(&zone), vec![2; 3]);
+
+    eprintln!("--- only oneadmin's group sends records");
+    allocate(&c, "plain").unwrap();
+    settled(&zone); // the follower knows the new user before it logs in there
+    let plain = zone.servers[follower].client_as("plain", "pw-plain");
+    let (code, _) = crate::zone::one_error(fedreplicate(&plain, 3, 2, &user_record("x")));
+    assert_eq!(code, 0x200);
+}
+
+#[test]
+fn a_master_or_standalone_zone_takes_no_records() {
+    let zone = Zone::solo();
+    let (code, message) = crate::zone::one_error(fedreplicate(
+        &zone.servers[0].client(),
+        1,
+        -1,
+        &user_record("nope"),
+    ));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            0x10000,
+            "[one.zone.fedreplicate] Cannot replicate federate log records on federation master"
+        )
+    );
+}

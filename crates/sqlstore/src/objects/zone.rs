@@ -59,6 +59,21 @@ pub fn insert(name: &str, endpoint: &str, template: &str) -> SqlStmt {
     )
 }
 
+/// A slave zone's copy of the master's federated record `index`: inserted only if the newest
+/// record here is `prev` (0: none), so a record applies once and in order.
+pub fn fed_log_follows(index: i64, prev: i64, body: &str) -> SqlStmt {
+    SqlStmt::new(
+        "INSERT INTO fed_log (fed_index, body) SELECT ?1, ?2 FROM (SELECT 1 AS one) AS once \
+         WHERE COALESCE((SELECT MAX(fed_index) FROM fed_log), 0) = ?3",
+        vec![
+            SqlValue::Int(index),
+            SqlValue::Text(body.to_string()),
+            SqlValue::Int(prev),
+        ],
+    )
+    .must_match()
+}
+
 pub fn set_state(oid: i64, state: i64) -> SqlStmt {
     SqlStmt::new(
         "UPDATE zone_pool SET state = ?2 WHERE oid = ?1",
