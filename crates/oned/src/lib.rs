@@ -14,6 +14,7 @@ pub mod db;
 pub mod db_watch;
 pub mod drs;
 pub mod error;
+pub mod fed_push;
 pub mod gencache;
 pub mod hook_runner;
 pub mod hooks;

@@ -96,6 +96,7 @@ pub async fn run(
         &cluster,
         ha,
         &paths.remotes,
+        &paths.one_auth(),
     );
     // A leader that is asked to stop hands leadership over first, while it still serves: the
     // writes it holds meanwhile go to the new leader.
@@ -477,6 +478,7 @@ fn start_tasks(
     cluster: &Cluster,
     ha: Option<HaTasks>,
     remotes: &std::path::Path,
+    one_auth: &std::path::Path,
 ) {
     if let Some(mut ha) = ha {
         for (name, worker) in ha.workers.drain(..) {
@@ -548,6 +550,31 @@ fn start_tasks(
     tasks.spawn("hook-runner", Restart::WithBackoff, move |ctx| {
         crate::hook_runner::run(ctx, runner.clone())
     });
+    if config.federation == crate::config::FederationMode::Master {
+        let (on, reads, zone, auth) = (
+            cluster.clone(),
+            pool.clone(),
+            config.zone_id,
+            one_auth.to_path_buf(),
+        );
+        // Plain HTTP to the zones' ENDPOINTs (OpenNebula's); a TLS zone is not reached yet.
+        let http = reqwest::Client::builder().tcp_nodelay(true).build();
+        match http {
+            Ok(http) => tasks.spawn("fed-push", Restart::WithBackoff, move |ctx| {
+                crate::fed_push::run(
+                    ctx,
+                    on.clone(),
+                    reads.clone(),
+                    zone,
+                    auth.clone(),
+                    http.clone(),
+                )
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "no HTTP client for the federation: zones get no records")
+            }
+        }
+    }
 }
 
 /// Phase 4: the HTTP client for forwarded calls, password checks, and the listener, until

@@ -264,8 +264,9 @@ pub struct Server {
     pub netns: Option<String>,
     /// Appended to the generated `oned.conf` (hooks...).
     pub extra_conf: String,
-    /// `FEDERATION/MODE` of the generated `oned.conf`.
+    /// `FEDERATION/MODE` and `ZONE_ID` of the generated `oned.conf`.
     pub federation_mode: &'static str,
+    pub zone_id: i64,
     /// LIMIT_PURGE, LOG_RETENTION and LOG_PURGE_TIMEOUT of the generated `oned.conf`.
     pub log: LogRetention,
     /// TLS on: the `TLS` section of `oned.conf`; endpoints are `https://`, clients trust its CA.
@@ -326,6 +327,7 @@ impl Server {
             netns: None,
             extra_conf: String::new(),
             federation_mode: "STANDALONE",
+            zone_id: 0,
             log: LogRetention::default(),
             tls: None,
             oned: None,
@@ -468,8 +470,11 @@ impl Server {
         let db = self.db.as_ref().map(DbSpec::conf);
         let db = db.as_deref().unwrap_or(SQLITE_DB);
         let mut conf = oned_conf_db(listen, self.port, self.id, self.log, db).replacen(
-            "MODE = \"STANDALONE\"",
-            &format!("MODE = \"{}\"", self.federation_mode),
+            "MODE = \"STANDALONE\", ZONE_ID = 0",
+            &format!(
+                "MODE = \"{}\", ZONE_ID = {}",
+                self.federation_mode, self.zone_id
+            ),
             1,
         ) + &self.extra_conf;
         if let Some(tls) = &self.tls {

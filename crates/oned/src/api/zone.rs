@@ -397,7 +397,7 @@ pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
             let last = ctx.read(sqlstore::last_federated).await?.unwrap_or(0);
             Err(refused(
                 code::REPLICATION,
-                format!("Zone log is outdated last log index is {last}"),
+                format!("{}{last}", crate::fed_push::OUTDATED),
                 last,
             ))
         }

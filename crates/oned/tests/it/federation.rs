@@ -191,3 +191,148 @@ fn a_master_or_standalone_zone_takes_no_records() {
         )
     );
 }
+
+fn onedb(args: &[String]) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::onedb::run(args, &mut out, &mut err);
+    assert_eq!(
+        code,
+        0,
+        "onedb {args:?}: {}{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&err)
+    );
+}
+
+/// `onedb`'s options naming `server`'s state database (SQLite file or MySQL database).
+fn db_args(server: &crate::zone::Server) -> Vec<String> {
+    match &server.db {
+        Some(m) => [
+            "-S",
+            &m.host,
+            "-P",
+            &m.port.to_string(),
+            "-u",
+            &m.user,
+            "-p",
+            &m.password,
+            "-d",
+            &m.db_name,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        None => vec![
+            "-s".into(),
+            server.location().join("var/one.db").display().to_string(),
+        ],
+    }
+}
+
+fn has_user(server: &crate::zone::Server, name: &str) -> bool {
+    crate::zone::user_pool(&server.client())
+        .map(|names| names.contains(&name.to_string()))
+        .unwrap_or(false)
+}
+
+/// OpenNebula's federation procedure on loopback: a 3-server master zone creates the slave
+/// zone, its federated tables are backed up and restored into the slave's first server, which
+/// then starts as zone 100 in SLAVE mode. The master's leader pushes every later federated
+/// write; a user created on the master logs in on the slave. The push goes on from the right
+/// record after the master's leader is killed and after the slave was down.
+#[test]
+fn a_master_zone_pushes_its_federated_writes_to_a_slave_zone() {
+    let master_setup: Setup = Box::new(|_, s| s.federation_mode = "MASTER");
+    let mut master = Zone::bootstrap_custom(3, None, Some(master_setup));
+    let slave_setup: Setup = Box::new(|_, s| {
+        s.federation_mode = "SLAVE";
+        s.zone_id = 100;
+    });
+    let mut slave = Zone::solo_custom(None, Some(slave_setup));
+    slave.servers[0].stop();
+
+    eprintln!("--- on the master: onezone create, then onedb backup --federated");
+    let dir = tempfile::tempdir().unwrap();
+    let tmpl = dir.path().join("slave.tmpl");
+    std::fs::write(
+        &tmpl,
+        format!(
+            "NAME = \"slave\"\nENDPOINT = \"{}\"\n",
+            slave.servers[0].endpoint()
+        ),
+    )
+    .unwrap();
+    let leader = master.leader();
+    let (code, out, err) = master.onezone(leader, &["create", tmpl.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (0, "ID: 100\n"), "{err}");
+    allocate(&master.servers[leader].client(), "before-backup").unwrap();
+    settled(&master);
+    let backup = dir.path().join("fed.bck");
+    let mut args = vec!["backup".to_string(), "--federated".into()];
+    args.extend(db_args(&master.servers[leader]));
+    args.push(backup.display().to_string());
+    onedb(&args);
+
+    eprintln!("--- on the slave: onedb restore --federated, start in SLAVE mode");
+    let mut args = vec!["restore".to_string(), "--federated".into()];
+    args.extend(db_args(&slave.servers[0]));
+    args.push(backup.display().to_string());
+    onedb(&args);
+    // The zones share oneadmin: the slave's `.one/one_auth` is the master's, as the
+    // procedure copies it.
+    std::fs::copy(
+        master.servers[0].location().join("var/.one/one_auth"),
+        slave.servers[0].location().join("var/.one/one_auth"),
+    )
+    .unwrap();
+    slave.servers[0].start();
+    assert!(has_user(&slave.servers[0], "before-backup"));
+
+    eprintln!("--- a user created on the master reaches the slave and logs in there");
+    allocate(&master.servers[master.leader()].client(), "everywhere").unwrap();
+    slave.wait_until(DEADLINE, "the user on the slave", || {
+        has_user(&slave.servers[0], "everywhere")
+    });
+    let as_user = slave.servers[0].client_as("everywhere", "pw-everywhere");
+    as_user
+        .call_xml(wire::method::USER_INFO, vec![Value::Int(-1)])
+        .unwrap();
+    let caught_up = |master: &Zone, slave: &Zone| {
+        let m = settled(master)[0];
+        slave.servers[0]
+            .raft_status()
+            .is_some_and(|r| r.fedlog_index == m)
+    };
+    slave.wait_until(DEADLINE, "the slave's FEDLOG_INDEX at the master's", || {
+        caught_up(&master, &slave)
+    });
+
+    eprintln!("--- the master's leader killed: the next leader carries on");
+    let old = master.leader();
+    master.servers[old].kill();
+    master.wait_until(DEADLINE, "a new master leader", || {
+        (0..3).filter(|&i| i != old).any(
+            |i| matches!(master.servers[i].raft_status(), Some(r) if r.state_name() == "leader"),
+        )
+    });
+    let survivor = (0..3).find(|&i| i != old).unwrap();
+    allocate(&master.servers[survivor].client(), "after-failover").unwrap();
+    slave.wait_until(DEADLINE, "the user on the slave", || {
+        has_user(&slave.servers[0], "after-failover")
+    });
+    master.servers[old].start();
+
+    eprintln!("--- the slave down while the master writes: it catches up when back");
+    slave.servers[0].stop();
+    let c = master.servers[master.leader()].client();
+    for n in 0..3 {
+        allocate(&c, &format!("while-down-{n}")).unwrap();
+    }
+    slave.servers[0].start();
+    slave.wait_until(DEADLINE, "the slave caught up", || {
+        caught_up(&master, &slave)
+    });
+    for n in 0..3 {
+        assert!(has_user(&slave.servers[0], &format!("while-down-{n}")));
+    }
+}

@@ -1,0 +1,236 @@
+//! A federation master's leader sends its federated log (`fed_log`, see
+//! `sqlstore::apply_batch`) to every other zone of `zone_pool`, at its ENDPOINT, with
+//! `one.zone.fedreplicate(index, prev, record)`, as OpenNebula's `FedReplicaManager` does.
+//!
+//! Where each zone stands is not stored: a new leader starts every zone at the newest record,
+//! and a zone that is behind answers with its newest index ("Zone log is outdated"), from
+//! which the leader resumes. A zone behind the oldest record kept (`FED_LOG_RETENTION`) is
+//! reported until an operator restores its federated tables (`onedb restore --federated`).
+//! Calls go as oneadmin (`.one/one_auth`): the zones share the users' table.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlstore::ReadPool;
+use xmlrpc::{MethodCall, Response, Value};
+
+use crate::api::code;
+use crate::cluster::{Cluster, LeaderTicks};
+use crate::tasks::TaskCtx;
+
+/// How often the leader looks for records to send.
+const PERIOD: Duration = Duration::from_millis(250);
+/// OpenNebula's fixed federation call timeout.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How a zone's answer starts that names its newest record (`ZoneReplicateFedLog`).
+pub const OUTDATED: &str = "Zone log is outdated last log index is ";
+/// Records sent to one zone per round, so one zone far behind does not hold up the others.
+const PER_ROUND: usize = 256;
+
+/// Where a zone stands: the next record to send it.
+#[derive(Clone, Copy)]
+struct Cursor {
+    next: i64,
+    /// The problem last reported for it, not repeated every round.
+    reported: Option<Problem>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    Unreachable,
+    BehindRetention,
+    Refused,
+}
+
+pub async fn run(
+    ctx: TaskCtx,
+    cluster: Cluster,
+    pool: ReadPool,
+    own_zone: i64,
+    one_auth: PathBuf,
+    http: reqwest::Client,
+) -> Result<(), Infallible> {
+    let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
+    let mut cursors: HashMap<i64, Cursor> = HashMap::new();
+    loop {
+        ticks.next().await;
+        let read = crate::db::read(&pool, move |c| {
+            let zones: Vec<(i64, String)> = c
+                .prepare("SELECT oid, endpoint FROM zone_pool WHERE oid <> ?1 ORDER BY oid")?
+                .query_map([own_zone], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok((zones, sqlstore::last_federated(c)?.unwrap_or(0)))
+        })
+        .await;
+        let (zones, last) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                ctx.warn("reading the zones and the federated log failed", &e);
+                continue;
+            }
+        };
+        cursors.retain(|z, _| zones.iter().any(|(id, _)| id == z));
+        if last == 0 {
+            continue;
+        }
+        let session = match crate::credentials::load_or_create_one_auth(&one_auth) {
+            Ok((user, password)) => format!("{user}:{password}"),
+            Err(e) => {
+                ctx.warn("reading oneadmin's credentials failed", &e);
+                continue;
+            }
+        };
+        for (zone, endpoint) in zones {
+            if !endpoint.starts_with("http") {
+                continue;
+            }
+            let cursor = cursors.entry(zone).or_insert(Cursor {
+                next: last,
+                reported: None,
+            });
+            let call = Call {
+                http: &http,
+                pool: &pool,
+                session: &session,
+                endpoint: &endpoint,
+            };
+            push(&ctx, &call, zone, cursor, last).await;
+        }
+    }
+}
+
+struct Call<'a> {
+    http: &'a reqwest::Client,
+    pool: &'a ReadPool,
+    session: &'a str,
+    endpoint: &'a str,
+}
+
+/// Sends zone `zone` the records from its cursor on, up to `last`.
+async fn push(ctx: &TaskCtx, call: &Call<'_>, zone: i64, cursor: &mut Cursor, last: i64) {
+    let report =
+        |cursor: &mut Cursor, problem: Problem, what: &str, why: &dyn std::fmt::Display| {
+            if cursor.reported != Some(problem) {
+                ctx.warn(&format!("zone {zone}: {what}"), why);
+                cursor.reported = Some(problem);
+            }
+        };
+    for _ in 0..PER_ROUND {
+        let index = cursor.next;
+        if index > last {
+            return;
+        }
+        let read = crate::db::read(call.pool, move |c| {
+            use sqlstore::Optional;
+            c.query_row(
+                "SELECT body FROM fed_log WHERE fed_index = ?1",
+                [index],
+                |r| r.get::<String>(0),
+            )
+            .optional()
+        })
+        .await;
+        let body = match read {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                report(
+                    cursor,
+                    Problem::BehindRetention,
+                    "behind the federated log this zone keeps; restore its federated tables from `onedb backup --federated`",
+                    &format!("it needs record {index}"),
+                );
+                return;
+            }
+            Err(e) => {
+                ctx.warn("reading the federated log failed", &e);
+                return;
+            }
+        };
+        match send(call, index, &body).await {
+            Ok(Sent::Applied) => {
+                cursor.next = index + 1;
+                cursor.reported = None;
+            }
+            Ok(Sent::ResumeAfter(newest)) => {
+                // Behind: resend from its newest record on; ahead (it holds this one already,
+                // a new leader's first round): go on after it.
+                tracing::info!(
+                    zone,
+                    newest,
+                    sent = index,
+                    "zone answered its newest federated record"
+                );
+                cursor.next = newest + 1;
+            }
+            Ok(Sent::Refused(message)) => {
+                report(
+                    cursor,
+                    Problem::Refused,
+                    "refused a federated record",
+                    &message,
+                );
+                return;
+            }
+            Err(e) => {
+                report(cursor, Problem::Unreachable, "could not be reached", &e);
+                return;
+            }
+        }
+    }
+}
+
+enum Sent {
+    Applied,
+    /// "Zone log is outdated": the zone's newest record.
+    ResumeAfter(i64),
+    Refused(String),
+}
+
+async fn send(call: &Call<'_>, index: i64, body: &str) -> Result<Sent, String> {
+    let request = xmlrpc::write_call(&MethodCall {
+        method: "one.zone.fedreplicate".into(),
+        params: vec![
+            Value::String(call.session.to_string()),
+            Value::I8(index),
+            Value::I8(index - 1),
+            Value::String(body.to_string()),
+        ],
+    });
+    let answer = call
+        .http
+        .post(call.endpoint)
+        .header("content-type", "text/xml")
+        .timeout(CALL_TIMEOUT)
+        .body(request)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    let values = match xmlrpc::parse_response(&answer).map_err(|e| e.to_string())? {
+        Response::Success(Value::Array(values)) => values,
+        Response::Success(other) => return Err(format!("unexpected answer {other:?}")),
+        Response::Fault { code, message } => return Err(format!("fault {code}: {message}")),
+    };
+    if values.first().and_then(Value::as_bool) == Some(true) {
+        return Ok(Sent::Applied);
+    }
+    let message = values
+        .get(1)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let error_code = values.get(2).and_then(Value::as_i64);
+    let newest = values.get(4).and_then(Value::as_i64);
+    match (error_code, newest) {
+        (Some(c), Some(n))
+            if c == i64::from(code::REPLICATION) && n >= 0 && message.contains(OUTDATED) =>
+        {
+            Ok(Sent::ResumeAfter(n))
+        }
+        _ => Ok(Sent::Refused(message)),
+    }
+}
