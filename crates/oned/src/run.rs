@@ -88,16 +88,7 @@ pub async fn run(
         &paths.remotes,
     );
     let tasks = Supervisor::new();
-    start_tasks(
-        &tasks,
-        &config,
-        &state.pool,
-        &hooks,
-        &cluster,
-        ha,
-        &paths.remotes,
-        &paths.one_auth(),
-    );
+    start_tasks(&tasks, &config, &state.pool, &hooks, &cluster, ha, &paths);
     // A leader that is asked to stop hands leadership over first, while it still serves: the
     // writes it holds meanwhile go to the new leader.
     let shutdown = async move {
@@ -477,9 +468,9 @@ fn start_tasks(
     hooks: &Hooks,
     cluster: &Cluster,
     ha: Option<HaTasks>,
-    remotes: &std::path::Path,
-    one_auth: &std::path::Path,
+    paths: &Paths,
 ) {
+    let remotes = paths.remotes.as_path();
     if let Some(mut ha) = ha {
         for (name, worker) in ha.workers.drain(..) {
             tasks.spawn_worker(name, worker);
@@ -555,7 +546,7 @@ fn start_tasks(
             cluster.clone(),
             pool.clone(),
             config.zone_id,
-            one_auth.to_path_buf(),
+            paths.one_auth(),
         );
         // Plain HTTP to the zones' ENDPOINTs (OpenNebula's); a TLS zone is not reached yet.
         let http = reqwest::Client::builder().tcp_nodelay(true).build();
