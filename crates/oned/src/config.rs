@@ -110,6 +110,8 @@ pub struct Config {
     pub zone_id: i64,
     /// `FEDERATION/MODE`.
     pub federation: FederationMode,
+    /// `FEDERATION/MASTER_ONED`: where a slave zone sends the changes of shared objects.
+    pub master_oned: String,
     /// -1 runs solo (no Raft).
     pub server_id: i64,
     pub raft: RaftConfig,
@@ -298,8 +300,8 @@ impl Config {
             None => None,
         };
 
-        // MODE is checked and decides the zone id; MASTER_ONED (federation) is not used.
         let (mut mode, mut zone_id, mut server_id) = ("STANDALONE".to_string(), 0i64, -1i64);
+        let mut master_oned = String::new();
         if let Some((pairs, line)) = vector(&ctx, &t, "FEDERATION")? {
             if let Some(m) = template::vector_get(pairs, "MODE") {
                 mode = m.to_uppercase();
@@ -310,6 +312,16 @@ impl Config {
                         format!("\"{m}\" is not STANDALONE, MASTER or SLAVE"),
                     ));
                 }
+            }
+            if let Some(m) = template::vector_get(pairs, "MASTER_ONED") {
+                master_oned = m.trim().to_string();
+            }
+            if mode == "SLAVE" && master_oned.is_empty() {
+                return Err(ctx.err(
+                    line,
+                    "FEDERATION/MASTER_ONED",
+                    "a SLAVE zone needs the master zone's endpoint",
+                ));
             }
             if let Some(z) = template::vector_get(pairs, "ZONE_ID") {
                 zone_id = parse_int(&ctx, line, "FEDERATION/ZONE_ID", z, "an integer")?;
@@ -415,6 +427,7 @@ impl Config {
                 "SLAVE" => FederationMode::Slave,
                 _ => FederationMode::Standalone,
             },
+            master_oned,
             server_id,
             leader_hook: hook(&ctx, &t, "RAFT_LEADER_HOOK")?,
             follower_hook: hook(&ctx, &t, "RAFT_FOLLOWER_HOOK")?,
@@ -555,6 +568,11 @@ mod tests {
         let c =
             parse("FEDERATION = [ MODE = \"SLAVE\", ZONE_ID = 3, MASTER_ONED = \"x\" ]").unwrap();
         assert_eq!(c.zone_id, 3);
+        assert_eq!(c.master_oned, "x");
+        let e = parse("FEDERATION = [ MODE = \"SLAVE\", ZONE_ID = 3 ]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("FEDERATION/MASTER_ONED"), "{e}");
     }
 
     #[test]

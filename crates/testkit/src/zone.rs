@@ -267,6 +267,8 @@ pub struct Server {
     /// `FEDERATION/MODE` and `ZONE_ID` of the generated `oned.conf`.
     pub federation_mode: &'static str,
     pub zone_id: i64,
+    /// `FEDERATION/MASTER_ONED` (a slave zone's master endpoint).
+    pub master_oned: String,
     /// LIMIT_PURGE, LOG_RETENTION and LOG_PURGE_TIMEOUT of the generated `oned.conf`.
     pub log: LogRetention,
     /// TLS on: the `TLS` section of `oned.conf`; endpoints are `https://`, clients trust its CA.
@@ -328,6 +330,7 @@ impl Server {
             extra_conf: String::new(),
             federation_mode: "STANDALONE",
             zone_id: 0,
+            master_oned: String::new(),
             log: LogRetention::default(),
             tls: None,
             oned: None,
@@ -469,14 +472,21 @@ impl Server {
         };
         let db = self.db.as_ref().map(DbSpec::conf);
         let db = db.as_deref().unwrap_or(SQLITE_DB);
-        let mut conf = oned_conf_db(listen, self.port, self.id, self.log, db).replacen(
-            "MODE = \"STANDALONE\", ZONE_ID = 0",
-            &format!(
-                "MODE = \"{}\", ZONE_ID = {}",
-                self.federation_mode, self.zone_id
-            ),
-            1,
-        ) + &self.extra_conf;
+        let mut conf = oned_conf_db(listen, self.port, self.id, self.log, db)
+            .replacen(
+                "MODE = \"STANDALONE\", ZONE_ID = 0",
+                &format!(
+                    "MODE = \"{}\", ZONE_ID = {}",
+                    self.federation_mode, self.zone_id
+                ),
+                1,
+            )
+            .replacen(
+                "MASTER_ONED = \"\"",
+                &format!("MASTER_ONED = \"{}\"", self.master_oned),
+                1,
+            )
+            + &self.extra_conf;
         if let Some(tls) = &self.tls {
             conf.push_str(&tls.conf());
         }

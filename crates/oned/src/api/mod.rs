@@ -11,6 +11,7 @@ mod clusters;
 mod document;
 mod error;
 mod family;
+mod fed_proxy;
 #[cfg(test)]
 mod golden;
 mod group;
@@ -279,6 +280,12 @@ async fn handle_call(
             Kind::Status => "status",
         },
     ));
+    // A slave zone's changes of shared objects are the master's to check and make.
+    if preset.is_none() {
+        if let Some(reply) = fed_proxy::to_master(ctx, method, body).await {
+            return reply;
+        }
+    }
     let params = Params(&call.params);
     let session = match params.string(0) {
         Ok(s) => s,
