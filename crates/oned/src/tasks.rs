@@ -436,8 +436,9 @@ mod tests {
     async fn a_task_stuck_in_blocking_code_is_reported_and_shutdown_still_returns() {
         let s = Supervisor::new();
         s.spawn("stuck", Restart::Never, |_ctx| async move {
-            // Never reaches an .await: cancellation cannot reach it.
-            std::thread::sleep(Duration::from_secs(1));
+            // Never reaches an .await: cancellation cannot reach it. Long enough that the test
+            // still finds it running on a loaded machine (1 s failed once under a full run).
+            std::thread::sleep(Duration::from_secs(4));
             Ok::<(), String>(())
         });
         let running = eventually(Duration::from_secs(10), || {

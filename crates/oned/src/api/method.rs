@@ -422,6 +422,9 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api-coverage.md");
         let doc = std::fs::read_to_string(path).expect("docs/api-coverage.md");
         let mut marked = std::collections::BTreeSet::new();
+        // OpenNebula's internal methods (server to server) answered here: not in the count
+        // of public ones.
+        let mut internal = std::collections::BTreeSet::new();
         for line in doc.lines() {
             let Some(rest) = line.strip_prefix("- **") else {
                 continue;
@@ -433,6 +436,9 @@ mod tests {
                 if let Some(name) = item.split("\u{2713} `").nth(1) {
                     let name = name.split('`').next().unwrap_or_default();
                     marked.insert(format!("one.{family}.{name}"));
+                    if item.contains("(internal") {
+                        internal.insert(format!("one.{family}.{name}"));
+                    }
                 }
             }
         }
@@ -446,7 +452,8 @@ mod tests {
             missing.is_empty() && extra.is_empty(),
             "answered but not marked: {missing:?}; marked but not answered: {extra:?}"
         );
-        let headline = format!("| **7.0.2** | **301** | **290** | **{}** |", answered.len());
+        let public = answered.difference(&internal).count();
+        let headline = format!("| **7.0.2** | **301** | **290** | **{public}** |");
         assert!(
             doc.contains(&headline),
             "the headline should read {headline}"
