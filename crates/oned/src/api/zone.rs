@@ -137,8 +137,11 @@ pub async fn raftstatus(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     table::require_on(ctx, s, ZONE, ctx.config.zone_id, ADMIN).await?;
     let mut status = ctx.cluster.status(ctx.config.server_id).await;
     if ctx.config.federation != crate::config::FederationMode::Standalone {
-        // OpenNebula prints its "no record" (UINT64_MAX) there; OneHA prints -1.
-        status.fedlog_index = ctx.read(sqlstore::last_federated).await?.unwrap_or(-1);
+        // OpenNebula prints its "no record" (UINT64_MAX) there; OneHA prints -1. A database
+        // that cannot be read leaves -1 too: raftstatus still answers, and DB_ERROR says why.
+        if let Ok(Some(index)) = ctx.read(sqlstore::last_federated).await {
+            status.fedlog_index = index;
+        }
     }
     let mut xml = status.to_xml();
     // OneHA's own, after OpenNebula's fields and only while there is a problem.
@@ -286,7 +289,11 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("NAME is already taken by Zone {other}."),
         )
     };
-    if let Some(other) = zone_named(ctx, &name).await? {
+    let named = name.clone();
+    if let Some(other) = ctx
+        .read(move |c| sqlstore::objects::oid_named(c, "zone_pool", &named))
+        .await?
+    {
         return Err(taken(other));
     }
     t.remove("NAME");
@@ -313,21 +320,6 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         )
         .await?;
     super::new_id(&values, "zone")
-}
-
-/// The zone called `name`, if any.
-async fn zone_named(ctx: &Ctx, name: &str) -> Result<Option<i64>, Failure> {
-    let name = name.to_string();
-    ctx.read(move |c| {
-        use sqlstore::Optional;
-        c.query_row(
-            "SELECT oid FROM zone_pool WHERE name = ?1",
-            [sqlstore::SqlValue::Text(name.clone())],
-            |r| r.get(0),
-        )
-        .optional()
-    })
-    .await
 }
 
 /// `one.zone.fedreplicate(index, prev, record)` on a slave zone: the master zone's federated

@@ -166,6 +166,17 @@ fn a_slave_zone_applies_the_masters_records_in_order_and_once() {
     );
     assert_eq!(settled(&zone), vec![1; 3]);
 
+    eprintln!("--- a change of a shared object goes to the master, here unreachable");
+    let (code, message) = crate::zone::one_error(allocate(&c, "nowhere"));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            crate::zone::INTERNAL,
+            "[one.user.allocate] Could not connect to the federation master oned"
+        )
+    );
+    assert_eq!(settled(&zone), vec![1; 3], "nothing written here");
+
     eprintln!("--- record 2 follows record 1");
     fedreplicate(&c, 2, 1, &user_record("second")).unwrap();
     assert_eq!(settled(&zone), vec![2; 3]);
