@@ -144,6 +144,12 @@ impl Session {
     pub fn is_admin(&self) -> bool {
         self.uid == 0 || self.groups.contains(&0)
     }
+
+    /// oneadmin itself (`RequestAttributes::is_oneadmin`): the server-to-server calls take
+    /// no one else, not even the oneadmin group.
+    pub fn is_oneadmin(&self) -> bool {
+        self.uid == 0
+    }
 }
 
 /// The session a login token opens for `u`, if `secret` is one of its tokens and still valid

@@ -611,6 +611,7 @@ async fn serve(
             http,
             auth: Arc::new(auth),
             quotas: Arc::default(),
+            one_auth: paths.one_auth(),
         },
         peers,
         paths: paths.clone(),

@@ -47,7 +47,7 @@ pub const FEDERATED_TABLES: &[&str] = &[
 const COUNTERS: (&str, &str) = (
     "pool_control",
     "tablename IN ('acl', 'group_pool', 'marketplace_pool', 'marketplaceapp_pool', \
-     'user_pool', 'vdc_pool', 'zone_pool')",
+     'user_pool', 'vdc_pool', 'zone_pool') OR tablename LIKE 'zone_server/%'",
 );
 
 const HEADER: &str =
@@ -75,13 +75,17 @@ const FEDERATED_POOLS: &[&str] = &[
 /// Whether `stmt` writes a federated table (or a federated pool's id counter).
 pub fn is_federated_write(stmt: &SqlStmt) -> bool {
     match crate::changes::target(&stmt.sql) {
-        Some("pool_control") => FEDERATED_POOLS.iter().any(|pool| {
-            stmt.sql.contains(&format!("'{pool}'"))
-                || stmt
-                    .params
-                    .iter()
-                    .any(|p| matches!(p, SqlValue::Text(t) if t == pool))
-        }),
+        Some("pool_control") => {
+            FEDERATED_POOLS.iter().any(|pool| {
+                stmt.sql.contains(&format!("'{pool}'"))
+                    || stmt
+                        .params
+                        .iter()
+                        .any(|p| matches!(p, SqlValue::Text(t) if t == pool))
+            }) || stmt.params.iter().any(
+                |p| matches!(p, SqlValue::Text(t) if t.starts_with(crate::objects::zone::SERVER_COUNTER)),
+            )
+        }
         Some("fed_log") => false,
         Some(table) => FEDERATED_TABLES.contains(&table),
         None => false,

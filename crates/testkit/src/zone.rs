@@ -730,7 +730,10 @@ impl Server {
     pub fn zone_info(&self) -> Option<ZoneInfo> {
         let xml = self
             .client_with_timeout(STATUS_TIMEOUT)
-            .call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
+            .call_xml(
+                wire::method::ZONE_INFO,
+                vec![Value::Int(self.zone_id as i32)],
+            )
             .ok()?;
         Some(ZoneInfo::from_xml(&xml).unwrap())
     }
@@ -932,7 +935,11 @@ impl Zone {
     pub fn promote_solo_to_leader(&mut self) {
         eprintln!("--- onezone server-add 0 --name server-0");
         let rpc = self.servers[0].rpc();
-        self.onezone_ok(0, &["server-add", "0", "--name", "server-0", "--rpc", &rpc]);
+        let zone = self.servers[0].zone_id.to_string();
+        self.onezone_ok(
+            0,
+            &["server-add", &zone, "--name", "server-0", "--rpc", &rpc],
+        );
         eprintln!("--- restart server 0 with SERVER_ID = 0");
         self.servers[0].stop();
         self.servers[0].set_server_id(0);
@@ -973,7 +980,11 @@ impl Zone {
         eprintln!("--- onezone server-add 0 --name server-{i} (via leader {leader})");
         let name = format!("server-{i}");
         let rpc = self.servers[i].rpc();
-        self.onezone_ok(leader, &["server-add", "0", "--name", &name, "--rpc", &rpc]);
+        let zone = self.servers[leader].zone_id.to_string();
+        self.onezone_ok(
+            leader,
+            &["server-add", &zone, "--name", &name, "--rpc", &rpc],
+        );
         let zone = self.servers[leader].zone_info().unwrap();
         let added = zone
             .servers

@@ -67,6 +67,7 @@ mod vrouter_nics;
 mod writes;
 pub mod xml;
 mod zone;
+mod zone_master;
 
 use std::sync::Arc;
 
@@ -127,6 +128,8 @@ pub struct Ctx {
     pub auth: Arc<Authenticator>,
     /// Users' and groups' quotas between reads (`quota_cache.rs`).
     pub quotas: Arc<quota_cache::QuotaCache>,
+    /// oneadmin's credentials (`.one/one_auth`), for the calls this server makes as oneadmin.
+    pub one_auth: std::path::PathBuf,
 }
 
 pub type MethodResult = Result<Value, Failure>;
@@ -360,7 +363,7 @@ async fn handle_call(
     let mut hooked = false;
     if kind == Kind::Write {
         match write_gate(ctx, method).await {
-            Ok((true, _)) if method != wire::method::ZONE_ENABLE => {
+            Ok((true, _)) if !TAKEN_WHEN_DISABLED.contains(&method) => {
                 return failure_xml(
                     method,
                     code::INTERNAL,
@@ -427,6 +430,10 @@ async fn handle_call(
         Err(f) => Reply::Xml(error::failure_body(method, &f)),
     }
 }
+
+/// The changes a disabled zone still takes (`zone_disabled` in OpenNebula's requests): the
+/// one that enables it again, and the federated records, one of which may be that enable.
+const TAKEN_WHEN_DISABLED: &[&str] = &[wire::method::ZONE_ENABLE, "one.zone.fedreplicate"];
 
 /// Whether the zone is disabled and whether an API hook waits for `method`: from memory while
 /// no applied entry changed the zone or the hooks (`Authenticator::write_gate`).

@@ -5,7 +5,7 @@ use xmlrpc::{Params, Value};
 
 use super::method::{self as table, Auth, Method};
 use super::xml::{self, cdata, Xml};
-use super::{code, fail, Ctx, Failure, MethodResult};
+use super::{code, fail, zone_master, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
 use wire::acl::{ADMIN, MANAGE, USE, ZONE};
@@ -62,6 +62,14 @@ pub const METHODS: &[Method] = &[
     // The master zone's records for a slave zone: oneadmin only, checked by the handler,
     // which answers OpenNebula's replication index with each refusal.
     method!("one.zone.fedreplicate", Write, Auth::Object, fedreplicate),
+    // A slave zone's change of its own zone (servers, state), made at the master: oneadmin
+    // only, checked by the handler.
+    method!(
+        "one.zone.updatedb",
+        Write,
+        Auth::Object,
+        zone_master::updatedb
+    ),
 ];
 
 pub fn zone_xml(z: &ZoneRow, out: &mut String) {
@@ -197,6 +205,16 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("ENDPOINT \"{endpoint}\" is not an http:// or https:// URL"),
         ));
     }
+    if zone_master::is_slave(ctx) {
+        let (name, endpoint) = (name.to_string(), endpoint.to_string());
+        let sent = zone_master::change(ctx, zone_id, move |c, zone| {
+            zone_master::add_server(c, zone, &name, &endpoint).map(|_| ())
+        })
+        .await?;
+        let added = sent.servers.last().map(|s| s.id);
+        tracing::info!(zone = zone_id, server = ?added, "server added to the zone at the federation master");
+        return Ok(Value::Int(zone_id as i32));
+    }
     let txn = SqlTxn {
         stmts: sqlstore::objects::zone::add_server(zone_id, name, endpoint),
     };
@@ -225,6 +243,23 @@ pub async fn delserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     check_zone(ctx, zone_id, "deleted")?;
     table::require_on(ctx, s, ZONE, zone_id, ADMIN).await?;
     load(ctx, zone_id).await?;
+    if zone_master::is_slave(ctx) {
+        zone_master::change(ctx, zone_id, move |_, zone| {
+            let before = zone.servers.len();
+            zone.servers.retain(|s| s.id != sid);
+            if zone.servers.len() == before {
+                return Err(fail(code::ACTION, "SERVER not found in zone"));
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(
+            zone = zone_id,
+            server = sid,
+            "server deleted from the zone at the federation master"
+        );
+        return Ok(Value::Int(zone_id as i32));
+    }
     let txn = SqlTxn {
         stmts: vec![sqlstore::objects::zone::del_server(zone_id, sid)],
     };
@@ -338,10 +373,10 @@ pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
         message,
         index,
     };
-    if !s.is_admin() {
+    if !s.is_oneadmin() {
         return Err(refused(
             code::AUTHORIZATION,
-            format!("User [{}] : Not authorized to perform ADMIN ZONE.", s.uid),
+            format!("User [{}] not authorized to perform action on zone.", s.uid),
             -1,
         ));
     }
@@ -415,6 +450,14 @@ pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     } else {
         wire::ZoneState::Disabled
     };
+    if zone_master::is_slave(ctx) {
+        zone_master::change(ctx, id, move |_, zone| {
+            zone.state = state.as_i64();
+            Ok(())
+        })
+        .await?;
+        return Ok(Value::Int(id as i32));
+    }
     let txn = SqlTxn {
         stmts: vec![sqlstore::objects::zone::set_state(id, state.as_i64())],
     };

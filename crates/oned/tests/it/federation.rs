@@ -116,12 +116,16 @@ fn fedreplicate(
 /// and one that writes anything but the federated tables is refused whole.
 #[test]
 fn a_slave_zone_applies_the_masters_records_in_order_and_once() {
-    let setup: Setup = Box::new(|_, s| {
+    // A standalone HA zone turned slave, one server at a time. No master answers there: this
+    // zone is only sent records.
+    let mut zone = Zone::bootstrap(3);
+    for s in &mut zone.servers {
+        s.stop();
         s.federation_mode = "SLAVE";
-        // No master answers there: this zone is only sent records.
         s.master_oned = "http://127.0.0.1:1/RPC2".into();
-    });
-    let zone = Zone::bootstrap_custom(3, None, Some(setup));
+        s.write_conf();
+        s.start();
+    }
     let follower = (zone.leader() + 1) % 3;
     let c = zone.servers[follower].client();
 
@@ -186,10 +190,18 @@ fn a_slave_zone_applies_the_masters_records_in_order_and_once() {
 fn a_master_or_standalone_zone_takes_no_records() {
     let zone = Zone::solo();
     eprintln!("--- only oneadmin's group sends records");
-    allocate(&zone.servers[0].client(), "plain").unwrap();
+    let uid = allocate(&zone.servers[0].client(), "plain").unwrap();
     let plain = zone.servers[0].client_as("plain", "pw-plain");
-    let (code, _) = crate::zone::one_error(fedreplicate(&plain, 1, 0, &user_record("x")));
-    assert_eq!(code, 0x200);
+    let (code, message) = crate::zone::one_error(fedreplicate(&plain, 1, 0, &user_record("x")));
+    assert_eq!(
+        (code, message),
+        (
+            0x200,
+            format!(
+                "[one.zone.fedreplicate] User [{uid}] not authorized to perform action on zone."
+            )
+        )
+    );
     let (code, message) = crate::zone::one_error(fedreplicate(
         &zone.servers[0].client(),
         1,
@@ -248,15 +260,11 @@ fn has_user(server: &crate::zone::Server, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// OpenNebula's federation procedure on loopback: a 3-server master zone creates the slave
-/// zone, its federated tables are backed up and restored into the slave's first server, which
-/// then starts as zone 100 in SLAVE mode. The master's leader pushes every later federated
-/// write; a user created on the master logs in on the slave. The push goes on from the right
-/// record after the master's leader is killed and after the slave was down.
-#[test]
-fn a_master_zone_pushes_its_federated_writes_to_a_slave_zone() {
+/// A master zone (`MODE = "MASTER"`) of `n` servers and a solo server set up as slave zone 100
+/// of it, not started yet.
+fn master_and_slave(n: usize) -> (Zone, Zone) {
     let master_setup: Setup = Box::new(|_, s| s.federation_mode = "MASTER");
-    let mut master = Zone::bootstrap_custom(3, None, Some(master_setup));
+    let master = Zone::bootstrap_custom(n, None, Some(master_setup));
     let master_endpoint = master.servers[master.leader()].endpoint();
     let slave_setup: Setup = Box::new(move |_, s| {
         s.federation_mode = "SLAVE";
@@ -265,7 +273,13 @@ fn a_master_zone_pushes_its_federated_writes_to_a_slave_zone() {
     });
     let mut slave = Zone::solo_custom(None, Some(slave_setup));
     slave.servers[0].stop();
+    (master, slave)
+}
 
+/// The documented procedure: `onezone create` of the slave zone on the master (ENDPOINT: the
+/// slave's first server), `onedb backup --federated` there, `onedb restore --federated` on the
+/// slave's server with the master's `one_auth`, then the slave starts in SLAVE mode.
+fn federate(master: &Zone, slave: &mut Zone) {
     eprintln!("--- on the master: onezone create, then onedb backup --federated");
     let dir = tempfile::tempdir().unwrap();
     let tmpl = dir.path().join("slave.tmpl");
@@ -280,8 +294,7 @@ fn a_master_zone_pushes_its_federated_writes_to_a_slave_zone() {
     let leader = master.leader();
     let (code, out, err) = master.onezone(leader, &["create", tmpl.to_str().unwrap()]);
     assert_eq!((code, out.as_str()), (0, "ID: 100\n"), "{err}");
-    allocate(&master.servers[leader].client(), "before-backup").unwrap();
-    settled(&master);
+    settled(master);
     let backup = dir.path().join("fed.bck");
     let mut args = vec!["backup".to_string(), "--federated".into()];
     args.extend(db_args(&master.servers[leader]));
@@ -301,6 +314,18 @@ fn a_master_zone_pushes_its_federated_writes_to_a_slave_zone() {
     )
     .unwrap();
     slave.servers[0].start();
+}
+
+/// OpenNebula's federation procedure on loopback: a 3-server master zone creates the slave
+/// zone, its federated tables are backed up and restored into the slave's first server, which
+/// then starts as zone 100 in SLAVE mode. The master's leader pushes every later federated
+/// write; a user created on the master logs in on the slave. The push goes on from the right
+/// record after the master's leader is killed and after the slave was down.
+#[test]
+fn a_master_zone_pushes_its_federated_writes_to_a_slave_zone() {
+    let (mut master, mut slave) = master_and_slave(3);
+    allocate(&master.servers[master.leader()].client(), "before-backup").unwrap();
+    federate(&master, &mut slave);
     assert!(has_user(&slave.servers[0], "before-backup"));
 
     eprintln!("--- a user created on the master reaches the slave and logs in there");
@@ -380,4 +405,108 @@ fn a_master_zone_pushes_its_federated_writes_to_a_slave_zone() {
     for n in 0..3 {
         assert!(has_user(&slave.servers[0], &format!("while-down-{n}")));
     }
+}
+
+/// The servers of zone `zone` as `server` sees them: (id, name).
+fn zone_servers(server: &crate::zone::Server, zone: i64) -> Vec<(i64, String)> {
+    let xml = server
+        .client()
+        .call_xml(wire::method::ZONE_INFO, vec![Value::Int(zone as i32)])
+        .unwrap();
+    cli::ZoneInfo::from_xml(&xml)
+        .unwrap()
+        .servers
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect()
+}
+
+/// The guide's HA steps grow a slave zone to three servers: each `onezone server-add` goes to
+/// the master (the zones' table is the master's), comes back through the federated log, and
+/// only then joins the slave's Raft group. `onezone server-del` goes the same way. Every
+/// server of both zones ends with the same server pool for zone 100, and a user created on
+/// the master reaches every server of the slave zone.
+#[test]
+fn a_slave_zone_grows_to_three_servers_through_its_master() {
+    let (master, mut slave) = master_and_slave(1);
+    federate(&master, &mut slave);
+    slave.promote_solo_to_leader();
+    slave.add_server();
+    slave.add_server();
+    let want: Vec<(i64, String)> = (0..3).map(|i| (i, format!("server-{i}"))).collect();
+    assert_eq!(zone_servers(&master.servers[0], 100), want, "at the master");
+    for i in 0..3 {
+        assert_eq!(
+            zone_servers(&slave.servers[i], 100),
+            want,
+            "on slave server {i}"
+        );
+    }
+
+    eprintln!("--- a user created on the master reaches every server of the slave zone");
+    allocate(&master.servers[0].client(), "on-three").unwrap();
+    slave.wait_until(DEADLINE, "the user on every slave server", || {
+        (0..3).all(|i| has_user(&slave.servers[i], "on-three"))
+    });
+
+    eprintln!("--- onezone list on the slave shows both zones");
+    let (code, out, err) = slave.onezone(0, &["list"]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["OpenNebula", "slave"] {
+        assert!(
+            out.contains(name),
+            "{name} missing from onezone list:\n{out}"
+        );
+    }
+
+    eprintln!("--- onezone server-del of server 2, through the slave's leader");
+    let leader = slave.leader();
+    slave.onezone_ok(leader, &["server-del", "100", "2"]);
+    let want = want[..2].to_vec();
+    assert_eq!(zone_servers(&master.servers[0], 100), want, "at the master");
+
+    slave.servers[2].removed = true;
+    for i in [0, 1] {
+        slave.wait_until(
+            DEADLINE,
+            &format!("slave server {i} lists two servers"),
+            || zone_servers(&slave.servers[i], 100) == want,
+        );
+    }
+    slave.servers[2].stop();
+    allocate(&master.servers[0].client(), "on-two").unwrap();
+    slave.wait_until(DEADLINE, "the user on both slave servers", || {
+        (0..2).all(|i| has_user(&slave.servers[i], "on-two"))
+    });
+
+    eprintln!("--- only oneadmin changes zones at the master directly");
+    let plain = allocate(&master.servers[0].client(), "plain").unwrap();
+    let (code, message) =
+        crate::zone::one_error(master.servers[0].client_as("plain", "pw-plain").call(
+            "one.zone.updatedb",
+            vec![Value::Int(100), Value::String("<ZONE/>".into())],
+        ));
+    assert_eq!(
+        (code, message),
+        (
+            0x0200,
+            format!("[one.zone.updatedb] User [{plain}] not authorized to perform action on zone.")
+        )
+    );
+    let (code, message) = crate::zone::one_error(master.servers[0].client().call(
+        "one.zone.updatedb",
+        vec![Value::Int(100), Value::String("<ZONE><ID>100".into())],
+    ));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            crate::zone::INTERNAL,
+            "[one.zone.updatedb] Cannot update object from XML"
+        )
+    );
+    assert_eq!(
+        zone_servers(&master.servers[0], 100),
+        want,
+        "nothing changed"
+    );
 }

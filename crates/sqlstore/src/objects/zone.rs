@@ -1,13 +1,83 @@
 //! Zone servers (`zone_server`): ids handed out by a per-zone counter so they are never reused.
 
-use crate::{SqlStmt, SqlValue};
+use crate::{SqlStmt, SqlValue, ZoneRow};
+
+/// How the per-zone server counters are named in `pool_control` (`zone_server/<zone>`). They
+/// are federated with the servers they count: a slave zone picks its next server id from the
+/// master's copy.
+pub const SERVER_COUNTER: &str = "zone_server/";
+
+fn server_counter(zone_id: i64) -> String {
+    format!("{SERVER_COUNTER}{zone_id}")
+}
+
+/// The id the next server of zone `zone_id` gets: one past every id the zone ever used.
+pub fn next_server_id(c: &crate::sql::Conn, zone_id: i64) -> crate::sql::Result<i64> {
+    c.query_row(
+        "SELECT MAX(id) + 1 FROM (
+             SELECT server_id AS id FROM zone_server WHERE zone_id = ?1
+             UNION ALL SELECT last_oid FROM pool_control WHERE tablename = ?2
+             UNION ALL SELECT -1) AS used",
+        (zone_id, server_counter(zone_id)),
+        |r| r.get(0),
+    )
+}
+
+/// `one.zone.updatedb` (a federation's master): zone `zone.oid` becomes `zone` whole, its
+/// name, state, template and servers, as a slave zone sent it. The server counter only grows,
+/// so no id is handed out twice. Matches nothing if the zone does not exist.
+pub fn replace(zone: &ZoneRow) -> Vec<SqlStmt> {
+    let oid = zone.oid;
+    let mut stmts = vec![
+        SqlStmt::new(
+            "UPDATE zone_pool SET name = ?2, state = ?3, endpoint = ?4, template = ?5 WHERE oid = ?1",
+            vec![
+                SqlValue::Int(oid),
+                SqlValue::Text(zone.name.clone()),
+                SqlValue::Int(zone.state),
+                SqlValue::Text(zone.endpoint.clone()),
+                SqlValue::Text(zone.template.clone()),
+            ],
+        )
+        .must_match(),
+        SqlStmt::new(
+            "DELETE FROM zone_server WHERE zone_id = ?1",
+            vec![SqlValue::Int(oid)],
+        ),
+    ];
+    for s in &zone.servers {
+        stmts.push(SqlStmt::new(
+            "INSERT INTO zone_server (zone_id, server_id, name, endpoint) VALUES (?1, ?2, ?3, ?4)",
+            vec![
+                SqlValue::Int(oid),
+                SqlValue::Int(s.id),
+                SqlValue::Text(s.name.clone()),
+                SqlValue::Text(s.endpoint.clone()),
+            ],
+        ));
+    }
+    if let Some(top) = zone.servers.iter().map(|s| s.id).max() {
+        let counter = server_counter(oid);
+        stmts.push(SqlStmt::new(
+            "UPDATE pool_control SET last_oid = ?2 WHERE tablename = ?1 AND last_oid < ?2",
+            vec![SqlValue::Text(counter.clone()), SqlValue::Int(top)],
+        ));
+        stmts.push(SqlStmt::new(
+            "INSERT INTO pool_control (tablename, last_oid) SELECT ?1, ?2 \
+             FROM (SELECT 1 AS one) AS once \
+             WHERE NOT EXISTS (SELECT 1 FROM pool_control WHERE tablename = ?1)",
+            vec![SqlValue::Text(counter), SqlValue::Int(top)],
+        ));
+    }
+    stmts
+}
 
 /// Adds server `name` at `endpoint` to zone `zone_id`, returning its id: one past every id the
 /// zone ever used, computed by the SQL itself so every server agrees. Ids are never reused: a
 /// deleted server that comes back must not pass for the new one (its log would conflict with
 /// what the leader sends the new member). Matches nothing if the zone does not exist.
 pub fn add_server(zone_id: i64, name: &str, endpoint: &str) -> Vec<SqlStmt> {
-    let counter = format!("zone_server/{zone_id}");
+    let counter = server_counter(zone_id);
     vec![
         SqlStmt::new(
             "INSERT INTO zone_server (zone_id, server_id, name, endpoint)

@@ -1,0 +1,359 @@
+//! Changes of a federation slave's own zone (its servers, its state) are made at the master,
+//! which holds the zones' table for every zone: the slave sends the whole changed zone with
+//! `one.zone.updatedb(id, xml)`, as OpenNebula's `master_update_zone` does, and the change
+//! comes back through the federated log. Only then does this zone act on it (the membership
+//! task adds or removes the Raft server), so the slave never holds a server row the master
+//! lacks.
+
+use std::time::{Duration, Instant};
+
+use sqlstore::{SqlTxn, TxnErrorKind, ZoneRow, ZoneServerRow};
+use xmlrpc::{MethodCall, Params, Response, Value};
+
+use super::{code, fail, Ctx, Failure, MethodResult};
+use crate::auth::Session;
+
+/// How often the slave looks for the master's change to come back.
+const ARRIVAL_POLL: Duration = Duration::from_millis(50);
+/// Largest zone document `one.zone.updatedb` takes: a zone has a handful of servers.
+const MAX_ZONE_XML: usize = 64 * 1024;
+
+/// One change of this zone at a time on this server: each sends the whole server list, so two
+/// at once would undo each other at the master.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether this zone's own zone row belongs to a master elsewhere.
+pub fn is_slave(ctx: &Ctx) -> bool {
+    ctx.config.federation == crate::config::FederationMode::Slave
+}
+
+/// Applies `change` to this zone at the master, then waits until the federated log has
+/// brought the zone's new servers and state back here. Returns the zone as sent.
+pub async fn change(
+    ctx: &Ctx,
+    zone_id: i64,
+    change: impl FnOnce(&sqlstore::Conn, &mut ZoneRow) -> Result<(), Failure> + Send + 'static,
+) -> Result<ZoneRow, Failure> {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let zone = ctx
+        .read(move |c| {
+            let Some(mut zone) = sqlstore::load_zone(c, zone_id)? else {
+                return Ok(Err(fail(
+                    code::NO_EXISTS,
+                    format!("Error getting zone [{zone_id}]."),
+                )));
+            };
+            Ok(change(c, &mut zone).map(|()| zone))
+        })
+        .await??;
+    update_at_master(ctx, &zone).await?;
+    let deadline = Instant::now() + ctx.config.write_deadline();
+    loop {
+        let now = ctx.read(move |c| sqlstore::load_zone(c, zone_id)).await?;
+        if now
+            .as_ref()
+            .is_some_and(|now| now.servers == zone.servers && now.state == zone.state)
+        {
+            return Ok(zone);
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(
+                code::ACTION,
+                format!(
+                    "The federation master took the change of zone {zone_id} but it has not \
+                     come back to this zone yet: check that the master can reach this zone's \
+                     ENDPOINT (onezone show {zone_id} on the master)"
+                ),
+            ));
+        }
+        tokio::time::sleep(ARRIVAL_POLL).await;
+    }
+}
+
+/// The next server of `zone` (its id never used before), for `one.zone.addserver`.
+pub fn add_server(
+    c: &sqlstore::Conn,
+    zone: &mut ZoneRow,
+    name: &str,
+    endpoint: &str,
+) -> Result<i64, Failure> {
+    let id = sqlstore::objects::zone::next_server_id(c, zone.oid)
+        .map_err(|e| fail(code::INTERNAL, format!("database error: {e}")))?;
+    zone.servers.push(ZoneServerRow {
+        id,
+        name: name.to_string(),
+        endpoint: endpoint.to_string(),
+    });
+    Ok(id)
+}
+
+async fn update_at_master(ctx: &Ctx, zone: &ZoneRow) -> Result<(), Failure> {
+    let refused = |why: String| {
+        fail(
+            code::ACTION,
+            format!("Cannot update zone at federation master: {why}"),
+        )
+    };
+    let (user, password) = crate::credentials::load_or_create_one_auth(&ctx.one_auth)
+        .map_err(|e| refused(format!("reading oneadmin's credentials: {e}")))?;
+    let mut xml = String::new();
+    super::zone::zone_xml(zone, &mut xml);
+    let request = xmlrpc::write_call(&MethodCall {
+        method: "one.zone.updatedb".into(),
+        params: vec![
+            Value::String(format!("{user}:{password}")),
+            Value::Int(zone.oid as i32),
+            Value::String(xml),
+        ],
+    });
+    let answer = ctx
+        .http
+        .post(&ctx.config.master_oned)
+        .header("content-type", "text/xml")
+        .timeout(ctx.config.write_deadline())
+        .body(request)
+        .send()
+        .await
+        .map_err(|e| refused(e.to_string()))?
+        .bytes()
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    match xmlrpc::parse_response(&answer).map_err(|e| refused(e.to_string()))? {
+        Response::Success(Value::Array(values)) => {
+            if values.first().and_then(Value::as_bool) == Some(true) {
+                return Ok(());
+            }
+            let why = values.get(1).and_then(Value::as_str).unwrap_or_default();
+            Err(refused(why.to_string()))
+        }
+        Response::Success(other) => Err(refused(format!("unexpected answer {other:?}"))),
+        Response::Fault { code, message } => Err(refused(format!("fault {code}: {message}"))),
+    }
+}
+
+/// `one.zone.updatedb(id, xml)`: zone `id` becomes the document a slave zone sent, as
+/// `ZoneUpdateDB` (oneadmin only; a slave has no such method, its zones are the master's).
+pub async fn updatedb(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let xml = p.string(1)?;
+    if !s.is_oneadmin() {
+        return Err(fail(
+            code::AUTHORIZATION,
+            format!("User [{}] not authorized to perform action on zone.", s.uid),
+        ));
+    }
+    if is_slave(ctx) {
+        return Err(fail(
+            code::ACTION,
+            "Zones are changed at the federation master: this zone is a slave",
+        ));
+    }
+    if xml.len() > MAX_ZONE_XML {
+        return Err(fail(code::INTERNAL, "Cannot update object from XML"));
+    }
+    let zone = read_zone(xml).map_err(|why| {
+        tracing::warn!(zone = id, error = %why, "one.zone.updatedb: a zone document was refused");
+        fail(code::INTERNAL, "Cannot update object from XML")
+    })?;
+    if zone.oid != id {
+        return Err(fail(code::INTERNAL, "Consistency check failed"));
+    }
+    let txn = SqlTxn {
+        stmts: sqlstore::objects::zone::replace(&zone),
+    };
+    ctx.commit(txn, |r| match r.kind {
+        TxnErrorKind::NotFound => fail(code::NO_EXISTS, format!("Error getting zone [{id}].")),
+        TxnErrorKind::Constraint => fail(code::INTERNAL, "Cannot update object from XML"),
+        _ => r.internal(),
+    })
+    .await?;
+    tracing::info!(
+        zone = id,
+        servers = zone.servers.len(),
+        "zone updated by its slave zone"
+    );
+    Ok(Value::Int(id as i32))
+}
+
+/// An element of a zone document: its text, or its child elements.
+#[derive(Default)]
+struct Node {
+    name: String,
+    text: String,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    fn text_of(&self, name: &str) -> Result<&str, String> {
+        self.child(name)
+            .map(|c| c.text.trim())
+            .ok_or_else(|| format!("no {name} in {}", self.name))
+    }
+    fn int_of(&self, name: &str) -> Result<i64, String> {
+        let t = self.text_of(name)?;
+        t.parse()
+            .map_err(|_| format!("{name} is not a number: {t:?}"))
+    }
+}
+
+/// Elements deeper than a zone document has are refused, so a hostile document cannot recurse.
+const MAX_DEPTH: usize = 6;
+
+fn parse_tree(xml: &str) -> Result<Node, String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut stack: Vec<Node> = Vec::new();
+    loop {
+        match r.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err("the document is nested too deep".into());
+                }
+                stack.push(Node {
+                    name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                    ..Node::default()
+                });
+            }
+            Event::Empty(e) => {
+                let node = Node {
+                    name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                    ..Node::default()
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => return Ok(node),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.unescape().map_err(|e| e.to_string())?);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&String::from_utf8_lossy(&t.into_inner()));
+                }
+            }
+            Event::End(_) => {
+                let Some(node) = stack.pop() else {
+                    return Err("an end tag without a start".into());
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => return Ok(node),
+                }
+            }
+            Event::Eof => return Err("the document ends early".into()),
+            _ => {}
+        }
+    }
+}
+
+/// A zone as `one.zone.info` prints it (`ZONE` with ID, NAME, STATE, TEMPLATE, SERVER_POOL).
+fn read_zone(xml: &str) -> Result<ZoneRow, String> {
+    let root = parse_tree(xml)?;
+    if root.name != "ZONE" {
+        return Err(format!("the document is a {}, not a ZONE", root.name));
+    }
+    let name = root.text_of("NAME")?.to_string();
+    super::validate::object_name(&name)?;
+    let mut template = template::Template::default();
+    if let Some(t) = root.child("TEMPLATE") {
+        for a in &t.children {
+            let value = if a.children.is_empty() {
+                template::Value::Single(a.text.clone())
+            } else {
+                template::Value::Vector(
+                    a.children
+                        .iter()
+                        .map(|k| (k.name.clone(), k.text.clone()))
+                        .collect(),
+                )
+            };
+            template.push(&a.name, value);
+        }
+    }
+    template.validate().map_err(|e| e.message)?;
+    let endpoint = template
+        .single("ENDPOINT")
+        .filter(|e| !e.is_empty())
+        .unwrap_or("-")
+        .to_string();
+    let mut servers = Vec::new();
+    for s in root
+        .child("SERVER_POOL")
+        .map(|p| p.children.as_slice())
+        .unwrap_or_default()
+    {
+        if s.name != "SERVER" {
+            return Err(format!("{} in SERVER_POOL", s.name));
+        }
+        servers.push(ZoneServerRow {
+            id: s.int_of("ID")?,
+            name: s.text_of("NAME")?.to_string(),
+            endpoint: s.text_of("ENDPOINT")?.to_string(),
+        });
+    }
+    Ok(ZoneRow {
+        oid: root.int_of("ID")?,
+        name,
+        state: root.int_of("STATE")?,
+        endpoint,
+        template: template.to_text(),
+        servers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_reads_back_from_its_own_document() {
+        let zone = ZoneRow {
+            oid: 100,
+            name: "east".into(),
+            state: 0,
+            endpoint: "http://10.0.0.9:2633/RPC2".into(),
+            template: "ENDPOINT=\"http://10.0.0.9:2633/RPC2\"\nLABEL=\"a & <b>\"\n".into(),
+            servers: vec![
+                ZoneServerRow {
+                    id: 0,
+                    name: "east-0".into(),
+                    endpoint: "http://127.0.0.1:2633/RPC2".into(),
+                },
+                ZoneServerRow {
+                    id: 3,
+                    name: "east-3".into(),
+                    endpoint: "http://127.0.0.2:2633/RPC2".into(),
+                },
+            ],
+        };
+        let mut xml = String::new();
+        super::super::zone::zone_xml(&zone, &mut xml);
+        let back = read_zone(&xml).expect("reads back");
+        assert_eq!(back.oid, 100);
+        assert_eq!(back.name, "east");
+        assert_eq!(back.endpoint, zone.endpoint);
+        assert_eq!(back.servers, zone.servers);
+        let t = template::Template::parse(&back.template).expect("template");
+        assert_eq!(t.single("LABEL"), Some("a & <b>"));
+    }
+
+    #[test]
+    fn broken_or_hostile_zone_documents_are_refused() {
+        for bad in [
+            "",
+            "<ZONE><ID>1</ID>",
+            "<HOST><ID>1</ID><NAME>x</NAME><STATE>0</STATE></HOST>",
+            "<ZONE><ID>x</ID><NAME>x</NAME><STATE>0</STATE></ZONE>",
+            "<ZONE><ID>1</ID><NAME>x</NAME><STATE>0</STATE><SERVER_POOL><SERVER><ID>0</ID></SERVER></SERVER_POOL></ZONE>",
+            "<ZONE><a><b><c><d><e><f><g/></f></e></d></c></b></a></ZONE>",
+        ] {
+            assert!(read_zone(bad).is_err(), "{bad:?} was taken");
+        }
+    }
+}
