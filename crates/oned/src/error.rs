@@ -42,6 +42,9 @@ pub enum StartError {
         "SERVER_ID = {server_id} is not in zone {zone_id}'s server pool: run `onezone server-add {zone_id} --name <name> --rpc <endpoint>` on the solo server first"
     )]
     NotInZone { server_id: i64, zone_id: i64 },
+    /// This zone cannot take part in its federation as configured.
+    #[error("{0}")]
+    Federation(String),
     #[error("preparing password checks")]
     PasswordChecks(#[source] crate::auth::HashError),
     #[error("building the HTTP client")]

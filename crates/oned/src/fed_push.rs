@@ -190,7 +190,7 @@ enum Sent {
 
 async fn send(call: &Call<'_>, index: i64, body: &str) -> Result<Sent, String> {
     let request = xmlrpc::write_call(&MethodCall {
-        method: "one.zone.fedreplicate".into(),
+        method: wire::method::ZONE_FEDREPLICATE.into(),
         params: vec![
             Value::String(call.session.to_string()),
             Value::I8(index),
@@ -202,6 +202,10 @@ async fn send(call: &Call<'_>, index: i64, body: &str) -> Result<Sent, String> {
         .http
         .post(call.endpoint)
         .header("content-type", "text/xml")
+        .header(
+            wire::header::FED_VERSION,
+            sqlstore::versions::SHARED_DB_VERSION,
+        )
         .timeout(CALL_TIMEOUT)
         .body(request)
         .send()

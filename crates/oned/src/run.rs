@@ -187,6 +187,16 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
         })?;
         info!("bootstrapped a new database");
     }
+    if config.federation == crate::config::FederationMode::Slave {
+        let found =
+            sqlstore::versions::shared_version(&conn).map_err(|source| StartError::Sql {
+                what: "reading the federated tables' version",
+                source,
+            })?;
+        if let Some(why) = sqlstore::versions::slave_mismatch(found.as_deref()) {
+            return Err(StartError::Federation(why));
+        }
+    }
     if let (false, Some(c)) = (config.is_solo(), conn.sqlite()) {
         // In a zone the fsynced log makes a write durable; the state database is rebuilt from it
         // (or from the local snapshot) after a power loss, so applying need not fsync too.

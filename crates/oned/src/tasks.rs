@@ -435,16 +435,20 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_task_stuck_in_blocking_code_is_reported_and_shutdown_still_returns() {
         let s = Supervisor::new();
-        s.spawn("stuck", Restart::Never, |_ctx| async move {
-            // Never reaches an .await: cancellation cannot reach it. Long enough that the test
-            // still finds it running on a loaded machine (1 s failed once under a full run).
-            std::thread::sleep(Duration::from_secs(4));
-            Ok::<(), String>(())
+        // Set by the body itself: a task counted as started may not have been polled yet, and
+        // one cancelled before its first poll is not stuck (this raced once under a full run).
+        let inside = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let entered = inside.clone();
+        s.spawn("stuck", Restart::Never, move |_ctx| {
+            let entered = entered.clone();
+            async move {
+                entered.store(true, Ordering::SeqCst);
+                // Never reaches an .await: cancellation cannot reach it.
+                std::thread::sleep(Duration::from_secs(4));
+                Ok::<(), String>(())
+            }
         });
-        let running = eventually(Duration::from_secs(10), || {
-            stats_of(&s, "stuck").starts == 1
-        })
-        .await;
+        let running = eventually(Duration::from_secs(10), || inside.load(Ordering::SeqCst)).await;
         assert!(running);
         let late = s.shutdown(Duration::from_millis(200)).await;
         assert_eq!(late, vec!["stuck"]);

@@ -21,12 +21,14 @@ use crate::{BackupInfo, SqlStmt, SqlTxn, SqlValue, TxnOutcome};
 
 /// OneHA's tables that hold OpenNebula's federated pools: `user_pool` with its groups and login
 /// tokens, `group_pool` with its admins, `acl`, `zone_pool` with each zone's servers,
-/// `vdc_pool` with its groups and resources, `marketplace_pool`, `marketplaceapp_pool`; and
+/// `vdc_pool` with its groups and resources, `marketplace_pool`, `marketplaceapp_pool`, their
+/// schema version (`db_versioning`, checked by a slave zone when it starts); and
 /// `fed_log`, the federated log, so a zone restored from the master's tables continues from
 /// the master's last record, as OpenNebula's federated backup carries its `logdb` rows.
 /// Quotas stay per zone, as OpenNebula keeps them.
 pub const FEDERATED_TABLES: &[&str] = &[
     "acl",
+    "db_versioning",
     "fed_log",
     "group_admins",
     "group_pool",
@@ -54,7 +56,7 @@ const HEADER: &str =
     "-- OneHA federated tables (onedb backup --federated). Load them with: onedb restore --federated <this file>";
 const TABLE: &str = "-- table ";
 /// Bumped if the layout of these files changes.
-const FORMAT: &str = "oneha-federated-1";
+const FORMAT: &str = "oneha-federated-2";
 
 /// The federated records a master keeps: a fixed number, not `LOG_RETENTION`, so that every
 /// server of the zone drops the same ones whatever its own configuration says. A slave zone
@@ -203,7 +205,14 @@ struct Section {
 /// The sections of a verified file and the digest of the rows they hold.
 fn read(path: &Path) -> Result<(Vec<Section>, String), DbError> {
     let (body, state) = crate::digested::read(path, FORMAT, |f| {
-        format!("format {f}, not a federated backup ({FORMAT}): restore it without --federated")
+        if f.starts_with("oneha-federated-") {
+            format!(
+                "format {f}: a federated backup of another OneHA version ({FORMAT} here): \
+                 take it again with this version's onedb backup --federated"
+            )
+        } else {
+            format!("format {f}, not a federated backup ({FORMAT}): restore it without --federated")
+        }
     })?;
     let mut lines = body.lines();
     if lines.next() != Some(HEADER) {

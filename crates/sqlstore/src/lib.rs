@@ -21,6 +21,7 @@ pub mod sql;
 #[doc(hidden)]
 pub mod testing;
 mod txn;
+pub mod versions;
 
 pub use backup::{restore_backup, verify_backup, write_backup, BackupInfo};
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};

@@ -493,6 +493,19 @@ CREATE TABLE IF NOT EXISTS zone_pool (
     template TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS fed_log (fed_index INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS db_versioning (
+    oid INTEGER PRIMARY KEY,
+    version TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    comment TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS local_db_versioning (
+    oid INTEGER PRIMARY KEY,
+    version TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    comment TEXT NOT NULL,
+    is_slave INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS zone_server (
     zone_id INTEGER NOT NULL,
     server_id INTEGER NOT NULL,
@@ -558,6 +571,7 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     if !before.is_empty() && !before.iter().any(|t| t == "vrouter_vnets") {
         conn.execute_batch(&crate::objects::vrouter::backfill_networks())?;
     }
+    crate::versions::ensure(conn)?;
     // A bootstrapped database from before documents or hooks gets their id counters (a fresh
     // one gets them from the bootstrap).
     for table in [

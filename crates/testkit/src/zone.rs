@@ -440,6 +440,22 @@ impl Server {
         &self.location
     }
 
+    /// Where this server's state database is (its SQLite file or its MySQL database), for a
+    /// test that changes it while the server is stopped, as an operator's tool would.
+    pub fn state_location(&self) -> sqlstore::Location {
+        match &self.db {
+            Some(m) => sqlstore::Location::Mysql(sqlstore::MysqlConfig {
+                server: m.host.clone(),
+                port: m.port,
+                user: m.user.clone(),
+                passwd: m.password.clone(),
+                db_name: m.db_name.clone(),
+                connections: 2,
+            }),
+            None => sqlstore::Location::Sqlite(self.location.join("var/one.db")),
+        }
+    }
+
     pub fn conf_path(&self) -> PathBuf {
         layout(&self.location).oned_conf()
     }

@@ -36,3 +36,8 @@ pub const SYNC_PATH: &str = "x-oneha-path";
 /// every server, so a server refuses calls from a server of the other kind. Absent: `sqlite`
 /// (servers from before MySQL existed).
 pub const BACKEND: &str = "x-oneha-backend";
+
+/// A federation master's records (`one.zone.fedreplicate`): the version of the federated tables
+/// the master writes (`sqlstore::versions::SHARED_DB_VERSION`). A slave of another version
+/// refuses them rather than misapply them.
+pub const FED_VERSION: &str = "x-oneha-fed-version";

@@ -43,6 +43,7 @@ pub const ZONE_RENAME: &str = "one.zone.rename";
 pub const ZONE_DELSERVER: &str = "one.zone.delserver";
 pub const ZONE_INFO: &str = "one.zone.info";
 pub const ZONE_RAFTSTATUS: &str = "one.zone.raftstatus";
+pub const ZONE_FEDREPLICATE: &str = "one.zone.fedreplicate";
 pub const ZONE_RESETSERVER: &str = "one.zone.resetserver";
 pub const ZONEPOOL_INFO: &str = "one.zonepool.info";
 pub const ONEHA_DB_CHECKSUM: &str = "oneha.db.checksum";

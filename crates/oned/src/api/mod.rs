@@ -95,6 +95,9 @@ pub struct Origin {
     pub leader_read: bool,
     /// The forwarding server's applied index ([`wire::header::APPLIED`]).
     pub seen: Option<u64>,
+    /// A federation master's records written for federated tables of another version than
+    /// this build's ([`wire::header::FED_VERSION`]).
+    pub other_fed_version: bool,
 }
 
 impl Origin {
@@ -107,6 +110,9 @@ impl Origin {
                     .eq_ignore_ascii_case(wire::header::LEADER_READ_VALUE.as_bytes())
             }),
             seen: seen_index(headers),
+            other_fed_version: headers
+                .get(wire::header::FED_VERSION)
+                .is_some_and(|v| v.as_bytes() != sqlstore::versions::SHARED_DB_VERSION.as_bytes()),
         }
     }
 }
@@ -326,6 +332,9 @@ async fn handle_call(
         },
     };
     debug!(method, uid = user.uid, "call");
+    if origin.other_fed_version && method == wire::method::ZONE_FEDREPLICATE {
+        return Reply::Xml(error::failure_body(method, &zone::version_refusal()));
+    }
 
     let kind = entry.kind;
     let on_leader = match kind {
@@ -433,7 +442,7 @@ async fn handle_call(
 
 /// The changes a disabled zone still takes (`zone_disabled` in OpenNebula's requests): the
 /// one that enables it again, and the federated records, one of which may be that enable.
-const TAKEN_WHEN_DISABLED: &[&str] = &[wire::method::ZONE_ENABLE, "one.zone.fedreplicate"];
+const TAKEN_WHEN_DISABLED: &[&str] = &[wire::method::ZONE_ENABLE, wire::method::ZONE_FEDREPLICATE];
 
 /// Whether the zone is disabled and whether an API hook waits for `method`: from memory while
 /// no applied entry changed the zone or the hooks (`Authenticator::write_gate`).

@@ -61,7 +61,12 @@ pub const METHODS: &[Method] = &[
     method!("one.zone.delete", Write, Auth::On(ZONE, ADMIN), delete),
     // The master zone's records for a slave zone: oneadmin only, checked by the handler,
     // which answers OpenNebula's replication index with each refusal.
-    method!("one.zone.fedreplicate", Write, Auth::Object, fedreplicate),
+    method!(
+        wire::method::ZONE_FEDREPLICATE,
+        Write,
+        Auth::Object,
+        fedreplicate
+    ),
     // A slave zone's change of its own zone (servers, state), made at the master: oneadmin
     // only, checked by the handler.
     method!(
@@ -429,6 +434,21 @@ pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
             ))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The answer to records of a master whose federated tables are of another version: nothing
+/// applied, and no index to resume from.
+pub fn version_refusal() -> Failure {
+    Failure::Replication {
+        code: code::REPLICATION,
+        message: format!(
+            "Cannot replicate federated log records: the federation master writes federated \
+             tables of another version than this zone's {}; upgrade the zones to the same \
+             OneHA version",
+            sqlstore::versions::SHARED_DB_VERSION
+        ),
+        index: -1,
     }
 }
 

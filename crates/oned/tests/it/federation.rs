@@ -510,3 +510,75 @@ fn a_slave_zone_grows_to_three_servers_through_its_master() {
         "nothing changed"
     );
 }
+
+/// Federated tables keep their own version (`db_versioning`, carried by
+/// `onedb backup --federated`): a slave zone holding another version than its build's does not
+/// start, and records a master of another version sends are refused with nothing applied.
+#[test]
+fn a_slave_refuses_federated_tables_of_another_version() {
+    let mut zone = Zone::solo();
+    zone.servers[0].stop();
+    zone.servers[0].federation_mode = "SLAVE";
+    zone.servers[0].master_oned = "http://127.0.0.1:1/RPC2".into();
+    zone.servers[0].write_conf();
+
+    eprintln!("--- records from a master of another version: refused, nothing applied");
+    zone.servers[0].start();
+    let call = xmlrpc::write_call(&xmlrpc::MethodCall {
+        method: "one.zone.fedreplicate".into(),
+        params: vec![
+            Value::String(zone.servers[0].session()),
+            Value::I8(1),
+            Value::I8(0),
+            Value::String(user_record("other-version")),
+        ],
+    });
+    let answer = ureq::post(&zone.servers[0].endpoint())
+        .set("content-type", "text/xml")
+        .set(wire::header::FED_VERSION, "6.10.0")
+        .send_bytes(call.as_bytes())
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let values = match xmlrpc::parse_response(answer.as_bytes()).unwrap() {
+        xmlrpc::Response::Success(Value::Array(values)) => values,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(values[0].as_bool(), Some(false));
+    assert!(
+        values[1]
+            .as_str()
+            .unwrap()
+            .contains("federated tables of another version"),
+        "{values:?}"
+    );
+    assert_eq!(values[2].as_i64(), Some(0x10000));
+    assert!(!has_user(&zone.servers[0], "other-version"));
+    assert_eq!(fedlog_index(&zone, 0), -1);
+    eprintln!("--- the same record from a master of this version is applied");
+    fedreplicate(
+        &zone.servers[0].client(),
+        1,
+        0,
+        &user_record("same-version"),
+    )
+    .unwrap();
+    assert!(has_user(&zone.servers[0], "same-version"));
+
+    eprintln!("--- federated tables restored from another version: the slave does not start");
+    zone.servers[0].stop();
+    let conn = sqlstore::open_state(&zone.servers[0].state_location()).unwrap();
+    conn.execute(
+        "INSERT INTO db_versioning (oid, version, timestamp, comment) VALUES (1, '6.10.0', 0, 'x')",
+        (),
+    )
+    .unwrap();
+    drop(conn);
+    let (status, stderr) = crate::zone::run_oned_to_exit(zone.servers[0].location());
+    assert!(!status.success());
+    assert!(
+        stderr.contains("existing DB version is '6.10.0'")
+            && stderr.contains("Cannot join federation, oned master needs upgrade."),
+        "{stderr}"
+    );
+}
