@@ -4,9 +4,10 @@
 //!
 //! Where each zone stands is not stored: a new leader starts every zone at the newest record,
 //! and a zone that is behind answers with its newest index ("Zone log is outdated"), from
-//! which the leader resumes. A zone behind the oldest record kept (`FED_LOG_RETENTION`) is
-//! reported until an operator restores its federated tables (`onedb restore --federated`).
-//! Calls go as oneadmin (`.one/one_auth`): the zones share the users' table.
+//! which the leader resumes. A zone behind the oldest record kept (`FED_LOG_RETENTION`), or
+//! one that cannot apply a record because its tables drifted, is sent the federated tables
+//! whole (`oneha.zone.fedsnapshot`) and goes on from there. Calls go as oneadmin
+//! (`.one/one_auth`): the zones share the users' table.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,6 +29,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const OUTDATED: &str = "Zone log is outdated last log index is ";
 /// Records sent to one zone per round, so one zone far behind does not hold up the others.
 const PER_ROUND: usize = 256;
+/// The largest federated snapshot sent: a slave's default `MESSAGE_SIZE`.
+const SNAPSHOT_MAX: usize = crate::limits::defaults::MESSAGE_SIZE;
+/// A snapshot is applied as one transaction through the slave zone's log.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where a zone stands: the next record to send it.
 #[derive(Clone, Copy)]
@@ -40,7 +45,8 @@ struct Cursor {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Problem {
     Unreachable,
-    BehindRetention,
+    SnapshotTooLarge,
+    SnapshotRefused,
     Refused,
 }
 
@@ -135,12 +141,9 @@ async fn push(ctx: &TaskCtx, call: &Call<'_>, zone: i64, cursor: &mut Cursor, la
         let body = match read {
             Ok(Some(body)) => body,
             Ok(None) => {
-                report(
-                    cursor,
-                    Problem::BehindRetention,
-                    "behind the federated log this zone keeps; restore its federated tables from `onedb backup --federated`",
-                    &format!("it needs record {index}"),
-                );
+                // Behind the records kept: the tables whole bring it up to date.
+                tracing::info!(zone, needs = index, "zone is behind the federated log kept");
+                snapshot(ctx, call, zone, cursor, &report).await;
                 return;
             }
             Err(e) => {
@@ -164,6 +167,13 @@ async fn push(ctx: &TaskCtx, call: &Call<'_>, zone: i64, cursor: &mut Cursor, la
                 );
                 cursor.next = newest + 1;
             }
+            Ok(Sent::ApplyFailed(message)) => {
+                // Its tables differ from the master's (the record found no row to change): the
+                // tables whole repair them.
+                tracing::warn!(zone, index, %message, "zone could not apply a federated record");
+                snapshot(ctx, call, zone, cursor, &report).await;
+                return;
+            }
             Ok(Sent::Refused(message)) => {
                 report(
                     cursor,
@@ -181,23 +191,98 @@ async fn push(ctx: &TaskCtx, call: &Call<'_>, zone: i64, cursor: &mut Cursor, la
     }
 }
 
+/// Sends zone `zone` the master's federated tables whole; its cursor then follows them.
+async fn snapshot(
+    ctx: &TaskCtx,
+    call: &Call<'_>,
+    zone: i64,
+    cursor: &mut Cursor,
+    report: &impl Fn(&mut Cursor, Problem, &str, &dyn std::fmt::Display),
+) {
+    let read = crate::db::read(call.pool, sqlstore::federated_snapshot).await;
+    let snapshot = match read {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return,
+        Err(e) => {
+            ctx.warn("reading the federated tables for a snapshot failed", &e);
+            return;
+        }
+    };
+    let index = snapshot.index;
+    let body = match serde_json::to_string(&snapshot) {
+        Ok(body) => body,
+        Err(e) => {
+            ctx.warn("encoding a federated snapshot failed", &e);
+            return;
+        }
+    };
+    let request = request(
+        call,
+        wire::method::ONEHA_ZONE_FEDSNAPSHOT,
+        vec![Value::I8(index), Value::String(body)],
+    );
+    if request.len() > SNAPSHOT_MAX {
+        report(
+            cursor,
+            Problem::SnapshotTooLarge,
+            "needs the federated tables whole, too large to send at once; restore them from `onedb backup --federated`",
+            &format!("{} bytes, more than {SNAPSHOT_MAX}", request.len()),
+        );
+        return;
+    }
+    match post(call, request, SNAPSHOT_TIMEOUT).await {
+        Ok(Sent::Applied) => {
+            tracing::info!(zone, index, "zone took the federated tables whole");
+            cursor.next = index + 1;
+            cursor.reported = None;
+        }
+        Ok(Sent::ResumeAfter(_) | Sent::ApplyFailed(_) | Sent::Refused(_)) => report(
+            cursor,
+            Problem::SnapshotRefused,
+            "refused the federated tables whole",
+            &"see its log",
+        ),
+        Err(e) => report(cursor, Problem::Unreachable, "could not be reached", &e),
+    }
+}
+
 enum Sent {
     Applied,
+    /// The zone could not apply the record (its tables differ from the master's).
+    ApplyFailed(String),
     /// "Zone log is outdated": the zone's newest record.
     ResumeAfter(i64),
     Refused(String),
 }
 
+fn request(call: &Call<'_>, method: &str, params: Vec<Value>) -> String {
+    let mut all = vec![Value::String(call.session.to_string())];
+    all.extend(params);
+    xmlrpc::write_call(&MethodCall {
+        method: method.into(),
+        params: all,
+    })
+}
+
 async fn send(call: &Call<'_>, index: i64, body: &str) -> Result<Sent, String> {
-    let request = xmlrpc::write_call(&MethodCall {
-        method: wire::method::ZONE_FEDREPLICATE.into(),
-        params: vec![
-            Value::String(call.session.to_string()),
+    let request = request(
+        call,
+        wire::method::ZONE_FEDREPLICATE,
+        vec![
             Value::I8(index),
             Value::I8(index - 1),
             Value::String(body.to_string()),
         ],
-    });
+    );
+    match post(call, request, CALL_TIMEOUT).await? {
+        Sent::Refused(m) if m.contains(&format!("Error replicating log entry {index} ")) => {
+            Ok(Sent::ApplyFailed(m))
+        }
+        sent => Ok(sent),
+    }
+}
+
+async fn post(call: &Call<'_>, request: String, timeout: Duration) -> Result<Sent, String> {
     let answer = call
         .http
         .post(call.endpoint)
@@ -206,7 +291,7 @@ async fn send(call: &Call<'_>, index: i64, body: &str) -> Result<Sent, String> {
             wire::header::FED_VERSION,
             sqlstore::versions::SHARED_DB_VERSION,
         )
-        .timeout(CALL_TIMEOUT)
+        .timeout(timeout)
         .body(request)
         .send()
         .await

@@ -195,6 +195,108 @@ pub fn write_federated(conn: &Conn, dest: &Path) -> Result<BackupInfo, DbError> 
     })
 }
 
+/// A slave zone's federated tables whole, as the master holds them after its record `index`:
+/// what the master sends a slave zone its records cannot bring up to date (behind the records
+/// kept, or refusing one because its tables differ). Applied as one transaction through the
+/// slave zone's log ([`FedSnapshot::statements`]), it leaves the slave's federated log at
+/// `index`, from which records follow as usual.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct FedSnapshot {
+    pub index: i64,
+    pub tables: Vec<SnapshotTable>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotTable {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// The federated tables of the database behind `conn`, from one consistent read, with the
+/// newest record of the federated log only (the one the slave goes on from); `None` if the
+/// log is empty (a zone then needs no snapshot).
+pub fn federated_snapshot(conn: &Conn) -> Result<Option<FedSnapshot>, SqlError> {
+    let tx = conn.read_transaction()?;
+    let Some(index) = last_federated(&tx)? else {
+        return Ok(None);
+    };
+    let mut tables = Vec::new();
+    for (table, filter) in selection() {
+        let columns = tx.columns(table)?;
+        let mut sql = format!("SELECT * FROM {}", quote(table));
+        match (table, filter) {
+            ("fed_log", _) => sql.push_str(&format!(" WHERE fed_index = {index}")),
+            (_, Some(cond)) => {
+                sql.push_str(" WHERE ");
+                sql.push_str(cond);
+            }
+            _ => {}
+        }
+        let mut rows = Vec::new();
+        tx.prepare(&sql)?.for_each((), |row| {
+            rows.push(row.values().to_vec());
+            Ok(())
+        })?;
+        tables.push(SnapshotTable {
+            table: table.to_string(),
+            columns,
+            rows,
+        });
+    }
+    Ok(Some(FedSnapshot { index, tables }))
+}
+
+impl FedSnapshot {
+    /// The transaction that makes a slave's federated tables this snapshot's: each federated
+    /// table emptied and filled again. Refused if the tables are not exactly the federated
+    /// ones, or a row does not fit its columns.
+    pub fn statements(&self) -> Result<Vec<SqlStmt>, String> {
+        let expected = selection();
+        let found: Vec<&str> = self.tables.iter().map(|t| t.table.as_str()).collect();
+        if found != expected.iter().map(|(t, _)| *t).collect::<Vec<_>>() {
+            return Err(format!(
+                "holds the tables {found:?}, not the federated tables"
+            ));
+        }
+        let mut stmts = Vec::new();
+        for (t, (_, filter)) in self.tables.iter().zip(expected) {
+            if let Some(bad) = t.columns.iter().find(|c| !is_column_name(c)) {
+                return Err(format!("table {}: {bad:?} is not a column name", t.table));
+            }
+            let table = quote(&t.table);
+            let delete = match filter {
+                Some(cond) => format!("DELETE FROM {table} WHERE {cond}"),
+                None => format!("DELETE FROM {table}"),
+            };
+            stmts.push(SqlStmt::new(&delete, vec![]));
+            let columns: Vec<String> = t.columns.iter().map(|c| quote(c)).collect();
+            let marks: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+            let insert = format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                columns.join(", "),
+                marks.join(", ")
+            );
+            for row in &t.rows {
+                if row.len() != columns.len() {
+                    return Err(format!(
+                        "table {}: a row of {} values for {} columns",
+                        t.table,
+                        row.len(),
+                        columns.len()
+                    ));
+                }
+                stmts.push(SqlStmt::new(&insert, row.clone()));
+            }
+        }
+        Ok(stmts)
+    }
+}
+
+fn is_column_name(c: &str) -> bool {
+    !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
 /// One table of a federated backup: its columns and rows.
 struct Section {
     table: String,

@@ -44,6 +44,9 @@ pub const ZONE_DELSERVER: &str = "one.zone.delserver";
 pub const ZONE_INFO: &str = "one.zone.info";
 pub const ZONE_RAFTSTATUS: &str = "one.zone.raftstatus";
 pub const ZONE_FEDREPLICATE: &str = "one.zone.fedreplicate";
+/// OneHA's own: a federation master's tables whole, for a slave zone its records cannot bring
+/// up to date.
+pub const ONEHA_ZONE_FEDSNAPSHOT: &str = "oneha.zone.fedsnapshot";
 pub const ZONE_RESETSERVER: &str = "one.zone.resetserver";
 pub const ZONEPOOL_INFO: &str = "one.zonepool.info";
 pub const ONEHA_DB_CHECKSUM: &str = "oneha.db.checksum";

@@ -332,7 +332,13 @@ async fn handle_call(
         },
     };
     debug!(method, uid = user.uid, "call");
-    if origin.other_fed_version && method == wire::method::ZONE_FEDREPLICATE {
+    if origin.other_fed_version
+        && [
+            wire::method::ZONE_FEDREPLICATE,
+            wire::method::ONEHA_ZONE_FEDSNAPSHOT,
+        ]
+        .contains(&method)
+    {
         return Reply::Xml(error::failure_body(method, &zone::version_refusal()));
     }
 
@@ -442,7 +448,11 @@ async fn handle_call(
 
 /// The changes a disabled zone still takes (`zone_disabled` in OpenNebula's requests): the
 /// one that enables it again, and the federated records, one of which may be that enable.
-const TAKEN_WHEN_DISABLED: &[&str] = &[wire::method::ZONE_ENABLE, wire::method::ZONE_FEDREPLICATE];
+const TAKEN_WHEN_DISABLED: &[&str] = &[
+    wire::method::ZONE_ENABLE,
+    wire::method::ZONE_FEDREPLICATE,
+    wire::method::ONEHA_ZONE_FEDSNAPSHOT,
+];
 
 /// Whether the zone is disabled and whether an API hook waits for `method`: from memory while
 /// no applied entry changed the zone or the hooks (`Authenticator::write_gate`).

@@ -67,6 +67,14 @@ pub const METHODS: &[Method] = &[
         Auth::Object,
         fedreplicate
     ),
+    // The master's federated tables whole, for a slave zone records cannot bring up to date:
+    // oneadmin only, checked by the handler.
+    method!(
+        wire::method::ONEHA_ZONE_FEDSNAPSHOT,
+        Write,
+        Auth::Object,
+        fedsnapshot
+    ),
     // A slave zone's change of its own zone (servers, state), made at the master: oneadmin
     // only, checked by the handler.
     method!(
@@ -435,6 +443,53 @@ pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
         }
         Err(e) => Err(e),
     }
+}
+
+/// `oneha.zone.fedsnapshot(index, snapshot)`: the master's federated tables whole, for a slave
+/// zone its records cannot bring up to date (behind the records the master keeps, or refusing
+/// one). OneHA's own method: OpenNebula leaves such a zone to a manual backup and restore.
+/// Applied as one transaction through this zone's log, on every server alike; the federated
+/// log then stands at `index`.
+pub async fn fedsnapshot(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let index = p.i8(0)?;
+    let body = p.string(1)?;
+    let refused = |code: i32, message: String| Failure::Replication {
+        code,
+        message,
+        index: -1,
+    };
+    if !s.is_oneadmin() {
+        return Err(refused(
+            code::AUTHORIZATION,
+            format!("User [{}] not authorized to perform action on zone.", s.uid),
+        ));
+    }
+    if ctx.config.federation != crate::config::FederationMode::Slave {
+        return Err(refused(
+            code::REPLICATION,
+            "Cannot replicate federate log records on federation master".into(),
+        ));
+    }
+    let bad = |why: String| {
+        refused(
+            code::REPLICATION,
+            format!("Error applying the federated snapshot at {index} in zone: {why}"),
+        )
+    };
+    let snapshot: sqlstore::FedSnapshot =
+        serde_json::from_str(body).map_err(|e| bad(format!("not a federated snapshot: {e}")))?;
+    if snapshot.index != index {
+        return Err(bad(format!("it holds the tables at {}", snapshot.index)));
+    }
+    let stmts = snapshot.statements().map_err(bad)?;
+    let rows = stmts.len();
+    ctx.commit(SqlTxn { stmts }, |r| bad(r.message)).await?;
+    tracing::info!(
+        index,
+        rows,
+        "federated tables replaced by the master's snapshot"
+    );
+    Ok(Value::I8(index))
 }
 
 /// The answer to records of a master whose federated tables are of another version: nothing
