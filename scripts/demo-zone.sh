@@ -6,6 +6,9 @@
 #   scripts/demo-zone.sh start    build, bootstrap (or restart) the zone, show it
 #   scripts/demo-zone.sh start --mysql   the same on MySQL: a database and user per server
 #   scripts/demo-zone.sh status   onezone show 0
+#   scripts/demo-zone.sh federation   two federated 3-server zones: master zone 0 (ports
+#                                 2633-2653) and slave zone 100 (2663-2683), set up with
+#                                 OpenNebula's federation procedure; stop and clean stop both
 #   scripts/demo-zone.sh stop     SIGTERM every server of the demo
 #   scripts/demo-zone.sh clean    stop, then delete the demo directory
 #
@@ -31,6 +34,11 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="${ONEHA_BIN_DIR:-$TARGET/release}"
 ONED="$BIN/oned"
 ONEZONE="$BIN/onezone"
+ONEDB="$BIN/onedb"
+# The zone being set up: OpenNebula's FEDERATION attributes (the `federation` command sets them).
+FED_MODE="STANDALONE"
+FED_ZONE=0
+FED_MASTER=""
 
 MYSQL_ENV="$DEMO/mysql.env"
 MYSQL_DIR="$DEMO/mariadb"
@@ -245,7 +253,7 @@ write_conf() { # <index> <server id>
 PORT = ${PORTS[$1]}
 LISTEN_ADDRESS = "127.0.0.1"
 $db
-FEDERATION = [ MODE = "STANDALONE", ZONE_ID = 0, SERVER_ID = $2, MASTER_ONED = "" ]
+FEDERATION = [ MODE = "$FED_MODE", ZONE_ID = $FED_ZONE, SERVER_ID = $2, MASTER_ONED = "$FED_MASTER" ]
 RAFT = [ LIMIT_PURGE = 100000, LOG_RETENTION = 250000, LOG_PURGE_TIMEOUT = 60,
          ELECTION_TIMEOUT_MS = 1000, BROADCAST_TIMEOUT_MS = 100, XMLRPC_TIMEOUT_MS = 500 ]
 EOF
@@ -336,9 +344,9 @@ stop_oned() { # <index>
   rm -f "$(server_dir "$i")/oned.pid"
 }
 
-# Column <n> of server <id>'s row in the HA table of `onezone show 0`.
+# Column <n> of server <id>'s row in the HA table of `onezone show <zone>`.
 ha_field() { # <id> <column>
-  "$ONEZONE" show 0 | awk -v id="$1" -v col="$2" '
+  "$ONEZONE" show "$FED_ZONE" | awk -v id="$1" -v col="$2" '
     /^HA & FEDERATION SYNC STATUS$/ { table = 1; getline; next }
     table && NF == 0 { table = 0 }
     table && $1 == id { print $col }'
@@ -347,13 +355,13 @@ ha_field() { # <id> <column>
 has_state() { [[ "$(ha_field "$1" 3)" == "$2" ]]; }
 
 has_leader() {
-  "$ONEZONE" show 0 | awk '/^HA & FEDERATION/ {t=1; getline; next} t && NF==0 {t=0} t && $3=="leader" {found=1} END {exit !found}'
+  "$ONEZONE" show "$FED_ZONE" | awk '/^HA & FEDERATION/ {t=1; getline; next} t && NF==0 {t=0} t && $3=="leader" {found=1} END {exit !found}'
 }
 
 # Server <id> follows and its INDEX reached the leader's COMMIT.
 caught_up() { # <id>
   local show leader_commit state index
-  show="$("$ONEZONE" show 0)" || return 1
+  show="$("$ONEZONE" show "$FED_ZONE")" || return 1
   leader_commit="$(awk '/^HA & FEDERATION/ {t=1; getline; next} t && NF==0 {t=0} t && $3=="leader" {print $6}' <<<"$show")"
   read -r state index < <(awk -v id="$1" '/^HA & FEDERATION/ {t=1; getline; next} t && NF==0 {t=0} t && $1==id {print $3, $5}' <<<"$show")
   [[ "$state" == follower && -n "$leader_commit" && "$index" =~ ^[0-9]+$ && "$index" -ge "$leader_commit" ]]
@@ -365,18 +373,24 @@ bootstrap() {
   say "server 0: start solo (SERVER_ID = -1)"
   write_conf 0 -1
   start_oned 0
+  grow
+}
+
+# The guide's HA steps from a running solo server 0: server-add itself, restart as SERVER_ID =
+# 0, then add servers 1 and 2.
+grow() {
   use_server0
-  say "onezone server-add 0 --name server-0 --rpc $(endpoint 0)"
-  "$ONEZONE" server-add 0 --name server-0 --rpc "$(endpoint 0)"
+  say "onezone server-add $FED_ZONE --name server-0 --rpc $(endpoint 0)"
+  "$ONEZONE" server-add "$FED_ZONE" --name server-0 --rpc "$(endpoint 0)"
   wait_for "server 0 is solo" has_state 0 solo
-  "$ONEZONE" show 0
+  "$ONEZONE" show "$FED_ZONE"
 
   say "server 0: stop, set SERVER_ID = 0, start"
   stop_oned 0
   write_conf 0 0
   start_oned 0
   wait_for "server 0 is the leader" has_state 0 leader
-  "$ONEZONE" show 0
+  "$ONEZONE" show "$FED_ZONE"
 
   for i in 1 2; do
     say "server $i: copy server 0's var/.one, SERVER_ID = $i"
@@ -384,8 +398,8 @@ bootstrap() {
     rm -rf "$(server_dir "$i")/var/.one"
     cp -a "$(server_dir 0)/var/.one" "$(server_dir "$i")/var/"
     write_conf "$i" "$i"
-    say "onezone server-add 0 --name server-$i --rpc $(endpoint "$i")"
-    "$ONEZONE" server-add 0 --name "server-$i" --rpc "$(endpoint "$i")"
+    say "onezone server-add $FED_ZONE --name server-$i --rpc $(endpoint "$i")"
+    "$ONEZONE" server-add "$FED_ZONE" --name "server-$i" --rpc "$(endpoint "$i")"
     [[ "$(ha_field "$i" 3)" == error ]] && say "server $i is in the error state until it starts, as in the guide"
     start_oned "$i"
     wait_for "server $i follows and has caught up" caught_up "$i"
@@ -458,11 +472,78 @@ cmd_status() {
 }
 
 cmd_stop() {
+  if [[ -f "$DEMO/.federation" ]]; then
+    (as_zone master && cmd_stop)
+    (as_zone slave && cmd_stop)
+    return
+  fi
   for i in 0 1 2; do
     stop_oned "$i"
   done
   load_mysql
   stop_mariadb
+}
+
+# Makes the federation demo's master or slave zone the current one (run it in a subshell).
+as_zone() { # master|slave
+  local root="$DEMO"
+  case "$1" in
+    master)
+      DEMO="$root/master"
+      PORTS=("${ONEHA_PORT0:-2633}" "${ONEHA_PORT1:-2643}" "${ONEHA_PORT2:-2653}")
+      FED_MODE="MASTER" FED_ZONE=0 FED_MASTER=""
+      ;;
+    slave)
+      DEMO="$root/slave"
+      PORTS=("${ONEHA_PORT3:-2663}" "${ONEHA_PORT4:-2673}" "${ONEHA_PORT5:-2683}")
+      FED_MODE="SLAVE" FED_ZONE=100
+      FED_MASTER="$(scheme)://127.0.0.1:${ONEHA_PORT0:-2633}/RPC2"
+      ;;
+  esac
+}
+
+# OpenNebula's federation procedure on loopback: a 3-server master zone, `onezone create` of the
+# slave zone there, `onedb backup --federated`; the slave's first server restored from it with
+# the master's one_auth, started in SLAVE mode, then grown to 3 servers with the guide's steps.
+cmd_federation() {
+  [[ -z "$TLS" ]] || die "federation: the master reaches the slave zone over http only"
+  [[ -e "$DEMO" ]] && die "$DEMO exists; run '$0 clean' first"
+  build
+  [[ -x "$ONEDB" ]] || die "no $ONEDB after the build"
+  mkdir -p "$DEMO"
+  touch "$DEMO/.federation"
+  local backup="$DEMO/one.db_federated.bck" slave_endpoint
+  slave_endpoint="$(as_zone slave && endpoint 0)"
+  (
+    as_zone master
+    say "master zone 0: bootstrap 3 servers with MODE = MASTER"
+    bootstrap
+    printf 'NAME = "slave"\nENDPOINT = "%s"\n' "$slave_endpoint" >"$DEMO/slave.tmpl"
+    say "master: onezone create slave.tmpl (ENDPOINT $slave_endpoint)"
+    "$ONEZONE" create "$DEMO/slave.tmpl"
+    say "master: onedb backup --federated"
+    "$ONEDB" backup --federated -s "$(server_dir 0)/var/one.db" "$backup"
+  )
+  (
+    as_zone slave
+    mkdir -p "$DEMO"
+    say "slave zone 100: first start of server 0 (makes its database), then stop it"
+    write_conf 0 -1
+    start_oned 0
+    stop_oned 0
+    say "slave: onedb restore --federated, the master's one_auth, start in SLAVE mode"
+    "$ONEDB" restore --federated -s "$(server_dir 0)/var/one.db" "$backup"
+    cp "$DEMO/../master/server-0/var/.one/one_auth" "$(server_dir 0)/var/.one/one_auth"
+    start_oned 0
+    say "slave: the guide's HA steps, each server change made at the master"
+    grow
+    touch "$DEMO/.bootstrapped"
+    say "slave: onezone list"
+    "$ONEZONE" list
+    say "slave: onezone show 100"
+    "$ONEZONE" show 100
+  )
+  say "two federated zones are up: master ONE_XMLRPC=$(endpoint 0), slave ONE_XMLRPC=$slave_endpoint"
 }
 
 case "${1:-}" in
@@ -471,6 +552,7 @@ case "${1:-}" in
     cmd_start "$@"
     ;;
   status) cmd_status ;;
+  federation) cmd_federation ;;
   stop) cmd_stop ;;
   clean)
     cmd_stop
@@ -478,7 +560,7 @@ case "${1:-}" in
     rm -rf "$DEMO"
     ;;
   *)
-    echo "usage: $0 start [--mysql]|status|stop|clean" >&2
+    echo "usage: $0 start [--mysql]|status|federation|stop|clean" >&2
     exit 2
     ;;
 esac
