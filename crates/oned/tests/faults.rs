@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use testkit::faults::{run_round, RoundConfig};
+use testkit::faults::{run_federated_round, run_round, FederatedRoundConfig, RoundConfig};
 
 fn round(seed: u64, servers: usize) {
     run(seed, servers, false, false);
@@ -42,6 +42,24 @@ fn run(seed: u64, servers: usize, crash: bool, power: bool) {
 #[test]
 fn three_servers_keep_every_acknowledged_write_under_faults_seed_1() {
     round(1, 3);
+}
+
+/// Two federated 3-server zones, faults in both: every zone ends with the same federated
+/// tables, and no acknowledged federated write is lost (issue 17).
+#[test]
+fn two_federated_zones_lose_no_acknowledged_federated_write_under_faults_seed_7() {
+    let seed = 7;
+    let report = run_federated_round(&FederatedRoundConfig {
+        seed,
+        duration: Duration::from_secs(30),
+    });
+    eprintln!("{}", report.summary);
+    assert!(
+        report.violations.is_empty(),
+        "federated round, seed {seed}: {} violation(s):\n{}",
+        report.violations.len(),
+        report.violations.join("\n")
+    );
 }
 
 #[test]

@@ -29,9 +29,9 @@ pub use changes::{Changes, Watched};
 pub use checksum::{checksum, Checksum};
 pub use dump::{is_dump, restore_dump, verify_dump, write_dump};
 pub use federated::{
-    apply_batch, federated_snapshot, is_federated, is_federated_write, last_federated,
-    restore_federated, verify_federated, write_federated, FedSnapshot, SnapshotTable,
-    FEDERATED_TABLES,
+    apply_batch, federated_checksum, federated_snapshot, is_federated, is_federated_write,
+    last_federated, restore_federated, verify_federated, write_federated, FedSnapshot,
+    SnapshotTable, FEDERATED_TABLES,
 };
 pub use objects::{HasOwner, Head, Lock, Owned};
 pub use open::{copy_into, open_read, open_state, restore_from, DbError};

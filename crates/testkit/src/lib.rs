@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod faults;
+pub mod federation;
 pub mod mariadb;
 pub mod netns;
 pub mod proxy;

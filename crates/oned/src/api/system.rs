@@ -43,14 +43,17 @@ pub async fn config(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 }
 
 /// `oneha.db.checksum` (OneHA extension): a digest of this server's state database and the
-/// last log index applied to it. Two servers at the same index must show the same digest; the
+/// last log index applied to it, and one of its federated tables (FEDERATED_SHA256), which
+/// every zone of a federation that caught up shows alike. Two servers at the same index must show the same digest; the
 /// index is read before and after, and the digest retaken until they agree.
 pub async fn checksum(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
     let applied = |c: &Ctx| c.cluster.last_applied().map(|i| i as i64).unwrap_or(-1);
     let mut tries = 0;
     let (index, sum) = loop {
         let before = applied(ctx);
-        let sum = ctx.read(sqlstore::checksum).await?;
+        let sum = ctx
+            .read(|c| Ok((sqlstore::checksum(c)?, sqlstore::federated_checksum(c)?)))
+            .await?;
         let after = applied(ctx);
         tries += 1;
         if before == after || tries >= 5 {
@@ -61,9 +64,10 @@ pub async fn checksum(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
         Xml::new(out).elem("DB_CHECKSUM", |x| {
             x.num("SERVER_ID", ctx.config.server_id)
                 .num("LAST_APPLIED", index)
-                .text("SHA256", &sum.sha256)
+                .text("SHA256", &sum.0.sha256)
+                .text("FEDERATED_SHA256", &sum.1)
                 .elem("TABLES", |x| {
-                    for (name, rows) in &sum.tables {
+                    for (name, rows) in &sum.0.tables {
                         x.elem("TABLE", |x| {
                             x.text("NAME", name).num("ROWS", rows);
                         });

@@ -8,6 +8,7 @@ use std::time::Duration;
 use xmlrpc::Value;
 
 use crate::zone::{allocate, Setup, Zone, DEADLINE};
+use testkit::federation::federate;
 
 fn fedlog_index(zone: &Zone, i: usize) -> i64 {
     zone.servers[i].raft_status().unwrap().fedlog_index
@@ -217,103 +218,14 @@ fn a_master_or_standalone_zone_takes_no_records() {
     );
 }
 
-fn onedb(args: &[String]) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = cli::onedb::run(args, &mut out, &mut err);
-    assert_eq!(
-        code,
-        0,
-        "onedb {args:?}: {}{}",
-        String::from_utf8_lossy(&out),
-        String::from_utf8_lossy(&err)
-    );
-}
-
-/// `onedb`'s options naming `server`'s state database (SQLite file or MySQL database).
-fn db_args(server: &crate::zone::Server) -> Vec<String> {
-    match &server.db {
-        Some(m) => [
-            "-S",
-            &m.host,
-            "-P",
-            &m.port.to_string(),
-            "-u",
-            &m.user,
-            "-p",
-            &m.password,
-            "-d",
-            &m.db_name,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        None => vec![
-            "-s".into(),
-            server.location().join("var/one.db").display().to_string(),
-        ],
-    }
-}
-
 fn has_user(server: &crate::zone::Server, name: &str) -> bool {
     crate::zone::user_pool(&server.client())
         .map(|names| names.contains(&name.to_string()))
         .unwrap_or(false)
 }
 
-/// A master zone (`MODE = "MASTER"`) of `n` servers and a solo server set up as slave zone 100
-/// of it, not started yet.
 fn master_and_slave(n: usize) -> (Zone, Zone) {
-    let master_setup: Setup = Box::new(|_, s| s.federation_mode = "MASTER");
-    let master = Zone::bootstrap_custom(n, None, Some(master_setup));
-    let master_endpoint = master.servers[master.leader()].endpoint();
-    let slave_setup: Setup = Box::new(move |_, s| {
-        s.federation_mode = "SLAVE";
-        s.zone_id = 100;
-        s.master_oned = master_endpoint.clone();
-    });
-    let mut slave = Zone::solo_custom(None, Some(slave_setup));
-    slave.servers[0].stop();
-    (master, slave)
-}
-
-/// The documented procedure: `onezone create` of the slave zone on the master (ENDPOINT: the
-/// slave's first server), `onedb backup --federated` there, `onedb restore --federated` on the
-/// slave's server with the master's `one_auth`, then the slave starts in SLAVE mode.
-fn federate(master: &Zone, slave: &mut Zone) {
-    eprintln!("--- on the master: onezone create, then onedb backup --federated");
-    let dir = tempfile::tempdir().unwrap();
-    let tmpl = dir.path().join("slave.tmpl");
-    std::fs::write(
-        &tmpl,
-        format!(
-            "NAME = \"slave\"\nENDPOINT = \"{}\"\n",
-            slave.servers[0].endpoint()
-        ),
-    )
-    .unwrap();
-    let leader = master.leader();
-    let (code, out, err) = master.onezone(leader, &["create", tmpl.to_str().unwrap()]);
-    assert_eq!((code, out.as_str()), (0, "ID: 100\n"), "{err}");
-    settled(master);
-    let backup = dir.path().join("fed.bck");
-    let mut args = vec!["backup".to_string(), "--federated".into()];
-    args.extend(db_args(&master.servers[leader]));
-    args.push(backup.display().to_string());
-    onedb(&args);
-
-    eprintln!("--- on the slave: onedb restore --federated, start in SLAVE mode");
-    let mut args = vec!["restore".to_string(), "--federated".into()];
-    args.extend(db_args(&slave.servers[0]));
-    args.push(backup.display().to_string());
-    onedb(&args);
-    // The zones share oneadmin: the slave's `.one/one_auth` is the master's, as the
-    // procedure copies it.
-    std::fs::copy(
-        master.servers[0].location().join("var/.one/one_auth"),
-        slave.servers[0].location().join("var/.one/one_auth"),
-    )
-    .unwrap();
-    slave.servers[0].start();
+    testkit::federation::master_and_slave(n, None, None)
 }
 
 /// OpenNebula's federation procedure on loopback: a 3-server master zone creates the slave

@@ -3,6 +3,7 @@
 //! See `docs/fault-testing.md`.
 
 mod checks;
+mod federated;
 mod power;
 mod round;
 pub mod schedule;
@@ -10,6 +11,7 @@ pub mod vms;
 mod votes;
 pub mod workload;
 
+pub use federated::{run_federated_round, FederatedRoundConfig};
 pub use round::{run_round, RoundConfig, RoundReport};
 
 /// Whether power-cut rounds can run here: a lossy filesystem mounts (root and `/dev/fuse`).

@@ -110,7 +110,7 @@ pub(super) fn log(epoch: Instant, what: &str) {
 /// Runs one step; the zone is whole again when it returns (killed servers restarted, paused
 /// ones resumed, links healed), except for a replaced server, which is gone for good. Returns
 /// what went wrong that only the step can see (a backup that does not restore).
-fn run_step(
+pub(super) fn run_step(
     zone: &mut Zone,
     net: &Network,
     step: &Step,
@@ -249,7 +249,7 @@ fn replace(zone: &mut Zone, n: usize, hold: Duration, members_out: &Members, epo
 }
 
 /// Restarts, resumes and reconnects every member.
-fn heal(zone: &mut Zone, net: &Network) {
+pub(super) fn heal(zone: &mut Zone, net: &Network) {
     net.heal();
     net.up_all();
     for i in members(zone) {
