@@ -215,13 +215,30 @@ impl Cluster {
             ));
         }
         telemetry::m::WRITE_CATCH_UPS.inc();
-        raft.wait(Some(ha.proposer.deadline()))
-            .applied_index_at_least(Some(seen), "a forwarded write's index")
+        self.wait_applied(seen, ha.proposer.deadline())
             .await
-            .map(|_| ())
             .map_err(|e| {
                 format!("index {seen}, applied by the forwarding server, not applied here: {e}")
             })
+    }
+
+    /// Returns once this server has applied `index` (at once when solo), or why not within
+    /// `timeout`.
+    pub async fn wait_applied(
+        &self,
+        index: u64,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        let Cluster::Ha(ha) = self else {
+            return Ok(());
+        };
+        ha.leadership
+            .raft()
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "an index the leader applied")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// On a follower: returns once the local database holds every write acknowledged before

@@ -171,7 +171,7 @@ async fn rpc(
     } else {
         api::handle(&st.ctx, &body, origin).await
     };
-    match reply {
+    let mut response = match reply {
         Reply::Xml(s) => xml(s),
         Reply::Forwarded(b) => ([("content-type", "text/xml")], b).into_response(),
         Reply::NotProposed(s) => (
@@ -182,7 +182,17 @@ async fn rpc(
             s,
         )
             .into_response(),
+    };
+    // What this answer reflects: the forwarding follower applies as much before it answers its
+    // client, who may read there next.
+    if origin.forwarded {
+        if let Some(applied) = st.ctx.cluster.last_applied() {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&applied.to_string()) {
+                response.headers_mut().insert(wire::header::APPLIED, v);
+            }
+        }
     }
+    response
 }
 
 /// Runs a large call (parsing megabytes of XML and template text) on a blocking thread, a few

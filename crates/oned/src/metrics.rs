@@ -136,6 +136,11 @@ fn api(e: &mut Exposition) {
         m::WRITE_CATCH_UPS.get(),
     );
     e.counter(
+        "oneha_forwarded_writes_answered_unapplied_total",
+        "Forwarded writes this follower answered before it had applied them (the wait ran out).",
+        m::FORWARDED_ANSWERED_UNAPPLIED.get(),
+    );
+    e.counter(
         "oneha_follower_reads_total",
         "Leader reads this follower answered itself, after the leader confirmed a read index.",
         m::FOLLOWER_READS.get(),

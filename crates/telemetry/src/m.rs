@@ -22,6 +22,8 @@ pub static FORWARDED: Counter = Counter::new();
 pub static FORWARD_FAILURES: Counter = Counter::new();
 /// Forwarded writes the leader held until it had applied what the forwarding server had.
 pub static WRITE_CATCH_UPS: Counter = Counter::new();
+/// Forwarded writes answered before this follower had applied them (its wait ran out).
+pub static FORWARDED_ANSWERED_UNAPPLIED: Counter = Counter::new();
 
 // ---- consensus ----
 

@@ -173,6 +173,7 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
     match sent {
         Ok(resp) if resp.status().is_success() => {
             let not_proposed = resp.headers().contains_key(wire::header::NOT_PROPOSED);
+            let applied = super::seen_index(resp.headers());
             match resp.bytes().await {
                 Ok(b) if not_proposed => {
                     telemetry::m::FORWARD_FAILURES.inc();
@@ -182,7 +183,12 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
                     );
                     Forwarded::NotRun(Reply::Forwarded(b.to_vec()))
                 }
-                Ok(b) => Forwarded::Done(Reply::Forwarded(b.to_vec())),
+                Ok(b) => {
+                    if let Some(index) = applied {
+                        read_own_write(ctx, method, index).await;
+                    }
+                    Forwarded::Done(Reply::Forwarded(b.to_vec()))
+                }
                 Err(e) => Forwarded::Done(failure_xml(
                     method,
                     code::INTERNAL,
@@ -210,6 +216,21 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
                 Forwarded::Done(reply)
             }
         }
+    }
+}
+
+/// How long a follower holds the answer to a forwarded write for its own apply of it.
+const OWN_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// After a forwarded write: waits, boundedly, until this server has applied what the leader had
+/// when it answered, so the client's next read here sees its own write.
+async fn read_own_write(ctx: &Ctx, method: &str, index: u64) {
+    if super::method::lookup(method).is_none_or(|m| m.kind != super::method::Kind::Write) {
+        return;
+    }
+    if let Err(e) = ctx.cluster.wait_applied(index, OWN_WRITE_WAIT).await {
+        telemetry::m::FORWARDED_ANSWERED_UNAPPLIED.inc();
+        warn!(index, error = %e, "answering a forwarded write this server has not applied yet");
     }
 }
 

@@ -70,3 +70,28 @@ fn a_forwarded_write_naming_an_index_far_past_the_log_is_refused_and_writes_noth
         .with_header(APPLIED, "1");
     allocate(&client, "at-once").unwrap();
 }
+
+/// A client that writes through a follower reads its write there at once: the leader's answer
+/// names the index it had applied, and the follower applies as much before it answers.
+#[test]
+fn a_client_reads_its_own_forwarded_writes_on_the_same_follower() {
+    let zone = Zone::bootstrap(3);
+    let follower = (zone.leader() + 1) % 3;
+    let c = zone.servers[follower].client();
+    for n in 0..100 {
+        let id = c
+            .call(
+                "one.template.allocate",
+                vec![xmlrpc::Value::String(format!("NAME = own-{n}\nCPU = 1"))],
+            )
+            .unwrap()
+            .as_i64()
+            .unwrap();
+        c.call_xml("one.template.info", vec![xmlrpc::Value::Int(id as i32)])
+            .unwrap_or_else(|e| panic!("template {id}, just made through this follower: {e:?}"));
+    }
+    assert_eq!(
+        zone.servers[follower].metric("oneha_forwarded_writes_answered_unapplied_total"),
+        0.0
+    );
+}
