@@ -88,7 +88,7 @@ pub async fn run(
         &paths.remotes,
     );
     let tasks = Supervisor::new();
-    start_tasks(&tasks, &config, &state.pool, &hooks, &cluster, ha, &paths);
+    start_tasks(&tasks, &config, &state, &hooks, &cluster, ha, &paths);
     // A leader that is asked to stop hands leadership over first, while it still serves: the
     // writes it holds meanwhile go to the new leader.
     let shutdown = async move {
@@ -474,12 +474,14 @@ async fn initialize_if_alone(
 fn start_tasks(
     tasks: &Supervisor,
     config: &Arc<Config>,
-    pool: &ReadPool,
+    state: &OpenState,
     hooks: &Hooks,
     cluster: &Cluster,
     ha: Option<HaTasks>,
     paths: &Paths,
 ) {
+    let pool = &state.pool;
+    let tls_client = state.tls.as_ref().map(|t| t.client.clone());
     let remotes = paths.remotes.as_path();
     if let Some(mut ha) = ha {
         for (name, worker) in ha.workers.drain(..) {
@@ -558,8 +560,13 @@ fn start_tasks(
             config.zone_id,
             paths.one_auth(),
         );
-        // Plain HTTP to the zones' ENDPOINTs (OpenNebula's); a TLS zone is not reached yet.
-        let http = reqwest::Client::builder().tcp_nodelay(true).build();
+        // The zones' ENDPOINTs, http or https: an https one is checked against this zone's CA
+        // (`TLS/CA_FILE`), so federated zones with TLS share a CA.
+        let mut http = reqwest::Client::builder().tcp_nodelay(true);
+        if let Some(tls) = tls_client {
+            http = http.use_preconfigured_tls(tls);
+        }
+        let http = http.build();
         match http {
             Ok(http) => tasks.spawn("fed-push", Restart::WithBackoff, move |ctx| {
                 crate::fed_push::run(

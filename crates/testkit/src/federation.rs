@@ -3,7 +3,10 @@
 //! there, `onedb backup --federated`, and the slave's first server restored from it with the
 //! master's `one_auth`, started in SLAVE mode.
 
+use std::sync::Arc;
+
 use crate::proxy::Network;
+use crate::tls::TestCa;
 use crate::zone::{Server, Setup, Zone};
 
 /// `onedb` with `args`; panics with its output if it fails.
@@ -52,13 +55,33 @@ pub fn master_and_slave(
     master_net: Option<Network>,
     slave_net: Option<Network>,
 ) -> (Zone, Zone) {
-    let master_setup: Setup = Box::new(|_, s| s.federation_mode = "MASTER");
+    master_and_slave_with(n, master_net, slave_net, None)
+}
+
+/// [`master_and_slave`], every server of both zones with a certificate of `ca` if given
+/// (`TLS = [...]`, https endpoints).
+pub fn master_and_slave_with(
+    n: usize,
+    master_net: Option<Network>,
+    slave_net: Option<Network>,
+    ca: Option<Arc<TestCa>>,
+) -> (Zone, Zone) {
+    let tls = ca.clone();
+    let master_setup: Setup = Box::new(move |i, s| {
+        s.federation_mode = "MASTER";
+        if let Some(ca) = &tls {
+            s.tls = Some(ca.issue(&format!("master-{i}")));
+        }
+    });
     let master = Zone::bootstrap_custom(n, master_net, Some(master_setup));
     let master_endpoint = master.servers[0].endpoint();
-    let slave_setup: Setup = Box::new(move |_, s| {
+    let slave_setup: Setup = Box::new(move |i, s| {
         s.federation_mode = "SLAVE";
         s.zone_id = 100;
         s.master_oned = master_endpoint.clone();
+        if let Some(ca) = &ca {
+            s.tls = Some(ca.issue(&format!("slave-{i}")));
+        }
     });
     let mut slave = Zone::solo_custom(slave_net, Some(slave_setup));
     slave.servers[0].stop();

@@ -59,11 +59,27 @@ pub const PROXIED: &[&str] = &[
     "one.zone.update",
 ];
 
+/// Whether `method` is the master's to run, this zone being a slave.
+pub fn is_masters(ctx: &Ctx, method: &str) -> bool {
+    ctx.config.federation == crate::config::FederationMode::Slave
+        && PROXIED.binary_search(&method).is_ok()
+}
+
+/// The answer to a call made here on behalf of a user already authenticated (the dashboard's)
+/// that is the master's to run: it carries no credentials the master could check, and run here
+/// it would change this zone's copy of the shared tables alone.
+pub fn refusal(method: &str) -> Reply {
+    failure_xml(
+        method,
+        code::ACTION,
+        "This zone is a federation slave: users, groups, ACL rules, zones, VDCs and marketplaces \
+         are changed through the master zone",
+    )
+}
+
 /// `None` to run `method` here; otherwise the master's answer to it.
 pub async fn to_master(ctx: &Ctx, method: &str, body: &[u8]) -> Option<Reply> {
-    if ctx.config.federation != crate::config::FederationMode::Slave
-        || PROXIED.binary_search(&method).is_err()
-    {
+    if !is_masters(ctx, method) {
         return None;
     }
     let timeout = ctx.config.write_deadline() + std::time::Duration::from_secs(2);

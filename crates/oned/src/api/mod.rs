@@ -294,6 +294,8 @@ async fn handle_call(
         if let Some(reply) = fed_proxy::to_master(ctx, method, body).await {
             return reply;
         }
+    } else if fed_proxy::is_masters(ctx, method) {
+        return fed_proxy::refusal(method);
     }
     let params = Params(&call.params);
     let session = match params.string(0) {
