@@ -351,6 +351,9 @@ pub struct Authenticator {
     server_cert: Option<std::path::PathBuf>,
     /// What the state machine applies; a fresh one (never moved) until [`Self::with_changes`].
     changes: Changes,
+    /// Whether a login with an OpenNebula SHA-256 hash upgrades it here: not on a federation
+    /// slave, whose users' table is the master's copy (the master upgrades it at a login there).
+    upgrades_hashes: bool,
     users: UserRows,
     /// The zone's ACL rules (user, resource, rights), for authorization (`api::perms`).
     pub acl_rules: Generational<Arc<Vec<(u64, u64, u64)>>>,
@@ -414,6 +417,7 @@ impl Authenticator {
             recent_admins: Mutex::new(HashMap::new()),
             server_cert: None,
             changes: Changes::default(),
+            upgrades_hashes: true,
             users: UserRows::new(CACHE_ENTRIES, USER_ROWS_BYTES),
             acl_rules: Generational::default(),
             write_gate: Generational::default(),
@@ -535,7 +539,7 @@ impl Authenticator {
             // Only the leader writes. On a follower the user keeps the old hash until a login
             // reaches the leader (clients normally use the leader's floating IP): forwarding an
             // upgrade would add a hop and a hash to a read, for no safety gain.
-            if matches!(cluster.role(), Role::Leader | Role::Solo) {
+            if self.upgrades_hashes && matches!(cluster.role(), Role::Leader | Role::Solo) {
                 let secret = session.split_once(':').map(|(_, s)| s).unwrap_or("");
                 self.spawn_upgrade(cluster.clone(), checked.session.uid, old, secret);
             }
@@ -741,6 +745,12 @@ impl Authenticator {
     /// are stale. Without it nothing kept is ever found stale: tests move it by hand.
     pub fn with_changes(mut self, changes: Changes) -> Authenticator {
         self.changes = changes;
+        self
+    }
+
+    /// See the `upgrades_hashes` field: off on a federation slave.
+    pub fn upgrading_hashes(mut self, on: bool) -> Authenticator {
+        self.upgrades_hashes = on;
         self
     }
 

@@ -619,7 +619,8 @@ async fn serve(
     let etc = paths.config.parent().unwrap_or(std::path::Path::new("."));
     let auth = auth
         .with_server_cert(etc.join("auth").join("cert.pem"))
-        .with_changes(state.changes.clone());
+        .with_changes(state.changes.clone())
+        .upgrading_hashes(config.federation != crate::config::FederationMode::Slave);
     let app = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),

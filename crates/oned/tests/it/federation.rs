@@ -637,3 +637,67 @@ fn a_slave_zones_dashboard_does_not_change_shared_objects() {
     );
     assert!(!has_user(s, "eve"));
 }
+
+fn password_of(client: &cli::Client, id: i64) -> String {
+    let xml = client
+        .call_xml("one.user.info", vec![Value::Int(id as i32)])
+        .unwrap();
+    cli::xml::Element::parse(&xml)
+        .unwrap()
+        .text_of("PASSWORD")
+        .unwrap()
+        .to_string()
+}
+
+/// A user still holding an OpenNebula SHA-256 hash (zones federated from an OpenNebula
+/// database) logs in on a slave: the slave does not upgrade the hash in its copy of the users'
+/// table, which would leave it different from the master's for good; the master upgrades it
+/// at a login there, and the upgrade reaches the slave like any change.
+#[test]
+fn a_slave_leaves_password_upgrades_to_the_master() {
+    let (mut master, mut slave) = master_and_slave(1);
+    federate(&master, &mut slave);
+    let id = allocate(&master.servers[0].client(), "legacy").unwrap();
+    slave.wait_until(DEADLINE, "the user on the slave", || {
+        has_user(&slave.servers[0], "legacy")
+    });
+    let sha256 = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(b"opennebula-pw"))
+    };
+    for zone in [&mut master, &mut slave] {
+        zone.servers[0].stop();
+        let conn = sqlstore::open_state(&zone.servers[0].state_location()).unwrap();
+        conn.execute(
+            "UPDATE user_pool SET password = ?1 WHERE oid = ?2",
+            (sha256.as_str(), id),
+        )
+        .unwrap();
+        drop(conn);
+        zone.servers[0].start();
+    }
+
+    eprintln!("--- a login on the slave: accepted, the hash left as it is");
+    slave.servers[0]
+        .client_as("legacy", "opennebula-pw")
+        .call_xml(wire::method::USER_INFO, vec![Value::Int(-1)])
+        .unwrap();
+    allocate(&master.servers[0].client(), "marker").unwrap();
+    slave.wait_until(DEADLINE, "the next record on the slave", || {
+        has_user(&slave.servers[0], "marker")
+    });
+    assert_eq!(password_of(&slave.servers[0].client(), id), sha256);
+
+    eprintln!("--- a login on the master upgrades it, in both zones");
+    master.servers[0]
+        .client_as("legacy", "opennebula-pw")
+        .call_xml(wire::method::USER_INFO, vec![Value::Int(-1)])
+        .unwrap();
+    slave.wait_until(DEADLINE, "the upgraded hash on the slave", || {
+        password_of(&slave.servers[0].client(), id).starts_with("$argon2id$")
+    });
+    assert_eq!(
+        password_of(&slave.servers[0].client(), id),
+        password_of(&master.servers[0].client(), id)
+    );
+}
