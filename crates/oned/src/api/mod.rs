@@ -290,6 +290,9 @@ async fn handle_call(
         },
     ));
     // A slave zone's changes of shared objects are the master's to check and make.
+    if let Some(reply) = fed_proxy::not_here(ctx, method) {
+        return reply;
+    }
     if preset.is_none() {
         if let Some(reply) = fed_proxy::to_master(ctx, method, body).await {
             return reply;

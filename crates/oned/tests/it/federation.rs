@@ -636,6 +636,21 @@ fn a_slave_zones_dashboard_does_not_change_shared_objects() {
         "{body}"
     );
     assert!(!has_user(s, "eve"));
+
+    eprintln!("--- marketplaces and apps, which OpenNebula records at the master, are refused");
+    let (code, message) = crate::zone::one_error(s.client().call(
+        "one.market.allocate",
+        vec![Value::String(
+            "NAME = m\nMARKET_MAD = http\nBASE_URL = http://x/\nPUBLIC_DIR = /tmp".into(),
+        )],
+    ));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            0x0800,
+            "[one.market.allocate] Not available on a federation slave zone yet: make it on the master zone"
+        )
+    );
 }
 
 fn password_of(client: &cli::Client, id: i64) -> String {
