@@ -59,7 +59,15 @@ fn push_probe(t: &mut template::Template, hostname: &str) {
 
 /// The monitor task: every period, on the leader (or solo), finishes what the dummy drivers
 /// have pending. A failed read or write is logged, counted and tried again next period.
-pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), Infallible> {
+/// `finish_imports`: whether this zone finishes marketplace apps' imports. Not on a federation
+/// slave: the apps are the master's, which finishes them with its own images' figures, and the
+/// result reaches the slave with the federated log.
+pub async fn run(
+    ctx: TaskCtx,
+    cluster: Cluster,
+    pool: ReadPool,
+    finish_imports: bool,
+) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     loop {
         ticks.next().await;
@@ -111,9 +119,11 @@ pub async fn run(ctx: TaskCtx, cluster: Cluster, pool: ReadPool) -> Result<(), I
         stmts.extend(host::dummy_monitor(&probed, DUMMY_CPU, DUMMY_MEM, now));
         // The dummy network driver brings outdated VMs to their security groups' rules at once.
         stmts.push(sqlstore::objects::secgroup::dummy_update());
-        match crate::db::read(&pool, sqlstore::objects::market::importing).await {
-            Ok(apps) => stmts.extend(apps.iter().map(crate::api::market::import_result)),
-            Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),
+        if finish_imports {
+            match crate::db::read(&pool, sqlstore::objects::market::importing).await {
+                Ok(apps) => stmts.extend(apps.iter().map(crate::api::market::import_result)),
+                Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),
+            }
         }
         let txn = SqlTxn { stmts };
         match cluster.write(txn).await {

@@ -529,8 +529,9 @@ fn start_tasks(
         });
     }
     let (on, reads) = (cluster.clone(), pool.clone());
+    let finish_imports = config.federation != crate::config::FederationMode::Slave;
     tasks.spawn("monitor", Restart::WithBackoff, move |ctx| {
-        crate::monitor::run(ctx, on.clone(), reads.clone())
+        crate::monitor::run(ctx, on.clone(), reads.clone(), finish_imports)
     });
     let (on, settings) = (cluster.clone(), config.monitoring.clone());
     tasks.spawn("monitoring", Restart::WithBackoff, move |ctx| {
