@@ -386,27 +386,14 @@ pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
         message,
         index,
     };
-    if !s.is_oneadmin() {
-        return Err(refused(
-            code::AUTHORIZATION,
-            format!("User [{}] not authorized to perform action on zone.", s.uid),
-            -1,
-        ));
-    }
-    if body.is_empty() {
+    if s.is_oneadmin() && body.is_empty() {
         return Err(refused(
             code::REPLICATION,
             format!("Received an empty SQL command at index{index}"),
             -1,
         ));
     }
-    if ctx.config.federation != crate::config::FederationMode::Slave {
-        return Err(refused(
-            code::REPLICATION,
-            "Cannot replicate federate log records on federation master".into(),
-            -1,
-        ));
-    }
+    master_sends_here(ctx, s)?;
     let error = |why: String| {
         refused(
             code::REPLICATION,
@@ -453,28 +440,11 @@ pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
 pub async fn fedsnapshot(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let index = p.i8(0)?;
     let body = p.string(1)?;
-    let refused = |code: i32, message: String| Failure::Replication {
-        code,
-        message,
+    master_sends_here(ctx, s)?;
+    let bad = |why: String| Failure::Replication {
+        code: code::REPLICATION,
+        message: format!("Error applying the federated snapshot at {index} in zone: {why}"),
         index: -1,
-    };
-    if !s.is_oneadmin() {
-        return Err(refused(
-            code::AUTHORIZATION,
-            format!("User [{}] not authorized to perform action on zone.", s.uid),
-        ));
-    }
-    if ctx.config.federation != crate::config::FederationMode::Slave {
-        return Err(refused(
-            code::REPLICATION,
-            "Cannot replicate federate log records on federation master".into(),
-        ));
-    }
-    let bad = |why: String| {
-        refused(
-            code::REPLICATION,
-            format!("Error applying the federated snapshot at {index} in zone: {why}"),
-        )
     };
     let snapshot: sqlstore::FedSnapshot =
         serde_json::from_str(body).map_err(|e| bad(format!("not a federated snapshot: {e}")))?;
@@ -490,6 +460,29 @@ pub async fn fedsnapshot(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         "federated tables replaced by the master's snapshot"
     );
     Ok(Value::I8(index))
+}
+
+/// What a master's records and snapshots need (`ZoneReplicateFedLog`): oneadmin himself,
+/// and a slave zone to take them.
+fn master_sends_here(ctx: &Ctx, s: &Session) -> Result<(), Failure> {
+    let refused = |code: i32, message: String| Failure::Replication {
+        code,
+        message,
+        index: -1,
+    };
+    if !s.is_oneadmin() {
+        return Err(refused(
+            code::AUTHORIZATION,
+            format!("User [{}] not authorized to perform action on zone.", s.uid),
+        ));
+    }
+    if !zone_master::is_slave(ctx) {
+        return Err(refused(
+            code::REPLICATION,
+            "Cannot replicate federate log records on federation master".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The answer to records of a master whose federated tables are of another version: nothing

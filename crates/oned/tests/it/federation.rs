@@ -216,6 +216,60 @@ fn a_master_or_standalone_zone_takes_no_records() {
             "[one.zone.fedreplicate] Cannot replicate federate log records on federation master"
         )
     );
+
+    eprintln!("--- snapshots: oneadmin only, and only a slave takes them");
+    let snapshot = |c: &cli::Client| {
+        c.call(
+            wire::method::ONEHA_ZONE_FEDSNAPSHOT,
+            vec![Value::I8(1), Value::String("{}".into())],
+        )
+    };
+    let (code, message) = crate::zone::one_error(snapshot(&plain));
+    assert_eq!(
+        (code, message),
+        (
+            0x200,
+            format!(
+                "[oneha.zone.fedsnapshot] User [{uid}] not authorized to perform action on zone."
+            )
+        )
+    );
+    let (code, _) = crate::zone::one_error(snapshot(&zone.servers[0].client()));
+    assert_eq!(code, 0x10000);
+
+    eprintln!("--- one.zone.updatedb: oneadmin only, a zone document of at most 64 KiB");
+    let (code, _) = crate::zone::one_error(plain.call(
+        "one.zone.updatedb",
+        vec![Value::Int(0), Value::String("<ZONE/>".into())],
+    ));
+    assert_eq!(code, 0x200);
+    let mut xml = String::new();
+    {
+        let z = zone.servers[0].client();
+        xml.push_str(
+            &z.call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
+                .unwrap(),
+        );
+    }
+    let huge = xml.replace(
+        "</ZONE>",
+        &format!("<PAD>{}</PAD></ZONE>", "x".repeat(65 << 10)),
+    );
+    let (code, message) = crate::zone::one_error(zone.servers[0].client().call(
+        "one.zone.updatedb",
+        vec![Value::Int(0), Value::String(huge)],
+    ));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            crate::zone::INTERNAL,
+            "[one.zone.updatedb] Cannot update object from XML"
+        )
+    );
+    zone.servers[0]
+        .client()
+        .call("one.zone.updatedb", vec![Value::Int(0), Value::String(xml)])
+        .unwrap();
 }
 
 fn has_user(server: &crate::zone::Server, name: &str) -> bool {
@@ -475,6 +529,25 @@ fn a_slave_refuses_federated_tables_of_another_version() {
         &user_record("same-version"),
     )
     .unwrap();
+    assert!(has_user(&zone.servers[0], "same-version"));
+
+    eprintln!("--- a snapshot that is not one, or not of the federated tables: nothing applied");
+    let c = zone.servers[0].client();
+    for (body, why) in [
+        ("not json", "not a federated snapshot"),
+        (r#"{"index":1,"tables":[]}"#, "not the federated tables"),
+        (
+            r#"{"index":1,"tables":[{"table":"host_pool","columns":["oid"],"rows":[]}]}"#,
+            "not the federated tables",
+        ),
+    ] {
+        let (code, message) = crate::zone::one_error(c.call(
+            wire::method::ONEHA_ZONE_FEDSNAPSHOT,
+            vec![Value::I8(1), Value::String(body.into())],
+        ));
+        assert_eq!(code, 0x10000, "{message}");
+        assert!(message.contains(why), "{message}");
+    }
     assert!(has_user(&zone.servers[0], "same-version"));
 
     eprintln!("--- federated tables restored from another version: the slave does not start");
