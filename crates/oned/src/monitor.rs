@@ -7,10 +7,11 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use consensus::WriteError;
-use sqlstore::objects::host;
+use sqlstore::objects::{host, market};
 use sqlstore::{ReadPool, SqlTxn};
 use tracing::debug;
 
+use crate::api::master_client::MasterClient;
 use crate::cluster::{Cluster, LeaderTicks};
 use crate::tasks::TaskCtx;
 
@@ -59,22 +60,21 @@ fn push_probe(t: &mut template::Template, hostname: &str) {
 
 /// The monitor task: every period, on the leader (or solo), finishes what the dummy drivers
 /// have pending. A failed read or write is logged, counted and tried again next period.
-/// `finish_imports`: whether this zone finishes marketplace apps' imports. Not on a federation
-/// slave: the apps are the master's, which finishes them with its own images' figures, and the
-/// result reaches the slave with the federated log.
+/// `imports`: where this zone's marketplace apps' imports end.
 pub async fn run(
     ctx: TaskCtx,
     cluster: Cluster,
     pool: ReadPool,
-    finish_imports: bool,
+    imports: Imports,
 ) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     loop {
         ticks.next().await;
         // Nothing to monitor is the usual case; skip the write then.
-        let pending = crate::db::read(&pool, |c| {
+        let zone = imports.zone;
+        let pending = crate::db::read(&pool, move |c| {
             let sgs = sqlstore::objects::secgroup::dummy_pending(c)?;
-            Ok(host::dummy_pending(c)? + i64::from(sgs))
+            Ok(host::dummy_pending(c, zone)? + i64::from(sgs))
         })
         .await;
         match pending {
@@ -119,11 +119,12 @@ pub async fn run(
         stmts.extend(host::dummy_monitor(&probed, DUMMY_CPU, DUMMY_MEM, now));
         // The dummy network driver brings outdated VMs to their security groups' rules at once.
         stmts.push(sqlstore::objects::secgroup::dummy_update());
-        if finish_imports {
-            match crate::db::read(&pool, sqlstore::objects::market::importing).await {
-                Ok(apps) => stmts.extend(apps.iter().map(crate::api::market::import_result)),
-                Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),
-            }
+        match crate::db::read(&pool, move |c| market::importing(c, zone)).await {
+            Ok(apps) => match &imports.master {
+                None => stmts.extend(apps.iter().map(crate::api::market::import_result)),
+                Some(master) => finish_at_master(&ctx, &pool, master, &apps).await,
+            },
+            Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),
         }
         let txn = SqlTxn { stmts };
         match cluster.write(txn).await {
@@ -133,6 +134,47 @@ pub async fn run(
                 debug!(error = %e, "dummy monitoring write refused: not the leader any more")
             }
             Err(e) => ctx.warn("dummy monitoring write failed; retried next period", &e),
+        }
+    }
+}
+
+/// Where a zone's apps' imports end: the zone's own apps (its images are the driver's
+/// source), in its log, or on a federation slave at the master, which holds the apps' table.
+pub struct Imports {
+    pub zone: i64,
+    pub master: Option<MasterClient>,
+}
+
+/// A slave's finished imports, sent to the master one app at a time
+/// (`MarketPlaceAppPool::update` on a slave); they come back with the federated log. A
+/// failure is retried next period: the app is still LOCKED.
+async fn finish_at_master(
+    ctx: &TaskCtx,
+    pool: &ReadPool,
+    master: &MasterClient,
+    apps: &[market::Importing],
+) {
+    for importing in apps {
+        let oid = importing.oid;
+        let read = crate::db::read(pool, move |c| {
+            let rows = &market::APP_ROWS;
+            c.prepare_cached(&rows.by_id())?
+                .query_row([oid], |r| (rows.read)(c, r))
+        })
+        .await;
+        let mut app = match read {
+            Ok(app) => app,
+            Err(e) => {
+                ctx.warn("reading a marketplace app being imported failed", &e);
+                continue;
+            }
+        };
+        crate::api::market::import_outcome(importing).apply_to(&mut app);
+        if let Err(why) = crate::api::market_master::update_app(master, &app).await {
+            ctx.warn(
+                "a finished import did not reach the federation master",
+                &why,
+            );
         }
     }
 }

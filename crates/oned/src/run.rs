@@ -529,9 +529,17 @@ fn start_tasks(
         });
     }
     let (on, reads) = (cluster.clone(), pool.clone());
-    let finish_imports = config.federation != crate::config::FederationMode::Slave;
+    let master = match config.federation {
+        crate::config::FederationMode::Slave => master_client(config, paths, tls_client.clone()),
+        _ => None,
+    };
+    let zone = config.zone_id;
     tasks.spawn("monitor", Restart::WithBackoff, move |ctx| {
-        crate::monitor::run(ctx, on.clone(), reads.clone(), finish_imports)
+        let imports = crate::monitor::Imports {
+            zone,
+            master: master.clone(),
+        };
+        crate::monitor::run(ctx, on.clone(), reads.clone(), imports)
     });
     let (on, settings) = (cluster.clone(), config.monitoring.clone());
     tasks.spawn("monitoring", Restart::WithBackoff, move |ctx| {
@@ -582,6 +590,30 @@ fn start_tasks(
             Err(e) => {
                 tracing::error!(error = %e, "no HTTP client for the federation: zones get no records")
             }
+        }
+    }
+}
+
+/// The federation master as this slave's tasks call it (an https `MASTER_ONED` checked
+/// against this zone's CA); `None`, logged, when no HTTP client can be built.
+fn master_client(
+    config: &Arc<Config>,
+    paths: &Paths,
+    tls: Option<rustls::ClientConfig>,
+) -> Option<crate::api::master_client::MasterClient> {
+    let mut http = reqwest::Client::builder().tcp_nodelay(true);
+    if let Some(tls) = tls {
+        http = http.use_preconfigured_tls(tls);
+    }
+    match http.build() {
+        Ok(http) => Some(crate::api::master_client::MasterClient::new(
+            http,
+            config,
+            paths.one_auth(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client for the federation master: this zone's marketplace imports stay LOCKED");
+            None
         }
     }
 }

@@ -59,28 +59,6 @@ pub const PROXIED: &[&str] = &[
     "one.zone.update",
 ];
 
-/// Changes of shared objects OpenNebula makes on a slave and records at the master with the
-/// master's `allocatedb`/`dropdb` calls, which OneHA does not make yet: refused on a slave
-/// rather than made in its copy of the shared tables alone.
-pub const NOT_ON_A_SLAVE: &[&str] = &[
-    "one.market.allocate",
-    "one.marketapp.allocate",
-    "one.marketapp.delete",
-];
-
-/// The refusal of a [`NOT_ON_A_SLAVE`] method on a slave zone, `None` elsewhere.
-pub fn not_here(ctx: &Ctx, method: &str) -> Option<Reply> {
-    (ctx.config.federation == crate::config::FederationMode::Slave
-        && NOT_ON_A_SLAVE.contains(&method))
-    .then(|| {
-        failure_xml(
-            method,
-            code::ACTION,
-            "Not available on a federation slave zone yet: make it on the master zone",
-        )
-    })
-}
-
 /// Whether `method` is the master's to run, this zone being a slave.
 pub fn is_masters(ctx: &Ctx, method: &str) -> bool {
     ctx.config.federation == crate::config::FederationMode::Slave

@@ -11,6 +11,7 @@ use template::{Template, Value as TValue};
 use xmlrpc::{Params, Value};
 
 use super::family::Family;
+use super::market_master;
 use super::method::{Auth, Method};
 use super::perms::{self, MANAGE};
 use super::xml::{self, Xml};
@@ -76,6 +77,38 @@ pub const METHODS: &[Method] = &[
         Auth::Object,
         super::owned::pool_info,
         &APPS
+    ),
+    // A slave zone's markets and apps, written at the master: oneadmin only, checked by the
+    // handlers.
+    method!(
+        "one.market.allocatedb",
+        Write,
+        Auth::Object,
+        market_master::market_allocatedb
+    ),
+    method!(
+        "one.market.updatedb",
+        Write,
+        Auth::Object,
+        market_master::market_updatedb
+    ),
+    method!(
+        "one.marketapp.allocatedb",
+        Write,
+        Auth::Object,
+        market_master::app_allocatedb
+    ),
+    method!(
+        "one.marketapp.updatedb",
+        Write,
+        Auth::Object,
+        market_master::app_updatedb
+    ),
+    method!(
+        "one.marketapp.dropdb",
+        Write,
+        Auth::Object,
+        market_master::app_dropdb
     ),
 ];
 
@@ -237,7 +270,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if state.is_some() {
         t.remove("STATE");
     }
-    let insert = rows::insert_market(rows::NewMarket {
+    let new = rows::NewMarket {
         name: &name,
         uid: s.uid,
         gid: s.gid,
@@ -246,7 +279,11 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         market_mad: &mad,
         zone_id: ctx.config.zone_id,
         template: t.to_text(),
-    });
+    };
+    if super::zone_master::is_slave(ctx) {
+        return super::market_master::allocate_market(ctx, s, new).await;
+    }
+    let insert = rows::insert_market(new);
     super::allocate_next(
         ctx,
         rows::MARKETS,
@@ -470,7 +507,7 @@ pub async fn app_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
             TValue::Single(format!("{} : {why}", wire::time::ctime(super::vm::now()))),
         );
     }
-    let insert = rows::insert_app(rows::NewApp {
+    let new = rows::NewApp {
         name: &name,
         uid: s.uid,
         gid: s.gid,
@@ -485,16 +522,21 @@ pub async fn app_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
         state,
         kind,
         template: t.to_text(),
-    });
-    let id = super::allocate_next(
-        ctx,
-        rows::APPS,
-        insert,
-        "marketplaceapp",
-        "MARKETPLACEAPP",
-        &name,
-    )
-    .await?;
+    };
+    let id = if super::zone_master::is_slave(ctx) {
+        super::market_master::allocate_app(ctx, s, new).await?
+    } else {
+        let insert = rows::insert_app(new);
+        super::allocate_next(
+            ctx,
+            rows::APPS,
+            insert,
+            "marketplaceapp",
+            "MARKETPLACEAPP",
+            &name,
+        )
+        .await?
+    };
     match refused {
         Some(why) => Err(fail(code::INTERNAL, why)),
         None => Ok(id),
@@ -547,6 +589,9 @@ pub async fn app_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     if app.kind == app_type::UNKNOWN {
         return Err(refuse(String::new()));
+    }
+    if super::zone_master::is_slave(ctx) {
+        return super::market_master::drop_app(ctx, id).await;
     }
     let stmts = vec![sqlstore::objects::delete(rows::APPS, id)];
     ctx.commit(SqlTxn { stmts }, |r| r.missing(APPS.missing(id)))
@@ -639,6 +684,52 @@ pub async fn app_enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// and format (`raw` when it names none), a SOURCE under the market's BASE_URL named after the
 /// MD5.
 pub fn import_result(app: &rows::Importing) -> sqlstore::SqlStmt {
+    match import_outcome(app) {
+        Imported::Ready {
+            source,
+            md5,
+            size,
+            format,
+        } => rows::imported(app.oid, Ok((&source, &md5, size, &format))),
+        Imported::Failed { template } => rows::imported(app.oid, Err(&template)),
+    }
+}
+
+/// How an app's import ended.
+pub enum Imported {
+    Ready {
+        source: String,
+        md5: String,
+        size: i64,
+        format: String,
+    },
+    /// In ERROR, with this template (the old one with the driver's ERROR).
+    Failed { template: String },
+}
+
+impl Imported {
+    /// `app` as the import leaves it.
+    pub fn apply_to(self, app: &mut AppRow) {
+        match self {
+            Imported::Ready {
+                source,
+                md5,
+                size,
+                format,
+            } => {
+                app.state = app_state::READY;
+                (app.source, app.md5, app.size, app.format) = (source, md5, size, format);
+            }
+            Imported::Failed { template } => {
+                app.state = app_state::ERROR;
+                app.template = template;
+            }
+        }
+    }
+}
+
+/// [`import_result`]'s figures.
+pub fn import_outcome(app: &rows::Importing) -> Imported {
     let Some((size, path, format)) = &app.image else {
         let mut t = Template::parse(&app.template).unwrap_or_default();
         let error = format!(
@@ -647,7 +738,9 @@ pub fn import_result(app: &rows::Importing) -> sqlstore::SqlStmt {
             app.origin_id
         );
         t.set("ERROR", TValue::Single(error));
-        return rows::imported(app.oid, Err(&t.to_text()));
+        return Imported::Failed {
+            template: t.to_text(),
+        };
     };
     let market = Template::parse(&app.market_template).unwrap_or_default();
     let format = match format.as_str() {
@@ -657,10 +750,14 @@ pub fn import_result(app: &rows::Importing) -> sqlstore::SqlStmt {
     // The dummy driver has no file to read: the digest is of what names the image's file.
     use md5::Digest;
     let digest = hex::encode(md5::Md5::digest(format!("{}:{path}", app.origin_id)));
-    let md5 = digest.as_str();
     let base = single(&market, "BASE_URL");
-    let source = format!("{}/{md5}", base.trim_end_matches('/'));
-    rows::imported(app.oid, Ok((&source, md5, *size, &format)))
+    let source = format!("{}/{digest}", base.trim_end_matches('/'));
+    Imported::Ready {
+        source,
+        md5: digest,
+        size: *size,
+        format,
+    }
 }
 
 #[cfg(test)]

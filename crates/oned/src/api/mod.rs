@@ -20,6 +20,8 @@ pub mod host;
 pub mod image_snaps;
 pub mod images;
 pub mod market;
+pub mod market_master;
+pub mod master_client;
 pub mod method;
 mod monitoring;
 mod owned;
@@ -290,9 +292,6 @@ async fn handle_call(
         },
     ));
     // A slave zone's changes of shared objects are the master's to check and make.
-    if let Some(reply) = fed_proxy::not_here(ctx, method) {
-        return reply;
-    }
     if preset.is_none() {
         if let Some(reply) = fed_proxy::to_master(ctx, method, body).await {
             return reply;

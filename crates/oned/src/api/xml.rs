@@ -152,6 +152,43 @@ pub fn permissions(x: &mut Xml<'_>, perms: i64) {
     });
 }
 
+/// The permission bits of a `PERMISSIONS` element as [`permissions`] prints them.
+pub fn read_permissions(el: &wire::xml::Element) -> Result<i64, String> {
+    const NAMES: [&str; 9] = [
+        "OWNER_U", "OWNER_M", "OWNER_A", "GROUP_U", "GROUP_M", "GROUP_A", "OTHER_U", "OTHER_M",
+        "OTHER_A",
+    ];
+    let mut perms = 0;
+    for (i, n) in NAMES.iter().enumerate() {
+        match el.int_of(n).map_err(|e| e.to_string())? {
+            0 => {}
+            1 => perms |= 1 << (8 - i),
+            other => return Err(format!("{n} is {other}, not 0 or 1")),
+        }
+    }
+    Ok(perms)
+}
+
+/// A `TEMPLATE` element read back into a stored template (absent: empty), checked as a client's.
+pub fn read_template(el: Option<&wire::xml::Element>) -> Result<template::Template, String> {
+    let mut template = template::Template::default();
+    for a in el.map(|t| t.children.as_slice()).unwrap_or_default() {
+        let value = if a.children.is_empty() {
+            template::Value::Single(a.text.clone())
+        } else {
+            template::Value::Vector(
+                a.children
+                    .iter()
+                    .map(|k| (k.name.clone(), k.text.clone()))
+                    .collect(),
+            )
+        };
+        template.push(&a.name, value);
+    }
+    template.validate().map_err(|e| e.message)?;
+    Ok(template)
+}
+
 /// A stored template as `<root>...</root>`. A template that no longer parses is shown empty,
 /// with a warning and a count ([`CORRUPT_TEMPLATES`]): one bad row must not make a whole pool
 /// unreadable, and an update refuses to merge into it (`api::merged`).

@@ -5,17 +5,13 @@
 //! task adds or removes the Raft server), so the slave never holds a server row the master
 //! lacks.
 
-use std::time::{Duration, Instant};
-
 use sqlstore::{SqlTxn, TxnErrorKind, ZoneRow, ZoneServerRow};
 use wire::xml::Element;
-use xmlrpc::{MethodCall, Params, Response, Value};
+use xmlrpc::{Params, Value};
 
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 
-/// How often the slave looks for the master's change to come back.
-const ARRIVAL_POLL: Duration = Duration::from_millis(50);
 /// Largest zone document `one.zone.updatedb` takes: a zone has a handful of servers.
 const MAX_ZONE_XML: usize = 64 * 1024;
 
@@ -48,27 +44,13 @@ pub async fn change(
         })
         .await??;
     update_at_master(ctx, &zone).await?;
-    let deadline = Instant::now() + ctx.config.write_deadline();
-    loop {
-        let now = ctx.read(move |c| sqlstore::load_zone(c, zone_id)).await?;
-        if now
-            .as_ref()
-            .is_some_and(|now| now.servers == zone.servers && now.state == zone.state)
-        {
-            return Ok(zone);
-        }
-        if Instant::now() >= deadline {
-            return Err(fail(
-                code::ACTION,
-                format!(
-                    "The federation master took the change of zone {zone_id} but it has not \
-                     come back to this zone yet: check that the master can reach this zone's \
-                     ENDPOINT (onezone show {zone_id} on the master)"
-                ),
-            ));
-        }
-        tokio::time::sleep(ARRIVAL_POLL).await;
-    }
+    let sent = zone.clone();
+    super::master_client::until_here(ctx, &format!("zone {zone_id}"), move |c| {
+        let now = sqlstore::load_zone(c, zone_id)?;
+        Ok(now.is_some_and(|now| now.servers == sent.servers && now.state == sent.state))
+    })
+    .await?;
+    Ok(zone)
 }
 
 /// The next server of `zone` (its id never used before), for `one.zone.addserver`.
@@ -89,47 +71,21 @@ pub fn add_server(
 }
 
 async fn update_at_master(ctx: &Ctx, zone: &ZoneRow) -> Result<(), Failure> {
-    let refused = |why: String| {
-        fail(
-            code::ACTION,
-            format!("Cannot update zone at federation master: {why}"),
-        )
-    };
-    let (user, password) = crate::credentials::load_or_create_one_auth(&ctx.one_auth)
-        .map_err(|e| refused(format!("reading oneadmin's credentials: {e}")))?;
     let mut xml = String::new();
     super::zone::zone_xml(zone, &mut xml);
-    let request = xmlrpc::write_call(&MethodCall {
-        method: "one.zone.updatedb".into(),
-        params: vec![
-            Value::String(format!("{user}:{password}")),
-            Value::Int(zone.oid as i32),
-            Value::String(xml),
-        ],
-    });
-    let answer = ctx
-        .http
-        .post(&ctx.config.master_oned)
-        .header("content-type", "text/xml")
-        .timeout(ctx.config.write_deadline())
-        .body(request)
-        .send()
+    super::master_client::MasterClient::of(ctx)
+        .call(
+            "one.zone.updatedb",
+            vec![Value::Int(zone.oid as i32), Value::String(xml)],
+        )
         .await
-        .map_err(|e| refused(e.to_string()))?
-        .bytes()
-        .await
-        .map_err(|e| refused(e.to_string()))?;
-    match xmlrpc::parse_response(&answer).map_err(|e| refused(e.to_string()))? {
-        Response::Success(Value::Array(values)) => {
-            if values.first().and_then(Value::as_bool) == Some(true) {
-                return Ok(());
-            }
-            let why = values.get(1).and_then(Value::as_str).unwrap_or_default();
-            Err(refused(why.to_string()))
-        }
-        Response::Success(other) => Err(refused(format!("unexpected answer {other:?}"))),
-        Response::Fault { code, message } => Err(refused(format!("fault {code}: {message}"))),
-    }
+        .map(drop)
+        .map_err(|why| {
+            fail(
+                code::ACTION,
+                format!("Cannot update zone at federation master: {why}"),
+            )
+        })
 }
 
 /// `one.zone.updatedb(id, xml)`: zone `id` becomes the document a slave zone sent, as
@@ -185,23 +141,7 @@ fn read_zone(xml: &str) -> Result<ZoneRow, String> {
     }
     let name = root.text_of("NAME").map_err(bad)?.trim().to_string();
     super::validate::object_name(&name)?;
-    let mut template = template::Template::default();
-    if let Some(t) = root.child("TEMPLATE") {
-        for a in &t.children {
-            let value = if a.children.is_empty() {
-                template::Value::Single(a.text.clone())
-            } else {
-                template::Value::Vector(
-                    a.children
-                        .iter()
-                        .map(|k| (k.name.clone(), k.text.clone()))
-                        .collect(),
-                )
-            };
-            template.push(&a.name, value);
-        }
-    }
-    template.validate().map_err(|e| e.message)?;
+    let template = super::xml::read_template(root.child("TEMPLATE"))?;
     let endpoint = template
         .single("ENDPOINT")
         .filter(|e| !e.is_empty())

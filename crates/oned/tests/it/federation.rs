@@ -709,21 +709,6 @@ fn a_slave_zones_dashboard_does_not_change_shared_objects() {
         "{body}"
     );
     assert!(!has_user(s, "eve"));
-
-    eprintln!("--- marketplaces and apps, which OpenNebula records at the master, are refused");
-    let (code, message) = crate::zone::one_error(s.client().call(
-        "one.market.allocate",
-        vec![Value::String(
-            "NAME = m\nMARKET_MAD = http\nBASE_URL = http://x/\nPUBLIC_DIR = /tmp".into(),
-        )],
-    ));
-    assert_eq!(
-        (code, message.as_str()),
-        (
-            0x0800,
-            "[one.market.allocate] Not available on a federation slave zone yet: make it on the master zone"
-        )
-    );
 }
 
 fn password_of(client: &cli::Client, id: i64) -> String {
@@ -788,4 +773,152 @@ fn a_slave_leaves_password_upgrades_to_the_master() {
         password_of(&slave.servers[0].client(), id),
         password_of(&master.servers[0].client(), id)
     );
+}
+
+/// The text of `name` in `body` (CDATA unwrapped), or "" when `body` has none.
+fn elem(body: &str, name: &str) -> String {
+    cli::xml::Element::parse(body)
+        .ok()
+        .and_then(|e| e.text_of(name).ok().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn info(server: &crate::zone::Server, method: &str, id: i32) -> Option<String> {
+    server.client().call_xml(method, vec![Value::Int(id)]).ok()
+}
+
+/// A slave zone's own marketplace and app, as OpenNebula keeps them: checked on the slave,
+/// inserted by the master with the master's ids (`one.market.allocatedb`,
+/// `one.marketapp.allocatedb`), imported by the slave's driver from the slave's image and
+/// finished at the master (`one.marketapp.updatedb`), deleted through `one.marketapp.dropdb`.
+/// Both zones show the same rows; only oneadmin may call the `*db` methods, and only at the
+/// master.
+#[test]
+fn a_slave_zones_marketplace_and_apps_are_kept_by_the_master() {
+    let (master, mut slave) = master_and_slave(1);
+    federate(&master, &mut slave);
+    let (m, s) = (&master.servers[0], &slave.servers[0]);
+    let http = |name: &str| {
+        Value::String(format!(
+            "NAME = {name}\nMARKET_MAD = http\nBASE_URL = \"http://{name}.example/\"\nPUBLIC_DIR = /srv/m"
+        ))
+    };
+    let first = m
+        .client()
+        .call("one.market.allocate", vec![http("on-master")])
+        .unwrap();
+    assert_eq!(first.as_i64(), Some(100));
+
+    eprintln!("--- a market made on the slave: the master's next id, zone 100's, in both zones");
+    let market = s
+        .client()
+        .call("one.market.allocate", vec![http("on-slave")])
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    assert_eq!(market, 101);
+    for server in [m, s] {
+        let body = info(server, "one.market.info", market).expect("the market in both zones");
+        assert_eq!(elem(&body, "NAME"), "on-slave");
+        assert_eq!(elem(&body, "ZONE_ID"), "100");
+    }
+    let (code, message) = crate::zone::one_error(
+        s.client()
+            .call("one.market.allocate", vec![http("on-master")]),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            crate::zone::INTERNAL,
+            "[one.market.allocate] NAME is already taken by MARKETPLACE 100"
+        ),
+        "names are checked on the slave, as OpenNebula's"
+    );
+
+    eprintln!("--- an app of the slave's image: imported by the slave, READY in both zones");
+    let image = s
+        .client()
+        .call(
+            "one.image.allocate",
+            vec![
+                Value::String("NAME = base\nPATH = /tmp/base.qcow2\nFORMAT = qcow2".into()),
+                Value::Int(1),
+            ],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    slave.wait_until(DEADLINE, "the slave's image READY", || {
+        info(s, "one.image.info", image).is_some_and(|b| elem(&b, "STATE") == "1")
+    });
+    let app = s
+        .client()
+        .call(
+            "one.marketapp.allocate",
+            vec![
+                Value::String(format!("NAME = app\nORIGIN_ID = {image}\nTYPE = image")),
+                Value::Int(market),
+            ],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    for (zone, server) in [(&master, m), (&slave, s)] {
+        zone.wait_until(DEADLINE, "the app READY", || {
+            info(server, "one.marketapp.info", app).is_some_and(|b| elem(&b, "STATE") == "1")
+        });
+        let body = info(server, "one.marketapp.info", app).unwrap();
+        assert_eq!(elem(&body, "ZONE_ID"), "100", "{body}");
+        assert!(
+            elem(&body, "SOURCE").starts_with("http://on-slave.example/"),
+            "{body}"
+        );
+        assert_eq!(elem(&body, "FORMAT"), "qcow2", "{body}");
+        assert_eq!(elem(&body, "MD5").len(), 32, "{body}");
+    }
+    assert_eq!(
+        info(m, "one.marketapp.info", app),
+        info(s, "one.marketapp.info", app),
+        "the same app in both zones"
+    );
+
+    eprintln!("--- the *db methods: oneadmin only, and only where the shared tables are written");
+    allocate(&m.client(), "plain").unwrap();
+    let (code, _) = crate::zone::one_error(
+        m.client_as("plain", "pw-plain")
+            .call("one.marketapp.dropdb", vec![Value::Int(app)]),
+    );
+    assert_eq!(code, crate::zone::AUTHORIZATION);
+    let (code, message) = crate::zone::one_error(
+        s.client()
+            .call("one.marketapp.dropdb", vec![Value::Int(app)]),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            0x0800,
+            "[one.marketapp.dropdb] Marketplaces and apps are written at the federation master: this zone is a slave"
+        )
+    );
+    let (code, message) = crate::zone::one_error(m.client().call(
+        "one.marketapp.updatedb",
+        vec![
+            Value::Int(app),
+            Value::String("<MARKETPLACEAPP><ID>".into()),
+        ],
+    ));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            crate::zone::INTERNAL,
+            "[one.marketapp.updatedb] Cannot update object from XML"
+        )
+    );
+
+    eprintln!("--- the app deleted on the slave: dropped by the master, gone in both zones");
+    s.client()
+        .call("one.marketapp.delete", vec![Value::Int(app)])
+        .unwrap();
+    assert!(info(s, "one.marketapp.info", app).is_none());
+    assert!(info(m, "one.marketapp.info", app).is_none());
 }

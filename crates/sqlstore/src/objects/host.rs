@@ -180,12 +180,12 @@ pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
 
 /// What the `dummy` drivers have pending: hosts to monitor, images, networks and marketplace
 /// apps to finish.
-pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
+pub fn dummy_pending(c: &Conn, zone: i64) -> crate::sql::Result<i64> {
     c.prepare_cached(
         "SELECT (SELECT count(*) FROM host_pool WHERE state = ?1 AND im_mad = 'dummy')
               + (SELECT count(*) FROM image_pool WHERE state IN (?2, ?5, ?6))
               + (SELECT count(*) FROM vnet_pool WHERE state = ?3)
-              + (SELECT count(*) FROM marketplaceapp_pool WHERE state = ?4)",
+              + (SELECT count(*) FROM marketplaceapp_pool WHERE state = ?4 AND zone_id = ?7)",
     )?
     .query_row(
         [
@@ -196,6 +196,8 @@ pub fn dummy_pending(c: &Conn) -> crate::sql::Result<i64> {
             // A locked image a VM took meanwhile (a persistent copy's) is still pending.
             ImageState::LockedUsed.as_i64(),
             ImageState::LockedUsedPers.as_i64(),
+            // Another zone's apps are that zone's driver's.
+            zone,
         ],
         |r| r.get(0),
     )

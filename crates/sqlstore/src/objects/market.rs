@@ -370,15 +370,17 @@ pub struct Importing {
     pub image: Option<(i64, String, String)>,
 }
 
-/// Apps being imported into markets whose driver can create them (`http`, `s3`).
-pub fn importing(c: &Conn) -> crate::sql::Result<Vec<Importing>> {
+/// Apps of zone `zone` being imported into markets whose driver can create them (`http`,
+/// `s3`): each zone's driver imports from its own images.
+pub fn importing(c: &Conn, zone: i64) -> crate::sql::Result<Vec<Importing>> {
     c.prepare_cached(
         "SELECT a.oid, m.template, a.origin_id, i.size, i.path, i.format, a.template
          FROM marketplaceapp_pool a JOIN marketplace_pool m ON m.oid = a.market_id
          LEFT JOIN image_pool i ON i.oid = a.origin_id
-         WHERE a.state = ?1 AND m.market_mad IN ('http', 's3') ORDER BY a.oid",
+         WHERE a.state = ?1 AND a.zone_id = ?2 AND m.market_mad IN ('http', 's3')
+         ORDER BY a.oid",
     )?
-    .query_map([app_state::LOCKED], |r| {
+    .query_map([app_state::LOCKED, zone], |r| {
         let size: Option<i64> = r.get(3)?;
         Ok(Importing {
             oid: r.get(0)?,

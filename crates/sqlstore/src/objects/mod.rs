@@ -372,6 +372,15 @@ pub fn touch(table: &str, oid: i64) -> SqlStmt {
     )
 }
 
+/// Whether `table` holds object `oid`.
+pub fn oid_exists(c: &Conn, table: &str, oid: i64) -> crate::sql::Result<bool> {
+    use crate::Optional;
+    c.prepare_cached(&format!("SELECT 1 FROM {table} WHERE oid = ?1"))?
+        .query_row([oid], |r| r.get::<i64>(0))
+        .optional()
+        .map(|row| row.is_some())
+}
+
 /// The lowest id of an object of `table` called `name` (which object an allocation collided
 /// with; OpenNebula's refusal names it).
 pub fn oid_named(c: &Conn, table: &str, name: &str) -> crate::sql::Result<Option<i64>> {
