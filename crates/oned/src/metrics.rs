@@ -160,6 +160,11 @@ fn api(e: &mut Exposition) {
         "Stored templates that did not parse when an answer was built.",
         crate::api::xml::CORRUPT_TEMPLATES.load(Ordering::Relaxed),
     );
+    e.counter(
+        "oneha_federated_statements_reading_local_tables_total",
+        "Statements on the federated tables applied that also read this zone's own tables (a bug: zones may part; each is logged with its SQL).",
+        sqlstore::federated::LOCAL_READS.load(Ordering::Relaxed),
+    );
 }
 
 fn consensus(e: &mut Exposition) {

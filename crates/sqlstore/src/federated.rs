@@ -12,6 +12,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::checksum::checksum_of;
 use crate::open::DbError;
@@ -94,6 +95,52 @@ pub fn is_federated_write(stmt: &SqlStmt) -> bool {
     }
 }
 
+/// Federated statements applied that also read a zone's own tables, since start. Each zone
+/// would compute such a statement from its own rows, so the zones' copies of the shared tables
+/// would part: every one is a bug, logged with its SQL.
+pub static LOCAL_READS: AtomicU64 = AtomicU64::new(0);
+
+/// The tables `stmt` reads (after FROM or JOIN, its own target aside) that are not federated.
+pub fn local_tables_read(stmt: &SqlStmt) -> Vec<&str> {
+    let target = crate::changes::target(&stmt.sql);
+    let mut words = stmt
+        .sql
+        .split(|c: char| c.is_ascii_whitespace() || matches!(c, '(' | ')' | ',' | ';'))
+        .filter(|w| !w.is_empty());
+    let mut local = Vec::new();
+    while let Some(w) = words.next() {
+        if !(w.eq_ignore_ascii_case("FROM") || w.eq_ignore_ascii_case("JOIN")) {
+            continue;
+        }
+        let Some(table) = words.next() else { break };
+        let table = table.trim_matches(|c| c == '`' || c == '"');
+        let keyword = table.eq_ignore_ascii_case("SELECT");
+        if keyword
+            || Some(table) == target
+            || table == "pool_control"
+            || FEDERATED_TABLES.contains(&table)
+            || local.contains(&table)
+        {
+            continue;
+        }
+        local.push(table);
+    }
+    local
+}
+
+/// Counts and logs a federated statement that reads local tables ([`LOCAL_READS`]).
+fn check_reads(stmt: &SqlStmt) {
+    let local = local_tables_read(stmt);
+    if !local.is_empty() {
+        LOCAL_READS.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            sql = %stmt.sql,
+            tables = ?local,
+            "a statement on the federated tables reads this zone's own tables: zones may part"
+        );
+    }
+}
+
 /// Applies `txns` in the open transaction `tx`, as `apply_txn` does each. With `federated`
 /// (a federation's master), the statements of those that succeeded and wrote a federated
 /// table become the next record of the federated log (`fed_log`), in the same transaction:
@@ -110,6 +157,12 @@ pub fn apply_batch(
         let outcome = crate::apply_txn(tx, t)?;
         if federated && matches!(outcome, TxnOutcome::Done { .. }) {
             record.extend(t.stmts.iter().filter(|s| is_federated_write(s)));
+        }
+        if cfg!(debug_assertions) || federated {
+            t.stmts
+                .iter()
+                .filter(|s| is_federated_write(s))
+                .for_each(check_reads);
         }
         outcomes.push(outcome);
     }
@@ -436,6 +489,29 @@ pub fn restore_federated(src: &Path, target: &Location) -> Result<BackupInfo, Db
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_federated_statement_reading_a_zones_own_table_is_found() {
+        let stmt = |sql: &str| SqlStmt::new(sql, vec![]);
+        let reads = |sql: &str| {
+            local_tables_read(&stmt(sql))
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            reads("UPDATE user_pool SET body = 1 WHERE NOT EXISTS (SELECT 1 FROM vm_pool v JOIN host_pool h ON h.oid = v.hid)"),
+            ["vm_pool", "host_pool"]
+        );
+        assert_eq!(
+            reads("INSERT INTO user_groups (oid, gid) SELECT oid, 1 FROM `user_pool` WHERE oid = (SELECT last_oid FROM pool_control WHERE tablename = 'user_pool')"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reads("DELETE FROM acl WHERE oid IN (SELECT oid FROM acl a JOIN group_pool g)"),
+            Vec::<String>::new()
+        );
+    }
     use super::*;
 
     fn stmt(sql: &str, params: Vec<SqlValue>) -> SqlStmt {

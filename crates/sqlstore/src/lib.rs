@@ -11,7 +11,7 @@ mod checksum;
 mod copy;
 mod digested;
 mod dump;
-mod federated;
+pub mod federated;
 pub mod files;
 pub mod objects;
 mod open;

@@ -922,3 +922,81 @@ fn a_slave_zones_marketplace_and_apps_are_kept_by_the_master() {
     assert!(info(s, "one.marketapp.info", app).is_none());
     assert!(info(m, "one.marketapp.info", app).is_none());
 }
+
+/// Point 2 of the federation: a group change, an ACL rule and a login token made through a
+/// slave zone are made by the master and seen in both zones; the token logs the user in on
+/// either.
+#[test]
+fn groups_acl_rules_and_tokens_made_through_a_slave_are_seen_in_both_zones() {
+    use wire::acl::{ALL_ID, HOST, INDIVIDUAL_ID, USE};
+    let (master, mut slave) = master_and_slave(1);
+    federate(&master, &mut slave);
+    let (m, s) = (&master.servers[0], &slave.servers[0]);
+    let text = |v: String| Value::String(v);
+    let uid = allocate(&s.client(), "mover").unwrap();
+    let gid = s
+        .client()
+        .call("one.group.allocate", vec![text("team".into())])
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    s.client()
+        .call(
+            "one.user.chgrp",
+            vec![Value::Int(uid as i32), Value::Int(gid as i32)],
+        )
+        .unwrap();
+    let rule = s
+        .client()
+        .call(
+            "one.acl.addrule",
+            vec![
+                text(format!("{:x}", INDIVIDUAL_ID | uid as u64)),
+                text(format!("{:x}", HOST | ALL_ID)),
+                text(format!("{USE:x}")),
+            ],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    // The user asks for its own token: the master checks its password.
+    let token = s
+        .client_as("mover", "pw-mover")
+        .call(
+            wire::method::USER_LOGIN,
+            vec![text("mover".into()), text(String::new()), Value::Int(3600)],
+        )
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let acl_pool = |server: &crate::zone::Server| {
+        server
+            .client()
+            .call_xml("one.acl.info", vec![])
+            .unwrap_or_default()
+    };
+    slave.wait_until(
+        DEADLINE,
+        "the group change, rule and token on the slave",
+        || {
+            let me = s
+                .client_as("mover", &token)
+                .call_xml(wire::method::USER_INFO, vec![Value::Int(-1)]);
+            me.is_ok_and(|body| elem(&body, "GID") == gid.to_string())
+                && acl_pool(s).contains(&format!("<ID>{rule}</ID>"))
+        },
+    );
+    for server in [m, s] {
+        let me = server
+            .client_as("mover", &token)
+            .call_xml(wire::method::USER_INFO, vec![Value::Int(-1)])
+            .expect("the token logs in in both zones");
+        assert_eq!(elem(&me, "GID"), gid.to_string(), "{me}");
+        assert_eq!(elem(&me, "GNAME"), "team", "{me}");
+    }
+    assert_eq!(acl_pool(m), acl_pool(s), "the same rules in both zones");
+    let rule_text = format!("<STRING>#{uid} HOST/* USE");
+    assert!(acl_pool(s).contains(&rule_text), "{}", acl_pool(s));
+}

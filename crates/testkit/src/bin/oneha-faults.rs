@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use testkit::faults::{run_round, RoundConfig};
+use testkit::faults::{run_federated_round, run_round, FederatedRoundConfig, RoundConfig};
 
 #[derive(Parser)]
 #[command(name = "oneha-faults", about = "OneHA fault-injection suite")]
@@ -42,6 +42,11 @@ struct Args {
     /// round must FAIL with acknowledged writes lost. Implies --power.
     #[arg(long)]
     lying_disks: bool,
+    /// Federated rounds: two 3-server zones federated (a master and a slave), faults in both,
+    /// users created through every server; every zone must end with the same federated tables
+    /// and every acknowledged user.
+    #[arg(long, conflicts_with_all = ["unsafe_reads", "crash", "power", "trials", "lying_disks", "servers"])]
+    federated: bool,
 }
 
 /// What a round is.
@@ -51,10 +56,14 @@ struct Kind {
     crash: bool,
     power: bool,
     lying_disks: bool,
+    federated: bool,
 }
 
 /// Runs one round; the power cuts it made if it passed.
 fn round(seed: u64, secs: u64, servers: usize, kind: Kind) -> Option<usize> {
+    if kind.federated {
+        return federated_round(seed, secs);
+    }
     let cfg = RoundConfig {
         seed,
         duration: Duration::from_secs(secs),
@@ -111,6 +120,41 @@ fn round(seed: u64, secs: u64, servers: usize, kind: Kind) -> Option<usize> {
     }
 }
 
+fn federated_round(seed: u64, secs: u64) -> Option<usize> {
+    let started = Instant::now();
+    let cfg = FederatedRoundConfig {
+        seed,
+        duration: Duration::from_secs(secs),
+    };
+    let replay = format!("oneha-faults --federated --seed {seed} --secs {secs}");
+    match catch_unwind(AssertUnwindSafe(|| run_federated_round(&cfg))) {
+        Ok(report) if report.violations.is_empty() => {
+            println!(
+                "PASS federated seed {seed} {secs}s ({} steps, {:.0}s in all)\n{}",
+                report.steps,
+                started.elapsed().as_secs_f64(),
+                report.summary
+            );
+            Some(0)
+        }
+        Ok(report) => {
+            println!(
+                "FAIL federated seed {seed}: {} violation(s)\n{}\n{}\nreplay: {replay}",
+                report.violations.len(),
+                report.violations.join("\n"),
+                report.summary
+            );
+            None
+        }
+        Err(_) => {
+            println!(
+                "FAIL federated seed {seed}: the round panicked (see above)\nreplay: {replay}"
+            );
+            None
+        }
+    }
+}
+
 fn random_seed() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -138,6 +182,7 @@ fn main() -> ExitCode {
         crash: args.crash,
         power,
         lying_disks: args.lying_disks,
+        federated: args.federated,
     };
     if let Some(seed) = args.seed {
         return match round(seed, args.secs, args.servers.unwrap_or(3), kind) {
@@ -162,7 +207,7 @@ fn main() -> ExitCode {
         let seed = random_seed();
         // Every third random round is a crash-safety round unless asked otherwise.
         let kind = Kind {
-            crash: kind.crash || (!power && n % 3 == 2),
+            crash: kind.crash || (!power && !kind.federated && n % 3 == 2),
             ..kind
         };
         match round(seed, args.secs, servers, kind) {

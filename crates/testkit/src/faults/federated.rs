@@ -231,6 +231,24 @@ pub fn run_federated_round(cfg: &FederatedRoundConfig) -> RoundReport {
             ));
         }
     }
+    // Counted since each server's last start: a statement on the shared tables that read a
+    // zone's own rows would make the zones part.
+    let series = "oneha_federated_statements_reading_local_tables_total";
+    for (zone, i) in &all {
+        let text = zone.servers[*i].scrape_metrics();
+        let n = text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        });
+        if n != Some(0.0) {
+            report.violations.push(format!(
+                "zone {} server {i}: {series} is {n:?}, not 0 (its log names the statements)",
+                zone.servers[*i].zone_id
+            ));
+        }
+    }
     report.summary.push_str(&format!(
         "{} users created and acknowledged through both zones, {} calls failed under faults\n",
         acknowledged.len(),
