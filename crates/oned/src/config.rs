@@ -449,6 +449,12 @@ impl Config {
         self.server_id < 0
     }
 
+    /// Whether this zone is a federation slave: the shared tables are the master's, changed
+    /// only through it and its federated log.
+    pub fn is_federation_slave(&self) -> bool {
+        self.federation == FederationMode::Slave
+    }
+
     /// How long a write waits for its commit before the client is told the outcome is unknown.
     pub fn write_deadline(&self) -> Duration {
         self.raft.election_timeout * 2 + Duration::from_secs(1)

@@ -187,7 +187,7 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
         })?;
         info!("bootstrapped a new database");
     }
-    if config.federation == crate::config::FederationMode::Slave {
+    if config.is_federation_slave() {
         let found =
             sqlstore::versions::shared_version(&conn).map_err(|source| StartError::Sql {
                 what: "reading the federated tables' version",
@@ -529,10 +529,10 @@ fn start_tasks(
         });
     }
     let (on, reads) = (cluster.clone(), pool.clone());
-    let master = match config.federation {
-        crate::config::FederationMode::Slave => master_client(config, paths, tls_client.clone()),
-        _ => None,
-    };
+    let master = config
+        .is_federation_slave()
+        .then(|| master_client(config, paths, tls_client.clone()))
+        .flatten();
     let zone = config.zone_id;
     tasks.spawn("monitor", Restart::WithBackoff, move |ctx| {
         let imports = crate::monitor::Imports {
@@ -653,7 +653,7 @@ async fn serve(
     let auth = auth
         .with_server_cert(etc.join("auth").join("cert.pem"))
         .with_changes(state.changes.clone())
-        .upgrading_hashes(config.federation != crate::config::FederationMode::Slave);
+        .upgrading_hashes(!config.is_federation_slave());
     let app = Arc::new(AppState {
         ctx: Ctx {
             config: config.clone(),

@@ -61,8 +61,7 @@ pub const PROXIED: &[&str] = &[
 
 /// Whether `method` is the master's to run, this zone being a slave.
 pub fn is_masters(ctx: &Ctx, method: &str) -> bool {
-    ctx.config.federation == crate::config::FederationMode::Slave
-        && PROXIED.binary_search(&method).is_ok()
+    ctx.config.is_federation_slave() && PROXIED.binary_search(&method).is_ok()
 }
 
 /// The answer to a call made here on behalf of a user already authenticated (the dashboard's)

@@ -21,7 +21,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// Whether this zone's own zone row belongs to a master elsewhere.
 pub fn is_slave(ctx: &Ctx) -> bool {
-    ctx.config.federation == crate::config::FederationMode::Slave
+    ctx.config.is_federation_slave()
 }
 
 /// Applies `change` to this zone at the master, then waits until the federated log has
