@@ -6,7 +6,8 @@
 //! and a zone that is behind answers with its newest index ("Zone log is outdated"), from
 //! which the leader resumes. A zone behind the oldest record kept (`FED_LOG_RETENTION`), or
 //! one that cannot apply a record because its tables drifted, is sent the federated tables
-//! whole (`oneha.zone.fedsnapshot`) and goes on from there. Calls go as oneadmin
+//! whole (`oneha.zone.fedsnapshot`; in parts when larger than one request, staged by the
+//! slave and swapped in with the last) and goes on from there. Calls go as oneadmin
 //! (`.one/one_auth`): the zones share the users' table.
 
 use std::collections::HashMap;
@@ -29,8 +30,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const OUTDATED: &str = "Zone log is outdated last log index is ";
 /// Records sent to one zone per round, so one zone far behind does not hold up the others.
 const PER_ROUND: usize = 256;
-/// The largest federated snapshot sent: a slave's default `MESSAGE_SIZE`.
-const SNAPSHOT_MAX: usize = crate::limits::defaults::MESSAGE_SIZE;
 /// A snapshot is applied as one transaction through the slave zone's log.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -57,6 +56,7 @@ pub async fn run(
     own_zone: i64,
     one_auth: PathBuf,
     http: reqwest::Client,
+    max_request: usize,
 ) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut cursors: HashMap<i64, Cursor> = HashMap::new();
@@ -101,6 +101,7 @@ pub async fn run(
                 pool: &pool,
                 session: &session,
                 endpoint: &endpoint,
+                max_request,
             };
             push(&ctx, &call, zone, cursor, last).await;
         }
@@ -112,6 +113,8 @@ struct Call<'a> {
     pool: &'a ReadPool,
     session: &'a str,
     endpoint: &'a str,
+    /// The largest request sent: this zone's `MESSAGE_SIZE`, which federated zones share.
+    max_request: usize,
 }
 
 /// Sends zone `zone` the records from its cursor on, up to `last`.
@@ -216,34 +219,72 @@ async fn snapshot(
             return;
         }
     };
-    let request = request(
+    let whole = request(
         call,
         wire::method::ONEHA_ZONE_FEDSNAPSHOT,
         vec![Value::I8(index), Value::String(body)],
     );
-    if request.len() > SNAPSHOT_MAX {
-        report(
-            cursor,
-            Problem::SnapshotTooLarge,
-            "needs the federated tables whole, too large to send at once; restore them from `onedb backup --federated`",
-            &format!("{} bytes, more than {SNAPSHOT_MAX}", request.len()),
-        );
-        return;
-    }
-    match post(call, request, SNAPSHOT_TIMEOUT).await {
-        Ok(Sent::Applied) => {
-            tracing::info!(zone, index, "zone took the federated tables whole");
-            cursor.next = index + 1;
-            cursor.reported = None;
+    let requests = if whole.len() <= call.max_request {
+        vec![whole]
+    } else {
+        // Half the limit of rows a part: room for the XML escaping of the JSON text.
+        let parts = snapshot.split(call.max_request / 2);
+        let n = parts.len() as i32;
+        let mut requests = Vec::with_capacity(parts.len());
+        for (k, part) in parts.iter().enumerate() {
+            let body = match serde_json::to_string(part) {
+                Ok(body) => body,
+                Err(e) => {
+                    ctx.warn("encoding a federated snapshot part failed", &e);
+                    return;
+                }
+            };
+            let r = request(
+                call,
+                wire::method::ONEHA_ZONE_FEDSNAPSHOT,
+                vec![
+                    Value::I8(index),
+                    Value::String(body),
+                    Value::Int(k as i32),
+                    Value::Int(n),
+                ],
+            );
+            if r.len() > call.max_request {
+                report(
+                    cursor,
+                    Problem::SnapshotTooLarge,
+                    "needs the federated tables whole, and one of their rows is too large to send; restore them from `onedb backup --federated`",
+                    &format!("{} bytes, more than MESSAGE_SIZE {}", r.len(), call.max_request),
+                );
+                return;
+            }
+            requests.push(r);
         }
-        Ok(Sent::ResumeAfter(_) | Sent::ApplyFailed(_) | Sent::Refused(_)) => report(
-            cursor,
-            Problem::SnapshotRefused,
-            "refused the federated tables whole",
-            &"see its log",
-        ),
-        Err(e) => report(cursor, Problem::Unreachable, "could not be reached", &e),
+        requests
+    };
+    let parts = requests.len();
+    for (k, request) in requests.into_iter().enumerate() {
+        match post(call, request, SNAPSHOT_TIMEOUT).await {
+            Ok(Sent::Applied) => {}
+            Ok(Sent::ResumeAfter(_) | Sent::ApplyFailed(_) | Sent::Refused(_)) => {
+                // The next round sends the tables again, from part 0.
+                report(
+                    cursor,
+                    Problem::SnapshotRefused,
+                    "refused the federated tables whole",
+                    &format!("part {k} of {parts}; see its log"),
+                );
+                return;
+            }
+            Err(e) => {
+                report(cursor, Problem::Unreachable, "could not be reached", &e);
+                return;
+            }
+        }
     }
+    tracing::info!(zone, index, parts, "zone took the federated tables whole");
+    cursor.next = index + 1;
+    cursor.reported = None;
 }
 
 enum Sent {

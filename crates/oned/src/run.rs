@@ -569,6 +569,7 @@ fn start_tasks(
             config.zone_id,
             paths.one_auth(),
         );
+        let max_request = config.limits.message_size;
         // The zones' ENDPOINTs, http or https: an https one is checked against this zone's CA
         // (`TLS/CA_FILE`), so federated zones with TLS share a CA.
         let mut http = reqwest::Client::builder().tcp_nodelay(true);
@@ -585,6 +586,7 @@ fn start_tasks(
                     zone,
                     auth.clone(),
                     http.clone(),
+                    max_request,
                 )
             }),
             Err(e) => {

@@ -118,6 +118,7 @@ pub fn local_tables_read(stmt: &SqlStmt) -> Vec<&str> {
         if keyword
             || Some(table) == target
             || table == "pool_control"
+            || table.starts_with(STAGE_PREFIX)
             || FEDERATED_TABLES.contains(&table)
             || local.contains(&table)
         {
@@ -312,11 +313,142 @@ pub fn federated_snapshot(conn: &Conn) -> Result<Option<FedSnapshot>, SqlError> 
     Ok(Some(FedSnapshot { index, tables }))
 }
 
+/// The tables a snapshot sent in parts is staged in on a slave: `fedsnap_<table>` for each
+/// federated table, with its columns, and `fed_snapshot_stage` saying which snapshot they
+/// hold and which part comes next. Written only through the slave zone's log, like any
+/// table, so every server of the zone holds the same staged parts.
+pub const STAGE_PREFIX: &str = "fedsnap_";
+const STAGE: &str = "fed_snapshot_stage";
+
+/// Creates the staging tables that are missing ([`STAGE_PREFIX`]), empty, shaped as the
+/// federated tables.
+pub(crate) fn ensure_staging(conn: &Conn) -> Result<(), SqlError> {
+    for (table, _) in selection() {
+        let stage = quote(&format!("{STAGE_PREFIX}{table}"));
+        let sql = match conn.backend() {
+            crate::Backend::Sqlite => {
+                format!("CREATE TABLE IF NOT EXISTS {stage} AS SELECT * FROM {table} WHERE 0")
+            }
+            // `LIKE`, not `AS SELECT`, which a server enforcing GTID consistency refuses.
+            crate::Backend::Mysql => {
+                format!("CREATE TABLE IF NOT EXISTS {stage} LIKE {}", quote(table))
+            }
+        };
+        conn.execute_batch(&sql)?;
+    }
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {STAGE} (snap_index BIGINT NOT NULL, next_part BIGINT NOT NULL, parts BIGINT NOT NULL)"
+    ))
+}
+
 impl FedSnapshot {
     /// The transaction that makes a slave's federated tables this snapshot's: each federated
     /// table emptied and filled again. Refused if the tables are not exactly the federated
     /// ones, or a row does not fit its columns.
     pub fn statements(&self) -> Result<Vec<SqlStmt>, String> {
+        let mut stmts = Vec::new();
+        for (t, filter) in self.checked()? {
+            stmts.push(SqlStmt::new(&delete_all(&t.table, filter), vec![]));
+            stmts.extend(t.inserts(&t.table));
+        }
+        Ok(stmts)
+    }
+
+    /// The transaction that takes part `part` of `parts` of a snapshot too large for one
+    /// request ([`FedSnapshot::split`]): part 0 empties the staging tables and stages its
+    /// rows; each later part stages its rows only if it is the next one of the same snapshot
+    /// (its first statement matches no row otherwise); the last one then makes the federated
+    /// tables the staged ones, in the same transaction.
+    pub fn part_statements(&self, part: i64, parts: i64) -> Result<Vec<SqlStmt>, String> {
+        if parts < 2 || !(0..parts).contains(&part) {
+            return Err(format!("part {part} of {parts}"));
+        }
+        let tables = self.checked()?;
+        let mut stmts = Vec::new();
+        if part == 0 {
+            for (t, _) in &tables {
+                let stage = quote(&format!("{STAGE_PREFIX}{}", t.table));
+                stmts.push(SqlStmt::new(&format!("DELETE FROM {stage}"), vec![]));
+            }
+            stmts.push(SqlStmt::new(&format!("DELETE FROM {STAGE}"), vec![]));
+            stmts.push(SqlStmt::new(
+                &format!("INSERT INTO {STAGE} (snap_index, next_part, parts) VALUES (?1, 1, ?2)"),
+                vec![SqlValue::Int(self.index), SqlValue::Int(parts)],
+            ));
+        } else {
+            stmts.push(
+                SqlStmt::new(
+                    &format!(
+                        "UPDATE {STAGE} SET next_part = next_part + 1
+                         WHERE snap_index = ?1 AND next_part = ?2 AND parts = ?3"
+                    ),
+                    vec![
+                        SqlValue::Int(self.index),
+                        SqlValue::Int(part),
+                        SqlValue::Int(parts),
+                    ],
+                )
+                .must_match(),
+            );
+        }
+        for (t, _) in &tables {
+            stmts.extend(t.inserts(&format!("{STAGE_PREFIX}{}", t.table)));
+        }
+        if part == parts - 1 {
+            for (t, filter) in &tables {
+                let stage = quote(&format!("{STAGE_PREFIX}{}", t.table));
+                let columns = t.column_list();
+                stmts.push(SqlStmt::new(&delete_all(&t.table, *filter), vec![]));
+                stmts.push(SqlStmt::new(
+                    &format!(
+                        "INSERT INTO {} ({columns}) SELECT {columns} FROM {stage}",
+                        quote(&t.table)
+                    ),
+                    vec![],
+                ));
+                stmts.push(SqlStmt::new(&format!("DELETE FROM {stage}"), vec![]));
+            }
+            stmts.push(SqlStmt::new(&format!("DELETE FROM {STAGE}"), vec![]));
+        }
+        Ok(stmts)
+    }
+
+    /// This snapshot in parts of about `max_bytes` of rows each (at least one row a part),
+    /// each naming every table, in order.
+    pub fn split(&self, max_bytes: usize) -> Vec<FedSnapshot> {
+        let empty = || FedSnapshot {
+            index: self.index,
+            tables: self
+                .tables
+                .iter()
+                .map(|t| SnapshotTable {
+                    table: t.table.clone(),
+                    columns: t.columns.clone(),
+                    rows: Vec::new(),
+                })
+                .collect(),
+        };
+        let mut parts = vec![empty()];
+        let mut bytes = 0;
+        for (n, t) in self.tables.iter().enumerate() {
+            for row in &t.rows {
+                let size = serde_json::to_string(row).map_or(0, |r| r.len()) + 1;
+                if bytes > 0 && bytes + size > max_bytes {
+                    parts.push(empty());
+                    bytes = 0;
+                }
+                bytes += size;
+                if let Some(part) = parts.last_mut() {
+                    part.tables[n].rows.push(row.clone());
+                }
+            }
+        }
+        parts
+    }
+
+    /// The tables with their filters, if they are exactly the federated ones with sane
+    /// column names.
+    fn checked(&self) -> Result<Vec<(&SnapshotTable, Option<&'static str>)>, String> {
         let expected = selection();
         let found: Vec<&str> = self.tables.iter().map(|t| t.table.as_str()).collect();
         if found != expected.iter().map(|(t, _)| *t).collect::<Vec<_>>() {
@@ -324,37 +456,53 @@ impl FedSnapshot {
                 "holds the tables {found:?}, not the federated tables"
             ));
         }
-        let mut stmts = Vec::new();
+        let mut tables = Vec::new();
         for (t, (_, filter)) in self.tables.iter().zip(expected) {
             if let Some(bad) = t.columns.iter().find(|c| !is_column_name(c)) {
                 return Err(format!("table {}: {bad:?} is not a column name", t.table));
             }
-            let table = quote(&t.table);
-            let delete = match filter {
-                Some(cond) => format!("DELETE FROM {table} WHERE {cond}"),
-                None => format!("DELETE FROM {table}"),
-            };
-            stmts.push(SqlStmt::new(&delete, vec![]));
-            let columns: Vec<String> = t.columns.iter().map(|c| quote(c)).collect();
-            let marks: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
-            let insert = format!(
-                "INSERT INTO {table} ({}) VALUES ({})",
-                columns.join(", "),
-                marks.join(", ")
-            );
-            for row in &t.rows {
-                if row.len() != columns.len() {
-                    return Err(format!(
-                        "table {}: a row of {} values for {} columns",
-                        t.table,
-                        row.len(),
-                        columns.len()
-                    ));
-                }
-                stmts.push(SqlStmt::new(&insert, row.clone()));
+            if let Some(row) = t.rows.iter().find(|r| r.len() != t.columns.len()) {
+                return Err(format!(
+                    "table {}: a row of {} values for {} columns",
+                    t.table,
+                    row.len(),
+                    t.columns.len()
+                ));
             }
+            tables.push((t, filter));
         }
-        Ok(stmts)
+        Ok(tables)
+    }
+}
+
+fn delete_all(table: &str, filter: Option<&str>) -> String {
+    match filter {
+        Some(cond) => format!("DELETE FROM {} WHERE {cond}", quote(table)),
+        None => format!("DELETE FROM {}", quote(table)),
+    }
+}
+
+impl SnapshotTable {
+    fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Its rows inserted into `into`.
+    fn inserts(&self, into: &str) -> impl Iterator<Item = SqlStmt> + '_ {
+        let marks: Vec<String> = (1..=self.columns.len()).map(|n| format!("?{n}")).collect();
+        let insert = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(into),
+            self.column_list(),
+            marks.join(", ")
+        );
+        self.rows
+            .iter()
+            .map(move |row| SqlStmt::new(&insert, row.clone()))
     }
 }
 
@@ -552,6 +700,70 @@ mod tests {
         ] {
             assert!(!is_federated_write(&stmt(sql, params)), "{sql}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_in_parts_is_staged_in_order_and_swapped_in_by_its_last_part() {
+        let open = |dir: &tempfile::TempDir| {
+            let mut c = crate::open_state(&Location::Sqlite(dir.path().join("one.db"))).unwrap();
+            crate::testing::bootstrap(&mut c);
+            c
+        };
+        let apply = |c: &mut Conn, stmts: Vec<SqlStmt>| {
+            let tx = c.transaction().unwrap();
+            let out = apply_batch(&tx, &[SqlTxn { stmts }], false).unwrap();
+            tx.commit().unwrap();
+            matches!(out[0], TxnOutcome::Done { .. })
+        };
+        let (m, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut master, mut slave) = (open(&m), open(&s));
+        let user = |name: &str| crate::objects::user::insert(name, "h".into(), "core", 1);
+        for n in 0..40 {
+            let tx = master.transaction().unwrap();
+            apply_batch(
+                &tx,
+                &[SqlTxn {
+                    stmts: user(&format!("u{n}")),
+                }],
+                true,
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let snapshot = federated_snapshot(&master).unwrap().unwrap();
+        let parts = snapshot.split(2048);
+        let n = parts.len() as i64;
+        assert!(n > 3, "{n} parts");
+
+        eprintln!("--- a part out of order is refused, and changes nothing");
+        assert!(apply(&mut slave, parts[0].part_statements(0, n).unwrap()));
+        assert!(!apply(&mut slave, parts[2].part_statements(2, n).unwrap()));
+        let before = federated_checksum(&slave).unwrap();
+        for (k, part) in parts.iter().enumerate().skip(1).take(parts.len() - 2) {
+            assert!(apply(
+                &mut slave,
+                part.part_statements(k as i64, n).unwrap()
+            ));
+        }
+        assert_eq!(
+            federated_checksum(&slave).unwrap(),
+            before,
+            "only staged so far"
+        );
+
+        eprintln!("--- the last part swaps the staged tables in");
+        let last = parts.last().unwrap().part_statements(n - 1, n).unwrap();
+        assert!(apply(&mut slave, last));
+        assert_eq!(
+            federated_checksum(&slave).unwrap(),
+            federated_checksum(&master).unwrap()
+        );
+        let staged: i64 = slave
+            .query_row("SELECT COUNT(*) FROM fedsnap_user_pool", (), |r| r.get(0))
+            .unwrap();
+        assert_eq!(staged, 0);
+        assert!(snapshot.part_statements(1, 1).is_err());
+        assert!(snapshot.part_statements(3, 3).is_err());
     }
 
     #[test]

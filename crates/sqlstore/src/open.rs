@@ -553,6 +553,7 @@ fn schema_for(conn: &Conn) -> String {
 fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     let before = conn.tables()?;
     conn.execute_batch(&schema_for(conn))?;
+    crate::federated::ensure_staging(conn)?;
     // Before clusters held datastores and networks, every one of them was shown in cluster 0:
     // a database from then gets them there. Every server does the same to the same rows, so
     // replicas stay alike.

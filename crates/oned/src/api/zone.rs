@@ -440,6 +440,12 @@ pub async fn fedreplicate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
 pub async fn fedsnapshot(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let index = p.i8(0)?;
     let body = p.string(1)?;
+    // A snapshot too large for one request comes in parts, staged through this zone's log.
+    let (part, parts) = if p.len() > 2 {
+        (i64::from(p.int(2)?), i64::from(p.int(3)?))
+    } else {
+        (0, 1)
+    };
     master_sends_here(ctx, s)?;
     let bad = |why: String| Failure::Replication {
         code: code::REPLICATION,
@@ -451,14 +457,31 @@ pub async fn fedsnapshot(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     if snapshot.index != index {
         return Err(bad(format!("it holds the tables at {}", snapshot.index)));
     }
-    let stmts = snapshot.statements().map_err(bad)?;
+    let stmts = if parts == 1 {
+        snapshot.statements()
+    } else {
+        snapshot.part_statements(part, parts)
+    }
+    .map_err(bad)?;
     let rows = stmts.len();
-    ctx.commit(SqlTxn { stmts }, |r| bad(r.message)).await?;
-    tracing::info!(
-        index,
-        rows,
-        "federated tables replaced by the master's snapshot"
-    );
+    ctx.commit(SqlTxn { stmts }, |r| match r.kind {
+        // The staged parts are of another snapshot, or this part is not the next one: the
+        // master starts again from part 0.
+        TxnErrorKind::NotFound if r.stmt == 0 && part > 0 => {
+            bad(format!("part {part} of {parts} is not the next one staged"))
+        }
+        _ => bad(r.message),
+    })
+    .await?;
+    if part + 1 == parts {
+        tracing::info!(
+            index,
+            parts,
+            "federated tables replaced by the master's snapshot"
+        );
+    } else {
+        tracing::debug!(index, part, parts, rows, "federated snapshot part staged");
+    }
     Ok(Value::I8(index))
 }
 

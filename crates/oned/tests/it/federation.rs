@@ -1000,3 +1000,75 @@ fn groups_acl_rules_and_tokens_made_through_a_slave_are_seen_in_both_zones() {
     let rule_text = format!("<STRING>#{uid} HOST/* USE");
     assert!(acl_pool(s).contains(&rule_text), "{}", acl_pool(s));
 }
+
+/// A slave that needs the federated tables whole when they are larger than one request
+/// (`MESSAGE_SIZE`, shared by the zones): the master sends them in parts, the slave stages
+/// each through its log and swaps the last one in, in one transaction; it then has every
+/// user, and records follow.
+#[test]
+fn federated_tables_larger_than_one_request_reach_a_slave_in_parts() {
+    let (mut master, mut slave) = master_and_slave(1);
+    federate(&master, &mut slave);
+    master.servers[0].stop();
+    master.servers[0]
+        .extra_conf
+        .push_str("MESSAGE_SIZE = 16384\n");
+    master.servers[0].write_conf();
+    master.servers[0].start();
+
+    eprintln!("--- the slave down while the master writes 80 users and drops its records");
+    slave.servers[0].stop();
+    let c = master.servers[0].client();
+    for n in 0..80 {
+        allocate(&c, &format!("many-{n}")).unwrap();
+    }
+    let newest = settled(&master)[0];
+    master.servers[0].stop();
+    let conn = sqlstore::open_state(&master.servers[0].state_location()).unwrap();
+    conn.execute("DELETE FROM fed_log WHERE fed_index < ?1", [newest])
+        .unwrap();
+    drop(conn);
+    master.servers[0].start();
+    slave.servers[0].start();
+    slave.wait_until(DEADLINE, "the slave at the master's FEDLOG_INDEX", || {
+        slave.servers[0]
+            .raft_status()
+            .is_some_and(|r| r.fedlog_index == newest)
+    });
+    let users = crate::zone::user_pool(&slave.servers[0].client()).unwrap();
+    for n in 0..80 {
+        assert!(
+            users.contains(&format!("many-{n}")),
+            "many-{n} on the slave"
+        );
+    }
+    let log = std::fs::read_to_string(master.servers[0].log_path()).unwrap();
+    let sent = log
+        .lines()
+        .find(|l| l.contains("zone took the federated tables whole"))
+        .expect("the master's log says the zone took the tables");
+    let parts: usize = sent
+        .split("parts=")
+        .nth(1)
+        .and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no parts= in {sent}"));
+    assert!(parts > 1, "sent in parts: {sent}");
+    eprintln!("{sent}");
+
+    eprintln!("--- records follow, and the staging tables are empty again");
+    allocate(&c, "after-parts").unwrap();
+    slave.wait_until(DEADLINE, "the next user on the slave", || {
+        has_user(&slave.servers[0], "after-parts")
+    });
+    slave.servers[0].stop();
+    let conn = sqlstore::open_state(&slave.servers[0].state_location()).unwrap();
+    let staged: i64 = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM fedsnap_user_pool) + (SELECT COUNT(*) FROM fed_snapshot_stage)",
+            (),
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(staged, 0);
+}
