@@ -623,10 +623,19 @@ fn a_slave_zone_that_drifted_is_repaired_by_a_federated_snapshot() {
     for n in 0..3 {
         allocate(&c, &format!("while-gone-{n}")).unwrap();
     }
-    let newest = settled(&master)[0];
     let mut master = master;
+    keep_only_the_newest_record(&mut master, &mut slave);
+    for n in 0..3 {
+        assert!(has_user(&slave.servers[0], &format!("while-gone-{n}")));
+    }
+}
+
+/// What `FED_LOG_RETENTION` does past 10,000 records, done to the stopped master while the
+/// stopped slave lacks records: the master keeps only its newest. Both start again, and the
+/// slave must reach that record (from a snapshot).
+fn keep_only_the_newest_record(master: &mut Zone, slave: &mut Zone) {
+    let newest = settled(master)[0];
     master.servers[0].stop();
-    // What FED_LOG_RETENTION does past 10,000 records: the master keeps only its newest.
     let conn = sqlstore::open_state(&master.servers[0].state_location()).unwrap();
     conn.execute("DELETE FROM fed_log WHERE fed_index < ?1", [newest])
         .unwrap();
@@ -638,9 +647,6 @@ fn a_slave_zone_that_drifted_is_repaired_by_a_federated_snapshot() {
             .raft_status()
             .is_some_and(|r| r.fedlog_index == newest)
     });
-    for n in 0..3 {
-        assert!(has_user(&slave.servers[0], &format!("while-gone-{n}")));
-    }
 }
 
 /// Federated zones with TLS (`TLS = [...]` on every server, one CA, https endpoints): the
@@ -1022,19 +1028,7 @@ fn federated_tables_larger_than_one_request_reach_a_slave_in_parts() {
     for n in 0..80 {
         allocate(&c, &format!("many-{n}")).unwrap();
     }
-    let newest = settled(&master)[0];
-    master.servers[0].stop();
-    let conn = sqlstore::open_state(&master.servers[0].state_location()).unwrap();
-    conn.execute("DELETE FROM fed_log WHERE fed_index < ?1", [newest])
-        .unwrap();
-    drop(conn);
-    master.servers[0].start();
-    slave.servers[0].start();
-    slave.wait_until(DEADLINE, "the slave at the master's FEDLOG_INDEX", || {
-        slave.servers[0]
-            .raft_status()
-            .is_some_and(|r| r.fedlog_index == newest)
-    });
+    keep_only_the_newest_record(&mut master, &mut slave);
     let users = crate::zone::user_pool(&slave.servers[0].client()).unwrap();
     for n in 0..80 {
         assert!(
