@@ -40,7 +40,7 @@ pub use reads::{
     find_user_by_name, for_each_user, load_user, load_zone, load_zones, LoginToken, UserRow,
     ZoneRow, ZoneServerRow,
 };
-pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, Row, SqlError};
+pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, RawRow, Row, SqlError, ValueView};
 pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome};
 /// OpenNebula's object states, the numbers the state tables store.
 pub use wire::state;

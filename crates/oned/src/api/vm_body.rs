@@ -13,6 +13,7 @@
 //!   [`Query`].
 
 use sqlstore::objects::vm::VmRow;
+use sqlstore::RawRow;
 use template::{Template, Value as TValue};
 use xmlrpc::{Params, Value};
 
@@ -766,12 +767,16 @@ async fn print(
             };
             let mut st = conn.prepare(&sql)?;
             let mut it = st.query(sqlstore::sql::params_from_iter(args))?;
-            while let Some(r) = it.next()? {
+            // A row is read into a `VmRow` only when something needs it: the query, or a body
+            // not kept already.
+            let read = |raw: &RawRow<'_>| (rows.read)(conn, &raw.to_row()?);
+            while let Some(raw) = it.next_raw()? {
                 if left == 0 {
                     break;
                 }
-                let v = (rows.read)(conn, r)?;
+                let mut vm = None;
                 if let Some(q) = &query {
+                    let v = read(&raw)?;
                     if !q.matches(&v) {
                         continue;
                     }
@@ -780,10 +785,22 @@ async fn print(
                         continue;
                     }
                     left -= 1;
+                    vm = Some(v);
                 }
                 if prepared {
-                    bodies.write(&v, form, &mut out, &mut scratch, render);
+                    bodies.write(&raw, form, &mut out, &mut scratch, |text| {
+                        let v = match vm.take() {
+                            Some(v) => v,
+                            None => read(&raw)?,
+                        };
+                        render(&v, text);
+                        Ok::<_, sqlstore::SqlError>(())
+                    })?;
                 } else {
+                    let v = match vm {
+                        Some(v) => v,
+                        None => read(&raw)?,
+                    };
                     render(&v, &mut out);
                 }
             }

@@ -2,11 +2,13 @@
 //!
 //! `one.vmpool.info` of 10k VMs spent most of its time parsing each VM's templates and
 //! building its XML again on every call, though a VM's body changes only when its row does.
-//! A body is a pure function of the [`VmRow`] the pool query reads (its columns, last
+//! A body is a pure function of the row the pool query reads (the VM's columns, its last
 //! placement and newest monitoring record, owner and group names), so each kept body carries
 //! a fingerprint of the row it was printed from, and is used only while the row read now has
 //! the same fingerprint: nothing has to invalidate it, a write on any server, a snapshot
 //! install or a restore included, and a row that changed is printed again and replaces it.
+//! The fingerprint is taken where SQLite's cursor holds the row, so a VM that did not change
+//! is neither copied out of SQLite nor read into a `VmRow`.
 //!
 //! The fingerprint is SipHash-1-3 under a key drawn at random when the process starts (std's
 //! `RandomState`): no client can choose a template whose fingerprint collides with another
@@ -23,11 +25,11 @@
 //! this bound in a server's memory.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
-use sqlstore::objects::vm::{History, VmRow};
+use sqlstore::{RawRow, ValueView};
 
 /// The most bytes of bodies (and their entries) kept: 10k VMs of a few attributes take
 /// ~15 MiB for both forms; larger pools keep what fits, the rest is printed on every call.
@@ -152,123 +154,54 @@ impl BodyCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fingerprint(&self, v: &VmRow) -> u64 {
+    /// Every column of the row as the query returned it: the body is a function of them
+    /// (`VmRow` is read from them alone), and hashing them where SQLite holds them spares a
+    /// row that did not change every copy.
+    fn fingerprint(&self, row: &RawRow<'_>) -> sqlstore::sql::Result<u64> {
         let mut h = self.key.build_hasher();
-        // Every field, named: a field added to `VmRow` does not compile here until it is hashed.
-        let VmRow {
-            head,
-            lock,
-            state,
-            lcm_state,
-            prev_state,
-            prev_lcm_state,
-            stime,
-            etime,
-            cpu,
-            memory,
-            template,
-            user_template,
-            resched,
-            history,
-            monitoring,
-        } = v;
-        let sqlstore::Head {
-            owned,
-            name,
-            uname,
-            gname,
-        } = head;
-        for n in [owned.oid, owned.uid, owned.gid, owned.perms] {
-            h.write_i64(n);
-        }
-        name.hash(&mut h);
-        uname.hash(&mut h);
-        gname.hash(&mut h);
-        for n in [lock.level, lock.owner, lock.time, lock.req_id] {
-            h.write_i64(n);
-        }
-        for n in [
-            *state,
-            *lcm_state,
-            *prev_state,
-            *prev_lcm_state,
-            *stime,
-            *etime,
-            *memory,
-        ] {
-            h.write_i64(n);
-        }
-        h.write_u64(cpu.to_bits());
-        template.hash(&mut h);
-        user_template.hash(&mut h);
-        resched.hash(&mut h);
-        h.write_usize(history.len());
-        for History {
-            seq,
-            hid,
-            hostname,
-            vm_mad,
-            stime,
-            etime,
-        } in history
-        {
-            for n in [*seq, *hid, *stime, *etime] {
-                h.write_i64(n);
-            }
-            hostname.hash(&mut h);
-            vm_mad.hash(&mut h);
-        }
-        match monitoring {
-            None => h.write_u8(0),
-            Some(m) => {
-                let sqlstore::objects::monitoring::VmRecord {
-                    vmid,
-                    timestamp,
-                    cpu,
-                    memory,
-                    netrx,
-                    nettx,
-                    diskrdbytes,
-                    diskwrbytes,
-                    diskrdiops,
-                    diskwriops,
-                } = m;
-                h.write_u8(1);
-                for n in [
-                    *vmid,
-                    *timestamp,
-                    *cpu,
-                    *memory,
-                    *netrx,
-                    *nettx,
-                    *diskrdbytes,
-                    *diskwrbytes,
-                    *diskrdiops,
-                    *diskwriops,
-                ] {
+        h.write_usize(row.len());
+        for i in 0..row.len() {
+            match row.value(i)? {
+                ValueView::Null => h.write_u8(0),
+                ValueView::Int(n) => {
+                    h.write_u8(1);
                     h.write_i64(n);
+                }
+                ValueView::Real(f) => {
+                    h.write_u8(2);
+                    h.write_u64(f.to_bits());
+                }
+                ValueView::Text(t) => {
+                    h.write_u8(3);
+                    h.write_usize(t.len());
+                    h.write(t);
+                }
+                ValueView::Blob(b) => {
+                    h.write_u8(4);
+                    h.write_usize(b.len());
+                    h.write(b);
                 }
             }
         }
-        h.finish()
+        Ok(h.finish())
     }
 }
 
 impl Pass<'_> {
-    /// Appends `v`'s `form` body, escaped as XML-RPC `<string>` text, to `out`: the kept one
-    /// when `v` has not changed since it was printed, else `render`'s (through `scratch`),
-    /// which is then kept if it fits.
-    pub fn write(
+    /// Appends the `form` body of VM `oid`, read from `row` (column 0 is its id), escaped as
+    /// XML-RPC `<string>` text, to `out`: the kept one when the row has not changed since it
+    /// was printed, else `render`'s (through `scratch`), which is then kept if it fits.
+    pub fn write<E: From<sqlstore::SqlError>>(
         &mut self,
-        v: &VmRow,
+        row: &RawRow<'_>,
         form: Form,
         out: &mut String,
         scratch: &mut String,
-        render: fn(&VmRow, &mut String),
-    ) {
+        render: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
         let cache = self.cache;
-        let oid = v.head.owned.oid;
-        let print = cache.fingerprint(v);
+        let oid = row.int(0)?;
+        let print = cache.fingerprint(row)?;
         {
             let mut inner = cache.lock();
             if let Some(e) = inner.by_vm.get_mut(&oid) {
@@ -276,16 +209,17 @@ impl Pass<'_> {
                     e.used = self.call;
                     if let Some(body) = e.form(form) {
                         out.push_str(body);
-                        return;
+                        return Ok(());
                     }
                 }
             }
         }
         scratch.clear();
-        render(v, scratch);
+        render(scratch)?;
         let start = out.len();
         xmlrpc::escape_into(out, scratch);
         self.keep(oid, print, form, &out[start..]);
+        Ok(())
     }
 
     fn keep(&mut self, oid: i64, print: u64, form: Form, body: &str) {
@@ -341,51 +275,37 @@ impl Pass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlstore::{Row, SqlValue};
 
-    fn vm(oid: i64, template: &str) -> VmRow {
-        VmRow {
-            head: sqlstore::Head {
-                owned: sqlstore::Owned {
-                    oid,
-                    uid: 0,
-                    gid: 0,
-                    perms: 0o600,
-                },
-                name: format!("vm-{oid}"),
-                uname: "oneadmin".into(),
-                gname: "oneadmin".into(),
-            },
-            lock: Default::default(),
-            state: 1,
-            lcm_state: 0,
-            prev_state: 1,
-            prev_lcm_state: 0,
-            stime: 1,
-            etime: 0,
-            cpu: 1.0,
-            memory: 64,
-            template: template.into(),
-            user_template: String::new(),
-            resched: false,
-            history: Vec::new(),
-            monitoring: None,
-        }
+    /// A VM's row as the tests need it: its id, a name and a template.
+    fn vm(oid: i64, template: &str) -> Row {
+        Row::new(vec![
+            SqlValue::Int(oid),
+            SqlValue::Text(format!("vm-{oid}")),
+            SqlValue::Text(template.into()),
+        ])
     }
 
     thread_local! {
         static RENDERED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    fn render(v: &VmRow, out: &mut String) {
+    fn render(row: &Row, out: &mut String) -> Result<(), sqlstore::SqlError> {
         RENDERED.with(|n| n.set(n.get() + 1));
-        out.push_str(&format!("<VM>{}|{}</VM>", v.head.name, v.template));
+        let name: String = row.get(1)?;
+        let template: String = row.get(2)?;
+        out.push_str(&format!("<VM>{name}|{template}</VM>"));
+        Ok(())
     }
 
-    fn print(c: &BodyCache, vms: &[VmRow], form: Form) -> String {
+    fn print(c: &BodyCache, vms: &[Row], form: Form) -> String {
         let mut pass = c.begin();
         let (mut out, mut scratch) = (String::new(), String::new());
         for v in vms {
-            pass.write(v, form, &mut out, &mut scratch, render);
+            pass.write(&RawRow::owned(v), form, &mut out, &mut scratch, |text| {
+                render(v, text)
+            })
+            .unwrap();
         }
         out
     }
@@ -417,19 +337,11 @@ mod tests {
         // The other form is its own body.
         print(&c, &vms, Form::Pool);
         assert_eq!(rendered(), 2);
-        vms[1].template = "B=3".into();
-        vms[0].monitoring = Some(sqlstore::objects::monitoring::VmRecord {
-            vmid: 0,
-            timestamp: 5,
-            cpu: 1,
-            memory: 2,
-            netrx: 0,
-            nettx: 0,
-            diskrdbytes: 0,
-            diskwrbytes: 0,
-            diskrdiops: 0,
-            diskwriops: 0,
-        });
+        vms[1] = vm(1, "B=3");
+        // A column that is not printed here still counts: the body is a function of the row.
+        let mut zero = vm(0, "A=1").values().to_vec();
+        zero.push(SqlValue::Null);
+        vms[0] = Row::new(zero);
         assert_eq!(
             print(&c, &vms, Form::Short),
             "&lt;VM&gt;vm-0|A=1&lt;/VM&gt;&lt;VM&gt;vm-1|B=3&lt;/VM&gt;"
@@ -438,16 +350,42 @@ mod tests {
     }
 
     #[test]
+    fn values_of_different_kinds_or_split_differently_do_not_collide() {
+        let c = BodyCache::new(1 << 20);
+        let print_of = |values: Vec<SqlValue>| {
+            let row = Row::new(values);
+            c.fingerprint(&RawRow::owned(&row)).unwrap()
+        };
+        let text = |t: &str| SqlValue::Text(t.into());
+        assert_ne!(
+            print_of(vec![SqlValue::Int(1), text("ab"), text("c")]),
+            print_of(vec![SqlValue::Int(1), text("a"), text("bc")])
+        );
+        assert_ne!(
+            print_of(vec![SqlValue::Int(1), SqlValue::Null]),
+            print_of(vec![SqlValue::Int(1), SqlValue::Int(0)])
+        );
+        assert_ne!(
+            print_of(vec![SqlValue::Int(1), text("x")]),
+            print_of(vec![SqlValue::Int(1), SqlValue::Blob(b"x".to_vec())])
+        );
+        assert_eq!(
+            print_of(vec![SqlValue::Int(1), text("x")]),
+            print_of(vec![SqlValue::Int(1), text("x")])
+        );
+    }
+
+    #[test]
     fn the_bodies_kept_stay_within_the_budget() {
         let budget = 10 * (ENTRY_OVERHEAD + 40);
         let c = BodyCache::new(budget);
-        let vms: Vec<VmRow> = (0..100).map(|i| vm(i, "A=1")).collect();
+        let vms: Vec<Row> = (0..100).map(|i| vm(i, "A=1")).collect();
         let out = print(&c, &vms, Form::Short);
         assert_eq!(out.matches("&lt;VM&gt;").count(), 100);
         assert!(c.bytes() <= budget, "{} > {budget}", c.bytes());
         assert!(c.bytes() > 0);
         // Bodies of VMs no longer listed make room for those listed now.
-        let others: Vec<VmRow> = (100..105).map(|i| vm(i, "A=1")).collect();
+        let others: Vec<Row> = (100..105).map(|i| vm(i, "A=1")).collect();
         rendered();
         print(&c, &others, Form::Short);
         assert_eq!(rendered(), 5);

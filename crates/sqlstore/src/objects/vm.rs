@@ -138,6 +138,8 @@ const OWN_COLUMNS: usize = 11;
 /// The history columns of [`POOL_ROWS`], after the VM's.
 const HISTORY_COLUMNS: usize = 6;
 
+/// Reads nothing but its row: the pool bodies are kept under a fingerprint of the row's
+/// columns (`oned`'s `vm_pool_cache`), so a VmRow made from anything else would go stale there.
 fn read_for_pool(_: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
     let (head, lock, col) = Lock::head_and_lock(r)?;
     let h = col + OWN_COLUMNS;

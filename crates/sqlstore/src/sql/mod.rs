@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 pub use my::{MysqlConfig, SQL_MODE as SESSION_MODE};
-pub use value::{FromSql, Optional, Params, Row};
+pub use value::{FromSql, Optional, Params, RawRow, Row, ValueView};
 
 use crate::SqlValue;
 
@@ -590,6 +590,17 @@ impl Rows<'_> {
             RowsInner::Buffered(rows) => rows.next(),
         };
         Ok(self.current.as_ref())
+    }
+
+    /// The next row, not copied out of SQLite's cursor (MySQL's rows are read already).
+    pub fn next_raw(&mut self) -> Result<Option<RawRow<'_>>> {
+        match &mut self.inner {
+            RowsInner::Sqlite(rows, n) => Ok(rows.next()?.map(|r| RawRow::sqlite(r, *n))),
+            RowsInner::Buffered(rows) => {
+                self.current = rows.next();
+                Ok(self.current.as_ref().map(RawRow::owned))
+            }
+        }
     }
 }
 

@@ -227,3 +227,50 @@ fn a_batch_reports_the_error_of_a_later_statement_on_both_backends() {
         assert!(c.tables().unwrap().iter().all(|t| t != "never_made"), "{b}");
     }
 }
+
+#[test]
+fn raw_rows_hold_what_owned_rows_hold_on_both_backends() {
+    for c in both() {
+        let b = c.backend();
+        c.execute_batch("CREATE TABLE r (k BIGINT PRIMARY KEY, f DOUBLE, t TEXT, b BLOB)")
+            .unwrap();
+        c.execute(
+            "INSERT INTO r (k, f, t, b) VALUES (?1, ?2, ?3, ?4)",
+            params![1i64, 0.25f64, "é<x>", vec![1u8, 2]],
+        )
+        .unwrap();
+        c.execute("INSERT INTO r (k) VALUES (?1)", params![2i64])
+            .unwrap();
+        let sql = "SELECT k, f, t, b FROM r ORDER BY k";
+        let mut st = c.prepare(sql).unwrap();
+        let mut owned = Vec::new();
+        let mut rows = st.query(()).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            owned.push(r.clone());
+        }
+        drop(rows);
+        let mut rows = st.query(()).unwrap();
+        let mut raw = Vec::new();
+        while let Some(r) = rows.next_raw().unwrap() {
+            assert_eq!(r.len(), 4, "{b}");
+            raw.push((
+                r.int(0).unwrap(),
+                r.value(2).unwrap().kind(),
+                r.to_row().unwrap(),
+            ));
+        }
+        assert_eq!(raw.len(), 2, "{b}");
+        assert_eq!((raw[0].0, raw[0].1), (1, "text"), "{b}");
+        assert_eq!((raw[1].0, raw[1].1), (2, "NULL"), "{b}");
+        let copied: Vec<Row> = raw.into_iter().map(|(_, _, r)| r).collect();
+        assert_eq!(copied, owned, "{b}");
+        let view = RawRow::owned(&owned[0]);
+        assert_eq!(
+            view.value(2).unwrap(),
+            ValueView::Text("é<x>".as_bytes()),
+            "{b}"
+        );
+        assert_eq!(view.value(3).unwrap(), ValueView::Blob(&[1, 2]), "{b}");
+        assert!(view.int(2).is_err(), "{b}");
+    }
+}

@@ -12,7 +12,7 @@ pub struct Row {
 }
 
 impl Row {
-    pub(crate) fn new(values: Vec<SqlValue>) -> Row {
+    pub fn new(values: Vec<SqlValue>) -> Row {
         Row { values }
     }
 
@@ -46,6 +46,101 @@ impl Row {
 
     pub fn values(&self) -> &[SqlValue] {
         &self.values
+    }
+}
+
+/// A row as the query's cursor holds it, read without copying: a pool call that needs only
+/// some rows whole (`one.vmpool.info` checks each against the body it kept) copies only those.
+pub struct RawRow<'a>(RawInner<'a>);
+
+enum RawInner<'a> {
+    Sqlite(&'a rusqlite::Row<'a>, usize),
+    Owned(&'a Row),
+}
+
+/// A column's value, borrowed from its row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueView<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    /// As stored: OneHA stores only UTF-8, but a read does not check it here.
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+impl<'a> RawRow<'a> {
+    pub(crate) fn sqlite(r: &'a rusqlite::Row<'a>, n: usize) -> RawRow<'a> {
+        RawRow(RawInner::Sqlite(r, n))
+    }
+
+    /// A row already read into owned values (MySQL's, or a test's).
+    pub fn owned(r: &'a Row) -> RawRow<'a> {
+        RawRow(RawInner::Owned(r))
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            RawInner::Sqlite(_, n) => *n,
+            RawInner::Owned(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Column `i`.
+    pub fn value(&self, i: usize) -> Result<ValueView<'_>> {
+        match &self.0 {
+            RawInner::Sqlite(r, _) => Ok(match r.get_ref(i)? {
+                ValueRef::Null => ValueView::Null,
+                ValueRef::Integer(v) => ValueView::Int(v),
+                ValueRef::Real(v) => ValueView::Real(v),
+                ValueRef::Text(t) => ValueView::Text(t),
+                ValueRef::Blob(b) => ValueView::Blob(b),
+            }),
+            RawInner::Owned(r) => Ok(match r.get_ref(i)? {
+                SqlValue::Null => ValueView::Null,
+                SqlValue::Int(v) => ValueView::Int(*v),
+                SqlValue::Real(v) => ValueView::Real(*v),
+                SqlValue::Text(t) => ValueView::Text(t.as_bytes()),
+                SqlValue::Blob(b) => ValueView::Blob(b),
+            }),
+        }
+    }
+
+    /// Column `i` as an integer.
+    pub fn int(&self, i: usize) -> Result<i64> {
+        match self.value(i)? {
+            ValueView::Int(v) => Ok(v),
+            other => Err(SqlError::Type {
+                index: i,
+                want: "an integer",
+                found: other.kind().to_string(),
+            }),
+        }
+    }
+
+    /// The row as owned values.
+    pub fn to_row(&self) -> Result<Row> {
+        match &self.0 {
+            RawInner::Sqlite(r, n) => sqlite_row(r, *n),
+            RawInner::Owned(r) => Ok((*r).clone()),
+        }
+    }
+}
+
+impl ValueView<'_> {
+    /// The value's kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ValueView::Null => "NULL",
+            ValueView::Int(_) => "an integer",
+            ValueView::Text(_) => "text",
+            ValueView::Blob(_) => "a blob",
+            ValueView::Real(_) => "a real",
+        }
     }
 }
 
