@@ -59,7 +59,11 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
 }
 
 fn xml(body: String) -> Response {
-    ([("content-type", "text/xml")], body).into_response()
+    (
+        [("content-type", "text/xml")],
+        api::answer_buf::into_bytes(body),
+    )
+        .into_response()
 }
 
 fn fault(code: i32, message: &str) -> Response {

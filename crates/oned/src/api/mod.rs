@@ -4,6 +4,7 @@
 mod accounting;
 mod acl;
 mod address_range;
+pub mod answer_buf;
 mod backup_incs;
 pub mod backupjob;
 mod cluster_plan;

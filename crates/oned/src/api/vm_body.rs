@@ -752,7 +752,12 @@ async fn print(
     let prepared = vm_pool_cache::can_prepare();
     let body = ctx
         .read(move |conn| {
-            let mut out = String::new();
+            // A large answer goes into the pages of the last one (`answer_buf`).
+            let mut out = if prepared {
+                super::answer_buf::take()
+            } else {
+                String::new()
+            };
             let mut bodies = BODIES.begin();
             let mut scratch = String::new();
             if prepared {
