@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlstore::ReadPool;
-use xmlrpc::{MethodCall, Response, Value};
+use xmlrpc::{MethodCall, Value};
 
 use crate::api::code;
 use crate::cluster::{Cluster, LeaderTicks};
@@ -324,27 +324,15 @@ async fn send(call: &Call<'_>, index: i64, body: &str) -> Result<Sent, String> {
 }
 
 async fn post(call: &Call<'_>, request: String, timeout: Duration) -> Result<Sent, String> {
-    let answer = call
+    let sent = call
         .http
         .post(call.endpoint)
-        .header("content-type", "text/xml")
         .header(
             wire::header::FED_VERSION,
             sqlstore::versions::SHARED_DB_VERSION,
         )
-        .timeout(timeout)
-        .body(request)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .bytes()
-        .await
-        .map_err(|e| e.to_string())?;
-    let values = match xmlrpc::parse_response(&answer).map_err(|e| e.to_string())? {
-        Response::Success(Value::Array(values)) => values,
-        Response::Success(other) => return Err(format!("unexpected answer {other:?}")),
-        Response::Fault { code, message } => return Err(format!("fault {code}: {message}")),
-    };
+        .timeout(timeout);
+    let values = crate::api::master_client::post_call(sent, request).await?;
     if values.first().and_then(Value::as_bool) == Some(true) {
         return Ok(Sent::Applied);
     }

@@ -283,16 +283,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if super::zone_master::is_slave(ctx) {
         return super::market_master::allocate_market(ctx, s, new).await;
     }
-    let insert = rows::insert_market(new);
-    super::allocate_next(
-        ctx,
-        rows::MARKETS,
-        insert,
-        "marketplace",
-        "MARKETPLACE",
-        &name,
-    )
-    .await
+    insert_market(ctx, new).await
 }
 
 /// `one.market.delete(id)`: a market with apps is kept, unless it is public (its apps are
@@ -526,16 +517,7 @@ pub async fn app_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
     let id = if super::zone_master::is_slave(ctx) {
         super::market_master::allocate_app(ctx, s, new).await?
     } else {
-        let insert = rows::insert_app(new);
-        super::allocate_next(
-            ctx,
-            rows::APPS,
-            insert,
-            "marketplaceapp",
-            "MARKETPLACEAPP",
-            &name,
-        )
-        .await?
+        insert_app(ctx, new).await?
     };
     match refused {
         Some(why) => Err(fail(code::INTERNAL, why)),
@@ -758,6 +740,36 @@ pub fn import_outcome(app: &rows::Importing) -> Imported {
         size: *size,
         format,
     }
+}
+
+/// Writes a new marketplace under this zone's next id (a master's or a standalone zone's).
+pub(super) async fn insert_market(ctx: &Ctx, new: rows::NewMarket<'_>) -> MethodResult {
+    let name = new.name.to_string();
+    let insert = rows::insert_market(new);
+    super::allocate_next(
+        ctx,
+        rows::MARKETS,
+        insert,
+        "marketplace",
+        "MARKETPLACE",
+        &name,
+    )
+    .await
+}
+
+/// Writes a new app under this zone's next id (a master's or a standalone zone's).
+pub(super) async fn insert_app(ctx: &Ctx, new: rows::NewApp<'_>) -> MethodResult {
+    let name = new.name.to_string();
+    let insert = rows::insert_app(new);
+    super::allocate_next(
+        ctx,
+        rows::APPS,
+        insert,
+        "marketplaceapp",
+        "MARKETPLACEAPP",
+        &name,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -183,23 +183,18 @@ pub async fn market_allocatedb(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodR
     let xml = p.string(0)?;
     master_takes(ctx, s, "marketplace", Some(xml))?;
     let m = read_market(xml).map_err(|why| unreadable("one.market.allocatedb", &why))?;
-    let insert = rows::insert_market(NewMarket {
-        name: &m.head.name,
-        uid: m.head.owned.uid,
-        gid: m.head.owned.gid,
-        perms: m.head.owned.perms,
-        state: m.state,
-        market_mad: &m.market_mad,
-        zone_id: m.zone_id,
-        template: m.template.clone(),
-    });
-    super::allocate_next(
+    super::market::insert_market(
         ctx,
-        rows::MARKETS,
-        insert,
-        "marketplace",
-        "MARKETPLACE",
-        &m.head.name,
+        NewMarket {
+            name: &m.head.name,
+            uid: m.head.owned.uid,
+            gid: m.head.owned.gid,
+            perms: m.head.owned.perms,
+            state: m.state,
+            market_mad: &m.market_mad,
+            zone_id: m.zone_id,
+            template: m.template.clone(),
+        },
     )
     .await
 }
@@ -236,29 +231,24 @@ pub async fn app_allocatedb(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     let xml = p.string(0)?;
     master_takes(ctx, s, "marketplaceapp", Some(xml))?;
     let a = read_app(xml).map_err(|why| unreadable("one.marketapp.allocatedb", &why))?;
-    let insert = rows::insert_app(NewApp {
-        name: &a.head.name,
-        uid: a.head.owned.uid,
-        gid: a.head.owned.gid,
-        perms: a.head.owned.perms,
-        regtime: a.regtime,
-        zone_id: a.zone_id,
-        origin_id: a.origin_id,
-        description: &a.description,
-        version: &a.version,
-        apptemplate64: &a.apptemplate64,
-        market_id: a.market_id,
-        state: a.state,
-        kind: a.kind,
-        template: a.template.clone(),
-    });
-    super::allocate_next(
+    super::market::insert_app(
         ctx,
-        rows::APPS,
-        insert,
-        "marketplaceapp",
-        "MARKETPLACEAPP",
-        &a.head.name,
+        NewApp {
+            name: &a.head.name,
+            uid: a.head.owned.uid,
+            gid: a.head.owned.gid,
+            perms: a.head.owned.perms,
+            regtime: a.regtime,
+            zone_id: a.zone_id,
+            origin_id: a.origin_id,
+            description: &a.description,
+            version: &a.version,
+            apptemplate64: &a.apptemplate64,
+            market_id: a.market_id,
+            state: a.state,
+            kind: a.kind,
+            template: a.template.clone(),
+        },
     )
     .await
 }

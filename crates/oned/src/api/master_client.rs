@@ -51,29 +51,38 @@ impl MasterClient {
             method: method.into(),
             params: all,
         });
-        let answer = self
-            .http
-            .post(&self.endpoint)
-            .header("content-type", "text/xml")
-            .timeout(self.timeout)
-            .body(request)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .bytes()
-            .await
-            .map_err(|e| e.to_string())?;
-        match xmlrpc::parse_response(&answer).map_err(|e| e.to_string())? {
-            Response::Success(Value::Array(mut values)) if values.len() >= 2 => {
-                let value = values.swap_remove(1);
-                if values.first().and_then(Value::as_bool) == Some(true) {
-                    return Ok(value);
-                }
-                Err(value.as_str().unwrap_or_default().to_string())
-            }
-            Response::Success(other) => Err(format!("unexpected answer {other:?}")),
-            Response::Fault { code, message } => Err(format!("fault {code}: {message}")),
+        let sent = self.http.post(&self.endpoint).timeout(self.timeout);
+        let mut values = post_call(sent, request).await?;
+        if values.len() < 2 {
+            return Err(format!("unexpected answer {values:?}"));
         }
+        let value = values.swap_remove(1);
+        if values.first().and_then(Value::as_bool) == Some(true) {
+            return Ok(value);
+        }
+        Err(value.as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// Sends an XML-RPC `request` through `post` (its endpoint, timeout and any header set) to
+/// another zone's `/RPC2`: the values of OpenNebula's answer array, or why there are none.
+pub(crate) async fn post_call(
+    post: reqwest::RequestBuilder,
+    request: String,
+) -> Result<Vec<Value>, String> {
+    let answer = post
+        .header("content-type", "text/xml")
+        .body(request)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    match xmlrpc::parse_response(&answer).map_err(|e| e.to_string())? {
+        Response::Success(Value::Array(values)) => Ok(values),
+        Response::Success(other) => Err(format!("unexpected answer {other:?}")),
+        Response::Fault { code, message } => Err(format!("fault {code}: {message}")),
     }
 }
 
