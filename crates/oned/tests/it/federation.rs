@@ -920,6 +920,43 @@ fn a_slave_zones_marketplace_and_apps_are_kept_by_the_master() {
             "[one.marketapp.updatedb] Cannot update object from XML"
         )
     );
+    // The app's own document, for another id: refused, as OpenNebula's consistency check.
+    let doc = info(m, "one.marketapp.info", app).unwrap();
+    let (code, message) = crate::zone::one_error(m.client().call(
+        "one.marketapp.updatedb",
+        vec![Value::Int(app + 1000), Value::String(doc.clone())],
+    ));
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            crate::zone::INTERNAL,
+            "[one.marketapp.updatedb] Consistency check failed"
+        )
+    );
+    // A document over 512 KiB is refused before it is read, and the app keeps its own.
+    let padded = doc.replacen(
+        "<TEMPLATE>",
+        &format!(
+            "<TEMPLATE><PAD><![CDATA[{}]]></PAD>",
+            "x".repeat(520 * 1024)
+        ),
+        1,
+    );
+    assert!(padded.len() > 512 * 1024);
+    for method in ["one.marketapp.updatedb", "one.market.updatedb"] {
+        let (code, message) = crate::zone::one_error(
+            m.client()
+                .call(method, vec![Value::Int(app), Value::String(padded.clone())]),
+        );
+        assert_eq!(
+            (code, message),
+            (
+                crate::zone::INTERNAL,
+                format!("[{method}] Cannot update object from XML")
+            )
+        );
+    }
+    assert_eq!(info(m, "one.marketapp.info", app).unwrap(), doc);
 
     eprintln!("--- the app deleted on the slave: dropped by the master, gone in both zones");
     s.client()
