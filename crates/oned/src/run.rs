@@ -257,7 +257,29 @@ impl Handover {
         self.stop.stop_leading(term);
         match consensus::handover::hand_over(&self.raft, &self.net, self.within).await {
             Ok(to) => info!(leader = to, "handed leadership over"),
-            Err(e) => warn!(error = %e, "stopping without handing leadership over"),
+            Err(e) => {
+                warn!(error = %e, "stopping without handing leadership over");
+                return;
+            }
+        }
+        // Writes proposed before the stop (forwarded ones too) are in the successor's log but
+        // answered only once applied here: keep serving /raft until then, or their calls would
+        // time out with an unknown outcome while this server no longer hears the new leader.
+        let proposed = self.raft.metrics().borrow().last_log_index;
+        match self
+            .raft
+            .wait(Some(self.within))
+            .applied_index_at_least(proposed, "the writes proposed before the handover")
+            .await
+        {
+            Ok(_) => info!(
+                applied = shown(proposed),
+                "applied the writes proposed before the handover"
+            ),
+            Err(e) => warn!(
+                error = %e,
+                "stopping before the writes proposed before the handover were applied here"
+            ),
         }
     }
 }
