@@ -5,6 +5,7 @@
 //! Nothing outside this crate names an openraft storage or network trait.
 
 mod blocking;
+pub mod durable;
 mod error;
 pub mod failover;
 pub mod follower_read;

@@ -2,15 +2,16 @@
 //! their own SQLite file (`raft.db`) so appends never wait on the state writer.
 //!
 //! Every write commits with `synchronous=FULL` before it returns (or before the flush callback
-//! fires): an acknowledged write is on disk on a majority.
+//! fires, but for a leader's own entries, below): an acknowledged write is on disk on a majority.
 //!
 //! One long-lived thread owns the writing connection and takes openraft's calls in order from a
 //! channel (no hop to a fresh blocking-pool thread per call). `append` hands its entries to it
 //! and returns at once, the flush callback firing when they are on disk, as openraft's storage
-//! API allows; appends found queued together share one transaction and one fsync. (openraft
-//! 0.9.25's RaftCore still waits for that callback before it goes on, so today appends do not
-//! overlap; the entries are kept in memory meanwhile, see [`crate::log_cache`], which is what
-//! spares committing and replicating a database read.)
+//! API allows; appends found queued together share one transaction and one fsync. openraft
+//! 0.9.25's RaftCore waits for that callback before it goes on, replication included; so a
+//! leader's own entries are reported at once and written meanwhile, the waits Raft's safety
+//! needs moved to [`crate::durable`]. The entries are kept in memory (see
+//! [`crate::log_cache`]), which spares committing and replicating a database read.
 //!
 //! The committed log id openraft reports before applying is kept in memory and written with the
 //! next append's transaction, so committing costs no fsync of its own (Raft does not need it
@@ -31,11 +32,12 @@ use openraft::{
 use rusqlite::{params, Connection, OptionalExtension};
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::blocking::{storage, Shared};
+use crate::durable::{DurableLog, DurableSender};
 use crate::error::{log_and_count, Error, Result};
 use crate::log_cache::Recent;
 use crate::log_format::{self, FORMAT};
@@ -151,6 +153,29 @@ fn last_index_of(conn: &Connection) -> Result<Option<u64>> {
     Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
 }
 
+/// The log id of a `logdb` row.
+fn log_id_of_row(index: i64, term: i64, node: i64) -> LogId<u64> {
+    LogId::new(
+        openraft::CommittedLeaderId::new(term as u64, node as u64),
+        index as u64,
+    )
+}
+
+/// The newest entry's log id, or the purge marker when nothing is above it.
+fn last_log_id_of(conn: &Connection) -> Result<Option<LogId<u64>>> {
+    let purged: Option<LogId<u64>> = get_meta(conn, "last_purged")?;
+    let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
+    let last = conn
+        .query_row(
+            "SELECT log_index, term, leader_node_id FROM logdb WHERE log_index > ?1
+             ORDER BY log_index DESC LIMIT 1",
+            [floor],
+            |r| Ok(log_id_of_row(r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(last.or(purged))
+}
+
 /// The committed log id last written (with an append).
 fn saved_committed(conn: &Connection) -> Result<Option<LogId<u64>>> {
     Ok(get_meta::<Option<LogId<u64>>>(conn, "committed")?.flatten())
@@ -234,6 +259,13 @@ pub struct LogStore {
     committed: Arc<Mutex<Option<LogId<u64>>>>,
     /// Closed until the state has applied the log found at open (see [`crate::read_gate`]).
     gate: ReadGate,
+    /// How far the log is on disk (see [`crate::durable`]).
+    durable: Arc<DurableSender>,
+    /// This server's id once it may report its own appends as a leader flushed before their
+    /// fsync ([`LogStore::flush_in_parallel_when_leading`]).
+    parallel_as: Arc<OnceLock<u64>>,
+    /// The vote last saved: whose leadership this server's appends are under.
+    vote: Arc<Mutex<Option<Vote<u64>>>>,
 }
 
 impl LogStore {
@@ -243,6 +275,7 @@ impl LogStore {
         let conn = open(path, false)?;
         let committed: Option<LogId<u64>> = saved_committed(&conn)?;
         let gate = ReadGate::at_boot(last_index_of(&conn)?);
+        let durable = Arc::new(DurableSender::new(last_log_id_of(&conn)?));
         let committed = Arc::new(Mutex::new(committed));
         let db = Shared::new(conn, "log");
         let deleting = Arc::new(AtomicBool::new(false));
@@ -253,6 +286,7 @@ impl LogStore {
             deleting: deleting.clone(),
             recent: recent.clone(),
             committed: committed.clone(),
+            durable: durable.clone(),
             persisted: *committed
                 .lock()
                 .map_err(|_| Error::Poisoned("committed log id"))?,
@@ -276,7 +310,35 @@ impl LogStore {
             pending: Arc::new(Mutex::new(None)),
             committed,
             gate,
+            durable,
+            parallel_as: Arc::new(OnceLock::new()),
+            vote: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// From now on, while server `me` leads, its own appends are reported flushed as soon as
+    /// they are queued, so openraft replicates them while they are written here: a write then
+    /// waits for one fsync after another's instead of two. What keeps it safe is in
+    /// [`crate::durable`]; the peer network and the state machine given [`LogStore::durable`]
+    /// must be the ones Raft runs with.
+    pub fn flush_in_parallel_when_leading(&self, me: u64) {
+        // A second call names the same server (one log is one server's).
+        let _ = self.parallel_as.set(me);
+    }
+
+    /// How far the log is on disk.
+    pub fn durable(&self) -> DurableLog {
+        self.durable.subscribe()
+    }
+
+    /// The leadership whose entries may be reported flushed before their fsync: this server's,
+    /// once a quorum granted it and it saved that vote.
+    fn leading(&self) -> Option<openraft::CommittedLeaderId<u64>> {
+        let me = *self.parallel_as.get()?;
+        let vote = (*self.vote.lock().ok()?)?;
+        let id = vote.leader_id();
+        (vote.is_committed() && id.voted_for() == Some(me))
+            .then(|| openraft::CommittedLeaderId::new(id.get_term(), me))
     }
 
     /// The gate of local reads for this process, closed until the state has applied the log
@@ -292,11 +354,14 @@ impl LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>>,
     {
         let werr = |e: Error| storage(StorageIOError::write_logs, &e);
+        let leading = self.leading();
+        let mut ours = leading.is_some();
         let mut rows = Vec::new();
         {
             // Readable from the moment this returns, as openraft requires.
             let mut recent = self.recent().map_err(werr)?;
             for e in entries {
+                ours &= Some(e.log_id.leader_id) == leading;
                 let payload = log_format::encode_entry(&e);
                 rows.push((
                     e.log_id.index as i64,
@@ -309,12 +374,29 @@ impl LogStore {
             }
         }
         let marker = self.take_covered_pending();
-        let job = Job::Append(Append { rows, marker, done });
+        // The leader's own entries: reported now, written meanwhile (see crate::durable). A
+        // failed write then reaches openraft through what waits for the log to be on disk.
+        let (now, later): (Option<Flushed>, Flushed) = if ours {
+            (Some(done), Box::new(|_| {}))
+        } else {
+            (None, done)
+        };
+        let job = Job::Append(Append {
+            rows,
+            marker,
+            done: later,
+        });
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(job).await {
-            if let Job::Append(a) = job {
-                (a.done)(Err(std::io::Error::other("the log writer stopped")));
+            let stopped = || Err(std::io::Error::other("the log writer stopped"));
+            match (now, job) {
+                (Some(done), _) => done(stopped()),
+                (None, Job::Append(a)) => (a.done)(stopped()),
+                (None, Job::Run(_)) => {}
             }
             return Err(werr(Error::WriterStopped("log")));
+        }
+        if let Some(done) = now {
+            done(Ok(()));
         }
         Ok(())
     }
@@ -556,12 +638,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.call(StorageIOError::write_vote, move |c| {
             put_meta(c, "vote", &vote)
         })
-        .await
+        .await?;
+        if let Ok(mut saved) = self.vote.lock() {
+            *saved = Some(vote);
+        }
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, SErr> {
-        self.call(StorageIOError::read_vote, |c| get_meta(c, "vote"))
-            .await
+        let vote: Option<Vote<u64>> = self
+            .call(StorageIOError::read_vote, |c| get_meta(c, "vote"))
+            .await?;
+        // openraft restores a leader whose own committed vote it reads at start, with no
+        // election. A leader that reported appends before their fsync may have lost a tail its
+        // followers hold: leading the same term again, it would write other entries under the
+        // same log ids, which the followers take for the ones they have. So it starts as a
+        // candidate of that term would, and leads again only through an election (a new term).
+        let me = self.parallel_as.get().copied();
+        Ok(vote.map(|v| {
+            let id = v.leader_id();
+            if v.is_committed() && me.is_some() && id.voted_for() == me {
+                Vote::new(id.get_term(), id.node_id)
+            } else {
+                v
+            }
+        }))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), SErr> {
@@ -603,11 +704,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.recent()
             .map_err(|e| storage(StorageIOError::write_logs, &e))?
             .truncate(idx);
+        let durable = self.durable.clone();
         self.call(StorageIOError::write_logs, move |c| {
             c.execute(
                 "DELETE FROM logdb WHERE log_index >= ?1",
                 params![idx as i64],
             )?;
+            durable.truncated(last_log_id_of(c)?);
             Ok(())
         })
         .await
@@ -677,6 +780,7 @@ struct Writer {
     recent: Arc<Mutex<Recent>>,
     /// The committed log id openraft reported last ([`LogStore::save_committed`]).
     committed: Arc<Mutex<Option<LogId<u64>>>>,
+    durable: Arc<DurableSender>,
     /// The committed log id on disk.
     persisted: Option<LogId<u64>>,
 }
@@ -710,19 +814,24 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    self.append(batch);
+                    if !self.append(batch) {
+                        // A leader's appends may have been reported before this write: the
+                        // log would have a hole. Every later call fails, and Raft stops.
+                        return;
+                    }
                 }
             }
         }
     }
 
-    /// Writes the queued appends in one transaction, then tells openraft they are on disk.
-    fn append(&mut self, batch: Vec<Append>) {
+    /// Writes the queued appends in one transaction, then tells openraft they are on disk;
+    /// whether they are.
+    fn append(&mut self, batch: Vec<Append>) -> bool {
         let last = batch
             .iter()
             .filter_map(|a| a.rows.last())
-            .map(|r| r.0 as u64)
-            .max();
+            .max_by_key(|r| r.0)
+            .map(|r| log_id_of_row(r.0, r.1, r.2));
         let marker = batch
             .iter()
             .filter_map(|a| a.marker)
@@ -748,8 +857,11 @@ impl Writer {
         match res {
             Ok(()) => {
                 self.persisted = committed;
-                if let (Some(last), Ok(mut recent)) = (last, self.recent.lock()) {
-                    recent.flushed(last);
+                if let Some(last) = last {
+                    if let Ok(mut recent) = self.recent.lock() {
+                        recent.flushed(last.index);
+                    }
+                    self.durable.written(last);
                 }
                 if marker.is_some() {
                     spawn_deleter(&self.db, &self.deleting);
@@ -757,11 +869,16 @@ impl Writer {
                 for a in batch {
                     (a.done)(Ok(()));
                 }
+                true
             }
             Err(e) => {
+                tracing::error!(error = %e, "writing the log failed: this server stops");
+                crate::error::count_logged();
+                self.durable.failed();
                 for a in batch {
                     (a.done)(Err(std::io::Error::other(e.to_string())));
                 }
+                false
             }
         }
     }
@@ -881,6 +998,95 @@ mod tests {
         .await
         .unwrap();
         rx.await.unwrap().unwrap();
+    }
+
+    /// Once it may, a leader's log reports its own entries flushed at once and writes them
+    /// meanwhile, and what waits on `durable` hears when they are on disk; entries of another
+    /// leadership (this server following, or its own older term) still wait for their fsync.
+    #[tokio::test]
+    #[allow(clippy::await_holding_lock)]
+    async fn a_leaders_own_entries_are_reported_at_once_and_are_durable_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft.db")).unwrap();
+        log.flush_in_parallel_when_leading(0);
+        let durable = log.durable();
+        append(&mut log, 1, 2).await;
+        // Term 1 led by server 0, granted: these entries are this server's own.
+        log.save_vote(&Vote::new_committed(1, 0)).await.unwrap();
+
+        let db = log.db.clone();
+        let held = db.lock().unwrap();
+        let (tx, rx) = oneshot::channel();
+        log.append_then(
+            entries(3, 4),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )
+        .await
+        .unwrap();
+        rx.await.unwrap().unwrap();
+        let on_disk = tokio::spawn({
+            let durable = durable.clone();
+            async move { durable.reached(4).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!on_disk.is_finished(), "on disk before it was written");
+        drop(held);
+        on_disk.await.unwrap().unwrap();
+
+        // Server 1 leads term 2: its entries wait for the fsync again.
+        log.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        let held = db.lock().unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        let theirs = (5..=5)
+            .map(|i| Entry {
+                log_id: LogId::new(CommittedLeaderId::new(2, 1), i),
+                payload: EntryPayload::Blank,
+            })
+            .collect::<Vec<_>>();
+        log.append_then(
+            theirs,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "a follower's entries reported before their fsync"
+        );
+        drop(held);
+        rx.await.unwrap().unwrap();
+        durable.reached(5).await.unwrap();
+    }
+
+    /// A server whose own appends as leader may have been reported before their fsync never
+    /// resumes that leadership at start (openraft would, from a committed vote of its own): its
+    /// lost tail may live on in the followers under the same log ids.
+    #[tokio::test]
+    async fn a_leader_that_reported_before_its_fsync_is_not_restored_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.db");
+        let mut log = LogStore::open(&path).unwrap();
+        log.save_vote(&Vote::new_committed(3, 0)).await.unwrap();
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(Vote::new_committed(3, 0))
+        );
+        drop(log);
+
+        let mut log = LogStore::open(&path).unwrap();
+        log.flush_in_parallel_when_leading(0);
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 0)));
+        // Another server's leadership is what this one follows: read as it is.
+        log.save_vote(&Vote::new_committed(4, 1)).await.unwrap();
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(Vote::new_committed(4, 1))
+        );
     }
 
     /// openraft sends the entries to the followers as soon as `append` returns: they must be

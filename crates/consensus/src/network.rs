@@ -22,6 +22,7 @@ use openraft::{LogId, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::durable::DurableLog;
 use crate::follower_read::{self, ReadIndex, ReadIndexAsk};
 use crate::handover::{self, Handover};
 use crate::log_format::FORMAT;
@@ -153,6 +154,10 @@ pub struct PeerNetwork {
     client: reqwest::Client,
     /// This server's state backend, sent with every call (`wire::header::BACKEND`).
     backend: &'static str,
+    /// Set when the log may report a leader's appends flushed before their fsync: a
+    /// follower's acknowledgement reaches openraft only once this log is on disk as far as
+    /// what it acknowledges (see [`crate::durable`]).
+    durable: Option<DurableLog>,
 }
 
 impl PeerNetwork {
@@ -181,7 +186,15 @@ impl PeerNetwork {
             timeout,
             client,
             backend: "sqlite",
+            durable: None,
         })
+    }
+
+    /// Holds every follower's acknowledgement until this server's log is on disk as far
+    /// ([`crate::LogStore::durable`]).
+    pub fn acknowledging_only_durable(mut self, log: DurableLog) -> PeerNetwork {
+        self.durable = Some(log);
+        self
     }
 
     /// Sends `release` or `campaign` ([`crate::handover`]) to server `target`; whether it acted.
@@ -398,6 +411,26 @@ impl PeerConn {
         .await
     }
 
+    /// `res`, once this server's log is on disk as far as the follower says it matches (`sent`
+    /// on a full success): openraft counts this server's own copy in the majority that
+    /// commits, and that copy may still be on its way to the disk.
+    async fn once_durable(&self, res: AppendResult, sent: Option<LogId<u64>>) -> AppendResult {
+        let Some(log) = &self.net.durable else {
+            return res;
+        };
+        let matched = match &res {
+            Ok(AppendEntriesResponse::Success) => sent,
+            Ok(AppendEntriesResponse::PartialSuccess(m)) => *m,
+            _ => None,
+        };
+        if let Some(m) = matched {
+            log.reached(m.index)
+                .await
+                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        }
+        res
+    }
+
     /// Waits for the pending transfer and turns its answer into one for a request that began at
     /// the same place and went at least as far (`last`).
     async fn join_pending(&mut self, last: Option<LogId<u64>>) -> AppendResult {
@@ -433,14 +466,23 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>> {
+        // A zone of one voter commits on its own log: its learners must not hear of a commit
+        // before that log is on disk. (With more voters the commit never gets ahead of it.)
+        if let (Some(log), Some(c)) = (&self.net.durable, rpc.leader_commit) {
+            log.reached(c.index)
+                .await
+                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        }
         if rpc.entries.is_empty() {
-            return self.call("append", &rpc, option.hard_ttl()).await;
+            let res = self.call("append", &rpc, option.hard_ttl()).await;
+            return self.once_durable(res, rpc.prev_log_id).await;
         }
         let last = rpc.entries.last().map(|e| e.log_id);
         if let Some(p) = &self.pending {
             let same_start = p.vote == rpc.vote && p.prev == rpc.prev_log_id;
             if same_start && p.last <= last {
-                return self.join_pending(last).await;
+                let res = self.join_pending(last).await;
+                return self.once_durable(res, last).await;
             }
             p.task.abort();
             self.pending = None;
@@ -462,7 +504,8 @@ impl RaftNetwork<TypeConfig> for PeerConn {
             last,
             task,
         });
-        self.join_pending(last).await
+        let res = self.join_pending(last).await;
+        self.once_durable(res, last).await
     }
 
     async fn install_snapshot(

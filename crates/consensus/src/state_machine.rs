@@ -41,6 +41,9 @@ pub struct StateMachine {
     /// A federation's master: writes to the federated tables are also recorded in the
     /// federated log (`sqlstore::apply_batch`).
     federated: bool,
+    /// Set when the log may report a leader's appends flushed before their fsync: an entry is
+    /// applied only once it is on disk (see [`crate::durable`]).
+    durable: Option<crate::durable::DurableLog>,
 }
 
 /// The log id of the snapshot that is on disk for good (`snapshots/current.db`, its rename
@@ -235,7 +238,14 @@ impl StateMachine {
             floor,
             changes: sqlstore::Changes::default(),
             federated: false,
+            durable: None,
         })
+    }
+
+    /// Applies no entry before the log holds it on disk ([`crate::LogStore::durable`]).
+    pub fn applying_only_durable(mut self, log: crate::durable::DurableLog) -> StateMachine {
+        self.durable = Some(log);
+        self
     }
 
     /// On a federation's master: every server of the zone records the writes to the federated
@@ -447,6 +457,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        if let (Some(log), Some(last)) = (&self.durable, entries.last()) {
+            log.reached(last.log_id.index)
+                .await
+                .map_err(|e| StorageError::IO {
+                    source: StorageIOError::write_state_machine(openraft::AnyError::new(&e)),
+                })?;
+        }
         let location = self.location.clone();
         let health = self.health.clone();
         let changes = self.changes.clone();

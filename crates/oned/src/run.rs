@@ -325,6 +325,10 @@ async fn start_raft(
     log.guard_purges_with(sm.snapshot_floor());
     log.check_server_id(id)
         .map_err(|e| StartError::consensus("checking the log's server", e))?;
+    // The leader's fsync overlaps the followers' (consensus::durable): the network and the
+    // state machine below wait for the log where Raft's safety needs it on disk.
+    log.flush_in_parallel_when_leading(id);
+    let sm = sm.applying_only_durable(log.durable());
     let pristine = log
         .is_pristine()
         .map_err(|e| StartError::consensus("reading the log", e))?;
@@ -366,7 +370,8 @@ async fn start_raft(
         state.tls.as_ref().map(|t| t.client.clone()),
     )
     .map_err(|e| StartError::consensus("building the peer HTTP client", e))?
-    .with_backend(state.pool.location().backend().name());
+    .with_backend(state.pool.location().backend().name())
+    .acknowledging_only_durable(log.durable());
     let db_health = sm.health();
     let raft = Raft::new(
         id,
