@@ -141,16 +141,9 @@ fn put_meta<T: serde::Serialize>(conn: &Connection, key: &str, v: &T) -> Result<
     Ok(())
 }
 
-/// The newest index in the log, or the purge marker when nothing is above it.
+/// The newest index in the log, or the purge marker's when nothing is above it.
 fn last_index_of(conn: &Connection) -> Result<Option<u64>> {
-    let purged: Option<LogId<u64>> = get_meta(conn, "last_purged")?;
-    let floor = purged.map(|p| p.index as i64).unwrap_or(-1);
-    let max: Option<i64> = conn.query_row(
-        "SELECT max(log_index) FROM logdb WHERE log_index > ?1",
-        [floor],
-        |r| r.get(0),
-    )?;
-    Ok(max.map(|m| m as u64).or(purged.map(|p| p.index)))
+    Ok(last_log_id_of(conn)?.map(|l| l.index))
 }
 
 /// The log id of a `logdb` row.
@@ -274,8 +267,9 @@ impl LogStore {
         sqlstore::files::private_file(path).map_err(Error::io(path))?;
         let conn = open(path, false)?;
         let committed: Option<LogId<u64>> = saved_committed(&conn)?;
-        let gate = ReadGate::at_boot(last_index_of(&conn)?);
-        let durable = Arc::new(DurableSender::new(last_log_id_of(&conn)?));
+        let last = last_log_id_of(&conn)?;
+        let gate = ReadGate::at_boot(last.map(|l| l.index));
+        let durable = Arc::new(DurableSender::new(last));
         let committed = Arc::new(Mutex::new(committed));
         let db = Shared::new(conn, "log");
         let deleting = Arc::new(AtomicBool::new(false));
