@@ -330,8 +330,9 @@ impl StateMachine {
         }
         // Refuses a snapshot of a newer format before anything is overwritten.
         meta_of_file(&current)?;
+        let replacing = self.changes.replacing();
         sqlstore::restore_from(&mut conn, &current)?;
-        self.changes.replaced();
+        drop(replacing);
         tracing::warn!(
             purged,
             "the state database was behind the purged log: restored the local snapshot"
@@ -378,10 +379,11 @@ impl SoloWriter {
         self.0
             .call(move |c| {
                 let applied = (|| -> Result<Vec<TxnOutcome>> {
+                    let committing = changes.applying(&txns);
                     let tx = c.transaction()?;
                     let out = sqlstore::apply_batch(&tx, &txns, federated)?;
                     tx.commit()?;
-                    changes.applied(&txns);
+                    drop(committing);
                     Ok(out)
                 })();
                 if let Err(e) = &applied {
@@ -473,11 +475,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let res = self
             .db
             .run(StorageIOError::write_state_machine, move |c| {
-                let results = apply_until_done(c, &location, &health, &entries, federated)?;
-                changes.applied(entries.iter().flat_map(|e| match &e.payload {
+                let committing = changes.applying(entries.iter().flat_map(|e| match &e.payload {
                     EntryPayload::Normal(batch) => batch.txns.as_slice(),
                     _ => &[],
                 }));
+                let results = apply_until_done(c, &location, &health, &entries, federated)?;
+                drop(committing);
                 Ok(results)
             })
             .await;
@@ -557,8 +560,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let changes = self.changes.clone();
         self.db
             .run(StorageIOError::write_snapshot_none, move |c| {
+                let replacing = changes.replacing();
                 sqlstore::restore_from(c, &src)?;
-                changes.replaced();
+                drop(replacing);
                 let current = dir.join(CURRENT);
                 std::fs::rename(&src, &current).map_err(Error::io(&current))?;
                 fsync_dir(&dir)

@@ -2,7 +2,9 @@
 //! generation it was read under stands (`sqlstore::changes`): the users that verified, the
 //! expansions of ACL rules on clusters, the quotas of users and groups, the ACL rules and the
 //! write gate ([`Generational`]). One implementation, so that the generation rule (take it
-//! before the read, trust the copy only while it is current) and the bounds are written once.
+//! before the read, trust the copy only while it is current, and neither keep nor use one
+//! while a commit to its tables is under way: [`Changes::settled`]) and the bounds are written
+//! once.
 //!
 //! Clients control how many keys there are (users, groups, rules), so the map caps both its
 //! entries and the bytes its values are said to weigh. Beyond either, stale entries go first,
@@ -12,6 +14,8 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
+
+use sqlstore::Changes;
 
 /// Copies by key, each with the generation it was read under and its weight in bytes.
 pub struct GenMap<K, V> {
@@ -47,6 +51,9 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        if !Changes::settled(now) {
+            return None;
+        }
         let mut inner = self.inner.lock().ok()?;
         inner.newest = inner.newest.max(now);
         inner
@@ -59,7 +66,7 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
     /// Keeps `value` of `key`, read under generation `read_at` (taken before the read), said to
     /// weigh `bytes`. A value heavier than the whole budget is not kept.
     pub fn put(&self, read_at: u64, key: K, value: V, bytes: usize) {
-        if bytes > self.max_bytes {
+        if bytes > self.max_bytes || !Changes::settled(read_at) {
             return;
         }
         let Ok(mut inner) = self.inner.lock() else {
@@ -153,18 +160,28 @@ impl<T: Clone> Generational<T> {
 #[cfg(test)]
 mod tests {
     use super::GenMap;
+    use sqlstore::{Changes, SqlStmt, SqlTxn, Watched};
+
+    /// The settled generation after `n` whole changes.
+    fn generation(n: usize) -> u64 {
+        let c = Changes::default();
+        for _ in 0..n {
+            c.replaced();
+        }
+        c.get(Watched::Users)
+    }
 
     #[test]
     fn a_copy_is_used_only_under_the_generation_it_was_read_under() {
         let m: GenMap<&str, u32> = GenMap::new(8, 1024);
-        m.put(3, "a", 1, 10);
-        assert_eq!(m.get(3, &"a"), Some(1));
-        assert_eq!(m.get(4, &"a"), None);
+        m.put(generation(3), "a", 1, 10);
+        assert_eq!(m.get(generation(3), &"a"), Some(1));
+        assert_eq!(m.get(generation(4), &"a"), None);
         // A read that began before generation 4 is stale once 4 was seen.
-        m.put(3, "b", 2, 10);
-        assert_eq!(m.get(3, &"b"), None);
-        m.put(4, "a", 5, 10);
-        assert_eq!(m.get(4, &"a"), Some(5));
+        m.put(generation(3), "b", 2, 10);
+        assert_eq!(m.get(generation(3), &"b"), None);
+        m.put(generation(4), "a", 5, 10);
+        assert_eq!(m.get(generation(4), &"a"), Some(5));
         // The newer copy of "a" replaced the older; "b" was never kept.
         assert_eq!((m.len(), m.bytes()), (1, 10));
     }
@@ -173,18 +190,18 @@ mod tests {
     fn entries_and_bytes_stay_bounded_and_stale_entries_go_first() {
         let m: GenMap<u32, u32> = GenMap::new(4, 100);
         for k in 0..4 {
-            m.put(1, k, k, 10);
+            m.put(generation(1), k, k, 10);
         }
-        m.put(2, 9, 9, 10);
+        m.put(generation(2), 9, 9, 10);
         // Every entry of generation 1 was stale: all went, the new one stayed.
         assert_eq!(m.len(), 1);
         assert_eq!(m.bytes(), 10);
         for k in 0..100 {
-            m.put(2, k, k, 10);
+            m.put(generation(2), k, k, 10);
             assert!(m.len() <= 4 && m.bytes() <= 100);
         }
         for k in 0..100 {
-            m.put(2, k, k, 40);
+            m.put(generation(2), k, k, 40);
             assert!(
                 m.len() <= 4 && m.bytes() <= 100,
                 "{} {}",
@@ -193,8 +210,34 @@ mod tests {
             );
         }
         // Heavier than the whole budget: not kept.
-        m.put(2, 1000, 1, 101);
-        assert_eq!(m.get(2, &1000), None);
-        assert!(m.get(2, &99).is_some());
+        m.put(generation(2), 1000, 1, 101);
+        assert_eq!(m.get(generation(2), &1000), None);
+        assert!(m.get(generation(2), &99).is_some());
+    }
+
+    #[test]
+    fn nothing_is_kept_or_used_while_a_commit_to_its_tables_is_under_way() {
+        let c = Changes::default();
+        let m: GenMap<&str, u32> = GenMap::new(8, 1024);
+        let before = c.get(Watched::Users);
+        m.put(before, "a", 1, 10);
+        let txn = SqlTxn {
+            stmts: vec![SqlStmt::new(
+                "DELETE FROM user_groups WHERE uid = 2",
+                vec![],
+            )],
+        };
+        let committing = c.applying([&txn]);
+        // Read while the commit is under way: it may or may not show it.
+        let during = c.get(Watched::Users);
+        m.put(during, "b", 2, 10);
+        assert_eq!(m.get(during, &"a"), None);
+        assert_eq!(m.get(during, &"b"), None);
+        drop(committing);
+        let after = c.get(Watched::Users);
+        assert_eq!(m.get(after, &"a"), None);
+        assert_eq!(m.get(after, &"b"), None);
+        m.put(after, "a", 3, 10);
+        assert_eq!(m.get(after, &"a"), Some(3));
     }
 }

@@ -1,9 +1,9 @@
 //! Generations of the state a server keeps in memory in front of the database: the users and
 //! their groups and login tokens (authentication), the ACL rules (authorization), the zone
 //! and API hooks a write checks first, and the quotas of users and groups (their limits and
-//! what their usage is counted from). Whoever applies transactions calls
-//! [`Changes::applied`] once they are committed; a cache remembers the generation it read
-//! under and trusts its copy only while that generation is still current.
+//! what their usage is counted from). Whoever applies transactions holds
+//! [`Changes::applying`] across their commit; a cache remembers the generation it read under
+//! and trusts its copy only while that generation is still current and settled.
 //!
 //! A statement moves a generation when it writes to one of the tables behind it, as its SQL text
 //! names the target (`INSERT [OR x] INTO t`, `UPDATE t`, `DELETE FROM t`, `REPLACE INTO t`); a
@@ -16,10 +16,14 @@
 //! ([`crate::objects::user::NEW_USER_GROUP`]). Otherwise `one.user.allocate` under load would empty
 //! the authentication cache on every call.
 //!
-//! Ordering: the bump comes after the commit. A reader takes the generation *before* it reads
-//! the database, so a copy read before a commit carries the old generation and is never used
-//! after the bump; the bump itself happens before the apply returns, so before the write is
-//! acknowledged anywhere.
+//! Ordering: a generation is unsettled from before the commit until after it, and moves when
+//! it settles again. A reader takes the generation *before* it reads the database, and a cache
+//! neither keeps nor hands out a copy under an unsettled one ([`Changes::settled`]). So a copy
+//! read before a commit carries a generation that ended before the commit became visible: no
+//! read that saw the commit (on any connection, by any client) can be followed by a use of
+//! that copy. Moving only after the commit would leave a window where a follower already shows
+//! a user's new groups to one call and still authorizes the next with the old ones. The move
+//! happens before the apply returns, so before the write is acknowledged anywhere.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,6 +79,11 @@ const WATCHED: [(Watched, &[&str]); 5] = [
     ),
 ];
 
+/// The low bits of a generation's value count the commits to its tables under way: the value is
+/// *settled* when they are zero, and each commit adds one generation ([`ONE_GENERATION`]).
+const UNDER_WAY_BITS: u32 = 8;
+const ONE_GENERATION: u64 = 1 << UNDER_WAY_BITS;
+
 /// The generations of one state database, shared by its writer and the caches of its readers.
 #[derive(Clone, Default)]
 pub struct Changes(Arc<[AtomicU64; WATCHED.len()]>);
@@ -92,14 +101,22 @@ impl std::fmt::Debug for Changes {
 }
 
 impl Changes {
-    /// The current generation of `what`; take it before reading the rows it covers.
+    /// The current generation of `what`; take it before reading the rows it covers, and keep
+    /// nothing read under it unless it is [`Changes::settled`].
     pub fn get(&self, what: Watched) -> u64 {
         self.0[what as usize].load(Ordering::Acquire)
     }
 
-    /// Call after `txns` committed: moves the generation of every watched set they wrote to.
-    /// On the apply path of every entry, so each statement is parsed once.
-    pub fn applied<'a>(&self, txns: impl IntoIterator<Item = &'a SqlTxn>) {
+    /// Whether no commit to the tables behind `generation` was under way when it was taken:
+    /// only then may a copy read under it be kept or used.
+    pub fn settled(generation: u64) -> bool {
+        generation & (ONE_GENERATION - 1) == 0
+    }
+
+    /// Hold across the commit of `txns`: every watched set they write to is unsettled until the
+    /// returned guard is dropped, then moves, whether the commit succeeded or not. On the apply
+    /// path of every entry, so each statement is parsed once.
+    pub fn applying<'a>(&self, txns: impl IntoIterator<Item = &'a SqlTxn>) -> Committing {
         let mut moved = [false; WATCHED.len()];
         for stmt in txns.into_iter().flat_map(|t| &t.stmts) {
             mark_writes(&stmt.sql, &mut moved);
@@ -107,18 +124,53 @@ impl Changes {
                 break;
             }
         }
-        for (i, m) in moved.iter().enumerate() {
-            if *m {
-                self.0[i].fetch_add(1, Ordering::AcqRel);
-            }
-        }
+        self.begin(moved)
     }
 
-    /// Call after the whole state was replaced (a snapshot installed, a backup restored) or
-    /// changed outside [`Changes::applied`]: every generation moves.
+    /// Hold while the whole state is replaced (a snapshot installed, a backup restored) or
+    /// changed outside [`Changes::applying`]: every generation is unsettled, then moves.
+    pub fn replacing(&self) -> Committing {
+        self.begin([true; WATCHED.len()])
+    }
+
+    /// [`Changes::applying`] of changes already committed (tests, and writes no reader can
+    /// have seen yet).
+    pub fn applied<'a>(&self, txns: impl IntoIterator<Item = &'a SqlTxn>) {
+        drop(self.applying(txns));
+    }
+
+    /// [`Changes::replacing`] of a state already replaced.
     pub fn replaced(&self) {
-        for g in self.0.iter() {
-            g.fetch_add(1, Ordering::AcqRel);
+        drop(self.replacing());
+    }
+
+    fn begin(&self, moved: [bool; WATCHED.len()]) -> Committing {
+        for (g, m) in self.0.iter().zip(moved) {
+            if m {
+                g.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        Committing {
+            changes: self.clone(),
+            moved,
+        }
+    }
+}
+
+/// A commit under way ([`Changes::applying`]): its generations settle, one further, when it is
+/// dropped.
+#[must_use = "the generations settle when this is dropped: hold it across the commit"]
+pub struct Committing {
+    changes: Changes,
+    moved: [bool; WATCHED.len()],
+}
+
+impl Drop for Committing {
+    fn drop(&mut self) {
+        for (g, m) in self.changes.0.iter().zip(self.moved) {
+            if m {
+                g.fetch_add(ONE_GENERATION - 1, Ordering::AcqRel);
+            }
         }
     }
 }
@@ -237,9 +289,9 @@ mod tests {
         let c = Changes::default();
         c.applied([&SqlTxn { stmts }]);
         [
-            c.get(Watched::Users) == 1,
-            c.get(Watched::Acl) == 1,
-            c.get(Watched::ZoneHooks) == 1,
+            c.get(Watched::Users) == ONE_GENERATION,
+            c.get(Watched::Acl) == ONE_GENERATION,
+            c.get(Watched::ZoneHooks) == ONE_GENERATION,
         ]
     }
 
@@ -249,7 +301,7 @@ mod tests {
         c.applied([&SqlTxn {
             stmts: vec![s(sql)],
         }]);
-        c.get(group) == 1
+        c.get(group) == ONE_GENERATION
     }
 
     fn members_moved(sql: &str) -> bool {
@@ -368,7 +420,33 @@ mod tests {
                 c.get(Watched::Acl),
                 c.get(Watched::ZoneHooks)
             ],
-            [1, 1, 1]
+            [ONE_GENERATION; 3]
         );
+    }
+
+    #[test]
+    fn a_generation_is_unsettled_while_its_commit_is_under_way_and_moves_after_it() {
+        let c = Changes::default();
+        let before = c.get(Watched::Users);
+        assert!(Changes::settled(before));
+        let txn = SqlTxn {
+            stmts: vec![s("DELETE FROM user_groups WHERE uid = 2 AND gid = 0")],
+        };
+        let committing = c.applying([&txn]);
+        let during = c.get(Watched::Users);
+        assert!(!Changes::settled(during));
+        assert!(during > before);
+        // Sets the commit does not write stay settled and do not move.
+        assert_eq!(c.get(Watched::Acl), 0);
+        drop(committing);
+        let after = c.get(Watched::Users);
+        assert!(Changes::settled(after));
+        assert!(after > during && after != before);
+        let whole = c.replacing();
+        assert!(!Changes::settled(c.get(Watched::Acl)));
+        assert!(!Changes::settled(c.get(Watched::Users)));
+        drop(whole);
+        assert_eq!(c.get(Watched::Acl), ONE_GENERATION);
+        assert_eq!(c.get(Watched::Users), 2 * ONE_GENERATION);
     }
 }

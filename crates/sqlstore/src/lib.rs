@@ -25,7 +25,7 @@ pub mod versions;
 
 pub use backup::{restore_backup, verify_backup, write_backup, BackupInfo};
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};
-pub use changes::{Changes, Watched};
+pub use changes::{Changes, Committing, Watched};
 pub use checksum::{checksum, Checksum};
 pub use dump::{is_dump, restore_dump, verify_dump, write_dump};
 pub use federated::{
