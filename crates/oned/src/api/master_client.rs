@@ -13,6 +13,10 @@ use super::{code, fail, Ctx, Failure};
 /// How often a slave looks for the master's change to come back.
 const ARRIVAL_POLL: Duration = Duration::from_millis(50);
 
+/// The largest answer read from another zone. Its calls answer ids, booleans and error
+/// messages; a broken or hostile peer must not make this server buffer without end.
+const MAX_PEER_ANSWER: usize = 1 << 20;
+
 /// The master's `/RPC2` (`FEDERATION/MASTER_ONED`), reached with oneadmin's credentials.
 #[derive(Clone)]
 pub struct MasterClient {
@@ -70,15 +74,26 @@ pub(crate) async fn post_call(
     post: reqwest::RequestBuilder,
     request: String,
 ) -> Result<Vec<Value>, String> {
-    let answer = post
+    let mut response = post
         .header("content-type", "text/xml")
         .body(request)
         .send()
         .await
-        .map_err(|e| e.to_string())?
-        .bytes()
-        .await
         .map_err(|e| e.to_string())?;
+    let too_large = || format!("the answer is larger than {MAX_PEER_ANSWER} bytes");
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_PEER_ANSWER as u64)
+    {
+        return Err(too_large());
+    }
+    let mut answer = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if answer.len() + chunk.len() > MAX_PEER_ANSWER {
+            return Err(too_large());
+        }
+        answer.extend_from_slice(&chunk);
+    }
     match xmlrpc::parse_response(&answer).map_err(|e| e.to_string())? {
         Response::Success(Value::Array(values)) => Ok(values),
         Response::Success(other) => Err(format!("unexpected answer {other:?}")),
@@ -110,5 +125,68 @@ pub async fn until_here(
             ));
         }
         tokio::time::sleep(ARRIVAL_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A peer on loopback that answers one request with `head`, the XML-RPC answer `body` and
+    /// `filler` spaces after it, then closes.
+    async fn peer(head: &'static str, body: &'static str, filler: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body.as_bytes()).await;
+            let chunk = vec![b' '; 64 * 1024];
+            let mut left = filler;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        format!("http://{addr}/RPC2")
+    }
+
+    const ANSWER: &str = "<?xml version=\"1.0\"?><methodResponse><params><param><value><array>\
+        <data><value><boolean>1</boolean></value><value><i4>7</i4></value></data></array>\
+        </value></param></params></methodResponse>";
+
+    async fn call(endpoint: &str) -> Result<Vec<Value>, String> {
+        let http = reqwest::Client::new();
+        post_call(http.post(endpoint), "<methodCall/>".into()).await
+    }
+
+    #[tokio::test]
+    async fn a_small_answer_is_read() {
+        let head = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n";
+        let values = call(&peer(head, ANSWER, 0).await).await.unwrap();
+        assert_eq!(values.get(1).and_then(Value::as_i64), Some(7));
+    }
+
+    #[tokio::test]
+    async fn an_answer_beyond_the_cap_is_refused_whether_or_not_its_length_is_told() {
+        let told = "HTTP/1.1 200 OK\r\ncontent-length: 5000000\r\n\r\n";
+        let err = call(&peer(told, ANSWER, 5_000_000).await)
+            .await
+            .unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        let untold = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n";
+        let err = call(&peer(untold, ANSWER, 5_000_000).await)
+            .await
+            .unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
     }
 }
