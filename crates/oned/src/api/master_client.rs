@@ -10,7 +10,8 @@ use xmlrpc::{MethodCall, Response, Value};
 
 use super::{code, fail, Ctx, Failure};
 
-/// How often a slave looks for the master's change to come back.
+/// How often a slave looks for the master's change to come back when no entry applied here
+/// wakes it (a solo slave has no log to wait on).
 const ARRIVAL_POLL: Duration = Duration::from_millis(50);
 
 /// The largest answer read from another zone. Its calls answer ids, booleans and error
@@ -110,6 +111,8 @@ pub async fn until_here(
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + ctx.config.write_deadline();
     loop {
+        // Taken before the read: an entry applied between the read and the wait still wakes it.
+        let next = ctx.cluster.last_applied().map_or(1, |i| i + 1);
         if ctx.read(here.clone()).await? {
             return Ok(());
         }
@@ -124,7 +127,13 @@ pub async fn until_here(
                 ),
             ));
         }
-        tokio::time::sleep(ARRIVAL_POLL).await;
+        // The change comes back as an entry of this zone's log (`one.zone.fedreplicate`):
+        // woken by the next one applied here rather than a poll's period later.
+        if ctx.cluster.raft().is_some() {
+            let _ = ctx.cluster.wait_applied(next, ARRIVAL_POLL).await;
+        } else {
+            tokio::time::sleep(ARRIVAL_POLL).await;
+        }
     }
 }
 
