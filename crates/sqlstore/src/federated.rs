@@ -100,33 +100,75 @@ pub fn is_federated_write(stmt: &SqlStmt) -> bool {
 /// would part: every one is a bug, logged with its SQL.
 pub static LOCAL_READS: AtomicU64 = AtomicU64::new(0);
 
-/// The tables `stmt` reads (after FROM or JOIN, its own target aside) that are not federated.
+/// The tables `stmt` reads (after FROM or JOIN, and each further table of a comma join, its
+/// own target aside) that are not federated.
 pub fn local_tables_read(stmt: &SqlStmt) -> Vec<&str> {
     let target = crate::changes::target(&stmt.sql);
-    let mut words = stmt
-        .sql
-        .split(|c: char| c.is_ascii_whitespace() || matches!(c, '(' | ')' | ',' | ';'))
-        .filter(|w| !w.is_empty());
-    let mut local = Vec::new();
+    let mut words = sql_words(&stmt.sql).peekable();
+    let mut named = Vec::new();
     while let Some(w) = words.next() {
         if !(w.eq_ignore_ascii_case("FROM") || w.eq_ignore_ascii_case("JOIN")) {
             continue;
         }
         let Some(table) = words.next() else { break };
+        if table.eq_ignore_ascii_case("SELECT") {
+            // A subquery: its own FROM names its tables.
+            continue;
+        }
+        named.push(table);
+        // `FROM a [[AS] x], b [[AS] y], ...`: the tables after the first are read too.
+        loop {
+            if words.next_if(|w| w.eq_ignore_ascii_case("AS")).is_some() {
+                words.next();
+            } else {
+                words.next_if(|w| is_alias(w));
+            }
+            if words.next_if(|w| *w == ",").is_none() {
+                break;
+            }
+            let Some(table) = words.next() else { break };
+            named.push(table);
+        }
+    }
+    let mut local: Vec<&str> = Vec::new();
+    for table in named {
         let table = table.trim_matches(|c| c == '`' || c == '"');
-        let keyword = table.eq_ignore_ascii_case("SELECT");
-        if keyword
+        let read_here = !(table == ","
             || Some(table) == target
             || table == "pool_control"
             || table.starts_with(STAGE_PREFIX)
             || FEDERATED_TABLES.contains(&table)
-            || local.contains(&table)
-        {
-            continue;
+            || local.contains(&table));
+        if read_here {
+            local.push(table);
         }
-        local.push(table);
     }
     local
+}
+
+/// The words of `sql`, with each comma a word of its own; parentheses and semicolons part
+/// words and are dropped.
+fn sql_words(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split_inclusive(|c: char| c.is_ascii_whitespace() || matches!(c, '(' | ')' | ',' | ';'))
+        .flat_map(|w| match w.strip_suffix(',') {
+            Some(head) => [head, ","],
+            None => [
+                w.trim_end_matches(|c: char| {
+                    c.is_ascii_whitespace() || matches!(c, '(' | ')' | ';')
+                }),
+                "",
+            ],
+        })
+        .filter(|w| !w.is_empty())
+}
+
+/// Whether `word`, right after a table's name, names that table (an alias), not a clause.
+fn is_alias(word: &str) -> bool {
+    const CLAUSES: [&str; 16] = [
+        "WHERE", "ON", "USING", "JOIN", "LEFT", "RIGHT", "INNER", "OUTER", "CROSS", "NATURAL",
+        "GROUP", "ORDER", "LIMIT", "HAVING", "UNION", "SET",
+    ];
+    word != "," && !CLAUSES.iter().any(|c| word.eq_ignore_ascii_case(c))
 }
 
 /// Counts and logs a federated statement that reads local tables ([`LOCAL_READS`]).
@@ -657,6 +699,28 @@ mod tests {
         );
         assert_eq!(
             reads("DELETE FROM acl WHERE oid IN (SELECT oid FROM acl a JOIN group_pool g)"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reads(&crate::objects::user::set_primary_group(2, 1)[0].sql),
+            Vec::<String>::new()
+        );
+        // Every table of a comma join is read, with or without aliases.
+        assert_eq!(
+            reads("UPDATE user_pool SET gid = (SELECT 1 FROM group_pool g, vm_pool v, host_pool WHERE v.oid = 1)"),
+            ["vm_pool", "host_pool"]
+        );
+        assert_eq!(
+            reads("DELETE FROM acl WHERE oid IN (SELECT a.oid FROM acl AS a,image_pool AS i)"),
+            ["image_pool"]
+        );
+        // Commas of other clauses name no table.
+        assert_eq!(
+            reads("UPDATE user_pool SET gid = 1 WHERE oid IN (SELECT oid FROM group_pool ORDER BY oid, name LIMIT 1, 2)"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reads("INSERT INTO acl (oid, user) SELECT oid, 1 FROM group_pool WHERE oid IN (1, 2)"),
             Vec::<String>::new()
         );
     }

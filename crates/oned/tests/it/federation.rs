@@ -964,6 +964,9 @@ fn a_slave_zones_marketplace_and_apps_are_kept_by_the_master() {
         .unwrap();
     assert!(info(s, "one.marketapp.info", app).is_none());
     assert!(info(m, "one.marketapp.info", app).is_none());
+    for server in [m, s] {
+        assert_no_local_reads(server);
+    }
 }
 
 /// Point 2 of the federation: a group change, an ACL rule and a login token made through a
@@ -1042,6 +1045,20 @@ fn groups_acl_rules_and_tokens_made_through_a_slave_are_seen_in_both_zones() {
     assert_eq!(acl_pool(m), acl_pool(s), "the same rules in both zones");
     let rule_text = format!("<STRING>#{uid} HOST/* USE");
     assert!(acl_pool(s).contains(&rule_text), "{}", acl_pool(s));
+    for server in [m, s] {
+        assert_no_local_reads(server);
+    }
+}
+
+/// No statement on the federated tables applied on `server` read that zone's own tables: each
+/// zone would compute it from its own rows, and their copies would part.
+fn assert_no_local_reads(server: &crate::zone::Server) {
+    assert_eq!(
+        server.metric("oneha_federated_statements_reading_local_tables_total"),
+        0.0,
+        "server {}: see its log for the statement",
+        server.id
+    );
 }
 
 /// A slave that needs the federated tables whole when they are larger than one request
