@@ -734,7 +734,7 @@ async fn print(
     let page = filter.sql(&c, VMS.kind, rows.alias, &mut cond);
     let mut sql = format!(
         "{}{} ORDER BY {}.oid",
-        rows.select,
+        sqlstore::objects::vm::pool_select(ctx.pool.location().backend()),
         cond.clause(),
         rows.alias
     );

@@ -133,6 +133,39 @@ pub static POOL_ROWS: Rows<VmRow> = Rows {
     read: read_for_pool,
 };
 
+/// How [`POOL_ROWS`] finds a VM's last placement and newest monitoring record, and how
+/// [`pool_select`] spells it for SQLite: the subquery picks the row's `rowid`, so the join
+/// finds the row by it instead of seeking the `(vid, seq)` / `(vmid, last_poll)` key a second
+/// time. MySQL has no `rowid`.
+const LAST_BY_KEY: [(&str, &str); 2] = [
+    (
+        "h.seq = (SELECT MAX(hl.seq) FROM history hl WHERE hl.vid = v.oid)",
+        "h.rowid = (SELECT hl.rowid FROM history hl WHERE hl.vid = v.oid \
+         ORDER BY hl.seq DESC LIMIT 1)",
+    ),
+    (
+        "m.last_poll = (SELECT MAX(ml.last_poll) FROM vm_monitoring ml WHERE ml.vmid = v.oid)",
+        "m.rowid = (SELECT ml.rowid FROM vm_monitoring ml WHERE ml.vmid = v.oid \
+         ORDER BY ml.last_poll DESC LIMIT 1)",
+    ),
+];
+
+/// The select of [`POOL_ROWS`] for `backend`: on SQLite it seeks one index fewer per VM and
+/// table (`LAST_BY_KEY`); the rows are the same (a test reads both).
+pub fn pool_select(backend: crate::Backend) -> &'static str {
+    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        LAST_BY_KEY
+            .iter()
+            .fold(POOL_ROWS.select.to_string(), |sql, (by_key, by_rowid)| {
+                sql.replace(by_key, by_rowid)
+            })
+    });
+    match backend {
+        crate::Backend::Sqlite => SQLITE.as_str(),
+        crate::Backend::Mysql => POOL_ROWS.select,
+    }
+}
+
 /// The VM columns [`own_columns`] reads, after the head and lock.
 const OWN_COLUMNS: usize = 11;
 /// The history columns of [`POOL_ROWS`], after the VM's.
@@ -677,23 +710,30 @@ mod tests {
     fn pool_rows_hold_the_last_placement_and_newest_record_as_the_full_read_does() {
         let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(squeeze(POOL_ROWS.select).contains(&squeeze(super::super::monitoring::VM_COLUMNS)));
+        // Both subqueries are spelled by rowid on SQLite (each a `x.rowid = (SELECT y.rowid`).
+        assert_eq!(
+            pool_select(crate::Backend::Sqlite).matches("rowid").count(),
+            4
+        );
+        assert_eq!(pool_select(crate::Backend::Mysql), POOL_ROWS.select);
         let dir = tempfile::tempdir().unwrap();
         let mut locations = vec![Location::Sqlite(dir.path().join("one.db"))];
         locations.extend(crate::testing::fresh_mysql_database());
         for loc in locations {
             let mut c = crate::open_state(&loc).unwrap();
             crate::testing::bootstrap(&mut c);
-            // VM 1 was placed twice and monitored twice; VM 2 never placed nor monitored.
+            // VM 1 was placed twice and monitored twice, the newer rows written first; VM 2
+            // never placed nor monitored.
             c.execute_batch(
                 "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
                    prev_lcm_state, stime, cpu, memory, template)
                  VALUES (1, 'a', 0, 0, 384, 3, 3, 3, 3, 0, 0.5, 64, 'CPU=\"0.5\"'),
                         (2, 'b', 0, 0, 384, 1, 0, 1, 0, 0, 1, 64, '');
                  INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, etime)
-                 VALUES (1, 0, 0, 'h0', 'dummy', 10, 20), (1, 1, 3, 'h3', 'kvm', 20, 0);
+                 VALUES (1, 1, 3, 'h3', 'kvm', 20, 0), (1, 0, 0, 'h0', 'dummy', 10, 20);
                  INSERT INTO vm_monitoring (vmid, last_poll, cpu, memory, netrx, nettx,
                    diskrdbytes, diskwrbytes, diskrdiops, diskwriops)
-                 VALUES (1, 1000, 1, 2, 3, 4, 5, 6, 7, 8), (1, 1090, 9, 10, 11, 12, 13, 14, 15, 16);",
+                 VALUES (1, 1090, 9, 10, 11, 12, 13, 14, 15, 16), (1, 1000, 1, 2, 3, 4, 5, 6, 7, 8);",
             )
             .unwrap();
             let all = |rows: &Rows<VmRow>| -> Vec<VmRow> {
@@ -706,6 +746,11 @@ mod tests {
             };
             let mut full = all(&ROWS);
             let pool = all(&POOL_ROWS);
+            let spelled = Rows {
+                select: pool_select(c.backend()),
+                ..POOL_ROWS
+            };
+            assert_eq!(all(&spelled), pool, "{}", spelled.select);
             assert_eq!(full[0].history.len(), 2);
             full[0].history.remove(0);
             assert_eq!(pool, full);
