@@ -177,6 +177,7 @@ async fn rpc(
     };
     let mut response = match reply {
         Reply::Xml(s) => xml(s),
+        Reply::Prepared(b) => ([("content-type", "text/xml")], b).into_response(),
         Reply::Forwarded(b) => ([("content-type", "text/xml")], b).into_response(),
         Reply::NotProposed(s) => (
             [

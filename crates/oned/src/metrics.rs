@@ -141,6 +141,11 @@ fn api(e: &mut Exposition) {
         m::FORWARDED_ANSWERED_UNAPPLIED.get(),
     );
     e.counter(
+        "oneha_vm_pool_answers_reused_total",
+        "VM pool calls answered with an earlier call's answer: nothing they read had changed.",
+        m::POOL_ANSWERS_REUSED.get(),
+    );
+    e.counter(
         "oneha_follower_reads_total",
         "Leader reads this follower answered itself, after the leader confirmed a read index.",
         m::FOLLOWER_READS.get(),

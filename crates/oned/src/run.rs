@@ -691,6 +691,7 @@ async fn serve(
             http,
             auth: Arc::new(auth),
             quotas: Arc::default(),
+            vm_answers: Arc::default(),
             one_auth: paths.one_auth(),
         },
         peers,

@@ -47,9 +47,14 @@ pub enum Watched {
     /// their usage is counted from (`crate::objects::quota`): `vm_pool`, `vrouter_pool`,
     /// `image_pool`, `image_vm`, `vnet_pool`, `vnet_lease`, `backup_reserve`.
     Quotas = 4,
+    /// What `one.vmpool.info*` prints: the VMs (`vm_pool`), their placements (`history`) and
+    /// monitoring records (`vm_monitoring`), and the names of their owners and groups
+    /// (`user_pool`, `group_pool`: a new user or group, or a change that names no `name`
+    /// column, leaves every VM's printed names as they were).
+    VmPool = 5,
 }
 
-const WATCHED: [(Watched, &[&str]); 5] = [
+const WATCHED: [(Watched, &[&str]); 6] = [
     (
         Watched::Users,
         &["user_pool", "user_groups", "user_login_tokens"],
@@ -77,6 +82,16 @@ const WATCHED: [(Watched, &[&str]); 5] = [
             "backup_reserve",
         ],
     ),
+    (
+        Watched::VmPool,
+        &[
+            crate::objects::vm::TABLE,
+            "history",
+            "vm_monitoring",
+            crate::objects::user::TABLE,
+            crate::objects::group::TABLE,
+        ],
+    ),
 ];
 
 /// The low bits of a generation's value count the commits to its tables under way: the value is
@@ -96,6 +111,7 @@ impl std::fmt::Debug for Changes {
             .field(&self.get(Watched::ZoneHooks))
             .field(&self.get(Watched::ClusterMembers))
             .field(&self.get(Watched::Quotas))
+            .field(&self.get(Watched::VmPool))
             .finish()
     }
 }
@@ -272,7 +288,14 @@ fn mark_target(sql: &str, t: &str, what: Watched, moved: &mut [bool; WATCHED.len
         && t.eq_ignore_ascii_case("host_pool")
         && first_word_is(sql, "UPDATE")
         && !contains_ignore_case(sql, "cluster_id");
-    if !new_user && !host_stays {
+    // Pool bodies print the names of owners and groups only: a new one is nobody's yet (ids
+    // are never reused), and a change that names no name column renames no one.
+    let names_stay = what == Watched::VmPool
+        && (t.eq_ignore_ascii_case(crate::objects::user::TABLE)
+            || t.eq_ignore_ascii_case(crate::objects::group::TABLE))
+        && (inserts_only(sql)
+            || (first_word_is(sql, "UPDATE") && !contains_ignore_case(sql, "name")));
+    if !new_user && !host_stays && !names_stay {
         moved[what as usize] = true;
     }
 }
@@ -395,6 +418,57 @@ mod tests {
             "INSERT INTO user_pool (oid) VALUES (9)",
         ] {
             assert!(!quotas_moved(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn issue_16_what_a_vm_pool_prints_moves_its_generation() {
+        let pool_moved = |sql: &str| moves(sql, Watched::VmPool);
+        for sql in [
+            "INSERT INTO vm_pool (oid, uid) VALUES (1, 2)",
+            "UPDATE vm_pool SET prev_state = state, state = 6 WHERE oid = 1",
+            "DELETE FROM vm_pool WHERE oid = 1",
+            "INSERT INTO history (vid, seq) VALUES (1, 0)",
+            "UPDATE history SET etime = 5 WHERE vid = 1 AND seq = 0",
+            "INSERT INTO vm_monitoring (vmid, last_poll) SELECT oid, 5 FROM vm_pool",
+            "DELETE FROM vm_monitoring WHERE last_poll < ?1",
+            "UPDATE user_pool SET name = ?2 WHERE oid = ?1",
+            "DELETE FROM user_pool WHERE oid = 3",
+            "UPDATE group_pool SET name = 'x' WHERE oid = 100",
+            "DELETE FROM group_pool WHERE oid = 100",
+            "INSERT OR REPLACE INTO group_pool (oid, name) VALUES (100, 'x')",
+            "WITH x AS (SELECT 1) DELETE FROM history WHERE vid = 1",
+        ] {
+            assert!(pool_moved(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO user_pool (oid, name) VALUES (9, 'u')",
+            "INSERT INTO group_pool (oid, name) VALUES (101, 'g')",
+            "UPDATE user_pool SET password = ?2 WHERE oid = ?1",
+            "UPDATE group_pool SET template = ?2 WHERE oid = ?1",
+            "UPDATE host_pool SET template = ?2 WHERE oid = ?1",
+            "INSERT INTO template_pool (oid) VALUES (1)",
+            "SELECT 1 FROM vm_pool WHERE oid = 1",
+        ] {
+            assert!(!pool_moved(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn issue_16_every_table_the_vm_pool_query_reads_moves_its_generation() {
+        let (_, watched) = WATCHED[Watched::VmPool as usize];
+        for backend in [crate::Backend::Sqlite, crate::Backend::Mysql] {
+            let sql = crate::objects::vm::pool_select(backend);
+            let words: Vec<&str> = sql.split_ascii_whitespace().collect();
+            let read: Vec<&str> = words
+                .windows(2)
+                .filter(|w| w[0].eq_ignore_ascii_case("FROM") || w[0].eq_ignore_ascii_case("JOIN"))
+                .map(|w| w[1])
+                .collect();
+            assert!(read.len() >= 7, "{read:?}");
+            for table in read {
+                assert!(watched.contains(&table), "{table} in {sql}");
+            }
         }
     }
 

@@ -24,6 +24,8 @@ pub static FORWARD_FAILURES: Counter = Counter::new();
 pub static WRITE_CATCH_UPS: Counter = Counter::new();
 /// Forwarded writes answered before this follower had applied them (its wait ran out).
 pub static FORWARDED_ANSWERED_UNAPPLIED: Counter = Counter::new();
+/// VM pool calls answered with the answer kept from an earlier call (`vm_pool_answers`).
+pub static POOL_ANSWERS_REUSED: Counter = Counter::new();
 
 // ---- consensus ----
 

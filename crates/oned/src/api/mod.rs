@@ -49,6 +49,7 @@ pub mod vm_migrate;
 mod vm_nics;
 pub mod vm_ops;
 mod vm_pci;
+mod vm_pool_answers;
 mod vm_pool_cache;
 mod vm_recover;
 mod vm_resched;
@@ -137,6 +138,8 @@ pub struct Ctx {
     pub auth: Arc<Authenticator>,
     /// Users' and groups' quotas between reads (`quota_cache.rs`).
     pub quotas: Arc<quota_cache::QuotaCache>,
+    /// Whole answers of VM pool calls between calls (`vm_pool_answers.rs`).
+    pub vm_answers: Arc<vm_pool_answers::Answers>,
     /// oneadmin's credentials (`.one/one_auth`), for the calls this server makes as oneadmin.
     pub one_auth: std::path::PathBuf,
 }
@@ -210,6 +213,9 @@ tokio::task_local! {
 /// What to send back for one `/RPC2` request.
 pub enum Reply {
     Xml(String),
+    /// A pool answer its handler wrote whole (`vm_pool_cache::PREPARED`), perhaps one kept for
+    /// the next such call (`vm_pool_answers`).
+    Prepared(axum::body::Bytes),
     /// The leader's answer to a forwarded call, byte for byte.
     Forwarded(Vec<u8>),
     /// An error for a forwarded call this server refused before proposing it: sent with
@@ -427,7 +433,10 @@ async fn handle_call(
         Ok(v) => {
             tag.ok = true;
             // A pool read may hand over its answer already written (`vm_pool_cache`).
-            Reply::Xml(prepared.unwrap_or_else(|| xmlrpc::write_response(&xmlrpc::one::success(v))))
+            match prepared {
+                Some(answer) => Reply::Prepared(answer),
+                None => Reply::Xml(xmlrpc::write_response(&xmlrpc::one::success(v))),
+            }
         }
         // Leadership moved after an earlier write of this call: running it again on the new
         // leader would repeat that write.

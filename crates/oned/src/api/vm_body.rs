@@ -19,6 +19,7 @@ use xmlrpc::{Params, Value};
 
 use super::perms::{caller, PoolFilter, Where};
 use super::vm::{state, VMS};
+use super::vm_pool_answers;
 use super::vm_pool_cache::{self, Form, BODIES};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
@@ -445,12 +446,20 @@ fn user_template_short(x: &mut Xml<'_>, t: &Template) {
 pub const QUERY_MAX: usize = 1024;
 
 /// A pool call's `KEY=VALUE&...` query: every term must match.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Query {
     terms: Vec<(Option<Vec<String>>, String)>,
 }
 
 impl Query {
+    /// About the bytes it holds, for the bounds of what keeps it (`vm_pool_answers`).
+    pub fn weight(&self) -> usize {
+        self.terms
+            .iter()
+            .map(|(k, v)| 48 + v.len() + k.iter().flatten().map(|p| 24 + p.len()).sum::<usize>())
+            .sum()
+    }
+
     /// Reads the query as OpenNebula splits it: terms on `&`, each on `=`; a term without `=`
     /// searches the whole body. `None` for an empty query.
     pub fn parse(q: &str) -> Result<Option<Query>, Failure> {
@@ -748,8 +757,23 @@ async fn print(
         Form::Pool => pool_body,
     };
     // Under the dispatcher the answer is written whole, from the bodies kept
-    // (`vm_pool_cache`); otherwise the pool is printed as a value.
+    // (`vm_pool_cache`), or is the answer kept from an earlier call (`vm_pool_answers`);
+    // otherwise the pool is printed as a value.
     let prepared = vm_pool_cache::can_prepare();
+    let miss = if prepared {
+        let key = vm_pool_answers::Key {
+            form,
+            sql: sql.clone(),
+            args: args.clone(),
+            query: query.clone(),
+        };
+        match ctx.vm_answers.find(ctx.auth.changes(), key) {
+            Ok(answer) => return hand_over(answer),
+            Err(miss) => Some(miss),
+        }
+    } else {
+        None
+    };
     let body = ctx
         .read(move |conn| {
             // A large answer goes into the pages of the last one (`answer_buf`).
@@ -818,11 +842,18 @@ async fn print(
             Ok(out)
         })
         .await?;
-    if !prepared {
+    let Some(miss) = miss else {
         return Ok(Value::String(body));
-    }
-    // The dispatcher sends the prepared answer and does not encode this value.
-    if vm_pool_cache::prepare(body) {
+    };
+    let answer = super::answer_buf::into_bytes(body);
+    ctx.vm_answers.keep(miss, &answer);
+    hand_over(answer)
+}
+
+/// Hands a pool's whole answer to the dispatcher, which sends it and does not encode the value
+/// returned.
+fn hand_over(answer: axum::body::Bytes) -> MethodResult {
+    if vm_pool_cache::prepare(answer) {
         Ok(Value::Nil)
     } else {
         Err(fail(code::INTERNAL, "the pool answer was lost"))

@@ -39,7 +39,7 @@ pub const BUDGET: usize = 16 << 20;
 const ENTRY_OVERHEAD: usize = 96;
 
 /// Which body of a VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Form {
     /// `VirtualMachine::to_xml_short` (`one.vmpool.info`).
     Short,
@@ -90,8 +90,9 @@ pub static BODIES: LazyLock<BodyCache> = LazyLock::new(|| BodyCache::new(BUDGET)
 
 tokio::task_local! {
     /// A call's whole XML-RPC answer, when its handler wrote it itself: the dispatcher sends
-    /// it as it is instead of encoding the handler's value (`api::handle`).
-    pub static PREPARED: std::cell::RefCell<Option<String>>;
+    /// it as it is instead of encoding the handler's value (`api::handle`). Shared with the
+    /// answers kept (`vm_pool_answers`), so it is never copied.
+    pub static PREPARED: std::cell::RefCell<Option<axum::body::Bytes>>;
 }
 
 /// Whether the running call may hand its answer over in [`PREPARED`].
@@ -110,7 +111,7 @@ pub const ANSWER_TAIL: &str =
 
 /// Hands `answer` (from [`ANSWER_HEAD`] to [`ANSWER_TAIL`]) to the dispatcher; `false` when the
 /// call does not run under it ([`can_prepare`] says so first).
-pub fn prepare(answer: String) -> bool {
+pub fn prepare(answer: axum::body::Bytes) -> bool {
     PREPARED
         .try_with(move |p| *p.borrow_mut() = Some(answer))
         .is_ok()

@@ -595,6 +595,7 @@ async fn rpc(
     };
     match api::handle_as(&st.ctx, &body, origin, Some(session)).await {
         api::Reply::Xml(s) => xml(StatusCode::OK, s),
+        api::Reply::Prepared(b) => xml(StatusCode::OK, b),
         api::Reply::Forwarded(b) => xml(StatusCode::OK, b),
         api::Reply::NotProposed(s) => xml(StatusCode::OK, s),
     }

@@ -106,3 +106,73 @@ fn pool_bodies_kept_between_calls_follow_every_change() {
         );
     }
 }
+
+/// Issue 16: a pool call asked again with nothing it shows changed is answered with the answer
+/// kept (`api::vm_pool_answers`); any change is in the next answer wherever a read shows it,
+/// and one caller's answer is never another's.
+#[test]
+fn issue_16_a_pool_answer_is_sent_again_until_anything_it_shows_changes() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let follower = (leader + 1) % 3;
+    let l = zone.servers[leader].client();
+    let f = zone.servers[follower].client();
+    let vm = |name: &str| {
+        l.call(
+            "one.vm.allocate",
+            vec![
+                s(&format!("NAME = {name}\nCPU = 1\nMEMORY = 16")),
+                Value::Bool(true),
+            ],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap()
+    };
+    let a = vm("a");
+    l.call("one.user.allocate", vec![s("ann"), s("pw-ann"), s("")])
+        .unwrap();
+    const REUSED: &str = "oneha_vm_pool_answers_reused_total";
+
+    tracing::info!("--- the same call twice: the second answer is the one kept");
+    for (i, c) in [(leader, &l), (follower, &f)] {
+        let server = &zone.servers[i];
+        for m in METHODS {
+            // The monitor's period may end between two calls: then the pair is asked again.
+            zone.wait_until(DEADLINE, &format!("{m} on server {i} sent again"), || {
+                let before = server.metric(REUSED);
+                let first = pool(c, m);
+                let second = pool(c, m);
+                first.as_ref().is_some_and(|p| p.contains("<NAME>a</NAME>"))
+                    && first == second
+                    && server.metric(REUSED) > before
+            });
+        }
+    }
+
+    tracing::info!("--- a change is in the next answer wherever a read shows it");
+    l.call("one.vm.rename", vec![int(a), s("b")]).unwrap();
+    for m in METHODS {
+        assert!(pool(&l, m).unwrap().contains("<NAME>b</NAME>"), "{m}");
+    }
+    zone.wait_until(DEADLINE, "the follower shows the new name", || {
+        f.call_xml("one.vm.info", vec![int(a)])
+            .is_ok_and(|x| x.contains("<NAME>b</NAME>"))
+    });
+    for m in METHODS {
+        assert!(pool(&f, m).unwrap().contains("<NAME>b</NAME>"), "{m}");
+    }
+    let c = vm("c");
+    let short = pool(&l, METHODS[0]).unwrap();
+    assert!(short.contains(&format!("<ID>{c}</ID>")), "{short}");
+    // Both are on hold (2); released, `c` is pending (1).
+    assert!(!short.contains("<STATE>1</STATE>"), "{short}");
+    l.call("one.vm.action", vec![s("release"), int(c)]).unwrap();
+    let short = pool(&l, METHODS[0]).unwrap();
+    assert!(short.contains("<STATE>1</STATE>"), "{short}");
+
+    tracing::info!("--- another caller's answer is its own");
+    let ann = zone.servers[leader].client_as("ann", "pw-ann");
+    let theirs = pool(&ann, METHODS[0]).unwrap();
+    assert!(!theirs.contains("<VM>"), "{theirs}");
+}
