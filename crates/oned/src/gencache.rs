@@ -91,6 +91,23 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
         inner.map.insert(key, (read_at, bytes, value));
     }
 
+    /// Drops every copy read under another generation than `now`: for values large enough
+    /// that holding a stale one until the bounds push it out would matter.
+    pub fn drop_stale(&self, now: u64) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let mut freed = 0;
+        inner.map.retain(|_, (g, w, _)| {
+            let keep = *g == now;
+            if !keep {
+                freed += *w;
+            }
+            keep
+        });
+        inner.bytes -= freed;
+    }
+
     /// Entries held now (tests check the bounds).
     pub fn len(&self) -> usize {
         self.inner.lock().map_or(0, |i| i.map.len())

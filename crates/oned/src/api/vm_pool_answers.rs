@@ -13,7 +13,8 @@
 //! monitor records every VM once a period, so on a quiet cloud an answer lives that long.
 //!
 //! Memory: at most [`ENTRIES`] answers weighing at most [`BYTES`] together (docs/memory.md);
-//! a larger answer is not kept. Keys are what callers send, so each is weighed too.
+//! a larger answer is not kept, and a call that finds the generation moved drops every answer
+//! it ended. Keys are what callers send, so each is weighed too.
 
 use axum::body::Bytes;
 use sqlstore::{Changes, Watched};
@@ -24,8 +25,9 @@ use crate::gencache::GenMap;
 
 /// Answers kept at most: a few callers' filters and both forms.
 pub const ENTRIES: usize = 8;
-/// What they may weigh together: the short answer of 10k deployed VMs is 11 MB.
-pub const BYTES: usize = 32 << 20;
+/// What they may weigh together: both answers of 10k deployed VMs, 11 MB short and 28 MB
+/// full.
+pub const BYTES: usize = 48 << 20;
 
 /// What an answer is a function of, besides the tables it read.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -68,7 +70,11 @@ impl Answers {
                 telemetry::m::POOL_ANSWERS_REUSED.inc();
                 Ok(answer)
             }
-            None => Err(Miss { read_at: now, key }),
+            None => {
+                // An answer of megabytes is not held past the change that ended it.
+                self.0.drop_stale(now);
+                Err(Miss { read_at: now, key })
+            }
         }
     }
 
@@ -170,5 +176,19 @@ mod tests {
         let miss = answers.find(&changes, key("large")).unwrap_err();
         answers.keep(miss, &Bytes::from(vec![b'x'; BYTES + 1]));
         assert!(answers.find(&changes, key("large")).is_err());
+    }
+
+    #[test]
+    fn a_call_after_a_change_drops_the_answers_it_ended() {
+        let changes = Changes::default();
+        let answers = Answers::default();
+        for k in ["a", "b"] {
+            let miss = answers.find(&changes, key(k)).unwrap_err();
+            answers.keep(miss, &Bytes::from_static(b"x"));
+        }
+        assert_eq!(answers.len(), 2);
+        write(&changes, "DELETE FROM vm_pool WHERE oid = ?1");
+        assert!(answers.find(&changes, key("c")).is_err());
+        assert_eq!(answers.len(), 0);
     }
 }
