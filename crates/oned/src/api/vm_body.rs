@@ -766,6 +766,7 @@ async fn print(
             sql: sql.clone(),
             args: args.clone(),
             query: query.clone(),
+            page,
         };
         match ctx.vm_answers.find(ctx.auth.changes(), key) {
             Ok(answer) => return hand_over(answer),

@@ -33,10 +33,13 @@ pub const BYTES: usize = 48 << 20;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub form: Form,
-    /// The whole statement, with the caller's filter and page.
+    /// The whole statement, with the caller's filter (and its page, without a query).
     pub sql: String,
     pub args: Vec<i64>,
     pub query: Option<Query>,
+    /// The page as (size, offset): with a query it is counted over the VMs that match, so it
+    /// is not in the statement.
+    pub page: Option<(i64, i64)>,
 }
 
 impl Key {
@@ -104,6 +107,7 @@ mod tests {
             sql: sql.to_string(),
             args: vec![1],
             query: None,
+            page: None,
         }
     }
 
@@ -128,6 +132,9 @@ mod tests {
         let mut other_args = key("a");
         other_args.args = vec![2];
         assert!(answers.find(&changes, other_args).is_err());
+        let mut other_page = key("a");
+        other_page.page = Some((2, 1));
+        assert!(answers.find(&changes, other_page).is_err());
         // Writes to other tables leave it.
         write(&changes, "UPDATE host_pool SET template = ?1");
         write(&changes, "INSERT INTO user_pool (oid) VALUES (?1)");
