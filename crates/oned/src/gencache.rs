@@ -94,18 +94,9 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
     /// Drops every copy read under another generation than `now`: for values large enough
     /// that holding a stale one until the bounds push it out would matter.
     pub fn drop_stale(&self, now: u64) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
-        let mut freed = 0;
-        inner.map.retain(|_, (g, w, _)| {
-            let keep = *g == now;
-            if !keep {
-                freed += *w;
-            }
-            keep
-        });
-        inner.bytes -= freed;
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.keep_only(now);
+        }
     }
 
     /// Entries held now (tests check the bounds).
@@ -125,21 +116,25 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V> Inner<K, V> {
-    /// Evicts until at most `entries` entries weighing at most `bytes` remain.
-    fn make_room(&mut self, entries: usize, bytes: usize) {
-        if self.map.len() <= entries && self.bytes <= bytes {
-            return;
-        }
-        let newest = self.newest;
+    /// Drops every entry read under another generation than `generation`.
+    fn keep_only(&mut self, generation: u64) {
         let mut freed = 0;
         self.map.retain(|_, (g, w, _)| {
-            let keep = *g == newest;
+            let keep = *g == generation;
             if !keep {
                 freed += *w;
             }
             keep
         });
         self.bytes -= freed;
+    }
+
+    /// Evicts until at most `entries` entries weighing at most `bytes` remain.
+    fn make_room(&mut self, entries: usize, bytes: usize) {
+        if self.map.len() <= entries && self.bytes <= bytes {
+            return;
+        }
+        self.keep_only(self.newest);
         while self.map.len() > entries || self.bytes > bytes {
             let Some(k) = self.map.keys().next().cloned() else {
                 break;
