@@ -1,7 +1,8 @@
 //! Generations of the state a server keeps in memory in front of the database: the users and
 //! their groups and login tokens (authentication), the ACL rules (authorization), the zone
-//! and API hooks a write checks first, and the quotas of users and groups (their limits and
-//! what their usage is counted from). Whoever applies transactions holds
+//! and API hooks a write checks first, the quotas of users and groups (their limits and
+//! what their usage is counted from), and what a VM pool answer shows (its VMs, their
+//! placements and monitoring records, their owners' and groups' names). Whoever applies transactions holds
 //! [`Changes::applying`] across their commit; a cache remembers the generation it read under
 //! and trusts its copy only while that generation is still current and settled.
 //!
