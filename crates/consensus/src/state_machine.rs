@@ -68,6 +68,26 @@ impl SnapshotFloor {
             *g = id;
         }
     }
+
+    /// Puts the snapshot of `id` in place (`put`) and makes `id` the floor, under the floor's
+    /// lock, unless `only_newer` and a snapshot as new is in place already: a build that copied
+    /// the state before an install landed must not move `current.db` (and the purges it
+    /// allows) back below the install. Whether `put` ran.
+    fn put_with(
+        &self,
+        id: Option<LogId<u64>>,
+        only_newer: bool,
+        put: impl FnOnce() -> Result<()>,
+    ) -> Result<bool> {
+        // Each change is one assignment: a poisoned lock still holds a consistent id.
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if only_newer && *g >= id {
+            return Ok(false);
+        }
+        put()?;
+        *g = id;
+        Ok(true)
+    }
 }
 
 /// Whether the state database answers: set while the apply waits for a lost MySQL server to
@@ -423,9 +443,14 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 // swap the data under this meta.
                 let file = std::fs::File::open(&tmp).map_err(Error::io(&tmp))?;
                 let current = dir.join(CURRENT);
-                std::fs::rename(&tmp, &current).map_err(Error::io(&current))?;
-                fsync_dir(&dir)?;
-                floor.set(meta.last_log_id);
+                let put = floor.put_with(meta.last_log_id, true, || {
+                    std::fs::rename(&tmp, &current).map_err(Error::io(&current))?;
+                    fsync_dir(&dir)
+                })?;
+                if !put {
+                    // A newer snapshot was installed meanwhile; openraft ignores an older one.
+                    remove_if_present(&tmp)?;
+                }
                 Ok((file, meta))
             },
         )
@@ -558,17 +583,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let dir = self.snap_dir.clone();
         let src = incoming.clone();
         let changes = self.changes.clone();
+        let floor = self.floor.clone();
+        let id = meta.last_log_id;
         self.db
             .run(StorageIOError::write_snapshot_none, move |c| {
                 let replacing = changes.replacing();
                 sqlstore::restore_from(c, &src)?;
                 drop(replacing);
                 let current = dir.join(CURRENT);
-                std::fs::rename(&src, &current).map_err(Error::io(&current))?;
-                fsync_dir(&dir)
+                floor.put_with(id, false, || {
+                    std::fs::rename(&src, &current).map_err(Error::io(&current))?;
+                    fsync_dir(&dir)
+                })?;
+                Ok(())
             })
             .await?;
-        self.floor.set(meta.last_log_id);
         telemetry::m::SNAPSHOTS_INSTALLED.inc();
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
         Ok(())
@@ -767,6 +796,34 @@ mod tests {
         }
         builder.join().unwrap();
         assert!(checked > 0);
+    }
+
+    #[test]
+    fn a_build_older_than_an_install_that_landed_first_moves_neither_the_snapshot_nor_the_floor() {
+        let floor = SnapshotFloor::default();
+        let mut put = Vec::new();
+        assert!(floor
+            .put_with(Some(at(1403)), false, || {
+                put.push(1403);
+                Ok(())
+            })
+            .unwrap());
+        // The build that copied the state at 1395 finishes after the install.
+        assert!(!floor
+            .put_with(Some(at(1395)), true, || {
+                put.push(1395);
+                Ok(())
+            })
+            .unwrap());
+        assert_eq!(floor.get(), Some(at(1403)));
+        assert!(floor
+            .put_with(Some(at(1500)), true, || {
+                put.push(1500);
+                Ok(())
+            })
+            .unwrap());
+        assert_eq!(floor.get(), Some(at(1500)));
+        assert_eq!(put, [1403, 1500]);
     }
 
     fn at(index: u64) -> LogId<u64> {
