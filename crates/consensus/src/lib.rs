@@ -5,6 +5,7 @@
 //! Nothing outside this crate names an openraft storage or network trait.
 
 mod blocking;
+mod callers;
 pub mod durable;
 mod error;
 pub mod failover;
@@ -23,6 +24,7 @@ mod state_machine;
 pub mod step_down;
 mod types;
 
+pub use callers::Callers;
 pub use error::{logged_errors, Error};
 /// A background loop of this crate, for the caller to run and supervise; it ends only when
 /// what feeds it is dropped.
@@ -34,7 +36,7 @@ pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};
 pub use read_barrier::{ReadBarrier, ReadError};
 pub use read_gate::ReadGate;
-pub use state_machine::{DbHealth, SnapshotFloor, SoloWriter, StateMachine};
+pub use state_machine::{AppliedMark, DbHealth, SnapshotFloor, SoloWriter, StateMachine};
 pub use types::{Batch, BatchResult, Raft, ServerNode, TypeConfig};
 
 #[cfg(test)]

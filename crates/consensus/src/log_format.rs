@@ -225,7 +225,7 @@ fn read_batch(r: &mut Reader<'_>) -> Result<Batch, DecodeError> {
         }
         txns.push(SqlTxn { stmts });
     }
-    Ok(Batch { txns })
+    Ok(Batch::new(txns))
 }
 
 fn write_membership(w: &mut Writer, m: &Membership<u64, ServerNode>) {

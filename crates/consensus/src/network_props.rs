@@ -49,9 +49,7 @@ fn sample_bodies() -> Vec<(&'static str, Vec<u8>)> {
         entries: vec![
             Entry {
                 log_id: log_id(3, 10),
-                payload: EntryPayload::Normal(Batch {
-                    txns: vec![SqlTxn { stmts: vec![stmt] }],
-                }),
+                payload: EntryPayload::Normal(Batch::new(vec![SqlTxn { stmts: vec![stmt] }])),
             },
             Entry {
                 log_id: log_id(3, 11),

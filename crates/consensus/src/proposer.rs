@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::callers::Callers;
 use crate::types::{Batch, Raft};
 
 /// Most transactions one entry carries; keeps entries (and AppendEntries) small.
@@ -206,7 +207,9 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
-/// Proposes one entry and answers each of its requests.
+/// Proposes one entry. Its requests are answered by the state database's thread as the entry's
+/// apply commits ([`Callers`]), or here from `client_write`'s result when that comes first (the
+/// entry was read back from the database, or the write failed).
 async fn propose(
     raft: Raft,
     batch: Vec<Pending>,
@@ -215,28 +218,25 @@ async fn propose(
 ) {
     telemetry::m::PROPOSER_BATCH.observe(batch.len() as f64);
     let (txns, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
-    let res = raft.client_write(Batch { txns }).await;
+    let callers = Callers::new(replies);
+    let res = raft
+        .client_write(Batch {
+            txns,
+            callers: callers.clone(),
+        })
+        .await;
     drop(permit);
     drop(large);
     match res {
-        Ok(resp) => {
-            let mut outcomes = resp.data.outcomes.into_iter();
-            for reply in replies {
-                let out = outcomes.next().ok_or(WriteError::OutcomeLost);
-                // A failed send means the caller timed out: nobody is left to tell.
-                let _ = reply.send(out);
+        Ok(mut resp) => {
+            if callers.answer(&mut resp.data.outcomes) {
+                telemetry::m::WRITES_ANSWERED_BY_RAFT.inc();
             }
         }
-        Err(e) => {
-            let err = match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NotLeader,
-                RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
-                RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
-            };
-            for reply in replies {
-                // As above: a caller that timed out is not waiting any more.
-                let _ = reply.send(Err(err.clone()));
-            }
-        }
+        Err(e) => callers.fail(&match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NotLeader,
+            RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
+            RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
+        }),
     }
 }

@@ -44,6 +44,25 @@ pub struct StateMachine {
     /// Set when the log may report a leader's appends flushed before their fsync: an entry is
     /// applied only once it is on disk (see [`crate::durable`]).
     durable: Option<crate::durable::DurableLog>,
+    applied: AppliedMark,
+}
+
+/// The last log index the state database committed, moved by its thread as each apply commits.
+/// Writers are answered from there ([`crate::Callers`]), before openraft's metrics show the
+/// apply: what a server says it applied must not trail what it answered.
+#[derive(Clone, Default)]
+pub struct AppliedMark(Arc<AtomicU64>);
+
+impl AppliedMark {
+    /// The index, if this process applied or installed any.
+    pub fn get(&self) -> Option<u64> {
+        self.0.load(Ordering::Acquire).checked_sub(1)
+    }
+
+    fn advance(&self, index: u64) {
+        // Stored plus one: 0 says nothing yet, and index 0 (the first membership) is an index.
+        self.0.fetch_max(index.saturating_add(1), Ordering::Release);
+    }
 }
 
 /// The log id of the snapshot that is on disk for good (`snapshots/current.db`, its rename
@@ -259,6 +278,7 @@ impl StateMachine {
             changes: sqlstore::Changes::default(),
             federated: false,
             durable: None,
+            applied: AppliedMark::default(),
         })
     }
 
@@ -278,6 +298,11 @@ impl StateMachine {
     /// What the log store must not purge beyond (see [`SnapshotFloor`]).
     pub fn snapshot_floor(&self) -> SnapshotFloor {
         self.floor.clone()
+    }
+
+    /// What the state database committed last (see [`AppliedMark`]).
+    pub fn applied_mark(&self) -> AppliedMark {
+        self.applied.clone()
     }
 
     /// Whether the state database answers (see [`DbHealth`]).
@@ -495,6 +520,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let health = self.health.clone();
         let changes = self.changes.clone();
         let federated = self.federated;
+        let applied = self.applied.clone();
         let n = entries.len() as u64;
         let started = std::time::Instant::now();
         let res = self
@@ -504,8 +530,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Normal(batch) => batch.txns.as_slice(),
                     _ => &[],
                 }));
-                let results = apply_until_done(c, &location, &health, &entries, federated)?;
+                let mut results = apply_until_done(c, &location, &health, &entries, federated)?;
                 drop(committing);
+                if let Some(last) = entries.last() {
+                    applied.advance(last.log_id.index);
+                }
+                answer_callers(&entries, &mut results);
                 Ok(results)
             })
             .await;
@@ -585,11 +615,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let changes = self.changes.clone();
         let floor = self.floor.clone();
         let id = meta.last_log_id;
+        let applied = self.applied.clone();
         self.db
             .run(StorageIOError::write_snapshot_none, move |c| {
                 let replacing = changes.replacing();
                 sqlstore::restore_from(c, &src)?;
                 drop(replacing);
+                if let Some(id) = id {
+                    applied.advance(id.index);
+                }
                 let current = dir.join(CURRENT);
                 floor.put_with(id, false, || {
                     std::fs::rename(&src, &current).map_err(Error::io(&current))?;
@@ -664,6 +698,18 @@ fn apply_entries(
     write_meta(&tx, &applied, &membership)?;
     tx.commit()?;
     Ok(results)
+}
+
+/// Answers the writers waiting on `entries` on this server (the leader that proposed them, see
+/// [`crate::Callers`]): their apply has committed, and the generations it moved have settled.
+fn answer_callers(entries: &[Entry<TypeConfig>], results: &mut [BatchResult]) {
+    for (entry, result) in entries.iter().zip(results) {
+        if let EntryPayload::Normal(batch) = &entry.payload {
+            if batch.callers.answer(&mut result.outcomes) {
+                telemetry::m::WRITES_ANSWERED_AT_APPLY.inc();
+            }
+        }
+    }
 }
 
 /// Longest wait between two attempts to reach a lost database server.

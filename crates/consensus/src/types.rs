@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sqlstore::{SqlTxn, TxnOutcome};
 
+use crate::callers::Callers;
 use crate::log_format;
 
 /// A zone server as Raft knows it: its OpenNebula name and its `/RPC2` endpoint. Peers reach the
@@ -28,6 +29,17 @@ impl fmt::Display for ServerNode {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     pub txns: Vec<SqlTxn>,
+    /// Who waits on these transactions, on the server that proposed them (never on the wire).
+    pub callers: Callers,
+}
+
+impl Batch {
+    pub fn new(txns: Vec<SqlTxn>) -> Batch {
+        Batch {
+            txns,
+            callers: Callers::default(),
+        }
+    }
 }
 
 impl Serialize for Batch {

@@ -40,17 +40,15 @@ fn batch() -> Batch {
     .must_match();
     let plain = SqlStmt::new("DELETE FROM t WHERE oid = ?", vec![SqlValue::Int(0)]);
     let no_params = SqlStmt::new("UPDATE t SET x = 1", vec![]);
-    Batch {
-        txns: vec![
-            SqlTxn {
-                stmts: vec![every_value],
-            },
-            SqlTxn {
-                stmts: vec![plain, no_params.must_match()],
-            },
-            SqlTxn { stmts: vec![] },
-        ],
-    }
+    Batch::new(vec![
+        SqlTxn {
+            stmts: vec![every_value],
+        },
+        SqlTxn {
+            stmts: vec![plain, no_params.must_match()],
+        },
+        SqlTxn { stmts: vec![] },
+    ])
 }
 
 /// A joint configuration with a learner (server 4).

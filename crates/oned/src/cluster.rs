@@ -50,6 +50,9 @@ pub struct Ha {
     pub raft_db: PathBuf,
     /// Whether the state database answers (a MySQL server can be lost and come back).
     pub db_health: consensus::DbHealth,
+    /// What the state database committed last: writers are answered from there, before
+    /// openraft's metrics show it.
+    pub applied: consensus::AppliedMark,
     /// Closed after a restart until the state has applied the log found at start.
     pub local_reads: consensus::ReadGate,
 }
@@ -164,13 +167,10 @@ impl Cluster {
     pub fn last_applied(&self) -> Option<u64> {
         match self {
             Cluster::Solo(_) => None,
-            Cluster::Ha(ha) => ha
-                .leadership
-                .raft()
-                .metrics()
-                .borrow()
-                .last_applied
-                .map(|l| l.index),
+            Cluster::Ha(ha) => {
+                let published = ha.leadership.raft().metrics().borrow().last_applied;
+                published.map(|l| l.index).max(ha.applied.get())
+            }
         }
     }
 
@@ -197,15 +197,8 @@ impl Cluster {
         let Some(seen) = seen else {
             return Ok(());
         };
-        let raft = ha.leadership.raft();
-        let (applied, last_log) = {
-            let m = raft.metrics();
-            let m = m.borrow();
-            (
-                m.last_applied.map_or(0, |l| l.index),
-                m.last_log_index.unwrap_or(0),
-            )
-        };
+        let last_log = ha.leadership.raft().metrics().borrow().last_log_index;
+        let (applied, last_log) = (self.last_applied().unwrap_or(0), last_log.unwrap_or(0));
         if seen <= applied {
             return Ok(());
         }

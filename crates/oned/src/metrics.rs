@@ -179,6 +179,16 @@ fn consensus(e: &mut Exposition) {
         &m::PROPOSER_BATCH,
     );
     e.counter(
+        "oneha_records_answered_at_apply_total",
+        "Log records this leader proposed whose writers were answered as their apply committed.",
+        m::WRITES_ANSWERED_AT_APPLY.get(),
+    );
+    e.counter(
+        "oneha_records_answered_by_raft_total",
+        "Log records this leader proposed whose writers were answered from Raft's result instead.",
+        m::WRITES_ANSWERED_BY_RAFT.get(),
+    );
+    e.counter(
         "oneha_proposer_overloaded_total",
         "Writes refused at once because the proposer's queue was full.",
         m::PROPOSER_OVERLOADED.get(),

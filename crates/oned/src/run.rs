@@ -373,6 +373,7 @@ async fn start_raft(
     .with_backend(state.pool.location().backend().name())
     .acknowledging_only_durable(log.durable());
     let db_health = sm.health();
+    let applied = sm.applied_mark();
     let raft = Raft::new(
         id,
         Arc::new(raft_config(config)?),
@@ -416,6 +417,7 @@ async fn start_raft(
             server_id: id,
             raft_db,
             db_health,
+            applied,
             local_reads: log.read_gate(),
         }),
         peers: Some((

@@ -32,6 +32,11 @@ pub static POOL_ANSWERS_REUSED: Counter = Counter::new();
 /// Transactions per log entry the proposer made.
 pub static PROPOSER_BATCH: LazyLock<Arc<Histogram>> =
     LazyLock::new(|| Arc::new(Histogram::new(SIZE_BUCKETS)));
+/// Proposed log entries whose writers the state database's thread answered as the apply committed.
+pub static WRITES_ANSWERED_AT_APPLY: Counter = Counter::new();
+/// Proposed log entries whose writers were answered from openraft's result instead (the entry was
+/// read back from the database before its apply).
+pub static WRITES_ANSWERED_BY_RAFT: Counter = Counter::new();
 /// Writes refused at once because the proposer's queue was full.
 pub static PROPOSER_OVERLOADED: Counter = Counter::new();
 /// Time the state database took to apply one batch of committed entries.

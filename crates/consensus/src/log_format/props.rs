@@ -33,7 +33,7 @@ fn batch() -> impl Strategy<Value = Batch> {
             }
         });
     let txn = vec(stmt, 0..4).prop_map(|stmts| SqlTxn { stmts });
-    vec(txn, 0..4).prop_map(|txns| Batch { txns })
+    vec(txn, 0..4).prop_map(Batch::new)
 }
 
 fn entry() -> impl Strategy<Value = Entry<TypeConfig>> {

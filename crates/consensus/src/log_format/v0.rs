@@ -108,9 +108,7 @@ impl From<BatchV0> for Batch {
                 })
                 .collect(),
         });
-        Batch {
-            txns: txns.collect(),
-        }
+        Batch::new(txns.collect())
     }
 }
 

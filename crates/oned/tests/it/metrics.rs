@@ -103,6 +103,19 @@ fn a_scrape_of_each_server_shows_the_zone_and_its_figures_move() {
         must(&leader_after, "oneha_proposer_batch_size_count")
             > must(&leader_before, "oneha_proposer_batch_size_count")
     );
+    // Each write was answered by the leader's state database thread as its apply committed,
+    // none through Raft's result (its record was still in memory when applied).
+    const AT_APPLY: &str = "oneha_records_answered_at_apply_total";
+    const BY_RAFT: &str = "oneha_records_answered_by_raft_total";
+    assert!(
+        must(&leader_after, AT_APPLY) >= must(&leader_before, AT_APPLY) + 5.0,
+        "{leader_after}"
+    );
+    assert_eq!(
+        must(&leader_after, BY_RAFT),
+        must(&leader_before, BY_RAFT),
+        "{leader_after}"
+    );
     // Followers apply in the background: wait for the five records to reach this one.
     let applied_before = must(&follower_before, "oneha_applied_records_total");
     zone.wait_until(DEADLINE, "the follower's applied records to move", || {
