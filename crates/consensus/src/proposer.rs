@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::callers::Callers;
+use crate::callers::{answer_each, Callers, Route};
 use crate::types::{Batch, Raft};
 
 /// Most transactions one entry carries; keeps entries (and AppendEntries) small.
@@ -207,9 +207,10 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
-/// Proposes one entry. Its requests are answered by the state database's thread as the entry's
-/// apply commits ([`Callers`]), or here from `client_write`'s result when that comes first (the
-/// entry was read back from the database, or the write failed).
+/// Proposes one entry. Its requests are answered as soon as the entry's apply commits
+/// ([`Callers`]: a lone caller by the state database's thread, many by this task once that thread
+/// hands it their outcomes), or from `client_write`'s result when that comes first (the entry
+/// was read back from the database, or the write failed).
 async fn propose(
     raft: Raft,
     batch: Vec<Pending>,
@@ -217,26 +218,66 @@ async fn propose(
     large: Option<OwnedSemaphorePermit>,
 ) {
     telemetry::m::PROPOSER_BATCH.observe(batch.len() as f64);
-    let (txns, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
-    let callers = Callers::new(replies);
-    let res = raft
-        .client_write(Batch {
-            txns,
-            callers: callers.clone(),
-        })
-        .await;
+    let (txns, mut replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
+    let (to_here, mut applied) = oneshot::channel();
+    let callers = match (replies.pop(), replies.is_empty()) {
+        (Some(lone), true) => Callers::new(Route::Caller(lone)),
+        (last, _) => {
+            replies.extend(last);
+            Callers::new(Route::Proposer(to_here))
+        }
+    };
+    let write = raft.client_write(Batch {
+        txns,
+        callers: callers.clone(),
+    });
+    tokio::pin!(write);
+    let res = tokio::select! {
+        biased;
+        Ok(outcomes) = &mut applied => {
+            answer_each(std::mem::take(&mut replies), outcomes);
+            write.await
+        }
+        res = &mut write => res,
+    };
     drop(permit);
     drop(large);
-    match res {
-        Ok(mut resp) => {
-            if callers.answer(&mut resp.data.outcomes) {
-                telemetry::m::WRITES_ANSWERED_BY_RAFT.inc();
+    // Still armed: the state database's thread did not answer (nor will it).
+    let route = callers.take();
+    let outcomes = match (res, route) {
+        (Ok(mut resp), Some(route)) => {
+            telemetry::m::WRITES_ANSWERED_BY_RAFT.inc();
+            Ok((std::mem::take(&mut resp.data.outcomes), route))
+        }
+        (Err(e), Some(route)) => Err((
+            match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NotLeader,
+                RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
+                RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
+            },
+            route,
+        )),
+        (_, None) => {
+            // Answered, or handed here: the thread sent the outcomes as it took the route.
+            if !replies.is_empty() {
+                if let Ok(outcomes) = applied.await {
+                    answer_each(replies, outcomes);
+                }
+            }
+            return;
+        }
+    };
+    match outcomes {
+        Ok((outcomes, Route::Caller(lone))) => answer_each(vec![lone], outcomes),
+        Ok((outcomes, Route::Proposer(_))) => answer_each(replies, outcomes),
+        Err((err, route)) => {
+            if let Route::Caller(lone) = route {
+                replies.push(lone);
+            }
+            for reply in replies {
+                // A caller that timed out is not waiting any more.
+                let _ = reply.send(Err(err.clone()));
             }
         }
-        Err(e) => callers.fail(&match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NotLeader,
-            RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
-            RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
-        }),
     }
 }
