@@ -1,8 +1,8 @@
 //! The callers waiting on an entry's transactions, carried by the entry itself on the server
-//! that proposed it. The state database's thread answers them the moment the entry's apply
-//! commits, instead of handing the results back through openraft's state machine task, RaftCore,
-//! `client_write` and the proposer's task (four wake-ups per write on a busy 2-core machine,
-//! about a sixth of a write's time at 1 in flight; docs/benchmarks.md, eighth round).
+//! that proposed it. They hear the moment the entry's apply commits (a lone caller from the state
+//! database's thread, a batch's callers from the proposer's task, see `Route`), instead of
+//! through openraft's state machine task, RaftCore and `client_write` (docs/benchmarks.md, eighth
+//! and ninth rounds).
 //!
 //! An entry read back from the database (evicted from [`crate::log_cache`] before its apply)
 //! and every entry a follower received carry no callers: the proposer answers those from
