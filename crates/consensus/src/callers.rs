@@ -31,7 +31,7 @@ pub(crate) enum Route {
 
 /// Never serialized: an entry on the wire or on disk has no callers.
 #[derive(Clone, Default)]
-pub struct Callers(Option<Arc<Mutex<Option<Route>>>>);
+pub(crate) struct Callers(Option<Arc<Mutex<Option<Route>>>>);
 
 impl Callers {
     pub(crate) fn new(route: Route) -> Callers {

@@ -24,7 +24,6 @@ mod state_machine;
 pub mod step_down;
 mod types;
 
-pub use callers::Callers;
 pub use error::{logged_errors, Error};
 /// A background loop of this crate, for the caller to run and supervise; it ends only when
 /// what feeds it is dropped.

@@ -242,38 +242,32 @@ async fn propose(
     };
     drop(permit);
     drop(large);
-    // Still armed: the state database's thread did not answer (nor will it).
-    let route = callers.take();
-    let outcomes = match (res, route) {
-        (Ok(mut resp), Some(route)) => {
-            telemetry::m::WRITES_ANSWERED_BY_RAFT.inc();
-            Ok((std::mem::take(&mut resp.data.outcomes), route))
+    let Some(route) = callers.take() else {
+        // The state database's thread took the route: it answered the lone caller, or sent this
+        // task the outcomes (already used above, unless `write` was ready first).
+        if !replies.is_empty() {
+            if let Ok(outcomes) = applied.await {
+                answer_each(replies, outcomes);
+            }
         }
-        (Err(e), Some(route)) => Err((
-            match e {
+        return;
+    };
+    // Still armed: the entry was applied without its callers (read back from the database), or
+    // the write failed.
+    if let Route::Caller(lone) = route {
+        replies.push(lone);
+    }
+    match res {
+        Ok(resp) => {
+            telemetry::m::WRITES_ANSWERED_BY_RAFT.inc();
+            answer_each(replies, resp.data.outcomes);
+        }
+        Err(e) => {
+            let err = match e {
                 RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NotLeader,
                 RaftError::APIError(other) => WriteError::Fatal(other.to_string()),
                 RaftError::Fatal(f) => WriteError::Fatal(f.to_string()),
-            },
-            route,
-        )),
-        (_, None) => {
-            // Answered, or handed here: the thread sent the outcomes as it took the route.
-            if !replies.is_empty() {
-                if let Ok(outcomes) = applied.await {
-                    answer_each(replies, outcomes);
-                }
-            }
-            return;
-        }
-    };
-    match outcomes {
-        Ok((outcomes, Route::Caller(lone))) => answer_each(vec![lone], outcomes),
-        Ok((outcomes, Route::Proposer(_))) => answer_each(replies, outcomes),
-        Err((err, route)) => {
-            if let Route::Caller(lone) = route {
-                replies.push(lone);
-            }
+            };
             for reply in replies {
                 // A caller that timed out is not waiting any more.
                 let _ = reply.send(Err(err.clone()));

@@ -48,7 +48,7 @@ pub struct StateMachine {
 }
 
 /// The last log index the state database committed, moved by its thread as each apply commits.
-/// Writers are answered from there ([`crate::Callers`]), before openraft's metrics show the
+/// Writers are answered from there (`callers::Callers`), before openraft's metrics show the
 /// apply: what a server says it applied must not trail what it answered.
 #[derive(Clone, Default)]
 pub struct AppliedMark(Arc<AtomicU64>);
@@ -701,7 +701,7 @@ fn apply_entries(
 }
 
 /// Answers the writers waiting on `entries` on this server (the leader that proposed them, see
-/// [`crate::Callers`]): their apply has committed, and the generations it moved have settled.
+/// `callers::Callers`): their apply has committed, and the generations it moved have settled.
 fn answer_callers(entries: &[Entry<TypeConfig>], results: &mut [BatchResult]) {
     for (entry, result) in entries.iter().zip(results) {
         if let EntryPayload::Normal(batch) = &entry.payload {

@@ -30,7 +30,7 @@ impl fmt::Display for ServerNode {
 pub struct Batch {
     pub txns: Vec<SqlTxn>,
     /// Who waits on these transactions, on the server that proposed them (never on the wire).
-    pub callers: Callers,
+    pub(crate) callers: Callers,
 }
 
 impl Batch {
