@@ -63,6 +63,17 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
             .map(|(_, _, v)| v.clone())
     }
 
+    /// The copy of `key` whatever generation it was read under, with that generation: for a
+    /// caller that can bring a stale copy up to date cheaper than read it again.
+    pub fn get_any<Q>(&self, key: &Q) -> Option<(u64, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = self.inner.lock().ok()?;
+        inner.map.get(key).map(|(g, _, v)| (*g, v.clone()))
+    }
+
     /// Keeps `value` of `key`, read under generation `read_at` (taken before the read), said to
     /// weigh `bytes`. A value heavier than the whole budget is not kept.
     pub fn put(&self, read_at: u64, key: K, value: V, bytes: usize) {
@@ -91,11 +102,20 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
         inner.map.insert(key, (read_at, bytes, value));
     }
 
-    /// Drops every copy read under another generation than `now`: for values large enough
-    /// that holding a stale one until the bounds push it out would matter.
-    pub fn drop_stale(&self, now: u64) {
+    /// Drops every copy read under another generation than `now` unless `useful` says that
+    /// generation's copies can still serve (brought up to date): for values large enough that
+    /// holding a stale one until the bounds push it out would matter.
+    pub fn drop_stale(&self, now: u64, mut useful: impl FnMut(u64) -> bool) {
         if let Ok(mut inner) = self.inner.lock() {
-            inner.keep_only(now);
+            let mut freed = 0;
+            inner.map.retain(|_, (g, w, _)| {
+                let keep = *g == now || useful(*g);
+                if !keep {
+                    freed += *w;
+                }
+                keep
+            });
+            inner.bytes -= freed;
         }
     }
 

@@ -146,6 +146,11 @@ fn api(e: &mut Exposition) {
         m::POOL_ANSWERS_REUSED.get(),
     );
     e.counter(
+        "oneha_vm_pool_answers_patched_total",
+        "VM pool calls answered from an earlier call's answer with only the VMs changed since read again.",
+        m::POOL_ANSWERS_PATCHED.get(),
+    );
+    e.counter(
         "oneha_follower_reads_total",
         "Leader reads this follower answered itself, after the leader confirmed a read index.",
         m::FOLLOWER_READS.get(),

@@ -27,8 +27,9 @@
 //! happens before the apply returns, so before the write is acknowledged anywhere.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use crate::vm_touches::{touched_vm, TouchLog};
 use crate::SqlTxn;
 
 /// What a generation covers.
@@ -102,7 +103,14 @@ const ONE_GENERATION: u64 = 1 << UNDER_WAY_BITS;
 
 /// The generations of one state database, shared by its writer and the caches of its readers.
 #[derive(Clone, Default)]
-pub struct Changes(Arc<[AtomicU64; WATCHED.len()]>);
+pub struct Changes(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    generations: [AtomicU64; WATCHED.len()],
+    /// Which VMs each move of [`Watched::VmPool`] may have changed.
+    vm_touches: Mutex<TouchLog>,
+}
 
 impl std::fmt::Debug for Changes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,7 +129,26 @@ impl Changes {
     /// The current generation of `what`; take it before reading the rows it covers, and keep
     /// nothing read under it unless it is [`Changes::settled`].
     pub fn get(&self, what: Watched) -> u64 {
-        self.0[what as usize].load(Ordering::Acquire)
+        self.0.generations[what as usize].load(Ordering::Acquire)
+    }
+
+    /// The VMs whose rows in a pool answer (`Watched::VmPool`) the commits after generation
+    /// `from` up to generation `to` may have changed, sorted, each once; both settled and taken
+    /// in that order. `None` when that is not known: one of those commits may have changed
+    /// every VM (or an owner's or group's name), or it is too far back to remember
+    /// (`crate::vm_touches`). An answer read under `from` shows what it would show under `to`
+    /// once these VMs are read again.
+    pub fn vms_touched(&self, from: u64, to: u64) -> Option<Vec<i64>> {
+        if !(Changes::settled(from) && Changes::settled(to)) {
+            return None;
+        }
+        self.touch_log().between(from, to)
+    }
+
+    fn touch_log(&self) -> std::sync::MutexGuard<'_, TouchLog> {
+        // Each change of the log is one push with its own bookkeeping: a poisoned lock still
+        // holds a consistent log.
+        self.0.vm_touches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether no commit to the tables behind `generation` was under way when it was taken:
@@ -135,19 +162,28 @@ impl Changes {
     /// path of every entry, so each statement is parsed once.
     pub fn applying<'a>(&self, txns: impl IntoIterator<Item = &'a SqlTxn>) -> Committing {
         let mut moved = [false; WATCHED.len()];
+        // The VMs the pool's writes touch; `None` once one may touch any.
+        let mut vms = Some(Vec::new());
         for stmt in txns.into_iter().flat_map(|t| &t.stmts) {
-            mark_writes(&stmt.sql, &mut moved);
-            if moved.iter().all(|m| *m) {
-                break;
+            let mut by_this = [false; WATCHED.len()];
+            mark_writes(&stmt.sql, &mut by_this);
+            if by_this[Watched::VmPool as usize] {
+                match (touched_vm(stmt), vms.as_mut()) {
+                    (Some(vm), Some(v)) => v.push(vm),
+                    _ => vms = None,
+                }
+            }
+            for (m, b) in moved.iter_mut().zip(by_this) {
+                *m |= b;
             }
         }
-        self.begin(moved)
+        self.begin(moved, vms)
     }
 
     /// Hold while the whole state is replaced (a snapshot installed, a backup restored) or
     /// changed outside [`Changes::applying`]: every generation is unsettled, then moves.
     pub fn replacing(&self) -> Committing {
-        self.begin([true; WATCHED.len()])
+        self.begin([true; WATCHED.len()], None)
     }
 
     /// [`Changes::applying`] of changes already committed (tests, and writes no reader can
@@ -161,9 +197,19 @@ impl Changes {
         drop(self.replacing());
     }
 
-    fn begin(&self, moved: [bool; WATCHED.len()]) -> Committing {
-        for (g, m) in self.0.iter().zip(moved) {
-            if m {
+    /// `vms`: the VMs the commit touches in the pool, if it moves [`Watched::VmPool`].
+    fn begin(&self, moved: [bool; WATCHED.len()], vms: Option<Vec<i64>>) -> Committing {
+        for (i, (g, m)) in self.0.generations.iter().zip(moved).enumerate() {
+            if !m {
+                continue;
+            }
+            if i == Watched::VmPool as usize {
+                // Logged before the generation moves, under the log's lock, so that whoever
+                // sees the generation this commit leads to finds the commit in the log.
+                let mut log = self.touch_log();
+                let before = g.fetch_add(1, Ordering::AcqRel);
+                log.push((before / ONE_GENERATION + 1) * ONE_GENERATION, vms.clone());
+            } else {
                 g.fetch_add(1, Ordering::AcqRel);
             }
         }
@@ -184,7 +230,7 @@ pub struct Committing {
 
 impl Drop for Committing {
     fn drop(&mut self) {
-        for (g, m) in self.changes.0.iter().zip(self.moved) {
+        for (g, m) in self.changes.0.generations.iter().zip(self.moved) {
             if m {
                 g.fetch_add(ONE_GENERATION - 1, Ordering::AcqRel);
             }
@@ -471,6 +517,50 @@ mod tests {
                 assert!(watched.contains(&table), "{table} in {sql}");
             }
         }
+    }
+
+    #[test]
+    fn issue_16_the_vms_a_pool_answer_must_read_again_are_those_of_the_commits_since() {
+        let c = Changes::default();
+        let vm_write = |sql: &str, vm: i64| SqlStmt::new(sql, vec![SqlValue::Int(vm)]);
+        let start = c.get(Watched::VmPool);
+        c.applied([&SqlTxn {
+            stmts: vec![
+                vm_write("UPDATE vm_pool SET resched = 1 WHERE oid = ?1", 4),
+                vm_write("INSERT INTO history (vid, seq) VALUES (?1, 0)", 2),
+                vm_write("UPDATE template_pool SET name = 'a' WHERE oid = ?1", 9),
+            ],
+        }]);
+        let one = c.get(Watched::VmPool);
+        let committing = c.applying([&SqlTxn {
+            stmts: vec![vm_write("DELETE FROM vm_monitoring WHERE vmid = ?1", 7)],
+        }]);
+        assert_eq!(c.vms_touched(start, c.get(Watched::VmPool)), None);
+        drop(committing);
+        let two = c.get(Watched::VmPool);
+        assert_eq!(c.vms_touched(start, one), Some(vec![2, 4]));
+        assert_eq!(c.vms_touched(one, two), Some(vec![7]));
+        assert_eq!(c.vms_touched(start, two), Some(vec![2, 4, 7]));
+        assert_eq!(c.vms_touched(two, two), Some(vec![]));
+        // Writes over many VMs, or to a name every body of an owner shows, touch them all.
+        c.applied([&SqlTxn {
+            stmts: vec![vm_write(
+                "UPDATE group_pool SET name = 'g' WHERE oid = ?1",
+                1,
+            )],
+        }]);
+        assert_eq!(c.vms_touched(two, c.get(Watched::VmPool)), None);
+        let three = c.get(Watched::VmPool);
+        c.applied([&SqlTxn {
+            stmts: vec![vm_write(
+                "UPDATE vm_pool SET resched = 0 WHERE resched = ?1",
+                1,
+            )],
+        }]);
+        assert_eq!(c.vms_touched(three, c.get(Watched::VmPool)), None);
+        let four = c.get(Watched::VmPool);
+        c.replaced();
+        assert_eq!(c.vms_touched(four, c.get(Watched::VmPool)), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod sql;
 pub mod testing;
 mod txn;
 pub mod versions;
+pub mod vm_touches;
 
 pub use backup::{restore_backup, verify_backup, write_backup, BackupInfo};
 pub use bootstrap::{bootstrap, is_bootstrapped, BootstrapParams};

@@ -26,6 +26,8 @@ pub static WRITE_CATCH_UPS: Counter = Counter::new();
 pub static FORWARDED_ANSWERED_UNAPPLIED: Counter = Counter::new();
 /// VM pool calls answered with the answer kept from an earlier call (`vm_pool_answers`).
 pub static POOL_ANSWERS_REUSED: Counter = Counter::new();
+/// VM pool calls answered by reading again only the VMs changed since an earlier call's answer.
+pub static POOL_ANSWERS_PATCHED: Counter = Counter::new();
 
 // ---- consensus ----
 

@@ -31,25 +31,30 @@ fn free() -> std::sync::MutexGuard<'static, Vec<Vec<u8>>> {
 /// An empty buffer for a large answer: a kept one if there is one (the largest), else a new
 /// one.
 pub fn take() -> String {
+    // Nothing is in it, so it is valid UTF-8.
+    String::from_utf8(take_vec()).unwrap_or_default()
+}
+
+/// [`take`], for an answer put together from bytes.
+pub fn take_vec() -> Vec<u8> {
     let kept = {
         let mut free = free();
         let largest = (0..free.len()).max_by_key(|&i| free[i].capacity());
         largest.map(|i| free.swap_remove(i))
     };
-    match kept {
-        Some(mut v) => {
-            v.clear();
-            // Nothing is in it, so it is valid UTF-8.
-            String::from_utf8(v).unwrap_or_default()
-        }
-        None => String::new(),
-    }
+    let mut v = kept.unwrap_or_default();
+    v.clear();
+    v
 }
 
 /// The answer's bytes for the response body; a large one's buffer comes back to [`take`] once
 /// the body is dropped (sent, or the client gone).
 pub fn into_bytes(answer: String) -> Bytes {
-    let v = answer.into_bytes();
+    vec_into_bytes(answer.into_bytes())
+}
+
+/// [`into_bytes`] of an answer put together from bytes.
+pub fn vec_into_bytes(v: Vec<u8>) -> Bytes {
     if (SMALLEST..=LARGEST).contains(&v.capacity()) {
         Bytes::from_owner(Returning(v))
     } else {

@@ -747,7 +747,7 @@ async fn print(
         cond.clause(),
         rows.alias
     );
-    let mut args = cond.args;
+    let mut args = cond.args.clone();
     if let (Some((size, offset)), None) = (page, &query) {
         sql.push_str(" LIMIT ? OFFSET ?");
         args.extend([size, offset]);
@@ -757,10 +757,10 @@ async fn print(
         Form::Pool => pool_body,
     };
     // Under the dispatcher the answer is written whole, from the bodies kept
-    // (`vm_pool_cache`), or is the answer kept from an earlier call (`vm_pool_answers`);
-    // otherwise the pool is printed as a value.
+    // (`vm_pool_cache`), or is the answer kept from an earlier call (`vm_pool_answers`), as it
+    // is or with the VMs changed since read again; otherwise the pool is printed as a value.
     let prepared = vm_pool_cache::can_prepare();
-    let miss = if prepared {
+    let mut miss = if prepared {
         let key = vm_pool_answers::Key {
             form,
             sql: sql.clone(),
@@ -775,14 +775,41 @@ async fn print(
     } else {
         None
     };
-    let body = ctx
+    let patch = miss.as_mut().and_then(|m| m.base.take()).map(|base| {
+        // The same statement, narrowed to the VMs touched.
+        let mut narrowed = cond;
+        let ids: Vec<String> = base.touched.iter().map(i64::to_string).collect();
+        narrowed.and(format!("{}.oid IN ({})", rows.alias, ids.join(",")), []);
+        let sql = format!(
+            "{}{} ORDER BY {}.oid",
+            sqlstore::objects::vm::pool_select(ctx.pool.location().backend()),
+            narrowed.clause(),
+            rows.alias
+        );
+        Patch {
+            base,
+            sql,
+            args: narrowed.args,
+        }
+    });
+    let printed = ctx
         .read(move |conn| {
+            // A row is read into a `VmRow` only when something needs it: the query, or a body
+            // not kept already.
+            let read = |raw: &RawRow<'_>| (rows.read)(conn, &raw.to_row()?);
+            if let Some(patch) = patch {
+                return patch.apply(conn, |raw, text| {
+                    render(&read(raw)?, text);
+                    Ok(())
+                });
+            }
             // A large answer goes into the pages of the last one (`answer_buf`).
             let mut out = if prepared {
                 super::answer_buf::take()
             } else {
                 String::new()
             };
+            let mut vms = Vec::new();
             let mut bodies = BODIES.begin();
             let mut scratch = String::new();
             if prepared {
@@ -797,9 +824,6 @@ async fn print(
             };
             let mut st = conn.prepare(&sql)?;
             let mut it = st.query(sqlstore::sql::params_from_iter(args))?;
-            // A row is read into a `VmRow` only when something needs it: the query, or a body
-            // not kept already.
-            let read = |raw: &RawRow<'_>| (rows.read)(conn, &raw.to_row()?);
             while let Some(raw) = it.next_raw()? {
                 if left == 0 {
                     break;
@@ -818,6 +842,7 @@ async fn print(
                     vm = Some(v);
                 }
                 if prepared {
+                    vms.push((raw.int(0)?, out.len()));
                     bodies.write(&raw, form, &mut out, &mut scratch, |text| {
                         let v = match vm.take() {
                             Some(v) => v,
@@ -834,21 +859,93 @@ async fn print(
                     render(&v, &mut out);
                 }
             }
-            if prepared {
-                xmlrpc::escape_into(&mut out, "</VM_POOL>");
-                out.push_str(vm_pool_cache::ANSWER_TAIL);
-            } else {
+            if !prepared {
                 out.push_str("</VM_POOL>");
+                return Ok(Printed::Value(out));
             }
-            Ok(out)
+            let bodies_end = out.len();
+            xmlrpc::escape_into(&mut out, "</VM_POOL>");
+            out.push_str(vm_pool_cache::ANSWER_TAIL);
+            Ok(Printed::Answer(out.into_bytes(), vms, bodies_end))
         })
         .await?;
-    let Some(miss) = miss else {
-        return Ok(Value::String(body));
+    let (answer, vms, bodies_end) = match printed {
+        Printed::Value(text) => return Ok(Value::String(text)),
+        Printed::Answer(answer, vms, bodies_end) => (answer, vms, bodies_end),
     };
-    let answer = super::answer_buf::into_bytes(body);
-    ctx.vm_answers.keep(miss, &answer);
+    let answer = super::answer_buf::vec_into_bytes(answer);
+    if let Some(miss) = miss {
+        let kept = vm_pool_answers::Kept {
+            answer: answer.clone(),
+            vms: vms.into(),
+            bodies_end,
+        };
+        ctx.vm_answers.keep(miss, kept);
+    }
     hand_over(answer)
+}
+
+/// A pool printed: as a value, or as the whole XML-RPC answer with each VM's id and where its
+/// body starts, and where the bodies end (`vm_pool_answers::Kept`).
+enum Printed {
+    Value(String),
+    Answer(Vec<u8>, Vec<(i64, usize)>, usize),
+}
+
+/// An answer kept from before a few VMs changed, and the pool's statement narrowed to them.
+struct Patch {
+    base: Box<vm_pool_answers::Base>,
+    sql: String,
+    args: Vec<i64>,
+}
+
+impl Patch {
+    /// The answer now: the kept one with each VM touched read again, its new body in its place
+    /// (by id) if it still matches, dropped if not.
+    fn apply(
+        self,
+        conn: &sqlstore::Conn,
+        render: impl Fn(&RawRow<'_>, &mut String) -> Result<(), sqlstore::SqlError>,
+    ) -> Result<Printed, sqlstore::SqlError> {
+        let kept = &self.base.kept;
+        let touched = &self.base.touched;
+        let mut out = super::answer_buf::take_vec();
+        out.extend_from_slice(kept.head());
+        let mut vms = Vec::with_capacity(kept.vms.len() + touched.len());
+        let mut old = kept.bodies().peekable();
+        let keep_old = |out: &mut Vec<u8>, vms: &mut Vec<(i64, usize)>, (oid, body)| {
+            if touched.binary_search(&oid).is_err() {
+                vms.push((oid, out.len()));
+                out.extend_from_slice(body);
+            }
+        };
+        // Printed here, not through `BODIES`: these rows changed, so no kept body is theirs, and
+        // a pass that used only them would sweep every other VM's body out of it.
+        let (mut text, mut scratch) = (String::new(), String::new());
+        if !touched.is_empty() {
+            let mut st = conn.prepare(&self.sql)?;
+            let mut it = st.query(sqlstore::sql::params_from_iter(self.args))?;
+            while let Some(raw) = it.next_raw()? {
+                let oid = raw.int(0)?;
+                while let Some(before) = old.next_if(|(o, _)| *o < oid) {
+                    keep_old(&mut out, &mut vms, before);
+                }
+                text.clear();
+                scratch.clear();
+                render(&raw, &mut scratch)?;
+                xmlrpc::escape_into(&mut text, &scratch);
+                vms.push((oid, out.len()));
+                out.extend_from_slice(text.as_bytes());
+            }
+        }
+        for rest in old {
+            keep_old(&mut out, &mut vms, rest);
+        }
+        let bodies_end = out.len();
+        out.extend_from_slice(kept.tail());
+        telemetry::m::POOL_ANSWERS_PATCHED.inc();
+        Ok(Printed::Answer(out, vms, bodies_end))
+    }
 }
 
 /// Hands a pool's whole answer to the dispatcher, which sends it and does not encode the value

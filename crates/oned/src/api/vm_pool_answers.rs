@@ -12,9 +12,21 @@
 //! server ends it, before any read here can show the change (`sqlstore::changes`). The
 //! monitor records every VM once a period, so on a quiet cloud an answer lives that long.
 //!
+//! An answer that ended is not always read again whole. When the call pages nothing and has no
+//! query, and the commits since its read touched only a few VMs, each pinned by its statement
+//! to one VM (`sqlstore::vm_touches`), only those VMs are read again, through the same
+//! statement narrowed to their ids, and spliced into the old answer in their places: a VM
+//! changed is printed again, a VM gone or no longer matching the filter drops out, a new one
+//! goes in by its id. The VM pool is ordered by id, and a VM's body is a function of its row
+//! alone, so the result is what a whole read would print. One write to a VM of 10k then costs
+//! a copy of the answer and a read of one VM, not a read of 10k.
+//!
 //! Memory: at most [`ENTRIES`] answers weighing at most [`BYTES`] together (docs/memory.md);
 //! a larger answer is not kept, and a call that finds the generation moved drops every answer
-//! it ended. Keys are what callers send, so each is weighed too.
+//! it ended. Keys are what callers send, so each is weighed too, and so are the answers' maps
+//! of where each VM's body is (16 bytes per VM).
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use sqlstore::{Changes, Watched};
@@ -48,8 +60,49 @@ impl Key {
     }
 }
 
+/// The most VMs read again to bring an answer up to date; past it (or past half the VMs it
+/// shows) the whole pool is read.
+pub const MAX_TOUCHED: usize = 1000;
+
+/// A kept answer and where each VM's body is in it.
+#[derive(Clone)]
+pub struct Kept {
+    pub answer: Bytes,
+    /// Each VM's id and where its body starts, in the answer's order (by id); a body ends
+    /// where the next starts, the last at `bodies_end`.
+    pub vms: Arc<[(i64, usize)]>,
+    pub bodies_end: usize,
+}
+
+impl Kept {
+    /// The answer's bytes before the first body.
+    pub fn head(&self) -> &[u8] {
+        let start = self.vms.first().map_or(self.bodies_end, |v| v.1);
+        &self.answer[..start]
+    }
+
+    /// The answer's bytes after the last body.
+    pub fn tail(&self) -> &[u8] {
+        &self.answer[self.bodies_end..]
+    }
+
+    /// Each VM's id and body, in the answer's order.
+    pub fn bodies(&self) -> impl Iterator<Item = (i64, &[u8])> {
+        let ends = self
+            .vms
+            .iter()
+            .skip(1)
+            .map(|v| v.1)
+            .chain([self.bodies_end]);
+        self.vms
+            .iter()
+            .zip(ends)
+            .map(|(&(oid, start), end)| (oid, &self.answer[start..end]))
+    }
+}
+
 /// The answers kept, by what they answer.
-pub struct Answers(GenMap<Key, Bytes>);
+pub struct Answers(GenMap<Key, Kept>);
 
 impl Default for Answers {
     fn default() -> Answers {
@@ -61,6 +114,15 @@ impl Default for Answers {
 pub struct Miss {
     read_at: u64,
     key: Key,
+    /// An ended answer to bring up to date instead of reading the pool whole.
+    pub base: Option<Box<Base>>,
+}
+
+/// An answer read before a few VMs changed, and those VMs (sorted): it becomes the answer
+/// now once they are read again.
+pub struct Base {
+    pub kept: Kept,
+    pub touched: Vec<i64>,
 }
 
 impl Answers {
@@ -68,23 +130,38 @@ impl Answers {
     /// database.
     pub fn find(&self, changes: &Changes, key: Key) -> Result<Bytes, Miss> {
         let now = changes.get(Watched::VmPool);
-        match self.0.get(now, &key) {
-            Some(answer) => {
-                telemetry::m::POOL_ANSWERS_REUSED.inc();
-                Ok(answer)
-            }
-            None => {
-                // An answer of megabytes is not held past the change that ended it.
-                self.0.drop_stale(now);
-                Err(Miss { read_at: now, key })
-            }
+        if let Some(kept) = self.0.get(now, &key) {
+            telemetry::m::POOL_ANSWERS_REUSED.inc();
+            return Ok(kept.answer);
         }
+        // A page, or a query's matches, may shift when one VM changes: those are read whole.
+        let base = if key.page.is_none() && key.query.is_none() {
+            self.0.get_any(&key).and_then(|(read_at, kept)| {
+                let touched = changes.vms_touched(read_at, now)?;
+                let few = touched.len() <= MAX_TOUCHED && touched.len() <= kept.vms.len() / 2 + 16;
+                few.then(|| Box::new(Base { kept, touched }))
+            })
+        } else {
+            None
+        };
+        // An answer of megabytes is not held past the change that ended it, unless it can
+        // still be brought up to date (another caller's, or another form).
+        self.0.drop_stale(now, |read_at| {
+            changes
+                .vms_touched(read_at, now)
+                .is_some_and(|t| t.len() <= MAX_TOUCHED)
+        });
+        Err(Miss {
+            read_at: now,
+            key,
+            base,
+        })
     }
 
-    /// Keeps `answer`, read after [`Answers::find`] missed.
-    pub fn keep(&self, miss: Miss, answer: &Bytes) {
-        let weight = answer.len() + miss.key.weight();
-        self.0.put(miss.read_at, miss.key, answer.clone(), weight);
+    /// Keeps `kept`, read after [`Answers::find`] missed.
+    pub fn keep(&self, miss: Miss, kept: Kept) {
+        let weight = kept.answer.len() + 16 * kept.vms.len() + miss.key.weight();
+        self.0.put(miss.read_at, miss.key, kept, weight);
     }
 
     /// Answers kept now.
@@ -111,6 +188,14 @@ mod tests {
         }
     }
 
+    fn kept(answer: &'static [u8]) -> Kept {
+        Kept {
+            answer: Bytes::from_static(answer),
+            vms: Arc::from([]),
+            bodies_end: answer.len(),
+        }
+    }
+
     fn write(changes: &Changes, sql: &str) {
         changes.applied([&SqlTxn {
             stmts: vec![SqlStmt::new(sql, vec![SqlValue::Int(1)])],
@@ -122,7 +207,7 @@ mod tests {
         let changes = Changes::default();
         let answers = Answers::default();
         let miss = answers.find(&changes, key("a")).unwrap_err();
-        answers.keep(miss, &Bytes::from_static(b"one"));
+        answers.keep(miss, kept(b"one"));
         assert_eq!(answers.find(&changes, key("a")).ok().unwrap(), "one");
         // Another statement (another caller's filter, another page) is another answer.
         assert!(answers.find(&changes, key("b")).is_err());
@@ -146,7 +231,7 @@ mod tests {
             "UPDATE group_pool SET name = 'x' WHERE oid = ?1",
         ] {
             if let Err(miss) = answers.find(&changes, key("a")) {
-                answers.keep(miss, &Bytes::from_static(b"two"));
+                answers.keep(miss, kept(b"two"));
             }
             assert!(answers.find(&changes, key("a")).is_ok());
             write(&changes, sql);
@@ -162,11 +247,11 @@ mod tests {
             stmts: vec![SqlStmt::new("DELETE FROM vm_pool WHERE oid = ?1", vec![])],
         };
         let miss = answers.find(&changes, key("a")).unwrap_err();
-        answers.keep(miss, &Bytes::from_static(b"before"));
+        answers.keep(miss, kept(b"before"));
         let committing = changes.applying([&txn]);
         assert!(answers.find(&changes, key("a")).is_err());
         let during = answers.find(&changes, key("a")).unwrap_err();
-        answers.keep(during, &Bytes::from_static(b"during"));
+        answers.keep(during, kept(b"during"));
         drop(committing);
         assert!(answers.find(&changes, key("a")).is_err());
     }
@@ -177,25 +262,111 @@ mod tests {
         let answers = Answers::default();
         for i in 0..3 * ENTRIES {
             let miss = answers.find(&changes, key(&i.to_string())).unwrap_err();
-            answers.keep(miss, &Bytes::from_static(b"x"));
+            answers.keep(miss, kept(b"x"));
         }
         assert!(answers.len() <= ENTRIES);
         let miss = answers.find(&changes, key("large")).unwrap_err();
-        answers.keep(miss, &Bytes::from(vec![b'x'; BYTES + 1]));
+        answers.keep(
+            miss,
+            Kept {
+                answer: Bytes::from(vec![b'x'; BYTES + 1]),
+                vms: Arc::from([]),
+                bodies_end: 0,
+            },
+        );
         assert!(answers.find(&changes, key("large")).is_err());
     }
 
     #[test]
-    fn a_call_after_a_change_drops_the_answers_it_ended() {
+    fn a_call_after_a_change_drops_the_answers_it_ended_that_cannot_be_brought_up_to_date() {
         let changes = Changes::default();
         let answers = Answers::default();
         for k in ["a", "b"] {
             let miss = answers.find(&changes, key(k)).unwrap_err();
-            answers.keep(miss, &Bytes::from_static(b"x"));
+            answers.keep(miss, kept(b"x"));
         }
         assert_eq!(answers.len(), 2);
-        write(&changes, "DELETE FROM vm_pool WHERE oid = ?1");
+        write(&changes, "DELETE FROM vm_pool");
         assert!(answers.find(&changes, key("c")).is_err());
         assert_eq!(answers.len(), 0);
+    }
+
+    /// An answer of VMs 1, 4 and 9 with bodies `<1>`, `<4>`, `<9>`.
+    fn three_vms() -> Kept {
+        let answer = "head<1><4><9>tail";
+        Kept {
+            answer: Bytes::from_static(answer.as_bytes()),
+            vms: Arc::from([(1, 4), (4, 7), (9, 10)]),
+            bodies_end: 13,
+        }
+    }
+
+    #[test]
+    fn a_kept_answer_is_its_head_its_bodies_by_vm_and_its_tail() {
+        let k = three_vms();
+        assert_eq!(k.head(), b"head");
+        assert_eq!(k.tail(), b"tail");
+        let bodies: Vec<(i64, &[u8])> = k.bodies().collect();
+        assert_eq!(
+            bodies,
+            [(1, &b"<1>"[..]), (4, &b"<4>"[..]), (9, &b"<9>"[..])]
+        );
+    }
+
+    #[test]
+    fn an_answer_ended_by_writes_to_a_few_vms_is_brought_up_to_date_not_read_again() {
+        let changes = Changes::default();
+        let answers = Answers::default();
+        let miss = answers.find(&changes, key("a")).unwrap_err();
+        assert!(miss.base.is_none());
+        answers.keep(miss, three_vms());
+        changes.applied([&SqlTxn {
+            stmts: vec![
+                SqlStmt::new(
+                    "UPDATE vm_pool SET name = ?2 WHERE oid = ?1",
+                    vec![SqlValue::Int(4), SqlValue::Text("b".into())],
+                ),
+                SqlStmt::new(
+                    "INSERT INTO history (vid, seq) VALUES (?1, 0)",
+                    vec![SqlValue::Int(12)],
+                ),
+            ],
+        }]);
+        write(&changes, "DELETE FROM vm_pool WHERE oid = ?1");
+        let miss = answers.find(&changes, key("a")).unwrap_err();
+        let base = miss.base.as_ref().unwrap();
+        assert_eq!(base.touched, [1, 4, 12]);
+        assert_eq!(base.kept.answer, three_vms().answer);
+        answers.keep(miss, three_vms());
+        // Another caller's call keeps the answers that can still be brought up to date.
+        write(&changes, "DELETE FROM vm_pool WHERE oid = ?1");
+        assert!(answers.find(&changes, key("b")).is_err());
+        assert_eq!(answers.len(), 1);
+        // A rename of an owner may change every body; a page may shift with any change.
+        write(&changes, "UPDATE user_pool SET name = ?1");
+        assert!(answers.find(&changes, key("a")).unwrap_err().base.is_none());
+        let mut paged = key("a");
+        paged.page = Some((2, 0));
+        let miss = answers.find(&changes, paged.clone()).unwrap_err();
+        answers.keep(miss, three_vms());
+        write(&changes, "DELETE FROM vm_pool WHERE oid = ?1");
+        assert!(answers.find(&changes, paged).unwrap_err().base.is_none());
+    }
+
+    #[test]
+    fn an_answer_is_read_whole_again_when_many_of_its_vms_changed() {
+        let changes = Changes::default();
+        let answers = Answers::default();
+        let miss = answers.find(&changes, key("a")).unwrap_err();
+        answers.keep(miss, three_vms());
+        for vm in 100..120 {
+            changes.applied([&SqlTxn {
+                stmts: vec![SqlStmt::new(
+                    "DELETE FROM vm_pool WHERE oid = ?1",
+                    vec![SqlValue::Int(vm)],
+                )],
+            }]);
+        }
+        assert!(answers.find(&changes, key("a")).unwrap_err().base.is_none());
     }
 }

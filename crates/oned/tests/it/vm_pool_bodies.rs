@@ -176,3 +176,78 @@ fn issue_16_a_pool_answer_is_sent_again_until_anything_it_shows_changes() {
     let theirs = pool(&ann, METHODS[0]).unwrap();
     assert!(!theirs.contains("<VM>"), "{theirs}");
 }
+
+/// Issue 16: an answer ended by writes to a few VMs is brought up to date by reading only those
+/// VMs again (`api::vm_pool_answers`, `sqlstore::vm_touches`). Whatever changed (a VM renamed,
+/// created, released, given away, gone from the filter) it is byte for byte what a whole read
+/// prints, on the leader and on a follower.
+#[test]
+fn issue_16_a_pool_answer_brought_up_to_date_is_what_a_whole_read_prints() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let follower = (leader + 1) % 3;
+    let l = zone.servers[leader].client();
+    let f = zone.servers[follower].client();
+    let ok = |method: &str, params: Vec<Value>| -> Value {
+        l.call(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e:?}"))
+    };
+    let vm = |name: &str| {
+        ok(
+            "one.vm.allocate",
+            vec![
+                s(&format!("NAME = {name}\nCPU = 0.1\nMEMORY = 16")),
+                Value::Bool(true),
+            ],
+        )
+        .as_i64()
+        .unwrap()
+    };
+    let ids: Vec<i64> = (0..6).map(|i| vm(&format!("vm-{i}"))).collect();
+    let ann = ok("one.user.allocate", vec![s("ann"), s("pw-ann"), s("")])
+        .as_i64()
+        .unwrap();
+    // Every VM but those done: the answer kept, then brought up to date.
+    let live = |c: &Client, m: &str| c.call_xml(m, vec![int(-2), int(-1), int(-1), int(-1)]);
+    // The same VMs as one page: a page is always read whole once anything changed.
+    let whole = |c: &Client, m: &str| c.call_xml(m, vec![int(-2), int(0), int(-1000), int(-1)]);
+    let check = |what: &str| {
+        let want = whole(&l, METHODS[1]).unwrap();
+        zone.wait_until(DEADLINE, &format!("the follower shows {what}"), || {
+            whole(&f, METHODS[1]).is_ok_and(|p| p == want)
+        });
+        for c in [&l, &f] {
+            for m in METHODS {
+                let now = live(c, m).unwrap();
+                assert_eq!(now, whole(c, m).unwrap(), "{m} after {what}");
+            }
+        }
+    };
+    const PATCHED: &str = "oneha_vm_pool_answers_patched_total";
+    let patched_before = zone.servers[leader].metric(PATCHED);
+    check("the first VMs");
+
+    ok("one.vm.rename", vec![int(ids[1]), s("renamed")]);
+    check("a VM renamed");
+    assert!(live(&l, METHODS[0])
+        .unwrap()
+        .contains("<NAME>renamed</NAME>"));
+    let new = vm("new");
+    check("a VM created");
+    assert!(live(&l, METHODS[0])
+        .unwrap()
+        .contains(&format!("<ID>{new}</ID>")));
+    ok("one.vm.action", vec![s("release"), int(ids[3])]);
+    check("a VM released");
+    ok("one.vm.chown", vec![int(ids[4]), int(ann), int(-1)]);
+    check("a VM given away");
+    ok("one.vm.recover", vec![int(ids[2]), int(3)]);
+    check("a VM deleted");
+    let short = live(&l, METHODS[0]).unwrap();
+    assert!(!short.contains("<NAME>vm-2</NAME>"), "{short}");
+    assert_eq!(short.matches("<VM>").count(), 6, "{short}");
+    assert!(
+        zone.servers[leader].metric(PATCHED) > patched_before,
+        "no answer was brought up to date on the leader"
+    );
+}
