@@ -244,6 +244,68 @@ fn oned(args: &Args) {
             size as f64 / (1024.0 * 1024.0)
         );
     }
+    // The server's part: until the whole answer arrived, without the client's parse; as kept,
+    // and after one VM changed (renamed, untimed, before each call).
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let raw = |method: &str| {
+        let body = xmlrpc::write_call(&xmlrpc::MethodCall {
+            method: method.to_string(),
+            params: [
+                Value::String(session.clone()),
+                Value::Int(-2),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+            ]
+            .to_vec(),
+        });
+        let mut answer = Vec::new();
+        agent
+            .post(&endpoint)
+            .set("Content-Type", "text/xml")
+            .send_string(&body)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+            .into_reader()
+            .read_to_end(&mut answer)
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        answer.len()
+    };
+    let renamed = AtomicU64::new(0);
+    let rename_one = || {
+        let n = renamed.fetch_add(1, Ordering::Relaxed);
+        let vm = (n % args.vms.max(1)) as i32;
+        client
+            .call(
+                "one.vm.rename",
+                vec![Value::Int(vm), Value::String(format!("renamed-{n}"))],
+            )
+            .unwrap_or_else(|e| panic!("one.vm.rename: {e:?}"));
+    };
+    for (method, what) in [
+        ("one.vmpool.info", "short bodies"),
+        ("one.vmpool.infoextended", "full bodies"),
+    ] {
+        raw(method);
+        let (median, min, _) = timed(args.calls, || raw(method));
+        println!(
+            "{method} ({what}) on the leader, no parse, unchanged: median {median:.1} ms, min {min:.1} ms"
+        );
+        let mut ms = Vec::new();
+        for _ in 0..args.calls {
+            rename_one();
+            let t = Instant::now();
+            raw(method);
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{method} ({what}) on the leader, no parse, after one VM renamed: median {:.1} ms, min {:.1} ms",
+            ms[ms.len() / 2],
+            ms[0]
+        );
+    }
     for (i, s) in zone.servers.iter().enumerate() {
         let role = if i == leader { "leader" } else { "follower" };
         print_memory(&format!("server {i} ({role}) loaded"), s.pid().unwrap_or(0));
