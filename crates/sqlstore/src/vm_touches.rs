@@ -3,12 +3,15 @@
 //! than every VM (`oned`'s `vm_pool_answers`, issue 16).
 //!
 //! Read from each statement's text and parameters, as the generations are: a write to
-//! `vm_pool`, `history` or `vm_monitoring` touches one VM only when its text pins it to that
-//! VM's key (`WHERE oid = ?1 [AND ...]`, one `VALUES` row naming the key). Any other form (a
-//! statement over many VMs, a subquery, an `OR`, a key changed by `SET`), and any write that
-//! moves the generation through another table (an owner or group renamed), touches every VM.
-//! Erring that way costs one full read; the other way would send a stale answer, so the
-//! parser accepts only the forms it understands completely.
+//! `vm_pool`, `history` or `vm_monitoring` touches one VM only when its text pins every row it
+//! writes to that VM's key: an `UPDATE` or `DELETE` whose condition is `key = V AND ...` with no
+//! `OR` outside parentheses (subqueries and `OR`s inside them only narrow the rows), an `UPDATE`
+//! that does not set the key; an `INSERT` of one `VALUES` row, or of one `SELECT`, whose key is a
+//! parameter or a number. Any other form (a statement over many VMs, a compound select, a key
+//! changed by `SET`), and any write that moves the generation through another table (an owner
+//! or group renamed), touches every VM. Erring that way costs one full read; the other way
+//! would send a stale answer, so the reader accepts only the forms it follows completely, and
+//! refuses text it does not tokenize (quotes, comments, several statements).
 //!
 //! The log is bounded ([`MAX_COMMITS`], [`MAX_VMS`]): past it, what it forgot makes the
 //! answers read before it unknown, and they are read whole again.
@@ -27,8 +30,7 @@ pub const MAX_VMS_PER_COMMIT: usize = 256;
 /// The VM whose pool row `stmt` may change, when its text pins it to one VM; `None` when it
 /// may change any (or it is not a write to a table of VMs at all).
 pub(crate) fn touched_vm(stmt: &SqlStmt) -> Option<i64> {
-    let sql = stmt.sql.trim();
-    let table = crate::changes::target(sql)?;
+    let table = crate::changes::target(&stmt.sql)?;
     let key = if table.eq_ignore_ascii_case(crate::objects::vm::TABLE) {
         "oid"
     } else if table.eq_ignore_ascii_case("history") {
@@ -38,148 +40,203 @@ pub(crate) fn touched_vm(stmt: &SqlStmt) -> Option<i64> {
     } else {
         return None;
     };
-    if sql.contains(['\'', '"', '`', ';']) || sql.contains("--") || sql.contains("/*") {
-        return None;
-    }
-    let words: Vec<&str> = idents(sql).map(|(_, w)| w).collect();
-    let is = |w: &str, word: &str| w.eq_ignore_ascii_case(word);
-    let first = words.first()?;
-    // Reads of other rows, or of other tables, may pick any VM.
-    if words.iter().any(|w| is(w, "SELECT")) {
-        return None;
-    }
-    let value = if is(first, "INSERT") || is(first, "REPLACE") {
-        inserted_key(sql, key)?
-    } else {
-        // UPDATE or DELETE: one WHERE, no OR but `UPDATE OR x`'s, the key not assigned.
-        let ors = words.iter().filter(|w| is(w, "OR")).count();
-        let conflict_or = words.get(1).is_some_and(|w| is(w, "OR"));
-        if ors > usize::from(conflict_or) {
-            return None;
+    let toks = lex(&stmt.sql)?;
+    let value = match toks.first()?.tok {
+        Tok::Word(w) if w.eq_ignore_ascii_case("INSERT") || w.eq_ignore_ascii_case("REPLACE") => {
+            inserted_key(&toks, key)?
         }
-        let at = only_where(sql)?;
-        let (head, cond) = (&sql[..at], &sql[at + "WHERE".len()..]);
-        if is(first, "UPDATE") && names_word(set_part(head)?, key) {
-            return None;
+        Tok::Word(w) if w.eq_ignore_ascii_case("UPDATE") || w.eq_ignore_ascii_case("DELETE") => {
+            filtered_key(&toks, key, w.eq_ignore_ascii_case("UPDATE"))?
         }
-        pinned_by(cond, key)?
+        _ => return None,
     };
     match value {
-        Value::Param(n) => match stmt.params.get(n.checked_sub(1)?)? {
+        Tok::Param(n) => match stmt.params.get(n.checked_sub(1)?)? {
             SqlValue::Int(id) => Some(*id),
             _ => None,
         },
-        Value::Literal(id) => Some(id),
+        Tok::Num(id) => Some(id),
+        _ => None,
     }
 }
 
-enum Value {
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok<'a> {
+    /// A keyword or a name.
+    Word(&'a str),
     /// `?N`.
     Param(usize),
-    Literal(i64),
+    Num(i64),
+    Open,
+    Close,
+    Comma,
+    Eq,
+    /// Any other character (`.`, `<`, `+`, a lone `?`...).
+    Other,
 }
 
-fn value(token: &str) -> Option<Value> {
-    let token = token.trim();
-    if let Some(n) = token.strip_prefix('?') {
-        return n.parse().ok().map(Value::Param);
+#[derive(Debug, Clone, Copy)]
+struct Lexed<'a> {
+    tok: Tok<'a>,
+    /// Parentheses around it: 0 for the statement's own clauses.
+    depth: usize,
+}
+
+impl Lexed<'_> {
+    fn is_word(&self, word: &str) -> bool {
+        matches!(self.tok, Tok::Word(w) if w.eq_ignore_ascii_case(word))
     }
-    token.parse().ok().map(Value::Literal)
+
+    fn top_word(&self, word: &str) -> bool {
+        self.depth == 0 && self.is_word(word)
+    }
 }
 
-/// Where the statement's only `WHERE` starts; `None` when it has none or more than one.
-fn only_where(sql: &str) -> Option<usize> {
-    let mut wheres = idents(sql).filter(|(_, w)| w.eq_ignore_ascii_case("WHERE"));
-    let (at, _) = wheres.next()?;
-    wheres.next().is_none().then_some(at)
-}
-
-/// The identifiers, keywords and numbers of `sql`, with their byte offsets.
-fn idents(sql: &str) -> impl Iterator<Item = (usize, &str)> {
-    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .map(move |w| (w.as_ptr() as usize - sql.as_ptr() as usize, w))
-}
-
-/// `UPDATE t SET <this>`.
-fn set_part(head: &str) -> Option<&str> {
-    let (i, _) = idents(head).find(|(_, w)| w.eq_ignore_ascii_case("SET"))?;
-    Some(&head[i + 3..])
-}
-
-/// Whether `text` names the column `word` (as a whole identifier).
-fn names_word(text: &str, word: &str) -> bool {
-    idents(text).any(|(_, w)| w.eq_ignore_ascii_case(word))
-}
-
-/// The key's value when `cond` (what follows `WHERE`) is `key = V` alone or followed by
-/// `AND ...` without an `OR` (checked by the caller): then only the row of that key can match.
-fn pinned_by(cond: &str, key: &str) -> Option<Value> {
-    let cond = cond.trim_start();
-    let rest = cond
-        .get(..key.len())
-        .filter(|k| k.eq_ignore_ascii_case(key))
-        .map(|_| &cond[key.len()..])?;
-    let rest = rest.trim_start().strip_prefix('=')?.trim_start();
-    let end = rest
-        .find(|c: char| c.is_ascii_whitespace() || c == ')')
-        .unwrap_or(rest.len());
-    let (token, after) = rest.split_at(end);
-    let after = after.trim_start();
-    let and_follows = after
-        .get(..3)
-        .is_some_and(|w| w.eq_ignore_ascii_case("AND"))
-        && after[3..].starts_with(|c: char| c.is_ascii_whitespace() || c == '(');
-    if !(after.is_empty() || and_follows) {
+/// The statement's tokens with their depth; `None` for text this reader does not follow
+/// (quotes, comments, several statements, unbalanced parentheses).
+fn lex(sql: &str) -> Option<Vec<Lexed<'_>>> {
+    if sql.contains(['\'', '"', '`', ';', '[']) || sql.contains("--") || sql.contains("/*") {
         return None;
     }
-    value(token)
-}
-
-/// The key's value in `INSERT [OR x] INTO t (columns) VALUES (values) [ON CONFLICT ...]` with
-/// one row of values.
-fn inserted_key(sql: &str, key: &str) -> Option<Value> {
-    let open = sql.find('(')?;
-    let close = open + sql[open..].find(')')?;
-    let column = sql[open + 1..close]
-        .split(',')
-        .position(|c| c.trim().eq_ignore_ascii_case(key))?;
-    let rest = sql[close + 1..].trim_start();
-    let rest = rest
-        .get(..6)
-        .filter(|w| w.eq_ignore_ascii_case("VALUES"))
-        .map(|_| rest[6..].trim_start())?;
-    let values = rest.strip_prefix('(')?;
-    let (items, after) = split_row(values)?;
-    // One row only: a second would follow a comma.
-    if after.trim_start().starts_with(',') {
-        return None;
-    }
-    value(items.get(column)?)
-}
-
-/// The comma-separated items of a parenthesized row whose `(` was just read, and what
-/// follows its `)`.
-fn split_row(text: &str) -> Option<(Vec<&str>, &str)> {
+    let bytes = sql.as_bytes();
+    let mut toks = Vec::new();
     let mut depth = 0usize;
-    let mut items = Vec::new();
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' if depth == 0 => {
-                items.push(&text[start..i]);
-                return Some((items, &text[i + 1..]));
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let run = |from: usize, ok: fn(u8) -> bool| {
+            from + bytes[from..].iter().take_while(|b| ok(**b)).count()
+        };
+        let (tok, next) = if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let end = run(i, |b| b.is_ascii_alphanumeric() || b == b'_');
+            (Tok::Word(&sql[i..end]), end)
+        } else if c.is_ascii_digit() {
+            let end = run(i, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+            match sql[i..end].parse() {
+                Ok(n) => (Tok::Num(n), end),
+                Err(_) => (Tok::Other, end),
             }
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                items.push(&text[start..i]);
-                start = i + 1;
+        } else if c == b'?' {
+            let end = run(i + 1, |b| b.is_ascii_digit());
+            match sql[i + 1..end].parse() {
+                Ok(n) => (Tok::Param(n), end),
+                Err(_) => (Tok::Other, end),
             }
-            _ => {}
+        } else {
+            let tok = match c {
+                b'(' => Tok::Open,
+                b')' => Tok::Close,
+                b',' => Tok::Comma,
+                b'=' => Tok::Eq,
+                _ => Tok::Other,
+            };
+            (tok, i + 1)
+        };
+        if tok == Tok::Close {
+            depth = depth.checked_sub(1)?;
+        }
+        toks.push(Lexed { tok, depth });
+        if tok == Tok::Open {
+            depth += 1;
+        }
+        i = next;
+    }
+    (depth == 0).then_some(toks)
+}
+
+/// `UPDATE t SET ... WHERE key = V [AND ...]` or `DELETE FROM t WHERE key = V [AND ...]`, with
+/// no `OR` outside parentheses in the condition (so every row it matches has the key `V`), and
+/// an `UPDATE` neither assigning the key nor reading other tables' rows to update (`FROM`).
+fn filtered_key<'a>(toks: &[Lexed<'a>], key: &str, update: bool) -> Option<Tok<'a>> {
+    let mut wheres = toks.iter().enumerate().filter(|(_, t)| t.top_word("WHERE"));
+    let (at, _) = wheres.next()?;
+    if wheres.next().is_some() {
+        return None;
+    }
+    if update {
+        let set = toks[..at].iter().position(|t| t.top_word("SET"))?;
+        let assigns = &toks[set + 1..at];
+        if assigns
+            .iter()
+            .any(|t| t.depth == 0 && (t.is_word(key) || t.is_word("FROM")))
+        {
+            return None;
         }
     }
-    None
+    let cond = &toks[at + 1..];
+    if cond.iter().any(|t| t.top_word("OR")) {
+        return None;
+    }
+    match cond {
+        [k, eq, v, ..]
+            if k.top_word(key)
+                && eq.tok == Tok::Eq
+                && matches!(v.tok, Tok::Param(_) | Tok::Num(_))
+                && cond.get(3).is_none_or(|and| and.top_word("AND")) =>
+        {
+            Some(v.tok)
+        }
+        _ => None,
+    }
+}
+
+/// `INSERT [OR x] INTO t (columns) VALUES (values)` with one row, or `... (columns) SELECT
+/// items FROM ...` (one select, no compound), where the key's value is a parameter or a
+/// number: every row inserted then has that key. An upsert may not set the key.
+fn inserted_key<'a>(toks: &[Lexed<'a>], key: &str) -> Option<Tok<'a>> {
+    let open = toks.iter().position(|t| t.tok == Tok::Open)?;
+    let close = open + toks[open..].iter().position(|t| t.tok == Tok::Close)?;
+    let columns: Vec<&[Lexed<'a>]> = toks[open + 1..close]
+        .split(|t| t.tok == Tok::Comma)
+        .collect();
+    let column = columns
+        .iter()
+        .position(|c| matches!(c, [name] if name.is_word(key)))?;
+    let rest = &toks[close + 1..];
+    let source = rest.first()?;
+    let items: Vec<&[Lexed<'a>]> = if source.top_word("VALUES") {
+        let row = rest.get(1).filter(|t| t.tok == Tok::Open)?;
+        let end = 1 + rest[1..]
+            .iter()
+            .position(|t| t.tok == Tok::Close && t.depth == row.depth)?;
+        // One row only: a second would follow a comma.
+        if rest.get(end + 1).is_some_and(|t| t.tok == Tok::Comma) {
+            return None;
+        }
+        rest[2..end]
+            .split(|t| t.tok == Tok::Comma && t.depth == row.depth + 1)
+            .collect()
+    } else if source.top_word("SELECT") {
+        let compound = ["UNION", "INTERSECT", "EXCEPT", "DISTINCT", "ALL", "VALUES"];
+        if rest.iter().any(|t| compound.iter().any(|w| t.top_word(w))) {
+            return None;
+        }
+        let end = rest
+            .iter()
+            .position(|t| t.top_word("FROM"))
+            .unwrap_or(rest.len());
+        rest[1..end]
+            .split(|t| t.tok == Tok::Comma && t.depth == 0)
+            .collect()
+    } else {
+        return None;
+    };
+    // `ON CONFLICT ... DO UPDATE SET`: the row updated has the key inserted, unless it is set.
+    if let Some(up) = rest
+        .windows(2)
+        .position(|w| w[0].top_word("DO") && w[1].top_word("UPDATE"))
+    {
+        if rest[up..].iter().any(|t| t.is_word(key)) {
+            return None;
+        }
+    }
+    match items.get(column)? {
+        [v] if matches!(v.tok, Tok::Param(_) | Tok::Num(_)) => Some(v.tok),
+        _ => None,
+    }
 }
 
 /// The VMs touched by the commits that moved the generation, by the settled generation each
@@ -276,6 +333,27 @@ mod tests {
             ),
             ("REPLACE INTO vm_pool (oid, name) VALUES (5, ?3)", 5),
             ("UPDATE OR REPLACE vm_pool SET name = ?3 WHERE oid = ?1", 7),
+            // Subqueries and ORs inside parentheses only narrow the rows of that key.
+            (
+                "UPDATE vm_pool SET state = ?2, hid = ?2 WHERE oid = ?1 AND state IN (?2, ?3) \
+                 AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (?2, ?3) \
+                 AND (?3 = 0 OR (h.total_cpu - h.cpu_usage >= vm_pool.cpu * 100)))",
+                7,
+            ),
+            ("UPDATE vm_pool SET name = (SELECT name FROM vm_pool WHERE oid = 3) WHERE oid = ?1", 7),
+            ("UPDATE vm_pool SET name = ?2 WHERE oid = ?1 AND uid IN (SELECT oid FROM user_pool)", 7),
+            ("DELETE FROM history WHERE vid = ?2 AND (seq = 1 OR seq = 2)", 9),
+            (
+                "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime) \
+                 SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0), \
+                 h.oid, h.name, h.vm_mad, ?3 FROM host_pool h WHERE h.oid = ?2",
+                7,
+            ),
+            (
+                "INSERT INTO vm_monitoring (vmid, last_poll) SELECT 12, ?1 FROM vm_pool \
+                 WHERE oid = 12 ON CONFLICT (vmid, last_poll) DO UPDATE SET cpu = 1",
+                12,
+            ),
         ] {
             assert_eq!(touched(sql, p()), Some(vm), "{sql}");
         }
@@ -297,11 +375,21 @@ mod tests {
             "DELETE FROM vm_pool WHERE oid = ?1 OR 1 = 1",
             "UPDATE OR REPLACE vm_pool SET name = ?2 WHERE oid = ?1 OR 1 = 1",
             "DELETE FROM vm_pool WHERE oid = ?1 -- AND x",
-            "UPDATE vm_pool SET name = ?2 WHERE oid = ?1 AND x IN(SELECT 1)",
             "UPDATE vm_pool SET name = ?2 WHERE oid = ?1+1",
-            "UPDATE vm_pool SET name = ?2 WHERE oid = ?1 AND uid IN (SELECT oid FROM user_pool)",
-            "UPDATE vm_pool SET name = (SELECT name FROM vm_pool WHERE oid = 3) WHERE oid = ?1",
+            "UPDATE vm_pool SET name = ?2 WHERE oid >= ?1",
+            "UPDATE vm_pool SET name = ?2 WHERE oid == ?1",
+            "UPDATE vm_pool SET name = ?2 WHERE NOT oid = ?1",
+            "UPDATE vm_pool SET name = ?2 WHERE oid = ?1 IS NULL",
+            "UPDATE vm_pool SET name = ?2 WHERE vm_pool.oid = ?1",
+            "UPDATE vm_pool SET name = ?2 WHERE (oid = ?1 OR 1 = 1)",
+            "UPDATE vm_pool SET name = ?2 WHERE oid IN (?1)",
+            "UPDATE vm_pool SET name = o.name FROM other o WHERE oid = o.id",
+            "UPDATE vm_pool SET name = o.name FROM vm_pool o WHERE oid = ?1",
+            "UPDATE vm_pool SET name = ?2 WHERE oid = ?1 AND (1 = 1",
+            "UPDATE vm_pool SET name = ?2 WHERE oid = ?1 AND 1 = 1)",
             "UPDATE vm_pool SET name = 'a WHERE oid = 1' WHERE oid = ?1",
+            "UPDATE vm_pool SET name = \"x\" WHERE oid = ?1",
+            "UPDATE vm_pool SET name = ?2 WHERE oid = ?1 /* OR 1 = 1 */",
             "UPDATE vm_pool SET oid = 8 WHERE oid = ?1",
             "UPDATE history SET vid = 8 WHERE vid = ?1",
             "UPDATE vm_pool SET name = ?2 WHERE oidx = ?1",
@@ -311,6 +399,12 @@ mod tests {
             // Inserts of many rows, of rows read elsewhere, without the key.
             "INSERT INTO vm_pool (oid, name) VALUES (?1, ?2), (8, ?2)",
             "INSERT INTO vm_monitoring (vmid, last_poll) SELECT oid, ?1 FROM vm_pool",
+            "INSERT INTO vm_monitoring (vmid, last_poll) SELECT v.oid, ?1 FROM vm_pool v",
+            "INSERT INTO history (vid, seq) SELECT ?1, 0 UNION SELECT 8, 0",
+            "INSERT INTO history (vid, seq) SELECT DISTINCT ?1, seq FROM history",
+            "INSERT INTO history (vid, seq) VALUES (?1, 0) ON CONFLICT (vid, seq) DO UPDATE SET vid = 8",
+            "INSERT INTO history (vid, seq) VALUES ((?1), 0)",
+            "INSERT INTO history (vid + 1, seq) VALUES (?1, 0)",
             "INSERT INTO history (seq, hid) VALUES (?1, 0)",
             "INSERT INTO vm_pool (oid, name) VALUES (?1, ?2); DELETE FROM vm_pool",
             "WITH x AS (SELECT 1) DELETE FROM history WHERE vid = ?1",
