@@ -790,6 +790,8 @@ async fn print(
             base,
             sql,
             args: narrowed.args,
+            changes: ctx.auth.changes().clone(),
+            read_at: miss.as_ref().map_or(0, vm_pool_answers::Miss::read_at),
         }
     });
     let printed = ctx
@@ -798,10 +800,13 @@ async fn print(
             // not kept already.
             let read = |raw: &RawRow<'_>| (rows.read)(conn, &raw.to_row()?);
             if let Some(patch) = patch {
-                return patch.apply(conn, |raw, text| {
+                let patched = patch.apply(conn, |raw, text| {
                     render(&read(raw)?, text);
                     Ok(())
-                });
+                })?;
+                if let Some(printed) = patched {
+                    return Ok(printed);
+                }
             }
             // A large answer goes into the pages of the last one (`answer_buf`).
             let mut out = if prepared {
@@ -897,16 +902,22 @@ struct Patch {
     base: Box<vm_pool_answers::Base>,
     sql: String,
     args: Vec<i64>,
+    changes: sqlstore::Changes,
+    /// The generation the VMs touched were counted up to.
+    read_at: u64,
 }
 
 impl Patch {
     /// The answer now: the kept one with each VM touched read again, its new body in its place
-    /// (by id) if it still matches, dropped if not.
+    /// (by id) if it still matches, dropped if not. `None` when a commit to the pool's tables
+    /// landed after the VMs touched were counted: the rows read again may show it while the
+    /// rest of the answer does not, and no single state of the database is that answer, so the
+    /// pool is read whole instead.
     fn apply(
         self,
         conn: &sqlstore::Conn,
         render: impl Fn(&RawRow<'_>, &mut String) -> Result<(), sqlstore::SqlError>,
-    ) -> Result<Printed, sqlstore::SqlError> {
+    ) -> Result<Option<Printed>, sqlstore::SqlError> {
         let kept = &self.base.kept;
         let touched = &self.base.touched;
         let mut out = super::answer_buf::take_vec();
@@ -938,13 +949,18 @@ impl Patch {
                 out.extend_from_slice(text.as_bytes());
             }
         }
+        // Every commit moves the generation before it starts: still `read_at` (settled) after
+        // the read means the rows read again are the state the rest of the answer shows.
+        if self.changes.get(sqlstore::Watched::VmPool) != self.read_at {
+            return Ok(None);
+        }
         for rest in old {
             keep_old(&mut out, &mut vms, rest);
         }
         let bodies_end = out.len();
         out.extend_from_slice(kept.tail());
         telemetry::m::POOL_ANSWERS_PATCHED.inc();
-        Ok(Printed::Answer(out, vms, bodies_end))
+        Ok(Some(Printed::Answer(out, vms, bodies_end)))
     }
 }
 

@@ -118,6 +118,13 @@ pub struct Miss {
     pub base: Option<Box<Base>>,
 }
 
+impl Miss {
+    /// The generation of the pool's tables taken before the call's read.
+    pub fn read_at(&self) -> u64 {
+        self.read_at
+    }
+}
+
 /// An answer read before a few VMs changed, and those VMs (sorted): it becomes the answer
 /// now once they are read again.
 pub struct Base {
