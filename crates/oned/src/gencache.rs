@@ -107,15 +107,7 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
     /// holding a stale one until the bounds push it out would matter.
     pub fn drop_stale(&self, now: u64, mut useful: impl FnMut(u64) -> bool) {
         if let Ok(mut inner) = self.inner.lock() {
-            let mut freed = 0;
-            inner.map.retain(|_, (g, w, _)| {
-                let keep = *g == now || useful(*g);
-                if !keep {
-                    freed += *w;
-                }
-                keep
-            });
-            inner.bytes -= freed;
+            inner.retain(|g| g == now || useful(g));
         }
     }
 
@@ -136,15 +128,15 @@ impl<K: Hash + Eq + Clone, V: Clone> GenMap<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V> Inner<K, V> {
-    /// Drops every entry read under another generation than `generation`.
-    fn keep_only(&mut self, generation: u64) {
+    /// Keeps the entries read under the generations `keep` accepts.
+    fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
         let mut freed = 0;
         self.map.retain(|_, (g, w, _)| {
-            let keep = *g == generation;
-            if !keep {
+            let kept = keep(*g);
+            if !kept {
                 freed += *w;
             }
-            keep
+            kept
         });
         self.bytes -= freed;
     }
@@ -154,7 +146,8 @@ impl<K: Hash + Eq + Clone, V> Inner<K, V> {
         if self.map.len() <= entries && self.bytes <= bytes {
             return;
         }
-        self.keep_only(self.newest);
+        let newest = self.newest;
+        self.retain(|g| g == newest);
         while self.map.len() > entries || self.bytes > bytes {
             let Some(k) = self.map.keys().next().cloned() else {
                 break;

@@ -741,12 +741,9 @@ async fn print(
     // with the row, not by two more queries per VM.
     let rows = &sqlstore::objects::vm::POOL_ROWS;
     let page = filter.sql(&c, VMS.kind, rows.alias, &mut cond);
-    let mut sql = format!(
-        "{}{} ORDER BY {}.oid",
-        sqlstore::objects::vm::pool_select(ctx.pool.location().backend()),
-        cond.clause(),
-        rows.alias
-    );
+    let select = sqlstore::objects::vm::pool_select(ctx.pool.location().backend());
+    let statement = |cond: &Where| format!("{select}{} ORDER BY {}.oid", cond.clause(), rows.alias);
+    let mut sql = statement(&cond);
     let mut args = cond.args.clone();
     if let (Some((size, offset)), None) = (page, &query) {
         sql.push_str(" LIMIT ? OFFSET ?");
@@ -780,18 +777,11 @@ async fn print(
         let mut narrowed = cond;
         let ids: Vec<String> = base.touched.iter().map(i64::to_string).collect();
         narrowed.and(format!("{}.oid IN ({})", rows.alias, ids.join(",")), []);
-        let sql = format!(
-            "{}{} ORDER BY {}.oid",
-            sqlstore::objects::vm::pool_select(ctx.pool.location().backend()),
-            narrowed.clause(),
-            rows.alias
-        );
         Patch {
-            base,
-            sql,
+            sql: statement(&narrowed),
             args: narrowed.args,
+            base,
             changes: ctx.auth.changes().clone(),
-            read_at: miss.as_ref().map_or(0, vm_pool_answers::Miss::read_at),
         }
     });
     let printed = ctx
@@ -903,8 +893,6 @@ struct Patch {
     sql: String,
     args: Vec<i64>,
     changes: sqlstore::Changes,
-    /// The generation the VMs touched were counted up to.
-    read_at: u64,
 }
 
 impl Patch {
@@ -949,9 +937,10 @@ impl Patch {
                 out.extend_from_slice(text.as_bytes());
             }
         }
-        // Every commit moves the generation before it starts: still `read_at` (settled) after
-        // the read means the rows read again are the state the rest of the answer shows.
-        if self.changes.get(sqlstore::Watched::VmPool) != self.read_at {
+        // Every commit moves the generation before it starts: still the one the VMs were
+        // counted up to (settled) after the read means the rows read again are the state the
+        // rest of the answer shows.
+        if self.changes.get(sqlstore::Watched::VmPool) != self.base.counted_to {
             return Ok(None);
         }
         for rest in old {

@@ -118,18 +118,14 @@ pub struct Miss {
     pub base: Option<Box<Base>>,
 }
 
-impl Miss {
-    /// The generation of the pool's tables taken before the call's read.
-    pub fn read_at(&self) -> u64 {
-        self.read_at
-    }
-}
-
 /// An answer read before a few VMs changed, and those VMs (sorted): it becomes the answer
 /// now once they are read again.
 pub struct Base {
     pub kept: Kept,
     pub touched: Vec<i64>,
+    /// The generation of the pool's tables they were counted up to (the call's, taken before
+    /// its read).
+    pub counted_to: u64,
 }
 
 impl Answers {
@@ -146,7 +142,13 @@ impl Answers {
             self.0.get_any(&key).and_then(|(read_at, kept)| {
                 let touched = changes.vms_touched(read_at, now)?;
                 let few = touched.len() <= MAX_TOUCHED && touched.len() <= kept.vms.len() / 2 + 16;
-                few.then(|| Box::new(Base { kept, touched }))
+                few.then(|| {
+                    Box::new(Base {
+                        kept,
+                        touched,
+                        counted_to: now,
+                    })
+                })
             })
         } else {
             None

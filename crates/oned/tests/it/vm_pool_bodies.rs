@@ -22,6 +22,20 @@ fn pool(c: &Client, method: &str) -> Option<String> {
 
 const METHODS: [&str; 2] = ["one.vmpool.info", "one.vmpool.infoextended"];
 
+/// A new VM named `name`, on hold: its id.
+fn held_vm(c: &Client, name: &str, cpu: &str) -> i64 {
+    c.call(
+        "one.vm.allocate",
+        vec![
+            s(&format!("NAME = {name}\nCPU = {cpu}\nMEMORY = 16")),
+            Value::Bool(true),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("one.vm.allocate: {e:?}"))
+    .as_i64()
+    .unwrap()
+}
+
 #[test]
 fn pool_bodies_kept_between_calls_follow_every_change() {
     let mut zone = Zone::bootstrap(3);
@@ -117,18 +131,7 @@ fn issue_16_a_pool_answer_is_sent_again_until_anything_it_shows_changes() {
     let follower = (leader + 1) % 3;
     let l = zone.servers[leader].client();
     let f = zone.servers[follower].client();
-    let vm = |name: &str| {
-        l.call(
-            "one.vm.allocate",
-            vec![
-                s(&format!("NAME = {name}\nCPU = 1\nMEMORY = 16")),
-                Value::Bool(true),
-            ],
-        )
-        .unwrap()
-        .as_i64()
-        .unwrap()
-    };
+    let vm = |name: &str| held_vm(&l, name, "1");
     let a = vm("a");
     l.call("one.user.allocate", vec![s("ann"), s("pw-ann"), s("")])
         .unwrap();
@@ -192,17 +195,7 @@ fn issue_16_a_pool_answer_brought_up_to_date_is_what_a_whole_read_prints() {
         l.call(method, params)
             .unwrap_or_else(|e| panic!("{method}: {e:?}"))
     };
-    let vm = |name: &str| {
-        ok(
-            "one.vm.allocate",
-            vec![
-                s(&format!("NAME = {name}\nCPU = 0.1\nMEMORY = 16")),
-                Value::Bool(true),
-            ],
-        )
-        .as_i64()
-        .unwrap()
-    };
+    let vm = |name: &str| held_vm(&l, name, "0.1");
     let ids: Vec<i64> = (0..6).map(|i| vm(&format!("vm-{i}"))).collect();
     let ann = ok("one.user.allocate", vec![s("ann"), s("pw-ann"), s("")])
         .as_i64()

@@ -124,6 +124,12 @@ fn parallel(
 }
 
 /// Median and min of `calls` timed runs of `op`, in ms, and the answer's size.
+/// The pool calls timed, and what they print.
+const POOL_METHODS: [(&str, &str); 2] = [
+    ("one.vmpool.info", "short bodies"),
+    ("one.vmpool.infoextended", "full bodies"),
+];
+
 fn timed(calls: usize, op: impl Fn() -> usize) -> (f64, f64, usize) {
     let mut ms = Vec::new();
     let mut size = 0;
@@ -232,10 +238,7 @@ fn oned(args: &Args) {
             other => panic!("{method} returned {other:?}"),
         }
     };
-    for (method, what) in [
-        ("one.vmpool.info", "short bodies"),
-        ("one.vmpool.infoextended", "full bodies"),
-    ] {
+    for (method, what) in POOL_METHODS {
         pool(method);
         let (median, min, size) = timed(args.calls, || pool(method));
         println!(
@@ -283,10 +286,7 @@ fn oned(args: &Args) {
             )
             .unwrap_or_else(|e| panic!("one.vm.rename: {e:?}"));
     };
-    for (method, what) in [
-        ("one.vmpool.info", "short bodies"),
-        ("one.vmpool.infoextended", "full bodies"),
-    ] {
+    for (method, what) in POOL_METHODS {
         raw(method);
         let (median, min, _) = timed(args.calls, || raw(method));
         println!(
