@@ -94,6 +94,40 @@ fn restarted_with_server_id_0_becomes_leader_at_term_1_or_more() {
     wait_user_everywhere(&zone, &[i], leader_user, "made-by-leader");
 }
 
+/// A zone of one voter restarted takes writes again at once, though its server does not take its
+/// leadership back at start (the log reads its own committed vote as not committed): openraft
+/// elects the only voter on its first tick, not after an election timeout, which here is set far
+/// beyond the wait's deadline.
+#[test]
+fn a_restarted_zone_of_one_voter_leads_again_without_waiting_an_election_timeout() {
+    let mut zone = Zone::solo();
+    zone.promote_solo_to_leader();
+    let before = allocate(&zone.servers[0].client(), "before-restart").unwrap();
+    let term = zone.servers[0].raft_status().unwrap().term;
+
+    zone.servers[0].stop();
+    let conf_path = zone.servers[0].conf_path();
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let slow = conf.replace("ELECTION_TIMEOUT_MS = 1000", "ELECTION_TIMEOUT_MS = 120000");
+    assert_ne!(
+        conf, slow,
+        "the test configuration names its election timeout"
+    );
+    std::fs::write(&conf_path, slow).unwrap();
+    zone.servers[0].start();
+
+    // 30 s, a quarter of the election timeout.
+    zone.wait_until(DEADLINE, "the restarted voter to lead", || {
+        zone.servers[0]
+            .raft_status()
+            .is_some_and(|r| r.state == LEADER && r.term > term)
+    });
+    let s0 = zone.servers[0].client();
+    let after = allocate(&s0, "after-restart").unwrap();
+    assert_eq!(user_name(&s0, before).as_deref(), Some("before-restart"));
+    assert_eq!(user_name(&s0, after).as_deref(), Some("after-restart"));
+}
+
 #[test]
 fn zone_grows_from_one_to_three_and_then_five() {
     let mut zone = Zone::bootstrap(3);

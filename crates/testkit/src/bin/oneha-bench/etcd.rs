@@ -1,7 +1,8 @@
 //! The anchor: a 3-member etcd cluster (Debian's `etcd-server`) on loopback, driven through its
-//! native gRPC API (`etcdserverpb.KV/Put`, `/Range`, `Maintenance/Status`) on kept-alive
-//! HTTP/2 connections, as etcd's own clients do. The few messages are written by hand (field
-//! numbers of etcd's `rpc.proto` and `kv.proto`), so no `protoc` is needed to build.
+//! native gRPC API (`etcdserverpb.KV/Put`, `/Range`, `Auth/UserAdd`, `Maintenance/Status`) on
+//! kept-alive HTTP/2 connections, as etcd's own clients do. The few messages are written by hand
+//! (field numbers of etcd's `rpc.proto`, `kv.proto` and `auth.proto`), so no `protoc` is needed
+//! to build.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,6 +65,31 @@ pub struct RangeResponse {
     pub count: i64,
 }
 
+/// `authpb.UserAddOptions`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UserAddOptions {
+    #[prost(bool, tag = "1")]
+    pub no_password: bool,
+}
+
+/// etcd bcrypt-hashes `password` (cost 10 by default) unless `options.no_password`. Etcd 3.4
+/// takes it without auth enabled.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthUserAddRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub password: String,
+    #[prost(message, optional, tag = "3")]
+    pub options: Option<UserAddOptions>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthUserAddResponse {
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<ResponseHeader>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StatusRequest {}
 
@@ -122,6 +148,19 @@ impl Kv {
         self.unary::<_, RangeResponse>("/etcdserverpb.KV/Range", RangeRequest { key, serializable })
             .await
             .map(|r| r.kvs.len())
+    }
+
+    /// Creates user `name` with a (bcrypt-hashed) password, as `etcdctl user add` does.
+    pub async fn user_add(&mut self, name: String, password: String) -> Result<(), String> {
+        let request = AuthUserAddRequest {
+            name,
+            password,
+            // Sent, as `etcdctl user add` sends it.
+            options: Some(UserAddOptions { no_password: false }),
+        };
+        self.unary::<_, AuthUserAddResponse>("/etcdserverpb.Auth/UserAdd", request)
+            .await
+            .map(|_| ())
     }
 
     /// Whether this member says it leads.

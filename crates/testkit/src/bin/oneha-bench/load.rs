@@ -23,7 +23,11 @@ pub enum Op {
     UserInfo(i32),
     VmInfo(i32),
     Put,
-    Range { serializable: bool },
+    Range {
+        serializable: bool,
+    },
+    /// etcd's `Auth/UserAdd`: a user with a bcrypt-hashed password.
+    UserAdd,
 }
 
 /// Where a worker sends its calls.
@@ -63,12 +67,15 @@ impl Target {
                     ),
                     Op::UserInfo(id) => (wire::method::USER_INFO, vec![Value::Int(id)]),
                     Op::VmInfo(id) => (wire::method::VM_INFO, vec![Value::Int(id)]),
-                    Op::Put | Op::Range { .. } => return Err("not a OneHA call".into()),
+                    Op::Put | Op::Range { .. } | Op::UserAdd => {
+                        return Err("not a OneHA call".into())
+                    }
                 };
                 rpc.call(method, params).await.map(|_| ())
             }
             Target::Etcd(kv) => match op {
                 Op::Put => kv.put(format!("k{tag}").into_bytes(), VALUE.to_vec()).await,
+                Op::UserAdd => kv.user_add(format!("u{tag}"), format!("pw-{tag}")).await,
                 Op::Range { serializable } => kv
                     .range(b"reader".to_vec(), serializable)
                     .await

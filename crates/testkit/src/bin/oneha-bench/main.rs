@@ -50,6 +50,7 @@ struct Compare {
     passes: usize,
     /// Workloads to run, comma-separated (default: all): writes-user, writes-vm,
     /// writes-template, reads-follower, reads-linear, fsync, failover, planned-stop, rss, vmpool.
+    /// writes-user is compared with etcd `Put` and with etcd `Auth/UserAdd` (a bcrypt hash).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Calls in flight of the write runs.

@@ -1,5 +1,11 @@
 //! The workloads of issue 16, each run against a fresh OneHA zone and a fresh etcd cluster, and
-//! the results gathered into one markdown table per workload.
+//! the results gathered into one markdown table per workload (two for `writes-user`).
+//!
+//! etcd's side: serializable `Range` on followers (`reads-follower`), linearizable `Range` on
+//! every member (`reads-linear`), `Put` on the leader (every `writes-*`, a write that hashes
+//! nothing), and for `writes-user` also `Auth/UserAdd` on the leader, etcd's own user creation
+//! with a bcrypt hash, the fair anchor of `one.user.allocate`'s argon2id hash
+//! ([`HASHED`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,7 +18,8 @@ use crate::load::{self, drive, drive_count, median, Op, Stats, Target};
 use crate::rpc::{Conn, Rpc};
 
 /// Every workload. A pass runs the reads first, on a store the write runs have not grown yet,
-/// then the writes, then what kills servers, then the fills on fresh clusters.
+/// then the writes, then what kills servers, then the fills on fresh clusters. `writes-user`
+/// fills two tables: itself (against etcd `Put`) and [`HASHED`] (against etcd `Auth/UserAdd`).
 pub const WORKLOADS: &[&str] = &[
     "reads-follower",
     "reads-linear",
@@ -25,6 +32,20 @@ pub const WORKLOADS: &[&str] = &[
     "rss",
     "vmpool",
 ];
+
+/// The second table of `writes-user`: `one.user.allocate` against a write that hashes a password
+/// too, etcd's `Auth/UserAdd`.
+pub const HASHED: &str = "writes-user-hashed";
+const HASHED_TITLE: &str = "Durable writes with a password hash: `one.user.allocate` (argon2id) on the leader vs etcd `Auth/UserAdd` (bcrypt) on the leader";
+
+/// The tables workload `w` fills.
+fn tables_of(w: &str) -> Vec<&str> {
+    if w == "writes-user" {
+        vec![w, HASHED]
+    } else {
+        vec![w]
+    }
+}
 
 /// Per-attempt timeout of the failover probes, the same for both systems: a client that gives
 /// up quickly and retries, so the measure is the cluster's, not the client's patience.
@@ -91,12 +112,12 @@ impl Results {
     /// Every workload that produced no number at all (for `--smoke`).
     pub fn missing(&self, plan: &Plan, etcd: bool) -> Vec<String> {
         let mut missing = Vec::new();
-        for w in &plan.workloads {
+        for w in plan.workloads.iter().flat_map(|w| tables_of(w)) {
             // strace may be missing, or not allowed to attach (no CAP_SYS_PTRACE): said above.
             if w == "fsync" && !strace_works() {
                 continue;
             }
-            let Some(t) = self.tables.iter().find(|t| &t.0 == w) else {
+            let Some(t) = self.tables.iter().find(|t| t.0 == w) else {
                 missing.push(format!("{w}: no table"));
                 continue;
             };
@@ -209,7 +230,11 @@ fn cell(values: Option<&Vec<f64>>) -> String {
     }
 }
 
+/// The title of a write table (a `writes-*` workload, or [`HASHED`]).
 fn write_title(w: &str) -> String {
+    if w == HASHED {
+        return HASHED_TITLE.to_string();
+    }
     let method = match w {
         "writes-user" => "one.user.allocate",
         "writes-vm" => "one.vm.allocate",
@@ -392,15 +417,11 @@ pub fn oneha_pass(rt: &tokio::runtime::Runtime, plan: &Plan, results: &mut Resul
                     &pids(&zone),
                 );
                 let prefix = format!("{level} in flight");
-                record_load(
-                    results,
-                    (w, &write_title(w)),
-                    &prefix,
-                    conn.label(),
-                    &s,
-                    true,
-                    true,
-                );
+                for (k, t) in tables_of(w).into_iter().enumerate() {
+                    let table = (t, write_title(t));
+                    let say = k == 0;
+                    record_load(results, (t, &table.1), &prefix, conn.label(), &s, true, say);
+                }
             }
         }
     }
@@ -894,17 +915,21 @@ pub fn etcd_pass(rt: &tokio::runtime::Runtime, plan: &Plan, results: &mut Result
         .into_iter()
         .filter(|w| plan.has(w))
         .collect();
+    // A write run on the leader, `level` in flight.
+    let on_leader = |op: Op, tag: &str, level: usize| {
+        drive(
+            rt,
+            kvs(&[etcd.port(leader)], level),
+            op,
+            plan.secs,
+            &run(&format!("{tag}{level}")),
+            &etcd.pids(),
+        )
+    };
     if !writes.is_empty() {
         eprintln!("--- writes (etcd Put)");
         for &level in &plan.write_levels {
-            let s = drive(
-                rt,
-                kvs(&[etcd.port(leader)], level),
-                Op::Put,
-                plan.secs,
-                &run(&format!("w{level}")),
-                &etcd.pids(),
-            );
+            let s = on_leader(Op::Put, "w", level);
             let prefix = format!("{level} in flight");
             for (k, w) in writes.iter().enumerate() {
                 let table = (*w, write_title(w));
@@ -918,6 +943,15 @@ pub fn etcd_pass(rt: &tokio::runtime::Runtime, plan: &Plan, results: &mut Result
                     k == 0,
                 );
             }
+        }
+    }
+    if plan.has("writes-user") {
+        eprintln!("--- {HASHED} (etcd Auth/UserAdd, bcrypt)");
+        for &level in &plan.write_levels {
+            let s = on_leader(Op::UserAdd, "ua", level);
+            let prefix = format!("{level} in flight");
+            let table = (HASHED, write_title(HASHED));
+            record_load(results, (HASHED, &table.1), &prefix, ETCD, &s, true, true);
         }
     }
     if plan.has("fsync") {
@@ -1110,5 +1144,21 @@ mod tests {
             ]
         );
         assert_eq!(r.missing(&p, false), vec!["vmpool: no table".to_string()]);
+    }
+
+    #[test]
+    fn writes_user_needs_its_hashed_table_too() {
+        let mut r = Results::default();
+        for column in [ONEHA, ETCD] {
+            r.add("writes-user", "W", "1 in flight: ops/s", column, 10.0);
+        }
+        r.add(HASHED, "H", "1 in flight: ops/s", ONEHA, 10.0);
+        let p = plan(&["writes-user"]);
+        assert_eq!(
+            r.missing(&p, true),
+            vec![format!("{HASHED}: no etcd figure")]
+        );
+        r.add(HASHED, "H", "1 in flight: ops/s", ETCD, 10.0);
+        assert!(r.missing(&p, true).is_empty());
     }
 }
