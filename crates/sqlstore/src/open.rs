@@ -704,8 +704,12 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
 /// columns only (MySQL cannot index TEXT without a prefix); each costs inserts a little, so only
 /// those a measured query needs. `vm_pool_host` covers the per-host usage recount of every VM
 /// placement change (`objects::vm::recount_host_ids`): 3.5 ms to 0.13 ms at 10k VMs.
-const OWNER_INDEXES: [(&str, &str, &str); 12] = [
+/// `vm_pool_state` covers the leader's scheduler, which asks every period whether a VM is
+/// pending (`objects::vm::pending`) or between states (`objects::vm::any_moving`): 0.7 ms to
+/// 0.06 ms each at 10k running VMs.
+const OWNER_INDEXES: [(&str, &str, &str); 13] = [
     ("vm_pool_host", "vm_pool", "hid, state, cpu, memory"),
+    ("vm_pool_state", "vm_pool", "state, lcm_state"),
     ("vm_pool_uid", "vm_pool", "uid"),
     ("vm_pool_gid", "vm_pool", "gid"),
     ("image_pool_uid", "image_pool", "uid"),
@@ -940,9 +944,15 @@ mod tests {
             format!("DELETE FROM vnet_lease WHERE kind = {vm} AND owner = 7"),
             "DELETE FROM image_vm WHERE vid = 7".to_string(),
             "DELETE FROM secgroup_vm WHERE vid = 7".to_string(),
+            // The scheduler's questions of every period (objects::vm::pending, any_moving).
+            "SELECT oid, cpu, memory, template FROM vm_pool WHERE state = 1 ORDER BY oid LIMIT 64"
+                .to_string(),
+            "SELECT EXISTS (SELECT 1 FROM vm_pool WHERE state = 3 AND lcm_state != 3)".to_string(),
         ] {
             let p = plan(&c, &sql);
-            assert!(!p.iter().any(|s| s.starts_with("SCAN")), "{sql}: {p:?}");
+            // EXISTS (...) is a scan of its one constant row around the search.
+            let scans = |s: &&String| s.starts_with("SCAN") && *s != "SCAN CONSTANT ROW";
+            assert!(!p.iter().any(|s| scans(&s)), "{sql}: {p:?}");
         }
         // An existing database gets them on open too.
         c.execute_batch("DROP INDEX vm_pool_uid").unwrap();
