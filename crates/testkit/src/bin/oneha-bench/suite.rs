@@ -422,6 +422,9 @@ pub fn oneha_pass(rt: &tokio::runtime::Runtime, plan: &Plan, results: &mut Resul
                     let say = k == 0;
                     record_load(results, (t, &table.1), &prefix, conn.label(), &s, true, say);
                 }
+                if matches!(op, Op::UserAllocate) {
+                    drain_oneha(rt, zone.servers[leader].port, &session);
+                }
             }
         }
     }
@@ -862,6 +865,33 @@ fn drain_etcd(rt: &tokio::runtime::Runtime, port: u16) {
         }
     }
     eprintln!("    etcd did not catch up with its queued writes within 300 s");
+}
+
+/// Waits until the leader has hashed the passwords of the `one.user.allocate` calls the last
+/// run left queued (up to its `MAX_QUEUED_HASHES`, ~2 s of a core), as [`drain_etcd`] does for
+/// etcd: one more call waits its turn behind them, so the next run starts on an idle leader.
+fn drain_oneha(rt: &tokio::runtime::Runtime, port: u16, session: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let started = Instant::now();
+    let mut rpc = Target::OneHa(Rpc::new(port, session, Conn::Keep, CALL_TIMEOUT));
+    let mut n = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        if rt
+            .block_on(rpc.once(
+                Op::UserAllocate,
+                &format!("drain{}-{n}", started.elapsed().as_nanos()),
+            ))
+            .is_ok()
+        {
+            let waited = started.elapsed().as_secs_f64();
+            eprintln!("    the leader's password queue drained in {waited:.2} s");
+            return;
+        }
+        // Refused at once while the queue is full: ask again a little later.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("    the leader did not finish its queued password hashes within 120 s");
 }
 
 /// One etcd pass: a fresh 3-member cluster, the etcd side of every selected workload.
