@@ -46,10 +46,7 @@ struct WithActions {
 }
 
 fn read_vms(c: &Conn) -> Result<Vec<WithActions>, sqlstore::SqlError> {
-    let mut st = c.prepare_cached(
-        "SELECT oid, state, lcm_state, template FROM vm_pool
-         WHERE state <> ?1 AND template LIKE '%SCHED_ACTION%' ORDER BY oid LIMIT ?2",
-    )?;
+    let mut st = c.prepare_cached(sqlstore::objects::vm::WITH_SCHED_ACTIONS)?;
     let rows = st
         .query_map([state::DONE, BATCH], |r| {
             Ok(WithActions {
