@@ -419,11 +419,13 @@ pub struct PendingVm {
     pub template: String,
 }
 
+/// Up to `?2` VMs in state `?1` (PENDING), lowest id first: a search of `vm_pool_state`.
+pub const PENDING: &str =
+    "SELECT oid, cpu, memory, template FROM vm_pool WHERE state = ?1 ORDER BY oid LIMIT ?2";
+
 /// Up to `limit` PENDING VMs, lowest id first.
 pub fn pending(c: &Conn, limit: usize) -> crate::sql::Result<Vec<PendingVm>> {
-    let mut st = c.prepare_cached(
-        "SELECT oid, cpu, memory, template FROM vm_pool WHERE state = ?1 ORDER BY oid LIMIT ?2",
-    )?;
+    let mut st = c.prepare_cached(PENDING)?;
     st.query_map([VmState::Pending.as_i64(), limit as i64], |r| {
         Ok(PendingVm {
             oid: r.get(0)?,
