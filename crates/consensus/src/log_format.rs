@@ -182,7 +182,7 @@ fn read_value(r: &mut Reader<'_>) -> Result<SqlValue, DecodeError> {
 
 fn write_batch(w: &mut Writer, b: &Batch) {
     w.count(b.txns.len());
-    for t in &b.txns {
+    for t in b.txns.iter() {
         w.count(t.stmts.len());
         for s in &t.stmts {
             w.str(&s.sql);

@@ -228,7 +228,7 @@ async fn propose(
         }
     };
     let write = raft.client_write(Batch {
-        txns,
+        txns: txns.into(),
         callers: callers.clone(),
     });
     tokio::pin!(write);

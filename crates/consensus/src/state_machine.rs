@@ -527,7 +527,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .db
             .run(StorageIOError::write_state_machine, move |c| {
                 let committing = changes.applying(entries.iter().flat_map(|e| match &e.payload {
-                    EntryPayload::Normal(batch) => batch.txns.as_slice(),
+                    EntryPayload::Normal(batch) => &batch.txns[..],
                     _ => &[],
                 }));
                 let mut results = apply_until_done(c, &location, &health, &entries, federated)?;

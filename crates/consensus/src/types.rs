@@ -1,6 +1,7 @@
 //! The type configuration: one log entry carries a batch of SQL transactions.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlstore::{SqlTxn, TxnOutcome};
@@ -26,9 +27,13 @@ impl fmt::Display for ServerNode {
 ///
 /// Its serde form is the bytes of [`crate::log_format::encode_batch`], so the entries inside
 /// AppendEntries carry the versioned format rather than the derive's variant indexes.
+///
+/// The transactions are shared, never copied: the leader hands the same entry to every follower's
+/// replication stream and to its own apply, and a deep copy of each statement's text and values
+/// for each of them was ~4 % of the leader's CPU under `one.vm.allocate` at 32 in flight.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    pub txns: Vec<SqlTxn>,
+    pub txns: Arc<[SqlTxn]>,
     /// Who waits on these transactions, on the server that proposed them (never on the wire).
     pub(crate) callers: Callers,
 }
@@ -36,7 +41,7 @@ pub struct Batch {
 impl Batch {
     pub fn new(txns: Vec<SqlTxn>) -> Batch {
         Batch {
-            txns,
+            txns: txns.into(),
             callers: Callers::default(),
         }
     }

@@ -40,6 +40,7 @@ mod vdc;
 pub mod vm;
 pub mod vm_backup;
 mod vm_body;
+mod vm_body_parts;
 mod vm_disk_attach;
 pub(crate) mod vm_disk_ops;
 mod vm_disk_saveas;

@@ -132,10 +132,45 @@ pub(super) fn vm_xml(v: &VmRow, out: &mut String) {
 
 /// The full body: `one.vm.info`'s, or the one pool calls print (`vm_body::Body`).
 pub(super) fn body_xml(v: &VmRow, out: &mut String, which: super::vm_body::Body) {
-    let oid = v.head.owned.oid;
-    let info = which == super::vm_body::Body::Info;
     let skip = super::vm_body::history_skipped(v, which);
     let deploy_id = super::vm_body::deploy_id(v);
+    let parts = if which == super::vm_body::Body::Info {
+        super::vm_body_parts::info_parts(v, || body_parts(v, true))
+    } else {
+        std::sync::Arc::new(body_parts(v, false))
+    };
+    Xml::new(out).elem("VM", |x| {
+        xml::owned_head(x, &v.head, None);
+        let last_poll = v.monitoring.as_ref().map_or(0, |m| m.timestamp);
+        x.num("LAST_POLL", last_poll)
+            .num("STATE", v.state)
+            .num("LCM_STATE", v.lcm_state)
+            .num("PREV_STATE", v.prev_state)
+            .num("PREV_LCM_STATE", v.prev_lcm_state)
+            .num("RESCHED", i64::from(v.resched))
+            .num("STIME", v.stime)
+            .num("ETIME", v.etime)
+            .text("DEPLOY_ID", &deploy_id);
+        xml::lock(x, &v.lock);
+        super::monitoring::last_vm_xml(x, v.monitoring.as_ref());
+        x.raw(&parts.sched_ids)
+            .raw(&parts.template)
+            .raw(&parts.user_template)
+            .elem("HISTORY_RECORDS", |x| {
+                for h in v.history.iter().skip(skip) {
+                    history_xml(x, v, h);
+                }
+            })
+            .raw(&parts.disk_snapshots)
+            .raw(&parts.backups);
+    });
+}
+
+/// What the body prints from the VM's stored templates, its id, CPU and MEMORY, and nothing
+/// else (`vm_body_parts` keeps it on that promise). `info`: the scheduled actions inside
+/// TEMPLATE too, as `one.vm.info` prints them.
+fn body_parts(v: &VmRow, info: bool) -> super::vm_body_parts::Parts {
+    let oid = v.head.owned.oid;
     let mut t = match template::Template::parse(&v.template) {
         Ok(t) => t,
         Err(e) => {
@@ -167,31 +202,13 @@ pub(super) fn body_xml(v: &VmRow, out: &mut String, which: super::vm_body::Body)
     ] {
         t.set(k, template::Value::Single(val));
     }
-    Xml::new(out).elem("VM", |x| {
-        xml::owned_head(x, &v.head, None);
-        let last_poll = v.monitoring.as_ref().map_or(0, |m| m.timestamp);
-        x.num("LAST_POLL", last_poll)
-            .num("STATE", v.state)
-            .num("LCM_STATE", v.lcm_state)
-            .num("PREV_STATE", v.prev_state)
-            .num("PREV_LCM_STATE", v.prev_lcm_state)
-            .num("RESCHED", i64::from(v.resched))
-            .num("STIME", v.stime)
-            .num("ETIME", v.etime)
-            .text("DEPLOY_ID", &deploy_id);
-        xml::lock(x, &v.lock);
-        super::monitoring::last_vm_xml(x, v.monitoring.as_ref());
-        x.raw(&sched.ids)
-            .raw(&if info { sched.template(&t) } else { t.to_xml() })
-            .raw(&xml::template(&v.user_template, "USER_TEMPLATE"))
-            .elem("HISTORY_RECORDS", |x| {
-                for h in v.history.iter().skip(skip) {
-                    history_xml(x, v, h);
-                }
-            })
-            .raw(&disk_snapshots)
-            .raw(&backups);
-    });
+    super::vm_body_parts::Parts {
+        template: if info { sched.template(&t) } else { t.to_xml() },
+        sched_ids: sched.ids,
+        user_template: xml::template(&v.user_template, "USER_TEMPLATE"),
+        disk_snapshots,
+        backups,
+    }
 }
 
 pub(super) fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
