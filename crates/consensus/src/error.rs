@@ -53,6 +53,9 @@ pub enum Error {
         found: u64,
         known: u64,
     },
+    /// What this code rules out happened: a bug, reported rather than panicking.
+    #[error("internal error: {0}")]
+    Invariant(&'static str),
     #[error("the {0} lock was poisoned by an earlier panic")]
     Poisoned(&'static str),
     /// The thread that owns a connection is gone (it panicked, or the store was dropped).

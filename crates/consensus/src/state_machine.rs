@@ -7,7 +7,7 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
     StorageIOError, StoredMembership,
 };
-use sqlstore::{params, Conn, Location, Optional, SqlTxn, TxnOutcome};
+use sqlstore::{params, Conn, Location, Optional, SqlTxn, TxnOutcome, Undo};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::blocking::{storage, Shared};
@@ -672,12 +672,44 @@ fn open_current(path: &Path) -> Result<Option<(std::fs::File, SnapshotMeta<u64, 
     }
 }
 
-/// Applies `entries` and records the last one's id in one transaction.
+/// Applies after a failed write transaction that go straight to savepoints: writes that fail
+/// tend to come in runs (a script retrying a taken name), and each costs a whole apply again.
+const SAVEPOINTS_AFTER_A_FAILURE: u32 = 32;
+
+/// How many applies, from now, use a savepoint per write transaction from the start. Only a
+/// matter of speed: both ways give the same outcomes.
+static SAVEPOINTS_AHEAD: AtomicU32 = AtomicU32::new(0);
+
+/// Applies `entries` and records the last one's id in one transaction. First without a
+/// savepoint per write transaction; if one of them failed, that database transaction is rolled
+/// back and the entries applied again with savepoints (`sqlstore::Undo`).
 fn apply_entries(
     c: &mut Conn,
     entries: &[Entry<TypeConfig>],
     federated: bool,
 ) -> Result<Vec<BatchResult>> {
+    let ahead = SAVEPOINTS_AHEAD.load(Ordering::Relaxed);
+    if ahead == 0 {
+        if let Some(results) = apply_entries_with(c, entries, federated, Undo::Abandon)? {
+            return Ok(results);
+        }
+        telemetry::m::APPLIES_REDONE.inc();
+        SAVEPOINTS_AHEAD.store(SAVEPOINTS_AFTER_A_FAILURE, Ordering::Relaxed);
+    } else {
+        SAVEPOINTS_AHEAD.store(ahead - 1, Ordering::Relaxed);
+    }
+    apply_entries_with(c, entries, federated, Undo::Savepoint)?
+        .ok_or(Error::Invariant("an apply with savepoints was abandoned"))
+}
+
+/// [`apply_entries`] one way; `None` when `undo` is `Abandon` and a write transaction failed:
+/// nothing of it was committed.
+fn apply_entries_with(
+    c: &mut Conn,
+    entries: &[Entry<TypeConfig>],
+    federated: bool,
+    undo: Undo,
+) -> Result<Option<Vec<BatchResult>>> {
     let (mut applied, mut membership) = read_meta(c, "state database")?;
     let tx = c.transaction()?;
     let mut results = Vec::with_capacity(entries.len());
@@ -685,9 +717,18 @@ fn apply_entries(
         let mut outcomes = Vec::new();
         match &entry.payload {
             EntryPayload::Blank => {}
-            EntryPayload::Normal(batch) => {
-                outcomes = sqlstore::apply_batch(&tx, &batch.txns, federated)?;
-            }
+            EntryPayload::Normal(batch) => match undo {
+                Undo::Savepoint => {
+                    outcomes = sqlstore::apply_batch(&tx, &batch.txns, federated)?;
+                }
+                Undo::Abandon => {
+                    match sqlstore::apply_batch_or_abandon(&tx, &batch.txns, federated)? {
+                        Some(done) => outcomes = done,
+                        // Dropping `tx` rolls it back.
+                        None => return Ok(None),
+                    }
+                }
+            },
             EntryPayload::Membership(m) => {
                 membership = StoredMembership::new(Some(entry.log_id), m.clone());
             }
@@ -697,7 +738,7 @@ fn apply_entries(
     }
     write_meta(&tx, &applied, &membership)?;
     tx.commit()?;
-    Ok(results)
+    Ok(Some(results))
 }
 
 /// Answers the writers waiting on `entries` on this server (the leader that proposed them, see
@@ -800,8 +841,10 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code
 
     use openraft::CommittedLeaderId;
+    use sqlstore::{SqlStmt, SqlValue};
 
     use super::*;
+    use crate::types::Batch;
 
     fn snapshot_at(path: &Path, index: u64) {
         let conn = Conn::from(rusqlite::Connection::open(path).unwrap());
@@ -812,6 +855,91 @@ mod tests {
         .unwrap();
         let applied = Some(LogId::new(CommittedLeaderId::new(1, 0), index));
         write_meta(&conn, &applied, &Membership::default()).unwrap();
+    }
+
+    fn state_db() -> Conn {
+        let conn = Conn::from(rusqlite::Connection::open_in_memory().unwrap());
+        conn.execute_batch(
+            "CREATE TABLE raft_sm_meta (id INTEGER PRIMARY KEY, last_applied BLOB, \
+             membership BLOB, format INTEGER);
+             CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn names(c: &Conn) -> Vec<String> {
+        c.prepare("SELECT name FROM t ORDER BY id")
+            .unwrap()
+            .query_map((), |r| r.get(0))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_apply_abandoned_at_a_failed_write_ends_as_if_every_write_had_its_savepoint() {
+        let insert = |name: &str| {
+            SqlStmt::new(
+                "INSERT INTO t (name) VALUES (?1) RETURNING id",
+                vec![SqlValue::Text(name.into())],
+            )
+        };
+        let txn = |stmts: Vec<SqlStmt>| SqlTxn { stmts };
+        let entry = |index: u64, txns: Vec<SqlTxn>| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(Batch::new(txns)),
+        };
+        let entries = [
+            entry(1, vec![txn(vec![insert("a")])]),
+            // Its first insert lands before the second fails on the taken name.
+            entry(
+                2,
+                vec![
+                    txn(vec![insert("b"), insert("a")]),
+                    txn(vec![insert("c")]),
+                ],
+            ),
+        ];
+
+        let mut guarded = state_db();
+        let expected = apply_entries_with(&mut guarded, &entries, false, Undo::Savepoint)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            &expected[1].outcomes[0],
+            TxnOutcome::Failed(e) if e.kind == sqlstore::TxnErrorKind::Constraint && e.stmt == 1
+        ));
+        assert_eq!(names(&guarded), ["a", "c"]);
+
+        let mut c = state_db();
+        assert!(
+            apply_entries_with(&mut c, &entries, false, Undo::Abandon)
+                .unwrap()
+                .is_none(),
+            "the failed write abandons the attempt"
+        );
+        assert!(names(&c).is_empty(), "an abandoned attempt leaves nothing");
+        assert_eq!(read_meta(&c, "test").unwrap().0, None);
+
+        // Whichever way apply_entries goes (an earlier failure may send it to savepoints).
+        let results = apply_entries(&mut c, &entries, false).unwrap();
+        assert_eq!(results, expected);
+        assert_eq!(names(&c), ["a", "c"]);
+        assert_eq!(read_meta(&c, "test").unwrap().0, Some(entries[1].log_id));
+
+        // Without failures, the attempt is the apply.
+        let more = [entry(3, vec![txn(vec![insert("d")])])];
+        let done = apply_entries_with(&mut c, &more, false, Undo::Abandon)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            done[0].outcomes,
+            [TxnOutcome::Done {
+                values: vec![SqlValue::Int(3)]
+            }]
+        );
+        assert_eq!(names(&c), ["a", "c", "d"]);
     }
 
     /// Found by the power-cut campaign: a snapshot built while the current one was being

@@ -189,6 +189,11 @@ fn consensus(e: &mut Exposition) {
         m::WRITES_ANSWERED_AT_APPLY.get(),
     );
     e.counter(
+        "oneha_applies_redone_total",
+        "Applies done again with a savepoint per write transaction because one of them failed.",
+        m::APPLIES_REDONE.get(),
+    );
+    e.counter(
         "oneha_records_answered_by_raft_total",
         "Log records this leader proposed whose writers were answered from Raft's result instead.",
         m::WRITES_ANSWERED_BY_RAFT.get(),

@@ -18,6 +18,7 @@ use crate::checksum::checksum_of;
 use crate::open::DbError;
 use crate::sql::SqlError;
 use crate::sql::{quote, Conn, Location};
+use crate::txn::Undo;
 use crate::{BackupInfo, SqlStmt, SqlTxn, SqlValue, TxnOutcome};
 
 /// OneHA's tables that hold OpenNebula's federated pools: `user_pool` with its groups and login
@@ -194,10 +195,35 @@ pub fn apply_batch(
     txns: &[SqlTxn],
     federated: bool,
 ) -> Result<Vec<TxnOutcome>, SqlError> {
+    apply_batch_with(tx, txns, federated, Undo::Savepoint)
+        .map(|outcomes| outcomes.unwrap_or_default())
+}
+
+/// [`apply_batch`] without a savepoint per transaction (`Undo::Abandon`): `None` as soon as one
+/// transaction fails, its first statements still applied; the caller must then roll back its
+/// whole database transaction and apply the same entries with [`apply_batch`], which gives
+/// every server the same outcomes as if this attempt had never been made.
+pub fn apply_batch_or_abandon(
+    tx: &Conn,
+    txns: &[SqlTxn],
+    federated: bool,
+) -> Result<Option<Vec<TxnOutcome>>, SqlError> {
+    apply_batch_with(tx, txns, federated, Undo::Abandon)
+}
+
+fn apply_batch_with(
+    tx: &Conn,
+    txns: &[SqlTxn],
+    federated: bool,
+    undo: Undo,
+) -> Result<Option<Vec<TxnOutcome>>, SqlError> {
     let mut outcomes = Vec::with_capacity(txns.len());
     let mut record: Vec<&SqlStmt> = Vec::new();
     for t in txns {
-        let outcome = crate::apply_txn(tx, t)?;
+        let outcome = crate::txn::apply_txn_with(tx, t, undo)?;
+        if undo == Undo::Abandon && !matches!(outcome, TxnOutcome::Done { .. }) {
+            return Ok(None);
+        }
         if federated && matches!(outcome, TxnOutcome::Done { .. }) {
             record.extend(t.stmts.iter().filter(|s| is_federated_write(s)));
         }
@@ -220,7 +246,7 @@ pub fn apply_batch(
                 .execute([last - FED_LOG_RETENTION])?;
         }
     }
-    Ok(outcomes)
+    Ok(Some(outcomes))
 }
 
 /// The digest of the federated tables but the federated log (whose records a slave holds

@@ -30,9 +30,9 @@ pub use changes::{Changes, Committing, Watched};
 pub use checksum::{checksum, Checksum};
 pub use dump::{is_dump, restore_dump, verify_dump, write_dump};
 pub use federated::{
-    apply_batch, federated_checksum, federated_snapshot, is_federated, is_federated_write,
-    last_federated, restore_federated, verify_federated, write_federated, FedSnapshot,
-    SnapshotTable, FEDERATED_TABLES,
+    apply_batch, apply_batch_or_abandon, federated_checksum, federated_snapshot, is_federated,
+    is_federated_write, last_federated, restore_federated, verify_federated, write_federated,
+    FedSnapshot, SnapshotTable, FEDERATED_TABLES,
 };
 pub use objects::{HasOwner, Head, Lock, Owned};
 pub use open::{copy_into, open_read, open_state, restore_from, DbError};
@@ -42,6 +42,6 @@ pub use reads::{
     ZoneRow, ZoneServerRow,
 };
 pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, RawRow, Row, SqlError, ValueView};
-pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome};
+pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome, Undo};
 /// OpenNebula's object states, the numbers the state tables store.
 pub use wire::state;

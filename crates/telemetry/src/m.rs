@@ -44,6 +44,9 @@ pub static PROPOSER_OVERLOADED: Counter = Counter::new();
 /// Time the state database took to apply one batch of committed entries.
 pub static APPLY_SECONDS: LazyLock<Arc<Histogram>> =
     LazyLock::new(|| Arc::new(Histogram::new(LATENCY_BUCKETS)));
+/// Applies begun without a savepoint per write transaction and done again with them, because one
+/// of those transactions failed (`sqlstore::Undo`).
+pub static APPLIES_REDONE: Counter = Counter::new();
 /// Committed entries applied to the state database.
 pub static APPLIED_ENTRIES: Counter = Counter::new();
 /// Snapshots this server built, and installed from a leader.
