@@ -895,10 +895,7 @@ mod tests {
             // Its first insert lands before the second fails on the taken name.
             entry(
                 2,
-                vec![
-                    txn(vec![insert("b"), insert("a")]),
-                    txn(vec![insert("c")]),
-                ],
+                vec![txn(vec![insert("b"), insert("a")]), txn(vec![insert("c")])],
             ),
         ];
 

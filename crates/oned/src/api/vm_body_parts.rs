@@ -13,9 +13,12 @@
 //! (`vm_pool_cache`) and would only push single reads out.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use sqlstore::objects::vm::VmRow;
+
+use super::xml::CORRUPT_TEMPLATES;
 
 /// The template-derived parts of a body, in the order the body prints them.
 #[derive(Debug, Default, PartialEq)]
@@ -144,7 +147,13 @@ pub(super) fn info_parts(v: &VmRow, build: impl FnOnce() -> Parts) -> Arc<Parts>
     {
         return hit;
     }
+    // A template that does not parse is counted and logged each time it is shown: never kept.
+    // (Another reader's count meanwhile only costs this one its keeping.)
+    let corrupt_before = CORRUPT_TEMPLATES.load(Ordering::Relaxed);
     let parts = Arc::new(build());
+    if CORRUPT_TEMPLATES.load(Ordering::Relaxed) != corrupt_before {
+        return parts;
+    }
     if let Ok(mut c) = CACHE.lock() {
         c.get_or_insert_with(Cache::default).put(v, parts.clone());
     }
@@ -230,6 +239,29 @@ mod tests {
         assert!(c.order.len() <= 2 * c.by_vm.len() + 64, "{}", c.order.len());
         let held: usize = c.by_vm.values().map(|k| k.bytes).sum();
         assert_eq!(held, c.bytes, "the count follows what is held");
+    }
+
+    #[test]
+    fn a_read_builds_once_and_a_corrupt_template_is_built_at_every_showing() {
+        let fine = vm(i64::MAX - 1, "A=1");
+        let first = info_parts(&fine, || parts("built"));
+        let again = info_parts(&fine, || parts("built again"));
+        assert_eq!(
+            (&first.template[..], &again.template[..]),
+            ("built", "built")
+        );
+
+        let corrupt = vm(i64::MAX - 2, "A=[");
+        let showing = || {
+            CORRUPT_TEMPLATES.fetch_add(1, Ordering::Relaxed);
+            parts("empty")
+        };
+        info_parts(&corrupt, showing);
+        let next = info_parts(&corrupt, || parts("shown again"));
+        assert_eq!(
+            next.template, "shown again",
+            "not kept: counted at each showing"
+        );
     }
 
     #[test]
