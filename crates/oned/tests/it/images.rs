@@ -178,6 +178,7 @@ fn image_methods_move_states_and_refuse_as_opennebula() {
     // Another user: USE is not enough to change an image.
     let admin = zone.servers[leader].client();
     let bob = allocate(&admin, "bob").unwrap();
+    zone.wait_caught_up();
     let b = zone.servers[follower].client_as("bob", "pw-bob");
     admin
         .call(

@@ -37,7 +37,9 @@ fn vm_quotas_hold_on_every_server_and_free_what_a_terminated_vm_used() {
     let admin = zone.servers[leader].client();
     let alice = allocate(&admin, "alice").unwrap();
     let follower = (leader + 1) % 3;
-    // Alice writes through a follower: the check is the leader's, the message hers.
+    // Alice writes through a follower (once it knows her): the check is the leader's, the
+    // message hers.
+    zone.wait_caught_up();
     let c = zone.servers[follower].client_as("alice", "pw-alice");
 
     quota(

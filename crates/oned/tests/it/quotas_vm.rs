@@ -51,7 +51,8 @@ fn system_disk_size_is_charged_at_allocate_and_attach_and_freed_at_detach_and_te
     let leader = zone.leader();
     let admin = zone.servers[leader].client();
     let alice = allocate(&admin, "alice").unwrap();
-    // Alice writes through a follower and reads on the leader.
+    // Alice writes through a follower (once it knows her) and reads on the leader.
+    zone.wait_caught_up();
     let w = zone.servers[(leader + 1) % 3].client_as("alice", "pw-alice");
     let c = zone.servers[leader].client_as("alice", "pw-alice");
     ok(
@@ -156,6 +157,8 @@ fn reservations_count_in_the_leases_quota_of_their_parent() {
     let leader = zone.leader();
     let admin = zone.servers[leader].client();
     let alice = allocate(&admin, "alice").unwrap();
+    // A follower authenticates from its own copy: it must have applied her first.
+    zone.wait_caught_up();
     let w = zone.servers[(leader + 1) % 3].client_as("alice", "pw-alice");
     let c = zone.servers[leader].client_as("alice", "pw-alice");
     let vn = ok(
@@ -457,6 +460,8 @@ fn quota_vm_attribute_counts_a_generic_attribute_of_the_vms() {
     let leader = zone.leader();
     let admin = zone.servers[leader].client();
     let alice = allocate(&admin, "alice").unwrap();
+    // A follower authenticates from its own copy: it must have applied her first.
+    zone.wait_caught_up();
     let w = zone.servers[(leader + 1) % 3].client_as("alice", "pw-alice");
     let c = zone.servers[leader].client_as("alice", "pw-alice");
     quota(&admin, "one.user.quota", alice, "VM = [ VCPU = 6 ]");
