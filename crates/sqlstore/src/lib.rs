@@ -9,6 +9,7 @@ mod bootstrap;
 pub mod changes;
 mod checksum;
 mod copy;
+mod counter_insert;
 mod digested;
 mod dump;
 pub mod federated;

@@ -211,6 +211,11 @@ pub fn run_all(conn: &Conn, stmts: &[SqlStmt]) -> Result<(), SqlError> {
 
 /// Runs one statement; `Some(value)` when it produced or changed a row.
 fn run_stmt(tx: &Conn, stmt: &SqlStmt) -> Result<Option<SqlValue>, SqlError> {
+    if tx.backend() == crate::Backend::Sqlite {
+        if let Some(insert) = crate::counter_insert::CounterInsert::parse(&stmt.sql) {
+            return insert.run(tx, &stmt.params);
+        }
+    }
     let (first, changed) = tx.prepare_cached(&stmt.sql)?.run(stmt.params.as_slice())?;
     Ok(first.or((changed > 0).then_some(SqlValue::Int(changed as i64))))
 }
