@@ -45,12 +45,7 @@ impl<'a> CounterInsert<'a> {
         {
             return None;
         }
-        let words = |w: &str| {
-            sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .filter(|t| t.eq_ignore_ascii_case(w))
-                .count()
-        };
-        (words("select") == 1 && words("from") == 1).then_some(CounterInsert { insert, table })
+        (keywords(sql) == (1, 1)).then_some(CounterInsert { insert, table })
     }
 
     /// What the statement with its `RETURNING` gives: the new oid, or nothing when no row was
@@ -67,6 +62,23 @@ impl<'a> CounterInsert<'a> {
             .query_row((), |r| r.get_ref(0).cloned())
             .map(Some)
     }
+}
+
+/// How many `SELECT` and `FROM` words `sql` has, in any case, in one pass over its bytes (it
+/// runs for every allocation on every server: splitting by chars was 1.8 % of a follower).
+fn keywords(sql: &str) -> (usize, usize) {
+    let (mut selects, mut froms) = (0, 0);
+    for word in sql
+        .as_bytes()
+        .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+    {
+        if word.eq_ignore_ascii_case(b"select") {
+            selects += 1;
+        } else if word.eq_ignore_ascii_case(b"from") {
+            froms += 1;
+        }
+    }
+    (selects, froms)
 }
 
 #[cfg(test)]
