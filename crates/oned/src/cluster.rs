@@ -317,20 +317,25 @@ impl Cluster {
             server_id: ha.server_id as i64,
             state,
             term: i64::try_from(m.current_term).unwrap_or(i64::MAX),
-            votedfor: if m.current_term == 0 {
-                -1
-            } else {
-                m.vote
-                    .leader_id()
-                    .voted_for()
-                    .map(|v| v as i64)
-                    .unwrap_or(-1)
-            },
+            votedfor: voted_for(m.current_term, &m.vote),
             commit: committed.map(|l| l.index as i64).unwrap_or(-1),
             log_index: m.last_log_index.map(|i| i as i64).unwrap_or(-1),
             log_term: log_term.map(|t| t as i64).unwrap_or(-1),
             fedlog_index: -1,
         }
+    }
+}
+
+/// `raftstatus`'s VOTEDFOR: whom this server voted for in `term`, -1 for no one. openraft's
+/// `current_term` is its vote in memory, which moves to a new term before that vote is saved;
+/// `vote` is the saved one. Until the new term's vote is saved this server has durably voted in
+/// it for no one, as OpenNebula's VOTEDFOR is -1 once the term moved: showing the older term's
+/// candidate beside the new term would pair a vote with a term it was never cast in.
+fn voted_for(term: u64, vote: &openraft::Vote<u64>) -> i64 {
+    let saved = vote.leader_id();
+    match saved.voted_for() {
+        Some(id) if term > 0 && saved.get_term() == term => id as i64,
+        _ => -1,
     }
 }
 
@@ -356,5 +361,23 @@ impl LeaderTicks {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::Vote;
+
+    use super::voted_for;
+
+    /// Found by the fault suite's vote watch: a candidate's new term in memory beside the
+    /// previous term's saved vote read as a vote cast for another server in the new term.
+    #[test]
+    fn votedfor_is_the_saved_vote_of_the_term_shown_or_no_one() {
+        assert_eq!(voted_for(12, &Vote::new(12, 2)), 2);
+        assert_eq!(voted_for(12, &Vote::new_committed(12, 0)), 0);
+        // Term 12 begun in memory, its vote not saved yet: the saved one is of term 11.
+        assert_eq!(voted_for(12, &Vote::new(11, 2)), -1);
+        assert_eq!(voted_for(0, &Vote::default()), -1);
     }
 }
