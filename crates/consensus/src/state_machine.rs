@@ -968,9 +968,8 @@ mod tests {
 
     #[test]
     fn writes_move_only_last_applied_and_a_newer_format_is_refused_before_anything_lands() {
-        let log_id = |index: u64| LogId::new(CommittedLeaderId::new(1, 0), index);
         let write = |index: u64, name: &str| Entry::<TypeConfig> {
-            log_id: log_id(index),
+            log_id: at(index),
             payload: EntryPayload::Normal(Batch::new(vec![SqlTxn {
                 stmts: vec![SqlStmt::new(
                     "INSERT INTO t (name) VALUES (?1)",
@@ -989,16 +988,16 @@ mod tests {
         let mut c = state_db();
         // The first apply writes the whole row; a membership change rewrites it.
         apply_entries(&mut c, &[write(1, "a")], false).unwrap();
-        assert_eq!(read_meta(&c, "test").unwrap().0, Some(log_id(1)));
+        assert_eq!(read_meta(&c, "test").unwrap().0, Some(at(1)));
         let change = Entry::<TypeConfig> {
-            log_id: log_id(2),
+            log_id: at(2),
             payload: EntryPayload::Membership(config.clone()),
         };
         apply_entries(&mut c, &[change, write(3, "b")], false).unwrap();
         apply_entries(&mut c, &[write(4, "c"), write(5, "d")], false).unwrap();
         let (applied, membership) = read_meta(&c, "test").unwrap();
-        assert_eq!(applied, Some(log_id(5)));
-        assert_eq!(membership, StoredMembership::new(Some(log_id(2)), config));
+        assert_eq!(applied, Some(at(5)));
+        assert_eq!(membership, StoredMembership::new(Some(at(2)), config));
 
         c.execute_batch(&format!("UPDATE raft_sm_meta SET format = {}", FORMAT + 1))
             .unwrap();

@@ -35,13 +35,12 @@ impl<'a> CounterInsert<'a> {
             .filter(|t| {
                 !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             })?;
-        let quoted = format!("'{table}'");
-        let tail = ["FROM", "pool_control", "WHERE", "tablename", "=", &quoted];
-        if !insert
-            .split_whitespace()
-            .rev()
-            .take(tail.len())
-            .eq(tail.iter().rev().copied())
+        let mut words = insert.split_whitespace().rev();
+        let counter = words.next()?.strip_prefix('\'')?.strip_suffix('\'')?;
+        if counter != table
+            || !words
+                .take(5)
+                .eq(["=", "tablename", "WHERE", "pool_control", "FROM"])
         {
             return None;
         }
