@@ -798,6 +798,13 @@ pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
             crate::files::private_file(path).map_err(DbError::io(path))?;
             let conn = Connection::open(path).map_err(DbError::at(path))?;
             pragmas(&conn).map_err(DbError::at(path))?;
+            if shares_page_cache(&conn) {
+                tracing::warn!(
+                    "this build's SQLite has SQLITE_ENABLE_MEMORY_MANAGEMENT: its connections \
+                     share one page cache, and applying re-reads pages from the file \
+                     (build from the source tree, whose .cargo/config.toml turns it off)"
+                );
+            }
             let conn = Conn::from(conn);
             ensure_schema(&conn).map_err(DbError::at(path))?;
             Ok(conn)
@@ -822,6 +829,19 @@ pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
             Ok(conn)
         }
     }
+}
+
+/// Whether this build's SQLite makes all the process's connections share one page-cache group
+/// (`SQLITE_ENABLE_MEMORY_MANAGEMENT`): one LRU and one budget for the applier, the Raft log and
+/// the read pool, in which a busy log writer evicts the applier's B-tree pages (docs/benchmarks.md,
+/// sixteenth round). The workspace builds without it (`.cargo/config.toml`).
+pub fn shares_page_cache(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_compile_options WHERE compile_options = 'ENABLE_MEMORY_MANAGEMENT'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
 }
 
 /// Opens the state database read-only, for the read pool and snapshots.
@@ -903,6 +923,28 @@ mod tests {
 
     fn open(p: &Path) -> Conn {
         open_state(&Location::Sqlite(p.to_path_buf())).unwrap()
+    }
+
+    #[test]
+    fn each_connection_keeps_its_own_page_cache() {
+        let c = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = c
+            .prepare("SELECT compile_options FROM pragma_compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // The query itself works: the answer below is not an error read as "no".
+        assert!(
+            options.iter().any(|o| o.starts_with("THREADSAFE=")),
+            "{options:?}"
+        );
+        assert!(
+            !shares_page_cache(&c),
+            "SQLite built with SQLITE_ENABLE_MEMORY_MANAGEMENT (is LIBSQLITE3_FLAGS of \
+             .cargo/config.toml in effect?): {options:?}"
+        );
     }
 
     #[test]
