@@ -798,11 +798,11 @@ pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
             crate::files::private_file(path).map_err(DbError::io(path))?;
             let conn = Connection::open(path).map_err(DbError::at(path))?;
             pragmas(&conn).map_err(DbError::at(path))?;
-            if shares_page_cache(&conn) {
+            if let Some(why) = page_cache_misbuilt(&conn) {
                 tracing::warn!(
-                    "this build's SQLite has SQLITE_ENABLE_MEMORY_MANAGEMENT: its connections \
-                     share one page cache, and applying re-reads pages from the file \
-                     (build from the source tree, whose .cargo/config.toml turns it off)"
+                    "this build's SQLite is not built as OneHA builds it, and applies and reads \
+                     slower: {why} (build from the source tree, whose .cargo/config.toml sets \
+                     LIBSQLITE3_FLAGS)"
                 );
             }
             let conn = Conn::from(conn);
@@ -831,17 +831,32 @@ pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
     }
 }
 
-/// Whether this build's SQLite makes all the process's connections share one page-cache group
-/// (`SQLITE_ENABLE_MEMORY_MANAGEMENT`): one LRU and one budget for the applier, the Raft log and
-/// the read pool, in which a busy log writer evicts the applier's B-tree pages (docs/benchmarks.md,
-/// sixteenth round). The workspace builds without it (`.cargo/config.toml`).
-pub fn shares_page_cache(conn: &Connection) -> bool {
-    conn.query_row(
-        "SELECT count(*) FROM pragma_compile_options WHERE compile_options = 'ENABLE_MEMORY_MANAGEMENT'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .is_ok_and(|n| n > 0)
+/// What is wrong with this build's SQLite for a server, if anything: the workspace builds it
+/// with its own page-cache settings (`.cargo/config.toml`, docs/benchmarks.md, sixteenth round),
+/// and a build made elsewhere may lack them.
+/// - `SQLITE_ENABLE_MEMORY_MANAGEMENT` makes all the process's connections share one page-cache
+///   group, one LRU and one budget for the applier, the Raft log and the read pool, in which a
+///   busy log writer evicts the applier's B-tree pages;
+/// - a `SQLITE_DEFAULT_PCACHE_INITSZ` other than 0 makes every new page cache (each ephemeral
+///   table of a `RETURNING`, a sort, a `DISTINCT`) allocate 20 pages at once.
+pub fn page_cache_misbuilt(conn: &Connection) -> Option<&'static str> {
+    let has = |option: &str| {
+        conn.query_row(
+            "SELECT count(*) FROM pragma_compile_options WHERE compile_options = ?1",
+            [option],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n > 0)
+    };
+    if has("ENABLE_MEMORY_MANAGEMENT") {
+        Some("SQLITE_ENABLE_MEMORY_MANAGEMENT is set: the connections share one page cache")
+    } else if !has("DEFAULT_PCACHE_INITSZ=0") {
+        Some(
+            "SQLITE_DEFAULT_PCACHE_INITSZ is not 0: each new page cache allocates 20 pages at once",
+        )
+    } else {
+        None
+    }
 }
 
 /// Opens the state database read-only, for the read pool and snapshots.
@@ -940,10 +955,10 @@ mod tests {
             options.iter().any(|o| o.starts_with("THREADSAFE=")),
             "{options:?}"
         );
-        assert!(
-            !shares_page_cache(&c),
-            "SQLite built with SQLITE_ENABLE_MEMORY_MANAGEMENT (is LIBSQLITE3_FLAGS of \
-             .cargo/config.toml in effect?): {options:?}"
+        assert_eq!(
+            page_cache_misbuilt(&c),
+            None,
+            "is LIBSQLITE3_FLAGS of .cargo/config.toml in effect? {options:?}"
         );
     }
 
