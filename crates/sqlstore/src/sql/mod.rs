@@ -461,12 +461,14 @@ impl Stmt<'_> {
 
     /// Runs a statement that returns no rows; the number of rows it changed (MySQL: matched).
     pub fn execute(&mut self, params: impl Params) -> Result<usize> {
-        let values = params.into_values();
         match &mut self.inner {
-            StmtInner::Sqlite(s) => {
-                Ok(s.get().execute(rusqlite::params_from_iter(values.iter()))?)
-            }
-            StmtInner::Mysql(c, p) => Ok(c.borrow_mut().exec(p, values, false)?.affected as usize),
+            StmtInner::Sqlite(s) => Ok(
+                params.with_values(|v| s.get().execute(rusqlite::params_from_iter(v.iter())))?
+            ),
+            StmtInner::Mysql(c, p) => Ok(c
+                .borrow_mut()
+                .exec(p, params.into_values(), false)?
+                .affected as usize),
         }
     }
 
@@ -475,11 +477,10 @@ impl Stmt<'_> {
     /// it changed. (MariaDB does not announce the columns of `RETURNING` when it prepares a
     /// statement, so [`Stmt::column_count`] cannot tell.)
     pub fn run(&mut self, params: impl Params) -> Result<(Option<SqlValue>, usize)> {
-        let values = params.into_values();
         let returns_rows = self.column_count() > 0;
         match &mut self.inner {
             StmtInner::Mysql(c, p) => {
-                let got = c.borrow_mut().exec(p, values, true)?;
+                let got = c.borrow_mut().exec(p, params.into_values(), true)?;
                 let first = got
                     .rows
                     .first()
@@ -488,30 +489,30 @@ impl Stmt<'_> {
                 Ok((first, got.affected as usize))
             }
             StmtInner::Sqlite(_) if returns_rows => {
-                let mut rows = self.query(values)?;
+                let mut rows = self.query(params)?;
                 let first = rows.next()?.map(|r| r.get_ref(0).cloned()).transpose()?;
                 while rows.next()?.is_some() {}
                 Ok((first, 0))
             }
-            StmtInner::Sqlite(_) => Ok((None, self.execute(values)?)),
+            StmtInner::Sqlite(_) => Ok((None, self.execute(params)?)),
         }
     }
 
     /// Runs a query; its rows are read one at a time (SQLite) or once the server has sent
     /// them all (MySQL, whose connection must be free for sub-queries while they are read).
     pub fn query(&mut self, params: impl Params) -> Result<Rows<'_>> {
-        let values = params.into_values();
         let n = self.column_count();
         match &mut self.inner {
             StmtInner::Sqlite(s) => {
-                let rows = s.get().query(rusqlite::params_from_iter(values))?;
+                let rows =
+                    params.with_values(|v| s.get().query(rusqlite::params_from_iter(v.iter())))?;
                 Ok(Rows {
                     inner: RowsInner::Sqlite(rows, n),
                     current: None,
                 })
             }
             StmtInner::Mysql(c, p) => {
-                let got = c.borrow_mut().exec(p, values, true)?;
+                let got = c.borrow_mut().exec(p, params.into_values(), true)?;
                 Ok(Rows {
                     inner: RowsInner::Buffered(got.rows.into_iter()),
                     current: None,
@@ -527,11 +528,10 @@ impl Stmt<'_> {
         params: impl Params,
         mut f: impl FnMut(&Row) -> Result<()>,
     ) -> Result<()> {
-        let values = params.into_values();
         match &mut self.inner {
-            StmtInner::Mysql(c, p) => c.borrow_mut().exec_each(p, values, &mut f),
+            StmtInner::Mysql(c, p) => c.borrow_mut().exec_each(p, params.into_values(), &mut f),
             StmtInner::Sqlite(_) => {
-                let mut rows = self.query(values)?;
+                let mut rows = self.query(params)?;
                 while let Some(r) = rows.next()? {
                     f(r)?;
                 }

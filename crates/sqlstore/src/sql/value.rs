@@ -285,8 +285,15 @@ impl<T> Optional<T> for Result<T> {
 }
 
 /// The parameters of a statement, in the order of `?1`, `?2`...
-pub trait Params {
+pub trait Params: Sized {
     fn into_values(self) -> Vec<SqlValue>;
+
+    /// `f` over the values, borrowed where they already are a slice: SQLite binds from a slice
+    /// (and copies what it binds), so an applied statement's values, the allocation's whole body
+    /// among them, are not copied once more only to be bound.
+    fn with_values<R>(self, f: impl FnOnce(&[SqlValue]) -> R) -> R {
+        f(&self.into_values())
+    }
 }
 
 impl Params for () {
@@ -305,11 +312,19 @@ impl Params for &[SqlValue] {
     fn into_values(self) -> Vec<SqlValue> {
         self.to_vec()
     }
+
+    fn with_values<R>(self, f: impl FnOnce(&[SqlValue]) -> R) -> R {
+        f(self)
+    }
 }
 
 impl Params for &Vec<SqlValue> {
     fn into_values(self) -> Vec<SqlValue> {
         self.clone()
+    }
+
+    fn with_values<R>(self, f: impl FnOnce(&[SqlValue]) -> R) -> R {
+        f(self)
     }
 }
 
