@@ -10,7 +10,11 @@
 //! before the cut is at or below the last index of its durable log at boot. Until its state has
 //! applied that far the gate is closed: local reads are served as leader reads instead. A
 //! truncation lowers the mark (the entries it removes were never committed, so never applied).
-//! Once open, the gate stays open for the life of the process.
+//! Once open, the gate stays open for the life of the process, except for what this server
+//! showed through the leader: a read it passed on to the leader (while the gate was closed, or
+//! because its log was far behind) answered with the leader's newer state, and local reads wait
+//! until this server has applied that much ([`ReadGate::shown`]), or a client reading here
+//! twice would see its second read go back in time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +27,10 @@ struct Inner {
     open: AtomicBool,
     /// The applied index that opens the gate.
     mark: AtomicU64,
+    /// The newest state an answer of this server reflected that came from the leader.
+    shown: AtomicU64,
+    /// The highest applied index seen by [`ReadGate::is_open`].
+    reached: AtomicU64,
 }
 
 impl ReadGate {
@@ -32,6 +40,8 @@ impl ReadGate {
         ReadGate(Arc::new(Inner {
             open: AtomicBool::new(last.is_none()),
             mark: AtomicU64::new(last.unwrap_or(0)),
+            shown: AtomicU64::new(0),
+            reached: AtomicU64::new(0),
         }))
     }
 
@@ -41,21 +51,35 @@ impl ReadGate {
     }
 
     /// Whether local reads may be served, given the applied index (asked only while the gate is
-    /// closed, so an open gate costs one atomic load).
+    /// closed or this server showed more than it applied, so an open gate costs three atomic
+    /// loads).
     pub fn is_open(&self, applied: impl FnOnce() -> Option<u64>) -> bool {
-        if self.0.open.load(Ordering::Acquire) {
+        let inner = &self.0;
+        let shown = inner.shown.load(Ordering::Acquire);
+        if inner.open.load(Ordering::Acquire) && shown <= inner.reached.load(Ordering::Acquire) {
             return true;
         }
-        let mark = self.0.mark.load(Ordering::Acquire);
-        if applied().is_some_and(|a| a >= mark) {
-            self.0.open.store(true, Ordering::Release);
+        let applied = applied();
+        let now = applied.unwrap_or(0);
+        inner.reached.fetch_max(now, Ordering::AcqRel);
+        if !inner.open.load(Ordering::Acquire) {
+            let mark = inner.mark.load(Ordering::Acquire);
+            if applied.is_none_or(|a| a < mark) {
+                return false;
+            }
+            inner.open.store(true, Ordering::Release);
             tracing::info!(
                 applied_at_least = mark,
                 "the state has caught up with the log found at start: serving local reads"
             );
-            return true;
         }
-        false
+        now >= shown
+    }
+
+    /// This server answered with the leader's state as of `index` (a call it passed on): its
+    /// local reads wait until it has applied that far.
+    pub fn shown(&self, index: u64) {
+        self.0.shown.fetch_max(index, Ordering::AcqRel);
     }
 
     /// The log is truncated from `index` on: what it held there was never committed, so never
@@ -123,6 +147,28 @@ mod tests {
         // Open for good: the applied index is not even asked again.
         assert!(gate.is_open(|| panic!("asked after opening")));
         assert_eq!(gate.waits_for(), None);
+    }
+
+    /// Found by the MySQL fault round of seed 1: a restarted follower far behind passed a read
+    /// on to the leader, then opened its gate on the log it had at boot and answered the same
+    /// client's next read from a state older than the leader's answer.
+    #[test]
+    fn what_the_leader_answered_for_this_server_is_waited_for() {
+        let gate = ReadGate::at_boot(Some(10));
+        assert!(!gate.is_open(|| Some(5)));
+        // A read passed on to the leader showed its state at 40.
+        gate.shown(40);
+        assert!(!gate.is_open(|| Some(10)), "the boot mark is not enough");
+        assert!(!gate.is_open(|| Some(39)));
+        assert!(gate.is_open(|| Some(40)));
+        assert!(gate.is_open(|| panic!("asked once past what was shown")));
+        // Shown again later, beyond what is applied: local reads wait once more.
+        gate.shown(55);
+        assert!(!gate.is_open(|| Some(50)));
+        assert!(gate.is_open(|| Some(56)));
+        // Shown below what was reached: nothing to wait for.
+        gate.shown(20);
+        assert!(gate.is_open(|| panic!("asked for an index already reached")));
     }
 
     #[test]

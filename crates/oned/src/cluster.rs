@@ -163,6 +163,15 @@ impl Cluster {
         }
     }
 
+    /// This server answered a call with the leader's state as of `index` (it passed the call
+    /// on): its local reads wait until it has applied that far, so a client never reads here a
+    /// state older than one it was shown here.
+    pub fn shown(&self, index: u64) {
+        if let Cluster::Ha(ha) = self {
+            ha.local_reads.shown(index);
+        }
+    }
+
     /// The last log index applied to the local database (`None` when solo or nothing yet).
     pub fn last_applied(&self) -> Option<u64> {
         match self {

@@ -185,6 +185,7 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
                 }
                 Ok(b) => {
                     if let Some(index) = applied {
+                        ctx.cluster.shown(index);
                         read_own_write(ctx, method, index).await;
                     }
                     Forwarded::Done(Reply::Forwarded(b.to_vec()))
