@@ -278,7 +278,9 @@ fn recount_before_leaving(leavers: &str, params: Vec<SqlValue>) -> SqlStmt {
 /// Sets the usage of the hosts `hosts` (a WHERE clause over `host_pool`) from their placed VMs
 /// that satisfy `keep`; `params` are `?4`...
 fn recount(hosts: &str, keep: &str, params: Vec<SqlValue>) -> SqlStmt {
-    let placed = format!("hid = host_pool.oid AND state IN (?1, ?2, ?3) AND {keep}");
+    // `hid >= 0` (true of every placed VM) as `vm_pool_host` is defined: its index holds only
+    // placed VMs, and SQLite uses it only for a query that says so.
+    let placed = format!("hid = host_pool.oid AND hid >= 0 AND state IN (?1, ?2, ?3) AND {keep}");
     let mut all: Vec<SqlValue> = ON_HOST.iter().map(|s| SqlValue::Int(s.as_i64())).collect();
     all.extend(params);
     SqlStmt::new(
