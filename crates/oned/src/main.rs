@@ -140,13 +140,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The server runs as a task of the runtime, not on this thread (`block_on`): its accept loop
+    // then runs on a worker, which is woken by the listener's readiness itself and spawns each
+    // connection's task into its own queue. On this thread, every connection cost two more
+    // thread wake-ups (this thread, then a worker for the new task).
     let result = runtime.block_on(async {
         let addr = format!("{}:{}", config.listen_address, config.port);
         let listener = bind(&addr, config.limits.max_conn_backlog)
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        oned::run(config, paths, listener, shutdown_signal())
-            .await
-            .map_err(anyhow::Error::from)
+        let server = tokio::spawn(oned::run(config, paths, listener, shutdown_signal()));
+        match server.await {
+            Ok(served) => served.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("the server task ended abnormally: {e}")),
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
