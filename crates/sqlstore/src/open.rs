@@ -1149,6 +1149,8 @@ mod tests {
         let p = plan_with(&c, PENDING, [1, 64]);
         assert!(p.iter().any(|s| s.contains("vm_pool_state")), "{p:?}");
         assert!(!p.iter().any(|s| s.starts_with("SCAN")), "{p:?}");
+        // In id order from the index: the first 64 entries, not every pending VM sorted.
+        assert!(!p.iter().any(|s| s.contains("TEMP B-TREE")), "{p:?}");
         // The question whether a VM moves searches two ranges of the state index.
         let p = plan_with(&c, ANY_MOVING, [3, 3]);
         let ranges = p
