@@ -83,6 +83,7 @@ use xmlrpc::{MethodCall, Params, Value};
 
 pub use error::{code, fail, not_authorized, require_admin, Failure, Refused};
 use method::{Auth, Kind};
+pub(crate) use route::leader_answered_at;
 use route::route_to_leader;
 
 use crate::auth::Authenticator;

@@ -185,8 +185,7 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
                 }
                 Ok(b) => {
                     if let Some(index) = applied {
-                        ctx.cluster.shown(index);
-                        read_own_write(ctx, method, index).await;
+                        leader_answered_at(ctx, method, index).await;
                     }
                     Forwarded::Done(Reply::Forwarded(b.to_vec()))
                 }
@@ -222,6 +221,14 @@ async fn forward(ctx: &Ctx, method: &str, body: &[u8], leader: u64, endpoint: &s
 
 /// How long a follower holds the answer to a forwarded write for its own apply of it.
 const OWN_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Before a follower passes on the leader's answer to `method`, given when the leader had applied
+/// `index`: this server's reads wait for that state from now on (its client saw it), and a
+/// write's client reads its write here at once.
+pub(crate) async fn leader_answered_at(ctx: &Ctx, method: &str, index: u64) {
+    ctx.cluster.shown(index);
+    read_own_write(ctx, method, index).await;
+}
 
 /// After a forwarded write: waits, boundedly, until this server has applied what the leader had
 /// when it answered, so the client's next read here sees its own write.

@@ -584,21 +584,31 @@ async fn rpc(
             &format!("the dashboard does not call {method}"),
         );
     };
-    if write && !headers.contains_key(FORWARDED_HEADER) {
+    let forwarded = headers.contains_key(FORWARDED_HEADER);
+    if write && !forwarded {
         if let Some(endpoint) = leader_elsewhere(&st).await {
-            return forward(&st, &endpoint, &headers, body).await;
+            return forward(&st, &endpoint, &headers, &method, body).await;
         }
     }
     let origin = api::Origin {
         seen: api::seen_index(&headers),
         ..api::Origin::default()
     };
-    match api::handle_as(&st.ctx, &body, origin, Some(session)).await {
+    let mut response = match api::handle_as(&st.ctx, &body, origin, Some(session)).await {
         api::Reply::Xml(s) => xml(StatusCode::OK, s),
         api::Reply::Prepared(b) => xml(StatusCode::OK, b),
         api::Reply::Forwarded(b) => xml(StatusCode::OK, b),
         api::Reply::NotProposed(s) => xml(StatusCode::OK, s),
+    };
+    // What this answer reflects, for the follower that passed the call on (as `/RPC2` does).
+    if forwarded {
+        if let Some(applied) = st.ctx.cluster.last_applied() {
+            if let Ok(v) = HeaderValue::from_str(&applied.to_string()) {
+                response.headers_mut().insert(wire::header::APPLIED, v);
+            }
+        }
     }
+    response
 }
 
 /// The leader's `/RPC2` endpoint when another server leads, after waiting a bounded time for
@@ -621,8 +631,16 @@ async fn leader_elsewhere(st: &AppState) -> Option<String> {
 }
 
 /// Sends a write on to the leader's dashboard with the caller's cookie and CSRF token: the
-/// leader checks both itself, and runs the call as the same user.
-async fn forward(st: &AppState, endpoint: &str, headers: &HeaderMap, body: Bytes) -> Response {
+/// leader checks both itself, and runs the call as the same user. Its answer names the index the
+/// leader had applied, which this server applies before passing the answer on: the page's next
+/// read here shows the write, and never an older state than the one it was shown.
+async fn forward(
+    st: &AppState,
+    endpoint: &str,
+    headers: &HeaderMap,
+    method: &str,
+    body: Bytes,
+) -> Response {
     let base = endpoint
         .strip_suffix(wire::route::RPC2)
         .unwrap_or(endpoint)
@@ -649,7 +667,12 @@ async fn forward(st: &AppState, endpoint: &str, headers: &HeaderMap, body: Bytes
                 .headers()
                 .get(header::CONTENT_TYPE.as_str())
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-            r.bytes().await.map(|b| (status, json, b))
+            let applied = api::seen_index(r.headers());
+            let answer = r.bytes().await;
+            if let (Ok(_), Some(index)) = (&answer, applied) {
+                api::leader_answered_at(&st.ctx, method, index).await;
+            }
+            answer.map(|b| (status, json, b))
         }
         Err(e) => Err(e),
     };

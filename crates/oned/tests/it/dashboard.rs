@@ -693,3 +693,61 @@ fn dashboard_cookie_is_httponly_strict_and_writes_need_the_csrf_token() {
         .to_string();
     assert!(csp.contains("script-src 'self'"), "{csp}");
 }
+
+/// A page that writes through a follower's dashboard reads its write there at once: the leader's
+/// answer names the index it had applied, and the follower applies as much before passing it on
+/// (as `/RPC2` does, `forwarded_writes::a_client_reads_its_own_forwarded_writes_on_the_same_follower`).
+#[test]
+fn a_page_reads_its_own_writes_through_a_followers_dashboard() {
+    let zone = Zone::bootstrap(3);
+    let follower = (zone.leader() + 1) % 3;
+    let s = &zone.servers[follower];
+    let base = format!("http://127.0.0.1:{}/dashboard", s.port);
+    let (status, cookie, body) = answer(
+        ureq::post(&format!("{base}/api/login"))
+            .set("x-oneha-csrf", "login")
+            .set("content-type", "application/json")
+            .send_string(&json!({ "user": "oneadmin", "password": s.password() }).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let session = cookie.unwrap().split(';').next().unwrap().to_string();
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+    let rpc = |method: &str, param: &str| {
+        let call = format!(
+            "<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>\
+             <param><value><string></string></value></param>\
+             <param><value>{param}</value></param></params></methodCall>"
+        );
+        let (status, _, body) = answer(
+            ureq::post(&format!("{base}/api/rpc"))
+                .set("cookie", &session)
+                .set("x-oneha-csrf", &csrf)
+                .send_string(&call),
+        );
+        assert_eq!(status, 200, "{method}: {body}");
+        body
+    };
+    for n in 0..50 {
+        let made = rpc(
+            "one.vm.allocate",
+            &format!("<string>NAME = page-{n}\nCPU = 1\nMEMORY = 64</string>"),
+        );
+        let id = made
+            .split("<i4>")
+            .nth(1)
+            .or_else(|| made.split("<int>").nth(1))
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_else(|| panic!("no id in {made}"))
+            .to_string();
+        let read = rpc("one.vm.info", &format!("<i4>{id}</i4>"));
+        assert!(
+            read.contains(&format!("&lt;NAME&gt;page-{n}&lt;/NAME&gt;")),
+            "VM {id}, just made through this follower's dashboard: {read}"
+        );
+    }
+    assert_eq!(
+        s.metric("oneha_forwarded_writes_answered_unapplied_total"),
+        0.0
+    );
+}
