@@ -58,6 +58,17 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     ([("content-type", crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
+/// Names on the answer to a call a follower passed on what this server had applied
+/// (`wire::header::APPLIED`): the follower applies as much before it answers its client, who may
+/// read there next (`api::leader_answered_at`).
+pub(crate) fn say_applied(cluster: &crate::cluster::Cluster, response: &mut Response) {
+    if let Some(applied) = cluster.last_applied() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&applied.to_string()) {
+            response.headers_mut().insert(wire::header::APPLIED, v);
+        }
+    }
+}
+
 fn xml(body: String) -> Response {
     (
         [("content-type", "text/xml")],
@@ -188,14 +199,8 @@ async fn rpc(
         )
             .into_response(),
     };
-    // What this answer reflects: the forwarding follower applies as much before it answers its
-    // client, who may read there next.
     if origin.forwarded {
-        if let Some(applied) = st.ctx.cluster.last_applied() {
-            if let Ok(v) = axum::http::HeaderValue::from_str(&applied.to_string()) {
-                response.headers_mut().insert(wire::header::APPLIED, v);
-            }
-        }
+        say_applied(&st.ctx.cluster, &mut response);
     }
     response
 }

@@ -641,7 +641,7 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
             Backend::Mysql => sql::mysql_schema(conn, &add),
         })?;
     }
-    // ...and the scheduler, which looks for flagged VMs every period, an index on the flag.
+    // ...and the indexes of placed and of flagged VMs, partial where the backend allows.
     for (name, table, column, only) in VM_INDEXES {
         match conn.backend() {
             Backend::Sqlite => ensure_partial_index(conn, name, table, column, only)?,
@@ -716,10 +716,10 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
 /// usage (read by every `one.user.info`, `one.group.info` and quota check) by `uid`/`gid`, and
 /// the rows a VM holds (image uses, leases, security groups) found by VM id when it ends. Integer
 /// columns only (MySQL cannot index TEXT without a prefix); each costs inserts a little, so only
-/// those a measured query needs (and see `VM_INDEXES`). `vm_pool_state` covers the leader's scheduler, which asks every period whether a VM is
-/// pending (`objects::vm::pending`) or between states (`objects::vm::any_moving`): each scanned
-/// every VM's row (22 ms at 10k running VMs with 2.6 KB templates, on a loaded machine), 0.03 ms
-/// as searches.
+/// those a measured query needs (and see `VM_INDEXES`). `vm_pool_state` covers the leader's
+/// scheduler, which asks every period whether a VM is pending (`objects::vm::pending`) or
+/// between states (`objects::vm::any_moving`): each scanned every VM's row (22 ms at 10k
+/// running VMs with 2.6 KB templates, on a loaded machine), 0.03 ms as searches.
 const OWNER_INDEXES: [(&str, &str, &str); 12] = [
     ("vm_pool_state", "vm_pool", "state, lcm_state"),
     ("vm_pool_uid", "vm_pool", "uid"),
@@ -740,7 +740,7 @@ const OWNER_INDEXES: [(&str, &str, &str); 12] = [
 /// 3.5 ms to 0.13 ms at 10k VMs) and one flagged for rescheduling (`vm_pool_resched`, what the
 /// scheduler looks for every period). On SQLite each holds only the VMs of its condition (the
 /// last field), so a new VM, pending and unflagged, enters neither: every server's apply of
-/// `one.vm.allocate` makes 3 index insertions instead of 5 (about a quarter of its cost:
+/// `one.vm.allocate` makes 3 index insertions instead of 5 (a fifth to a quarter of its cost:
 /// `cargo bench -p sqlstore --bench apply`). A query reaches one only by naming its condition
 /// as written here (`objects::vm::recount`, `objects::vm::rescheduled`). MySQL, without partial
 /// indexes, indexes every VM.
@@ -1012,17 +1012,7 @@ mod tests {
     fn the_scheduler_finds_flagged_vms_through_the_resched_index() {
         let dir = tempfile::tempdir().unwrap();
         let c = open(&dir.path().join("one.db"));
-        let sql = format!(
-            "EXPLAIN QUERY PLAN {} WHERE v.resched = 1 AND ((v.state = 3 AND v.lcm_state = 3) OR v.state = 8) ORDER BY v.oid LIMIT 64",
-            crate::objects::vm::ROWS.select
-        );
-        let plan: Vec<String> = c
-            .prepare_cached(&sql)
-            .unwrap()
-            .query_map((), |r| r.get(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let plan = plan_with(&c, &crate::objects::vm::rescheduled_query(64), [3, 3, 8]);
         assert!(
             plan.iter().any(|p| p.contains("vm_pool_resched")),
             "{plan:?}"

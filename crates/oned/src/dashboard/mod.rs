@@ -600,13 +600,8 @@ async fn rpc(
         api::Reply::Forwarded(b) => xml(StatusCode::OK, b),
         api::Reply::NotProposed(s) => xml(StatusCode::OK, s),
     };
-    // What this answer reflects, for the follower that passed the call on (as `/RPC2` does).
     if forwarded {
-        if let Some(applied) = st.ctx.cluster.last_applied() {
-            if let Ok(v) = HeaderValue::from_str(&applied.to_string()) {
-                response.headers_mut().insert(wire::header::APPLIED, v);
-            }
-        }
+        crate::http::say_applied(&st.ctx.cluster, &mut response);
     }
     response
 }

@@ -574,12 +574,7 @@ pub fn set_resched(oid: i64, on: bool, states: &[(i64, i64)]) -> SqlStmt {
 /// Up to `limit` VMs flagged for rescheduling where the flag can be acted on: RUNNING, or
 /// POWEROFF (`resched` refuses the flag elsewhere, but a VM may have moved on since).
 pub fn rescheduled(c: &Conn, limit: usize) -> crate::sql::Result<Vec<VmRow>> {
-    let sql = format!(
-        "{} WHERE v.resched = 1 AND ((v.state = ?1 AND v.lcm_state = ?2) OR v.state = ?3) \
-         ORDER BY v.oid LIMIT {limit}",
-        ROWS.select
-    );
-    let mut st = c.prepare_cached(&sql)?;
+    let mut st = c.prepare_cached(&rescheduled_query(limit))?;
     let params = [
         SqlValue::Int(VmState::Active.as_i64()),
         SqlValue::Int(LcmState::Running.as_i64()),
@@ -587,6 +582,16 @@ pub fn rescheduled(c: &Conn, limit: usize) -> crate::sql::Result<Vec<VmRow>> {
     ];
     let found = st.query_map(params, |r| (ROWS.read)(c, r))?;
     found.collect()
+}
+
+/// [`rescheduled`]'s query: `resched = 1` as `vm_pool_resched`'s condition is written, or SQLite
+/// would not use that index.
+pub(crate) fn rescheduled_query(limit: usize) -> String {
+    format!(
+        "{} WHERE v.resched = 1 AND ((v.state = ?1 AND v.lcm_state = ?2) OR v.state = ?3) \
+         ORDER BY v.oid LIMIT {limit}",
+        ROWS.select
+    )
 }
 
 /// Clears VM `oid`'s rescheduling flag: the scheduler is moving it.
