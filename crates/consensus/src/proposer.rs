@@ -2,7 +2,13 @@
 //! `client_write` on its own, so one entry per request would cap throughput at the disk's fsync
 //! rate; grouping whatever arrived while the previous entries were in flight costs no extra
 //! latency and shares one fsync (on the leader and every follower) among many requests.
+//!
+//! Every entry costs the zone about the same whatever it carries (an fsync and a commit on each
+//! server, an AppendEntries to each follower, the wake-ups between their threads): ~1.3 ms of
+//! CPU on the benchmark's machine, against ~0.06 ms per write in it. So an entry opens beside
+//! those in flight only for at least as many waiting writes as they carry ([`opens_entry`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +16,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use sqlstore::{SqlTxn, TxnOutcome};
 use std::collections::VecDeque;
 
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::callers::{answer_each, Callers, Route};
 use crate::types::{Batch, Raft};
@@ -126,6 +132,7 @@ impl Proposer {
 #[derive(Default)]
 struct Lanes {
     small: VecDeque<Pending>,
+    small_bytes: usize,
     large: VecDeque<Pending>,
     large_bytes: usize,
 }
@@ -133,6 +140,7 @@ struct Lanes {
 impl Lanes {
     fn sort(&mut self, p: Pending) {
         if p.size <= MAX_ENTRY_BYTES {
+            self.small_bytes += p.size;
             self.small.push_back(p);
         } else if self.large_bytes + p.size > MAX_QUEUED_LARGE_BYTES {
             // A failed send means the caller stopped waiting: nobody is left to tell.
@@ -156,7 +164,13 @@ impl Lanes {
                 batch.push(p);
             }
         }
+        self.small_bytes -= bytes;
         batch
+    }
+
+    /// Whether the small requests waiting fill an entry on their own.
+    fn small_full(&self) -> bool {
+        self.small.len() >= MAX_BATCH || self.small_bytes >= MAX_ENTRY_BYTES
     }
 
     fn next_large(&mut self) -> Option<Pending> {
@@ -166,9 +180,59 @@ impl Lanes {
     }
 }
 
+/// Whether `waiting` small writes get an entry of their own now, beside `entries` entries in flight
+/// that carry `writes` writes, rather than waiting for more writes or for one of those entries to
+/// commit. With nothing in flight a write never waits. Under load this keeps entries large: the
+/// writes answered by a commit come back a few at a time, and without it each of the first would
+/// take a slot alone (at 32 writers in flight, three entries in four carried one write, and the
+/// zone spent a third more CPU per write; docs/benchmarks.md, eighteenth round). A few writers
+/// still pipeline: one write waiting beside one in flight opens its own entry.
+fn opens_entry(entries: usize, writes: usize, waiting: usize, full: bool) -> bool {
+    entries == 0 || full || waiting >= writes
+}
+
+/// Entries this task proposed and the writes they carry, until each is committed (or failed).
+#[derive(Default)]
+struct InFlight {
+    entries: AtomicUsize,
+    writes: AtomicUsize,
+    /// Told whenever one of them is done.
+    done: Notify,
+}
+
+/// One proposed entry's share of [`InFlight`], given back when dropped.
+struct Slot {
+    in_flight: Arc<InFlight>,
+    writes: usize,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn take(in_flight: &Arc<InFlight>, writes: usize, permit: OwnedSemaphorePermit) -> Slot {
+        in_flight.entries.fetch_add(1, Ordering::Relaxed);
+        in_flight.writes.fetch_add(writes, Ordering::Relaxed);
+        Slot {
+            in_flight: in_flight.clone(),
+            writes,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.in_flight.entries.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight
+            .writes
+            .fetch_sub(self.writes, Ordering::Relaxed);
+        self.in_flight.done.notify_one();
+    }
+}
+
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let large_slot = Arc::new(Semaphore::new(1));
+    let in_flight = Arc::new(InFlight::default());
     let mut lanes = Lanes::default();
     let mut open = true;
     loop {
@@ -193,15 +257,30 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
             }
             continue;
         }
+        let entries = in_flight.entries.load(Ordering::Relaxed);
+        let writes = in_flight.writes.load(Ordering::Relaxed);
+        if !large_ready && !opens_entry(entries, writes, lanes.small.len(), lanes.small_full()) {
+            tokio::select! {
+                p = rx.recv(), if open => match p {
+                    Some(p) => lanes.sort(p),
+                    None => open = false,
+                },
+                // A notice left by an entry done before this wait began ends it at once.
+                _ = in_flight.done.notified() => {}
+            }
+            continue;
+        }
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
         if !lanes.small.is_empty() {
             let batch = lanes.small_batch();
-            tokio::spawn(propose(raft.clone(), batch, permit, None));
+            let slot = Slot::take(&in_flight, batch.len(), permit);
+            tokio::spawn(propose(raft.clone(), batch, slot, None));
         } else if let Ok(large) = large_slot.clone().try_acquire_owned() {
             if let Some(p) = lanes.next_large() {
-                tokio::spawn(propose(raft.clone(), vec![p], permit, Some(large)));
+                let slot = Slot::take(&in_flight, 1, permit);
+                tokio::spawn(propose(raft.clone(), vec![p], slot, Some(large)));
             }
         }
     }
@@ -211,12 +290,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
 /// ([`Callers`]: a lone caller by the state database's thread, many by this task once that thread
 /// hands it their outcomes), or from `client_write`'s result when that comes first (the entry
 /// was read back from the database, or the write failed).
-async fn propose(
-    raft: Raft,
-    batch: Vec<Pending>,
-    permit: OwnedSemaphorePermit,
-    large: Option<OwnedSemaphorePermit>,
-) {
+async fn propose(raft: Raft, batch: Vec<Pending>, slot: Slot, large: Option<OwnedSemaphorePermit>) {
     telemetry::m::PROPOSER_BATCH.observe(batch.len() as f64);
     let (txns, mut replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.txn, p.reply)).unzip();
     let (to_here, mut applied) = oneshot::channel();
@@ -240,7 +314,7 @@ async fn propose(
         }
         res = &mut write => res,
     };
-    drop(permit);
+    drop(slot);
     drop(large);
     let Some(route) = callers.take() else {
         // The state database's thread took the route: it answered the lone caller, or sent this
@@ -273,5 +347,35 @@ async fn propose(
                 let _ = reply.send(Err(err.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::opens_entry;
+
+    #[test]
+    fn a_write_never_waits_when_nothing_is_in_flight() {
+        assert!(opens_entry(0, 0, 1, false));
+    }
+
+    #[test]
+    fn a_few_writers_still_pipeline() {
+        // One writer's entry in flight, a second writer's write waiting: it goes at once.
+        assert!(opens_entry(1, 1, 1, false));
+        assert!(opens_entry(2, 3, 3, false));
+    }
+
+    #[test]
+    fn under_load_a_write_waits_for_as_many_as_are_in_flight() {
+        // 24 writes in flight, the first answered writers' next writes trickle in.
+        assert!(!opens_entry(1, 24, 1, false));
+        assert!(!opens_entry(1, 24, 23, false));
+        assert!(opens_entry(1, 24, 24, false));
+    }
+
+    #[test]
+    fn a_full_entry_always_goes() {
+        assert!(opens_entry(3, 768, 256, true));
     }
 }
