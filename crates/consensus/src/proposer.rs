@@ -191,40 +191,40 @@ fn opens_entry(entries: usize, writes: usize, waiting: usize, full: bool) -> boo
     entries == 0 || full || waiting >= writes
 }
 
-/// Entries this task proposed and the writes they carry, until each is committed (or failed).
+/// The writes carried by the entries this task proposed, until each is committed (or failed).
+/// The entries themselves are the slots' permits taken.
 #[derive(Default)]
 struct InFlight {
-    entries: AtomicUsize,
     writes: AtomicUsize,
     /// Told whenever one of them is done.
     done: Notify,
 }
 
-/// One proposed entry's share of [`InFlight`], given back when dropped.
+/// One proposed entry: its slot's permit and its share of [`InFlight`], given back when dropped.
 struct Slot {
     in_flight: Arc<InFlight>,
     writes: usize,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Slot {
     fn take(in_flight: &Arc<InFlight>, writes: usize, permit: OwnedSemaphorePermit) -> Slot {
-        in_flight.entries.fetch_add(1, Ordering::Relaxed);
         in_flight.writes.fetch_add(writes, Ordering::Relaxed);
         Slot {
             in_flight: in_flight.clone(),
             writes,
-            _permit: permit,
+            permit: Some(permit),
         }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.in_flight.entries.fetch_sub(1, Ordering::Relaxed);
         self.in_flight
             .writes
             .fetch_sub(self.writes, Ordering::Relaxed);
+        // The permit goes back before the proposer is told, so it counts this entry as done.
+        drop(self.permit.take());
         self.in_flight.done.notify_one();
     }
 }
@@ -257,7 +257,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
             }
             continue;
         }
-        let entries = in_flight.entries.load(Ordering::Relaxed);
+        let entries = IN_FLIGHT - slots.available_permits();
         let writes = in_flight.writes.load(Ordering::Relaxed);
         if !large_ready && !opens_entry(entries, writes, lanes.small.len(), lanes.small_full()) {
             tokio::select! {

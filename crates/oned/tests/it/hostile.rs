@@ -1183,7 +1183,7 @@ fn connections_past_max_conn_are_refused_until_some_close() {
     });
 
     eprintln!("--- 100 slow connections from 127.0.0.2 to a leader of MAX_CONN = 20");
-    let held = slow_connections("127.0.0.2", target, 100);
+    let mut held = slow_connections("127.0.0.2", target, 100);
     assert_eq!(held.len(), 100);
     let answers = answers_of(&held, Duration::from_millis(200));
     let refused = answers
@@ -1202,7 +1202,6 @@ fn connections_past_max_conn_are_refused_until_some_close() {
     // The other servers of the zone hold some of the leader's places and may close one at any
     // moment; it goes to whoever connects next. Whenever another address was served, the slow
     // address takes the freed places back before it asks again.
-    let mut held = held;
     let mut answer = String::new();
     for _ in 0..10 {
         let mut other = TcpStream::connect(target).unwrap();
