@@ -129,6 +129,8 @@ pub struct Config {
     pub monitoring: crate::monitoring::Settings,
     /// `LIVE_RESCHEDS`: rescheduled VMs move live (`1`) or cold (OpenNebula's default `0`).
     pub live_rescheds: bool,
+    /// `AUTH_MAD_CONF`: each authentication driver's rules, over OpenNebula's shipped ones.
+    pub auth_drivers: crate::auth_drivers::AuthDrivers,
     /// The whole file, for `one.system.config`.
     pub raw: Template,
 }
@@ -434,6 +436,8 @@ impl Config {
             limits: crate::limits::Limits::from_template(&t, &path.display().to_string())?,
             tls: tls(&ctx, &t)?,
             hook_log_retention: hook_log_retention(&ctx, &t)?,
+            auth_drivers: crate::auth_drivers::AuthDrivers::from_template(&t)
+                .map_err(|(line, attr, msg)| ctx.err(line, &attr, msg))?,
             monitoring: crate::monitoring::Settings::from_template(
                 &t,
                 &path.display().to_string(),

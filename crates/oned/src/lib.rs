@@ -4,6 +4,7 @@
 pub mod affinity;
 pub mod api;
 pub mod auth;
+pub mod auth_drivers;
 pub mod cluster;
 pub mod config;
 #[cfg(test)]

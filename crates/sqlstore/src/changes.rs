@@ -13,7 +13,7 @@
 //! triggers or cascades, so a statement changes only its target. Two inserts are known not to
 //! change any row a cache can hold, and move nothing: a new user
 //! ([`crate::objects::user::insert`]), whose oid and name no remembered user has (a deleted one's
-//! remove moved the generation), and that new user's first group membership
+//! remove moved the generation), and that new user's group memberships
 //! ([`crate::objects::user::NEW_USER_GROUP`]). Otherwise `one.user.allocate` under load would empty
 //! the authentication cache on every call.
 //!

@@ -121,7 +121,8 @@ impl Caller<'_> {
             || (user & ACL_GROUP != 0 && self.groups.contains(&id))
     }
 
-    /// Whether an ACL rule grants `right` on objects of `kind`, for `obj` (None: creating).
+    /// Whether an ACL rule grants `right` on objects of `kind`, for `obj` (None: on no object
+    /// in particular, which only a rule on every object of the kind grants).
     fn acl_allows(&self, kind: u64, obj: Option<&Owned>, right: u64) -> bool {
         self.rules.iter().any(|&(user, resource, rights)| {
             if rights & right == 0 || resource & kind == 0 || !self.rule_applies_to_me(user) {
@@ -225,8 +226,17 @@ impl Caller<'_> {
         self.session.is_admin() || self.acl_allows(kind, Some(&obj), right)
     }
 
+    /// Creating an object of `kind`, as `add_create_auth` asks it: the new object would be
+    /// in the caller's group, so a rule on that group's objects grants it (`#5 USER/@100
+    /// CREATE`, a group administrator's), as does a rule on every object of the kind.
     pub fn may_create(&self, kind: u64) -> bool {
-        self.session.is_admin() || self.acl_allows(kind, None, CREATE)
+        let new = Owned {
+            oid: -1,
+            uid: self.session.uid,
+            gid: self.session.gid,
+            perms: 0,
+        };
+        self.session.is_admin() || self.acl_allows(kind, Some(&new), CREATE)
     }
 }
 

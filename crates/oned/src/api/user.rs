@@ -4,7 +4,9 @@ use sqlstore::objects::user as rows;
 use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind, UserRow};
 use xmlrpc::{Params, Value};
 
-use super::method::{Auth, Method};
+use std::collections::BTreeSet;
+
+use super::method::{self as table, Auth, Method, Need};
 use super::quota::{self, Quotas};
 use super::quota_cache;
 use super::xml::{self, Xml};
@@ -15,12 +17,7 @@ use sqlstore::objects::quota::{Owner, DEFAULTS};
 use sqlstore::objects::Table;
 
 pub const METHODS: &[Method] = &[
-    method!(
-        wire::method::USER_ALLOCATE,
-        Write,
-        Auth::Admin("CREATE USER"),
-        allocate
-    ),
+    method!(wire::method::USER_ALLOCATE, Write, Auth::Object, allocate),
     method!(wire::method::USER_INFO, Read, Auth::Object, info),
     method!(wire::method::USER_PASSWD, Write, Auth::Object, passwd),
     method!(wire::method::USER_LOGIN, Write, Auth::Object, login),
@@ -98,35 +95,53 @@ fn no_user(id: i64) -> Failure {
     fail(code::NO_EXISTS, format!("Error getting user [{id}]."))
 }
 
-pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+/// `one.user.allocate(name, password, driver, [gids])`, as `UserAllocate`: CREATE USER (a rule
+/// on the caller's group grants it: a group administrator's), each group must exist, and
+/// placing the user in a group other than the caller's needs MANAGE on it. Without groups the
+/// user joins the caller's group (group `users` for group oneadmin); the first group given is
+/// the primary one. Any driver is taken; the driver's `PASSWORD_REQUIRED` decides whether the
+/// password is checked.
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let name = p.string(0)?.to_string();
     let password = p.string(1)?.to_string();
     let driver = match p.string(2)? {
         "" => "core".to_string(),
         d => d.to_string(),
     };
-    let gids: Vec<i64> = match p.0.get(3) {
+    let asked: Vec<i64> = match p.0.get(3) {
         Some(_) => p.array(3)?.iter().filter_map(Value::as_i64).collect(),
         None => Vec::new(),
     };
-    super::validate::user_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
-    if password.is_empty() || password.contains(char::is_whitespace) {
-        return Err(fail(
-            code::INTERNAL,
-            "Error allocating a new user. Invalid password",
-        ));
+    let mut needs = vec![Need::kind(wire::acl::USER, wire::acl::CREATE)];
+    for &gid in &asked {
+        super::must_exist(ctx, Table::Group, gid).await?;
+        if gid != s.gid {
+            needs.push(Need::on(wire::acl::GROUP, gid, wire::acl::MANAGE));
+        }
     }
-    if driver != "core" {
-        return Err(fail(
-            code::INTERNAL,
-            format!("Error allocating a new user. Auth driver {driver} is not enabled"),
-        ));
+    table::require(ctx, s, &needs).await?;
+    let (gid, gids) = match asked.first() {
+        Some(&first) => (first, asked.iter().copied().collect::<BTreeSet<i64>>()),
+        None if s.gid == 0 => (1, BTreeSet::from([1])),
+        None => (s.gid, BTreeSet::from([s.gid])),
+    };
+    let refused = |m: String| fail(code::INTERNAL, format!("Error allocating a new user. {m}"));
+    if ctx.config.auth_drivers.get(&driver).password_required {
+        super::validate::password(&password, &driver).map_err(|m| refused(m + "."))?;
     }
-    let gid = gids.first().copied().unwrap_or(1);
-    super::must_exist(ctx, Table::Group, gid).await?;
-    let hash = password_hash(ctx, &password).await?;
+    super::validate::user_name(&name).map_err(refused)?;
+    let stored = stored_password(ctx, &driver, &password).await?;
+    let secondary: Vec<i64> = gids.into_iter().filter(|&g| g != gid).collect();
+    let token_password = crate::credentials::random_hex(32);
     let txn = SqlTxn {
-        stmts: rows::insert(&name, hash, &driver, gid),
+        stmts: rows::insert_with(
+            &name,
+            stored,
+            &driver,
+            gid,
+            &secondary,
+            &format!("TOKEN_PASSWORD=\"{token_password}\""),
+        ),
     };
     let mut taken = false;
     let written = ctx
@@ -230,10 +245,15 @@ pub async fn passwd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !s.is_admin() && id != s.uid {
         return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
     }
-    if password.is_empty() || password.contains(char::is_whitespace) {
-        return Err(fail(code::INTERNAL, "Invalid password"));
-    }
     let user = load(ctx, id).await?;
+    let driver = &user.auth_driver;
+    if !s.is_admin() && !ctx.config.auth_drivers.get(driver).password_change {
+        return Err(fail(
+            code::ACTION,
+            format!("Password for driver {driver} cannot be changed."),
+        ));
+    }
+    super::validate::password(&password, driver).map_err(|m| fail(code::ACTION, m))?;
     let stored = stored_password(ctx, &user.auth_driver, &password).await?;
     let txn = SqlTxn {
         stmts: rows::set_password(id, stored),
@@ -398,22 +418,51 @@ async fn membership(ctx: &Ctx, id: i64, stmts: Vec<SqlStmt>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-/// `one.user.chgrp(uid, gid)`: a new primary group (also made a membership).
-pub async fn chgrp(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
-    if id == 0 {
+/// Refuses to move user `u` into a group it is not in when its driver sets its groups
+/// (`DRIVER_MANAGED_GROUPS`, as `UserChgrp` and `UserEditGroup` check it).
+fn groups_by_hand(ctx: &Ctx, u: &UserRow) -> Result<(), Failure> {
+    if ctx
+        .config
+        .auth_drivers
+        .get(&u.auth_driver)
+        .driver_managed_groups
+    {
         return Err(fail(
             code::ACTION,
-            "Cannot change primary group of user oneadmin",
+            format!(
+                "Groups cannot be manually managed for auth driver {}",
+                u.auth_driver
+            ),
         ));
     }
+    Ok(())
+}
+
+/// `one.user.chgrp(uid, gid)`: a new primary group (also made a membership). In
+/// `UserChgrp`'s order: the user, its driver (for a group it is not in), the group, oneadmin.
+pub async fn chgrp(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+    let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
+    if gid < 0 {
+        return Err(fail(code::XML_RPC_API, "Wrong group ID"));
+    }
+    let user = load(ctx, id).await?;
+    if !user.groups.contains(&gid) {
+        groups_by_hand(ctx, &user)?;
+    }
     super::must_exist(ctx, Table::Group, gid).await?;
+    if id == 0 {
+        return Err(fail(
+            code::INTERNAL,
+            "user [0] oneadmin cannot be moved outside of the group [0] oneadmin",
+        ));
+    }
     membership(ctx, id, rows::set_primary_group(id, gid)).await
 }
 
 /// `one.user.addgroup(uid, gid)`: a secondary group.
 pub async fn addgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
+    groups_by_hand(ctx, &load(ctx, id).await?)?;
     super::must_exist(ctx, Table::Group, gid).await?;
     membership(
         ctx,
@@ -427,6 +476,8 @@ pub async fn addgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 pub async fn delgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
     let user = load(ctx, id).await?;
+    groups_by_hand(ctx, &user)?;
+    super::must_exist(ctx, Table::Group, gid).await?;
     if user.gid == gid {
         return Err(fail(
             code::ACTION,

@@ -59,6 +59,39 @@ pub fn user_name(name: &str) -> Result<(), String> {
     name_is_valid(name, USER_INVALID_NAME_CHARS).map_err(|m| m + ".")
 }
 
+/// `User::INVALID_PASS_CHARS` (`src/um/User.cc`).
+const INVALID_PASS_CHARS: &str = " \t\n\u{b}\u{c}\r";
+
+/// The longest password a driver takes, in bytes (`validate_password_length`, `src/um/User.cc`);
+/// other drivers have no limit there (the request size limit still holds).
+fn max_password_len(driver: &str) -> Option<usize> {
+    Some(match driver {
+        "ssh" => 16 * 1024,
+        "saml" => 12 * 1024,
+        "x509" | "server_x509" => 64 * 1024,
+        "server_cipher" => 4096,
+        "core" | "ldap" | "sunstone" => 256,
+        _ => return None,
+    })
+}
+
+/// OpenNebula's `User::pass_is_valid(password, driver)`, with its messages: not empty, not
+/// longer than the driver allows, none of the characters it refuses.
+pub fn password(password: &str, driver: &str) -> Result<(), String> {
+    if password.is_empty() {
+        return Err("Invalid password, it cannot be empty".to_string());
+    }
+    if let Some(max) = max_password_len(driver).filter(|&max| password.len() > max) {
+        return Err(format!(
+            "Password is longer than max allowed length. Max allowed length for the driver {driver} : {max} bytes"
+        ));
+    }
+    match password.chars().find(|&c| INVALID_PASS_CHARS.contains(c)) {
+        Some(c) => Err(format!("Invalid password, character '{c}' is not allowed")),
+        None => Ok(()),
+    }
+}
+
 /// A new host's name: `HostPool.cc`'s `hostname_is_valid` (2 to 63 letters, digits, `-`, `.`,
 /// `_`, neither first nor last one of `-._`), then `name_is_valid`. Renaming a host only checks
 /// the latter ([`object_name`]), as OpenNebula's `set_name` does.
@@ -109,6 +142,25 @@ pub fn template(text: &str) -> Result<Template, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_checked_as_opennebula_checks_them() {
+        assert_eq!(
+            password("", "core").unwrap_err(),
+            "Invalid password, it cannot be empty"
+        );
+        assert_eq!(
+            password("a b", "ldap").unwrap_err(),
+            "Invalid password, character ' ' is not allowed"
+        );
+        assert_eq!(
+            password(&"x".repeat(257), "core").unwrap_err(),
+            "Password is longer than max allowed length. Max allowed length for the driver core : 256 bytes"
+        );
+        assert!(password(&"x".repeat(257), "ssh").is_ok());
+        assert!(password(&"x".repeat(100_000), "mine").is_ok());
+        assert!(password("s3cr:et!", "core").is_ok());
+    }
 
     #[test]
     fn names_are_checked_as_opennebula_does() {

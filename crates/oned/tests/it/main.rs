@@ -62,6 +62,7 @@ mod table;
 mod template_images;
 mod tls;
 mod upgrade;
+mod user_allocate;
 mod vdcs;
 mod vm_bodies;
 mod vm_disks;

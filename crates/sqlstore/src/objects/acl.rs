@@ -50,3 +50,52 @@ pub fn insert(user: u64, resource: u64, rights: u64, zone: u64) -> Vec<SqlStmt> 
         super::next_oid(TABLE),
     ]
 }
+
+/// An ACL rule as its four masks: (user, resource, rights, zone).
+pub type Rule = (u64, u64, u64, u64);
+
+/// Adds `rule` unless it is there already (OpenNebula then keeps the one it has), with the
+/// next ACL id.
+pub fn add_rule(rule: Rule) -> Vec<SqlStmt> {
+    let (user, resource, rights, zone) = rule;
+    let p = vec![
+        SqlValue::Int(user as i64),
+        SqlValue::Int(resource as i64),
+        SqlValue::Int(rights as i64),
+        SqlValue::Int(zone as i64),
+    ];
+    vec![
+        SqlStmt::new(
+            "INSERT INTO acl (oid, user, resource, rights, zone)
+             SELECT last_oid + 1, ?1, ?2, ?3, ?4 FROM pool_control WHERE tablename = 'acl'
+               AND NOT EXISTS (SELECT 1 FROM acl WHERE user = ?1 AND resource = ?2
+                               AND rights = ?3 AND zone = ?4)",
+            p,
+        ),
+        acl_counter_past_new_rule(),
+    ]
+}
+
+/// Moves the ACL id counter past a rule an insert above may have added (none if it was
+/// there already: ids are taken only by rules made).
+pub(crate) fn acl_counter_past_new_rule() -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE pool_control SET last_oid = (SELECT MAX(oid) FROM acl)
+         WHERE tablename = 'acl' AND (SELECT MAX(oid) FROM acl) > last_oid",
+        vec![],
+    )
+}
+
+/// Removes `rule`, if it is there.
+pub fn del_rule(rule: Rule) -> SqlStmt {
+    let (user, resource, rights, zone) = rule;
+    SqlStmt::new(
+        "DELETE FROM acl WHERE user = ?1 AND resource = ?2 AND rights = ?3 AND zone = ?4",
+        vec![
+            SqlValue::Int(user as i64),
+            SqlValue::Int(resource as i64),
+            SqlValue::Int(rights as i64),
+            SqlValue::Int(zone as i64),
+        ],
+    )
+}

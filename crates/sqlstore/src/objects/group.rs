@@ -95,8 +95,46 @@ pub fn delete_if_empty(oid: i64) -> Vec<SqlStmt> {
     ]
 }
 
-/// Makes member `uid` an administrator of `gid` (`add`), or no longer one; matches nothing
-/// when the group is gone or the user is not a member (not an administrator).
+/// The rules that make user `uid` an administrator of group `gid`, as `Group::add_admin_rules`
+/// writes them (every zone): (user, resource, rights, zone).
+pub fn admin_rules(gid: i64, uid: i64) -> [super::acl::Rule; 4] {
+    use wire::acl::*;
+    let (gid, uid) = (gid as u64, uid as u64);
+    let me = INDIVIDUAL_ID | uid;
+    [
+        // #<uid> USER/@<gid> USE+MANAGE+ADMIN+CREATE *
+        (
+            me,
+            USER | GROUP_ID | gid,
+            USE | MANAGE | ADMIN | CREATE,
+            ALL_ID,
+        ),
+        // #<uid> VM+NET+IMAGE+TEMPLATE+DOCUMENT+SECGROUP+VROUTER+VMGROUP+BACKUPJOB/@<gid> USE+MANAGE *
+        (
+            me,
+            VM | NET
+                | IMAGE
+                | TEMPLATE
+                | DOCUMENT
+                | SECGROUP
+                | VROUTER
+                | VMGROUP
+                | BACKUPJOB
+                | GROUP_ID
+                | gid,
+            USE | MANAGE,
+            ALL_ID,
+        ),
+        // #<uid> VROUTER/* CREATE *
+        (me, VROUTER | ALL_ID, CREATE, ALL_ID),
+        // #<uid> GROUP/#<gid> MANAGE *
+        (me, GROUP | INDIVIDUAL_ID | gid, MANAGE, ALL_ID),
+    ]
+}
+
+/// Makes member `uid` an administrator of `gid` (`add`), or no longer one, with the ACL rules
+/// that come with it ([`admin_rules`]); matches nothing when the group is gone or the user is
+/// not a member (not an administrator).
 pub fn set_admin(gid: i64, uid: i64, add: bool) -> Vec<SqlStmt> {
     let change = if add {
         SqlStmt::new(
@@ -111,12 +149,20 @@ pub fn set_admin(gid: i64, uid: i64, add: bool) -> Vec<SqlStmt> {
             vec![SqlValue::Int(gid), SqlValue::Int(uid)],
         )
     };
-    vec![
+    let mut stmts = vec![
         SqlStmt::new(
             "SELECT oid FROM group_pool WHERE oid = ?1",
             vec![SqlValue::Int(gid)],
         )
         .must_match(),
         change.must_match(),
-    ]
+    ];
+    for rule in admin_rules(gid, uid) {
+        if add {
+            stmts.extend(super::acl::add_rule(rule));
+        } else {
+            stmts.push(super::acl::del_rule(rule));
+        }
+    }
+    stmts
 }

@@ -13,21 +13,38 @@ const ACL_INDIVIDUAL: i64 = 0x1_0000_0000;
 /// A new enabled user with primary group `gid` (also made a membership): the insert returns
 /// the oid; the counter moves and the membership follows in the same transaction.
 pub fn insert(name: &str, password_hash: String, driver: &str, gid: i64) -> Vec<SqlStmt> {
-    vec![
+    insert_with(name, password_hash, driver, gid, &[], "")
+}
+
+/// A new user in primary group `gid` and the `secondary` groups, with a first template.
+pub fn insert_with(
+    name: &str,
+    password: String,
+    driver: &str,
+    gid: i64,
+    secondary: &[i64],
+    template: &str,
+) -> Vec<SqlStmt> {
+    let mut stmts = vec![
         insert_next(
             TABLE,
             "name, password, auth_driver, gid, enabled, template",
-            "?1, ?2, ?3, ?4, 1, ''",
+            "?1, ?2, ?3, ?4, 1, ?5",
             vec![
                 SqlValue::Text(name.to_string()),
-                SqlValue::Text(password_hash),
+                SqlValue::Text(password),
                 SqlValue::Text(driver.to_string()),
                 SqlValue::Int(gid),
+                SqlValue::Text(template.to_string()),
             ],
         ),
         super::next_oid(TABLE),
         SqlStmt::new(NEW_USER_GROUP, vec![SqlValue::Int(gid)]),
-    ]
+    ];
+    for &g in secondary {
+        stmts.push(SqlStmt::new(NEW_USER_GROUP, vec![SqlValue::Int(g)]));
+    }
+    stmts
 }
 
 /// The membership of the user [`insert`] just made (`crate::changes` knows it changes no

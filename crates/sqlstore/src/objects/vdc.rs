@@ -63,8 +63,8 @@ impl Kind {
     }
 }
 
-/// An ACL rule a VDC makes: (user, resource, rights, zone).
-pub type Rule = (u64, u64, u64, u64);
+use super::acl::acl_counter_past_new_rule;
+pub use super::acl::{add_rule, del_rule, Rule};
 
 /// The rules group `gid` gets from resource `rid` of `kind` in `zone`.
 pub fn rules(kind: Kind, zone: i64, rid: i64, gid: i64) -> Vec<Rule> {
@@ -86,52 +86,6 @@ pub fn rules(kind: Kind, zone: i64, rid: i64, gid: i64) -> Vec<Rule> {
             )
         })
         .collect()
-}
-
-/// Adds `rule` unless it is there already (OpenNebula then keeps the one it has), with the
-/// next ACL id.
-pub fn add_rule(rule: Rule) -> Vec<SqlStmt> {
-    let (user, resource, rights, zone) = rule;
-    let p = vec![
-        SqlValue::Int(user as i64),
-        SqlValue::Int(resource as i64),
-        SqlValue::Int(rights as i64),
-        SqlValue::Int(zone as i64),
-    ];
-    vec![
-        SqlStmt::new(
-            "INSERT INTO acl (oid, user, resource, rights, zone)
-             SELECT last_oid + 1, ?1, ?2, ?3, ?4 FROM pool_control WHERE tablename = 'acl'
-               AND NOT EXISTS (SELECT 1 FROM acl WHERE user = ?1 AND resource = ?2
-                               AND rights = ?3 AND zone = ?4)",
-            p,
-        ),
-        acl_counter_past_new_rule(),
-    ]
-}
-
-/// Moves the ACL id counter past a rule an insert above may have added (none if it was
-/// there already: ids are taken only by rules made).
-fn acl_counter_past_new_rule() -> SqlStmt {
-    SqlStmt::new(
-        "UPDATE pool_control SET last_oid = (SELECT MAX(oid) FROM acl)
-         WHERE tablename = 'acl' AND (SELECT MAX(oid) FROM acl) > last_oid",
-        vec![],
-    )
-}
-
-/// Removes `rule`, if it is there.
-pub fn del_rule(rule: Rule) -> SqlStmt {
-    let (user, resource, rights, zone) = rule;
-    SqlStmt::new(
-        "DELETE FROM acl WHERE user = ?1 AND resource = ?2 AND rights = ?3 AND zone = ?4",
-        vec![
-            SqlValue::Int(user as i64),
-            SqlValue::Int(resource as i64),
-            SqlValue::Int(rights as i64),
-            SqlValue::Int(zone as i64),
-        ],
-    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
