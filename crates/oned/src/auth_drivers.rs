@@ -20,6 +20,9 @@ pub struct DriverConf {
     /// `DRIVER_MANAGED_GROUPS`: the driver sets its users' groups; `chgrp`, `addgroup` and
     /// `delgroup` refuse them.
     pub driver_managed_groups: bool,
+    /// `MAX_TOKEN_TIME`: the longest a login token of its users lives, in seconds; -1 no
+    /// limit, 0 no login tokens at all.
+    pub max_token_time: i64,
 }
 
 /// OpenNebula's answer for an attribute no entry gives (`get_auth_conf_attribute` fails):
@@ -28,18 +31,19 @@ const FALLBACK: DriverConf = DriverConf {
     password_change: false,
     password_required: true,
     driver_managed_groups: false,
+    max_token_time: -1,
 };
 
 /// The drivers of OpenNebula 7.0's shipped `oned.conf`: (name, PASSWORD_CHANGE,
-/// PASSWORD_REQUIRED, DRIVER_MANAGED_GROUPS).
-const SHIPPED: &[(&str, bool, bool, bool)] = &[
-    ("core", true, true, false),
-    ("public", false, true, false),
-    ("ssh", true, true, false),
-    ("x509", false, true, false),
-    ("ldap", true, false, true),
-    ("server_cipher", false, true, false),
-    ("server_x509", false, true, false),
+/// PASSWORD_REQUIRED, DRIVER_MANAGED_GROUPS, MAX_TOKEN_TIME).
+const SHIPPED: &[(&str, bool, bool, bool, i64)] = &[
+    ("core", true, true, false, -1),
+    ("public", false, true, false, -1),
+    ("ssh", true, true, false, -1),
+    ("x509", false, true, false, -1),
+    ("ldap", true, false, true, 86400),
+    ("server_cipher", false, true, false, -1),
+    ("server_x509", false, true, false, -1),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +54,12 @@ impl Default for AuthDrivers {
         AuthDrivers(
             SHIPPED
                 .iter()
-                .map(|&(name, change, required, managed)| {
+                .map(|&(name, change, required, managed, max_token_time)| {
                     let conf = DriverConf {
                         password_change: change,
                         password_required: required,
                         driver_managed_groups: managed,
+                        max_token_time,
                     };
                     (name.to_string(), conf)
                 })
@@ -102,6 +107,18 @@ impl AuthDrivers {
             flag("PASSWORD_CHANGE", &mut conf.password_change)?;
             flag("PASSWORD_REQUIRED", &mut conf.password_required)?;
             flag("DRIVER_MANAGED_GROUPS", &mut conf.driver_managed_groups)?;
+            if let Some(v) = template::vector_get(pairs, "MAX_TOKEN_TIME").map(str::trim) {
+                conf.max_token_time = match v.parse::<i64>() {
+                    Ok(n) if n >= -1 => n,
+                    _ => {
+                        return Err((
+                            a.line,
+                            "AUTH_MAD_CONF/MAX_TOKEN_TIME".into(),
+                            format!("expected -1, 0 or a number of seconds, got \"{v}\""),
+                        ))
+                    }
+                };
+            }
         }
         Ok(drivers)
     }
@@ -134,10 +151,14 @@ mod tests {
             .expect("parses");
         let ldap = d.get("ldap");
         assert!(!ldap.driver_managed_groups && ldap.password_change && !ldap.password_required);
-        let custom = parse("AUTH_MAD_CONF = [ NAME = \"mine\", PASSWORD_REQUIRED = \"no\" ]")
-            .expect("parses")
-            .get("mine");
+        let custom = parse(
+            "AUTH_MAD_CONF = [ NAME = \"mine\", PASSWORD_REQUIRED = \"no\", MAX_TOKEN_TIME = 0 ]",
+        )
+        .expect("parses")
+        .get("mine");
         assert!(!custom.password_required && !custom.password_change);
+        assert_eq!(custom.max_token_time, 0);
+        assert_eq!(d.get("ldap").max_token_time, 86400);
     }
 
     #[test]

@@ -39,8 +39,8 @@ pub use objects::{HasOwner, Head, Lock, Owned};
 pub use open::{copy_into, open_read, open_state, restore_from, DbError};
 pub use pool::ReadPool;
 pub use reads::{
-    find_user_by_name, for_each_user, load_user, load_zone, load_zones, LoginToken, UserRow,
-    ZoneRow, ZoneServerRow,
+    find_user_by_name, for_each_user, load_user, load_zone, load_zones, LoginToken, UserReach,
+    UserRow, ZoneRow, ZoneServerRow,
 };
 pub use sql::{Backend, Conn, Location, MysqlConfig, Optional, RawRow, Row, SqlError, ValueView};
 pub use txn::{apply_txn, SqlStmt, SqlTxn, SqlValue, TxnError, TxnErrorKind, TxnOutcome, Undo};

@@ -98,22 +98,49 @@ pub fn find_user_by_name(conn: &Conn, name: &str) -> crate::sql::Result<Option<U
     .transpose()
 }
 
-/// Every user, or only user `only`, in oid order, handed to `each` one at a time: a pool answer
-/// is printed as the cursor moves and never holds every row.
+/// Which users a pool answer shows: every one, or those with these ids and those whose
+/// primary group is one of these (`PoolSQL::usr_filter` with the caller's ACL reach).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum UserReach {
+    #[default]
+    All,
+    Some {
+        oids: Vec<i64>,
+        gids: Vec<i64>,
+    },
+}
+
+/// The users `reach` covers, in oid order, handed to `each` one at a time: a pool answer is
+/// printed as the cursor moves and never holds every row.
 pub fn for_each_user(
     conn: &Conn,
-    only: Option<i64>,
+    reach: &UserReach,
     mut each: impl FnMut(&UserRow),
 ) -> crate::sql::Result<()> {
-    let sql = match only {
-        Some(_) => format!("SELECT {USER_COLS} WHERE u.oid = ?1"),
-        None => format!("SELECT {USER_COLS} ORDER BY u.oid"),
+    let (sql, args) = match reach {
+        UserReach::All => (format!("SELECT {USER_COLS} ORDER BY u.oid"), Vec::new()),
+        UserReach::Some { oids, gids } => {
+            let list = |col: &str, n: usize| {
+                (n > 0).then(|| format!("{col} IN ({})", vec!["?"; n].join(", ")))
+            };
+            let ors: Vec<String> = [list("u.oid", oids.len()), list("u.gid", gids.len())]
+                .into_iter()
+                .flatten()
+                .collect();
+            let cond = if ors.is_empty() {
+                "0 = 1".to_string()
+            } else {
+                ors.join(" OR ")
+            };
+            let args: Vec<i64> = oids.iter().chain(gids).copied().collect();
+            (
+                format!("SELECT {USER_COLS} WHERE {cond} ORDER BY u.oid"),
+                args,
+            )
+        }
     };
     let mut st = conn.prepare(&sql)?;
-    let mut rows = match only {
-        Some(oid) => st.query(params![oid])?,
-        None => st.query(())?,
-    };
+    let mut rows = st.query(crate::sql::params_from_iter(args))?;
     while let Some(r) = rows.next()? {
         each(&with_groups(conn, user_row(r)?)?);
     }

@@ -107,10 +107,10 @@ impl Where {
 /// What the caller's ACL rules grant on a kind of object, as `AclManager::reverse_search`
 /// answers it: every object, or these objects and the objects of these groups.
 #[derive(Debug, Default)]
-struct AclScope {
-    all: bool,
-    oids: Vec<i64>,
-    gids: Vec<i64>,
+pub struct AclScope {
+    pub all: bool,
+    pub oids: Vec<i64>,
+    pub gids: Vec<i64>,
 }
 
 impl Caller<'_> {
@@ -144,7 +144,7 @@ impl Caller<'_> {
 
     /// The rules granting `right` on objects of `kind` to the caller, as ids: the same rules
     /// [`Caller::may`] applies one object at a time.
-    fn acl_scope(&self, kind: u64, right: u64) -> AclScope {
+    pub fn acl_scope(&self, kind: u64, right: u64) -> AclScope {
         let mut scope = AclScope::default();
         for &(user, resource, rights) in &self.rules {
             if rights & right == 0 || resource & kind == 0 || !self.rule_applies_to_me(user) {

@@ -1,7 +1,7 @@
 //! `one.user.*` and `one.userpool.info`: the first replicated object family.
 
 use sqlstore::objects::user as rows;
-use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind, UserRow};
+use sqlstore::{Owned, SqlStmt, SqlTxn, TxnErrorKind, UserReach, UserRow};
 use xmlrpc::{Params, Value};
 
 use std::collections::BTreeSet;
@@ -10,56 +10,52 @@ use super::method::{self as table, Auth, Method, Need};
 use super::quota::{self, Quotas};
 use super::quota_cache;
 use super::xml::{self, Xml};
-use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
 use sqlstore::objects::quota::{Owner, DEFAULTS};
 use sqlstore::objects::Table;
 
+/// Every method authorizes in its handler, where `RequestManagerUser` and its neighbours do:
+/// the user must exist first, then the right (`info` USE; `passwd`, `update`, `login`,
+/// `chgrp`, `addgroup`, `delgroup` MANAGE; `chauth`, `delete`, `enable` ADMIN) comes from
+/// the user's own permissions (a user owns itself: USE and MANAGE) or an ACL rule (a group
+/// administrator's `USER/@gid`).
 pub const METHODS: &[Method] = &[
     method!(wire::method::USER_ALLOCATE, Write, Auth::Object, allocate),
     method!(wire::method::USER_INFO, Read, Auth::Object, info),
     method!(wire::method::USER_PASSWD, Write, Auth::Object, passwd),
     method!(wire::method::USER_LOGIN, Write, Auth::Object, login),
-    method!(
-        wire::method::USER_CHAUTH,
-        Write,
-        Auth::AdminOn("ADMIN USER"),
-        chauth
-    ),
-    method!(
-        wire::method::USER_DELETE,
-        Write,
-        Auth::AdminOn("MANAGE USER"),
-        delete
-    ),
+    method!(wire::method::USER_CHAUTH, Write, Auth::Object, chauth),
+    method!(wire::method::USER_DELETE, Write, Auth::Object, delete),
     method!(wire::method::USER_UPDATE, Write, Auth::Object, update),
-    method!(
-        wire::method::USER_CHGRP,
-        Write,
-        Auth::AdminOn("MANAGE USER"),
-        chgrp
-    ),
-    method!(
-        "one.user.addgroup",
-        Write,
-        Auth::AdminOn("MANAGE USER"),
-        addgroup
-    ),
-    method!(
-        "one.user.delgroup",
-        Write,
-        Auth::AdminOn("MANAGE USER"),
-        delgroup
-    ),
-    method!(
-        wire::method::USER_ENABLE,
-        Write,
-        Auth::AdminOn("MANAGE USER"),
-        enable
-    ),
+    method!(wire::method::USER_CHGRP, Write, Auth::Object, chgrp),
+    method!("one.user.addgroup", Write, Auth::Object, addgroup),
+    method!("one.user.delgroup", Write, Auth::Object, delgroup),
+    method!(wire::method::USER_ENABLE, Write, Auth::Object, enable),
     method!(wire::method::USERPOOL_INFO, Read, Auth::Object, pool_info),
 ];
+
+/// How authorization sees user `u`: it owns itself (USE and MANAGE), in its primary group.
+fn as_owned(u: &UserRow) -> Owned {
+    Owned {
+        oid: u.oid,
+        uid: u.oid,
+        gid: u.gid,
+        perms: super::perms::DEFAULT_PERMS,
+    }
+}
+
+/// `right` on user `id`, as `basic_authorization` asks it: NO_EXISTS `Error getting user
+/// [id].` first, then the user's permissions and the ACL rules. Group oneadmin, and a user
+/// asking USE or MANAGE of itself, pass without another read.
+async fn authorize(ctx: &Ctx, s: &Session, id: i64, right: u64) -> Result<(), Failure> {
+    if s.is_admin() || (id == s.uid && right != wire::acl::ADMIN) {
+        return Ok(());
+    }
+    let user = table::owned(ctx, Table::User, id).await?;
+    table::require(ctx, s, &[Need::owned(wire::acl::USER, user, right)]).await
+}
 
 /// A user; with its quotas and the defaults for `one.user.info` (a pool lists quotas apart).
 pub fn user_xml(u: &UserRow, quotas: Option<(&Quotas, &Quotas)>, out: &mut String) {
@@ -197,9 +193,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if id == -1 {
         id = s.uid;
     }
-    if !s.is_admin() && id != s.uid {
-        return Err(not_authorized(s, &format!("USE USER [{id}]")));
-    }
+    authorize(ctx, s, id, wire::acl::USE).await?;
     // One short read by key (no thread hop on SQLite); the quotas from memory while no write
     // changed them (`quota_cache`).
     let lookup = quota_cache::Lookup::start(ctx, Owner::User, id);
@@ -214,16 +208,33 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     })))
 }
 
-/// `one.userpool.info()`: every user for an administrator, else only the caller; read and
-/// printed one row at a time.
+/// `one.userpool.info()`: every user for group oneadmin; anyone else sees itself and the users
+/// its ACL rules let it USE (a group administrator: the users of its group). Read and printed
+/// one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let only = (!s.is_admin()).then_some(s.uid);
+    let reach = if s.is_admin() {
+        UserReach::All
+    } else {
+        let scope = super::perms::caller(ctx, s)
+            .await?
+            .acl_scope(wire::acl::USER, wire::acl::USE);
+        if scope.all {
+            UserReach::All
+        } else {
+            let mut oids = scope.oids;
+            oids.push(s.uid);
+            UserReach::Some {
+                oids,
+                gids: scope.gids,
+            }
+        }
+    };
     let (cache, now) = (ctx.quotas.clone(), quota_cache::pool_generation(ctx));
     let out = ctx
         .read(move |c| {
             let mut out = String::from("<USER_POOL>");
             let all = quota_cache::pool(&cache, now, c, Owner::User)?;
-            sqlstore::for_each_user(c, only, |u| {
+            sqlstore::for_each_user(c, &reach, |u| {
                 user_xml(u, None, &mut out);
                 Xml::new(&mut out).elem("QUOTAS", |x| {
                     x.num("ID", u.oid);
@@ -242,9 +253,7 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 pub async fn passwd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let password = p.string(1)?.to_string();
-    if !s.is_admin() && id != s.uid {
-        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
-    }
+    authorize(ctx, s, id, wire::acl::MANAGE).await?;
     let user = load(ctx, id).await?;
     let driver = &user.auth_driver;
     if !s.is_admin() && !ctx.config.auth_drivers.get(driver).password_change {
@@ -273,31 +282,18 @@ async fn stored_password(ctx: &Ctx, driver: &str, password: &str) -> Result<Stri
     }
 }
 
-/// OpenNebula's `User::pass_is_valid` for a password given to `one.user.chauth`.
-fn check_new_password(password: &str) -> Result<(), Failure> {
-    if password.is_empty() {
-        return Err(fail(code::ACTION, "Invalid password, it cannot be empty"));
-    }
-    match password.chars().find(|c| " \t\n\x0b\x0c\r".contains(*c)) {
-        Some(c) => Err(fail(
-            code::ACTION,
-            format!("Invalid password, character '{c}' is not allowed"),
-        )),
-        None => Ok(()),
-    }
-}
-
 /// `one.user.chauth(id, driver, password)`: a new authentication driver, and a new password
 /// when one is given (stored as the new driver keeps it). Ends the user's login tokens when
 /// the password changes, as a password change does.
-pub async fn chauth(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn chauth(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let driver = p.string(1)?.to_string();
     let password = p.string(2)?.to_string();
+    authorize(ctx, s, id, wire::acl::ADMIN).await?;
     let stored = if password.is_empty() {
         None
     } else {
-        check_new_password(&password)?;
+        super::validate::password(&password, &driver).map_err(|m| fail(code::ACTION, m))?;
         Some(stored_password(ctx, &driver, &password).await?)
     };
     let txn = SqlTxn {
@@ -330,9 +326,33 @@ pub async fn login(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             .ok_or_else(|| fail(code::NO_EXISTS, "Error getting user Pool."))?
     };
     if !s.is_admin() && user.oid != s.uid {
-        return Err(not_authorized(s, &format!("MANAGE USER [{}]", user.oid)));
+        let need = Need::owned(wire::acl::USER, as_owned(&user), wire::acl::MANAGE);
+        table::require(ctx, s, &[need]).await?;
     }
     let id = user.oid;
+    // `MAX_TOKEN_TIME` of the user's driver: 0 ends its tokens and refuses; a limit caps the
+    // validity asked for, "for ever" included.
+    let max = ctx
+        .config
+        .auth_drivers
+        .get(&user.auth_driver)
+        .max_token_time;
+    if max == 0 {
+        let reset = SqlTxn {
+            stmts: vec![rows::reset_login_tokens(id)],
+        };
+        ctx.commit(reset, |r| fail(code::INTERNAL, r.message.clone()))
+            .await?;
+        return Err(fail(
+            code::ACTION,
+            format!("Login tokens are disabled for driver {}", user.auth_driver),
+        ));
+    }
+    let valid = if max > 0 && (valid > max || valid == -1) {
+        max
+    } else {
+        valid
+    };
     let token_error = |m: String| fail(code::XML_RPC_API, m);
     let stmts = if valid == 0 {
         if token.is_empty() {
@@ -383,12 +403,20 @@ pub async fn login(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::String(token))
 }
 
-pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    if id == 0 || id == 1 {
+    authorize(ctx, s, id, wire::acl::ADMIN).await?;
+    if id == 0 {
         return Err(fail(
             code::ACTION,
-            "Cannot delete user. oneadmin and serveradmin cannot be deleted.",
+            "Cannot delete user. oneadmin cannot be deleted.",
+        ));
+    }
+    if id == 1 {
+        // OpenNebula lets serveradmin go; here the zone's servers sign as serveradmin.
+        return Err(fail(
+            code::ACTION,
+            "Cannot delete user. serveradmin cannot be deleted.",
         ));
     }
     let mut stmts = rows::delete(id);
@@ -405,9 +433,7 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 /// `one.user.update(id, template, type)`: type 0 replaces the template, 1 merges into it.
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    if !s.is_admin() && id != s.uid {
-        return Err(not_authorized(s, &format!("MANAGE USER [{id}]")));
-    }
+    authorize(ctx, s, id, wire::acl::MANAGE).await?;
     super::update_template(ctx, &p, rows::TABLE, "template", no_user).await
 }
 
@@ -440,7 +466,7 @@ fn groups_by_hand(ctx: &Ctx, u: &UserRow) -> Result<(), Failure> {
 
 /// `one.user.chgrp(uid, gid)`: a new primary group (also made a membership). In
 /// `UserChgrp`'s order: the user, its driver (for a group it is not in), the group, oneadmin.
-pub async fn chgrp(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn chgrp(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
     if gid < 0 {
         return Err(fail(code::XML_RPC_API, "Wrong group ID"));
@@ -456,14 +482,29 @@ pub async fn chgrp(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             "user [0] oneadmin cannot be moved outside of the group [0] oneadmin",
         ));
     }
+    let needs = [
+        Need::owned(wire::acl::USER, as_owned(&user), wire::acl::MANAGE),
+        Need::on(wire::acl::GROUP, gid, wire::acl::USE),
+    ];
+    table::require(ctx, s, &needs).await?;
     membership(ctx, id, rows::set_primary_group(id, gid)).await
 }
 
+/// What `UserEditGroup` asks: MANAGE on the user and on the group.
+fn edit_group_needs(user: &UserRow, gid: i64) -> [Need; 2] {
+    [
+        Need::owned(wire::acl::USER, as_owned(user), wire::acl::MANAGE),
+        Need::on(wire::acl::GROUP, gid, wire::acl::MANAGE),
+    ]
+}
+
 /// `one.user.addgroup(uid, gid)`: a secondary group.
-pub async fn addgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn addgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
-    groups_by_hand(ctx, &load(ctx, id).await?)?;
+    let user = load(ctx, id).await?;
+    groups_by_hand(ctx, &user)?;
     super::must_exist(ctx, Table::Group, gid).await?;
+    table::require(ctx, s, &edit_group_needs(&user, gid)).await?;
     membership(
         ctx,
         id,
@@ -473,11 +514,12 @@ pub async fn addgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.user.delgroup(uid, gid)`: leaves a secondary group (never the primary one).
-pub async fn delgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn delgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let (id, gid) = (p.int(0)? as i64, p.int(1)? as i64);
     let user = load(ctx, id).await?;
     groups_by_hand(ctx, &user)?;
     super::must_exist(ctx, Table::Group, gid).await?;
+    table::require(ctx, s, &edit_group_needs(&user, gid)).await?;
     if user.gid == gid {
         return Err(fail(
             code::ACTION,
@@ -488,8 +530,9 @@ pub async fn delgroup(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.user.enable(uid, enable)`: a disabled user cannot authenticate.
-pub async fn enable(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let on = p.bool(1)?;
+    authorize(ctx, s, id, wire::acl::ADMIN).await?;
     membership(ctx, id, vec![rows::set_enabled(id, on)]).await
 }

@@ -54,19 +54,47 @@ fn failure(result: Result<i64, cli::CallError>, method: &str) -> (i32, String) {
     (code, msg)
 }
 
+/// A solo zone with group `team`, user `boss` in it and user `plain` in `users`.
+struct Team {
+    zone: Zone,
+    admin: Client,
+    gid: i64,
+    boss: i64,
+    plain: i64,
+}
+
+impl Team {
+    fn new() -> Team {
+        let zone = Zone::solo();
+        let admin = zone.servers[0].client();
+        let gid = admin
+            .call(wire::method::GROUP_ALLOCATE, vec![s("team")])
+            .unwrap()
+            .as_i64()
+            .unwrap();
+        let boss = new_user(&admin, "boss", "pw-boss", "", &[gid]).unwrap();
+        let plain = new_user(&admin, "plain", "pw-plain", "", &[]).unwrap();
+        Team {
+            zone,
+            admin,
+            gid,
+            boss,
+            plain,
+        }
+    }
+}
+
 /// A group administrator gets OpenNebula's four rules with the role, creates users in its
 /// group (a group it does not manage, or a missing one, is refused), and loses both with the role.
 #[test]
 fn a_group_administrator_creates_users_in_its_group() {
-    let zone = Zone::solo();
-    let admin = zone.servers[0].client();
-    let gid = admin
-        .call(wire::method::GROUP_ALLOCATE, vec![s("team")])
-        .unwrap()
-        .as_i64()
-        .unwrap();
-    let boss = new_user(&admin, "boss", "pw-boss", "", &[gid]).unwrap();
-    let plain = new_user(&admin, "plain", "pw-plain", "", &[]).unwrap();
+    let Team {
+        zone,
+        admin,
+        gid,
+        boss,
+        plain,
+    } = Team::new();
     assert_eq!(acl_rules_of(&admin, boss), 0);
 
     let as_plain = zone.servers[0].client_as("plain", "pw-plain");
@@ -148,15 +176,13 @@ fn a_group_administrator_creates_users_in_its_group() {
 /// OneGate token password. A driver that manages groups refuses group changes by hand.
 #[test]
 fn drivers_passwords_and_groups_as_opennebula() {
-    let zone = Zone::solo();
-    let admin = zone.servers[0].client();
-    let gid = admin
-        .call(wire::method::GROUP_ALLOCATE, vec![s("team")])
-        .unwrap()
-        .as_i64()
-        .unwrap();
-
-    let plain = new_user(&admin, "plain", "pw-plain", "", &[]).unwrap();
+    let Team {
+        zone: _zone,
+        admin,
+        gid,
+        plain,
+        ..
+    } = Team::new();
     let xml = user_xml(&admin, plain);
     assert!(
         xml.contains("<GID>1</GID><GROUPS><ID>1</ID></GROUPS>"),
@@ -240,11 +266,15 @@ fn drivers_passwords_and_groups_as_opennebula() {
 }
 
 /// `AUTH_MAD_CONF` in `oned.conf` is honoured: with `PASSWORD_CHANGE = "NO"` for `core`, a
-/// user may no longer change its own password; oneadmin still may.
+/// user may no longer change its own password (oneadmin still may); `MAX_TOKEN_TIME` caps a
+/// login token's life, and 0 refuses tokens.
 #[test]
 fn auth_mad_conf_decides_who_changes_passwords() {
     let setup: crate::zone::Setup = Box::new(|_, s| {
-        s.extra_conf = "AUTH_MAD_CONF = [ NAME = \"core\", PASSWORD_CHANGE = \"NO\" ]\n".into();
+        s.extra_conf = "AUTH_MAD_CONF = [ NAME = \"core\", PASSWORD_CHANGE = \"NO\", \
+                        MAX_TOKEN_TIME = 60 ]\n\
+                        AUTH_MAD_CONF = [ NAME = \"mine\", MAX_TOKEN_TIME = 0 ]\n"
+            .into();
     });
     let zone = Zone::solo_custom(None, Some(setup));
     let admin = zone.servers[0].client();
@@ -271,6 +301,182 @@ fn auth_mad_conf_decides_who_changes_passwords() {
         (
             ACTION_CODE,
             "Invalid password, it cannot be empty".to_string()
+        )
+    );
+
+    let login = |c: &Client, name: &str, valid: i64| {
+        c.call(
+            wire::method::USER_LOGIN,
+            vec![s(name), s(""), int(valid), int(-1)],
+        )
+    };
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let me = zone.servers[0].client_as("plain", "other");
+    login(&me, "plain", -1).unwrap();
+    let xml = user_xml(&admin, uid);
+    let expiration: i64 = xml
+        .split("<EXPIRATION_TIME>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{xml}"));
+    assert!(
+        (before + 60..=before + 62).contains(&expiration),
+        "{expiration} {before}"
+    );
+    new_user(&admin, "minor", "pw-minor", "mine", &[]).unwrap();
+    let result = login(&admin, "minor", 600).map(|_| 0);
+    assert_eq!(
+        failure(result, wire::method::USER_LOGIN),
+        (
+            ACTION_CODE,
+            "Login tokens are disabled for driver mine".to_string()
+        )
+    );
+}
+
+/// `method(args)`, called by user `uid` through `c`, is refused `what`, as OpenNebula words it.
+fn refused(c: &Client, uid: i64, method: &str, args: Vec<Value>, what: &str) {
+    assert_eq!(
+        failure(call(c, method, args), method),
+        (AUTHORIZATION, format!("User [{uid}] : {what}."))
+    );
+}
+
+fn call(c: &Client, method: &str, args: Vec<Value>) -> Result<i64, cli::CallError> {
+    c.call(method, args).map(|v| v.as_i64().unwrap_or(-1))
+}
+
+/// A group administrator's rules let it see and manage the users of its group (the pool shows
+/// them and itself), and nobody else; a user may manage itself but not ADMIN itself.
+#[test]
+fn a_group_administrator_manages_the_users_of_its_group() {
+    let Team {
+        zone,
+        admin,
+        gid,
+        boss,
+        plain,
+    } = Team::new();
+    admin
+        .call("one.group.addadmin", vec![int(gid), int(boss)])
+        .unwrap();
+    let as_boss = zone.servers[0].client_as("boss", "pw-boss");
+    let as_plain = zone.servers[0].client_as("plain", "pw-plain");
+    let worker = new_user(&as_boss, "worker", "pw-worker", "", &[]).unwrap();
+
+    assert!(user_xml(&as_boss, worker).contains("<NAME>worker</NAME>"));
+    let pool = as_boss
+        .call_xml(wire::method::USERPOOL_INFO, vec![])
+        .unwrap();
+    let ids: Vec<&str> = pool
+        .split("<USER><ID>")
+        .skip(1)
+        .filter_map(|u| u.split('<').next())
+        .collect();
+    assert_eq!(ids, [boss.to_string(), worker.to_string()], "{pool}");
+    let own = as_plain
+        .call_xml(wire::method::USERPOOL_INFO, vec![])
+        .unwrap();
+    assert_eq!(own.matches("<USER><ID>").count(), 1, "{own}");
+
+    call(
+        &as_boss,
+        wire::method::USER_PASSWD,
+        vec![int(worker), s("pw-2")],
+    )
+    .unwrap();
+    call(
+        &as_boss,
+        wire::method::USER_UPDATE,
+        vec![int(worker), s("A = 1"), int(1)],
+    )
+    .unwrap();
+    call(
+        &as_boss,
+        wire::method::USER_CHAUTH,
+        vec![int(worker), s("core"), s("pw-3")],
+    )
+    .unwrap();
+    call(
+        &as_boss,
+        wire::method::USER_ENABLE,
+        vec![int(worker), Value::Bool(false)],
+    )
+    .unwrap();
+    assert!(user_xml(&admin, worker).contains("<ENABLED>0</ENABLED>"));
+    call(
+        &as_boss,
+        "one.user.quota",
+        vec![int(worker), s("VM = [ VMS = 3 ]")],
+    )
+    .unwrap();
+    assert_eq!(
+        failure(
+            call(&as_boss, wire::method::USER_DELETE, vec![int(999)]),
+            wire::method::USER_DELETE
+        ),
+        (NO_EXISTS, "Error getting user [999].".to_string())
+    );
+    // A user manages itself (its password, its template) but may not ADMIN itself.
+    call(
+        &as_plain,
+        wire::method::USER_UPDATE,
+        vec![int(plain), s("B = 2"), int(1)],
+    )
+    .unwrap();
+    let (vms, core) = (s("VM = [ VMS = 3 ]"), s("core"));
+    use wire::method as m;
+    let (b, p) = ((&as_boss, boss), (&as_plain, plain));
+    let refusals = [
+        (
+            b,
+            "one.user.quota",
+            vec![int(plain), vms],
+            "ADMIN USER",
+            plain,
+        ),
+        (b, m::USER_INFO, vec![int(plain)], "USE USER", plain),
+        (b, m::USER_DELETE, vec![int(plain)], "ADMIN USER", plain),
+        (
+            b,
+            "one.user.addgroup",
+            vec![int(worker), int(1)],
+            "MANAGE GROUP",
+            1,
+        ),
+        (b, m::USER_CHGRP, vec![int(worker), int(1)], "USE GROUP", 1),
+        (
+            p,
+            m::USER_CHAUTH,
+            vec![int(plain), core, s("x")],
+            "ADMIN USER",
+            plain,
+        ),
+        (p, m::USER_INFO, vec![int(worker)], "USE USER", worker),
+    ];
+    for ((c, uid), method, args, right, oid) in refusals {
+        refused(
+            c,
+            uid,
+            method,
+            args,
+            &format!("Not authorized to perform {right} [{oid}]"),
+        );
+    }
+
+    call(&as_boss, wire::method::USER_DELETE, vec![int(worker)]).unwrap();
+    assert_eq!(
+        failure(
+            call(&admin, wire::method::USER_DELETE, vec![int(0)]),
+            wire::method::USER_DELETE
+        ),
+        (
+            ACTION_CODE,
+            "Cannot delete user. oneadmin cannot be deleted.".to_string()
         )
     );
 }
