@@ -487,7 +487,9 @@ pub async fn chgrp(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Need::on(wire::acl::GROUP, gid, wire::acl::USE),
     ];
     table::require(ctx, s, &needs).await?;
-    membership(ctx, id, rows::set_primary_group(id, gid)).await
+    let mut stmts = rows::set_primary_group(id, gid);
+    stmts.extend(sqlstore::objects::group::drop_admin_if_left(user.gid, id));
+    membership(ctx, id, stmts).await
 }
 
 /// What `UserEditGroup` asks: MANAGE on the user and on the group.
@@ -526,7 +528,9 @@ pub async fn delgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             "Cannot remove user from group. Cannot remove user from primary group.",
         ));
     }
-    membership(ctx, id, vec![rows::leave_group(id, gid)]).await
+    let mut stmts = vec![rows::leave_group(id, gid)];
+    stmts.extend(sqlstore::objects::group::drop_admin_if_left(gid, id));
+    membership(ctx, id, stmts).await
 }
 
 /// `one.user.enable(uid, enable)`: a disabled user cannot authenticate.

@@ -169,6 +169,31 @@ fn a_group_administrator_creates_users_in_its_group() {
             format!("User [{boss}] : Not authorized to perform CREATE USER.")
         )
     );
+
+    // Leaving a group ends its administration and the rules that came with it (delgroup, and
+    // chgrp when the old primary group is left).
+    let edit = |method: &str, group: i64| {
+        admin.call(method, vec![int(boss), int(group)]).unwrap();
+    };
+    let admin_of = |group: i64| {
+        admin
+            .call("one.group.addadmin", vec![int(group), int(boss)])
+            .unwrap();
+    };
+    admin_of(gid);
+    edit("one.user.addgroup", 1);
+    admin_of(1);
+    // `#uid VROUTER/* CREATE *` is the same rule for both groups: kept once, and gone with
+    // either role, as OpenNebula's `del_rule` by value drops it.
+    assert_eq!(acl_rules_of(&admin, boss), 7);
+    edit("one.user.delgroup", 1);
+    assert_eq!(acl_rules_of(&admin, boss), 3);
+    edit(wire::method::USER_CHGRP, 1);
+    assert_eq!(acl_rules_of(&admin, boss), 0);
+    let group = admin
+        .call_xml(wire::method::GROUP_INFO, vec![int(gid)])
+        .unwrap();
+    assert!(group.contains("<ADMINS></ADMINS>"), "{group}");
 }
 
 /// Any driver is taken, its password checked only when `PASSWORD_REQUIRED`; the first group
