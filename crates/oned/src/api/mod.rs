@@ -557,6 +557,6 @@ async fn authorize(
 }
 
 pub use writes::{
-    allocate_next, allocate_next_with, merge_attrs, merged, must_exist, new_id, update_template,
-    update_type,
+    allocate_next, allocate_next_with, merge_attrs, merged, must_all_exist, must_exist, new_id,
+    update_template, update_type,
 };

@@ -528,13 +528,11 @@ async fn commit_set(ctx: &Ctx, stmts: Vec<SqlStmt>) -> Result<(), Failure> {
 pub async fn user_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = i64::from(p.int(0)?);
     let text = p.string(1)?.to_string();
-    if !s.is_admin() {
-        // A group administrator's rules grant ADMIN on the users of its group.
-        let user = super::method::owned(ctx, Table::User, id).await?;
-        let need = super::method::Need::owned(wire::acl::USER, user, wire::acl::ADMIN);
-        super::method::require(ctx, s, &[need]).await?;
-    } else {
+    if s.is_admin() {
         super::must_exist(ctx, Table::User, id).await?;
+    } else {
+        // A group administrator's rules grant ADMIN on the users of its group.
+        super::user::authorize(ctx, s, id, wire::acl::ADMIN).await?;
     }
     if id == 0 {
         return Err(fail(code::ACTION, "Cannot set quotas for oneadmin user"));

@@ -36,6 +36,9 @@ pub const METHODS: &[Method] = &[
     method!(wire::method::USERPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
+/// The most groups `one.user.allocate` takes for a new user (OpenNebula sets no bound).
+const MAX_NEW_USER_GROUPS: usize = 256;
+
 /// How authorization sees user `u`: it owns itself (USE and MANAGE), in its primary group.
 fn as_owned(u: &UserRow) -> Owned {
     Owned {
@@ -49,7 +52,7 @@ fn as_owned(u: &UserRow) -> Owned {
 /// `right` on user `id`, as `basic_authorization` asks it: NO_EXISTS `Error getting user
 /// [id].` first, then the user's permissions and the ACL rules. Group oneadmin, and a user
 /// asking USE or MANAGE of itself, pass without another read.
-async fn authorize(ctx: &Ctx, s: &Session, id: i64, right: u64) -> Result<(), Failure> {
+pub(super) async fn authorize(ctx: &Ctx, s: &Session, id: i64, right: u64) -> Result<(), Failure> {
     if s.is_admin() || (id == s.uid && right != wire::acl::ADMIN) {
         return Ok(());
     }
@@ -104,22 +107,35 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         "" => "core".to_string(),
         d => d.to_string(),
     };
-    let asked: Vec<i64> = match p.0.get(3) {
+    let mut asked: Vec<i64> = match p.0.get(3) {
         Some(_) => p.array(3)?.iter().filter_map(Value::as_i64).collect(),
         None => Vec::new(),
     };
-    let mut needs = vec![Need::kind(wire::acl::USER, wire::acl::CREATE)];
-    for &gid in &asked {
-        super::must_exist(ctx, Table::Group, gid).await?;
-        if gid != s.gid {
-            needs.push(Need::on(wire::acl::GROUP, gid, wire::acl::MANAGE));
-        }
+    // Each group is looked up (OpenNebula reads them one by one); a client may not make the
+    // leader read an unbounded list before it is even authorized.
+    let mut distinct = BTreeSet::new();
+    asked.retain(|g| distinct.insert(*g));
+    if asked.len() > MAX_NEW_USER_GROUPS {
+        return Err(fail(
+            code::INTERNAL,
+            format!(
+                "Error allocating a new user. At most {MAX_NEW_USER_GROUPS} groups may be given."
+            ),
+        ));
     }
+    super::must_all_exist(ctx, Table::Group, asked.clone()).await?;
+    let mut needs = vec![Need::kind(wire::acl::USER, wire::acl::CREATE)];
+    needs.extend(
+        asked
+            .iter()
+            .filter(|&&g| g != s.gid)
+            .map(|&g| Need::on(wire::acl::GROUP, g, wire::acl::MANAGE)),
+    );
     table::require(ctx, s, &needs).await?;
-    let (gid, gids) = match asked.first() {
-        Some(&first) => (first, asked.iter().copied().collect::<BTreeSet<i64>>()),
-        None if s.gid == 0 => (1, BTreeSet::from([1])),
-        None => (s.gid, BTreeSet::from([s.gid])),
+    let gid = match asked.first() {
+        Some(&first) => first,
+        None if s.gid == 0 => 1,
+        None => s.gid,
     };
     let refused = |m: String| fail(code::INTERNAL, format!("Error allocating a new user. {m}"));
     if ctx.config.auth_drivers.get(&driver).password_required {
@@ -127,7 +143,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     super::validate::user_name(&name).map_err(refused)?;
     let stored = stored_password(ctx, &driver, &password).await?;
-    let secondary: Vec<i64> = gids.into_iter().filter(|&g| g != gid).collect();
+    let secondary: Vec<i64> = distinct.into_iter().filter(|&g| g != gid).collect();
     let token_password = crate::credentials::random_hex(32);
     let txn = SqlTxn {
         stmts: rows::insert_with(

@@ -108,13 +108,30 @@ pub async fn must_exist(
     table: sqlstore::objects::Table,
     id: i64,
 ) -> Result<(), Failure> {
+    must_all_exist(ctx, table, vec![id]).await
+}
+
+/// [`must_exist`] for each of `ids`, in one read: the first missing one, in their order, is
+/// the one named.
+pub async fn must_all_exist(
+    ctx: &Ctx,
+    table: sqlstore::objects::Table,
+    ids: Vec<i64>,
+) -> Result<(), Failure> {
     use sqlstore::objects::Table;
-    if ctx
-        .read(move |c| sqlstore::objects::exists(c, table, id))
-        .await?
-    {
+    let missing = ctx
+        .read(move |c| {
+            for id in ids {
+                if !sqlstore::objects::exists(c, table, id)? {
+                    return Ok(Some(id));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    let Some(id) = missing else {
         return Ok(());
-    }
+    };
     let what = match table {
         Table::User => "user",
         Table::Group => "group",

@@ -216,7 +216,26 @@ fn drivers_passwords_and_groups_as_opennebula() {
     assert!(xml.contains("<AUTH_DRIVER>core</AUTH_DRIVER>"), "{xml}");
     assert!(xml.contains("<TOKEN_PASSWORD><![CDATA["), "{xml}");
 
-    let both = new_user(&admin, "both", "pw-both", "", &[gid, 1]).unwrap();
+    // Repeated groups count once; more than 256 are refused before any is looked up.
+    let both = new_user(&admin, "both", "pw-both", "", &[gid, 1, gid, 1]).unwrap();
+    let many: Vec<i64> = (1000..1257).collect();
+    assert_eq!(
+        failure(
+            new_user(&admin, "many", "pw", "", &many),
+            "one.user.allocate"
+        ),
+        (
+            INTERNAL,
+            "Error allocating a new user. At most 256 groups may be given.".to_string()
+        )
+    );
+    assert_eq!(
+        failure(
+            new_user(&admin, "many", "pw", "", &many[..256]),
+            "one.user.allocate"
+        ),
+        (NO_EXISTS, "Error getting group [1000].".to_string())
+    );
     let xml = user_xml(&admin, both);
     assert!(
         xml.contains(&format!(
@@ -305,9 +324,7 @@ fn auth_mad_conf_decides_who_changes_passwords() {
     let admin = zone.servers[0].client();
     let uid = new_user(&admin, "plain", "pw-plain", "", &[]).unwrap();
     let me = zone.servers[0].client_as("plain", "pw-plain");
-    let result = me
-        .call(wire::method::USER_PASSWD, vec![int(uid), s("other")])
-        .map(|v| v.as_i64().unwrap_or(-1));
+    let result = call(&me, wire::method::USER_PASSWD, vec![int(uid), s("other")]);
     assert_eq!(
         failure(result, wire::method::USER_PASSWD),
         (
@@ -318,9 +335,7 @@ fn auth_mad_conf_decides_who_changes_passwords() {
     admin
         .call(wire::method::USER_PASSWD, vec![int(uid), s("other")])
         .unwrap();
-    let result = admin
-        .call(wire::method::USER_PASSWD, vec![int(uid), s("")])
-        .map(|v| v.as_i64().unwrap_or(-1));
+    let result = call(&admin, wire::method::USER_PASSWD, vec![int(uid), s("")]);
     assert_eq!(
         failure(result, wire::method::USER_PASSWD),
         (

@@ -40,12 +40,7 @@ pub fn insert(user: u64, resource: u64, rights: u64, zone: u64) -> Vec<SqlStmt> 
             TABLE,
             "user, resource, rights, zone",
             "?1, ?2, ?3, ?4",
-            vec![
-                SqlValue::Int(user as i64),
-                SqlValue::Int(resource as i64),
-                SqlValue::Int(rights as i64),
-                SqlValue::Int(zone as i64),
-            ],
+            rule_args((user, resource, rights, zone)),
         ),
         super::next_oid(TABLE),
     ]
@@ -54,23 +49,24 @@ pub fn insert(user: u64, resource: u64, rights: u64, zone: u64) -> Vec<SqlStmt> 
 /// An ACL rule as its four masks: (user, resource, rights, zone).
 pub type Rule = (u64, u64, u64, u64);
 
+/// `rule`'s masks as the parameters ?1..?4 of the statements here.
+fn rule_args((user, resource, rights, zone): Rule) -> Vec<SqlValue> {
+    [user, resource, rights, zone]
+        .into_iter()
+        .map(|v| SqlValue::Int(v as i64))
+        .collect()
+}
+
 /// Adds `rule` unless it is there already (OpenNebula then keeps the one it has), with the
 /// next ACL id.
 pub fn add_rule(rule: Rule) -> Vec<SqlStmt> {
-    let (user, resource, rights, zone) = rule;
-    let p = vec![
-        SqlValue::Int(user as i64),
-        SqlValue::Int(resource as i64),
-        SqlValue::Int(rights as i64),
-        SqlValue::Int(zone as i64),
-    ];
     vec![
         SqlStmt::new(
             "INSERT INTO acl (oid, user, resource, rights, zone)
              SELECT last_oid + 1, ?1, ?2, ?3, ?4 FROM pool_control WHERE tablename = 'acl'
                AND NOT EXISTS (SELECT 1 FROM acl WHERE user = ?1 AND resource = ?2
                                AND rights = ?3 AND zone = ?4)",
-            p,
+            rule_args(rule),
         ),
         acl_counter_past_new_rule(),
     ]
@@ -88,14 +84,17 @@ pub(crate) fn acl_counter_past_new_rule() -> SqlStmt {
 
 /// Removes `rule`, if it is there.
 pub fn del_rule(rule: Rule) -> SqlStmt {
-    let (user, resource, rights, zone) = rule;
+    del_rule_where(rule, "", Vec::new())
+}
+
+/// Removes `rule` if it is there and `cond` holds (` AND ...`, its parameters from ?5 on).
+pub fn del_rule_where(rule: Rule, cond: &str, args: Vec<SqlValue>) -> SqlStmt {
+    let mut all = rule_args(rule);
+    all.extend(args);
     SqlStmt::new(
-        "DELETE FROM acl WHERE user = ?1 AND resource = ?2 AND rights = ?3 AND zone = ?4",
-        vec![
-            SqlValue::Int(user as i64),
-            SqlValue::Int(resource as i64),
-            SqlValue::Int(rights as i64),
-            SqlValue::Int(zone as i64),
-        ],
+        &format!(
+            "DELETE FROM acl WHERE user = ?1 AND resource = ?2 AND rights = ?3 AND zone = ?4{cond}"
+        ),
+        all,
     )
 }

@@ -170,25 +170,12 @@ pub fn set_admin(gid: i64, uid: i64, add: bool) -> Vec<SqlStmt> {
 /// After a membership change: if user `uid` is no longer in `gid` but was one of its
 /// administrators, it is not any more, and its administrator rules go (`Group::del_user`).
 pub fn drop_admin_if_left(gid: i64, uid: i64) -> Vec<SqlStmt> {
-    const GONE: &str = "NOT EXISTS (SELECT 1 FROM user_groups WHERE uid = ?6 AND gid = ?5)
+    const GONE: &str = " AND NOT EXISTS (SELECT 1 FROM user_groups WHERE uid = ?6 AND gid = ?5)
          AND EXISTS (SELECT 1 FROM group_admins WHERE uid = ?6 AND gid = ?5)";
     let mut stmts: Vec<SqlStmt> = admin_rules(gid, uid)
         .into_iter()
-        .map(|(user, resource, rights, zone)| {
-            SqlStmt::new(
-                &format!(
-                    "DELETE FROM acl WHERE user = ?1 AND resource = ?2 AND rights = ?3
-                     AND zone = ?4 AND {GONE}"
-                ),
-                vec![
-                    SqlValue::Int(user as i64),
-                    SqlValue::Int(resource as i64),
-                    SqlValue::Int(rights as i64),
-                    SqlValue::Int(zone as i64),
-                    SqlValue::Int(gid),
-                    SqlValue::Int(uid),
-                ],
-            )
+        .map(|rule| {
+            super::acl::del_rule_where(rule, GONE, vec![SqlValue::Int(gid), SqlValue::Int(uid)])
         })
         .collect();
     stmts.push(SqlStmt::new(
