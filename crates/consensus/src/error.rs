@@ -107,6 +107,17 @@ impl Error {
             _ => false,
         }
     }
+
+    /// The state database's server cannot take the work now (MySQL: the connection lost, the
+    /// server shutting down, a lock wait timed out, a full disk...): the same work is retried
+    /// on a new connection until it can, as nothing in the work itself failed.
+    pub fn is_server_condition(&self) -> bool {
+        match self {
+            Error::StateSql(e) => e.is_server_condition(),
+            Error::State(e) => e.is_server_condition(),
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

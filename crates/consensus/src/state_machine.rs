@@ -109,20 +109,46 @@ impl SnapshotFloor {
     }
 }
 
-/// Whether the state database answers: set while the apply waits for a lost MySQL server to
-/// come back, so the server can refuse writes and say why (raftstatus, `oned.log`).
+/// Whether the state database answers, so the server can refuse writes and say why
+/// (raftstatus, `oned.log`). Two marks, each cleared only by whoever set it: the apply's,
+/// while it waits for a lost MySQL server to come back, and the watch's (`oned::db_watch`),
+/// which finds a lost server when nothing is being applied. A database that answers the watch
+/// again does not make writes welcome while the apply has not got back to it.
 #[derive(Clone, Default)]
-pub struct DbHealth(Arc<Mutex<Option<String>>>);
+pub struct DbHealth(Arc<Mutex<Marks>>);
+
+#[derive(Default)]
+struct Marks {
+    apply: Option<String>,
+    watch: Option<String>,
+}
 
 impl DbHealth {
     /// Why the state database cannot be written now, if it cannot.
     pub fn problem(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|p| p.clone())
+        let marks = self.0.lock().ok()?;
+        marks.apply.clone().or_else(|| marks.watch.clone())
     }
 
-    pub fn set(&self, problem: Option<String>) {
-        if let Ok(mut p) = self.0.lock() {
-            *p = problem;
+    /// The apply's own mark, if set.
+    fn apply_problem(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|m| m.apply.clone())
+    }
+
+    fn set_apply(&self, problem: Option<String>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.apply = problem;
+        }
+    }
+
+    /// The watch's mark, if set.
+    pub fn watch_problem(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|m| m.watch.clone())
+    }
+
+    pub fn set_watch(&self, problem: Option<String>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.watch = problem;
         }
     }
 }
@@ -459,7 +485,7 @@ impl SoloWriter {
                     if e.is_connection_lost() {
                         tracing::error!(%location, error = %e, "lost the state database");
                         crate::error::count_logged();
-                        if let Ok(fresh) = sqlstore::open_state(&location) {
+                        if let Ok(fresh) = sqlstore::reopen_state(&location, c) {
                             *c = fresh;
                         }
                     }
@@ -783,10 +809,13 @@ fn answer_callers(entries: &[Entry<TypeConfig>], results: &mut [BatchResult]) {
 /// Longest wait between two attempts to reach a lost database server.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
-/// [`apply_entries`], waiting out a lost connection to the database server (MySQL): the
-/// server rolled back the transaction in flight, so the entries are applied again on a new
-/// connection, from the first one its `last_applied` does not cover. Meanwhile `health` says
-/// why writes are refused. Runs on the blocking pool, so waiting here holds no runtime thread.
+/// [`apply_entries`], waiting out a lost connection to the database server (MySQL), or any
+/// other condition of that server ([`Error::is_server_condition`]: shutting down, a lock wait
+/// timed out, a full disk...): the transaction in flight was rolled back, so the entries are
+/// applied again on a new connection, from the first one its `last_applied` does not cover.
+/// Nothing else may stop the apply there: an entry committed on a majority must apply, and
+/// the same entry applies on the other servers. Meanwhile `health` says why writes are
+/// refused. Runs on the state database's own thread: its other calls wait meanwhile.
 fn apply_until_done(
     c: &mut Conn,
     location: &Location,
@@ -799,38 +828,39 @@ fn apply_until_done(
     loop {
         let err = match apply_entries(c, &entries[skipped..], federated) {
             Ok(mut results) => {
-                if health.problem().is_some() {
+                if health.apply_problem().is_some() {
                     tracing::warn!(%location, "the state database is back: applying again");
-                    health.set(None);
+                    health.set_apply(None);
                 }
                 let mut all = vec![unknown_outcome(); skipped];
                 all.append(&mut results);
                 return Ok(all);
             }
-            Err(e) if e.is_connection_lost() => e,
-            Err(e) => return Err(e),
+            Err(e) if e.is_server_condition() => e,
+            Err(e) => {
+                tracing::error!(%location, error = %e, "applying committed entries failed");
+                return Err(e);
+            }
         };
-        if health.problem().is_none() {
-            tracing::error!(%location, error = %err, "lost the state database: writes wait until it is back");
+        if health.apply_problem().is_none() {
+            if err.is_connection_lost() {
+                tracing::error!(%location, error = %err, "lost the state database: writes wait until it is back");
+            } else {
+                tracing::error!(%location, error = %err, "the state database cannot apply: writes wait until it can, on a new connection");
+            }
             crate::error::count_logged();
         }
-        health.set(Some(format!(
+        health.set_apply(Some(format!(
             "state database {location} unavailable: {err}"
         )));
-        loop {
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(RECONNECT_MAX);
-            match sqlstore::open_state(location) {
-                Ok(fresh) => {
-                    *c = fresh;
-                    break;
-                }
-                Err(e) => tracing::debug!(error = %e, "state database still unavailable"),
-            }
-        }
+        *c = reconnect(location, c, &mut backoff);
         // A commit whose answer was lost with the connection may have gone through.
-        let Ok((applied, _)) = read_meta(c, "state database") else {
-            continue;
+        let (applied, _) = match read_meta(c, "state database") {
+            Ok(meta) => meta,
+            Err(e) => {
+                tracing::warn!(%location, error = %e, "reading what was applied failed after reconnecting");
+                continue;
+            }
         };
         let done = applied.map_or(0, |a| a.index);
         skipped = entries
@@ -838,6 +868,40 @@ fn apply_until_done(
             .take_while(|e| e.log_id.index <= done)
             .count()
             .max(skipped);
+    }
+}
+
+/// How often a reconnect that keeps failing says so in the log.
+const RECONNECT_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// A new writing connection to the state database, tried after `backoff` (doubled each time, up
+/// to [`RECONNECT_MAX`]) until one is made. Failures are logged as they change or every
+/// [`RECONNECT_REPORT_EVERY`]: an applier waiting here is why every write is refused.
+fn reconnect(location: &Location, previous: &Conn, backoff: &mut Duration) -> Conn {
+    let started = std::time::Instant::now();
+    let mut reported: Option<(String, std::time::Instant)> = None;
+    let mut attempts = 0u64;
+    loop {
+        std::thread::sleep(*backoff);
+        *backoff = (*backoff * 2).min(RECONNECT_MAX);
+        attempts += 1;
+        let attempt = std::time::Instant::now();
+        match sqlstore::reopen_state(location, previous) {
+            Ok(fresh) => {
+                tracing::info!(%location, attempts, waited = ?started.elapsed(), "reconnected to the state database");
+                return fresh;
+            }
+            Err(e) => {
+                let why = e.to_string();
+                let repeat = reported.as_ref().is_some_and(|(last, at)| {
+                    *last == why && at.elapsed() < RECONNECT_REPORT_EVERY
+                });
+                if !repeat {
+                    tracing::warn!(%location, error = %why, attempts, took = ?attempt.elapsed(), "the state database is still unavailable");
+                    reported = Some((why, std::time::Instant::now()));
+                }
+            }
+        }
     }
 }
 

@@ -74,19 +74,73 @@ impl TaskCounters {
     }
 }
 
+/// How often one task logs the same kind of error it carries on after: a database that is gone
+/// for a minute would otherwise write every task's failed read ten times a second, and push
+/// what says why out of sight.
+const REPEAT_EVERY: Duration = Duration::from_secs(30);
+
+/// Kinds of error one task remembers when it last logged; past this, the oldest is forgotten.
+const REPEATS_KEPT: usize = 32;
+
 /// Given to every run of a task: its name and counters, for the errors it survives.
 #[derive(Debug, Clone)]
 pub struct TaskCtx {
     name: &'static str,
     counters: Arc<TaskCounters>,
+    repeats: Arc<Mutex<Vec<Repeat>>>,
+}
+
+/// When one kind of error (its `what`) was last logged, and how many were not since.
+#[derive(Debug)]
+struct Repeat {
+    what: String,
+    logged: Instant,
+    unlogged: u64,
 }
 
 impl TaskCtx {
-    /// An error the task carries on after (it retries at its next period): logged at warn with
-    /// the task's name, and counted.
+    /// An error the task carries on after (it retries at its next period): counted, and logged
+    /// at warn with the task's name, the same `what` at most once per [`REPEAT_EVERY`] (with the
+    /// number left out since).
     pub fn warn(&self, what: &str, error: &dyn Display) {
         self.counters.warnings.fetch_add(1, Ordering::Relaxed);
-        warn!(task = self.name, error = %error, "{what}");
+        let Some(unlogged) = self.due(what) else {
+            return;
+        };
+        if unlogged == 0 {
+            warn!(task = self.name, error = %error, "{what}");
+        } else {
+            warn!(task = self.name, error = %error, unlogged, "{what} (again)");
+        }
+    }
+
+    /// `Some(n)` when `what` is to be logged now, `n` being how many went unlogged before.
+    fn due(&self, what: &str) -> Option<u64> {
+        let Ok(mut repeats) = self.repeats.lock() else {
+            return Some(0);
+        };
+        let now = Instant::now();
+        match repeats.iter_mut().find(|r| r.what == what) {
+            Some(r) if now.duration_since(r.logged) < REPEAT_EVERY => {
+                r.unlogged += 1;
+                None
+            }
+            Some(r) => {
+                r.logged = now;
+                Some(std::mem::take(&mut r.unlogged))
+            }
+            None => {
+                if repeats.len() >= REPEATS_KEPT {
+                    repeats.remove(0);
+                }
+                repeats.push(Repeat {
+                    what: what.to_string(),
+                    logged: now,
+                    unlogged: 0,
+                });
+                Some(0)
+            }
+        }
     }
 }
 
@@ -127,6 +181,7 @@ impl Supervisor {
         let ctx = TaskCtx {
             name,
             counters: counters.clone(),
+            repeats: Arc::default(),
         };
         let handle = tokio::spawn(supervise(ctx, restart, self.stop.subscribe(), make));
         self.entries().push(Entry {
@@ -350,6 +405,31 @@ mod tests {
             }
         );
         assert!(s.shutdown(Duration::from_secs(5)).await.is_empty());
+    }
+
+    #[test]
+    fn an_error_that_repeats_is_counted_each_time_and_logged_once_per_period() {
+        let ctx = TaskCtx {
+            name: "t",
+            counters: Arc::default(),
+            repeats: Arc::default(),
+        };
+        assert_eq!(ctx.due("reading failed"), Some(0));
+        assert_eq!(ctx.due("reading failed"), None);
+        assert_eq!(ctx.due("reading failed"), None);
+        // Another kind of error is logged at once.
+        assert_eq!(ctx.due("writing failed"), Some(0));
+        // A period later, with how many were left out.
+        ctx.repeats.lock().unwrap()[0].logged -= REPEAT_EVERY;
+        assert_eq!(ctx.due("reading failed"), Some(2));
+        assert_eq!(ctx.due("reading failed"), None);
+        for n in 0..REPEATS_KEPT {
+            ctx.due(&format!("kind {n}"));
+        }
+        assert_eq!(ctx.repeats.lock().unwrap().len(), REPEATS_KEPT);
+        ctx.warn("reading failed", &"gone");
+        ctx.warn("reading failed", &"gone");
+        assert_eq!(ctx.counters.stats().warnings, 2);
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ pub use federated::{
     FedSnapshot, SnapshotTable, FEDERATED_TABLES,
 };
 pub use objects::{HasOwner, Head, Lock, Owned};
-pub use open::{copy_into, open_read, open_state, restore_from, DbError};
+pub use open::{copy_into, open_read, open_state, reopen_state, restore_from, DbError};
 pub use pool::ReadPool;
 pub use reads::{
     find_user_by_name, for_each_user, load_user, load_zone, load_zones, LoginToken, UserReach,

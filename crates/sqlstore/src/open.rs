@@ -53,6 +53,11 @@ impl DbError {
         matches!(self, DbError::Sql { source, .. } if source.is_connection_lost())
     }
 
+    /// See [`SqlError::is_server_condition`].
+    pub fn is_server_condition(&self) -> bool {
+        matches!(self, DbError::Sql { source, .. } if source.is_server_condition())
+    }
+
     pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DbError + '_ {
         move |source| DbError::Io {
             path: path.display().to_string(),
@@ -856,25 +861,52 @@ pub fn open_state(loc: &Location) -> Result<Conn, DbError> {
             Ok(conn)
         }
         Location::Mysql(_) => {
-            let conn = Conn::open(loc, false).map_err(DbError::on(loc))?;
-            // One writer per database, as the lock file of `var/` is for SQLite: held by this
-            // connection, so the server releases it when the connection ends, whatever ends it.
-            // A few seconds of patience: the server may not have seen yet that the connection
-            // of an oned that just stopped is gone.
-            let got: Option<i64> = conn
-                .query_row(
-                    "SELECT GET_LOCK(CONCAT('oneha/', DATABASE()), 5)",
-                    (),
-                    |r| r.get(0),
-                )
-                .map_err(DbError::on(loc))?;
-            if got != Some(1) {
-                return Err(DbError::InUse(loc.to_string()));
-            }
+            let conn = writer_of(loc, None)?;
             ensure_schema(&conn).map_err(DbError::on(loc))?;
             Ok(conn)
         }
     }
+}
+
+/// A new writing connection to a state database [`open_state`] opened before in this process,
+/// to replace `previous`, which failed: the schema is there already, so only the writer's lock
+/// is taken again, nothing is written. If `previous` still holds that lock (the database server
+/// has not seen it end, or it failed on something else than its connection), it is ended
+/// first, and its transaction with it: the lock is free only once it is gone, so nothing it
+/// was doing can commit after the new connection has read what was applied.
+pub fn reopen_state(loc: &Location, previous: &Conn) -> Result<Conn, DbError> {
+    match loc {
+        Location::Sqlite(_) => open_state(loc),
+        Location::Mysql(_) => writer_of(loc, previous.session_id()),
+    }
+}
+
+/// A MySQL connection holding the lock that makes it the database's only writer, as the lock
+/// file of `var/` is for SQLite: held by this connection, so the server releases it when the
+/// connection ends, whatever ends it. A few seconds of patience: the server may not have seen
+/// yet that the connection of an oned that just stopped is gone. `previous`: the connection
+/// of this process that this one replaces, ended if it holds the lock.
+fn writer_of(loc: &Location, previous: Option<u64>) -> Result<Conn, DbError> {
+    const LOCK: &str = "CONCAT('oneha/', DATABASE())";
+    let conn = Conn::open(loc, false).map_err(DbError::on(loc))?;
+    if let Some(previous) = previous {
+        let holder: Option<i64> = conn
+            .query_row(&format!("SELECT IS_USED_LOCK({LOCK})"), (), |r| r.get(0))
+            .map_err(DbError::on(loc))?;
+        if holder.and_then(|h| u64::try_from(h).ok()) == Some(previous) {
+            match conn.execute_batch(&format!("KILL CONNECTION {previous}")) {
+                Err(e) if !e.is_no_such_thread() => return Err(DbError::on(loc)(e)),
+                _ => {}
+            }
+        }
+    }
+    let got: Option<i64> = conn
+        .query_row(&format!("SELECT GET_LOCK({LOCK}, 5)"), (), |r| r.get(0))
+        .map_err(DbError::on(loc))?;
+    if got != Some(1) {
+        return Err(DbError::InUse(loc.to_string()));
+    }
+    Ok(conn)
 }
 
 /// What is wrong with this build's SQLite for a server, if anything: the workspace builds it

@@ -601,6 +601,24 @@ impl MariaDb {
         }
     }
 
+    /// What the server is doing, for a test that failed on it: every connection and its
+    /// statement, the open InnoDB transactions and the lock waits between them, and the tail of
+    /// its error log.
+    pub fn report(&self) -> String {
+        let ask = |sql: &str| match self.endpoint.sql(sql) {
+            Ok(out) => out,
+            Err(e) => format!("({e})"),
+        };
+        format!(
+            "===== mariadbd processlist =====\n{}\n===== innodb_trx =====\n{}\n===== innodb_lock_waits =====\n{}\n===== {} =====\n{}",
+            ask("SELECT id, user, db, command, time, state, info FROM information_schema.processlist"),
+            ask("SELECT trx_id, trx_state, trx_started, trx_mysql_thread_id, trx_query, trx_rows_locked FROM information_schema.innodb_trx"),
+            ask("SELECT * FROM information_schema.innodb_lock_waits"),
+            self.error_log().display(),
+            tail(&self.error_log(), 30)
+        )
+    }
+
     /// [`MariaDb::stop`], then [`MariaDb::start`].
     pub fn restart(&mut self) {
         self.stop();

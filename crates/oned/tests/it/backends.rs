@@ -54,6 +54,18 @@ fn a_server_on_another_backend_is_refused_when_it_joins() {
     assert!(users.iter().any(|u| u == "still-writing"), "{users:?}");
 }
 
+/// A zone of three servers, each with its own database on `db`.
+fn zone_on(db: &MariaDb) -> Zone {
+    let endpoint = db.endpoint().clone();
+    Zone::bootstrap_custom(
+        3,
+        None,
+        Some(Box::new(move |_, s| {
+            s.db = Some(endpoint.create_database());
+        })),
+    )
+}
+
 /// Every server's database on one MariaDB that stops under the running zone: writes are refused
 /// with the reason (raftstatus says it too) while it is down, nothing is lost or applied
 /// half-way, and the zone goes on by itself once it is back.
@@ -63,14 +75,7 @@ fn a_zone_on_mariadb_waits_out_a_database_restart() {
         return;
     }
     let mut db = MariaDb::start_private();
-    let endpoint = db.endpoint().clone();
-    let zone = Zone::bootstrap_custom(
-        3,
-        None,
-        Some(Box::new(move |_, s| {
-            s.db = Some(endpoint.create_database());
-        })),
-    );
+    let zone = zone_on(&db);
     let leader = zone.leader();
     let client = zone.servers[leader].client();
     for n in 0..10 {
@@ -98,11 +103,18 @@ fn a_zone_on_mariadb_waits_out_a_database_restart() {
 
     eprintln!("--- start MariaDB again: the zone applies what committed and takes writes");
     db.start();
-    let mut after = None;
-    zone.wait_until(DEADLINE, "a write succeeds again", || {
-        after = allocate(&client, "after-restart").ok();
-        after.is_some()
-    });
+    let back = std::time::Instant::now();
+    loop {
+        match allocate(&client, "after-restart") {
+            Ok(_) => break,
+            Err(e) if back.elapsed() > DEADLINE => zone.fail(&format!(
+                "timed out after {DEADLINE:?} waiting until a write succeeds again; the last \
+                 one: {e:?}\n{}",
+                db.report()
+            )),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
     zone.wait_caught_up();
     zone.wait_identical();
     let users = crate::zone::user_pool(&client).unwrap();
@@ -114,4 +126,55 @@ fn a_zone_on_mariadb_waits_out_a_database_restart() {
         .client()
         .call_xml(wire::method::ZONE_RAFTSTATUS, vec![]);
     assert!(!raft.unwrap().contains("DB_ERROR"));
+}
+
+/// A lock held on a follower's database past the server's lock wait: the follower's apply
+/// fails with MySQL's lock wait timeout, a condition of the database and not of the entries,
+/// so it waits that out as it waits out a lost server, on a new connection, and then applies
+/// the same entries as the others. The zone takes writes throughout on its other two servers.
+#[test]
+fn a_follower_waits_out_a_lock_held_on_its_database() {
+    if !mariadb::available("a_follower_waits_out_a_lock_held_on_its_database") {
+        return;
+    }
+    let db = MariaDb::start_private();
+    // New connections, the servers' included, give up a lock wait after a second.
+    db.endpoint()
+        .sql_ok("SET GLOBAL innodb_lock_wait_timeout = 1");
+    let zone = zone_on(&db);
+    let leader = zone.leader();
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    let client = zone.servers[leader].client();
+    allocate(&client, "before").unwrap();
+    zone.wait_caught_up();
+
+    eprintln!("--- lock the row every apply of server {follower} updates, for 4 lock waits");
+    let spec = zone.servers[follower].db.clone().unwrap();
+    let holder = std::thread::spawn(move || {
+        spec.sql(
+            "START TRANSACTION; SELECT last_applied FROM raft_sm_meta WHERE id = 1 FOR UPDATE; \
+             DO SLEEP(4); COMMIT",
+        )
+    });
+    zone.wait_until(DEADLINE, "the row is locked", || {
+        assert!(
+            !holder.is_finished(),
+            "the lock holder ended before its sleep"
+        );
+        db.endpoint()
+            .sql("SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'DO SLEEP%'")
+            .is_ok_and(|n| n.trim() == "1")
+    });
+    for n in 0..5 {
+        allocate(&client, &format!("during-{n}")).unwrap();
+    }
+    zone.wait_until(DEADLINE, "the follower says why it waits", || {
+        log_has(&zone, follower, "the state database cannot apply")
+    });
+    holder.join().unwrap().unwrap();
+    zone.wait_caught_up();
+    zone.wait_identical();
+    assert!(log_has(&zone, follower, "applying again"));
+    let users = crate::zone::user_pool(&zone.servers[follower].client()).unwrap();
+    assert!(users.iter().any(|u| u == "during-4"), "{users:?}");
 }

@@ -108,10 +108,13 @@ mod code {
     pub const NO_REFERENCED_ROW: u16 = 1452;
     pub const CHECK_MYSQL: u16 = 3819;
     pub const CHECK_MARIADB: u16 = 4025;
-    /// Machine conditions: full disk or table, read-only server, lock waits, too many
-    /// connections, lost privileges, the server shutting down.
-    pub const MACHINE: [u16; 13] = [
-        1021, 1114, 1040, 1044, 1045, 1049, 1053, 1205, 1213, 1290, 1792, 1836, 1927,
+    pub const NO_SUCH_THREAD: u16 = 1094;
+    /// Machine conditions: full disk or table, read-only server, lock waits and deadlocks,
+    /// too many connections, lost privileges, the server shutting down or killing the
+    /// statement (KILL QUERY, a statement time limit), network errors it saw, memory.
+    pub const MACHINE: [u16; 24] = [
+        1021, 1037, 1038, 1040, 1041, 1044, 1045, 1049, 1053, 1114, 1135, 1152, 1158, 1159, 1160,
+        1161, 1205, 1213, 1290, 1317, 1792, 1836, 1927, 1969,
     ];
 }
 
@@ -121,6 +124,11 @@ impl SqlError {
             SqlError::Mysql(mysql::Error::MySqlError(e)) => Some(e.code),
             _ => None,
         }
+    }
+
+    /// MySQL's answer to a `KILL` of a connection that is gone already.
+    pub fn is_no_such_thread(&self) -> bool {
+        self.mysql_code() == Some(code::NO_SUCH_THREAD)
     }
 
     /// A UNIQUE, NOT NULL, CHECK or foreign key constraint refused the change.
@@ -181,14 +189,20 @@ impl SqlError {
                         | FileLockingProtocolFailed
                 )
             ),
-            SqlError::Mysql(_) => {
-                self.is_connection_lost()
-                    || self
-                        .mysql_code()
-                        .is_some_and(|c| code::MACHINE.contains(&c))
-            }
+            SqlError::Mysql(_) => self.is_server_condition(),
             _ => false,
         }
+    }
+
+    /// A condition of the MySQL server rather than of the SQL: the connection lost, or one of
+    /// [`code::MACHINE`] (the server shutting down, a lock wait, a full disk...). The same
+    /// statement may succeed on a new connection once the server is well again. Never for
+    /// SQLite, whose machine errors ([`SqlError::is_fatal`]) do not pass by themselves.
+    pub fn is_server_condition(&self) -> bool {
+        self.is_connection_lost()
+            || self
+                .mysql_code()
+                .is_some_and(|c| code::MACHINE.contains(&c))
     }
 }
 
@@ -243,6 +257,14 @@ impl Conn {
                 inner: Inner::Mysql(RefCell::new(my::MyConn::connect(cfg)?)),
             },
         })
+    }
+
+    /// The MySQL server's id of this connection; `None` on SQLite.
+    pub fn session_id(&self) -> Option<u64> {
+        match &self.inner {
+            Inner::Sqlite(_) => None,
+            Inner::Mysql(m) => Some(m.borrow().session_id()),
+        }
     }
 
     pub fn backend(&self) -> Backend {

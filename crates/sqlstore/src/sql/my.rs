@@ -185,6 +185,11 @@ impl MyConn {
         })
     }
 
+    /// The server's id of this connection (`CONNECTION_ID()`), known since the handshake.
+    pub fn session_id(&self) -> u64 {
+        u64::from(self.client.connection_id())
+    }
+
     pub fn prepare(&mut self, sql: &str) -> Result<Prepared> {
         if self.translated.len() > TRANSLATED_MAX {
             self.translated.clear();
