@@ -85,20 +85,14 @@ pub const METHODS: &[Method] = &[
     method!("one.clusterpool.info", Read, Auth::Object, pool_info),
 ];
 
-fn ids(x: &mut Xml<'_>, list: &[i64]) {
-    for i in list {
-        x.num("ID", i);
-    }
-}
-
 /// A cluster, in OpenNebula's element order; `one.cluster.info` adds its PLAN.
 pub(super) fn cluster_xml(c: &ClusterRow, out: &mut String) {
     Xml::new(out).elem("CLUSTER", |x| {
         x.num("ID", c.oid)
             .text("NAME", &c.name)
-            .elem("HOSTS", |x| ids(x, &c.hosts))
-            .elem("DATASTORES", |x| ids(x, &c.datastores))
-            .elem("VNETS", |x| ids(x, &c.vnets))
+            .ids("HOSTS", &c.hosts)
+            .ids("DATASTORES", &c.datastores)
+            .ids("VNETS", &c.vnets)
             .raw(&xml::template(&c.template, "TEMPLATE"));
     });
 }

@@ -597,6 +597,7 @@ fn host() {
         template: "HYPERVISOR = \"dummy\"".to_string(),
         monitoring: None,
         pci_taken: Vec::new(),
+        vms: vec![7],
     };
     check(
         "host",

@@ -57,20 +57,14 @@ pub const METHODS: &[Method] = &[
     method!(wire::method::GROUPPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
-fn ids(x: &mut Xml<'_>, list: &[i64]) {
-    for i in list {
-        x.num("ID", i);
-    }
-}
-
 /// A group; with its quotas and the defaults for `one.group.info` (a pool lists quotas apart).
 pub(super) fn group_xml(g: &GroupRow, quotas: Option<(&Quotas, &Quotas)>, out: &mut String) {
     Xml::new(out).elem("GROUP", |x| {
         x.num("ID", g.oid)
             .text("NAME", &g.name)
             .raw(&xml::template(&g.template, "TEMPLATE"))
-            .elem("USERS", |x| ids(x, &g.users))
-            .elem("ADMINS", |x| ids(x, &g.admins));
+            .ids("USERS", &g.users)
+            .ids("ADMINS", &g.admins);
         if let Some((mine, defaults)) = quotas {
             mine.write(x);
             quota::write_defaults(x, Owner::Group, defaults);

@@ -71,7 +71,7 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
                     .raw(&super::vm_pci::devices_xml(&h.template, &h.pci_taken))
                     .empty("NUMA_NODES");
             })
-            .empty("VMS")
+            .ids("VMS", &h.vms)
             .raw(&xml::template(&h.template, "TEMPLATE"));
         super::monitoring::last_host_xml(x, h.monitoring.as_ref());
     });

@@ -285,8 +285,8 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
             .num("TARGET_SNAPSHOT", i.target_snapshot)
             .num("DATASTORE_ID", i.datastore_id)
             .text("DATASTORE", &i.datastore)
-            .elem("VMS", |x| ids(x, &i.vms))
-            .elem("CLONES", |x| ids(x, &i.clones))
+            .ids("VMS", &i.vms)
+            .ids("CLONES", &i.clones)
             .empty("APP_CLONES")
             .raw(&xml::template(&i.template, "TEMPLATE"))
             .raw(&xml::template(
@@ -296,12 +296,6 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
             .raw(&xml::template(&i.increments, "BACKUP_INCREMENTS"))
             .empty("BACKUP_DISK_IDS");
     });
-}
-
-fn ids(x: &mut Xml<'_>, ids: &[i64]) {
-    for id in ids {
-        x.num("ID", id);
-    }
 }
 
 pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

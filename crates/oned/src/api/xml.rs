@@ -71,6 +71,15 @@ impl<'a> Xml<'a> {
         self
     }
 
+    /// An OpenNebula `ObjectCollection`: `<name><ID>..</ID>...</name>`.
+    pub fn ids(&mut self, name: &str, list: &[i64]) -> &mut Self {
+        self.elem(name, |x| {
+            for id in list {
+                x.num("ID", id);
+            }
+        })
+    }
+
     /// `<name>text</name>`, escaped.
     pub fn text(&mut self, name: &str, value: &str) -> &mut Self {
         self.open(name);

@@ -51,7 +51,8 @@ struct Figures {
     state: (i64, i64),
     /// HID of each history record.
     hosts: Vec<i64>,
-    /// Per host: (CPU_USAGE, MEM_USAGE, RUNNING_VMS).
+    /// Per host: (CPU_USAGE, MEM_USAGE, RUNNING_VMS); RUNNING_VMS is -1 when the host's VMS
+    /// does not list this VM exactly as many times as it counts.
     usage: [(i64, i64, i64); 2],
     /// The VM's NICs' IPs.
     ips: Vec<String>,
@@ -92,10 +93,18 @@ fn figures(c: &cli::Client, o: &Objects, vm: i64) -> Option<Figures> {
     for (n, h) in o.hosts.iter().enumerate() {
         let d = doc(c, "one.host.info", *h)?;
         let share = d.child("HOST_SHARE");
+        let listed: Vec<i64> = d
+            .child("VMS")
+            .into_iter()
+            .flat_map(|l| l.children_named("ID"))
+            .filter_map(|id| id.text.parse().ok())
+            .collect();
+        let running = int(share, "RUNNING_VMS");
+        let agree = listed.len() as i64 == running && listed.iter().all(|&id| id == vm);
         usage[n] = (
             int(share, "CPU_USAGE"),
             int(share, "MEM_USAGE"),
-            int(share, "RUNNING_VMS"),
+            if agree { running } else { -1 },
         );
     }
     let ips = t

@@ -91,6 +91,16 @@ fn pending_vms_are_all_deployed_once_across_a_leader_failover() {
         let host = call_xml(&zone, i, "one.host.info", vec![Value::Int(hid as i32)]);
         let share = host.child("HOST_SHARE").unwrap();
         assert_eq!(share.int_of("RUNNING_VMS").unwrap(), vms.len() as i64);
+        // OpenNebula's VMS: the VMs holding the host, by id.
+        let mut placed = vms.clone();
+        placed.sort();
+        let listed: Vec<i64> = host
+            .child("VMS")
+            .unwrap()
+            .children_named("ID")
+            .map(|id| id.text.parse().unwrap())
+            .collect();
+        assert_eq!(listed, placed, "server {i}");
         assert_eq!(share.int_of("CPU_USAGE").unwrap(), 25 * vms.len() as i64);
         assert_eq!(
             share.int_of("MEM_USAGE").unwrap(),

@@ -31,6 +31,8 @@ pub struct HostRow {
     pub monitoring: Option<super::monitoring::HostRecord>,
     /// Its PCI devices VMs hold: (SHORT_ADDRESS, VM id) ([`super::pci`]).
     pub pci_taken: Vec<(String, i64)>,
+    /// The VMs that hold its capacity (OpenNebula's `vm_collection`, the body's VMS), by id.
+    pub vms: Vec<i64>,
 }
 
 pub const SELECT: &str =
@@ -58,6 +60,7 @@ pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
         template: r.get(13)?,
         monitoring: super::monitoring::last_host_record(c, oid)?,
         pci_taken: super::pci::held_on(c, oid)?,
+        vms: super::placement::vms_on(c, oid)?,
     })
 }
 

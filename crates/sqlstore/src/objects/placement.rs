@@ -9,6 +9,19 @@ use wire::state::VmState;
 /// The VM states that hold a host (as the host usage counts them).
 const ON_HOST: [VmState; 3] = [VmState::Active, VmState::Suspended, VmState::Poweroff];
 
+/// The VMs that hold host `hid` (those its RUNNING_VMS counts), by id.
+pub fn vms_on(c: &Conn, hid: i64) -> crate::sql::Result<Vec<i64>> {
+    // `hid >= 0` lets SQLite use `vm_pool_host`, whose index holds only placed VMs.
+    let mut st = c.prepare_cached(
+        "SELECT oid FROM vm_pool WHERE hid = ?1 AND hid >= 0 AND state IN (?2, ?3, ?4)
+         ORDER BY oid",
+    )?;
+    let mut params = vec![SqlValue::Int(hid)];
+    params.extend(ON_HOST.iter().map(|s| SqlValue::Int(s.as_i64())));
+    let rows = st.query_map(params, |r| r.get(0))?;
+    rows.collect()
+}
+
 /// The last oid handed out to a VM: the next VM is this plus one.
 pub fn last_vm_oid(c: &Conn) -> crate::sql::Result<i64> {
     c.prepare_cached("SELECT last_oid FROM pool_control WHERE tablename = ?1")?
