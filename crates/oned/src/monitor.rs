@@ -25,8 +25,10 @@ const MASTER_WARN_EVERY: Duration = Duration::from_secs(60);
 /// Hosts given their first monitoring in one write: a bound on the write's size.
 const HOSTS_PER_PERIOD: i64 = 256;
 
-/// What OpenNebula's dummy probe (`im_mad/remotes/dummy-probes.d/host/system`) reports, less the
-/// NUMA topology and PCI devices, which OpenNebula moves into HOST_SHARE rather than TEMPLATE.
+/// What OpenNebula 7.0's dummy probe (`im_mad/remotes/dummy-probes.d/host/system`) reports and
+/// the host keeps in its TEMPLATE. The rest goes to HOST_SHARE: the NUMA topology and PCI devices,
+/// and the system datastore's figures ([`DUMMY_DISK_MB`]), which `HostShareDatastore` takes out
+/// of the template.
 const PROBE: &[(&str, &str)] = &[
     ("ARCH", "x86_64"),
     ("HYPERVISOR", "dummy"),
@@ -34,9 +36,33 @@ const PROBE: &[(&str, &str)] = &[
     ("CPUSPEED", "3200"),
     ("TOTALMEMORY", "16777216"),
     ("TOTALCPU", "800"),
-    ("DS_LOCATION_USED_MB", "9720"),
-    ("DS_LOCATION_TOTAL_MB", "20480"),
-    ("DS_LOCATION_FREE_MB", "20480"),
+    (
+        "KVM_CPU_MODELS",
+        "486 pentium pentium2 pentium3 pentiumpro coreduo n270 core2duo qemu32 kvm32 \
+         cpu64-rhel5 cpu64-rhel6 kvm64 Conroe Penryn Nehalem Nehalem-IBRS Westmere Westmere-IBRS \
+         SandyBridge SandyBridge-IBRS IvyBridge IvyBridge-IBRS SapphireRapids \
+         SapphireRapids-noTSX Opteron_G1",
+    ),
+    (
+        "KVM_CPU_FEATURES",
+        "vme,ds,acpi,ss,ht,tm,pbe,dtes64,monitor,ds_cpl,vmx,smx,est,tm2,xtpr,pdcm,osxsave,f16c,\
+         rdrand,arat,tsc_adjust,clflushopt,clwb,intel-pt,sha-ni,umip,pku,ospke,waitpkg,gfni,vaes,\
+         vpclmulqdq,rdpid,movdiri,movdir64b,pks,fsrm,md-clear,serialize,arch-lbr,stibp,\
+         arch-capabilities,core-capability,ssbd,avx-vnni,xsaveopt,xsavec,xgetbv1,xsaves,pdpe1gb,\
+         abm,invtsc,rdctl-no,ibrs-all,skip-l1dfl-vmentry,mds-no,pschange-mc-no",
+    ),
+];
+
+/// The probe's `DS_LOCATION_TOTAL_MB`, `DS_LOCATION_FREE_MB` and `DS_LOCATION_USED_MB`: a
+/// monitored host's HOST_SHARE/DATASTORES MAX_DISK, FREE_DISK and USED_DISK.
+pub const DUMMY_DISK_MB: (i64, i64, i64) = (20480, 20480, 9720);
+
+/// Template attributes the probe's figures arrive in, which OpenNebula erases from the template
+/// once it has them in HOST_SHARE (`HostShareDatastore::set_monitorization`).
+const MOVED_TO_SHARE: [&str; 3] = [
+    "DS_LOCATION_TOTAL_MB",
+    "DS_LOCATION_FREE_MB",
+    "DS_LOCATION_USED_MB",
 ];
 
 /// The host template after the probe: as OpenNebula's `Template::merge`, every attribute the
@@ -54,6 +80,9 @@ fn probe_merged(template: &str, hostname: &str) -> String {
 }
 
 fn push_probe(t: &mut template::Template, hostname: &str) {
+    for name in MOVED_TO_SHARE {
+        t.remove(name);
+    }
     let probe = PROBE.iter().copied().chain([("HOSTNAME", hostname)]);
     for (name, value) in probe {
         t.remove(name);
@@ -198,8 +227,15 @@ mod tests {
 
     #[test]
     fn the_probe_replaces_its_attributes_and_keeps_the_rest() {
-        let merged = probe_merged("RACK = \"4\"\nHYPERVISOR = \"kvm\"\nCPUSPEED = 1", "h1");
+        let merged = probe_merged(
+            "RACK = \"4\"\nHYPERVISOR = \"kvm\"\nCPUSPEED = 1\nDS_LOCATION_FREE_MB = 5",
+            "h1",
+        );
         let t = template::Template::parse(&merged).expect("the merged template parses");
+        assert_eq!(t.single("DS_LOCATION_FREE_MB"), None);
+        assert!(t
+            .single("KVM_CPU_FEATURES")
+            .is_some_and(|f| f.starts_with("vme,ds,") && f.ends_with(",pschange-mc-no")));
         assert_eq!(t.single("RACK"), Some("4"));
         assert_eq!(t.single("HYPERVISOR"), Some("dummy"));
         assert_eq!(t.single("CPUSPEED"), Some("3200"));

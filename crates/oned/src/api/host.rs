@@ -67,7 +67,7 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
                     .num("MAX_CPU", h.total_cpu)
                     .num("RUNNING_VMS", h.running_vms)
                     .num("VMS_THREAD", 1)
-                    .empty("DATASTORES")
+                    .elem("DATASTORES", |x| datastores_xml(x, h))
                     .raw(&super::vm_pci::devices_xml(&h.template, &h.pci_taken))
                     .empty("NUMA_NODES");
             })
@@ -75,6 +75,28 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
             .raw(&xml::template(&h.template, "TEMPLATE"));
         super::monitoring::last_host_xml(x, h.monitoring.as_ref());
     });
+}
+
+/// HOST_SHARE/DATASTORES as `HostShareDatastore` prints it once read back from the database: its
+/// template's four figures in name order, DISK_USAGE 0 (OpenNebula 7.0 adds no VM disk to it),
+/// the others the dummy probe's once the host was monitored (the monitor sets its capacity then),
+/// 0 before.
+fn datastores_xml(x: &mut Xml<'_>, h: &HostRow) {
+    let (max, free, used) = if h.total_mem > 0 {
+        crate::monitor::DUMMY_DISK_MB
+    } else {
+        (0, 0, 0)
+    };
+    for (name, value) in [
+        ("DISK_USAGE", 0),
+        ("FREE_DISK", free),
+        ("MAX_DISK", max),
+        ("USED_DISK", used),
+    ] {
+        x.open(name)
+            .raw(&xml::cdata(&value.to_string()))
+            .close(name);
+    }
 }
 
 fn no_host(id: i64) -> Failure {

@@ -88,6 +88,32 @@ fn groups_acl_hosts_datastores_images_and_networks() {
     everywhere(&zone, "one.host.info", vec![Value::Int(hid)], |h| {
         h.int_of("STATE").ok() == Some(2)
     });
+    // The dummy probe's system datastore figures are in HOST_SHARE, no longer in the template,
+    // as `HostShareDatastore` moves them.
+    let host = xml(&c, "one.host.info", vec![Value::Int(hid)]);
+    let disk = host.child("HOST_SHARE").and_then(|h| h.child("DATASTORES"));
+    let figures: Vec<(&str, &str)> = disk
+        .map(|d| {
+            d.children
+                .iter()
+                .map(|f| (f.name.as_str(), f.text.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        figures,
+        [
+            ("DISK_USAGE", "0"),
+            ("FREE_DISK", "20480"),
+            ("MAX_DISK", "20480"),
+            ("USED_DISK", "9720")
+        ]
+    );
+    let template = host.child("TEMPLATE").unwrap();
+    assert!(template.child("DS_LOCATION_TOTAL_MB").is_none());
+    assert!(template
+        .text_of("KVM_CPU_MODELS")
+        .is_ok_and(|m| m.starts_with("486 pentium")));
     let (code, _) = one_error(c.call(
         "one.host.allocate",
         vec![s("h2"), s("dummy"), s("dummy"), Value::Int(7)],
