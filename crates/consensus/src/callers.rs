@@ -45,10 +45,15 @@ impl Callers {
         slot.lock().ok()?.take()
     }
 
-    /// Sends the entry's outcomes where they are awaited. Returns whether anyone was still
-    /// waiting (then `outcomes` is used up).
+    /// Sends the entry's outcomes where they are awaited, counted as answered at apply first
+    /// (a caller that reads the metrics once answered finds its write there). Returns whether
+    /// anyone was still waiting (then `outcomes` is used up).
     pub(crate) fn answer(&self, outcomes: &mut Vec<TxnOutcome>) -> bool {
-        match self.take() {
+        let route = self.take();
+        if route.is_some() {
+            telemetry::m::WRITES_ANSWERED_AT_APPLY.inc();
+        }
+        match route {
             None => false,
             Some(Route::Caller(reply)) => {
                 answer_each(vec![reply], std::mem::take(outcomes));

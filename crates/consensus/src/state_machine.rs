@@ -799,9 +799,7 @@ fn apply_entries_with(
 fn answer_callers(entries: &[Entry<TypeConfig>], results: &mut [BatchResult]) {
     for (entry, result) in entries.iter().zip(results) {
         if let EntryPayload::Normal(batch) = &entry.payload {
-            if batch.callers.answer(&mut result.outcomes) {
-                telemetry::m::WRITES_ANSWERED_AT_APPLY.inc();
-            }
+            batch.callers.answer(&mut result.outcomes);
         }
     }
 }
