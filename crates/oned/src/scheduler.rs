@@ -433,13 +433,16 @@ pub async fn run(
                 }
             }
         }
+        let maxes: BTreeMap<i64, (i64, i64)> = plan.hosts.iter().map(|h| (h.oid, h.max)).collect();
         let placement = place_all(&plan.vms, plan.hosts, plan.host_of);
         sched_messages(&ctx, &cluster, &pool, placement.unplaced).await;
         for (vid, hid) in placement.placed {
             // Each placement re-checks the VM is still pending and the host still has room; a
             // SCHED_MESSAGE left by an earlier period goes, as OpenNebula clears it on deploy.
             let mut stmts = clear_message(&ctx, &pool, vid).await;
-            stmts.extend(deploy_stmts(vid, hid, true, now()));
+            // A host that is no longer MONITORED is refused by the statement itself.
+            let room = maxes.get(&hid).copied().unwrap_or_default();
+            stmts.extend(deploy_stmts(vid, hid, Some(room), now()));
             let txn = SqlTxn { stmts };
             if let Err(e) = cluster.write(txn).await {
                 let what = format!("placing VM {vid} on host {hid} failed; retried next period");
@@ -545,6 +548,7 @@ mod tests {
             free_mem: 16 << 20,
             running_vms: 0,
             cluster_id: 0,
+            max: (800, 16 << 20),
         };
         let hosts = vec![host(0, 800), host(1, 300)];
         assert_eq!(place(&vms, hosts), vec![(0, 0), (1, 0), (3, 1)]);
@@ -558,6 +562,7 @@ mod tests {
             free_mem: 16 << 20,
             running_vms,
             cluster_id,
+            max: (800, 16 << 20),
         };
         // Host 0 is the least loaded but in cluster 0; the VMs need cluster 100 or nothing.
         let hosts = vec![host(0, 0, 0), host(1, 100, 5)];
@@ -593,6 +598,7 @@ mod tests {
             free_mem: 16 << 20,
             running_vms,
             cluster_id: 0,
+            max: (800, 16 << 20),
         };
         let hosts = vec![host(0, 0), host(1, 5), host(2, 9)];
         let ranked = |oid, ranks: &[(i64, i64)]| {

@@ -594,6 +594,8 @@ fn host() {
         cpu_usage: 150,
         mem_usage: 512 << 10,
         running_vms: 1,
+        max_cpu: 800,
+        max_mem: 16 << 20,
         template: "HYPERVISOR = \"dummy\"".to_string(),
         monitoring: None,
         pci_taken: Vec::new(),

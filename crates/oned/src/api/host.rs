@@ -63,8 +63,8 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
                     .num("CPU_USAGE", h.cpu_usage)
                     .num("TOTAL_MEM", h.total_mem)
                     .num("TOTAL_CPU", h.total_cpu)
-                    .num("MAX_MEM", h.total_mem)
-                    .num("MAX_CPU", h.total_cpu)
+                    .num("MAX_MEM", h.max_mem)
+                    .num("MAX_CPU", h.max_cpu)
                     .num("RUNNING_VMS", h.running_vms)
                     .num("VMS_THREAD", 1)
                     .elem("DATASTORES", |x| datastores_xml(x, h))
@@ -209,9 +209,42 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     change(ctx, id, stmts, "delete").await
 }
 
-/// `one.host.update(id, template, type)`: replace (0) or merge (1) the host's template.
+/// `one.host.update(id, template, type)`: replace (0) or merge (1) the host's template, then
+/// `Host::post_update_template`: an IM_MAD or VM_MAD in it changes the host's driver, and both
+/// are written back into the template. RESERVED_CPU and RESERVED_MEM change MAX_CPU and MAX_MEM.
 pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    super::update_template(ctx, &p, rows::TABLE, "template", no_host).await
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let merge = super::writes::update_type(&p)?;
+    let text = &text;
+    super::writes::write_computed(ctx, id, move || async move {
+        let h = ctx
+            .read(move |c| rows::load(c, id))
+            .await?
+            .ok_or_else(|| no_host(id))?;
+        let new = super::writes::merged(&h.template, text, merge)?;
+        // `merged` wrote a template that parses.
+        let mut t = template::Template::parse(&new).unwrap_or_default();
+        let driver = |name: &str, old: &str| {
+            t.single(name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or(old)
+                .to_string()
+        };
+        let (im_mad, vm_mad) = (driver("IM_MAD", &h.im_mad), driver("VM_MAD", &h.vm_mad));
+        for (name, value) in [("IM_MAD", &im_mad), ("VM_MAD", &vm_mad)] {
+            t.remove(name);
+            t.push(name, template::Value::Single(value.clone()));
+        }
+        Ok(vec![rows::set_template_and_drivers(
+            id,
+            t.to_text(),
+            h.template,
+            &im_mad,
+            &vm_mad,
+        )])
+    })
+    .await
 }
 
 pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {

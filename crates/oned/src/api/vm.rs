@@ -4,7 +4,6 @@
 
 use sqlstore::objects::quota as quota_rows;
 use sqlstore::objects::vm::{self as rows, Move, NewVm, VmRow};
-use sqlstore::objects::Table;
 use sqlstore::SqlTxn;
 use xmlrpc::{Params, Value};
 
@@ -526,9 +525,13 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ),
         ));
     }
-    super::must_exist(ctx, Table::Host, hid).await?;
+    let host = ctx
+        .read(move |c| sqlstore::objects::host::load(c, hid))
+        .await?
+        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting host [{hid}].")))?;
+    let room = enforce.then_some((host.max_cpu, host.max_mem));
     let txn = SqlTxn {
-        stmts: deploy_stmts(id, hid, enforce, now()),
+        stmts: deploy_stmts(id, hid, room, now()),
     };
     ctx.commit(txn, |r| {
         r.missing(fail(

@@ -28,6 +28,7 @@ mod follower_reads;
 mod forwarded_writes;
 mod ha;
 mod hooks;
+mod host_reserved;
 mod hostile;
 mod image_snapshots;
 mod images;

@@ -26,6 +26,9 @@ pub struct HostRow {
     pub cpu_usage: i64,
     pub mem_usage: i64,
     pub running_vms: i64,
+    /// TOTAL_CPU and TOTAL_MEM less what RESERVED_CPU and RESERVED_MEM keep back ([`room`]).
+    pub max_cpu: i64,
+    pub max_mem: i64,
     pub template: String,
     /// Its newest monitoring record (the body's MONITORING).
     pub monitoring: Option<super::monitoring::HostRecord>,
@@ -38,11 +41,14 @@ pub struct HostRow {
 pub const SELECT: &str =
     "SELECT h.oid, h.name, h.state, h.prev_state, h.im_mad, h.vm_mad, h.cluster_id,
             COALESCE(c.name, ''), h.total_cpu, h.total_mem, h.cpu_usage, h.mem_usage,
-            h.running_vms, h.template
+            h.running_vms, h.template, COALESCE(c.template, '')
      FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id";
 
 pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
     let oid: i64 = r.get(0)?;
+    let template: String = r.get(13)?;
+    let (total_cpu, total_mem) = (r.get(8)?, r.get(9)?);
+    let (max_cpu, max_mem) = room(total_cpu, total_mem, &template, &r.get::<String>(14)?);
     Ok(HostRow {
         oid: r.get(0)?,
         name: r.get(1)?,
@@ -52,12 +58,14 @@ pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
         vm_mad: r.get(5)?,
         cluster_id: r.get(6)?,
         cluster: r.get(7)?,
-        total_cpu: r.get(8)?,
-        total_mem: r.get(9)?,
+        total_cpu,
+        total_mem,
         cpu_usage: r.get(10)?,
         mem_usage: r.get(11)?,
         running_vms: r.get(12)?,
-        template: r.get(13)?,
+        max_cpu,
+        max_mem,
+        template,
         monitoring: super::monitoring::last_host_record(c, oid)?,
         pci_taken: super::pci::held_on(c, oid)?,
         vms: super::placement::vms_on(c, oid)?,
@@ -86,20 +94,94 @@ pub fn cluster_exists(c: &Conn, oid: i64) -> crate::sql::Result<bool> {
         .query_row([oid], |r| r.get(0))
 }
 
-/// A new host in state `state` (INIT), in cluster `cluster`.
+/// A new host in state `state` (INIT), in cluster `cluster`, its template as OpenNebula's `Host`
+/// starts it: RESERVED_CPU and RESERVED_MEM empty (the cluster's apply), IM_MAD and VM_MAD.
 pub fn insert(name: &str, state: i64, im_mad: &str, vm_mad: &str, cluster: i64) -> SqlStmt {
+    let mut template = template::Template::default();
+    for (attr, value) in [
+        ("RESERVED_CPU", ""),
+        ("RESERVED_MEM", ""),
+        ("IM_MAD", im_mad),
+        ("VM_MAD", vm_mad),
+    ] {
+        template.push(attr, template::Value::Single(value.to_string()));
+    }
     insert_next(
         TABLE,
-        "name, state, prev_state, im_mad, vm_mad, cluster_id",
-        "?1, ?2, ?2, ?3, ?4, ?5",
+        "name, state, prev_state, im_mad, vm_mad, cluster_id, template",
+        "?1, ?2, ?2, ?3, ?4, ?5, ?6",
         vec![
             SqlValue::Text(name.to_string()),
             SqlValue::Int(state),
             SqlValue::Text(im_mad.to_string()),
             SqlValue::Text(vm_mad.to_string()),
             SqlValue::Int(cluster),
+            SqlValue::Text(template.to_text()),
         ],
     )
+}
+
+/// Host `oid`'s template becomes `template` and its drivers `im_mad` and `vm_mad`, if its
+/// template is still `old` (an update computed from it).
+pub fn set_template_and_drivers(
+    oid: i64,
+    template: String,
+    old: String,
+    im_mad: &str,
+    vm_mad: &str,
+) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE host_pool SET template = ?2, im_mad = ?4, vm_mad = ?5 WHERE oid = ?1 AND template = ?3",
+        vec![
+            SqlValue::Int(oid),
+            SqlValue::Text(template),
+            SqlValue::Text(old),
+            SqlValue::Text(im_mad.to_string()),
+            SqlValue::Text(vm_mad.to_string()),
+        ],
+    )
+    .must_match()
+}
+
+/// (MAX_CPU, MAX_MEM): the totals less what RESERVED_CPU and RESERVED_MEM keep back, each taken
+/// from the host's template, or its cluster's when the host's is empty or missing
+/// (`Host::reserved_capacity`).
+pub fn room(total_cpu: i64, total_mem: i64, host: &str, cluster: &str) -> (i64, i64) {
+    let host = template::Template::parse(host).unwrap_or_default();
+    let cluster = template::Template::parse(cluster).unwrap_or_default();
+    let reserved = |name: &str| {
+        host.single(name)
+            .filter(|v| !v.is_empty())
+            .or_else(|| cluster.single(name))
+            .unwrap_or("")
+            .to_string()
+    };
+    (
+        reserved_max(total_cpu, &reserved("RESERVED_CPU")),
+        reserved_max(total_mem, &reserved("RESERVED_MEM")),
+    )
+}
+
+/// `HostShare::set_reserved_metric`: `total` less `reserved`, an amount, or a percentage of
+/// `total` when it ends in a non-digit ("10%"); an empty or unreadable one reserves nothing.
+pub fn reserved_max(total: i64, reserved: &str) -> i64 {
+    let Some(last) = reserved.chars().last() else {
+        return total;
+    };
+    let (number, percent) = if last.is_ascii_digit() {
+        (reserved, false)
+    } else {
+        (&reserved[..reserved.len() - last.len_utf8()], true)
+    };
+    // `istringstream >> long long`, whole string read: an optional sign and digits.
+    let Ok(value) = number.parse::<i64>() else {
+        return total;
+    };
+    if percent {
+        (total as f64 * (1.0 - value as f64 / 100.0)) as i64
+    } else {
+        total - value
+    }
 }
 
 /// A new state, the old one kept as PREV_STATE.
@@ -161,21 +243,32 @@ pub struct HostRoom {
     pub free_mem: i64,
     pub running_vms: i64,
     pub cluster_id: i64,
+    /// MAX_CPU and MAX_MEM, which a deploy's usage must stay within.
+    pub max: (i64, i64),
 }
 
 /// Every MONITORED host with its room, least loaded first.
 pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
     let mut st = c.prepare_cached(
-        "SELECT oid, total_cpu - cpu_usage, total_mem - mem_usage, running_vms, cluster_id
-         FROM host_pool WHERE state = ?1 ORDER BY running_vms, oid",
+        "SELECT h.oid, h.total_cpu, h.cpu_usage, h.total_mem, h.mem_usage, h.running_vms,
+                h.cluster_id, h.template, COALESCE(c.template, '')
+         FROM host_pool h LEFT JOIN cluster_pool c ON c.oid = h.cluster_id
+         WHERE h.state = ?1 ORDER BY h.running_vms, h.oid",
     )?;
     st.query_map([HostState::Monitored.as_i64()], |r| {
+        let (max_cpu, max_mem) = room(
+            r.get(1)?,
+            r.get(3)?,
+            &r.get::<String>(7)?,
+            &r.get::<String>(8)?,
+        );
         Ok(HostRoom {
             oid: r.get(0)?,
-            free_cpu: r.get(1)?,
-            free_mem: r.get(2)?,
-            running_vms: r.get(3)?,
-            cluster_id: r.get(4)?,
+            free_cpu: max_cpu - r.get::<i64>(2)?,
+            free_mem: max_mem - r.get::<i64>(4)?,
+            running_vms: r.get(5)?,
+            cluster_id: r.get(6)?,
+            max: (max_cpu, max_mem),
         })
     })?
     .collect()
@@ -302,13 +395,30 @@ pub fn dummy_monitor(
     stmts
 }
 
-/// What host `oid` has free: CPU in hundredths, memory in KB.
+/// What host `oid` has free within its MAX_CPU and MAX_MEM: CPU in hundredths, memory in KB.
 pub fn free_capacity(c: &crate::Conn, oid: i64) -> crate::sql::Result<Option<(i64, i64)>> {
-    use crate::Optional;
-    c.query_row(
-        "SELECT total_cpu - cpu_usage, total_mem - mem_usage FROM host_pool WHERE oid = ?1",
-        [SqlValue::Int(oid)],
-        |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
-    )
-    .optional()
+    Ok(load(c, oid)?.map(|h| (h.max_cpu - h.cpu_usage, h.max_mem - h.mem_usage)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_capacity_is_an_amount_or_a_percentage_as_opennebula_reads_it() {
+        assert_eq!(reserved_max(800, ""), 800);
+        assert_eq!(reserved_max(800, "100"), 700);
+        assert_eq!(reserved_max(800, "-100"), 900);
+        assert_eq!(reserved_max(800, "10%"), 720);
+        // In floating point, truncated, as OpenNebula's `long long` assignment does.
+        assert_eq!(reserved_max(1000, "33%"), 669);
+        assert_eq!(reserved_max(800, "a lot"), 800);
+        assert_eq!(reserved_max(800, "%"), 800);
+        // The host's own value, else its cluster's; an empty one is no value.
+        let cluster = "RESERVED_CPU = \"50%\"\nRESERVED_MEM = 1024";
+        assert_eq!(room(800, 4096, "RESERVED_CPU = 100", cluster), (700, 3072));
+        assert_eq!(room(800, 4096, "RESERVED_CPU = \"\"", cluster), (400, 3072));
+        assert_eq!(room(800, 4096, "", ""), (800, 4096));
+        assert_eq!(room(800, 4096, "A = [", "B = ["), (800, 4096));
+    }
 }

@@ -358,8 +358,10 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
 }
 
 /// The statements that place VM `oid` on host `hid` (PROLOG), if both still allow it: the VM
-/// PENDING or HOLD, the host INIT or MONITORED, with room unless `check_capacity` is off.
-pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<SqlStmt> {
+/// PENDING or HOLD, the host INIT or MONITORED, and with `room` (the host's MAX_CPU and MAX_MEM,
+/// see `host::room`) its usage with the VM's within them.
+pub fn deploy_stmts(oid: i64, hid: i64, room: Option<(i64, i64)>, now: i64) -> Vec<SqlStmt> {
+    let (max_cpu, max_mem) = room.unwrap_or_default();
     let prolog = (VmState::Active.as_i64(), LcmState::Prolog.as_i64());
     let mut stmts = vec![
         SqlStmt::new(
@@ -367,18 +369,20 @@ pub fn deploy_stmts(oid: i64, hid: i64, check_capacity: bool, now: i64) -> Vec<S
                 lcm_state = ?5, hid = ?2
              WHERE oid = ?1 AND state IN (?6, ?7)
                AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (?8, ?9)
-                 AND (?3 = 0 OR (h.total_cpu - h.cpu_usage >= CAST(ROUND(vm_pool.cpu * 100) AS INTEGER)
-                   AND h.total_mem - h.mem_usage >= vm_pool.memory * 1024)))",
+                 AND (?3 = 0 OR (h.cpu_usage + CAST(ROUND(vm_pool.cpu * 100) AS INTEGER) <= ?10
+                   AND h.mem_usage + vm_pool.memory * 1024 <= ?11)))",
             vec![
                 SqlValue::Int(oid),
                 SqlValue::Int(hid),
-                SqlValue::Int(check_capacity as i64),
+                SqlValue::Int(room.is_some() as i64),
                 SqlValue::Int(VmState::Active.as_i64()),
                 SqlValue::Int(LcmState::Prolog.as_i64()),
                 SqlValue::Int(VmState::Pending.as_i64()),
                 SqlValue::Int(VmState::Hold.as_i64()),
                 SqlValue::Int(HostState::Init.as_i64()),
                 SqlValue::Int(HostState::Monitored.as_i64()),
+                SqlValue::Int(max_cpu),
+                SqlValue::Int(max_mem),
             ],
         )
         .must_match(),
@@ -667,7 +671,7 @@ mod tests {
             }
             c.execute_batch(&sql).unwrap();
             for (v, h) in [(1, 0), (2, 0), (3, 1), (4, 2), (5, 2)] {
-                write_then_compare(&c, deploy_stmts(v, h, true, 10), "a deploy");
+                write_then_compare(&c, deploy_stmts(v, h, Some((800, 8 << 20)), 10), "a deploy");
             }
             let placed = shares(&c);
             assert_eq!(placed[0], (0, 15 + 25, 300 * 1024, 2), "{placed:?}");
