@@ -100,7 +100,7 @@ struct Repeat {
 
 impl TaskCtx {
     /// An error the task carries on after (it retries at its next period): counted, and logged
-    /// at warn with the task's name, the same `what` at most once per [`REPEAT_EVERY`] (with the
+    /// at warn with the task's name, the same `what` at most once per `REPEAT_EVERY` (with the
     /// number left out since).
     pub fn warn(&self, what: &str, error: &dyn Display) {
         self.counters.warnings.fetch_add(1, Ordering::Relaxed);

@@ -195,7 +195,7 @@ impl SqlError {
     }
 
     /// A condition of the MySQL server rather than of the SQL: the connection lost, or one of
-    /// [`code::MACHINE`] (the server shutting down, a lock wait, a full disk...). The same
+    /// `code::MACHINE` (the server shutting down, a lock wait, a full disk...). The same
     /// statement may succeed on a new connection once the server is well again. Never for
     /// SQLite, whose machine errors ([`SqlError::is_fatal`]) do not pass by themselves.
     pub fn is_server_condition(&self) -> bool {
