@@ -35,7 +35,7 @@ pub use network::{PeerAuth, PeerNetwork};
 pub use proposer::{Proposer, WriteError};
 pub use read_barrier::{ReadBarrier, ReadError};
 pub use read_gate::ReadGate;
-pub use state_machine::{AppliedMark, DbHealth, SnapshotFloor, SoloWriter, StateMachine};
+pub use state_machine::{AppliedMark, DbHealth, Mark, SnapshotFloor, SoloWriter, StateMachine};
 pub use types::{Batch, BatchResult, Raft, ServerNode, TypeConfig};
 
 #[cfg(test)]

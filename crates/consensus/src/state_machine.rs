@@ -117,38 +117,31 @@ impl SnapshotFloor {
 #[derive(Clone, Default)]
 pub struct DbHealth(Arc<Mutex<Marks>>);
 
-#[derive(Default)]
-struct Marks {
-    apply: Option<String>,
-    watch: Option<String>,
+/// The marks of [`DbHealth`], the apply's first.
+type Marks = [Option<String>; 2];
+
+/// Who set a [`DbHealth`] mark.
+#[derive(Clone, Copy)]
+pub enum Mark {
+    Apply = 0,
+    Watch = 1,
 }
 
 impl DbHealth {
     /// Why the state database cannot be written now, if it cannot.
     pub fn problem(&self) -> Option<String> {
         let marks = self.0.lock().ok()?;
-        marks.apply.clone().or_else(|| marks.watch.clone())
+        marks.iter().flatten().next().cloned()
     }
 
-    /// The apply's own mark, if set.
-    fn apply_problem(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|m| m.apply.clone())
+    /// `mark`'s problem, if set.
+    pub fn marked(&self, mark: Mark) -> Option<String> {
+        self.0.lock().ok().and_then(|m| m[mark as usize].clone())
     }
 
-    fn set_apply(&self, problem: Option<String>) {
+    pub fn set(&self, mark: Mark, problem: Option<String>) {
         if let Ok(mut m) = self.0.lock() {
-            m.apply = problem;
-        }
-    }
-
-    /// The watch's mark, if set.
-    pub fn watch_problem(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|m| m.watch.clone())
-    }
-
-    pub fn set_watch(&self, problem: Option<String>) {
-        if let Ok(mut m) = self.0.lock() {
-            m.watch = problem;
+            m[mark as usize] = problem;
         }
     }
 }
@@ -826,9 +819,9 @@ fn apply_until_done(
     loop {
         let err = match apply_entries(c, &entries[skipped..], federated) {
             Ok(mut results) => {
-                if health.apply_problem().is_some() {
+                if health.marked(Mark::Apply).is_some() {
                     tracing::warn!(%location, "the state database is back: applying again");
-                    health.set_apply(None);
+                    health.set(Mark::Apply, None);
                 }
                 let mut all = vec![unknown_outcome(); skipped];
                 all.append(&mut results);
@@ -840,7 +833,7 @@ fn apply_until_done(
                 return Err(e);
             }
         };
-        if health.apply_problem().is_none() {
+        if health.marked(Mark::Apply).is_none() {
             if err.is_connection_lost() {
                 tracing::error!(%location, error = %err, "lost the state database: writes wait until it is back");
             } else {
@@ -848,9 +841,10 @@ fn apply_until_done(
             }
             crate::error::count_logged();
         }
-        health.set_apply(Some(format!(
-            "state database {location} unavailable: {err}"
-        )));
+        health.set(
+            Mark::Apply,
+            Some(format!("state database {location} unavailable: {err}")),
+        );
         *c = reconnect(location, c, &mut backoff);
         // A commit whose answer was lost with the connection may have gone through.
         let (applied, _) = match read_meta(c, "state database") {

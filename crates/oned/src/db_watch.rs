@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use consensus::DbHealth;
+use consensus::{DbHealth, Mark};
 use sqlstore::ReadPool;
 
 /// How often the database is asked whether it is there.
@@ -19,17 +19,20 @@ pub async fn run(pool: ReadPool, health: DbHealth) -> Result<(), std::convert::I
             crate::db::read(&pool, |c| c.query_row("SELECT 1", (), |r| r.get::<i64>(0))).await;
         match probe {
             Err(crate::db::ReadError::Db(e)) if e.is_connection_lost() => {
-                if health.watch_problem().is_none() {
+                if health.marked(Mark::Watch).is_none() {
                     tracing::error!(database = %pool.location(), error = %e, "lost the state database: writes are refused until it is back");
                 }
-                health.set_watch(Some(format!(
-                    "state database {} unavailable: {e}",
-                    pool.location()
-                )));
+                health.set(
+                    Mark::Watch,
+                    Some(format!(
+                        "state database {} unavailable: {e}",
+                        pool.location()
+                    )),
+                );
             }
-            Ok(_) if health.watch_problem().is_some() => {
+            Ok(_) if health.marked(Mark::Watch).is_some() => {
                 tracing::warn!(database = %pool.location(), "the state database answers again");
-                health.set_watch(None);
+                health.set(Mark::Watch, None);
             }
             _ => {}
         }

@@ -4,7 +4,7 @@
 //! server shows the same state, and after a failover the new leader carries on.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use consensus::WriteError;
 use sqlstore::objects::{host, market};
@@ -19,9 +19,6 @@ use crate::tasks::TaskCtx;
 pub const DUMMY_CPU: i64 = 800;
 pub const DUMMY_MEM: i64 = 16 * 1024 * 1024;
 const PERIOD: Duration = Duration::from_millis(500);
-/// How often a slave warns that its finished imports do not reach the master: every period
-/// would flood the log while the master is out of reach.
-const MASTER_WARN_EVERY: Duration = Duration::from_secs(60);
 /// Hosts given their first monitoring in one write: a bound on the write's size.
 const HOSTS_PER_PERIOD: i64 = 256;
 
@@ -100,7 +97,6 @@ pub async fn run(
     imports: Imports,
 ) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
-    let mut master_warned: Option<Instant> = None;
     loop {
         ticks.next().await;
         // Nothing to monitor is the usual case; skip the write then.
@@ -155,9 +151,7 @@ pub async fn run(
         match crate::db::read(&pool, move |c| market::importing(c, zone)).await {
             Ok(apps) => match &imports.master {
                 None => stmts.extend(apps.iter().map(crate::api::market::import_result)),
-                Some(master) => {
-                    finish_at_master(&ctx, &pool, master, &apps, &mut master_warned).await
-                }
+                Some(master) => finish_at_master(&ctx, &pool, master, &apps).await,
             },
             Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),
         }
@@ -182,14 +176,13 @@ pub struct Imports {
 
 /// A slave's finished imports, sent to the master one app at a time
 /// (`MarketPlaceAppPool::update` on a slave); they come back with the federated log. A
-/// failure is retried next period (the app is still LOCKED) and warned of at most once per
-/// [`MASTER_WARN_EVERY`], `warned` holding when it last was.
+/// failure is retried next period (the app is still LOCKED); `TaskCtx::warn` keeps the log of
+/// a master out of reach to one line per period of its own.
 async fn finish_at_master(
     ctx: &TaskCtx,
     pool: &ReadPool,
     master: &MasterClient,
     apps: &[market::Importing],
-    warned: &mut Option<Instant>,
 ) {
     for importing in apps {
         let oid = importing.oid;
@@ -208,15 +201,10 @@ async fn finish_at_master(
         };
         crate::api::market::import_outcome(importing).apply_to(&mut app);
         if let Err(why) = crate::api::market_master::update_app(master, &app).await {
-            if warned.is_none_or(|at| at.elapsed() >= MASTER_WARN_EVERY) {
-                ctx.warn(
-                    "a finished import did not reach the federation master",
-                    &why,
-                );
-                *warned = Some(Instant::now());
-            } else {
-                debug!(app = oid, error = %why, "a finished import did not reach the federation master");
-            }
+            ctx.warn(
+                "a finished import did not reach the federation master",
+                &why,
+            );
         }
     }
 }
