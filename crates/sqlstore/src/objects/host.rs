@@ -180,7 +180,8 @@ pub fn reserved_max(total: i64, reserved: &str) -> i64 {
     if percent {
         (total as f64 * (1.0 - value as f64 / 100.0)) as i64
     } else {
-        total - value
+        // A template is anyone's with ADMIN on the host: no value may overflow the read.
+        total.saturating_sub(value)
     }
 }
 
@@ -264,8 +265,8 @@ pub fn with_room(c: &Conn) -> crate::sql::Result<Vec<HostRoom>> {
         );
         Ok(HostRoom {
             oid: r.get(0)?,
-            free_cpu: max_cpu - r.get::<i64>(2)?,
-            free_mem: max_mem - r.get::<i64>(4)?,
+            free_cpu: max_cpu.saturating_sub(r.get(2)?),
+            free_mem: max_mem.saturating_sub(r.get(4)?),
             running_vms: r.get(5)?,
             cluster_id: r.get(6)?,
             max: (max_cpu, max_mem),
@@ -397,7 +398,12 @@ pub fn dummy_monitor(
 
 /// What host `oid` has free within its MAX_CPU and MAX_MEM: CPU in hundredths, memory in KB.
 pub fn free_capacity(c: &crate::Conn, oid: i64) -> crate::sql::Result<Option<(i64, i64)>> {
-    Ok(load(c, oid)?.map(|h| (h.max_cpu - h.cpu_usage, h.max_mem - h.mem_usage)))
+    Ok(load(c, oid)?.map(|h| {
+        (
+            h.max_cpu.saturating_sub(h.cpu_usage),
+            h.max_mem.saturating_sub(h.mem_usage),
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -414,6 +420,9 @@ mod tests {
         assert_eq!(reserved_max(1000, "33%"), 669);
         assert_eq!(reserved_max(800, "a lot"), 800);
         assert_eq!(reserved_max(800, "%"), 800);
+        assert_eq!(reserved_max(800, "-9223372036854775808"), i64::MAX);
+        assert_eq!(reserved_max(800, "9223372036854775807"), 800 - i64::MAX);
+        assert_eq!(reserved_max(800, "-9223372036854775808%"), i64::MAX);
         // The host's own value, else its cluster's; an empty one is no value.
         let cluster = "RESERVED_CPU = \"50%\"\nRESERVED_MEM = 1024";
         assert_eq!(room(800, 4096, "RESERVED_CPU = 100", cluster), (700, 3072));
