@@ -163,17 +163,15 @@ pub fn room(total_cpu: i64, total_mem: i64, host: &str, cluster: &str) -> (i64, 
 }
 
 /// `HostShare::set_reserved_metric`: `total` less `reserved`, an amount, or a percentage of
-/// `total` when it ends in a non-digit ("10%"); an empty or unreadable one reserves nothing.
+/// `total` when it ends in `%` ("10%"), blanks around it ignored; an empty or unreadable one
+/// reserves nothing.
 pub fn reserved_max(total: i64, reserved: &str) -> i64 {
-    let Some(last) = reserved.chars().last() else {
-        return total;
+    let reserved = reserved.trim();
+    let (number, percent) = match reserved.strip_suffix('%') {
+        Some(number) => (number, true),
+        None => (reserved, false),
     };
-    let (number, percent) = if last.is_ascii_digit() {
-        (reserved, false)
-    } else {
-        (&reserved[..reserved.len() - last.len_utf8()], true)
-    };
-    // `istringstream >> long long`, whole string read: an optional sign and digits.
+    // `istringstream >> long long`, the whole string read: an optional sign and digits.
     let Ok(value) = number.parse::<i64>() else {
         return total;
     };
@@ -419,6 +417,9 @@ mod tests {
         // In floating point, truncated, as OpenNebula's `long long` assignment does.
         assert_eq!(reserved_max(1000, "33%"), 669);
         assert_eq!(reserved_max(800, "a lot"), 800);
+        assert_eq!(reserved_max(800, "10x"), 800);
+        assert_eq!(reserved_max(800, " 10 "), 790);
+        assert_eq!(reserved_max(800, "10 %"), 800);
         assert_eq!(reserved_max(800, "%"), 800);
         assert_eq!(reserved_max(800, "-9223372036854775808"), i64::MAX);
         assert_eq!(reserved_max(800, "9223372036854775807"), 800 - i64::MAX);
