@@ -86,6 +86,13 @@ def test_hosts_with_dummy_drivers_are_monitored_and_change_status(zone):
     host = eventually(lambda: _monitored(zone.server(zone.followers()[0]).host.info(hid)))
     assert host.NAME == name and host.CLUSTER_ID == 0
     assert host.HOST_SHARE.TOTAL_CPU == 800 and host.HOST_SHARE.TOTAL_MEM > 0
+    # The dummy probe's NUMA topology, as pyone's bindings read HostShareNUMA's XML.
+    nodes = host.HOST_SHARE.NUMA_NODES.NODE
+    assert [n.NODE_ID for n in nodes] == [0, 1]
+    assert [c.ID for c in nodes[0].CORE] == list(range(8))
+    assert nodes[0].CORE[1].CPUS == "1:-1,17:-1,33:-1,49:-1" and nodes[0].CORE[1].FREE == 4
+    assert [(p.SIZE, p.PAGES, p.USAGE) for p in nodes[0].HUGEPAGE] == [(2048, 1024, 0), (1048576, 1024, 0)]
+    assert nodes[0].MEMORY.TOTAL == host.HOST_SHARE.TOTAL_MEM // 2 and nodes[0].MEMORY.DISTANCE == "0 1"
     assert hid in [h.ID for h in one.hostpool.info().HOST]
     one.host.status(hid, 1)
     assert one.host.info(hid).STATE == 4

@@ -50,6 +50,19 @@ const PROBE: &[(&str, &str)] = &[
     ),
 ];
 
+/// The NUMA topology of the dummy probe (`topology(2, 8, [2048, 1048576], 4, TOTALMEMORY)`),
+/// which OpenNebula keeps in HOST_SHARE/NUMA_NODES, not in the template.
+pub mod numa {
+    pub const NODES: i64 = 2;
+    /// Cores per node.
+    pub const CORES: i64 = 8;
+    /// Hardware threads per core.
+    pub const THREADS: i64 = 4;
+    /// Huge page sizes, KiB, each with [`PAGES`] pages per node.
+    pub const HUGEPAGE_SIZES: [i64; 2] = [2048, 1048576];
+    pub const PAGES: i64 = 1024;
+}
+
 /// The probe's `DS_LOCATION_TOTAL_MB`, `DS_LOCATION_FREE_MB` and `DS_LOCATION_USED_MB`: a
 /// monitored host's HOST_SHARE/DATASTORES MAX_DISK, FREE_DISK and USED_DISK.
 pub const DUMMY_DISK_MB: (i64, i64, i64) = (20480, 20480, 9720);

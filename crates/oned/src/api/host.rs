@@ -43,6 +43,9 @@ pub const METHODS: &[Method] = &[
     method!(wire::method::HOSTPOOL_INFO, Read, Auth::Object, pool_info),
 ];
 
+/// oned.conf's `VMS_THREAD` (OpenNebula's default): VMs one hardware thread may hold.
+const VMS_THREAD: i64 = 1;
+
 pub const INIT: i64 = wire::HostState::Init.as_i64();
 pub const MONITORED: i64 = wire::HostState::Monitored.as_i64();
 pub const DISABLED: i64 = wire::HostState::Disabled.as_i64();
@@ -66,10 +69,10 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
                     .num("MAX_MEM", h.max_mem)
                     .num("MAX_CPU", h.max_cpu)
                     .num("RUNNING_VMS", h.running_vms)
-                    .num("VMS_THREAD", 1)
+                    .num("VMS_THREAD", VMS_THREAD)
                     .elem("DATASTORES", |x| datastores_xml(x, h))
                     .raw(&super::vm_pci::devices_xml(&h.template, &h.pci_taken))
-                    .empty("NUMA_NODES");
+                    .elem("NUMA_NODES", |x| numa_nodes_xml(x, h));
             })
             .ids("VMS", &h.vms)
             .raw(&xml::template(&h.template, "TEMPLATE"));
@@ -96,6 +99,55 @@ fn datastores_xml(x: &mut Xml<'_>, h: &HostRow) {
         x.open(name)
             .raw(&xml::cdata(&value.to_string()))
             .close(name);
+    }
+}
+
+/// HOST_SHARE/NUMA_NODES as `HostShareNUMA::to_xml` prints the topology OpenNebula 7.0's dummy
+/// probe reports (`topology(2, 8, [2048, 1048576], 4, TOTALMEMORY)`), once the host was monitored
+/// (none before): per node its cores (4 threads each, no VM pinned: every CPU `:-1`, FREE the
+/// threads times VMS_THREAD), its two huge page sizes of 1024 pages, its half of the memory with
+/// the distances, the vectors' values in name order and CDATA as a `Template` prints them.
+fn numa_nodes_xml(x: &mut Xml<'_>, h: &HostRow) {
+    use crate::monitor::numa::{CORES, HUGEPAGE_SIZES, NODES, PAGES, THREADS};
+    if h.total_mem <= 0 {
+        return;
+    }
+    let cdata = |x: &mut Xml<'_>, name: &str, value: &str| {
+        x.open(name).raw(&xml::cdata(value)).close(name);
+    };
+    for node in 0..NODES {
+        x.elem("NODE", |x| {
+            for core in 0..CORES {
+                let id = core + node * CORES;
+                let cpus: Vec<String> = (0..THREADS)
+                    .map(|t| format!("{}:-1", id + t * CORES * NODES))
+                    .collect();
+                x.elem("CORE", |x| {
+                    cdata(x, "CPUS", &cpus.join(","));
+                    cdata(x, "DEDICATED", "NO");
+                    cdata(x, "FREE", &(THREADS * VMS_THREAD).to_string());
+                    cdata(x, "ID", &id.to_string());
+                });
+            }
+            for size in HUGEPAGE_SIZES {
+                x.elem("HUGEPAGE", |x| {
+                    cdata(x, "PAGES", &PAGES.to_string());
+                    cdata(x, "SIZE", &size.to_string());
+                    cdata(x, "USAGE", "0");
+                });
+            }
+            // The probe lists this node first, then the others in order.
+            let distance: Vec<String> = std::iter::once(node)
+                .chain((0..NODES).filter(|&n| n != node))
+                .map(|n| n.to_string())
+                .collect();
+            x.elem("MEMORY", |x| {
+                cdata(x, "DISTANCE", &distance.join(" "));
+                cdata(x, "TOTAL", &(crate::monitor::DUMMY_MEM / NODES).to_string());
+                cdata(x, "USAGE", "0");
+            });
+            cdata(x, "NODE_ID", &node.to_string());
+        });
     }
 }
 

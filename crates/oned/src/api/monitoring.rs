@@ -13,6 +13,7 @@ use super::xml::Xml;
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use crate::monitor::numa::{HUGEPAGE_SIZES, NODES, PAGES};
 use wire::acl::HOST;
 
 pub const METHODS: &[Method] = &[
@@ -70,25 +71,22 @@ pub fn host_record_xml(x: &mut Xml<'_>, r: &HostRecord) {
             });
         // The dummy probe's topology: two NUMA nodes sharing the memory, each with 1024 free
         // pages of 2 MiB and of 1 GiB.
-        for node in 0..DUMMY_NUMA_NODES {
+        for node in 0..NODES {
             x.elem("NUMA_NODE", |x| {
-                for size in [2048, 1_048_576] {
+                for size in HUGEPAGE_SIZES {
                     x.elem("HUGEPAGE", |x| {
-                        x.num("FREE", 1024).num("SIZE", size);
+                        x.num("FREE", PAGES).num("SIZE", size);
                     });
                 }
                 x.elem("MEMORY", |x| {
-                    x.num("FREE", r.free_memory / DUMMY_NUMA_NODES)
-                        .num("USED", r.used_memory / DUMMY_NUMA_NODES);
+                    x.num("FREE", r.free_memory / NODES)
+                        .num("USED", r.used_memory / NODES);
                 })
                 .num("NODE_ID", node);
             });
         }
     });
 }
-
-/// NUMA nodes the dummy host probe reports.
-const DUMMY_NUMA_NODES: i64 = 2;
 
 /// The body's `MONITORING` of a VM: its newest record, or an empty element.
 pub fn last_vm_xml(x: &mut Xml<'_>, r: Option<&VmRecord>) {

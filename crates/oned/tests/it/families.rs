@@ -109,8 +109,35 @@ fn groups_acl_hosts_datastores_images_and_networks() {
             ("USED_DISK", "9720")
         ]
     );
+    // And its NUMA topology (2 nodes of 8 cores of 4 threads, 2 huge page sizes), as
+    // `HostShareNUMA` keeps it.
+    let nodes: Vec<_> = host
+        .child("HOST_SHARE")
+        .and_then(|h| h.child("NUMA_NODES"))
+        .map(|n| n.children_named("NODE").collect())
+        .unwrap_or_default();
+    assert_eq!(nodes.len(), 2, "{host:?}");
+    let second = nodes[1];
+    assert_eq!(second.text_of("NODE_ID").ok(), Some("1"));
+    let cores: Vec<_> = second.children_named("CORE").collect();
+    assert_eq!(cores.len(), 8);
+    assert_eq!(cores[0].text_of("ID").ok(), Some("8"));
+    assert_eq!(
+        cores[0].text_of("CPUS").ok(),
+        Some("8:-1,24:-1,40:-1,56:-1")
+    );
+    assert_eq!(cores[0].text_of("FREE").ok(), Some("4"));
+    let pages: Vec<_> = second
+        .children_named("HUGEPAGE")
+        .map(|p| (p.text_of("SIZE").unwrap(), p.text_of("PAGES").unwrap()))
+        .collect();
+    assert_eq!(pages, [("2048", "1024"), ("1048576", "1024")]);
+    let memory = second.child("MEMORY").unwrap();
+    assert_eq!(memory.text_of("TOTAL").ok(), Some("8388608"));
+    assert_eq!(memory.text_of("DISTANCE").ok(), Some("1 0"));
     let template = host.child("TEMPLATE").unwrap();
     assert!(template.child("DS_LOCATION_TOTAL_MB").is_none());
+    assert!(template.child("CORE").is_none() && template.child("HUGEPAGE").is_none());
     assert!(template
         .text_of("KVM_CPU_MODELS")
         .is_ok_and(|m| m.starts_with("486 pentium")));
