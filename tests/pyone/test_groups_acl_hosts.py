@@ -93,6 +93,10 @@ def test_hosts_with_dummy_drivers_are_monitored_and_change_status(zone):
     assert nodes[0].CORE[1].CPUS == "1:-1,17:-1,33:-1,49:-1" and nodes[0].CORE[1].FREE == 4
     assert [(p.SIZE, p.PAGES, p.USAGE) for p in nodes[0].HUGEPAGE] == [(2048, 1024, 0), (1048576, 1024, 0)]
     assert nodes[0].MEMORY.TOTAL == host.HOST_SHARE.TOTAL_MEM // 2 and nodes[0].MEMORY.DISTANCE == "0 1"
+    # And its PCI devices, free.
+    pcis = host.HOST_SHARE.PCI_DEVICES.PCI
+    assert [(p.SHORT_ADDRESS, p.VENDOR, p.VMID) for p in pcis] == [
+        ("02:00.0", "10de", -1), ("00:06.0", "1b21", -1), ("00:06.1", "1022", -1)]
     assert hid in [h.ID for h in one.hostpool.info().HOST]
     one.host.status(hid, 1)
     assert one.host.info(hid).STATE == 4

@@ -599,6 +599,8 @@ fn host() {
         template: "HYPERVISOR = \"dummy\"".to_string(),
         monitoring: None,
         pci_taken: Vec::new(),
+        pci_filter: String::new(),
+        pci_short_address: String::new(),
         vms: vec![7],
     };
     check(

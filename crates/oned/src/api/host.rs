@@ -71,7 +71,7 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
                     .num("RUNNING_VMS", h.running_vms)
                     .num("VMS_THREAD", VMS_THREAD)
                     .elem("DATASTORES", |x| datastores_xml(x, h))
-                    .raw(&super::vm_pci::devices_xml(&h.template, &h.pci_taken))
+                    .raw(&super::vm_pci::devices_xml(h))
                     .elem("NUMA_NODES", |x| numa_nodes_xml(x, h));
             })
             .ids("VMS", &h.vms)

@@ -1,10 +1,11 @@
 //! `one.vm.attachpci(id, template)` and `one.vm.detachpci(id, pci_id)` (`VirtualMachineAttachPCI`,
 //! `DispatchManager::{attach_pci, detach_pci}`, `HostSharePCI`): a POWEROFF (or UNDEPLOYED) VM
-//! gets or gives back a PCI device. A host's devices are the `PCI` vectors of its template (the
-//! dummy driver's monitoring reports none of its own); a device is taken in `host_pci` by the
-//! VM, in the same write that adds it to the VM's template, and freed at detach or once the
-//! VM is DONE.
+//! gets or gives back a PCI device. A host's devices are those its monitoring reports (the dummy
+//! probe's three) and the `PCI` vectors of its template ([`host_devices`]); a device is taken in
+//! `host_pci` by the VM, in the same write that adds it to the VM's template, and freed at
+//! detach or once the VM is DONE.
 
+use sqlstore::objects::host::HostRow;
 use sqlstore::objects::pci as rows;
 use sqlstore::SqlTxn;
 use template::{Template, Value};
@@ -16,6 +17,7 @@ use super::vm::{lcm, state, VMS};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
+use crate::monitor::DUMMY_PCI;
 
 pub const METHODS: &[Method] = &[
     method!("one.vm.attachpci", Write, Auth::Object, attach),
@@ -110,16 +112,68 @@ fn choose<'a>(
     })
 }
 
-/// A host body's `HOST_SHARE/PCI_DEVICES`: the `PCI` vectors of its template, each with the
-/// VMID holding it (-1 if free), as `HostSharePCI::to_xml`.
-pub(super) fn devices_xml(host_template: &str, taken: &[(String, i64)]) -> String {
-    let ht = Template::parse(host_template).unwrap_or_default();
-    let mut t = Template::default();
-    for dev in pcis(&ht) {
-        let mut d = dev.to_vec();
-        let holder = taken
+/// A host's PCI devices, as `HostSharePCI::set_monitorization` keeps them: the dummy probe's
+/// once the host was monitored, then the `PCI` vectors of its template (OpenNebula's next
+/// monitoring takes those as devices too, the template being what it reads the probe's from).
+/// Only those with an ADDRESS that pass the host's (or its cluster's) PCI_FILTER
+/// (`VENDOR:DEVICE:CLASS`, `*` for any, comma-separated) and PCI_SHORT_ADDRESS (a list) are
+/// offered, the first of an ADDRESS kept; a device a VM holds stays whatever the filters say.
+pub(super) fn host_devices(h: &HostRow) -> Vec<Pairs> {
+    let probe = DUMMY_PCI.iter().filter(|_| h.total_mem > 0).map(|d| {
+        d.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+    let t = Template::parse(&h.template).unwrap_or_default();
+    let mut devices: Vec<Pairs> = Vec::new();
+    for d in probe.chain(pcis(&t).map(<[_]>::to_vec)) {
+        let address = get(&d, "ADDRESS");
+        let held = h
+            .pci_taken
             .iter()
-            .find(|(a, _)| a == get(dev, "SHORT_ADDRESS"))
+            .any(|(a, _)| a == get(&d, "SHORT_ADDRESS"));
+        let offered = !address.is_empty()
+            && passes_filter(&h.pci_filter, &d)
+            && listed(&h.pci_short_address, get(&d, "SHORT_ADDRESS"));
+        if (held || offered) && !devices.iter().any(|e| get(e, "ADDRESS") == address) {
+            devices.push(d);
+        }
+    }
+    devices
+}
+
+/// `is_filter_match`: no filter, or one whose VENDOR, DEVICE and CLASS parts (`*` or empty
+/// for any) all equal the device's.
+fn passes_filter(filter: &str, d: &[(String, String)]) -> bool {
+    if filter.is_empty() {
+        return true;
+    }
+    filter.split(',').any(|f| {
+        let mut parts = f.split(':');
+        ["VENDOR", "DEVICE", "CLASS"].iter().all(|k| {
+            // An empty part is `*`; a part of blanks is trimmed to an empty value that must match.
+            match parts.next().filter(|p| !p.is_empty()).map(str::trim) {
+                None | Some("*") => true,
+                Some(p) => p == get(d, k),
+            }
+        })
+    })
+}
+
+/// `is_address_match`: no list, or one naming the device's SHORT_ADDRESS.
+fn listed(list: &str, short: &str) -> bool {
+    list.is_empty() || list.split(',').any(|a| a == short)
+}
+
+/// A host body's `HOST_SHARE/PCI_DEVICES`: its devices ([`host_devices`]), each with the VMID
+/// holding it (-1 if free), as `HostSharePCI::to_xml`.
+pub(super) fn devices_xml(h: &HostRow) -> String {
+    let mut t = Template::default();
+    for mut d in host_devices(h) {
+        let holder = h
+            .pci_taken
+            .iter()
+            .find(|(a, _)| a == get(&d, "SHORT_ADDRESS"))
             .map_or(-1, |(_, vm)| *vm);
         set(&mut d, "VMID", holder.to_string());
         t.push("PCI", Value::Vector(d));
@@ -192,8 +246,9 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             .read(move |c| Ok((sqlstore::objects::host::load(c, hid)?, rows::taken(c, hid)?)))
             .await?;
         let host = host.ok_or_else(|| action("Could not find host information"))?;
-        let ht = Template::parse(&host.template).unwrap_or_default();
-        let devices: Vec<Pairs> = pcis(&ht).map(<[_]>::to_vec).collect();
+        // OpenNebula looks through the devices by ADDRESS (a map keyed by it).
+        let mut devices = host_devices(&host);
+        devices.sort_by(|a, b| get(a, "ADDRESS").cmp(get(b, "ADDRESS")));
         let dev = choose(&pci, &devices, &taken).ok_or_else(|| {
             action("Cannot assign PCI device in host. Check address and free devices")
         })?;
@@ -298,5 +353,70 @@ mod tests {
         assert_eq!(by("SHORT_ADDRESS = \"00:03.0\""), None, "taken");
         assert_eq!(by("SHORT_ADDRESS = \"00:09.0\""), None, "no such device");
         assert_eq!(by("VENDOR = 1234"), None);
+    }
+
+    fn host(template: &str, monitored: bool) -> HostRow {
+        HostRow {
+            oid: 0,
+            name: String::new(),
+            state: 2,
+            prev_state: 0,
+            im_mad: "dummy".into(),
+            vm_mad: "dummy".into(),
+            cluster_id: 0,
+            cluster: String::new(),
+            total_cpu: 800,
+            total_mem: if monitored { 16 << 20 } else { 0 },
+            cpu_usage: 0,
+            mem_usage: 0,
+            running_vms: 0,
+            max_cpu: 800,
+            max_mem: 16 << 20,
+            template: template.into(),
+            monitoring: None,
+            pci_taken: Vec::new(),
+            pci_filter: String::new(),
+            pci_short_address: String::new(),
+            vms: Vec::new(),
+        }
+    }
+
+    fn shorts(h: &HostRow) -> Vec<String> {
+        host_devices(h)
+            .iter()
+            .map(|d| get(d, "SHORT_ADDRESS").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_hosts_devices_are_the_probes_then_its_templates_filtered_as_its_configuration_says() {
+        let own = "PCI = [ ADDRESS = \"0000:00:03:0\", SHORT_ADDRESS = \"00:03.0\", VENDOR = 10de, DEVICE = 1db4, CLASS = 0302 ]\n\
+                   PCI = [ ADDRESS = \"0000:02:00:0\", SHORT_ADDRESS = \"02:00.0\", VENDOR = 8086 ]\n\
+                   PCI = [ SHORT_ADDRESS = \"00:09.0\", VENDOR = 8086 ]";
+        assert!(shorts(&host("", false)).is_empty(), "not monitored yet");
+        assert_eq!(shorts(&host("", true)), ["02:00.0", "00:06.0", "00:06.1"]);
+        // One of the same ADDRESS as the probe's is the probe's; one without ADDRESS is none.
+        let mut h = host(own, true);
+        assert_eq!(shorts(&h), ["02:00.0", "00:06.0", "00:06.1", "00:03.0"]);
+        assert_eq!(get(&host_devices(&h)[0], "VENDOR"), "10de");
+
+        h.pci_filter = "10de:*:*,:: 0c03".into();
+        assert_eq!(shorts(&h), ["02:00.0", "00:06.0", "00:06.1", "00:03.0"]);
+        // A part of blanks is an empty value, which no device's VENDOR equals.
+        h.pci_filter = "10de:*:*, :: 0c03".into();
+        assert_eq!(shorts(&h), ["02:00.0", "00:03.0"]);
+        h.pci_filter = "10de:1db4:0302".into();
+        assert_eq!(shorts(&h), ["00:03.0"]);
+        h.pci_filter = "10de,*:*:0c03".into();
+        assert_eq!(shorts(&h), ["02:00.0", "00:06.0", "00:06.1", "00:03.0"]);
+        h.pci_filter = "1022".into();
+        assert_eq!(shorts(&h), ["00:06.1"]);
+        h.pci_filter = String::new();
+        h.pci_short_address = "00:06.0,00:03.0".into();
+        assert_eq!(shorts(&h), ["00:06.0", "00:03.0"]);
+        // A device a VM holds stays offered, whatever the filters say.
+        h.pci_taken = vec![("02:00.0".into(), 4)];
+        assert_eq!(shorts(&h), ["02:00.0", "00:06.0", "00:03.0"]);
+        assert!(devices_xml(&h).contains("<VMID><![CDATA[4]]></VMID>"));
     }
 }

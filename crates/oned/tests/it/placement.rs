@@ -377,7 +377,6 @@ fn pci_devices_of_the_host_are_attached_to_powered_off_vms_once_each() {
     let w = zone.servers[(leader + 1) % 3].client();
     let c = zone.servers[leader].client();
     let host = monitored_hosts(&zone, &w, &c, &["gpu"])[0];
-    ok(&w, "one.host.update", vec![i(host), s(DEVICES), i(1)]);
     let vms: Vec<i32> = (0..2)
         .map(|_| ok(&w, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 16")]))
         .collect();
@@ -425,18 +424,16 @@ fn pci_devices_of_the_host_are_attached_to_powered_off_vms_once_each() {
         );
     }
 
-    eprintln!("--- by vendor: the two NVIDIA devices, then none is left");
+    eprintln!("--- by vendor: the dummy probe's NVIDIA device, then none is left");
+    let h = body(&c, "one.host.info", host);
+    let share = &h[h.find("<PCI_DEVICES>").unwrap()..h.find("</PCI_DEVICES>").unwrap()];
+    assert_eq!(share.matches("<PCI>").count(), 3, "{share}");
     ok(
         &w,
         "one.vm.attachpci",
         vec![i(vms[0]), s("PCI = [ VENDOR = 10de ]")],
     );
-    ok(
-        &w,
-        "one.vm.attachpci",
-        vec![i(vms[1]), s("PCI = [ VENDOR = \"10de\" ]")],
-    );
-    let (code, msg) = one_error(attach(vms[1], "PCI = [ VENDOR = 10de ]"));
+    let (code, msg) = one_error(attach(vms[1], "PCI = [ VENDOR = \"10de\" ]"));
     assert_eq!(
         (code, msg.as_str()),
         (
@@ -446,7 +443,7 @@ fn pci_devices_of_the_host_are_attached_to_powered_off_vms_once_each() {
     );
     let first = body(&c, "one.vm.info", vms[0]);
     assert!(
-        first.contains("<PCI><ADDRESS><![CDATA[0000:00:03:0]]></ADDRESS>"),
+        first.contains("<PCI><ADDRESS><![CDATA[0000:02:00:0]]></ADDRESS>"),
         "{first}"
     );
     assert!(first.contains("<PCI_ID><![CDATA[0]]></PCI_ID>"), "{first}");
@@ -454,16 +451,44 @@ fn pci_devices_of_the_host_are_attached_to_powered_off_vms_once_each() {
         first.contains("<VM_BUS><![CDATA[0x01]]></VM_BUS>"),
         "{first}"
     );
-    assert!(body(&c, "one.vm.info", vms[1]).contains("<SHORT_ADDRESS><![CDATA[00:04.0]]>"));
+    assert!(
+        first.contains("<NUMA_NODE><![CDATA[1]]></NUMA_NODE>"),
+        "{first}"
+    );
+
+    eprintln!("--- devices an administrator adds to the template; the lowest ADDRESS first");
+    ok(&w, "one.host.update", vec![i(host), s(DEVICES), i(1)]);
+    ok(
+        &w,
+        "one.vm.attachpci",
+        vec![i(vms[1]), s("PCI = [ VENDOR = 10de ]")],
+    );
+    assert!(body(&c, "one.vm.info", vms[1]).contains("<SHORT_ADDRESS><![CDATA[00:03.0]]>"));
     let h = body(&c, "one.host.info", host);
     let share = &h[h.find("<PCI_DEVICES>").unwrap()..h.find("</PCI_DEVICES>").unwrap()];
-    assert_eq!(share.matches("<PCI>").count(), 3, "{share}");
+    assert_eq!(share.matches("<PCI>").count(), 6, "{share}");
     for vmid in [-1, vms[0], vms[1]] {
         assert!(
             share.contains(&format!("<VMID><![CDATA[{vmid}]]></VMID>")),
             "{share}"
         );
     }
+    eprintln!("--- PCI_FILTER hides the free devices it does not name");
+    ok(
+        &w,
+        "one.host.update",
+        vec![i(host), s("PCI_FILTER = \"8086:*:*\""), i(1)],
+    );
+    let h = body(&c, "one.host.info", host);
+    let share = &h[h.find("<PCI_DEVICES>").unwrap()..h.find("</PCI_DEVICES>").unwrap()];
+    assert_eq!(share.matches("<PCI>").count(), 3, "held or 8086: {share}");
+    let (code, _) = one_error(attach(vms[1], "PCI = [ SHORT_ADDRESS = \"00:04.0\" ]"));
+    assert_eq!(code, ACTION);
+    ok(
+        &w,
+        "one.host.update",
+        vec![i(host), s("PCI_FILTER = \"\""), i(1)],
+    );
 
     eprintln!("--- by address; detach frees the device");
     ok(
@@ -482,13 +507,13 @@ fn pci_devices_of_the_host_are_attached_to_powered_off_vms_once_each() {
     ok(
         &w,
         "one.vm.attachpci",
-        vec![i(vms[0]), s("PCI = [ SHORT_ADDRESS = \"00:03.0\" ]")],
+        vec![i(vms[0]), s("PCI = [ SHORT_ADDRESS = \"02:00.0\" ]")],
     );
 
     eprintln!("--- a terminated VM gives its devices back");
     ok(&w, "one.vm.action", vec![s("terminate-hard"), i(vms[1])]);
-    zone.wait_until(DEADLINE, "00:04.0 is free again", || {
-        attach(vms[0], "PCI = [ SHORT_ADDRESS = \"00:04.0\" ]").is_ok()
+    zone.wait_until(DEADLINE, "00:03.0 is free again", || {
+        attach(vms[0], "PCI = [ SHORT_ADDRESS = \"00:03.0\" ]").is_ok()
     });
 }
 

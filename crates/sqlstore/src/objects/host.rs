@@ -34,6 +34,10 @@ pub struct HostRow {
     pub monitoring: Option<super::monitoring::HostRecord>,
     /// Its PCI devices VMs hold: (SHORT_ADDRESS, VM id) ([`super::pci`]).
     pub pci_taken: Vec<(String, i64)>,
+    /// PCI_FILTER and PCI_SHORT_ADDRESS, the host's or its cluster's (`Host::get_hostcluster_attr`):
+    /// which PCI devices it offers.
+    pub pci_filter: String,
+    pub pci_short_address: String,
     /// The VMs that hold its capacity (OpenNebula's `vm_collection`, the body's VMS), by id.
     pub vms: Vec<i64>,
 }
@@ -48,7 +52,8 @@ pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
     let oid: i64 = r.get(0)?;
     let template: String = r.get(13)?;
     let (total_cpu, total_mem) = (r.get(8)?, r.get(9)?);
-    let (max_cpu, max_mem) = room(total_cpu, total_mem, &template, &r.get::<String>(14)?);
+    let attrs = HostAndCluster::parse(&template, &r.get::<String>(14)?);
+    let (max_cpu, max_mem) = attrs.room(total_cpu, total_mem);
     Ok(HostRow {
         oid: r.get(0)?,
         name: r.get(1)?,
@@ -68,6 +73,8 @@ pub fn read(c: &Conn, r: &Row) -> crate::sql::Result<HostRow> {
         template,
         monitoring: super::monitoring::last_host_record(c, oid)?,
         pci_taken: super::pci::held_on(c, oid)?,
+        pci_filter: attrs.get("PCI_FILTER"),
+        pci_short_address: attrs.get("PCI_SHORT_ADDRESS"),
         vms: super::placement::vms_on(c, oid)?,
     })
 }
@@ -147,19 +154,41 @@ pub fn set_template_and_drivers(
 /// from the host's template, or its cluster's when the host's is empty or missing
 /// (`Host::reserved_capacity`).
 pub fn room(total_cpu: i64, total_mem: i64, host: &str, cluster: &str) -> (i64, i64) {
-    let host = template::Template::parse(host).unwrap_or_default();
-    let cluster = template::Template::parse(cluster).unwrap_or_default();
-    let reserved = |name: &str| {
-        host.single(name)
+    HostAndCluster::parse(host, cluster).room(total_cpu, total_mem)
+}
+
+/// A host's template with its cluster's, for the attributes a host takes from its cluster when
+/// it has none of its own.
+struct HostAndCluster {
+    host: template::Template,
+    cluster: template::Template,
+}
+
+impl HostAndCluster {
+    fn parse(host: &str, cluster: &str) -> HostAndCluster {
+        HostAndCluster {
+            host: template::Template::parse(host).unwrap_or_default(),
+            cluster: template::Template::parse(cluster).unwrap_or_default(),
+        }
+    }
+
+    /// `Host::get_hostcluster_attr`: the host's `name`, or the cluster's when the host's is
+    /// empty or missing.
+    fn get(&self, name: &str) -> String {
+        self.host
+            .single(name)
             .filter(|v| !v.is_empty())
-            .or_else(|| cluster.single(name))
+            .or_else(|| self.cluster.single(name))
             .unwrap_or("")
             .to_string()
-    };
-    (
-        reserved_max(total_cpu, &reserved("RESERVED_CPU")),
-        reserved_max(total_mem, &reserved("RESERVED_MEM")),
-    )
+    }
+
+    fn room(&self, total_cpu: i64, total_mem: i64) -> (i64, i64) {
+        (
+            reserved_max(total_cpu, &self.get("RESERVED_CPU")),
+            reserved_max(total_mem, &self.get("RESERVED_MEM")),
+        )
+    }
 }
 
 /// `HostShare::set_reserved_metric`: `total` less `reserved`, an amount, or a percentage of
