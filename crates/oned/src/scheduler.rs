@@ -27,8 +27,11 @@ use crate::sched_expr::{Matched, VmAsk};
 use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(300);
-/// VMs placed per period.
-const BATCH: usize = 16;
+/// PENDING VMs considered per period, from the id where the last period stopped (then from the
+/// lowest again): VMs no host can take, however many, hold back a later VM by a few periods at
+/// most, never for good (only the 16 oldest were read, and 16 VMs too large for any host
+/// stopped every placement in the zone).
+const SCAN: usize = 256;
 
 /// (STATE, LCM_STATE) of a VM.
 type VmStates = (i64, i64);
@@ -167,6 +170,9 @@ fn driver_txn(now: i64) -> SqlTxn {
 /// VMs to move.
 struct Plan {
     vms: Vec<Pending>,
+    /// Where the next period's read starts: after the last VM read if it read a full
+    /// [`SCAN`], else from the lowest id again.
+    next_after: i64,
     hosts: Vec<HostRoom>,
     moving: bool,
     /// Where the VM group peers of pending VMs are.
@@ -210,10 +216,20 @@ pub(crate) fn images_and_networks_of(t: &template::Template) -> (Vec<i64>, Vec<i
 
 /// `groups`: whether to look for VMs leaving their groups (see [`LeaverWatch`]).
 /// `bodies`: the host bodies of an earlier read if the database has not changed since.
-fn read_plan(c: &Conn, groups: bool, bodies: Option<Bodies>) -> Result<Plan, sqlstore::SqlError> {
+/// `after`: read the PENDING VMs of ids above it.
+fn read_plan(
+    c: &Conn,
+    groups: bool,
+    bodies: Option<Bodies>,
+    after: i64,
+) -> Result<Plan, sqlstore::SqlError> {
     let mut vms = Vec::new();
     let mut host_of = BTreeMap::new();
-    let pending = vm::pending(c, BATCH)?;
+    let pending = vm::pending(c, after, SCAN)?;
+    let next_after = match pending.last() {
+        Some(last) if pending.len() == SCAN => last.oid,
+        _ => -1,
+    };
     // Host bodies are built only when some VM waits for one.
     let bodies = match bodies {
         Some(b) => b,
@@ -236,6 +252,7 @@ fn read_plan(c: &Conn, groups: bool, bodies: Option<Bodies>) -> Result<Plan, sql
     }
     Ok(Plan {
         vms,
+        next_after,
         hosts: sqlstore::objects::host::with_room(c)?,
         moving: vm::any_moving(c)?,
         host_of,
@@ -391,18 +408,21 @@ pub async fn run(
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut watch = LeaverWatch::default();
     let mut hosts = BodyCache::default();
+    let mut after = -1;
     loop {
         ticks.next().await;
         let applied = cluster.last_applied();
         let groups = watch.due(applied);
         let cached = hosts.get(applied);
-        let plan = match crate::db::read(&pool, move |c| read_plan(c, groups, cached)).await {
+        let read = move |c: &Conn| read_plan(c, groups, cached, after);
+        let plan = match crate::db::read(&pool, read).await {
             Ok(plan) => plan,
             Err(e) => {
                 ctx.warn("reading pending VMs and hosts failed", &e);
                 continue;
             }
         };
+        after = plan.next_after;
         if groups && plan.leavers.is_empty() {
             watch.clean_at(applied);
         }

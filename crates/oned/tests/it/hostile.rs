@@ -1487,3 +1487,42 @@ fn an_object_name_is_at_most_128_characters() {
         "{body}"
     );
 }
+
+/// One user's VMs that no host can take, however many, never keep the scheduler from placing
+/// another user's VM: it used to look only at the 16 oldest PENDING VMs, so 16 VMs too large
+/// for any host stopped every placement in the zone for good.
+#[test]
+fn vms_no_host_can_take_never_starve_the_others() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let admin = zone.servers[leader].client();
+    let host = admin
+        .call(
+            "one.host.allocate",
+            vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+        )
+        .unwrap();
+    zone.wait_until(DEADLINE, "the host is monitored", || {
+        admin
+            .call_xml("one.host.info", vec![host.clone()])
+            .is_ok_and(|b| b.contains("<STATE>2</STATE>"))
+    });
+    let mallory = ordinary_user(&zone, "mallory");
+    // More than the scheduler reads in one period: every window of them is unplaceable.
+    for _ in 0..600 {
+        mallory
+            .call("one.vm.allocate", vec![s("CPU = 64\nMEMORY = 16")])
+            .unwrap();
+    }
+    let alice = ordinary_user(&zone, "alice");
+    let vm = alice
+        .call("one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 16")])
+        .unwrap();
+    zone.wait_until(DEADLINE, "alice's VM runs", || {
+        admin
+            .call_xml("one.vm.info", vec![vm.clone()])
+            .is_ok_and(|b| b.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>"))
+    });
+    let first = admin.call_xml("one.vm.info", vec![Value::Int(0)]).unwrap();
+    assert!(first.contains("<STATE>1</STATE>"), "still PENDING: {first}");
+}

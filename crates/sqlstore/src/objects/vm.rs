@@ -431,12 +431,12 @@ pub struct PendingVm {
 /// search stops after `?2` of them; with `state` alone SQLite read every pending VM's row and
 /// sorted them, every period (at 20k pending VMs, 1-2 % of a leader's CPU under writes).
 pub const PENDING: &str = "SELECT oid, cpu, memory, template FROM vm_pool
-     WHERE state = ?1 AND lcm_state = 0 ORDER BY oid LIMIT ?2";
+     WHERE state = ?1 AND lcm_state = 0 AND oid > ?3 ORDER BY oid LIMIT ?2";
 
-/// Up to `limit` PENDING VMs, lowest id first.
-pub fn pending(c: &Conn, limit: usize) -> crate::sql::Result<Vec<PendingVm>> {
+/// Up to `limit` PENDING VMs of ids above `after`, lowest first.
+pub fn pending(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<PendingVm>> {
     let mut st = c.prepare_cached(PENDING)?;
-    st.query_map([VmState::Pending.as_i64(), limit as i64], |r| {
+    st.query_map([VmState::Pending.as_i64(), limit as i64, after], |r| {
         Ok(PendingVm {
             oid: r.get(0)?,
             cpu: r.get(1)?,
