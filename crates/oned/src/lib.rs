@@ -34,6 +34,7 @@ pub mod run;
 pub mod sched_expr;
 pub mod sched_runner;
 pub mod scheduler;
+pub mod sweep;
 pub mod sync;
 pub mod tasks;
 pub mod tls;

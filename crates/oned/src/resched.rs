@@ -17,10 +17,11 @@ use sqlstore::{Conn, SqlTxn};
 use crate::api::vm::now;
 use crate::api::vm_migrate::{first_state, new_host_stmts};
 use crate::cluster::Cluster;
+use crate::sweep::Sweep;
 use crate::tasks::TaskCtx;
 
 /// Flagged VMs looked at per period.
-const BATCH: usize = 64;
+pub const BATCH: usize = 64;
 
 /// A flagged VM and where it may go.
 struct Flagged {
@@ -45,10 +46,11 @@ struct Found {
     host_of: BTreeMap<i64, i64>,
 }
 
-fn read(c: &Conn) -> Result<Found, sqlstore::SqlError> {
+fn read(c: &Conn, sweep: &mut Sweep) -> Result<Found, sqlstore::SqlError> {
     let mut host_of = BTreeMap::new();
     let mut flagged = Vec::new();
-    let found = rows::rescheduled(c, BATCH)?;
+    let found = rows::rescheduled(c, sweep.after(), sweep.limit())?;
+    sweep.advance(found.len(), found.last().map(|v| v.head.owned.oid));
     let bodies = if found.is_empty() {
         Vec::new()
     } else {
@@ -118,15 +120,27 @@ fn choose(
     out
 }
 
-/// One period: moves the flagged VMs another host takes. A write refused because the VM or
-/// the host changed is tried again next period; a failed write is logged.
-pub async fn pass(ctx: &TaskCtx, cluster: &Cluster, pool: &sqlstore::ReadPool, live: bool) {
+/// One period: moves the flagged VMs another host takes, of those `sweep` reads next. A write
+/// refused because the VM or the host changed is tried again next period; a failed write is
+/// logged.
+pub async fn pass(
+    ctx: &TaskCtx,
+    cluster: &Cluster,
+    pool: &sqlstore::ReadPool,
+    live: bool,
+    sweep: &mut Sweep,
+) {
+    let mut next = *sweep;
+    let read = move |c: &Conn| read(c, &mut next).map(|found| (found, next));
     let Found {
         flagged,
         hosts,
         host_of,
     } = match crate::db::read(pool, read).await {
-        Ok(found) => found,
+        Ok((found, next)) => {
+            *sweep = next;
+            found
+        }
         Err(e) => {
             ctx.warn("reading VMs flagged for rescheduling failed", &e);
             return;

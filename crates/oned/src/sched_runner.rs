@@ -28,14 +28,16 @@ use crate::api::vm_sched::{actions, with_actions, SchedAction};
 use crate::api::{vm_backup, vm_disk_ops, vm_snapshots, Failure};
 use crate::cluster::{Cluster, LeaderTicks};
 use crate::config::Config;
+use crate::sweep::Sweep;
 use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(500);
 /// How long an action that failed waits before it is tried again (OpenNebula's manager
 /// passes every 30 s).
 const RETRY_FAILED: Duration = Duration::from_secs(30);
-/// VMs read per period.
-const BATCH: i64 = 256;
+/// VMs read per period, in a [`Sweep`]: VMs keep their actions once done, so reading the same
+/// lowest ids every period would leave the actions of any VM past them unrun for good.
+const BATCH: usize = 256;
 
 /// A VM with scheduled actions.
 struct WithActions {
@@ -45,10 +47,10 @@ struct WithActions {
     template: String,
 }
 
-fn read_vms(c: &Conn) -> Result<Vec<WithActions>, sqlstore::SqlError> {
+fn read_vms(c: &Conn, sweep: Sweep) -> Result<Vec<WithActions>, sqlstore::SqlError> {
     let mut st = c.prepare_cached(sqlstore::objects::vm::WITH_SCHED_ACTIONS)?;
     let rows = st
-        .query_map([state::DONE, BATCH], |r| {
+        .query_map([state::DONE, sweep.limit() as i64, sweep.after()], |r| {
             Ok(WithActions {
                 oid: r.get(0)?,
                 state: r.get(1)?,
@@ -382,12 +384,17 @@ pub async fn run(
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut failed: HashMap<(i64, i64), Instant> = HashMap::new();
     let mut jobs_failed: HashMap<(i64, i64), Instant> = HashMap::new();
+    let mut sweep = Sweep::new(BATCH);
+    let mut jobs = Sweep::new(crate::api::backupjob::BATCH);
     loop {
         ticks.next().await;
         jobs_failed.retain(|_, at| at.elapsed() < RETRY_FAILED);
-        crate::api::backupjob::pass(&ctx, &cluster, &pool, &mut jobs_failed).await;
-        let vms = match crate::db::read(&pool, read_vms).await {
-            Ok(v) => v,
+        crate::api::backupjob::pass(&ctx, &cluster, &pool, &mut jobs_failed, &mut jobs).await;
+        let vms = match crate::db::read(&pool, move |c| read_vms(c, sweep)).await {
+            Ok(v) => {
+                sweep.advance(v.len(), v.last().map(|w: &WithActions| w.oid));
+                v
+            }
             Err(e) => {
                 ctx.warn("reading scheduled actions failed", &e);
                 continue;

@@ -24,13 +24,13 @@ use tracing::debug;
 use crate::api::vm::{deploy_stmts, lcm, now, state};
 use crate::cluster::{Cluster, LeaderTicks};
 use crate::sched_expr::{Matched, VmAsk};
+use crate::sweep::Sweep;
 use crate::tasks::TaskCtx;
 
 const PERIOD: Duration = Duration::from_millis(300);
-/// PENDING VMs considered per period, from the id where the last period stopped (then from the
-/// lowest again): VMs no host can take, however many, hold back a later VM by a few periods at
-/// most, never for good (only the 16 oldest were read, and 16 VMs too large for any host
-/// stopped every placement in the zone).
+/// PENDING VMs considered per period, in a [`Sweep`]: VMs no host can take, however many, hold
+/// back a later VM by a few periods at most, never for good (only the 16 oldest were read, and
+/// 16 VMs too large for any host stopped every placement in the zone).
 const SCAN: usize = 256;
 
 /// (STATE, LCM_STATE) of a VM.
@@ -170,9 +170,8 @@ fn driver_txn(now: i64) -> SqlTxn {
 /// VMs to move.
 struct Plan {
     vms: Vec<Pending>,
-    /// Where the next period's read starts: after the last VM read if it read a full
-    /// [`SCAN`], else from the lowest id again.
-    next_after: i64,
+    /// The read's sweep, advanced past the VMs it read.
+    sweep: Sweep,
     hosts: Vec<HostRoom>,
     moving: bool,
     /// Where the VM group peers of pending VMs are.
@@ -216,20 +215,17 @@ pub(crate) fn images_and_networks_of(t: &template::Template) -> (Vec<i64>, Vec<i
 
 /// `groups`: whether to look for VMs leaving their groups (see [`LeaverWatch`]).
 /// `bodies`: the host bodies of an earlier read if the database has not changed since.
-/// `after`: read the PENDING VMs of ids above it.
+/// `sweep`: which PENDING VMs to read.
 fn read_plan(
     c: &Conn,
     groups: bool,
     bodies: Option<Bodies>,
-    after: i64,
+    mut sweep: Sweep,
 ) -> Result<Plan, sqlstore::SqlError> {
     let mut vms = Vec::new();
     let mut host_of = BTreeMap::new();
-    let pending = vm::pending(c, after, SCAN)?;
-    let next_after = match pending.last() {
-        Some(last) if pending.len() == SCAN => last.oid,
-        _ => -1,
-    };
+    let pending = vm::pending(c, sweep.after(), sweep.limit())?;
+    sweep.advance(pending.len(), pending.last().map(|v| v.oid));
     // Host bodies are built only when some VM waits for one.
     let bodies = match bodies {
         Some(b) => b,
@@ -252,7 +248,7 @@ fn read_plan(
     }
     Ok(Plan {
         vms,
-        next_after,
+        sweep,
         hosts: sqlstore::objects::host::with_room(c)?,
         moving: vm::any_moving(c)?,
         host_of,
@@ -408,13 +404,14 @@ pub async fn run(
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut watch = LeaverWatch::default();
     let mut hosts = BodyCache::default();
-    let mut after = -1;
+    let mut sweep = Sweep::new(SCAN);
+    let mut flagged = Sweep::new(crate::resched::BATCH);
     loop {
         ticks.next().await;
         let applied = cluster.last_applied();
         let groups = watch.due(applied);
         let cached = hosts.get(applied);
-        let read = move |c: &Conn| read_plan(c, groups, cached, after);
+        let read = move |c: &Conn| read_plan(c, groups, cached, sweep);
         let plan = match crate::db::read(&pool, read).await {
             Ok(plan) => plan,
             Err(e) => {
@@ -422,7 +419,7 @@ pub async fn run(
                 continue;
             }
         };
-        after = plan.next_after;
+        sweep = plan.sweep;
         if groups && plan.leavers.is_empty() {
             watch.clean_at(applied);
         }
@@ -443,7 +440,7 @@ pub async fn run(
             crate::api::vm_backup::pass(&ctx, &cluster, &pool).await;
         }
         crate::drs::pass(&ctx, &cluster, &pool, live_rescheds).await;
-        crate::resched::pass(&ctx, &cluster, &pool, live_rescheds).await;
+        crate::resched::pass(&ctx, &cluster, &pool, live_rescheds, &mut flagged).await;
         if !plan.leavers.is_empty() {
             // Each statement matches nothing if its group changed (a refusal, read again next
             // period); a write that failed is logged.

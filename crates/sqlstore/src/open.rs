@@ -1044,7 +1044,11 @@ mod tests {
     fn the_scheduler_finds_flagged_vms_through_the_resched_index() {
         let dir = tempfile::tempdir().unwrap();
         let c = open(&dir.path().join("one.db"));
-        let plan = plan_with(&c, &crate::objects::vm::rescheduled_query(64), [3, 3, 8]);
+        let plan = plan_with(
+            &c,
+            &crate::objects::vm::rescheduled_query(64),
+            [3, 3, 8, -1],
+        );
         assert!(
             plan.iter().any(|p| p.contains("vm_pool_resched")),
             "{plan:?}"
@@ -1166,9 +1170,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = open(&dir.path().join("one.db"));
         use crate::objects::vm::{any_moving, ANY_MOVING, PENDING, WITH_SCHED_ACTIONS};
-        let p = plan_with(&c, WITH_SCHED_ACTIONS, [6, 256]);
+        let p = plan_with(&c, WITH_SCHED_ACTIONS, [6, 256, -1]);
         assert!(p.iter().any(|s| s.contains("vm_pool_sched")), "{p:?}");
-        let p = plan_with(&c, PENDING, [1, 64]);
+        let p = plan_with(&c, PENDING, [1, 64, -1]);
         assert!(p.iter().any(|s| s.contains("vm_pool_state")), "{p:?}");
         assert!(!p.iter().any(|s| s.starts_with("SCAN")), "{p:?}");
         // In id order from the index: the first 64 entries, not every pending VM sorted.
@@ -1190,7 +1194,7 @@ mod tests {
         let found: Vec<i64> = c
             .prepare_cached(WITH_SCHED_ACTIONS)
             .unwrap()
-            .query_map([6, 256], |r| r.get(0))
+            .query_map([6, 256, -1], |r| r.get(0))
             .unwrap()
             .map(Result::unwrap)
             .collect();

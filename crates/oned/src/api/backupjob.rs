@@ -93,8 +93,9 @@ const MAX_USER_PRIO: i64 = 49;
 /// VMs a job may name, and scheduled actions it may hold: bounds on what a client stores.
 const MAX_VMS: usize = 4096;
 const MAX_ACTIONS: usize = 128;
-/// Jobs read per pass of the leader's runner.
-const BATCH: i64 = 64;
+/// Jobs with scheduled actions read per pass of the leader's runner, in a
+/// [`crate::sweep::Sweep`]: jobs keep their actions once done.
+pub const BATCH: usize = 64;
 /// How often a write is computed again after a concurrent change.
 const RETRIES: usize = 10;
 
@@ -788,10 +789,15 @@ pub async fn pass(
     cluster: &Cluster,
     pool: &ReadPool,
     failed: &mut std::collections::HashMap<(i64, i64), std::time::Instant>,
+    sweep: &mut crate::sweep::Sweep,
 ) {
     let at = now();
-    let scheduled = match crate::db::read(pool, |c| rows::scheduled(c, BATCH)).await {
-        Ok(j) => j,
+    let (after, limit) = (sweep.after(), sweep.limit() as i64);
+    let scheduled = match crate::db::read(pool, move |c| rows::scheduled(c, after, limit)).await {
+        Ok(j) => {
+            sweep.advance(j.len(), j.last().map(|j| j.head.owned.oid));
+            j
+        }
         Err(e) => {
             ctx.warn("reading backup jobs failed", &e);
             return;
@@ -816,7 +822,7 @@ pub async fn pass(
             Err(e) => ctx.warn("running a backup job's action failed", &e),
         }
     }
-    let active = match crate::db::read(pool, |c| rows::active(c, BATCH)).await {
+    let active = match crate::db::read(pool, |c| rows::active(c, BATCH as i64)).await {
         Ok(j) => j,
         Err(e) => {
             ctx.warn("reading active backup jobs failed", &e);

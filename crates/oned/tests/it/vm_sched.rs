@@ -238,3 +238,22 @@ fn a_due_action_runs_exactly_once_across_a_leader_change() {
     assert_eq!(field(&b, 0, "TIME"), Some((at + 3600).to_string()), "{b}");
     zone.servers[leader].start();
 }
+
+/// VMs keep their scheduled actions, done or far off: however many there are, a due action of
+/// a VM with a higher id still runs (the runner read only the 256 lowest ids, every period).
+#[test]
+fn a_due_action_runs_behind_hundreds_of_vms_with_actions_to_come() {
+    let zone = Zone::bootstrap(3);
+    let w = zone.servers[zone.leader()].client();
+    let later = s("SCHED_ACTION = [ ACTION = \"poweroff\", TIME = \"+86400\" ]");
+    for _ in 0..300 {
+        let vm = ok(&w, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 16")]);
+        ok(&w, "one.vm.schedadd", vec![i(vm), later.clone()]);
+    }
+    let vm = ok(&w, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 16")]);
+    let due = format!("SCHED_ACTION = [ ACTION = \"hold\", TIME = \"{}\" ]", now());
+    ok(&w, "one.vm.schedadd", vec![i(vm), s(&due)]);
+    zone.wait_until(DEADLINE, "the due hold ran", || {
+        body(&w, vm).contains("<STATE>2</STATE>")
+    });
+}

@@ -208,15 +208,15 @@ pub fn active(c: &Conn, limit: i64) -> crate::sql::Result<Vec<BackupJobRow>> {
     Ok(rows)
 }
 
-/// Jobs with scheduled actions.
-pub fn scheduled(c: &Conn, limit: i64) -> crate::sql::Result<Vec<BackupJobRow>> {
+/// Up to `limit` jobs with scheduled actions, of ids above `after`, lowest first.
+pub fn scheduled(c: &Conn, after: i64, limit: i64) -> crate::sql::Result<Vec<BackupJobRow>> {
     let sql = format!(
-        "{} WHERE b.template LIKE '%SCHED_ACTION%' ORDER BY b.oid LIMIT ?1",
+        "{} WHERE b.template LIKE '%SCHED_ACTION%' AND b.oid > ?2 ORDER BY b.oid LIMIT ?1",
         ROWS.select
     );
     let mut st = c.prepare_cached(&sql)?;
     let rows = st
-        .query_map([limit], |r| read(c, r))?
+        .query_map([limit, after], |r| read(c, r))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

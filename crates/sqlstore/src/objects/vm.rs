@@ -452,7 +452,7 @@ pub fn pending(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<Pen
 /// partial index `vm_pool_sched` holds just those VMs; its WHERE is this query's LIKE term,
 /// word for word, or SQLite would not use it.
 pub const WITH_SCHED_ACTIONS: &str = "SELECT oid, state, lcm_state, template FROM vm_pool
-     WHERE state <> ?1 AND template LIKE '%SCHED_ACTION%' ORDER BY oid LIMIT ?2";
+     WHERE state <> ?1 AND template LIKE '%SCHED_ACTION%' AND oid > ?3 ORDER BY oid LIMIT ?2";
 
 /// Whether any VM is ACTIVE (`?1`) in another LCM state than RUNNING (`?2`). Two ranges of the
 /// index `vm_pool_state`, below and above RUNNING: `lcm_state != ?2` read every RUNNING VM's entry
@@ -575,14 +575,16 @@ pub fn set_resched(oid: i64, on: bool, states: &[(i64, i64)]) -> SqlStmt {
     .must_match()
 }
 
-/// Up to `limit` VMs flagged for rescheduling where the flag can be acted on: RUNNING, or
-/// POWEROFF (`resched` refuses the flag elsewhere, but a VM may have moved on since).
-pub fn rescheduled(c: &Conn, limit: usize) -> crate::sql::Result<Vec<VmRow>> {
+/// Up to `limit` VMs of ids above `after`, lowest first, flagged for rescheduling where the
+/// flag can be acted on: RUNNING, or POWEROFF (`resched` refuses the flag elsewhere, but a VM
+/// may have moved on since).
+pub fn rescheduled(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<VmRow>> {
     let mut st = c.prepare_cached(&rescheduled_query(limit))?;
     let params = [
         SqlValue::Int(VmState::Active.as_i64()),
         SqlValue::Int(LcmState::Running.as_i64()),
         SqlValue::Int(VmState::Poweroff.as_i64()),
+        SqlValue::Int(after),
     ];
     let found = st.query_map(params, |r| (ROWS.read)(c, r))?;
     found.collect()
@@ -593,7 +595,7 @@ pub fn rescheduled(c: &Conn, limit: usize) -> crate::sql::Result<Vec<VmRow>> {
 pub(crate) fn rescheduled_query(limit: usize) -> String {
     format!(
         "{} WHERE v.resched = 1 AND ((v.state = ?1 AND v.lcm_state = ?2) OR v.state = ?3) \
-         ORDER BY v.oid LIMIT {limit}",
+         AND v.oid > ?4 ORDER BY v.oid LIMIT {limit}",
         ROWS.select
     )
 }
