@@ -469,36 +469,82 @@ pub async fn run(
     }
 }
 
-/// Writes the SCHED_MESSAGE of VMs left PENDING where it changed; a failed write is tried
-/// again next period.
+/// Writes the SCHED_MESSAGE of VMs left PENDING where it changed, in as few writes as
+/// [`MESSAGE_BYTES`] allows (a VM with a message to write is often one of hundreds left PENDING
+/// together); a failed write is tried again next period. Each statement is guarded on the user
+/// template it was computed from, so a VM changed meanwhile is left for the next period, the
+/// others written.
 async fn sched_messages(
     ctx: &TaskCtx,
     cluster: &Cluster,
     pool: &ReadPool,
     unplaced: Vec<(i64, Option<String>)>,
 ) {
-    for (vid, why) in unplaced {
-        let Some(why) = why else { continue };
-        let read = crate::db::read(pool, move |c| {
-            sqlstore::objects::placement::user_template(c, vid)
-        })
-        .await;
-        let ut = match read {
-            Ok(Some(ut)) => ut,
+    let wanted: Vec<(i64, String)> = unplaced
+        .into_iter()
+        .filter_map(|(vid, why)| Some((vid, why?)))
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let at = now();
+    let read = crate::db::read(pool, move |c| {
+        let mut stmts = Vec::new();
+        for (vid, why) in &wanted {
             // Gone meanwhile: nothing to tell.
-            Ok(None) => continue,
-            Err(e) => {
-                ctx.warn("reading a pending VM's user template failed", &e);
-                continue;
+            if let Some(ut) = sqlstore::objects::placement::user_template(c, *vid)? {
+                stmts.extend(crate::affinity::sched_message(*vid, &ut, Some(why), at));
             }
-        };
-        if let Some(stmt) = crate::affinity::sched_message(vid, &ut, Some(&why), now()) {
-            // A refusal means the VM changed meanwhile; a failed write is logged.
-            if let Err(e) = cluster.write(SqlTxn { stmts: vec![stmt] }).await {
-                write_failed(ctx, "writing a SCHED_MESSAGE failed", &e);
+        }
+        Ok(stmts)
+    })
+    .await;
+    let stmts = match read {
+        Ok(stmts) => stmts,
+        Err(e) => {
+            ctx.warn("reading pending VMs' user templates failed", &e);
+            return;
+        }
+    };
+    for stmts in by_size(stmts, MESSAGE_BYTES) {
+        if let Err(e) = cluster.write(SqlTxn { stmts }).await {
+            write_failed(ctx, "writing SCHED_MESSAGEs failed", &e);
+        }
+    }
+}
+
+/// The text a write of SCHED_MESSAGEs carries at most (each statement holds a VM's user
+/// template twice, and a user decides how large it is); a larger statement goes alone.
+const MESSAGE_BYTES: usize = 256 << 10;
+
+/// `stmts` in order, in groups whose text adds up to at most `cap` bytes (or of one statement).
+fn by_size(stmts: Vec<sqlstore::SqlStmt>, cap: usize) -> Vec<Vec<sqlstore::SqlStmt>> {
+    let size = |s: &sqlstore::SqlStmt| {
+        s.sql.len()
+            + s.params
+                .iter()
+                .map(|p| match p {
+                    sqlstore::SqlValue::Text(t) => t.len(),
+                    _ => 8,
+                })
+                .sum::<usize>()
+    };
+    let mut groups: Vec<Vec<sqlstore::SqlStmt>> = Vec::new();
+    let mut bytes = 0;
+    for s in stmts {
+        let n = size(&s);
+        match groups.last_mut() {
+            Some(g) if bytes + n <= cap => {
+                bytes += n;
+                g.push(s);
+            }
+            _ => {
+                bytes = n;
+                groups.push(vec![s]);
             }
         }
     }
+    groups
 }
 
 /// The statement clearing VM `vid`'s SCHED_MESSAGE, if it has one.
@@ -662,5 +708,19 @@ mod tests {
         let t = "DISK = [ IMAGE_ID = \"3\" ]\nDISK = [ IMAGE = \"by-name\" ]\nNIC = [ NETWORK_ID = \"5\" ]\nCPU = \"1\"";
         assert_eq!(images_and_networks(t), (vec![3], vec![5]));
         assert_eq!(images_and_networks("not a template ["), (vec![], vec![]));
+    }
+
+    #[test]
+    fn messages_are_written_in_groups_of_at_most_the_cap_and_a_large_one_alone() {
+        let stmt =
+            |n: usize| sqlstore::SqlStmt::new("", vec![sqlstore::SqlValue::Text("x".repeat(n))]);
+        let sizes =
+            |g: Vec<Vec<sqlstore::SqlStmt>>| -> Vec<usize> { g.iter().map(Vec::len).collect() };
+        assert_eq!(sizes(by_size(vec![stmt(10); 7], 30)), [3, 3, 1]);
+        assert_eq!(
+            sizes(by_size(vec![stmt(10), stmt(100), stmt(10), stmt(10)], 30)),
+            [1, 1, 2]
+        );
+        assert!(by_size(Vec::new(), 30).is_empty());
     }
 }
