@@ -221,6 +221,16 @@ fn resched_with_live_rescheds_migrates_live_within_the_requirements() {
         vec![i(free), s("SCHED_REQUIREMENTS = \"ID > -1\""), i(0)],
     );
 
+    // MIGRATE lasts one scheduler period, which a poll may miss: a state hook records it.
+    let migrating = ok(
+        &c,
+        "one.hook.allocate",
+        vec![s(
+            "NAME = migrating\nTYPE = state\nCOMMAND = \"/bin/true\"\nRESOURCE = VM\n\
+                ON = CUSTOM\nSTATE = ACTIVE\nLCM_STATE = MIGRATE",
+        )],
+    );
+
     eprintln!("--- resched both: the pinned one stays flagged, the other moves live to host 1");
     for v in [pinned, free] {
         c.call("one.vm.action", vec![s("resched"), i(v)]).unwrap();
@@ -235,7 +245,19 @@ fn resched_with_live_rescheds_migrates_live_within_the_requirements() {
         }
         running_on(&c, free) == Some(1)
     });
-    assert!(seen.contains(&"4".to_string()), "through MIGRATE: {seen:?}");
+    let log = || {
+        c.call_xml("one.hooklog.info", vec![i(-1), i(-1), i(migrating), i(0)])
+            .unwrap_or_default()
+    };
+    zone.wait_until(DEADLINE, "the VM went through MIGRATE", || {
+        log().contains("<HOOK_EXECUTION_RECORD>")
+    });
+    assert_eq!(
+        log().matches("<HOOK_EXECUTION_RECORD>").count(),
+        1,
+        "{}",
+        log()
+    );
     assert!(
         !seen.iter().any(|l| l == "7" || l == "8"),
         "never SAVE_MIGRATE or PROLOG_MIGRATE: {seen:?}"
