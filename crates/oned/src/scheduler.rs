@@ -517,22 +517,13 @@ async fn sched_messages(
 /// template twice, and a user decides how large it is); a larger statement goes alone.
 const MESSAGE_BYTES: usize = 256 << 10;
 
-/// `stmts` in order, in groups whose text adds up to at most `cap` bytes (or of one statement).
+/// `stmts` in order, in groups weighing at most `cap` bytes in a log entry (or of one
+/// statement).
 fn by_size(stmts: Vec<sqlstore::SqlStmt>, cap: usize) -> Vec<Vec<sqlstore::SqlStmt>> {
-    let size = |s: &sqlstore::SqlStmt| {
-        s.sql.len()
-            + s.params
-                .iter()
-                .map(|p| match p {
-                    sqlstore::SqlValue::Text(t) => t.len(),
-                    _ => 8,
-                })
-                .sum::<usize>()
-    };
     let mut groups: Vec<Vec<sqlstore::SqlStmt>> = Vec::new();
     let mut bytes = 0;
     for s in stmts {
-        let n = size(&s);
+        let n = s.approx_bytes();
         match groups.last_mut() {
             Some(g) if bytes + n <= cap => {
                 bytes += n;
@@ -716,11 +707,12 @@ mod tests {
             |n: usize| sqlstore::SqlStmt::new("", vec![sqlstore::SqlValue::Text("x".repeat(n))]);
         let sizes =
             |g: Vec<Vec<sqlstore::SqlStmt>>| -> Vec<usize> { g.iter().map(Vec::len).collect() };
-        assert_eq!(sizes(by_size(vec![stmt(10); 7], 30)), [3, 3, 1]);
+        let cap = 3 * stmt(10).approx_bytes();
+        assert_eq!(sizes(by_size(vec![stmt(10); 7], cap)), [3, 3, 1]);
         assert_eq!(
-            sizes(by_size(vec![stmt(10), stmt(100), stmt(10), stmt(10)], 30)),
+            sizes(by_size(vec![stmt(10), stmt(100), stmt(10), stmt(10)], cap)),
             [1, 1, 2]
         );
-        assert!(by_size(Vec::new(), 30).is_empty());
+        assert!(by_size(Vec::new(), cap).is_empty());
     }
 }

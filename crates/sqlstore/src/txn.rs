@@ -62,6 +62,21 @@ impl SqlStmt {
         self.must_match = true;
         self
     }
+
+    /// About what the statement weighs in a log entry: its SQL text and bound values.
+    pub fn approx_bytes(&self) -> usize {
+        self.sql.len()
+            + self
+                .params
+                .iter()
+                .map(|v| match v {
+                    SqlValue::Text(t) => t.len() + 8,
+                    SqlValue::Blob(b) => b.len() + 8,
+                    _ => 9,
+                })
+                .sum::<usize>()
+            + 16
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,21 +88,7 @@ impl SqlTxn {
     /// About what the transaction weighs in a log entry: its SQL text and bound values. The
     /// proposer caps entries with it, so one entry never outgrows what a peer call can carry.
     pub fn approx_bytes(&self) -> usize {
-        self.stmts
-            .iter()
-            .map(|st| {
-                st.sql.len()
-                    + st.params
-                        .iter()
-                        .map(|v| match v {
-                            SqlValue::Text(t) => t.len() + 8,
-                            SqlValue::Blob(b) => b.len() + 8,
-                            _ => 9,
-                        })
-                        .sum::<usize>()
-                    + 16
-            })
-            .sum()
+        self.stmts.iter().map(SqlStmt::approx_bytes).sum()
     }
 }
 

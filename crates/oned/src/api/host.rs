@@ -96,9 +96,7 @@ fn datastores_xml(x: &mut Xml<'_>, h: &HostRow) {
         ("MAX_DISK", max),
         ("USED_DISK", used),
     ] {
-        x.open(name)
-            .raw(&xml::cdata(&value.to_string()))
-            .close(name);
+        x.cdata(name, &value.to_string());
     }
 }
 
@@ -112,9 +110,6 @@ fn numa_nodes_xml(x: &mut Xml<'_>, h: &HostRow) {
     if h.total_mem <= 0 {
         return;
     }
-    let cdata = |x: &mut Xml<'_>, name: &str, value: &str| {
-        x.open(name).raw(&xml::cdata(value)).close(name);
-    };
     for node in 0..NODES {
         x.elem("NODE", |x| {
             for core in 0..CORES {
@@ -123,17 +118,17 @@ fn numa_nodes_xml(x: &mut Xml<'_>, h: &HostRow) {
                     .map(|t| format!("{}:-1", id + t * CORES * NODES))
                     .collect();
                 x.elem("CORE", |x| {
-                    cdata(x, "CPUS", &cpus.join(","));
-                    cdata(x, "DEDICATED", "NO");
-                    cdata(x, "FREE", &(THREADS * VMS_THREAD).to_string());
-                    cdata(x, "ID", &id.to_string());
+                    x.cdata("CPUS", &cpus.join(","));
+                    x.cdata("DEDICATED", "NO");
+                    x.cdata("FREE", &(THREADS * VMS_THREAD).to_string());
+                    x.cdata("ID", &id.to_string());
                 });
             }
             for size in HUGEPAGE_SIZES {
                 x.elem("HUGEPAGE", |x| {
-                    cdata(x, "PAGES", &PAGES.to_string());
-                    cdata(x, "SIZE", &size.to_string());
-                    cdata(x, "USAGE", "0");
+                    x.cdata("PAGES", &PAGES.to_string());
+                    x.cdata("SIZE", &size.to_string());
+                    x.cdata("USAGE", "0");
                 });
             }
             // The probe lists this node first, then the others in order.
@@ -142,11 +137,11 @@ fn numa_nodes_xml(x: &mut Xml<'_>, h: &HostRow) {
                 .map(|n| n.to_string())
                 .collect();
             x.elem("MEMORY", |x| {
-                cdata(x, "DISTANCE", &distance.join(" "));
-                cdata(x, "TOTAL", &(crate::monitor::DUMMY_MEM / NODES).to_string());
-                cdata(x, "USAGE", "0");
+                x.cdata("DISTANCE", &distance.join(" "));
+                x.cdata("TOTAL", &(crate::monitor::DUMMY_MEM / NODES).to_string());
+                x.cdata("USAGE", "0");
             });
-            cdata(x, "NODE_ID", &node.to_string());
+            x.cdata("NODE_ID", &node.to_string());
         });
     }
 }

@@ -165,18 +165,14 @@ fn driver(mad: &str) -> Option<&'static Driver> {
     DRIVERS.iter().find(|d| d.name == mad)
 }
 
-fn cdata(x: &mut Xml<'_>, name: &str, value: &str) {
-    x.raw(&format!("<{name}>{}</{name}>", xml::cdata(value)));
-}
-
 /// `MarketPlace::to_xml`.
 pub(super) fn market_xml(m: &MarketRow, out: &mut String) {
     let h = &m.head;
     Xml::new(out).elem("MARKETPLACE", |x| {
         xml::owner_and_name(x, h);
         x.num("STATE", m.state);
-        cdata(x, "MARKET_MAD", &m.market_mad);
-        cdata(x, "ZONE_ID", &m.zone_id.to_string());
+        x.cdata("MARKET_MAD", &m.market_mad);
+        x.cdata("ZONE_ID", &m.zone_id.to_string());
         x.num("TOTAL_MB", m.total_mb)
             .num("FREE_MB", m.free_mb)
             .num("USED_MB", m.used_mb)
@@ -201,15 +197,15 @@ pub(super) fn app_xml(a: &AppRow, out: &mut String) {
             .text("GNAME", &h.gname);
         xml::lock(x, &a.lock);
         x.num("REGTIME", a.regtime).text("NAME", &h.name);
-        cdata(x, "ZONE_ID", &a.zone_id.to_string());
-        cdata(x, "ORIGIN_ID", &a.origin_id.to_string());
-        cdata(x, "SOURCE", &a.source);
-        cdata(x, "MD5", &a.md5);
+        x.cdata("ZONE_ID", &a.zone_id.to_string());
+        x.cdata("ORIGIN_ID", &a.origin_id.to_string());
+        x.cdata("SOURCE", &a.source);
+        x.cdata("MD5", &a.md5);
         x.num("SIZE", a.size);
-        cdata(x, "DESCRIPTION", &a.description);
-        cdata(x, "VERSION", &a.version);
-        cdata(x, "FORMAT", &a.format);
-        cdata(x, "APPTEMPLATE64", &a.apptemplate64);
+        x.cdata("DESCRIPTION", &a.description);
+        x.cdata("VERSION", &a.version);
+        x.cdata("FORMAT", &a.format);
+        x.cdata("APPTEMPLATE64", &a.apptemplate64);
         x.num("MARKETPLACE_ID", a.market_id)
             .text("MARKETPLACE", &a.market)
             .num("STATE", a.state)

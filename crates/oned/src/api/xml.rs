@@ -92,6 +92,12 @@ impl<'a> Xml<'a> {
         self.open(name).close(name)
     }
 
+    /// `<name><![CDATA[value]]></name>`, as OpenNebula's templates write their values.
+    pub fn cdata(&mut self, name: &str, value: &str) -> &mut Self {
+        let value = cdata(value);
+        self.open(name).raw(&value).close(name)
+    }
+
     /// An already well-formed fragment (a template's XML).
     pub fn raw(&mut self, fragment: &str) -> &mut Self {
         self.out.push_str(fragment);
