@@ -91,6 +91,8 @@ def test_vm_group_rules_place_vms_and_vms_leave_at_done(sides):
 def test_a_cluster_plan_is_made_applied_and_deleted(sides):
     follower, leader = sides
     cid = leader.cluster.allocate(uniq("drs"))
+    # A VM is deployed only where the host's cluster holds a system datastore.
+    leader.cluster.adddatastore(cid, 0)
     a, b = monitored_hosts(leader, 2, cid)
     vms = []
     # Two VMs, one move: cluster.xsd gives PLAN one ACTION, so pyone reads only one.

@@ -79,7 +79,7 @@ impl Kind {
             Kind::Group => "onegroup list [<list options>] | show <id> | create <name> | delete <ids> | quota <id> [<file>] | batchquota <ids> [<file>] | defaultquota [<file>] | update <id> <file> [--append] | addadmin|deladmin <ids> <user>",
             Kind::Acl => "oneacl list [<list options>] | create \"<user> <resources>/<id> <rights> [<zone>]\" | delete <range>",
             Kind::Host => "onehost list [<list options>] | show <id> | create <name> [-i <im_mad>] [-v <vm_mad>] [-c <cluster>] | delete|enable|disable|offline <ids> | monitoring <id> <attr> [--start <date>] [--end <date>] [--unit K|M|G|T] [--n <n>] --table|--csv <separator> | rename <id> <name> | update <id> <file> [--append] | flush <ids>",
-            Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend|resched|unresched <ids> | rename <id> <name> | update <id> <file> [--append] | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | save <id> <name> [--persistent] | create-chart <id> | update-chart <id> <sched_id> [<file>] | delete-chart <id> <sched_id>",
+            Kind::Vm => "onevm list [a|m|g|G|<user>] [<list options>] [--search <PATH=VALUE&...>] | show <id> | create <file> [--hold] | deploy <ids> <host> [<datastore>] [--enforce] [--file <file>] | terminate|poweroff|undeploy|reboot <ids> [--hard] | hold|release|resume|stop|suspend|resched|unresched <ids> | rename <id> <name> | update <id> <file> [--append] | chgrp <ids> <group> | chown <ids> <user> [<group>] | chmod <ids> <octet> | lock <ids> [--use|--manage|--admin|--all] | unlock <ids> | save <id> <name> [--persistent] | create-chart <id> | update-chart <id> <sched_id> [<file>] | delete-chart <id> <sched_id>",
             Kind::Template => "onetemplate list [a|m|g|G|<user>] [<list options>] | show <id> | create <file> | delete <ids> | clone <id> <name> | instantiate <id> [<file>] [--name <name>] [-m|--multiple <n>] [--prefix <prefix>] [--hold] [--persistent] [--cpu <cpu>] [--vcpu <n>] [--memory <mb|Ng>] [--disk <image,...>] [--nic <network,...>] [--raw <text>]",
             Kind::Cluster => "onecluster list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addhost|delhost <id> <host> | adddatastore|deldatastore <id> <datastore> | addvnet|delvnet <id> <vnet> | optimize|planexecute|plandelete <id>",
             Kind::Vdc => "onevdc list [<list options>] | show <id> | create <name> | delete <ids> | rename <id> <name> | update <id> <file> [--append] | addgroup|delgroup <ids> <group> | addcluster|delcluster|addhost|delhost|adddatastore|deldatastore|addvnet|delvnet <ids> <zone> <id|name|ALL>",
@@ -697,9 +697,26 @@ fn vm(c: &Cmd, out: &mut dyn Write) -> Result<(), String> {
             )
         }
         "deploy" => {
+            // `onevm deploy <vms> <host> [<datastore>] [--enforce] [--file <NIC template>]`,
+            // sent as Ruby OCA's `VirtualMachine#deploy` sends it.
             let ids = c.many(1)?;
             let hid = c.other(Family::Host, 2, "host id")?;
-            c.each_of(ids, wire::method::VM_DEPLOY, vec![Value::Int(hid)])
+            let ds = match c.word(3) {
+                Some(_) => c.other(Family::Datastore, 3, "datastore id")?,
+                None => -1,
+            };
+            let extra = match c.o.value(&["--file"]) {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| format!("Cannot read file {path}: {e}"))?,
+                None => String::new(),
+            };
+            let rest = vec![
+                Value::Int(hid),
+                Value::Bool(c.o.flag(&["--enforce", "-e"])),
+                Value::Int(ds),
+                Value::String(extra),
+            ];
+            c.each_of(ids, wire::method::VM_DEPLOY, rest)
         }
         a @ ("terminate" | "poweroff" | "undeploy" | "reboot" | "hold" | "release" | "resume"
         | "stop" | "suspend" | "resched" | "unresched") => {

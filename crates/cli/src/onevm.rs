@@ -13,7 +13,7 @@ pub(crate) fn valued_flags(subcommand: &str) -> &'static [&'static str] {
     match subcommand {
         "disk-attach" => &["--image", "--target", "--file", "--size", "--type"],
         "nic-attach" => &["--network", "--ip", "--ip6", "--mac", "--file", "--model"],
-        "nic-update" => &["--file"],
+        "nic-update" | "deploy" => &["--file"],
         "resize" => &["--cpu", "--vcpu", "--memory", "--file"],
         "pci-attach" => &[
             "--file",

@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consensus::WriteError;
-use sqlstore::objects::vm::{self as rows, Move, VmRow};
+use sqlstore::objects::vm::{self as rows, VmRow};
 use sqlstore::{Conn, ReadPool, SqlStmt, SqlTxn};
 use tracing::{debug, info};
 
 use crate::api::quota::{Charge, Wording};
-use crate::api::vm::{lcm, now, state, VMS};
+use crate::api::vm::{now, state, VMS};
+use crate::api::vm_actions::{outcome, Outcome};
 use crate::api::vm_sched::{actions, with_actions, SchedAction};
 use crate::api::{vm_backup, vm_disk_ops, vm_snapshots, Failure};
 use crate::cluster::{Cluster, LeaderTicks};
@@ -62,82 +63,45 @@ fn read_vms(c: &Conn, sweep: Sweep) -> Result<Vec<WithActions>, sqlstore::SqlErr
     Ok(rows)
 }
 
-/// The (state, lcm) a VM action moves a VM in (`st`, `lc`) to, as `one.vm.action` does.
-pub fn target(action: &str, st: i64, lc: i64) -> Option<(i64, i64)> {
-    use lcm::*;
-    use state::*;
-    let running = st == ACTIVE && lc == RUNNING;
-    match action {
-        "terminate" | "terminate-hard" if running => Some((ACTIVE, SHUTDOWN)),
-        "terminate" | "terminate-hard"
-            if matches!(
-                st,
-                PENDING | HOLD | POWEROFF | SUSPENDED | STOPPED | UNDEPLOYED
-            ) =>
-        {
-            Some((DONE, INIT))
-        }
-        "hold" if st == PENDING => Some((HOLD, INIT)),
-        "release" if st == HOLD => Some((PENDING, INIT)),
-        "poweroff" | "poweroff-hard" if running => Some((ACTIVE, SHUTDOWN_POWEROFF)),
-        "suspend" if running => Some((ACTIVE, SAVE_SUSPEND)),
-        "stop" if running => Some((ACTIVE, SAVE_STOP)),
-        "undeploy" | "undeploy-hard" if running => Some((ACTIVE, SHUTDOWN_UNDEPLOY)),
-        "reboot" | "reboot-hard" if running => Some((ACTIVE, RUNNING)),
-        "resume" => match st {
-            POWEROFF => Some((ACTIVE, BOOT_POWEROFF)),
-            SUSPENDED => Some((ACTIVE, BOOT_SUSPENDED)),
-            STOPPED | UNDEPLOYED => Some((PENDING, INIT)),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn state_str(st: i64, lc: i64) -> &'static str {
-    if st == state::ACTIVE {
-        wire::LcmState::from_i64(lc).map_or("UNKNOWN", wire::LcmState::name)
-    } else {
-        wire::VmState::from_i64(st).map_or("UNKNOWN", wire::VmState::name)
-    }
-}
-
 /// The write that runs action `sa` of `vm` at `now`: its state change (if it can run) and the
 /// record of the run, or of the failure, guarded on the template read. Whether it runs.
 fn run_stmts(vm: &WithActions, sa: &SchedAction, now: i64) -> (Vec<SqlStmt>, bool) {
     let t = template::Template::parse(&vm.template).unwrap_or_default();
     let mut list = actions(&t, vm.oid);
-    let to = target(&sa.action, vm.state, vm.lcm_state);
+    let (to, refused) = match outcome(&sa.action, vm.oid, vm.state, vm.lcm_state) {
+        Outcome::Move(to) => (Some(to), None),
+        Outcome::Nothing => (None, None),
+        Outcome::Refused(why) => (
+            None,
+            Some(format!("Error performing action \"{}\": {why}", sa.action)),
+        ),
+        Outcome::Unsupported => (
+            None,
+            Some(format!(
+                "Action \"{}\" is not supported by this server",
+                sa.action
+            )),
+        ),
+    };
     let mut stmts = Vec::new();
     for a in list.iter_mut().filter(|a| a.id == sa.id) {
-        match to {
-            Some(_) => {
+        match &refused {
+            None => {
                 a.message.clear();
                 a.next_action(now);
             }
-            None => {
-                let why = if crate::api::vm_sched::VM_ACTIONS[..13].contains(&sa.action.as_str()) {
-                    format!(
-                        "Error performing action \"{}\": This action is not available for \
-                         state {}",
-                        sa.action,
-                        state_str(vm.state, vm.lcm_state)
-                    )
-                } else {
-                    format!("Action \"{}\" is not supported by this server", sa.action)
-                };
-                a.message = format!("{} : {why}", log_time(now));
-            }
+            Some(why) => a.message = format!("{} : {why}", log_time(now)),
         }
     }
     if let Some(to) = to {
-        stmts.extend(rows::move_stmts(&Move {
-            oid: vm.oid,
-            from: (vm.state, vm.lcm_state),
+        let from = (vm.state, vm.lcm_state);
+        stmts.extend(crate::api::vm::action_move(
+            &vm.template,
+            vm.oid,
+            from,
             to,
             now,
-            leaves_host: to.0 == state::DONE || to.0 == state::PENDING,
-        }));
+        ));
     }
     stmts.push(sqlstore::objects::replace_template(
         rows::TABLE,
@@ -146,7 +110,7 @@ fn run_stmts(vm: &WithActions, sa: &SchedAction, now: i64) -> (Vec<SqlStmt>, boo
         with_actions(&t, &list).to_text(),
         vm.template.clone(),
     ));
-    (stmts, to.is_some())
+    (stmts, refused.is_none())
 }
 
 /// A VM call of a scheduled action, its ARGS parsed.
@@ -443,6 +407,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::vm::lcm;
 
     #[test]
     fn log_time_is_opennebulas_format() {
@@ -492,7 +457,7 @@ mod tests {
         let (stmts, runs) = run_stmts(&vm, &sa, 11);
         assert!(runs);
         assert!(stmts.len() >= 2);
-        let hold = target("hold", state::ACTIVE, lcm::RUNNING);
-        assert_eq!(hold, None);
+        let hold = outcome("hold", 4, state::ACTIVE, lcm::RUNNING);
+        assert!(matches!(hold, Outcome::Refused(_)), "{hold:?}");
     }
 }

@@ -55,8 +55,33 @@ const STEPS: &[(VmStates, VmStates, bool)] = &[
         false,
     ),
     (
+        (state::ACTIVE, lcm::BOOT_UNKNOWN),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::BOOT_STOPPED),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::BOOT_UNDEPLOY),
+        (state::ACTIVE, lcm::RUNNING),
+        false,
+    ),
+    (
         (state::ACTIVE, lcm::PROLOG),
         (state::ACTIVE, lcm::BOOT),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::PROLOG_RESUME),
+        (state::ACTIVE, lcm::BOOT_STOPPED),
+        false,
+    ),
+    (
+        (state::ACTIVE, lcm::PROLOG_UNDEPLOY),
+        (state::ACTIVE, lcm::BOOT_UNDEPLOY),
         false,
     ),
     ((state::ACTIVE, lcm::EPILOG), (state::DONE, lcm::INIT), true),
@@ -451,6 +476,9 @@ pub async fn run(
             }
         }
         let maxes: BTreeMap<i64, (i64, i64)> = plan.hosts.iter().map(|h| (h.oid, h.max)).collect();
+        let from: BTreeMap<i64, vm::DeployFrom> = (plan.vms.iter())
+            .map(|p| (p.vm.oid, p.vm.deploy_from()))
+            .collect();
         let placement = place_all(&plan.vms, plan.hosts, plan.host_of);
         sched_messages(&ctx, &cluster, &pool, placement.unplaced).await;
         for (vid, hid) in placement.placed {
@@ -459,7 +487,17 @@ pub async fn run(
             let mut stmts = clear_message(&ctx, &pool, vid).await;
             // A host that is no longer MONITORED is refused by the statement itself.
             let room = maxes.get(&hid).copied().unwrap_or_default();
-            stmts.extend(deploy_stmts(vid, hid, Some(room), now()));
+            let Some(&from) = from.get(&vid) else {
+                continue;
+            };
+            stmts.extend(deploy_stmts(&vm::Deploy {
+                oid: vid,
+                hid,
+                from,
+                room: Some(room),
+                by_hand: false,
+                now: now(),
+            }));
             let txn = SqlTxn { stmts };
             if let Err(e) = cluster.write(txn).await {
                 let what = format!("placing VM {vid} on host {hid} failed; retried next period");
@@ -580,6 +618,7 @@ mod tests {
                 cpu,
                 memory,
                 template: String::new(),
+                prev_state: state::PENDING,
             },
             clusters,
             rules: None,

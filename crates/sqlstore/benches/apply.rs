@@ -42,6 +42,7 @@ fn vm_allocation(i: usize) -> SqlTxn {
         stmts: vec![
             vm::insert(vm::NewVm {
                 name: format!("v-{i}"),
+                prefix: "one".to_string(),
                 uid: 0,
                 gid: 0,
                 perms: 0o600,

@@ -38,6 +38,7 @@ mod user;
 mod validate;
 mod vdc;
 pub mod vm;
+pub mod vm_actions;
 pub mod vm_backup;
 mod vm_body;
 mod vm_body_parts;

@@ -4,7 +4,6 @@
 
 use sqlstore::objects::quota as quota_rows;
 use sqlstore::objects::vm::{self as rows, Move, NewVm, VmRow};
-use sqlstore::SqlTxn;
 use xmlrpc::{Params, Value};
 
 use super::family::Family;
@@ -96,6 +95,10 @@ pub mod lcm {
     use wire::LcmState;
     pub const INIT: i64 = LcmState::LcmInit.as_i64();
     pub const PROLOG: i64 = LcmState::Prolog.as_i64();
+    pub const PROLOG_RESUME: i64 = LcmState::PrologResume.as_i64();
+    pub const PROLOG_UNDEPLOY: i64 = LcmState::PrologUndeploy.as_i64();
+    pub const BOOT_STOPPED: i64 = LcmState::BootStopped.as_i64();
+    pub const BOOT_UNDEPLOY: i64 = LcmState::BootUndeploy.as_i64();
     pub const BOOT: i64 = LcmState::Boot.as_i64();
     pub const RUNNING: i64 = LcmState::Running.as_i64();
     pub const SAVE_STOP: i64 = LcmState::SaveStop.as_i64();
@@ -121,6 +124,7 @@ pub mod lcm {
     pub const PROLOG_MIGRATE_SUSPEND: i64 = LcmState::PrologMigrateSuspend.as_i64();
     pub const PROLOG_MIGRATE_UNKNOWN: i64 = LcmState::PrologMigrateUnknown.as_i64();
     pub const UNKNOWN: i64 = LcmState::Unknown.as_i64();
+    pub const BOOT_UNKNOWN: i64 = LcmState::BootUnknown.as_i64();
     pub const BACKUP: i64 = LcmState::Backup.as_i64();
     pub const BACKUP_POWEROFF: i64 = LcmState::BackupPoweroff.as_i64();
 }
@@ -282,7 +286,13 @@ pub async fn create(
     crate::limits::vm_vectors(&base).map_err(|e| fail(code::INTERNAL, e))?;
     let (cpu, memory, tname) = capacity(&base)?;
     let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
-    // An empty name becomes `one-<id>` in the statement below.
+    // An empty name becomes `<TEMPLATE_NAME>-<id>` (`one-<id>` without one) in the statement
+    // below, as `VirtualMachine::insert` names it.
+    let prefix = base
+        .single("TEMPLATE_NAME")
+        .filter(|p| !p.is_empty())
+        .unwrap_or("one")
+        .to_string();
     if !name.is_empty() {
         super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     }
@@ -301,6 +311,7 @@ pub async fn create(
         crate::sched_expr::at_allocate(ctx, &mut system).await?;
         let insert = rows::insert(NewVm {
             name: name.clone(),
+            prefix: prefix.clone(),
             uid: s.uid,
             gid: s.gid,
             perms: perms::DEFAULT_PERMS,
@@ -359,56 +370,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     create(ctx, s, t, None, hold).await
 }
 
-/// One state change an action asks for: allowed (state, lcm) pairs and the new (state, lcm).
-struct Transition {
-    from: &'static [(i64, Option<i64>)],
-    to: (i64, i64),
-}
-
-fn transition(action: &str) -> Option<Transition> {
-    use lcm::*;
-    use state::*;
-    let running: &[(i64, Option<i64>)] = &[(ACTIVE, Some(RUNNING))];
-    Some(match action {
-        "terminate" | "terminate-hard" => Transition {
-            from: running,
-            to: (ACTIVE, SHUTDOWN),
-        },
-        "hold" => Transition {
-            from: &[(PENDING, None)],
-            to: (HOLD, INIT),
-        },
-        "release" => Transition {
-            from: &[(HOLD, None)],
-            to: (PENDING, INIT),
-        },
-        "poweroff" | "poweroff-hard" => Transition {
-            from: running,
-            to: (ACTIVE, SHUTDOWN_POWEROFF),
-        },
-        "suspend" => Transition {
-            from: running,
-            to: (ACTIVE, SAVE_SUSPEND),
-        },
-        "stop" => Transition {
-            from: running,
-            to: (ACTIVE, SAVE_STOP),
-        },
-        "undeploy" | "undeploy-hard" => Transition {
-            from: running,
-            to: (ACTIVE, SHUTDOWN_UNDEPLOY),
-        },
-        "reboot" | "reboot-hard" => Transition {
-            from: running,
-            to: (ACTIVE, RUNNING),
-        },
-        _ => return None,
-    })
-}
-
 pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    use lcm::*;
-    use state::*;
+    use super::vm_actions::Outcome;
     let action = p.string(0)?.to_string();
     let id = p.int(1)? as i64;
     if matches!(action.as_str(), "resched" | "unresched") {
@@ -423,61 +386,32 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         )
         .await?;
     let (st, lc) = (vm.state, vm.lcm_state);
-    // Terminating a VM that is not running ends it at once; resume depends on where it was.
-    let to = match action.as_str() {
-        "terminate" | "terminate-hard"
-            if matches!(
-                st,
-                PENDING | HOLD | POWEROFF | SUSPENDED | STOPPED | UNDEPLOYED
-            ) =>
-        {
-            Some((DONE, INIT))
+    // After the authorization and the VM's existence, as `VirtualMachineAction`.
+    let (new_state, new_lcm) = match super::vm_actions::outcome(&action, id, st, lc) {
+        Outcome::Move(to) => to,
+        Outcome::Nothing => return Ok(Value::Int(id as i32)),
+        Outcome::Refused(why) => {
+            return Err(fail(
+                code::ACTION,
+                format!("Error performing action \"{action}\": {why}"),
+            ))
         }
-        "resume" => match st {
-            POWEROFF => Some((ACTIVE, BOOT_POWEROFF)),
-            SUSPENDED => Some((ACTIVE, BOOT_SUSPENDED)),
-            STOPPED | UNDEPLOYED => Some((PENDING, INIT)),
-            _ => None,
-        },
-        other => match transition(other) {
-            None => {
-                // After the authorization and the VM's existence, as `VirtualMachineAction`.
-                return Err(fail(
-                    code::ACTION,
-                    format!("Action \"{other}\" is not supported"),
-                ));
-            }
-            Some(t) => t
-                .from
-                .iter()
-                .any(|(fs, fl)| *fs == st && fl.is_none_or(|l| l == lc))
-                .then_some(t.to),
-        },
+        Outcome::Unsupported => {
+            return Err(fail(
+                code::ACTION,
+                format!("Action \"{action}\" is not supported"),
+            ))
+        }
     };
-    let Some((new_state, new_lcm)) = to else {
-        return Err(fail(
-            code::ACTION,
-            format!(
-                "Error performing action \"{action}\": This action is not available for state {}",
-                state_name(st, lc)
-            ),
-        ));
-    };
-    let mut stmts = rows::move_stmts(&Move {
-        oid: id,
-        from: (st, lc),
-        to: (new_state, new_lcm),
-        now: now(),
-        leaves_host: new_state == DONE || new_state == PENDING,
-    });
-    if new_state == DONE {
-        stmts.splice(0..0, super::image_snaps::hand_back(&vm.template, id, None));
-    }
-    // A VM that runs again counts for its owner's RUNNING_* quotas once more: checked as
-    // OpenNebula's resume checks them (ACTION, no final period), and guarded where applied.
+    let stmts = action_move(&vm.template, id, (st, lc), (new_state, new_lcm), now());
+    // A VM resumed counts for its owner's RUNNING_* quotas once more: checked as OpenNebula's
+    // resume checks them (ACTION, no final period), and guarded where applied. Other actions
+    // that make a VM ACTIVE again on its way out (terminate, undeploy, stop) add it unchecked,
+    // as `LifeCycleManager` does.
     let running = sqlstore::objects::quota::counts_as_running;
     let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
-    let charge = (!running(st) && running(new_state)).then_some(super::quota::Charge {
+    let resumes = action == "resume" && !running(st) && running(new_state);
+    let charge = resumes.then_some(super::quota::Charge {
         ask: &ask,
         uid: vm.head.owned.uid,
         gid: vm.head.owned.gid,
@@ -493,6 +427,30 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
+/// The write of an action's move of VM `id` (whose template is `template`) from `from` to
+/// `to`, by `one.vm.action` or a scheduled action. Into EPILOG too (a terminated POWEROFF or
+/// STOPPED VM), the VM's images are handed back: the driver step that ends EPILOG VMs hands
+/// back only those it read before this one entered (a second hand-back is the same).
+pub fn action_move(
+    template: &str,
+    id: i64,
+    from: (i64, i64),
+    to: (i64, i64),
+    now: i64,
+) -> Vec<sqlstore::SqlStmt> {
+    let mut stmts = rows::move_stmts(&Move {
+        oid: id,
+        from,
+        to,
+        now,
+        leaves_host: to.0 == state::DONE || to.0 == state::PENDING,
+    });
+    if to.0 == state::DONE || to == (state::ACTIVE, lcm::EPILOG) {
+        stmts.splice(0..0, super::image_snaps::hand_back(template, id, None));
+    }
+    stmts
+}
+
 /// `VirtualMachine::state_str`: an ACTIVE VM is named by its LCM state.
 pub(super) fn state_name(st: i64, lc: i64) -> String {
     if st == state::ACTIVE {
@@ -503,11 +461,39 @@ pub(super) fn state_name(st: i64, lc: i64) -> String {
     .to_string()
 }
 
-/// `one.vm.deploy(id, hid [, enforce, ds])`: an administrator places a VM by hand.
+/// `one.vm.deploy(id, hid [, enforce, ds_id, nic_template])`: an administrator places a VM
+/// by hand, as `VirtualMachineDeploy`: a PENDING or HOLD VM, or a STOPPED or UNDEPLOYED one
+/// (whose disks come back, PROLOG_RESUME or PROLOG_UNDEPLOY), on any host but an OFFLINE one.
+/// The checks come in oned's order: the template, the host, the VM, the system datastore, the
+/// authorization, the state, the host's capacity when `enforce`, the owner's RUNNING quotas
+/// for a VM that runs again.
 pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let hid = p.int(1)? as i64;
     let enforce = p.opt_bool(2)?.unwrap_or(false);
+    let ds_id = match p.0.get(3) {
+        Some(_) => p.int(3)? as i64,
+        None => -1,
+    };
+    // The scheduler's NIC choices for `NETWORK_MODE = auto`: parsed for its errors only, as no
+    // NIC here waits for the scheduler to choose its network.
+    if let Some(text) = p.0.get(4).map(|_| p.string(4)).transpose()? {
+        if !text.is_empty() {
+            super::validate::template(text).map_err(|e| fail(code::INTERNAL, e))?;
+        }
+    }
+    let host = ctx
+        .read(move |c| sqlstore::objects::host::load(c, hid))
+        .await?
+        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting host [{hid}].")))?;
+    if host.state == wire::HostState::Offline.as_i64() {
+        return Err(fail(
+            code::ACTION,
+            "Host is offline, cannot use it to deploy VM",
+        ));
+    }
+    VMS.get(ctx, id).await?;
+    super::vm_migrate::system_ds_for(ctx, &host, ds_id).await?;
     let vm = VMS
         .authorized(
             ctx,
@@ -516,27 +502,50 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             super::vm_ops::right(ctx, s, "deploy", perms::ADMIN).await?,
         )
         .await?;
-    if vm.state != state::PENDING && vm.state != state::HOLD {
+    if ![
+        state::PENDING,
+        state::HOLD,
+        state::STOPPED,
+        state::UNDEPLOYED,
+    ]
+    .contains(&vm.state)
+    {
         return Err(fail(
             code::ACTION,
             format!(
-                "Error deploying virtual machine. Wrong state {}",
+                "Deploy action is not available for state {}",
                 state_name(vm.state, vm.lcm_state)
             ),
         ));
     }
-    let host = ctx
-        .read(move |c| sqlstore::objects::host::load(c, hid))
-        .await?
-        .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting host [{hid}].")))?;
-    let room = enforce.then_some((host.max_cpu, host.max_mem));
-    let txn = SqlTxn {
-        stmts: deploy_stmts(id, hid, room, now()),
-    };
-    ctx.commit(txn, |r| {
+    if enforce {
+        super::vm_migrate::fits(ctx, &vm, hid).await?;
+    }
+    let stmts = deploy_stmts(&sqlstore::objects::vm::Deploy {
+        oid: id,
+        hid,
+        from: sqlstore::objects::vm::DeployFrom {
+            state: vm.state,
+            prev_state: vm.prev_state,
+        },
+        room: enforce.then_some((host.max_cpu, host.max_mem)),
+        by_hand: true,
+        now: now(),
+    });
+    // A STOPPED or UNDEPLOYED VM counts for its owner's RUNNING_* quotas again, refused as
+    // oned refuses it (AUTHORIZATION, the caller named).
+    let running = sqlstore::objects::quota::counts_as_running;
+    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
+    let charge = (!running(vm.state)).then_some(super::quota::Charge {
+        ask: &ask,
+        uid: vm.head.owned.uid,
+        gid: vm.head.owned.gid,
+        wording: super::quota::Wording::Caller(s.uid),
+    });
+    super::quota::commit_charged(ctx, stmts, charge, |r| {
         r.missing(fail(
             code::ACTION,
-            "Error deploying virtual machine: the host is not enabled or has no capacity left",
+            "Error deploying virtual machine: it, or the host's capacity, changed meanwhile",
         ))
     })
     .await?;

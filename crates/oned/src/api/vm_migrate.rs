@@ -134,7 +134,7 @@ pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
 
 /// `RequestManagerVirtualMachine::check_host` with `enforce`: the whole VM fits in what the
 /// new host has free.
-async fn fits(ctx: &Ctx, v: &VmRow, hid: i64) -> Result<(), Failure> {
+pub(super) async fn fits(ctx: &Ctx, v: &VmRow, hid: i64) -> Result<(), Failure> {
     let free = ctx
         .read(move |c| sqlstore::objects::host::free_capacity(c, hid))
         .await?;
@@ -152,10 +152,50 @@ async fn fits(ctx: &Ctx, v: &VmRow, hid: i64) -> Result<(), Failure> {
     Err(fail(
         code::ACTION,
         format!(
-            "VM [{}] does not fit in Host [{hid}]. {why}",
+            "virtual machine [{}] does not fit in host [{hid}]. {why}",
             v.head.owned.oid
         ),
     ))
+}
+
+/// The system datastore a VM deployed on `host` uses, checked as `VirtualMachineDeploy` checks
+/// it: `ds_id`, a system datastore in the host's cluster, or with -1 the cluster's default
+/// (`get_default_system_ds_information`), with OpenNebula's codes and words.
+pub(super) async fn system_ds_for(ctx: &Ctx, host: &HostRow, ds_id: i64) -> Result<i64, Failure> {
+    let (hid, cid) = (host.oid, host.cluster_id);
+    if ds_id == -1 {
+        let found = ctx
+            .read(move |c| sqlstore::objects::cluster::default_system_ds(c, cid))
+            .await?;
+        return match found {
+            None => Err(fail(
+                code::NO_EXISTS,
+                format!("Error getting cluster [{cid}]."),
+            )),
+            Some(None) => Err(fail(
+                code::ACTION,
+                format!("cluster [{cid}] does not have any datastore of type SYSTEM_DS."),
+            )),
+            Some(Some(ds)) => Ok(ds),
+        };
+    }
+    let ds = super::storage::DATASTORES.get(ctx, ds_id).await?;
+    if ds.kind != 1 {
+        return Err(fail(
+            code::INTERNAL,
+            format!(
+                "Trying to use datastore [{ds_id}] to deploy the VM, but it is not of type \
+                 system datastore."
+            ),
+        ));
+    }
+    if !ds.clusters.contains(&cid) {
+        return Err(fail(
+            code::ACTION,
+            format!("datastore [{ds_id}] and host [{hid}] are not in the same cluster [{cid}]."),
+        ));
+    }
+    Ok(ds_id)
 }
 
 /// The new host must be in a cluster the VM's images and networks allow, and that holds the

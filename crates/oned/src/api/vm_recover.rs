@@ -32,6 +32,10 @@ fn outcomes(lcm_state: i64) -> Option<((i64, i64), (i64, i64))> {
     let st = L::from_i64(lcm_state)?;
     Some(match st {
         L::Prolog | L::PrologFailure => (l(L::Boot), l(L::PrologFailure)),
+        L::PrologResume | L::PrologResumeFailure => (l(L::BootStopped), l(L::PrologResumeFailure)),
+        L::PrologUndeploy | L::PrologUndeployFailure => {
+            (l(L::BootUndeploy), l(L::PrologUndeployFailure))
+        }
         L::PrologMigrate | L::PrologMigrateFailure => {
             (l(L::BootMigrate), l(L::PrologMigrateFailure))
         }
@@ -46,6 +50,8 @@ fn outcomes(lcm_state: i64) -> Option<((i64, i64), (i64, i64))> {
         }
         L::Boot | L::BootFailure => (running, l(L::BootFailure)),
         L::BootMigrate | L::BootMigrateFailure => (running, l(L::BootMigrateFailure)),
+        L::BootStopped | L::BootStoppedFailure => (running, l(L::BootStoppedFailure)),
+        L::BootUndeploy | L::BootUndeployFailure => (running, l(L::BootUndeployFailure)),
         L::BootPoweroff => (running, poweroff),
         L::BootSuspended => (running, suspended),
         L::BootUnknown => (running, l(L::Unknown)),
@@ -78,6 +84,10 @@ fn retried(lcm_state: i64) -> Option<i64> {
             L::BootFailure => L::Boot,
             L::BootMigrateFailure => L::BootMigrate,
             L::PrologFailure => L::Prolog,
+            L::PrologResumeFailure => L::PrologResume,
+            L::PrologUndeployFailure => L::PrologUndeploy,
+            L::BootStoppedFailure => L::BootStopped,
+            L::BootUndeployFailure => L::BootUndeploy,
             L::PrologMigrateFailure => L::PrologMigrate,
             L::PrologMigratePoweroffFailure => L::PrologMigratePoweroff,
             L::PrologMigrateSuspendFailure => L::PrologMigrateSuspend,

@@ -94,7 +94,9 @@ async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResul
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     TEMPLATES.may_create(ctx, s).await?;
-    let (t, name) = super::family::named_template(&text)?;
+    let (mut t, name) = super::family::named_template(&text)?;
+    // The name is the object's, not its template's (`VMTemplate::insert`).
+    t.remove("NAME");
     insert(ctx, s, &name, t.to_text()).await
 }
 
@@ -174,7 +176,7 @@ async fn copy(
         let more = super::validate::template(extra).map_err(|e| fail(code::INTERNAL, e))?;
         super::merge_attrs(&mut body, more);
     }
-    body.set("NAME", template::Value::Single(name.to_string()));
+    body.remove("NAME");
     match insert(ctx, s, name, body.to_text()).await? {
         xmlrpc::Value::Int(new) => Ok(i64::from(new)),
         _ => Err(fail(code::INTERNAL, "Cannot read the new template's id")),
@@ -224,6 +226,13 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         let more = super::validate::template(&extra).map_err(|e| fail(code::INTERNAL, e))?;
         super::merge_attrs(&mut body, more);
     }
+    // As `VMTemplateInstantiate`: the template's name is the prefix of an unnamed VM's
+    // (`<template>-<id>`), never its NAME.
+    body.remove("NAME");
+    body.set(
+        "TEMPLATE_NAME",
+        template::Value::Single(t.head.name.clone()),
+    );
     body.set("TEMPLATE_ID", template::Value::Single(id.to_string()));
     // OpenNebula checks the name when it allocates the VM, and instantiate reports that as
     // ALLOCATE for the template (`RequestManagerVMTemplate.cc`), not as vm.allocate's INTERNAL.
@@ -235,6 +244,5 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             )
         })?;
     }
-    // Without a name, OpenNebula calls the VM after the template and the VM id.
     super::vm::create(ctx, s, body, Some(name), hold).await
 }

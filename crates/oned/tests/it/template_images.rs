@@ -157,7 +157,8 @@ fn recursive_chmod_delete_and_persistent_instantiate_act_on_the_templates_images
     let copy: i32 = first(&vmb, "TEMPLATE_ID").parse().unwrap();
     assert_ne!(copy, p, "{vmb}");
     assert_eq!(first(&vmb, "CLONING_TEMPLATE_ID"), p.to_string(), "{vmb}");
-    assert_eq!(first(&vmb, "NAME"), "p-copy", "{vmb}");
+    // Unnamed, the VM is named after the copy it was made from (`<template>-<id>`).
+    assert_eq!(first(&vmb, "NAME"), format!("p-copy-{vm}"), "{vmb}");
     let cb = info(&c, "one.template.info", copy).unwrap();
     assert_eq!(first(&cb, "NAME"), "p-copy", "{cb}");
     assert_eq!(first(&cb, "LABEL"), "extra", "{cb}");

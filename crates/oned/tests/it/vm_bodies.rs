@@ -323,3 +323,66 @@ fn pool_calls_check_the_state_and_search_with_the_query() {
         XML_RPC_API
     );
 }
+
+/// `VMTemplate::insert` keeps a template's name out of its TEMPLATE; `VMTemplateInstantiate`
+/// names an unnamed VM `<template>-<id>` (`VirtualMachine::insert`), a VM allocated without
+/// a NAME is `one-<id>`, and TEMPLATE_NAME is the prefix of either.
+#[test]
+fn unnamed_vms_are_named_after_their_template_and_id() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    let id = |v: Value| v.as_i64().unwrap();
+    let tid = id(c
+        .call(
+            "one.template.allocate",
+            vec![s("NAME = small\nCPU = 0.1\nMEMORY = 16")],
+        )
+        .unwrap());
+    let t = parse(&c.call_xml("one.template.info", vec![int(tid)]).unwrap());
+    assert_eq!(t.text_of("NAME").ok(), Some("small"));
+    let body = t.child("TEMPLATE").unwrap();
+    assert!(body.child("NAME").is_none(), "no NAME in TEMPLATE");
+    let copy = id(c
+        .call("one.template.clone", vec![int(tid), s("smaller")])
+        .unwrap());
+    let t = parse(&c.call_xml("one.template.info", vec![int(copy)]).unwrap());
+    assert!(t.child("TEMPLATE").unwrap().child("NAME").is_none());
+
+    let vm_name = |vid: i64| {
+        let vm = parse(&c.call_xml("one.vm.info", vec![int(vid)]).unwrap());
+        let tmpl = vm.child("TEMPLATE").unwrap();
+        assert!(tmpl.child("TEMPLATE_NAME").is_none());
+        vm.text_of("NAME").unwrap().to_string()
+    };
+    let unnamed = id(c
+        .call(
+            "one.template.instantiate",
+            vec![int(tid), s(""), Value::Bool(true)],
+        )
+        .unwrap());
+    assert_eq!(vm_name(unnamed), format!("small-{unnamed}"));
+    let named = id(c
+        .call(
+            "one.template.instantiate",
+            vec![int(tid), s("db"), Value::Bool(true)],
+        )
+        .unwrap());
+    assert_eq!(vm_name(named), "db");
+    let bare = id(c
+        .call(
+            "one.vm.allocate",
+            vec![s("CPU = 0.1\nMEMORY = 16"), Value::Bool(true)],
+        )
+        .unwrap());
+    assert_eq!(vm_name(bare), format!("one-{bare}"));
+    let prefixed = id(c
+        .call(
+            "one.vm.allocate",
+            vec![
+                s("TEMPLATE_NAME = base\nCPU = 0.1\nMEMORY = 16"),
+                Value::Bool(true),
+            ],
+        )
+        .unwrap());
+    assert_eq!(vm_name(prefixed), format!("base-{prefixed}"));
+}

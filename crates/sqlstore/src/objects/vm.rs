@@ -197,8 +197,11 @@ fn read_for_pool(_: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
 
 /// What a new VM is made of.
 pub struct NewVm {
-    /// Empty: `one-<oid>`.
+    /// Empty: `<prefix>-<oid>`.
     pub name: String,
+    /// What an unnamed VM's name starts with: its template's name when instantiated, else
+    /// `one` (`VirtualMachine::insert`'s TEMPLATE_NAME).
+    pub prefix: String,
     pub uid: i64,
     pub gid: i64,
     pub perms: i64,
@@ -217,7 +220,7 @@ pub fn insert(v: NewVm) -> SqlStmt {
         TABLE,
         "name, uid, gid, perms, state, lcm_state, prev_state, prev_lcm_state, stime, cpu, \
          memory, template, disk_size, user_template",
-        "CASE WHEN ?1 = '' THEN 'one-' || (last_oid + 1) ELSE ?1 END, \
+        "CASE WHEN ?1 = '' THEN ?12 || '-' || (last_oid + 1) ELSE ?1 END, \
          ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11",
         vec![
             SqlValue::Text(v.name),
@@ -231,6 +234,7 @@ pub fn insert(v: NewVm) -> SqlStmt {
             SqlValue::Text(v.template),
             SqlValue::Real(v.disk_size),
             SqlValue::Text(v.user_template),
+            SqlValue::Text(v.prefix),
         ],
     )
 }
@@ -357,32 +361,80 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
     stmts
 }
 
-/// The statements that place VM `oid` on host `hid` (PROLOG), if both still allow it: the VM
-/// PENDING or HOLD, the host INIT or MONITORED, and with `room` (the host's MAX_CPU and MAX_MEM,
-/// see `host::room`) its usage with the VM's within them.
-pub fn deploy_stmts(oid: i64, hid: i64, room: Option<(i64, i64)>, now: i64) -> Vec<SqlStmt> {
-    let (max_cpu, max_mem) = room.unwrap_or_default();
-    let prolog = (VmState::Active.as_i64(), LcmState::Prolog.as_i64());
+/// Where a VM is deployed from, as `one.vm.deploy` and the scheduler read it: its STATE and
+/// PREV_STATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployFrom {
+    pub state: i64,
+    pub prev_state: i64,
+}
+
+impl DeployFrom {
+    /// The PROLOG the deployment starts with, as `LifeCycleManager::trigger_deploy` picks it by
+    /// the action that took the VM off its last host: a VM stopped (or undeployed) has its disks
+    /// brought back, PROLOG_RESUME (PROLOG_UNDEPLOY), whether deployed as it is or PENDING again
+    /// after `resume` (PREV_STATE holds where it was); else PROLOG.
+    pub fn prolog(self) -> i64 {
+        let was = if self.state == VmState::Pending.as_i64() || self.state == VmState::Hold.as_i64()
+        {
+            self.prev_state
+        } else {
+            self.state
+        };
+        if was == VmState::Stopped.as_i64() {
+            LcmState::PrologResume.as_i64()
+        } else if was == VmState::Undeployed.as_i64() {
+            LcmState::PrologUndeploy.as_i64()
+        } else {
+            LcmState::Prolog.as_i64()
+        }
+    }
+}
+
+/// A deployment of VM `oid` on host `hid`.
+#[derive(Debug, Clone, Copy)]
+pub struct Deploy {
+    pub oid: i64,
+    pub hid: i64,
+    /// Where the VM must still be (PENDING, HOLD, STOPPED or UNDEPLOYED).
+    pub from: DeployFrom,
+    /// The host's MAX_CPU and MAX_MEM (see `host::room`) its usage with the VM's must stay
+    /// within, if given.
+    pub room: Option<(i64, i64)>,
+    /// An administrator's `one.vm.deploy`: any host but an OFFLINE one, as OpenNebula's
+    /// `get_host_information` allows; the scheduler takes INIT or MONITORED hosts only.
+    pub by_hand: bool,
+    pub now: i64,
+}
+
+/// The statements that place a VM (in [`DeployFrom::prolog`]) if both still allow it.
+pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
+    let (max_cpu, max_mem) = d.room.unwrap_or_default();
+    let (oid, hid, now) = (d.oid, d.hid, d.now);
+    let prolog = (VmState::Active.as_i64(), d.from.prolog());
     let mut stmts = vec![
         SqlStmt::new(
             "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?4,
                 lcm_state = ?5, hid = ?2
-             WHERE oid = ?1 AND state IN (?6, ?7)
-               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2 AND h.state IN (?8, ?9)
+             WHERE oid = ?1 AND state = ?6 AND prev_state = ?7
+               AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2
+                 AND (h.state IN (?8, ?9) OR (?12 = 1 AND h.state <> ?13))
                  AND (?3 = 0 OR (h.cpu_usage + CAST(ROUND(vm_pool.cpu * 100) AS INTEGER) <= ?10
                    AND h.mem_usage + vm_pool.memory * 1024 <= ?11)))",
             vec![
                 SqlValue::Int(oid),
                 SqlValue::Int(hid),
-                SqlValue::Int(room.is_some() as i64),
-                SqlValue::Int(VmState::Active.as_i64()),
-                SqlValue::Int(LcmState::Prolog.as_i64()),
-                SqlValue::Int(VmState::Pending.as_i64()),
-                SqlValue::Int(VmState::Hold.as_i64()),
+                SqlValue::Int(d.room.is_some() as i64),
+                SqlValue::Int(prolog.0),
+                SqlValue::Int(prolog.1),
+                SqlValue::Int(d.from.state),
+                SqlValue::Int(d.from.prev_state),
                 SqlValue::Int(HostState::Init.as_i64()),
                 SqlValue::Int(HostState::Monitored.as_i64()),
                 SqlValue::Int(max_cpu),
                 SqlValue::Int(max_mem),
+                SqlValue::Int(d.by_hand as i64),
+                SqlValue::Int(HostState::Offline.as_i64()),
             ],
         )
         .must_match(),
@@ -423,6 +475,18 @@ pub struct PendingVm {
     pub memory: i64,
     /// Its template, where its disks and NICs name their images and networks.
     pub template: String,
+    /// Where it was before PENDING: a VM stopped or undeployed and resumed is deployed with
+    /// its disks brought back ([`DeployFrom::prolog`]).
+    pub prev_state: i64,
+}
+
+impl PendingVm {
+    pub fn deploy_from(&self) -> DeployFrom {
+        DeployFrom {
+            state: VmState::Pending.as_i64(),
+            prev_state: self.prev_state,
+        }
+    }
 }
 
 /// Up to `?2` VMs in state `?1` (PENDING), lowest id first: a search of `vm_pool_state`. A
@@ -430,7 +494,7 @@ pub struct PendingVm {
 /// it. Saying so makes both columns of the index equal, so its entries come in id order and the
 /// search stops after `?2` of them; with `state` alone SQLite read every pending VM's row and
 /// sorted them, every period (at 20k pending VMs, 1-2 % of a leader's CPU under writes).
-pub const PENDING: &str = "SELECT oid, cpu, memory, template FROM vm_pool
+pub const PENDING: &str = "SELECT oid, cpu, memory, template, prev_state FROM vm_pool
      WHERE state = ?1 AND lcm_state = 0 AND oid > ?3 ORDER BY oid LIMIT ?2";
 
 /// Up to `limit` PENDING VMs of ids above `after`, lowest first.
@@ -442,6 +506,7 @@ pub fn pending(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<Pen
             cpu: r.get(1)?,
             memory: r.get(2)?,
             template: r.get(3)?,
+            prev_state: r.get(4)?,
         })
     })?
     .collect()
@@ -673,7 +738,19 @@ mod tests {
             }
             c.execute_batch(&sql).unwrap();
             for (v, h) in [(1, 0), (2, 0), (3, 1), (4, 2), (5, 2)] {
-                write_then_compare(&c, deploy_stmts(v, h, Some((800, 8 << 20)), 10), "a deploy");
+                let pending = DeployFrom {
+                    state: 1,
+                    prev_state: 1,
+                };
+                let deploy = deploy_stmts(&Deploy {
+                    oid: v,
+                    hid: h,
+                    from: pending,
+                    room: Some((800, 8 << 20)),
+                    by_hand: false,
+                    now: 10,
+                });
+                write_then_compare(&c, deploy, "a deploy");
             }
             let placed = shares(&c);
             assert_eq!(placed[0], (0, 15 + 25, 300 * 1024, 2), "{placed:?}");

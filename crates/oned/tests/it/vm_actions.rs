@@ -1,0 +1,132 @@
+//! `one.vm.action` from the states OpenNebula's `DispatchManager` takes each action in: a
+//! POWEROFF VM undeployed through EPILOG_UNDEPLOY, a SUSPENDED one stopped through EPILOG_STOP,
+//! a STOPPED or POWEROFF one terminated through EPILOG, a DONE one terminated again (accepted),
+//! and refusals with OpenNebula's words.
+
+use xmlrpc::Value;
+
+use crate::vm_deploy::{hook_on, in_state, runs};
+use crate::zone::{one_error, Zone, DEADLINE};
+
+const ACTION: i32 = 0x800;
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn i(v: i32) -> Value {
+    Value::Int(v)
+}
+
+fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i32 {
+    c.call(method, params).unwrap().as_i64().unwrap() as i32
+}
+
+fn act(c: &cli::Client, action: &str, vm: i32) -> Result<i32, (i32, String)> {
+    let result = c.call("one.vm.action", vec![s(action), i(vm)]);
+    match result {
+        Ok(v) => Ok(v.as_i64().unwrap() as i32),
+        Err(_) => Err(one_error(result)),
+    }
+}
+
+#[test]
+fn actions_take_vms_from_every_state_opennebula_allows() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    let host = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    zone.wait_until(DEADLINE, "the host is monitored", || {
+        c.call_xml("one.host.info", vec![i(host)])
+            .is_ok_and(|b| b.contains("<STATE>2</STATE>"))
+    });
+    let epilog = hook_on(&c, "EPILOG");
+    let epilog_stop = hook_on(&c, "EPILOG_STOP");
+    let epilog_undeploy = hook_on(&c, "EPILOG_UNDEPLOY");
+    let save_stop = hook_on(&c, "SAVE_STOP");
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s("NAME = a\nCPU = 0.5\nMEMORY = 64")],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+
+    eprintln!("--- refusals: OpenNebula's words");
+    assert_eq!(
+        act(&c, "release", vm),
+        Err((
+            ACTION,
+            "[one.vm.action] Error performing action \"release\": This action is not \
+             available for state RUNNING"
+                .into()
+        ))
+    );
+    assert_eq!(
+        act(&c, "shelve", vm),
+        Err((
+            ACTION,
+            "[one.vm.action] Action \"shelve\" is not supported".into()
+        ))
+    );
+
+    eprintln!("--- poweroff, then undeploy: POWEROFF -> EPILOG_UNDEPLOY -> UNDEPLOYED");
+    act(&c, "poweroff", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM is off", || in_state(&c, vm, 8, 0));
+    act(&c, "undeploy", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM is undeployed", || in_state(&c, vm, 9, 0));
+    zone.wait_until(DEADLINE, "it went through EPILOG_UNDEPLOY", || {
+        runs(&c, epilog_undeploy) == 1
+    });
+    let usage = || {
+        c.call_xml("one.host.info", vec![i(host)])
+            .unwrap_or_default()
+            .contains("<RUNNING_VMS>0</RUNNING_VMS>")
+    };
+    zone.wait_until(DEADLINE, "the host is free", usage);
+
+    eprintln!("--- resume, suspend, then stop: SUSPENDED -> EPILOG_STOP -> STOPPED, no save");
+    act(&c, "resume", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM runs again", || in_state(&c, vm, 3, 3));
+    act(&c, "suspend", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM is suspended", || in_state(&c, vm, 5, 0));
+    act(&c, "stop", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM is stopped", || in_state(&c, vm, 4, 0));
+    zone.wait_until(DEADLINE, "it went through EPILOG_STOP", || {
+        runs(&c, epilog_stop) == 1
+    });
+    assert_eq!(runs(&c, save_stop), 0, "a suspended VM has nothing to save");
+
+    eprintln!("--- terminate a STOPPED VM: EPILOG, then DONE; again: accepted");
+    act(&c, "terminate", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM is done", || in_state(&c, vm, 6, 0));
+    zone.wait_until(DEADLINE, "it went through EPILOG", || runs(&c, epilog) == 1);
+    assert_eq!(act(&c, "terminate", vm), Ok(vm));
+    assert_eq!(act(&c, "terminate-hard", vm), Ok(vm));
+    assert_eq!(
+        act(&c, "resume", vm),
+        Err((
+            ACTION,
+            "[one.vm.action] Error performing action \"resume\": This action is not \
+             available for state DONE"
+                .into()
+        ))
+    );
+
+    eprintln!("--- terminate a POWEROFF VM: EPILOG too, and its host is freed");
+    let other = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s("NAME = b\nCPU = 0.5\nMEMORY = 64")],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, other, 3, 3));
+    act(&c, "poweroff-hard", other).unwrap();
+    zone.wait_until(DEADLINE, "the VM is off", || in_state(&c, other, 8, 0));
+    act(&c, "reboot", other).unwrap_err();
+    act(&c, "terminate", other).unwrap();
+    zone.wait_until(DEADLINE, "the VM is done", || in_state(&c, other, 6, 0));
+    zone.wait_until(DEADLINE, "it went through EPILOG", || runs(&c, epilog) == 2);
+    zone.wait_until(DEADLINE, "the host is free", usage);
+}
