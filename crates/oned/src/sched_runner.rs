@@ -46,6 +46,8 @@ struct WithActions {
     state: i64,
     lcm_state: i64,
     template: String,
+    uid: i64,
+    gid: i64,
 }
 
 fn read_vms(c: &Conn, sweep: Sweep) -> Result<Vec<WithActions>, sqlstore::SqlError> {
@@ -57,6 +59,8 @@ fn read_vms(c: &Conn, sweep: Sweep) -> Result<Vec<WithActions>, sqlstore::SqlErr
                 state: r.get(1)?,
                 lcm_state: r.get(2)?,
                 template: r.get(3)?,
+                uid: r.get(4)?,
+                gid: r.get(5)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -102,6 +106,10 @@ fn run_stmts(vm: &WithActions, sa: &SchedAction, now: i64) -> (Vec<SqlStmt>, boo
             to,
             now,
         ));
+        // Run for the VM's owner, whose action it is.
+        let by = (vm.uid, vm.gid);
+        let history = crate::api::vm_actions::history(&sa.action, vm.oid, to, by, now);
+        stmts.extend(history);
     }
     stmts.push(sqlstore::objects::replace_template(
         rows::TABLE,
@@ -446,6 +454,8 @@ mod tests {
     #[test]
     fn a_due_action_runs_once_in_one_guarded_write() {
         let vm = WithActions {
+            uid: 0,
+            gid: 0,
             oid: 4,
             state: state::ACTIVE,
             lcm_state: lcm::RUNNING,

@@ -496,6 +496,7 @@ pub async fn run(
                 from,
                 room: Some(room),
                 by_hand: false,
+                ds_id: -1,
                 now: now(),
             }));
             let txn = SqlTxn { stmts };

@@ -433,6 +433,11 @@ CREATE TABLE IF NOT EXISTS history (
     vm_mad TEXT NOT NULL,
     stime INTEGER NOT NULL,
     etime INTEGER NOT NULL DEFAULT 0,
+    cid INTEGER NOT NULL DEFAULT 0,
+    ds_id INTEGER NOT NULL DEFAULT 0,
+    action INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER NOT NULL DEFAULT -1,
+    gid INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (vid, seq)
 );
 CREATE TABLE IF NOT EXISTS vm_monitoring (
@@ -675,6 +680,16 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
         }
     }
     upgrade_images(conn)?;
+    // ...and history records the cluster, system datastore, action and its user of each.
+    for (column, kind) in HISTORY_COLUMNS {
+        if !conn.columns("history")?.iter().any(|c| c == column) {
+            let add = format!("ALTER TABLE history ADD COLUMN {column} {kind}");
+            conn.execute_batch(&match conn.backend() {
+                Backend::Sqlite => add,
+                Backend::Mysql => sql::mysql_schema(conn, &add),
+            })?;
+        }
+    }
     // ...and backup images their increment chains with incremental backups.
     if !conn
         .columns("image_pool")?
@@ -716,6 +731,16 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     }
     Ok(())
 }
+
+/// The history columns added after the table: a record's cluster and system datastore
+/// (`History::cid`, `ds_id`) and the action that closed it with who asked for it.
+const HISTORY_COLUMNS: [(&str, &str); 5] = [
+    ("cid", "INTEGER NOT NULL DEFAULT 0"),
+    ("ds_id", "INTEGER NOT NULL DEFAULT 0"),
+    ("action", "INTEGER NOT NULL DEFAULT 0"),
+    ("uid", "INTEGER NOT NULL DEFAULT -1"),
+    ("gid", "INTEGER NOT NULL DEFAULT -1"),
+];
 
 /// Secondary indexes of per-owner and per-VM lookups, which otherwise scan whole tables: quota
 /// usage (read by every `one.user.info`, `one.group.info` and quota check) by `uid`/`gid`, and
@@ -1275,6 +1300,34 @@ mod tests {
             columns(&again, "template_pool"),
             columns(&fresh, "template_pool")
         );
+    }
+
+    #[test]
+    fn a_database_from_before_history_actions_gets_their_columns_in_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.execute_batch(
+                "CREATE TABLE history (vid INTEGER NOT NULL, seq INTEGER NOT NULL,
+                   hid INTEGER NOT NULL, hostname TEXT NOT NULL, vm_mad TEXT NOT NULL,
+                   stime INTEGER NOT NULL, etime INTEGER NOT NULL DEFAULT 0,
+                   PRIMARY KEY (vid, seq));
+                 INSERT INTO history VALUES (3, 0, 1, 'h', 'dummy', 10, 0);",
+            )
+            .unwrap();
+        }
+        let upgraded = open(&old);
+        let fresh = open(&dir.path().join("new.db"));
+        assert_eq!(columns(&upgraded, "history"), columns(&fresh, "history"));
+        let kept: (i64, i64, i64, i64, i64) = upgraded
+            .query_row(
+                "SELECT cid, ds_id, action, uid, gid FROM history WHERE vid = 3",
+                (),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (0, 0, 0, -1, -1), "no action, asked by no one");
     }
 
     fn counter(c: &Conn, table: &str) -> Option<i64> {

@@ -92,14 +92,7 @@ mod tests {
     use super::*;
 
     fn h(stime: i64, etime: i64) -> History {
-        History {
-            seq: 0,
-            hid: 0,
-            hostname: "h".into(),
-            vm_mad: "dummy".into(),
-            stime,
-            etime,
-        }
+        History::new(0, 0, "h", "dummy", stime, etime)
     }
 
     #[test]

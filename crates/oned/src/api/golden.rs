@@ -317,14 +317,7 @@ fn vm() {
         template: TEMPLATE.to_string(),
         user_template: "LABELS = \"prod\"".to_string(),
         resched: false,
-        history: vec![History {
-            seq: 0,
-            hid: 3,
-            hostname: "host-a".to_string(),
-            vm_mad: "dummy".to_string(),
-            stime: 1_700_000_010,
-            etime: 0,
-        }],
+        history: vec![History::new(0, 3, "host-a", "dummy", 1_700_000_010, 0)],
         monitoring: None,
     };
     check("vm", "VM", VM, &body(|o| super::vm::vm_xml(&row, o)));
@@ -375,22 +368,15 @@ fn vm_row_with_devices() -> VmRow {
         template: template.to_string(),
         user_template: "LABELS = \"prod\"\nDESCRIPTION = d\nSCHED_RANK = FREE_CPU".to_string(),
         history: vec![
+            // Migrated by user 2 of group 1 from host-a, in cluster 100, to host-b.
             History {
-                seq: 0,
-                hid: 3,
-                hostname: "host-a".to_string(),
-                vm_mad: "dummy".to_string(),
-                stime: 1_700_000_010,
-                etime: 1_700_000_020,
+                cid: 100,
+                action: 1,
+                uid: 2,
+                gid: 1,
+                ..History::new(0, 3, "host-a", "dummy", 1_700_000_010, 1_700_000_020)
             },
-            History {
-                seq: 1,
-                hid: 4,
-                hostname: "host-b".to_string(),
-                vm_mad: "dummy".to_string(),
-                stime: 1_700_000_030,
-                etime: 0,
-            },
+            History::new(1, 4, "host-b", "dummy", 1_700_000_030, 0),
         ],
         monitoring: None,
     }

@@ -426,13 +426,8 @@ mod tests {
             history: history
                 .into_iter()
                 .enumerate()
-                .map(|(i, (stime, etime))| rows::History {
-                    seq: i as i64,
-                    hid: 0,
-                    hostname: "h".into(),
-                    vm_mad: "dummy".into(),
-                    stime,
-                    etime,
+                .map(|(i, (stime, etime))| {
+                    rows::History::new(i as i64, 0, "h", "dummy", stime, etime)
                 })
                 .collect(),
             monitoring: None,

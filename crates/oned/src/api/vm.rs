@@ -220,12 +220,12 @@ pub(super) fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
             .num("SEQ", h.seq)
             .text("HOSTNAME", &h.hostname)
             .num("HID", h.hid)
-            .num("CID", 0)
+            .num("CID", h.cid)
             .num("STIME", h.stime)
             .num("ETIME", h.etime)
             .text("VM_MAD", &h.vm_mad)
             .text("TM_MAD", "dummy")
-            .num("DS_ID", 0)
+            .num("DS_ID", h.ds_id)
             .num("PLAN_ID", -1)
             .num("ACTION_ID", -1)
             .num("PSTIME", h.stime)
@@ -234,9 +234,9 @@ pub(super) fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
             .num("RETIME", h.etime)
             .num("ESTIME", 0)
             .num("EETIME", 0)
-            .num("ACTION", 0)
-            .num("UID", v.head.owned.uid)
-            .num("GID", v.head.owned.gid)
+            .num("ACTION", h.action)
+            .num("UID", h.uid)
+            .num("GID", h.gid)
             .num("REQUEST_ID", -1);
     });
 }
@@ -403,7 +403,10 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ))
         }
     };
-    let stmts = action_move(&vm.template, id, (st, lc), (new_state, new_lcm), now());
+    let mut stmts = action_move(&vm.template, id, (st, lc), (new_state, new_lcm), now());
+    let by = (s.uid, s.gid);
+    let history = super::vm_actions::history(&action, id, (new_state, new_lcm), by, now());
+    stmts.extend(history);
     // A VM resumed counts for its owner's RUNNING_* quotas once more: checked as OpenNebula's
     // resume checks them (ACTION, no final period), and guarded where applied. Other actions
     // that make a VM ACTIVE again on its way out (terminate, undeploy, stop) add it unchecked,
@@ -493,7 +496,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     VMS.get(ctx, id).await?;
-    super::vm_migrate::system_ds_for(ctx, &host, ds_id).await?;
+    let ds_id = super::vm_migrate::system_ds_for(ctx, &host, ds_id).await?;
     let vm = VMS
         .authorized(
             ctx,
@@ -530,6 +533,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         },
         room: enforce.then_some((host.max_cpu, host.max_mem)),
         by_hand: true,
+        ds_id,
         now: now(),
     });
     // A STOPPED or UNDEPLOYED VM counts for its owner's RUNNING_* quotas again, refused as

@@ -3,6 +3,8 @@
 //! reboot) and the `LifeCycleManager` triggers it calls choose the next state; shared by the
 //! API call and the leader's scheduled-action runner, so both refuse and move alike.
 
+use sqlstore::objects::vm::{self as rows, Asked};
+use sqlstore::SqlStmt;
 use wire::LcmState as L;
 
 use super::vm::{lcm, state};
@@ -19,6 +21,77 @@ pub enum Outcome {
     Refused(String),
     /// Not a VM action: `Action "<action>" is not supported`.
     Unsupported,
+}
+
+/// OpenNebula's `VMActions::Action` numbers recorded in history records.
+pub mod number {
+    pub const MIGRATE: i64 = 1;
+    pub const LIVE_MIGRATE: i64 = 2;
+    pub const RESUME: i64 = 11;
+    pub const DISK_ATTACH: i64 = 21;
+    pub const DISK_DETACH: i64 = 22;
+    pub const NIC_ATTACH: i64 = 23;
+    pub const NIC_DETACH: i64 = 24;
+    pub const DISK_SNAPSHOT_CREATE: i64 = 25;
+    pub const DISK_SNAPSHOT_DELETE: i64 = 26;
+    pub const DISK_RESIZE: i64 = 29;
+    pub const RESIZE: i64 = 35;
+    pub const ALIAS_ATTACH: i64 = 46;
+    pub const DISK_SNAPSHOT_REVERT: i64 = 41;
+    pub const ALIAS_DETACH: i64 = 47;
+    pub const POFF_MIGRATE: i64 = 48;
+    pub const POFF_HARD_MIGRATE: i64 = 49;
+    pub const BACKUP: i64 = 50;
+    pub const NIC_UPDATE: i64 = 51;
+    pub const PCI_ATTACH: i64 = 58;
+    pub const PCI_DETACH: i64 = 59;
+    pub const RESTORE: i64 = 60;
+}
+
+/// The number `one.vm.action`'s `action` records on the VM's open history record
+/// (`LifeCycleManager`'s `set_action`), if it records one.
+fn recorded(action: &str) -> Option<i64> {
+    Some(match action {
+        "undeploy" => 5,
+        "undeploy-hard" => 6,
+        "stop" => 9,
+        "suspend" => 10,
+        "poweroff" => 19,
+        "poweroff-hard" => 20,
+        "terminate" => 27,
+        "terminate-hard" => 28,
+        _ => return None,
+    })
+}
+
+/// The history statements of `action` moving VM `vid` to `to`, asked by (`uid`, `gid`): a
+/// resume that boots the VM on its host closes its record and opens a copy with RESUME
+/// (`trigger_restore`, `trigger_restart`); terminate, undeploy, poweroff, stop and suspend
+/// record themselves on the open record.
+pub fn history(action: &str, vid: i64, to: (i64, i64), by: (i64, i64), now: i64) -> Vec<SqlStmt> {
+    let asked = |action| Asked {
+        action,
+        uid: by.0,
+        gid: by.1,
+    };
+    if action == "resume" && to.0 == state::ACTIVE {
+        return rows::close_cp_history(vid, None, Some(asked(number::RESUME)), now);
+    }
+    recorded(action)
+        .map(|n| rows::set_action(vid, asked(n)))
+        .into_iter()
+        .collect()
+}
+
+/// `DispatchManager::close_cp_history` of an operation `action` the caller `s` did on VM
+/// `vid`: its open record closed with it, a copy opened (nothing for a VM off its host).
+pub fn closed_by(s: &crate::auth::Session, vid: i64, action: i64) -> Vec<SqlStmt> {
+    let asked = Asked {
+        action,
+        uid: s.uid,
+        gid: s.gid,
+    };
+    rows::close_cp_history(vid, Some(asked), None, super::vm::now())
 }
 
 /// The failure states `DispatchManager::terminate` ends at once (`trigger_delete`).

@@ -453,7 +453,10 @@ pub async fn backup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::writes::write_computed(ctx, id, move || async move {
         let v = VMS.get(ctx, id).await?;
         let t = stored(&v)?;
-        start_write(&ctx.pool, &v, t, (ds_id, reset, None), wording).await
+        let mut stmts = start_write(&ctx.pool, &v, t, (ds_id, reset, None), wording).await?;
+        let backup = super::vm_actions::number::BACKUP;
+        stmts.extend(super::vm_actions::closed_by(s, id, backup));
+        Ok(stmts)
     })
     .await
 }
@@ -527,13 +530,16 @@ pub async fn restore(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 "Could not restore VM, it must be in poweroff",
             ));
         }
-        Ok(rows::move_stmts(&rows::Move {
+        let mut stmts = rows::move_stmts(&rows::Move {
             oid: id,
             from: (v.state, v.lcm_state),
             to: (state::ACTIVE, RESTORE),
             now: now(),
             leaves_host: false,
-        }))
+        });
+        let restore = super::vm_actions::number::RESTORE;
+        stmts.extend(super::vm_actions::closed_by(s, id, restore));
+        Ok(stmts)
     })
     .await
 }

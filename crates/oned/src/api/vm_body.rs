@@ -302,11 +302,11 @@ pub fn short_xml(v: &VmRow, out: &mut String) {
                         .num("SEQ", h.seq)
                         .text("HOSTNAME", &h.hostname)
                         .num("HID", h.hid)
-                        .num("CID", 0)
-                        .num("DS_ID", 0)
+                        .num("CID", h.cid)
+                        .num("DS_ID", h.ds_id)
                         .text("VM_MAD", &h.vm_mad)
                         .text("TM_MAD", "dummy")
-                        .num("ACTION", 0);
+                        .num("ACTION", h.action);
                 });
             }
         });

@@ -12,6 +12,7 @@ use super::method::{Auth, Method};
 use super::perms::MANAGE;
 use super::quota::{Charge, Wording};
 use super::vm::{lcm, now, state, VMS};
+use super::vm_actions::number;
 use super::vm_nics::state_str;
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -121,6 +122,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             snaps.store(&mut t);
         }
         let mut stmts = write_vm(&v, &t, to);
+        stmts.extend(super::vm_actions::closed_by(s, id, number::DISK_ATTACH));
         stmts.extend(taken.stmts);
         let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
         for ask in &taken.asks {
@@ -187,6 +189,7 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         // The disk's snapshots go with it (to its image, below), not to a later disk.
         super::vm_disk_snaps::DiskSnaps::new(disk_id).store(&mut kept);
         let mut stmts = write_vm(&v, &kept, to);
+        stmts.extend(super::vm_actions::closed_by(s, id, number::DISK_DETACH));
         let image = disk
             .vector_get("IMAGE_ID")
             .and_then(|i| i.trim().parse::<i64>().ok());

@@ -19,6 +19,7 @@ use super::perms::{MANAGE, USE};
 use super::quota::{Ask, Charge, Wording};
 use super::storage::IMAGES;
 use super::vm::{lcm, now, state, VMS};
+use super::vm_actions::{closed_by, number};
 use super::vm_disk_snaps::DiskSnaps;
 use super::vm_nics::state_str;
 use super::vm_snapshots::{stored, write_vm};
@@ -182,6 +183,7 @@ pub async fn snap_create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         let made = snap_create_edit(&v, &mut t, disk_id, name)?;
         made_ref.store(made.snap_id, Ordering::Relaxed);
         let mut stmts = write_vm(&v, &t, made.to);
+        stmts.extend(closed_by(s, id, number::DISK_SNAPSHOT_CREATE));
         stmts.extend(disk_charge(ctx, s, &v, &made.disk, made.size).await?);
         Ok(stmts)
     })
@@ -391,7 +393,9 @@ pub async fn snap_revert(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             .await?;
         let mut t = stored(&v)?;
         let to = snap_revert_edit(&v, &mut t, disk_id, snap_id)?;
-        Ok(write_vm(&v, &t, to))
+        let mut stmts = write_vm(&v, &t, to);
+        stmts.extend(closed_by(s, id, number::DISK_SNAPSHOT_REVERT));
+        Ok(stmts)
     })
     .await
 }
@@ -434,7 +438,9 @@ pub async fn snap_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             .await?;
         let mut t = stored(&v)?;
         let to = snap_delete_edit(&v, &mut t, disk_id, snap_id)?;
-        Ok(write_vm(&v, &t, to))
+        let mut stmts = write_vm(&v, &t, to);
+        stmts.extend(closed_by(s, id, number::DISK_SNAPSHOT_DELETE));
+        Ok(stmts)
     })
     .await
 }
@@ -550,6 +556,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             put(d, "RESIZE", Some("YES".into()));
         });
         let mut stmts = write_vm(&v, &t, (state::ACTIVE, to.as_i64()));
+        stmts.extend(closed_by(s, id, number::DISK_RESIZE));
         stmts.extend(disk_charge(ctx, s, &v, &d, size - prev).await?);
         Ok(stmts)
     })

@@ -14,6 +14,7 @@ use xmlrpc::{Params, Value};
 use super::method::{Auth, Method};
 use super::perms::ADMIN;
 use super::vm::{lcm, now, state, VMS};
+use super::vm_actions::number;
 use super::vm_nics::state_str;
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -46,8 +47,9 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(_) => p.int(4)? as i64,
         None => -1,
     };
-    // 0 save, 1 poweroff, 2 poweroff-hard: the dummy driver does all three the same way.
-    let _poweroff = match p.0.get(5) {
+    // 0 save, 1 poweroff, 2 poweroff-hard: the dummy driver does all three the same way, the
+    // history record tells them apart.
+    let poweroff = match p.0.get(5) {
         Some(_) => p.int(5)?,
         None => 0,
     };
@@ -93,6 +95,21 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         now: now(),
         leaves_host: false,
     });
+    // The record it leaves says how and who moved it (`trigger_migrate` and its kin).
+    let action = match (live, poweroff) {
+        (true, _) => number::LIVE_MIGRATE,
+        (false, 1) => number::POFF_MIGRATE,
+        (false, 2) => number::POFF_HARD_MIGRATE,
+        _ => number::MIGRATE,
+    };
+    stmts.push(rows::set_action(
+        id,
+        rows::Asked {
+            action,
+            uid: s.uid,
+            gid: s.gid,
+        },
+    ));
     stmts.extend(new_host_stmts(id, c_hid, hid, now()));
     if enforce {
         stmts.push(rows::host_fits(id));
@@ -120,10 +137,13 @@ pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
             "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
             vec![SqlValue::Int(vid), SqlValue::Int(now)],
         ),
+        // In the new host's cluster, on the system datastore it was on.
         SqlStmt::new(
-            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime)
+            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id)
              SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
-                    h.oid, h.name, h.vm_mad, ?3
+                    h.oid, h.name, h.vm_mad, ?3, h.cluster_id,
+                    COALESCE((SELECT o.ds_id FROM history o WHERE o.vid = ?1
+                              ORDER BY o.seq DESC LIMIT 1), 0)
              FROM host_pool h WHERE h.oid = ?2",
             vec![SqlValue::Int(vid), SqlValue::Int(to), SqlValue::Int(now)],
         )

@@ -13,6 +13,7 @@ use super::method::{Auth, Method};
 use super::perms::MANAGE;
 use super::quota::{Ask, Wording};
 use super::vm::{lcm, now, state, VMS};
+use super::vm_actions::number;
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -158,6 +159,12 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         t.push(kind, template::Value::Vector(nic));
         crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;
         let mut stmts = write_vm(&v, &t, running);
+        let action = if *kind == "NIC_ALIAS" {
+            number::ALIAS_ATTACH
+        } else {
+            number::NIC_ATTACH
+        };
+        stmts.extend(super::vm_actions::closed_by(s, id, action));
         stmts.extend(leases.stmts);
         let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
         for (vnet, n) in leases.per_network {
@@ -220,6 +227,12 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let mut kept = t.clone();
         kept.attrs.retain(|a| !is_it(a));
         let mut stmts = write_vm(&v, &kept, running);
+        let action = if nic.name == "NIC_ALIAS" {
+            number::ALIAS_DETACH
+        } else {
+            number::NIC_DETACH
+        };
+        stmts.extend(super::vm_actions::closed_by(s, id, action));
         if let Some(free) = free_nic(ctx, id, &nic).await? {
             stmts.push(free);
         }
@@ -374,7 +387,12 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             // Nothing to change: OpenNebula answers success and leaves the VM as it is.
             return Ok(vec![sqlstore::objects::touch(rows::TABLE, id)]);
         }
-        Ok(write_vm(&v, &t, live))
+        let mut stmts = write_vm(&v, &t, live);
+        // Only an update applied live closes the record (`DispatchManager::update_nic`).
+        if live {
+            stmts.extend(super::vm_actions::closed_by(s, id, number::NIC_UPDATE));
+        }
+        Ok(stmts)
     })
     .await
 }

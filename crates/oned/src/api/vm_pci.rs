@@ -271,6 +271,8 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         v.template.clone(),
         (v.state, v.lcm_state),
     ));
+    let attached = super::vm_actions::number::PCI_ATTACH;
+    stmts.extend(super::vm_actions::closed_by(s, id, attached));
     ctx.commit(SqlTxn { stmts }, |_| changed()).await?;
     Ok(xmlrpc::Value::Int(id as i32))
 }
@@ -297,10 +299,12 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     t.attrs
         .retain(|a| !(a.name == "PCI" && a.value.as_vector().is_some_and(|p| pci_id(p) == which)));
-    let stmts = vec![
+    let mut stmts = vec![
         rows::free(id, get(&pci, "SHORT_ADDRESS")),
         rows::set_vm_template(id, t.to_text(), v.template.clone(), (v.state, v.lcm_state)),
     ];
+    let detached = super::vm_actions::number::PCI_DETACH;
+    stmts.extend(super::vm_actions::closed_by(s, id, detached));
     ctx.commit(SqlTxn { stmts }, |_| changed()).await?;
     Ok(xmlrpc::Value::Int(id as i32))
 }

@@ -135,6 +135,8 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     if placed {
+        let action = super::vm_actions::number::RESIZE;
+        stmts.extend(super::vm_actions::closed_by(s, id, action));
         stmts.push(rows::recount_vm_host(id));
         if enforce {
             stmts.push(rows::host_fits(id));

@@ -439,7 +439,8 @@ fn accounting_and_showback_follow_the_vms_placements() {
         "{out}"
     );
     assert!(
-        lines[3].starts_with(&format!("{priced:>4} node            none             ")),
+        // The record names the action that ended it, as oned's history does.
+        lines[3].starts_with(&format!("{priced:>4} node            terminate-hard   ")),
         "{out}"
     );
     assert!(lines[3].contains("    64M   2 "), "{out}");

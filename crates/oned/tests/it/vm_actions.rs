@@ -130,3 +130,76 @@ fn actions_take_vms_from_every_state_opennebula_allows() {
     zone.wait_until(DEADLINE, "it went through EPILOG", || runs(&c, epilog) == 2);
     zone.wait_until(DEADLINE, "the host is free", usage);
 }
+
+/// (ACTION, UID, GID, HID, ETIME > 0) of each of the VM's history records.
+fn records(c: &cli::Client, vm: i32) -> Vec<(i64, i64, i64, i64, bool)> {
+    let body = c.call_xml("one.vm.info", vec![i(vm)]).unwrap();
+    let v = cli::xml::Element::parse(&body).unwrap();
+    v.child("HISTORY_RECORDS")
+        .into_iter()
+        .flat_map(|h| h.children_named("HISTORY"))
+        .map(|h| {
+            let n = |k: &str| h.int_of(k).unwrap();
+            (n("ACTION"), n("UID"), n("GID"), n("HID"), n("ETIME") > 0)
+        })
+        .collect()
+}
+
+/// History records as `VirtualMachine::set_action` and `close_cp_history` keep them: the
+/// action that ended a record and who asked for it, a record closed and copied by a resume
+/// (RESUME on the copy) and by a resize of a placed VM (RESIZE on the closed one).
+#[test]
+fn history_records_say_which_action_ended_them_and_who_asked() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    let host = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let uid = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("hana"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let hana = zone.servers[0].client_as("hana", "pw");
+    let vm = ok(
+        &hana,
+        "one.vm.allocate",
+        vec![s("NAME = h\nCPU = 0.5\nMEMORY = 64")],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    let (h, u, users) = (host as i64, uid as i64, 1);
+    assert_eq!(records(&c, vm), [(0, -1, -1, h, false)]);
+
+    act(&hana, "poweroff", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM is off", || in_state(&c, vm, 8, 0));
+    assert_eq!(records(&c, vm), [(19, u, users, h, false)]);
+
+    act(&c, "resume", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    assert_eq!(
+        records(&c, vm),
+        [(19, u, users, h, true), (11, 0, 0, h, false)]
+    );
+
+    c.call(
+        "one.vm.resize",
+        vec![i(vm), s("CPU = 1\nMEMORY = 64"), Value::Bool(false)],
+    )
+    .unwrap();
+    zone.wait_until(DEADLINE, "the resize is done", || in_state(&c, vm, 3, 3));
+    assert_eq!(
+        records(&c, vm),
+        [
+            (19, u, users, h, true),
+            (35, 0, 0, h, true),
+            (0, -1, -1, h, false)
+        ]
+    );
+
+    act(&hana, "terminate-hard", vm).unwrap();
+    zone.wait_until(DEADLINE, "the VM is done", || in_state(&c, vm, 6, 0));
+    let last = *records(&c, vm).last().unwrap();
+    assert_eq!(last, (28, u, users, h, true));
+}

@@ -49,7 +49,9 @@ fn int(e: Option<&cli::xml::Element>, name: &str) -> i64 {
 struct Figures {
     /// (STATE, LCM_STATE)
     state: (i64, i64),
-    /// HID of each history record.
+    /// The hosts of its history records, in order, a host repeated by consecutive records
+    /// counted once: an operation on a placed VM (attach, resize...) closes its record and
+    /// opens a copy on the same host, as OpenNebula's `close_cp_history`.
     hosts: Vec<i64>,
     /// Per host: (CPU_USAGE, MEM_USAGE, RUNNING_VMS); RUNNING_VMS is -1 when the host's VMS
     /// does not list this VM exactly as many times as it counts.
@@ -83,12 +85,13 @@ fn figures(c: &cli::Client, o: &Objects, vm: i64) -> Option<Figures> {
     let v = doc(c, "one.vm.info", vm)?;
     let t = v.child("TEMPLATE");
     let state = (v.int_of("STATE").ok()?, v.int_of("LCM_STATE").ok()?);
-    let hosts = v
+    let mut hosts: Vec<i64> = v
         .child("HISTORY_RECORDS")
         .into_iter()
         .flat_map(|h| h.children_named("HISTORY"))
         .map(|h| h.int_of("HID").unwrap_or(-1))
         .collect();
+    hosts.dedup();
     let mut usage = [(0, 0, 0); 2];
     for (n, h) in o.hosts.iter().enumerate() {
         let d = doc(c, "one.host.info", *h)?;

@@ -21,6 +21,54 @@ pub struct History {
     pub vm_mad: String,
     pub stime: i64,
     pub etime: i64,
+    /// The host's cluster and the system datastore when the record was opened.
+    pub cid: i64,
+    pub ds_id: i64,
+    /// OpenNebula's `VMActions::Action` that ended the record (0: none), and who asked for it
+    /// (-1: no one).
+    pub action: i64,
+    pub uid: i64,
+    pub gid: i64,
+}
+
+/// The history columns [`History`] is read from, in its order.
+const HISTORY_SELECT: &str =
+    "seq, hid, hostname, vm_mad, stime, etime, cid, ds_id, action, uid, gid";
+
+impl History {
+    /// A record with no action and no one who asked, in cluster 0 and system datastore 0.
+    pub fn new(seq: i64, hid: i64, hostname: &str, vm_mad: &str, stime: i64, etime: i64) -> Self {
+        History {
+            seq,
+            hid,
+            hostname: hostname.to_string(),
+            vm_mad: vm_mad.to_string(),
+            stime,
+            etime,
+            cid: 0,
+            ds_id: 0,
+            action: 0,
+            uid: -1,
+            gid: -1,
+        }
+    }
+
+    /// A record read at column `c` of `r`, as [`HISTORY_SELECT`] lists them.
+    fn read_at(r: &Row, c: usize) -> crate::sql::Result<History> {
+        Ok(History {
+            seq: r.get(c)?,
+            hid: r.get(c + 1)?,
+            hostname: r.get(c + 2)?,
+            vm_mad: r.get(c + 3)?,
+            stime: r.get(c + 4)?,
+            etime: r.get(c + 5)?,
+            cid: r.get(c + 6)?,
+            ds_id: r.get(c + 7)?,
+            action: r.get(c + 8)?,
+            uid: r.get(c + 9)?,
+            gid: r.get(c + 10)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,20 +103,11 @@ fn read(c: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
 }
 
 fn all_history(c: &Conn, vid: i64) -> crate::sql::Result<Vec<History>> {
-    let mut hist = c.prepare_cached(
-        "SELECT seq, hid, hostname, vm_mad, stime, etime FROM history WHERE vid = ?1 ORDER BY seq",
-    )?;
+    let mut hist = c.prepare_cached(&format!(
+        "SELECT {HISTORY_SELECT} FROM history WHERE vid = ?1 ORDER BY seq"
+    ))?;
     let history = hist
-        .query_map([vid], |h| {
-            Ok(History {
-                seq: h.get(0)?,
-                hid: h.get(1)?,
-                hostname: h.get(2)?,
-                vm_mad: h.get(3)?,
-                stime: h.get(4)?,
-                etime: h.get(5)?,
-            })
-        })?
+        .query_map([vid], |h| History::read_at(h, 0))?
         .collect::<Result<_, _>>()?;
     Ok(history)
 }
@@ -121,7 +160,8 @@ pub static POOL_ROWS: Rows<VmRow> = Rows {
         // The last ten are `monitoring::VM_COLUMNS` (a test checks it).
         "v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu, \
          v.memory, v.template, v.user_template, v.resched, \
-         h.seq, h.hid, h.hostname, h.vm_mad, h.stime, h.etime, \
+         h.seq, h.hid, h.hostname, h.vm_mad, h.stime, h.etime, h.cid, h.ds_id, h.action, \
+         h.uid, h.gid, \
          m.vmid, m.last_poll, m.cpu, m.memory, m.netrx, m.nettx, \
          m.diskrdbytes, m.diskwrbytes, m.diskrdiops, m.diskwriops",
         " LEFT JOIN history h ON h.vid = v.oid \
@@ -169,7 +209,7 @@ pub fn pool_select(backend: crate::Backend) -> &'static str {
 /// The VM columns [`own_columns`] reads, after the head and lock.
 const OWN_COLUMNS: usize = 11;
 /// The history columns of [`POOL_ROWS`], after the VM's.
-const HISTORY_COLUMNS: usize = 6;
+const HISTORY_COLUMNS: usize = 11;
 
 /// Reads nothing but its row: the pool bodies are kept under a fingerprint of the row's
 /// columns (`oned`'s `vm_pool_cache`), so a VmRow made from anything else would go stale there.
@@ -178,14 +218,7 @@ fn read_for_pool(_: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
     let h = col + OWN_COLUMNS;
     let history = match r.get::<Option<i64>>(h)? {
         None => Vec::new(),
-        Some(seq) => vec![History {
-            seq,
-            hid: r.get(h + 1)?,
-            hostname: r.get(h + 2)?,
-            vm_mad: r.get(h + 3)?,
-            stime: r.get(h + 4)?,
-            etime: r.get(h + 5)?,
-        }],
+        Some(_) => vec![History::read_at(r, h)?],
     };
     let m = h + HISTORY_COLUMNS;
     let monitoring = match r.get::<Option<i64>>(m)? {
@@ -404,6 +437,9 @@ pub struct Deploy {
     /// An administrator's `one.vm.deploy`: any host but an OFFLINE one, as OpenNebula's
     /// `get_host_information` allows; the scheduler takes INIT or MONITORED hosts only.
     pub by_hand: bool,
+    /// The system datastore its history record names; -1: the default of the host's cluster
+    /// (its lowest-id system datastore), as the scheduler picks it.
+    pub ds_id: i64,
     pub now: i64,
 }
 
@@ -439,11 +475,22 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
         )
         .must_match(),
         SqlStmt::new(
-            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime)
-             SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
-                    h.oid, h.name, h.vm_mad, ?3
-             FROM host_pool h WHERE h.oid = ?2",
-            vec![SqlValue::Int(oid), SqlValue::Int(hid), SqlValue::Int(now)],
+            &format!(
+                "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id)
+                 SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
+                        h.oid, h.name, h.vm_mad, ?3, h.cluster_id,
+                        CASE WHEN ?4 >= 0 THEN ?4 ELSE COALESCE((SELECT MIN(m.oid)
+                          FROM {} m JOIN datastore_pool d ON d.oid = m.oid
+                          WHERE m.cid = h.cluster_id AND d.type = 1), 0) END
+                 FROM host_pool h WHERE h.oid = ?2",
+                super::cluster::DATASTORES
+            ),
+            vec![
+                SqlValue::Int(oid),
+                SqlValue::Int(hid),
+                SqlValue::Int(now),
+                SqlValue::Int(d.ds_id),
+            ],
         ),
         recount_host_ids(&[hid]),
     ];
@@ -464,6 +511,77 @@ fn events(to: (i64, i64), which: &str, params: Vec<SqlValue>, now: i64) -> Vec<S
         params,
         now,
     })
+}
+
+/// Who asked for an action recorded in a history record: OpenNebula's `VMActions::Action`
+/// number and the caller's user and group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    pub action: i64,
+    pub uid: i64,
+    pub gid: i64,
+}
+
+/// `VirtualMachine::set_action` on VM `vid`'s open history record (none once it left its
+/// host).
+pub fn set_action(vid: i64, asked: Asked) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE history SET action = ?2, uid = ?3, gid = ?4 WHERE vid = ?1 AND etime = 0",
+        vec![
+            SqlValue::Int(vid),
+            SqlValue::Int(asked.action),
+            SqlValue::Int(asked.uid),
+            SqlValue::Int(asked.gid),
+        ],
+    )
+}
+
+/// VM `vid`'s open history record closed at `now` and a copy of it opened on the same host,
+/// as OpenNebula does for an operation on a placed VM: `DispatchManager::close_cp_history`
+/// records `closing` on the closed record (attach, snapshot, resize...); a resume
+/// (`LifeCycleManager::trigger_restore`/`trigger_restart`) records `opening` on the new one.
+/// Nothing if the VM has no open record.
+pub fn close_cp_history(
+    vid: i64,
+    closing: Option<Asked>,
+    opening: Option<Asked>,
+    now: i64,
+) -> Vec<SqlStmt> {
+    let none = Asked {
+        action: 0,
+        uid: -1,
+        gid: -1,
+    };
+    let (c, o) = (closing, opening.unwrap_or(none));
+    let mut close = vec![SqlValue::Int(vid), SqlValue::Int(now)];
+    let sql = match c {
+        Some(c) => {
+            close.extend([c.action, c.uid, c.gid].map(SqlValue::Int));
+            "UPDATE history SET etime = ?2, action = ?3, uid = ?4, gid = ?5
+             WHERE vid = ?1 AND etime = 0"
+        }
+        None => "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
+    };
+    vec![
+        SqlStmt::new(sql, close),
+        // A copy of the record the update closed: the last one, ended now. A VM without an
+        // open record gets none (unless its last record ended in this same second: the
+        // callers act on VMs on a host, whose last record is open).
+        SqlStmt::new(
+            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id, action,
+                 uid, gid)
+             SELECT ?1, seq + 1, hid, hostname, vm_mad, ?2, cid, ds_id, ?3, ?4, ?5
+             FROM history WHERE vid = ?1 AND etime = ?2
+               AND seq = (SELECT MAX(l.seq) FROM history l WHERE l.vid = ?1)",
+            vec![
+                SqlValue::Int(vid),
+                SqlValue::Int(now),
+                SqlValue::Int(o.action),
+                SqlValue::Int(o.uid),
+                SqlValue::Int(o.gid),
+            ],
+        ),
+    ]
 }
 
 /// A PENDING VM waiting for a host.
@@ -516,7 +634,7 @@ pub fn pending(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<Pen
 /// how many): what the leader's scheduled-action runner asks every period. On SQLite the
 /// partial index `vm_pool_sched` holds just those VMs; its WHERE is this query's LIKE term,
 /// word for word, or SQLite would not use it.
-pub const WITH_SCHED_ACTIONS: &str = "SELECT oid, state, lcm_state, template FROM vm_pool
+pub const WITH_SCHED_ACTIONS: &str = "SELECT oid, state, lcm_state, template, uid, gid FROM vm_pool
      WHERE state <> ?1 AND template LIKE '%SCHED_ACTION%' AND oid > ?3 ORDER BY oid LIMIT ?2";
 
 /// Whether any VM is ACTIVE (`?1`) in another LCM state than RUNNING (`?2`). Two ranges of the
@@ -748,6 +866,7 @@ mod tests {
                     from: pending,
                     room: Some((800, 8 << 20)),
                     by_hand: false,
+                    ds_id: -1,
                     now: 10,
                 });
                 write_then_compare(&c, deploy, "a deploy");
