@@ -69,7 +69,8 @@ pub async fn accounting(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     all.sql(&c, perms::VM, rows::ROWS.alias, &mut w);
     with_history_in(&mut w, start, end);
-    let sql = format!("{}{} ORDER BY v.oid", rows::ROWS.select, w.clause());
+    let whole = &rows::WHOLE_HISTORY_ROWS;
+    let sql = format!("{}{} ORDER BY v.oid", whole.select, w.clause());
     let args = w.args;
     let out = ctx
         .read(move |c| {
@@ -79,7 +80,7 @@ pub async fn accounting(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                     history_with_vm(out, v, h);
                 }
             };
-            print_rows(c, &sql, args, rows::ROWS.read, each, &mut out)?;
+            print_rows(c, &sql, args, whole.read, each, &mut out)?;
             out.push_str("</HISTORY_RECORDS>");
             Ok(out)
         })

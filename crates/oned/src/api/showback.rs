@@ -279,7 +279,11 @@ pub async fn calculate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let mut w = Where::default();
         super::accounting::with_history_in(&mut w, start, end);
         w.and("v.oid > ?", [after]);
-        let sql = format!("{}{} ORDER BY v.oid LIMIT ?", rows::ROWS.select, w.clause());
+        let sql = format!(
+            "{}{} ORDER BY v.oid LIMIT ?",
+            rows::WHOLE_HISTORY_ROWS.select,
+            w.clause()
+        );
         let mut args = w.args;
         args.push(VM_BATCH);
         let vms = ctx
@@ -288,7 +292,7 @@ pub async fn calculate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 let mut it = st.query(params_from_iter(args))?;
                 let mut out = Vec::new();
                 while let Some(r) = it.next()? {
-                    out.push((rows::ROWS.read)(c, r)?);
+                    out.push((rows::WHOLE_HISTORY_ROWS.read)(c, r)?);
                 }
                 Ok(out)
             })

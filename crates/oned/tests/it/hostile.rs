@@ -1526,3 +1526,65 @@ fn vms_no_host_can_take_never_starve_the_others() {
     let first = admin.call_xml("one.vm.info", vec![Value::Int(0)]).unwrap();
     assert!(first.contains("<STATE>1</STATE>"), "still PENDING: {first}");
 }
+
+/// Each resize of a placed VM closes its history record and opens a copy, as OpenNebula's
+/// `close_cp_history`, as fast as its owner calls: a read of the VM, and its `one.vm.info`,
+/// carry its latest 1024 records, accounting every one.
+#[test]
+fn a_vm_read_carries_at_most_its_latest_1024_history_records() {
+    let zone = Zone::bootstrap(1);
+    let admin = zone.servers[0].client();
+    let host = admin
+        .call(
+            "one.host.allocate",
+            vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    let mallory = ordinary_user(&zone, "mallory");
+    let vm = mallory
+        .call("one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 16")])
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    let state = |st: i32, lcm: i32| {
+        admin
+            .call_xml("one.vm.info", vec![Value::Int(vm)])
+            .is_ok_and(|b| b.contains(&format!("<STATE>{st}</STATE><LCM_STATE>{lcm}</LCM_STATE>")))
+    };
+    zone.wait_until(DEADLINE, "the VM runs", || state(3, 3));
+    mallory
+        .call("one.vm.action", vec![s("poweroff"), Value::Int(vm)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the VM is off", || state(8, 0));
+    let resizes = 1100;
+    for n in 0..resizes {
+        let cpu = if n % 2 == 0 { "0.2" } else { "0.1" };
+        mallory
+            .call(
+                "one.vm.resize",
+                vec![
+                    Value::Int(vm),
+                    s(&format!("CPU = {cpu}\nMEMORY = 16")),
+                    Value::Bool(false),
+                ],
+            )
+            .unwrap();
+    }
+    let body = admin.call_xml("one.vm.info", vec![Value::Int(vm)]).unwrap();
+    assert_eq!(count(&body, "<HISTORY>"), 1024);
+    assert!(
+        body.contains(&format!(
+            "<SEQ>{resizes}</SEQ><HOSTNAME>node</HOSTNAME><HID>{host}</HID>"
+        )),
+        "the latest record is there"
+    );
+    let records = admin
+        .call_xml(
+            "one.vmpool.accounting",
+            vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)],
+        )
+        .unwrap();
+    assert_eq!(count(&records, "<HISTORY>"), resizes + 1);
+}

@@ -95,19 +95,35 @@ pub struct VmRow {
 
 has_owner!(lockable VmRow);
 
+/// The history records a VM read carries, its latest: each operation on a placed VM adds a
+/// record (`close_cp_history`), as fast as a user can call, and every read of the VM and its
+/// `one.vm.info` body would otherwise grow with them. Accounting and showback read them all
+/// ([`WHOLE_HISTORY_ROWS`]).
+pub const HISTORY_KEPT: i64 = 1024;
+
 fn read(c: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
+    read_keeping(c, r, HISTORY_KEPT)
+}
+
+fn read_whole_history(c: &Conn, r: &Row) -> crate::sql::Result<VmRow> {
+    read_keeping(c, r, i64::MAX)
+}
+
+fn read_keeping(c: &Conn, r: &Row, kept: i64) -> crate::sql::Result<VmRow> {
     let (head, lock, col) = Lock::head_and_lock(r)?;
-    let history = all_history(c, head.owned.oid)?;
+    let history = last_history(c, head.owned.oid, kept)?;
     let monitoring = super::monitoring::last_vm_record(c, head.owned.oid)?;
     own_columns(r, col, head, lock, history, monitoring)
 }
 
-fn all_history(c: &Conn, vid: i64) -> crate::sql::Result<Vec<History>> {
+/// The latest `kept` history records of VM `vid`, in order.
+fn last_history(c: &Conn, vid: i64, kept: i64) -> crate::sql::Result<Vec<History>> {
     let mut hist = c.prepare_cached(&format!(
-        "SELECT {HISTORY_SELECT} FROM history WHERE vid = ?1 ORDER BY seq"
+        "SELECT {HISTORY_SELECT} FROM (SELECT {HISTORY_SELECT} FROM history WHERE vid = ?1
+           ORDER BY seq DESC LIMIT ?2) latest ORDER BY seq"
     ))?;
     let history = hist
-        .query_map([vid], |h| History::read_at(h, 0))?
+        .query_map([vid, kept], |h| History::read_at(h, 0))?
         .collect::<Result<_, _>>()?;
     Ok(history)
 }
@@ -139,15 +155,25 @@ fn own_columns(
     })
 }
 
+/// The VM columns every read of whole VMs selects.
+const SELECT: &str = owned_select!(
+    lockable "vm_pool",
+    "v",
+    "v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu, \
+     v.memory, v.template, v.user_template, v.resched"
+);
+
 pub static ROWS: Rows<VmRow> = Rows {
-    select: owned_select!(
-        lockable "vm_pool",
-        "v",
-        "v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu, \
-         v.memory, v.template, v.user_template, v.resched"
-    ),
+    select: SELECT,
     alias: "v",
     read,
+};
+
+/// [`ROWS`] with every history record: what accounting and showback add up.
+pub static WHOLE_HISTORY_ROWS: Rows<VmRow> = Rows {
+    select: SELECT,
+    alias: "v",
+    read: read_whole_history,
 };
 
 /// The VMs as pool calls print them: with only their last placement record and newest
