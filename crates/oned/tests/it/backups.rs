@@ -877,3 +877,44 @@ fn scheduled_snapshot_and_backup_actions_run_once_across_a_leader_change() {
     assert_eq!(field(&body, "MESSAGE").as_deref(), Some(""), "{body}");
     zone.servers[leader].start();
 }
+
+/// Backup jobs whose VMs were never placed stay active in OpenNebula (their VMs stay OUTDATED),
+/// and the leader reads a bounded number of active jobs per pass: one user's pile of them must
+/// not hold back another's job, whatever their priorities.
+#[test]
+fn jobs_of_vms_never_placed_never_hold_back_the_others() {
+    let zone = Zone::bootstrap(1);
+    let c = zone.servers[0].client();
+    let (ds, vms) = setup(&zone, &c, 1);
+    c.call(
+        "one.user.allocate",
+        vec![s("mallory"), s("pw"), s(""), Value::Array(vec![])],
+    )
+    .unwrap();
+    let mallory = zone.servers[0].client_as("mallory", "pw");
+    for n in 0..70 {
+        let held = ok(
+            &mallory,
+            "one.vm.allocate",
+            vec![s("CPU = 0.1\nMEMORY = 16"), Value::Bool(true)],
+        );
+        let job = ok(
+            &mallory,
+            "one.backupjob.allocate",
+            vec![s(&format!("NAME = pile-{n}\nBACKUP_VMS = \"{held}\""))],
+        );
+        ok(&mallory, "one.backupjob.backup", vec![i(job)]);
+    }
+    let job = ok(
+        &c,
+        "one.backupjob.allocate",
+        vec![s(&format!(
+            "NAME = real\nBACKUP_VMS = \"{}\"\nDATASTORE_ID = {ds}\nPRIORITY = 10",
+            vms[0]
+        ))],
+    );
+    ok(&c, "one.backupjob.backup", vec![i(job)]);
+    zone.wait_until(DEADLINE, "the real job's VM is backed up", || {
+        ids(&info(&c, "one.backupjob.info", job), "UPDATED_VMS") == vec![vms[0]]
+    });
+}

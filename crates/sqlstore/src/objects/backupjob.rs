@@ -194,10 +194,16 @@ pub fn vm_finished(oid: i64, vid: i64, ok: bool, now: i64) -> Vec<SqlStmt> {
     ]
 }
 
-/// Jobs with OUTDATED VMs, highest priority first (`BackupJobPool::active`).
+/// Jobs with OUTDATED VMs that can start a backup, highest priority first
+/// (`BackupJobPool::active`): a VM never placed has none to take (OpenNebula skips it, "the VM
+/// doesn't have history") and stays OUTDATED, so jobs holding only such VMs are left out, or
+/// `limit` of them (any user's) would hold back every other job for good. A VM gone or DONE
+/// (6) still counts: the runner takes it out of its job.
 pub fn active(c: &Conn, limit: i64) -> crate::sql::Result<Vec<BackupJobRow>> {
     let sql = format!(
-        "{} WHERE EXISTS (SELECT 1 FROM backupjob_vm x WHERE x.job = b.oid AND x.coll = 1)
+        "{} WHERE EXISTS (SELECT 1 FROM backupjob_vm x WHERE x.job = b.oid AND x.coll = 1
+             AND (EXISTS (SELECT 1 FROM history h WHERE h.vid = x.vid)
+               OR NOT EXISTS (SELECT 1 FROM vm_pool v WHERE v.oid = x.vid AND v.state <> 6)))
          ORDER BY b.priority DESC, b.oid LIMIT ?1",
         ROWS.select
     );
