@@ -21,9 +21,12 @@ use template::{Template, Value};
 
 use crate::api::vm::state;
 use crate::api::vmgroup::roles::Roles;
+use crate::sweep::Sweep;
 
-/// Groups read per pass to find VMs that left.
-const GROUPS_PER_PASS: usize = 1024;
+/// Groups read per pass to find VMs that left, in a [`Sweep`]: a pile of groups with VMs
+/// (any user's) delays the others by a few passes at most (only the 1,024 lowest were read, and
+/// DONE VMs of groups past them stayed in their roles for good).
+pub const GROUPS_PER_PASS: usize = 1024;
 
 /// Where one pending VM may go because of its group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -220,14 +223,17 @@ pub fn sched_message(
     ))
 }
 
-/// The writes that take VMs that are DONE or gone out of their groups' roles, and give back
-/// the host PCI devices DONE VMs held (`crate::api` `vm_pci`).
-pub fn leavers(c: &Conn) -> Result<Vec<SqlStmt>, sqlstore::SqlError> {
+/// The writes that take VMs that are DONE or gone out of the roles of the groups `sweep` reads
+/// next, and give back the host PCI devices DONE VMs held (`crate::api` `vm_pci`); the sweep
+/// advanced past those groups.
+pub fn leavers(c: &Conn, mut sweep: Sweep) -> Result<(Vec<SqlStmt>, Sweep), sqlstore::SqlError> {
     let mut out = Vec::new();
     if sqlstore::objects::pci::any_held_by_done(c)? {
         out.push(sqlstore::objects::pci::free_done_vms());
     }
-    for (oid, roles_text, template) in placement::groups_with_vms(c, GROUPS_PER_PASS)? {
+    let groups = placement::groups_with_vms(c, sweep.after(), sweep.limit())?;
+    sweep.advance(groups.len(), groups.last().map(|g| g.0));
+    for (oid, roles_text, template) in groups {
         let Ok(mut roles) = Roles::parse(&roles_text) else {
             continue;
         };
@@ -252,7 +258,7 @@ pub fn leavers(c: &Conn) -> Result<Vec<SqlStmt>, sqlstore::SqlError> {
             ));
         }
     }
-    Ok(out)
+    Ok((out, sweep))
 }
 
 #[cfg(test)]

@@ -203,6 +203,8 @@ struct Plan {
     host_of: BTreeMap<i64, i64>,
     /// VMs that are DONE or gone leaving their VM groups.
     leavers: Vec<sqlstore::SqlStmt>,
+    /// The groups' sweep, advanced past the groups read (unmoved if none were).
+    groups: Sweep,
     /// The host bodies the requirements were evaluated against (empty if none was needed).
     bodies: Bodies,
 }
@@ -238,17 +240,21 @@ pub(crate) fn images_and_networks_of(t: &template::Template) -> (Vec<i64>, Vec<i
     (ids("DISK", "IMAGE_ID"), ids("NIC", "NETWORK_ID"))
 }
 
-/// `groups`: whether to look for VMs leaving their groups (see [`LeaverWatch`]).
+/// `groups`: the groups to look at for VMs leaving them, if any (see [`LeaverWatch`]).
 /// `bodies`: the host bodies of an earlier read if the database has not changed since.
 /// `sweep`: which PENDING VMs to read.
 fn read_plan(
     c: &Conn,
-    groups: bool,
+    groups: Option<Sweep>,
     bodies: Option<Bodies>,
     mut sweep: Sweep,
 ) -> Result<Plan, sqlstore::SqlError> {
     let mut vms = Vec::new();
     let mut host_of = BTreeMap::new();
+    let (leavers, next_groups) = match groups {
+        Some(g) => crate::affinity::leavers(c, g)?,
+        None => (Vec::new(), Sweep::new(crate::affinity::GROUPS_PER_PASS)),
+    };
     let pending = vm::pending(c, sweep.after(), sweep.limit())?;
     sweep.advance(pending.len(), pending.last().map(|v| v.oid));
     // Host bodies are built only when some VM waits for one.
@@ -278,11 +284,8 @@ fn read_plan(
         moving: vm::any_moving(c)?,
         host_of,
         bodies,
-        leavers: if groups {
-            crate::affinity::leavers(c)?
-        } else {
-            Vec::new()
-        },
+        leavers,
+        groups: next_groups,
     })
 }
 
@@ -359,13 +362,16 @@ fn place_all(
     out
 }
 
-/// When the groups are read for VMs that left them (`affinity::leavers`, up to 1,024 groups):
-/// a VM leaves only through a replicated write, so once a read found nothing to do at applied
-/// log index N, nothing changes until the local database applies past N, and the idle leader
-/// skips the read. Solo servers have no index and read every period.
+/// When the groups are read for VMs that left them (`affinity::leavers`, 1,024 groups a pass
+/// in a sweep): a VM leaves only through a replicated write, so once a whole round of the
+/// sweep, from the lowest group to the last, found nothing to do with the local database at
+/// applied log index N, nothing changes until it applies past N, and the idle leader skips the
+/// read. Solo servers have no index and read every period.
 #[derive(Debug, Default)]
 struct LeaverWatch {
     clean_at: Option<u64>,
+    /// The applied index at which the current round began and has found nothing since.
+    quiet_since: Option<u64>,
 }
 
 impl LeaverWatch {
@@ -375,9 +381,21 @@ impl LeaverWatch {
         applied.is_none() || applied != self.clean_at
     }
 
-    /// A read at `applied` found nothing to do.
-    fn clean_at(&mut self, applied: Option<u64>) {
-        self.clean_at = applied;
+    /// A read at `applied` of the groups after `from` (-1: a new round) found work or not, and
+    /// `to` is where the next read starts (-1: this one reached the last group).
+    fn read(&mut self, applied: Option<u64>, from: i64, found: bool, to: i64) {
+        if found || applied.is_none() {
+            self.quiet_since = None;
+            return;
+        }
+        if from == -1 {
+            self.quiet_since = applied;
+        } else if self.quiet_since != applied {
+            self.quiet_since = None;
+        }
+        if to == -1 && self.quiet_since.is_some() {
+            self.clean_at = applied;
+        }
     }
 }
 
@@ -428,13 +446,14 @@ pub async fn run(
 ) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut watch = LeaverWatch::default();
+    let mut groups_sweep = Sweep::new(crate::affinity::GROUPS_PER_PASS);
     let mut hosts = BodyCache::default();
     let mut sweep = Sweep::new(SCAN);
     let mut flagged = Sweep::new(crate::resched::BATCH);
     loop {
         ticks.next().await;
         let applied = cluster.last_applied();
-        let groups = watch.due(applied);
+        let groups = watch.due(applied).then_some(groups_sweep);
         let cached = hosts.get(applied);
         let read = move |c: &Conn| read_plan(c, groups, cached, sweep);
         let plan = match crate::db::read(&pool, read).await {
@@ -445,8 +464,10 @@ pub async fn run(
             }
         };
         sweep = plan.sweep;
-        if groups && plan.leavers.is_empty() {
-            watch.clean_at(applied);
+        if let Some(read) = groups {
+            groups_sweep = plan.groups;
+            let found = !plan.leavers.is_empty();
+            watch.read(applied, read.after(), found, groups_sweep.after());
         }
         if !plan.bodies.is_empty() {
             hosts.keep(applied, plan.bodies.clone());
@@ -672,9 +693,18 @@ mod tests {
     fn groups_are_read_again_only_after_a_new_write() {
         let mut w = LeaverWatch::default();
         assert!(w.due(Some(7)));
-        w.clean_at(Some(7));
-        assert!(!w.due(Some(7)), "nothing applied since a clean read");
+        w.read(Some(7), -1, false, 1023);
+        assert!(w.due(Some(7)), "a round not finished");
+        w.read(Some(7), 1023, false, -1);
+        assert!(!w.due(Some(7)), "nothing applied since a clean round");
         assert!(w.due(Some(8)));
+        w.read(Some(8), -1, false, 1023);
+        w.read(Some(9), 1023, false, -1);
+        assert!(w.due(Some(9)), "a write during the round: another round");
+        w.read(Some(9), -1, true, -1);
+        assert!(w.due(Some(9)), "work found");
+        w.read(Some(9), -1, false, -1);
+        assert!(!w.due(Some(9)), "a round of one read");
         assert!(w.due(None), "solo: no index, read every period");
         let mut cache = BodyCache::default();
         assert!(cache.get(Some(3)).is_none());

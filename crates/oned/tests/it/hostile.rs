@@ -1588,3 +1588,48 @@ fn a_vm_read_carries_at_most_its_latest_1024_history_records() {
         .unwrap();
     assert_eq!(count(&records, "<HISTORY>"), resizes + 1);
 }
+
+/// The leader reads groups for VMs that left them 1,024 at a time: one user's 1,030 groups
+/// holding VMs must not keep a DONE VM of a later group in its role for good.
+#[test]
+fn a_pile_of_vm_groups_never_keeps_a_done_vm_in_a_later_groups_role() {
+    let zone = Zone::bootstrap(1);
+    let mallory = ordinary_user(&zone, "mallory");
+    let admin = zone.servers[0].client();
+    let id = |v: Value| v.as_i64().unwrap() as i32;
+    let group_with_vm = |c: &Client, n: usize| {
+        let g = id(c
+            .call(
+                "one.vmgroup.allocate",
+                vec![s(&format!("NAME = pile-{n}\nROLE = [ NAME = r ]"))],
+            )
+            .unwrap());
+        let vm = id(c
+            .call(
+                "one.vm.allocate",
+                vec![
+                    s(&format!(
+                        "CPU = 0.1\nMEMORY = 16\nVMGROUP = [ VMGROUP_ID = {g}, ROLE = r ]"
+                    )),
+                    Value::Bool(true),
+                ],
+            )
+            .unwrap());
+        (g, vm)
+    };
+    for n in 0..1030 {
+        group_with_vm(&mallory, n);
+    }
+    let (g, vm) = group_with_vm(&admin, 9999);
+    let role_vms = || {
+        let body = admin
+            .call_xml("one.vmgroup.info", vec![Value::Int(g)])
+            .unwrap();
+        body.contains(&format!("<VMS><![CDATA[{vm}]]></VMS>"))
+    };
+    assert!(role_vms(), "the VM joined its role");
+    admin
+        .call("one.vm.action", vec![s("terminate"), Value::Int(vm)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the DONE VM leaves its role", || !role_vms());
+}

@@ -57,13 +57,15 @@ pub fn group(c: &Conn, oid: i64) -> crate::sql::Result<Option<GroupRules>> {
         .optional()
 }
 
-/// Up to `limit` groups with a VM in a role, lowest oid first.
-pub fn groups_with_vms(c: &Conn, limit: usize) -> crate::sql::Result<Vec<GroupRules>> {
+/// Up to `limit` groups with a VM in a role, of oids above `after`, lowest first.
+pub fn groups_with_vms(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<GroupRules>> {
     c.prepare_cached(
-        "SELECT oid, roles, template FROM vmgroup_pool WHERE roles LIKE '%VMS=%'
+        "SELECT oid, roles, template FROM vmgroup_pool WHERE roles LIKE '%VMS=%' AND oid > ?2
          ORDER BY oid LIMIT ?1",
     )?
-    .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    .query_map([limit as i64, after], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?
     .collect()
 }
 
@@ -152,7 +154,7 @@ mod tests {
             ));
             crate::txn::run_all(c, &[join_new_vm(0, "X".into(), was, next)]).unwrap();
             assert_eq!(group(c, 0).unwrap().unwrap().1, "X");
-            assert_eq!(groups_with_vms(c, 10).unwrap(), vec![]);
+            assert_eq!(groups_with_vms(c, -1, 10).unwrap(), vec![]);
             assert_eq!(vm_host(c, 12345).unwrap(), None);
         });
     }
