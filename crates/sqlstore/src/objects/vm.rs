@@ -590,15 +590,16 @@ pub fn close_cp_history(
     };
     vec![
         SqlStmt::new(sql, close),
-        // A copy of the record the update closed: the last one, ended now. A VM without an
-        // open record gets none (unless its last record ended in this same second: the
-        // callers act on VMs on a host, whose last record is open).
+        // A copy of the record the update closed: the last one, ended now, of a VM on a host
+        // (whose last record is the open one; a VM off its host, whose last record may have
+        // ended in this same second, gets none).
         SqlStmt::new(
             "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id, action,
                  uid, gid)
              SELECT ?1, seq + 1, hid, hostname, vm_mad, ?2, cid, ds_id, ?3, ?4, ?5
              FROM history WHERE vid = ?1 AND etime = ?2
-               AND seq = (SELECT MAX(l.seq) FROM history l WHERE l.vid = ?1)",
+               AND seq = (SELECT MAX(l.seq) FROM history l WHERE l.vid = ?1)
+               AND EXISTS (SELECT 1 FROM vm_pool v WHERE v.oid = ?1 AND v.hid >= 0)",
             vec![
                 SqlValue::Int(vid),
                 SqlValue::Int(now),
@@ -849,6 +850,62 @@ mod tests {
         crate::txn::run_all(c, &[recount_hosts()]).unwrap();
         assert_eq!(partial, shares(c), "after {what}");
         partial
+    }
+
+    #[test]
+    fn an_operation_closes_a_placed_vms_record_and_copies_it_and_none_off_its_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut locations = vec![Location::Sqlite(dir.path().join("one.db"))];
+        locations.extend(crate::testing::fresh_mysql_database());
+        for loc in locations {
+            let mut c = crate::open_state(&loc).unwrap();
+            crate::testing::bootstrap(&mut c);
+            // VM 1 on host 4 since 10 (cluster 100, system datastore 0); VM 2 left host 4 at 20.
+            c.execute_batch(
+                "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
+                   prev_lcm_state, stime, cpu, memory, template, hid)
+                 VALUES (1, 'a', 0, 0, 384, 3, 3, 3, 3, 0, 1, 64, '', 4),
+                        (2, 'b', 0, 0, 384, 9, 0, 9, 0, 0, 1, 64, '', -1);
+                 INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, etime, cid)
+                 VALUES (1, 0, 4, 'h', 'dummy', 10, 0, 100),
+                        (2, 0, 4, 'h', 'dummy', 10, 20, 100);",
+            )
+            .unwrap();
+            let asked = Asked {
+                action: 35,
+                uid: 2,
+                gid: 1,
+            };
+            crate::txn::run_all(&c, &close_cp_history(1, Some(asked), None, 20)).unwrap();
+            crate::txn::run_all(&c, &close_cp_history(2, Some(asked), None, 20)).unwrap();
+            let records = |vid: i64| {
+                let mut st = c
+                    .prepare(
+                        "SELECT seq, stime, etime, cid, action, uid, gid FROM history
+                         WHERE vid = ?1 ORDER BY seq",
+                    )
+                    .unwrap();
+                st.query_map([vid], |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        r.get::<i64>(1)?,
+                        r.get::<i64>(2)?,
+                        r.get::<i64>(3)?,
+                        r.get::<i64>(4)?,
+                        r.get::<i64>(5)?,
+                        r.get::<i64>(6)?,
+                    ))
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+            };
+            assert_eq!(
+                records(1),
+                [(0, 10, 20, 100, 35, 2, 1), (1, 20, 0, 100, 0, -1, -1)]
+            );
+            assert_eq!(records(2), [(0, 10, 20, 100, 0, -1, -1)], "off its host");
+        }
     }
 
     #[test]
