@@ -442,4 +442,35 @@ mod tests {
             Some(vec![last as i64 - 1, last as i64])
         );
     }
+
+    #[test]
+    fn the_history_writes_of_actions_touch_their_vm_only() {
+        use crate::objects::vm::{self, Asked, Deploy, DeployFrom};
+        let asked = Asked {
+            action: 35,
+            uid: 2,
+            gid: 1,
+        };
+        let mut stmts = vec![vm::set_action(7, asked)];
+        stmts.extend(vm::close_cp_history(7, Some(asked), None, 10));
+        stmts.extend(vm::close_cp_history(7, None, Some(asked), 10));
+        stmts.extend(vm::deploy_stmts(&Deploy {
+            oid: 7,
+            hid: 3,
+            from: DeployFrom {
+                state: 4,
+                prev_state: 3,
+            },
+            room: None,
+            by_hand: true,
+            ds_id: -1,
+            now: 10,
+        }));
+        for st in stmts.iter().filter(|st| {
+            let t = crate::changes::target(&st.sql).unwrap_or_default();
+            t == "history" || t == "vm_pool"
+        }) {
+            assert_eq!(touched_vm(st), Some(7), "{}", st.sql);
+        }
+    }
 }
