@@ -640,7 +640,7 @@ mod tests {
                 cpu,
                 memory,
                 template: String::new(),
-                prev_state: state::PENDING,
+                last_action: None,
             },
             clusters,
             rules: None,

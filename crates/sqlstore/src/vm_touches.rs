@@ -459,7 +459,7 @@ mod tests {
             hid: 3,
             from: DeployFrom {
                 state: 4,
-                prev_state: 3,
+                last_action: Some(9),
             },
             room: None,
             by_hand: true,

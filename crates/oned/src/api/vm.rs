@@ -405,7 +405,9 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     let mut stmts = action_move(&vm.template, id, (st, lc), (new_state, new_lcm), now());
     let by = (s.uid, s.gid);
-    let history = super::vm_actions::history(&action, id, (new_state, new_lcm), by, now());
+    let last = vm.history.last().map(|h| h.seq);
+    let to = (new_state, new_lcm);
+    let history = super::vm_actions::history(&action, id, last, to, by, now());
     stmts.extend(history);
     // A VM resumed counts for its owner's RUNNING_* quotas once more: checked as OpenNebula's
     // resume checks them (ACTION, no final period), and guarded where applied. Other actions
@@ -529,7 +531,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         hid,
         from: sqlstore::objects::vm::DeployFrom {
             state: vm.state,
-            prev_state: vm.prev_state,
+            last_action: vm.history.last().map(|h| h.action),
         },
         room: enforce.then_some((host.max_cpu, host.max_mem)),
         by_hand: true,

@@ -32,6 +32,7 @@ pub mod number {
     pub const STOP: i64 = 9;
     pub const SUSPEND: i64 = 10;
     pub const RESUME: i64 = 11;
+    pub const DELETE_RECREATE: i64 = 14;
     pub const POWEROFF: i64 = 19;
     pub const POWEROFF_HARD: i64 = 20;
     pub const DISK_ATTACH: i64 = 21;
@@ -76,8 +77,16 @@ fn recorded(action: &str) -> Option<i64> {
 /// The history statements of `action` moving VM `vid` to `to`, asked by (`uid`, `gid`): a
 /// resume that boots the VM on its host closes its record and opens a copy with RESUME
 /// (`trigger_restore`, `trigger_restart`); terminate, undeploy, poweroff, stop and suspend
-/// record themselves on the open record.
-pub fn history(action: &str, vid: i64, to: (i64, i64), by: (i64, i64), now: i64) -> Vec<SqlStmt> {
+/// record themselves on the VM's last record, `last` (its SEQ) if the caller read it, else the
+/// open one.
+pub fn history(
+    action: &str,
+    vid: i64,
+    last: Option<i64>,
+    to: (i64, i64),
+    by: (i64, i64),
+    now: i64,
+) -> Vec<SqlStmt> {
     let asked = |action| Asked {
         action,
         uid: by.0,
@@ -86,10 +95,13 @@ pub fn history(action: &str, vid: i64, to: (i64, i64), by: (i64, i64), now: i64)
     if action == "resume" && to.0 == state::ACTIVE {
         return rows::close_cp_history(vid, None, Some(asked(number::RESUME)), now);
     }
-    recorded(action)
-        .map(|n| rows::set_action(vid, asked(n)))
-        .into_iter()
-        .collect()
+    let Some(n) = recorded(action) else {
+        return Vec::new();
+    };
+    vec![match last {
+        Some(seq) => rows::set_action_at(vid, seq, asked(n)),
+        None => rows::set_action(vid, asked(n)),
+    }]
 }
 
 /// `DispatchManager::close_cp_history` of an operation `action` the caller `s` did on VM

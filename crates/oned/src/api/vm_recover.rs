@@ -171,7 +171,17 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if to == (st, lc) {
         return Ok(Value::Int(id as i32));
     }
-    let stmts = stmts_for(&v, to)?;
+    let mut stmts = stmts_for(&v, to)?;
+    // `DispatchManager::delete_recreate` records itself on the VM's last record: a STOPPED VM
+    // recreated is then deployed anew, not resumed (`DeployFrom::prolog`).
+    if let (4, Some(last)) = (op, v.history.last()) {
+        let asked = rows::Asked {
+            action: super::vm_actions::number::DELETE_RECREATE,
+            uid: s.uid,
+            gid: s.gid,
+        };
+        stmts.insert(0, rows::set_action_at(id, last.seq, asked));
+    }
     // A STOPPED or UNDEPLOYED VM recreated counts for its owner's RUNNING_* quotas again.
     let running = sqlstore::objects::quota::counts_as_running;
     let ask = Ask::running_vm(v.cpu, v.memory as f64);

@@ -103,6 +103,8 @@ fn actions_take_vms_from_every_state_opennebula_allows() {
     act(&c, "terminate", vm).unwrap();
     zone.wait_until(DEADLINE, "the VM is done", || in_state(&c, vm, 6, 0));
     zone.wait_until(DEADLINE, "it went through EPILOG", || runs(&c, epilog) == 1);
+    // The record the stop closed says terminate (27), as `set_action` on the last record.
+    assert_eq!(records(&c, vm).last().map(|r| r.0), Some(27));
     assert_eq!(act(&c, "terminate", vm), Ok(vm));
     assert_eq!(act(&c, "terminate-hard", vm), Ok(vm));
     assert_eq!(

@@ -210,6 +210,34 @@ fn deploy_refuses_as_oned_and_brings_stopped_and_undeployed_vms_back() {
     });
     assert_eq!(runs(&c, undeploy), 1);
 
+    eprintln!("--- resumed, held and released while no host takes it: still PROLOG_RESUME");
+    let hosts = [a, b, lonely];
+    for h in hosts {
+        ok(&c, "one.host.status", vec![i(h), i(1)]);
+    }
+    c.call("one.vm.action", vec![s("stop"), i(vm)]).unwrap();
+    zone.wait_until(DEADLINE, "the VM is STOPPED", || in_state(&c, vm, 4, 0));
+    for action in ["resume", "hold", "release"] {
+        c.call("one.vm.action", vec![s(action), i(vm)]).unwrap();
+    }
+    assert!(in_state(&c, vm, 1, 0), "PENDING, no host enabled");
+    for h in hosts {
+        ok(&c, "one.host.status", vec![i(h), i(0)]);
+    }
+    zone.wait_until(DEADLINE, "the VM runs again", || in_state(&c, vm, 3, 3));
+    zone.wait_until(DEADLINE, "it went through PROLOG_RESUME", || {
+        runs(&c, resume) == 3
+    });
+
+    eprintln!("--- stopped and recreated: deployed anew, through PROLOG");
+    let prolog = hook_on(&c, "PROLOG");
+    c.call("one.vm.action", vec![s("stop"), i(vm)]).unwrap();
+    zone.wait_until(DEADLINE, "the VM is STOPPED", || in_state(&c, vm, 4, 0));
+    c.call("one.vm.recover", vec![i(vm), i(4)]).unwrap();
+    zone.wait_until(DEADLINE, "the VM runs again", || in_state(&c, vm, 3, 3));
+    zone.wait_until(DEADLINE, "it went through PROLOG", || runs(&c, prolog) == 1);
+    assert_eq!(runs(&c, resume), 3, "not PROLOG_RESUME");
+
     eprintln!("--- a stopped VM deployed again counts for its owner's RUNNING quotas");
     let uid = ok(
         &c,

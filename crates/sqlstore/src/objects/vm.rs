@@ -421,31 +421,27 @@ pub fn move_stmts(m: &Move) -> Vec<SqlStmt> {
 }
 
 /// Where a VM is deployed from, as `one.vm.deploy` and the scheduler read it: its STATE and
-/// PREV_STATE.
+/// the action that ended its last history record (`None`: it has none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeployFrom {
     pub state: i64,
-    pub prev_state: i64,
+    pub last_action: Option<i64>,
 }
+
+/// `VMActions::STOP_ACTION`, `UNDEPLOY_ACTION`, `UNDEPLOY_HARD_ACTION`.
+const STOP_ACTION: i64 = 9;
+const UNDEPLOY_ACTIONS: [i64; 2] = [5, 6];
 
 impl DeployFrom {
     /// The PROLOG the deployment starts with, as `LifeCycleManager::trigger_deploy` picks it by
-    /// the action that took the VM off its last host: a VM stopped (or undeployed) has its disks
-    /// brought back, PROLOG_RESUME (PROLOG_UNDEPLOY), whether deployed as it is or PENDING again
-    /// after `resume` (PREV_STATE holds where it was); else PROLOG.
+    /// the action that ended the VM's previous record: a VM stopped (undeployed) has its disks
+    /// brought back, PROLOG_RESUME (PROLOG_UNDEPLOY), whether deployed as it is or PENDING
+    /// again after `resume`, held and released or not; else PROLOG.
     pub fn prolog(self) -> i64 {
-        let was = if self.state == VmState::Pending.as_i64() || self.state == VmState::Hold.as_i64()
-        {
-            self.prev_state
-        } else {
-            self.state
-        };
-        if was == VmState::Stopped.as_i64() {
-            LcmState::PrologResume.as_i64()
-        } else if was == VmState::Undeployed.as_i64() {
-            LcmState::PrologUndeploy.as_i64()
-        } else {
-            LcmState::Prolog.as_i64()
+        match self.last_action {
+            Some(STOP_ACTION) => LcmState::PrologResume.as_i64(),
+            Some(a) if UNDEPLOY_ACTIONS.contains(&a) => LcmState::PrologUndeploy.as_i64(),
+            _ => LcmState::Prolog.as_i64(),
         }
     }
 }
@@ -478,9 +474,9 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
         SqlStmt::new(
             "UPDATE vm_pool SET prev_state = state, prev_lcm_state = lcm_state, state = ?4,
                 lcm_state = ?5, hid = ?2
-             WHERE oid = ?1 AND state = ?6 AND prev_state = ?7
+             WHERE oid = ?1 AND state = ?6
                AND EXISTS (SELECT 1 FROM host_pool h WHERE h.oid = ?2
-                 AND (h.state IN (?8, ?9) OR (?12 = 1 AND h.state <> ?13))
+                 AND (h.state IN (?8, ?9) OR (?12 = 1 AND h.state <> ?7))
                  AND (?3 = 0 OR (h.cpu_usage + CAST(ROUND(vm_pool.cpu * 100) AS INTEGER) <= ?10
                    AND h.mem_usage + vm_pool.memory * 1024 <= ?11)))",
             vec![
@@ -490,13 +486,12 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
                 SqlValue::Int(prolog.0),
                 SqlValue::Int(prolog.1),
                 SqlValue::Int(d.from.state),
-                SqlValue::Int(d.from.prev_state),
+                SqlValue::Int(HostState::Offline.as_i64()),
                 SqlValue::Int(HostState::Init.as_i64()),
                 SqlValue::Int(HostState::Monitored.as_i64()),
                 SqlValue::Int(max_cpu),
                 SqlValue::Int(max_mem),
                 SqlValue::Int(d.by_hand as i64),
-                SqlValue::Int(HostState::Offline.as_i64()),
             ],
         )
         .must_match(),
@@ -562,6 +557,21 @@ pub fn set_action(vid: i64, asked: Asked) -> SqlStmt {
     )
 }
 
+/// `VirtualMachine::set_action` on record `seq` of VM `vid`, open or not (its last, as the
+/// caller read it in the VM it changes in the same write).
+pub fn set_action_at(vid: i64, seq: i64, asked: Asked) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE history SET action = ?3, uid = ?4, gid = ?5 WHERE vid = ?1 AND seq = ?2",
+        vec![
+            SqlValue::Int(vid),
+            SqlValue::Int(seq),
+            SqlValue::Int(asked.action),
+            SqlValue::Int(asked.uid),
+            SqlValue::Int(asked.gid),
+        ],
+    )
+}
+
 /// VM `vid`'s open history record closed at `now` and a copy of it opened on the same host,
 /// as OpenNebula does for an operation on a placed VM: `DispatchManager::close_cp_history`
 /// records `closing` on the closed record (attach, snapshot, resize...); a resume
@@ -620,16 +630,16 @@ pub struct PendingVm {
     pub memory: i64,
     /// Its template, where its disks and NICs name their images and networks.
     pub template: String,
-    /// Where it was before PENDING: a VM stopped or undeployed and resumed is deployed with
-    /// its disks brought back ([`DeployFrom::prolog`]).
-    pub prev_state: i64,
+    /// The action that ended its last history record, if it has one: a VM stopped or
+    /// undeployed and resumed is deployed with its disks brought back ([`DeployFrom::prolog`]).
+    pub last_action: Option<i64>,
 }
 
 impl PendingVm {
     pub fn deploy_from(&self) -> DeployFrom {
         DeployFrom {
             state: VmState::Pending.as_i64(),
-            prev_state: self.prev_state,
+            last_action: self.last_action,
         }
     }
 }
@@ -639,7 +649,9 @@ impl PendingVm {
 /// it. Saying so makes both columns of the index equal, so its entries come in id order and the
 /// search stops after `?2` of them; with `state` alone SQLite read every pending VM's row and
 /// sorted them, every period (at 20k pending VMs, 1-2 % of a leader's CPU under writes).
-pub const PENDING: &str = "SELECT oid, cpu, memory, template, prev_state FROM vm_pool
+pub const PENDING: &str = "SELECT oid, cpu, memory, template,
+       (SELECT h.action FROM history h WHERE h.vid = vm_pool.oid ORDER BY h.seq DESC LIMIT 1)
+     FROM vm_pool
      WHERE state = ?1 AND lcm_state = 0 AND oid > ?3 ORDER BY oid LIMIT ?2";
 
 /// Up to `limit` PENDING VMs of ids above `after`, lowest first.
@@ -651,7 +663,7 @@ pub fn pending(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<Pen
             cpu: r.get(1)?,
             memory: r.get(2)?,
             template: r.get(3)?,
-            prev_state: r.get(4)?,
+            last_action: r.get(4)?,
         })
     })?
     .collect()
@@ -941,7 +953,7 @@ mod tests {
             for (v, h) in [(1, 0), (2, 0), (3, 1), (4, 2), (5, 2)] {
                 let pending = DeployFrom {
                     state: 1,
-                    prev_state: 1,
+                    last_action: None,
                 };
                 let deploy = deploy_stmts(&Deploy {
                     oid: v,
