@@ -438,6 +438,12 @@ CREATE TABLE IF NOT EXISTS history (
     action INTEGER NOT NULL DEFAULT 0,
     uid INTEGER NOT NULL DEFAULT -1,
     gid INTEGER NOT NULL DEFAULT -1,
+    pstime INTEGER NOT NULL DEFAULT 0,
+    petime INTEGER NOT NULL DEFAULT 0,
+    rstime INTEGER NOT NULL DEFAULT 0,
+    retime INTEGER NOT NULL DEFAULT 0,
+    estime INTEGER NOT NULL DEFAULT 0,
+    eetime INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (vid, seq)
 );
 CREATE TABLE IF NOT EXISTS vm_monitoring (
@@ -733,13 +739,20 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
 }
 
 /// The history columns added after the table: a record's cluster and system datastore
-/// (`History::cid`, `ds_id`) and the action that closed it with who asked for it.
-const HISTORY_COLUMNS: [(&str, &str); 5] = [
+/// (`History::cid`, `ds_id`), the action that closed it with who asked for it, and the start
+/// and end of its prolog, running and epilog times.
+const HISTORY_COLUMNS: [(&str, &str); 11] = [
     ("cid", "INTEGER NOT NULL DEFAULT 0"),
     ("ds_id", "INTEGER NOT NULL DEFAULT 0"),
     ("action", "INTEGER NOT NULL DEFAULT 0"),
     ("uid", "INTEGER NOT NULL DEFAULT -1"),
     ("gid", "INTEGER NOT NULL DEFAULT -1"),
+    ("pstime", "INTEGER NOT NULL DEFAULT 0"),
+    ("petime", "INTEGER NOT NULL DEFAULT 0"),
+    ("rstime", "INTEGER NOT NULL DEFAULT 0"),
+    ("retime", "INTEGER NOT NULL DEFAULT 0"),
+    ("estime", "INTEGER NOT NULL DEFAULT 0"),
+    ("eetime", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// Secondary indexes of per-owner and per-VM lookups, which otherwise scan whole tables: quota

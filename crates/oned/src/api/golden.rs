@@ -11,7 +11,7 @@ use sqlstore::objects::group::GroupRow;
 use sqlstore::objects::host::HostRow;
 use sqlstore::objects::image::ImageRow;
 use sqlstore::objects::template::TemplateRow;
-use sqlstore::objects::vm::{History, VmRow};
+use sqlstore::objects::vm::{History, PhaseTimes, VmRow};
 use sqlstore::objects::vnet::VnetRow;
 use sqlstore::{Head, Lock, Owned, UserRow, ZoneRow, ZoneServerRow};
 
@@ -317,7 +317,16 @@ fn vm() {
         template: TEMPLATE.to_string(),
         user_template: "LABELS = \"prod\"".to_string(),
         resched: false,
-        history: vec![History::new(0, 3, "host-a", "dummy", 1_700_000_010, 0)],
+        // Placed at 10, its prolog done and running from 12.
+        history: vec![History {
+            times: PhaseTimes {
+                pstime: 1_700_000_010,
+                petime: 1_700_000_012,
+                rstime: 1_700_000_012,
+                ..PhaseTimes::default()
+            },
+            ..History::new(0, 3, "host-a", "dummy", 1_700_000_010, 0)
+        }],
         monitoring: None,
     };
     check("vm", "VM", VM, &body(|o| super::vm::vm_xml(&row, o)));
@@ -376,7 +385,13 @@ fn vm_row_with_devices() -> VmRow {
                 gid: 1,
                 ..History::new(0, 3, "host-a", "dummy", 1_700_000_010, 1_700_000_020)
             },
-            History::new(1, 4, "host-b", "dummy", 1_700_000_030, 0),
+            History {
+                times: PhaseTimes {
+                    rstime: 1_700_000_030,
+                    ..PhaseTimes::default()
+                },
+                ..History::new(1, 4, "host-b", "dummy", 1_700_000_030, 0)
+            },
         ],
         monitoring: None,
     }

@@ -98,10 +98,17 @@ pub fn history(
     let Some(n) = recorded(action) else {
         return Vec::new();
     };
-    vec![match last {
+    let mut stmts = vec![match last {
         Some(seq) => rows::set_action_at(vid, seq, asked(n)),
         None => rows::set_action(vid, asked(n)),
-    }]
+    }];
+    // A VM that was not running goes straight to its epilog (`trigger_shutdown`,
+    // `trigger_undeploy`, `trigger_stop`): it starts now.
+    let epilog = [lcm::EPILOG, lcm::EPILOG_UNDEPLOY, lcm::EPILOG_STOP];
+    if let (Some(seq), true) = (last, to.0 == state::ACTIVE && epilog.contains(&to.1)) {
+        stmts.push(rows::stamp_at(vid, seq, &["estime"], now));
+    }
+    stmts
 }
 
 /// `DispatchManager::close_cp_history` of an operation `action` the caller `s` did on VM

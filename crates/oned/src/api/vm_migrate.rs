@@ -111,6 +111,11 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         },
     ));
     stmts.extend(new_host_stmts(id, c_hid, hid, now()));
+    // A VM not running starts copying its disks to the new host at once
+    // (`start_prolog_migrate`); a running one after its save (a driver step).
+    if to.1 != lcm::MIGRATE && to.1 != lcm::SAVE_MIGRATE {
+        stmts.push(rows::stamp_open(id, &["pstime"], now()));
+    }
     if enforce {
         stmts.push(rows::host_fits(id));
     }
@@ -133,8 +138,11 @@ pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
             vec![SqlValue::Int(vid), SqlValue::Int(to), SqlValue::Int(from)],
         )
         .must_match(),
+        // The record it leaves ends, and its running time with it if the VM ran there.
         SqlStmt::new(
-            "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
+            "UPDATE history SET etime = ?2,
+                 retime = CASE WHEN retime = 0 AND rstime > 0 THEN ?2 ELSE retime END
+             WHERE vid = ?1 AND etime = 0",
             vec![SqlValue::Int(vid), SqlValue::Int(now)],
         ),
         // In the new host's cluster, on the system datastore it was on.

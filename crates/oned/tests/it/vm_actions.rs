@@ -147,6 +147,20 @@ fn records(c: &cli::Client, vm: i32) -> Vec<(i64, i64, i64, i64, bool)> {
         .collect()
 }
 
+/// Which of PSTIME, PETIME, RSTIME, RETIME, ESTIME, EETIME each of the VM's records has set.
+fn phases(c: &cli::Client, vm: i32) -> Vec<[bool; 6]> {
+    let body = c.call_xml("one.vm.info", vec![i(vm)]).unwrap();
+    let v = cli::xml::Element::parse(&body).unwrap();
+    v.child("HISTORY_RECORDS")
+        .into_iter()
+        .flat_map(|h| h.children_named("HISTORY"))
+        .map(|h| {
+            ["PSTIME", "PETIME", "RSTIME", "RETIME", "ESTIME", "EETIME"]
+                .map(|k| h.int_of(k).unwrap() > 0)
+        })
+        .collect()
+}
+
 /// History records as `VirtualMachine::set_action` and `close_cp_history` keep them: the
 /// action that ended a record and who asked for it, a record closed and copied by a resume
 /// (RESUME on the copy) and by a resize of a placed VM (RESIZE on the closed one).
@@ -173,10 +187,13 @@ fn history_records_say_which_action_ended_them_and_who_asked() {
     zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
     let (h, u, users) = (host as i64, uid as i64, 1);
     assert_eq!(records(&c, vm), [(0, -1, -1, h, false)]);
+    let (t, f) = (true, false);
+    assert_eq!(phases(&c, vm), [[t, t, t, f, f, f]], "prolog done, running");
 
     act(&hana, "poweroff", vm).unwrap();
     zone.wait_until(DEADLINE, "the VM is off", || in_state(&c, vm, 8, 0));
     assert_eq!(records(&c, vm), [(19, u, users, h, false)]);
+    assert_eq!(phases(&c, vm), [[t, t, t, t, f, f]], "not running");
 
     act(&c, "resume", vm).unwrap();
     zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
@@ -184,6 +201,7 @@ fn history_records_say_which_action_ended_them_and_who_asked() {
         records(&c, vm),
         [(19, u, users, h, true), (11, 0, 0, h, false)]
     );
+    assert_eq!(phases(&c, vm)[1], [f, f, t, f, f, f], "running again");
 
     c.call(
         "one.vm.resize",
@@ -204,4 +222,9 @@ fn history_records_say_which_action_ended_them_and_who_asked() {
     zone.wait_until(DEADLINE, "the VM is done", || in_state(&c, vm, 6, 0));
     let last = *records(&c, vm).last().unwrap();
     assert_eq!(last, (28, u, users, h, true));
+    assert_eq!(
+        phases(&c, vm).last(),
+        Some(&[f, f, t, t, t, t]),
+        "its running and epilog ended"
+    );
 }

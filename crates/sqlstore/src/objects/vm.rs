@@ -29,11 +29,24 @@ pub struct History {
     pub action: i64,
     pub uid: i64,
     pub gid: i64,
+    /// When its prolog, running and epilog started and ended (0: not yet, or not at all).
+    pub times: PhaseTimes,
+}
+
+/// A history record's PSTIME, PETIME, RSTIME, RETIME, ESTIME and EETIME.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    pub pstime: i64,
+    pub petime: i64,
+    pub rstime: i64,
+    pub retime: i64,
+    pub estime: i64,
+    pub eetime: i64,
 }
 
 /// The history columns [`History`] is read from, in its order.
-const HISTORY_SELECT: &str =
-    "seq, hid, hostname, vm_mad, stime, etime, cid, ds_id, action, uid, gid";
+const HISTORY_SELECT: &str = "seq, hid, hostname, vm_mad, stime, etime, cid, ds_id, action, \
+     uid, gid, pstime, petime, rstime, retime, estime, eetime";
 
 impl History {
     /// A record with no action and no one who asked, in cluster 0 and system datastore 0.
@@ -50,6 +63,7 @@ impl History {
             action: 0,
             uid: -1,
             gid: -1,
+            times: PhaseTimes::default(),
         }
     }
 
@@ -67,6 +81,14 @@ impl History {
             action: r.get(c + 8)?,
             uid: r.get(c + 9)?,
             gid: r.get(c + 10)?,
+            times: PhaseTimes {
+                pstime: r.get(c + 11)?,
+                petime: r.get(c + 12)?,
+                rstime: r.get(c + 13)?,
+                retime: r.get(c + 14)?,
+                estime: r.get(c + 15)?,
+                eetime: r.get(c + 16)?,
+            },
         })
     }
 }
@@ -187,7 +209,7 @@ pub static POOL_ROWS: Rows<VmRow> = Rows {
         "v.state, v.lcm_state, v.prev_state, v.prev_lcm_state, v.stime, v.etime, v.cpu, \
          v.memory, v.template, v.user_template, v.resched, \
          h.seq, h.hid, h.hostname, h.vm_mad, h.stime, h.etime, h.cid, h.ds_id, h.action, \
-         h.uid, h.gid, \
+         h.uid, h.gid, h.pstime, h.petime, h.rstime, h.retime, h.estime, h.eetime, \
          m.vmid, m.last_poll, m.cpu, m.memory, m.netrx, m.nettx, \
          m.diskrdbytes, m.diskwrbytes, m.diskrdiops, m.diskwriops",
         " LEFT JOIN history h ON h.vid = v.oid \
@@ -235,7 +257,7 @@ pub fn pool_select(backend: crate::Backend) -> &'static str {
 /// The VM columns [`own_columns`] reads, after the head and lock.
 const OWN_COLUMNS: usize = 11;
 /// The history columns of [`POOL_ROWS`], after the VM's.
-const HISTORY_COLUMNS: usize = 11;
+const HISTORY_COLUMNS: usize = 17;
 
 /// Reads nothing but its row: the pool bodies are kept under a fingerprint of the row's
 /// columns (`oned`'s `vm_pool_cache`), so a VmRow made from anything else would go stale there.
@@ -497,9 +519,9 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
         .must_match(),
         SqlStmt::new(
             &format!(
-                "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id)
+                "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, pstime, cid, ds_id)
                  SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
-                        h.oid, h.name, h.vm_mad, ?3, h.cluster_id,
+                        h.oid, h.name, h.vm_mad, ?3, ?3, h.cluster_id,
                         CASE WHEN ?4 >= 0 THEN ?4 ELSE COALESCE((SELECT MIN(m.oid)
                           FROM {} m JOIN datastore_pool d ON d.oid = m.oid
                           WHERE m.cid = h.cluster_id AND d.type = 1), 0) END
@@ -590,13 +612,23 @@ pub fn close_cp_history(
     };
     let (c, o) = (closing, opening.unwrap_or(none));
     let mut close = vec![SqlValue::Int(vid), SqlValue::Int(now)];
+    // `close_cp_history` ends the running time if it was on (RETIME); a resume's close
+    // leaves it (it ended with the poweroff or suspend).
     let sql = match c {
         Some(c) => {
             close.extend([c.action, c.uid, c.gid].map(SqlValue::Int));
-            "UPDATE history SET etime = ?2, action = ?3, uid = ?4, gid = ?5
+            "UPDATE history SET etime = ?2, action = ?3, uid = ?4, gid = ?5,
+                 retime = CASE WHEN retime = 0 THEN ?2 ELSE retime END
              WHERE vid = ?1 AND etime = 0"
         }
         None => "UPDATE history SET etime = ?2 WHERE vid = ?1 AND etime = 0",
+    };
+    // The copy runs from now; after an operation on a VM that was not running (its RETIME was
+    // set before now) it is not running either (`set_retime`).
+    let retime = if c.is_some() {
+        "CASE WHEN retime < ?2 THEN ?2 ELSE 0 END"
+    } else {
+        "0"
     };
     vec![
         SqlStmt::new(sql, close),
@@ -604,12 +636,15 @@ pub fn close_cp_history(
         // (whose last record is the open one; a VM off its host, whose last record may have
         // ended in this same second, gets none).
         SqlStmt::new(
-            "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id, action,
-                 uid, gid)
-             SELECT ?1, seq + 1, hid, hostname, vm_mad, ?2, cid, ds_id, ?3, ?4, ?5
-             FROM history WHERE vid = ?1 AND etime = ?2
-               AND seq = (SELECT MAX(l.seq) FROM history l WHERE l.vid = ?1)
-               AND EXISTS (SELECT 1 FROM vm_pool v WHERE v.oid = ?1 AND v.hid >= 0)",
+            &format!(
+                "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id, action,
+                     uid, gid, rstime, retime)
+                 SELECT ?1, seq + 1, hid, hostname, vm_mad, ?2, cid, ds_id, ?3, ?4, ?5, ?2,
+                     {retime}
+                 FROM history WHERE vid = ?1 AND etime = ?2
+                   AND seq = (SELECT MAX(l.seq) FROM history l WHERE l.vid = ?1)
+                   AND EXISTS (SELECT 1 FROM vm_pool v WHERE v.oid = ?1 AND v.hid >= 0)"
+            ),
             vec![
                 SqlValue::Int(vid),
                 SqlValue::Int(now),
@@ -697,6 +732,18 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
     let (fs, fl) = from;
     let (ts, tl) = to;
     let mut stmts = Vec::new();
+    let stamped = phase_stamps(from, to);
+    if !stamped.is_empty() {
+        let set: Vec<String> = stamped.iter().map(|c| format!("{c} = ?3")).collect();
+        stmts.push(SqlStmt::new(
+            &format!(
+                "UPDATE history SET {} WHERE etime = 0 AND vid IN
+                   (SELECT oid FROM vm_pool WHERE state = ?1 AND lcm_state = ?2)",
+                set.join(", ")
+            ),
+            vec![SqlValue::Int(fs), SqlValue::Int(fl), SqlValue::Int(now)],
+        ));
+    }
     if leaves_host {
         stmts.push(SqlStmt::new(
             "UPDATE history SET etime = ?3 WHERE etime = 0 AND vid IN
@@ -737,6 +784,63 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
         stmts.extend(super::image::release_done_vms(now));
     }
     stmts
+}
+
+/// The phase times a driver step from `from` to `to` stamps on the open history record, as
+/// `LifeCycleManager`'s callbacks set them: a prolog's end starts the running time, a
+/// shutdown or save ends it and starts the epilog, whose end ends the record.
+pub fn phase_stamps(from: (i64, i64), to: (i64, i64)) -> &'static [&'static str] {
+    use LcmState as L;
+    let (active, poweroff, suspended) = (
+        VmState::Active.as_i64(),
+        VmState::Poweroff.as_i64(),
+        VmState::Suspended.as_i64(),
+    );
+    let l = |s: i64| if s == active { L::from_i64(s) } else { None };
+    let (fl, tl) = (
+        l(from.0).and(L::from_i64(from.1)),
+        l(to.0).and(L::from_i64(to.1)),
+    );
+    match (fl, tl) {
+        (Some(L::SaveMigrate), Some(L::PrologMigrate)) => &["pstime"],
+        (Some(_), Some(L::Boot | L::BootStopped | L::BootUndeploy | L::BootMigrate)) => {
+            &["petime", "rstime"]
+        }
+        (Some(L::PrologMigratePoweroff | L::PrologMigrateSuspend), None) => &["petime"],
+        (Some(L::Migrate), Some(L::Running)) => &["rstime"],
+        (
+            Some(L::Shutdown | L::ShutdownUndeploy | L::SaveStop),
+            Some(L::Epilog | L::EpilogUndeploy | L::EpilogStop),
+        ) => &["estime", "retime"],
+        (Some(L::ShutdownPoweroff), None) if to.0 == poweroff => &["retime"],
+        (Some(L::SaveSuspend), None) if to.0 == suspended => &["retime"],
+        (Some(L::Epilog | L::EpilogStop | L::EpilogUndeploy), None) => &["eetime"],
+        _ => &[],
+    }
+}
+
+/// Stamps `columns` (phase times) with `now` on VM `vid`'s open record.
+pub fn stamp_open(vid: i64, columns: &[&str], now: i64) -> SqlStmt {
+    let set: Vec<String> = columns.iter().map(|c| format!("{c} = ?2")).collect();
+    SqlStmt::new(
+        &format!(
+            "UPDATE history SET {} WHERE vid = ?1 AND etime = 0",
+            set.join(", ")
+        ),
+        vec![SqlValue::Int(vid), SqlValue::Int(now)],
+    )
+}
+
+/// Stamps `columns` (phase times) with `now` on record `seq` of VM `vid`.
+pub fn stamp_at(vid: i64, seq: i64, columns: &[&str], now: i64) -> SqlStmt {
+    let set: Vec<String> = columns.iter().map(|c| format!("{c} = ?3")).collect();
+    SqlStmt::new(
+        &format!(
+            "UPDATE history SET {} WHERE vid = ?1 AND seq = ?2",
+            set.join(", ")
+        ),
+        vec![SqlValue::Int(vid), SqlValue::Int(seq), SqlValue::Int(now)],
+    )
 }
 
 /// The name of the host VM `oid` was last placed on, if it ever was.
