@@ -796,11 +796,9 @@ pub fn phase_stamps(from: (i64, i64), to: (i64, i64)) -> &'static [&'static str]
         VmState::Poweroff.as_i64(),
         VmState::Suspended.as_i64(),
     );
-    let l = |s: i64| if s == active { L::from_i64(s) } else { None };
-    let (fl, tl) = (
-        l(from.0).and(L::from_i64(from.1)),
-        l(to.0).and(L::from_i64(to.1)),
-    );
+    // The LCM state of an ACTIVE VM; `None` for the others.
+    let lcm_of = |(st, lc): (i64, i64)| (st == active).then(|| L::from_i64(lc)).flatten();
+    let (fl, tl) = (lcm_of(from), lcm_of(to));
     match (fl, tl) {
         (Some(L::SaveMigrate), Some(L::PrologMigrate)) => &["pstime"],
         (Some(_), Some(L::Boot | L::BootStopped | L::BootUndeploy | L::BootMigrate)) => {
@@ -966,6 +964,47 @@ mod tests {
         crate::txn::run_all(c, &[recount_hosts()]).unwrap();
         assert_eq!(partial, shares(c), "after {what}");
         partial
+    }
+
+    #[test]
+    fn driver_steps_stamp_the_phase_times_lifecycle_callbacks_stamp() {
+        let a = |l: LcmState| (VmState::Active.as_i64(), l.as_i64());
+        let off = |s: VmState| (s.as_i64(), 0);
+        type Step = ((i64, i64), (i64, i64), &'static [&'static str]);
+        let cases: [Step; 9] = [
+            (
+                a(LcmState::Prolog),
+                a(LcmState::Boot),
+                &["petime", "rstime"],
+            ),
+            (
+                a(LcmState::PrologResume),
+                a(LcmState::BootStopped),
+                &["petime", "rstime"],
+            ),
+            (
+                a(LcmState::SaveMigrate),
+                a(LcmState::PrologMigrate),
+                &["pstime"],
+            ),
+            (a(LcmState::Migrate), a(LcmState::Running), &["rstime"]),
+            (
+                a(LcmState::Shutdown),
+                a(LcmState::Epilog),
+                &["estime", "retime"],
+            ),
+            (
+                a(LcmState::ShutdownPoweroff),
+                off(VmState::Poweroff),
+                &["retime"],
+            ),
+            (a(LcmState::EpilogStop), off(VmState::Stopped), &["eetime"]),
+            (a(LcmState::Boot), a(LcmState::Running), &[]),
+            (a(LcmState::Hotplug), a(LcmState::Running), &[]),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(phase_stamps(from, to), want, "{from:?} -> {to:?}");
+        }
     }
 
     #[test]
