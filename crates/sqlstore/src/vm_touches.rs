@@ -445,13 +445,17 @@ mod tests {
 
     #[test]
     fn the_history_writes_of_actions_touch_their_vm_only() {
-        use crate::objects::vm::{self, Asked, Deploy, DeployFrom};
+        use crate::objects::vm::{self, Asked, Deploy, DeployFrom, Record};
         let asked = Asked {
             action: 35,
             uid: 2,
             gid: 1,
         };
-        let mut stmts = vec![vm::set_action(7, asked)];
+        let mut stmts = vec![
+            vm::set_action(7, Record::Open, asked),
+            vm::set_action(7, Record::Seq(2), asked),
+            vm::stamp(7, Record::Open, &["pstime"], 10),
+        ];
         stmts.extend(vm::close_cp_history(7, Some(asked), None, 10));
         stmts.extend(vm::close_cp_history(7, None, Some(asked), 10));
         stmts.extend(vm::deploy_stmts(&Deploy {

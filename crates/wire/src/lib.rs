@@ -13,6 +13,7 @@ pub mod raft;
 pub mod route;
 pub mod state;
 pub mod time;
+pub mod vm_action;
 pub mod xml;
 
 pub use raft::{RaftState, RaftStatus, RaftStatusError};

@@ -3,7 +3,7 @@
 //! reboot) and the `LifeCycleManager` triggers it calls choose the next state; shared by the
 //! API call and the leader's scheduled-action runner, so both refuse and move alike.
 
-use sqlstore::objects::vm::{self as rows, Asked};
+use sqlstore::objects::vm::{self as rows, Asked, Record};
 use sqlstore::SqlStmt;
 use wire::LcmState as L;
 
@@ -23,39 +23,7 @@ pub enum Outcome {
     Unsupported,
 }
 
-/// OpenNebula's `VMActions::Action` numbers recorded in history records.
-pub mod number {
-    pub const MIGRATE: i64 = 1;
-    pub const LIVE_MIGRATE: i64 = 2;
-    pub const UNDEPLOY: i64 = 5;
-    pub const UNDEPLOY_HARD: i64 = 6;
-    pub const STOP: i64 = 9;
-    pub const SUSPEND: i64 = 10;
-    pub const RESUME: i64 = 11;
-    pub const DELETE_RECREATE: i64 = 14;
-    pub const POWEROFF: i64 = 19;
-    pub const POWEROFF_HARD: i64 = 20;
-    pub const DISK_ATTACH: i64 = 21;
-    pub const DISK_DETACH: i64 = 22;
-    pub const NIC_ATTACH: i64 = 23;
-    pub const NIC_DETACH: i64 = 24;
-    pub const DISK_SNAPSHOT_CREATE: i64 = 25;
-    pub const DISK_SNAPSHOT_DELETE: i64 = 26;
-    pub const TERMINATE: i64 = 27;
-    pub const TERMINATE_HARD: i64 = 28;
-    pub const DISK_RESIZE: i64 = 29;
-    pub const RESIZE: i64 = 35;
-    pub const DISK_SNAPSHOT_REVERT: i64 = 41;
-    pub const ALIAS_ATTACH: i64 = 46;
-    pub const ALIAS_DETACH: i64 = 47;
-    pub const POFF_MIGRATE: i64 = 48;
-    pub const POFF_HARD_MIGRATE: i64 = 49;
-    pub const BACKUP: i64 = 50;
-    pub const NIC_UPDATE: i64 = 51;
-    pub const PCI_ATTACH: i64 = 58;
-    pub const PCI_DETACH: i64 = 59;
-    pub const RESTORE: i64 = 60;
-}
+pub use wire::vm_action as number;
 
 /// The number `one.vm.action`'s `action` records on the VM's open history record
 /// (`LifeCycleManager`'s `set_action`), if it records one.
@@ -98,15 +66,13 @@ pub fn history(
     let Some(n) = recorded(action) else {
         return Vec::new();
     };
-    let mut stmts = vec![match last {
-        Some(seq) => rows::set_action_at(vid, seq, asked(n)),
-        None => rows::set_action(vid, asked(n)),
-    }];
+    let record = last.map_or(Record::Open, Record::Seq);
+    let mut stmts = vec![rows::set_action(vid, record, asked(n))];
     // A VM that was not running goes straight to its epilog (`trigger_shutdown`,
     // `trigger_undeploy`, `trigger_stop`): it starts now.
     let epilog = [lcm::EPILOG, lcm::EPILOG_UNDEPLOY, lcm::EPILOG_STOP];
     if let (Some(seq), true) = (last, to.0 == state::ACTIVE && epilog.contains(&to.1)) {
-        stmts.push(rows::stamp_at(vid, seq, &["estime"], now));
+        stmts.push(rows::stamp(vid, Record::Seq(seq), &["estime"], now));
     }
     stmts
 }

@@ -104,6 +104,7 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     stmts.push(rows::set_action(
         id,
+        rows::Record::Open,
         rows::Asked {
             action,
             uid: s.uid,
@@ -114,7 +115,7 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     // A VM not running starts copying its disks to the new host at once
     // (`start_prolog_migrate`); a running one after its save (a driver step).
     if to.1 != lcm::MIGRATE && to.1 != lcm::SAVE_MIGRATE {
-        stmts.push(rows::stamp_open(id, &["pstime"], now()));
+        stmts.push(rows::stamp(id, rows::Record::Open, &["pstime"], now()));
     }
     if enforce {
         stmts.push(rows::host_fits(id));

@@ -180,7 +180,7 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             uid: s.uid,
             gid: s.gid,
         };
-        stmts.insert(0, rows::set_action_at(id, last.seq, asked));
+        stmts.insert(0, rows::set_action(id, rows::Record::Seq(last.seq), asked));
     }
     // A STOPPED or UNDEPLOYED VM recreated counts for its owner's RUNNING_* quotas again.
     let running = sqlstore::objects::quota::counts_as_running;

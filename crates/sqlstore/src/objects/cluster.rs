@@ -103,27 +103,26 @@ pub fn clusters_of(c: &Conn, member: Member, oid: i64) -> crate::sql::Result<Vec
     )
 }
 
-/// Cluster `cid`'s system datastore a deployment uses when none is named, as
-/// `Cluster::get_default_system_ds`: the lowest-id one of type SYSTEM_DS (1). `None` if the
-/// cluster does not exist, `Some(None)` if it holds no system datastore.
+/// SQL of the system datastore a deployment on cluster `cid` (an SQL expression) uses when none
+/// is named, as `Cluster::get_default_system_ds`: its lowest-id datastore of type SYSTEM_DS (1);
+/// NULL if it has none.
+pub fn default_system_ds_sql(cid: &str) -> String {
+    format!(
+        "(SELECT MIN(d.oid) FROM {DATASTORES} m JOIN datastore_pool d ON d.oid = m.oid
+          WHERE m.cid = {cid} AND d.type = 1)"
+    )
+}
+
+/// [`default_system_ds_sql`] of cluster `cid`: `None` if the cluster does not exist,
+/// `Some(None)` if it holds no system datastore.
 pub fn default_system_ds(c: &Conn, cid: i64) -> crate::sql::Result<Option<Option<i64>>> {
     use crate::sql::Optional;
-    let exists = c
-        .prepare_cached("SELECT 1 FROM cluster_pool WHERE oid = ?1")?
-        .query_row([cid], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if !exists {
-        return Ok(None);
-    }
-    let ds = c
-        .prepare_cached(&format!(
-            "SELECT d.oid FROM {DATASTORES} m JOIN datastore_pool d ON d.oid = m.oid
-             WHERE m.cid = ?1 AND d.type = 1 ORDER BY d.oid LIMIT 1"
-        ))?
-        .query_row([cid], |r| r.get(0))
-        .optional()?;
-    Ok(Some(ds))
+    c.prepare_cached(&format!(
+        "SELECT {} FROM cluster_pool WHERE oid = ?1",
+        default_system_ds_sql("?1")
+    ))?
+    .query_row([cid], |r| r.get(0))
+    .optional()
 }
 
 pub fn insert(name: &str) -> SqlStmt {

@@ -450,10 +450,6 @@ pub struct DeployFrom {
     pub last_action: Option<i64>,
 }
 
-/// `VMActions::STOP_ACTION`, `UNDEPLOY_ACTION`, `UNDEPLOY_HARD_ACTION`.
-const STOP_ACTION: i64 = 9;
-const UNDEPLOY_ACTIONS: [i64; 2] = [5, 6];
-
 impl DeployFrom {
     /// The PROLOG the deployment starts with, as `LifeCycleManager::trigger_deploy` picks it by
     /// the action that ended the VM's previous record: a VM stopped (undeployed) has its disks
@@ -461,8 +457,10 @@ impl DeployFrom {
     /// again after `resume`, held and released or not; else PROLOG.
     pub fn prolog(self) -> i64 {
         match self.last_action {
-            Some(STOP_ACTION) => LcmState::PrologResume.as_i64(),
-            Some(a) if UNDEPLOY_ACTIONS.contains(&a) => LcmState::PrologUndeploy.as_i64(),
+            Some(wire::vm_action::STOP) => LcmState::PrologResume.as_i64(),
+            Some(wire::vm_action::UNDEPLOY | wire::vm_action::UNDEPLOY_HARD) => {
+                LcmState::PrologUndeploy.as_i64()
+            }
             _ => LcmState::Prolog.as_i64(),
         }
     }
@@ -522,11 +520,9 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
                 "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, pstime, cid, ds_id)
                  SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
                         h.oid, h.name, h.vm_mad, ?3, ?3, h.cluster_id,
-                        CASE WHEN ?4 >= 0 THEN ?4 ELSE COALESCE((SELECT MIN(m.oid)
-                          FROM {} m JOIN datastore_pool d ON d.oid = m.oid
-                          WHERE m.cid = h.cluster_id AND d.type = 1), 0) END
+                        CASE WHEN ?4 >= 0 THEN ?4 ELSE COALESCE({}, 0) END
                  FROM host_pool h WHERE h.oid = ?2",
-                super::cluster::DATASTORES
+                super::cluster::default_system_ds_sql("h.cluster_id")
             ),
             vec![
                 SqlValue::Int(oid),
@@ -565,13 +561,43 @@ pub struct Asked {
     pub gid: i64,
 }
 
-/// `VirtualMachine::set_action` on VM `vid`'s open history record (none once it left its
-/// host).
-pub fn set_action(vid: i64, asked: Asked) -> SqlStmt {
+/// Which history record of a VM a write changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// The open one (none once the VM left its host).
+    Open,
+    /// Record SEQ, open or not: its last, as the caller read it in the VM it changes in the
+    /// same write.
+    Seq(i64),
+}
+
+impl Record {
+    /// The condition on `history` with `?1` the VM and `?2` the SEQ (unused when open).
+    fn condition(self) -> &'static str {
+        match self {
+            Record::Open => "vid = ?1 AND etime = 0 AND ?2 = ?2",
+            Record::Seq(_) => "vid = ?1 AND seq = ?2",
+        }
+    }
+
+    fn seq(self) -> i64 {
+        match self {
+            Record::Open => -1,
+            Record::Seq(seq) => seq,
+        }
+    }
+}
+
+/// `VirtualMachine::set_action` on a record of VM `vid`.
+pub fn set_action(vid: i64, record: Record, asked: Asked) -> SqlStmt {
     SqlStmt::new(
-        "UPDATE history SET action = ?2, uid = ?3, gid = ?4 WHERE vid = ?1 AND etime = 0",
+        &format!(
+            "UPDATE history SET action = ?3, uid = ?4, gid = ?5 WHERE {}",
+            record.condition()
+        ),
         vec![
             SqlValue::Int(vid),
+            SqlValue::Int(record.seq()),
             SqlValue::Int(asked.action),
             SqlValue::Int(asked.uid),
             SqlValue::Int(asked.gid),
@@ -579,17 +605,24 @@ pub fn set_action(vid: i64, asked: Asked) -> SqlStmt {
     )
 }
 
-/// `VirtualMachine::set_action` on record `seq` of VM `vid`, open or not (its last, as the
-/// caller read it in the VM it changes in the same write).
-pub fn set_action_at(vid: i64, seq: i64, asked: Asked) -> SqlStmt {
+/// `SET` of phase-time `columns` to parameter `?n`.
+fn stamps(columns: &[&str], n: usize) -> String {
+    let set: Vec<String> = columns.iter().map(|c| format!("{c} = ?{n}")).collect();
+    set.join(", ")
+}
+
+/// Stamps `columns` (phase times) with `now` on a record of VM `vid`.
+pub fn stamp(vid: i64, record: Record, columns: &[&str], now: i64) -> SqlStmt {
     SqlStmt::new(
-        "UPDATE history SET action = ?3, uid = ?4, gid = ?5 WHERE vid = ?1 AND seq = ?2",
+        &format!(
+            "UPDATE history SET {} WHERE {}",
+            stamps(columns, 3),
+            record.condition()
+        ),
         vec![
             SqlValue::Int(vid),
-            SqlValue::Int(seq),
-            SqlValue::Int(asked.action),
-            SqlValue::Int(asked.uid),
-            SqlValue::Int(asked.gid),
+            SqlValue::Int(record.seq()),
+            SqlValue::Int(now),
         ],
     )
 }
@@ -734,12 +767,11 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
     let mut stmts = Vec::new();
     let stamped = phase_stamps(from, to);
     if !stamped.is_empty() {
-        let set: Vec<String> = stamped.iter().map(|c| format!("{c} = ?3")).collect();
         stmts.push(SqlStmt::new(
             &format!(
                 "UPDATE history SET {} WHERE etime = 0 AND vid IN
                    (SELECT oid FROM vm_pool WHERE state = ?1 AND lcm_state = ?2)",
-                set.join(", ")
+                stamps(stamped, 3)
             ),
             vec![SqlValue::Int(fs), SqlValue::Int(fl), SqlValue::Int(now)],
         ));
@@ -815,30 +847,6 @@ pub fn phase_stamps(from: (i64, i64), to: (i64, i64)) -> &'static [&'static str]
         (Some(L::Epilog | L::EpilogStop | L::EpilogUndeploy), None) => &["eetime"],
         _ => &[],
     }
-}
-
-/// Stamps `columns` (phase times) with `now` on VM `vid`'s open record.
-pub fn stamp_open(vid: i64, columns: &[&str], now: i64) -> SqlStmt {
-    let set: Vec<String> = columns.iter().map(|c| format!("{c} = ?2")).collect();
-    SqlStmt::new(
-        &format!(
-            "UPDATE history SET {} WHERE vid = ?1 AND etime = 0",
-            set.join(", ")
-        ),
-        vec![SqlValue::Int(vid), SqlValue::Int(now)],
-    )
-}
-
-/// Stamps `columns` (phase times) with `now` on record `seq` of VM `vid`.
-pub fn stamp_at(vid: i64, seq: i64, columns: &[&str], now: i64) -> SqlStmt {
-    let set: Vec<String> = columns.iter().map(|c| format!("{c} = ?3")).collect();
-    SqlStmt::new(
-        &format!(
-            "UPDATE history SET {} WHERE vid = ?1 AND seq = ?2",
-            set.join(", ")
-        ),
-        vec![SqlValue::Int(vid), SqlValue::Int(seq), SqlValue::Int(now)],
-    )
 }
 
 /// The name of the host VM `oid` was last placed on, if it ever was.

@@ -1,0 +1,32 @@
+//! OpenNebula's `VMActions::Action` numbers, as history records keep them (ACTION).
+
+pub const MIGRATE: i64 = 1;
+pub const LIVE_MIGRATE: i64 = 2;
+pub const UNDEPLOY: i64 = 5;
+pub const UNDEPLOY_HARD: i64 = 6;
+pub const STOP: i64 = 9;
+pub const SUSPEND: i64 = 10;
+pub const RESUME: i64 = 11;
+pub const DELETE_RECREATE: i64 = 14;
+pub const POWEROFF: i64 = 19;
+pub const POWEROFF_HARD: i64 = 20;
+pub const DISK_ATTACH: i64 = 21;
+pub const DISK_DETACH: i64 = 22;
+pub const NIC_ATTACH: i64 = 23;
+pub const NIC_DETACH: i64 = 24;
+pub const DISK_SNAPSHOT_CREATE: i64 = 25;
+pub const DISK_SNAPSHOT_DELETE: i64 = 26;
+pub const TERMINATE: i64 = 27;
+pub const TERMINATE_HARD: i64 = 28;
+pub const DISK_RESIZE: i64 = 29;
+pub const RESIZE: i64 = 35;
+pub const DISK_SNAPSHOT_REVERT: i64 = 41;
+pub const ALIAS_ATTACH: i64 = 46;
+pub const ALIAS_DETACH: i64 = 47;
+pub const POFF_MIGRATE: i64 = 48;
+pub const POFF_HARD_MIGRATE: i64 = 49;
+pub const BACKUP: i64 = 50;
+pub const NIC_UPDATE: i64 = 51;
+pub const PCI_ATTACH: i64 = 58;
+pub const PCI_DETACH: i64 = 59;
+pub const RESTORE: i64 = 60;
