@@ -32,6 +32,7 @@ pub mod resched;
 pub mod retention;
 pub mod run;
 pub mod sched_expr;
+pub mod sched_nets;
 pub mod sched_runner;
 pub mod scheduler;
 pub mod sweep;

@@ -97,7 +97,8 @@ pub async fn run(
         &paths.remotes,
     );
     let tasks = Supervisor::new();
-    start_tasks(&tasks, &config, &state, &hooks, &cluster, ha, &paths);
+    let api = ApiCtx::default();
+    start_tasks(&tasks, &config, &state, &hooks, &cluster, ha, &paths, &api);
     // A leader that is asked to stop hands leadership over first, while it still serves: the
     // writes it holds meanwhile go to the new leader.
     let shutdown = async move {
@@ -106,10 +107,18 @@ pub async fn run(
             h.run().await;
         }
     };
-    let served = serve(&config, &paths, &state, &cluster, peers, listener, shutdown).await;
+    let served = serve(
+        &config, &paths, &state, &cluster, peers, listener, shutdown, &api,
+    )
+    .await;
     shut_down(&tasks, &cluster, &hooks).await;
     served
 }
+
+/// The API's context, for the leader tasks that act as the API does (the scheduler leases the
+/// addresses of NICs in auto mode as a deployment by hand would): set when the server starts
+/// serving, which is after those tasks start.
+pub type ApiCtx = Arc<std::sync::OnceLock<crate::api::Ctx>>;
 
 /// HTTPS for the listener and for the calls this server makes.
 struct Tls {
@@ -509,6 +518,7 @@ async fn initialize_if_alone(
 }
 
 /// Phase 3: every background task, under the supervisor.
+#[allow(clippy::too_many_arguments)]
 fn start_tasks(
     tasks: &Supervisor,
     config: &Arc<Config>,
@@ -517,6 +527,7 @@ fn start_tasks(
     cluster: &Cluster,
     ha: Option<HaTasks>,
     paths: &Paths,
+    api: &ApiCtx,
 ) {
     let pool = &state.pool;
     let tls_client = state.tls.as_ref().map(|t| t.client.clone());
@@ -583,9 +594,14 @@ fn start_tasks(
     tasks.spawn("monitoring", Restart::WithBackoff, move |ctx| {
         crate::monitoring::run(ctx, on.clone(), settings.clone())
     });
-    let (on, reads, live) = (cluster.clone(), pool.clone(), config.live_rescheds);
+    let (on, reads, live, api) = (
+        cluster.clone(),
+        pool.clone(),
+        config.live_rescheds,
+        api.clone(),
+    );
     tasks.spawn("scheduler", Restart::WithBackoff, move |ctx| {
-        crate::scheduler::run(ctx, on.clone(), reads.clone(), live)
+        crate::scheduler::run(ctx, on.clone(), reads.clone(), live, api.clone())
     });
     let (on, reads, conf) = (cluster.clone(), pool.clone(), config.clone());
     tasks.spawn("sched-actions", Restart::WithBackoff, move |ctx| {
@@ -660,6 +676,7 @@ fn master_client(
 
 /// Phase 4: the HTTP client for forwarded calls, password checks, and the listener, until
 /// `shutdown` resolves.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     config: &Arc<Config>,
     paths: &Paths,
@@ -668,6 +685,7 @@ async fn serve(
     peers: Option<(Raft, PeerAuth)>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    api: &ApiCtx,
 ) -> Result<(), StartError> {
     let mut http = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -711,6 +729,8 @@ async fn serve(
         tls: state.tls.is_some(),
         peer_reads: Arc::new(tokio::sync::Semaphore::new(crate::http::PEER_READS)),
     });
+    // Set once, before the first call is served.
+    let _ = api.set(app.ctx.clone());
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     crate::listener::check_fd_limit(&config.limits);
     let gate = crate::listener::Gate::new(config.limits.clone());

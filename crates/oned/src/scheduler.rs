@@ -22,8 +22,11 @@ use sqlstore::{ReadPool, SqlTxn};
 use tracing::debug;
 
 use crate::api::vm::{deploy_stmts, lcm, now, state};
+use crate::api::vm_auto_nics::AutoNic;
+use crate::api::Ctx;
 use crate::cluster::{Cluster, LeaderTicks};
 use crate::sched_expr::{Matched, VmAsk};
+use crate::sched_nets::{Net, NicChoice, Picked, Room};
 use crate::sweep::Sweep;
 use crate::tasks::TaskCtx;
 
@@ -207,6 +210,8 @@ struct Plan {
     groups: Sweep,
     /// The host bodies the requirements were evaluated against (empty if none was needed).
     bodies: Bodies,
+    /// The networks, read only when a pending VM has a NIC in auto mode.
+    nets: Vec<crate::sched_nets::Net>,
 }
 
 /// MONITORED hosts' bodies, shared between periods.
@@ -221,6 +226,11 @@ struct Pending {
     /// The hosts its requirements keep with its ranks, or why they do not parse (`None`:
     /// every host, the default policy).
     matched: Option<Result<Matched, String>>,
+    /// Its NICs in auto mode.
+    auto_nics: Vec<AutoNic>,
+    /// The networks each of them may take, best first, or its SCHED_MESSAGE (`None` while
+    /// they were not matched: the VM waits).
+    nics: Option<Result<Vec<NicChoice>, String>>,
 }
 
 /// The ids a VM's `DISK`s (`IMAGE_ID`) and `NIC`s (`NETWORK_ID`) name.
@@ -263,8 +273,21 @@ fn read_plan(
         None if pending.is_empty() => Bodies::default(),
         None => Bodies::new(crate::sched_expr::host_resources(c)?),
     };
+    let mut any_auto = false;
     for v in pending {
-        let (images, nets) = images_and_networks(&v.template);
+        let t = template::Template::parse(&v.template).unwrap_or_default();
+        let (images, nets) = images_and_networks_of(&t);
+        // A VM stopped or undeployed comes back with the networks its NICs had
+        // (`VirtualMachineDeploy` leases nothing for it).
+        let back = v.last_action.is_some_and(|a| {
+            use wire::vm_action::{STOP, UNDEPLOY, UNDEPLOY_HARD};
+            [STOP, UNDEPLOY, UNDEPLOY_HARD].contains(&a)
+        });
+        let auto_nics = match back {
+            true => Vec::new(),
+            false => crate::api::vm_auto_nics::auto_nics(&t),
+        };
+        any_auto |= !auto_nics.is_empty();
         let clusters = sqlstore::objects::cluster::allowed_for(c, &images, &nets)?;
         let rules = crate::affinity::read_rules(c, v.oid, &v.template, &mut host_of)?;
         let ut = sqlstore::objects::placement::user_template(c, v.oid)?.unwrap_or_default();
@@ -275,9 +298,17 @@ fn read_plan(
             clusters,
             rules,
             matched,
+            auto_nics,
+            nics: None,
         });
     }
+    let nets = if any_auto {
+        crate::sched_nets::read(c)?
+    } else {
+        Vec::new()
+    };
     Ok(Plan {
+        nets,
         vms,
         sweep,
         hosts: sqlstore::objects::host::with_room(c)?,
@@ -293,14 +324,21 @@ fn read_plan(
 /// loaded first.
 #[cfg(test)]
 fn place(vms: &[Pending], hosts: Vec<HostRoom>) -> Vec<(i64, i64)> {
-    place_all(vms, hosts, BTreeMap::new()).placed
+    let placed = place_all(vms, hosts, BTreeMap::new(), Room::default()).placed;
+    placed.into_iter().map(|(v, h, _)| (v, h)).collect()
 }
 
-/// What one period decides: VMs placed (vm, host) and VMs left PENDING with why.
+/// What one period decides: VMs placed (vm, host, the network of each auto NIC) and VMs left
+/// PENDING with why.
 struct Placement {
-    placed: Vec<(i64, i64)>,
+    placed: Vec<(i64, i64, Picked)>,
     unplaced: Vec<(i64, Option<String>)>,
 }
+
+/// The rank scheduler's words for a VM no host took though some had room: its NICs in auto mode
+/// found no network with a free address in their clusters.
+const NO_HOST_FOR_NICS: &str = "Cannot dispatch VM to any Host. Possible reasons: Not enough \
+capacity in Host or System DS, dispatch limit reached, or limit of free leases reached.";
 
 /// [`place`], keeping each VM's group rules, `host_of` being where their peers are; a VM
 /// placed here counts as a peer's host for the next ones.
@@ -308,6 +346,7 @@ fn place_all(
     vms: &[Pending],
     mut hosts: Vec<HostRoom>,
     mut host_of: BTreeMap<i64, i64>,
+    mut room: Room,
 ) -> Placement {
     let mut out = Placement {
         placed: Vec::new(),
@@ -318,8 +357,19 @@ fn place_all(
         clusters,
         rules,
         matched,
+        auto_nics,
+        nics,
     } in vms
     {
+        let choices: &[NicChoice] = match nics {
+            _ if auto_nics.is_empty() => &[],
+            Some(Ok(choices)) => choices,
+            Some(Err(why)) => {
+                out.unplaced.push((v.oid, Some(why.clone())));
+                continue;
+            }
+            None => continue,
+        };
         let matched: Option<&Matched> = match matched {
             Some(Err(why)) => {
                 out.unplaced
@@ -337,12 +387,20 @@ fn place_all(
             |h: &HostRoom| clusters.as_ref().is_none_or(|c| c.contains(&h.cluster_id)) && meets(h);
         let fits = |h: &HostRoom| h.free_cpu >= need_cpu && h.free_mem >= need_mem;
         let keeps = |h: &HostRoom| rules.as_ref().is_none_or(|r| r.allows(h.oid, &host_of));
-        if let Some(h) = hosts.iter_mut().find(|h| allowed(h) && fits(h) && keeps(h)) {
+        let found = hosts
+            .iter_mut()
+            .filter(|h| allowed(h) && fits(h) && keeps(h))
+            .find_map(|h| room.pick(choices, h.cluster_id).map(|picked| (h, picked)));
+        if let Some((h, picked)) = found {
             h.free_cpu -= need_cpu;
             h.free_mem -= need_mem;
             h.running_vms += 1;
-            out.placed.push((v.oid, h.oid));
+            room.take(&picked);
+            out.placed.push((v.oid, h.oid, picked));
             host_of.insert(v.oid, h.oid);
+        } else if !choices.is_empty() && hosts.iter().any(|h| allowed(h) && fits(h) && keeps(h)) {
+            out.unplaced
+                .push((v.oid, Some(NO_HOST_FOR_NICS.to_string())));
         } else {
             let mut candidates: Vec<i64> =
                 hosts.iter().filter(|h| allowed(h)).map(|h| h.oid).collect();
@@ -443,6 +501,7 @@ pub async fn run(
     cluster: Cluster,
     pool: ReadPool,
     live_rescheds: bool,
+    api: crate::run::ApiCtx,
 ) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut watch = LeaverWatch::default();
@@ -456,7 +515,7 @@ pub async fn run(
         let groups = watch.due(applied).then_some(groups_sweep);
         let cached = hosts.get(applied);
         let read = move |c: &Conn| read_plan(c, groups, cached, sweep);
-        let plan = match crate::db::read(&pool, read).await {
+        let mut plan = match crate::db::read(&pool, read).await {
             Ok(plan) => plan,
             Err(e) => {
                 ctx.warn("reading pending VMs and hosts failed", &e);
@@ -496,13 +555,19 @@ pub async fn run(
                 }
             }
         }
+        // Until the API serves, VMs with NICs in auto mode wait.
+        if let Some(api) = api.get() {
+            match_auto_nics(&ctx, api, &mut plan.vms, &plan.nets).await;
+        }
+        let room = Room::of(&plan.nets);
         let maxes: BTreeMap<i64, (i64, i64)> = plan.hosts.iter().map(|h| (h.oid, h.max)).collect();
         let from: BTreeMap<i64, vm::DeployFrom> = (plan.vms.iter())
             .map(|p| (p.vm.oid, p.vm.deploy_from()))
             .collect();
-        let placement = place_all(&plan.vms, plan.hosts, plan.host_of);
+        let placement = place_all(&plan.vms, plan.hosts, plan.host_of, room);
         sched_messages(&ctx, &cluster, &pool, placement.unplaced).await;
-        for (vid, hid) in placement.placed {
+        let mut refused = Vec::new();
+        for (vid, hid, picked) in placement.placed {
             // Each placement re-checks the VM is still pending and the host still has room; a
             // SCHED_MESSAGE left by an earlier period goes, as OpenNebula clears it on deploy.
             let mut stmts = clear_message(&ctx, &pool, vid).await;
@@ -520,13 +585,100 @@ pub async fn run(
                 ds_id: -1,
                 now: now(),
             }));
+            if !picked.is_empty() {
+                match lease_picked(&api, vid, &picked).await {
+                    Ok(leased) => stmts.extend(leased),
+                    Err(why) => {
+                        refused.push((vid, Some(format!("Cannot dispatch VM: {why}"))));
+                        continue;
+                    }
+                }
+            }
             let txn = SqlTxn { stmts };
             if let Err(e) = cluster.write(txn).await {
                 let what = format!("placing VM {vid} on host {hid} failed; retried next period");
                 write_failed(&ctx, &what, &e);
             }
         }
+        sched_messages(&ctx, &cluster, &pool, refused).await;
     }
+}
+
+/// `match_networks` for the pending VMs with NICs in auto mode, by their owners' rights (a VM
+/// whose owner is gone keeps waiting, as OpenNebula's match stops for it).
+async fn match_auto_nics(ctx: &TaskCtx, api: &Ctx, vms: &mut [Pending], nets: &[Net]) {
+    let mut owners: Vec<i64> = (vms.iter())
+        .filter(|p| !p.auto_nics.is_empty())
+        .map(|p| p.vm.uid)
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    for uid in owners {
+        let user = match api.read(move |c| sqlstore::load_user(c, uid)).await {
+            Ok(Some(u)) => u,
+            Ok(None) => continue,
+            Err(e) => {
+                let e = failure_words(e);
+                ctx.warn(
+                    "reading the owner of a VM with NICs in auto mode failed",
+                    &e,
+                );
+                continue;
+            }
+        };
+        let session = crate::auth::Session::of(&user);
+        let caller = match crate::api::perms::caller(api, &session).await {
+            Ok(c) => c,
+            Err(e) => {
+                let e = failure_words(e);
+                ctx.warn("reading the ACL rules of a VM's owner failed", &e);
+                continue;
+            }
+        };
+        let may_use = |o: &sqlstore::Owned| caller.may(wire::acl::NET, o, crate::api::perms::USE);
+        for p in vms.iter_mut() {
+            if p.vm.uid == uid && !p.auto_nics.is_empty() {
+                p.nics = Some(crate::sched_nets::match_nics(&p.auto_nics, nets, may_use));
+            }
+        }
+    }
+}
+
+/// What an API refusal says, for the log or a SCHED_MESSAGE.
+fn failure_words(f: crate::api::Failure) -> String {
+    match f {
+        crate::api::Failure::Api { message, .. } => message,
+        other => format!("{other:?}"),
+    }
+}
+
+/// The statements that lease the addresses of a placed VM's NICs in auto mode on the networks
+/// chosen, as `one.vm.deploy` with its NIC template does (by oneadmin's rights, under the
+/// owner's NETWORK quotas), or why they cannot be leased.
+async fn lease_picked(
+    api: &crate::run::ApiCtx,
+    vid: i64,
+    picked: &[(i64, i64)],
+) -> Result<Vec<sqlstore::SqlStmt>, String> {
+    let Some(api) = api.get() else {
+        return Err("the API is not serving yet".into());
+    };
+    let words = failure_words;
+    let v = crate::api::vm::VMS.get(api, vid).await.map_err(words)?;
+    let chosen: Vec<(i64, String)> = (picked.iter())
+        .map(|&(nic, net)| (nic, net.to_string()))
+        .collect();
+    let oneadmin = crate::auth::Session {
+        uid: 0,
+        gid: 0,
+        name: "oneadmin".into(),
+        groups: vec![0],
+    };
+    let wording = crate::api::quota::Wording::Action;
+    crate::api::vm_auto_nics::lease(api, &oneadmin, &v, &chosen, wording)
+        .await
+        .map(|l| l.stmts)
+        .map_err(words)
 }
 
 /// Writes the SCHED_MESSAGE of VMs left PENDING where it changed, in as few writes as
@@ -640,11 +792,14 @@ mod tests {
                 cpu,
                 memory,
                 template: String::new(),
+                uid: 0,
                 last_action: None,
             },
             clusters,
             rules: None,
             matched: None,
+            auto_nics: Vec::new(),
+            nics: None,
         }
     }
 
@@ -747,8 +902,9 @@ mod tests {
             none,
             bad,
         ];
-        let out = place_all(&vms, hosts, BTreeMap::new());
-        assert_eq!(out.placed, vec![(10, 1), (11, 0), (12, 2)]);
+        let out = place_all(&vms, hosts, BTreeMap::new(), Room::default());
+        let placed: Vec<(i64, i64)> = out.placed.iter().map(|(v, h, _)| (*v, *h)).collect();
+        assert_eq!(placed, vec![(10, 1), (11, 0), (12, 2)]);
         assert_eq!(
             out.unplaced,
             vec![

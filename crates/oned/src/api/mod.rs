@@ -3,7 +3,7 @@
 
 mod accounting;
 mod acl;
-mod address_range;
+pub(crate) mod address_range;
 pub mod answer_buf;
 mod backup_incs;
 pub mod backupjob;
@@ -26,7 +26,7 @@ pub mod master_client;
 pub mod method;
 mod monitoring;
 mod owned;
-mod perms;
+pub(crate) mod perms;
 pub mod quota;
 pub mod quota_cache;
 mod route;
@@ -39,6 +39,7 @@ mod validate;
 mod vdc;
 pub mod vm;
 pub mod vm_actions;
+pub(crate) mod vm_auto_nics;
 pub mod vm_backup;
 mod vm_body;
 mod vm_body_parts;
@@ -64,7 +65,7 @@ mod vm_updateconf;
 pub mod vmgroup;
 mod vmtemplate;
 mod vmtemplate_images;
-mod vnet;
+pub(crate) mod vnet;
 mod vnet_leases;
 mod vnet_update;
 mod vntemplate;
@@ -132,6 +133,7 @@ pub fn seen_index(headers: &axum::http::HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+#[derive(Clone)]
 pub struct Ctx {
     pub config: Arc<Config>,
     pub pool: ReadPool,

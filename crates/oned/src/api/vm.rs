@@ -9,6 +9,7 @@ use xmlrpc::{Params, Value};
 use super::family::Family;
 use super::method::{Auth, Method};
 use super::perms::{self, MANAGE, VM};
+use super::vm_actions::number;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -480,13 +481,13 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(_) => p.int(3)? as i64,
         None => -1,
     };
-    // The scheduler's NIC choices for `NETWORK_MODE = auto`: parsed for its errors only, as no
-    // NIC here waits for the scheduler to choose its network.
-    if let Some(text) = p.0.get(4).map(|_| p.string(4)).transpose()? {
-        if !text.is_empty() {
-            super::validate::template(text).map_err(|e| fail(code::INTERNAL, e))?;
+    // The networks chosen for the VM's `NETWORK_MODE = auto` NICs (the scheduler's plan).
+    let nic_tmpl = match p.0.get(4).map(|_| p.string(4)).transpose()? {
+        Some(text) if !text.is_empty() => {
+            Some(super::validate::template(text).map_err(|e| fail(code::INTERNAL, e))?)
         }
-    }
+        _ => None,
+    };
     let host = ctx
         .read(move |c| sqlstore::objects::host::load(c, hid))
         .await?
@@ -497,8 +498,16 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             "Host is offline, cannot use it to deploy VM",
         ));
     }
-    VMS.get(ctx, id).await?;
+    let before = VMS.get(ctx, id).await?;
+    // A VM stopped or undeployed keeps the networks its NICs had.
+    let back = before.history.last().is_some_and(|h| {
+        [number::STOP, number::UNDEPLOY, number::UNDEPLOY_HARD].contains(&h.action)
+    });
+    let nic_tmpl = nic_tmpl.filter(|_| !back);
     let ds_id = super::vm_migrate::system_ds_for(ctx, &host, ds_id).await?;
+    if let Some(t) = &nic_tmpl {
+        super::vm_auto_nics::authorize(ctx, s, &before, t).await?;
+    }
     let vm = VMS
         .authorized(
             ctx,
@@ -526,7 +535,17 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if enforce {
         super::vm_migrate::fits(ctx, &vm, hid).await?;
     }
-    let stmts = deploy_stmts(&sqlstore::objects::vm::Deploy {
+    let leased = match &nic_tmpl {
+        Some(t) => {
+            let chosen = super::vm_auto_nics::chosen(t);
+            let wording = super::quota::Wording::Caller(s.uid);
+            super::vm_auto_nics::lease(ctx, s, &vm, &chosen, wording)
+                .await?
+                .stmts
+        }
+        None => Vec::new(),
+    };
+    let mut stmts = deploy_stmts(&sqlstore::objects::vm::Deploy {
         oid: id,
         hid,
         from: sqlstore::objects::vm::DeployFrom {
@@ -538,6 +557,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ds_id,
         now: now(),
     });
+    stmts.extend(leased);
     // A STOPPED or UNDEPLOYED VM counts for its owner's RUNNING_* quotas again, refused as
     // oned refuses it (AUTHORIZATION, the caller named).
     let running = sqlstore::objects::quota::counts_as_running;

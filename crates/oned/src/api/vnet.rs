@@ -73,7 +73,7 @@ fn ar_pool(x: &mut Xml<'_>, v: &VnetRow, t: &template::Template, extended: bool)
     });
 }
 
-pub(super) fn vnet_xml(v: &VnetRow, out: &mut String) {
+pub(crate) fn vnet_xml(v: &VnetRow, out: &mut String) {
     render(v, out, false);
 }
 

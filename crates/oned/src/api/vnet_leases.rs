@@ -725,6 +725,16 @@ pub async fn lease_list_picking(
                 .trim()
                 .to_string()
         };
+        if super::vm_auto_nics::is_auto(nic) && holder == Holder::Vm && owner_is_new(owner) {
+            // `get_network_leases`: a new VM's NIC in auto mode waits for the scheduler to
+            // choose its network; it is only numbered and named.
+            let unnamed = get("NAME").is_empty();
+            set_attr(nic, "NIC_ID", nic_id.to_string());
+            if unnamed {
+                set_attr(nic, "NAME", format!("NIC{nic_id}"));
+            }
+            continue;
+        }
         let vid = if !get("NETWORK_ID").is_empty() {
             let raw = get("NETWORK_ID");
             raw.parse::<i64>()
@@ -814,6 +824,11 @@ pub async fn lease_list_picking(
         OwnerRef::NextOf(_) => sqlstore::objects::secgroup::add_new_vm(g),
     }));
     Ok(out)
+}
+
+/// Whether the holder is being created in the same write (a new VM, not one deployed).
+fn owner_is_new(owner: OwnerRef<'static>) -> bool {
+    matches!(owner, OwnerRef::NextOf(_))
 }
 
 fn set_attr(pairs: &mut Vec<(String, String)>, k: &str, v: String) {

@@ -66,6 +66,7 @@ mod upgrade;
 mod user_allocate;
 mod vdcs;
 mod vm_actions;
+mod vm_auto_nics;
 mod vm_bodies;
 mod vm_deploy;
 mod vm_disks;

@@ -698,6 +698,8 @@ pub struct PendingVm {
     pub memory: i64,
     /// Its template, where its disks and NICs name their images and networks.
     pub template: String,
+    /// Its owner, whose rights choose the networks of its NICs in auto mode.
+    pub uid: i64,
     /// The action that ended its last history record, if it has one: a VM stopped or
     /// undeployed and resumed is deployed with its disks brought back ([`DeployFrom::prolog`]).
     pub last_action: Option<i64>,
@@ -718,7 +720,8 @@ impl PendingVm {
 /// search stops after `?2` of them; with `state` alone SQLite read every pending VM's row and
 /// sorted them, every period (at 20k pending VMs, 1-2 % of a leader's CPU under writes).
 pub const PENDING: &str = "SELECT oid, cpu, memory, template,
-       (SELECT h.action FROM history h WHERE h.vid = vm_pool.oid ORDER BY h.seq DESC LIMIT 1)
+       (SELECT h.action FROM history h WHERE h.vid = vm_pool.oid ORDER BY h.seq DESC LIMIT 1),
+       uid
      FROM vm_pool
      WHERE state = ?1 AND lcm_state = 0 AND oid > ?3 ORDER BY oid LIMIT ?2";
 
@@ -732,6 +735,7 @@ pub fn pending(c: &Conn, after: i64, limit: usize) -> crate::sql::Result<Vec<Pen
             memory: r.get(2)?,
             template: r.get(3)?,
             last_action: r.get(4)?,
+            uid: r.get(5)?,
         })
     })?
     .collect()
