@@ -43,6 +43,7 @@ pub(crate) mod vm_auto_nics;
 pub mod vm_backup;
 mod vm_body;
 mod vm_body_parts;
+mod vm_context;
 mod vm_disk_attach;
 pub(crate) mod vm_disk_ops;
 mod vm_disk_saveas;

@@ -307,7 +307,8 @@ pub async fn create(
         let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
         let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
         let join = super::vmgroup::join::for_new_vm(ctx, s, &mut t).await?;
-        let (mut system, user) = super::vm_body::split(&t)?;
+        let (mut system, mut user) = super::vm_body::split(&t)?;
+        super::vm_context::at_allocate(ctx, s, &mut system, &mut user, &name).await?;
         super::vm_backup::parse_at_allocate(&mut system);
         crate::sched_expr::at_allocate(ctx, &mut system).await?;
         let insert = rows::insert(NewVm {

@@ -192,6 +192,8 @@ pub async fn lease(
     for nic in nics {
         t.push("NIC", Value::Vector(nic));
     }
+    // `get_auto_network_leases` ends with the network CONTEXT of every NIC.
+    super::vm_context::refresh_network(ctx, v, &mut t).await?;
     stmts.insert(
         0,
         sqlstore::objects::replace_template(

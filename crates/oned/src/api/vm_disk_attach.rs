@@ -114,7 +114,8 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 Failure::Api { message, .. } => fail(code::ACTION, message),
                 other => other,
             })?;
-        for d in disks {
+        for mut d in disks {
+            super::vm_disks::attached_target(&t, &mut d).map_err(|e| fail(code::ACTION, e))?;
             t.push("DISK", template::Value::Vector(d));
         }
         crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;

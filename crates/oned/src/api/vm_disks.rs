@@ -12,11 +12,30 @@ use super::storage::IMAGES;
 use super::{code, fail, Ctx, Failure};
 use crate::auth::Session;
 
+type Pairs = Vec<(String, String)>;
+
+/// Which of `get_images`' queues a disk without a TARGET waits in for one: the first OS disk
+/// comes first, then CD-ROMs and the context disk, then the other OS disks, datablocks and
+/// volatile disks; other image types get none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    Os,
+    Cdrom,
+    Data,
+    None,
+}
+
+/// OpenNebula's `DEFAULT_DEVICE_PREFIX` and `DEFAULT_CDROM_DEVICE_PREFIX`.
+const DEFAULT_PREFIX: &str = "sd";
+const DEFAULT_CDROM_PREFIX: &str = "hd";
+
 /// What taking a new VM's images makes: the statements (each guarded by the image's state as
 /// read) and the quota entries they count for (IMAGE RVMS).
 pub struct Disks {
     pub stmts: Vec<SqlStmt>,
     pub asks: Vec<Ask>,
+    /// Each disk's target queue, in order.
+    pub queues: Vec<Queue>,
     /// The snapshots the disks start with, their images' (`ImagePool::acquire_disk`).
     pub snaps: Vec<super::vm_disk_snaps::DiskSnaps>,
 }
@@ -30,21 +49,18 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
         .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
         .collect();
     if disks.is_empty() {
+        assign_targets(t, &mut disks, &[])
+            .map_err(|e| fail(code::INTERNAL, format!("{ALLOC}{e}")))?;
         return Ok(Disks {
             stmts: Vec::new(),
             asks: Vec::new(),
+            queues: Vec::new(),
             snaps: Vec::new(),
         });
     }
-    let out = take_list(
-        ctx,
-        s,
-        &mut disks,
-        0,
-        None,
-        "Error allocating a new virtual machine. ",
-    )
-    .await?;
+    let out = take_list(ctx, s, &mut disks, 0, None, ALLOC).await?;
+    assign_targets(t, &mut disks, &out.queues)
+        .map_err(|e| fail(code::INTERNAL, format!("{ALLOC}{e}")))?;
     t.remove("DISK");
     for d in disks {
         t.push("DISK", template::Value::Vector(d));
@@ -53,6 +69,112 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
         snaps.store(t);
     }
     Ok(out)
+}
+
+/// How a new VM's refusals begin.
+const ALLOC: &str = "Error allocating a new virtual machine. ";
+
+/// The target `index` of `prefix`: `sda`..`sdz`, `sdaa`.. (`assign_disk_targets`).
+fn target_name(prefix: &str, index: usize) -> String {
+    let mut letters = Vec::new();
+    let (mut remainder, mut quotient) = (index % 26, index / 26);
+    while quotient > 0 {
+        letters.push(b'a' + remainder as u8);
+        remainder = (quotient - 1) % 26;
+        quotient = (quotient - 1) / 26;
+    }
+    letters.push(b'a' + remainder as u8);
+    letters.reverse();
+    format!("{prefix}{}", String::from_utf8_lossy(&letters))
+}
+
+/// The first target of `prefix` not in `used`, now used.
+fn first_free(prefix: &str, used: &mut std::collections::BTreeSet<String>) -> String {
+    let target = (0..)
+        .map(|i| target_name(prefix, i))
+        .find(|t| !used.contains(t))
+        .unwrap_or_default();
+    used.insert(target.clone());
+    target
+}
+
+fn prefix_of(disk: &[(String, String)], default: &str) -> String {
+    template::vector_get(disk, "DEV_PREFIX")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// `VirtualMachineDisks::get_images`' targets for a new VM: each disk without a TARGET gets the
+/// first free one of its DEV_PREFIX, the first OS disk first, then the CD-ROMs and the context
+/// disk (whose DISK_ID follows the disks'), then the other disks; two disks naming one target
+/// are refused.
+fn assign_targets(t: &mut Template, disks: &mut [Pairs], queues: &[Queue]) -> Result<(), String> {
+    let mut used = std::collections::BTreeSet::new();
+    let (mut os, mut cdrom, mut data) = (Vec::new(), Vec::new(), Vec::new());
+    let claim = |target: &str, used: &mut std::collections::BTreeSet<String>| {
+        if used.insert(target.to_string()) {
+            Ok(())
+        } else {
+            Err(format!("Two disks have defined the same target {target}"))
+        }
+    };
+    for (i, d) in disks.iter().enumerate() {
+        match template::vector_get(d, "TARGET").filter(|t| !t.is_empty()) {
+            Some(target) => claim(target, &mut used)?,
+            None => match queues.get(i) {
+                Some(Queue::Os) if os.is_empty() => os.push(i),
+                Some(Queue::Os | Queue::Data) => data.push(i),
+                Some(Queue::Cdrom) => cdrom.push(i),
+                _ => {}
+            },
+        }
+    }
+    let give = |queue: &[usize], disks: &mut [Pairs], used: &mut _| {
+        for &i in queue {
+            let target = first_free(&prefix_of(&disks[i], DEFAULT_PREFIX), used);
+            set(&mut disks[i], "TARGET", target);
+            disks[i].sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    };
+    give(&os, disks, &mut used);
+    give(&cdrom, disks, &mut used);
+    if let Some(mut context) = t.vector("CONTEXT").map(<[_]>::to_vec) {
+        match template::vector_get(&context, "TARGET").filter(|t| !t.is_empty()) {
+            Some(target) => claim(target, &mut used)?,
+            None => {
+                let target = first_free(&prefix_of(&context, DEFAULT_CDROM_PREFIX), &mut used);
+                set(&mut context, "TARGET", target);
+            }
+        }
+        set(&mut context, "DISK_ID", disks.len().to_string());
+        t.set("CONTEXT", template::Value::Vector(context));
+    }
+    give(&data, disks, &mut used);
+    Ok(())
+}
+
+/// `VirtualMachineDisks::set_up_attach`'s target for a disk attached to the VM of template `t`:
+/// the first free one of its DEV_PREFIX, or its own if no disk (nor the context) has it.
+pub fn attached_target(t: &Template, disk: &mut Pairs) -> Result<(), String> {
+    let mut used: std::collections::BTreeSet<String> = t
+        .get_all("DISK")
+        .chain(t.get_all("CONTEXT"))
+        .filter_map(|a| a.vector_get("TARGET"))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    match template::vector_get(disk, "TARGET").filter(|t| !t.is_empty()) {
+        Some(target) if used.contains(target) => Err(format!("Target {target} is already in use.")),
+        Some(_) => Ok(()),
+        None => {
+            let target = first_free(&prefix_of(disk, DEFAULT_PREFIX), &mut used);
+            set(disk, "TARGET", target);
+            disk.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(())
+        }
+    }
 }
 
 /// Takes the images of `disks` (numbered from `first_id`) for VM `vid` (hot-plugged), or for
@@ -69,6 +191,7 @@ pub async fn take_list(
     let mut out = Disks {
         stmts: Vec::new(),
         asks: Vec::new(),
+        queues: Vec::new(),
         snaps: Vec::new(),
     };
     let mut taken: Vec<i64> = Vec::new();
@@ -96,6 +219,11 @@ pub async fn take_list(
             .await
             .map_err(alloc_err)?
         } else {
+            // A volatile disk: a datablock of the default prefix unless it names one.
+            if get("DEV_PREFIX").is_empty() {
+                set(disk, "DEV_PREFIX", DEFAULT_PREFIX.to_string());
+            }
+            out.queues.push(Queue::Data);
             continue;
         };
         if taken.contains(&image) {
@@ -117,6 +245,12 @@ pub async fn take_list(
         .map_err(alloc_err)?;
         out.stmts.extend(stmts.into_iter().map(SqlStmt::must_match));
         out.asks.push(Ask::image_vm(image));
+        out.queues.push(match i.kind {
+            0 => Queue::Os,
+            1 => Queue::Cdrom,
+            2 => Queue::Data,
+            _ => Queue::None,
+        });
         taken.push(image);
         fill_disk(disk, &i);
         out.snaps
@@ -202,4 +336,71 @@ async fn image_by_name(
             "User {owner} does not own an image with name: {name} . Set IMAGE_UNAME or IMAGE_UID of owner in DISK."
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(pairs: &[(&str, &str)]) -> Pairs {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn target(d: &[(String, String)]) -> &str {
+        template::vector_get(d, "TARGET").unwrap_or("")
+    }
+
+    #[test]
+    fn targets_name_letters_as_opennebula_counts_them() {
+        assert_eq!(target_name("sd", 0), "sda");
+        assert_eq!(target_name("sd", 25), "sdz");
+        assert_eq!(target_name("sd", 26), "sdaa");
+        assert_eq!(target_name("vd", 27), "vdab");
+        assert_eq!(target_name("sd", 26 + 26 * 26), "sdaaa");
+    }
+
+    #[test]
+    fn the_first_os_disk_then_cdroms_and_context_then_the_rest_get_targets() {
+        let mut t = Template::parse("CONTEXT = [ NETWORK = YES ]").unwrap();
+        let mut disks = vec![
+            disk(&[("DEV_PREFIX", "sd")]),
+            disk(&[("DEV_PREFIX", "hd")]),
+            disk(&[("DEV_PREFIX", "sd")]),
+            disk(&[("DEV_PREFIX", "sd"), ("TARGET", "sda")]),
+            disk(&[("DEV_PREFIX", "vd")]),
+        ];
+        let queues = [Queue::Data, Queue::Cdrom, Queue::Os, Queue::Os, Queue::Os];
+        assign_targets(&mut t, &mut disks, &queues).unwrap();
+        let got: Vec<&str> = disks.iter().map(|d| target(d)).collect();
+        // sda is taken by disk 3: the first OS disk gets sdb, the data disks after it sdc.
+        assert_eq!(got, ["sdc", "hda", "sdb", "sda", "vda"]);
+        let context = t.vector("CONTEXT").unwrap();
+        assert_eq!(template::vector_get(context, "TARGET"), Some("hdb"));
+        assert_eq!(template::vector_get(context, "DISK_ID"), Some("5"));
+    }
+
+    #[test]
+    fn two_disks_naming_one_target_are_refused_and_an_attached_disk_takes_the_next() {
+        let mut t = Template::default();
+        let mut disks = vec![disk(&[("TARGET", "vda")]), disk(&[("TARGET", "vda")])];
+        assert_eq!(
+            assign_targets(&mut t, &mut disks, &[Queue::Os, Queue::Data]).unwrap_err(),
+            "Two disks have defined the same target vda"
+        );
+        let t = Template::parse(
+            "DISK = [ TARGET = sda ]\nDISK = [ TARGET = sdb ]\nCONTEXT = [ TARGET = hda ]",
+        )
+        .unwrap();
+        let mut new = disk(&[("DEV_PREFIX", "sd")]);
+        attached_target(&t, &mut new).unwrap();
+        assert_eq!(target(&new), "sdc");
+        let mut clash = disk(&[("TARGET", "hda")]);
+        assert_eq!(
+            attached_target(&t, &mut clash).unwrap_err(),
+            "Target hda is already in use."
+        );
+    }
 }

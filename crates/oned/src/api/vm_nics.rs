@@ -158,6 +158,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         })?;
         t.push(kind, template::Value::Vector(nic));
         crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;
+        super::vm_context::refresh_network(ctx, &v, &mut t).await?;
         let mut stmts = write_vm(&v, &t, running);
         let action = if *kind == "NIC_ALIAS" {
             number::ALIAS_ATTACH
@@ -226,6 +227,7 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         };
         let mut kept = t.clone();
         kept.attrs.retain(|a| !is_it(a));
+        super::vm_context::clear_nic(&mut kept, &nic);
         let mut stmts = write_vm(&v, &kept, running);
         let action = if nic.name == "NIC_ALIAS" {
             number::ALIAS_DETACH

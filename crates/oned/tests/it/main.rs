@@ -68,6 +68,7 @@ mod vdcs;
 mod vm_actions;
 mod vm_auto_nics;
 mod vm_bodies;
+mod vm_context;
 mod vm_deploy;
 mod vm_disks;
 mod vm_import;

@@ -230,11 +230,19 @@ fn auto_nics_get_a_network_from_the_scheduler_or_by_hand_as_opennebula_gives_the
         "one.vm.allocate",
         vec![
             s(&format!(
-                "CPU = 0.1\nMEMORY = 16\nNIC = [ NETWORK_ID = {spare} ]\nNIC = [ NETWORK_MODE = auto ]"
+                "CPU = 0.1\nMEMORY = 16\nNIC = [ NETWORK_ID = {spare} ]\nNIC = [ NETWORK_MODE = auto ]\n\
+                 CONTEXT = [ NETWORK = YES ]"
             )),
             Value::Bool(true),
         ],
     );
+    // The auto NIC's context waits for its network.
+    let body = vm_body(&c, held);
+    assert!(
+        body.contains("<ETH0_IP><![CDATA[10.0.4.1]]></ETH0_IP>"),
+        "{body}"
+    );
+    assert!(!body.contains("<ETH1_IP>"), "{body}");
     let deploy = |tmpl: &str| {
         one_error(c.call(
             "one.vm.deploy",
@@ -270,6 +278,11 @@ fn auto_nics_get_a_network_from_the_scheduler_or_by_hand_as_opennebula_gives_the
     assert_eq!(
         ips,
         [Some("10.0.4.1".to_string()), Some("10.0.4.2".to_string())]
+    );
+    let body = vm_body(&c, held);
+    assert!(
+        body.contains("<ETH1_IP><![CDATA[10.0.4.2]]></ETH1_IP>"),
+        "{body}"
     );
     // The VM that waited for a free address took one of the new network's too.
     zone.wait_until(DEADLINE, "the VM waiting for leases runs", || {

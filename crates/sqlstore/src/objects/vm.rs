@@ -296,13 +296,36 @@ pub struct NewVm {
     pub disk_size: f64,
 }
 
+/// Stands in a new VM's templates for its name, which is `<prefix>-<oid>` when it has none
+/// (`$NAME` in its CONTEXT), until its insert writes them.
+pub const NAME_MARK: &str = "__ONEHA_VM_NAME__";
+/// Stands in a new VM's templates for its id (`$VMID`).
+pub const ID_MARK: &str = "__ONEHA_VMID__";
+
+/// The VM's name as its insert computes it: `?1`, or `<?12>-<oid>`.
+const NEW_NAME: &str = "CASE WHEN ?1 = '' THEN ?12 || '-' || (last_oid + 1) ELSE ?1 END";
+
 pub fn insert(v: NewVm) -> SqlStmt {
+    // Only a template that holds a mark pays for the replacements.
+    let marked = |col: &str| {
+        format!("REPLACE(REPLACE({col}, '{NAME_MARK}', {NEW_NAME}), '{ID_MARK}', last_oid + 1)")
+    };
+    let (template, user_template) = if v.template.contains(NAME_MARK)
+        || v.template.contains(ID_MARK)
+        || v.user_template.contains(NAME_MARK)
+        || v.user_template.contains(ID_MARK)
+    {
+        (marked("?9"), marked("?11"))
+    } else {
+        ("?9".to_string(), "?11".to_string())
+    };
     insert_next(
         TABLE,
         "name, uid, gid, perms, state, lcm_state, prev_state, prev_lcm_state, stime, cpu, \
          memory, template, disk_size, user_template",
-        "CASE WHEN ?1 = '' THEN ?12 || '-' || (last_oid + 1) ELSE ?1 END, \
-         ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11",
+        &format!(
+            "{NEW_NAME}, ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, {template}, ?10, {user_template}"
+        ),
         vec![
             SqlValue::Text(v.name),
             SqlValue::Int(v.uid),

@@ -1,0 +1,738 @@
+//! A VM's CONTEXT as `VirtualMachine::parse_context` builds it when the VM is created: its
+//! `$` variables substituted (`vm_var_syntax.y`: `$NAME`, `$UNAME`, `$VAR`, `$VAR[ATTR]`,
+//! `$VAR[ATTR, KEY="value"]`, `$NETWORK[...]`, `$IMAGE[...]`, `$USER[...]`) and, with
+//! `NETWORK = YES`, the `ETH<n>_*` variables of each NIC (`generate_network_context`), whose
+//! address range and network attributes are looked up the same way. A NIC in auto mode gets its
+//! variables once the deployment gave it a network (`api::vm_auto_nics`). SCHED_REQUIREMENTS'
+//! variables are substituted by the same parser (`parse_requirements`).
+
+use std::collections::BTreeMap;
+
+use template::{Template, Value};
+
+use super::{code, fail, Ctx, Failure};
+use crate::auth::Session;
+
+/// `NETWORK_CONTEXT` and `NETWORK6_CONTEXT` of `VirtualMachineContext.cc`: the variable's name,
+/// the NIC attribute it copies, another one if that is empty, and whether the address range or
+/// the network is asked when the NIC has neither.
+const NETWORK_VARS: &[(&str, &str, &str, bool)] = &[
+    ("IP", "IP", "", false),
+    ("MAC", "MAC", "", false),
+    ("MASK", "NETWORK_MASK", "", true),
+    ("NETWORK", "NETWORK_ADDRESS", "", true),
+    ("GATEWAY", "GATEWAY", "", true),
+    ("DNS", "DNS", "", true),
+    ("SEARCH_DOMAIN", "SEARCH_DOMAIN", "", true),
+    ("MTU", "GUEST_MTU", "", true),
+    ("METRIC", "METRIC", "", true),
+    ("METHOD", "METHOD", "", true),
+    ("VLAN_ID", "VLAN_ID", "", true),
+    ("VROUTER_IP", "VROUTER_IP", "", false),
+    ("VROUTER_MANAGEMENT", "VROUTER_MANAGEMENT", "", false),
+    ("EXTERNAL", "EXTERNAL", "", false),
+    ("IP6", "IP6_GLOBAL", "IP6", false),
+    ("IP6_ULA", "IP6_ULA", "", false),
+    ("IP6_GATEWAY", "GATEWAY6", "", true),
+    ("IP6_METRIC", "IP6_METRIC", "", true),
+    ("IP6_METHOD", "IP6_METHOD", "", true),
+    ("IP6_PREFIX_LENGTH", "PREFIX_LENGTH", "", true),
+    ("VROUTER_IP6", "VROUTER_IP6_GLOBAL", "VROUTER_IP6", false),
+    ("EXTERNAL", "EXTERNAL", "", false),
+];
+
+/// `VectorAttribute::marshall`'s separator.
+const SEP: &str = "@^_";
+
+/// What a VM's variables read besides its own templates.
+#[derive(Debug, Default, Clone)]
+pub struct Lookup {
+    pub name: String,
+    pub uid: i64,
+    pub uname: String,
+    pub gid: i64,
+    pub gname: String,
+    /// The owner's template (`$USER[...]`).
+    pub user: Template,
+    /// The templates of the networks its NICs are in (`$NETWORK[...]`), address ranges included.
+    pub nets: BTreeMap<i64, Template>,
+    /// The templates of the images its disks use (`$IMAGE[...]`).
+    pub images: BTreeMap<i64, Template>,
+}
+
+impl Lookup {
+    /// Read for a VM of owner `uid` and group `gid` named `name` whose system template is `t`. An unnamed VM's
+    /// `$NAME` and every `$VMID` are marks its insert replaces (`vm::NAME_MARK`, `vm::ID_MARK`).
+    pub async fn read(
+        ctx: &Ctx,
+        (uid, gid): (i64, i64),
+        t: &Template,
+        name: &str,
+    ) -> Result<Lookup, Failure> {
+        let ids = |attr: &str, key: &str| -> Vec<i64> {
+            t.get_all(attr)
+                .filter_map(|a| a.vector_get(key))
+                .filter_map(|v| v.trim().parse().ok())
+                .collect()
+        };
+        let mut nets = ids("NIC", "NETWORK_ID");
+        nets.extend(ids("NIC_ALIAS", "NETWORK_ID"));
+        let images = ids("DISK", "IMAGE_ID");
+        let (user, gname, nets, images) = ctx
+            .read(move |c| {
+                let user = sqlstore::load_user(c, uid)?;
+                let gname = sqlstore::objects::group::load(c, gid)?.map(|g| g.name);
+                let mut by_net = BTreeMap::new();
+                for n in nets {
+                    if let Some(v) = by_id(c, super::vnet::NETS.rows, n)? {
+                        by_net.insert(n, v.template);
+                    }
+                }
+                let mut by_image = BTreeMap::new();
+                for i in images {
+                    if let Some(v) = by_id(c, super::storage::IMAGES.rows, i)? {
+                        by_image.insert(i, v.template);
+                    }
+                }
+                Ok((user, gname, by_net, by_image))
+            })
+            .await?;
+        let parsed = |text: &str| Template::parse(text).unwrap_or_default();
+        Ok(Lookup {
+            name: match name {
+                "" => sqlstore::objects::vm::NAME_MARK.to_string(),
+                _ => name.to_string(),
+            },
+            uid,
+            uname: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+            gid,
+            gname: gname.unwrap_or_default(),
+            user: user.map(|u| parsed(&u.template)).unwrap_or_default(),
+            nets: nets.iter().map(|(k, v)| (*k, parsed(v))).collect(),
+            images: images.iter().map(|(k, v)| (*k, parsed(v))).collect(),
+        })
+    }
+}
+
+/// The row of `rows` with id `id`.
+fn by_id<R>(
+    c: &sqlstore::Conn,
+    rows: &sqlstore::objects::Rows<R>,
+    id: i64,
+) -> Result<Option<R>, sqlstore::SqlError> {
+    use sqlstore::Optional;
+    let mut st = c.prepare_cached(&rows.by_id())?;
+    st.query_row([id], |r| (rows.read)(c, r)).optional()
+}
+
+/// `VirtualMachine::insert`'s `parse_context` and `parse_requirements` for a new VM of `s`
+/// named `name`: what they read is read only when its CONTEXT or requirements need it (most
+/// VMs' do not, and `one.vm.allocate` is a hot path). Refused INTERNAL, in their words.
+pub async fn at_allocate(
+    ctx: &Ctx,
+    s: &Session,
+    t: &mut Template,
+    user: &mut Template,
+    name: &str,
+) -> Result<(), Failure> {
+    let reqs = user
+        .single("SCHED_REQUIREMENTS")
+        .is_some_and(|r| r.contains('$'));
+    if t.vector("CONTEXT").is_none() && !reqs {
+        return Ok(());
+    }
+    let l = Lookup::read(ctx, (s.uid, s.gid), t, name).await?;
+    context(t, user, &l).map_err(refused)?;
+    requirements(t, user, &l).map_err(refused)
+}
+
+/// `parse_context(error_str, all_nics = false)` on a new VM's system template `t` (its user
+/// template `user`): the CONTEXT's variables substituted, then, with `NETWORK = YES`, each NIC's
+/// (but those in auto mode) `ETH<n>_*` variables. Refused as `Error parsing: ...`.
+pub fn context(t: &mut Template, user: &Template, l: &Lookup) -> Result<(), String> {
+    let Some(context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let parsed = unmarshall(&parse(&marshall(&context), t, user, l)?);
+    t.set("CONTEXT", Value::Vector(parsed));
+    network_context(t, user, l, false)
+}
+
+/// `generate_network_context(context, error, only_auto)`: with `NETWORK = YES` in the CONTEXT,
+/// the `ETH<n>_*` (`ETH<n>_ALIAS<m>_*`) variables of every NIC and NIC alias, but those in auto
+/// mode unless `auto_too`, replacing what the CONTEXT had.
+pub fn network_context(
+    t: &mut Template,
+    user: &Template,
+    l: &Lookup,
+    auto_too: bool,
+) -> Result<(), String> {
+    let Some(mut context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let yes = template::vector_get(&context, "NETWORK")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("YES"));
+    if !yes {
+        return Ok(());
+    }
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for a in t.get_all("NIC").chain(t.get_all("NIC_ALIAS")) {
+        let Some(nic) = a.value.as_vector() else {
+            continue;
+        };
+        if !auto_too && super::vm_auto_nics::is_auto(nic) {
+            continue;
+        }
+        let get = |k: &str| template::vector_get(nic, k).unwrap_or("").to_string();
+        let prefix = if a.name == "NIC" {
+            format!("ETH{}_", get("NIC_ID"))
+        } else {
+            format!("ETH{}_ALIAS{}_", get("PARENT_ID"), get("ALIAS_ID"))
+        };
+        for &(name, attr, alt, lookup) in NETWORK_VARS {
+            let mut value = get(attr);
+            if value.is_empty() && !alt.is_empty() {
+                value = get(alt);
+            }
+            if value.is_empty() && lookup {
+                value = format!("$NETWORK[{attr}, NIC_ID=\"{}\"]", get("NIC_ID"));
+            }
+            let key = format!("{prefix}{name}");
+            vars.retain(|(k, _)| *k != key);
+            vars.push((key, value));
+        }
+    }
+    if vars.is_empty() {
+        return Ok(());
+    }
+    vars.sort();
+    for (k, v) in unmarshall(&parse(&marshall(&vars), t, user, l)?) {
+        context.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+        context.push((k, v));
+    }
+    context.sort();
+    t.set("CONTEXT", Value::Vector(context));
+    Ok(())
+}
+
+/// `clear_nic_context` / `clear_nic_alias_context`: the CONTEXT of `t` without the variables
+/// of the NIC (alias) `nic` that left the VM.
+pub fn clear_nic(t: &mut Template, nic: &template::Attribute) {
+    let Some(mut context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
+        return;
+    };
+    let get = |k: &str| nic.vector_get(k).unwrap_or("").trim().to_string();
+    let prefix = if nic.name == "NIC" {
+        format!("ETH{}_", get("NIC_ID"))
+    } else {
+        format!("ETH{}_ALIAS{}_", get("PARENT_ID"), get("ALIAS_ID"))
+    };
+    let before = context.len();
+    context.retain(|(k, _)| {
+        !NETWORK_VARS
+            .iter()
+            .any(|(name, ..)| k.eq_ignore_ascii_case(&format!("{prefix}{name}")))
+    });
+    if context.len() != before {
+        t.set("CONTEXT", Value::Vector(context));
+    }
+}
+
+/// The network CONTEXT of every NIC of the VM `v`'s template `t`, as the driver's context
+/// regeneration after a NIC is attached writes it (`generate_context`); nothing is read unless
+/// the CONTEXT asks for it.
+pub async fn refresh_network(
+    ctx: &Ctx,
+    v: &sqlstore::objects::vm::VmRow,
+    t: &mut Template,
+) -> Result<(), Failure> {
+    let asks = t.vector("CONTEXT").is_some_and(|c| {
+        template::vector_get(c, "NETWORK").is_some_and(|n| n.trim().eq_ignore_ascii_case("YES"))
+    });
+    if !asks {
+        return Ok(());
+    }
+    let owner = (v.head.owned.uid, v.head.owned.gid);
+    let l = Lookup::read(ctx, owner, t, &v.head.name).await?;
+    let user = Template::parse(&v.user_template).unwrap_or_default();
+    network_context(t, &user, &l, true).map_err(|e| fail(code::ACTION, e))
+}
+
+/// `parse_requirements`: SCHED_REQUIREMENTS of the user template with its variables
+/// substituted.
+pub fn requirements(t: &Template, user: &mut Template, l: &Lookup) -> Result<(), String> {
+    let Some(reqs) = user.single("SCHED_REQUIREMENTS").map(str::to_string) else {
+        return Ok(());
+    };
+    let parsed = parse(&reqs, t, &user.clone(), l)?;
+    user.set("SCHED_REQUIREMENTS", Value::Single(parsed));
+    Ok(())
+}
+
+/// `VectorAttribute::marshall`: `KEY=value` pairs joined by `@^_`, in key order.
+fn marshall(pairs: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(SEP)
+}
+
+/// `VectorAttribute::unmarshall`: the first value of each key, in key order.
+fn unmarshall(text: &str) -> Vec<(String, String)> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for part in text.split(SEP) {
+        if let Some((k, v)) = part.split_once('=') {
+            out.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Raw(String),
+    Var(String),
+    Equal,
+    Comma,
+    Open,
+    Close,
+    Str(String),
+    /// The end of a variable: the character that ended it, written after its value.
+    End(Option<char>),
+}
+
+/// Where a token is, as flex counts: its line and its byte columns `[first, last)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spot {
+    line: usize,
+    first: usize,
+    last: usize,
+}
+
+/// `vm_var_parser.l`: the tokens of `s` and where each is; where it stopped if it cannot cut
+/// them.
+fn lex(s: &str) -> Result<Vec<(Tok, Spot)>, Spot> {
+    #[derive(PartialEq)]
+    enum State {
+        Text,
+        Var,
+        Value,
+    }
+    let b = s.as_bytes();
+    let (mut i, mut line, mut state) = (0, 1, State::Text);
+    let mut out = Vec::new();
+    let mut last = Spot {
+        line: 1,
+        first: 0,
+        last: 0,
+    };
+    let blank = |c: u8| c == b' ' || c == b'\t';
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    loop {
+        let start = i;
+        let tok = match state {
+            State::Text if i >= b.len() => break,
+            State::Text if b[i] == b'$' => {
+                i += 1;
+                state = State::Var;
+                None
+            }
+            State::Text => {
+                while i < b.len() && b[i] != b'$' {
+                    i += if b[i] == b'\\' && i + 1 < b.len() {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                Some(Tok::Raw(s[start..i].to_string()))
+            }
+            State::Var if i >= b.len() => {
+                state = State::Text;
+                out.push((Tok::End(None), last));
+                continue;
+            }
+            State::Var => {
+                let mut j = i;
+                while j < b.len() && blank(b[j]) {
+                    j += 1;
+                }
+                match b.get(j) {
+                    Some(b'=') => {
+                        j += 1;
+                        while j < b.len() && blank(b[j]) {
+                            j += 1;
+                        }
+                        i = j;
+                        state = State::Value;
+                        Some(Tok::Equal)
+                    }
+                    Some(b',') => {
+                        j += 1;
+                        while j < b.len() && blank(b[j]) {
+                            j += 1;
+                        }
+                        i = j;
+                        Some(Tok::Comma)
+                    }
+                    Some(b']') => {
+                        i = j + 1;
+                        Some(Tok::Close)
+                    }
+                    _ if b[i] == b'[' => {
+                        i += 1;
+                        while i < b.len() && blank(b[i]) {
+                            i += 1;
+                        }
+                        Some(Tok::Open)
+                    }
+                    _ if word(b[i]) => {
+                        while i < b.len() && word(b[i]) {
+                            i += 1;
+                        }
+                        Some(Tok::Var(s[start..i].to_string()))
+                    }
+                    _ if b[i] == b'$' => {
+                        i += 1;
+                        Some(Tok::End(None))
+                    }
+                    _ => {
+                        let c = s[i..].chars().next().unwrap_or(' ');
+                        i += c.len_utf8();
+                        state = State::Text;
+                        Some(Tok::End(Some(c)))
+                    }
+                }
+            }
+            State::Value => {
+                let quoted = b.get(i) == Some(&b'"');
+                let (from, to) = if quoted {
+                    let close = s[i + 1..].find('"').map(|k| i + 1 + k).ok_or(Spot {
+                        line,
+                        first: i,
+                        last: b.len(),
+                    })?;
+                    (i + 1, close)
+                } else {
+                    let mut j = i;
+                    while j < b.len() && b[j].is_ascii_alphanumeric() {
+                        j += 1;
+                    }
+                    if j == i {
+                        return Err(Spot {
+                            line,
+                            first: i,
+                            last: i + 1,
+                        });
+                    }
+                    (i, j)
+                };
+                i = if quoted { to + 1 } else { to };
+                state = State::Var;
+                Some(Tok::Str(s[from..to].to_string()))
+            }
+        };
+        line += s[start..i].matches('\n').count();
+        last = Spot {
+            line,
+            first: start,
+            last: i,
+        };
+        if let Some(tok) = tok {
+            out.push((tok, last));
+        }
+    }
+    Ok(out)
+}
+
+/// The token kinds of the grammar's three variable forms, after the variable's name:
+/// `$VAR`, `$VAR[ATTR]`, `$VAR[ATTR, KEY = value]`.
+const FORMS: [&[Kind]; 3] = [
+    &[Kind::End],
+    &[Kind::Open, Kind::Var, Kind::Close, Kind::End],
+    &[
+        Kind::Open,
+        Kind::Var,
+        Kind::Comma,
+        Kind::Var,
+        Kind::Equal,
+        Kind::Str,
+        Kind::Close,
+        Kind::End,
+    ],
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Var,
+    Equal,
+    Comma,
+    Open,
+    Close,
+    Str,
+    End,
+    Raw,
+}
+
+fn kind(t: &Tok) -> Kind {
+    match t {
+        Tok::Raw(_) => Kind::Raw,
+        Tok::Var(_) => Kind::Var,
+        Tok::Equal => Kind::Equal,
+        Tok::Comma => Kind::Comma,
+        Tok::Open => Kind::Open,
+        Tok::Close => Kind::Close,
+        Tok::Str(_) => Kind::Str,
+        Tok::End(_) => Kind::End,
+    }
+}
+
+fn text_of(t: &Tok) -> String {
+    match t {
+        Tok::Var(v) => v.to_ascii_uppercase(),
+        Tok::Str(v) => v.clone(),
+        _ => String::new(),
+    }
+}
+
+/// `VirtualMachine::parse_template_attribute`: `text` with its variables replaced by what they
+/// name in the VM's templates `t` and `user` and in `l`; refused as `Error parsing: <text>.
+/// syntax error at line L, columns A:B`, the columns of the token that broke the grammar.
+pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<String, String> {
+    let refuse = |at: &Spot| {
+        format!(
+            "Error parsing: {text}. syntax error at line {}, columns {}:{}",
+            at.line, at.first, at.last
+        )
+    };
+    let toks = lex(text).map_err(|at| refuse(&at))?;
+    let mut out = String::new();
+    let mut k = 0;
+    while let Some((tok, at)) = toks.get(k) {
+        match tok {
+            Tok::Raw(r) => {
+                out.push_str(r);
+                k += 1;
+                continue;
+            }
+            Tok::Var(_) => {}
+            _ => return Err(refuse(at)),
+        }
+        let after = &toks[k + 1..];
+        let fits = |form: &[Kind]| {
+            form.iter()
+                .zip(after)
+                .take_while(|(want, (got, _))| **want == kind(got))
+                .count()
+        };
+        let Some(form) = FORMS.iter().find(|f| fits(f) == f.len()) else {
+            let broke = FORMS.iter().map(|f| fits(f)).max().unwrap_or(0);
+            let (_, at) = after.get(broke).or(toks.last()).unwrap_or(&toks[k]);
+            return Err(refuse(at));
+        };
+        let name = text_of(tok);
+        let arg = |n: usize| after.get(n).map(|x| text_of(&x.0)).unwrap_or_default();
+        let value = match form.len() {
+            1 => single(&name, t, user, l),
+            4 => vector(&name, &arg(1), "", "", t, l),
+            _ => vector(&name, &arg(1), &arg(3), &arg(5), t, l),
+        };
+        out.push_str(&value);
+        if let Some((Tok::End(Some(c)), _)) = after.get(form.len() - 1) {
+            out.push(*c);
+        }
+        k += 1 + form.len();
+    }
+    Ok(out)
+}
+
+/// `insert_single`.
+fn single(name: &str, t: &Template, user: &Template, l: &Lookup) -> String {
+    match name {
+        // `to_xml64` of the whole VM: not offered here.
+        "TEMPLATE" => String::new(),
+        "UID" => l.uid.to_string(),
+        "UNAME" => l.uname.clone(),
+        "GID" => l.gid.to_string(),
+        "GNAME" => l.gname.clone(),
+        "NAME" => l.name.clone(),
+        // `VirtualMachine::insert` sets VMID before it parses the context.
+        "VMID" => sqlstore::objects::vm::ID_MARK.to_string(),
+        _ => t
+            .single(name)
+            .filter(|v| !v.is_empty())
+            .or_else(|| user.single(name))
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// `insert_vector`.
+fn vector(name: &str, vname: &str, vvar: &str, vval: &str, t: &Template, l: &Lookup) -> String {
+    match name {
+        "NETWORK" => network_attr(t, l, vname, vvar, vval),
+        "IMAGE" => image_attr(t, l, vname, vvar, vval),
+        "USER" if vname == "TEMPLATE" => String::new(),
+        "USER" => l.user.single(vname).unwrap_or("").to_string(),
+        _ => {
+            let found = t
+                .get_all(name)
+                .filter_map(|a| a.value.as_vector())
+                .find(|v| vvar.is_empty() || template::vector_get(v, vvar) == Some(vval));
+            found
+                .and_then(|v| template::vector_get(v, vname))
+                .unwrap_or("")
+                .to_string()
+        }
+    }
+}
+
+/// `get_network_attribute`: the attribute of the address range, else of the network, of the
+/// NIC (then NIC alias) whose `vvar` (NETWORK, NETWORK_ID or NIC_ID) is `vval`.
+fn network_attr(t: &Template, l: &Lookup, vname: &str, vvar: &str, vval: &str) -> String {
+    if !["NETWORK", "NETWORK_ID", "NIC_ID"].contains(&vvar) {
+        return String::new();
+    }
+    let of = |attr: &str| {
+        t.get_all(attr)
+            .filter_map(|a| a.value.as_vector())
+            .find(|n| template::vector_get(n, vvar).unwrap_or("") == vval)
+            .and_then(|n| {
+                let num = |k: &str| template::vector_get(n, k)?.trim().parse::<i64>().ok();
+                Some((num("NETWORK_ID")?, num("AR_ID")?))
+            })
+    };
+    let Some((vnet, ar)) = of("NIC").or_else(|| of("NIC_ALIAS")) else {
+        return String::new();
+    };
+    let Some(vt) = l.nets.get(&vnet) else {
+        return String::new();
+    };
+    if vname == "TEMPLATE" {
+        return String::new();
+    }
+    let in_range = vt
+        .get_all("AR")
+        .filter_map(|a| a.value.as_vector())
+        .find(|r| template::vector_get(r, "AR_ID").map(str::trim) == Some(&ar.to_string()))
+        .and_then(|r| template::vector_get(r, vname))
+        .filter(|v| !v.is_empty());
+    in_range
+        .or_else(|| vt.single(vname))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `get_image_attribute`: the attribute of the image of the disk whose `vvar` (IMAGE or
+/// IMAGE_ID) is `vval`.
+fn image_attr(t: &Template, l: &Lookup, vname: &str, vvar: &str, vval: &str) -> String {
+    if !["IMAGE", "IMAGE_ID"].contains(&vvar) || vname == "TEMPLATE" {
+        return String::new();
+    }
+    t.get_all("DISK")
+        .filter_map(|a| a.value.as_vector())
+        .find(|d| template::vector_get(d, vvar).unwrap_or("") == vval)
+        .and_then(|d| {
+            template::vector_get(d, "IMAGE_ID")?
+                .trim()
+                .parse::<i64>()
+                .ok()
+        })
+        .and_then(|id| l.images.get(&id))
+        .and_then(|it| it.single(vname))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A refusal of the CONTEXT or the requirements, as `VirtualMachine::insert` words it.
+fn refused(e: String) -> Failure {
+    fail(code::INTERNAL, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> Template {
+        Template::parse(text).unwrap()
+    }
+
+    fn lookup() -> Lookup {
+        Lookup {
+            name: "web".into(),
+            uid: 5,
+            uname: "alice".into(),
+            gid: 1,
+            gname: "users".into(),
+            user: t("SSH_PUBLIC_KEY = \"ssh-ed25519 AAAA alice\""),
+            nets: [(
+                3,
+                t("NAME = lan\nGATEWAY = 10.0.0.254\nDNS = 8.8.8.8\n\
+                   AR = [ AR_ID = 0, TYPE = IP4, IP = 10.0.0.1, SIZE = 9, GATEWAY = 10.0.0.1 ]"),
+            )]
+            .into(),
+            images: [(7, t("OS_FAMILY = debian"))].into(),
+        }
+    }
+
+    #[test]
+    fn variables_read_the_vm_its_owner_its_networks_and_images() {
+        let vm = t("CPU = 1\nDISK = [ IMAGE_ID = 7, IMAGE = deb ]\n\
+                    NIC = [ NIC_ID = 0, NETWORK_ID = 3, AR_ID = 0, IP = 10.0.0.2 ]");
+        let user = t("ROLE = db");
+        let l = lookup();
+        let p = |s: &str| parse(s, &vm, &user, &l).unwrap();
+        assert_eq!(
+            p("$NAME of $UNAME ($UID) in $GNAME"),
+            "web of alice (5) in users"
+        );
+        assert_eq!(
+            p("cpu=$CPU role=$ROLE missing=$NOPE."),
+            "cpu=1 role=db missing=."
+        );
+        assert_eq!(p("$USER[SSH_PUBLIC_KEY]"), "ssh-ed25519 AAAA alice");
+        assert_eq!(p("$NIC[IP]"), "10.0.0.2");
+        assert_eq!(p("$NIC[ IP , NETWORK_ID = \"3\" ]"), "10.0.0.2");
+        assert_eq!(p("$NETWORK[GATEWAY, NIC_ID=\"0\"]"), "10.0.0.1");
+        assert_eq!(p("$NETWORK[DNS, NETWORK_ID=3]"), "8.8.8.8");
+        assert_eq!(p("$NETWORK[DNS]"), "");
+        assert_eq!(p("$IMAGE[OS_FAMILY, IMAGE=\"deb\"]"), "debian");
+        assert_eq!(p("a\\$b $CPU$CPU"), "a\\$b 11");
+    }
+
+    #[test]
+    fn a_lone_dollar_or_a_broken_variable_is_refused_with_its_column() {
+        let (vm, user, l) = (Template::default(), Template::default(), lookup());
+        assert_eq!(
+            parse("cost 5$", &vm, &user, &l).unwrap_err(),
+            "Error parsing: cost 5$. syntax error at line 1, columns 6:7"
+        );
+        assert!(parse("$NIC[IP", &vm, &user, &l).is_err());
+        assert!(parse("$NIC[IP, A=]", &vm, &user, &l).is_err());
+    }
+
+    #[test]
+    fn network_yes_writes_each_nics_variables_from_the_nic_its_range_and_its_network() {
+        let mut vm = t("CONTEXT = [ NETWORK = YES, HOST = \"$NAME\", SSH_PUBLIC_KEY = \"$USER[SSH_PUBLIC_KEY]\" ]\n\
+             NIC = [ NIC_ID = 0, NETWORK_ID = 3, AR_ID = 0, IP = 10.0.0.2, MAC = 02:00:0a:00:00:02 ]\n\
+             NIC = [ NIC_ID = 1, NETWORK_MODE = auto ]");
+        context(&mut vm, &Template::default(), &lookup()).unwrap();
+        let c = vm.vector("CONTEXT").unwrap();
+        let get = |k: &str| template::vector_get(c, k);
+        assert_eq!(get("HOST"), Some("web"));
+        assert_eq!(get("SSH_PUBLIC_KEY"), Some("ssh-ed25519 AAAA alice"));
+        assert_eq!(get("ETH0_IP"), Some("10.0.0.2"));
+        assert_eq!(get("ETH0_MAC"), Some("02:00:0a:00:00:02"));
+        assert_eq!(get("ETH0_GATEWAY"), Some("10.0.0.1"));
+        assert_eq!(get("ETH0_DNS"), Some("8.8.8.8"));
+        assert_eq!(get("ETH0_VROUTER_IP"), Some(""));
+        assert_eq!(get("ETH1_IP"), None, "an auto NIC waits for its network");
+        let keys: Vec<&str> = c.iter().map(|(k, _)| k.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+    }
+}
