@@ -58,6 +58,8 @@ pub struct Lookup {
     pub nets: BTreeMap<i64, Template>,
     /// The templates of the images its disks use (`$IMAGE[...]`).
     pub images: BTreeMap<i64, Template>,
+    /// oned.conf's ONEGATE_ENDPOINT, for a CONTEXT with `TOKEN = YES`.
+    pub onegate: Option<String>,
 }
 
 impl Lookup {
@@ -110,6 +112,13 @@ impl Lookup {
             user: user.map(|u| parsed(&u.template)).unwrap_or_default(),
             nets: nets.iter().map(|(k, v)| (*k, parsed(v))).collect(),
             images: images.iter().map(|(k, v)| (*k, parsed(v))).collect(),
+            onegate: ctx
+                .config
+                .raw
+                .single("ONEGATE_ENDPOINT")
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_string),
         })
     }
 }
@@ -155,7 +164,37 @@ pub fn context(t: &mut Template, user: &Template, l: &Lookup) -> Result<(), Stri
     };
     let parsed = unmarshall(&parse(&marshall(&context), t, user, l)?);
     t.set("CONTEXT", Value::Vector(parsed));
-    network_context(t, user, l, false)
+    network_context(t, user, l, false)?;
+    let mut context = t.vector("CONTEXT").map(<[_]>::to_vec).unwrap_or_default();
+    let token = template::vector_get(&context, "TOKEN")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("YES"));
+    let mut put = |k: &str, v: String| {
+        context.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+        context.push((k.to_string(), v));
+    };
+    // `generate_token_context`: OneGate's address and the VM's id; the owner who made it is
+    // kept, for the token's key after a chown.
+    if token {
+        let Some(endpoint) = &l.onegate else {
+            return Err("TOKEN set, but onegate endpoint was not defined in oned.conf.".into());
+        };
+        put("ONEGATE_ENDPOINT", endpoint.clone());
+        put("VMID", sqlstore::objects::vm::ID_MARK.to_string());
+        t.set("CREATED_BY", Value::Single(l.uid.to_string()));
+    }
+    // A virtual router's VMs see its id and keepalived settings.
+    for attr in [
+        "VROUTER_ID",
+        "VROUTER_KEEPALIVED_ID",
+        "VROUTER_KEEPALIVED_PASSWORD",
+    ] {
+        if let Some(v) = t.single(attr).filter(|v| !v.is_empty()) {
+            put(attr, v.to_string());
+        }
+    }
+    context.sort();
+    t.set("CONTEXT", Value::Vector(context));
+    Ok(())
 }
 
 /// `generate_network_context(context, error, only_auto)`: with `NETWORK = YES` in the CONTEXT,
@@ -675,6 +714,7 @@ mod tests {
             )]
             .into(),
             images: [(7, t("OS_FAMILY = debian"))].into(),
+            onegate: None,
         }
     }
 
@@ -712,6 +752,26 @@ mod tests {
         );
         assert!(parse("$NIC[IP", &vm, &user, &l).is_err());
         assert!(parse("$NIC[IP, A=]", &vm, &user, &l).is_err());
+    }
+
+    #[test]
+    fn a_token_asks_for_onegate_and_a_router_vm_sees_its_router() {
+        let mut vm = t("CONTEXT = [ TOKEN = YES ]");
+        let mut l = lookup();
+        assert_eq!(
+            context(&mut vm, &Template::default(), &l).unwrap_err(),
+            "TOKEN set, but onegate endpoint was not defined in oned.conf."
+        );
+        l.onegate = Some("http://gate:5030".into());
+        let mut vm = t("CONTEXT = [ TOKEN = YES ]\nVROUTER_ID = 4\nVROUTER_KEEPALIVED_ID = 9");
+        context(&mut vm, &Template::default(), &l).unwrap();
+        let c = vm.vector("CONTEXT").unwrap();
+        let get = |k: &str| template::vector_get(c, k);
+        assert_eq!(get("ONEGATE_ENDPOINT"), Some("http://gate:5030"));
+        assert_eq!(get("VMID"), Some(sqlstore::objects::vm::ID_MARK));
+        assert_eq!(get("VROUTER_ID"), Some("4"));
+        assert_eq!(get("VROUTER_KEEPALIVED_ID"), Some("9"));
+        assert_eq!(vm.single("CREATED_BY"), Some("5"));
     }
 
     #[test]
