@@ -169,14 +169,16 @@ impl Room {
     /// with a free address and not taken by another NIC of the VM; `None` if a NIC has none.
     pub fn pick(&self, choices: &[NicChoice], cluster: i64) -> Option<Picked> {
         let mut out: Picked = Vec::new();
+        let mut taken = std::collections::HashSet::new();
         for c in choices {
             let net = c.nets.iter().map(|&(oid, _)| oid).find(|oid| {
-                !out.iter().any(|(_, taken)| taken == oid)
+                !taken.contains(oid)
                     && self
                         .nets
                         .get(oid)
                         .is_some_and(|(clusters, free)| *free > 0 && clusters.contains(&cluster))
             })?;
+            taken.insert(net);
             out.push((c.nic_id, net));
         }
         Some(out)

@@ -206,7 +206,7 @@ pub fn network_context(
     l: &Lookup,
     auto_too: bool,
 ) -> Result<(), String> {
-    let Some(mut context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
+    let Some(context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
         return Ok(());
     };
     let yes = template::vector_get(&context, "NETWORK")
@@ -214,7 +214,8 @@ pub fn network_context(
     if !yes {
         return Ok(());
     }
-    let mut vars: Vec<(String, String)> = Vec::new();
+    // Maps keep a VM of many NICs (up to `limits::fixed::MAX_NICS_PER_VM`) linear.
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
     for a in t.get_all("NIC").chain(t.get_all("NIC_ALIAS")) {
         let Some(nic) = a.value.as_vector() else {
             continue;
@@ -236,21 +237,21 @@ pub fn network_context(
             if value.is_empty() && lookup {
                 value = format!("$NETWORK[{attr}, NIC_ID=\"{}\"]", get("NIC_ID"));
             }
-            let key = format!("{prefix}{name}");
-            vars.retain(|(k, _)| *k != key);
-            vars.push((key, value));
+            vars.insert(format!("{prefix}{name}"), value);
         }
     }
     if vars.is_empty() {
         return Ok(());
     }
-    vars.sort();
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
+    let mut merged: BTreeMap<String, String> = context
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_uppercase(), v))
+        .collect();
     for (k, v) in unmarshall(&parse(&marshall(&vars), t, user, l)?) {
-        context.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
-        context.push((k, v));
+        merged.insert(k.to_ascii_uppercase(), v);
     }
-    context.sort();
-    t.set("CONTEXT", Value::Vector(context));
+    t.set("CONTEXT", Value::Vector(merged.into_iter().collect()));
     Ok(())
 }
 
@@ -548,6 +549,7 @@ pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<St
         )
     };
     let toks = lex(text).map_err(|at| refuse(&at))?;
+    let nics = std::cell::OnceCell::new();
     let mut out = String::new();
     let mut k = 0;
     while let Some((tok, at)) = toks.get(k) {
@@ -576,8 +578,8 @@ pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<St
         let arg = |n: usize| after.get(n).map(|x| text_of(&x.0)).unwrap_or_default();
         let value = match form.len() {
             1 => single(&name, t, user, l),
-            4 => vector(&name, &arg(1), "", "", t, l),
-            _ => vector(&name, &arg(1), &arg(3), &arg(5), t, l),
+            4 => vector((&name, &arg(1), "", ""), t, l, &nics),
+            _ => vector((&name, &arg(1), &arg(3), &arg(5)), t, l, &nics),
         };
         out.push_str(&value);
         if let Some((Tok::End(Some(c)), _)) = after.get(form.len() - 1) {
@@ -586,6 +588,28 @@ pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<St
         k += 1 + form.len();
     }
     Ok(out)
+}
+
+/// The NICs (then NIC aliases) of a template by NIC_ID, the first of each id: the network
+/// variables of every NIC look theirs up, so a VM of many NICs stays linear.
+type NicIndex = std::collections::HashMap<String, (i64, i64)>;
+
+fn nic_index(t: &Template) -> NicIndex {
+    let mut out = NicIndex::new();
+    for nic in t
+        .get_all("NIC")
+        .chain(t.get_all("NIC_ALIAS"))
+        .filter_map(|a| a.value.as_vector())
+    {
+        let id = template::vector_get(nic, "NIC_ID")
+            .unwrap_or("")
+            .to_string();
+        let num = |k: &str| template::vector_get(nic, k)?.trim().parse::<i64>().ok();
+        if let (Some(vnet), Some(ar)) = (num("NETWORK_ID"), num("AR_ID")) {
+            out.entry(id).or_insert((vnet, ar));
+        }
+    }
+    out
 }
 
 /// `insert_single`.
@@ -609,10 +633,15 @@ fn single(name: &str, t: &Template, user: &Template, l: &Lookup) -> String {
     }
 }
 
-/// `insert_vector`.
-fn vector(name: &str, vname: &str, vvar: &str, vval: &str, t: &Template, l: &Lookup) -> String {
+/// `insert_vector`; `nics` is built the first time a `$NETWORK[..., NIC_ID=...]` asks.
+fn vector(
+    (name, vname, vvar, vval): (&str, &str, &str, &str),
+    t: &Template,
+    l: &Lookup,
+    nics: &std::cell::OnceCell<NicIndex>,
+) -> String {
     match name {
-        "NETWORK" => network_attr(t, l, vname, vvar, vval),
+        "NETWORK" => network_attr(t, l, (vname, vvar, vval), nics),
         "IMAGE" => image_attr(t, l, vname, vvar, vval),
         "USER" if vname == "TEMPLATE" => String::new(),
         "USER" => l.user.single(vname).unwrap_or("").to_string(),
@@ -631,7 +660,12 @@ fn vector(name: &str, vname: &str, vvar: &str, vval: &str, t: &Template, l: &Loo
 
 /// `get_network_attribute`: the attribute of the address range, else of the network, of the
 /// NIC (then NIC alias) whose `vvar` (NETWORK, NETWORK_ID or NIC_ID) is `vval`.
-fn network_attr(t: &Template, l: &Lookup, vname: &str, vvar: &str, vval: &str) -> String {
+fn network_attr(
+    t: &Template,
+    l: &Lookup,
+    (vname, vvar, vval): (&str, &str, &str),
+    nics: &std::cell::OnceCell<NicIndex>,
+) -> String {
     if !["NETWORK", "NETWORK_ID", "NIC_ID"].contains(&vvar) {
         return String::new();
     }
@@ -644,7 +678,11 @@ fn network_attr(t: &Template, l: &Lookup, vname: &str, vvar: &str, vval: &str) -
                 Some((num("NETWORK_ID")?, num("AR_ID")?))
             })
     };
-    let Some((vnet, ar)) = of("NIC").or_else(|| of("NIC_ALIAS")) else {
+    let found = match vvar {
+        "NIC_ID" => nics.get_or_init(|| nic_index(t)).get(vval).copied(),
+        _ => of("NIC").or_else(|| of("NIC_ALIAS")),
+    };
+    let Some((vnet, ar)) = found else {
         return String::new();
     };
     let Some(vt) = l.nets.get(&vnet) else {

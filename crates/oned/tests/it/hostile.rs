@@ -1527,6 +1527,87 @@ fn vms_no_host_can_take_never_starve_the_others() {
     assert!(first.contains("<STATE>1</STATE>"), "still PENDING: {first}");
 }
 
+/// NICs in auto mode make the scheduler read the networks and try each against each host, and
+/// NETWORK = YES writes 22 variables per NIC: a user's VMs of 1,024 auto NICs (more than there
+/// are networks, so they never run) neither stall the scheduler nor hold back another user's
+/// VM, and a VM of 1,024 leased NICs gets its 22,528 context variables at once.
+#[test]
+fn vms_of_a_thousand_auto_nics_never_hold_back_the_others() {
+    let zone = Zone::bootstrap(1);
+    let admin = zone.servers[0].client();
+    let host = admin
+        .call(
+            "one.host.allocate",
+            vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+        )
+        .unwrap();
+    zone.wait_until(DEADLINE, "the host is monitored", || {
+        admin
+            .call_xml("one.host.info", vec![host.clone()])
+            .is_ok_and(|b| b.contains("<STATE>2</STATE>"))
+    });
+    for n in 0..4 {
+        let vn = admin
+            .call(
+                "one.vn.allocate",
+                vec![s(&format!(
+                    "NAME = net{n}\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.{n}.0.1, SIZE = 2000 ]"
+                ))],
+            )
+            .unwrap();
+        zone.wait_until(DEADLINE, "the network is READY", || {
+            admin
+                .call_xml("one.vn.info", vec![vn.clone()])
+                .is_ok_and(|b| b.contains("<STATE>1</STATE>"))
+        });
+    }
+    let mallory = ordinary_user(&zone, "mallory");
+    let auto = "NIC = [ NETWORK_MODE = auto ]\n".repeat(1024);
+    for _ in 0..8 {
+        mallory
+            .call(
+                "one.vm.allocate",
+                vec![s(&format!(
+                    "CPU = 0.1\nMEMORY = 16\nCONTEXT = [ NETWORK = YES ]\n{auto}"
+                ))],
+            )
+            .unwrap();
+    }
+    let leased = "NIC = [ NETWORK_ID = 0 ]\n".repeat(1024);
+    let many = mallory
+        .call(
+            "one.vm.allocate",
+            vec![
+                s(&format!(
+                    "CPU = 0.1\nMEMORY = 16\nCONTEXT = [ NETWORK = YES ]\n{leased}"
+                )),
+                Value::Bool(true),
+            ],
+        )
+        .unwrap();
+    let body = admin.call_xml("one.vm.info", vec![many]).unwrap();
+    let want = "<ETH1023_IP><![CDATA[10.0.4.0]]></ETH1023_IP>";
+    let eth = body
+        .find("<ETH1023_IP>")
+        .map(|at| &body[at..(at + want.len()).min(body.len())]);
+    assert_eq!(eth, Some(want));
+    let alice = ordinary_user(&zone, "alice");
+    let vm = alice
+        .call(
+            "one.vm.allocate",
+            vec![s("CPU = 0.1\nMEMORY = 16\nNIC = [ NETWORK_MODE = auto ]")],
+        )
+        .unwrap();
+    zone.wait_until(DEADLINE, "alice's VM runs", || {
+        admin
+            .call_xml("one.vm.info", vec![vm.clone()])
+            .is_ok_and(|b| b.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>"))
+    });
+    let first = admin.call_xml("one.vm.info", vec![Value::Int(0)]).unwrap();
+    assert!(first.contains("<STATE>1</STATE>"), "still PENDING: {first}");
+    assert!(first.contains("limit of free leases reached"), "{first}");
+}
+
 /// Each resize of a placed VM closes its history record and opens a copy, as OpenNebula's
 /// `close_cp_history`, as fast as its owner calls: a read of the VM, and its `one.vm.info`,
 /// carry its latest 1024 records, accounting every one.
