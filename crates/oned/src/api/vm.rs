@@ -275,18 +275,36 @@ pub fn capacity(t: &template::Template) -> Result<(f64, i64, Option<String>), Fa
     Ok((cpu, memory, t.single("NAME").map(str::to_string)))
 }
 
+/// How a request words `VirtualMachine::insert`'s refusals (INTERNAL, in its own words, for
+/// `one.vm.allocate`): `VMTemplateInstantiate` and `VirtualRouterInstantiate` answer ALLOCATE,
+/// after their own object. Refusals of the write itself (its size, a lost race) are not insert's.
+pub type Reword = fn(Failure) -> Failure;
+
 /// Creates a VM owned by the caller from its template; its id. Used by `one.vm.allocate`,
-/// `one.template.instantiate` and `one.vrouter.instantiate`.
+/// `one.template.instantiate` and `one.vrouter.instantiate`, each wording the template's
+/// refusals with `reword`.
 pub async fn create(
     ctx: &Ctx,
     s: &Session,
     base: template::Template,
     name: Option<String>,
     hold: bool,
+    reword: Reword,
 ) -> MethodResult {
-    crate::limits::vm_vectors(&base).map_err(|e| fail(code::INTERNAL, e))?;
-    let (cpu, memory, tname) = capacity(&base)?;
-    let name = name.filter(|n| !n.is_empty()).or(tname).unwrap_or_default();
+    let checked = |base: &template::Template| -> Result<_, Failure> {
+        crate::limits::vm_vectors(base).map_err(|e| fail(code::INTERNAL, e))?;
+        let (cpu, memory, tname) = capacity(base)?;
+        let name = name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or(tname)
+            .unwrap_or_default();
+        if !name.is_empty() {
+            super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+        }
+        Ok((cpu, memory, name))
+    };
+    let (cpu, memory, name) = checked(&base).map_err(reword)?;
     // An empty name becomes `<TEMPLATE_NAME>-<id>` (`one-<id>` without one) in the statement
     // below, as `VirtualMachine::insert` names it.
     let prefix = base
@@ -294,23 +312,24 @@ pub async fn create(
         .filter(|p| !p.is_empty())
         .unwrap_or("one")
         .to_string();
-    if !name.is_empty() {
-        super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
-    }
     let state = if hold { state::HOLD } else { state::PENDING };
     // Its images and the addresses of its NICs are taken as they are now; a concurrent change
     // of one refuses the write, and they are taken again.
     for _ in 0..LEASE_RETRIES {
-        let mut t = base.clone();
-        super::vm_disk_snaps::strip(&mut t);
-        super::vm_sched::from_allocate(&mut t, now())?;
-        let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
-        let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
-        let join = super::vmgroup::join::for_new_vm(ctx, s, &mut t).await?;
-        let (mut system, mut user) = super::vm_body::split(&t)?;
-        super::vm_context::at_allocate(ctx, s, &mut system, &mut user, &name).await?;
-        super::vm_backup::parse_at_allocate(&mut system);
-        crate::sched_expr::at_allocate(ctx, &mut system).await?;
+        let built = async {
+            let mut t = base.clone();
+            super::vm_disk_snaps::strip(&mut t);
+            super::vm_sched::from_allocate(&mut t, now())?;
+            let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
+            let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
+            let join = super::vmgroup::join::for_new_vm(ctx, s, &mut t).await?;
+            let (mut system, mut user) = super::vm_body::split(&t)?;
+            super::vm_context::at_allocate(ctx, s, &mut system, &mut user, &name).await?;
+            super::vm_backup::parse_at_allocate(&mut system);
+            crate::sched_expr::at_allocate(ctx, &mut system).await?;
+            Ok::<_, Failure>((t, disks, leases, join, system, user))
+        };
+        let (t, disks, leases, join, system, user) = built.await.map_err(reword)?;
         let insert = rows::insert(NewVm {
             name: name.clone(),
             prefix: prefix.clone(),
@@ -357,7 +376,7 @@ pub async fn create(
     }
     Err(fail(
         code::INTERNAL,
-        "Error allocating a new virtual machine. Its networks' leases kept changing, try again",
+        "The leases of the new virtual machine's networks kept changing, try again",
     ))
 }
 
@@ -369,7 +388,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let hold = p.opt_bool(1)?.unwrap_or(false);
     VMS.may_create(ctx, s).await?;
     let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    create(ctx, s, t, None, hold).await
+    create(ctx, s, t, None, hold, std::convert::identity).await
 }
 
 pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -49,8 +49,7 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
         .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
         .collect();
     if disks.is_empty() {
-        assign_targets(t, &mut disks, &[])
-            .map_err(|e| fail(code::INTERNAL, format!("{ALLOC}{e}")))?;
+        assign_targets(t, &mut disks, &[]).map_err(|e| fail(code::INTERNAL, e))?;
         return Ok(Disks {
             stmts: Vec::new(),
             asks: Vec::new(),
@@ -58,9 +57,8 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
             snaps: Vec::new(),
         });
     }
-    let out = take_list(ctx, s, &mut disks, 0, None, ALLOC).await?;
-    assign_targets(t, &mut disks, &out.queues)
-        .map_err(|e| fail(code::INTERNAL, format!("{ALLOC}{e}")))?;
+    let out = take_list(ctx, s, &mut disks, 0, None, "").await?;
+    assign_targets(t, &mut disks, &out.queues).map_err(|e| fail(code::INTERNAL, e))?;
     t.remove("DISK");
     for d in disks {
         t.push("DISK", template::Value::Vector(d));
@@ -70,9 +68,6 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
     }
     Ok(out)
 }
-
-/// How a new VM's refusals begin.
-const ALLOC: &str = "Error allocating a new virtual machine. ";
 
 /// The target `index` of `prefix`: `sda`..`sdz`, `sdaa`.. (`assign_disk_targets`).
 fn target_name(prefix: &str, index: usize) -> String {

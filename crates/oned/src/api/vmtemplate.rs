@@ -9,7 +9,7 @@ use super::owned;
 use super::perms::{self, TEMPLATE, USE};
 use super::vmtemplate_images;
 use super::xml::{self, Xml};
-use super::{code, fail, Ctx, MethodResult};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::{method, owned_methods};
 
@@ -244,5 +244,17 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             )
         })?;
     }
-    super::vm::create(ctx, s, body, Some(name), hold).await
+    super::vm::create(ctx, s, body, Some(name), hold, allocation_of_template).await
+}
+
+/// `VirtualMachine::insert`'s refusals (INTERNAL in `one.vm.allocate`) are ALLOCATE for
+/// `VMTemplateInstantiate`, worded after the template.
+fn allocation_of_template(f: Failure) -> Failure {
+    match f {
+        Failure::Api { code: c, message } if c == code::INTERNAL => fail(
+            code::ALLOCATE,
+            format!("Error allocating a new virtual machine template. {message}"),
+        ),
+        other => other,
+    }
 }

@@ -650,15 +650,7 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
         .get_all("NIC")
         .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
         .collect();
-    let out = lease_list(
-        ctx,
-        s,
-        &mut nics,
-        0,
-        OwnerRef::NextOf("vm_pool"),
-        "Error allocating a new virtual machine. ",
-    )
-    .await?;
+    let out = lease_list(ctx, s, &mut nics, 0, OwnerRef::NextOf("vm_pool"), "").await?;
     if !nics.is_empty() {
         t.remove("NIC");
         for nic in nics {

@@ -446,9 +446,15 @@ async fn instantiate_one(
             )
         })?;
     }
-    let made = super::vm::create(ctx, s, body, Some(name.to_string()), true)
-        .await
-        .map_err(allocation_of_router)?;
+    let made = super::vm::create(
+        ctx,
+        s,
+        body,
+        Some(name.to_string()),
+        true,
+        allocation_of_router,
+    )
+    .await?;
     match made {
         Value::Int(vm) => Ok(vm as i64),
         _ => Err(fail(code::INTERNAL, "A VM was created without an id")),
@@ -458,17 +464,11 @@ async fn instantiate_one(
 /// A VM that could not be made, as `VirtualRouterInstantiate` answers it: oned's VM pool
 /// refusal is ALLOCATE, worded after the request's object (`Request::failure_message`).
 fn allocation_of_router(f: Failure) -> Failure {
-    const VM: &str = "Error allocating a new virtual machine.";
     match f {
-        Failure::Api { code: c, message } if c == code::INTERNAL && message.starts_with(VM) => {
-            fail(
-                code::ALLOCATE,
-                format!(
-                    "Error allocating a new virtual router.{}",
-                    &message[VM.len()..]
-                ),
-            )
-        }
+        Failure::Api { code: c, message } if c == code::INTERNAL => fail(
+            code::ALLOCATE,
+            format!("Error allocating a new virtual router. {message}"),
+        ),
         other => other,
     }
 }

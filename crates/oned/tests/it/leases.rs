@@ -135,10 +135,8 @@ fn nics_lease_addresses_from_ranges_and_give_them_back_when_their_vm_ends() {
         (code, msg.as_str()),
         (
             INTERNAL,
-            format!(
-                "[one.vm.allocate] Error allocating a new virtual machine. Cannot get IP/MAC lease from virtual network {vn}."
-            )
-            .as_str()
+            format!("[one.vm.allocate] Cannot get IP/MAC lease from virtual network {vn}.")
+                .as_str()
         )
     );
     assert_eq!(leases(&c, vn).len(), 2);

@@ -189,10 +189,7 @@ fn a_vm_joins_only_a_role_that_exists_in_a_group_it_may_use() {
         let (code, msg) = refused(&format!("{base}VMGROUP = [ {vmgroup} ]"));
         assert_eq!(
             (code, msg.as_str()),
-            (
-                INTERNAL,
-                format!("[one.vm.allocate] Error allocating a new virtual machine. {why}").as_str()
-            )
+            (INTERNAL, format!("[one.vm.allocate] {why}").as_str())
         );
     }
     assert!(role_vms(&c, g, "web").is_empty());

@@ -83,7 +83,7 @@ fn a_persistent_image_serves_one_vm_and_is_free_again_when_it_ends() {
         (
             INTERNAL,
             format!(
-                "[one.vm.allocate] Error allocating a new virtual machine. Cannot acquire image {image}, it is persistent and already in use"
+                "[one.vm.allocate] Cannot acquire image {image}, it is persistent and already in use"
             )
             .as_str()
         )

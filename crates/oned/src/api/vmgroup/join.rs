@@ -25,12 +25,8 @@ pub async fn for_new_vm(
         t.remove("VMGROUP");
         return Ok(None);
     };
-    let refused = |m: String| {
-        fail(
-            code::INTERNAL,
-            format!("Error allocating a new virtual machine. {m}"),
-        )
-    };
+    // `VirtualMachine::insert`'s refusal: INTERNAL, in its own words.
+    let refused = |m: String| fail(code::INTERNAL, m);
     let g = for_vm(ctx, &va, s.uid).await.map_err(refused)?;
     let gid = g.head.owned.oid;
     VMGROUPS.authorized(ctx, s, gid, USE).await?;
