@@ -160,6 +160,7 @@ pub async fn lease(
         nic.retain(|(k, _)| !k.eq_ignore_ascii_case("NETWORK_ID"));
         nic.push(("NETWORK_ID".into(), network.clone()));
     }
+    let default = super::vnet_leases::nic_default(&t).unwrap_or_default();
     let vid = v.head.owned.oid;
     let mut stmts = Vec::new();
     let mut per_network: Vec<(i64, f64)> = Vec::new();
@@ -168,6 +169,7 @@ pub async fn lease(
         let Some(nic_id) = id_of(nic).filter(|_| is_auto(nic)) else {
             continue;
         };
+        super::vnet_leases::merge_default(nic, &default);
         let leased = super::vnet_leases::lease_list_picking(
             ctx,
             s,

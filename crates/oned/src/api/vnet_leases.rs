@@ -646,10 +646,16 @@ pub struct NicLeases {
 /// free one of its first range with room; the NIC gets the network's attributes. The caller
 /// must USE each network. Refusals are worded as `VirtualMachine::insert`'s.
 pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicLeases, Failure> {
+    let default = nic_default(t).map_err(|e| fail(code::INTERNAL, e))?;
     let mut nics: Vec<Vec<(String, String)>> = t
         .get_all("NIC")
         .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
         .collect();
+    // `get_network_leases`: NIC_DEFAULT fills what each NIC (but those in auto mode, until
+    // their network is chosen) does not say.
+    for nic in nics.iter_mut().filter(|n| !super::vm_auto_nics::is_auto(n)) {
+        merge_default(nic, &default);
+    }
     let out = lease_list(ctx, s, &mut nics, 0, OwnerRef::NextOf("vm_pool"), "").await?;
     if !nics.is_empty() {
         t.remove("NIC");
@@ -661,6 +667,34 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
 }
 
 /// Leases an address for each of `nics` (numbered from `first_id`) held by `owner`, as
+/// The attributes NIC_DEFAULT may not hold (`VirtualMachine::NO_NIC_DEFAULTS`).
+const NO_NIC_DEFAULTS: [&str; 4] = ["NETWORK_ID", "NETWORK", "NETWORK_UID", "NETWORK_UNAME"];
+
+/// A VM template's NIC_DEFAULT, as `parse_defaults` takes it: a vector naming no network.
+pub fn nic_default(t: &Template) -> Result<Vec<(String, String)>, String> {
+    let Some(a) = t.get_all("NIC_DEFAULT").next() else {
+        return Ok(Vec::new());
+    };
+    let Some(pairs) = a.value.as_vector() else {
+        return Err("Wrong format for NIC_DEFAULT attribute.".into());
+    };
+    for k in NO_NIC_DEFAULTS {
+        if template::vector_get(pairs, k).is_some_and(|v| !v.is_empty()) {
+            return Err(format!("Attribute {k} is not allowed inside NIC_DEFAULT."));
+        }
+    }
+    Ok(pairs.to_vec())
+}
+
+/// `VectorAttribute::merge(nic_default, false)`: the defaults the NIC does not set.
+pub fn merge_default(nic: &mut Vec<(String, String)>, default: &[(String, String)]) {
+    for (k, v) in default {
+        if template::vector_get(nic, k).is_none() {
+            nic.push((k.clone(), v.clone()));
+        }
+    }
+}
+
 /// [`lease_nics`] does; refusals start with `prefix`.
 pub async fn lease_list(
     ctx: &Ctx,

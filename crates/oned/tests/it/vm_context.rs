@@ -226,6 +226,44 @@ fn context_variables_and_network_context_are_written_as_opennebula_writes_them()
         (0x800, "[one.vm.attach] Target hda is already in use.")
     );
 
+    eprintln!("--- NIC_DEFAULT fills what each NIC does not say, and names no network");
+    let defaulted = ok(
+        &a,
+        "one.vm.allocate",
+        vec![
+            s(&format!(
+                "CPU = 0.1\nMEMORY = 16\nNIC_DEFAULT = [ MODEL = virtio, FILTER = clean ]\n\
+                 NIC = [ NETWORK_ID = {lan} ]\nNIC = [ NETWORK_ID = {lan}, MODEL = e1000 ]"
+            )),
+            Value::Bool(true),
+        ],
+    );
+    let body = Element::parse(&c.call_xml("one.vm.info", vec![i(defaulted)]).unwrap()).unwrap();
+    let models: Vec<(&str, &str)> = body
+        .child("TEMPLATE")
+        .unwrap()
+        .children_named("NIC")
+        .map(|n| {
+            (
+                n.text_of("MODEL").unwrap_or(""),
+                n.text_of("FILTER").unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(models, [("virtio", "clean"), ("e1000", "clean")]);
+    assert_eq!(
+        one_error(a.call(
+            "one.vm.allocate",
+            vec![s(&format!(
+                "CPU = 0.1\nMEMORY = 16\nNIC_DEFAULT = [ NETWORK_ID = {lan} ]"
+            ))]
+        )),
+        (
+            INTERNAL,
+            "[one.vm.allocate] Attribute NETWORK_ID is not allowed inside NIC_DEFAULT.".into()
+        )
+    );
+
     eprintln!("--- a variable that does not parse refuses the VM");
     assert_eq!(
         one_error(a.call(
