@@ -60,6 +60,18 @@ pub struct Lookup {
     pub images: BTreeMap<i64, Template>,
     /// oned.conf's ONEGATE_ENDPOINT, for a CONTEXT with `TOKEN = YES`.
     pub onegate: Option<String>,
+    /// The VM's id once it has one (`None`: a new VM, whose insert replaces `vm::ID_MARK`).
+    pub vmid: Option<i64>,
+}
+
+impl Lookup {
+    /// What `$VMID` is.
+    fn vmid(&self) -> String {
+        self.vmid.map_or_else(
+            || sqlstore::objects::vm::ID_MARK.to_string(),
+            |id| id.to_string(),
+        )
+    }
 }
 
 impl Lookup {
@@ -119,6 +131,7 @@ impl Lookup {
                 .map(str::trim)
                 .filter(|e| !e.is_empty())
                 .map(str::to_string),
+            vmid: None,
         })
     }
 }
@@ -151,20 +164,25 @@ pub async fn at_allocate(
         return Ok(());
     }
     let l = Lookup::read(ctx, (s.uid, s.gid), t, name).await?;
-    context(t, user, &l).map_err(refused)?;
+    context(t, user, &l, false).map_err(refused)?;
     requirements(t, user, &l).map_err(refused)
 }
 
 /// `parse_context(error_str, all_nics = false)` on a new VM's system template `t` (its user
 /// template `user`): the CONTEXT's variables substituted, then, with `NETWORK = YES`, each NIC's
 /// (but those in auto mode) `ETH<n>_*` variables. Refused as `Error parsing: ...`.
-pub fn context(t: &mut Template, user: &Template, l: &Lookup) -> Result<(), String> {
+pub fn context(
+    t: &mut Template,
+    user: &Template,
+    l: &Lookup,
+    all_nics: bool,
+) -> Result<(), String> {
     let Some(context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
         return Ok(());
     };
     let parsed = unmarshall(&parse(&marshall(&context), t, user, l)?);
     t.set("CONTEXT", Value::Vector(parsed));
-    network_context(t, user, l, false)?;
+    network_context(t, user, l, all_nics)?;
     let mut context = t.vector("CONTEXT").map(<[_]>::to_vec).unwrap_or_default();
     let token = template::vector_get(&context, "TOKEN")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("YES"));
@@ -179,7 +197,7 @@ pub fn context(t: &mut Template, user: &Template, l: &Lookup) -> Result<(), Stri
             return Err("TOKEN set, but onegate endpoint was not defined in oned.conf.".into());
         };
         put("ONEGATE_ENDPOINT", endpoint.clone());
-        put("VMID", sqlstore::objects::vm::ID_MARK.to_string());
+        put("VMID", l.vmid());
         t.set("CREATED_BY", Value::Single(l.uid.to_string()));
     }
     // A virtual router's VMs see its id and keepalived settings.
@@ -292,10 +310,53 @@ pub async fn refresh_network(
     if !asks {
         return Ok(());
     }
-    let owner = (v.head.owned.uid, v.head.owned.gid);
-    let l = Lookup::read(ctx, owner, t, &v.head.name).await?;
-    let user = Template::parse(&v.user_template).unwrap_or_default();
+    let (l, user) = existing(ctx, v, t).await?;
     network_context(t, &user, &l, true).map_err(|e| fail(code::ACTION, e))
+}
+
+/// What the variables of placed VM `v` (whose template is now `t`) read, and its user template.
+async fn existing(
+    ctx: &Ctx,
+    v: &sqlstore::objects::vm::VmRow,
+    t: &Template,
+) -> Result<(Lookup, Template), Failure> {
+    let owner = (v.head.owned.uid, v.head.owned.gid);
+    let mut l = Lookup::read(ctx, owner, t, &v.head.name).await?;
+    l.vmid = Some(v.head.owned.oid);
+    Ok((l, Template::parse(&v.user_template).unwrap_or_default()))
+}
+
+/// `VirtualMachine::updateconf`'s `parse_context(err, true)`: the CONTEXT values `changed`
+/// (new or different, and NETWORK in replace mode) parsed as a new VM's are, with the network
+/// variables of every NIC when they say `NETWORK = YES`, written over the CONTEXT of `t` (the
+/// VM `v`'s new template). Refused INTERNAL, in the parser's words.
+pub async fn at_updateconf(
+    ctx: &Ctx,
+    v: &sqlstore::objects::vm::VmRow,
+    t: &mut Template,
+    changed: Vec<(String, String)>,
+) -> Result<(), Failure> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let (l, user) = existing(ctx, v, t).await?;
+    let mut part = t.clone();
+    part.set("CONTEXT", Value::Vector(changed));
+    context(&mut part, &user, &l, true).map_err(refused)?;
+    let mut merged: BTreeMap<String, String> = t
+        .vector("CONTEXT")
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+        .collect();
+    for (k, v) in part.vector("CONTEXT").unwrap_or_default() {
+        merged.insert(k.to_ascii_uppercase(), v.clone());
+    }
+    if let Some(by) = part.single("CREATED_BY").map(str::to_string) {
+        t.set("CREATED_BY", Value::Single(by));
+    }
+    t.set("CONTEXT", Value::Vector(merged.into_iter().collect()));
+    Ok(())
 }
 
 /// `parse_requirements`: SCHED_REQUIREMENTS of the user template with its variables
@@ -623,7 +684,7 @@ fn single(name: &str, t: &Template, user: &Template, l: &Lookup) -> String {
         "GNAME" => l.gname.clone(),
         "NAME" => l.name.clone(),
         // `VirtualMachine::insert` sets VMID before it parses the context.
-        "VMID" => sqlstore::objects::vm::ID_MARK.to_string(),
+        "VMID" => l.vmid(),
         _ => t
             .single(name)
             .filter(|v| !v.is_empty())
@@ -753,6 +814,7 @@ mod tests {
             .into(),
             images: [(7, t("OS_FAMILY = debian"))].into(),
             onegate: None,
+            vmid: None,
         }
     }
 
@@ -797,12 +859,12 @@ mod tests {
         let mut vm = t("CONTEXT = [ TOKEN = YES ]");
         let mut l = lookup();
         assert_eq!(
-            context(&mut vm, &Template::default(), &l).unwrap_err(),
+            context(&mut vm, &Template::default(), &l, false).unwrap_err(),
             "TOKEN set, but onegate endpoint was not defined in oned.conf."
         );
         l.onegate = Some("http://gate:5030".into());
         let mut vm = t("CONTEXT = [ TOKEN = YES ]\nVROUTER_ID = 4\nVROUTER_KEEPALIVED_ID = 9");
-        context(&mut vm, &Template::default(), &l).unwrap();
+        context(&mut vm, &Template::default(), &l, false).unwrap();
         let c = vm.vector("CONTEXT").unwrap();
         let get = |k: &str| template::vector_get(c, k);
         assert_eq!(get("ONEGATE_ENDPOINT"), Some("http://gate:5030"));
@@ -817,7 +879,7 @@ mod tests {
         let mut vm = t("CONTEXT = [ NETWORK = YES, HOST = \"$NAME\", SSH_PUBLIC_KEY = \"$USER[SSH_PUBLIC_KEY]\" ]\n\
              NIC = [ NIC_ID = 0, NETWORK_ID = 3, AR_ID = 0, IP = 10.0.0.2, MAC = 02:00:0a:00:00:02 ]\n\
              NIC = [ NIC_ID = 1, NETWORK_MODE = auto ]");
-        context(&mut vm, &Template::default(), &lookup()).unwrap();
+        context(&mut vm, &Template::default(), &lookup(), false).unwrap();
         let c = vm.vector("CONTEXT").unwrap();
         let get = |k: &str| template::vector_get(c, k);
         assert_eq!(get("HOST"), Some("web"));

@@ -102,7 +102,8 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             }
         }
         check_state(&v)?;
-        let (mut new, context_changed) = apply(&old, &conf, append)?;
+        let (mut new, context_changed, to_parse) = apply(&old, &conf, append)?;
+        super::vm_context::at_updateconf(ctx, &v, &mut new, to_parse).await?;
         backup_config(&v, &given, &old, &mut new, append)?;
         let mut stmts = vec![sqlstore::objects::replace_template(
             rows::TABLE,
@@ -248,9 +249,9 @@ fn conf_template(given: &Template) -> Template {
     out
 }
 
-/// `replace_vector_values` for every section, then the context: the new template and
-/// whether the context changed.
-fn apply(old: &Template, conf: &Template, append: bool) -> Result<(Template, bool), Failure> {
+/// `replace_vector_values` for every section, then the context: the new template, whether the
+/// context changed, and the context values to parse (`new_context`).
+fn apply(old: &Template, conf: &Template, append: bool) -> Result<Applied, Failure> {
     let mut t = old.clone();
     for (name, keys) in CONF {
         match (conf.vector(name), t.vector(name).map(<[_]>::to_vec)) {
@@ -285,13 +286,13 @@ fn apply(old: &Template, conf: &Template, append: bool) -> Result<(Template, boo
             ))
         }
         (Some(cur), Some(new)) => {
-            let (ctx, changed) = new_context(&cur, new, append)?;
+            let (ctx, changed, to_parse) = new_context(&cur, new, append)?;
             t.set("CONTEXT", TValue::Vector(ctx));
-            changed
+            (changed, to_parse)
         }
-        _ => false,
+        _ => (false, Vec::new()),
     };
-    Ok((t, changed))
+    Ok((t, changed.0, changed.1))
 }
 
 fn is_eth(key: &str) -> bool {
@@ -305,13 +306,19 @@ fn is_eth(key: &str) -> bool {
         })
 }
 
+type Pairs = Vec<(String, String)>;
+
+/// The new template, whether its CONTEXT changed, and the CONTEXT values to parse.
+type Applied = (Template, bool, Pairs);
+
 /// The CONTEXT an update leaves: network (`ETH<n>_*`) values only change through the NIC;
-/// TARGET and DISK_ID stay the VM's.
+/// TARGET and DISK_ID stay the VM's. With it, whether it changed and the values that are new
+/// or different (and NETWORK when the context is replaced), which `parse_context` parses.
 fn new_context(
     cur: &[(String, String)],
     new: &[(String, String)],
     append: bool,
-) -> Result<(Vec<(String, String)>, bool), Failure> {
+) -> Result<(Pairs, bool, Pairs), Failure> {
     let upper = |pairs: &[(String, String)]| -> Vec<(String, String)> {
         pairs
             .iter()
@@ -323,13 +330,19 @@ fn new_context(
         pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     };
     let mut changed = false;
+    let mut to_parse = Vec::new();
     for (k, v) in &new {
         if k == "TARGET" || k == "DISK_ID" {
             continue;
         }
         match get(&cur, k) {
-            Some(old) if &old == v => {}
+            Some(old) if &old == v => {
+                if !append && k == "NETWORK" {
+                    to_parse.push((k.clone(), v.clone()));
+                }
+            }
             old => {
+                to_parse.push((k.clone(), v.clone()));
                 if is_eth(k) {
                     let verb = if old.is_some() { "update" } else { "add" };
                     return Err(fail(
@@ -365,7 +378,7 @@ fn new_context(
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((out, changed))
+    Ok((out, changed, to_parse))
 }
 
 /// The BACKUP_CONFIG part of `VirtualMachine::updateconf` (not while a backup runs): MODE
@@ -430,7 +443,7 @@ mod tests {
     fn replace_drops_a_missing_section_and_merge_keeps_it() {
         let old = t("OS = [ ARCH = \"x86_64\" ]\nFEATURES = [ ACPI = \"yes\" ]");
         let conf = conf_template(&t("OS = [ MACHINE = \"q35\" ]"));
-        let (rep, _) = apply(&old, &conf, false)
+        let (rep, _, _) = apply(&old, &conf, false)
             .map_err(|_| ())
             .unwrap_or_default();
         assert!(rep.vector("FEATURES").is_none());
@@ -438,7 +451,7 @@ mod tests {
             rep.vector("OS"),
             Some(&[("MACHINE".into(), "q35".into())][..])
         );
-        let (mer, _) = apply(&old, &conf, true).map_err(|_| ()).unwrap_or_default();
+        let (mer, _, _) = apply(&old, &conf, true).map_err(|_| ()).unwrap_or_default();
         assert!(mer.vector("FEATURES").is_some());
         assert_eq!(mer.vector("OS").map(<[_]>::len), Some(2));
     }
@@ -446,7 +459,7 @@ mod tests {
     #[test]
     fn context_changes_but_not_its_network_values() {
         let old = t("CONTEXT = [ A = \"1\", ETH0_IP = \"10.0.0.1\", TARGET = \"hda\" ]");
-        let (new, changed) = apply(
+        let (new, changed, parsed) = apply(
             &old,
             &conf_template(&t("CONTEXT = [ A = \"2\", ETH0_IP = \"10.0.0.1\" ]")),
             false,
@@ -454,6 +467,8 @@ mod tests {
         .map_err(|_| ())
         .unwrap_or_default();
         assert!(changed);
+        // Only what changed is parsed again; the network values, equal, are kept as they are.
+        assert_eq!(parsed, [("A".to_string(), "2".to_string())]);
         assert_eq!(
             new.vector("CONTEXT")
                 .and_then(|c| template::vector_get(c, "TARGET")),

@@ -147,6 +147,33 @@ fn context_variables_and_network_context_are_written_as_opennebula_writes_them()
     assert_eq!(get(&ctx, "ETH0_MAC"), None);
     assert_eq!(get(&ctx, "ETH1_IP"), Some("10.1.0.2"));
 
+    eprintln!("--- updateconf parses the values it changes, as parse_context");
+    zone.wait_until(DEADLINE, "the NIC is unplugged", || {
+        c.call_xml("one.vm.info", vec![i(vm)])
+            .is_ok_and(|b| b.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>"))
+    });
+    ok(
+        &a,
+        "one.vm.updateconf",
+        vec![
+            i(vm),
+            s("CONTEXT = [ SET_HOSTNAME = \"$NAME-new\", ME = \"$VMID\" ]"),
+            i(1),
+        ],
+    );
+    let ctx = context(&c, vm);
+    assert_eq!(
+        get(&ctx, "SET_HOSTNAME"),
+        Some(format!("web-{vm}-new").as_str()),
+        "{ctx:?}"
+    );
+    assert_eq!(get(&ctx, "ME"), Some(vm.to_string().as_str()));
+    assert_eq!(
+        get(&ctx, "SSH_PUBLIC_KEY"),
+        Some("ssh-ed25519 AAAA alice@laptop")
+    );
+    assert_eq!(get(&ctx, "ETH1_IP"), Some("10.1.0.2"));
+
     eprintln!("--- a named VM; SCHED_REQUIREMENTS' variables are substituted too");
     let named = ok(
         &a,
