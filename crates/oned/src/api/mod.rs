@@ -63,6 +63,7 @@ mod vm_sgs;
 pub mod vm_snap_driver;
 pub(crate) mod vm_snapshots;
 mod vm_updateconf;
+mod vm_vars;
 pub mod vmgroup;
 mod vmtemplate;
 mod vmtemplate_images;

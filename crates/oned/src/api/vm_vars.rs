@@ -1,0 +1,460 @@
+//! OpenNebula's VM template variables (`src/parsers/vm_var_parser.l` and `vm_var_syntax.y`),
+//! as `VirtualMachine::parse_template_attribute` substitutes them in a VM's CONTEXT and
+//! SCHED_REQUIREMENTS:
+//!
+//! - text is copied as it is up to a `$` (a backslash and the character after it included);
+//! - `$VAR` is the VM's own value (`$NAME`, `$VMID`, `$UID`, `$UNAME`, `$GID`, `$GNAME`), else
+//!   its template's single attribute VAR, else its user template's;
+//! - `$VAR[ATTR]` is ATTR of its first VAR vector, `$VAR[ATTR, KEY = "value"]` of the first whose
+//!   KEY is value; `$NETWORK[...]` reads the address range, then the network, of the NIC named
+//!   by NIC_ID, NETWORK_ID or NETWORK; `$IMAGE[...]` the image of the disk named by IMAGE_ID or
+//!   IMAGE; `$USER[ATTR]` the owner's template;
+//! - the character that ends a variable is written after its value; a variable that breaks the
+//!   grammar (a lone `$`, an unclosed `[`) refuses the text, with the line and columns of the
+//!   token where it broke, as bison reports it.
+
+use template::Template;
+
+use super::vm_context::Lookup;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Raw(String),
+    Var(String),
+    Equal,
+    Comma,
+    Open,
+    Close,
+    Str(String),
+    /// The end of a variable: the character that ended it, written after its value.
+    End(Option<char>),
+}
+
+/// Where a token is, as flex counts: its line and its byte columns `[first, last)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spot {
+    line: usize,
+    first: usize,
+    last: usize,
+}
+
+/// `vm_var_parser.l`: the tokens of `s` and where each is; where it stopped if it cannot cut
+/// them.
+fn lex(s: &str) -> Result<Vec<(Tok, Spot)>, Spot> {
+    #[derive(PartialEq)]
+    enum State {
+        Text,
+        Var,
+        Value,
+    }
+    let b = s.as_bytes();
+    let (mut i, mut line, mut state) = (0, 1, State::Text);
+    let mut out = Vec::new();
+    let mut last = Spot {
+        line: 1,
+        first: 0,
+        last: 0,
+    };
+    let blank = |c: u8| c == b' ' || c == b'\t';
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    loop {
+        let start = i;
+        let tok = match state {
+            State::Text if i >= b.len() => break,
+            State::Text if b[i] == b'$' => {
+                i += 1;
+                state = State::Var;
+                None
+            }
+            State::Text => {
+                while i < b.len() && b[i] != b'$' {
+                    i += if b[i] == b'\\' && i + 1 < b.len() {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                Some(Tok::Raw(s[start..i].to_string()))
+            }
+            State::Var if i >= b.len() => {
+                state = State::Text;
+                out.push((Tok::End(None), last));
+                continue;
+            }
+            State::Var => {
+                let mut j = i;
+                while j < b.len() && blank(b[j]) {
+                    j += 1;
+                }
+                match b.get(j) {
+                    Some(b'=') => {
+                        j += 1;
+                        while j < b.len() && blank(b[j]) {
+                            j += 1;
+                        }
+                        i = j;
+                        state = State::Value;
+                        Some(Tok::Equal)
+                    }
+                    Some(b',') => {
+                        j += 1;
+                        while j < b.len() && blank(b[j]) {
+                            j += 1;
+                        }
+                        i = j;
+                        Some(Tok::Comma)
+                    }
+                    Some(b']') => {
+                        i = j + 1;
+                        Some(Tok::Close)
+                    }
+                    _ if b[i] == b'[' => {
+                        i += 1;
+                        while i < b.len() && blank(b[i]) {
+                            i += 1;
+                        }
+                        Some(Tok::Open)
+                    }
+                    _ if word(b[i]) => {
+                        while i < b.len() && word(b[i]) {
+                            i += 1;
+                        }
+                        Some(Tok::Var(s[start..i].to_string()))
+                    }
+                    _ if b[i] == b'$' => {
+                        i += 1;
+                        Some(Tok::End(None))
+                    }
+                    _ => {
+                        let c = s[i..].chars().next().unwrap_or(' ');
+                        i += c.len_utf8();
+                        state = State::Text;
+                        Some(Tok::End(Some(c)))
+                    }
+                }
+            }
+            State::Value => {
+                let quoted = b.get(i) == Some(&b'"');
+                let (from, to) = if quoted {
+                    let close = s[i + 1..].find('"').map(|k| i + 1 + k).ok_or(Spot {
+                        line,
+                        first: i,
+                        last: b.len(),
+                    })?;
+                    (i + 1, close)
+                } else {
+                    let mut j = i;
+                    while j < b.len() && b[j].is_ascii_alphanumeric() {
+                        j += 1;
+                    }
+                    if j == i {
+                        return Err(Spot {
+                            line,
+                            first: i,
+                            last: i + 1,
+                        });
+                    }
+                    (i, j)
+                };
+                i = if quoted { to + 1 } else { to };
+                state = State::Var;
+                Some(Tok::Str(s[from..to].to_string()))
+            }
+        };
+        line += s[start..i].matches('\n').count();
+        last = Spot {
+            line,
+            first: start,
+            last: i,
+        };
+        if let Some(tok) = tok {
+            out.push((tok, last));
+        }
+    }
+    Ok(out)
+}
+
+/// The token kinds of the grammar's three variable forms, after the variable's name:
+/// `$VAR`, `$VAR[ATTR]`, `$VAR[ATTR, KEY = value]`.
+const FORMS: [&[Kind]; 3] = [
+    &[Kind::End],
+    &[Kind::Open, Kind::Var, Kind::Close, Kind::End],
+    &[
+        Kind::Open,
+        Kind::Var,
+        Kind::Comma,
+        Kind::Var,
+        Kind::Equal,
+        Kind::Str,
+        Kind::Close,
+        Kind::End,
+    ],
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Var,
+    Equal,
+    Comma,
+    Open,
+    Close,
+    Str,
+    End,
+    Raw,
+}
+
+fn kind(t: &Tok) -> Kind {
+    match t {
+        Tok::Raw(_) => Kind::Raw,
+        Tok::Var(_) => Kind::Var,
+        Tok::Equal => Kind::Equal,
+        Tok::Comma => Kind::Comma,
+        Tok::Open => Kind::Open,
+        Tok::Close => Kind::Close,
+        Tok::Str(_) => Kind::Str,
+        Tok::End(_) => Kind::End,
+    }
+}
+
+fn text_of(t: &Tok) -> String {
+    match t {
+        Tok::Var(v) => v.to_ascii_uppercase(),
+        Tok::Str(v) => v.clone(),
+        _ => String::new(),
+    }
+}
+
+/// `VirtualMachine::parse_template_attribute`: `text` with its variables replaced by what they
+/// name in the VM's templates `t` and `user` and in `l`; refused as `Error parsing: <text>.
+/// syntax error at line L, columns A:B`, the columns of the token that broke the grammar.
+pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<String, String> {
+    let refuse = |at: &Spot| {
+        format!(
+            "Error parsing: {text}. syntax error at line {}, columns {}:{}",
+            at.line, at.first, at.last
+        )
+    };
+    let toks = lex(text).map_err(|at| refuse(&at))?;
+    let nics = std::cell::OnceCell::new();
+    let mut out = String::new();
+    let mut k = 0;
+    while let Some((tok, at)) = toks.get(k) {
+        match tok {
+            Tok::Raw(r) => {
+                out.push_str(r);
+                k += 1;
+                continue;
+            }
+            Tok::Var(_) => {}
+            _ => return Err(refuse(at)),
+        }
+        let after = &toks[k + 1..];
+        let fits = |form: &[Kind]| {
+            form.iter()
+                .zip(after)
+                .take_while(|(want, (got, _))| **want == kind(got))
+                .count()
+        };
+        let Some(form) = FORMS.iter().find(|f| fits(f) == f.len()) else {
+            let broke = FORMS.iter().map(|f| fits(f)).max().unwrap_or(0);
+            let (_, at) = after.get(broke).or(toks.last()).unwrap_or(&toks[k]);
+            return Err(refuse(at));
+        };
+        let name = text_of(tok);
+        let arg = |n: usize| after.get(n).map(|x| text_of(&x.0)).unwrap_or_default();
+        let value = match form.len() {
+            1 => single(&name, t, user, l),
+            4 => vector((&name, &arg(1), "", ""), t, l, &nics),
+            _ => vector((&name, &arg(1), &arg(3), &arg(5)), t, l, &nics),
+        };
+        out.push_str(&value);
+        if let Some((Tok::End(Some(c)), _)) = after.get(form.len() - 1) {
+            out.push(*c);
+        }
+        k += 1 + form.len();
+    }
+    Ok(out)
+}
+
+/// The NICs (then NIC aliases) of a template by NIC_ID, the first of each id: the network
+/// variables of every NIC look theirs up, so a VM of many NICs stays linear.
+type NicIndex = std::collections::HashMap<String, (i64, i64)>;
+
+fn nic_index(t: &Template) -> NicIndex {
+    let mut out = NicIndex::new();
+    for nic in t
+        .get_all("NIC")
+        .chain(t.get_all("NIC_ALIAS"))
+        .filter_map(|a| a.value.as_vector())
+    {
+        let id = template::vector_get(nic, "NIC_ID")
+            .unwrap_or("")
+            .to_string();
+        let num = |k: &str| template::vector_get(nic, k)?.trim().parse::<i64>().ok();
+        if let (Some(vnet), Some(ar)) = (num("NETWORK_ID"), num("AR_ID")) {
+            out.entry(id).or_insert((vnet, ar));
+        }
+    }
+    out
+}
+
+/// `insert_single`.
+fn single(name: &str, t: &Template, user: &Template, l: &Lookup) -> String {
+    match name {
+        // `to_xml64` of the whole VM: not offered here.
+        "TEMPLATE" => String::new(),
+        "UID" => l.uid.to_string(),
+        "UNAME" => l.uname.clone(),
+        "GID" => l.gid.to_string(),
+        "GNAME" => l.gname.clone(),
+        "NAME" => l.name.clone(),
+        // `VirtualMachine::insert` sets VMID before it parses the context.
+        "VMID" => l.vmid(),
+        _ => t
+            .single(name)
+            .filter(|v| !v.is_empty())
+            .or_else(|| user.single(name))
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// `insert_vector`; `nics` is built the first time a `$NETWORK[..., NIC_ID=...]` asks.
+fn vector(
+    (name, vname, vvar, vval): (&str, &str, &str, &str),
+    t: &Template,
+    l: &Lookup,
+    nics: &std::cell::OnceCell<NicIndex>,
+) -> String {
+    match name {
+        "NETWORK" => network_attr(t, l, (vname, vvar, vval), nics),
+        "IMAGE" => image_attr(t, l, vname, vvar, vval),
+        "USER" if vname == "TEMPLATE" => String::new(),
+        "USER" => l.user.single(vname).unwrap_or("").to_string(),
+        _ => {
+            let found = t
+                .get_all(name)
+                .filter_map(|a| a.value.as_vector())
+                .find(|v| vvar.is_empty() || template::vector_get(v, vvar) == Some(vval));
+            found
+                .and_then(|v| template::vector_get(v, vname))
+                .unwrap_or("")
+                .to_string()
+        }
+    }
+}
+
+/// `get_network_attribute`: the attribute of the address range, else of the network, of the
+/// NIC (then NIC alias) whose `vvar` (NETWORK, NETWORK_ID or NIC_ID) is `vval`.
+fn network_attr(
+    t: &Template,
+    l: &Lookup,
+    (vname, vvar, vval): (&str, &str, &str),
+    nics: &std::cell::OnceCell<NicIndex>,
+) -> String {
+    if !["NETWORK", "NETWORK_ID", "NIC_ID"].contains(&vvar) {
+        return String::new();
+    }
+    let of = |attr: &str| {
+        t.get_all(attr)
+            .filter_map(|a| a.value.as_vector())
+            .find(|n| template::vector_get(n, vvar).unwrap_or("") == vval)
+            .and_then(|n| {
+                let num = |k: &str| template::vector_get(n, k)?.trim().parse::<i64>().ok();
+                Some((num("NETWORK_ID")?, num("AR_ID")?))
+            })
+    };
+    let found = match vvar {
+        "NIC_ID" => nics.get_or_init(|| nic_index(t)).get(vval).copied(),
+        _ => of("NIC").or_else(|| of("NIC_ALIAS")),
+    };
+    let Some((vnet, ar)) = found else {
+        return String::new();
+    };
+    let Some(vt) = l.nets.get(&vnet) else {
+        return String::new();
+    };
+    if vname == "TEMPLATE" {
+        return String::new();
+    }
+    let in_range = vt
+        .get_all("AR")
+        .filter_map(|a| a.value.as_vector())
+        .find(|r| template::vector_get(r, "AR_ID").map(str::trim) == Some(&ar.to_string()))
+        .and_then(|r| template::vector_get(r, vname))
+        .filter(|v| !v.is_empty());
+    in_range
+        .or_else(|| vt.single(vname))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `get_image_attribute`: the attribute of the image of the disk whose `vvar` (IMAGE or
+/// IMAGE_ID) is `vval`.
+fn image_attr(t: &Template, l: &Lookup, vname: &str, vvar: &str, vval: &str) -> String {
+    if !["IMAGE", "IMAGE_ID"].contains(&vvar) || vname == "TEMPLATE" {
+        return String::new();
+    }
+    t.get_all("DISK")
+        .filter_map(|a| a.value.as_vector())
+        .find(|d| template::vector_get(d, vvar).unwrap_or("") == vval)
+        .and_then(|d| {
+            template::vector_get(d, "IMAGE_ID")?
+                .trim()
+                .parse::<i64>()
+                .ok()
+        })
+        .and_then(|id| l.images.get(&id))
+        .and_then(|it| it.single(vname))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> Template {
+        Template::parse(text).unwrap()
+    }
+
+    #[test]
+    fn variables_read_the_vm_its_owner_its_networks_and_images() {
+        let vm = t("CPU = 1\nDISK = [ IMAGE_ID = 7, IMAGE = deb ]\n\
+                    NIC = [ NIC_ID = 0, NETWORK_ID = 3, AR_ID = 0, IP = 10.0.0.2 ]");
+        let user = t("ROLE = db");
+        let l = super::super::vm_context::tests::lookup();
+        let p = |s: &str| parse(s, &vm, &user, &l).unwrap();
+        assert_eq!(
+            p("$NAME of $UNAME ($UID) in $GNAME"),
+            "web of alice (5) in users"
+        );
+        assert_eq!(
+            p("cpu=$CPU role=$ROLE missing=$NOPE."),
+            "cpu=1 role=db missing=."
+        );
+        assert_eq!(p("$USER[SSH_PUBLIC_KEY]"), "ssh-ed25519 AAAA alice");
+        assert_eq!(p("$NIC[IP]"), "10.0.0.2");
+        assert_eq!(p("$NIC[ IP , NETWORK_ID = \"3\" ]"), "10.0.0.2");
+        assert_eq!(p("$NETWORK[GATEWAY, NIC_ID=\"0\"]"), "10.0.0.1");
+        assert_eq!(p("$NETWORK[DNS, NETWORK_ID=3]"), "8.8.8.8");
+        assert_eq!(p("$NETWORK[DNS]"), "");
+        assert_eq!(p("$IMAGE[OS_FAMILY, IMAGE=\"deb\"]"), "debian");
+        assert_eq!(p("a\\$b $CPU$CPU"), "a\\$b 11");
+    }
+
+    #[test]
+    fn a_lone_dollar_or_a_broken_variable_is_refused_with_its_column() {
+        let (vm, user, l) = (
+            Template::default(),
+            Template::default(),
+            super::super::vm_context::tests::lookup(),
+        );
+        assert_eq!(
+            parse("cost 5$", &vm, &user, &l).unwrap_err(),
+            "Error parsing: cost 5$. syntax error at line 1, columns 6:7"
+        );
+        assert!(parse("$NIC[IP", &vm, &user, &l).is_err());
+        assert!(parse("$NIC[IP, A=]", &vm, &user, &l).is_err());
+    }
+}
