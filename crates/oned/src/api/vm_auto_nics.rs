@@ -126,7 +126,7 @@ pub struct Leased {
 
 /// `VirtualMachine::get_auto_network_leases`: each chosen NIC must be an auto NIC of `v` without
 /// a network yet (ACTION `NIC_ID n not found`, `NIC_ID n not AUTO`); it takes that network, and
-/// every auto NIC with a network then leases its address there as a new VM's NIC does, by
+/// every auto NIC with a network but no address then leases one there as a new VM's NIC does, by
 /// `s`'s rights, under the owner's NETWORK quota (`wording` words its refusal). Other refusals
 /// are ACTION, in `nic_attribute`'s words.
 pub async fn lease(
@@ -169,6 +169,11 @@ pub async fn lease(
         let Some(nic_id) = id_of(nic).filter(|_| is_auto(nic)) else {
             continue;
         };
+        // An auto NIC that holds an address already (a VM recreated) keeps it; oned would
+        // lease it again and leave the first address taken.
+        if template::vector_get(nic, "AR_ID").is_some_and(|a| !a.trim().is_empty()) {
+            continue;
+        }
         super::vnet_leases::merge_default(nic, &default);
         let leased = super::vnet_leases::lease_list_picking(
             ctx,

@@ -292,4 +292,14 @@ fn auto_nics_get_a_network_from_the_scheduler_or_by_hand_as_opennebula_gives_the
     assert_eq!(field(&nic, "NETWORK_ID"), Some(spare.to_string()), "{nic}");
     let vn = c.call_xml("one.vn.info", vec![i(spare)]).unwrap();
     assert!(vn.contains("<USED_LEASES>3</USED_LEASES>"), "{vn}");
+
+    eprintln!("--- a VM recreated keeps its auto NIC's address and takes no other");
+    c.call("one.vm.recover", vec![i(vm), i(4)]).unwrap();
+    zone.wait_until(DEADLINE, "the recreated VM runs again", || {
+        running(&c, vm) && vm_body(&c, vm).contains("<SEQ>1</SEQ>")
+    });
+    let nic = nics(&vm_body(&c, vm)).remove(0);
+    assert_eq!(field(&nic, "IP").as_deref(), Some("10.0.1.1"), "{nic}");
+    let vn = c.call_xml("one.vn.info", vec![i(small)]).unwrap();
+    assert!(vn.contains("<USED_LEASES>1</USED_LEASES>"), "{vn}");
 }
