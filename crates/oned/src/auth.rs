@@ -129,6 +129,18 @@ pub struct Session {
 }
 
 impl Session {
+    /// oneadmin acting for the server itself: the steps OpenNebula runs on its own behalf
+    /// (`DispatchManager`, a request's internal `request_execute`, the scheduler's plan) after
+    /// the caller's right was checked.
+    pub fn oneadmin() -> Session {
+        Session {
+            uid: 0,
+            gid: 0,
+            name: "oneadmin".into(),
+            groups: vec![0],
+        }
+    }
+
     /// User `u` acting in every group it belongs to.
     pub fn of(u: &UserRow) -> Session {
         Session {

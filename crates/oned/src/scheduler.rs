@@ -210,12 +210,15 @@ struct Plan {
     groups: Sweep,
     /// The host bodies the requirements were evaluated against (empty if none was needed).
     bodies: Bodies,
-    /// The networks, read only when a pending VM has a NIC in auto mode.
-    nets: Vec<crate::sched_nets::Net>,
+    /// The networks, read only when a pending VM has a NIC in auto mode (empty otherwise).
+    nets: Nets,
 }
 
 /// MONITORED hosts' bodies, shared between periods.
 type Bodies = std::sync::Arc<Vec<(i64, crate::sched_expr::Resource)>>;
+
+/// The networks NICs in auto mode choose from, shared between periods.
+type Nets = std::sync::Arc<Vec<Net>>;
 
 /// A pending VM and the clusters it may run in (`None`: any).
 struct Pending {
@@ -251,12 +254,12 @@ pub(crate) fn images_and_networks_of(t: &template::Template) -> (Vec<i64>, Vec<i
 }
 
 /// `groups`: the groups to look at for VMs leaving them, if any (see [`LeaverWatch`]).
-/// `bodies`: the host bodies of an earlier read if the database has not changed since.
-/// `sweep`: which PENDING VMs to read.
+/// `bodies`, `nets`: the host bodies and networks of an earlier read if the database has not
+/// changed since. `sweep`: which PENDING VMs to read.
 fn read_plan(
     c: &Conn,
     groups: Option<Sweep>,
-    bodies: Option<Bodies>,
+    (bodies, nets): (Option<Bodies>, Option<Nets>),
     mut sweep: Sweep,
 ) -> Result<Plan, sqlstore::SqlError> {
     let mut vms = Vec::new();
@@ -277,13 +280,7 @@ fn read_plan(
     for v in pending {
         let t = template::Template::parse(&v.template).unwrap_or_default();
         let (images, nets) = images_and_networks_of(&t);
-        // A VM stopped or undeployed comes back with the networks its NICs had
-        // (`VirtualMachineDeploy` leases nothing for it).
-        let back = v.last_action.is_some_and(|a| {
-            use wire::vm_action::{STOP, UNDEPLOY, UNDEPLOY_HARD};
-            [STOP, UNDEPLOY, UNDEPLOY_HARD].contains(&a)
-        });
-        let auto_nics = match back {
+        let auto_nics = match v.deploy_from().returns() {
             true => Vec::new(),
             false => crate::api::vm_auto_nics::auto_nics(&t),
         };
@@ -302,10 +299,10 @@ fn read_plan(
             nics: None,
         });
     }
-    let nets = if any_auto {
-        crate::sched_nets::read(c)?
-    } else {
-        Vec::new()
+    let nets = match (any_auto, nets) {
+        (false, _) => Nets::default(),
+        (true, Some(nets)) => nets,
+        (true, None) => Nets::new(crate::sched_nets::read(c)?),
     };
     Ok(Plan {
         nets,
@@ -457,24 +454,24 @@ impl LeaverWatch {
     }
 }
 
-/// The host bodies of the last read, valid while the local database has applied nothing new:
-/// a VM that waits for a host no one offers (PENDING with a SCHED_MESSAGE) would otherwise
-/// have every host's body built and read every period. Solo servers have no index and build
-/// them every period.
+/// What the last read built (the host bodies, the networks), valid while the local database has
+/// applied nothing new: a VM that waits for a host or a network no one offers (PENDING with a
+/// SCHED_MESSAGE) would otherwise have them built and read every period. Solo servers have no
+/// index and build them every period.
 #[derive(Debug, Default)]
-struct BodyCache {
+struct Cached<T> {
     at: Option<u64>,
-    bodies: Bodies,
+    value: T,
 }
 
-impl BodyCache {
-    fn get(&self, applied: Option<u64>) -> Option<Bodies> {
-        (applied.is_some() && applied == self.at).then(|| self.bodies.clone())
+impl<T: Clone> Cached<T> {
+    fn get(&self, applied: Option<u64>) -> Option<T> {
+        (applied.is_some() && applied == self.at).then(|| self.value.clone())
     }
 
-    fn keep(&mut self, applied: Option<u64>, bodies: Bodies) {
+    fn keep(&mut self, applied: Option<u64>, value: T) {
         self.at = applied;
-        self.bodies = bodies;
+        self.value = value;
     }
 }
 
@@ -506,14 +503,15 @@ pub async fn run(
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
     let mut watch = LeaverWatch::default();
     let mut groups_sweep = Sweep::new(crate::affinity::GROUPS_PER_PASS);
-    let mut hosts = BodyCache::default();
+    let mut hosts = Cached::<Bodies>::default();
+    let mut networks = Cached::<Nets>::default();
     let mut sweep = Sweep::new(SCAN);
     let mut flagged = Sweep::new(crate::resched::BATCH);
     loop {
         ticks.next().await;
         let applied = cluster.last_applied();
         let groups = watch.due(applied).then_some(groups_sweep);
-        let cached = hosts.get(applied);
+        let cached = (hosts.get(applied), networks.get(applied));
         let read = move |c: &Conn| read_plan(c, groups, cached, sweep);
         let mut plan = match crate::db::read(&pool, read).await {
             Ok(plan) => plan,
@@ -530,6 +528,9 @@ pub async fn run(
         }
         if !plan.bodies.is_empty() {
             hosts.keep(applied, plan.bodies.clone());
+        }
+        if !plan.nets.is_empty() {
+            networks.keep(applied, plan.nets.clone());
         }
         if plan.moving {
             let mut txn = driver_txn(now());
@@ -585,10 +586,12 @@ pub async fn run(
                 ds_id: -1,
                 now: now(),
             }));
-            if !picked.is_empty() {
-                match lease_picked(&api, vid, &picked).await {
+            // Only a VM whose NICs were matched, so through the API, picked networks.
+            if let (false, Some(api)) = (picked.is_empty(), api.get()) {
+                match lease_picked(api, vid, &picked).await {
                     Ok(leased) => stmts.extend(leased),
-                    Err(why) => {
+                    Err(f) => {
+                        let why = crate::api::vm_backup::message(&f);
                         refused.push((vid, Some(format!("Cannot dispatch VM: {why}"))));
                         continue;
                     }
@@ -618,7 +621,7 @@ async fn match_auto_nics(ctx: &TaskCtx, api: &Ctx, vms: &mut [Pending], nets: &[
             Ok(Some(u)) => u,
             Ok(None) => continue,
             Err(e) => {
-                let e = failure_words(e);
+                let e = crate::api::vm_backup::message(&e);
                 ctx.warn(
                     "reading the owner of a VM with NICs in auto mode failed",
                     &e,
@@ -630,7 +633,7 @@ async fn match_auto_nics(ctx: &TaskCtx, api: &Ctx, vms: &mut [Pending], nets: &[
         let caller = match crate::api::perms::caller(api, &session).await {
             Ok(c) => c,
             Err(e) => {
-                let e = failure_words(e);
+                let e = crate::api::vm_backup::message(&e);
                 ctx.warn("reading the ACL rules of a VM's owner failed", &e);
                 continue;
             }
@@ -644,41 +647,21 @@ async fn match_auto_nics(ctx: &TaskCtx, api: &Ctx, vms: &mut [Pending], nets: &[
     }
 }
 
-/// What an API refusal says, for the log or a SCHED_MESSAGE.
-fn failure_words(f: crate::api::Failure) -> String {
-    match f {
-        crate::api::Failure::Api { message, .. } => message,
-        other => format!("{other:?}"),
-    }
-}
-
 /// The statements that lease the addresses of a placed VM's NICs in auto mode on the networks
 /// chosen, as `one.vm.deploy` with its NIC template does (by oneadmin's rights, under the
 /// owner's NETWORK quotas), or why they cannot be leased.
 async fn lease_picked(
-    api: &crate::run::ApiCtx,
+    api: &Ctx,
     vid: i64,
     picked: &[(i64, i64)],
-) -> Result<Vec<sqlstore::SqlStmt>, String> {
-    let Some(api) = api.get() else {
-        return Err("the API is not serving yet".into());
-    };
-    let words = failure_words;
-    let v = crate::api::vm::VMS.get(api, vid).await.map_err(words)?;
+) -> Result<Vec<sqlstore::SqlStmt>, crate::api::Failure> {
+    let v = crate::api::vm::VMS.get(api, vid).await?;
     let chosen: Vec<(i64, String)> = (picked.iter())
         .map(|&(nic, net)| (nic, net.to_string()))
         .collect();
-    let oneadmin = crate::auth::Session {
-        uid: 0,
-        gid: 0,
-        name: "oneadmin".into(),
-        groups: vec![0],
-    };
+    let oneadmin = crate::auth::Session::oneadmin();
     let wording = crate::api::quota::Wording::Action;
-    crate::api::vm_auto_nics::lease(api, &oneadmin, &v, &chosen, wording)
-        .await
-        .map(|l| l.stmts)
-        .map_err(words)
+    crate::api::vm_auto_nics::lease(api, &oneadmin, &v, &chosen, wording).await
 }
 
 /// Writes the SCHED_MESSAGE of VMs left PENDING where it changed, in as few writes as
@@ -861,7 +844,7 @@ mod tests {
         w.read(Some(9), -1, false, -1);
         assert!(!w.due(Some(9)), "a round of one read");
         assert!(w.due(None), "solo: no index, read every period");
-        let mut cache = BodyCache::default();
+        let mut cache = Cached::<Bodies>::default();
         assert!(cache.get(Some(3)).is_none());
         let bodies = Bodies::new(vec![(0, crate::sched_expr::Resource::default())]);
         cache.keep(Some(3), bodies);

@@ -9,7 +9,6 @@ use xmlrpc::{Params, Value};
 use super::family::Family;
 use super::method::{Auth, Method};
 use super::perms::{self, MANAGE, VM};
-use super::vm_actions::number;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -519,11 +518,11 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let before = VMS.get(ctx, id).await?;
-    // A VM stopped or undeployed keeps the networks its NICs had.
-    let back = before.history.last().is_some_and(|h| {
-        [number::STOP, number::UNDEPLOY, number::UNDEPLOY_HARD].contains(&h.action)
-    });
-    let nic_tmpl = nic_tmpl.filter(|_| !back);
+    let from = sqlstore::objects::vm::DeployFrom {
+        state: before.state,
+        last_action: before.history.last().map(|h| h.action),
+    };
+    let nic_tmpl = nic_tmpl.filter(|_| !from.returns());
     let ds_id = super::vm_migrate::system_ds_for(ctx, &host, ds_id).await?;
     if let Some(t) = &nic_tmpl {
         super::vm_auto_nics::authorize(ctx, s, &before, t).await?;
@@ -559,9 +558,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(t) => {
             let chosen = super::vm_auto_nics::chosen(t);
             let wording = super::quota::Wording::Caller(s.uid);
-            super::vm_auto_nics::lease(ctx, s, &vm, &chosen, wording)
-                .await?
-                .stmts
+            super::vm_auto_nics::lease(ctx, s, &vm, &chosen, wording).await?
         }
         None => Vec::new(),
     };

@@ -104,7 +104,7 @@ pub async fn authorize(ctx: &Ctx, s: &Session, v: &VmRow, tmpl: &Template) -> Re
         else {
             continue;
         };
-        count(&mut per_network, vnet, 1.0);
+        super::vnet_leases::count(&mut per_network, vnet, 1.0);
         if !is_auto(nic) {
             used.push(vnet);
         }
@@ -118,24 +118,19 @@ pub async fn authorize(ctx: &Ctx, s: &Session, v: &VmRow, tmpl: &Template) -> Re
     Ok(())
 }
 
-/// What deploying with the networks chosen makes: the VM's template written (guarded by the
-/// text read), the addresses taken, and the owner's NETWORK quotas held.
-pub struct Leased {
-    pub stmts: Vec<SqlStmt>,
-}
-
 /// `VirtualMachine::get_auto_network_leases`: each chosen NIC must be an auto NIC of `v` without
 /// a network yet (ACTION `NIC_ID n not found`, `NIC_ID n not AUTO`); it takes that network, and
 /// every auto NIC with a network but no address then leases one there as a new VM's NIC does, by
 /// `s`'s rights, under the owner's NETWORK quota (`wording` words its refusal). Other refusals
-/// are ACTION, in `nic_attribute`'s words.
+/// are ACTION, in `nic_attribute`'s words. The statements write the VM's template (guarded by the
+/// text read), take the addresses and hold the owner's quotas.
 pub async fn lease(
     ctx: &Ctx,
     s: &Session,
     v: &VmRow,
     chosen: &[(i64, String)],
     wording: Wording,
-) -> Result<Leased, Failure> {
+) -> Result<Vec<SqlStmt>, Failure> {
     let mut t = Template::parse(&v.template).map_err(|e| {
         fail(
             code::INTERNAL,
@@ -192,7 +187,7 @@ pub async fn lease(
         })?;
         stmts.extend(leased.stmts);
         for (vnet, n) in leased.per_network {
-            count(&mut per_network, vnet, n);
+            super::vnet_leases::count(&mut per_network, vnet, n);
         }
     }
     t.remove("NIC");
@@ -212,7 +207,7 @@ pub async fn lease(
         ),
     );
     stmts.extend(network_quotas(ctx, v, per_network, wording).await?);
-    Ok(Leased { stmts })
+    Ok(stmts)
 }
 
 /// The guards of the owner of `v`'s NETWORK quotas for `per_network` more addresses (network,
@@ -236,14 +231,6 @@ async fn network_quotas(
         guards.extend(charge.guard(ctx).await?);
     }
     Ok(guards)
-}
-
-/// Counts `n` more addresses of network `vnet`.
-fn count(per_network: &mut Vec<(i64, f64)>, vnet: i64, n: f64) {
-    match per_network.iter_mut().find(|(v, _)| *v == vnet) {
-        Some((_, count)) => *count += n,
-        None => per_network.push((vnet, n)),
-    }
 }
 
 #[cfg(test)]

@@ -72,11 +72,10 @@ impl Lookup {
             |id| id.to_string(),
         )
     }
-}
 
-impl Lookup {
-    /// Read for a VM of owner `uid` and group `gid` named `name` whose system template is `t`. An unnamed VM's
-    /// `$NAME` and every `$VMID` are marks its insert replaces (`vm::NAME_MARK`, `vm::ID_MARK`).
+    /// Read for a VM of owner `uid` and group `gid` named `name` whose system template is `t`.
+    /// An unnamed VM's `$NAME` and every `$VMID` are marks its insert replaces
+    /// (`vm::NAME_MARK`, `vm::ID_MARK`).
     pub async fn read(
         ctx: &Ctx,
         (uid, gid): (i64, i64),
@@ -96,18 +95,19 @@ impl Lookup {
             .read(move |c| {
                 let user = sqlstore::load_user(c, uid)?;
                 let gname = sqlstore::objects::group::load(c, gid)?.map(|g| g.name);
-                let mut by_net = BTreeMap::new();
-                for n in nets {
-                    if let Some(v) = by_id(c, super::vnet::NETS.rows, n)? {
-                        by_net.insert(n, v.template);
+                // Only the templates: a network's row would bring every lease it holds.
+                let templates = |table: &str, ids: Vec<i64>| {
+                    let mut out = BTreeMap::new();
+                    for id in ids {
+                        let text = sqlstore::objects::template_text(c, table, "template", id)?;
+                        if let Some(text) = text {
+                            out.insert(id, text);
+                        }
                     }
-                }
-                let mut by_image = BTreeMap::new();
-                for i in images {
-                    if let Some(v) = by_id(c, super::storage::IMAGES.rows, i)? {
-                        by_image.insert(i, v.template);
-                    }
-                }
+                    Ok::<_, sqlstore::SqlError>(out)
+                };
+                let by_net = templates(sqlstore::objects::vnet::TABLE, nets)?;
+                let by_image = templates(sqlstore::objects::image::TABLE, images)?;
                 Ok((user, gname, by_net, by_image))
             })
             .await?;
@@ -134,17 +134,6 @@ impl Lookup {
             vmid: None,
         })
     }
-}
-
-/// The row of `rows` with id `id`.
-fn by_id<R>(
-    c: &sqlstore::Conn,
-    rows: &sqlstore::objects::Rows<R>,
-    id: i64,
-) -> Result<Option<R>, sqlstore::SqlError> {
-    use sqlstore::Optional;
-    let mut st = c.prepare_cached(&rows.by_id())?;
-    st.query_row([id], |r| (rows.read)(c, r)).optional()
 }
 
 /// `VirtualMachine::insert`'s `parse_context` and `parse_requirements` for a new VM of `s`
@@ -184,8 +173,7 @@ pub fn context(
     t.set("CONTEXT", Value::Vector(parsed));
     network_context(t, user, l, all_nics)?;
     let mut context = t.vector("CONTEXT").map(<[_]>::to_vec).unwrap_or_default();
-    let token = template::vector_get(&context, "TOKEN")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("YES"));
+    let token = says_yes(&context, "TOKEN");
     let mut put = |k: &str, v: String| {
         context.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
         context.push((k.to_string(), v));
@@ -227,9 +215,7 @@ pub fn network_context(
     let Some(context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
         return Ok(());
     };
-    let yes = template::vector_get(&context, "NETWORK")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("YES"));
-    if !yes {
+    if !says_yes(&context, "NETWORK") {
         return Ok(());
     }
     // Maps keep a VM of many NICs (up to `limits::fixed::MAX_NICS_PER_VM`) linear.
@@ -242,11 +228,7 @@ pub fn network_context(
             continue;
         }
         let get = |k: &str| template::vector_get(nic, k).unwrap_or("").to_string();
-        let prefix = if a.name == "NIC" {
-            format!("ETH{}_", get("NIC_ID"))
-        } else {
-            format!("ETH{}_ALIAS{}_", get("PARENT_ID"), get("ALIAS_ID"))
-        };
+        let prefix = eth_prefix(a);
         for &(name, attr, alt, lookup) in NETWORK_VARS {
             let mut value = get(attr);
             if value.is_empty() && !alt.is_empty() {
@@ -273,18 +255,29 @@ pub fn network_context(
     Ok(())
 }
 
+/// Whether the CONTEXT's `key` is YES (`VectorAttribute::vector_value(name, bool&)`).
+fn says_yes(context: &[(String, String)], key: &str) -> bool {
+    template::vector_get(context, key).is_some_and(|v| v.trim().eq_ignore_ascii_case("YES"))
+}
+
+/// What a NIC's context variables start with: `ETH<NIC_ID>_`, `ETH<PARENT_ID>_ALIAS<ALIAS_ID>_`
+/// for an alias (`parse_context_network`).
+fn eth_prefix(nic: &template::Attribute) -> String {
+    let get = |k: &str| nic.vector_get(k).unwrap_or("").trim().to_string();
+    if nic.name == "NIC" {
+        format!("ETH{}_", get("NIC_ID"))
+    } else {
+        format!("ETH{}_ALIAS{}_", get("PARENT_ID"), get("ALIAS_ID"))
+    }
+}
+
 /// `clear_nic_context` / `clear_nic_alias_context`: the CONTEXT of `t` without the variables
 /// of the NIC (alias) `nic` that left the VM.
 pub fn clear_nic(t: &mut Template, nic: &template::Attribute) {
     let Some(mut context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
         return;
     };
-    let get = |k: &str| nic.vector_get(k).unwrap_or("").trim().to_string();
-    let prefix = if nic.name == "NIC" {
-        format!("ETH{}_", get("NIC_ID"))
-    } else {
-        format!("ETH{}_ALIAS{}_", get("PARENT_ID"), get("ALIAS_ID"))
-    };
+    let prefix = eth_prefix(nic);
     let before = context.len();
     context.retain(|(k, _)| {
         !NETWORK_VARS
@@ -304,10 +297,7 @@ pub async fn refresh_network(
     v: &sqlstore::objects::vm::VmRow,
     t: &mut Template,
 ) -> Result<(), Failure> {
-    let asks = t.vector("CONTEXT").is_some_and(|c| {
-        template::vector_get(c, "NETWORK").is_some_and(|n| n.trim().eq_ignore_ascii_case("YES"))
-    });
-    if !asks {
+    if !t.vector("CONTEXT").is_some_and(|c| says_yes(c, "NETWORK")) {
         return Ok(());
     }
     let (l, user) = existing(ctx, v, t).await?;

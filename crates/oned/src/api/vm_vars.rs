@@ -290,12 +290,17 @@ fn nic_index(t: &Template) -> NicIndex {
         let id = template::vector_get(nic, "NIC_ID")
             .unwrap_or("")
             .to_string();
-        let num = |k: &str| template::vector_get(nic, k)?.trim().parse::<i64>().ok();
-        if let (Some(vnet), Some(ar)) = (num("NETWORK_ID"), num("AR_ID")) {
-            out.entry(id).or_insert((vnet, ar));
+        if let Some(leased) = leased_in(nic) {
+            out.entry(id).or_insert(leased);
         }
     }
     out
+}
+
+/// The network and address range a NIC's address comes from.
+fn leased_in(nic: &[(String, String)]) -> Option<(i64, i64)> {
+    let num = |k: &str| template::vector_get(nic, k)?.trim().parse::<i64>().ok();
+    Some((num("NETWORK_ID")?, num("AR_ID")?))
 }
 
 /// `insert_single`.
@@ -359,10 +364,7 @@ fn network_attr(
         t.get_all(attr)
             .filter_map(|a| a.value.as_vector())
             .find(|n| template::vector_get(n, vvar).unwrap_or("") == vval)
-            .and_then(|n| {
-                let num = |k: &str| template::vector_get(n, k)?.trim().parse::<i64>().ok();
-                Some((num("NETWORK_ID")?, num("AR_ID")?))
-            })
+            .and_then(leased_in)
     };
     let found = match vvar {
         "NIC_ID" => nics.get_or_init(|| nic_index(t)).get(vval).copied(),

@@ -667,6 +667,14 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
 }
 
 /// Leases an address for each of `nics` (numbered from `first_id`) held by `owner`, as
+/// Counts `n` more addresses of network `vnet` in `per_network` (network, count).
+pub fn count(per_network: &mut Vec<(i64, f64)>, vnet: i64, n: f64) {
+    match per_network.iter_mut().find(|(v, _)| *v == vnet) {
+        Some((_, count)) => *count += n,
+        None => per_network.push((vnet, n)),
+    }
+}
+
 /// The attributes NIC_DEFAULT may not hold (`VirtualMachine::NO_NIC_DEFAULTS`).
 const NO_NIC_DEFAULTS: [&str; 4] = ["NETWORK_ID", "NETWORK", "NETWORK_UID", "NETWORK_UNAME"];
 
@@ -824,10 +832,7 @@ pub async fn lease_list_picking(
             owner,
             &v.template,
         ));
-        match out.per_network.iter_mut().find(|(n, _)| *n == vid) {
-            Some((_, count)) => *count += 1.0,
-            None => out.per_network.push((vid, 1.0)),
-        }
+        count(&mut out.per_network, vid, 1.0);
     }
     if holder != Holder::Vm {
         return Ok(out);

@@ -187,22 +187,10 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// How often a router's leases are picked again after a concurrent change of its networks.
 const LEASE_RETRIES: usize = 10;
 
-/// A session of oneadmin, for the steps OpenNebula runs on a router's VMs on its own behalf
-/// (`DispatchManager`, the VM requests' internal `request_execute`): the caller's right on the
-/// router is what was checked.
-fn internal() -> Session {
-    Session {
-        uid: 0,
-        gid: 0,
-        name: "oneadmin".into(),
-        groups: vec![0],
-    }
-}
-
 /// Ends VM `vm` as `VirtualRouter::shutdown_vms` does: a hard terminate, or where its state
 /// allows none, a delete.
 async fn end_vm(ctx: &Ctx, vm: i64) {
-    let admin = internal();
+    let admin = Session::oneadmin();
     let args = [
         Value::String("terminate-hard".into()),
         Value::Int(vm as i32),
@@ -338,7 +326,7 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             .await?;
     }
     if !hold {
-        let admin = internal();
+        let admin = Session::oneadmin();
         for vm in &vms {
             let args = [Value::String("release".into()), Value::Int(*vm as i32)];
             if let Err(e) = super::vm::action(ctx, &admin, Params(&args)).await {

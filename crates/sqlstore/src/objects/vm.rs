@@ -487,6 +487,12 @@ impl DeployFrom {
             _ => LcmState::Prolog.as_i64(),
         }
     }
+
+    /// Whether the VM comes back from STOPPED or UNDEPLOYED: its disks are brought back and its
+    /// NICs keep their addresses (`VirtualMachineDeploy` leases nothing for it).
+    pub fn returns(self) -> bool {
+        self.prolog() != LcmState::Prolog.as_i64()
+    }
 }
 
 /// A deployment of VM `oid` on host `hid`.
