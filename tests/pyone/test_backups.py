@@ -35,7 +35,7 @@ def sides(zone):
     follower, leader = zone.server(zone.followers()[0]), zone.server(zone.leader())
     leader.host.allocate(f"h-{uuid.uuid4().hex[:6]}", "dummy", "dummy", -1)
     ds = follower.datastore.allocate(
-        f'NAME = "bk-{uuid.uuid4().hex[:6]}"\nTYPE = BACKUP_DS\nDS_MAD = rsync\nTM_MAD = "-"', -1
+        f'NAME = "bk-{uuid.uuid4().hex[:6]}"\nTYPE = BACKUP_DS\nDS_MAD = rsync\nRSYNC_HOST = localhost\nRSYNC_USER = oneadmin\nTM_MAD = "-"', -1
     )
     return follower, leader, ds
 

@@ -23,7 +23,7 @@ def test_a_cluster_gathers_a_host_a_datastore_and_a_network(zone):
     assert cid >= 100
     hid = one.host.allocate(f"h-{name}", "dummy", "dummy", cid)
     assert one.host.info(hid).CLUSTER_ID == cid
-    dsid = one.datastore.allocate(f'NAME = "ds-{name}"\nTM_MAD = "ssh"', cid)
+    dsid = one.datastore.allocate(f'NAME = "ds-{name}"\nDS_MAD = "fs"\nTM_MAD = "ssh"', cid)
     vnid = one.vn.allocate(f'NAME = "vn-{name}"\nVN_MAD = "bridge"', -1)
     one.cluster.addvnet(cid, vnid)
     one.cluster.update(cid, {"TEMPLATE": {"RESERVED_MEM": "1024"}}, 1)

@@ -26,7 +26,7 @@ def test_clusters_and_hosts_are_renamed_updated_and_given_datastores(zone):
     new = uniq("renamed")
     one.cluster.rename(cid, new)
     eventually(lambda: assert_equal(one.cluster.info(cid).NAME, new))
-    with pytest.raises(pyone.OneActionException, match="already"):
+    with pytest.raises(pyone.OneActionException, match="because it collides with cluster"):
         one.cluster.rename(cid, taken)
     with pytest.raises(pyone.OneNoExistsException):
         one.cluster.rename(99999, uniq("x"))

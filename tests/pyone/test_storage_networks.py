@@ -31,11 +31,12 @@ def test_images_become_ready_and_count_in_their_datastore(zone):
     assert image.NAME == name and image.SIZE == 100 and image.DATASTORE_ID == 1
     assert iid in one.datastore.info(1).IMAGES.ID
     assert iid in [i.ID for i in one.imagepool.info(-2, -1, -1).IMAGE]
-    with pytest.raises(pyone.OneInternalException):
+    # ImageAllocate answers the pool's refusals as ALLOCATE (0x4000), stat_image's as INTERNAL.
+    with pytest.raises(pyone.OneException, match=f"NAME is already taken by IMAGE {iid}"):
         one.image.allocate(f'NAME = "{name}"\nTYPE = DATABLOCK\nSIZE = 1', 1)
-    with pytest.raises(pyone.OneInternalException):
+    with pytest.raises(pyone.OneInternalException, match="Cannot parse image SIZE"):
         one.image.allocate(f'NAME = "{uniq("img")}"\nTYPE = OS', 1)
-    with pytest.raises(pyone.OneInternalException):
+    with pytest.raises(pyone.OneException, match="only be allocated in a files or image"):
         one.image.allocate(f'NAME = "{uniq("img")}"\nPATH = /tmp/x', 0)
     with pytest.raises(pyone.OneNoExistsException):
         one.image.allocate(f'NAME = "{uniq("img")}"\nPATH = /tmp/x', 999)

@@ -68,11 +68,13 @@ def test_issue_10_bad_names_are_refused_and_pools_stay_readable(zone):
         for call in (
             lambda: one.template.allocate(with_name(bad, VM)),
             lambda: one.vm.allocate(with_name(bad, VM), True),
-            lambda: one.image.allocate(with_name(bad, IMAGE), 1),
             lambda: one.vn.allocate(with_name(bad, NET), -1),
         ):
             with pytest.raises(pyone.OneInternalException, match="Invalid NAME|Parse error"):
                 call()
+        # A parsed template's bad name is ImagePool::allocate's refusal: ALLOCATE (0x4000).
+        with pytest.raises(pyone.OneException, match="Invalid NAME|Parse error"):
+            one.image.allocate(with_name(bad, IMAGE), 1)
         for rename, oid in (
             (one.template.rename, tid),
             (one.vm.rename, vid),

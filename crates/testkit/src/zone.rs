@@ -37,6 +37,7 @@ pub const AUTHORIZATION: i32 = 0x0200;
 pub const NO_EXISTS: i32 = 0x0400;
 pub const ACTION_CODE: i32 = 0x0800;
 pub const INTERNAL: i32 = 0x2000;
+pub const ALLOCATE: i32 = 0x4000;
 
 /// Raft states of `one.zone.raftstatus`.
 pub const SOLO: i64 = wire::RaftState::Solo.as_i64();

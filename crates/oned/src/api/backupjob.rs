@@ -333,15 +333,29 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             return Err(fail(code::INTERNAL, "Wrong priority value"));
         }
         if !s.is_admin() && pr > 50 {
+            // `pool_allocate` answers AUTHORIZATION without a message of its own.
             return Err(fail(
                 code::AUTHORIZATION,
-                format!("User [{}] : Not authorized to set priority {pr}.", s.uid),
+                format!(
+                    "User [{}] not authorized to perform action on backup job.",
+                    s.uid
+                ),
             ));
         }
     }
     let name = t.single("NAME").unwrap_or("").to_string();
     t.remove("NAME");
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    let (named, uid) = (name.clone(), s.uid);
+    if let Some(other) = ctx
+        .read(move |c| sqlstore::objects::owned_named(c, rows::TABLE, &named, uid))
+        .await?
+    {
+        return Err(fail(
+            code::INTERNAL,
+            format!("NAME is already taken by BACKUP JOB {other}."),
+        ));
+    }
     let priority = parse(&mut t)
         .map_err(|e| fail(code::INTERNAL, e))?
         .unwrap_or(50);
@@ -356,7 +370,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         // ARGS is not used by a backup job's actions.
         va.retain(|(k, _)| k != "ARGS");
         let mut a = SchedAction::new(n as i64, -1);
-        a.parse(&va, 0).map_err(|e| fail(code::ACTION, e))?;
+        // `ScheduledActionPool::allocate` refusing it: INTERNAL.
+        a.parse(&va, 0).map_err(|e| fail(code::INTERNAL, e))?;
         list.push(a);
     }
     let vms = backup_vms(&t);
@@ -575,7 +590,8 @@ pub async fn schedadd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
         let next = list.iter().map(|a| a.id + 1).max().unwrap_or(0);
         let mut a = SchedAction::new(next, id);
-        a.parse(&va, 0).map_err(|e| fail(code::ACTION, e))?;
+        // `ScheduledActionPool::allocate` refusing it: INTERNAL.
+        a.parse(&va, 0).map_err(|e| fail(code::INTERNAL, e))?;
         list.push(a);
         Ok(next)
     })

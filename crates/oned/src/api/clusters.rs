@@ -223,22 +223,7 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    let id = i64::from(p.int(0)?);
-    let name = p.string(1)?.to_string();
-    super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
-    let txn = SqlTxn {
-        stmts: vec![sqlstore::objects::set_name(rows::TABLE, id, &name)],
-    };
-    ctx.commit(txn, |r| match r.kind {
-        TxnErrorKind::NotFound => no_cluster(id),
-        TxnErrorKind::Constraint => fail(
-            code::ACTION,
-            format!("Cannot rename cluster. NAME is already taken by CLUSTER {name}."),
-        ),
-        _ => r.internal(),
-    })
-    .await?;
-    Ok(Value::Int(id as i32))
+    super::writes::rename_unique(ctx, &p, rows::TABLE, "cluster", no_cluster).await
 }
 
 /// Runs a membership change of cluster `cid`; NotFound means the cluster or the object went.

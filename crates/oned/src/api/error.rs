@@ -110,6 +110,11 @@ pub fn not_authorized(s: &Session, what: &str) -> Failure {
     )
 }
 
+/// AUTHORIZATION in the request's own words: `User [uid] : <why>.`
+pub fn unauthorized(s: &Session, why: &str) -> Failure {
+    fail(code::AUTHORIZATION, format!("User [{}] : {why}.", s.uid))
+}
+
 /// AUTHORIZATION for a non-admin on an admin-only action.
 pub fn require_admin(s: &Session, what: &str) -> Result<(), Failure> {
     if s.is_admin() {

@@ -217,11 +217,7 @@ pub fn deletable_id(id: i64, message: &'static str) -> Result<(), Failure> {
 /// OpenNebula's allocate answers).
 pub fn named_template(text: &str) -> Result<(template::Template, String), Failure> {
     let t = super::validate::template(text).map_err(|e| fail(code::INTERNAL, e))?;
-    let name = t
-        .single("NAME")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template."))?
-        .to_string();
+    let name = t.single("NAME").unwrap_or("").to_string();
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     Ok((t, name))
 }

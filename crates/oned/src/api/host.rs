@@ -155,13 +155,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let im_mad = p.string(1)?.to_string();
     let vm_mad = p.string(2)?.to_string();
     let mut cluster = p.int(3)? as i64;
-    super::validate::host_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
-    if im_mad.is_empty() || vm_mad.is_empty() {
-        return Err(fail(
-            code::INTERNAL,
-            "Error allocating a new host. IM_MAD and VM_MAD are required",
-        ));
-    }
+    // `RequestManagerAllocate` looks the cluster up first, `HostPool::allocate` checks the rest.
     if cluster == -1 {
         cluster = 0;
     }
@@ -173,6 +167,13 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     // With CREATE HOST (the table's), ADMIN on the cluster the host joins.
     table::require(ctx, s, &[Need::on(CLUSTER, cluster, ADMIN)]).await?;
+    super::validate::host_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+    if im_mad.is_empty() {
+        return Err(fail(code::INTERNAL, "IM_MAD_NAME cannot be empty."));
+    }
+    if vm_mad.is_empty() {
+        return Err(fail(code::INTERNAL, "VMM_MAD_NAME cannot be empty."));
+    }
     let insert = rows::insert(&name, INIT, &im_mad, &vm_mad, cluster);
     super::allocate_next(ctx, rows::TABLE, insert, "host", "HOST", &name).await
 }
@@ -295,21 +296,5 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    let name = p.string(1)?.to_string();
-    // OpenNebula renames with `set_name`, which checks `name_is_valid` only.
-    super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
-    let txn = SqlTxn {
-        stmts: vec![sqlstore::objects::set_name(rows::TABLE, id, &name)],
-    };
-    ctx.commit(txn, |r| match r.kind {
-        TxnErrorKind::NotFound => no_host(id),
-        TxnErrorKind::Constraint => fail(
-            code::ACTION,
-            format!("Cannot rename host. NAME is already taken by HOST {name}."),
-        ),
-        _ => r.internal(),
-    })
-    .await?;
-    Ok(Value::Int(id as i32))
+    super::writes::rename_unique(ctx, &p, rows::TABLE, "host", no_host).await
 }

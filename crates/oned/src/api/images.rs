@@ -838,16 +838,16 @@ async fn clone_insert(
         None => false,
     };
     let mut refused_at = None;
-    let result = super::writes::allocate_next_refused(
-        ctx,
-        rows::TABLE,
-        insert,
-        with,
-        "image",
-        "IMAGE",
+    let new = super::writes::New {
+        what: "image",
+        kind: "IMAGE",
         name,
-        |r| refused_at = Some((r.kind, r.stmt)),
-    )
+        refusal: super::writes::Refusal::Allocate,
+        owner: Some(s.uid),
+    };
+    let result = super::writes::allocate_next_refused(ctx, rows::TABLE, insert, with, new, |r| {
+        refused_at = Some((r.kind, r.stmt))
+    })
     .await;
     match (result, refused_at) {
         (Err(_), Some((_, 2))) if guarded => Err(charge.lost_race(ctx).await),

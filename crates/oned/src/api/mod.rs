@@ -85,7 +85,7 @@ use sqlstore::{ReadPool, SqlTxn, SqlValue, TxnOutcome};
 use tracing::debug;
 use xmlrpc::{MethodCall, Params, Value};
 
-pub use error::{code, fail, not_authorized, require_admin, Failure, Refused};
+pub use error::{code, fail, not_authorized, require_admin, unauthorized, Failure, Refused};
 use method::{Auth, Kind};
 pub(crate) use route::leader_answered_at;
 use route::route_to_leader;
@@ -562,6 +562,6 @@ async fn authorize(
 }
 
 pub use writes::{
-    allocate_next, allocate_next_with, merge_attrs, merged, must_all_exist, must_exist, new_id,
-    update_template, update_type,
+    allocate_next, allocate_next_as, allocate_next_with, merge_attrs, merged, must_all_exist,
+    must_exist, new_id, update_template, update_type,
 };

@@ -281,11 +281,54 @@ pub async fn rename_as<R: HasOwner + Send + 'static>(
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
-    f.authorized(ctx, s, id, right).await?;
-    // OpenNebula's `set_name`: ACTION with `name_is_valid`'s message.
+    let row = f.authorized(ctx, s, id, right).await?;
+    let owner = row.owner().uid;
+    let collides = |other: i64| {
+        fail(
+            code::ACTION,
+            format!(
+                "{w} cannot be renamed to {name} because it collides with {w} {other}",
+                w = f.what
+            ),
+        )
+    };
+    // `RequestManagerRename`: the name's holder first, then `set_name` (ACTION with
+    // `name_is_valid`'s message).
+    if let Some(other) = holder(ctx, f, &name, owner).await? {
+        return Err(collides(other));
+    }
     super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     let stmt = objects::set_name(f.table, id, &name);
-    write(ctx, f, id, vec![stmt], "rename").await
+    match write(ctx, f, id, vec![stmt], "rename").await {
+        // Taken meanwhile by a concurrent call.
+        Err(e) => match holder(ctx, f, &name, owner).await? {
+            Some(other) => Err(collides(other)),
+            None => Err(e),
+        },
+        ok => ok,
+    }
+}
+
+/// The object of the family holding `name` for `owner`, as `RequestManagerRename`'s `exist`
+/// looks for one: per owner for most families, zone-wide for datastores, never for VMs,
+/// documents and virtual routers (their names may repeat).
+async fn holder<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    f: &'static Family<R>,
+    name: &str,
+    owner: i64,
+) -> Result<Option<i64>, Failure> {
+    let (table, name) = (f.table, name.to_string());
+    match table {
+        objects::vm::TABLE | objects::document::TABLE | objects::vrouter::TABLE => Ok(None),
+        objects::datastore::TABLE | objects::market::MARKETS => {
+            ctx.read(move |c| objects::oid_named(c, table, &name)).await
+        }
+        _ => {
+            ctx.read(move |c| objects::owned_named(c, table, &name, owner))
+                .await
+        }
+    }
 }
 
 pub async fn update<R: HasOwner + Send + 'static>(

@@ -954,6 +954,7 @@ pub async fn allocate(
     what: &str,
     kind: &str,
     name: &str,
+    refusal: super::writes::Refusal,
 ) -> MethodResult {
     let charge = Charge {
         ask,
@@ -961,22 +962,21 @@ pub async fn allocate(
         gid: s.gid,
         wording: Wording::Caller(s.uid),
     };
-    let Some(guard) = charge.guard(ctx).await? else {
-        return super::allocate_next(ctx, pool, insert, what, kind, name).await;
-    };
-    let mut raced = false;
-    let result = super::writes::allocate_next_refused(
-        ctx,
-        pool,
-        insert,
-        vec![guard],
+    let new = super::writes::New {
         what,
         kind,
         name,
-        |r| {
-            raced = r.stmt == 1;
-        },
-    )
+        refusal,
+        owner: Some(s.uid),
+    };
+    let Some(guard) = charge.guard(ctx).await? else {
+        return super::writes::allocate_next_refused(ctx, pool, insert, Vec::new(), new, |_| {})
+            .await;
+    };
+    let mut raced = false;
+    let result = super::writes::allocate_next_refused(ctx, pool, insert, vec![guard], new, |r| {
+        raced = r.stmt == 1;
+    })
     .await;
     match result {
         Err(_) if raced => Err(charge.lost_race(ctx).await),
@@ -1024,13 +1024,19 @@ pub async fn allocate_all(
         None => false,
     };
     let mut refused_at = None;
-    let result =
-        super::writes::allocate_next_refused(ctx, pool, insert, stmts, what, kind, "", |r| {
-            if r.kind == sqlstore::TxnErrorKind::NotFound {
-                refused_at = Some(r.stmt);
-            }
-        })
-        .await;
+    let new = super::writes::New {
+        what,
+        kind,
+        name: "",
+        refusal: super::writes::Refusal::Internal,
+        owner: None,
+    };
+    let result = super::writes::allocate_next_refused(ctx, pool, insert, stmts, new, |r| {
+        if r.kind == sqlstore::TxnErrorKind::NotFound {
+            refused_at = Some(r.stmt);
+        }
+    })
+    .await;
     match (result, refused_at) {
         (Ok(v), _) => Ok(v),
         (Err(_), Some(at)) if (1..=taken).contains(&at) => Err(Allocation::Raced),

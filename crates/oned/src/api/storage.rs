@@ -177,40 +177,60 @@ pub(super) fn ds_xml(d: &DatastoreRow, out: &mut String) {
     });
 }
 
+/// `one.datastore.allocate(template, cluster)` in 7.0.2's order: the cluster, then
+/// `DatastorePool::allocate` (name, duplicates) and `Datastore::insert` (DS_MAD, TM_MAD and
+/// what their oned.conf entries require), every refusal INTERNAL in oned's words.
 pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
-    let (t, name) = super::family::named_template(&text)?;
-    let kind = match t
-        .single("TYPE")
-        .unwrap_or("IMAGE_DS")
-        .to_uppercase()
-        .as_str()
+    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
+    let internal = |m: String| fail(code::INTERNAL, m);
+    let name = t.single("NAME").unwrap_or("").to_string();
+    super::validate::object_name(&name).map_err(internal)?;
+    let named = name.clone();
+    if let Some(other) = ctx
+        .read(move |c| sqlstore::objects::oid_named(c, ds::TABLE, &named))
+        .await?
     {
-        "IMAGE_DS" => 0,
+        return Err(internal(format!(
+            "NAME is already taken by DATASTORE {other}."
+        )));
+    }
+    // `Datastore::str_to_type`: anything else is an image datastore.
+    let kind = match t.single("TYPE").unwrap_or("").to_uppercase().as_str() {
         "SYSTEM_DS" => 1,
         "FILE_DS" => 2,
         "BACKUP_DS" => super::vm_backup::BACKUP_DS,
-        other => {
-            return Err(fail(
-                code::INTERNAL,
-                format!("Error allocating a new datastore. Unknown TYPE {other}"),
+        _ => 0,
+    };
+    let ds_mad = t.single("DS_MAD").unwrap_or("").to_string();
+    let ds_mad = match (kind, ds_mad.is_empty()) {
+        (1, true) => "-".to_string(),
+        (1, false) => {
+            return Err(internal(
+                "SYSTEM datastores cannot have DS_MAD defined.".into(),
             ))
         }
+        (_, true) => return Err(internal("No DS_MAD in template.".into())),
+        (_, false) => {
+            ds_mad_checked(ctx, &t, &ds_mad).map_err(internal)?;
+            ds_mad
+        }
     };
-    let tm_mad = t
-        .single("TM_MAD")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            fail(
-                code::INTERNAL,
-                "Error allocating a new datastore. No TM_MAD in template.",
-            )
-        })?
-        .to_string();
-    let ds_mad = t
-        .single("DS_MAD")
-        .unwrap_or(if kind == 1 { "-" } else { "fs" })
-        .to_string();
+    let tm_mad = match (kind, t.single("TM_MAD").unwrap_or("")) {
+        (k, _) if k == super::vm_backup::BACKUP_DS => "-".to_string(),
+        (_, "") => return Err(internal("No TM_MAD in template.".into())),
+        (_, tm)
+            if !driver_conf_names(ctx, "TM_MAD_CONF", &SHIPPED_TM_MADS)
+                .iter()
+                .any(|n| n == tm) =>
+        {
+            return Err(internal(format!(
+                "TM_MAD named \"{tm}\" is not defined in oned.conf"
+            )))
+        }
+        (_, tm) => tm.to_string(),
+    };
     let insert = ds::insert(NewDatastore {
         name: name.clone(),
         uid: s.uid,
@@ -221,7 +241,6 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         tm_mad,
         template: t.to_text(),
     });
-    let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
     super::allocate_next_with(
         ctx,
         ds::TABLE,
@@ -298,52 +317,57 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
     });
 }
 
+/// `one.image.allocate(template, datastore)` in `ImageAllocate::request_execute`'s order: the
+/// datastore, the size, the capacity, the rights, the persistent-only rule, then the pool's
+/// checks (name, type against the datastore's), each answered as 7.0.2 does.
 pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let ds = p.int(1)? as i64;
-    IMAGES.may_create(ctx, s).await?;
-    let (mut t, name) = super::family::named_template(&text)?;
+    let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let d = DATASTORES.get(ctx, ds).await?;
+    if d.kind == 1 || d.kind == super::vm_backup::BACKUP_DS {
+        return Err(allocating_image(
+            "New images can only be allocated in a files or image datastore.",
+        ));
+    }
     let from_app = from_app(ctx, &mut t).await?;
-    let kind_name = t.single("TYPE").unwrap_or("OS").to_uppercase();
+    let kind_name = match t.single("TYPE").unwrap_or("") {
+        "" => "OS".to_string(),
+        k => k.to_uppercase(),
+    };
+    let size = match from_app {
+        Some(sz) => sz,
+        None => stat_size(&t, &kind_name)
+            .map_err(|e| fail(code::INTERNAL, format!("Cannot parse image SIZE: {e}")))?,
+    };
+    if super::images::no_room(ctx, &d, size) {
+        return Err(fail(code::ACTION, "Not enough space in datastore"));
+    }
+    if !s.is_admin() && t.single("SOURCE").is_some() {
+        // IMAGE_RESTRICTED_ATTR (`SOURCE` in the shipped oned.conf).
+        return Err(super::unauthorized(
+            s,
+            "Template includes a restricted attribute SOURCE",
+        ));
+    }
+    IMAGES.may_create(ctx, s).await?;
+    let d = DATASTORES.authorized(ctx, s, ds, USE).await?;
+    let persistent = super::images::test_set_persistent(ctx, &mut t, true);
+    if super::images::persistent_only(ctx, &d.ds_mad) && !persistent {
+        return Err(allocating_image(
+            "This Datastore only accepts persistent images.",
+        ));
+    }
+    let name = t.single("NAME").unwrap_or("").to_string();
+    super::validate::object_name(&name).map_err(allocating_image)?;
+    if let Some(why) = kind_misplaced(&kind_name, d.kind) {
+        return Err(allocating_image(why));
+    }
     let kind = TYPES
         .iter()
         .position(|k| *k == kind_name)
         .ok_or_else(|| fail(code::INTERNAL, format!("Unknown image TYPE {kind_name}")))?
         as i64;
-    let path = t.single("PATH").unwrap_or("").to_string();
-    let size = t.single("SIZE").and_then(|v| v.trim().parse::<i64>().ok());
-    let size = match (kind_name.as_str(), from_app.or(size), path.is_empty()) {
-        ("DATABLOCK", Some(sz), _) if sz > 0 => sz,
-        ("DATABLOCK", _, true) => {
-            return Err(fail(
-                code::INTERNAL,
-                "A DATABLOCK image needs a positive SIZE or a PATH.",
-            ))
-        }
-        (_, _, true) if t.single("SOURCE").is_none_or(str::is_empty) => {
-            return Err(fail(code::INTERNAL, "No PATH in template."))
-        }
-        (_, Some(sz), _) => sz,
-        // The dummy datastore driver reports every file as 1 GiB.
-        (_, None, _) => 1024,
-    };
-    let d = DATASTORES.authorized(ctx, s, ds, USE).await?;
-    if d.kind == 1 {
-        return Err(fail(
-            code::INTERNAL,
-            "Error allocating a new image. Images cannot be created in a system datastore.",
-        ));
-    }
-    if super::images::no_room(ctx, &d, size) {
-        return Err(fail(code::ACTION, "Not enough space in datastore"));
-    }
-    let persistent = super::images::test_set_persistent(ctx, &mut t, true);
-    if super::images::persistent_only(ctx, &d.ds_mad) && !persistent {
-        return Err(fail(
-            code::ALLOCATE,
-            "Error allocating a new image. This Datastore only accepts persistent images.",
-        ));
-    }
     let ds_driver = template::Template::parse(&d.template)
         .ok()
         .and_then(|dt| dt.single("DRIVER").map(str::to_string));
@@ -368,11 +392,154 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         cloning_id: -1,
     });
     let ask = super::quota::Ask::new_image(ds, size as f64);
-    super::quota::allocate(ctx, s, &ask, image::TABLE, insert, "image", "IMAGE", &name).await
+    let refusal = super::writes::Refusal::Allocate;
+    super::quota::allocate(
+        ctx,
+        s,
+        &ask,
+        image::TABLE,
+        insert,
+        "image",
+        "IMAGE",
+        &name,
+        refusal,
+    )
+    .await
 }
 
 /// An image made from a marketplace app (`FROM_APP`) takes its file, format and size from the
 /// app (`MarketPlaceApp::to_template`); the size, if so.
+/// The `TM_MAD_CONF` drivers of the shipped oned.conf.
+const SHIPPED_TM_MADS: [&str; 12] = [
+    "dummy",
+    "lvm",
+    "shared",
+    "fs_lvm",
+    "fs_lvm_ssh",
+    "qcow2",
+    "ssh",
+    "local",
+    "ceph",
+    "iscsi_libvirt",
+    "dev",
+    "netapp",
+];
+
+/// The `DS_MAD_CONF` drivers of the shipped oned.conf, with their `REQUIRED_ATTRS`.
+const SHIPPED_DS_MADS: [(&str, &str); 9] = [
+    ("ceph", "DISK_TYPE,BRIDGE_LIST"),
+    ("dev", "DISK_TYPE"),
+    ("iscsi_libvirt", "DISK_TYPE,ISCSI_HOST"),
+    ("dummy", ""),
+    ("fs", ""),
+    ("lvm", "DISK_TYPE,BRIDGE_LIST"),
+    ("restic", "RESTIC_PASSWORD"),
+    ("rsync", "RSYNC_HOST,RSYNC_USER"),
+    (
+        "netapp",
+        "NETAPP_HOST,NETAPP_USER,NETAPP_PASS,NETAPP_AGGREGATES,NETAPP_SVM,NETAPP_IGROUP,\
+         NETAPP_TARGET",
+    ),
+];
+
+/// The NAMEs of oned.conf's `conf` vectors (`TM_MAD_CONF`...), or the shipped ones when it has
+/// none.
+pub(super) fn driver_conf_names(ctx: &Ctx, conf: &str, shipped: &[&str]) -> Vec<String> {
+    let named: Vec<String> = ctx
+        .config
+        .raw
+        .get_all(conf)
+        .filter_map(|a| a.value.as_vector())
+        .filter_map(|v| template::vector_get(v, "NAME").map(str::to_string))
+        .collect();
+    if named.is_empty() {
+        return shipped.iter().map(|n| n.to_string()).collect();
+    }
+    named
+}
+
+/// `Datastore::set_ds_mad`: a driver oned.conf defines, and every attribute its
+/// `REQUIRED_ATTRS` names, not empty.
+fn ds_mad_checked(ctx: &Ctx, t: &template::Template, ds_mad: &str) -> Result<(), String> {
+    let confs: Vec<&[(String, String)]> = ctx
+        .config
+        .raw
+        .get_all("DS_MAD_CONF")
+        .filter_map(|a| a.value.as_vector())
+        .collect();
+    let required = if confs.is_empty() {
+        SHIPPED_DS_MADS
+            .iter()
+            .find(|(n, _)| *n == ds_mad)
+            .map(|(_, r)| r.to_string())
+    } else {
+        confs
+            .iter()
+            .find(|c| template::vector_get(c, "NAME") == Some(ds_mad))
+            .map(|c| {
+                template::vector_get(c, "REQUIRED_ATTRS")
+                    .unwrap_or("")
+                    .to_string()
+            })
+    };
+    let required =
+        required.ok_or_else(|| format!("DS_MAD named \"{ds_mad}\" is not defined in oned.conf"))?;
+    for attr in required.split(',').map(|a| a.trim().to_uppercase()) {
+        if !attr.is_empty() && t.single(&attr).is_none_or(str::is_empty) {
+            return Err(format!(
+                "Datastore template is missing the \"{attr}\" attribute or it's empty."
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `ImageAllocate`'s ALLOCATE answer.
+fn allocating_image(why: impl std::fmt::Display) -> super::Failure {
+    super::writes::Refusal::Allocate.fail("image", why)
+}
+
+/// The image's size in MiB as `ImageManager::stat_image` finds it before the driver is asked,
+/// or why not. A file the driver would stat (a PATH) is 1 GiB to the dummy driver unless SIZE
+/// says otherwise.
+fn stat_size(t: &template::Template, kind: &str) -> Result<i64, String> {
+    let given = || t.single("SIZE").and_then(|v| v.trim().parse::<i64>().ok());
+    let sized = || {
+        given()
+            .filter(|sz| *sz >= 0)
+            .ok_or_else(|| "Wrong number or missing SIZE attribute.".to_string())
+    };
+    let has = |k: &str| t.single(k).is_some_and(|v| !v.is_empty());
+    match kind {
+        "BACKUP" => given().ok_or_else(String::new),
+        "CDROM" | "KERNEL" | "RAMDISK" | "CONTEXT" if has("SOURCE") => sized(),
+        "CDROM" | "KERNEL" | "RAMDISK" | "CONTEXT" if !has("PATH") => {
+            Err(format!("Either PATH or SOURCE are required for {kind}"))
+        }
+        _ if has("SOURCE") || !has("PATH") => sized(),
+        _ => Ok(given().filter(|sz| *sz >= 0).unwrap_or(1024)),
+    }
+}
+
+/// `ImagePool::allocate`'s check of an image's type against its datastore's.
+fn kind_misplaced(kind: &str, ds_kind: i64) -> Option<&'static str> {
+    match kind {
+        "KERNEL" | "RAMDISK" | "CONTEXT" if ds_kind != 2 => Some(
+            "IMAGES of type KERNEL, RAMDISK and CONTEXT cannot be registered in an IMAGE_DS \
+             datastore",
+        ),
+        "BACKUP" if ds_kind != super::vm_backup::BACKUP_DS => {
+            Some("IMAGES of type BACKUP can only be registered in an BACKUP_DS datastore")
+        }
+        "KERNEL" | "RAMDISK" | "CONTEXT" | "BACKUP" => None,
+        _ if ds_kind != 0 => Some(
+            "Only IMAGES of type KERNEL, RAMDISK and CONTEXT can be registered in a FILE_DS \
+             datastore",
+        ),
+        _ => None,
+    }
+}
+
 async fn from_app(ctx: &Ctx, t: &mut template::Template) -> Result<Option<i64>, super::Failure> {
     let Some(app_id) = t.single("FROM_APP") else {
         return Ok(None);

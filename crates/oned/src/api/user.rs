@@ -118,9 +118,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if asked.len() > MAX_NEW_USER_GROUPS {
         return Err(fail(
             code::INTERNAL,
-            format!(
-                "Error allocating a new user. At most {MAX_NEW_USER_GROUPS} groups may be given."
-            ),
+            format!("At most {MAX_NEW_USER_GROUPS} groups may be given."),
         ));
     }
     super::must_all_exist(ctx, Table::Group, asked.clone()).await?;
@@ -137,7 +135,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         None if s.gid == 0 => 1,
         None => s.gid,
     };
-    let refused = |m: String| fail(code::INTERNAL, format!("Error allocating a new user. {m}"));
+    // `UserAllocate::pool_allocate` answers INTERNAL in the pool's words.
+    let refused = |m: String| fail(code::INTERNAL, m);
     if ctx.config.auth_drivers.get(&driver).password_required {
         super::validate::password(&password, &driver).map_err(|m| refused(m + "."))?;
     }
@@ -159,10 +158,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let written = ctx
         .commit(txn, |r| {
             taken = r.kind == TxnErrorKind::Constraint;
-            fail(
-                code::INTERNAL,
-                format!("Error allocating a new user. {}", r.message),
-            )
+            fail(code::INTERNAL, r.message.clone())
         })
         .await;
     match written {
@@ -174,7 +170,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 .map_or_else(|| "?".to_string(), |u| u.oid.to_string());
             Err(fail(
                 code::INTERNAL,
-                format!("Error allocating a new user. NAME is already taken by USER {other}."),
+                format!("NAME is already taken by USER {other}."),
             ))
         }
         Err(f) => Err(f),

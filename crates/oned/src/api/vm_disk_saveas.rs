@@ -196,16 +196,16 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let guarded = guard.is_some();
     with.extend(guard);
     let mut refused_at = None;
-    let result = super::writes::allocate_next_refused(
-        ctx,
-        irows::TABLE,
-        insert,
-        with,
-        "image",
-        "IMAGE",
-        &name,
-        |r| refused_at = Some(r.stmt),
-    )
+    let new = super::writes::New {
+        what: "image",
+        kind: "IMAGE",
+        name: &name,
+        refusal: super::writes::Refusal::Allocate,
+        owner: Some(s.uid),
+    };
+    let result = super::writes::allocate_next_refused(ctx, irows::TABLE, insert, with, new, |r| {
+        refused_at = Some(r.stmt)
+    })
     .await;
     match (result, refused_at) {
         (Err(_), Some(n)) if guarded && n == vm_stmts + 1 => Err(charge.lost_race(ctx).await),

@@ -8,6 +8,7 @@ use super::method::{Auth, Method};
 use super::owned;
 use super::perms::{self, TEMPLATE, USE};
 use super::vmtemplate_images;
+use super::writes::Refusal;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -71,7 +72,24 @@ pub(super) fn template_xml(t: &TemplateRow, out: &mut String) {
     });
 }
 
-async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResult {
+/// `VMTemplatePool::allocate`: a valid name its owner does not use yet, then the row; refusals
+/// worded as the request words them.
+async fn insert(
+    ctx: &Ctx,
+    s: &Session,
+    name: &str,
+    text: String,
+    refusal: Refusal,
+) -> MethodResult {
+    const WHAT: &str = "virtual machine template";
+    super::validate::object_name(name).map_err(|e| refusal.fail(WHAT, e))?;
+    let (n, uid) = (name.to_string(), s.uid);
+    let held = ctx
+        .read(move |c| objects::owned_named(c, objects::template::TABLE, &n, uid))
+        .await?;
+    if let Some(oid) = held {
+        return Err(refusal.fail(WHAT, format!("NAME is already taken by TEMPLATE {oid}.")));
+    }
     let insert = objects::template::insert(
         name,
         s.uid,
@@ -80,24 +98,18 @@ async fn insert(ctx: &Ctx, s: &Session, name: &str, text: String) -> MethodResul
         super::vm::now(),
         text,
     );
-    super::allocate_next(
-        ctx,
-        objects::template::TABLE,
-        insert,
-        "virtual machine template",
-        "TEMPLATE",
-        name,
-    )
-    .await
+    let table = objects::template::TABLE;
+    super::allocate_next_as(ctx, table, insert, WHAT, "TEMPLATE", name, refusal).await
 }
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
+    let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     TEMPLATES.may_create(ctx, s).await?;
-    let (mut t, name) = super::family::named_template(&text)?;
+    let name = t.single("NAME").unwrap_or("").to_string();
     // The name is the object's, not its template's (`VMTemplate::insert`).
     t.remove("NAME");
-    insert(ctx, s, &name, t.to_text()).await
+    insert(ctx, s, &name, t.to_text(), Refusal::Internal).await
 }
 
 /// `one.template.delete(id[, recursive])`: with `recursive`, the images its disks name too
@@ -170,14 +182,14 @@ async fn copy(
 ) -> Result<i64, super::Failure> {
     let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
     TEMPLATES.may_create(ctx, s).await?;
-    super::validate::object_name(name).map_err(|e| fail(code::INTERNAL, e))?;
     let mut body = stored(&t)?;
     if !extra.trim().is_empty() {
         let more = super::validate::template(extra).map_err(|e| fail(code::INTERNAL, e))?;
         super::merge_attrs(&mut body, more);
     }
     body.remove("NAME");
-    match insert(ctx, s, name, body.to_text()).await? {
+    // `RequestManagerClone` answers every refusal of the pool as ALLOCATE.
+    match insert(ctx, s, name, body.to_text(), Refusal::Allocate).await? {
         xmlrpc::Value::Int(new) => Ok(i64::from(new)),
         _ => Err(fail(code::INTERNAL, "Cannot read the new template's id")),
     }

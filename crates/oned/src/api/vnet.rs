@@ -131,9 +131,16 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
-    NETS.may_create(ctx, s).await?;
-    let (t, name) = super::family::named_template(&text)?;
+    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
+    NETS.may_create(ctx, s).await?;
+    // `VirtualNetwork::insert`'s first check.
+    let name = t
+        .single("NAME")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| fail(code::INTERNAL, "No NAME in template for Virtual Network."))?
+        .to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let with = vec![cluster_rows::add_new(Member::Network, cluster)];
     create(ctx, s, t, &name, with).await
 }
@@ -163,25 +170,21 @@ pub(super) async fn create_child(
     let vn_mad = t
         .single("VN_MAD")
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            fail(
-                code::INTERNAL,
-                "Error allocating a new virtual network. No VN_MAD in template.",
-            )
-        })?
+        .ok_or_else(|| fail(code::INTERNAL, "No VN_MAD in template for Virtual Network."))?
         .to_string();
+    if !vn_mad_defined(ctx, &vn_mad) {
+        return Err(fail(
+            code::INTERNAL,
+            format!("VN_MAD named \"{vn_mad}\" is not defined in oned.conf"),
+        ));
+    }
     // A reservation's range comes checked, marked with its parent's range.
     let t = if parent >= 0 {
         Ok(t)
     } else {
         normalized_ranges(&t)
     }
-    .map_err(|e| {
-        fail(
-            code::INTERNAL,
-            format!("Error allocating a new virtual network. {e}"),
-        )
-    })?;
+    .map_err(|e| fail(code::INTERNAL, e))?;
     // `VirtualNetwork::insert`: every network gets the default security group.
     let mut t = t;
     super::secgroup::with_default_group(&mut t);
@@ -197,16 +200,35 @@ pub(super) async fn create_child(
         template: t.to_text(),
         parent,
     });
-    super::allocate_next_with(
-        ctx,
-        vnet::TABLE,
-        insert,
-        with,
-        "virtual network",
-        "NET",
+    let new = super::writes::New {
+        what: "virtual network",
+        kind: "NET",
         name,
-    )
-    .await
+        refusal: super::writes::Refusal::Internal,
+        owner: Some(s.uid),
+    };
+    super::writes::allocate_next_refused(ctx, vnet::TABLE, insert, with, new, |_| {}).await
+}
+
+/// The drivers of the shipped oned.conf's `VN_MAD_CONF` vectors, which a zone whose oned.conf
+/// names none knows.
+const SHIPPED_VN_MADS: [&str; 9] = [
+    "dummy",
+    "802.1Q",
+    "fw",
+    "ovswitch",
+    "vxlan",
+    "ovswitch_vxlan",
+    "bridge",
+    "elastic",
+    "nodeport",
+];
+
+/// Whether oned.conf has a `VN_MAD_CONF` for `vn_mad` (`Nebula::get_vn_conf_attribute`).
+fn vn_mad_defined(ctx: &Ctx, vn_mad: &str) -> bool {
+    super::storage::driver_conf_names(ctx, "VN_MAD_CONF", &SHIPPED_VN_MADS)
+        .iter()
+        .any(|n| n == vn_mad)
 }
 
 /// The template with each AR checked and numbered as `AddressRange::from_attr` does (AR_ID

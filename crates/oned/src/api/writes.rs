@@ -7,9 +7,33 @@ use xmlrpc::{Params, Value};
 
 use super::{code, fail, validate, Ctx, Failure, MethodResult};
 
+/// How `Request::failure_message` words a pool's refusal of a new object (its name taken, a
+/// check of the insert): each request chooses, not the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every `pool_allocate` but the image's: INTERNAL, in the pool's own words.
+    Internal,
+    /// `image.allocate`, the clones, `disk-saveas`, `template.instantiate`: ALLOCATE, after
+    /// "Error allocating a new <object>.".
+    Allocate,
+}
+
+impl Refusal {
+    /// The answer refusing a new `what` (`virtual machine template`) for `why`.
+    pub fn fail(self, what: &str, why: impl std::fmt::Display) -> Failure {
+        match self {
+            Refusal::Internal => fail(code::INTERNAL, why.to_string()),
+            Refusal::Allocate => fail(
+                code::ALLOCATE,
+                format!("Error allocating a new {what}. {why}"),
+            ),
+        }
+    }
+}
+
 /// Inserts a new object whose id is the next one of the `pool` counter in `pool_control`:
 /// `insert` reads `last_oid + 1` from that row and returns the oid; the counter moves in the
-/// same transaction, so every server hands out the same id.
+/// same transaction, so every server hands out the same id. Refusals as `pool_allocate`'s.
 pub async fn allocate_next(
     ctx: &Ctx,
     pool: &str,
@@ -18,7 +42,27 @@ pub async fn allocate_next(
     kind: &str,
     name: &str,
 ) -> MethodResult {
-    allocate_next_with(ctx, pool, insert, Vec::new(), what, kind, name).await
+    allocate_next_as(ctx, pool, insert, what, kind, name, Refusal::Internal).await
+}
+
+/// [`allocate_next`], its refusals worded as `refusal`.
+pub async fn allocate_next_as(
+    ctx: &Ctx,
+    pool: &str,
+    insert: sqlstore::SqlStmt,
+    what: &str,
+    kind: &str,
+    name: &str,
+    refusal: Refusal,
+) -> MethodResult {
+    let new = New {
+        what,
+        kind,
+        name,
+        refusal,
+        owner: None,
+    };
+    allocate_next_refused(ctx, pool, insert, Vec::new(), new, |_| {}).await
 }
 
 /// [`allocate_next`] with statements about the new object (its next oid is still
@@ -32,20 +76,36 @@ pub async fn allocate_next_with(
     kind: &str,
     name: &str,
 ) -> MethodResult {
-    allocate_next_refused(ctx, pool, insert, with, what, kind, name, |_| {}).await
+    let new = New {
+        what,
+        kind,
+        name,
+        refusal: Refusal::Internal,
+        owner: None,
+    };
+    allocate_next_refused(ctx, pool, insert, with, new, |_| {}).await
+}
+
+/// The new object, as its refusals name it: `what` in words (`virtual network`), `kind` as
+/// OpenNebula's "NAME is already taken by KIND id." says it (`NET`), its `name`.
+#[derive(Clone, Copy)]
+pub struct New<'a> {
+    pub what: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub refusal: Refusal,
+    /// For the pools whose names are unique per owner: the new object's owner.
+    pub owner: Option<i64>,
 }
 
 /// [`allocate_next_with`], telling `seen` of a refusal before it is worded (which statement
 /// refused: a guard among `with` is statement 1 on).
-#[allow(clippy::too_many_arguments)]
 pub async fn allocate_next_refused(
     ctx: &Ctx,
     pool: &str,
     insert: sqlstore::SqlStmt,
     with: Vec<sqlstore::SqlStmt>,
-    what: &str,
-    kind: &str,
-    name: &str,
+    new: New<'_>,
     seen: impl FnOnce(&super::Refused),
 ) -> MethodResult {
     use sqlstore::TxnErrorKind;
@@ -58,31 +118,83 @@ pub async fn allocate_next_refused(
         .commit(txn, |r| {
             seen(&r);
             collided = r.kind == TxnErrorKind::Constraint;
-            fail(
-                code::INTERNAL,
-                format!("Error allocating a new {what}. {}", r.message),
-            )
+            new.refusal.fail(new.what, &r.message)
         })
         .await;
     let values = match committed {
         Ok(values) => values,
         Err(_) if collided => {
             // OpenNebula names the object the name belongs to by its id.
-            let (table, named) = (pool.to_string(), name.to_string());
+            let (table, named, owner) = (pool.to_string(), new.name.to_string(), new.owner);
             let holder = ctx
-                .read(move |c| sqlstore::objects::oid_named(c, &table, &named))
+                .read(move |c| match owner {
+                    Some(uid) => sqlstore::objects::owned_named(c, &table, &named, uid),
+                    None => sqlstore::objects::oid_named(c, &table, &named),
+                })
                 .await
                 .ok()
                 .flatten()
-                .map_or_else(|| name.to_string(), |oid| oid.to_string());
-            return Err(fail(
-                code::INTERNAL,
-                format!("Error allocating a new {what}. NAME is already taken by {kind} {holder}."),
+                .map_or_else(|| new.name.to_string(), |oid| oid.to_string());
+            return Err(new.refusal.fail(
+                new.what,
+                format!("NAME is already taken by {} {holder}.", new.kind),
             ));
         }
         Err(f) => return Err(f),
     };
-    new_id(&values, what)
+    new_id(&values, new.what)
+}
+
+/// `one.<o>.rename(id, name)` of a family whose names are unique in the zone (hosts, clusters,
+/// zones), as `RequestManagerRename`: the object, the name's holder (ACTION `<what> cannot be
+/// renamed to <name> because it collides with <what> <id>`), then `set_name`'s check.
+pub async fn rename_unique(
+    ctx: &Ctx,
+    p: &Params<'_>,
+    table: &'static str,
+    what: &str,
+    missing: fn(i64) -> Failure,
+) -> MethodResult {
+    let id = i64::from(p.int(0)?);
+    let name = p.string(1)?.to_string();
+    if !ctx
+        .read(move |c| sqlstore::objects::oid_exists(c, table, id))
+        .await?
+    {
+        return Err(missing(id));
+    }
+    let holder = |name: String| async move {
+        ctx.read(move |c| sqlstore::objects::oid_named(c, table, &name))
+            .await
+    };
+    let collides = |other: i64| {
+        fail(
+            code::ACTION,
+            format!("{what} cannot be renamed to {name} because it collides with {what} {other}"),
+        )
+    };
+    if let Some(other) = holder(name.clone()).await? {
+        return Err(collides(other));
+    }
+    validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
+    let txn = SqlTxn {
+        stmts: vec![sqlstore::objects::set_name(table, id, &name)],
+    };
+    let mut clash = false;
+    let written = ctx
+        .commit(txn, |r| {
+            clash = r.kind == sqlstore::TxnErrorKind::Constraint;
+            r.missing(missing(id))
+        })
+        .await;
+    match written {
+        Ok(_) => Ok(Value::Int(id as i32)),
+        Err(_) if clash => match holder(name.clone()).await? {
+            Some(other) => Err(collides(other)),
+            None => Err(fail(code::ACTION, "NAME is already taken.")),
+        },
+        Err(f) => Err(f),
+    }
 }
 
 /// The id an allocation's `RETURNING` gave back. Its absence is a bug worth an error, never an

@@ -561,22 +561,8 @@ pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 /// `one.zone.rename(id, name)`.
 pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    let id = i64::from(p.int(0)?);
-    let name = p.string(1)?.to_string();
-    super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
-    let txn = SqlTxn {
-        stmts: vec![sqlstore::objects::set_name("zone_pool", id, &name)],
-    };
-    ctx.commit(txn, |r| match r.kind {
-        TxnErrorKind::NotFound => fail(code::NO_EXISTS, format!("Error getting zone [{id}].")),
-        TxnErrorKind::Constraint => fail(
-            code::ACTION,
-            format!("Cannot rename zone. NAME is already taken by ZONE {name}."),
-        ),
-        _ => r.internal(),
-    })
-    .await?;
-    Ok(Value::Int(id as i32))
+    let missing = |id| fail(code::NO_EXISTS, format!("Error getting zone [{id}]."));
+    super::writes::rename_unique(ctx, &p, "zone_pool", "zone", missing).await
 }
 
 /// `one.zone.update(id, template, type)`, as `Zone::post_update_template`: an empty ENDPOINT

@@ -81,7 +81,7 @@ fn setup(zone: &Zone, c: &cli::Client, n: usize) -> (i32, Vec<i32>) {
         c,
         "one.datastore.allocate",
         vec![
-            s("NAME = backups\nTYPE = BACKUP_DS\nDS_MAD = rsync\nTM_MAD = -"),
+            s("NAME = backups\nTYPE = BACKUP_DS\nDS_MAD = rsync\nRSYNC_HOST = localhost\nRSYNC_USER = oneadmin\nTM_MAD = -"),
             i(-1),
         ],
     );

@@ -47,6 +47,10 @@ fn names_ranges_and_lists_name_the_objects() {
             &format!("NAME = {name}\nCPU = 1\nMEMORY = 64\n"),
         );
         assert_eq!(ok(&zone, Template, &["create", &tpl]), format!("ID: {i}\n"));
+        if i == 1 {
+            // Names are unique per owner: the other `dup` belongs to someone else.
+            assert_eq!(ok(&zone, Template, &["chown", "1", "serveradmin"]), "");
+        }
     }
 
     // A name stands for the id; a number stays an id.

@@ -108,7 +108,7 @@ fn clusters_hold_hosts_datastores_and_networks_on_every_server() {
             &c,
             "one.datastore.allocate",
             vec![
-                Value::String("NAME = \"edge-images\"\nTM_MAD = \"ssh\"".into()),
+                Value::String("NAME = \"edge-images\"\nDS_MAD = \"fs\"\nTM_MAD = \"ssh\"".into()),
                 Value::Int(edge),
             ],
         )
@@ -357,7 +357,7 @@ fn the_scheduler_places_a_vm_only_where_its_image_and_network_are() {
             &c,
             "one.datastore.allocate",
             vec![
-                Value::String("NAME = \"edge-ds\"\nTM_MAD = \"ssh\"".into()),
+                Value::String("NAME = \"edge-ds\"\nDS_MAD = \"fs\"\nTM_MAD = \"ssh\"".into()),
                 Value::Int(edge),
             ],
         )

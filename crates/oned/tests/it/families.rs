@@ -5,7 +5,7 @@ use cli::xml::Element;
 use cli::{CallError, Client};
 use xmlrpc::Value;
 
-use crate::zone::{one_error, Zone, ACTION_CODE, DEADLINE, INTERNAL, NO_EXISTS};
+use crate::zone::{one_error, Zone, ACTION_CODE, ALLOCATE, DEADLINE, INTERNAL, NO_EXISTS};
 
 fn id(r: Result<Value, CallError>) -> i32 {
     r.unwrap().as_i64().unwrap() as i32
@@ -179,11 +179,18 @@ fn groups_acl_hosts_datastores_images_and_networks() {
     everywhere(&zone, "one.image.info", vec![Value::Int(iid)], |i| {
         i.int_of("STATE").ok() == Some(1) && i.int_of("SIZE").ok() == Some(10)
     });
-    let (code, _) = one_error(c.call(
-        "one.image.allocate",
-        vec![s("NAME = x\nPATH = /x"), Value::Int(0)],
-    ));
-    assert_eq!(code, INTERNAL);
+    assert_eq!(
+        one_error(c.call(
+            "one.image.allocate",
+            vec![s("NAME = x\nPATH = /x"), Value::Int(0)],
+        )),
+        (
+            ALLOCATE,
+            "[one.image.allocate] Error allocating a new image. New images can only be \
+             allocated in a files or image datastore."
+                .to_string()
+        )
+    );
 
     eprintln!("--- virtual networks");
     let nid = id(c.call(

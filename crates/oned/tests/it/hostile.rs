@@ -720,7 +720,10 @@ fn an_address_range_is_at_most_a_slash_8() {
         format!("NAME = n{size}\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = {size} ]")
     };
     let (code, msg) = refused(admin.call("one.vn.allocate", vec![s(&net((1 << 24) + 1))]));
-    assert_eq!((code, msg.as_str()), (INTERNAL, "[one.vn.allocate] Error allocating a new virtual network. Wrong SIZE for address range"));
+    assert_eq!(
+        (code, msg.as_str()),
+        (INTERNAL, "[one.vn.allocate] Wrong SIZE for address range")
+    );
     let pool = admin
         .call_xml(
             "one.vnpool.info",
@@ -810,8 +813,7 @@ fn a_network_has_at_most_1024_address_ranges() {
         (code, msg.as_str()),
         (
             INTERNAL,
-            "[one.vn.allocate] Error allocating a new virtual network. \
-             A virtual network has at most 1024 address ranges"
+            "[one.vn.allocate] A virtual network has at most 1024 address ranges"
         )
     );
     let pool = admin
@@ -1025,7 +1027,7 @@ fn a_vm_keeps_at_most_keep_last_backups() {
         .call(
             "one.datastore.allocate",
             vec![
-                s("NAME = backups\nTYPE = BACKUP_DS\nDS_MAD = rsync\nTM_MAD = -"),
+                s("NAME = backups\nTYPE = BACKUP_DS\nDS_MAD = rsync\nRSYNC_HOST = localhost\nRSYNC_USER = oneadmin\nTM_MAD = -"),
                 Value::Int(-1),
             ],
         )

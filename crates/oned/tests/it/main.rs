@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)] // test code
 
 mod acl_rights;
+mod allocate_refusals;
 mod api;
 mod api_hooks;
 mod auth_cache;

@@ -274,7 +274,7 @@ fn setup(run: &Run) -> Objects {
         a,
         "one.datastore.allocate",
         vec![s(
-            "NAME = life-backups\nTYPE = BACKUP_DS\nDS_MAD = rsync\nTM_MAD = -",
+            "NAME = life-backups\nTYPE = BACKUP_DS\nDS_MAD = rsync\nRSYNC_HOST = localhost\nRSYNC_USER = oneadmin\nTM_MAD = -",
         )],
     );
     let user = ok(a, "one.user.allocate", vec![s(USER), s(PASSWORD), s("")]);

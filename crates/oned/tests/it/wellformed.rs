@@ -356,10 +356,16 @@ fn issue_10_bad_names_and_templates_are_refused_and_every_pool_stays_well_formed
             INTERNAL,
             in_template,
         );
+        // A template that parses with a bad name: `ImagePool::allocate` refuses it, ALLOCATE.
+        let image_code = if in_template == says {
+            0x4000
+        } else {
+            INTERNAL
+        };
         raw.refused(
             "one.image.allocate",
             &[s(&with_name(bad, IMAGE)), Value::Int(1)],
-            INTERNAL,
+            image_code,
             in_template,
         );
         raw.refused(
@@ -368,11 +374,12 @@ fn issue_10_bad_names_and_templates_are_refused_and_every_pool_stays_well_formed
             INTERNAL,
             in_template,
         );
+        // `RequestManagerClone` answers the pool's refusal as ALLOCATE.
         raw.refused(
             "one.template.clone",
             &[Value::Int(tid), s(bad)],
-            INTERNAL,
-            says,
+            0x4000,
+            &format!("Error allocating a new virtual machine template. {says}"),
         );
         // OpenNebula's instantiate reports a bad name as ALLOCATE (0x4000) for the template.
         raw.refused(

@@ -179,10 +179,7 @@ pub fn insert(i: NewImage) -> SqlStmt {
 
 /// The id of image `name` of user `uid`, if there is one (names are unique per owner).
 pub fn named(c: &Conn, name: &str, uid: i64) -> crate::sql::Result<Option<i64>> {
-    use crate::sql::Optional;
-    c.prepare_cached("SELECT oid FROM image_pool WHERE name = ?1 AND uid = ?2")?
-        .query_row((name, uid), |r| r.get(0))
-        .optional()
+    super::owned_named(c, "image_pool", name, uid)
 }
 
 /// Moves image `oid` from state `from` (read before: a concurrent change makes it match

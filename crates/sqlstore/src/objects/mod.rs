@@ -392,3 +392,14 @@ pub fn oid_named(c: &Conn, table: &str, name: &str) -> crate::sql::Result<Option
     )
     .optional()
 }
+
+/// The object of `uid` in `table` called `name`, if there is one: the duplicate check of the
+/// pools whose names are unique per owner (`PoolSQL::exist(name, uid)`).
+pub fn owned_named(c: &Conn, table: &str, name: &str, uid: i64) -> crate::sql::Result<Option<i64>> {
+    use crate::Optional;
+    c.prepare_cached(&format!(
+        "SELECT MIN(oid) FROM {table} WHERE name = ?1 AND uid = ?2 HAVING COUNT(*) > 0"
+    ))?
+    .query_row((name, uid), |r| r.get::<i64>(0))
+    .optional()
+}

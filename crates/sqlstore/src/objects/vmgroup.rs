@@ -3,7 +3,7 @@
 //! The roles (with the VMs in each) are kept as `ROLE = [ ... ]` vectors in `roles`, apart
 //! from the group's template, so that reading one never needs the other.
 
-use crate::sql::{Conn, Optional, Row};
+use crate::sql::{Conn, Row};
 
 use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
@@ -57,9 +57,7 @@ pub fn insert(name: &str, uid: i64, gid: i64, perms: i64, roles: String, text: S
 
 /// The group of `uid` called `name`, if there is one (`PoolSQL::exist(name, uid)`).
 pub fn named(c: &Conn, name: &str, uid: i64) -> crate::sql::Result<Option<i64>> {
-    c.prepare_cached("SELECT oid FROM vmgroup_pool WHERE name = ?1 AND uid = ?2")?
-        .query_row((name, uid), |r| r.get(0))
-        .optional()
+    super::owned_named(c, "vmgroup_pool", name, uid)
 }
 
 /// The roles and template of group `oid` become `roles` and `template`, if they are still

@@ -55,9 +55,7 @@ pub fn insert(name: &str, uid: i64, gid: i64, perms: i64, regtime: i64, text: St
 
 /// The template of `uid` called `name`, if there is one (`PoolSQL::exist(name, uid)`).
 pub fn named(c: &Conn, name: &str, uid: i64) -> crate::sql::Result<Option<i64>> {
-    c.prepare_cached("SELECT oid FROM vn_template_pool WHERE name = ?1 AND uid = ?2")?
-        .query_row((name, uid), |r| r.get(0))
-        .optional()
+    super::owned_named(c, "vn_template_pool", name, uid)
 }
 
 /// The network of `uid` called `name`, if there is one (`VirtualNetworkPool::allocate`'s check).

@@ -1,0 +1,369 @@
+//! How OpenNebula 7.0.2 refuses a new object, family by family: `Request::failure_message`
+//! gives each `pool_allocate` refusal as INTERNAL in the pool's own words, and ALLOCATE
+//! ("Error allocating a new <object>. ...") only for `image.allocate`, the clones and
+//! `template.instantiate`; the checks of `Datastore::insert`, `VirtualNetwork::insert`,
+//! `ImagePool::allocate` and `stat_image`; and `RequestManagerRename`'s collisions.
+
+use cli::Client;
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, ACTION_CODE, ALLOCATE, AUTHORIZATION, INTERNAL};
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn int(v: i64) -> Value {
+    Value::Int(v as i32)
+}
+
+fn id(c: &Client, method: &str, params: Vec<Value>) -> i64 {
+    c.call(method, params)
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+        .as_i64()
+        .expect("an id")
+}
+
+/// The refusal of `method(params)`: its code and its whole message.
+fn refusal(c: &Client, method: &str, params: Vec<Value>) -> (i32, String) {
+    one_error(c.call(method, params))
+}
+
+fn says(code: i32, method: &str, why: &str) -> (i32, String) {
+    (code, format!("[{method}] {why}"))
+}
+
+#[test]
+fn pool_refusals_are_internal_in_the_pools_words() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+
+    let g = id(&c, "one.group.allocate", vec![s("team")]);
+    assert_eq!(
+        refusal(&c, "one.group.allocate", vec![s("team")]),
+        says(
+            INTERNAL,
+            "one.group.allocate",
+            &format!("NAME is already taken by GROUP {g}.")
+        )
+    );
+    let empty = Value::Array(vec![]);
+    let u = id(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), empty.clone()],
+    );
+    assert_eq!(
+        refusal(
+            &c,
+            "one.user.allocate",
+            vec![s("ann"), s("pw"), s(""), empty.clone()]
+        ),
+        says(
+            INTERNAL,
+            "one.user.allocate",
+            &format!("NAME is already taken by USER {u}.")
+        )
+    );
+    assert_eq!(
+        refusal(&c, "one.user.allocate", vec![s("bob"), s(""), s(""), empty]),
+        says(
+            INTERNAL,
+            "one.user.allocate",
+            "Invalid password, it cannot be empty."
+        )
+    );
+    let cl = id(&c, "one.cluster.allocate", vec![s("edge")]);
+    assert_eq!(
+        refusal(&c, "one.cluster.allocate", vec![s("edge")]),
+        says(
+            INTERNAL,
+            "one.cluster.allocate",
+            &format!("NAME is already taken by CLUSTER {cl}.")
+        )
+    );
+
+    let host = |name: &str, im: &str, vm: &str| vec![s(name), s(im), s(vm), int(-1)];
+    let h = id(&c, "one.host.allocate", host("node1", "dummy", "dummy"));
+    assert_eq!(
+        refusal(&c, "one.host.allocate", host("node1", "dummy", "dummy")),
+        says(
+            INTERNAL,
+            "one.host.allocate",
+            &format!("NAME is already taken by HOST {h}.")
+        )
+    );
+    assert_eq!(
+        refusal(&c, "one.host.allocate", host("node2", "", "dummy")),
+        says(
+            INTERNAL,
+            "one.host.allocate",
+            "IM_MAD_NAME cannot be empty."
+        )
+    );
+    assert_eq!(
+        refusal(&c, "one.host.allocate", host("node2", "dummy", "")),
+        says(
+            INTERNAL,
+            "one.host.allocate",
+            "VMM_MAD_NAME cannot be empty."
+        )
+    );
+
+    eprintln!("--- datastores: Datastore::insert");
+    let ds = |t: &str| vec![s(t), int(-1)];
+    let m = "one.datastore.allocate";
+    for (template, why) in [
+        (
+            "TM_MAD = ssh\nDS_MAD = fs",
+            "Invalid NAME, it cannot be empty".to_string(),
+        ),
+        ("NAME = a\nTM_MAD = ssh", "No DS_MAD in template.".into()),
+        (
+            "NAME = a\nTYPE = SYSTEM_DS\nDS_MAD = fs\nTM_MAD = ssh",
+            "SYSTEM datastores cannot have DS_MAD defined.".into(),
+        ),
+        (
+            "NAME = a\nDS_MAD = nfs\nTM_MAD = ssh",
+            "DS_MAD named \"nfs\" is not defined in oned.conf".into(),
+        ),
+        (
+            "NAME = a\nTYPE = BACKUP_DS\nDS_MAD = rsync\nRSYNC_HOST = h",
+            "Datastore template is missing the \"RSYNC_USER\" attribute or it's empty.".into(),
+        ),
+        ("NAME = a\nDS_MAD = fs", "No TM_MAD in template.".into()),
+        (
+            "NAME = a\nDS_MAD = fs\nTM_MAD = nfs",
+            "TM_MAD named \"nfs\" is not defined in oned.conf".into(),
+        ),
+        (
+            "NAME = default\nDS_MAD = fs\nTM_MAD = ssh",
+            "NAME is already taken by DATASTORE 1.".into(),
+        ),
+    ] {
+        assert_eq!(
+            refusal(&c, m, ds(template)),
+            says(INTERNAL, m, &why),
+            "{template}"
+        );
+    }
+    // A backup datastore needs no TM_MAD.
+    id(
+        &c,
+        m,
+        ds("NAME = bk\nTYPE = BACKUP_DS\nDS_MAD = rsync\nRSYNC_HOST = h\nRSYNC_USER = u"),
+    );
+
+    eprintln!("--- networks: VirtualNetwork::insert");
+    let m = "one.vn.allocate";
+    let vn = |t: &str| vec![s(t), int(-1)];
+    for (template, why) in [
+        (
+            "VN_MAD = bridge",
+            "No NAME in template for Virtual Network.",
+        ),
+        ("NAME = lan", "No VN_MAD in template for Virtual Network."),
+        (
+            "NAME = lan\nVN_MAD = sdn",
+            "VN_MAD named \"sdn\" is not defined in oned.conf",
+        ),
+    ] {
+        assert_eq!(
+            refusal(&c, m, vn(template)),
+            says(INTERNAL, m, why),
+            "{template}"
+        );
+    }
+    let net = id(&c, m, vn("NAME = lan\nVN_MAD = bridge"));
+    assert_eq!(
+        refusal(&c, m, vn("NAME = lan\nVN_MAD = bridge")),
+        says(INTERNAL, m, &format!("NAME is already taken by NET {net}."))
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+
+    eprintln!("--- VM templates: unique per owner, clones answer ALLOCATE");
+    let m = "one.template.allocate";
+    let t = id(&c, m, vec![s("NAME = web\nCPU = 1\nMEMORY = 64")]);
+    assert_eq!(
+        refusal(&c, m, vec![s("NAME = web\nCPU = 1")]),
+        says(
+            INTERNAL,
+            m,
+            &format!("NAME is already taken by TEMPLATE {t}.")
+        )
+    );
+    assert_eq!(
+        refusal(&c, m, vec![s("CPU = 1")]),
+        says(INTERNAL, m, "Invalid NAME, it cannot be empty")
+    );
+    // Names are unique per owner.
+    id(&ann, m, vec![s("NAME = web\nCPU = 1\nMEMORY = 64")]);
+    assert_eq!(
+        refusal(&c, "one.template.clone", vec![int(t), s("web")]),
+        says(
+            ALLOCATE,
+            "one.template.clone",
+            &format!("Error allocating a new virtual machine template. NAME is already taken by TEMPLATE {t}.")
+        )
+    );
+
+    eprintln!("--- backup jobs");
+    let m = "one.backupjob.allocate";
+    let b = id(&c, m, vec![s("NAME = nightly")]);
+    assert_eq!(
+        refusal(&c, m, vec![s("NAME = nightly")]),
+        says(
+            INTERNAL,
+            m,
+            &format!("NAME is already taken by BACKUP JOB {b}.")
+        )
+    );
+    assert_eq!(
+        refusal(&ann, m, vec![s("NAME = urgent\nPRIORITY = 90")]),
+        says(
+            AUTHORIZATION,
+            m,
+            &format!("User [{u}] not authorized to perform action on backup job.")
+        )
+    );
+}
+
+#[test]
+fn images_are_refused_as_image_allocate_refuses_them() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let m = "one.image.allocate";
+    let img = |t: &str, ds: i64| vec![s(t), int(ds)];
+    // The bootstrap's datastores: 0 system, 1 images, 2 files.
+    let files = 2;
+    let allocating = |why: &str| says(ALLOCATE, m, &format!("Error allocating a new image. {why}"));
+    assert_eq!(
+        refusal(&c, m, img("NAME = x\nPATH = /x", 0)),
+        allocating("New images can only be allocated in a files or image datastore.")
+    );
+    assert_eq!(
+        refusal(&c, m, img("NAME = k\nTYPE = KERNEL\nPATH = /vmlinuz", 1)),
+        allocating(
+            "IMAGES of type KERNEL, RAMDISK and CONTEXT cannot be registered in an IMAGE_DS datastore"
+        )
+    );
+    assert_eq!(
+        refusal(&c, m, img("NAME = os\nPATH = /os.qcow2", files)),
+        allocating(
+            "Only IMAGES of type KERNEL, RAMDISK and CONTEXT can be registered in a FILE_DS datastore"
+        )
+    );
+    assert_eq!(
+        refusal(&c, m, img("NAME = cd\nTYPE = CDROM", 1)),
+        says(
+            INTERNAL,
+            m,
+            "Cannot parse image SIZE: Either PATH or SOURCE are required for CDROM"
+        )
+    );
+    assert_eq!(
+        refusal(&c, m, img("NAME = blank\nTYPE = DATABLOCK", 1)),
+        says(
+            INTERNAL,
+            m,
+            "Cannot parse image SIZE: Wrong number or missing SIZE attribute."
+        )
+    );
+    assert_eq!(
+        refusal(&c, m, img("PATH = /x", 1)),
+        allocating("Invalid NAME, it cannot be empty")
+    );
+    let disk = id(&c, m, img("NAME = disk\nTYPE = DATABLOCK\nSIZE = 10", 1));
+    assert_eq!(
+        refusal(&c, m, img("NAME = disk\nTYPE = DATABLOCK\nSIZE = 10", 1)),
+        allocating(&format!("NAME is already taken by IMAGE {disk}."))
+    );
+    id(
+        &c,
+        m,
+        img("NAME = kernel\nTYPE = KERNEL\nPATH = /vmlinuz", files),
+    );
+
+    let empty = Value::Array(vec![]);
+    let u = id(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), empty],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    assert_eq!(
+        refusal(&ann, m, img("NAME = raw\nSOURCE = /var/lib/x\nSIZE = 1", 1)),
+        says(
+            AUTHORIZATION,
+            m,
+            &format!("User [{u}] : Template includes a restricted attribute SOURCE.")
+        )
+    );
+    // Another owner's name is free.
+    id(&ann, m, img("NAME = disk\nTYPE = DATABLOCK\nSIZE = 10", 1));
+}
+
+#[test]
+fn a_rename_to_a_name_held_names_its_holder() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let a = id(&c, "one.template.allocate", vec![s("NAME = a\nCPU = 1")]);
+    let b = id(&c, "one.template.allocate", vec![s("NAME = b\nCPU = 1")]);
+    assert_eq!(
+        refusal(&c, "one.template.rename", vec![int(b), s("a")]),
+        says(
+            ACTION_CODE,
+            "one.template.rename",
+            &format!(
+                "virtual machine template cannot be renamed to a because it collides with \
+                 virtual machine template {a}"
+            )
+        )
+    );
+    let i = id(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = a\nTYPE = DATABLOCK\nSIZE = 1"), int(1)],
+    );
+    let j = id(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = b\nTYPE = DATABLOCK\nSIZE = 1"), int(1)],
+    );
+    assert_eq!(
+        refusal(&c, "one.image.rename", vec![int(j), s("a")]),
+        says(
+            ACTION_CODE,
+            "one.image.rename",
+            &format!("image cannot be renamed to a because it collides with image {i}")
+        )
+    );
+    let h1 = id(
+        &c,
+        "one.host.allocate",
+        vec![s("n1"), s("dummy"), s("dummy"), int(-1)],
+    );
+    let h2 = id(
+        &c,
+        "one.host.allocate",
+        vec![s("n2"), s("dummy"), s("dummy"), int(-1)],
+    );
+    assert_eq!(
+        refusal(&c, "one.host.rename", vec![int(h2), s("n1")]),
+        says(
+            ACTION_CODE,
+            "one.host.rename",
+            &format!("host cannot be renamed to n1 because it collides with host {h1}")
+        )
+    );
+    assert_eq!(
+        refusal(&c, "one.cluster.rename", vec![int(0), s("default")]),
+        says(
+            ACTION_CODE,
+            "one.cluster.rename",
+            "cluster cannot be renamed to default because it collides with cluster 0"
+        )
+    );
+    // VMs' names may repeat.
+    c.call("one.template.rename", vec![int(b), s("c")]).unwrap();
+}
