@@ -62,6 +62,11 @@ pub struct Lookup {
     pub onegate: Option<String>,
     /// The VM's id once it has one (`None`: a new VM, whose insert replaces `vm::ID_MARK`).
     pub vmid: Option<i64>,
+    /// The owner's groups, for the rights FILES_DS's images need.
+    pub groups: Vec<i64>,
+    /// The CONTEXT's FILES_DS resolved (`<SOURCE>:'<NAME>' ` per image) or refused, once
+    /// [`Lookup::resolve_files`] ran.
+    pub files: Option<Result<String, String>>,
 }
 
 impl Lookup {
@@ -121,6 +126,9 @@ impl Lookup {
             uname: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
             gid,
             gname: gname.unwrap_or_default(),
+            groups: user
+                .as_ref()
+                .map_or_else(|| vec![gid], |u| u.groups.clone()),
             user: user.map(|u| parsed(&u.template)).unwrap_or_default(),
             nets: nets.iter().map(|(k, v)| (*k, parsed(v))).collect(),
             images: images.iter().map(|(k, v)| (*k, parsed(v))).collect(),
@@ -132,8 +140,132 @@ impl Lookup {
                 .filter(|e| !e.is_empty())
                 .map(str::to_string),
             vmid: None,
+            files: None,
         })
     }
+
+    /// `parse_context`'s FILES_DS of `context`, if it has one: each `$FILE[...]` an image the
+    /// owner may USE, a CONTEXT image READY, written `<SOURCE>:'<NAME>' `; or why not, in
+    /// oned's words. No image is taken: the files only go to the context disk.
+    pub async fn resolve_files(&mut self, ctx: &Ctx, context: &[(String, String)]) {
+        let Some((_, given)) = context
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("FILES_DS"))
+        else {
+            return;
+        };
+        self.files = Some(self.files_ds(ctx, given).await);
+    }
+
+    async fn files_ds(&self, ctx: &Ctx, given: &str) -> Result<String, String> {
+        let text = given.trim_start_matches([' ', '\t', '\n', '\u{b}', '\u{c}', '\r']);
+        let wrap = |e: String| format!("Error parsing: {text}. {e}");
+        let (refs, syntax) = super::vm_vars::file_refs(text);
+        let mut images = Vec::new();
+        for r in refs.iter().take(MAX_FILES) {
+            images.push(self.file_image(ctx, r).await.map_err(wrap)?);
+        }
+        if let Some(e) = syntax {
+            return Err(wrap(e));
+        }
+        if refs.len() > MAX_FILES {
+            return Err(wrap(format!("at most {MAX_FILES} FILE variables")));
+        }
+        let mut out = String::new();
+        for i in images.into_iter().flatten() {
+            out.push_str(&format!("{}:'{}' ", i.source, i.head.name));
+            if i.kind != CONTEXT_IMAGE {
+                return Err("Only images of type CONTEXT can be used in FILE_DS attribute.".into());
+            }
+            if i.state != IMAGE_READY {
+                return Err(format!(
+                    "CONTEXT Image '{}' not in READY state.",
+                    i.head.owned.oid
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `get_image_path` of `vm_file_var_syntax.y`: the image one `$FILE[...]` names, if it is
+    /// still there once found.
+    async fn file_image(
+        &self,
+        ctx: &Ctx,
+        r: &super::vm_vars::FileRef,
+    ) -> Result<Option<sqlstore::objects::image::ImageRow>, String> {
+        use super::storage::IMAGES;
+        if r.variable != "FILE" {
+            return Err("Must use FILE variable for attribute.".into());
+        }
+        let (var, val) = r.pairs[0].clone();
+        let id = match var.as_str() {
+            "IMAGE" => {
+                let uid = match r.pairs.get(1).map(|(k, v)| (k.as_str(), v.as_str())) {
+                    Some(("IMAGE_UID", v)) => cpp_int(v).unwrap_or(-1),
+                    Some(("IMAGE_UNAME", v)) => {
+                        let u = v.to_string();
+                        ctx.read(move |c| sqlstore::objects::user::oid_of(c, &u))
+                            .await
+                            .map_err(|e| format!("{e:?}"))?
+                            .unwrap_or(-1)
+                    }
+                    _ => self.uid,
+                };
+                let n = val.clone();
+                ctx.read(move |c| sqlstore::objects::image::named(c, &n, uid))
+                    .await
+                    .map_err(|e| format!("{e:?}"))?
+                    .ok_or_else(|| {
+                        format!(
+                            "User {uid} does not own an image with name: {val} . Set \
+                             IMAGE_UNAME or IMAGE_UID of owner."
+                        )
+                    })?
+            }
+            "IMAGE_ID" => {
+                let id = cpp_int(&val).unwrap_or(-1);
+                if id < 0 || IMAGES.get(ctx, id).await.is_err() {
+                    return Err(format!("Image with ID: {id} does not exist"));
+                }
+                id
+            }
+            _ => return Err("Cannot get image, set IMAGE_ID or IMAGE.".into()),
+        };
+        let Ok(image) = IMAGES.get(ctx, id).await else {
+            return Ok(None);
+        };
+        let owner = Session {
+            uid: self.uid,
+            gid: self.gid,
+            name: self.uname.clone(),
+            groups: self.groups.clone(),
+        };
+        let caller = super::perms::caller(ctx, &owner)
+            .await
+            .map_err(|_| "User not authorize to use image.".to_string())?;
+        if IMAGES.refusal(&caller, &image, super::perms::USE).is_some() {
+            return Err("User not authorize to use image.".into());
+        }
+        Ok(Some(image))
+    }
+}
+
+/// The most `$FILE` variables one FILES_DS resolves: each is an image read.
+const MAX_FILES: usize = 256;
+
+/// `Image::CONTEXT` and `Image::READY`.
+const CONTEXT_IMAGE: i64 = 5;
+const IMAGE_READY: i64 = 1;
+
+/// A number as C++'s `istream >> int` reads one: leading blanks, a sign, the digits it finds.
+fn cpp_int(v: &str) -> Option<i64> {
+    let v = v.trim_start();
+    let digits = v
+        .char_indices()
+        .take_while(|(n, c)| c.is_ascii_digit() || (*n == 0 && (*c == '-' || *c == '+')))
+        .count();
+    v[..digits].parse().ok()
 }
 
 /// `VirtualMachine::insert`'s `parse_context` and `parse_requirements` for a new VM of `s`
@@ -152,7 +284,10 @@ pub async fn at_allocate(
     if t.vector("CONTEXT").is_none() && !reqs {
         return Ok(());
     }
-    let l = Lookup::read(ctx, (s.uid, s.gid), t, name).await?;
+    let mut l = Lookup::read(ctx, (s.uid, s.gid), t, name).await?;
+    if let Some(c) = t.vector("CONTEXT") {
+        l.resolve_files(ctx, c).await;
+    }
     context(t, user, &l, false).map_err(refused)?;
     requirements(t, user, &l).map_err(refused)
 }
@@ -166,13 +301,27 @@ pub fn context(
     l: &Lookup,
     all_nics: bool,
 ) -> Result<(), String> {
-    let Some(context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
+    let Some(mut context) = t.vector("CONTEXT").map(<[_]>::to_vec) else {
         return Ok(());
     };
+    // FILES_DS has a grammar of its own (`$FILE[...]`), resolved by `Lookup::resolve_files`.
+    let had_files = context
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("FILES_DS"));
+    context.retain(|(k, _)| !k.eq_ignore_ascii_case("FILES_DS"));
     let parsed = unmarshall(&super::vm_vars::parse(&marshall(&context), t, user, l)?);
     t.set("CONTEXT", Value::Vector(parsed));
     network_context(t, user, l, all_nics)?;
     let mut context = t.vector("CONTEXT").map(<[_]>::to_vec).unwrap_or_default();
+    if had_files {
+        match &l.files {
+            Some(Ok(files)) if !files.is_empty() => {
+                context.push(("FILES_DS".to_string(), files.clone()))
+            }
+            Some(Err(e)) => return Err(e.clone()),
+            _ => {}
+        }
+    }
     let token = says_yes(&context, "TOKEN");
     let mut put = |k: &str, v: String| {
         context.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
@@ -329,7 +478,8 @@ pub async fn at_updateconf(
     if changed.is_empty() {
         return Ok(());
     }
-    let (l, user) = existing(ctx, v, t).await?;
+    let (mut l, user) = existing(ctx, v, t).await?;
+    l.resolve_files(ctx, &changed).await;
     let mut part = t.clone();
     part.set("CONTEXT", Value::Vector(changed));
     context(&mut part, &user, &l, true).map_err(refused)?;
@@ -412,6 +562,8 @@ pub(super) mod tests {
             images: [(7, t("OS_FAMILY = debian"))].into(),
             onegate: None,
             vmid: None,
+            groups: vec![1],
+            files: None,
         }
     }
 

@@ -38,9 +38,10 @@ struct Spot {
     last: usize,
 }
 
-/// `vm_var_parser.l`: the tokens of `s` and where each is; where it stopped if it cannot cut
-/// them.
-fn lex(s: &str) -> Result<Vec<(Tok, Spot)>, Spot> {
+/// `vm_var_parser.l`: the tokens of `s` and where each is, then where the input ended (the
+/// location bison gives `$end`: the last text flex matched). A character no rule of a value
+/// takes is skipped, as flex's default rule (ECHO) does.
+fn lex(s: &str) -> (Vec<(Tok, Spot)>, Spot) {
     #[derive(PartialEq)]
     enum State {
         Text,
@@ -133,32 +134,32 @@ fn lex(s: &str) -> Result<Vec<(Tok, Spot)>, Spot> {
                     }
                 }
             }
+            // No rule for the end of a value: flex's end of input, `$end`.
+            State::Value if i >= b.len() => break,
             State::Value => {
-                let quoted = b.get(i) == Some(&b'"');
-                let (from, to) = if quoted {
-                    let close = s[i + 1..].find('"').map(|k| i + 1 + k).ok_or(Spot {
-                        line,
-                        first: i,
-                        last: b.len(),
-                    })?;
-                    (i + 1, close)
-                } else {
-                    let mut j = i;
-                    while j < b.len() && b[j].is_ascii_alphanumeric() {
-                        j += 1;
+                let closing = (b[i] == b'"')
+                    .then(|| s[i + 1..].find('"').map(|k| i + 1 + k))
+                    .flatten();
+                let mut j = i;
+                while j < b.len() && b[j].is_ascii_alphanumeric() {
+                    j += 1;
+                }
+                match closing {
+                    Some(close) => {
+                        i = close + 1;
+                        state = State::Var;
+                        Some(Tok::Str(s[start + 1..close].to_string()))
                     }
-                    if j == i {
-                        return Err(Spot {
-                            line,
-                            first: i,
-                            last: i + 1,
-                        });
+                    None if j > i => {
+                        i = j;
+                        state = State::Var;
+                        Some(Tok::Str(s[start..j].to_string()))
                     }
-                    (i, j)
-                };
-                i = if quoted { to + 1 } else { to };
-                state = State::Var;
-                Some(Tok::Str(s[from..to].to_string()))
+                    None => {
+                        i += s[i..].chars().next().map_or(1, char::len_utf8);
+                        None
+                    }
+                }
             }
         };
         line += s[start..i].matches('\n').count();
@@ -171,7 +172,7 @@ fn lex(s: &str) -> Result<Vec<(Tok, Spot)>, Spot> {
             out.push((tok, last));
         }
     }
-    Ok(out)
+    (out, last)
 }
 
 /// The token kinds of the grammar's three variable forms, after the variable's name:
@@ -191,16 +192,57 @@ const FORMS: [&[Kind]; 3] = [
     ],
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `vm_file_var_syntax.y`'s two forms after `$FILE`: `[VAR=VAL]` and `[VAR=VAL, VAR2=VAL2]`.
+const FILE_FORMS: [&[Kind]; 2] = [
+    &[
+        Kind::Open,
+        Kind::Var,
+        Kind::Equal,
+        Kind::Str,
+        Kind::Close,
+        Kind::End,
+    ],
+    &[
+        Kind::Open,
+        Kind::Var,
+        Kind::Equal,
+        Kind::Str,
+        Kind::Comma,
+        Kind::Var,
+        Kind::Equal,
+        Kind::Str,
+        Kind::Close,
+        Kind::End,
+    ],
+];
+
+/// The grammar's tokens, in bison's numbering (the order its messages list them in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
-    Var,
     Equal,
     Comma,
     Open,
     Close,
-    Str,
     End,
+    Str,
+    Var,
     Raw,
+}
+
+impl Kind {
+    /// Its name in the parsers' `yytname`.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Equal => "EQUAL",
+            Kind::Comma => "COMMA",
+            Kind::Open => "OBRACKET",
+            Kind::Close => "CBRACKET",
+            Kind::End => "EOA",
+            Kind::Str => "STRING",
+            Kind::Var => "VARIABLE",
+            Kind::Raw => "RSTRING",
+        }
+    }
 }
 
 fn kind(t: &Tok) -> Kind {
@@ -224,17 +266,66 @@ fn text_of(t: &Tok) -> String {
     }
 }
 
+/// What the parsers' `yyerror` writes for a syntax error, as bison's verbose messages say it
+/// (both grammars define `YYERROR_VERBOSE`): `got` is the lookahead (`None`: `$end`), `expected`
+/// what the state would have shifted, `$end` first (`None`). Columns count from 1, as the
+/// location bison starts its lexer from.
+fn syntax_error(got: Option<Kind>, expected: &[Option<Kind>], at: Spot) -> String {
+    let name = |k: Option<Kind>| k.map_or("$end", Kind::name);
+    let mut expected = expected.to_vec();
+    expected.sort();
+    expected.dedup();
+    let mut out = format!("syntax error, unexpected {}", name(got));
+    if expected.len() <= 4 {
+        for (n, k) in expected.iter().enumerate() {
+            out.push_str(if n == 0 { ", expecting " } else { " or " });
+            out.push_str(name(*k));
+        }
+    }
+    format!(
+        "{out} at line {}, columns {}:{}",
+        at.line,
+        at.first + 1,
+        at.last + 1
+    )
+}
+
+/// One variable of the token list: which of `forms` follows its name at `toks[k]`, or the
+/// syntax error where none does.
+fn variable_form(
+    forms: &[&'static [Kind]],
+    toks: &[(Tok, Spot)],
+    k: usize,
+    end: Spot,
+) -> Result<&'static [Kind], String> {
+    let after = &toks[k + 1..];
+    let fits = |form: &[Kind]| {
+        form.iter()
+            .zip(after)
+            .take_while(|(want, (got, _))| **want == kind(got))
+            .count()
+    };
+    if let Some(form) = forms.iter().find(|f| fits(f) == f.len()) {
+        return Ok(form);
+    }
+    let broke = forms.iter().map(|f| fits(f)).max().unwrap_or(0);
+    let expected: Vec<Option<Kind>> = forms
+        .iter()
+        .filter(|f| fits(f) >= broke)
+        .filter_map(|f| f.get(broke).copied().map(Some))
+        .collect();
+    Err(match after.get(broke) {
+        Some((got, at)) => syntax_error(Some(kind(got)), &expected, *at),
+        None => syntax_error(None, &expected, end),
+    })
+}
+
 /// `VirtualMachine::parse_template_attribute`: `text` with its variables replaced by what they
 /// name in the VM's templates `t` and `user` and in `l`; refused as `Error parsing: <text>.
-/// syntax error at line L, columns A:B`, the columns of the token that broke the grammar.
+/// syntax error, unexpected X, expecting Y at line L, columns A:B`.
 pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<String, String> {
-    let refuse = |at: &Spot| {
-        format!(
-            "Error parsing: {text}. syntax error at line {}, columns {}:{}",
-            at.line, at.first, at.last
-        )
-    };
-    let toks = lex(text).map_err(|at| refuse(&at))?;
+    let refuse = |e: String| format!("Error parsing: {text}. {e}");
+    let (toks, end) = lex(text);
     let nics = std::cell::OnceCell::new();
     let mut out = String::new();
     let mut k = 0;
@@ -246,20 +337,16 @@ pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<St
                 continue;
             }
             Tok::Var(_) => {}
-            _ => return Err(refuse(at)),
+            other => {
+                let mut expected = vec![Some(Kind::Var), Some(Kind::Raw)];
+                if k > 0 {
+                    expected.push(None);
+                }
+                return Err(refuse(syntax_error(Some(kind(other)), &expected, *at)));
+            }
         }
+        let form = variable_form(&FORMS, &toks, k, end).map_err(refuse)?;
         let after = &toks[k + 1..];
-        let fits = |form: &[Kind]| {
-            form.iter()
-                .zip(after)
-                .take_while(|(want, (got, _))| **want == kind(got))
-                .count()
-        };
-        let Some(form) = FORMS.iter().find(|f| fits(f) == f.len()) else {
-            let broke = FORMS.iter().map(|f| fits(f)).max().unwrap_or(0);
-            let (_, at) = after.get(broke).or(toks.last()).unwrap_or(&toks[k]);
-            return Err(refuse(at));
-        };
         let name = text_of(tok);
         let arg = |n: usize| after.get(n).map(|x| text_of(&x.0)).unwrap_or_default();
         let value = match form.len() {
@@ -274,6 +361,56 @@ pub fn parse(text: &str, t: &Template, user: &Template, l: &Lookup) -> Result<St
         k += 1 + form.len();
     }
     Ok(out)
+}
+
+/// One `$FILE[VAR=VAL(, VAR2=VAL2)]` of a FILES_DS attribute: its variable's name (upper case),
+/// then each pair, the names in upper case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRef {
+    pub variable: String,
+    pub pairs: Vec<(String, String)>,
+}
+
+/// `VirtualMachine::parse_file_attribute`'s parse (`vm_file_var_syntax.y` over the same lexer)
+/// of `text` (leading blanks already removed): the references in order, then the syntax error
+/// that stopped the parse, if one did. oned resolves each reference as the parser reduces it, so
+/// a reference that does not resolve is reported before a later syntax error.
+pub fn file_refs(text: &str) -> (Vec<FileRef>, Option<String>) {
+    let (toks, end) = lex(text);
+    let mut refs = Vec::new();
+    let mut k = 0;
+    while let Some((tok, at)) = toks.get(k) {
+        if !matches!(tok, Tok::Var(_)) {
+            let mut expected = vec![Some(Kind::Var)];
+            if k > 0 {
+                expected.push(None);
+            }
+            return (refs, Some(syntax_error(Some(kind(tok)), &expected, *at)));
+        }
+        let form = match variable_form(&FILE_FORMS, &toks, k, end) {
+            Ok(f) => f,
+            Err(e) => return (refs, Some(e)),
+        };
+        let arg = |n: usize| {
+            toks.get(k + 1 + n)
+                .map(|x| text_of(&x.0))
+                .unwrap_or_default()
+        };
+        let mut pairs = vec![(arg(1), arg(3))];
+        if form.len() == 10 {
+            pairs.push((arg(5), arg(7)));
+        }
+        refs.push(FileRef {
+            variable: text_of(tok),
+            pairs,
+        });
+        k += 1 + form.len();
+    }
+    if toks.is_empty() {
+        // An empty attribute: bison's first state wants a variable.
+        return (refs, Some(syntax_error(None, &[Some(Kind::Var)], end)));
+    }
+    (refs, None)
 }
 
 /// The NICs (then NIC aliases) of a template by NIC_ID, the first of each id: the network
@@ -452,11 +589,70 @@ mod tests {
             Template::default(),
             super::super::vm_context::tests::lookup(),
         );
+        let err = |text: &str| parse(text, &vm, &user, &l).unwrap_err();
+        // flex's locations, which bison starts at column 1; `$end` where the input ended.
         assert_eq!(
-            parse("cost 5$", &vm, &user, &l).unwrap_err(),
-            "Error parsing: cost 5$. syntax error at line 1, columns 6:7"
+            err("cost 5$"),
+            "Error parsing: cost 5$. syntax error, unexpected EOA, expecting $end or VARIABLE \
+             or RSTRING at line 1, columns 7:8"
         );
-        assert!(parse("$NIC[IP", &vm, &user, &l).is_err());
-        assert!(parse("$NIC[IP, A=]", &vm, &user, &l).is_err());
+        assert_eq!(
+            err("$NIC[IP"),
+            "Error parsing: $NIC[IP. syntax error, unexpected EOA, expecting COMMA or CBRACKET \
+             at line 1, columns 6:8"
+        );
+        assert_eq!(
+            err("$NIC[IP, A=]"),
+            "Error parsing: $NIC[IP, A=]. syntax error, unexpected $end, expecting STRING at \
+             line 1, columns 12:13"
+        );
+        assert_eq!(
+            err("$NIC[IP]x"),
+            "Error parsing: $NIC[IP]x. syntax error, unexpected VARIABLE, expecting EOA at \
+             line 1, columns 9:10"
+        );
+        assert_eq!(
+            err("$NIC$["),
+            "Error parsing: $NIC$[. syntax error, unexpected OBRACKET, expecting $end or \
+             VARIABLE or RSTRING at line 1, columns 6:7"
+        );
+    }
+
+    #[test]
+    fn file_references_parse_as_the_file_grammar_does() {
+        let refs = |text: &str| file_refs(text);
+        let (got, err) = refs("$FILE[IMAGE_ID=3] $file[image=\"ctx\", image_uname=ann]");
+        assert_eq!(err, None);
+        assert_eq!(
+            got,
+            vec![
+                FileRef {
+                    variable: "FILE".into(),
+                    pairs: vec![("IMAGE_ID".into(), "3".into())],
+                },
+                FileRef {
+                    variable: "FILE".into(),
+                    pairs: vec![
+                        ("IMAGE".into(), "ctx".into()),
+                        ("IMAGE_UNAME".into(), "ann".into())
+                    ],
+                },
+            ]
+        );
+        // Two blanks between variables: the second is text the grammar has no place for.
+        let (got, err) = refs("$FILE[IMAGE_ID=3]  $FILE[IMAGE_ID=4]");
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "syntax error, unexpected RSTRING, expecting $end or VARIABLE at line 1, \
+                 columns 19:20"
+            )
+        );
+        let (_, err) = refs("$FILE[IMAGE_ID]");
+        assert_eq!(
+            err.as_deref(),
+            Some("syntax error, unexpected CBRACKET, expecting EQUAL at line 1, columns 15:16")
+        );
     }
 }

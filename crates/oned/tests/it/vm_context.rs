@@ -300,9 +300,104 @@ fn context_variables_and_network_context_are_written_as_opennebula_writes_them()
         (
             INTERNAL,
             // The CONTEXT as marshalled after the disks gave it its DISK_ID and TARGET.
-            "[one.vm.allocate] Error parsing: A=5$@^_DISK_ID=0@^_TARGET=hda. syntax error at \
-             line 1, columns 4:5"
+            "[one.vm.allocate] Error parsing: A=5$@^_DISK_ID=0@^_TARGET=hda. syntax error, \
+             unexpected EOA, expecting $end or VARIABLE or RSTRING at line 1, columns 5:6"
                 .into()
         )
     );
+}
+
+/// FILES_DS: `$FILE[IMAGE=...]` and `$FILE[IMAGE_ID=...]` as `parse_file_attribute` resolves
+/// them: CONTEXT images the owner may use, written `<SOURCE>:'<NAME>' `, none of them taken.
+#[test]
+fn files_ds_names_context_images_by_name_or_id() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    // The bootstrap's datastore 2 holds files.
+    let file = ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = init\nTYPE = CONTEXT\nPATH = /etc/hostname"), i(2)],
+    );
+    let disk = ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = disk\nTYPE = DATABLOCK\nSIZE = 1"), i(1)],
+    );
+    let source = |id: i32| {
+        zone.wait_until(DEADLINE, "the image is READY", || {
+            c.call_xml("one.image.info", vec![i(id)])
+                .is_ok_and(|b| b.contains("<STATE>1</STATE>"))
+        });
+        let body = c.call_xml("one.image.info", vec![i(id)]).unwrap();
+        Element::parse(&body)
+            .unwrap()
+            .child("SOURCE")
+            .unwrap()
+            .text
+            .clone()
+    };
+    let src = source(file);
+    source(disk);
+    let vm_with = |files: &str| {
+        c.call(
+            "one.vm.allocate",
+            vec![s(&format!(
+                "CPU = 0.1\nMEMORY = 16\nCONTEXT = [ FILES_DS = \"{files}\", A = \"$UNAME\" ]"
+            ))],
+        )
+    };
+    let vm = vm_with(&format!(
+        "$FILE[IMAGE=\\\"init\\\"] $FILE[IMAGE_ID={file}, IMAGE_UNAME=oneadmin]"
+    ))
+    .unwrap()
+    .as_i64()
+    .unwrap() as i32;
+    let ctx = context(&c, vm);
+    assert_eq!(
+        get(&ctx, "FILES_DS"),
+        Some(format!("{src}:'init' {src}:'init' ").as_str()),
+        "{ctx:?}"
+    );
+    assert_eq!(get(&ctx, "A"), Some("oneadmin"));
+    let image = c.call_xml("one.image.info", vec![i(file)]).unwrap();
+    assert!(image.contains("<RUNNING_VMS>0</RUNNING_VMS>"), "{image}");
+
+    for (files, why) in [
+        (
+            "$FILE[IMAGE_ID=999]".to_string(),
+            "Error parsing: $FILE[IMAGE_ID=999]. Image with ID: 999 does not exist".to_string(),
+        ),
+        (
+            "  $FILE[IMAGE=nope]".into(),
+            "Error parsing: $FILE[IMAGE=nope]. User 0 does not own an image with name: nope . \
+             Set IMAGE_UNAME or IMAGE_UID of owner."
+                .into(),
+        ),
+        (
+            "$IMAGE[IMAGE_ID=1]".into(),
+            "Error parsing: $IMAGE[IMAGE_ID=1]. Must use FILE variable for attribute.".into(),
+        ),
+        (
+            format!("$FILE[IMAGE_ID={disk}]"),
+            "Only images of type CONTEXT can be used in FILE_DS attribute.".into(),
+        ),
+        (
+            format!("$FILE[IMAGE_ID={file}]  x"),
+            // The blank ending the variable, then text (" x", the last two columns) where only
+            // another variable may be.
+            format!(
+                "Error parsing: $FILE[IMAGE_ID={file}]  x. syntax error, unexpected RSTRING, \
+                 expecting $end or VARIABLE at line 1, columns {}:{}",
+                format!("$FILE[IMAGE_ID={file}]  x").len() - 1,
+                format!("$FILE[IMAGE_ID={file}]  x").len() + 1
+            ),
+        ),
+    ] {
+        assert_eq!(
+            one_error(vm_with(&files)),
+            (INTERNAL, format!("[one.vm.allocate] {why}")),
+            "{files}"
+        );
+    }
 }
