@@ -224,12 +224,16 @@ pub fn sched_message(
 }
 
 /// The writes that take VMs that are DONE or gone out of the roles of the groups `sweep` reads
-/// next, and give back the host PCI devices DONE VMs held (`crate::api` `vm_pci`); the sweep
+/// next, and give back the host PCI devices and GRAPHICS ports DONE VMs held (`crate::api`
+/// `vm_pci`, `vm_vnc`); the sweep
 /// advanced past those groups.
 pub fn leavers(c: &Conn, mut sweep: Sweep) -> Result<(Vec<SqlStmt>, Sweep), sqlstore::SqlError> {
     let mut out = Vec::new();
     if sqlstore::objects::pci::any_held_by_done(c)? {
         out.push(sqlstore::objects::pci::free_done_vms());
+    }
+    if sqlstore::objects::vnc::any_held_by_done(c)? {
+        out.push(sqlstore::objects::vnc::free_done_vms());
     }
     let groups = placement::groups_with_vms(c, sweep.after(), sweep.limit())?;
     sweep.advance(groups.len(), groups.last().map(|g| g.0));

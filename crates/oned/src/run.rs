@@ -600,8 +600,10 @@ fn start_tasks(
         config.live_rescheds,
         api.clone(),
     );
+    let vnc = crate::api::vm_vnc::VncPorts::of(&config.raw);
     tasks.spawn("scheduler", Restart::WithBackoff, move |ctx| {
-        crate::scheduler::run(ctx, on.clone(), reads.clone(), live, api.clone())
+        let vnc = vnc.clone();
+        crate::scheduler::run(ctx, on.clone(), reads.clone(), live, vnc, api.clone())
     });
     let (on, reads, conf) = (cluster.clone(), pool.clone(), config.clone());
     tasks.spawn("sched-actions", Restart::WithBackoff, move |ctx| {

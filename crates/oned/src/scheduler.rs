@@ -498,6 +498,7 @@ pub async fn run(
     cluster: Cluster,
     pool: ReadPool,
     live_rescheds: bool,
+    vnc: crate::api::vm_vnc::VncPorts,
     api: crate::run::ApiCtx,
 ) -> Result<(), Infallible> {
     let mut ticks = LeaderTicks::new(PERIOD, cluster.clone());
@@ -562,6 +563,12 @@ pub async fn run(
         }
         let room = Room::of(&plan.nets);
         let maxes: BTreeMap<i64, (i64, i64)> = plan.hosts.iter().map(|h| (h.oid, h.max)).collect();
+        let clusters: BTreeMap<i64, i64> =
+            (plan.hosts.iter()).map(|h| (h.oid, h.cluster_id)).collect();
+        let texts: BTreeMap<i64, String> = (plan.vms.iter())
+            .filter(|p| p.vm.template.contains("GRAPHICS"))
+            .map(|p| (p.vm.oid, p.vm.template.clone()))
+            .collect();
         let from: BTreeMap<i64, vm::DeployFrom> = (plan.vms.iter())
             .map(|p| (p.vm.oid, p.vm.deploy_from()))
             .collect();
@@ -586,9 +593,25 @@ pub async fn run(
                 ds_id: -1,
                 now: now(),
             }));
+            // GRAPHICS takes its port in the same write (`set_vnc_port`); the auto NICs' leases
+            // then edit the template with the port in it.
+            let mut with_port = None;
+            if let (Some(text), Some(&cid)) = (texts.get(&vid), clusters.get(&hid)) {
+                let from_stop = from.last_action == Some(wire::vm_action::STOP);
+                match take_port(&pool, &vnc, (vid, hid, cid), text, from_stop).await {
+                    Ok((port, text)) => {
+                        stmts.extend(port);
+                        with_port = text;
+                    }
+                    Err(why) => {
+                        refused.push((vid, Some(why)));
+                        continue;
+                    }
+                }
+            }
             // Only a VM whose NICs were matched, so through the API, picked networks.
             if let (false, Some(api)) = (picked.is_empty(), api.get()) {
-                match lease_picked(api, vid, &picked).await {
+                match lease_picked(api, vid, &picked, with_port).await {
                     Ok(leased) => stmts.extend(leased),
                     Err(f) => {
                         let why = crate::api::vm_backup::message(&f);
@@ -654,14 +677,35 @@ async fn lease_picked(
     api: &Ctx,
     vid: i64,
     picked: &[(i64, i64)],
+    with_port: Option<String>,
 ) -> Result<Vec<sqlstore::SqlStmt>, crate::api::Failure> {
-    let v = crate::api::vm::VMS.get(api, vid).await?;
+    let mut v = crate::api::vm::VMS.get(api, vid).await?;
+    if let Some(text) = with_port {
+        v.template = text;
+    }
     let chosen: Vec<(i64, String)> = (picked.iter())
         .map(|&(nic, net)| (nic, net.to_string()))
         .collect();
     let oneadmin = crate::auth::Session::oneadmin();
     let wording = crate::api::quota::Wording::Action;
     crate::api::vm_auto_nics::lease(api, &oneadmin, &v, &chosen, wording).await
+}
+
+/// VM `vid`'s GRAPHICS port as it is deployed on host `hid` of cluster `cid`
+/// (`crate::api::vm_vnc`): the statements and the template with the port; or why not.
+async fn take_port(
+    pool: &ReadPool,
+    vnc: &crate::api::vm_vnc::VncPorts,
+    (vid, hid, cid): (i64, i64, i64),
+    text: &str,
+    from_stop: bool,
+) -> Result<(Vec<sqlstore::SqlStmt>, Option<String>), String> {
+    let taken = crate::db::read(pool, move |c| {
+        crate::api::vm_vnc::taken_by_others(c, cid, vid)
+    })
+    .await
+    .map_err(|e| format!("Cannot read the cluster's ports: {e}"))?;
+    crate::api::vm_vnc::at_deploy(vnc, vid, hid, text, from_stop, &taken)
 }
 
 /// Writes the SCHED_MESSAGE of VMs left PENDING where it changed, in as few writes as

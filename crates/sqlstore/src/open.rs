@@ -169,6 +169,11 @@ CREATE TABLE IF NOT EXISTS host_pci (
     vmid INTEGER NOT NULL,
     PRIMARY KEY (hid, short_address)
 );
+CREATE TABLE IF NOT EXISTS vnc_port (
+    vid INTEGER PRIMARY KEY,
+    cid INTEGER NOT NULL,
+    port INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS plan_pool (
     cid INTEGER PRIMARY KEY,
     state INTEGER NOT NULL,
@@ -763,7 +768,8 @@ const HISTORY_COLUMNS: [(&str, &str); 11] = [
 /// scheduler, which asks every period whether a VM is pending (`objects::vm::pending`) or
 /// between states (`objects::vm::any_moving`): each scanned every VM's row (22 ms at 10k
 /// running VMs with 2.6 KB templates, on a loaded machine), 0.03 ms as searches.
-const OWNER_INDEXES: [(&str, &str, &str); 12] = [
+const OWNER_INDEXES: [(&str, &str, &str); 13] = [
+    ("vnc_port_cid", "vnc_port", "cid, port"),
     ("vm_pool_state", "vm_pool", "state, lcm_state"),
     ("vm_pool_uid", "vm_pool", "uid"),
     ("vm_pool_gid", "vm_pool", "gid"),

@@ -64,6 +64,7 @@ pub mod vm_snap_driver;
 pub(crate) mod vm_snapshots;
 mod vm_updateconf;
 mod vm_vars;
+pub mod vm_vnc;
 pub mod vmgroup;
 mod vmtemplate;
 mod vmtemplate_images;

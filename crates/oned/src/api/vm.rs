@@ -554,10 +554,25 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if enforce {
         super::vm_migrate::fits(ctx, &vm, hid).await?;
     }
+    // `set_vnc_port`: GRAPHICS takes its port in the write that deploys the VM; the auto NICs'
+    // leases then edit the template with the port in it.
+    let (cid, vid) = (host.cluster_id, id);
+    let taken = ctx
+        .read(move |c| super::vm_vnc::taken_by_others(c, cid, vid))
+        .await?;
+    let conf = super::vm_vnc::VncPorts::of(&ctx.config.raw);
+    let from_stop = vm.history.last().map(|h| h.action) == Some(wire::vm_action::STOP);
+    let (port, with_port) =
+        super::vm_vnc::at_deploy(&conf, id, hid, &vm.template, from_stop, &taken)
+            .map_err(|e| fail(code::ACTION, e))?;
     let leased = match &nic_tmpl {
         Some(t) => {
             let chosen = super::vm_auto_nics::chosen(t);
             let wording = super::quota::Wording::Caller(s.uid);
+            let mut vm = vm.clone();
+            if let Some(text) = with_port {
+                vm.template = text;
+            }
             super::vm_auto_nics::lease(ctx, s, &vm, &chosen, wording).await?
         }
         None => Vec::new(),
@@ -574,6 +589,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ds_id,
         now: now(),
     });
+    stmts.extend(port);
     stmts.extend(leased);
     // A STOPPED or UNDEPLOYED VM counts for its owner's RUNNING_* quotas again, refused as
     // oned refuses it (AUTHORIZATION, the caller named).

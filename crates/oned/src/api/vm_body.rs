@@ -107,6 +107,7 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
         }
     }
     check_numbers(&system)?;
+    graphics(&mut system)?;
     imported(&mut system, &mut user)?;
     if system.get_all("OS").count() > 1 {
         return Err(fail(
@@ -135,6 +136,41 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
         ));
     }
     Ok((system, user))
+}
+
+/// `parse_graphics`: a PORT is a port number; `RANDOM_PASSWD = YES` without a PASSWD makes one;
+/// a password longer than the protocol takes is cut (8 for VNC, 59 for SPICE).
+pub(super) fn graphics(t: &mut Template) -> Result<(), Failure> {
+    let Some(mut g) = t.vector("GRAPHICS").map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let get = |g: &[(String, String)], k: &str| template::vector_get(g, k).map(str::to_string);
+    if let Some(port) = get(&g, "PORT").filter(|p| !p.is_empty()) {
+        if !port.trim().parse::<u32>().is_ok_and(|p| p <= 65535) {
+            return Err(fail(
+                code::INTERNAL,
+                "Wrong PORT number in GRAPHICS attribute",
+            ));
+        }
+    }
+    let random = get(&g, "RANDOM_PASSWD")
+        .is_some_and(|v| v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true"));
+    let mut password = get(&g, "PASSWD").unwrap_or_default();
+    if random && password.is_empty() {
+        password = crate::credentials::random_hex(32);
+    }
+    let most = match get(&g, "TYPE").unwrap_or_default().to_lowercase().as_str() {
+        "spice" => 59,
+        "vnc" => 8,
+        _ => usize::MAX,
+    };
+    let cut: String = password.chars().take(most).collect();
+    if !cut.is_empty() && get(&g, "PASSWD").as_deref() != Some(cut.as_str()) {
+        g.retain(|(k, _)| !k.eq_ignore_ascii_case("PASSWD"));
+        g.push(("PASSWD".into(), cut));
+        t.set("GRAPHICS", TValue::Vector(g));
+    }
+    Ok(())
 }
 
 /// Where an imported VM's DEPLOY_ID is kept: in its system template, taken out when its body is

@@ -67,6 +67,33 @@ const CONF: &[(&str, &[&str])] = &[
     ("CPU_MODEL", &["MODEL", "FEATURES"]),
 ];
 
+/// `VirtualMachineUpdateConf`: GRAPHICS added to a VM on a host (ACTIVE, POWEROFF, SUSPENDED)
+/// takes a port of the host's cluster there and then (`crate::api::vm_vnc`).
+async fn graphics_port(
+    ctx: &Ctx,
+    v: &sqlstore::objects::vm::VmRow,
+    new: &mut Template,
+) -> Result<Vec<sqlstore::SqlStmt>, Failure> {
+    let placed = [state::ACTIVE, state::POWEROFF, state::SUSPENDED].contains(&v.state);
+    let Some(h) = v.history.last().filter(|_| placed) else {
+        return Ok(Vec::new());
+    };
+    let wants = new
+        .vector("GRAPHICS")
+        .is_some_and(|g| template::vector_get(g, "PORT").is_none());
+    if !wants {
+        return Ok(Vec::new());
+    }
+    let (cid, vid, hid) = (h.cid, v.head.owned.oid, h.hid);
+    let taken = ctx
+        .read(move |c| super::vm_vnc::taken_by_others(c, cid, vid))
+        .await?;
+    let conf = super::vm_vnc::VncPorts::of(&ctx.config.raw);
+    let chosen =
+        super::vm_vnc::choose_for(&conf, vid, new, &taken).map_err(|e| fail(code::INTERNAL, e))?;
+    Ok(sqlstore::objects::vnc::take(vid, hid, chosen))
+}
+
 /// How often the update is computed again after a concurrent change of the VM.
 const RETRIES: usize = 10;
 
@@ -105,6 +132,8 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let (mut new, context_changed, to_parse) = apply(&old, &conf, append)?;
         super::vm_context::at_updateconf(ctx, &v, &mut new, to_parse).await?;
         backup_config(&v, &given, &old, &mut new, append)?;
+        super::vm_body::graphics(&mut new)?;
+        let port = graphics_port(ctx, &v, &mut new).await?;
         let mut stmts = vec![sqlstore::objects::replace_template(
             rows::TABLE,
             "template",
@@ -112,6 +141,7 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             new.to_text(),
             v.template.clone(),
         )];
+        stmts.extend(port);
         if context_changed && (v.state, v.lcm_state) == (state::ACTIVE, lcm::RUNNING) {
             stmts.extend(rows::move_stmts(&Move {
                 oid: id,

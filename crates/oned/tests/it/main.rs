@@ -72,6 +72,7 @@ mod vm_bodies;
 mod vm_context;
 mod vm_deploy;
 mod vm_disks;
+mod vm_graphics;
 mod vm_import;
 mod vm_lifecycle;
 mod vm_migrate;

@@ -26,6 +26,7 @@ pub mod user;
 pub mod vdc;
 pub mod vm;
 pub mod vmgroup;
+pub mod vnc;
 pub mod vnet;
 pub mod vntemplate;
 pub mod vrouter;

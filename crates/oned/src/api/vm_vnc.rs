@@ -1,0 +1,208 @@
+//! The ports of VMs' GRAPHICS (VNC, SPICE) as oned gives them when a VM is deployed
+//! (`set_vnc_port`, `Cluster::get_vnc_port`): each cluster's ports from oned.conf's
+//! `VNC_PORTS/START`, a port held by one VM of the cluster at a time (`sqlstore::objects::vnc`),
+//! the one the VM's GRAPHICS asks for (PORT) or else `START + id % (65535 - START)` if free and
+//! not in `RESERVED`, else the first free one from START; written in GRAPHICS/PORT.
+//! A VM back from STOPPED keeps its port. Both the API's `one.vm.deploy` and the scheduler's
+//! placements go through here, in the write that deploys the VM.
+
+use std::collections::BTreeSet;
+
+use sqlstore::SqlStmt;
+use template::{Template, Value};
+
+/// oned.conf's `VNC_PORTS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VncPorts {
+    start: i64,
+    /// Inclusive ranges no port is chosen from (a PORT asked for may be one).
+    reserved: Vec<(i64, i64)>,
+}
+
+/// The highest port: OpenNebula's bitmap holds 65536 bits.
+const LAST_PORT: i64 = 65535;
+
+impl Default for VncPorts {
+    /// `OpenNebulaTemplate`'s default when oned.conf says nothing: START 5900, nothing reserved.
+    fn default() -> VncPorts {
+        VncPorts {
+            start: 5900,
+            reserved: Vec::new(),
+        }
+    }
+}
+
+impl VncPorts {
+    /// From oned.conf's `VNC_PORTS = [ START = n, RESERVED = "a:b, c" ]`; a RESERVED entry that
+    /// does not parse is left out, as `BitMap::string_to_bitmap` leaves it.
+    pub fn of(conf: &Template) -> VncPorts {
+        let mut out = VncPorts::default();
+        let Some(v) = conf.vector("VNC_PORTS") else {
+            return out;
+        };
+        if let Some(start) = template::vector_get(v, "START")
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .filter(|s| (0..LAST_PORT).contains(s))
+        {
+            out.start = start;
+        }
+        for part in template::vector_get(v, "RESERVED").unwrap_or("").split(',') {
+            let bound = |s: &str| s.trim().parse::<i64>().ok();
+            let range = match part.split_once(':') {
+                Some((a, b)) => bound(a).zip(bound(b)),
+                None => bound(part).map(|p| (p, p)),
+            };
+            if let Some((a, b)) = range.filter(|(a, b)| a <= b && *a >= 0) {
+                out.reserved.push((a, b.min(LAST_PORT)));
+            }
+        }
+        out
+    }
+
+    fn reserved(&self, port: i64) -> bool {
+        self.reserved.iter().any(|(a, b)| (*a..=*b).contains(&port))
+    }
+
+    /// `Cluster::get_vnc_port` for VM `vid`: the hint, else the first port free and not
+    /// reserved from START.
+    pub fn choose(&self, vid: i64, taken: &BTreeSet<i64>) -> Option<i64> {
+        let free = |p: i64| !taken.contains(&p) && !self.reserved(p);
+        let hint = self.start + vid.rem_euclid(LAST_PORT - self.start);
+        if hint != 0 && free(hint) {
+            return Some(hint);
+        }
+        (self.start..=LAST_PORT).find(|p| free(*p))
+    }
+}
+
+/// What deploying VM `vid` (its template `text`) on host `hid` adds to the write: the port's
+/// row and, for a port chosen here, the template with GRAPHICS/PORT (`Some(new text)`). Nothing
+/// for a VM without GRAPHICS or back from STOPPED. `taken` are the ports of the host's cluster
+/// held by other VMs. Refused in oned's words (ACTION).
+pub fn at_deploy(
+    conf: &VncPorts,
+    vid: i64,
+    hid: i64,
+    text: &str,
+    from_stop: bool,
+    taken: &[i64],
+) -> Result<(Vec<SqlStmt>, Option<String>), String> {
+    let Ok(mut t) = Template::parse(text) else {
+        return Ok((Vec::new(), None));
+    };
+    let Some(graphics) = t.vector("GRAPHICS").map(<[_]>::to_vec) else {
+        return Ok((Vec::new(), None));
+    };
+    if from_stop {
+        return Ok((Vec::new(), None));
+    }
+    let taken: BTreeSet<i64> = taken.iter().copied().collect();
+    let asked = template::vector_get(&graphics, "PORT")
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .map(i64::from);
+    if let Some(port) = asked {
+        if taken.contains(&port) {
+            return Err("Requested VNC port already assigned to a VM".into());
+        }
+        return Ok((sqlstore::objects::vnc::take(vid, hid, port), None));
+    }
+    let port = choose_for(
+        conf,
+        vid,
+        &mut t,
+        &taken.iter().copied().collect::<Vec<_>>(),
+    )?;
+    let new = t.to_text();
+    let mut stmts = vec![sqlstore::objects::replace_template(
+        sqlstore::objects::vm::TABLE,
+        "template",
+        vid,
+        new.clone(),
+        text.to_string(),
+    )];
+    stmts.extend(sqlstore::objects::vnc::take(vid, hid, port));
+    Ok((stmts, Some(new)))
+}
+
+/// A port for VM `vid` among `taken`, written in the GRAPHICS of `t`; or oned's refusal.
+pub fn choose_for(
+    conf: &VncPorts,
+    vid: i64,
+    t: &mut Template,
+    taken: &[i64],
+) -> Result<i64, String> {
+    let taken: BTreeSet<i64> = taken.iter().copied().collect();
+    let port = conf
+        .choose(vid, &taken)
+        .ok_or_else(|| "No free VNC ports available in the cluster".to_string())?;
+    let mut graphics = t.vector("GRAPHICS").map(<[_]>::to_vec).unwrap_or_default();
+    graphics.retain(|(k, _)| !k.eq_ignore_ascii_case("PORT"));
+    graphics.push(("PORT".into(), port.to_string()));
+    t.set("GRAPHICS", Value::Vector(graphics));
+    Ok(port)
+}
+
+/// The ports of cluster `cid` held by VMs other than `vid`.
+pub fn taken_by_others(
+    c: &sqlstore::Conn,
+    cid: i64,
+    vid: i64,
+) -> Result<Vec<i64>, sqlstore::SqlError> {
+    let mut taken = sqlstore::objects::vnc::taken(c, cid)?;
+    if let Some((held_in, port)) = sqlstore::objects::vnc::of(c, vid)? {
+        if held_in == cid {
+            // Its own row: the port it held (a VM stopped and deployed again) is free for it.
+            if let Some(at) = taken.iter().position(|p| *p == port) {
+                taken.remove(at);
+            }
+        }
+    }
+    Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(text: &str) -> VncPorts {
+        VncPorts::of(&Template::parse(text).unwrap())
+    }
+
+    #[test]
+    fn the_hint_then_the_first_free_port_not_reserved() {
+        let c = conf("VNC_PORTS = [ START = 5900, RESERVED = \"32768:65536, 5905\" ]");
+        let none = BTreeSet::new();
+        assert_eq!(c.choose(3, &none), Some(5903));
+        // The hint wraps: START + id % (65535 - START).
+        assert_eq!(c.choose(59635, &none), Some(5900));
+        let taken: BTreeSet<i64> = [5903, 5900, 5901].into();
+        assert_eq!(c.choose(3, &taken), Some(5902));
+        // A reserved hint is passed over.
+        assert_eq!(c.choose(5, &none), Some(5900));
+        let full: BTreeSet<i64> = (5900..=32767).collect();
+        assert_eq!(c.choose(1, &full), None);
+        assert_eq!(VncPorts::of(&Template::default()), VncPorts::default());
+    }
+
+    #[test]
+    fn a_vm_without_graphics_or_back_from_stop_takes_nothing() {
+        let c = VncPorts::default();
+        assert_eq!(at_deploy(&c, 1, 0, "CPU=1", false, &[]).unwrap().0.len(), 0);
+        let t = "GRAPHICS=[TYPE=\"VNC\"]";
+        assert_eq!(at_deploy(&c, 1, 0, t, true, &[]).unwrap().0.len(), 0);
+        let (stmts, new) = at_deploy(&c, 1, 0, t, false, &[]).unwrap();
+        assert_eq!(stmts.len(), 3);
+        let new = Template::parse(&new.unwrap()).unwrap();
+        assert_eq!(
+            new.get("GRAPHICS").unwrap().vector_get("PORT"),
+            Some("5901")
+        );
+        let asked = "GRAPHICS=[TYPE=\"VNC\",PORT=\"6000\"]";
+        assert_eq!(
+            at_deploy(&c, 1, 0, asked, false, &[6000]).unwrap_err(),
+            "Requested VNC port already assigned to a VM"
+        );
+        let (stmts, new) = at_deploy(&c, 1, 0, asked, false, &[]).unwrap();
+        assert_eq!((stmts.len(), new), (2, None));
+    }
+}
