@@ -880,7 +880,13 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let force = p.opt_bool(1)?.unwrap_or(false);
     let image = IMAGES.get(ctx, id).await?;
     let mut right = MANAGE;
-    if image.lock.level != 0 {
+    // `Image::is_locked`: a state the driver holds the image in, not the object's lock (which
+    // only the authorization below weighs, as for any object).
+    let driver_holds = matches!(
+        S::from_i64(image.state),
+        Some(S::Locked | S::LockedUsed | S::LockedUsedPers)
+    );
+    if driver_holds {
         right = super::perms::ADMIN;
         if !force {
             return Err(fail(

@@ -58,8 +58,8 @@ pub const METHODS: &[Method] = &[
     ),
 ];
 
-/// The owned-object calls: chmod, chown, lock, unlock (rename and update: `vm_ops::METHODS`).
-pub const OWNED: &[Method] = &owned_methods!(@each "one.vm", &VMS, [chmod, chown, lock, unlock]);
+/// The owned-object calls: chmod, lock, unlock (chown, rename and update: `vm_ops::METHODS`).
+pub const OWNED: &[Method] = &owned_methods!(@each "one.vm", &VMS, [chmod, lock, unlock]);
 
 /// What a VM counts for in its owner's quotas: nothing once DONE, the RUNNING_* figures only
 /// while it runs.
@@ -407,8 +407,29 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .await?;
     let (st, lc) = (vm.state, vm.lcm_state);
     // After the authorization and the VM's existence, as `VirtualMachineAction`.
+    // `set_resched(false)` of `DispatchManager::reboot` and of the LCM's moves.
+    let clears_resched = vm.resched
+        && matches!(
+            action.as_str(),
+            "reboot"
+                | "reboot-hard"
+                | "poweroff"
+                | "poweroff-hard"
+                | "suspend"
+                | "stop"
+                | "undeploy"
+                | "undeploy-hard"
+                | "terminate"
+                | "terminate-hard"
+        );
     let (new_state, new_lcm) = match super::vm_actions::outcome(&action, id, st, lc) {
         Outcome::Move(to) => to,
+        Outcome::Nothing if clears_resched => {
+            let stmts = vec![rows::clear_resched(id)];
+            ctx.commit(sqlstore::SqlTxn { stmts }, |r| r.internal())
+                .await?;
+            return Ok(Value::Int(id as i32));
+        }
         Outcome::Nothing => return Ok(Value::Int(id as i32)),
         Outcome::Refused(why) => {
             return Err(fail(
@@ -424,6 +445,9 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
     };
     let mut stmts = action_move(&vm.template, id, (st, lc), (new_state, new_lcm), now());
+    if clears_resched {
+        stmts.push(rows::clear_resched(id));
+    }
     let by = (s.uid, s.gid);
     let last = vm.history.last().map(|h| h.seq);
     let to = (new_state, new_lcm);

@@ -57,6 +57,13 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .read(move |c| sqlstore::objects::host::load(c, hid))
         .await?
         .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting host [{hid}].")))?;
+    // `get_host_information`.
+    if host.state == wire::HostState::Offline.as_i64() {
+        return Err(fail(
+            code::ACTION,
+            "Host is offline, cannot use it to deploy VM",
+        ));
+    }
     if ds_id != -1 {
         super::must_exist(ctx, Table::Datastore, ds_id).await?;
     }
@@ -78,10 +85,12 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         )
     })?;
     let c_hid = v.history.last().map_or(-1, |h| h.hid);
-    if c_hid == hid && (ds_id == -1 || ds_id == SYSTEM_DS) {
+    // The system datastore the VM is on (`get_ds_id`).
+    let c_ds = v.history.last().map_or(SYSTEM_DS, |h| h.ds_id);
+    if c_hid == hid && (ds_id == -1 || ds_id == c_ds) {
         return Err(fail(
             code::ACTION,
-            format!("VM is already running on host [{c_hid}] and datastore [{SYSTEM_DS}]"),
+            format!("VM is already running on host [{c_hid}] and datastore [{c_ds}]"),
         ));
     }
     if enforce {
@@ -120,6 +129,8 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if enforce {
         stmts.push(rows::host_fits(id));
     }
+    // The LCM's `set_resched(false)` of a migration.
+    stmts.push(rows::clear_resched(id));
     ctx.commit(SqlTxn { stmts }, |r| {
         r.missing(fail(
             code::ACTION,

@@ -21,9 +21,24 @@ use crate::method;
 /// and `unlock` have none in OpenNebula 7.0 (their names are refused in the lists) and keep
 /// the owned-object rights (`vm::OWNED`).
 pub const METHODS: &[Method] = &[
+    method!("one.vm.chown", Write, Auth::Object, chown),
     method!("one.vm.rename", Write, Auth::Object, rename),
     method!("one.vm.update", Write, Auth::Object, update),
 ];
+
+/// `one.vm.chown`: a DONE VM keeps its owner (`RequestManagerChown::get_and_quota`, after the
+/// caller's right on the VM).
+async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
+    if v.state == wire::state::VmState::Done.as_i64() {
+        return Err(super::fail(
+            super::code::ACTION,
+            "Could not change VM ownership, wrong state",
+        ));
+    }
+    super::owned::chown(ctx, s, p, &VMS).await
+}
 
 async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let right = right(ctx, s, "rename", MANAGE).await?;

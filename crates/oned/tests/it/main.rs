@@ -79,6 +79,7 @@ mod vm_migrate;
 mod vm_nics;
 mod vm_op_rights;
 mod vm_pool_bodies;
+mod vm_refusals;
 mod vm_resize;
 mod vm_sched;
 mod vm_snapshots;

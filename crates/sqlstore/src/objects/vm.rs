@@ -974,6 +974,15 @@ pub fn resched_done(oid: i64) -> SqlStmt {
     .must_match()
 }
 
+/// Clears VM `oid`'s rescheduling flag if it is set: the actions after which oned
+/// `set_resched(false)` (reboot, poweroff, suspend, stop, undeploy, terminate, migrate).
+pub fn clear_resched(oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE vm_pool SET resched = 0 WHERE oid = ?1 AND resched = 1",
+        vec![SqlValue::Int(oid)],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // test code

@@ -1,0 +1,99 @@
+//! VM calls refused, or side effects, as OpenNebula 7.0.2 has them: `one.vm.chown` of a DONE VM
+//! (`get_and_quota`), `one.vm.migrate` to an OFFLINE host (`get_host_information`), and the
+//! rescheduling flag the actions clear (`set_resched(false)`).
+
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, ACTION_CODE, DEADLINE};
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn i(v: i64) -> Value {
+    Value::Int(v as i32)
+}
+
+fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i64 {
+    match c.call(method, params) {
+        Ok(v) => v.as_i64().unwrap(),
+        Err(e) => panic!("{method}: {e}"),
+    }
+}
+
+fn wait_body(zone: &Zone, c: &cli::Client, vm: i64, has: &str) {
+    zone.wait_until(DEADLINE, &format!("VM {vm} shows {has}"), || {
+        c.call_xml("one.vm.info", vec![i(vm)])
+            .is_ok_and(|b| b.contains(has))
+    });
+}
+
+const RUNNING: &str = "<STATE>3</STATE><LCM_STATE>3</LCM_STATE>";
+
+#[test]
+fn done_vms_keep_their_owner_offline_hosts_take_no_vm_and_actions_clear_resched() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let mut hosts = Vec::new();
+    for name in ["n1", "n2"] {
+        let h = ok(
+            &c,
+            "one.host.allocate",
+            vec![s(name), s("dummy"), s("dummy"), i(-1)],
+        );
+        zone.wait_until(DEADLINE, "the host is monitored", || {
+            c.call_xml("one.host.info", vec![i(h)])
+                .is_ok_and(|b| b.contains("<STATE>2</STATE>"))
+        });
+        hosts.push(h);
+    }
+    let vm = |c: &cli::Client| {
+        ok(
+            c,
+            "one.vm.allocate",
+            vec![s("CPU = 0.1\nMEMORY = 16"), Value::Bool(true)],
+        )
+    };
+
+    eprintln!("--- resched, then poweroff / reboot: the flag is cleared");
+    let a = vm(&c);
+    ok(&c, "one.vm.deploy", vec![i(a), i(hosts[0])]);
+    wait_body(&zone, &c, a, RUNNING);
+    for action in ["reboot", "poweroff"] {
+        ok(&c, "one.vm.action", vec![s("resched"), i(a)]);
+        wait_body(&zone, &c, a, "<RESCHED>1</RESCHED>");
+        ok(&c, "one.vm.action", vec![s(action), i(a)]);
+        wait_body(&zone, &c, a, "<RESCHED>0</RESCHED>");
+    }
+    wait_body(&zone, &c, a, "<STATE>8</STATE>");
+
+    eprintln!("--- migrate to an OFFLINE host");
+    ok(&c, "one.host.status", vec![i(hosts[1]), i(2)]);
+    assert_eq!(
+        one_error(c.call("one.vm.migrate", vec![i(a), i(hosts[1])])),
+        (
+            ACTION_CODE,
+            "[one.vm.migrate] Host is offline, cannot use it to deploy VM".into()
+        )
+    );
+    assert_eq!(
+        one_error(c.call("one.vm.migrate", vec![i(a), i(hosts[0])])),
+        (
+            ACTION_CODE,
+            "[one.vm.migrate] VM is already running on host [0] and datastore [0]".into()
+        )
+    );
+
+    eprintln!("--- a DONE VM keeps its owner");
+    ok(&c, "one.vm.action", vec![s("terminate-hard"), i(a)]);
+    wait_body(&zone, &c, a, "<STATE>6</STATE>");
+    assert_eq!(
+        one_error(c.call("one.vm.chown", vec![i(a), i(1), i(-1)])),
+        (
+            ACTION_CODE,
+            "[one.vm.chown] Could not change VM ownership, wrong state".into()
+        )
+    );
+    let b = vm(&c);
+    ok(&c, "one.vm.chown", vec![i(b), i(1), i(-1)]);
+}
