@@ -896,6 +896,13 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ));
         }
     }
+    delete_object(ctx, s, id, right).await
+}
+
+/// `ImageDelete::request_execute(oid, att)`, which requests that clean up after themselves call
+/// (a template's images, a failed clone's copies): the caller's `right` on the image, then
+/// the image goes unless VMs or clones use it, whatever state the driver holds it in.
+pub async fn delete_object(ctx: &Ctx, s: &Session, id: i64, right: u64) -> MethodResult {
     IMAGES.authorized(ctx, s, id, right).await?;
     change(ctx, id, id, |i| {
         if let Some(why) = busy(i) {

@@ -385,9 +385,31 @@ const LEASE_RETRIES: usize = 10;
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let hold = p.opt_bool(1)?.unwrap_or(false);
-    VMS.may_create(ctx, s).await?;
     let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    // `VirtualMachineAllocate::allocate_authorization`: the restricted attributes, then CREATE.
+    vm_template_restricted(ctx, s, &t)?;
+    VMS.may_create(ctx, s).await?;
     create(ctx, s, t, None, hold, std::convert::identity).await
+}
+
+/// A non-administrator's VM template holding an attribute of `VM_RESTRICTED_ATTR`: refused as
+/// `VirtualMachineAllocate` and `TemplateAllocate` refuse it.
+pub(super) fn vm_template_restricted(
+    ctx: &Ctx,
+    s: &Session,
+    t: &template::Template,
+) -> Result<(), Failure> {
+    if s.is_admin() {
+        return Ok(());
+    }
+    let ras = super::vntemplate::grouped(super::vrouter_nics::vm_restricted(ctx));
+    match super::vntemplate::restricted_in(&ras, t) {
+        Some(name) => Err(super::unauthorized(
+            s,
+            &format!("VM Template includes a restricted attribute {name}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -106,6 +106,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     TEMPLATES.may_create(ctx, s).await?;
+    super::vm::vm_template_restricted(ctx, s, &t)?;
     let name = t.single("NAME").unwrap_or("").to_string();
     // The name is the object's, not its template's (`VMTemplate::insert`).
     t.remove("NAME");
@@ -234,8 +235,18 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     super::vm::VMS.may_create(ctx, s).await?;
     let mut body = stored(&t)?;
     if !extra.trim().is_empty() {
-        // The extra template merges into the stored one as an update of type 1 would.
+        // The extra template merges into the stored one as an update of type 1 would, once
+        // it changes no restricted attribute (`merge`'s `check_restricted(ra, tmpl, true)`).
         let more = super::validate::template(&extra).map_err(|e| fail(code::INTERNAL, e))?;
+        if !s.is_admin() {
+            let ras = super::vntemplate::grouped(super::vrouter_nics::vm_restricted(ctx));
+            if let Some(name) = super::vntemplate::restricted_change_of(&ras, &more, &body) {
+                return Err(super::unauthorized(
+                    s,
+                    &format!("User Template includes a restricted attribute {name}"),
+                ));
+            }
+        }
         super::merge_attrs(&mut body, more);
     }
     // As `VMTemplateInstantiate`: the template's name is the prefix of an unnamed VM's

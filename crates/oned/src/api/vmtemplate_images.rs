@@ -78,8 +78,8 @@ pub async fn images_of(ctx: &Ctx, s: &Session, id: i64) -> Result<BTreeSet<i64>,
 pub async fn delete_images(ctx: &Ctx, s: &Session, tid: i64, ids: BTreeSet<i64>) {
     let mut failed = Vec::new();
     for iid in ids {
-        let args = [Value::Int(iid as i32)];
-        if let Err(e) = super::images::delete(ctx, s, Params(&args)).await {
+        let manage = super::perms::MANAGE;
+        if let Err(e) = super::images::delete_object(ctx, s, iid, manage).await {
             tracing::warn!(image = iid, error = ?e, "recursive template delete");
             failed.push(iid.to_string());
         }
@@ -227,8 +227,8 @@ async fn undo(ctx: &Ctx, s: &Session, template: Option<i64>, images: &[i64]) {
         }
     }
     for &iid in images {
-        let args = [Value::Int(iid as i32)];
-        if let Err(e) = super::images::delete(ctx, s, Params(&args)).await {
+        let manage = super::perms::MANAGE;
+        if let Err(e) = super::images::delete_object(ctx, s, iid, manage).await {
             tracing::warn!(image = iid, error = ?e, "undoing a template copy");
         }
     }

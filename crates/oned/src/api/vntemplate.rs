@@ -312,6 +312,33 @@ fn restricted_change(ctx: &Ctx, user: &Template, base: &Template) -> Option<Stri
     restricted_change_of(&restricted(ctx), user, base)
 }
 
+/// `Template::check_restricted(ra)` of a new object's template: the first restricted key any of
+/// its vectors holds (named alone, `MAC`), or the first restricted single attribute, names and
+/// keys in sorted order as OpenNebula's map and sets keep them. A name whose first attribute is
+/// a vector does not count as a single attribute (`Template::get(name, string&)`).
+pub(super) fn restricted_in(ras: &[(String, Vec<String>)], t: &Template) -> Option<String> {
+    let mut ras: Vec<(String, Vec<String>)> = ras.to_vec();
+    ras.sort();
+    for (name, mut subs) in ras {
+        if subs.is_empty() {
+            if t.get(&name).is_some_and(|a| a.value.as_single().is_some()) {
+                return Some(name);
+            }
+            continue;
+        }
+        subs.sort();
+        for pairs in t.get_all(&name).filter_map(|a| a.value.as_vector()) {
+            if let Some(sub) = subs
+                .iter()
+                .find(|s| template::vector_get(pairs, s).is_some())
+            {
+                return Some(sub.clone());
+            }
+        }
+    }
+    None
+}
+
 /// [`restricted_change`] against the grouped restricted attributes `ras`.
 pub(super) fn restricted_change_of(
     ras: &[(String, Vec<String>)],

@@ -367,3 +367,87 @@ fn a_rename_to_a_name_held_names_its_holder() {
     // VMs' names may repeat.
     c.call("one.template.rename", vec![int(b), s("c")]).unwrap();
 }
+
+/// `VM_RESTRICTED_ATTR` for users outside group oneadmin: a new VM's or template's restricted
+/// attribute (a vector's key named alone), an instantiate's extra template changing one.
+#[test]
+fn a_users_restricted_attributes_are_refused() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let empty = Value::Array(vec![]);
+    let u = id(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), empty],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let restricted = |what: &str, name: &str| {
+        (
+            AUTHORIZATION,
+            format!("User [{u}] : {what} includes a restricted attribute {name}."),
+        )
+    };
+    assert_eq!(
+        refusal(
+            &ann,
+            "one.vm.allocate",
+            vec![s(
+                "CPU = 1\nMEMORY = 64\nNIC = [ NETWORK_ID = 0, MAC = \"02:00:00:00:00:01\" ]"
+            )]
+        ),
+        {
+            let (code, why) = restricted("VM Template", "MAC");
+            (code, format!("[one.vm.allocate] {why}"))
+        }
+    );
+    assert_eq!(
+        refusal(
+            &ann,
+            "one.template.allocate",
+            vec![s("NAME = t\nCPU = 1\nMEMORY = 64\nCPU_COST = 2")]
+        ),
+        {
+            let (code, why) = restricted("VM Template", "CPU_COST");
+            (code, format!("[one.template.allocate] {why}"))
+        }
+    );
+    // oneadmin may.
+    id(
+        &c,
+        "one.template.allocate",
+        vec![s("NAME = t\nCPU = 1\nMEMORY = 64\nCPU_COST = 2")],
+    );
+    let t = id(
+        &ann,
+        "one.template.allocate",
+        vec![s("NAME = t\nCPU = 1\nMEMORY = 64")],
+    );
+    let instantiate = |extra: &str| {
+        refusal(
+            &ann,
+            "one.template.instantiate",
+            vec![
+                int(t),
+                s(""),
+                Value::Bool(true),
+                s(extra),
+                Value::Bool(false),
+            ],
+        )
+    };
+    assert_eq!(instantiate("CPU_COST = 3"), {
+        let (code, why) = restricted("User Template", "CPU_COST");
+        (code, format!("[one.template.instantiate] {why}"))
+    });
+    id(
+        &ann,
+        "one.template.instantiate",
+        vec![
+            int(t),
+            s(""),
+            Value::Bool(true),
+            s("MEMORY = 32"),
+            Value::Bool(false),
+        ],
+    );
+}

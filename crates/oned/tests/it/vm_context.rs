@@ -259,7 +259,7 @@ fn context_variables_and_network_context_are_written_as_opennebula_writes_them()
         "one.vm.allocate",
         vec![
             s(&format!(
-                "CPU = 0.1\nMEMORY = 16\nNIC_DEFAULT = [ MODEL = virtio, FILTER = clean ]\n\
+                "CPU = 0.1\nMEMORY = 16\nNIC_DEFAULT = [ MODEL = virtio, VIRTIO_QUEUES = 2 ]\n\
                  NIC = [ NETWORK_ID = {lan} ]\nNIC = [ NETWORK_ID = {lan}, MODEL = e1000 ]"
             )),
             Value::Bool(true),
@@ -273,11 +273,11 @@ fn context_variables_and_network_context_are_written_as_opennebula_writes_them()
         .map(|n| {
             (
                 n.text_of("MODEL").unwrap_or(""),
-                n.text_of("FILTER").unwrap_or(""),
+                n.text_of("VIRTIO_QUEUES").unwrap_or(""),
             )
         })
         .collect();
-    assert_eq!(models, [("virtio", "clean"), ("e1000", "clean")]);
+    assert_eq!(models, [("virtio", "2"), ("e1000", "2")]);
     assert_eq!(
         one_error(a.call(
             "one.vm.allocate",
