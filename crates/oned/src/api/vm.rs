@@ -311,6 +311,18 @@ pub async fn create(
         .filter(|p| !p.is_empty())
         .unwrap_or("one")
         .to_string();
+    // `VirtualMachinePool::allocate`: held when asked or when oned.conf's VM_SUBMIT_ON_HOLD
+    // says so, and then SUBMIT_ON_HOLD = YES in its template.
+    let hold = hold
+        || ctx
+            .config
+            .raw
+            .single("VM_SUBMIT_ON_HOLD")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
+    let mut base = base;
+    if hold {
+        base.set("SUBMIT_ON_HOLD", template::Value::Single("YES".into()));
+    }
     let state = if hold { state::HOLD } else { state::PENDING };
     // Its images and the addresses of its NICs are taken as they are now; a concurrent change
     // of one refuses the write, and they are taken again.

@@ -108,6 +108,15 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
     }
     check_numbers(&system)?;
     graphics(&mut system)?;
+    // `insert` moves SUBMIT_ON_HOLD as a boolean: YES or NO.
+    if let Some(v) = system.single("SUBMIT_ON_HOLD").map(str::to_string) {
+        let yes = if v.eq_ignore_ascii_case("yes") {
+            "YES"
+        } else {
+            "NO"
+        };
+        system.set("SUBMIT_ON_HOLD", TValue::Single(yes.into()));
+    }
     imported(&mut system, &mut user)?;
     if system.get_all("OS").count() > 1 {
         return Err(fail(

@@ -49,7 +49,7 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
         .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
         .collect();
     if disks.is_empty() {
-        assign_targets(t, &mut disks, &[]).map_err(|e| fail(code::INTERNAL, e))?;
+        assign_targets(t, &mut disks, &[], None).map_err(|e| fail(code::INTERNAL, e))?;
         return Ok(Disks {
             stmts: Vec::new(),
             asks: Vec::new(),
@@ -58,7 +58,17 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
         });
     }
     let out = take_list(ctx, s, &mut disks, 0, None, "").await?;
-    assign_targets(t, &mut disks, &out.queues).map_err(|e| fail(code::INTERNAL, e))?;
+    let too_many = match too_many_disks(t, &disks, &out.queues) {
+        Some(why) => {
+            // Named by the id the VM would have had, as oned names it.
+            let last = ctx
+                .read(|c| sqlstore::objects::backup::last_oid(c, sqlstore::objects::vm::TABLE))
+                .await?;
+            Some(why(last + 1))
+        }
+        None => None,
+    };
+    assign_targets(t, &mut disks, &out.queues, too_many).map_err(|e| fail(code::INTERNAL, e))?;
     t.remove("DISK");
     for d in disks {
         t.push("DISK", template::Value::Vector(d));
@@ -105,7 +115,38 @@ fn prefix_of(disk: &[(String, String)], default: &str) -> String {
 /// first free one of its DEV_PREFIX, the first OS disk first, then the CD-ROMs and the context
 /// disk (whose DISK_ID follows the disks'), then the other disks; two disks naming one target
 /// are refused.
-fn assign_targets(t: &mut Template, disks: &mut [Pairs], queues: &[Queue]) -> Result<(), String> {
+/// `get_images`' limits on a new VM's disks (the context disk not counted): at most 4 of
+/// prefix `hd` but on a q35 or virt machine (`OS/MACHINE`), at most 256 of prefix `sd`; the
+/// refusal, for the VM's id.
+fn too_many_disks(t: &Template, disks: &[Pairs], queues: &[Queue]) -> Option<fn(i64) -> String> {
+    let prefix = |i: usize| {
+        let default = match queues.get(i) {
+            Some(Queue::Cdrom) => DEFAULT_CDROM_PREFIX,
+            _ => DEFAULT_PREFIX,
+        };
+        prefix_of(&disks[i], default)
+    };
+    let count = |p: &str| (0..disks.len()).filter(|&i| prefix(i) == p).count();
+    let machine = t
+        .vector("OS")
+        .and_then(|os| template::vector_get(os, "MACHINE"))
+        .unwrap_or("");
+    let q35 = machine.contains("q35") || machine.contains("virt");
+    if count("hd") > 4 && !q35 {
+        return Some(|id| format!("Non q35 or virt VM {id} has more than 4 hd disks"));
+    }
+    if count("sd") > 256 {
+        return Some(|id| format!("VM {id} has more than 256 disks"));
+    }
+    None
+}
+
+fn assign_targets(
+    t: &mut Template,
+    disks: &mut [Pairs],
+    queues: &[Queue],
+    too_many: Option<String>,
+) -> Result<(), String> {
     let mut used = std::collections::BTreeSet::new();
     let (mut os, mut cdrom, mut data) = (Vec::new(), Vec::new(), Vec::new());
     let claim = |target: &str, used: &mut std::collections::BTreeSet<String>| {
@@ -125,6 +166,9 @@ fn assign_targets(t: &mut Template, disks: &mut [Pairs], queues: &[Queue]) -> Re
                 _ => {}
             },
         }
+    }
+    if let Some(why) = too_many {
+        return Err(why);
     }
     let give = |queue: &[usize], disks: &mut [Pairs], used: &mut _| {
         for &i in queue {
@@ -368,7 +412,7 @@ mod tests {
             disk(&[("DEV_PREFIX", "vd")]),
         ];
         let queues = [Queue::Data, Queue::Cdrom, Queue::Os, Queue::Os, Queue::Os];
-        assign_targets(&mut t, &mut disks, &queues).unwrap();
+        assign_targets(&mut t, &mut disks, &queues, None).unwrap();
         let got: Vec<&str> = disks.iter().map(|d| target(d)).collect();
         // sda is taken by disk 3: the first OS disk gets sdb, the data disks after it sdc.
         assert_eq!(got, ["sdc", "hda", "sdb", "sda", "vda"]);
@@ -382,7 +426,7 @@ mod tests {
         let mut t = Template::default();
         let mut disks = vec![disk(&[("TARGET", "vda")]), disk(&[("TARGET", "vda")])];
         assert_eq!(
-            assign_targets(&mut t, &mut disks, &[Queue::Os, Queue::Data]).unwrap_err(),
+            assign_targets(&mut t, &mut disks, &[Queue::Os, Queue::Data], None).unwrap_err(),
             "Two disks have defined the same target vda"
         );
         let t = Template::parse(

@@ -96,4 +96,31 @@ fn done_vms_keep_their_owner_offline_hosts_take_no_vm_and_actions_clear_resched(
     );
     let b = vm(&c);
     ok(&c, "one.vm.chown", vec![i(b), i(1), i(-1)]);
+    // Held at allocate: `VirtualMachinePool::allocate` says so in its template.
+    let held = c.call_xml("one.vm.info", vec![i(b)]).unwrap();
+    assert!(
+        held.contains("<SUBMIT_ON_HOLD><![CDATA[YES]]></SUBMIT_ON_HOLD>"),
+        "{held}"
+    );
+
+    eprintln!("--- more than 4 hd disks but on a q35 machine");
+    let disks = "DISK = [ TYPE = fs, SIZE = 1, DEV_PREFIX = hd ]\n".repeat(5);
+    let next = b + 1;
+    assert_eq!(
+        one_error(c.call(
+            "one.vm.allocate",
+            vec![s(&format!("CPU = 0.1\nMEMORY = 16\n{disks}"))]
+        )),
+        (
+            0x2000,
+            format!("[one.vm.allocate] Non q35 or virt VM {next} has more than 4 hd disks")
+        )
+    );
+    ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.1\nMEMORY = 16\nOS = [ MACHINE = pc-q35-8.2 ]\n{disks}"
+        ))],
+    );
 }
