@@ -285,7 +285,7 @@ impl Need {
         }
     }
 
-    fn granted(&self, c: &Caller<'_>) -> bool {
+    pub(super) fn granted(&self, c: &Caller<'_>) -> bool {
         match &self.obj {
             Some(o) => c.may(self.kind, o, self.right),
             None if self.right == acl::CREATE => c.may_create(self.kind),
@@ -294,7 +294,7 @@ impl Need {
     }
 
     /// `Not authorized to perform ADMIN HOST [3]`, as `AuthRequest::add_auth` words it.
-    fn refusal(&self) -> String {
+    pub(super) fn refusal(&self) -> String {
         let id = self
             .obj
             .map(|o| format!(" [{}]", o.oid))

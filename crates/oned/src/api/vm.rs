@@ -38,12 +38,8 @@ pub const METHODS: &[Method] = &[
         &VMS
     ),
     method!(wire::method::VM_ACTION, Write, Auth::Object, action),
-    method!(
-        wire::method::VM_DEPLOY,
-        Write,
-        Auth::AdminOn("ADMIN VM"),
-        deploy
-    ),
+    // The handler authorizes: the VM, the host and the system datastore at once.
+    method!(wire::method::VM_DEPLOY, Write, Auth::Object, deploy),
     method!(
         wire::method::VMPOOL_INFO,
         Read,
@@ -534,6 +530,38 @@ pub fn action_move(
     stmts
 }
 
+/// `vm_authorization_no_response` of `VirtualMachineDeploy` and `VirtualMachineMigrate`: `right`
+/// on VM `v`, MANAGE on host `hid`, USE on system datastore `ds_id` if one is named, every
+/// refusal said at once.
+pub(super) async fn deploy_authorized(
+    ctx: &Ctx,
+    s: &Session,
+    v: &VmRow,
+    right: u64,
+    hid: i64,
+    ds_id: Option<i64>,
+) -> Result<(), Failure> {
+    use super::method::Need;
+    use sqlstore::objects::HasOwner;
+    let c = perms::caller(ctx, s).await?;
+    let mut why: Vec<String> = VMS.refusal(&c, v, right).into_iter().collect();
+    if !s.is_admin() {
+        let mut needs = vec![Need::on(wire::acl::HOST, hid, MANAGE)];
+        if let Some(ds_id) = ds_id {
+            let ds = super::storage::DATASTORES.get(ctx, ds_id).await?;
+            needs.push(Need::owned(wire::acl::DATASTORE, ds.owner(), perms::USE));
+        }
+        why.extend(needs.iter().filter(|n| !n.granted(&c)).map(Need::refusal));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(fail(
+        code::AUTHORIZATION,
+        format!("User [{}] : {}.", s.uid, why.join("; ")),
+    ))
+}
+
 /// `VirtualMachine::state_str`: an ACTIVE VM is named by its LCM state.
 pub(super) fn state_name(st: i64, lc: i64) -> String {
     if st == state::ACTIVE {
@@ -585,14 +613,9 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if let Some(t) = &nic_tmpl {
         super::vm_auto_nics::authorize(ctx, s, &before, t).await?;
     }
-    let vm = VMS
-        .authorized(
-            ctx,
-            s,
-            id,
-            super::vm_ops::right(ctx, s, "deploy", perms::ADMIN).await?,
-        )
-        .await?;
+    let right = super::vm_ops::right(ctx, s, "deploy", perms::ADMIN).await?;
+    deploy_authorized(ctx, s, &before, right, hid, Some(ds_id)).await?;
+    let vm = before;
     if ![
         state::PENDING,
         state::HOLD,

@@ -67,14 +67,10 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if ds_id != -1 {
         super::must_exist(ctx, Table::Datastore, ds_id).await?;
     }
-    let v = VMS
-        .authorized(
-            ctx,
-            s,
-            id,
-            super::vm_ops::right(ctx, s, "migrate", ADMIN).await?,
-        )
-        .await?;
+    let v = VMS.get(ctx, id).await?;
+    let right = super::vm_ops::right(ctx, s, "migrate", ADMIN).await?;
+    let named_ds = (ds_id != -1).then_some(ds_id);
+    super::vm::deploy_authorized(ctx, s, &v, right, hid, named_ds).await?;
     let to = first_state(&v, live).ok_or_else(|| {
         fail(
             code::ACTION,

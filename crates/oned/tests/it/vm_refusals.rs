@@ -103,9 +103,44 @@ fn done_vms_keep_their_owner_offline_hosts_take_no_vm_and_actions_clear_resched(
         "{held}"
     );
 
+    eprintln!("--- a user's deploy: the host first, then every right it lacks at once");
+    let empty = Value::Array(vec![]);
+    let u = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), empty],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let mine = vm(&ann);
+    assert_eq!(
+        one_error(ann.call("one.vm.deploy", vec![i(mine), i(99)])),
+        (0x400, "[one.vm.deploy] Error getting host [99].".into())
+    );
+    // The default VDC gives group users MANAGE on the zone's hosts and USE on its datastores.
+    assert_eq!(
+        one_error(ann.call("one.vm.deploy", vec![i(mine), i(hosts[0])])),
+        (
+            0x200,
+            format!("[one.vm.deploy] User [{u}] : Not authorized to perform ADMIN VM [{mine}].")
+        )
+    );
+    ok(&c, "one.vdc.delgroup", vec![i(0), i(1)]);
+    assert_eq!(
+        one_error(ann.call("one.vm.deploy", vec![i(mine), i(hosts[0])])),
+        (
+            0x200,
+            format!(
+                "[one.vm.deploy] User [{u}] : Not authorized to perform ADMIN VM [{mine}]; Not \
+                 authorized to perform MANAGE HOST [{}]; Not authorized to perform USE \
+                 DATASTORE [0].",
+                hosts[0]
+            )
+        )
+    );
+
     eprintln!("--- more than 4 hd disks but on a q35 machine");
     let disks = "DISK = [ TYPE = fs, SIZE = 1, DEV_PREFIX = hd ]\n".repeat(5);
-    let next = b + 1;
+    let next = mine + 1;
     assert_eq!(
         one_error(c.call(
             "one.vm.allocate",
