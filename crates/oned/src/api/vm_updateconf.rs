@@ -129,8 +129,27 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             }
         }
         check_state(&v)?;
-        let (mut new, context_changed, to_parse) = apply(&old, &conf, append)?;
+        let allow_eth = ctx
+            .config
+            .raw
+            .single("CONTEXT_ALLOW_ETH_UPDATES")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
+        let ((mut new, context_changed, to_parse), eth) =
+            apply_with(&old, &conf, append, allow_eth)?;
         super::vm_context::at_updateconf(ctx, &v, &mut new, to_parse).await?;
+        // The network values given win over those the network context was made with.
+        if let Some(mut context) = new
+            .vector("CONTEXT")
+            .map(<[_]>::to_vec)
+            .filter(|_| !eth.is_empty())
+        {
+            for (k, v) in eth {
+                context.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+                context.push((k, v));
+            }
+            context.sort_by(|a, b| a.0.cmp(&b.0));
+            new.set("CONTEXT", TValue::Vector(context));
+        }
         backup_config(&v, &given, &old, &mut new, append)?;
         super::vm_body::graphics(&mut new)?;
         let port = graphics_port(ctx, &v, &mut new).await?;
@@ -281,7 +300,19 @@ fn conf_template(given: &Template) -> Template {
 
 /// `replace_vector_values` for every section, then the context: the new template, whether the
 /// context changed, and the context values to parse (`new_context`).
+#[cfg(test)]
 fn apply(old: &Template, conf: &Template, append: bool) -> Result<Applied, Failure> {
+    apply_with(old, conf, append, false).map(|(applied, _)| applied)
+}
+
+/// The update, and with `allow_eth` (oned.conf's CONTEXT_ALLOW_ETH_UPDATES) the network values
+/// it changes, written as given once the network context is made again.
+fn apply_with(
+    old: &Template,
+    conf: &Template,
+    append: bool,
+    allow_eth: bool,
+) -> Result<(Applied, Pairs), Failure> {
     let mut t = old.clone();
     for (name, keys) in CONF {
         match (conf.vector(name), t.vector(name).map(<[_]>::to_vec)) {
@@ -316,13 +347,13 @@ fn apply(old: &Template, conf: &Template, append: bool) -> Result<Applied, Failu
             ))
         }
         (Some(cur), Some(new)) => {
-            let (ctx, changed, to_parse) = new_context(&cur, new, append)?;
+            let (ctx, changed, to_parse, eth) = new_context(&cur, new, append, allow_eth)?;
             t.set("CONTEXT", TValue::Vector(ctx));
-            (changed, to_parse)
+            (changed, to_parse, eth)
         }
-        _ => (false, Vec::new()),
+        _ => (false, Vec::new(), Vec::new()),
     };
-    Ok((t, changed.0, changed.1))
+    Ok(((t, changed.0, changed.1), changed.2))
 }
 
 fn is_eth(key: &str) -> bool {
@@ -348,14 +379,18 @@ fn new_context(
     cur: &[(String, String)],
     new: &[(String, String)],
     append: bool,
-) -> Result<(Pairs, bool, Pairs), Failure> {
+    allow_eth: bool,
+) -> Result<(Pairs, bool, Pairs, Pairs), Failure> {
     let upper = |pairs: &[(String, String)]| -> Vec<(String, String)> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
             .collect()
     };
-    let (cur, new) = (upper(cur), upper(new));
+    let (cur, mut new) = (upper(cur), upper(new));
+    // `VirtualMachine::updateconf` walks both in the key order its map keeps.
+    new.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut eth = Vec::new();
     let get = |pairs: &[(String, String)], k: &str| {
         pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     };
@@ -373,7 +408,9 @@ fn new_context(
             }
             old => {
                 to_parse.push((k.clone(), v.clone()));
-                if is_eth(k) {
+                if is_eth(k) && allow_eth {
+                    eth.push((k.clone(), v.clone()));
+                } else if is_eth(k) {
                     let verb = if old.is_some() { "update" } else { "add" };
                     return Err(fail(
                         code::INTERNAL,
@@ -408,7 +445,7 @@ fn new_context(
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((out, changed, to_parse))
+    Ok((out, changed, to_parse, eth))
 }
 
 /// The BACKUP_CONFIG part of `VirtualMachine::updateconf` (not while a backup runs): MODE

@@ -159,3 +159,48 @@ fn done_vms_keep_their_owner_offline_hosts_take_no_vm_and_actions_clear_resched(
         ))],
     );
 }
+
+/// oned.conf's CONTEXT_ALLOW_ETH_UPDATES = YES: `one.vm.updateconf` writes the network values it
+/// is given over those the network context is made with (refused otherwise, as by default).
+#[test]
+fn context_eth_values_change_only_where_oned_conf_allows_it() {
+    let setup = |_: usize, srv: &mut crate::zone::Server| {
+        srv.extra_conf
+            .push_str("CONTEXT_ALLOW_ETH_UPDATES = \"YES\"\n");
+        srv.write_conf();
+    };
+    let zone = Zone::solo_custom(None, Some(Box::new(setup)));
+    let c = zone.servers[0].client();
+    let net = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s("NAME = lan\nVN_MAD = bridge\nAR = [ TYPE = IP4, IP = 10.3.0.1, SIZE = 4 ]"),
+            i(-1),
+        ],
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![
+            s(&format!(
+                "CPU = 0.1\nMEMORY = 16\nNIC = [ NETWORK_ID = {net} ]\n\
+                 CONTEXT = [ NETWORK = YES, A = 1 ]"
+            )),
+            Value::Bool(true),
+        ],
+    );
+    wait_body(&zone, &c, vm, "<ETH0_IP><![CDATA[10.3.0.1]]></ETH0_IP>");
+    ok(
+        &c,
+        "one.vm.updateconf",
+        vec![
+            i(vm),
+            s("CONTEXT = [ ETH0_IP = \"10.3.0.99\", ETH0_MTU = \"9000\" ]"),
+            i(1),
+        ],
+    );
+    wait_body(&zone, &c, vm, "<ETH0_IP><![CDATA[10.3.0.99]]></ETH0_IP>");
+    wait_body(&zone, &c, vm, "<ETH0_MTU><![CDATA[9000]]></ETH0_MTU>");
+    wait_body(&zone, &c, vm, "<A><![CDATA[1]]></A>");
+}
