@@ -504,6 +504,21 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             "Cannot reserve addresses from a reserved VNET",
         ));
     }
+    if onto.is_none() {
+        // The new network's name is checked as `VirtualNetworkPool::allocate` checks it,
+        // before the addresses.
+        super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
+        let (n, uid) = (name.clone(), s.uid);
+        let held = ctx
+            .read(move |c| sqlstore::objects::owned_named(c, vnet::TABLE, &n, uid))
+            .await?;
+        if let Some(other) = held {
+            return Err(fail(
+                code::INTERNAL,
+                format!("NAME is already taken by NET {other}."),
+            ));
+        }
+    }
     // One attempt: a concurrent change of the parent (its template or the addresses picked)
     // refuses this write, and the caller may ask again.
     let v = parent;

@@ -893,8 +893,9 @@ fn a_vm_has_at_most_1024_nics_and_1024_disks() {
         for _ in 0..nics {
             t.push_str(&format!("NIC = [ NETWORK_ID = {vn} ]\n"));
         }
+        // Virtio disks: OpenNebula's own limits count only `hd` (4) and `sd` (256) disks.
         for _ in 0..disks {
-            t.push_str("DISK = [ TYPE = fs, SIZE = 1 ]\n");
+            t.push_str("DISK = [ TYPE = fs, SIZE = 1, DEV_PREFIX = vd ]\n");
         }
         t
     };

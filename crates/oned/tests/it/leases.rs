@@ -261,6 +261,17 @@ fn nics_lease_addresses_from_ranges_and_give_them_back_when_their_vm_ends() {
             "[one.vn.reserve] Cannot reserve addresses from a reserved VNET"
         )
     );
+    // The new network's name is checked first, as `VirtualNetworkPool::allocate` checks it.
+    for (name, why) in [
+        ("a&b", "Invalid NAME, char '&' is not allowed".to_string()),
+        ("mine", format!("NAME is already taken by NET {res}.")),
+    ] {
+        let (code, msg) = one_error(w.call(
+            "one.vn.reserve",
+            vec![Value::Int(vn), s(&format!("SIZE = 1\nNAME = \"{name}\""))],
+        ));
+        assert_eq!((code, msg), (INTERNAL, format!("[one.vn.reserve] {why}")));
+    }
     let (code, msg) = one_error(w.call(
         "one.vn.reserve",
         vec![Value::Int(vn), s("SIZE = 5\nNAME = big")],
