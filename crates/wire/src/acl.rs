@@ -148,12 +148,25 @@ pub fn parse_selector(text: &str) -> Result<u64, SelectorError> {
 pub fn rule_string(user: u64, resource: u64, rights: u64, zone: u64) -> String {
     format!(
         "{} {}/{} {} {}",
-        selector_string(user),
+        selector_as(user, &[GROUP_ID, INDIVIDUAL_ID, ALL_ID]),
         names(RESOURCES, resource),
-        selector_string(resource),
+        selector_as(resource, &[GROUP_ID, INDIVIDUAL_ID, CLUSTER_ID, ALL_ID]),
         names(RIGHTS, rights),
-        selector_string(zone)
+        selector_as(zone, &[INDIVIDUAL_ID, ALL_ID])
     )
+}
+
+/// `AclRule::build_str`'s selector: the first of `order` the mask has, its id as a C `int`;
+/// `??` for none (a malformed rule, in its refusal).
+fn selector_as(v: u64, order: &[u64]) -> String {
+    let id = (v & ID_MASK) as u32 as i32;
+    match order.iter().find(|bit| v & **bit != 0) {
+        Some(&GROUP_ID) => format!("@{id}"),
+        Some(&INDIVIDUAL_ID) => format!("#{id}"),
+        Some(&CLUSTER_ID) => format!("%{id}"),
+        Some(_) => "*".to_string(),
+        None => "??".to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -160,7 +160,10 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         // Either gone, or kept for its users: the group's row says which.
         Err(_) if kept => {
             super::must_exist(ctx, Table::Group, id).await?;
-            Err(fail(code::ACTION, "Cannot delete group. Group has users."))
+            Err(fail(
+                code::ACTION,
+                format!("Cannot delete group. Group {id} is not empty."),
+            ))
         }
         Err(f) => Err(f),
     }
@@ -180,18 +183,29 @@ async fn admin(ctx: &Ctx, s: &Session, p: Params<'_>, add: bool) -> MethodResult
         ];
         table::require(ctx, s, &needs).await?;
     }
+    // `Group::add_admin` / `del_admin`, INTERNAL after "Cannot edit group. ".
+    let refused = |why: String| fail(code::INTERNAL, format!("Cannot edit group. {why}"));
+    let (member, admin) = ctx
+        .read(move |c| sqlstore::objects::group::membership_of(c, gid, uid))
+        .await?;
+    if add && !member {
+        return Err(refused(format!("User {uid} is not part of Group {gid}.")));
+    }
+    if add && admin {
+        return Err(refused(format!(
+            "User {uid} is already an administrator of Group {gid}."
+        )));
+    }
+    if !add && !admin {
+        return Err(refused(format!(
+            "User {uid} is not an administrator of Group {gid}."
+        )));
+    }
     let txn = SqlTxn {
         stmts: rows::set_admin(gid, uid, add),
     };
     ctx.commit(txn, |r| {
-        r.missing(fail(
-            code::ACTION,
-            format!(
-                "Cannot {} admin of group [{gid}]: user [{uid}] is not {}.",
-                if add { "add" } else { "remove" },
-                if add { "in the group" } else { "an admin" }
-            ),
-        ))
+        r.missing(refused(format!("User {uid} is not part of Group {gid}.")))
     })
     .await?;
     Ok(Value::Int(gid as i32))

@@ -365,6 +365,9 @@ pub async fn delete<R: HasOwner + Send + 'static>(
     refused: impl FnOnce(super::Refused) -> Failure,
 ) -> MethodResult {
     f.authorized(ctx, s, id, MANAGE).await?;
+    let mut stmts = stmts;
+    // `RequestManagerDelete::delete_object`: the rules on exactly this object go with it.
+    stmts.push(objects::acl::drop_rules_on(f.kind, id));
     ctx.commit(SqlTxn { stmts }, refused).await?;
     Ok(Value::Int(id as i32))
 }

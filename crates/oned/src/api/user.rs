@@ -519,6 +519,9 @@ pub async fn addgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     groups_by_hand(ctx, &user)?;
     super::must_exist(ctx, Table::Group, gid).await?;
     table::require(ctx, s, &edit_group_needs(&user, gid)).await?;
+    if user.groups.contains(&gid) {
+        return Err(fail(code::ACTION, "User is already in this group"));
+    }
     membership(
         ctx,
         id,
@@ -534,11 +537,15 @@ pub async fn delgroup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     groups_by_hand(ctx, &user)?;
     super::must_exist(ctx, Table::Group, gid).await?;
     table::require(ctx, s, &edit_group_needs(&user, gid)).await?;
+    // `User::del_group`.
     if user.gid == gid {
         return Err(fail(
             code::ACTION,
-            "Cannot remove user from group. Cannot remove user from primary group.",
+            "Cannot remove user from the primary group",
         ));
+    }
+    if !user.groups.contains(&gid) {
+        return Err(fail(code::ACTION, "User is not part of this group"));
     }
     let mut stmts = vec![rows::leave_group(id, gid)];
     stmts.extend(sqlstore::objects::group::drop_admin_if_left(gid, id));
@@ -550,5 +557,8 @@ pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let on = p.bool(1)?;
     authorize(ctx, s, id, wire::acl::ADMIN).await?;
+    if id == 0 {
+        return Err(fail(code::ACTION, "Cannot enable/disable oneadmin user"));
+    }
     membership(ctx, id, vec![rows::set_enabled(id, on)]).await
 }

@@ -65,6 +65,7 @@ mod template_images;
 mod tls;
 mod upgrade;
 mod user_allocate;
+mod users_groups_acl;
 mod vdcs;
 mod vm_actions;
 mod vm_auto_nics;

@@ -33,6 +33,36 @@ pub fn load_all(c: &Conn) -> crate::sql::Result<Vec<AclRow>> {
     .collect()
 }
 
+/// Whether the rule `rule` is there.
+pub fn exists(c: &Conn, rule: Rule) -> crate::sql::Result<bool> {
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM acl WHERE user = ?1 AND resource = ?2 AND rights = ?3
+         AND zone = ?4)",
+    )?
+    .query_row(crate::sql::params_from_iter(rule_args(rule)), |r| r.get(0))
+}
+
+/// `AclManager::del_resource_rules`: the rules on exactly object `oid` of resource type `kind`
+/// (`VM/#7`, not `VM+IMAGE/#7`) go with it.
+pub fn drop_rules_on(kind: u64, oid: i64) -> SqlStmt {
+    let resource = kind | wire::acl::INDIVIDUAL_ID | (oid as u64 & wire::acl::ID_MASK);
+    SqlStmt::new(
+        "DELETE FROM acl WHERE resource = ?1",
+        vec![SqlValue::Int(resource as i64)],
+    )
+}
+
+/// `AclManager::del_gid_rules`' second half: the rules on the objects of group `gid`
+/// (`.../@gid`, whatever the types).
+pub fn drop_rules_on_group_objects(gid: i64) -> SqlStmt {
+    let selector = wire::acl::GROUP_ID | (gid as u64 & wire::acl::ID_MASK);
+    let mask = wire::acl::GROUP_ID | wire::acl::ID_MASK;
+    SqlStmt::new(
+        "DELETE FROM acl WHERE (resource & ?2) = ?1",
+        vec![SqlValue::Int(selector as i64), SqlValue::Int(mask as i64)],
+    )
+}
+
 /// A new rule; a rule equal to an existing one is a constraint failure.
 pub fn insert(user: u64, resource: u64, rights: u64, zone: u64) -> Vec<SqlStmt> {
     vec![

@@ -87,6 +87,8 @@ pub fn delete_if_empty(oid: i64) -> Vec<SqlStmt> {
             "DELETE FROM acl WHERE user = ?1",
             vec![SqlValue::Int(ACL_GROUP | oid)],
         ),
+        super::acl::drop_rules_on_group_objects(oid),
+        super::acl::drop_rules_on(wire::acl::GROUP, oid),
         // Out of every VDC (its rules went with the line above).
         SqlStmt::new(
             "DELETE FROM vdc_group WHERE gid = ?1",
@@ -130,6 +132,15 @@ pub fn admin_rules(gid: i64, uid: i64) -> [super::acl::Rule; 4] {
         // #<uid> GROUP/#<gid> MANAGE *
         (me, GROUP | INDIVIDUAL_ID | gid, MANAGE, ALL_ID),
     ]
+}
+
+/// Whether user `uid` is a member of group `gid`, and whether one of its administrators.
+pub fn membership_of(c: &Conn, gid: i64, uid: i64) -> crate::sql::Result<(bool, bool)> {
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM user_groups WHERE uid = ?2 AND gid = ?1),
+                EXISTS (SELECT 1 FROM group_admins WHERE uid = ?2 AND gid = ?1)",
+    )?
+    .query_row((gid, uid), |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
 /// Makes member `uid` an administrator of `gid` (`add`), or no longer one, with the ACL rules

@@ -163,6 +163,7 @@ pub fn delete(oid: i64) -> Vec<SqlStmt> {
             "DELETE FROM acl WHERE user = ?1",
             vec![SqlValue::Int(ACL_INDIVIDUAL | oid)],
         ),
+        super::acl::drop_rules_on(wire::acl::USER, oid),
     ]
 }
 

@@ -1,0 +1,167 @@
+//! Users, groups and ACL rules refused, and cleaned up, as OpenNebula 7.0.2's
+//! `RequestManagerUser`, `RequestManagerGroup`, `AclManager` and `AclRule` have them.
+
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, ACTION_CODE, INTERNAL};
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn i(v: i64) -> Value {
+    Value::Int(v as i32)
+}
+
+fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i64 {
+    match c.call(method, params) {
+        Ok(v) => v.as_i64().unwrap(),
+        Err(e) => panic!("{method}: {e}"),
+    }
+}
+
+fn says(code: i32, method: &str, why: &str) -> (i32, String) {
+    (code, format!("[{method}] {why}"))
+}
+
+#[test]
+fn user_and_group_edits_are_refused_in_opennebulas_words() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let m = "one.user.enable";
+    assert_eq!(
+        one_error(c.call(m, vec![i(0), Value::Bool(false)])),
+        says(ACTION_CODE, m, "Cannot enable/disable oneadmin user")
+    );
+    let g = ok(&c, "one.group.allocate", vec![s("team")]);
+    let u = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    ok(&c, "one.user.addgroup", vec![i(u), i(g)]);
+    for (m, gid, why) in [
+        ("one.user.addgroup", g, "User is already in this group"),
+        ("one.user.addgroup", 1, "User is already in this group"),
+        (
+            "one.user.delgroup",
+            1,
+            "Cannot remove user from the primary group",
+        ),
+        ("one.user.delgroup", 0, "User is not part of this group"),
+    ] {
+        assert_eq!(
+            one_error(c.call(m, vec![i(u), i(gid)])),
+            says(ACTION_CODE, m, why),
+            "{m} {gid}"
+        );
+    }
+    let edit = |m: &str, gid: i64| one_error(c.call(m, vec![i(gid), i(u)]));
+    assert_eq!(
+        edit("one.group.addadmin", 0),
+        says(
+            INTERNAL,
+            "one.group.addadmin",
+            &format!("Cannot edit group. User {u} is not part of Group 0.")
+        )
+    );
+    assert_eq!(
+        edit("one.group.deladmin", g),
+        says(
+            INTERNAL,
+            "one.group.deladmin",
+            &format!("Cannot edit group. User {u} is not an administrator of Group {g}.")
+        )
+    );
+    ok(&c, "one.group.addadmin", vec![i(g), i(u)]);
+    assert_eq!(
+        edit("one.group.addadmin", g),
+        says(
+            INTERNAL,
+            "one.group.addadmin",
+            &format!("Cannot edit group. User {u} is already an administrator of Group {g}.")
+        )
+    );
+    let m = "one.group.delete";
+    assert_eq!(
+        one_error(c.call(m, vec![i(g)])),
+        says(
+            ACTION_CODE,
+            m,
+            &format!("Cannot delete group. Group {g} is not empty.")
+        )
+    );
+}
+
+#[test]
+fn acl_rules_are_refused_listed_and_dropped_as_aclmanager_does() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let m = "one.acl.addrule";
+    let add = |user: &str, resource: &str, rights: &str| {
+        c.call(m, vec![s(user), s(resource), s(rights), s("400000000")])
+    };
+    let u = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    // #ann USER/#ann MANAGE *: a rule on exactly the user, which goes with it.
+    let me = format!("{:x}", 0x1_0000_0000_u64 | u as u64);
+    let on_me = format!("{:x}", 0x100_0000_0000_u64 | 0x1_0000_0000 | u as u64);
+    add(&me, &on_me, "2").unwrap();
+    assert_eq!(
+        one_error(add(&me, &on_me, "2")),
+        says(
+            INTERNAL,
+            m,
+            &format!("Rule #{u} USER/#{u} MANAGE * already exists")
+        )
+    );
+    let listed = c.call_xml("one.acl.info", vec![]).unwrap();
+    let first = listed.find("<STRING>").map(|at| &listed[at..at + 30]);
+    assert_eq!(
+        first,
+        Some(
+            format!("<STRING>#{u} USER/#{u} MANAGE *</STRING>")
+                .get(..30)
+                .unwrap()
+        ),
+        "rules come out by their user mask, #id first: {listed}"
+    );
+    for (resource, why) in [
+        (
+            "1000000000",
+            "Rule #2 VM/?? USE * is malformed: [resource] is missing one of the INDIVIDUAL, \
+             GROUP, CLUSTER or ALL bits",
+        ),
+        (
+            "1800000064",
+            "Rule #2 VM/%100 USE * is malformed: [resource] CLUSTER(%) selector can be applied \
+             only to DATASTORE, HOST and NET types",
+        ),
+        (
+            "1100000003",
+            "Rule #2 VM/#3 USE * is malformed: [resource] INDIVIDUAL(#) selector cannot be \
+             applied to ALL zones, except for USER, GROUP and ZONE types",
+        ),
+    ] {
+        assert_eq!(
+            one_error(add("100000002", resource, "1")),
+            says(INTERNAL, m, why),
+            "{resource}"
+        );
+    }
+    assert_eq!(
+        one_error(add("100000002", "2400000001", "zz")),
+        says(
+            INTERNAL,
+            m,
+            "Rule #2 HOST/*  * is malformed: when using the ALL bit, [resource] ID must be \
+             0; wrong [rights], it cannot be 0"
+        )
+    );
+    ok(&c, "one.user.delete", vec![i(u)]);
+    let listed = c.call_xml("one.acl.info", vec![]).unwrap();
+    assert!(!listed.contains(&format!("USER/#{u}")), "{listed}");
+}
