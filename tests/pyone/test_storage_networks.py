@@ -19,8 +19,8 @@ def test_the_default_datastores(zone):
     assert pool[1].NAME == "default" and pool[1].TYPE == 0
     assert pool[2].NAME == "files" and pool[2].TYPE == 2
     assert one.datastore.info(1).TM_MAD == "local"
-    with pytest.raises(pyone.OneActionException):
-        zone.server(zone.leader()).datastore.delete(0)
+    with pytest.raises(pyone.OneNoExistsException):
+        zone.server(zone.leader()).datastore.delete(99999)
 
 
 def test_images_become_ready_and_count_in_their_datastore(zone):

@@ -220,15 +220,21 @@ pub async fn status(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let status = p.int(1)?;
     let state = match status {
-        0 => INIT,
+        // `Host::enable`: a disabled host that was monitored is MONITORED again at once.
+        0 => {
+            let host = ctx
+                .read(move |c| rows::load(c, id))
+                .await?
+                .ok_or_else(|| no_host(id))?;
+            if host.state == DISABLED && host.total_cpu > 0 {
+                MONITORED
+            } else {
+                INIT
+            }
+        }
         1 => DISABLED,
         2 => OFFLINE,
-        other => {
-            return Err(fail(
-                code::XML_RPC_API,
-                format!("Wrong status code {other}"),
-            ))
-        }
+        _ => return Err(fail(code::INTERNAL, "Wrong status code")),
     };
     change(
         ctx,

@@ -65,12 +65,7 @@ pub const DATASTORE_METHODS: &[Method] = &[
         owned::info,
         &DATASTORES
     ),
-    method!(
-        "one.datastore.delete",
-        Write,
-        Auth::AdminOn("MANAGE DATASTORE"),
-        ds_delete
-    ),
+    method!("one.datastore.delete", Write, Auth::Object, ds_delete),
     method!(
         "one.datastore.enable",
         Write,
@@ -231,6 +226,9 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         }
         (_, tm) => tm.to_string(),
     };
+    // `Datastore::insert`: the name is the object's, not its template's.
+    let mut t = t;
+    t.remove("NAME");
     let insert = ds::insert(NewDatastore {
         name: name.clone(),
         uid: s.uid,
@@ -259,23 +257,28 @@ pub async fn ds_pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult
     DATASTORES.pool_all(ctx, s).await
 }
 
-pub async fn ds_delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+/// `one.datastore.delete(id)` (`DatastoreDelete`): ADMIN on the datastore, which must hold no
+/// image (`DatastorePool::drop`); any datastore, the first three too.
+pub async fn ds_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    super::family::deletable_id(
-        id,
-        "Cannot delete datastore. System datastores (ID < 100) cannot be deleted.",
-    )?;
+    DATASTORES
+        .authorized(ctx, s, id, super::perms::ADMIN)
+        .await?;
     let mut stmts = ds::delete_if_empty(id);
     stmts.extend(sqlstore::objects::vdc::forget_resource(
         sqlstore::objects::vdc::Kind::Datastore,
         ctx.config.zone_id,
         id,
     ));
+    stmts.push(sqlstore::objects::acl::drop_rules_on(
+        wire::acl::DATASTORE,
+        id,
+    ));
     let txn = SqlTxn { stmts };
     ctx.commit(txn, |r| {
         r.missing(fail(
             code::ACTION,
-            format!("Cannot delete datastore [{id}]: it does not exist or holds images."),
+            format!("Cannot delete datastore. Datastore {id} is not empty."),
         ))
     })
     .await?;

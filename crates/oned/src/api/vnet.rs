@@ -185,8 +185,10 @@ pub(super) async fn create_child(
         normalized_ranges(&t)
     }
     .map_err(|e| fail(code::INTERNAL, e))?;
-    // `VirtualNetwork::insert`: every network gets the default security group.
+    // `VirtualNetwork::insert`: the name is the object's, not its template's; every network
+    // gets the default security group.
     let mut t = t;
+    t.remove("NAME");
     super::secgroup::with_default_group(&mut t);
     let bridge = t.single("BRIDGE").unwrap_or("").to_string();
     let insert = vnet::insert(NewVnet {
@@ -262,22 +264,37 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     use sqlstore::objects::lease;
+    use wire::VnetState as V;
     let id = p.int(0)? as i64;
-    // `VirtualNetworkDelete::drop`: none of its addresses may be in use; a reservation's go
-    // back to its parent.
+    let state = NETS.get(ctx, id).await?.state;
+    // `VirtualNetworkDelete::drop`: none of its addresses may be in use, and not while the
+    // driver holds it; a reservation's go back to its parent.
     let mut stmts = vec![lease::none_in_vnet(id)];
-    stmts.extend(vnet::delete_in_state(id, READY));
+    stmts.extend(vnet::delete_in_state(id, state));
     stmts.push(lease::free_all_of(lease::Holder::Net, id));
     stmts.extend(sqlstore::objects::vdc::forget_resource(
         sqlstore::objects::vdc::Kind::Vnet,
         ctx.config.zone_id,
         id,
     ));
+    if matches!(
+        V::from_i64(state),
+        Some(V::LockCreate | V::LockDelete | V::Done)
+    ) {
+        NETS.authorized(ctx, s, id, super::perms::MANAGE).await?;
+        return Err(fail(
+            code::ACTION,
+            format!(
+                "Cannot delete virtual network. Can not remove a Virtual Network, wrong state {}",
+                V::from_i64(state).map_or("UNKNOWN", V::name)
+            ),
+        ));
+    }
     super::owned::delete(ctx, s, &NETS, id, stmts, |r| {
         let why = if r.stmt == 0 {
             "Cannot delete virtual network. Can not remove a virtual network with leases in use"
         } else {
-            "Cannot delete virtual network. It is not in state READY."
+            "Cannot delete virtual network. It changed meanwhile, try again"
         };
         r.missing(fail(code::ACTION, why))
     })

@@ -143,22 +143,20 @@ const SHOWN: [&str; 10] = [
     "ALLOCATED",
 ];
 
-/// `one.vn.update_ar(id, template)`: each AR (by AR_ID) takes the attributes given, as
-/// `AddressRange::update_attributes`: its type, MAC and first addresses stay; SIZE may shrink
-/// only above its last lease.
+/// `one.vn.update_ar(id, template)`: the first AR given (by AR_ID) becomes what it says, as
+/// `AddressRange::update_attributes` replaces the range: its type, MAC, first addresses, id and
+/// parent range stay, SIZE too unless given (it may shrink only above its last lease); anything
+/// else the range had and the call does not repeat is gone.
 pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     leases_call(ctx, s, p, "one.vn.update_ar", MANAGE, |v, tmpl| {
-        let ups: Vec<_> = tmpl
-            .get_all("AR")
-            .filter_map(|a| a.value.as_vector())
-            .collect();
-        if ups.is_empty() {
+        // `AddressRangePool::update_ar` acts on the first AR and returns.
+        let Some(up) = tmpl.get_all("AR").find_map(|a| a.value.as_vector()) else {
             return Err("Wrong AR definition. AR vector attribute is missing.".into());
-        }
+        };
         let t = parsed(&v.template)?;
         let mut ranges = ar::ranges(&t);
         let mut guards = Vec::new();
-        for up in ups {
+        {
             let get = |k: &str| template::vector_get(up, k).unwrap_or("").trim().to_string();
             let Ok(arid) = get("AR_ID").parse::<i64>() else {
                 return Err("AR/AR_ID attribute is missing.".into());
@@ -167,18 +165,7 @@ pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 return Err(format!("Address Range with ID {arid} was not found."));
             };
             let reservation = !r.get("PARENT_NETWORK_AR_ID").is_empty();
-            let mut attrs = r.attrs.clone();
-            for (k, val) in up {
-                let k = k.to_ascii_uppercase();
-                if KEPT.contains(&k.as_str())
-                    || SHOWN.contains(&k.as_str())
-                    || matches!(k.as_str(), "IP" | "IP6" | "PARENT_NETWORK_AR_ID")
-                {
-                    continue;
-                }
-                attrs.retain(|(n, _)| *n != k);
-                attrs.push((k, val.clone()));
-            }
+            let attrs = replaced_range(&r.attrs, up, reservation);
             let size = template::vector_get(&attrs, "SIZE").unwrap_or("").trim();
             let Ok(new_size) = size.parse::<u64>() else {
                 return Err("Unable to read the SIZE attribute, it must be number >= 0".into());
@@ -206,6 +193,73 @@ pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Ok(stmts)
     })
     .await
+}
+
+type Pairs = Vec<(String, String)>;
+
+/// The attributes of a range `old` that `update_attributes` leaves once `up` replaces them.
+fn replaced_range(old: &[(String, String)], up: &[(String, String)], reservation: bool) -> Pairs {
+    let was = |k: &str| template::vector_get(old, k).map(str::to_string);
+    let kind = was("TYPE").unwrap_or_default().to_ascii_uppercase();
+    let ipv4 = matches!(kind.as_str(), "IP4" | "IP4_6" | "IP4_6_STATIC");
+    let ipv6 = matches!(
+        kind.as_str(),
+        "IP6" | "IP6_STATIC" | "IP4_6" | "IP4_6_STATIC"
+    );
+    let ipv6_static = matches!(kind.as_str(), "IP6_STATIC" | "IP4_6_STATIC");
+    let mut attrs: Pairs = up
+        .iter()
+        .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+        .filter(|(k, _)| {
+            !(KEPT.contains(&k.as_str())
+                || SHOWN.contains(&k.as_str())
+                || matches!(
+                    k.as_str(),
+                    "IP" | "IP6" | "PARENT_NETWORK_AR_ID" | "IPAM_MAD"
+                ))
+        })
+        .collect();
+    let keep = |k: &str, attrs: &mut Pairs| {
+        if let Some(v) = was(k).filter(|v| !v.is_empty()) {
+            attrs.push((k.to_string(), v));
+        }
+    };
+    for k in ["TYPE", "MAC", "IPAM_MAD", "AR_ID"] {
+        keep(k, &mut attrs);
+    }
+    if ipv4 {
+        keep("IP", &mut attrs);
+    }
+    if ipv6_static {
+        keep("IP6", &mut attrs);
+    }
+    if reservation {
+        keep("PARENT_NETWORK_AR_ID", &mut attrs);
+    }
+    fn given<'a>(attrs: &'a Pairs, k: &str) -> Option<&'a str> {
+        template::vector_get(attrs, k).map(str::trim)
+    }
+    if ipv6_static {
+        if given(&attrs, "PREFIX_LENGTH").is_none_or(|p| p.parse::<u64>().is_err()) {
+            attrs.retain(|(k, _)| k != "PREFIX_LENGTH");
+            keep("PREFIX_LENGTH", &mut attrs);
+        }
+    } else {
+        attrs.retain(|(k, _)| k != "PREFIX_LENGTH");
+    }
+    if !ipv6 {
+        attrs.retain(|(k, _)| k != "GLOBAL_PREFIX" && k != "ULA_PREFIX");
+    }
+    if given(&attrs, "SIZE").is_none_or(str::is_empty) {
+        attrs.retain(|(k, _)| k != "SIZE");
+        keep("SIZE", &mut attrs);
+    }
+    for k in ["PORT_START", "PORT_SIZE"] {
+        if given(&attrs, k).is_some_and(|p| p.parse::<u64>().is_err()) {
+            attrs.retain(|(n, _)| n != k);
+        }
+    }
+    attrs
 }
 
 /// `one.vn.rm_ar(id, ar_id [, force])` (ADMIN) and `one.vn.free_ar(id, ar_id)` (MANAGE): the
@@ -566,7 +620,6 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         None => {
             let mut rt = t.clone();
             rt.remove("AR");
-            rt.set("NAME", template::Value::Single(name.clone()));
             let r = reservation_range(child, 0, parent_ar)?;
             let rt = ar::with_ranges(&rt, &[r]);
             let mut with = takes;

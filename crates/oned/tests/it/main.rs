@@ -33,6 +33,7 @@ mod host_reserved;
 mod hostile;
 mod image_snapshots;
 mod images;
+mod infra_refusals;
 mod leases;
 mod log_durability;
 mod markets;

@@ -119,7 +119,6 @@ fn onedatastore_lists_shows_and_changes_datastores() {
          DATASTORE TEMPLATE\n\
          DS_MAD=\"fs\"\n\
          LIMIT_MB=\"2048\"\n\
-         NAME=\"web\"\n\
          TM_MAD=\"shared\"\n\
          \n\
          IMAGES\n"
@@ -162,11 +161,14 @@ fn onedatastore_lists_shows_and_changes_datastores() {
              [one.datastore.enable] Only SYSTEM_DS can be disabled or enabled",
         ),
         (
-            vec!["delete", "1"],
-            "[one.datastore.delete] Cannot delete datastore. System datastores (ID < 100) cannot be deleted.",
+            vec!["delete", "7"],
+            "[one.datastore.delete] Error getting datastore [7].",
         ),
         (vec!["show", "nope"], "DATASTORE named nope not found."),
-        (vec!["show", "7"], "[one.datastore.info] Error getting datastore [7]."),
+        (
+            vec!["show", "7"],
+            "[one.datastore.info] Error getting datastore [7].",
+        ),
         (
             vec!["create", &web, "-c", "nope"],
             "CLUSTER named nope not found.\noption cluster: Parsing error",

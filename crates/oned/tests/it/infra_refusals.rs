@@ -1,0 +1,140 @@
+//! Hosts, datastores and networks as OpenNebula 7.0.2 changes and refuses them: an address
+//! range replaced by `one.vn.update_ar` (`AddressRange::update_attributes`), `one.host.status`
+//! (`Host::enable`), `one.datastore.delete` (`DatastorePool::drop`), `one.vn.delete` and the
+//! templates `VirtualNetwork::insert` and `Datastore::insert` keep.
+
+use cli::xml::Element;
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, ACTION_CODE, DEADLINE, INTERNAL};
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn i(v: i64) -> Value {
+    Value::Int(v as i32)
+}
+
+fn ok(c: &cli::Client, method: &str, params: Vec<Value>) -> i64 {
+    match c.call(method, params) {
+        Ok(v) => v.as_i64().unwrap(),
+        Err(e) => panic!("{method}: {e}"),
+    }
+}
+
+fn body(c: &cli::Client, method: &str, id: i64) -> Element {
+    Element::parse(&c.call_xml(method, vec![i(id)]).unwrap()).unwrap()
+}
+
+#[test]
+fn ranges_hosts_datastores_and_networks_change_as_opennebula_changes_them() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+
+    eprintln!("--- update_ar replaces the first range given");
+    let vn = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s("NAME = lan\nVN_MAD = bridge\n\
+               AR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 4, GATEWAY = 10.0.0.254, TAG = a ]\n\
+               AR = [ TYPE = ETHER, SIZE = 2 ]"),
+            i(-1),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the network is READY", || {
+        c.call_xml("one.vn.info", vec![i(vn)])
+            .is_ok_and(|b| b.contains("<STATE>1</STATE>"))
+    });
+    ok(
+        &c,
+        "one.vn.update_ar",
+        vec![
+            i(vn),
+            s("AR = [ AR_ID = 0, DNS = 1.1.1.1, IP = 10.9.9.9 ]\nAR = [ AR_ID = 1, SIZE = 9 ]"),
+        ],
+    );
+    let net = body(&c, "one.vn.info", vn);
+    assert!(
+        net.child("TEMPLATE").unwrap().child("NAME").is_none(),
+        "no NAME in the template"
+    );
+    let ranges: Vec<&Element> = net.child("AR_POOL").unwrap().children_named("AR").collect();
+    let first = ranges[0];
+    assert_eq!(first.text_of("DNS").unwrap(), "1.1.1.1");
+    assert_eq!(
+        first.text_of("IP").unwrap(),
+        "10.0.0.1",
+        "the first address stays"
+    );
+    assert_eq!(
+        first.text_of("SIZE").unwrap(),
+        "4",
+        "SIZE stays unless given"
+    );
+    assert!(first.child("GATEWAY").is_none(), "not repeated, gone");
+    assert!(first.child("TAG").is_none(), "not repeated, gone");
+    assert_eq!(
+        ranges[1].text_of("SIZE").unwrap(),
+        "2",
+        "only the first AR given"
+    );
+
+    eprintln!("--- vn.delete of a network the driver holds");
+    let fresh = ok(
+        &c,
+        "one.vn.allocate",
+        vec![s("NAME = fresh\nVN_MAD = bridge"), i(-1)],
+    );
+    zone.wait_until(DEADLINE, "the network is READY", || {
+        c.call_xml("one.vn.info", vec![i(fresh)])
+            .is_ok_and(|b| b.contains("<STATE>1</STATE>"))
+    });
+    ok(&c, "one.vn.delete", vec![i(fresh)]);
+
+    eprintln!("--- host.status");
+    let h = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    zone.wait_until(DEADLINE, "the host is monitored", || {
+        c.call_xml("one.host.info", vec![i(h)])
+            .is_ok_and(|b| b.contains("<STATE>2</STATE>"))
+    });
+    ok(&c, "one.host.status", vec![i(h), i(1)]);
+    ok(&c, "one.host.status", vec![i(h), i(0)]);
+    // A disabled host that was monitored is MONITORED again at once (`Host::enable`).
+    assert_eq!(body(&c, "one.host.info", h).text_of("STATE").unwrap(), "2");
+    assert_eq!(
+        one_error(c.call("one.host.status", vec![i(h), i(7)])),
+        (INTERNAL, "[one.host.status] Wrong status code".into())
+    );
+
+    eprintln!("--- datastore.delete: any datastore, empty");
+    ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = d\nTYPE = DATABLOCK\nSIZE = 1"), i(1)],
+    );
+    assert_eq!(
+        one_error(c.call("one.datastore.delete", vec![i(1)])),
+        (
+            ACTION_CODE,
+            "[one.datastore.delete] Cannot delete datastore. Datastore 1 is not empty.".into()
+        )
+    );
+    let ds = ok(
+        &c,
+        "one.datastore.allocate",
+        vec![s("NAME = more\nDS_MAD = fs\nTM_MAD = ssh"), i(-1)],
+    );
+    let d = body(&c, "one.datastore.info", ds);
+    assert!(
+        d.child("TEMPLATE").unwrap().child("NAME").is_none(),
+        "no NAME in the template"
+    );
+    ok(&c, "one.datastore.delete", vec![i(2)]);
+    ok(&c, "one.datastore.delete", vec![i(ds)]);
+}
