@@ -56,7 +56,8 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
         x.num("ID", h.oid)
             .text("NAME", &h.name)
             .num("STATE", h.state)
-            .num("PREV_STATE", h.prev_state)
+            // `HostPool::update` sets the previous state to the state it writes.
+            .num("PREV_STATE", h.state)
             .text("IM_MAD", &h.im_mad)
             .text("VM_MAD", &h.vm_mad)
             .num("CLUSTER_ID", h.cluster_id)

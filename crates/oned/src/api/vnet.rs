@@ -102,7 +102,8 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
         .text("BRIDGE", &v.bridge)
         .text("BRIDGE_TYPE", "linux")
         .num("STATE", v.state)
-        .num("PREV_STATE", 0)
+        // `VirtualNetworkPool::update` sets the previous state to the state it writes.
+        .num("PREV_STATE", v.state)
         .elem("PARENT_NETWORK_ID", |x| {
             if v.parent >= 0 {
                 x.raw(&v.parent.to_string());
