@@ -28,9 +28,23 @@ pub async fn version(_: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
 
 pub async fn config(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     let mut t = ctx.config.raw.clone();
-    if !s.is_admin() {
-        // As OpenNebula: hidden attributes are for group 0 only.
-        t.remove("DB");
+    // `NebulaTemplate`'s hidden attributes: shown as `***` but to a caller whose group is
+    // oneadmin (`att.gid`, as `SystemConfig` asks).
+    if s.gid != 0 {
+        let hidden = ["BACKEND", "SERVER", "PORT", "USER", "PASSWD", "DB_NAME"];
+        for a in t
+            .attrs
+            .iter_mut()
+            .filter(|a| a.name.eq_ignore_ascii_case("DB"))
+        {
+            if let template::Value::Vector(pairs) = &mut a.value {
+                for (k, v) in pairs.iter_mut() {
+                    if hidden.iter().any(|h| k.eq_ignore_ascii_case(h)) {
+                        *v = "***".to_string();
+                    }
+                }
+            }
+        }
     }
     let xml = t.to_xml();
     let body = xml

@@ -72,8 +72,9 @@ pub fn user_xml(u: &UserRow, quotas: Option<(&Quotas, &Quotas)>, out: &mut Strin
             })
             .text("GNAME", &u.gname)
             .text("NAME", &u.name)
-            .text("PASSWORD", &u.password)
-            .text("AUTH_DRIVER", &u.auth_driver)
+            // `User::to_xml` writes both through `escape_xml`: CDATA.
+            .cdata("PASSWORD", &u.password)
+            .cdata("AUTH_DRIVER", &u.auth_driver)
             .num("ENABLED", u.enabled as i32);
         for t in &u.tokens {
             x.elem("LOGIN_TOKEN", |x| {

@@ -213,7 +213,10 @@ fn drivers_passwords_and_groups_as_opennebula() {
         xml.contains("<GID>1</GID><GROUPS><ID>1</ID></GROUPS>"),
         "{xml}"
     );
-    assert!(xml.contains("<AUTH_DRIVER>core</AUTH_DRIVER>"), "{xml}");
+    assert!(
+        xml.contains("<AUTH_DRIVER><![CDATA[core]]></AUTH_DRIVER>"),
+        "{xml}"
+    );
     assert!(xml.contains("<TOKEN_PASSWORD><![CDATA["), "{xml}");
 
     // Repeated groups count once; more than 256 are refused before any is looked up.
@@ -242,7 +245,7 @@ fn drivers_passwords_and_groups_as_opennebula() {
     );
 
     let ldap = new_user(&admin, "ldapuser", "", "ldap", &[]).unwrap();
-    assert!(user_xml(&admin, ldap).contains("<AUTH_DRIVER>ldap</AUTH_DRIVER>"));
+    assert!(user_xml(&admin, ldap).contains("<AUTH_DRIVER><![CDATA[ldap]]></AUTH_DRIVER>"));
     let x509 = new_user(&admin, "me", "CN=me, O=org", "x509", &[]);
     assert_eq!(
         failure(x509, "one.user.allocate"),

@@ -93,6 +93,24 @@ fn user_and_group_edits_are_refused_in_opennebulas_words() {
     );
 }
 
+/// `one.system.config`: the database's connection settings are `***` but to group oneadmin.
+#[test]
+fn the_configuration_hides_the_database_settings_from_users() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let hidden = "<BACKEND><![CDATA[***]]></BACKEND>";
+    let theirs = ann.call_xml("one.system.config", vec![]).unwrap();
+    assert!(theirs.contains(hidden), "{theirs}");
+    let ours = c.call_xml("one.system.config", vec![]).unwrap();
+    assert!(ours.contains("<DB>") && !ours.contains(hidden), "{ours}");
+}
+
 #[test]
 fn acl_rules_are_refused_listed_and_dropped_as_aclmanager_does() {
     let zone = Zone::solo();
