@@ -330,6 +330,7 @@ pub async fn create(
             let disks = super::vm_disks::take_disks(ctx, s, &mut t).await?;
             let leases = super::vnet_leases::lease_nics(ctx, s, &mut t).await?;
             let join = super::vmgroup::join::for_new_vm(ctx, s, &mut t).await?;
+            super::vm_body::boot_order(&mut t).map_err(|e| fail(code::INTERNAL, e))?;
             let (mut system, mut user) = super::vm_body::split(&t)?;
             super::vm_context::at_allocate(ctx, s, &mut system, &mut user, &name).await?;
             super::vm_backup::parse_at_allocate(&mut system);

@@ -182,6 +182,69 @@ pub(super) fn graphics(t: &mut Template) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `set_boot_order`: OS/BOOT (`disk0,nic1`) numbers the ORDER of the disks and NICs it names,
+/// by their DISK_ID and NIC_ID; every other ORDER goes.
+pub fn boot_order(t: &mut Template) -> Result<(), String> {
+    let boot = t
+        .vector("OS")
+        .and_then(|os| template::vector_get(os, "BOOT"))
+        .unwrap_or("")
+        .to_string();
+    let mut devices: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for a in &t.attrs {
+        if let (name @ ("DISK" | "NIC"), Some(v)) = (a.name.as_str(), a.value.as_vector()) {
+            let mut v = v.to_vec();
+            v.retain(|(k, _)| !k.eq_ignore_ascii_case("ORDER"));
+            devices.push((name.to_string(), v));
+        }
+    }
+    let wrong = || {
+        format!("Wrong OS/BOOT value: \"{boot}\" should be a comma-separated list of disk# or nic#")
+    };
+    let mut index = 1;
+    if !boot.is_empty() {
+        for dev in boot.split(',') {
+            let dev = dev.to_ascii_uppercase();
+            let (kind, id_name, digits) = if let Some(d) = dev.strip_prefix("DISK") {
+                ("DISK", "DISK_ID", d)
+            } else if let Some(d) = dev.strip_prefix("NIC") {
+                ("NIC", "NIC_ID", d)
+            } else {
+                return Err(wrong());
+            };
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(wrong());
+            }
+            let id: i64 = digits.parse().map_err(|_| wrong())?;
+            let mut found = false;
+            for (_, v) in devices.iter_mut().filter(|(n, _)| n == kind) {
+                let this =
+                    template::vector_get(v, id_name).and_then(|i| i.trim().parse::<i64>().ok());
+                if this == Some(id) {
+                    v.push(("ORDER".into(), index.to_string()));
+                    v.sort_by(|a, b| a.0.cmp(&b.0));
+                    index += 1;
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(format!(
+                    "Wrong OS/BOOT value. Device with {id_name} {id} not found"
+                ));
+            }
+        }
+    }
+    let mut devices = devices.into_iter();
+    for a in t.attrs.iter_mut() {
+        if matches!(a.name.as_str(), "DISK" | "NIC") && a.value.as_vector().is_some() {
+            if let Some((_, v)) = devices.next() {
+                a.value = TValue::Vector(v);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where an imported VM's DEPLOY_ID is kept: in its system template, taken out when its body is
 /// printed (`vm::body_xml`), as OpenNebula keeps it in a column of its own.
 pub const IMPORTED_DEPLOY_ID: &str = "ONEHA_DEPLOY_ID";
@@ -1014,6 +1077,32 @@ mod tests {
 
     fn t(text: &str) -> Template {
         Template::parse(text).unwrap()
+    }
+
+    #[test]
+    fn os_boot_orders_the_devices_it_names() {
+        let mut vm = t(
+            "OS = [ BOOT = \"nic0,disk1\" ]\nDISK = [ DISK_ID = 0, ORDER = 9 ]\n\
+                        DISK = [ DISK_ID = 1 ]\nNIC = [ NIC_ID = 0 ]",
+        );
+        boot_order(&mut vm).unwrap();
+        let order = |name: &str| -> Vec<Option<String>> {
+            vm.get_all(name)
+                .map(|a| a.vector_get("ORDER").map(str::to_string))
+                .collect()
+        };
+        assert_eq!(order("DISK"), [None, Some("2".into())]);
+        assert_eq!(order("NIC"), [Some("1".into())]);
+        let mut bad = t("OS = [ BOOT = \"cdrom\" ]");
+        assert_eq!(
+            boot_order(&mut bad).unwrap_err(),
+            "Wrong OS/BOOT value: \"cdrom\" should be a comma-separated list of disk# or nic#"
+        );
+        let mut missing = t("OS = [ BOOT = \"disk5\" ]\nDISK = [ DISK_ID = 0 ]");
+        assert_eq!(
+            boot_order(&mut missing).unwrap_err(),
+            "Wrong OS/BOOT value. Device with DISK_ID 5 not found"
+        );
     }
 
     #[test]
