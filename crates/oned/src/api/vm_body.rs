@@ -107,6 +107,7 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
         }
     }
     check_numbers(&system)?;
+    memory_and_video(&mut system, &mut user).map_err(|e| fail(code::INTERNAL, e))?;
     graphics(&mut system)?;
     // `insert` moves SUBMIT_ON_HOLD as a boolean: YES or NO.
     if let Some(v) = system.single("SUBMIT_ON_HOLD").map(str::to_string) {
@@ -179,6 +180,63 @@ pub(super) fn graphics(t: &mut Template) -> Result<(), Failure> {
         g.push(("PASSWD".into(), cut));
         t.set("GRAPHICS", TValue::Vector(g));
     }
+    Ok(())
+}
+
+/// `insert`'s optional memory attributes and `parse_video`: MEMORY_RESIZE_MODE is BALLOONING or
+/// HOTPLUG (written in upper case); MEMORY_MAX, MEMORY_SLOTS and VCPU_MAX are the system's only
+/// when positive integers, else they stay the user's; VIDEO has a known TYPE (written in lower
+/// case), IOMMU and ATS only for virtio, a VRAM of at least 1024 and a `WxH` RESOLUTION.
+fn memory_and_video(system: &mut Template, user: &mut Template) -> Result<(), String> {
+    if let Some(mode) = system.single("MEMORY_RESIZE_MODE").map(str::to_uppercase) {
+        if mode != "BALLOONING" && mode != "HOTPLUG" {
+            return Err(format!("Unknown MEMORY_RESIZE_MODE: {mode}"));
+        }
+        system.set("MEMORY_RESIZE_MODE", TValue::Single(mode));
+    }
+    for name in ["MEMORY_MAX", "MEMORY_SLOTS", "VCPU_MAX"] {
+        let Some(v) = system.single(name).map(str::to_string) else {
+            continue;
+        };
+        if !v.trim().parse::<i64>().is_ok_and(|n| n > 0) {
+            system.remove(name);
+            user.push(name, TValue::Single(v));
+        }
+    }
+    let Some(mut video) = system.vector("VIDEO").map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let get =
+        |v: &[(String, String)], k: &str| template::vector_get(v, k).unwrap_or("").to_string();
+    let kind = get(&video, "TYPE").to_lowercase();
+    if kind.is_empty() {
+        return Err("Video TYPE is required".into());
+    }
+    if !matches!(kind.as_str(), "vga" | "cirrus" | "none" | "virtio") {
+        return Err("Invalid video TYPE, should be either: none, vga, cirrus, or virtio".into());
+    }
+    let yes = |k: &str| get(&video, k).eq_ignore_ascii_case("yes");
+    if (yes("IOMMU") || yes("ATS")) && kind != "virtio" {
+        return Err("IOMMU and ATS are only available for virtio TYPE".into());
+    }
+    let vram = get(&video, "VRAM");
+    if !vram.is_empty() && !vram.trim().parse::<u32>().is_ok_and(|v| v >= 1024) {
+        return Err("Invalid VRAM value in VIDEO attribute, must be >= 1024".into());
+    }
+    let resolution = get(&video, "RESOLUTION");
+    let wxh = resolution.split_once('x').is_some_and(|(w, h)| {
+        !w.is_empty()
+            && !h.is_empty()
+            && w.bytes().all(|b| b.is_ascii_digit())
+            && h.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !resolution.is_empty() && !wxh {
+        return Err("Invalid RESOLUTION string format".into());
+    }
+    video.retain(|(k, _)| !k.eq_ignore_ascii_case("TYPE"));
+    video.push(("TYPE".into(), kind));
+    video.sort_by(|a, b| a.0.cmp(&b.0));
+    system.set("VIDEO", TValue::Vector(video));
     Ok(())
 }
 
@@ -1077,6 +1135,48 @@ mod tests {
 
     fn t(text: &str) -> Template {
         Template::parse(text).unwrap()
+    }
+
+    #[test]
+    fn memory_attributes_and_video_are_checked_as_insert_checks_them() {
+        let check = |text: &str| {
+            let (mut sys, mut user) = (t(text), Template::default());
+            memory_and_video(&mut sys, &mut user).map(|()| (sys, user))
+        };
+        let (sys, user) = check(
+            "MEMORY_RESIZE_MODE = hotplug\nMEMORY_MAX = 0\nVCPU_MAX = 4\n\
+                                 VIDEO = [ TYPE = VIRTIO, IOMMU = YES ]",
+        )
+        .unwrap();
+        assert_eq!(sys.single("MEMORY_RESIZE_MODE"), Some("HOTPLUG"));
+        assert_eq!(sys.single("VCPU_MAX"), Some("4"));
+        assert_eq!(user.single("MEMORY_MAX"), Some("0"));
+        assert_eq!(sys.get("VIDEO").unwrap().vector_get("TYPE"), Some("virtio"));
+        for (text, why) in [
+            (
+                "MEMORY_RESIZE_MODE = grow",
+                "Unknown MEMORY_RESIZE_MODE: GROW",
+            ),
+            ("VIDEO = [ VRAM = 2048 ]", "Video TYPE is required"),
+            (
+                "VIDEO = [ TYPE = qxl ]",
+                "Invalid video TYPE, should be either: none, vga, cirrus, or virtio",
+            ),
+            (
+                "VIDEO = [ TYPE = vga, ATS = yes ]",
+                "IOMMU and ATS are only available for virtio TYPE",
+            ),
+            (
+                "VIDEO = [ TYPE = vga, VRAM = 512 ]",
+                "Invalid VRAM value in VIDEO attribute, must be >= 1024",
+            ),
+            (
+                "VIDEO = [ TYPE = vga, RESOLUTION = 1280 ]",
+                "Invalid RESOLUTION string format",
+            ),
+        ] {
+            assert_eq!(check(text).map(|_| ()).unwrap_err(), why, "{text}");
+        }
     }
 
     #[test]
