@@ -769,16 +769,42 @@ pub async fn at_allocate(
     system: &mut template::Template,
 ) -> Result<(), crate::api::Failure> {
     let (images, nets) = crate::scheduler::images_and_networks_of(system);
+    let mut stores: Vec<i64> = system
+        .get_all("DISK")
+        .filter_map(|a| a.vector_get("DATASTORE_ID"))
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    stores.sort_unstable();
+    stores.dedup();
     // Most VMs name no image and no network: nothing to read then. Otherwise a few rows by
     // key, read here rather than on a blocking thread.
-    let clusters = if images.is_empty() && nets.is_empty() {
-        None
+    let (clusters, of_stores) = if images.is_empty() && nets.is_empty() {
+        (None, Vec::new())
     } else {
         crate::api::read_row_in(&ctx.pool, move |c| {
-            sqlstore::objects::cluster::allowed_for(c, &images, &nets)
+            use sqlstore::objects::cluster::{allowed_for, clusters_of, Member};
+            let mut of_stores = Vec::new();
+            for ds in stores {
+                of_stores.push((ds, clusters_of(c, Member::Datastore, ds)?));
+            }
+            Ok((allowed_for(c, &images, &nets)?, of_stores))
         })
         .await?
     };
+    // `update_disk_cluster_id`: each disk says the clusters of its datastore.
+    for a in system.attrs.iter_mut().filter(|a| a.name == "DISK") {
+        let template::Value::Vector(disk) = &mut a.value else {
+            continue;
+        };
+        let ds = template::vector_get(disk, "DATASTORE_ID").and_then(|d| d.trim().parse().ok());
+        if let Some((_, mut ids)) = of_stores.iter().find(|(d, _)| Some(*d) == ds).cloned() {
+            ids.sort_unstable();
+            let joined = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            disk.retain(|(k, _)| k != "CLUSTER_ID");
+            disk.push(("CLUSTER_ID".into(), joined));
+            disk.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    }
     set_automatic(system, clusters.as_deref());
     Ok(())
 }

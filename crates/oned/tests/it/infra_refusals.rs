@@ -113,11 +113,29 @@ fn ranges_hosts_datastores_and_networks_change_as_opennebula_changes_them() {
     );
 
     eprintln!("--- datastore.delete: any datastore, empty");
-    ok(
+    let img = ok(
         &c,
         "one.image.allocate",
         vec![s("NAME = d\nTYPE = DATABLOCK\nSIZE = 1"), i(1)],
     );
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        c.call_xml("one.image.info", vec![i(img)])
+            .is_ok_and(|b| b.contains("<STATE>1</STATE>"))
+    });
+    // `update_disk_cluster_id`: a disk names its datastore's clusters.
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![
+            s(&format!(
+                "CPU = 0.1\nMEMORY = 16\nDISK = [ IMAGE_ID = {img} ]"
+            )),
+            Value::Bool(true),
+        ],
+    );
+    let disk = body(&c, "one.vm.info", vm);
+    let disk = disk.child("TEMPLATE").unwrap().child("DISK").unwrap();
+    assert_eq!(disk.text_of("CLUSTER_ID").unwrap(), "0");
     assert_eq!(
         one_error(c.call("one.datastore.delete", vec![i(1)])),
         (
