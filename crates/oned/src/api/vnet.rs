@@ -100,7 +100,12 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
             }
         })
         .text("BRIDGE", &v.bridge)
-        .text("BRIDGE_TYPE", "linux")
+        .text(
+            "BRIDGE_TYPE",
+            t.single("BRIDGE_TYPE")
+                .filter(|b| !b.is_empty())
+                .unwrap_or("linux"),
+        )
         .num("STATE", v.state)
         // `VirtualNetworkPool::update` sets the previous state to the state it writes.
         .num("PREV_STATE", v.state)
@@ -191,7 +196,30 @@ pub(super) async fn create_child(
     let mut t = t;
     t.remove("NAME");
     super::secgroup::with_default_group(&mut t);
-    let bridge = t.single("BRIDGE").unwrap_or("").to_string();
+    // `VirtualNetwork::insert` writes the driver's settings into the template: VN_MAD, PHYDEV,
+    // BRIDGE (`onebr.<VLAN_ID>` or `onebr<id>` unless given) and BRIDGE_TYPE.
+    let given = |t: &template::Template, k: &str| {
+        t.single(k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let bridge = given(&t, "BRIDGE")
+        .or_else(|| given(&t, "VLAN_ID").map(|v| format!("onebr.{v}")))
+        .unwrap_or_default();
+    let single = |v: String| template::Value::Single(v);
+    let phydev = given(&t, "PHYDEV").unwrap_or_default();
+    t.set("VN_MAD", single(vn_mad.clone()));
+    t.set("PHYDEV", single(phydev));
+    t.set(
+        "BRIDGE",
+        single(if bridge.is_empty() {
+            format!("onebr{}", vnet::ID_MARK)
+        } else {
+            bridge.clone()
+        }),
+    );
+    t.set("BRIDGE_TYPE", single(bridge_type(ctx, &vn_mad)));
     let insert = vnet::insert(NewVnet {
         name: name.to_string(),
         uid: s.uid,
@@ -226,6 +254,26 @@ const SHIPPED_VN_MADS: [&str; 9] = [
     "elastic",
     "nodeport",
 ];
+
+/// The BRIDGE_TYPE of `vn_mad`'s `VN_MAD_CONF` (`parse_bridge_type`): oned.conf's, else the
+/// shipped one's (`openvswitch` for the Open vSwitch drivers, `linux` for the others).
+fn bridge_type(ctx: &Ctx, vn_mad: &str) -> String {
+    let confs: Vec<&[(String, String)]> = ctx
+        .config
+        .raw
+        .get_all("VN_MAD_CONF")
+        .filter_map(|a| a.value.as_vector())
+        .collect();
+    let conf = confs
+        .iter()
+        .find(|c| template::vector_get(c, "NAME") == Some(vn_mad))
+        .and_then(|c| template::vector_get(c, "BRIDGE_TYPE"));
+    match (conf, vn_mad) {
+        (Some(kind), _) => kind.to_string(),
+        (None, "ovswitch" | "ovswitch_vxlan") => "openvswitch".to_string(),
+        (None, _) => "linux".to_string(),
+    }
+}
 
 /// Whether oned.conf has a `VN_MAD_CONF` for `vn_mad` (`Nebula::get_vn_conf_attribute`).
 fn vn_mad_defined(ctx: &Ctx, vn_mad: &str) -> bool {

@@ -957,7 +957,8 @@ fn fill_nic(
     set_attr(nic, "NETWORK_ID", oid.to_string());
     set_attr(nic, "NETWORK_UNAME", v.head.uname.clone());
     set_attr(nic, "BRIDGE", v.bridge.clone());
-    set_attr(nic, "BRIDGE_TYPE", "linux".into());
+    let bridge_type = vt.single("BRIDGE_TYPE").filter(|b| !b.is_empty());
+    set_attr(nic, "BRIDGE_TYPE", bridge_type.unwrap_or("linux").into());
     set_attr(nic, "VN_MAD", v.vn_mad.clone());
     let clusters: Vec<String> = v.clusters.iter().map(i64::to_string).collect();
     set_attr(nic, "CLUSTER_ID", clusters.join(","));

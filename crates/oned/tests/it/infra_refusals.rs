@@ -56,10 +56,22 @@ fn ranges_hosts_datastores_and_networks_change_as_opennebula_changes_them() {
         ],
     );
     let net = body(&c, "one.vn.info", vn);
-    assert!(
-        net.child("TEMPLATE").unwrap().child("NAME").is_none(),
-        "no NAME in the template"
+    let t = net.child("TEMPLATE").unwrap();
+    assert!(t.child("NAME").is_none(), "no NAME in the template");
+    // `VirtualNetwork::insert`'s driver settings, in the template too.
+    assert_eq!(t.text_of("BRIDGE").unwrap(), format!("onebr{vn}"));
+    assert_eq!(net.text_of("BRIDGE").unwrap(), format!("onebr{vn}"));
+    assert_eq!(t.text_of("BRIDGE_TYPE").unwrap(), "linux");
+    assert_eq!(t.text_of("VN_MAD").unwrap(), "bridge");
+    assert_eq!(t.text_of("PHYDEV").unwrap(), "");
+    let ovs = ok(
+        &c,
+        "one.vn.allocate",
+        vec![s("NAME = ovs\nVN_MAD = ovswitch\nVLAN_ID = 7"), i(-1)],
     );
+    let ovs = body(&c, "one.vn.info", ovs);
+    assert_eq!(ovs.text_of("BRIDGE_TYPE").unwrap(), "openvswitch");
+    assert_eq!(ovs.text_of("BRIDGE").unwrap(), "onebr.7");
     let ranges: Vec<&Element> = net.child("AR_POOL").unwrap().children_named("AR").collect();
     let first = ranges[0];
     assert_eq!(first.text_of("DNS").unwrap(), "1.1.1.1");

@@ -72,11 +72,22 @@ pub struct NewVnet {
     pub parent: i64,
 }
 
+/// Stands in a new network's template for its id (its default BRIDGE, `onebr<id>`).
+pub const ID_MARK: &str = "__ONEHA_VNID__";
+
 pub fn insert(n: NewVnet) -> SqlStmt {
+    let template = if n.template.contains(ID_MARK) {
+        format!("REPLACE(?8, '{ID_MARK}', last_oid + 1)")
+    } else {
+        "?8".to_string()
+    };
     insert_next(
         TABLE,
         "name, uid, gid, perms, state, vn_mad, bridge, template, parent",
-        "?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, ?8, ?9",
+        &format!(
+            "?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, \
+             {template}, ?9"
+        ),
         vec![
             SqlValue::Text(n.name),
             SqlValue::Int(n.uid),
