@@ -10,6 +10,7 @@ pub mod backupjob;
 mod cluster_plan;
 mod clusters;
 mod document;
+mod ds_conf;
 mod error;
 mod family;
 mod fed_proxy;

@@ -215,20 +215,17 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let tm_mad = match (kind, t.single("TM_MAD").unwrap_or("")) {
         (k, _) if k == super::vm_backup::BACKUP_DS => "-".to_string(),
         (_, "") => return Err(internal("No TM_MAD in template.".into())),
-        (_, tm)
-            if !driver_conf_names(ctx, "TM_MAD_CONF", &SHIPPED_TM_MADS)
-                .iter()
-                .any(|n| n == tm) =>
-        {
+        (_, tm) if !super::ds_conf::tm_names(ctx).iter().any(|n| n == tm) => {
             return Err(internal(format!(
                 "TM_MAD named \"{tm}\" is not defined in oned.conf"
             )))
         }
         (_, tm) => tm.to_string(),
     };
-    // `Datastore::insert`: the name is the object's, not its template's.
+    // `Datastore::insert`: the name is the object's, not its template's; its drivers' settings.
     let mut t = t;
     t.remove("NAME");
+    super::ds_conf::at_allocate(ctx, &mut t, kind, &tm_mad);
     let insert = ds::insert(NewDatastore {
         name: name.clone(),
         uid: s.uid,
@@ -410,24 +407,6 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     .await
 }
 
-/// An image made from a marketplace app (`FROM_APP`) takes its file, format and size from the
-/// app (`MarketPlaceApp::to_template`); the size, if so.
-/// The `TM_MAD_CONF` drivers of the shipped oned.conf.
-const SHIPPED_TM_MADS: [&str; 12] = [
-    "dummy",
-    "lvm",
-    "shared",
-    "fs_lvm",
-    "fs_lvm_ssh",
-    "qcow2",
-    "ssh",
-    "local",
-    "ceph",
-    "iscsi_libvirt",
-    "dev",
-    "netapp",
-];
-
 /// The `DS_MAD_CONF` drivers of the shipped oned.conf, with their `REQUIRED_ATTRS`.
 const SHIPPED_DS_MADS: [(&str, &str); 9] = [
     ("ceph", "DISK_TYPE,BRIDGE_LIST"),
@@ -543,6 +522,8 @@ fn kind_misplaced(kind: &str, ds_kind: i64) -> Option<&'static str> {
     }
 }
 
+/// An image made from a marketplace app (`FROM_APP`) takes its file, format and size from the
+/// app (`MarketPlaceApp::to_template`); the size, if so.
 async fn from_app(ctx: &Ctx, t: &mut template::Template) -> Result<Option<i64>, super::Failure> {
     let Some(app_id) = t.single("FROM_APP") else {
         return Ok(None);

@@ -165,6 +165,23 @@ fn ranges_hosts_datastores_and_networks_change_as_opennebula_changes_them() {
         d.child("TEMPLATE").unwrap().child("NAME").is_none(),
         "no NAME in the template"
     );
+    // `set_tm_mad`: the transfer driver's settings, as TM_MAD_CONF has them.
+    let t = d.child("TEMPLATE").unwrap();
+    assert_eq!(t.text_of("LN_TARGET").unwrap(), "SYSTEM");
+    assert_eq!(t.text_of("ALLOW_ORPHANS").unwrap(), "YES");
+    assert_eq!(t.text_of("SAFE_DIRS").unwrap(), "/var/tmp");
+    assert!(t.child("SHARED").is_none());
+    let sys = ok(
+        &c,
+        "one.datastore.allocate",
+        vec![s("NAME = sys\nTYPE = SYSTEM_DS\nTM_MAD = ssh"), i(-1)],
+    );
+    let sys = body(&c, "one.datastore.info", sys);
+    let t = sys.child("TEMPLATE").unwrap();
+    assert_eq!(t.text_of("SHARED").unwrap(), "NO");
+    assert_eq!(t.text_of("DS_MIGRATE").unwrap(), "YES");
+    assert_eq!(t.text_of("DISK_TYPE").unwrap(), "FILE");
+    assert!(t.child("LN_TARGET").is_none());
     ok(&c, "one.datastore.delete", vec![i(2)]);
     ok(&c, "one.datastore.delete", vec![i(ds)]);
 }

@@ -117,9 +117,20 @@ fn onedatastore_lists_shows_and_changes_datastores() {
          OTHER          : ---\n\
          \n\
          DATASTORE TEMPLATE\n\
+         ALLOW_ORPHANS=\"FORMAT\"\n\
+         CLONE_TARGET=\"SYSTEM\"\n\
+         CLONE_TARGET_SSH=\"SYSTEM\"\n\
+         DISK_TYPE=\"FILE\"\n\
+         DISK_TYPE_SSH=\"FILE\"\n\
          DS_MAD=\"fs\"\n\
          LIMIT_MB=\"2048\"\n\
+         LN_TARGET=\"NONE\"\n\
+         LN_TARGET_SSH=\"SYSTEM\"\n\
+         PERSISTENT_SNAPSHOTS=\"YES\"\n\
+         RESTRICTED_DIRS=\"/\"\n\
+         SAFE_DIRS=\"/var/tmp\"\n\
          TM_MAD=\"shared\"\n\
+         TM_MAD_SYSTEM=\"ssh\"\n\
          \n\
          IMAGES\n"
     );

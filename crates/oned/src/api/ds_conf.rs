@@ -1,0 +1,272 @@
+//! What a new datastore's template holds besides what it was given, as `Datastore::insert`
+//! writes it: its transfer driver's settings from oned.conf's `TM_MAD_CONF` (`set_tm_mad`), its
+//! DISK_TYPE (`set_ds_disk_type`) and the default SAFE_DIRS and RESTRICTED_DIRS.
+
+use template::{Template, Value};
+
+use super::Ctx;
+
+/// The `TM_MAD_CONF` vectors of the shipped oned.conf, used when oned.conf has none.
+const SHIPPED: &[(&str, &[(&str, &str)])] = &[
+    (
+        "dummy",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "SYSTEM"),
+            ("SHARED", "YES"),
+            ("DS_MIGRATE", "YES"),
+        ],
+    ),
+    (
+        "lvm",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "SELF"),
+            ("SHARED", "YES"),
+            ("DRIVER", "raw"),
+        ],
+    ),
+    (
+        "shared",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "SYSTEM"),
+            ("SHARED", "YES"),
+            ("DS_MIGRATE", "YES"),
+            ("TM_MAD_SYSTEM", "ssh"),
+            ("LN_TARGET_SSH", "SYSTEM"),
+            ("CLONE_TARGET_SSH", "SYSTEM"),
+            ("DISK_TYPE_SSH", "FILE"),
+            ("ALLOW_ORPHANS", "FORMAT"),
+        ],
+    ),
+    (
+        "fs_lvm",
+        &[
+            ("LN_TARGET", "SYSTEM"),
+            ("CLONE_TARGET", "SYSTEM"),
+            ("SHARED", "YES"),
+            ("DRIVER", "raw"),
+            ("DISK_TYPE", "BLOCK"),
+        ],
+    ),
+    (
+        "fs_lvm_ssh",
+        &[
+            ("LN_TARGET", "SYSTEM"),
+            ("CLONE_TARGET", "SYSTEM"),
+            ("SHARED", "YES"),
+            ("DRIVER", "raw"),
+            ("DISK_TYPE", "BLOCK"),
+            ("PERSISTENT_SNAPSHOTS", "NO"),
+            ("ALLOW_ORPHANS", "YES"),
+        ],
+    ),
+    (
+        "qcow2",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "SYSTEM"),
+            ("SHARED", "YES"),
+            ("DS_MIGRATE", "YES"),
+            ("TM_MAD_SYSTEM", "ssh"),
+            ("LN_TARGET_SSH", "SYSTEM"),
+            ("CLONE_TARGET_SSH", "SYSTEM"),
+            ("DISK_TYPE_SSH", "FILE"),
+            ("DRIVER", "qcow2"),
+            ("ALLOW_ORPHANS", "FORMAT"),
+        ],
+    ),
+    (
+        "ssh",
+        &[
+            ("LN_TARGET", "SYSTEM"),
+            ("CLONE_TARGET", "SYSTEM"),
+            ("SHARED", "NO"),
+            ("DS_MIGRATE", "YES"),
+            ("ALLOW_ORPHANS", "YES"),
+        ],
+    ),
+    (
+        "local",
+        &[
+            ("LN_TARGET", "SYSTEM"),
+            ("CLONE_TARGET", "SYSTEM"),
+            ("SHARED", "NO"),
+            ("DS_MIGRATE", "YES"),
+            ("ALLOW_ORPHANS", "FORMAT"),
+        ],
+    ),
+    (
+        "ceph",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "SELF"),
+            ("SHARED", "YES"),
+            ("DS_MIGRATE", "NO"),
+            ("DRIVER", "raw"),
+            ("ALLOW_ORPHANS", "mixed"),
+            ("TM_MAD_SYSTEM", "ssh,shared"),
+            ("LN_TARGET_SSH", "SYSTEM"),
+            ("CLONE_TARGET_SSH", "SYSTEM"),
+            ("DISK_TYPE_SSH", "FILE"),
+            ("LN_TARGET_SHARED", "NONE"),
+            ("CLONE_TARGET_SHARED", "SELF"),
+            ("DISK_TYPE_SHARED", "RBD"),
+        ],
+    ),
+    (
+        "iscsi_libvirt",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "SELF"),
+            ("SHARED", "YES"),
+            ("DS_MIGRATE", "NO"),
+            ("DRIVER", "raw"),
+        ],
+    ),
+    (
+        "dev",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "NONE"),
+            ("SHARED", "YES"),
+            ("TM_MAD_SYSTEM", "ssh,shared"),
+            ("LN_TARGET_SSH", "SYSTEM"),
+            ("LN_TARGET_SHARED", "NONE"),
+            ("DISK_TYPE_SSH", "FILE"),
+            ("DISK_TYPE_SHARED", "FILE"),
+            ("CLONE_TARGET_SSH", "SYSTEM"),
+            ("CLONE_TARGET_SHARED", "SELF"),
+            ("DRIVER", "raw"),
+        ],
+    ),
+    (
+        "netapp",
+        &[
+            ("LN_TARGET", "NONE"),
+            ("CLONE_TARGET", "SELF"),
+            ("SHARED", "YES"),
+            ("DRIVER", "raw"),
+            ("DISK_TYPE", "BLOCK"),
+            ("ALLOW_ORPHANS", "LINEAR"),
+        ],
+    ),
+];
+
+/// The transfer drivers oned.conf defines (`TM_MAD_CONF` NAMEs), or the shipped ones.
+pub fn tm_names(ctx: &Ctx) -> Vec<String> {
+    let configured = configured(ctx);
+    if configured.is_empty() {
+        return SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
+    }
+    (configured.iter())
+        .filter_map(|v| template::vector_get(v, "NAME").map(str::to_string))
+        .collect()
+}
+
+fn configured(ctx: &Ctx) -> Vec<Vec<(String, String)>> {
+    ctx.config
+        .raw
+        .get_all("TM_MAD_CONF")
+        .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
+        .collect()
+}
+
+/// `tm_mad`'s `TM_MAD_CONF` settings, upper-case keys.
+fn settings(ctx: &Ctx, tm_mad: &str) -> Vec<(String, String)> {
+    let configured = configured(ctx);
+    if configured.is_empty() {
+        return SHIPPED
+            .iter()
+            .find(|(n, _)| *n == tm_mad)
+            .map(|(_, pairs)| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    configured
+        .into_iter()
+        .find(|v| template::vector_get(v, "NAME") == Some(tm_mad))
+        .map(|v| {
+            v.into_iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `Datastore::insert`'s additions to a new datastore's template `t` of type `kind` (0 image,
+/// 1 system, 2 file, backup) whose transfer driver is `tm_mad`.
+pub fn at_allocate(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) {
+    let backup = kind == super::vm_backup::BACKUP_DS;
+    let conf = settings(ctx, tm_mad);
+    let get = |k: &str| template::vector_get(&conf, k).unwrap_or("").to_string();
+    let yes = |k: &str, default: bool| match get(k) {
+        v if v.is_empty() => default,
+        v => v.eq_ignore_ascii_case("yes"),
+    };
+    let yes_no = |on: bool| if on { "YES" } else { "NO" }.to_string();
+    let put = |t: &mut Template, k: &str, v: String| t.set(k, Value::Single(v));
+    if !backup && kind == 1 {
+        put(t, "SHARED", yes_no(yes("SHARED", false)));
+        put(t, "DS_MIGRATE", yes_no(yes("DS_MIGRATE", true)));
+        t.remove("LN_TARGET");
+        t.remove("CLONE_TARGET");
+    } else if !backup {
+        let system = get("TM_MAD_SYSTEM");
+        if !system.is_empty() {
+            put(t, "TM_MAD_SYSTEM", system.clone());
+            for mode in system.split(',').map(|m| m.trim().to_ascii_uppercase()) {
+                for key in ["LN_TARGET", "CLONE_TARGET", "DISK_TYPE"] {
+                    let k = format!("{key}_{mode}");
+                    put(t, &k, get(&k));
+                }
+            }
+        }
+        put(t, "LN_TARGET", get("LN_TARGET"));
+        put(t, "CLONE_TARGET", get("CLONE_TARGET"));
+        for k in ["DRIVER", "DISK_TYPE"] {
+            if !get(k).is_empty() {
+                put(t, k, get(k));
+            }
+        }
+        t.remove("SHARED");
+    }
+    if !backup {
+        let orphans = match get("ALLOW_ORPHANS") {
+            o if o.is_empty() => "NO".to_string(),
+            o => o,
+        };
+        put(t, "ALLOW_ORPHANS", orphans);
+        put(
+            t,
+            "PERSISTENT_SNAPSHOTS",
+            yes_no(yes("PERSISTENT_SNAPSHOTS", true)),
+        );
+    }
+    t.remove("BASE_PATH");
+    // `set_ds_disk_type`: image and system datastores say theirs (FILE unless given).
+    let disk_type = t
+        .single("DISK_TYPE")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_uppercase();
+    t.remove("DISK_TYPE");
+    if kind == 0 || kind == 1 {
+        let disk_type = if disk_type.is_empty() {
+            "FILE".to_string()
+        } else {
+            disk_type
+        };
+        put(t, "DISK_TYPE", disk_type);
+    }
+    let has = |t: &Template, k: &str| t.single(k).is_some_and(|v| !v.is_empty());
+    if !has(t, "SAFE_DIRS") && !has(t, "RESTRICTED_DIRS") {
+        put(t, "SAFE_DIRS", "/var/tmp".into());
+        put(t, "RESTRICTED_DIRS", "/".into());
+    }
+}
