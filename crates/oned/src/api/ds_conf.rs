@@ -154,6 +154,14 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
+/// oned.conf's `name` vectors (`TM_MAD_CONF`, `DS_MAD_CONF`, `VN_MAD_CONF`), one per driver;
+/// none means the shipped ones apply.
+pub fn vectors<'a>(ctx: &'a Ctx, name: &'a str) -> Vec<&'a [(String, String)]> {
+    (ctx.config.raw.get_all(name))
+        .filter_map(|a| a.value.as_vector())
+        .collect()
+}
+
 /// The transfer drivers oned.conf defines (`TM_MAD_CONF` NAMEs), or the shipped ones.
 pub fn tm_names(ctx: &Ctx) -> Vec<String> {
     let configured = configured(ctx);
@@ -165,12 +173,8 @@ pub fn tm_names(ctx: &Ctx) -> Vec<String> {
         .collect()
 }
 
-fn configured(ctx: &Ctx) -> Vec<Vec<(String, String)>> {
-    ctx.config
-        .raw
-        .get_all("TM_MAD_CONF")
-        .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
-        .collect()
+fn configured(ctx: &Ctx) -> Vec<&[(String, String)]> {
+    vectors(ctx, "TM_MAD_CONF")
 }
 
 /// `tm_mad`'s `TM_MAD_CONF` settings, upper-case keys.
@@ -192,8 +196,8 @@ fn settings(ctx: &Ctx, tm_mad: &str) -> Vec<(String, String)> {
         .into_iter()
         .find(|v| template::vector_get(v, "NAME") == Some(tm_mad))
         .map(|v| {
-            v.into_iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v))
+            v.iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
                 .collect()
         })
         .unwrap_or_default()

@@ -427,11 +427,7 @@ const SHIPPED_DS_MADS: [(&str, &str); 9] = [
 /// The NAMEs of oned.conf's `conf` vectors (`TM_MAD_CONF`...), or the shipped ones when it has
 /// none.
 pub(super) fn driver_conf_names(ctx: &Ctx, conf: &str, shipped: &[&str]) -> Vec<String> {
-    let named: Vec<String> = ctx
-        .config
-        .raw
-        .get_all(conf)
-        .filter_map(|a| a.value.as_vector())
+    let named: Vec<String> = (super::ds_conf::vectors(ctx, conf).into_iter())
         .filter_map(|v| template::vector_get(v, "NAME").map(str::to_string))
         .collect();
     if named.is_empty() {
@@ -443,12 +439,7 @@ pub(super) fn driver_conf_names(ctx: &Ctx, conf: &str, shipped: &[&str]) -> Vec<
 /// `Datastore::set_ds_mad`: a driver oned.conf defines, and every attribute its
 /// `REQUIRED_ATTRS` names, not empty.
 fn ds_mad_checked(ctx: &Ctx, t: &template::Template, ds_mad: &str) -> Result<(), String> {
-    let confs: Vec<&[(String, String)]> = ctx
-        .config
-        .raw
-        .get_all("DS_MAD_CONF")
-        .filter_map(|a| a.value.as_vector())
-        .collect();
+    let confs = super::ds_conf::vectors(ctx, "DS_MAD_CONF");
     let required = if confs.is_empty() {
         SHIPPED_DS_MADS
             .iter()

@@ -639,9 +639,13 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     // `set_vnc_port`: GRAPHICS takes its port in the write that deploys the VM; the auto NICs'
     // leases then edit the template with the port in it.
     let (cid, vid) = (host.cluster_id, id);
-    let taken = ctx
-        .read(move |c| super::vm_vnc::taken_by_others(c, cid, vid))
-        .await?;
+    // Only a VM with GRAPHICS reads its cluster's ports.
+    let taken = if vm.template.contains("GRAPHICS") {
+        ctx.read(move |c| super::vm_vnc::taken_by_others(c, cid, vid))
+            .await?
+    } else {
+        Default::default()
+    };
     let conf = super::vm_vnc::VncPorts::of(&ctx.config.raw);
     let from_stop = vm.history.last().map(|h| h.action) == Some(wire::vm_action::STOP);
     let (port, with_port) =

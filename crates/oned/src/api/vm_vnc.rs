@@ -85,7 +85,7 @@ pub fn at_deploy(
     hid: i64,
     text: &str,
     from_stop: bool,
-    taken: &[i64],
+    taken: &BTreeSet<i64>,
 ) -> Result<(Vec<SqlStmt>, Option<String>), String> {
     let Ok(mut t) = Template::parse(text) else {
         return Ok((Vec::new(), None));
@@ -96,7 +96,6 @@ pub fn at_deploy(
     if from_stop {
         return Ok((Vec::new(), None));
     }
-    let taken: BTreeSet<i64> = taken.iter().copied().collect();
     let asked = template::vector_get(&graphics, "PORT")
         .and_then(|p| p.trim().parse::<u32>().ok())
         .map(i64::from);
@@ -106,12 +105,7 @@ pub fn at_deploy(
         }
         return Ok((sqlstore::objects::vnc::take(vid, hid, port), None));
     }
-    let port = choose_for(
-        conf,
-        vid,
-        &mut t,
-        &taken.iter().copied().collect::<Vec<_>>(),
-    )?;
+    let port = choose_for(conf, vid, &mut t, taken)?;
     let new = t.to_text();
     let mut stmts = vec![sqlstore::objects::replace_template(
         sqlstore::objects::vm::TABLE,
@@ -129,11 +123,10 @@ pub fn choose_for(
     conf: &VncPorts,
     vid: i64,
     t: &mut Template,
-    taken: &[i64],
+    taken: &BTreeSet<i64>,
 ) -> Result<i64, String> {
-    let taken: BTreeSet<i64> = taken.iter().copied().collect();
     let port = conf
-        .choose(vid, &taken)
+        .choose(vid, taken)
         .ok_or_else(|| "No free VNC ports available in the cluster".to_string())?;
     let mut graphics = t.vector("GRAPHICS").map(<[_]>::to_vec).unwrap_or_default();
     graphics.retain(|(k, _)| !k.eq_ignore_ascii_case("PORT"));
@@ -147,14 +140,12 @@ pub fn taken_by_others(
     c: &sqlstore::Conn,
     cid: i64,
     vid: i64,
-) -> Result<Vec<i64>, sqlstore::SqlError> {
-    let mut taken = sqlstore::objects::vnc::taken(c, cid)?;
+) -> Result<BTreeSet<i64>, sqlstore::SqlError> {
+    let mut taken: BTreeSet<i64> = sqlstore::objects::vnc::taken(c, cid)?.into_iter().collect();
     if let Some((held_in, port)) = sqlstore::objects::vnc::of(c, vid)? {
         if held_in == cid {
             // Its own row: the port it held (a VM stopped and deployed again) is free for it.
-            if let Some(at) = taken.iter().position(|p| *p == port) {
-                taken.remove(at);
-            }
+            taken.remove(&port);
         }
     }
     Ok(taken)
@@ -187,10 +178,14 @@ mod tests {
     #[test]
     fn a_vm_without_graphics_or_back_from_stop_takes_nothing() {
         let c = VncPorts::default();
-        assert_eq!(at_deploy(&c, 1, 0, "CPU=1", false, &[]).unwrap().0.len(), 0);
+        let none = BTreeSet::new();
+        assert_eq!(
+            at_deploy(&c, 1, 0, "CPU=1", false, &none).unwrap().0.len(),
+            0
+        );
         let t = "GRAPHICS=[TYPE=\"VNC\"]";
-        assert_eq!(at_deploy(&c, 1, 0, t, true, &[]).unwrap().0.len(), 0);
-        let (stmts, new) = at_deploy(&c, 1, 0, t, false, &[]).unwrap();
+        assert_eq!(at_deploy(&c, 1, 0, t, true, &none).unwrap().0.len(), 0);
+        let (stmts, new) = at_deploy(&c, 1, 0, t, false, &none).unwrap();
         assert_eq!(stmts.len(), 3);
         let new = Template::parse(&new.unwrap()).unwrap();
         assert_eq!(
@@ -199,10 +194,10 @@ mod tests {
         );
         let asked = "GRAPHICS=[TYPE=\"VNC\",PORT=\"6000\"]";
         assert_eq!(
-            at_deploy(&c, 1, 0, asked, false, &[6000]).unwrap_err(),
+            at_deploy(&c, 1, 0, asked, false, &[6000].into()).unwrap_err(),
             "Requested VNC port already assigned to a VM"
         );
-        let (stmts, new) = at_deploy(&c, 1, 0, asked, false, &[]).unwrap();
+        let (stmts, new) = at_deploy(&c, 1, 0, asked, false, &none).unwrap();
         assert_eq!((stmts.len(), new), (2, None));
     }
 }
