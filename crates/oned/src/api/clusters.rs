@@ -194,6 +194,10 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         SqlTxn {
             stmts: {
                 let mut stmts = rows::delete_if_empty(id);
+                stmts.push(sqlstore::objects::acl::drop_rules_on(
+                    wire::acl::CLUSTER,
+                    id,
+                ));
                 stmts.extend(sqlstore::objects::vdc::forget_resource(
                     sqlstore::objects::vdc::Kind::Cluster,
                     ctx.config.zone_id,

@@ -903,7 +903,10 @@ pub async fn delete_object(ctx: &Ctx, s: &Session, id: i64, right: u64) -> Metho
         if let Some(why) = busy(i) {
             return Err(fail(code::ACTION, format!("Cannot delete image. {why}")));
         }
-        let mut stmts = vec![rows::delete_idle(id, i.state)];
+        let mut stmts = vec![
+            rows::delete_idle(id, i.state),
+            sqlstore::objects::acl::drop_rules_on(wire::acl::IMAGE, id),
+        ];
         if i.state == S::Locked.as_i64() && i.cloning_id >= 0 {
             stmts.push(rows::release_cloning(i.cloning_id));
         }

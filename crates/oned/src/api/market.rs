@@ -295,6 +295,10 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let mut stmts = rows::delete_market(id);
+    stmts.push(sqlstore::objects::acl::drop_rules_on(
+        wire::acl::MARKETPLACE,
+        id,
+    ));
     if !public {
         // An app added meanwhile keeps the market.
         stmts.insert(0, no_apps_guard(id));
@@ -571,7 +575,10 @@ pub async fn app_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if super::zone_master::is_slave(ctx) {
         return super::market_master::drop_app(ctx, id).await;
     }
-    let stmts = vec![sqlstore::objects::delete(rows::APPS, id)];
+    let stmts = vec![
+        sqlstore::objects::delete(rows::APPS, id),
+        sqlstore::objects::acl::drop_rules_on(wire::acl::MARKETPLACEAPP, id),
+    ];
     ctx.commit(SqlTxn { stmts }, |r| r.missing(APPS.missing(id)))
         .await?;
     Ok(Value::Int(id as i32))

@@ -356,12 +356,16 @@ pub fn merged(old: &str, text: &str, merge: bool) -> Result<String, Failure> {
     Ok(out.to_text())
 }
 
-/// Merges `new` into `into`: each attribute named in `new` replaces all of that name.
+/// Merges `new` into `into` as `Template::merge`: each attribute named in `new` replaces all
+/// of that name, and an empty vector (`FOO = [ ]`) only takes its name out.
 pub fn merge_attrs(into: &mut template::Template, new: template::Template) {
     for a in &new.attrs {
         into.remove(&a.name);
     }
     for a in new.attrs {
+        if matches!(&a.value, template::Value::Vector(v) if v.is_empty()) {
+            continue;
+        }
         into.push(&a.name, a.value);
     }
 }
@@ -399,4 +403,21 @@ pub async fn oid_by_name(
     ctx.read(move |c| sqlstore::objects::oid_by_name(c, table, &n, owner))
         .await
         .map_err(|_| format!("Cannot read {table}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_attrs;
+
+    #[test]
+    fn merge_replaces_by_name_and_an_empty_vector_only_erases() {
+        let mut into = template::Template::parse("A = 1\nA = 2\nV = [ X = 1 ]\nKEEP = k").unwrap();
+        let new = template::Template::parse("A = 3\nV = [ ]\nW = [ Y = 2 ]").unwrap();
+        merge_attrs(&mut into, new);
+        assert_eq!(into.get_all("A").count(), 1);
+        assert_eq!(into.single("A"), Some("3"));
+        assert!(into.get("V").is_none());
+        assert!(into.vector("W").is_some());
+        assert_eq!(into.single("KEEP"), Some("k"));
+    }
 }

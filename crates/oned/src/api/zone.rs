@@ -606,8 +606,13 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             "Cannot delete zone. System Zones (ID < 100) cannot be deleted.",
         ));
     }
+    // `ZoneDelete::drop`: the rules on the zone and those granting in it go too.
     let txn = SqlTxn {
-        stmts: vec![sqlstore::objects::delete("zone_pool", id)],
+        stmts: vec![
+            sqlstore::objects::delete("zone_pool", id),
+            sqlstore::objects::acl::drop_rules_on(ZONE, id),
+            sqlstore::objects::acl::drop_rules_in_zone(id),
+        ],
     };
     ctx.commit(txn, |r| {
         r.missing(fail(code::NO_EXISTS, format!("Error getting zone [{id}].")))

@@ -183,3 +183,78 @@ fn acl_rules_are_refused_listed_and_dropped_as_aclmanager_does() {
     let listed = c.call_xml("one.acl.info", vec![]).unwrap();
     assert!(!listed.contains(&format!("USER/#{u}")), "{listed}");
 }
+
+#[test]
+fn deleting_any_object_drops_the_rules_on_exactly_it() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    // `RequestManagerDelete::delete_object`'s `del_resource_rules` for every family it serves
+    // (clusters also `del_cid_rules`): `* <TYPE>/#id USE #0` goes with the object.
+    let objects: Vec<(u64, &str, i64)> = vec![
+        (
+            0x2000_0000_0000,
+            "one.cluster.delete",
+            ok(&c, "one.cluster.allocate", vec![s("c1")]),
+        ),
+        (
+            0x2_0000_0000_0000,
+            "one.vdc.delete",
+            ok(&c, "one.vdc.allocate", vec![s("NAME = v1")]),
+        ),
+        (
+            0x4_0000_0000_0000,
+            "one.vrouter.delete",
+            ok(&c, "one.vrouter.allocate", vec![s("NAME = r1")]),
+        ),
+        (
+            0x100_0000_0000_0000,
+            "one.backupjob.delete",
+            ok(&c, "one.backupjob.allocate", vec![s("NAME = b1")]),
+        ),
+        (
+            0x80_0000_0000,
+            "one.image.delete",
+            ok(
+                &c,
+                "one.image.allocate",
+                vec![s("NAME = i1\nTYPE = DATABLOCK\nSIZE = 1"), i(1)],
+            ),
+        ),
+        (
+            0x8_0000_0000_0000,
+            "one.market.delete",
+            ok(
+                &c,
+                "one.market.allocate",
+                vec![s(
+                    "NAME = m1\nMARKET_MAD = http\nBASE_URL = \"http://m.example/\"\nPUBLIC_DIR = /srv/market",
+                )],
+            ),
+        ),
+    ];
+    let listed = || c.call_xml("one.acl.info", vec![]).unwrap();
+    let before = listed().matches("<ACL>").count();
+    for (kind, _, id) in &objects {
+        let resource = format!("{:x}", kind | 0x1_0000_0000 | *id as u64);
+        c.call(
+            "one.acl.addrule",
+            vec![s("400000000"), s(&resource), s("1"), s("100000000")],
+        )
+        .unwrap();
+    }
+    assert_eq!(listed().matches("<ACL>").count(), before + objects.len());
+    for (n, (_, delete, id)) in objects.iter().enumerate() {
+        let mut params = vec![i(*id)];
+        if *delete == "one.image.delete" {
+            // Still LOCKED while the dummy driver copies it.
+            params.push(Value::Bool(true));
+        }
+        ok(&c, delete, params);
+        let left = listed();
+        assert_eq!(
+            left.matches("<ACL>").count(),
+            before + objects.len() - n - 1,
+            "{delete} {id}: {left}"
+        );
+    }
+}

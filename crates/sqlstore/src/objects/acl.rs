@@ -52,6 +52,15 @@ pub fn drop_rules_on(kind: u64, oid: i64) -> SqlStmt {
     )
 }
 
+/// `AclManager::del_zid_rules`: the rules that grant in exactly zone `zid` (`... #zid`).
+pub fn drop_rules_in_zone(zid: i64) -> SqlStmt {
+    let zone = wire::acl::INDIVIDUAL_ID | (zid as u64 & wire::acl::ID_MASK);
+    SqlStmt::new(
+        "DELETE FROM acl WHERE zone = ?1",
+        vec![SqlValue::Int(zone as i64)],
+    )
+}
+
 /// `AclManager::del_gid_rules`' second half: the rules on the objects of group `gid`
 /// (`.../@gid`, whatever the types).
 pub fn drop_rules_on_group_objects(gid: i64) -> SqlStmt {

@@ -229,7 +229,11 @@ pub fn scheduled(c: &Conn, after: i64, limit: i64) -> crate::sql::Result<Vec<Bac
 
 /// Deletes job `oid` and its VMs' rows.
 pub fn delete(oid: i64) -> Vec<SqlStmt> {
-    vec![clear_vms(oid), super::delete(TABLE, oid)]
+    vec![
+        clear_vms(oid),
+        super::delete(TABLE, oid),
+        super::acl::drop_rules_on(wire::acl::BACKUPJOB, oid),
+    ]
 }
 
 #[cfg(test)]

@@ -243,7 +243,10 @@ pub fn del_resource(vdc: i64, kind: Kind, zone: i64, rid: i64, groups: &[i64]) -
 
 /// Deletes VDC `v` with its entries and every rule it granted.
 pub fn delete(v: &VdcRow) -> Vec<SqlStmt> {
-    let mut stmts = vec![super::delete(TABLE, v.oid)];
+    let mut stmts = vec![
+        super::delete(TABLE, v.oid),
+        super::acl::drop_rules_on(wire::acl::VDC, v.oid),
+    ];
     for sql in [
         "DELETE FROM vdc_group WHERE vdc = ?1",
         "DELETE FROM vdc_resource WHERE vdc = ?1",

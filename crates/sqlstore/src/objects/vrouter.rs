@@ -90,6 +90,7 @@ pub fn delete(oid: i64) -> Vec<SqlStmt> {
             vec![SqlValue::Int(oid)],
         ),
         super::delete(TABLE, oid),
+        super::acl::drop_rules_on(wire::acl::VROUTER, oid),
     ]
 }
 
