@@ -234,7 +234,7 @@ pub async fn status(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             }
         }
         1 => DISABLED,
-        2 => OFFLINE,
+        2 => return offline(ctx, id).await,
         _ => return Err(fail(code::INTERNAL, "Wrong status code")),
     };
     change(
@@ -243,6 +243,33 @@ pub async fn status(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         rows::set_state(id, state, super::vm::now()),
         "change the status of",
     )
+    .await
+}
+
+/// `Host::offline`: OFFLINE with no capacity, the monitoring's totals out of its template
+/// (enabled again, the host is INIT until monitored).
+async fn offline(ctx: &Ctx, id: i64) -> MethodResult {
+    super::writes::write_computed(ctx, id, move || async move {
+        let h = ctx
+            .read(move |c| rows::load(c, id))
+            .await?
+            .ok_or_else(|| no_host(id))?;
+        let mut t = template::Template::parse(&h.template)
+            .map_err(|e| fail(code::INTERNAL, format!("Cannot read host template: {e}")))?;
+        for name in [
+            "TOTALCPU",
+            "TOTALMEMORY",
+            "FREECPU",
+            "FREEMEMORY",
+            "USEDCPU",
+            "USEDMEMORY",
+        ] {
+            t.remove(name);
+        }
+        let mut stmts = vec![rows::reset_capacity(id, t.to_text(), h.template)];
+        stmts.extend(rows::set_state(id, OFFLINE, super::vm::now()));
+        Ok(stmts)
+    })
     .await
 }
 

@@ -123,6 +123,25 @@ fn ranges_hosts_datastores_and_networks_change_as_opennebula_changes_them() {
         one_error(c.call("one.host.status", vec![i(h), i(7)])),
         (INTERNAL, "[one.host.status] Wrong status code".into())
     );
+    // `Host::offline`: no capacity, and the monitoring's totals out of the template.
+    let share = |b: &Element, name: &str| b.child("HOST_SHARE").unwrap().int_of(name).unwrap();
+    let monitored = body(&c, "one.host.info", h);
+    assert!(share(&monitored, "TOTAL_CPU") > 0);
+    ok(&c, "one.host.status", vec![i(h), i(2)]);
+    let off = body(&c, "one.host.info", h);
+    assert_eq!(off.text_of("STATE").unwrap(), "8");
+    for name in ["TOTAL_CPU", "TOTAL_MEM", "MAX_CPU", "MAX_MEM"] {
+        assert_eq!(share(&off, name), 0, "{name}");
+    }
+    let template = off.child("TEMPLATE").unwrap();
+    assert!(template.child("TOTALCPU").is_none() && template.child("FREEMEMORY").is_none());
+    assert!(template.child("IM_MAD").is_some());
+    // Enabled, it is INIT (it had no capacity) until monitored again.
+    ok(&c, "one.host.status", vec![i(h), i(0)]);
+    zone.wait_until(DEADLINE, "the host is monitored again", || {
+        c.call_xml("one.host.info", vec![i(h)])
+            .is_ok_and(|b| b.contains("<STATE>2</STATE>"))
+    });
 
     eprintln!("--- datastore.delete: any datastore, empty");
     let img = ok(

@@ -150,6 +150,21 @@ pub fn set_template_and_drivers(
     .must_match()
 }
 
+/// `Host::offline`'s `reset_capacity`: no capacity, and `template` (the monitoring's totals
+/// taken out), guarded on the template read (`old`).
+pub fn reset_capacity(oid: i64, template: String, old: String) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE host_pool SET total_cpu = 0, total_mem = 0, template = ?2
+         WHERE oid = ?1 AND template = ?3",
+        vec![
+            SqlValue::Int(oid),
+            SqlValue::Text(template),
+            SqlValue::Text(old),
+        ],
+    )
+    .must_match()
+}
+
 /// (MAX_CPU, MAX_MEM): the totals less what RESERVED_CPU and RESERVED_MEM keep back, each taken
 /// from the host's template, or its cluster's when the host's is empty or missing
 /// (`Host::reserved_capacity`).
