@@ -8,6 +8,7 @@ use sqlstore::objects::Table;
 use sqlstore::{SqlStmt, SqlTxn, TxnErrorKind};
 use xmlrpc::{Params, Value};
 
+use super::cluster_drs;
 use super::family::print_rows;
 use super::method::{self as table, Auth, Method, Need};
 use super::xml::{self, Xml};
@@ -221,9 +222,46 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-/// `one.cluster.update(id, template, type)`.
+/// `one.cluster.update(id, template, type)`, then `Cluster::post_update_template`: a ONE_DRS
+/// vector is checked and normalized, and refused while a host of the cluster is pinned.
 pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    super::update_template(ctx, &p, rows::TABLE, "template", no_cluster).await
+    let id = p.int(0)? as i64;
+    let text = p.string(1)?.to_string();
+    let merge = super::writes::update_type(&p)?;
+    let text = &text;
+    let refused = |why: String| fail(code::INTERNAL, format!("Cannot update template. {why}"));
+    super::writes::write_computed(ctx, id, move || async move {
+        let c = load(ctx, id).await?;
+        let new = super::writes::merged(&c.template, text, merge)?;
+        let mut t = template::Template::parse(&new).map_err(|e| refused(e.to_string()))?;
+        if cluster_drs::present(&t) {
+            cluster_drs::normalize(&mut t).map_err(refused)?;
+            let hosts = c.hosts.clone();
+            let pinned = ctx
+                .read(move |conn| {
+                    for h in hosts {
+                        if let Some(h) = host::load(conn, h)? {
+                            if cluster_drs::pinned(&h.template) {
+                                return Ok(Some(h.oid));
+                            }
+                        }
+                    }
+                    Ok(None)
+                })
+                .await?;
+            if let Some(h) = pinned {
+                return Err(refused(format!("Error cluster contains pinned host {h}")));
+            }
+        }
+        Ok(vec![sqlstore::objects::replace_template(
+            rows::TABLE,
+            "template",
+            id,
+            t.to_text(),
+            c.template,
+        )])
+    })
+    .await
 }
 
 pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {

@@ -7,6 +7,7 @@ pub(crate) mod address_range;
 pub mod answer_buf;
 mod backup_incs;
 pub mod backupjob;
+mod cluster_drs;
 mod cluster_plan;
 mod clusters;
 mod document;

@@ -204,3 +204,73 @@ fn ranges_hosts_datastores_and_networks_change_as_opennebula_changes_them() {
     ok(&c, "one.datastore.delete", vec![i(2)]);
     ok(&c, "one.datastore.delete", vec![i(ds)]);
 }
+
+#[test]
+fn cluster_updates_check_one_drs_as_post_update_template() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let m = "one.cluster.update";
+    let cl = ok(&c, "one.cluster.allocate", vec![s("drs")]);
+    for (drs, field) in [
+        ("ONE_DRS = [ AUTOMATION = full ]", "POLICY"),
+        (
+            "ONE_DRS = [ POLICY = pack, AUTOMATION = never ]",
+            "AUTOMATION",
+        ),
+        (
+            "ONE_DRS = [ POLICY = pack, AUTOMATION = full, MEMORY_WEIGHT = x ]",
+            "MEMORY_WEIGHT",
+        ),
+    ] {
+        assert_eq!(
+            one_error(c.call(m, vec![i(cl), s(drs), i(0)])),
+            (
+                INTERNAL,
+                format!(
+                    "[{m}] Cannot update template. Error cluster template contains invalid {field}"
+                )
+            ),
+            "{drs}"
+        );
+    }
+    ok(
+        &c,
+        m,
+        vec![
+            i(cl),
+            s("ONE_DRS = [ POLICY = Balance, AUTOMATION = \" MANUAL \", CPU_WEIGHT = 0.5 ]"),
+            i(0),
+        ],
+    );
+    let t = body(&c, "one.cluster.info", cl);
+    let drs = t.child("TEMPLATE").unwrap().child("ONE_DRS").unwrap();
+    assert_eq!(drs.text_of("POLICY").unwrap(), "balance");
+    assert_eq!(drs.text_of("AUTOMATION").unwrap(), "manual");
+    assert_eq!(drs.text_of("CPU_WEIGHT").unwrap(), "0.5");
+    // A pinned host in the cluster refuses any ONE_DRS; without one, the template is anyone's.
+    let h = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("pin"), s("dummy"), s("dummy"), i(cl)],
+    );
+    ok(
+        &c,
+        "one.host.update",
+        vec![i(h), s("PIN_POLICY = PINNED"), i(1)],
+    );
+    assert_eq!(
+        one_error(c.call(
+            m,
+            vec![
+                i(cl),
+                s("ONE_DRS = [ POLICY = pack, AUTOMATION = full ]"),
+                i(1)
+            ]
+        )),
+        (
+            INTERNAL,
+            format!("[{m}] Cannot update template. Error cluster contains pinned host {h}")
+        )
+    );
+    ok(&c, m, vec![i(cl), s("NOTE = x"), i(0)]);
+}
