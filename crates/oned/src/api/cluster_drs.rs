@@ -3,8 +3,11 @@
 
 use template::{Template, Value};
 
+/// Whether a field's value (trimmed, in lower case) is one it may take.
+type Valid = fn(&str) -> bool;
+
 /// The fields checked, in `post_update_template`'s order, each with what its value may be.
-const FIELDS: &[(&str, fn(&str) -> bool)] = &[
+const FIELDS: &[(&str, Valid)] = &[
     ("POLICY", |v| matches!(v, "pack" | "balance")),
     ("AUTOMATION", |v| matches!(v, "manual" | "partial" | "full")),
     ("MIGRATION_THRESHOLD", |v| {
