@@ -204,9 +204,26 @@ fn settings(ctx: &Ctx, tm_mad: &str) -> Vec<(String, String)> {
 }
 
 /// `Datastore::insert`'s additions to a new datastore's template `t` of type `kind` (0 image,
-/// 1 system, 2 file, backup) whose transfer driver is `tm_mad`.
-pub fn at_allocate(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) {
-    let backup = kind == super::vm_backup::BACKUP_DS;
+/// 1 system, 2 file, backup) whose transfer driver is `tm_mad`, or why its DISK_TYPE is refused.
+pub fn at_allocate(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) -> Result<(), String> {
+    if kind != super::vm_backup::BACKUP_DS {
+        set_tm_mad(ctx, t, kind, tm_mad);
+    }
+    t.remove("BASE_PATH");
+    let given = t.single("DISK_TYPE").unwrap_or("").to_string();
+    t.remove("DISK_TYPE");
+    set_disk_type(t, kind, &given)?;
+    let has = |t: &Template, k: &str| t.single(k).is_some_and(|v| !v.is_empty());
+    if !has(t, "SAFE_DIRS") && !has(t, "RESTRICTED_DIRS") {
+        t.set("SAFE_DIRS", Value::Single("/var/tmp".into()));
+        t.set("RESTRICTED_DIRS", Value::Single("/".into()));
+    }
+    Ok(())
+}
+
+/// `Datastore::set_tm_mad` for a datastore that is not a backup one: what `tm_mad`'s TM_MAD_CONF
+/// says of its datastores, written into `t`.
+pub fn set_tm_mad(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) {
     let conf = settings(ctx, tm_mad);
     let get = |k: &str| template::vector_get(&conf, k).unwrap_or("").to_string();
     let yes = |k: &str, default: bool| match get(k) {
@@ -215,12 +232,12 @@ pub fn at_allocate(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) {
     };
     let yes_no = |on: bool| if on { "YES" } else { "NO" }.to_string();
     let put = |t: &mut Template, k: &str, v: String| t.set(k, Value::Single(v));
-    if !backup && kind == 1 {
+    if kind == 1 {
         put(t, "SHARED", yes_no(yes("SHARED", false)));
         put(t, "DS_MIGRATE", yes_no(yes("DS_MIGRATE", true)));
         t.remove("LN_TARGET");
         t.remove("CLONE_TARGET");
-    } else if !backup {
+    } else {
         let system = get("TM_MAD_SYSTEM");
         if !system.is_empty() {
             put(t, "TM_MAD_SYSTEM", system.clone());
@@ -240,37 +257,65 @@ pub fn at_allocate(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) {
         }
         t.remove("SHARED");
     }
-    if !backup {
-        let orphans = match get("ALLOW_ORPHANS") {
-            o if o.is_empty() => "NO".to_string(),
-            o => o,
-        };
-        put(t, "ALLOW_ORPHANS", orphans);
-        put(
-            t,
-            "PERSISTENT_SNAPSHOTS",
-            yes_no(yes("PERSISTENT_SNAPSHOTS", true)),
-        );
+    let orphans = match get("ALLOW_ORPHANS") {
+        o if o.is_empty() => "NO".to_string(),
+        o => o,
+    };
+    put(t, "ALLOW_ORPHANS", orphans);
+    put(
+        t,
+        "PERSISTENT_SNAPSHOTS",
+        yes_no(yes("PERSISTENT_SNAPSHOTS", true)),
+    );
+}
+
+/// `Image::DiskType` by name, as `disk_type_to_str` writes them (their index is the number).
+const DISK_TYPES: &[&str] = &[
+    "FILE",
+    "CDROM",
+    "BLOCK",
+    "RBD",
+    "RBD_CDROM",
+    "GLUSTER",
+    "GLUSTER_CDROM",
+    "SHEEPDOG",
+    "SHEEPDOG_CDROM",
+    "ISCSI",
+];
+
+/// `Datastore::set_ds_disk_type`: `given` (FILE when empty) checked against the datastore's
+/// type and, for image and system datastores, written as DISK_TYPE (taken out of `t` by the
+/// caller, as `erase_template_attribute` does).
+pub fn set_disk_type(t: &mut Template, kind: i64, given: &str) -> Result<(), String> {
+    let name = match given.trim().to_ascii_uppercase() {
+        n if n.is_empty() => "FILE".to_string(),
+        n => n,
+    };
+    let known = DISK_TYPES.contains(&name.as_str());
+    match kind {
+        0 | 1 if !known => return Err("Unknown DISK_TYPE in template.".into()),
+        0 if name.ends_with("CDROM") => {
+            return Err("Invalid DISK_TYPE for an Image Datastore.".into())
+        }
+        1 if !matches!(name.as_str(), "FILE" | "RBD" | "BLOCK") => {
+            return Err("Invalid DISK_TYPE for a System Datastore.".into())
+        }
+        0 | 1 => t.set("DISK_TYPE", Value::Single(name)),
+        _ => {}
     }
-    t.remove("BASE_PATH");
-    // `set_ds_disk_type`: image and system datastores say theirs (FILE unless given).
-    let disk_type = t
+    Ok(())
+}
+
+/// The DATASTORE element's DISK_TYPE number: its template's (FILE, 0, for files and backups).
+pub fn disk_type_number(t: &str, kind: i64) -> usize {
+    if kind != 0 && kind != 1 {
+        return 0;
+    }
+    let t = Template::parse(t).unwrap_or_default();
+    let name = t
         .single("DISK_TYPE")
         .unwrap_or("")
         .trim()
         .to_ascii_uppercase();
-    t.remove("DISK_TYPE");
-    if kind == 0 || kind == 1 {
-        let disk_type = if disk_type.is_empty() {
-            "FILE".to_string()
-        } else {
-            disk_type
-        };
-        put(t, "DISK_TYPE", disk_type);
-    }
-    let has = |t: &Template, k: &str| t.single(k).is_some_and(|v| !v.is_empty());
-    if !has(t, "SAFE_DIRS") && !has(t, "RESTRICTED_DIRS") {
-        put(t, "SAFE_DIRS", "/var/tmp".into());
-        put(t, "RESTRICTED_DIRS", "/".into());
-    }
+    DISK_TYPES.iter().position(|d| *d == name).unwrap_or(0)
 }

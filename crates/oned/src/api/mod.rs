@@ -12,6 +12,7 @@ mod cluster_plan;
 mod clusters;
 mod document;
 mod ds_conf;
+mod ds_update;
 mod error;
 mod family;
 mod fed_proxy;

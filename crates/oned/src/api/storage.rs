@@ -72,11 +72,18 @@ pub const DATASTORE_METHODS: &[Method] = &[
         Auth::Object,
         super::images::ds_enable
     ),
+    method!(
+        "one.datastore.update",
+        Write,
+        Auth::Object,
+        super::ds_update::update
+    ),
     method!("one.datastorepool.info", Read, Auth::Object, ds_pool_info),
 ];
 
 /// The owned-object calls: chmod, chown, rename, update.
-pub const DATASTORE_OWNED: &[Method] = &owned_methods!("one.datastore", &DATASTORES);
+pub const DATASTORE_OWNED: &[Method] =
+    &owned_methods!(@each "one.datastore", &DATASTORES, [chmod, chown, rename]);
 
 pub const IMAGE_METHODS: &[Method] = &[
     method!("one.image.allocate", Write, Auth::Object, image_allocate),
@@ -153,7 +160,10 @@ pub(super) fn ds_xml(d: &DatastoreRow, out: &mut String) {
                 &format!("/var/lib/one//datastores/{}", d.head.owned.oid),
             )
             .num("TYPE", d.kind)
-            .num("DISK_TYPE", 0)
+            .num(
+                "DISK_TYPE",
+                super::ds_conf::disk_type_number(&d.template, d.kind),
+            )
             .num("STATE", d.state)
             .elem("CLUSTERS", |x| {
                 for c in &d.clusters {
@@ -225,7 +235,7 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     // `Datastore::insert`: the name is the object's, not its template's; its drivers' settings.
     let mut t = t;
     t.remove("NAME");
-    super::ds_conf::at_allocate(ctx, &mut t, kind, &tm_mad);
+    super::ds_conf::at_allocate(ctx, &mut t, kind, &tm_mad).map_err(internal)?;
     let insert = ds::insert(NewDatastore {
         name: name.clone(),
         uid: s.uid,
@@ -438,7 +448,11 @@ pub(super) fn driver_conf_names(ctx: &Ctx, conf: &str, shipped: &[&str]) -> Vec<
 
 /// `Datastore::set_ds_mad`: a driver oned.conf defines, and every attribute its
 /// `REQUIRED_ATTRS` names, not empty.
-fn ds_mad_checked(ctx: &Ctx, t: &template::Template, ds_mad: &str) -> Result<(), String> {
+pub(super) fn ds_mad_checked(
+    ctx: &Ctx,
+    t: &template::Template,
+    ds_mad: &str,
+) -> Result<(), String> {
     let confs = super::ds_conf::vectors(ctx, "DS_MAD_CONF");
     let required = if confs.is_empty() {
         SHIPPED_DS_MADS

@@ -274,3 +274,95 @@ fn cluster_updates_check_one_drs_as_post_update_template() {
     );
     ok(&c, m, vec![i(cl), s("NOTE = x"), i(0)]);
 }
+
+#[test]
+fn datastore_updates_run_post_update_template() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let m = "one.datastore.update";
+    let refused = |why: &str| (INTERNAL, format!("[{m}] Cannot update template. {why}"));
+    assert_eq!(
+        one_error(c.call(
+            "one.datastore.allocate",
+            vec![
+                s("NAME = bad\nDS_MAD = fs\nTM_MAD = ssh\nDISK_TYPE = floppy"),
+                i(-1)
+            ]
+        )),
+        (
+            INTERNAL,
+            "[one.datastore.allocate] Unknown DISK_TYPE in template.".into()
+        )
+    );
+    let ds = ok(
+        &c,
+        "one.datastore.allocate",
+        vec![s("NAME = u\nDS_MAD = fs\nTM_MAD = ssh"), i(-1)],
+    );
+    // A replaced template keeps its TYPE and drivers; the driver settings go with the rest.
+    ok(&c, m, vec![i(ds), s("FOO = bar"), i(0)]);
+    let t = body(&c, "one.datastore.info", ds);
+    let t = t.child("TEMPLATE").unwrap();
+    assert_eq!(t.text_of("FOO").unwrap(), "bar");
+    assert_eq!(t.text_of("TYPE").unwrap(), "IMAGE_DS");
+    assert_eq!(t.text_of("TM_MAD").unwrap(), "ssh");
+    assert_eq!(t.text_of("DS_MAD").unwrap(), "fs");
+    assert!(t.child("LN_TARGET").is_none() && t.child("SAFE_DIRS").is_none());
+    for (text, why) in [
+        (
+            "TM_MAD = nope",
+            "TM_MAD named \"nope\" is not defined in oned.conf",
+        ),
+        (
+            "DS_MAD = nope",
+            "DS_MAD named \"nope\" is not defined in oned.conf",
+        ),
+        (
+            "DISK_TYPE = CDROM",
+            "Invalid DISK_TYPE for an Image Datastore.",
+        ),
+        (
+            "DS_MAD = rsync",
+            "Datastore template is missing the \"RSYNC_HOST\" attribute or it's empty.",
+        ),
+    ] {
+        assert_eq!(
+            one_error(c.call(m, vec![i(ds), s(text), i(1)])),
+            refused(why)
+        );
+    }
+    ok(
+        &c,
+        m,
+        vec![i(ds), s("DISK_TYPE = block\nTM_MAD = shared"), i(1)],
+    );
+    let d = body(&c, "one.datastore.info", ds);
+    assert_eq!(d.text_of("DISK_TYPE").unwrap(), "2");
+    assert_eq!(d.text_of("TM_MAD").unwrap(), "shared");
+    let t = d.child("TEMPLATE").unwrap();
+    assert_eq!(t.text_of("DISK_TYPE").unwrap(), "BLOCK");
+    assert_eq!(t.text_of("LN_TARGET").unwrap(), "NONE");
+    // A system datastore has no DS_MAD.
+    ok(&c, m, vec![i(ds), s("TYPE = system_ds"), i(1)]);
+    let d = body(&c, "one.datastore.info", ds);
+    assert_eq!(d.text_of("TYPE").unwrap(), "1");
+    assert_eq!(d.text_of("DS_MAD").unwrap(), "-");
+    let t = d.child("TEMPLATE").unwrap();
+    assert_eq!(t.text_of("TYPE").unwrap(), "SYSTEM_DS");
+    assert!(t.child("DS_MAD").is_none());
+    // Datastore 0 stays a system datastore; one with images keeps its NFS/LVM options.
+    ok(&c, m, vec![i(0), s("TYPE = IMAGE_DS"), i(1)]);
+    assert_eq!(
+        body(&c, "one.datastore.info", 0).text_of("TYPE").unwrap(),
+        "1"
+    );
+    ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = held\nTYPE = DATABLOCK\nSIZE = 1"), i(1)],
+    );
+    assert_eq!(
+        one_error(c.call(m, vec![i(1), s("NFS_AUTO_ENABLE = YES"), i(1)])),
+        refused("Cannot update option NFS_AUTO_ENABLE in a datastore with existing images")
+    );
+}

@@ -98,6 +98,31 @@ pub fn insert(d: NewDatastore) -> SqlStmt {
     )
 }
 
+/// `one.datastore.update`: the new template with the type and drivers it sets, guarded on the
+/// template read (`old`).
+pub fn set_template_and_drivers(
+    oid: i64,
+    kind: i64,
+    ds_mad: &str,
+    tm_mad: &str,
+    template: String,
+    old: String,
+) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE datastore_pool SET type = ?2, ds_mad = ?3, tm_mad = ?4, template = ?5
+         WHERE oid = ?1 AND template = ?6",
+        vec![
+            SqlValue::Int(oid),
+            SqlValue::Int(kind),
+            SqlValue::Text(ds_mad.to_string()),
+            SqlValue::Text(tm_mad.to_string()),
+            SqlValue::Text(template),
+            SqlValue::Text(old),
+        ],
+    )
+    .must_match()
+}
+
 /// `one.datastore.enable`: READY (0) or DISABLED (1).
 pub fn set_state(oid: i64, state: i64) -> SqlStmt {
     SqlStmt::new(
