@@ -90,8 +90,8 @@ pub async fn chmod<R: HasOwner + Send + 'static>(
     let id = p.int(0)? as i64;
     let row = f.get(ctx, id).await?;
     let old = row.owner().perms;
-    let new = perms::chmod(old, &p)?;
-    let changed = new ^ old;
+    let args = perms::ChmodArgs::read(&p)?;
+    let changed = args.changing(old);
     let op = if changed & 0o111 != 0 { ADMIN } else { MANAGE };
     if changed & 0o007 != 0 && !s.is_admin() && !other_permissions(ctx) {
         return Err(fail(
@@ -105,6 +105,7 @@ pub async fn chmod<R: HasOwner + Send + 'static>(
     if let Some(why) = f.refusal(&caller(ctx, s).await?, &row, op) {
         return Err(refused(s, &[why]));
     }
+    let new = args.apply(old)?;
     let stmt = objects::set_perms(f.table, id, new);
     write(ctx, f, id, vec![stmt], "change permissions of").await
 }
@@ -157,6 +158,30 @@ pub async fn chown<R: HasOwner + Send + 'static>(
     }
     if !why.is_empty() {
         return Err(refused(s, &why));
+    }
+    // `check_name_unique`: the new owner must not hold the name already (families whose names
+    // may repeat, and datastores and markets, named zone-wide, skip it).
+    let repeats = [
+        objects::vm::TABLE,
+        objects::document::TABLE,
+        objects::datastore::TABLE,
+        objects::market::MARKETS,
+    ];
+    if uid > -1 && !repeats.contains(&f.table) {
+        let (table, name) = (f.table, row.name().to_string());
+        let held = ctx
+            .read(move |c| objects::owned_named(c, table, &name, uid))
+            .await?;
+        if let Some(other) = held {
+            return Err(fail(
+                code::INTERNAL,
+                format!(
+                    "user [{uid}] already owns {} [{other}] with NAME {}",
+                    f.what,
+                    row.name()
+                ),
+            ));
+        }
     }
     let (nu, ng) = (
         if uid > -1 { uid } else { o.uid },
@@ -281,6 +306,10 @@ pub async fn rename_as<R: HasOwner + Send + 'static>(
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
+    // `RequestManagerRename`: the same name is a success, before any authorization.
+    if f.get(ctx, id).await?.name() == name {
+        return Ok(Value::Int(id as i32));
+    }
     let row = f.authorized(ctx, s, id, right).await?;
     let owner = row.owner().uid;
     let collides = |other: i64| {

@@ -364,25 +364,51 @@ fn cluster_rule_as_objects(
     Ok(out)
 }
 
-/// `one.<o>.chmod` arguments applied to `perms` (-1 keeps a bit).
-pub fn chmod(perms: i64, p: &Params<'_>) -> Result<i64, Failure> {
-    let mut out = perms;
-    for i in 0..9 {
-        let v = p.int(1 + i)?;
-        let bit = 1 << (8 - i);
-        match v {
-            -1 => {}
-            0 => out &= !bit,
-            1 => out |= bit,
-            other => {
-                return Err(fail(
-                    code::XML_RPC_API,
-                    format!("Wrong permission value {other}"),
-                ))
+/// `one.<o>.chmod`'s nine values (owner, group, other; use, manage, admin), -1 keeping a bit.
+pub struct ChmodArgs([i32; 9]);
+
+impl ChmodArgs {
+    pub fn read(p: &Params<'_>) -> Result<Self, Failure> {
+        let mut v = [-1; 9];
+        for (i, slot) in v.iter_mut().enumerate() {
+            *slot = p.int(1 + i)?;
+        }
+        Ok(ChmodArgs(v))
+    }
+
+    /// The bits of `perms` the call asks to change, as `RequestManagerChmod::chmod` weighs
+    /// them before authorizing: a value that is not -1 and not the bit's (an invalid one too).
+    pub fn changing(&self, perms: i64) -> i64 {
+        let mut mask = 0;
+        for (i, v) in self.0.iter().enumerate() {
+            let bit = 1 << (8 - i);
+            let now = i32::from(perms & bit != 0);
+            if *v != -1 && *v != now {
+                mask |= bit;
             }
         }
+        mask
     }
-    Ok(out)
+
+    /// `PoolObjectSQL::set_permissions`: the new permissions, or its refusal.
+    pub fn apply(&self, perms: i64) -> Result<i64, Failure> {
+        let mut out = perms;
+        for (i, v) in self.0.iter().enumerate() {
+            let bit = 1 << (8 - i);
+            match v {
+                -1 => {}
+                0 => out &= !bit,
+                1 => out |= bit,
+                _ => {
+                    return Err(fail(
+                        code::INTERNAL,
+                        "New permission values must be -1, 0 or 1",
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A pool call's filter flag and oid range (`i filter, i start, i end`), defaults -2, -1, -1.

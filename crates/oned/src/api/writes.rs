@@ -173,8 +173,11 @@ pub async fn rename_unique(
             format!("{what} cannot be renamed to {name} because it collides with {what} {other}"),
         )
     };
-    if let Some(other) = holder(name.clone()).await? {
-        return Err(collides(other));
+    match holder(name.clone()).await? {
+        // `RequestManagerRename`: its own name again is a success.
+        Some(other) if other == id => return Ok(Value::Int(id as i32)),
+        Some(other) => return Err(collides(other)),
+        None => {}
     }
     validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     let txn = SqlTxn {

@@ -356,14 +356,17 @@ fn a_rename_to_a_name_held_names_its_holder() {
             &format!("host cannot be renamed to n1 because it collides with host {h1}")
         )
     );
+    let cl = id(&c, "one.cluster.allocate", vec![s("more")]);
     assert_eq!(
-        refusal(&c, "one.cluster.rename", vec![int(0), s("default")]),
+        refusal(&c, "one.cluster.rename", vec![int(cl), s("default")]),
         says(
             ACTION_CODE,
             "one.cluster.rename",
             "cluster cannot be renamed to default because it collides with cluster 0"
         )
     );
+    // Its own name again is no collision.
+    assert_eq!(id(&c, "one.cluster.rename", vec![int(0), s("default")]), 0);
     // VMs' names may repeat.
     c.call("one.template.rename", vec![int(b), s("c")]).unwrap();
 }

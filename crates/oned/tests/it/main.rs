@@ -48,6 +48,7 @@ mod onevnet;
 mod ops;
 mod owned;
 mod owned_cli;
+mod owned_edits;
 mod peers;
 mod placement;
 mod pools;

@@ -136,7 +136,7 @@ fn onedatastore_lists_shows_and_changes_datastores() {
     );
     assert!(ds(&zone, &["show", "0", "-x"]).starts_with("<DATASTORE><ID>0</ID>"));
 
-    // SHARED = NO: a local datastore shows no capacity.
+    // An image datastore's SHARED goes (`set_tm_mad` runs again on every update).
     let local = file(&dir, "local.tmpl", "SHARED = NO\n");
     assert_eq!(ds(&zone, &["update", "100", &local, "--append"]), "");
     assert_eq!(ds(&zone, &["rename", "100", "web2"]), "");
@@ -146,14 +146,32 @@ fn onedatastore_lists_shows_and_changes_datastores() {
     for part in [
         "\nNAME           : web2\n",
         "\nGROUP          : users\n",
-        "TOTAL:         : -\nFREE:          : -\nUSED:          : -\nLIMIT:         : -\n",
+        "TOTAL:         : 1024G\n",
         "OWNER          : uma\nGROUP          : u--\nOTHER          : u--\n",
+    ] {
+        assert!(show.contains(part), "{part:?} in\n{show}");
+    }
+    assert!(!show.contains("SHARED"), "{show}");
+    // SHARED = NO (a system datastore on ssh): a local datastore shows no capacity.
+    let sys = file(
+        &dir,
+        "sys.tmpl",
+        "NAME = local\nTYPE = SYSTEM_DS\nTM_MAD = ssh\n",
+    );
+    assert_eq!(ds(&zone, &["create", &sys]), "ID: 101\n");
+    let show = ds(&zone, &["show", "101"]);
+    for part in [
+        "TOTAL:         : -\nFREE:          : -\nUSED:          : -\nLIMIT:         : -\n",
         "\nSHARED=\"NO\"\n",
     ] {
         assert!(show.contains(part), "{part:?} in\n{show}");
     }
-    assert!(ds(&zone, &["list"])
-        .ends_with(" 100 web2            - 100 0             0 img  fs      shared  on\n"));
+    assert_eq!(ds(&zone, &["delete", "101"]), "");
+    let list = ds(&zone, &["list"]);
+    assert!(
+        list.ends_with(" 100 web2        1024G 100 0             0 img  fs      shared  on\n"),
+        "{list}"
+    );
     assert_eq!(ds(&zone, &["chown", "100", "oneadmin", "oneadmin"]), "");
     assert!(ds(&zone, &["show", "100"]).contains("\nGROUP          : oneadmin\n"));
 

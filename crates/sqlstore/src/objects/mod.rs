@@ -79,6 +79,8 @@ impl Head {
 pub trait HasOwner {
     fn owner(&self) -> Owned;
 
+    fn name(&self) -> &str;
+
     /// Its lock, for families OpenNebula lets lock (VMs, templates, images, networks...).
     fn lock(&self) -> Option<&Lock> {
         None
@@ -221,12 +223,20 @@ macro_rules! has_owner {
             fn owner(&self) -> $crate::objects::Owned {
                 self.head.owned
             }
+
+            fn name(&self) -> &str {
+                &self.head.name
+            }
         }
     };
     (lockable $row:ty) => {
         impl $crate::objects::HasOwner for $row {
             fn owner(&self) -> $crate::objects::Owned {
                 self.head.owned
+            }
+
+            fn name(&self) -> &str {
+                &self.head.name
             }
 
             fn lock(&self) -> Option<&$crate::objects::Lock> {

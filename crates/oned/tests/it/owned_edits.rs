@@ -1,0 +1,122 @@
+//! The edits every owned family shares, as 7.0.2's `RequestManagerRename`, `RequestManagerChown`,
+//! `RequestManagerChmod` and `RequestManagerUpdateTemplate` make them: a rename to the same name,
+//! a chown to an owner who holds the name, a chmod's bad value, restricted attributes on update.
+
+use cli::Client;
+use xmlrpc::Value;
+
+use crate::zone::{one_error, Zone, AUTHORIZATION, INTERNAL};
+
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+fn int(v: i64) -> Value {
+    Value::Int(v as i32)
+}
+
+fn id(c: &Client, method: &str, params: Vec<Value>) -> i64 {
+    c.call(method, params)
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+        .as_i64()
+        .expect("an id")
+}
+
+fn says(code: i32, method: &str, why: &str) -> (i32, String) {
+    (code, format!("[{method}] {why}"))
+}
+
+fn user(c: &Client, name: &str) -> i64 {
+    id(
+        c,
+        "one.user.allocate",
+        vec![s(name), s("pw"), s(""), Value::Array(vec![])],
+    )
+}
+
+#[test]
+fn renames_chowns_and_chmods_are_checked_in_opennebulas_order() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let ann = user(&c, "ann");
+    let bob = user(&c, "bob");
+    let bob_c = zone.servers[0].client_as("bob", "pw");
+    let t = id(&c, "one.template.allocate", vec![s("NAME = web\nCPU = 1")]);
+
+    // Its own name again: a success before any authorization (bob may not MANAGE it).
+    assert_eq!(id(&bob_c, "one.template.rename", vec![int(t), s("web")]), t);
+    assert_eq!(
+        id(
+            &c,
+            "one.host.allocate",
+            vec![s("hh"), s("dummy"), s("dummy"), int(-1)]
+        ),
+        0
+    );
+    assert_eq!(id(&c, "one.host.rename", vec![int(0), s("hh")]), 0);
+    assert_eq!(
+        one_error(bob_c.call("one.template.rename", vec![int(t), s("other")])).0,
+        AUTHORIZATION
+    );
+
+    // `check_name_unique`: the new owner holds the name already.
+    let ann_c = zone.servers[0].client_as("ann", "pw");
+    let theirs = id(
+        &ann_c,
+        "one.template.allocate",
+        vec![s("NAME = web\nCPU = 2")],
+    );
+    assert_eq!(
+        one_error(c.call("one.template.chown", vec![int(t), int(ann), int(-1)])),
+        says(
+            INTERNAL,
+            "one.template.chown",
+            &format!("user [{ann}] already owns virtual machine template [{theirs}] with NAME web")
+        )
+    );
+    let img = |name: &str| {
+        id(
+            &c,
+            "one.image.allocate",
+            vec![
+                s(&format!("NAME = {name}\nTYPE = DATABLOCK\nSIZE = 1")),
+                int(1),
+            ],
+        )
+    };
+    let (mine, other) = (img("disk"), img("other"));
+    c.call("one.image.rename", vec![int(other), s("disk")])
+        .expect_err("oneadmin holds disk");
+    id(&c, "one.image.chown", vec![int(mine), int(bob), int(-1)]);
+    c.call("one.image.rename", vec![int(other), s("disk")])
+        .expect("disk is bob's now");
+    assert_eq!(
+        one_error(c.call("one.image.chown", vec![int(other), int(bob), int(-1)])),
+        says(
+            INTERNAL,
+            "one.image.chown",
+            &format!("user [{bob}] already owns image [{mine}] with NAME disk")
+        )
+    );
+
+    // A value other than -1, 0 or 1: refused after the authorization, by `set_permissions`.
+    let chmod = |who: &Client, v: i64| {
+        let mut p = vec![int(t), int(v)];
+        p.extend((0..8).map(|_| int(-1)));
+        who.call("one.template.chmod", p)
+    };
+    assert_eq!(one_error(chmod(&bob_c, 2)).0, AUTHORIZATION);
+    assert_eq!(
+        one_error(chmod(&c, 2)),
+        says(
+            INTERNAL,
+            "one.template.chmod",
+            "New permission values must be -1, 0 or 1"
+        )
+    );
+    id(&c, "one.template.chmod", {
+        let mut p = vec![int(t), int(1)];
+        p.extend((0..8).map(|_| int(-1)));
+        p
+    });
+}
