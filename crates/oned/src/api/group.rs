@@ -220,6 +220,21 @@ pub async fn deladmin(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.group.update(id, template, type)`.
-pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    super::update_template(ctx, &p, "group_pool", "template", no_group).await
+pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let ras = if s.is_admin() {
+        Vec::new()
+    } else {
+        super::restricted::group(ctx)
+    };
+    // `Group::post_update_template`: the VM operation lists name operations.
+    super::writes::update_template_checked(
+        ctx,
+        &p,
+        "group_pool",
+        "template",
+        no_group,
+        &ras,
+        Some(super::vm_ops::check),
+    )
+    .await
 }

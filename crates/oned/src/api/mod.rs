@@ -32,6 +32,7 @@ mod owned;
 pub(crate) mod perms;
 pub mod quota;
 pub mod quota_cache;
+mod restricted;
 mod route;
 mod secgroup;
 mod showback;

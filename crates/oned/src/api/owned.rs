@@ -379,7 +379,24 @@ pub async fn update_as<R: HasOwner + Send + 'static>(
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     f.authorized(ctx, s, id, right).await?;
-    super::update_template(ctx, &p, f.table, f.template, |id| f.missing(id)).await
+    // `keep_restricted` for callers outside group oneadmin, by the template's kind.
+    let ras = match f.table {
+        _ if s.is_admin() => Vec::new(),
+        objects::vm::TABLE | objects::template::TABLE => super::restricted::vm(ctx),
+        objects::image::TABLE => super::restricted::image(ctx),
+        objects::vntemplate::TABLE => super::restricted::vnet(ctx),
+        _ => Vec::new(),
+    };
+    super::writes::update_template_checked(
+        ctx,
+        &p,
+        f.table,
+        f.template,
+        |id| f.missing(id),
+        &ras,
+        None,
+    )
+    .await
 }
 
 /// `one.<o>.delete(id)`: the caller must MANAGE the object; `stmts` delete it, and a

@@ -447,7 +447,22 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     authorize(ctx, s, id, wire::acl::MANAGE).await?;
-    super::update_template(ctx, &p, rows::TABLE, "template", no_user).await
+    let ras = if s.is_admin() {
+        Vec::new()
+    } else {
+        super::restricted::user(ctx)
+    };
+    // `User::post_update_template`: the VM operation lists name operations.
+    super::writes::update_template_checked(
+        ctx,
+        &p,
+        rows::TABLE,
+        "template",
+        no_user,
+        &ras,
+        Some(super::vm_ops::check),
+    )
+    .await
 }
 
 /// Runs a membership change; NotFound means the user is gone.

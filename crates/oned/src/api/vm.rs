@@ -411,8 +411,7 @@ pub(super) fn vm_template_restricted(
     if s.is_admin() {
         return Ok(());
     }
-    let ras = super::vntemplate::grouped(super::vrouter_nics::vm_restricted(ctx));
-    match super::vntemplate::restricted_in(&ras, t) {
+    match super::restricted::in_new(&super::restricted::vm(ctx), t) {
         Some(name) => Err(super::unauthorized(
             s,
             &format!("VM Template includes a restricted attribute {name}"),

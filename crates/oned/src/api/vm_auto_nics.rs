@@ -85,11 +85,9 @@ pub fn chosen(tmpl: &Template) -> Vec<(i64, String)> {
 /// NICs not in auto mode; each refused as AUTHORIZATION.
 pub async fn authorize(ctx: &Ctx, s: &Session, v: &VmRow, tmpl: &Template) -> Result<(), Failure> {
     if !s.is_admin() {
-        let ras = super::vntemplate::grouped(super::vrouter_nics::vm_restricted(ctx));
+        let ras = super::restricted::vm(ctx);
         let nic_only: Vec<_> = ras.into_iter().filter(|(name, _)| name == "NIC").collect();
-        if let Some(name) =
-            super::vntemplate::restricted_change_of(&nic_only, tmpl, &Template::default())
-        {
+        if let Some(name) = super::restricted::change_of(&nic_only, tmpl, &Template::default()) {
             return Err(fail(
                 code::AUTHORIZATION,
                 format!("NIC includes a restricted attribute {name}"),

@@ -239,8 +239,8 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         // it changes no restricted attribute (`merge`'s `check_restricted(ra, tmpl, true)`).
         let more = super::validate::template(&extra).map_err(|e| fail(code::INTERNAL, e))?;
         if !s.is_admin() {
-            let ras = super::vntemplate::grouped(super::vrouter_nics::vm_restricted(ctx));
-            if let Some(name) = super::vntemplate::restricted_change_of(&ras, &more, &body) {
+            let ras = super::restricted::vm(ctx);
+            if let Some(name) = super::restricted::change_of(&ras, &more, &body) {
                 return Err(super::unauthorized(
                     s,
                     &format!("User Template includes a restricted attribute {name}"),

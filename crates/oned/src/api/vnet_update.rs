@@ -11,7 +11,7 @@ use xmlrpc::Params;
 
 use super::family::Family;
 use super::perms::MANAGE;
-use super::writes::{merged, update_type, write_computed};
+use super::writes::{merged, merged_checked, update_type, write_computed};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 
@@ -28,7 +28,12 @@ pub async fn update(
     f.authorized(ctx, s, id, MANAGE).await?;
     let text = p.string(1)?.to_string();
     let merge = update_type(&p)?;
-    let text = &text;
+    let ras = if s.is_admin() {
+        Vec::new()
+    } else {
+        super::restricted::vnet(ctx)
+    };
+    let (text, ras) = (&text, &ras);
     write_computed(ctx, id, move || async move {
         let old = ctx
             .read(move |c| sqlstore::objects::template_text(c, f.table, f.template, id))
@@ -36,7 +41,13 @@ pub async fn update(
         let Some(old) = old else {
             return Err(f.missing(id));
         };
-        let new = kept(&old, &merged(&old, text, merge)?)?;
+        // The ranges are not the template's in OpenNebula (they live in AR_POOL): the
+        // restricted attributes are weighed against the rest.
+        let mut base = Template::parse(&old).unwrap_or_default();
+        base.remove("AR");
+        let given = merged_checked(&base.to_text(), text, merge, ras)?;
+        let given = if merge { text.to_string() } else { given };
+        let new = kept(&old, &merged(&old, &given, merge)?)?;
         Ok(vec![sqlstore::objects::replace_template(
             f.table, f.template, id, new, old,
         )])

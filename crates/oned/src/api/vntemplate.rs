@@ -12,6 +12,7 @@ use super::family::Family;
 use super::method::{Auth, Method};
 use super::owned;
 use super::perms::{self, caller, USE};
+use super::restricted;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -222,147 +223,6 @@ pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     insert(ctx, s, &name, body, allocation_error).await
 }
 
-/// OpenNebula's shipped `VNET_RESTRICTED_ATTR` (`share/etc/oned.conf`), used when oned.conf
-/// names none.
-const RESTRICTED: &[&str] = &[
-    "VN_MAD",
-    "PHYDEV",
-    "VLAN_ID",
-    "CVLANS",
-    "QINQ_TYPE",
-    "BRIDGE",
-    "CONF",
-    "BRIDGE_CONF",
-    "OVS_BRIDGE_CONF",
-    "IP_LINK_CONF",
-    "FILTER",
-    "FILTER_IP_SPOOFING",
-    "FILTER_MAC_SPOOFING",
-    "AR/VN_MAD",
-    "AR/PHYDEV",
-    "AR/VLAN_ID",
-    "AR/BRIDGE",
-    "AR/FILTER",
-    "AR/FILTER_IP_SPOOFING",
-    "AR/FILTER_MAC_SPOOFING",
-];
-
-/// The restricted attributes, grouped as OpenNebula keeps them: a name, and the keys of that
-/// vector (none for a single attribute).
-fn restricted(ctx: &Ctx) -> Vec<(String, Vec<String>)> {
-    let conf: Vec<String> = ctx
-        .config
-        .raw
-        .get_all("VNET_RESTRICTED_ATTR")
-        .filter_map(|a| a.value.as_single().map(str::to_string))
-        .collect();
-    let names: Vec<String> = if conf.is_empty() {
-        RESTRICTED.iter().map(|r| r.to_string()).collect()
-    } else {
-        conf
-    };
-    grouped(names)
-}
-
-/// Restricted attribute names (`NAME` or `NAME/KEY`) grouped as OpenNebula keeps them.
-pub(super) fn grouped(names: Vec<String>) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for r in names {
-        let (name, sub) = match r.split_once('/') {
-            Some((n, s)) => (n.to_uppercase(), Some(s.to_uppercase())),
-            None => (r.to_uppercase(), None),
-        };
-        let at = match out.iter().position(|(n, _)| *n == name) {
-            Some(at) => at,
-            None => {
-                out.push((name, Vec::new()));
-                out.len() - 1
-            }
-        };
-        if let Some(sub) = sub {
-            out[at].1.push(sub);
-        }
-    }
-    out
-}
-
-/// `restricted_values`: `<key><value>` of each restricted key in each `name` vector, sorted;
-/// and whether there is any such vector.
-fn restricted_values(t: &Template, name: &str, subs: &[String]) -> (bool, Vec<String>) {
-    let mut values = Vec::new();
-    let mut exists = false;
-    for a in t.get_all(name) {
-        let Some(pairs) = a.value.as_vector() else {
-            continue;
-        };
-        exists = true;
-        for sub in subs {
-            if let Some(v) = template::vector_get(pairs, sub) {
-                values.push(format!("{sub}{v}"));
-            }
-        }
-    }
-    values.sort();
-    (exists, values)
-}
-
-/// `Template::check_restricted(ra, base, append = true)`: the first restricted attribute the
-/// user's template sets to something else than `base` has.
-fn restricted_change(ctx: &Ctx, user: &Template, base: &Template) -> Option<String> {
-    restricted_change_of(&restricted(ctx), user, base)
-}
-
-/// `Template::check_restricted(ra)` of a new object's template: the first restricted key any of
-/// its vectors holds (named alone, `MAC`), or the first restricted single attribute, names and
-/// keys in sorted order as OpenNebula's map and sets keep them. A name whose first attribute is
-/// a vector does not count as a single attribute (`Template::get(name, string&)`).
-pub(super) fn restricted_in(ras: &[(String, Vec<String>)], t: &Template) -> Option<String> {
-    let mut ras: Vec<(String, Vec<String>)> = ras.to_vec();
-    ras.sort();
-    for (name, mut subs) in ras {
-        if subs.is_empty() {
-            if t.get(&name).is_some_and(|a| a.value.as_single().is_some()) {
-                return Some(name);
-            }
-            continue;
-        }
-        subs.sort();
-        for pairs in t.get_all(&name).filter_map(|a| a.value.as_vector()) {
-            if let Some(sub) = subs
-                .iter()
-                .find(|s| template::vector_get(pairs, s).is_some())
-            {
-                return Some(sub.clone());
-            }
-        }
-    }
-    None
-}
-
-/// [`restricted_change`] against the grouped restricted attributes `ras`.
-pub(super) fn restricted_change_of(
-    ras: &[(String, Vec<String>)],
-    user: &Template,
-    base: &Template,
-) -> Option<String> {
-    for (name, subs) in ras {
-        if subs.is_empty() {
-            if let Some(v) = user.single(name) {
-                if base.single(name).unwrap_or("") != v {
-                    return Some(name.clone());
-                }
-            }
-            continue;
-        }
-        let (new, values) = restricted_values(user, name, subs);
-        let (_, base_values) = restricted_values(base, name, subs);
-        if new && values != base_values {
-            return Some(name.clone());
-        }
-    }
-    None
-}
-
 /// The clusters of `CLUSTER_IDS` (a comma-separated list) that exist; cluster 0 without one,
 /// as `VNTemplateInstantiate` places the network.
 async fn clusters(ctx: &Ctx, t: &Template) -> Result<Vec<i64>, Failure> {
@@ -405,7 +265,7 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     if !extra.trim().is_empty() {
         let user = super::validate::template(&extra).map_err(|e| fail(code::INTERNAL, e))?;
         if !s.is_admin() {
-            if let Some(ra) = restricted_change(ctx, &user, &body) {
+            if let Some(ra) = restricted::change_of(&restricted::vnet(ctx), &user, &body) {
                 return Err(fail(
                     code::AUTHORIZATION,
                     format!(
@@ -486,22 +346,5 @@ mod tests {
         );
         assert!(phydev_vlans(&t(""), "bridge").is_ok());
         assert!(phydev_vlans(&t(""), "custom").is_ok());
-    }
-
-    #[test]
-    fn restricted_vector_keys_compare_sorted_values() {
-        let subs = vec!["VN_MAD".to_string()];
-        let base = t("AR = [ TYPE = IP4, VN_MAD = a ]");
-        let same = t("AR = [ VN_MAD = a, SIZE = 2 ]");
-        let other = t("AR = [ VN_MAD = b ]");
-        assert_eq!(
-            restricted_values(&base, "AR", &subs),
-            restricted_values(&same, "AR", &subs)
-        );
-        assert_ne!(
-            restricted_values(&base, "AR", &subs).1,
-            restricted_values(&other, "AR", &subs).1
-        );
-        assert!(!restricted_values(&t("A = 1"), "AR", &subs).0);
     }
 }

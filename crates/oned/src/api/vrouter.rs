@@ -407,8 +407,8 @@ async fn instantiate_one(
     if !extra.trim().is_empty() {
         let more = super::validate::template(extra).map_err(|e| fail(code::INTERNAL, e))?;
         if !s.is_admin() {
-            let ras = super::vntemplate::grouped(vnics::vm_restricted(ctx));
-            if let Some(ra) = super::vntemplate::restricted_change_of(&ras, &more, &body) {
+            let ras = super::restricted::vm(ctx);
+            if let Some(ra) = super::restricted::change_of(&ras, &more, &body) {
                 return Err(fail(
                     code::AUTHORIZATION,
                     format!(

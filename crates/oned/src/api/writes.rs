@@ -287,6 +287,23 @@ pub async fn update_template(
     column: &'static str,
     missing: impl Fn(i64) -> Failure,
 ) -> MethodResult {
+    update_template_checked(ctx, p, table, column, missing, &[], None).await
+}
+
+/// What `Object::post_update_template` checks of the template an update leaves.
+pub type PostUpdate = fn(&template::Template) -> Result<(), String>;
+
+/// [`update_template`] refusing a change to the restricted attributes `ras` (none for an
+/// administrator) as `PoolObjectSQL::replace_template`/`append_template` do, then `post`.
+pub async fn update_template_checked(
+    ctx: &Ctx,
+    p: &Params<'_>,
+    table: &'static str,
+    column: &'static str,
+    missing: impl Fn(i64) -> Failure,
+    ras: &[(String, Vec<String>)],
+    post: Option<PostUpdate>,
+) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
     let merge = update_type(p)?;
@@ -298,7 +315,11 @@ pub async fn update_template(
         let Some(old) = old else {
             return Err(missing(id));
         };
-        let new = merged(&old, text, merge)?;
+        let new = merged_checked(&old, text, merge, ras)?;
+        if let Some(post) = post {
+            let t = template::Template::parse(&new).unwrap_or_default();
+            post(&t).map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+        }
         Ok(vec![sqlstore::objects::replace_template(
             table, column, id, new, old,
         )])
@@ -341,8 +362,34 @@ where
 /// The template text an update leaves: `text` replacing `old`, or merged into it (each
 /// attribute named in `text` replaces all of that name).
 pub fn merged(old: &str, text: &str, merge: bool) -> Result<String, Failure> {
-    let new = validate::template(text)
+    merged_checked(old, text, merge, &[])
+}
+
+/// [`merged`], `text` first checked against the restricted attributes `ras` of the stored
+/// template (`Template::check_restricted(ra, base, append)`): a change refused in oned's words,
+/// a restricted attribute a replace leaves out kept.
+pub fn merged_checked(
+    old: &str,
+    text: &str,
+    merge: bool,
+    ras: &[(String, Vec<String>)],
+) -> Result<String, Failure> {
+    let mut new = validate::template(text)
         .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+    if !ras.is_empty() {
+        let base = template::Template::parse(old).unwrap_or_default();
+        if let Some(ra) = super::restricted::update_changes(ras, &mut new, &base, merge) {
+            let why = if merge {
+                format!("User Template includes a restricted attribute {ra}")
+            } else {
+                format!("Tried to change restricted attribute: {ra}")
+            };
+            return Err(fail(
+                code::INTERNAL,
+                format!("Cannot update template. {why}"),
+            ));
+        }
+    }
     if !merge {
         return Ok(new.to_text());
     }

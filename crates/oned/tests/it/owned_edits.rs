@@ -120,3 +120,118 @@ fn renames_chowns_and_chmods_are_checked_in_opennebulas_order() {
         p
     });
 }
+
+#[test]
+fn updates_keep_restricted_attributes_from_users() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let ann = user(&c, "ann");
+    let ann_c = zone.servers[0].client_as("ann", "pw");
+    let update = |who: &Client, m: &str, id: i64, text: &str, merge: i64| {
+        who.call(m, vec![int(id), s(text), int(merge)])
+    };
+    let changed = |m: &str, ra: &str| {
+        says(
+            INTERNAL,
+            m,
+            &format!("Cannot update template. Tried to change restricted attribute: {ra}"),
+        )
+    };
+    let included = |m: &str, ra: &str| {
+        says(
+            INTERNAL,
+            m,
+            &format!("Cannot update template. User Template includes a restricted attribute {ra}"),
+        )
+    };
+
+    eprintln!("--- template.update: VM_RESTRICTED_ATTR");
+    let m = "one.template.update";
+    let t = id(
+        &ann_c,
+        "one.template.allocate",
+        vec![s("NAME = t\nCPU = 1\nMEMORY = 64")],
+    );
+    assert_eq!(
+        one_error(update(&ann_c, m, t, "CPU = 1\nCPU_COST = 2", 0)),
+        changed(m, "CPU_COST")
+    );
+    assert_eq!(
+        one_error(update(&ann_c, m, t, "CPU_COST = 2", 1)),
+        included(m, "CPU_COST")
+    );
+    assert_eq!(
+        one_error(update(
+            &ann_c,
+            m,
+            t,
+            "NIC = [ NETWORK_ID = 0, MAC = \"02:00:00:00:00:01\" ]",
+            1
+        )),
+        included(m, "NIC")
+    );
+    update(&c, m, t, "CPU_COST = 2", 1).unwrap();
+    // A replace that leaves it out keeps it; the same value again is no change.
+    update(&ann_c, m, t, "CPU = 2\nMEMORY = 64", 0).unwrap();
+    update(&ann_c, m, t, "CPU_COST = 2", 1).unwrap();
+    let body = ann_c.call_xml("one.template.info", vec![int(t)]).unwrap();
+    assert!(
+        body.contains("<CPU_COST><![CDATA[2]]></CPU_COST>"),
+        "{body}"
+    );
+    assert!(body.contains("<CPU><![CDATA[2]]></CPU>"), "{body}");
+
+    eprintln!("--- user.update: USER_RESTRICTED_ATTR and the operation names");
+    let m = "one.user.update";
+    assert_eq!(
+        one_error(update(&ann_c, m, ann, "VM_USE_OPERATIONS = \"migrate\"", 1)),
+        included(m, "VM_USE_OPERATIONS")
+    );
+    assert_eq!(
+        one_error(update(&c, m, ann, "VM_USE_OPERATIONS = \"fly\"", 1)),
+        says(
+            INTERNAL,
+            m,
+            "Cannot update template. Unknown vm operation: fly"
+        )
+    );
+    update(&c, m, ann, "VM_USE_OPERATIONS = \"migrate\"", 1).unwrap();
+    update(&ann_c, m, ann, "NOTE = mine", 0).unwrap();
+    let body = c.call_xml("one.user.info", vec![int(ann)]).unwrap();
+    assert!(
+        body.contains("<VM_USE_OPERATIONS><![CDATA[migrate]]></VM_USE_OPERATIONS>"),
+        "{body}"
+    );
+
+    eprintln!("--- image.update: IMAGE_RESTRICTED_ATTR");
+    let m = "one.image.update";
+    let img = id(
+        &ann_c,
+        "one.image.allocate",
+        vec![s("NAME = d\nTYPE = DATABLOCK\nSIZE = 1"), int(1)],
+    );
+    assert_eq!(
+        one_error(update(&ann_c, m, img, "SOURCE = /etc/shadow", 1)),
+        included(m, "SOURCE")
+    );
+
+    eprintln!("--- vn.update: VNET_RESTRICTED_ATTR");
+    let m = "one.vn.update";
+    let net = id(
+        &c,
+        "one.vn.allocate",
+        vec![s("NAME = lan\nVN_MAD = bridge\nBRIDGE = br0"), int(-1)],
+    );
+    id(&c, "one.vn.chown", vec![int(net), int(ann), int(-1)]);
+    assert_eq!(
+        one_error(update(&ann_c, m, net, "BRIDGE = br9", 1)),
+        included(m, "BRIDGE")
+    );
+    update(&ann_c, m, net, "DESCRIPTION = mine", 0).unwrap();
+    let body = c.call_xml("one.vn.info", vec![int(net)]).unwrap();
+    assert!(body.contains("<BRIDGE><![CDATA[br0]]></BRIDGE>"), "{body}");
+    assert!(
+        body.contains("<DESCRIPTION><![CDATA[mine]]></DESCRIPTION>"),
+        "{body}"
+    );
+}
