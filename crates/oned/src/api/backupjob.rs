@@ -267,14 +267,22 @@ async fn membership(
     Ok(stmts)
 }
 
-/// BACKUP_JOB_ID of the VM's BACKUP_CONFIG set, or removed.
+/// BACKUP_JOB_ID of the VM's BACKUP_CONFIG set, or removed (`remove_id_from_vms`: an
+/// increment chain starts again).
 fn set_job(t: &mut Template, job: Option<i64>) {
     let mut c = vb::config(t);
     c.retain(|(k, _)| k != "BACKUP_JOB_ID");
-    if let Some(j) = job {
-        c.push(("BACKUP_JOB_ID".into(), j.to_string()));
-        c.sort_by(|a, b| a.0.cmp(&b.0));
+    match job {
+        Some(j) => c.push(("BACKUP_JOB_ID".into(), j.to_string())),
+        None if vb::is_increment(&c) => {
+            for k in ["INCREMENTAL_BACKUP_ID", "LAST_INCREMENT_ID"] {
+                c.retain(|(n, _)| n != k);
+                c.push((k.into(), "-1".into()));
+            }
+        }
+        None => {}
     }
+    c.sort_by(|a, b| a.0.cmp(&b.0));
     vb::set_config(t, c);
 }
 
@@ -371,7 +379,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         va.retain(|(k, _)| k != "ARGS");
         let mut a = SchedAction::new(n as i64, -1);
         // `ScheduledActionPool::allocate` refusing it: INTERNAL.
-        a.parse(&va, 0).map_err(|e| fail(code::INTERNAL, e))?;
+        job_action(&mut a, &va).map_err(|e| fail(code::INTERNAL, e))?;
         list.push(a);
     }
     let vms = backup_vms(&t);
@@ -443,20 +451,37 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         base.remove("SCHED_ACTION");
         let merged = super::writes::merged(&base.to_text(), text, merge)?;
         let mut t = Template::parse(&merged).map_err(|e| fail(code::INTERNAL, e.to_string()))?;
-        t.remove("SCHED_ACTION");
-        t.remove("NAME");
-        let priority = parse(&mut t).map_err(|e| fail(code::INTERNAL, e))?;
+        // `BackupJob::post_update_template`: the priority changes through
+        // `one.backupjob.priority` only.
+        for name in ["SCHED_ACTION", "NAME", "PRIORITY"] {
+            t.remove(name);
+        }
+        let refused = |e: String| fail(code::INTERNAL, format!("Cannot update template. {e}"));
+        parse(&mut t).map_err(refused)?;
         for a in kept {
             t.attrs.push(a);
         }
         let mut stmts = vec![rows::set_template(id, t.to_text(), j.template.clone())];
-        if let Some(pr) = priority.filter(|p| *p != j.priority) {
-            stmts.push(rows::set_priority(id, pr));
-        }
-        stmts.extend(membership(ctx, id, &backup_vms(&old), &backup_vms(&t)).await?);
+        let joins = membership(ctx, id, &backup_vms(&old), &backup_vms(&t)).await;
+        stmts.extend(joins.map_err(|f| match f {
+            Failure::Api { message, .. } => refused(message),
+            other => other,
+        })?);
         Ok(stmts)
     })
     .await
+}
+
+/// `ScheduledAction::parse` for a backup job: its action is always `backup`, whatever ACTION
+/// says.
+fn job_action(a: &mut SchedAction, va: &[(String, String)]) -> Result<(), String> {
+    a.action = "backup".into();
+    let without: Vec<(String, String)> = va
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("ACTION"))
+        .cloned()
+        .collect();
+    a.parse(&without, 0)
 }
 
 /// The template without ERROR (`clear_template_error_message`), and with ERROR `msg`.
@@ -590,8 +615,8 @@ pub async fn schedadd(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
         let next = list.iter().map(|a| a.id + 1).max().unwrap_or(0);
         let mut a = SchedAction::new(next, id);
-        // `ScheduledActionPool::allocate` refusing it: INTERNAL.
-        a.parse(&va, 0).map_err(|e| fail(code::INTERNAL, e))?;
+        // `ScheduledActionPool::allocate` refusing it: ACTION (`BackupJobSchedAdd`).
+        job_action(&mut a, &va).map_err(|e| fail(code::ACTION, e))?;
         list.push(a);
         Ok(next)
     })
@@ -611,7 +636,7 @@ pub async fn schedupdate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
                 format!("SCHED_ACTION with id = {sa_id} doesn't exist"),
             ));
         };
-        a.parse(&va, 0).map_err(|e| fail(code::INTERNAL, e))?;
+        job_action(a, &va).map_err(|e| fail(code::INTERNAL, e))?;
         Ok(sa_id)
     })
     .await

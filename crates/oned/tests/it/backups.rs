@@ -322,6 +322,48 @@ fn a_backup_job_backs_up_its_vms_on_demand_and_is_managed() {
     );
     assert_eq!(ok(&w, "one.backupjob.priority", vec![i(job), i(90)]), job);
     assert!(info(&c, "one.backupjob.info", job).contains("<PRIORITY>90</PRIORITY>"));
+    // `post_update_template` drops PRIORITY: it changes through `priority` only.
+    ok(
+        &w,
+        "one.backupjob.update",
+        vec![i(job), s("PRIORITY = 99"), i(1)],
+    );
+    let body = info(&c, "one.backupjob.info", job);
+    assert!(body.contains("<PRIORITY>90</PRIORITY>"), "{body}");
+    assert!(!body.contains("<PRIORITY><![CDATA["), "{body}");
+    // A backup job's scheduled action is a backup whatever ACTION says (goca's template has
+    // none); a bad one is refused as ACTION.
+    let later = now() + 1_000_000;
+    for (n, text) in [
+        format!("SCHED_ACTION = [ REPEAT = \"3\", DAYS = \"1\", TIME = \"{later}\" ]"),
+        format!("SCHED_ACTION = [ ACTION = \"poweroff\", TIME = \"{later}\" ]"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(
+            ok(&w, "one.backupjob.schedadd", vec![i(job), s(text)]),
+            n as i32
+        );
+    }
+    let body = info(&c, "one.backupjob.info", job);
+    assert_eq!(body.matches("<ACTION>backup</ACTION>").count(), 2, "{body}");
+    let (code, msg) = one_error(w.call(
+        "one.backupjob.schedadd",
+        vec![
+            i(job),
+            s(&format!(
+                "SCHED_ACTION = [ REPEAT = \"7\", TIME = \"{later}\" ]"
+            )),
+        ],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (ACTION, "[one.backupjob.schedadd] Wrong REPEAT value: 7")
+    );
+    for sa in [0, 1] {
+        ok(&w, "one.backupjob.scheddelete", vec![i(job), i(sa)]);
+    }
     assert_eq!(ok(&w, "one.backupjob.retry", vec![i(job)]), job);
     assert_eq!(ok(&w, "one.backupjob.cancel", vec![i(job)]), job);
     ok(&w, "one.backupjob.rename", vec![i(job), s("weekly")]);
