@@ -280,7 +280,13 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let kind = match given.to_ascii_lowercase().as_str() {
         "api" => rows::API,
         "state" => rows::STATE,
-        _ => return Err(fail(code::INTERNAL, format!("Invalid Hook type: {given}"))),
+        // `Hook::str_to_hook_type` lower-cases the string it is given, message included.
+        _ => {
+            return Err(fail(
+                code::INTERNAL,
+                format!("Invalid Hook type: {}", given.to_ascii_lowercase()),
+            ))
+        }
     };
     let name = single(&t, "NAME");
     // `HookPool::allocate` words any `name_is_valid` refusal this way.
@@ -366,19 +372,34 @@ fn check_update(kind: i64, resource: &str, t: &mut Template) -> Result<(), Strin
         }
         return Ok(());
     }
+    // Each `HookState*::post_update_template` writes back the state it read, upper-cased
+    // by its `*_from_str` (the key events match on).
+    let upper = |t: &Template, a: &str| single(t, a).to_ascii_uppercase();
+    let put = |t: &mut Template, a: &str, v: String| t.set(a, TValue::Single(v));
     match resource {
         "VM" => {
-            vm_state(&single(t, "STATE")).ok_or_else(bad_state)?;
-            lcm_state(&single(t, "LCM_STATE"))
-                .ok_or("The LCM_STATE attribute is not defined or it's invalid.")?;
+            let (s, l) = (upper(t, "STATE"), upper(t, "LCM_STATE"));
+            vm_state(&s).ok_or_else(bad_state)?;
+            put(t, "STATE", s);
+            lcm_state(&l).ok_or("The LCM_STATE attribute is not defined or it's invalid.")?;
+            put(t, "LCM_STATE", l);
         }
         "HOST" => {
-            let s = single(t, "STATE").to_ascii_uppercase();
+            let s = upper(t, "STATE");
             if !HOST_STATES.contains(&s.as_str()) {
                 return Err(bad_state());
             }
+            put(t, "STATE", s);
         }
-        // Images and networks only need a STATE; OpenNebula stores an unknown one as given.
+        // An image state OpenNebula knows is written upper-cased, another kept as given.
+        "IMAGE" => {
+            t.single("STATE").ok_or_else(bad_state)?;
+            let s = upper(t, "STATE");
+            if s != "INIT" && IMAGE_STATES.contains(&s.as_str()) {
+                put(t, "STATE", s);
+            }
+        }
+        // A network's is compared as given (`VirtualNetwork::str_to_state`).
         _ => {
             t.single("STATE").ok_or_else(bad_state)?;
         }

@@ -244,7 +244,7 @@ fn hook_templates_names_and_rights_are_checked_as_opennebula_checks_them() {
     let allocate = |t: &str| one_error(c.call("one.hook.allocate", vec![s(t)]));
     let cases = [
         (
-            "NAME = a\nTYPE = other\nCOMMAND = x",
+            "NAME = a\nTYPE = OTHER\nCOMMAND = x",
             "Invalid Hook type: other",
         ),
         (
@@ -342,6 +342,34 @@ fn hook_templates_names_and_rights_are_checked_as_opennebula_checks_them() {
         .call_xml("one.hook.info", vec![Value::Int(second)])
         .unwrap();
     assert!(body.contains("<NAME>c</NAME>"), "{body}");
+    // A state hook updated with states in lower case keeps them as oned writes them back.
+    let state = c
+        .call(
+            "one.hook.allocate",
+            vec![s(
+                "NAME = st\nTYPE = state\nCOMMAND = x\nRESOURCE = VM\nON = RUNNING",
+            )],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    c.call(
+        "one.hook.update",
+        vec![
+            Value::Int(state),
+            s("COMMAND = x\nRESOURCE = VM\nSTATE = active\nLCM_STATE = prolog"),
+            Value::Int(0),
+        ],
+    )
+    .unwrap();
+    let st = c
+        .call_xml("one.hook.info", vec![Value::Int(state)])
+        .unwrap();
+    assert!(
+        st.contains("<STATE><![CDATA[ACTIVE]]></STATE>")
+            && st.contains("<LCM_STATE><![CDATA[PROLOG]]></LCM_STATE>"),
+        "{st}"
+    );
     assert!(
         body.contains("<TEMPLATE><CALL><![CDATA[one.user.delete]]></CALL><COMMAND><![CDATA[y]]></COMMAND><REMOTE><![CDATA[NO]]></REMOTE><TIMEOUT><![CDATA[5]]></TIMEOUT></TEMPLATE><HOOKLOG></HOOKLOG></HOOK>"),
         "{body}"
