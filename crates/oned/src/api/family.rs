@@ -63,11 +63,17 @@ pub fn print_rows<R>(
 }
 
 impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
-    /// NO_EXISTS: `Error getting <what> [<id>].`
+    /// NO_EXISTS: `Error getting <what> [<id>].`, or `Error getting <what> Pool.` for id -1
+    /// (`Request::failure_message` leaves a -1 out).
     pub fn missing(&self, id: i64) -> Failure {
+        let which = if id == -1 {
+            " Pool.".to_string()
+        } else {
+            format!(" [{id}].")
+        };
         fail(
             code::NO_EXISTS,
-            format!("Error getting {} [{id}].", self.what),
+            format!("Error getting {}{which}", self.what),
         )
     }
 
@@ -107,6 +113,19 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         id: i64,
         right: u64,
     ) -> Result<R, Failure> {
+        // `basic_authorization` of a negative id authorizes the bare type: an administrator
+        // is then told there is no such object, anyone else that the type is not theirs.
+        if id < 0 && !s.is_admin() {
+            return Err(fail(
+                code::AUTHORIZATION,
+                format!(
+                    "User [{}] : Not authorized to perform {} {}.",
+                    s.uid,
+                    super::perms::right_name(right & !NO_LOCK),
+                    self.acl
+                ),
+            ));
+        }
         let row = self.get(ctx, id).await?;
         let c = caller(ctx, s).await?;
         match self.refusal(&c, &row, right) {

@@ -5,7 +5,7 @@
 use cli::Client;
 use xmlrpc::Value;
 
-use crate::zone::{one_error, Zone, AUTHORIZATION, INTERNAL};
+use crate::zone::{one_error, Zone, AUTHORIZATION, INTERNAL, NO_EXISTS};
 
 fn s(v: &str) -> Value {
     Value::String(v.into())
@@ -57,6 +57,28 @@ fn renames_chowns_and_chmods_are_checked_in_opennebulas_order() {
     assert_eq!(
         one_error(bob_c.call("one.template.rename", vec![int(t), s("other")])).0,
         AUTHORIZATION
+    );
+    // A negative id: the bare type is authorized first (`basic_authorization`), and -1 is
+    // "Pool." in `failure_message`.
+    assert_eq!(
+        one_error(c.call("one.template.info", vec![int(-1)])),
+        says(
+            NO_EXISTS,
+            "one.template.info",
+            "Error getting virtual machine template Pool."
+        )
+    );
+    assert_eq!(
+        one_error(c.call("one.image.info", vec![int(-7)])),
+        says(NO_EXISTS, "one.image.info", "Error getting image [-7].")
+    );
+    assert_eq!(
+        one_error(bob_c.call("one.template.info", vec![int(-1)])),
+        says(
+            AUTHORIZATION,
+            "one.template.info",
+            &format!("User [{bob}] : Not authorized to perform USE TEMPLATE.")
+        )
     );
 
     // `check_name_unique`: the new owner holds the name already.
