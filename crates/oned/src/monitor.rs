@@ -222,8 +222,6 @@ pub async fn run(
             })
             .collect();
         stmts.extend(host::dummy_monitor(&probed, DUMMY_CPU, DUMMY_MEM, now));
-        // The dummy network driver brings outdated VMs to their security groups' rules at once.
-        stmts.push(sqlstore::objects::secgroup::dummy_update());
         match crate::db::read(&pool, move |c| market::importing(c, zone)).await {
             Ok(apps) => match &imports.master {
                 None => stmts.extend(apps.iter().map(crate::api::market::import_result)),
@@ -231,6 +229,7 @@ pub async fn run(
             },
             Err(e) => ctx.warn("reading the marketplace apps being imported failed", &e),
         }
+        security_groups(&ctx, &cluster, &pool).await;
         let txn = SqlTxn { stmts };
         match cluster.write(txn).await {
             Ok(_) => {}
@@ -240,6 +239,24 @@ pub async fn run(
             }
             Err(e) => ctx.warn("dummy monitoring write failed; retried next period", &e),
         }
+    }
+}
+
+/// The dummy network driver: the VMs outdated in their security groups take the groups' rules,
+/// in a write of their own (a VM changed meanwhile fails only this one; it is retried next
+/// period).
+async fn security_groups(ctx: &TaskCtx, cluster: &Cluster, pool: &ReadPool) {
+    let stmts = match crate::db::read(pool, crate::api::vm_sg_rules::driver_pass).await {
+        Ok(stmts) if stmts.is_empty() => return,
+        Ok(stmts) => stmts,
+        Err(e) => return ctx.warn("reading the VMs outdated in security groups failed", &e),
+    };
+    match cluster.write(SqlTxn { stmts }).await {
+        Ok(_) => {}
+        Err(e @ WriteError::NotLeader) => {
+            debug!(error = %e, "security group update refused: not the leader any more")
+        }
+        Err(e) => ctx.warn("security group update failed; retried next period", &e),
     }
 }
 

@@ -63,6 +63,7 @@ mod vm_recover;
 mod vm_resched;
 mod vm_resize;
 pub mod vm_sched;
+pub mod vm_sg_rules;
 mod vm_sgs;
 pub mod vm_snap_driver;
 pub(crate) mod vm_snapshots;

@@ -188,10 +188,15 @@ pub async fn lease(
             super::vnet_leases::count(&mut per_network, vnet, n);
         }
     }
+    let before = super::vm_sg_rules::groups_in(&t);
     t.remove("NIC");
     for nic in nics {
         t.push("NIC", Value::Vector(nic));
     }
+    // `get_auto_network_leases`: the rules of the groups the networks chosen bring.
+    let added = &super::vm_sg_rules::groups_in(&t) - &before;
+    let rules = super::vm_sg_rules::of_groups(ctx, &added).await?;
+    super::vm_sg_rules::push(&mut t, rules);
     // `get_auto_network_leases` ends with the network CONTEXT of every NIC.
     super::vm_context::refresh_network(ctx, v, &mut t).await?;
     stmts.insert(

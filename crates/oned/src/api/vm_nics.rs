@@ -156,7 +156,15 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 "Could not add a new NIC: nothing was leased",
             )
         })?;
+        let before = super::vm_sg_rules::groups_in(&t);
         t.push(kind, template::Value::Vector(nic));
+        // `set_up_attach_nic`: a NIC (not an alias) brings the rules of the groups the VM
+        // did not have.
+        if *kind != "NIC_ALIAS" {
+            let added = &super::vm_sg_rules::groups_in(&t) - &before;
+            let rules = super::vm_sg_rules::of_groups(ctx, &added).await?;
+            super::vm_sg_rules::push(&mut t, rules);
+        }
         crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;
         super::vm_context::refresh_network(ctx, &v, &mut t).await?;
         let mut stmts = write_vm(&v, &t, running);
@@ -228,7 +236,16 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let mut kept = t.clone();
         kept.attrs.retain(|a| !is_it(a));
         super::vm_context::clear_nic(&mut kept, &nic);
+        // `detach_nic_success`: the groups no NIC names any more go, rules and membership.
+        let gone = &super::vm_sg_rules::groups_in(&t) - &super::vm_sg_rules::groups_in(&kept);
+        for sgid in &gone {
+            super::vm_sg_rules::remove_group(&mut kept, *sgid);
+        }
         let mut stmts = write_vm(&v, &kept, running);
+        stmts.extend(
+            gone.iter()
+                .map(|sgid| sqlstore::objects::secgroup::remove_vm(*sgid, id)),
+        );
         let action = if nic.name == "NIC_ALIAS" {
             number::ALIAS_DETACH
         } else {

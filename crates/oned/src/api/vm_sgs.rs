@@ -25,44 +25,55 @@ pub const METHODS: &[Method] = &[
 /// Whether the group's rules are pushed to the VM now (`is_update`), or an error in the states
 /// where they cannot be changed.
 fn update_now(v: &VmRow) -> Result<bool, String> {
-    if v.state != state::ACTIVE {
-        return Ok(false);
-    }
-    let lcm = L::from_i64(v.lcm_state);
-    match lcm {
-        Some(
-            L::Boot
-            | L::BootMigrate
-            | L::BootSuspended
-            | L::BootStopped
-            | L::BootUndeploy
-            | L::BootPoweroff
-            | L::BootUnknown
-            | L::BootFailure
-            | L::BootMigrateFailure
-            | L::BootUndeployFailure
-            | L::BootStoppedFailure
-            | L::Migrate
-            | L::HotplugNic
-            | L::HotplugNicPoweroff
-            | L::Unknown,
-        ) => Err(format!(
+    if rules_blocked(v.state, v.lcm_state) {
+        return Err(format!(
             "VM {} is in wrong state {}",
             v.head.owned.oid,
             state_str(v)
-        )),
+        ));
+    }
+    if v.state != state::ACTIVE {
+        return Ok(false);
+    }
+    Ok(matches!(
+        L::from_i64(v.lcm_state),
         Some(
             L::Running
-            | L::Hotplug
-            | L::HotplugSnapshot
-            | L::HotplugSaveas
-            | L::HotplugResize
-            | L::DiskSnapshot
-            | L::DiskSnapshotDelete
-            | L::DiskResize,
-        ) => Ok(true),
-        _ => Ok(false),
-    }
+                | L::Hotplug
+                | L::HotplugSnapshot
+                | L::HotplugSaveas
+                | L::HotplugResize
+                | L::DiskSnapshot
+                | L::DiskSnapshotDelete
+                | L::DiskResize,
+        )
+    ))
+}
+
+/// Whether a VM in `state`/`lcm` cannot have its rules changed (booting, migrating, a NIC
+/// being plugged, unknown): `attach_sg` refuses it, `trigger_updatesg` puts it in ERROR.
+pub fn rules_blocked(state: i64, lcm: i64) -> bool {
+    state == state::ACTIVE
+        && matches!(
+            L::from_i64(lcm),
+            Some(
+                L::Boot
+                    | L::BootMigrate
+                    | L::BootSuspended
+                    | L::BootStopped
+                    | L::BootUndeploy
+                    | L::BootPoweroff
+                    | L::BootUnknown
+                    | L::BootFailure
+                    | L::BootMigrateFailure
+                    | L::BootUndeployFailure
+                    | L::BootStoppedFailure
+                    | L::Migrate
+                    | L::HotplugNic
+                    | L::HotplugNicPoweroff
+                    | L::Unknown,
+            )
+        )
 }
 
 fn groups_of(pairs: &[(String, String)]) -> Vec<i64> {
@@ -138,6 +149,14 @@ async fn change_nic(
             .filter(|a| a.name == "NIC" || a.name == "NIC_ALIAS")
             .filter_map(|a| a.value.as_vector())
             .any(|pairs| groups_of(pairs).contains(&sgid));
+        // `DispatchManager::attach_sg`/`detach_sg`: the group's rules afresh while a NIC has it.
+        super::vm_sg_rules::remove_group(&mut t, sgid);
+        if still {
+            let rules =
+                super::vm_sg_rules::of_groups(ctx, &std::collections::BTreeSet::from([sgid]))
+                    .await?;
+            super::vm_sg_rules::push(&mut t, rules);
+        }
         let mut stmts = vec![sqlstore::objects::replace_template(
             rows::TABLE,
             "template",

@@ -730,6 +730,10 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
         for nic in nics {
             t.push("NIC", template::Value::Vector(nic));
         }
+        // `get_network_leases` ends with the rules of the NICs' security groups.
+        let groups = super::vm_sg_rules::groups_in(t);
+        let rules = super::vm_sg_rules::of_groups(ctx, &groups).await?;
+        super::vm_sg_rules::push(t, rules);
     }
     Ok(out)
 }

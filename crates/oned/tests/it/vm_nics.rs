@@ -234,6 +234,20 @@ fn security_groups_join_and_leave_a_nic_and_the_group_lists_the_vm_meanwhile() {
     assert!(
         info(&c, "one.vm.info", vm).contains("<SECURITY_GROUPS><![CDATA[0]]></SECURITY_GROUPS>")
     );
+    // The default group's two rules, in the VM's TEMPLATE (`get_security_group_rules`).
+    let rules = |body: &str, sgid: i32| {
+        body.matches(&format!(
+            "<SECURITY_GROUP_ID><![CDATA[{sgid}]]></SECURITY_GROUP_ID>"
+        ))
+        .count()
+    };
+    let body = info(&c, "one.vm.info", vm);
+    assert_eq!(rules(&body, 0), 2, "{body}");
+    assert!(body.contains(
+        "<SECURITY_GROUP_RULE><PROTOCOL><![CDATA[ALL]]></PROTOCOL><RULE_TYPE><![CDATA[OUTBOUND]]>\
+         </RULE_TYPE><SECURITY_GROUP_ID><![CDATA[0]]></SECURITY_GROUP_ID><SECURITY_GROUP_NAME>\
+         <![CDATA[default]]></SECURITY_GROUP_NAME></SECURITY_GROUP_RULE>"
+    ), "{body}");
 
     ok(
         &c,
@@ -246,6 +260,28 @@ fn security_groups_join_and_leave_a_nic_and_the_group_lists_the_vm_meanwhile() {
     zone.wait_until(DEADLINE, "the group's rules reach the VM", || {
         info(&c, "one.secgroup.info", sg)
             .contains(&format!("<UPDATED_VMS><ID>{vm}</ID></UPDATED_VMS>"))
+    });
+    assert_eq!(rules(&info(&c, "one.vm.info", vm), sg), 1);
+    // New rules reach the VM's template through the driver; a NETWORK_ID rule is one rule
+    // per address range of that network.
+    ok(
+        &c,
+        "one.secgroup.update",
+        vec![
+            Value::Int(sg),
+            s(&format!(
+                "RULE = [ PROTOCOL = TCP, RULE_TYPE = inbound, RANGE = 443 ]\n\
+                 RULE = [ PROTOCOL = ALL, RULE_TYPE = outbound, NETWORK_ID = {vn} ]"
+            )),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the new rules reach the VM", || {
+        let body = info(&c, "one.vm.info", vm);
+        rules(&body, sg) == 2
+            && body.contains("<RANGE><![CDATA[443]]></RANGE>")
+            && body.contains("<SIZE><![CDATA[4]]></SIZE>")
+            && info(&c, "one.secgroup.info", sg)
+                .contains(&format!("<UPDATED_VMS><ID>{vm}</ID></UPDATED_VMS>"))
     });
     let refused = |method: &str, nic: i32, group: i32| {
         one_error(c.call(
@@ -280,9 +316,9 @@ fn security_groups_join_and_leave_a_nic_and_the_group_lists_the_vm_meanwhile() {
         "one.vm.detachsg",
         vec![Value::Int(vm), Value::Int(0), Value::Int(sg)],
     );
-    assert!(
-        info(&c, "one.vm.info", vm).contains("<SECURITY_GROUPS><![CDATA[0]]></SECURITY_GROUPS>")
-    );
+    let body = info(&c, "one.vm.info", vm);
+    assert!(body.contains("<SECURITY_GROUPS><![CDATA[0]]></SECURITY_GROUPS>"));
+    assert_eq!((rules(&body, sg), rules(&body, 0)), (0, 2), "{body}");
     assert!(!info(&c, "one.secgroup.info", sg).contains(&format!("<ID>{vm}</ID>")));
     assert_eq!(
         refused("one.vm.detachsg", 0, sg),

@@ -81,6 +81,15 @@ pub fn named(c: &Conn, name: &str, uid: i64) -> crate::sql::Result<Option<i64>> 
         .optional()
 }
 
+/// Group `oid`'s name and template, without its VM lists (`SecurityGroup::get_rules` needs no
+/// more, and group 0 lists every VM with a NIC).
+pub fn rules_source(c: &Conn, oid: i64) -> crate::sql::Result<Option<(String, String)>> {
+    use crate::sql::Optional;
+    c.prepare_cached("SELECT name, template FROM secgroup_pool WHERE oid = ?1")?
+        .query_row([oid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
 /// A new group; the oid comes from the counter ([`super::next_oid`]). A name its owner already
 /// uses is a constraint failure.
 pub fn insert(name: &str, uid: i64, gid: i64, perms: i64, template: String) -> SqlStmt {
@@ -211,20 +220,58 @@ pub fn release_vm(vid: i64) -> SqlStmt {
     )
 }
 
-/// What the `dummy` network driver does with the outdated (or updating) VMs of every group: it
-/// updates their rules at once, so they are updated.
-pub fn dummy_update() -> SqlStmt {
+/// A VM outdated (or being updated) in a group, waiting for the network driver.
+#[derive(Debug, Clone)]
+pub struct PendingVm {
+    pub sgid: i64,
+    pub vid: i64,
+    pub state: i64,
+    pub lcm_state: i64,
+    pub template: String,
+}
+
+/// At most `limit` of the VMs waiting for the network driver, by VM.
+pub fn pending_vms(c: &Conn, limit: i64) -> crate::sql::Result<Vec<PendingVm>> {
+    c.prepare_cached(
+        "SELECT s.sgid, s.vid, v.state, v.lcm_state, v.template
+         FROM secgroup_vm s JOIN vm_pool v ON v.oid = s.vid
+         WHERE s.state IN (?1, ?2) ORDER BY s.vid, s.sgid LIMIT ?3",
+    )?
+    .query_map([vm_state::OUTDATED, vm_state::UPDATING, limit], |r| {
+        Ok(PendingVm {
+            sgid: r.get(0)?,
+            vid: r.get(1)?,
+            state: r.get(2)?,
+            lcm_state: r.get(3)?,
+            template: r.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+/// Matches only while group `oid` has template `template`: the rules a write copied into its
+/// VMs are still its rules.
+pub fn template_guard(oid: i64, template: &str) -> SqlStmt {
     SqlStmt::new(
-        "UPDATE secgroup_vm SET state = ?1 WHERE state IN (?2, ?3)",
+        "SELECT oid FROM secgroup_pool WHERE oid = ?1 AND template = ?2",
+        vec![SqlValue::Int(oid), SqlValue::Text(template.to_string())],
+    )
+    .must_match()
+}
+
+/// VM `vid` is now in `state` in group `sgid`, if it is still in it.
+pub fn set_vm_state(sgid: i64, vid: i64, state: i64) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE secgroup_vm SET state = ?3 WHERE sgid = ?1 AND vid = ?2",
         vec![
-            SqlValue::Int(vm_state::UPDATED),
-            SqlValue::Int(vm_state::OUTDATED),
-            SqlValue::Int(vm_state::UPDATING),
+            SqlValue::Int(sgid),
+            SqlValue::Int(vid),
+            SqlValue::Int(state),
         ],
     )
 }
 
-/// Whether some VM waits for the dummy driver ([`dummy_update`]).
+/// Whether some VM waits for the dummy network driver.
 pub fn dummy_pending(c: &Conn) -> crate::sql::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM secgroup_vm WHERE state IN (?1, ?2))",
@@ -351,12 +398,7 @@ mod tests {
             }
             // A VM of a group that is not there joins nothing.
             apply(c, vec![add_vm(555, 9)]).unwrap();
-            let set = |vid: i64, state: i64| {
-                SqlStmt::new(
-                    "UPDATE secgroup_vm SET state = ?3 WHERE sgid = ?1 AND vid = ?2",
-                    vec![SqlValue::Int(100), SqlValue::Int(vid), SqlValue::Int(state)],
-                )
-            };
+            let set = |vid: i64, state: i64| set_vm_state(100, vid, state);
             apply(c, vec![set(2, UPDATING), set(3, ERROR), set(4, OUTDATED)]).unwrap();
             assert_eq!(
                 group(c, 100).unwrap().vms,
@@ -370,7 +412,7 @@ mod tests {
             let vms = group(c, 100).unwrap().vms;
             assert_eq!(vms[OUTDATED as usize], vec![1, 2, 3, 4]);
             assert!(dummy_pending(c).unwrap());
-            apply(c, vec![dummy_update()]).unwrap();
+            apply(c, (1..=4).map(|vid| set(vid, UPDATED)).collect()).unwrap();
             assert!(!dummy_pending(c).unwrap());
             let vms = group(c, 100).unwrap().vms;
             assert_eq!(vms[UPDATED as usize], vec![1, 2, 3, 4]);
