@@ -54,8 +54,9 @@ pub async fn of_groups(ctx: &Ctx, groups: &BTreeSet<i64>) -> Result<Vec<Pairs>, 
     if groups.is_empty() {
         return Ok(Vec::new());
     }
+    // A few rows by key: read where the call runs (no thread hop on SQLite).
     let groups = groups.clone();
-    ctx.read(move |c| rules_in(c, &groups)).await
+    super::read_row_in(&ctx.pool, move |c| rules_in(c, &groups)).await
 }
 
 /// The rules of `groups`, ascending: each RULE of each group that still exists, with
