@@ -53,20 +53,8 @@ pub const METHODS: &[Method] = &[
     ),
     method!("one.vrouter.delete", Write, Auth::Object, delete),
     method!("one.vrouter.update", Write, Auth::Object, update),
-    method!(
-        "one.vrouter.chmod",
-        Write,
-        Auth::Object,
-        owned::chmod,
-        &VROUTERS
-    ),
-    method!(
-        "one.vrouter.chown",
-        Write,
-        Auth::Object,
-        owned::chown,
-        &VROUTERS
-    ),
+    method!("one.vrouter.chmod", Write, Auth::Object, chmod),
+    method!("one.vrouter.chown", Write, Auth::Object, chown),
     method!(
         "one.vrouter.rename",
         Write,
@@ -220,6 +208,52 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         end_vm(ctx, vm).await;
     }
     Ok(Value::Int(id as i32))
+}
+
+/// `one.vrouter.chmod`: the router, then each of its VMs with the same bits
+/// (`VirtualRouterChmod`); a VM refused makes the answer its refusal, the others changed.
+pub async fn chmod(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let r = VROUTERS.get(ctx, id).await?;
+    owned::chmod(ctx, s, Params(p.0), &VROUTERS).await?;
+    for_each_vm(&r.vms, p.0, |args| async move {
+        owned::chmod(ctx, s, Params(&args), &super::vm::VMS).await
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// `one.vrouter.chown`: the router, then each of its VMs to the same owner and group (their
+/// quotas move with them).
+pub async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let r = VROUTERS.get(ctx, id).await?;
+    owned::chown(ctx, s, Params(p.0), &VROUTERS).await?;
+    for_each_vm(&r.vms, p.0, |args| async move {
+        owned::chown(ctx, s, Params(&args), &super::vm::VMS).await
+    })
+    .await?;
+    Ok(Value::Int(id as i32))
+}
+
+/// Runs `call` with the router's arguments `args` naming each VM of `vms` instead; the last
+/// refusal, if any, once all ran.
+async fn for_each_vm<F, Fut>(vms: &[i64], args: &[Value], call: F) -> Result<(), Failure>
+where
+    F: Fn(Vec<Value>) -> Fut,
+    Fut: std::future::Future<Output = MethodResult>,
+{
+    let mut last = Ok(());
+    for vm in vms {
+        let mut a = args.to_vec();
+        if let Some(first) = a.first_mut() {
+            *first = Value::Int(*vm as i32);
+        }
+        if let Err(f) = call(a).await {
+            last = Err(f);
+        }
+    }
+    last
 }
 
 /// `one.vrouter.update(id, template, type)`: MANAGE; the router's NICs stay as they are

@@ -208,6 +208,19 @@ fn routers_lease_floating_addresses_and_run_their_vms_on_every_server() {
     );
     // The router, then two NICs of each VM.
     assert_eq!(leases(&c, vn), 5);
+    // chmod and chown reach the router's VMs (`VirtualRouterChmod`, `RequestManagerChown`).
+    let mut bits = vec![int(vr), int(-1), int(-1), int(-1), int(1), int(1)];
+    bits.extend((0..4).map(|_| int(-1)));
+    ok(&c, "one.vrouter.chmod", bits);
+    ok(&c, "one.vrouter.chown", vec![int(vr), int(-1), int(0)]);
+    for vm in &vms {
+        let body = info(&c, "one.vm.info", *vm);
+        assert!(
+            body.contains("<GROUP_U>1</GROUP_U><GROUP_M>1</GROUP_M>")
+                && body.contains("<GID>0</GID>"),
+            "{body}"
+        );
+    }
     // The template is now the router's default; on hold, named from the pattern.
     assert!(info(&c, "one.vrouter.info", vr)
         .contains(&format!("<TEMPLATE_ID><![CDATA[{vrt}]]></TEMPLATE_ID>")));
