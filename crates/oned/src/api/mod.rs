@@ -5,6 +5,7 @@ mod accounting;
 mod acl;
 pub(crate) mod address_range;
 pub mod answer_buf;
+mod as_owner;
 mod backup_incs;
 pub mod backupjob;
 mod cluster_drs;

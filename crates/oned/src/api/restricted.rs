@@ -160,7 +160,10 @@ pub fn change_of(
     user: &Template,
     base: &Template,
 ) -> Option<String> {
-    for (name, subs) in ras {
+    // OpenNebula's restricted map walks its names in order.
+    let mut ras = ras.to_vec();
+    ras.sort();
+    for (name, subs) in &ras {
         if subs.is_empty() {
             if let Some(v) = user.single(name) {
                 if base.single(name).unwrap_or("") != v {

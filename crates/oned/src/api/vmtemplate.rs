@@ -181,13 +181,12 @@ async fn copy(
     name: &str,
     extra: &str,
 ) -> Result<i64, super::Failure> {
-    let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
-    TEMPLATES.may_create(ctx, s).await?;
+    // `RequestManagerClone::clone`: the source, the extra attributes merged (`merge`), then
+    // USE on the source and CREATE in one request.
+    let t = TEMPLATES.get(ctx, id).await?;
     let mut body = stored(&t)?;
-    if !extra.trim().is_empty() {
-        let more = super::validate::template(extra).map_err(|e| fail(code::INTERNAL, e))?;
-        super::merge_attrs(&mut body, more);
-    }
+    merge_extra(ctx, s, &mut body, extra)?;
+    authorize_use(ctx, s, &t, true).await?;
     body.remove("NAME");
     // `RequestManagerClone` answers every refusal of the pool as ALLOCATE.
     match insert(ctx, s, name, body.to_text(), Refusal::Allocate).await? {
@@ -231,24 +230,15 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         extra = format!("CLONING_TEMPLATE_ID={id}\n");
         id = copy;
     }
-    let t = TEMPLATES.authorized(ctx, s, id, USE).await?;
-    super::vm::VMS.may_create(ctx, s).await?;
+    // `VMTemplateInstantiate::request_execute`: the extra attributes merged, AS_UID/AS_GID,
+    // then one request for USE on the template (CREATE TEMPLATE too when extra attributes
+    // were given), as the user the VM is for.
+    let t = TEMPLATES.get(ctx, id).await?;
     let mut body = stored(&t)?;
-    if !extra.trim().is_empty() {
-        // The extra template merges into the stored one as an update of type 1 would, once
-        // it changes no restricted attribute (`merge`'s `check_restricted(ra, tmpl, true)`).
-        let more = super::validate::template(&extra).map_err(|e| fail(code::INTERNAL, e))?;
-        if !s.is_admin() {
-            let ras = super::restricted::vm(ctx);
-            if let Some(name) = super::restricted::change_of(&ras, &more, &body) {
-                return Err(super::unauthorized(
-                    s,
-                    &format!("User Template includes a restricted attribute {name}"),
-                ));
-            }
-        }
-        super::merge_attrs(&mut body, more);
-    }
+    merge_extra(ctx, s, &mut body, &extra)?;
+    let as_owner = super::as_owner::as_uid_gid(ctx, s, &mut body).await?;
+    let s = &as_owner;
+    authorize_use(ctx, s, &t, !extra.is_empty()).await?;
     // As `VMTemplateInstantiate`: the template's name is the prefix of an unnamed VM's
     // (`<template>-<id>`), never its NAME.
     body.remove("NAME");
@@ -268,6 +258,51 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         })?;
     }
     super::vm::create(ctx, s, body, Some(name), hold, allocation_of_template).await
+}
+
+/// `VMTemplateInstantiate::merge`: `extra` (none when empty) merged into `body` as an update of
+/// type 1 would, once it changes no restricted attribute for a user outside oneadmin.
+fn merge_extra(
+    ctx: &Ctx,
+    s: &Session,
+    body: &mut template::Template,
+    extra: &str,
+) -> Result<(), Failure> {
+    let more = super::validate::template(extra).map_err(|e| fail(code::INTERNAL, e))?;
+    if more.attrs.is_empty() {
+        return Ok(());
+    }
+    if !s.is_admin() {
+        let ras = super::restricted::vm(ctx);
+        if let Some(name) = super::restricted::change_of(&ras, &more, body) {
+            return Err(super::unauthorized(
+                s,
+                &format!("User Template includes a restricted attribute {name}"),
+            ));
+        }
+    }
+    super::merge_attrs(body, more);
+    Ok(())
+}
+
+/// USE on template `t`, and CREATE TEMPLATE with `create`, asked in one request (every refusal
+/// named, as `AuthRequest` joins them).
+async fn authorize_use(
+    ctx: &Ctx,
+    s: &Session,
+    t: &TemplateRow,
+    create: bool,
+) -> Result<(), Failure> {
+    let c = perms::caller(ctx, s).await?;
+    let mut why: Vec<String> = TEMPLATES.refusal(&c, t, USE).into_iter().collect();
+    if create && !c.may_create(TEMPLATE) {
+        why.push("Not authorized to perform CREATE TEMPLATE".into());
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(super::unauthorized(s, &why.join("; ")))
+    }
 }
 
 /// `VirtualMachine::insert`'s refusals (INTERNAL in `one.vm.allocate`) are ALLOCATE for

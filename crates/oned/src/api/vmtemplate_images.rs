@@ -120,9 +120,22 @@ pub async fn chmod_images(ctx: &Ctx, s: &Session, tid: i64, p: &Params<'_>) -> R
     }
 }
 
-/// The message of a failure, as a nested request's `resp_msg`.
+/// The message of a failure, as a nested request's `resp_msg`: what `failure_message` words
+/// around it left out (`User [u] : ` and the final dot of a refusal, `Error allocating a new
+/// <object>. ` of an allocation; nothing for a missing object, whose message is its id).
 fn message(f: &Failure) -> String {
     match f {
+        Failure::Api { code: c, message } if *c == code::AUTHORIZATION => {
+            let bare = message
+                .split_once(" : ")
+                .map_or(message.as_str(), |(_, m)| m);
+            bare.strip_suffix('.').unwrap_or(bare).to_string()
+        }
+        Failure::Api { code: c, message } if *c == code::ALLOCATE => message
+            .strip_prefix("Error allocating a new ")
+            .and_then(|m| m.split_once(". "))
+            .map_or(message.clone(), |(_, m)| m.to_string()),
+        Failure::Api { code: c, .. } if *c == code::NO_EXISTS => String::new(),
         Failure::Api { message, .. } => message.clone(),
         Failure::Fault(fault) => format!("{fault:?}"),
         Failure::NotLeader => "not the leader".to_string(),

@@ -277,6 +277,9 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         }
         super::merge_attrs(&mut body, user);
     }
+    // `Request::as_uid_gid`: the network is for that user and group, authorized as them.
+    let as_owner = super::as_owner::as_uid_gid(ctx, s, &mut body).await?;
+    let s = &as_owner;
     body.remove("NAME");
     body.remove("TEMPLATE_NAME");
     body.set("TEMPLATE_ID", TValue::Single(id.to_string()));
@@ -287,7 +290,9 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         ));
     }
     if body.single("VN_MAD").is_none_or(str::is_empty) {
-        return Err(allocation_error("No VN_MAD in template.".into()));
+        return Err(allocation_error(
+            "No VN_MAD in template for Virtual Network.".into(),
+        ));
     }
     let mut with: Vec<sqlstore::SqlStmt> = in_clusters
         .iter()

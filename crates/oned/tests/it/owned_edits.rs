@@ -257,3 +257,84 @@ fn updates_keep_restricted_attributes_from_users() {
         "{body}"
     );
 }
+
+#[test]
+fn instantiate_runs_as_as_uid_and_asks_create_template_for_extra_attributes() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let ann = user(&c, "ann");
+    let ann_c = zone.servers[0].client_as("ann", "pw");
+    let m = "one.template.instantiate";
+    let t = id(
+        &c,
+        "one.template.allocate",
+        vec![s("NAME = t\nCPU = 1\nMEMORY = 32")],
+    );
+    let inst = |who: &Client, extra: &str, persistent: bool| {
+        who.call(
+            m,
+            vec![
+                int(t),
+                s(""),
+                Value::Bool(true),
+                s(extra),
+                Value::Bool(persistent),
+            ],
+        )
+    };
+    // Anyone may USE the template.
+    id(&c, "one.template.chmod", {
+        let mut p = vec![int(t)];
+        p.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(int));
+        p
+    });
+    // AS_UID/AS_GID: the VM is theirs (authorized as them), the attributes gone; an unknown
+    // one is NO_EXISTS.
+    let vm = inst(&c, &format!("AS_UID = {ann}\nAS_GID = 1"), false)
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let body = c.call_xml("one.vm.info", vec![int(vm)]).unwrap();
+    assert!(
+        body.contains(&format!("<UID>{ann}</UID>")) && body.contains("<GID>1</GID>"),
+        "{body}"
+    );
+    assert!(!body.contains("AS_UID"), "{body}");
+    assert_eq!(
+        one_error(inst(&c, "AS_UID = 999", false)),
+        says(NO_EXISTS, m, "Error getting user [999].")
+    );
+    // ann may not act as another group (0, oneadmin's, would be no change).
+    let g = id(&c, "one.group.allocate", vec![s("bare")]);
+    assert_eq!(
+        one_error(inst(&ann_c, &format!("AS_GID = {g}"), false)),
+        says(
+            AUTHORIZATION,
+            m,
+            &format!("User [{ann}] : Not authorized to perform MANAGE GROUP [{g}].")
+        )
+    );
+    // Persistent: the copy refuses a restricted attribute before anything is made.
+    assert_eq!(
+        one_error(inst(&ann_c, "CPU_COST = 3", true)),
+        says(
+            AUTHORIZATION,
+            m,
+            &format!("User [{ann}] : User Template includes a restricted attribute CPU_COST.")
+        )
+    );
+    // A group without the default ACL: USE on the template is enough, but extra
+    // attributes also need CREATE TEMPLATE (`add_create_auth`); CREATE VM is never asked.
+    let bob = user(&c, "bob");
+    id(&c, "one.user.chgrp", vec![int(bob), int(g)]);
+    let bob_c = zone.servers[0].client_as("bob", "pw");
+    inst(&bob_c, "", false).expect("USE alone instantiates");
+    assert_eq!(
+        one_error(inst(&bob_c, "DESCRIPTION = x", false)),
+        says(
+            AUTHORIZATION,
+            m,
+            &format!("User [{bob}] : Not authorized to perform CREATE TEMPLATE.")
+        )
+    );
+}

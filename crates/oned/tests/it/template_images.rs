@@ -198,8 +198,14 @@ fn recursive_chmod_delete_and_persistent_instantiate_act_on_the_templates_images
         ],
     ));
     assert_eq!(code, ACTION_CODE, "{msg}");
-    assert!(msg.contains("Failed to clone images: "), "{msg}");
-    assert!(msg.contains(&format!("USE IMAGE [{z}]")), "{msg}");
+    // The nested refusal's own words (`img_att.resp_msg`), without its `User [u] :`.
+    assert_eq!(
+        msg,
+        format!(
+            "[one.template.instantiate] Failed to clone images: Not authorized to perform USE \
+             IMAGE [{z}]"
+        )
+    );
     let templates_after = c
         .call_xml(
             "one.templatepool.info",
