@@ -465,11 +465,13 @@ impl PoolFilter {
         if self.end < -1 {
             return Some((-self.end, self.start.max(0)));
         }
+        // `PoolSQL::oid_filter`: without a start there is no range at all (an end alone is
+        // ignored).
         if self.start != -1 {
             w.and(format!("{a}.oid >= ?"), [self.start]);
-        }
-        if self.end != -1 {
-            w.and(format!("{a}.oid <= ?"), [self.end]);
+            if self.end != -1 {
+                w.and(format!("{a}.oid <= ?"), [self.end]);
+            }
         }
         None
     }
@@ -501,8 +503,8 @@ mod tests {
                 ranged.extend(
                     selected
                         .filter(|(o, _)| {
-                            (self.start == -1 || o.oid >= self.start)
-                                && (self.end == -1 || o.oid <= self.end)
+                            self.start == -1
+                                || (o.oid >= self.start && (self.end == -1 || o.oid <= self.end))
                         })
                         .map(|(_, t)| t),
                 );

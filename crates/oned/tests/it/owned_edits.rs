@@ -141,6 +141,15 @@ fn renames_chowns_and_chmods_are_checked_in_opennebulas_order() {
         p.extend((0..8).map(|_| int(-1)));
         p
     });
+
+    // `PoolSQL::oid_filter`: an end without a start is no range.
+    let pool = |start: i64, end: i64| {
+        let body = c
+            .call_xml("one.templatepool.info", vec![int(-2), int(start), int(end)])
+            .unwrap();
+        body.matches("<VMTEMPLATE>").count()
+    };
+    assert_eq!((pool(-1, 0), pool(0, 0), pool(1, -1)), (2, 1, 1));
 }
 
 #[test]
