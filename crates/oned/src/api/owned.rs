@@ -137,8 +137,15 @@ pub async fn chown<R: HasOwner + Send + 'static>(
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     let (uid, gid) = (p.int(1)? as i64, p.int(2)? as i64);
+    // The new owner's group too: a rule on its group's users (`USER/@gid`, a group
+    // administrator's) lets the caller MANAGE it.
+    let mut user_gid = -1;
     if uid > -1 {
-        super::must_exist(ctx, Table::User, uid).await?;
+        let user = ctx
+            .read(move |c| sqlstore::load_user(c, uid))
+            .await?
+            .ok_or_else(|| fail(code::NO_EXISTS, format!("Error getting user [{uid}].")))?;
+        user_gid = user.gid;
     }
     if gid > -1 {
         super::must_exist(ctx, Table::Group, gid).await?;
@@ -150,7 +157,7 @@ pub async fn chown<R: HasOwner + Send + 'static>(
     let gid = if gid == o.gid { -1 } else { gid };
     let c = caller(ctx, s).await?;
     let mut why: Vec<String> = f.refusal(&c, &row, MANAGE).into_iter().collect();
-    if uid > -1 && !c.may_on(wire::acl::USER, uid, -1, MANAGE) {
+    if uid > -1 && !c.may_on(wire::acl::USER, uid, user_gid, MANAGE) {
         why.push(format!("Not authorized to perform MANAGE USER [{uid}]"));
     }
     if gid > -1 && !c.groups.contains(&gid) && !c.may_on(wire::acl::GROUP, gid, gid, USE) {

@@ -347,3 +347,27 @@ fn instantiate_runs_as_as_uid_and_asks_create_template_for_extra_attributes() {
         )
     );
 }
+
+#[test]
+fn a_group_administrator_gives_the_groups_objects_to_its_users() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let g = id(&c, "one.group.allocate", vec![s("team")]);
+    let [lead, dev, ops] = ["lead", "dev", "ops"].map(|n| {
+        let u = user(&c, n);
+        id(&c, "one.user.chgrp", vec![int(u), int(g)]);
+        u
+    });
+    id(&c, "one.group.addadmin", vec![int(g), int(lead)]);
+    let t = id(&c, "one.template.allocate", vec![s("NAME = app\nCPU = 1")]);
+    id(&c, "one.template.chown", vec![int(t), int(dev), int(g)]);
+    // `USER/@team` of the group's administrator grants MANAGE on ops (its group is team).
+    let lead_c = zone.servers[0].client_as("lead", "pw");
+    id(
+        &lead_c,
+        "one.template.chown",
+        vec![int(t), int(ops), int(-1)],
+    );
+    let body = c.call_xml("one.template.info", vec![int(t)]).unwrap();
+    assert!(body.contains(&format!("<UID>{ops}</UID>")), "{body}");
+}
