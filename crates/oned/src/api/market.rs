@@ -161,8 +161,10 @@ const DRIVERS: &[Driver] = &[
     },
 ];
 
+/// The driver called `mad`, in any case (`Nebula::get_conf_attribute` compares names with
+/// `icasecmp`).
 fn driver(mad: &str) -> Option<&'static Driver> {
-    DRIVERS.iter().find(|d| d.name == mad)
+    DRIVERS.iter().find(|d| d.name.eq_ignore_ascii_case(mad))
 }
 
 /// `MarketPlace::to_xml`.

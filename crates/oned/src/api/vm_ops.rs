@@ -47,6 +47,11 @@ async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let right = right(ctx, s, "update", MANAGE).await?;
+    // `VirtualMachineUpdateTemplate` parses the text itself, after the right and the update
+    // type: a text that does not parse is ACTION, in the parser's words.
+    VMS.authorized(ctx, s, p.int(0)? as i64, right).await?;
+    super::writes::update_type(&p)?;
+    super::validate::template(p.string(1)?).map_err(|e| super::fail(super::code::ACTION, e))?;
     super::owned::update_as(ctx, s, p, &VMS, right).await
 }
 

@@ -65,7 +65,8 @@ fn an_image_goes_to_an_http_market_and_comes_back_as_an_image_on_every_server() 
     let market = id(c
         .call(
             "one.market.allocate",
-            vec![s("NAME = web\nMARKET_MAD = http\nBASE_URL = \"http://m.example/\"\nPUBLIC_DIR = /srv/market")],
+            // Driver names are matched in any case, as `icasecmp` does.
+            vec![s("NAME = web\nMARKET_MAD = HTTP\nBASE_URL = \"http://m.example/\"\nPUBLIC_DIR = /srv/market")],
         )
         .unwrap());
     assert_eq!(market, 100, "markets made later start at 100");

@@ -5,7 +5,7 @@
 use cli::Client;
 use xmlrpc::Value;
 
-use crate::zone::{one_error, Zone, AUTHORIZATION, INTERNAL, NO_EXISTS};
+use crate::zone::{one_error, Zone, ACTION_CODE as ACTION, AUTHORIZATION, INTERNAL, NO_EXISTS};
 
 fn s(v: &str) -> Value {
     Value::String(v.into())
@@ -265,6 +265,16 @@ fn updates_keep_restricted_attributes_from_users() {
         body.contains("<DESCRIPTION><![CDATA[mine]]></DESCRIPTION>"),
         "{body}"
     );
+
+    eprintln!("--- vm.update: the VM's own parse, ACTION");
+    let vm = id(
+        &c,
+        "one.vm.allocate",
+        vec![s("CPU = 1\nMEMORY = 32"), Value::Bool(true)],
+    );
+    let (code, msg) = one_error(update(&c, "one.vm.update", vm, "A = [ B = ", 1));
+    assert_eq!(code, ACTION, "{msg}");
+    assert!(msg.starts_with("[one.vm.update] Parse error"), "{msg}");
 }
 
 #[test]

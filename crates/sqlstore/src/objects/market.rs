@@ -377,7 +377,7 @@ pub fn importing(c: &Conn, zone: i64) -> crate::sql::Result<Vec<Importing>> {
         "SELECT a.oid, m.template, a.origin_id, i.size, i.path, i.format, a.template
          FROM marketplaceapp_pool a JOIN marketplace_pool m ON m.oid = a.market_id
          LEFT JOIN image_pool i ON i.oid = a.origin_id
-         WHERE a.state = ?1 AND a.zone_id = ?2 AND m.market_mad IN ('http', 's3')
+         WHERE a.state = ?1 AND a.zone_id = ?2 AND LOWER(m.market_mad) IN ('http', 's3')
          ORDER BY a.oid",
     )?
     .query_map([app_state::LOCKED, zone], |r| {
