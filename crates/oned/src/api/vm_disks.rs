@@ -304,7 +304,7 @@ fn set(pairs: &mut Vec<(String, String)>, k: &str, v: String) {
 }
 
 /// `Image::disk_attribute`: what a disk shows of its image.
-fn fill_disk(disk: &mut Vec<(String, String)>, i: &sqlstore::objects::image::ImageRow) {
+pub(super) fn fill_disk(disk: &mut Vec<(String, String)>, i: &sqlstore::objects::image::ImageRow) {
     let it = Template::parse(&i.template).unwrap_or_default();
     let cdrom = i.kind == 1;
     if template::vector_get(disk, "DEV_PREFIX").is_none_or(str::is_empty) {
@@ -361,7 +361,7 @@ fn fill_disk(disk: &mut Vec<(String, String)>, i: &sqlstore::objects::image::Ima
 
 /// The image a DISK names (`ImagePool::get_disk` by name): owned by IMAGE_UID, or the user
 /// called IMAGE_UNAME, or the caller.
-async fn image_by_name(
+pub(super) async fn image_by_name(
     ctx: &Ctx,
     s: &Session,
     name: &str,

@@ -33,13 +33,7 @@ pub const METHODS: &[Method] = &[
         Auth::Object,
         allocate
     ),
-    method!(
-        wire::method::TEMPLATE_INFO,
-        Read,
-        Auth::Object,
-        owned::info,
-        &TEMPLATES
-    ),
+    method!(wire::method::TEMPLATE_INFO, Read, Auth::Object, info),
     method!(wire::method::TEMPLATE_DELETE, Write, Auth::Object, delete),
     method!("one.template.chmod", Write, Auth::Object, chmod),
     method!(wire::method::TEMPLATE_CLONE, Write, Auth::Object, clone),
@@ -70,6 +64,87 @@ pub(super) fn template_xml(t: &TemplateRow, out: &mut String) {
         x.num("REGTIME", t.regtime)
             .raw(&xml::template(&t.template, "TEMPLATE"));
     });
+}
+
+/// `one.template.info(id, extended)` (`TemplateInfo`): with `extended`, USE on the images and
+/// networks the template names too (every refusal in one message), and each DISK filled from
+/// its image as a VM's would be (`VirtualMachineDisks::extended_info`), with its DISK_ID.
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    if !p.opt_bool(1)?.unwrap_or(false) || id < 0 {
+        return TEMPLATES.info(ctx, s, p).await;
+    }
+    let mut t = TEMPLATES.get(ctx, id).await?;
+    let mut body = stored(&t)?;
+    let c = perms::caller(ctx, s).await?;
+    let mut why: Vec<String> = TEMPLATES
+        .refusal(&c, &t, USE | perms::NO_LOCK)
+        .into_iter()
+        .collect();
+    let mut n = 0;
+    for a in body.attrs.iter_mut().filter(|a| a.name == "DISK") {
+        let template::Value::Vector(disk) = &mut a.value else {
+            continue;
+        };
+        if let Some(image) = disk_image(ctx, s, disk).await? {
+            why.extend(super::storage::IMAGES.refusal(&c, &image, USE | perms::NO_LOCK));
+            super::vm_disks::fill_disk(disk, &image);
+        }
+        disk.retain(|(k, _)| k != "DISK_ID");
+        disk.push(("DISK_ID".into(), n.to_string()));
+        disk.sort_by(|a, b| a.0.cmp(&b.0));
+        n += 1;
+    }
+    for nic in body.get_all("NIC").filter_map(|a| a.value.as_vector()) {
+        let Some(vid) =
+            template::vector_get(nic, "NETWORK_ID").and_then(|v| v.trim().parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if let Ok(net) = super::vnet::NETS.get(ctx, vid).await {
+            why.extend(super::vnet::NETS.refusal(&c, &net, USE | perms::NO_LOCK));
+        }
+    }
+    if !why.is_empty() {
+        return Err(super::unauthorized(s, &why.join("; ")));
+    }
+    t.template = body.to_text();
+    let mut out = String::new();
+    template_xml(&t, &mut out);
+    Ok(xmlrpc::Value::String(out))
+}
+
+/// The image a template's DISK names (by IMAGE_ID, or IMAGE with its owner), if it exists.
+async fn disk_image(
+    ctx: &Ctx,
+    s: &Session,
+    disk: &[(String, String)],
+) -> Result<Option<sqlstore::objects::image::ImageRow>, Failure> {
+    let get = |k: &str| {
+        template::vector_get(disk, k)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let id = if !get("IMAGE_ID").is_empty() {
+        get("IMAGE_ID").parse::<i64>().ok()
+    } else if !get("IMAGE").is_empty() {
+        super::vm_disks::image_by_name(
+            ctx,
+            s,
+            &get("IMAGE"),
+            &get("IMAGE_UNAME"),
+            &get("IMAGE_UID"),
+        )
+        .await
+        .ok()
+    } else {
+        None
+    };
+    match id {
+        Some(id) => Ok(super::storage::IMAGES.get(ctx, id).await.ok()),
+        None => Ok(None),
+    }
 }
 
 /// `VMTemplatePool::allocate`: a valid name its owner does not use yet, then the row; refusals

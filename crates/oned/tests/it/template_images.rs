@@ -320,3 +320,48 @@ fn recursive_chmod_delete_and_persistent_instantiate_act_on_the_templates_images
     assert_eq!(code, NO_EXISTS);
     assert!(info(&c, "one.image.info", zcopy).is_some());
 }
+
+#[test]
+fn an_extended_template_info_shows_its_disks_as_a_vm_would_take_them() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let img = ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = os\nTYPE = OS\nSIZE = 10"), Value::Int(1)],
+    );
+    let t = ok(
+        &c,
+        "one.template.allocate",
+        vec![s(&format!(
+            "NAME = t\nCPU = 1\nMEMORY = 32\nDISK = [ IMAGE_ID = {img} ]\nDISK = [ TYPE = fs, SIZE = 5 ]"
+        ))],
+    );
+    let plain = info(&c, "one.template.info", t).unwrap();
+    assert!(all(&plain, "DISK_ID").is_empty(), "{plain}");
+    let extended = c
+        .call_xml("one.template.info", vec![Value::Int(t), Value::Bool(true)])
+        .unwrap();
+    assert_eq!(all(&extended, "DISK_ID"), vec!["0", "1"], "{extended}");
+    assert_eq!(first(&extended, "IMAGE"), "os", "{extended}");
+    assert_eq!(first(&extended, "ORIGINAL_SIZE"), "10", "{extended}");
+    assert_eq!(first(&extended, "DATASTORE_ID"), "1", "{extended}");
+    // A user who may USE the template but not its image is refused the extended view only.
+    ok(
+        &c,
+        "one.user.allocate",
+        vec![s("eve"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let eve = zone.servers[0].client_as("eve", "pw");
+    let mut other_use = vec![Value::Int(t)];
+    other_use.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(Value::Int));
+    ok(&c, "one.template.chmod", other_use);
+    info(&eve, "one.template.info", t).expect("USE on the template");
+    let (code, msg) =
+        one_error(eve.call("one.template.info", vec![Value::Int(t), Value::Bool(true)]));
+    assert_eq!(code, AUTHORIZATION);
+    assert!(
+        msg.ends_with(&format!("Not authorized to perform USE IMAGE [{img}].")),
+        "{msg}"
+    );
+}
