@@ -68,6 +68,7 @@ pub mod vm_sg_rules;
 mod vm_sgs;
 pub mod vm_snap_driver;
 pub(crate) mod vm_snapshots;
+mod vm_topology;
 mod vm_updateconf;
 mod vm_vars;
 pub mod vm_vnc;

@@ -394,10 +394,17 @@ const LEASE_RETRIES: usize = 10;
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let hold = p.opt_bool(1)?.unwrap_or(false);
-    let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    // `VirtualMachineAllocate::allocate_authorization`: the restricted attributes, then CREATE.
+    let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    // `VirtualMachineAllocate::allocate_authorization`: the restricted attributes, CREATE,
+    // then the topology (ALLOCATE).
     vm_template_restricted(ctx, s, &t)?;
     VMS.may_create(ctx, s).await?;
+    super::vm_topology::parse(&mut t).map_err(|e| {
+        fail(
+            code::ALLOCATE,
+            format!("Error allocating a new virtual machine. {e}"),
+        )
+    })?;
     create(ctx, s, t, None, hold, std::convert::identity).await
 }
 

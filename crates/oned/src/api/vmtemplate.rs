@@ -313,6 +313,12 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     merge_extra(ctx, s, &mut body, &extra)?;
     let as_owner = super::as_owner::as_uid_gid(ctx, s, &mut body).await?;
     let s = &as_owner;
+    super::vm_topology::parse(&mut body).map_err(|e| {
+        fail(
+            code::ALLOCATE,
+            format!("Error allocating a new virtual machine template. {e}"),
+        )
+    })?;
     authorize_use(ctx, s, &t, !extra.is_empty()).await?;
     // As `VMTemplateInstantiate`: the template's name is the prefix of an unnamed VM's
     // (`<template>-<id>`), never its NAME.

@@ -204,3 +204,53 @@ fn context_eth_values_change_only_where_oned_conf_allows_it() {
     wait_body(&zone, &c, vm, "<ETH0_MTU><![CDATA[9000]]></ETH0_MTU>");
     wait_body(&zone, &c, vm, "<A><![CDATA[1]]></A>");
 }
+
+#[test]
+fn a_vms_topology_is_completed_or_refused_as_parse_topology_does() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![
+            s("CPU = 1\nMEMORY = 64\nVCPU = 4\nTOPOLOGY = [ ]"),
+            Value::Bool(true),
+        ],
+    );
+    let body = c.call_xml("one.vm.info", vec![i(vm)]).unwrap();
+    assert!(
+        body.contains(
+            "<TOPOLOGY><CORES><![CDATA[4]]></CORES><PIN_POLICY><![CDATA[NONE]]></PIN_POLICY>\
+             <SOCKETS><![CDATA[1]]></SOCKETS><THREADS><![CDATA[1]]></THREADS></TOPOLOGY>"
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        one_error(c.call(
+            "one.vm.allocate",
+            vec![s(
+                "CPU = 1\nMEMORY = 64\nVCPU = 2\nTOPOLOGY = [ SOCKETS = 2 ]"
+            )]
+        )),
+        (
+            crate::zone::ALLOCATE,
+            "[one.vm.allocate] Error allocating a new virtual machine. Non-pinned VMs with a \
+             virtual topology needs to set  SOCKETS, CORES and THREADS numbers."
+                .to_string()
+        )
+    );
+    let t = ok(
+        &c,
+        "one.template.allocate",
+        vec![s("NAME = pin\nCPU = 1\nMEMORY = 64\nVCPU = 3\nTOPOLOGY = [ PIN_POLICY = CORE, CORES = 2 ]")],
+    );
+    assert_eq!(
+        one_error(c.call("one.template.instantiate", vec![i(t), s("")])),
+        (
+            crate::zone::ALLOCATE,
+            "[one.template.instantiate] Error allocating a new virtual machine template. VCPU is \
+             not multiple of the total number of cores"
+                .to_string()
+        )
+    );
+}
