@@ -7,6 +7,9 @@ use template::{Template, Value};
 
 type Pairs = Vec<(String, String)>;
 
+/// The NUMA nodes a pinned VM may be split into (no host has more).
+const MAX_NODES: u64 = 256;
+
 /// `Template::get(name, T&)`: the whole value read as a `T` (leading blanks skipped).
 fn single<T: std::str::FromStr>(t: &Template, name: &str) -> Option<T> {
     t.single(name)?.trim_start().parse().ok()
@@ -94,7 +97,7 @@ fn shape(t: &mut Template, topo: &mut Pairs, numa: &[Pairs]) -> Result<(), Strin
                         and THREADS numbers."
                     .into(),
             );
-        } else if s * c * th != vcpu {
+        } else if s.saturating_mul(c).saturating_mul(th) != vcpu {
             return Err("Total threads per core and socket needs to match VCPU".into());
         }
         put(topo, "PIN_POLICY", "NONE");
@@ -112,21 +115,25 @@ fn shape(t: &mut Template, topo: &mut Pairs, numa: &[Pairs]) -> Result<(), Strin
         };
         put(topo, "SOCKETS", s);
     }
-    if c != 0 && th != 0 && s * c * th != vcpu {
+    if c != 0 && th != 0 && s.saturating_mul(c).saturating_mul(th) != vcpu {
         return Err("Total threads per core and socket needs to match VCPU".into());
     }
     if th == 0 && c != 0 {
-        if vcpu % (c * s) != 0 {
+        if !vcpu.is_multiple_of(c.saturating_mul(s)) {
             return Err("VCPU is not multiple of the total number of cores".into());
         }
-        th = vcpu / (c * s);
+        th = vcpu / c.saturating_mul(s);
         if th & th.wrapping_sub(1) != 0 {
             return Err("Computed number of threads is not power of 2".into());
         }
         put(topo, "THREADS", th);
     }
     if numa.is_empty() {
-        if vcpu % s != 0 {
+        // One NUMA_NODE per socket: a client's SOCKETS may not make a template of millions.
+        if s > MAX_NODES {
+            return Err(format!("A VM topology has at most {MAX_NODES} sockets"));
+        }
+        if !vcpu.is_multiple_of(s) {
             return Err("VCPU is not multiple of the number of NUMA nodes".into());
         }
         if memory % s as i64 != 0 {
@@ -150,7 +157,7 @@ fn shape(t: &mut Template, topo: &mut Pairs, numa: &[Pairs]) -> Result<(), Strin
             break;
         }
         nodes.push(node(ncpu, nmem.saturating_mul(1024)));
-        cpus += ncpu;
+        cpus = cpus.saturating_add(ncpu);
         mem = mem.saturating_add(nmem);
     }
     t.remove("NUMA_NODE");
