@@ -255,6 +255,10 @@ mod tests {
                 "NUMA node affinity cannot be set for pinned VMs",
             ),
             (
+                "MEMORY = 1000000\nVCPU = 1000000\nTOPOLOGY = [ PIN_POLICY = CORE, SOCKETS = 1000000 ]",
+                "A VM topology has at most 256 sockets",
+            ),
+            (
                 "MEMORY = 128\nVCPU = 6\nTOPOLOGY = [ PIN_POLICY = CORE, CORES = 2 ]",
                 "Computed number of threads is not power of 2",
             ),
