@@ -234,7 +234,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         "template",
         no_group,
         &ras,
-        Some(super::vm_ops::check),
+        Some(|_, t| super::vm_ops::check(t)),
     )
     .await
 }

@@ -384,6 +384,18 @@ pub async fn update_as<R: HasOwner + Send + 'static>(
     f: &'static Family<R>,
     right: u64,
 ) -> MethodResult {
+    update_checked(ctx, s, p, f, right, None).await
+}
+
+/// [`update_as`], the new template then checked by `post` (`post_update_template`).
+pub async fn update_checked<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+    right: u64,
+    post: Option<super::writes::PostUpdate>,
+) -> MethodResult {
     let id = p.int(0)? as i64;
     f.authorized(ctx, s, id, right).await?;
     // `keep_restricted` for callers outside group oneadmin, by the template's kind.
@@ -401,7 +413,7 @@ pub async fn update_as<R: HasOwner + Send + 'static>(
         f.template,
         |id| f.missing(id),
         &ras,
-        None,
+        post,
     )
     .await
 }

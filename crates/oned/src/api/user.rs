@@ -460,7 +460,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         "template",
         no_user,
         &ras,
-        Some(super::vm_ops::check),
+        Some(|_, t| super::vm_ops::check(t)),
     )
     .await
 }

@@ -36,6 +36,7 @@ pub const METHODS: &[Method] = &[
     method!(wire::method::TEMPLATE_INFO, Read, Auth::Object, info),
     method!(wire::method::TEMPLATE_DELETE, Write, Auth::Object, delete),
     method!("one.template.chmod", Write, Auth::Object, chmod),
+    method!("one.template.update", Write, Auth::Object, update),
     method!(wire::method::TEMPLATE_CLONE, Write, Auth::Object, clone),
     method!(
         wire::method::TEMPLATE_INSTANTIATE,
@@ -55,7 +56,7 @@ pub const METHODS: &[Method] = &[
 /// The owned-object calls: chown, rename, update, lock, unlock (chmod, which may be recursive,
 /// is in `METHODS`).
 pub const OWNED: &[Method] = &owned_methods!(
-    @each "one.template", &TEMPLATES, [chown, rename, update, lock, unlock]
+    @each "one.template", &TEMPLATES, [chown, rename, lock, unlock]
 );
 
 pub(super) fn template_xml(t: &TemplateRow, out: &mut String) {
@@ -182,10 +183,59 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     TEMPLATES.may_create(ctx, s).await?;
     super::vm::vm_template_restricted(ctx, s, &t)?;
+    checked(ctx, &t).map_err(|e| fail(code::INTERNAL, e))?;
     let name = t.single("NAME").unwrap_or("").to_string();
     // The name is the object's, not its template's (`VMTemplate::insert`).
     t.remove("NAME");
     insert(ctx, s, &name, t.to_text(), Refusal::Internal).await
+}
+
+/// `one.template.update(id, template, type)`: the generic update, then
+/// `VMTemplate::post_update_template`'s checks.
+pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    owned::update_checked(ctx, s, p, &TEMPLATES, perms::MANAGE, Some(checked)).await
+}
+
+/// `VMTemplate::insert`'s and `post_update_template`'s checks: each SCHED_ACTION parses as a
+/// VM's (`parse_sched_action`), and a RAW to validate names a VM driver oned.conf defines
+/// (`VirtualMachineManager::validate_raw`; the driver's own check of DATA is not run).
+fn checked(ctx: &Ctx, t: &template::Template) -> Result<(), String> {
+    for va in t
+        .get_all("SCHED_ACTION")
+        .filter_map(|a| a.value.as_vector())
+    {
+        super::vm_sched::SchedAction::new(0, -1).parse(va, 0)?;
+    }
+    let Some(raw) = t.vector("RAW") else {
+        return Ok(());
+    };
+    // `vector_value(name, bool&, true)`: only YES is true once given.
+    let validate =
+        template::vector_get(raw, "VALIDATE").is_none_or(|v| v.trim().eq_ignore_ascii_case("yes"));
+    if !validate {
+        return Ok(());
+    }
+    let kind = template::vector_get(raw, "TYPE")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if vm_drivers(ctx).iter().any(|d| *d == kind) {
+        Ok(())
+    } else {
+        Err("Invalid RAW section: unsupported TYPE".into())
+    }
+}
+
+/// The VM drivers oned.conf defines (`VM_MAD` NAMEs), or the ones OpenNebula ships.
+fn vm_drivers(ctx: &Ctx) -> Vec<String> {
+    let conf: Vec<String> = super::ds_conf::vectors(ctx, "VM_MAD")
+        .into_iter()
+        .filter_map(|v| template::vector_get(v, "NAME").map(str::to_ascii_lowercase))
+        .collect();
+    if conf.is_empty() {
+        ["kvm", "qemu", "lxc"].map(String::from).to_vec()
+    } else {
+        conf
+    }
 }
 
 /// `one.template.delete(id[, recursive])`: with `recursive`, the images its disks name too

@@ -291,7 +291,7 @@ pub async fn update_template(
 }
 
 /// What `Object::post_update_template` checks of the template an update leaves.
-pub type PostUpdate = fn(&template::Template) -> Result<(), String>;
+pub type PostUpdate = fn(&Ctx, &template::Template) -> Result<(), String>;
 
 /// [`update_template`] refusing a change to the restricted attributes `ras` (none for an
 /// administrator) as `PoolObjectSQL::replace_template`/`append_template` do, then `post`.
@@ -318,7 +318,8 @@ pub async fn update_template_checked(
         let new = merged_checked(&old, text, merge, ras)?;
         if let Some(post) = post {
             let t = template::Template::parse(&new).unwrap_or_default();
-            post(&t).map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
+            post(ctx, &t)
+                .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
         }
         Ok(vec![sqlstore::objects::replace_template(
             table, column, id, new, old,

@@ -454,3 +454,61 @@ fn a_users_restricted_attributes_are_refused() {
         ],
     );
 }
+
+/// `VMTemplate::insert` and `post_update_template`: scheduled actions parse as a VM's, a RAW
+/// to validate names a VM driver.
+#[test]
+fn vm_templates_check_their_scheduled_actions_and_raw_sections() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let m = "one.template.allocate";
+    assert_eq!(
+        refusal(
+            &c,
+            m,
+            vec![s("NAME = t\nSCHED_ACTION = [ TIME = \"+60\" ]")]
+        ),
+        says(INTERNAL, m, "No ACTION in template for Scheduled Action.")
+    );
+    assert_eq!(
+        refusal(
+            &c,
+            m,
+            vec![s("NAME = t\nRAW = [ TYPE = xen, DATA = \"<x/>\" ]")]
+        ),
+        says(INTERNAL, m, "Invalid RAW section: unsupported TYPE")
+    );
+    let t = id(
+        &c,
+        m,
+        vec![s(
+            "NAME = t\nRAW = [ TYPE = XEN, VALIDATE = no, DATA = \"<x/>\" ]",
+        )],
+    );
+    let u = "one.template.update";
+    assert_eq!(
+        refusal(&c, u, vec![int(t), s("RAW = [ TYPE = vbox ]"), int(0)]),
+        says(
+            INTERNAL,
+            u,
+            "Cannot update template. Invalid RAW section: unsupported TYPE"
+        )
+    );
+    assert_eq!(
+        refusal(
+            &c,
+            u,
+            vec![
+                int(t),
+                s("SCHED_ACTION = [ ACTION = fly, TIME = 5 ]"),
+                int(1)
+            ]
+        ),
+        says(INTERNAL, u, "Cannot update template. fly is not supported.")
+    );
+    id(
+        &c,
+        u,
+        vec![int(t), s("RAW = [ TYPE = kvm, DATA = \"<x/>\" ]"), int(0)],
+    );
+}

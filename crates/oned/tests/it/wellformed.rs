@@ -464,7 +464,6 @@ fn issue_10_bad_names_and_templates_are_refused_and_every_pool_stays_well_formed
         let update = format!("Cannot update template. {says}");
         for (method, id) in [
             ("one.template.update", tid),
-            ("one.vm.update", vid),
             ("one.image.update", iid),
             ("one.vn.update", nid),
             ("one.host.update", hid),
@@ -478,6 +477,16 @@ fn issue_10_bad_names_and_templates_are_refused_and_every_pool_stays_well_formed
                     &update,
                 );
             }
+        }
+        // A VM parses its update itself: ACTION, the parser's words bare
+        // (`VirtualMachineUpdateTemplate`).
+        for merge in [0, 1] {
+            raw.refused(
+                "one.vm.update",
+                &[Value::Int(vid), s(text), Value::Int(merge)],
+                ACTION_CODE,
+                says,
+            );
         }
         raw.refused(
             "one.template.instantiate",
