@@ -218,7 +218,7 @@ fn checked(ctx: &Ctx, t: &template::Template) -> Result<(), String> {
     let kind = template::vector_get(raw, "TYPE")
         .unwrap_or("")
         .to_ascii_lowercase();
-    if vm_drivers(ctx).iter().any(|d| *d == kind) {
+    if vm_drivers(ctx).contains(&kind) {
         Ok(())
     } else {
         Err("Invalid RAW section: unsupported TYPE".into())
