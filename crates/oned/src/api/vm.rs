@@ -405,6 +405,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("Error allocating a new virtual machine. {e}"),
         )
     })?;
+    // `VirtualMachine::insert`'s RAW check.
+    super::vmtemplate::raw_checked(ctx, &t).map_err(|e| fail(code::INTERNAL, e))?;
     create(ctx, s, t, None, hold, std::convert::identity).await
 }
 

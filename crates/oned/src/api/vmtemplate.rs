@@ -197,8 +197,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `VMTemplate::insert`'s and `post_update_template`'s checks: each SCHED_ACTION parses as a
-/// VM's (`parse_sched_action`), and a RAW to validate names a VM driver oned.conf defines
-/// (`VirtualMachineManager::validate_raw`; the driver's own check of DATA is not run).
+/// VM's (`parse_sched_action`), and the RAW section ([`raw_checked`]).
 fn checked(ctx: &Ctx, t: &template::Template) -> Result<(), String> {
     for va in t
         .get_all("SCHED_ACTION")
@@ -206,6 +205,12 @@ fn checked(ctx: &Ctx, t: &template::Template) -> Result<(), String> {
     {
         super::vm_sched::SchedAction::new(0, -1).parse(va, 0)?;
     }
+    raw_checked(ctx, t)
+}
+
+/// `VirtualMachineManager::validate_raw`: a RAW to validate names a VM driver oned.conf
+/// defines (the driver's own check of DATA is not run).
+pub(super) fn raw_checked(ctx: &Ctx, t: &template::Template) -> Result<(), String> {
     let Some(raw) = t.vector("RAW") else {
         return Ok(());
     };
