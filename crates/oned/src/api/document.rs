@@ -9,7 +9,7 @@ use xmlrpc::Params;
 use super::family::Family;
 use super::method::{Auth, Method};
 use super::owned;
-use super::perms::{self, Where, USE};
+use super::perms::{self, Where};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -124,8 +124,7 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_string();
-    let source = DOCUMENTS.authorized(ctx, s, id, USE).await?;
-    DOCUMENTS.may_create(ctx, s).await?;
+    let source = DOCUMENTS.authorized_clone(ctx, s, id).await?;
     if name.len() > MAX_NAME {
         return Err(fail(
             code::ALLOCATE,

@@ -137,6 +137,33 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         }
     }
 
+    /// The source of a clone (`RequestManagerClone::clone`): USE on it and CREATE of the family
+    /// asked in one request, every refusal named.
+    pub async fn authorized_clone(
+        &'static self,
+        ctx: &Ctx,
+        s: &Session,
+        id: i64,
+    ) -> Result<R, Failure> {
+        if id < 0 {
+            return self.authorized(ctx, s, id, USE).await;
+        }
+        let row = self.get(ctx, id).await?;
+        let c = caller(ctx, s).await?;
+        let mut why: Vec<String> = self.refusal(&c, &row, USE).into_iter().collect();
+        if !c.may_create(self.kind) {
+            why.push(format!("Not authorized to perform CREATE {}", self.acl));
+        }
+        if why.is_empty() {
+            Ok(row)
+        } else {
+            Err(fail(
+                code::AUTHORIZATION,
+                format!("User [{}] : {}.", s.uid, why.join("; ")),
+            ))
+        }
+    }
+
     /// Why `c` may not exercise `right` on `row` (OpenNebula's words, without the `User [uid]
     /// :` prefix), or `None` if it may.
     pub fn refusal(&self, c: &Caller<'_>, row: &R, right: u64) -> Option<String> {

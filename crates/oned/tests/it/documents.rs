@@ -133,6 +133,36 @@ fn documents_keep_their_type_and_name_as_opennebula_on_every_server() {
             "[one.document.clone] Error allocating a new document. NAME is too long; max length is 128 chars."
         )
     );
+    // USE on the source and CREATE in one request: both refusals named.
+    let g = c
+        .call("one.group.allocate", vec![s("bare")])
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let u = c
+        .call(
+            "one.user.allocate",
+            vec![
+                s("nobody"),
+                s("pw"),
+                s(""),
+                Value::Array(vec![Value::Int(g as i32)]),
+            ],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let nobody = zone.servers[0].client_as("nobody", "pw");
+    assert_eq!(
+        one_error(nobody.call("one.document.clone", vec![Value::Int(service), s("mine")])),
+        (
+            crate::zone::AUTHORIZATION,
+            format!(
+                "[one.document.clone] User [{u}] : Not authorized to perform USE DOCUMENT \
+                 [{service}]; Not authorized to perform CREATE DOCUMENT."
+            )
+        )
+    );
 
     // update replaces the template; delete removes the document.
     c.call(
