@@ -110,9 +110,23 @@ const UNSUPPORTED: &[&str] = &[
     "one.hooklog.info",
 ];
 
-/// Whether an API hook may be set on `call`: a method OneHA answers that is not a read.
+/// oned's own methods OneHA does not serve (its SQL calls, its Raft calls, which OneHA's peers
+/// make over their own protocol): `HookAPI::call_exist` knows them, so hooks may name them.
+const ONED_ONLY: &[&str] = &[
+    "one.system.sql",
+    "one.system.sqlquery",
+    "one.zone.replicate",
+    "one.zone.voterequest",
+];
+
+/// Whether an API hook may be set on `call` (`HookAPI::call_exist`): a method of OpenNebula's
+/// API that is not a read; OneHA's own `oneha.*` methods are none of OpenNebula's.
 fn hookable(call: &str) -> bool {
-    super::method::lookup(call).is_some() && !UNSUPPORTED.contains(&call)
+    if call.starts_with("oneha.") {
+        return false;
+    }
+    ONED_ONLY.contains(&call)
+        || (super::method::lookup(call).is_some() && !UNSUPPORTED.contains(&call))
 }
 
 fn type_name(kind: i64) -> &'static str {

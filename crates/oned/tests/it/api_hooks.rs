@@ -260,6 +260,10 @@ fn hook_templates_names_and_rights_are_checked_as_opennebula_checks_them() {
             "API call does not exist or is not supported: one.vm.info",
         ),
         (
+            "NAME = a\nTYPE = api\nCOMMAND = x\nCALL = oneha.db.checksum",
+            "API call does not exist or is not supported: oneha.db.checksum",
+        ),
+        (
             "NAME = a\nTYPE = state\nCOMMAND = x",
             "RESOURCE attribute is required for STATE hooks.",
         ),
@@ -342,6 +346,16 @@ fn hook_templates_names_and_rights_are_checked_as_opennebula_checks_them() {
         .call_xml("one.hook.info", vec![Value::Int(second)])
         .unwrap();
     assert!(body.contains("<NAME>c</NAME>"), "{body}");
+    // oned's own SQL call is one of its API's.
+    c.call(
+        "one.hook.update",
+        vec![
+            Value::Int(second),
+            s("COMMAND = y\nCALL = one.system.sql"),
+            Value::Int(0),
+        ],
+    )
+    .unwrap();
     // A state hook updated with states in lower case keeps them as oned writes them back.
     let state = c
         .call(
