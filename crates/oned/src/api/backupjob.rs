@@ -44,6 +44,21 @@ pub static BACKUPJOBS: Family<BackupJobRow> = Family {
     quota: None,
 };
 
+/// The jobs as `one.backupjobpool.info` prints them: the bodies the pool stores, written by
+/// `BackupJob::to_xml` without the actions' SCHED_ACTION (only `one.backupjob.info` adds
+/// them, `to_xml_extended(xml, true)`).
+static BACKUPJOB_POOL: Family<BackupJobRow> = Family {
+    table: rows::TABLE,
+    kind: BACKUPJOB,
+    acl: "BACKUPJOB",
+    what: "backup job",
+    pool: "BACKUPJOB_POOL",
+    template: "template",
+    rows: &rows::ROWS,
+    xml: job_pool_xml,
+    quota: None,
+};
+
 pub const METHODS: &[Method] = &[
     method!("one.backupjob.allocate", Write, Auth::Object, allocate),
     method!(
@@ -77,7 +92,7 @@ pub const METHODS: &[Method] = &[
         Read,
         Auth::Object,
         owned::pool_info,
-        &BACKUPJOBS
+        &BACKUPJOB_POOL
     ),
 ];
 
@@ -99,8 +114,16 @@ pub const BATCH: usize = 64;
 /// How often a write is computed again after a concurrent change.
 const RETRIES: usize = 10;
 
-/// `BackupJob::to_xml`.
+/// `BackupJob::to_xml_extended(xml, true)`: the scheduled actions in TEMPLATE too.
 fn job_xml(j: &BackupJobRow, out: &mut String) {
+    job_xml_with(j, out, true)
+}
+
+fn job_pool_xml(j: &BackupJobRow, out: &mut String) {
+    job_xml_with(j, out, false)
+}
+
+fn job_xml_with(j: &BackupJobRow, out: &mut String, extended: bool) {
     let oid = j.head.owned.oid;
     let mut t = Template::parse(&j.template).unwrap_or_else(|e| {
         xml::corrupt_template(&e);
@@ -118,7 +141,7 @@ fn job_xml(j: &BackupJobRow, out: &mut String) {
         }
     });
     let mut x = Xml::new(&mut body.actions);
-    for a in &list {
+    for a in list.iter().filter(|_| extended) {
         a.xml_as(&mut x, "BACKUPJOB");
     }
     let ids = |x: &mut Xml<'_>, name: &str, l: List| {

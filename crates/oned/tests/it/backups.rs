@@ -361,6 +361,15 @@ fn a_backup_job_backs_up_its_vms_on_demand_and_is_managed() {
         (code, msg.as_str()),
         (ACTION, "[one.backupjob.schedadd] Wrong REPEAT value: 7")
     );
+    // The pool shows the actions' ids only (`to_xml`, not `to_xml_extended`).
+    let pool = c
+        .call_xml("one.backupjobpool.info", vec![i(-2), i(-1), i(-1)])
+        .unwrap();
+    assert!(
+        pool.contains("<SCHED_ACTIONS><ID>0</ID><ID>1</ID></SCHED_ACTIONS>")
+            && !pool.contains("<SCHED_ACTION>"),
+        "{pool}"
+    );
     for sa in [0, 1] {
         ok(&w, "one.backupjob.scheddelete", vec![i(job), i(sa)]);
     }
