@@ -26,6 +26,26 @@ fn configured(ctx: &Ctx, key: &str, shipped: &[&str]) -> Ras {
     grouped(names)
 }
 
+/// A day-2 call's template from a user outside oneadmin naming a `VM_RESTRICTED_ATTR`
+/// (`check_restricted(aname)`): AUTHORIZATION `<what> includes a restricted attribute <key>.`
+pub fn refuse_in_vm(
+    ctx: &Ctx,
+    s: &crate::auth::Session,
+    t: &Template,
+    what: &str,
+) -> Result<(), super::Failure> {
+    if s.is_admin() {
+        return Ok(());
+    }
+    match in_new(&vm(ctx), t) {
+        Some(name) => Err(super::unauthorized(
+            s,
+            &format!("{what} includes a restricted attribute {name}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `VM_RESTRICTED_ATTR`, grouped.
 pub fn vm(ctx: &Ctx) -> Ras {
     grouped(super::vrouter_nics::vm_restricted(ctx))

@@ -203,6 +203,18 @@ fn num(c: &[(String, String)], k: &str) -> i64 {
     get(c, k).and_then(|v| v.parse().ok()).unwrap_or(-1)
 }
 
+/// `VirtualMachineSnapshotCreate` and `VirtualMachineDiskSnapshotCreate`: a VM whose backups
+/// keep increment chains takes no snapshot.
+pub fn refuse_snapshots(t: &Template, action: &str) -> Result<(), super::Failure> {
+    if is_increment(&config(t)) {
+        return Err(super::fail(
+            super::code::ACTION,
+            format!("Action \"{action}\" is not compatible with incremental backups"),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the config keeps increment chains (MODE INCREMENT).
 pub fn is_increment(c: &[(String, String)]) -> bool {
     get(c, "MODE").is_some_and(|m| m.eq_ignore_ascii_case("INCREMENT"))

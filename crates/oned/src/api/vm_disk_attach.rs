@@ -75,6 +75,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     )
     .await?;
     let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    super::restricted::refuse_in_vm(ctx, s, &tmpl, "DISK")?;
     let disk = tmpl
         .get_all("DISK")
         .find_map(|a| a.value.as_vector())
@@ -100,8 +101,10 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ));
         };
         let mut t = stored(&v)?;
-        let next = t
-            .get_all("DISK")
+        // `set_up_attach`: after every disk's DISK_ID and the CONTEXT's.
+        let next = ["DISK", "CONTEXT"]
+            .iter()
+            .flat_map(|k| t.get_all(k))
             .filter_map(|a| a.vector_get("DISK_ID"))
             .filter_map(|n| n.trim().parse::<usize>().ok())
             .map(|n| n + 1)
@@ -111,7 +114,10 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let taken = super::vm_disks::take_list(ctx, s, &mut disks, next, Some(id), "")
             .await
             .map_err(|f| match f {
-                Failure::Api { message, .. } => fail(code::ACTION, message),
+                // An image the caller may not use is refused as the authorization refuses it.
+                Failure::Api { code: c, message } if c != code::AUTHORIZATION => {
+                    fail(code::ACTION, message)
+                }
                 other => other,
             })?;
         for mut d in disks {

@@ -150,6 +150,7 @@ pub async fn snap_create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         return Err(fail(code::ACTION, "Snapshot name is too long"));
     }
     let v = VMS.get(ctx, id).await?;
+    super::vm_backup::refuse_snapshots(&stored(&v)?, "disk-snapshot-create")?;
     let d = vm_disk(&stored(&v)?, disk_id)?;
     if is_volatile(&d) {
         return Err(fail(

@@ -102,6 +102,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     )
     .await?;
     let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    super::restricted::refuse_in_vm(ctx, s, &tmpl, "NIC")?;
     let (kind, pairs) = ["NIC", "NIC_ALIAS"]
         .iter()
         .find_map(|k| {
@@ -147,7 +148,10 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let leases = super::vnet_leases::lease_list(ctx, s, &mut nics, next, OwnerRef::Id(id), "")
             .await
             .map_err(|f| match f {
-                Failure::Api { message, .. } => fail(code::ACTION, message),
+                // A network the caller may not use is refused as the authorization refuses it.
+                Failure::Api { code: c, message } if c != code::AUTHORIZATION => {
+                    fail(code::ACTION, message)
+                }
                 other => other,
             })?;
         let [nic] = <[_; 1]>::try_from(nics).map_err(|_| {
@@ -340,6 +344,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Some(_) => {}
     }
     let tmpl = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    super::restricted::refuse_in_vm(ctx, s, &tmpl, "NIC")?;
     let prefix = format!("Error updating NIC ({nic_id}) for VM {id}: ");
     let Some(new) = tmpl.get_all("NIC").find_map(|a| a.value.as_vector()) else {
         return Err(fail(

@@ -45,6 +45,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             super::vm_ops::right(ctx, s, "resize", MANAGE).await?,
         )
         .await?;
+    super::restricted::refuse_in_vm(ctx, s, &tmpl, "Template")?;
     let cpu: f64 = number(&tmpl, "CPU")
         .ok()
         .filter(|c: &f64| *c >= 0.0 && c.is_finite())

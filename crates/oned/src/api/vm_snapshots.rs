@@ -141,6 +141,7 @@ pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             super::vm_ops::right(ctx, s, "snapshot-create", MANAGE).await?,
         )
         .await?;
+    super::vm_backup::refuse_snapshots(&stored(&v)?, "snapshot-create")?;
     // The quota asks for what the new snapshot would hold, as OpenNebula checks it first.
     let factor = snapshot_factor(ctx);
     let (_, snap) = new_snapshot(&stored(&v)?, &v, &name, factor);

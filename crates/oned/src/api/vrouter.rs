@@ -756,11 +756,12 @@ async fn not_a_router_vm(ctx: &Ctx, p: &Params<'_>) -> Result<(), Failure> {
 /// router's VM "not running in any host" while it has no host, else the router refusal.
 pub(super) async fn refuse_disk_attach(ctx: &Ctx, vm: i64) -> Result<(), Failure> {
     let v = super::vm::VMS.get(ctx, vm).await?;
-    if !runs_a_router(&v) {
-        return Ok(());
-    }
+    // `VirtualMachineAttach` asks this of every VM, before anything else.
     if v.history.is_empty() {
         return Err(fail(code::ACTION, "VM is not running in any host"));
+    }
+    if !runs_a_router(&v) {
+        return Ok(());
     }
     Err(router_vm_refused())
 }

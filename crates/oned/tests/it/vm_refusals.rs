@@ -254,3 +254,101 @@ fn a_vms_topology_is_completed_or_refused_as_parse_topology_does() {
         )
     );
 }
+
+#[test]
+fn day2_calls_check_history_restricted_attributes_and_incremental_backups_first() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let ann = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann_c = zone.servers[0].client_as("ann", "pw");
+    let held = ok(
+        &ann_c,
+        "one.vm.allocate",
+        vec![
+            s("CPU = 1\nMEMORY = 32\nBACKUP_CONFIG = [ MODE = INCREMENT ]"),
+            Value::Bool(true),
+        ],
+    );
+    // `VirtualMachineAttach`: no host yet, before anything else.
+    assert_eq!(
+        one_error(c.call(
+            "one.vm.attach",
+            vec![i(held), s("DISK = [ TYPE = fs, SIZE = 1 ]")]
+        )),
+        (
+            ACTION_CODE,
+            "[one.vm.attach] VM is not running in any host".into()
+        )
+    );
+    // VM_RESTRICTED_ATTR in a day-2 call's template, for a user.
+    let auth = crate::zone::AUTHORIZATION;
+    assert_eq!(
+        one_error(ann_c.call(
+            "one.vm.attachnic",
+            vec![
+                i(held),
+                s("NIC = [ NETWORK_ID = 0, MAC = \"02:00:00:00:00:09\" ]")
+            ]
+        )),
+        (
+            auth,
+            format!("[one.vm.attachnic] User [{ann}] : NIC includes a restricted attribute MAC.")
+        )
+    );
+    assert_eq!(
+        one_error(ann_c.call(
+            "one.vm.resize",
+            vec![i(held), s("CPU = 1\nCPU_COST = 3"), Value::Bool(false)]
+        )),
+        (
+            auth,
+            format!(
+                "[one.vm.resize] User [{ann}] : Template includes a restricted attribute CPU_COST."
+            )
+        )
+    );
+    // Increment chains take no snapshots.
+    assert_eq!(
+        one_error(ann_c.call("one.vm.snapshotcreate", vec![i(held), s("s")])),
+        (
+            ACTION_CODE,
+            "[one.vm.snapshotcreate] Action \"snapshot-create\" is not compatible with incremental \
+             backups"
+                .into()
+        )
+    );
+    assert_eq!(
+        one_error(ann_c.call("one.vm.disksnapshotcreate", vec![i(held), i(0), s("s")])),
+        (
+            ACTION_CODE,
+            "[one.vm.disksnapshotcreate] Action \"disk-snapshot-create\" is not compatible with \
+             incremental backups"
+                .into()
+        )
+    );
+
+    // A disk attached after the CONTEXT's DISK_ID (`set_up_attach`).
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(
+            "CPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 1 ]\nCONTEXT = [ A = b ]",
+        )],
+    );
+    wait_body(&zone, &c, vm, "<LCM_STATE>3</LCM_STATE>");
+    ok(
+        &c,
+        "one.vm.attach",
+        vec![i(vm), s("DISK = [ TYPE = fs, SIZE = 2 ]")],
+    );
+    wait_body(&zone, &c, vm, "<DISK_ID><![CDATA[2]]></DISK_ID>");
+}
