@@ -26,7 +26,8 @@ def _running(one, vm):
 @pytest.fixture(scope="module")
 def sides(zone):
     follower, leader = zone.server(zone.followers()[0]), zone.server(zone.leader())
-    leader.host.allocate(f"h-{uuid.uuid4().hex[:6]}", "dummy", "dummy", -1)
+    # kvm: a VM driver with LIVE_RESIZE, so running VMs resize live.
+    leader.host.allocate(f"h-{uuid.uuid4().hex[:6]}", "dummy", "kvm", -1)
     return follower, leader
 
 
@@ -64,7 +65,8 @@ def test_a_running_vm_plugs_and_unplugs_nics_with_their_addresses(sides):
 
 def test_resize_is_live_on_a_running_vm_and_refused_beyond_the_host(sides):
     follower, leader = sides
-    vm = follower.vm.allocate("CPU = 0.1\nMEMORY = 32")
+    # On the kvm host: the dummy VM driver has no LIVE_RESIZE.
+    vm = follower.vm.allocate('CPU = 0.1\nMEMORY = 32\nSCHED_REQUIREMENTS = "VM_MAD = \\"kvm\\""')
     until(lambda: _running(leader, vm))
     assert follower.vm.resize(vm, "CPU = 0.2\nMEMORY = 48", True) == vm
     until(lambda: _running(leader, vm))

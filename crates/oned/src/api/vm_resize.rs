@@ -28,6 +28,19 @@ fn number<T: std::str::FromStr + Default>(t: &Template, k: &str) -> Result<T, ()
     }
 }
 
+/// `VirtualMachineManager::is_live_resize`: the VM driver's LIVE_RESIZE in oned.conf's
+/// VM_MAD, or as OpenNebula ships them (kvm and qemu) when oned.conf defines none.
+fn live_resize(ctx: &Ctx, vm_mad: &str) -> bool {
+    let conf = super::ds_conf::vectors(ctx, "VM_MAD");
+    if conf.is_empty() {
+        return matches!(vm_mad, "kvm" | "qemu");
+    }
+    conf.iter()
+        .find(|v| template::vector_get(v, "NAME") == Some(vm_mad))
+        .and_then(|v| template::vector_get(v, "LIVE_RESIZE"))
+        .is_some_and(|l| l.trim().eq_ignore_ascii_case("yes"))
+}
+
 pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
@@ -102,6 +115,27 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ) => (false, false),
         (state::POWEROFF, _) => (true, false),
         (state::ACTIVE, lcm::RUNNING) => {
+            // `DispatchManager::resize`: a pinned VM, then a driver without LIVE_RESIZE.
+            let t = template::Template::parse(&v.template).unwrap_or_default();
+            let pinned = t
+                .vector("TOPOLOGY")
+                .and_then(|tp| template::vector_get(tp, "PIN_POLICY"))
+                .is_some_and(|p| {
+                    matches!(
+                        p.trim().to_ascii_uppercase().as_str(),
+                        "CORE" | "THREAD" | "SHARED"
+                    )
+                });
+            if pinned {
+                return Err(fail(code::ACTION, "Cannot resize a pinned VM"));
+            }
+            let vm_mad = v.history.last().map_or("", |h| h.vm_mad.as_str());
+            if !live_resize(ctx, vm_mad) {
+                return Err(fail(
+                    code::ACTION,
+                    format!("Hotplug resize not supported by driver {vm_mad}"),
+                ));
+            }
             if v.cpu == cpu && v.memory == memory && old_vcpu == vcpu {
                 // "Nothing to resize": OpenNebula answers success and changes nothing.
                 return Ok(xmlrpc::Value::Int(id as i32));

@@ -27,7 +27,7 @@ fn onevm_plugs_nics_groups_and_disks_and_resizes() {
     ok(
         &c,
         "one.host.allocate",
-        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+        vec![s("node"), s("dummy"), s("kvm"), Value::Int(-1)],
     );
     ok(
         &c,

@@ -37,7 +37,7 @@ fn actions_take_vms_from_every_state_opennebula_allows() {
     let host = ok(
         &c,
         "one.host.allocate",
-        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+        vec![s("node"), s("dummy"), s("kvm"), i(-1)],
     );
     zone.wait_until(DEADLINE, "the host is monitored", || {
         c.call_xml("one.host.info", vec![i(host)])
@@ -171,7 +171,7 @@ fn history_records_say_which_action_ended_them_and_who_asked() {
     let host = ok(
         &c,
         "one.host.allocate",
-        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+        vec![s("node"), s("dummy"), s("kvm"), i(-1)],
     );
     let uid = ok(
         &c,

@@ -253,7 +253,7 @@ fn setup(run: &Run) -> Objects {
         ok(
             a,
             "one.host.allocate",
-            vec![s(n), s("dummy"), s("dummy"), i(-1)],
+            vec![s(n), s("dummy"), s("kvm"), i(-1)],
         )
     });
     let net = ok(

@@ -351,4 +351,16 @@ fn day2_calls_check_history_restricted_attributes_and_incremental_backups_first(
         vec![i(vm), s("DISK = [ TYPE = fs, SIZE = 2 ]")],
     );
     wait_body(&zone, &c, vm, "<DISK_ID><![CDATA[2]]></DISK_ID>");
+    wait_body(&zone, &c, vm, RUNNING);
+    // The dummy VM driver has no LIVE_RESIZE (`is_live_resize`).
+    assert_eq!(
+        one_error(c.call(
+            "one.vm.resize",
+            vec![i(vm), s("CPU = 0.2\nMEMORY = 64"), Value::Bool(false)]
+        )),
+        (
+            ACTION_CODE,
+            "[one.vm.resize] Hotplug resize not supported by driver dummy".into()
+        )
+    );
 }

@@ -33,7 +33,7 @@ fn a_running_vm_is_resized_live_within_its_host_and_its_quotas() {
     let host = ok(
         &c,
         "one.host.allocate",
-        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+        vec![s("node"), s("dummy"), s("kvm"), Value::Int(-1)],
     );
     let vm = ok(
         &c,
