@@ -263,7 +263,8 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(1)?.to_string();
     VROUTERS.authorized(ctx, s, id, MANAGE).await?;
     let merge = super::update_type(&p)?;
-    let mut given = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    let mut given = super::validate::template(&text)
+        .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
     given.remove("NIC");
     let given = given.to_text();
     let given = &given;
@@ -532,7 +533,11 @@ pub async fn attach_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let leases = lease_router_nics(ctx, s, &mut list, next, OwnerRef::Id(id), "")
             .await
             .map_err(|f| match f {
-                Failure::Api { message, .. } => fail(code::ACTION, message),
+                // USE on the network is asked with MANAGE on the router
+                // (`VirtualRouter::set_auth_request`): its refusal stays AUTHORIZATION.
+                Failure::Api { code: c, message } if c != code::AUTHORIZATION => {
+                    fail(code::ACTION, message)
+                }
                 other => other,
             })?;
         let Some(nic) = list.into_iter().next() else {

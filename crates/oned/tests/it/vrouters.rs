@@ -1038,3 +1038,48 @@ fn a_router_with_several_floating_nics_on_one_network_leases_one_address_each() 
     assert_eq!(code, INTERNAL, "{message}");
     assert_eq!(leases(&c, vn), 10);
 }
+
+#[test]
+fn router_nic_and_update_refusals_keep_opennebulas_codes() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s("NAME = private\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 2 ]"),
+            int(-1),
+        ],
+    );
+    // A group out of the default VDC: its users get no USE on the network.
+    let g = ok(&c, "one.group.allocate", vec![s("apart")]);
+    ok(&c, "one.vdc.delgroup", vec![int(0), int(g)]);
+    let bob = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("bob"), s("pw"), s(""), Value::Array(vec![int(g)])],
+    );
+    let b = zone.servers[0].client_as("bob", "pw");
+    let vr = ok(&c, "one.vrouter.allocate", vec![s("NAME = r")]);
+    ok(&c, "one.vrouter.chown", vec![int(vr), int(bob), int(-1)]);
+    // USE on the network is asked with MANAGE on the router: AUTHORIZATION.
+    assert_eq!(
+        one_error(b.call(
+            "one.vrouter.attachnic",
+            vec![int(vr), s(&format!("NIC = [ NETWORK_ID = {vn} ]"))]
+        )),
+        (
+            crate::zone::AUTHORIZATION,
+            format!(
+                "[one.vrouter.attachnic] User [{bob}] : Not authorized to perform USE NET [{vn}]."
+            )
+        )
+    );
+    let (code, msg) =
+        one_error(b.call("one.vrouter.update", vec![int(vr), s("A = [ B = "), int(0)]));
+    assert_eq!(code, crate::zone::INTERNAL);
+    assert!(
+        msg.starts_with("[one.vrouter.update] Cannot update template. "),
+        "{msg}"
+    );
+}
