@@ -135,6 +135,18 @@ pub async fn chown<R: HasOwner + Send + 'static>(
     p: Params<'_>,
     f: &'static Family<R>,
 ) -> MethodResult {
+    chown_checked(ctx, s, p, f, |_| Ok(())).await
+}
+
+/// [`chown`], the object then checked by `check` once the caller is authorized (a VM's state,
+/// `get_and_quota`).
+pub async fn chown_checked<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+    check: impl FnOnce(&R) -> Result<(), Failure>,
+) -> MethodResult {
     let id = p.int(0)? as i64;
     let (uid, gid) = (p.int(1)? as i64, p.int(2)? as i64);
     // The new owner's group too: a rule on its group's users (`USER/@gid`, a group
@@ -166,6 +178,7 @@ pub async fn chown<R: HasOwner + Send + 'static>(
     if !why.is_empty() {
         return Err(refused(s, &why));
     }
+    check(&row)?;
     // `check_name_unique`: the new owner must not hold the name already (families whose names
     // may repeat, and datastores and markets, named zone-wide, skip it).
     let repeats = [

@@ -29,15 +29,17 @@ pub const METHODS: &[Method] = &[
 /// `one.vm.chown`: a DONE VM keeps its owner (`RequestManagerChown::get_and_quota`, after the
 /// caller's right on the VM).
 async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
-    let id = p.int(0)? as i64;
-    let v = VMS.authorized(ctx, s, id, MANAGE).await?;
-    if v.state == wire::state::VmState::Done.as_i64() {
-        return Err(super::fail(
-            super::code::ACTION,
-            "Could not change VM ownership, wrong state",
-        ));
-    }
-    super::owned::chown(ctx, s, p, &VMS).await
+    // `RequestManagerChown`'s order: the new user and group, the VM, the rights, then the state.
+    super::owned::chown_checked(ctx, s, p, &VMS, |v| {
+        if v.state == wire::state::VmState::Done.as_i64() {
+            return Err(super::fail(
+                super::code::ACTION,
+                "Could not change VM ownership, wrong state",
+            ));
+        }
+        Ok(())
+    })
+    .await
 }
 
 async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -94,6 +94,14 @@ fn done_vms_keep_their_owner_offline_hosts_take_no_vm_and_actions_clear_resched(
             "[one.vm.chown] Could not change VM ownership, wrong state".into()
         )
     );
+    // The new owner is looked up first (`RequestManagerChown`).
+    assert_eq!(
+        one_error(c.call("one.vm.chown", vec![i(a), i(99), i(-1)])),
+        (
+            crate::zone::NO_EXISTS,
+            "[one.vm.chown] Error getting user [99].".into()
+        )
+    );
     let b = vm(&c);
     ok(&c, "one.vm.chown", vec![i(b), i(1), i(-1)]);
     // Held at allocate: `VirtualMachinePool::allocate` says so in its template.
