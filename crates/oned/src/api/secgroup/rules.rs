@@ -50,6 +50,17 @@ fn remove_duplicates(t: &mut Template) {
         seen.push(k);
         true
     });
+    // The HASH `remove_duplicates` compared them by is taken out of every rule kept, a
+    // client's own HASH included.
+    for a in t
+        .attrs
+        .iter_mut()
+        .filter(|a| a.name.eq_ignore_ascii_case("RULE"))
+    {
+        if let template::Value::Vector(pairs) = &mut a.value {
+            pairs.retain(|(k, _)| !k.eq_ignore_ascii_case("HASH"));
+        }
+    }
 }
 
 /// `VectorAttribute::vector_value` into an unsigned int: the whole value, no sign.
@@ -184,6 +195,18 @@ mod tests {
 
     fn rule(body: &str) -> Result<String, String> {
         checked(&format!("RULE = [ {body} ]"))
+    }
+
+    #[test]
+    fn a_clients_hash_is_compared_then_dropped() {
+        let t = checked(
+            "RULE = [ PROTOCOL = ALL, RULE_TYPE = inbound, HASH = x ]\n\
+             RULE = [ PROTOCOL = ALL, RULE_TYPE = inbound, HASH = x ]\n\
+             RULE = [ PROTOCOL = ALL, RULE_TYPE = inbound ]",
+        )
+        .unwrap();
+        assert!(!t.contains("HASH"), "{t}");
+        assert_eq!(t.matches("RULE=").count(), 2, "{t}");
     }
 
     #[test]
