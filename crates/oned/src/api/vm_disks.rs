@@ -258,7 +258,17 @@ pub async fn take_list(
             .await
             .map_err(alloc_err)?
         } else {
-            // A volatile disk: a datablock of the default prefix unless it names one.
+            // A volatile disk (`ImagePool::acquire_disk`): a swap or file system of a positive
+            // size, a datablock of the default prefix unless it names one.
+            let kind = get("TYPE").to_ascii_uppercase();
+            if kind != "SWAP" && kind != "FS" {
+                return Err(alloc_err(format!("Unknown disk type {kind}")));
+            }
+            if get("SIZE").parse::<i64>().map_or(true, |size| size <= 0) {
+                return Err(alloc_err(
+                    "SIZE attribute must be a positive integer value.".into(),
+                ));
+            }
             if get("DEV_PREFIX").is_empty() {
                 set(disk, "DEV_PREFIX", DEFAULT_PREFIX.to_string());
             }

@@ -360,6 +360,24 @@ fn day2_calls_check_history_restricted_attributes_and_incremental_backups_first(
     );
     wait_body(&zone, &c, vm, "<DISK_ID><![CDATA[2]]></DISK_ID>");
     wait_body(&zone, &c, vm, RUNNING);
+    // Volatile disks are swap or file systems of a positive size (`acquire_disk`).
+    assert_eq!(
+        one_error(c.call(
+            "one.vm.allocate",
+            vec![s("CPU = 1\nMEMORY = 32\nDISK = [ SIZE = 1 ]")]
+        )),
+        (
+            crate::zone::INTERNAL,
+            "[one.vm.allocate] Unknown disk type ".into()
+        )
+    );
+    assert_eq!(
+        one_error(c.call("one.vm.attach", vec![i(vm), s("DISK = [ TYPE = swap ]")])),
+        (
+            ACTION_CODE,
+            "[one.vm.attach] SIZE attribute must be a positive integer value.".into()
+        )
+    );
     // The dummy VM driver has no LIVE_RESIZE (`is_live_resize`).
     assert_eq!(
         one_error(c.call(
