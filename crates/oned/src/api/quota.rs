@@ -1007,11 +1007,14 @@ pub async fn allocate_all(
 ) -> Result<Value, Allocation> {
     let wording = Wording::Caller(s.uid);
     let mut bounds = Vec::new();
-    for ask in asks {
-        match check(ctx, s.uid, s.gid, ask).await {
-            Ok(Ok(b)) => bounds.extend(b),
-            Ok(Err(e)) => return Err(Allocation::Failed(wording.word(&e.0))),
-            Err(f) => return Err(Allocation::Failed(f)),
+    // `Request::quota_authorization`: every quota of the user, then every one of the group.
+    for (uid, gid) in [(s.uid, -1), (-1, s.gid)] {
+        for ask in asks {
+            match check(ctx, uid, gid, ask).await {
+                Ok(Ok(b)) => bounds.extend(b),
+                Ok(Err(e)) => return Err(Allocation::Failed(wording.word(&e.0))),
+                Err(f) => return Err(Allocation::Failed(f)),
+            }
         }
     }
     let taken = with.len();
@@ -1041,9 +1044,11 @@ pub async fn allocate_all(
         (Ok(v), _) => Ok(v),
         (Err(_), Some(at)) if (1..=taken).contains(&at) => Err(Allocation::Raced),
         (Err(_), Some(at)) if guarded && at == taken + 1 => {
-            for ask in asks {
-                if let Ok(Err(e)) = check(ctx, s.uid, s.gid, ask).await {
-                    return Err(Allocation::Failed(wording.word(&e.0)));
+            for (uid, gid) in [(s.uid, -1), (-1, s.gid)] {
+                for ask in asks {
+                    if let Ok(Err(e)) = check(ctx, uid, gid, ask).await {
+                        return Err(Allocation::Failed(wording.word(&e.0)));
+                    }
                 }
             }
             Err(Allocation::Failed(wording.word(

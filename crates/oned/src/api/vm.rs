@@ -352,14 +352,16 @@ pub async fn create(
             user_template: user.to_text(),
             disk_size: quota_rows::system_disk_size_of(&system),
         });
-        let mut asks = vec![super::quota::Ask::new_vm(cpu, memory as f64)
-            .with_system_disk(quota_rows::system_disk_size_of(&t))
-            .with_generic(&ctx.config.raw, &t)];
-        asks.extend(
-            leases
-                .per_network
-                .iter()
-                .map(|(vid, n)| super::quota::Ask::leases(*vid, *n)),
+        // `Quotas::quota_check(VIRTUALMACHINE)`: the networks, the VM, then the images.
+        let mut asks: Vec<super::quota::Ask> = leases
+            .per_network
+            .iter()
+            .map(|(vid, n)| super::quota::Ask::leases(*vid, *n))
+            .collect();
+        asks.push(
+            super::quota::Ask::new_vm(cpu, memory as f64)
+                .with_system_disk(quota_rows::system_disk_size_of(&t))
+                .with_generic(&ctx.config.raw, &t),
         );
         asks.extend(disks.asks);
         let mut with = disks.stmts;

@@ -335,12 +335,16 @@ fn the_network_quota_counts_the_leases_of_a_users_vms() {
         "one.user.allocate",
         vec![s("alice"), s("pw-alice"), s("core"), Value::Array(vec![])],
     );
+    // The VM quota too, reached only once the network's is: the network is checked first
+    // (`Quotas::quota_check`), and the user's quotas before the group's.
     ok(
         &c,
         "one.user.quota",
         vec![
             Value::Int(alice),
-            s(&format!("NETWORK = [ ID = {vn}, LEASES = 1 ]")),
+            s(&format!(
+                "NETWORK = [ ID = {vn}, LEASES = 1 ]\nVM = [ VMS = 1 ]"
+            )),
         ],
     );
     let a = zone.servers[0].client_as("alice", "pw-alice");
