@@ -96,6 +96,8 @@ const VNET_SHIPPED: &[&str] = &[
     "AR/FILTER",
     "AR/FILTER_IP_SPOOFING",
     "AR/FILTER_MAC_SPOOFING",
+    "CLUSTER_IDS",
+    "EXTERNAL",
 ];
 
 /// `VNET_RESTRICTED_ATTR`, grouped.
