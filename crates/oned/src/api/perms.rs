@@ -164,8 +164,10 @@ impl Caller<'_> {
         scope
     }
 
-    /// [`Caller::may`] as SQL over the columns `oid`, `uid`, `gid` and `perms` of the table
-    /// aliased `a`, with its values; `None` when the caller may on every object (an
+    /// The objects a pool call lists the caller, as SQL over the columns `oid`, `uid`, `gid`
+    /// and `perms` of the table aliased `a`, with its values: [`Caller::may`], except that its
+    /// own objects are listed whatever their owner bits (`PoolSQL::usr_filter` puts `uid = me`
+    /// beside the permission terms); `None` when the caller may on every object (an
     /// administrator, or an ACL rule on `*`).
     pub fn may_sql(&self, kind: u64, right: u64, a: &str) -> Option<(String, Vec<i64>)> {
         if self.session.is_admin() {
@@ -176,8 +178,8 @@ impl Caller<'_> {
             return None;
         }
         let bit = right_octet_bit(right);
-        let (owner, group, other) = (bit << 6, bit << 3, bit);
-        let mut ors = vec![format!("{a}.uid = ? AND {a}.perms & {owner} <> 0")];
+        let (group, other) = (bit << 3, bit);
+        let mut ors = vec![format!("{a}.uid = ?")];
         let mut args = vec![self.session.uid];
         if !self.groups.is_empty() {
             ors.push(format!(
@@ -493,7 +495,7 @@ mod tests {
                     -1 => o.uid == me.uid || c.groups.contains(&o.gid),
                     uid => o.uid == uid,
                 };
-                owner_ok && c.may(kind, o, USE)
+                owner_ok && (o.uid == me.uid || c.may(kind, o, USE))
             });
             let mut ranged: Vec<T> = Vec::new();
             if self.end < -1 {

@@ -150,6 +150,24 @@ fn renames_chowns_and_chmods_are_checked_in_opennebulas_order() {
         body.matches("<VMTEMPLATE>").count()
     };
     assert_eq!((pool(-1, 0), pool(0, 0), pool(1, -1)), (2, 1, 1));
+
+    // `usr_filter`: the caller's own objects are listed whatever their owner bits (not shown).
+    let mut no_use = vec![int(theirs), int(0)];
+    no_use.extend((0..8).map(|_| int(-1)));
+    id(&ann_c, "one.template.chmod", no_use);
+    for flag in [-3, -2, -1] {
+        let mine = ann_c
+            .call_xml("one.templatepool.info", vec![int(flag), int(-1), int(-1)])
+            .unwrap();
+        assert!(
+            mine.contains(&format!("<ID>{theirs}</ID>")),
+            "{flag}: {mine}"
+        );
+    }
+    assert_eq!(
+        one_error(ann_c.call("one.template.info", vec![int(theirs)])).0,
+        AUTHORIZATION
+    );
 }
 
 #[test]
