@@ -140,17 +140,20 @@ def test_vm_pool_filters_ranges_and_permissions(zone, host):
     user = zone.server(zone.leader(), session=f"{name}:pw")
     mine = [user.vm.allocate("MEMORY = 32\nCPU = 0.1", True) for _ in range(3)]
     theirs = admin.vm.allocate("MEMORY = 32\nCPU = 0.1", True)
+    # Pools list newest first (oned.conf's API_LIST_ORDER defaults to DESC).
+    newest = mine[::-1]
     seen = [v.ID for v in user.vmpool.info(-2, -1, -1, -1).VM]
-    assert seen == mine
-    assert [v.ID for v in user.vmpool.info(-3, -1, -1, -1).VM] == mine
+    assert seen == newest
+    assert [v.ID for v in user.vmpool.info(-3, -1, -1, -1).VM] == newest
     assert theirs in [v.ID for v in admin.vmpool.info(-2, -1, -1, -1).VM]
-    assert [v.ID for v in admin.vmpool.info(uid, -1, -1, -1).VM] == mine
-    assert [v.ID for v in admin.vmpool.info(uid, mine[1], -1, -1).VM] == mine[1:]
-    assert [v.ID for v in admin.vmpool.info(uid, mine[0], mine[1], -1).VM] == mine[:2]
-    assert [v.ID for v in admin.vmpool.info(uid, 1, -2, -1).VM] == mine[1:3]
-    assert [v.ID for v in admin.vmpool.info(uid, -1, -1, 2).VM] == mine
+    assert [v.ID for v in admin.vmpool.info(uid, -1, -1, -1).VM] == newest
+    assert [v.ID for v in admin.vmpool.info(uid, mine[1], -1, -1).VM] == newest[:2]
+    assert [v.ID for v in admin.vmpool.info(uid, mine[0], mine[1], -1).VM] == newest[1:]
+    # A page of 2 after the newest.
+    assert [v.ID for v in admin.vmpool.info(uid, 1, -2, -1).VM] == newest[1:]
+    assert [v.ID for v in admin.vmpool.info(uid, -1, -1, 2).VM] == newest
     assert admin.vmpool.info(uid, -1, -1, 3).VM == []
-    assert [v.ID for v in admin.vmpool.infoextended(uid, -1, -1, -1).VM] == mine
+    assert [v.ID for v in admin.vmpool.infoextended(uid, -1, -1, -1).VM] == newest
     with pytest.raises(pyone.OneAuthorizationException):
         user.vm.info(theirs)
     with pytest.raises(pyone.OneAuthorizationException):
@@ -159,5 +162,5 @@ def test_vm_pool_filters_ranges_and_permissions(zone, host):
         admin.vmpool.info(-5, -1, -1, -1)
     user.vm.action("terminate", mine[0])
     wait_state(user, mine[0], 6)
-    assert [v.ID for v in user.vmpool.info(-3, -1, -1, -1).VM] == mine[1:]
+    assert [v.ID for v in user.vmpool.info(-3, -1, -1, -1).VM] == newest[:2]
     assert mine[0] in [v.ID for v in user.vmpool.info(-3, -1, -1, -2).VM]

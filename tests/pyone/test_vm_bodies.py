@@ -73,7 +73,8 @@ def test_state_check_and_query(zone):
 
     def found(one, query, method="info"):
         pool = getattr(one.vmpool, method)(-2, -1, -1, -1, query)
-        return [v.ID for v in pool.VM]
+        # Newest first, as API_LIST_ORDER defaults.
+        return [v.ID for v in pool.VM][::-1]
 
     for method in ["info", "infoextended"]:
         assert found(leader, f"VM.NAME={tag}", method) == ids

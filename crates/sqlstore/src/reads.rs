@@ -110,15 +110,20 @@ pub enum UserReach {
     },
 }
 
-/// The users `reach` covers, in oid order, handed to `each` one at a time: a pool answer is
+/// The users `reach` covers, in oid order (newest first if `descending`), handed to `each` one at a time: a pool answer is
 /// printed as the cursor moves and never holds every row.
 pub fn for_each_user(
     conn: &Conn,
     reach: &UserReach,
+    descending: bool,
     mut each: impl FnMut(&UserRow),
 ) -> crate::sql::Result<()> {
+    let order = if descending { " DESC" } else { "" };
     let (sql, args) = match reach {
-        UserReach::All => (format!("SELECT {USER_COLS} ORDER BY u.oid"), Vec::new()),
+        UserReach::All => (
+            format!("SELECT {USER_COLS} ORDER BY u.oid{order}"),
+            Vec::new(),
+        ),
         UserReach::Some { oids, gids } => {
             let list = |col: &str, n: usize| {
                 (n > 0).then(|| format!("{col} IN ({})", vec!["?"; n].join(", ")))
@@ -134,7 +139,7 @@ pub fn for_each_user(
             };
             let args: Vec<i64> = oids.iter().chain(gids).copied().collect();
             (
-                format!("SELECT {USER_COLS} WHERE {cond} ORDER BY u.oid"),
+                format!("SELECT {USER_COLS} WHERE {cond} ORDER BY u.oid{order}"),
                 args,
             )
         }

@@ -151,9 +151,10 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 /// `one.clusterpool.info()`: the clusters the caller may USE (every one for group oneadmin),
 /// printed one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let out = table::read_visible(ctx, s, CLUSTER, |c, may_use| {
+    let order = super::list_order::for_session(ctx, s).await?;
+    let out = table::read_visible(ctx, s, CLUSTER, move |c, may_use| {
         let mut out = String::from("<CLUSTER_POOL>");
-        let sql = format!("{} ORDER BY oid", rows::SELECT);
+        let sql = format!("{} ORDER BY oid{}", rows::SELECT, order.sql());
         let each = |cl: &ClusterRow, out: &mut String| {
             if may_use(cl.oid) {
                 cluster_xml(cl, out);

@@ -194,7 +194,7 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
     }
 
     /// `one.<o>pool.info(filter, start, end)`, keeping only rows that also meet `only` (SQL
-    /// over the family's `select`, e.g. a VM state), in oid order.
+    /// over the family's `select`, e.g. a VM state), in the session's `list_order`.
     pub async fn pool_info(
         &'static self,
         ctx: &Ctx,
@@ -206,7 +206,7 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         let c = caller(ctx, s).await?;
         let mut cond = only;
         let page = filter.sql(&c, self.kind, self.rows.alias, &mut cond);
-        self.print_pool(ctx, cond, page).await
+        self.print_pool(ctx, s, cond, page).await
     }
 
     /// Every object the caller may USE, for pools that take no filter (`datastorepool.info`).
@@ -216,21 +216,24 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         if let Some((sql, args)) = c.may_sql(self.kind, USE, self.rows.alias) {
             cond.and(sql, args);
         }
-        self.print_pool(ctx, cond, None).await
+        self.print_pool(ctx, s, cond, None).await
     }
 
     async fn print_pool(
         &'static self,
         ctx: &Ctx,
+        s: &Session,
         cond: Where,
         page: Option<(i64, i64)>,
     ) -> MethodResult {
         let rows = self.rows;
+        let order = super::list_order::for_session(ctx, s).await?;
         let mut sql = format!(
-            "{}{} ORDER BY {}.oid",
+            "{}{} ORDER BY {}.oid{}",
             rows.select,
             cond.clause(),
-            rows.alias
+            rows.alias,
+            order.sql()
         );
         let mut args = cond.args;
         if let Some((size, offset)) = page {

@@ -110,10 +110,11 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// `one.grouppool.info()`: the groups the caller may USE (every one for group oneadmin, else
 /// its own and those ACL rules grant), printed one at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    let order = super::list_order::for_session(ctx, s).await?;
     let (cache, now) = (ctx.quotas.clone(), quota_cache::pool_generation(ctx));
     let out = table::read_visible(ctx, s, GROUP, move |c, may_use| {
         let mut out = String::from("<GROUP_POOL>");
-        let sql = format!("{} ORDER BY oid", rows::SELECT);
+        let sql = format!("{} ORDER BY oid{}", rows::SELECT, order.sql());
         let all = quota_cache::pool(&cache, now, c, Owner::Group)?;
         let each = |g: &GroupRow, out: &mut String| {
             if !may_use(g.oid) {

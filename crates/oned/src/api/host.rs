@@ -191,9 +191,10 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 /// `one.hostpool.info()`: the hosts the caller may USE (every one for group oneadmin),
 /// printed one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let out = table::read_visible(ctx, s, HOST, |c, may_use| {
+    let order = super::list_order::for_session(ctx, s).await?;
+    let out = table::read_visible(ctx, s, HOST, move |c, may_use| {
         let mut out = String::from("<HOST_POOL>");
-        let sql = format!("{} ORDER BY h.oid", rows::SELECT);
+        let sql = format!("{} ORDER BY h.oid{}", rows::SELECT, order.sql());
         let each = |h: &HostRow, out: &mut String| {
             if may_use(h.oid) {
                 host_xml(h, out);

@@ -6,6 +6,7 @@ use xmlrpc::{Params, Value};
 
 use std::collections::BTreeSet;
 
+use super::list_order::Order;
 use super::method::{self as table, Auth, Method, Need};
 use super::quota::{self, Quotas};
 use super::quota_cache;
@@ -225,6 +226,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// its ACL rules let it USE (a group administrator: the users of its group). Read and printed
 /// one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
+    let order = super::list_order::for_session(ctx, s).await?;
     let reach = if s.is_admin() {
         UserReach::All
     } else {
@@ -247,7 +249,7 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
         .read(move |c| {
             let mut out = String::from("<USER_POOL>");
             let all = quota_cache::pool(&cache, now, c, Owner::User)?;
-            sqlstore::for_each_user(c, &reach, |u| {
+            sqlstore::for_each_user(c, &reach, order == Order::Desc, |u| {
                 user_xml(u, None, &mut out);
                 Xml::new(&mut out).elem("QUOTAS", |x| {
                     x.num("ID", u.oid);

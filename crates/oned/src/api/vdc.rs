@@ -150,9 +150,10 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 /// `one.vdcpool.info()`: the VDCs the caller may USE (every one for group oneadmin), printed
 /// one row at a time.
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let out = table::read_visible(ctx, s, VDC, |c, may_use| {
+    let order = super::list_order::for_session(ctx, s).await?;
+    let out = table::read_visible(ctx, s, VDC, move |c, may_use| {
         let mut out = String::from("<VDC_POOL>");
-        let sql = format!("{} ORDER BY oid", rows::SELECT);
+        let sql = format!("{} ORDER BY oid{}", rows::SELECT, order.sql());
         let each = |v: &VdcRow, out: &mut String| {
             if may_use(v.oid) {
                 vdc_xml(v, out);

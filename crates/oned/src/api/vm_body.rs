@@ -908,7 +908,15 @@ async fn print(
     let rows = &sqlstore::objects::vm::POOL_ROWS;
     let page = filter.sql(&c, VMS.kind, rows.alias, &mut cond);
     let select = sqlstore::objects::vm::pool_select(ctx.pool.location().backend());
-    let statement = |cond: &Where| format!("{select}{} ORDER BY {}.oid", cond.clause(), rows.alias);
+    let order = super::list_order::for_session(ctx, s).await?;
+    let statement = |cond: &Where| {
+        format!(
+            "{select}{} ORDER BY {}.oid{}",
+            cond.clause(),
+            rows.alias,
+            order.sql()
+        )
+    };
     let mut sql = statement(&cond);
     let mut args = cond.args.clone();
     if let (Some((size, offset)), None) = (page, &query) {
@@ -945,6 +953,7 @@ async fn print(
         narrowed.and(format!("{}.oid IN ({})", rows.alias, ids.join(",")), []);
         Patch {
             sql: statement(&narrowed),
+            order,
             args: narrowed.args,
             base,
             changes: ctx.auth.changes().clone(),
@@ -1057,13 +1066,14 @@ enum Printed {
 struct Patch {
     base: Box<vm_pool_answers::Base>,
     sql: String,
+    order: super::list_order::Order,
     args: Vec<i64>,
     changes: sqlstore::Changes,
 }
 
 impl Patch {
     /// The answer now: the kept one with each VM touched read again, its new body in its place
-    /// (by id) if it still matches, dropped if not. `None` when a commit to the pool's tables
+    /// (by id, in the answer's order) if it still matches, dropped if not. `None` when a commit to the pool's tables
     /// landed after the VMs touched were counted: the rows read again may show it while the
     /// rest of the answer does not, and no single state of the database is that answer, so the
     /// pool is read whole instead.
@@ -1092,7 +1102,11 @@ impl Patch {
             let mut it = st.query(sqlstore::sql::params_from_iter(self.args))?;
             while let Some(raw) = it.next_raw()? {
                 let oid = raw.int(0)?;
-                while let Some(before) = old.next_if(|(o, _)| *o < oid) {
+                let earlier = |o: i64| match self.order {
+                    super::list_order::Order::Asc => o < oid,
+                    super::list_order::Order::Desc => o > oid,
+                };
+                while let Some(before) = old.next_if(|(o, _)| earlier(*o)) {
                     keep_old(&mut out, &mut vms, before);
                 }
                 text.clear();

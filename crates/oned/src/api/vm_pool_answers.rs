@@ -17,7 +17,7 @@
 //! to one VM (`sqlstore::vm_touches`), only those VMs are read again, through the same
 //! statement narrowed to their ids, and spliced into the old answer in their places: a VM
 //! changed is printed again, a VM gone or no longer matching the filter drops out, a new one
-//! goes in by its id. The VM pool is ordered by id, and a VM's body is a function of its row
+//! goes in by its id. The VM pool is ordered by id (either way, `list_order`), and a VM's body is a function of its row
 //! alone, so the result is what a whole read would print. One write to a VM of 10k then costs
 //! a copy of the answer and a read of one VM, not a read of 10k.
 //!

@@ -139,9 +139,11 @@ pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 /// `one.zonepool.info()`: the zones the caller may USE (everyone may, by the default rule
 /// `* ZONE/* USE *`).
 pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let zones = table::read_visible(ctx, s, ZONE, |c, may_use| {
+    let order = super::list_order::for_session(ctx, s).await?;
+    let zones = table::read_visible(ctx, s, ZONE, move |c, may_use| {
         let mut zones = sqlstore::load_zones(c)?;
         zones.retain(|z| may_use(z.oid));
+        order.arrange(&mut zones);
         Ok(zones)
     })
     .await?;

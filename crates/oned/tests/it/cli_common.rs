@@ -80,7 +80,7 @@ fn names_ranges_and_lists_name_the_objects() {
 
     // A range; then a list mixing a name and an id.
     assert_eq!(ok(&zone, Template, &["delete", "1..2"]), "");
-    assert_eq!(template_names(&zone), "web\nspare\nextra\n");
+    assert_eq!(template_names(&zone), "extra\nspare\nweb\n");
     assert_eq!(ok(&zone, Template, &["delete", "spare,4"]), "");
     assert_eq!(template_names(&zone), "web\n");
     // A name that resolves to nothing stops the command before any action.
@@ -113,14 +113,14 @@ fn names_ranges_and_lists_name_the_objects() {
             &["list", "--csv", "--no-header", "-l", "NAME,STAT"],
         )
     };
-    assert_eq!(stats(&zone), "vm-a,hold\nvm-b,hold\nvm-c,hold\n");
+    assert_eq!(stats(&zone), "vm-c,hold\nvm-b,hold\nvm-a,hold\n");
     ok(&zone, Vm, &["release", "vm-a,2"]);
-    assert_eq!(stats(&zone), "vm-a,pend\nvm-b,hold\nvm-c,pend\n");
+    assert_eq!(stats(&zone), "vm-c,pend\nvm-b,hold\nvm-a,pend\n");
     // vm-b (1) is on hold already: refused, and 0 and 2 still held.
     let (code, _, err) = run(&zone, Vm, &["hold", "0..2"]);
     assert_eq!(code, 255);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert_eq!(stats(&zone), "vm-a,hold\nvm-b,hold\nvm-c,hold\n");
+    assert_eq!(stats(&zone), "vm-c,hold\nvm-b,hold\nvm-a,hold\n");
     assert_eq!(
         run(&zone, Vm, &["release", "vm-z"]).2,
         "VM named vm-z not found.\n"
@@ -173,7 +173,8 @@ fn list_options_shape_every_listing() {
         .children_named("VM")
         .map(|v| v.text_of("NAME").unwrap())
         .collect();
-    assert_eq!(names, ["web", "db"]);
+    // Newest first, as oned.conf's API_LIST_ORDER defaults.
+    assert_eq!(names, ["db", "web"]);
     // --search: only what the query matches, in every format.
     let found = ok(&zone, Vm, &["list", "--search", "VM.NAME=we", "-x"]);
     let pool = Element::parse(&found).unwrap();
@@ -189,7 +190,7 @@ fn list_options_shape_every_listing() {
     let json = ok(&zone, Template, &["list", "-j"]);
     assert!(
         json.starts_with(
-            "{\n  \"VMTEMPLATE_POOL\": {\n    \"VMTEMPLATE\": [\n      {\n        \"ID\": \"0\",\n"
+            "{\n  \"VMTEMPLATE_POOL\": {\n    \"VMTEMPLATE\": [\n      {\n        \"ID\": \"1\",\n"
         ),
         "{json}"
     );
@@ -220,11 +221,11 @@ fn list_options_shape_every_listing() {
     );
     assert_eq!(
         ok(&zone, User, &["list", "-l", "ID,NAME"]),
-        "  ID NAME\n   0 oneadmin\n   1 serveradmin\n"
+        "  ID NAME\n   1 serveradmin\n   0 oneadmin\n"
     );
     assert_eq!(
         ok(&zone, User, &["list", "--list=name", "--no-header"]),
-        "oneadmin\nserveradmin\n"
+        "serveradmin\noneadmin\n"
     );
     assert_eq!(
         run(&zone, User, &["list", "-l", "ID,COLOR"]),
@@ -261,7 +262,7 @@ fn list_options_shape_every_listing() {
     ok(&zone, Cluster, &["addhost", "default", "node1"]);
     assert_eq!(
         ok(&zone, Cluster, &["list", "--csv", "-l", "NAME,HOSTS"]),
-        "NAME,HOSTS\ndefault,1\nedge,0\n"
+        "NAME,HOSTS\nedge,0\ndefault,1\n"
     );
 }
 

@@ -219,7 +219,7 @@ fn clusters_hold_hosts_datastores_and_networks_on_every_server() {
         .children_named("CLUSTER")
         .map(|c| c.text_of("NAME").unwrap())
         .collect();
-    assert_eq!(names, ["default", "edge-1"]);
+    assert_eq!(names, ["edge-1", "default"]);
 
     // Deleting: never cluster 0, and a cluster only once it is empty, as OpenNebula says.
     let (code, msg) = one_error(call(&c, "one.cluster.delete", vec![Value::Int(0)]));
@@ -452,9 +452,9 @@ fn onecluster_creates_lists_moves_and_deletes() {
     let (_, list, _) = onecluster(&zone, &["list"]);
     assert_eq!(
         list,
-        "   ID NAME                      HOSTS VNETS DATASTORES\n    \
-         0 default                       0     0          3\n  \
-         100 edge                          1     0          0\n"
+        "   ID NAME                      HOSTS VNETS DATASTORES\n  \
+         100 edge                          1     0          0\n    \
+         0 default                       0     0          3\n"
     );
     let (_, shown, _) = onecluster(&zone, &["show", "100"]);
     assert!(shown.contains("NAME") && shown.contains("edge"), "{shown}");

@@ -171,7 +171,7 @@ fn groups_acl_hosts_datastores_images_and_networks() {
         .children_named("DATASTORE")
         .map(|d| d.text_of("NAME").unwrap())
         .collect();
-    assert_eq!(names, ["system", "default", "files"]);
+    assert_eq!(names, ["files", "default", "system"]);
     let iid = id(c.call(
         "one.image.allocate",
         vec![s("NAME = disk\nTYPE = DATABLOCK\nSIZE = 10"), Value::Int(1)],

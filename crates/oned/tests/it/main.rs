@@ -35,6 +35,7 @@ mod image_snapshots;
 mod images;
 mod infra_refusals;
 mod leases;
+mod list_order;
 mod log_durability;
 mod markets;
 mod metrics;

@@ -111,8 +111,8 @@ fn onehook_creates_lists_shows_logs_retries_locks_and_deletes() {
     assert_eq!(
         ok(&zone, &["list"]),
         "  ID NAME                TYPE\n   \
-            0 users               api\n   \
-            1 groups              api\n"
+            1 groups              api\n   \
+            0 users               api\n"
     );
 
     let show = ok(&zone, &["show", "0"]);

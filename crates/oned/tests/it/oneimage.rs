@@ -76,11 +76,11 @@ fn onedatastore_lists_shows_and_changes_datastores() {
     assert_eq!(ds(&zone, &["create", &web]), "ID: 100\n");
     assert_eq!(
         ds(&zone, &["list"]),
-        "  ID NAME         SIZE AVA CLUSTERS IMAGES TYPE DS      TM      STAT\n   \
-            0 system      1024G 100 0             0 sys  -       local   on\n   \
+        "  ID NAME         SIZE AVA CLUSTERS IMAGES TYPE DS      TM      STAT\n \
+            100 web         1024G 100 0             0 img  fs      shared  on\n   \
+            2 files       1024G 100 0             0 fil  fs      local   on\n   \
             1 default     1024G 100 0             0 img  fs      local   on\n   \
-            2 files       1024G 100 0             0 fil  fs      local   on\n \
-          100 web         1024G 100 0             0 img  fs      shared  on\n"
+            0 system      1024G 100 0             0 sys  -       local   on\n"
     );
     assert_eq!(
         ds(
@@ -169,9 +169,10 @@ fn onedatastore_lists_shows_and_changes_datastores() {
     assert_eq!(ds(&zone, &["delete", "101"]), "");
     let list = ds(&zone, &["list"]);
     assert!(
-        list.ends_with(" 100 web2        1024G 100 0             0 img  fs      shared  on\n"),
+        list.contains("\n 100 web2        1024G 100 0             0 img  fs      shared  on\n"),
         "{list}"
     );
+    assert!(!list.contains("\n 101 "), "{list}");
     assert_eq!(ds(&zone, &["chown", "100", "oneadmin", "oneadmin"]), "");
     assert!(ds(&zone, &["show", "100"]).contains("\nGROUP          : oneadmin\n"));
 
@@ -260,8 +261,8 @@ fn oneimage_makes_and_changes_images_as_opennebula() {
     assert_eq!(
         image(&zone, &["list"]),
         "  ID USER     GROUP    NAME            DATASTORE     SIZE TYPE PER STAT RVMS\n   \
-            0 oneadmin oneadmin base            default      1024M OS    No rdy     0\n   \
-            1 oneadmin oneadmin data            default       400M DB   Yes rdy     0\n"
+            1 oneadmin oneadmin data            default       400M DB   Yes rdy     0\n   \
+            0 oneadmin oneadmin base            default      1024M OS    No rdy     0\n"
     );
     assert_eq!(
         image(
@@ -383,7 +384,7 @@ fn oneimage_makes_and_changes_images_as_opennebula() {
     assert!(image(&zone, &["show", "2"]).contains("\nLOCK           : None\n"));
 
     // No template uses them: all three are orphans.
-    assert_eq!(image(&zone, &["orphans"]), "0\n1\n2\n");
+    assert_eq!(image(&zone, &["orphans"]), "2\n1\n0\n");
 
     // OpenNebula's refusals: on stderr, but restore's and clone's on stdout.
     let refusals: [(Vec<&str>, &str, &str); 10] = [

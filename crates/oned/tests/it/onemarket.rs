@@ -149,10 +149,10 @@ fn onemarket_and_onemarketapp_publish_an_image_and_export_it_back() {
     // The tables: OpenNebula's default columns, names cut to their column.
     assert_eq!(
         market(&zone, &["list"]),
-        "  ID NAME                  SIZE AVAIL        APPS MAD     ZONE STAT\n   \
-            0 OpenNebula Publ         0M -               0 one        0 on\n   \
-            1 Linux Container         0M -               0 linuxco    0 off\n \
-          100 web                     0M -               1 http       0 on\n"
+        "  ID NAME                  SIZE AVAIL        APPS MAD     ZONE STAT\n \
+            100 web                     0M -               1 http       0 on\n   \
+            1 Linux Container         0M -               0 linuxco    0 off\n   \
+            0 OpenNebula Publ         0M -               0 one        0 on\n"
     );
     let list = app(&zone, &["list"]);
     let lines: Vec<&str> = list.lines().collect();
@@ -433,7 +433,7 @@ fn onemarket_and_onemarketapp_publish_an_image_and_export_it_back() {
     assert!(app(&zone, &["list"]).lines().count() == 1);
     assert!(market(&zone, &["show", "100"]).contains("\nSTATE          : DISABLED\n"));
     assert!(market(&zone, &["list"])
-        .ends_with(" 100 web2                    0M -               0 http       0 off\n"));
+        .contains("\n 100 web2                    0M -               0 http       0 off\n"));
     assert_eq!(market(&zone, &["enable", "100"]), "");
     assert!(market(&zone, &["show", "100"]).contains("\nSTATE          : ENABLED\n"));
     assert_eq!(market(&zone, &["delete", "100"]), "");

@@ -274,7 +274,7 @@ fn onevnet_manages_networks_ranges_and_leases_as_opennebula() {
     assert_eq!(ok(&["unlock", "lan"]), "");
 
     // Every network is an orphan: no VM template names one.
-    assert_eq!(ok(&["orphans"]), "0\n1\n");
+    assert_eq!(ok(&["orphans"]), "1\n0\n");
     // A template's NIC names one by id, the other by name and owner.
     for nic in [
         "NETWORK_ID = 0",
@@ -362,7 +362,7 @@ fn onevnet_through_a_follower_writes_on_the_leader() {
     });
     assert_eq!(
         read(&["list", "-l", "NAME,LEASES", "-n"]),
-        "NAME            LEASES\na                    1\nb                    0\n"
+        "NAME            LEASES\nb                    0\na                    1\n"
     );
 
     // Both deleted at once, by a range: the refusal does not stop the other.

@@ -89,7 +89,11 @@ fn secgroups_follow_opennebula_on_every_server() {
             vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)],
         )
         .unwrap();
-    assert!(pool.starts_with("<SECURITY_GROUP_POOL><SECURITY_GROUP><ID>0</ID>"));
+    // Newest first (API_LIST_ORDER): the default group is the last.
+    assert!(
+        pool.starts_with("<SECURITY_GROUP_POOL><SECURITY_GROUP><ID>100</ID>"),
+        "{pool}"
+    );
     assert_eq!(pool.matches("<SECURITY_GROUP>").count(), 2, "{pool}");
 
     // SecurityGroupPool::allocate and SecurityGroup::insert, answered INTERNAL.
@@ -332,8 +336,8 @@ fn onesecgroup_prints_and_changes_groups_as_opennebulas() {
     assert_eq!(
         ok(&["list"]),
         "  ID USER     GROUP    NAME             UPDATED OUTDATED    ERROR\n\
-         \x20\x20 0 oneadmin oneadmin default                0        0        0\n\
-         \x20100 oneadmin oneadmin web                    0        0        0\n"
+         \x20100 oneadmin oneadmin web                    0        0        0\n\
+         \x20\x20 0 oneadmin oneadmin default                0        0        0\n"
     );
     assert_eq!(
         ok(&["show", "web"]),
@@ -385,7 +389,7 @@ fn onesecgroup_prints_and_changes_groups_as_opennebulas() {
     }
     let list = ok(&["list", "-l", "ID,NAME,GROUP", "--no-header"]);
     assert!(list.contains(" 101 web-b           users"), "{list}");
-    assert_eq!(ok(&["list", "m", "--csv", "-l", "ID"]), "ID\n0\n100\n101\n");
+    assert_eq!(ok(&["list", "m", "--csv", "-l", "ID"]), "ID\n101\n100\n0\n");
 
     // OpenNebula's refusals on stderr, exit code 255.
     let bad = file(

@@ -416,7 +416,7 @@ fn a_group_administrator_manages_the_users_of_its_group() {
         .skip(1)
         .filter_map(|u| u.split('<').next())
         .collect();
-    assert_eq!(ids, [boss.to_string(), worker.to_string()], "{pool}");
+    assert_eq!(ids, [worker.to_string(), boss.to_string()], "{pool}");
     let own = as_plain
         .call_xml(wire::method::USERPOOL_INFO, vec![])
         .unwrap();

@@ -295,7 +295,7 @@ fn onevntemplate_creates_lists_and_instantiates_as_opennebula() {
         "{list}"
     );
     assert!(
-        lines[1].contains(" web ") && lines[2].contains(" web2 "),
+        lines[1].contains(" web2 ") && lines[2].contains(" web "),
         "{list}"
     );
 

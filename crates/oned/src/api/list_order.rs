@@ -1,0 +1,100 @@
+//! The order of pool listings. OpenNebula prints every pool newest first unless oned.conf's
+//! API_LIST_ORDER says otherwise (`OpenNebulaTemplate` defaults it to DESC), and a user or its
+//! group may choose for itself in an `OPENNEBULA = [ API_LIST_ORDER = ASC ]` vector of its
+//! template: the user's first, then the group's, then oned.conf
+//! (`Nebula::get_configuration_attribute`). Anything but DESC, in any case, lists ascending.
+
+use sqlstore::Optional;
+use template::Template;
+
+use super::{Ctx, Failure};
+use crate::auth::Session;
+
+const NAME: &str = "API_LIST_ORDER";
+
+/// Ascending or descending by id, as the statement's `ORDER BY` ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+impl Order {
+    fn of(value: &str) -> Order {
+        if value.trim().eq_ignore_ascii_case("DESC") {
+            Order::Desc
+        } else {
+            Order::Asc
+        }
+    }
+
+    /// What follows `ORDER BY <oid column>`.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Order::Asc => "",
+            Order::Desc => " DESC",
+        }
+    }
+
+    /// Puts rows read ascending into this order.
+    pub fn arrange<T>(self, rows: &mut [T]) {
+        if self == Order::Desc {
+            rows.reverse();
+        }
+    }
+}
+
+/// The order the session's pool listings take.
+pub async fn for_session(ctx: &Ctx, s: &Session) -> Result<Order, Failure> {
+    let (uid, gid) = (s.uid, s.gid);
+    let own = ctx
+        .read(move |c| {
+            let text = |sql: &str, id: i64| {
+                c.query_row(sql, [sqlstore::SqlValue::Int(id)], |r| r.get::<String>(0))
+                    .optional()
+            };
+            Ok([
+                text("SELECT template FROM user_pool WHERE oid = ?1", uid)?,
+                text("SELECT template FROM group_pool WHERE oid = ?1", gid)?,
+            ])
+        })
+        .await?;
+    let chosen = own.iter().flatten().find_map(|text| chosen_in(text));
+    Ok(match chosen {
+        Some(value) => Order::of(&value),
+        None => Order::of(ctx.config.raw.single(NAME).unwrap_or("DESC")),
+    })
+}
+
+/// The API_LIST_ORDER of a template's OPENNEBULA vector, if it has one.
+fn chosen_in(text: &str) -> Option<String> {
+    // Most templates say nothing of it: not parsed at all then.
+    if !text.contains(NAME) {
+        return None;
+    }
+    let t = Template::parse(text).ok()?;
+    let chosen = t
+        .get_all("OPENNEBULA")
+        .find_map(|a| a.vector_get(NAME))
+        .map(str::to_string);
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_desc_in_any_case_lists_newest_first() {
+        assert_eq!(Order::of("desc"), Order::Desc);
+        assert_eq!(Order::of(" DESC "), Order::Desc);
+        assert_eq!(Order::of("ASC"), Order::Asc);
+        assert_eq!(Order::of("newest"), Order::Asc);
+        assert_eq!(
+            chosen_in("OPENNEBULA = [ API_LIST_ORDER = \"asc\" ]").as_deref(),
+            Some("asc")
+        );
+        assert_eq!(chosen_in("API_LIST_ORDER = ASC"), None);
+        assert_eq!(chosen_in("LABELS = \"x\""), None);
+    }
+}
