@@ -20,7 +20,7 @@ use xmlrpc::{Params, Value};
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::perms::{self, ADMIN, MANAGE};
+use super::perms::{ADMIN, MANAGE};
 use super::vm::{now, state, VMS};
 use super::vm_backup as vb;
 use super::vm_sched::{actions, given, with_actions, BodyXml, SchedAction};
@@ -427,7 +427,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 name,
                 s.uid,
                 s.gid,
-                perms::DEFAULT_PERMS,
+                super::umask::new_object(ctx, s).await?,
                 priority,
                 jt.to_text(),
             ),

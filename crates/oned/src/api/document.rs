@@ -9,7 +9,7 @@ use xmlrpc::Params;
 use super::family::Family;
 use super::method::{Auth, Method};
 use super::owned;
-use super::perms::{self, Where};
+use super::perms::Where;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -82,7 +82,7 @@ async fn insert(
         name,
         s.uid,
         s.gid,
-        perms::DEFAULT_PERMS,
+        super::umask::new_object(ctx, s).await?,
         kind,
         body.to_text(),
     );

@@ -790,7 +790,7 @@ pub async fn clone_image(
         name: name.clone(),
         uid: s.uid,
         gid: s.gid,
-        perms: super::perms::DEFAULT_PERMS,
+        perms: super::umask::new_object(ctx, s).await?,
         kind: src.kind,
         persistent: fields.persistent,
         regtime: super::vm::now(),

@@ -13,7 +13,7 @@ use xmlrpc::{Params, Value};
 use super::family::Family;
 use super::market_master;
 use super::method::{Auth, Method};
-use super::perms::{self, MANAGE};
+use super::perms::MANAGE;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -272,7 +272,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         name: &name,
         uid: s.uid,
         gid: s.gid,
-        perms: perms::DEFAULT_PERMS,
+        perms: super::umask::new_object(ctx, s).await?,
         state: state.unwrap_or(rows::ENABLED),
         market_mad: &mad,
         zone_id: ctx.config.zone_id,
@@ -504,7 +504,7 @@ pub async fn app_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
         name: &name,
         uid: s.uid,
         gid: s.gid,
-        perms: perms::DEFAULT_PERMS,
+        perms: super::umask::new_object(ctx, s).await?,
         regtime: super::vm::now(),
         zone_id: ctx.config.zone_id,
         origin_id: origin,

@@ -40,6 +40,7 @@ mod secgroup;
 mod showback;
 pub(crate) mod storage;
 mod system;
+mod umask;
 mod user;
 mod validate;
 mod vdc;

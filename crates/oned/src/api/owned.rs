@@ -111,7 +111,7 @@ pub async fn chmod<R: HasOwner + Send + 'static>(
 }
 
 /// `ENABLE_OTHER_PERMISSIONS` of oned.conf; OpenNebula's default is YES.
-fn other_permissions(ctx: &Ctx) -> bool {
+pub(super) fn other_permissions(ctx: &Ctx) -> bool {
     ctx.config
         .raw
         .single("ENABLE_OTHER_PERMISSIONS")

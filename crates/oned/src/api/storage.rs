@@ -12,7 +12,7 @@ use super::family::Family;
 use super::images::TYPES;
 use super::method::{Auth, Method};
 use super::owned;
-use super::perms::{self, USE};
+use super::perms::USE;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
@@ -23,9 +23,8 @@ pub use wire::acl::{DATASTORE, IMAGE};
 pub const LOCKED: i64 = wire::ImageState::Locked.as_i64();
 /// Capacity the dummy datastores report, in MB.
 pub(super) const DUMMY_TOTAL_MB: i64 = 1024 * 1024;
-/// A new datastore's permissions: owner use and manage, group use (`DEFAULT_UMASK` without
-/// the group's USE masked, as OpenNebula creates datastores).
-const DATASTORE_PERMS: i64 = 0o640;
+/// What a new datastore adds to the maker's umask: its group's USE (`Datastore::Datastore`).
+const DATASTORE_GROUP_USE: i64 = 0o040;
 
 pub static DATASTORES: Family<DatastoreRow> = Family {
     table: ds::TABLE,
@@ -240,7 +239,7 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         name: name.clone(),
         uid: s.uid,
         gid: s.gid,
-        perms: DATASTORE_PERMS,
+        perms: super::umask::new_object(ctx, s).await? | DATASTORE_GROUP_USE,
         kind,
         ds_mad,
         tm_mad,
@@ -387,7 +386,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         name: name.clone(),
         uid: s.uid,
         gid: s.gid,
-        perms: perms::DEFAULT_PERMS,
+        perms: super::umask::new_object(ctx, s).await?,
         kind,
         persistent: fields.persistent,
         regtime: super::vm::now(),

@@ -343,7 +343,7 @@ pub async fn create(
             prefix: prefix.clone(),
             uid: s.uid,
             gid: s.gid,
-            perms: perms::DEFAULT_PERMS,
+            perms: super::umask::new_object(ctx, s).await?,
             state,
             stime: now(),
             cpu,

@@ -157,7 +157,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         name: name.clone(),
         uid: s.uid,
         gid: s.gid,
-        perms: super::perms::DEFAULT_PERMS,
+        perms: super::umask::new_object(ctx, s).await?,
         kind,
         persistent: fields.persistent,
         regtime: super::vm::now(),

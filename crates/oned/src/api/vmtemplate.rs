@@ -170,7 +170,7 @@ async fn insert(
         name,
         s.uid,
         s.gid,
-        perms::DEFAULT_PERMS,
+        super::umask::new_object(ctx, s).await?,
         super::vm::now(),
         text,
     );

@@ -224,7 +224,7 @@ pub(super) async fn create_child(
         name: name.to_string(),
         uid: s.uid,
         gid: s.gid,
-        perms: perms::DEFAULT_PERMS,
+        perms: super::umask::new_object(ctx, s).await?,
         state: LOCK_CREATE,
         vn_mad,
         bridge,

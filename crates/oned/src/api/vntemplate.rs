@@ -11,7 +11,7 @@ use xmlrpc::Params;
 use super::family::Family;
 use super::method::{Auth, Method};
 use super::owned;
-use super::perms::{self, caller, USE};
+use super::perms::{caller, USE};
 use super::restricted;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, Failure, MethodResult};
@@ -129,7 +129,7 @@ async fn insert(
         name,
         s.uid,
         s.gid,
-        perms::DEFAULT_PERMS,
+        super::umask::new_object(ctx, s).await?,
         super::vm::now(),
         body.to_text(),
     );

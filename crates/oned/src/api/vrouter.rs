@@ -147,8 +147,13 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         };
         let mut with = leases.stmts;
         with.extend(objects::vrouter::set_networks(None, &vnics::networks(&t)));
-        let insert =
-            objects::vrouter::insert(&name, s.uid, s.gid, perms::DEFAULT_PERMS, t.to_text());
+        let insert = objects::vrouter::insert(
+            &name,
+            s.uid,
+            s.gid,
+            super::umask::new_object(ctx, s).await?,
+            t.to_text(),
+        );
         match super::quota::allocate_all(
             ctx,
             s,

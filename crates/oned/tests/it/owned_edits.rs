@@ -399,3 +399,63 @@ fn a_group_administrator_gives_the_groups_objects_to_its_users() {
     let body = c.call_xml("one.template.info", vec![int(t)]).unwrap();
     assert!(body.contains(&format!("<UID>{ops}</UID>")), "{body}");
 }
+
+/// The PERMISSIONS element's nine bits as an octal number.
+fn perms_of(c: &Client, method: &str, id: i64) -> i64 {
+    let body = c.call_xml(method, vec![int(id)]).unwrap();
+    let bit = |name: &str| body.contains(&format!("<{name}>1</{name}>")) as i64;
+    ["OWNER", "GROUP", "OTHER"].iter().fold(0, |acc, class| {
+        (acc << 3)
+            | (bit(&format!("{class}_U")) << 2)
+            | (bit(&format!("{class}_M")) << 1)
+            | bit(&format!("{class}_A"))
+    })
+}
+
+/// `PoolObjectSQL::set_umask`: new objects take 0777 (oneadmin's) or 0666 less the maker's
+/// UMASK (`oneuser umask`), else oned.conf's DEFAULT_UMASK; a datastore's group may USE it.
+#[test]
+fn new_objects_take_their_makers_umask() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let template = |c: &Client, name: &str| {
+        id(
+            c,
+            "one.template.allocate",
+            vec![s(&format!("NAME = {name}\nCPU = 1\nMEMORY = 8"))],
+        )
+    };
+    let t = template(&c, "default");
+    assert_eq!(perms_of(&c, "one.template.info", t), 0o600);
+
+    let uid = user(&c, "masked");
+    let u = zone.servers[0].client_as("masked", "pw");
+    let t = template(&u, "plain");
+    assert_eq!(perms_of(&u, "one.template.info", t), 0o600);
+    c.call(
+        "one.user.update",
+        vec![int(uid), s("UMASK = \"117\""), int(1)],
+    )
+    .unwrap();
+    let t = template(&u, "shared");
+    assert_eq!(perms_of(&u, "one.template.info", t), 0o660);
+    // A user's object never gets ADMIN bits, whatever its umask.
+    c.call("one.user.update", vec![int(uid), s("UMASK = 0"), int(1)])
+        .unwrap();
+    let t = template(&u, "open");
+    assert_eq!(perms_of(&u, "one.template.info", t), 0o666);
+
+    // oneadmin's: all nine bits less its umask; a datastore's group USE on top.
+    c.call("one.user.update", vec![int(0), s("UMASK = 027"), int(1)])
+        .unwrap();
+    let t = template(&c, "admin");
+    assert_eq!(perms_of(&c, "one.template.info", t), 0o750);
+    c.call("one.user.update", vec![int(0), s("UMASK = 077"), int(1)])
+        .unwrap();
+    let ds = id(
+        &c,
+        "one.datastore.allocate",
+        vec![s("NAME = web\nDS_MAD = fs\nTM_MAD = shared"), int(-1)],
+    );
+    assert_eq!(perms_of(&c, "one.datastore.info", ds), 0o740);
+}

@@ -12,7 +12,7 @@ use xmlrpc::{Params, Value};
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::perms::{self, caller, MANAGE, USE};
+use super::perms::{caller, MANAGE, USE};
 use super::xml::{self, Xml};
 use super::{code, fail, owned, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -95,7 +95,13 @@ async fn insert(
     body.remove("NAME");
     rules::check(&mut body).map_err(wording)?;
     let stmts = vec![
-        secgroup::insert(&name, s.uid, s.gid, perms::DEFAULT_PERMS, body.to_text()),
+        secgroup::insert(
+            &name,
+            s.uid,
+            s.gid,
+            super::umask::new_object(ctx, s).await?,
+            body.to_text(),
+        ),
         sqlstore::objects::next_oid(secgroup::TABLE),
     ];
     let mut clash = false;

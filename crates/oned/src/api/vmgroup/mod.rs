@@ -16,7 +16,7 @@ use xmlrpc::Params;
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::perms::{self, MANAGE};
+use super::perms::MANAGE;
 use super::xml::{self, Xml};
 use super::{code, fail, owned, Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -154,7 +154,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         &name,
         s.uid,
         s.gid,
-        perms::DEFAULT_PERMS,
+        super::umask::new_object(ctx, s).await?,
         roles.to_text(),
         body.to_text(),
     );
