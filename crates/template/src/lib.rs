@@ -89,6 +89,12 @@ pub fn vector_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
+/// The value of `key` in vector pairs read as a `T`, leading blanks skipped
+/// (`VectorAttribute::vector_value(name, T&)`).
+pub fn vector_get_as<T: std::str::FromStr>(pairs: &[(String, String)], key: &str) -> Option<T> {
+    vector_get(pairs, key)?.trim_start().parse().ok()
+}
+
 /// A syntax error, with the 1-based line it was found on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -195,6 +201,12 @@ impl Template {
             .iter()
             .filter(|a| a.name.eq_ignore_ascii_case(name))
             .find_map(|a| a.value.as_single())
+    }
+
+    /// The single value `name` read as a `T`, leading blanks skipped, as OpenNebula's
+    /// `Template::get(name, T&)` reads numbers; `None` if absent or not one.
+    pub fn single_as<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
+        self.single(name)?.trim_start().parse().ok()
     }
 
     /// Pairs of the first attribute called `name` that holds a vector.

@@ -7,17 +7,12 @@ use super::perms::{caller, MANAGE};
 use super::{code, fail, Ctx, Failure};
 use crate::auth::Session;
 
-/// `Template::get(name, int&)`: the whole value read as a number (leading blanks skipped).
-fn number(t: &Template, name: &str) -> Option<i64> {
-    t.single(name)?.trim_start().parse().ok()
-}
-
 /// Takes AS_UID and AS_GID out of `t` and answers the session the request goes on as: `s`
 /// itself without them; the user (its name) and the group (its only group) they name, each
 /// needing MANAGE from a caller other than oneadmin. An id of 0 is no change.
 pub async fn as_uid_gid(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Session, Failure> {
-    let as_uid = number(t, "AS_UID");
-    let as_gid = number(t, "AS_GID");
+    let as_uid = t.single_as::<i64>("AS_UID");
+    let as_gid = t.single_as::<i64>("AS_GID");
     let mut user = None;
     if let Some(uid) = as_uid {
         t.remove("AS_UID");

@@ -42,21 +42,10 @@ pub static BACKUPJOBS: Family<BackupJobRow> = Family {
     rows: &rows::ROWS,
     xml: job_xml,
     quota: None,
-};
-
-/// The jobs as `one.backupjobpool.info` prints them: the bodies the pool stores, written by
-/// `BackupJob::to_xml` without the actions' SCHED_ACTION (only `one.backupjob.info` adds
-/// them, `to_xml_extended(xml, true)`).
-static BACKUPJOB_POOL: Family<BackupJobRow> = Family {
-    table: rows::TABLE,
-    kind: BACKUPJOB,
-    acl: "BACKUPJOB",
-    what: "backup job",
-    pool: "BACKUPJOB_POOL",
-    template: "template",
-    rows: &rows::ROWS,
-    xml: job_pool_xml,
-    quota: None,
+    // The pool prints the bodies it stores, written by `BackupJob::to_xml` without the
+    // actions' SCHED_ACTION (only `one.backupjob.info` adds them, `to_xml_extended(xml,
+    // true)`).
+    pool_xml: Some(job_pool_xml),
 };
 
 pub const METHODS: &[Method] = &[
@@ -92,7 +81,7 @@ pub const METHODS: &[Method] = &[
         Read,
         Auth::Object,
         owned::pool_info,
-        &BACKUPJOB_POOL
+        &BACKUPJOBS
     ),
 ];
 

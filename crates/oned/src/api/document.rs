@@ -26,6 +26,7 @@ pub static DOCUMENTS: Family<DocumentRow> = Family {
     rows: &objects::document::ROWS,
     xml: document_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

@@ -42,6 +42,8 @@ pub struct Family<R: 'static> {
     /// What an object counts for in its owner's quotas, for the families that have them
     /// (VMs, images): a `chown` checks the new owner's.
     pub quota: Option<fn(&R) -> Option<super::quota::Ask>>,
+    /// Its body in pool answers, where it is not `xml`'s.
+    pub pool_xml: Option<fn(&R, &mut String)>,
 }
 
 /// Runs `sql` with `args` and appends `xml` of each row to `out`, one row at a time: only one
@@ -149,13 +151,26 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
             return self.authorized(ctx, s, id, USE).await;
         }
         let row = self.get(ctx, id).await?;
+        self.may_use_and_create(ctx, s, &row, true).await?;
+        Ok(row)
+    }
+
+    /// USE on `row`, and CREATE of the family with `create`, asked in one request (every
+    /// refusal named, as `AuthRequest` joins them).
+    pub async fn may_use_and_create(
+        &'static self,
+        ctx: &Ctx,
+        s: &Session,
+        row: &R,
+        create: bool,
+    ) -> Result<(), Failure> {
         let c = caller(ctx, s).await?;
-        let mut why: Vec<String> = self.refusal(&c, &row, USE).into_iter().collect();
-        if !c.may_create(self.kind) {
+        let mut why: Vec<String> = self.refusal(&c, row, USE).into_iter().collect();
+        if create && !c.may_create(self.kind) {
             why.push(format!("Not authorized to perform CREATE {}", self.acl));
         }
         if why.is_empty() {
-            Ok(row)
+            Ok(())
         } else {
             Err(fail(
                 code::AUTHORIZATION,
@@ -240,7 +255,7 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
             sql.push_str(" LIMIT ? OFFSET ?");
             args.extend([size, offset]);
         }
-        let (xml, pool) = (self.xml, self.pool);
+        let (xml, pool) = (self.pool_xml.unwrap_or(self.xml), self.pool);
         let body = ctx
             .read(move |c| {
                 let mut out = format!("<{pool}>");

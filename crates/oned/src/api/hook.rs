@@ -35,6 +35,7 @@ pub static HOOKS: Family<HookRow> = Family {
     rows: &rows::ROWS,
     xml: hook_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

@@ -30,6 +30,7 @@ pub static MARKETS: Family<MarketRow> = Family {
     rows: &rows::MARKET_ROWS,
     xml: market_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub static APPS: Family<AppRow> = Family {
@@ -42,6 +43,7 @@ pub static APPS: Family<AppRow> = Family {
     rows: &rows::APP_ROWS,
     xml: app_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

@@ -48,7 +48,92 @@ pub fn refuse_in_vm(
 
 /// `VM_RESTRICTED_ATTR`, grouped.
 pub fn vm(ctx: &Ctx) -> Ras {
-    grouped(super::vrouter_nics::vm_restricted(ctx))
+    grouped(vm_names(ctx))
+}
+
+/// OpenNebula's shipped `VM_RESTRICTED_ATTR` (`share/etc/oned.conf`), used when oned.conf
+/// names none.
+pub(super) const VM_SHIPPED: &[&str] = &[
+    "CONTEXT/FILES",
+    "NIC/MAC",
+    "NIC/VLAN_ID",
+    "NIC/BRIDGE",
+    "NIC/FILTER",
+    "NIC/FILTER_IP_SPOOFING",
+    "NIC/FILTER_MAC_SPOOFING",
+    "NIC/INBOUND_AVG_BW",
+    "NIC/INBOUND_PEAK_BW",
+    "NIC/INBOUND_PEAK_KB",
+    "NIC/OUTBOUND_AVG_BW",
+    "NIC/OUTBOUND_PEAK_BW",
+    "NIC/OUTBOUND_PEAK_KB",
+    "NIC/OPENNEBULA_MANAGED",
+    "NIC/EXTERNAL",
+    "NIC/VLAN_TAGGED_ID",
+    "NIC_ALIAS/MAC",
+    "NIC_ALIAS/VLAN_ID",
+    "NIC_ALIAS/BRIDGE",
+    "NIC_ALIAS/INBOUND_AVG_BW",
+    "NIC_ALIAS/INBOUND_PEAK_BW",
+    "NIC_ALIAS/INBOUND_PEAK_KB",
+    "NIC_ALIAS/OUTBOUND_AVG_BW",
+    "NIC_ALIAS/OUTBOUND_PEAK_BW",
+    "NIC_ALIAS/OUTBOUND_PEAK_KB",
+    "NIC_ALIAS/OPENNEBULA_MANAGED",
+    "NIC_DEFAULT/MAC",
+    "NIC_DEFAULT/VLAN_ID",
+    "NIC_DEFAULT/BRIDGE",
+    "NIC_DEFAULT/FILTER",
+    "NIC_DEFAULT/EXTERNAL",
+    "DISK/TOTAL_BYTES_SEC",
+    "DISK/TOTAL_BYTES_SEC_MAX_LENGTH",
+    "DISK/TOTAL_BYTES_SEC_MAX",
+    "DISK/READ_BYTES_SEC",
+    "DISK/READ_BYTES_SEC_MAX_LENGTH",
+    "DISK/READ_BYTES_SEC_MAX",
+    "DISK/WRITE_BYTES_SEC",
+    "DISK/WRITE_BYTES_SEC_MAX_LENGTH",
+    "DISK/WRITE_BYTES_SEC_MAX",
+    "DISK/TOTAL_IOPS_SEC",
+    "DISK/TOTAL_IOPS_SEC_MAX_LENGTH",
+    "DISK/TOTAL_IOPS_SEC_MAX",
+    "DISK/READ_IOPS_SEC",
+    "DISK/READ_IOPS_SEC_MAX_LENGTH",
+    "DISK/READ_IOPS_SEC_MAX",
+    "DISK/WRITE_IOPS_SEC",
+    "DISK/WRITE_IOPS_SEC_MAX_LENGTH",
+    "DISK/WRITE_IOPS_SEC_MAX",
+    "DISK/SIZE_IOPS_SEC",
+    "DISK/OPENNEBULA_MANAGED",
+    "DISK/ORIGINAL_SIZE",
+    "DISK/SIZE_PREV",
+    "DEPLOY_ID",
+    "CPU_COST",
+    "MEMORY_COST",
+    "DISK_COST",
+    "PCI",
+    "EMULATOR",
+    "RAW/DATA",
+    "USER_PRIORITY",
+    "USER_INPUTS/CPU",
+    "USER_INPUTS/MEMORY",
+    "USER_INPUTS/VCPU",
+    "TOPOLOGY/PIN_POLICY",
+    "TOPOLOGY/HUGEPAGE_SIZE",
+];
+
+/// `VM_RESTRICTED_ATTR`: oned.conf's, else the shipped list; upper case.
+pub(super) fn vm_names(ctx: &Ctx) -> Vec<String> {
+    let conf: Vec<String> = ctx
+        .config
+        .raw
+        .get_all("VM_RESTRICTED_ATTR")
+        .filter_map(|a| a.value.as_single().map(|v| v.trim().to_uppercase()))
+        .collect();
+    if conf.is_empty() {
+        return VM_SHIPPED.iter().map(|r| r.to_string()).collect();
+    }
+    conf
 }
 
 /// `IMAGE_RESTRICTED_ATTR`, grouped.

@@ -36,6 +36,7 @@ pub static DATASTORES: Family<DatastoreRow> = Family {
     rows: &ds::ROWS,
     xml: ds_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub static IMAGES: Family<ImageRow> = Family {
@@ -48,6 +49,7 @@ pub static IMAGES: Family<ImageRow> = Family {
     rows: &image::ROWS,
     xml: image_xml,
     quota: Some(|i| Some(super::quota::Ask::new_image(i.datastore_id, i.size as f64))),
+    pool_xml: None,
 };
 
 pub const DATASTORE_METHODS: &[Method] = &[

@@ -26,6 +26,7 @@ pub static VMS: Family<VmRow> = Family {
     rows: &rows::ROWS,
     xml: vm_xml,
     quota: Some(vm_quota),
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

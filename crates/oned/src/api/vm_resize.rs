@@ -120,12 +120,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             let pinned = t
                 .vector("TOPOLOGY")
                 .and_then(|tp| template::vector_get(tp, "PIN_POLICY"))
-                .is_some_and(|p| {
-                    matches!(
-                        p.trim().to_ascii_uppercase().as_str(),
-                        "CORE" | "THREAD" | "SHARED"
-                    )
-                });
+                .is_some_and(super::vm_topology::pinned);
             if pinned {
                 return Err(fail(code::ACTION, "Cannot resize a pinned VM"));
             }

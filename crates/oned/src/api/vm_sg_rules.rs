@@ -195,4 +195,45 @@ mod tests {
             .collect();
         assert_eq!(left, vec!["100"]);
     }
+
+    #[test]
+    fn one_driver_pass_writes_at_most_a_batch_of_vms() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = sqlstore::sql::Location::Sqlite(dir.path().join("one.db"));
+        let mut c = sqlstore::open_state(&loc).unwrap();
+        sqlstore::testing::bootstrap(&mut c);
+        let vms = DRIVER_BATCH + 44;
+        let mut sql = String::new();
+        for vid in 0..vms {
+            sql.push_str(&format!(
+                "INSERT INTO vm_pool (oid, name, uid, gid, perms, state, lcm_state, prev_state,
+                   prev_lcm_state, stime, cpu, memory, template)
+                 VALUES ({vid}, 'v', 0, 0, 384, 8, 0, 8, 0, 0, 1, 64,
+                   'NIC = [ NIC_ID = 0, SECURITY_GROUPS = 0 ]');
+                 INSERT INTO secgroup_vm (sgid, vid, state) VALUES (0, {vid}, 1);"
+            ));
+        }
+        c.execute_batch(&sql).unwrap();
+        let templates = |stmts: &[SqlStmt]| {
+            stmts
+                .iter()
+                .filter(|st| st.sql.starts_with("UPDATE vm_pool"))
+                .count() as i64
+        };
+        let apply = |c: &sqlstore::Conn, stmts: Vec<SqlStmt>| {
+            let txn = sqlstore::SqlTxn { stmts };
+            let outcome = sqlstore::apply_txn(c, &txn).unwrap();
+            assert!(
+                matches!(outcome, sqlstore::TxnOutcome::Done { .. }),
+                "{outcome:?}"
+            );
+        };
+        let first = driver_pass(&c).unwrap();
+        assert_eq!(templates(&first), DRIVER_BATCH);
+        apply(&c, first);
+        let second = driver_pass(&c).unwrap();
+        assert_eq!(templates(&second), vms - DRIVER_BATCH);
+        apply(&c, second);
+        assert!(driver_pass(&c).unwrap().is_empty());
+    }
 }

@@ -10,16 +10,6 @@ type Pairs = Vec<(String, String)>;
 /// The NUMA nodes a pinned VM may be split into (no host has more).
 const MAX_NODES: u64 = 256;
 
-/// `Template::get(name, T&)`: the whole value read as a `T` (leading blanks skipped).
-fn single<T: std::str::FromStr>(t: &Template, name: &str) -> Option<T> {
-    t.single(name)?.trim_start().parse().ok()
-}
-
-/// `VectorAttribute::vector_value(name, T&)`.
-fn value<T: std::str::FromStr>(v: &Pairs, name: &str) -> Option<T> {
-    template::vector_get(v, name)?.trim_start().parse().ok()
-}
-
 fn put(v: &mut Pairs, name: &str, value: impl ToString) {
     v.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
     v.push((name.to_string(), value.to_string()));
@@ -33,7 +23,7 @@ fn node(cpus: u64, memory_kib: i64) -> Value {
 }
 
 /// `HostShare::str_to_pin_policy`: anything but CORE, THREAD and SHARED is not pinned.
-fn pinned(policy: &str) -> bool {
+pub(super) fn pinned(policy: &str) -> bool {
     matches!(
         policy.trim().to_ascii_uppercase().as_str(),
         "CORE" | "THREAD" | "SHARED"
@@ -59,15 +49,15 @@ pub fn parse(t: &mut Template) -> Result<(), String> {
 
 fn shape(t: &mut Template, topo: &mut Pairs, numa: &[Pairs]) -> Result<(), String> {
     let pinned = pinned(template::vector_get(topo, "PIN_POLICY").unwrap_or(""));
-    let affinity: Option<i64> = value(topo, "NODE_AFFINITY");
+    let affinity: Option<i64> = template::vector_get_as(topo, "NODE_AFFINITY");
     if affinity.is_none() {
         topo.retain(|(k, _)| !k.eq_ignore_ascii_case("NODE_AFFINITY"));
     }
     if pinned && affinity.is_some() {
         return Err("NUMA node affinity cannot be set for pinned VMs".into());
     }
-    let memory: i64 = single(t, "MEMORY").ok_or("VM has not MEMORY set")?;
-    let vcpu: u64 = match single(t, "VCPU") {
+    let memory: i64 = t.single_as("MEMORY").ok_or("VM has not MEMORY set")?;
+    let vcpu: u64 = match t.single_as("VCPU") {
         Some(v) => v,
         None => {
             t.set("VCPU", Value::Single("1".into()));
@@ -77,10 +67,10 @@ fn shape(t: &mut Template, topo: &mut Pairs, numa: &[Pairs]) -> Result<(), Strin
     if pinned {
         t.set("CPU", Value::Single(vcpu.to_string()));
     }
-    if single::<u64>(t, "VCPU_MAX").is_some() {
+    if t.single_as::<u64>("VCPU_MAX").is_some() {
         return Err("VM with TOPOLOGY does not support CPU hotplug (VCPU_MAX)".into());
     }
-    let count = |topo: &Pairs, k: &str| value::<u64>(topo, k).unwrap_or(0);
+    let count = |topo: &Pairs, k: &str| template::vector_get_as::<u64>(topo, k).unwrap_or(0);
     let (mut s, c, mut th) = (
         count(topo, "SOCKETS"),
         count(topo, "CORES"),
@@ -151,8 +141,8 @@ fn shape(t: &mut Template, topo: &mut Pairs, numa: &[Pairs]) -> Result<(), Strin
     let (mut ncpu, mut nmem) = (0u64, 0i64);
     let mut nodes = Vec::new();
     for n in numa {
-        ncpu = value(n, "TOTAL_CPUS").unwrap_or(0);
-        nmem = value(n, "MEMORY").unwrap_or(0);
+        ncpu = template::vector_get_as(n, "TOTAL_CPUS").unwrap_or(0);
+        nmem = template::vector_get_as(n, "MEMORY").unwrap_or(0);
         if ncpu == 0 || nmem <= 0 {
             break;
         }

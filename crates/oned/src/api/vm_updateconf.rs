@@ -120,11 +120,14 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             )
             .await?;
         let old = Template::parse(&v.template).unwrap_or_default();
+        // `check_restricted(aname, uc_tmpl, true)`: the whole template given, against the VM's.
         if !s.is_admin() {
-            if let Some(name) = restricted_change(ctx, &conf, &old) {
-                return Err(fail(
-                    code::AUTHORIZATION,
-                    format!("Template includes a restricted attribute {name}"),
+            let mut given = given.clone();
+            let ras = super::restricted::vm(ctx);
+            if let Some(name) = super::restricted::update_changes(&ras, &mut given, &old, true) {
+                return Err(super::unauthorized(
+                    s,
+                    &format!("Template includes a restricted attribute {name}"),
                 ));
             }
         }
@@ -188,41 +191,6 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         code::INTERNAL,
         "Cannot update the VM configuration: it kept changing, try again",
     ))
-}
-
-/// OpenNebula's default `VM_RESTRICTED_ATTR` entries that updateconf's sections hold.
-const RESTRICTED: &[&str] = &["CONTEXT/FILES", "RAW/DATA"];
-
-/// `Template::check_restricted(ra, base, append)` for a non-administrator: the first vector
-/// of `conf` whose restricted keys (`VM_RESTRICTED_ATTR`) differ from the VM's.
-fn restricted_change(ctx: &Ctx, conf: &Template, base: &Template) -> Option<String> {
-    let configured: Vec<String> = ctx
-        .config
-        .raw
-        .get_all("VM_RESTRICTED_ATTR")
-        .filter_map(|a| a.value.as_single().map(str::to_uppercase))
-        .collect();
-    let names: Vec<String> = if configured.is_empty() {
-        RESTRICTED.iter().map(|r| r.to_string()).collect()
-    } else {
-        configured
-    };
-    for r in names {
-        let Some((name, key)) = r.split_once('/') else {
-            if conf.single(&r).is_some() && conf.single(&r) != base.single(&r) {
-                return Some(r);
-            }
-            continue;
-        };
-        let Some(new) = conf.vector(name) else {
-            continue;
-        };
-        let old = base.vector(name).and_then(|p| template::vector_get(p, key));
-        if template::vector_get(new, key) != old {
-            return Some(name.to_string());
-        }
-    }
-    None
 }
 
 /// `VirtualMachine::updateconf`'s allowed states.

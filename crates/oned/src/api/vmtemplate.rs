@@ -24,6 +24,7 @@ pub static TEMPLATES: Family<TemplateRow> = Family {
     rows: &objects::template::ROWS,
     xml: template_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[
@@ -316,7 +317,7 @@ async fn copy(
     let t = TEMPLATES.get(ctx, id).await?;
     let mut body = stored(&t)?;
     merge_extra(ctx, s, &mut body, extra)?;
-    authorize_use(ctx, s, &t, true).await?;
+    TEMPLATES.may_use_and_create(ctx, s, &t, true).await?;
     body.remove("NAME");
     // `RequestManagerClone` answers every refusal of the pool as ALLOCATE.
     match insert(ctx, s, name, body.to_text(), Refusal::Allocate).await? {
@@ -374,7 +375,9 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             format!("Error allocating a new virtual machine template. {e}"),
         )
     })?;
-    authorize_use(ctx, s, &t, !extra.is_empty()).await?;
+    TEMPLATES
+        .may_use_and_create(ctx, s, &t, !extra.is_empty())
+        .await?;
     // As `VMTemplateInstantiate`: the template's name is the prefix of an unnamed VM's
     // (`<template>-<id>`), never its NAME.
     body.remove("NAME");
@@ -419,26 +422,6 @@ fn merge_extra(
     }
     super::merge_attrs(body, more);
     Ok(())
-}
-
-/// USE on template `t`, and CREATE TEMPLATE with `create`, asked in one request (every refusal
-/// named, as `AuthRequest` joins them).
-async fn authorize_use(
-    ctx: &Ctx,
-    s: &Session,
-    t: &TemplateRow,
-    create: bool,
-) -> Result<(), Failure> {
-    let c = perms::caller(ctx, s).await?;
-    let mut why: Vec<String> = TEMPLATES.refusal(&c, t, USE).into_iter().collect();
-    if create && !c.may_create(TEMPLATE) {
-        why.push("Not authorized to perform CREATE TEMPLATE".into());
-    }
-    if why.is_empty() {
-        Ok(())
-    } else {
-        Err(super::unauthorized(s, &why.join("; ")))
-    }
 }
 
 /// `VirtualMachine::insert`'s refusals (INTERNAL in `one.vm.allocate`) are ALLOCATE for

@@ -28,6 +28,7 @@ pub static NETS: Family<VnetRow> = Family {
     rows: &vnet::ROWS,
     xml: vnet_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

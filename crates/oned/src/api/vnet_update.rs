@@ -43,11 +43,12 @@ pub async fn update(
         };
         // The ranges are not the template's in OpenNebula (they live in AR_POOL): the
         // restricted attributes are weighed against the rest.
-        let mut base = Template::parse(&old).unwrap_or_default();
+        let stored = Template::parse(&old).unwrap_or_default();
+        let mut base = stored.clone();
         base.remove("AR");
         let given = merged_checked(&base.to_text(), text, merge, ras)?;
         let given = if merge { text.to_string() } else { given };
-        let new = kept(&old, &merged(&old, &given, merge)?)?;
+        let new = kept(&stored, &merged(&old, &given, merge)?)?;
         Ok(vec![sqlstore::objects::replace_template(
             f.table, f.template, id, new, old,
         )])
@@ -56,14 +57,13 @@ pub async fn update(
 }
 
 /// `new` with the [`KEPT`] attributes of `old`, whatever `new` says of them.
-fn kept(old: &str, new: &str) -> Result<String, Failure> {
+fn kept(old: &Template, new: &str) -> Result<String, Failure> {
     let bad = |e: template::ParseError| {
         fail(
             code::INTERNAL,
             format!("Cannot update template. Parse error: {e}"),
         )
     };
-    let old = Template::parse(old).map_err(bad)?;
     let mut new = Template::parse(new).map_err(bad)?;
     for name in KEPT {
         new.remove(name);
@@ -83,7 +83,7 @@ mod tests {
         let old = "NAME = n\nVN_MAD = bridge\nAR = [ AR_ID = 0, TYPE = ETHER, SIZE = 4 ]\n\
                    AR = [ AR_ID = 1, TYPE = ETHER, SIZE = 2 ]\nCOLOR = red";
         let new = "COLOR = blue\nVN_MAD = fw\nAR = [ AR_ID = 0, TYPE = ETHER, SIZE = 9999 ]";
-        let t = Template::parse(&kept(old, new).unwrap()).unwrap();
+        let t = Template::parse(&kept(&Template::parse(old).unwrap(), new).unwrap()).unwrap();
         assert_eq!(t.single("COLOR"), Some("blue"));
         assert_eq!(t.single("VN_MAD"), Some("bridge"));
         let sizes: Vec<_> = t

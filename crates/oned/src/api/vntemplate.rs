@@ -29,6 +29,7 @@ pub static VNTEMPLATES: Family<VnTemplateRow> = Family {
     rows: &objects::vntemplate::ROWS,
     xml: vntemplate_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

@@ -40,6 +40,7 @@ pub static VROUTERS: Family<VrouterRow> = Family {
     rows: &objects::vrouter::ROWS,
     xml: vrouter_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

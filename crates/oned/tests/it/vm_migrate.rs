@@ -318,7 +318,7 @@ fn updateconf_keeps_restricted_attributes_and_migrate_to_administrators() {
         "one.host.allocate",
         vec![s("node-a"), s("dummy"), s("dummy"), i(-1)],
     );
-    ok(
+    let alice = ok(
         &c,
         "one.user.allocate",
         vec![s("alice"), s("pw-alice"), s("core"), Value::Array(vec![])],
@@ -341,10 +341,22 @@ fn updateconf_keeps_restricted_attributes_and_migrate_to_administrators() {
         ],
     ));
     assert_eq!(
-        (code, msg.as_str()),
+        (code, msg),
         (
             0x200,
-            "[one.vm.updateconf] Template includes a restricted attribute RAW"
+            format!("[one.vm.updateconf] User [{alice}] : Template includes a restricted attribute RAW.")
+        )
+    );
+    // The whole template given is weighed, not only the sections updateconf takes.
+    let (code, msg) = one_error(a.call(
+        "one.vm.updateconf",
+        vec![i(mine), s("CPU_COST = 9\nFEATURES = [ ACPI = YES ]"), i(0)],
+    ));
+    assert_eq!(
+        (code, msg),
+        (
+            0x200,
+            format!("[one.vm.updateconf] User [{alice}] : Template includes a restricted attribute CPU_COST.")
         )
     );
     ok(

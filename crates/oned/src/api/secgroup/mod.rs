@@ -29,6 +29,7 @@ pub static SECGROUPS: Family<SecGroupRow> = Family {
     rows: &secgroup::ROWS,
     xml: secgroup_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[

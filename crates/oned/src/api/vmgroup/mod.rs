@@ -34,6 +34,7 @@ pub static VMGROUPS: Family<VmGroupRow> = Family {
     rows: &objects::vmgroup::ROWS,
     xml: vmgroup_xml,
     quota: None,
+    pool_xml: None,
 };
 
 pub const METHODS: &[Method] = &[
