@@ -373,6 +373,13 @@ fn oneimage_makes_and_changes_images_as_opennebula() {
     assert!(image(&zone, &["list", "-l", "GROUP", "--no-header"])
         .lines()
         .all(|l| l == "users"));
+    // A state change ends any lock, as `Image::set_state` does: disabling (a MANAGE call an
+    // ADMIN lock lets through) leaves it unlocked.
+    assert_eq!(image(&zone, &["disable", "copy2"]), "");
+    let show = image(&zone, &["show", "copy2"]);
+    assert!(show.contains("\nLOCK           : None\n"), "{show}");
+    assert_eq!(image(&zone, &["enable", "copy2"]), "");
+    assert_eq!(image(&zone, &["lock", "copy2", "--admin"]), "");
     // A lock weighs on delete as on any MANAGE call: an ADMIN lock lets it through, a MANAGE
     // lock refuses it (oneadmin is told why).
     assert_eq!(image(&zone, &["unlock", "2"]), "");

@@ -383,7 +383,9 @@ pub fn dummy_monitor(
     stmts.extend(events("NET", "vnet_pool", "READY", nets, n, now));
     stmts.extend([
         SqlStmt::new(
-            "UPDATE image_pool SET state = ?1 WHERE state = ?2",
+            // `Image::set_state` ends the lock.
+            "UPDATE image_pool SET state = ?1, lock_level = 0, lock_owner = -1, lock_req = -1
+             WHERE state = ?2",
             vec![
                 SqlValue::Int(ImageState::Ready.as_i64()),
                 SqlValue::Int(ImageState::Locked.as_i64()),

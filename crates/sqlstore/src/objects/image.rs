@@ -182,9 +182,21 @@ pub fn named(c: &Conn, name: &str, uid: i64) -> crate::sql::Result<Option<i64>> 
     super::owned_named(c, "image_pool", name, uid)
 }
 
+/// What a state change does to an image's lock: `Image::set_state` ends any lock unless the
+/// image goes LOCKED (`unlock_db(-1, -1)`; the LOCK element is printed only while locked, so
+/// its time stays).
+fn unlock_into(to: i64) -> &'static str {
+    if to == ImageState::Locked.as_i64() {
+        ""
+    } else {
+        ", lock_level = 0, lock_owner = -1, lock_req = -1"
+    }
+}
+
 /// Moves image `oid` from state `from` (read before: a concurrent change makes it match
 /// nothing) to `to`, with `set` (`column = ?N` from `?3` on, taking `args`) changed too.
-/// `prev_state` follows the state, as `ImagePool::update` leaves it.
+/// `prev_state` follows the state, as `ImagePool::update` leaves it; the lock goes
+/// ([`unlock_into`]).
 pub fn set_state(oid: i64, from: i64, to: i64, set: &str, args: Vec<SqlValue>) -> SqlStmt {
     let extra = if set.is_empty() {
         String::new()
@@ -195,9 +207,10 @@ pub fn set_state(oid: i64, from: i64, to: i64, set: &str, args: Vec<SqlValue>) -
     params.extend(args);
     params.push(SqlValue::Int(from));
     let from_at = params.len();
+    let unlock = unlock_into(to);
     SqlStmt::new(
         &format!(
-            "UPDATE image_pool SET state = ?2, prev_state = ?2{extra}
+            "UPDATE image_pool SET state = ?2, prev_state = ?2{unlock}{extra}
              WHERE oid = ?1 AND state = ?{from_at}"
         ),
         params,
@@ -248,7 +261,8 @@ pub fn delete_idle(oid: i64, state: i64) -> SqlStmt {
 /// end its last clone; matches nothing otherwise.
 pub fn release_cloning(src: i64) -> SqlStmt {
     SqlStmt::new(
-        "UPDATE image_pool SET state = ?2, prev_state = ?2
+        "UPDATE image_pool SET state = ?2, prev_state = ?2,
+           lock_level = 0, lock_owner = -1, lock_req = -1
          WHERE oid = ?1 AND state IN (?3, ?4)
            AND NOT EXISTS (SELECT 1 FROM image_pool c WHERE c.cloning_id = ?1)
            AND NOT EXISTS (SELECT 1 FROM image_vm v WHERE v.oid = ?1)",
@@ -300,9 +314,10 @@ pub fn release_done_vms(now: i64) -> Vec<SqlStmt> {
         } else {
             (String::new(), format!(" AND {no_clones}"))
         };
+        let unlock = unlock_into(to.as_i64());
         stmts.push(SqlStmt::new(
             &format!(
-                "UPDATE image_pool SET state = ?2, prev_state = ?2{modtime}
+                "UPDATE image_pool SET state = ?2, prev_state = ?2{unlock}{modtime}
                  WHERE state = ?1 AND {unused}{clones}"
             ),
             vec![SqlValue::Int(from.as_i64()), SqlValue::Int(to.as_i64())],
@@ -377,9 +392,10 @@ pub fn release_if_unused(oid: i64, from: i64, to: i64, modtime: Option<i64>) -> 
         " AND NOT EXISTS (SELECT 1 FROM image_pool c WHERE c.cloning_id = ?1)"
     };
     let modtime = modtime.map_or(String::new(), |t| format!(", modtime = {t}"));
+    let unlock = unlock_into(to);
     SqlStmt::new(
         &format!(
-            "UPDATE image_pool SET state = ?3, prev_state = ?3{modtime}
+            "UPDATE image_pool SET state = ?3, prev_state = ?3{unlock}{modtime}
              WHERE oid = ?1 AND state = ?2
                AND NOT EXISTS (SELECT 1 FROM image_vm v WHERE v.oid = ?1){clones}"
         ),
@@ -426,9 +442,10 @@ pub fn driver_done(
         SqlValue::Int(op),
     ];
     params.extend(args);
+    let unlock = unlock_into(to);
     SqlStmt::new(
         &format!(
-            "UPDATE image_pool SET state = ?3, prev_state = ?3, op = 0, target_snapshot = -1, {set}
+            "UPDATE image_pool SET state = ?3, prev_state = ?3{unlock}, op = 0, target_snapshot = -1, {set}
              WHERE oid = ?1 AND state = ?2 AND op = ?4"
         ),
         params,
