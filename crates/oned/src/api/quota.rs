@@ -918,7 +918,7 @@ impl Charge<'_> {
 /// quota's (re-checked); any other is worded by `refused`.
 pub async fn commit_charged(
     ctx: &Ctx,
-    mut stmts: Vec<SqlStmt>,
+    stmts: Vec<SqlStmt>,
     charge: Option<Charge<'_>>,
     refused: impl FnOnce(super::Refused) -> Failure,
 ) -> Result<(), Failure> {
@@ -926,6 +926,18 @@ pub async fn commit_charged(
         Some(c) => c.guard(ctx).await?,
         None => None,
     };
+    commit_guarded(ctx, stmts, charge, guard, refused).await
+}
+
+/// [`commit_charged`] with the guard `charge` answered earlier ([`Charge::guard`]), for calls
+/// that refuse an exceeded quota before their other checks, as OpenNebula orders them.
+pub async fn commit_guarded(
+    ctx: &Ctx,
+    mut stmts: Vec<SqlStmt>,
+    charge: Option<Charge<'_>>,
+    guard: Option<SqlStmt>,
+    refused: impl FnOnce(super::Refused) -> Failure,
+) -> Result<(), Failure> {
     let guard_at = stmts.len();
     let guarded = guard.is_some();
     stmts.extend(guard);

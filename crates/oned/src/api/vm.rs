@@ -448,6 +448,21 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         )
         .await?;
     let (st, lc) = (vm.state, vm.lcm_state);
+    // A VM resumed counts for its owner's RUNNING_* quotas once more: checked as OpenNebula's
+    // resume checks them, before `DispatchManager::resume` weighs the state (ACTION, no final
+    // period), and guarded where applied. Other actions that make a VM ACTIVE again on its way
+    // out (terminate, undeploy, stop) add it unchecked, as `LifeCycleManager` does.
+    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
+    let charge = || super::quota::Charge {
+        ask: &ask,
+        uid: vm.head.owned.uid,
+        gid: vm.head.owned.gid,
+        wording: super::quota::Wording::Action,
+    };
+    let guard = match action.as_str() {
+        "resume" => charge().guard(ctx).await?,
+        _ => None,
+    };
     // After the authorization and the VM's existence, as `VirtualMachineAction`.
     // `set_resched(false)` of `DispatchManager::reboot` and of the LCM's moves.
     let clears_resched = vm.resched
@@ -495,20 +510,13 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let to = (new_state, new_lcm);
     let history = super::vm_actions::history(&action, id, last, to, by, now());
     stmts.extend(history);
-    // A VM resumed counts for its owner's RUNNING_* quotas once more: checked as OpenNebula's
-    // resume checks them (ACTION, no final period), and guarded where applied. Other actions
-    // that make a VM ACTIVE again on its way out (terminate, undeploy, stop) add it unchecked,
-    // as `LifeCycleManager` does.
     let running = sqlstore::objects::quota::counts_as_running;
-    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
     let resumes = action == "resume" && !running(st) && running(new_state);
-    let charge = resumes.then_some(super::quota::Charge {
-        ask: &ask,
-        uid: vm.head.owned.uid,
-        gid: vm.head.owned.gid,
-        wording: super::quota::Wording::Action,
-    });
-    super::quota::commit_charged(ctx, stmts, charge, |r| {
+    let (charge, guard) = match resumes {
+        true => (Some(charge()), guard),
+        false => (None, None),
+    };
+    super::quota::commit_guarded(ctx, stmts, charge, guard, |r| {
         r.missing(fail(
             code::ACTION,
             format!("Error performing action \"{action}\": the VM changed state meanwhile"),

@@ -102,6 +102,8 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         gid: v.head.owned.gid,
         wording: Wording::Caller(s.uid),
     };
+    // `quota_resize_authorization` comes before `DispatchManager::resize`'s checks.
+    let guard = charge.guard(ctx).await?;
 
     let (placed, live) = match (v.state, v.lcm_state) {
         (
@@ -181,7 +183,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             leaves_host: false,
         }));
     }
-    super::quota::commit_charged(ctx, stmts, Some(charge), |r| {
+    super::quota::commit_guarded(ctx, stmts, Some(charge), guard, |r| {
         r.missing(fail(
             code::ACTION,
             "Cannot resize the VM: it or its host changed meanwhile, try again",

@@ -131,4 +131,49 @@ fn a_running_vm_is_resized_live_within_its_host_and_its_quotas() {
         vec![Value::Int(mine), s("MEMORY = 96")],
     );
     assert!(info(&c, "one.vm.info", mine).contains("<MEMORY><![CDATA[96]]></MEMORY>"));
+
+    // The quota is weighed before the state, as `quota_resize_authorization` comes before
+    // `DispatchManager::resize`, and resume's running quotas before `DispatchManager::resume`.
+    let gone = ok(
+        &a,
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 4"), Value::Bool(true)],
+    );
+    ok(&a, "one.vm.action", vec![s("terminate"), Value::Int(gone)]);
+    zone.wait_until(DEADLINE, "the VM is DONE", || {
+        info(&c, "one.vm.info", gone).contains("<STATE>6</STATE>")
+    });
+    let (code, msg) = one_error(a.call("one.vm.resize", vec![Value::Int(gone), s("MEMORY = 128")]));
+    assert_eq!(
+        (code, msg),
+        (
+            AUTHORIZATION,
+            format!(
+                "[one.vm.resize] User [{alice}] : user [{alice}] limit of 100 reached for MEMORY quota in VM."
+            )
+        )
+    );
+    let (code, msg) = one_error(a.call("one.vm.resize", vec![Value::Int(gone), s("MEMORY = 2")]));
+    assert_eq!(
+        (code, msg.as_str()),
+        (ACTION, "[one.vm.resize] Cannot resize a VM in state DONE")
+    );
+    ok(
+        &c,
+        "one.user.quota",
+        vec![
+            Value::Int(alice),
+            s("VM = [ MEMORY = 100, RUNNING_MEMORY = 99 ]"),
+        ],
+    );
+    let (code, msg) = one_error(a.call("one.vm.action", vec![s("resume"), Value::Int(gone)]));
+    assert_eq!(
+        (code, msg),
+        (
+            ACTION,
+            format!(
+                "[one.vm.action] user [{alice}] limit of 99 reached for RUNNING_MEMORY quota in VM"
+            )
+        )
+    );
 }
