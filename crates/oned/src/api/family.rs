@@ -234,7 +234,7 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         self.print_pool(ctx, s, cond, None).await
     }
 
-    async fn print_pool(
+    pub async fn print_pool(
         &'static self,
         ctx: &Ctx,
         s: &Session,

@@ -145,9 +145,18 @@ impl Caller<'_> {
     /// The rules granting `right` on objects of `kind` to the caller, as ids: the same rules
     /// [`Caller::may`] applies one object at a time.
     pub fn acl_scope(&self, kind: u64, right: u64) -> AclScope {
+        self.scope_of(kind, right, true)
+    }
+
+    /// [`Caller::acl_scope`]; without `wide`, only the rules naming objects or groups: none
+    /// on every object (`*`), none on a cluster's.
+    fn scope_of(&self, kind: u64, right: u64, wide: bool) -> AclScope {
         let mut scope = AclScope::default();
         for &(user, resource, rights) in &self.rules {
             if rights & right == 0 || resource & kind == 0 || !self.rule_applies_to_me(user) {
+                continue;
+            }
+            if !wide && resource & (ACL_ALL | wire::acl::CLUSTER_ID) != 0 {
                 continue;
             }
             let id = (resource & ID_MASK) as i64;
@@ -170,10 +179,20 @@ impl Caller<'_> {
     /// beside the permission terms); `None` when the caller may on every object (an
     /// administrator, or an ACL rule on `*`).
     pub fn may_sql(&self, kind: u64, right: u64, a: &str) -> Option<(String, Vec<i64>)> {
+        self.sql_of(kind, right, a, true)
+    }
+
+    /// [`Caller::may_sql`] under the rules naming objects or groups alone, as
+    /// `VirtualNetworkPoolInfo` lists reservations (`disable_all_acl`, `disable_cluster_acl`).
+    pub fn may_sql_narrow(&self, kind: u64, right: u64, a: &str) -> Option<(String, Vec<i64>)> {
+        self.sql_of(kind, right, a, false)
+    }
+
+    fn sql_of(&self, kind: u64, right: u64, a: &str, wide: bool) -> Option<(String, Vec<i64>)> {
         if self.session.is_admin() {
             return None;
         }
-        let scope = self.acl_scope(kind, right);
+        let scope = self.scope_of(kind, right, wide);
         if scope.all {
             return None;
         }
@@ -358,10 +377,11 @@ fn cluster_rule_as_objects(
             .prepare_cached(sql)?
             .query_map([cid], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        out.extend(
-            ids.into_iter()
-                .map(|oid| (user, kind | ACL_INDIVIDUAL | oid as u64, rights)),
-        );
+        // Still marked as a cluster's: reservations in `one.vnpool.info` do not count them.
+        out.extend(ids.into_iter().map(|oid| {
+            let resource = kind | ACL_INDIVIDUAL | wire::acl::CLUSTER_ID | oid as u64;
+            (user, resource, rights)
+        }));
     }
     Ok(out)
 }
@@ -446,6 +466,17 @@ impl PoolFilter {
     /// row `start` (`LIMIT ? OFFSET ?`, values last). Read in `oid` order, these are exactly
     /// the rows OpenNebula's `where_filter` selects.
     pub fn sql(&self, c: &Caller<'_>, kind: u64, a: &str, w: &mut Where) -> Option<(i64, i64)> {
+        self.sql_with(c, a, w, c.may_sql(kind, USE, a))
+    }
+
+    /// [`PoolFilter::sql`] with the caller's ACL condition given (`None`: every object).
+    pub fn sql_with(
+        &self,
+        c: &Caller<'_>,
+        a: &str,
+        w: &mut Where,
+        acl: Option<(String, Vec<i64>)>,
+    ) -> Option<(i64, i64)> {
         let me = c.session;
         match self.flag {
             -4 => w.and(format!("{a}.gid = ?"), [me.gid]),
@@ -461,7 +492,7 @@ impl PoolFilter {
             ),
             uid => w.and(format!("{a}.uid = ?"), [uid]),
         }
-        if let Some((sql, args)) = c.may_sql(kind, USE, a) {
+        if let Some((sql, args)) = acl {
             w.and(sql, args);
         }
         if self.end < -1 {

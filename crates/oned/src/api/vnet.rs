@@ -7,8 +7,7 @@ use xmlrpc::Params;
 
 use super::family::Family;
 use super::method::{Auth, Method};
-use super::owned;
-use super::perms;
+use super::perms::{self, caller, PoolFilter, Where, USE};
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
@@ -42,14 +41,34 @@ pub const METHODS: &[Method] = &[
         super::vnet_update::update,
         &NETS
     ),
-    method!(
-        "one.vnpool.info",
-        Read,
-        Auth::Object,
-        owned::pool_info,
-        &NETS
-    ),
+    method!("one.vnpool.info", Read, Auth::Object, pool_info),
 ];
+
+/// `one.vnpool.info(filter, start, end)`, as `VirtualNetworkPoolInfo` lists: networks under
+/// every ACL rule of the caller's, reservations (a parent network) under the rules naming them
+/// or their group alone, none on every network or on a cluster's.
+pub async fn pool_info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let filter = PoolFilter::parse(&p)?;
+    let c = caller(ctx, s).await?;
+    let a = NETS.rows.alias;
+    let acl = match (c.may_sql(NET, USE, a), c.may_sql_narrow(NET, USE, a)) {
+        (None, None) => None,
+        (nets, reservations) => {
+            let (nets, mut args) = nets.unwrap_or_else(|| ("1 = 1".into(), Vec::new()));
+            let (reservations, more) = reservations.unwrap_or_else(|| ("1 = 1".into(), Vec::new()));
+            args.extend(more);
+            Some((
+                format!(
+                    "({a}.parent = -1 AND ({nets})) OR ({a}.parent <> -1 AND ({reservations}))"
+                ),
+                args,
+            ))
+        }
+    };
+    let mut cond = Where::default();
+    let page = filter.sql_with(&c, a, &mut cond, acl);
+    NETS.print_pool(ctx, s, cond, page).await
+}
 
 /// The owned-object calls: chmod, chown, rename, update, lock, unlock.
 pub const OWNED: &[Method] =

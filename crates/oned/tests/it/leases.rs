@@ -369,3 +369,63 @@ fn the_network_quota_counts_the_leases_of_a_users_vms() {
         "{body}"
     );
 }
+
+/// `VirtualNetworkPoolInfo`: reservations are listed under the ACL rules naming them or their
+/// group alone, never under a rule on every network (the default VDC's `@1 NET/* USE`) or on a
+/// cluster's networks, which still list the networks themselves.
+#[test]
+fn another_users_reservation_is_listed_only_under_rules_naming_it() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = pub\nVN_MAD = dummy\nAR = [ TYPE = ETHER, SIZE = 10 ]",
+    );
+    for name in ["ann", "bob"] {
+        ok(
+            &c,
+            "one.user.allocate",
+            vec![s(name), s("pw"), s(""), Value::Array(vec![])],
+        );
+    }
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let bob = zone.servers[0].client_as("bob", "pw");
+    let res = ok(
+        &ann,
+        "one.vn.reserve",
+        vec![Value::Int(vn), s("SIZE = 1\nNAME = mine")],
+    );
+    let listed = |who: &cli::Client| -> Vec<i32> {
+        let body = who
+            .call_xml(
+                "one.vnpool.info",
+                vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)],
+            )
+            .unwrap();
+        body.split("<VNET><ID>")
+            .skip(1)
+            .filter_map(|b| b.split('<').next()?.parse().ok())
+            .collect()
+    };
+    assert_eq!(listed(&ann), [res, vn]);
+    assert_eq!(listed(&bob), [vn], "the NET/* rule lists no reservation");
+    let bob_id: u64 = bob
+        .call_xml("one.user.info", vec![Value::Int(-1)])
+        .unwrap()
+        .split("<ID>")
+        .nth(1)
+        .and_then(|b| b.split('<').next()?.parse().ok())
+        .unwrap();
+    use wire::acl::{INDIVIDUAL_ID, NET, USE};
+    c.call(
+        "one.acl.addrule",
+        vec![
+            s(&format!("{:x}", INDIVIDUAL_ID | bob_id)),
+            s(&format!("{:x}", NET | INDIVIDUAL_ID | res as u64)),
+            s(&format!("{USE:x}")),
+        ],
+    )
+    .unwrap();
+    assert_eq!(listed(&bob), [res, vn]);
+}
