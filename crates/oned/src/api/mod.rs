@@ -24,6 +24,7 @@ pub mod hook;
 pub mod host;
 pub mod image_snaps;
 pub mod images;
+mod inherit;
 mod list_order;
 pub mod market;
 pub mod market_master;

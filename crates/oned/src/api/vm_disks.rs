@@ -301,7 +301,7 @@ pub async fn take_list(
             _ => Queue::None,
         });
         taken.push(image);
-        fill_disk(disk, &i);
+        fill_disk(disk, &i, &DiskSource::of(ctx, i.datastore_id).await?);
         out.snaps
             .extend(super::image_snaps::for_disk(&i, disk_id as i64));
     }
@@ -313,8 +313,54 @@ fn set(pairs: &mut Vec<(String, String)>, k: &str, v: String) {
     pairs.push((k.to_string(), v));
 }
 
-/// `Image::disk_attribute`: what a disk shows of its image.
-pub(super) fn fill_disk(disk: &mut Vec<(String, String)>, i: &sqlstore::objects::image::ImageRow) {
+/// What a disk takes from its image's datastore (`Datastore::disk_attribute`) and which
+/// attributes it inherits (oned.conf's INHERIT_DATASTORE_ATTR and INHERIT_IMAGE_ATTR).
+pub(super) struct DiskSource {
+    tm_mad: String,
+    datastore: Template,
+    from_datastore: Vec<String>,
+    from_image: Vec<String>,
+}
+
+impl DiskSource {
+    /// Datastore `ds_id`'s, as stored now (an empty one if it is gone).
+    pub(super) async fn of(ctx: &Ctx, ds_id: i64) -> Result<DiskSource, Failure> {
+        let row = ctx
+            .read(move |c| {
+                use sqlstore::Optional;
+                c.query_row(
+                    "SELECT tm_mad, template FROM datastore_pool WHERE oid = ?1",
+                    [sqlstore::SqlValue::Int(ds_id)],
+                    |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+                )
+                .optional()
+            })
+            .await?;
+        let (tm_mad, text) = row.unwrap_or_default();
+        Ok(DiskSource {
+            tm_mad,
+            datastore: Template::parse(&text).unwrap_or_default(),
+            from_datastore: super::inherit::datastore(ctx),
+            from_image: super::inherit::image(ctx),
+        })
+    }
+}
+
+/// The sizes of an image's snapshots together (`Snapshots::total_size`).
+fn snapshots_size(text: &str) -> i64 {
+    let t = Template::parse(text).unwrap_or_default();
+    t.get_all("SNAPSHOT")
+        .filter_map(|a| a.vector_get("SIZE")?.trim().parse::<i64>().ok())
+        .sum()
+}
+
+/// `Image::disk_attribute` and then `Datastore::disk_attribute`: what a disk shows of its image
+/// and of the image's datastore.
+pub(super) fn fill_disk(
+    disk: &mut Vec<(String, String)>,
+    i: &sqlstore::objects::image::ImageRow,
+    src: &DiskSource,
+) {
     let it = Template::parse(&i.template).unwrap_or_default();
     let cdrom = i.kind == 1;
     if template::vector_get(disk, "DEV_PREFIX").is_none_or(str::is_empty) {
@@ -333,13 +379,24 @@ pub(super) fn fill_disk(disk: &mut Vec<(String, String)>, i: &sqlstore::objects:
     if template::vector_get(disk, "SIZE").is_none_or(str::is_empty) {
         set(disk, "SIZE", i.size.to_string());
     }
-    if !i.format.is_empty() {
-        set(disk, "DRIVER", i.format.clone());
-        set(disk, "FORMAT", i.format.clone());
+    set(
+        disk,
+        "DISK_SNAPSHOT_TOTAL_SIZE",
+        snapshots_size(&i.snapshots).to_string(),
+    );
+    if i.format.is_empty() {
+        disk.retain(|(k, _)| k != "DRIVER" && k != "FORMAT");
+    } else {
+        set(disk, "DRIVER", i.format.to_lowercase());
+        set(disk, "FORMAT", i.format.to_lowercase());
     }
-    set(disk, "DATASTORE", i.datastore.clone());
-    set(disk, "DATASTORE_ID", i.datastore_id.to_string());
-    set(disk, "TM_MAD", "dummy".into());
+    use wire::ImageState as S;
+    let locked = [S::Locked, S::LockedUsed, S::LockedUsedPers].map(S::as_i64);
+    if locked.contains(&i.state) {
+        set(disk, "CLONING", "YES".into());
+    } else {
+        disk.retain(|(k, _)| k != "CLONING");
+    }
     let ptype = it.single("PERSISTENT_TYPE").unwrap_or("");
     if cdrom || ptype.eq_ignore_ascii_case("IMMUTABLE") {
         set(disk, "SAVE", "NO".into());
@@ -354,6 +411,9 @@ pub(super) fn fill_disk(disk: &mut Vec<(String, String)>, i: &sqlstore::objects:
             set(disk, "PERSISTENT", "YES".into());
             set(disk, "CLONE", "NO".into());
             set(disk, "SAVE", "YES".into());
+            if ptype.eq_ignore_ascii_case("SHAREABLE") && i.format.eq_ignore_ascii_case("raw") {
+                set(disk, "SHAREABLE", "YES".into());
+            }
         } else {
             set(disk, "CLONE", "YES".into());
             set(disk, "SAVE", "NO".into());
@@ -366,6 +426,19 @@ pub(super) fn fill_disk(disk: &mut Vec<(String, String)>, i: &sqlstore::objects:
             set(disk, "TARGET", target.to_string());
         }
     }
+    super::inherit::from_template(disk, &it, &src.from_image);
+    // `Datastore::disk_attribute`.
+    set(disk, "DATASTORE", i.datastore.clone());
+    set(disk, "DATASTORE_ID", i.datastore_id.to_string());
+    set(disk, "TM_MAD", src.tm_mad.clone());
+    for key in ["CLONE_TARGET", "LN_TARGET"] {
+        if let Some(v) = src.datastore.single(key).filter(|v| !v.is_empty()) {
+            if template::vector_get(disk, key).is_none_or(str::is_empty) {
+                set(disk, key, v.to_string());
+            }
+        }
+    }
+    super::inherit::from_template(disk, &src.datastore, &src.from_datastore);
     disk.sort_by(|a, b| a.0.cmp(&b.0));
 }
 

@@ -90,7 +90,8 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         };
         if let Some(image) = disk_image(ctx, s, disk).await? {
             why.extend(super::storage::IMAGES.refusal(&c, &image, USE | perms::NO_LOCK));
-            super::vm_disks::fill_disk(disk, &image);
+            let src = super::vm_disks::DiskSource::of(ctx, image.datastore_id).await?;
+            super::vm_disks::fill_disk(disk, &image, &src);
         }
         disk.retain(|(k, _)| k != "DISK_ID");
         disk.push(("DISK_ID".into(), n.to_string()));

@@ -895,7 +895,15 @@ pub async fn lease_list_picking(
             )));
         };
         picked.push((vid, range.id, idx as i64));
-        fill_nic(nic, nic_id, &v, &vt, &range, idx);
+        fill_nic(
+            nic,
+            nic_id,
+            &v,
+            &vt,
+            &range,
+            idx,
+            &super::inherit::vnet(ctx),
+        );
         out.stmts.push(lease::take(
             vid,
             range.id,
@@ -947,6 +955,7 @@ fn fill_nic(
     vt: &Template,
     r: &Range,
     idx: u64,
+    inherit: &[String],
 ) {
     let oid = v.head.owned.oid;
     for k in ["IP", "IP6", "MAC", "IP6_GLOBAL", "IP6_ULA", "IP6_LINK"] {
@@ -991,13 +1000,16 @@ fn fill_nic(
             set_attr(nic, k, val.to_string());
         }
     }
-    // `AddressRange::set_vnet`: the range's own values win over the network's.
+    // `AddressRange::set_vnet`: the range's own values win over the network's, and what it
+    // holds of INHERIT_VNET_ATTR comes before the network's (`nic_attribute`).
     for k in ["VN_MAD", "BRIDGE", "PHYDEV", "VLAN_ID"] {
         let val = r.get(k).trim();
         if !val.is_empty() {
             set_attr(nic, k, val.to_string());
         }
     }
+    super::inherit::from_lookup(nic, inherit, |k| r.get(k).to_string());
+    super::inherit::from_template(nic, vt, inherit);
     nic.sort_by(|a, b| a.0.cmp(&b.0));
 }
 

@@ -429,3 +429,38 @@ fn another_users_reservation_is_listed_only_under_rules_naming_it() {
     .unwrap();
     assert_eq!(listed(&bob), [res, vn]);
 }
+
+/// `VirtualNetwork::nic_attribute`: a NIC takes what oned.conf's INHERIT_VNET_ATTR names of
+/// its address range first, then of its network, unless it says it itself.
+#[test]
+fn nics_inherit_from_their_range_and_network() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = lan\nVN_MAD = dummy\nGATEWAY = 10.0.0.254\nDNS = 8.8.8.8\nMTU = 1400\n\
+         COLOR = red\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 4, MTU = 9000 ]",
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 8\nNIC = [ NETWORK_ID = {vn}, DNS = 1.1.1.1 ]"
+        ))],
+    );
+    let body = info(&c, "one.vm.info", vm);
+    let nic = body
+        .split("<NIC>")
+        .nth(1)
+        .and_then(|n| n.split("</NIC>").next())
+        .unwrap();
+    for attr in [
+        "<GATEWAY><![CDATA[10.0.0.254]]></GATEWAY>",
+        "<DNS><![CDATA[1.1.1.1]]></DNS>",
+        "<MTU><![CDATA[9000]]></MTU>",
+    ] {
+        assert!(nic.contains(attr), "{attr} in {nic}");
+    }
+    assert!(!nic.contains("COLOR"), "{nic}");
+}

@@ -60,6 +60,9 @@ fn a_persistent_image_serves_one_vm_and_is_free_again_when_it_ends() {
         format!("<IMAGE_ID><![CDATA[{image}]]></IMAGE_ID>"),
         "<PERSISTENT><![CDATA[YES]]></PERSISTENT>".to_string(),
         "<SAVE><![CDATA[YES]]></SAVE>".to_string(),
+        // `Datastore::disk_attribute`: the datastore's transfer driver, not a fixed one.
+        "<TM_MAD><![CDATA[local]]></TM_MAD>".to_string(),
+        "<DISK_SNAPSHOT_TOTAL_SIZE><![CDATA[0]]></DISK_SNAPSHOT_TOTAL_SIZE>".to_string(),
     ] {
         assert!(body.contains(&attr), "{attr} in {body}");
     }
@@ -117,6 +120,59 @@ fn a_persistent_image_serves_one_vm_and_is_free_again_when_it_ends() {
             "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {image} ]"
         ))],
     );
+}
+
+/// `Datastore::disk_attribute` and `Image::disk_attribute`: a disk takes its datastore's
+/// TM_MAD, CLONE_TARGET and LN_TARGET, and what oned.conf's INHERIT_DATASTORE_ATTR and
+/// INHERIT_IMAGE_ATTR name of the datastore's and the image's templates.
+#[test]
+fn disks_inherit_from_their_datastore_and_image() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let ds = ok(
+        &c,
+        "one.datastore.allocate",
+        vec![
+            s("NAME = ceph\nDS_MAD = fs\nTM_MAD = qcow2\nCEPH_HOST = mon1\nCOLOR = red"),
+            Value::Int(-1),
+        ],
+    );
+    let image = ok(
+        &c,
+        "one.image.allocate",
+        vec![
+            s("NAME = data\nTYPE = DATABLOCK\nSIZE = 16\nSERIAL = abc\nOTHER = x"),
+            Value::Int(ds),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        info(&c, "one.image.info", image).contains("<STATE>1</STATE>")
+    });
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {image}, SERIAL = mine ]"
+        ))],
+    );
+    let body = info(&c, "one.vm.info", vm);
+    let disk = body
+        .split("<DISK>")
+        .nth(1)
+        .and_then(|d| d.split("</DISK>").next())
+        .unwrap();
+    for attr in [
+        "<TM_MAD><![CDATA[qcow2]]></TM_MAD>",
+        "<CLONE_TARGET><![CDATA[SYSTEM]]></CLONE_TARGET>",
+        "<LN_TARGET><![CDATA[NONE]]></LN_TARGET>",
+        "<CEPH_HOST><![CDATA[mon1]]></CEPH_HOST>",
+        "<DISK_TYPE><![CDATA[FILE]]></DISK_TYPE>",
+        // The disk's own value stays.
+        "<SERIAL><![CDATA[mine]]></SERIAL>",
+    ] {
+        assert!(disk.contains(attr), "{attr} in {disk}");
+    }
+    assert!(!disk.contains("COLOR") && !disk.contains("OTHER"), "{disk}");
 }
 
 #[test]
