@@ -904,6 +904,7 @@ mod tests {
                 oneadmin_password_hash: &hash_password_blocking("pw-oneadmin").unwrap(),
                 serveradmin_password_hash: &hash_password_blocking("x").unwrap(),
                 zone_endpoint: "http://localhost:2633/RPC2",
+                datastore_templates: ["", "", ""],
             },
         )
         .unwrap();

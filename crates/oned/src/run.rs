@@ -181,6 +181,7 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
         source,
     })?;
     if !bootstrapped && config.is_solo() {
+        let datastore_templates = crate::api::bootstrap_datastore_templates(&config.raw);
         let hash = |p: &str| hash_password_blocking(p).map_err(StartError::PasswordChecks);
         sqlstore::bootstrap(
             &mut conn,
@@ -197,6 +198,7 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
                     if tls.is_some() { "https" } else { "http" },
                     config.port
                 ),
+                datastore_templates: datastore_templates.each_ref().map(String::as_str),
             },
         )
         .map_err(|source| StartError::Sql {

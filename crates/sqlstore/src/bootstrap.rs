@@ -9,6 +9,9 @@ pub struct BootstrapParams<'a> {
     pub oneadmin_password_hash: &'a str,
     pub serveradmin_password_hash: &'a str,
     pub zone_endpoint: &'a str,
+    /// The templates of datastores 0 (system), 1 (default) and 2 (files), as their drivers'
+    /// settings write them (`Datastore::insert`).
+    pub datastore_templates: [&'a str; 3],
 }
 
 pub fn is_bootstrapped(conn: &Conn) -> crate::sql::Result<bool> {
@@ -63,6 +66,12 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
                 ],
             )?;
         }
+    }
+    for (oid, template) in p.datastore_templates.iter().enumerate() {
+        tx.execute(
+            "UPDATE datastore_pool SET template = ?2 WHERE oid = ?1",
+            params![oid as i64, *template],
+        )?;
     }
     crate::txn::run_all(&tx, &crate::objects::vdc::bootstrap_default(0))?;
     crate::txn::run_all(&tx, &crate::objects::market::bootstrap_default(0))?;

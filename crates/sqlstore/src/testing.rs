@@ -57,6 +57,7 @@ pub fn bootstrap(c: &mut Conn) {
             oneadmin_password_hash: "h1",
             serveradmin_password_hash: "h2",
             zone_endpoint: "http://localhost:2633/RPC2",
+            datastore_templates: ["", "", ""],
         },
     )
     .expect("bootstrap");

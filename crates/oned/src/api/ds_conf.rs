@@ -4,8 +4,6 @@
 
 use template::{Template, Value};
 
-use super::Ctx;
-
 /// The `TM_MAD_CONF` vectors of the shipped oned.conf, used when oned.conf has none.
 const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     (
@@ -156,15 +154,15 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
 
 /// oned.conf's `name` vectors (`TM_MAD_CONF`, `DS_MAD_CONF`, `VN_MAD_CONF`), one per driver;
 /// none means the shipped ones apply.
-pub fn vectors<'a>(ctx: &'a Ctx, name: &'a str) -> Vec<&'a [(String, String)]> {
-    (ctx.config.raw.get_all(name))
+pub fn vectors<'a>(conf: &'a Template, name: &'a str) -> Vec<&'a [(String, String)]> {
+    (conf.get_all(name))
         .filter_map(|a| a.value.as_vector())
         .collect()
 }
 
 /// The transfer drivers oned.conf defines (`TM_MAD_CONF` NAMEs), or the shipped ones.
-pub fn tm_names(ctx: &Ctx) -> Vec<String> {
-    let configured = configured(ctx);
+pub fn tm_names(conf: &Template) -> Vec<String> {
+    let configured = configured(conf);
     if configured.is_empty() {
         return SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
     }
@@ -173,13 +171,13 @@ pub fn tm_names(ctx: &Ctx) -> Vec<String> {
         .collect()
 }
 
-fn configured(ctx: &Ctx) -> Vec<&[(String, String)]> {
-    vectors(ctx, "TM_MAD_CONF")
+fn configured(conf: &Template) -> Vec<&[(String, String)]> {
+    vectors(conf, "TM_MAD_CONF")
 }
 
 /// `tm_mad`'s `TM_MAD_CONF` settings, upper-case keys.
-fn settings(ctx: &Ctx, tm_mad: &str) -> Vec<(String, String)> {
-    let configured = configured(ctx);
+fn settings(conf: &Template, tm_mad: &str) -> Vec<(String, String)> {
+    let configured = configured(conf);
     if configured.is_empty() {
         return SHIPPED
             .iter()
@@ -205,9 +203,31 @@ fn settings(ctx: &Ctx, tm_mad: &str) -> Vec<(String, String)> {
 
 /// `Datastore::insert`'s additions to a new datastore's template `t` of type `kind` (0 image,
 /// 1 system, 2 file, backup) whose transfer driver is `tm_mad`, or why its DISK_TYPE is refused.
-pub fn at_allocate(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) -> Result<(), String> {
+/// The templates `Datastore::insert` gives OpenNebula's first datastores (`DatastorePool`'s
+/// bootstrap): system, default and files, all on TM_MAD local.
+pub fn bootstrap_templates(conf: &Template) -> [String; 3] {
+    [
+        (1, "TYPE = SYSTEM_DS\nTM_MAD = local"),
+        (0, "TYPE = IMAGE_DS\nDS_MAD = fs\nTM_MAD = local"),
+        (2, "TYPE = FILE_DS\nDS_MAD = fs\nTM_MAD = local"),
+    ]
+    .map(|(kind, text)| {
+        let mut t = Template::parse(text).unwrap_or_default();
+        if let Err(e) = at_allocate(conf, &mut t, kind, "local") {
+            tracing::warn!(error = %e, "bootstrap datastore template");
+        }
+        t.to_text()
+    })
+}
+
+pub fn at_allocate(
+    conf: &Template,
+    t: &mut Template,
+    kind: i64,
+    tm_mad: &str,
+) -> Result<(), String> {
     if kind != super::vm_backup::BACKUP_DS {
-        set_tm_mad(ctx, t, kind, tm_mad);
+        set_tm_mad(conf, t, kind, tm_mad);
     }
     t.remove("BASE_PATH");
     let given = t.single("DISK_TYPE").unwrap_or("").to_string();
@@ -223,8 +243,8 @@ pub fn at_allocate(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) -> Resu
 
 /// `Datastore::set_tm_mad` for a datastore that is not a backup one: what `tm_mad`'s TM_MAD_CONF
 /// says of its datastores, written into `t`.
-pub fn set_tm_mad(ctx: &Ctx, t: &mut Template, kind: i64, tm_mad: &str) {
-    let conf = settings(ctx, tm_mad);
+pub fn set_tm_mad(conf: &Template, t: &mut Template, kind: i64, tm_mad: &str) {
+    let conf = settings(conf, tm_mad);
     let get = |k: &str| template::vector_get(&conf, k).unwrap_or("").to_string();
     let yes = |k: &str, default: bool| match get(k) {
         v if v.is_empty() => default,
@@ -318,4 +338,21 @@ pub fn disk_type_number(t: &str, kind: i64) -> usize {
         .trim()
         .to_ascii_uppercase();
     DISK_TYPES.iter().position(|d| *d == name).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_datastores_hold_what_their_driver_writes() {
+        let [system, default, files] = bootstrap_templates(&Template::default());
+        let get =
+            |text: &str, k: &str| Template::parse(text).unwrap().single(k).map(str::to_string);
+        assert_eq!(get(&system, "SHARED").as_deref(), Some("NO"));
+        assert_eq!(get(&system, "DISK_TYPE").as_deref(), Some("FILE"));
+        assert_eq!(get(&default, "CLONE_TARGET").as_deref(), Some("SYSTEM"));
+        assert_eq!(get(&default, "DS_MAD").as_deref(), Some("fs"));
+        assert_eq!(get(&files, "DISK_TYPE"), None);
+    }
 }

@@ -105,12 +105,12 @@ fn post_update(
     }
     let given_tm = single(t, "TM_MAD");
     let tm_mad = if !given_tm.is_empty() && kind != BACKUP_DS {
-        if !super::ds_conf::tm_names(ctx).contains(&given_tm) {
+        if !super::ds_conf::tm_names(&ctx.config.raw).contains(&given_tm) {
             return Err(format!(
                 "TM_MAD named \"{given_tm}\" is not defined in oned.conf"
             ));
         }
-        super::ds_conf::set_tm_mad(ctx, t, kind, &given_tm);
+        super::ds_conf::set_tm_mad(&ctx.config.raw, t, kind, &given_tm);
         given_tm
     } else {
         t.set("TM_MAD", Value::Single(d.tm_mad.clone()));

@@ -424,7 +424,7 @@ fn is_lvm(ds_mad: &str) -> bool {
 /// `DS_MAD_CONF`'s `PERSISTENT_ONLY` for `ds_mad`, from oned.conf, or OpenNebula's shipped
 /// configuration when oned.conf has none.
 pub fn persistent_only(ctx: &Ctx, ds_mad: &str) -> bool {
-    let confs = super::ds_conf::vectors(ctx, "DS_MAD_CONF");
+    let confs = super::ds_conf::vectors(&ctx.config.raw, "DS_MAD_CONF");
     if confs.is_empty() {
         return ["dev", "iscsi_libvirt", "restic", "rsync"].contains(&ds_mad);
     }

@@ -576,3 +576,8 @@ pub use writes::{
     allocate_next, allocate_next_as, allocate_next_with, merge_attrs, merged, must_all_exist,
     must_exist, new_id, update_template, update_type,
 };
+
+/// The templates of the first datastores a new zone is bootstrapped with (`ds_conf`).
+pub fn bootstrap_datastore_templates(conf: &template::Template) -> [String; 3] {
+    ds_conf::bootstrap_templates(conf)
+}

@@ -226,7 +226,11 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let tm_mad = match (kind, t.single("TM_MAD").unwrap_or("")) {
         (k, _) if k == super::vm_backup::BACKUP_DS => "-".to_string(),
         (_, "") => return Err(internal("No TM_MAD in template.".into())),
-        (_, tm) if !super::ds_conf::tm_names(ctx).iter().any(|n| n == tm) => {
+        (_, tm)
+            if !super::ds_conf::tm_names(&ctx.config.raw)
+                .iter()
+                .any(|n| n == tm) =>
+        {
             return Err(internal(format!(
                 "TM_MAD named \"{tm}\" is not defined in oned.conf"
             )))
@@ -236,7 +240,7 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     // `Datastore::insert`: the name is the object's, not its template's; its drivers' settings.
     let mut t = t;
     t.remove("NAME");
-    super::ds_conf::at_allocate(ctx, &mut t, kind, &tm_mad).map_err(internal)?;
+    super::ds_conf::at_allocate(&ctx.config.raw, &mut t, kind, &tm_mad).map_err(internal)?;
     let insert = ds::insert(NewDatastore {
         name: name.clone(),
         uid: s.uid,
@@ -438,7 +442,7 @@ const SHIPPED_DS_MADS: [(&str, &str); 9] = [
 /// The NAMEs of oned.conf's `conf` vectors (`TM_MAD_CONF`...), or the shipped ones when it has
 /// none.
 pub(super) fn driver_conf_names(ctx: &Ctx, conf: &str, shipped: &[&str]) -> Vec<String> {
-    let named: Vec<String> = (super::ds_conf::vectors(ctx, conf).into_iter())
+    let named: Vec<String> = (super::ds_conf::vectors(&ctx.config.raw, conf).into_iter())
         .filter_map(|v| template::vector_get(v, "NAME").map(str::to_string))
         .collect();
     if named.is_empty() {
@@ -454,7 +458,7 @@ pub(super) fn ds_mad_checked(
     t: &template::Template,
     ds_mad: &str,
 ) -> Result<(), String> {
-    let confs = super::ds_conf::vectors(ctx, "DS_MAD_CONF");
+    let confs = super::ds_conf::vectors(&ctx.config.raw, "DS_MAD_CONF");
     let required = if confs.is_empty() {
         SHIPPED_DS_MADS
             .iter()

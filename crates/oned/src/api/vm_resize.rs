@@ -31,7 +31,7 @@ fn number<T: std::str::FromStr + Default>(t: &Template, k: &str) -> Result<T, ()
 /// `VirtualMachineManager::is_live_resize`: the VM driver's LIVE_RESIZE in oned.conf's
 /// VM_MAD, or as OpenNebula ships them (kvm and qemu) when oned.conf defines none.
 fn live_resize(ctx: &Ctx, vm_mad: &str) -> bool {
-    let conf = super::ds_conf::vectors(ctx, "VM_MAD");
+    let conf = super::ds_conf::vectors(&ctx.config.raw, "VM_MAD");
     if conf.is_empty() {
         return matches!(vm_mad, "kvm" | "qemu");
     }

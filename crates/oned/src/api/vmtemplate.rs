@@ -234,7 +234,7 @@ pub(super) fn raw_checked(ctx: &Ctx, t: &template::Template) -> Result<(), Strin
 
 /// The VM drivers oned.conf defines (`VM_MAD` NAMEs), or the ones OpenNebula ships.
 fn vm_drivers(ctx: &Ctx) -> Vec<String> {
-    let conf: Vec<String> = super::ds_conf::vectors(ctx, "VM_MAD")
+    let conf: Vec<String> = super::ds_conf::vectors(&ctx.config.raw, "VM_MAD")
         .into_iter()
         .filter_map(|v| template::vector_get(v, "NAME").map(str::to_ascii_lowercase))
         .collect();

@@ -278,7 +278,7 @@ const SHIPPED_VN_MADS: [&str; 9] = [
 /// The BRIDGE_TYPE of `vn_mad`'s `VN_MAD_CONF` (`parse_bridge_type`): oned.conf's, else the
 /// shipped one's (`openvswitch` for the Open vSwitch drivers, `linux` for the others).
 fn bridge_type(ctx: &Ctx, vn_mad: &str) -> String {
-    let confs = super::ds_conf::vectors(ctx, "VN_MAD_CONF");
+    let confs = super::ds_conf::vectors(&ctx.config.raw, "VN_MAD_CONF");
     let conf = confs
         .iter()
         .find(|c| template::vector_get(c, "NAME") == Some(vn_mad))

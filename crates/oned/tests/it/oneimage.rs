@@ -80,7 +80,7 @@ fn onedatastore_lists_shows_and_changes_datastores() {
             100 web         1024G 100 0             0 img  fs      shared  on\n   \
             2 files       1024G 100 0             0 fil  fs      local   on\n   \
             1 default     1024G 100 0             0 img  fs      local   on\n   \
-            0 system      1024G 100 0             0 sys  -       local   on\n"
+            0 system          - 100 0             0 sys  -       local   on\n"
     );
     assert_eq!(
         ds(
@@ -180,7 +180,7 @@ fn onedatastore_lists_shows_and_changes_datastores() {
     assert_eq!(ds(&zone, &["disable", "system"]), "");
     assert!(ds(&zone, &["show", "0"]).contains("\nSTATE          : DISABLED\n"));
     assert!(ds(&zone, &["list"])
-        .contains("\n   0 system      1024G 100 0             0 sys  -       local   off\n"));
+        .contains("\n   0 system          - 100 0             0 sys  -       local   off\n"));
     assert_eq!(ds(&zone, &["enable", "0"]), "");
     assert!(ds(&zone, &["show", "0"]).contains("\nSTATE          : READY\n"));
 

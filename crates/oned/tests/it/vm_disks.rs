@@ -63,6 +63,9 @@ fn a_persistent_image_serves_one_vm_and_is_free_again_when_it_ends() {
         // `Datastore::disk_attribute`: the datastore's transfer driver, not a fixed one.
         "<TM_MAD><![CDATA[local]]></TM_MAD>".to_string(),
         "<DISK_SNAPSHOT_TOTAL_SIZE><![CDATA[0]]></DISK_SNAPSHOT_TOTAL_SIZE>".to_string(),
+        // The default datastore's template holds what `Datastore::insert` writes at bootstrap.
+        "<CLONE_TARGET><![CDATA[SYSTEM]]></CLONE_TARGET>".to_string(),
+        "<ALLOW_ORPHANS><![CDATA[FORMAT]]></ALLOW_ORPHANS>".to_string(),
     ] {
         assert!(body.contains(&attr), "{attr} in {body}");
     }

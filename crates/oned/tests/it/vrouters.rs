@@ -835,6 +835,8 @@ fn router_nics_are_opennebulas_and_networks_list_every_router_in_them() {
             "BRIDGE_TYPE",
             "CLUSTER_ID",
             "FLOATING_IP",
+            // INHERIT_VNET_ATTR: the network's GATEWAY.
+            "GATEWAY",
             "IP",
             "MAC",
             "MODEL",
