@@ -103,7 +103,7 @@ def test_a_vdc_is_renamed_updated_and_given_every_kind_of_resource(zone):
     one.vdc.update(vid, 'LABEL = "lab"', 1)
     eventually(lambda: assert_equal(one.vdc.info(vid).TEMPLATE["LABEL"], "lab"))
     hid = one.host.allocate(uniq("h"), "dummy", "dummy", -1)
-    nid = one.vn.allocate(f'NAME = "{uniq("n")}"\nVN_MAD = dummy', -1)
+    nid = one.vn.allocate(f'NAME = "{uniq("n")}"\nVN_MAD = dummy\nBRIDGE = br0', -1)
     members = {
         "CLUSTERS": lambda v: [(c.ZONE_ID, c.CLUSTER_ID) for c in v.CLUSTERS.CLUSTER],
         "HOSTS": lambda v: [(h.ZONE_ID, h.HOST_ID) for h in v.HOSTS.HOST],

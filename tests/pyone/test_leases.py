@@ -22,7 +22,7 @@ def until(check, timeout=10.0):
 
 def _ready_network(one, leader, ar):
     name = f"net-{uuid.uuid4().hex[:6]}"
-    vn = one.vn.allocate(f'NAME = "{name}"\nVN_MAD = "dummy"\nAR = [ {ar} ]', -1)
+    vn = one.vn.allocate(f'NAME = "{name}"\nVN_MAD = "dummy"\nBRIDGE = br0\nAR = [ {ar} ]', -1)
     until(lambda: leader.vn.info(vn).STATE == 1)
     return vn, name
 

@@ -43,7 +43,7 @@ def test_template_and_image_rename_and_network_update(zone):
     iid = one.image.allocate(f'NAME = "{uniq("i")}"\nTYPE = DATABLOCK\nSIZE = 1', 1)
     one.image.rename(iid, new)
     assert one.image.info(iid).NAME == new
-    nid = one.vn.allocate(f'NAME = "{uniq("n")}"\nVN_MAD = dummy', -1)
+    nid = one.vn.allocate(f'NAME = "{uniq("n")}"\nVN_MAD = dummy\nBRIDGE = br0', -1)
     one.vn.update(nid, 'DESCRIPTION = "lab"', 1)
     assert one.vn.info(nid).TEMPLATE["DESCRIPTION"] == "lab"
 

@@ -84,7 +84,7 @@ def test_system_disk_size_counts_volatile_disks(zone):
 def test_a_reservation_counts_in_the_leases_quota_of_its_parent(zone):
     one, uid, user = _user(zone)
     vn = one.vn.allocate(
-        f'NAME = "qn-{uuid.uuid4().hex[:6]}"\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.77.0.1, SIZE = 8 ]', -1
+        f'NAME = "qn-{uuid.uuid4().hex[:6]}"\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.77.0.1, SIZE = 8 ]', -1
     )
     eventually(lambda: _ready(one.vn.info(vn)))
     one.vn.chmod(vn, -1, -1, -1, -1, -1, -1, 1, -1, -1)

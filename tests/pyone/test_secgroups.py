@@ -141,5 +141,5 @@ def test_a_plain_user_works_on_their_own_groups_only(zone):
 
 def test_a_new_network_holds_the_default_group(zone):
     one = zone.server(zone.leader())
-    vid = one.vn.allocate(f'NAME = "{uniq("net")}"\nVN_MAD = "dummy"\nSECURITY_GROUPS = "5,2"')
+    vid = one.vn.allocate(f'NAME = "{uniq("net")}"\nVN_MAD = "dummy"\nBRIDGE = br0\nSECURITY_GROUPS = "5,2"')
     assert one.vn.info(vid).TEMPLATE["SECURITY_GROUPS"] == "0,2,5"

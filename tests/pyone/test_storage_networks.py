@@ -65,7 +65,7 @@ def test_virtual_networks_with_address_ranges(zone):
     with pytest.raises(pyone.OneInternalException):
         one.vn.allocate(f'NAME = "{uniq("net")}"', -1)
     with pytest.raises(pyone.OneInternalException):
-        one.vn.allocate(f'NAME = "{uniq("net")}"\nVN_MAD = dummy\nAR = [ TYPE = "IP4", SIZE = "2" ]', -1)
+        one.vn.allocate(f'NAME = "{uniq("net")}"\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = "IP4", SIZE = "2" ]', -1)
     one.vn.delete(vid)
     with pytest.raises(pyone.OneNoExistsException):
         one.vn.info(vid)

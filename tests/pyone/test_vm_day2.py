@@ -42,7 +42,7 @@ def test_a_running_vm_plugs_and_unplugs_nics_with_their_addresses(sides):
     follower, leader = sides
     name = f"lan-{uuid.uuid4().hex[:6]}"
     vn = follower.vn.allocate(
-        f'NAME = "{name}"\nVN_MAD = "dummy"\nAR = [ TYPE = IP4, IP = 10.77.0.1, SIZE = 4 ]', -1
+        f'NAME = "{name}"\nVN_MAD = "dummy"\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.77.0.1, SIZE = 4 ]', -1
     )
     vm = follower.vm.allocate("CPU = 0.1\nMEMORY = 32")
     until(lambda: _running(leader, vm))
@@ -99,7 +99,7 @@ def test_disks_and_security_groups_are_hot_plugged(sides):
     image = follower.image.allocate(f'NAME = "{name}"\nTYPE = DATABLOCK\nSIZE = 8', 1)
     until(lambda: leader.image.info(image).STATE == 1)
     vn = follower.vn.allocate(
-        f'NAME = "n-{name}"\nVN_MAD = "dummy"\nAR = [ TYPE = ETHER, SIZE = 2 ]', -1
+        f'NAME = "n-{name}"\nVN_MAD = "dummy"\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 2 ]', -1
     )
     sg = follower.secgroup.allocate(
         f'NAME = "sg-{name}"\nRULE = [ PROTOCOL = TCP, RULE_TYPE = inbound ]'

@@ -31,7 +31,7 @@ def error_of(call, exception, *args):
 
 def network(one, name):
     return one.vn.allocate(
-        f'NAME = "{name}"\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 32 ]'
+        f'NAME = "{name}"\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 32 ]'
     )
 
 
@@ -210,7 +210,7 @@ def test_instantiate_undoes_its_vms_when_one_fails_and_caps_a_call(zone, via):
     leader = zone.server(zone.leader())
     one = leader if via == "leader" else zone.server(zone.followers()[0])
     vn = one.vn.allocate(
-        f'NAME = "{uniq("small")}"\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.7.0.1, SIZE = 2 ]'
+        f'NAME = "{uniq("small")}"\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.7.0.1, SIZE = 2 ]'
     )
     vr = one.vrouter.allocate(f'NAME = "{uniq("vr")}"\nNIC = [ NETWORK_ID = {vn} ]')
     vrt = one.template.allocate(

@@ -17,7 +17,7 @@ def uniq(prefix):
 
 VM = "CPU = 0.5\nMEMORY = 64"
 IMAGE = "TYPE = DATABLOCK\nSIZE = 10"
-NET = 'VN_MAD = "dummy"\nAR = [ TYPE = "ETHER", SIZE = "2" ]'
+NET = 'VN_MAD = "dummy"\nBRIDGE = br0\nAR = [ TYPE = "ETHER", SIZE = "2" ]'
 
 # Names OpenNebula's PoolObjectSQL::name_is_valid refuses, and control characters.
 BAD_NAMES = [

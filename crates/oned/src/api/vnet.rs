@@ -135,8 +135,12 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
             }
         })
         .text("VN_MAD", &v.vn_mad);
+        // `VirtualNetwork::insert` keeps them in the template too.
         for e in ["PHYDEV", "VLAN_ID", "OUTER_VLAN_ID"] {
-            x.empty(e);
+            match t.single(e).filter(|v| !v.is_empty()) {
+                Some(value) => x.text(e, value),
+                None => x.empty(e),
+            };
         }
         x.num("VLAN_ID_AUTOMATIC", 0)
             .num("OUTER_VLAN_ID_AUTOMATIC", 0)
@@ -204,6 +208,8 @@ pub(super) async fn create_child(
             format!("VN_MAD named \"{vn_mad}\" is not defined in oned.conf"),
         ));
     }
+    // `VirtualNetwork::parse_phydev_vlans`: what the driver needs, before the ranges.
+    super::vntemplate::phydev_vlans(&t, &vn_mad).map_err(|e| fail(code::INTERNAL, e))?;
     // A reservation's range comes checked, marked with its parent's range.
     let t = if parent >= 0 {
         Ok(t)

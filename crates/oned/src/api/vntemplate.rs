@@ -77,7 +77,7 @@ fn yes(t: &Template, name: &str) -> bool {
 }
 
 /// `VirtualNetwork::parse_phydev_vlans`: what each driver needs.
-fn phydev_vlans(t: &Template, vn_mad: &str) -> Result<(), String> {
+pub(super) fn phydev_vlans(t: &Template, vn_mad: &str) -> Result<(), String> {
     let (phydev, bridge, vlan, outer) = match vn_mad {
         "dummy" => (false, true, false, false),
         "802.1Q" | "vxlan" => (true, false, true, false),

@@ -512,3 +512,44 @@ fn vm_templates_check_their_scheduled_actions_and_raw_sections() {
         vec![int(t), s("RAW = [ TYPE = kvm, DATA = \"<x/>\" ]"), int(0)],
     );
 }
+
+/// `VirtualNetwork::parse_phydev_vlans`: what each driver needs, refused INTERNAL in its words;
+/// PHYDEV and VLAN_ID shown in the network's body (`VirtualNetwork::to_xml`).
+#[test]
+fn networks_need_what_their_driver_needs() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = |text: &str| vec![s(text), int(-1)];
+    for (text, why) in [
+        (
+            "NAME = a\nVN_MAD = dummy",
+            "BRIDGE is mandatory for driver dummy",
+        ),
+        (
+            "NAME = b\nVN_MAD = 802.1Q\nVLAN_ID = 7",
+            "PHYDEV is mandatory for driver 802.1Q",
+        ),
+        (
+            "NAME = c\nVN_MAD = vxlan\nPHYDEV = eth0",
+            "VLAN_ID (or AUTOMATIC_VLAN_ID) is mandatory for driver vxlan",
+        ),
+    ] {
+        assert_eq!(
+            refusal(&c, "one.vn.allocate", vn(text)),
+            says(INTERNAL, "one.vn.allocate", why)
+        );
+    }
+    let ok = id(
+        &c,
+        "one.vn.allocate",
+        vn("NAME = d\nVN_MAD = 802.1Q\nPHYDEV = eth0\nVLAN_ID = 7"),
+    );
+    let body = c.call_xml("one.vn.info", vec![int(ok)]).unwrap();
+    assert!(
+        body.contains(
+            "<VN_MAD>802.1Q</VN_MAD><PHYDEV>eth0</PHYDEV><VLAN_ID>7</VLAN_ID><OUTER_VLAN_ID></OUTER_VLAN_ID>"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("<BRIDGE>onebr.7</BRIDGE>"), "{body}");
+}

@@ -353,7 +353,7 @@ fn one_reservation_cannot_take_millions_of_addresses_in_one_call() {
         .call(
             "one.vn.allocate",
             vec![s(
-                "NAME = big\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 16777216 ]",
+                "NAME = big\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 16777216 ]",
             )],
         )
         .unwrap()
@@ -459,7 +459,7 @@ fn vn_info_lists_at_most_max_leases_per_answer_leases() {
         .call(
             "one.vn.allocate",
             vec![s(
-                "NAME = big\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 65536 ]\n\
+                "NAME = big\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 65536 ]\n\
                  AR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 10 ]",
             )],
         )
@@ -717,7 +717,7 @@ fn an_address_range_is_at_most_a_slash_8() {
     let leader = zone.leader();
     let admin = zone.servers[(leader + 1) % 3].client();
     let net = |size: u64| {
-        format!("NAME = n{size}\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = {size} ]")
+        format!("NAME = n{size}\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = {size} ]")
     };
     let (code, msg) = refused(admin.call("one.vn.allocate", vec![s(&net((1 << 24) + 1))]));
     assert_eq!(
@@ -806,7 +806,7 @@ fn a_network_has_at_most_1024_address_ranges() {
         let ars: String = (0..n)
             .map(|_| "AR = [ TYPE = ETHER, SIZE = 1 ]\n".to_string())
             .collect();
-        format!("NAME = {name}\nVN_MAD = dummy\n{ars}")
+        format!("NAME = {name}\nVN_MAD = dummy\nBRIDGE = br0\n{ars}")
     };
     let (code, msg) = refused(w.call("one.vn.allocate", vec![s(&net("wide", 1025))]));
     assert_eq!(
@@ -870,7 +870,7 @@ fn a_vm_has_at_most_1024_nics_and_1024_disks() {
         .call(
             "one.vn.allocate",
             vec![s(
-                "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 4096 ]",
+                "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 4096 ]",
             )],
         )
         .unwrap()
@@ -1554,7 +1554,7 @@ fn vms_of_a_thousand_auto_nics_never_hold_back_the_others() {
             .call(
                 "one.vn.allocate",
                 vec![s(&format!(
-                    "NAME = net{n}\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.{n}.0.1, SIZE = 2000 ]"
+                    "NAME = net{n}\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.{n}.0.1, SIZE = 2000 ]"
                 ))],
             )
             .unwrap();

@@ -53,7 +53,7 @@ fn nics_lease_addresses_from_ranges_and_give_them_back_when_their_vm_ends() {
     let vn = ready_network(
         &zone,
         &w,
-        "NAME = net\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 3 ]",
+        "NAME = net\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 3 ]",
     );
     let body = info(&c, "one.vn.info", vn);
     assert!(
@@ -311,7 +311,7 @@ fn the_network_quota_counts_the_leases_of_a_users_vms() {
     let vn = ready_network(
         &zone,
         &c,
-        "NAME = shared\nVN_MAD = dummy\nAR = [ TYPE = ETHER, SIZE = 10 ]",
+        "NAME = shared\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 10 ]",
     );
     // Everyone may use the network.
     ok(
@@ -380,7 +380,7 @@ fn another_users_reservation_is_listed_only_under_rules_naming_it() {
     let vn = ready_network(
         &zone,
         &c,
-        "NAME = pub\nVN_MAD = dummy\nAR = [ TYPE = ETHER, SIZE = 10 ]",
+        "NAME = pub\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 10 ]",
     );
     for name in ["ann", "bob"] {
         ok(
@@ -439,7 +439,7 @@ fn nics_inherit_from_their_range_and_network() {
     let vn = ready_network(
         &zone,
         &c,
-        "NAME = lan\nVN_MAD = dummy\nGATEWAY = 10.0.0.254\nDNS = 8.8.8.8\nMTU = 1400\n\
+        "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nGATEWAY = 10.0.0.254\nDNS = 8.8.8.8\nMTU = 1400\n\
          COLOR = red\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 4, MTU = 9000 ]",
     );
     let vm = ok(

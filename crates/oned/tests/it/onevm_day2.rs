@@ -33,7 +33,7 @@ fn onevm_plugs_nics_groups_and_disks_and_resizes() {
         &c,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.5.0.1, SIZE = 8 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.5.0.1, SIZE = 8 ]",
         )],
     );
     let sg = ok(

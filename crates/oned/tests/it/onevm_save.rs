@@ -36,7 +36,7 @@ fn running_vm(zone: &Zone, c: &cli::Client) -> (i32, i32) {
         c,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 172.16.0.1, SIZE = 4 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 172.16.0.1, SIZE = 4 ]",
         )],
     );
     let image = ok(

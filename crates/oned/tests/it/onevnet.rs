@@ -321,8 +321,16 @@ fn onevnet_through_a_follower_writes_on_the_leader() {
     let dir = tempfile::tempdir().unwrap();
     let write = |args: &[&str]| follower.cli(Kind::Vnet, args).ok();
     let read = |args: &[&str]| lead.cli(Kind::Vnet, args).ok();
-    let a = file(dir.path(), "a.tmpl", "NAME = a\nVN_MAD = dummy\n");
-    let b = file(dir.path(), "b.tmpl", "NAME = b\nVN_MAD = dummy\n");
+    let a = file(
+        dir.path(),
+        "a.tmpl",
+        "NAME = a\nVN_MAD = dummy\nBRIDGE = br0\n",
+    );
+    let b = file(
+        dir.path(),
+        "b.tmpl",
+        "NAME = b\nVN_MAD = dummy\nBRIDGE = br0\n",
+    );
     assert_eq!(write(&["create", &a]), "ID: 0\n");
     assert_eq!(write(&["create", &b, "-c", "default"]), "ID: 1\n");
     zone.wait_until(DEADLINE, "both networks are READY", || {

@@ -44,7 +44,7 @@ const FAMILIES: &[Family] = &[
     Family {
         prefix: "one.vn",
         pool: "one.vnpool.info",
-        allocate: || vec![s("NAME = n1\nVN_MAD = dummy")],
+        allocate: || vec![s("NAME = n1\nVN_MAD = dummy\nBRIDGE = br0")],
         bit: 0x40_0000_0000,
     },
     Family {

@@ -55,7 +55,7 @@ fn issue_16_a_follower_shows_new_usage_once_it_applied_the_write() {
         &admin,
         "one.vn.allocate",
         vec![s(
-            "NAME = pub\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 10 ]",
+            "NAME = pub\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 10 ]",
         )],
     );
     for (method, id) in [("one.vn.chmod", vn), ("one.datastore.chmod", 1)] {

@@ -165,7 +165,7 @@ fn reservations_count_in_the_leases_quota_of_their_parent() {
         &admin,
         "one.vn.allocate",
         vec![s(
-            "NAME = pub\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 10 ]",
+            "NAME = pub\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 10 ]",
         )],
     );
     zone.wait_until(DEADLINE, "the network is READY", || {
@@ -297,7 +297,7 @@ fn template_instantiate_builds_the_extra_template_from_its_options() {
         &admin,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.2.0.1, SIZE = 8 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.2.0.1, SIZE = 8 ]",
         )],
     );
     zone.wait_until(DEADLINE, "the network is READY", || {

@@ -216,7 +216,9 @@ fn secgroups_follow_opennebula_on_every_server() {
     let net = id(c
         .call(
             "one.vn.allocate",
-            vec![s("NAME = n1\nVN_MAD = dummy\nSECURITY_GROUPS = \"100\"")],
+            vec![s(
+                "NAME = n1\nVN_MAD = dummy\nBRIDGE = br0\nSECURITY_GROUPS = \"100\"",
+            )],
         )
         .unwrap());
     let body = c.call_xml("one.vn.info", vec![Value::Int(net)]).unwrap();
@@ -225,7 +227,10 @@ fn secgroups_follow_opennebula_on_every_server() {
         "{body}"
     );
     let net = id(c
-        .call("one.vn.allocate", vec![s("NAME = n2\nVN_MAD = dummy")])
+        .call(
+            "one.vn.allocate",
+            vec![s("NAME = n2\nVN_MAD = dummy\nBRIDGE = br0")],
+        )
         .unwrap());
     let body = c.call_xml("one.vn.info", vec![Value::Int(net)]).unwrap();
     assert!(

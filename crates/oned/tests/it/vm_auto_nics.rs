@@ -64,7 +64,7 @@ fn network(zone: &Zone, c: &cli::Client, name: &str, ip: &str, size: u32) -> i32
         c,
         "one.vn.allocate",
         vec![s(&format!(
-            "NAME = {name}\nVN_MAD = dummy\nKIND = office\nAR = [ TYPE = IP4, IP = {ip}, SIZE = {size} ]"
+            "NAME = {name}\nVN_MAD = dummy\nBRIDGE = br0\nKIND = office\nAR = [ TYPE = IP4, IP = {ip}, SIZE = {size} ]"
         ))],
     );
     zone.wait_until(DEADLINE, "the network is READY", || {

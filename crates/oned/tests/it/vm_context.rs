@@ -57,7 +57,7 @@ fn context_variables_and_network_context_are_written_as_opennebula_writes_them()
         &c,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nDNS = 1.1.1.1\n\
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nDNS = 1.1.1.1\n\
                 AR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 4, GATEWAY = 10.1.0.254 ]",
         )],
     );

@@ -260,7 +260,7 @@ fn setup(run: &Run) -> Objects {
         a,
         "one.vn.allocate",
         vec![s(
-            "NAME = life\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 8 ]",
+            "NAME = life\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 8 ]",
         )],
     );
     let images = ["life-root", "life-extra"].map(|n| {

@@ -51,7 +51,7 @@ fn nics_are_hot_plugged_into_running_vms_and_their_addresses_follow_them() {
         &w,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 172.16.0.1, SIZE = 4 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 172.16.0.1, SIZE = 4 ]",
         )],
     );
     let vm = ok(
@@ -211,7 +211,7 @@ fn security_groups_join_and_leave_a_nic_and_the_group_lists_the_vm_meanwhile() {
         &c,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = ETHER, SIZE = 4 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 4 ]",
         )],
     );
     let sg = ok(

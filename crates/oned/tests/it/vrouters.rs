@@ -70,7 +70,7 @@ fn routers_lease_floating_addresses_and_run_their_vms_on_every_server() {
         &w,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 16 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 16 ]",
         )],
     );
     // Through a follower: the floating NIC leases 10.0.0.1 for the router itself.
@@ -353,7 +353,7 @@ fn routers_need_create_manage_and_the_owners_network_quota() {
         &admin,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 4 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 4 ]",
         )],
     );
     admin
@@ -572,7 +572,7 @@ fn onevrouter_creates_instantiates_and_edits_routers_as_opennebula() {
         &c,
         "one.vn.allocate",
         vec![s(
-            "NAME = lan\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 8 ]",
+            "NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.1.0.1, SIZE = 8 ]",
         )],
     );
     ok(
@@ -731,7 +731,7 @@ fn router_nics_are_opennebulas_and_networks_list_every_router_in_them() {
         &w,
         "one.vn.allocate",
         vec![s(
-            "NAME = dmz\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 4 ]",
+            "NAME = dmz\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 4 ]",
         )],
     );
     // Through a follower: the floating NIC keeps what OpenNebula's router NIC keeps, its
@@ -930,7 +930,7 @@ fn router_instantiate_undoes_its_vms_when_one_fails_and_caps_a_call() {
         &w,
         "one.vn.allocate",
         vec![s(
-            "NAME = small\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.3.0.1, SIZE = 2 ]",
+            "NAME = small\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.3.0.1, SIZE = 2 ]",
         )],
     );
     let vr = ok(

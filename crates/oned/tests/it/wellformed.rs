@@ -283,7 +283,7 @@ fn issue_10_bad_names_and_templates_are_refused_and_every_pool_stays_well_formed
     };
     const VM: &str = "CPU = 1\nMEMORY = 64";
     const IMAGE: &str = "TYPE = DATABLOCK\nSIZE = 10";
-    const NET: &str = "VN_MAD = dummy\nAR = [ TYPE = \"ETHER\", SIZE = \"2\" ]";
+    const NET: &str = "VN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = \"ETHER\", SIZE = \"2\" ]";
 
     eprintln!("--- objects to rename, with awkward but valid names and values");
     let fancy = "fancy 😀 x]]y";
@@ -555,7 +555,10 @@ fn issue_10_values_stored_before_the_checks_never_break_an_answer() {
     );
     let nid = raw.id(
         "one.vn.allocate",
-        &[s("NAME = old-n\nVN_MAD = dummy"), Value::Int(-1)],
+        &[
+            s("NAME = old-n\nVN_MAD = dummy\nBRIDGE = br0"),
+            Value::Int(-1),
+        ],
     );
 
     eprintln!("--- write what older versions let in straight into the database");

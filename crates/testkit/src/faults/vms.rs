@@ -100,7 +100,7 @@ pub fn prepare(zone: &Zone, leader: usize) -> VmSetup {
         c.call(
             "one.vn.allocate",
             vec![s(
-                "NAME = vmw-net\nVN_MAD = dummy\nAR = [ TYPE = IP4, IP = 10.77.0.1, SIZE = 250 ]",
+                "NAME = vmw-net\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.77.0.1, SIZE = 250 ]",
             )],
         ),
         "network",
