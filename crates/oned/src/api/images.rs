@@ -234,16 +234,24 @@ fn conf<'a>(ctx: &'a Ctx, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `Image::test_set_persistent` with oned.conf's `DEFAULT_IMAGE_PERSISTENT(_NEW)`: an
-/// allocation's own PERSISTENT wins; a clone follows the setting when there is one.
-pub fn test_set_persistent(ctx: &Ctx, t: &mut Template, allocate: bool) -> bool {
+/// `Image::test_set_persistent` with `DEFAULT_IMAGE_PERSISTENT(_NEW)` (the session's user's or
+/// group's OPENNEBULA vector, else oned.conf's): an allocation's own PERSISTENT wins; a clone
+/// follows the setting when there is one.
+pub async fn test_set_persistent(
+    ctx: &Ctx,
+    s: &Session,
+    t: &mut Template,
+    allocate: bool,
+) -> Result<bool, Failure> {
     let own = t.single("PERSISTENT").map(yes);
     let key = if allocate {
         "DEFAULT_IMAGE_PERSISTENT_NEW"
     } else {
         "DEFAULT_IMAGE_PERSISTENT"
     };
-    let persistent = match (allocate, own, conf(ctx, key)) {
+    let setting = super::user_conf::get(ctx, s, key).await?;
+    let setting = setting.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    let persistent = match (allocate, own, setting) {
         (true, Some(own), _) => own,
         (_, _, Some(setting)) => yes(setting),
         (_, own, None) => own.unwrap_or(false),
@@ -258,7 +266,7 @@ pub fn test_set_persistent(ctx: &Ctx, t: &mut Template, allocate: bool) -> bool 
     {
         t.remove("PERSISTENT_TYPE");
     }
-    persistent
+    Ok(persistent)
 }
 
 /// `Image::insert`: takes NAME, TYPE, PERSISTENT, SIZE, FS, DRIVER, PATH, SOURCE, FORMAT and
@@ -717,7 +725,7 @@ pub async fn clone_image(
             "PERSISTENT",
             single(if src.persistent { "YES" } else { "NO" }),
         );
-        test_set_persistent(ctx, &mut t, false);
+        test_set_persistent(ctx, s, &mut t, false).await?;
     }
     let ds_id = if ds_id == -1 { src.datastore_id } else { ds_id };
     let only_image_ds = || fail(code::ACTION, "Clone only supported for IMAGE_DS Datastores");

@@ -4,9 +4,6 @@
 //! template: the user's first, then the group's, then oned.conf
 //! (`Nebula::get_configuration_attribute`). Anything but DESC, in any case, lists ascending.
 
-use sqlstore::Optional;
-use template::Template;
-
 use super::{Ctx, Failure};
 use crate::auth::Session;
 
@@ -46,38 +43,8 @@ impl Order {
 
 /// The order the session's pool listings take.
 pub async fn for_session(ctx: &Ctx, s: &Session) -> Result<Order, Failure> {
-    let (uid, gid) = (s.uid, s.gid);
-    let own = ctx
-        .read(move |c| {
-            let text = |sql: &str, id: i64| {
-                c.query_row(sql, [sqlstore::SqlValue::Int(id)], |r| r.get::<String>(0))
-                    .optional()
-            };
-            Ok([
-                text("SELECT template FROM user_pool WHERE oid = ?1", uid)?,
-                text("SELECT template FROM group_pool WHERE oid = ?1", gid)?,
-            ])
-        })
-        .await?;
-    let chosen = own.iter().flatten().find_map(|text| chosen_in(text));
-    Ok(match chosen {
-        Some(value) => Order::of(&value),
-        None => Order::of(ctx.config.raw.single(NAME).unwrap_or("DESC")),
-    })
-}
-
-/// The API_LIST_ORDER of a template's OPENNEBULA vector, if it has one.
-fn chosen_in(text: &str) -> Option<String> {
-    // Most templates say nothing of it: not parsed at all then.
-    if !text.contains(NAME) {
-        return None;
-    }
-    let t = Template::parse(text).ok()?;
-    let chosen = t
-        .get_all("OPENNEBULA")
-        .find_map(|a| a.vector_get(NAME))
-        .map(str::to_string);
-    chosen
+    let chosen = super::user_conf::get(ctx, s, NAME).await?;
+    Ok(Order::of(chosen.as_deref().unwrap_or("DESC")))
 }
 
 #[cfg(test)]
@@ -90,11 +57,5 @@ mod tests {
         assert_eq!(Order::of(" DESC "), Order::Desc);
         assert_eq!(Order::of("ASC"), Order::Asc);
         assert_eq!(Order::of("newest"), Order::Asc);
-        assert_eq!(
-            chosen_in("OPENNEBULA = [ API_LIST_ORDER = \"asc\" ]").as_deref(),
-            Some("asc")
-        );
-        assert_eq!(chosen_in("API_LIST_ORDER = ASC"), None);
-        assert_eq!(chosen_in("LABELS = \"x\""), None);
     }
 }

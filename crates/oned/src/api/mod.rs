@@ -43,6 +43,7 @@ pub(crate) mod storage;
 mod system;
 mod umask;
 mod user;
+mod user_conf;
 mod validate;
 mod vdc;
 pub mod vm;

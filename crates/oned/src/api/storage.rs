@@ -367,7 +367,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     }
     IMAGES.may_create(ctx, s).await?;
     let d = DATASTORES.authorized(ctx, s, ds, USE).await?;
-    let persistent = super::images::test_set_persistent(ctx, &mut t, true);
+    let persistent = super::images::test_set_persistent(ctx, s, &mut t, true).await?;
     if super::images::persistent_only(ctx, &d.ds_mad) && !persistent {
         return Err(allocating_image(
             "This Datastore only accepts persistent images.",

@@ -26,8 +26,50 @@ pub async fn version(_: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
     Ok(Value::String(API_VERSION.to_string()))
 }
 
+/// OpenNebula's built-in defaults (`OpenNebulaTemplate`), shown for what oned.conf leaves out.
+const DEFAULTS: &str = include_str!("conf_defaults.tmpl");
+
+/// The driver vectors whose defaults are added one NAME at a time
+/// (`set_multiple_conf_default`).
+const BY_NAME: &[&str] = &[
+    "TM_MAD_CONF",
+    "DS_MAD_CONF",
+    "MARKET_MAD_CONF",
+    "AUTH_MAD_CONF",
+    "VN_MAD_CONF",
+];
+
+/// oned.conf with OpenNebula's defaults for what it leaves out: an attribute it does not set
+/// whole (`set_conf_default`), a driver vector per NAME it does not define.
+fn with_defaults(conf: &template::Template) -> template::Template {
+    let mut t = conf.clone();
+    let defaults = match template::Template::parse(DEFAULTS) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "the built-in oned.conf defaults do not parse");
+            return t;
+        }
+    };
+    for a in defaults.attrs {
+        let by_name = BY_NAME.iter().any(|n| a.name.eq_ignore_ascii_case(n));
+        let present = if by_name {
+            let name = a.vector_get("NAME").unwrap_or("");
+            conf.get_all(&a.name).any(|c| {
+                c.vector_get("NAME")
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        } else {
+            conf.get(&a.name).is_some()
+        };
+        if !present {
+            t.push(&a.name, a.value);
+        }
+    }
+    t
+}
+
 pub async fn config(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
-    let mut t = ctx.config.raw.clone();
+    let mut t = with_defaults(&ctx.config.raw);
     // `NebulaTemplate`'s hidden attributes: shown as `***` but to a caller whose group is
     // oneadmin (`att.gid`, as `SystemConfig` asks).
     if s.gid != 0 {
@@ -89,4 +131,36 @@ pub async fn checksum(ctx: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
                 });
         });
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_what_oned_conf_leaves_out() {
+        let conf = template::Template::parse(
+            "PORT = 2634\nDB = [ BACKEND = mysql ]\nTM_MAD_CONF = [ NAME = dummy, SHARED = NO ]",
+        )
+        .unwrap();
+        let t = with_defaults(&conf);
+        assert_eq!(t.single("PORT"), Some("2634"));
+        assert_eq!(t.single("API_LIST_ORDER"), Some("DESC"));
+        assert_eq!(t.single("DEFAULT_UMASK"), Some("177"));
+        // A vector oned.conf sets is its own, whole.
+        let db: Vec<_> = t.get_all("DB").collect();
+        assert_eq!(db.len(), 1);
+        assert_eq!(db[0].vector_get("TIMEOUT"), None);
+        // Driver vectors: the defaults of the other names only.
+        let dummy: Vec<_> = t
+            .get_all("TM_MAD_CONF")
+            .filter(|a| a.vector_get("NAME") == Some("dummy"))
+            .collect();
+        assert_eq!(dummy.len(), 1);
+        assert_eq!(dummy[0].vector_get("SHARED"), Some("NO"));
+        assert!(t
+            .get_all("TM_MAD_CONF")
+            .any(|a| a.vector_get("NAME") == Some("local")));
+        assert!(t.get("ONE_KEY").is_none());
+    }
 }

@@ -111,7 +111,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             nt.push(k, single(val.to_string()));
         }
     }
-    super::images::test_set_persistent(ctx, &mut nt, false);
+    super::images::test_set_persistent(ctx, s, &mut nt, false).await?;
 
     // One authorization: MANAGE the VM, create an image, USE its datastore.
     VMS.authorized(

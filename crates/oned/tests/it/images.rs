@@ -241,3 +241,44 @@ fn image_methods_move_states_and_refuse_as_opennebula() {
         });
     }
 }
+
+/// `Image::test_set_persistent`: DEFAULT_IMAGE_PERSISTENT_NEW from the user's OPENNEBULA
+/// vector, else its group's, else oned.conf; an image's own PERSISTENT wins at allocate.
+#[test]
+fn a_users_or_groups_default_persistence_applies_to_its_new_images() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let image = |name: &str, extra: &str| {
+        id(c.call(
+            "one.image.allocate",
+            vec![
+                s(&format!("NAME = {name}\nTYPE = DATABLOCK\nSIZE = 1{extra}")),
+                Value::Int(1),
+            ],
+        )
+        .unwrap())
+    };
+    let persistent = |i: i32| elem(&info(&c, i), "PERSISTENT");
+    assert_eq!(persistent(image("plain", "")), "0");
+    c.call(
+        "one.group.update",
+        vec![
+            Value::Int(0),
+            s("OPENNEBULA = [ DEFAULT_IMAGE_PERSISTENT_NEW = YES ]"),
+            Value::Int(1),
+        ],
+    )
+    .unwrap();
+    assert_eq!(persistent(image("by-group", "")), "1");
+    assert_eq!(persistent(image("own", "\nPERSISTENT = NO")), "0");
+    c.call(
+        "one.user.update",
+        vec![
+            Value::Int(0),
+            s("OPENNEBULA = [ DEFAULT_IMAGE_PERSISTENT_NEW = NO ]"),
+            Value::Int(1),
+        ],
+    )
+    .unwrap();
+    assert_eq!(persistent(image("by-user", "")), "0");
+}

@@ -109,6 +109,14 @@ fn the_configuration_hides_the_database_settings_from_users() {
     assert!(theirs.contains(hidden), "{theirs}");
     let ours = c.call_xml("one.system.config", vec![]).unwrap();
     assert!(ours.contains("<DB>") && !ours.contains(hidden), "{ours}");
+    // OpenNebula's built-in defaults for what oned.conf leaves out (`OpenNebulaTemplate`).
+    for default in [
+        "<API_LIST_ORDER><![CDATA[DESC]]></API_LIST_ORDER>",
+        "<DEFAULT_UMASK><![CDATA[177]]></DEFAULT_UMASK>",
+        "<NAME><![CDATA[local]]></NAME>",
+    ] {
+        assert!(ours.contains(default), "{default} in {ours}");
+    }
 }
 
 #[test]
