@@ -34,7 +34,7 @@ const FALLBACK: DriverConf = DriverConf {
     max_token_time: -1,
 };
 
-/// The drivers of OpenNebula 7.0's shipped `oned.conf`: (name, PASSWORD_CHANGE,
+/// The drivers of OpenNebula 7.0's shipped `oned.conf`, and saml's built-in entry: (name, PASSWORD_CHANGE,
 /// PASSWORD_REQUIRED, DRIVER_MANAGED_GROUPS, MAX_TOKEN_TIME).
 const SHIPPED: &[(&str, bool, bool, bool, i64)] = &[
     ("core", true, true, false, -1),
@@ -42,6 +42,8 @@ const SHIPPED: &[(&str, bool, bool, bool, i64)] = &[
     ("ssh", true, true, false, -1),
     ("x509", false, true, false, -1),
     ("ldap", true, false, true, 86400),
+    // Not in the shipped file: `OpenNebulaTemplate`'s built-in entry.
+    ("saml", true, true, true, 86400),
     ("server_cipher", false, true, false, -1),
     ("server_x509", false, true, false, -1),
 ];

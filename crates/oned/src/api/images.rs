@@ -674,11 +674,20 @@ pub async fn ds_enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 // ---------------------------------------------------------------------------------------------
 // Clone and delete.
 
-/// `DATASTORE_CAPACITY_CHECK` (default yes) and the dummy datastore's free space.
+/// `Datastore::get_avail_mb`: the datastore's LIMIT_MB (else the dummy datastore's capacity)
+/// less what its images take, checked unless its DATASTORE_CAPACITY_CHECK (else oned.conf's,
+/// default yes) says no.
 pub(super) fn no_room(ctx: &Ctx, ds: &DatastoreRow, size: i64) -> bool {
-    let check = conf(ctx, "DATASTORE_CAPACITY_CHECK").is_none_or(yes);
+    let t = Template::parse(&ds.template).unwrap_or_default();
+    let check = match t.single("DATASTORE_CAPACITY_CHECK") {
+        Some(own) => yes(own),
+        None => conf(ctx, "DATASTORE_CAPACITY_CHECK").is_none_or(yes),
+    };
     let used: i64 = ds.images.iter().map(|i| i.size).sum();
-    check && size > super::storage::DUMMY_TOTAL_MB - used
+    let total = t
+        .single_as::<i64>("LIMIT_MB")
+        .unwrap_or(super::storage::DUMMY_TOTAL_MB);
+    check && size > (total - used).max(0)
 }
 
 /// `one.image.clone(id, name[, datastore])` (`ImageClone::request_execute`): a new image, LOCKED

@@ -422,8 +422,9 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     .await
 }
 
-/// The `DS_MAD_CONF` drivers of the shipped oned.conf, with their `REQUIRED_ATTRS`.
-const SHIPPED_DS_MADS: [(&str, &str); 9] = [
+/// The `DS_MAD_CONF` drivers of the shipped oned.conf, with their `REQUIRED_ATTRS`, and the
+/// built-in ones it does not name (`OpenNebulaTemplate`: shared, ssh, vmfs).
+const SHIPPED_DS_MADS: [(&str, &str); 12] = [
     ("ceph", "DISK_TYPE,BRIDGE_LIST"),
     ("dev", "DISK_TYPE"),
     ("iscsi_libvirt", "DISK_TYPE,ISCSI_HOST"),
@@ -437,6 +438,9 @@ const SHIPPED_DS_MADS: [(&str, &str); 9] = [
         "NETAPP_HOST,NETAPP_USER,NETAPP_PASS,NETAPP_AGGREGATES,NETAPP_SVM,NETAPP_IGROUP,\
          NETAPP_TARGET",
     ),
+    ("shared", ""),
+    ("ssh", ""),
+    ("vmfs", "BRIDGE_LIST"),
 ];
 
 /// The NAMEs of oned.conf's `conf` vectors (`TM_MAD_CONF`...), or the shipped ones when it has

@@ -76,8 +76,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     let ds = DATASTORES.get(ctx, orig.datastore_id).await?;
-    let used: i64 = ds.images.iter().map(|i| i.size).sum();
-    if size > super::storage::DUMMY_TOTAL_MB - used {
+    if super::images::no_room(ctx, &ds, size) {
         return Err(fail(code::ACTION, "Not enough space in datastore"));
     }
 

@@ -553,3 +553,29 @@ fn networks_need_what_their_driver_needs() {
     );
     assert!(body.contains("<BRIDGE>onebr.7</BRIDGE>"), "{body}");
 }
+
+/// `OpenNebulaTemplate`'s built-in drivers the shipped oned.conf does not name: DS_MAD ssh,
+/// shared and vmfs exist; saml users' groups are the driver's.
+#[test]
+fn built_in_drivers_exist_besides_the_shipped_ones() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    id(
+        &c,
+        "one.datastore.allocate",
+        vec![s("NAME = remote\nDS_MAD = ssh\nTM_MAD = ssh"), int(-1)],
+    );
+    let saml = id(
+        &c,
+        "one.user.allocate",
+        vec![s("sam"), s("pw"), s("saml"), Value::Array(vec![])],
+    );
+    assert_eq!(
+        refusal(&c, "one.user.chgrp", vec![int(saml), int(0)]),
+        says(
+            ACTION_CODE,
+            "one.user.chgrp",
+            "Groups cannot be manually managed for auth driver saml"
+        )
+    );
+}

@@ -282,3 +282,40 @@ fn a_users_or_groups_default_persistence_applies_to_its_new_images() {
     .unwrap();
     assert_eq!(persistent(image("by-user", "")), "0");
 }
+
+/// `Datastore::get_avail_mb`: a datastore's own LIMIT_MB bounds its images, unless its own
+/// DATASTORE_CAPACITY_CHECK says no.
+#[test]
+fn a_datastores_limit_bounds_its_images() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let ds = |text: &str| {
+        id(
+            c.call("one.datastore.allocate", vec![s(text), Value::Int(-1)])
+                .unwrap(),
+        )
+    };
+    let image = |ds: i32, name: &str, size: i64| {
+        c.call(
+            "one.image.allocate",
+            vec![
+                s(&format!("NAME = {name}\nTYPE = DATABLOCK\nSIZE = {size}")),
+                Value::Int(ds),
+            ],
+        )
+    };
+    let small = ds("NAME = small\nDS_MAD = fs\nTM_MAD = local\nLIMIT_MB = 10");
+    assert_eq!(
+        one_error(image(small, "big", 100)),
+        (
+            ACTION_CODE,
+            "[one.image.allocate] Not enough space in datastore".to_string()
+        )
+    );
+    image(small, "fits", 6).unwrap();
+    assert_eq!(one_error(image(small, "more", 6)).0, ACTION_CODE);
+    let unchecked = ds(
+        "NAME = unchecked\nDS_MAD = fs\nTM_MAD = local\nLIMIT_MB = 10\nDATASTORE_CAPACITY_CHECK = NO",
+    );
+    image(unchecked, "big", 100).unwrap();
+}
