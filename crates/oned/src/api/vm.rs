@@ -502,6 +502,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
     };
     let mut stmts = action_move(&vm.template, id, (st, lc), (new_state, new_lcm), now());
+    stmts.extend(snapshots_dropped(ctx, &vm, (new_state, new_lcm)));
     if clears_resched {
         stmts.push(rows::clear_resched(id));
     }
@@ -524,6 +525,41 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     })
     .await?;
     Ok(Value::Int(id as i32))
+}
+
+/// `VirtualMachine::delete_snapshots` on the way to POWEROFF, SUSPENDED, STOPPED, UNDEPLOYED,
+/// another host or DONE (the save and shutdown steps `LifeCycleStates` ends with it), unless
+/// the VM's driver has KEEP_SNAPSHOTS: the write that takes the VM's SNAPSHOT vectors out.
+fn snapshots_dropped(ctx: &Ctx, vm: &VmRow, to: (i64, i64)) -> Option<sqlstore::SqlStmt> {
+    let drops = to.0 == state::ACTIVE
+        && matches!(
+            to.1,
+            lcm::SHUTDOWN
+                | lcm::SHUTDOWN_POWEROFF
+                | lcm::SHUTDOWN_UNDEPLOY
+                | lcm::SAVE_SUSPEND
+                | lcm::SAVE_STOP
+                | lcm::SAVE_MIGRATE
+        );
+    let vm_mad = vm.history.last().map_or("", |h| h.vm_mad.as_str());
+    if !drops || !vm.template.contains("SNAPSHOT") {
+        return None;
+    }
+    if super::vm_resize::vm_mad_says(ctx, vm_mad, "KEEP_SNAPSHOTS") {
+        return None;
+    }
+    let mut t = template::Template::parse(&vm.template).ok()?;
+    if t.get("SNAPSHOT").is_none() {
+        return None;
+    }
+    t.remove("SNAPSHOT");
+    Some(sqlstore::objects::replace_template(
+        rows::TABLE,
+        "template",
+        vm.head.owned.oid,
+        t.to_text(),
+        vm.template.clone(),
+    ))
 }
 
 /// The write of an action's move of VM `id` (whose template is `template`) from `from` to

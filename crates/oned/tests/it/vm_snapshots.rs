@@ -99,6 +99,9 @@ fn system_snapshots_are_created_reverted_and_deleted_on_a_running_vm() {
     // Only a running VM takes snapshots.
     ok(&c, "one.vm.action", vec![s("poweroff"), i(vm)]);
     zone.wait_until(DEADLINE, "the VM is off", || in_state(&c, vm, 8, 0));
+    // The dummy driver has no KEEP_SNAPSHOTS: the poweroff took them (`delete_snapshots`).
+    let body = info(&c, "one.vm.info", vm);
+    assert!(!body.contains("<SNAPSHOT>"), "{body}");
     let (code, msg) = one_error(w.call("one.vm.snapshotcreate", vec![i(vm), s("x")]));
     assert_eq!(
         (code, msg),
