@@ -549,9 +549,7 @@ fn snapshots_dropped(ctx: &Ctx, vm: &VmRow, to: (i64, i64)) -> Option<sqlstore::
         return None;
     }
     let mut t = template::Template::parse(&vm.template).ok()?;
-    if t.get("SNAPSHOT").is_none() {
-        return None;
-    }
+    t.get("SNAPSHOT")?;
     t.remove("SNAPSHOT");
     Some(sqlstore::objects::replace_template(
         rows::TABLE,
