@@ -181,7 +181,7 @@ fn settings(conf: &Template, tm_mad: &str) -> Vec<(String, String)> {
     if configured.is_empty() {
         return SHIPPED
             .iter()
-            .find(|(n, _)| *n == tm_mad)
+            .find(|(n, _)| n.eq_ignore_ascii_case(tm_mad))
             .map(|(_, pairs)| {
                 pairs
                     .iter()
@@ -192,7 +192,7 @@ fn settings(conf: &Template, tm_mad: &str) -> Vec<(String, String)> {
     }
     configured
         .into_iter()
-        .find(|v| template::vector_get(v, "NAME") == Some(tm_mad))
+        .find(|v| template::vector_get(v, "NAME").is_some_and(|n| n.eq_ignore_ascii_case(tm_mad)))
         .map(|v| {
             v.iter()
                 .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))

@@ -105,7 +105,10 @@ fn post_update(
     }
     let given_tm = single(t, "TM_MAD");
     let tm_mad = if !given_tm.is_empty() && kind != BACKUP_DS {
-        if !super::ds_conf::tm_names(&ctx.config.raw).contains(&given_tm) {
+        if !super::ds_conf::tm_names(&ctx.config.raw)
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&given_tm))
+        {
             return Err(format!(
                 "TM_MAD named \"{given_tm}\" is not defined in oned.conf"
             ));

@@ -438,7 +438,7 @@ pub fn persistent_only(ctx: &Ctx, ds_mad: &str) -> bool {
     }
     confs
         .iter()
-        .find(|c| template::vector_get(c, "NAME") == Some(ds_mad))
+        .find(|c| template::vector_get(c, "NAME").is_some_and(|n| n.eq_ignore_ascii_case(ds_mad)))
         .and_then(|c| template::vector_get(c, "PERSISTENT_ONLY"))
         .is_some_and(yes)
 }

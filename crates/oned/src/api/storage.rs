@@ -229,7 +229,7 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         (_, tm)
             if !super::ds_conf::tm_names(&ctx.config.raw)
                 .iter()
-                .any(|n| n == tm) =>
+                .any(|n| n.eq_ignore_ascii_case(tm)) =>
         {
             return Err(internal(format!(
                 "TM_MAD named \"{tm}\" is not defined in oned.conf"
@@ -466,12 +466,14 @@ pub(super) fn ds_mad_checked(
     let required = if confs.is_empty() {
         SHIPPED_DS_MADS
             .iter()
-            .find(|(n, _)| *n == ds_mad)
+            .find(|(n, _)| n.eq_ignore_ascii_case(ds_mad))
             .map(|(_, r)| r.to_string())
     } else {
         confs
             .iter()
-            .find(|c| template::vector_get(c, "NAME") == Some(ds_mad))
+            .find(|c| {
+                template::vector_get(c, "NAME").is_some_and(|n| n.eq_ignore_ascii_case(ds_mad))
+            })
             .map(|c| {
                 template::vector_get(c, "REQUIRED_ATTRS")
                     .unwrap_or("")

@@ -287,7 +287,7 @@ fn bridge_type(ctx: &Ctx, vn_mad: &str) -> String {
     let confs = super::ds_conf::vectors(&ctx.config.raw, "VN_MAD_CONF");
     let conf = confs
         .iter()
-        .find(|c| template::vector_get(c, "NAME") == Some(vn_mad))
+        .find(|c| template::vector_get(c, "NAME").is_some_and(|n| n.eq_ignore_ascii_case(vn_mad)))
         .and_then(|c| template::vector_get(c, "BRIDGE_TYPE"));
     match (conf, vn_mad) {
         (Some(kind), _) => kind.to_string(),
@@ -300,7 +300,7 @@ fn bridge_type(ctx: &Ctx, vn_mad: &str) -> String {
 fn vn_mad_defined(ctx: &Ctx, vn_mad: &str) -> bool {
     super::storage::driver_conf_names(ctx, "VN_MAD_CONF", &SHIPPED_VN_MADS)
         .iter()
-        .any(|n| n == vn_mad)
+        .any(|n| n.eq_ignore_ascii_case(vn_mad))
 }
 
 /// The template with each AR checked and numbered as `AddressRange::from_attr` does (AR_ID

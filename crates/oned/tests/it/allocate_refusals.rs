@@ -565,6 +565,17 @@ fn built_in_drivers_exist_besides_the_shipped_ones() {
         "one.datastore.allocate",
         vec![s("NAME = remote\nDS_MAD = ssh\nTM_MAD = ssh"), int(-1)],
     );
+    // Driver names in any case (`Nebula::get_conf_attribute`'s `icasecmp`).
+    id(
+        &c,
+        "one.datastore.allocate",
+        vec![s("NAME = upper\nDS_MAD = FS\nTM_MAD = SSH"), int(-1)],
+    );
+    id(
+        &c,
+        "one.vn.allocate",
+        vec![s("NAME = n\nVN_MAD = Bridge"), int(-1)],
+    );
     let saml = id(
         &c,
         "one.user.allocate",
