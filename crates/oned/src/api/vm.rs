@@ -541,8 +541,18 @@ fn snapshots_dropped(ctx: &Ctx, vm: &VmRow, to: (i64, i64)) -> Option<sqlstore::
                 | lcm::SAVE_STOP
                 | lcm::SAVE_MIGRATE
         );
+    if !drops {
+        return None;
+    }
+    drop_snapshots(ctx, vm)
+}
+
+/// The write that takes VM `vm`'s SNAPSHOT vectors out, unless it has none or its driver keeps
+/// them (KEEP_SNAPSHOTS): every migration ends with it too (`trigger_migrate`,
+/// `trigger_deploy_success`, `trigger_prolog_success`).
+pub(super) fn drop_snapshots(ctx: &Ctx, vm: &VmRow) -> Option<sqlstore::SqlStmt> {
     let vm_mad = vm.history.last().map_or("", |h| h.vm_mad.as_str());
-    if !drops || !vm.template.contains("SNAPSHOT") {
+    if !vm.template.contains("SNAPSHOT") {
         return None;
     }
     if super::vm_resize::vm_mad_says(ctx, vm_mad, "KEEP_SNAPSHOTS") {

@@ -117,6 +117,7 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         },
     ));
     stmts.extend(new_host_stmts(id, c_hid, hid, now()));
+    stmts.extend(super::vm::drop_snapshots(ctx, &v));
     // A VM not running starts copying its disks to the new host at once
     // (`start_prolog_migrate`); a running one after its save (a driver step).
     if to.1 != lcm::MIGRATE && to.1 != lcm::SAVE_MIGRATE {
