@@ -724,7 +724,32 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
     for nic in nics.iter_mut().filter(|n| !super::vm_auto_nics::is_auto(n)) {
         merge_default(nic, &default);
     }
+    let mut aliases: Vec<Vec<(String, String)>> = t
+        .get_all("NIC_ALIAS")
+        .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
+        .collect();
+    if aliases.iter().any(|a| super::vm_auto_nics::is_auto(a)) {
+        return Err(fail(code::INTERNAL, "Alias is incompatible with auto mode"));
+    }
+    let parents = alias_parents(&nics, &mut aliases)?;
+    // Leased in one list, aliases numbered after every NIC: no two take the same address.
+    let count = nics.len();
+    nics.append(&mut aliases);
     let out = lease_list(ctx, s, &mut nics, 0, OwnerRef::NextOf("vm_pool"), "").await?;
+    let aliases = nics.split_off(count);
+    if !aliases.is_empty() {
+        for nic in nics.iter_mut() {
+            let name = template::vector_get(nic, "NAME").unwrap_or("").to_string();
+            if let Some((_, _, ids)) = parents.iter().find(|p| p.0 == name && !p.2.is_empty()) {
+                set_attr(nic, "ALIAS_IDS", ids.join(","));
+                nic.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+        }
+        t.remove("NIC_ALIAS");
+        for alias in aliases {
+            t.push("NIC_ALIAS", template::Value::Vector(alias));
+        }
+    }
     if !nics.is_empty() {
         t.remove("NIC");
         for nic in nics {
@@ -736,6 +761,48 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
         super::vm_sg_rules::push(t, rules);
     }
     Ok(out)
+}
+
+/// `get_network_leases` for a new VM's NIC_ALIAS vectors, numbered after its NICs: each names
+/// its parent NIC by NAME (`NIC named <p> not found for alias`) and gets PARENT_ID, ALIAS_ID
+/// (its place among the parent's aliases) and a name `NIC<parent>_ALIAS<id>`. Answers each
+/// parent's name, NIC_ID and the ids of its aliases, for its ALIAS_IDS.
+fn alias_parents(
+    nics: &[Vec<(String, String)>],
+    aliases: &mut [Vec<(String, String)>],
+) -> Result<Vec<(String, usize, Vec<String>)>, Failure> {
+    // A NIC named nothing is `NIC<id>` once leased (`set_nic_name`); one in auto mode is no
+    // parent.
+    let mut parents: Vec<(String, usize, Vec<String>)> = nics
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !super::vm_auto_nics::is_auto(n))
+        .map(|(i, n)| {
+            let name = template::vector_get(n, "NAME")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| format!("NIC{i}"), str::to_string);
+            (name, i, Vec::new())
+        })
+        .collect();
+    for (k, alias) in aliases.iter_mut().enumerate() {
+        let nic_id = nics.len() + k;
+        let parent = template::vector_get(alias, "PARENT")
+            .unwrap_or("")
+            .to_string();
+        let Some(p) = parents.iter_mut().find(|p| p.0 == parent) else {
+            return Err(fail(
+                code::INTERNAL,
+                format!("NIC named {parent} not found for alias"),
+            ));
+        };
+        set_attr(alias, "PARENT_ID", p.1.to_string());
+        set_attr(alias, "ALIAS_ID", p.2.len().to_string());
+        p.2.push(nic_id.to_string());
+        if template::vector_get(alias, "NAME").is_none_or(str::is_empty) {
+            set_attr(alias, "NAME", format!("NIC{}_ALIAS{nic_id}", p.1));
+        }
+    }
+    Ok(parents)
 }
 
 /// Leases an address for each of `nics` (numbered from `first_id`) held by `owner`, as

@@ -328,3 +328,71 @@ fn security_groups_join_and_leave_a_nic_and_the_group_lists_the_vm_meanwhile() {
         )
     );
 }
+
+/// `VirtualMachineNics::get_network_leases`: a new VM's NIC_ALIAS names its parent NIC by
+/// NAME, is numbered after the NICs, leases its own address and is listed in the parent's
+/// ALIAS_IDS; an unknown parent or an alias in auto mode is refused.
+#[test]
+fn nic_aliases_lease_their_own_address_under_their_parent() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s("NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.0.0.1, SIZE = 8 ]"),
+            Value::Int(-1),
+        ],
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 8\nNIC = [ NETWORK_ID = {vn}, NAME = web ]\n\
+             NIC = [ NETWORK_ID = {vn} ]\nNIC_ALIAS = [ NETWORK_ID = {vn}, PARENT = web ]"
+        ))],
+    );
+    let body = info(&c, "one.vm.info", vm);
+    let alias = body
+        .split("<NIC_ALIAS>")
+        .nth(1)
+        .and_then(|a| a.split("</NIC_ALIAS>").next())
+        .unwrap();
+    for attr in [
+        "<ALIAS_ID><![CDATA[0]]></ALIAS_ID>",
+        "<IP><![CDATA[10.0.0.3]]></IP>",
+        "<NAME><![CDATA[NIC0_ALIAS2]]></NAME>",
+        "<NIC_ID><![CDATA[2]]></NIC_ID>",
+        "<PARENT_ID><![CDATA[0]]></PARENT_ID>",
+    ] {
+        assert!(alias.contains(attr), "{attr} in {alias}");
+    }
+    let parent = body
+        .split("<NIC>")
+        .nth(1)
+        .and_then(|n| n.split("</NIC>").next())
+        .unwrap();
+    assert!(
+        parent.contains("<ALIAS_IDS><![CDATA[2]]></ALIAS_IDS>"),
+        "{parent}"
+    );
+    assert_eq!(used_leases(&c, vn), 3);
+
+    for (alias, why) in [
+        (
+            format!("NIC_ALIAS = [ NETWORK_ID = {vn}, PARENT = nope ]"),
+            "NIC named nope not found for alias",
+        ),
+        (
+            "NIC_ALIAS = [ NETWORK_MODE = auto, PARENT = web ]".to_string(),
+            "Alias is incompatible with auto mode",
+        ),
+    ] {
+        let text = format!("CPU = 1\nMEMORY = 8\nNIC = [ NETWORK_ID = {vn}, NAME = web ]\n{alias}");
+        assert_eq!(
+            one_error(c.call("one.vm.allocate", vec![s(&text)])),
+            (0x2000, format!("[one.vm.allocate] {why}"))
+        );
+    }
+    assert_eq!(used_leases(&c, vn), 3, "a refused VM leases nothing");
+}
