@@ -144,7 +144,12 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             .map(|n| n + 1)
             .max()
             .unwrap_or(0);
-        let mut nics = vec![pairs.clone()];
+        let mut nic = pairs.clone();
+        let parent = match *kind == "NIC_ALIAS" {
+            true => Some(alias_of(&t, &mut nic, next)?),
+            false => None,
+        };
+        let mut nics = vec![nic];
         let leases = super::vnet_leases::lease_list(ctx, s, &mut nics, next, OwnerRef::Id(id), "")
             .await
             .map_err(|f| match f {
@@ -162,6 +167,13 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         })?;
         let before = super::vm_sg_rules::groups_in(&t);
         t.push(kind, template::Value::Vector(nic));
+        if let Some((at, ids)) = parent {
+            if let Some(template::Value::Vector(p)) = t.attrs.get_mut(at).map(|a| &mut a.value) {
+                p.retain(|(k, _)| k != "ALIAS_IDS");
+                p.push(("ALIAS_IDS".into(), ids));
+                p.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+        }
         // `set_up_attach_nic`: a NIC (not an alias) brings the rules of the groups the VM
         // did not have.
         if *kind != "NIC_ALIAS" {
@@ -193,6 +205,52 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Ok(stmts)
     })
     .await
+}
+
+/// `VirtualMachineNics::set_up_attach_nic` for an alias numbered `nic_id`: its parent is the
+/// first NIC or alias NAMEd as its PARENT (`Alias not found.` otherwise); it is the parent's
+/// first alias (ALIAS_ID 0) or one past the VM's highest ALIAS_ID, named
+/// `NIC<parent>_ALIAS<nic_id>` unless it has a name. Answers where the parent is in `t` and
+/// its ALIAS_IDS with the new one.
+fn alias_of(
+    t: &Template,
+    alias: &mut Vec<(String, String)>,
+    nic_id: usize,
+) -> Result<(usize, String), Failure> {
+    let is_nic = |a: &template::Attribute| a.name == "NIC" || a.name == "NIC_ALIAS";
+    let max_alias = t
+        .attrs
+        .iter()
+        .filter(|a| a.name == "NIC_ALIAS")
+        .filter_map(|a| a.vector_get("ALIAS_ID")?.trim().parse::<i64>().ok())
+        .max()
+        .unwrap_or(-1);
+    let wanted = template::vector_get(alias, "PARENT")
+        .unwrap_or("")
+        .to_string();
+    let (at, parent) = t
+        .attrs
+        .iter()
+        .enumerate()
+        .find(|(_, a)| is_nic(a) && a.vector_get("NAME") == Some(wanted.as_str()))
+        .ok_or_else(|| fail(code::ACTION, "Alias not found."))?;
+    let pid = parent.vector_get("NIC_ID").unwrap_or("").trim().to_string();
+    let ids = parent.vector_get("ALIAS_IDS").unwrap_or("");
+    let (alias_id, ids) = if ids.is_empty() {
+        (0, nic_id.to_string())
+    } else {
+        (max_alias + 1, format!("{ids},{nic_id}"))
+    };
+    let put = |alias: &mut Vec<(String, String)>, k: &str, v: String| {
+        alias.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+        alias.push((k.to_string(), v));
+    };
+    if template::vector_get(alias, "NAME").is_none_or(str::is_empty) {
+        put(alias, "NAME", format!("NIC{pid}_ALIAS{nic_id}"));
+    }
+    put(alias, "PARENT_ID", pid);
+    put(alias, "ALIAS_ID", alias_id.to_string());
+    Ok((at, ids))
 }
 
 /// `one.vm.detachnic(id, nic_id)`: the NIC leaves the VM and its address is free again.
@@ -240,6 +298,45 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let mut kept = t.clone();
         kept.attrs.retain(|a| !is_it(a));
         super::vm_context::clear_nic(&mut kept, &nic);
+        // `set_detach_nic`: an alias leaves its parent's ALIAS_IDS; a NIC takes its aliases
+        // with it (`delete_attach_alias`), their addresses freed too.
+        let ids = |a: &template::Attribute, k: &str| -> Vec<i64> {
+            a.vector_get(k)
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect()
+        };
+        let mut aliases = Vec::new();
+        if nic.name == "NIC_ALIAS" {
+            let parent = ids(&nic, "PARENT_ID");
+            for a in kept.attrs.iter_mut().filter(|a| a.name == "NIC") {
+                if ids(a, "NIC_ID") != parent {
+                    continue;
+                }
+                let mut left = ids(a, "ALIAS_IDS");
+                left.retain(|x| *x != nic_id);
+                left.sort_unstable();
+                left.dedup();
+                let joined: Vec<String> = left.iter().map(i64::to_string).collect();
+                if let template::Value::Vector(p) = &mut a.value {
+                    p.retain(|(k, _)| k != "ALIAS_IDS");
+                    p.push(("ALIAS_IDS".into(), joined.join(",")));
+                    p.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+            }
+        } else {
+            let theirs = ids(&nic, "ALIAS_IDS");
+            let of_it = |a: &template::Attribute| {
+                a.name == "NIC_ALIAS"
+                    && ids(a, "NIC_ID").first().is_some_and(|i| theirs.contains(i))
+            };
+            aliases = kept.attrs.iter().filter(|a| of_it(a)).cloned().collect();
+            kept.attrs.retain(|a| !of_it(a));
+            for alias in &aliases {
+                super::vm_context::clear_nic(&mut kept, alias);
+            }
+        }
         // `detach_nic_success`: the groups no NIC names any more go, rules and membership.
         let gone = &super::vm_sg_rules::groups_in(&t) - &super::vm_sg_rules::groups_in(&kept);
         for sgid in &gone {
@@ -258,6 +355,9 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         stmts.extend(super::vm_actions::closed_by(s, id, action));
         if let Some(free) = free_nic(ctx, id, &nic).await? {
             stmts.push(free);
+        }
+        for alias in &aliases {
+            stmts.extend(free_nic(ctx, id, alias).await?);
         }
         Ok(stmts)
     })

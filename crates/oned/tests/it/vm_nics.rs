@@ -395,4 +395,47 @@ fn nic_aliases_lease_their_own_address_under_their_parent() {
         );
     }
     assert_eq!(used_leases(&c, vn), 3, "a refused VM leases nothing");
+
+    // `set_up_attach_nic`: a second alias of the same parent, one past the highest ALIAS_ID.
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let running = || states(&c, vm) == ("3".to_string(), "3".to_string());
+    zone.wait_until(DEADLINE, "the VM runs", running);
+    let attach = |text: &str| c.call("one.vm.attachnic", vec![Value::Int(vm), s(text)]);
+    attach(&format!("NIC_ALIAS = [ NETWORK_ID = {vn}, PARENT = web ]")).unwrap();
+    zone.wait_until(DEADLINE, "the alias is plugged", running);
+    let body = info(&c, "one.vm.info", vm);
+    assert!(
+        body.contains("<ALIAS_IDS><![CDATA[2,3]]></ALIAS_IDS>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<ALIAS_ID><![CDATA[1]]></ALIAS_ID>")
+            && body.contains("<NAME><![CDATA[NIC0_ALIAS3]]></NAME>"),
+        "{body}"
+    );
+    assert_eq!(
+        one_error(attach(&format!(
+            "NIC_ALIAS = [ NETWORK_ID = {vn}, PARENT = nope ]"
+        ))),
+        (0x800, "[one.vm.attachnic] Alias not found.".to_string())
+    );
+    assert_eq!(used_leases(&c, vn), 4);
+    // An alias leaves its parent's list; the parent takes its other aliases with it.
+    c.call("one.vm.detachnic", vec![Value::Int(vm), Value::Int(2)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the alias is unplugged", running);
+    let body = info(&c, "one.vm.info", vm);
+    assert!(
+        body.contains("<ALIAS_IDS><![CDATA[3]]></ALIAS_IDS>"),
+        "{body}"
+    );
+    c.call("one.vm.detachnic", vec![Value::Int(vm), Value::Int(0)])
+        .unwrap();
+    let body = info(&c, "one.vm.info", vm);
+    assert!(!body.contains("<NIC_ALIAS>"), "{body}");
+    assert_eq!(used_leases(&c, vn), 1);
 }
