@@ -777,6 +777,15 @@ pub async fn clone_image(
             format!("User [{}] : {}.", s.uid, why.join("; ")),
         ));
     }
+    // `quota_authorization` comes before `ImagePool::allocate`'s name and source checks.
+    let ask = super::quota::Ask::new_image(ds_id, src.size as f64);
+    let charge = super::quota::Charge {
+        ask: &ask,
+        uid: s.uid,
+        gid: s.gid,
+        wording: super::quota::Wording::Caller(s.uid),
+    };
+    let guard = charge.guard(ctx).await?;
     let allocate_error = |why: String| {
         fail(
             code::ALLOCATE,
@@ -821,28 +830,23 @@ pub async fn clone_image(
         fs: fields.fs,
         cloning_id: id,
     });
-    let ask = super::quota::Ask::new_image(ds_id, src.size as f64);
     let source_state = rows::set_state(id, src.state, src_to.as_i64(), "", vec![]);
-    clone_insert(ctx, s, &ask, insert, source_state, &name).await
+    clone_insert(ctx, s, charge, guard, insert, source_state, &name).await
 }
 
-/// Inserts the clone with the source's move in the same transaction, under the quotas.
+/// Inserts the clone with the source's move in the same transaction, under the quotas
+/// (`guard`, `charge`'s answered before).
 async fn clone_insert(
     ctx: &Ctx,
     s: &Session,
-    ask: &super::quota::Ask,
+    charge: super::quota::Charge<'_>,
+    guard: Option<SqlStmt>,
     insert: SqlStmt,
     source_state: SqlStmt,
     name: &str,
 ) -> MethodResult {
-    let charge = super::quota::Charge {
-        ask,
-        uid: s.uid,
-        gid: s.gid,
-        wording: super::quota::Wording::Caller(s.uid),
-    };
     let mut with = vec![source_state];
-    let guarded = match charge.guard(ctx).await? {
+    let guarded = match guard {
         Some(g) => {
             with.push(g);
             true

@@ -319,3 +319,36 @@ fn a_datastores_limit_bounds_its_images() {
     );
     image(unchecked, "big", 100).unwrap();
 }
+
+/// `ImageClone::request_execute`: the owner's DATASTORE quota is weighed before
+/// `ImagePool::allocate`'s name and source checks.
+#[test]
+fn a_clone_weighs_the_quota_before_the_name() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let uid = allocate(&c, "ann").unwrap();
+    c.call(
+        "one.user.quota",
+        vec![
+            Value::Int(uid as i32),
+            s("DATASTORE = [ ID = 1, IMAGES = 1 ]"),
+        ],
+    )
+    .unwrap();
+    let ann = zone.servers[0].client_as("ann", "pw-ann");
+    let a = id(ann
+        .call(
+            "one.image.allocate",
+            vec![s("NAME = a\nTYPE = DATABLOCK\nSIZE = 1"), Value::Int(1)],
+        )
+        .unwrap());
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        elem(&info(&c, a), "STATE") == "1"
+    });
+    let (code, msg) = one_error(ann.call("one.image.clone", vec![Value::Int(a), s("a")]));
+    assert_eq!(code, AUTHORIZATION, "{msg}");
+    assert!(
+        msg.ends_with("limit of 1 reached for IMAGES quota in DATASTORE with ID: 1."),
+        "{msg}"
+    );
+}
