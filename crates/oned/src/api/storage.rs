@@ -333,8 +333,8 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
 }
 
 /// `one.image.allocate(template, datastore)` in `ImageAllocate::request_execute`'s order: the
-/// datastore, the size, the capacity, the rights, the persistent-only rule, then the pool's
-/// checks (name, type against the datastore's), each answered as 7.0.2 does.
+/// datastore, the size, the capacity, the rights, the quota, the persistent-only rule, then the
+/// pool's checks (name, type against the datastore's), each answered as 7.0.2 does.
 pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let ds = p.int(1)? as i64;
@@ -367,6 +367,17 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     }
     IMAGES.may_create(ctx, s).await?;
     let d = DATASTORES.authorized(ctx, s, ds, USE).await?;
+    // `quota_authorization` comes before the persistent-only rule and the pool's checks (the
+    // insert is guarded again where it is applied).
+    let ask = super::quota::Ask::new_image(ds, size as f64);
+    super::quota::Charge {
+        ask: &ask,
+        uid: s.uid,
+        gid: s.gid,
+        wording: super::quota::Wording::Caller(s.uid),
+    }
+    .guard(ctx)
+    .await?;
     let persistent = super::images::test_set_persistent(ctx, s, &mut t, true).await?;
     if super::images::persistent_only(ctx, &d.ds_mad) && !persistent {
         return Err(allocating_image(
@@ -406,7 +417,6 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         fs: fields.fs,
         cloning_id: -1,
     });
-    let ask = super::quota::Ask::new_image(ds, size as f64);
     let refusal = super::writes::Refusal::Allocate;
     super::quota::allocate(
         ctx,

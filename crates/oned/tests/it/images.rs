@@ -320,8 +320,8 @@ fn a_datastores_limit_bounds_its_images() {
     image(unchecked, "big", 100).unwrap();
 }
 
-/// `ImageClone::request_execute`: the owner's DATASTORE quota is weighed before
-/// `ImagePool::allocate`'s name and source checks.
+/// `ImageClone::request_execute` and `ImageAllocate`: the owner's DATASTORE quota is weighed
+/// before `ImagePool::allocate`'s name and source checks.
 #[test]
 fn a_clone_weighs_the_quota_before_the_name() {
     let zone = Zone::solo();
@@ -351,4 +351,11 @@ fn a_clone_weighs_the_quota_before_the_name() {
         msg.ends_with("limit of 1 reached for IMAGES quota in DATASTORE with ID: 1."),
         "{msg}"
     );
+    // So does `ImageAllocate`: a taken name is not what it answers.
+    let (code, msg) = one_error(ann.call(
+        "one.image.allocate",
+        vec![s("NAME = a\nTYPE = DATABLOCK\nSIZE = 1"), Value::Int(1)],
+    ));
+    assert_eq!(code, AUTHORIZATION, "{msg}");
+    assert!(msg.starts_with("[one.image.allocate] User ["), "{msg}");
 }
