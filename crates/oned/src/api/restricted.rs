@@ -232,8 +232,6 @@ pub fn values(t: &Template, name: &str, subs: &[String]) -> (bool, Vec<String>) 
     (exists, values)
 }
 
-/// `Template::check_restricted(ra, base, append = true)`: the first restricted attribute the
-/// user's template `user` sets to something else than `base` has.
 /// `Template::check_restricted(ra)` of a new object's template: the first restricted key any of
 /// its vectors holds (named alone, `MAC`), or the first restricted single attribute, names and
 /// keys in sorted order as OpenNebula's map and sets keep them. A name whose first attribute is
@@ -261,7 +259,9 @@ pub fn in_new(ras: &[(String, Vec<String>)], t: &Template) -> Option<String> {
     None
 }
 
-/// [`restricted_change`] against the grouped restricted attributes `ras`.
+/// `Template::check_restricted(ra, base, append = true)`: the first restricted attribute of
+/// `ras` that the user's template `user` sets to something else than `base` has (a vector's
+/// restricted keys compared as a whole, a single value by itself).
 pub fn change_of(
     ras: &[(String, Vec<String>)],
     user: &Template,

@@ -196,7 +196,7 @@ fn unlock_into(to: i64) -> &'static str {
 /// Moves image `oid` from state `from` (read before: a concurrent change makes it match
 /// nothing) to `to`, with `set` (`column = ?N` from `?3` on, taking `args`) changed too.
 /// `prev_state` follows the state, as `ImagePool::update` leaves it; the lock goes
-/// ([`unlock_into`]).
+/// (`unlock_into`).
 pub fn set_state(oid: i64, from: i64, to: i64, set: &str, args: Vec<SqlValue>) -> SqlStmt {
     let extra = if set.is_empty() {
         String::new()
