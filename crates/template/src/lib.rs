@@ -89,6 +89,13 @@ pub fn vector_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
+/// Sets `key` in vector pairs to `value`: any pair of that name (in any case) replaced by one
+/// at the end (`VectorAttribute::replace`).
+pub fn vector_set(pairs: &mut Vec<(String, String)>, key: &str, value: impl Into<String>) {
+    pairs.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+    pairs.push((key.to_string(), value.into()));
+}
+
 /// The value of `key` in vector pairs read as a `T`, leading blanks skipped
 /// (`VectorAttribute::vector_value(name, T&)`).
 pub fn vector_get_as<T: std::str::FromStr>(pairs: &[(String, String)], key: &str) -> Option<T> {

@@ -110,11 +110,6 @@ fn get<'a>(pairs: &'a [(String, String)], k: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-fn set(pairs: &mut Vec<(String, String)>, k: &str, v: String) {
-    pairs.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-    pairs.push((k.to_string(), v));
-}
-
 fn remove(pairs: &mut Vec<(String, String)>, k: &str) {
     pairs.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
 }
@@ -227,7 +222,7 @@ impl Range {
                 Some(ip) if kind.ipv4() => ip,
                 _ => random,
             };
-            set(&mut pairs, "MAC", mac_to_s((MAC_PREFIX, low)));
+            template::vector_set(&mut pairs, "MAC", mac_to_s((MAC_PREFIX, low)));
         } else if parse_mac(mac).is_none() {
             return Err("Wrong format for MAC attribute".into());
         }
@@ -235,7 +230,7 @@ impl Range {
         if size.is_none_or(|s| s == 0 || s > MAX_SIZE) {
             return Err("Wrong SIZE for address range".into());
         }
-        set(&mut pairs, "AR_ID", id.to_string());
+        template::vector_set(&mut pairs, "AR_ID", id.to_string());
         for k in [
             "ALLOCATED",
             "USED_LEASES",
@@ -411,10 +406,10 @@ impl Range {
     /// `ar_template.to_xml`): every attribute in CDATA, ALLOCATED included.
     pub fn xml_stored(&self, x: &mut Xml<'_>, leases: &[&Lease]) {
         let mut attrs = self.attrs.clone();
-        set(&mut attrs, "ALLOCATED", allocated(leases));
+        template::vector_set(&mut attrs, "ALLOCATED", allocated(leases));
         // Ranges stored before they were numbered show the id and MAC they are used with.
-        set(&mut attrs, "AR_ID", self.id.to_string());
-        set(&mut attrs, "MAC", mac_to_s(self.mac));
+        template::vector_set(&mut attrs, "AR_ID", self.id.to_string());
+        template::vector_set(&mut attrs, "MAC", mac_to_s(self.mac));
         attrs.sort_by(|a, b| a.0.cmp(&b.0));
         x.elem("AR", |x| {
             for (k, v) in &attrs {

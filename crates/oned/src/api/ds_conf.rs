@@ -203,6 +203,21 @@ fn settings(conf: &Template, tm_mad: &str) -> Vec<(String, String)> {
 
 /// `Datastore::insert`'s additions to a new datastore's template `t` of type `kind` (0 image,
 /// 1 system, 2 file, backup) whose transfer driver is `tm_mad`, or why its DISK_TYPE is refused.
+/// A capability of VM driver `vm_mad` (`LIVE_RESIZE`, `KEEP_SNAPSHOTS`): YES in its oned.conf
+/// VM_MAD, or, when oned.conf defines none, as OpenNebula ships them (kvm and qemu have both,
+/// no other driver has either).
+pub fn vm_mad_says(conf: &Template, vm_mad: &str, capability: &str) -> bool {
+    let drivers = vectors(conf, "VM_MAD");
+    if drivers.is_empty() {
+        return matches!(vm_mad, "kvm" | "qemu");
+    }
+    drivers
+        .iter()
+        .find(|v| template::vector_get(v, "NAME") == Some(vm_mad))
+        .and_then(|v| template::vector_get(v, capability))
+        .is_some_and(|l| l.trim().eq_ignore_ascii_case("yes"))
+}
+
 /// The templates `Datastore::insert` gives OpenNebula's first datastores (`DatastorePool`'s
 /// bootstrap): system, default and files, all on TM_MAD local.
 pub fn bootstrap_templates(conf: &Template) -> [String; 3] {

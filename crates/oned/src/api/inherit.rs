@@ -108,11 +108,6 @@ fn empty_in(target: &Pairs, key: &str) -> bool {
     template::vector_get(target, key).is_none_or(str::is_empty)
 }
 
-fn put(target: &mut Pairs, key: &str, value: &str) {
-    target.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
-    target.push((key.to_string(), value.to_string()));
-}
-
 /// Each of `names` that `source` holds and `target` lacks (or has empty): a single value by
 /// its name, a vector's every pair by theirs.
 pub fn from_template(target: &mut Pairs, source: &Template, names: &[String]) {
@@ -121,12 +116,12 @@ pub fn from_template(target: &mut Pairs, source: &Template, names: &[String]) {
             Some(Value::Vector(pairs)) => {
                 for (k, v) in pairs {
                     if !v.is_empty() && empty_in(target, k) {
-                        put(target, k, v);
+                        template::vector_set(target, k, v);
                     }
                 }
             }
             Some(Value::Single(v)) if !v.is_empty() && empty_in(target, name) => {
-                put(target, name, v);
+                template::vector_set(target, name, v);
             }
             _ => {}
         }
@@ -139,7 +134,7 @@ pub fn from_lookup(target: &mut Pairs, names: &[String], get: impl Fn(&str) -> S
     for name in names {
         let v = get(name);
         if !v.is_empty() && empty_in(target, name) {
-            put(target, name, &v);
+            template::vector_set(target, name, &v);
         }
     }
 }

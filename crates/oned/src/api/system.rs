@@ -42,15 +42,17 @@ const BY_NAME: &[&str] = &[
 /// oned.conf with OpenNebula's defaults for what it leaves out: an attribute it does not set
 /// whole (`set_conf_default`), a driver vector per NAME it does not define.
 fn with_defaults(conf: &template::Template) -> template::Template {
+    // Parsed once: the text is built in.
+    static PARSED: std::sync::LazyLock<template::Template> =
+        std::sync::LazyLock::new(|| match template::Template::parse(DEFAULTS) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "the built-in oned.conf defaults do not parse");
+                template::Template::default()
+            }
+        });
     let mut t = conf.clone();
-    let defaults = match template::Template::parse(DEFAULTS) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "the built-in oned.conf defaults do not parse");
-            return t;
-        }
-    };
-    for a in defaults.attrs {
+    for a in PARSED.attrs.iter().cloned() {
         let by_name = BY_NAME.iter().any(|n| a.name.eq_ignore_ascii_case(n));
         let present = if by_name {
             let name = a.vector_get("NAME").unwrap_or("");

@@ -3,7 +3,6 @@
 //! ENABLE_OTHER_PERMISSIONS is NO), less its maker's umask: the UMASK of the user's template
 //! (`oneuser umask`), else oned.conf's DEFAULT_UMASK (`User::get_umask`; 177 when unset).
 
-use sqlstore::Optional;
 use template::Template;
 
 use super::{Ctx, Failure};
@@ -13,17 +12,7 @@ const DEFAULT_UMASK: &str = "177";
 
 /// The permissions of what `s` makes for itself.
 pub async fn new_object(ctx: &Ctx, s: &Session) -> Result<i64, Failure> {
-    let uid = s.uid;
-    let own = ctx
-        .read(move |c| {
-            c.query_row(
-                "SELECT template FROM user_pool WHERE oid = ?1",
-                [sqlstore::SqlValue::Int(uid)],
-                |r| r.get::<String>(0),
-            )
-            .optional()
-        })
-        .await?;
+    let [own, _] = super::user_conf::templates(ctx, s).await?;
     let conf = ctx.config.raw.single("DEFAULT_UMASK");
     let umask = own
         .as_deref()

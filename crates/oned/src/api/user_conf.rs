@@ -11,21 +11,25 @@ use crate::auth::Session;
 
 /// The value of `name` for session `s`, if the user, its group or oned.conf sets it.
 pub async fn get(ctx: &Ctx, s: &Session, name: &'static str) -> Result<Option<String>, Failure> {
-    let (uid, gid) = (s.uid, s.gid);
-    let own = ctx
-        .read(move |c| {
-            let text = |sql: &str, id: i64| {
-                c.query_row(sql, [sqlstore::SqlValue::Int(id)], |r| r.get::<String>(0))
-                    .optional()
-            };
-            Ok([
-                text("SELECT template FROM user_pool WHERE oid = ?1", uid)?,
-                text("SELECT template FROM group_pool WHERE oid = ?1", gid)?,
-            ])
-        })
-        .await?;
+    let own = templates(ctx, s).await?;
     let chosen = own.iter().flatten().find_map(|text| chosen_in(text, name));
     Ok(chosen.or_else(|| ctx.config.raw.single(name).map(str::to_string)))
+}
+
+/// The texts of the session's user's template and its group's, as stored (`None`: gone).
+pub async fn templates(ctx: &Ctx, s: &Session) -> Result<[Option<String>; 2], Failure> {
+    let (uid, gid) = (s.uid, s.gid);
+    ctx.read(move |c| {
+        let text = |sql: &str, id: i64| {
+            c.query_row(sql, [sqlstore::SqlValue::Int(id)], |r| r.get::<String>(0))
+                .optional()
+        };
+        Ok([
+            text("SELECT template FROM user_pool WHERE oid = ?1", uid)?,
+            text("SELECT template FROM group_pool WHERE oid = ?1", gid)?,
+        ])
+    })
+    .await
 }
 
 /// `name` in a template's OPENNEBULA vector, if it has one.

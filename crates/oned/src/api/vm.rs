@@ -555,7 +555,7 @@ pub(super) fn drop_snapshots(ctx: &Ctx, vm: &VmRow) -> Option<sqlstore::SqlStmt>
     if !vm.template.contains("SNAPSHOT") {
         return None;
     }
-    if super::vm_resize::vm_mad_says(ctx, vm_mad, "KEEP_SNAPSHOTS") {
+    if super::ds_conf::vm_mad_says(&ctx.config.raw, vm_mad, "KEEP_SNAPSHOTS") {
         return None;
     }
     let mut t = template::Template::parse(&vm.template).ok()?;

@@ -173,7 +173,7 @@ fn assign_targets(
     let give = |queue: &[usize], disks: &mut [Pairs], used: &mut _| {
         for &i in queue {
             let target = first_free(&prefix_of(&disks[i], DEFAULT_PREFIX), used);
-            set(&mut disks[i], "TARGET", target);
+            template::vector_set(&mut disks[i], "TARGET", target);
             disks[i].sort_by(|a, b| a.0.cmp(&b.0));
         }
     };
@@ -184,10 +184,10 @@ fn assign_targets(
             Some(target) => claim(target, &mut used)?,
             None => {
                 let target = first_free(&prefix_of(&context, DEFAULT_CDROM_PREFIX), &mut used);
-                set(&mut context, "TARGET", target);
+                template::vector_set(&mut context, "TARGET", target);
             }
         }
-        set(&mut context, "DISK_ID", disks.len().to_string());
+        template::vector_set(&mut context, "DISK_ID", disks.len().to_string());
         t.set("CONTEXT", template::Value::Vector(context));
     }
     give(&data, disks, &mut used);
@@ -209,7 +209,7 @@ pub fn attached_target(t: &Template, disk: &mut Pairs) -> Result<(), String> {
         Some(_) => Ok(()),
         None => {
             let target = first_free(&prefix_of(disk, DEFAULT_PREFIX), &mut used);
-            set(disk, "TARGET", target);
+            template::vector_set(disk, "TARGET", target);
             disk.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(())
         }
@@ -236,7 +236,7 @@ pub async fn take_list(
     let mut taken: Vec<i64> = Vec::new();
     for (n, disk) in disks.iter_mut().enumerate() {
         let disk_id = first_id + n;
-        set(disk, "DISK_ID", disk_id.to_string());
+        template::vector_set(disk, "DISK_ID", disk_id.to_string());
         let get = |k: &str| {
             template::vector_get(disk, k)
                 .unwrap_or("")
@@ -270,7 +270,7 @@ pub async fn take_list(
                 ));
             }
             if get("DEV_PREFIX").is_empty() {
-                set(disk, "DEV_PREFIX", DEFAULT_PREFIX.to_string());
+                template::vector_set(disk, "DEV_PREFIX", DEFAULT_PREFIX.to_string());
             }
             out.queues.push(Queue::Data);
             continue;
@@ -306,11 +306,6 @@ pub async fn take_list(
             .extend(super::image_snaps::for_disk(&i, disk_id as i64));
     }
     Ok(out)
-}
-
-fn set(pairs: &mut Vec<(String, String)>, k: &str, v: String) {
-    pairs.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-    pairs.push((k.to_string(), v));
 }
 
 /// What a disk takes from its image's datastore (`Datastore::disk_attribute`) and which
@@ -368,18 +363,18 @@ pub(super) fn fill_disk(
             .single("DEV_PREFIX")
             .filter(|p| !p.is_empty())
             .unwrap_or(if cdrom { "hd" } else { "sd" });
-        set(disk, "DEV_PREFIX", prefix.to_string());
+        template::vector_set(disk, "DEV_PREFIX", prefix.to_string());
     }
-    set(disk, "IMAGE", i.head.name.clone());
-    set(disk, "IMAGE_ID", i.head.owned.oid.to_string());
-    set(disk, "IMAGE_UNAME", i.head.uname.clone());
-    set(disk, "IMAGE_STATE", i.state.to_string());
-    set(disk, "SOURCE", i.source.clone());
-    set(disk, "ORIGINAL_SIZE", i.size.to_string());
+    template::vector_set(disk, "IMAGE", i.head.name.clone());
+    template::vector_set(disk, "IMAGE_ID", i.head.owned.oid.to_string());
+    template::vector_set(disk, "IMAGE_UNAME", i.head.uname.clone());
+    template::vector_set(disk, "IMAGE_STATE", i.state.to_string());
+    template::vector_set(disk, "SOURCE", i.source.clone());
+    template::vector_set(disk, "ORIGINAL_SIZE", i.size.to_string());
     if template::vector_get(disk, "SIZE").is_none_or(str::is_empty) {
-        set(disk, "SIZE", i.size.to_string());
+        template::vector_set(disk, "SIZE", i.size.to_string());
     }
-    set(
+    template::vector_set(
         disk,
         "DISK_SNAPSHOT_TOTAL_SIZE",
         snapshots_size(&i.snapshots).to_string(),
@@ -387,54 +382,54 @@ pub(super) fn fill_disk(
     if i.format.is_empty() {
         disk.retain(|(k, _)| k != "DRIVER" && k != "FORMAT");
     } else {
-        set(disk, "DRIVER", i.format.to_lowercase());
-        set(disk, "FORMAT", i.format.to_lowercase());
+        template::vector_set(disk, "DRIVER", i.format.to_lowercase());
+        template::vector_set(disk, "FORMAT", i.format.to_lowercase());
     }
     use wire::ImageState as S;
     let locked = [S::Locked, S::LockedUsed, S::LockedUsedPers].map(S::as_i64);
     if locked.contains(&i.state) {
-        set(disk, "CLONING", "YES".into());
+        template::vector_set(disk, "CLONING", "YES");
     } else {
         disk.retain(|(k, _)| k != "CLONING");
     }
     let ptype = it.single("PERSISTENT_TYPE").unwrap_or("");
     if cdrom || ptype.eq_ignore_ascii_case("IMMUTABLE") {
-        set(disk, "SAVE", "NO".into());
-        set(disk, "CLONE", "NO".into());
-        set(disk, "READONLY", "YES".into());
+        template::vector_set(disk, "SAVE", "NO");
+        template::vector_set(disk, "CLONE", "NO");
+        template::vector_set(disk, "READONLY", "YES");
     } else {
         if template::vector_get(disk, "READONLY").is_none() {
             let ro = it.single("READONLY").unwrap_or("NO").to_string();
-            set(disk, "READONLY", ro);
+            template::vector_set(disk, "READONLY", ro);
         }
         if i.persistent {
-            set(disk, "PERSISTENT", "YES".into());
-            set(disk, "CLONE", "NO".into());
-            set(disk, "SAVE", "YES".into());
+            template::vector_set(disk, "PERSISTENT", "YES");
+            template::vector_set(disk, "CLONE", "NO");
+            template::vector_set(disk, "SAVE", "YES");
             if ptype.eq_ignore_ascii_case("SHAREABLE") && i.format.eq_ignore_ascii_case("raw") {
-                set(disk, "SHAREABLE", "YES".into());
+                template::vector_set(disk, "SHAREABLE", "YES");
             }
         } else {
-            set(disk, "CLONE", "YES".into());
-            set(disk, "SAVE", "NO".into());
+            template::vector_set(disk, "CLONE", "YES");
+            template::vector_set(disk, "SAVE", "NO");
         }
     }
     let kind = if cdrom { "CDROM" } else { "FILE" };
-    set(disk, "TYPE", kind.into());
+    template::vector_set(disk, "TYPE", kind);
     if let Some(target) = it.single("TARGET").filter(|t| !t.is_empty()) {
         if template::vector_get(disk, "TARGET").is_none() {
-            set(disk, "TARGET", target.to_string());
+            template::vector_set(disk, "TARGET", target.to_string());
         }
     }
     super::inherit::from_template(disk, &it, &src.from_image);
     // `Datastore::disk_attribute`.
-    set(disk, "DATASTORE", i.datastore.clone());
-    set(disk, "DATASTORE_ID", i.datastore_id.to_string());
-    set(disk, "TM_MAD", src.tm_mad.clone());
+    template::vector_set(disk, "DATASTORE", i.datastore.clone());
+    template::vector_set(disk, "DATASTORE_ID", i.datastore_id.to_string());
+    template::vector_set(disk, "TM_MAD", src.tm_mad.clone());
     for key in ["CLONE_TARGET", "LN_TARGET"] {
         if let Some(v) = src.datastore.single(key).filter(|v| !v.is_empty()) {
             if template::vector_get(disk, key).is_none_or(str::is_empty) {
-                set(disk, key, v.to_string());
+                template::vector_set(disk, key, v.to_string());
             }
         }
     }

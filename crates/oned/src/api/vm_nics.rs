@@ -241,15 +241,11 @@ fn alias_of(
     } else {
         (max_alias + 1, format!("{ids},{nic_id}"))
     };
-    let put = |alias: &mut Vec<(String, String)>, k: &str, v: String| {
-        alias.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-        alias.push((k.to_string(), v));
-    };
     if template::vector_get(alias, "NAME").is_none_or(str::is_empty) {
-        put(alias, "NAME", format!("NIC{pid}_ALIAS{nic_id}"));
+        template::vector_set(alias, "NAME", format!("NIC{pid}_ALIAS{nic_id}"));
     }
-    put(alias, "PARENT_ID", pid);
-    put(alias, "ALIAS_ID", alias_id.to_string());
+    template::vector_set(alias, "PARENT_ID", pid);
+    template::vector_set(alias, "ALIAS_ID", alias_id.to_string());
     Ok((at, ids))
 }
 

@@ -31,21 +31,7 @@ fn number<T: std::str::FromStr + Default>(t: &Template, k: &str) -> Result<T, ()
 /// `VirtualMachineManager::is_live_resize`: the VM driver's LIVE_RESIZE in oned.conf's
 /// VM_MAD, or as OpenNebula ships them (kvm and qemu) when oned.conf defines none.
 fn live_resize(ctx: &Ctx, vm_mad: &str) -> bool {
-    vm_mad_says(ctx, vm_mad, "LIVE_RESIZE")
-}
-
-/// A capability of VM driver `vm_mad` (`LIVE_RESIZE`, `KEEP_SNAPSHOTS`): YES in its oned.conf
-/// VM_MAD, or, when oned.conf defines none, as OpenNebula ships them (kvm and qemu have both,
-/// no other driver has either).
-pub(super) fn vm_mad_says(ctx: &Ctx, vm_mad: &str, capability: &str) -> bool {
-    let conf = super::ds_conf::vectors(&ctx.config.raw, "VM_MAD");
-    if conf.is_empty() {
-        return matches!(vm_mad, "kvm" | "qemu");
-    }
-    conf.iter()
-        .find(|v| template::vector_get(v, "NAME") == Some(vm_mad))
-        .and_then(|v| template::vector_get(v, capability))
-        .is_some_and(|l| l.trim().eq_ignore_ascii_case("yes"))
+    super::ds_conf::vm_mad_says(&ctx.config.raw, vm_mad, "LIVE_RESIZE")
 }
 
 pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -72,8 +72,8 @@ pub fn rules_in(c: &Conn, groups: &BTreeSet<i64>) -> Result<Vec<Pairs>, SqlError
         let t = Template::parse(&text).unwrap_or_default();
         for rule in t.get_all("RULE").filter_map(|a| a.value.as_vector()) {
             let mut r: Pairs = rule.to_vec();
-            set(&mut r, "SECURITY_GROUP_ID", sgid.to_string());
-            set(&mut r, "SECURITY_GROUP_NAME", name.clone());
+            template::vector_set(&mut r, "SECURITY_GROUP_ID", sgid.to_string());
+            template::vector_set(&mut r, "SECURITY_GROUP_NAME", name.clone());
             let vnet =
                 template::vector_get(&r, "NETWORK_ID").and_then(|n| n.trim().parse::<i64>().ok());
             match vnet {
@@ -99,13 +99,13 @@ fn per_range(c: &Conn, vid: i64, r: &Pairs) -> Result<Vec<Pairs>, SqlError> {
         for k in ["AR_ID", "TYPE", "SIZE", "MAC", "IP", "IP6"] {
             let v = range.get(k);
             if !v.is_empty() {
-                set(&mut rule, k, v.to_string());
+                template::vector_set(&mut rule, k, v.to_string());
             }
         }
         let first = range.address(0);
         for (k, v) in [("IP6_ULA", first.ip6_ula), ("IP6_GLOBAL", first.ip6_global)] {
             if let Some(v) = v {
-                set(&mut rule, k, v);
+                template::vector_set(&mut rule, k, v);
             }
         }
         out.push(rule);
@@ -166,11 +166,6 @@ pub fn driver_pass(c: &Conn) -> Result<Vec<SqlStmt>, SqlError> {
         ));
     }
     Ok(stmts)
-}
-
-fn set(pairs: &mut Pairs, k: &str, v: String) {
-    pairs.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-    pairs.push((k.to_string(), v));
 }
 
 #[cfg(test)]

@@ -741,7 +741,7 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
         for nic in nics.iter_mut() {
             let name = template::vector_get(nic, "NAME").unwrap_or("").to_string();
             if let Some((_, _, ids)) = parents.iter().find(|p| p.0 == name && !p.2.is_empty()) {
-                set_attr(nic, "ALIAS_IDS", ids.join(","));
+                template::vector_set(nic, "ALIAS_IDS", ids.join(","));
                 nic.sort_by(|a, b| a.0.cmp(&b.0));
             }
         }
@@ -795,11 +795,11 @@ fn alias_parents(
                 format!("NIC named {parent} not found for alias"),
             ));
         };
-        set_attr(alias, "PARENT_ID", p.1.to_string());
-        set_attr(alias, "ALIAS_ID", p.2.len().to_string());
+        template::vector_set(alias, "PARENT_ID", p.1.to_string());
+        template::vector_set(alias, "ALIAS_ID", p.2.len().to_string());
         p.2.push(nic_id.to_string());
         if template::vector_get(alias, "NAME").is_none_or(str::is_empty) {
-            set_attr(alias, "NAME", format!("NIC{}_ALIAS{nic_id}", p.1));
+            template::vector_set(alias, "NAME", format!("NIC{}_ALIAS{nic_id}", p.1));
         }
     }
     Ok(parents)
@@ -902,9 +902,9 @@ pub async fn lease_list_picking(
             // `get_network_leases`: a new VM's NIC in auto mode waits for the scheduler to
             // choose its network; it is only numbered and named.
             let unnamed = get("NAME").is_empty();
-            set_attr(nic, "NIC_ID", nic_id.to_string());
+            template::vector_set(nic, "NIC_ID", nic_id.to_string());
             if unnamed {
-                set_attr(nic, "NAME", format!("NIC{nic_id}"));
+                template::vector_set(nic, "NAME", format!("NIC{nic_id}"));
             }
             continue;
         }
@@ -923,7 +923,7 @@ pub async fn lease_list_picking(
             .await
             .map_err(alloc_err)?
         } else {
-            set_attr(nic, "NIC_ID", nic_id.to_string());
+            template::vector_set(nic, "NIC_ID", nic_id.to_string());
             continue;
         };
         let v = match NETS.authorized(ctx, s, vid, USE).await {
@@ -1009,11 +1009,6 @@ fn owner_is_new(owner: OwnerRef<'static>) -> bool {
     matches!(owner, OwnerRef::NextOf(_))
 }
 
-fn set_attr(pairs: &mut Vec<(String, String)>, k: &str, v: String) {
-    pairs.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-    pairs.push((k.to_string(), v));
-}
-
 /// The NIC attributes a lease gives (`VirtualNetwork::nic_attribute`, `set_vnet`).
 fn fill_nic(
     nic: &mut Vec<(String, String)>,
@@ -1029,24 +1024,24 @@ fn fill_nic(
         nic.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
     }
     for (k, val) in r.address(idx).attrs() {
-        set_attr(nic, k, val);
+        template::vector_set(nic, k, val);
     }
-    set_attr(nic, "AR_ID", r.id.to_string());
-    set_attr(nic, "NIC_ID", nic_id.to_string());
-    set_attr(nic, "NETWORK", v.head.name.clone());
-    set_attr(nic, "NETWORK_ID", oid.to_string());
-    set_attr(nic, "NETWORK_UNAME", v.head.uname.clone());
-    set_attr(nic, "BRIDGE", v.bridge.clone());
+    template::vector_set(nic, "AR_ID", r.id.to_string());
+    template::vector_set(nic, "NIC_ID", nic_id.to_string());
+    template::vector_set(nic, "NETWORK", v.head.name.clone());
+    template::vector_set(nic, "NETWORK_ID", oid.to_string());
+    template::vector_set(nic, "NETWORK_UNAME", v.head.uname.clone());
+    template::vector_set(nic, "BRIDGE", v.bridge.clone());
     let bridge_type = vt.single("BRIDGE_TYPE").filter(|b| !b.is_empty());
-    set_attr(nic, "BRIDGE_TYPE", bridge_type.unwrap_or("linux").into());
-    set_attr(nic, "VN_MAD", v.vn_mad.clone());
+    template::vector_set(nic, "BRIDGE_TYPE", bridge_type.unwrap_or("linux"));
+    template::vector_set(nic, "VN_MAD", v.vn_mad.clone());
     let clusters: Vec<String> = v.clusters.iter().map(i64::to_string).collect();
-    set_attr(nic, "CLUSTER_ID", clusters.join(","));
+    template::vector_set(nic, "CLUSTER_ID", clusters.join(","));
     if v.parent >= 0 {
-        set_attr(nic, "PARENT_NETWORK_ID", v.parent.to_string());
+        template::vector_set(nic, "PARENT_NETWORK_ID", v.parent.to_string());
     }
     if template::vector_get(nic, "NAME").is_none_or(str::is_empty) {
-        set_attr(nic, "NAME", format!("NIC{nic_id}"));
+        template::vector_set(nic, "NAME", format!("NIC{nic_id}"));
     }
     let mut sgs: Vec<i64> = Vec::new();
     for list in [
@@ -1060,11 +1055,11 @@ fn fill_nic(
     sgs.dedup();
     if !sgs.is_empty() {
         let list: Vec<String> = sgs.iter().map(i64::to_string).collect();
-        set_attr(nic, "SECURITY_GROUPS", list.join(","));
+        template::vector_set(nic, "SECURITY_GROUPS", list.join(","));
     }
     for k in ["VLAN_ID", "PHYDEV", "OUTER_VLAN_ID"] {
         if let Some(val) = vt.single(k).filter(|x| !x.is_empty()) {
-            set_attr(nic, k, val.to_string());
+            template::vector_set(nic, k, val.to_string());
         }
     }
     // `AddressRange::set_vnet`: the range's own values win over the network's, and what it
@@ -1072,7 +1067,7 @@ fn fill_nic(
     for k in ["VN_MAD", "BRIDGE", "PHYDEV", "VLAN_ID"] {
         let val = r.get(k).trim();
         if !val.is_empty() {
-            set_attr(nic, k, val.to_string());
+            template::vector_set(nic, k, val.to_string());
         }
     }
     super::inherit::from_lookup(nic, inherit, |k| r.get(k).to_string());
