@@ -602,7 +602,7 @@ fn start_tasks(
         config.live_rescheds,
         api.clone(),
     );
-    let vnc = crate::api::vm_vnc::VncPorts::of(&config.raw);
+    let vnc = crate::api::vm_vnc::vnc_ports(&config.raw);
     tasks.spawn("scheduler", Restart::WithBackoff, move |ctx| {
         let vnc = vnc.clone();
         crate::scheduler::run(ctx, on.clone(), reads.clone(), live, vnc, api.clone())

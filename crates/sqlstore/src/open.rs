@@ -420,6 +420,8 @@ CREATE TABLE IF NOT EXISTS vnet_pool (
     lock_owner INTEGER NOT NULL DEFAULT -1,
     lock_time INTEGER NOT NULL DEFAULT 0,
     lock_req INTEGER NOT NULL DEFAULT -1,
+    vlan_auto INTEGER NOT NULL DEFAULT -1,
+    outer_vlan_auto INTEGER NOT NULL DEFAULT -1,
     UNIQUE (name, uid)
 );
 CREATE TABLE IF NOT EXISTS vnet_lease (
@@ -716,7 +718,7 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     }
     if conn.backend() == Backend::Mysql {
         // MySQL state databases were created with every column but the cluster template.
-        return Ok(());
+        return upgrade_auto_vlans(conn);
     }
     for table in LOCKABLE {
         let has: bool = conn.query_row(
@@ -739,6 +741,22 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
         conn.execute_batch(
             "ALTER TABLE raft_sm_meta ADD COLUMN format INTEGER NOT NULL DEFAULT 0",
         )?;
+    }
+    upgrade_auto_vlans(conn)
+}
+
+/// Networks keep the VLAN ids oned chose (AUTOMATIC_VLAN_ID) with that feature; last, so that a
+/// database made before it ends with the same columns as a new one.
+fn upgrade_auto_vlans(conn: &Conn) -> Result<(), SqlError> {
+    for column in ["vlan_auto", "outer_vlan_auto"] {
+        if !conn.columns("vnet_pool")?.iter().any(|c| c == column) {
+            let add =
+                format!("ALTER TABLE vnet_pool ADD COLUMN {column} INTEGER NOT NULL DEFAULT -1");
+            conn.execute_batch(&match conn.backend() {
+                Backend::Sqlite => add,
+                Backend::Mysql => sql::mysql_schema(conn, &add),
+            })?;
+        }
     }
     Ok(())
 }
@@ -1319,6 +1337,41 @@ mod tests {
             columns(&again, "template_pool"),
             columns(&fresh, "template_pool")
         );
+    }
+
+    #[test]
+    fn a_database_from_before_automatic_vlans_gets_their_columns_in_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.execute_batch(
+                "CREATE TABLE vnet_pool (oid INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                   uid INTEGER NOT NULL, gid INTEGER NOT NULL, perms INTEGER NOT NULL,
+                   state INTEGER NOT NULL, vn_mad TEXT NOT NULL, bridge TEXT NOT NULL,
+                   template TEXT NOT NULL, parent INTEGER NOT NULL DEFAULT -1,
+                   lock_level INTEGER NOT NULL DEFAULT 0, lock_owner INTEGER NOT NULL DEFAULT -1,
+                   lock_time INTEGER NOT NULL DEFAULT 0, lock_req INTEGER NOT NULL DEFAULT -1,
+                   UNIQUE (name, uid));
+                 INSERT INTO vnet_pool (oid, name, uid, gid, perms, state, vn_mad, bridge,
+                   template) VALUES (0, 'n', 0, 0, 384, 1, '802.1Q', 'br0', 'VLAN_ID = 7');",
+            )
+            .unwrap();
+        }
+        let upgraded = open(&old);
+        let fresh = open(&dir.path().join("new.db"));
+        assert_eq!(
+            columns(&upgraded, "vnet_pool"),
+            columns(&fresh, "vnet_pool")
+        );
+        let kept: (i64, i64) = upgraded
+            .query_row(
+                "SELECT vlan_auto, outer_vlan_auto FROM vnet_pool WHERE oid = 0",
+                (),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (-1, -1), "the template's VLAN_ID, none chosen");
     }
 
     #[test]

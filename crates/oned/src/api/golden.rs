@@ -506,6 +506,8 @@ fn vnet() {
         leases: Vec::new(),
         vrouters: Vec::new(),
         parent: -1,
+        vlan_auto: Default::default(),
+        outer_vlan_auto: Default::default(),
     };
     check(
         "vnet",

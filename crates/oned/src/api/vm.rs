@@ -709,7 +709,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     } else {
         Default::default()
     };
-    let conf = super::vm_vnc::VncPorts::of(&ctx.config.raw);
+    let conf = super::vm_vnc::vnc_ports(&ctx.config.raw);
     let from_stop = vm.history.last().map(|h| h.action) == Some(wire::vm_action::STOP);
     let (port, with_port) =
         super::vm_vnc::at_deploy(&conf, id, hid, &vm.template, from_stop, &taken)

@@ -88,7 +88,7 @@ async fn graphics_port(
     let taken = ctx
         .read(move |c| super::vm_vnc::taken_by_others(c, cid, vid))
         .await?;
-    let conf = super::vm_vnc::VncPorts::of(&ctx.config.raw);
+    let conf = super::vm_vnc::vnc_ports(&ctx.config.raw);
     let chosen =
         super::vm_vnc::choose_for(&conf, vid, new, &taken).map_err(|e| fail(code::INTERNAL, e))?;
     Ok(sqlstore::objects::vnc::take(vid, hid, chosen))

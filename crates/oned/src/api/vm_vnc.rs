@@ -11,68 +11,17 @@ use std::collections::BTreeSet;
 use sqlstore::SqlStmt;
 use template::{Template, Value};
 
-/// oned.conf's `VNC_PORTS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VncPorts {
-    start: i64,
-    /// Inclusive ranges no port is chosen from (a PORT asked for may be one).
-    reserved: Vec<(i64, i64)>,
+/// oned.conf's `VNC_PORTS`: 65536 ports, START 5900 and nothing reserved unless it says.
+pub type VncPorts = super::id_bitmap::IdBitmap;
+
+/// `OpenNebulaTemplate`'s default when oned.conf says nothing.
+pub fn vnc_defaults() -> VncPorts {
+    VncPorts::new(5900, Vec::new(), 65535)
 }
 
-/// The highest port: OpenNebula's bitmap holds 65536 bits.
-const LAST_PORT: i64 = 65535;
-
-impl Default for VncPorts {
-    /// `OpenNebulaTemplate`'s default when oned.conf says nothing: START 5900, nothing reserved.
-    fn default() -> VncPorts {
-        VncPorts {
-            start: 5900,
-            reserved: Vec::new(),
-        }
-    }
-}
-
-impl VncPorts {
-    /// From oned.conf's `VNC_PORTS = [ START = n, RESERVED = "a:b, c" ]`; a RESERVED entry that
-    /// does not parse is left out, as `BitMap::string_to_bitmap` leaves it.
-    pub fn of(conf: &Template) -> VncPorts {
-        let mut out = VncPorts::default();
-        let Some(v) = conf.vector("VNC_PORTS") else {
-            return out;
-        };
-        if let Some(start) = template::vector_get(v, "START")
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .filter(|s| (0..LAST_PORT).contains(s))
-        {
-            out.start = start;
-        }
-        for part in template::vector_get(v, "RESERVED").unwrap_or("").split(',') {
-            let bound = |s: &str| s.trim().parse::<i64>().ok();
-            let range = match part.split_once(':') {
-                Some((a, b)) => bound(a).zip(bound(b)),
-                None => bound(part).map(|p| (p, p)),
-            };
-            if let Some((a, b)) = range.filter(|(a, b)| a <= b && *a >= 0) {
-                out.reserved.push((a, b.min(LAST_PORT)));
-            }
-        }
-        out
-    }
-
-    fn reserved(&self, port: i64) -> bool {
-        self.reserved.iter().any(|(a, b)| (*a..=*b).contains(&port))
-    }
-
-    /// `Cluster::get_vnc_port` for VM `vid`: the hint, else the first port free and not
-    /// reserved from START.
-    pub fn choose(&self, vid: i64, taken: &BTreeSet<i64>) -> Option<i64> {
-        let free = |p: i64| !taken.contains(&p) && !self.reserved(p);
-        let hint = self.start + vid.rem_euclid(LAST_PORT - self.start);
-        if hint != 0 && free(hint) {
-            return Some(hint);
-        }
-        (self.start..=LAST_PORT).find(|p| free(*p))
-    }
+/// The cluster's VNC ports as oned.conf sets them.
+pub fn vnc_ports(conf: &Template) -> VncPorts {
+    VncPorts::of(conf, "VNC_PORTS", vnc_defaults())
 }
 
 /// What deploying VM `vid` (its template `text`) on host `hid` adds to the write: the port's
@@ -156,7 +105,7 @@ mod tests {
     use super::*;
 
     fn conf(text: &str) -> VncPorts {
-        VncPorts::of(&Template::parse(text).unwrap())
+        vnc_ports(&Template::parse(text).unwrap())
     }
 
     #[test]
@@ -172,12 +121,12 @@ mod tests {
         assert_eq!(c.choose(5, &none), Some(5900));
         let full: BTreeSet<i64> = (5900..=32767).collect();
         assert_eq!(c.choose(1, &full), None);
-        assert_eq!(VncPorts::of(&Template::default()), VncPorts::default());
+        assert_eq!(vnc_ports(&Template::default()), vnc_defaults());
     }
 
     #[test]
     fn a_vm_without_graphics_or_back_from_stop_takes_nothing() {
-        let c = VncPorts::default();
+        let c = vnc_defaults();
         let none = BTreeSet::new();
         assert_eq!(
             at_deploy(&c, 1, 0, "CPU=1", false, &none).unwrap().0.len(),

@@ -2,12 +2,13 @@
 //! LOCK_CREATE until the leader's driver task (`crate::monitor`) makes it READY.
 
 use sqlstore::objects::cluster::{self as cluster_rows, Member};
-use sqlstore::objects::vnet::{self, NewVnet, VnetRow};
+use sqlstore::objects::vnet::{self, AutoVlan, NewVnet, VnetRow};
 use xmlrpc::Params;
 
 use super::family::Family;
 use super::method::{Auth, Method};
 use super::perms::{self, caller, PoolFilter, Where, USE};
+use super::vnet_vlans;
 use super::xml::{self, Xml};
 use super::{code, fail, Ctx, MethodResult};
 use crate::auth::Session;
@@ -135,15 +136,31 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
             }
         })
         .text("VN_MAD", &v.vn_mad);
-        // `VirtualNetwork::insert` keeps them in the template too.
-        for e in ["PHYDEV", "VLAN_ID", "OUTER_VLAN_ID"] {
-            match t.single(e).filter(|v| !v.is_empty()) {
-                Some(value) => x.text(e, value),
+        // `VirtualNetwork::insert` keeps them in the template too, but for ids oned chose.
+        let vlans = [
+            (
+                "PHYDEV",
+                t.single("PHYDEV")
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+            ),
+            ("VLAN_ID", vnet_vlans::shown(v.vlan_auto, &t, "VLAN_ID")),
+            (
+                "OUTER_VLAN_ID",
+                vnet_vlans::shown(v.outer_vlan_auto, &t, "OUTER_VLAN_ID"),
+            ),
+        ];
+        for (e, value) in vlans {
+            match value {
+                Some(value) => x.text(e, &value),
                 None => x.empty(e),
             };
         }
-        x.num("VLAN_ID_AUTOMATIC", 0)
-            .num("OUTER_VLAN_ID_AUTOMATIC", 0)
+        x.num("VLAN_ID_AUTOMATIC", i32::from(v.vlan_auto.automatic()))
+            .num(
+                "OUTER_VLAN_ID_AUTOMATIC",
+                i32::from(v.outer_vlan_auto.automatic()),
+            )
             .num("USED_LEASES", v.leases.len());
         // The routers with a NIC here (`VirtualNetwork::vrouters`).
         x.elem("VROUTERS", |x| {
@@ -210,6 +227,8 @@ pub(super) async fn create_child(
     }
     // `VirtualNetwork::parse_phydev_vlans`: what the driver needs, before the ranges.
     super::vntemplate::phydev_vlans(&t, &vn_mad).map_err(|e| fail(code::INTERNAL, e))?;
+    let mut t = t;
+    let automatic = vnet_vlans::parse(&mut t);
     // A reservation's range comes checked, marked with its parent's range.
     let t = if parent >= 0 {
         Ok(t)
@@ -246,7 +265,7 @@ pub(super) async fn create_child(
         }),
     );
     t.set("BRIDGE_TYPE", single(bridge_type(ctx, &vn_mad)));
-    let insert = vnet::insert(NewVnet {
+    let new_vnet = NewVnet {
         name: name.to_string(),
         uid: s.uid,
         gid: s.gid,
@@ -256,7 +275,9 @@ pub(super) async fn create_child(
         bridge,
         template: t.to_text(),
         parent,
-    });
+        vlan_auto: AutoVlan::No,
+        outer_vlan_auto: AutoVlan::No,
+    };
     let new = super::writes::New {
         what: "virtual network",
         kind: "NET",
@@ -264,8 +285,74 @@ pub(super) async fn create_child(
         refusal: super::writes::Refusal::Internal,
         owner: Some(s.uid),
     };
-    super::writes::allocate_next_refused(ctx, vnet::TABLE, insert, with, new, |_| {}).await
+    insert_with_vlans(ctx, new_vnet, automatic, with, new).await
 }
+
+/// Inserts the network, with the VLAN ids oned chooses for it (`set_vlan_id`). Those that
+/// depend on its id are computed for the pool counter read here and written only while the
+/// counter has not moved (another network inserted first takes that id, and may have taken a
+/// VLAN id): then computed again, a bounded number of times.
+async fn insert_with_vlans(
+    ctx: &Ctx,
+    mut n: NewVnet,
+    automatic: (bool, bool),
+    with: Vec<sqlstore::SqlStmt>,
+    new: super::writes::New<'_>,
+) -> MethodResult {
+    let unassigned = vnet_vlans::unassigned;
+    if !vnet_vlans::chosen_by_id(&n.vn_mad, automatic.0, automatic.1) {
+        n.vlan_auto = unassigned(automatic.0);
+        n.outer_vlan_auto = unassigned(automatic.1);
+        let insert = vnet::insert(n);
+        return super::writes::allocate_next_refused(ctx, vnet::TABLE, insert, with, new, |_| {})
+            .await;
+    }
+    let vlans = vnet_vlans::vlan_ids(&ctx.config.raw);
+    let vxlan_start = vnet_vlans::vxlan_start(&ctx.config.raw);
+    for _ in 0..VLAN_RETRIES {
+        let (last, taken) = ctx
+            .read(|c| {
+                Ok((
+                    sqlstore::objects::backup::last_oid(c, vnet::TABLE)?,
+                    vnet::auto_vlans_taken(c)?,
+                ))
+            })
+            .await?;
+        let Some((vlan, outer)) =
+            vnet_vlans::assign(&n.vn_mad, automatic, last + 1, &vlans, vxlan_start, &taken)
+        else {
+            return Err(fail(
+                code::INTERNAL,
+                "Cannot automatically assign VLAN_ID to network.",
+            ));
+        };
+        let mut attempt = n.clone();
+        (attempt.vlan_auto, attempt.outer_vlan_auto) = (vlan, outer);
+        let mut stmts = vec![sqlstore::objects::backup::counter_is(vnet::TABLE, last)];
+        stmts.extend(with.iter().cloned());
+        let mut moved = false;
+        let written = super::writes::allocate_next_refused(
+            ctx,
+            vnet::TABLE,
+            vnet::insert(attempt),
+            stmts,
+            new,
+            |r| moved = r.kind == sqlstore::TxnErrorKind::NotFound && r.stmt == 1,
+        )
+        .await;
+        match written {
+            Err(_) if moved => continue,
+            other => return other,
+        }
+    }
+    Err(fail(
+        code::INTERNAL,
+        "Cannot automatically assign VLAN_ID to network: the pool kept changing, try again",
+    ))
+}
+
+/// Attempts at a network whose VLAN ids depend on the pool counter.
+const VLAN_RETRIES: usize = 8;
 
 /// The drivers of the shipped oned.conf's `VN_MAD_CONF` vectors, which a zone whose oned.conf
 /// names none knows.
@@ -283,7 +370,7 @@ const SHIPPED_VN_MADS: [&str; 9] = [
 
 /// The BRIDGE_TYPE of `vn_mad`'s `VN_MAD_CONF` (`parse_bridge_type`): oned.conf's, else the
 /// shipped one's (`openvswitch` for the Open vSwitch drivers, `linux` for the others).
-fn bridge_type(ctx: &Ctx, vn_mad: &str) -> String {
+pub(super) fn bridge_type(ctx: &Ctx, vn_mad: &str) -> String {
     let confs = super::ds_conf::vectors(&ctx.config.raw, "VN_MAD_CONF");
     let conf = confs
         .iter()

@@ -620,6 +620,11 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         None => {
             let mut rt = t.clone();
             rt.remove("AR");
+            // `VirtualNetwork::clone_template`: the parent's VLAN_ID, chosen or given.
+            match super::vnet_vlans::shown(v.vlan_auto, &t, "VLAN_ID") {
+                Some(id) => rt.set("VLAN_ID", template::Value::Single(id)),
+                None => rt.set("AUTOMATIC_VLAN_ID", template::Value::Single("NO".into())),
+            }
             let r = reservation_range(child, 0, parent_ar)?;
             let rt = ar::with_ranges(&rt, &[r]);
             let mut with = takes;
@@ -1057,9 +1062,15 @@ fn fill_nic(
         let list: Vec<String> = sgs.iter().map(i64::to_string).collect();
         template::vector_set(nic, "SECURITY_GROUPS", list.join(","));
     }
-    for k in ["VLAN_ID", "PHYDEV", "OUTER_VLAN_ID"] {
-        if let Some(val) = vt.single(k).filter(|x| !x.is_empty()) {
-            template::vector_set(nic, k, val.to_string());
+    if let Some(val) = vt.single("PHYDEV").filter(|x| !x.is_empty()) {
+        template::vector_set(nic, "PHYDEV", val.to_string());
+    }
+    for (k, auto) in [
+        ("VLAN_ID", v.vlan_auto),
+        ("OUTER_VLAN_ID", v.outer_vlan_auto),
+    ] {
+        if let Some(val) = super::vnet_vlans::shown(auto, vt, k) {
+            template::vector_set(nic, k, val);
         }
     }
     // `AddressRange::set_vnet`: the range's own values win over the network's, and what it

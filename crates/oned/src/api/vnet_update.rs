@@ -6,7 +6,7 @@
 //! puts it back.
 
 use sqlstore::objects::vnet::VnetRow;
-use template::Template;
+use template::{Template, Value};
 use xmlrpc::Params;
 
 use super::family::Family;
@@ -25,7 +25,10 @@ pub async fn update(
     f: &'static Family<VnetRow>,
 ) -> MethodResult {
     let id = p.int(0)? as i64;
-    f.authorized(ctx, s, id, MANAGE).await?;
+    let row = f.authorized(ctx, s, id, MANAGE).await?;
+    let bridge_type = super::vnet::bridge_type(ctx, &row.vn_mad);
+    let row = &row;
+    let bridge_type = bridge_type.as_str();
     let text = p.string(1)?.to_string();
     let merge = update_type(&p)?;
     let ras = if s.is_admin() {
@@ -48,16 +51,35 @@ pub async fn update(
         base.remove("AR");
         let given = merged_checked(&base.to_text(), text, merge, ras)?;
         let given = if merge { text.to_string() } else { given };
-        let new = kept(&stored, &merged(&old, &given, merge)?)?;
-        Ok(vec![sqlstore::objects::replace_template(
-            f.table, f.template, id, new, old,
-        )])
+        let mut new = kept(&stored, &merged(&old, &given, merge)?)?;
+        // `VirtualNetwork::post_update_template`: PHYDEV and the VLAN ids written back, the
+        // bridge the update names (else the network's), the driver's BRIDGE_TYPE.
+        let phydev = new.single("PHYDEV").unwrap_or("").to_string();
+        new.set("PHYDEV", Value::Single(phydev));
+        super::vnet_vlans::after_update(&mut new, row.vlan_auto, row.outer_vlan_auto);
+        let bridge = match new.single("BRIDGE").filter(|b| !b.is_empty()) {
+            Some(b) => b.to_string(),
+            None => row.bridge.clone(),
+        };
+        new.set("BRIDGE", Value::Single(bridge.clone()));
+        new.set("BRIDGE_TYPE", Value::Single(bridge_type.to_string()));
+        let mut stmts = vec![sqlstore::objects::replace_template(
+            f.table,
+            f.template,
+            id,
+            new.to_text(),
+            old,
+        )];
+        if bridge != row.bridge {
+            stmts.push(sqlstore::objects::vnet::set_bridge(id, &bridge));
+        }
+        Ok(stmts)
     })
     .await
 }
 
 /// `new` with the [`KEPT`] attributes of `old`, whatever `new` says of them.
-fn kept(old: &Template, new: &str) -> Result<String, Failure> {
+fn kept(old: &Template, new: &str) -> Result<Template, Failure> {
     let bad = |e: template::ParseError| {
         fail(
             code::INTERNAL,
@@ -71,7 +93,7 @@ fn kept(old: &Template, new: &str) -> Result<String, Failure> {
             new.push(name, a.value.clone());
         }
     }
-    Ok(new.to_text())
+    Ok(new)
 }
 
 #[cfg(test)]
@@ -83,7 +105,7 @@ mod tests {
         let old = "NAME = n\nVN_MAD = bridge\nAR = [ AR_ID = 0, TYPE = ETHER, SIZE = 4 ]\n\
                    AR = [ AR_ID = 1, TYPE = ETHER, SIZE = 2 ]\nCOLOR = red";
         let new = "COLOR = blue\nVN_MAD = fw\nAR = [ AR_ID = 0, TYPE = ETHER, SIZE = 9999 ]";
-        let t = Template::parse(&kept(&Template::parse(old).unwrap(), new).unwrap()).unwrap();
+        let t = kept(&Template::parse(old).unwrap(), new).unwrap();
         assert_eq!(t.single("COLOR"), Some("blue"));
         assert_eq!(t.single("VN_MAD"), Some("bridge"));
         let sizes: Vec<_> = t

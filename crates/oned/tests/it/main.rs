@@ -90,6 +90,7 @@ mod vm_snapshots;
 mod vmgroups;
 mod vms;
 mod vnet_update;
+mod vnet_vlans;
 mod vntemplates;
 mod vrouters;
 mod wellformed;

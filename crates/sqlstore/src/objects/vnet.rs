@@ -23,6 +23,47 @@ pub struct VnetRow {
     pub leases: Vec<super::lease::Lease>,
     /// The virtual routers with a NIC in it, ascending.
     pub vrouters: Vec<i64>,
+    /// VLAN_ID when AUTOMATIC_VLAN_ID chose it (it is then not in the template).
+    pub vlan_auto: AutoVlan,
+    /// OUTER_VLAN_ID when AUTOMATIC_OUTER_VLAN_ID chose it.
+    pub outer_vlan_auto: AutoVlan,
+}
+
+/// A network's VLAN_ID (or OUTER_VLAN_ID) as `VirtualNetwork` keeps it beside its template:
+/// given in the template, or chosen by oned (`VLAN_ID_AUTOMATIC`), which a driver without
+/// VLANs asked for AUTOMATIC_VLAN_ID leaves unassigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoVlan {
+    /// The template's VLAN_ID, if any.
+    #[default]
+    No,
+    /// Automatic, and no id: the driver has no VLANs.
+    Unassigned,
+    /// Automatic: this id.
+    Id(i64),
+}
+
+impl AutoVlan {
+    /// As stored: -1 not automatic, -2 automatic without an id, else the id.
+    pub fn column(self) -> i64 {
+        match self {
+            AutoVlan::No => -1,
+            AutoVlan::Unassigned => -2,
+            AutoVlan::Id(id) => id,
+        }
+    }
+
+    pub fn from_column(v: i64) -> AutoVlan {
+        match v {
+            -1 => AutoVlan::No,
+            v if v < 0 => AutoVlan::Unassigned,
+            v => AutoVlan::Id(v),
+        }
+    }
+
+    pub fn automatic(self) -> bool {
+        self != AutoVlan::No
+    }
 }
 
 has_owner!(lockable VnetRow);
@@ -44,6 +85,8 @@ fn read(conn: &Conn, r: &Row) -> crate::sql::Result<VnetRow> {
         bridge: r.get(c + 2)?,
         template: r.get(c + 3)?,
         parent: r.get(c + 4)?,
+        vlan_auto: AutoVlan::from_column(r.get(c + 5)?),
+        outer_vlan_auto: AutoVlan::from_column(r.get(c + 6)?),
     })
 }
 
@@ -51,13 +94,14 @@ pub static ROWS: Rows<VnetRow> = Rows {
     select: owned_select!(
         lockable "vnet_pool",
         "n",
-        "n.state, n.vn_mad, n.bridge, n.template, n.parent"
+        "n.state, n.vn_mad, n.bridge, n.template, n.parent, n.vlan_auto, n.outer_vlan_auto"
     ),
     alias: "n",
     read,
 };
 
 /// What a new network is made of.
+#[derive(Debug, Clone)]
 pub struct NewVnet {
     pub name: String,
     pub uid: i64,
@@ -70,6 +114,8 @@ pub struct NewVnet {
     pub template: String,
     /// The network a reservation is taken from; -1 for others.
     pub parent: i64,
+    pub vlan_auto: AutoVlan,
+    pub outer_vlan_auto: AutoVlan,
 }
 
 /// Stands in a new network's template for its id (its default BRIDGE, `onebr<id>`).
@@ -83,10 +129,10 @@ pub fn insert(n: NewVnet) -> SqlStmt {
     };
     insert_next(
         TABLE,
-        "name, uid, gid, perms, state, vn_mad, bridge, template, parent",
+        "name, uid, gid, perms, state, vn_mad, bridge, template, parent, vlan_auto, outer_vlan_auto",
         &format!(
             "?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = '' THEN 'onebr' || (last_oid + 1) ELSE ?7 END, \
-             {template}, ?9"
+             {template}, ?9, ?10, ?11"
         ),
         vec![
             SqlValue::Text(n.name),
@@ -98,8 +144,25 @@ pub fn insert(n: NewVnet) -> SqlStmt {
             SqlValue::Text(n.bridge),
             SqlValue::Text(n.template),
             SqlValue::Int(n.parent),
+            SqlValue::Int(n.vlan_auto.column()),
+            SqlValue::Int(n.outer_vlan_auto.column()),
         ],
     )
+}
+
+/// The VLAN ids oned chose for networks of the drivers that share `VirtualNetworkPool`'s VLAN
+/// bitmap (802.1Q, ovswitch, the inner id of ovswitch_vxlan): freed when their network goes.
+pub fn auto_vlans_taken(c: &Conn) -> crate::sql::Result<std::collections::BTreeSet<i64>> {
+    let mut st = c.prepare_cached(
+        "SELECT vlan_auto FROM vnet_pool WHERE vlan_auto >= 0
+         AND vn_mad IN ('802.1Q', 'ovswitch', 'ovswitch_vxlan')",
+    )?;
+    let mut out = std::collections::BTreeSet::new();
+    st.for_each((), |r| {
+        out.insert(r.get::<i64>(0)?);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Deletes network `oid` only while it is in `state`.
@@ -113,6 +176,15 @@ pub fn delete_in_state(oid: i64, state: i64) -> Vec<SqlStmt> {
         super::cluster::forget(super::cluster::Member::Network, oid),
         super::lease::free_vnet(oid),
     ]
+}
+
+/// The bridge of network `oid` (`one.vn.update` naming another).
+pub fn set_bridge(oid: i64, bridge: &str) -> SqlStmt {
+    SqlStmt::new(
+        "UPDATE vnet_pool SET bridge = ?2 WHERE oid = ?1",
+        vec![SqlValue::Int(oid), SqlValue::Text(bridge.to_string())],
+    )
+    .must_match()
 }
 
 /// Network `oid` moves from `from` to `to` (`one.vn.recover`), only if still in `from`.
