@@ -145,10 +145,14 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             .max()
             .unwrap_or(0);
         let mut nic = pairs.clone();
+        super::vnet_leases::unclash_name(&mut nic);
         let parent = match *kind == "NIC_ALIAS" {
             true => Some(alias_of(&t, &mut nic, next)?),
             false => None,
         };
+        // `set_up_attach_nic`: the VM's NIC_DEFAULT fills what the NIC does not say.
+        let default = super::vnet_leases::nic_default(&t).unwrap_or_default();
+        super::vnet_leases::merge_default(&mut nic, &default);
         let mut nics = vec![nic];
         let leases = super::vnet_leases::lease_list(ctx, s, &mut nics, next, OwnerRef::Id(id), "")
             .await

@@ -733,6 +733,9 @@ pub async fn lease_nics(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<NicL
         .get_all("NIC_ALIAS")
         .filter_map(|a| a.value.as_vector().map(<[_]>::to_vec))
         .collect();
+    for nic in nics.iter_mut().chain(aliases.iter_mut()) {
+        unclash_name(nic);
+    }
     if aliases.iter().any(|a| super::vm_auto_nics::is_auto(a)) {
         return Err(fail(code::INTERNAL, "Alias is incompatible with auto mode"));
     }
@@ -810,12 +813,33 @@ fn alias_parents(
     Ok(parents)
 }
 
-/// Leases an address for each of `nics` (numbered from `first_id`) held by `owner`, as
 /// Counts `n` more addresses of network `vnet` in `per_network` (network, count).
 pub fn count(per_network: &mut Vec<(i64, f64)>, vnet: i64, n: f64) {
     match per_network.iter_mut().find(|(v, _)| *v == vnet) {
         Some((_, count)) => *count += n,
         None => per_network.push((vnet, n)),
+    }
+}
+
+/// `set_nic_name` / `set_nic_alias_name`: a NAME given that looks like oned's own
+/// (`^NIC[0-9]+(_ALIAS[0-9]+)?$`) is prefixed with `_`, so it never collides with one oned gives.
+pub fn unclash_name(nic: &mut Vec<(String, String)>) {
+    let Some(name) = template::vector_get(nic, "NAME") else {
+        return;
+    };
+    let digits = |s: &str| -> usize { s.bytes().take_while(u8::is_ascii_digit).count() };
+    let own = name.strip_prefix("NIC").is_some_and(|rest| {
+        let n = digits(rest);
+        let tail = &rest[n..];
+        n > 0
+            && (tail.is_empty()
+                || tail
+                    .strip_prefix("_ALIAS")
+                    .is_some_and(|t| !t.is_empty() && digits(t) == t.len()))
+    });
+    if own {
+        let renamed = format!("_{name}");
+        template::vector_set(nic, "NAME", renamed);
     }
 }
 
@@ -847,6 +871,7 @@ pub fn merge_default(nic: &mut Vec<(String, String)>, default: &[(String, String
     }
 }
 
+/// Leases an address for each of `nics` (numbered from `first_id`) held by `owner`, as
 /// [`lease_nics`] does; refusals start with `prefix`.
 pub async fn lease_list(
     ctx: &Ctx,
@@ -1102,4 +1127,29 @@ async fn network_by_name(
             "User {owner} does not own a network with name: {name} . Set NETWORK_UNAME or NETWORK_UID of owner in NIC."
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_like_oneds_own_are_prefixed() {
+        for (given, kept) in [
+            ("NIC0", "_NIC0"),
+            ("NIC12_ALIAS3", "_NIC12_ALIAS3"),
+            ("NIC", "NIC"),
+            ("NIC1_ALIAS", "NIC1_ALIAS"),
+            ("NIC1x", "NIC1x"),
+            ("eth0", "eth0"),
+            ("_NIC0", "_NIC0"),
+        ] {
+            let mut nic = vec![("NAME".to_string(), given.to_string())];
+            unclash_name(&mut nic);
+            assert_eq!(template::vector_get(&nic, "NAME"), Some(kept), "{given}");
+        }
+        let mut unnamed = vec![("NETWORK_ID".to_string(), "0".to_string())];
+        unclash_name(&mut unnamed);
+        assert_eq!(template::vector_get(&unnamed, "NAME"), None);
+    }
 }

@@ -439,3 +439,65 @@ fn nic_aliases_lease_their_own_address_under_their_parent() {
     assert!(!body.contains("<NIC_ALIAS>"), "{body}");
     assert_eq!(used_leases(&c, vn), 1);
 }
+
+/// `set_nic_name`: a NAME like oned's own (`NIC<n>`, `NIC<n>_ALIAS<m>`) is prefixed with `_`,
+/// at allocate and at attachnic; `set_up_attach_nic` fills an attached NIC from the VM's
+/// NIC_DEFAULT as the allocate does.
+#[test]
+fn nic_names_like_oneds_are_prefixed_and_attached_nics_take_nic_default() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s("NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 8 ]"),
+            Value::Int(-1),
+        ],
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 8\nNIC_DEFAULT = [ MODEL = virtio ]\n\
+             NIC = [ NETWORK_ID = {vn}, NAME = NIC7 ]\n\
+             NIC_ALIAS = [ NETWORK_ID = {vn}, PARENT = _NIC7, NAME = NIC0_ALIAS1 ]"
+        ))],
+    );
+    let body = info(&c, "one.vm.info", vm);
+    assert!(body.contains("<NAME><![CDATA[_NIC7]]></NAME>"), "{body}");
+    assert!(
+        body.contains("<NAME><![CDATA[_NIC0_ALIAS1]]></NAME>"),
+        "{body}"
+    );
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let running = || states(&c, vm) == ("3".to_string(), "3".to_string());
+    zone.wait_until(DEADLINE, "the VM runs", running);
+    c.call(
+        "one.vm.attachnic",
+        vec![
+            Value::Int(vm),
+            s(&format!("NIC = [ NETWORK_ID = {vn}, NAME = NIC2 ]")),
+        ],
+    )
+    .unwrap();
+    zone.wait_until(DEADLINE, "the NIC is plugged", running);
+    let body = info(&c, "one.vm.info", vm);
+    let attached = body
+        .split("<NIC>")
+        .find(|n| n.contains("<NIC_ID><![CDATA[2]]></NIC_ID>"))
+        .and_then(|n| n.split("</NIC>").next())
+        .unwrap_or_else(|| panic!("no NIC 2 in {body}"));
+    assert!(
+        attached.contains("<NAME><![CDATA[_NIC2]]></NAME>"),
+        "{attached}"
+    );
+    assert!(
+        attached.contains("<MODEL><![CDATA[virtio]]></MODEL>"),
+        "{attached}"
+    );
+}
