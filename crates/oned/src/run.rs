@@ -726,6 +726,7 @@ async fn serve(
             quotas: Arc::default(),
             vm_answers: Arc::default(),
             one_auth: paths.one_auth(),
+            one_key: Arc::from(state.zone_key.as_str()),
         },
         peers,
         paths: paths.clone(),

@@ -141,11 +141,17 @@ pub(super) async fn load(ctx: &Ctx, id: i64) -> Result<ClusterRow, Failure> {
         .ok_or_else(|| no_cluster(id))
 }
 
-pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let c = load(ctx, i64::from(p.int(0)?)).await?;
     let mut body = xml::build_with(|out| cluster_xml(&c, out));
     super::cluster_plan::with_plan(&mut body, c.oid, c.plan.as_ref());
-    Ok(Value::String(body))
+    Ok(Value::String(super::encrypted::answer(
+        ctx,
+        s,
+        &p,
+        rows::TABLE,
+        body,
+    )?))
 }
 
 /// `one.clusterpool.info()`: the clusters the caller may USE (every one for group oneadmin),
@@ -254,6 +260,7 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
                 return Err(refused(format!("Error cluster contains pinned host {h}")));
             }
         }
+        super::encrypted::seal_in(ctx, rows::TABLE, &mut t);
         Ok(vec![sqlstore::objects::replace_template(
             rows::TABLE,
             "template",

@@ -79,6 +79,9 @@ async fn insert(
     kind: i64,
     body: &template::Template,
 ) -> MethodResult {
+    // `Document::insert` ends with `encrypt()`.
+    let mut body = body.clone();
+    super::encrypted::seal_in(ctx, objects::document::TABLE, &mut body);
     let insert = objects::document::insert(
         name,
         s.uid,

@@ -35,6 +35,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let new = super::writes::merged(&d.template, text, merge)?;
         let mut t = Template::parse(&new).map_err(|e| refused(e.to_string()))?;
         let (kind, ds_mad, tm_mad) = post_update(ctx, &d, &mut t).map_err(refused)?;
+        super::encrypted::seal_in(ctx, ds::TABLE, &mut t);
         Ok(vec![ds::set_template_and_drivers(
             id,
             kind,

@@ -205,7 +205,9 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         let row = self.authorized(ctx, s, id, USE | NO_LOCK).await?;
         let mut out = String::new();
         (self.xml)(&row, &mut out);
-        Ok(Value::String(out))
+        Ok(Value::String(super::encrypted::answer(
+            ctx, s, &p, self.table, out,
+        )?))
     }
 
     /// `one.<o>pool.info(filter, start, end)`, keeping only rows that also meet `only` (SQL

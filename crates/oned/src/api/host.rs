@@ -179,13 +179,20 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::allocate_next(ctx, rows::TABLE, insert, "host", "HOST", &name).await
 }
 
-pub async fn info(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let h = ctx
         .read(move |c| rows::load(c, id))
         .await?
         .ok_or_else(|| no_host(id))?;
-    Ok(Value::String(xml::build_with(|out| host_xml(&h, out))))
+    let body = xml::build_with(|out| host_xml(&h, out));
+    Ok(Value::String(super::encrypted::answer(
+        ctx,
+        s,
+        &p,
+        rows::TABLE,
+        body,
+    )?))
 }
 
 /// `one.hostpool.info()`: the hosts the caller may USE (every one for group oneadmin),
@@ -319,6 +326,7 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
             t.remove(name);
             t.push(name, template::Value::Single(value.clone()));
         }
+        super::encrypted::seal_in(ctx, rows::TABLE, &mut t);
         Ok(vec![rows::set_template_and_drivers(
             id,
             t.to_text(),

@@ -14,6 +14,7 @@ mod clusters;
 mod document;
 mod ds_conf;
 mod ds_update;
+mod encrypted;
 mod error;
 mod family;
 mod fed_proxy;
@@ -163,6 +164,8 @@ pub struct Ctx {
     pub vm_answers: Arc<vm_pool_answers::Answers>,
     /// oneadmin's credentials (`.one/one_auth`), for the calls this server makes as oneadmin.
     pub one_auth: std::path::PathBuf,
+    /// The zone key (`.one/one_key`), OpenNebula's ONE_KEY: encrypted attributes.
+    pub one_key: Arc<str>,
 }
 
 pub type MethodResult = Result<Value, Failure>;

@@ -11,7 +11,7 @@ use super::Ctx;
 pub type Ras = Vec<(String, Vec<String>)>;
 
 /// oned.conf's `key` entries, else the shipped ones, grouped.
-fn configured(ctx: &Ctx, key: &str, shipped: &[&str]) -> Ras {
+pub(super) fn configured(ctx: &Ctx, key: &str, shipped: &[&str]) -> Ras {
     let conf: Vec<String> = ctx
         .config
         .raw

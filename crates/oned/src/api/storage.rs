@@ -241,6 +241,7 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let mut t = t;
     t.remove("NAME");
     super::ds_conf::at_allocate(&ctx.config.raw, &mut t, kind, &tm_mad).map_err(internal)?;
+    super::encrypted::seal_in(ctx, ds::TABLE, &mut t);
     let insert = ds::insert(NewDatastore {
         name: name.clone(),
         uid: s.uid,

@@ -217,9 +217,14 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     .await?;
     let u = u.ok_or_else(|| no_user(id))?;
     q.keep(ctx);
-    Ok(Value::String(xml::build_with(|out| {
-        user_xml(&u, Some((&q.mine, &q.defaults)), out)
-    })))
+    let body = xml::build_with(|out| user_xml(&u, Some((&q.mine, &q.defaults)), out));
+    Ok(Value::String(super::encrypted::answer(
+        ctx,
+        s,
+        &p,
+        rows::TABLE,
+        body,
+    )?))
 }
 
 /// `one.userpool.info()`: every user for group oneadmin; anyone else sees itself and the users

@@ -338,7 +338,10 @@ pub async fn create(
             crate::sched_expr::at_allocate(ctx, &mut system).await?;
             Ok::<_, Failure>((t, disks, leases, join, system, user))
         };
-        let (t, disks, leases, join, system, user) = built.await.map_err(reword)?;
+        let (t, disks, leases, join, mut system, mut user) = built.await.map_err(reword)?;
+        // `VirtualMachine::insert` ends with `encrypt()`, on both templates.
+        super::encrypted::seal_in(ctx, rows::TABLE, &mut system);
+        super::encrypted::seal_in(ctx, rows::TABLE, &mut user);
         let insert = rows::insert(NewVm {
             name: name.clone(),
             prefix: prefix.clone(),

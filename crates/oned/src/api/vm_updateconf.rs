@@ -157,6 +157,7 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         super::vm_body::graphics(&mut new)?;
         super::vm_body::boot_order(&mut new).map_err(|e| fail(code::INTERNAL, e))?;
         let port = graphics_port(ctx, &v, &mut new).await?;
+        super::encrypted::seal_in(ctx, rows::TABLE, &mut new);
         let mut stmts = vec![sqlstore::objects::replace_template(
             rows::TABLE,
             "template",

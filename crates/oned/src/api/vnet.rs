@@ -416,7 +416,13 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::vrouter::only_visible_routers(ctx, s, &mut row).await;
     let mut out = String::new();
     vnet_xml_extended(&row, &mut out);
-    Ok(xmlrpc::Value::String(out))
+    Ok(xmlrpc::Value::String(super::encrypted::answer(
+        ctx,
+        s,
+        &p,
+        vnet::TABLE,
+        out,
+    )?))
 }
 
 pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -63,6 +63,7 @@ pub async fn update(
         };
         new.set("BRIDGE", Value::Single(bridge.clone()));
         new.set("BRIDGE_TYPE", Value::Single(bridge_type.to_string()));
+        super::encrypted::seal_in(ctx, f.table, &mut new);
         let mut stmts = vec![sqlstore::objects::replace_template(
             f.table,
             f.template,

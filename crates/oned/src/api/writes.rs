@@ -316,6 +316,8 @@ pub async fn update_template_checked(
             return Err(missing(id));
         };
         let new = merged_checked(&old, text, merge, ras)?;
+        // `PoolObjectSQL::replace_template` / `append_template` end with `encrypt()`.
+        let new = super::encrypted::seal_text(ctx, table, new);
         if let Some(post) = post {
             let t = template::Template::parse(&new).unwrap_or_default();
             post(ctx, &t)

@@ -22,6 +22,7 @@ mod clusters;
 mod config;
 mod dashboard;
 mod documents;
+mod encrypted_attrs;
 mod families;
 mod fast_failover;
 mod federation;
