@@ -96,6 +96,16 @@ pub fn vector_set(pairs: &mut Vec<(String, String)>, key: &str, value: impl Into
     pairs.push((key.to_string(), value.into()));
 }
 
+/// Sets `key` to `value` in vector pairs kept in name order (as OpenNebula prints them), or
+/// removes it for `None`.
+pub fn vector_put_sorted(pairs: &mut Vec<(String, String)>, key: &str, value: Option<String>) {
+    pairs.retain(|(k, _)| k != key);
+    if let Some(value) = value {
+        pairs.push((key.to_string(), value));
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
 /// The value of `key` in vector pairs read as a `T`, leading blanks skipped
 /// (`VectorAttribute::vector_value(name, T&)`).
 pub fn vector_get_as<T: std::str::FromStr>(pairs: &[(String, String)], key: &str) -> Option<T> {

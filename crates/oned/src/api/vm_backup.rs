@@ -21,7 +21,7 @@ use sqlstore::objects::backup::Reservation;
 use sqlstore::objects::image::{self as irows, ImageRow};
 use sqlstore::objects::vm::{self as rows, VmRow};
 use sqlstore::{ReadPool, SqlStmt, SqlTxn};
-use template::{Template, Value};
+use template::{vector_put_sorted as put, Template, Value};
 use tracing::debug;
 use wire::LcmState as L;
 use xmlrpc::Params;
@@ -71,14 +71,6 @@ pub fn config(t: &Template) -> Pairs {
 
 fn get<'a>(c: &'a [(String, String)], k: &str) -> Option<&'a str> {
     template::vector_get(c, k).map(str::trim)
-}
-
-fn put(c: &mut Pairs, k: &str, v: Option<String>) {
-    c.retain(|(n, _)| n != k);
-    if let Some(v) = v {
-        c.push((k.to_string(), v));
-        c.sort_by(|a, b| a.0.cmp(&b.0));
-    }
 }
 
 /// `Backups::parse`: the VM's BACKUP_CONFIG `old` after the BACKUP_CONFIG `given` (at

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use sqlstore::objects::vm::VmRow;
 use sqlstore::{SqlStmt, SqlValue};
-use template::{Template, Value};
+use template::{vector_put_sorted as put, Template, Value};
 use wire::LcmState as L;
 use xmlrpc::Params;
 
@@ -62,14 +62,6 @@ type Pairs = Vec<(String, String)>;
 
 fn get(d: &[(String, String)], k: &str) -> String {
     template::vector_get(d, k).unwrap_or("").trim().to_string()
-}
-
-fn put(d: &mut Pairs, k: &str, v: Option<String>) {
-    d.retain(|(n, _)| n != k);
-    if let Some(v) = v {
-        d.push((k.to_string(), v));
-        d.sort_by(|a, b| a.0.cmp(&b.0));
-    }
 }
 
 /// DISK `disk_id` of `t`.

@@ -4,7 +4,7 @@
 //! snapshot), and `vm_xml` shows them as OpenNebula does: one `<SNAPSHOTS>` per disk after
 //! `HISTORY_RECORDS`.
 
-use template::{Template, Value};
+use template::{vector_put_sorted as put, Template, Value};
 
 /// Per disk: DISK_ID, NEXT_SNAPSHOT, CURRENT_BASE, ALLOW_ORPHANS.
 const HEAD: &str = "ONEHA_SNAPSHOTS";
@@ -29,14 +29,6 @@ fn get(v: &[(String, String)], k: &str) -> String {
 
 fn num(v: &[(String, String)], k: &str) -> Option<i64> {
     get(v, k).parse().ok()
-}
-
-fn put(v: &mut Pairs, k: &str, val: Option<String>) {
-    v.retain(|(n, _)| n != k);
-    if let Some(val) = val {
-        v.push((k.to_string(), val));
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-    }
 }
 
 fn children(v: &[(String, String)]) -> Vec<i64> {

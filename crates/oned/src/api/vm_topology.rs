@@ -11,8 +11,7 @@ type Pairs = Vec<(String, String)>;
 const MAX_NODES: u64 = 256;
 
 fn put(v: &mut Pairs, name: &str, value: impl ToString) {
-    v.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-    v.push((name.to_string(), value.to_string()));
+    template::vector_set(v, name, value.to_string());
 }
 
 fn node(cpus: u64, memory_kib: i64) -> Value {
