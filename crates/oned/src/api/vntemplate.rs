@@ -317,7 +317,13 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         body.set("NAME", TValue::Single(name.clone()));
         name
     };
-    super::vnet::create(ctx, s, body, &new_name, with).await
+    // `VNTemplateInstantiate`: whatever `VirtualNetworkPool::allocate` refuses is ALLOCATE.
+    super::vnet::create(ctx, s, body, &new_name, with)
+        .await
+        .map_err(|f| match f {
+            Failure::Api { code: c, message } if c == code::INTERNAL => allocation_error(message),
+            other => other,
+        })
 }
 
 #[cfg(test)]

@@ -134,6 +134,17 @@ fn vn_templates_allocate_clone_and_instantiate_as_opennebula_on_every_server() {
             )
         )
     );
+    // What the network's insert refuses is ALLOCATE here (`VNTemplateInstantiate`).
+    assert_eq!(
+        one_error(c.call(
+            "one.vntemplate.instantiate",
+            vec![Value::Int(web), s("q"), s("VN_MAD = 802.1Q\nVLAN_ID = 5")],
+        )),
+        (
+            ALLOCATE,
+            "[one.vntemplate.instantiate] Error allocating a new virtual network template. PHYDEV is mandatory for driver 802.1Q".into()
+        )
+    );
     assert_eq!(
         one_error(c.call(
             "one.vntemplate.instantiate",
