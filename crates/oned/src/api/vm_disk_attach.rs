@@ -92,6 +92,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             )
             .await?;
         let Some(to) = hotplug(&v, lcm::HOTPLUG_PROLOG_POWEROFF) else {
+            quotas_before_state(ctx, s, &v, disk).await?;
             return Err(fail(
                 code::ACTION,
                 format!(
@@ -146,6 +147,40 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         Ok(stmts)
     })
     .await
+}
+
+/// `VirtualMachineAttach` weighs the owner's quotas for the disk (the VM's system disk size,
+/// then the image's IMAGE and DATASTORE) before `DispatchManager::attach` looks at the VM's
+/// state: an exceeded quota is the refusal, whatever the state. A disk that cannot be taken
+/// at all leaves the state's refusal.
+async fn quotas_before_state(
+    ctx: &Ctx,
+    s: &Session,
+    v: &sqlstore::objects::vm::VmRow,
+    disk: &[(String, String)],
+) -> Result<(), Failure> {
+    let mut disks = vec![disk.to_vec()];
+    let Ok(taken) =
+        super::vm_disks::take_list(ctx, s, &mut disks, 0, Some(v.head.owned.oid), "").await
+    else {
+        return Ok(());
+    };
+    let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
+    let mut t = stored(v)?;
+    for d in disks {
+        t.push("DISK", template::Value::Vector(d));
+    }
+    super::quota::system_disk_guard(ctx, s, (uid, gid), &v.template, t.to_text()).await?;
+    for ask in &taken.asks {
+        let charge = Charge {
+            ask,
+            uid,
+            gid,
+            wording: Wording::Caller(s.uid),
+        };
+        charge.guard(ctx).await?;
+    }
+    Ok(())
 }
 
 /// `one.vm.detach(id, disk_id)`: the disk leaves the VM and its image is given back.

@@ -127,6 +127,18 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             )
             .await?;
         let Some(running) = nic_states(&v) else {
+            // `VirtualMachineAttachNic` weighs the NETWORK quota before `attach_nic` looks at
+            // the VM's state.
+            if let Some(vnet) = super::vnet_leases::named_network(ctx, s, pairs).await {
+                let ask = Ask::leases(vnet, 1.0);
+                let charge = super::quota::Charge {
+                    ask: &ask,
+                    uid: v.head.owned.uid,
+                    gid: v.head.owned.gid,
+                    wording: Wording::Caller(s.uid),
+                };
+                charge.guard(ctx).await?;
+            }
             return Err(fail(
                 code::ACTION,
                 format!(

@@ -1111,6 +1111,25 @@ fn fill_nic(
     nic.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
+/// The network a NIC template names, by NETWORK_ID or by NETWORK (and its owner), if it
+/// exists: what `authorize_nic` writes in NETWORK_ID before the quotas are weighed.
+pub async fn named_network(ctx: &Ctx, s: &Session, nic: &[(String, String)]) -> Option<i64> {
+    let get = |k: &str| {
+        template::vector_get(nic, k)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    if !get("NETWORK_ID").is_empty() {
+        return get("NETWORK_ID").parse().ok();
+    }
+    if get("NETWORK").is_empty() {
+        return None;
+    }
+    let (name, uname, uid) = (get("NETWORK"), get("NETWORK_UNAME"), get("NETWORK_UID"));
+    network_by_name(ctx, s, &name, &uname, &uid).await.ok()
+}
+
 /// The network a NIC names (`get_nic_by_name`): owned by NETWORK_UID, or the user called
 /// NETWORK_UNAME, or the caller.
 async fn network_by_name(

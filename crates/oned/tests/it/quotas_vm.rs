@@ -8,7 +8,7 @@ use cli::objects::Kind;
 use cli::Client;
 use xmlrpc::Value;
 
-use crate::zone::{allocate, one_error, Zone, AUTHORIZATION, DEADLINE};
+use crate::zone::{allocate, one_error, Zone, ACTION_CODE, AUTHORIZATION, DEADLINE};
 
 fn s(v: &str) -> Value {
     Value::String(v.into())
@@ -522,4 +522,90 @@ fn quota_vm_attribute_counts_a_generic_attribute_of_the_vms() {
     let body = info(&c, "one.user.info", alice as i32);
     // Once in hers, once in the defaults.
     assert_eq!(body.matches("<CPU_USED>").count(), 2, "{body}");
+}
+
+/// `VirtualMachineAttach` and `VirtualMachineAttachNic` weigh the owner's quotas before
+/// `DispatchManager` looks at the VM's state: a suspended VM over its quota is refused for the
+/// quota; within it, for its state.
+#[test]
+fn attach_and_attachnic_weigh_the_quotas_before_the_state() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    let alice = allocate(&admin, "alice").unwrap();
+    let c = zone.servers[0].client_as("alice", "pw-alice");
+    ok(
+        &admin,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let net = ok(
+        &admin,
+        "one.vn.allocate",
+        vec![
+            s("NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 8 ]"),
+            Value::Int(-1),
+        ],
+    );
+    admin
+        .call(
+            "one.vn.chmod",
+            vec![
+                Value::Int(net),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(1),
+                Value::Int(-1),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap();
+    quota(
+        &admin,
+        "one.user.quota",
+        alice,
+        &format!("VM = [ SYSTEM_DISK_SIZE = 100 ]\nNETWORK = [ ID = {net}, LEASES = 1 ]"),
+    );
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 60 ]\nNIC = [ NETWORK_ID = {net} ]"
+        ))],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || vm_state(&c, vm).0);
+    c.call("one.vm.action", vec![s("suspend"), Value::Int(vm)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the VM is suspended", || {
+        info(&c, "one.vm.info", vm).contains("<STATE>5</STATE>")
+    });
+    let quota_says = |what: &str| format!("User [{alice}] : user [{alice}] limit of {what}");
+    let (code, msg) = one_error(c.call(
+        "one.vm.attach",
+        vec![Value::Int(vm), s("DISK = [ TYPE = fs, SIZE = 50 ]")],
+    ));
+    assert_eq!(code, AUTHORIZATION, "{msg}");
+    assert!(
+        msg.contains(&quota_says("100 reached for SYSTEM_DISK_SIZE")),
+        "{msg}"
+    );
+    let (code, msg) = one_error(c.call(
+        "one.vm.attachnic",
+        vec![
+            Value::Int(vm),
+            s("NIC = [ NETWORK = lan, NETWORK_UNAME = oneadmin ]"),
+        ],
+    ));
+    assert_eq!(code, AUTHORIZATION, "{msg}");
+    assert!(msg.contains(&quota_says("1 reached for LEASES")), "{msg}");
+    // Within the quotas, the state refuses.
+    let (code, msg) = one_error(c.call(
+        "one.vm.attach",
+        vec![Value::Int(vm), s("DISK = [ TYPE = fs, SIZE = 10 ]")],
+    ));
+    assert_eq!(code, ACTION_CODE, "{msg}");
+    assert!(msg.contains("wrong state"), "{msg}");
 }
