@@ -122,18 +122,29 @@ pub(super) const VM_SHIPPED: &[&str] = &[
     "TOPOLOGY/HUGEPAGE_SIZE",
 ];
 
-/// `VM_RESTRICTED_ATTR`: oned.conf's, else the shipped list; upper case.
+/// `VM_RESTRICTED_ATTR`: oned.conf's, else the shipped list; upper case; with every
+/// `QUOTA_VM_ATTRIBUTE` metric, which `Nebula::start` adds to it.
 pub(super) fn vm_names(ctx: &Ctx) -> Vec<String> {
-    let conf: Vec<String> = ctx
+    let mut names: Vec<String> = ctx
         .config
         .raw
         .get_all("VM_RESTRICTED_ATTR")
         .filter_map(|a| a.value.as_single().map(|v| v.trim().to_uppercase()))
         .collect();
-    if conf.is_empty() {
-        return VM_SHIPPED.iter().map(|r| r.to_string()).collect();
+    if names.is_empty() {
+        names = VM_SHIPPED.iter().map(|r| r.to_string()).collect();
     }
-    conf
+    names.extend(quota_metrics(&ctx.config.raw));
+    names
+}
+
+/// The generic quota metrics (`QUOTA_VM_ATTRIBUTE`), each also a restricted VM attribute.
+pub(super) fn quota_metrics(conf: &Template) -> Vec<String> {
+    super::quota::generic_metrics(conf)
+        .into_iter()
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 /// `IMAGE_RESTRICTED_ATTR`, grouped.

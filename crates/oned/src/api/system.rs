@@ -72,6 +72,10 @@ fn with_defaults(conf: &template::Template) -> template::Template {
 
 pub async fn config(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
     let mut t = with_defaults(&ctx.config.raw);
+    // `Nebula::start` adds each generic quota metric to the restricted VM attributes.
+    for metric in super::restricted::quota_metrics(&ctx.config.raw) {
+        t.push("VM_RESTRICTED_ATTR", template::Value::Single(metric));
+    }
     // `NebulaTemplate`'s hidden attributes: shown as `***` but to a caller whose group is
     // oneadmin (`att.gid`, as `SystemConfig` asks).
     if s.gid != 0 {

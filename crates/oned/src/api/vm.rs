@@ -271,6 +271,41 @@ pub fn capacity(t: &template::Template) -> Result<(f64, i64, Option<String>), Fa
     Ok((cpu, memory, t.single("NAME").map(str::to_string)))
 }
 
+/// `QuotaVirtualMachine::check`, which the request runs before `VirtualMachine::insert` for a
+/// caller whose quotas count (`Request::quota_authorization`: not oneadmin, or not group
+/// oneadmin): a negative MEMORY or CPU is the quota's refusal, AUTHORIZATION, worded for the
+/// user's quota, else the group's.
+fn negative_capacity(s: &Session, t: &template::Template) -> Result<(), Failure> {
+    let whose = if s.uid != 0 {
+        format!("user [{}]", s.uid)
+    } else if s.gid != 0 {
+        format!("group [{}]", s.gid)
+    } else {
+        return Ok(());
+    };
+    // `Template::get(name, int&)` / `get(name, float&)`: the number the value starts with.
+    let leading = |name: &str, float: bool| -> Option<f64> {
+        let v = t.single(name)?.trim_start();
+        let sign = usize::from(v.starts_with(['-', '+']));
+        let mut end = sign + v[sign..].bytes().take_while(u8::is_ascii_digit).count();
+        if float && v[end..].starts_with('.') {
+            end += 1 + v[end + 1..].bytes().take_while(u8::is_ascii_digit).count();
+        }
+        v[..end].parse().ok()
+    };
+    let why = if leading("MEMORY", false).is_some_and(|m| m < 0.0) {
+        "MEMORY attribute must be a positive integer value"
+    } else if leading("CPU", true).is_some_and(|c| c < 0.0) {
+        "CPU attribute must be a positive float or integer value"
+    } else {
+        return Ok(());
+    };
+    Err(fail(
+        code::AUTHORIZATION,
+        format!("User [{}] : {whose} {why}.", s.uid),
+    ))
+}
+
 /// How a request words `VirtualMachine::insert`'s refusals (INTERNAL, in its own words, for
 /// `one.vm.allocate`): `VMTemplateInstantiate` and `VirtualRouterInstantiate` answer ALLOCATE,
 /// after their own object. Refusals of the write itself (its size, a lost race) are not insert's.
@@ -300,6 +335,7 @@ pub async fn create(
         }
         Ok((cpu, memory, name))
     };
+    negative_capacity(s, &base)?;
     let (cpu, memory, name) = checked(&base).map_err(reword)?;
     // An empty name becomes `<TEMPLATE_NAME>-<id>` (`one-<id>` without one) in the statement
     // below, as `VirtualMachine::insert` names it.

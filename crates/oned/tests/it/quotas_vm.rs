@@ -465,12 +465,55 @@ fn quota_vm_attribute_counts_a_generic_attribute_of_the_vms() {
     let w = zone.servers[(leader + 1) % 3].client_as("alice", "pw-alice");
     let c = zone.servers[leader].client_as("alice", "pw-alice");
     quota(&admin, "one.user.quota", alice, "VM = [ VCPU = 6 ]");
+    // A generic metric is a restricted VM attribute (`Nebula::start` adds it to
+    // VM_RESTRICTED_ATTR): alice cannot name it, but instantiates templates that do.
+    let (code, msg) = one_error(w.call(
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 32\nVCPU = 1"), Value::Bool(true)],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            AUTHORIZATION,
+            format!(
+                "[one.vm.allocate] User [{alice}] : VM Template includes a restricted attribute VCPU."
+            )
+            .as_str()
+        )
+    );
+    let config = admin.call_xml("one.system.config", vec![]).unwrap();
+    assert!(
+        config.contains("<VM_RESTRICTED_ATTR><![CDATA[VCPU]]></VM_RESTRICTED_ATTR>"),
+        "{config}"
+    );
+    let templates: Vec<i32> = (0..=4)
+        .map(|vcpu| {
+            let t = ok(
+                &admin,
+                "one.template.allocate",
+                vec![s(&format!(
+                    "NAME = t{vcpu}\nCPU = 0.1\nMEMORY = 32\nVCPU = {vcpu}"
+                ))],
+            );
+            admin
+                .call(
+                    "one.template.chown",
+                    vec![Value::Int(t), Value::Int(alice as i32), Value::Int(-1)],
+                )
+                .unwrap();
+            t
+        })
+        .collect();
+    zone.wait_caught_up();
     let vm = |vcpu: i32| {
         w.call(
-            "one.vm.allocate",
+            "one.template.instantiate",
             vec![
-                s(&format!("CPU = 0.1\nMEMORY = 32\nVCPU = {vcpu}")),
+                Value::Int(templates[vcpu as usize]),
+                s(""),
                 Value::Bool(true),
+                s(""),
+                Value::Bool(false),
             ],
         )
     };
@@ -488,7 +531,7 @@ fn quota_vm_attribute_counts_a_generic_attribute_of_the_vms() {
         (
             AUTHORIZATION,
             format!(
-                "[one.vm.allocate] User [{alice}] : user [{alice}] limit of 6 reached for VCPU quota in VM."
+                "[one.template.instantiate] User [{alice}] : user [{alice}] limit of 6 reached for VCPU quota in VM."
             )
             .as_str()
         )
@@ -601,6 +644,30 @@ fn attach_and_attachnic_weigh_the_quotas_before_the_state() {
     ));
     assert_eq!(code, AUTHORIZATION, "{msg}");
     assert!(msg.contains(&quota_says("1 reached for LEASES")), "{msg}");
+    // A negative MEMORY or CPU is the quota's refusal for a user (`QuotaVirtualMachine::check`
+    // runs before `VirtualMachine::insert`), insert's for oneadmin.
+    for (text, says) in [
+        (
+            "CPU = 1\nMEMORY = -5",
+            "MEMORY attribute must be a positive integer value",
+        ),
+        (
+            "CPU = -0.5\nMEMORY = 5",
+            "CPU attribute must be a positive float or integer value",
+        ),
+    ] {
+        assert_eq!(
+            one_error(c.call("one.vm.allocate", vec![s(text)])),
+            (
+                AUTHORIZATION,
+                format!("[one.vm.allocate] User [{alice}] : user [{alice}] {says}.")
+            )
+        );
+        assert_eq!(
+            one_error(admin.call("one.vm.allocate", vec![s(text)])),
+            (0x2000, format!("[one.vm.allocate] {says}."))
+        );
+    }
     // Within the quotas, the state refuses.
     let (code, msg) = one_error(c.call(
         "one.vm.attach",
