@@ -72,9 +72,26 @@ pub fn failure_body(method: &str, f: &Failure) -> String {
     }
 }
 
-/// `[false, "[method] message", code, -1]`.
+/// `[false, "[method] message", code, resp_id]`.
 pub fn api_failure(method: &str, code: i32, message: &str) -> String {
-    xmlrpc::write_response(&one::failure(&format!("[{method}] {message}"), code, -1))
+    xmlrpc::write_response(&one::failure(
+        &format!("[{method}] {message}"),
+        code,
+        resp_id(code, message),
+    ))
+}
+
+/// The fourth value of a failure, `att.resp_id`: the id of the object a NO_EXISTS refusal did
+/// not find (`Error getting <object> [<id>].`), else -1 as `RequestAttributes` starts it.
+fn resp_id(code: i32, message: &str) -> i32 {
+    if code != code::NO_EXISTS {
+        return -1;
+    }
+    message
+        .strip_suffix("].")
+        .and_then(|m| m.rsplit_once('['))
+        .and_then(|(_, id)| id.parse().ok())
+        .unwrap_or(-1)
 }
 
 /// A replicated transaction the SQL refused (a guard that matched no row, a name already
@@ -121,5 +138,24 @@ pub fn require_admin(s: &Session, what: &str) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(not_authorized(s, &format!("ADMIN {what}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_objects_id_is_the_fourth_value() {
+        assert_eq!(
+            resp_id(code::NO_EXISTS, "Error getting virtual machine [42]."),
+            42
+        );
+        assert_eq!(resp_id(code::NO_EXISTS, "Error getting user [-7]."), -7);
+        assert_eq!(resp_id(code::NO_EXISTS, "Error getting group Pool."), -1);
+        assert_eq!(
+            resp_id(code::ACTION, "Error getting virtual machine [42]."),
+            -1
+        );
     }
 }

@@ -105,6 +105,29 @@ fn user_methods_answer_with_opennebula_results_and_error_codes() {
 
     let (code, message) = one_error(admin.call("one.zone.info", vec![Value::Int(100)]));
     assert_eq!(code, NO_EXISTS, "zone 100: {message}");
+
+    // The answer's fourth value is `att.resp_id`: the missing object's id, else -1.
+    let answer = |body: &str| {
+        let (status, text) = http_post(zone.servers[0].port, "/RPC2", body.as_bytes());
+        assert_eq!(status, 200, "{text}");
+        match xmlrpc::parse_response(text.as_bytes()) {
+            Ok(Response::Success(Value::Array(a))) => a,
+            other => panic!("an array, not {other:?} from {text}"),
+        }
+    };
+    let call = |method: &str, id: i32| {
+        format!(
+            "<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>\
+             <param><value><string>{}</string></value></param>\
+             <param><value><int>{id}</int></value></param></params></methodCall>",
+            zone.servers[0].session()
+        )
+    };
+    let missing = answer(&call("one.vm.info", 42));
+    assert_eq!(missing.get(2), Some(&Value::Int(NO_EXISTS)), "{missing:?}");
+    assert_eq!(missing.get(3), Some(&Value::Int(42)), "{missing:?}");
+    let refused = answer(&call("one.user.delete", 0));
+    assert_eq!(refused.get(3), Some(&Value::Int(-1)), "{refused:?}");
 }
 
 /// Posts `body` and checks the answer is HTTP 200 with an XML-RPC `<fault>`.
