@@ -83,7 +83,7 @@ pub fn api_failure(method: &str, code: i32, message: &str) -> String {
 
 /// The fourth value of a failure, `att.resp_id`: the id of the object a NO_EXISTS refusal did
 /// not find (`Error getting <object> [<id>].`), else -1 as `RequestAttributes` starts it.
-fn resp_id(code: i32, message: &str) -> i32 {
+pub(super) fn resp_id(code: i32, message: &str) -> i32 {
     if code != code::NO_EXISTS {
         return -1;
     }

@@ -599,6 +599,8 @@ pub fn api_message(
                             param(x, 3, "OUT", "0");
                         }
                         Err(f) => {
+                            // `Request::failure_response`: the whole answer, the method
+                            // named first, and `att.resp_id`.
                             let (code, message) = match f {
                                 Failure::Api { code, message } => (*code, message.clone()),
                                 Failure::Fault(f) => (f.code, f.message.clone()),
@@ -607,10 +609,11 @@ pub fn api_message(
                                     (*code, message.clone())
                                 }
                             };
+                            let id = super::error::resp_id(code, &message);
                             param(x, 1, "OUT", "false");
-                            param(x, 2, "OUT", &message);
+                            param(x, 2, "OUT", &format!("[{call}] {message}"));
                             param(x, 3, "OUT", &code.to_string());
-                            param(x, 4, "OUT", "-1");
+                            param(x, 4, "OUT", &id.to_string());
                         }
                     }
                 });
@@ -776,5 +779,23 @@ mod tests {
         assert!(m.contains("<RESULT>1</RESULT>"));
         assert!(!call_info_b64(&m).is_empty());
         assert_eq!(element(&m, "CALL").as_deref(), Some("one.vm.deploy"));
+        // A failure as `failure_response` writes it: the method first, the missing object's id.
+        let refused = Err(super::super::fail(
+            code::NO_EXISTS,
+            "Error getting virtual machine [42].",
+        ));
+        let m = api_message("one.vm.deploy", &params, &refused, "");
+        assert!(m.contains("<RESULT>0</RESULT>"), "{m}");
+        let info = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(call_info_b64(&m))
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            info.contains("<VALUE>[one.vm.deploy] Error getting virtual machine [42].</VALUE>"),
+            "{info}"
+        );
+        assert!(info.contains("<TYPE>OUT</TYPE><VALUE>42</VALUE>"), "{info}");
     }
 }
