@@ -35,12 +35,18 @@ pub const SYSTEM_DS: i64 = 1;
 
 /// `Image::state_to_str`: both USED states print `USED`, both LOCKED_USED ones `LOCKED_USED`.
 pub fn state_str(state: i64) -> &'static str {
-    match S::from_i64(state) {
-        Some(S::UsedPers) => "USED",
-        Some(S::LockedUsedPers) => "LOCKED_USED",
-        Some(s) => s.name(),
-        None => "",
+    rows::hook_state_name(state)
+}
+
+/// `stmt`, moving image `oid` from `from` to `to`, after the executions of the state hooks on
+/// `to` (`ImagePool::update` fires them when the state changes).
+fn moved(oid: i64, from: i64, to: i64, stmt: SqlStmt) -> Vec<SqlStmt> {
+    let mut stmts = Vec::new();
+    if from != to {
+        stmts = rows::state_events(oid, from, state_str(to), super::vm::now());
     }
+    stmts.push(stmt);
+    stmts
 }
 
 /// A disk image type (OS, CDROM, DATABLOCK) rather than a file (KERNEL, RAMDISK, CONTEXT) or a
@@ -419,7 +425,13 @@ pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 )))
             }
         };
-        Ok(vec![rows::set_state(id, i.state, to.as_i64(), "", vec![])])
+        let to = to.as_i64();
+        Ok(moved(
+            id,
+            i.state,
+            to,
+            rows::set_state(id, i.state, to, "", vec![]),
+        ))
     })
     .await
 }
@@ -593,13 +605,19 @@ async fn snapshot_call(ctx: &Ctx, s: &Session, p: Params<'_>, which: SnapOp) -> 
             ),
         };
         checked.map_err(refuse)?;
-        Ok(vec![rows::set_state(
+        let to = S::Locked.as_i64();
+        Ok(moved(
             id,
             i.state,
-            S::Locked.as_i64(),
-            "target_snapshot = ?3, op = ?4",
-            vec![SqlValue::Int(sid), SqlValue::Int(driver_op)],
-        )])
+            to,
+            rows::set_state(
+                id,
+                i.state,
+                to,
+                "target_snapshot = ?3, op = ?4",
+                vec![SqlValue::Int(sid), SqlValue::Int(driver_op)],
+            ),
+        ))
     })
     .await
 }
@@ -830,7 +848,13 @@ pub async fn clone_image(
         fs: fields.fs,
         cloning_id: id,
     });
-    let source_state = rows::set_state(id, src.state, src_to.as_i64(), "", vec![]);
+    let src_to = src_to.as_i64();
+    let source_state = moved(
+        id,
+        src.state,
+        src_to,
+        rows::set_state(id, src.state, src_to, "", vec![]),
+    );
     clone_insert(ctx, s, charge, guard, insert, source_state, &name).await
 }
 
@@ -842,16 +866,18 @@ async fn clone_insert(
     charge: super::quota::Charge<'_>,
     guard: Option<SqlStmt>,
     insert: SqlStmt,
-    source_state: SqlStmt,
+    source_state: Vec<SqlStmt>,
     name: &str,
 ) -> MethodResult {
-    let mut with = vec![source_state];
-    let guarded = match guard {
+    // Statement 0 is the insert: the source's move ends `source_state`, the guard follows.
+    let mut with = source_state;
+    let moved_at = with.len();
+    let guard_at = match guard {
         Some(g) => {
             with.push(g);
-            true
+            Some(with.len())
         }
-        None => false,
+        None => None,
     };
     let mut refused_at = None;
     let new = super::writes::New {
@@ -866,8 +892,8 @@ async fn clone_insert(
     })
     .await;
     match (result, refused_at) {
-        (Err(_), Some((_, 2))) if guarded => Err(charge.lost_race(ctx).await),
-        (Err(_), Some((TxnErrorKind::NotFound, 1))) => Err(fail(
+        (Err(_), Some((_, at))) if Some(at) == guard_at => Err(charge.lost_race(ctx).await),
+        (Err(_), Some((TxnErrorKind::NotFound, at))) if at == moved_at => Err(fail(
             code::ALLOCATE,
             "Error allocating a new image. Cannot clone image in current state",
         )),
@@ -924,12 +950,17 @@ pub async fn delete_object(ctx: &Ctx, s: &Session, id: i64, right: u64) -> Metho
         if let Some(why) = busy(i) {
             return Err(fail(code::ACTION, format!("Cannot delete image. {why}")));
         }
-        let mut stmts = vec![
-            rows::delete_idle(id, i.state),
-            sqlstore::objects::acl::drop_rules_on(wire::acl::IMAGE, id),
-        ];
+        // `ImageManager::delete_image`: an image with a source is DELETE (its hooks fire)
+        // while the driver removes it; this one's driver removes it at once.
+        let mut stmts = if i.source.is_empty() {
+            Vec::new()
+        } else {
+            rows::state_events(id, i.state, "DELETE", super::vm::now())
+        };
+        stmts.push(rows::delete_idle(id, i.state));
+        stmts.push(sqlstore::objects::acl::drop_rules_on(wire::acl::IMAGE, id));
         if i.state == S::Locked.as_i64() && i.cloning_id >= 0 {
-            stmts.push(rows::release_cloning(i.cloning_id));
+            stmts.extend(rows::release_cloning(i.cloning_id, super::vm::now()));
         }
         Ok(stmts)
     })
@@ -1018,7 +1049,11 @@ pub fn driver_results(pending: &[ImageRow], now: i64) -> Vec<SqlStmt> {
     }
     sources.sort_unstable();
     sources.dedup();
-    stmts.extend(sources.into_iter().map(rows::release_cloning));
+    stmts.extend(
+        sources
+            .into_iter()
+            .flat_map(|src| rows::release_cloning(src, now)),
+    );
     stmts
 }
 
@@ -1072,10 +1107,16 @@ fn acquire_as(i: &ImageRow, attach: bool, add: SqlStmt) -> Result<Vec<SqlStmt>, 
             ))
         }
     };
-    Ok(vec![
-        rows::set_state(oid, i.state, to.as_i64(), "", vec![]),
-        add,
-    ])
+    let to = to.as_i64();
+    let mut stmts = moved(
+        oid,
+        i.state,
+        to,
+        rows::set_state(oid, i.state, to, "", vec![]),
+    );
+    // The move and the use must find the image as it was read; the hooks' executions need not.
+    stmts.push(add.must_match());
+    Ok(stmts)
 }
 
 /// `ImageManager::release_image`: the statements that end VM `vid`'s use of image `i`; the
@@ -1101,10 +1142,25 @@ pub fn release(i: &ImageRow, vid: i64, failed: bool, now: i64) -> Vec<SqlStmt> {
         );
         // The VM's transaction goes on whatever the image's state became meanwhile.
         to_error.must_match = false;
-        stmts.push(to_error);
+        stmts.extend(moved(oid, i.state, S::Error.as_i64(), to_error));
     } else {
         let modtime = persistent.then_some(now);
-        stmts.push(rows::release_if_unused(oid, i.state, to.as_i64(), modtime));
+        // Released only once no VM (and, for a non-persistent one, no clone) uses it.
+        let mut cond = " AND NOT EXISTS (SELECT 1 FROM image_vm v WHERE v.oid = o.oid)".to_string();
+        if !persistent {
+            cond.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM image_pool c WHERE c.cloning_id = o.oid)",
+            );
+        }
+        let to = to.as_i64();
+        stmts.extend(rows::state_events_if(
+            oid,
+            i.state,
+            state_str(to),
+            &cond,
+            now,
+        ));
+        stmts.push(rows::release_if_unused(oid, i.state, to, modtime));
     }
     stmts
 }

@@ -292,7 +292,7 @@ pub async fn take_list(
             None => super::images::acquire_new(&i),
         }
         .map_err(alloc_err)?;
-        out.stmts.extend(stmts.into_iter().map(SqlStmt::must_match));
+        out.stmts.extend(stmts);
         out.asks.push(Ask::image_vm(image));
         out.queues.push(match i.kind {
             0 => Queue::Os,

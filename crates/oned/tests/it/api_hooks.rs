@@ -519,3 +519,82 @@ fn a_hook_interrupted_by_a_leader_kill_runs_once_more_on_the_new_leader() {
         vec!["start 0", "start 0", "done 0", "start 1", "done 1"]
     );
 }
+
+/// `ImagePool::update` fires an image's state hooks on every change of its state, not only
+/// when a driver makes it READY: disabled and enabled, used by a VM and released, deleted.
+#[test]
+fn image_state_hooks_fire_on_every_change_of_state() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let ok = |method: &str, params: Vec<Value>| -> i32 {
+        c.call(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+            .as_i64()
+            .unwrap() as i32
+    };
+    let hook = |state: &str| {
+        ok(
+            "one.hook.allocate",
+            vec![s(&format!(
+                "NAME = img-{state}\nTYPE = state\nCOMMAND = \"/bin/true\"\nRESOURCE = IMAGE\n\
+                 STATE = {state}"
+            ))],
+        )
+    };
+    let (ready, disabled, used, deleted) = (
+        hook("READY"),
+        hook("DISABLED"),
+        hook("USED"),
+        hook("DELETE"),
+    );
+    let runs = |hook: i32| {
+        c.call_xml(
+            "one.hooklog.info",
+            vec![
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(hook),
+                Value::Int(0),
+            ],
+        )
+        .map(|b| records(&b))
+        .unwrap_or_default()
+    };
+    let wait_runs = |hook: i32, n: usize, what: &str| {
+        zone.wait_until(DEADLINE, what, || runs(hook) >= n);
+        assert_eq!(runs(hook), n, "{what}");
+    };
+    let image = ok(
+        "one.image.allocate",
+        vec![s("NAME = disk\nTYPE = DATABLOCK\nSIZE = 1"), Value::Int(1)],
+    );
+    wait_runs(ready, 1, "the driver makes the image READY");
+    ok(
+        "one.image.enable",
+        vec![Value::Int(image), Value::Bool(false)],
+    );
+    wait_runs(disabled, 1, "the image is DISABLED");
+    ok(
+        "one.image.enable",
+        vec![Value::Int(image), Value::Bool(true)],
+    );
+    wait_runs(ready, 2, "the image is READY again");
+    let vm = ok(
+        "one.vm.allocate",
+        vec![
+            s(&format!(
+                "CPU = 1\nMEMORY = 8\nDISK = [ IMAGE_ID = {image} ]"
+            )),
+            Value::Bool(true),
+        ],
+    );
+    wait_runs(used, 1, "a VM uses the image");
+    ok("one.vm.recover", vec![Value::Int(vm), Value::Int(3)]);
+    wait_runs(ready, 3, "the VM released the image");
+    ok(
+        "one.image.delete",
+        vec![Value::Int(image), Value::Bool(false)],
+    );
+    wait_runs(deleted, 1, "the image is deleted");
+    assert_eq!((runs(disabled), runs(used)), (1, 1));
+}

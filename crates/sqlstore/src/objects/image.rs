@@ -257,10 +257,25 @@ pub fn delete_idle(oid: i64, state: i64) -> SqlStmt {
 }
 
 /// `ImageManager::release_cloning_resource`: image `src`, being cloned (USED or CLONE), is READY
-/// again once no image is cloned from it and no VM uses it. Placed after the statements that
-/// end its last clone; matches nothing otherwise.
-pub fn release_cloning(src: i64) -> SqlStmt {
-    SqlStmt::new(
+/// again once no image is cloned from it and no VM uses it, after its READY state hooks'
+/// executions. Placed after the statements that end its last clone; matches nothing otherwise.
+pub fn release_cloning(src: i64, now: i64) -> Vec<SqlStmt> {
+    let mut stmts = super::hook::state_events(super::hook::StateChange {
+        resource: "IMAGE",
+        table: TABLE,
+        state: "READY",
+        lcm_state: "",
+        which: "o.oid = ?6 AND o.state IN (?7, ?8)
+                AND NOT EXISTS (SELECT 1 FROM image_pool c WHERE c.cloning_id = o.oid)
+                AND NOT EXISTS (SELECT 1 FROM image_vm v WHERE v.oid = o.oid)",
+        params: vec![
+            SqlValue::Int(src),
+            SqlValue::Int(ImageState::Used.as_i64()),
+            SqlValue::Int(ImageState::Clone.as_i64()),
+        ],
+        now,
+    });
+    stmts.push(SqlStmt::new(
         "UPDATE image_pool SET state = ?2, prev_state = ?2,
            lock_level = 0, lock_owner = -1, lock_req = -1
          WHERE oid = ?1 AND state IN (?3, ?4)
@@ -272,7 +287,8 @@ pub fn release_cloning(src: i64) -> SqlStmt {
             SqlValue::Int(ImageState::Used.as_i64()),
             SqlValue::Int(ImageState::Clone.as_i64()),
         ],
-    )
+    ));
+    stmts
 }
 
 /// VM `vid` uses image `oid` (`Image::inc_running`).
@@ -314,6 +330,21 @@ pub fn release_done_vms(now: i64) -> Vec<SqlStmt> {
         } else {
             (String::new(), format!(" AND {no_clones}"))
         };
+        // `ImagePool::update` fires the state hooks of each image that moves.
+        let which = format!(
+            "o.state = ?6 AND {}{}",
+            unused.replace("image_pool.oid", "o.oid"),
+            clones.replace("image_pool.oid", "o.oid")
+        );
+        stmts.extend(super::hook::state_events(super::hook::StateChange {
+            resource: "IMAGE",
+            table: TABLE,
+            state: hook_state_name(to.as_i64()),
+            lcm_state: "",
+            which: &which,
+            params: vec![SqlValue::Int(from.as_i64())],
+            now,
+        }));
         let unlock = unlock_into(to.as_i64());
         stmts.push(SqlStmt::new(
             &format!(
@@ -454,15 +485,33 @@ pub fn driver_done(
 
 /// The state hooks' executions for image `oid` moving, from `from`, to state `to`.
 pub fn state_events(oid: i64, from: i64, to: &str, now: i64) -> Vec<SqlStmt> {
+    state_events_if(oid, from, to, "", now)
+}
+
+/// [`state_events`] for a move that happens only while `cond` (SQL over the image `o`, after
+/// `AND`) holds too, placed before the statement that makes it.
+pub fn state_events_if(oid: i64, from: i64, to: &str, cond: &str, now: i64) -> Vec<SqlStmt> {
+    let which = format!("o.oid = ?6 AND o.state = ?7{cond}");
     super::hook::state_events(super::hook::StateChange {
         resource: "IMAGE",
         table: TABLE,
         state: to,
         lcm_state: "",
-        which: "o.oid = ?6 AND o.state = ?7",
+        which: &which,
         params: vec![SqlValue::Int(oid), SqlValue::Int(from)],
         now,
     })
+}
+
+/// `Image::state_to_str`, as the state hooks name states: both USED states `USED`, both
+/// LOCKED_USED ones `LOCKED_USED`.
+pub fn hook_state_name(state: i64) -> &'static str {
+    match ImageState::from_i64(state) {
+        Some(ImageState::UsedPers) => "USED",
+        Some(ImageState::LockedUsedPers) => "LOCKED_USED",
+        Some(s) => s.name(),
+        None => "",
+    }
 }
 
 #[cfg(test)]
@@ -606,7 +655,7 @@ mod tests {
                     vec![],
                 ));
             }
-            stmts.push(release_cloning(0));
+            stmts.extend(release_cloning(0, 20));
             assert!(applied(c, stmts));
             let a = get(c, 0);
             assert_eq!((a.state, a.clones.len()), (ready.as_i64(), 0));
