@@ -325,6 +325,7 @@ fn vm() {
                 rstime: 1_700_000_012,
                 ..PhaseTimes::default()
             },
+            tm_mad: "local".into(),
             ..History::new(0, 3, "host-a", "dummy", 1_700_000_010, 0)
         }],
         monitoring: None,
@@ -383,6 +384,7 @@ fn vm_row_with_devices() -> VmRow {
                 action: 1,
                 uid: 2,
                 gid: 1,
+                tm_mad: "local".into(),
                 ..History::new(0, 3, "host-a", "dummy", 1_700_000_010, 1_700_000_020)
             },
             History {
@@ -390,6 +392,7 @@ fn vm_row_with_devices() -> VmRow {
                     rstime: 1_700_000_030,
                     ..PhaseTimes::default()
                 },
+                tm_mad: "local".into(),
                 ..History::new(1, 4, "host-b", "dummy", 1_700_000_030, 0)
             },
         ],

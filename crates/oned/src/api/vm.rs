@@ -221,7 +221,7 @@ pub(super) fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
             .num("STIME", h.stime)
             .num("ETIME", h.etime)
             .text("VM_MAD", &h.vm_mad)
-            .text("TM_MAD", "dummy")
+            .text("TM_MAD", &h.tm_mad)
             .num("DS_ID", h.ds_id)
             .num("PLAN_ID", -1)
             .num("ACTION_ID", -1)

@@ -471,7 +471,7 @@ pub fn short_xml(v: &VmRow, out: &mut String) {
                         .num("CID", h.cid)
                         .num("DS_ID", h.ds_id)
                         .text("VM_MAD", &h.vm_mad)
-                        .text("TM_MAD", "dummy")
+                        .text("TM_MAD", &h.tm_mad)
                         .num("ACTION", h.action);
                 });
             }

@@ -87,6 +87,8 @@ fn pending_vms_are_all_deployed_once_across_a_leader_failover() {
                 .children_named("HISTORY")
                 .collect();
             assert_eq!(history.len(), 1, "VM {vid} deployed once (server {i})");
+            // `add_history` takes the system datastore's transfer driver.
+            assert_eq!(history[0].text_of("TM_MAD").unwrap(), "local");
         }
         let host = call_xml(&zone, i, "one.host.info", vec![Value::Int(hid as i32)]);
         let share = host.child("HOST_SHARE").unwrap();

@@ -31,6 +31,8 @@ pub struct History {
     pub gid: i64,
     /// When its prolog, running and epilog started and ended (0: not yet, or not at all).
     pub times: PhaseTimes,
+    /// The transfer driver of its system datastore (`History::tm_mad_name`), read with it.
+    pub tm_mad: String,
 }
 
 /// A history record's PSTIME, PETIME, RSTIME, RETIME, ESTIME and EETIME.
@@ -48,6 +50,11 @@ pub struct PhaseTimes {
 const HISTORY_SELECT: &str = "seq, hid, hostname, vm_mad, stime, etime, cid, ds_id, action, \
      uid, gid, pstime, petime, rstime, retime, estime, eetime";
 
+/// A record's TM_MAD: its system datastore's, as `add_history` takes it (what
+/// [`POOL_ROWS`] reads for its `h` record too).
+const TM_MAD_OF: &str =
+    "COALESCE((SELECT d.tm_mad FROM datastore_pool d WHERE d.oid = history.ds_id), '')";
+
 impl History {
     /// A record with no action and no one who asked, in cluster 0 and system datastore 0.
     pub fn new(seq: i64, hid: i64, hostname: &str, vm_mad: &str, stime: i64, etime: i64) -> Self {
@@ -64,6 +71,7 @@ impl History {
             uid: -1,
             gid: -1,
             times: PhaseTimes::default(),
+            tm_mad: String::new(),
         }
     }
 
@@ -89,6 +97,7 @@ impl History {
                 estime: r.get(c + 15)?,
                 eetime: r.get(c + 16)?,
             },
+            tm_mad: r.get(c + 17)?,
         })
     }
 }
@@ -141,8 +150,9 @@ fn read_keeping(c: &Conn, r: &Row, kept: i64) -> crate::sql::Result<VmRow> {
 /// The latest `kept` history records of VM `vid`, in order.
 fn last_history(c: &Conn, vid: i64, kept: i64) -> crate::sql::Result<Vec<History>> {
     let mut hist = c.prepare_cached(&format!(
-        "SELECT {HISTORY_SELECT} FROM (SELECT {HISTORY_SELECT} FROM history WHERE vid = ?1
-           ORDER BY seq DESC LIMIT ?2) latest ORDER BY seq"
+        "SELECT {HISTORY_SELECT}, tm_mad FROM (SELECT {HISTORY_SELECT}, {} AS tm_mad
+           FROM history WHERE vid = ?1 ORDER BY seq DESC LIMIT ?2) latest ORDER BY seq",
+        TM_MAD_OF
     ))?;
     let history = hist
         .query_map([vid, kept], |h| History::read_at(h, 0))?
@@ -210,6 +220,7 @@ pub static POOL_ROWS: Rows<VmRow> = Rows {
          v.memory, v.template, v.user_template, v.resched, \
          h.seq, h.hid, h.hostname, h.vm_mad, h.stime, h.etime, h.cid, h.ds_id, h.action, \
          h.uid, h.gid, h.pstime, h.petime, h.rstime, h.retime, h.estime, h.eetime, \
+         COALESCE((SELECT d.tm_mad FROM datastore_pool d WHERE d.oid = h.ds_id), ''), \
          m.vmid, m.last_poll, m.cpu, m.memory, m.netrx, m.nettx, \
          m.diskrdbytes, m.diskwrbytes, m.diskrdiops, m.diskwriops",
         " LEFT JOIN history h ON h.vid = v.oid \
@@ -256,8 +267,8 @@ pub fn pool_select(backend: crate::Backend) -> &'static str {
 
 /// The VM columns [`own_columns`] reads, after the head and lock.
 const OWN_COLUMNS: usize = 11;
-/// The history columns of [`POOL_ROWS`], after the VM's.
-const HISTORY_COLUMNS: usize = 17;
+/// The history columns of [`POOL_ROWS`], after the VM's (TM_MAD last).
+const HISTORY_COLUMNS: usize = 18;
 
 /// Reads nothing but its row: the pool bodies are kept under a fingerprint of the row's
 /// columns (`oned`'s `vm_pool_cache`), so a VmRow made from anything else would go stale there.
