@@ -67,6 +67,10 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
             )?;
         }
     }
+    tx.execute(
+        "UPDATE cluster_pool SET template = ?1 WHERE oid = 0",
+        params![crate::objects::cluster::NEW_TEMPLATE],
+    )?;
     for (oid, template) in p.datastore_templates.iter().enumerate() {
         tx.execute(
             "UPDATE datastore_pool SET template = ?2 WHERE oid = ?1",

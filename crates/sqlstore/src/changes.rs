@@ -50,9 +50,11 @@ pub enum Watched {
     /// `image_pool`, `image_vm`, `vnet_pool`, `vnet_lease`, `backup_reserve`.
     Quotas = 4,
     /// What `one.vmpool.info*` prints: the VMs (`vm_pool`), their placements (`history`) and
-    /// monitoring records (`vm_monitoring`), and the names of their owners and groups
+    /// monitoring records (`vm_monitoring`), the names of their owners and groups
     /// (`user_pool`, `group_pool`: a new user or group, or a change that names no `name`
-    /// column, leaves every VM's printed names as they were).
+    /// column, leaves every VM's printed names as they were), and the transfer drivers of the
+    /// placements' system datastores (`datastore_pool`: only a change naming `tm_mad`, or a
+    /// delete, changes one).
     VmPool = 5,
 }
 
@@ -92,6 +94,7 @@ const WATCHED: [(Watched, &[&str]); 6] = [
             "vm_monitoring",
             crate::objects::user::TABLE,
             crate::objects::group::TABLE,
+            crate::objects::datastore::TABLE,
         ],
     ),
 ];
@@ -342,7 +345,13 @@ fn mark_target(sql: &str, t: &str, what: Watched, moved: &mut [bool; WATCHED.len
             || t.eq_ignore_ascii_case(crate::objects::group::TABLE))
         && (inserts_only(sql)
             || (first_word_is(sql, "UPDATE") && !contains_ignore_case(sql, "name")));
-    if !new_user && !host_stays && !names_stay {
+    // Pool bodies print a placement's datastore's TM_MAD only: the monitor's and the
+    // template's updates leave it, and a new datastore is no VM's yet.
+    let drivers_stay = what == Watched::VmPool
+        && t.eq_ignore_ascii_case(crate::objects::datastore::TABLE)
+        && (inserts_only(sql)
+            || (first_word_is(sql, "UPDATE") && !contains_ignore_case(sql, "tm_mad")));
+    if !new_user && !host_stays && !names_stay && !drivers_stay {
         moved[what as usize] = true;
     }
 }
@@ -485,6 +494,8 @@ mod tests {
             "DELETE FROM group_pool WHERE oid = 100",
             "INSERT OR REPLACE INTO group_pool (oid, name) VALUES (100, 'x')",
             "WITH x AS (SELECT 1) DELETE FROM history WHERE vid = 1",
+            "UPDATE datastore_pool SET tm_mad = ?2, template = ?3 WHERE oid = ?1",
+            "DELETE FROM datastore_pool WHERE oid = 100",
         ] {
             assert!(pool_moved(sql), "{sql}");
         }
@@ -496,6 +507,8 @@ mod tests {
             "UPDATE host_pool SET template = ?2 WHERE oid = ?1",
             "INSERT INTO template_pool (oid) VALUES (1)",
             "SELECT 1 FROM vm_pool WHERE oid = 1",
+            "UPDATE datastore_pool SET total_mb = ?2, free_mb = ?3, used_mb = ?4 WHERE oid = ?1",
+            "INSERT INTO datastore_pool (oid, name) VALUES (100, 'd')",
         ] {
             assert!(!pool_moved(sql), "{sql}");
         }

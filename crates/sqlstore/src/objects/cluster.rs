@@ -125,12 +125,19 @@ pub fn default_system_ds(c: &Conn, cid: i64) -> crate::sql::Result<Option<Option
     .optional()
 }
 
+/// The template of a new cluster: `Cluster`'s constructor adds an empty RESERVED_CPU and
+/// RESERVED_MEM to every one.
+pub const NEW_TEMPLATE: &str = "RESERVED_CPU = \"\"\nRESERVED_MEM = \"\"";
+
 pub fn insert(name: &str) -> SqlStmt {
     insert_next(
         TABLE,
         "name, template",
-        "?1, ''",
-        vec![SqlValue::Text(name.to_string())],
+        "?1, ?2",
+        vec![
+            SqlValue::Text(name.to_string()),
+            SqlValue::Text(NEW_TEMPLATE.to_string()),
+        ],
     )
 }
 
