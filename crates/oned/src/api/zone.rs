@@ -92,8 +92,8 @@ pub fn zone_xml(z: &ZoneRow, out: &mut String) {
             .num("STATE", z.state)
             .raw(&xml::template(&template_text(z), "TEMPLATE"));
         if z.servers.is_empty() {
-            // As OpenNebula prints an empty server pool.
-            x.raw("<SERVER_POOL/>");
+            // `Template::to_xml` of an empty server pool: an open and a close tag.
+            x.raw("<SERVER_POOL></SERVER_POOL>");
             return;
         }
         x.elem("SERVER_POOL", |x| {
@@ -295,10 +295,9 @@ pub async fn resetserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let sid = p.int(1)? as i64;
     check_zone(ctx, zone_id, "deleted")?;
     table::require_on(ctx, s, ZONE, zone_id, ADMIN).await?;
-    let zone = load(ctx, zone_id).await?;
-    if !zone.servers.iter().any(|x| x.id == sid) {
-        return Err(fail(code::ACTION, "SERVER not found in zone"));
-    }
+    // `RaftManager::reset_index` does nothing for a server it does not follow (one not in the
+    // zone, itself, any on a follower): the call succeeds all the same.
+    load(ctx, zone_id).await?;
     // openraft re-walks a follower's log (or sends it a snapshot) by itself; a heartbeat now
     // makes the leader notice a reset follower at once.
     if let Some(raft) = ctx.cluster.raft() {

@@ -293,7 +293,10 @@ fn a_federation_master_creates_zones_from_100() {
         body.contains("<ENDPOINT><![CDATA[http://127.0.0.1:2634/RPC2]]></ENDPOINT>"),
         "{body}"
     );
-    assert!(body.contains("</TEMPLATE><SERVER_POOL/></ZONE>"), "{body}");
+    assert!(
+        body.contains("</TEMPLATE><SERVER_POOL></SERVER_POOL></ZONE>"),
+        "{body}"
+    );
     let (code, out, err) = zone.onezone(0, &["list"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(" 100 slave"), "{out}");
