@@ -176,13 +176,14 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = i64::from(p.int(0)?);
+    // `RequestManagerDelete`: the cluster first (NO_EXISTS), then `ClusterPool::drop`'s
+    // refusal, then OpenNebula's check_drop in its order; the transaction's guard holds it if
+    // something joined meanwhile.
+    let c = load(ctx, id).await?;
     super::family::deletable_id(
         id,
         "Cannot delete cluster. System Clusters (ID < 100) cannot be deleted.",
     )?;
-    // OpenNebula's check_drop, in its order; the transaction's guard holds it if something
-    // joined meanwhile.
-    let c = load(ctx, id).await?;
     let not_empty = |n: usize, what: &str| {
         fail(
             code::ACTION,

@@ -138,6 +138,10 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
 
 pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
+    // `RequestManagerDelete`: the group first (NO_EXISTS), then `GroupPool::drop`'s refusal.
+    if id < 100 {
+        super::must_exist(ctx, Table::Group, id).await?;
+    }
     super::family::deletable_id(
         id,
         "Cannot delete group. System Groups (ID < 100) cannot be deleted.",

@@ -227,6 +227,24 @@ fn clusters_hold_hosts_datastores_and_networks_on_every_server() {
         (code, msg.as_str()),
         (ACTION, "[one.cluster.delete] Cannot delete cluster. System Clusters (ID < 100) cannot be deleted.")
     );
+    // A system id no cluster or group holds is missing before it is a system one.
+    for (method, what) in [
+        ("one.cluster.delete", "cluster"),
+        ("one.group.delete", "group"),
+    ] {
+        assert_eq!(
+            one_error(call(&c, method, vec![Value::Int(5)])),
+            (0x400, format!("[{method}] Error getting {what} [5]."))
+        );
+    }
+    // New clusters hold what `Cluster`'s constructor adds.
+    let body = c.call_xml("one.cluster.info", vec![Value::Int(0)]).unwrap();
+    assert!(
+        body.contains(
+            "<TEMPLATE><RESERVED_CPU><![CDATA[]]></RESERVED_CPU><RESERVED_MEM><![CDATA[]]></RESERVED_MEM></TEMPLATE>"
+        ),
+        "{body}"
+    );
     let (code, msg) = one_error(call(&c, "one.cluster.delete", vec![Value::Int(edge)]));
     assert_eq!(
         (code, msg.as_str()),
