@@ -575,7 +575,8 @@ pub async fn run(
         let placement = place_all(&plan.vms, plan.hosts, plan.host_of, room);
         sched_messages(&ctx, &cluster, &pool, placement.unplaced).await;
         let mut refused = Vec::new();
-        for (vid, hid, picked) in placement.placed {
+        // The period's placement plan: its deploy actions numbered in order (`Plan::from_xml`).
+        for (action, (vid, hid, picked)) in placement.placed.into_iter().enumerate() {
             // Each placement re-checks the VM is still pending and the host still has room; a
             // SCHED_MESSAGE left by an earlier period goes, as OpenNebula clears it on deploy.
             let mut stmts = clear_message(&ctx, &pool, vid).await;
@@ -591,6 +592,7 @@ pub async fn run(
                 room: Some(room),
                 by_hand: false,
                 ds_id: -1,
+                plan_action: Some(action as i64),
                 now: now(),
             }));
             // GRAPHICS takes its port in the same write (`set_vnc_port`); the auto NICs' leases

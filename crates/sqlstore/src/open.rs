@@ -451,6 +451,8 @@ CREATE TABLE IF NOT EXISTS history (
     retime INTEGER NOT NULL DEFAULT 0,
     estime INTEGER NOT NULL DEFAULT 0,
     eetime INTEGER NOT NULL DEFAULT 0,
+    plan_id INTEGER NOT NULL DEFAULT -2,
+    action_id INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (vid, seq)
 );
 CREATE TABLE IF NOT EXISTS vm_monitoring (
@@ -764,7 +766,7 @@ fn upgrade_auto_vlans(conn: &Conn) -> Result<(), SqlError> {
 /// The history columns added after the table: a record's cluster and system datastore
 /// (`History::cid`, `ds_id`), the action that closed it with who asked for it, and the start
 /// and end of its prolog, running and epilog times.
-const HISTORY_COLUMNS: [(&str, &str); 11] = [
+const HISTORY_COLUMNS: [(&str, &str); 13] = [
     ("cid", "INTEGER NOT NULL DEFAULT 0"),
     ("ds_id", "INTEGER NOT NULL DEFAULT 0"),
     ("action", "INTEGER NOT NULL DEFAULT 0"),
@@ -776,6 +778,8 @@ const HISTORY_COLUMNS: [(&str, &str); 11] = [
     ("retime", "INTEGER NOT NULL DEFAULT 0"),
     ("estime", "INTEGER NOT NULL DEFAULT 0"),
     ("eetime", "INTEGER NOT NULL DEFAULT 0"),
+    ("plan_id", "INTEGER NOT NULL DEFAULT -2"),
+    ("action_id", "INTEGER NOT NULL DEFAULT -1"),
 ];
 
 /// Secondary indexes of per-owner and per-VM lookups, which otherwise scan whole tables: quota

@@ -468,6 +468,7 @@ mod tests {
             room: None,
             by_hand: true,
             ds_id: -1,
+            plan_action: None,
             now: 10,
         }));
         for st in stmts.iter().filter(|st| {

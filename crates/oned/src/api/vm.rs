@@ -223,8 +223,8 @@ pub(super) fn history_xml(x: &mut Xml<'_>, v: &VmRow, h: &rows::History) {
             .text("VM_MAD", &h.vm_mad)
             .text("TM_MAD", &h.tm_mad)
             .num("DS_ID", h.ds_id)
-            .num("PLAN_ID", -1)
-            .num("ACTION_ID", -1)
+            .num("PLAN_ID", h.plan_id)
+            .num("ACTION_ID", h.action_id)
             .num("PSTIME", h.times.pstime)
             .num("PETIME", h.times.petime)
             .num("RSTIME", h.times.rstime)
@@ -774,6 +774,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         },
         room: enforce.then_some((host.max_cpu, host.max_mem)),
         by_hand: true,
+        plan_action: None,
         ds_id,
         now: now(),
     });

@@ -179,6 +179,13 @@ fn deploy_refuses_as_oned_and_brings_stopped_and_undeployed_vms_back() {
     ok(&c, "one.vm.deploy", vec![i(vm), i(b)]);
     zone.wait_until(DEADLINE, "the VM runs on b", || in_state(&c, vm, 3, 3));
     assert_eq!(hosts_of(&c, vm), [a, b]);
+    // A record opened by hand says so: PLAN_ID -2, ACTION_ID -1 (`VirtualMachine::add_history`).
+    let body = c.call_xml("one.vm.info", vec![i(vm)]).unwrap();
+    let last = body.rsplit("<HISTORY>").next().unwrap();
+    assert!(
+        last.contains("<PLAN_ID>-2</PLAN_ID><ACTION_ID>-1</ACTION_ID>"),
+        "{last}"
+    );
     zone.wait_until(DEADLINE, "the resume hooks ran", || {
         runs(&c, resume) == 1 && runs(&c, boot_stopped) == 1
     });

@@ -89,6 +89,9 @@ fn pending_vms_are_all_deployed_once_across_a_leader_failover() {
             assert_eq!(history.len(), 1, "VM {vid} deployed once (server {i})");
             // `add_history` takes the system datastore's transfer driver.
             assert_eq!(history[0].text_of("TM_MAD").unwrap(), "local");
+            // Placed by the scheduler's plan: PLAN_ID -1 and the deploy's index in it.
+            assert_eq!(history[0].int_of("PLAN_ID").unwrap(), -1);
+            assert!(history[0].int_of("ACTION_ID").unwrap() >= 0);
         }
         let host = call_xml(&zone, i, "one.host.info", vec![Value::Int(hid as i32)]);
         let share = host.child("HOST_SHARE").unwrap();

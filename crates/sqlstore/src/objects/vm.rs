@@ -31,6 +31,11 @@ pub struct History {
     pub gid: i64,
     /// When its prolog, running and epilog started and ended (0: not yet, or not at all).
     pub times: PhaseTimes,
+    /// The scheduler's plan that placed it and the action's index in it; -2 and -1 for a
+    /// record opened by hand (`one.vm.deploy`, `one.vm.migrate`), -1 and the index for the
+    /// scheduler's placements (`PlanManager`).
+    pub plan_id: i64,
+    pub action_id: i64,
     /// The transfer driver of its system datastore (`History::tm_mad_name`), read with it.
     pub tm_mad: String,
 }
@@ -48,7 +53,7 @@ pub struct PhaseTimes {
 
 /// The history columns [`History`] is read from, in its order.
 const HISTORY_SELECT: &str = "seq, hid, hostname, vm_mad, stime, etime, cid, ds_id, action, \
-     uid, gid, pstime, petime, rstime, retime, estime, eetime";
+     uid, gid, pstime, petime, rstime, retime, estime, eetime, plan_id, action_id";
 
 /// A record's TM_MAD: its system datastore's, as `add_history` takes it (what
 /// [`POOL_ROWS`] reads for its `h` record too).
@@ -71,6 +76,8 @@ impl History {
             uid: -1,
             gid: -1,
             times: PhaseTimes::default(),
+            plan_id: -2,
+            action_id: -1,
             tm_mad: String::new(),
         }
     }
@@ -97,7 +104,9 @@ impl History {
                 estime: r.get(c + 15)?,
                 eetime: r.get(c + 16)?,
             },
-            tm_mad: r.get(c + 17)?,
+            plan_id: r.get(c + 17)?,
+            action_id: r.get(c + 18)?,
+            tm_mad: r.get(c + 19)?,
         })
     }
 }
@@ -220,6 +229,7 @@ pub static POOL_ROWS: Rows<VmRow> = Rows {
          v.memory, v.template, v.user_template, v.resched, \
          h.seq, h.hid, h.hostname, h.vm_mad, h.stime, h.etime, h.cid, h.ds_id, h.action, \
          h.uid, h.gid, h.pstime, h.petime, h.rstime, h.retime, h.estime, h.eetime, \
+         h.plan_id, h.action_id, \
          COALESCE((SELECT d.tm_mad FROM datastore_pool d WHERE d.oid = h.ds_id), ''), \
          m.vmid, m.last_poll, m.cpu, m.memory, m.netrx, m.nettx, \
          m.diskrdbytes, m.diskwrbytes, m.diskrdiops, m.diskwriops",
@@ -268,7 +278,7 @@ pub fn pool_select(backend: crate::Backend) -> &'static str {
 /// The VM columns [`own_columns`] reads, after the head and lock.
 const OWN_COLUMNS: usize = 11;
 /// The history columns of [`POOL_ROWS`], after the VM's (TM_MAD last).
-const HISTORY_COLUMNS: usize = 18;
+const HISTORY_COLUMNS: usize = 20;
 
 /// Reads nothing but its row: the pool bodies are kept under a fingerprint of the row's
 /// columns (`oned`'s `vm_pool_cache`), so a VmRow made from anything else would go stale there.
@@ -522,6 +532,9 @@ pub struct Deploy {
     /// The system datastore its history record names; -1: the default of the host's cluster
     /// (its lowest-id system datastore), as the scheduler picks it.
     pub ds_id: i64,
+    /// The scheduler's placement: the action's index in its plan (PLAN_ID -1); `None` by hand
+    /// (PLAN_ID -2, ACTION_ID -1).
+    pub plan_action: Option<i64>,
     pub now: i64,
 }
 
@@ -557,10 +570,11 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
         .must_match(),
         SqlStmt::new(
             &format!(
-                "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, pstime, cid, ds_id)
+                "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, pstime, cid, ds_id,
+                                      plan_id, action_id)
                  SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
                         h.oid, h.name, h.vm_mad, ?3, ?3, h.cluster_id,
-                        CASE WHEN ?4 >= 0 THEN ?4 ELSE COALESCE({}, 0) END
+                        CASE WHEN ?4 >= 0 THEN ?4 ELSE COALESCE({}, 0) END, ?5, ?6
                  FROM host_pool h WHERE h.oid = ?2",
                 super::cluster::default_system_ds_sql("h.cluster_id")
             ),
@@ -569,6 +583,8 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
                 SqlValue::Int(hid),
                 SqlValue::Int(now),
                 SqlValue::Int(d.ds_id),
+                SqlValue::Int(if d.plan_action.is_some() { -1 } else { -2 }),
+                SqlValue::Int(d.plan_action.unwrap_or(-1)),
             ],
         ),
         recount_host_ids(&[hid]),
@@ -1166,6 +1182,7 @@ mod tests {
                     room: Some((800, 8 << 20)),
                     by_hand: false,
                     ds_id: -1,
+                    plan_action: None,
                     now: 10,
                 });
                 write_then_compare(&c, deploy, "a deploy");
