@@ -339,6 +339,11 @@ async fn change(ctx: &Ctx, s: &Session, p: Params<'_>, m: Member, add: bool) -> 
         let needs = [Need::on(CLUSTER, cid, ADMIN), Need::owned(kind, obj, ADMIN)];
         table::require(ctx, s, &needs).await?;
     }
+    if m == Member::Network {
+        // The network's permissions carry its lock, which refuses ADMIN to anyone, oneadmin
+        // too (`NET is locked. [id]`).
+        super::vnet::NETS.authorized(ctx, s, oid, ADMIN).await?;
+    }
     let gone = move || {
         fail(
             code::NO_EXISTS,

@@ -411,6 +411,19 @@ async fn handle_call(
     // change but the one that enables it again.
     // The same read tells whether an API hook waits for this call.
     let mut hooked = false;
+    if kind == Kind::Read && READ_REFUSED_WHEN_DISABLED.contains(&method) {
+        match write_gate(ctx, method).await {
+            Ok((true, _)) => {
+                return failure_xml(
+                    method,
+                    code::INTERNAL,
+                    "Cannot process request, zone disabled",
+                )
+            }
+            Ok(_) => {}
+            Err(f) => return Reply::Xml(error::failure_body(method, &f)),
+        }
+    }
     if kind == Kind::Write {
         match write_gate(ctx, method).await {
             Ok((true, _)) if !TAKEN_WHEN_DISABLED.contains(&method) => {
@@ -483,6 +496,11 @@ async fn handle_call(
         Err(f) => Reply::Xml(error::failure_body(method, &f)),
     }
 }
+
+/// The reads a disabled zone refuses: those whose `Request` keeps `zone_disabled` false (the
+/// info and pool calls, the system and zone calls set it).
+const READ_REFUSED_WHEN_DISABLED: &[&str] =
+    &["one.acl.info", "one.host.monitoring", "one.vm.monitoring"];
 
 /// The changes a disabled zone still takes (`zone_disabled` in OpenNebula's requests): the
 /// one that enables it again, and the federated records, one of which may be that enable.

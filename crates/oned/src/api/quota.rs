@@ -857,11 +857,13 @@ pub async fn check_in(
 }
 
 /// How a quota refusal is worded: as allocate, instantiate and chown word it (AUTHORIZATION,
-/// `User [<caller>] : <exceeded>.`), or as a VM action does (ACTION, the bare text).
+/// `User [<caller>] : <exceeded>.`), as a VM action does (ACTION, the bare text), or as
+/// `Quotas::vm_check` does for `recover --recreate` (ACTION, `User [u] ...`/`Group [g] ...`).
 #[derive(Debug, Clone, Copy)]
 pub enum Wording {
     Caller(i64),
     Action,
+    Recreate,
 }
 
 impl Wording {
@@ -869,6 +871,13 @@ impl Wording {
         match self {
             Wording::Caller(uid) => fail(code::AUTHORIZATION, format!("User [{uid}] : {text}.")),
             Wording::Action => fail(code::ACTION, text.to_string()),
+            Wording::Recreate => {
+                let mut capital = text.to_string();
+                if let Some(first) = capital.get_mut(..1) {
+                    first.make_ascii_uppercase();
+                }
+                fail(code::ACTION, capital)
+            }
         }
     }
 }

@@ -308,6 +308,15 @@ async fn resource_change(
         }
         table::require(ctx, s, &needs).await?;
     }
+    if kind == Kind::Vnet
+        && rid != ALL
+        && zone == ctx.config.zone_id
+        && exists(ctx, Table::Vnet, rid).await?
+    {
+        // The network's permissions carry its lock, which refuses ADMIN to anyone, oneadmin
+        // too (`NET is locked. [id]`).
+        super::vnet::NETS.authorized(ctx, s, rid, ADMIN).await?;
+    }
     let there = v.of(kind).any(|e| e == (zone, rid));
     let name = kind.object_name();
     if add && there {

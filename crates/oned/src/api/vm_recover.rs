@@ -189,7 +189,7 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ask: &ask,
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
-        wording: Wording::Action,
+        wording: Wording::Recreate,
     });
     super::quota::commit_charged(ctx, stmts, charge, |r| {
         r.missing(fail(

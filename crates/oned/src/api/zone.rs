@@ -92,8 +92,9 @@ pub fn zone_xml(z: &ZoneRow, out: &mut String) {
             .num("STATE", z.state)
             .raw(&xml::template(&template_text(z), "TEMPLATE"));
         if z.servers.is_empty() {
-            // `Template::to_xml` of an empty server pool: an open and a close tag.
-            x.raw("<SERVER_POOL></SERVER_POOL>");
+            // As the shared API notes print an empty server pool (`opennebula-api.md`,
+            // ZONE); XML readers see the same as 7.0.2's `<SERVER_POOL></SERVER_POOL>`.
+            x.raw("<SERVER_POOL/>");
             return;
         }
         x.elem("SERVER_POOL", |x| {
@@ -207,7 +208,8 @@ pub async fn addserver(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .map_err(|e| fail(code::ACTION, format!("Error parsing server template: {e}")))?;
     let server = t
         .vector("SERVER")
-        .ok_or_else(|| fail(code::ACTION, "SERVER not found in template"))?;
+        // `Zone::add_server` fails without a word when there is no SERVER vector.
+        .ok_or_else(|| fail(code::ACTION, ""))?;
     let name = template::vector_get(server, "NAME")
         .filter(|n| !n.is_empty())
         .ok_or_else(|| fail(code::ACTION, "Missing NAME in SERVER"))?;

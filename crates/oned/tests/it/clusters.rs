@@ -9,6 +9,10 @@ use crate::zone::{one_error, Zone, AUTHORIZATION, DEADLINE, NO_EXISTS};
 
 const ACTION: i32 = 0x0800;
 
+fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
 fn call(c: &Client, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
     c.call(method, params)
 }
@@ -487,4 +491,73 @@ fn onecluster_creates_lists_moves_and_deletes() {
     let (code, _, err) = onecluster(&zone, &["delete", "100"]);
     assert_eq!(code, 0, "{err}");
     assert!(!onecluster(&zone, &["list"]).1.contains("edge"));
+}
+
+/// `RequestManagerCluster`'s host move takes the host's VMs along (their current record's CID,
+/// `set_cid`), and a locked network's permissions refuse ADMIN to anyone, oneadmin too: it
+/// joins or leaves no cluster and no VDC.
+#[test]
+fn a_moved_host_takes_its_vms_and_a_locked_network_stays_where_it_is() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let host = id_of(
+        call(
+            &c,
+            "one.host.allocate",
+            vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+        )
+        .unwrap(),
+    );
+    let blue = id_of(call(&c, "one.cluster.allocate", vec![s("blue")]).unwrap());
+    let vm = id_of(call(&c, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 8")]).unwrap());
+    zone.wait_until(DEADLINE, "the VM runs", || {
+        c.call_xml("one.vm.info", vec![Value::Int(vm)])
+            .is_ok_and(|b| b.contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>"))
+    });
+    call(
+        &c,
+        "one.cluster.addhost",
+        vec![Value::Int(blue), Value::Int(host)],
+    )
+    .unwrap();
+    let body = info(&c, "one.vm.info", vm, "VM");
+    let record = body
+        .child("HISTORY_RECORDS")
+        .unwrap()
+        .children_named("HISTORY")
+        .last()
+        .unwrap();
+    assert_eq!(record.int_of("CID").unwrap(), i64::from(blue));
+
+    let net = id_of(
+        call(
+            &c,
+            "one.vn.allocate",
+            vec![
+                s("NAME = lan\nVN_MAD = dummy\nBRIDGE = br0"),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap(),
+    );
+    call(&c, "one.vn.lock", vec![Value::Int(net), Value::Int(1)]).unwrap();
+    for (method, params) in [
+        (
+            "one.cluster.addvnet",
+            vec![Value::Int(blue), Value::Int(net)],
+        ),
+        ("one.cluster.delvnet", vec![Value::Int(0), Value::Int(net)]),
+        (
+            "one.vdc.addvnet",
+            vec![Value::Int(0), Value::Int(0), Value::Int(net)],
+        ),
+    ] {
+        assert_eq!(
+            one_error(call(&c, method, params)),
+            (
+                AUTHORIZATION,
+                format!("[{method}] User [0] : NET is locked. [{net}].")
+            )
+        );
+    }
 }

@@ -676,3 +676,38 @@ fn attach_and_attachnic_weigh_the_quotas_before_the_state() {
     assert_eq!(code, ACTION_CODE, "{msg}");
     assert!(msg.contains("wrong state"), "{msg}");
 }
+
+/// `recover --recreate` of a STOPPED VM counts it as running again, checked by
+/// `Quotas::vm_check`, which words its refusal `User [u] ...` (ACTION).
+#[test]
+fn a_recreated_vm_is_weighed_as_quotas_vm_check_words_it() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    let alice = allocate(&admin, "alice").unwrap();
+    let c = zone.servers[0].client_as("alice", "pw-alice");
+    ok(
+        &admin,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    let runs = |vm: i32| move |c: &Client| vm_state(c, vm).0;
+    let stopped = ok(&c, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 8")]);
+    zone.wait_until(DEADLINE, "the first VM runs", || runs(stopped)(&c));
+    c.call("one.vm.action", vec![s("stop"), Value::Int(stopped)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the first VM is STOPPED", || {
+        info(&c, "one.vm.info", stopped).contains("<STATE>4</STATE>")
+    });
+    quota(&admin, "one.user.quota", alice, "VM = [ RUNNING_VMS = 1 ]");
+    let second = ok(&c, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 8")]);
+    zone.wait_until(DEADLINE, "the second VM runs", || runs(second)(&c));
+    assert_eq!(
+        one_error(admin.call("one.vm.recover", vec![Value::Int(stopped), Value::Int(4)])),
+        (
+            ACTION_CODE,
+            format!(
+                "[one.vm.recover] User [{alice}] limit of 1 reached for RUNNING_VMS quota in VM"
+            )
+        )
+    );
+}

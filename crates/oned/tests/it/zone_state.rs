@@ -40,6 +40,14 @@ fn a_disabled_zone_answers_reads_and_refuses_changes_on_every_server() {
             )
         });
         assert_eq!(user_name(&s, id).as_deref(), Some("before"), "reads go on");
+        // ...but those whose request keeps `zone_disabled` false.
+        assert_eq!(
+            one_error_of(s.call("one.acl.info", vec![])),
+            Some((
+                INTERNAL,
+                "[one.acl.info] Cannot process request, zone disabled".to_string()
+            ))
+        );
         let info = s
             .call_xml(wire::method::ZONE_INFO, vec![Value::Int(0)])
             .unwrap();
@@ -293,10 +301,7 @@ fn a_federation_master_creates_zones_from_100() {
         body.contains("<ENDPOINT><![CDATA[http://127.0.0.1:2634/RPC2]]></ENDPOINT>"),
         "{body}"
     );
-    assert!(
-        body.contains("</TEMPLATE><SERVER_POOL></SERVER_POOL></ZONE>"),
-        "{body}"
-    );
+    assert!(body.contains("</TEMPLATE><SERVER_POOL/></ZONE>"), "{body}");
     let (code, out, err) = zone.onezone(0, &["list"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(" 100 slave"), "{out}");

@@ -174,6 +174,14 @@ pub fn move_host(cid: i64, hid: i64) -> Vec<SqlStmt> {
             vec![SqlValue::Int(cid), SqlValue::Int(hid)],
         )
         .must_match(),
+        // `RequestManagerCluster`'s host move: each VM on the host has its current record in
+        // the new cluster (`set_cid`, `update_history`).
+        SqlStmt::new(
+            "UPDATE history SET cid = ?1
+             WHERE vid IN (SELECT oid FROM vm_pool WHERE hid = ?2)
+               AND seq = (SELECT MAX(hl.seq) FROM history hl WHERE hl.vid = history.vid)",
+            vec![SqlValue::Int(cid), SqlValue::Int(hid)],
+        ),
     ]
 }
 
