@@ -378,6 +378,15 @@ async fn handle_call(
     }
 
     let kind = entry.kind;
+    // OpenNebula runs API hooks after reads too (`HookAPI::unsupported_calls` leaves out the
+    // info calls, not `vmpool.accounting` and the like): a read an API hook waits for runs on
+    // the leader, which writes the hook's event.
+    let hooked_read = kind == Kind::Read && matches!(write_gate(ctx, method).await, Ok((_, true)));
+    if hooked_read {
+        if let Some(reply) = route_to_leader(ctx, method, body, no_forward).await {
+            return reply;
+        }
+    }
     let on_leader = match kind {
         Kind::Status => false,
         Kind::Write => true,
@@ -410,7 +419,7 @@ async fn handle_call(
     // OpenNebula's `zone_disabled`: a disabled zone answers reads and status, and takes no
     // change but the one that enables it again.
     // The same read tells whether an API hook waits for this call.
-    let mut hooked = false;
+    let mut hooked = hooked_read;
     if kind == Kind::Read && READ_REFUSED_WHEN_DISABLED.contains(&method) {
         match write_gate(ctx, method).await {
             Ok((true, _)) => {

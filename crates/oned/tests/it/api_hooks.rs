@@ -598,3 +598,44 @@ fn image_state_hooks_fire_on_every_change_of_state() {
     wait_runs(deleted, 1, "the image is deleted");
     assert_eq!((runs(disabled), runs(used)), (1, 1));
 }
+
+/// OpenNebula runs API hooks after the reads it does not leave out (`HookAPI`'s unsupported
+/// calls are the info calls): a hook on `one.vmpool.accounting` runs, called through a follower.
+#[test]
+fn api_hooks_on_reads_run_on_the_leader() {
+    let zone = Zone::bootstrap(3);
+    let leader = zone.leader();
+    let c = zone.servers[leader].client();
+    let hook = c
+        .call(
+            "one.hook.allocate",
+            vec![s(
+                "NAME = acct\nTYPE = api\nCOMMAND = \"/bin/true\"\nCALL = \"one.vmpool.accounting\"",
+            )],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap() as i32;
+    zone.wait_caught_up();
+    let follower = zone.servers[(leader + 1) % 3].client();
+    follower
+        .call_xml(
+            "one.vmpool.accounting",
+            vec![Value::Int(-2), Value::Int(-1), Value::Int(-1)],
+        )
+        .unwrap();
+    let runs = || {
+        c.call_xml(
+            "one.hooklog.info",
+            vec![
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(hook),
+                Value::Int(0),
+            ],
+        )
+        .map(|b| records(&b))
+        .unwrap_or_default()
+    };
+    zone.wait_until(DEADLINE, "the hook ran once", || runs() == 1);
+}
