@@ -17,16 +17,28 @@ use super::id_bitmap::IdBitmap;
 /// `insert` leaves it: no AUTOMATIC_* attribute, a VLAN_ID and OUTER_VLAN_ID (empty when not
 /// given) unless chosen automatically.
 pub fn parse(t: &mut Template) -> (bool, bool) {
-    let vlan = parse_one(t, "VLAN_ID", "AUTOMATIC_VLAN_ID");
-    let outer = parse_one(t, "OUTER_VLAN_ID", "AUTOMATIC_OUTER_VLAN_ID");
-    (vlan, outer)
+    let [(id, auto), (outer_id, outer_auto)] = IDS;
+    (parse_one(t, id, auto), parse_one(t, outer_id, outer_auto))
 }
+
+/// The pairs of a VLAN id and the attribute that asks oned to choose it.
+const IDS: [(&str, &str); 2] = [
+    ("VLAN_ID", "AUTOMATIC_VLAN_ID"),
+    ("OUTER_VLAN_ID", "AUTOMATIC_OUTER_VLAN_ID"),
+];
 
 fn parse_one(t: &mut Template, id: &str, auto: &str) -> bool {
     let given = t.single(id).is_some_and(|v| !v.is_empty());
     let automatic = !given
         && t.single(auto)
             .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    place(t, id, auto, automatic);
+    automatic
+}
+
+/// What `insert` and `post_update_template` leave of id `id`: no `auto` attribute, and the id
+/// out of the template when oned chooses it, else as given (empty when not).
+fn place(t: &mut Template, id: &str, auto: &str, automatic: bool) {
     t.remove(auto);
     if automatic {
         t.remove(id);
@@ -34,23 +46,13 @@ fn parse_one(t: &mut Template, id: &str, auto: &str) -> bool {
         let value = t.single(id).unwrap_or("").to_string();
         t.set(id, Value::Single(value));
     }
-    automatic
 }
 
 /// The template an update leaves (`post_update_template`): no AUTOMATIC_* attribute; an id oned
 /// chose stays out of it, any other is what the update says (empty when it says nothing).
 pub fn after_update(t: &mut Template, vlan: AutoVlan, outer: AutoVlan) {
-    for (id, auto, kept) in [
-        ("VLAN_ID", "AUTOMATIC_VLAN_ID", vlan),
-        ("OUTER_VLAN_ID", "AUTOMATIC_OUTER_VLAN_ID", outer),
-    ] {
-        t.remove(auto);
-        if kept.automatic() {
-            t.remove(id);
-        } else {
-            let value = t.single(id).unwrap_or("").to_string();
-            t.set(id, Value::Single(value));
-        }
+    for ((id, auto), kept) in IDS.into_iter().zip([vlan, outer]) {
+        place(t, id, auto, kept.automatic());
     }
 }
 
