@@ -57,24 +57,21 @@ pub async fn update(
         let phydev = new.single("PHYDEV").unwrap_or("").to_string();
         new.set("PHYDEV", Value::Single(phydev));
         super::vnet_vlans::after_update(&mut new, row.vlan_auto, row.outer_vlan_auto);
-        let bridge = match new.single("BRIDGE").filter(|b| !b.is_empty()) {
-            Some(b) => b.to_string(),
-            None => row.bridge.clone(),
-        };
+        // The bridge the update names, else the one the stored template (guarded) holds.
+        let bridge = [new.single("BRIDGE"), stored.single("BRIDGE")]
+            .into_iter()
+            .flatten()
+            .find(|b| !b.is_empty())
+            .map_or_else(|| row.bridge.clone(), str::to_string);
         new.set("BRIDGE", Value::Single(bridge.clone()));
         new.set("BRIDGE_TYPE", Value::Single(bridge_type.to_string()));
         super::encrypted::seal_in(ctx, f.table, &mut new);
-        let mut stmts = vec![sqlstore::objects::replace_template(
-            f.table,
-            f.template,
-            id,
-            new.to_text(),
-            old,
-        )];
-        if bridge != row.bridge {
-            stmts.push(sqlstore::objects::vnet::set_bridge(id, &bridge));
-        }
-        Ok(stmts)
+        // The bridge column follows the template's BRIDGE whatever a concurrent update did:
+        // the template's guard above sees those, the row read before the retries would not.
+        Ok(vec![
+            sqlstore::objects::replace_template(f.table, f.template, id, new.to_text(), old),
+            sqlstore::objects::vnet::set_bridge(id, &bridge),
+        ])
     })
     .await
 }
