@@ -132,18 +132,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let mut stmts = write_vm(&v, &t, to);
         stmts.extend(super::vm_actions::closed_by(s, id, number::DISK_ATTACH));
         stmts.extend(taken.stmts);
-        let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
-        for ask in &taken.asks {
-            let charge = Charge {
-                ask,
-                uid,
-                gid,
-                wording: Wording::Caller(s.uid),
-            };
-            stmts.extend(charge.guard(ctx).await?);
-        }
-        let grown = super::quota::system_disk_guard(ctx, s, (uid, gid), &v.template, t.to_text());
-        stmts.extend(grown.await?);
+        stmts.extend(quota_guards(ctx, s, &v, t.to_text(), &taken.asks).await?);
         Ok(stmts)
     })
     .await
@@ -165,22 +154,37 @@ async fn quotas_before_state(
     else {
         return Ok(());
     };
-    let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
     let mut t = stored(v)?;
     for d in disks {
         t.push("DISK", template::Value::Vector(d));
     }
-    super::quota::system_disk_guard(ctx, s, (uid, gid), &v.template, t.to_text()).await?;
-    for ask in &taken.asks {
+    quota_guards(ctx, s, v, t.to_text(), &taken.asks).await?;
+    Ok(())
+}
+
+/// The guards of the owner's quotas a disk attach weighs, in `VirtualMachineAttach`'s order:
+/// the VM's system disk size (`text`: its template with the disk), then the image's IMAGE and
+/// DATASTORE (`asks`). The first exceeded one is the refusal.
+async fn quota_guards(
+    ctx: &Ctx,
+    s: &Session,
+    v: &sqlstore::objects::vm::VmRow,
+    text: String,
+    asks: &[super::quota::Ask],
+) -> Result<Vec<SqlStmt>, Failure> {
+    let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
+    let mut guards: Vec<SqlStmt> = Vec::new();
+    guards.extend(super::quota::system_disk_guard(ctx, s, (uid, gid), &v.template, text).await?);
+    for ask in asks {
         let charge = Charge {
             ask,
             uid,
             gid,
             wording: Wording::Caller(s.uid),
         };
-        charge.guard(ctx).await?;
+        guards.extend(charge.guard(ctx).await?);
     }
-    Ok(())
+    Ok(guards)
 }
 
 /// `one.vm.detach(id, disk_id)`: the disk leaves the VM and its image is given back.
