@@ -224,11 +224,8 @@ async fn call_stmts(
         Call::SnapshotCreate(name) => {
             let factor = vm_snapshots::factor_of(config);
             let (_, size) = vm_snapshots::create_edit(v, &mut t, name, factor)?;
-            let ask = crate::api::quota::Ask {
-                kind: "VM",
-                rid: -1,
-                amounts: vec![("SYSTEM_DISK_SIZE", size)],
-            };
+            let ask = crate::api::quota::Ask::vm(vec![("SYSTEM_DISK_SIZE", size)])
+                .within(crate::api::quota::cluster_of(v));
             (
                 hotplug,
                 charged(ask, v.head.owned.uid, v.head.owned.gid).await?,

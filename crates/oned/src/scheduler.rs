@@ -575,6 +575,16 @@ pub async fn run(
         let placement = place_all(&plan.vms, plan.hosts, plan.host_of, room);
         sched_messages(&ctx, &cluster, &pool, placement.unplaced).await;
         let mut refused = Vec::new();
+        // Per-cluster VM quotas weigh a placement only where some are set.
+        let per_cluster = match (placement.placed.is_empty(), api.get()) {
+            (false, Some(_)) => crate::api::quota::any_per_cluster(&pool).await,
+            _ => Ok(false),
+        }
+        .unwrap_or_else(|e| {
+            let e = crate::api::vm_backup::message(&e);
+            ctx.warn("reading the per-cluster quotas failed", &e);
+            true
+        });
         // The period's placement plan: its deploy actions numbered in order (`Plan::from_xml`).
         for (action, (vid, hid, picked)) in placement.placed.into_iter().enumerate() {
             // Each placement re-checks the VM is still pending and the host still has room; a
@@ -607,6 +617,16 @@ pub async fn run(
                     }
                     Err(why) => {
                         refused.push((vid, Some(why)));
+                        continue;
+                    }
+                }
+            }
+            // Placed in a cluster it was not in, it counts whole for its owner's quota there.
+            if let (true, Some(api), Some(&cid)) = (per_cluster, api.get(), clusters.get(&hid)) {
+                match crate::api::quota::placed_guard(api, vid, cid).await {
+                    Ok(guard) => stmts.extend(guard),
+                    Err(why) => {
+                        refused.push((vid, Some(format!("Cannot dispatch VM: {why}"))));
                         continue;
                     }
                 }

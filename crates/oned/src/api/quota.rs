@@ -157,8 +157,50 @@ pub struct Quotas {
     images: BTreeMap<i64, f64>,
     /// Generic VM metrics (`QUOTA_VM_ATTRIBUTE`) with a limit, and what is used of each.
     generic: BTreeMap<String, f64>,
+    /// What is used of each per-cluster VM entry, by its `rid`.
+    clusters: BTreeMap<i64, ClusterUse>,
     /// The defaults print `_USED` as 0 and leave out nothing.
     defaults: bool,
+}
+
+/// What a user or group uses of one per-cluster VM entry (`CLUSTER_IDS`): its VMs there.
+#[derive(Default, Clone)]
+struct ClusterUse {
+    vm: VmUsage,
+    generic: BTreeMap<String, f64>,
+}
+
+/// The per-cluster VM entries of `limits`: each `rid` with its clusters.
+fn cluster_entries(limits: &[Limit]) -> Vec<(i64, Vec<i64>)> {
+    limits
+        .iter()
+        .filter(|l| l.kind == "VM" && l.metric == rows::CLUSTER_IDS)
+        .map(|l| (l.rid, rows::cluster_ids(&l.value)))
+        .collect()
+}
+
+/// What `owner` `oid` uses of each of its per-cluster VM entries, counting generic metrics
+/// `generic`.
+fn load_clusters(
+    c: &sqlstore::Conn,
+    owner: Owner,
+    oid: i64,
+    limits: &[Limit],
+    generic: &[&str],
+) -> Result<BTreeMap<i64, ClusterUse>, sqlstore::SqlError> {
+    let mut used = BTreeMap::new();
+    for (rid, ids) in cluster_entries(limits) {
+        let mut u = ClusterUse {
+            vm: rows::vm_cluster_usage(c, owner, oid, &ids)?,
+            generic: BTreeMap::new(),
+        };
+        for m in generic {
+            let g = rows::generic_cluster_usage(c, owner, oid, m, &ids)?;
+            u.generic.insert(m.to_string(), g);
+        }
+        used.insert(rid, u);
+    }
+    Ok(used)
 }
 
 /// What `limits` are counted as weighing in memory (`quota_cache`).
@@ -185,6 +227,7 @@ impl Quotas {
             + map_bytes(&self.images)
             + map_bytes(&self.generic)
             + self.generic.keys().map(String::len).sum::<usize>()
+            + 2 * self.clusters.len() * std::mem::size_of::<(i64, ClusterUse)>()
     }
 
     fn limit(&self, kind: &str, rid: i64, metric: &str) -> Option<&str> {
@@ -195,6 +238,15 @@ impl Quotas {
     }
 
     fn used(&self, kind: &str, rid: i64, metric: &str) -> f64 {
+        if kind == "VM" && rid >= 0 {
+            let Some(u) = self.clusters.get(&rid) else {
+                return 0.0;
+            };
+            return match metrics_of("VM").contains(&metric) {
+                true => u.vm.get(metric),
+                false => u.generic.get(metric).copied().unwrap_or(0.0),
+            };
+        }
         match kind {
             "VM" if !metrics_of("VM").contains(&metric) => {
                 self.generic.get(metric).copied().unwrap_or(0.0)
@@ -235,16 +287,14 @@ impl Quotas {
 
     /// The generic VM metrics (`QUOTA_VM_ATTRIBUTE`) a limit names.
     fn generic_limits(&self) -> Vec<&str> {
-        let fixed = metrics_of("VM");
-        let mut names: Vec<&str> = self
-            .limits
-            .iter()
-            .filter(|l| l.kind == "VM" && !fixed.contains(&l.metric.as_str()))
-            .map(|l| l.metric.as_str())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        generic_names(&self.limits)
+    }
+
+    /// The per-cluster VM entry that holds cluster `cid`: its `rid` and its clusters.
+    fn cluster_entry(&self, cid: i64) -> Option<(i64, Vec<i64>)> {
+        cluster_entries(&self.limits)
+            .into_iter()
+            .find(|(_, ids)| ids.contains(&cid))
     }
 
     /// What is used of each generic metric a limit names.
@@ -280,8 +330,14 @@ impl Quotas {
             x.elem(container, |x| {
                 for rid in self.entries(kind) {
                     let mut fields: Vec<(String, String)> = Vec::new();
+                    // A per-cluster VM entry's limits left out are unlimited
+                    // (`Quota::cleanup_quota`).
+                    let mut implicit = implicit;
                     if kind != "VM" {
                         fields.push(("ID".into(), rid.to_string()));
+                    } else if let Some(ids) = self.limit(kind, rid, rows::CLUSTER_IDS) {
+                        fields.push((rows::CLUSTER_IDS.into(), ids.to_string()));
+                        implicit = "-2";
                     }
                     for m in &metrics {
                         let limit = self.limit(kind, rid, m).unwrap_or(implicit);
@@ -303,6 +359,21 @@ impl Quotas {
             });
         }
     }
+}
+
+/// The generic VM metrics (`QUOTA_VM_ATTRIBUTE`) a limit of `limits` names.
+fn generic_names(limits: &[Limit]) -> Vec<&str> {
+    let fixed = metrics_of("VM");
+    let mut names: Vec<&str> = limits
+        .iter()
+        .filter(|l| {
+            l.kind == "VM" && l.metric != rows::CLUSTER_IDS && !fixed.contains(&l.metric.as_str())
+        })
+        .map(|l| l.metric.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The quotas of `owner` `oid` as OpenNebula shows them: oneadmin (user or group 0) uses
@@ -328,6 +399,7 @@ pub fn load(c: &sqlstore::Conn, owner: Owner, oid: i64) -> Result<Quotas, sqlsto
             .map(|((_, im), u)| (im, u))
             .collect();
         q.load_generic(c, owner, oid)?;
+        q.clusters = load_clusters(c, owner, oid, &q.limits, &q.generic_limits())?;
     }
     Ok(q)
 }
@@ -341,6 +413,8 @@ pub struct AllQuotas {
     images: BTreeMap<(i64, i64), f64>,
     /// Generic VM metrics any limit names: (metric, owner id) -> used.
     generic: BTreeMap<(String, i64), f64>,
+    /// What each owner uses of its per-cluster VM entries, by owner id.
+    clusters: BTreeMap<i64, BTreeMap<i64, ClusterUse>>,
 }
 
 impl AllQuotas {
@@ -364,8 +438,16 @@ impl AllQuotas {
                 generic.insert((m.clone(), oid), used);
             }
         }
+        // Per-cluster entries are few: each is read on its own.
+        let mut clusters = BTreeMap::new();
+        for (oid, l) in &limits {
+            if *oid > 0 && !cluster_entries(l).is_empty() {
+                clusters.insert(*oid, load_clusters(c, owner, *oid, l, &generic_names(l))?);
+            }
+        }
         Ok(AllQuotas {
             generic,
+            clusters,
             limits,
             vm: rows::vm_usage(c, owner, None)?,
             datastores: rows::datastore_usage(c, owner, None)?,
@@ -388,6 +470,11 @@ impl AllQuotas {
             + map_bytes(&self.images)
             + map_bytes(&self.generic)
             + self.generic.keys().map(|(m, _)| m.len()).sum::<usize>()
+            + self
+                .clusters
+                .values()
+                .map(|c| 2 * c.len() * std::mem::size_of::<(i64, ClusterUse)>())
+                .sum::<usize>()
     }
 
     /// The quotas of `oid`.
@@ -419,6 +506,7 @@ impl AllQuotas {
                 let used = self.generic.get(&(m.clone(), oid)).copied();
                 q.generic.insert(m, used.unwrap_or(0.0));
             }
+            q.clusters = self.clusters.get(&oid).cloned().unwrap_or_default();
         }
         q
     }
@@ -427,13 +515,84 @@ impl AllQuotas {
 // ---------------------------------------------------------------------------------------------
 // Setting limits.
 
+/// What a quota update weighs a per-cluster VM entry (`CLUSTER_IDS`) against: the clusters
+/// that exist, and the owner's per-cluster entries as each entry of the update leaves them.
+#[derive(Default)]
+pub struct ClusterView {
+    existing: Vec<i64>,
+    entries: Vec<(i64, Vec<i64>)>,
+}
+
+impl ClusterView {
+    /// The clusters and the per-cluster entries of `owner` `oid`, read before an update.
+    async fn load(ctx: &Ctx, owner: Owner, oid: i64) -> Result<ClusterView, Failure> {
+        ctx.read(move |c| {
+            Ok(ClusterView {
+                existing: sqlstore::objects::cluster::all_ids(c)?,
+                entries: cluster_entries(&rows::limits(c, owner, oid)?),
+            })
+        })
+        .await
+    }
+
+    /// The entry a VM quota of `CLUSTER_IDS` `ids` updates, as `QuotaVirtualMachine::set`
+    /// finds it: the one with the same clusters, else a new one, whose clusters must exist
+    /// and be in no other entry.
+    fn entry_for(&self, ids: &[i64]) -> Result<i64, Failure> {
+        if let Some((rid, _)) = self.entries.iter().find(|(_, e)| e == ids) {
+            return Ok(*rid);
+        }
+        for c in ids {
+            if !self.existing.contains(c) {
+                return Err(fail(code::ACTION, format!("Cluster {c} does not exist")));
+            }
+            if self.entries.iter().any(|(_, e)| e.contains(c)) {
+                return Err(fail(
+                    code::ACTION,
+                    format!("Quota for cluster id {c} already exists"),
+                ));
+            }
+        }
+        Ok(ids.first().copied().unwrap_or(-1))
+    }
+
+    fn keep(&mut self, rid: i64, ids: Vec<i64>, kept: bool) {
+        self.entries.retain(|(r, _)| *r != rid);
+        if kept {
+            self.entries.push((rid, ids));
+        }
+    }
+}
+
+/// `CLUSTER_IDS` as `one_util::split_unique` reads it: each comma-separated part's leading
+/// integer, unparsable parts left out; sorted, each once.
+fn normalized_clusters(text: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = text
+        .split(',')
+        .filter_map(|part| {
+            let part = part.trim_start();
+            let sign = usize::from(part.starts_with(['-', '+']));
+            let digits = part[sign..].len()
+                - part[sign..]
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .len();
+            part[..sign + digits].parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// The statements that set `text`'s entries on `owner` `oid` (`Quotas::set`): each entry named
-/// is rewritten whole, a metric left out becoming the implicit value (-1, or -2 for defaults).
+/// is rewritten whole, a metric left out becoming the implicit value (-1, or -2 for defaults
+/// and per-cluster VM entries).
 fn set_stmts(
     owner: Owner,
     oid: i64,
     text: &str,
     generic: &[&'static str],
+    view: &mut ClusterView,
 ) -> Result<Vec<SqlStmt>, Failure> {
     let defaults = oid == DEFAULTS;
     let t = super::validate::template(text).map_err(|e| fail(code::ACTION, e))?;
@@ -454,19 +613,24 @@ fn set_stmts(
                 continue;
             };
             let get = |k: &str| template::vector_get(v, k);
-            if kind == "VM" && get("CLUSTER_IDS").is_some_and(|c| !c.trim().is_empty()) {
+            let raw_clusters = get(rows::CLUSTER_IDS).filter(|_| kind == "VM");
+            if defaults && raw_clusters.is_some_and(|c| !c.is_empty()) {
                 return Err(fail(
                     code::ACTION,
-                    if defaults {
-                        "CLUSTER_IDS attribute is not allowed for default VM quota"
-                    } else {
-                        "CLUSTER_IDS quotas (per cluster) are not supported by OneHA yet"
-                    },
+                    "CLUSTER_IDS attribute is not allowed for default VM quota",
                 ));
             }
+            let clusters = raw_clusters.map(normalized_clusters).unwrap_or_default();
+            let joined: Vec<String> = clusters.iter().map(i64::to_string).collect();
+            let joined = joined.join(",");
             let bad = || {
-                let mut pairs: Vec<String> =
-                    v.iter().map(|(k, val)| format!("{k}={val}")).collect();
+                let mut pairs: Vec<String> = v
+                    .iter()
+                    .map(|(k, val)| match k.as_str() {
+                        rows::CLUSTER_IDS if kind == "VM" => format!("{k}={joined}"),
+                        _ => format!("{k}={val}"),
+                    })
+                    .collect();
                 if kind == "VM" && !defaults {
                     let who = match owner {
                         Owner::User => "UID",
@@ -484,7 +648,10 @@ fn set_stmts(
                 )
             };
             let rid = if kind == "VM" {
-                -1
+                match clusters.is_empty() {
+                    true => -1,
+                    false => view.entry_for(&clusters)?,
+                }
             } else {
                 match get("ID").and_then(|i| i.trim().parse::<i64>().ok()) {
                     Some(i) => i,
@@ -501,8 +668,20 @@ fn set_stmts(
                 }
                 values.push((*m, value));
             }
+            // A per-cluster entry takes no default: -1 is unlimited there.
+            let per_cluster = rid >= 0 && kind == "VM";
+            let implicit = if per_cluster {
+                for (_, v) in &mut values {
+                    if *v == DEFAULT {
+                        *v = UNLIMITED;
+                    }
+                }
+                UNLIMITED
+            } else {
+                implicit
+            };
             // An entry left at its implicit values holds nothing (`cleanup_quota`).
-            let metrics: Vec<(&str, String)> = if values.iter().all(|(_, v)| *v == implicit) {
+            let mut metrics: Vec<(&str, String)> = if values.iter().all(|(_, v)| *v == implicit) {
                 Vec::new()
             } else {
                 values
@@ -510,6 +689,12 @@ fn set_stmts(
                     .map(|(m, v)| (m, float_to_str(v)))
                     .collect()
             };
+            if per_cluster {
+                view.keep(rid, clusters.clone(), !metrics.is_empty());
+                if !metrics.is_empty() {
+                    metrics.push((rows::CLUSTER_IDS, joined.clone()));
+                }
+            }
             stmts.extend(rows::set_entry(owner, oid, kind, rid, &metrics));
         }
     }
@@ -538,7 +723,8 @@ pub async fn user_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         return Err(fail(code::ACTION, "Cannot set quotas for oneadmin user"));
     }
     let generic = generic_metrics(&ctx.config.raw);
-    commit_set(ctx, set_stmts(Owner::User, id, &text, &generic)?).await?;
+    let mut view = ClusterView::load(ctx, Owner::User, id).await?;
+    commit_set(ctx, set_stmts(Owner::User, id, &text, &generic, &mut view)?).await?;
     Ok(Value::Int(id as i32))
 }
 
@@ -554,7 +740,12 @@ pub async fn group_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         return Err(not_authorized(s, &format!("ADMIN GROUP [{id}]")));
     }
     let generic = generic_metrics(&ctx.config.raw);
-    commit_set(ctx, set_stmts(Owner::Group, id, &text, &generic)?).await?;
+    let mut view = ClusterView::load(ctx, Owner::Group, id).await?;
+    commit_set(
+        ctx,
+        set_stmts(Owner::Group, id, &text, &generic, &mut view)?,
+    )
+    .await?;
     Ok(Value::Int(id as i32))
 }
 
@@ -599,7 +790,8 @@ async fn update_defaults(ctx: &Ctx, s: &Session, p: Params<'_>, owner: Owner) ->
         ));
     }
     let generic = generic_metrics(&ctx.config.raw);
-    commit_set(ctx, set_stmts(owner, DEFAULTS, &text, &generic)?).await?;
+    let mut view = ClusterView::default();
+    commit_set(ctx, set_stmts(owner, DEFAULTS, &text, &generic, &mut view)?).await?;
     defaults_xml(ctx, owner).await
 }
 
@@ -614,15 +806,66 @@ pub async fn groupquota_update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodR
 // ---------------------------------------------------------------------------------------------
 // Checking a change.
 
+/// Which VM entries a change weighs: the global one, also the per-cluster one of the
+/// cluster a VM is in (`CLUSTER_ID` in the quota template), or only that one (a VM placed in
+/// a cluster, `SKIP_GLOBAL_QUOTA`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    Global,
+    WithCluster(i64),
+    ClusterOnly(i64),
+}
+
+impl Scope {
+    fn cluster(self) -> Option<i64> {
+        match self {
+            Scope::Global => None,
+            Scope::WithCluster(c) | Scope::ClusterOnly(c) => Some(c),
+        }
+    }
+}
+
 /// What a change asks of one entry: `amounts` of its metrics.
 pub struct Ask {
     pub kind: &'static str,
     /// The datastore (or network, image) id; -1 for the VM entry.
     pub rid: i64,
     pub amounts: Vec<(&'static str, f64)>,
+    pub scope: Scope,
+}
+
+/// The cluster VM `v` is in (its current record's), as `VirtualMachine::get_quota_template`
+/// names it; `None` before its first placement.
+pub fn cluster_of(v: &sqlstore::objects::vm::VmRow) -> Option<i64> {
+    v.history.last().map(|h| h.cid)
 }
 
 impl Ask {
+    /// A change of VM entry figures `amounts`.
+    pub fn vm(amounts: Vec<(&'static str, f64)>) -> Ask {
+        Ask {
+            kind: "VM",
+            rid: -1,
+            amounts,
+            scope: Scope::Global,
+        }
+    }
+
+    /// Also weighed against the per-cluster entry of `cluster`, the one the VM is in.
+    pub fn within(mut self, cluster: Option<i64>) -> Ask {
+        if let Some(c) = cluster {
+            self.scope = Scope::WithCluster(c);
+        }
+        self
+    }
+
+    /// Weighed only against the per-cluster entry of `cluster`, where the VM is placed.
+    pub fn cluster_only(mut self, cluster: i64) -> Ask {
+        self.scope = Scope::ClusterOnly(cluster);
+        self
+    }
+
     /// A new VM: everything it counts for, running included (a VM on hold counts as running,
     /// as in OpenNebula).
     pub fn new_vm(cpu: f64, memory: f64) -> Ask {
@@ -638,6 +881,7 @@ impl Ask {
                 ("RUNNING_MEMORY", memory),
                 ("SYSTEM_DISK_SIZE", 0.0),
             ],
+            scope: Scope::Global,
         }
     }
 
@@ -666,6 +910,31 @@ impl Ask {
         self
     }
 
+    /// VM `v` placed in cluster `cid` from elsewhere (its first deploy, or a deploy or
+    /// migration to another cluster): everything it counts for (the RUNNING_* figures if it
+    /// is to run), weighed only against that cluster's entry, as `VirtualMachineDeploy` and
+    /// `VirtualMachineMigrate` weigh it with `SKIP_GLOBAL_QUOTA`. `None` when it stays in its
+    /// cluster.
+    pub fn placed(
+        conf: &template::Template,
+        v: &sqlstore::objects::vm::VmRow,
+        cid: i64,
+        running: bool,
+    ) -> Option<Ask> {
+        if cluster_of(v) == Some(cid) {
+            return None;
+        }
+        let t = template::Template::parse(&v.template).unwrap_or_default();
+        let mut ask = Ask::new_vm(v.cpu, v.memory as f64)
+            .with_system_disk(rows::system_disk_size_of(&t))
+            .with_generic(conf, &t)
+            .cluster_only(cid);
+        if !running {
+            ask.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
+        }
+        Some(ask)
+    }
+
     /// A VM that runs again (`resume`).
     pub fn running_vm(cpu: f64, memory: f64) -> Ask {
         Ask {
@@ -677,6 +946,7 @@ impl Ask {
                 ("RUNNING_MEMORY", memory),
                 ("SYSTEM_DISK_SIZE", 0.0),
             ],
+            scope: Scope::Global,
         }
     }
 
@@ -686,6 +956,7 @@ impl Ask {
             kind: "IMAGE",
             rid: image,
             amounts: vec![("RVMS", 1.0)],
+            scope: Scope::Global,
         }
     }
 
@@ -695,6 +966,7 @@ impl Ask {
             kind: "NETWORK",
             rid: vnet,
             amounts: vec![("LEASES", n)],
+            scope: Scope::Global,
         }
     }
 
@@ -704,17 +976,18 @@ impl Ask {
             kind: "DATASTORE",
             rid: ds,
             amounts: vec![("SIZE", size), ("IMAGES", 1.0)],
+            scope: Scope::Global,
         }
     }
 }
 
 /// The guard of a VM whose template grows in the system datastore (a disk attached): the
-/// growth from `old` to `new` charged to the VM's owner, `None` when it does not grow or no
-/// limit applies.
+/// growth from `old` to `new` charged to the VM's owner (in its cluster `cluster`), `None`
+/// when it does not grow or no limit applies.
 pub async fn system_disk_guard(
     ctx: &Ctx,
     s: &Session,
-    (uid, gid): (i64, i64),
+    (uid, gid, cluster): (i64, i64, Option<i64>),
     old: &str,
     new: String,
 ) -> Result<Option<SqlStmt>, Failure> {
@@ -722,11 +995,7 @@ pub async fn system_disk_guard(
     if delta <= 0.0 {
         return Ok(None);
     }
-    let ask = Ask {
-        kind: "VM",
-        rid: -1,
-        amounts: vec![("SYSTEM_DISK_SIZE", delta)],
-    };
+    let ask = Ask::vm(vec![("SYSTEM_DISK_SIZE", delta)]).within(cluster);
     Charge {
         ask: &ask,
         uid,
@@ -762,6 +1031,29 @@ pub async fn reservation_guard(
     }
     .guard(ctx)
     .await
+}
+
+/// Whether any user or group has a per-cluster VM quota: only then does the scheduler weigh
+/// its placements against them.
+pub async fn any_per_cluster(pool: &sqlstore::ReadPool) -> Result<bool, Failure> {
+    super::read_row_in(pool, rows::any_per_cluster).await
+}
+
+/// The guard of VM `vid` placed by the scheduler in cluster `cid`, weighed as
+/// `VirtualMachineDeploy` weighs oneadmin's plan ([`Ask::placed`]); `Err` says why not.
+pub async fn placed_guard(ctx: &Ctx, vid: i64, cid: i64) -> Result<Option<SqlStmt>, String> {
+    let words = |f: Failure| super::vm_backup::message(&f);
+    let v = super::vm::VMS.get(ctx, vid).await.map_err(words)?;
+    let Some(ask) = Ask::placed(&ctx.config.raw, &v, cid, true) else {
+        return Ok(None);
+    };
+    let charge = Charge {
+        ask: &ask,
+        uid: v.head.owned.uid,
+        gid: v.head.owned.gid,
+        wording: Wording::Caller(0),
+    };
+    charge.guard(ctx).await.map_err(words)
 }
 
 /// A quota the change would pass: `<who> [<id>] limit of <L> reached for <M> quota in <KIND>`.
@@ -813,44 +1105,57 @@ pub async fn check_in(
         } else {
             super::read_in(pool, read).await?
         };
-        for (metric, amount) in &ask.amounts {
-            let own = mine
-                .limit(ask.kind, ask.rid, metric)
-                .and_then(parse_number)
-                .unwrap_or(DEFAULT);
-            let limit = if own == DEFAULT {
-                defaults
-                    .limit(ask.kind, ask.rid, metric)
-                    .and_then(parse_number)
-                    .unwrap_or(UNLIMITED)
-            } else {
-                own
-            };
-            if limit == UNLIMITED || limit < 0.0 {
-                continue;
-            }
-            let used = mine.used(ask.kind, ask.rid, metric);
-            if used + amount > limit {
-                let with_id = if ask.kind == "VM" {
-                    String::new()
-                } else {
-                    format!(" with ID: {}", ask.rid)
+        // `QuotaVirtualMachine::check`: the entry of the VM's cluster, then the global one.
+        let mut entries: Vec<(i64, Vec<i64>)> = Vec::new();
+        if let (true, Some(cid)) = (ask.kind == "VM", ask.scope.cluster()) {
+            entries.extend(mine.cluster_entry(cid));
+        }
+        if !matches!(ask.scope, Scope::ClusterOnly(_)) {
+            entries.push((ask.rid, Vec::new()));
+        }
+        for (rid, clusters) in entries {
+            let per_cluster = !clusters.is_empty();
+            for (metric, amount) in &ask.amounts {
+                let own = mine.limit(ask.kind, rid, metric).and_then(parse_number);
+                let limit = match own {
+                    Some(l) if l != DEFAULT => l,
+                    // A per-cluster entry has no default: what it leaves out is unlimited.
+                    _ if per_cluster => UNLIMITED,
+                    _ => defaults
+                        .limit(ask.kind, rid, metric)
+                        .and_then(parse_number)
+                        .unwrap_or(UNLIMITED),
                 };
-                return Ok(Err(Exceeded(format!(
-                    "{} [{oid}] limit of {} reached for {metric} quota in {}{with_id}",
-                    owner.as_str(),
-                    float_g(limit),
-                    ask.kind
-                ))));
+                if limit == UNLIMITED || limit < 0.0 {
+                    continue;
+                }
+                let used = mine.used(ask.kind, rid, metric);
+                if used + amount > limit {
+                    let with_id = if per_cluster {
+                        let ids: Vec<String> = clusters.iter().map(i64::to_string).collect();
+                        format!(" with ID: {}", ids.join(","))
+                    } else if ask.kind == "VM" {
+                        String::new()
+                    } else {
+                        format!(" with ID: {rid}")
+                    };
+                    return Ok(Err(Exceeded(format!(
+                        "{} [{oid}] limit of {} reached for {metric} quota in {}{with_id}",
+                        owner.as_str(),
+                        float_g(limit),
+                        ask.kind
+                    ))));
+                }
+                bounds.push(Bound {
+                    owner,
+                    oid,
+                    kind: ask.kind,
+                    rid,
+                    metric,
+                    limit,
+                    clusters: clusters.clone(),
+                });
             }
-            bounds.push(Bound {
-                owner,
-                oid,
-                kind: ask.kind,
-                rid: ask.rid,
-                metric,
-                limit,
-            });
         }
     }
     Ok(Ok(bounds))
@@ -1107,7 +1412,14 @@ mod tests {
         let generic = generic_metrics(&conf);
         assert_eq!(generic, ["VCPU", "RUNNING_VCPU"]);
         // A VM entry now sets them too: 1 delete, 7 fixed metrics and 2 generic ones.
-        let stmts = set_stmts(Owner::User, 2, "VM = [ VCPU = 8 ]", &generic).unwrap();
+        let stmts = set_stmts(
+            Owner::User,
+            2,
+            "VM = [ VCPU = 8 ]",
+            &generic,
+            &mut ClusterView::default(),
+        )
+        .unwrap();
         assert_eq!(stmts.len(), 1 + 7 + 2);
         let t = template::Template::parse("CPU = 1\nMEMORY = 64\nVCPU = 4").unwrap();
         let ask = Ask::new_vm(1.0, 64.0).with_generic(&conf, &t);
@@ -1116,16 +1428,73 @@ mod tests {
     }
 
     #[test]
+    fn per_cluster_entries_are_keyed_by_their_clusters_and_take_no_default() {
+        assert_eq!(normalized_clusters(" 100, 2,100,x, 7a,"), [2, 7, 100]);
+        let mut view = ClusterView {
+            existing: vec![0, 100, 101],
+            entries: Vec::new(),
+        };
+        // Stored under its smallest cluster, with CLUSTER_IDS; -1 there means unlimited.
+        let stmts = set_stmts(
+            Owner::User,
+            2,
+            "VM = [ CLUSTER_IDS = \"101,100\", VMS = 2, CPU = -1 ]",
+            &[],
+            &mut view,
+        )
+        .unwrap();
+        assert_eq!(view.entries, [(100, vec![100, 101])]);
+        let texts: Vec<String> = stmts
+            .iter()
+            .flat_map(|s| s.params.iter())
+            .filter_map(|p| match p {
+                sqlstore::SqlValue::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(texts.contains(&"100,101".to_string()), "{texts:?}");
+        assert!(!texts.contains(&"-1".to_string()), "{texts:?}");
+        let message = |r: Result<Vec<SqlStmt>, Failure>| match r {
+            Err(Failure::Api { message, .. }) => message,
+            other => panic!("taken: {:?}", other.map(|s| s.len())),
+        };
+        let one = |text: &str, view: &mut ClusterView| set_stmts(Owner::User, 2, text, &[], view);
+        assert_eq!(
+            message(one("VM = [ CLUSTER_IDS = \"0,101\", VMS = 1 ]", &mut view)),
+            "Quota for cluster id 101 already exists"
+        );
+        assert_eq!(
+            message(one("VM = [ CLUSTER_IDS = \"5\", VMS = 1 ]", &mut view)),
+            "Cluster 5 does not exist"
+        );
+        // The same clusters, in any order, update the entry; all unlimited, it goes.
+        let stmts = one("VM = [ CLUSTER_IDS = \"100, 101\", VMS = -2 ]", &mut view).unwrap();
+        assert_eq!(stmts.len(), 1);
+        assert!(view.entries.is_empty());
+    }
+
+    #[test]
     fn a_quota_entry_is_rewritten_whole_and_bad_limits_are_named() {
-        let stmts = set_stmts(Owner::User, 2, "VM = [ VMS = 5 ]", &[]).unwrap();
+        let stmts = set_stmts(
+            Owner::User,
+            2,
+            "VM = [ VMS = 5 ]",
+            &[],
+            &mut ClusterView::default(),
+        )
+        .unwrap();
         // The entry goes, then each metric comes back: VMS 5, the others -1.
         assert_eq!(stmts.len(), 1 + 7);
         assert!(stmts[1..]
             .iter()
             .any(|s| s.params.contains(&sqlstore::SqlValue::Text("5".into()))));
-        let Err(Failure::Api { message, .. }) =
-            set_stmts(Owner::User, 2, "DATASTORE = [ ID = 1, SIZE = -5 ]", &[])
-        else {
+        let Err(Failure::Api { message, .. }) = set_stmts(
+            Owner::User,
+            2,
+            "DATASTORE = [ ID = 1, SIZE = -5 ]",
+            &[],
+            &mut ClusterView::default(),
+        ) else {
             panic!("a negative limit was taken");
         };
         assert_eq!(
@@ -1133,9 +1502,23 @@ mod tests {
             "Negative limits or bad format in quota DATASTORE = [ ID=1,SIZE=-5 ]"
         );
         // Defaults take -2 or a limit, never -1.
-        assert!(set_stmts(Owner::User, DEFAULTS, "VM = [ VMS = -1 ]", &[]).is_err());
+        assert!(set_stmts(
+            Owner::User,
+            DEFAULTS,
+            "VM = [ VMS = -1 ]",
+            &[],
+            &mut ClusterView::default()
+        )
+        .is_err());
         // Every metric at -1: the entry is cleared.
-        let stmts = set_stmts(Owner::Group, 100, "VM = [ VMS = -1 ]", &[]).unwrap();
+        let stmts = set_stmts(
+            Owner::Group,
+            100,
+            "VM = [ VMS = -1 ]",
+            &[],
+            &mut ClusterView::default(),
+        )
+        .unwrap();
         assert_eq!(stmts.len(), 1);
     }
 }

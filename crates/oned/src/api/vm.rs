@@ -66,7 +66,8 @@ fn vm_quota(v: &VmRow) -> Option<super::quota::Ask> {
     }
     let running = sqlstore::objects::quota::counts_as_running(v.state);
     let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64)
-        .with_system_disk(quota_rows::system_disk_size(&v.template));
+        .with_system_disk(quota_rows::system_disk_size(&v.template))
+        .within(super::quota::cluster_of(v));
     if !running {
         ask.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
     }
@@ -491,7 +492,8 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     // resume checks them, before `DispatchManager::resume` weighs the state (ACTION, no final
     // period), and guarded where applied. Other actions that make a VM ACTIVE again on its way
     // out (terminate, undeploy, stop) add it unchecked, as `LifeCycleManager` does.
-    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
+    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64)
+        .within(super::quota::cluster_of(&vm));
     let charge = || super::quota::Charge {
         ask: &ask,
         uid: vm.head.owned.uid,
@@ -782,15 +784,32 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     stmts.extend(leased);
     // A STOPPED or UNDEPLOYED VM counts for its owner's RUNNING_* quotas again, refused as
     // oned refuses it (AUTHORIZATION, the caller named).
+    // Then, placed in a cluster it was not in, it counts whole for that cluster's VM quota
+    // (`SKIP_GLOBAL_QUOTA`).
     let running = sqlstore::objects::quota::counts_as_running;
-    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64);
+    let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64).within(Some(cid));
+    let (uid, gid) = (vm.head.owned.uid, vm.head.owned.gid);
+    let wording = super::quota::Wording::Caller(s.uid);
     let charge = (!running(vm.state)).then_some(super::quota::Charge {
         ask: &ask,
-        uid: vm.head.owned.uid,
-        gid: vm.head.owned.gid,
-        wording: super::quota::Wording::Caller(s.uid),
+        uid,
+        gid,
+        wording,
     });
-    super::quota::commit_charged(ctx, stmts, charge, |r| {
+    let guard = match &charge {
+        Some(c) => c.guard(ctx).await?,
+        None => None,
+    };
+    if let Some(placed) = super::quota::Ask::placed(&ctx.config.raw, &vm, cid, true) {
+        let charge = super::quota::Charge {
+            ask: &placed,
+            uid,
+            gid,
+            wording,
+        };
+        stmts.extend(charge.guard(ctx).await?);
+    }
+    super::quota::commit_guarded(ctx, stmts, charge, guard, |r| {
         r.missing(fail(
             code::ACTION,
             "Error deploying virtual machine: it, or the host's capacity, changed meanwhile",

@@ -354,6 +354,7 @@ pub fn quota_ask(t: &Template, ds_id: i64, reset: bool) -> Ask {
         kind: "DATASTORE",
         rid: ds_id,
         amounts: vec![("SIZE", backup_size(t) as f64), ("IMAGES", images)],
+        scope: Default::default(),
     }
 }
 

@@ -173,8 +173,10 @@ async fn quota_guards(
     asks: &[super::quota::Ask],
 ) -> Result<Vec<SqlStmt>, Failure> {
     let (uid, gid) = (v.head.owned.uid, v.head.owned.gid);
+    let cluster = super::quota::cluster_of(v);
     let mut guards: Vec<SqlStmt> = Vec::new();
-    guards.extend(super::quota::system_disk_guard(ctx, s, (uid, gid), &v.template, text).await?);
+    let owner = (uid, gid, cluster);
+    guards.extend(super::quota::system_disk_guard(ctx, s, owner, &v.template, text).await?);
     for ask in asks {
         let charge = Charge {
             ask,

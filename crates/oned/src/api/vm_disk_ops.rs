@@ -269,15 +269,13 @@ pub fn disk_ask(
                 kind: "DATASTORE",
                 rid: ds,
                 amounts: vec![("SIZE", delta as f64), ("IMAGES", 0.0)],
+                scope: Default::default(),
             };
             (ask, i.head.owned.uid, i.head.owned.gid)
         }
         None => {
-            let ask = Ask {
-                kind: "VM",
-                rid: -1,
-                amounts: vec![("SYSTEM_DISK_SIZE", delta as f64)],
-            };
+            let ask = Ask::vm(vec![("SYSTEM_DISK_SIZE", delta as f64)])
+                .within(super::quota::cluster_of(v));
             (ask, v.head.owned.uid, v.head.owned.gid)
         }
     }

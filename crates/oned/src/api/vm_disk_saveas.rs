@@ -145,6 +145,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         kind: "DATASTORE",
         rid: ds.head.owned.oid,
         amounts: vec![("SIZE", size as f64), ("IMAGES", 1.0)],
+        scope: Default::default(),
     };
     let charge = Charge {
         ask: &ask,

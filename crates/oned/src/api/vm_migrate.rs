@@ -8,7 +8,7 @@
 use sqlstore::objects::host::HostRow;
 use sqlstore::objects::vm::{self as rows, Move, VmRow};
 use sqlstore::objects::Table;
-use sqlstore::{SqlStmt, SqlTxn, SqlValue};
+use sqlstore::{SqlStmt, SqlValue};
 use xmlrpc::{Params, Value};
 
 use super::method::{Auth, Method};
@@ -128,7 +128,16 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     // The LCM's `set_resched(false)` of a migration.
     stmts.push(rows::clear_resched(id));
-    ctx.commit(SqlTxn { stmts }, |r| {
+    // Into another cluster, the VM counts whole for that cluster's VM quota.
+    let running = sqlstore::objects::quota::counts_as_running(v.state);
+    let placed = super::quota::Ask::placed(&ctx.config.raw, &v, host.cluster_id, running);
+    let charge = placed.as_ref().map(|ask| super::quota::Charge {
+        ask,
+        uid: v.head.owned.uid,
+        gid: v.head.owned.gid,
+        wording: super::quota::Wording::Caller(s.uid),
+    });
+    super::quota::commit_charged(ctx, stmts, charge, |r| {
         r.missing(fail(
             code::ACTION,
             "Cannot migrate the VM: it or its hosts changed meanwhile, try again",

@@ -184,7 +184,7 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     // A STOPPED or UNDEPLOYED VM recreated counts for its owner's RUNNING_* quotas again.
     let running = sqlstore::objects::quota::counts_as_running;
-    let ask = Ask::running_vm(v.cpu, v.memory as f64);
+    let ask = Ask::running_vm(v.cpu, v.memory as f64).within(super::quota::cluster_of(&v));
     let charge = (!running(st) && running(to.0)).then_some(Charge {
         ask: &ask,
         uid: v.head.owned.uid,

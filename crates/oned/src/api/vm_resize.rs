@@ -84,11 +84,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if running_quota {
         amounts.extend([("RUNNING_CPU", dcpu), ("RUNNING_MEMORY", dmem)]);
     }
-    let ask = Ask {
-        kind: "VM",
-        rid: -1,
-        amounts,
-    };
+    let ask = Ask::vm(amounts).within(super::quota::cluster_of(&v));
     let charge = Charge {
         ask: &ask,
         uid: v.head.owned.uid,

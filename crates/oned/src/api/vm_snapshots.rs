@@ -148,11 +148,7 @@ pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let size: f64 = template::vector_get(&snap, "SYSTEM_DISK_SIZE")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.0);
-    let ask = Ask {
-        kind: "VM",
-        rid: -1,
-        amounts: vec![("SYSTEM_DISK_SIZE", size)],
-    };
+    let ask = Ask::vm(vec![("SYSTEM_DISK_SIZE", size)]).within(super::quota::cluster_of(&v));
     let charge = Charge {
         ask: &ask,
         uid: v.head.owned.uid,

@@ -56,6 +56,7 @@ mod placement;
 mod pools;
 mod quota_usage_reads;
 mod quotas;
+mod quotas_cluster;
 mod quotas_vm;
 mod read_gate;
 mod reads;

@@ -125,6 +125,13 @@ pub fn default_system_ds(c: &Conn, cid: i64) -> crate::sql::Result<Option<Option
     .optional()
 }
 
+/// The ids of every cluster.
+pub fn all_ids(c: &Conn) -> crate::sql::Result<Vec<i64>> {
+    let mut st = c.prepare_cached("SELECT oid FROM cluster_pool ORDER BY oid")?;
+    let rows = st.query_map((), |r| r.get(0))?;
+    rows.collect()
+}
+
 /// The template of a new cluster: `Cluster`'s constructor adds an empty RESERVED_CPU and
 /// RESERVED_MEM to every one.
 pub const NEW_TEMPLATE: &str = "RESERVED_CPU = \"\"\nRESERVED_MEM = \"\"";

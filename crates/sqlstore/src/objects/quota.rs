@@ -137,8 +137,46 @@ pub fn counts_as_running(state: i64) -> bool {
 /// The VM state whose VMs count for nothing (DONE).
 const DONE: i64 = 6;
 
-/// SQL of one usage figure of the VM entry, for owner column `col` = `?N`.
-fn vm_usage_sql(metric: &str, col: &str, param: usize) -> Option<String> {
+/// The metric row of a per-cluster VM entry that holds its clusters (`CLUSTER_IDS`, sorted
+/// ids joined by commas). Such an entry is stored under `rid` = its smallest cluster id, as a
+/// cluster is in one entry at most; the global VM entry is `rid` -1.
+pub const CLUSTER_IDS: &str = "CLUSTER_IDS";
+
+/// The filter of the VMs whose current history record is in one of `clusters` (none: every
+/// VM), as `VirtualMachinePool::get_cluster_vms` finds them. The ids are numbers, written in.
+fn in_clusters(clusters: &[i64]) -> String {
+    if clusters.is_empty() {
+        return String::new();
+    }
+    let ids: Vec<String> = clusters.iter().map(i64::to_string).collect();
+    format!(
+        " AND EXISTS (SELECT 1 FROM history AS h WHERE h.vid = vm_pool.oid AND h.cid IN ({})
+           AND h.seq = (SELECT MAX(l.seq) FROM history AS l WHERE l.vid = vm_pool.oid))",
+        ids.join(", ")
+    )
+}
+
+/// Whether any per-cluster VM entry is set, on any user or group.
+pub fn any_per_cluster(c: &Conn) -> crate::sql::Result<bool> {
+    let mut st = c.prepare_cached("SELECT 1 FROM quota_limits WHERE metric = ?1 LIMIT 1")?;
+    let mut rows = st.query_map([SqlValue::Text(CLUSTER_IDS.into())], |_| Ok(()))?;
+    Ok(rows.next().transpose()?.is_some())
+}
+
+/// The cluster ids of a per-cluster entry's `CLUSTER_IDS` value (unparsable ones left out).
+pub fn cluster_ids(value: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = value
+        .split(',')
+        .filter_map(|i| i.trim().parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// SQL of one usage figure of the VM entry, for owner column `col` = `?N`, counting only the
+/// VMs in `clusters` when some are given (a per-cluster entry).
+fn vm_usage_sql(metric: &str, col: &str, param: usize, clusters: &[i64]) -> Option<String> {
     let (what, running) = match metric {
         "VMS" => ("COUNT(*)", false),
         "CPU" => ("SUM(cpu)", false),
@@ -155,7 +193,8 @@ fn vm_usage_sql(metric: &str, col: &str, param: usize) -> Option<String> {
         format!("state <> {DONE}")
     };
     Some(format!(
-        "(SELECT COALESCE({what}, 0) FROM vm_pool WHERE {col} = ?{param} AND {states})"
+        "(SELECT COALESCE({what}, 0) FROM vm_pool WHERE {col} = ?{param} AND {states}{})",
+        in_clusters(clusters)
     ))
 }
 
@@ -288,6 +327,27 @@ pub fn vm_usage(
     owner: Owner,
     only: Option<i64>,
 ) -> crate::sql::Result<BTreeMap<i64, VmUsage>> {
+    vm_usage_in(c, owner, only, &[])
+}
+
+/// What `owner` `oid` uses of a per-cluster VM entry: its VMs in `clusters`.
+pub fn vm_cluster_usage(
+    c: &Conn,
+    owner: Owner,
+    oid: i64,
+    clusters: &[i64],
+) -> crate::sql::Result<VmUsage> {
+    Ok(vm_usage_in(c, owner, Some(oid), clusters)?
+        .remove(&oid)
+        .unwrap_or_default())
+}
+
+fn vm_usage_in(
+    c: &Conn,
+    owner: Owner,
+    only: Option<i64>,
+    clusters: &[i64],
+) -> crate::sql::Result<BTreeMap<i64, VmUsage>> {
     let col = owner.column();
     let running = format!("CASE WHEN state IN ({RUNNING_STATES}) THEN 1 ELSE 0 END");
     let filter = if only.is_some() {
@@ -298,7 +358,8 @@ pub fn vm_usage(
     let sql = format!(
         "SELECT {col}, COUNT(*), SUM(cpu), SUM(memory), SUM({running}), SUM({running} * cpu),
                 SUM({running} * memory), SUM(disk_size)
-         FROM vm_pool WHERE state <> {DONE}{filter} GROUP BY {col}"
+         FROM vm_pool WHERE state <> {DONE}{filter}{} GROUP BY {col}",
+        in_clusters(clusters)
     );
     let mut st = c.prepare_cached(&sql)?;
     let params: Vec<SqlValue> = only.map(SqlValue::Int).into_iter().collect();
@@ -362,17 +423,11 @@ pub fn datastore_usage(
 }
 
 /// The SQL of one usage figure, its parameters numbered from `at`.
-fn usage_sql(
-    owner: Owner,
-    oid: i64,
-    kind: &str,
-    rid: i64,
-    metric: &str,
-    at: usize,
-) -> Option<(String, Vec<SqlValue>)> {
+fn usage_sql(b: &Bound, at: usize) -> Option<(String, Vec<SqlValue>)> {
+    let (owner, oid, kind, rid, metric) = (b.owner, b.oid, b.kind, b.rid, b.metric);
     let col = owner.column();
     match kind {
-        "VM" => match vm_usage_sql(metric, col, at) {
+        "VM" => match vm_usage_sql(metric, col, at, &b.clusters) {
             Some(sql) => Some((sql, vec![SqlValue::Int(oid)])),
             None => {
                 let (name, running) = generic_metric(metric);
@@ -385,8 +440,9 @@ fn usage_sql(
                 params.extend(attribute_params(name));
                 Some((
                     format!(
-                        "(SELECT COALESCE(SUM({}), 0) FROM vm_pool WHERE {col} = ?{at} AND {states})",
-                        attribute_value_sql(at + 1, at + 2, at + 3)
+                        "(SELECT COALESCE(SUM({}), 0) FROM vm_pool WHERE {col} = ?{at} AND {states}{})",
+                        attribute_value_sql(at + 1, at + 2, at + 3),
+                        in_clusters(&b.clusters)
                     ),
                     params,
                 ))
@@ -546,6 +602,29 @@ pub fn generic_usage(
     only: Option<i64>,
     metric: &str,
 ) -> crate::sql::Result<BTreeMap<i64, f64>> {
+    generic_usage_in(c, owner, only, metric, &[])
+}
+
+/// What `owner` `oid` uses of generic VM metric `metric` in a per-cluster entry's `clusters`.
+pub fn generic_cluster_usage(
+    c: &Conn,
+    owner: Owner,
+    oid: i64,
+    metric: &str,
+    clusters: &[i64],
+) -> crate::sql::Result<f64> {
+    Ok(generic_usage_in(c, owner, Some(oid), metric, clusters)?
+        .remove(&oid)
+        .unwrap_or(0.0))
+}
+
+fn generic_usage_in(
+    c: &Conn,
+    owner: Owner,
+    only: Option<i64>,
+    metric: &str,
+    clusters: &[i64],
+) -> crate::sql::Result<BTreeMap<i64, f64>> {
     let col = owner.column();
     let (name, running) = generic_metric(metric);
     let states = if running {
@@ -559,8 +638,9 @@ pub fn generic_usage(
         String::new()
     };
     let sql = format!(
-        "SELECT {col}, SUM({}) FROM vm_pool WHERE {states}{filter} GROUP BY {col}",
-        attribute_value_sql(1, 2, 3)
+        "SELECT {col}, SUM({}) FROM vm_pool WHERE {states}{filter}{} GROUP BY {col}",
+        attribute_value_sql(1, 2, 3),
+        in_clusters(clusters)
     );
     let mut params = attribute_params(name);
     params.extend(only.map(SqlValue::Int));
@@ -590,6 +670,8 @@ pub struct Bound {
     pub rid: i64,
     pub metric: &'static str,
     pub limit: f64,
+    /// A per-cluster VM entry's clusters: only its VMs there count (none: every VM).
+    pub clusters: Vec<i64>,
 }
 
 /// A statement that matches a row only while every bound holds: placed after the change in its
@@ -600,9 +682,7 @@ pub fn guard(bounds: &[Bound]) -> Option<SqlStmt> {
     let mut conds = Vec::new();
     let mut params = Vec::new();
     for b in bounds {
-        let Some((sql, mut p)) =
-            usage_sql(b.owner, b.oid, b.kind, b.rid, b.metric, params.len() + 1)
-        else {
+        let Some((sql, mut p)) = usage_sql(b, params.len() + 1) else {
             continue;
         };
         params.append(&mut p);
@@ -709,6 +789,7 @@ SNAPSHOT = [ SNAPSHOT_ID = 0, SYSTEM_DISK_SIZE = 100 ]";
                 rid: -1,
                 metric: "VCPU",
                 limit,
+                clusters: Vec::new(),
             };
             for (limit, holds) in [(6.5, true), (6.0, false)] {
                 let guard = super::guard(&[bound(limit)]).unwrap();
