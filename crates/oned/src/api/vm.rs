@@ -307,6 +307,34 @@ fn negative_capacity(s: &Session, t: &template::Template) -> Result<(), Failure>
     ))
 }
 
+/// The refusal of a VM whose images, leases or template `VirtualMachine::insert` refused
+/// (`failed`): `allocate_authorization` weighs the VM quota before that, so an exceeded VM
+/// entry is the refusal instead; but not before the images' and networks' authorization, whose
+/// refusal stands. Only read when the creation fails, to cost nothing when it does not.
+async fn quota_first(
+    ctx: &Ctx,
+    s: &Session,
+    base: &template::Template,
+    (cpu, memory): (f64, i64),
+    failed: Failure,
+    reword: Reword,
+) -> Failure {
+    if matches!(&failed, Failure::Api { code, .. } if *code == code::AUTHORIZATION) {
+        return reword(failed);
+    }
+    let ask = super::quota::Ask::new_vm(cpu, memory as f64)
+        .with_system_disk(quota_rows::system_disk_size_of(base))
+        .with_generic(&ctx.config.raw, base);
+    for (uid, gid) in [(s.uid, -1), (-1, s.gid)] {
+        match super::quota::check(ctx, uid, gid, &ask).await {
+            Ok(Err(e)) => return super::quota::refused(s, e),
+            Ok(Ok(_)) => {}
+            Err(f) => return f,
+        }
+    }
+    reword(failed)
+}
+
 /// How a request words `VirtualMachine::insert`'s refusals (INTERNAL, in its own words, for
 /// `one.vm.allocate`): `VMTemplateInstantiate` and `VirtualRouterInstantiate` answer ALLOCATE,
 /// after their own object. Refusals of the write itself (its size, a lost race) are not insert's.
@@ -375,7 +403,10 @@ pub async fn create(
             crate::sched_expr::at_allocate(ctx, &mut system).await?;
             Ok::<_, Failure>((t, disks, leases, join, system, user))
         };
-        let (t, disks, leases, join, mut system, mut user) = built.await.map_err(reword)?;
+        let (t, disks, leases, join, mut system, mut user) = match built.await {
+            Ok(b) => b,
+            Err(f) => return Err(quota_first(ctx, s, &base, (cpu, memory), f, reword).await),
+        };
         // `VirtualMachine::insert` ends with `encrypt()`, on both templates.
         super::encrypted::seal_in(ctx, rows::TABLE, &mut system);
         super::encrypted::seal_in(ctx, rows::TABLE, &mut user);

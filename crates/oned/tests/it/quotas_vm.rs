@@ -711,3 +711,37 @@ fn a_recreated_vm_is_weighed_as_quotas_vm_check_words_it() {
         )
     );
 }
+
+#[test]
+fn an_exceeded_vm_quota_is_the_refusal_before_the_images_and_networks() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    let alice = allocate(&admin, "alice").unwrap();
+    let c = zone.servers[0].client_as("alice", "pw-alice");
+    quota(&admin, "one.user.quota", alice, "VM = [ VMS = 1 ]");
+    ok(&c, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 8")]);
+    let limit = format!(
+        "[one.vm.allocate] User [{alice}] : user [{alice}] limit of 1 reached for VMS quota in VM."
+    );
+    // `allocate_authorization` weighs the quota before `VirtualMachine::insert` looks for the
+    // image or the network.
+    for extra in [
+        "DISK = [ IMAGE = \"missing\" ]",
+        "NIC = [ NETWORK = \"missing\" ]",
+    ] {
+        let text = format!("CPU = 0.1\nMEMORY = 8\n{extra}");
+        assert_eq!(
+            one_error(c.call("one.vm.allocate", vec![s(&text)])),
+            (AUTHORIZATION, limit.clone()),
+            "{extra}"
+        );
+    }
+    // Under the limit, the image's refusal is the answer.
+    quota(&admin, "one.user.quota", alice, "VM = [ VMS = 2 ]");
+    let (code, msg) = one_error(c.call(
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 8\nDISK = [ IMAGE = \"missing\" ]")],
+    ));
+    assert_ne!(code, AUTHORIZATION, "{msg}");
+    assert!(!msg.contains("limit of"), "{msg}");
+}
