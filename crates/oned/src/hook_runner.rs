@@ -255,7 +255,12 @@ impl Runner {
                 let id = element(&p.message, "RESOURCE_ID")
                     .and_then(|i| i.parse().ok())
                     .unwrap_or(-1);
-                if let Some((xml, h)) = object_of(&self.pool, &resource, id).await? {
+                // The object as the event left it, when the message carries it (as
+                // OpenNebula's do); else as it is now.
+                let carried = carried_object(&p.message);
+                if !carried.is_empty() {
+                    object = base64::engine::general_purpose::STANDARD.encode(carried);
+                } else if let Some((xml, h)) = object_of(&self.pool, &resource, id).await? {
                     object = base64::engine::general_purpose::STANDARD.encode(xml);
                     host = h;
                 }
@@ -294,6 +299,15 @@ impl Runner {
             retry,
         }))
     }
+}
+
+/// The object XML a state event's message carries after its RESOURCE_ID; empty if none.
+fn carried_object(message: &str) -> &str {
+    let Some(start) = message.find("</RESOURCE_ID>") else {
+        return "";
+    };
+    let rest = &message[start + "</RESOURCE_ID>".len()..];
+    rest.strip_suffix("</HOOK_MESSAGE>").unwrap_or("")
 }
 
 /// Runs a plan: (exit code, stdout, stderr, the command as recorded). A hook that cannot

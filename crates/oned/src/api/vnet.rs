@@ -429,10 +429,28 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     use sqlstore::objects::lease;
     use wire::VnetState as V;
     let id = p.int(0)? as i64;
-    let state = NETS.get(ctx, id).await?.state;
+    let net = NETS.get(ctx, id).await?;
+    let state = net.state;
     // `VirtualNetworkDelete::drop`: none of its addresses may be in use, and not while the
-    // driver holds it; a reservation's go back to its parent.
+    // driver holds it; a reservation's go back to its parent. Its state hooks see it
+    // LOCK_DELETE, then DONE once the driver (here at once) has cleaned it up
+    // (`IPAMManager::_vnet_delete`, `VirtualNetworkPool::delete_success`).
     let mut stmts = vec![lease::none_in_vnet(id)];
+    let mut from = state;
+    for to in [V::LockDelete, V::Done] {
+        let mut moved = net.clone();
+        moved.state = to.as_i64();
+        let mut xml = String::new();
+        vnet_xml(&moved, &mut xml);
+        // The message is made before `set_prev_state`: PREV_STATE is the state it left.
+        let xml = xml.replacen(
+            &format!("<PREV_STATE>{}</PREV_STATE>", moved.state),
+            &format!("<PREV_STATE>{from}</PREV_STATE>"),
+            1,
+        );
+        stmts.extend(vnet::state_events(id, to.name(), &xml, super::vm::now()));
+        from = moved.state;
+    }
     stmts.extend(vnet::delete_in_state(id, state));
     stmts.push(lease::free_all_of(lease::Holder::Net, id));
     stmts.extend(sqlstore::objects::vdc::forget_resource(

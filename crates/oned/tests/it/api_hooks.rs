@@ -639,3 +639,64 @@ fn api_hooks_on_reads_run_on_the_leader() {
     };
     zone.wait_until(DEADLINE, "the hook ran once", || runs() == 1);
 }
+
+#[test]
+fn a_deleted_network_fires_lock_delete_then_done_with_its_xml_of_then() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let (dir, _keep) = testkit::zone::temp_dir("net-hooks");
+    let out = dir.join("net.out");
+    let record = script(
+        &dir,
+        "net.sh",
+        &format!("echo \"$1 $2\" >> {}", out.display()),
+    );
+    for state in ["LOCK_DELETE", "DONE"] {
+        c.call(
+            "one.hook.allocate",
+            vec![s(&format!(
+                "NAME = net-{state}\nTYPE = state\nCOMMAND = \"{}\"\n\
+                 ARGUMENTS = \"{state} $TEMPLATE\"\nRESOURCE = NET\nSTATE = {state}",
+                record.display()
+            ))],
+        )
+        .unwrap();
+    }
+    let net = c
+        .call(
+            "one.vn.allocate",
+            vec![
+                s("NAME = gone\nVN_MAD = dummy\nBRIDGE = br0"),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    zone.wait_until(DEADLINE, "the network is READY", || {
+        c.call_xml("one.vn.info", vec![Value::Int(net as i32)])
+            .is_ok_and(|b| b.contains("<STATE>1</STATE>"))
+    });
+    c.call("one.vn.delete", vec![Value::Int(net as i32)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "both hooks ran", || lines(&out).len() >= 2);
+    let mut ran = lines(&out);
+    ran.sort();
+    // `VirtualNetworkDelete::drop` then `delete_success`: the network as each left it, though
+    // it is gone when the hooks run.
+    for (line, (name, number, prev)) in ran.iter().zip([("DONE", 4, 3), ("LOCK_DELETE", 3, 1)]) {
+        let (state, b64) = line.split_once(' ').unwrap();
+        assert_eq!(state, name);
+        let xml = String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap(),
+        )
+        .unwrap();
+        assert!(xml.starts_with(&format!("<VNET><ID>{net}</ID>")), "{xml}");
+        assert!(
+            xml.contains(&format!(
+                "<STATE>{number}</STATE><PREV_STATE>{prev}</PREV_STATE>"
+            )),
+            "{xml}"
+        );
+    }
+}

@@ -147,6 +147,9 @@ pub struct StateChange<'a> {
     pub which: &'a str,
     pub params: Vec<SqlValue>,
     pub now: i64,
+    /// The object's XML as the change leaves it, carried in the message as OpenNebula's
+    /// `format_message` does (empty: read when the hook runs).
+    pub object: &'a str,
 }
 
 /// The pending executions a state change starts: one per state hook on the new state and per
@@ -168,7 +171,7 @@ pub fn state_events(c: StateChange<'_>) -> Vec<SqlStmt> {
         SqlValue::Int(c.now),
         SqlValue::Text(key.clone()),
         SqlValue::Text(prefix),
-        SqlValue::Text("</RESOURCE_ID></HOOK_MESSAGE>".into()),
+        SqlValue::Text(format!("</RESOURCE_ID>{}</HOOK_MESSAGE>", c.object)),
         SqlValue::Int(STATE),
     ];
     params.extend(c.params);

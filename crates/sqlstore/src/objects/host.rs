@@ -264,6 +264,7 @@ fn events(
         which,
         params,
         now,
+        object: "",
     })
 }
 

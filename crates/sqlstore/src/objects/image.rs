@@ -274,6 +274,7 @@ pub fn release_cloning(src: i64, now: i64) -> Vec<SqlStmt> {
             SqlValue::Int(ImageState::Clone.as_i64()),
         ],
         now,
+        object: "",
     });
     stmts.push(SqlStmt::new(
         "UPDATE image_pool SET state = ?2, prev_state = ?2,
@@ -344,6 +345,7 @@ pub fn release_done_vms(now: i64) -> Vec<SqlStmt> {
             which: &which,
             params: vec![SqlValue::Int(from.as_i64())],
             now,
+            object: "",
         }));
         let unlock = unlock_into(to.as_i64());
         stmts.push(SqlStmt::new(
@@ -500,6 +502,7 @@ pub fn state_events_if(oid: i64, from: i64, to: &str, cond: &str, now: i64) -> V
         which: &which,
         params: vec![SqlValue::Int(oid), SqlValue::Int(from)],
         now,
+        object: "",
     })
 }
 

@@ -605,6 +605,7 @@ fn events(to: (i64, i64), which: &str, params: Vec<SqlValue>, now: i64) -> Vec<S
         which,
         params,
         now,
+        object: "",
     })
 }
 

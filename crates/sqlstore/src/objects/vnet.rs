@@ -195,3 +195,19 @@ pub fn set_state(oid: i64, from: i64, to: i64) -> SqlStmt {
     )
     .must_match()
 }
+
+/// The state hooks' executions for network `oid` moving to state `to`, whose XML is then
+/// `object` (`VirtualNetworkPool::update` sends it in the message); placed while the network
+/// is still there.
+pub fn state_events(oid: i64, to: &str, object: &str, now: i64) -> Vec<SqlStmt> {
+    super::hook::state_events(super::hook::StateChange {
+        resource: "NET",
+        table: TABLE,
+        state: to,
+        lcm_state: "",
+        which: "o.oid = ?6",
+        params: vec![SqlValue::Int(oid)],
+        now,
+        object,
+    })
+}
