@@ -395,6 +395,7 @@ mod tests {
                     which: "o.state = ?6",
                     params: vec![SqlValue::Int(3)],
                     now: 5,
+                    object: "",
                 }),
             )
             .unwrap();
