@@ -108,7 +108,7 @@ fn run_stmts(vm: &WithActions, sa: &SchedAction, now: i64) -> (Vec<SqlStmt>, boo
         ));
         // Run for the VM's owner, whose action it is.
         let by = (vm.uid, vm.gid);
-        let history = crate::api::vm_actions::history(&sa.action, vm.oid, None, to, by, now);
+        let history = crate::api::vm_actions::history(&sa.action, vm.oid, None, from, to, by, now);
         stmts.extend(history);
     }
     stmts.push(sqlstore::objects::replace_template(

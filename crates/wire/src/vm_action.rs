@@ -7,6 +7,7 @@ pub const UNDEPLOY_HARD: i64 = 6;
 pub const STOP: i64 = 9;
 pub const SUSPEND: i64 = 10;
 pub const RESUME: i64 = 11;
+pub const DELETE: i64 = 13;
 pub const DELETE_RECREATE: i64 = 14;
 pub const POWEROFF: i64 = 19;
 pub const POWEROFF_HARD: i64 = 20;

@@ -146,8 +146,11 @@ pub(super) fn body_xml(v: &VmRow, out: &mut String, which: super::vm_body::Body)
         x.num("LAST_POLL", last_poll)
             .num("STATE", v.state)
             .num("LCM_STATE", v.lcm_state)
-            .num("PREV_STATE", v.prev_state)
-            .num("PREV_LCM_STATE", v.prev_lcm_state)
+            // `VirtualMachinePool::update` sets the previous state to the current one before
+            // each write: a stored VM always shows them equal (the hook messages, made
+            // before, carry the real ones).
+            .num("PREV_STATE", v.state)
+            .num("PREV_LCM_STATE", v.lcm_state)
             .num("RESCHED", i64::from(v.resched))
             .num("STIME", v.stime)
             .num("ETIME", v.etime)
@@ -578,10 +581,14 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if clears_resched {
         stmts.push(rows::clear_resched(id));
     }
-    let by = (s.uid, s.gid);
+    // `trigger_shutdown` records the VM's owner (its `uid`/`gid` shadow the caller's).
+    let by = match action.starts_with("terminate") {
+        true => (vm.head.owned.uid, vm.head.owned.gid),
+        false => (s.uid, s.gid),
+    };
     let last = vm.history.last().map(|h| h.seq);
     let to = (new_state, new_lcm);
-    let history = super::vm_actions::history(&action, id, last, to, by, now());
+    let history = super::vm_actions::history(&action, id, last, (st, lc), to, by, now());
     stmts.extend(history);
     let running = sqlstore::objects::quota::counts_as_running;
     let resumes = action == "resume" && !running(st) && running(new_state);

@@ -51,6 +51,7 @@ pub fn history(
     action: &str,
     vid: i64,
     last: Option<i64>,
+    from: (i64, i64),
     to: (i64, i64),
     by: (i64, i64),
     now: i64,
@@ -63,9 +64,25 @@ pub fn history(
     if action == "resume" && to.0 == state::ACTIVE {
         return rows::close_cp_history(vid, None, Some(asked(number::RESUME)), now);
     }
-    let Some(n) = recorded(action) else {
+    let Some(mut n) = recorded(action) else {
         return Vec::new();
     };
+    // A VM that never left for a host ends as it is: no record says so (`free_vm_resources`);
+    // one in a failure state is deleted (`trigger_delete`: DELETE).
+    if to.0 == state::DONE {
+        if from.0 != state::ACTIVE {
+            return Vec::new();
+        }
+        n = number::DELETE;
+    }
+    // Off its host, a hard terminate or undeploy is the soft one (`trigger_shutdown(vid,
+    // false)`, `trigger_undeploy`'s POWEROFF branch).
+    if to == (state::ACTIVE, lcm::EPILOG) && n == number::TERMINATE_HARD {
+        n = number::TERMINATE;
+    }
+    if to == (state::ACTIVE, lcm::EPILOG_UNDEPLOY) && n == number::UNDEPLOY_HARD {
+        n = number::UNDEPLOY;
+    }
     let record = last.map_or(Record::Open, Record::Seq);
     let mut stmts = vec![rows::set_action(vid, record, asked(n))];
     // A VM that was not running goes straight to its epilog (`trigger_shutdown`,

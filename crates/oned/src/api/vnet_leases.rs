@@ -148,6 +148,16 @@ const SHOWN: [&str; 10] = [
 /// parent range stay, SIZE too unless given (it may shrink only above its last lease); anything
 /// else the range had and the call does not repeat is gone.
 pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    // A reservation's ranges keep their restricted attributes (VNET_RESTRICTED_ATTR's `AR/...`)
+    // from anyone outside group oneadmin (`VirtualNetwork::update_ar`'s `keep_restricted`).
+    let restricted: Vec<String> = match s.is_admin() {
+        true => Vec::new(),
+        false => super::restricted::vnet(ctx)
+            .into_iter()
+            .find(|(name, _)| name == "AR")
+            .map(|(_, subs)| subs)
+            .unwrap_or_default(),
+    };
     leases_call(ctx, s, p, "one.vn.update_ar", MANAGE, |v, tmpl| {
         // `AddressRangePool::update_ar` acts on the first AR and returns.
         let Some(up) = tmpl.get_all("AR").find_map(|a| a.value.as_vector()) else {
@@ -165,7 +175,12 @@ pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 return Err(format!("Address Range with ID {arid} was not found."));
             };
             let reservation = !r.get("PARENT_NETWORK_AR_ID").is_empty();
-            let attrs = replaced_range(&r.attrs, up, reservation);
+            let mut attrs = replaced_range(&r.attrs, up, reservation);
+            if reservation && !restricted.is_empty() {
+                let kept = |k: &str| restricted.iter().any(|r| r.eq_ignore_ascii_case(k));
+                attrs.retain(|(k, _)| !kept(k));
+                attrs.extend(r.attrs.iter().filter(|(k, _)| kept(k)).cloned());
+            }
             let size = template::vector_get(&attrs, "SIZE").unwrap_or("").trim();
             let Ok(new_size) = size.parse::<u64>() else {
                 return Err("Unable to read the SIZE attribute, it must be number >= 0".into());

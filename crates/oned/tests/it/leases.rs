@@ -464,3 +464,65 @@ fn nics_inherit_from_their_range_and_network() {
     }
     assert!(!nic.contains("COLOR"), "{nic}");
 }
+
+/// `VirtualNetwork::update_ar` with `keep_restricted`: a reservation's owner outside group
+/// oneadmin cannot change the range's restricted attributes (VNET_RESTRICTED_ATTR's `AR/...`,
+/// which NICs take over the network's); the others are hers to change, oneadmin changes all.
+#[test]
+fn a_reservation_keeps_its_restricted_range_attributes_from_its_owner() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = pub\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 10, VLAN_ID = 5 ]",
+    );
+    ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let res = ok(
+        &ann,
+        "one.vn.reserve",
+        vec![Value::Int(vn), s("SIZE = 2\nNAME = mine")],
+    );
+    zone.wait_until(DEADLINE, "the reservation is READY", || {
+        info(&c, "one.vn.info", res).contains("<STATE>1</STATE>")
+    });
+    let ar = |who: &cli::Client| -> String {
+        let b = info(who, "one.vn.info", res);
+        b.split("<AR>").nth(1).unwrap_or("").to_string()
+    };
+    assert!(
+        ar(&ann).contains("<VLAN_ID>5</VLAN_ID>"),
+        "{}",
+        ar(&ann)
+    );
+    ok(
+        &ann,
+        "one.vn.update_ar",
+        vec![
+            Value::Int(res),
+            s("AR = [ AR_ID = 0, VLAN_ID = 99, BRIDGE = br9, LABEL = mine ]"),
+        ],
+    );
+    let after = ar(&ann);
+    assert!(
+        after.contains("<VLAN_ID>5</VLAN_ID>"),
+        "{after}"
+    );
+    assert!(!after.contains("br9"), "{after}");
+    assert!(after.contains("<LABEL>mine</LABEL>"), "{after}");
+    ok(
+        &c,
+        "one.vn.update_ar",
+        vec![Value::Int(res), s("AR = [ AR_ID = 0, VLAN_ID = 7 ]")],
+    );
+    assert!(
+        ar(&c).contains("<VLAN_ID>7</VLAN_ID>"),
+        "{}",
+        ar(&c)
+    );
+}

@@ -197,9 +197,11 @@ fn history_records_say_which_action_ended_them_and_who_asked() {
 
     act(&c, "resume", vm).unwrap();
     zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    // The copy said RESUME while the VM booted; booted, its action is done
+    // (`trigger_deploy_success`: `clear_action`).
     assert_eq!(
         records(&c, vm),
-        [(19, u, users, h, true), (11, 0, 0, h, false)]
+        [(19, u, users, h, true), (0, -1, -1, h, false)]
     );
     assert_eq!(phases(&c, vm)[1], [f, f, t, f, f, f], "running again");
 
@@ -218,7 +220,8 @@ fn history_records_say_which_action_ended_them_and_who_asked() {
         ]
     );
 
-    act(&hana, "terminate-hard", vm).unwrap();
+    // Terminated by oneadmin, the record names the VM's owner (`trigger_shutdown`).
+    act(&c, "terminate-hard", vm).unwrap();
     zone.wait_until(DEADLINE, "the VM is done", || in_state(&c, vm, 6, 0));
     let last = *records(&c, vm).last().unwrap();
     assert_eq!(last, (28, u, users, h, true));

@@ -837,6 +837,25 @@ pub fn step_all(from: (i64, i64), to: (i64, i64), leaves_host: bool, now: i64) -
             vec![SqlValue::Int(fs), SqlValue::Int(fl), SqlValue::Int(now)],
         ));
     }
+    // `trigger_deploy_success` from a boot: the record's action is done (`clear_action`).
+    let booted = [
+        LcmState::Boot,
+        LcmState::BootPoweroff,
+        LcmState::BootUnknown,
+        LcmState::BootSuspended,
+        LcmState::BootStopped,
+        LcmState::BootUndeploy,
+        LcmState::BootMigrate,
+    ];
+    if to == (VmState::Active.as_i64(), LcmState::Running.as_i64())
+        && booted.iter().any(|b| b.as_i64() == fl)
+    {
+        stmts.push(SqlStmt::new(
+            "UPDATE history SET action = 0, uid = -1, gid = -1 WHERE etime = 0 AND vid IN
+               (SELECT oid FROM vm_pool WHERE state = ?1 AND lcm_state = ?2)",
+            vec![SqlValue::Int(fs), SqlValue::Int(fl)],
+        ));
+    }
     if leaves_host {
         stmts.push(SqlStmt::new(
             "UPDATE history SET etime = ?3 WHERE etime = 0 AND vid IN
