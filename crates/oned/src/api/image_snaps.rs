@@ -102,8 +102,8 @@ pub fn hand_back_disk(
         .ok()?;
     let disk_id: i64 = template::vector_get(disk, "DISK_ID")?.trim().parse().ok()?;
     let text = match DiskSnaps::load(t, disk_id) {
-        Some(s) if persistent_snapshots(disk) => image_text(&s),
-        _ => String::new(),
+        Some(s) if persistent_snapshots(disk) && !s.snaps.is_empty() => image_text(&s),
+        _ => super::images::CLEARED.to_string(),
     };
     let num = |k: &str| {
         template::vector_get(disk, k)

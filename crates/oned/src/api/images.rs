@@ -66,10 +66,18 @@ fn str_to_type(name: &str) -> i64 {
 // ---------------------------------------------------------------------------------------------
 // Snapshots: the `SNAPSHOTS` element, kept as a text template.
 
-/// The stored snapshots, or OpenNebula's empty set (`Snapshots(-1, DENY)`).
+/// The stored snapshots of an image whose set was cleared (`Snapshots::clear`: released by a
+/// VM without snapshots, flattened): nothing, not even the new image's defaults. A comment, so
+/// it parses as an empty template.
+pub const CLEARED: &str = "# cleared";
+
+/// The stored snapshots: OpenNebula's set of a new image (`Snapshots(-1, DENY)`) when none
+/// were ever stored, nothing once cleared ([`CLEARED`]).
 pub fn snapshots_text(stored: &str) -> String {
     if stored.trim().is_empty() {
         "ALLOW_ORPHANS = \"NO\"\nCURRENT_BASE = \"-1\"\nNEXT_SNAPSHOT = \"0\"".to_string()
+    } else if stored == CLEARED {
+        String::new()
     } else {
         stored.to_string()
     }
@@ -1023,7 +1031,7 @@ pub fn driver_results(pending: &[ImageRow], now: i64) -> Vec<SqlStmt> {
                     _ => snaps = Snapshots(Template::default()),
                 }
                 let text = if snaps.0.attrs.is_empty() {
-                    String::new()
+                    CLEARED.to_string()
                 } else {
                     snaps.text()
                 };

@@ -357,3 +357,43 @@ fn an_image_that_does_not_fit_its_datastore_is_refused_and_images_count_as_used(
     );
     assert_eq!(free(&c), before - 100);
 }
+
+/// `VirtualMachineDisk::release_images`: a persistent image a VM lets go of without disk
+/// snapshots has its set cleared (`clear_image_snapshots`), not put back to a new image's.
+#[test]
+fn a_persistent_image_released_without_snapshots_shows_an_empty_set() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let image = ok(
+        &c,
+        "one.image.allocate",
+        vec![
+            s("NAME = p\nTYPE = DATABLOCK\nSIZE = 8\nPERSISTENT = YES"),
+            i(1),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        image_state(&c, image) == "1"
+    });
+    let defaults = "<SNAPSHOTS><ALLOW_ORPHANS><![CDATA[NO]]></ALLOW_ORPHANS>";
+    assert!(info(&c, "one.image.info", image).contains(defaults));
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.1\nMEMORY = 8\nDISK = [ IMAGE_ID = {image} ]"
+        ))],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    ok(&c, "one.vm.action", vec![s("terminate-hard"), i(vm)]);
+    zone.wait_until(DEADLINE, "the image is released", || {
+        image_state(&c, image) == "1"
+    });
+    let body = info(&c, "one.image.info", image);
+    assert!(body.contains("<SNAPSHOTS></SNAPSHOTS>"), "{body}");
+}

@@ -495,11 +495,7 @@ fn a_reservation_keeps_its_restricted_range_attributes_from_its_owner() {
         let b = info(who, "one.vn.info", res);
         b.split("<AR>").nth(1).unwrap_or("").to_string()
     };
-    assert!(
-        ar(&ann).contains("<VLAN_ID>5</VLAN_ID>"),
-        "{}",
-        ar(&ann)
-    );
+    assert!(ar(&ann).contains("<VLAN_ID>5</VLAN_ID>"), "{}", ar(&ann));
     ok(
         &ann,
         "one.vn.update_ar",
@@ -509,10 +505,7 @@ fn a_reservation_keeps_its_restricted_range_attributes_from_its_owner() {
         ],
     );
     let after = ar(&ann);
-    assert!(
-        after.contains("<VLAN_ID>5</VLAN_ID>"),
-        "{after}"
-    );
+    assert!(after.contains("<VLAN_ID>5</VLAN_ID>"), "{after}");
     assert!(!after.contains("br9"), "{after}");
     assert!(after.contains("<LABEL>mine</LABEL>"), "{after}");
     ok(
@@ -520,9 +513,5 @@ fn a_reservation_keeps_its_restricted_range_attributes_from_its_owner() {
         "one.vn.update_ar",
         vec![Value::Int(res), s("AR = [ AR_ID = 0, VLAN_ID = 7 ]")],
     );
-    assert!(
-        ar(&c).contains("<VLAN_ID>7</VLAN_ID>"),
-        "{}",
-        ar(&c)
-    );
+    assert!(ar(&c).contains("<VLAN_ID>7</VLAN_ID>"), "{}", ar(&c));
 }
