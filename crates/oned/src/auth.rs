@@ -905,6 +905,7 @@ mod tests {
                 serveradmin_password_hash: &hash_password_blocking("x").unwrap(),
                 zone_endpoint: "http://localhost:2633/RPC2",
                 datastore_templates: ["", "", ""],
+                token_passwords: ["0a", "1b"],
             },
         )
         .unwrap();

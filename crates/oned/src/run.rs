@@ -199,6 +199,7 @@ fn open_state(config: &Config, paths: &Paths) -> Result<(OpenState, StateMachine
                     config.port
                 ),
                 datastore_templates: datastore_templates.each_ref().map(String::as_str),
+                token_passwords: [&credentials::random_hex(32), &credentials::random_hex(32)],
             },
         )
         .map_err(|source| StartError::Sql {

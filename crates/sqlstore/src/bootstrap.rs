@@ -12,6 +12,8 @@ pub struct BootstrapParams<'a> {
     /// The templates of datastores 0 (system), 1 (default) and 2 (files), as their drivers'
     /// settings write them (`Datastore::insert`).
     pub datastore_templates: [&'a str; 3],
+    /// The TOKEN_PASSWORD of users 0 and 1, which `UserPool::allocate` gives every user.
+    pub token_passwords: [&'a str; 2],
 }
 
 pub fn is_bootstrapped(conn: &Conn) -> crate::sql::Result<bool> {
@@ -23,12 +25,19 @@ pub fn is_bootstrapped(conn: &Conn) -> crate::sql::Result<bool> {
     Ok(n > 0)
 }
 
-/// Creates groups 0 and 1, users 0 (oneadmin) and 1 (serveradmin), zone 0 and the id counters.
+/// Creates groups 0 and 1 (users with the SUNSTONE views `GroupPool`'s constructor gives it), users 0 (oneadmin) and 1 (serveradmin), zone 0 and the id counters.
 /// Runs once, locally, on a solo server's empty database: never through the log.
 pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result<()> {
     let tx = conn.transaction()?;
     tx.execute_batch(
-        "INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin'), (1, 'users');
+        "INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin');
+         INSERT INTO group_pool (oid, name, template) VALUES (1, 'users',
+            'SUNSTONE=[
+  DEFAULT_VIEW=\"cloud\",
+  GROUP_ADMIN_DEFAULT_VIEW=\"groupadmin\",
+  GROUP_ADMIN_VIEWS=\"groupadmin,cloud\",
+  VIEWS=\"cloud\" ]
+');
          INSERT INTO user_groups (uid, gid) VALUES (0, 0), (1, 0);
          INSERT INTO cluster_pool (oid, name) VALUES (0, 'default');
          INSERT INTO pool_control (tablename, last_oid) VALUES
@@ -81,12 +90,21 @@ pub fn bootstrap(conn: &mut Conn, p: &BootstrapParams<'_>) -> crate::sql::Result
     crate::txn::run_all(&tx, &crate::objects::market::bootstrap_default(0))?;
     crate::txn::run_all(&tx, &crate::objects::secgroup::bootstrap_default())?;
     tx.execute(
-        "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (0, ?1, ?2, 'core', 0)",
-        params![p.oneadmin_name, p.oneadmin_password_hash],
+        "INSERT INTO user_pool (oid, name, password, auth_driver, gid, template)
+         VALUES (0, ?1, ?2, 'core', 0, ?3)",
+        params![
+            p.oneadmin_name,
+            p.oneadmin_password_hash,
+            format!("TOKEN_PASSWORD=\"{}\"", p.token_passwords[0])
+        ],
     )?;
     tx.execute(
-        "INSERT INTO user_pool (oid, name, password, auth_driver, gid) VALUES (1, 'serveradmin', ?1, 'server_cipher', 0)",
-        params![p.serveradmin_password_hash],
+        "INSERT INTO user_pool (oid, name, password, auth_driver, gid, template)
+         VALUES (1, 'serveradmin', ?1, 'server_cipher', 0, ?2)",
+        params![
+            p.serveradmin_password_hash,
+            format!("TOKEN_PASSWORD=\"{}\"", p.token_passwords[1])
+        ],
     )?;
     tx.execute(
         "INSERT INTO zone_pool (oid, name, state, endpoint) VALUES (0, 'OpenNebula', ?1, ?2)",

@@ -58,6 +58,7 @@ pub fn bootstrap(c: &mut Conn) {
             serveradmin_password_hash: "h2",
             zone_endpoint: "http://localhost:2633/RPC2",
             datastore_templates: ["", "", ""],
+            token_passwords: ["0a", "1b"],
         },
     )
     .expect("bootstrap");

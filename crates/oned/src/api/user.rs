@@ -402,10 +402,6 @@ pub async fn login(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         if token.is_empty() {
             token = crate::credentials::random_hex(32);
         }
-        if user.tokens.iter().any(|t| t.token == token) {
-            // OpenNebula keeps a token set twice as it was.
-            return Ok(Value::String(token));
-        }
         let now = crate::auth::unix_now();
         let expiration = if valid == -1 { -1 } else { now + valid };
         rows::add_login_token(id, token.clone(), expiration, egid, now)
@@ -583,5 +579,10 @@ pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if id == 0 {
         return Err(fail(code::ACTION, "Cannot enable/disable oneadmin user"));
     }
-    membership(ctx, id, vec![rows::set_enabled(id, on)]).await
+    // `User::disable` also ends its login tokens.
+    let mut stmts = vec![rows::set_enabled(id, on)];
+    if !on {
+        stmts.push(rows::reset_login_tokens(id));
+    }
+    membership(ctx, id, stmts).await
 }

@@ -166,10 +166,35 @@ fn login_tokens_follow_opennebulas_rules() {
             "[one.user.login] Max number of tokens limit reached."
         )
     );
+    // `LoginTokenPool::set` weighs the limit before it finds the token already there.
+    let (code, msg) = one_error(login(&user, "rules", "mine", -1, None));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            XML_RPC_API,
+            "[one.user.login] Max number of tokens limit reached."
+        )
+    );
     assert!(tokens(&admin, id).contains(&("mine".to_string(), -1, -1)));
     login(&user, "rules", "mine", 0, None).unwrap();
     assert_eq!(tokens(&admin, id).len(), 9);
     login(&user, "rules", "", 0, None).unwrap();
+    assert!(tokens(&admin, id).is_empty());
+    // Below the limit, a live token set again stays as it was.
+    assert_eq!(login(&user, "rules", "again", -1, None).unwrap(), "again");
+    assert_eq!(login(&user, "rules", "again", 60, None).unwrap(), "again");
+    assert_eq!(tokens(&admin, id), [("again".to_string(), -1, -1)]);
+
+    // `User::disable` ends the tokens: enabled again, the user logs in anew.
+    login(&user, "rules", "before", -1, None).unwrap();
+    for on in [false, true] {
+        call(
+            &admin,
+            "one.user.enable",
+            vec![Value::Int(id as i32), Value::Bool(on)],
+        )
+        .unwrap();
+    }
     assert!(tokens(&admin, id).is_empty());
 
     // Scoped to a group the user is in (users, now a secondary group): objects it creates

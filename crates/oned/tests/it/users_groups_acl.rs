@@ -266,3 +266,35 @@ fn deleting_any_object_drops_the_rules_on_exactly_it() {
         );
     }
 }
+
+/// A fresh zone's users and groups as `UserPool`'s and `GroupPool`'s constructors make them:
+/// oneadmin and serveradmin with a TOKEN_PASSWORD (`UserPool::allocate`), group users with
+/// its SUNSTONE views.
+#[test]
+fn bootstrap_users_have_a_token_password_and_users_its_sunstone_views() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    for uid in [0, 1] {
+        let body = c
+            .call_xml("one.user.info", vec![xmlrpc::Value::Int(uid)])
+            .unwrap();
+        let token = body
+            .split("<TOKEN_PASSWORD><![CDATA[")
+            .nth(1)
+            .and_then(|r| r.split("]]>").next())
+            .unwrap_or("");
+        assert_eq!(token.len(), 64, "{body}");
+    }
+    let body = c
+        .call_xml("one.group.info", vec![xmlrpc::Value::Int(1)])
+        .unwrap();
+    assert!(
+        body.contains(
+            "<TEMPLATE><SUNSTONE><DEFAULT_VIEW><![CDATA[cloud]]></DEFAULT_VIEW>\
+             <GROUP_ADMIN_DEFAULT_VIEW><![CDATA[groupadmin]]></GROUP_ADMIN_DEFAULT_VIEW>\
+             <GROUP_ADMIN_VIEWS><![CDATA[groupadmin,cloud]]></GROUP_ADMIN_VIEWS>\
+             <VIEWS><![CDATA[cloud]]></VIEWS></SUNSTONE></TEMPLATE>"
+        ),
+        "{body}"
+    );
+}

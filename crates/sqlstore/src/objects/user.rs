@@ -94,19 +94,27 @@ pub fn add_login_token(
 ) -> Vec<SqlStmt> {
     vec![
         drop_expired_login_tokens(oid, now),
+        // `LoginTokenPool::set`: room for one more once the expired ones are gone, even for a
+        // token already there.
+        SqlStmt::new(
+            "SELECT 1 FROM user_pool WHERE oid = ?1
+               AND (SELECT COUNT(*) FROM user_login_tokens WHERE uid = ?1) < ?2",
+            vec![SqlValue::Int(oid), SqlValue::Int(MAX_LOGIN_TOKENS)],
+        )
+        .must_match(),
+        // A live token set again stays as it was (its map keeps the key); an expired one,
+        // just collected, comes back new.
         SqlStmt::new(
             "INSERT INTO user_login_tokens (uid, token, expiration, egid)
              SELECT oid, ?2, ?3, ?4 FROM user_pool WHERE oid = ?1
-               AND (SELECT COUNT(*) FROM user_login_tokens WHERE uid = ?1) < ?5",
+               AND NOT EXISTS (SELECT 1 FROM user_login_tokens WHERE uid = ?1 AND token = ?2)",
             vec![
                 SqlValue::Int(oid),
                 SqlValue::Text(token),
                 SqlValue::Int(expiration),
                 SqlValue::Int(egid),
-                SqlValue::Int(MAX_LOGIN_TOKENS),
             ],
-        )
-        .must_match(),
+        ),
     ]
 }
 
