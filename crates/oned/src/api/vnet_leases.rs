@@ -471,9 +471,33 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         }
     };
     let stmts = match to {
-        Some(to) => vec![vnet::set_state(id, v.state, to.as_i64())],
+        Some(to) => {
+            let mut stmts = vec![vnet::set_state(id, v.state, to.as_i64())];
+            // `set_template_error_message` on a failure forced; cleared by a success.
+            let mut t = parsed(&v.template).map_err(|e| fail(code::INTERNAL, e))?;
+            let had = t.single("ERROR").is_some();
+            if op == 0 {
+                let when = crate::sched_runner::log_time(super::vm::now());
+                let why = format!("{when} : Failure forced by user");
+                t.set("ERROR", template::Value::Single(why));
+            } else {
+                t.remove("ERROR");
+            }
+            if op == 0 || had {
+                stmts.push(sqlstore::objects::replace_template(
+                    vnet::TABLE,
+                    "template",
+                    id,
+                    t.to_text(),
+                    v.template.clone(),
+                ));
+            }
+            stmts
+        }
         None => {
             let mut stmts = vnet::delete_in_state(id, v.state);
+            // A reservation's addresses go back to its parent, as `delete_success` frees them.
+            stmts.push(lease::free_all_of(lease::Holder::Net, id));
             stmts.extend(sqlstore::objects::vdc::forget_resource(
                 sqlstore::objects::vdc::Kind::Vnet,
                 ctx.config.zone_id,

@@ -515,3 +515,63 @@ fn a_reservation_keeps_its_restricted_range_attributes_from_its_owner() {
     );
     assert!(ar(&c).contains("<VLAN_ID>7</VLAN_ID>"), "{}", ar(&c));
 }
+
+/// `VirtualNetworkRecover`: a failure forced leaves ERROR in the template, a success takes it
+/// away; a reservation deleted by recover gives its addresses back to its parent
+/// (`VirtualNetworkPool::delete_success`).
+#[test]
+fn recover_writes_the_error_and_a_deleted_reservation_frees_its_parents_addresses() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = pub\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 10 ]",
+    );
+    let used = |id: i32| -> String {
+        let b = info(&c, "one.vn.info", id);
+        b.split("<USED_LEASES>")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    // Only a reservation the driver still holds (LOCK_CREATE) can be failed by hand: make
+    // them until one is caught before the driver's next pass.
+    let mut made = 0;
+    let mut caught = || {
+        for _ in 0..50 {
+            made += 1;
+            let res = ok(
+                &c,
+                "one.vn.reserve",
+                vec![Value::Int(vn), s(&format!("SIZE = 3\nNAME = mine{made}"))],
+            );
+            if c.call("one.vn.recover", vec![Value::Int(res), Value::Int(0)])
+                .is_ok()
+            {
+                return res;
+            }
+            ok(&c, "one.vn.delete", vec![Value::Int(res)]);
+        }
+        panic!("no reservation caught in LOCK_CREATE");
+    };
+    let res = caught();
+    let body = info(&c, "one.vn.info", res);
+    assert!(body.contains("<STATE>5</STATE>"), "{body}");
+    assert!(
+        body.contains(" : Failure forced by user]]></ERROR>"),
+        "{body}"
+    );
+    ok(&c, "one.vn.recover", vec![Value::Int(res), Value::Int(1)]);
+    let body = info(&c, "one.vn.info", res);
+    assert!(
+        body.contains("<STATE>1</STATE>") && !body.contains("<ERROR>"),
+        "{body}"
+    );
+    // Deleted by recover, a reservation gives its addresses back to its parent.
+    let gone = caught();
+    assert_eq!(used(vn), "6");
+    ok(&c, "one.vn.recover", vec![Value::Int(gone), Value::Int(2)]);
+    assert_eq!(used(vn), "3");
+}
