@@ -78,15 +78,30 @@ pub const OWNED: &[Method] =
 /// `AddressRangePool::to_xml`: with the leases (`one.vn.info`), or as stored (pools). Past
 /// MAX_LEASES_PER_ANSWER leases, the later ones are left out of the lists; USED_LEASES still
 /// counts them all, so a client sees that the list is cut.
-fn ar_pool(x: &mut Xml<'_>, v: &VnetRow, t: &template::Template, extended: bool) {
+fn ar_pool(
+    x: &mut Xml<'_>,
+    v: &VnetRow,
+    t: &template::Template,
+    extended: bool,
+    seen: Option<&[bool]>,
+) {
     let mut left = crate::limits::leases_per_answer();
     x.elem("AR_POOL", |x| {
         for r in super::address_range::ranges(t) {
             let leases: Vec<_> = v.leases.iter().filter(|l| l.ar_id == r.id).collect();
+            let used = leases.len();
+            // Only the leases the caller may see are listed; USED_LEASES counts them all.
+            let leases: Vec<_> = match seen {
+                Some(seen) => (v.leases.iter().zip(seen))
+                    .filter(|(l, seen)| l.ar_id == r.id && **seen)
+                    .map(|(l, _)| l)
+                    .collect(),
+                None => leases,
+            };
             let shown = &leases[..leases.len().min(left)];
             left -= shown.len();
             if extended {
-                r.xml_extended(x, shown, leases.len());
+                r.xml_extended(x, shown, used);
             } else {
                 r.xml_stored(x, shown);
             }
@@ -95,15 +110,15 @@ fn ar_pool(x: &mut Xml<'_>, v: &VnetRow, t: &template::Template, extended: bool)
 }
 
 pub(crate) fn vnet_xml(v: &VnetRow, out: &mut String) {
-    render(v, out, false);
+    render(v, out, false, None);
 }
 
 /// `VirtualNetwork::to_xml_extended`: the network with its leases.
-pub(super) fn vnet_xml_extended(v: &VnetRow, out: &mut String) {
-    render(v, out, true);
+pub(super) fn vnet_xml_extended(v: &VnetRow, out: &mut String, seen: Option<&[bool]>) {
+    render(v, out, true, seen);
 }
 
-fn render(v: &VnetRow, out: &mut String, extended: bool) {
+fn render(v: &VnetRow, out: &mut String, extended: bool, seen: Option<&[bool]>) {
     let t = match template::Template::parse(&v.template) {
         Ok(t) => t,
         Err(e) => {
@@ -172,7 +187,7 @@ fn render(v: &VnetRow, out: &mut String, extended: bool) {
             x.empty(e);
         }
         x.raw(&shown.to_xml());
-        ar_pool(x, v, &t, extended);
+        ar_pool(x, v, &t, extended, seen);
     });
 }
 
@@ -407,6 +422,46 @@ pub(super) fn normalized_ranges(t: &template::Template) -> Result<template::Temp
     Ok(super::address_range::with_ranges(t, &ranges))
 }
 
+/// `VirtualNetworkInfo::to_xml`: a caller without MANAGE on the network sees only the leases
+/// of the VMs, reservations and routers it may USE (`use_filter`), and the addresses on hold
+/// only if it may use every VM; `None`: it sees them all.
+async fn visible_leases(
+    ctx: &Ctx,
+    s: &Session,
+    v: &VnetRow,
+) -> Result<Option<Vec<bool>>, super::Failure> {
+    use sqlstore::objects::lease::Holder;
+    if v.leases.is_empty() || s.is_admin() {
+        return Ok(None);
+    }
+    let oid = v.head.owned.oid;
+    if NETS
+        .authorized(ctx, s, oid, perms::MANAGE | perms::NO_LOCK)
+        .await
+        .is_ok()
+    {
+        return Ok(None);
+    }
+    let caller = perms::caller(ctx, s).await?;
+    let owners = ctx.read(move |c| vnet::lease_holders(c, oid)).await?;
+    let kind = |h: Holder| match h {
+        Holder::Vm => wire::acl::VM,
+        Holder::Net => wire::acl::NET,
+        Holder::Vrouter => wire::acl::VROUTER,
+    };
+    let every_vm = caller.acl_scope(wire::acl::VM, perms::USE).all;
+    Ok(Some(
+        v.leases
+            .iter()
+            .map(|l| match owners.get(&(l.holder.code(), l.owner)) {
+                Some(o) => caller.may(kind(l.holder), o, perms::USE),
+                // An address on hold (VM -1), or a holder gone meanwhile.
+                None => l.holder == Holder::Vm && l.owner == -1 && every_vm,
+            })
+            .collect(),
+    ))
+}
+
 /// `one.vn.info(id)`: the network with its leases.
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
@@ -414,8 +469,9 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .authorized(ctx, s, id, perms::USE | perms::NO_LOCK)
         .await?;
     super::vrouter::only_visible_routers(ctx, s, &mut row).await;
+    let seen = visible_leases(ctx, s, &row).await?;
     let mut out = String::new();
-    vnet_xml_extended(&row, &mut out);
+    vnet_xml_extended(&row, &mut out, seen.as_deref());
     Ok(xmlrpc::Value::String(super::encrypted::answer(
         ctx,
         s,

@@ -575,3 +575,62 @@ fn recover_writes_the_error_and_a_deleted_reservation_frees_its_parents_addresse
     ok(&c, "one.vn.recover", vec![Value::Int(gone), Value::Int(2)]);
     assert_eq!(used(vn), "3");
 }
+
+/// `VirtualNetworkInfo::to_xml`: without MANAGE on the network, a user sees only the leases
+/// of the VMs (and reservations, routers) it may use, no address on hold; USED_LEASES still
+/// counts every lease. Its owner sees them all.
+#[test]
+fn a_user_without_manage_sees_only_the_leases_of_what_it_may_use() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = pub\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = IP4, IP = 10.9.0.1, SIZE = 10 ]",
+    );
+    for name in ["ann", "bob"] {
+        ok(
+            &c,
+            "one.user.allocate",
+            vec![s(name), s("pw"), s(""), Value::Array(vec![])],
+        );
+    }
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let bob = zone.servers[0].client_as("bob", "pw");
+    let nic = s(&format!(
+        "CPU = 0.1\nMEMORY = 8\nNIC = [ NETWORK_ID = {vn} ]"
+    ));
+    let anns = ok(&ann, "one.vm.allocate", vec![nic.clone()]);
+    let bobs = ok(&bob, "one.vm.allocate", vec![nic]);
+    ok(
+        &c,
+        "one.vn.hold",
+        vec![Value::Int(vn), s("LEASES = [ IP = 10.9.0.9 ]")],
+    );
+    let seen = |who: &cli::Client| -> (Vec<String>, String) {
+        let b = info(who, "one.vn.info", vn);
+        let used = b
+            .split("<USED_LEASES>")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or("")
+            .to_string();
+        let vms = b
+            .split("<LEASE>")
+            .skip(1)
+            .map(|l| {
+                l.split("<VM>")
+                    .nth(1)
+                    .and_then(|r| r.split('<').next())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        (vms, used)
+    };
+    let (vms, used) = seen(&c);
+    assert_eq!(used, "3");
+    assert_eq!(vms, [anns.to_string(), bobs.to_string(), "-1".into()]);
+    assert_eq!(seen(&ann), (vec![anns.to_string()], "3".to_string()));
+    assert_eq!(seen(&bob), (vec![bobs.to_string()], "3".to_string()));
+}

@@ -211,3 +211,36 @@ pub fn state_events(oid: i64, to: &str, object: &str, now: i64) -> Vec<SqlStmt> 
         object,
     })
 }
+
+/// Who holds the leases of network `vnet`, by (holder kind code, id): each VM's, reservation's
+/// and router's owner, group and permissions (for `one.vn.info`'s visibility).
+pub fn lease_holders(
+    c: &Conn,
+    vnet: i64,
+) -> crate::sql::Result<std::collections::BTreeMap<(i64, i64), super::Owned>> {
+    use super::lease::Holder;
+    let mut out = std::collections::BTreeMap::new();
+    for (holder, table) in [
+        (Holder::Vm, "vm_pool"),
+        (Holder::Net, "vnet_pool"),
+        (Holder::Vrouter, "vrouter_pool"),
+    ] {
+        let mut st = c.prepare_cached(&format!(
+            "SELECT DISTINCT o.oid, o.uid, o.gid, o.perms FROM {table} AS o
+             JOIN vnet_lease AS l ON l.owner = o.oid AND l.kind = ?2 WHERE l.vnet_oid = ?1"
+        ))?;
+        let rows = st.query_map([SqlValue::Int(vnet), SqlValue::Int(holder.code())], |r| {
+            Ok(super::Owned {
+                oid: r.get(0)?,
+                uid: r.get(1)?,
+                gid: r.get(2)?,
+                perms: r.get(3)?,
+            })
+        })?;
+        for o in rows {
+            let o = o?;
+            out.insert((holder.code(), o.oid), o);
+        }
+    }
+    Ok(out)
+}
