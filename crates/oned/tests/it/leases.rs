@@ -631,6 +631,9 @@ fn a_user_without_manage_sees_only_the_leases_of_what_it_may_use() {
     let (vms, used) = seen(&c);
     assert_eq!(used, "3");
     assert_eq!(vms, [anns.to_string(), bobs.to_string(), "-1".into()]);
+    // The VMs with a NIC there, whoever asks (`VirtualNetwork::updated`).
+    let updated = format!("<UPDATED_VMS><ID>{anns}</ID><ID>{bobs}</ID></UPDATED_VMS>");
+    assert!(info(&ann, "one.vn.info", vn).contains(&updated));
     assert_eq!(seen(&ann), (vec![anns.to_string()], "3".to_string()));
     assert_eq!(seen(&bob), (vec![bobs.to_string()], "3".to_string()));
 }
