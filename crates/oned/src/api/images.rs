@@ -216,8 +216,9 @@ fn set(v: &mut Vec<(String, String)>, key: &str, value: Option<String>) {
     }
 }
 
+/// `Template::get(name, bool&)` and `icasecmp(v, "YES")`: only YES, in any case, is true.
 fn yes(v: &str) -> bool {
-    v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true")
+    v.trim().eq_ignore_ascii_case("yes")
 }
 
 fn split(v: &str) -> Vec<String> {

@@ -393,8 +393,8 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     let kind = TYPES
         .iter()
         .position(|k| *k == kind_name)
-        .ok_or_else(|| fail(code::INTERNAL, format!("Unknown image TYPE {kind_name}")))?
-        as i64;
+        // `Image::set_type` names the type it holds, still OS's (empty): `Unknown type `.
+        .ok_or_else(|| allocating_image("Unknown type "))? as i64;
     let ds_driver = template::Template::parse(&d.template)
         .ok()
         .and_then(|dt| dt.single("DRIVER").map(str::to_string));

@@ -273,6 +273,11 @@ fn images_are_refused_as_image_allocate_refuses_them() {
         refusal(&c, m, img("PATH = /x", 1)),
         allocating("Invalid NAME, it cannot be empty")
     );
+    // `Image::set_type` names the type it still holds, OS's empty name.
+    assert_eq!(
+        refusal(&c, m, img("NAME = odd\nTYPE = foo\nPATH = /x", 1)),
+        allocating("Unknown type ")
+    );
     let disk = id(&c, m, img("NAME = disk\nTYPE = DATABLOCK\nSIZE = 10", 1));
     assert_eq!(
         refusal(&c, m, img("NAME = disk\nTYPE = DATABLOCK\nSIZE = 10", 1)),

@@ -359,3 +359,26 @@ fn a_clone_weighs_the_quota_before_the_name() {
     assert_eq!(code, AUTHORIZATION, "{msg}");
     assert!(msg.starts_with("[one.image.allocate] User ["), "{msg}");
 }
+
+/// `Image::insert` compares PERSISTENT with YES (`icasecmp`): anything else, `true` included,
+/// makes a non-persistent image whose template says NO.
+#[test]
+fn only_yes_makes_a_persistent_image() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    for (given, persistent) in [("true", "0"), ("Yes", "1")] {
+        let image = id(c
+            .call(
+                "one.image.allocate",
+                vec![
+                    s(&format!(
+                        "NAME = p-{given}\nPATH = /x\nPERSISTENT = {given}"
+                    )),
+                    Value::Int(1),
+                ],
+            )
+            .unwrap());
+        let body = info(&c, image);
+        assert_eq!(elem(&body, "PERSISTENT"), persistent, "{given}: {body}");
+    }
+}
