@@ -257,13 +257,14 @@ pub(super) async fn create_child(
     super::vntemplate::phydev_vlans(&t, &vn_mad).map_err(|e| fail(code::INTERNAL, e))?;
     let mut t = t;
     let automatic = vnet_vlans::parse(&mut t);
-    // A reservation's range comes checked, marked with its parent's range.
-    let t = if parent >= 0 {
-        Ok(t)
+    // A reservation's range comes checked, marked with its parent's range. A bad range is the
+    // driver's to refuse in OpenNebula (`IPAMManager::_vnet_create`): the network is made, and
+    // left in ERROR with the ranges before it.
+    let (t, refused) = if parent >= 0 {
+        (t, None)
     } else {
-        normalized_ranges(&t)
-    }
-    .map_err(|e| fail(code::INTERNAL, e))?;
+        normalized_ranges(&t).map_err(|e| fail(code::INTERNAL, e))?
+    };
     // `VirtualNetwork::insert`: the name is the object's, not its template's; every network
     // gets the default security group.
     let mut t = t;
@@ -293,12 +294,20 @@ pub(super) async fn create_child(
         }),
     );
     t.set("BRIDGE_TYPE", single(bridge_type(ctx, &vn_mad)));
+    let state = match &refused {
+        Some(why) => {
+            let when = crate::sched_runner::log_time(super::vm::now());
+            t.set("ERROR", single(format!("{when} : {why}")));
+            wire::VnetState::Error.as_i64()
+        }
+        None => LOCK_CREATE,
+    };
     let new_vnet = NewVnet {
         name: name.to_string(),
         uid: s.uid,
         gid: s.gid,
         perms: super::umask::new_object(ctx, s).await?,
-        state: LOCK_CREATE,
+        state,
         vn_mad,
         bridge,
         template: t.to_text(),
@@ -420,19 +429,26 @@ fn vn_mad_defined(ctx: &Ctx, vn_mad: &str) -> bool {
 
 /// The template with each AR checked and numbered as `AddressRange::from_attr` does (AR_ID
 /// from 0, a MAC where none was given), or the first refusal.
-pub(super) fn normalized_ranges(t: &template::Template) -> Result<template::Template, String> {
+/// The template's ranges as the driver's answer parses them (`VirtualNetwork::add_var`): those
+/// before the first bad one, and why that one is refused. Too many is refused at once.
+pub(super) fn normalized_ranges(
+    t: &template::Template,
+) -> Result<(template::Template, Option<String>), String> {
     crate::limits::ranges(t.get_all("AR").count())?;
     let mut ranges = Vec::new();
+    let mut refused = None;
     for ar in t.get_all("AR") {
         let pairs = ar.value.as_vector().unwrap_or_default().to_vec();
         let id = ranges.len() as i64;
-        ranges.push(super::address_range::Range::create(
-            pairs,
-            id,
-            super::address_range::random_word(),
-        )?);
+        match super::address_range::Range::create(pairs, id, super::address_range::random_word()) {
+            Ok(r) => ranges.push(r),
+            Err(why) => {
+                refused = Some(why);
+                break;
+            }
+        }
     }
-    Ok(super::address_range::with_ranges(t, &ranges))
+    Ok((super::address_range::with_ranges(t, &ranges), refused))
 }
 
 /// `VirtualNetworkInfo::to_xml`: a caller without MANAGE on the network sees only the leases

@@ -637,3 +637,33 @@ fn a_user_without_manage_sees_only_the_leases_of_what_it_may_use() {
     assert_eq!(seen(&ann), (vec![anns.to_string()], "3".to_string()));
     assert_eq!(seen(&bob), (vec![bobs.to_string()], "3".to_string()));
 }
+
+/// `VirtualNetworkAllocate` leaves the ranges to the driver's answer (`IPAMManager::
+/// _vnet_create`): a bad one leaves the new network in ERROR, with the ranges before it and
+/// the reason in its template.
+#[test]
+fn a_network_allocated_with_a_bad_range_is_made_in_error() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s(
+                "NAME = half\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 4 ]\n\
+               AR = [ TYPE = IP4, SIZE = 2 ]\nAR = [ TYPE = ETHER, SIZE = 2 ]",
+            ),
+            Value::Int(-1),
+        ],
+    );
+    let body = info(&c, "one.vn.info", vn);
+    assert!(body.contains("<STATE>5</STATE>"), "{body}");
+    assert!(
+        body.contains(" : Wrong or empty IP attribute]]></ERROR>"),
+        "{body}"
+    );
+    assert_eq!(body.matches("<AR>").count(), 1, "{body}");
+    // Recovered by hand, it is READY with what it holds.
+    ok(&c, "one.vn.recover", vec![Value::Int(vn), Value::Int(1)]);
+    assert!(info(&c, "one.vn.info", vn).contains("<STATE>1</STATE>"));
+}
