@@ -400,6 +400,13 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         .and_then(|dt| dt.single("DRIVER").map(str::to_string));
     let fields = super::images::take_fields(ctx, &mut t, kind, ds_driver.as_deref(), false)
         .map_err(|e| fail(code::ALLOCATE, format!("Error allocating a new image. {e}")))?;
+    // `ImageManager::register_image`: an image named by its SOURCE alone needs no driver and
+    // is READY at once; any other waits for the driver's copy, LOCKED.
+    let state = if fields.path.is_empty() && !fields.source.is_empty() {
+        wire::ImageState::Ready.as_i64()
+    } else {
+        LOCKED
+    };
     let insert = image::insert(NewImage {
         name: name.clone(),
         uid: s.uid,
@@ -410,7 +417,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         regtime: super::vm::now(),
         path: fields.path,
         size,
-        state: LOCKED,
+        state,
         datastore_id: ds,
         template: t.to_text(),
         source: fields.source,

@@ -382,3 +382,21 @@ fn only_yes_makes_a_persistent_image() {
         assert_eq!(elem(&body, "PERSISTENT"), persistent, "{given}: {body}");
     }
 }
+
+/// `ImageManager::register_image`: an image named by its SOURCE alone needs no driver copy and
+/// is READY as soon as it is allocated.
+#[test]
+fn an_image_registered_by_its_source_is_ready_at_once() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let image = id(c
+        .call(
+            "one.image.allocate",
+            vec![
+                s("NAME = src\nSOURCE = /var/lib/one/datastores/1/abc\nFORMAT = raw\nSIZE = 8"),
+                Value::Int(1),
+            ],
+        )
+        .unwrap());
+    assert_eq!(elem(&info(&c, image), "STATE"), "1");
+}
