@@ -300,6 +300,29 @@ pub async fn ds_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 
 /// `Image::to_xml`.
 pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
+    // A backup image is used by its VM for good (`Image::insert` takes VM_ID out of the
+    // template into its running set) and lists the disks it holds; its template keeps
+    // neither, nor NAME and TYPE.
+    let mut vms = std::borrow::Cow::Borrowed(&i.vms);
+    let mut template = std::borrow::Cow::Borrowed(i.template.as_str());
+    let mut disks: Vec<i64> = Vec::new();
+    if i.kind == super::vm_backup::BACKUP_IMAGE {
+        let mut t = template::Template::parse(&i.template).unwrap_or_default();
+        let number = |v: &str| v.trim().parse::<i64>().ok();
+        if let Some(vm) = t.single("VM_ID").and_then(number) {
+            if !vms.contains(&vm) {
+                vms.to_mut().push(vm);
+            }
+        }
+        disks = (t.single(super::vm_backup::DISK_IDS).unwrap_or(""))
+            .split(',')
+            .filter_map(number)
+            .collect();
+        for k in ["NAME", "TYPE", "VM_ID", super::vm_backup::DISK_IDS] {
+            t.remove(k);
+        }
+        template = std::borrow::Cow::Owned(t.to_text());
+    }
     Xml::new(out).elem("IMAGE", |x| {
         xml::owned_head(x, &i.head, Some(&i.lock));
         x.num("TYPE", i.kind)
@@ -314,22 +337,22 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
             .num("SIZE", i.size)
             .num("STATE", i.state)
             .num("PREV_STATE", i.prev_state)
-            .num("RUNNING_VMS", i.vms.len())
+            .num("RUNNING_VMS", vms.len())
             .num("CLONING_OPS", i.clones.len())
             .num("CLONING_ID", i.cloning_id)
             .num("TARGET_SNAPSHOT", i.target_snapshot)
             .num("DATASTORE_ID", i.datastore_id)
             .text("DATASTORE", &i.datastore)
-            .ids("VMS", &i.vms)
+            .ids("VMS", &vms)
             .ids("CLONES", &i.clones)
             .empty("APP_CLONES")
-            .raw(&xml::template(&i.template, "TEMPLATE"))
+            .raw(&xml::template(&template, "TEMPLATE"))
             .raw(&xml::template(
                 &super::images::snapshots_text(&i.snapshots),
                 "SNAPSHOTS",
             ))
             .raw(&xml::template(&i.increments, "BACKUP_INCREMENTS"))
-            .empty("BACKUP_DISK_IDS");
+            .ids("BACKUP_DISK_IDS", &disks);
     });
 }
 

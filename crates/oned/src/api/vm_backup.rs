@@ -50,7 +50,7 @@ pub const METHODS: &[Method] = &[
 /// OpenNebula's `Datastore::BACKUP_DS`.
 pub const BACKUP_DS: i64 = 3;
 /// OpenNebula's `Image::BACKUP`.
-const BACKUP_IMAGE: i64 = 6;
+pub const BACKUP_IMAGE: i64 = 6;
 /// Backup ids a VM keeps, at most: its template must not grow without bound.
 const IDS_MAX: usize = 1024;
 /// VMs the driver finishes per pass, at most.
@@ -251,6 +251,25 @@ pub fn take_xml(t: &mut Template) -> String {
 
 /// `VirtualMachine::backup_size`: the disks a backup copies (volatile ones only with
 /// BACKUP_VOLATILE), in MB.
+/// Where a backup image keeps the ids of the disks it holds, in its stored template (shown as
+/// BACKUP_DISK_IDS, never in TEMPLATE).
+pub const DISK_IDS: &str = "BACKUP_DISK_IDS";
+
+/// `VirtualMachineDisks::backup_disk_ids`: every disk of VM template `t` but SWAP and CDROM
+/// ones, and volatile file systems unless BACKUP_VOLATILE.
+pub fn backup_disk_ids(t: &Template) -> Vec<i64> {
+    let volatile =
+        get(&config(t), "BACKUP_VOLATILE").is_some_and(|v| v.eq_ignore_ascii_case("YES"));
+    t.get_all("DISK")
+        .filter_map(|d| d.value.as_vector())
+        .filter(|d| {
+            let kind = template::vector_get(d, "TYPE").unwrap_or("").to_uppercase();
+            !matches!(kind.as_str(), "SWAP" | "CDROM" | "RBD_CDROM") && (volatile || kind != "FS")
+        })
+        .filter_map(|d| template::vector_get(d, "DISK_ID")?.trim().parse().ok())
+        .collect()
+}
+
 pub fn backup_size(t: &Template) -> i64 {
     let volatile =
         get(&config(t), "BACKUP_VOLATILE").is_some_and(|v| v.eq_ignore_ascii_case("YES"));
@@ -681,6 +700,9 @@ fn finish_txn(v: &VmRow, next: i64, at: i64, chain: Option<&ImageRow>) -> Option
     if job >= 0 {
         it.push("BACKUP_JOB_ID", single(job.to_string()));
     }
+    // What the image shows as BACKUP_DISK_IDS (`add_backup_disk`).
+    let disks: Vec<String> = backup_disk_ids(&t).iter().map(i64::to_string).collect();
+    it.push(DISK_IDS, single(disks.join(",")));
     let insert = irows::insert(irows::NewImage {
         name,
         uid: v.head.owned.uid,
