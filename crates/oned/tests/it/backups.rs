@@ -172,9 +172,8 @@ fn a_vm_is_backed_up_into_a_backup_datastore_and_restored() {
     assert_eq!(field(&image, "DATASTORE_ID"), Some(ds.to_string()));
     // `Image::insert` takes VM_ID into the running set for good; the disks are listed.
     assert!(
-        image.contains(&format!(
-            "<RUNNING_VMS>1</RUNNING_VMS><CLONING_OPS>0</CLONING_OPS>"
-        )) && image.contains(&format!("<VMS><ID>{vm}</ID></VMS>")),
+        image.contains("<RUNNING_VMS>1</RUNNING_VMS><CLONING_OPS>0</CLONING_OPS>")
+            && image.contains(&format!("<VMS><ID>{vm}</ID></VMS>")),
         "{image}"
     );
     assert!(image.contains("<TEMPLATE></TEMPLATE>"), "{image}");
