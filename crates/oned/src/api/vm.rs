@@ -667,6 +667,11 @@ pub fn action_move(
         now,
         leaves_host: to.0 == state::DONE || to.0 == state::PENDING,
     });
+    // Ended while ACTIVE outside its epilog (a failure state terminated), its persistent
+    // images are left in ERROR, once their snapshots are handed back.
+    if to.0 == state::DONE && from.0 == state::ACTIVE && from.1 != lcm::EPILOG {
+        stmts.splice(0..0, sqlstore::objects::image::fail_used_by(id, now));
+    }
     if to.0 == state::DONE || to == (state::ACTIVE, lcm::EPILOG) {
         stmts.splice(0..0, super::image_snaps::hand_back(template, id, None));
     }

@@ -215,6 +215,9 @@ fn stmts_for(v: &VmRow, to: (i64, i64)) -> Result<Vec<SqlStmt>, Failure> {
     });
     // Into EPILOG too: the driver step that ends EPILOG VMs hands back only those it read
     // before, and this VM may enter EPILOG in between (a second hand-back is the same).
+    if to.0 == state::DONE && from.0 == A && from.1 != lcm::EPILOG {
+        stmts.splice(0..0, sqlstore::objects::image::fail_used_by(id, now()));
+    }
     if to.0 == state::DONE || to == (A, lcm::EPILOG) {
         stmts.splice(0..0, super::image_snaps::hand_back(&v.template, id, None));
     }

@@ -397,3 +397,28 @@ fn a_persistent_image_released_without_snapshots_shows_an_empty_set() {
     let body = info(&c, "one.image.info", image);
     assert!(body.contains("<SNAPSHOTS></SNAPSHOTS>"), "{body}");
 }
+
+/// `VirtualMachine::release_disk_images`: a VM ended while ACTIVE outside its epilog (`recover
+/// --delete`) leaves its persistent images in ERROR (`release_image(.., failed)`).
+#[test]
+fn a_vm_deleted_by_recover_leaves_its_persistent_image_in_error() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let image = persistent_image(&zone, &c, "kept");
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.1\nMEMORY = 8\nDISK = [ IMAGE_ID = {image} ]"
+        ))],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    ok(&c, "one.vm.recover", vec![i(vm), i(3)]);
+    assert!(in_state(&c, vm, 6, 0));
+    assert_eq!(image_state(&c, image), "5", "ERROR");
+}

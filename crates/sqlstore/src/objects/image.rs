@@ -359,6 +359,36 @@ pub fn release_done_vms(now: i64) -> Vec<SqlStmt> {
     stmts
 }
 
+/// VM `vid` ends while ACTIVE outside its epilog (a failure state terminated, `recover
+/// --delete`): its persistent images go to ERROR, as `release_image(.., failed)` leaves them
+/// (`VirtualMachine::release_disk_images`). Placed before the statements that end the VM.
+pub fn fail_used_by(vid: i64, now: i64) -> Vec<SqlStmt> {
+    let used = format!(
+        "state IN ({}, {}) AND oid IN (SELECT oid FROM image_vm WHERE vid = ?1)",
+        ImageState::UsedPers.as_i64(),
+        ImageState::LockedUsedPers.as_i64()
+    );
+    let error = ImageState::Error.as_i64();
+    let mut stmts = super::hook::state_events(super::hook::StateChange {
+        resource: "IMAGE",
+        table: TABLE,
+        state: hook_state_name(error),
+        lcm_state: "",
+        which: &format!("o.{}", used.replace("oid IN", "o.oid IN")).replace("?1", "?6"),
+        params: vec![SqlValue::Int(vid)],
+        now,
+        object: "",
+    });
+    stmts.push(SqlStmt::new(
+        &format!(
+            "UPDATE image_pool SET state = ?2, prev_state = ?2, modtime = ?3{} WHERE {used}",
+            unlock_into(error)
+        ),
+        vec![SqlValue::Int(vid), SqlValue::Int(error), SqlValue::Int(now)],
+    ));
+    stmts
+}
+
 /// `ImageManager::set_image_snapshots` (and `set_image_size`, with a disk grown to `size`):
 /// VM `vid`, releasing image `oid`, leaves it `snapshots` (its disk's, or none). Only an OS or DATABLOCK image still USED_PERS by that VM
 /// takes them, so a replay after the release, or a non-persistent image, changes nothing;
