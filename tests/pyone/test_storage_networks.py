@@ -64,8 +64,12 @@ def test_virtual_networks_with_address_ranges(zone):
     assert vid in [n.ID for n in one.vnpool.info(-2, -1, -1).VNET]
     with pytest.raises(pyone.OneInternalException):
         one.vn.allocate(f'NAME = "{uniq("net")}"', -1)
-    with pytest.raises(pyone.OneInternalException):
-        one.vn.allocate(f'NAME = "{uniq("net")}"\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = "IP4", SIZE = "2" ]', -1)
+    # A bad range is the driver's to refuse (IPAMManager::_vnet_create): the network is made,
+    # in ERROR, with the reason in its template.
+    bad = one.vn.allocate(f'NAME = "{uniq("net")}"\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = "IP4", SIZE = "2" ]', -1)
+    failed = one.vn.info(bad)
+    assert failed.STATE == 5 and "Wrong or empty IP attribute" in failed.TEMPLATE["ERROR"]
+    one.vn.delete(bad)
     one.vn.delete(vid)
     with pytest.raises(pyone.OneNoExistsException):
         one.vn.info(vid)
