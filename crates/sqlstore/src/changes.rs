@@ -84,6 +84,8 @@ const WATCHED: [(Watched, &[&str]); 6] = [
             crate::objects::vnet::TABLE,
             crate::objects::lease::TABLE,
             "backup_reserve",
+            // Per-cluster VM quotas count the VMs by their current record's cluster.
+            "history",
         ],
     ),
     (
