@@ -166,7 +166,7 @@ fn ip_to_s(ip: u32) -> String {
 }
 
 /// The upper 64 bits of an IPv6 prefix; empty is none.
-fn parse_prefix(s: &str) -> Result<Option<u64>, ()> {
+pub(super) fn parse_prefix(s: &str) -> Result<Option<u64>, ()> {
     if s.is_empty() {
         return Ok(None);
     }

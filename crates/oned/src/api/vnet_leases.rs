@@ -176,6 +176,16 @@ pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             };
             let reservation = !r.get("PARENT_NETWORK_AR_ID").is_empty();
             let mut attrs = replaced_range(&r.attrs, up, reservation);
+            // `prefix6_to_i` of each prefix a SLAAC range keeps.
+            for (k, what) in [
+                ("GLOBAL_PREFIX", "global address prefix"),
+                ("ULA_PREFIX", "unique local address prefix"),
+            ] {
+                let prefix = template::vector_get(&attrs, k).unwrap_or("").trim();
+                if super::address_range::parse_prefix(prefix).is_err() {
+                    return Err(format!("Wrong format for IP6 {what}"));
+                }
+            }
             if reservation && !restricted.is_empty() {
                 let kept = |k: &str| restricted.iter().any(|r| r.eq_ignore_ascii_case(k));
                 attrs.retain(|(k, _)| !kept(k));
@@ -217,10 +227,8 @@ fn replaced_range(old: &[(String, String)], up: &[(String, String)], reservation
     let was = |k: &str| template::vector_get(old, k).map(str::to_string);
     let kind = was("TYPE").unwrap_or_default().to_ascii_uppercase();
     let ipv4 = matches!(kind.as_str(), "IP4" | "IP4_6" | "IP4_6_STATIC");
-    let ipv6 = matches!(
-        kind.as_str(),
-        "IP6" | "IP6_STATIC" | "IP4_6" | "IP4_6_STATIC"
-    );
+    // `is_ipv6`: the SLAAC types only (the static ones lack its bit).
+    let ipv6 = matches!(kind.as_str(), "IP6" | "IP4_6");
     let ipv6_static = matches!(kind.as_str(), "IP6_STATIC" | "IP4_6_STATIC");
     let mut attrs: Pairs = up
         .iter()
@@ -262,7 +270,14 @@ fn replaced_range(old: &[(String, String)], up: &[(String, String)], reservation
     } else {
         attrs.retain(|(k, _)| k != "PREFIX_LENGTH");
     }
-    if !ipv6 {
+    if ipv6 {
+        // What the update leaves out is written back empty.
+        for k in ["GLOBAL_PREFIX", "ULA_PREFIX"] {
+            if given(&attrs, k).is_none() {
+                attrs.push((k.to_string(), String::new()));
+            }
+        }
+    } else {
         attrs.retain(|(k, _)| k != "GLOBAL_PREFIX" && k != "ULA_PREFIX");
     }
     if given(&attrs, "SIZE").is_none_or(str::is_empty) {

@@ -667,3 +667,50 @@ fn a_network_allocated_with_a_bad_range_is_made_in_error() {
     ok(&c, "one.vn.recover", vec![Value::Int(vn), Value::Int(1)]);
     assert!(info(&c, "one.vn.info", vn).contains("<STATE>1</STATE>"));
 }
+
+/// `AddressRange::update_attributes`: a SLAAC range's prefixes must parse, and those an update
+/// leaves out are written back empty; a static IPv6 range keeps none.
+#[test]
+fn update_ar_checks_and_keeps_ipv6_prefixes_as_opennebula() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = six\nVN_MAD = dummy\nBRIDGE = br0\n\
+         AR = [ TYPE = IP6, SIZE = 4, GLOBAL_PREFIX = \"2001:db8::\" ]\n\
+         AR = [ TYPE = IP6_STATIC, SIZE = 4, IP6 = \"2001:db8::10\", PREFIX_LENGTH = 64 ]",
+    );
+    let (code, msg) = one_error(c.call(
+        "one.vn.update_ar",
+        vec![Value::Int(vn), s("AR = [ AR_ID = 0, GLOBAL_PREFIX = zzz ]")],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            INTERNAL,
+            "[one.vn.update_ar] Wrong format for IP6 global address prefix"
+        )
+    );
+    ok(
+        &c,
+        "one.vn.update_ar",
+        vec![Value::Int(vn), s("AR = [ AR_ID = 0, SIZE = 5 ]")],
+    );
+    ok(
+        &c,
+        "one.vn.update_ar",
+        vec![
+            Value::Int(vn),
+            s("AR = [ AR_ID = 1, GLOBAL_PREFIX = \"2001:db8::\" ]"),
+        ],
+    );
+    let body = info(&c, "one.vn.info", vn);
+    let ars: Vec<&str> = body.split("<AR>").skip(1).collect();
+    assert!(
+        ars[0].contains("<GLOBAL_PREFIX></GLOBAL_PREFIX>")
+            && ars[0].contains("<ULA_PREFIX></ULA_PREFIX>"),
+        "{body}"
+    );
+    assert!(!ars[1].contains("GLOBAL_PREFIX"), "{body}");
+}
