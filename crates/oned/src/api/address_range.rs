@@ -212,8 +212,22 @@ impl Range {
                 return Err("Wrong or empty IP6 attribute".into());
             }
             let pl: Option<u32> = get(&pairs, "PREFIX_LENGTH").trim().parse().ok();
-            if pl.is_none_or(|p| p > 128) {
+            let Some(pl) = pl.filter(|p| *p <= 128) else {
                 return Err("Wrong or empty PREFIX_LENGTH".into());
+            };
+            // `init_ipv6_static`: without a SIZE, the range runs from IP6 to the end of its
+            // prefix (a /64 or wider: to the end of the 64-bit host part).
+            if get(&pairs, "SIZE").trim().is_empty() {
+                let all = if pl <= 64 {
+                    u64::MAX
+                } else {
+                    1u64 << (128 - pl)
+                };
+                let mask = if pl <= 64 { all } else { all - 1 };
+                let first = get(&pairs, "IP6")
+                    .parse::<Ipv6Addr>()
+                    .map_or(0, |a| u128::from(a) as u64);
+                template::vector_set(&mut pairs, "SIZE", (all - (first & mask)).to_string());
             }
         }
         let mac = get(&pairs, "MAC");

@@ -713,4 +713,16 @@ fn update_ar_checks_and_keeps_ipv6_prefixes_as_opennebula() {
         "{body}"
     );
     assert!(!ars[1].contains("GLOBAL_PREFIX"), "{body}");
+    // `init_ipv6_static`: without SIZE, to the end of its prefix.
+    ok(
+        &c,
+        "one.vn.add_ar",
+        vec![
+            Value::Int(vn),
+            s("AR = [ TYPE = IP6_STATIC, IP6 = \"2001:db8::1:10\", PREFIX_LENGTH = 120 ]"),
+        ],
+    );
+    let body = info(&c, "one.vn.info", vn);
+    let third = body.split("<AR>").nth(3).unwrap_or("");
+    assert!(third.contains("<SIZE>240</SIZE>"), "{body}");
 }
