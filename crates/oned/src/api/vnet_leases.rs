@@ -674,10 +674,20 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         None => {
             let mut rt = t.clone();
             rt.remove("AR");
-            // `VirtualNetwork::clone_template`: the parent's VLAN_ID, chosen or given.
-            match super::vnet_vlans::shown(v.vlan_auto, &t, "VLAN_ID") {
-                Some(id) => rt.set("VLAN_ID", template::Value::Single(id)),
-                None => rt.set("AUTOMATIC_VLAN_ID", template::Value::Single("NO".into())),
+            // `VirtualNetwork::clone_template`: the parent's VLAN_ID and OUTER_VLAN_ID, chosen
+            // or given.
+            for (key, auto, automatic) in [
+                ("VLAN_ID", v.vlan_auto, "AUTOMATIC_VLAN_ID"),
+                (
+                    "OUTER_VLAN_ID",
+                    v.outer_vlan_auto,
+                    "AUTOMATIC_OUTER_VLAN_ID",
+                ),
+            ] {
+                match super::vnet_vlans::shown(auto, &t, key) {
+                    Some(id) => rt.set(key, template::Value::Single(id)),
+                    None => rt.set(automatic, template::Value::Single("NO".into())),
+                }
             }
             let r = reservation_range(child, 0, parent_ar)?;
             let rt = ar::with_ranges(&rt, &[r]);

@@ -112,6 +112,25 @@ fn automatic_vlan_ids_follow_the_bitmap_and_stay_out_of_the_template() {
         vlans(&info(&c, o)),
         ("15".into(), 1, (500 + o).to_string(), 1)
     );
+    // A reservation takes both chosen ids (`clone_template`), so the driver's checks pass.
+    c.call(
+        "one.vn.add_ar",
+        vec![int(o), s("AR = [ TYPE = ETHER, SIZE = 4 ]")],
+    )
+    .unwrap();
+    let r = c
+        .call("one.vn.reserve", vec![int(o), s("SIZE = 1\nNAME = r-o")])
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    let rb = info(&c, r);
+    assert_eq!(
+        (
+            in_template(&rb, "VLAN_ID"),
+            in_template(&rb, "OUTER_VLAN_ID")
+        ),
+        (Some("15".into()), Some((500 + o).to_string()))
+    );
     // A driver without VLANs chooses none, and says it was asked.
     let d = vnet(
         &zone,
