@@ -540,20 +540,15 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     // After the authorization and the VM's existence, as `VirtualMachineAction`.
     // `set_resched(false)` of `DispatchManager::reboot` and of the LCM's moves.
+    // Terminate and undeploy clear it only on a VM that runs (`trigger_shutdown`'s and
+    // `trigger_undeploy`'s RUNNING/UNKNOWN branches; their POWEROFF bypasses keep it).
+    let ends_running = st == state::ACTIVE;
     let clears_resched = vm.resched
-        && matches!(
-            action.as_str(),
-            "reboot"
-                | "reboot-hard"
-                | "poweroff"
-                | "poweroff-hard"
-                | "suspend"
-                | "stop"
-                | "undeploy"
-                | "undeploy-hard"
-                | "terminate"
-                | "terminate-hard"
-        );
+        && match action.as_str() {
+            "reboot" | "reboot-hard" | "poweroff" | "poweroff-hard" | "suspend" | "stop" => true,
+            "undeploy" | "undeploy-hard" | "terminate" | "terminate-hard" => ends_running,
+            _ => false,
+        };
     let (new_state, new_lcm) = match super::vm_actions::outcome(&action, id, st, lc) {
         Outcome::Move(to) => to,
         Outcome::Nothing if clears_resched => {

@@ -85,8 +85,12 @@ fn done_vms_keep_their_owner_offline_hosts_take_no_vm_and_actions_clear_resched(
     );
 
     eprintln!("--- a DONE VM keeps its owner");
+    // Terminated from POWEROFF, it keeps the flag (`trigger_shutdown`'s POWEROFF bypass).
+    ok(&c, "one.vm.action", vec![s("resched"), i(a)]);
+    wait_body(&zone, &c, a, "<RESCHED>1</RESCHED>");
     ok(&c, "one.vm.action", vec![s("terminate-hard"), i(a)]);
     wait_body(&zone, &c, a, "<STATE>6</STATE>");
+    wait_body(&zone, &c, a, "<RESCHED>1</RESCHED>");
     assert_eq!(
         one_error(c.call("one.vm.chown", vec![i(a), i(1), i(-1)])),
         (
