@@ -585,8 +585,10 @@ impl Authenticator {
         let user: Option<&UserRow> = found.map(|f| f.row.as_ref());
         let user = user.filter(|u| u.enabled);
         // A login token opens a session whatever the user's driver, as in OpenNebula, and
-        // costs no argon2 run: it is a random secret, compared as it is stored.
-        if let Some(session) = user.and_then(|u| token_session(u, secret, unix_now())) {
+        // costs no argon2 run: it is a random secret, compared as it is stored. Not for the
+        // server drivers' users (serveradmin): `authenticate_server` never reads tokens.
+        let tokens = user.filter(|u| !u.auth_driver.starts_with("server"));
+        if let Some(session) = tokens.and_then(|u| token_session(u, secret, unix_now())) {
             return Ok(Some(Checked {
                 session,
                 legacy: None,
@@ -991,6 +993,20 @@ mod tests {
         assert_eq!(auth.verifications(), 0, "tokens cost no argon2 run");
         assert_eq!(check(&auth, &db, "ldapuser:tok-ful").await, (false, 1));
         assert_eq!(check(&auth, &db, "oneadmin:tok-full").await, (false, 1));
+    }
+
+    #[tokio::test]
+    async fn serveradmin_is_never_let_in_by_a_login_token() {
+        let db = db();
+        let c = rusqlite_conn(&db.path);
+        c.execute_batch(
+            "INSERT INTO user_login_tokens (uid, token, expiration, egid) VALUES (1, 'srv', -1, -1)",
+        )
+        .unwrap();
+        let auth = auth_for(&db);
+        // `authenticate_server` reads no login tokens.
+        let checked = auth.check(&db.pool, "serveradmin:srv").await;
+        assert!(!matches!(checked, Ok(Some(_))));
     }
 
     #[tokio::test]

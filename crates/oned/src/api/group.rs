@@ -72,8 +72,12 @@ pub(super) fn group_xml(g: &GroupRow, quotas: Option<(&Quotas, &Quotas)>, out: &
     });
 }
 
+/// `Request::failure_response(NO_EXISTS)`: `[id]`, or ` Pool.` for -1.
 fn no_group(id: i64) -> Failure {
-    fail(code::NO_EXISTS, format!("Error getting group [{id}]."))
+    match id {
+        -1 => fail(code::NO_EXISTS, "Error getting group Pool."),
+        _ => fail(code::NO_EXISTS, format!("Error getting group [{id}].")),
+    }
 }
 
 pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {

@@ -92,8 +92,12 @@ pub fn user_xml(u: &UserRow, quotas: Option<(&Quotas, &Quotas)>, out: &mut Strin
     });
 }
 
+/// `Request::failure_response(NO_EXISTS)`: `[id]`, or ` Pool.` for -1.
 fn no_user(id: i64) -> Failure {
-    fail(code::NO_EXISTS, format!("Error getting user [{id}]."))
+    match id {
+        -1 => fail(code::NO_EXISTS, "Error getting user Pool."),
+        _ => fail(code::NO_EXISTS, format!("Error getting user [{id}].")),
+    }
 }
 
 /// `one.user.allocate(name, password, driver, [gids])`, as `UserAllocate`: CREATE USER (a rule

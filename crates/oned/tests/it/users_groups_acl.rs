@@ -285,6 +285,14 @@ fn bootstrap_users_have_a_token_password_and_users_its_sunstone_views() {
             .unwrap_or("");
         assert_eq!(token.len(), 64, "{body}");
     }
+    // -1 is no user: `Request::failure_response` says ` Pool.` for it.
+    assert_eq!(
+        one_error(c.call("one.user.passwd", vec![i(-1), s("x")])),
+        (
+            0x400,
+            "[one.user.passwd] Error getting user Pool.".to_string()
+        )
+    );
     let body = c
         .call_xml("one.group.info", vec![xmlrpc::Value::Int(1)])
         .unwrap();
