@@ -171,7 +171,7 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if to == (st, lc) {
         return Ok(Value::Int(id as i32));
     }
-    let mut stmts = stmts_for(&v, to)?;
+    let mut stmts = stmts_for(&v, to, op == 0)?;
     // `DispatchManager::delete_recreate` records itself on the VM's last record: a STOPPED VM
     // recreated is then deployed anew, not resumed (`DeployFrom::prolog`).
     if let (4, Some(last)) = (op, v.history.last()) {
@@ -201,9 +201,10 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-/// The guarded move to `to`; a failed migration also puts the VM back on the host it came
-/// from (OpenNebula copies the previous history record).
-fn stmts_for(v: &VmRow, to: (i64, i64)) -> Result<Vec<SqlStmt>, Failure> {
+/// The guarded move to `to`; a migration recovered as failed (`failed`) also puts the VM back
+/// on the host it came from (`revert_migrate_after_failure` copies the previous history
+/// record); one recovered as done stays where it went (`trigger_deploy_success`).
+fn stmts_for(v: &VmRow, to: (i64, i64), failed: bool) -> Result<Vec<SqlStmt>, Failure> {
     let id = v.head.owned.oid;
     let from = (v.state, v.lcm_state);
     let mut stmts = rows::move_stmts(&Move {
@@ -222,7 +223,7 @@ fn stmts_for(v: &VmRow, to: (i64, i64)) -> Result<Vec<SqlStmt>, Failure> {
         stmts.splice(0..0, super::image_snaps::hand_back(&v.template, id, None));
     }
     let migrating = matches!(from.1, lcm::MIGRATE | lcm::SAVE_MIGRATE) && from.0 == A;
-    if migrating && to == (A, lcm::RUNNING) && v.history.len() >= 2 {
+    if failed && migrating && to == (A, lcm::RUNNING) && v.history.len() >= 2 {
         let n = v.history.len();
         let (cur, prev) = (v.history[n - 1].hid, v.history[n - 2].hid);
         stmts.extend(super::vm_migrate::new_host_stmts(id, cur, prev, now()));

@@ -396,3 +396,30 @@ fn updateconf_keeps_restricted_attributes_and_migrate_to_administrators() {
         )
     );
 }
+
+/// `recover --success` of a migration (`trigger_deploy_success`, MIGRATE): the VM stays on
+/// the host it went to; only a failure goes back (`revert_migrate_after_failure`). Asked at
+/// once after the call, while the VM is likely still in MIGRATE (a later one finds it
+/// RUNNING there, with nothing to do: the same end).
+#[test]
+fn a_migration_recovered_as_done_stays_on_its_new_host() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let a = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node-a"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let b = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node-b"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let vm = ok(&c, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 8")]);
+    zone.wait_until(DEADLINE, "the VM runs", || running(&c, vm));
+    let to = if hosts_of(&c, vm) == [a] { b } else { a };
+    ok(&c, "one.vm.migrate", vec![i(vm), i(to), Value::Bool(true)]);
+    ok(&c, "one.vm.recover", vec![i(vm), i(1)]);
+    zone.wait_until(DEADLINE, "the VM runs", || running(&c, vm));
+    assert_eq!(hosts_of(&c, vm).last(), Some(&to));
+}
