@@ -94,7 +94,7 @@ fn run_stmts(vm: &WithActions, sa: &SchedAction, now: i64) -> (Vec<SqlStmt>, boo
                 a.message.clear();
                 a.next_action(now);
             }
-            Some(why) => a.message = format!("{} : {why}", log_time(now)),
+            Some(why) => a.message = timed_message(now, why),
         }
     }
     if let Some(to) = to {
@@ -310,7 +310,7 @@ async fn call_write(
         Ok(stmts) => Some((stmts, true)),
         Err(why) => {
             for a in list.iter_mut().filter(|a| a.id == sa.id) {
-                a.message = format!("{} : {why}", log_time(now));
+                a.message = timed_message(now, &why);
             }
             let stmts = vec![sqlstore::objects::replace_template(
                 rows::TABLE,
@@ -322,6 +322,12 @@ async fn call_write(
             Some((stmts, false))
         }
     }
+}
+
+/// `<log_time> : <why>`, as `set_template_error_message` and a scheduled action's MESSAGE
+/// word a failure at `now`.
+pub(crate) fn timed_message(now: i64, why: &str) -> String {
+    format!("{} : {why}", log_time(now))
 }
 
 /// `one_util::log_time`: `Tue Dec 01 01:44:47 2026` (UTC here).

@@ -165,8 +165,19 @@ fn ip_to_s(ip: u32) -> String {
     std::net::Ipv4Addr::from(ip).to_string()
 }
 
+/// `prefix6_to_i` of a SLAAC range's GLOBAL_PREFIX then ULA_PREFIX (empty is none).
+pub(super) fn check_prefixes(pairs: &[(String, String)]) -> Result<(), String> {
+    if parse_prefix(get(pairs, "GLOBAL_PREFIX")).is_err() {
+        return Err("Wrong format for IP6 global address prefix".into());
+    }
+    if parse_prefix(get(pairs, "ULA_PREFIX")).is_err() {
+        return Err("Wrong format for IP6 unique local address prefix".into());
+    }
+    Ok(())
+}
+
 /// The upper 64 bits of an IPv6 prefix; empty is none.
-pub(super) fn parse_prefix(s: &str) -> Result<Option<u64>, ()> {
+fn parse_prefix(s: &str) -> Result<Option<u64>, ()> {
     if s.is_empty() {
         return Ok(None);
     }
@@ -198,12 +209,7 @@ impl Range {
             remove(&mut pairs, "GLOBAL_PREFIX");
             remove(&mut pairs, "ULA_PREFIX");
         } else {
-            if parse_prefix(get(&pairs, "GLOBAL_PREFIX")).is_err() {
-                return Err("Wrong format for IP6 global address prefix".into());
-            }
-            if parse_prefix(get(&pairs, "ULA_PREFIX")).is_err() {
-                return Err("Wrong format for IP6 unique local address prefix".into());
-            }
+            check_prefixes(&pairs)?;
         }
         if !kind.ipv6_static() {
             remove(&mut pairs, "IP6");

@@ -706,7 +706,7 @@ fn due_stmts(
             ));
         }
         Err(why) => {
-            sa.message = format!("{} : {why}", crate::sched_runner::log_time(now));
+            sa.message = crate::sched_runner::timed_message(now, &why);
             stmts.push(rows::set_template(
                 oid,
                 with_actions(&t, &list).to_text(),

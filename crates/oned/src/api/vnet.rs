@@ -296,8 +296,8 @@ pub(super) async fn create_child(
     t.set("BRIDGE_TYPE", single(bridge_type(ctx, &vn_mad)));
     let state = match &refused {
         Some(why) => {
-            let when = crate::sched_runner::log_time(super::vm::now());
-            t.set("ERROR", single(format!("{when} : {why}")));
+            let why = crate::sched_runner::timed_message(super::vm::now(), why);
+            t.set("ERROR", single(why));
             wire::VnetState::Error.as_i64()
         }
         None => LOCK_CREATE,
@@ -458,19 +458,13 @@ async fn visible_leases(
     ctx: &Ctx,
     s: &Session,
     v: &VnetRow,
+    manages: bool,
 ) -> Result<Option<Vec<bool>>, super::Failure> {
     use sqlstore::objects::lease::Holder;
-    if v.leases.is_empty() || s.is_admin() {
+    if v.leases.is_empty() || manages {
         return Ok(None);
     }
     let oid = v.head.owned.oid;
-    if NETS
-        .authorized(ctx, s, oid, perms::MANAGE | perms::NO_LOCK)
-        .await
-        .is_ok()
-    {
-        return Ok(None);
-    }
     let caller = perms::caller(ctx, s).await?;
     let owners = ctx.read(move |c| vnet::lease_holders(c, oid)).await?;
     let kind = |h: Holder| match h {
@@ -497,8 +491,14 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let mut row = NETS
         .authorized(ctx, s, id, perms::USE | perms::NO_LOCK)
         .await?;
-    super::vrouter::only_visible_routers(ctx, s, &mut row).await;
-    let seen = visible_leases(ctx, s, &row).await?;
+    // `VirtualNetworkInfo::to_xml` weighs MANAGE on the network once for what it lists.
+    let manages = s.is_admin()
+        || NETS
+            .authorized(ctx, s, id, perms::MANAGE | perms::NO_LOCK)
+            .await
+            .is_ok();
+    super::vrouter::only_visible_routers(ctx, s, &mut row, manages).await;
+    let seen = visible_leases(ctx, s, &row, manages).await?;
     let mut out = String::new();
     vnet_xml_extended(&row, &mut out, seen.as_deref());
     Ok(xmlrpc::Value::String(super::encrypted::answer(

@@ -176,16 +176,7 @@ pub async fn update_ar(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             };
             let reservation = !r.get("PARENT_NETWORK_AR_ID").is_empty();
             let mut attrs = replaced_range(&r.attrs, up, reservation);
-            // `prefix6_to_i` of each prefix a SLAAC range keeps.
-            for (k, what) in [
-                ("GLOBAL_PREFIX", "global address prefix"),
-                ("ULA_PREFIX", "unique local address prefix"),
-            ] {
-                let prefix = template::vector_get(&attrs, k).unwrap_or("").trim();
-                if super::address_range::parse_prefix(prefix).is_err() {
-                    return Err(format!("Wrong format for IP6 {what}"));
-                }
-            }
+            super::address_range::check_prefixes(&attrs)?;
             if reservation && !restricted.is_empty() {
                 let kept = |k: &str| restricted.iter().any(|r| r.eq_ignore_ascii_case(k));
                 attrs.retain(|(k, _)| !kept(k));
@@ -492,8 +483,8 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             let mut t = parsed(&v.template).map_err(|e| fail(code::INTERNAL, e))?;
             let had = t.single("ERROR").is_some();
             if op == 0 {
-                let when = crate::sched_runner::log_time(super::vm::now());
-                let why = format!("{when} : Failure forced by user");
+                let now = super::vm::now();
+                let why = crate::sched_runner::timed_message(now, "Failure forced by user");
                 t.set("ERROR", template::Value::Single(why));
             } else {
                 t.remove("ERROR");
