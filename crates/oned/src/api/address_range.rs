@@ -81,6 +81,8 @@ pub struct Address {
     pub ip6_ula: Option<String>,
     pub ip6_global: Option<String>,
     pub ip6_link: Option<String>,
+    /// EXTERNAL_PORT_RANGE and INTERNAL_PORT_RANGE, for a range with PORT_START and PORT_SIZE.
+    pub ports: Option<(String, String)>,
 }
 
 impl Address {
@@ -97,6 +99,10 @@ impl Address {
             if let Some(v) = v {
                 out.push((k, v.clone()));
             }
+        }
+        if let Some((external, internal)) = &self.ports {
+            out.push(("EXTERNAL_PORT_RANGE", external.clone()));
+            out.push(("INTERNAL_PORT_RANGE", internal.clone()));
         }
         out.sort();
         out
@@ -320,7 +326,23 @@ impl Range {
         a.ip6 = self
             .ip6
             .map(|ip6| Ipv6Addr::from(ip6.wrapping_add(idx as u128)).to_string());
+        a.ports = self.ports(idx);
         a
+    }
+
+    /// `set_port_ranges`: address `idx` forwards PORT_SIZE ports from PORT_START (both
+    /// unsigned, 0 when unset or unreadable, as `vector_value` leaves them).
+    fn ports(&self, idx: u64) -> Option<(String, String)> {
+        let num = |k: &str| get(&self.attrs, k).trim().parse::<u32>().unwrap_or(0);
+        let (start, size) = (num("PORT_START"), num("PORT_SIZE"));
+        if start == 0 || size == 0 {
+            return None;
+        }
+        let first = start
+            .wrapping_add((idx as u32).wrapping_mul(size))
+            .wrapping_add(1);
+        let last = first.wrapping_add(size - 1);
+        Some((format!("{first}:{last}"), format!("1-{size}/{first}")))
     }
 
     /// The index of `ip` in this range, if it is one of its IPv4 addresses.

@@ -209,6 +209,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
     NETS.may_create(ctx, s).await?;
+    // `VirtualNetworkPool::allocate` looks for the name before `insert` checks the template.
+    name_free(ctx, s, t.single("NAME").unwrap_or("")).await?;
     // `VirtualNetwork::insert`'s first check.
     let name = t
         .single("NAME")
@@ -218,6 +220,24 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let with = vec![cluster_rows::add_new(Member::Network, cluster)];
     create(ctx, s, t, &name, with).await
+}
+
+/// INTERNAL `NAME is already taken by NET <id>.` when the caller owns a network called `name`.
+pub(super) async fn name_free(ctx: &Ctx, s: &Session, name: &str) -> Result<(), super::Failure> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let (n, uid) = (name.to_string(), s.uid);
+    let held = ctx
+        .read(move |c| sqlstore::objects::owned_named(c, vnet::TABLE, &n, uid))
+        .await?;
+    match held {
+        Some(other) => Err(fail(
+            code::INTERNAL,
+            format!("NAME is already taken by NET {other}."),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A new network of `s` from template `t`, called `name` (checked by the caller), with

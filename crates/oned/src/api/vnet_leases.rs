@@ -283,12 +283,13 @@ fn replaced_range(old: &[(String, String)], up: &[(String, String)], reservation
     attrs
 }
 
-/// `one.vn.rm_ar(id, ar_id [, force])` (ADMIN) and `one.vn.free_ar(id, ar_id)` (MANAGE): the
+/// `one.vn.rm_ar(id, ar_id [, force])` (ADMIN) and `one.vn.free_ar(id, ar_id [, force])` (MANAGE): the
 /// range goes, with its leases when forced; a reservation's addresses go back to its parent.
 async fn remove_range(ctx: &Ctx, s: &Session, p: Params<'_>, right: u64) -> MethodResult {
     let id = p.int(0)? as i64;
     let arid = p.int(1)? as i64;
-    let force = right == ADMIN && p.0.len() > 2 && p.opt_bool(2)?.unwrap_or(false);
+    // `free_ar` runs `rm_ar`'s code, so it reads the same optional `force`.
+    let force = p.0.len() > 2 && p.opt_bool(2)?.unwrap_or(false);
     NETS.authorized(ctx, s, id, right).await?;
     super::writes::write_computed(ctx, id, move || async move {
         let v = NETS.authorized(ctx, s, id, right).await?;
@@ -390,6 +391,20 @@ pub fn named(pairs: &[(String, String)]) -> Result<Option<Named>, String> {
     })
 }
 
+/// Where a reservation starts: its IP, else its IP6, else its MAC (`VirtualNetworkReserve`
+/// takes the first given and ignores the others).
+fn reserved_at(tmpl: &Template) -> Option<Named> {
+    let get = |k: &str| {
+        tmpl.single(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    get("IP")
+        .map(Named::Ip)
+        .or_else(|| get("IP6").map(Named::Ip6))
+        .or_else(|| get("MAC").map(Named::Mac))
+}
+
 /// The `LEASES` vector of a hold or release: its address and its AR_ID, if any.
 fn lease_request(tmpl: &Template) -> Result<(Named, Option<i64>), String> {
     let Some(pairs) = tmpl.get_all("LEASES").find_map(|a| a.value.as_vector()) else {
@@ -405,24 +420,29 @@ pub async fn hold(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     leases_call(ctx, s, p, "one.vn.hold", MANAGE, |v, tmpl| {
         let (addr, arid) = lease_request(tmpl)?;
         let t = parsed(&v.template)?;
-        let found = ar::ranges(&t)
+        // Without an AR_ID every range holding the address holds it (`hold_by_ip` and the
+        // like loop over the whole pool).
+        let held: Vec<SqlStmt> = ar::ranges(&t)
             .iter()
             .filter(|r| arid.is_none_or(|a| a == r.id))
-            .find_map(|r| {
+            .filter_map(|r| {
                 let idx = addr.index_in(r)? as i64;
-                (!taken(v, r.id).contains(&idx)).then_some((r.id, idx))
-            });
-        let Some((arid, idx)) = found else {
+                (!taken(v, r.id).contains(&idx)).then(|| {
+                    lease::take(
+                        v.head.owned.oid,
+                        r.id,
+                        idx,
+                        Holder::Vm,
+                        OwnerRef::Id(-1),
+                        &v.template,
+                    )
+                })
+            })
+            .collect();
+        if held.is_empty() {
             return Err("Address is not part of the address range or in use.".into());
-        };
-        Ok(vec![lease::take(
-            v.head.owned.oid,
-            arid,
-            idx,
-            Holder::Vm,
-            OwnerRef::Id(-1),
-            &v.template,
-        )])
+        }
+        Ok(held)
     })
     .await
 }
@@ -557,7 +577,7 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 "Cannot add a reservation from the same network",
             ));
         }
-        let r = NETS.authorized(ctx, s, rid, MANAGE).await?;
+        let r = NETS.get(ctx, rid).await?;
         if r.parent == -1 {
             return Err(fail(
                 code::ACTION,
@@ -582,42 +602,42 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if arid.is_some_and(|a| a < 0) {
         return Err(fail(code::ACTION, "AR_ID must be equal or greater than 0"));
     }
-    let at = named(
-        tmpl.attrs
-            .iter()
-            .filter_map(|a| a.value.as_single().map(|v| (a.name.clone(), v.to_string())))
-            .collect::<Vec<_>>()
-            .as_slice(),
-    )
-    .map_err(|e| fail(code::ACTION, e))?;
+    let at = reserved_at(&tmpl);
     if arid.is_none() && at.is_some() {
         return Err(fail(
             code::ACTION,
             "AR_ID must be specified for IP/MAC based reservations",
         ));
     }
-    let parent = NETS.authorized(ctx, s, id, USE).await?;
+    // `VirtualNetworkReserve` reads the parent without its id in the refusal.
+    let parent = NETS.get(ctx, id).await.map_err(|_| NETS.missing(-1))?;
     if parent.parent != -1 {
         return Err(fail(
             code::ACTION,
             "Cannot reserve addresses from a reserved VNET",
         ));
     }
+    // USE on the parent and MANAGE on the reservation in one request, every refusal named.
+    let c = super::perms::caller(ctx, s).await?;
+    let mut why: Vec<String> = NETS.refusal(&c, &parent, USE).into_iter().collect();
+    if let Some(rid) = onto {
+        let r = NETS.get(ctx, rid).await?;
+        why.extend(NETS.refusal(&c, &r, MANAGE));
+    }
+    if !why.is_empty() {
+        return Err(fail(
+            code::AUTHORIZATION,
+            format!("User [{}] : {}.", s.uid, why.join("; ")),
+        ));
+    }
     if onto.is_none() {
         // The new network's name is checked as `VirtualNetworkPool::allocate` checks it,
-        // before the addresses.
+        // before the quota and the addresses.
         super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
-        let (n, uid) = (name.clone(), s.uid);
-        let held = ctx
-            .read(move |c| sqlstore::objects::owned_named(c, vnet::TABLE, &n, uid))
-            .await?;
-        if let Some(other) = held {
-            return Err(fail(
-                code::INTERNAL,
-                format!("NAME is already taken by NET {other}."),
-            ));
-        }
+        super::vnet::name_free(ctx, s, &name).await?;
     }
+    // The reservation owner's NETWORK quota is weighed before the addresses are looked for.
+    let quota = super::quota::reservation_guard(ctx, s, onto, id, size).await?;
     // One attempt: a concurrent change of the parent (its template or the addresses picked)
     // refuses this write, and the caller may ask again.
     let v = parent;
@@ -633,10 +653,13 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     let mut child = range.attrs.clone();
     let addr = range.address(first);
+    let (external, internal) = addr.ports.clone().unzip();
     for (k, val) in [
         ("MAC", Some(addr.mac.clone())),
         ("IP", addr.ip.clone()),
         ("IP6", addr.ip6.clone()),
+        ("EXTERNAL_PORT_RANGE", external),
+        ("INTERNAL_PORT_RANGE", internal),
     ] {
         if let Some(val) = val {
             child.retain(|(n, _)| n != k);
@@ -659,7 +682,7 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         owner,
         &v.template,
     )];
-    takes.extend(super::quota::reservation_guard(ctx, s, onto, id, size).await?);
+    takes.extend(quota);
     match onto {
         Some(rid) => add_to_reservation(ctx, s, rid, child, parent_ar, takes).await,
         None => {

@@ -28,15 +28,21 @@ const IDS: [(&str, &str); 2] = [
 ];
 
 fn parse_one(t: &mut Template, id: &str, auto: &str) -> bool {
-    let given = t.single(id).is_some_and(|v| !v.is_empty());
-    let automatic = !given
+    let given = t.single(id).map(str::to_string).filter(|v| !v.is_empty());
+    let automatic = given.is_none()
         && t.single(auto)
             .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
-    place(t, id, auto, automatic);
+    // `parse_vlan_id`: a given id moves to the end; none given is left as it was (absent or
+    // empty) until an update writes it (`post_update_template`).
+    t.remove(auto);
+    if let Some(value) = given {
+        t.remove(id);
+        t.set(id, Value::Single(value));
+    }
     automatic
 }
 
-/// What `insert` and `post_update_template` leave of id `id`: no `auto` attribute, and the id
+/// What `post_update_template` leaves of id `id`: no `auto` attribute, and the id
 /// out of the template when oned chooses it, else as given (empty when not).
 fn place(t: &mut Template, id: &str, auto: &str, automatic: bool) {
     t.remove(auto);
@@ -157,8 +163,8 @@ mod tests {
         assert_eq!(a.single("AUTOMATIC_VLAN_ID"), None);
         let mut b = t("BRIDGE = br0");
         assert_eq!(parse(&mut b), (false, false));
-        assert_eq!(b.single("VLAN_ID"), Some(""));
-        assert_eq!(b.single("OUTER_VLAN_ID"), Some(""));
+        assert_eq!(b.single("VLAN_ID"), None);
+        assert_eq!(b.single("OUTER_VLAN_ID"), None);
     }
 
     #[test]

@@ -726,3 +726,153 @@ fn update_ar_checks_and_keeps_ipv6_prefixes_as_opennebula() {
     let third = body.split("<AR>").nth(3).unwrap_or("");
     assert!(third.contains("<SIZE>240</SIZE>"), "{body}");
 }
+
+/// `VirtualNetworkReserve`'s order: the reservation's consistency before any authorization,
+/// the parent read without its id, IP over IP6 over MAC, the owner's quota before the
+/// addresses; `free_ar`'s force (it runs `rm_ar`'s code) and `hold` in every range holding the
+/// address (`AddressRangePool::hold_by_ip`); PORT_START/PORT_SIZE forwarded ports
+/// (`set_port_ranges`) on leases, NICs and reservations.
+#[test]
+fn reserve_free_ar_and_hold_as_opennebula_orders_them() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(
+        &zone,
+        &c,
+        "NAME = pub\nVN_MAD = dummy\nBRIDGE = br0\n\
+         AR = [ TYPE = IP4, IP = 10.7.0.1, SIZE = 8, PORT_START = 2000, PORT_SIZE = 10 ]\n\
+         AR = [ TYPE = IP4, IP = 10.7.0.1, SIZE = 4 ]",
+    );
+    ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    // The network's owner (oneadmin) keeps MANAGE; ann may USE it (group users, 0604).
+    let other = ready_network(&zone, &c, "NAME = other\nVN_MAD = dummy\nBRIDGE = br1");
+    let r = ok(
+        &c,
+        "one.vn.reserve",
+        vec![Value::Int(vn), s("SIZE = 1\nNAME = mine")],
+    );
+    // Onto a reservation of another network: the consistency message, not a refusal of
+    // MANAGE on it.
+    let e = ann.call(
+        "one.vn.reserve",
+        vec![Value::Int(other), s(&format!("SIZE = 1\nNETWORK_ID = {r}"))],
+    );
+    assert_eq!(
+        one_error(e),
+        (
+            ACTION,
+            format!(
+                "[one.vn.reserve] New reservations for virtual network {r} have to be from network {vn}"
+            )
+        )
+    );
+    let e = c.call(
+        "one.vn.reserve",
+        vec![Value::Int(99), s("SIZE = 1\nNAME = x")],
+    );
+    assert_eq!(
+        one_error(e),
+        (
+            0x400,
+            "[one.vn.reserve] Error getting virtual network Pool.".to_string()
+        )
+    );
+    // IP wins over MAC; the reservation's range starts at the forwarded ports of its index.
+    let byip = ok(
+        &c,
+        "one.vn.reserve",
+        vec![
+            Value::Int(vn),
+            s("SIZE = 2\nNAME = byip\nAR_ID = 0\nIP = 10.7.0.5\nMAC = 02:00:0a:07:00:02"),
+        ],
+    );
+    let rb = info(&c, "one.vn.info", byip);
+    assert!(rb.contains("<IP>10.7.0.5</IP>"), "{rb}");
+    assert!(
+        rb.contains("<EXTERNAL_PORT_RANGE>2041:2050</EXTERNAL_PORT_RANGE>"),
+        "{rb}"
+    );
+    // Leases and NICs show their forwarded ports.
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.1\nMEMORY = 8\nNIC = [ NETWORK_ID = {vn}, AR_ID = 0 ]"
+        ))],
+    );
+    let l = leases(&c, vn);
+    let first = l.iter().find(|l| l.contains("10.7.0.1")).unwrap();
+    assert!(
+        first.contains("<EXTERNAL_PORT_RANGE>2001:2010</EXTERNAL_PORT_RANGE>")
+            && first.contains("<INTERNAL_PORT_RANGE>1-10/2001</INTERNAL_PORT_RANGE>"),
+        "{first}"
+    );
+    let vb = info(&c, "one.vm.info", vm);
+    assert!(
+        vb.contains("<EXTERNAL_PORT_RANGE><![CDATA[2011:2020]]></EXTERNAL_PORT_RANGE>"),
+        "{vb}"
+    );
+    // Held without AR_ID: every range with the address holds it.
+    let used = |b: &str| {
+        b.split("<USED_LEASES>")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let before: i64 = used(&info(&c, "one.vn.info", vn)).parse().unwrap();
+    ok(
+        &c,
+        "one.vn.hold",
+        vec![Value::Int(vn), s("LEASES = [ IP = 10.7.0.3 ]")],
+    );
+    let after: i64 = used(&info(&c, "one.vn.info", vn)).parse().unwrap();
+    assert_eq!(after, before + 2);
+    // free_ar with force takes a range with leases.
+    zone.wait_until(DEADLINE, "the reservation is READY", || {
+        info(&c, "one.vn.info", byip).contains("<STATE>1</STATE>")
+    });
+    ok(
+        &c,
+        "one.vn.hold",
+        vec![Value::Int(byip), s("LEASES = [ IP = 10.7.0.5 ]")],
+    );
+    let e = c.call("one.vn.free_ar", vec![Value::Int(byip), Value::Int(0)]);
+    assert_eq!(one_error(e).0, INTERNAL);
+    ok(
+        &c,
+        "one.vn.free_ar",
+        vec![Value::Int(byip), Value::Int(0), Value::Bool(true)],
+    );
+    assert!(!info(&c, "one.vn.info", byip).contains("<AR>"));
+}
+
+/// `VirtualNetworkPool::allocate` looks for a taken name before `insert` reads the template;
+/// a network without VLAN_ID has none in its template until an update writes it.
+#[test]
+fn a_taken_network_name_is_the_first_refusal_and_no_vlan_id_is_written() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vn = ready_network(&zone, &c, "NAME = n\nVN_MAD = dummy\nBRIDGE = br0");
+    let e = c.call("one.vn.allocate", vec![s("NAME = n\nBRIDGE = br0")]);
+    assert_eq!(
+        one_error(e),
+        (
+            INTERNAL,
+            format!("[one.vn.allocate] NAME is already taken by NET {vn}.")
+        )
+    );
+    let body = info(&c, "one.vn.info", vn);
+    let tmpl = body.split("<TEMPLATE>").nth(1).unwrap_or("");
+    assert!(!tmpl.contains("VLAN_ID"), "{tmpl}");
+    c.call("one.vn.update", vec![Value::Int(vn), s("BRIDGE = br0")])
+        .unwrap();
+    let body = info(&c, "one.vn.info", vn);
+    let tmpl = body.split("<TEMPLATE>").nth(1).unwrap_or("");
+    assert!(tmpl.contains("<VLAN_ID><![CDATA[]]></VLAN_ID>"), "{tmpl}");
+}
