@@ -18,8 +18,12 @@ type Decryptor = cbc::Decryptor<aes::Aes256>;
 
 /// The families with encrypted attributes: their table, oned.conf's list, and the shipped
 /// oned.conf's list used when oned.conf names none.
-const LISTS: [(&str, &str, &[&str]); 8] = [
+const LISTS: [(&str, &str, &[&str]); 10] = [
     ("vm_pool", "VM_ENCRYPTED_ATTR", &["CONTEXT/PASSWORD"]),
+    // VM templates hold `VirtualMachineTemplate`s, network templates
+    // `VirtualNetworkTemplate`s: each shares its objects' list.
+    ("template_pool", "VM_ENCRYPTED_ATTR", &["CONTEXT/PASSWORD"]),
+    ("vn_template_pool", "VNET_ENCRYPTED_ATTR", &[]),
     (
         "user_pool",
         "USER_ENCRYPTED_ATTR",
@@ -129,12 +133,16 @@ pub fn seal_text(ctx: &Ctx, table: &str, text: String) -> String {
 }
 
 /// Whether `info(id, decrypt)` asks for the values decrypted: only an administrator's call
-/// (`att.is_admin()`), with a third parameter true.
-fn asked(s: &crate::auth::Session, p: &xmlrpc::Params<'_>) -> Result<bool, xmlrpc::Fault> {
+/// (`att.is_admin()`), with parameter `at` true.
+fn asked(
+    s: &crate::auth::Session,
+    p: &xmlrpc::Params<'_>,
+    at: usize,
+) -> Result<bool, xmlrpc::Fault> {
     if !s.is_admin() {
         return Ok(false);
     }
-    Ok(p.opt_bool(1)?.unwrap_or(false))
+    Ok(p.opt_bool(at)?.unwrap_or(false))
 }
 
 /// `info(id, decrypt)`'s answer `body` of `table`'s family: decrypted if the call asks for it
@@ -146,7 +154,20 @@ pub fn answer(
     table: &str,
     body: String,
 ) -> Result<String, xmlrpc::Fault> {
-    if !asked(s, p)? {
+    answer_at(ctx, s, p, 1, table, body)
+}
+
+/// [`answer`] for a call whose `decrypt` is parameter `at` (`one.template.info(id, extended,
+/// decrypt)`).
+pub fn answer_at(
+    ctx: &Ctx,
+    s: &crate::auth::Session,
+    p: &xmlrpc::Params<'_>,
+    at: usize,
+    table: &str,
+    body: String,
+) -> Result<String, xmlrpc::Fault> {
+    if !asked(s, p, at)? {
         return Ok(body);
     }
     let list = of_table(ctx, table);

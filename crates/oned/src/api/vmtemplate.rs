@@ -73,10 +73,25 @@ pub(super) fn template_xml(t: &TemplateRow, out: &mut String) {
 /// its image as a VM's would be (`VirtualMachineDisks::extended_info`), with its DISK_ID.
 pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    if !p.opt_bool(1)?.unwrap_or(false) || id < 0 {
-        return TEMPLATES.info(ctx, s, p).await;
-    }
+    // `TemplateInfo` reads the template before any authorization, so a negative id is
+    // NO_EXISTS for everyone.
     let mut t = TEMPLATES.get(ctx, id).await?;
+    if !p.opt_bool(1)?.unwrap_or(false) {
+        let c = perms::caller(ctx, s).await?;
+        if let Some(why) = TEMPLATES.refusal(&c, &t, USE | perms::NO_LOCK) {
+            return Err(super::unauthorized(s, &why));
+        }
+        let mut out = String::new();
+        template_xml(&t, &mut out);
+        return Ok(xmlrpc::Value::String(super::encrypted::answer_at(
+            ctx,
+            s,
+            &p,
+            2,
+            objects::template::TABLE,
+            out,
+        )?));
+    }
     let mut body = stored(&t)?;
     let c = perms::caller(ctx, s).await?;
     let mut why: Vec<String> = TEMPLATES
@@ -114,7 +129,14 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     t.template = body.to_text();
     let mut out = String::new();
     template_xml(&t, &mut out);
-    Ok(xmlrpc::Value::String(out))
+    Ok(xmlrpc::Value::String(super::encrypted::answer_at(
+        ctx,
+        s,
+        &p,
+        2,
+        objects::template::TABLE,
+        out,
+    )?))
 }
 
 /// The image a template's DISK names (by IMAGE_ID, or IMAGE with its owner), if it exists.
@@ -168,6 +190,8 @@ async fn insert(
     if let Some(oid) = held {
         return Err(refusal.fail(WHAT, format!("NAME is already taken by TEMPLATE {oid}.")));
     }
+    // `VMTemplatePool::allocate` encrypts the template before it is stored.
+    let text = super::encrypted::seal_text(ctx, objects::template::TABLE, text);
     let insert = objects::template::insert(
         name,
         s.uid,

@@ -34,13 +34,7 @@ pub static VNTEMPLATES: Family<VnTemplateRow> = Family {
 
 pub const METHODS: &[Method] = &[
     method!("one.vntemplate.allocate", Write, Auth::Object, allocate),
-    method!(
-        "one.vntemplate.info",
-        Read,
-        Auth::Object,
-        owned::info,
-        &VNTEMPLATES
-    ),
+    method!("one.vntemplate.info", Read, Auth::Object, info),
     method!("one.vntemplate.delete", Write, Auth::Object, delete),
     method!("one.vntemplate.clone", Write, Auth::Object, clone),
     method!(
@@ -132,7 +126,7 @@ async fn insert(
         s.gid,
         super::umask::new_object(ctx, s).await?,
         super::vm::now(),
-        body.to_text(),
+        super::encrypted::seal_text(ctx, objects::vntemplate::TABLE, body.to_text()),
     );
     let stmts = vec![insert, objects::next_oid(objects::vntemplate::TABLE)];
     let mut clash = false;
@@ -165,6 +159,26 @@ async fn taken(ctx: &Ctx, name: &str, uid: i64) -> Result<Option<String>, Failur
 
 /// `one.vntemplate.allocate(template)`: INTERNAL with the pool's message, as
 /// `VirtualNetworkTemplateAllocate::pool_allocate` answers.
+/// `one.vntemplate.info(id[, decrypt])` (`VirtualNetworkTemplateInfo`): the template is read
+/// before any authorization, so a negative id is NO_EXISTS for everyone.
+pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    let id = p.int(0)? as i64;
+    let t = VNTEMPLATES.get(ctx, id).await?;
+    if let Some(why) = VNTEMPLATES.refusal(&caller(ctx, s).await?, &t, USE | super::perms::NO_LOCK)
+    {
+        return Err(super::unauthorized(s, &why));
+    }
+    let mut out = String::new();
+    vntemplate_xml(&t, &mut out);
+    Ok(xmlrpc::Value::String(super::encrypted::answer(
+        ctx,
+        s,
+        &p,
+        objects::vntemplate::TABLE,
+        out,
+    )?))
+}
+
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let body = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;

@@ -133,3 +133,67 @@ fn encrypted_attributes_are_kept_encrypted_and_shown_decrypted_to_administrators
     assert_eq!(path(&plain, &["TEMPLATE", "PROVISION_BODY"]), stored);
     assert_eq!(path(&open, &["TEMPLATE", "PROVISION_BODY"]), "s3cret");
 }
+
+/// VM templates are `VirtualMachineTemplate`s: their CONTEXT/PASSWORD is encrypted at allocate
+/// and update (`VMTemplatePool::allocate`, `replace_template`), shown decrypted by
+/// `one.template.info(id, extended, true)` to administrators, and the VM made from one keeps
+/// it encrypted once. `TemplateInfo` and `VirtualNetworkTemplateInfo` read before they
+/// authorize: a negative id is NO_EXISTS for everyone.
+#[test]
+fn vm_templates_keep_their_context_password_encrypted() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let t = id(
+        &c,
+        "one.template.allocate",
+        vec![s(
+            "NAME = t\nCPU = 1\nMEMORY = 64\nCONTEXT = [ PASSWORD = \"s3cret\", USERNAME = root ]",
+        )],
+    );
+    let info = |params: Vec<Value>| {
+        Element::parse(&c.call_xml("one.template.info", params).unwrap()).unwrap()
+    };
+    let plain = info(vec![int(t)]);
+    let stored = path(&plain, &["TEMPLATE", "CONTEXT", "PASSWORD"]).to_string();
+    assert!(!stored.is_empty() && stored != "s3cret", "{stored}");
+    // The second parameter is `extended`; `decrypt` is the third.
+    let still = info(vec![int(t), Value::Bool(true)]);
+    assert_eq!(path(&still, &["TEMPLATE", "CONTEXT", "PASSWORD"]), stored);
+    let open = info(vec![int(t), Value::Bool(false), Value::Bool(true)]);
+    assert_eq!(path(&open, &["TEMPLATE", "CONTEXT", "PASSWORD"]), "s3cret");
+    let vm = id(
+        &c,
+        "one.template.instantiate",
+        vec![int(t), s("v"), Value::Bool(true), s(""), Value::Bool(false)],
+    );
+    let (plain, open) = bodies(&c, "one.vm.info", vm);
+    assert_eq!(path(&plain, &["TEMPLATE", "CONTEXT", "PASSWORD"]), stored);
+    assert_eq!(path(&open, &["TEMPLATE", "CONTEXT", "PASSWORD"]), "s3cret");
+    // An update encrypts what it writes.
+    c.call(
+        "one.template.update",
+        vec![
+            int(t),
+            s("CONTEXT = [ PASSWORD = \"other\" ]\nCPU = 1\nMEMORY = 64"),
+            int(0),
+        ],
+    )
+    .unwrap();
+    let after = info(vec![int(t)]);
+    let other = path(&after, &["TEMPLATE", "CONTEXT", "PASSWORD"]);
+    assert!(other != "other" && other != stored, "{other}");
+
+    id(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    for method in ["one.template.info", "one.vntemplate.info"] {
+        let e = ann.call(method, vec![int(-3)]).unwrap_err();
+        assert!(
+            format!("{e}").contains(&format!("[{method}] Error getting")),
+            "{method}: {e}"
+        );
+    }
+}
