@@ -207,6 +207,8 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
                     wire::acl::CLUSTER,
                     id,
                 ));
+                // `ClusterDelete::drop`'s `del_cid_rules`: the rules on its objects.
+                stmts.push(sqlstore::objects::acl::drop_rules_on_cluster_objects(id));
                 stmts.extend(sqlstore::objects::vdc::forget_resource(
                     sqlstore::objects::vdc::Kind::Cluster,
                     ctx.config.zone_id,

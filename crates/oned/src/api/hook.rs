@@ -669,7 +669,7 @@ pub async fn object_of(
                 let Some(h) = sqlstore::objects::host::load(c, id)? else {
                     return Ok(None);
                 };
-                super::host::host_xml(&h, &mut out);
+                super::host::host_xml_stored(&h, &mut out);
                 h.name.clone()
             }
             "IMAGE" => {

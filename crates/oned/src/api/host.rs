@@ -51,7 +51,22 @@ pub const MONITORED: i64 = wire::HostState::Monitored.as_i64();
 pub const DISABLED: i64 = wire::HostState::Disabled.as_i64();
 pub const OFFLINE: i64 = wire::HostState::Offline.as_i64();
 
+/// `one.host.info`'s HOST: its newest monitoring record in MONITORING (`load_monitoring`).
 pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
+    host_xml_with(h, h.monitoring.as_ref(), out);
+}
+
+/// The HOST as `Host::to_xml` writes it without the monitoring loaded (the pool's stored
+/// bodies, hook messages): an empty MONITORING.
+pub(crate) fn host_xml_stored(h: &HostRow, out: &mut String) {
+    host_xml_with(h, None, out);
+}
+
+fn host_xml_with(
+    h: &HostRow,
+    monitoring: Option<&sqlstore::objects::monitoring::HostRecord>,
+    out: &mut String,
+) {
     Xml::new(out).elem("HOST", |x| {
         x.num("ID", h.oid)
             .text("NAME", &h.name)
@@ -77,7 +92,7 @@ pub(crate) fn host_xml(h: &HostRow, out: &mut String) {
             })
             .ids("VMS", &h.vms)
             .raw(&xml::template(&h.template, "TEMPLATE"));
-        super::monitoring::last_host_xml(x, h.monitoring.as_ref());
+        super::monitoring::last_host_xml(x, monitoring);
     });
 }
 
@@ -204,7 +219,7 @@ pub async fn pool_info(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
         let sql = format!("{} ORDER BY h.oid{}", rows::SELECT, order.sql());
         let each = |h: &HostRow, out: &mut String| {
             if may_use(h.oid) {
-                host_xml(h, out);
+                host_xml_stored(h, out);
             }
         };
         print_rows(c, &sql, Vec::new(), rows::read, each, &mut out)?;
@@ -295,6 +310,8 @@ pub async fn delete(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
         Some(_) => {}
     }
     let mut stmts = vec![rows::delete_if_idle(id)];
+    // `delete_object`'s `del_resource_rules`.
+    stmts.push(sqlstore::objects::acl::drop_rules_on(wire::acl::HOST, id));
     stmts.extend(vdc::forget_resource(Kind::Host, ctx.config.zone_id, id));
     change(ctx, id, stmts, "delete").await
 }
@@ -339,5 +356,8 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
 }
 
 pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    super::writes::rename_unique(ctx, &p, rows::TABLE, "host", no_host).await
+    super::writes::rename_unique_with(ctx, &p, rows::TABLE, "host", no_host, |id, name| {
+        vec![rows::rename_in_history(id, name)]
+    })
+    .await
 }

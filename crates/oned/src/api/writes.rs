@@ -155,6 +155,19 @@ pub async fn rename_unique(
     what: &str,
     missing: fn(i64) -> Failure,
 ) -> MethodResult {
+    rename_unique_with(ctx, p, table, what, missing, |_, _| Vec::new()).await
+}
+
+/// [`rename_unique`] that also writes what `with(id, new_name)` gives in the same transaction
+/// (the objects that carry the name, as `batch_rename`).
+pub async fn rename_unique_with(
+    ctx: &Ctx,
+    p: &Params<'_>,
+    table: &'static str,
+    what: &str,
+    missing: fn(i64) -> Failure,
+    with: impl FnOnce(i64, &str) -> Vec<sqlstore::SqlStmt>,
+) -> MethodResult {
     let id = i64::from(p.int(0)?);
     let name = p.string(1)?.to_string();
     if !ctx
@@ -180,9 +193,9 @@ pub async fn rename_unique(
         None => {}
     }
     validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
-    let txn = SqlTxn {
-        stmts: vec![sqlstore::objects::set_name(table, id, &name)],
-    };
+    let mut stmts = vec![sqlstore::objects::set_name(table, id, &name)];
+    stmts.extend(with(id, &name));
+    let txn = SqlTxn { stmts };
     let mut clash = false;
     let written = ctx
         .commit(txn, |r| {

@@ -32,6 +32,7 @@ mod ha;
 mod hooks;
 mod host_reserved;
 mod hostile;
+mod hosts_lifecycle;
 mod image_snapshots;
 mod images;
 mod infra_refusals;

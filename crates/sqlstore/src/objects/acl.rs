@@ -64,11 +64,21 @@ pub fn drop_rules_in_zone(zid: i64) -> SqlStmt {
 /// `AclManager::del_gid_rules`' second half: the rules on the objects of group `gid`
 /// (`.../@gid`, whatever the types).
 pub fn drop_rules_on_group_objects(gid: i64) -> SqlStmt {
-    let selector = wire::acl::GROUP_ID | (gid as u64 & wire::acl::ID_MASK);
-    let mask = wire::acl::GROUP_ID | wire::acl::ID_MASK;
+    drop_rules_selecting(wire::acl::GROUP_ID, gid)
+}
+
+/// `AclManager::del_cid_rules`: the rules on the objects of cluster `cid` (`.../%cid`,
+/// whatever the types).
+pub fn drop_rules_on_cluster_objects(cid: i64) -> SqlStmt {
+    drop_rules_selecting(wire::acl::CLUSTER_ID, cid)
+}
+
+fn drop_rules_selecting(selector: u64, id: i64) -> SqlStmt {
+    let resource = selector | (id as u64 & wire::acl::ID_MASK);
+    let mask = selector | wire::acl::ID_MASK;
     SqlStmt::new(
         "DELETE FROM acl WHERE (resource & ?2) = ?1",
-        vec![SqlValue::Int(selector as i64), SqlValue::Int(mask as i64)],
+        vec![SqlValue::Int(resource as i64), SqlValue::Int(mask as i64)],
     )
 }
 

@@ -451,6 +451,24 @@ pub fn free_capacity(c: &crate::Conn, oid: i64) -> crate::sql::Result<Option<(i6
     }))
 }
 
+/// `HostRename::batch_rename`: the VMs on host `hid` whose current record is there show its new
+/// name (`set_hostname`, `update_history`).
+pub fn rename_in_history(hid: i64, name: &str) -> SqlStmt {
+    let mut params = vec![SqlValue::Int(hid), SqlValue::Text(name.to_string())];
+    params.extend(
+        super::placement::ON_HOST
+            .iter()
+            .map(|s| SqlValue::Int(s.as_i64())),
+    );
+    SqlStmt::new(
+        "UPDATE history SET hostname = ?2
+         WHERE hid = ?1
+           AND vid IN (SELECT oid FROM vm_pool WHERE hid = ?1 AND state IN (?3, ?4, ?5))
+           AND seq = (SELECT MAX(hl.seq) FROM history hl WHERE hl.vid = history.vid)",
+        params,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use crate::{SqlStmt, SqlValue};
 use wire::state::VmState;
 
 /// The VM states that hold a host (as the host usage counts them).
-const ON_HOST: [VmState; 3] = [VmState::Active, VmState::Suspended, VmState::Poweroff];
+pub(super) const ON_HOST: [VmState; 3] = [VmState::Active, VmState::Suspended, VmState::Poweroff];
 
 /// The VMs that hold host `hid` (those its RUNNING_VMS counts), by id.
 pub fn vms_on(c: &Conn, hid: i64) -> crate::sql::Result<Vec<i64>> {
