@@ -390,6 +390,7 @@ CREATE TABLE IF NOT EXISTS image_pool (
     snapshots TEXT NOT NULL DEFAULT '',
     op INTEGER NOT NULL DEFAULT 0,
     increments TEXT NOT NULL DEFAULT '',
+    disk_type INTEGER NOT NULL DEFAULT 0,
     UNIQUE (name, uid)
 );
 CREATE TABLE IF NOT EXISTS backup_reserve (
@@ -713,6 +714,15 @@ fn ensure_schema(conn: &Conn) -> Result<(), SqlError> {
     {
         let add =
             "ALTER TABLE image_pool ADD COLUMN increments TEXT NOT NULL DEFAULT ''".to_string();
+        conn.execute_batch(&match conn.backend() {
+            Backend::Sqlite => add,
+            Backend::Mysql => sql::mysql_schema(conn, &add),
+        })?;
+    }
+    // ...and images the disk type of their datastore when they were made (FILE before).
+    if !conn.columns("image_pool")?.iter().any(|c| c == "disk_type") {
+        let add =
+            "ALTER TABLE image_pool ADD COLUMN disk_type INTEGER NOT NULL DEFAULT 0".to_string();
         conn.execute_batch(&match conn.backend() {
             Backend::Sqlite => add,
             Backend::Mysql => sql::mysql_schema(conn, &add),

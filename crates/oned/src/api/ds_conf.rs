@@ -305,7 +305,7 @@ pub fn set_tm_mad(conf: &Template, t: &mut Template, kind: i64, tm_mad: &str) {
 }
 
 /// `Image::DiskType` by name, as `disk_type_to_str` writes them (their index is the number).
-const DISK_TYPES: &[&str] = &[
+pub(super) const DISK_TYPES: &[&str] = &[
     "FILE",
     "CDROM",
     "BLOCK",

@@ -457,6 +457,7 @@ fn image() {
         state: 1,
         datastore_id: 1,
         datastore: "default".to_string(),
+        disk_type: 0,
         template: TEMPLATE.to_string(),
         modtime: 1_700_000_000,
         prev_state: 1,

@@ -529,13 +529,22 @@ pub async fn persistent(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     .await
 }
 
+/// oned.conf's DEFAULT_IMAGE_TYPE (`ImagePool::default_type`): OS, CDROM or DATABLOCK, else
+/// OS.
+pub(super) fn default_type(ctx: &Ctx) -> String {
+    match ctx.config.raw.single("DEFAULT_IMAGE_TYPE").map(str::trim) {
+        Some(t @ ("OS" | "CDROM" | "DATABLOCK")) => t.to_string(),
+        _ => "OS".to_string(),
+    }
+}
+
 /// `one.image.chtype(id, type)` (`ImageChangeType`): within disks or within files.
 pub async fn chtype(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let name = p.string(1)?.to_uppercase();
     IMAGES.authorized(ctx, s, id, MANAGE).await?;
     let name = if name.is_empty() {
-        "OS".to_string()
+        default_type(ctx)
     } else {
         name
     };
@@ -856,6 +865,7 @@ pub async fn clone_image(
         format: fields.format,
         fs: fields.fs,
         cloning_id: id,
+        disk_type: super::ds_conf::disk_type_number(&ds.template, ds.kind) as i64,
     });
     let src_to = src_to.as_i64();
     let source_state = moved(
@@ -947,7 +957,35 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             ));
         }
     }
+    if force {
+        // `ImageDelete` marks a forced delete in the template before it tries (it stays if the
+        // delete is then refused); here only for a caller who may delete the image at all.
+        IMAGES.authorized(ctx, s, id, right).await?;
+        mark_force_delete(ctx, id).await?;
+    }
     delete_object(ctx, s, id, right).await
+}
+
+/// FORCE_DELETE = YES in image `id`'s template (`replace_template_attribute(.., true)`).
+async fn mark_force_delete(ctx: &Ctx, id: i64) -> Result<(), Failure> {
+    let table = rows::TABLE;
+    super::writes::write_computed(ctx, id, move || async move {
+        let old = ctx
+            .read(move |c| sqlstore::objects::template_text(c, table, "template", id))
+            .await?
+            .ok_or_else(|| IMAGES.missing(id))?;
+        let mut t = template::Template::parse(&old).unwrap_or_default();
+        t.set("FORCE_DELETE", template::Value::Single("YES".into()));
+        Ok(vec![sqlstore::objects::replace_template(
+            table,
+            "template",
+            id,
+            t.to_text(),
+            old,
+        )])
+    })
+    .await
+    .map(|_| ())
 }
 
 /// `ImageDelete::request_execute(oid, att)`, which requests that clean up after themselves call

@@ -53,12 +53,9 @@ pub static IMAGES: Family<ImageRow> = Family {
 };
 
 pub const DATASTORE_METHODS: &[Method] = &[
-    method!(
-        "one.datastore.allocate",
-        Write,
-        Auth::Admin("CREATE DATASTORE"),
-        ds_allocate
-    ),
+    // CREATE DATASTORE and ADMIN on the cluster, by ACL rules, after the template and the
+    // cluster are read (`RequestManagerAllocate::allocate_authorization`).
+    method!("one.datastore.allocate", Write, Auth::Object, ds_allocate),
     method!(
         "one.datastore.info",
         Read,
@@ -190,6 +187,18 @@ pub async fn ds_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let text = p.string(0)?.to_string();
     let t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let cluster = super::clusters::allocation_cluster(ctx, &p, 1).await?;
+    {
+        use super::method::{self as table, Need};
+        table::require(
+            ctx,
+            s,
+            &[
+                Need::kind(wire::acl::DATASTORE, wire::acl::CREATE),
+                Need::on(wire::acl::CLUSTER, cluster, wire::acl::ADMIN),
+            ],
+        )
+        .await?;
+    }
     let internal = |m: String| fail(code::INTERNAL, m);
     let name = t.single("NAME").unwrap_or("").to_string();
     super::validate::object_name(&name).map_err(internal)?;
@@ -326,7 +335,7 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
     Xml::new(out).elem("IMAGE", |x| {
         xml::owned_head(x, &i.head, Some(&i.lock));
         x.num("TYPE", i.kind)
-            .num("DISK_TYPE", 0)
+            .num("DISK_TYPE", i.disk_type)
             .num("PERSISTENT", i.persistent as i64)
             .num("REGTIME", i.regtime)
             .num("MODTIME", i.modtime)
@@ -362,6 +371,8 @@ pub(super) fn image_xml(i: &ImageRow, out: &mut String) {
 pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let ds = p.int(1)? as i64;
+    // An administrator may skip the capacity check (`ImageAllocate`'s third parameter).
+    let check_capacity = !(s.is_admin() && p.0.len() > 2 && p.opt_bool(2)?.unwrap_or(false));
     let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let d = DATASTORES.get(ctx, ds).await?;
     if d.kind == 1 || d.kind == super::vm_backup::BACKUP_DS {
@@ -371,7 +382,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     }
     let from_app = from_app(ctx, &mut t).await?;
     let kind_name = match t.single("TYPE").unwrap_or("") {
-        "" => "OS".to_string(),
+        "" => super::images::default_type(ctx),
         k => k.to_uppercase(),
     };
     let size = match from_app {
@@ -379,18 +390,27 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         None => stat_size(&t, &kind_name)
             .map_err(|e| fail(code::INTERNAL, format!("Cannot parse image SIZE: {e}")))?,
     };
-    if super::images::no_room(ctx, &d, size) {
+    if check_capacity && super::images::no_room(ctx, &d, size) {
         return Err(fail(code::ACTION, "Not enough space in datastore"));
     }
-    if !s.is_admin() && t.single("SOURCE").is_some() {
-        // IMAGE_RESTRICTED_ATTR (`SOURCE` in the shipped oned.conf).
-        return Err(super::unauthorized(
-            s,
-            "Template includes a restricted attribute SOURCE",
-        ));
+    if !s.is_admin() {
+        if let Some(name) = super::restricted::in_new(&super::restricted::image(ctx), &t) {
+            return Err(super::unauthorized(
+                s,
+                &format!("Template includes a restricted attribute {name}"),
+            ));
+        }
     }
-    IMAGES.may_create(ctx, s).await?;
-    let d = DATASTORES.authorized(ctx, s, ds, USE).await?;
+    // CREATE IMAGE and USE on the datastore in one request, every refusal named.
+    let c = super::perms::caller(ctx, s).await?;
+    let mut why: Vec<String> = Vec::new();
+    if !c.may_create(wire::acl::IMAGE) {
+        why.push("Not authorized to perform CREATE IMAGE".into());
+    }
+    why.extend(DATASTORES.refusal(&c, &d, USE));
+    if !why.is_empty() {
+        return Err(super::unauthorized(s, &why.join("; ")));
+    }
     // `quota_authorization` comes before the persistent-only rule and the pool's checks (the
     // insert is guarded again where it is applied).
     let ask = super::quota::Ask::new_image(ds, size as f64);
@@ -447,6 +467,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         format: fields.format,
         fs: fields.fs,
         cloning_id: -1,
+        disk_type: super::ds_conf::disk_type_number(&d.template, d.kind) as i64,
     });
     let refusal = super::writes::Refusal::Allocate;
     super::quota::allocate(

@@ -721,6 +721,8 @@ fn finish_txn(v: &VmRow, next: i64, at: i64, chain: Option<&ImageRow>) -> Option
         format: "raw".into(),
         fs: String::new(),
         cloning_id: -1,
+        // A backup datastore's disks are files.
+        disk_type: 0,
     });
     let mut ids = ids(&t);
     ids.push(image_id);

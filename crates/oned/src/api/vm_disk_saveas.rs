@@ -174,6 +174,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         },
         fs: fields.fs,
         cloning_id: -1,
+        disk_type: super::ds_conf::disk_type_number(&ds.template, ds.kind) as i64,
     });
     // The VM's move, guarded by the template and state just read; then the quota guard.
     let v = VMS.get(ctx, id).await?;

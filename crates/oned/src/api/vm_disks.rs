@@ -414,8 +414,7 @@ pub(super) fn fill_disk(
             template::vector_set(disk, "SAVE", "NO");
         }
     }
-    let kind = if cdrom { "CDROM" } else { "FILE" };
-    template::vector_set(disk, "TYPE", kind);
+    template::vector_set(disk, "TYPE", disk_type_name(i.kind, i.disk_type));
     if let Some(target) = it.single("TARGET").filter(|t| !t.is_empty()) {
         if template::vector_get(disk, "TARGET").is_none() {
             template::vector_set(disk, "TARGET", target.to_string());
@@ -453,6 +452,26 @@ pub(super) async fn image_by_name(
             "User {owner} does not own an image with name: {name} . Set IMAGE_UNAME or IMAGE_UID of owner in DISK."
         )
     })
+}
+
+/// `Image::disk_attribute`'s TYPE: OS and DATABLOCK images the datastore's disk type, CDROMs
+/// its CDROM kind (RBD_CDROM, SHEEPDOG_CDROM, GLUSTER_CDROM, else CDROM), any other none.
+fn disk_type_name(image_kind: i64, disk_type: i64) -> &'static str {
+    let name = |t: i64| {
+        usize::try_from(t)
+            .ok()
+            .and_then(|t| super::ds_conf::DISK_TYPES.get(t).copied())
+    };
+    match image_kind {
+        0 | 2 => name(disk_type).unwrap_or(""),
+        1 => match disk_type {
+            3 => "RBD_CDROM",
+            5 => "GLUSTER_CDROM",
+            7 => "SHEEPDOG_CDROM",
+            _ => "CDROM",
+        },
+        _ => "",
+    }
 }
 
 #[cfg(test)]

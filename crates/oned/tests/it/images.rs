@@ -318,6 +318,16 @@ fn a_datastores_limit_bounds_its_images() {
         "NAME = unchecked\nDS_MAD = fs\nTM_MAD = local\nLIMIT_MB = 10\nDATASTORE_CAPACITY_CHECK = NO",
     );
     image(unchecked, "big", 100).unwrap();
+    // An administrator may skip the check (`ImageAllocate`'s third parameter).
+    c.call(
+        "one.image.allocate",
+        vec![
+            s("NAME = skipped\nTYPE = DATABLOCK\nSIZE = 100"),
+            Value::Int(small),
+            Value::Bool(true),
+        ],
+    )
+    .unwrap();
 }
 
 /// `ImageClone::request_execute` and `ImageAllocate`: the owner's DATASTORE quota is weighed
@@ -399,4 +409,62 @@ fn an_image_registered_by_its_source_is_ready_at_once() {
         )
         .unwrap());
     assert_eq!(elem(&info(&c, image), "STATE"), "1");
+}
+
+/// An image keeps its datastore's disk type (`ImageAllocate` passes `ds->get_disk_type()`),
+/// which its VM disks take as TYPE (`Image::disk_attribute`; CDROMs their CDROM kind); a
+/// forced delete marks the template even when it is refused; DEFAULT_IMAGE_TYPE is the type
+/// of an image that names none.
+#[test]
+fn images_take_their_datastores_disk_type_and_oned_confs_default_type() {
+    let setup = |_: usize, s: &mut crate::zone::Server| {
+        s.extra_conf = "DEFAULT_IMAGE_TYPE = \"DATABLOCK\"\n".to_string();
+    };
+    let zone = Zone::solo_custom(None, Some(Box::new(setup)));
+    let c = zone.servers[0].client();
+    let ds = id(c
+        .call(
+            "one.datastore.allocate",
+            vec![
+                s("NAME = rbd\nDS_MAD = ceph\nTM_MAD = ceph\nDISK_TYPE = RBD\nBRIDGE_LIST = h1"),
+                Value::Int(-1),
+            ],
+        )
+        .unwrap());
+    let image = |text: &str| {
+        id(c.call("one.image.allocate", vec![s(text), Value::Int(ds)])
+            .unwrap())
+    };
+    let data = image("NAME = d\nSIZE = 1");
+    let cd = image("NAME = cd\nTYPE = CDROM\nPATH = /tmp/cd.iso");
+    zone.wait_until(DEADLINE, "the images are READY", || {
+        [data, cd]
+            .iter()
+            .all(|i| elem(&info(&c, *i), "STATE") == "1")
+    });
+    let body = info(&c, data);
+    assert_eq!(elem(&body, "DISK_TYPE"), "3", "{body}");
+    assert_eq!(elem(&body, "TYPE"), "2", "{body}");
+    let vm = id(c
+        .call(
+            "one.vm.allocate",
+            vec![s(&format!(
+                "CPU = 1\nMEMORY = 8\nDISK = [ IMAGE_ID = {data} ]\nDISK = [ IMAGE_ID = {cd} ]"
+            ))],
+        )
+        .unwrap());
+    let vb = c.call_xml("one.vm.info", vec![Value::Int(vm)]).unwrap();
+    assert!(vb.contains("<TYPE><![CDATA[RBD]]></TYPE>"), "{vb}");
+    assert!(vb.contains("<TYPE><![CDATA[RBD_CDROM]]></TYPE>"), "{vb}");
+    // Used by the VM, a forced delete is refused, and the template says it was tried.
+    let e = c.call(
+        "one.image.delete",
+        vec![Value::Int(data), Value::Bool(true)],
+    );
+    assert_eq!(one_error(e).0, ACTION_CODE);
+    let body = info(&c, data);
+    assert!(
+        body.contains("<FORCE_DELETE><![CDATA[YES]]></FORCE_DELETE>"),
+        "{body}"
+    );
 }

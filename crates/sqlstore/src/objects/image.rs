@@ -61,6 +61,8 @@ pub struct ImageRow {
     pub vms: Vec<i64>,
     /// The images being cloned from it, ascending.
     pub clones: Vec<i64>,
+    /// `Image::DiskType` of its datastore when it was made (`ds->get_disk_type()`).
+    pub disk_type: i64,
 }
 
 has_owner!(lockable ImageRow);
@@ -106,6 +108,7 @@ fn read(c: &Conn, r: &Row) -> crate::sql::Result<ImageRow> {
         snapshots: r.get(at + 16)?,
         op: r.get(at + 17)?,
         increments: r.get(at + 18)?,
+        disk_type: r.get(at + 19)?,
     })
 }
 
@@ -115,7 +118,7 @@ pub static ROWS: Rows<ImageRow> = Rows {
         "i",
         "i.type, i.persistent, i.regtime, i.path, i.size, i.state, i.datastore_id, \
          COALESCE(d.name, ''), i.template, i.modtime, i.prev_state, i.source, i.format, i.fs, \
-         i.cloning_id, i.target_snapshot, i.snapshots, i.op, i.increments",
+         i.cloning_id, i.target_snapshot, i.snapshots, i.op, i.increments, i.disk_type",
         " LEFT JOIN datastore_pool d ON d.oid = i.datastore_id"
     ),
     alias: "i",
@@ -141,6 +144,8 @@ pub struct NewImage {
     pub fs: String,
     /// -1, or the image it is cloned from (then `op` is [`op::CLONE`]).
     pub cloning_id: i64,
+    /// The datastore's `Image::DiskType`.
+    pub disk_type: i64,
 }
 
 /// Inserts a new image. `prev_state` is INIT, as OpenNebula's until the first update.
@@ -153,8 +158,8 @@ pub fn insert(i: NewImage) -> SqlStmt {
     insert_next(
         TABLE,
         "name, uid, gid, perms, type, persistent, regtime, path, size, state, datastore_id, \
-         template, modtime, prev_state, source, format, fs, cloning_id, op",
-        "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?7, 0, ?13, ?14, ?15, ?16, ?17",
+         template, modtime, prev_state, source, format, fs, cloning_id, op, disk_type",
+        "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?7, 0, ?13, ?14, ?15, ?16, ?17, ?18",
         vec![
             SqlValue::Text(i.name),
             SqlValue::Int(i.uid),
@@ -173,6 +178,7 @@ pub fn insert(i: NewImage) -> SqlStmt {
             SqlValue::Text(i.fs),
             SqlValue::Int(i.cloning_id),
             SqlValue::Int(op),
+            SqlValue::Int(i.disk_type),
         ],
     )
 }
@@ -585,6 +591,7 @@ mod tests {
             format: "raw".into(),
             fs: String::new(),
             cloning_id,
+            disk_type: 0,
         }
     }
 
