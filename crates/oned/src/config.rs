@@ -211,13 +211,14 @@ fn hook(ctx: &Ctx<'_>, t: &Template, name: &str) -> Result<Option<Hook>, ConfigE
     }))
 }
 
-/// `HOOK_LOG_CONF/LOG_RETENTION`: at least one record per hook; 20 when not given.
+/// `HOOK_LOG_CONF/LOG_RETENTION`: at least one record per hook; 10 when not given
+/// (`OpenNebulaTemplate`'s default; the shipped oned.conf says 20).
 fn hook_log_retention(ctx: &Ctx<'_>, t: &Template) -> Result<i64, ConfigError> {
     let Some((pairs, line)) = vector(ctx, t, "HOOK_LOG_CONF")? else {
-        return Ok(20);
+        return Ok(10);
     };
     let Some(raw) = template::vector_get(pairs, "LOG_RETENTION") else {
-        return Ok(20);
+        return Ok(10);
     };
     let attr = "HOOK_LOG_CONF/LOG_RETENTION";
     let n: i64 = parse_int(ctx, line, attr, raw, "a number of records")?;

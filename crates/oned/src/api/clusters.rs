@@ -42,7 +42,7 @@ pub const METHODS: &[Method] = &[
     method!(
         "one.cluster.rename",
         Write,
-        Auth::On(CLUSTER, MANAGE),
+        Auth::Deferred(CLUSTER, MANAGE),
         rename
     ),
     method!("one.cluster.info", Read, Auth::On(CLUSTER, USE), info),
@@ -275,8 +275,17 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     .await
 }
 
-pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    super::writes::rename_unique(ctx, &p, rows::TABLE, "cluster", no_cluster).await
+pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    super::writes::rename_unique(
+        ctx,
+        s,
+        &p,
+        rows::TABLE,
+        "cluster",
+        no_cluster,
+        (CLUSTER, MANAGE),
+    )
+    .await
 }
 
 /// Runs a membership change of cluster `cid`; NotFound means the cluster or the object went.

@@ -21,7 +21,7 @@ pub const METHODS: &[Method] = &[
     method!(
         wire::method::HOST_ALLOCATE,
         Write,
-        Auth::Create(HOST),
+        Auth::Deferred(HOST, wire::acl::CREATE),
         allocate
     ),
     method!(wire::method::HOST_INFO, Read, Auth::On(HOST, USE), info),
@@ -38,7 +38,12 @@ pub const METHODS: &[Method] = &[
         status
     ),
     method!("one.host.update", Write, Auth::On(HOST, ADMIN), update),
-    method!("one.host.rename", Write, Auth::On(HOST, ADMIN), rename),
+    method!(
+        "one.host.rename",
+        Write,
+        Auth::Deferred(HOST, ADMIN),
+        rename
+    ),
     // The hosts the caller may USE.
     method!(wire::method::HOSTPOOL_INFO, Read, Auth::Object, pool_info),
 ];
@@ -181,8 +186,16 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             format!("Error getting cluster [{cluster}]."),
         ));
     }
-    // With CREATE HOST (the table's), ADMIN on the cluster the host joins.
-    table::require(ctx, s, &[Need::on(CLUSTER, cluster, ADMIN)]).await?;
+    // CREATE HOST and ADMIN on the cluster the host joins, in one request.
+    table::require(
+        ctx,
+        s,
+        &[
+            Need::kind(HOST, wire::acl::CREATE),
+            Need::on(CLUSTER, cluster, ADMIN),
+        ],
+    )
+    .await?;
     super::validate::host_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     if im_mad.is_empty() {
         return Err(fail(code::INTERNAL, "IM_MAD_NAME cannot be empty."));
@@ -355,9 +368,16 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     .await
 }
 
-pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
-    super::writes::rename_unique_with(ctx, &p, rows::TABLE, "host", no_host, |id, name| {
-        vec![rows::rename_in_history(id, name)]
-    })
+pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
+    super::writes::rename_unique_with(
+        ctx,
+        s,
+        &p,
+        rows::TABLE,
+        "host",
+        no_host,
+        (HOST, ADMIN),
+        |id, name| vec![rows::rename_in_history(id, name)],
+    )
     .await
 }

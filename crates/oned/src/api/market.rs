@@ -475,7 +475,11 @@ pub async fn app_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult
     ] {
         t.remove(attr);
     }
-    let kind = t.single("TYPE").map_or(app_type::IMAGE, app_kind);
+    // `MarketPlaceApp::parse_template`: no TYPE, or an empty one, is an image app.
+    let kind = match t.single("TYPE") {
+        Some(k) if !k.is_empty() => app_kind(k),
+        _ => app_type::IMAGE,
+    };
     let origin = single(&t, "ORIGIN_ID")
         .trim()
         .parse::<i64>()
@@ -538,13 +542,17 @@ async fn import_refusal(ctx: &Ctx, kind: i64, origin: i64) -> Result<Option<Stri
     let image = ctx
         .read(move |c| {
             use sqlstore::Optional;
-            c.prepare_cached("SELECT state FROM image_pool WHERE oid = ?1")?
-                .query_row([origin], |r| r.get::<i64>(0))
+            c.prepare_cached("SELECT state, type FROM image_pool WHERE oid = ?1")?
+                .query_row([origin], |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)))
                 .optional()
         })
         .await?;
     use wire::ImageState as I;
-    Ok(match image.and_then(I::from_i64) {
+    if image.is_some_and(|(_, kind)| kind == super::vm_backup::BACKUP_IMAGE) {
+        // `ImageManager::set_clone_state`'s words.
+        return Ok(Some("Cannoe clone backup images".into()));
+    }
+    Ok(match image.and_then(|(state, _)| I::from_i64(state)) {
         None => Some("Image does not exist.".into()),
         // `Image::set_app_clone_state`: a persistent image in use cannot be copied.
         Some(I::Ready | I::Used | I::Clone) => None,

@@ -340,6 +340,11 @@ pub async fn require_on(
     oid: i64,
     right: u64,
 ) -> Result<(), Failure> {
+    // `basic_authorization` of a negative id authorizes the bare type: only a rule on every
+    // object of the kind grants it (then the handler finds no such object).
+    if oid < 0 && !s.is_admin() {
+        return require(ctx, s, &[Need::kind(kind, right)]).await;
+    }
     let refused = match require(ctx, s, &[Need::on(kind, oid, right)]).await {
         Err(
             f @ Failure::Api {
@@ -482,16 +487,16 @@ mod tests {
     fn hosts_clusters_groups_vdcs_zones_and_acls_ask_opennebulas_rights() {
         use wire::acl::{ACL, ADMIN, CLUSTER, GROUP, HOST, MANAGE, USE, VDC, ZONE};
         let mut expected = vec![
-            ("one.host.allocate", Auth::Create(HOST)),
+            ("one.host.allocate", Auth::Deferred(HOST, acl::CREATE)),
             ("one.host.info", Auth::On(HOST, USE)),
             ("one.host.delete", Auth::On(HOST, ADMIN)),
             ("one.host.status", Auth::On(HOST, ADMIN)),
             ("one.host.update", Auth::On(HOST, ADMIN)),
-            ("one.host.rename", Auth::On(HOST, ADMIN)),
+            ("one.host.rename", Auth::Deferred(HOST, ADMIN)),
             ("one.cluster.allocate", Auth::Create(CLUSTER)),
             ("one.cluster.delete", Auth::On(CLUSTER, ADMIN)),
             ("one.cluster.update", Auth::On(CLUSTER, MANAGE)),
-            ("one.cluster.rename", Auth::On(CLUSTER, MANAGE)),
+            ("one.cluster.rename", Auth::Deferred(CLUSTER, MANAGE)),
             ("one.cluster.info", Auth::On(CLUSTER, USE)),
             ("one.group.allocate", Auth::Create(GROUP)),
             ("one.group.info", Auth::Deferred(GROUP, USE)),
@@ -502,10 +507,10 @@ mod tests {
             ("one.vdc.allocate", Auth::Create(VDC)),
             ("one.vdc.delete", Auth::On(VDC, ADMIN)),
             ("one.vdc.update", Auth::On(VDC, MANAGE)),
-            ("one.vdc.rename", Auth::On(VDC, MANAGE)),
+            ("one.vdc.rename", Auth::Deferred(VDC, MANAGE)),
             ("one.vdc.info", Auth::On(VDC, USE)),
             ("one.zone.info", Auth::On(ZONE, USE)),
-            ("one.zone.rename", Auth::On(ZONE, MANAGE)),
+            ("one.zone.rename", Auth::Deferred(ZONE, MANAGE)),
             ("one.zone.update", Auth::On(ZONE, MANAGE)),
             ("one.zone.delete", Auth::On(ZONE, ADMIN)),
             ("one.zone.enable", Auth::Deferred(ZONE, ADMIN)),

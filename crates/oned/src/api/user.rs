@@ -57,8 +57,27 @@ pub(super) async fn authorize(ctx: &Ctx, s: &Session, id: i64, right: u64) -> Re
     if s.is_admin() || (id == s.uid && right != wire::acl::ADMIN) {
         return Ok(());
     }
+    if id < 0 {
+        // The bare type, as `basic_authorization` of a negative id asks it.
+        return table::require(ctx, s, &[Need::kind(wire::acl::USER, right)]).await;
+    }
     let user = table::owned(ctx, Table::User, id).await?;
     table::require(ctx, s, &[Need::owned(wire::acl::USER, user, right)]).await
+}
+
+/// [`authorize`], and NO_EXISTS for a missing user even to group oneadmin, before the call
+/// reads its other arguments (`basic_authorization` reads the object first).
+async fn authorize_found(ctx: &Ctx, s: &Session, id: i64, right: u64) -> Result<(), Failure> {
+    authorize(ctx, s, id, right).await?;
+    if s.is_admin() {
+        let exists = ctx
+            .read(move |c| sqlstore::objects::oid_exists(c, rows::TABLE, id))
+            .await?;
+        if !exists {
+            return Err(no_user(id));
+        }
+    }
+    Ok(())
 }
 
 /// A user; with its quotas and the defaults for `one.user.info` (a pool lists quotas apart).
@@ -313,7 +332,7 @@ pub async fn chauth(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
     let driver = p.string(1)?.to_string();
     let password = p.string(2)?.to_string();
-    authorize(ctx, s, id, wire::acl::ADMIN).await?;
+    authorize_found(ctx, s, id, wire::acl::ADMIN).await?;
     let stored = if password.is_empty() {
         None
     } else {
@@ -453,7 +472,7 @@ pub async fn delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// `one.user.update(id, template, type)`: type 0 replaces the template, 1 merges into it.
 pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    authorize(ctx, s, id, wire::acl::MANAGE).await?;
+    authorize_found(ctx, s, id, wire::acl::MANAGE).await?;
     let ras = if s.is_admin() {
         Vec::new()
     } else {
@@ -514,7 +533,11 @@ pub async fn chgrp(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if id == 0 {
         return Err(fail(
             code::INTERNAL,
-            "user [0] oneadmin cannot be moved outside of the group [0] oneadmin",
+            // `UserPool::oneadmin_name`: user 0's name, from `one_auth` at bootstrap.
+            format!(
+                "user [0] {} cannot be moved outside of the group [0] oneadmin",
+                user.name
+            ),
         ));
     }
     let needs = [

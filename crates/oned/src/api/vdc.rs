@@ -29,7 +29,7 @@ pub const METHODS: &[Method] = &[
     method!("one.vdc.allocate", Write, Auth::Create(VDC), allocate),
     method!("one.vdc.delete", Write, Auth::On(VDC, ADMIN), delete),
     method!("one.vdc.update", Write, Auth::On(VDC, MANAGE), update),
-    method!("one.vdc.rename", Write, Auth::On(VDC, MANAGE), rename),
+    method!("one.vdc.rename", Write, Auth::Deferred(VDC, MANAGE), rename),
     method!("one.vdc.info", Read, Auth::On(VDC, USE), info),
     // The VDCs the caller may USE.
     method!("one.vdcpool.info", Read, Auth::Object, pool_info),
@@ -189,13 +189,15 @@ pub async fn update(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
     super::update_template(ctx, &p, rows::TABLE, "template", no_vdc).await
 }
 
-pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = i64::from(p.int(0)?);
     let name = p.string(1)?.to_string();
     let v = load(ctx, id).await?;
+    // `RequestManagerRename`: its own name again is a success, before the authorization.
     if v.name == name {
         return Ok(Value::Int(id as i32));
     }
+    super::method::require_on(ctx, s, wire::acl::VDC, id, wire::acl::MANAGE).await?;
     super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     let other = named(ctx, &name).await?;
     let collides = |other: i64| {

@@ -170,9 +170,10 @@ pub(super) fn body_xml(v: &VmRow, out: &mut String, which: super::vm_body::Body)
     });
 }
 
-/// What the body prints from the VM's stored templates, its id, CPU and MEMORY, and nothing
-/// else (`vm_body_parts` keeps it on that promise). `info`: the scheduled actions inside
-/// TEMPLATE too, as `one.vm.info` prints them.
+/// What the body prints from the VM's stored templates, its id, CPU, MEMORY and whether it is
+/// DONE, and nothing else (`vm_body_parts` keeps it on that promise). `info`: the scheduled
+/// actions inside TEMPLATE too, as `one.vm.info` prints them, unless the VM is DONE
+/// (`free_vm_resources` drops them; the ids stay in SCHED_ACTIONS).
 fn body_parts(v: &VmRow, info: bool) -> super::vm_body_parts::Parts {
     let oid = v.head.owned.oid;
     let mut t = match template::Template::parse(&v.template) {
@@ -207,7 +208,11 @@ fn body_parts(v: &VmRow, info: bool) -> super::vm_body_parts::Parts {
         t.set(k, template::Value::Single(val));
     }
     super::vm_body_parts::Parts {
-        template: if info { sched.template(&t) } else { t.to_xml() },
+        template: if info && v.state != state::DONE {
+            sched.template(&t)
+        } else {
+            t.to_xml()
+        },
         sched_ids: sched.ids,
         user_template: xml::template(&v.user_template, "USER_TEMPLATE"),
         disk_snapshots,
@@ -626,10 +631,16 @@ fn snapshots_dropped(ctx: &Ctx, vm: &VmRow, to: (i64, i64)) -> Option<sqlstore::
 /// `trigger_deploy_success`, `trigger_prolog_success`).
 pub(super) fn drop_snapshots(ctx: &Ctx, vm: &VmRow) -> Option<sqlstore::SqlStmt> {
     let vm_mad = vm.history.last().map_or("", |h| h.vm_mad.as_str());
-    if !vm.template.contains("SNAPSHOT") {
+    if super::ds_conf::vm_mad_says(&ctx.config.raw, vm_mad, "KEEP_SNAPSHOTS") {
         return None;
     }
-    if super::ds_conf::vm_mad_says(&ctx.config.raw, vm_mad, "KEEP_SNAPSHOTS") {
+    erase_snapshots(vm)
+}
+
+/// `VirtualMachine::delete_snapshots` whatever the driver: the write that takes VM `vm`'s
+/// SNAPSHOT vectors out, unless it has none.
+pub(super) fn erase_snapshots(vm: &VmRow) -> Option<sqlstore::SqlStmt> {
+    if !vm.template.contains("SNAPSHOT") {
         return None;
     }
     let mut t = template::Template::parse(&vm.template).ok()?;

@@ -626,8 +626,9 @@ impl Query {
             .sum()
     }
 
-    /// Reads the query as OpenNebula splits it: terms on `&`, each on `=`; a term without `=`
-    /// searches the whole body. `None` for an empty query.
+    /// Reads the query as OpenNebula splits it (`one_util::split`): terms on `&`, each on `=`,
+    /// every part cut at its first blank and blank parts dropped; a term without `=` searches
+    /// the whole document. `None` for an empty query.
     pub fn parse(q: &str) -> Result<Option<Query>, Failure> {
         if q.is_empty() {
             return Ok(None);
@@ -638,46 +639,99 @@ impl Query {
                 format!("The search query is longer than {QUERY_MAX} characters"),
             ));
         }
+        // `iss >> part`: leading blanks skipped, the part ends at the next one.
+        let token = |p: &str| p.split_whitespace().next().map(str::to_string);
         let terms = q
             .split('&')
-            .filter(|t| !t.is_empty())
+            .filter_map(token)
             .map(|term| {
-                let kv: Vec<&str> = term.split('=').filter(|p| !p.is_empty()).collect();
+                let kv: Vec<String> = term.split('=').filter_map(token).collect();
                 match kv.as_slice() {
                     [] => (None, String::new()),
-                    [v] => (None, v.to_string()),
-                    [k, v, ..] => (
-                        Some(k.split('.').map(str::to_string).collect()),
-                        v.to_string(),
-                    ),
+                    [v] => (None, v.clone()),
+                    [k, v, ..] => (Some(k.split('.').map(str::to_string).collect()), v.clone()),
                 }
             })
             .collect();
         Ok(Some(Query { terms }))
     }
 
-    /// Whether VM `v` matches every term, over the body pool calls store (what OpenNebula's
-    /// `body_json` is made from).
+    /// Whether VM `v` matches every term, over what OpenNebula's `body_json` holds of it
+    /// ([`json_view`]).
     pub fn matches(&self, v: &VmRow) -> bool {
         let mut body = String::new();
         full_xml(v, &mut body, Body::Pool);
-        let tree = Node::parse(&body);
+        let Some(tree) = Node::parse(&body).map(json_view) else {
+            return false;
+        };
         self.terms.iter().all(|(key, pattern)| {
             let text = match key {
-                None => Some(body.clone()),
-                Some(path) => tree.as_ref().and_then(|t| extract(t, path)),
+                // `$.*`: the VM object's JSON text.
+                None => Some(tree.json()),
+                Some(path) => extract(&tree, path),
             };
             text.is_some_and(|s| like(&s, pattern))
         })
     }
 }
 
-/// An element of a body: its name, text and children.
+/// An element of a body: its name, text and children; `array` when `to_json` writes it as a
+/// JSON array even alone (a template's DISK and NIC, HISTORY).
 #[derive(Debug, Default)]
 struct Node {
     name: String,
     text: String,
     children: Vec<Node>,
+    array: bool,
+}
+
+/// What `VirtualMachine::to_json` writes of a VM body (its `body_json`): the VM's figures up
+/// to DEPLOY_ID, TEMPLATE and USER_TEMPLATE (DISK and NIC always arrays), and only the current
+/// HISTORY record, as an array, when there is one; no PERMISSIONS, MONITORING, LOCK,
+/// SNAPSHOTS or BACKUPS.
+fn json_view(mut vm: Node) -> Node {
+    const KEPT: [&str; 15] = [
+        "ID",
+        "UID",
+        "GID",
+        "UNAME",
+        "GNAME",
+        "NAME",
+        "LAST_POLL",
+        "STATE",
+        "LCM_STATE",
+        "PREV_STATE",
+        "PREV_LCM_STATE",
+        "RESCHED",
+        "STIME",
+        "ETIME",
+        "DEPLOY_ID",
+    ];
+    let mut children = Vec::new();
+    let mut history = None;
+    for mut c in std::mem::take(&mut vm.children) {
+        match c.name.as_str() {
+            n if KEPT.contains(&n) => children.push(c),
+            "TEMPLATE" | "USER_TEMPLATE" => {
+                for a in &mut c.children {
+                    a.array = a.name == "DISK" || a.name == "NIC";
+                }
+                children.push(c);
+            }
+            "HISTORY_RECORDS" => history = c.children.pop(),
+            _ => {}
+        }
+    }
+    if let Some(mut last) = history {
+        last.array = true;
+        children.push(Node {
+            name: "HISTORY_RECORDS".into(),
+            children: vec![last],
+            ..Node::default()
+        });
+    }
+    vm.children = children;
+    vm
 }
 
 impl Node {
@@ -763,7 +817,7 @@ fn extract(root: &Node, path: &[String]) -> Option<String> {
                     .collect()
             };
             match index {
-                None if same.len() > 1 && name != "*" => {}
+                None if (same.len() > 1 || same.iter().any(|n| n.array)) && name != "*" => {}
                 None => next.extend(same),
                 Some("*") => next.extend(same),
                 Some(i) => {
@@ -1326,5 +1380,34 @@ mod tests {
             ]
         );
         assert!(Query::parse(&"x".repeat(QUERY_MAX + 1)).is_err());
+        // Each part ends at its first blank; blank parts go.
+        let q = Query::parse(" VM.NAME=web server& &x y").unwrap().unwrap();
+        assert_eq!(
+            q.terms,
+            vec![
+                (Some(vec!["VM".into(), "NAME".into()]), "web".into()),
+                (None, "x".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn the_json_view_holds_what_body_json_holds() {
+        let body = "<VM><ID>3</ID><NAME>web</NAME><PERMISSIONS><OWNER_U>1</OWNER_U></PERMISSIONS>\
+                    <TEMPLATE><NIC><IP><![CDATA[10.0.0.5]]></IP></NIC></TEMPLATE>\
+                    <HISTORY_RECORDS><HISTORY><HOSTNAME>a</HOSTNAME></HISTORY>\
+                    <HISTORY><HOSTNAME>b</HOSTNAME></HISTORY></HISTORY_RECORDS></VM>";
+        let root = json_view(Node::parse(body).unwrap());
+        let at = |p: &str| extract(&root, &p.split('.').map(str::to_string).collect::<Vec<_>>());
+        assert_eq!(at("VM.NAME").as_deref(), Some("web"));
+        assert_eq!(at("VM.TEMPLATE.NIC.IP"), None);
+        assert_eq!(at("VM.TEMPLATE.NIC[0].IP").as_deref(), Some("10.0.0.5"));
+        assert_eq!(at("VM.PERMISSIONS.OWNER_U"), None);
+        assert_eq!(at("VM.HISTORY_RECORDS.HISTORY.HOSTNAME"), None);
+        assert_eq!(
+            at("VM.HISTORY_RECORDS.HISTORY[0].HOSTNAME").as_deref(),
+            Some("b")
+        );
+        assert_eq!(at("VM.HISTORY_RECORDS.HISTORY[1].HOSTNAME"), None);
     }
 }

@@ -54,11 +54,18 @@ struct Inputs {
     memory: i64,
     template: String,
     user_template: String,
+    /// A DONE VM prints no scheduled actions.
+    done: bool,
+}
+
+fn is_done(v: &VmRow) -> bool {
+    v.state == wire::VmState::Done.as_i64()
 }
 
 impl Inputs {
     fn matches(&self, v: &VmRow) -> bool {
-        self.cpu == v.cpu.to_bits()
+        self.done == is_done(v)
+            && self.cpu == v.cpu.to_bits()
             && self.memory == v.memory
             && self.template == v.template
             && self.user_template == v.user_template
@@ -103,6 +110,7 @@ impl Cache {
                 memory: v.memory,
                 template: v.template.clone(),
                 user_template: v.user_template.clone(),
+                done: is_done(v),
             },
             parts,
             seq: self.seq,

@@ -172,6 +172,12 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         return Ok(Value::Int(id as i32));
     }
     let mut stmts = stmts_for(&v, to, op == 0)?;
+    if matches!(op, 3..=5) {
+        // `LifeCycleManager::clean_up_vm` (and `trigger_delete_recreate`): no rescheduling,
+        // no VM snapshots.
+        stmts.push(sqlstore::objects::vm::clear_resched(id));
+        stmts.extend(super::vm::erase_snapshots(&v));
+    }
     // `DispatchManager::delete_recreate` records itself on the VM's last record: a STOPPED VM
     // recreated is then deployed anew, not resumed (`DeployFrom::prolog`).
     if let (4, Some(last)) = (op, v.history.last()) {
@@ -182,10 +188,13 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         };
         stmts.insert(0, rows::set_action(id, rows::Record::Seq(last.seq), asked));
     }
-    // A STOPPED or UNDEPLOYED VM recreated counts for its owner's RUNNING_* quotas again.
+    // A STOPPED or UNDEPLOYED VM recreated counts for its owner's RUNNING_* quotas again
+    // (`DispatchManager::delete_recreate` checks them; a POWEROFF or SUSPENDED one is added
+    // unchecked by `clean_up_vm`).
     let running = sqlstore::objects::quota::counts_as_running;
     let ask = Ask::running_vm(v.cpu, v.memory as f64).within(super::quota::cluster_of(&v));
-    let charge = (!running(st) && running(to.0)).then_some(Charge {
+    let checked = matches!(st, state::STOPPED | state::UNDEPLOYED);
+    let charge = (checked && !running(st) && running(to.0)).then_some(Charge {
         ask: &ask,
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,

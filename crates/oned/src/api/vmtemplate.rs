@@ -113,30 +113,79 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         disk.sort_by(|a, b| a.0.cmp(&b.0));
         n += 1;
     }
-    for nic in body.get_all("NIC").filter_map(|a| a.value.as_vector()) {
-        let Some(vid) =
-            template::vector_get(nic, "NETWORK_ID").and_then(|v| v.trim().parse::<i64>().ok())
-        else {
-            continue;
-        };
-        if let Ok(net) = super::vnet::NETS.get(ctx, vid).await {
-            why.extend(super::vnet::NETS.refusal(&c, &net, USE | perms::NO_LOCK));
+    why.extend(extended_nics(ctx, s, &c, &mut body).await?);
+    if let Some(va) = body.vector("VMGROUP").map(<[_]>::to_vec) {
+        if let Ok(g) = super::vmgroup::for_vm(ctx, &va, s.uid).await {
+            why.extend(super::vmgroup::VMGROUPS.refusal(&c, &g, USE));
         }
     }
     if !why.is_empty() {
         return Err(super::unauthorized(s, &why.join("; ")));
     }
+    // `TemplateInfo` prints the extended copy, taken before any `decrypt`.
     t.template = body.to_text();
     let mut out = String::new();
     template_xml(&t, &mut out);
-    Ok(xmlrpc::Value::String(super::encrypted::answer_at(
-        ctx,
-        s,
-        &p,
-        2,
-        objects::template::TABLE,
-        out,
-    )?))
+    Ok(xmlrpc::Value::String(out))
+}
+
+/// `VirtualMachineNic::authorize` of a template's NICs, aliases and PCI NICs (not the automatic
+/// ones): USE on the network each names (a network named by NAME gets its NETWORK_ID, as
+/// `authorize_nic` writes it), then on the security groups of the NIC and of the network.
+async fn extended_nics(
+    ctx: &Ctx,
+    s: &Session,
+    c: &perms::Caller<'_>,
+    body: &mut template::Template,
+) -> Result<Vec<String>, super::Failure> {
+    let mut why = Vec::new();
+    for a in body.attrs.iter_mut() {
+        let is_nic = match a.name.as_str() {
+            "NIC" | "NIC_ALIAS" => true,
+            "PCI" => a.value.as_vector().is_some_and(|v| {
+                template::vector_get(v, "TYPE").is_some_and(|t| t.eq_ignore_ascii_case("NIC"))
+            }),
+            _ => false,
+        };
+        let template::Value::Vector(nic) = &mut a.value else {
+            continue;
+        };
+        let auto = template::vector_get(nic.as_slice(), "NETWORK_MODE")
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("auto"));
+        if !is_nic || auto {
+            continue;
+        }
+        let mut sgs: Vec<i64> = ids_in(template::vector_get(nic.as_slice(), "SECURITY_GROUPS"));
+        let by_id =
+            template::vector_get(nic.as_slice(), "NETWORK_ID").is_some_and(|v| !v.is_empty());
+        let found = super::vnet_leases::named_network(ctx, s, nic).await;
+        if let Some(net) = found.and_then(|id| (id >= 0).then_some(id)) {
+            if let Ok(net) = super::vnet::NETS.get(ctx, net).await {
+                if !by_id {
+                    template::vector_set(nic, "NETWORK_ID", net.head.owned.oid.to_string());
+                }
+                why.extend(super::vnet::NETS.refusal(c, &net, USE | perms::NO_LOCK));
+                let t = template::Template::parse(&net.template).unwrap_or_default();
+                sgs.extend(ids_in(t.single("SECURITY_GROUPS")));
+            }
+        }
+        sgs.sort_unstable();
+        sgs.dedup();
+        for sg in sgs {
+            if let Ok(g) = super::secgroup::SECGROUPS.get(ctx, sg).await {
+                why.extend(super::secgroup::SECGROUPS.refusal(c, &g, USE | perms::NO_LOCK));
+            }
+        }
+    }
+    Ok(why)
+}
+
+/// The ids of a comma-separated list (`one_util::split_unique`).
+fn ids_in(list: Option<&str>) -> Vec<i64> {
+    list.unwrap_or("")
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
 }
 
 /// The image a template's DISK names (by IMAGE_ID, or IMAGE with its owner), if it exists.
@@ -359,9 +408,12 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
         None => String::new(),
     };
     let hold = p.opt_bool(2)?.unwrap_or(false);
-    let mut extra = match p.0.get(3) {
-        Some(_) => p.string(3)?.to_string(),
-        None => String::new(),
+    // `VMTemplateInstantiate` reads `hold` and the extra template together: one without the
+    // other is a malformed call.
+    let mut extra = if p.0.len() > 2 {
+        p.string(3)?.to_string()
+    } else {
+        String::new()
     };
     let persistent = p.opt_bool(4)?.unwrap_or(false);
     // OpenNebula refuses a virtual router template before it authorizes anything.

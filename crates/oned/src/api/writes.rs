@@ -150,22 +150,27 @@ pub async fn allocate_next_refused(
 /// renamed to <name> because it collides with <what> <id>`), then `set_name`'s check.
 pub async fn rename_unique(
     ctx: &Ctx,
+    s: &crate::auth::Session,
     p: &Params<'_>,
     table: &'static str,
     what: &str,
     missing: fn(i64) -> Failure,
+    right: (u64, u64),
 ) -> MethodResult {
-    rename_unique_with(ctx, p, table, what, missing, |_, _| Vec::new()).await
+    rename_unique_with(ctx, s, p, table, what, missing, right, |_, _| Vec::new()).await
 }
 
 /// [`rename_unique`] that also writes what `with(id, new_name)` gives in the same transaction
 /// (the objects that carry the name, as `batch_rename`).
+#[allow(clippy::too_many_arguments)]
 pub async fn rename_unique_with(
     ctx: &Ctx,
+    s: &crate::auth::Session,
     p: &Params<'_>,
     table: &'static str,
     what: &str,
     missing: fn(i64) -> Failure,
+    (kind, right): (u64, u64),
     with: impl FnOnce(i64, &str) -> Vec<sqlstore::SqlStmt>,
 ) -> MethodResult {
     let id = i64::from(p.int(0)?);
@@ -186,11 +191,14 @@ pub async fn rename_unique_with(
             format!("{what} cannot be renamed to {name} because it collides with {what} {other}"),
         )
     };
-    match holder(name.clone()).await? {
-        // `RequestManagerRename`: its own name again is a success.
-        Some(other) if other == id => return Ok(Value::Int(id as i32)),
-        Some(other) => return Err(collides(other)),
-        None => {}
+    let held = holder(name.clone()).await?;
+    // `RequestManagerRename`: its own name again is a success, before the authorization.
+    if held == Some(id) {
+        return Ok(Value::Int(id as i32));
+    }
+    super::method::require_on(ctx, s, kind, id, right).await?;
+    if let Some(other) = held {
+        return Err(collides(other));
     }
     validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
     let mut stmts = vec![sqlstore::objects::set_name(table, id, &name)];

@@ -54,7 +54,7 @@ pub const METHODS: &[Method] = &[
     method!(
         wire::method::ZONE_RENAME,
         Write,
-        Auth::On(ZONE, MANAGE),
+        Auth::Deferred(ZONE, MANAGE),
         rename
     ),
     method!("one.zone.update", Write, Auth::On(ZONE, MANAGE), update),
@@ -563,9 +563,10 @@ pub async fn enable(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 }
 
 /// `one.zone.rename(id, name)`.
-pub async fn rename(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let missing = |id| fail(code::NO_EXISTS, format!("Error getting zone [{id}]."));
-    super::writes::rename_unique(ctx, &p, "zone_pool", "zone", missing).await
+    let right = (wire::acl::ZONE, wire::acl::MANAGE);
+    super::writes::rename_unique(ctx, s, &p, "zone_pool", "zone", missing, right).await
 }
 
 /// `one.zone.update(id, template, type)`, as `Zone::post_update_template`: an empty ENDPOINT

@@ -72,12 +72,21 @@ fn renames_chowns_and_chmods_are_checked_in_opennebulas_order() {
         one_error(c.call("one.image.info", vec![int(-7)])),
         says(NO_EXISTS, "one.image.info", "Error getting image [-7].")
     );
+    // `TemplateInfo` reads the template before any authorization.
     assert_eq!(
         one_error(bob_c.call("one.template.info", vec![int(-1)])),
         says(
-            AUTHORIZATION,
+            NO_EXISTS,
             "one.template.info",
-            &format!("User [{bob}] : Not authorized to perform USE TEMPLATE.")
+            "Error getting virtual machine template Pool."
+        )
+    );
+    assert_eq!(
+        one_error(bob_c.call("one.image.info", vec![int(-1)])),
+        says(
+            AUTHORIZATION,
+            "one.image.info",
+            &format!("User [{bob}] : Not authorized to perform USE IMAGE.")
         )
     );
 

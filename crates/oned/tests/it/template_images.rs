@@ -365,3 +365,77 @@ fn an_extended_template_info_shows_its_disks_as_a_vm_would_take_them() {
         "{msg}"
     );
 }
+
+/// `TemplateInfo` with `extended`: `VirtualMachine::set_auth_request` on every NIC (by
+/// NETWORK_ID or NETWORK, which gets its NETWORK_ID), its security groups and the VM group,
+/// every refusal in one message; `hold` without the extra template is a malformed call.
+#[test]
+fn extended_template_info_names_and_authorizes_what_the_vm_would_use() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let net = ok(
+        &c,
+        "one.vn.allocate",
+        vec![s("NAME = lan\nVN_MAD = dummy\nBRIDGE = br0")],
+    );
+    let sg = ok(&c, "one.secgroup.allocate", vec![s("NAME = closed")]);
+    let vmg = ok(
+        &c,
+        "one.vmgroup.allocate",
+        vec![s("NAME = g\nROLE = [ NAME = web ]")],
+    );
+    for (method, id) in [
+        ("one.vn.chmod", net),
+        ("one.secgroup.chmod", sg),
+        ("one.vmgroup.chmod", vmg),
+    ] {
+        let mut params = vec![Value::Int(id), Value::Int(1), Value::Int(1)];
+        params.extend((0..7).map(|_| Value::Int(0)));
+        c.call(method, params).unwrap();
+    }
+    ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let t = ok(
+        &ann,
+        "one.template.allocate",
+        vec![s(&format!(
+            "NAME = t\nCPU = 1\nMEMORY = 8\nNIC = [ NETWORK = lan, NETWORK_UNAME = oneadmin, \
+             SECURITY_GROUPS = {sg} ]\nVMGROUP = [ VMGROUP_ID = {vmg}, ROLE = web ]"
+        ))],
+    );
+    let ext = |who: &cli::Client| {
+        who.call_xml("one.template.info", vec![Value::Int(t), Value::Bool(true)])
+    };
+    let (code, msg) = one_error(ext(&ann));
+    assert_eq!(code, AUTHORIZATION, "{msg}");
+    // The default VDC lets group users USE the networks of cluster 0.
+    assert!(!msg.contains("USE NET"), "{msg}");
+    for refused in [
+        format!("USE SECGROUP [{sg}]"),
+        format!("USE VMGROUP [{vmg}]"),
+    ] {
+        assert!(msg.contains(&refused), "{refused}: {msg}");
+    }
+    let body = ext(&c).unwrap();
+    assert!(
+        body.contains(&format!("<NETWORK_ID><![CDATA[{net}]]></NETWORK_ID>")),
+        "{body}"
+    );
+    // The plain info keeps the template as stored.
+    let plain = c
+        .call_xml("one.template.info", vec![Value::Int(t)])
+        .unwrap();
+    assert!(!plain.contains("<NETWORK_ID>"), "{plain}");
+
+    match c.call(
+        "one.template.instantiate",
+        vec![Value::Int(t), s(""), Value::Bool(true)],
+    ) {
+        Err(cli::client::CallError::Fault { code, .. }) => assert_eq!(code, -501),
+        other => panic!("hold without the extra template: {other:?}"),
+    }
+}

@@ -306,3 +306,92 @@ fn bootstrap_users_have_a_token_password_and_users_its_sunstone_views() {
         "{body}"
     );
 }
+
+/// `one.datastore.allocate` is authorized by ACL rules (CREATE DATASTORE and ADMIN on the
+/// cluster, in one request, after the template and the cluster are read).
+#[test]
+fn datastores_are_created_by_acl_rules() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let uid = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let ds = |who: &cli::Client, cluster: i64| {
+        who.call(
+            "one.datastore.allocate",
+            vec![s("NAME = mine\nDS_MAD = fs\nTM_MAD = local"), i(cluster)],
+        )
+    };
+    assert_eq!(
+        one_error(ds(&ann, 7)),
+        (
+            0x400,
+            "[one.datastore.allocate] Error getting cluster [7].".into()
+        )
+    );
+    assert_eq!(
+        one_error(ds(&ann, 0)),
+        says(
+            0x200,
+            "one.datastore.allocate",
+            &format!(
+                "User [{uid}] : Not authorized to perform CREATE DATASTORE; Not authorized to \
+                 perform ADMIN CLUSTER [0]."
+            )
+        )
+    );
+    let user = format!("{:x}", 0x1_0000_0000u64 | uid as u64);
+    // `#ann DATASTORE/* CREATE` and `#ann CLUSTER/#0 ADMIN`.
+    for (resource, rights) in [("100400000000", "8"), ("200100000000", "4")] {
+        c.call(
+            "one.acl.addrule",
+            vec![s(&user), s(resource), s(rights), s("100000000")],
+        )
+        .unwrap();
+    }
+    let made = ds(&ann, 0).unwrap().as_i64().unwrap();
+    let body = c.call_xml("one.datastore.info", vec![i(made)]).unwrap();
+    assert!(body.contains(&format!("<UID>{uid}</UID>")), "{body}");
+}
+
+/// `basic_authorization` of a negative id asks for the bare type (AUTHORIZATION for a user
+/// without a rule on every object of it), and reads the object first even for group oneadmin
+/// (`chauth`'s password and `update`'s type come after NO_EXISTS).
+#[test]
+fn negative_ids_ask_the_bare_type_and_missing_users_come_first() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let uid = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    assert_eq!(
+        one_error(ann.call("one.user.passwd", vec![i(-5), s("x")])),
+        says(
+            0x200,
+            "one.user.passwd",
+            &format!("User [{uid}] : Not authorized to perform MANAGE USER.")
+        )
+    );
+    assert_eq!(
+        one_error(ann.call("one.host.info", vec![i(-3)])),
+        says(
+            0x200,
+            "one.host.info",
+            &format!("User [{uid}] : Not authorized to perform USE HOST.")
+        )
+    );
+    assert_eq!(
+        one_error(c.call("one.user.chauth", vec![i(999), s("core"), s(" bad")])),
+        says(0x400, "one.user.chauth", "Error getting user [999].")
+    );
+    assert_eq!(
+        one_error(c.call("one.user.update", vec![i(999), s("A = 1"), i(7)])),
+        says(0x400, "one.user.update", "Error getting user [999].")
+    );
+}

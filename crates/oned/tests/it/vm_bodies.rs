@@ -362,14 +362,14 @@ fn unnamed_vms_are_named_after_their_template_and_id() {
     let unnamed = id(c
         .call(
             "one.template.instantiate",
-            vec![int(tid), s(""), Value::Bool(true)],
+            vec![int(tid), s(""), Value::Bool(true), s("")],
         )
         .unwrap());
     assert_eq!(vm_name(unnamed), format!("small-{unnamed}"));
     let named = id(c
         .call(
             "one.template.instantiate",
-            vec![int(tid), s("db"), Value::Bool(true)],
+            vec![int(tid), s("db"), Value::Bool(true), s("")],
         )
         .unwrap());
     assert_eq!(vm_name(named), "db");

@@ -257,3 +257,35 @@ fn a_due_action_runs_behind_hundreds_of_vms_with_actions_to_come() {
         body(&w, vm).contains("<STATE>2</STATE>")
     });
 }
+
+/// `DispatchManager::free_vm_resources` drops a VM's scheduled actions when it is DONE: its
+/// TEMPLATE shows none, SCHED_ACTIONS still lists their ids.
+#[test]
+fn a_done_vm_shows_no_scheduled_actions() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vm = ok(&c, "one.vm.allocate", vec![s("CPU = 1\nMEMORY = 8")]);
+    let later = now() + 3600;
+    let sa = ok(
+        &c,
+        "one.vm.schedadd",
+        vec![
+            i(vm),
+            s(&format!(
+                "SCHED_ACTION = [ ACTION = \"hold\", TIME = \"{later}\" ]"
+            )),
+        ],
+    );
+    assert!(body(&c, vm).contains("<SCHED_ACTION>"));
+    c.call("one.vm.action", vec![s("terminate-hard"), i(vm)])
+        .unwrap();
+    zone.wait_until(DEADLINE, "the VM is DONE", || {
+        body(&c, vm).contains("<STATE>6</STATE>")
+    });
+    let b = body(&c, vm);
+    assert!(!b.contains("<SCHED_ACTION>"), "{b}");
+    assert!(
+        b.contains(&format!("<SCHED_ACTIONS><ID>{sa}</ID></SCHED_ACTIONS>")),
+        "{b}"
+    );
+}
