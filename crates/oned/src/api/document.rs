@@ -104,9 +104,10 @@ async fn insert(
 /// `one.document.allocate(template, type)`.
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
-    let kind = p.int(1)? as i64;
     let mut body = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     DOCUMENTS.may_create(ctx, s).await?;
+    // `DocumentAllocate::pool_allocate` reads the type last.
+    let kind = p.int(1)? as i64;
     let name = take_name(&mut body);
     if name.len() > MAX_NAME {
         return Err(fail(code::INTERNAL, name_too_long()));

@@ -278,12 +278,3 @@ pub fn deletable_id(id: i64, message: &'static str) -> Result<(), Failure> {
     }
     Ok(())
 }
-
-/// An allocate's template: well-formed, with a valid NAME (both INTERNAL otherwise, as
-/// OpenNebula's allocate answers).
-pub fn named_template(text: &str) -> Result<(template::Template, String), Failure> {
-    let t = super::validate::template(text).map_err(|e| fail(code::INTERNAL, e))?;
-    let name = t.single("NAME").unwrap_or("").to_string();
-    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
-    Ok((t, name))
-}

@@ -633,35 +633,29 @@ pub async fn app_rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// apps of public markets keep theirs.
 pub async fn app_chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let uid = p.int(1)? as i64;
-    let app = APPS.authorized(ctx, s, id, MANAGE).await?;
-    if uid > -1 && uid != app.head.owned.uid {
-        let (name, owner) = (app.head.name.clone(), uid);
-        if let Some(other) = ctx.read(move |c| rows::app_named(c, &name, owner)).await? {
+    // `RequestManagerChown`'s order (the new user, group, app, one authorization, the name),
+    // with an app of a public market refused once the caller is authorized.
+    let public = match APPS.get(ctx, id).await {
+        Ok(app) => MARKETS
+            .get(ctx, app.market_id)
+            .await
+            .ok()
+            .and_then(|m| driver(&m.market_mad))
+            .is_some_and(|d| d.public),
+        Err(_) => false,
+    };
+    super::owned::chown_checked(ctx, s, Params(p.0), &APPS, |_| {
+        if public {
             return Err(fail(
                 code::INTERNAL,
                 format!(
-                    "user [{uid}] already owns marketplaceapp [{other}] with NAME {}",
-                    app.head.name
+                    "App {id}: Changing the ownership for an App from the public Marketplace is not permitted"
                 ),
             ));
         }
-    }
-    let public = MARKETS
-        .get(ctx, app.market_id)
-        .await
-        .ok()
-        .and_then(|m| driver(&m.market_mad))
-        .is_some_and(|d| d.public);
-    if public {
-        return Err(fail(
-            code::INTERNAL,
-            format!(
-                "App {id}: Changing the ownership for an App from the public Marketplace is not permitted"
-            ),
-        ));
-    }
-    super::owned::chown(ctx, s, Params(p.0), &APPS).await
+        Ok(())
+    })
+    .await
 }
 
 /// `one.marketapp.enable(id, enable)`: READY and DISABLED apps switch; others stay as they are.

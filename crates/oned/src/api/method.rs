@@ -504,7 +504,7 @@ mod tests {
             ("one.group.addadmin", Auth::Deferred(GROUP, ADMIN)),
             ("one.group.deladmin", Auth::Deferred(GROUP, ADMIN)),
             ("one.group.update", Auth::On(GROUP, MANAGE)),
-            ("one.vdc.allocate", Auth::Create(VDC)),
+            ("one.vdc.allocate", Auth::Object),
             ("one.vdc.delete", Auth::On(VDC, ADMIN)),
             ("one.vdc.update", Auth::On(VDC, MANAGE)),
             ("one.vdc.rename", Auth::Deferred(VDC, MANAGE)),

@@ -26,7 +26,8 @@ macro_rules! resource_methods {
 /// `VdcRename` MANAGE, `VdcInfo` USE; a group or resource change is ADMIN on the VDC and on
 /// the group, or on the zone and resource (`VdcEditGroup`, `VdcEditResource`).
 pub const METHODS: &[Method] = &[
-    method!("one.vdc.allocate", Write, Auth::Create(VDC), allocate),
+    // CREATE VDC once the template parses (`RequestManagerAllocate`).
+    method!("one.vdc.allocate", Write, Auth::Object, allocate),
     method!("one.vdc.delete", Write, Auth::On(VDC, ADMIN), delete),
     method!("one.vdc.update", Write, Auth::On(VDC, MANAGE), update),
     method!("one.vdc.rename", Write, Auth::Deferred(VDC, MANAGE), rename),
@@ -94,9 +95,12 @@ async fn load(ctx: &Ctx, id: i64) -> Result<VdcRow, Failure> {
 }
 
 /// `one.vdc.allocate(template)`: a VDC with no groups and no resources.
-pub async fn allocate(ctx: &Ctx, _: &Session, p: Params<'_>) -> MethodResult {
+pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
-    let (mut t, name) = super::family::named_template(&text)?;
+    let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
+    super::method::require(ctx, s, &[super::method::Need::kind(VDC, wire::acl::CREATE)]).await?;
+    let name = t.single("NAME").unwrap_or("").to_string();
+    super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     t.remove("NAME");
     let taken = |other: i64| {
         fail(

@@ -221,13 +221,13 @@ async fn disk_image(
     }
 }
 
-/// `VMTemplatePool::allocate`: a valid name its owner does not use yet, then the row; refusals
-/// worded as the request words them.
+/// `VMTemplatePool::allocate`: a valid name its owner does not use yet, then `VMTemplate::
+/// insert`'s checks (clones too), then the row; refusals worded as the request words them.
 async fn insert(
     ctx: &Ctx,
     s: &Session,
     name: &str,
-    text: String,
+    t: &template::Template,
     refusal: Refusal,
 ) -> MethodResult {
     const WHAT: &str = "virtual machine template";
@@ -239,8 +239,9 @@ async fn insert(
     if let Some(oid) = held {
         return Err(refusal.fail(WHAT, format!("NAME is already taken by TEMPLATE {oid}.")));
     }
+    checked(ctx, t).map_err(|e| refusal.fail(WHAT, e))?;
     // `VMTemplatePool::allocate` encrypts the template before it is stored.
-    let text = super::encrypted::seal_text(ctx, objects::template::TABLE, text);
+    let text = super::encrypted::seal_text(ctx, objects::template::TABLE, t.to_text());
     let insert = objects::template::insert(
         name,
         s.uid,
@@ -258,11 +259,10 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     TEMPLATES.may_create(ctx, s).await?;
     super::vm::vm_template_restricted(ctx, s, &t)?;
-    checked(ctx, &t).map_err(|e| fail(code::INTERNAL, e))?;
     let name = t.single("NAME").unwrap_or("").to_string();
     // The name is the object's, not its template's (`VMTemplate::insert`).
     t.remove("NAME");
-    insert(ctx, s, &name, t.to_text(), Refusal::Internal).await
+    insert(ctx, s, &name, &t, Refusal::Internal).await
 }
 
 /// `one.template.update(id, template, type)`: the generic update, then
@@ -394,7 +394,7 @@ async fn copy(
     TEMPLATES.may_use_and_create(ctx, s, &t, true).await?;
     body.remove("NAME");
     // `RequestManagerClone` answers every refusal of the pool as ALLOCATE.
-    match insert(ctx, s, name, body.to_text(), Refusal::Allocate).await? {
+    match insert(ctx, s, name, &body, Refusal::Allocate).await? {
         xmlrpc::Value::Int(new) => Ok(i64::from(new)),
         _ => Err(fail(code::INTERNAL, "Cannot read the new template's id")),
     }

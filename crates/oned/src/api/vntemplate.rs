@@ -304,11 +304,8 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             format!("User [{}] : {why}.", s.uid),
         ));
     }
-    if body.single("VN_MAD").is_none_or(str::is_empty) {
-        return Err(allocation_error(
-            "No VN_MAD in template for Virtual Network.".into(),
-        ));
-    }
+    // The name is checked before the template (VN_MAD...), which `create` checks as
+    // `VirtualNetwork::insert` does.
     let mut with: Vec<sqlstore::SqlStmt> = in_clusters
         .iter()
         .map(|&c| objects::cluster::add_new(objects::cluster::Member::Network, c))

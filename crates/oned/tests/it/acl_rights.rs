@@ -124,7 +124,7 @@ fn host_rights_come_from_acl_rules() {
     plain
         .call_xml(wire::method::HOST_INFO, vec![int(hid)])
         .unwrap();
-    // Creating one is another right.
+    // Creating one is another right, asked with ADMIN on its cluster in one request.
     refused(
         plain.call(
             wire::method::HOST_ALLOCATE,
@@ -132,7 +132,7 @@ fn host_rights_come_from_acl_rules() {
         ),
         "one.host.allocate",
         uid,
-        "Not authorized to perform CREATE HOST",
+        "Not authorized to perform CREATE HOST; Not authorized to perform ADMIN CLUSTER [0]",
     );
 }
 

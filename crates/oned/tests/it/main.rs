@@ -61,6 +61,7 @@ mod quotas_cluster;
 mod quotas_vm;
 mod read_gate;
 mod reads;
+mod refusal_order;
 mod sched_requirements;
 mod secgroups;
 mod secrets;

@@ -241,7 +241,8 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 /// (`SecurityGroupCommit`).
 pub async fn commit(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = p.int(0)? as i64;
-    let recover = p.opt_bool(1)?.unwrap_or(false);
+    // `SecurityGroupCommit` ("A:sib") reads `recover` whatever: a call without it is malformed.
+    let recover = p.bool(1)?;
     SECGROUPS.authorized(ctx, s, id, MANAGE).await?;
     let stmts = vec![secgroup::exists_guard(id), secgroup::commit(id, recover)];
     ctx.commit(SqlTxn { stmts }, |r| r.missing(SECGROUPS.missing(id)))
