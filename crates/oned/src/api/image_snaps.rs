@@ -25,7 +25,8 @@ pub fn image_text(s: &DiskSnaps) -> String {
         return String::new();
     }
     let mut t = Template::default();
-    t.push("ALLOW_ORPHANS", Value::Single("NO".into()));
+    // `Image::set_snapshots` copies the disk's set, its mode too.
+    t.push("ALLOW_ORPHANS", Value::Single(s.mode.as_str().into()));
     t.push("CURRENT_BASE", Value::Single(s.current_base.to_string()));
     t.push("NEXT_SNAPSHOT", Value::Single(s.next.to_string()));
     for snap in &s.snaps {
@@ -75,6 +76,7 @@ fn from_text(kind: i64, snapshots: &str, disk_id: i64) -> Option<DiskSnaps> {
     });
     Some(DiskSnaps {
         disk_id,
+        mode: super::vm_disk_snaps::Orphans::parse(t.single("ALLOW_ORPHANS").unwrap_or("")),
         next: num("NEXT_SNAPSHOT", 0),
         current_base: num("CURRENT_BASE", -1),
         snaps,
@@ -144,12 +146,13 @@ pub async fn epilog_hand_back(pool: &ReadPool, epilog: (i64, i64)) -> Vec<SqlStm
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::vm_disk_snaps::Orphans;
 
     #[test]
     fn disk_snapshots_become_an_image_s_in_the_xsd_order_and_come_back() {
-        let mut s = DiskSnaps::new(1);
+        let mut s = DiskSnaps::new(1, Orphans::Deny);
         s.create("first", 10, 5);
-        s.activate(0);
+        s.activate(0, false);
         s.create("", 20, 6);
         let text = image_text(&s);
         assert!(

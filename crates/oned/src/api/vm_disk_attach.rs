@@ -42,7 +42,8 @@ fn hotplug(v: &VmRow, off: i64) -> Option<(i64, i64)> {
     }
 }
 
-/// The template's write, guarded by the text read, and the VM's move to `to`.
+/// The template's write, guarded by the text read, and the VM's move to `to`; a hot-plug ends
+/// any rescheduling (`set_resched(false)`).
 fn write_vm(v: &VmRow, t: &Template, to: (i64, i64)) -> Vec<SqlStmt> {
     let mut stmts = vec![sqlstore::objects::replace_template(
         rows::TABLE,
@@ -58,6 +59,7 @@ fn write_vm(v: &VmRow, t: &Template, to: (i64, i64)) -> Vec<SqlStmt> {
         now: now(),
         leaves_host: false,
     }));
+    stmts.push(rows::clear_resched(v.head.owned.oid));
     stmts
 }
 
@@ -235,7 +237,7 @@ pub async fn detach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let mut kept = t.clone();
         kept.attrs.retain(|a| !is_it(a));
         // The disk's snapshots go with it (to its image, below), not to a later disk.
-        super::vm_disk_snaps::DiskSnaps::new(disk_id).store(&mut kept);
+        super::vm_disk_snaps::DiskSnaps::clear(&mut kept, disk_id);
         let mut stmts = write_vm(&v, &kept, to);
         stmts.extend(super::vm_actions::closed_by(s, id, number::DISK_DETACH));
         let image = disk

@@ -20,7 +20,7 @@ use super::quota::{Ask, Charge, Wording};
 use super::storage::IMAGES;
 use super::vm::{lcm, now, state, VMS};
 use super::vm_actions::{closed_by, number};
-use super::vm_disk_snaps::DiskSnaps;
+use super::vm_disk_snaps::{DiskSnaps, Orphans};
 use super::vm_nics::state_str;
 use super::vm_snapshots::{stored, write_vm};
 use super::{code, fail, Ctx, Failure, MethodResult};
@@ -236,7 +236,8 @@ pub fn snap_create_edit(
             "Cannot make snapshots on readonly disks",
         ));
     }
-    let mut snaps = DiskSnaps::load(t, disk_id).unwrap_or_else(|| DiskSnaps::new(disk_id));
+    let mut snaps = DiskSnaps::load(t, disk_id)
+        .unwrap_or_else(|| DiskSnaps::new(disk_id, Orphans::of_disk(&d)));
     let snap_id = snaps.create(name, size, now());
     let total = snaps.total_size();
     snaps.store(t);
@@ -604,7 +605,9 @@ pub fn finish(t: &mut Template, from: L) -> Vec<SqlStmt> {
             let Some((disk_id, snap_id)) = marked(t) else {
                 return stmts;
             };
-            let mut snaps = DiskSnaps::load(t, disk_id).unwrap_or_else(|| DiskSnaps::new(disk_id));
+            let Some(mut snaps) = DiskSnaps::load(t, disk_id) else {
+                return stmts;
+            };
             let mut size = None;
             match from {
                 L::DiskSnapshotDelete
@@ -612,21 +615,17 @@ pub fn finish(t: &mut Template, from: L) -> Vec<SqlStmt> {
                 | L::DiskSnapshotDeleteSuspended => snaps.delete(snap_id),
                 L::DiskSnapshotRevertPoweroff => {
                     size = Some(snaps.size_of(snap_id));
-                    snaps.activate(snap_id);
+                    snaps.activate(snap_id, true);
                 }
-                _ => snaps.activate(snap_id),
+                // A snapshot made is the active one (`revert_snapshot(id, false)`).
+                _ => snaps.activate(snap_id, false),
             }
             let total = snaps.total_size();
-            let left = !snaps.snaps.is_empty();
             snaps.store(t);
             edit_disk(t, disk_id, |d| {
                 put(d, "DISK_SNAPSHOT_ACTIVE", None);
                 put(d, "DISK_SNAPSHOT_ID", None);
-                put(
-                    d,
-                    "DISK_SNAPSHOT_TOTAL_SIZE",
-                    left.then(|| total.to_string()),
-                );
+                put(d, "DISK_SNAPSHOT_TOTAL_SIZE", Some(total.to_string()));
                 if let Some(size) = size.filter(|s| *s > 0) {
                     put(d, "SIZE", Some(size.to_string()));
                 }

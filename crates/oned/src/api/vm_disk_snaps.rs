@@ -1,5 +1,6 @@
-//! The snapshots of a VM's disks, as OpenNebula's `Snapshots` class keeps them (the dummy TM
-//! denies orphans: a snapshot's parent is the active one). They live in the VM's template as
+//! The snapshots of a VM's disks, as OpenNebula's `Snapshots` class keeps them, in the disk's
+//! orphan mode (`VirtualMachineDisk::allow_orphans`: a chain under the active snapshot, a tree
+//! under the current base, or no parents at all). They live in the VM's template as
 //! attributes no client writes (`ONEHA_SNAPSHOTS` per disk, `ONEHA_DISK_SNAPSHOT` per
 //! snapshot), and `vm_xml` shows them as OpenNebula does: one `<SNAPSHOTS>` per disk after
 //! `HISTORY_RECORDS`.
@@ -13,10 +14,61 @@ const SNAP: &str = "ONEHA_DISK_SNAPSHOT";
 
 type Pairs = Vec<(String, String)>;
 
+/// `Snapshots::AllowOrphansMode`: how snapshots relate (ALLOW_ORPHANS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Orphans {
+    /// NO: each snapshot is a child of the active one; a chain is deleted in line.
+    #[default]
+    Deny,
+    /// YES: no parents; any snapshot may go.
+    Allow,
+    /// MIXED: children of the current base (the last reverted to).
+    Mixed,
+    /// LINEAR: no parents; a revert drops the younger ones.
+    Linear,
+}
+
+impl Orphans {
+    /// `str_to_allow_orphans_mode` of a stored mode (anything unknown denies).
+    pub fn parse(text: &str) -> Orphans {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "YES" => Orphans::Allow,
+            "MIXED" => Orphans::Mixed,
+            "LINEAR" => Orphans::Linear,
+            _ => Orphans::Deny,
+        }
+    }
+
+    /// `VirtualMachineDisk::allow_orphans`: the disk's ALLOW_ORPHANS (inherited from its
+    /// datastore), FORMAT meaning YES for raw disks and NO otherwise.
+    pub fn of_disk(disk: &[(String, String)]) -> Orphans {
+        let mode = get(disk, "ALLOW_ORPHANS");
+        if mode.eq_ignore_ascii_case("FORMAT") {
+            return if get(disk, "FORMAT").eq_ignore_ascii_case("raw") {
+                Orphans::Allow
+            } else {
+                Orphans::Deny
+            };
+        }
+        Orphans::parse(&mode)
+    }
+
+    /// `allow_orphans_mode_to_str`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Orphans::Allow => "YES",
+            Orphans::Deny => "NO",
+            Orphans::Mixed => "MIXED",
+            Orphans::Linear => "LINEAR",
+        }
+    }
+}
+
 /// One disk's snapshots.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DiskSnaps {
     pub disk_id: i64,
+    pub mode: Orphans,
     pub next: i64,
     pub current_base: i64,
     /// Each SNAPSHOT's fields: ACTIVE, CHILDREN, DATE, ID, NAME, PARENT, SIZE.
@@ -60,37 +112,42 @@ impl DiskSnaps {
             .collect();
         Some(DiskSnaps {
             disk_id,
+            mode: Orphans::parse(&get(head, "ALLOW_ORPHANS")),
             next: num(head, "NEXT_SNAPSHOT").unwrap_or(0),
             current_base: num(head, "CURRENT_BASE").unwrap_or(-1),
             snaps,
         })
     }
 
-    pub fn new(disk_id: i64) -> DiskSnaps {
+    pub fn new(disk_id: i64, mode: Orphans) -> DiskSnaps {
         DiskSnaps {
             disk_id,
+            mode,
             next: 0,
             current_base: -1,
             snaps: Vec::new(),
         }
     }
 
-    /// Writes these snapshots into `t` in place of the disk's stored ones (none left: the
-    /// disk has no snapshots any more).
+    /// Takes disk `disk_id`'s snapshots out of `t` (the disk is gone).
+    pub fn clear(t: &mut Template, disk_id: i64) {
+        let id = disk_id.to_string();
+        t.attrs.retain(|a| {
+            !((a.name == HEAD || a.name == SNAP)
+                && a.vector_get("DISK_ID").map(str::trim) == Some(&id))
+        });
+    }
+
+    /// Writes these snapshots into `t` in place of the disk's stored ones. A set whose last
+    /// snapshot was deleted stays, empty, with its NEXT_SNAPSHOT (`VirtualMachineDisk` keeps
+    /// its `Snapshots`).
     pub fn store(&self, t: &mut Template) {
         let id = self.disk_id;
-        let mine = |a: &template::Attribute| {
-            (a.name == HEAD || a.name == SNAP)
-                && a.vector_get("DISK_ID").map(str::trim) == Some(&id.to_string())
-        };
-        t.attrs.retain(|a| !mine(a));
-        if self.snaps.is_empty() {
-            return;
-        }
+        DiskSnaps::clear(t, id);
         t.push(
             HEAD,
             Value::Vector(vec![
-                ("ALLOW_ORPHANS".into(), "NO".into()),
+                ("ALLOW_ORPHANS".into(), self.mode.as_str().into()),
                 ("CURRENT_BASE".into(), self.current_base.to_string()),
                 ("DISK_ID".into(), id.to_string()),
                 ("NEXT_SNAPSHOT".into(), self.next.to_string()),
@@ -129,11 +186,15 @@ impl DiskSnaps {
         self.snaps.iter().filter_map(|s| num(s, "SIZE")).sum()
     }
 
-    /// `Snapshots::create_snapshot` (orphans denied): the new snapshot's id, a child of the
-    /// active one.
+    /// `Snapshots::create_snapshot`: the new snapshot's id, a child of the active one (orphans
+    /// denied), of the current base (mixed), or of none.
     pub fn create(&mut self, name: &str, size: i64, date: i64) -> i64 {
         let id = self.next;
-        let parent = self.active();
+        let parent = match self.mode {
+            Orphans::Deny => self.active(),
+            Orphans::Mixed => self.current_base,
+            Orphans::Allow | Orphans::Linear => -1,
+        };
         let mut s: Pairs = vec![
             ("DATE".into(), date.to_string()),
             ("ID".into(), id.to_string()),
@@ -153,10 +214,17 @@ impl DiskSnaps {
         id
     }
 
-    /// `Snapshots::active_snapshot(id, revert)` with orphans denied.
-    pub fn activate(&mut self, id: i64) {
+    /// `Snapshots::active_snapshot(id, revert)`: a mixed set moves only on a revert, which
+    /// makes the snapshot its current base.
+    pub fn activate(&mut self, id: i64, revert: bool) {
         if self.get(id).is_none() || self.active() == id {
             return;
+        }
+        if self.mode == Orphans::Mixed {
+            if !revert {
+                return;
+            }
+            self.current_base = id;
         }
         for s in &mut self.snaps {
             let on = num(s, "ID") == Some(id);
@@ -164,11 +232,22 @@ impl DiskSnaps {
         }
     }
 
-    /// `Snapshots::test_delete` (orphans denied).
+    /// `Snapshots::test_delete`.
     pub fn test_delete(&self, id: i64, persistent: bool) -> Result<(), &'static str> {
         let Some(s) = self.get(id) else {
             return Err("Snapshot does not exist");
         };
+        match self.mode {
+            Orphans::Allow => return Ok(()),
+            Orphans::Mixed if self.active() == id => {
+                return Err("Cannot delete the active snapshot")
+            }
+            Orphans::Mixed if !children(s).is_empty() => {
+                return Err("Cannot delete snapshot with children")
+            }
+            Orphans::Mixed => return Ok(()),
+            Orphans::Deny | Orphans::Linear => {}
+        }
         if persistent && id == 0 {
             return Err("Cannot delete snapshot 0 for persistent disk images");
         }
@@ -194,12 +273,16 @@ impl DiskSnaps {
         Ok(())
     }
 
-    /// `Snapshots::delete_snapshot` (orphans denied): an only child takes the snapshot's
-    /// place under its parent, which becomes active if the snapshot was.
+    /// `Snapshots::delete_snapshot`: with orphans denied (or mixed) an only child takes the
+    /// snapshot's place under its parent, which becomes active if the snapshot was.
     pub fn delete(&mut self, id: i64) {
         let Some(s) = self.get(id).cloned() else {
             return;
         };
+        if matches!(self.mode, Orphans::Allow | Orphans::Linear) {
+            self.snaps.retain(|s| num(s, "ID") != Some(id));
+            return;
+        }
         let parent = num(&s, "PARENT").unwrap_or(-1);
         let mine = children(&s);
         let was_active = self.active() == id;
@@ -232,7 +315,7 @@ impl DiskSnaps {
     fn to_xml(&self) -> String {
         let mut t = Template::default();
         let single = |v: String| Value::Single(v);
-        t.push("ALLOW_ORPHANS", single("NO".into()));
+        t.push("ALLOW_ORPHANS", single(self.mode.as_str().into()));
         t.push("CURRENT_BASE", single(self.current_base.to_string()));
         t.push("DISK_ID", single(self.disk_id.to_string()));
         t.push("NEXT_SNAPSHOT", single(self.next.to_string()));
@@ -282,18 +365,18 @@ mod tests {
 
     #[test]
     fn snapshots_chain_under_the_active_one_and_deletion_keeps_the_chain() {
-        let mut s = DiskSnaps::new(0);
+        let mut s = DiskSnaps::new(0, Orphans::Deny);
         assert_eq!(s.create("a", 10, 1), 0);
-        s.activate(0);
+        s.activate(0, false);
         assert_eq!(s.create("", 10, 2), 1);
-        s.activate(1);
+        s.activate(1, false);
         assert_eq!(s.create("c", 10, 3), 2);
         assert_eq!(get(s.get(0).unwrap(), "CHILDREN"), "1");
         assert_eq!(
             s.test_delete(1, false),
             Err("Cannot delete the active snapshot with children")
         );
-        s.activate(2);
+        s.activate(2, false);
         assert_eq!(s.test_delete(1, false), Ok(()));
         assert_eq!(
             s.test_delete(0, true),
@@ -318,5 +401,65 @@ mod tests {
             "{xml}"
         );
         assert!(t.attrs.is_empty());
+    }
+
+    #[test]
+    fn the_disks_mode_decides_parents_and_deletions() {
+        let disk = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let raw = disk(&[("ALLOW_ORPHANS", "FORMAT"), ("FORMAT", "raw")]);
+        let qcow = disk(&[("ALLOW_ORPHANS", "format"), ("FORMAT", "qcow2")]);
+        assert_eq!(Orphans::of_disk(&raw), Orphans::Allow);
+        assert_eq!(Orphans::of_disk(&qcow), Orphans::Deny);
+        assert_eq!(Orphans::of_disk(&disk(&[])), Orphans::Deny);
+        assert_eq!(
+            Orphans::of_disk(&disk(&[("ALLOW_ORPHANS", "mixed")])),
+            Orphans::Mixed
+        );
+
+        // YES: no parents, anything may go, the set stays with its next id.
+        let mut s = DiskSnaps::new(0, Orphans::Allow);
+        s.create("a", 1, 1);
+        s.activate(0, false);
+        s.create("b", 1, 2);
+        s.activate(1, false);
+        assert_eq!(get(s.get(1).unwrap(), "PARENT"), "-1");
+        assert_eq!(get(s.get(0).unwrap(), "CHILDREN"), "");
+        assert_eq!(s.test_delete(1, false), Ok(()));
+        s.delete(1);
+        s.delete(0);
+        let mut t = Template::default();
+        s.store(&mut t);
+        let kept = DiskSnaps::load(&t, 0).unwrap();
+        assert!(kept.snaps.is_empty());
+        assert_eq!(kept.next, 2);
+        assert!(take_xml(&mut t).contains("<ALLOW_ORPHANS><![CDATA[YES]]></ALLOW_ORPHANS>"));
+
+        // MIXED: children of the current base, which only a revert moves.
+        let mut m = DiskSnaps::new(0, Orphans::Mixed);
+        m.create("", 1, 1);
+        m.activate(0, false);
+        assert_eq!(m.active(), -1);
+        m.activate(0, true);
+        assert_eq!((m.active(), m.current_base), (0, 0));
+        m.create("", 1, 2);
+        assert_eq!(get(m.get(1).unwrap(), "PARENT"), "0");
+        assert_eq!(
+            m.test_delete(0, false),
+            Err("Cannot delete the active snapshot")
+        );
+        m.activate(1, true);
+        assert_eq!(
+            m.test_delete(0, false),
+            Err("Cannot delete snapshot with children")
+        );
+        assert_eq!(
+            m.test_delete(1, false),
+            Err("Cannot delete the active snapshot")
+        );
     }
 }

@@ -85,6 +85,8 @@ fn write_vm(v: &VmRow, t: &Template, running: bool) -> Vec<SqlStmt> {
             now: now(),
             leaves_host: false,
         }));
+        // A NIC plugged into (or out of) a running VM ends any rescheduling.
+        stmts.push(rows::clear_resched(v.head.owned.oid));
     }
     stmts
 }

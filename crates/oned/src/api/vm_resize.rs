@@ -171,6 +171,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             now: now(),
             leaves_host: false,
         }));
+        stmts.push(rows::clear_resched(id));
     }
     super::quota::commit_guarded(ctx, stmts, Some(charge), guard, |r| {
         r.missing(fail(

@@ -56,6 +56,8 @@ pub fn write_vm(v: &VmRow, t: &Template, to: (i64, i64)) -> Vec<SqlStmt> {
         now: now(),
         leaves_host: false,
     }));
+    // `snapshot_create/revert/delete` end any rescheduling.
+    stmts.push(rows::clear_resched(v.head.owned.oid));
     stmts
 }
 

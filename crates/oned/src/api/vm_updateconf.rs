@@ -120,9 +120,10 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             )
             .await?;
         let old = Template::parse(&v.template).unwrap_or_default();
-        // `check_restricted(aname, uc_tmpl, true)`: the whole template given, against the VM's.
+        // `check_restricted(aname, uc_tmpl, true)`: what updateconf takes of the template
+        // given (`get_updateconf_template`), against the VM's.
         if !s.is_admin() {
-            let mut given = given.clone();
+            let mut given = conf.clone();
             let ras = super::restricted::vm(ctx);
             if let Some(name) = super::restricted::update_changes(&ras, &mut given, &old, true) {
                 return Err(super::unauthorized(
@@ -174,6 +175,7 @@ pub async fn updateconf(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 now: now(),
                 leaves_host: false,
             }));
+            stmts.push(rows::clear_resched(id));
         }
         let mut changed = false;
         let written = ctx

@@ -44,7 +44,7 @@ fn persistent_image(zone: &Zone, c: &cli::Client, name: &str) -> i32 {
         "one.image.allocate",
         vec![
             s(&format!(
-                "NAME = {name}\nTYPE = DATABLOCK\nSIZE = 16\nPERSISTENT = YES"
+                "NAME = {name}\nTYPE = DATABLOCK\nSIZE = 16\nPERSISTENT = YES\nFORMAT = qcow2"
             )),
             i(1),
         ],

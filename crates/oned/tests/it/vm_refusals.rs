@@ -59,6 +59,12 @@ fn done_vms_keep_their_owner_offline_hosts_take_no_vm_and_actions_clear_resched(
     let a = vm(&c);
     ok(&c, "one.vm.deploy", vec![i(a), i(hosts[0])]);
     wait_body(&zone, &c, a, RUNNING);
+    // A hot-plug ends the rescheduling too (`DispatchManager::snapshot_create` and the like).
+    ok(&c, "one.vm.action", vec![s("resched"), i(a)]);
+    wait_body(&zone, &c, a, "<RESCHED>1</RESCHED>");
+    ok(&c, "one.vm.snapshotcreate", vec![i(a), s("s")]);
+    wait_body(&zone, &c, a, "<RESCHED>0</RESCHED>");
+    wait_body(&zone, &c, a, RUNNING);
     for action in ["reboot", "poweroff"] {
         ok(&c, "one.vm.action", vec![s("resched"), i(a)]);
         wait_body(&zone, &c, a, "<RESCHED>1</RESCHED>");

@@ -44,7 +44,11 @@ fn running_vm() -> (Zone, usize, i32) {
     let image = ok(
         &c,
         "one.image.allocate",
-        vec![s("NAME = root\nTYPE = DATABLOCK\nSIZE = 16"), i(1)],
+        // qcow2: the local TM's ALLOW_ORPHANS = FORMAT denies orphans (a chain).
+        vec![
+            s("NAME = root\nTYPE = DATABLOCK\nSIZE = 16\nFORMAT = qcow2"),
+            i(1),
+        ],
     );
     zone.wait_until(DEADLINE, "the image is READY", || {
         info(&c, "one.image.info", image).contains("<STATE>1</STATE>")
@@ -342,9 +346,16 @@ fn onevm_takes_snapshots_resizes_and_saves_disks_by_id_or_name() {
     assert!(out.starts_with("Image ID: "), "{out}");
     zone.wait_until(DEADLINE, "the VM runs again", running);
     onevm(&["disk-snapshot-delete", "app", "0", "first"]);
+    // The disk keeps its (empty) set and next id, as `VirtualMachineDisk` keeps `Snapshots`.
     zone.wait_until(DEADLINE, "the disk snapshot is gone", || {
-        running() && !info(&c, "one.vm.info", vm).contains("<SNAPSHOTS>")
+        running() && !info(&c, "one.vm.info", vm).contains("<SNAPSHOT>")
     });
+    let body = info(&c, "one.vm.info", vm);
+    assert!(
+        body.contains("<NEXT_SNAPSHOT><![CDATA[1]]></NEXT_SNAPSHOT></SNAPSHOTS>")
+            && body.contains("<DISK_SNAPSHOT_TOTAL_SIZE><![CDATA[0]]></DISK_SNAPSHOT_TOTAL_SIZE>"),
+        "{body}"
+    );
 
     let refused = zone.servers[0].cli(Kind::Vm, &["disk-resize", "app", "0", "10"]);
     assert_eq!(refused.code, 255, "{}{}", refused.out, refused.err);
@@ -362,4 +373,51 @@ fn onevm_takes_snapshots_resizes_and_saves_disks_by_id_or_name() {
         "{}",
         refused.err
     );
+}
+
+/// On the shipped datastores (TM local, `ALLOW_ORPHANS = FORMAT`) a raw disk's snapshots are
+/// orphans (`ALLOW_ORPHANS` YES): no parents, and the active one goes even with others left.
+#[test]
+fn a_raw_disks_snapshots_are_orphans_on_the_default_datastore() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let image = ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = raw\nTYPE = DATABLOCK\nSIZE = 16"), i(1)],
+    );
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        info(&c, "one.image.info", image).contains("<STATE>1</STATE>")
+    });
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.5\nMEMORY = 64\nDISK = [ IMAGE_ID = {image} ]"
+        ))],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    for (name, id) in [("a", 0), ("b", 1)] {
+        assert_eq!(
+            ok(&c, "one.vm.disksnapshotcreate", vec![i(vm), i(0), s(name)]),
+            id
+        );
+        zone.wait_until(DEADLINE, "the snapshot is taken", || in_state(&c, vm, 3, 3));
+    }
+    let body = info(&c, "one.vm.info", vm);
+    assert!(
+        body.contains("<SNAPSHOTS><ALLOW_ORPHANS><![CDATA[YES]]></ALLOW_ORPHANS>"),
+        "{body}"
+    );
+    assert!(!body.contains("<CHILDREN>"), "{body}");
+    // The active snapshot (1) goes, though 0 is older.
+    ok(&c, "one.vm.disksnapshotdelete", vec![i(vm), i(0), i(1)]);
+    zone.wait_until(DEADLINE, "snapshot 1 is gone", || {
+        in_state(&c, vm, 3, 3) && !info(&c, "one.vm.info", vm).contains("<NAME><![CDATA[b]]>")
+    });
 }

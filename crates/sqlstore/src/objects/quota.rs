@@ -477,8 +477,9 @@ fn usage_sql(b: &Bound, at: usize) -> Option<(String, Vec<SqlValue>)> {
 /// What a VM's template holds in the system datastore, in MB (`VirtualMachineDisks::
 /// system_ds_size(true)` plus `VirtualMachine::get_snapshots_system_size`), kept in
 /// `vm_pool.disk_size` whenever the template is written so the SYSTEM_DISK_SIZE quota sums a
-/// column. With the dummy TM (CLONE_TARGET SYSTEM, LN_TARGET NONE) that is every volatile disk
-/// and every non-persistent image disk, with its disk snapshots, and the VM's snapshots.
+/// column: every volatile disk and every image disk whose transfer target is SYSTEM
+/// (`get_tm_target`: CLONE_TARGET for a cloned disk, else LN_TARGET; none without CLONE), with
+/// its disk snapshots, and the VM's snapshots.
 pub fn system_disk_size(text: &str) -> f64 {
     template::Template::parse(text).map_or(0.0, |t| system_disk_size_of(&t))
 }
@@ -493,11 +494,14 @@ pub fn system_disk_size_of(t: &template::Template) -> f64 {
             let image = d
                 .vector_get("IMAGE_ID")
                 .is_some_and(|i| !i.trim().is_empty());
-            let persistent = d
-                .vector_get("PERSISTENT")
-                .is_some_and(|p| p.trim().eq_ignore_ascii_case("YES"));
+            let target = match d.vector_get("CLONE").map(str::trim) {
+                Some(c) if c.eq_ignore_ascii_case("YES") => d.vector_get("CLONE_TARGET"),
+                Some(_) => d.vector_get("LN_TARGET"),
+                None => None,
+            };
+            let in_system = target.is_some_and(|t| t.trim().eq_ignore_ascii_case("SYSTEM"));
             let snapshots = num(d.vector_get("DISK_SNAPSHOT_TOTAL_SIZE")).unwrap_or(0);
-            (!image || !persistent).then_some(size.saturating_add(snapshots))
+            (!image || in_system).then_some(size.saturating_add(snapshots))
         })
         .fold(0i64, i64::saturating_add);
     let snapshots: i64 = t
@@ -710,12 +714,17 @@ mod tests {
     #[test]
     fn the_system_disk_size_counts_what_the_system_datastore_holds() {
         let text = "DISK = [ TYPE = fs, SIZE = 10 ]
-DISK = [ IMAGE_ID = 1, SIZE = 20, DISK_SNAPSHOT_TOTAL_SIZE = 5 ]
-DISK = [ IMAGE_ID = 2, SIZE = 40, PERSISTENT = YES ]
+DISK = [ IMAGE_ID = 1, SIZE = 20, DISK_SNAPSHOT_TOTAL_SIZE = 5, CLONE = YES, CLONE_TARGET = SYSTEM ]
+DISK = [ IMAGE_ID = 2, SIZE = 40, PERSISTENT = YES, CLONE = NO, LN_TARGET = NONE ]
+DISK = [ IMAGE_ID = 3, SIZE = 80, PERSISTENT = YES, CLONE = NO, LN_TARGET = SYSTEM ]
+DISK = [ IMAGE_ID = 4, SIZE = 160, CLONE = YES, CLONE_TARGET = SELF ]
+DISK = [ IMAGE_ID = 5, SIZE = 320 ]
 DISK = [ TYPE = fs ]
 SNAPSHOT = [ SNAPSHOT_ID = 0, SYSTEM_DISK_SIZE = 100 ]";
-        // The volatile disk, the non-persistent image with its snapshots, the VM snapshot.
-        assert_eq!(super::system_disk_size(text), 135.0);
+        // The volatile disk, the disks whose target is SYSTEM (a clone with its snapshots, a
+        // link), the VM snapshot; not a link or clone kept in its image datastore, nor a disk
+        // that says neither.
+        assert_eq!(super::system_disk_size(text), 215.0);
         assert_eq!(super::system_disk_size("not a [ template"), 0.0);
     }
 
