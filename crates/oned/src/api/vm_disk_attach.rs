@@ -114,7 +114,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             .max()
             .unwrap_or(0);
         let mut disks = vec![disk.clone()];
-        let taken = super::vm_disks::take_list(ctx, s, &mut disks, next, Some(id), "")
+        let taken = super::vm_disks::take_list(ctx, s, &mut disks, next, Some(id), false)
             .await
             .map_err(|f| match f {
                 // An image the caller may not use is refused as the authorization refuses it.
@@ -152,7 +152,7 @@ async fn quotas_before_state(
 ) -> Result<(), Failure> {
     let mut disks = vec![disk.to_vec()];
     let Ok(taken) =
-        super::vm_disks::take_list(ctx, s, &mut disks, 0, Some(v.head.owned.oid), "").await
+        super::vm_disks::take_list(ctx, s, &mut disks, 0, Some(v.head.owned.oid), false).await
     else {
         return Ok(());
     };

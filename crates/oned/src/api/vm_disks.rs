@@ -57,7 +57,7 @@ pub async fn take_disks(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Disk
             snaps: Vec::new(),
         });
     }
-    let out = take_list(ctx, s, &mut disks, 0, None, "").await?;
+    let out = take_list(ctx, s, &mut disks, 0, None, true).await?;
     let too_many = match too_many_disks(t, &disks, &out.queues) {
         Some(why) => {
             // Named by the id the VM would have had, as oned names it.
@@ -217,16 +217,16 @@ pub fn attached_target(t: &Template, disk: &mut Pairs) -> Result<(), String> {
 }
 
 /// Takes the images of `disks` (numbered from `first_id`) for VM `vid` (hot-plugged), or for
-/// the VM being created (`None`), as [`take_disks`]; refusals start with `prefix`.
+/// the VM being created (`None`), as [`take_disks`]; `numbered` refusals start with the
+/// disk's `DISK <id>: ` (`VirtualMachineDisks::get_images`).
 pub async fn take_list(
     ctx: &Ctx,
     s: &Session,
     disks: &mut [Vec<(String, String)>],
     first_id: usize,
     vid: Option<i64>,
-    prefix: &str,
+    numbered: bool,
 ) -> Result<Disks, Failure> {
-    let alloc_err = |e: String| fail(code::INTERNAL, format!("{prefix}{e}"));
     let mut out = Disks {
         stmts: Vec::new(),
         asks: Vec::new(),
@@ -236,6 +236,14 @@ pub async fn take_list(
     let mut taken: Vec<i64> = Vec::new();
     for (n, disk) in disks.iter_mut().enumerate() {
         let disk_id = first_id + n;
+        let alloc_err = |e: String| {
+            let prefix = if numbered {
+                format!("DISK {disk_id}: ")
+            } else {
+                String::new()
+            };
+            fail(code::INTERNAL, format!("{prefix}{e}"))
+        };
         template::vector_set(disk, "DISK_ID", disk_id.to_string());
         let get = |k: &str| {
             template::vector_get(disk, k)
@@ -275,11 +283,9 @@ pub async fn take_list(
             out.queues.push(Queue::Data);
             continue;
         };
-        if taken.contains(&image) {
-            return Err(alloc_err(format!(
-                "Image {image} is used by more than one disk of the VM"
-            )));
-        }
+        // A second disk of an image this VM already takes: the VM is counted once
+        // (`inc_running`), so a persistent image is in use unless it is shareable.
+        let again = taken.contains(&image);
         let i = match IMAGES.authorized(ctx, s, image, USE).await {
             Ok(i) => i,
             Err(Failure::Api { code: c, .. }) if c == code::NO_EXISTS => {
@@ -287,13 +293,25 @@ pub async fn take_list(
             }
             Err(f) => return Err(f),
         };
-        let stmts = match vid {
-            Some(vid) => super::images::acquire(&i, vid, true),
-            None => super::images::acquire_new(&i),
+        if again {
+            let shareable = Template::parse(&i.template).is_ok_and(|t| {
+                t.single("PERSISTENT_TYPE")
+                    .is_some_and(|p| p.eq_ignore_ascii_case("SHAREABLE"))
+            });
+            if i.persistent && !shareable {
+                return Err(alloc_err(format!(
+                    "Cannot acquire image {image}, it is persistent and already in use"
+                )));
+            }
+        } else {
+            let stmts = match vid {
+                Some(vid) => super::images::acquire(&i, vid, true),
+                None => super::images::acquire_new(&i),
+            }
+            .map_err(alloc_err)?;
+            out.stmts.extend(stmts);
+            out.asks.push(Ask::image_vm(image));
         }
-        .map_err(alloc_err)?;
-        out.stmts.extend(stmts);
-        out.asks.push(Ask::image_vm(image));
         out.queues.push(match i.kind {
             0 => Queue::Os,
             1 => Queue::Cdrom,

@@ -876,3 +876,45 @@ fn a_taken_network_name_is_the_first_refusal_and_no_vlan_id_is_written() {
     let tmpl = body.split("<TEMPLATE>").nth(1).unwrap_or("");
     assert!(tmpl.contains("<VLAN_ID><![CDATA[]]></VLAN_ID>"), "{tmpl}");
 }
+
+/// `VirtualMachineNic::authorize`: a NIC asks USE on its network's security groups and its
+/// own, so a group that is not shared refuses the VM.
+#[test]
+fn a_vm_needs_use_on_its_nics_security_groups() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let sg = ok(&c, "one.secgroup.allocate", vec![s("NAME = private")]);
+    let mut params = vec![Value::Int(sg), Value::Int(1), Value::Int(1)];
+    params.extend((0..7).map(|_| Value::Int(0)));
+    c.call("one.secgroup.chmod", params).unwrap();
+    let vn = ready_network(
+        &zone,
+        &c,
+        &format!(
+            "NAME = shared\nVN_MAD = dummy\nBRIDGE = br0\nSECURITY_GROUPS = \"0,{sg}\"\n\
+             AR = [ TYPE = IP4, IP = 10.8.0.1, SIZE = 4 ]"
+        ),
+    );
+    let uid = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let nic = |extra: &str| {
+        s(&format!(
+            "CPU = 0.1\nMEMORY = 8\nNIC = [ NETWORK_ID = {vn}{extra} ]"
+        ))
+    };
+    assert_eq!(
+        one_error(ann.call("one.vm.allocate", vec![nic("")])),
+        (
+            AUTHORIZATION,
+            format!(
+                "[one.vm.allocate] User [{uid}] : Not authorized to perform USE SECGROUP [{sg}]."
+            )
+        )
+    );
+    // oneadmin may, and its VM holds the group.
+    ok(&c, "one.vm.allocate", vec![nic("")]);
+}

@@ -89,7 +89,7 @@ fn a_persistent_image_serves_one_vm_and_is_free_again_when_it_ends() {
         (
             INTERNAL,
             format!(
-                "[one.vm.allocate] Cannot acquire image {image}, it is persistent and already in use"
+                "[one.vm.allocate] DISK 0: Cannot acquire image {image}, it is persistent and already in use"
             )
             .as_str()
         )
@@ -308,6 +308,61 @@ fn disks_are_hot_plugged_and_unplugged_with_their_images() {
             ACTION,
             // `VirtualMachineAttach` asks for a host before the state.
             "[one.vm.attach] VM is not running in any host"
+        )
+    );
+}
+
+/// Two disks of one image: a non-persistent image serves both (`inc_running` counts the VM
+/// once), a persistent one is in use for the second (`DISK <id>: ` prefixed, as
+/// `VirtualMachineDisks::get_images` words its refusals).
+#[test]
+fn two_disks_of_one_image_as_opennebula_takes_them() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let base = ready_image(&zone, &c, "base");
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {base} ]\nDISK = [ IMAGE_ID = {base} ]"
+        ))],
+    );
+    let body = info(&c, "one.vm.info", vm);
+    assert_eq!(body.matches("<IMAGE_ID><![CDATA[").count(), 2, "{body}");
+    let image = info(&c, "one.image.info", base);
+    assert!(
+        image.contains(&format!("<VMS><ID>{vm}</ID></VMS>")),
+        "{image}"
+    );
+    c.call(
+        "one.image.persistent",
+        vec![Value::Int(base), Value::Bool(true)],
+    )
+    .ok();
+    let pers = ok(
+        &c,
+        "one.image.allocate",
+        vec![
+            s("NAME = pers\nTYPE = DATABLOCK\nSIZE = 4\nPERSISTENT = YES"),
+            Value::Int(1),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        info(&c, "one.image.info", pers).contains("<STATE>1</STATE>")
+    });
+    let (code, msg) = one_error(c.call(
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {pers} ]\nDISK = [ IMAGE_ID = {pers} ]"
+        ))],
+    ));
+    assert_eq!(
+        (code, msg),
+        (
+            INTERNAL,
+            format!(
+                "[one.vm.allocate] DISK 1: Cannot acquire image {pers}, it is persistent and already in use"
+            )
         )
     );
 }

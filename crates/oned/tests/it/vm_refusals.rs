@@ -378,7 +378,7 @@ fn day2_calls_check_history_restricted_attributes_and_incremental_backups_first(
         )),
         (
             crate::zone::INTERNAL,
-            "[one.vm.allocate] Unknown disk type ".into()
+            "[one.vm.allocate] DISK 0: Unknown disk type ".into()
         )
     );
     assert_eq!(
