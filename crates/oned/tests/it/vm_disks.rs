@@ -334,11 +334,6 @@ fn two_disks_of_one_image_as_opennebula_takes_them() {
         image.contains(&format!("<VMS><ID>{vm}</ID></VMS>")),
         "{image}"
     );
-    c.call(
-        "one.image.persistent",
-        vec![Value::Int(base), Value::Bool(true)],
-    )
-    .ok();
     let pers = ok(
         &c,
         "one.image.allocate",
