@@ -23,6 +23,7 @@ mod read_gate;
 mod state_machine;
 pub mod step_down;
 mod types;
+pub mod votes;
 
 pub use error::{logged_errors, Error};
 /// A background loop of this crate, for the caller to run and supervise; it ends only when

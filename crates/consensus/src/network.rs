@@ -129,7 +129,16 @@ pub async fn serve(
             crate::failover::saw_term(req.vote.leader_id().term);
             match handover::refuse_during_handover(raft, &req).await {
                 Some(refused) => encode(&Ok::<_, RaftError<u64>>(refused)),
-                None => encode(&raft.vote(req).await),
+                None => {
+                    let asked = *req.vote.leader_id();
+                    let answer = raft.vote(req).await;
+                    if let (Ok(resp), Some(candidate)) = (&answer, asked.voted_for()) {
+                        if resp.vote_granted {
+                            crate::votes::note(asked.get_term(), candidate);
+                        }
+                    }
+                    encode(&answer)
+                }
             }
         }
         PeerRequest::Snapshot(req) => encode(&raft.install_snapshot(req).await),

@@ -326,7 +326,12 @@ impl Cluster {
             server_id: ha.server_id as i64,
             state,
             term: i64::try_from(m.current_term).unwrap_or(i64::MAX),
-            votedfor: voted_for(m.current_term, &m.vote),
+            votedfor: voted_for(
+                m.current_term,
+                &m.vote,
+                state == RaftState::Candidate.as_i64() || state == RaftState::Leader.as_i64(),
+                consensus::votes::granted_in(m.current_term),
+            ),
             commit: committed.map(|l| l.index as i64).unwrap_or(-1),
             log_index: m.last_log_index.map(|i| i as i64).unwrap_or(-1),
             log_term: log_term.map(|t| t as i64).unwrap_or(-1),
@@ -340,11 +345,21 @@ impl Cluster {
 /// `vote` is the saved one. Until the new term's vote is saved this server has durably voted in
 /// it for no one, as OpenNebula's VOTEDFOR is -1 once the term moved: showing the older term's
 /// candidate beside the new term would pair a vote with a term it was never cast in.
-fn voted_for(term: u64, vote: &openraft::Vote<u64>) -> i64 {
+/// A candidate or leader (`campaigning`) voted for itself. A follower shows a vote it granted
+/// (`granted`, or a saved vote no leader has confirmed yet), never the leader's committed vote
+/// that openraft saves on every server it replicates to: a follower that learned the term from
+/// the leader has voted for no one (`RaftManager::follower`).
+fn voted_for(
+    term: u64,
+    vote: &openraft::Vote<u64>,
+    campaigning: bool,
+    granted: Option<u64>,
+) -> i64 {
     let saved = vote.leader_id();
+    let of_term = term > 0 && saved.get_term() == term;
     match saved.voted_for() {
-        Some(id) if term > 0 && saved.get_term() == term => id as i64,
-        _ => -1,
+        Some(id) if of_term && (campaigning || !vote.committed) => id as i64,
+        _ => granted.filter(|_| term > 0).map_or(-1, |c| c as i64),
     }
 }
 
@@ -383,10 +398,17 @@ mod tests {
     /// previous term's saved vote read as a vote cast for another server in the new term.
     #[test]
     fn votedfor_is_the_saved_vote_of_the_term_shown_or_no_one() {
-        assert_eq!(voted_for(12, &Vote::new(12, 2)), 2);
-        assert_eq!(voted_for(12, &Vote::new_committed(12, 0)), 0);
+        assert_eq!(voted_for(12, &Vote::new(12, 2), false, None), 2);
+        assert_eq!(voted_for(12, &Vote::new_committed(12, 0), true, None), 0);
         // Term 12 begun in memory, its vote not saved yet: the saved one is of term 11.
-        assert_eq!(voted_for(12, &Vote::new(11, 2)), -1);
-        assert_eq!(voted_for(0, &Vote::default()), -1);
+        assert_eq!(voted_for(12, &Vote::new(11, 2), true, None), -1);
+        assert_eq!(voted_for(0, &Vote::default(), false, None), -1);
+        // A follower that only learned the leader's term voted for no one; one that granted
+        // its vote says so.
+        assert_eq!(voted_for(12, &Vote::new_committed(12, 0), false, None), -1);
+        assert_eq!(
+            voted_for(12, &Vote::new_committed(12, 0), false, Some(0)),
+            0
+        );
     }
 }

@@ -343,6 +343,7 @@ async fn start_raft(
     let raft_db = paths.raft_db();
     let mut log =
         LogStore::open(&raft_db).map_err(|e| StartError::consensus("opening the log", e))?;
+    consensus::votes::keep_in(&raft_db.with_extension("vote"));
     log.guard_purges_with(sm.snapshot_floor());
     log.check_server_id(id)
         .map_err(|e| StartError::consensus("checking the log's server", e))?;

@@ -230,6 +230,15 @@ fn killing_the_leader_elects_a_new_one_and_keeps_every_acknowledged_write() {
     let mut zone = Zone::bootstrap(3);
     let old = zone.leader();
     let old_term = zone.servers[old].raft_status().unwrap().term;
+    // Added after the first leader was elected, the followers learned its term from it and
+    // voted for no one (the guide's `onezone show`: VOTE -1); the leader voted for itself.
+    for (i, s) in zone.servers.iter().enumerate() {
+        let r = s.raft_status().unwrap();
+        if r.term == old_term {
+            let expected = if i == old { old as i64 } else { -1 };
+            assert_eq!(r.votedfor, expected, "server {i}: {r:?}");
+        }
+    }
     let mut acked: Vec<(i64, String)> = Vec::new();
     for k in 0..5 {
         let name = format!("before-kill-{k}");
@@ -281,6 +290,12 @@ fn killing_the_leader_elects_a_new_one_and_keeps_every_acknowledged_write() {
             .is_some_and(|r| r.state == FOLLOWER && r.term >= new_term)
     });
     assert_eq!(zone.leader(), new);
+    // The survivor that elected the new leader says whom it voted for in that term.
+    let voter = survivors.iter().copied().find(|&s| s != new).unwrap();
+    let r = zone.servers[voter].raft_status().unwrap();
+    if r.term == new_term {
+        assert_eq!(r.votedfor, new as i64, "{r:?}");
+    }
     for (id, name) in &acked {
         wait_user_everywhere(&zone, &[old], *id, name);
     }
