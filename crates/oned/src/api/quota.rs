@@ -16,7 +16,7 @@ use xmlrpc::{Params, Value};
 
 use super::method::{Auth, Method};
 use super::xml::{cdata, Xml};
-use super::{code, fail, not_authorized, Ctx, Failure, MethodResult};
+use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
 
@@ -728,17 +728,16 @@ pub async fn user_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-/// `one.group.quota(id, template)`: never oneadmin's group; ADMIN on the group.
+/// `one.group.quota(id, template)`: never oneadmin's group; ADMIN on the group (by ACL rules).
 pub async fn group_quota(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let id = i64::from(p.int(0)?);
     let text = p.string(1)?.to_string();
     if id == 0 {
         return Err(fail(code::ACTION, "Cannot set quotas for oneadmin group"));
     }
+    // `basic_authorization`: ADMIN on the group, which an ACL rule may grant.
+    super::method::require_on(ctx, s, wire::acl::GROUP, id, wire::acl::ADMIN).await?;
     super::must_exist(ctx, Table::Group, id).await?;
-    if !s.is_admin() {
-        return Err(not_authorized(s, &format!("ADMIN GROUP [{id}]")));
-    }
     let generic = generic_metrics(&ctx.config.raw);
     let mut view = ClusterView::load(ctx, Owner::Group, id).await?;
     commit_set(

@@ -395,3 +395,36 @@ fn negative_ids_ask_the_bare_type_and_missing_users_come_first() {
         says(0x400, "one.user.update", "Error getting user [999].")
     );
 }
+
+/// `GroupSetQuota` asks ADMIN on the group through `basic_authorization`: an ACL rule grants it.
+#[test]
+fn a_rule_granting_admin_on_a_group_lets_its_quotas_be_set() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let gid = ok(&c, "one.group.allocate", vec![s("team")]);
+    let uid = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let quota = || ann.call("one.group.quota", vec![i(gid), s("VM = [ VMS = 3 ]")]);
+    assert_eq!(
+        one_error(quota()),
+        says(
+            0x200,
+            "one.group.quota",
+            &format!("User [{uid}] : Not authorized to perform ADMIN GROUP [{gid}].")
+        )
+    );
+    let user = format!("{:x}", 0x1_0000_0000u64 | uid as u64);
+    let group = format!("{:x}", 0x400_0000_0000u64 | 0x1_0000_0000 | gid as u64);
+    c.call(
+        "one.acl.addrule",
+        vec![s(&user), s(&group), s("4"), s("100000000")],
+    )
+    .unwrap();
+    quota().unwrap();
+    let body = c.call_xml("one.group.info", vec![i(gid)]).unwrap();
+    assert!(body.contains("<VMS><![CDATA[3]]></VMS>"), "{body}");
+}
