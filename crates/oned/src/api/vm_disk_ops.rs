@@ -594,7 +594,11 @@ pub fn finish(t: &mut Template, from: L) -> Vec<SqlStmt> {
                 }
             }
         }
-        L::HotplugSaveas | L::HotplugSaveasPoweroff | L::HotplugSaveasSuspended => {
+        L::HotplugSaveas
+        | L::HotplugSaveasPoweroff
+        | L::HotplugSaveasSuspended
+        | L::HotplugSaveasUndeployed
+        | L::HotplugSaveasStopped => {
             for a in t.attrs.iter_mut().filter(|a| a.name == "DISK") {
                 if let Value::Vector(d) = &mut a.value {
                     d.retain(|(k, _)| !k.starts_with("HOTPLUG_SAVE_AS"));

@@ -33,6 +33,8 @@ fn saveas_state(v: &sqlstore::objects::vm::VmRow) -> Option<(i64, i64)> {
         (state::ACTIVE, lcm::RUNNING) => L::HotplugSaveas,
         (state::POWEROFF, _) => L::HotplugSaveasPoweroff,
         (state::SUSPENDED, _) => L::HotplugSaveasSuspended,
+        (state::UNDEPLOYED, _) => L::HotplugSaveasUndeployed,
+        (state::STOPPED, _) => L::HotplugSaveasStopped,
         _ => return None,
     };
     Some((state::ACTIVE, to.as_i64()))

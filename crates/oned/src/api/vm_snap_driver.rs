@@ -35,6 +35,8 @@ const DONE: &[(L, (i64, i64))] = &[
     (L::HotplugSaveas, (state::ACTIVE, lcm::RUNNING)),
     (L::HotplugSaveasPoweroff, (state::POWEROFF, lcm::INIT)),
     (L::HotplugSaveasSuspended, (state::SUSPENDED, lcm::INIT)),
+    (L::HotplugSaveasUndeployed, (state::UNDEPLOYED, lcm::INIT)),
+    (L::HotplugSaveasStopped, (state::STOPPED, lcm::INIT)),
 ];
 
 fn waiting(c: &sqlstore::Conn) -> Result<Vec<VmRow>, sqlstore::SqlError> {

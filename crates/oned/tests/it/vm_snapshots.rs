@@ -421,3 +421,69 @@ fn a_raw_disks_snapshots_are_orphans_on_the_default_datastore() {
         in_state(&c, vm, 3, 3) && !info(&c, "one.vm.info", vm).contains("<NAME><![CDATA[b]]>")
     });
 }
+
+/// A driver that keeps snapshots through a poweroff (kvm as shipped: KEEP_SNAPSHOTS) deletes
+/// one of a powered-off VM (`DispatchManager::snapshot_delete`); the VM stays off.
+#[test]
+fn a_powered_off_vm_on_a_driver_keeping_snapshots_deletes_one() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let host = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("kvm-node"), s("kvm"), s("kvm"), i(-1)],
+    );
+    let vm = ok(&c, "one.vm.allocate", vec![s("CPU = 0.5\nMEMORY = 64")]);
+    ok(&c, "one.vm.deploy", vec![i(vm), i(host)]);
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    assert_eq!(ok(&c, "one.vm.snapshotcreate", vec![i(vm), s("a")]), 0);
+    zone.wait_until(DEADLINE, "the snapshot is taken", || in_state(&c, vm, 3, 3));
+    ok(&c, "one.vm.action", vec![s("poweroff"), i(vm)]);
+    zone.wait_until(DEADLINE, "the VM is off", || in_state(&c, vm, 8, 0));
+    assert!(info(&c, "one.vm.info", vm).contains("<SNAPSHOT_ID><![CDATA[0]]></SNAPSHOT_ID>"));
+    ok(&c, "one.vm.snapshotdelete", vec![i(vm), i(0)]);
+    let body = info(&c, "one.vm.info", vm);
+    assert!(!body.contains("<SNAPSHOT_ID>"), "{body}");
+    assert!(in_state(&c, vm, 8, 0), "{body}");
+}
+
+/// `VirtualMachine::set_saveas_state` takes UNDEPLOYED and STOPPED VMs too, and they go back.
+#[test]
+fn an_undeployed_vm_saves_a_disk_and_stays_undeployed() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let image = ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = src\nTYPE = DATABLOCK\nSIZE = 16"), i(1)],
+    );
+    zone.wait_until(DEADLINE, "the image is READY", || {
+        info(&c, "one.image.info", image).contains("<STATE>1</STATE>")
+    });
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.5\nMEMORY = 64\nDISK = [ IMAGE_ID = {image} ]"
+        ))],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+    ok(&c, "one.vm.action", vec![s("undeploy"), i(vm)]);
+    zone.wait_until(DEADLINE, "the VM is undeployed", || in_state(&c, vm, 9, 0));
+    let copy = ok(
+        &c,
+        "one.vm.disksaveas",
+        vec![i(vm), i(0), s("copy"), s(""), i(-1)],
+    );
+    zone.wait_until(DEADLINE, "the VM is undeployed again", || {
+        in_state(&c, vm, 9, 0)
+    });
+    zone.wait_until(DEADLINE, "the copy is READY", || {
+        info(&c, "one.image.info", copy).contains("<STATE>1</STATE>")
+    });
+}
