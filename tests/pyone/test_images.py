@@ -121,8 +121,9 @@ def _snapshot_list(image):
 def test_a_persistent_image_keeps_its_vm_disk_snapshots_through_a_follower(zone):
     follower, leader = zone.server(zone.followers()[0]), zone.server(zone.leader())
     leader.host.allocate(uniq("h"), "dummy", "dummy", -1)
+    # qcow2: its disk snapshots chain (ALLOW_ORPHANS NO), and the image keeps that mode.
     image = follower.image.allocate(
-        f'NAME = "{uniq("pimg")}"\nTYPE = DATABLOCK\nSIZE = 16\nPERSISTENT = YES', 1
+        f'NAME = "{uniq("pimg")}"\nTYPE = DATABLOCK\nSIZE = 16\nFORMAT = qcow2\nPERSISTENT = YES', 1
     )
     state(zone, image, 1)
     vm = follower.vm.allocate(f"CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = {image} ]")
