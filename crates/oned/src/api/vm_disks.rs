@@ -283,6 +283,7 @@ pub async fn take_list(
             out.queues.push(Queue::Data);
             continue;
         };
+        let given_size: Option<i64> = get("SIZE").parse().ok();
         // A second disk of an image this VM already takes: the VM is counted once
         // (`inc_running`), so a persistent image is in use unless it is shareable.
         let again = taken.contains(&image);
@@ -311,6 +312,28 @@ pub async fn take_list(
             .map_err(alloc_err)?;
             out.stmts.extend(stmts);
             out.asks.push(Ask::image_vm(image));
+        }
+        // `ImagePool::acquire_disk`: a SIZE given must fit the image.
+        if let Some(size) = given_size {
+            let why = if i.persistent && size != i.size {
+                Some(format!(
+                    "SIZE attribute is not supported for persistent image [{image}]."
+                ))
+            } else if i.kind == 1 && size != i.size {
+                Some(format!(
+                    "SIZE attribute is not supported for CDROM image [{image}]."
+                ))
+            } else if size < i.size {
+                Some(format!(
+                    "SIZE of {size}MB is less than the image [{image}] size of {}MB.",
+                    i.size
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(alloc_err(why));
+            }
         }
         out.queues.push(match i.kind {
             0 => Queue::Os,

@@ -1165,10 +1165,9 @@ fn fill_nic(
     }
     sgs.sort_unstable();
     sgs.dedup();
-    if !sgs.is_empty() {
-        let list: Vec<String> = sgs.iter().map(i64::to_string).collect();
-        template::vector_set(nic, "SECURITY_GROUPS", list.join(","));
-    }
+    // `nic_attribute` writes the list even when it is empty.
+    let list: Vec<String> = sgs.iter().map(i64::to_string).collect();
+    template::vector_set(nic, "SECURITY_GROUPS", list.join(","));
     if let Some(val) = vt.single("PHYDEV").filter(|x| !x.is_empty()) {
         template::vector_set(nic, "PHYDEV", val.to_string());
     }

@@ -329,6 +329,22 @@ fn two_disks_of_one_image_as_opennebula_takes_them() {
     );
     let body = info(&c, "one.vm.info", vm);
     assert_eq!(body.matches("<IMAGE_ID><![CDATA[").count(), 2, "{body}");
+    // A SIZE given must fit the image (`ImagePool::acquire_disk`).
+    let (code, msg) = one_error(c.call(
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {base}, SIZE = 8 ]"
+        ))],
+    ));
+    assert_eq!(
+        (code, msg),
+        (
+            INTERNAL,
+            format!(
+                "[one.vm.allocate] DISK 0: SIZE of 8MB is less than the image [{base}] size of 16MB."
+            )
+        )
+    );
     let image = info(&c, "one.image.info", base);
     assert!(
         image.contains(&format!("<VMS><ID>{vm}</ID></VMS>")),
@@ -345,6 +361,21 @@ fn two_disks_of_one_image_as_opennebula_takes_them() {
     zone.wait_until(DEADLINE, "the image is READY", || {
         info(&c, "one.image.info", pers).contains("<STATE>1</STATE>")
     });
+    let (code, msg) = one_error(c.call(
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {pers}, SIZE = 8 ]"
+        ))],
+    ));
+    assert_eq!(
+        (code, msg),
+        (
+            INTERNAL,
+            format!(
+                "[one.vm.allocate] DISK 0: SIZE attribute is not supported for persistent image [{pers}]."
+            )
+        )
+    );
     let (code, msg) = one_error(c.call(
         "one.vm.allocate",
         vec![s(&format!(
