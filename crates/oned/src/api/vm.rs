@@ -187,8 +187,13 @@ fn body_parts(v: &VmRow, info: bool) -> super::vm_body_parts::Parts {
     let disk_snapshots = super::vm_disk_snaps::take_xml(&mut t);
     let sched = super::vm_sched::take_xml(&mut t, oid);
     let backups = super::vm_backup::take_xml(&mut t);
-    // A leased NIC's TARGET names the VM, whose id its lease was taken before knowing.
-    for a in t.attrs.iter_mut().filter(|a| a.name == "NIC") {
+    // A leased NIC's (or alias's) TARGET names the VM, whose id its lease was taken before
+    // knowing.
+    for a in t
+        .attrs
+        .iter_mut()
+        .filter(|a| a.name == "NIC" || a.name == "NIC_ALIAS")
+    {
         if let template::Value::Vector(pairs) = &mut a.value {
             let has = |k: &str| pairs.iter().any(|(n, _)| n == k);
             if has("NETWORK_ID") && !has("TARGET") {

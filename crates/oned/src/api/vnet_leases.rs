@@ -1031,7 +1031,13 @@ pub async fn lease_list_picking(
             .await
             .map_err(alloc_err)?
         } else {
+            // No network (`nic_attribute` answers -2): numbered and named all the same
+            // (`set_nic_name`).
+            let unnamed = get("NAME").is_empty();
             template::vector_set(nic, "NIC_ID", nic_id.to_string());
+            if unnamed {
+                template::vector_set(nic, "NAME", format!("NIC{nic_id}"));
+            }
             continue;
         };
         let v = match NETS.authorized(ctx, s, vid, USE).await {

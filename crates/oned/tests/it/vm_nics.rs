@@ -367,6 +367,9 @@ fn nic_aliases_lease_their_own_address_under_their_parent() {
     ] {
         assert!(alias.contains(attr), "{attr} in {alias}");
     }
+    // Leased through `nic_attribute` as the NICs, an alias names its VM in TARGET too.
+    let target = format!("<TARGET><![CDATA[one-{vm}-2]]></TARGET>");
+    assert!(alias.contains(&target), "{alias}");
     let parent = body
         .split("<NIC>")
         .nth(1)
