@@ -29,6 +29,9 @@ pub async fn version(_: &Ctx, _: &Session, _: Params<'_>) -> MethodResult {
 /// OpenNebula's built-in defaults (`OpenNebulaTemplate`), shown for what oned.conf leaves out.
 const DEFAULTS: &str = include_str!("conf_defaults.tmpl");
 
+/// Stands for a hidden DB value until the XML is written, then becomes a plain `***`.
+const HIDDEN: &str = "***oneha-hidden***";
+
 /// The driver vectors whose defaults are added one NAME at a time
 /// (`set_multiple_conf_default`).
 const BY_NAME: &[&str] = &[
@@ -88,13 +91,14 @@ pub async fn config(ctx: &Ctx, s: &Session, _: Params<'_>) -> MethodResult {
             if let template::Value::Vector(pairs) = &mut a.value {
                 for (k, v) in pairs.iter_mut() {
                     if hidden.iter().any(|h| k.eq_ignore_ascii_case(h)) {
-                        *v = "***".to_string();
+                        *v = HIDDEN.to_string();
                     }
                 }
             }
         }
     }
-    let xml = t.to_xml();
+    // `VectorAttribute::to_xml(oss, hidden)` writes the hidden values as plain text.
+    let xml = t.to_xml().replace(&format!("<![CDATA[{HIDDEN}]]>"), "***");
     let body = xml
         .strip_prefix("<TEMPLATE>")
         .and_then(|b| b.strip_suffix("</TEMPLATE>"))

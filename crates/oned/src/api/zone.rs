@@ -323,6 +323,8 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             "Error allocating a new zone. New zones can only be created at federation master",
         ));
     }
+    // `RequestManagerAllocate` parses the template before it authorizes.
+    let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     if !s.is_admin() {
         super::method::require(
             ctx,
@@ -331,7 +333,6 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         )
         .await?;
     }
-    let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
     let name = t.single("NAME").unwrap_or_default().to_string();
     super::validate::object_name(&name).map_err(|e| fail(code::INTERNAL, e))?;
     let taken = |other: i64| {
