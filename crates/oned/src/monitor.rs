@@ -179,7 +179,8 @@ pub async fn run(
         let zone = imports.zone;
         let pending = crate::db::read(&pool, move |c| {
             let sgs = sqlstore::objects::secgroup::dummy_pending(c)?;
-            Ok(host::dummy_pending(c, zone)? + i64::from(sgs))
+            let cloning = crate::api::vm_cloning::pending(c)?;
+            Ok(host::dummy_pending(c, zone)? + i64::from(sgs) + cloning)
         })
         .await;
         match pending {
@@ -239,6 +240,8 @@ pub async fn run(
             }
             Err(e) => ctx.warn("dummy monitoring write failed; retried next period", &e),
         }
+        // `ImageManager` tells the VMs of the images it unlocked, which may now move on.
+        crate::api::vm_cloning::pass(&ctx, &cluster, &pool).await;
     }
 }
 

@@ -47,6 +47,7 @@ fn vm_allocation(i: usize) -> SqlTxn {
                 gid: 0,
                 perms: 0o600,
                 state: 1,
+                prev_state: 1,
                 stime: 1_764_800_000,
                 cpu: 1.0,
                 memory: 64,

@@ -54,6 +54,7 @@ pub(crate) mod vm_auto_nics;
 pub mod vm_backup;
 mod vm_body;
 mod vm_body_parts;
+pub mod vm_cloning;
 mod vm_context;
 mod vm_disk_attach;
 pub(crate) mod vm_disk_ops;

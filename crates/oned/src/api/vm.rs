@@ -420,6 +420,13 @@ pub async fn create(
             Ok(b) => b,
             Err(f) => return Err(quota_first(ctx, s, &base, (cpu, memory), f, reword).await),
         };
+        // `VirtualMachine::insert`: a VM with an image still being copied waits in CLONING
+        // (`vm_cloning` moves it on), whether held or not.
+        let (state, prev_state) = if super::vm_cloning::has_cloning_disks(&system) {
+            (state::CLONING, state)
+        } else {
+            (state, state)
+        };
         // `VirtualMachine::insert` ends with `encrypt()`, on both templates.
         super::encrypted::seal_in(ctx, rows::TABLE, &mut system);
         super::encrypted::seal_in(ctx, rows::TABLE, &mut user);
@@ -430,6 +437,7 @@ pub async fn create(
             gid: s.gid,
             perms: super::umask::new_object(ctx, s).await?,
             state,
+            prev_state,
             stime: now(),
             cpu,
             memory,

@@ -392,3 +392,76 @@ fn two_disks_of_one_image_as_opennebula_takes_them() {
         )
     );
 }
+
+fn state_of(body: &str, elem: &str) -> i32 {
+    let open = format!("<{elem}>");
+    let at = body.find(&open).map(|i| i + open.len()).unwrap_or(0);
+    body[at..]
+        .split('<')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(-1)
+}
+
+/// `VirtualMachine::insert` and `LifeCycleManager::trigger_disk_lock_success`: a VM allocated
+/// while its image is still being copied waits in CLONING, then takes the image's SOURCE and
+/// goes to PENDING (HOLD when held).
+#[test]
+fn a_vm_of_an_image_being_copied_waits_in_cloning() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vm_of_fresh_image = |n: usize, hold: bool| {
+        let image = ok(
+            &c,
+            "one.image.allocate",
+            vec![
+                s(&format!("NAME = copying{n}\nTYPE = DATABLOCK\nSIZE = 16")),
+                Value::Int(1),
+            ],
+        );
+        let vm = ok(
+            &c,
+            "one.vm.allocate",
+            vec![
+                s(&format!(
+                    "CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = {image} ]"
+                )),
+                Value::Bool(hold),
+            ],
+        );
+        (image, vm)
+    };
+    // The driver finishes an image within its period, which may fall between the two calls:
+    // the first VM that found its image still copying is the one followed.
+    let mut seen = Vec::new();
+    for hold in [false, true] {
+        let found = (0..20).find_map(|n| {
+            let (image, vm) = vm_of_fresh_image(seen.len() * 20 + n, hold);
+            let body = info(&c, "one.vm.info", vm);
+            (state_of(&body, "STATE") == 10).then_some((image, vm, body))
+        });
+        let (image, vm, body) = found.unwrap_or_else(|| {
+            let last = info(&c, "one.vm.info", 0);
+            panic!("no VM found its image being copied: {last}")
+        });
+        assert!(
+            body.contains("<CLONING><![CDATA[YES]]></CLONING>"),
+            "{body}"
+        );
+        let held = if hold { 2 } else { 1 };
+        seen.push((image, vm, held));
+    }
+    for (image, vm, held) in seen {
+        zone.wait_until(DEADLINE, "the VM leaves CLONING", || {
+            state_of(&info(&c, "one.vm.info", vm), "STATE") == held
+        });
+        let body = info(&c, "one.vm.info", vm);
+        assert!(!body.contains("<CLONING>"), "{body}");
+        let ib = info(&c, "one.image.info", image);
+        let source = format!("/var/lib/one//datastores/1/{image}");
+        assert!(ib.contains(&format!("<SOURCE>{source}</SOURCE>")), "{ib}");
+        let cdata = format!("<SOURCE><![CDATA[{source}]]></SOURCE>");
+        assert!(body.contains(&cdata), "{body}");
+        assert_eq!(state_of(&ib, "STATE"), 2, "{ib}");
+    }
+}

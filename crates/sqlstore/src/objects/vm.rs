@@ -308,6 +308,9 @@ pub struct NewVm {
     pub gid: i64,
     pub perms: i64,
     pub state: i64,
+    /// PENDING or HOLD: what a VM waiting in CLONING was allocated as
+    /// (`VirtualMachinePool::allocate` sets it before `insert` picks CLONING).
+    pub prev_state: i64,
     pub stime: i64,
     pub cpu: f64,
     pub memory: i64,
@@ -345,7 +348,7 @@ pub fn insert(v: NewVm) -> SqlStmt {
         "name, uid, gid, perms, state, lcm_state, prev_state, prev_lcm_state, stime, cpu, \
          memory, template, disk_size, user_template",
         &format!(
-            "{NEW_NAME}, ?2, ?3, ?4, ?5, 0, ?5, 0, ?6, ?7, ?8, {template}, ?10, {user_template}"
+            "{NEW_NAME}, ?2, ?3, ?4, ?5, 0, ?13, 0, ?6, ?7, ?8, {template}, ?10, {user_template}"
         ),
         vec![
             SqlValue::Text(v.name),
@@ -360,6 +363,7 @@ pub fn insert(v: NewVm) -> SqlStmt {
             SqlValue::Real(v.disk_size),
             SqlValue::Text(v.user_template),
             SqlValue::Text(v.prefix),
+            SqlValue::Int(v.prev_state),
         ],
     )
 }
@@ -595,6 +599,24 @@ pub fn deploy_stmts(d: &Deploy) -> Vec<SqlStmt> {
 
 /// The state hooks' executions VMs `which` chooses (SQL over `o`, with `?6`...) start by
 /// moving to `to`.
+/// A VM leaving CLONING or CLONING_FAILURE for `to` (`LifeCycleManager::
+/// trigger_disk_lock_success`): `set_state` alone, so PREV_STATE stays what it was allocated
+/// as; guarded on the state read.
+pub fn settle_cloning(oid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
+    let mut stmts = vec![SqlStmt::new(
+        "UPDATE vm_pool SET state = ?2 WHERE oid = ?1 AND state = ?3",
+        vec![SqlValue::Int(oid), SqlValue::Int(to), SqlValue::Int(from)],
+    )
+    .must_match()];
+    stmts.extend(events(
+        (to, LcmState::LcmInit.as_i64()),
+        "o.oid = ?6",
+        vec![SqlValue::Int(oid)],
+        now,
+    ));
+    stmts
+}
+
 fn events(to: (i64, i64), which: &str, params: Vec<SqlValue>, now: i64) -> Vec<SqlStmt> {
     let name = |s: Option<&'static str>| s.unwrap_or("UNKNOWN");
     super::hook::state_events(super::hook::StateChange {
