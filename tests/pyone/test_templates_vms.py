@@ -85,7 +85,9 @@ def test_the_scheduler_deploys_and_the_driver_runs_the_lifecycle(zone, host):
     vm = wait_state(one, vid, 3, 3)
     assert vm.HISTORY_RECORDS.HISTORY[-1].HID >= 0
     assert vm.HISTORY_RECORDS.HISTORY[-1].HOSTNAME
-    assert vm.DEPLOY_ID == f"one-{vid}"
+    # The dummy driver's deploy names it `<host>:<name>:dummy` (one_vmm_dummy.rb).
+    host_name = vm.HISTORY_RECORDS.HISTORY[-1].HOSTNAME
+    assert vm.DEPLOY_ID == f"{host_name}:{vm.NAME}:dummy"
     hid = vm.HISTORY_RECORDS.HISTORY[-1].HID
     assert one.host.info(hid).HOST_SHARE.CPU_USAGE >= 50
 

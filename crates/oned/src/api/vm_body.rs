@@ -479,7 +479,11 @@ pub fn short_xml(v: &VmRow, out: &mut String) {
     });
 }
 
-/// DEPLOY_ID: an imported VM's own, else the dummy driver's `one-<id>` once the VM was placed.
+/// DEPLOY_ID: an imported VM's own, else once the VM was placed what its host's driver names
+/// it: the dummy driver `<host>:<name>:dummy` (`one_vmm_dummy.rb`'s deploy), any other the
+/// `one-<id>` `LifeCycleManager` makes up when the driver names none. The host is the latest
+/// placement's, and the name the VM's now: a VM moved or renamed since its deploy shows them,
+/// where OpenNebula keeps what its deploy saw.
 pub fn deploy_id(v: &VmRow) -> String {
     // Only an imported VM's template names it: most are not parsed again.
     if v.template.contains(IMPORTED_DEPLOY_ID) {
@@ -490,10 +494,10 @@ pub fn deploy_id(v: &VmRow) -> String {
             return d;
         }
     }
-    if v.history.is_empty() {
-        String::new()
-    } else {
-        format!("one-{}", v.head.owned.oid)
+    match v.history.last() {
+        None => String::new(),
+        Some(h) if h.vm_mad == "dummy" => format!("{}:{}:dummy", h.hostname, v.head.name),
+        Some(_) => format!("one-{}", v.head.owned.oid),
     }
 }
 

@@ -163,6 +163,12 @@ fn deploy_refuses_as_oned_and_brings_stopped_and_undeployed_vms_back() {
     eprintln!("--- a held VM deployed by hand runs; deployed again, it is refused");
     ok(&c, "one.vm.deploy", vec![i(vm), i(a)]);
     zone.wait_until(DEADLINE, "the VM runs on a", || in_state(&c, vm, 3, 3));
+    // The dummy driver names what it deployed `<host>:<name>:dummy`.
+    let body = c.call_xml("one.vm.info", vec![i(vm)]).unwrap();
+    assert!(
+        body.contains("<DEPLOY_ID>node-a:d:dummy</DEPLOY_ID>"),
+        "{body}"
+    );
     assert_eq!(
         refusal(&c, vec![i(vm), i(b)]),
         want(ACTION, "Deploy action is not available for state RUNNING")
