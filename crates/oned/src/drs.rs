@@ -295,7 +295,7 @@ fn step(
                     leaves_host: false,
                 }));
                 stmts.extend(crate::api::vm_migrate::new_host_stmts(
-                    a.vm, hid, a.host, now,
+                    a.vm, hid, a.host, None, now,
                 ));
                 a.state = APPLYING;
                 *per_host.entry(a.host).or_default() += 1;

@@ -159,7 +159,7 @@ pub async fn pass(
             now: now(),
             leaves_host: false,
         });
-        stmts.extend(new_host_stmts(oid, from, to, now()));
+        stmts.extend(new_host_stmts(oid, from, to, None, now()));
         stmts.push(rows::host_fits(oid));
         stmts.push(rows::resched_done(oid));
         match cluster.write(SqlTxn { stmts }).await {

@@ -92,6 +92,7 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if enforce {
         fits(ctx, &v, hid).await?;
     }
+    let ds_id = target_ds(ctx, &v, &host, ds_id, c_ds, live).await?;
     check_clusters(ctx, &v, &host, ds_id).await?;
     let mut stmts = rows::move_stmts(&Move {
         oid: id,
@@ -116,7 +117,7 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             gid: s.gid,
         },
     ));
-    stmts.extend(new_host_stmts(id, c_hid, hid, now()));
+    stmts.extend(new_host_stmts(id, c_hid, hid, Some(ds_id), now()));
     stmts.extend(super::vm::drop_snapshots(ctx, &v));
     // A VM not running starts copying its disks to the new host at once
     // (`start_prolog_migrate`); a running one after its save (a driver step).
@@ -147,9 +148,10 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     Ok(Value::Int(id as i32))
 }
 
-/// VM `vid`, still on `from`, moves to host `to`: its open history record is closed, a new
-/// one opened, and both hosts' usage recounted.
-pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
+/// VM `vid`, still on `from`, moves to host `to` and system datastore `ds` (`None`: the one
+/// it is on): its open history record is closed, a new one opened, and both hosts' usage
+/// recounted.
+pub fn new_host_stmts(vid: i64, from: i64, to: i64, ds: Option<i64>, now: i64) -> Vec<SqlStmt> {
     vec![
         SqlStmt::new(
             "UPDATE vm_pool SET hid = ?2 WHERE oid = ?1 AND hid = ?3",
@@ -163,15 +165,21 @@ pub fn new_host_stmts(vid: i64, from: i64, to: i64, now: i64) -> Vec<SqlStmt> {
              WHERE vid = ?1 AND etime = 0",
             vec![SqlValue::Int(vid), SqlValue::Int(now)],
         ),
-        // In the new host's cluster, on the system datastore it was on.
+        // In the new host's cluster, on the system datastore named or the one it was on.
         SqlStmt::new(
             "INSERT INTO history (vid, seq, hid, hostname, vm_mad, stime, cid, ds_id)
              SELECT ?1, COALESCE((SELECT MAX(seq) + 1 FROM history WHERE vid = ?1), 0),
                     h.oid, h.name, h.vm_mad, ?3, h.cluster_id,
+                    CASE WHEN ?4 >= 0 THEN ?4 ELSE
                     COALESCE((SELECT o.ds_id FROM history o WHERE o.vid = ?1
-                              ORDER BY o.seq DESC LIMIT 1), 0)
+                              ORDER BY o.seq DESC LIMIT 1), 0) END
              FROM host_pool h WHERE h.oid = ?2",
-            vec![SqlValue::Int(vid), SqlValue::Int(to), SqlValue::Int(now)],
+            vec![
+                SqlValue::Int(vid),
+                SqlValue::Int(to),
+                SqlValue::Int(now),
+                SqlValue::Int(ds.unwrap_or(-1)),
+            ],
         )
         .must_match(),
         rows::recount_host_ids(&[from, to]),
@@ -244,13 +252,69 @@ pub(super) async fn system_ds_for(ctx: &Ctx, host: &HostRow, ds_id: i64) -> Resu
     Ok(ds_id)
 }
 
+/// The system datastore a migration ends on, as `VirtualMachineMigrate` checks a change of it:
+/// `ds_id` when named and not the current `c_ds`, if the host's VM driver moves disks live
+/// (DS_LIVE_MIGRATION, which no shipped driver says) or the migration is cold, and the
+/// datastore is a system one saying DS_MIGRATE on the same transfer driver; else `c_ds`.
+async fn target_ds(
+    ctx: &Ctx,
+    v: &VmRow,
+    host: &HostRow,
+    ds_id: i64,
+    c_ds: i64,
+    live: bool,
+) -> Result<i64, Failure> {
+    if ds_id == -1 || ds_id == c_ds {
+        return Ok(c_ds);
+    }
+    let raw = &ctx.config.raw;
+    let live_ok = raw.get("VM_MAD").is_some()
+        && super::ds_conf::vm_mad_says(raw, &host.vm_mad, "DS_LIVE_MIGRATION");
+    if live && !live_ok {
+        return Err(fail(
+            code::ACTION,
+            "A migration to a different system datastore cannot be performed live.",
+        ));
+    }
+    let ds = super::storage::DATASTORES.get(ctx, ds_id).await?;
+    if ds.kind != super::images::SYSTEM_DS {
+        return Err(fail(
+            code::INTERNAL,
+            format!(
+                "Trying to use datastore [{ds_id}] to deploy the VM, but it is not of type \
+                 system datastore."
+            ),
+        ));
+    }
+    let migrates = template::Template::parse(&ds.template)
+        .ok()
+        .and_then(|t| {
+            t.single("DS_MIGRATE")
+                .map(|m| m.trim().eq_ignore_ascii_case("yes"))
+        })
+        .unwrap_or(false);
+    if !migrates {
+        return Err(fail(
+            code::ACTION,
+            "System datastore migration not supported by driver",
+        ));
+    }
+    let c_tm_mad = v.history.last().map_or("", |h| h.tm_mad.as_str());
+    if c_tm_mad != ds.tm_mad {
+        return Err(fail(
+            code::ACTION,
+            "Cannot migrate to a system datastore with a different driver",
+        ));
+    }
+    Ok(ds_id)
+}
+
 /// The new host must be in a cluster the VM's images and networks allow, and that holds the
-/// system datastore.
-async fn check_clusters(ctx: &Ctx, v: &VmRow, host: &HostRow, ds_id: i64) -> Result<(), Failure> {
+/// system datastore `ds`.
+async fn check_clusters(ctx: &Ctx, v: &VmRow, host: &HostRow, ds: i64) -> Result<(), Failure> {
     use sqlstore::objects::cluster::{allowed_for, clusters_of, Member};
     let (vid, hid, cid) = (v.head.owned.oid, host.oid, host.cluster_id);
     let template = v.template.clone();
-    let ds = if ds_id == -1 { SYSTEM_DS } else { ds_id };
     let (allowed, ds_clusters) = ctx
         .read(move |c| {
             let t = template::Template::parse(&template).unwrap_or_default();
@@ -273,12 +337,6 @@ async fn check_clusters(ctx: &Ctx, v: &VmRow, host: &HostRow, ds_id: i64) -> Res
                  requires to be placed on cluster [{}]",
                 join(&allowed)
             ),
-        ));
-    }
-    if ds_id != -1 && ds_id != SYSTEM_DS {
-        return Err(fail(
-            code::ACTION,
-            "System datastore migration not supported by driver",
         ));
     }
     if !ds_clusters.is_empty() && !ds_clusters.contains(&cid) {

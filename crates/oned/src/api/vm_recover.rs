@@ -235,7 +235,13 @@ fn stmts_for(v: &VmRow, to: (i64, i64), failed: bool) -> Result<Vec<SqlStmt>, Fa
     if failed && migrating && to == (A, lcm::RUNNING) && v.history.len() >= 2 {
         let n = v.history.len();
         let (cur, prev) = (v.history[n - 1].hid, v.history[n - 2].hid);
-        stmts.extend(super::vm_migrate::new_host_stmts(id, cur, prev, now()));
+        stmts.extend(super::vm_migrate::new_host_stmts(
+            id,
+            cur,
+            prev,
+            None,
+            now(),
+        ));
     }
     Ok(stmts)
 }

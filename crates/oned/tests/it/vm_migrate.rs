@@ -419,3 +419,82 @@ fn a_migration_recovered_as_done_stays_on_its_new_host() {
     zone.wait_until(DEADLINE, "the VM runs", || running(&c, vm));
     assert_eq!(hosts_of(&c, vm).last(), Some(&to));
 }
+
+/// `VirtualMachineMigrate` with a system datastore named: it must be a system datastore on
+/// the VM's transfer driver that says DS_MIGRATE, and the move cold; the new history record
+/// is on it.
+#[test]
+fn a_vm_moves_to_another_system_datastore_of_its_driver() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let a = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node-a"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let vm = ok(&c, "one.vm.allocate", vec![s("CPU = 0.1\nMEMORY = 32")]);
+    zone.wait_until(DEADLINE, "the VM runs", || running(&c, vm));
+    let system = |name: &str, tm: &str| {
+        ok(
+            &c,
+            "one.datastore.allocate",
+            vec![
+                s(&format!("NAME = {name}\nTYPE = SYSTEM_DS\nTM_MAD = {tm}")),
+                i(-1),
+            ],
+        )
+    };
+    let (local, ssh, ceph) = (
+        system("sys-local", "local"),
+        system("sys-ssh", "ssh"),
+        system("sys-ceph", "ceph"),
+    );
+    let refusal = |ds: i32, live: bool| {
+        let (code, msg) = one_error(c.call(
+            "one.vm.migrate",
+            vec![i(vm), i(a), Value::Bool(live), Value::Bool(false), i(ds)],
+        ));
+        (
+            code,
+            msg.trim_start_matches("[one.vm.migrate] ").to_string(),
+        )
+    };
+    let action = |m: &str| (ACTION, m.to_string());
+    assert_eq!(
+        refusal(local, true),
+        action("A migration to a different system datastore cannot be performed live.")
+    );
+    assert_eq!(
+        refusal(1, false),
+        (
+            0x2000,
+            "Trying to use datastore [1] to deploy the VM, but it is not of type system datastore."
+                .to_string()
+        )
+    );
+    assert_eq!(
+        refusal(ceph, false),
+        action("System datastore migration not supported by driver")
+    );
+    assert_eq!(
+        refusal(ssh, false),
+        action("Cannot migrate to a system datastore with a different driver")
+    );
+    ok(
+        &c,
+        "one.vm.migrate",
+        vec![
+            i(vm),
+            i(a),
+            Value::Bool(false),
+            Value::Bool(false),
+            i(local),
+        ],
+    );
+    zone.wait_until(DEADLINE, "the VM runs on the new datastore", || {
+        at(&c, vm, 3, 3, &[a, a])
+    });
+    let body = info(&c, "one.vm.info", vm);
+    let last = body.rsplit("<HISTORY>").next().unwrap_or_default();
+    assert!(last.contains(&format!("<DS_ID>{local}</DS_ID>")), "{body}");
+}
