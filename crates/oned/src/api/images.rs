@@ -181,9 +181,22 @@ impl Snapshots {
         });
     }
 
-    /// `Snapshots::active_snapshot(sid, true)`: the image is now snapshot `sid`; its size.
+    /// `Snapshots::active_snapshot(sid, true)`: the image is now snapshot `sid`; its size. A
+    /// LINEAR chain loses the snapshots younger than `sid` (`Image::revert_snapshot`).
     fn revert(&mut self, sid: i64) -> Option<i64> {
         let size = field(self.get(sid)?, "SIZE").parse().ok();
+        if self
+            .0
+            .single("ALLOW_ORPHANS")
+            .is_some_and(|o| o.eq_ignore_ascii_case("LINEAR"))
+        {
+            self.0.attrs.retain(|a| {
+                a.name != "SNAPSHOT"
+                    || a.value
+                        .as_vector()
+                        .is_none_or(|v| field(v, "ID").parse::<i64>().is_ok_and(|id| id <= sid))
+            });
+        }
         if self
             .0
             .single("ALLOW_ORPHANS")
@@ -1240,5 +1253,20 @@ mod tests {
         assert_eq!(s.test_delete(1), Ok(()));
         assert_eq!(state_str(S::UsedPers.as_i64()), "USED");
         assert_eq!(str_to_type("nonsense"), OS);
+    }
+
+    #[test]
+    fn a_linear_revert_drops_the_younger_snapshots() {
+        let text = "ALLOW_ORPHANS = \"LINEAR\"\nCURRENT_BASE = \"-1\"\nNEXT_SNAPSHOT = \"3\"\n\
+            SNAPSHOT = [ ID = \"0\", PARENT = \"-1\", SIZE = \"10\", DATE = \"1\" ]\n\
+            SNAPSHOT = [ ID = \"1\", PARENT = \"-1\", SIZE = \"20\", DATE = \"2\" ]\n\
+            SNAPSHOT = [ ID = \"2\", PARENT = \"-1\", ACTIVE = \"YES\", SIZE = \"30\", DATE = \"3\" ]";
+        let mut s = Snapshots(Template::parse(text).unwrap_or_default());
+        assert_eq!(s.revert(0), Some(10));
+        assert_eq!(s.count(), 1);
+        assert_eq!(
+            s.get(0).map(|v| field(v, "ACTIVE").to_string()),
+            Some("YES".into())
+        );
     }
 }

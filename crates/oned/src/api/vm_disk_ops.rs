@@ -349,7 +349,7 @@ pub fn snap_delete_edit(
 }
 
 /// Marks the snapshot a revert or delete works on (`set_snapshot_disk`).
-fn mark(t: &mut Template, disk_id: i64, snap_id: i64) {
+pub(super) fn mark(t: &mut Template, disk_id: i64, snap_id: i64) {
     edit_disk(t, disk_id, |d| {
         put(d, "DISK_SNAPSHOT_ACTIVE", Some("YES".into()));
         put(d, "DISK_SNAPSHOT_ID", Some(snap_id.to_string()));
@@ -620,6 +620,9 @@ pub fn finish(t: &mut Template, from: L) -> Vec<SqlStmt> {
                 L::DiskSnapshotRevertPoweroff => {
                     size = Some(snaps.size_of(snap_id));
                     snaps.activate(snap_id, true);
+                    if snaps.mode == super::vm_disk_snaps::Orphans::Linear {
+                        snaps.delete_younger(snap_id);
+                    }
                 }
                 // A snapshot made is the active one (`revert_snapshot(id, false)`).
                 _ => snaps.activate(snap_id, false),

@@ -306,6 +306,11 @@ impl DiskSnaps {
         self.snaps.retain(|s| num(s, "ID") != Some(id));
     }
 
+    /// `VirtualMachineDisk::delete_younger_snapshots`: every snapshot after `id` goes.
+    pub fn delete_younger(&mut self, id: i64) {
+        self.snaps.retain(|s| num(s, "ID").is_some_and(|i| i <= id));
+    }
+
     pub fn rename(&mut self, id: i64, name: &str) -> Result<(), &'static str> {
         let s = self.get_mut(id).ok_or("Snapshot does not exist")?;
         put(s, "NAME", Some(name.to_string()));
@@ -362,6 +367,23 @@ pub fn take_xml(t: &mut Template) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_linear_revert_drops_the_younger_snapshots() {
+        let mut t = Template::parse("DISK = [ DISK_ID = 0, IMAGE_ID = 1, SIZE = 10 ]").unwrap();
+        let mut s = DiskSnaps::new(0, Orphans::Linear);
+        for (i, size) in [(0, 4), (1, 5), (2, 6)] {
+            assert_eq!(s.create("", size, i), i);
+            s.activate(i, false);
+        }
+        s.store(&mut t);
+        super::super::vm_disk_ops::mark(&mut t, 0, 1);
+        super::super::vm_disk_ops::finish(&mut t, wire::LcmState::DiskSnapshotRevertPoweroff);
+        let left = DiskSnaps::load(&t, 0).unwrap();
+        assert_eq!(left.snaps.len(), 2);
+        assert_eq!(left.active(), 1);
+        assert_eq!(left.total_size(), 9);
+    }
 
     #[test]
     fn snapshots_chain_under_the_active_one_and_deletion_keeps_the_chain() {
