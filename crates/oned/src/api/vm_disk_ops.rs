@@ -15,7 +15,7 @@ use wire::LcmState as L;
 use xmlrpc::Params;
 
 use super::method::{Auth, Method};
-use super::perms::{MANAGE, USE};
+use super::perms::MANAGE;
 use super::quota::{Ask, Charge, Wording};
 use super::storage::IMAGES;
 use super::vm::{lcm, now, state, VMS};
@@ -103,8 +103,8 @@ async fn disk_charge(
     delta: i64,
 ) -> Result<Option<SqlStmt>, Failure> {
     let image = match charged_image(d) {
-        // A persistent disk's image must be USEd too (`vm_authorization` with its perms).
-        Some(img) => Some(IMAGES.authorized(ctx, s, img, USE).await?),
+        // Whose quotas it weighs on; the caller was authorized on it ([`vm_and_image`]).
+        Some(img) => Some(IMAGES.get(ctx, img).await?),
         None => None,
     };
     let (ask, uid, gid) = disk_ask(v, d, delta, image.as_ref());
@@ -116,6 +116,33 @@ async fn disk_charge(
     }
     .guard(ctx)
     .await
+}
+
+/// `vm_authorization` with a persistent disk's image (`img`): `right` on VM `v` and MANAGE on
+/// the image asked in one request, every refusal named; a missing image is NO_EXISTS first.
+async fn vm_and_image(
+    ctx: &Ctx,
+    s: &Session,
+    v: &VmRow,
+    right: u64,
+    img: Option<i64>,
+) -> Result<(), Failure> {
+    let image = match img {
+        Some(img) => Some(IMAGES.get(ctx, img).await?),
+        None => None,
+    };
+    let c = super::perms::caller(ctx, s).await?;
+    let image_refusal = image.as_ref().and_then(|i| IMAGES.refusal(&c, i, MANAGE));
+    let why: Vec<String> = VMS
+        .refusal(&c, v, right)
+        .into_iter()
+        .chain(image_refusal)
+        .collect();
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(super::unauthorized(s, &why.join("; ")))
+    }
 }
 
 fn vm_disk(t: &Template, disk_id: i64) -> Result<Pairs, Failure> {
@@ -150,14 +177,8 @@ pub async fn snap_create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             "Cannot make snapshots on volatile disks",
         ));
     }
-    let v = VMS
-        .authorized(
-            ctx,
-            s,
-            id,
-            super::vm_ops::right(ctx, s, "disk-snapshot-create", MANAGE).await?,
-        )
-        .await?;
+    let right = super::vm_ops::right(ctx, s, "disk-snapshot-create", MANAGE).await?;
+    vm_and_image(ctx, s, &v, right, charged_image(&d)).await?;
     let size: i64 = get(&d, "SIZE").parse().unwrap_or(0);
     // Checked first, as OpenNebula does before the state; again with each attempt below.
     disk_charge(ctx, s, &v, &d, size).await?;
@@ -399,26 +420,9 @@ pub async fn snap_delete(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
     let snap_id = p.int(2)? as i64;
     let v = VMS.get(ctx, id).await?;
     let d = vm_disk(&stored(&v)?, disk_id)?;
-    if is_persistent(&d) {
-        let img: i64 = get(&d, "IMAGE_ID").parse().unwrap_or(-1);
-        IMAGES.get(ctx, img).await?;
-        VMS.authorized(
-            ctx,
-            s,
-            id,
-            super::vm_ops::right(ctx, s, "disk-snapshot-delete", MANAGE).await?,
-        )
-        .await?;
-        IMAGES.authorized(ctx, s, img, USE).await?;
-    } else {
-        VMS.authorized(
-            ctx,
-            s,
-            id,
-            super::vm_ops::right(ctx, s, "disk-snapshot-delete", MANAGE).await?,
-        )
-        .await?;
-    }
+    let image = is_persistent(&d).then(|| get(&d, "IMAGE_ID").parse().unwrap_or(-1));
+    let right = super::vm_ops::right(ctx, s, "disk-snapshot-delete", MANAGE).await?;
+    vm_and_image(ctx, s, &v, right, image).await?;
     super::writes::write_computed(ctx, id, move || async move {
         let v = VMS
             .authorized(
@@ -506,6 +510,11 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             code::ACTION,
             "New disk size has to be greater than current one",
         ));
+    }
+    // The second `vm_authorization`, with a persistent disk's image.
+    if let Some(img) = charged_image(&d) {
+        let right = super::vm_ops::right(ctx, s, "disk-resize", MANAGE).await?;
+        vm_and_image(ctx, s, &v, right, Some(img)).await?;
     }
     disk_charge(ctx, s, &v, &d, size - current).await?;
     super::writes::write_computed(ctx, id, move || async move {

@@ -422,3 +422,53 @@ fn a_vm_deleted_by_recover_leaves_its_persistent_image_in_error() {
     assert!(in_state(&c, vm, 6, 0));
     assert_eq!(image_state(&c, image), "5", "ERROR");
 }
+
+/// `vm_authorization` with a persistent disk's image: snapshotting or growing the disk asks
+/// MANAGE on the image beside the VM's right, in one request; USE (enough to run it) is not.
+#[test]
+fn a_persistent_disk_s_snapshots_and_resizes_need_manage_on_its_image() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    let alice = crate::zone::allocate(&admin, "alice").unwrap();
+    let a = zone.servers[0].client_as("alice", "pw-alice");
+    ok(
+        &admin,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), i(-1)],
+    );
+    let image = persistent_image(&zone, &admin, "shared-root");
+    // Others may USE it.
+    ok(
+        &admin,
+        "one.image.chmod",
+        [image, -1, -1, -1, -1, -1, -1, 1, -1, -1].map(i).to_vec(),
+    );
+    let vm_text = format!("CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = {image} ]");
+    let vm = ok(&a, "one.vm.allocate", vec![s(&vm_text)]);
+    zone.wait_until(DEADLINE, "the VM runs", || in_state(&admin, vm, 3, 3));
+    let refused = |method: &str, params: Vec<Value>| {
+        let (code, msg) = one_error(a.call(method, params));
+        assert_eq!(code, crate::zone::AUTHORIZATION, "{msg}");
+        assert_eq!(
+            msg,
+            format!(
+                "[{method}] User [{alice}] : Not authorized to perform MANAGE IMAGE [{image}]."
+            )
+        );
+    };
+    refused("one.vm.disksnapshotcreate", vec![i(vm), i(0), s("a")]);
+    refused("one.vm.diskresize", vec![i(vm), i(0), s("64")]);
+    // Its owner's administrator may.
+    assert_eq!(
+        ok(
+            &admin,
+            "one.vm.disksnapshotcreate",
+            vec![i(vm), i(0), s("a")]
+        ),
+        0
+    );
+    zone.wait_until(DEADLINE, "snapshot a is taken", || {
+        in_state(&admin, vm, 3, 3)
+    });
+    refused("one.vm.disksnapshotdelete", vec![i(vm), i(0), i(0)]);
+}

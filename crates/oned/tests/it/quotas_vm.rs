@@ -343,9 +343,12 @@ fn template_instantiate_builds_the_extra_template_from_its_options() {
         .collect();
     assert_eq!(ids.len(), 3, "{out}");
     for (i, vm) in ids.iter().enumerate() {
+        // Its persistent copies are being made (CLONING); then it is held.
+        zone.wait_until(DEADLINE, "the VM is on hold", || {
+            info(&admin, "one.vm.info", *vm).contains("<STATE>2</STATE>")
+        });
         let body = info(&admin, "one.vm.info", *vm);
         assert!(body.contains(&format!("<NAME>web-{i}</NAME>")), "{body}");
-        assert!(body.contains("<STATE>2</STATE>"), "on hold: {body}");
         assert!(body.contains("<CPU><![CDATA[2]]></CPU>"), "{body}");
         assert!(body.contains("<VCPU><![CDATA[4]]></VCPU>"), "{body}");
         assert!(body.contains("<MEMORY><![CDATA[512]]></MEMORY>"), "{body}");
