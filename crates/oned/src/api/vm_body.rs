@@ -97,7 +97,9 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
         if DROPPED.contains(&name.as_str()) {
             continue;
         }
-        if SYSTEM.contains(&name.as_str()) {
+        // `insert` moves VCPU only when it has a value: an empty one stays the user's.
+        let empty_vcpu = name == "VCPU" && a.value.as_single().is_none_or(str::is_empty);
+        if SYSTEM.contains(&name.as_str()) && !empty_vcpu {
             if FIRST_ONLY.contains(&name.as_str()) && system.get(&name).is_some() {
                 continue;
             }
@@ -1249,6 +1251,16 @@ mod tests {
         ] {
             assert_eq!(check(text).map(|_| ()).unwrap_err(), why, "{text}");
         }
+    }
+
+    #[test]
+    fn an_empty_vcpu_stays_in_the_user_template_and_a_bad_one_is_refused() {
+        let (sys, user) = split(&t("CPU = 1\nMEMORY = 8\nVCPU = \"\"")).unwrap();
+        assert_eq!(sys.get("VCPU"), None);
+        assert_eq!(user.single("VCPU"), Some(""));
+        let (sys, _) = split(&t("CPU = 1\nMEMORY = 8\nVCPU = 2")).unwrap();
+        assert_eq!(sys.single("VCPU"), Some("2"));
+        assert!(split(&t("CPU = 1\nMEMORY = 8\nVCPU = 0")).is_err());
     }
 
     #[test]
