@@ -182,7 +182,7 @@ def test_router_and_vm_nics_networks_and_disks_as_opennebula(zone, via):
     first = nics_of(leader.vm.info(vm).TEMPLATE)[0]
     assert sorted(first) == [
         "AR_ID", "BRIDGE", "BRIDGE_TYPE", "CLUSTER_ID", "FLOATING_IP", "IP", "MAC", "MODEL",
-        "NAME", "NETWORK", "NETWORK_ID", "NETWORK_UNAME", "NIC_ID", "SECURITY_GROUPS",
+        "NAME", "NETWORK", "NETWORK_ID", "NIC_ID", "SECURITY_GROUPS",
         "TARGET", "VN_MAD", "VROUTER_IP", "VROUTER_MAC",
     ]
     assert (first["VROUTER_IP"], first["IP"], first["BRIDGE"]) == ("10.8.0.1", "10.8.0.2", "br7")

@@ -408,7 +408,6 @@ pub(super) fn fill_disk(
     }
     template::vector_set(disk, "IMAGE", i.head.name.clone());
     template::vector_set(disk, "IMAGE_ID", i.head.owned.oid.to_string());
-    template::vector_set(disk, "IMAGE_UNAME", i.head.uname.clone());
     template::vector_set(disk, "IMAGE_STATE", i.state.to_string());
     template::vector_set(disk, "SOURCE", i.source.clone());
     template::vector_set(disk, "ORIGINAL_SIZE", i.size.to_string());

@@ -1148,7 +1148,6 @@ fn fill_nic(
     template::vector_set(nic, "NIC_ID", nic_id.to_string());
     template::vector_set(nic, "NETWORK", v.head.name.clone());
     template::vector_set(nic, "NETWORK_ID", oid.to_string());
-    template::vector_set(nic, "NETWORK_UNAME", v.head.uname.clone());
     template::vector_set(nic, "BRIDGE", v.bridge.clone());
     let bridge_type = vt.single("BRIDGE_TYPE").filter(|b| !b.is_empty());
     template::vector_set(nic, "BRIDGE_TYPE", bridge_type.unwrap_or("linux"));

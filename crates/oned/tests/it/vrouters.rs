@@ -843,7 +843,7 @@ fn router_nics_are_opennebulas_and_networks_list_every_router_in_them() {
             "NAME",
             "NETWORK",
             "NETWORK_ID",
-            "NETWORK_UNAME",
+            // `nic_attribute` names the network's owner nowhere (NETWORK_UNAME only if given).
             "NIC_ID",
             "SECURITY_GROUPS",
             "TARGET",
