@@ -113,8 +113,9 @@ pub fn float_to_str(v: f64) -> String {
     }
 }
 
-/// A limit as C++'s `ostream << float` prints it in a refusal (`%g`: 1, 0.5, 2.048e+06).
-fn float_g(v: f64) -> String {
+/// A number as C++'s `ostream << float` prints it (`%g`: 1, 0.5, 2.048e+06): a limit in a
+/// refusal, a VM's CPU.
+pub fn float_g(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }

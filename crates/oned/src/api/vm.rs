@@ -379,6 +379,13 @@ pub async fn create(
     };
     negative_capacity(s, &base)?;
     let (cpu, memory, name) = checked(&base).map_err(reword)?;
+    // `insert` moves CPU and MEMORY as the numbers it read (`add("CPU", float)`): 0.50 is 0.5.
+    let mut base = base;
+    base.set(
+        "CPU",
+        template::Value::Single(super::quota::float_g(f64::from(cpu as f32))),
+    );
+    base.set("MEMORY", template::Value::Single(memory.to_string()));
     // An empty name becomes `<TEMPLATE_NAME>-<id>` (`one-<id>` without one) in the statement
     // below, as `VirtualMachine::insert` names it.
     let prefix = base
@@ -394,7 +401,6 @@ pub async fn create(
             .raw
             .single("VM_SUBMIT_ON_HOLD")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
-    let mut base = base;
     if hold {
         base.set("SUBMIT_ON_HOLD", template::Value::Single("YES".into()));
     }

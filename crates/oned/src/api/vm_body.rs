@@ -109,6 +109,13 @@ pub fn split(given: &Template) -> Result<(Template, Template), Failure> {
         }
     }
     check_numbers(&system)?;
+    // Moved as the integer read: `VCPU = 02` is 2.
+    if let Some(n) = system
+        .single("VCPU")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        system.set("VCPU", TValue::Single(n.to_string()));
+    }
     memory_and_video(&mut system, &mut user).map_err(|e| fail(code::INTERNAL, e))?;
     graphics(&mut system)?;
     // `insert` moves SUBMIT_ON_HOLD as a boolean: YES or NO.

@@ -48,7 +48,7 @@ fn pool_ids(c: &Client, method: &str, query: &str) -> Vec<i64> {
     ids
 }
 
-const WEB: &str = "NAME = web-1\nCPU = 0.5\nMEMORY = 64\nVCPU = 2\nLABELS = \"prod,eu\"\n\
+const WEB: &str = "NAME = web-1\nCPU = 0.50\nMEMORY = 064\nVCPU = 02\nLABELS = \"prod,eu\"\n\
     DESCRIPTION = shop\nREQUIREMENTS = \"ID = 0\"\nSCHED_RANK = FREE_CPU\n\
     GRAPHICS = [ TYPE = VNC, LISTEN = \"0.0.0.0\" ]\nCONTEXT = [ NETWORK = YES ]\n\
     FEATURES = [ ACPI = YES ]\nVMID = 77";
@@ -86,6 +86,11 @@ fn a_new_vms_template_is_split_and_printed_as_opennebula() {
         ]
     );
     assert_eq!(t.text_of("VMID").unwrap(), vm.to_string());
+    // The numbers as `insert` read them (CPU = 0.50, MEMORY = 064, VCPU = 02).
+    assert_eq!(
+        ["CPU", "MEMORY", "VCPU"].map(|n| t.text_of(n).unwrap()),
+        ["0.5", "64", "2"]
+    );
     let uuid = t.child("OS").unwrap().text_of("UUID").unwrap();
     assert_eq!(uuid.len(), 36, "{uuid}");
     let u = body.child("USER_TEMPLATE").unwrap();
