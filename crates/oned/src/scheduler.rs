@@ -569,6 +569,11 @@ pub async fn run(
             .filter(|p| p.vm.template.contains("GRAPHICS"))
             .map(|p| (p.vm.oid, p.vm.template.clone()))
             .collect();
+        // Those that may hold volatile disks, which take their system datastore's attributes.
+        let disked: BTreeMap<i64, String> = (plan.vms.iter())
+            .filter(|p| crate::api::vm_volatile::may_have(&p.vm.template))
+            .map(|p| (p.vm.oid, p.vm.template.clone()))
+            .collect();
         let from: BTreeMap<i64, vm::DeployFrom> = (plan.vms.iter())
             .map(|p| (p.vm.oid, p.vm.deploy_from()))
             .collect();
@@ -617,6 +622,23 @@ pub async fn run(
                     }
                     Err(why) => {
                         refused.push((vid, Some(why)));
+                        continue;
+                    }
+                }
+            }
+            // `set_volatile_disk_info` on the cluster's default system datastore, after the port.
+            if let (Some(api), Some(text), Some(&cid)) =
+                (api.get(), disked.get(&vid), clusters.get(&hid))
+            {
+                let text = with_port.clone().unwrap_or_else(|| text.clone());
+                match volatile_disks(api, vid, &text, cid).await {
+                    Ok(Some((stmt, new))) => {
+                        stmts.push(stmt);
+                        with_port = Some(new);
+                    }
+                    Ok(None) => {}
+                    Err(why) => {
+                        refused.push((vid, Some(format!("Cannot dispatch VM: {why}"))));
                         continue;
                     }
                 }
@@ -711,6 +733,24 @@ async fn lease_picked(
     let oneadmin = crate::auth::Session::oneadmin();
     let wording = crate::api::quota::Wording::Action;
     crate::api::vm_auto_nics::lease(api, &oneadmin, &v, &chosen, wording).await
+}
+
+/// VM `vid`'s template `text` with its volatile disks on cluster `cid`'s default system
+/// datastore (the one its placement's history record names) and the statement writing it.
+async fn volatile_disks(
+    api: &crate::api::Ctx,
+    vid: i64,
+    text: &str,
+    cid: i64,
+) -> Result<Option<(sqlstore::SqlStmt, String)>, String> {
+    let ds = api
+        .read(move |c| sqlstore::objects::cluster::default_system_ds(c, cid))
+        .await
+        .map_err(|f| crate::api::vm_backup::message(&f))?;
+    let ds = ds.flatten().unwrap_or(0);
+    crate::api::vm_volatile::on_datastore(api, vid, text, ds)
+        .await
+        .map_err(|f| crate::api::vm_backup::message(&f))
 }
 
 /// VM `vid`'s GRAPHICS port as it is deployed on host `hid` of cluster `cid`

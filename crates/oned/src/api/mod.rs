@@ -79,6 +79,7 @@ mod vm_topology;
 mod vm_updateconf;
 mod vm_vars;
 pub mod vm_vnc;
+pub(crate) mod vm_volatile;
 pub mod vmgroup;
 mod vmtemplate;
 mod vmtemplate_images;

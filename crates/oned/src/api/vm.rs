@@ -823,14 +823,19 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let (port, with_port) =
         super::vm_vnc::at_deploy(&conf, id, hid, &vm.template, from_stop, &taken)
             .map_err(|e| fail(code::ACTION, e))?;
+    // `set_volatile_disk_info` on the template with its port.
+    let text = with_port.unwrap_or_else(|| vm.template.clone());
+    let volatile = super::vm_volatile::on_datastore(ctx, id, &text, ds_id).await?;
+    let (volatile, edited) = match volatile {
+        Some((stmt, new)) => (Some(stmt), new),
+        None => (None, text),
+    };
     let leased = match &nic_tmpl {
         Some(t) => {
             let chosen = super::vm_auto_nics::chosen(t);
             let wording = super::quota::Wording::Caller(s.uid);
             let mut vm = vm.clone();
-            if let Some(text) = with_port {
-                vm.template = text;
-            }
+            vm.template = edited;
             super::vm_auto_nics::lease(ctx, s, &vm, &chosen, wording).await?
         }
         None => Vec::new(),
@@ -849,6 +854,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         now: now(),
     });
     stmts.extend(port);
+    stmts.extend(volatile);
     stmts.extend(leased);
     // A STOPPED or UNDEPLOYED VM counts for its owner's RUNNING_* quotas again, refused as
     // oned refuses it (AUTHORIZATION, the caller named).

@@ -123,10 +123,17 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 }
                 other => other,
             })?;
+        // `set_volatile_disk_info` of the new disks on the VM's system datastore.
+        let mut new = Template::default();
         for mut d in disks {
             super::vm_disks::attached_target(&t, &mut d).map_err(|e| fail(code::ACTION, e))?;
-            t.push("DISK", template::Value::Vector(d));
+            new.push("DISK", template::Value::Vector(d));
         }
+        if let Some(h) = v.history.last() {
+            let ds = super::storage::DATASTORES.get(ctx, h.ds_id).await?;
+            super::vm_volatile::fill(&mut new, &ds, &super::inherit::datastore(ctx));
+        }
+        t.attrs.extend(new.attrs);
         crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;
         for snaps in &taken.snaps {
             snaps.store(&mut t);

@@ -118,7 +118,15 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         },
     ));
     stmts.extend(new_host_stmts(id, c_hid, hid, Some(ds_id), now()));
-    stmts.extend(super::vm::drop_snapshots(ctx, &v));
+    // `set_volatile_disk_info` on the system datastore it moves to; the snapshots then go
+    // from that template.
+    let mut edited = v.clone();
+    if let Some((stmt, new)) = super::vm_volatile::on_datastore(ctx, id, &v.template, ds_id).await?
+    {
+        stmts.push(stmt);
+        edited.template = new;
+    }
+    stmts.extend(super::vm::drop_snapshots(ctx, &edited));
     // A VM not running starts copying its disks to the new host at once
     // (`start_prolog_migrate`); a running one after its save (a driver step).
     if to.1 != lcm::MIGRATE && to.1 != lcm::SAVE_MIGRATE {

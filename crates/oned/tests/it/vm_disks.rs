@@ -465,3 +465,53 @@ fn a_vm_of_an_image_being_copied_waits_in_cloning() {
         assert_eq!(state_of(&ib, "STATE"), 2, "{ib}");
     }
 }
+
+/// `set_volatile_disk_info`: a volatile disk takes its system datastore's attributes when the
+/// VM is deployed (by the scheduler here) and when one is attached; not before.
+#[test]
+fn volatile_disks_take_their_system_datastore_when_deployed_or_attached() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let vm = ok(
+        &c,
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 16 ]")],
+    );
+    let pending = info(&c, "one.vm.info", vm);
+    assert!(!pending.contains("<DATASTORE_ID>"), "{pending}");
+    ok(
+        &c,
+        "one.host.allocate",
+        vec![s("node"), s("dummy"), s("dummy"), Value::Int(-1)],
+    );
+    zone.wait_until(DEADLINE, "the VM runs", || {
+        info(&c, "one.vm.info", vm).contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>")
+    });
+    let system = [
+        "<DATASTORE><![CDATA[system]]></DATASTORE>",
+        "<DATASTORE_ID><![CDATA[0]]></DATASTORE_ID>",
+        "<TM_MAD><![CDATA[local]]></TM_MAD>",
+        "<CLUSTER_ID><![CDATA[0]]></CLUSTER_ID>",
+        "<DISK_TYPE><![CDATA[FILE]]></DISK_TYPE>",
+    ];
+    let body = info(&c, "one.vm.info", vm);
+    for attr in system {
+        assert!(body.contains(attr), "{attr} in {body}");
+    }
+    ok(
+        &c,
+        "one.vm.attach",
+        vec![Value::Int(vm), s("DISK = [ TYPE = swap, SIZE = 8 ]")],
+    );
+    zone.wait_until(DEADLINE, "the disk is attached", || {
+        info(&c, "one.vm.info", vm).contains("<STATE>3</STATE><LCM_STATE>3</LCM_STATE>")
+    });
+    let body = info(&c, "one.vm.info", vm);
+    let swap = body
+        .split("<DISK>")
+        .find(|d| d.contains("<TYPE><![CDATA[swap]]></TYPE>"))
+        .unwrap_or_default();
+    for attr in system {
+        assert!(swap.contains(attr), "{attr} in {body}");
+    }
+}
