@@ -133,8 +133,10 @@ fn per_cluster_vm_quotas_are_set_shown_and_weighed_where_vms_are_placed() {
 
     eprintln!("--- pending VMs are in no cluster; the first deploy into the cluster counts whole");
     let tmpl = s("CPU = 0.5\nMEMORY = 64");
-    let v1 = ok(&a, "one.vm.allocate", vec![tmpl.clone()]);
-    let v2 = ok(&a, "one.vm.allocate", vec![tmpl.clone()]);
+    // Deployed by hand below: the scheduler must not place them first.
+    let by_hand = s("CPU = 0.5\nMEMORY = 64\nSCHED_REQUIREMENTS = \"ID = -1\"");
+    let v1 = ok(&a, "one.vm.allocate", vec![by_hand.clone()]);
+    let v2 = ok(&a, "one.vm.allocate", vec![by_hand]);
     let on_hold = ok(&a, "one.vm.allocate", vec![tmpl, Value::Bool(true)]);
     let entry = cluster_entry(&c, alice, &cl.to_string()).unwrap();
     assert_eq!(field(&entry, "VMS_USED"), "0");
