@@ -130,8 +130,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             new.push("DISK", template::Value::Vector(d));
         }
         if let Some(h) = v.history.last() {
-            let ds = super::storage::DATASTORES.get(ctx, h.ds_id).await?;
-            super::vm_volatile::fill(&mut new, &ds, &super::inherit::datastore(ctx));
+            super::vm_volatile::fill_on(ctx, &mut new, h.ds_id).await?;
         }
         t.attrs.extend(new.attrs);
         crate::limits::vm_vectors(&t).map_err(|e| fail(code::ACTION, e))?;

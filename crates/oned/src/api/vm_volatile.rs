@@ -55,8 +55,25 @@ pub fn fill(t: &mut Template, ds: &DatastoreRow, inherit: &[String]) -> bool {
     found
 }
 
+/// [`fill`] with system datastore `ds_id` as stored now; nothing when it is gone
+/// (`DatastorePool::disk_attribute` leaves the disks as they are).
+pub async fn fill_on(ctx: &Ctx, t: &mut Template, ds_id: i64) -> Result<bool, Failure> {
+    if !t
+        .get_all("DISK")
+        .any(|a| a.value.as_vector().is_some_and(is_volatile))
+    {
+        return Ok(false);
+    }
+    let ds = match super::storage::DATASTORES.get(ctx, ds_id).await {
+        Ok(ds) => ds,
+        Err(Failure::Api { code, .. }) if code == super::code::NO_EXISTS => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(fill(t, &ds, &super::inherit::datastore(ctx)))
+}
+
 /// VM `vid`'s template `text` with its volatile disks on system datastore `ds_id`, and the
-/// statement that writes it over `text`; `None` when it has no volatile disk.
+/// statement that writes it over `text`; `None` when nothing changes.
 pub async fn on_datastore(
     ctx: &Ctx,
     vid: i64,
@@ -69,14 +86,7 @@ pub async fn on_datastore(
     let Ok(mut t) = Template::parse(text) else {
         return Ok(None);
     };
-    if !t
-        .get_all("DISK")
-        .any(|a| a.value.as_vector().is_some_and(is_volatile))
-    {
-        return Ok(None);
-    }
-    let ds = super::storage::DATASTORES.get(ctx, ds_id).await?;
-    if !fill(&mut t, &ds, &super::inherit::datastore(ctx)) {
+    if !fill_on(ctx, &mut t, ds_id).await? {
         return Ok(None);
     }
     let new = t.to_text();
