@@ -32,6 +32,8 @@ def test_a_cluster_gathers_a_host_a_datastore_and_a_network(zone):
     def applied():
         found = follower.cluster.info(cid)
         assert found.VNETS.ID, "the follower has not applied addvnet yet"
+        # The update came after addvnet: the follower may have applied one and not the other.
+        assert found.TEMPLATE.get("RESERVED_MEM"), "the follower has not applied the update yet"
         return found
 
     cluster = eventually(applied)
