@@ -23,6 +23,7 @@ use super::vm_actions::{closed_by, number};
 use super::vm_disk_snaps::{DiskSnaps, Orphans};
 use super::vm_nics::state_str;
 use super::vm_snapshots::{stored, write_vm};
+use super::vm_volatile::is_volatile;
 use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
@@ -82,10 +83,6 @@ pub fn edit_disk(t: &mut Template, disk_id: i64, f: impl FnOnce(&mut Pairs)) {
             }
         }
     }
-}
-
-fn is_volatile(d: &[(String, String)]) -> bool {
-    get(d, "IMAGE_ID").is_empty()
 }
 
 fn is_persistent(d: &[(String, String)]) -> bool {

@@ -461,19 +461,35 @@ pub(super) fn fill_disk(
         }
     }
     super::inherit::from_template(disk, &it, &src.from_image);
-    // `Datastore::disk_attribute`.
-    template::vector_set(disk, "DATASTORE", i.datastore.clone());
-    template::vector_set(disk, "DATASTORE_ID", i.datastore_id.to_string());
-    template::vector_set(disk, "TM_MAD", src.tm_mad.clone());
+    datastore_attribute(
+        disk,
+        (&i.datastore, i.datastore_id, &src.tm_mad),
+        &src.datastore,
+        &src.from_datastore,
+    );
+    disk.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+/// What every disk takes of its datastore (`Datastore::disk_attribute`), named by (name, id,
+/// transfer driver) with its template: DATASTORE, DATASTORE_ID, TM_MAD, CLONE_TARGET and
+/// LN_TARGET where the disk has none, and what INHERIT_DATASTORE_ATTR (`inherit`) names.
+pub(super) fn datastore_attribute(
+    disk: &mut Vec<(String, String)>,
+    (name, id, tm_mad): (&str, i64, &str),
+    datastore: &Template,
+    inherit: &[String],
+) {
+    template::vector_set(disk, "DATASTORE", name.to_string());
+    template::vector_set(disk, "DATASTORE_ID", id.to_string());
+    template::vector_set(disk, "TM_MAD", tm_mad.to_string());
     for key in ["CLONE_TARGET", "LN_TARGET"] {
-        if let Some(v) = src.datastore.single(key).filter(|v| !v.is_empty()) {
+        if let Some(v) = datastore.single(key).filter(|v| !v.is_empty()) {
             if template::vector_get(disk, key).is_none_or(str::is_empty) {
                 template::vector_set(disk, key, v.to_string());
             }
         }
     }
-    super::inherit::from_template(disk, &src.datastore, &src.from_datastore);
-    disk.sort_by(|a, b| a.0.cmp(&b.0));
+    super::inherit::from_template(disk, datastore, inherit);
 }
 
 /// The image a DISK names (`ImagePool::get_disk` by name): owned by IMAGE_UID, or the user

@@ -10,7 +10,8 @@ use template::{Template, Value};
 
 use super::{Ctx, Failure};
 
-fn is_volatile(disk: &[(String, String)]) -> bool {
+/// A disk without an image (`VirtualMachineDisk::is_volatile`).
+pub(super) fn is_volatile(disk: &[(String, String)]) -> bool {
     template::vector_get(disk, "IMAGE_ID").is_none_or(str::is_empty)
 }
 
@@ -33,18 +34,9 @@ pub fn fill(t: &mut Template, ds: &DatastoreRow, inherit: &[String]) -> bool {
             continue;
         }
         found = true;
-        template::vector_set(disk, "DATASTORE", ds.head.name.clone());
-        template::vector_set(disk, "DATASTORE_ID", ds.head.owned.oid.to_string());
-        template::vector_set(disk, "TM_MAD", ds.tm_mad.clone());
+        let id = ds.head.owned.oid;
+        super::vm_disks::datastore_attribute(disk, (&ds.head.name, id, &ds.tm_mad), &dst, inherit);
         template::vector_set(disk, "CLUSTER_ID", clusters.join(","));
-        for key in ["CLONE_TARGET", "LN_TARGET"] {
-            if let Some(v) = dst.single(key).filter(|v| !v.is_empty()) {
-                if template::vector_get(disk, key).is_none_or(str::is_empty) {
-                    template::vector_set(disk, key, v.to_string());
-                }
-            }
-        }
-        super::inherit::from_template(disk, &dst, inherit);
         if template::vector_get(disk, "DISK_TYPE").is_none_or(str::is_empty) {
             // `Datastore::get_disk_type`: its DISK_TYPE, FILE unless it names one.
             let kind = dst.single("DISK_TYPE").filter(|k| !k.is_empty());
