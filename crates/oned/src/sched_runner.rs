@@ -212,7 +212,7 @@ async fn call_stmts(
     let wording = Wording::Caller(0);
     let charged = |ask, uid, gid| async move {
         Charge {
-            ask: &ask,
+            asks: std::slice::from_ref(&ask),
             uid,
             gid,
             wording,

@@ -829,7 +829,7 @@ pub async fn clone_image(
     // `quota_authorization` comes before `ImagePool::allocate`'s name and source checks.
     let ask = super::quota::Ask::new_image(ds_id, src.size as f64);
     let charge = super::quota::Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: s.uid,
         gid: s.gid,
         wording: super::quota::Wording::Caller(s.uid),

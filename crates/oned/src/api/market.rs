@@ -653,7 +653,7 @@ pub async fn app_chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 ),
             ));
         }
-        Ok(())
+        Ok(Vec::new())
     })
     .await
 }

@@ -135,17 +135,20 @@ pub async fn chown<R: HasOwner + Send + 'static>(
     p: Params<'_>,
     f: &'static Family<R>,
 ) -> MethodResult {
-    chown_checked(ctx, s, p, f, |_| Ok(())).await
+    chown_checked(ctx, s, p, f, |r| {
+        Ok(f.quota.and_then(|q| q(r)).into_iter().collect())
+    })
+    .await
 }
 
 /// [`chown`], the object then checked by `check` once the caller is authorized (a VM's state,
-/// `get_and_quota`).
+/// `get_and_quota`), which answers what it counts for in the new owner's quotas.
 pub async fn chown_checked<R: HasOwner + Send + 'static>(
     ctx: &Ctx,
     s: &Session,
     p: Params<'_>,
     f: &'static Family<R>,
-    check: impl FnOnce(&R) -> Result<(), Failure>,
+    check: impl FnOnce(&R) -> Result<Vec<super::quota::Ask>, Failure>,
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     let (uid, gid) = (p.int(1)? as i64, p.int(2)? as i64);
@@ -178,7 +181,7 @@ pub async fn chown_checked<R: HasOwner + Send + 'static>(
     if !why.is_empty() {
         return Err(refused(s, &why));
     }
-    check(&row)?;
+    let asks = check(&row)?;
     // `check_name_unique`: the new owner must not hold the name already (families whose names
     // may repeat, and datastores and markets, named zone-wide, skip it).
     let repeats = [
@@ -210,9 +213,8 @@ pub async fn chown_checked<R: HasOwner + Send + 'static>(
     let stmts = vec![objects::set_owner(f.table, id, nu, ng)];
     // The new owner's quotas take what the object counts for (OpenNebula's chown checks them
     // too, for the owner and group that change); the guard holds them where it is applied.
-    let ask = f.quota.and_then(|q| q(&row));
-    let charge = ask.as_ref().map(|ask| super::quota::Charge {
-        ask,
+    let charge = (!asks.is_empty()).then(|| super::quota::Charge {
+        asks: &asks,
         uid: uid.max(0),
         gid: gid.max(0),
         wording: super::quota::Wording::Caller(s.uid),

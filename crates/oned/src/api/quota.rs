@@ -997,7 +997,7 @@ pub async fn system_disk_guard(
     }
     let ask = Ask::vm(vec![("SYSTEM_DISK_SIZE", delta)]).within(cluster);
     Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid,
         gid,
         wording: Wording::Caller(s.uid),
@@ -1024,7 +1024,7 @@ pub async fn reservation_guard(
         None => (s.uid, s.gid),
     };
     Charge {
-        ask: &Ask::leases(vnet, size as f64),
+        asks: &[Ask::leases(vnet, size as f64)],
         uid,
         gid,
         wording: Wording::Caller(s.uid),
@@ -1048,7 +1048,7 @@ pub async fn placed_guard(ctx: &Ctx, vid: i64, cid: i64) -> Result<Option<SqlStm
         return Ok(None);
     };
     let charge = Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
         wording: Wording::Caller(0),
@@ -1192,9 +1192,11 @@ pub fn refused(s: &Session, e: Exceeded) -> Failure {
     Wording::Caller(s.uid).word(&e.0)
 }
 
-/// A change that counts for the quotas of user `uid` and group `gid`.
+/// A change that counts for the quotas of user `uid` and group `gid`: every entry of `asks`
+/// (a VM's networks, the VM, its images), weighed as `Request::quota_authorization` weighs
+/// them: all of the user's, then all of the group's.
 pub struct Charge<'a> {
-    pub ask: &'a Ask,
+    pub asks: &'a [Ask],
     pub uid: i64,
     pub gid: i64,
     pub wording: Wording,
@@ -1209,16 +1211,34 @@ impl Charge<'_> {
 
     /// [`Charge::guard`] on the read pool `pool`.
     pub async fn guard_in(&self, pool: &sqlstore::ReadPool) -> Result<Option<SqlStmt>, Failure> {
-        let bounds = check_in(pool, self.uid, self.gid, self.ask)
+        let bounds = self
+            .bounds(pool)
             .await?
             .map_err(|e| self.wording.word(&e.0))?;
         Ok(rows::guard(&bounds))
     }
 
+    /// The bounds every entry keeps, or the first one exceeded.
+    async fn bounds(
+        &self,
+        pool: &sqlstore::ReadPool,
+    ) -> Result<Result<Vec<Bound>, Exceeded>, Failure> {
+        let mut bounds = Vec::new();
+        for (uid, gid) in [(self.uid, -1), (-1, self.gid)] {
+            for ask in self.asks {
+                match check_in(pool, uid, gid, ask).await? {
+                    Ok(b) => bounds.extend(b),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        }
+        Ok(Ok(bounds))
+    }
+
     /// The refusal of a change whose guard refused it: the limit a concurrent change used up,
     /// checked again.
     pub async fn lost_race(&self, ctx: &Ctx) -> Failure {
-        match check(ctx, self.uid, self.gid, self.ask).await {
+        match self.bounds(&ctx.pool).await {
             Ok(Err(e)) => self.wording.word(&e.0),
             Ok(Ok(_)) => self
                 .wording
@@ -1283,7 +1303,7 @@ pub async fn allocate(
     refusal: super::writes::Refusal,
 ) -> MethodResult {
     let charge = Charge {
-        ask,
+        asks: std::slice::from_ref(ask),
         uid: s.uid,
         gid: s.gid,
         wording: Wording::Caller(s.uid),
@@ -1331,18 +1351,17 @@ pub async fn allocate_all(
     what: &str,
     kind: &str,
 ) -> Result<Value, Allocation> {
-    let wording = Wording::Caller(s.uid);
-    let mut bounds = Vec::new();
-    // `Request::quota_authorization`: every quota of the user, then every one of the group.
-    for (uid, gid) in [(s.uid, -1), (-1, s.gid)] {
-        for ask in asks {
-            match check(ctx, uid, gid, ask).await {
-                Ok(Ok(b)) => bounds.extend(b),
-                Ok(Err(e)) => return Err(Allocation::Failed(wording.word(&e.0))),
-                Err(f) => return Err(Allocation::Failed(f)),
-            }
-        }
-    }
+    let charge = Charge {
+        asks,
+        uid: s.uid,
+        gid: s.gid,
+        wording: Wording::Caller(s.uid),
+    };
+    let bounds = match charge.bounds(&ctx.pool).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err(Allocation::Failed(charge.wording.word(&e.0))),
+        Err(f) => return Err(Allocation::Failed(f)),
+    };
     let taken = with.len();
     let mut stmts = with;
     let guarded = match rows::guard(&bounds) {
@@ -1370,16 +1389,7 @@ pub async fn allocate_all(
         (Ok(v), _) => Ok(v),
         (Err(_), Some(at)) if (1..=taken).contains(&at) => Err(Allocation::Raced),
         (Err(_), Some(at)) if guarded && at == taken + 1 => {
-            for (uid, gid) in [(s.uid, -1), (-1, s.gid)] {
-                for ask in asks {
-                    if let Ok(Err(e)) = check(ctx, uid, gid, ask).await {
-                        return Err(Allocation::Failed(wording.word(&e.0)));
-                    }
-                }
-            }
-            Err(Allocation::Failed(wording.word(
-                "a quota was reached by another request meanwhile, try again",
-            )))
+            Err(Allocation::Failed(charge.lost_race(ctx).await))
         }
         (Err(f), _) => Err(Allocation::Failed(f)),
     }

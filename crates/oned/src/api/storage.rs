@@ -415,7 +415,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
     // insert is guarded again where it is applied).
     let ask = super::quota::Ask::new_image(ds, size as f64);
     super::quota::Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: s.uid,
         gid: s.gid,
         wording: super::quota::Wording::Caller(s.uid),

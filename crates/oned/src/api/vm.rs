@@ -25,7 +25,7 @@ pub static VMS: Family<VmRow> = Family {
     template: "user_template",
     rows: &rows::ROWS,
     xml: vm_xml,
-    quota: Some(vm_quota),
+    quota: None,
     pool_xml: None,
 };
 
@@ -57,22 +57,6 @@ pub const METHODS: &[Method] = &[
 
 /// The owned-object calls: chmod, lock, unlock (chown, rename and update: `vm_ops::METHODS`).
 pub const OWNED: &[Method] = &owned_methods!(@each "one.vm", &VMS, [chmod, lock, unlock]);
-
-/// What a VM counts for in its owner's quotas: nothing once DONE, the RUNNING_* figures only
-/// while it runs.
-fn vm_quota(v: &VmRow) -> Option<super::quota::Ask> {
-    if v.state == state::DONE {
-        return None;
-    }
-    let running = sqlstore::objects::quota::counts_as_running(v.state);
-    let mut ask = super::quota::Ask::new_vm(v.cpu, v.memory as f64)
-        .with_system_disk(quota_rows::system_disk_size(&v.template))
-        .within(super::quota::cluster_of(v));
-    if !running {
-        ask.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
-    }
-    Some(ask)
-}
 
 pub mod state {
     use wire::VmState;
@@ -553,7 +537,7 @@ pub async fn action(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let ask = super::quota::Ask::running_vm(vm.cpu, vm.memory as f64)
         .within(super::quota::cluster_of(&vm));
     let charge = || super::quota::Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: vm.head.owned.uid,
         gid: vm.head.owned.gid,
         wording: super::quota::Wording::Action,
@@ -865,7 +849,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let (uid, gid) = (vm.head.owned.uid, vm.head.owned.gid);
     let wording = super::quota::Wording::Caller(s.uid);
     let charge = (!running(vm.state)).then_some(super::quota::Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid,
         gid,
         wording,
@@ -876,7 +860,7 @@ pub async fn deploy(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     };
     if let Some(placed) = super::quota::Ask::placed(&ctx.config.raw, &vm, cid, true) {
         let charge = super::quota::Charge {
-            ask: &placed,
+            asks: std::slice::from_ref(&placed),
             uid,
             gid,
             wording,

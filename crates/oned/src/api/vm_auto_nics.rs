@@ -226,7 +226,7 @@ async fn network_quotas(
     for (vnet, n) in per_network {
         let ask = Ask::leases(vnet, n);
         let charge = Charge {
-            ask: &ask,
+            asks: std::slice::from_ref(&ask),
             uid,
             gid,
             wording,

@@ -423,7 +423,7 @@ pub async fn start_write(
 ) -> Result<Vec<SqlStmt>, Failure> {
     let ask = quota_ask(&t, ds_id, reset);
     let charge = Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
         wording,
@@ -467,7 +467,7 @@ pub async fn backup(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let wording = Wording::Caller(s.uid);
     let ask = quota_ask(&t, ds_id, reset);
     Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
         wording,

@@ -187,7 +187,7 @@ async fn quota_guards(
     guards.extend(super::quota::system_disk_guard(ctx, s, owner, &v.template, text).await?);
     for ask in asks {
         let charge = Charge {
-            ask,
+            asks: std::slice::from_ref(ask),
             uid,
             gid,
             wording: Wording::Caller(s.uid),

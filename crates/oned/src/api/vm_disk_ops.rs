@@ -106,7 +106,7 @@ async fn disk_charge(
     };
     let (ask, uid, gid) = disk_ask(v, d, delta, image.as_ref());
     Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid,
         gid,
         wording: Wording::Caller(s.uid),

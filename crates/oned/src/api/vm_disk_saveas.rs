@@ -150,7 +150,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         scope: Default::default(),
     };
     let charge = Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: s.uid,
         gid: s.gid,
         wording: Wording::Caller(s.uid),

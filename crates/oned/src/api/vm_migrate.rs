@@ -141,7 +141,7 @@ pub async fn migrate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let running = sqlstore::objects::quota::counts_as_running(v.state);
     let placed = super::quota::Ask::placed(&ctx.config.raw, &v, host.cluster_id, running);
     let charge = placed.as_ref().map(|ask| super::quota::Charge {
-        ask,
+        asks: std::slice::from_ref(ask),
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
         wording: super::quota::Wording::Caller(s.uid),

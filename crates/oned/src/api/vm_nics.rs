@@ -134,7 +134,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             if let Some(vnet) = super::vnet_leases::named_network(ctx, s, pairs).await {
                 let ask = Ask::leases(vnet, 1.0);
                 let charge = super::quota::Charge {
-                    ask: &ask,
+                    asks: std::slice::from_ref(&ask),
                     uid: v.head.owned.uid,
                     gid: v.head.owned.gid,
                     wording: Wording::Caller(s.uid),
@@ -213,7 +213,7 @@ pub async fn attach(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         for (vnet, n) in leases.per_network {
             let ask = Ask::leases(vnet, n);
             let charge = super::quota::Charge {
-                ask: &ask,
+                asks: std::slice::from_ref(&ask),
                 uid,
                 gid,
                 wording: Wording::Caller(s.uid),

@@ -6,11 +6,14 @@
 //! keeps it when no list names the action. A user's or its group's template may hold the same
 //! lists, which come first.
 
+use sqlstore::objects::quota as quota_rows;
+use sqlstore::objects::vm::VmRow;
 use template::Template;
 use xmlrpc::Params;
 
 use super::method::{Auth, Method};
 use super::perms::{ADMIN, MANAGE, USE};
+use super::quota::Ask;
 use super::vm::VMS;
 use super::{Ctx, Failure, MethodResult};
 use crate::auth::Session;
@@ -27,7 +30,7 @@ pub const METHODS: &[Method] = &[
 ];
 
 /// `one.vm.chown`: a DONE VM keeps its owner (`RequestManagerChown::get_and_quota`, after the
-/// caller's right on the VM).
+/// caller's right on the VM); the new owner's quotas must take what it counts for.
 async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     // `RequestManagerChown`'s order: the new user and group, the VM, the rights, then the state.
     super::owned::chown_checked(ctx, s, p, &VMS, |v| {
@@ -37,9 +40,49 @@ async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 "Could not change VM ownership, wrong state",
             ));
         }
-        Ok(())
+        Ok(counts_for(ctx, v))
     })
     .await
+}
+
+/// What VM `v` counts for in its owner's quotas, as `get_quota_template` gives it to
+/// `Quotas::quota_check(VIRTUALMACHINE)`: a lease in the network of each NIC, alias and PCI
+/// NIC (an automatic NIC not yet placed holds none), the VM entry (the RUNNING_* figures only
+/// while it runs, in the cluster it is in), one RVMS of the image of each disk.
+fn counts_for(ctx: &Ctx, v: &VmRow) -> Vec<Ask> {
+    let t = Template::parse(&v.template).unwrap_or_default();
+    let mut leases = Vec::new();
+    let nics = t
+        .get_all("NIC")
+        .chain(
+            t.get_all("PCI")
+                .filter(|p| p.vector_get("TYPE") == Some("NIC")),
+        )
+        .chain(t.get_all("NIC_ALIAS"));
+    for nic in nics {
+        let vnet = nic.vector_get("NETWORK_ID").map(str::trim).unwrap_or("");
+        if let Ok(vnet) = vnet.parse::<i64>() {
+            super::vnet_leases::count(&mut leases, vnet, 1.0);
+        }
+    }
+    let mut asks: Vec<Ask> = leases
+        .into_iter()
+        .map(|(vnet, n)| Ask::leases(vnet, n))
+        .collect();
+    let mut vm = Ask::new_vm(v.cpu, v.memory as f64)
+        .with_system_disk(quota_rows::system_disk_size_of(&t))
+        .with_generic(&ctx.config.raw, &t)
+        .within(super::quota::cluster_of(v));
+    if !quota_rows::counts_as_running(v.state) {
+        vm.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
+    }
+    asks.push(vm);
+    asks.extend(
+        t.get_all("DISK")
+            .filter_map(|d| d.vector_get("IMAGE_ID")?.trim().parse::<i64>().ok())
+            .map(Ask::image_vm),
+    );
+    asks
 }
 
 async fn rename(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

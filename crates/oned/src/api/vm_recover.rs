@@ -195,7 +195,7 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let ask = Ask::running_vm(v.cpu, v.memory as f64).within(super::quota::cluster_of(&v));
     let checked = matches!(st, state::STOPPED | state::UNDEPLOYED);
     let charge = (checked && !running(st) && running(to.0)).then_some(Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
         wording: Wording::Recreate,

@@ -86,7 +86,7 @@ pub async fn resize(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     }
     let ask = Ask::vm(amounts).within(super::quota::cluster_of(&v));
     let charge = Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
         wording: Wording::Caller(s.uid),

@@ -152,7 +152,7 @@ pub async fn create(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         .unwrap_or(0.0);
     let ask = Ask::vm(vec![("SYSTEM_DISK_SIZE", size)]).within(super::quota::cluster_of(&v));
     let charge = Charge {
-        ask: &ask,
+        asks: std::slice::from_ref(&ask),
         uid: v.head.owned.uid,
         gid: v.head.owned.gid,
         wording: Wording::Caller(s.uid),

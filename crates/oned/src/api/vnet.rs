@@ -27,9 +27,23 @@ pub static NETS: Family<VnetRow> = Family {
     template: "template",
     rows: &vnet::ROWS,
     xml: vnet_xml,
-    quota: None,
+    quota: Some(reservation_leases),
     pool_xml: None,
 };
+
+/// What a network counts for in its owner's quotas: a reservation, every address of its
+/// ranges in its parent's LEASES (`RequestManagerChown::get_and_quota`); others nothing.
+fn reservation_leases(n: &VnetRow) -> Option<super::quota::Ask> {
+    if n.parent < 0 {
+        return None;
+    }
+    let t = template::Template::parse(&n.template).unwrap_or_default();
+    let size: u64 = super::address_range::ranges(&t)
+        .iter()
+        .map(|r| r.size)
+        .sum();
+    Some(super::quota::Ask::leases(n.parent, size as f64))
+}
 
 pub const METHODS: &[Method] = &[
     method!("one.vn.allocate", Write, Auth::Object, allocate),

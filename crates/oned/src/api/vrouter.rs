@@ -567,7 +567,7 @@ pub async fn attach_nic(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
         for ask in &leases.asks {
             let charge = Charge {
-                ask,
+                asks: std::slice::from_ref(ask),
                 uid: r.head.owned.uid,
                 gid: r.head.owned.gid,
                 wording: Wording::Caller(s.uid),

@@ -748,3 +748,112 @@ fn an_exceeded_vm_quota_is_the_refusal_before_the_images_and_networks() {
     assert_ne!(code, AUTHORIZATION, "{msg}");
     assert!(!msg.contains("limit of"), "{msg}");
 }
+
+/// `one.vm.chown` weighs everything the VM counts for against the new owner's quotas, as
+/// `RequestManagerChown::get_and_quota` does with `Quotas::VIRTUALMACHINE`: its leases, then
+/// the VM, then its images; a reservation's `one.vn.chown` weighs its addresses in the parent
+/// network's LEASES. Nothing moves when one is exceeded.
+#[test]
+fn chown_weighs_the_new_owners_leases_images_and_reservations() {
+    let zone = Zone::solo();
+    let admin = zone.servers[0].client();
+    let alice = allocate(&admin, "alice").unwrap();
+    let image = crate::vm_disks::ready_image(&zone, &admin, "base");
+    let net = ok(
+        &admin,
+        "one.vn.allocate",
+        vec![
+            s("NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 8 ]"),
+            Value::Int(-1),
+        ],
+    );
+    let vm = ok(
+        &admin,
+        "one.vm.allocate",
+        vec![s(&format!(
+            "CPU = 0.1\nMEMORY = 32\nDISK = [ IMAGE_ID = {image} ]\nNIC = [ NETWORK_ID = {net} ]\nNIC = [ NETWORK_ID = {net} ]"
+        ))],
+    );
+    let chown = |what: &str, id: i32| {
+        admin.call(
+            what,
+            vec![Value::Int(id), Value::Int(alice as i32), Value::Int(-1)],
+        )
+    };
+    let refusal = |what: &str, id: i32| {
+        let (code, msg) = one_error(chown(what, id));
+        assert_eq!(code, AUTHORIZATION, "{msg}");
+        msg
+    };
+    let refused = |what: &str| format!("[one.vm.chown] User [0] : user [{alice}] limit of {what}");
+    let owner = || info(&admin, "one.vm.info", vm);
+    let unmoved = "<UID>0</UID>";
+
+    // Two NICs in the network: two leases.
+    quota(
+        &admin,
+        "one.user.quota",
+        alice,
+        &format!("NETWORK = [ ID = {net}, LEASES = 1 ]\nIMAGE = [ ID = {image}, RVMS = 0 ]"),
+    );
+    assert_eq!(
+        refusal("one.vm.chown", vm),
+        format!(
+            "{} in NETWORK with ID: {net}.",
+            refused("1 reached for LEASES quota")
+        )
+    );
+    assert!(owner().contains(unmoved));
+    // The leases fit; the VM entry comes before the images.
+    quota(
+        &admin,
+        "one.user.quota",
+        alice,
+        &format!("NETWORK = [ ID = {net}, LEASES = 2 ]\nVM = [ VMS = 0 ]"),
+    );
+    assert_eq!(
+        refusal("one.vm.chown", vm),
+        format!("{} in VM.", refused("0 reached for VMS quota"))
+    );
+    quota(&admin, "one.user.quota", alice, "VM = [ VMS = 1 ]");
+    assert_eq!(
+        refusal("one.vm.chown", vm),
+        format!(
+            "{} in IMAGE with ID: {image}.",
+            refused("0 reached for RVMS quota")
+        )
+    );
+    assert!(owner().contains(unmoved));
+    // Within every quota the VM moves, and her usage with it.
+    quota(
+        &admin,
+        "one.user.quota",
+        alice,
+        &format!("IMAGE = [ ID = {image}, RVMS = 1 ]"),
+    );
+    chown("one.vm.chown", vm).unwrap();
+    assert!(owner().contains(&format!("<UID>{alice}</UID>")));
+    assert_eq!(used(&admin, alice, "LEASES"), "2");
+    assert_eq!(used(&admin, alice, "RVMS"), "1");
+
+    // A reservation of 3 addresses counts 3 leases of its parent for its new owner.
+    let res = ok(
+        &admin,
+        "one.vn.reserve",
+        vec![Value::Int(net), s("SIZE = 3\nNAME = kept")],
+    );
+    assert_eq!(
+        refusal("one.vn.chown", res),
+        format!(
+            "[one.vn.chown] User [0] : user [{alice}] limit of 2 reached for LEASES quota in NETWORK with ID: {net}."
+        )
+    );
+    quota(
+        &admin,
+        "one.user.quota",
+        alice,
+        &format!("NETWORK = [ ID = {net}, LEASES = 5 ]"),
+    );
+    chown("one.vn.chown", res).unwrap();
+    assert_eq!(used(&admin, alice, "LEASES"), "5");
+}

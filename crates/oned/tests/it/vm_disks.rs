@@ -21,7 +21,7 @@ fn info(c: &cli::Client, method: &str, oid: i32) -> String {
     c.call_xml(method, vec![Value::Int(oid)]).unwrap()
 }
 
-fn ready_image(zone: &Zone, c: &cli::Client, name: &str) -> i32 {
+pub(crate) fn ready_image(zone: &Zone, c: &cli::Client, name: &str) -> i32 {
     let image = ok(
         c,
         "one.image.allocate",
