@@ -18,14 +18,19 @@ const FIELDS: [&str; 7] = ["CHILDREN", "ACTIVE", "DATE", "ID", "NAME", "PARENT",
 /// scheduler's steps and placements keep far fewer in EPILOG at once.
 const EPILOG_BATCH: i64 = 4096;
 
-/// Disk snapshots as an image's `SNAPSHOTS` text (`Snapshots(-1, DENY)` with them): ALLOW_ORPHANS,
-/// CURRENT_BASE, NEXT_SNAPSHOT, then each SNAPSHOT. Empty: the image has none.
+/// Disk snapshots as an image's `SNAPSHOTS` text (`Snapshots(-1, DENY)` with them), as a VM
+/// hands them back. Empty: the image has none.
 pub fn image_text(s: &DiskSnaps) -> String {
     if s.snaps.is_empty() {
         return String::new();
     }
+    set_text(s)
+}
+
+/// A set as an image keeps it: ALLOW_ORPHANS (`Image::set_snapshots` copies a disk's mode too),
+/// CURRENT_BASE, NEXT_SNAPSHOT, then each SNAPSHOT; a set emptied by deletions keeps its head.
+pub fn set_text(s: &DiskSnaps) -> String {
     let mut t = Template::default();
-    // `Image::set_snapshots` copies the disk's set, its mode too.
     t.push("ALLOW_ORPHANS", Value::Single(s.mode.as_str().into()));
     t.push("CURRENT_BASE", Value::Single(s.current_base.to_string()));
     t.push("NEXT_SNAPSHOT", Value::Single(s.next.to_string()));
@@ -41,17 +46,10 @@ pub fn image_text(s: &DiskSnaps) -> String {
     t.to_text()
 }
 
-/// The snapshots image `i` gives disk `disk_id` of a VM that takes it, if it has any (only OS
-/// and DATABLOCK images keep them).
-pub fn for_disk(i: &ImageRow, disk_id: i64) -> Option<DiskSnaps> {
-    from_text(i.kind, &i.snapshots, disk_id)
-}
-
-fn from_text(kind: i64, snapshots: &str, disk_id: i64) -> Option<DiskSnaps> {
-    if !matches!(kind, 0 | 2) || snapshots.trim().is_empty() {
-        return None;
-    }
-    let t = Template::parse(snapshots).ok()?;
+/// An image's `SNAPSHOTS` text (as [`super::images::snapshots_text`] answers it) as a set
+/// (disk -1), the snapshots by id.
+pub fn parse_set(text: &str) -> DiskSnaps {
+    let t = Template::parse(text).unwrap_or_default();
     let num = |k: &str, default: i64| {
         t.single(k)
             .and_then(|v| v.trim().parse().ok())
@@ -66,21 +64,38 @@ fn from_text(kind: i64, snapshots: &str, disk_id: i64) -> Option<DiskSnaps> {
             v
         })
         .collect();
-    if snaps.is_empty() {
-        return None;
-    }
     snaps.sort_by_key(|v| {
         template::vector_get(v, "ID")
             .and_then(|id| id.trim().parse::<i64>().ok())
             .unwrap_or(i64::MAX)
     });
-    Some(DiskSnaps {
-        disk_id,
+    DiskSnaps {
+        disk_id: -1,
         mode: super::vm_disk_snaps::Orphans::parse(t.single("ALLOW_ORPHANS").unwrap_or("")),
         next: num("NEXT_SNAPSHOT", 0),
         current_base: num("CURRENT_BASE", -1),
         snaps,
-    })
+    }
+}
+
+/// Image `i`'s snapshots.
+pub fn of_image(i: &ImageRow) -> DiskSnaps {
+    parse_set(&super::images::snapshots_text(&i.snapshots))
+}
+
+/// The snapshots image `i` gives disk `disk_id` of a VM that takes it, if it has any (only OS
+/// and DATABLOCK images keep them).
+pub fn for_disk(i: &ImageRow, disk_id: i64) -> Option<DiskSnaps> {
+    from_text(i.kind, &i.snapshots, disk_id)
+}
+
+fn from_text(kind: i64, snapshots: &str, disk_id: i64) -> Option<DiskSnaps> {
+    if !matches!(kind, 0 | 2) || snapshots.trim().is_empty() {
+        return None;
+    }
+    Template::parse(snapshots).ok()?;
+    let set = parse_set(snapshots);
+    (!set.snaps.is_empty()).then_some(DiskSnaps { disk_id, ..set })
 }
 
 /// `VirtualMachineDisk::persistent_snapshots`: unless the disk says PERSISTENT_SNAPSHOTS=NO.

@@ -83,163 +83,9 @@ pub fn snapshots_text(stored: &str) -> String {
     }
 }
 
-struct Snapshots(Template);
-
-impl Snapshots {
-    fn of(i: &ImageRow) -> Snapshots {
-        Snapshots(Template::parse(&snapshots_text(&i.snapshots)).unwrap_or_default())
-    }
-
-    fn count(&self) -> usize {
-        self.0.get_all("SNAPSHOT").count()
-    }
-
-    fn get(&self, sid: i64) -> Option<&[(String, String)]> {
-        self.0
-            .get_all("SNAPSHOT")
-            .filter_map(|a| a.value.as_vector())
-            .find(|v| field(v, "ID") == sid.to_string())
-    }
-
-    /// DENY or MIXED, where deletion keeps the tree (`ALLOW_ORPHANS`).
-    fn keeps_tree(&self) -> bool {
-        matches!(
-            self.0
-                .single("ALLOW_ORPHANS")
-                .unwrap_or("NO")
-                .to_uppercase()
-                .as_str(),
-            "NO" | "MIXED"
-        )
-    }
-
-    /// `Snapshots::test_delete_image`.
-    fn test_delete(&self, sid: i64) -> Result<(), &'static str> {
-        let snap = self.get(sid).ok_or("Snapshot does not exist")?;
-        if self.keeps_tree() {
-            if yes(field(snap, "ACTIVE")) {
-                return Err("Cannot delete the active snapshot");
-            }
-            if !field(snap, "CHILDREN").is_empty() {
-                return Err("Cannot delete snapshot with children");
-            }
-        }
-        Ok(())
-    }
-
-    fn edit(&mut self, sid: i64, f: impl Fn(&mut Vec<(String, String)>)) {
-        for a in &mut self.0.attrs {
-            if let TValue::Vector(v) = &mut a.value {
-                if a.name == "SNAPSHOT" && field(v, "ID") == sid.to_string() {
-                    f(v);
-                }
-            }
-        }
-    }
-
-    /// `Snapshots::delete_snapshot` (the driver removed it).
-    fn delete(&mut self, sid: i64) {
-        let Some(snap) = self.get(sid).map(<[_]>::to_vec) else {
-            return;
-        };
-        if self.keeps_tree() {
-            let parent: i64 = field(&snap, "PARENT").parse().unwrap_or(-1);
-            if parent != -1 {
-                let mine: Vec<String> = split(field(&snap, "CHILDREN"));
-                let was_active = yes(field(&snap, "ACTIVE"));
-                self.edit(parent, |v| {
-                    let mut children: Vec<String> = split(field(v, "CHILDREN"))
-                        .into_iter()
-                        .filter(|c| *c != sid.to_string())
-                        .collect();
-                    if mine.len() == 1 {
-                        children.push(mine[0].clone());
-                    }
-                    children.sort_by_key(|c| c.parse::<i64>().unwrap_or(0));
-                    children.dedup();
-                    set(
-                        v,
-                        "CHILDREN",
-                        (!children.is_empty()).then(|| children.join(",")),
-                    );
-                    if was_active {
-                        set(v, "ACTIVE", Some("YES".into()));
-                    }
-                });
-                if let [child] = mine.as_slice() {
-                    if let Ok(child) = child.parse() {
-                        self.edit(child, |v| set(v, "PARENT", Some(parent.to_string())));
-                    }
-                }
-            }
-        }
-        self.0.attrs.retain(|a| {
-            !(a.name == "SNAPSHOT"
-                && a.value
-                    .as_vector()
-                    .is_some_and(|v| field(v, "ID") == sid.to_string()))
-        });
-    }
-
-    /// `Snapshots::active_snapshot(sid, true)`: the image is now snapshot `sid`; its size. A
-    /// LINEAR chain loses the snapshots younger than `sid` (`Image::revert_snapshot`).
-    fn revert(&mut self, sid: i64) -> Option<i64> {
-        let size = field(self.get(sid)?, "SIZE").parse().ok();
-        if self
-            .0
-            .single("ALLOW_ORPHANS")
-            .is_some_and(|o| o.eq_ignore_ascii_case("LINEAR"))
-        {
-            self.0.attrs.retain(|a| {
-                a.name != "SNAPSHOT"
-                    || a.value
-                        .as_vector()
-                        .is_none_or(|v| field(v, "ID").parse::<i64>().is_ok_and(|id| id <= sid))
-            });
-        }
-        if self
-            .0
-            .single("ALLOW_ORPHANS")
-            .is_some_and(|o| o.eq_ignore_ascii_case("MIXED"))
-        {
-            self.0.set("CURRENT_BASE", TValue::Single(sid.to_string()));
-        }
-        for a in &mut self.0.attrs {
-            if let TValue::Vector(v) = &mut a.value {
-                let me = field(v, "ID") == sid.to_string();
-                set(v, "ACTIVE", me.then(|| "YES".to_string()));
-            }
-        }
-        size
-    }
-
-    fn text(&self) -> String {
-        self.0.to_text()
-    }
-}
-
-fn field<'a>(v: &'a [(String, String)], key: &str) -> &'a str {
-    template::vector_get(v, key).unwrap_or("")
-}
-
-fn set(v: &mut Vec<(String, String)>, key: &str, value: Option<String>) {
-    v.retain(|(k, _)| k != key);
-    if let Some(value) = value {
-        v.push((key.to_string(), value));
-    }
-}
-
 /// `Template::get(name, bool&)` and `icasecmp(v, "YES")`: only YES, in any case, is true.
 fn yes(v: &str) -> bool {
     v.trim().eq_ignore_ascii_case("yes")
-}
-
-fn split(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,7 +368,7 @@ pub async fn persistent(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         } else {
             "Could not make image non-persistent"
         };
-        if !on && Snapshots::of(i).count() > 0 {
+        if !on && !super::image_snaps::of_image(i).snaps.is_empty() {
             return Err(fail(
                 code::INTERNAL,
                 format!("{verb}: Image has snapshots."),
@@ -572,7 +418,8 @@ pub async fn chtype(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
                 "Cannot change image type to an incompatible type for the current datastore.",
             ));
         }
-        if name != "OS" && name != "DATABLOCK" && Snapshots::of(i).count() > 0 {
+        if name != "OS" && name != "DATABLOCK" && !super::image_snaps::of_image(i).snaps.is_empty()
+        {
             return Err(fail(
                 code::INTERNAL,
                 "Image with snapshots can be only of type OS or DATABLOCK",
@@ -623,9 +470,9 @@ async fn snapshot_call(ctx: &Ctx, s: &Session, p: Params<'_>, which: SnapOp) -> 
                 state_str(i.state)
             )));
         }
-        let snaps = Snapshots::of(i);
+        let snaps = super::image_snaps::of_image(i);
         let (checked, driver_op) = match which {
-            SnapOp::Delete => (snaps.test_delete(sid), op::SNAP_DELETE),
+            SnapOp::Delete => (snaps.test_delete_image(sid), op::SNAP_DELETE),
             SnapOp::Revert => (
                 snaps.get(sid).map(drop).ok_or("Snapshot does not exist"),
                 op::SNAP_REVERT,
@@ -765,7 +612,7 @@ pub async fn clone_image(
             "KERNEL, RAMDISK, BACKUP and CONTEXT cannot be cloned.",
         ));
     }
-    if Snapshots::of(&src).count() > 0 {
+    if !super::image_snaps::of_image(&src).snaps.is_empty() {
         return Err(fail(code::ACTION, "Cannot clone images with snapshots"));
     }
     // `Image::clone_template`.
@@ -1075,17 +922,19 @@ pub fn driver_results(pending: &[ImageRow], now: i64) -> Vec<SqlStmt> {
                 )
             }
             op::SNAP_DELETE | op::SNAP_REVERT | op::SNAP_FLATTEN => {
-                let mut snaps = Snapshots::of(i);
+                let mut snaps = super::image_snaps::of_image(i);
                 let mut size = i.size;
-                match i.op {
-                    op::SNAP_DELETE => snaps.delete(i.target_snapshot),
-                    op::SNAP_REVERT => size = snaps.revert(i.target_snapshot).unwrap_or(size),
-                    _ => snaps = Snapshots(Template::default()),
-                }
-                let text = if snaps.0.attrs.is_empty() {
-                    CLEARED.to_string()
-                } else {
-                    snaps.text()
+                // A flattened image has no snapshots left, not even a set's defaults.
+                let text = match i.op {
+                    op::SNAP_DELETE => {
+                        snaps.delete(i.target_snapshot);
+                        super::image_snaps::set_text(&snaps)
+                    }
+                    op::SNAP_REVERT => {
+                        size = snaps.revert(i.target_snapshot).unwrap_or(size);
+                        super::image_snaps::set_text(&snaps)
+                    }
+                    _ => CLEARED.to_string(),
                 };
                 rows::driver_done(
                     oid,
@@ -1235,22 +1084,34 @@ mod tests {
             SNAPSHOT = [ ID = \"0\", PARENT = \"-1\", CHILDREN = \"1\", SIZE = \"10\", DATE = \"1\" ]\n\
             SNAPSHOT = [ ID = \"1\", PARENT = \"0\", CHILDREN = \"2\", SIZE = \"20\", DATE = \"2\" ]\n\
             SNAPSHOT = [ ID = \"2\", PARENT = \"1\", ACTIVE = \"YES\", SIZE = \"30\", DATE = \"3\" ]";
-        let mut s = Snapshots(Template::parse(text).unwrap_or_default());
-        assert_eq!(s.test_delete(2), Err("Cannot delete the active snapshot"));
+        let mut s = super::super::image_snaps::parse_set(text);
+        let field = |s: &super::super::vm_disk_snaps::DiskSnaps, id: i64, k: &str| {
+            s.get(id)
+                .and_then(|v| template::vector_get(v, k))
+                .map(str::to_string)
+        };
         assert_eq!(
-            s.test_delete(1),
+            s.test_delete_image(2),
+            Err("Cannot delete the active snapshot")
+        );
+        assert_eq!(
+            s.test_delete_image(1),
             Err("Cannot delete snapshot with children")
         );
-        assert_eq!(s.test_delete(7), Err("Snapshot does not exist"));
+        assert_eq!(s.test_delete_image(7), Err("Snapshot does not exist"));
         assert_eq!(s.revert(0), Some(10));
-        assert_eq!(s.test_delete(2), Ok(()));
+        assert_eq!(s.test_delete_image(2), Ok(()));
         s.delete(2);
-        assert_eq!(s.count(), 2);
+        assert_eq!(s.snaps.len(), 2);
+        assert_eq!(field(&s, 1, "CHILDREN"), None);
+        assert_eq!(s.test_delete_image(1), Ok(()));
+        // Emptied, the set keeps its head and next id.
+        s.delete(1);
+        s.delete(0);
         assert_eq!(
-            s.get(1).map(|v| field(v, "CHILDREN").to_string()),
-            Some(String::new())
+            super::super::image_snaps::set_text(&s),
+            "ALLOW_ORPHANS=\"NO\"\nCURRENT_BASE=\"-1\"\nNEXT_SNAPSHOT=\"3\"\n"
         );
-        assert_eq!(s.test_delete(1), Ok(()));
         assert_eq!(state_str(S::UsedPers.as_i64()), "USED");
         assert_eq!(str_to_type("nonsense"), OS);
     }
@@ -1261,12 +1122,9 @@ mod tests {
             SNAPSHOT = [ ID = \"0\", PARENT = \"-1\", SIZE = \"10\", DATE = \"1\" ]\n\
             SNAPSHOT = [ ID = \"1\", PARENT = \"-1\", SIZE = \"20\", DATE = \"2\" ]\n\
             SNAPSHOT = [ ID = \"2\", PARENT = \"-1\", ACTIVE = \"YES\", SIZE = \"30\", DATE = \"3\" ]";
-        let mut s = Snapshots(Template::parse(text).unwrap_or_default());
+        let mut s = super::super::image_snaps::parse_set(text);
         assert_eq!(s.revert(0), Some(10));
-        assert_eq!(s.count(), 1);
-        assert_eq!(
-            s.get(0).map(|v| field(v, "ACTIVE").to_string()),
-            Some("YES".into())
-        );
+        assert_eq!(s.snaps.len(), 1);
+        assert_eq!(s.active(), 0);
     }
 }

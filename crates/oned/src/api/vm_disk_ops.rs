@@ -623,13 +623,7 @@ pub fn finish(t: &mut Template, from: L) -> Vec<SqlStmt> {
                 L::DiskSnapshotDelete
                 | L::DiskSnapshotDeletePoweroff
                 | L::DiskSnapshotDeleteSuspended => snaps.delete(snap_id),
-                L::DiskSnapshotRevertPoweroff => {
-                    size = Some(snaps.size_of(snap_id));
-                    snaps.activate(snap_id, true);
-                    if snaps.mode == super::vm_disk_snaps::Orphans::Linear {
-                        snaps.delete_younger(snap_id);
-                    }
-                }
+                L::DiskSnapshotRevertPoweroff => size = Some(snaps.revert(snap_id).unwrap_or(0)),
                 // A snapshot made is the active one (`revert_snapshot(id, false)`).
                 _ => snaps.activate(snap_id, false),
             }

@@ -306,9 +306,31 @@ impl DiskSnaps {
         self.snaps.retain(|s| num(s, "ID") != Some(id));
     }
 
-    /// `VirtualMachineDisk::delete_younger_snapshots`: every snapshot after `id` goes.
-    pub fn delete_younger(&mut self, id: i64) {
-        self.snaps.retain(|s| num(s, "ID").is_some_and(|i| i <= id));
+    /// A revert to snapshot `id` (`revert_snapshot(id, true)`, on a VM disk and on an image):
+    /// it becomes the active one and a LINEAR set loses the snapshots younger than it
+    /// (`delete_younger_snapshots`). Its size, `None` when there is no such snapshot.
+    pub fn revert(&mut self, id: i64) -> Option<i64> {
+        let size = self.get(id).map(|s| num(s, "SIZE").unwrap_or(0))?;
+        self.activate(id, true);
+        if self.mode == Orphans::Linear {
+            self.snaps.retain(|s| num(s, "ID").is_some_and(|i| i <= id));
+        }
+        Some(size)
+    }
+
+    /// `Snapshots::test_delete_image`: an image's snapshot, unless its set keeps a tree (NO,
+    /// MIXED) and it is the active one or has children.
+    pub fn test_delete_image(&self, id: i64) -> Result<(), &'static str> {
+        let s = self.get(id).ok_or("Snapshot does not exist")?;
+        if matches!(self.mode, Orphans::Deny | Orphans::Mixed) {
+            if get(s, "ACTIVE").eq_ignore_ascii_case("YES") {
+                return Err("Cannot delete the active snapshot");
+            }
+            if !get(s, "CHILDREN").is_empty() {
+                return Err("Cannot delete snapshot with children");
+            }
+        }
+        Ok(())
     }
 
     pub fn rename(&mut self, id: i64, name: &str) -> Result<(), &'static str> {
