@@ -41,9 +41,7 @@ pub async fn as_uid_gid(ctx: &Ctx, s: &Session, t: &mut Template) -> Result<Sess
         if gid > 0 && !c.may_on(wire::acl::GROUP, gid, gid, MANAGE) {
             why.push(format!("Not authorized to perform MANAGE GROUP [{gid}]"));
         }
-        if !why.is_empty() {
-            return Err(super::unauthorized(s, &why.join("; ")));
-        }
+        super::granted_unless(s, &why)?;
     }
     let mut as_session = s.clone();
     if let Some(u) = user.filter(|_| uid > 0) {

@@ -132,6 +132,16 @@ pub fn unauthorized(s: &Session, why: &str) -> Failure {
     fail(code::AUTHORIZATION, format!("User [{}] : {why}.", s.uid))
 }
 
+/// One `AuthRequest`'s answer: granted when nothing refused it, else AUTHORIZATION with every
+/// reason, joined as `AuthManager::authorize` joins them.
+pub fn granted_unless(s: &Session, why: &[String]) -> Result<(), Failure> {
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(unauthorized(s, &why.join("; ")))
+    }
+}
+
 /// AUTHORIZATION for a non-admin on an admin-only action.
 pub fn require_admin(s: &Session, what: &str) -> Result<(), Failure> {
     if s.is_admin() {

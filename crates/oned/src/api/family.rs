@@ -169,14 +169,7 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         if create && !c.may_create(self.kind) {
             why.push(format!("Not authorized to perform CREATE {}", self.acl));
         }
-        if why.is_empty() {
-            Ok(())
-        } else {
-            Err(fail(
-                code::AUTHORIZATION,
-                format!("User [{}] : {}.", s.uid, why.join("; ")),
-            ))
-        }
+        super::granted_unless(s, &why)
     }
 
     /// Why `c` may not exercise `right` on `row` (OpenNebula's words, without the `User [uid]

@@ -667,12 +667,7 @@ pub async fn clone_image(
     if let Some(orig) = &orig {
         why.extend(DATASTORES.refusal(&c, orig, USE));
     }
-    if !why.is_empty() {
-        return Err(fail(
-            code::AUTHORIZATION,
-            format!("User [{}] : {}.", s.uid, why.join("; ")),
-        ));
-    }
+    super::granted_unless(s, &why)?;
     // `quota_authorization` comes before `ImagePool::allocate`'s name and source checks.
     let ask = super::quota::Ask::new_image(ds_id, src.size as f64);
     let charge = super::quota::Charge {

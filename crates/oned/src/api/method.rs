@@ -321,13 +321,7 @@ pub async fn require(ctx: &Ctx, s: &Session, needs: &[Need]) -> Result<(), Failu
         .filter(|n| !n.granted(&c))
         .map(Need::refusal)
         .collect();
-    if refused.is_empty() {
-        return Ok(());
-    }
-    Err(fail(
-        code::AUTHORIZATION,
-        format!("User [{}] : {}.", s.uid, refused.join("; ")),
-    ))
+    super::granted_unless(s, &refused)
 }
 
 /// `right` on unowned object `oid` of `kind`, as `Request::basic_authorization` checks it:

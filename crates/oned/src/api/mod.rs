@@ -102,7 +102,9 @@ use sqlstore::{ReadPool, SqlTxn, SqlValue, TxnOutcome};
 use tracing::debug;
 use xmlrpc::{MethodCall, Params, Value};
 
-pub use error::{code, fail, not_authorized, require_admin, unauthorized, Failure, Refused};
+pub use error::{
+    code, fail, granted_unless, not_authorized, require_admin, unauthorized, Failure, Refused,
+};
 use method::{Auth, Kind};
 pub(crate) use route::leader_answered_at;
 use route::route_to_leader;

@@ -103,7 +103,7 @@ pub async fn chmod<R: HasOwner + Send + 'static>(
         ));
     }
     if let Some(why) = f.refusal(&caller(ctx, s).await?, &row, op) {
-        return Err(refused(s, &[why]));
+        return Err(super::unauthorized(s, &why));
     }
     let new = args.apply(old)?;
     let stmt = objects::set_perms(f.table, id, new);
@@ -116,14 +116,6 @@ pub(super) fn other_permissions(ctx: &Ctx) -> bool {
         .raw
         .single("ENABLE_OTHER_PERMISSIONS")
         .is_none_or(|v| v.trim().eq_ignore_ascii_case("yes"))
-}
-
-/// AUTHORIZATION with every reason, joined as `AuthRequest` joins them.
-fn refused(s: &Session, why: &[String]) -> Failure {
-    fail(
-        code::AUTHORIZATION,
-        format!("User [{}] : {}.", s.uid, why.join("; ")),
-    )
 }
 
 /// `one.<o>.chown(id, uid, gid)` (-1 keeps either), as `RequestManagerChown`: the new user and
@@ -178,9 +170,7 @@ pub async fn chown_checked<R: HasOwner + Send + 'static>(
     if gid > -1 && !c.groups.contains(&gid) && !c.may_on(wire::acl::GROUP, gid, gid, USE) {
         why.push(format!("Not authorized to perform USE GROUP [{gid}]"));
     }
-    if !why.is_empty() {
-        return Err(refused(s, &why));
-    }
+    super::granted_unless(s, &why)?;
     let asks = check(&row)?;
     // `check_name_unique`: the new owner must not hold the name already (families whose names
     // may repeat, and datastores and markets, named zone-wide, skip it).

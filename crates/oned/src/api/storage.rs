@@ -408,9 +408,7 @@ pub async fn image_allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResu
         why.push("Not authorized to perform CREATE IMAGE".into());
     }
     why.extend(DATASTORES.refusal(&c, &d, USE));
-    if !why.is_empty() {
-        return Err(super::unauthorized(s, &why.join("; ")));
-    }
+    super::granted_unless(s, &why)?;
     // `quota_authorization` comes before the persistent-only rule and the pool's checks (the
     // insert is guarded again where it is applied).
     let ask = super::quota::Ask::new_image(ds, size as f64);

@@ -710,13 +710,7 @@ pub(super) async fn deploy_authorized(
         }
         why.extend(needs.iter().filter(|n| !n.granted(&c)).map(Need::refusal));
     }
-    if why.is_empty() {
-        return Ok(());
-    }
-    Err(fail(
-        code::AUTHORIZATION,
-        format!("User [{}] : {}.", s.uid, why.join("; ")),
-    ))
+    super::granted_unless(s, &why)
 }
 
 /// `VirtualMachine::state_str`: an ACTIVE VM is named by its LCM state.

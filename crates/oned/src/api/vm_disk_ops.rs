@@ -135,11 +135,7 @@ async fn vm_and_image(
         .into_iter()
         .chain(image_refusal)
         .collect();
-    if why.is_empty() {
-        Ok(())
-    } else {
-        Err(super::unauthorized(s, &why.join("; ")))
-    }
+    super::granted_unless(s, &why)
 }
 
 fn vm_disk(t: &Template, disk_id: i64) -> Result<Pairs, Failure> {

@@ -128,12 +128,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         why.push("Not authorized to perform CREATE IMAGE".to_string());
     }
     why.extend(DATASTORES.refusal(&c, &ds, USE));
-    if !why.is_empty() {
-        return Err(fail(
-            code::AUTHORIZATION,
-            format!("User [{}] : {}.", s.uid, why.join("; ")),
-        ));
-    }
+    super::granted_unless(s, &why)?;
     let allocate_error = |why: String| {
         fail(
             code::ALLOCATE,

@@ -119,9 +119,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             why.extend(super::vmgroup::VMGROUPS.refusal(&c, &g, USE));
         }
     }
-    if !why.is_empty() {
-        return Err(super::unauthorized(s, &why.join("; ")));
-    }
+    super::granted_unless(s, &why)?;
     // `TemplateInfo` prints the extended copy, taken before any `decrypt`.
     t.template = body.to_text();
     let mut out = String::new();

@@ -624,12 +624,7 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let r = NETS.get(ctx, rid).await?;
         why.extend(NETS.refusal(&c, &r, MANAGE));
     }
-    if !why.is_empty() {
-        return Err(fail(
-            code::AUTHORIZATION,
-            format!("User [{}] : {}.", s.uid, why.join("; ")),
-        ));
-    }
+    super::granted_unless(s, &why)?;
     if onto.is_none() {
         // The new network's name is checked as `VirtualNetworkPool::allocate` checks it,
         // before the quota and the addresses.
@@ -1225,11 +1220,7 @@ async fn secgroups_usable(
             why.extend(super::secgroup::SECGROUPS.refusal(&c, &g, USE));
         }
     }
-    if why.is_empty() {
-        Ok(())
-    } else {
-        Err(super::unauthorized(s, &why.join("; ")))
-    }
+    super::granted_unless(s, &why)
 }
 
 /// The network a NIC template names, by NETWORK_ID or by NETWORK (and its owner), if it

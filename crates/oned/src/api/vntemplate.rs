@@ -228,12 +228,7 @@ pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !c.may_create(VNTEMPLATE) {
         why.push("Not authorized to perform CREATE VNTEMPLATE".into());
     }
-    if !why.is_empty() {
-        return Err(fail(
-            code::AUTHORIZATION,
-            format!("User [{}] : {}.", s.uid, why.join("; ")),
-        ));
-    }
+    super::granted_unless(s, &why)?;
     let body = stored(&source)?;
     insert(ctx, s, &name, body, allocation_error).await
 }

@@ -162,12 +162,7 @@ pub async fn clone(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     if !c.may_create(SECGROUP) {
         why.push("Not authorized to perform CREATE SECGROUP".into());
     }
-    if !why.is_empty() {
-        return Err(fail(
-            code::AUTHORIZATION,
-            format!("User [{}] : {}.", s.uid, why.join("; ")),
-        ));
-    }
+    super::granted_unless(s, &why)?;
     insert(ctx, s, name, stored(&source)?, allocate_error).await
 }
 
