@@ -165,11 +165,21 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         create: bool,
     ) -> Result<(), Failure> {
         let c = caller(ctx, s).await?;
-        let mut why: Vec<String> = self.refusal(&c, row, USE).into_iter().collect();
+        super::granted_unless(s, &self.use_and_create_refusals(&c, row, create))
+    }
+
+    /// Why `c` may not USE `row` (and CREATE in the family, with `create`).
+    pub fn use_and_create_refusals(&self, c: &Caller<'_>, row: &R, create: bool) -> Vec<String> {
+        let mut why: Vec<String> = self.refusal(c, row, USE).into_iter().collect();
         if create && !c.may_create(self.kind) {
-            why.push(format!("Not authorized to perform CREATE {}", self.acl));
+            why.push(self.create_refusal());
         }
-        super::granted_unless(s, &why)
+        why
+    }
+
+    /// OpenNebula's words for a refused CREATE in the family.
+    pub fn create_refusal(&self) -> String {
+        format!("Not authorized to perform CREATE {}", self.acl)
     }
 
     /// Why `c` may not exercise `right` on `row` (OpenNebula's words, without the `User [uid]

@@ -50,6 +50,7 @@ mod validate;
 mod vdc;
 pub mod vm;
 pub mod vm_actions;
+mod vm_auth;
 pub(crate) mod vm_auto_nics;
 pub mod vm_backup;
 mod vm_body;

@@ -480,10 +480,17 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let text = p.string(0)?.to_string();
     let hold = p.opt_bool(1)?.unwrap_or(false);
     let mut t = super::validate::template(&text).map_err(|e| fail(code::INTERNAL, e))?;
-    // `VirtualMachineAllocate::allocate_authorization`: the restricted attributes, CREATE,
-    // then the topology (ALLOCATE).
+    // `VirtualMachineAllocate::allocate_authorization`: the restricted attributes, one request
+    // for CREATE and what the template names (`set_auth_request`), then the topology
+    // (ALLOCATE).
     vm_template_restricted(ctx, s, &t)?;
-    VMS.may_create(ctx, s).await?;
+    let c = super::perms::caller(ctx, s).await?;
+    let mut why: Vec<String> = (!c.may_create(VMS.kind))
+        .then(|| VMS.create_refusal())
+        .into_iter()
+        .collect();
+    why.extend(super::vm_auth::refusals(ctx, s, &c, &t, super::perms::USE).await?);
+    super::granted_unless(s, &why)?;
     super::vm_topology::parse(&mut t).map_err(|e| {
         fail(
             code::ALLOCATE,

@@ -103,7 +103,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         let template::Value::Vector(disk) = &mut a.value else {
             continue;
         };
-        if let Some(image) = disk_image(ctx, s, disk).await? {
+        if let Some(image) = super::vm_auth::disk_image(ctx, s, disk).await? {
             why.extend(super::storage::IMAGES.refusal(&c, &image, USE | perms::NO_LOCK));
             let src = super::vm_disks::DiskSource::of(ctx, image.datastore_id).await?;
             super::vm_disks::fill_disk(disk, &image, &src);
@@ -113,7 +113,7 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         disk.sort_by(|a, b| a.0.cmp(&b.0));
         n += 1;
     }
-    why.extend(extended_nics(ctx, s, &c, &mut body).await?);
+    why.extend(super::vm_auth::nic_refusals(ctx, s, &c, &mut body, USE | perms::NO_LOCK).await?);
     if let Some(va) = body.vector("VMGROUP").map(<[_]>::to_vec) {
         if let Ok(g) = super::vmgroup::for_vm(ctx, &va, s.uid).await {
             why.extend(super::vmgroup::VMGROUPS.refusal(&c, &g, USE));
@@ -125,98 +125,6 @@ pub async fn info(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let mut out = String::new();
     template_xml(&t, &mut out);
     Ok(xmlrpc::Value::String(out))
-}
-
-/// `VirtualMachineNic::authorize` of a template's NICs, aliases and PCI NICs (not the automatic
-/// ones): USE on the network each names (a network named by NAME gets its NETWORK_ID, as
-/// `authorize_nic` writes it), then on the security groups of the NIC and of the network.
-async fn extended_nics(
-    ctx: &Ctx,
-    s: &Session,
-    c: &perms::Caller<'_>,
-    body: &mut template::Template,
-) -> Result<Vec<String>, super::Failure> {
-    let mut why = Vec::new();
-    for a in body.attrs.iter_mut() {
-        let is_nic = match a.name.as_str() {
-            "NIC" | "NIC_ALIAS" => true,
-            "PCI" => a.value.as_vector().is_some_and(|v| {
-                template::vector_get(v, "TYPE").is_some_and(|t| t.eq_ignore_ascii_case("NIC"))
-            }),
-            _ => false,
-        };
-        let template::Value::Vector(nic) = &mut a.value else {
-            continue;
-        };
-        let auto = template::vector_get(nic.as_slice(), "NETWORK_MODE")
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("auto"));
-        if !is_nic || auto {
-            continue;
-        }
-        let mut sgs: Vec<i64> = ids_in(template::vector_get(nic.as_slice(), "SECURITY_GROUPS"));
-        let by_id =
-            template::vector_get(nic.as_slice(), "NETWORK_ID").is_some_and(|v| !v.is_empty());
-        let found = super::vnet_leases::named_network(ctx, s, nic).await;
-        if let Some(net) = found.and_then(|id| (id >= 0).then_some(id)) {
-            if let Ok(net) = super::vnet::NETS.get(ctx, net).await {
-                if !by_id {
-                    template::vector_set(nic, "NETWORK_ID", net.head.owned.oid.to_string());
-                }
-                why.extend(super::vnet::NETS.refusal(c, &net, USE | perms::NO_LOCK));
-                let t = template::Template::parse(&net.template).unwrap_or_default();
-                sgs.extend(ids_in(t.single("SECURITY_GROUPS")));
-            }
-        }
-        sgs.sort_unstable();
-        sgs.dedup();
-        for sg in sgs {
-            if let Ok(g) = super::secgroup::SECGROUPS.get(ctx, sg).await {
-                why.extend(super::secgroup::SECGROUPS.refusal(c, &g, USE | perms::NO_LOCK));
-            }
-        }
-    }
-    Ok(why)
-}
-
-/// The ids of a comma-separated list (`one_util::split_unique`).
-fn ids_in(list: Option<&str>) -> Vec<i64> {
-    list.unwrap_or("")
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
-        .collect()
-}
-
-/// The image a template's DISK names (by IMAGE_ID, or IMAGE with its owner), if it exists.
-async fn disk_image(
-    ctx: &Ctx,
-    s: &Session,
-    disk: &[(String, String)],
-) -> Result<Option<sqlstore::objects::image::ImageRow>, Failure> {
-    let get = |k: &str| {
-        template::vector_get(disk, k)
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    };
-    let id = if !get("IMAGE_ID").is_empty() {
-        get("IMAGE_ID").parse::<i64>().ok()
-    } else if !get("IMAGE").is_empty() {
-        super::vm_disks::image_by_name(
-            ctx,
-            s,
-            &get("IMAGE"),
-            &get("IMAGE_UNAME"),
-            &get("IMAGE_UID"),
-        )
-        .await
-        .ok()
-    } else {
-        None
-    };
-    match id {
-        Some(id) => Ok(super::storage::IMAGES.get(ctx, id).await.ok()),
-        None => Ok(None),
-    }
 }
 
 /// `VMTemplatePool::allocate`: a valid name its owner does not use yet, then `VMTemplate::
@@ -450,9 +358,12 @@ pub async fn instantiate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult 
             format!("Error allocating a new virtual machine template. {e}"),
         )
     })?;
-    TEMPLATES
-        .may_use_and_create(ctx, s, &t, !extra.is_empty())
-        .await?;
+    // One request: USE on the template (CREATE TEMPLATE with extra attributes) and what the
+    // VM's template names (`set_auth_request`).
+    let c = perms::caller(ctx, s).await?;
+    let mut why = TEMPLATES.use_and_create_refusals(&c, &t, !extra.is_empty());
+    why.extend(super::vm_auth::refusals(ctx, s, &c, &body, USE).await?);
+    super::granted_unless(s, &why)?;
     // As `VMTemplateInstantiate`: the template's name is the prefix of an unnamed VM's
     // (`<template>-<id>`), never its NAME.
     body.remove("NAME");

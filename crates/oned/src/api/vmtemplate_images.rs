@@ -18,31 +18,6 @@ use crate::auth::Session;
 /// name their cloned image by id only (`VMTemplateClone::REMOVE_DISK_ATTRS`).
 const NAMING_ATTRS: &[&str] = &["IMAGE", "IMAGE_UNAME", "IMAGE_UID", "OPENNEBULA_MANAGED"];
 
-/// The image a DISK names, as `VirtualMachineDisk::get_image_id`: IMAGE_ID, or IMAGE owned by
-/// IMAGE_UID, the user IMAGE_UNAME or the caller. None when it names none that exists.
-async fn disk_image(ctx: &Ctx, s: &Session, disk: &[(String, String)]) -> Option<i64> {
-    let get = |k: &str| {
-        template::vector_get(disk, k)
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    };
-    if !get("IMAGE_ID").is_empty() {
-        return get("IMAGE_ID").parse().ok();
-    }
-    let name = get("IMAGE");
-    if name.is_empty() {
-        return None;
-    }
-    let owner = super::writes::named_owner(ctx, s, &get("IMAGE_UNAME"), &get("IMAGE_UID"))
-        .await
-        .ok()?;
-    super::writes::oid_by_name(ctx, "image_pool", &name, owner)
-        .await
-        .ok()
-        .flatten()
-}
-
 /// The stored template of template `id`, parsed.
 async fn stored(ctx: &Ctx, id: i64) -> Result<Template, Failure> {
     let t = TEMPLATES.get(ctx, id).await?;
@@ -60,7 +35,7 @@ async fn stored(ctx: &Ctx, id: i64) -> Result<Template, Failure> {
 pub async fn image_ids(ctx: &Ctx, s: &Session, t: &Template) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     for disk in t.get_all("DISK").filter_map(|a| a.value.as_vector()) {
-        if let Some(id) = disk_image(ctx, s, disk).await {
+        if let Some(id) = super::vm_auth::disk_image_id(ctx, s, disk).await {
             ids.insert(id);
         }
     }
@@ -163,7 +138,7 @@ pub async fn clone_images(
         let TValue::Vector(disk) = &mut attr.value else {
             continue;
         };
-        let Some(iid) = disk_image(ctx, s, disk).await else {
+        let Some(iid) = super::vm_auth::disk_image_id(ctx, s, disk).await else {
             n += 1;
             continue;
         };

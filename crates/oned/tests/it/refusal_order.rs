@@ -80,3 +80,82 @@ fn refusals_come_in_opennebulas_order() {
         )
     );
 }
+
+/// `VirtualMachine::set_auth_request`: a new VM's images, networks and security groups are
+/// authorized in the request that creates it (`one.vm.allocate`) or instantiates its template,
+/// every refusal in one message, before the topology and the VM's own checks.
+#[test]
+fn a_new_vms_images_and_networks_are_refused_together() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let uid = ok(
+        &c,
+        "one.user.allocate",
+        vec![s("ann"), s("pw"), s(""), Value::Array(vec![])],
+    );
+    let ann = zone.servers[0].client_as("ann", "pw");
+    let image = ok(
+        &c,
+        "one.image.allocate",
+        vec![s("NAME = base\nTYPE = DATABLOCK\nSIZE = 1"), i(1)],
+    );
+    let net = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s("NAME = lan\nVN_MAD = dummy\nBRIDGE = br0\nAR = [ TYPE = ETHER, SIZE = 4 ]"),
+            i(-1),
+        ],
+    );
+    let sg = ok(&c, "one.secgroup.allocate", vec![s("NAME = sg")]);
+    let base = format!(
+        "CPU = 1\nMEMORY = 64\nDISK = [ IMAGE_ID = {image} ]\n\
+         NIC = [ NETWORK = lan, NETWORK_UNAME = oneadmin, SECURITY_GROUPS = {sg} ]"
+    );
+    // A topology that does not parse: `allocate_authorization` reads it after the request.
+    let vm = format!("{base}\nTOPOLOGY = [ CORES = 3, SOCKETS = 5, THREADS = 7 ]");
+    // Users may use every network by the default rule `@1 NET/* USE #0`: not here.
+    c.call("one.acl.delrule", vec![i(4)]).unwrap();
+    let refused = format!(
+        "Not authorized to perform USE IMAGE [{image}]; Not authorized to perform USE NET \
+         [{net}]; Not authorized to perform USE SECGROUP [{sg}]"
+    );
+    assert_eq!(
+        one_error(ann.call("one.vm.allocate", vec![s(&vm)])),
+        (
+            0x200,
+            format!("[one.vm.allocate] User [{uid}] : {refused}.")
+        )
+    );
+    // Instantiated, the template's USE (and CREATE TEMPLATE for extra attributes) come first;
+    // `VMTemplateInstantiate` reads the topology before it authorizes.
+    let t = ok(
+        &c,
+        "one.template.allocate",
+        vec![s(&format!("NAME = t\n{base}"))],
+    );
+    assert_eq!(
+        one_error(ann.call(
+            "one.template.instantiate",
+            vec![i(t), s(""), Value::Bool(false), s("COLOR = red")]
+        )),
+        (
+            0x200,
+            format!(
+                "[one.template.instantiate] User [{uid}] : Not authorized to perform USE \
+                 TEMPLATE [{t}]; {refused}."
+            )
+        )
+    );
+    // With the rights, the topology is the refusal.
+    let mut mode = vec![i(image)];
+    mode.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(i));
+    ok(&c, "one.image.chmod", mode.clone());
+    mode[0] = i(net);
+    ok(&c, "one.vn.chmod", mode.clone());
+    mode[0] = i(sg);
+    ok(&c, "one.secgroup.chmod", mode);
+    let (code, msg) = one_error(ann.call("one.vm.allocate", vec![s(&vm)]));
+    assert_eq!(code, 0x4000, "{msg}");
+    assert!(msg.contains("Total threads per core and socket"), "{msg}");
+}
