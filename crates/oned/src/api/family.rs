@@ -104,6 +104,30 @@ impl<R: sqlstore::objects::HasOwner + Send + 'static> Family<R> {
         .ok_or_else(|| self.missing(id))
     }
 
+    /// The objects of `ids` that exist, read together; ids past the family's highest are not
+    /// looked up, so a client's long list costs what exists.
+    pub async fn get_many(&'static self, ctx: &Ctx, mut ids: Vec<i64>) -> Result<Vec<R>, Failure> {
+        ids.sort_unstable();
+        ids.dedup();
+        let (rows, table) = (self.rows, self.table);
+        super::read_row_in(&ctx.pool, move |c| {
+            let top: Option<i64> = c.query_row(
+                &format!("SELECT MAX(oid) FROM {table}"),
+                [] as [i64; 0],
+                |r| r.get(0),
+            )?;
+            let mut st = c.prepare_cached(&rows.by_id())?;
+            let mut out = Vec::new();
+            for id in ids.into_iter().filter(|id| *id >= 0 && Some(*id) <= top) {
+                if let Some(r) = st.query_row([id], |r| (rows.read)(c, r)).optional()? {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// The object, if the caller may exercise `right` on it (and its lock allows that, unless
     /// `right` carries [`NO_LOCK`]); else AUTHORIZATION `Not authorized to perform <RIGHT> <ACL>
     /// [<id>]`, or for an administrator held back by a lock `<ACL> is locked. [<id>]`, as

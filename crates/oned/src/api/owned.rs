@@ -171,7 +171,6 @@ pub async fn chown_checked<R: HasOwner + Send + 'static>(
         why.push(format!("Not authorized to perform USE GROUP [{gid}]"));
     }
     super::granted_unless(s, &why)?;
-    let asks = check(&row)?;
     // `check_name_unique`: the new owner must not hold the name already (families whose names
     // may repeat, and datastores and markets, named zone-wide, skip it).
     let repeats = [
@@ -196,6 +195,8 @@ pub async fn chown_checked<R: HasOwner + Send + 'static>(
             ));
         }
     }
+    // Then `get_and_quota` (a VM's state) and the family's own refusal (a public market's app).
+    let asks = check(&row)?;
     let (nu, ng) = (
         if uid > -1 { uid } else { o.uid },
         if gid > -1 { gid } else { o.gid },

@@ -27,9 +27,15 @@ pub async fn refusals(
     if crate::limits::vm_vectors(t).is_err() || pci > crate::limits::fixed::MAX_NICS_PER_VM {
         return Ok(why);
     }
+    // Each disk's image, read together; a disk asks for its image as often as it names it.
+    let mut images = Vec::new();
     for disk in t.get_all("DISK").filter_map(|a| a.value.as_vector()) {
-        if let Some(image) = disk_image(ctx, s, disk).await? {
-            why.extend(super::storage::IMAGES.refusal(c, &image, right));
+        images.extend(disk_image_id(ctx, s, disk).await);
+    }
+    let rows = super::storage::IMAGES.get_many(ctx, images.clone()).await?;
+    for id in images {
+        if let Some(image) = rows.iter().find(|i| i.head.owned.oid == id) {
+            why.extend(super::storage::IMAGES.refusal(c, image, right));
         }
     }
     let mut nics = t.clone();
@@ -44,8 +50,8 @@ pub async fn refusals(
 
 /// `VirtualMachineNic::authorize` of a template's NICs, aliases and PCI NICs (not the automatic
 /// ones): `right` on the network each names (a network named by NAME gets its NETWORK_ID in
-/// `body`, as `authorize_nic` writes it), then on the security groups of the NIC and of the
-/// network.
+/// `body`, as `authorize_nic` writes it), then on the security groups of the NIC, of the
+/// network and of its address ranges. The networks are read together, then the groups.
 pub async fn nic_refusals(
     ctx: &Ctx,
     s: &Session,
@@ -53,46 +59,100 @@ pub async fn nic_refusals(
     body: &mut Template,
     right: u64,
 ) -> Result<Vec<String>, Failure> {
-    let mut why = Vec::new();
-    for a in body.attrs.iter_mut() {
+    // Each NIC's attribute index and network id.
+    let mut nics: Vec<(usize, Option<i64>)> = Vec::new();
+    for (i, a) in body.attrs.iter().enumerate() {
+        let Some(nic) = a.value.as_vector() else {
+            continue;
+        };
         let is_nic = match a.name.as_str() {
             "NIC" | "NIC_ALIAS" => true,
-            "PCI" => a.value.as_vector().is_some_and(|v| {
-                template::vector_get(v, "TYPE").is_some_and(|t| t.eq_ignore_ascii_case("NIC"))
-            }),
+            "PCI" => {
+                template::vector_get(nic, "TYPE").is_some_and(|t| t.eq_ignore_ascii_case("NIC"))
+            }
             _ => false,
         };
-        let template::Value::Vector(nic) = &mut a.value else {
-            continue;
-        };
-        let auto = template::vector_get(nic.as_slice(), "NETWORK_MODE")
+        let auto = template::vector_get(nic, "NETWORK_MODE")
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("auto"));
-        if !is_nic || auto {
-            continue;
-        }
-        let mut sgs: Vec<i64> = ids_in(template::vector_get(nic.as_slice(), "SECURITY_GROUPS"));
-        let by_id =
-            template::vector_get(nic.as_slice(), "NETWORK_ID").is_some_and(|v| !v.is_empty());
-        let found = super::vnet_leases::named_network(ctx, s, nic).await;
-        if let Some(net) = found.and_then(|id| (id >= 0).then_some(id)) {
-            if let Ok(net) = super::vnet::NETS.get(ctx, net).await {
-                if !by_id {
-                    template::vector_set(nic, "NETWORK_ID", net.head.owned.oid.to_string());
-                }
-                why.extend(super::vnet::NETS.refusal(c, &net, right));
-                let t = Template::parse(&net.template).unwrap_or_default();
-                sgs.extend(ids_in(t.single("SECURITY_GROUPS")));
-            }
-        }
-        sgs.sort_unstable();
-        sgs.dedup();
-        for sg in sgs {
-            if let Ok(g) = super::secgroup::SECGROUPS.get(ctx, sg).await {
-                why.extend(super::secgroup::SECGROUPS.refusal(c, &g, right));
-            }
+        if is_nic && !auto {
+            let net = super::vnet_leases::named_network(ctx, s, nic).await;
+            nics.push((i, net.filter(|id| *id >= 0)));
         }
     }
+    let nets = super::vnet::NETS
+        .get_many(ctx, nics.iter().filter_map(|n| n.1).collect())
+        .await?;
+    let net_templates: Vec<(i64, Template)> = nets
+        .iter()
+        .map(|n| {
+            let t = Template::parse(&n.template).unwrap_or_default();
+            (n.head.owned.oid, t)
+        })
+        .collect();
+    let mut groups_of = Vec::with_capacity(nics.len());
+    for (i, net) in &nics {
+        let vt = net.and_then(|id| net_templates.iter().find(|(n, _)| *n == id));
+        let nic = body.attrs[*i].value.as_vector().unwrap_or_default();
+        groups_of.push(nic_groups(nic, vt.map(|(_, t)| t)));
+    }
+    let groups = super::secgroup::SECGROUPS
+        .get_many(ctx, groups_of.iter().flatten().copied().collect())
+        .await?;
+    let mut why = Vec::new();
+    for ((i, net), ids) in nics.into_iter().zip(groups_of) {
+        if let Some(net) = net.and_then(|id| nets.iter().find(|n| n.head.owned.oid == id)) {
+            let template::Value::Vector(nic) = &mut body.attrs[i].value else {
+                continue;
+            };
+            if template::vector_get(nic, "NETWORK_ID").is_none_or(str::is_empty) {
+                template::vector_set(nic, "NETWORK_ID", net.head.owned.oid.to_string());
+            }
+            why.extend(super::vnet::NETS.refusal(c, net, right));
+        }
+        why.extend(
+            ids.iter()
+                .filter_map(|id| groups.iter().find(|g| g.head.owned.oid == *id))
+                .filter_map(|g| super::secgroup::SECGROUPS.refusal(c, g, right)),
+        );
+    }
     Ok(why)
+}
+
+/// The security groups a NIC gets, ascending (`VirtualMachineNic::authorize`): its own
+/// SECURITY_GROUPS and, when its network (template `vt`) exists, the network's and every
+/// address range's (`VirtualNetwork::get_security_groups`).
+fn nic_groups(nic: &[(String, String)], vt: Option<&Template>) -> Vec<i64> {
+    let mut ids = ids_in(template::vector_get(nic, "SECURITY_GROUPS"));
+    if let Some(vt) = vt {
+        ids.extend(ids_in(vt.single("SECURITY_GROUPS")));
+        for ar in vt.get_all("AR").filter_map(|a| a.value.as_vector()) {
+            ids.extend(ids_in(template::vector_get(ar, "SECURITY_GROUPS")));
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The refusals of `right` on the security groups a NIC gets (`VirtualMachineNic::authorize`):
+/// its own SECURITY_GROUPS and, when its network `vt` exists, the network's and every address
+/// range's (`VirtualNetwork::get_security_groups`). Groups that do not exist ask nothing.
+pub async fn secgroup_refusals(
+    ctx: &Ctx,
+    c: &Caller<'_>,
+    nic: &[(String, String)],
+    vt: Option<&Template>,
+    right: u64,
+) -> Result<Vec<String>, Failure> {
+    let ids = nic_groups(nic, vt);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let groups = super::secgroup::SECGROUPS.get_many(ctx, ids).await?;
+    Ok(groups
+        .iter()
+        .filter_map(|g| super::secgroup::SECGROUPS.refusal(c, g, right))
+        .collect())
 }
 
 /// The ids of a comma-separated list (`one_util::split_unique`).

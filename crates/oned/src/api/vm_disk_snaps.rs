@@ -360,9 +360,10 @@ pub fn strip(t: &mut Template) {
     t.remove(SNAP);
 }
 
-/// Whether disk `disk` of the VM has snapshots.
+/// Whether disk `disk` of the VM has a snapshot set (`VirtualMachineDisk::has_snapshots`): one
+/// whose snapshots were all deleted still counts.
 pub fn disk_has_snapshots(t: &Template, disk: &str) -> bool {
-    t.get_all(SNAP)
+    t.get_all(HEAD)
         .any(|a| a.vector_get("DISK_ID").map(str::trim) == Some(disk.trim()))
 }
 

@@ -77,11 +77,18 @@ fn counts_for(ctx: &Ctx, v: &VmRow) -> Vec<Ask> {
         vm.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
     }
     asks.push(vm);
-    asks.extend(
-        t.get_all("DISK")
-            .filter_map(|d| d.vector_get("IMAGE_ID")?.trim().parse::<i64>().ok())
-            .map(Ask::image_vm),
-    );
+    // One RVMS per image, as `one.vm.allocate` charges it and the usage counts it (7.0.2
+    // counts a VM with two disks of one image twice).
+    let mut images: Vec<i64> = Vec::new();
+    for image in t
+        .get_all("DISK")
+        .filter_map(|d| d.vector_get("IMAGE_ID")?.trim().parse::<i64>().ok())
+    {
+        if !images.contains(&image) {
+            images.push(image);
+        }
+    }
+    asks.extend(images.into_iter().map(Ask::image_vm));
     asks
 }
 

@@ -610,7 +610,10 @@ pub async fn reserve(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         ));
     }
     // `VirtualNetworkReserve` reads the parent without its id in the refusal.
-    let parent = NETS.get(ctx, id).await.map_err(|_| NETS.missing(-1))?;
+    let parent = match NETS.get(ctx, id).await {
+        Err(Failure::Api { code: c, .. }) if c == code::NO_EXISTS => return Err(NETS.missing(-1)),
+        other => other?,
+    };
     if parent.parent != -1 {
         return Err(fail(
             code::ACTION,
@@ -1047,7 +1050,9 @@ pub async fn lease_list_picking(
         let vt = stored(&v)?;
         if holder == Holder::Vm {
             // `VirtualMachineNic::authorize`: USE on the NIC's and the network's groups too.
-            secgroups_usable(ctx, s, nic, &vt).await?;
+            let c = super::perms::caller(ctx, s).await?;
+            let why = super::vm_auth::secgroup_refusals(ctx, &c, nic, Some(&vt), USE).await?;
+            super::granted_unless(s, &why)?;
         }
         let want = named(nic).map_err(|_| {
             alloc_err(format!(
@@ -1190,37 +1195,6 @@ fn fill_nic(
     super::inherit::from_lookup(nic, inherit, |k| r.get(k).to_string());
     super::inherit::from_template(nic, vt, inherit);
     nic.sort_by(|a, b| a.0.cmp(&b.0));
-}
-
-/// AUTHORIZATION unless the caller may USE every security group of `nic` and of its network
-/// (template `vt`) that exists, each refusal named.
-async fn secgroups_usable(
-    ctx: &Ctx,
-    s: &Session,
-    nic: &[(String, String)],
-    vt: &Template,
-) -> Result<(), Failure> {
-    let ids = |list: Option<&str>| -> Vec<i64> {
-        list.unwrap_or("")
-            .split(',')
-            .filter_map(|v| v.trim().parse().ok())
-            .collect()
-    };
-    let mut sgs = ids(template::vector_get(nic, "SECURITY_GROUPS"));
-    sgs.extend(ids(vt.single("SECURITY_GROUPS")));
-    sgs.sort_unstable();
-    sgs.dedup();
-    if sgs.is_empty() || s.is_admin() {
-        return Ok(());
-    }
-    let c = super::perms::caller(ctx, s).await?;
-    let mut why = Vec::new();
-    for sg in sgs {
-        if let Ok(g) = super::secgroup::SECGROUPS.get(ctx, sg).await {
-            why.extend(super::secgroup::SECGROUPS.refusal(&c, &g, USE));
-        }
-    }
-    super::granted_unless(s, &why)
 }
 
 /// The network a NIC template names, by NETWORK_ID or by NETWORK (and its owner), if it

@@ -158,4 +158,30 @@ fn a_new_vms_images_and_networks_are_refused_together() {
     let (code, msg) = one_error(ann.call("one.vm.allocate", vec![s(&vm)]));
     assert_eq!(code, 0x4000, "{msg}");
     assert!(msg.contains("Total threads per core and socket"), "{msg}");
+
+    // An address range's security groups are the network's too (`get_security_groups`).
+    let sg2 = ok(&c, "one.secgroup.allocate", vec![s("NAME = ranges")]);
+    let net2 = ok(
+        &c,
+        "one.vn.allocate",
+        vec![
+            s(&format!(
+                "NAME = wan\nVN_MAD = dummy\nBRIDGE = br1\nAR = [ TYPE = ETHER, SIZE = 4, SECURITY_GROUPS = \"{sg2}\" ]"
+            )),
+            i(-1),
+        ],
+    );
+    let mut mode = vec![i(net2)];
+    mode.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(i));
+    ok(&c, "one.vn.chmod", mode);
+    let nic = format!("CPU = 1\nMEMORY = 64\nNIC = [ NETWORK_ID = {net2} ]");
+    assert_eq!(
+        one_error(ann.call("one.vm.allocate", vec![s(&nic)])),
+        (
+            0x200,
+            format!(
+                "[one.vm.allocate] User [{uid}] : Not authorized to perform USE SECGROUP [{sg2}]."
+            )
+        )
+    );
 }
