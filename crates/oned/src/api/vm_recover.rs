@@ -172,11 +172,20 @@ pub async fn recover(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         return Ok(Value::Int(id as i32));
     }
     let mut stmts = stmts_for(&v, to, op == 0)?;
-    if matches!(op, 3..=5) {
-        // `LifeCycleManager::clean_up_vm` (and `trigger_delete_recreate`): no rescheduling,
-        // no VM snapshots.
-        stmts.push(sqlstore::objects::vm::clear_resched(id));
-        stmts.extend(super::vm::erase_snapshots(&v));
+    // `LifeCycleManager::clean_up_vm`, for a delete of an ACTIVE VM (`trigger_delete`) and a
+    // delete-recreate of an ACTIVE, POWEROFF or SUSPENDED one (`trigger_delete_recreate`): no
+    // rescheduling, no VM snapshots unless the driver keeps them, and none at all after a
+    // recreate. The other states end or restart without the LCM, which leaves both.
+    match (op, st) {
+        (3, state::ACTIVE) => {
+            stmts.push(sqlstore::objects::vm::clear_resched(id));
+            stmts.extend(super::vm::drop_snapshots(ctx, &v));
+        }
+        (4, state::ACTIVE | state::POWEROFF | state::SUSPENDED) => {
+            stmts.push(sqlstore::objects::vm::clear_resched(id));
+            stmts.extend(super::vm::erase_snapshots(&v));
+        }
+        _ => {}
     }
     // `DispatchManager::delete_recreate` records itself on the VM's last record: a STOPPED VM
     // recreated is then deployed anew, not resumed (`DeployFrom::prolog`).

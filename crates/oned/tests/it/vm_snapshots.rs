@@ -487,3 +487,33 @@ fn an_undeployed_vm_saves_a_disk_and_stays_undeployed() {
         info(&c, "one.image.info", copy).contains("<STATE>1</STATE>")
     });
 }
+
+/// `one.vm.recover` and a running VM's snapshots, as 7.0.2's LCM treats them: a delete
+/// (`trigger_delete` -> `clean_up_vm`) keeps them on a driver with KEEP_SNAPSHOTS (kvm as
+/// shipped), a delete-recreate (`trigger_delete_recreate`) drops them whatever the driver, a
+/// delete-db (`delete_vm_db`) leaves them.
+#[test]
+fn recover_keeps_or_drops_a_running_vms_snapshots_as_the_lcm_does() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let host = ok(
+        &c,
+        "one.host.allocate",
+        vec![s("kvm-node"), s("kvm"), s("kvm"), i(-1)],
+    );
+    let with_snapshot = || {
+        let vm = ok(&c, "one.vm.allocate", vec![s("CPU = 0.5\nMEMORY = 64")]);
+        ok(&c, "one.vm.deploy", vec![i(vm), i(host)]);
+        zone.wait_until(DEADLINE, "the VM runs", || in_state(&c, vm, 3, 3));
+        assert_eq!(ok(&c, "one.vm.snapshotcreate", vec![i(vm), s("a")]), 0);
+        zone.wait_until(DEADLINE, "the snapshot is taken", || in_state(&c, vm, 3, 3));
+        vm
+    };
+    let has_snapshot = |vm: i32| info(&c, "one.vm.info", vm).contains("<SNAPSHOT_ID>");
+    for (op, kept) in [(3, true), (4, false), (5, true)] {
+        let vm = with_snapshot();
+        ok(&c, "one.vm.recover", vec![i(vm), i(op)]);
+        let body = info(&c, "one.vm.info", vm);
+        assert_eq!(has_snapshot(vm), kept, "recover {op}: {body}");
+    }
+}
