@@ -245,6 +245,15 @@ pub async fn take_list(
             fail(code::INTERNAL, format!("{prefix}{e}"))
         };
         template::vector_set(disk, "DISK_ID", disk_id.to_string());
+        // `ImagePool::acquire_disk`: SERIAL "auto" becomes `<vm id>-<disk id>` (a new VM's id
+        // is its insert's).
+        if template::vector_get(disk, "SERIAL") == Some("auto") {
+            let vm = vid.map_or_else(
+                || sqlstore::objects::vm::ID_MARK.to_string(),
+                |v| v.to_string(),
+            );
+            template::vector_set(disk, "SERIAL", format!("{vm}-{disk_id}"));
+        }
         let get = |k: &str| {
             template::vector_get(disk, k)
                 .unwrap_or("")

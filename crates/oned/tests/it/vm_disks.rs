@@ -246,17 +246,27 @@ fn disks_are_hot_plugged_and_unplugged_with_their_images() {
     let vm = ok(
         &w,
         "one.vm.allocate",
-        vec![s("CPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 10 ]")],
+        vec![s(
+            "CPU = 0.1\nMEMORY = 32\nDISK = [ TYPE = fs, SIZE = 10, SERIAL = auto ]",
+        )],
     );
     zone.wait_until(DEADLINE, "the VM runs", || lcm(&c, vm).0);
 
     ok(
         &w,
         "one.vm.attach",
-        vec![Value::Int(vm), s(&format!("DISK = [ IMAGE_ID = {image} ]"))],
+        vec![
+            Value::Int(vm),
+            s(&format!("DISK = [ IMAGE_ID = {image}, SERIAL = auto ]")),
+        ],
     );
     zone.wait_until(DEADLINE, "the disk is plugged", || lcm(&c, vm).0);
     let body = info(&c, "one.vm.info", vm);
+    // SERIAL "auto" is `<vm>-<disk>` (`ImagePool::acquire_disk`).
+    for disk in [0, 1] {
+        let serial = format!("<SERIAL><![CDATA[{vm}-{disk}]]></SERIAL>");
+        assert!(body.contains(&serial), "{serial} in {body}");
+    }
     assert!(body.contains("<DISK_ID><![CDATA[1]]></DISK_ID>"), "{body}");
     assert!(body.contains("<IMAGE><![CDATA[data]]></IMAGE>"), "{body}");
     assert!(info(&c, "one.image.info", image).contains("<STATE>2</STATE>"));
