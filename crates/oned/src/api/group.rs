@@ -244,6 +244,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         no_group,
         &ras,
         Some(|_, t| super::vm_ops::check(t)),
+        &[],
     )
     .await
 }

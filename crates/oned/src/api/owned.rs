@@ -420,6 +420,7 @@ pub async fn update_checked<R: HasOwner + Send + 'static>(
         |id| f.missing(id),
         &ras,
         post,
+        &[],
     )
     .await
 }

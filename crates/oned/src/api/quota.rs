@@ -897,12 +897,27 @@ impl Ask {
 
     /// Adds the generic metrics (`QUOTA_VM_ATTRIBUTE` of `conf`) a new VM's template `t`
     /// holds, each also as its `RUNNING_` twin (a new VM counts as running).
-    pub fn with_generic(mut self, conf: &template::Template, t: &template::Template) -> Ask {
+    pub fn with_generic(self, conf: &template::Template, t: &template::Template) -> Ask {
+        self.with_generic_of(conf, t, &template::Template::default())
+    }
+
+    /// [`Ask::with_generic`] of a stored VM: an attribute of its template `t`, else of its
+    /// user template `user` (`VirtualMachine::get_quota_template`).
+    pub fn with_generic_of(
+        mut self,
+        conf: &template::Template,
+        t: &template::Template,
+        user: &template::Template,
+    ) -> Ask {
         for m in generic_metrics(conf) {
             if m.starts_with("RUNNING_") {
                 continue;
             }
-            if let Some(v) = t.single(m).and_then(parse_number) {
+            if let Some(v) = t
+                .single(m)
+                .or_else(|| user.single(m))
+                .and_then(parse_number)
+            {
                 self.amounts.push((m, v));
                 self.amounts.push((intern(&format!("RUNNING_{m}")), v));
             }

@@ -487,6 +487,7 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         no_user,
         &ras,
         Some(|_, t| super::vm_ops::check(t)),
+        &[],
     )
     .await
 }

@@ -71,7 +71,11 @@ fn counts_for(ctx: &Ctx, v: &VmRow) -> Vec<Ask> {
         .collect();
     let mut vm = Ask::new_vm(v.cpu, v.memory as f64)
         .with_system_disk(quota_rows::system_disk_size_of(&t))
-        .with_generic(&ctx.config.raw, &t)
+        .with_generic_of(
+            &ctx.config.raw,
+            &t,
+            &Template::parse(&v.user_template).unwrap_or_default(),
+        )
         .within(super::quota::cluster_of(v));
     if !quota_rows::counts_as_running(v.state) {
         vm.amounts.retain(|(m, _)| !m.starts_with("RUNNING_"));
@@ -101,10 +105,84 @@ async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     let right = right(ctx, s, "update", MANAGE).await?;
     // `VirtualMachineUpdateTemplate` parses the text itself, after the right and the update
     // type: a text that does not parse is ACTION, in the parser's words.
-    VMS.authorized(ctx, s, p.int(0)? as i64, right).await?;
-    super::writes::update_type(&p)?;
-    super::validate::template(p.string(1)?).map_err(|e| super::fail(super::code::ACTION, e))?;
-    super::owned::update_as(ctx, s, p, &VMS, right).await
+    let v = VMS.authorized(ctx, s, p.int(0)? as i64, right).await?;
+    let merge = super::writes::update_type(&p)?;
+    let new =
+        super::validate::template(p.string(1)?).map_err(|e| super::fail(super::code::ACTION, e))?;
+    // Then the owner's quotas take what the change adds to a generic quota attribute, before
+    // the template is changed (its restricted attributes, INTERNAL).
+    let guard = generic_quota_guard(ctx, &v, new, merge).await?;
+    let ras = if s.is_admin() {
+        Vec::new()
+    } else {
+        super::restricted::vm(ctx)
+    };
+    super::writes::update_template_checked(
+        ctx,
+        &p,
+        VMS.table,
+        VMS.template,
+        |id| VMS.missing(id),
+        &ras,
+        None,
+        guard.as_slice(),
+    )
+    .await
+}
+
+/// The quota guard of a user template update (`VirtualMachineUpdateTemplate`): each generic
+/// quota attribute (QUOTA_VM_ATTRIBUTE) the update changes counts by its difference, and its
+/// RUNNING_ figure too while the VM runs, for the VM's owner; a refusal is ACTION, in the
+/// quota's words. `None` when no such attribute changes or no limit applies.
+async fn generic_quota_guard(
+    ctx: &Ctx,
+    v: &VmRow,
+    new: Template,
+    merge: bool,
+) -> Result<Option<sqlstore::SqlStmt>, super::Failure> {
+    let metrics = super::quota::generic_metrics(&ctx.config.raw);
+    if metrics.is_empty() {
+        return Ok(None);
+    }
+    let old = Template::parse(&v.user_template).unwrap_or_default();
+    let new = if merge {
+        let mut all = old.clone();
+        super::writes::merge_attrs(&mut all, new);
+        all
+    } else {
+        new
+    };
+    let num = |t: &Template, m: &str| t.single(m).and_then(|x| x.trim().parse::<f64>().ok());
+    let running = quota_rows::counts_as_running(v.state);
+    let mut amounts = Vec::new();
+    // `generic_metrics` names each attribute, then its RUNNING_ figure.
+    for pair in metrics.chunks(2) {
+        let [m, running_m] = pair else {
+            continue;
+        };
+        let (before, after) = (num(&old, m), num(&new, m));
+        if before.is_none() && after.is_none() {
+            continue;
+        }
+        let delta = after.unwrap_or(0.0) - before.unwrap_or(0.0);
+        if delta != 0.0 {
+            amounts.push((*m, delta));
+            if running {
+                amounts.push((*running_m, delta));
+            }
+        }
+    }
+    if amounts.is_empty() {
+        return Ok(None);
+    }
+    super::quota::Charge {
+        asks: &[Ask::vm(amounts)],
+        uid: v.head.owned.uid,
+        gid: v.head.owned.gid,
+        wording: super::quota::Wording::Action,
+    }
+    .guard(ctx)
+    .await
 }
 
 /// The names oned.conf's lists may hold.

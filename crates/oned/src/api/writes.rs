@@ -308,14 +308,16 @@ pub async fn update_template(
     column: &'static str,
     missing: impl Fn(i64) -> Failure,
 ) -> MethodResult {
-    update_template_checked(ctx, p, table, column, missing, &[], None).await
+    update_template_checked(ctx, p, table, column, missing, &[], None, &[]).await
 }
 
 /// What `Object::post_update_template` checks of the template an update leaves.
 pub type PostUpdate = fn(&Ctx, &template::Template) -> Result<(), String>;
 
 /// [`update_template`] refusing a change to the restricted attributes `ras` (none for an
-/// administrator) as `PoolObjectSQL::replace_template`/`append_template` do, then `post`.
+/// administrator) as `PoolObjectSQL::replace_template`/`append_template` do, then `post`; the
+/// statements `with` (a quota guard) are written with the change.
+#[allow(clippy::too_many_arguments)]
 pub async fn update_template_checked(
     ctx: &Ctx,
     p: &Params<'_>,
@@ -324,6 +326,7 @@ pub async fn update_template_checked(
     missing: impl Fn(i64) -> Failure,
     ras: &[(String, Vec<String>)],
     post: Option<PostUpdate>,
+    with: &[sqlstore::SqlStmt],
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
@@ -344,9 +347,11 @@ pub async fn update_template_checked(
             post(ctx, &t)
                 .map_err(|e| fail(code::INTERNAL, format!("Cannot update template. {e}")))?;
         }
-        Ok(vec![sqlstore::objects::replace_template(
+        let mut stmts = vec![sqlstore::objects::replace_template(
             table, column, id, new, old,
-        )])
+        )];
+        stmts.extend_from_slice(with);
+        Ok(stmts)
     })
     .await
 }

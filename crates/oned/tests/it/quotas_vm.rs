@@ -857,3 +857,54 @@ fn chown_weighs_the_new_owners_leases_images_and_reservations() {
     chown("one.vn.chown", res).unwrap();
     assert_eq!(used(&admin, alice, "LEASES"), "5");
 }
+
+/// `VirtualMachineUpdateTemplate`: a change of a generic quota attribute in a VM's user
+/// template counts by its difference against the owner's quotas, refused as ACTION in the
+/// quota's words before anything is written; `one.vm.chown` weighs the user template's too.
+#[test]
+fn a_user_template_update_weighs_its_generic_quota_difference() {
+    let setup = |_: usize, s: &mut crate::zone::Server| {
+        s.extra_conf.push_str("QUOTA_VM_ATTRIBUTE = \"GPU\"\n");
+        s.write_conf();
+    };
+    let zone = Zone::bootstrap_custom(1, None, Some(Box::new(setup)));
+    let admin = zone.servers[0].client();
+    let alice = allocate(&admin, "alice").unwrap();
+    quota(&admin, "one.user.quota", alice, "VM = [ GPU = 3 ]");
+    let vm = ok(
+        &admin,
+        "one.vm.allocate",
+        vec![s("CPU = 0.1\nMEMORY = 16\nGPU = 4"), Value::Bool(true)],
+    );
+    let chown = || {
+        admin.call(
+            "one.vm.chown",
+            vec![Value::Int(vm), Value::Int(alice as i32), Value::Int(-1)],
+        )
+    };
+    let (code, msg) = one_error(chown());
+    assert_eq!(code, AUTHORIZATION, "{msg}");
+    assert!(
+        msg.ends_with("limit of 3 reached for GPU quota in VM."),
+        "{msg}"
+    );
+    let update = |text: &str| {
+        admin.call(
+            "one.vm.update",
+            vec![Value::Int(vm), s(text), Value::Int(1)],
+        )
+    };
+    update("GPU = 1").unwrap();
+    chown().unwrap();
+    assert_eq!(used(&admin, alice, "GPU"), "1");
+    assert_eq!(
+        one_error(update("GPU = 5")),
+        (
+            ACTION_CODE,
+            format!("[one.vm.update] user [{alice}] limit of 3 reached for GPU quota in VM")
+        )
+    );
+    assert!(info(&admin, "one.vm.info", vm).contains("<GPU><![CDATA[1]]></GPU>"));
+    update("GPU = 3").unwrap();
+    assert_eq!(used(&admin, alice, "GPU"), "3");
+}
