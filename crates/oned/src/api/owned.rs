@@ -404,6 +404,18 @@ pub async fn update_checked<R: HasOwner + Send + 'static>(
 ) -> MethodResult {
     let id = p.int(0)? as i64;
     f.authorized(ctx, s, id, right).await?;
+    update_with(ctx, s, p, f, post, &[]).await
+}
+
+/// The update of an object the caller was authorized on, written with `with` (a quota guard).
+pub async fn update_with<R: HasOwner + Send + 'static>(
+    ctx: &Ctx,
+    s: &Session,
+    p: Params<'_>,
+    f: &'static Family<R>,
+    post: Option<super::writes::PostUpdate>,
+    with: &[SqlStmt],
+) -> MethodResult {
     // `keep_restricted` for callers outside group oneadmin, by the template's kind.
     let ras = match f.table {
         _ if s.is_admin() => Vec::new(),
@@ -420,7 +432,7 @@ pub async fn update_checked<R: HasOwner + Send + 'static>(
         |id| f.missing(id),
         &ras,
         post,
-        &[],
+        with,
     )
     .await
 }

@@ -112,22 +112,7 @@ async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
     // Then the owner's quotas take what the change adds to a generic quota attribute, before
     // the template is changed (its restricted attributes, INTERNAL).
     let guard = generic_quota_guard(ctx, &v, new, merge).await?;
-    let ras = if s.is_admin() {
-        Vec::new()
-    } else {
-        super::restricted::vm(ctx)
-    };
-    super::writes::update_template_checked(
-        ctx,
-        &p,
-        VMS.table,
-        VMS.template,
-        |id| VMS.missing(id),
-        &ras,
-        None,
-        guard.as_slice(),
-    )
-    .await
+    super::owned::update_with(ctx, s, p, &VMS, None, guard.as_slice()).await
 }
 
 /// The quota guard of a user template update (`VirtualMachineUpdateTemplate`): each generic
