@@ -139,9 +139,11 @@ async fn insert(
     const WHAT: &str = "virtual machine template";
     super::validate::object_name(name).map_err(|e| refusal.fail(WHAT, e))?;
     let (n, uid) = (name.to_string(), s.uid);
-    let held = ctx
-        .read(move |c| objects::owned_named(c, objects::template::TABLE, &n, uid))
-        .await?;
+    // A read by key: on SQLite it runs here, without a hop to a blocking thread.
+    let held = super::read_row_in(&ctx.pool, move |c| {
+        objects::owned_named(c, objects::template::TABLE, &n, uid)
+    })
+    .await?;
     if let Some(oid) = held {
         return Err(refusal.fail(WHAT, format!("NAME is already taken by TEMPLATE {oid}.")));
     }
