@@ -15,8 +15,8 @@
 //!   of the user name, the password and the stored hash string: a password change (a new stored
 //!   hash) or a deletion makes the old entry unreachable. Ordinary calls of a logged-in client
 //!   therefore cost one read and one SHA-256, not an argon2 run. Only correct passwords enter it.
-//! - **Rows in memory.** The user rows of sessions that verified are kept (bounded, without
-//!   their templates) with the generation of the user tables they were read under
+//! - **Rows in memory.** The user rows of sessions that verified are kept (bounded, their
+//!   templates cut to the UMASK) with the generation of the user tables they were read under
 //!   (`sqlstore::changes`, moved by the state machine after each commit that changes an
 //!   existing user, group membership or login token). While that generation is current, a
 //!   call of a logged-in client costs no database read and no thread hop: one SHA-256 and two
@@ -126,6 +126,9 @@ pub struct Session {
     /// The groups the session acts in, ascending: every group of the user, or only the group
     /// of a login token scoped to one (OpenNebula's `group_ids`).
     pub groups: Vec<i64>,
+    /// The UMASK of the user's template when the session opened (`RequestAttributes::umask`):
+    /// what the objects it makes leave out; `None`: oned.conf's DEFAULT_UMASK.
+    pub umask: Option<i64>,
 }
 
 impl Session {
@@ -138,6 +141,7 @@ impl Session {
             gid: 0,
             name: "oneadmin".into(),
             groups: vec![0],
+            umask: None,
         }
     }
 
@@ -148,6 +152,7 @@ impl Session {
             gid: u.gid,
             name: u.name.clone(),
             groups: u.groups.clone(),
+            umask: crate::api::umask::of_user_template(&u.template),
         }
     }
 
@@ -232,7 +237,8 @@ struct Found {
 /// User rows of sessions that verified, by name.
 type UserRows = GenMap<String, Arc<UserRow>>;
 
-/// The bytes a kept user row is counted as weighing (its template and group name are dropped).
+/// The bytes a kept user row is counted as weighing (its group name is dropped, its template
+/// cut to its UMASK).
 fn user_row_bytes(u: &UserRow) -> usize {
     let tokens: usize = u
         .tokens
@@ -781,8 +787,8 @@ impl Authenticator {
             return Ok(Some(Found { row, read_at: None }));
         }
         Ok(find_user(pool, name).await?.map(|mut u| {
-            // Sessions need neither; a template can be large.
-            u.template = String::new();
+            // Sessions need neither, but for the template's UMASK; a template can be large.
+            u.template = crate::api::umask::kept_of_user_template(&u.template);
             u.gname = String::new();
             Found {
                 row: Arc::new(u),
@@ -1164,6 +1170,7 @@ mod tests {
             gid: 1,
             name: "ops".into(),
             groups: vec![0, 1],
+            umask: None,
         };
         assert!(s.is_admin(), "group 0 as a secondary group");
         s.groups = vec![1];

@@ -86,7 +86,7 @@ async fn insert(
         name,
         s.uid,
         s.gid,
-        super::umask::new_object(ctx, s).await?,
+        super::umask::new_object(ctx, s),
         kind,
         body.to_text(),
     );

@@ -707,7 +707,7 @@ pub async fn clone_image(
         name: name.clone(),
         uid: s.uid,
         gid: s.gid,
-        perms: super::umask::new_object(ctx, s).await?,
+        perms: super::umask::new_object(ctx, s),
         kind: src.kind,
         persistent: fields.persistent,
         regtime: super::vm::now(),

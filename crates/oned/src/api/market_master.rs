@@ -392,6 +392,7 @@ mod tests {
             gid: 1,
             name: "alice".into(),
             groups: vec![1],
+            umask: None,
         }
     }
 

@@ -586,6 +586,7 @@ mod tests {
             gid: 1,
             name: "plain".into(),
             groups: vec![1],
+            umask: None,
         };
         let caller = Caller {
             session: &session,

@@ -43,7 +43,7 @@ mod secgroup;
 mod showback;
 pub(crate) mod storage;
 mod system;
-mod umask;
+pub(crate) mod umask;
 mod user;
 mod user_conf;
 mod validate;

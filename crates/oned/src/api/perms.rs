@@ -618,6 +618,7 @@ mod tests {
                 gid,
                 name: String::new(),
                 groups: groups.clone(),
+                umask: None,
             };
             let rules = (0..rng.below(4))
                 .map(|_| {

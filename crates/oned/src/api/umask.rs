@@ -5,26 +5,27 @@
 
 use template::Template;
 
-use super::{Ctx, Failure};
+use super::Ctx;
 use crate::auth::Session;
 
 const DEFAULT_UMASK: &str = "177";
 
 /// The permissions of what `s` makes for itself.
-pub async fn new_object(ctx: &Ctx, s: &Session) -> Result<i64, Failure> {
-    let [own, _] = super::user_conf::templates(ctx, s).await?;
+pub fn new_object(ctx: &Ctx, s: &Session) -> i64 {
     let conf = ctx.config.raw.single("DEFAULT_UMASK");
-    let umask = own
-        .as_deref()
-        .and_then(user_umask)
+    let umask = s
+        .umask
         .or_else(|| octal(conf.unwrap_or(DEFAULT_UMASK)))
         .unwrap_or(0o177);
-    Ok(perms(
-        s.uid,
-        s.gid,
-        super::owned::other_permissions(ctx),
-        umask,
-    ))
+    perms(s.uid, s.gid, super::owned::other_permissions(ctx), umask)
+}
+
+/// What a session needs of a user's template, for a copy kept in memory: its UMASK alone.
+pub fn kept_of_user_template(text: &str) -> String {
+    match of_user_template(text) {
+        Some(umask) => format!("UMASK = \"{umask:03o}\""),
+        None => String::new(),
+    }
 }
 
 fn perms(uid: i64, gid: i64, enable_other: bool, umask: i64) -> i64 {
@@ -38,8 +39,8 @@ fn perms(uid: i64, gid: i64, enable_other: bool, umask: i64) -> i64 {
     all & !umask
 }
 
-/// The UMASK of a user template, if it sets one.
-fn user_umask(text: &str) -> Option<i64> {
+/// The UMASK a user's template sets (`oneuser umask`), if it sets one.
+pub fn of_user_template(text: &str) -> Option<i64> {
     if !text.contains("UMASK") {
         return None;
     }
@@ -78,7 +79,11 @@ mod tests {
         assert_eq!(octal(" 117x"), Some(0o117));
         assert_eq!(octal("7777"), Some(0o777));
         assert_eq!(octal("abc"), None);
-        assert_eq!(user_umask("UMASK = \"007\""), Some(0o007));
-        assert_eq!(user_umask("LABEL = x"), None);
+        assert_eq!(of_user_template("UMASK = \"007\""), Some(0o007));
+        assert_eq!(of_user_template("LABEL = x"), None);
+        let kept = kept_of_user_template("LABEL = x\nUMASK = \"7\"");
+        assert_eq!(kept, "UMASK = \"007\"");
+        assert_eq!(of_user_template(&kept), Some(0o007));
+        assert_eq!(kept_of_user_template("LABEL = x"), "");
     }
 }

@@ -17,9 +17,9 @@ pub async fn get(ctx: &Ctx, s: &Session, name: &'static str) -> Result<Option<St
 }
 
 /// The texts of the session's user's template and its group's, as stored (`None`: gone).
-pub async fn templates(ctx: &Ctx, s: &Session) -> Result<[Option<String>; 2], Failure> {
+async fn templates(ctx: &Ctx, s: &Session) -> Result<[Option<String>; 2], Failure> {
     let (uid, gid) = (s.uid, s.gid);
-    // Two rows by key, read on every allocation: on SQLite without a hop to a blocking thread.
+    // Two rows by key: on SQLite without a hop to a blocking thread.
     super::read_row_in(&ctx.pool, move |c| {
         let text = |sql: &str, id: i64| {
             c.query_row(sql, [sqlstore::SqlValue::Int(id)], |r| r.get::<String>(0))

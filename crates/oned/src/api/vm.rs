@@ -425,7 +425,7 @@ pub async fn create(
             prefix: prefix.clone(),
             uid: s.uid,
             gid: s.gid,
-            perms: super::umask::new_object(ctx, s).await?,
+            perms: super::umask::new_object(ctx, s),
             state,
             prev_state,
             stime: now(),

@@ -240,6 +240,7 @@ impl Lookup {
             gid: self.gid,
             name: self.uname.clone(),
             groups: self.groups.clone(),
+            umask: None,
         };
         let caller = super::perms::caller(ctx, &owner)
             .await

@@ -154,7 +154,7 @@ pub async fn saveas(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         name: name.clone(),
         uid: s.uid,
         gid: s.gid,
-        perms: super::umask::new_object(ctx, s).await?,
+        perms: super::umask::new_object(ctx, s),
         kind,
         persistent: fields.persistent,
         regtime: super::vm::now(),

@@ -138,28 +138,34 @@ async fn insert(
 ) -> MethodResult {
     const WHAT: &str = "virtual machine template";
     super::validate::object_name(name).map_err(|e| refusal.fail(WHAT, e))?;
-    let (n, uid) = (name.to_string(), s.uid);
-    // A read by key: on SQLite it runs here, without a hop to a blocking thread.
-    let held = super::read_row_in(&ctx.pool, move |c| {
-        objects::owned_named(c, objects::template::TABLE, &n, uid)
-    })
-    .await?;
-    if let Some(oid) = held {
-        return Err(refusal.fail(WHAT, format!("NAME is already taken by TEMPLATE {oid}.")));
+    let new = super::writes::New {
+        what: WHAT,
+        kind: "TEMPLATE",
+        name,
+        refusal,
+        owner: Some(s.uid),
+    };
+    if let Err(e) = checked(ctx, t) {
+        // 7.0.2 asks for the name before `VMTemplate::insert`'s checks: read only now, so an
+        // allocation that passes them reads nothing (its insert checks the name itself).
+        return Err(
+            super::writes::name_taken(ctx, objects::template::TABLE, new)
+                .await
+                .unwrap_or_else(|| refusal.fail(WHAT, e)),
+        );
     }
-    checked(ctx, t).map_err(|e| refusal.fail(WHAT, e))?;
     // `VMTemplatePool::allocate` encrypts the template before it is stored.
     let text = super::encrypted::seal_text(ctx, objects::template::TABLE, t.to_text());
     let insert = objects::template::insert(
         name,
         s.uid,
         s.gid,
-        super::umask::new_object(ctx, s).await?,
+        super::umask::new_object(ctx, s),
         super::vm::now(),
         text,
     );
     let table = objects::template::TABLE;
-    super::allocate_next_as(ctx, table, insert, WHAT, "TEMPLATE", name, refusal).await
+    super::writes::allocate_next_refused(ctx, table, insert, Vec::new(), new, |_| {}).await
 }
 
 pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {

@@ -340,7 +340,7 @@ pub(super) async fn create_child(
         name: name.to_string(),
         uid: s.uid,
         gid: s.gid,
-        perms: super::umask::new_object(ctx, s).await?,
+        perms: super::umask::new_object(ctx, s),
         state,
         vn_mad,
         bridge,

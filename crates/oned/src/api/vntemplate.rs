@@ -124,7 +124,7 @@ async fn insert(
         name,
         s.uid,
         s.gid,
-        super::umask::new_object(ctx, s).await?,
+        super::umask::new_object(ctx, s),
         super::vm::now(),
         super::encrypted::seal_text(ctx, objects::vntemplate::TABLE, body.to_text()),
     );

@@ -152,7 +152,7 @@ pub async fn allocate(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
             &name,
             s.uid,
             s.gid,
-            super::umask::new_object(ctx, s).await?,
+            super::umask::new_object(ctx, s),
             t.to_text(),
         );
         match super::quota::allocate_all(

@@ -113,36 +113,52 @@ pub async fn allocate_next_refused(
     stmts.extend(with);
     stmts.push(sqlstore::objects::next_oid(pool));
     let txn = SqlTxn { stmts };
-    let mut collided = false;
+    let mut collided = None;
     let committed = ctx
         .commit(txn, |r| {
             seen(&r);
-            collided = r.kind == TxnErrorKind::Constraint;
+            // A UNIQUE constraint, or an insert whose own check of the name matched no row.
+            let by_insert = r.kind == TxnErrorKind::NotFound && r.stmt == 0;
+            if r.kind == TxnErrorKind::Constraint || by_insert {
+                collided = Some(r.kind);
+            }
             new.refusal.fail(new.what, &r.message)
         })
         .await;
-    let values = match committed {
-        Ok(values) => values,
-        Err(_) if collided => {
-            // OpenNebula names the object the name belongs to by its id.
-            let (table, named, owner) = (pool.to_string(), new.name.to_string(), new.owner);
-            let holder = ctx
-                .read(move |c| match owner {
-                    Some(uid) => sqlstore::objects::owned_named(c, &table, &named, uid),
-                    None => sqlstore::objects::oid_named(c, &table, &named),
-                })
-                .await
-                .ok()
-                .flatten()
-                .map_or_else(|| new.name.to_string(), |oid| oid.to_string());
-            return Err(new.refusal.fail(
-                new.what,
-                format!("NAME is already taken by {} {holder}.", new.kind),
-            ));
+    let values = match (committed, collided) {
+        (Ok(values), _) => values,
+        (Err(f), Some(kind)) => {
+            return Err(match name_taken(ctx, pool, new).await {
+                Some(taken) => taken,
+                None if kind == TxnErrorKind::Constraint => new.refusal.fail(
+                    new.what,
+                    format!("NAME is already taken by {} {}.", new.kind, new.name),
+                ),
+                None => f,
+            });
         }
-        Err(f) => return Err(f),
+        (Err(f), None) => return Err(f),
     };
     new_id(&values, new.what)
+}
+
+/// OpenNebula's refusal of `new` when its name is taken in `pool` (by its owner's objects,
+/// when names are unique per owner), naming the holder by its id; `None` when it is free or
+/// cannot be read.
+pub async fn name_taken(ctx: &Ctx, pool: &str, new: New<'_>) -> Option<Failure> {
+    let (table, named, owner) = (pool.to_string(), new.name.to_string(), new.owner);
+    let holder = ctx
+        .read(move |c| match owner {
+            Some(uid) => sqlstore::objects::owned_named(c, &table, &named, uid),
+            None => sqlstore::objects::oid_named(c, &table, &named),
+        })
+        .await
+        .ok()
+        .flatten()?;
+    Some(new.refusal.fail(
+        new.what,
+        format!("NAME is already taken by {} {holder}.", new.kind),
+    ))
 }
 
 /// `one.<o>.rename(id, name)` of a family whose names are unique in the zone (hosts, clusters,

@@ -595,3 +595,44 @@ fn built_in_drivers_exist_besides_the_shipped_ones() {
         )
     );
 }
+
+/// Allocations of one template name racing each other: one wins, every other is refused
+/// naming the winner (the name is checked where the insert is applied, in the log's order,
+/// not read beforehand by each call).
+#[test]
+fn racing_allocations_of_one_template_name_make_one_template() {
+    let zone = Zone::solo();
+    let m = "one.template.allocate";
+    let outcomes: Vec<Result<i64, (i32, String)>> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let c = zone.servers[0].client();
+                scope.spawn(move || match c.call(m, vec![s("NAME = twin\nCPU = 1")]) {
+                    Ok(v) => Ok(v.as_i64().expect("an id")),
+                    Err(e) => Err(one_error(Err::<(), _>(e))),
+                })
+            })
+            .collect();
+        calls
+            .into_iter()
+            .map(|h| h.join().expect("a caller"))
+            .collect()
+    });
+    let won: Vec<i64> = outcomes.iter().filter_map(|o| o.clone().ok()).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    for o in outcomes.iter().filter_map(|o| o.clone().err()) {
+        assert_eq!(
+            o,
+            says(
+                INTERNAL,
+                m,
+                &format!("NAME is already taken by TEMPLATE {}.", won[0])
+            )
+        );
+    }
+    let c = zone.servers[0].client();
+    let pool = c
+        .call_xml("one.templatepool.info", vec![int(-2), int(-1), int(-1)])
+        .unwrap();
+    assert_eq!(pool.matches("<NAME>twin</NAME>").count(), 1, "{pool}");
+}

@@ -467,4 +467,21 @@ fn new_objects_take_their_makers_umask() {
         vec![s("NAME = web\nDS_MAD = fs\nTM_MAD = shared"), int(-1)],
     );
     assert_eq!(perms_of(&c, "one.datastore.info", ds), 0o740);
+
+    // A VM made for another user (AS_UID) keeps its maker's umask (`RequestAttributes::umask`
+    // stays the caller's): oneadmin's 077 on group oneadmin's nine bits, not the owner's 0.
+    let vm = id(
+        &c,
+        "one.template.instantiate",
+        vec![
+            int(t),
+            s("for-masked"),
+            Value::Bool(true),
+            s(&format!("AS_UID = {uid}")),
+            Value::Bool(false),
+        ],
+    );
+    assert_eq!(perms_of(&c, "one.vm.info", vm), 0o700);
+    let body = c.call_xml("one.vm.info", vec![int(vm)]).unwrap();
+    assert!(body.contains(&format!("<UID>{uid}</UID>")), "{body}");
 }

@@ -251,10 +251,32 @@ pub(crate) use has_owner;
 /// `oid`) take `values` (SQL over `pool_control`, `last_oid + 1` being the new oid), returning
 /// the oid. The counter itself moves in [`next_oid`], in the same transaction.
 pub fn insert_next(table: &str, columns: &str, values: &str, args: Vec<SqlValue>) -> SqlStmt {
+    insert_next_where(table, columns, values, "", args)
+}
+
+/// [`insert_next`] that inserts nothing (the statement matches no row) when SQL condition
+/// `unless` holds.
+pub fn insert_next_unless(
+    table: &str,
+    columns: &str,
+    values: &str,
+    unless: &str,
+    args: Vec<SqlValue>,
+) -> SqlStmt {
+    insert_next_where(table, columns, values, &format!(" AND NOT {unless}"), args)
+}
+
+fn insert_next_where(
+    table: &str,
+    columns: &str,
+    values: &str,
+    and: &str,
+    args: Vec<SqlValue>,
+) -> SqlStmt {
     SqlStmt::new(
         &format!(
             "INSERT INTO {table} (oid, {columns}) SELECT last_oid + 1, {values} FROM pool_control
-             WHERE tablename = '{table}' RETURNING oid"
+             WHERE tablename = '{table}'{and} RETURNING oid"
         ),
         args,
     )

@@ -2,7 +2,7 @@
 
 use crate::sql::{Conn, Row};
 
-use super::{has_owner, insert_next, owned_select, Head, Lock, Rows};
+use super::{has_owner, insert_next_unless, owned_select, Head, Lock, Rows};
 use crate::{SqlStmt, SqlValue};
 
 pub const TABLE: &str = "template_pool";
@@ -33,12 +33,16 @@ pub static ROWS: Rows<TemplateRow> = Rows {
     read,
 };
 
-/// A new template; the oid comes from the counter ([`super::next_oid`]).
+/// A new template; the oid comes from the counter ([`super::next_oid`]). Unless its owner has
+/// one of that name already (`VMTemplatePool::allocate`): the statement then matches no row
+/// (`TxnErrorKind::NotFound`). The check runs in the apply, under the log's order, so two
+/// allocations of one name cannot both pass it, and an allocation reads nothing beforehand.
 pub fn insert(name: &str, uid: i64, gid: i64, perms: i64, regtime: i64, text: String) -> SqlStmt {
-    insert_next(
+    insert_next_unless(
         TABLE,
         "name, uid, gid, perms, regtime, template",
         "?1, ?2, ?3, ?4, ?5, ?6",
+        "EXISTS (SELECT 1 FROM template_pool WHERE uid = ?2 AND name = ?1)",
         vec![
             SqlValue::Text(name.to_string()),
             SqlValue::Int(uid),

@@ -100,7 +100,7 @@ async fn insert(
             &name,
             s.uid,
             s.gid,
-            super::umask::new_object(ctx, s).await?,
+            super::umask::new_object(ctx, s),
             body.to_text(),
         ),
         sqlstore::objects::next_oid(secgroup::TABLE),
