@@ -10,12 +10,14 @@
 //!
 //! Only that exact shape is taken: `pool_control.tablename` is its primary key, so the
 //! `SELECT` makes at most one row, and a single `SELECT` with a single `FROM` cannot be a
-//! compound or a join that makes more. Anything else runs as written.
+//! compound or a join that makes more; nor can a last `AND NOT EXISTS (<one SELECT>)`, which
+//! only keeps that row out. Anything else runs as written.
 
 use crate::sql::{Conn, SqlError};
 use crate::SqlValue;
 
 const RETURNING: &str = " RETURNING oid";
+const GUARD: &str = " AND NOT EXISTS (";
 
 /// An allocation insert, split into the statement without its `RETURNING` and its table.
 #[derive(Debug, PartialEq)]
@@ -28,14 +30,26 @@ impl<'a> CounterInsert<'a> {
     /// `Some` for exactly the shape above, else `None`.
     pub(crate) fn parse(sql: &'a str) -> Option<CounterInsert<'a>> {
         let insert = sql.strip_suffix(RETURNING)?;
-        let table = insert
+        // A guard the insert may end with (`objects::insert_next_unless`): one subquery
+        // without parentheses inside, which can only keep the one row out.
+        let base = match insert.split_once(GUARD) {
+            Some((base, inner)) => {
+                let inner = inner.strip_suffix(')')?;
+                if inner.contains(['(', ')', ';']) || keywords(inner) != (1, 1) {
+                    return None;
+                }
+                base
+            }
+            None => insert,
+        };
+        let table = base
             .strip_prefix("INSERT INTO ")?
             .split([' ', '('])
             .next()
             .filter(|t| {
                 !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             })?;
-        let mut words = insert.split_whitespace().rev();
+        let mut words = base.split_whitespace().rev();
         let counter = words.next()?.strip_prefix('\'')?.strip_suffix('\'')?;
         if counter != table
             || !words
@@ -44,7 +58,7 @@ impl<'a> CounterInsert<'a> {
         {
             return None;
         }
-        (keywords(sql) == (1, 1)).then_some(CounterInsert { insert, table })
+        (keywords(base) == (1, 1)).then_some(CounterInsert { insert, table })
     }
 
     /// What the statement with its `RETURNING` gives: the new oid, or nothing when no row was
@@ -83,13 +97,19 @@ fn keywords(sql: &str) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::insert_next;
+    use crate::objects::{insert_next, insert_next_unless};
 
     #[test]
     fn takes_the_allocation_insert_and_nothing_like_it() {
         let made = insert_next("vm_pool", "name, body", "?1, ?2", vec![]);
         assert_eq!(
             CounterInsert::parse(&made.sql).map(|c| c.table),
+            Some("vm_pool")
+        );
+        let unless = "EXISTS (SELECT 1 FROM vm_pool WHERE name = ?1)";
+        let guarded = insert_next_unless("vm_pool", "name", "?1", unless, vec![]);
+        assert_eq!(
+            CounterInsert::parse(&guarded.sql).map(|c| c.table),
             Some("vm_pool")
         );
         for other in [
@@ -100,6 +120,9 @@ mod tests {
             "INSERT INTO t (oid) SELECT (SELECT max(oid) FROM t) FROM pool_control WHERE tablename = 't' RETURNING oid",
             "INSERT INTO t (oid) SELECT last_oid + 1 FROM pool_control WHERE tablename = 't'",
             "REPLACE INTO t (oid) SELECT last_oid + 1 FROM pool_control WHERE tablename = 't' RETURNING oid",
+            "INSERT INTO t (oid) SELECT last_oid + 1 FROM pool_control WHERE tablename = 't' AND NOT EXISTS (SELECT 1 FROM t) UNION SELECT (1) RETURNING oid",
+            "INSERT INTO t (oid) SELECT last_oid + 1 FROM pool_control WHERE tablename = 't' AND NOT EXISTS (SELECT 1 FROM t UNION SELECT 2 FROM t) RETURNING oid",
+            "INSERT INTO t (oid) SELECT last_oid + 1 FROM pool_control WHERE tablename = 't' AND NOT EXISTS (SELECT 1 FROM t WHERE (1)) RETURNING oid",
         ] {
             assert_eq!(CounterInsert::parse(other), None, "{other}");
         }
@@ -126,15 +149,23 @@ mod tests {
         let (fast, slow) = (db(), db());
         let text = |s: &str| SqlValue::Text(s.into());
         let cases = [
-            ("vm_pool", "a"),
-            ("acl", "a"),
-            ("vm_pool", "b"),
-            ("acl", "b"),
-            ("vm_pool", "a"),
-            ("host_pool", "h"),
+            ("vm_pool", "a", false),
+            ("acl", "a", false),
+            ("vm_pool", "b", false),
+            ("acl", "b", true),
+            ("vm_pool", "a", false),
+            ("host_pool", "h", false),
+            // Kept out by its guard: no row, no error.
+            ("vm_pool", "b", true),
+            ("vm_pool", "c", true),
         ];
-        for (table, name) in cases {
-            let stmt = insert_next(table, "name", "?1", vec![text(name)]);
+        for (table, name, guarded) in cases {
+            let stmt = if guarded {
+                let unless = format!("EXISTS (SELECT 1 FROM {table} WHERE name = ?1)");
+                insert_next_unless(table, "name", "?1", &unless, vec![text(name)])
+            } else {
+                insert_next(table, "name", "?1", vec![text(name)])
+            };
             let insert = CounterInsert::parse(&stmt.sql).unwrap();
             let got = insert.run(&fast, &stmt.params).map_err(|e| e.to_string());
             let want = slow
@@ -160,7 +191,7 @@ mod tests {
             )
             .unwrap()
         };
-        assert_eq!(rows(&fast), "42a,43b,7a,8b");
+        assert_eq!(rows(&fast), "42a,43b,46c,7a,8b");
         assert_eq!(rows(&fast), rows(&slow));
     }
 }

@@ -117,8 +117,9 @@ pub async fn allocate_next_refused(
     let committed = ctx
         .commit(txn, |r| {
             seen(&r);
-            // A UNIQUE constraint, or an insert whose own check of the name matched no row.
-            let by_insert = r.kind == TxnErrorKind::NotFound && r.stmt == 0;
+            // A UNIQUE constraint, or an insert whose own check of its owner's names matched
+            // no row (`objects::insert_next_unless`).
+            let by_insert = r.kind == TxnErrorKind::NotFound && r.stmt == 0 && new.owner.is_some();
             if r.kind == TxnErrorKind::Constraint || by_insert {
                 collided = Some(r.kind);
             }
