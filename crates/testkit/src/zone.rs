@@ -875,6 +875,18 @@ pub fn one_error(result: Result<impl std::fmt::Debug, CallError>) -> (i32, Strin
     }
 }
 
+/// Lets every user USE object `id` of `family` (`one.<family>.chmod`, OTHER_U on, the rest as
+/// they are); panics if refused.
+pub fn let_others_use(client: &Client, family: &str, id: impl Into<i64>) {
+    let id: i64 = id.into();
+    let mut mode = vec![Value::Int(id as i32)];
+    mode.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(Value::Int));
+    let method = format!("one.{family}.chmod");
+    if let Err(e) = client.call(&method, mode) {
+        panic!("{method} {id}: {e}");
+    }
+}
+
 /// Customises a new server of a zone: (index, server).
 pub type Setup = Box<dyn Fn(usize, &mut Server)>;
 

@@ -242,9 +242,11 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         "group_pool",
         "template",
         no_group,
-        &ras,
-        Some(|_, t| super::vm_ops::check(t)),
-        &[],
+        super::writes::UpdateChecks {
+            ras: &ras,
+            post: Some(|_, t| super::vm_ops::check(t)),
+            with: &[],
+        },
     )
     .await
 }

@@ -49,7 +49,10 @@ pub fn set_text(s: &DiskSnaps) -> String {
 /// An image's `SNAPSHOTS` text (as [`super::images::snapshots_text`] answers it) as a set
 /// (disk -1), the snapshots by id.
 pub fn parse_set(text: &str) -> DiskSnaps {
-    let t = Template::parse(text).unwrap_or_default();
+    set_of(&Template::parse(text).unwrap_or_default())
+}
+
+fn set_of(t: &Template) -> DiskSnaps {
     let num = |k: &str, default: i64| {
         t.single(k)
             .and_then(|v| v.trim().parse().ok())
@@ -93,8 +96,7 @@ fn from_text(kind: i64, snapshots: &str, disk_id: i64) -> Option<DiskSnaps> {
     if !matches!(kind, 0 | 2) || snapshots.trim().is_empty() {
         return None;
     }
-    Template::parse(snapshots).ok()?;
-    let set = parse_set(snapshots);
+    let set = set_of(&Template::parse(snapshots).ok()?);
     (!set.snaps.is_empty()).then_some(DiskSnaps { disk_id, ..set })
 }
 

@@ -430,9 +430,11 @@ pub async fn update_with<R: HasOwner + Send + 'static>(
         f.table,
         f.template,
         |id| f.missing(id),
-        &ras,
-        post,
-        with,
+        super::writes::UpdateChecks {
+            ras: &ras,
+            post,
+            with,
+        },
     )
     .await
 }

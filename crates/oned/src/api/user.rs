@@ -485,9 +485,11 @@ pub async fn update(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
         rows::TABLE,
         "template",
         no_user,
-        &ras,
-        Some(|_, t| super::vm_ops::check(t)),
-        &[],
+        super::writes::UpdateChecks {
+            ras: &ras,
+            post: Some(|_, t| super::vm_ops::check(t)),
+            with: &[],
+        },
     )
     .await
 }

@@ -62,19 +62,12 @@ pub async fn nic_refusals(
     // Each NIC's attribute index and network id.
     let mut nics: Vec<(usize, Option<i64>)> = Vec::new();
     for (i, a) in body.attrs.iter().enumerate() {
-        let Some(nic) = a.value.as_vector() else {
+        let Some(nic) = a.value.as_vector().filter(|_| super::vm_nics::is_nic(a)) else {
             continue;
-        };
-        let is_nic = match a.name.as_str() {
-            "NIC" | "NIC_ALIAS" => true,
-            "PCI" => {
-                template::vector_get(nic, "TYPE").is_some_and(|t| t.eq_ignore_ascii_case("NIC"))
-            }
-            _ => false,
         };
         let auto = template::vector_get(nic, "NETWORK_MODE")
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("auto"));
-        if is_nic && !auto {
+        if !auto {
             let net = super::vnet_leases::named_network(ctx, s, nic).await;
             nics.push((i, net.filter(|id| *id >= 0)));
         }

@@ -18,6 +18,17 @@ use super::{code, fail, Ctx, Failure, MethodResult};
 use crate::auth::Session;
 use crate::method;
 
+/// Whether `a` is one of a VM's NICs as OpenNebula counts them for leases, security groups and
+/// authorization: a NIC, a NIC_ALIAS, or a PCI device of TYPE = NIC (as written: 7.0.2 compares
+/// the value as it is).
+pub fn is_nic(a: &template::Attribute) -> bool {
+    match a.name.as_str() {
+        "NIC" | "NIC_ALIAS" => true,
+        "PCI" => a.vector_get("TYPE") == Some("NIC"),
+        _ => false,
+    }
+}
+
 pub const METHODS: &[Method] = &[
     // A virtual router's VMs change their NICs through the router only.
     method!(
@@ -235,7 +246,7 @@ fn alias_of(
     alias: &mut Vec<(String, String)>,
     nic_id: usize,
 ) -> Result<(usize, String), Failure> {
-    let is_nic = |a: &template::Attribute| a.name == "NIC" || a.name == "NIC_ALIAS";
+    let nic_or_alias = |a: &template::Attribute| a.name == "NIC" || a.name == "NIC_ALIAS";
     let max_alias = t
         .attrs
         .iter()
@@ -250,7 +261,7 @@ fn alias_of(
         .attrs
         .iter()
         .enumerate()
-        .find(|(_, a)| is_nic(a) && a.vector_get("NAME") == Some(wanted.as_str()))
+        .find(|(_, a)| nic_or_alias(a) && a.vector_get("NAME") == Some(wanted.as_str()))
         .ok_or_else(|| fail(code::ACTION, "Alias not found."))?;
     let pid = parent.vector_get("NIC_ID").unwrap_or("").trim().to_string();
     let ids = parent.vector_get("ALIAS_IDS").unwrap_or("");

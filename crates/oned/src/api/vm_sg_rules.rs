@@ -17,11 +17,7 @@ type Pairs = Vec<(String, String)>;
 pub fn groups_in(t: &Template) -> BTreeSet<i64> {
     t.attrs
         .iter()
-        .filter(|a| match a.name.as_str() {
-            "NIC" | "NIC_ALIAS" => true,
-            "PCI" => a.vector_get("TYPE") == Some("NIC"),
-            _ => false,
-        })
+        .filter(|a| super::vm_nics::is_nic(a))
         .filter_map(|a| a.value.as_vector())
         .flat_map(|pairs| {
             template::vector_get(pairs, "SECURITY_GROUPS")

@@ -325,26 +325,35 @@ pub async fn update_template(
     column: &'static str,
     missing: impl Fn(i64) -> Failure,
 ) -> MethodResult {
-    update_template_checked(ctx, p, table, column, missing, &[], None, &[]).await
+    update_template_checked(ctx, p, table, column, missing, UpdateChecks::default()).await
 }
 
 /// What `Object::post_update_template` checks of the template an update leaves.
 pub type PostUpdate = fn(&Ctx, &template::Template) -> Result<(), String>;
 
-/// [`update_template`] refusing a change to the restricted attributes `ras` (none for an
-/// administrator) as `PoolObjectSQL::replace_template`/`append_template` do, then `post`; the
-/// statements `with` (a quota guard) are written with the change.
-#[allow(clippy::too_many_arguments)]
+/// What an update checks beyond the generic [`update_template`], and what it writes with the
+/// change.
+#[derive(Default, Clone, Copy)]
+pub struct UpdateChecks<'a> {
+    /// The restricted attributes a change may not touch (none for an administrator), as
+    /// `PoolObjectSQL::replace_template`/`append_template` refuse them.
+    pub ras: &'a [(String, Vec<String>)],
+    /// `Object::post_update_template`, on the template the update leaves.
+    pub post: Option<PostUpdate>,
+    /// Statements written with the change (a quota guard).
+    pub with: &'a [sqlstore::SqlStmt],
+}
+
+/// [`update_template`] with `checks`.
 pub async fn update_template_checked(
     ctx: &Ctx,
     p: &Params<'_>,
     table: &'static str,
     column: &'static str,
     missing: impl Fn(i64) -> Failure,
-    ras: &[(String, Vec<String>)],
-    post: Option<PostUpdate>,
-    with: &[sqlstore::SqlStmt],
+    checks: UpdateChecks<'_>,
 ) -> MethodResult {
+    let UpdateChecks { ras, post, with } = checks;
     let id = p.int(0)? as i64;
     let text = p.string(1)?.to_string();
     let merge = update_type(p)?;

@@ -8,7 +8,9 @@ use cli::objects::Kind;
 use cli::Client;
 use xmlrpc::Value;
 
-use crate::zone::{allocate, one_error, Zone, ACTION_CODE, AUTHORIZATION, DEADLINE};
+use crate::zone::{
+    allocate, let_others_use, one_error, Zone, ACTION_CODE, AUTHORIZATION, DEADLINE,
+};
 
 fn s(v: &str) -> Value {
     Value::String(v.into())
@@ -133,14 +135,7 @@ fn system_disk_size_is_charged_at_allocate_and_attach_and_freed_at_detach_and_te
     zone.wait_until(DEADLINE, "the image is READY", || {
         info(&admin, "one.image.info", image).contains("<STATE>1</STATE>")
     });
-    admin
-        .call(
-            "one.image.chmod",
-            [image, -1, -1, -1, -1, -1, -1, 1, -1, -1]
-                .map(Value::Int)
-                .to_vec(),
-        )
-        .unwrap();
+    let_others_use(&admin, "image", image);
     let (code, msg) = one_error(w.call(
         "one.vm.allocate",
         vec![s(&format!(
@@ -171,14 +166,7 @@ fn reservations_count_in_the_leases_quota_of_their_parent() {
     zone.wait_until(DEADLINE, "the network is READY", || {
         info(&admin, "one.vn.info", vn).contains("<STATE>1</STATE>")
     });
-    admin
-        .call(
-            "one.vn.chmod",
-            [vn, -1, -1, -1, -1, -1, -1, 1, -1, -1]
-                .map(Value::Int)
-                .to_vec(),
-        )
-        .unwrap();
+    let_others_use(&admin, "vn", vn);
     quota(
         &admin,
         "one.user.quota",
@@ -592,23 +580,7 @@ fn attach_and_attachnic_weigh_the_quotas_before_the_state() {
             Value::Int(-1),
         ],
     );
-    admin
-        .call(
-            "one.vn.chmod",
-            vec![
-                Value::Int(net),
-                Value::Int(-1),
-                Value::Int(-1),
-                Value::Int(-1),
-                Value::Int(-1),
-                Value::Int(-1),
-                Value::Int(-1),
-                Value::Int(1),
-                Value::Int(-1),
-                Value::Int(-1),
-            ],
-        )
-        .unwrap();
+    let_others_use(&admin, "vn", net);
     quota(
         &admin,
         "one.user.quota",

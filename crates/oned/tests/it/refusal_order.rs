@@ -7,7 +7,7 @@
 use cli::client::CallError;
 use xmlrpc::Value;
 
-use crate::zone::{one_error, Zone, INTERNAL};
+use crate::zone::{let_others_use, one_error, Zone, INTERNAL};
 
 fn s(v: &str) -> Value {
     Value::String(v.into())
@@ -148,13 +148,9 @@ fn a_new_vms_images_and_networks_are_refused_together() {
         )
     );
     // With the rights, the topology is the refusal.
-    let mut mode = vec![i(image)];
-    mode.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(i));
-    ok(&c, "one.image.chmod", mode.clone());
-    mode[0] = i(net);
-    ok(&c, "one.vn.chmod", mode.clone());
-    mode[0] = i(sg);
-    ok(&c, "one.secgroup.chmod", mode);
+    let_others_use(&c, "image", image);
+    let_others_use(&c, "vn", net);
+    let_others_use(&c, "secgroup", sg);
     let (code, msg) = one_error(ann.call("one.vm.allocate", vec![s(&vm)]));
     assert_eq!(code, 0x4000, "{msg}");
     assert!(msg.contains("Total threads per core and socket"), "{msg}");
@@ -171,9 +167,7 @@ fn a_new_vms_images_and_networks_are_refused_together() {
             i(-1),
         ],
     );
-    let mut mode = vec![i(net2)];
-    mode.extend([-1, -1, -1, -1, -1, -1, 1, -1, -1].map(i));
-    ok(&c, "one.vn.chmod", mode);
+    let_others_use(&c, "vn", net2);
     let nic = format!("CPU = 1\nMEMORY = 64\nNIC = [ NETWORK_ID = {net2} ]");
     assert_eq!(
         one_error(ann.call("one.vm.allocate", vec![s(&nic)])),
