@@ -249,6 +249,7 @@ fn user_row_bytes(u: &UserRow) -> usize {
         + 2 * u.name.len()
         + u.password.len()
         + u.auth_driver.len()
+        + u.template.len()
         + std::mem::size_of_val(u.groups.as_slice())
         + tokens
 }

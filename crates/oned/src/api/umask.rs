@@ -12,11 +12,13 @@ const DEFAULT_UMASK: &str = "177";
 
 /// The permissions of what `s` makes for itself.
 pub fn new_object(ctx: &Ctx, s: &Session) -> i64 {
-    let conf = ctx.config.raw.single("DEFAULT_UMASK");
-    let umask = s
-        .umask
-        .or_else(|| octal(conf.unwrap_or(DEFAULT_UMASK)))
-        .unwrap_or(0o177);
+    let conf = || {
+        ctx.config
+            .raw
+            .single("DEFAULT_UMASK")
+            .unwrap_or(DEFAULT_UMASK)
+    };
+    let umask = s.umask.unwrap_or_else(|| octal(conf()));
     perms(s.uid, s.gid, super::owned::other_permissions(ctx), umask)
 }
 
@@ -39,25 +41,38 @@ fn perms(uid: i64, gid: i64, enable_other: bool, umask: i64) -> i64 {
     all & !umask
 }
 
-/// The UMASK a user's template sets (`oneuser umask`), if it sets one.
+/// The UMASK a user's template sets (`oneuser umask`), if it sets one: `User::get_umask` reads
+/// any non-empty value, else oned.conf's.
 pub fn of_user_template(text: &str) -> Option<i64> {
     if !text.contains("UMASK") {
         return None;
     }
     let t = Template::parse(text).ok()?;
-    let value = t.single("UMASK")?.to_string();
-    octal(&value)
+    let value = t.single("UMASK").filter(|v| !v.is_empty())?;
+    Some(octal(value))
 }
 
-/// As `iss >> oct`: the leading octal digits, masked to 0777.
-fn octal(text: &str) -> Option<i64> {
-    let digits: String = text
-        .trim_start()
-        .chars()
-        .take_while(|c| ('0'..='7').contains(c))
-        .collect();
-    let value = i64::from_str_radix(&digits, 8).ok()?;
-    Some(value & 0o777)
+/// As `iss >> oct >> umask; umask & 0777` with a C++ `int`: leading blanks, a sign, the octal
+/// digits that follow; 0 when there are none, the `int`'s bound past it.
+fn octal(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let digits = rest.bytes().take_while(|b| (b'0'..=b'7').contains(b));
+    let mut value: i64 = 0;
+    let mut any = false;
+    for d in digits {
+        any = true;
+        value = (value * 8 + i64::from(d - b'0')).min(i64::from(i32::MAX) + 1);
+    }
+    let value = match (any, negative) {
+        (false, _) => 0,
+        (true, false) => value.min(i64::from(i32::MAX)),
+        (true, true) => (-value).max(i64::from(i32::MIN)),
+    };
+    value & 0o777
 }
 
 #[cfg(test)]
@@ -76,9 +91,17 @@ mod tests {
         // ADMIN bits only for oneadmin's objects.
         assert_eq!(perms(5, 100, true, 0), 0o666);
         assert_eq!(perms(5, 0, true, 0), 0o777);
-        assert_eq!(octal(" 117x"), Some(0o117));
-        assert_eq!(octal("7777"), Some(0o777));
-        assert_eq!(octal("abc"), None);
+        assert_eq!(octal(" 117x"), 0o117);
+        assert_eq!(octal("7777"), 0o777);
+        // What `iss >> oct` makes of the rest: nothing read is 0, a sign counts, an overflow
+        // is the int's bound.
+        assert_eq!(octal("abc"), 0);
+        assert_eq!(octal("-1"), 0o777);
+        assert_eq!(octal("+22"), 0o22);
+        assert_eq!(octal("77777777777777777777"), i64::from(i32::MAX) & 0o777);
+        assert_eq!(octal("-77777777777777777777"), 0);
+        assert_eq!(of_user_template("UMASK = \"abc\""), Some(0));
+        assert_eq!(of_user_template("UMASK = \"\""), None);
         assert_eq!(of_user_template("UMASK = \"007\""), Some(0o007));
         assert_eq!(of_user_template("LABEL = x"), None);
         let kept = kept_of_user_template("LABEL = x\nUMASK = \"7\"");

@@ -29,6 +29,14 @@ pub fn is_nic(a: &template::Attribute) -> bool {
     }
 }
 
+/// A template's NICs in `VirtualMachineNics`' order: the NICs, the PCI devices of TYPE = NIC,
+/// the aliases.
+pub fn nics_of(t: &Template) -> impl Iterator<Item = &template::Attribute> {
+    t.get_all("NIC")
+        .chain(t.get_all("PCI").filter(|a| is_nic(a)))
+        .chain(t.get_all("NIC_ALIAS"))
+}
+
 pub const METHODS: &[Method] = &[
     // A virtual router's VMs change their NICs through the router only.
     method!(

@@ -52,7 +52,7 @@ async fn chown(ctx: &Ctx, s: &Session, p: Params<'_>) -> MethodResult {
 fn counts_for(ctx: &Ctx, v: &VmRow) -> Vec<Ask> {
     let t = Template::parse(&v.template).unwrap_or_default();
     let mut leases = Vec::new();
-    for nic in t.attrs.iter().filter(|a| super::vm_nics::is_nic(a)) {
+    for nic in super::vm_nics::nics_of(&t) {
         let vnet = nic.vector_get("NETWORK_ID").map(str::trim).unwrap_or("");
         if let Ok(vnet) = vnet.parse::<i64>() {
             super::vnet_leases::count(&mut leases, vnet, 1.0);

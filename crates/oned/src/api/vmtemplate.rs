@@ -148,11 +148,8 @@ async fn insert(
     if let Err(e) = checked(ctx, t) {
         // 7.0.2 asks for the name before `VMTemplate::insert`'s checks: read only now, so an
         // allocation that passes them reads nothing (its insert checks the name itself).
-        return Err(
-            super::writes::name_taken(ctx, objects::template::TABLE, new)
-                .await
-                .unwrap_or_else(|| refusal.fail(WHAT, e)),
-        );
+        let taken = super::writes::name_taken(ctx, objects::template::TABLE, new).await?;
+        return Err(taken.unwrap_or_else(|| refusal.fail(WHAT, e)));
     }
     // `VMTemplatePool::allocate` encrypts the template before it is stored.
     let text = super::encrypted::seal_text(ctx, objects::template::TABLE, t.to_text());

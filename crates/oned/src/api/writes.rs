@@ -113,53 +113,48 @@ pub async fn allocate_next_refused(
     stmts.extend(with);
     stmts.push(sqlstore::objects::next_oid(pool));
     let txn = SqlTxn { stmts };
-    let mut collided = None;
+    let mut collided = false;
     let committed = ctx
         .commit(txn, |r| {
             seen(&r);
             // A UNIQUE constraint, or an insert whose own check of its owner's names matched
             // no row (`objects::insert_next_unless`).
             let by_insert = r.kind == TxnErrorKind::NotFound && r.stmt == 0 && new.owner.is_some();
-            if r.kind == TxnErrorKind::Constraint || by_insert {
-                collided = Some(r.kind);
-            }
+            collided = r.kind == TxnErrorKind::Constraint || by_insert;
             new.refusal.fail(new.what, &r.message)
         })
         .await;
-    let values = match (committed, collided) {
-        (Ok(values), _) => values,
-        (Err(f), Some(kind)) => {
-            return Err(match name_taken(ctx, pool, new).await {
-                Some(taken) => taken,
-                None if kind == TxnErrorKind::Constraint => new.refusal.fail(
-                    new.what,
-                    format!("NAME is already taken by {} {}.", new.kind, new.name),
-                ),
-                None => f,
-            });
+    let values = match committed {
+        Ok(values) => values,
+        // Named by its holder's id; by the name itself when the holder went meanwhile (the
+        // insert was refused all the same).
+        Err(_) if collided => {
+            let taken = name_taken(ctx, pool, new).await?;
+            return Err(taken.unwrap_or_else(|| taken_by(new, new.name)));
         }
-        (Err(f), None) => return Err(f),
+        Err(f) => return Err(f),
     };
     new_id(&values, new.what)
 }
 
 /// OpenNebula's refusal of `new` when its name is taken in `pool` (by its owner's objects,
-/// when names are unique per owner), naming the holder by its id; `None` when it is free or
-/// cannot be read.
-pub async fn name_taken(ctx: &Ctx, pool: &str, new: New<'_>) -> Option<Failure> {
+/// when names are unique per owner), naming the holder by its id; `None` when it is free.
+pub async fn name_taken(ctx: &Ctx, pool: &str, new: New<'_>) -> Result<Option<Failure>, Failure> {
     let (table, named, owner) = (pool.to_string(), new.name.to_string(), new.owner);
     let holder = ctx
         .read(move |c| match owner {
             Some(uid) => sqlstore::objects::owned_named(c, &table, &named, uid),
             None => sqlstore::objects::oid_named(c, &table, &named),
         })
-        .await
-        .ok()
-        .flatten()?;
-    Some(new.refusal.fail(
+        .await?;
+    Ok(holder.map(|oid| taken_by(new, &oid.to_string())))
+}
+
+fn taken_by(new: New<'_>, holder: &str) -> Failure {
+    new.refusal.fail(
         new.what,
         format!("NAME is already taken by {} {holder}.", new.kind),
-    ))
+    )
 }
 
 /// `one.<o>.rename(id, name)` of a family whose names are unique in the zone (hosts, clusters,
