@@ -201,7 +201,8 @@ pub async fn chown_checked<R: HasOwner + Send + 'static>(
         if uid > -1 { uid } else { o.uid },
         if gid > -1 { gid } else { o.gid },
     );
-    let stmts = vec![objects::set_owner(f.table, id, nu, ng)];
+    let mut stmts = vec![objects::set_owner(f.table, id, nu, ng)];
+    stmts.extend(name_guard(f.table, id));
     // The new owner's quotas take what the object counts for (OpenNebula's chown checks them
     // too, for the owner and group that change); the guard holds them where it is applied.
     let charge = (!asks.is_empty()).then(|| super::quota::Charge {
@@ -211,8 +212,9 @@ pub async fn chown_checked<R: HasOwner + Send + 'static>(
         wording: super::quota::Wording::Caller(s.uid),
     });
     super::quota::commit_charged(ctx, stmts, charge, |r| match r.kind {
-        TxnErrorKind::NotFound => f.missing(id),
-        TxnErrorKind::Constraint => fail(
+        TxnErrorKind::NotFound if r.stmt == 0 => f.missing(id),
+        // The name guard: the new owner took a template of this name meanwhile.
+        TxnErrorKind::Constraint | TxnErrorKind::NotFound => fail(
             code::ACTION,
             format!(
                 "Cannot change the owner of {}: NAME is already taken.",
@@ -340,8 +342,9 @@ pub async fn rename_as<R: HasOwner + Send + 'static>(
         return Err(collides(other));
     }
     super::validate::object_name(&name).map_err(|e| fail(code::ACTION, e))?;
-    let stmt = objects::set_name(f.table, id, &name);
-    match write(ctx, f, id, vec![stmt], "rename").await {
+    let mut stmts = vec![objects::set_name(f.table, id, &name)];
+    stmts.extend(name_guard(f.table, id));
+    match write(ctx, f, id, stmts, "rename").await {
         // Taken meanwhile by a concurrent call.
         Err(e) => match holder(ctx, f, &name, owner).await? {
             Some(other) => Err(collides(other)),
@@ -349,6 +352,12 @@ pub async fn rename_as<R: HasOwner + Send + 'static>(
         },
         ok => ok,
     }
+}
+
+/// The guard a rename or chown of object `id` ends with where the database does not keep its
+/// names unique per owner itself (VM templates).
+fn name_guard(table: &str, id: i64) -> Option<SqlStmt> {
+    (table == objects::template::TABLE).then(|| objects::template::name_still_unique(id))
 }
 
 /// The object of the family holding `name` for `owner`, as `RequestManagerRename`'s `exist`

@@ -636,3 +636,77 @@ fn racing_allocations_of_one_template_name_make_one_template() {
         .unwrap();
     assert_eq!(pool.matches("<NAME>twin</NAME>").count(), 1, "{pool}");
 }
+
+/// Renames to one name and chowns to one owner racing each other: the owner still holds one
+/// template of each name (the name is checked again where the change is applied).
+#[test]
+fn racing_renames_and_chowns_keep_template_names_unique_per_owner() {
+    let zone = Zone::solo();
+    let c = zone.servers[0].client();
+    let template = |name: &str| {
+        id(
+            &c,
+            "one.template.allocate",
+            vec![s(&format!("NAME = {name}\nCPU = 1"))],
+        )
+    };
+    let race = |calls: Vec<(&'static str, Vec<Value>)>| -> usize {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = calls
+                .into_iter()
+                .map(|(m, params)| {
+                    let c = zone.servers[0].client();
+                    scope.spawn(move || c.call(m, params).is_ok())
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| h.join().expect("a caller"))
+                .filter(|won| *won)
+                .count()
+        })
+    };
+    let named = |name: &str| {
+        let pool = c
+            .call_xml("one.templatepool.info", vec![int(-2), int(-1), int(-1)])
+            .unwrap();
+        pool.matches(&format!("<NAME>{name}</NAME>")).count()
+    };
+
+    let renames: Vec<_> = (0..12)
+        .map(|n| {
+            let t = template(&format!("t{n}"));
+            ("one.template.rename", vec![int(t), s("same")])
+        })
+        .collect();
+    assert_eq!(race(renames), 1);
+    assert_eq!(named("same"), 1);
+
+    // Twelve users' templates of one name, all given to oneadmin at once.
+    let chowns: Vec<_> = (0..12)
+        .map(|n| {
+            let user = format!("u{n}");
+            id(
+                &c,
+                "one.user.allocate",
+                vec![s(&user), s("pw"), s(""), Value::Array(vec![])],
+            );
+            let u = zone.servers[0].client_as(&user, "pw");
+            let t = id(
+                &u,
+                "one.template.allocate",
+                vec![s("NAME = shared\nCPU = 1")],
+            );
+            ("one.template.chown", vec![int(t), int(0), int(-1)])
+        })
+        .collect();
+    assert_eq!(race(chowns), 1);
+    let pool = c
+        .call_xml("one.templatepool.info", vec![int(-2), int(-1), int(-1)])
+        .unwrap();
+    let owned_by_admin = pool
+        .split("<VMTEMPLATE>")
+        .filter(|t| t.contains("<UID>0</UID>") && t.contains("<NAME>shared</NAME>"))
+        .count();
+    assert_eq!(owned_by_admin, 1, "{pool}");
+}

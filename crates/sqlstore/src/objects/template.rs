@@ -53,3 +53,16 @@ pub fn insert(name: &str, uid: i64, gid: i64, perms: i64, regtime: i64, text: St
         ],
     )
 }
+
+/// A guard for the end of a rename or chown of template `oid`: matches no row (refusing the
+/// transaction) when its owner now holds another template of its name. `template_pool` has no
+/// UNIQUE (uid, name) (OpenNebula's has none either), so this keeps it where it is applied.
+pub fn name_still_unique(oid: i64) -> SqlStmt {
+    SqlStmt::new(
+        "SELECT 1 FROM template_pool t WHERE t.oid = ?1 AND NOT EXISTS
+           (SELECT 1 FROM template_pool o WHERE o.uid = t.uid AND o.name = t.name
+              AND o.oid <> t.oid)",
+        vec![SqlValue::Int(oid)],
+    )
+    .must_match()
+}
