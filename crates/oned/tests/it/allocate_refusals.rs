@@ -596,6 +596,32 @@ fn built_in_drivers_exist_besides_the_shipped_ones() {
     );
 }
 
+/// Runs `calls` on the zone's first server all at once, each on its own connection; their
+/// outcomes in order.
+fn race(zone: &Zone, calls: Vec<(&'static str, Vec<Value>)>) -> Vec<Result<Value, (i32, String)>> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = calls
+            .into_iter()
+            .map(|(m, params)| {
+                let c = zone.servers[0].client();
+                scope.spawn(move || c.call(m, params).map_err(|e| one_error(Err::<(), _>(e))))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| h.join().expect("a caller"))
+            .collect()
+    })
+}
+
+/// How many templates of the pool are called `name`.
+fn templates_named(c: &Client, name: &str) -> usize {
+    let pool = c
+        .call_xml("one.templatepool.info", vec![int(-2), int(-1), int(-1)])
+        .unwrap();
+    pool.matches(&format!("<NAME>{name}</NAME>")).count()
+}
+
 /// Allocations of one template name racing each other: one wins, every other is refused
 /// naming the winner (the name is checked where the insert is applied, in the log's order,
 /// not read beforehand by each call).
@@ -603,22 +629,11 @@ fn built_in_drivers_exist_besides_the_shipped_ones() {
 fn racing_allocations_of_one_template_name_make_one_template() {
     let zone = Zone::solo();
     let m = "one.template.allocate";
-    let outcomes: Vec<Result<i64, (i32, String)>> = std::thread::scope(|scope| {
-        let calls: Vec<_> = (0..16)
-            .map(|_| {
-                let c = zone.servers[0].client();
-                scope.spawn(move || match c.call(m, vec![s("NAME = twin\nCPU = 1")]) {
-                    Ok(v) => Ok(v.as_i64().expect("an id")),
-                    Err(e) => Err(one_error(Err::<(), _>(e))),
-                })
-            })
-            .collect();
-        calls
-            .into_iter()
-            .map(|h| h.join().expect("a caller"))
-            .collect()
-    });
-    let won: Vec<i64> = outcomes.iter().filter_map(|o| o.clone().ok()).collect();
+    let outcomes = race(&zone, vec![(m, vec![s("NAME = twin\nCPU = 1")]); 16]);
+    let won: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().map(|v| v.as_i64().expect("an id")))
+        .collect();
     assert_eq!(won.len(), 1, "{outcomes:?}");
     for o in outcomes.iter().filter_map(|o| o.clone().err()) {
         assert_eq!(
@@ -631,10 +646,7 @@ fn racing_allocations_of_one_template_name_make_one_template() {
         );
     }
     let c = zone.servers[0].client();
-    let pool = c
-        .call_xml("one.templatepool.info", vec![int(-2), int(-1), int(-1)])
-        .unwrap();
-    assert_eq!(pool.matches("<NAME>twin</NAME>").count(), 1, "{pool}");
+    assert_eq!(templates_named(&c, "twin"), 1);
 }
 
 /// Renames to one name and chowns to one owner racing each other: the owner still holds one
@@ -650,28 +662,7 @@ fn racing_renames_and_chowns_keep_template_names_unique_per_owner() {
             vec![s(&format!("NAME = {name}\nCPU = 1"))],
         )
     };
-    let race = |calls: Vec<(&'static str, Vec<Value>)>| -> usize {
-        std::thread::scope(|scope| {
-            let running: Vec<_> = calls
-                .into_iter()
-                .map(|(m, params)| {
-                    let c = zone.servers[0].client();
-                    scope.spawn(move || c.call(m, params).is_ok())
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|h| h.join().expect("a caller"))
-                .filter(|won| *won)
-                .count()
-        })
-    };
-    let named = |name: &str| {
-        let pool = c
-            .call_xml("one.templatepool.info", vec![int(-2), int(-1), int(-1)])
-            .unwrap();
-        pool.matches(&format!("<NAME>{name}</NAME>")).count()
-    };
+    let won = |calls| race(&zone, calls).iter().filter(|o| o.is_ok()).count();
 
     let renames: Vec<_> = (0..12)
         .map(|n| {
@@ -679,8 +670,8 @@ fn racing_renames_and_chowns_keep_template_names_unique_per_owner() {
             ("one.template.rename", vec![int(t), s("same")])
         })
         .collect();
-    assert_eq!(race(renames), 1);
-    assert_eq!(named("same"), 1);
+    assert_eq!(won(renames), 1);
+    assert_eq!(templates_named(&c, "same"), 1);
 
     // Twelve users' templates of one name, all given to oneadmin at once.
     let chowns: Vec<_> = (0..12)
@@ -700,7 +691,7 @@ fn racing_renames_and_chowns_keep_template_names_unique_per_owner() {
             ("one.template.chown", vec![int(t), int(0), int(-1)])
         })
         .collect();
-    assert_eq!(race(chowns), 1);
+    assert_eq!(won(chowns), 1);
     let pool = c
         .call_xml("one.templatepool.info", vec![int(-2), int(-1), int(-1)])
         .unwrap();
